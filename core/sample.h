@@ -1,0 +1,73 @@
+/* sample: the webdataset view of one training example, a key plus named
+ * fields ("jpg", "txt", "json", "0.png", ...), with the metadata that will be
+ * written to its "json" field.  Interleaved documents are samples whose
+ * "json" holds ordered texts/images and whose images are "0.jpg", "1.png".
+ *
+ * Field bytes and strings live in the worker's arena (reset after each
+ * sample); only `meta` is heap memory, released by sample_fini. */
+#ifndef VC_CORE_SAMPLE_H
+#define VC_CORE_SAMPLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vc_err.h"
+
+struct arena;
+struct cJSON;
+
+struct sample_field {
+    const char *name;    /* part of the member name after the key's first dot; arena */
+    const uint8_t *data; /* arena */
+    size_t size;
+};
+
+struct sample {
+    const char *key;      /* output key: [A-Za-z0-9_-]+, no dots; arena */
+    const char *orig_key; /* the key as the source spelled it; arena */
+    const char *source;   /* source name from the spec; borrowed for the run */
+    const char *src_file; /* input file the sample came from; borrowed for the task */
+    uint64_t src_index;   /* ordinal within its input unit: the stable sort key */
+    struct sample_field *fields; /* arena */
+    size_t n_fields, cap_fields;
+    struct cJSON *meta;  /* owned: object merged into the output "json" field */
+    struct arena *arena; /* borrowed */
+};
+
+/* Zeroes `s` and binds it to `arena`.  Allocates nothing. */
+void sample_init(struct sample *s, struct arena *arena);
+/* Releases `meta`; the arena memory is the arena owner's business. */
+void sample_fini(struct sample *s);
+
+/* Appends a field, copying name and bytes into the arena.  Fails with
+ * VC_ESAMPLE (too_many_fields) past SAMPLE_MAX_FIELDS or when a field of
+ * that name exists already, and with VC_ESAMPLE (mem_cap) when the arena cap
+ * is reached. */
+enum vc_status sample_add_field(struct sample *s, const char *name, const void *data, size_t size,
+                                struct vc_err *err);
+/* Replaces the bytes of an existing field (or adds it).  Copies. */
+enum vc_status sample_set_field(struct sample *s, const char *name, const void *data, size_t size,
+                                struct vc_err *err);
+/* Removes a field if present (order of the others is kept). */
+void sample_remove_field(struct sample *s, const char *name);
+/* Borrowed until the fields change; NULL when absent.  Case-sensitive. */
+struct sample_field *sample_field_get(const struct sample *s, const char *name);
+/* The main image: the first field whose name is an image extension (jpg,
+ * jpeg, png, webp) with no index prefix.  NULL when none. */
+struct sample_field *sample_main_image(const struct sample *s);
+/* The main text: "txt", else "caption", else "text".  NULL when none. */
+struct sample_field *sample_main_text(const struct sample *s);
+/* The metadata object, created on first use; NULL only on OOM. */
+struct cJSON *sample_meta(struct sample *s);
+
+/* A webdataset-safe key (ASCII letters, digits, '_' and '-' only; '.', '/'
+ * and everything else become '_'), truncated to out_cap - 1 bytes.  An
+ * empty input yields "_".  Returns the length written. */
+size_t sample_key_sanitize(const char *in, char *out, size_t out_cap);
+
+/* Limits on one sample, so a hostile shard cannot make us allocate without
+ * bound.  A field this many or more is more likely an attack than data. */
+enum { SAMPLE_MAX_FIELDS = 256 };
+
+#endif

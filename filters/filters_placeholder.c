@@ -1,0 +1,2 @@
+/* filters: module list grows here. */
+typedef int vc_filters_placeholder_;

@@ -1,0 +1,2 @@
+/* pipeline: module list grows here. */
+typedef int vc_pipeline_placeholder_;

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages vlmcurate needs to build, test and run, and
+# only those that are missing.  Safe to run repeatedly; needs root (or sudo).
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake pkg-config
+  libarchive-dev        # tar/tar.gz/tar.zst reading and writing
+  libturbojpeg0-dev     # JPEG decode/encode (TurboJPEG API)
+  libwebp-dev libpng-dev libzstd-dev libcjson-dev
+  libexttextcat-dev libexttextcat-data   # language identification
+  wamerican             # English word list for the common-word filter
+  python3 tar gzip zstd # test drivers and independent tar readers
+)
+if [ "${VC_WITH_BROWSER:-1}" = 1 ]; then
+  PACKAGES+=(chromium)  # renders the HTML audit report in tests
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO=sudo
+echo "installing: ${missing[*]}" >&2
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

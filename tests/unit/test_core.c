@@ -1,0 +1,81 @@
+/* Unit tests of core/: error messages, checked arithmetic, the arena cap,
+ * sample fields and key sanitising. */
+#include "vc_test.h"
+
+#include "core/sample.h"
+#include "core/vc_err.h"
+#include "core/vc_mem.h"
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+
+TEST(err_message_and_prefix)
+{
+    struct vc_err err;
+    vc_err_clear(&err);
+    CHECK_INT(vc_err_set(&err, VC_ESAMPLE, VC_REASON_decode_error, "bad %s", "jpeg"), VC_ESAMPLE);
+    vc_err_prefix(&err, "shard.tar:%s", "k1");
+    CHECK_STR(err.msg, "shard.tar:k1: bad jpeg");
+    CHECK_STR(vc_reason_name(err.reason), "decode_error");
+    CHECK_INT(vc_reason_from_name("unsafe_path"), VC_REASON_unsafe_path);
+    CHECK_INT(vc_reason_from_name("no_such_reason"), -1);
+}
+
+TEST(checked_arithmetic)
+{
+    size_t out = 7;
+    CHECK(vc_mul_ok(100000, 100000, &out) && out == 10000000000u);
+    CHECK(!vc_mul_ok(SIZE_MAX / 2, 3, &out));
+    CHECK(!vc_add_ok(SIZE_MAX, 1, &out));
+    CHECK(vc_malloc_array(SIZE_MAX / 4, 8) == NULL);
+}
+
+TEST(arena_cap_and_reset)
+{
+    struct arena *a = arena_new(1000);
+    CHECK(arena_alloc(a, 600) != NULL);
+    CHECK(arena_alloc(a, 600) == NULL); /* 1200 > cap */
+    CHECK_INT(arena_used(a), 608);
+    arena_reset(a);
+    CHECK_INT(arena_used(a), 0);
+    unsigned char *p = arena_alloc(a, 992);
+    CHECK(p != NULL && ((uintptr_t)p & 15) == 0);
+    CHECK(arena_alloc_array(a, SIZE_MAX / 2, 4) == NULL);
+    arena_free(a);
+}
+
+TEST(sample_fields)
+{
+    struct arena *a = arena_new(1 << 20);
+    struct sample s;
+    struct vc_err err;
+    sample_init(&s, a);
+    CHECK_INT(sample_add_field(&s, "txt", "hi", 2, &err), VC_OK);
+    CHECK_INT(sample_add_field(&s, "png", "\x89PNG", 4, &err), VC_OK);
+    CHECK_INT(sample_add_field(&s, "txt", "again", 5, &err), VC_ESAMPLE);
+    CHECK_INT(sample_set_field(&s, "txt", "hello", 5, &err), VC_OK);
+    CHECK(sample_main_text(&s) && sample_main_text(&s)->size == 5);
+    CHECK_STR(sample_main_image(&s)->name, "png");
+    sample_remove_field(&s, "txt");
+    CHECK(sample_main_text(&s) == NULL);
+    CHECK_INT(s.n_fields, 1);
+    cJSON_AddNumberToObject(sample_meta(&s), "width", 3);
+    sample_fini(&s);
+    arena_free(a);
+}
+
+TEST(key_sanitize)
+{
+    char out[16];
+    CHECK_INT(sample_key_sanitize("a.b/c d-é", out, sizeof out), 10);
+    CHECK_STR(out, "a_b_c_d-__");
+    sample_key_sanitize("", out, sizeof out);
+    CHECK_STR(out, "_");
+    sample_key_sanitize("0123456789abcdefghij", out, 8);
+    CHECK_STR(out, "0123456");
+}
+
+#define TESTS(X)                                                                                   \
+    X(err_message_and_prefix) X(checked_arithmetic) X(arena_cap_and_reset) X(sample_fields)        \
+        X(key_sanitize)
+TEST_MAIN(TESTS)
