@@ -1,0 +1,30 @@
+/* vc_fs: the file-system steps of crash safety, written once: create
+ * folders, write a whole file atomically (temp name, fsync, rename, fsync
+ * the folder), and read a small file with a size cap.  Every commit marker
+ * and manifest in the project goes through vc_fs_write_atomic. */
+#ifndef VC_CORE_VC_FS_H
+#define VC_CORE_VC_FS_H
+
+#include <stddef.h>
+
+#include "vc_err.h"
+
+/* mkdir -p; VC_EFATAL io_error naming the path on failure. */
+enum vc_status vc_fs_mkdirs(const char *path, struct vc_err *err);
+/* fsync of the folder that holds `path` (so a rename inside it is durable). */
+enum vc_status vc_fs_fsync_parent(const char *path, struct vc_err *err);
+/* Writes data to "<path>.tmp", fsyncs, renames onto path, fsyncs the folder.
+ * Readers see either the old file or the whole new one, never a part. */
+enum vc_status vc_fs_write_atomic(const char *path, const void *data, size_t size,
+                                  struct vc_err *err);
+/* Renames an already-written and fsynced temp file into place durably. */
+enum vc_status vc_fs_commit_rename(const char *tmp_path, const char *path, struct vc_err *err);
+/* Reads a whole file of at most max_bytes.  *out is owned (free()), with a
+ * NUL appended (not counted in *size).  VC_ESAMPLE field_too_long when the
+ * file is larger, VC_EFATAL io_error when it cannot be read. */
+enum vc_status vc_fs_read_file(const char *path, size_t max_bytes, char **out, size_t *size,
+                               struct vc_err *err);
+/* 1 if path exists (any type), 0 otherwise. */
+int vc_fs_exists(const char *path);
+
+#endif
