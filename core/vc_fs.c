@@ -112,14 +112,13 @@ enum vc_status vc_fs_read_file(const char *path, size_t max_bytes, char **out, s
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        return vc_err_set(err, VC_EFATAL, VC_REASON_not_a_file, "'%s' is not a regular file",
-                          path);
+        return vc_err_set(err, VC_EFATAL, VC_REASON_not_a_file, "'%s' is not a regular file", path);
     }
     if ((uint64_t)st.st_size > max_bytes) {
         close(fd);
         return vc_err_set(err, VC_ESAMPLE, VC_REASON_field_too_long,
-                          "'%s' is %lld bytes, over the limit of %zu", path,
-                          (long long)st.st_size, max_bytes);
+                          "'%s' is %lld bytes, over the limit of %zu", path, (long long)st.st_size,
+                          max_bytes);
     }
     size_t len = (size_t)st.st_size;
     char *buf = malloc(len + 1);
