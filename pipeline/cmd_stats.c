@@ -1,0 +1,259 @@
+/* cmd_stats: scans shards in parallel (one OpenMP task per shard), records
+ * every sample with sample_stats_observe, writes one stats file per shard
+ * and the merged stats.json + report.html.  Per-shard files are merged in
+ * shard order, and merging is exact, so the outputs do not depend on the
+ * thread count. */
+#include "cmd_stats.h"
+
+#include "core/sample.h"
+#include "core/vc_fs.h"
+#include "core/vc_mem.h"
+#include "manifests/report_html.h"
+#include "manifests/stats.h"
+#include "stages/sample_stats.h"
+#include "stages/wds_read.h"
+
+#include <dirent.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* Per-sample scratch cap: the reader's entry limit plus room for fields. */
+#define STATS_ARENA_BYTES (WDS_DEFAULT_MAX_ENTRY_BYTES + (64u << 20))
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: vlmcurate stats DIR|SHARD... [--out DIR] [--decode] [--threads N]\n"
+                 "                       [--title TEXT]\n"
+                 "Audits webdataset shards (.tar, .tar.gz, .tar.zst): counts, image sizes and\n"
+                 "formats from headers (--decode: full decode), text lengths, documents.\n"
+                 "Writes OUT/stats.json, OUT/report.html and OUT/stats/<shard>.json, where OUT\n"
+                 "is --out or, for a single folder argument, that folder.\n");
+}
+
+static bool is_shard_name(const char *name)
+{
+    static const char *const suffixes[] = { ".tar", ".tar.gz", ".tgz", ".tar.zst" };
+    size_t n = strlen(name);
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        size_t k = strlen(suffixes[i]);
+        if (n > k && strcmp(name + n - k, suffixes[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
+struct shard_list {
+    char **paths;
+    size_t n, cap;
+};
+
+static int list_add(struct shard_list *l, const char *path)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        char **grown = vc_realloc_array(l->paths, cap, sizeof *grown);
+        if (!grown)
+            return -1;
+        l->paths = grown;
+        l->cap = cap;
+    }
+    l->paths[l->n] = vc_strdup(path);
+    return l->paths[l->n++] ? 0 : -1;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int collect(const char *arg, struct shard_list *l)
+{
+    struct stat st;
+    if (stat(arg, &st) != 0) {
+        fprintf(stderr, "vlmcurate stats: %s: no such file or folder\n", arg);
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode))
+        return list_add(l, arg);
+    DIR *d = opendir(arg);
+    if (!d)
+        return -1;
+    size_t first = l->n;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.' || !is_shard_name(e->d_name))
+            continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", arg, e->d_name);
+        if (list_add(l, path) != 0) {
+            closedir(d);
+            return -1;
+        }
+    }
+    closedir(d);
+    qsort(l->paths + first, l->n - first, sizeof *l->paths, cmp_str);
+    return 0;
+}
+
+/* Reads one shard into a fresh stats object.  Returns VC_ESHARD when the
+ * shard could not be read to its end (what was read is still recorded). */
+static enum vc_status scan_shard(const char *path, const struct sample_stats_opts *opts,
+                                 struct stats *st, struct vc_err *err)
+{
+    struct wds_reader *r;
+    if (wds_reader_open(path, NULL, &r, err) != VC_OK) {
+        stats_count(st, "all", "error", vc_reason_name(err->reason), 1, path);
+        return VC_ESHARD;
+    }
+    struct arena *a = arena_new(STATS_ARENA_BYTES);
+    enum vc_status rc = a ? VC_OK : VC_EFATAL;
+    while (rc == VC_OK) {
+        struct sample s;
+        sample_init(&s, a);
+        struct vc_err e;
+        enum vc_status got = wds_reader_next(r, &s, &e);
+        if (got == VC_OK || got == VC_ESAMPLE) {
+            stats_count(st, "all", "funnel", "input", 1, NULL);
+            if (got == VC_OK && sample_stats_observe(st, &s, opts, &e) == VC_OK) {
+                stats_count(st, "all", "funnel", "written", 1, NULL);
+            } else {
+                stats_count(st, "all", "funnel", "error", 1, NULL);
+                if (got == VC_ESAMPLE)
+                    stats_count(st, "all", "error", vc_reason_name(e.reason), 1,
+                                s.orig_key ? s.orig_key : path);
+                fprintf(stderr, "vlmcurate stats: %s: %s: %s\n", path,
+                        s.orig_key ? s.orig_key : "?", e.msg);
+            }
+        } else if (got == VC_ESHARD) {
+            stats_count(st, "all", "error", vc_reason_name(e.reason), 1, path);
+            *err = e;
+            rc = VC_ESHARD;
+        } else {
+            rc = got == VC_EOF ? VC_EOF : got;
+            if (got != VC_EOF)
+                *err = e;
+        }
+        sample_fini(&s);
+        arena_reset(a);
+    }
+    arena_free(a);
+    wds_reader_close(r);
+    return rc == VC_EOF ? VC_OK : rc;
+}
+
+static const char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+int cmd_stats_main(int argc, char **argv)
+{
+    struct sample_stats_opts opts = { 0 };
+    const char *out_dir = NULL, *title = NULL;
+    int threads = 0;
+    struct shard_list shards = { 0 };
+    int n_args = 0, status = 0;
+    const char *only_arg = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--decode") == 0) {
+            opts.decode = true;
+        } else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc) {
+            out_dir = argv[++i];
+        } else if (strcmp(argv[i], "--title") == 0 && i + 1 < argc) {
+            title = argv[++i];
+        } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
+            threads = (int)strtol(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr, "vlmcurate stats: unknown option '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        } else {
+            if (collect(argv[i], &shards) != 0)
+                status = 2;
+            only_arg = argv[i];
+            n_args++;
+        }
+    }
+    struct stat st;
+    if (!out_dir && n_args == 1 && stat(only_arg, &st) == 0 && S_ISDIR(st.st_mode))
+        out_dir = only_arg;
+    if (status || n_args == 0 || !out_dir || shards.n == 0) {
+        if (n_args && shards.n == 0 && status == 0)
+            fprintf(stderr, "vlmcurate stats: no shards found\n");
+        if (n_args > 1 && !out_dir)
+            fprintf(stderr, "vlmcurate stats: --out is required with several arguments\n");
+        usage(stderr);
+        for (size_t i = 0; i < shards.n; i++)
+            free(shards.paths[i]);
+        free(shards.paths);
+        return 2;
+    }
+    char stats_dir[4096];
+    snprintf(stats_dir, sizeof stats_dir, "%s/stats", out_dir);
+    struct vc_err err;
+    if (vc_fs_mkdirs(stats_dir, &err) != VC_OK) {
+        fprintf(stderr, "vlmcurate stats: %s\n", err.msg);
+        return 1;
+    }
+    struct stats **per = calloc(shards.n, sizeof *per);
+    int bad = 0;
+    if (threads > 0)
+        omp_set_num_threads(threads);
+#pragma omp parallel for schedule(dynamic, 1) reduction(+ : bad)
+    for (size_t i = 0; i < shards.n; i++) {
+        struct vc_err e;
+        vc_err_clear(&e);
+        per[i] = stats_new();
+        if (!per[i]) {
+            bad++;
+            continue;
+        }
+        if (scan_shard(shards.paths[i], &opts, per[i], &e) != VC_OK) {
+            fprintf(stderr, "vlmcurate stats: %s: %s\n", shards.paths[i], e.msg);
+            bad++;
+        }
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s.json", stats_dir, base_name(shards.paths[i]));
+        if (stats_write_json(per[i], path, &e) != VC_OK) {
+            fprintf(stderr, "vlmcurate stats: %s\n", e.msg);
+            bad++;
+        }
+    }
+    struct stats *merged = stats_new();
+    int rc = merged ? 0 : 1;
+    for (size_t i = 0; i < shards.n && rc == 0; i++)
+        if (per[i] && stats_merge(merged, per[i], &err) != VC_OK)
+            rc = 1;
+    char json_path[4200], html_path[4200];
+    snprintf(json_path, sizeof json_path, "%s/stats.json", out_dir);
+    snprintf(html_path, sizeof html_path, "%s/report.html", out_dir);
+    char default_title[4200];
+    snprintf(default_title, sizeof default_title, "vlmcurate audit of %s",
+             n_args == 1 ? only_arg : out_dir);
+    if (rc == 0 &&
+        (stats_write_json(merged, json_path, &err) != VC_OK ||
+         report_html_write(merged, title ? title : default_title, html_path, &err) != VC_OK)) {
+        fprintf(stderr, "vlmcurate stats: %s\n", err.msg);
+        rc = 1;
+    }
+    if (rc == 0)
+        printf("%zu shards, %llu samples (%llu unreadable)\nstats:  %s\nreport: %s\n", shards.n,
+               (unsigned long long)stats_counter(merged, "all", "funnel", "input"),
+               (unsigned long long)stats_counter(merged, "all", "funnel", "error"), json_path,
+               html_path);
+    stats_free(merged);
+    for (size_t i = 0; i < shards.n; i++) {
+        stats_free(per[i]);
+        free(shards.paths[i]);
+    }
+    free(per);
+    free(shards.paths);
+    return rc ? rc : (bad ? 1 : 0);
+}

@@ -1,0 +1,173 @@
+/* sample_stats: per-sample observations for the audit.  Reads headers only
+ * unless asked to decode; never changes the sample.  Document samples are
+ * recognised by a "json" field holding "texts" and "images" arrays
+ * (OBELICS layout), everything else is treated as an image-text pair. */
+#include "sample_stats.h"
+
+#include "core/img.h"
+#include "manifests/stats.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <string.h>
+
+void sample_stats_text_len(const char *text, size_t n, size_t *words, size_t *chars)
+{
+    size_t w = 0, c = 0;
+    bool in_word = false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)text[i];
+        if ((ch & 0xC0) != 0x80)
+            c++;
+        bool space =
+            ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f' || ch == '\v';
+        if (!space && !in_word)
+            w++;
+        in_word = !space;
+    }
+    *words = w;
+    *chars = c;
+}
+
+static bool is_image_name(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    return img_format_from_name(dot ? dot + 1 : name) != IMG_FORMAT_UNKNOWN;
+}
+
+struct groups {
+    const char *names[2];
+    int n;
+};
+
+static void observe(struct stats *st, const struct groups *g, const char *hist, double v)
+{
+    for (int i = 0; i < g->n; i++)
+        stats_observe(st, g->names[i], hist, v);
+}
+
+static void count(struct stats *st, const struct groups *g, const char *family, const char *name,
+                  const char *key)
+{
+    for (int i = 0; i < g->n; i++)
+        stats_count(st, g->names[i], family, name, 1, key);
+}
+
+static enum vc_status observe_image(struct stats *st, const struct groups *g,
+                                    const struct sample *s, const struct sample_field *f,
+                                    bool decode, struct vc_err *err)
+{
+    struct img_info info;
+    enum vc_status rc = img_probe(f->data, f->size, NULL, &info, err);
+    if (rc == VC_OK && decode) {
+        struct img im;
+        rc = img_decode(f->data, f->size, NULL, 0, &im, err);
+        if (rc == VC_OK)
+            img_release(&im);
+    }
+    if (rc != VC_OK) {
+        count(st, g, "error", vc_reason_name(err->reason), s->key);
+        return VC_ESAMPLE;
+    }
+    count(st, g, "format", img_format_ext(info.format), NULL);
+    observe(st, g, "width", info.width);
+    observe(st, g, "height", info.height);
+    observe(st, g, "aspect_ratio", info.height ? (double)info.width / info.height : 0);
+    observe(st, g, "pixels", (double)info.width * info.height);
+    observe(st, g, "bytes", (double)f->size);
+    return VC_OK;
+}
+
+static void observe_text(struct stats *st, const struct groups *g, const char *text, size_t n,
+                         const struct sample_stats_opts *opts)
+{
+    size_t words, chars;
+    sample_stats_text_len(text, n, &words, &chars);
+    observe(st, g, "text_words", (double)words);
+    observe(st, g, "text_chars", (double)chars);
+    if (opts->lang) {
+        const char *lang = opts->lang(text, n, opts->lang_ctx);
+        count(st, g, "language", lang ? lang : "unknown", NULL);
+    }
+}
+
+/* OBELICS documents: texts[] and images[] aligned, null where the other
+ * kind stands.  Returns false when the json is not a document. */
+static bool observe_document(struct stats *st, const struct groups *g, const struct sample *s,
+                             const struct sample_stats_opts *opts)
+{
+    const struct sample_field *jf = sample_field_get(s, "json");
+    if (!jf)
+        return false;
+    cJSON *doc = cJSON_ParseWithLength((const char *)jf->data, jf->size);
+    const cJSON *texts = cJSON_GetObjectItemCaseSensitive(doc, "texts");
+    const cJSON *images = cJSON_GetObjectItemCaseSensitive(doc, "images");
+    if (!cJSON_IsArray(texts) || !cJSON_IsArray(images)) {
+        cJSON_Delete(doc);
+        return false;
+    }
+    int n_img = 0, n_txt = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, images)
+    {
+        n_img += !cJSON_IsNull(it);
+    }
+    size_t words = 0, chars = 0;
+    const cJSON *longest = NULL;
+    cJSON_ArrayForEach(it, texts)
+    {
+        if (!cJSON_IsString(it))
+            continue;
+        n_txt++;
+        size_t w, c;
+        sample_stats_text_len(it->valuestring, strlen(it->valuestring), &w, &c);
+        words += w;
+        chars += c;
+        if (!longest || strlen(it->valuestring) > strlen(longest->valuestring))
+            longest = it;
+    }
+    observe(st, g, "doc_images", n_img);
+    observe(st, g, "doc_texts", n_txt);
+    observe(st, g, "text_words", (double)words);
+    observe(st, g, "text_chars", (double)chars);
+    if (opts->lang && longest) {
+        const char *lang =
+            opts->lang(longest->valuestring, strlen(longest->valuestring), opts->lang_ctx);
+        count(st, g, "language", lang ? lang : "unknown", NULL);
+    }
+    cJSON_Delete(doc);
+    return true;
+}
+
+enum vc_status sample_stats_observe(struct stats *st, const struct sample *s,
+                                    const struct sample_stats_opts *opts, struct vc_err *err)
+{
+    char source_group[160];
+    struct groups g = { { "all", NULL }, 1 };
+    if (s->source) {
+        snprintf(source_group, sizeof source_group, "source:%s", s->source);
+        g.names[g.n++] = source_group;
+        stats_count(st, "all", "source", s->source, 1, NULL);
+    }
+    enum vc_status rc = VC_OK;
+    struct vc_err first;
+    vc_err_clear(&first);
+    for (size_t i = 0; i < s->n_fields; i++) {
+        const struct sample_field *f = &s->fields[i];
+        if (!is_image_name(f->name))
+            continue;
+        struct vc_err e;
+        if (observe_image(st, &g, s, f, opts->decode, &e) != VC_OK && rc == VC_OK) {
+            rc = VC_ESAMPLE;
+            first = e;
+        }
+    }
+    if (!observe_document(st, &g, s, opts)) {
+        const struct sample_field *t = sample_main_text(s);
+        if (t)
+            observe_text(st, &g, (const char *)t->data, t->size, opts);
+    }
+    if (rc != VC_OK && err)
+        *err = first;
+    return rc;
+}

@@ -1,0 +1,34 @@
+/* sample_stats: what the audit records about one sample (image format and
+ * geometry from the header, byte sizes, caption or document text length,
+ * images per document, language), shared by the `stats` stage and by
+ * `vlmcurate stats` so both describe data the same way. */
+#ifndef VC_STAGES_SAMPLE_STATS_H
+#define VC_STAGES_SAMPLE_STATS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/sample.h"
+#include "core/vc_err.h"
+
+struct stats;
+
+struct sample_stats_opts {
+    bool decode; /* also decode every image fully (slow); header only otherwise */
+    /* Optional language identification: ISO code or NULL when unsure. */
+    const char *(*lang)(const char *text, size_t n, void *ctx);
+    void *lang_ctx;
+};
+
+/* Records `s` into group "all" and, when s->source is set, into
+ * "source:<name>".  Images that fail the probe (or the decode) are counted
+ * under family "error" with their reason and the sample key; the return is
+ * then VC_ESAMPLE with the first such error in `err`, else VC_OK.  The
+ * caller counts the funnel. */
+enum vc_status sample_stats_observe(struct stats *st, const struct sample *s,
+                                    const struct sample_stats_opts *opts, struct vc_err *err);
+
+/* Words (runs of non-space bytes) and UTF-8 characters in a text. */
+void sample_stats_text_len(const char *text, size_t n, size_t *words, size_t *chars);
+
+#endif
