@@ -340,8 +340,18 @@ enum vc_status report_html_write(const struct stats *s, const char *title, const
         section_sources(&b, s);
         section_reasons(&b, s, all);
     }
-    vc_buf_printf(&b, "<p><small>vlmcurate %s, schema %s</small></p></body></html>\n", VC_VERSION,
-                  STATS_SCHEMA);
+    /* The one script: marks on <body> how many charts exist and how many
+     * have a laid-out size, so a headless browser test can tell a page
+     * that renders from one that merely parses. */
+    vc_buf_printf(&b,
+                  "<p><small>vlmcurate %s, schema %s</small></p><script>(function(){"
+                  "var s=document.querySelectorAll('svg.chart'),ok=0;"
+                  "for(var i=0;i<s.length;i++){var r=s[i].getBoundingClientRect();"
+                  "if(r.width>0&&r.height>0)ok++;}"
+                  "document.body.setAttribute('data-charts',s.length);"
+                  "document.body.setAttribute('data-rendered',ok);})();</script>"
+                  "</body></html>\n",
+                  VC_VERSION, STATS_SCHEMA);
     enum vc_status rc;
     if (b.failed)
         rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory,
