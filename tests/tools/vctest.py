@@ -1,0 +1,59 @@
+"""Helpers shared by the end-to-end drivers (stdlib only).
+
+Writes small valid images without any imaging library (PNG through zlib,
+a header-only JPEG), parses the common command line, and runs the CLI."""
+import argparse
+import os
+import shutil
+import struct
+import subprocess
+import zlib
+
+
+def parse_args():
+    p = argparse.ArgumentParser()
+    p.add_argument("--bin", required=True, help="path to the vlmcurate binary")
+    p.add_argument("--shared", required=True, help="the shared/ folder")
+    p.add_argument("--tmp", required=True, help="scratch folder, emptied first")
+    a = p.parse_args()
+    shutil.rmtree(a.tmp, ignore_errors=True)
+    os.makedirs(a.tmp)
+    return a
+
+
+def png_bytes(width, height, seed=0):
+    """An 8-bit RGB PNG with a deterministic pattern."""
+    rows = bytearray()
+    for y in range(height):
+        rows.append(0)  # filter: none
+        for x in range(width):
+            rows += bytes(((x * 7 + seed) & 255, (y * 5 + seed) & 255, ((x ^ y) + seed) & 255))
+
+    def chunk(kind, data):
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) +
+            chunk(b"IDAT", zlib.compress(bytes(rows))) + chunk(b"IEND", b""))
+
+
+def jpeg_header_only(width, height):
+    """SOI + SOF0 + EOI: a valid header with no scan, so a probe succeeds
+    and a full decode must fail."""
+    sof = struct.pack(">BHHB", 8, height, width, 3) + b"\x01\x22\x00\x02\x11\x01\x03\x11\x01"
+    return (b"\xff\xd8" + b"\xff\xc0" + struct.pack(">H", len(sof) + 2) + sof + b"\xff\xd9")
+
+
+def run(args, cmd, check=True, **kw):
+    r = subprocess.run([args.bin] + cmd, capture_output=True, text=True, **kw)
+    if check and r.returncode != 0:
+        raise SystemExit("command failed (%d): %s\nstdout:\n%s\nstderr:\n%s" %
+                         (r.returncode, " ".join(cmd), r.stdout, r.stderr))
+    return r
+
+
+def expect(cond, what):
+    if not cond:
+        raise SystemExit("FAILED: " + what)
+    print("ok:", what)
