@@ -24,11 +24,11 @@ struct sample_field {
 };
 
 struct sample {
-    const char *key;      /* output key: [A-Za-z0-9_-]+, no dots; arena */
-    const char *orig_key; /* the key as the source spelled it; arena */
-    const char *source;   /* source name from the spec; borrowed for the run */
-    const char *src_file; /* input file the sample came from; borrowed for the task */
-    uint64_t src_index;   /* ordinal within its input unit: the stable sort key */
+    const char *key;             /* output key: [A-Za-z0-9_-]+, no dots; arena */
+    const char *orig_key;        /* the key as the source spelled it; arena */
+    const char *source;          /* source name from the spec; borrowed for the run */
+    const char *src_file;        /* input file the sample came from; borrowed for the task */
+    uint64_t src_index;          /* ordinal within its input unit: the stable sort key */
     struct sample_field *fields; /* arena */
     size_t n_fields, cap_fields;
     struct cJSON *meta;  /* owned: object merged into the output "json" field */

@@ -15,12 +15,12 @@
  * blast radius of the failure. */
 enum vc_status {
     VC_OK = 0,
-    VC_EOF = 1,          /* no more items: not an error */
-    VC_REJECT = -10,     /* this sample is filtered out (quality, policy) */
-    VC_ESAMPLE = -15,    /* this sample is broken input; record it, go on */
-    VC_ESHARD = -25,     /* this input shard cannot continue; others can */
-    VC_EUSAGE = -30,     /* bad spec, arguments or configuration */
-    VC_EFATAL = -40,     /* the run must stop: I/O failure, out of memory, bug */
+    VC_EOF = 1,       /* no more items: not an error */
+    VC_REJECT = -10,  /* this sample is filtered out (quality, policy) */
+    VC_ESAMPLE = -15, /* this sample is broken input; record it, go on */
+    VC_ESHARD = -25,  /* this input shard cannot continue; others can */
+    VC_EUSAGE = -30,  /* bad spec, arguments or configuration */
+    VC_EFATAL = -40,  /* the run must stop: I/O failure, out of memory, bug */
 };
 
 /* Stable reason codes.  X(name, code): `name` is what ledgers print. */

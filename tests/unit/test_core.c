@@ -76,6 +76,6 @@ TEST(key_sanitize)
 }
 
 #define TESTS(X)                                                                                   \
-    X(err_message_and_prefix) X(checked_arithmetic) X(arena_cap_and_reset) X(sample_fields)        \
-        X(key_sanitize)
+    X(err_message_and_prefix)                                                                      \
+    X(checked_arithmetic) X(arena_cap_and_reset) X(sample_fields) X(key_sanitize)
 TEST_MAIN(TESTS)

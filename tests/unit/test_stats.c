@@ -181,6 +181,5 @@ TEST(report_has_charts_and_escapes)
     X(width_bins_by_hand)                                                                          \
     X(score_bins_linear)                                                                           \
     X(merge_equals_single_pass)                                                                    \
-    X(examples_are_smallest_keys) X(json_round_trip_and_bad_schema)                                \
-        X(report_has_charts_and_escapes)
+    X(examples_are_smallest_keys) X(json_round_trip_and_bad_schema) X(report_has_charts_and_escapes)
 TEST_MAIN(TESTS)

@@ -21,12 +21,12 @@ struct vc_test_case {
 
 extern int vc_test_failures;
 
-#define TEST(name) static void test_##name(void)
+#define TEST(name)         static void test_##name(void)
 #define VC_TEST_ROW_(name) { #name, test_##name },
 #define TEST_MAIN(LIST)                                                                            \
     int main(int argc, char **argv)                                                                \
     {                                                                                              \
-        static const struct vc_test_case cases[] = { LIST(VC_TEST_ROW_) };                        \
+        static const struct vc_test_case cases[] = { LIST(VC_TEST_ROW_) };                         \
         return vc_test_run(cases, sizeof cases / sizeof cases[0], argc, argv);                     \
     }
 
@@ -64,8 +64,8 @@ int vc_test_run(const struct vc_test_case *cases, size_t n, int argc, char **arg
     do {                                                                                           \
         double da_ = (double)(a), db_ = (double)(b);                                               \
         if (!(fabs(da_ - db_) <= (double)(tol))) {                                                 \
-            fprintf(stderr, "%s:%d: %s == %.9g, expected %.9g (tol %g)\n", __FILE__, __LINE__,     \
-                    #a, da_, db_, (double)(tol));                                                  \
+            fprintf(stderr, "%s:%d: %s == %.9g, expected %.9g (tol %g)\n", __FILE__, __LINE__, #a, \
+                    da_, db_, (double)(tol));                                                      \
             vc_test_failures++;                                                                    \
         }                                                                                          \
     } while (0)
