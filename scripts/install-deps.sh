@@ -8,6 +8,7 @@ PACKAGES=(
   libarchive-dev        # tar/tar.gz/tar.zst reading and writing
   libturbojpeg0-dev     # JPEG decode/encode (TurboJPEG API)
   libwebp-dev libpng-dev libzstd-dev libcjson-dev
+  zlib1g-dev            # deterministic gzip of whole shards
   libexttextcat-dev libexttextcat-data   # language identification
   wamerican             # English word list for the common-word filter
   python3 tar gzip zstd # test drivers and independent tar readers
