@@ -16,6 +16,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <ctype.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -174,6 +175,21 @@ static struct wds_reader *reader_new(const char *name, const struct wds_read_lim
     return r;
 }
 
+/* libarchive picks the format while opening: a file it cannot read is an
+ * I/O error, content that is no tar is a corrupt shard.  libarchive reports
+ * the latter with errno EILSEQ (its private ARCHIVE_ERRNO_FILE_FORMAT on
+ * systems without EFTYPE, Linux included). */
+static enum vc_status open_failed(struct wds_reader *r, struct vc_err *err)
+{
+    const char *why = archive_error_string(r->a);
+    enum vc_reason reason =
+        archive_errno(r->a) == EILSEQ ? VC_REASON_corrupt_archive : VC_REASON_io_error;
+    vc_err_set(err, VC_ESHARD, reason, "cannot open shard '%s': %s", r->path,
+               why ? why : "unknown error");
+    wds_reader_close(r);
+    return VC_ESHARD;
+}
+
 enum vc_status wds_reader_open(const char *path, const struct wds_read_limits *limits,
                                struct wds_reader **out, struct vc_err *err)
 {
@@ -181,12 +197,8 @@ enum vc_status wds_reader_open(const char *path, const struct wds_read_limits *l
     struct wds_reader *r = reader_new(path, limits, err);
     if (!r)
         return VC_EFATAL;
-    if (archive_read_open_filename(r->a, path, WDS_READ_BLOCK) != ARCHIVE_OK) {
-        vc_err_set(err, VC_ESHARD, VC_REASON_io_error, "cannot open shard '%s': %s", path,
-                   archive_error_string(r->a) ? archive_error_string(r->a) : "unknown error");
-        wds_reader_close(r);
-        return VC_ESHARD;
-    }
+    if (archive_read_open_filename(r->a, path, WDS_READ_BLOCK) != ARCHIVE_OK)
+        return open_failed(r, err);
     return reader_start(r, out, err);
 }
 
@@ -199,12 +211,8 @@ enum vc_status wds_reader_open_mem(const void *data, size_t size, const char *na
     if (!r)
         return VC_EFATAL;
     /* libarchive takes a non-const pointer but only reads through it. */
-    if (archive_read_open_memory(r->a, (void *)(uintptr_t)data, size) != ARCHIVE_OK) {
-        vc_err_set(err, VC_ESHARD, VC_REASON_corrupt_archive, "cannot open shard '%s': %s", name,
-                   archive_error_string(r->a) ? archive_error_string(r->a) : "unknown error");
-        wds_reader_close(r);
-        return VC_ESHARD;
-    }
+    if (archive_read_open_memory(r->a, (void *)(uintptr_t)data, size) != ARCHIVE_OK)
+        return open_failed(r, err);
     return reader_start(r, out, err);
 }
 
@@ -299,7 +307,8 @@ enum vc_status wds_reader_next(struct wds_reader *r, struct sample *s, struct vc
                 if (!started)
                     return st;
                 return vc_err_set(err, VC_ESAMPLE, VC_REASON_corrupt_archive,
-                                  "sample '%s' cut short: %s", s->orig_key, r->broken_msg);
+                                  "%s: sample '%s' cut short: %s", r->path, s->orig_key,
+                                  r->broken_msg);
             }
         }
         const struct wds_member_name *m = &r->pending;
@@ -329,7 +338,7 @@ enum vc_status wds_reader_next(struct wds_reader *r, struct sample *s, struct vc
         enum vc_status st = take_member(r, s, sample_st != VC_OK, &why, err);
         if (st == VC_ESHARD)
             return vc_err_set(err, VC_ESAMPLE, VC_REASON_corrupt_archive,
-                              "sample '%s' cut short: %s", s->orig_key, r->broken_msg);
+                              "%s: sample '%s' cut short: %s", r->path, s->orig_key, r->broken_msg);
         if (st == VC_ESAMPLE)
             poison(&sample_st, &first, &why);
     }
