@@ -156,22 +156,30 @@ static enum vc_status reader_start(struct wds_reader *r, struct wds_reader **out
     return VC_OK;
 }
 
+struct archive *wds_archive_read_new(void)
+{
+    struct archive *a = archive_read_new();
+    if (!a)
+        return NULL;
+    archive_read_support_format_tar(a);
+    archive_read_support_filter_gzip(a);
+    archive_read_support_filter_zstd(a);
+    archive_read_support_filter_bzip2(a);
+    archive_read_support_filter_xz(a);
+    return a;
+}
+
 static struct wds_reader *reader_new(const char *name, const struct wds_read_limits *limits,
                                      struct vc_err *err)
 {
     struct wds_reader *r = calloc(1, sizeof *r);
-    if (!r || !(r->path = vc_strdup(name)) || !(r->a = archive_read_new())) {
+    if (!r || !(r->path = vc_strdup(name)) || !(r->a = wds_archive_read_new())) {
         wds_reader_close(r);
         vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "no memory to open '%s'", name);
         return NULL;
     }
     if (limits)
         r->limits = *limits;
-    archive_read_support_format_tar(r->a);
-    archive_read_support_filter_gzip(r->a);
-    archive_read_support_filter_zstd(r->a);
-    archive_read_support_filter_bzip2(r->a);
-    archive_read_support_filter_xz(r->a);
     return r;
 }
 
@@ -179,13 +187,25 @@ static struct wds_reader *reader_new(const char *name, const struct wds_read_lim
  * I/O error, content that is no tar is a corrupt shard.  libarchive reports
  * the latter with errno EILSEQ (its private ARCHIVE_ERRNO_FILE_FORMAT on
  * systems without EFTYPE, Linux included). */
+static enum vc_status open_error(struct archive *a, const char *name, struct vc_err *err)
+{
+    const char *why = archive_error_string(a);
+    enum vc_reason reason =
+        archive_errno(a) == EILSEQ ? VC_REASON_corrupt_archive : VC_REASON_io_error;
+    return vc_err_set(err, VC_ESHARD, reason, "cannot open shard '%s': %s", name,
+                      why ? why : "unknown error");
+}
+
+enum vc_status wds_archive_open_file(struct archive *a, const char *path, struct vc_err *err)
+{
+    if (archive_read_open_filename(a, path, WDS_READ_BLOCK) != ARCHIVE_OK)
+        return open_error(a, path, err);
+    return VC_OK;
+}
+
 static enum vc_status open_failed(struct wds_reader *r, struct vc_err *err)
 {
-    const char *why = archive_error_string(r->a);
-    enum vc_reason reason =
-        archive_errno(r->a) == EILSEQ ? VC_REASON_corrupt_archive : VC_REASON_io_error;
-    vc_err_set(err, VC_ESHARD, reason, "cannot open shard '%s': %s", r->path,
-               why ? why : "unknown error");
+    open_error(r->a, r->path, err);
     wds_reader_close(r);
     return VC_ESHARD;
 }
@@ -197,8 +217,11 @@ enum vc_status wds_reader_open(const char *path, const struct wds_read_limits *l
     struct wds_reader *r = reader_new(path, limits, err);
     if (!r)
         return VC_EFATAL;
-    if (archive_read_open_filename(r->a, path, WDS_READ_BLOCK) != ARCHIVE_OK)
-        return open_failed(r, err);
+    enum vc_status st = wds_archive_open_file(r->a, path, err);
+    if (st != VC_OK) {
+        wds_reader_close(r);
+        return st;
+    }
     return reader_start(r, out, err);
 }
 

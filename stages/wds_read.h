@@ -79,4 +79,13 @@ bool wds_member_split(const char *name, struct wds_member_name *out);
 /* true for absolute names and names with a ".." component. */
 bool wds_member_unsafe(const char *name);
 
+/* A libarchive reader with exactly the formats and filters wds_reader
+ * accepts, for tools that walk members themselves (wds_inspect).  Owned:
+ * release with archive_read_free.  NULL on OOM. */
+struct archive;
+struct archive *wds_archive_read_new(void);
+/* Opens `path` on such a reader.  VC_ESHARD with reason io_error when the
+ * file cannot be read, corrupt_archive when its content is no tar. */
+enum vc_status wds_archive_open_file(struct archive *a, const char *path, struct vc_err *err);
+
 #endif
