@@ -61,10 +61,23 @@ const struct st_tensor *st_file_find(const struct st_file *f, const char *name);
  * listed in two shards is an error). */
 struct st_set;
 enum vc_status st_set_open(const char *dir, struct st_set **out, struct vc_err *err);
+/* A set of one file at an arbitrary path (e.g. a converted-weights cache). */
+enum vc_status st_set_open_file(const char *path, struct st_set **out, struct vc_err *err);
 void st_set_close(struct st_set *s);
 const struct st_tensor *st_set_find(const struct st_set *s, const char *name);
 size_t st_set_count(const struct st_set *s);
 const struct st_tensor *st_set_at(const struct st_set *s, size_t i);
+
+/* Tells the kernel that t's mmapped pages will not be read again (after a
+ * tensor was converted into an owned copy), so they leave the resident set:
+ * a float32 checkpoint converted at load never has all its pages resident
+ * at once.  Touching the tensor later re-reads it from the file. */
+void st_set_drop_pages(const struct st_set *s, const struct st_tensor *t);
+
+/* Exact widening and round-to-nearest-even narrowing (NaN kept). */
+float st_bf16_to_f32(uint16_t h);
+float st_f16_to_f32(uint16_t h);
+uint16_t st_f32_to_bf16(float f);
 
 /* Element i of a tensor of any float dtype as float (BF16/F16 widened exactly). */
 float st_get_f32(const struct st_tensor *t, int64_t i);
