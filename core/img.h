@@ -26,7 +26,8 @@ enum img_format {
 struct img_info {
     enum img_format format;
     uint32_t width, height; /* as stored, before EXIF orientation */
-    uint8_t channels;       /* 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA (as stored) */
+    uint8_t channels;       /* as stored: 1 gray, 2 gray+alpha, 3 RGB or palette, 4 RGBA or
+                             * CMYK (JPEG); has_alpha says whether decode sees alpha */
     uint8_t orientation;    /* EXIF orientation 1..8 (JPEG only; 1 elsewhere) */
     bool has_alpha;
 };
@@ -61,44 +62,72 @@ const char *img_format_ext(enum img_format f);
  * IMG_FORMAT_UNKNOWN when none. */
 enum img_format img_format_from_name(const char *name);
 
-/* Header-only: format, size, channels, orientation.  VC_ESAMPLE with
- * reason unsupported_format, truncated or decode_error on bad input, and
- * image_too_large when the header exceeds `limits` (NULL = defaults). */
+/* Header-only (never inflates or decodes pixel data): format, size,
+ * channels, orientation.  VC_ESAMPLE with reason unsupported_format,
+ * truncated or decode_error on bad input, and image_too_large when the
+ * header exceeds `limits` (NULL = defaults).  A file whose header is fine
+ * may still fail img_decode (bad or missing pixel data). */
 enum vc_status img_probe(const uint8_t *data, size_t size, const struct img_limits *limits,
                          struct img_info *out, struct vc_err *err);
 
 enum img_decode_flags {
-    IMG_DECODE_RGBA = 1 << 0,        /* keep alpha (4 channels); default composites to RGB */
-    IMG_DECODE_NO_ORIENT = 1 << 1,   /* ignore EXIF orientation */
+    IMG_DECODE_RGBA = 1 << 0,      /* keep alpha (always 4 channels); default composites to RGB */
+    IMG_DECODE_NO_ORIENT = 1 << 1, /* ignore EXIF orientation */
 };
 
-/* Full decode to RGB (alpha composited over white, Pillow's rule: rounded
- * (c * a + 255 * (255 - a)) / 255) or RGBA with IMG_DECODE_RGBA.  EXIF
- * orientation is applied unless IMG_DECODE_NO_ORIENT.  A truncated file is
- * an error (VC_ESAMPLE, truncated), not a half-grey picture. */
+/* Full decode.  Default: 3 channels (RGB), transparency composited over
+ * opaque white with Pillow's integer alpha_composite (SPEC 4.1: with
+ * k1 = a*128, k2 = (255-a)*128, t = c*k1 + 255*k2 + 128*128,
+ * out = (((t >> 8) + t) >> 8) >> 7, within 1 of c*a/255 + 255 - a), gray
+ * replicated to R=G=B.  With IMG_DECODE_RGBA: always 4 channels, straight
+ * (not premultiplied) alpha, 255 where the file has none.  EXIF
+ * orientation is applied unless IMG_DECODE_NO_ORIENT, so out->w/h are the
+ * display size.  Palette and gray PNGs take tRNS as alpha; a truecolour
+ * PNG's colour key is ignored (transformers' convert_to_rgb keeps RGB
+ * images as they are); 16-bit samples keep their high byte.  4-component
+ * JPEGs are read as Adobe-inverted CMYK and converted as Pillow does.
+ * Limits are checked on the header before any pixel allocation.  A
+ * truncated file is an error (VC_ESAMPLE, truncated), not a half-grey
+ * picture.  out->pixels is owned (img_release), NULL on failure. */
 enum vc_status img_decode(const uint8_t *data, size_t size, const struct img_limits *limits,
                           unsigned flags, struct img *out, struct vc_err *err);
 
-/* img2dataset's resize modes. */
+/* img2dataset's resize modes (img2dataset/resizer.py, ResizeMode values),
+ * with its default resize_only_if_bigger=False: the keep-ratio modes
+ * enlarge small images too.  Target sizes are albumentations'
+ * round(dim * size / ref) in double, ties to even. */
 enum img_resize_mode {
-    IMG_RESIZE_NO = 0,     /* keep the pixels as they are */
-    IMG_RESIZE_KEEP_RATIO, /* scale so the longer side is `size` (never upscales) */
-    IMG_RESIZE_CENTER_CROP,/* scale the shorter side to `size`, crop the centre square */
-    IMG_RESIZE_BORDER,     /* scale the longer side to `size`, pad to a square with white */
+    IMG_RESIZE_NO = 0,                 /* keep the pixels as they are */
+    IMG_RESIZE_KEEP_RATIO = 1,         /* scale so the SHORTER side is `size` */
+    IMG_RESIZE_CENTER_CROP = 2,        /* shorter side to `size`, crop the centre size x size */
+    IMG_RESIZE_BORDER = 3,             /* longer side to `size`, pad to size x size with white */
+    IMG_RESIZE_KEEP_RATIO_LARGEST = 4, /* scale so the LONGER side is `size` */
+    IMG_RESIZE_FIXED = 5,              /* size x size, aspect ratio not kept */
 };
-enum img_resize_mode img_resize_mode_from_name(const char *name); /* -1 cast when unknown */
-const char *img_resize_mode_name(enum img_resize_mode m);
+/* img2dataset's names ("no", "keep_ratio", ...); (enum img_resize_mode)-1
+ * when unknown. */
+enum img_resize_mode img_resize_mode_from_name(const char *name);
+const char *img_resize_mode_name(enum img_resize_mode m); /* "unknown" outside the enum */
 
-/* Resizes `in` into a new image `out` (owned) with an area-averaging
- * filter when shrinking and bilinear when enlarging.  Deterministic: the
- * same input gives the same bytes on every machine and thread count. */
+/* Resizes `in` (3 or 4 channels) into a new image `out` (owned,
+ * img_release) with an area-averaging filter per shrinking axis (OpenCV's
+ * INTER_AREA, img2dataset's downscale default) and bilinear with centred
+ * pixels per enlarging axis (img2dataset enlarges with Lanczos; bilinear
+ * is our simpler choice).  Integer arithmetic only: the same input gives
+ * the same bytes on every machine and thread count; a same-size resize is
+ * an exact copy.  Padding is 255 in every channel.  VC_ESAMPLE
+ * image_too_large when the result would exceed IMG_DEFAULT_MAX_SIDE or
+ * IMG_DEFAULT_MAX_PIXELS (a thin strip in keep_ratio); VC_EUSAGE for an
+ * unknown mode or size 0. */
 enum vc_status img_resize(const struct img *in, enum img_resize_mode mode, uint32_t size,
                           struct img *out, struct vc_err *err);
 
-/* Encodes `im` (RGB or RGBA) as `format` with `quality` 1..100 (JPEG,
- * WebP; PNG ignores it and uses compression level 6).  *out is owned
- * (free()).  Deterministic output bytes. */
-enum vc_status img_encode(const struct img *im, enum img_format format, int quality,
-                          uint8_t **out, size_t *out_size, struct vc_err *err);
+/* Encodes `im` (RGB or RGBA) as `format` with `quality` (clamped to
+ * 1..100): JPEG 4:2:0 via TurboJPEG (RGBA is flattened over white first,
+ * as decode does), lossy WebP (alpha kept), PNG at zlib level 6 (quality
+ * ignored; alpha kept).  *out is owned (free()).  Deterministic output
+ * bytes.  Sides above IMG_DEFAULT_MAX_SIDE are refused (WebP's maximum). */
+enum vc_status img_encode(const struct img *im, enum img_format format, int quality, uint8_t **out,
+                          size_t *out_size, struct vc_err *err);
 
 #endif

@@ -1,0 +1,467 @@
+/* img: the codec table and everything that does not depend on the file
+ * format: limits, EXIF orientation, alpha compositing, resizing and the
+ * dispatch of probe/decode/encode.  Per-format code lives in img_jpeg.c,
+ * img_png.c and img_webp.c behind struct img_codec_ops (img_int.h).
+ *
+ * Never allocates from a header before the limits have passed, and never
+ * uses threads: callers parallelise over samples, so results cannot depend
+ * on a thread count.  Resampling is integer arithmetic for the same
+ * reason: the bytes must not change with the compiler's float choices. */
+#include "img.h"
+#include "img_int.h"
+
+#include "vc_mem.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* The one table of formats; img_sniff tries them in this order. */
+static const struct img_codec_ops *const img_codecs[] = {
+    &img_jpeg_codec,
+    &img_png_codec,
+    &img_webp_codec,
+};
+enum { IMG_N_CODECS = sizeof img_codecs / sizeof img_codecs[0] };
+
+static const struct img_codec_ops *img_codec_for(enum img_format f)
+{
+    for (size_t i = 0; i < IMG_N_CODECS; i++)
+        if (img_codecs[i]->format == f)
+            return img_codecs[i];
+    return NULL;
+}
+
+void img_release(struct img *im)
+{
+    if (!im)
+        return;
+    free(im->pixels);
+    memset(im, 0, sizeof *im);
+}
+
+enum vc_status img_alloc(struct img *im, uint32_t w, uint32_t h, uint8_t ch, struct vc_err *err)
+{
+    size_t n;
+    memset(im, 0, sizeof *im);
+    if (!vc_mul_ok(w, h, &n) || !vc_mul_ok(n, ch, &n))
+        return vc_err_set(err, VC_ESAMPLE, VC_REASON_image_too_large, "image %ux%ux%u too large", w,
+                          h, ch);
+    im->pixels = malloc(n ? n : 1);
+    if (!im->pixels)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "image %ux%ux%u", w, h, ch);
+    im->w = w;
+    im->h = h;
+    im->ch = ch;
+    return VC_OK;
+}
+
+void img_flatten_white(const uint8_t *rgba, uint8_t *rgb, size_t n_px)
+{
+    for (size_t i = 0; i < n_px; i++) {
+        uint8_t a = rgba[4 * i + 3];
+        uint8_t r = rgba[4 * i], g = rgba[4 * i + 1], b = rgba[4 * i + 2];
+        rgb[3 * i] = img_over_white(r, a);
+        rgb[3 * i + 1] = img_over_white(g, a);
+        rgb[3 * i + 2] = img_over_white(b, a);
+    }
+}
+
+enum img_format img_sniff(const uint8_t *data, size_t size)
+{
+    if (!data)
+        return IMG_FORMAT_UNKNOWN;
+    for (size_t i = 0; i < IMG_N_CODECS; i++)
+        if (img_codecs[i]->sniff(data, size))
+            return img_codecs[i]->format;
+    return IMG_FORMAT_UNKNOWN;
+}
+
+const char *img_format_ext(enum img_format f)
+{
+    const struct img_codec_ops *c = img_codec_for(f);
+    return c ? c->ext : "unknown";
+}
+
+enum img_format img_format_from_name(const char *name)
+{
+    if (!name)
+        return IMG_FORMAT_UNKNOWN;
+    if (strcasecmp(name, "jpeg") == 0)
+        return IMG_FORMAT_JPEG;
+    for (size_t i = 0; i < IMG_N_CODECS; i++)
+        if (strcasecmp(name, img_codecs[i]->ext) == 0)
+            return img_codecs[i]->format;
+    return IMG_FORMAT_UNKNOWN;
+}
+
+static enum vc_status img_check_limits(uint32_t w, uint32_t h, const struct img_limits *limits,
+                                       struct vc_err *err)
+{
+    uint64_t max_px = limits && limits->max_pixels ? limits->max_pixels : IMG_DEFAULT_MAX_PIXELS;
+    uint32_t max_side = limits && limits->max_side ? limits->max_side : IMG_DEFAULT_MAX_SIDE;
+    if (w > max_side || h > max_side || (uint64_t)w * h > max_px)
+        return vc_err_set(err, VC_ESAMPLE, VC_REASON_image_too_large,
+                          "%ux%u exceeds the limits (side %u, %llu pixels)", w, h, max_side,
+                          (unsigned long long)max_px);
+    return VC_OK;
+}
+
+enum vc_status img_probe(const uint8_t *data, size_t size, const struct img_limits *limits,
+                         struct img_info *out, struct vc_err *err)
+{
+    memset(out, 0, sizeof *out);
+    const struct img_codec_ops *c = img_codec_for(img_sniff(data, size));
+    if (!c)
+        return vc_err_set(err, VC_ESAMPLE, VC_REASON_unsupported_format,
+                          "not a JPEG, PNG or WebP file (%zu bytes)", size);
+    VC_TRY(c->probe(data, size, out, err));
+    return img_check_limits(out->width, out->height, limits, err);
+}
+
+/* EXIF orientation o (1..8) maps display pixel (x, y) to a stored pixel;
+ * 5..8 swap the axes.  Pillow's exif_transpose: 2 FLIP_LEFT_RIGHT,
+ * 3 ROTATE_180, 4 FLIP_TOP_BOTTOM, 5 TRANSPOSE, 6 ROTATE_270, 7 TRANSVERSE,
+ * 8 ROTATE_90. */
+static enum vc_status img_orient(struct img *im, uint8_t o, struct vc_err *err)
+{
+    if (o <= 1 || o > 8)
+        return VC_OK;
+    bool swap = o >= 5;
+    uint32_t w = im->w, h = im->h, ow = swap ? h : w, oh = swap ? w : h;
+    size_t ch = im->ch;
+    struct img out;
+    VC_TRY(img_alloc(&out, ow, oh, im->ch, err));
+    for (uint32_t y = 0; y < oh; y++) {
+        uint8_t *dst = out.pixels + (size_t)y * ow * ch;
+        for (uint32_t x = 0; x < ow; x++, dst += ch) {
+            uint32_t sx, sy;
+            switch (o) {
+            case 2:
+                sx = w - 1 - x, sy = y;
+                break;
+            case 3:
+                sx = w - 1 - x, sy = h - 1 - y;
+                break;
+            case 4:
+                sx = x, sy = h - 1 - y;
+                break;
+            case 5:
+                sx = y, sy = x;
+                break;
+            case 6:
+                sx = y, sy = h - 1 - x;
+                break;
+            case 7:
+                sx = w - 1 - y, sy = h - 1 - x;
+                break;
+            default: /* 8 */
+                sx = w - 1 - y, sy = x;
+                break;
+            }
+            memcpy(dst, im->pixels + ((size_t)sy * w + sx) * ch, ch);
+        }
+    }
+    img_release(im);
+    *im = out;
+    return VC_OK;
+}
+
+/* RGB to RGBA with opaque alpha, for IMG_DECODE_RGBA on images without
+ * alpha: the caller always gets 4 channels when it asks for them. */
+static enum vc_status img_add_alpha(struct img *im, struct vc_err *err)
+{
+    struct img out;
+    VC_TRY(img_alloc(&out, im->w, im->h, 4, err));
+    size_t n = (size_t)im->w * im->h;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(out.pixels + 4 * i, im->pixels + 3 * i, 3);
+        out.pixels[4 * i + 3] = 255;
+    }
+    img_release(im);
+    *im = out;
+    return VC_OK;
+}
+
+enum vc_status img_decode(const uint8_t *data, size_t size, const struct img_limits *limits,
+                          unsigned flags, struct img *out, struct vc_err *err)
+{
+    memset(out, 0, sizeof *out);
+    struct img_info info;
+    VC_TRY(img_probe(data, size, limits, &info, err));
+    const struct img_codec_ops *c = img_codec_for(info.format);
+    VC_TRY(c->decode(data, size, &info, out, err));
+    enum vc_status rc = VC_OK;
+    if (out->ch == 4 && !(flags & IMG_DECODE_RGBA)) {
+        size_t n = (size_t)out->w * out->h;
+        img_flatten_white(out->pixels, out->pixels, n);
+        out->ch = 3;
+        uint8_t *shrunk = realloc(out->pixels, n * 3);
+        if (shrunk) /* keeping the larger block is harmless */
+            out->pixels = shrunk;
+    } else if (out->ch == 3 && (flags & IMG_DECODE_RGBA)) {
+        rc = img_add_alpha(out, err);
+    }
+    if (rc == VC_OK && !(flags & IMG_DECODE_NO_ORIENT))
+        rc = img_orient(out, info.orientation, err);
+    if (rc < 0)
+        img_release(out);
+    return rc;
+}
+
+/* img2dataset's names (its ResizeMode enum), indexed by the enum value. */
+static const char *const img_resize_names[] = {
+    [IMG_RESIZE_NO] = "no",
+    [IMG_RESIZE_KEEP_RATIO] = "keep_ratio",
+    [IMG_RESIZE_CENTER_CROP] = "center_crop",
+    [IMG_RESIZE_BORDER] = "border",
+    [IMG_RESIZE_KEEP_RATIO_LARGEST] = "keep_ratio_largest",
+    [IMG_RESIZE_FIXED] = "fixed",
+};
+enum { IMG_N_RESIZE = sizeof img_resize_names / sizeof img_resize_names[0] };
+
+enum img_resize_mode img_resize_mode_from_name(const char *name)
+{
+    for (int i = 0; name && i < IMG_N_RESIZE; i++)
+        if (strcmp(name, img_resize_names[i]) == 0)
+            return (enum img_resize_mode)i;
+    return (enum img_resize_mode) - 1;
+}
+
+const char *img_resize_mode_name(enum img_resize_mode m)
+{
+    return (unsigned)m < IMG_N_RESIZE ? img_resize_names[m] : "unknown";
+}
+
+/* One axis of a separable resampler: output o reads n[o] source samples
+ * from first[o] on, with integer weights w[off[o]..] that sum to `den`. */
+struct img_axis {
+    uint32_t *first, *n;
+    size_t *off;
+    uint32_t *w;
+    uint64_t den;
+};
+
+static void img_axis_free(struct img_axis *a)
+{
+    free(a->first);
+    free(a->n);
+    free(a->off);
+    free(a->w);
+}
+
+/* Bilinear weights carry 11 fractional bits, as OpenCV's INTER_LINEAR. */
+enum { IMG_LINEAR_ONE = 2048 };
+
+static enum vc_status img_axis_build(struct img_axis *a, uint32_t in, uint32_t out,
+                                     struct vc_err *err)
+{
+    memset(a, 0, sizeof *a);
+    /* Shrinking: area average, output o covers source span [o*in, (o+1)*in)
+     * in units of 1/out pixel, so each overlap is an exact integer and the
+     * weights sum to `in` (OpenCV's INTER_AREA).  Otherwise at most two
+     * taps per output. */
+    size_t max_taps = in > out ? (size_t)in + out : (size_t)2 * out;
+    a->first = vc_malloc_array(out, sizeof *a->first);
+    a->n = vc_malloc_array(out, sizeof *a->n);
+    a->off = vc_malloc_array(out, sizeof *a->off);
+    a->w = vc_malloc_array(max_taps, sizeof *a->w);
+    if (!a->first || !a->n || !a->off || !a->w) {
+        img_axis_free(a);
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "resize: %u -> %u", in, out);
+    }
+    size_t k = 0;
+    for (uint32_t o = 0; o < out; o++) {
+        a->off[o] = k;
+        if (in > out) {
+            uint64_t lo = (uint64_t)o * in, hi = lo + in;
+            uint32_t j0 = (uint32_t)(lo / out), j1 = (uint32_t)((hi - 1) / out);
+            for (uint32_t j = j0; j <= j1; j++) {
+                uint64_t s = (uint64_t)j * out, e = s + out;
+                a->w[k++] = (uint32_t)((e < hi ? e : hi) - (s > lo ? s : lo));
+            }
+            a->first[o] = j0;
+            a->n[o] = j1 - j0 + 1;
+        } else if (in == out) {
+            a->first[o] = o;
+            a->n[o] = 1;
+            a->w[k++] = 1;
+        } else {
+            /* Pixel centres aligned: source x = (o + 0.5) * in / out - 0.5,
+             * kept as the fraction num / (2 * out). */
+            int64_t num = (int64_t)(2 * (uint64_t)o + 1) * in - out;
+            uint64_t den2 = 2 * (uint64_t)out;
+            uint32_t j0 = 0, f = 0;
+            if (num > 0) {
+                j0 = (uint32_t)((uint64_t)num / den2);
+                f = (uint32_t)(((uint64_t)num % den2 * IMG_LINEAR_ONE + out) / den2);
+            }
+            if (f == IMG_LINEAR_ONE) {
+                j0++;
+                f = 0;
+            }
+            if (j0 >= in - 1) {
+                j0 = in - 1;
+                f = 0;
+            }
+            a->first[o] = j0;
+            a->n[o] = f ? 2 : 1;
+            a->w[k++] = IMG_LINEAR_ONE - f;
+            if (f)
+                a->w[k++] = f;
+        }
+    }
+    a->den = in > out ? in : in == out ? 1 : IMG_LINEAR_ONE;
+    return VC_OK;
+}
+
+/* Resamples `in` to (ow, oh) into out->pixels, which the caller sized.
+ * Horizontal pass into 8.8 fixed point, then the vertical pass. */
+static enum vc_status img_resample(const struct img *in, uint32_t ow, uint32_t oh, struct img *out,
+                                   struct vc_err *err)
+{
+    struct img_axis ax, ay;
+    VC_TRY(img_axis_build(&ax, in->w, ow, err));
+    enum vc_status rc = img_axis_build(&ay, in->h, oh, err);
+    if (rc < 0) {
+        img_axis_free(&ax);
+        return rc;
+    }
+    size_t ch = in->ch, n_tmp;
+    uint16_t *tmp = NULL;
+    if (vc_mul_ok((size_t)ow * ch, in->h, &n_tmp))
+        tmp = vc_malloc_array(n_tmp, sizeof *tmp);
+    if (!tmp) {
+        rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "resize: %ux%u -> %ux%u", in->w,
+                        in->h, ow, oh);
+        goto done;
+    }
+    for (uint32_t y = 0; y < in->h; y++) {
+        const uint8_t *src = in->pixels + (size_t)y * in->w * ch;
+        uint16_t *dst = tmp + (size_t)y * ow * ch;
+        for (uint32_t x = 0; x < ow; x++) {
+            const uint32_t *w = ax.w + ax.off[x];
+            const uint8_t *s = src + (size_t)ax.first[x] * ch;
+            for (size_t c = 0; c < ch; c++) {
+                uint64_t acc = 0;
+                for (uint32_t t = 0; t < ax.n[x]; t++)
+                    acc += (uint64_t)w[t] * s[t * ch + c];
+                dst[x * ch + c] = (uint16_t)((acc * 256 + ax.den / 2) / ax.den);
+            }
+        }
+    }
+    size_t row = (size_t)ow * ch;
+    for (uint32_t y = 0; y < oh; y++) {
+        const uint32_t *w = ay.w + ay.off[y];
+        const uint16_t *s = tmp + (size_t)ay.first[y] * row;
+        uint8_t *dst = out->pixels + (size_t)y * row;
+        for (size_t i = 0; i < row; i++) {
+            uint64_t acc = 0;
+            for (uint32_t t = 0; t < ay.n[y]; t++)
+                acc += (uint64_t)w[t] * s[t * row + i];
+            dst[i] = (uint8_t)((acc + ay.den * 128) / (ay.den * 256));
+        }
+    }
+done:
+    free(tmp);
+    img_axis_free(&ax);
+    img_axis_free(&ay);
+    return rc;
+}
+
+/* Python's round(dim * scale) in double (ties to even), as albumentations
+ * computes the target of smallest_max_size / longest_max_size. */
+static double img_scaled(uint32_t dim, uint32_t size, uint32_t ref)
+{
+    double r = nearbyint((double)dim * ((double)size / (double)ref));
+    return r < 1 ? 1 : r;
+}
+
+enum vc_status img_resize(const struct img *in, enum img_resize_mode mode, uint32_t size,
+                          struct img *out, struct vc_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!in->pixels || in->w == 0 || in->h == 0 || (in->ch != 3 && in->ch != 4))
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "resize: empty or %u-channel image",
+                          in->ch);
+    if ((unsigned)mode >= IMG_N_RESIZE || (mode != IMG_RESIZE_NO && size == 0))
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "resize: mode %d to size %u",
+                          (int)mode, size);
+    uint32_t lo = in->w < in->h ? in->w : in->h, hi = in->w < in->h ? in->h : in->w;
+    double rw = in->w, rh = in->h;
+    switch (mode) {
+    case IMG_RESIZE_NO:
+        break;
+    case IMG_RESIZE_KEEP_RATIO:
+    case IMG_RESIZE_CENTER_CROP:
+        rw = img_scaled(in->w, size, lo);
+        rh = img_scaled(in->h, size, lo);
+        break;
+    case IMG_RESIZE_KEEP_RATIO_LARGEST:
+    case IMG_RESIZE_BORDER:
+        rw = img_scaled(in->w, size, hi);
+        rh = img_scaled(in->h, size, hi);
+        break;
+    case IMG_RESIZE_FIXED:
+        rw = rh = size;
+        break;
+    }
+    /* A 1x10000 strip scaled to a 512 short side would be 512x5120000:
+     * the output obeys the same bounds as a decoded image. */
+    if (rw > IMG_DEFAULT_MAX_SIDE || rh > IMG_DEFAULT_MAX_SIDE || rw * rh > IMG_DEFAULT_MAX_PIXELS)
+        return vc_err_set(err, VC_ESAMPLE, VC_REASON_image_too_large,
+                          "resize: %ux%u would become %.0fx%.0f", in->w, in->h, rw, rh);
+    uint32_t sw = (uint32_t)rw, sh = (uint32_t)rh;
+    struct img scaled;
+    VC_TRY(img_alloc(&scaled, sw, sh, in->ch, err));
+    enum vc_status rc;
+    if (sw == in->w && sh == in->h) {
+        memcpy(scaled.pixels, in->pixels, (size_t)sw * sh * in->ch);
+        rc = VC_OK;
+    } else {
+        rc = img_resample(in, sw, sh, &scaled, err);
+    }
+    if (rc < 0) {
+        img_release(&scaled);
+        return rc;
+    }
+    if (mode != IMG_RESIZE_CENTER_CROP && mode != IMG_RESIZE_BORDER) {
+        *out = scaled;
+        return VC_OK;
+    }
+    /* Crop or pad to size x size around the centre, albumentations'
+     * center_crop ((dim - size) // 2) and pad (int((size - dim) / 2)). */
+    rc = img_alloc(out, size, size, in->ch, err);
+    if (rc == VC_OK) {
+        size_t ch = in->ch;
+        memset(out->pixels, 255, (size_t)size * size * ch);
+        uint32_t cw = sw < size ? sw : size, chh = sh < size ? sh : size;
+        uint32_t sx = (sw - cw) / 2, sy = (sh - chh) / 2;
+        uint32_t dx = (size - cw) / 2, dy = (size - chh) / 2;
+        for (uint32_t y = 0; y < chh; y++)
+            memcpy(out->pixels + ((size_t)(dy + y) * size + dx) * ch,
+                   scaled.pixels + ((size_t)(sy + y) * sw + sx) * ch, (size_t)cw * ch);
+    }
+    img_release(&scaled);
+    return rc;
+}
+
+enum vc_status img_encode(const struct img *im, enum img_format format, int quality, uint8_t **out,
+                          size_t *out_size, struct vc_err *err)
+{
+    *out = NULL;
+    *out_size = 0;
+    const struct img_codec_ops *c = img_codec_for(format);
+    if (!c)
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "encode: unknown format %d",
+                          (int)format);
+    if (!im->pixels || im->w == 0 || im->h == 0 || (im->ch != 3 && im->ch != 4))
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "encode: empty or %u-channel image",
+                          im->ch);
+    if (im->w > IMG_DEFAULT_MAX_SIDE || im->h > IMG_DEFAULT_MAX_SIDE)
+        return vc_err_set(err, VC_ESAMPLE, VC_REASON_image_too_large, "encode: %ux%u", im->w,
+                          im->h);
+    quality = quality < 1 ? 1 : quality > 100 ? 100 : quality;
+    return c->encode(im, quality, out, out_size, err);
+}
