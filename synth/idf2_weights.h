@@ -107,6 +107,7 @@ struct idf2_weights {
     size_t bytes_mapped; /* tensor bytes used in place from the mmap */
     size_t bytes_owned;  /* bytes of converted copies */
     int from_cache;      /* 1 when the bf16 cache was used */
+    int cache_written;   /* 1 when this load wrote the cache */
     struct idf2_weights_store *store;
 };
 
