@@ -1,0 +1,1033 @@
+/* idf2_tokenizer: tokenizer.json loading, BPE encode, Rust-tokenizers decode.
+ *
+ * Owns: the id -> piece tables, the piece -> id and merge-pair hash maps,
+ * the added-token list and the post-processor's special ids.  It never
+ * reads tokenizer_config.json (idf2_config does; the engine passes the
+ * result to idf2_tokenizer_set_specials) and never sees the model.
+ *
+ * Every quirk below that looks arbitrary is there because Rust
+ * `tokenizers` (what transformers runs) does the same; the comments say
+ * which of its behaviours is being reproduced. */
+#include "synth/idf2_tokenizer.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/vc_buf.h"
+#include "core/vc_fs.h"
+#include "core/vc_mem.h"
+
+/* Added tokens are matched by a scan at every text position; 65536 is ten
+ * times what any published tokenizer declares. */
+#define TOK_MAX_ADDED 65536
+/* Post-processor specials around $A; real templates have one or two. */
+#define TOK_MAX_TEMPLATE 8
+
+#define METASPACE     "\xE2\x96\x81" /* U+2581 "▁" */
+#define METASPACE_LEN 3
+
+enum { TOK_PRESENT = 1, TOK_ADDED = 2, TOK_SPECIAL = 4 };
+
+struct tok_merge {
+    int32_t a, b; /* pair of ids; a == -1 marks an empty slot */
+    int32_t rank, id;
+};
+
+struct tok_added {
+    const char *s;
+    uint32_t len;
+    int32_t id;
+};
+
+struct idf2_tokenizer {
+    int32_t n_ids;
+    const char **model_piece; /* [n_ids]: the BPE vocab string, NULL if none */
+    uint32_t *model_len;
+    const char **piece; /* [n_ids]: what decode emits (added content first) */
+    uint32_t *piece_len;
+    uint8_t *flags; /* [n_ids] TOK_* */
+    char *pool;     /* every string above points in here */
+
+    int32_t *vocab_tab; /* open addressing over model pieces; -1 = empty */
+    size_t vocab_mask;
+    struct tok_merge *merge_tab;
+    size_t merge_mask;
+
+    struct tok_added *added; /* sorted by first byte, then longest first */
+    size_t n_added;
+    uint32_t added_first[257]; /* added[added_first[c] .. added_first[c+1]) start with c */
+
+    int32_t byte_id[256]; /* <0xXX> pieces; -1 when absent */
+    int32_t unk_id;       /* -1 when the model has none */
+    bool byte_fallback, fuse_unk, ignore_merges;
+
+    int32_t prefix[TOK_MAX_TEMPLATE], suffix[TOK_MAX_TEMPLATE];
+    int n_prefix, n_suffix;
+};
+
+/* ---------------------------------------------------------------- hashing */
+
+static uint64_t hash_bytes(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static uint64_t hash_pair(int32_t a, int32_t b)
+{
+    uint64_t h = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
+    h ^= h >> 33; /* murmur3 finalizer: ids are small and dense */
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return h;
+}
+
+static size_t table_size_for(size_t n)
+{
+    size_t cap = 16;
+    while (cap < 2 * n + 1)
+        cap <<= 1;
+    return cap;
+}
+
+static int32_t vocab_get(const struct idf2_tokenizer *t, const char *s, size_t n)
+{
+    for (size_t i = hash_bytes(s, n) & t->vocab_mask;; i = (i + 1) & t->vocab_mask) {
+        int32_t id = t->vocab_tab[i];
+        if (id < 0)
+            return -1;
+        if (t->model_len[id] == n && memcmp(t->model_piece[id], s, n) == 0)
+            return id;
+    }
+}
+
+/* Returns false when the piece is already present (duplicate key). */
+static bool vocab_put(struct idf2_tokenizer *t, int32_t id)
+{
+    const char *s = t->model_piece[id];
+    size_t n = t->model_len[id];
+    size_t i = hash_bytes(s, n) & t->vocab_mask;
+    for (; t->vocab_tab[i] >= 0; i = (i + 1) & t->vocab_mask) {
+        int32_t o = t->vocab_tab[i];
+        if (t->model_len[o] == n && memcmp(t->model_piece[o], s, n) == 0)
+            return false;
+    }
+    t->vocab_tab[i] = id;
+    return true;
+}
+
+static const struct tok_merge *merge_get(const struct idf2_tokenizer *t, int32_t a, int32_t b)
+{
+    if (!t->merge_tab)
+        return NULL;
+    for (size_t i = hash_pair(a, b) & t->merge_mask;; i = (i + 1) & t->merge_mask) {
+        const struct tok_merge *m = &t->merge_tab[i];
+        if (m->a < 0)
+            return NULL;
+        if (m->a == a && m->b == b)
+            return m;
+    }
+}
+
+/* A repeated pair overwrites the earlier rank, as Rust's HashMap collect
+ * does. */
+static void merge_put(struct idf2_tokenizer *t, int32_t a, int32_t b, int32_t rank, int32_t id)
+{
+    size_t i = hash_pair(a, b) & t->merge_mask;
+    while (t->merge_tab[i].a >= 0 && !(t->merge_tab[i].a == a && t->merge_tab[i].b == b))
+        i = (i + 1) & t->merge_mask;
+    t->merge_tab[i] = (struct tok_merge){ a, b, rank, id };
+}
+
+/* ------------------------------------------------------------------ UTF-8 */
+
+/* Length of the valid UTF-8 sequence at s (Rust's str rules: no overlongs,
+ * no surrogates, nothing above U+10FFFF), 0 when invalid. */
+static size_t utf8_seq_len(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    if (c < 0x80)
+        return 1;
+    size_t len;
+    unsigned lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        if (c == 0xE0)
+            lo = 0xA0;
+        else if (c == 0xED)
+            hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        if (c == 0xF0)
+            lo = 0x90;
+        else if (c == 0xF4)
+            hi = 0x8F;
+    } else {
+        return 0;
+    }
+    if (n < len || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    return len;
+}
+
+static bool utf8_valid(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        size_t k = utf8_seq_len((const unsigned char *)s + i, n - i);
+        if (!k)
+            return false;
+        i += k;
+    }
+    return true;
+}
+
+/* --------------------------------------------------------- growable arrays */
+
+struct id_vec {
+    int32_t *v;
+    size_t n, cap;
+};
+
+static bool id_vec_push(struct id_vec *a, int32_t id)
+{
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? 2 * a->cap : 64;
+        int32_t *v = vc_realloc_array(a->v, cap, sizeof *v);
+        if (!v)
+            return false;
+        a->v = v;
+        a->cap = cap;
+    }
+    a->v[a->n++] = id;
+    return true;
+}
+
+/* --------------------------------------------------------------- loading */
+
+static enum vc_status bad(struct vc_err *err, const char *label, const char *what)
+{
+    return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_tokenizer, "%s: %s", label, what);
+}
+
+static bool json_str_is(const cJSON *obj, const char *key, const char *want)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return cJSON_IsString(v) && strcmp(v->valuestring, want) == 0;
+}
+
+static bool json_null_or_absent(const cJSON *obj, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return !v || cJSON_IsNull(v);
+}
+
+static bool json_flag(const cJSON *obj, const char *key)
+{
+    return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(obj, key));
+}
+
+/* {"type": "Replace", "pattern": {"String": from}, "content": to} */
+static bool is_replace(const cJSON *n, const char *from, const char *to)
+{
+    return json_str_is(n, "type", "Replace") &&
+           json_str_is(cJSON_GetObjectItemCaseSensitive(n, "pattern"), "String", from) &&
+           json_str_is(n, "content", to);
+}
+
+static bool check_normalizer(const cJSON *n)
+{
+    const cJSON *seq = cJSON_GetObjectItemCaseSensitive(n, "normalizers");
+    if (!json_str_is(n, "type", "Sequence") || cJSON_GetArraySize(seq) != 2)
+        return false;
+    const cJSON *pre = cJSON_GetArrayItem(seq, 0);
+    return json_str_is(pre, "type", "Prepend") && json_str_is(pre, "prepend", METASPACE) &&
+           is_replace(cJSON_GetArrayItem(seq, 1), " ", METASPACE);
+}
+
+static bool check_decoder(const cJSON *d)
+{
+    const cJSON *seq = cJSON_GetObjectItemCaseSensitive(d, "decoders");
+    if (!json_str_is(d, "type", "Sequence") || cJSON_GetArraySize(seq) != 4)
+        return false;
+    const cJSON *strip = cJSON_GetArrayItem(seq, 3);
+    const cJSON *start = cJSON_GetObjectItemCaseSensitive(strip, "start");
+    const cJSON *stop = cJSON_GetObjectItemCaseSensitive(strip, "stop");
+    return is_replace(cJSON_GetArrayItem(seq, 0), METASPACE, " ") &&
+           json_str_is(cJSON_GetArrayItem(seq, 1), "type", "ByteFallback") &&
+           json_str_is(cJSON_GetArrayItem(seq, 2), "type", "Fuse") &&
+           json_str_is(strip, "type", "Strip") && json_str_is(strip, "content", " ") &&
+           cJSON_IsNumber(start) && start->valuedouble == 1 && cJSON_IsNumber(stop) &&
+           stop->valuedouble == 0;
+}
+
+/* A JSON number that is an integer id in [0, IDF2_TOK_MAX_ID). */
+static int32_t json_id(const cJSON *v)
+{
+    if (!cJSON_IsNumber(v))
+        return -1;
+    double d = v->valuedouble;
+    if (!(d >= 0 && d < IDF2_TOK_MAX_ID) || d != (double)(int32_t)d)
+        return -1;
+    return (int32_t)d;
+}
+
+/* Copies every string the tables point at into one pool, so freeing is one
+ * call and nothing dangles into the cJSON tree. */
+struct pool_cursor {
+    char *at;
+};
+
+static const char *pool_put(struct pool_cursor *c, const char *s, size_t n)
+{
+    char *p = c->at;
+    memcpy(p, s, n);
+    p[n] = '\0';
+    c->at += n + 1;
+    return p;
+}
+
+static int cmp_added(const void *pa, const void *pb)
+{
+    const struct tok_added *a = pa, *b = pb;
+    unsigned char ca = (unsigned char)a->s[0], cb = (unsigned char)b->s[0];
+    if (ca != cb)
+        return ca < cb ? -1 : 1;
+    if (a->len != b->len)
+        return a->len > b->len ? -1 : 1; /* longest first: leftmost-longest */
+    int c = memcmp(a->s, b->s, a->len);  /* equal contents end up adjacent */
+    return c ? c : (a->id > b->id) - (a->id < b->id);
+}
+
+static enum vc_status parse_template(struct idf2_tokenizer *t, const cJSON *pp, const char *label,
+                                     struct vc_err *err)
+{
+    if (!pp || cJSON_IsNull(pp))
+        return VC_OK;
+    if (!json_str_is(pp, "type", "TemplateProcessing"))
+        return bad(err, label, "post_processor: only TemplateProcessing is supported");
+    const cJSON *single = cJSON_GetObjectItemCaseSensitive(pp, "single");
+    const cJSON *specials = cJSON_GetObjectItemCaseSensitive(pp, "special_tokens");
+    if (!cJSON_IsArray(single))
+        return bad(err, label, "post_processor: \"single\" is not a list");
+    bool seen_seq = false;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, single)
+    {
+        const cJSON *seq = cJSON_GetObjectItemCaseSensitive(item, "Sequence");
+        const cJSON *sp = cJSON_GetObjectItemCaseSensitive(item, "SpecialToken");
+        if (seq) {
+            if (seen_seq || !json_str_is(seq, "id", "A"))
+                return bad(err, label, "post_processor: \"single\" must hold $A exactly once");
+            seen_seq = true;
+            continue;
+        }
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(sp, "id");
+        if (!cJSON_IsString(name))
+            return bad(err, label, "post_processor: unknown item in \"single\"");
+        const cJSON *def = cJSON_GetObjectItemCaseSensitive(specials, name->valuestring);
+        const cJSON *ids = cJSON_GetObjectItemCaseSensitive(def, "ids");
+        if (!cJSON_IsArray(ids))
+            return bad(err, label, "post_processor: special token without ids");
+        const cJSON *idv;
+        cJSON_ArrayForEach(idv, ids)
+        {
+            int32_t id = json_id(idv);
+            int *n = seen_seq ? &t->n_suffix : &t->n_prefix;
+            if (id < 0 || id >= t->n_ids || !(t->flags[id] & TOK_PRESENT))
+                return bad(err, label, "post_processor: special token id not in the vocab");
+            if (*n == TOK_MAX_TEMPLATE)
+                return bad(err, label, "post_processor: too many special tokens");
+            (seen_seq ? t->suffix : t->prefix)[(*n)++] = id;
+        }
+    }
+    if (!seen_seq)
+        return bad(err, label, "post_processor: \"single\" lacks $A");
+    return VC_OK;
+}
+
+/* A merge is "a b" (older files) or ["a", "b"] (newer ones). */
+static bool merge_parts(const cJSON *m, const char **a, size_t *alen, const char **b, size_t *blen)
+{
+    if (cJSON_IsString(m)) {
+        const char *s = m->valuestring;
+        const char *sp = strchr(s, ' ');
+        if (!sp || strchr(sp + 1, ' '))
+            return false; /* Rust splits on ' ' and wants exactly two parts */
+        *a = s;
+        *alen = (size_t)(sp - s);
+        *b = sp + 1;
+        *blen = strlen(sp + 1);
+        return true;
+    }
+    if (cJSON_GetArraySize(m) != 2)
+        return false;
+    const cJSON *x = cJSON_GetArrayItem(m, 0), *y = cJSON_GetArrayItem(m, 1);
+    if (!cJSON_IsString(x) || !cJSON_IsString(y))
+        return false;
+    *a = x->valuestring;
+    *alen = strlen(*a);
+    *b = y->valuestring;
+    *blen = strlen(*b);
+    return true;
+}
+
+static enum vc_status build_merges(struct idf2_tokenizer *t, const cJSON *merges, const char *label,
+                                   struct vc_err *err)
+{
+    size_t n = (size_t)cJSON_GetArraySize(merges);
+    if (n == 0)
+        return VC_OK;
+    size_t cap = table_size_for(n);
+    t->merge_tab = vc_malloc_array(cap, sizeof *t->merge_tab);
+    if (!t->merge_tab)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "%s: merges", label);
+    t->merge_mask = cap - 1;
+    for (size_t i = 0; i < cap; i++)
+        t->merge_tab[i].a = -1;
+    char small[256];
+    int32_t rank = 0;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, merges)
+    {
+        const char *a, *b;
+        size_t alen, blen;
+        if (!merge_parts(m, &a, &alen, &b, &blen))
+            return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_tokenizer,
+                              "%s: merge %d is not a pair of pieces", label, (int)rank);
+        int32_t ia = vocab_get(t, a, alen), ib = vocab_get(t, b, blen);
+        char *joined = alen + blen <= sizeof small ? small : malloc(alen + blen);
+        if (!joined)
+            return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "%s: merges", label);
+        memcpy(joined, a, alen);
+        memcpy(joined + alen, b, blen);
+        int32_t ij = vocab_get(t, joined, alen + blen);
+        if (joined != small)
+            free(joined);
+        if (ia < 0 || ib < 0 || ij < 0)
+            return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_tokenizer,
+                              "%s: merge %d uses a piece missing from the vocab", label, (int)rank);
+        merge_put(t, ia, ib, rank, ij);
+        rank++;
+    }
+    return VC_OK;
+}
+
+/* Parses the vocab and added tokens into the id tables (strings in one
+ * pool). */
+static enum vc_status build_tables(struct idf2_tokenizer *t, const cJSON *vocab, const cJSON *added,
+                                   const char *label, struct vc_err *err)
+{
+    int32_t max_id = -1;
+    size_t pool_bytes = 0, n_vocab = 0, n_added = 0;
+    const cJSON *v;
+    cJSON_ArrayForEach(v, vocab)
+    {
+        int32_t id = json_id(v);
+        if (id < 0 || !v->string)
+            return bad(err, label, "vocab: an id is not an integer in range");
+        max_id = id > max_id ? id : max_id;
+        pool_bytes += strlen(v->string) + 1;
+        n_vocab++;
+    }
+    cJSON_ArrayForEach(v, added)
+    {
+        const cJSON *content = cJSON_GetObjectItemCaseSensitive(v, "content");
+        int32_t id = json_id(cJSON_GetObjectItemCaseSensitive(v, "id"));
+        if (id < 0 || !cJSON_IsString(content) || content->valuestring[0] == '\0')
+            return bad(err, label, "added_tokens: entry without a valid id and content");
+        if (json_flag(v, "normalized") || json_flag(v, "lstrip") || json_flag(v, "rstrip") ||
+            json_flag(v, "single_word"))
+            return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_tokenizer,
+                              "%s: added token \"%s\": normalized/lstrip/rstrip/single_word "
+                              "are not supported",
+                              label, content->valuestring);
+        max_id = id > max_id ? id : max_id;
+        pool_bytes += strlen(content->valuestring) + 1;
+        n_added++;
+    }
+    if (n_vocab == 0)
+        return bad(err, label, "model.vocab is empty");
+    if (n_added > TOK_MAX_ADDED)
+        return bad(err, label, "too many added tokens");
+
+    size_t n_ids = (size_t)max_id + 1;
+    t->n_ids = (int32_t)n_ids;
+    t->model_piece = calloc(n_ids, sizeof *t->model_piece);
+    t->model_len = calloc(n_ids, sizeof *t->model_len);
+    t->piece = calloc(n_ids, sizeof *t->piece);
+    t->piece_len = calloc(n_ids, sizeof *t->piece_len);
+    t->flags = calloc(n_ids, 1);
+    t->pool = malloc(pool_bytes);
+    size_t vcap = table_size_for(n_vocab);
+    t->vocab_tab = vc_malloc_array(vcap, sizeof *t->vocab_tab);
+    t->added = vc_malloc_array(n_added ? n_added : 1, sizeof *t->added);
+    if (!t->model_piece || !t->model_len || !t->piece || !t->piece_len || !t->flags || !t->pool ||
+        !t->vocab_tab || !t->added)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "%s: vocab tables", label);
+    memset(t->vocab_tab, 0xff, vcap * sizeof *t->vocab_tab);
+    t->vocab_mask = vcap - 1;
+
+    struct pool_cursor pc = { t->pool };
+    cJSON_ArrayForEach(v, vocab)
+    {
+        int32_t id = json_id(v);
+        size_t len = strlen(v->string);
+        if (t->flags[id] & TOK_PRESENT)
+            return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_tokenizer,
+                              "%s: vocab id %d is used twice", label, (int)id);
+        if (len == 0 || len > UINT32_MAX || !utf8_valid(v->string, len))
+            return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_tokenizer,
+                              "%s: vocab id %d: empty or invalid UTF-8 piece", label, (int)id);
+        t->model_piece[id] = t->piece[id] = pool_put(&pc, v->string, len);
+        t->model_len[id] = t->piece_len[id] = (uint32_t)len;
+        t->flags[id] = TOK_PRESENT;
+        if (!vocab_put(t, id))
+            return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_tokenizer,
+                              "%s: vocab piece of id %d appears twice", label, (int)id);
+    }
+    cJSON_ArrayForEach(v, added)
+    {
+        const char *content = cJSON_GetObjectItemCaseSensitive(v, "content")->valuestring;
+        int32_t id = json_id(cJSON_GetObjectItemCaseSensitive(v, "id"));
+        size_t len = strlen(content);
+        if (t->flags[id] & TOK_ADDED)
+            return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_tokenizer,
+                              "%s: added token id %d appears twice", label, (int)id);
+        if (!utf8_valid(content, len))
+            return bad(err, label, "added token is not valid UTF-8");
+        /* Decoding prefers the added content over the model piece of the
+         * same id (Rust: added_tokens_map_r first). */
+        t->piece[id] = pool_put(&pc, content, len);
+        t->piece_len[id] = (uint32_t)len;
+        t->flags[id] |= TOK_PRESENT | TOK_ADDED | (json_flag(v, "special") ? TOK_SPECIAL : 0);
+        t->added[t->n_added++] = (struct tok_added){ t->piece[id], (uint32_t)len, id };
+    }
+    qsort(t->added, t->n_added, sizeof *t->added, cmp_added);
+    for (size_t i = 0, c = 0; c <= 256; c++) {
+        while (i < t->n_added && (unsigned char)t->added[i].s[0] < c)
+            i++;
+        t->added_first[c] = (uint32_t)i;
+    }
+    /* Two added tokens with the same content: the scan would only ever see
+     * one of them, so the file is ambiguous. */
+    for (size_t i = 1; i < t->n_added; i++)
+        if (t->added[i].len == t->added[i - 1].len &&
+            memcmp(t->added[i].s, t->added[i - 1].s, t->added[i].len) == 0)
+            return bad(err, label, "two added tokens share the same content");
+    return VC_OK;
+}
+
+static enum vc_status parse_model(struct idf2_tokenizer *t, const cJSON *model, const char *label,
+                                  struct vc_err *err)
+{
+    if (!json_str_is(model, "type", "BPE"))
+        return bad(err, label, "model.type must be \"BPE\"");
+    const cJSON *dropout = cJSON_GetObjectItemCaseSensitive(model, "dropout");
+    if (dropout && !cJSON_IsNull(dropout) &&
+        !(cJSON_IsNumber(dropout) && dropout->valuedouble == 0))
+        return bad(err, label, "BPE dropout is not supported");
+    const char *affix[] = { "continuing_subword_prefix", "end_of_word_suffix" };
+    for (size_t i = 0; i < 2; i++) {
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(model, affix[i]);
+        if (a && !cJSON_IsNull(a) && !(cJSON_IsString(a) && a->valuestring[0] == '\0'))
+            return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_tokenizer,
+                              "%s: model.%s is not supported", label, affix[i]);
+    }
+    t->byte_fallback = json_flag(model, "byte_fallback");
+    t->fuse_unk = json_flag(model, "fuse_unk");
+    t->ignore_merges = json_flag(model, "ignore_merges");
+
+    for (int b = 0; b < 256; b++) {
+        char name[8];
+        snprintf(name, sizeof name, "<0x%02X>", b);
+        t->byte_id[b] = vocab_get(t, name, 6);
+    }
+    t->unk_id = -1;
+    const cJSON *unk = cJSON_GetObjectItemCaseSensitive(model, "unk_token");
+    if (cJSON_IsString(unk)) {
+        t->unk_id = vocab_get(t, unk->valuestring, strlen(unk->valuestring));
+        if (t->unk_id < 0)
+            return bad(err, label, "model.unk_token is not in the vocab");
+    } else if (unk && !cJSON_IsNull(unk)) {
+        return bad(err, label, "model.unk_token is not a string");
+    }
+    const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
+    if (merges && !cJSON_IsArray(merges))
+        return bad(err, label, "model.merges is not a list");
+    return build_merges(t, merges, label, err);
+}
+
+enum vc_status idf2_tokenizer_load_json(const char *json, size_t len, const char *label,
+                                        struct idf2_tokenizer **out, struct vc_err *err)
+{
+    *out = NULL;
+    if (len > IDF2_TOK_MAX_JSON_BYTES)
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_tokenizer,
+                          "%s: %zu bytes, more than the %zu allowed", label, len,
+                          IDF2_TOK_MAX_JSON_BYTES);
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    if (!root)
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_tokenizer, "%s: not valid JSON", label);
+    struct idf2_tokenizer *t = calloc(1, sizeof *t);
+    enum vc_status rc;
+    if (!t) {
+        rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "%s", label);
+        goto done;
+    }
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+    const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
+    const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
+    const cJSON *norm = cJSON_GetObjectItemCaseSensitive(root, "normalizer");
+    if (!cJSON_IsObject(root) || !cJSON_IsObject(vocab) || (added && !cJSON_IsArray(added))) {
+        rc = bad(err, label, "not a tokenizer.json (model.vocab / added_tokens)");
+        goto done;
+    }
+    if (!check_normalizer(norm)) {
+        rc = bad(err, label, "normalizer must be Sequence[Prepend(\"▁\"), Replace(\" \", \"▁\")]");
+        goto done;
+    }
+    if (!json_null_or_absent(root, "pre_tokenizer")) {
+        rc = bad(err, label, "a pre_tokenizer is not supported (legacy Llama layout only)");
+        goto done;
+    }
+    if (!check_decoder(cJSON_GetObjectItemCaseSensitive(root, "decoder"))) {
+        rc = bad(err, label,
+                 "decoder must be Sequence[Replace(\"▁\", \" \"), ByteFallback, Fuse, Strip]");
+        goto done;
+    }
+    rc = build_tables(t, vocab, added, label, err);
+    if (rc == VC_OK)
+        rc = parse_model(t, model, label, err);
+    if (rc == VC_OK)
+        rc =
+            parse_template(t, cJSON_GetObjectItemCaseSensitive(root, "post_processor"), label, err);
+done:
+    cJSON_Delete(root);
+    if (rc != VC_OK) {
+        idf2_tokenizer_free(t);
+        return rc;
+    }
+    *out = t;
+    return VC_OK;
+}
+
+enum vc_status idf2_tokenizer_load(const char *path, struct idf2_tokenizer **out,
+                                   struct vc_err *err)
+{
+    char *json;
+    size_t len;
+    *out = NULL;
+    enum vc_status rc = vc_fs_read_file(path, IDF2_TOK_MAX_JSON_BYTES, &json, &len, err);
+    if (rc != VC_OK)
+        return vc_err_prefix(err, "tokenizer");
+    rc = idf2_tokenizer_load_json(json, len, path, out, err);
+    free(json);
+    return rc;
+}
+
+void idf2_tokenizer_free(struct idf2_tokenizer *tok)
+{
+    if (!tok)
+        return;
+    free(tok->model_piece);
+    free(tok->model_len);
+    free(tok->piece);
+    free(tok->piece_len);
+    free(tok->flags);
+    free(tok->pool);
+    free(tok->vocab_tab);
+    free(tok->merge_tab);
+    free(tok->added);
+    free(tok);
+}
+
+enum vc_status idf2_tokenizer_set_specials(struct idf2_tokenizer *tok, int32_t bos_id,
+                                           int32_t eos_id, struct vc_err *err)
+{
+    int32_t ids[2] = { bos_id, eos_id };
+    for (int i = 0; i < 2; i++)
+        if (ids[i] != -1 &&
+            (ids[i] < 0 || ids[i] >= tok->n_ids || !(tok->flags[ids[i]] & TOK_PRESENT)))
+            return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_tokenizer,
+                              "special token id %d is not in the vocab", (int)ids[i]);
+    tok->n_prefix = bos_id >= 0;
+    tok->prefix[0] = bos_id;
+    tok->n_suffix = eos_id >= 0;
+    tok->suffix[0] = eos_id;
+    return VC_OK;
+}
+
+/* ---------------------------------------------------------------- lookups */
+
+int32_t idf2_tokenizer_n_ids(const struct idf2_tokenizer *tok)
+{
+    return tok->n_ids;
+}
+
+int32_t idf2_tokenizer_find(const struct idf2_tokenizer *tok, const char *piece)
+{
+    size_t n = strlen(piece);
+    unsigned char c = (unsigned char)piece[0];
+    for (uint32_t i = tok->added_first[c]; i < tok->added_first[c + 1]; i++)
+        if (tok->added[i].len == n && memcmp(tok->added[i].s, piece, n) == 0)
+            return tok->added[i].id;
+    return n ? vocab_get(tok, piece, n) : -1;
+}
+
+const char *idf2_tokenizer_piece(const struct idf2_tokenizer *tok, int32_t id)
+{
+    return id >= 0 && id < tok->n_ids ? tok->piece[id] : NULL;
+}
+
+bool idf2_tokenizer_is_special(const struct idf2_tokenizer *tok, int32_t id)
+{
+    return id >= 0 && id < tok->n_ids && (tok->flags[id] & TOK_SPECIAL);
+}
+
+/* --------------------------------------------------------------- encoding */
+
+struct bpe_sym {
+    int32_t id;
+    int32_t prev, next; /* -1 at the ends */
+    uint32_t len;       /* bytes covered; 0 once merged into its left neighbour */
+};
+
+struct bpe_cand {
+    int32_t rank, pos, id;
+};
+
+/* Min-heap on (rank, pos): Rust's Merge ordering, lowest rank first and the
+ * leftmost pair on ties. */
+static bool cand_less(const struct bpe_cand *a, const struct bpe_cand *b)
+{
+    return a->rank != b->rank ? a->rank < b->rank : a->pos < b->pos;
+}
+
+static void heap_push(struct bpe_cand *h, size_t *n, struct bpe_cand c)
+{
+    size_t i = (*n)++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!cand_less(&c, &h[p]))
+            break;
+        h[i] = h[p];
+        i = p;
+    }
+    h[i] = c;
+}
+
+static struct bpe_cand heap_pop(struct bpe_cand *h, size_t *n)
+{
+    struct bpe_cand top = h[0], last = h[--*n];
+    size_t i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1, m = i;
+        const struct bpe_cand *best = &last;
+        if (l < *n && cand_less(&h[l], best))
+            best = &h[m = l];
+        if (l + 1 < *n && cand_less(&h[l + 1], best))
+            m = l + 1;
+        if (m == i)
+            break;
+        h[i] = h[m];
+        i = m;
+    }
+    if (*n > 0)
+        h[i] = last;
+    return top;
+}
+
+static void push_pair(const struct idf2_tokenizer *t, const struct bpe_sym *s, int32_t pos,
+                      struct bpe_cand *heap, size_t *n_heap)
+{
+    const struct tok_merge *m = merge_get(t, s[pos].id, s[s[pos].next].id);
+    if (m)
+        heap_push(heap, n_heap, (struct bpe_cand){ m->rank, pos, m->id });
+}
+
+static void sym_add(struct bpe_sym *s, size_t *n, int32_t id, uint32_t len)
+{
+    s[*n] = (struct bpe_sym){ id, (int32_t)*n - 1, -1, len };
+    if (*n > 0)
+        s[*n - 1].next = (int32_t)*n;
+    (*n)++;
+}
+
+/* BPE over one normalized word (Rust BPE::merge_word + Word::merge_all). */
+static enum vc_status bpe_word(const struct idf2_tokenizer *t, const char *w, size_t len,
+                               struct id_vec *out, struct vc_err *err)
+{
+    if (t->ignore_merges) {
+        int32_t whole = vocab_get(t, w, len);
+        if (whole >= 0)
+            return id_vec_push(out, whole)
+                       ? VC_OK
+                       : vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "encode");
+    }
+    /* At most one symbol per byte; each merge pushes at most two
+     * candidates on top of the initial len - 1. */
+    size_t heap_cap;
+    struct bpe_sym *s = vc_malloc_array(len, sizeof *s);
+    struct bpe_cand *heap =
+        vc_mul_ok(len, 3, &heap_cap) ? vc_malloc_array(heap_cap, sizeof *heap) : NULL;
+    enum vc_status rc = VC_OK;
+    if (!s || !heap) {
+        rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "encode: %zu bytes", len);
+        goto done;
+    }
+    size_t n = 0;
+    size_t unk_len = 0; /* pending (fused) unknown run, in bytes; 0 = none */
+    for (size_t i = 0; i < len;) {
+        size_t k = utf8_seq_len((const unsigned char *)w + i, len - i);
+        int32_t id = vocab_get(t, w + i, k);
+        if (id >= 0) {
+            if (unk_len)
+                sym_add(s, &n, t->unk_id, (uint32_t)unk_len);
+            unk_len = 0;
+            sym_add(s, &n, id, (uint32_t)k);
+            i += k;
+            continue;
+        }
+        bool bytes_ok = t->byte_fallback;
+        for (size_t j = 0; bytes_ok && j < k; j++)
+            bytes_ok = t->byte_id[(unsigned char)w[i + j]] >= 0;
+        if (bytes_ok) {
+            /* Rust does not flush a pending unk before byte tokens. */
+            for (size_t j = 0; j < k; j++)
+                sym_add(s, &n, t->byte_id[(unsigned char)w[i + j]], 1);
+            i += k;
+            continue;
+        }
+        if (t->unk_id < 0) {
+            rc = vc_err_set(err, VC_EUSAGE, VC_REASON_encode_error,
+                            "encode: a character has no token and the model has no unk_token");
+            goto done;
+        }
+        if (unk_len && !t->fuse_unk) {
+            sym_add(s, &n, t->unk_id, (uint32_t)unk_len);
+            unk_len = 0;
+        }
+        unk_len += k;
+        i += k;
+    }
+    if (unk_len)
+        sym_add(s, &n, t->unk_id, (uint32_t)unk_len);
+
+    size_t n_heap = 0;
+    for (size_t i = 0; i + 1 < n; i++)
+        push_pair(t, s, (int32_t)i, heap, &n_heap);
+    while (n_heap > 0) {
+        struct bpe_cand c = heap_pop(heap, &n_heap);
+        struct bpe_sym *left = &s[c.pos];
+        if (left->len == 0 || left->next < 0)
+            continue;
+        const struct tok_merge *m = merge_get(t, left->id, s[left->next].id);
+        if (!m || m->id != c.id)
+            continue; /* stale: the pair at pos changed since it was queued */
+        struct bpe_sym *right = &s[left->next];
+        left->id = c.id;
+        left->len += right->len;
+        left->next = right->next;
+        right->len = 0;
+        if (left->next >= 0)
+            s[left->next].prev = c.pos;
+        if (left->prev >= 0)
+            push_pair(t, s, left->prev, heap, &n_heap);
+        if (left->next >= 0)
+            push_pair(t, s, c.pos, heap, &n_heap);
+    }
+    for (int32_t i = n ? 0 : -1; i >= 0; i = s[i].next)
+        if (!id_vec_push(out, s[i].id)) {
+            rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "encode");
+            goto done;
+        }
+done:
+    free(s);
+    free(heap);
+    return rc;
+}
+
+/* Normalizes one text piece between added tokens (Prepend "▁" when
+ * non-empty, then every U+0020 -> "▁") and runs BPE on it as one word. */
+static enum vc_status encode_segment(const struct idf2_tokenizer *t, const char *text, size_t len,
+                                     struct id_vec *out, struct vc_err *err)
+{
+    if (len == 0)
+        return VC_OK;
+    size_t spaces = 0, n;
+    for (size_t i = 0; i < len; i++)
+        spaces += text[i] == ' ';
+    if (!vc_mul_ok(spaces + 1, METASPACE_LEN - 1, &n) || !vc_add_ok(n, len + 1, &n))
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_field_too_long, "encode: text too long");
+    char *w = malloc(n);
+    if (!w)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "encode: %zu bytes", n);
+    size_t o = 0;
+    memcpy(w, METASPACE, METASPACE_LEN);
+    o = METASPACE_LEN;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == ' ') {
+            memcpy(w + o, METASPACE, METASPACE_LEN);
+            o += METASPACE_LEN;
+        } else {
+            w[o++] = text[i];
+        }
+    }
+    enum vc_status rc = bpe_word(t, w, o, out, err);
+    free(w);
+    return rc;
+}
+
+/* The longest added token that starts at text[0], or NULL. */
+static const struct tok_added *match_added(const struct idf2_tokenizer *t, const char *text,
+                                           size_t len)
+{
+    unsigned char c = (unsigned char)text[0];
+    for (uint32_t i = t->added_first[c]; i < t->added_first[c + 1]; i++) {
+        const struct tok_added *a = &t->added[i];
+        if (a->len <= len && memcmp(a->s, text, a->len) == 0)
+            return a; /* sorted longest first */
+    }
+    return NULL;
+}
+
+enum vc_status idf2_tokenizer_encode(const struct idf2_tokenizer *tok, const char *text, size_t len,
+                                     bool add_special, int32_t **ids, size_t *n_ids,
+                                     struct vc_err *err)
+{
+    *ids = NULL;
+    *n_ids = 0;
+    if (!utf8_valid(text, len))
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_text_not_utf8, "encode: invalid UTF-8");
+    struct id_vec out = { 0 };
+    enum vc_status rc = VC_OK;
+    bool ok = id_vec_push(&out, 0); /* reserve: *ids is non-NULL even when empty */
+    out.n = 0;
+    for (int i = 0; ok && add_special && i < tok->n_prefix; i++)
+        ok = id_vec_push(&out, tok->prefix[i]);
+    size_t seg = 0;
+    for (size_t i = 0; ok && rc == VC_OK && i < len;) {
+        const struct tok_added *a = match_added(tok, text + i, len - i);
+        if (!a) {
+            i++;
+            continue;
+        }
+        rc = encode_segment(tok, text + seg, i - seg, &out, err);
+        ok = rc == VC_OK && id_vec_push(&out, a->id);
+        i += a->len;
+        seg = i;
+    }
+    if (ok && rc == VC_OK)
+        rc = encode_segment(tok, text + seg, len - seg, &out, err);
+    for (int i = 0; ok && rc == VC_OK && add_special && i < tok->n_suffix; i++)
+        ok = id_vec_push(&out, tok->suffix[i]);
+    if (rc == VC_OK && !ok)
+        rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "encode");
+    if (rc != VC_OK) {
+        free(out.v);
+        return rc;
+    }
+    *ids = out.v;
+    *n_ids = out.n;
+    return VC_OK;
+}
+
+/* --------------------------------------------------------------- decoding */
+
+/* Rust ByteFallback: a token is a byte iff it is exactly 6 bytes "<0x??>"
+ * and u8::from_str_radix(??, 16) accepts it (which also takes "+F"). */
+static int byte_value(const char *p, size_t n)
+{
+    if (n != 6 || memcmp(p, "<0x", 3) != 0 || p[5] != '>')
+        return -1;
+    int v = 0;
+    for (int i = p[3] == '+' ? 4 : 3; i < 5; i++) {
+        char c = p[i];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0)
+            return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+static bool flush_bytes(struct vc_buf *out, const char *run, size_t n)
+{
+    if (utf8_valid(run, n))
+        return vc_buf_append(out, run, n) == 0;
+    for (size_t i = 0; i < n; i++)
+        if (vc_buf_append(out, "\xEF\xBF\xBD", 3) != 0) /* U+FFFD per byte of the run */
+            return false;
+    return true;
+}
+
+enum vc_status idf2_tokenizer_decode(const struct idf2_tokenizer *tok, const int32_t *ids,
+                                     size_t n_ids, bool skip_special, char **text, size_t *text_len,
+                                     struct vc_err *err)
+{
+    *text = NULL;
+    struct vc_buf out, run;
+    vc_buf_init(&out, SIZE_MAX);
+    vc_buf_init(&run, SIZE_MAX);
+    bool ok = vc_buf_append(&out, "", 0) == 0;
+    for (size_t i = 0; ok && i < n_ids; i++) {
+        int32_t id = ids[i];
+        if (id < 0 || id >= tok->n_ids || !(tok->flags[id] & TOK_PRESENT))
+            continue; /* Rust: an id without a token yields nothing */
+        if (skip_special && (tok->flags[id] & TOK_SPECIAL))
+            continue;
+        const char *p = tok->piece[id];
+        size_t n = tok->piece_len[id];
+        int b = byte_value(p, n);
+        if (b >= 0) {
+            unsigned char c = (unsigned char)b;
+            ok = vc_buf_append(&run, &c, 1) == 0;
+            continue;
+        }
+        if (run.len) {
+            ok = flush_bytes(&out, run.data, run.len);
+            run.len = 0;
+        }
+        for (size_t j = 0; ok && j < n;) {
+            if (j + METASPACE_LEN <= n && memcmp(p + j, METASPACE, METASPACE_LEN) == 0) {
+                ok = vc_buf_append(&out, " ", 1) == 0;
+                j += METASPACE_LEN;
+            } else {
+                size_t k = j + 1;
+                while (k < n && !(k + METASPACE_LEN <= n && !memcmp(p + k, METASPACE, 3)))
+                    k++;
+                ok = vc_buf_append(&out, p + j, k - j) == 0;
+                j = k;
+            }
+        }
+    }
+    if (ok && run.len)
+        ok = flush_bytes(&out, run.data, run.len);
+    vc_buf_free(&run);
+    if (!ok) {
+        vc_buf_free(&out);
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "decode");
+    }
+    size_t skip = out.len > 0 && out.data[0] == ' '; /* Strip(" ", start 1) */
+    memmove(out.data, out.data + skip, out.len - skip + 1);
+    *text = out.data;
+    if (text_len)
+        *text_len = out.len - skip;
+    return VC_OK;
+}
