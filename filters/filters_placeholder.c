@@ -1,2 +1,0 @@
-/* filters: module list grows here. */
-typedef int vc_filters_placeholder_;
