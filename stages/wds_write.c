@@ -96,8 +96,9 @@ size_t wds_dali_index_path(const char *shard_path, char *out, size_t out_cap)
             break;
         }
     }
-    int len = snprintf(out, out_cap, "%.*s.idx", (int)n, shard_path);
-    return len < 0 ? SIZE_MAX : (size_t)len;
+    if (out_cap > 0)
+        snprintf(out, out_cap, "%.*s.idx", (int)n, shard_path);
+    return n + 4;
 }
 
 /* Marks the writer dead with an I/O error; every later call repeats it. */
