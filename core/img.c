@@ -235,13 +235,16 @@ const char *img_resize_mode_name(enum img_resize_mode m)
 }
 
 /* One axis of a separable resampler: output o reads n[o] source samples
- * from first[o] on, with integer weights w[off[o]..] that sum to `den`. */
+ * from first[o] on, with weights w[off[o]..] that sum to IMG_W_ONE. */
 struct img_axis {
     uint32_t *first, *n;
     size_t *off;
     uint32_t *w;
-    uint64_t den;
 };
+
+/* 14 fractional bits: a weight times an 8.8 intermediate sample stays
+ * below 2^32 (65280 * 2^14), so both passes accumulate in uint32. */
+enum { IMG_W_BITS = 14, IMG_W_ONE = 1 << IMG_W_BITS };
 
 static void img_axis_free(struct img_axis *a)
 {
@@ -251,17 +254,61 @@ static void img_axis_free(struct img_axis *a)
     free(a->w);
 }
 
-/* Bilinear weights carry 11 fractional bits, as OpenCV's INTER_LINEAR. */
-enum { IMG_LINEAR_ONE = 2048 };
+/* Area weights: output o covers the source span [o*in, (o+1)*in) in units
+ * of 1/out pixel, so each overlap is an exact integer and they sum to `in`
+ * (OpenCV's INTER_AREA).  Scaled to IMG_W_ONE by flooring, the remainder
+ * going to the first largest weight, so a flat colour stays exact. */
+static size_t img_axis_area(struct img_axis *a, uint32_t in, uint32_t out, uint32_t o, size_t k)
+{
+    uint64_t lo = (uint64_t)o * in, hi = lo + in;
+    uint32_t j0 = (uint32_t)(lo / out), j1 = (uint32_t)((hi - 1) / out);
+    uint32_t sum = 0;
+    size_t big = k;
+    for (uint32_t j = j0; j <= j1; j++, k++) {
+        uint64_t s = (uint64_t)j * out, e = s + out;
+        uint64_t overlap = (e < hi ? e : hi) - (s > lo ? s : lo);
+        a->w[k] = (uint32_t)(overlap * IMG_W_ONE / in);
+        sum += a->w[k];
+        if (a->w[k] > a->w[big])
+            big = k;
+    }
+    a->w[big] += IMG_W_ONE - sum;
+    a->first[o] = j0;
+    a->n[o] = j1 - j0 + 1;
+    return k;
+}
+
+/* Bilinear with pixel centres aligned: source x = (o + 0.5) * in / out -
+ * 0.5, kept as the exact fraction num / (2 * out), clamped at the edges. */
+static size_t img_axis_linear(struct img_axis *a, uint32_t in, uint32_t out, uint32_t o, size_t k)
+{
+    int64_t num = (int64_t)(2 * (uint64_t)o + 1) * in - out;
+    uint64_t den2 = 2 * (uint64_t)out;
+    uint32_t j0 = 0, f = 0;
+    if (num > 0) {
+        j0 = (uint32_t)((uint64_t)num / den2);
+        f = (uint32_t)(((uint64_t)num % den2 * IMG_W_ONE + out) / den2);
+    }
+    if (f == IMG_W_ONE) {
+        j0++;
+        f = 0;
+    }
+    if (j0 >= in - 1) {
+        j0 = in - 1;
+        f = 0;
+    }
+    a->first[o] = j0;
+    a->n[o] = f ? 2 : 1;
+    a->w[k++] = IMG_W_ONE - f;
+    if (f)
+        a->w[k++] = f;
+    return k;
+}
 
 static enum vc_status img_axis_build(struct img_axis *a, uint32_t in, uint32_t out,
                                      struct vc_err *err)
 {
     memset(a, 0, sizeof *a);
-    /* Shrinking: area average, output o covers source span [o*in, (o+1)*in)
-     * in units of 1/out pixel, so each overlap is an exact integer and the
-     * weights sum to `in` (OpenCV's INTER_AREA).  Otherwise at most two
-     * taps per output. */
     size_t max_taps = in > out ? (size_t)in + out : (size_t)2 * out;
     a->first = vc_malloc_array(out, sizeof *a->first);
     a->n = vc_malloc_array(out, sizeof *a->n);
@@ -274,97 +321,81 @@ static enum vc_status img_axis_build(struct img_axis *a, uint32_t in, uint32_t o
     size_t k = 0;
     for (uint32_t o = 0; o < out; o++) {
         a->off[o] = k;
-        if (in > out) {
-            uint64_t lo = (uint64_t)o * in, hi = lo + in;
-            uint32_t j0 = (uint32_t)(lo / out), j1 = (uint32_t)((hi - 1) / out);
-            for (uint32_t j = j0; j <= j1; j++) {
-                uint64_t s = (uint64_t)j * out, e = s + out;
-                a->w[k++] = (uint32_t)((e < hi ? e : hi) - (s > lo ? s : lo));
-            }
-            a->first[o] = j0;
-            a->n[o] = j1 - j0 + 1;
-        } else if (in == out) {
-            a->first[o] = o;
-            a->n[o] = 1;
-            a->w[k++] = 1;
-        } else {
-            /* Pixel centres aligned: source x = (o + 0.5) * in / out - 0.5,
-             * kept as the fraction num / (2 * out). */
-            int64_t num = (int64_t)(2 * (uint64_t)o + 1) * in - out;
-            uint64_t den2 = 2 * (uint64_t)out;
-            uint32_t j0 = 0, f = 0;
-            if (num > 0) {
-                j0 = (uint32_t)((uint64_t)num / den2);
-                f = (uint32_t)(((uint64_t)num % den2 * IMG_LINEAR_ONE + out) / den2);
-            }
-            if (f == IMG_LINEAR_ONE) {
-                j0++;
-                f = 0;
-            }
-            if (j0 >= in - 1) {
-                j0 = in - 1;
-                f = 0;
-            }
-            a->first[o] = j0;
-            a->n[o] = f ? 2 : 1;
-            a->w[k++] = IMG_LINEAR_ONE - f;
-            if (f)
-                a->w[k++] = f;
-        }
+        k = in > out ? img_axis_area(a, in, out, o, k) : img_axis_linear(a, in, out, o, k);
     }
-    a->den = in > out ? in : in == out ? 1 : IMG_LINEAR_ONE;
     return VC_OK;
 }
 
-/* Resamples `in` to (ow, oh) into out->pixels, which the caller sized.
- * Horizontal pass into 8.8 fixed point, then the vertical pass. */
-static enum vc_status img_resample(const struct img *in, uint32_t ow, uint32_t oh, struct img *out,
-                                   struct vc_err *err)
+/* Horizontal pass over one source row into 8.8 fixed point, for outputs
+ * x0..x0+cw-1.  `ch` is a literal at every call so the channel loop
+ * unrolls. */
+static inline void img_hpass(const struct img_axis *ax, const uint8_t *src, uint16_t *dst,
+                             uint32_t x0, uint32_t cw, const size_t ch)
 {
+    for (uint32_t x = x0; x < x0 + cw; x++, dst += ch) {
+        const uint32_t *w = ax->w + ax->off[x];
+        const uint8_t *s = src + (size_t)ax->first[x] * ch;
+        uint32_t acc[4] = { 0, 0, 0, 0 };
+        for (uint32_t t = 0; t < ax->n[x]; t++, s += ch)
+            for (size_t c = 0; c < ch; c++)
+                acc[c] += w[t] * s[c];
+        for (size_t c = 0; c < ch; c++)
+            dst[c] = (uint16_t)((acc[c] + (1u << (IMG_W_BITS - 9))) >> (IMG_W_BITS - 8));
+    }
+}
+
+/* The part of `in` scaled to sw x sh that lies in the window x0, y0,
+ * cw x chh, written to dst (row stride dst_stride bytes).  Horizontal pass
+ * over the source rows the window needs, then the vertical pass through a
+ * row of accumulators. */
+static enum vc_status img_resample(const struct img *in, uint32_t sw, uint32_t sh, uint32_t x0,
+                                   uint32_t y0, uint32_t cw, uint32_t chh, uint8_t *dst,
+                                   size_t dst_stride, struct vc_err *err)
+{
+    size_t ch = in->ch, row = (size_t)cw * ch;
+    if (sw == in->w && sh == in->h) { /* same size: an exact copy of the window */
+        for (uint32_t y = 0; y < chh; y++)
+            memcpy(dst + y * dst_stride, in->pixels + ((size_t)(y0 + y) * in->w + x0) * ch, row);
+        return VC_OK;
+    }
     struct img_axis ax, ay;
-    VC_TRY(img_axis_build(&ax, in->w, ow, err));
-    enum vc_status rc = img_axis_build(&ay, in->h, oh, err);
+    VC_TRY(img_axis_build(&ax, in->w, sw, err));
+    enum vc_status rc = img_axis_build(&ay, in->h, sh, err);
     if (rc < 0) {
         img_axis_free(&ax);
         return rc;
     }
-    size_t ch = in->ch, n_tmp;
-    uint16_t *tmp = NULL;
-    if (vc_mul_ok((size_t)ow * ch, in->h, &n_tmp))
-        tmp = vc_malloc_array(n_tmp, sizeof *tmp);
-    if (!tmp) {
+    uint32_t ylo = ay.first[y0], yhi = ay.first[y0 + chh - 1] + ay.n[y0 + chh - 1];
+    uint16_t *tmp = vc_malloc_array((size_t)(yhi - ylo), row * sizeof *tmp);
+    uint32_t *acc = vc_malloc_array(row, sizeof *acc);
+    if (!tmp || !acc) {
         rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "resize: %ux%u -> %ux%u", in->w,
-                        in->h, ow, oh);
+                        in->h, sw, sh);
         goto done;
     }
-    for (uint32_t y = 0; y < in->h; y++) {
+    for (uint32_t y = ylo; y < yhi; y++) {
         const uint8_t *src = in->pixels + (size_t)y * in->w * ch;
-        uint16_t *dst = tmp + (size_t)y * ow * ch;
-        for (uint32_t x = 0; x < ow; x++) {
-            const uint32_t *w = ax.w + ax.off[x];
-            const uint8_t *s = src + (size_t)ax.first[x] * ch;
-            for (size_t c = 0; c < ch; c++) {
-                uint64_t acc = 0;
-                for (uint32_t t = 0; t < ax.n[x]; t++)
-                    acc += (uint64_t)w[t] * s[t * ch + c];
-                dst[x * ch + c] = (uint16_t)((acc * 256 + ax.den / 2) / ax.den);
-            }
-        }
+        uint16_t *t = tmp + (size_t)(y - ylo) * row;
+        if (ch == 3)
+            img_hpass(&ax, src, t, x0, cw, 3);
+        else
+            img_hpass(&ax, src, t, x0, cw, 4);
     }
-    size_t row = (size_t)ow * ch;
-    for (uint32_t y = 0; y < oh; y++) {
+    for (uint32_t y = y0; y < y0 + chh; y++) {
         const uint32_t *w = ay.w + ay.off[y];
-        const uint16_t *s = tmp + (size_t)ay.first[y] * row;
-        uint8_t *dst = out->pixels + (size_t)y * row;
-        for (size_t i = 0; i < row; i++) {
-            uint64_t acc = 0;
-            for (uint32_t t = 0; t < ay.n[y]; t++)
-                acc += (uint64_t)w[t] * s[t * row + i];
-            dst[i] = (uint8_t)((acc + ay.den * 128) / (ay.den * 256));
+        memset(acc, 0, row * sizeof *acc);
+        for (uint32_t k = 0; k < ay.n[y]; k++) {
+            const uint16_t *s = tmp + (size_t)(ay.first[y] + k - ylo) * row;
+            for (size_t i = 0; i < row; i++)
+                acc[i] += w[k] * s[i];
         }
+        uint8_t *d = dst + (size_t)(y - y0) * dst_stride;
+        for (size_t i = 0; i < row; i++)
+            d[i] = (uint8_t)((acc[i] + (1u << (IMG_W_BITS + 7))) >> (IMG_W_BITS + 8));
     }
 done:
     free(tmp);
+    free(acc);
     img_axis_free(&ax);
     img_axis_free(&ay);
     return rc;
@@ -413,37 +444,23 @@ enum vc_status img_resize(const struct img *in, enum img_resize_mode mode, uint3
         return vc_err_set(err, VC_ESAMPLE, VC_REASON_image_too_large,
                           "resize: %ux%u would become %.0fx%.0f", in->w, in->h, rw, rh);
     uint32_t sw = (uint32_t)rw, sh = (uint32_t)rh;
-    struct img scaled;
-    VC_TRY(img_alloc(&scaled, sw, sh, in->ch, err));
-    enum vc_status rc;
-    if (sw == in->w && sh == in->h) {
-        memcpy(scaled.pixels, in->pixels, (size_t)sw * sh * in->ch);
-        rc = VC_OK;
-    } else {
-        rc = img_resample(in, sw, sh, &scaled, err);
-    }
-    if (rc < 0) {
-        img_release(&scaled);
-        return rc;
-    }
-    if (mode != IMG_RESIZE_CENTER_CROP && mode != IMG_RESIZE_BORDER) {
-        *out = scaled;
-        return VC_OK;
-    }
-    /* Crop or pad to size x size around the centre, albumentations'
-     * center_crop ((dim - size) // 2) and pad (int((size - dim) / 2)). */
-    rc = img_alloc(out, size, size, in->ch, err);
-    if (rc == VC_OK) {
-        size_t ch = in->ch;
-        memset(out->pixels, 255, (size_t)size * size * ch);
-        uint32_t cw = sw < size ? sw : size, chh = sh < size ? sh : size;
-        uint32_t sx = (sw - cw) / 2, sy = (sh - chh) / 2;
-        uint32_t dx = (size - cw) / 2, dy = (size - chh) / 2;
-        for (uint32_t y = 0; y < chh; y++)
-            memcpy(out->pixels + ((size_t)(dy + y) * size + dx) * ch,
-                   scaled.pixels + ((size_t)(sy + y) * sw + sx) * ch, (size_t)cw * ch);
-    }
-    img_release(&scaled);
+    /* center_crop and border end as size x size around the centre, with
+     * albumentations' center_crop ((dim - size) // 2) and pad
+     * (int((size - dim) / 2)) offsets; only the visible window of the
+     * scaled image is computed. */
+    bool square = mode == IMG_RESIZE_CENTER_CROP || mode == IMG_RESIZE_BORDER;
+    uint32_t fw = square ? size : sw, fh = square ? size : sh;
+    uint32_t cw = sw < fw ? sw : fw, chh = sh < fh ? sh : fh;
+    uint32_t x0 = (sw - cw) / 2, y0 = (sh - chh) / 2, dx = (fw - cw) / 2, dy = (fh - chh) / 2;
+    VC_TRY(img_alloc(out, fw, fh, in->ch, err));
+    size_t stride = (size_t)fw * in->ch;
+    if (cw != fw || chh != fh)
+        memset(out->pixels, 255, stride * fh);
+    enum vc_status rc =
+        img_resample(in, sw, sh, x0, y0, cw, chh,
+                     out->pixels + (size_t)dy * stride + (size_t)dx * in->ch, stride, err);
+    if (rc < 0)
+        img_release(out);
     return rc;
 }
 
