@@ -338,8 +338,6 @@ enum vc_status idf2_config_parse_model(const char *json, const char *label,
         if (rc >= 0)
             rc = idf2_int(&c, root, "image_token_id", 0, IDF2_MAX_VOCAB, &out->image_token_id);
     }
-    if (rc >= 0 && out->image_token_id >= out->text.vocab_size)
-        rc = idf2_bad(&c, "image_token_id", "is not below text_config.vocab_size");
     cJSON_Delete(root);
     return rc;
 }
