@@ -1,6 +1,6 @@
 /* idf2_image: the Idefics2 image processor (SPEC §4), bit-exact against
- * transformers' PIL-based Idefics2ImageProcessor: RGB conversion with alpha
- * composited over white (Pillow's integer formula), splitting into four
+ * transformers' PIL-based Idefics2ImageProcessor: decoding to RGB as
+ * Pillow + convert_to_rgb see the file, splitting into four
  * crops + the whole image, the longest/shortest-edge target size, Pillow's
  * antialiased BILINEAR resample in fixed point, rescale and normalize in
  * float32, bottom/right padding to the batch maximum, and the pixel and
@@ -10,7 +10,8 @@
  * EXIF orientation, so idf2_image_decode decodes with IMG_DECODE_NO_ORIENT.
  * Sizes are bounded by the decoder's struct img_limits and by the
  * processor's longest/shortest edge; every buffer size is overflow-checked.
- * This module never touches weights. */
+ * This module never touches weights and never composites alpha itself
+ * (core/img does, once for the project). */
 #ifndef VC_SYNTH_IDF2_IMAGE_H
 #define VC_SYNTH_IDF2_IMAGE_H
 
@@ -21,16 +22,13 @@
 #include "core/vc_err.h"
 #include "synth/idf2_config.h"
 
-/* Decodes JPEG/PNG/WebP bytes the way the reference (Pillow) sees them: no
- * EXIF rotation, alpha kept (the processor composites it).  *out is owned
- * (img_release); 3 or 4 channels. */
+/* Decodes JPEG/PNG/WebP bytes the way the reference sees them: Pillow's
+ * Image.open applies no EXIF rotation, and transformers' convert_to_rgb
+ * composites transparency over white with Pillow's AlphaComposite
+ * arithmetic, which img_decode's default RGB output reproduces.  *out is
+ * owned (img_release), 3 channels. */
 enum vc_status idf2_image_decode(const uint8_t *data, size_t size, const struct img_limits *limits,
                                  struct img *out, struct vc_err *err);
-
-/* transformers' convert_to_rgb: RGBA composited over opaque white with
- * Pillow's AlphaComposite arithmetic, RGB copied.  *out is owned
- * (img_release), 3 channels. */
-enum vc_status idf2_image_to_rgb(const struct img *in, struct img *out, struct vc_err *err);
 
 /* Pillow's Image.resize((out_w, out_h), BILINEAR) on 8-bit RGB, bit for bit
  * (SPEC §4.4): separable antialiased triangle filter, horizontal pass first,
@@ -55,12 +53,12 @@ struct idf2_pixels {
     uint32_t *real_w;       /* (n_images): real width; owned */
 };
 
-/* Runs the processor over `n_src` decoded images (3 or 4 channels, in
+/* Runs the processor over `n_src` decoded RGB images (3 channels, in
  * prompt order; for a batch of prompts pass all their images so that the
  * padding is to the batch maximum) with the settings of `cfg`: crops come
  * out in the order TL, TR, BL, BR, whole.  Only resample 2 (BILINEAR) is
- * supported.  Without do_pad all images must end up the same size.  On
- * success *out owns its buffers (idf2_pixels_free); on failure it holds
+ * supported; do_convert_rgb is moot since the input is RGB already.  Without do_pad all images must
+ * end up the same size.  On success *out owns its buffers (idf2_pixels_free); on failure it holds
  * nothing. */
 enum vc_status idf2_image_preprocess(const struct idf2_preproc_config *cfg,
                                      const struct img *images, size_t n_src,
