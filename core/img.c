@@ -252,6 +252,7 @@ static void img_axis_free(struct img_axis *a)
     free(a->n);
     free(a->off);
     free(a->w);
+    memset(a, 0, sizeof *a);
 }
 
 /* Area weights: output o covers the source span [o*in, (o+1)*in) in units

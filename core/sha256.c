@@ -27,7 +27,7 @@ static uint32_t sha256_rotr(uint32_t x, unsigned n)
 static void sha256_block(uint32_t h[8], const uint8_t block[64])
 {
     uint32_t w[64];
-    for (int t = 0; t < 16; t++)
+    for (size_t t = 0; t < 16; t++)
         w[t] = (uint32_t)block[4 * t] << 24 | (uint32_t)block[4 * t + 1] << 16 |
                (uint32_t)block[4 * t + 2] << 8 | (uint32_t)block[4 * t + 3];
     for (int t = 16; t < 64; t++) {
@@ -109,7 +109,7 @@ void sha256_final(struct sha256 *c, uint8_t digest[32])
     for (int i = 0; i < 8; i++)
         c->buf[56 + i] = (uint8_t)(n_bits >> (56 - 8 * i));
     sha256_block(c->h, c->buf);
-    for (int i = 0; i < 8; i++) {
+    for (size_t i = 0; i < 8; i++) {
         digest[4 * i] = (uint8_t)(c->h[i] >> 24);
         digest[4 * i + 1] = (uint8_t)(c->h[i] >> 16);
         digest[4 * i + 2] = (uint8_t)(c->h[i] >> 8);
@@ -121,7 +121,7 @@ void sha256_final(struct sha256 *c, uint8_t digest[32])
 void sha256_digest_to_hex(const uint8_t digest[32], char hex[65])
 {
     static const char digits[] = "0123456789abcdef";
-    for (int i = 0; i < 32; i++) {
+    for (size_t i = 0; i < 32; i++) {
         hex[2 * i] = digits[digest[i] >> 4];
         hex[2 * i + 1] = digits[digest[i] & 15];
     }
