@@ -19,5 +19,8 @@ void sha256_final(struct sha256 *c, uint8_t digest[32]);
 /* One-shot: 64 lowercase hex digits plus NUL into hex[65]. */
 void sha256_hex(const void *data, size_t size, char hex[65]);
 void sha256_digest_to_hex(const uint8_t digest[32], char hex[65]);
+/* Tests and benchmarks: 1 forces the portable block function, 0 returns to
+ * the fastest one this CPU supports.  Not for use while hashing. */
+void sha256_force_portable(int on);
 
 #endif
