@@ -155,7 +155,7 @@ enum vc_status filter_check_config(const struct filter_ops *ops, const struct cJ
                               "filter %s: unknown parameter \"%s\"", ops->name, key);
         if (!value_has_type(item, p->type))
             return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
-                              "filter %s: parameter \"%s\" must be a %s", ops->name, key,
+                              "filter %s: parameter \"%s\" must be of type %s", ops->name, key,
                               filter_param_type_name(p->type));
         if (strcmp(key, "min") == 0 || strcmp(key, "max") == 0)
             bound[key[1] == 'a'] = item->valuedouble;
