@@ -1,0 +1,163 @@
+"""Helpers for the end-to-end tests of `vlmcurate run` (stdlib only).
+
+Everything here reads vlmcurate's output with readers of its own (Python's
+tarfile, raw header walks, hashlib), so the tests compare the tool with an
+independent view of the same bytes.  The run's file names (ledger, run
+manifest, task markers) are defined once here."""
+import hashlib
+import io
+import json
+import os
+import re
+import subprocess
+import tarfile
+
+import vctest
+
+# The webdataset rule for splitting a member name: the key is everything up
+# to the first dot of the last path component (folders included).
+MEMBER_RE = re.compile(r"^((?:.*/|)[^./]+)\.([^/]*)$")
+# Files of a run that record wall-clock facts and so may differ between
+# otherwise identical runs.
+VOLATILE = {"run.json"}
+IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
+
+
+def demo_data(args, folder, samples=40, seed=1):
+    """Generates demo input (no run) into folder; returns its demo.json."""
+    vctest.run(args, ["demo", "--out", folder, "--samples", str(samples), "--seed", str(seed),
+                      "--no-run"])
+    with open(os.path.join(folder, "demo.json")) as f:
+        return json.load(f)
+
+
+def write_spec(path, spec):
+    with open(path, "w") as f:
+        json.dump(spec, f, indent=1)
+    return path
+
+
+def run_cmd(args, spec_path, out, threads=1, extra=()):
+    return [args.bin, "run", spec_path, "--threads", str(threads), "--out", out] + list(extra)
+
+
+def run_spec(args, spec_path, out, threads=1, check=True, extra=()):
+    """Runs a spec to completion; the CompletedProcess (text stdout/stderr)."""
+    r = subprocess.run(run_cmd(args, spec_path, out, threads, extra), capture_output=True,
+                       text=True, errors="replace")
+    if check and r.returncode != 0:
+        raise SystemExit("vlmcurate run failed (%d)\nstdout:\n%s\nstderr:\n%s" %
+                         (r.returncode, r.stdout, r.stderr[-5000:]))
+    return r
+
+
+def run_json(out):
+    with open(os.path.join(out, "run.json")) as f:
+        return json.load(f)
+
+
+def ledger(out):
+    """The ledger's records, one per input sample, in file order."""
+    plain = os.path.join(out, "ledger.jsonl")
+    if os.path.exists(plain):
+        data = open(plain, "rb").read()
+    else:
+        data = subprocess.run(["zstd", "-dc", plain + ".zst"], check=True,
+                              capture_output=True).stdout
+    return [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
+
+
+def task_markers(out):
+    """Commit markers of finished MAP tasks."""
+    work = os.path.join(out, "_work")
+    if not os.path.isdir(work):
+        return []
+    return [n for n in os.listdir(work) if n.startswith("map-") and n.endswith(".json")]
+
+
+def output_files(out, skip_volatile=True):
+    """{relative path: sha256} of every file of a run (its _work folder and
+    the volatile files left out)."""
+    files = {}
+    for root, dirs, names in os.walk(out):
+        rel_root = os.path.relpath(root, out)
+        if rel_root.split(os.sep)[0] == "_work":
+            continue
+        for n in names:
+            rel = os.path.normpath(os.path.join(rel_root, n))
+            if skip_volatile and rel in VOLATILE:
+                continue
+            files[rel] = hashlib.sha256(open(os.path.join(root, n), "rb").read()).hexdigest()
+    return files
+
+
+def compare_trees(a, b, what):
+    fa, fb = output_files(a), output_files(b)
+    vctest.expect(sorted(fa) == sorted(fb),
+                  "%s: same files (only in first: %s, only in second: %s)" %
+                  (what, sorted(set(fa) - set(fb))[:5], sorted(set(fb) - set(fa))[:5]))
+    differ = sorted(k for k in fa if fa[k] != fb.get(k))
+    vctest.expect(not differ, "%s: %d files, all byte-identical (differ: %s)" %
+                  (what, len(fa), differ[:5]))
+
+
+def shards(out, prefix):
+    return sorted(os.path.join(out, n) for n in os.listdir(out)
+                  if re.fullmatch(re.escape(prefix) + r"-\d{6}\.tar", n))
+
+
+def split_member(name):
+    m = MEMBER_RE.match(name)
+    return (m.group(1), m.group(2)) if m else (None, None)
+
+
+def read_samples(path):
+    """[(key, {field: bytes})] of a tar in member order, members with the
+    same key grouped while adjacent (as webdataset readers group them).
+    Unreadable remainders are ignored: used on inputs too."""
+    out = []
+    try:
+        with tarfile.open(path, "r:*") as t:
+            for m in t:
+                if not m.isreg():
+                    continue
+                key, ext = split_member(m.name)
+                if key is None:
+                    continue
+                data = t.extractfile(m).read()
+                if not out or out[-1][0] != key:
+                    out.append((key, {}))
+                out[-1][1].setdefault(ext.lower(), data)
+    except (tarfile.TarError, EOFError, OSError):
+        pass
+    return out
+
+
+def sample_json(fields):
+    return json.loads(fields["json"].decode("utf-8")) if "json" in fields else {}
+
+
+def main_image(fields):
+    for ext in IMAGE_EXTS:
+        if ext in fields:
+            return ext, fields[ext]
+    return None, None
+
+
+def totals_add_up(tot):
+    return tot["input"] == tot["written"] + tot["rejected"] + tot["duplicate"] + tot["error"]
+
+
+def png_size(data):
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def tar_bytes(members):
+    """A ustar archive (bytes) of [(name, data)], for hand-made inputs."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as t:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
