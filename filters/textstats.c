@@ -429,7 +429,8 @@ enum vc_status textstats_char_repetition(struct textstats *ts, size_t n, double 
     size_t top = (size_t)sqrt((double)distinct);
     if (top > n_multi)
         top = n_multi;
-    qsort(ts->multi, n_multi, sizeof *ts->multi, cmp_desc);
+    if (n_multi > 1) /* ts->multi may still be NULL when there are none */
+        qsort(ts->multi, n_multi, sizeof *ts->multi, cmp_desc);
     uint64_t sum = 0;
     for (size_t i = 0; i < top; i++)
         sum += ts->multi[i];

@@ -192,11 +192,9 @@ static char *document(const char *const *texts, const char *const *images, const
     for (int i = 0; i < n; i++) {
         cJSON_AddItemToArray(t, texts[i] ? cJSON_CreateString(texts[i]) : cJSON_CreateNull());
         cJSON_AddItemToArray(im, images[i] ? cJSON_CreateString(images[i]) : cJSON_CreateNull());
-        cJSON *m = cJSON_CreateNull();
-        if (src[i]) {
-            m = cJSON_CreateObject();
+        cJSON *m = src[i] ? cJSON_CreateObject() : cJSON_CreateNull();
+        if (src[i])
             cJSON_AddStringToObject(m, "src", src[i]);
-        }
         cJSON_AddItemToArray(meta, m);
     }
     char *meta_s = cJSON_PrintUnformatted(meta);
