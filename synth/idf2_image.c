@@ -38,11 +38,13 @@ struct rs_axis {
     int32_t *k;
 };
 
+/* Leaves *a empty, so freeing twice (init failure, then cleanup) is safe. */
 static void rs_axis_free(struct rs_axis *a)
 {
     free(a->first);
     free(a->count);
     free(a->k);
+    memset(a, 0, sizeof *a);
 }
 
 static double tri(double x)

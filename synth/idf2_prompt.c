@@ -190,8 +190,11 @@ enum vc_status idf2_prompt_ids(const struct idf2_tokenizer *tok, const char *pro
     char *text;
     *ids = NULL;
     *n_ids = 0;
-    VC_TRY(idf2_prompt_expand(prompt, n_images, image_seq_len, image_splitting, &text, err));
-    enum vc_status rc = idf2_tokenizer_encode(tok, text, strlen(text), true, ids, n_ids, err);
+    enum vc_status rc =
+        idf2_prompt_expand(prompt, n_images, image_seq_len, image_splitting, &text, err);
+    if (rc != VC_OK)
+        return rc;
+    rc = idf2_tokenizer_encode(tok, text, strlen(text), true, ids, n_ids, err);
     free(text);
     return rc;
 }
