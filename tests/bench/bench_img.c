@@ -119,7 +119,7 @@ static double bench_row(struct bench_ctx *c, enum bench_op op, const char *label
         t = now_s() - t0;
     } while (t < seconds);
     double ips = passes * c->n / t;
-    printf("| %-34s | %12.0f | %10.1f | %8.3f |\n", label, ips, passes * total_mpx / t, 1e3 / ips);
+    printf("| %-34s | %12.0f | %10.1f | %10.2f |\n", label, ips, passes * total_mpx / t, 1e6 / ips);
     return ips;
 }
 
@@ -161,9 +161,9 @@ int main(int argc, char **argv)
     printf("bench_img: %d JPEGs (q90 4:2:0, 256..1024 px a side), %.1f megapixels, "
            "%.1f MB; single thread, >= %.1f s per row\n\n",
            n, mpx, bytes / 1e6, seconds);
-    printf("| %-34s | %12s | %10s | %8s |\n", "operation", "images/s", "Mpx/s", "ms/image");
+    printf("| %-34s | %12s | %10s | %10s |\n", "operation", "images/s", "Mpx/s", "us/image");
     printf("|%s|%s|%s|%s|\n", "------------------------------------", "--------------",
-           "------------", "----------");
+           "------------", "------------");
     double probe = bench_row(&c, OP_PROBE, "img_probe (header only)", seconds, mpx);
     double decode = bench_row(&c, OP_DECODE, "img_decode (RGB)", seconds, mpx);
     double raw = bench_row(&c, OP_RAW, "raw tjDecompress2 (reused handle)", seconds, mpx);
