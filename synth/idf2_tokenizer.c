@@ -462,6 +462,12 @@ static enum vc_status build_tables(struct idf2_tokenizer *t, const cJSON *vocab,
         return bad(err, label, "model.vocab is empty");
     if (n_added > TOK_MAX_ADDED)
         return bad(err, label, "too many added tokens");
+    /* The id tables are dense; real files number their pieces 0..n-1, so
+     * ids far beyond the entry count only serve to make us allocate. */
+    if ((size_t)max_id >= 2 * (n_vocab + n_added) + 256)
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_tokenizer,
+                          "%s: id %d is far beyond the %zu pieces (sparse ids)", label, (int)max_id,
+                          n_vocab + n_added);
 
     size_t n_ids = (size_t)max_id + 1;
     t->n_ids = (int32_t)n_ids;

@@ -11,9 +11,10 @@
  * ByteFallback, Fuse, Strip(" ", 1, 0)], added tokens with
  * normalized/lstrip/rstrip/single_word false.
  *
- * Limits: tokenizer.json is read with a 64 MiB cap and ids above
- * IDF2_TOK_MAX_ID are refused, so a hostile file cannot make us allocate
- * more than a few times its own size.  Encoding is O(n log n) in the text
+ * Limits: tokenizer.json is read with a 64 MiB cap; ids above
+ * IDF2_TOK_MAX_ID, or far beyond the number of pieces (sparse numbering),
+ * are refused, so a hostile file cannot make us allocate more than a small
+ * multiple of its own size.  Encoding is O(n log n) in the text
  * length (heap-driven merges), so long texts are safe.
  *
  * A loaded tokenizer is immutable apart from idf2_tokenizer_set_specials;

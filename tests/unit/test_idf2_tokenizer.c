@@ -267,6 +267,28 @@ TEST(bpe_unknown_chars_fuse)
     idf2_tokenizer_free(tok);
 }
 
+TEST(ignore_merges_takes_whole_words)
+{
+    struct vc_err err = { 0 };
+    /* No merges at all: "a" -> ▁ a, unless ignore_merges lets the whole
+     * normalized word "▁a" (id 10) through as one piece. */
+    for (int ignore = 0; ignore < 2; ignore++) {
+        struct idf2_tokenizer *tok = NULL;
+        char *json = mini_json(MINI_VOCAB, "", "", ignore ? ",\"ignore_merges\":true" : "");
+        CHECK_INT(load_mini(json, &tok, &err), VC_OK);
+        free(json);
+        if (!tok)
+            return;
+        int32_t *ids;
+        size_t n;
+        CHECK_INT(idf2_tokenizer_encode(tok, "a", 1, false, &ids, &n, &err), VC_OK);
+        CHECK_INT(n, ignore ? 1 : 2);
+        CHECK_INT(ids[0], ignore ? 10 : 3);
+        free(ids);
+        idf2_tokenizer_free(tok);
+    }
+}
+
 TEST(added_tokens_leftmost_longest)
 {
     struct vc_err err = { 0 };
@@ -338,6 +360,7 @@ TEST(malformed_files_refused)
         { "\"<unk>\":0,\"a\":0", "", "", "", "id used twice" },
         { "\"<unk>\":0,\"a\":-3", "", "", "", "negative id" },
         { "\"<unk>\":0,\"a\":1e9", "", "", "", "absurd id" },
+        { "\"<unk>\":0,\"a\":100000", "", "", "", "sparse ids" },
         { "\"<unk>\":0,\"a\":1.5", "", "", "", "fractional id" },
         { MINI_VOCAB, "", "{\"id\":11,\"content\":\"<x>\",\"normalized\":true}", "",
           "normalized added token" },
@@ -379,6 +402,7 @@ TEST(malformed_files_refused)
     X(fixture_set_specials)                                                                        \
     X(bpe_rank_order_and_ties)                                                                     \
     X(bpe_unknown_chars_fuse)                                                                      \
+    X(ignore_merges_takes_whole_words)                                                             \
     X(added_tokens_leftmost_longest)                                                               \
     X(decode_byte_runs)                                                                            \
     X(malformed_files_refused)
