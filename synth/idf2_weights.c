@@ -198,10 +198,10 @@ static enum vc_status idf2_mat_shaped(struct idf2_loader *ld, struct idf2_w *out
                                       int64_t cols)
 {
     char name[128];
-    const struct st_tensor *t;
+    const struct st_tensor *t = NULL;
     VC_TRY(idf2_name(ld, name, sizeof name, fmt, layer));
     VC_TRY(idf2_find(ld, name, n_dims, shape, &t));
-    const void *data;
+    const void *data = NULL;
     VC_TRY(idf2_data_as(ld, t, ld->compute, &data));
     *out = (struct idf2_w){ .dtype = ld->compute, .data = data, .rows = rows, .cols = cols };
     return idf2_record(ld, name, ld->compute, n_dims, shape, data,
@@ -220,12 +220,12 @@ static enum vc_status idf2_f32(struct idf2_loader *ld, const float **out, const 
                                int layer, int64_t d0, int64_t d1)
 {
     char name[128];
-    const struct st_tensor *t;
+    const struct st_tensor *t = NULL;
     int64_t shape[2] = { d0, d1 };
     int n_dims = d1 ? 2 : 1;
     VC_TRY(idf2_name(ld, name, sizeof name, fmt, layer));
     VC_TRY(idf2_find(ld, name, n_dims, shape, &t));
-    const void *data;
+    const void *data = NULL;
     VC_TRY(idf2_data_as(ld, t, ST_F32, &data));
     *out = data;
     return idf2_record(ld, name, ST_F32, n_dims, shape, data, (size_t)t->n_elems * 4);
