@@ -8,6 +8,7 @@
  * dropped right away, so the peak is the converted model plus one tensor. */
 #include "idf2_weights.h"
 
+#include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -454,35 +455,41 @@ static bool idf2_write_all(int fd, const void *data, size_t n)
  * any failure. */
 static bool idf2_cache_write(const struct idf2_weights_store *s, const char *path)
 {
-    size_t cap = 256 + s->n_entries * 256, len = 0;
-    char *hdr = malloc(cap);
-    if (!hdr)
-        return false;
-    len += (size_t)snprintf(hdr, cap,
-                            "{\"__metadata__\":{\"format\":\"pt\",\"writer\":\"vlmcurate "
-                            "bf16 cache\"}");
+    cJSON *root = cJSON_CreateObject();
+    cJSON *meta = cJSON_AddObjectToObject(root, "__metadata__");
+    cJSON_AddStringToObject(meta, "format", "pt");
+    cJSON_AddStringToObject(meta, "writer", "vlmcurate bf16 cache");
     size_t off = 0;
     for (int pass = 0; pass < 2; pass++)
         for (size_t i = 0; i < s->n_entries; i++) {
             const struct idf2_entry *e = &s->entries[i];
             if ((e->dtype == ST_F32) != (pass == 0))
                 continue;
-            len += (size_t)snprintf(hdr + len, cap - len, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[",
-                                    e->name, st_dtype_name(e->dtype));
+            cJSON *t = cJSON_AddObjectToObject(root, e->name);
+            cJSON_AddStringToObject(t, "dtype", st_dtype_name(e->dtype));
+            cJSON *shape = cJSON_AddArrayToObject(t, "shape");
             for (int d = 0; d < e->n_dims; d++)
-                len += (size_t)snprintf(hdr + len, cap - len, "%s%lld", d ? "," : "",
-                                        (long long)e->shape[d]);
-            len += (size_t)snprintf(hdr + len, cap - len, "],\"data_offsets\":[%zu,%zu]}", off,
-                                    off + e->n_bytes);
+                cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)e->shape[d]));
+            /* Doubles hold these offsets exactly (below 2^53). */
+            cJSON *offs = cJSON_AddArrayToObject(t, "data_offsets");
+            cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off));
+            cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)(off + e->n_bytes)));
             off += e->n_bytes;
         }
-    len += (size_t)snprintf(hdr + len, cap - len, "}");
+    char *text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    if (!text)
+        return false;
+    size_t len = strlen(text);
     size_t padded = (len + 8 + IDF2_ALIGN - 1) / IDF2_ALIGN * IDF2_ALIGN - 8;
-    if (padded + 1 > cap) {
-        free(hdr);
+    char *hdr = malloc(padded);
+    if (!hdr) {
+        free(text);
         return false;
     }
+    memcpy(hdr, text, len);
     memset(hdr + len, ' ', padded - len);
+    free(text);
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
