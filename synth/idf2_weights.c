@@ -364,6 +364,33 @@ static struct idf2_weights *idf2_weights_new(enum st_dtype compute)
     return w;
 }
 
+/* Converted copies live in anonymous memory; Linux overcommits, so a load
+ * that cannot fit would be OOM-killed halfway through a 34 GB conversion.
+ * Refuse it up front instead, with the figures (an estimate: every
+ * tensor of the set whose dtype differs is counted, at 4 bytes per element
+ * unless it narrows to BF16). */
+static enum vc_status idf2_fits_in_ram(const struct st_set *set, enum st_dtype compute,
+                                       struct vc_err *err)
+{
+    size_t need = 0;
+    for (size_t i = 0; i < st_set_count(set); i++) {
+        const struct st_tensor *t = st_set_at(set, i);
+        if (t->dtype != compute && t->dtype != ST_F32)
+            need += (size_t)t->n_elems * 4; /* widened vectors, or converted matrices */
+        else if (t->dtype != compute)
+            need += (size_t)t->n_elems * st_dtype_size(compute);
+    }
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    size_t ram = pages > 0 && page > 0 ? (size_t)pages * (size_t)page : 0;
+    if (ram > 0 && need > ram)
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_out_of_memory,
+                          "converting these weights to %s needs %.1f GiB, more than this "
+                          "machine's %.1f GiB of RAM (compute in BF16 instead)",
+                          st_dtype_name(compute), (double)need / (1u << 30),
+                          (double)ram / (1u << 30));
+    return VC_OK;
+}
+
 enum vc_status idf2_weights_from_set(const struct st_set *set, const struct idf2_model_config *cfg,
                                      enum st_dtype compute, struct idf2_weights **out,
                                      struct vc_err *err)
@@ -372,6 +399,7 @@ enum vc_status idf2_weights_from_set(const struct st_set *set, const struct idf2
     if (compute != ST_F32 && compute != ST_BF16)
         return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
                           "compute dtype must be F32 or BF16, not %s", st_dtype_name(compute));
+    VC_TRY(idf2_fits_in_ram(set, compute, err));
     struct idf2_weights *w = idf2_weights_new(compute);
     if (!w)
         return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "no memory for the weights");

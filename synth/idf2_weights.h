@@ -125,7 +125,9 @@ struct idf2_weights_opts {
  * every tensor the model needs against `cfg`, converts as described above.
  * Tensors the model does not use are ignored.  Owned: idf2_weights_free.
  * Errors: VC_EUSAGE bad_checkpoint naming the tensor (missing, wrong
- * dtype, wrong shape), the safetensors errors, VC_EFATAL out_of_memory. */
+ * dtype, wrong shape), the safetensors errors, VC_EUSAGE out_of_memory when
+ * the converted copies would not fit in this machine's RAM (checked before
+ * converting anything), VC_EFATAL out_of_memory. */
 enum vc_status idf2_weights_load(const char *dir, const struct idf2_model_config *cfg,
                                  const struct idf2_weights_opts *opts, struct idf2_weights **out,
                                  struct vc_err *err);
