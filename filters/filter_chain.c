@@ -315,7 +315,7 @@ enum vc_status filter_chain_paragraphs(const struct filter_chain *chain, struct 
         if (any && !eod) {
             VC_TRY(textstats_analyse(s->ts, p, plen, err));
             struct filter_input in = { .text = p, .text_len = plen, .ts = s->ts };
-            struct filter_verdict v;
+            struct filter_verdict v = { NULL, 0, 0 };
             enum vc_status rc = run_kind(chain, FILTER_KIND_TEXT, &in, &v, NULL, err);
             if (rc < 0 && rc != VC_REJECT)
                 return rc;

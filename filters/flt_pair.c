@@ -211,7 +211,7 @@ static enum vc_status boiler_init(struct filter *f, struct filter_env *env, stru
     memcpy(all, builtin, n_builtin * sizeof *all);
     for (size_t i = 0; i < n_extra; i++)
         all[n_builtin + i] = filter_param_strings_at(f, "extra", i);
-    struct wordset *set;
+    struct wordset *set = NULL;
     VC_TRY(wordset_from_list(all, n_builtin + n_extra, &set, err));
     f->state = set;
     return VC_OK;

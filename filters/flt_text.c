@@ -37,7 +37,7 @@ static enum vc_status load_builtin(const void *arg, void **res, struct vc_err *e
 {
     size_t n;
     const char *const *list = wordlist_builtin(*(const enum wordlist_id *)arg, &n);
-    struct wordset *set;
+    struct wordset *set = NULL;
     VC_TRY(wordset_from_list(list, n, &set, err));
     *res = set;
     return VC_OK;
@@ -45,7 +45,7 @@ static enum vc_status load_builtin(const void *arg, void **res, struct vc_err *e
 
 static enum vc_status load_file(const void *arg, void **res, struct vc_err *err)
 {
-    struct wordset *set;
+    struct wordset *set = NULL;
     VC_TRY(wordset_load_file(arg, &set, err));
     *res = set;
     return VC_OK;
@@ -59,9 +59,9 @@ static void release_set(void *res)
 static enum vc_status init_builtin(struct filter *f, struct filter_env *env, enum wordlist_id id,
                                    const char *key, struct vc_err *err)
 {
-    struct text_state *st;
+    struct text_state *st = NULL;
     VC_TRY(new_state(f, &st, err));
-    void *res;
+    void *res = NULL;
     VC_TRY(filter_env_get(env, key, load_builtin, release_set, &id, &res, err));
     st->words = res;
     return VC_OK;
@@ -84,12 +84,12 @@ static enum vc_status init_spam(struct filter *f, struct filter_env *env, struct
 
 static enum vc_status init_common(struct filter *f, struct filter_env *env, struct vc_err *err)
 {
-    struct text_state *st;
+    struct text_state *st = NULL;
     VC_TRY(new_state(f, &st, err));
     const char *path = filter_param_string(f, "path");
     char key[4200];
     snprintf(key, sizeof key, "wordfile:%s", path);
-    void *res;
+    void *res = NULL;
     VC_TRY(filter_env_get(env, key, load_file, release_set, path, &res, err));
     st->words = res;
     return VC_OK;
@@ -100,7 +100,7 @@ static enum vc_status init_common(struct filter *f, struct filter_env *env, stru
 static enum vc_status init_count(struct filter *f, struct filter_env *env, struct vc_err *err)
 {
     (void)env;
-    struct text_state *st;
+    struct text_state *st = NULL;
     VC_TRY(new_state(f, &st, err));
     double n = filter_param_number(f, "n") + filter_param_number(f, "min_tokens");
     if (n < 0 || n > 1e6)

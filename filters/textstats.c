@@ -298,8 +298,13 @@ static bool push_word(struct textstats *ts, size_t b, size_t e)
         !reserve((void **)&ts->woff, &ts->cap_words, ts->n_words + 2, sizeof *ts->woff))
         return false;
     ts->woff[ts->n_words] = (uint32_t)ts->wlen;
-    for (size_t i = b; i < e; i++)
-        ts->wlen += textstats_utf8_encode(textstats_lower(ts->cp[i]), ts->wbuf + ts->wlen);
+    for (size_t i = b; i < e; i++) {
+        uint32_t c = ts->cp[i];
+        if (c < 0x80) /* the common case, without the calls */
+            ts->wbuf[ts->wlen++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+        else
+            ts->wlen += textstats_utf8_encode(textstats_lower(c), ts->wbuf + ts->wlen);
+    }
     ts->n_words++;
     ts->woff[ts->n_words] = (uint32_t)ts->wlen;
     return true;
@@ -317,6 +322,10 @@ enum vc_status textstats_analyse(struct textstats *ts, const char *text, size_t 
         return oom(err);
     const unsigned char *s = (const unsigned char *)text;
     for (size_t i = 0; i < n;) {
+        if (s[i] < 0x80) {
+            ts->cp[ts->n_cp++] = s[i++];
+            continue;
+        }
         uint32_t c;
         i += textstats_utf8_decode(s + i, n - i, &c);
         ts->cp[ts->n_cp++] = special_space(c) ? ' ' : c;
@@ -375,6 +384,25 @@ static bool table_for(struct textstats *ts, size_t n, size_t *mask)
     return true;
 }
 
+/* Rolling polynomial hash modulo the Mersenne prime 2^61 - 1: O(1) per
+ * window whatever k, and (unlike arithmetic modulo 2^64) no cheap family of
+ * colliding inputs.  Collisions only cost a compare: windows are verified. */
+#define P61       ((1ull << 61) - 1)
+#define HASH_BASE 0x1FFFFFFFFFFFFFull /* any base in [2, P61) works; fixed for determinism */
+
+static uint64_t mulmod61(uint64_t a, uint64_t b)
+{
+    __extension__ unsigned __int128 p = (unsigned __int128)a * b;
+    uint64_t r = (uint64_t)(p & P61) + (uint64_t)(p >> 61);
+    return r >= P61 ? r - P61 : r;
+}
+
+static uint64_t addmod61(uint64_t a, uint64_t b)
+{
+    uint64_t r = a + b;
+    return r >= P61 ? r - P61 : r;
+}
+
 /* Counts the distinct k-grams of seq[0..len) in ts->tab; sets *distinct and
  * fills ts->multi with the counts above 1 (*n_multi of them). */
 static enum vc_status count_ngrams(struct textstats *ts, const uint32_t *seq, size_t len, size_t k,
@@ -383,11 +411,21 @@ static enum vc_status count_ngrams(struct textstats *ts, const uint32_t *seq, si
     size_t windows = len - k + 1, mask;
     if (!table_for(ts, windows, &mask))
         return oom(err);
+    uint64_t h = 0, top = 1; /* top = BASE^(k-1), the weight of the outgoing element */
+    for (size_t j = 0; j < k; j++) {
+        h = addmod61(mulmod61(h, HASH_BASE), seq[j]);
+        if (j + 1 < k)
+            top = mulmod61(top, HASH_BASE);
+    }
     *distinct = 0;
     for (size_t i = 0; i < windows; i++) {
-        uint64_t h = textstats_hash(seq + i, k * sizeof *seq);
-        uint32_t tag = (uint32_t)(h >> 32);
-        for (size_t j = h & mask;; j = (j + 1) & mask) {
+        if (i > 0) {
+            h = addmod61(h, P61 - mulmod61(seq[i - 1], top));
+            h = addmod61(mulmod61(h, HASH_BASE), seq[i + k - 1]);
+        }
+        uint64_t mixed = mix64(h);
+        uint32_t tag = (uint32_t)(mixed >> 32);
+        for (size_t j = mixed & mask;; j = (j + 1) & mask) {
             struct slot *sl = &ts->tab[j];
             if (sl->count == 0) {
                 *sl = (struct slot){ tag, (uint32_t)i, 1 };

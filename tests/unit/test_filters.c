@@ -17,8 +17,11 @@
 #include "filters/wordlists.h"
 
 #include <cjson/cJSON.h>
+#include <fingerprint.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
+#include <textcat_properties.h>
 
 /* ---- helpers ---- */
 
@@ -685,6 +688,61 @@ TEST(lang_accuracy)
     langid_free(m);
 }
 
+/* Our inverted-index distances equal TextCat's own fp_Compare, computed
+ * the library's way (fp_Read of every fingerprint, fp_Create of the text)
+ * for every paragraph of three languages and every one of ~160 languages. */
+TEST(lang_distances_match_textcat)
+{
+    struct langid *m = NULL;
+    struct vc_err err;
+    CHECK_INT(langid_load(LANGID_DEFAULT_DIR, NULL, 0, &m, &err), VC_OK);
+    if (!m)
+        return;
+    size_t n = langid_count(m);
+    void **fp = calloc(n, sizeof *fp);
+    for (size_t i = 0; i < n; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s.lm", LANGID_DEFAULT_DIR, langid_name(m, i));
+        fp[i] = fp_Init(langid_name(m, i));
+        CHECK(fp_Read(fp[i], path, 400) == 1);
+    }
+    int *dist = calloc(n, sizeof *dist);
+    size_t checked = 0, mismatches = 0;
+    static const char *const langs[] = { "en", "ru", "tr" };
+    for (size_t l = 0; l < 3; l++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/tests/data/langid/%s.txt", VC_SOURCE_DIR, langs[l]);
+        size_t size;
+        char *data = (char *)vc_test_read_file(path, &size);
+        CHECK(data != NULL);
+        for (char *p = data, *nl; data && p < data + size; p = nl + 1) {
+            nl = memchr(p, '\n', (size_t)(data + size - p));
+            if (!nl)
+                break;
+            *nl = '\0';
+            size_t n_profile;
+            CHECK_INT(langid_distances(m, p, strlen(p), dist, &n_profile, &err), VC_OK);
+            CHECK(n_profile > 0 && n_profile <= 400);
+            void *u = fp_Init(NULL);
+            fp_SetProperty(u, TCPROP_UTF8AWARE, TC_TRUE);
+            CHECK(fp_Create(u, p, (uint4)strlen(p), 400) == 1);
+            for (size_t i = 0; i < n; i++) {
+                mismatches += fp_Compare(fp[i], u, INT_MAX) != dist[i];
+                checked++;
+            }
+            fp_Done(u);
+        }
+        free(data);
+    }
+    CHECK(checked > 70 * n);
+    CHECK_INT(mismatches, 0);
+    for (size_t i = 0; i < n; i++)
+        fp_Done(fp[i]);
+    free(fp);
+    free(dist);
+    langid_free(m);
+}
+
 TEST(filter_doc_images)
 {
     struct filter_input in = { 0 };
@@ -1061,6 +1119,7 @@ TEST(chain_paragraphs_removed_and_rejoined)
     X(filter_common_ratio)                                                                         \
     X(filter_lang)                                                                                 \
     X(lang_accuracy)                                                                               \
+    X(lang_distances_match_textcat)                                                                \
     X(filter_doc_images)                                                                           \
     X(filter_img_format)                                                                           \
     X(filter_img_size)                                                                             \
