@@ -76,7 +76,7 @@ static struct cost timed_shell(const char *cmd)
 
 static void row(const char *label, uint64_t n, double bytes, struct cost c)
 {
-    printf("| %-44s | %6llu | %7.2f | %7.2f | %9.0f | %9.0f | %7.1f |\n", label,
+    printf("| %-48s | %6llu | %7.2f | %7.2f | %9.0f | %9.0f | %7.1f |\n", label,
            (unsigned long long)n, c.wall, c.cpu, n / c.wall, n / c.cpu, bytes / 1e6 / c.wall);
 }
 
@@ -275,9 +275,9 @@ int main(int argc, char **argv)
     printf("bench_pipeline: %u demo samples in %u shards, %.1f MB (generated in %.1f s); "
            "CLI %s\n\n",
            o.samples, n_good, bytes / 1e6, gen_s, o.bin);
-    printf("| %-44s | %6s | %7s | %7s | %9s | %9s | %7s |\n", "step", "items", "wall s", "cpu s",
+    printf("| %-48s | %6s | %7s | %7s | %9s | %9s | %7s |\n", "step", "items", "wall s", "cpu s",
            "items/s", "per core", "MB/s");
-    printf("|----------------------------------------------|--------|---------|---------|"
+    printf("|--------------------------------------------------|--------|---------|---------|"
            "-----------|-----------|---------|\n");
 
     snprintf(cmd, sizeof cmd, "cd '%s/wds' && cat %s >/dev/null", sum.dir, shards);
@@ -297,7 +297,7 @@ int main(int argc, char **argv)
         snprintf(p, sizeof p, "%s/wds/demo-%06u.tar", sum.dir, s);
         time_shard_images(p, &ic);
     }
-    row("img_probe, every picture (header only)", ic.n_images, bytes, ic.probe);
+    row("img_probe, every picture (header only)", ic.n_images, 0, ic.probe);
     row("img_decode, JPEGs only (libjpeg-turbo)", ic.n_jpeg, 0, ic.decode_jpeg);
     row("img_decode, every picture", ic.n_images, 0, ic.decode_all);
 
