@@ -25,10 +25,12 @@
 
 struct wordset;
 
-/* 64 MiB: ten times OBELICS's largest documents (2,000 words is ~15 KB;
- * the pipeline's own text limit is far below), and small enough that the
- * per-code-point scratch (4 bytes each plus the hash table) stays bounded. */
-enum { TEXTSTATS_MAX_BYTES = 64 << 20 };
+/* 16 MiB: four times the pipeline's default json limit (a document's text
+ * lives in its json field) and far beyond OBELICS's 2,000-word documents;
+ * the scratch of one analysis (4 bytes per code point, a 12-byte hash slot
+ * per two n-grams) then stays under half a GB even with the word-count
+ * filters off. */
+enum { TEXTSTATS_MAX_BYTES = 16 << 20 };
 
 struct textstats;
 

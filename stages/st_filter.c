@@ -150,12 +150,16 @@ static enum vc_status filter_pair(struct st_filter *st, struct filter_scratch *s
         if (rc < 0)
             return vc_err_prefix(err, "field '%s'", im->name);
     }
+    /* A sample with no text field is an image, not a pair: no caption to
+     * judge.  An empty caption is judged (and fails the length rules). */
     const struct sample_field *txt = sample_main_text(s);
-    enum vc_status rc = filter_chain_caption(st->chain, scr, txt ? (const char *)txt->data : "",
-                                             txt ? txt->size : 0, &v, &rep, err);
-    if (rc == VC_REJECT)
-        return reject(ctx, &v);
-    VC_TRY(rc);
+    if (txt) {
+        enum vc_status rc =
+            filter_chain_caption(st->chain, scr, (const char *)txt->data, txt->size, &v, &rep, err);
+        if (rc == VC_REJECT)
+            return reject(ctx, &v);
+        VC_TRY(rc);
+    }
     return record(&rep, false, s, err);
 }
 

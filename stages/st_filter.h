@@ -13,8 +13,9 @@
  * document, failing paragraphs leave their text node (an emptied node
  * leaves the lists), then the document filters judge what is left and may
  * reject the whole sample.  Any other sample is an image-text pair: its
- * main image and its caption ("txt", "caption" or "text"; a missing one
- * counts as empty) are judged.  A rejection is VC_REJECT with the filter's
+ * main image and its caption ("txt", "caption" or "text") are judged; a
+ * sample without any of those is an image alone and skips the caption
+ * filters.  A rejection is VC_REJECT with the filter's
  * name, score and threshold in the verdict.  The scores computed for a
  * kept sample go to its metadata under "filter_scores", and the paragraphs
  * and images removed from a document, per filter, under "filter_removed". */

@@ -170,13 +170,16 @@ TEST(pair_rejections)
     CHECK_STR(fx.task.verdict.filter, "img_url_ban");
     teardown(&fx);
 
-    /* With only caption filters, a missing caption is an empty one. */
+    /* Without a text field a sample is an image alone: no caption filter
+     * runs.  An empty caption is judged. */
     CHECK_INT(setup(&fx,
                     "{\"stage\": \"filter\", \"defaults\": false, \"filters\": "
                     "[{\"name\": \"cap_chars\"}]}",
                     &err),
               VC_OK);
     add_picture(&fx, "png", 10, 10);
+    CHECK_INT(run(&fx, &err), VC_OK);
+    add_str(&fx, "caption", "");
     CHECK_INT(run(&fx, &err), VC_REJECT);
     CHECK_STR(fx.task.verdict.filter, "cap_chars");
     CHECK(fx.task.verdict.score == 0 && fx.task.verdict.threshold == 6);
