@@ -165,7 +165,7 @@ static enum vc_status url_score(const struct filter *f, const struct filter_inpu
     *score = 0.0;
     if (b == e || has_space(b, e))
         return VC_OK;
-    char head[9];
+    char head[9] = { 0 };
     size_t n = (size_t)(e - b) < 8 ? (size_t)(e - b) : 8;
     for (size_t i = 0; i < n; i++)
         head[i] = (char)tolower((unsigned char)b[i]);

@@ -18,14 +18,11 @@ struct text_state {
     const struct wordset *words; /* borrowed from the env */
 };
 
-static enum vc_status new_state(struct filter *f, struct text_state **out, struct vc_err *err)
+/* The filter's state, owned by f (text_fini); NULL on OOM. */
+static struct text_state *new_state(struct filter *f)
 {
-    struct text_state *st = calloc(1, sizeof *st);
-    if (!st)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-    f->state = st;
-    *out = st;
-    return VC_OK;
+    f->state = calloc(1, sizeof(struct text_state));
+    return f->state;
 }
 
 static void text_fini(struct filter *f)
@@ -59,8 +56,9 @@ static void release_set(void *res)
 static enum vc_status init_builtin(struct filter *f, struct filter_env *env, enum wordlist_id id,
                                    const char *key, struct vc_err *err)
 {
-    struct text_state *st = NULL;
-    VC_TRY(new_state(f, &st, err));
+    struct text_state *st = new_state(f);
+    if (!st)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
     void *res = NULL;
     VC_TRY(filter_env_get(env, key, load_builtin, release_set, &id, &res, err));
     st->words = res;
@@ -84,8 +82,9 @@ static enum vc_status init_spam(struct filter *f, struct filter_env *env, struct
 
 static enum vc_status init_common(struct filter *f, struct filter_env *env, struct vc_err *err)
 {
-    struct text_state *st = NULL;
-    VC_TRY(new_state(f, &st, err));
+    struct text_state *st = new_state(f);
+    if (!st)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
     const char *path = filter_param_string(f, "path");
     char key[4200];
     snprintf(key, sizeof key, "wordfile:%s", path);
@@ -100,8 +99,9 @@ static enum vc_status init_common(struct filter *f, struct filter_env *env, stru
 static enum vc_status init_count(struct filter *f, struct filter_env *env, struct vc_err *err)
 {
     (void)env;
-    struct text_state *st = NULL;
-    VC_TRY(new_state(f, &st, err));
+    struct text_state *st = new_state(f);
+    if (!st)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
     double n = filter_param_number(f, "n") + filter_param_number(f, "min_tokens");
     if (n < 0 || n > 1e6)
         return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "length %g is out of 0..1000000", n);

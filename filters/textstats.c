@@ -461,7 +461,7 @@ enum vc_status textstats_char_repetition(struct textstats *ts, size_t n, double 
     *out = 0.0;
     if (n == 0 || ts->n_cp < n)
         return VC_OK;
-    size_t distinct, n_multi;
+    size_t distinct = 0, n_multi = 0;
     VC_TRY(count_ngrams(ts, ts->cp, ts->n_cp, n, &distinct, &n_multi, err));
     /* OBELICS: the top min(int(sqrt(distinct)), distinct - singletons). */
     size_t top = (size_t)sqrt((double)distinct);
@@ -515,7 +515,7 @@ enum vc_status textstats_word_repetition(struct textstats *ts, size_t n, double 
     if (n == 0 || ts->n_words < n)
         return VC_OK;
     VC_TRY(word_ids(ts, err));
-    size_t distinct, n_multi;
+    size_t distinct = 0, n_multi = 0;
     VC_TRY(count_ngrams(ts, ts->ids, ts->n_words, n, &distinct, &n_multi, err));
     uint64_t sum = 0;
     for (size_t i = 0; i < n_multi; i++)

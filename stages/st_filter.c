@@ -75,7 +75,8 @@ static enum vc_status reject(struct stage_task_ctx *ctx, const struct filter_ver
 {
     ctx->verdict = (struct stage_verdict){
         .reason = VC_REASON_filtered,
-        .filter = v->by->ops->name, /* static: outlives the task */
+        /* static: outlives the task.  The chain names every rejection. */
+        .filter = v->by ? v->by->ops->name : "filter",
         .has_score = true,
         .score = v->score,
         .threshold = v->threshold,
@@ -139,7 +140,7 @@ static enum vc_status filter_pair(struct st_filter *st, struct filter_scratch *s
                                   struct vc_err *err)
 {
     struct filter_report rep;
-    struct filter_verdict v;
+    struct filter_verdict v = { NULL, 0, 0 };
     filter_report_clear(&rep);
     const struct sample_field *im = sample_main_image(s);
     if (im) {
@@ -204,7 +205,7 @@ static enum vc_status filter_nodes(struct st_filter *st, struct filter_scratch *
             const struct sample_field *f = sample_field_get(s, im->valuestring);
             const cJSON *m = meta ? cJSON_GetArrayItem(meta, pos) : NULL;
             struct filter_image fi = { f ? f->data : NULL, f ? f->size : 0, json_string(m, "src") };
-            struct filter_verdict v;
+            struct filter_verdict v = { NULL, 0, 0 };
             struct vc_err why = { 0 };
             enum vc_status rc = filter_chain_image(st->chain, scr, &fi, &v, rep, &why);
             if (rc == VC_EFATAL)
@@ -296,7 +297,7 @@ static enum vc_status filter_document(struct st_filter *st, struct filter_scratc
     {
         n_images += cJSON_IsString(im);
     }
-    struct filter_verdict v;
+    struct filter_verdict v = { NULL, 0, 0 };
     rc = join_texts(texts, &text, err);
     if (rc == VC_OK)
         rc = filter_chain_document(st->chain, scr, text.data ? text.data : "", text.len, n_images,
