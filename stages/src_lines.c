@@ -1,0 +1,225 @@
+/* src_lines: a byte-at-a-time record scanner over stdio (buffered, so a
+ * list of millions of lines splits at disk speed).  Quote state is the
+ * only thing carried between bytes; a record that passes max_record is
+ * scanned to its end without being kept. */
+#include "src_lines.h"
+
+#include "core/vc_buf.h"
+#include "core/vc_mem.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct lines_reader {
+    FILE *f;
+    enum lines_format fmt;
+    uint64_t pos, end, max, count;
+    struct vc_buf buf;
+    char *path;
+};
+
+enum vc_status lines_sniff(const char *path, enum lines_format *out, struct vc_err *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return vc_err_set(err, VC_ESHARD, VC_REASON_io_error, "%s: %s", path, strerror(errno));
+    int c;
+    while ((c = getc(f)) == ' ' || c == '\n' || c == '\r' || c == '\t' || c == 0xEF || c == 0xBB ||
+           c == 0xBF)
+        ;
+    if (c == '{') {
+        *out = LINES_JSONL;
+    } else {
+        *out = LINES_CSV;
+        for (; c != EOF && c != '\n'; c = getc(f))
+            if (c == '\t')
+                *out = LINES_TSV;
+    }
+    fclose(f);
+    return VC_OK;
+}
+
+enum vc_status lines_open(const char *path, enum lines_format fmt, uint64_t begin, uint64_t end,
+                          uint64_t max_record, struct lines_reader **out, struct vc_err *err)
+{
+    struct lines_reader *r = calloc(1, sizeof *r);
+    if (!r || !(r->path = vc_strdup(path))) {
+        free(r);
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+    }
+    r->f = fopen(path, "rb");
+    if (!r->f || fseeko(r->f, (off_t)begin, SEEK_SET) != 0) {
+        vc_err_set(err, VC_ESHARD, VC_REASON_io_error, "%s: %s", path, strerror(errno));
+        lines_close(r);
+        return VC_ESHARD;
+    }
+    r->fmt = fmt;
+    r->pos = begin;
+    r->end = end;
+    r->max = max_record;
+    vc_buf_init(&r->buf, max_record + 1 < max_record ? max_record : max_record + 1);
+    *out = r;
+    return VC_OK;
+}
+
+/* Scans one record; keeps its bytes when `keep`.  *start gets its offset.
+ * Returns 1 for a record, 0 at end of file, -1 on a read error. */
+static int scan(struct lines_reader *r, bool keep, uint64_t *start, bool *too_long)
+{
+    bool quoted = false, any = false;
+    int c;
+    r->buf.len = 0;
+    r->buf.failed = 0;
+    *too_long = false;
+    for (;;) {
+        c = getc_unlocked(r->f);
+        if (c == EOF)
+            break;
+        r->pos++;
+        if (!any) {
+            if (c == '\n' || c == '\r')
+                continue; /* blank lines are not records */
+            any = true;
+            *start = r->pos - 1;
+        }
+        if (c == '"' && r->fmt != LINES_JSONL)
+            quoted = !quoted;
+        else if (c == '\n' && !quoted)
+            break;
+        if (!keep || *too_long)
+            continue;
+        char ch = (char)c;
+        if (r->buf.len >= r->max || vc_buf_append(&r->buf, &ch, 1) != 0)
+            *too_long = true;
+    }
+    if (ferror(r->f))
+        return -1;
+    if (!any)
+        return 0;
+    while (r->buf.len && r->buf.data[r->buf.len - 1] == '\r')
+        r->buf.data[--r->buf.len] = '\0';
+    return 1;
+}
+
+enum vc_status lines_next(struct lines_reader *r, char **rec, size_t *len, struct vc_err *err)
+{
+    if (r->pos >= r->end)
+        return VC_EOF;
+    uint64_t start = 0;
+    bool too_long;
+    int k = scan(r, true, &start, &too_long);
+    if (k < 0)
+        return vc_err_set(err, VC_ESHARD, VC_REASON_io_error, "%s: read error", r->path);
+    if (k == 0 || start >= r->end)
+        return VC_EOF;
+    r->count++;
+    if (too_long)
+        return vc_err_set(err, VC_ESAMPLE, VC_REASON_field_too_long,
+                          "record at byte %llu is longer than %llu bytes",
+                          (unsigned long long)start, (unsigned long long)r->max);
+    if (!r->buf.data && vc_buf_append(&r->buf, "", 0) != 0)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+    *rec = r->buf.data;
+    *len = r->buf.len;
+    return VC_OK;
+}
+
+uint64_t lines_pos(const struct lines_reader *r)
+{
+    return r->pos;
+}
+
+uint64_t lines_count(const struct lines_reader *r)
+{
+    return r->count;
+}
+
+void lines_close(struct lines_reader *r)
+{
+    if (!r)
+        return;
+    if (r->f)
+        fclose(r->f);
+    vc_buf_free(&r->buf);
+    free(r->path);
+    free(r);
+}
+
+enum vc_status lines_split(const char *path, enum lines_format f, uint64_t begin, uint64_t per_unit,
+                           struct source_unit **units, size_t *n, struct vc_err *err)
+{
+    struct lines_reader *r;
+    VC_TRY(lines_open(path, f, begin, UINT64_MAX, 0, &r, err));
+    struct source_unit *u = NULL;
+    size_t nu = 0;
+    uint64_t start = 0, records = 0;
+    bool too_long;
+    int k;
+    enum vc_status rc = VC_OK;
+    while ((k = scan(r, false, &start, &too_long)) > 0) {
+        if (records++ % per_unit)
+            continue;
+        if ((nu & (nu - 1)) == 0) {
+            struct source_unit *g = vc_realloc_array(u, nu ? nu * 2 : 1, sizeof *g);
+            if (!g) {
+                rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+                break;
+            }
+            u = g;
+        }
+        if (nu)
+            u[nu - 1].end = start;
+        u[nu] = (struct source_unit){
+            .file = vc_strdup(path), .begin = start, .end = UINT64_MAX, .first_record = records - 1
+        };
+        if (!u[nu++].file) {
+            rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+            break;
+        }
+    }
+    if (rc == VC_OK && k < 0)
+        rc = vc_err_set(err, VC_ESHARD, VC_REASON_io_error, "%s: read error", path);
+    lines_close(r);
+    if (rc < 0) {
+        for (size_t i = 0; i < nu; i++)
+            free(u[i].file);
+        free(u);
+        return rc;
+    }
+    *units = u;
+    *n = nu;
+    return VC_OK;
+}
+
+size_t lines_split_fields(char *rec, size_t len, char sep, char **fields, size_t max)
+{
+    size_t nf = 0, i = 0;
+    while (i <= len && nf < max) {
+        char *w = rec + i, *out = w;
+        fields[nf++] = out;
+        bool quoted = i < len && rec[i] == '"';
+        if (quoted)
+            i++;
+        for (; i < len; i++) {
+            char c = rec[i];
+            if (quoted && c == '"') {
+                if (i + 1 < len && rec[i + 1] == '"') {
+                    *out++ = '"';
+                    i++;
+                    continue;
+                }
+                quoted = false;
+                continue;
+            }
+            if (!quoted && c == sep)
+                break;
+            *out++ = c;
+        }
+        *out = '\0';
+        i++; /* past the separator (or the end) */
+    }
+    return nf;
+}

@@ -1,0 +1,45 @@
+/* src_lines: records of a list file (JSONL, or CSV/TSV with RFC 4180
+ * quoting, where a quoted field may hold newlines), read from a byte range
+ * so a big list splits into units without loading it: a unit is
+ * [begin, end) and owns every record that starts inside it.
+ * Blank lines are not records. */
+#ifndef VC_STAGES_SRC_LINES_H
+#define VC_STAGES_SRC_LINES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/vc_err.h"
+#include "source.h"
+
+enum lines_format { LINES_JSONL = 0, LINES_CSV, LINES_TSV };
+
+/* The format from the content: '{' first means JSONL, otherwise a tab in
+ * the first line means TSV, else CSV.  VC_ESHARD io_error if unreadable. */
+enum vc_status lines_sniff(const char *path, enum lines_format *out, struct vc_err *err);
+
+struct lines_reader;
+
+/* Owned: free with lines_close.  max_record bounds one record's bytes. */
+enum vc_status lines_open(const char *path, enum lines_format f, uint64_t begin, uint64_t end,
+                          uint64_t max_record, struct lines_reader **out, struct vc_err *err);
+/* The next record: *rec borrowed until the next call, NUL-terminated,
+ * without its line end.  VC_EOF past the range; VC_ESAMPLE field_too_long
+ * for an over-long record (skipped; call again); VC_ESHARD io_error. */
+enum vc_status lines_next(struct lines_reader *r, char **rec, size_t *len, struct vc_err *err);
+/* The byte offset just past the last record read. */
+uint64_t lines_pos(const struct lines_reader *r);
+/* Records returned or skipped so far. */
+uint64_t lines_count(const struct lines_reader *r);
+void lines_close(struct lines_reader *r);
+
+/* Splits path (from byte `begin`, e.g. after a header) into units of
+ * per_unit records.  *units owned (free each .file and the array). */
+enum vc_status lines_split(const char *path, enum lines_format f, uint64_t begin, uint64_t per_unit,
+                           struct source_unit **units, size_t *n, struct vc_err *err);
+
+/* Splits one CSV/TSV record in place (quotes removed, "" unescaped) into
+ * at most max fields; returns the number found (more are dropped). */
+size_t lines_split_fields(char *rec, size_t len, char sep, char **fields, size_t max);
+
+#endif

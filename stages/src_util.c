@@ -1,0 +1,231 @@
+/* src_util: brace expansion and careful file reads for the sources.  The
+ * only files opened are the ones a spec or a record names; a record's path
+ * never leaves its images_dir through ".." or an absolute path, and never
+ * reads a device or a folder. */
+#include "src_util.h"
+
+#include "core/vc_mem.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void src_paths_free(char **paths, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(paths[i]);
+    free(paths);
+}
+
+static enum vc_status push(char ***paths, size_t *n, char *p, struct vc_err *err)
+{
+    if (!p)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+    if (*n >= SRC_MAX_EXPANSION) {
+        free(p);
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                          "pattern expands to more than %d paths", SRC_MAX_EXPANSION);
+    }
+    if ((*n & (*n - 1)) == 0) { /* grow at powers of two */
+        char **g = vc_realloc_array(*paths, *n ? *n * 2 : 1, sizeof *g);
+        if (!g) {
+            free(p);
+            return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        }
+        *paths = g;
+    }
+    (*paths)[(*n)++] = p;
+    return VC_OK;
+}
+
+/* prefix + alt + rest, then expand the braces left in rest. */
+static enum vc_status expand_with(const char *prefix, size_t np, const char *alt, size_t na,
+                                  const char *rest, char ***paths, size_t *n, struct vc_err *err)
+{
+    size_t nr = strlen(rest);
+    char *s = malloc(np + na + nr + 1);
+    if (!s)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+    memcpy(s, prefix, np);
+    memcpy(s + np, alt, na);
+    memcpy(s + np + na, rest, nr + 1);
+    enum vc_status rc = src_brace_expand(s, paths, n, err);
+    free(s);
+    return rc;
+}
+
+static int parse_range(const char *a, size_t len, long long *lo, long long *hi, int *width)
+{
+    char buf[64];
+    if (len >= sizeof buf)
+        return 0;
+    memcpy(buf, a, len);
+    buf[len] = '\0';
+    char *dots = strstr(buf, "..");
+    if (!dots || dots == buf || !dots[2])
+        return 0;
+    *dots = '\0';
+    char *e1, *e2;
+    *lo = strtoll(buf, &e1, 10);
+    *hi = strtoll(dots + 2, &e2, 10);
+    *width = (int)strlen(buf);
+    return *e1 == '\0' && *e2 == '\0' && *lo >= 0 && *hi >= 0;
+}
+
+enum vc_status src_brace_expand(const char *pattern, char ***paths, size_t *n, struct vc_err *err)
+{
+    const char *open = strchr(pattern, '{');
+    if (!open) {
+        if (strchr(pattern, '}'))
+            return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "unbalanced '}' in '%s'",
+                              pattern);
+        return push(paths, n, vc_strdup(pattern), err);
+    }
+    const char *close = strchr(open, '}');
+    if (!close || memchr(open + 1, '{', (size_t)(close - open - 1)))
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "unbalanced or nested braces in '%s'",
+                          pattern);
+    size_t np = (size_t)(open - pattern), nb = (size_t)(close - open - 1);
+    long long lo, hi;
+    int width;
+    if (parse_range(open + 1, nb, &lo, &hi, &width)) {
+        if (hi - lo >= SRC_MAX_EXPANSION || lo - hi >= SRC_MAX_EXPANSION)
+            return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                              "range in '%s' expands to more than %d paths", pattern,
+                              SRC_MAX_EXPANSION);
+        long long step = lo <= hi ? 1 : -1;
+        for (long long v = lo;; v += step) {
+            char num[32];
+            int k = snprintf(num, sizeof num, "%0*lld", width, v);
+            VC_TRY(expand_with(pattern, np, num, (size_t)k, close + 1, paths, n, err));
+            if (v == hi)
+                break;
+        }
+        return VC_OK;
+    }
+    const char *a = open + 1;
+    for (;;) {
+        const char *comma = memchr(a, ',', (size_t)(close - a));
+        const char *end = comma ? comma : close;
+        VC_TRY(expand_with(pattern, np, a, (size_t)(end - a), close + 1, paths, n, err));
+        if (!comma)
+            break;
+        a = comma + 1;
+    }
+    return VC_OK;
+}
+
+char *src_path_join(const char *base_dir, const char *path)
+{
+    if (!base_dir || !base_dir[0] || path[0] == '/')
+        return vc_strdup(path);
+    size_t nb = strlen(base_dir), np = strlen(path);
+    char *s = malloc(nb + np + 2);
+    if (s) {
+        memcpy(s, base_dir, nb);
+        s[nb] = '/';
+        memcpy(s + nb + 1, path, np + 1);
+    }
+    return s;
+}
+
+enum vc_status src_urls_expand(const cJSON *urls, const char *where, const char *base_dir,
+                               char ***paths, size_t *n, struct vc_err *err)
+{
+    char **raw = NULL;
+    size_t n_raw = 0;
+    enum vc_status rc = VC_OK;
+    if (cJSON_IsString(urls)) {
+        rc = src_brace_expand(urls->valuestring, &raw, &n_raw, err);
+    } else if (cJSON_IsArray(urls) && cJSON_GetArraySize(urls) > 0) {
+        const cJSON *it;
+        cJSON_ArrayForEach(it, urls)
+        {
+            if (!cJSON_IsString(it)) {
+                rc = vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "expected strings");
+                break;
+            }
+            if ((rc = src_brace_expand(it->valuestring, &raw, &n_raw, err)) < 0)
+                break;
+        }
+    } else {
+        rc = vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                        "expected a path, a brace pattern or a list of them");
+    }
+    for (size_t i = 0; rc == VC_OK && i < n_raw; i++)
+        rc = push(paths, n, src_path_join(base_dir, raw[i]), err);
+    src_paths_free(raw, n_raw);
+    if (rc < 0)
+        vc_err_prefix(err, "%s: key 'urls'", where);
+    return rc;
+}
+
+int src_relpath_safe(const char *path)
+{
+    if (!path[0] || path[0] == '/' || strchr(path, '\\'))
+        return 0;
+    for (const char *p = path; *p;) {
+        const char *slash = strchr(p, '/');
+        size_t len = slash ? (size_t)(slash - p) : strlen(p);
+        if (len == 2 && p[0] == '.' && p[1] == '.')
+            return 0;
+        p += len + (slash ? 1 : 0);
+    }
+    return 1;
+}
+
+enum vc_status src_read_file(const char *dir, const char *rel, uint64_t max_bytes, uint8_t **buf,
+                             size_t *cap, size_t *size, struct vc_err *err)
+{
+    if (!src_relpath_safe(rel))
+        return vc_err_set(err, VC_ESAMPLE, VC_REASON_unsafe_path,
+                          "image path '%s' is absolute or leaves the images folder", rel);
+    char *path = src_path_join(dir, rel);
+    if (!path)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+    enum vc_status rc = VC_OK;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    struct stat st;
+    if (fd < 0) {
+        rc = errno == ENOENT || errno == ENOTDIR
+                 ? vc_err_set(err, VC_ESAMPLE, VC_REASON_missing_image, "%s: no such file", path)
+                 : vc_err_set(err, VC_ESAMPLE, VC_REASON_io_error, "%s: %s", path, strerror(errno));
+        free(path);
+        return rc;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        rc = vc_err_set(err, VC_ESAMPLE, VC_REASON_not_a_file, "%s: not a regular file", path);
+    } else if ((uint64_t)st.st_size > max_bytes) {
+        rc = vc_err_set(err, VC_ESAMPLE, VC_REASON_entry_too_large,
+                        "%s: %lld bytes, the limit is %llu", path, (long long)st.st_size,
+                        (unsigned long long)max_bytes);
+    } else {
+        size_t want = (size_t)st.st_size;
+        if (want > *cap || !*buf) {
+            uint8_t *g = realloc(*buf, want ? want : 1);
+            if (!g)
+                rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+            else
+                *buf = g, *cap = want;
+        }
+        size_t got = 0;
+        while (rc == VC_OK && got < want) {
+            ssize_t k = read(fd, *buf + got, want - got);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k <= 0)
+                rc = vc_err_set(err, VC_ESAMPLE, VC_REASON_io_error, "%s: short read", path);
+            else
+                got += (size_t)k;
+        }
+        *size = got;
+    }
+    close(fd);
+    free(path);
+    return rc;
+}

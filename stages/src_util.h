@@ -1,0 +1,44 @@
+/* src_util: what the sources share: expanding "urls" (a path, a brace
+ * pattern such as "data-{000000..000127}.tar" or "{a,b}", or a list of
+ * those), resolving spec paths, refusing record paths that escape their
+ * folder, and reading an image file named by a record with a size cap. */
+#ifndef VC_STAGES_SRC_UTIL_H
+#define VC_STAGES_SRC_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/vc_err.h"
+
+struct cJSON;
+
+/* A brace pattern may not expand to more paths than this: a typo such as
+ * {0..99999999} should fail at spec load, not exhaust memory. */
+enum { SRC_MAX_EXPANSION = 1000000 };
+
+/* Appends the expansion of `pattern` to (*paths, *n) (owned strings in an
+ * owned array; free with src_paths_free).  Ranges keep the zero padding of
+ * their first bound.  VC_EUSAGE bad_spec on an unbalanced or too large
+ * pattern. */
+enum vc_status src_brace_expand(const char *pattern, char ***paths, size_t *n, struct vc_err *err);
+/* "urls" as a string or an array of strings, expanded in order and each
+ * resolved against base_dir.  Errors name `where` and the key. */
+enum vc_status src_urls_expand(const struct cJSON *urls, const char *where, const char *base_dir,
+                               char ***paths, size_t *n, struct vc_err *err);
+void src_paths_free(char **paths, size_t n);
+
+/* base_dir/path unless path is absolute or base_dir is NULL/empty.  Owned. */
+char *src_path_join(const char *base_dir, const char *path);
+
+/* A path from inside a record is acceptable when it is relative and has no
+ * ".." component (and no NUL, no backslash). */
+int src_relpath_safe(const char *path);
+
+/* Reads dir/rel (rel checked with src_relpath_safe) into *buf (grown as
+ * needed, owned by the caller, free()), at most max_bytes.  VC_ESAMPLE
+ * with unsafe_path, missing_image, not_a_file, entry_too_large or
+ * io_error. */
+enum vc_status src_read_file(const char *dir, const char *rel, uint64_t max_bytes, uint8_t **buf,
+                             size_t *cap, size_t *size, struct vc_err *err);
+
+#endif

@@ -1,0 +1,94 @@
+/* src_wds: a thin adapter from wds_read to the source table.  Shards are
+ * units in the order "urls" lists them; nothing is globbed, so the order
+ * (and with it every output byte) is fixed by the spec. */
+#include "src_wds.h"
+
+#include "src_util.h"
+#include "stage_cfg.h"
+#include "wds_read.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+
+struct src_wds {
+    struct source_unit *units;
+    size_t n;
+    struct wds_read_limits limits;
+};
+
+static void wds_destroy(void *state)
+{
+    struct src_wds *w = state;
+    if (!w)
+        return;
+    for (size_t i = 0; i < w->n; i++)
+        free(w->units[i].file);
+    free(w->units);
+    free(w);
+}
+
+static enum vc_status wds_create(const cJSON *cfg, const char *where, const struct stage_ctx *ctx,
+                                 void **state, struct vc_err *err)
+{
+    static const char *const keys[] = { SOURCE_COMMON_KEYS, "urls", NULL };
+    VC_TRY(stage_cfg_check_keys(cfg, where, keys, err));
+    const cJSON *urls = cJSON_GetObjectItemCaseSensitive(cfg, "urls");
+    if (!urls)
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "%s: key 'urls' is required", where);
+    char **paths = NULL;
+    size_t n = 0;
+    VC_TRY(src_urls_expand(urls, where, ctx->spec_dir, &paths, &n, err));
+    struct src_wds *w = calloc(1, sizeof *w);
+    if (w)
+        w->units = calloc(n, sizeof *w->units);
+    if (!w || !w->units) {
+        free(w);
+        src_paths_free(paths, n);
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++)
+        w->units[i].file = paths[i]; /* ownership moves */
+    free(paths);
+    w->n = n;
+    w->limits.max_entry_bytes = ctx->limits->max_entry_bytes;
+    w->limits.max_fields = ctx->limits->max_fields;
+    *state = w;
+    return VC_OK;
+}
+
+static const struct source_unit *wds_units(void *state, size_t *n)
+{
+    struct src_wds *w = state;
+    *n = w->n;
+    return w->units;
+}
+
+static enum vc_status wds_open(void *state, const struct source_unit *u, void **cursor,
+                               struct vc_err *err)
+{
+    const struct src_wds *w = state;
+    struct wds_reader *r;
+    VC_TRY(wds_reader_open(u->file, &w->limits, &r, err));
+    *cursor = r;
+    return VC_OK;
+}
+
+static enum vc_status wds_next(void *cursor, struct sample *s, struct vc_err *err)
+{
+    return wds_reader_next(cursor, s, err);
+}
+
+static void wds_close(void *cursor)
+{
+    wds_reader_close(cursor);
+}
+
+const struct source_ops src_wds_ops = {
+    .name = "webdataset",
+    .create = wds_create,
+    .units = wds_units,
+    .open = wds_open,
+    .next = wds_next,
+    .close = wds_close,
+    .destroy = wds_destroy,
+};

@@ -1,0 +1,77 @@
+/* stage_registry: the one table of stages and the one table of sources,
+ * plus the small helpers every stage shares (default limits, the extra
+ * object, plan order).  A new stage is a module plus a row here. */
+#include "stage.h"
+
+#include "core/img.h"
+#include "source.h"
+#include "st_filter.h"
+#include "st_ingest.h"
+#include "st_reshard.h"
+#include "st_write.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern const struct source_ops src_wds_ops, src_pairs_ops, src_docs_ops;
+
+const struct stage_ops *const stage_table[] = {
+    &st_ingest_ops, &st_filter_ops, &st_reshard_ops, &st_write_ops, NULL,
+};
+
+const struct source_ops *const source_table[] = {
+    &src_wds_ops,
+    &src_pairs_ops,
+    &src_docs_ops,
+    NULL,
+};
+
+const struct stage_ops *stage_find(const char *name)
+{
+    for (size_t i = 0; stage_table[i]; i++)
+        if (strcmp(stage_table[i]->name, name) == 0)
+            return stage_table[i];
+    return NULL;
+}
+
+const struct source_ops *source_find(const char *name)
+{
+    for (size_t i = 0; source_table[i]; i++)
+        if (strcmp(source_table[i]->name, name) == 0)
+            return source_table[i];
+    return NULL;
+}
+
+void stage_limits_default(struct stage_limits *l)
+{
+    /* 64 MiB: ten times the largest photo a web crawl keeps; anything
+     * larger is a video, an archive or an attack. */
+    l->max_entry_bytes = 64ull << 20;
+    l->max_pixels = IMG_DEFAULT_MAX_PIXELS;
+    l->max_side = IMG_DEFAULT_MAX_SIDE;
+    /* 64 KiB of text per field: captions are < 1 KiB and an OBELICS text
+     * node rarely passes 10 KiB; longer is scraped boilerplate. */
+    l->max_text_bytes = 64u << 10;
+    /* 4 MiB per json field / JSONL record: a long document with its
+     * metadata fits many times over. */
+    l->max_json_bytes = 4u << 20;
+    /* The per-sample arena: a few maximal entries plus decode scratch. */
+    l->max_sample_bytes = 256ull << 20;
+    l->max_fields = SAMPLE_MAX_FIELDS;
+}
+
+cJSON *stage_task_extra(struct stage_task_ctx *ctx)
+{
+    if (!ctx->extra)
+        ctx->extra = cJSON_CreateObject();
+    return ctx->extra;
+}
+
+void stage_plan_set_order(struct stage_plan *plan, size_t *order, size_t n)
+{
+    if (plan->order != order)
+        free(plan->order);
+    plan->order = order;
+    plan->n_order = n;
+}

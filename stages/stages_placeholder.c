@@ -1,2 +1,0 @@
-/* stages: module list grows here. */
-typedef int vc_stages_placeholder_;
