@@ -1,0 +1,167 @@
+/* idefics2: the public interface of the bundled Idefics2 engine.  Load a
+ * Hugging Face checkpoint folder as published, then caption / answer /
+ * score (image, prompt) requests.  The engine knows nothing of the
+ * pipeline: requests carry encoded image bytes and UTF-8 text, results
+ * carry token ids and text.
+ *
+ * Exactness first: in IDF2_COMPUTE_F32 every activation is float32 and the
+ * outputs match the float32 reference of the Hugging Face implementation
+ * (tests/golden/test_idefics2.c).  IDF2_COMPUTE_BF16 keeps the weights in
+ * bf16 (half the memory: the float32 idefics2-8b is converted at load) and
+ * still computes activations in float32.
+ *
+ * Threads: a model may serve one call at a time (calls on the same model
+ * must not overlap); each call uses opts.n_threads OpenMP threads. */
+#ifndef VC_SYNTH_IDEFICS2_H
+#define VC_SYNTH_IDEFICS2_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/vc_err.h"
+
+struct idf2_model;
+
+enum idf2_compute {
+    IDF2_COMPUTE_F32 = 0, /* weights widened to float32: the golden mode */
+    IDF2_COMPUTE_BF16,    /* weights kept/converted to bf16 */
+};
+
+struct idf2_load_opts {
+    enum idf2_compute compute;
+    int n_threads;  /* 0: OpenMP's default */
+    bool use_cache; /* read/write the bf16 conversion cache next to the weights */
+};
+
+/* Reads every file of the checkpoint folder `dir` (config, generation,
+ * preprocessor and processor configs, tokenizer.json, the weights).
+ * `opts` may be NULL (f32, default threads, no cache).  Owned:
+ * idf2_model_free.  Errors: VC_EUSAGE bad_checkpoint / bad_tokenizer with
+ * the file and field named; VC_EFATAL out_of_memory / io_error. */
+enum vc_status idf2_model_load(const char *dir, const struct idf2_load_opts *opts,
+                               struct idf2_model **out, struct vc_err *err);
+void idf2_model_free(struct idf2_model *m);
+
+/* What the load did. */
+struct idf2_load_report {
+    double load_seconds;
+    size_t peak_rss_bytes; /* process peak RSS right after the load */
+    size_t bytes_mapped;   /* weight bytes used in place from the mmap */
+    size_t bytes_owned;    /* weight bytes converted into owned buffers */
+    bool from_cache, cache_written;
+};
+void idf2_model_report(const struct idf2_model *m, struct idf2_load_report *out);
+
+/* Hyper-parameters a caller may want to print or size things from. */
+struct idf2_model_info {
+    int vocab_size, text_width, vision_width;
+    int image_seq_len;    /* <image> tokens per image (per crop when splitting) */
+    bool image_splitting; /* preprocessor_config.json's default */
+    int default_max_new;  /* generation_config.json's max_new_tokens, or IDF2_DEFAULT_MAX_NEW */
+};
+void idf2_model_info(const struct idf2_model *m, struct idf2_model_info *out);
+
+/* Used when neither the request nor generation_config.json says:
+ * a caption or an OCR transcript rarely needs more. */
+#define IDF2_DEFAULT_MAX_NEW 256
+/* Hard cap on prompt + generated tokens for one request: the KV cache is
+ * preallocated for the request, and Mistral's sliding window (4096) is the
+ * longest span SPEC §8.4 pins down. */
+#define IDF2_MAX_CONTEXT 4096
+
+struct idf2_image_bytes {
+    const uint8_t *data; /* JPEG, PNG or WebP (detected by magic bytes) */
+    size_t size;
+};
+
+/* Decoding: temperature 0 is greedy (argmax, first index on ties); > 0
+ * samples from softmax(logits / temperature) restricted to the smallest
+ * top-p nucleus (HF's TopPLogitsWarper), drawing from a PRNG seeded with
+ * `seed`, so the same request and seed give the same text. */
+struct idf2_gen_params {
+    int max_new_tokens; /* 0: the model's default (idf2_model_info) */
+    float temperature;  /* 0: greedy */
+    float top_p;        /* (0, 1]; 0 means 1 (off) */
+    uint64_t seed;
+};
+
+/* Intermediate tensors, for engine-cases and the golden tests.  Each
+ * tensor is reported once per request, under the names of the fixtures'
+ * expected.safetensors without the "<case>." prefix: input_ids (I64
+ * [1,L]), pixel_values (F32 [1,n,3,H,W]), pixel_attention_mask (I64
+ * [1,n,H,W]), patch_attention_mask (I64 [n,H/p,W/p]), vision_position_ids
+ * (I64 [n,P]), vision_last_hidden_state (F32 [n,P,Dv]),
+ * modality_projection (F32 [n,P,Dt]), image_hidden_states (F32
+ * [n,n_lat,Dt]), inputs_embeds (F32 [1,L,Dt]), logits (F32 [1,L,V], only
+ * with all_logits: it costs a vocabulary projection per prompt token),
+ * step_logits (F32 [G,V]: the raw logits each generated token was chosen
+ * from), generated_ids (I64 [1,G]).  Rows of padding patches are zero (the
+ * engine never computes them).  `data` is borrowed for the call only. */
+enum idf2_trace_dtype {
+    IDF2_TRACE_F32 = 0,
+    IDF2_TRACE_I64,
+};
+struct idf2_trace {
+    void (*tensor)(void *ctx, const char *name, enum idf2_trace_dtype dtype, const int64_t *shape,
+                   int n_dims, const void *data);
+    void *ctx;
+    bool all_logits;
+};
+
+/* One request.  Exactly one of `prompt` and `chat` is set:
+ *  - prompt: the processor prompt as is, one literal "<image>" per image in
+ *    order (e.g. "<image>Caption:"); BOS is added;
+ *  - chat: the text of one user turn, rendered with the chat template as
+ *    [images..., text] followed by the generation prompt "Assistant:".
+ * image_splitting: -1 follows preprocessor_config.json, 0 off, 1 on. */
+struct idf2_request {
+    const struct idf2_image_bytes *images;
+    size_t n_images;
+    const char *prompt;
+    const char *chat;
+    int image_splitting;
+    struct idf2_gen_params gen;
+    const struct idf2_trace *trace; /* NULL: none */
+};
+
+/* The outcome of one request.  A request that fails (undecodable image,
+ * prompt too long, ...) has status < 0 and its own err; the other requests
+ * of the batch are unaffected.  ids/text are owned: idf2_result_release. */
+struct idf2_result {
+    enum vc_status status;
+    struct vc_err err;
+    int32_t *ids; /* generated ids, the stop token included when one was hit */
+    size_t n_ids;
+    char *text; /* decode(ids, skip_special_tokens) */
+    bool stopped_on_eos;
+    size_t n_prompt_tokens;
+    size_t n_images_after_split;
+    double vision_seconds;  /* vision encoder + connector */
+    double prefill_seconds; /* merge + prompt pass */
+    double decode_seconds;  /* every later step */
+};
+void idf2_result_release(struct idf2_result *r);
+
+/* Runs n requests (ragged: each its own images, prompt length, stop state
+ * and parameters), filling results[0..n).  Returns VC_OK when every
+ * request was attempted (look at each result's status), a negative status
+ * only for a failure of the call itself (out of memory). */
+enum vc_status idf2_generate_batch(struct idf2_model *m, const struct idf2_request *reqs, size_t n,
+                                   struct idf2_result *results, struct vc_err *err);
+/* One request; returns the result's status, with err filled on failure. */
+enum vc_status idf2_generate(struct idf2_model *m, const struct idf2_request *req,
+                             struct idf2_result *result, struct vc_err *err);
+
+/* The log-likelihood of `continuation` after the request's prompt (images
+ * included): the sum over its tokens of log p(token | everything before),
+ * in natural log.  The continuation is encoded on its own without BOS, as
+ * tokenizer(continuation, add_special_tokens=False) does (so it gets the
+ * normalizer's leading "▁").  gen and trace fields of req are ignored.
+ * *n_tokens (optional) receives the number of continuation tokens; an empty
+ * continuation scores 0. */
+enum vc_status idf2_score(struct idf2_model *m, const struct idf2_request *req,
+                          const char *continuation, double *logprob, size_t *n_tokens,
+                          struct vc_err *err);
+
+#endif
