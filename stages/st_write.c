@@ -63,21 +63,30 @@ static const char *renamed(struct arena *a, const char *name, const char *ext)
     return out;
 }
 
-/* A document's json names its image fields in "images": follow a rename. */
-static void rename_in_meta(cJSON *meta, const char *from, const char *to)
+/* Field renames made by re-encoding ("0.png" -> "0.webp"). */
+struct renames {
+    const char *from[SAMPLE_MAX_FIELDS], *to[SAMPLE_MAX_FIELDS];
+    size_t n;
+};
+
+/* A document's json names its image fields in "images": follow renames. */
+static void apply_renames(cJSON *json, const struct renames *rn)
 {
-    cJSON *images = cJSON_GetObjectItemCaseSensitive(meta, "images");
+    cJSON *images = cJSON_GetObjectItemCaseSensitive(json, "images");
     cJSON *it;
     cJSON_ArrayForEach(it, images)
     {
-        if (cJSON_IsString(it) && strcmp(it->valuestring, from) == 0)
-            cJSON_SetValuestring(it, to);
+        for (size_t i = 0; i < rn->n; i++)
+            if (cJSON_IsString(it) && strcmp(it->valuestring, rn->from[i]) == 0) {
+                cJSON_SetValuestring(it, rn->to[i]);
+                break;
+            }
     }
 }
 
 static enum vc_status reencode(const struct writer_opts *o, const struct stage_limits *lim,
                                struct sample *s, struct sample_field *f, enum img_format src_fmt,
-                               struct vc_err *err)
+                               struct renames *rn, struct vc_err *err)
 {
     struct img_limits il = { .max_pixels = lim->max_pixels, .max_side = lim->max_side };
     struct img im = { 0 }, small = { 0 };
@@ -111,8 +120,10 @@ static enum vc_status reencode(const struct writer_opts *o, const struct stage_l
         return rc;
     if (!copy)
         return vc_err_set(err, VC_ESAMPLE, VC_REASON_mem_cap, "per-sample memory cap reached");
-    if (name != f->name && s->meta)
-        rename_in_meta(s->meta, f->name, name);
+    if (name != f->name && rn->n < SAMPLE_MAX_FIELDS) {
+        rn->from[rn->n] = f->name;
+        rn->to[rn->n++] = name;
+    }
     f->name = name;
     f->data = copy;
     f->size = n;
@@ -152,7 +163,7 @@ static void set_item(cJSON *obj, const char *key, cJSON *item)
 }
 
 static enum vc_status compose_json(struct sample *s, const struct stage_limits *lim,
-                                   struct vc_err *err)
+                                   const struct renames *rn, struct vc_err *err)
 {
     struct sample_field *jf = sample_field_get(s, "json");
     cJSON *out = jf ? cJSON_ParseWithLength((const char *)jf->data, jf->size) : NULL;
@@ -163,6 +174,7 @@ static enum vc_status compose_json(struct sample *s, const struct stage_limits *
         return vc_err_set(err, VC_ESAMPLE, VC_REASON_json_invalid, "field 'json' is not an object");
     }
     enum vc_status rc = VC_OK;
+    apply_renames(out, rn);
     if (s->meta)
         while (s->meta->child) {
             cJSON *it = cJSON_DetachItemViaPointer(s->meta, s->meta->child);
@@ -206,6 +218,8 @@ static enum vc_status write_map(void *state, struct sample *s, struct stage_task
 {
     const struct writer_opts *o = state;
     const struct stage_limits *lim = ctx->run->limits;
+    struct renames rn;
+    rn.n = 0;
     for (size_t i = 0; i < s->n_fields; i++) {
         struct sample_field *f = &s->fields[i];
         if (ingest_field_kind(f->name) != INGEST_IMAGE)
@@ -215,10 +229,10 @@ static enum vc_status write_map(void *state, struct sample *s, struct stage_task
         if (o->resize_mode == IMG_RESIZE_NO && !convert)
             continue;
         const char *name = f->name;
-        if (reencode(o, lim, s, f, src, err) < 0)
+        if (reencode(o, lim, s, f, src, &rn, err) < 0)
             return vc_err_prefix(err, "field '%s'", name);
     }
-    return compose_json(s, lim, err);
+    return compose_json(s, lim, &rn, err);
 }
 
 static void write_destroy(void *state)

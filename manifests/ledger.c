@@ -1,0 +1,180 @@
+/* ledger: entries <-> JSON lines, and counting.  cJSON prints objects in
+ * insertion order with a fixed number format, so the same entries give the
+ * same bytes: the ledger is one of the byte-identical outputs of a run. */
+#include "ledger.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const state_names[LEDGER_N_STATES] = { "written", "rejected", "duplicate",
+                                                          "error" };
+
+const char *ledger_state_name(enum ledger_state s)
+{
+    return (unsigned)s < LEDGER_N_STATES ? state_names[s] : "unknown";
+}
+
+int ledger_state_from_name(const char *name)
+{
+    for (int i = 0; i < LEDGER_N_STATES; i++)
+        if (strcmp(name, state_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+static bool add_str(cJSON *o, const char *k, const char *v)
+{
+    return !v || cJSON_AddStringToObject(o, k, v);
+}
+
+cJSON *ledger_entry_to_json(const struct ledger_entry *e)
+{
+    cJSON *o = cJSON_CreateObject();
+    bool ok = o && add_str(o, "source", e->source ? e->source : "") &&
+              add_str(o, "file", e->file ? e->file : "") &&
+              cJSON_AddNumberToObject(o, "index", (double)e->index) &&
+              add_str(o, "key", e->key ? e->key : "") &&
+              add_str(o, "state", ledger_state_name(e->state));
+    if (ok && e->state == LEDGER_WRITTEN) {
+        ok = add_str(o, "shard", e->shard) && add_str(o, "out_key", e->out_key) &&
+             (e->copies <= 1 || cJSON_AddNumberToObject(o, "copies", (double)e->copies));
+    } else if (ok) {
+        ok = add_str(o, "stage", e->stage) && add_str(o, "reason", vc_reason_name(e->reason)) &&
+             add_str(o, "filter", e->filter) &&
+             (!e->has_score || (cJSON_AddNumberToObject(o, "score", e->score) &&
+                                cJSON_AddNumberToObject(o, "threshold", e->threshold))) &&
+             add_str(o, "dup_of", e->dup_of) && add_str(o, "message", e->message);
+    }
+    if (!ok) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+static const char *get_str(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+enum vc_status ledger_entry_from_json(const cJSON *o, struct ledger_entry *e, struct vc_err *err)
+{
+    memset(e, 0, sizeof *e);
+    const cJSON *idx = cJSON_GetObjectItemCaseSensitive(o, "index");
+    const char *state = get_str(o, "state");
+    int s = state ? ledger_state_from_name(state) : -1;
+    e->source = get_str(o, "source");
+    e->file = get_str(o, "file");
+    e->key = get_str(o, "key");
+    if (!cJSON_IsObject(o) || !cJSON_IsNumber(idx) || s < 0 || !e->source || !e->file || !e->key)
+        return vc_err_set(err, VC_ESAMPLE, VC_REASON_json_invalid,
+                          "not a ledger entry (source, file, index, key, state)");
+    e->index = (uint64_t)idx->valuedouble;
+    e->state = (enum ledger_state)s;
+    e->shard = get_str(o, "shard");
+    e->out_key = get_str(o, "out_key");
+    const cJSON *copies = cJSON_GetObjectItemCaseSensitive(o, "copies");
+    e->copies = cJSON_IsNumber(copies) ? (uint64_t)copies->valuedouble : 1;
+    e->stage = get_str(o, "stage");
+    const char *reason = get_str(o, "reason");
+    int r = reason ? vc_reason_from_name(reason) : 0;
+    e->reason = r < 0 ? VC_REASON_none : (enum vc_reason)r;
+    e->message = get_str(o, "message");
+    e->filter = get_str(o, "filter");
+    const cJSON *score = cJSON_GetObjectItemCaseSensitive(o, "score");
+    const cJSON *thr = cJSON_GetObjectItemCaseSensitive(o, "threshold");
+    if (cJSON_IsNumber(score) && cJSON_IsNumber(thr)) {
+        e->has_score = true;
+        e->score = score->valuedouble;
+        e->threshold = thr->valuedouble;
+    }
+    e->dup_of = get_str(o, "dup_of");
+    if (e->state == LEDGER_WRITTEN ? !e->shard || !e->out_key : !e->stage || !reason)
+        return vc_err_set(err, VC_ESAMPLE, VC_REASON_json_invalid,
+                          "ledger entry in state %s lacks %s", state,
+                          e->state == LEDGER_WRITTEN ? "shard/out_key" : "stage/reason");
+    return VC_OK;
+}
+
+enum vc_status ledger_append_line(struct vc_buf *out, const struct ledger_entry *e,
+                                  struct vc_err *err)
+{
+    cJSON *o = ledger_entry_to_json(e);
+    char *s = o ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    int rc = s ? vc_buf_append(out, s, strlen(s)) : -1;
+    if (rc == 0)
+        rc = vc_buf_append(out, "\n", 1);
+    free(s);
+    if (rc != 0)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "ledger line");
+    return VC_OK;
+}
+
+void ledger_totals_add(struct ledger_totals *t, enum ledger_state s)
+{
+    t->input++;
+    switch (s) {
+    case LEDGER_WRITTEN:
+        t->written++;
+        break;
+    case LEDGER_REJECTED:
+        t->rejected++;
+        break;
+    case LEDGER_DUPLICATE:
+        t->duplicate++;
+        break;
+    case LEDGER_ERROR:
+        t->error++;
+        break;
+    }
+}
+
+bool ledger_totals_balanced(const struct ledger_totals *t)
+{
+    return t->input == t->written + t->rejected + t->duplicate + t->error;
+}
+
+cJSON *ledger_totals_to_json(const struct ledger_totals *t)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (o && cJSON_AddNumberToObject(o, "input", (double)t->input) &&
+        cJSON_AddNumberToObject(o, "written", (double)t->written) &&
+        cJSON_AddNumberToObject(o, "rejected", (double)t->rejected) &&
+        cJSON_AddNumberToObject(o, "duplicate", (double)t->duplicate) &&
+        cJSON_AddNumberToObject(o, "error", (double)t->error))
+        return o;
+    cJSON_Delete(o);
+    return NULL;
+}
+
+enum vc_status ledger_count_file(const char *path, struct ledger_totals *t, struct vc_err *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", path, strerror(errno));
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    uint64_t lineno = 0;
+    enum vc_status rc = VC_OK;
+    memset(t, 0, sizeof *t);
+    while (rc == VC_OK && (n = getline(&line, &cap, f)) > 0) {
+        lineno++;
+        cJSON *o = cJSON_ParseWithLength(line, (size_t)n);
+        struct ledger_entry e;
+        rc = ledger_entry_from_json(o, &e, err);
+        if (rc == VC_OK)
+            ledger_totals_add(t, e.state);
+        else
+            vc_err_prefix(err, "%s:%llu", path, (unsigned long long)lineno);
+        cJSON_Delete(o);
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}

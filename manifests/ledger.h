@@ -1,0 +1,77 @@
+/* ledger: the account of every input sample.  Each input sample ends in
+ * exactly one state, written as one JSON line of OUT/ledger.jsonl:
+ *
+ *   written   source, file, index, key  + shard, out_key (copies when a
+ *             mixture drew it more than once)
+ *   rejected  ... + stage, reason (+ filter, score, threshold, message)
+ *   duplicate ... + stage, reason, dup_of (the output key kept instead)
+ *   error     ... + stage, reason, message
+ *
+ * `index` is the sample's ordinal in its input unit (a shard's sample
+ * number, a list's record number); `key` the key as the source spelled
+ * it.  Reasons are the stable names of enum vc_reason.  The totals over a
+ * ledger satisfy input == written + rejected + duplicate + error. */
+#ifndef VC_MANIFESTS_LEDGER_H
+#define VC_MANIFESTS_LEDGER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/vc_buf.h"
+#include "core/vc_err.h"
+
+struct cJSON;
+
+enum ledger_state {
+    LEDGER_WRITTEN = 0,
+    LEDGER_REJECTED,
+    LEDGER_DUPLICATE,
+    LEDGER_ERROR,
+};
+#define LEDGER_N_STATES 4
+
+/* All strings borrowed; NULL means absent. */
+struct ledger_entry {
+    const char *source, *file;
+    uint64_t index;
+    const char *key;
+    enum ledger_state state;
+    const char *shard, *out_key; /* written */
+    uint64_t copies;             /* written; 0 or 1 are not printed */
+    const char *stage;           /* rejected, duplicate, error */
+    enum vc_reason reason;
+    const char *message;
+    const char *filter;
+    bool has_score;
+    double score, threshold;
+    const char *dup_of; /* duplicate */
+};
+
+struct ledger_totals {
+    uint64_t input, written, rejected, duplicate, error;
+};
+
+/* "written", "rejected", "duplicate", "error"; -1 from the reverse when
+ * the name is unknown. */
+const char *ledger_state_name(enum ledger_state s);
+int ledger_state_from_name(const char *name);
+
+/* The entry as an owned cJSON object (keys in a fixed order), NULL on OOM. */
+struct cJSON *ledger_entry_to_json(const struct ledger_entry *e);
+/* Reads an entry back; strings borrow from `obj`.  VC_ESAMPLE json_invalid
+ * when a required key is missing or has the wrong type. */
+enum vc_status ledger_entry_from_json(const struct cJSON *obj, struct ledger_entry *e,
+                                      struct vc_err *err);
+/* Appends the entry's line (compact JSON + '\n') to `out`. */
+enum vc_status ledger_append_line(struct vc_buf *out, const struct ledger_entry *e,
+                                  struct vc_err *err);
+
+void ledger_totals_add(struct ledger_totals *t, enum ledger_state s);
+bool ledger_totals_balanced(const struct ledger_totals *t);
+/* {"input":..,"written":..,"rejected":..,"duplicate":..,"error":..}; owned. */
+struct cJSON *ledger_totals_to_json(const struct ledger_totals *t);
+/* Counts the states of a ledger file line by line.  VC_ESAMPLE
+ * json_invalid (naming the line) on a line that is not an entry. */
+enum vc_status ledger_count_file(const char *path, struct ledger_totals *t, struct vc_err *err);
+
+#endif

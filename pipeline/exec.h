@@ -1,0 +1,55 @@
+/* exec: the local executor.  Runs a loaded spec in four phases, each task
+ * committed by a JSON marker written last (manifests/commit.h), so a rerun
+ * after a crash redoes only what was not committed:
+ *
+ *   MAP     OpenMP threads over input units: read, run the per-sample
+ *           stages, spill surviving samples' final bytes to
+ *           OUT/_work/map-NNNNNN.bin, commit OUT/_work/map-NNNNNN.json
+ *           (records + ledger lines of rejects and errors);
+ *   PLAN    one thread: the stages' plan hooks (mix, shuffle, dedup), shard
+ *           cuts, unique output keys; commits OUT/_work/plan.json;
+ *   REDUCE  OpenMP threads over output shards: copy each planned sample
+ *           from its spill (pread, one sample in memory at a time) into
+ *           OUT/PREFIX-NNNNNN.tar; commit OUT/PREFIX-NNNNNN.json;
+ *   FINISH  OUT/wids-index.json, OUT/ledger.jsonl, then OUT/run.json.
+ *
+ * Every output except run.json (timings, thread count) is byte-identical
+ * for any thread count and across interrupted and resumed runs.  The
+ * executor never exits; a sample-level problem is a ledger line and a
+ * line on stderr naming file, key, stage and reason. */
+#ifndef VC_PIPELINE_EXEC_H
+#define VC_PIPELINE_EXEC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/vc_err.h"
+#include "manifests/ledger.h"
+#include "spec.h"
+
+struct exec_opts {
+    bool force; /* take over an output folder that holds something else */
+    FILE *log;  /* progress and error lines (borrowed), NULL = silent */
+};
+
+struct exec_result {
+    struct ledger_totals totals;
+    uint64_t n_shards, bytes_written;
+    uint64_t units_skipped, shards_skipped; /* committed by an earlier run */
+    double seconds_map, seconds_plan, seconds_reduce, seconds_finish;
+};
+
+/* VC_OK when the run completed (samples may have been rejected or be in
+ * error: see the totals); VC_EUSAGE when the output folder belongs to
+ * another spec and !force; VC_EFATAL on I/O failure or OOM. */
+enum vc_status exec_run(struct spec *spec, const struct exec_opts *opts, struct exec_result *res,
+                        struct vc_err *err);
+
+/* Names of the files a run writes in OUT besides the shards, for docs and
+ * for --force: "ledger.jsonl", "run.json", "wids-index.json". */
+#define EXEC_LEDGER_NAME "ledger.jsonl"
+#define EXEC_RUN_NAME    "run.json"
+#define EXEC_WIDS_NAME   "wids-index.json"
+
+#endif

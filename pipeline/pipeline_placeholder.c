@@ -1,2 +1,0 @@
-/* pipeline: module list grows here. */
-typedef int vc_pipeline_placeholder_;

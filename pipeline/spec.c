@@ -1,0 +1,347 @@
+/* spec: parsing and validation.  The spec is small and read once, so
+ * clarity beats speed here; what must be fast (units, stages) is built
+ * once and handed to the executor. */
+#include "spec.h"
+
+#include "core/sha256.h"
+#include "core/vc_fs.h"
+#include "core/vc_mem.h"
+#include "stages/src_util.h"
+#include "stages/stage_cfg.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A spec file is written by hand: 16 MiB is generous. */
+#define SPEC_MAX_BYTES (16u << 20)
+/* Threads beyond this are a typo, not a machine. */
+#define SPEC_MAX_THREADS 4096
+
+void spec_free(struct spec *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n_stages; i++)
+        if (s->stages[i].ops && s->stages[i].ops->destroy && s->stages[i].state)
+            s->stages[i].ops->destroy(s->stages[i].state);
+    for (size_t i = 0; i < s->n_sources; i++)
+        if (s->sources[i].ops && s->sources[i].state)
+            s->sources[i].ops->destroy(s->sources[i].state);
+    free(s->stages);
+    free(s->sources);
+    free(s->source_info);
+    free(s->spec_dir);
+    free(s->out_dir);
+    free(s->work_dir);
+    free(s->prefix);
+    cJSON_Delete(s->json);
+    free(s);
+}
+
+static enum vc_status oom(struct vc_err *err)
+{
+    return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+}
+
+static enum vc_status parse_limits(struct spec *s, const cJSON *lim, struct vc_err *err)
+{
+    static const char *const keys[] = { "max_entry_bytes", "max_pixels",
+                                        "max_side",        "max_text_bytes",
+                                        "max_json_bytes",  "max_sample_bytes",
+                                        "max_fields",      NULL };
+    struct stage_limits *l = &s->limits;
+    stage_limits_default(l);
+    const char *w = "limits";
+    uint64_t side, fields;
+    VC_TRY(stage_cfg_check_keys(lim, w, keys, err));
+    VC_TRY(stage_cfg_u64(lim, w, "max_entry_bytes", l->max_entry_bytes, 1, 1ull << 40,
+                         &l->max_entry_bytes, err));
+    VC_TRY(stage_cfg_u64(lim, w, "max_pixels", l->max_pixels, 1, 1ull << 40, &l->max_pixels, err));
+    VC_TRY(stage_cfg_u64(lim, w, "max_side", l->max_side, 1, 65535, &side, err));
+    VC_TRY(stage_cfg_u64(lim, w, "max_text_bytes", l->max_text_bytes, 1, 1ull << 32,
+                         &l->max_text_bytes, err));
+    VC_TRY(stage_cfg_u64(lim, w, "max_json_bytes", l->max_json_bytes, 1, 1ull << 32,
+                         &l->max_json_bytes, err));
+    VC_TRY(stage_cfg_u64(lim, w, "max_sample_bytes", l->max_sample_bytes, 1u << 20, 1ull << 40,
+                         &l->max_sample_bytes, err));
+    VC_TRY(stage_cfg_u64(lim, w, "max_fields", l->max_fields, 1, SAMPLE_MAX_FIELDS, &fields, err));
+    l->max_side = (uint32_t)side;
+    l->max_fields = (uint32_t)fields;
+    return VC_OK;
+}
+
+static enum vc_status parse_output(struct spec *s, const cJSON *o, const struct spec_overrides *ov,
+                                   struct vc_err *err)
+{
+    static const char *const keys[] = { "dir",         "prefix",      "samples_per_shard",
+                                        "shard_bytes", "compression", NULL };
+    static const char *const comps[] = { "none", "gz", "zst", NULL };
+    const char *w = "output", *dir, *prefix;
+    int comp;
+    if (!cJSON_IsObject(o))
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "key 'output' is required");
+    VC_TRY(stage_cfg_check_keys(o, w, keys, err));
+    VC_TRY(stage_cfg_str(o, w, "dir", NULL, &dir, err));
+    VC_TRY(stage_cfg_str(o, w, "prefix", "shard", &prefix, err));
+    VC_TRY(stage_cfg_u64(o, w, "samples_per_shard", 0, 1, UINT32_MAX, &s->samples_per_shard, err));
+    VC_TRY(stage_cfg_u64(o, w, "shard_bytes", 0, 4096, 1ull << 50, &s->shard_bytes, err));
+    VC_TRY(stage_cfg_enum(o, w, "compression", comps, 0, &comp, err));
+    if (!s->samples_per_shard && !s->shard_bytes)
+        s->samples_per_shard = 1000; /* webdataset's customary shard size */
+    for (const char *p = prefix; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '-' || *p == '.'))
+            return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                              "output: key 'prefix': use letters, digits, '_', '-', '.'");
+    if (strlen(prefix) > 64)
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                          "output: key 'prefix': at most 64 characters");
+    if (ov && ov->out_dir)
+        s->out_dir = vc_strdup(ov->out_dir);
+    else if (dir)
+        s->out_dir = src_path_join(s->spec_dir, dir);
+    else
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                          "output: key 'dir' is required (or pass --out DIR)");
+    s->prefix = vc_strdup(prefix);
+    s->compression = (enum wds_compression)comp;
+    if (!s->out_dir || !s->prefix)
+        return oom(err);
+    size_t n = strlen(s->out_dir) + 7;
+    s->work_dir = malloc(n);
+    if (!s->work_dir)
+        return oom(err);
+    snprintf(s->work_dir, n, "%s/_work", s->out_dir);
+    return VC_OK;
+}
+
+static enum vc_status parse_sources(struct spec *s, const cJSON *arr, struct vc_err *err)
+{
+    int n = cJSON_GetArraySize(arr);
+    if (!cJSON_IsArray(arr) || n == 0)
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                          "key 'sources': expected a non-empty list");
+    s->sources = calloc((size_t)n, sizeof *s->sources);
+    s->source_info = calloc((size_t)n, sizeof *s->source_info);
+    if (!s->sources || !s->source_info)
+        return oom(err);
+    int i = 0;
+    for (const cJSON *src = arr->child; src; src = src->next, i++) {
+        char where[160];
+        const char *name, *type;
+        snprintf(where, sizeof where, "sources[%d]", i);
+        if (!cJSON_IsObject(src))
+            return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "%s: expected an object", where);
+        VC_TRY(stage_cfg_str(src, where, "name", NULL, &name, err));
+        VC_TRY(stage_cfg_str(src, where, "type", NULL, &type, err));
+        if (!name || !type)
+            return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "%s: key '%s' is required", where,
+                              name ? "type" : "name");
+        snprintf(where, sizeof where, "source '%s'", name);
+        for (int k = 0; k < i; k++)
+            if (strcmp(s->source_info[k].name, name) == 0)
+                return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "%s: key 'name': used twice",
+                                  where);
+        const struct source_ops *ops = source_find(type);
+        if (!ops)
+            return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                              "%s: key 'type': unknown source type '%s' (known: webdataset, "
+                              "pairs, documents)",
+                              where, type);
+        struct stage_source_info *si = &s->source_info[i];
+        uint64_t epochs;
+        si->name = name;
+        si->type = ops->name;
+        VC_TRY(stage_cfg_double(src, where, "weight", 1.0, 1e-9, 1e9, &si->weight, err));
+        VC_TRY(stage_cfg_u64(src, where, "max_samples", 0, 1, UINT64_MAX >> 11, &si->max_samples,
+                             err));
+        VC_TRY(stage_cfg_u64(src, where, "epochs", 1, 1, 1000, &epochs, err));
+        si->epochs = (uint32_t)epochs;
+        s->sources[i].ops = ops;
+        s->n_sources = (size_t)i + 1;
+        VC_TRY(ops->create(src, where, &s->ctx, &s->sources[i].state, err));
+        s->sources[i].units = ops->units(s->sources[i].state, &s->sources[i].n_units);
+    }
+    return VC_OK;
+}
+
+static enum vc_status parse_stages(struct spec *s, const cJSON *arr, struct vc_err *err)
+{
+    if (arr && !cJSON_IsArray(arr))
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "key 'stages': expected a list");
+    size_t n = arr ? (size_t)cJSON_GetArraySize(arr) : 0;
+    /* Room for the implied ingest and write. */
+    s->stages = calloc(n + 2, sizeof *s->stages);
+    const cJSON **cfgs = calloc(n + 2, sizeof *cfgs);
+    enum vc_status rc = VC_OK;
+    if (!s->stages || !cfgs) {
+        free(cfgs);
+        return oom(err);
+    }
+    size_t k = 0;
+    int i = 0;
+    const cJSON *st = arr ? arr->child : NULL;
+    for (; st && rc == VC_OK; st = st->next, i++) {
+        const char *name;
+        char where[64];
+        snprintf(where, sizeof where, "stages[%d]", i);
+        if ((rc = stage_cfg_str(st, where, "stage", NULL, &name, err)) < 0)
+            break;
+        const struct stage_ops *ops = name ? stage_find(name) : NULL;
+        if (!name || !cJSON_IsObject(st)) {
+            rc = vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                            "%s: expected an object with key 'stage'", where);
+        } else if (!ops) {
+            rc = vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                            "%s: key 'stage': unknown stage '%s'", where, name);
+        } else {
+            if (k == 0 && !(ops->caps & STAGE_CAP_FIRST))
+                s->stages[k++].ops = stage_find("ingest"), cfgs[k - 1] = NULL;
+            cfgs[k] = st;
+            s->stages[k++].ops = ops;
+        }
+    }
+    if (rc == VC_OK && k == 0)
+        s->stages[k++].ops = stage_find("ingest");
+    if (rc == VC_OK && !(s->stages[k - 1].ops->caps & STAGE_CAP_LAST))
+        s->stages[k++].ops = stage_find("write");
+    for (size_t a = 0; rc == VC_OK && a < k; a++) {
+        const struct stage_ops *ops = s->stages[a].ops;
+        if ((ops->caps & STAGE_CAP_FIRST) && a != 0)
+            rc = vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "stage '%s' must come first",
+                            ops->name);
+        if ((ops->caps & STAGE_CAP_LAST) && a != k - 1)
+            rc = vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "stage '%s' must come last",
+                            ops->name);
+        for (size_t b = 0; rc == VC_OK && b < a; b++)
+            if ((ops->caps & STAGE_CAP_ONCE) && s->stages[b].ops == ops)
+                rc = vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                                "stage '%s' may appear only once", ops->name);
+    }
+    for (size_t a = 0; rc == VC_OK && a < k; a++) {
+        s->n_stages = a + 1;
+        rc = s->stages[a].ops->create(cfgs[a], &s->ctx, &s->stages[a].state, err);
+    }
+    free(cfgs);
+    return rc;
+}
+
+/* The hash names what determines the output bytes: everything but where
+ * the output goes and how many threads make it. */
+static enum vc_status compute_hash(struct spec *s, struct vc_err *err)
+{
+    cJSON *copy = cJSON_Duplicate(s->json, 1);
+    if (!copy)
+        return oom(err);
+    cJSON_DeleteItemFromObjectCaseSensitive(copy, "threads");
+    cJSON_DeleteItemFromObjectCaseSensitive(copy, "log_interval_s");
+    cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(copy, "output"),
+                                            "dir");
+    char *text = cJSON_PrintUnformatted(copy);
+    cJSON_Delete(copy);
+    if (!text)
+        return oom(err);
+    sha256_hex(text, strlen(text), s->hash);
+    free(text);
+    return VC_OK;
+}
+
+enum vc_status spec_parse(const char *text, size_t n, const char *spec_dir,
+                          const struct spec_overrides *ov, struct spec **out, struct vc_err *err)
+{
+    static const char *const keys[] = { "sources", "stages",         "output",      "limits",
+                                        "threads", "log_interval_s", "description", NULL };
+    struct spec *s = calloc(1, sizeof *s);
+    if (!s)
+        return oom(err);
+    enum vc_status rc = VC_OK;
+    s->json = cJSON_ParseWithLength(text, n);
+    if (!cJSON_IsObject(s->json)) {
+        const char *at = cJSON_GetErrorPtr();
+        rc = vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                        "not a JSON object (parse error near byte %td)",
+                        at && at >= text && at <= text + n ? at - text : (ptrdiff_t)0);
+        goto fail;
+    }
+    s->spec_dir = vc_strdup(spec_dir ? spec_dir : "");
+    if (!s->spec_dir) {
+        rc = oom(err);
+        goto fail;
+    }
+    uint64_t threads, interval;
+    if ((rc = stage_cfg_check_keys(s->json, "spec", keys, err)) < 0 ||
+        (rc = stage_cfg_u64(s->json, "spec", "threads", 0, 0, SPEC_MAX_THREADS, &threads, err)) <
+            0 ||
+        (rc = stage_cfg_u64(s->json, "spec", "log_interval_s", 10, 1, 86400, &interval, err)) < 0 ||
+        (rc = parse_limits(s, cJSON_GetObjectItemCaseSensitive(s->json, "limits"), err)) < 0 ||
+        (rc = parse_output(s, cJSON_GetObjectItemCaseSensitive(s->json, "output"), ov, err)) < 0)
+        goto fail;
+    s->threads = ov && ov->threads > 0 ? ov->threads : (int)threads;
+    s->log_interval_s = interval;
+    s->ctx.limits = &s->limits;
+    s->ctx.spec_dir = s->spec_dir;
+    s->ctx.out_dir = s->out_dir;
+    s->ctx.work_dir = s->work_dir;
+    s->ctx.sources = s->source_info;
+    if ((rc = parse_sources(s, cJSON_GetObjectItemCaseSensitive(s->json, "sources"), err)) < 0)
+        goto fail;
+    s->ctx.sources = s->source_info;
+    s->ctx.n_sources = s->n_sources;
+    if ((rc = parse_stages(s, cJSON_GetObjectItemCaseSensitive(s->json, "stages"), err)) < 0 ||
+        (rc = compute_hash(s, err)) < 0)
+        goto fail;
+    if (ov && ov->out_dir) {
+        cJSON *o = cJSON_GetObjectItemCaseSensitive(s->json, "output");
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "dir");
+        cJSON_AddStringToObject(o, "dir", ov->out_dir);
+    }
+    *out = s;
+    return VC_OK;
+fail:
+    if (rc != VC_EFATAL && err && err->status != VC_EUSAGE)
+        err->status = rc = VC_EUSAGE;
+    spec_free(s);
+    return rc;
+}
+
+enum vc_status spec_load(const char *path, const struct spec_overrides *ov, struct spec **out,
+                         struct vc_err *err)
+{
+    char *text;
+    size_t n;
+    enum vc_status rc = vc_fs_read_file(path, SPEC_MAX_BYTES, &text, &n, err);
+    if (rc < 0) {
+        err->status = VC_EUSAGE;
+        return vc_err_prefix(err, "spec %s", path);
+    }
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? vc_strndup(path, (size_t)(slash - path) + (slash == path)) : NULL;
+    rc = spec_parse(text, n, dir, ov, out, err);
+    free(dir);
+    free(text);
+    if (rc < 0)
+        vc_err_prefix(err, "%s", path);
+    return rc;
+}
+
+size_t spec_n_units(const struct spec *s)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->n_sources; i++)
+        n += s->sources[i].n_units;
+    return n;
+}
+
+const struct source_unit *spec_unit(const struct spec *s, size_t global, size_t *source)
+{
+    for (size_t i = 0; i < s->n_sources; i++) {
+        if (global < s->sources[i].n_units) {
+            *source = i;
+            return &s->sources[i].units[global];
+        }
+        global -= s->sources[i].n_units;
+    }
+    return NULL;
+}
