@@ -1,0 +1,422 @@
+/* idf2_kernels: portable float32 kernels written with GCC vector extensions
+ * (8 lanes, which -march picks up as AVX/AVX2 or two SSE registers).
+ *
+ * Owns nothing between calls.  Must never change a result with the thread
+ * count or the batch shape: every dot product goes through tile() below,
+ * whose lane layout and combine order are the same for any tile size, so a
+ * row computed alone (decode) and inside a batch (prefill) are bitwise
+ * equal.  Exactness before speed: no FMA contraction (ISO C mode), no
+ * reassociation beyond the fixed 8-lane split. */
+#include "idf2_kernels.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/vc_mem.h"
+#include "synth/idf2_config.h"
+
+typedef float v8sf __attribute__((vector_size(32)));
+typedef uint32_t v8su __attribute__((vector_size(32)));
+typedef uint16_t v8hu __attribute__((vector_size(16)));
+
+#define IDF2_AINLINE static inline __attribute__((always_inline))
+
+/* Matmul tiling: x rows per task, and a weight block of about this many
+ * bytes once widened, so the block stays in L2 while a tile of x passes. */
+#define MM_X_TILE        64
+#define MM_W_BLOCK_BYTES (256u << 10)
+/* Below this many x rows, weights are read in place (bf16 widened in
+ * registers): decode steps are memory-bound and a widening copy would
+ * double the traffic. */
+#define MM_DIRECT_ROWS 4
+
+static int threads_of(int nt)
+{
+    return nt > 0 ? nt : omp_get_max_threads();
+}
+
+IDF2_AINLINE v8sf load_x(const float *p)
+{
+    v8sf v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+IDF2_AINLINE v8sf load_w(const void *p, size_t k, bool bf16)
+{
+    if (!bf16)
+        return load_x((const float *)p + k);
+    v8hu h;
+    memcpy(&h, (const uint16_t *)p + k, sizeof h);
+    v8su u = __builtin_convertvector(h, v8su) << 16;
+    v8sf f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+IDF2_AINLINE float w_at(const void *p, size_t k, bool bf16)
+{
+    if (!bf16)
+        return ((const float *)p)[k];
+    uint32_t u = (uint32_t)((const uint16_t *)p)[k] << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+IDF2_AINLINE float lanes_sum(v8sf a)
+{
+    return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+}
+
+/* out[r*C + c] = dot(xs[r], ws[c]) over K, for R <= 4 x rows and C <= 2
+ * weight rows.  R and C are constants at every call site, so the
+ * accumulators live in registers. */
+IDF2_AINLINE void tile(const float *const *xs, int R, const void *const *ws, int C, bool bf16,
+                       size_t K, float *out)
+{
+    v8sf acc[4][2];
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++)
+            acc[r][c] = (v8sf){ 0 };
+    size_t k = 0;
+    for (; k + 8 <= K; k += 8) {
+        v8sf wv[2];
+        for (int c = 0; c < C; c++)
+            wv[c] = load_w(ws[c], k, bf16);
+        for (int r = 0; r < R; r++) {
+            v8sf xv = load_x(xs[r] + k);
+            for (int c = 0; c < C; c++)
+                acc[r][c] += xv * wv[c];
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++) {
+            float s = lanes_sum(acc[r][c]);
+            for (size_t t = k; t < K; t++)
+                s += xs[r][t] * w_at(ws[c], t, bf16);
+            out[r * C + c] = s;
+        }
+}
+
+#define TILE_CASE(R_, C_, B_)                                                                      \
+    case (R_)*4 + (C_)*2 + (B_)-6:                                                                 \
+        tile(xs, R_, ws, C_, B_, K, out);                                                          \
+        break;
+
+/* tile() specialised for every shape a matmul needs. */
+static void tile_any(const float *const *xs, int R, const void *const *ws, int C, bool bf16,
+                     size_t K, float *out)
+{
+    switch (R * 4 + C * 2 + (int)bf16 - 6) {
+        TILE_CASE(1, 1, 0)
+        TILE_CASE(1, 1, 1)
+        TILE_CASE(1, 2, 0)
+        TILE_CASE(1, 2, 1)
+        TILE_CASE(2, 1, 0)
+        TILE_CASE(2, 1, 1)
+        TILE_CASE(2, 2, 0)
+        TILE_CASE(2, 2, 1)
+        TILE_CASE(3, 1, 0)
+        TILE_CASE(3, 1, 1)
+        TILE_CASE(3, 2, 0)
+        TILE_CASE(3, 2, 1)
+        TILE_CASE(4, 1, 0)
+        TILE_CASE(4, 1, 1)
+        TILE_CASE(4, 2, 0)
+        TILE_CASE(4, 2, 1)
+    default:
+        break;
+    }
+}
+
+/* y rows [i0, i1) x columns [j0, j1), weights rows read from `wrow(j)`. */
+static void mm_block(float *y, const float *x, size_t i0, size_t i1, const void *wbase,
+                     size_t wstride_elems, bool bf16, size_t elem, size_t j0, size_t j1, size_t K,
+                     size_t out_dim, const float *bias)
+{
+    for (size_t i = i0; i < i1; i += 4) {
+        int R = (int)(i1 - i < 4 ? i1 - i : 4);
+        const float *xs[4];
+        for (int r = 0; r < R; r++)
+            xs[r] = x + (i + (size_t)r) * K;
+        for (size_t j = j0; j < j1; j += 2) {
+            int C = (int)(j1 - j < 2 ? j1 - j : 2);
+            const void *ws[2];
+            for (int c = 0; c < C; c++)
+                ws[c] = (const char *)wbase + (j - j0 + (size_t)c) * wstride_elems * elem;
+            float o[8];
+            tile_any(xs, R, ws, C, bf16, K, o);
+            for (int r = 0; r < R; r++)
+                for (int c = 0; c < C; c++)
+                    y[(i + (size_t)r) * out_dim + j + (size_t)c] =
+                        o[r * C + c] + (bias ? bias[j + (size_t)c] : 0.0f);
+        }
+    }
+}
+
+bool idf2_matmul(float *y, const float *x, size_t n, const struct idf2_w *w, const float *bias,
+                 int nt)
+{
+    const size_t K = (size_t)w->cols, O = (size_t)w->rows;
+    const bool bf16 = w->dtype == ST_BF16;
+    const size_t elem = bf16 ? 2 : 4;
+    if (n == 0 || O == 0)
+        return true;
+    if (n <= MM_DIRECT_ROWS) {
+        /* Pairs of weight rows over threads; x is tiny and shared. */
+        const long n_pairs = (long)((O + 1) / 2);
+#pragma omp parallel for schedule(static) num_threads(threads_of(nt))
+        for (long p = 0; p < n_pairs; p++) {
+            size_t j0 = (size_t)p * 2, j1 = j0 + 2 < O ? j0 + 2 : O;
+            mm_block(y, x, 0, n, (const char *)w->data + j0 * K * elem, K, bf16, elem, j0, j1, K, O,
+                     bias);
+        }
+        return true;
+    }
+    size_t rb = MM_W_BLOCK_BYTES / (K * sizeof(float));
+    rb = rb < 4 ? 4 : rb > 64 ? 64 : rb & ~(size_t)1;
+    const size_t n_wb = (O + rb - 1) / rb, n_xt = (n + MM_X_TILE - 1) / MM_X_TILE;
+    bool ok = true;
+#pragma omp parallel num_threads(threads_of(nt))
+    {
+        float *buf = bf16 ? vc_malloc_array(rb * K, sizeof(float)) : NULL;
+        if (bf16 && !buf) {
+#pragma omp atomic write
+            ok = false;
+        }
+        /* Weight block outer, x tile inner: a thread widens a block once
+         * and reuses it across consecutive x tiles of its chunk. */
+#pragma omp for schedule(static) collapse(2)
+        for (size_t b = 0; b < n_wb; b++)
+            for (size_t t = 0; t < n_xt; t++) {
+                if (bf16 && !buf)
+                    continue;
+                size_t j0 = b * rb, j1 = j0 + rb < O ? j0 + rb : O;
+                size_t i0 = t * MM_X_TILE, i1 = i0 + MM_X_TILE < n ? i0 + MM_X_TILE : n;
+                const void *wb = (const char *)w->data + j0 * K * elem;
+                if (bf16) {
+                    const uint16_t *src = wb;
+                    for (size_t e = 0; e < (j1 - j0) * K; e++) {
+                        uint32_t u = (uint32_t)src[e] << 16;
+                        memcpy(&buf[e], &u, sizeof u);
+                    }
+                    wb = buf;
+                }
+                mm_block(y, x, i0, i1, wb, K, false, sizeof(float), j0, j1, K, O, bias);
+            }
+        free(buf);
+    }
+    return ok;
+}
+
+void idf2_layernorm(float *y, const float *x, size_t n, size_t d, const float *w, const float *b,
+                    float eps)
+{
+    for (size_t i = 0; i < n; i++) {
+        const float *xi = x + i * d;
+        float *yi = y + i * d;
+        double mean = 0, var = 0;
+        for (size_t k = 0; k < d; k++)
+            mean += xi[k];
+        mean /= (double)d;
+        for (size_t k = 0; k < d; k++)
+            var += ((double)xi[k] - mean) * ((double)xi[k] - mean);
+        var /= (double)d;
+        float rstd = (float)(1.0 / sqrt(var + (double)eps));
+        float m = (float)mean;
+        for (size_t k = 0; k < d; k++)
+            yi[k] = (xi[k] - m) * rstd * w[k] + b[k];
+    }
+}
+
+void idf2_rmsnorm(float *y, const float *x, size_t n, size_t d, const float *w, float eps)
+{
+    for (size_t i = 0; i < n; i++) {
+        const float *xi = x + i * d;
+        float *yi = y + i * d;
+        double ss = 0;
+        for (size_t k = 0; k < d; k++)
+            ss += (double)xi[k] * xi[k];
+        float r = (float)(1.0 / sqrt(ss / (double)d + (double)eps));
+        for (size_t k = 0; k < d; k++)
+            yi[k] = w[k] * (xi[k] * r);
+    }
+}
+
+void idf2_gelu_tanh(float *x, size_t n)
+{
+    const float c = 0.7978845608028654f; /* sqrt(2/pi) */
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        x[i] = 0.5f * v * (1.0f + tanhf(c * (v + 0.044715f * v * v * v)));
+    }
+}
+
+void idf2_gelu_erf(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+}
+
+void idf2_silu(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = x[i] / (1.0f + expf(-x[i]));
+}
+
+void idf2_act_mul(float *g, const float *u, size_t n, int act)
+{
+    switch ((enum idf2_act)act) {
+    case IDF2_ACT_SILU:
+        idf2_silu(g, n);
+        break;
+    case IDF2_ACT_GELU_TANH:
+        idf2_gelu_tanh(g, n);
+        break;
+    case IDF2_ACT_GELU:
+        idf2_gelu_erf(g, n);
+        break;
+    }
+    for (size_t i = 0; i < n; i++)
+        g[i] *= u[i];
+}
+
+void idf2_add(float *y, const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] += x[i];
+}
+
+void idf2_softmax(float *x, size_t n)
+{
+    if (n == 0)
+        return;
+    float m = x[0];
+    for (size_t i = 1; i < n; i++)
+        m = x[i] > m ? x[i] : m;
+    float s = 0;
+    for (size_t i = 0; i < n; i++) {
+        x[i] = expf(x[i] - m);
+        s += x[i];
+    }
+    for (size_t i = 0; i < n; i++)
+        x[i] /= s;
+}
+
+void idf2_rope_table(float *cos_t, float *sin_t, size_t pos0, size_t n, int head_dim, double theta)
+{
+    const int half = head_dim / 2;
+    for (size_t i = 0; i < n; i++) {
+        float p = (float)(pos0 + i);
+        for (int j = 0; j < half; j++) {
+            /* HF: 1.0 / base ** (arange(0, dim, 2).float() / dim), float32. */
+            float inv = 1.0f / powf((float)theta, (float)(2 * j) / (float)head_dim);
+            float a = p * inv;
+            cos_t[i * (size_t)head_dim + (size_t)j] = cosf(a);
+            cos_t[i * (size_t)head_dim + (size_t)(j + half)] = cosf(a);
+            sin_t[i * (size_t)head_dim + (size_t)j] = sinf(a);
+            sin_t[i * (size_t)head_dim + (size_t)(j + half)] = sinf(a);
+        }
+    }
+}
+
+void idf2_rope_apply(float *x, size_t n, int n_heads, int head_dim, const float *cos_t,
+                     const float *sin_t)
+{
+    const size_t half = (size_t)head_dim / 2, hd = (size_t)head_dim;
+    for (size_t i = 0; i < n; i++) {
+        const float *c = cos_t + i * hd, *s = sin_t + i * hd;
+        for (int h = 0; h < n_heads; h++) {
+            float *v = x + i * (size_t)n_heads * hd + (size_t)h * hd;
+            for (size_t j = 0; j < half; j++) {
+                float a = v[j], b = v[j + half];
+                v[j] = a * c[j] - b * s[j];
+                v[j + half] = b * c[j + half] + a * s[j + half];
+            }
+        }
+    }
+}
+
+bool idf2_attention(float *out, const struct idf2_attn *a, int nt)
+{
+    const size_t hd = (size_t)a->head_dim;
+    const int group = a->n_heads / a->n_kv_heads;
+    const long n_tasks = (long)a->n_q * a->n_heads;
+    bool ok = true;
+#pragma omp parallel num_threads(threads_of(nt))
+    {
+        float *sc = vc_malloc_array(a->n_kv ? a->n_kv : 1, sizeof(float));
+        float *acc = vc_malloc_array(hd, sizeof(float));
+        if (!sc || !acc) {
+#pragma omp atomic write
+            ok = false;
+        }
+#pragma omp for schedule(dynamic, 8)
+        for (long t = 0; t < n_tasks; t++) {
+            if (!sc || !acc)
+                continue;
+            const size_t i = (size_t)(t / a->n_heads);
+            const int h = (int)(t % a->n_heads);
+            const float *q = a->q + i * a->q_stride + (size_t)h * hd;
+            const size_t g = (size_t)(h / group);
+            const float *kb = a->k + g * a->kv_head_stride, *vb = a->v + g * a->kv_head_stride;
+            size_t lo = 0, hi = a->n_kv;
+            if (a->causal) {
+                size_t qp = a->q_pos0 + i;
+                hi = qp + 1 < hi ? qp + 1 : hi;
+                if (a->window && qp + 1 > a->window)
+                    lo = qp + 1 - a->window;
+            }
+            /* Masked keys are skipped rather than given IDF2_MASK_MIN: after
+             * the max is subtracted their exp is exactly 0 either way. */
+            float m = -INFINITY;
+            for (size_t j = lo; j < hi; j++) {
+                if (a->key_mask && !a->key_mask[j]) {
+                    sc[j] = -INFINITY;
+                    continue;
+                }
+                const float *k = kb + j * a->kv_row_stride;
+                const float *xs[1] = { q };
+                const void *ws[1] = { k };
+                float d;
+                tile(xs, 1, ws, 1, false, hd, &d);
+                sc[j] = d * a->scale;
+                m = sc[j] > m ? sc[j] : m;
+            }
+            float s = 0;
+            for (size_t j = lo; j < hi; j++) {
+                sc[j] = sc[j] == -INFINITY ? 0.0f : expf(sc[j] - m);
+                s += sc[j];
+            }
+            memset(acc, 0, hd * sizeof *acc);
+            for (size_t j = lo; j < hi; j++) {
+                if (sc[j] == 0.0f)
+                    continue;
+                const float p = sc[j] / s, *v = vb + j * a->kv_row_stride;
+                for (size_t e = 0; e < hd; e++)
+                    acc[e] += p * v[e];
+            }
+            memcpy(out + i * (size_t)a->n_heads * hd + (size_t)h * hd, acc, hd * sizeof *acc);
+        }
+        free(sc);
+        free(acc);
+    }
+    return ok;
+}
+
+void idf2_embed_rows(float *out, const struct idf2_w *table, const int32_t *ids, size_t n)
+{
+    const size_t d = (size_t)table->cols;
+    for (size_t i = 0; i < n; i++) {
+        const size_t row = (size_t)ids[i] * d;
+        if (table->dtype == ST_BF16) {
+            for (size_t k = 0; k < d; k++)
+                out[i * d + k] = w_at(table->data, row + k, true);
+        } else {
+            memcpy(out + i * d, (const float *)table->data + row, d * sizeof(float));
+        }
+    }
+}

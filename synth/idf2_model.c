@@ -1,0 +1,132 @@
+/* idf2_model: loading and freeing a struct idf2_model.
+ *
+ * Owns the model's config, tokenizer and weights.  Never computes.  Checks
+ * the files against each other before anyone runs the model: the
+ * tokenizer's "<image>" must be the config's image_token_id, and every
+ * token id the tokenizer can emit must exist in the embedding table. */
+#include "idf2_model.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "synth/idf2_prompt.h"
+
+static double mono_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static enum vc_status check_files(const struct idf2_model *m, struct vc_err *err)
+{
+    if (m->cfg.proc.image_seq_len != m->cfg.model.perceiver.n_latents)
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_checkpoint,
+                          "processor_config.json: image_seq_len %d but the perceiver makes %d "
+                          "latents per image",
+                          m->cfg.proc.image_seq_len, m->cfg.model.perceiver.n_latents);
+    const int32_t image_id = idf2_tokenizer_find(m->tok, IDF2_IMAGE_TOKEN);
+    if (image_id != m->cfg.model.image_token_id)
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_checkpoint,
+                          "tokenizer.json: %s has id %d but config.json says image_token_id %d",
+                          IDF2_IMAGE_TOKEN, (int)image_id, m->cfg.model.image_token_id);
+    if (idf2_tokenizer_find(m->tok, IDF2_FAKE_TOKEN) < 0)
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_checkpoint, "tokenizer.json: no %s token",
+                          IDF2_FAKE_TOKEN);
+    if (idf2_tokenizer_n_ids(m->tok) > m->cfg.model.text.vocab_size)
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_checkpoint,
+                          "tokenizer.json has %d ids but the model's vocabulary is %d",
+                          (int)idf2_tokenizer_n_ids(m->tok), m->cfg.model.text.vocab_size);
+    const struct idf2_processor_config *pc = &m->cfg.proc;
+    if (!pc->add_bos_token || pc->add_eos_token) {
+        /* LlamaTokenizerFast rebuilds its post-processor from these flags. */
+        const struct idf2_generation_config *g = &m->cfg.gen;
+        return idf2_tokenizer_set_specials(m->tok, pc->add_bos_token ? g->bos_token_id : -1,
+                                           pc->add_eos_token ? g->eos_token_ids[0] : -1, err);
+    }
+    return VC_OK;
+}
+
+enum vc_status idf2_model_load(const char *dir, const struct idf2_load_opts *opts,
+                               struct idf2_model **out, struct vc_err *err)
+{
+    *out = NULL;
+    const double t0 = mono_seconds();
+    struct idf2_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "model struct");
+    const struct idf2_load_opts def = { 0 };
+    if (!opts)
+        opts = &def;
+    m->nt = opts->n_threads;
+    enum vc_status rc = idf2_config_load_dir(dir, &m->cfg, err);
+    if (rc < 0) {
+        free(m);
+        return rc;
+    }
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/tokenizer.json", dir) >= (int)sizeof path) {
+        rc = vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "model folder path too long");
+        goto fail;
+    }
+    rc = idf2_tokenizer_load(path, &m->tok, err);
+    if (rc >= 0)
+        rc = check_files(m, err);
+    if (rc < 0)
+        goto fail;
+    const struct idf2_weights_opts wo = {
+        .compute = opts->compute == IDF2_COMPUTE_BF16 ? ST_BF16 : ST_F32,
+        .cache = opts->use_cache ? IDF2_CACHE_USE : IDF2_CACHE_OFF,
+    };
+    rc = idf2_weights_load(dir, &m->cfg.model, &wo, &m->w, err);
+    if (rc < 0)
+        goto fail;
+    /* A folder without a template gets the Idefics2 one; a different
+     * template is refused at chat time, not at load (raw prompts work). */
+    struct vc_err ignored = { 0 };
+    m->chat_template_ok = !m->cfg.proc.chat_template ||
+                          idf2_chat_template_check(m->cfg.proc.chat_template, &ignored) == VC_OK;
+    m->report = (struct idf2_load_report){
+        .load_seconds = mono_seconds() - t0,
+        .peak_rss_bytes = idf2_peak_rss_bytes(),
+        .bytes_mapped = m->w->bytes_mapped,
+        .bytes_owned = m->w->bytes_owned,
+        .from_cache = m->w->from_cache != 0,
+        .cache_written = m->w->cache_written != 0,
+    };
+    *out = m;
+    return VC_OK;
+fail:
+    idf2_model_free(m);
+    return rc;
+}
+
+void idf2_model_free(struct idf2_model *m)
+{
+    if (!m)
+        return;
+    idf2_weights_free(m->w);
+    idf2_tokenizer_free(m->tok);
+    idf2_config_release(&m->cfg);
+    free(m);
+}
+
+void idf2_model_report(const struct idf2_model *m, struct idf2_load_report *out)
+{
+    *out = m->report;
+}
+
+void idf2_model_info(const struct idf2_model *m, struct idf2_model_info *out)
+{
+    *out = (struct idf2_model_info){
+        .vocab_size = m->cfg.model.text.vocab_size,
+        .text_width = m->cfg.model.text.hidden_size,
+        .vision_width = m->cfg.model.vision.hidden_size,
+        .image_seq_len = m->cfg.proc.image_seq_len,
+        .image_splitting = m->cfg.preproc.do_image_splitting,
+        .default_max_new =
+            m->cfg.gen.max_new_tokens > 0 ? m->cfg.gen.max_new_tokens : IDF2_DEFAULT_MAX_NEW,
+    };
+}

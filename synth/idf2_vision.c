@@ -1,0 +1,199 @@
+/* idf2_vision: SigLIP-style encoder over the real patches of one image.
+ *
+ * Owns only per-call scratch.  Never reads padding pixels: the real block is
+ * gathered straight from the canvas.  Grid sizes are bounded by the
+ * position table (N = image_size / patch_size), itself bounded by the
+ * config limits, so every buffer size below is small and overflow-free
+ * once the grid check has passed. */
+#include "idf2_vision.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/vc_mem.h"
+#include "synth/idf2_kernels.h"
+
+/* transformers 4.40-4.54 on x86 with AVX2 (torch's vectorised arange)
+ * buckets these exact hits i*70/n one lower than floor (SPEC §5.3): the
+ * released idefics2-8b was run this way. */
+static const struct {
+    int n;
+    int i[6];
+} avx2_exceptions_70[] = {
+    { 25, { 5, 10, 15, 20 } },
+    { 49, { 7, 14, 35, 42 } },
+    { 50, { 5, 10, 15, 20, 30, 40 } },
+    { 55, { 11, 22, 33, 44 } },
+    { 58, { 29 } },
+};
+
+/* bucket[i] for i < n coordinates over N buckets. */
+static void vision_buckets(int N, int n, int32_t *bucket)
+{
+    if (N == 70) {
+        for (int i = 0; i < n; i++)
+            bucket[i] = (int32_t)(i * 70 / n);
+        for (size_t e = 0; e < sizeof avx2_exceptions_70 / sizeof avx2_exceptions_70[0]; e++) {
+            if (avx2_exceptions_70[e].n != n)
+                continue;
+            for (int t = 0; t < 6 && avx2_exceptions_70[e].i[t]; t++)
+                bucket[avx2_exceptions_70[e].i[t]]--;
+        }
+        return;
+    }
+    /* torch.arange on CPU (scalar kernel) for a float32 result: the count is
+     * ceil((end - start) / step) in double and element k is
+     * float(start + k * step) computed in double.  boundaries =
+     * arange(1/N, 1.0, 1/N) with Python-double operands; coords =
+     * arange(0, 1 - 1e-6, 1/n) whose step is the float32 quotient 1/n;
+     * bucketize(right=True) counts the boundaries <= coord. */
+    const double bstep = 1.0 / N;
+    const long n_bound = (long)ceil((1.0 - bstep) / bstep);
+    const double cstep = (double)(1.0f / (float)n);
+    for (int i = 0; i < n; i++) {
+        const float coord = (float)(0.0 + (double)i * cstep);
+        int32_t b = 0;
+        for (long k = 0; k < n_bound; k++)
+            if ((float)(bstep + (double)k * bstep) <= coord)
+                b++;
+        bucket[i] = b;
+    }
+}
+
+void idf2_vision_position_ids(int N, int nh, int nw, int32_t *out)
+{
+    int32_t bh[IDF2_MAX_IMAGE_SIZE], bw[IDF2_MAX_IMAGE_SIZE];
+    vision_buckets(N, nh, bh);
+    vision_buckets(N, nw, bw);
+    for (int i = 0; i < nh; i++)
+        for (int j = 0; j < nw; j++)
+            out[i * nw + j] = bh[i] * N + bw[j];
+}
+
+/* Scratch of one encode, all (P, width) float32. */
+struct vis_scratch {
+    float *x, *h, *q, *k, *v, *att, *mlp;
+};
+
+static void scratch_free(struct vis_scratch *s)
+{
+    free(s->x);
+    free(s->h);
+    free(s->q);
+    free(s->k);
+    free(s->v);
+    free(s->att);
+    free(s->mlp);
+}
+
+static bool scratch_alloc(struct vis_scratch *s, size_t P, size_t D, size_t I, size_t patch_len)
+{
+    s->x = vc_malloc_array(P, D * sizeof(float));
+    s->h = vc_malloc_array(P, (D > patch_len ? D : patch_len) * sizeof(float));
+    s->q = vc_malloc_array(P, D * sizeof(float));
+    s->k = vc_malloc_array(P, D * sizeof(float));
+    s->v = vc_malloc_array(P, D * sizeof(float));
+    s->att = vc_malloc_array(P, D * sizeof(float));
+    s->mlp = vc_malloc_array(P, I * sizeof(float));
+    return s->x && s->h && s->q && s->k && s->v && s->att && s->mlp;
+}
+
+/* One pre-LN encoder layer over x[P, D]. */
+static bool vision_layer(const struct idf2_vision_config *cfg, const struct idf2_vision_layer *L,
+                         struct vis_scratch *s, size_t P, int nt)
+{
+    const size_t D = (size_t)cfg->hidden_size, I = (size_t)cfg->intermediate_size;
+    const int H = cfg->num_attention_heads, hd = cfg->hidden_size / H;
+    const float eps = (float)cfg->layer_norm_eps;
+
+    idf2_layernorm(s->h, s->x, P, D, L->ln1_w, L->ln1_b, eps);
+    if (!idf2_matmul(s->q, s->h, P, &L->q, L->q_b, nt) ||
+        !idf2_matmul(s->k, s->h, P, &L->k, L->k_b, nt) ||
+        !idf2_matmul(s->v, s->h, P, &L->v, L->v_b, nt))
+        return false;
+    struct idf2_attn a = {
+        .q = s->q,
+        .q_stride = D,
+        .k = s->k,
+        .v = s->v,
+        .kv_head_stride = (size_t)hd,
+        .kv_row_stride = D,
+        .n_q = P,
+        .n_kv = P,
+        .n_heads = H,
+        .n_kv_heads = H,
+        .head_dim = hd,
+        .scale = (float)pow(hd, -0.5), /* HF: head_dim ** -0.5 */
+    };
+    if (!idf2_attention(s->att, &a, nt) || !idf2_matmul(s->h, s->att, P, &L->o, L->o_b, nt))
+        return false;
+    idf2_add(s->x, s->h, P * D);
+
+    idf2_layernorm(s->h, s->x, P, D, L->ln2_w, L->ln2_b, eps);
+    if (!idf2_matmul(s->mlp, s->h, P, &L->fc1, L->fc1_b, nt))
+        return false;
+    switch (cfg->hidden_act) {
+    case IDF2_ACT_GELU_TANH:
+        idf2_gelu_tanh(s->mlp, P * I);
+        break;
+    case IDF2_ACT_GELU:
+        idf2_gelu_erf(s->mlp, P * I);
+        break;
+    case IDF2_ACT_SILU:
+        idf2_silu(s->mlp, P * I);
+        break;
+    }
+    if (!idf2_matmul(s->h, s->mlp, P, &L->fc2, L->fc2_b, nt))
+        return false;
+    idf2_add(s->x, s->h, P * D);
+    return true;
+}
+
+enum vc_status idf2_vision_encode(const struct idf2_vision_config *cfg,
+                                  const struct idf2_vision_weights *w, const float *pixels,
+                                  uint32_t H, uint32_t W, uint32_t nh, uint32_t nw, float *out,
+                                  int nt, struct vc_err *err)
+{
+    const int p = cfg->patch_size, N = cfg->image_size / cfg->patch_size;
+    const size_t C = (size_t)cfg->num_channels, D = (size_t)cfg->hidden_size;
+    if (nh == 0 || nw == 0 || nh > (uint32_t)N || nw > (uint32_t)N || (uint64_t)nh * p > H ||
+        (uint64_t)nw * p > W)
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                          "vision: %ux%u patch grid does not fit a %ux%u canvas / %dx%d table", nh,
+                          nw, H, W, N, N);
+    const size_t P = (size_t)nh * nw, plen = C * (size_t)p * (size_t)p;
+    struct vis_scratch s = { 0 };
+    int32_t *pos = vc_malloc_array(P, sizeof *pos);
+    if (!pos || !scratch_alloc(&s, P, D, (size_t)cfg->intermediate_size, plen)) {
+        free(pos);
+        scratch_free(&s);
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "vision: %zu patches", P);
+    }
+
+    /* Conv2d(kernel = stride = p) as a matmul: each patch flattened in
+     * (channel, ky, kx) order, the conv weight's own order. */
+    for (size_t r = 0; r < nh; r++)
+        for (size_t c = 0; c < nw; c++) {
+            float *dst = s.h + (r * nw + c) * plen;
+            for (size_t ch = 0; ch < C; ch++)
+                for (size_t ky = 0; ky < (size_t)p; ky++)
+                    memcpy(dst + (ch * (size_t)p + ky) * (size_t)p,
+                           pixels + (ch * H + r * (size_t)p + ky) * W + c * (size_t)p,
+                           (size_t)p * sizeof(float));
+        }
+    bool ok = idf2_matmul(s.x, s.h, P, &w->patch, w->patch_b, nt);
+    idf2_vision_position_ids(N, (int)nh, (int)nw, pos);
+    for (size_t i = 0; ok && i < P; i++)
+        idf2_add(s.x + i * D, w->pos + (size_t)pos[i] * D, D);
+
+    for (int l = 0; ok && l < cfg->num_hidden_layers; l++)
+        ok = vision_layer(cfg, &w->layers[l], &s, P, nt);
+    if (ok)
+        idf2_layernorm(out, s.x, P, D, w->post_ln_w, w->post_ln_b, (float)cfg->layer_norm_eps);
+    free(pos);
+    scratch_free(&s);
+    if (!ok)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "vision: kernel scratch");
+    return VC_OK;
+}

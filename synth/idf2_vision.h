@@ -1,0 +1,36 @@
+/* idf2_vision: the Idefics2 vision tower (SPEC §5): patch embedding as a
+ * matmul over flattened patches, NaViT-style fractional position ids,
+ * pre-LayerNorm encoder layers with bidirectional attention, and the post
+ * LayerNorm.
+ *
+ * One image at a time, real patches only: the real patches of a padded
+ * image are the top-left nh x nw block (SPEC §5.1), and since HF masks
+ * padding keys with float32-min (exp of which is exactly 0), encoding the
+ * real block alone gives the same rows.  Padding rows are never computed.
+ * Limits: nh, nw <= N = image_size / patch_size (the position table). */
+#ifndef VC_SYNTH_IDF2_VISION_H
+#define VC_SYNTH_IDF2_VISION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/vc_err.h"
+#include "synth/idf2_config.h"
+#include "synth/idf2_weights.h"
+
+/* Position-embedding rows of an nh x nw real grid on an N x N table,
+ * row-major into out[nh*nw], with the transformers 4.40-4.54 bucketing
+ * (SPEC §5.3): torch's float32 recipe, and for N = 70 the integer form
+ * with the AVX2 exceptions the released model saw. */
+void idf2_vision_position_ids(int N, int nh, int nw, int32_t *out);
+
+/* Encodes the real nh x nw patches of one image.  pixels: (C, H, W) float32,
+ * the padded canvas; out: (nh*nw, Dv), after post_layernorm.  VC_EUSAGE
+ * when the grid exceeds the canvas or the position table, VC_EFATAL
+ * out_of_memory. */
+enum vc_status idf2_vision_encode(const struct idf2_vision_config *cfg,
+                                  const struct idf2_vision_weights *w, const float *pixels,
+                                  uint32_t H, uint32_t W, uint32_t nh, uint32_t nw, float *out,
+                                  int nt, struct vc_err *err);
+
+#endif
