@@ -163,5 +163,10 @@ enum vc_status idf2_generate(struct idf2_model *m, const struct idf2_request *re
 enum vc_status idf2_score(struct idf2_model *m, const struct idf2_request *req,
                           const char *continuation, double *logprob, size_t *n_tokens,
                           struct vc_err *err);
+/* The same for continuation token ids (VC_EUSAGE for an id outside the
+ * vocabulary). */
+enum vc_status idf2_score_ids(struct idf2_model *m, const struct idf2_request *req,
+                              const int32_t *ids, size_t n_ids, double *logprob,
+                              struct vc_err *err);
 
 #endif

@@ -634,29 +634,24 @@ static double log_prob(const float *row, size_t V, int32_t id)
     return (double)row[id] - mx - log(s);
 }
 
-enum vc_status idf2_score(struct idf2_model *m, const struct idf2_request *req,
-                          const char *continuation, double *logprob, size_t *n_tokens,
-                          struct vc_err *err)
+enum vc_status idf2_score_ids(struct idf2_model *m, const struct idf2_request *req,
+                              const int32_t *cont, size_t nc, double *logprob, struct vc_err *err)
 {
     const struct idf2_text_config *tc = &m->cfg.model.text;
     const size_t V = (size_t)tc->vocab_size, Dt = (size_t)tc->hidden_size;
     *logprob = 0;
-    if (n_tokens)
-        *n_tokens = 0;
-    int32_t *cont = NULL;
-    size_t nc = 0;
-    enum vc_status rc =
-        idf2_tokenizer_encode(m->tok, continuation, strlen(continuation), false, &cont, &nc, err);
-    if (rc < 0)
-        return rc;
+    if (nc == 0)
+        return VC_OK;
+    for (size_t t = 0; t < nc; t++)
+        if (cont[t] < 0 || cont[t] >= tc->vocab_size)
+            return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                              "continuation id %d is outside the vocabulary", (int)cont[t]);
     struct idf2_request r = *req;
     r.trace = NULL;
     struct prepared p;
-    rc = nc ? prepare(m, &r, &p, err) : VC_OK;
-    if (rc < 0 || nc == 0) {
-        free(cont);
+    enum vc_status rc = prepare(m, &r, &p, err);
+    if (rc < 0)
         return rc;
-    }
     float *logits = NULL, *xc = NULL;
     struct idf2_kv kv = { 0 };
     if (p.n_ids + nc > IDF2_MAX_CONTEXT)
@@ -684,15 +679,30 @@ enum vc_status idf2_score(struct idf2_model *m, const struct idf2_request *req,
         rc = idf2_text_forward(tc, &m->w->text, &kv, xc, nc - 1, logits, true, m->nt, err);
     for (size_t t = 1; rc >= 0 && t < nc; t++)
         lp += log_prob(logits + (t - 1) * V, V, cont[t]);
-    if (rc >= 0) {
+    if (rc >= 0)
         *logprob = lp;
-        if (n_tokens)
-            *n_tokens = nc;
-    }
     idf2_kv_release(&kv);
     free(logits);
     free(xc);
-    free(cont);
     prepared_free(&p);
+    return rc;
+}
+
+enum vc_status idf2_score(struct idf2_model *m, const struct idf2_request *req,
+                          const char *continuation, double *logprob, size_t *n_tokens,
+                          struct vc_err *err)
+{
+    *logprob = 0;
+    if (n_tokens)
+        *n_tokens = 0;
+    int32_t *cont = NULL;
+    size_t nc = 0;
+    enum vc_status rc =
+        idf2_tokenizer_encode(m->tok, continuation, strlen(continuation), false, &cont, &nc, err);
+    if (rc >= 0)
+        rc = idf2_score_ids(m, req, cont, nc, logprob, err);
+    if (rc >= 0 && n_tokens)
+        *n_tokens = nc;
+    free(cont);
     return rc;
 }
