@@ -8,6 +8,7 @@
 #include "st_filter.h"
 #include "st_ingest.h"
 #include "st_reshard.h"
+#include "st_stats.h"
 #include "st_write.h"
 
 #include <cjson/cJSON.h>
