@@ -39,10 +39,13 @@ def png_bytes(width, height, seed=0):
 
 
 def jpeg_header_only(width, height):
-    """SOI + SOF0 + EOI: a valid header with no scan, so a probe succeeds
-    and a full decode must fail."""
+    """SOI, SOF0, SOS and a few scan bytes but no Huffman tables: every
+    header a probe reads is valid, and a full decode must fail."""
     sof = struct.pack(">BHHB", 8, height, width, 3) + b"\x01\x22\x00\x02\x11\x01\x03\x11\x01"
-    return (b"\xff\xd8" + b"\xff\xc0" + struct.pack(">H", len(sof) + 2) + sof + b"\xff\xd9")
+    sos = b"\x03\x01\x00\x02\x11\x03\x11\x00\x3f\x00"
+    return (b"\xff\xd8" + b"\xff\xc0" + struct.pack(">H", len(sof) + 2) + sof +
+            b"\xff\xda" + struct.pack(">H", len(sos) + 2) + sos + b"\x12\x34\x56\x78" +
+            b"\xff\xd9")
 
 
 def run(args, cmd, check=True, **kw):
