@@ -94,13 +94,13 @@ static void svg_hbars(struct vc_buf *b, const struct bar *bars, size_t n)
 /* A histogram as vertical bars, under/overflow bins drawn at both ends. */
 static void svg_hist(struct vc_buf *b, const struct stats_hist_view *h, const char *colour)
 {
-    const int width = 340, height = 160, pad_l = 36, pad_b = 28;
+    const int width = 340, height = 160, pad_l = 36, pad_b = 28, pad_r = 18;
     int nb = h->n_bins + 2;
     uint64_t max = 0;
     for (int i = 0; i < nb; i++)
         if (h->counts[i] > max)
             max = h->counts[i];
-    double bw = (double)(width - pad_l - 4) / nb;
+    double bw = (double)(width - pad_l - pad_r) / nb;
     vc_buf_printf(b, "<svg class=\"chart\" width=\"%d\" height=\"%d\" role=\"img\">", width,
                   height);
     vc_buf_printf(b,
@@ -124,12 +124,12 @@ static void svg_hist(struct vc_buf *b, const struct stats_hist_view *h, const ch
         int bin = t * h->n_bins / 4;
         char lab[32];
         fmt_num(lab, sizeof lab, stats_hist_edge(h, bin));
-        vc_buf_printf(b, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>",
-                      pad_l + (bin + 1) * bw, height - pad_b + 14, lab);
+        vc_buf_printf(b, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"%s\">%s</text>",
+                      pad_l + (bin + 1) * bw, height - pad_b + 14, t == 4 ? "end" : "middle", lab);
     }
-    vc_buf_printf(b, "<text x=\"%d\" y=\"%d\">n=%llu mean=%.4g min=%.4g max=%.4g%s</text></svg>",
-                  pad_l, height - 2, (unsigned long long)h->n, h->n ? h->sum / (double)h->n : 0,
-                  h->min, h->max, h->log_scale ? " (log scale)" : "");
+    vc_buf_printf(b, "<text x=\"%d\" y=\"%d\">n=%llu mean=%.4g min=%.4g max=%.4g%s</text></svg>", 4,
+                  height - 2, (unsigned long long)h->n, h->n ? h->sum / (double)h->n : 0, h->min,
+                  h->max, h->log_scale ? " (log)" : "");
 }
 
 static void section_summary(struct vc_buf *b, const struct stats *s)
