@@ -1,6 +1,8 @@
 /* vlmcurate: the command-line entry point.  Thin on purpose: one table of
  * subcommands, each a cmd_*_main(argc, argv) in pipeline/ with argv[0] the
  * command name.  A new command is one row here. */
+#include "cmd_engine.h"
+#include "cmd_demo.h"
 #include "cmd_inspect.h"
 #include "cmd_run.h"
 #include "cmd_stats.h"
@@ -18,6 +20,9 @@ static const struct command commands[] = {
     { "run", cmd_run_main, "run a pipeline spec: sources -> stages -> webdataset shards" },
     { "inspect", cmd_inspect_main, "list and validate webdataset shards" },
     { "stats", cmd_stats_main, "audit shards: counts, sizes, formats, text; HTML report" },
+    { "demo", cmd_demo_main, "generate a small realistic dataset and run the default pipeline" },
+    { "generate", cmd_generate_main, "caption / answer with the bundled Idefics2 engine" },
+    { "engine-cases", cmd_engine_cases_main, "run a fixture's cases.json, dump engine tensors" },
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

@@ -31,9 +31,14 @@ typedef uint16_t v8hu __attribute__((vector_size(16)));
  * registers): decode steps are memory-bound and a widening copy would
  * double the traffic. */
 #define MM_DIRECT_ROWS 4
+/* Below this many multiply-adds a call runs on one thread: waking a team
+ * costs more than the work (and much more on an oversubscribed machine). */
+#define PAR_MIN_MACS (1u << 18)
 
-static int threads_of(int nt)
+static int threads_of(int nt, double macs)
 {
+    if (macs < PAR_MIN_MACS)
+        return 1;
     return nt > 0 ? nt : omp_get_max_threads();
 }
 
@@ -163,12 +168,13 @@ bool idf2_matmul(float *y, const float *x, size_t n, const struct idf2_w *w, con
     const size_t K = (size_t)w->cols, O = (size_t)w->rows;
     const bool bf16 = w->dtype == ST_BF16;
     const size_t elem = bf16 ? 2 : 4;
+    const int team = threads_of(nt, (double)n * (double)O * (double)K);
     if (n == 0 || O == 0)
         return true;
     if (n <= MM_DIRECT_ROWS) {
         /* Pairs of weight rows over threads; x is tiny and shared. */
         const long n_pairs = (long)((O + 1) / 2);
-#pragma omp parallel for schedule(static) num_threads(threads_of(nt))
+#pragma omp parallel for schedule(static) num_threads(team)
         for (long p = 0; p < n_pairs; p++) {
             size_t j0 = (size_t)p * 2, j1 = j0 + 2 < O ? j0 + 2 : O;
             mm_block(y, x, 0, n, (const char *)w->data + j0 * K * elem, K, bf16, elem, j0, j1, K, O,
@@ -180,7 +186,7 @@ bool idf2_matmul(float *y, const float *x, size_t n, const struct idf2_w *w, con
     rb = rb < 4 ? 4 : rb > 64 ? 64 : rb & ~(size_t)1;
     const size_t n_wb = (O + rb - 1) / rb, n_xt = (n + MM_X_TILE - 1) / MM_X_TILE;
     bool ok = true;
-#pragma omp parallel num_threads(threads_of(nt))
+#pragma omp parallel num_threads(team)
     {
         float *buf = bf16 ? vc_malloc_array(rb * K, sizeof(float)) : NULL;
         if (bf16 && !buf) {
@@ -345,8 +351,9 @@ bool idf2_attention(float *out, const struct idf2_attn *a, int nt)
     const size_t hd = (size_t)a->head_dim;
     const int group = a->n_heads / a->n_kv_heads;
     const long n_tasks = (long)a->n_q * a->n_heads;
+    const int team = threads_of(nt, (double)n_tasks * (double)a->n_kv * (double)hd * 2);
     bool ok = true;
-#pragma omp parallel num_threads(threads_of(nt))
+#pragma omp parallel num_threads(team)
     {
         float *sc = vc_malloc_array(a->n_kv ? a->n_kv : 1, sizeof(float));
         float *acc = vc_malloc_array(hd, sizeof(float));

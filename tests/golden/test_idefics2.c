@@ -592,7 +592,7 @@ TEST(position_ids_bucketing)
  * 2 threads. */
 TEST(matmul_exact_and_shape_independent)
 {
-    const size_t n = 67, K = 45, O = 13;
+    const size_t n = 67, K = 301, O = 29; /* 585k MACs: above the 1-thread cutoff */
     float *x = malloc(n * K * 4), *wf = malloc(O * K * 4), *bias = malloc(O * 4);
     uint16_t *wb = malloc(O * K * 2);
     float *y = malloc(n * O * 4), *y1 = malloc(O * 4), *y2 = malloc(n * O * 4);
