@@ -101,7 +101,7 @@ static int collect(const char *arg, struct shard_list *l)
 /* Reads one shard into a fresh stats object.  Returns VC_ESHARD when the
  * shard could not be read to its end (what was read is still recorded). */
 static enum vc_status scan_shard(const char *path, const struct sample_stats_opts *opts,
-                                 struct stats *st, struct vc_err *err)
+                                 bool count_funnel, struct stats *st, struct vc_err *err)
 {
     struct wds_reader *r;
     if (wds_reader_open(path, NULL, &r, err) != VC_OK) {
@@ -116,11 +116,14 @@ static enum vc_status scan_shard(const char *path, const struct sample_stats_opt
         struct vc_err e;
         enum vc_status got = wds_reader_next(r, &s, &e);
         if (got == VC_OK || got == VC_ESAMPLE) {
-            stats_count(st, "all", "funnel", "input", 1, NULL);
+            if (count_funnel)
+                stats_count(st, "all", "funnel", "input", 1, NULL);
             if (got == VC_OK && sample_stats_observe(st, &s, opts, &e) == VC_OK) {
-                stats_count(st, "all", "funnel", "written", 1, NULL);
+                if (count_funnel)
+                    stats_count(st, "all", "funnel", "written", 1, NULL);
             } else {
-                stats_count(st, "all", "funnel", "error", 1, NULL);
+                if (count_funnel)
+                    stats_count(st, "all", "funnel", "error", 1, NULL);
                 if (got == VC_ESAMPLE)
                     stats_count(st, "all", "error", vc_reason_name(e.reason), 1,
                                 s.orig_key ? s.orig_key : path);
@@ -153,6 +156,7 @@ static const char *base_name(const char *path)
 int cmd_stats_main(int argc, char **argv)
 {
     struct sample_stats_opts opts = { 0 };
+    bool language = true;
     const char *out_dir = NULL, *title = NULL;
     int threads = 0;
     struct shard_list shards = { 0 };
@@ -161,6 +165,8 @@ int cmd_stats_main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--decode") == 0) {
             opts.decode = true;
+        } else if (strcmp(argv[i], "--no-language") == 0) {
+            language = false;
         } else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc) {
             out_dir = argv[++i];
         } else if (strcmp(argv[i], "--title") == 0 && i + 1 < argc) {
@@ -202,6 +208,14 @@ int cmd_stats_main(int argc, char **argv)
         fprintf(stderr, "vlmcurate stats: %s\n", err.msg);
         return 1;
     }
+    if (language && sample_stats_lang_on(&opts, &err) != VC_OK) {
+        fprintf(stderr, "vlmcurate stats: %s (use --no-language)\n", err.msg);
+        return 1;
+    }
+    char ledger[4200] = "";
+    if (n_args == 1 && stat(only_arg, &st) == 0 && S_ISDIR(st.st_mode))
+        snprintf(ledger, sizeof ledger, "%s/ledger.jsonl", only_arg);
+    bool have_ledger = ledger[0] && vc_fs_exists(ledger);
     struct stats **per = calloc(shards.n, sizeof *per);
     int bad = 0;
     if (threads > 0)
@@ -215,7 +229,7 @@ int cmd_stats_main(int argc, char **argv)
             bad++;
             continue;
         }
-        if (scan_shard(shards.paths[i], &opts, per[i], &e) != VC_OK) {
+        if (scan_shard(shards.paths[i], &opts, !have_ledger, per[i], &e) != VC_OK) {
             fprintf(stderr, "vlmcurate stats: %s: %s\n", shards.paths[i], e.msg);
             bad++;
         }
@@ -231,6 +245,10 @@ int cmd_stats_main(int argc, char **argv)
     for (size_t i = 0; i < shards.n && rc == 0; i++)
         if (per[i] && stats_merge(merged, per[i], &err) != VC_OK)
             rc = 1;
+    if (rc == 0 && have_ledger && sample_stats_read_ledger(ledger, merged, &err) != VC_OK) {
+        fprintf(stderr, "vlmcurate stats: %s\n", err.msg);
+        rc = 1;
+    }
     char json_path[4200], html_path[4200];
     snprintf(json_path, sizeof json_path, "%s/stats.json", out_dir);
     snprintf(html_path, sizeof html_path, "%s/report.html", out_dir);
@@ -249,6 +267,7 @@ int cmd_stats_main(int argc, char **argv)
                (unsigned long long)stats_counter(merged, "all", "funnel", "error"), json_path,
                html_path);
     stats_free(merged);
+    sample_stats_lang_off(&opts);
     for (size_t i = 0; i < shards.n; i++) {
         stats_free(per[i]);
         free(shards.paths[i]);

@@ -5,9 +5,11 @@
 #include "sample_stats.h"
 
 #include "core/img.h"
+#include "filters/flt_lang.h"
 #include "manifests/stats.h"
 
 #include <cjson/cJSON.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -137,6 +139,101 @@ static bool observe_document(struct stats *st, const struct groups *g, const str
     }
     cJSON_Delete(doc);
     return true;
+}
+
+static const char *lang_of(const char *text, size_t n, void *ctx)
+{
+    struct langid_result r;
+    struct vc_err err;
+    return langid_identify(ctx, text, n, -1, &r, &err) == VC_OK ? r.best : NULL;
+}
+
+enum vc_status sample_stats_lang_on(struct sample_stats_opts *opts, struct vc_err *err)
+{
+    static const char *const skip[] = { "sco" };
+    struct langid *m;
+    VC_TRY(langid_load(LANGID_DEFAULT_DIR, skip, 1, &m, err));
+    opts->lang = lang_of;
+    opts->lang_ctx = m;
+    return VC_OK;
+}
+
+void sample_stats_lang_off(struct sample_stats_opts *opts)
+{
+    langid_free(opts->lang_ctx);
+    opts->lang = NULL;
+    opts->lang_ctx = NULL;
+}
+
+/* A ledger line is a few hundred bytes; 1 MiB means a corrupt file. */
+#define LEDGER_MAX_LINE (1u << 20)
+
+static const char *json_str(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* One ledger line into the funnel: state counts overall and per source,
+ * the reason (filter name for filter rejections) with the key as example,
+ * and the score of a rejected sample into its filter's histogram. */
+static void count_ledger_line(struct stats *st, const cJSON *line)
+{
+    const char *state = json_str(line, "state");
+    const char *source = json_str(line, "source");
+    const char *key = json_str(line, "key");
+    if (!state)
+        return;
+    char group[160];
+    snprintf(group, sizeof group, "source:%s", source ? source : "?");
+    stats_count(st, "all", "funnel", "input", 1, NULL);
+    stats_count(st, group, "funnel", "input", 1, NULL);
+    stats_count(st, "all", "funnel", state, 1, NULL);
+    stats_count(st, group, "funnel", state, 1, NULL);
+    const char *filter = json_str(line, "filter");
+    const char *reason = json_str(line, "reason");
+    const char *why = filter ? filter : reason ? reason : "unknown";
+    if (strcmp(state, "rejected") == 0) {
+        stats_count(st, "all", "reject", why, 1, key);
+        stats_count(st, group, "reject", why, 1, key);
+        const cJSON *score = cJSON_GetObjectItemCaseSensitive(line, "score");
+        if (filter && cJSON_IsNumber(score)) {
+            char name[160];
+            snprintf(name, sizeof name, "score.%s", filter);
+            stats_observe(st, "all", name, score->valuedouble);
+        }
+    } else if (strcmp(state, "error") == 0) {
+        stats_count(st, "all", "error", why, 1, key);
+        stats_count(st, group, "error", why, 1, key);
+    }
+}
+
+enum vc_status sample_stats_read_ledger(const char *path, struct stats *st, struct vc_err *err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "cannot open ledger %s", path);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    enum vc_status rc = VC_OK;
+    while ((n = getline(&line, &cap, f)) > 0) {
+        if ((size_t)n > LEDGER_MAX_LINE) {
+            rc = vc_err_set(err, VC_EFATAL, VC_REASON_json_invalid, "%s: line over %u bytes", path,
+                            LEDGER_MAX_LINE);
+            break;
+        }
+        cJSON *j = cJSON_ParseWithLength(line, (size_t)n);
+        if (!j) {
+            rc = vc_err_set(err, VC_EFATAL, VC_REASON_json_invalid, "%s: a line is not JSON", path);
+            break;
+        }
+        count_ledger_line(st, j);
+        cJSON_Delete(j);
+    }
+    free(line);
+    fclose(f);
+    return rc;
 }
 
 enum vc_status sample_stats_observe(struct stats *st, const struct sample *s,

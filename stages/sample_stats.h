@@ -28,6 +28,18 @@ struct sample_stats_opts {
 enum vc_status sample_stats_observe(struct stats *st, const struct sample *s,
                                     const struct sample_stats_opts *opts, struct vc_err *err);
 
+/* Turns on language counting: loads the TextCat fingerprints the language
+ * filter uses (without Scots, a near copy of English) into opts->lang_ctx.
+ * Release with sample_stats_lang_off. */
+enum vc_status sample_stats_lang_on(struct sample_stats_opts *opts, struct vc_err *err);
+void sample_stats_lang_off(struct sample_stats_opts *opts);
+
+/* Adds the funnel of a run from its ledger (OUT/ledger.jsonl): every
+ * input sample's state overall and per source ("source:<name>"), reject
+ * and error reasons (the filter's name for filter rejections) with example
+ * keys, and the scores of rejected samples as "score.<filter>". */
+enum vc_status sample_stats_read_ledger(const char *path, struct stats *st, struct vc_err *err);
+
 /* Words (runs of non-space bytes) and UTF-8 characters in a text. */
 void sample_stats_text_len(const char *text, size_t n, size_t *words, size_t *chars);
 

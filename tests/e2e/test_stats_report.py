@@ -61,6 +61,10 @@ vctest.expect(h["text_words"]["n"] == 7 and h["text_words"]["sum"] == sum(words)
               "caption words: %s" % h["text_words"]["sum"])
 vctest.expect(h["text_chars"]["max"] == len("two dogs on the grass"),
               "characters are counted as UTF-8 code points")
+langs = allg["counters"].get("language", {})
+vctest.expect(sum(v["count"] for v in langs.values()) == 7,
+              "every caption got a language guess (or 'unknown'): %s" %
+              {k: v["count"] for k, v in langs.items()})
 vctest.expect(os.path.exists(os.path.join(out, "stats", "ext-000000.tar.json")),
               "per-shard stats written")
 
