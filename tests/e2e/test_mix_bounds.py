@@ -1,8 +1,10 @@
 """A seeded weighted mixture of three sources (weights 0.5/0.3/0.2) draws
 from each within 4 binomial standard deviations of its weight, reports
 the realised proportions it actually wrote in run.json, ledgers what it
-left unused as rejected (mix_unused), honours a per-source cap, and
-changes with the seed.  The sources are tars made here with tarfile, large
+left unused as rejected (mix_unused), and changes with the seed.  A
+per-source cap (max_samples) makes that source leave the mixture once
+reached (the README's rule): up to that point the three weights hold,
+after it the other two share the draws 0.6/0.4 until one runs out.  The sources are tars made here with tarfile, large
 enough that the bounds mean something."""
 import collections
 import math
@@ -43,22 +45,6 @@ def spec(seed, cap_a=None):
             "output": {"dir": "out", "prefix": "mix", "samples_per_shard": 1000}}
 
 
-def mix_report(node):
-    """The run.json object that reports the mixture's sources."""
-    if isinstance(node, dict):
-        srcs = node.get("sources")
-        if isinstance(srcs, list) and srcs and isinstance(srcs[0], dict) and \
-                "proportion" in srcs[0]:
-            return node
-        node = list(node.values())
-    if isinstance(node, list):
-        for v in node:
-            found = mix_report(v)
-            if found:
-                return found
-    return None
-
-
 def run(tag, seed, cap_a=None):
     out = os.path.join(args.tmp, tag)
     pe.run_spec(args, pe.write_spec(os.path.join(args.tmp, tag + ".json"), spec(seed, cap_a)),
@@ -68,20 +54,28 @@ def run(tag, seed, cap_a=None):
     return out, order
 
 
-def check(tag, out, order, exhausted, n_exhausted):
+def within_bounds(tag, order, weights):
+    """Each source's share of `order` is within 4 binomial sd of its weight."""
     counts = collections.Counter(order)
     n = len(order)
-    vctest.expect(counts[exhausted] == n_exhausted,
-                  "%s: source %s drawn to exhaustion (%d)" % (tag, exhausted, n_exhausted))
-    for name, w in WEIGHTS.items():
+    for name, w in weights.items():
         sd = math.sqrt(n * w * (1 - w))
         vctest.expect(abs(counts[name] - n * w) <= 4 * sd,
                       "%s: %s drawn %d of %d, expected %.0f +- %.0f (4 sd)" %
                       (tag, name, counts[name], n, n * w, 4 * sd))
-    rep = mix_report(pe.run_json(out))
-    vctest.expect(rep is not None, "%s: run.json reports the mixture" % tag)
-    for s in rep["sources"]:
-        name = s.get("name", s.get("source"))
+
+
+def check(tag, out, order, exhausted, n_exhausted):
+    """Bounds for an uncapped run, plus what run.json and the ledger say."""
+    counts = collections.Counter(order)
+    n = len(order)
+    vctest.expect(counts[exhausted] == n_exhausted,
+                  "%s: source %s drawn to exhaustion (%d)" % (tag, exhausted, n_exhausted))
+    if n_exhausted == PER_SOURCE:
+        within_bounds(tag, order, WEIGHTS)
+    rep = pe.run_json(out).get("mix", {}).get("sources", {})
+    vctest.expect(sorted(rep) == sorted(WEIGHTS), "%s: run.json reports the mixture" % tag)
+    for name, s in rep.items():
         vctest.expect(s["drawn"] == counts[name] and
                       abs(s["proportion"] - counts[name] / n) < 1e-9,
                       "%s: reported %s drawn %s proportion %.4f = written %d/%d" %
@@ -104,4 +98,13 @@ check("seed 8", out2, order2, "a", PER_SOURCE)
 vctest.expect(order1 != order2, "another seed draws another mixture")
 out3, order3 = run("cap", 7, cap_a=300)
 check("cap 300 on a", out3, order3, "a", 300)
+# No shuffle: the output order is the draw order.  Split it where a's cap
+# is reached.
+last_a = max(i for i, s in enumerate(order3) if s == "a")
+within_bounds("cap 300, draws up to the cap", order3[:last_a + 1], WEIGHTS)
+rest = order3[last_a + 1:]
+within_bounds("cap 300, draws after it", rest, {"b": 0.6, "c": 0.4})
+counts3 = collections.Counter(order3)
+vctest.expect(max(counts3["b"], counts3["c"]) == PER_SOURCE,
+              "cap 300: the mixture stops when b or c runs out (%s)" % dict(counts3))
 print("PASS")

@@ -133,8 +133,8 @@ for (shard, key), fields in out_samples.items():
         for f, body in fields.items():
             if f != "json" and inp.get(f) != body:
                 raise SystemExit("FAILED: web %s field %s differs from the input" % (orig, f))
-        if set(fields) != set(inp):
-            raise SystemExit("FAILED: web %s fields %s, input had %s" %
+        if set(fields) != set(inp) | {"json"}:
+            raise SystemExit("FAILED: web %s fields %s, input had %s (plus json)" %
                              (orig, sorted(fields), sorted(inp)))
         in_meta = pe.sample_json(inp)
         for k, v in in_meta.items():
@@ -207,6 +207,18 @@ for p in shard_paths:
             if name != "%s.%s" % (key, ext) or raw[off:off + size] != fields[ext]:
                 raise SystemExit("FAILED: DALI entry %s does not point at its bytes" % name)
 vctest.expect(True, "DALI index of every shard points at each member's bytes")
+
+for p in shard_paths:
+    man = json.load(open(p[:-len(".tar")] + ".json"))
+    srcs = {}
+    for _, f in pe.read_samples(p):
+        src = pe.sample_json(f)["source"]
+        srcs[src] = srcs.get(src, 0) + 1
+    if (man["shard"], man["samples"], man["bytes"], man["sha256"], man["sources"]) != \
+            (os.path.basename(p), len(pe.read_samples(p)), os.path.getsize(p),
+             hashlib.sha256(open(p, "rb").read()).hexdigest(), srcs):
+        raise SystemExit("FAILED: shard manifest of %s disagrees with the shard: %s" % (p, man))
+vctest.expect(True, "each shard's manifest gives its samples, bytes, sha256 and sources")
 
 wids = [n for n in os.listdir(out) if n.endswith(".json") and
         json.load(open(os.path.join(out, n))).get("__kind__") == "wids-shard-index-v1"]
