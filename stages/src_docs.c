@@ -75,7 +75,7 @@ static enum vc_status docs_create(const cJSON *cfg, const char *where, const str
     if (rc < 0) {
         docs_destroy(d);
         if (rc == VC_ESHARD)
-            err->status = rc = VC_EUSAGE;
+            err->status = rc = VC_EUSAGE, err->reason = VC_REASON_bad_spec;
         return vc_err_prefix(err, "%s", where);
     }
     *state = d;

@@ -153,7 +153,7 @@ static enum vc_status pairs_create(const cJSON *cfg, const char *where, const st
     if (rc < 0) {
         pairs_destroy(p);
         if (rc == VC_ESHARD) /* an unreadable list is a spec problem at load time */
-            err->status = rc = VC_EUSAGE;
+            err->status = rc = VC_EUSAGE, err->reason = VC_REASON_bad_spec;
         return vc_err_prefix(err, "%s", where);
     }
     *state = p;
