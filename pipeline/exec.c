@@ -989,12 +989,12 @@ static enum vc_status write_ledger(struct run *r, struct ledger_totals *per_sour
         size_t rec = r->unit_first_rec[u], end = r->unit_first_rec[u + 1];
         while (rc == VC_OK && (lj || rec < end)) {
             struct ledger_entry e;
+            char shard[96]; /* e.shard points here until emit */
             if (lj && (rec >= end || num(lj, "index") < (double)r->recs[rec].index)) {
                 rc = ledger_entry_from_json(lj, &e, err);
                 lj = lj->next;
             } else {
                 const struct stage_rec *sr = &r->recs[rec];
-                char shard[96];
                 memset(&e, 0, sizeof e);
                 e.source = sp->source_info[source].name;
                 e.file = su->file;
