@@ -248,6 +248,6 @@ TEST(mixture_caps_epochs_and_concat)
 #define TESTS(X)                                                                                   \
     X(shards_by_count_and_bytes)                                                                   \
     X(unique_keys)                                                                                 \
-    X(shuffles_are_seeded_permutations) X(rng_below_is_uniform) X(mixture_within_binomial_bounds)  \
-        X(mixture_caps_epochs_and_concat)
+    X(shuffles_are_seeded_permutations)                                                            \
+    X(rng_below_is_uniform) X(mixture_within_binomial_bounds) X(mixture_caps_epochs_and_concat)
 TEST_MAIN(TESTS)
