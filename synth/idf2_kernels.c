@@ -346,70 +346,136 @@ void idf2_rope_apply(float *x, size_t n, int n_heads, int head_dim, const float 
     }
 }
 
+/* Queries per attention task: scores come from tile() 4 queries x 2 keys at
+ * a time, and each value row is read once for the 4 queries. */
+#define ATT_QB 4
+
+/* The keys query r of a block may see: [lo, hi). */
+static void att_range(const struct idf2_attn *a, size_t i, size_t *lo, size_t *hi)
+{
+    *lo = 0;
+    *hi = a->n_kv;
+    if (a->causal) {
+        const size_t qp = a->q_pos0 + i;
+        *hi = qp + 1 < *hi ? qp + 1 : *hi;
+        if (a->window && qp + 1 > a->window)
+            *lo = qp + 1 - a->window;
+    }
+}
+
+/* out[e] = sum over j in [lo, hi) of p[j] * v[j][e], accumulated in j
+ * order per element (the plain loop's arithmetic), 32 columns at a time in
+ * registers so a value row is loaded once per chunk rather than the
+ * accumulator being reloaded per key. */
+static void pv_rows(float *out, const float *p, const float *vb, size_t stride, size_t lo,
+                    size_t hi, size_t hd)
+{
+    size_t e = 0;
+    for (; e + 32 <= hd; e += 32) {
+        v8sf a0 = { 0 }, a1 = { 0 }, a2 = { 0 }, a3 = { 0 };
+        for (size_t j = lo; j < hi; j++) {
+            if (p[j] == 0.0f)
+                continue;
+            const float *v = vb + j * stride + e;
+            a0 += p[j] * load_x(v);
+            a1 += p[j] * load_x(v + 8);
+            a2 += p[j] * load_x(v + 16);
+            a3 += p[j] * load_x(v + 24);
+        }
+        memcpy(out + e, &a0, sizeof a0);
+        memcpy(out + e + 8, &a1, sizeof a1);
+        memcpy(out + e + 16, &a2, sizeof a2);
+        memcpy(out + e + 24, &a3, sizeof a3);
+    }
+    for (; e + 8 <= hd; e += 8) {
+        v8sf a0 = { 0 };
+        for (size_t j = lo; j < hi; j++)
+            if (p[j] != 0.0f)
+                a0 += p[j] * load_x(vb + j * stride + e);
+        memcpy(out + e, &a0, sizeof a0);
+    }
+    for (; e < hd; e++) {
+        float a0 = 0;
+        for (size_t j = lo; j < hi; j++)
+            if (p[j] != 0.0f)
+                a0 += p[j] * vb[j * stride + e];
+        out[e] = a0;
+    }
+}
+
+/* One task: queries [i0, i0 + R) of head h.  sc has room for ATT_QB rows
+ * of n_kv scores. */
+static void att_block(float *out, const struct idf2_attn *a, size_t i0, int R, int h, float *sc)
+{
+    const size_t hd = (size_t)a->head_dim, nkv = a->n_kv;
+    const size_t g = (size_t)(h / (a->n_heads / a->n_kv_heads));
+    const float *kb = a->k + g * a->kv_head_stride, *vb = a->v + g * a->kv_head_stride;
+    const float *qs[ATT_QB];
+    size_t lo[ATT_QB], hi[ATT_QB], jlo = nkv, jhi = 0;
+    float m[ATT_QB], s[ATT_QB];
+    for (int r = 0; r < R; r++) {
+        qs[r] = a->q + (i0 + (size_t)r) * a->q_stride + (size_t)h * hd;
+        att_range(a, i0 + (size_t)r, &lo[r], &hi[r]);
+        jlo = lo[r] < jlo ? lo[r] : jlo;
+        jhi = hi[r] > jhi ? hi[r] : jhi;
+        m[r] = -INFINITY;
+        s[r] = 0;
+    }
+    for (size_t j = jlo; j < jhi; j += 2) {
+        const int C = jhi - j < 2 ? 1 : 2;
+        const float *k0 = kb + j * a->kv_row_stride;
+        const void *ws[2] = { k0, C == 2 ? k0 + a->kv_row_stride : k0 };
+        float o[8];
+        tile_any(qs, R, ws, C, false, hd, o);
+        for (int r = 0; r < R; r++)
+            for (int c = 0; c < C; c++)
+                sc[(size_t)r * nkv + j + (size_t)c] = o[r * C + c] * a->scale;
+    }
+    /* Masked keys are skipped rather than given IDF2_MASK_MIN: after the max
+     * is subtracted their exp is exactly 0 either way. */
+    for (int r = 0; r < R; r++) {
+        float *row = sc + (size_t)r * nkv;
+        for (size_t j = lo[r]; j < hi[r]; j++)
+            if (!a->key_mask || a->key_mask[j])
+                m[r] = row[j] > m[r] ? row[j] : m[r];
+        for (size_t j = lo[r]; j < hi[r]; j++) {
+            row[j] = a->key_mask && !a->key_mask[j] ? 0.0f : expf(row[j] - m[r]);
+            s[r] += row[j];
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        float *row = sc + (size_t)r * nkv;
+        for (size_t j = lo[r]; j < hi[r]; j++)
+            row[j] /= s[r];
+        pv_rows(out + (i0 + (size_t)r) * (size_t)a->n_heads * hd + (size_t)h * hd, row, vb,
+                a->kv_row_stride, lo[r], hi[r], hd);
+    }
+}
+
 bool idf2_attention(float *out, const struct idf2_attn *a, int nt)
 {
     const size_t hd = (size_t)a->head_dim;
-    const int group = a->n_heads / a->n_kv_heads;
-    const long n_tasks = (long)a->n_q * a->n_heads;
-    const int team = threads_of(nt, (double)n_tasks * (double)a->n_kv * (double)hd * 2);
+    const long n_qb = (long)((a->n_q + ATT_QB - 1) / ATT_QB), n_tasks = n_qb * a->n_heads;
+    const int team = threads_of(nt, (double)a->n_q * a->n_heads * (double)a->n_kv * (double)hd * 2);
     bool ok = true;
 #pragma omp parallel num_threads(team)
     {
-        float *sc = vc_malloc_array(a->n_kv ? a->n_kv : 1, sizeof(float));
-        float *acc = vc_malloc_array(hd, sizeof(float));
-        if (!sc || !acc) {
+        float *sc = vc_malloc_array(ATT_QB * (a->n_kv ? a->n_kv : 1), sizeof(float));
+        if (!sc) {
 #pragma omp atomic write
             ok = false;
         }
-#pragma omp for schedule(dynamic, 8)
+        /* Head-major: consecutive tasks of a thread share one head's keys
+         * and values, which then stay in its L2. */
+#pragma omp for schedule(static)
         for (long t = 0; t < n_tasks; t++) {
-            if (!sc || !acc)
+            if (!sc)
                 continue;
-            const size_t i = (size_t)(t / a->n_heads);
-            const int h = (int)(t % a->n_heads);
-            const float *q = a->q + i * a->q_stride + (size_t)h * hd;
-            const size_t g = (size_t)(h / group);
-            const float *kb = a->k + g * a->kv_head_stride, *vb = a->v + g * a->kv_head_stride;
-            size_t lo = 0, hi = a->n_kv;
-            if (a->causal) {
-                size_t qp = a->q_pos0 + i;
-                hi = qp + 1 < hi ? qp + 1 : hi;
-                if (a->window && qp + 1 > a->window)
-                    lo = qp + 1 - a->window;
-            }
-            /* Masked keys are skipped rather than given IDF2_MASK_MIN: after
-             * the max is subtracted their exp is exactly 0 either way. */
-            float m = -INFINITY;
-            for (size_t j = lo; j < hi; j++) {
-                if (a->key_mask && !a->key_mask[j]) {
-                    sc[j] = -INFINITY;
-                    continue;
-                }
-                const float *k = kb + j * a->kv_row_stride;
-                const float *xs[1] = { q };
-                const void *ws[1] = { k };
-                float d;
-                tile(xs, 1, ws, 1, false, hd, &d);
-                sc[j] = d * a->scale;
-                m = sc[j] > m ? sc[j] : m;
-            }
-            float s = 0;
-            for (size_t j = lo; j < hi; j++) {
-                sc[j] = sc[j] == -INFINITY ? 0.0f : expf(sc[j] - m);
-                s += sc[j];
-            }
-            memset(acc, 0, hd * sizeof *acc);
-            for (size_t j = lo; j < hi; j++) {
-                if (sc[j] == 0.0f)
-                    continue;
-                const float p = sc[j] / s, *v = vb + j * a->kv_row_stride;
-                for (size_t e = 0; e < hd; e++)
-                    acc[e] += p * v[e];
-            }
-            memcpy(out + i * (size_t)a->n_heads * hd + (size_t)h * hd, acc, hd * sizeof *acc);
+            const size_t i0 = (size_t)(t % n_qb) * ATT_QB;
+            const int R = (int)(a->n_q - i0 < ATT_QB ? a->n_q - i0 : ATT_QB);
+            att_block(out, a, i0, R, (int)(t / n_qb), sc);
         }
         free(sc);
-        free(acc);
     }
     return ok;
 }

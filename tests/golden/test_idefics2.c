@@ -679,6 +679,73 @@ TEST(attention_small)
     CHECK_NEAR(out[2], 3, 1e-6);
 }
 
+/* Multi-query blocks (4 + 3 queries), causal with a window, GQA 4:2 and
+ * head dims that take every column path (32-chunks, 8-chunks, scalar
+ * tail), against a double-precision softmax(q k^T * scale) v. */
+TEST(attention_blocks_vs_naive)
+{
+    static const int hds[2] = { 20, 43 };
+    for (int t = 0; t < 2; t++) {
+        const int H = 4, G = 2, hd = hds[t];
+        const size_t n = 7, W = 5, qw = (size_t)H * (size_t)hd, kw = (size_t)G * (size_t)hd;
+        float *q = malloc(n * qw * 4), *k = malloc(n * kw * 4), *v = malloc(n * kw * 4);
+        float *o = malloc(n * qw * 4);
+        uint32_t s = 99;
+        for (size_t i = 0; i < n * qw; i++) {
+            s = s * 1103515245u + 12345u;
+            q[i] = (float)((int)(s >> 16) % 2001 - 1000) / 700.0f;
+        }
+        for (size_t i = 0; i < n * kw; i++) {
+            s = s * 1103515245u + 12345u;
+            k[i] = (float)((int)(s >> 16) % 2001 - 1000) / 900.0f;
+            s = s * 1103515245u + 12345u;
+            v[i] = (float)((int)(s >> 16) % 2001 - 1000) / 300.0f;
+        }
+        const struct idf2_attn a = {
+            .q = q,
+            .q_stride = qw,
+            .k = k,
+            .v = v,
+            .kv_head_stride = (size_t)hd,
+            .kv_row_stride = kw,
+            .n_q = n,
+            .n_kv = n,
+            .n_heads = H,
+            .n_kv_heads = G,
+            .head_dim = hd,
+            .scale = 0.3f,
+            .causal = true,
+            .window = W,
+        };
+        CHECK(idf2_attention(o, &a, 2));
+        for (size_t i = 0; i < n; i++)
+            for (int h = 0; h < H; h++) {
+                const size_t g = (size_t)(h / (H / G)), lo = i + 1 > W ? i + 1 - W : 0;
+                double sc[8], mx = -INFINITY, sum = 0;
+                for (size_t j = lo; j <= i; j++) {
+                    double d = 0;
+                    for (int e = 0; e < hd; e++)
+                        d += (double)q[i * qw + (size_t)h * (size_t)hd + (size_t)e] *
+                             k[j * kw + g * (size_t)hd + (size_t)e];
+                    sc[j] = d * 0.3f;
+                    mx = fmax(mx, sc[j]);
+                }
+                for (size_t j = lo; j <= i; j++)
+                    sum += exp(sc[j] - mx);
+                for (int e = 0; e < hd; e++) {
+                    double want = 0;
+                    for (size_t j = lo; j <= i; j++)
+                        want += exp(sc[j] - mx) / sum * v[j * kw + g * (size_t)hd + (size_t)e];
+                    CHECK_NEAR(o[i * qw + (size_t)h * (size_t)hd + (size_t)e], want, 2e-6);
+                }
+            }
+        free(q);
+        free(k);
+        free(v);
+        free(o);
+    }
+}
+
 #define TESTS(X)                                                                                   \
     X(text_only)                                                                                   \
     X(chat_single_nosplit)                                                                         \
@@ -694,5 +761,6 @@ TEST(attention_small)
     X(chat_request_and_max_new)                                                                    \
     X(position_ids_bucketing)                                                                      \
     X(matmul_exact_and_shape_independent)                                                          \
-    X(attention_small)
+    X(attention_small)                                                                             \
+    X(attention_blocks_vs_naive)
 TEST_MAIN(TESTS)
