@@ -126,7 +126,8 @@ static void paint_gradient(struct reshard_rng *r, struct demo_pic *p, struct img
     int dx = (int)rnd(r, 7) - 3, dy = (int)rnd(r, 7) - 3;
     if (dx == 0 && dy == 0)
         dx = 1;
-    /* The projection x*dx + y*dy spans [lo, hi] over the corners. */
+    /* The projection x*dx + y*dy spans [lo, hi] over the corners: one
+     * colour per projection value, looked up per pixel. */
     int64_t c[4] = { 0, (int64_t)(im->w - 1) * dx, (int64_t)(im->h - 1) * dy,
                      (int64_t)(im->w - 1) * dx + (int64_t)(im->h - 1) * dy };
     int64_t lo = c[0], hi = c[0];
@@ -134,15 +135,18 @@ static void paint_gradient(struct reshard_rng *r, struct demo_pic *p, struct img
         lo = c[i] < lo ? c[i] : lo;
         hi = c[i] > hi ? c[i] : hi;
     }
+    size_t span = (size_t)(hi - lo + 1);
+    uint8_t *lut = malloc(span * 3);
+    if (!lut) /* a flat background is still a picture */
+        span = 0;
     const uint8_t *a = palette[p->bg0].rgb, *b = palette[p->bg1].rgb;
+    for (size_t v = 0; v < span; v++)
+        for (int k = 0; k < 3; k++)
+            lut[v * 3 + k] = (uint8_t)(a[k] + (b[k] - a[k]) * (int64_t)(v * 256 / span) / 256);
     for (uint32_t y = 0; y < im->h; y++)
-        for (uint32_t x = 0; x < im->w; x++) {
-            int64_t t = ((int64_t)x * dx + (int64_t)y * dy - lo) * 256 / (hi - lo + 1);
-            uint8_t rgb[3];
-            for (int k = 0; k < 3; k++)
-                rgb[k] = (uint8_t)(a[k] + (b[k] - a[k]) * t / 256);
-            put(im, x, y, rgb);
-        }
+        for (uint32_t x = 0; x < im->w; x++)
+            put(im, x, y, span ? lut + ((int64_t)x * dx + (int64_t)y * dy - lo) * 3 : a);
+    free(lut);
 }
 
 static bool shape_covers(int kind, int64_t dx, int64_t dy, int64_t rx, int64_t ry)
@@ -196,10 +200,14 @@ static void paint_text_lines(struct reshard_rng *r, struct img *im)
     }
 }
 
-static void paint_noise(struct reshard_rng *r, struct img *im)
+/* Sensor-like noise for photos; half the PNGs are flat web graphics
+ * (screenshots, logos), the other half photos saved as PNG. */
+static void paint_noise(struct reshard_rng *r, enum img_format f, struct img *im)
 {
-    static const int amplitudes[] = { 2, 5, 9, 16 };
-    int a = amplitudes[rnd(r, 4)];
+    static const uint32_t photo[] = { 2, 5, 9, 16 };
+    uint32_t a = f == IMG_FORMAT_PNG && rnd(r, 2) ? 0 : photo[rnd(r, 4)];
+    if (a == 0)
+        return;
     uint32_t xs = (uint32_t)reshard_rng_next(r) | 1u; /* xorshift32: cheap per pixel */
     for (size_t i = 0; i < (size_t)im->w * im->h; i++)
         for (int k = 0; k < 3; k++) {
@@ -207,7 +215,8 @@ static void paint_noise(struct reshard_rng *r, struct img *im)
             xs ^= xs >> 17;
             xs ^= xs << 5;
             uint8_t *c = im->pixels + i * im->ch + k;
-            *c = clamp_u8(*c + (int)(xs % (uint32_t)(2 * a + 1)) - a);
+            /* (xs >> 16) * (2a + 1) >> 16 is uniform in [0, 2a]: no division. */
+            *c = clamp_u8(*c + (int)(((xs >> 16) * (2 * a + 1)) >> 16) - (int)a);
         }
 }
 
@@ -297,7 +306,7 @@ static enum vc_status make_pic(struct reshard_rng *r, enum img_format format, st
     p->text_lines = rnd(r, 100) < 35;
     if (p->text_lines)
         paint_text_lines(r, &im);
-    paint_noise(r, &im);
+    paint_noise(r, p->format, &im);
     if (alpha)
         paint_alpha(&im);
     int quality =

@@ -1,23 +1,41 @@
 #!/usr/bin/env bash
 # Benchmarks: builds the optimised tree (BUILD, default build/) with the
-# bench target and runs every bench, each printing its table and ratios:
+# bench target and runs the benches, each printing its table and ratios:
 #   bench_img       probe / decode / raw libjpeg-turbo / resize / encode
+#   bench_kernels   the engine's matmul and attention kernels (GFLOP/s)
+#   bench_filters   the filter stage on demo data; text filters in MB/s
 #   bench_pipeline  ingest -> reshard -> write on demo data vs cat, GNU tar
 #                   and decoding alone (SAMPLES demo samples, default 3000)
-# Not a test: numbers depend on the machine and on what else runs on it.
+# The engine benches need a real-size checkpoint (~17 GB): with CKPT=DIR,
+# bench_load and bench_engine run on DIR, written first by
+# bench_mkcheckpoint when DIR has no config.json.
+# BENCH="img pipeline" runs only those.  Not a test: the numbers depend on
+# the machine and on what else runs on it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD:-build}
+work=$build/bench-work
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=${BUILD_TYPE:-RelWithDebInfo} >/dev/null
 cmake --build "$build" -j"$(nproc)" --target bench >&2
+mkdir -p "$work"
 echo "== $(uname -m), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-for b in "$build"/tests/bench/bench_*; do
-  [ -x "$b" ] || continue
-  echo
-  echo "== $(basename "$b")"
-  case $(basename "$b") in
-    bench_pipeline)
-      "$b" --samples "${SAMPLES:-3000}" --threads "$(nproc)" --work "$build/bench-work" ;;
-    *) "$b" ;;
-  esac
-done
+
+wanted() { [ -z "${BENCH:-}" ] || [[ " $BENCH " == *" $1 "* ]]; }
+bench() {
+  local name=$1; shift
+  wanted "$name" || return 0
+  echo; echo "== bench_$name $*"
+  "$build/tests/bench/bench_$name" "$@"
+}
+
+bench img
+bench kernels --threads "$(nproc)"
+bench filters "${SAMPLES:-3000}" "$work/filters"
+bench pipeline --samples "${SAMPLES:-3000}" --threads "$(nproc)" --work "$work/pipeline"
+if [ -n "${CKPT:-}" ]; then
+  if [ ! -f "$CKPT/config.json" ] && wanted mkcheckpoint; then
+    bench mkcheckpoint "$CKPT" --dtype bf16
+  fi
+  bench load "$CKPT" --compute bf16
+  bench engine "$CKPT" --threads "$(nproc)"
+fi
