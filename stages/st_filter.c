@@ -278,9 +278,12 @@ static enum vc_status filter_document(struct st_filter *st, struct filter_scratc
     filter_report_clear(&rep);
     bool changed = false;
     enum vc_status rc = filter_nodes(st, scr, s, doc, texts, images, meta, &rep, &changed, err);
-    char *meta_new = rc == VC_OK && changed && meta ? cJSON_PrintUnformatted(meta) : NULL;
+    /* Rewritten only when it lined up with the lists; metadata that never
+     * did is left as the source wrote it. */
+    bool rewrite_meta = rc == VC_OK && changed && meta;
+    char *meta_new = rewrite_meta ? cJSON_PrintUnformatted(meta) : NULL;
     cJSON_Delete(meta);
-    if (rc == VC_OK && changed && meta_s) {
+    if (rewrite_meta) {
         if (meta_new)
             cJSON_ReplaceItemInObjectCaseSensitive(doc, "metadata", cJSON_CreateString(meta_new));
         else
