@@ -248,4 +248,23 @@ vctest.expect(got == want, "no shuffle, one source: %d samples in input order" %
 sizes = [len(pe.read_samples(p)) for p in pe.shards(out2, "ordered")]
 vctest.expect(all(n == 7 for n in sizes[:-1]) and 1 <= sizes[-1] <= 7,
               "samples_per_shard 7: shard sizes %s" % sizes)
+
+# ---- runs 3 and 4: the shuffles permute that order ---------------------------
+# A webdataset-style buffer of B slots emits an item no earlier than B - 1
+# places before its input position (it must first enter the buffer); the
+# global shuffle may move anything anywhere.
+for shuffle, extra in (("buffer", {"buffer_size": 5}), ("global", {})):
+    spec3 = json.loads(json.dumps(spec2))
+    spec3["stages"][1] = dict({"stage": "reshard", "shuffle": shuffle, "seed": 9}, **extra)
+    out3 = os.path.join(args.tmp, "out-" + shuffle)
+    pe.run_spec(args, pe.write_spec(os.path.join(data, "spec-%s.json" % shuffle), spec3), out3)
+    got3 = [pe.sample_json(f)["orig_key"] for p in pe.shards(out3, "ordered")
+            for _, f in pe.read_samples(p)]
+    vctest.expect(sorted(got3) == sorted(want) and got3 != want,
+                  "%s shuffle: a permutation of the %d samples, not the identity" %
+                  (shuffle, len(want)))
+    if shuffle == "buffer":
+        early = [k for i, k in enumerate(got3) if i < want.index(k) - 4]
+        vctest.expect(not early, "buffer of 5: nothing comes out more than 4 places early (%s)" %
+                      early[:3])
 print("PASS")
