@@ -76,19 +76,19 @@ IDF2_AINLINE float lanes_sum(v8sf a)
     return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
 }
 
-/* out[r*C + c] = dot(xs[r], ws[c]) over K, for R <= 4 x rows and C <= 2
- * weight rows.  R and C are constants at every call site, so the
- * accumulators live in registers. */
+/* out[r*C + c] = dot(xs[r], ws[c]) over K, for R <= 4 x rows and C <= 4
+ * weight rows (16 accumulators: AVX-512VL has the 32 registers for them).  R and C are constants at
+ * every call site, so the accumulators live in registers. */
 IDF2_AINLINE void tile(const float *const *xs, int R, const void *const *ws, int C, bool bf16,
                        size_t K, float *out)
 {
-    v8sf acc[4][2];
+    v8sf acc[4][4];
     for (int r = 0; r < R; r++)
         for (int c = 0; c < C; c++)
             acc[r][c] = (v8sf){ 0 };
     size_t k = 0;
     for (; k + 8 <= K; k += 8) {
-        v8sf wv[2];
+        v8sf wv[4];
         for (int c = 0; c < C; c++)
             wv[c] = load_w(ws[c], k, bf16);
         for (int r = 0; r < R; r++) {
@@ -107,7 +107,7 @@ IDF2_AINLINE void tile(const float *const *xs, int R, const void *const *ws, int
 }
 
 #define TILE_CASE(R_, C_, B_)                                                                      \
-    case (R_)*4 + (C_)*2 + (B_)-6:                                                                 \
+    case ((R_)-1) * 8 + ((C_)-1) * 2 + (B_):                                                       \
         tile(xs, R_, ws, C_, B_, K, out);                                                          \
         break;
 
@@ -115,23 +115,39 @@ IDF2_AINLINE void tile(const float *const *xs, int R, const void *const *ws, int
 static void tile_any(const float *const *xs, int R, const void *const *ws, int C, bool bf16,
                      size_t K, float *out)
 {
-    switch (R * 4 + C * 2 + (int)bf16 - 6) {
+    switch ((R - 1) * 8 + (C - 1) * 2 + (int)bf16) {
         TILE_CASE(1, 1, 0)
         TILE_CASE(1, 1, 1)
         TILE_CASE(1, 2, 0)
         TILE_CASE(1, 2, 1)
+        TILE_CASE(1, 3, 0)
+        TILE_CASE(1, 3, 1)
+        TILE_CASE(1, 4, 0)
+        TILE_CASE(1, 4, 1)
         TILE_CASE(2, 1, 0)
         TILE_CASE(2, 1, 1)
         TILE_CASE(2, 2, 0)
         TILE_CASE(2, 2, 1)
+        TILE_CASE(2, 3, 0)
+        TILE_CASE(2, 3, 1)
+        TILE_CASE(2, 4, 0)
+        TILE_CASE(2, 4, 1)
         TILE_CASE(3, 1, 0)
         TILE_CASE(3, 1, 1)
         TILE_CASE(3, 2, 0)
         TILE_CASE(3, 2, 1)
+        TILE_CASE(3, 3, 0)
+        TILE_CASE(3, 3, 1)
+        TILE_CASE(3, 4, 0)
+        TILE_CASE(3, 4, 1)
         TILE_CASE(4, 1, 0)
         TILE_CASE(4, 1, 1)
         TILE_CASE(4, 2, 0)
         TILE_CASE(4, 2, 1)
+        TILE_CASE(4, 3, 0)
+        TILE_CASE(4, 3, 1)
+        TILE_CASE(4, 4, 0)
+        TILE_CASE(4, 4, 1)
     default:
         break;
     }
@@ -147,12 +163,12 @@ static void mm_block(float *y, const float *x, size_t i0, size_t i1, const void 
         const float *xs[4];
         for (int r = 0; r < R; r++)
             xs[r] = x + (i + (size_t)r) * K;
-        for (size_t j = j0; j < j1; j += 2) {
-            int C = (int)(j1 - j < 2 ? j1 - j : 2);
-            const void *ws[2];
+        for (size_t j = j0; j < j1; j += 4) {
+            int C = (int)(j1 - j < 4 ? j1 - j : 4);
+            const void *ws[4];
             for (int c = 0; c < C; c++)
                 ws[c] = (const char *)wbase + (j - j0 + (size_t)c) * wstride_elems * elem;
-            float o[8];
+            float o[16];
             tile_any(xs, R, ws, C, bf16, K, o);
             for (int r = 0; r < R; r++)
                 for (int c = 0; c < C; c++)
@@ -172,18 +188,18 @@ bool idf2_matmul(float *y, const float *x, size_t n, const struct idf2_w *w, con
     if (n == 0 || O == 0)
         return true;
     if (n <= MM_DIRECT_ROWS) {
-        /* Pairs of weight rows over threads; x is tiny and shared. */
-        const long n_pairs = (long)((O + 1) / 2);
+        /* Groups of 4 weight rows over threads; x is tiny and shared. */
+        const long n_groups = (long)((O + 3) / 4);
 #pragma omp parallel for schedule(static) num_threads(team)
-        for (long p = 0; p < n_pairs; p++) {
-            size_t j0 = (size_t)p * 2, j1 = j0 + 2 < O ? j0 + 2 : O;
+        for (long p = 0; p < n_groups; p++) {
+            size_t j0 = (size_t)p * 4, j1 = j0 + 4 < O ? j0 + 4 : O;
             mm_block(y, x, 0, n, (const char *)w->data + j0 * K * elem, K, bf16, elem, j0, j1, K, O,
                      bias);
         }
         return true;
     }
     size_t rb = MM_W_BLOCK_BYTES / (K * sizeof(float));
-    rb = rb < 4 ? 4 : rb > 64 ? 64 : rb & ~(size_t)1;
+    rb = rb < 4 ? 4 : rb > 64 ? 64 : rb & ~(size_t)3;
     const size_t n_wb = (O + rb - 1) / rb, n_xt = (n + MM_X_TILE - 1) / MM_X_TILE;
     bool ok = true;
 #pragma omp parallel num_threads(team)
