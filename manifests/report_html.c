@@ -68,9 +68,9 @@ struct bar {
 };
 
 /* A horizontal bar chart: one row per bar, value printed at the bar end. */
-static void svg_hbars(struct vc_buf *b, const struct bar *bars, size_t n)
+static void svg_hbars(struct vc_buf *b, const struct bar *bars, size_t n, int width)
 {
-    const int row = 22, label_w = 190, width = 720;
+    const int row = 22, label_w = width > 400 ? 190 : 110;
     double max = 0;
     for (size_t i = 0; i < n; i++)
         if (bars[i].value > max)
@@ -168,7 +168,7 @@ static void section_funnel(struct vc_buf *b, const struct stats *s, long all)
         (struct bar){ "written", (double)counter_of(s, "all", "funnel", "written"), colours[2] };
     vc_buf_printf(b, "<h2>Funnel</h2><figure id=\"funnel\"><figcaption>Where the input samples "
                      "went (orange: filters, red: errors)</figcaption>");
-    svg_hbars(b, bars, n);
+    svg_hbars(b, bars, n, 720);
     vc_buf_printf(b, "</figure>");
     free(bars);
 }
@@ -191,7 +191,7 @@ static void section_categories(struct vc_buf *b, const struct stats *s, long all
     }
     if (n) {
         vc_buf_printf(b, "<figure><figcaption>%s</figcaption>", title);
-        svg_hbars(b, bars, n);
+        svg_hbars(b, bars, n, 330);
         vc_buf_printf(b, "</figure>");
     }
     free(bars);
@@ -251,7 +251,7 @@ static void section_sources(struct vc_buf *b, const struct stats *s)
         k++;
     }
     vc_buf_printf(b, "</table>");
-    svg_hbars(b, bars, k);
+    svg_hbars(b, bars, k, 720);
     vc_buf_printf(b, "</figure><div class=\"grid\">");
     free(bars);
     for (size_t g = 0, c = 0; g < ng; g++) {

@@ -15,10 +15,12 @@
 
 struct hist_spec {
     const char *name;
-    int log_scale;
+    int log_scale; /* STATS_SCALE_* */
     double lo, hi;
     int n_bins;
 };
+
+enum { HIST_MAX_BINS = 64, SCORE_LINEAR_BINS = 10 };
 
 /* Log bins are half-octaves: fine enough to see the 224/256/384/512 px
  * steps of web images, coarse enough for a one-screen chart. */
@@ -29,11 +31,13 @@ static const struct hist_spec hist_specs[] = {
     { "text_chars", 1, 1, 1u << 20, 40 },    { "text_words", 1, 1, 1u << 16, 32 },
     { "width", 1, 16, 32768, 22 },
 };
-static const struct hist_spec score_spec = { "score.", 0, 0, 1, 20 };
+/* Filter scores are ratios in [0, 1] for most filters and counts (words,
+ * pixels) for the rest; one fixed layout serves both so every score merges:
+ * ten linear bins over [0, 1), then one bin per octave up to 2^20. */
+static const struct hist_spec score_spec = { "score.", STATS_SCALE_RATIO_LOG2, 0, 1048576.0,
+                                             SCORE_LINEAR_BINS + 20 };
 /* Any other name: half-octave log bins over [1, 2^32). */
 static const struct hist_spec fallback_spec = { "", 1, 1, 4294967296.0, 64 };
-
-enum { HIST_MAX_BINS = 64 };
 
 struct counter {
     char *family, *name;
@@ -249,6 +253,16 @@ enum vc_status stats_count(struct stats *s, const char *group, const char *famil
 
 static int bin_of(const struct hist_spec *sp, double v)
 {
+    if (sp->log_scale == STATS_SCALE_RATIO_LOG2) {
+        if (v < 0)
+            return 0;
+        if (v < 1)
+            return 1 + (int)(v * SCORE_LINEAR_BINS);
+        if (v > sp->hi)
+            return sp->n_bins + 1;
+        int b = SCORE_LINEAR_BINS + (int)log2(v);
+        return 1 + (b < sp->n_bins ? b : sp->n_bins - 1);
+    }
     if (v < sp->lo || (sp->log_scale && v <= 0))
         return 0;
     /* hi itself belongs to the last bin: a ratio of exactly 1 is data. */
@@ -345,7 +359,10 @@ struct cJSON *stats_to_json(const struct stats *s)
         for (size_t i = 0; i < g->n_hists; i++) {
             const struct hist *h = &g->hists[i];
             cJSON *hj = cJSON_AddObjectToObject(hists, h->name);
-            cJSON_AddStringToObject(hj, "scale", h->spec.log_scale ? "log2" : "linear");
+            cJSON_AddStringToObject(hj, "scale",
+                                    h->spec.log_scale == STATS_SCALE_RATIO_LOG2 ? "ratio_log2"
+                                    : h->spec.log_scale                         ? "log2"
+                                                                                : "linear");
             cJSON_AddNumberToObject(hj, "lo", h->spec.lo);
             cJSON_AddNumberToObject(hj, "hi", h->spec.hi);
             cJSON_AddNumberToObject(hj, "bins", h->spec.n_bins);
@@ -541,6 +558,9 @@ void stats_hist_at(const struct stats *s, size_t group, size_t i, struct stats_h
 
 double stats_hist_edge(const struct stats_hist_view *h, int b)
 {
+    if (h->log_scale == STATS_SCALE_RATIO_LOG2)
+        return b <= SCORE_LINEAR_BINS ? (double)b / SCORE_LINEAR_BINS
+                                      : exp2((double)(b - SCORE_LINEAR_BINS));
     double t = (double)b / h->n_bins;
     if (h->log_scale)
         return exp2(log2(h->lo) + t * (log2(h->hi) - log2(h->lo)));

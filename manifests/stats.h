@@ -39,7 +39,8 @@ enum vc_status stats_count(struct stats *s, const char *group, const char *famil
 /* Records one value in histogram `hist` of `group`.  Known histogram names
  * (width, height, aspect_ratio, pixels, bytes, text_words, text_chars,
  * doc_images, doc_texts) have fixed log or linear bins; any name starting
- * with "score." gets 20 linear bins over [0, 1] plus under/overflow.
+ * with "score." gets the ratio-then-octaves layout (STATS_SCALE_RATIO_LOG2)
+ * so ratio and count scores share one mergeable layout.
  * Non-finite values are counted in `n_nan` and otherwise ignored. */
 enum vc_status stats_observe(struct stats *s, const char *group, const char *hist, double value);
 
@@ -62,11 +63,15 @@ enum vc_status stats_write_json(const struct stats *s, const char *path, struct 
 /* Loads a file written by stats_write_json. */
 enum vc_status stats_read_json(const char *path, struct stats **out, struct vc_err *err);
 
+/* Bin layouts: equal widths, equal widths in log2(value), or (filter
+ * scores) ten linear bins over [0, 1) followed by one bin per octave. */
+enum { STATS_SCALE_LINEAR = 0, STATS_SCALE_LOG2 = 1, STATS_SCALE_RATIO_LOG2 = 2 };
+
 /* Read-only walk for renderers.  Groups, families, counters and histograms
  * come sorted by name; pointers are borrowed until the stats change. */
 struct stats_hist_view {
     const char *name;
-    int log_scale; /* bins are equal in log2(value) */
+    int log_scale; /* STATS_SCALE_*: how bins are laid out */
     double lo, hi; /* range covered by the regular bins */
     int n_bins;
     const uint64_t *counts; /* n_bins + 2: [0] underflow, [n_bins + 1] overflow */

@@ -46,17 +46,22 @@ TEST(width_bins_by_hand)
     stats_free(s);
 }
 
-TEST(score_bins_linear)
+TEST(score_bins_ratio_then_octaves)
 {
+    /* Ten bins of 0.1 over [0, 1), then one per octave: [1, 2), [2, 4), ... */
     struct stats *s = stats_new();
     stats_observe(s, "all", "score.stopword_ratio", 0.0);  /* bin 0, index 1 */
-    stats_observe(s, "all", "score.stopword_ratio", 0.12); /* 0.12 * 20 = 2.4: index 3 */
-    stats_observe(s, "all", "score.stopword_ratio", 1.0);  /* last bin, index 20 */
+    stats_observe(s, "all", "score.stopword_ratio", 0.12); /* 0.12 * 10 = 1.2: index 2 */
+    stats_observe(s, "all", "score.stopword_ratio", 1.0);  /* [1, 2): bin 10, index 11 */
+    stats_observe(s, "all", "score.stopword_ratio", 450);  /* [256, 512): bin 18, index 19 */
     stats_observe(s, "all", "score.stopword_ratio", -0.5); /* underflow */
+    stats_observe(s, "all", "score.stopword_ratio", 2e6);  /* past 2^20: overflow, index 31 */
     CHECK_INT(bin_count(s, "score.stopword_ratio", 1), 1);
-    CHECK_INT(bin_count(s, "score.stopword_ratio", 3), 1);
-    CHECK_INT(bin_count(s, "score.stopword_ratio", 20), 1);
+    CHECK_INT(bin_count(s, "score.stopword_ratio", 2), 1);
+    CHECK_INT(bin_count(s, "score.stopword_ratio", 11), 1);
+    CHECK_INT(bin_count(s, "score.stopword_ratio", 19), 1);
     CHECK_INT(bin_count(s, "score.stopword_ratio", 0), 1);
+    CHECK_INT(bin_count(s, "score.stopword_ratio", 31), 1);
     stats_free(s);
 }
 
@@ -179,7 +184,7 @@ TEST(report_has_charts_and_escapes)
 
 #define TESTS(X)                                                                                   \
     X(width_bins_by_hand)                                                                          \
-    X(score_bins_linear)                                                                           \
+    X(score_bins_ratio_then_octaves)                                                               \
     X(merge_equals_single_pass)                                                                    \
     X(examples_are_smallest_keys) X(json_round_trip_and_bad_schema) X(report_has_charts_and_escapes)
 TEST_MAIN(TESTS)
