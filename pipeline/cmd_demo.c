@@ -145,7 +145,9 @@ int cmd_demo_main(int argc, char **argv)
     }
     printf("running %s ...\n", sum.spec_path);
     fflush(stdout);
-    struct run_opts ro = { .threads = (int)threads, .log = log };
+    /* DIR/out belongs to the demo: a run of other demo data there is stale
+     * and replaced; a run of this very data resumes. */
+    struct run_opts ro = { .threads = (int)threads, .force = true, .log = log };
     struct exec_result res;
     char *out_dir = NULL;
     enum vc_status rc = run_spec(sum.spec_path, &ro, &res, &out_dir, &err);

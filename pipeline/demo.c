@@ -1315,6 +1315,13 @@ static enum vc_status write_spec(struct demo_gen *g, struct vc_err *err)
     cJSON_AddStringToObject(output, "prefix", "demo");
     cJSON_AddNumberToObject(output, "samples_per_shard", 64);
 
+    /* The description names the generator's parameters, so data made with
+     * other ones never passes for a finished run of this spec (the run's
+     * resume check hashes the whole spec). */
+    char desc[160];
+    snprintf(desc, sizeof desc, "vlmcurate demo data: seed %llu, %u samples",
+             (unsigned long long)g->seed, g->n_samples);
+    cJSON_AddStringToObject(spec, "description", desc);
     char *text = cJSON_Print(spec);
     cJSON_Delete(spec);
     if (!text)
