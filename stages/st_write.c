@@ -28,7 +28,10 @@ static enum vc_status write_create(const cJSON *cfg, const struct stage_ctx *ctx
     (void)ctx;
     static const char *const keys[] = { "stage",         "resize_mode",    "image_size",
                                         "encode_format", "encode_quality", NULL };
-    static const char *const modes[] = { "no", "keep_ratio", "center_crop", "border", NULL };
+    /* img2dataset's names; the img module holds their geometry. */
+    static const char *const modes[] = { "no",     "keep_ratio",         "center_crop",
+                                         "border", "keep_ratio_largest", "fixed",
+                                         NULL };
     static const char *const formats[] = { "keep", "jpg", "png", "webp", NULL };
     const char *w = "stage 'write'";
     VC_TRY(stage_cfg_check_keys(cfg, w, keys, err));
