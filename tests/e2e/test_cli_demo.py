@@ -44,4 +44,14 @@ for name, problem in ((demo["corrupt_shard"], r"corrupt|truncat|damaged"),
     vctest.expect(r.returncode != 0 and "verdict: invalid" in text and
                   re.search(problem, text, re.I),
                   "inspect fails %s, naming the problem" % name)
+# Other demo data in the same folder replaces the old run; the same data
+# again resumes it.
+for attempt in ("regenerated", "same again"):
+    r = vctest.run(args, ["demo", "--out", demo_dir, "--samples", "12", "--quiet"])
+    demo = json.load(open(os.path.join(demo_dir, "demo.json")))
+    tot = pe.run_json(out)["totals"]
+    vctest.expect(tot["input"] == demo["wds_samples"] + demo["pairs"] + demo["docs"] + 1,
+                  "--samples 12 (%s): the run covers the new data (%d inputs)" %
+                  (attempt, tot["input"]))
+vctest.expect("resumed" in r.stdout, "the same demo data again resumes the finished run")
 print("PASS")
