@@ -243,9 +243,12 @@ static enum vc_status case_prompt(const cJSON *c, char **out, struct vc_err *err
     }
     struct idf2_message *m = vc_malloc_array((size_t)nm + 1, sizeof *m);
     struct idf2_content *content = vc_malloc_array((size_t)total + 1, sizeof *content);
+    if (!m || !content) {
+        free(m);
+        free(content);
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "messages");
+    }
     enum vc_status rc = VC_OK;
-    if (!m || !content)
-        rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "messages");
     size_t k = 0, i = 0;
     cJSON_ArrayForEach(msg, msgs)
     {
@@ -307,8 +310,13 @@ static int run_case(struct idf2_model *m, const char *dir, const cJSON *c, struc
     char **bufs = calloc(n + 1, sizeof *bufs);
     char *prompt = NULL;
     int status = 1;
-    enum vc_status rc =
-        images && bufs ? VC_OK : vc_err_set(&err, VC_EFATAL, VC_REASON_out_of_memory, "image list");
+    if (!images || !bufs) {
+        free(images);
+        free(bufs);
+        fprintf(stderr, "vlmcurate engine-cases: %s: out of memory\n", name);
+        return 1;
+    }
+    enum vc_status rc = VC_OK;
     for (size_t i = 0; i < n && rc >= 0; i++) {
         const char *rel = cJSON_GetStringValue(cJSON_GetArrayItem(imgs, (int)i));
         char path[4096];
@@ -352,7 +360,7 @@ static int run_case(struct idf2_model *m, const char *dir, const cJSON *c, struc
         status = same ? 0 : 1;
     }
     idf2_result_release(&res);
-    for (size_t i = 0; bufs && i < n; i++)
+    for (size_t i = 0; i < n; i++)
         free(bufs[i]);
     free(bufs);
     free(images);

@@ -314,7 +314,7 @@ static enum vc_status prepare(const struct idf2_model *m, const struct idf2_requ
     for (size_t i = 0; rc >= 0 && i < out->n_ids; i++) {
         if (out->ids[i] != mc->image_token_id)
             continue;
-        if (k < n_feat_rows)
+        if (feats && k < n_feat_rows)
             memcpy(out->x + i * Dt, feats + k * Dt, Dt * sizeof(float));
         k++;
     }
