@@ -144,9 +144,10 @@ struct idf2_result {
 void idf2_result_release(struct idf2_result *r);
 
 /* Runs n requests (ragged: each its own images, prompt length, stop state
- * and parameters), filling results[0..n).  Returns VC_OK when every
- * request was attempted (look at each result's status), a negative status
- * only for a failure of the call itself (out of memory). */
+ * and parameters), one after another, filling results[0..n).  Returns
+ * VC_OK once every request was attempted: look at each result's status
+ * (out of memory in one request is that request's VC_EFATAL).  VC_EUSAGE
+ * only for NULL arrays. */
 enum vc_status idf2_generate_batch(struct idf2_model *m, const struct idf2_request *reqs, size_t n,
                                    struct idf2_result *results, struct vc_err *err);
 /* One request; returns the result's status, with err filled on failure. */
