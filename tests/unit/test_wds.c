@@ -687,7 +687,8 @@ static void raw_member(struct rawtar *t, const char *name, char type, const char
     snprintf(c + 100, 8, "%07o", 0644);
     snprintf(c + 108, 8, "%07o", 0);
     snprintf(c + 116, 8, "%07o", 0);
-    snprintf(c + 124, 12, "%011zo", claimed);
+    /* ustar's size field holds 11 octal digits: 8 GiB - 1 at most. */
+    snprintf(c + 124, 12, "%011zo", claimed & (size_t)077777777777);
     snprintf(c + 136, 12, "%011o", 0);
     c[156] = type;
     if (link)
