@@ -126,25 +126,54 @@ static void *insert_slot(void **arr, size_t *n, size_t *cap, size_t elem, size_t
     return base + at * elem;
 }
 
-static struct group *group_get(struct stats *s, const char *name, int create)
+/* Binary search over an array kept sorted by `cmp`; the match or NULL,
+ * with *pos where `key` belongs. */
+static void *sorted_find(void *base, size_t n, size_t elem, int (*cmp)(const void *, const void *),
+                         const void *key, size_t *pos)
 {
-    size_t lo = 0, hi = s->n_groups;
+    size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        int c = strcmp(s->groups[mid].name, name);
+        void *e = (unsigned char *)base + mid * elem;
+        int c = cmp(e, key);
         if (c == 0)
-            return &s->groups[mid];
+            return e;
         if (c < 0)
             lo = mid + 1;
         else
             hi = mid;
     }
-    if (!create)
-        return NULL;
+    *pos = lo;
+    return NULL;
+}
+
+/* Groups and histograms start with their name. */
+static int cmp_name(const void *e, const void *key)
+{
+    return strcmp(*(char *const *)e, key);
+}
+
+struct counter_key {
+    const char *family, *name;
+};
+
+static int cmp_counter(const void *e, const void *key)
+{
+    const struct counter *c = e;
+    const struct counter_key *k = key;
+    int r = strcmp(c->family, k->family);
+    return r ? r : strcmp(c->name, k->name);
+}
+
+static struct group *group_get(struct stats *s, const char *name, int create)
+{
+    size_t pos;
+    struct group *g = sorted_find(s->groups, s->n_groups, sizeof *g, cmp_name, name, &pos);
+    if (g || !create)
+        return g;
     char *copy = vc_strdup(name);
-    if (!copy)
-        return NULL;
-    struct group *g = insert_slot((void **)&s->groups, &s->n_groups, &s->cap_groups, sizeof *g, lo);
+    g = copy ? insert_slot((void **)&s->groups, &s->n_groups, &s->cap_groups, sizeof *g, pos)
+             : NULL;
     if (!g) {
         free(copy);
         return NULL;
@@ -153,32 +182,18 @@ static struct group *group_get(struct stats *s, const char *name, int create)
     return g;
 }
 
-static int counter_cmp(const struct counter *c, const char *family, const char *name)
-{
-    int r = strcmp(c->family, family);
-    return r ? r : strcmp(c->name, name);
-}
-
 static struct counter *counter_get(struct group *g, const char *family, const char *name,
                                    int create)
 {
-    size_t lo = 0, hi = g->n_counters;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = counter_cmp(&g->counters[mid], family, name);
-        if (c == 0)
-            return &g->counters[mid];
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (!create)
-        return NULL;
+    size_t pos;
+    struct counter_key key = { family, name };
+    struct counter *c = sorted_find(g->counters, g->n_counters, sizeof *c, cmp_counter, &key, &pos);
+    if (c || !create)
+        return c;
     char *f = vc_strdup(family), *n = vc_strdup(name);
-    struct counter *c = (f && n) ? insert_slot((void **)&g->counters, &g->n_counters,
-                                               &g->cap_counters, sizeof *c, lo)
-                                 : NULL;
+    c = (f && n)
+            ? insert_slot((void **)&g->counters, &g->n_counters, &g->cap_counters, sizeof *c, pos)
+            : NULL;
     if (!c) {
         free(f);
         free(n);
@@ -191,22 +206,12 @@ static struct counter *counter_get(struct group *g, const char *family, const ch
 
 static struct hist *hist_get(struct group *g, const char *name, int create)
 {
-    size_t lo = 0, hi = g->n_hists;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = strcmp(g->hists[mid].name, name);
-        if (c == 0)
-            return &g->hists[mid];
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (!create)
-        return NULL;
+    size_t pos;
+    struct hist *h = sorted_find(g->hists, g->n_hists, sizeof *h, cmp_name, name, &pos);
+    if (h || !create)
+        return h;
     char *copy = vc_strdup(name);
-    struct hist *h =
-        copy ? insert_slot((void **)&g->hists, &g->n_hists, &g->cap_hists, sizeof *h, lo) : NULL;
+    h = copy ? insert_slot((void **)&g->hists, &g->n_hists, &g->cap_hists, sizeof *h, pos) : NULL;
     if (!h) {
         free(copy);
         return NULL;
