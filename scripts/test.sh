@@ -9,7 +9,7 @@ scripts/install-deps.sh
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 BUILD_TYPE=Debug scripts/build.sh build-asan -DVC_SANITIZE=ON
-(cd build-asan && ctest -j"$(nproc)" --output-on-failure -L 'unit|golden|fuzz-regress' \
+(cd build-asan && ctest -j"$(nproc)" --output-on-failure -L 'unit|golden|fuzz-regress|e2e' \
    -LE slow >asan-ctest.log 2>&1) || { cat build-asan/asan-ctest.log; echo "ASan+UBSan suite failed"; exit 1; }
 grep -E 'tests passed|tests failed' build-asan/asan-ctest.log | sed 's/^/asan+ubsan: /'
 scripts/build.sh build
