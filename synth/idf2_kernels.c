@@ -153,27 +153,40 @@ static void tile_any(const float *const *xs, int R, const void *const *ws, int C
     }
 }
 
-/* y rows [i0, i1) x columns [j0, j1), weights rows read from `wrow(j)`. */
-static void mm_block(float *y, const float *x, size_t i0, size_t i1, const void *wbase,
-                     size_t wstride_elems, bool bf16, size_t elem, size_t j0, size_t j1, size_t K,
-                     size_t out_dim, const float *bias)
+/* One tiled block of y = x W^T (+ bias): y[i * y_stride + j] for i in
+ * [i0, i1), j in [j0, j1), row i of x at x + i * x_stride, row j of W at
+ * w0 + (j - j0) * w_stride elements. */
+struct mm_args {
+    float *y;
+    size_t y_stride;
+    const float *x;
+    size_t x_stride;
+    const void *w0;
+    size_t w_stride;
+    bool bf16;
+    size_t K;
+    const float *bias;
+};
+
+static void mm_block(const struct mm_args *a, size_t i0, size_t i1, size_t j0, size_t j1)
 {
+    const size_t elem = a->bf16 ? 2 : 4;
     for (size_t i = i0; i < i1; i += 4) {
         int R = (int)(i1 - i < 4 ? i1 - i : 4);
         const float *xs[4];
         for (int r = 0; r < R; r++)
-            xs[r] = x + (i + (size_t)r) * K;
+            xs[r] = a->x + (i + (size_t)r) * a->x_stride;
         for (size_t j = j0; j < j1; j += 4) {
             int C = (int)(j1 - j < 4 ? j1 - j : 4);
             const void *ws[4];
             for (int c = 0; c < C; c++)
-                ws[c] = (const char *)wbase + (j - j0 + (size_t)c) * wstride_elems * elem;
+                ws[c] = (const char *)a->w0 + (j - j0 + (size_t)c) * a->w_stride * elem;
             float o[16];
-            tile_any(xs, R, ws, C, bf16, K, o);
+            tile_any(xs, R, ws, C, a->bf16, a->K, o);
             for (int r = 0; r < R; r++)
                 for (int c = 0; c < C; c++)
-                    y[(i + (size_t)r) * out_dim + j + (size_t)c] =
-                        o[r * C + c] + (bias ? bias[j + (size_t)c] : 0.0f);
+                    a->y[(i + (size_t)r) * a->y_stride + j + (size_t)c] =
+                        o[r * C + c] + (a->bias ? a->bias[j + (size_t)c] : 0.0f);
         }
     }
 }
@@ -193,8 +206,9 @@ bool idf2_matmul(float *y, const float *x, size_t n, const struct idf2_w *w, con
 #pragma omp parallel for schedule(static) num_threads(team)
         for (long p = 0; p < n_groups; p++) {
             size_t j0 = (size_t)p * 4, j1 = j0 + 4 < O ? j0 + 4 : O;
-            mm_block(y, x, 0, n, (const char *)w->data + j0 * K * elem, K, bf16, elem, j0, j1, K, O,
-                     bias);
+            const struct mm_args ma = { y, O,    x, K,   (const char *)w->data + j0 * K * elem,
+                                        K, bf16, K, bias };
+            mm_block(&ma, 0, n, j0, j1);
         }
         return true;
     }
@@ -227,7 +241,8 @@ bool idf2_matmul(float *y, const float *x, size_t n, const struct idf2_w *w, con
                     }
                     wb = buf;
                 }
-                mm_block(y, x, i0, i1, wb, K, false, sizeof(float), j0, j1, K, O, bias);
+                const struct mm_args ma = { y, O, x, K, wb, K, false, K, bias };
+                mm_block(&ma, i0, i1, j0, j1);
             }
         free(buf);
     }
@@ -362,11 +377,11 @@ void idf2_rope_apply(float *x, size_t n, int n_heads, int head_dim, const float 
     }
 }
 
-/* Queries per attention task: scores come from tile() 4 queries x 2 keys at
- * a time, and each value row is read once for the 4 queries. */
-#define ATT_QB 4
+/* Queries per attention task: a block's score rows (ATT_QB x n_kv floats,
+ * 640 KiB at SigLIP's 4900 patches) stay in L2 between the two products. */
+#define ATT_QB 32
 
-/* The keys query r of a block may see: [lo, hi). */
+/* The keys query i may see: [lo, hi). */
 static void att_range(const struct idf2_attn *a, size_t i, size_t *lo, size_t *hi)
 {
     *lo = 0;
@@ -379,120 +394,105 @@ static void att_range(const struct idf2_attn *a, size_t i, size_t *lo, size_t *h
     }
 }
 
-/* out[e] = sum over j in [lo, hi) of p[j] * v[j][e], accumulated in j
- * order per element (the plain loop's arithmetic), 32 columns at a time in
- * registers so a value row is loaded once per chunk rather than the
- * accumulator being reloaded per key. */
-static void pv_rows(float *out, const float *p, const float *vb, size_t stride, size_t lo,
-                    size_t hi, size_t hd)
-{
-    size_t e = 0;
-    for (; e + 32 <= hd; e += 32) {
-        v8sf a0 = { 0 }, a1 = { 0 }, a2 = { 0 }, a3 = { 0 };
-        for (size_t j = lo; j < hi; j++) {
-            if (p[j] == 0.0f)
-                continue;
-            const float *v = vb + j * stride + e;
-            a0 += p[j] * load_x(v);
-            a1 += p[j] * load_x(v + 8);
-            a2 += p[j] * load_x(v + 16);
-            a3 += p[j] * load_x(v + 24);
-        }
-        memcpy(out + e, &a0, sizeof a0);
-        memcpy(out + e + 8, &a1, sizeof a1);
-        memcpy(out + e + 16, &a2, sizeof a2);
-        memcpy(out + e + 24, &a3, sizeof a3);
-    }
-    for (; e + 8 <= hd; e += 8) {
-        v8sf a0 = { 0 };
-        for (size_t j = lo; j < hi; j++)
-            if (p[j] != 0.0f)
-                a0 += p[j] * load_x(vb + j * stride + e);
-        memcpy(out + e, &a0, sizeof a0);
-    }
-    for (; e < hd; e++) {
-        float a0 = 0;
-        for (size_t j = lo; j < hi; j++)
-            if (p[j] != 0.0f)
-                a0 += p[j] * vb[j * stride + e];
-        out[e] = a0;
-    }
-}
-
-/* One task: queries [i0, i0 + R) of head h.  sc has room for ATT_QB rows
- * of n_kv scores. */
-static void att_block(float *out, const struct idf2_attn *a, size_t i0, int R, int h, float *sc)
+/* One task: queries [i0, i1) of head h, as two products through
+ * mm_block: scores = Q K^T over the keys the block can see, a float32
+ * softmax per row (masked keys weigh exactly 0, as HF's float-min mask
+ * gives after the max is subtracted), then out = P V with V transposed
+ * (vt: (head_dim, n_kv) for this head's kv group).  sc has room for ATT_QB
+ * rows of n_kv; the products index the block's rows from 0. */
+static void att_block(float *out, const struct idf2_attn *a, const float *vt, size_t i0, size_t i1,
+                      int h, float *sc)
 {
     const size_t hd = (size_t)a->head_dim, nkv = a->n_kv;
     const size_t g = (size_t)(h / (a->n_heads / a->n_kv_heads));
-    const float *kb = a->k + g * a->kv_head_stride, *vb = a->v + g * a->kv_head_stride;
-    const float *qs[ATT_QB];
-    size_t lo[ATT_QB], hi[ATT_QB], jlo = nkv, jhi = 0;
-    float m[ATT_QB], s[ATT_QB];
-    for (int r = 0; r < R; r++) {
-        qs[r] = a->q + (i0 + (size_t)r) * a->q_stride + (size_t)h * hd;
-        att_range(a, i0 + (size_t)r, &lo[r], &hi[r]);
-        jlo = lo[r] < jlo ? lo[r] : jlo;
-        jhi = hi[r] > jhi ? hi[r] : jhi;
-        m[r] = -INFINITY;
-        s[r] = 0;
-    }
-    for (size_t j = jlo; j < jhi; j += 2) {
-        const int C = jhi - j < 2 ? 1 : 2;
-        const float *k0 = kb + j * a->kv_row_stride;
-        const void *ws[2] = { k0, C == 2 ? k0 + a->kv_row_stride : k0 };
-        float o[8];
-        tile_any(qs, R, ws, C, false, hd, o);
-        for (int r = 0; r < R; r++)
-            for (int c = 0; c < C; c++)
-                sc[(size_t)r * nkv + j + (size_t)c] = o[r * C + c] * a->scale;
-    }
-    /* Masked keys are skipped rather than given IDF2_MASK_MIN: after the max
-     * is subtracted their exp is exactly 0 either way. */
-    for (int r = 0; r < R; r++) {
-        float *row = sc + (size_t)r * nkv;
-        for (size_t j = lo[r]; j < hi[r]; j++)
+    size_t jlo, jhi, lo, hi;
+    att_range(a, i0, &jlo, &hi);
+    att_range(a, i1 - 1, &lo, &jhi);
+    if (jhi <= jlo)
+        return;
+    const struct mm_args qk = { sc,
+                                nkv,
+                                a->q + i0 * a->q_stride + (size_t)h * hd,
+                                a->q_stride,
+                                a->k + g * a->kv_head_stride + jlo * a->kv_row_stride,
+                                a->kv_row_stride,
+                                false,
+                                hd,
+                                NULL };
+    mm_block(&qk, 0, i1 - i0, jlo, jhi);
+    for (size_t i = i0; i < i1; i++) {
+        float *row = sc + (i - i0) * nkv;
+        att_range(a, i, &lo, &hi);
+        float m = -INFINITY, s = 0;
+        for (size_t j = lo; j < hi; j++) {
+            row[j] *= a->scale;
             if (!a->key_mask || a->key_mask[j])
-                m[r] = row[j] > m[r] ? row[j] : m[r];
-        for (size_t j = lo[r]; j < hi[r]; j++) {
-            row[j] = a->key_mask && !a->key_mask[j] ? 0.0f : expf(row[j] - m[r]);
-            s[r] += row[j];
+                m = row[j] > m ? row[j] : m;
         }
+        for (size_t j = jlo; j < jhi; j++) {
+            const bool seen = j >= lo && j < hi && (!a->key_mask || a->key_mask[j]);
+            row[j] = seen ? expf(row[j] - m) : 0.0f;
+            s += row[j];
+        }
+        for (size_t j = lo; j < hi; j++)
+            row[j] /= s;
     }
-    for (int r = 0; r < R; r++) {
-        float *row = sc + (size_t)r * nkv;
-        for (size_t j = lo[r]; j < hi[r]; j++)
-            row[j] /= s[r];
-        pv_rows(out + (i0 + (size_t)r) * (size_t)a->n_heads * hd + (size_t)h * hd, row, vb,
-                a->kv_row_stride, lo[r], hi[r], hd);
-    }
+    const struct mm_args pv = { out + i0 * (size_t)a->n_heads * hd + (size_t)h * hd,
+                                (size_t)a->n_heads * hd,
+                                sc + jlo,
+                                nkv,
+                                vt + jlo,
+                                nkv,
+                                false,
+                                jhi - jlo,
+                                NULL };
+    mm_block(&pv, 0, i1 - i0, 0, hd);
 }
 
 bool idf2_attention(float *out, const struct idf2_attn *a, int nt)
 {
-    const size_t hd = (size_t)a->head_dim;
+    const size_t hd = (size_t)a->head_dim, nkv = a->n_kv;
     const long n_qb = (long)((a->n_q + ATT_QB - 1) / ATT_QB), n_tasks = n_qb * a->n_heads;
-    const int team = threads_of(nt, (double)a->n_q * a->n_heads * (double)a->n_kv * (double)hd * 2);
+    const int team = threads_of(nt, (double)a->n_q * a->n_heads * (double)nkv * (double)hd * 2);
+    size_t n_vt;
+    float *vt = vc_mul_ok((size_t)a->n_kv_heads * hd, nkv ? nkv : 1, &n_vt)
+                    ? vc_malloc_array(n_vt, sizeof(float))
+                    : NULL;
+    if (!vt)
+        return false;
     bool ok = true;
 #pragma omp parallel num_threads(team)
     {
-        float *sc = vc_malloc_array(ATT_QB * (a->n_kv ? a->n_kv : 1), sizeof(float));
+        /* V per kv head as (head_dim, n_kv): P V becomes dot products along
+         * the keys, the shape mm_block is fast at. */
+#pragma omp for schedule(static) collapse(2)
+        for (int g = 0; g < a->n_kv_heads; g++)
+            for (size_t e = 0; e < hd; e++) {
+                const float *src = a->v + (size_t)g * a->kv_head_stride + e;
+                float *dst = vt + ((size_t)g * hd + e) * nkv;
+                for (size_t j = 0; j < nkv; j++)
+                    dst[j] = src[j * a->kv_row_stride];
+            }
+        float *sc = vc_malloc_array(ATT_QB * (nkv ? nkv : 1), sizeof(float));
         if (!sc) {
 #pragma omp atomic write
             ok = false;
         }
         /* Head-major: consecutive tasks of a thread share one head's keys
-         * and values, which then stay in its L2. */
+         * and values, which then stay in its caches. */
 #pragma omp for schedule(static)
         for (long t = 0; t < n_tasks; t++) {
             if (!sc)
                 continue;
+            const int h = (int)(t / n_qb);
             const size_t i0 = (size_t)(t % n_qb) * ATT_QB;
-            const int R = (int)(a->n_q - i0 < ATT_QB ? a->n_q - i0 : ATT_QB);
-            att_block(out, a, i0, R, (int)(t / n_qb), sc);
+            const size_t i1 = i0 + ATT_QB < a->n_q ? i0 + ATT_QB : a->n_q;
+            att_block(out, a, vt + (size_t)(h / (a->n_heads / a->n_kv_heads)) * hd * nkv, i0, i1, h,
+                      sc);
         }
         free(sc);
     }
+    free(vt);
     return ok;
 }
 

@@ -679,7 +679,7 @@ TEST(attention_small)
     CHECK_NEAR(out[2], 3, 1e-6);
 }
 
-/* Multi-query blocks (4 + 3 queries), causal with a window, GQA 4:2 and
+/* Multi-query blocks (32 + 5 queries), causal with a window, GQA 4:2 and
  * head dims that take every column path (32-chunks, 8-chunks, scalar
  * tail), against a double-precision softmax(q k^T * scale) v. */
 TEST(attention_blocks_vs_naive)
@@ -687,7 +687,7 @@ TEST(attention_blocks_vs_naive)
     static const int hds[2] = { 20, 43 };
     for (int t = 0; t < 2; t++) {
         const int H = 4, G = 2, hd = hds[t];
-        const size_t n = 7, W = 5, qw = (size_t)H * (size_t)hd, kw = (size_t)G * (size_t)hd;
+        const size_t n = 37, W = 35, qw = (size_t)H * (size_t)hd, kw = (size_t)G * (size_t)hd;
         float *q = malloc(n * qw * 4), *k = malloc(n * kw * 4), *v = malloc(n * kw * 4);
         float *o = malloc(n * qw * 4);
         uint32_t s = 99;
@@ -721,7 +721,7 @@ TEST(attention_blocks_vs_naive)
         for (size_t i = 0; i < n; i++)
             for (int h = 0; h < H; h++) {
                 const size_t g = (size_t)(h / (H / G)), lo = i + 1 > W ? i + 1 - W : 0;
-                double sc[8], mx = -INFINITY, sum = 0;
+                double sc[40], mx = -INFINITY, sum = 0;
                 for (size_t j = lo; j <= i; j++) {
                     double d = 0;
                     for (int e = 0; e < hd; e++)
