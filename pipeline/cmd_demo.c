@@ -5,10 +5,9 @@
 #include "cmd_demo.h"
 
 #include "cmd_run.h"
-#include "core/vc_fs.h"
 #include "demo.h"
+#include "manifests/stats.h"
 
-#include <cjson/cJSON.h>
 #include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -16,9 +15,6 @@
 
 /* The default output folder, relative to where the command runs. */
 #define DEMO_DEFAULT_DIR "demo-out"
-/* The demo's ledger is a few hundred lines; a cap keeps a huge --samples
- * ledger from being read whole just for a summary. */
-#define DEMO_LEDGER_SUMMARY_MAX (64u << 20)
 
 static void usage(FILE *out)
 {
@@ -52,40 +48,36 @@ static int64_t parse_count(const char *opt, const char *s, int64_t min, int64_t 
     return v;
 }
 
-/* "error truncated 1, rejected mix_unused 3, ...": what was not written,
- * counted from OUT/ledger.jsonl in order of first appearance. */
+/* "rejected: img_width 57, ...; error: unsafe_path 4, ...": what was not
+ * written and why, from the audit the demo spec's stats stage wrote. */
 static void print_not_written(FILE *out, const char *out_dir)
 {
-    char path[4200], *text = NULL;
-    size_t size;
+    char path[4200];
+    struct stats *st = NULL;
     struct vc_err err;
-    snprintf(path, sizeof path, "%s/%s", out_dir, EXEC_LEDGER_NAME);
-    if (vc_fs_read_file(path, DEMO_LEDGER_SUMMARY_MAX, &text, &size, &err) < 0)
+    snprintf(path, sizeof path, "%s/stats.json", out_dir);
+    if (stats_read_json(path, &st, &err) != VC_OK)
         return;
-    cJSON *tally = cJSON_CreateObject();
-    for (char *line = strtok(text, "\n"); line && tally; line = strtok(NULL, "\n")) {
-        cJSON *e = cJSON_Parse(line);
-        const char *state = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "state"));
-        const char *reason = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "reason"));
-        if (state && reason && strcmp(state, "written") != 0) {
-            char label[128];
-            snprintf(label, sizeof label, "%s %s", state, reason);
-            cJSON *n = cJSON_GetObjectItemCaseSensitive(tally, label);
-            if (n)
-                cJSON_SetNumberValue(n, n->valuedouble + 1);
-            else
-                cJSON_AddNumberToObject(tally, label, 1);
+    static const char *const families[] = { "reject", "error" };
+    for (size_t f = 0; f < 2; f++) {
+        int first = 1;
+        for (size_t g = 0; g < stats_group_count(st); g++) {
+            if (strcmp(stats_group_name(st, g), "all") != 0)
+                continue;
+            for (size_t i = 0; i < stats_counter_count(st, g); i++) {
+                struct stats_counter_view c;
+                stats_counter_at(st, g, i, &c);
+                if (strcmp(c.family, families[f]) != 0)
+                    continue;
+                fprintf(out, "%s %s %llu", first ? (f ? "error:" : "rejected:") : ",", c.name,
+                        (unsigned long long)c.count);
+                first = 0;
+            }
         }
-        cJSON_Delete(e);
+        if (!first)
+            fprintf(out, "\n");
     }
-    free(text);
-    if (tally && tally->child) {
-        fprintf(out, "not written:");
-        for (const cJSON *n = tally->child; n; n = n->next)
-            fprintf(out, "%s %s %d", n == tally->child ? "" : ",", n->string, n->valueint);
-        fprintf(out, "\n");
-    }
-    cJSON_Delete(tally);
+    stats_free(st);
 }
 
 int cmd_demo_main(int argc, char **argv)
@@ -158,7 +150,8 @@ int cmd_demo_main(int argc, char **argv)
     }
     run_print_summary(stdout, out_dir, &res);
     print_not_written(stdout, out_dir);
-    printf("next: vlmcurate inspect %s/demo-000000.tar; vlmcurate stats %s\n", out_dir, out_dir);
+    printf("report: %s/report.html (open it in a browser)\n", out_dir);
+    printf("next: vlmcurate inspect %s/demo-000000.tar\n", out_dir);
     free(out_dir);
     return 0;
 }

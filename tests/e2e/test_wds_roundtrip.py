@@ -53,6 +53,9 @@ vctest.expect([r["image"] for r in csv_rows] == [r["image"] for r in pairs_in.va
 # ---- run 1: all three sources, mixed and shuffled --------------------------
 spec = json.load(open(os.path.join(data, "spec.json")))
 spec["output"]["samples_per_shard"] = 16
+# Round trip = what went in comes out: without the filter stage, which
+# rewrites documents whose paragraphs it removes.
+spec["stages"] = [st for st in spec["stages"] if st["stage"] != "filter"]
 spec_path = pe.write_spec(os.path.join(data, "spec-roundtrip.json"), spec)
 out = os.path.join(args.tmp, "out")
 pe.run_spec(args, spec_path, out, threads=2)
