@@ -21,22 +21,12 @@ struct src_docs {
     size_t n;
 };
 
-struct docs_cursor {
-    const struct src_docs *d;
-    const struct source_unit *u;
-    struct lines_reader *r;
-    uint8_t *buf;
-    size_t cap;
-};
-
 static void docs_destroy(void *state)
 {
     struct src_docs *d = state;
     if (!d)
         return;
-    for (size_t i = 0; i < d->n; i++)
-        free(d->units[i].file);
-    free(d->units);
+    src_units_free(d->units, d->n);
     free(d->path);
     free(d->images_dir);
     free(d->key_field);
@@ -74,9 +64,7 @@ static enum vc_status docs_create(const cJSON *cfg, const char *where, const str
         rc = lines_split(d->path, LINES_JSONL, 0, per_unit, &d->units, &d->n, err);
     if (rc < 0) {
         docs_destroy(d);
-        if (rc == VC_ESHARD)
-            err->status = rc = VC_EUSAGE, err->reason = VC_REASON_bad_spec;
-        return vc_err_prefix(err, "%s", where);
+        return src_load_error(rc, where, err);
     }
     *state = d;
     return VC_OK;
@@ -93,19 +81,7 @@ static enum vc_status docs_open(void *state, const struct source_unit *u, void *
                                 struct vc_err *err)
 {
     const struct src_docs *d = state;
-    struct docs_cursor *c = calloc(1, sizeof *c);
-    if (!c)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-    c->d = d;
-    c->u = u;
-    enum vc_status rc =
-        lines_open(u->file, LINES_JSONL, u->begin, u->end, d->max_record, &c->r, err);
-    if (rc < 0) {
-        free(c);
-        return rc;
-    }
-    *cursor = c;
-    return VC_OK;
+    return lines_cursor_open(d, u, LINES_JSONL, d->max_record, cursor, err);
 }
 
 static enum vc_status check_lists(const struct src_docs *d, cJSON *texts, cJSON *images,
@@ -147,9 +123,10 @@ static void set_key(struct sample *s, const cJSON *doc, const char *key_field)
 }
 
 /* Reads every image, names the fields, drops what cannot be read. */
-static enum vc_status load_images(struct docs_cursor *c, struct sample *s, cJSON *doc, cJSON *texts,
-                                  cJSON *images, struct vc_err *err)
+static enum vc_status load_images(struct lines_cursor *c, struct sample *s, cJSON *doc,
+                                  cJSON *texts, cJSON *images, struct vc_err *err)
 {
+    const struct src_docs *d = c->src;
     cJSON *dropped = NULL;
     int pos = 0, orig = 0, n_img = 0;
     for (cJSON *im = images->child; im; orig++) {
@@ -161,8 +138,8 @@ static enum vc_status load_images(struct docs_cursor *c, struct sample *s, cJSON
         size_t n = 0;
         struct vc_err e = { 0 };
         enum img_format f = IMG_FORMAT_UNKNOWN;
-        enum vc_status rc = src_read_file(c->d->images_dir, im->valuestring, c->d->max_entry,
-                                          &c->buf, &c->cap, &n, &e);
+        enum vc_status rc =
+            src_read_file(d->images_dir, im->valuestring, d->max_entry, &c->buf, &c->cap, &n, &e);
         if (rc == VC_EFATAL)
             return *err = e, rc;
         if (rc == VC_OK && (f = img_sniff(c->buf, n)) == IMG_FORMAT_UNKNOWN)
@@ -191,12 +168,11 @@ static enum vc_status load_images(struct docs_cursor *c, struct sample *s, cJSON
 
 static enum vc_status docs_next(void *cursor, struct sample *s, struct vc_err *err)
 {
-    struct docs_cursor *c = cursor;
+    struct lines_cursor *c = cursor;
+    const struct src_docs *d = c->src;
     char *rec;
     size_t len;
-    enum vc_status rc = lines_next(c->r, &rec, &len, err);
-    s->src_file = c->u->file;
-    s->src_index = c->u->first_record + lines_count(c->r) - 1;
+    enum vc_status rc = lines_cursor_next(c, s, &rec, &len, err);
     if (rc != VC_OK)
         return rc;
     cJSON *doc = cJSON_ParseWithLength(rec, len);
@@ -204,10 +180,10 @@ static enum vc_status docs_next(void *cursor, struct sample *s, struct vc_err *e
         cJSON_Delete(doc);
         return vc_err_set(err, VC_ESAMPLE, VC_REASON_json_invalid, "record is not a JSON object");
     }
-    set_key(s, doc, c->d->key_field);
+    set_key(s, doc, d->key_field);
     cJSON *texts = cJSON_GetObjectItemCaseSensitive(doc, "texts");
     cJSON *images = cJSON_GetObjectItemCaseSensitive(doc, "images");
-    rc = check_lists(c->d, texts, images, err);
+    rc = check_lists(d, texts, images, err);
     if (rc == VC_OK)
         rc = load_images(c, s, doc, texts, images, err);
     char *json = rc == VC_OK ? cJSON_PrintUnformatted(doc) : NULL;
@@ -220,20 +196,12 @@ static enum vc_status docs_next(void *cursor, struct sample *s, struct vc_err *e
     return rc;
 }
 
-static void docs_close(void *cursor)
-{
-    struct docs_cursor *c = cursor;
-    lines_close(c->r);
-    free(c->buf);
-    free(c);
-}
-
 const struct source_ops src_docs_ops = {
     .name = "documents",
     .create = docs_create,
     .units = docs_units,
     .open = docs_open,
     .next = docs_next,
-    .close = docs_close,
+    .close = lines_cursor_close,
     .destroy = docs_destroy,
 };

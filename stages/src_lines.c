@@ -223,3 +223,37 @@ size_t lines_split_fields(char *rec, size_t len, char sep, char **fields, size_t
     }
     return nf;
 }
+
+enum vc_status lines_cursor_open(const void *src, const struct source_unit *u, enum lines_format f,
+                                 uint64_t max_record, void **cursor, struct vc_err *err)
+{
+    struct lines_cursor *c = calloc(1, sizeof *c);
+    if (!c)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+    c->src = src;
+    c->u = u;
+    enum vc_status rc = lines_open(u->file, f, u->begin, u->end, max_record, &c->r, err);
+    if (rc < 0) {
+        free(c);
+        return rc;
+    }
+    *cursor = c;
+    return VC_OK;
+}
+
+enum vc_status lines_cursor_next(struct lines_cursor *c, struct sample *s, char **rec, size_t *len,
+                                 struct vc_err *err)
+{
+    enum vc_status rc = lines_next(c->r, rec, len, err);
+    s->src_file = c->u->file;
+    s->src_index = c->u->first_record + lines_count(c->r) - 1;
+    return rc;
+}
+
+void lines_cursor_close(void *cursor)
+{
+    struct lines_cursor *c = cursor;
+    lines_close(c->r);
+    free(c->buf);
+    free(c);
+}

@@ -42,4 +42,26 @@ enum vc_status lines_split(const char *path, enum lines_format f, uint64_t begin
  * at most max fields; returns the number found (more are dropped). */
 size_t lines_split_fields(char *rec, size_t len, char sep, char **fields, size_t max);
 
+/* A cursor over one unit of a list file, as the list sources (pairs,
+ * documents) use it: the reader, and a buffer for the image files that
+ * records name (grown by src_read_file). */
+struct lines_cursor {
+    const void *src; /* the source's state, borrowed */
+    const struct source_unit *u;
+    struct lines_reader *r;
+    uint8_t *buf; /* owned */
+    size_t cap;
+};
+
+/* A source_ops.open for a list source: *cursor is a struct lines_cursor
+ * (owned, free with lines_cursor_close) over u, read as format f. */
+enum vc_status lines_cursor_open(const void *src, const struct source_unit *u, enum lines_format f,
+                                 uint64_t max_record, void **cursor, struct vc_err *err);
+/* lines_next on c's reader; also names the record in s (src_file,
+ * src_index), whatever the outcome, so a rejected one can be traced. */
+enum vc_status lines_cursor_next(struct lines_cursor *c, struct sample *s, char **rec, size_t *len,
+                                 struct vc_err *err);
+/* A source_ops.close: frees a cursor from lines_cursor_open. */
+void lines_cursor_close(void *cursor);
+
 #endif

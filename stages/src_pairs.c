@@ -29,14 +29,6 @@ struct src_pairs {
     size_t n;
 };
 
-struct pairs_cursor {
-    const struct src_pairs *p;
-    const struct source_unit *u;
-    struct lines_reader *r;
-    uint8_t *buf;
-    size_t cap;
-};
-
 static const char *const image_defaults[] = { "image", "url", "path", NULL };
 static const char *const caption_defaults[] = { "caption", "text", "alt", NULL };
 static const char *const key_defaults[] = { "key", NULL };
@@ -46,9 +38,7 @@ static void pairs_destroy(void *state)
     struct src_pairs *p = state;
     if (!p)
         return;
-    for (size_t i = 0; i < p->n; i++)
-        free(p->units[i].file);
-    free(p->units);
+    src_units_free(p->units, p->n);
     free(p->list);
     free(p->images_dir);
     free(p->header);
@@ -152,9 +142,7 @@ static enum vc_status pairs_create(const cJSON *cfg, const char *where, const st
         rc = lines_split(p->list, p->fmt, begin, per_unit, &p->units, &p->n, err);
     if (rc < 0) {
         pairs_destroy(p);
-        if (rc == VC_ESHARD) /* an unreadable list is a spec problem at load time */
-            err->status = rc = VC_EUSAGE, err->reason = VC_REASON_bad_spec;
-        return vc_err_prefix(err, "%s", where);
+        return src_load_error(rc, where, err);
     }
     *state = p;
     return VC_OK;
@@ -171,25 +159,13 @@ static enum vc_status pairs_open(void *state, const struct source_unit *u, void 
                                  struct vc_err *err)
 {
     const struct src_pairs *p = state;
-    struct pairs_cursor *c = calloc(1, sizeof *c);
-    if (!c)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-    c->p = p;
-    c->u = u;
-    enum vc_status rc = lines_open(u->file, p->fmt, u->begin, u->end, p->max_record, &c->r, err);
-    if (rc < 0) {
-        free(c);
-        return rc;
-    }
-    *cursor = c;
-    return VC_OK;
+    return lines_cursor_open(p, u, p->fmt, p->max_record, cursor, err);
 }
 
 /* Moves the record's columns into `extra`, taking out image, caption, key. */
-static enum vc_status record_object(const struct pairs_cursor *c, char *rec, size_t len,
-                                    cJSON **out, struct vc_err *err)
+static enum vc_status record_object(const struct src_pairs *p, char *rec, size_t len, cJSON **out,
+                                    struct vc_err *err)
 {
-    const struct src_pairs *p = c->p;
     if (p->fmt == LINES_JSONL) {
         *out = cJSON_ParseWithLength(rec, len);
         if (!cJSON_IsObject(*out)) {
@@ -236,10 +212,10 @@ static char *take(cJSON *obj, const char *configured, const char *const *default
     return NULL;
 }
 
-static enum vc_status build(struct pairs_cursor *c, struct sample *s, cJSON *obj,
+static enum vc_status build(struct lines_cursor *c, struct sample *s, cJSON *obj,
                             struct vc_err *err)
 {
-    const struct src_pairs *p = c->p;
+    const struct src_pairs *p = c->src;
     char *image = take(obj, p->image_col, image_defaults);
     char *caption = take(obj, p->caption_col, caption_defaults);
     char *key = take(obj, p->key_col, key_defaults);
@@ -286,28 +262,18 @@ out:
 
 static enum vc_status pairs_next(void *cursor, struct sample *s, struct vc_err *err)
 {
-    struct pairs_cursor *c = cursor;
+    struct lines_cursor *c = cursor;
     char *rec;
     size_t len;
-    enum vc_status rc = lines_next(c->r, &rec, &len, err);
-    s->src_file = c->u->file;
-    s->src_index = c->u->first_record + lines_count(c->r) - 1;
+    enum vc_status rc = lines_cursor_next(c, s, &rec, &len, err);
     if (rc != VC_OK)
         return rc;
     cJSON *obj = NULL;
-    rc = record_object(c, rec, len, &obj, err);
+    rc = record_object(c->src, rec, len, &obj, err);
     if (rc == VC_OK)
         rc = build(c, s, obj, err);
     cJSON_Delete(obj);
     return rc;
-}
-
-static void pairs_close(void *cursor)
-{
-    struct pairs_cursor *c = cursor;
-    lines_close(c->r);
-    free(c->buf);
-    free(c);
 }
 
 const struct source_ops src_pairs_ops = {
@@ -316,6 +282,6 @@ const struct source_ops src_pairs_ops = {
     .units = pairs_units,
     .open = pairs_open,
     .next = pairs_next,
-    .close = pairs_close,
+    .close = lines_cursor_close,
     .destroy = pairs_destroy,
 };

@@ -5,6 +5,7 @@
 #include "src_util.h"
 
 #include "core/vc_mem.h"
+#include "source.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -20,6 +21,20 @@ void src_paths_free(char **paths, size_t n)
     for (size_t i = 0; i < n; i++)
         free(paths[i]);
     free(paths);
+}
+
+void src_units_free(struct source_unit *units, size_t n)
+{
+    for (size_t i = 0; units && i < n; i++)
+        free(units[i].file);
+    free(units);
+}
+
+enum vc_status src_load_error(enum vc_status rc, const char *where, struct vc_err *err)
+{
+    if (rc == VC_ESHARD)
+        err->status = VC_EUSAGE, err->reason = VC_REASON_bad_spec;
+    return vc_err_prefix(err, "%s", where);
 }
 
 static enum vc_status push(char ***paths, size_t *n, char *p, struct vc_err *err)

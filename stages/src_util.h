@@ -11,6 +11,7 @@
 #include "core/vc_err.h"
 
 struct cJSON;
+struct source_unit;
 
 /* A brace pattern may not expand to more paths than this: a typo such as
  * {0..99999999} should fail at spec load, not exhaust memory. */
@@ -40,5 +41,14 @@ int src_relpath_safe(const char *path);
  * io_error. */
 enum vc_status src_read_file(const char *dir, const char *rel, uint64_t max_bytes, uint8_t **buf,
                              size_t *cap, size_t *size, struct vc_err *err);
+
+/* Frees units[i].file for each of the n units, then the array (as
+ * lines_split and src_urls_expand hand them over).  NULL is fine. */
+void src_units_free(struct source_unit *units, size_t n);
+
+/* For a create that failed with rc (< 0, err filled): at spec load an
+ * unreadable input (VC_ESHARD) is a spec problem, so that becomes
+ * VC_EUSAGE bad_spec.  Prefixes `where`; returns err->status. */
+enum vc_status src_load_error(enum vc_status rc, const char *where, struct vc_err *err);
 
 #endif

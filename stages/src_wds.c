@@ -21,9 +21,7 @@ static void wds_destroy(void *state)
     struct src_wds *w = state;
     if (!w)
         return;
-    for (size_t i = 0; i < w->n; i++)
-        free(w->units[i].file);
-    free(w->units);
+    src_units_free(w->units, w->n);
     free(w);
 }
 
