@@ -57,6 +57,12 @@ struct filter_param {
     const char *doc;
 };
 
+/* Ends a parameter table (an entry with key NULL). */
+#define FILTER_PARAMS_END                                                                          \
+    {                                                                                              \
+        NULL, 0, NULL, NULL                                                                        \
+    }
+
 enum filter_flags {
     FILTER_MAX_EXCLUSIVE = 1u << 0, /* reject at score >= max, not only above it */
     FILTER_NEEDS_PIXELS = 1u << 1,  /* scores decoded pixels: the chain decodes the image */

@@ -14,10 +14,6 @@
 #include "core/vc_mem.h"
 
 #define OBELICS_YAML "OBELICS config_filter_web_documents.yaml"
-#define END_PARAMS                                                                                 \
-    {                                                                                              \
-        NULL, 0, NULL, NULL                                                                        \
-    }
 
 static enum vc_status oom(struct vc_err *err)
 {
@@ -251,7 +247,7 @@ static const struct filter_param format_params[] = {
     { "min", FILTER_PARAM_NUMBER, "1", "1 = the detected format must be listed" },
     { "formats", FILTER_PARAM_STRINGS, "[\"jpg\",\"jpeg\",\"png\",\"webp\"]",
       "formats kept, detected by magic bytes" },
-    END_PARAMS,
+    FILTER_PARAMS_END,
 };
 const struct filter_ops flt_img_format = {
     .name = "img_format",
@@ -268,7 +264,7 @@ const struct filter_ops flt_img_format = {
 static const struct filter_param width_params[] = {
     { "min", FILTER_PARAM_INT, "150", "narrowest width kept (px)" },
     { "max", FILTER_PARAM_INT, "20000", "widest width kept (px)" },
-    END_PARAMS,
+    FILTER_PARAMS_END,
 };
 const struct filter_ops flt_img_width = {
     .name = "img_width",
@@ -284,7 +280,7 @@ const struct filter_ops flt_img_width = {
 static const struct filter_param height_params[] = {
     { "min", FILTER_PARAM_INT, "150", "lowest height kept (px)" },
     { "max", FILTER_PARAM_INT, "20000", "highest height kept (px)" },
-    END_PARAMS,
+    FILTER_PARAMS_END,
 };
 const struct filter_ops flt_img_height = {
     .name = "img_height",
@@ -300,7 +296,7 @@ const struct filter_ops flt_img_height = {
 static const struct filter_param aspect_params[] = {
     { "min", FILTER_PARAM_NUMBER, "0.5", "lowest width/height kept" },
     { "max", FILTER_PARAM_NUMBER, "2", "highest width/height kept" },
-    END_PARAMS,
+    FILTER_PARAMS_END,
 };
 const struct filter_ops flt_img_aspect = {
     .name = "img_aspect",
@@ -315,7 +311,7 @@ const struct filter_ops flt_img_aspect = {
 
 static const struct filter_param pixels_params[] = {
     { "max", FILTER_PARAM_INT, "178956970", "most pixels kept (width x height)" },
-    END_PARAMS,
+    FILTER_PARAMS_END,
 };
 const struct filter_ops flt_img_pixels = {
     .name = "img_pixels",
@@ -331,7 +327,7 @@ const struct filter_ops flt_img_pixels = {
 static const struct filter_param bytes_params[] = {
     { "min", FILTER_PARAM_INT, "0", "smallest file kept (bytes)" },
     { "max", FILTER_PARAM_INT, "2000000", "largest file kept (bytes)" },
-    END_PARAMS,
+    FILTER_PARAMS_END,
 };
 const struct filter_ops flt_img_bytes = {
     .name = "img_bytes",
@@ -349,7 +345,7 @@ static const struct filter_param ban_params[] = {
     { "words", FILTER_PARAM_STRINGS,
       "[\"logo\",\"button\",\"icon\",\"plugin\",\"widget\",\"porn\",\"xxx\",\"sex\"]",
       "substrings banned from image URLs (ASCII case ignored)" },
-    END_PARAMS,
+    FILTER_PARAMS_END,
 };
 const struct filter_ops flt_img_url_ban = {
     .name = "img_url_ban",
@@ -365,7 +361,7 @@ const struct filter_ops flt_img_url_ban = {
 
 static const struct filter_param decodes_params[] = {
     { "min", FILTER_PARAM_NUMBER, "1", "1 = the image must decode completely" },
-    END_PARAMS,
+    FILTER_PARAMS_END,
 };
 const struct filter_ops flt_img_decodes = {
     .name = "img_decodes",
@@ -382,7 +378,7 @@ const struct filter_ops flt_img_decodes = {
  * below 1, while a foggy, low-contrast photo is still above 5. */
 static const struct filter_param uniform_params[] = {
     { "min", FILTER_PARAM_NUMBER, "2", "lowest luma standard deviation kept (0..255)" },
-    END_PARAMS,
+    FILTER_PARAMS_END,
 };
 const struct filter_ops flt_img_uniform = {
     .name = "img_uniform",
@@ -399,7 +395,7 @@ const struct filter_ops flt_img_uniform = {
  * rounding; any real colour photo averages far above 5. */
 static const struct filter_param grayscale_params[] = {
     { "min", FILTER_PARAM_NUMBER, "2", "lowest mean chroma kept (0..255)" },
-    END_PARAMS,
+    FILTER_PARAMS_END,
 };
 const struct filter_ops flt_img_grayscale = {
     .name = "img_grayscale",

@@ -480,7 +480,7 @@ static const struct filter_param lang_params[] = {
       "folder holding TextCat's fpdb.conf and *.lm fingerprints" },
     { "ignore", FILTER_PARAM_STRINGS, "[\"sco\"]",
       "languages left out of the ranking (Scots: a near copy of English's fingerprint)" },
-    { NULL, 0, NULL, NULL },
+    FILTER_PARAMS_END,
 };
 
 const struct filter_ops flt_par_lang = {

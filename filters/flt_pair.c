@@ -10,10 +10,6 @@
 #include "textstats.h"
 #include "wordlists.h"
 
-#define END_PARAMS                                                                                 \
-    {                                                                                              \
-        NULL, 0, NULL, NULL                                                                        \
-    }
 #define DATACOMP "DataComp baselines/apply_filter.py basic filter"
 
 /* Longer than any file name or stock phrase worth recognising. */
@@ -234,7 +230,7 @@ static enum vc_status boiler_score(const struct filter *f, const struct filter_i
 
 static const struct filter_param words_params[] = {
     { "min", FILTER_PARAM_INT, "3", "fewest whitespace-separated words kept (DataComp: > 2)" },
-    END_PARAMS,
+    FILTER_PARAMS_END,
 };
 const struct filter_ops flt_cap_words = {
     .name = "cap_words",
@@ -248,7 +244,7 @@ const struct filter_ops flt_cap_words = {
 
 static const struct filter_param chars_params[] = {
     { "min", FILTER_PARAM_INT, "6", "fewest characters kept (DataComp: > 5)" },
-    END_PARAMS,
+    FILTER_PARAMS_END,
 };
 const struct filter_ops flt_cap_chars = {
     .name = "cap_chars",
@@ -262,7 +258,7 @@ const struct filter_ops flt_cap_chars = {
 
 static const struct filter_param bool_params[] = {
     { "max", FILTER_PARAM_NUMBER, "0", "1 = the caption is only that" },
-    END_PARAMS,
+    FILTER_PARAMS_END,
 };
 const struct filter_ops flt_cap_filename = {
     .name = "cap_filename",
@@ -297,7 +293,7 @@ const struct filter_ops flt_cap_number = {
 static const struct filter_param boiler_params[] = {
     { "max", FILTER_PARAM_NUMBER, "0", "1 = the caption is a boilerplate phrase" },
     { "extra", FILTER_PARAM_STRINGS, "[]", "phrases added to the built-in list (wordlists.c)" },
-    END_PARAMS,
+    FILTER_PARAMS_END,
 };
 const struct filter_ops flt_cap_boilerplate = {
     .name = "cap_boilerplate",

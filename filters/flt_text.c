@@ -165,10 +165,6 @@ static enum vc_status score_images(const struct filter *f, const struct filter_i
     return VC_OK;
 }
 
-#define END_PARAMS                                                                                 \
-    {                                                                                              \
-        NULL, 0, NULL, NULL                                                                        \
-    }
 #define NGRAM_PARAM(def)                                                                           \
     {                                                                                              \
         "n", FILTER_PARAM_INT, def, "n-gram length"                                                \
@@ -184,7 +180,7 @@ static enum vc_status score_images(const struct filter *f, const struct filter_i
 static const struct filter_param par_word_count_params[] = {
     { "min", FILTER_PARAM_INT, "4", "fewest words kept" },
     { "max", FILTER_PARAM_INT, "1000", "most words kept" },
-    END_PARAMS,
+    FILTER_PARAMS_END,
 };
 const struct filter_ops flt_par_word_count = {
     .name = "par_word_count",
@@ -199,7 +195,7 @@ const struct filter_ops flt_par_word_count = {
 static const struct filter_param par_char_rep_params[] = {
     { "max", FILTER_PARAM_NUMBER, "0.1", "highest repetition ratio kept" },
     NGRAM_PARAM("10"),
-    END_PARAMS,
+    FILTER_PARAMS_END,
 };
 const struct filter_ops flt_par_char_repetition = {
     .name = "par_char_repetition",
@@ -216,7 +212,7 @@ const struct filter_ops flt_par_char_repetition = {
 static const struct filter_param par_word_rep_params[] = {
     { "max", FILTER_PARAM_NUMBER, "0.1", "highest repetition ratio kept" },
     NGRAM_PARAM("5"),
-    END_PARAMS,
+    FILTER_PARAMS_END,
 };
 const struct filter_ops flt_par_word_repetition = {
     .name = "par_word_repetition",
@@ -232,7 +228,7 @@ const struct filter_ops flt_par_word_repetition = {
 
 static const struct filter_param par_special_params[] = {
     { "max", FILTER_PARAM_NUMBER, "0.3", "highest special-character ratio kept" },
-    END_PARAMS,
+    FILTER_PARAMS_END,
 };
 const struct filter_ops flt_par_special_chars = {
     .name = "par_special_chars",
@@ -246,7 +242,7 @@ const struct filter_ops flt_par_special_chars = {
 
 static const struct filter_param par_stop_params[] = {
     { "min", FILTER_PARAM_NUMBER, "0.3", "lowest stop-word ratio kept" },
-    END_PARAMS,
+    FILTER_PARAMS_END,
 };
 const struct filter_ops flt_par_stopword_ratio = {
     .name = "par_stopword_ratio",
@@ -262,7 +258,7 @@ const struct filter_ops flt_par_stopword_ratio = {
 
 static const struct filter_param par_flagged_params[] = {
     { "max", FILTER_PARAM_NUMBER, "0.01", "highest flagged-word ratio kept" },
-    END_PARAMS,
+    FILTER_PARAMS_END,
 };
 const struct filter_ops flt_par_flagged_ratio = {
     .name = "par_flagged_ratio",
@@ -280,7 +276,7 @@ static const struct filter_param par_punct_params[] = {
     { "min", FILTER_PARAM_NUMBER, "0.001", "lowest punctuation ratio kept" },
     { "min_tokens", FILTER_PARAM_INT, "12",
       "paragraphs with fewer word/punctuation tokens score 1.0 (not judged)" },
-    END_PARAMS,
+    FILTER_PARAMS_END,
 };
 const struct filter_ops flt_par_punctuation_ratio = {
     .name = "par_punctuation_ratio",
@@ -297,7 +293,7 @@ const struct filter_ops flt_par_punctuation_ratio = {
 
 static const struct filter_param par_spam_params[] = {
     { "max", FILTER_PARAM_NUMBER, "0.12", "paragraphs at or above this spam-word ratio go" },
-    END_PARAMS,
+    FILTER_PARAMS_END,
 };
 const struct filter_ops flt_par_spam_ratio = {
     .name = "par_spam_ratio",
@@ -316,7 +312,7 @@ const struct filter_ops flt_par_spam_ratio = {
 static const struct filter_param par_common_params[] = {
     { "min", FILTER_PARAM_NUMBER, "0.8", "lowest common-word ratio kept" },
     COMMON_PATH_PARAM,
-    END_PARAMS,
+    FILTER_PARAMS_END,
 };
 const struct filter_ops flt_par_common_ratio = {
     .name = "par_common_ratio",
@@ -336,7 +332,7 @@ const struct filter_ops flt_par_common_ratio = {
 static const struct filter_param doc_images_params[] = {
     { "min", FILTER_PARAM_INT, "1", "fewest images kept" },
     { "max", FILTER_PARAM_INT, "30", "most images kept" },
-    END_PARAMS,
+    FILTER_PARAMS_END,
 };
 const struct filter_ops flt_doc_images = {
     .name = "doc_images",
@@ -351,7 +347,7 @@ const struct filter_ops flt_doc_images = {
 static const struct filter_param doc_word_count_params[] = {
     { "min", FILTER_PARAM_INT, "10", "fewest words kept" },
     { "max", FILTER_PARAM_INT, "2000", "most words kept" },
-    END_PARAMS,
+    FILTER_PARAMS_END,
 };
 const struct filter_ops flt_doc_word_count = {
     .name = "doc_word_count",
@@ -366,7 +362,7 @@ const struct filter_ops flt_doc_word_count = {
 static const struct filter_param doc_char_rep_params[] = {
     { "max", FILTER_PARAM_NUMBER, "0.1", "highest repetition ratio kept" },
     NGRAM_PARAM("10"),
-    END_PARAMS,
+    FILTER_PARAMS_END,
 };
 const struct filter_ops flt_doc_char_repetition = {
     .name = "doc_char_repetition",
@@ -383,7 +379,7 @@ const struct filter_ops flt_doc_char_repetition = {
 static const struct filter_param doc_word_rep_params[] = {
     { "max", FILTER_PARAM_NUMBER, "0.2", "highest repetition ratio kept" },
     NGRAM_PARAM("5"),
-    END_PARAMS,
+    FILTER_PARAMS_END,
 };
 const struct filter_ops flt_doc_word_repetition = {
     .name = "doc_word_repetition",
@@ -399,7 +395,7 @@ const struct filter_ops flt_doc_word_repetition = {
 
 static const struct filter_param doc_special_params[] = {
     { "max", FILTER_PARAM_NUMBER, "0.275", "highest special-character ratio kept" },
-    END_PARAMS,
+    FILTER_PARAMS_END,
 };
 const struct filter_ops flt_doc_special_chars = {
     .name = "doc_special_chars",
@@ -413,7 +409,7 @@ const struct filter_ops flt_doc_special_chars = {
 
 static const struct filter_param doc_stop_params[] = {
     { "min", FILTER_PARAM_NUMBER, "0.35", "lowest stop-word ratio kept" },
-    END_PARAMS,
+    FILTER_PARAMS_END,
 };
 const struct filter_ops flt_doc_stopword_ratio = {
     .name = "doc_stopword_ratio",
@@ -429,7 +425,7 @@ const struct filter_ops flt_doc_stopword_ratio = {
 
 static const struct filter_param doc_flagged_params[] = {
     { "max", FILTER_PARAM_NUMBER, "0.01", "highest flagged-word ratio kept" },
-    END_PARAMS,
+    FILTER_PARAMS_END,
 };
 const struct filter_ops flt_doc_flagged_ratio = {
     .name = "doc_flagged_ratio",
@@ -447,7 +443,7 @@ static const struct filter_param doc_punct_params[] = {
     { "min", FILTER_PARAM_NUMBER, "0.03", "lowest punctuation ratio kept" },
     { "min_tokens", FILTER_PARAM_INT, "0",
       "documents with fewer tokens score 1.0; 0 = no exemption (OBELICS at document level)" },
-    END_PARAMS,
+    FILTER_PARAMS_END,
 };
 const struct filter_ops flt_doc_punctuation_ratio = {
     .name = "doc_punctuation_ratio",
@@ -464,7 +460,7 @@ const struct filter_ops flt_doc_punctuation_ratio = {
 static const struct filter_param doc_common_params[] = {
     { "min", FILTER_PARAM_NUMBER, "0.9", "lowest common-word ratio kept" },
     COMMON_PATH_PARAM,
-    END_PARAMS,
+    FILTER_PARAMS_END,
 };
 const struct filter_ops flt_doc_common_ratio = {
     .name = "doc_common_ratio",
