@@ -1,2 +1,0 @@
-/* synth: module list grows here. */
-typedef int vc_synth_placeholder_;
