@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "core/vc_fs.h"
 #include "core/vc_mem.h"
@@ -61,6 +62,14 @@ static bool parse_float(const char *s, double lo, double hi, double *out)
         return false;
     *out = v;
     return true;
+}
+
+/* The whole run's peak, mapped weight pages included (the load report's
+ * figure is taken before the weights are first touched). */
+static double peak_rss_gib(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? (double)ru.ru_maxrss / 1048576.0 : 0;
 }
 
 static void print_load_stats(const struct idf2_model *m)
@@ -175,11 +184,12 @@ int cmd_generate_main(int argc, char **argv)
         const double dec_tok = res.n_ids > 1 ? (double)(res.n_ids - 1) : 0;
         fprintf(stderr,
                 "prompt %zu tokens (%zu images after splitting), generated %zu%s; vision %.3f s, "
-                "prefill %.3f s (%.1f tok/s), decode %.3f s (%.2f tok/s)\n",
+                "prefill %.3f s (%.1f tok/s), decode %.3f s (%.2f tok/s); peak RSS %.2f GiB\n",
                 res.n_prompt_tokens, res.n_images_after_split, res.n_ids,
                 res.stopped_on_eos ? " (stop token)" : "", res.vision_seconds, res.prefill_seconds,
                 res.prefill_seconds > 0 ? (double)res.n_prompt_tokens / res.prefill_seconds : 0,
-                res.decode_seconds, res.decode_seconds > 0 ? dec_tok / res.decode_seconds : 0);
+                res.decode_seconds, res.decode_seconds > 0 ? dec_tok / res.decode_seconds : 0,
+                peak_rss_gib());
     }
     status = 0;
 out:
