@@ -26,12 +26,9 @@ enum vc_status idf2_connector_project(const struct idf2_model_config *cfg,
     const size_t I = (size_t)cfg->text.intermediate_size;
     float *g = vc_malloc_array(P, I * sizeof(float));
     float *u = vc_malloc_array(P, I * sizeof(float));
-    bool ok = g && u && idf2_matmul(g, vis, P, &w->mp_gate, NULL, nt) &&
-              idf2_matmul(u, vis, P, &w->mp_up, NULL, nt);
-    if (ok) {
-        idf2_act_mul(g, u, P * I, (int)cfg->text.hidden_act);
-        ok = idf2_matmul(proj, g, P, &w->mp_down, NULL, nt);
-    }
+    bool ok = g && u &&
+              idf2_swiglu(proj, vis, P, &w->mp_gate, &w->mp_up, &w->mp_down,
+                          (int)cfg->text.hidden_act, g, u, nt);
     free(g);
     free(u);
     return ok ? VC_OK : oom(err, "modality projection scratch");
@@ -93,11 +90,8 @@ static bool resample_layer(const struct idf2_perceiver_config *pc,
     idf2_add(z, s->t, nl * D);
 
     idf2_rmsnorm(s->t, z, nl, D, L->post_attn_norm, eps);
-    if (!idf2_matmul(s->g, s->t, nl, &L->gate, NULL, nt) ||
-        !idf2_matmul(s->u, s->t, nl, &L->up, NULL, nt))
-        return false;
-    idf2_act_mul(s->g, s->u, nl * 4 * D, (int)pc->hidden_act);
-    if (!idf2_matmul(s->t, s->g, nl, &L->down, NULL, nt))
+    if (!idf2_swiglu(s->t, s->t, nl, &L->gate, &L->up, &L->down, (int)pc->hidden_act, s->g, s->u,
+                     nt))
         return false;
     idf2_add(z, s->t, nl * D);
     return true;

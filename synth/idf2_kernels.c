@@ -509,3 +509,13 @@ void idf2_embed_rows(float *out, const struct idf2_w *table, const int32_t *ids,
         }
     }
 }
+
+bool idf2_swiglu(float *y, const float *x, size_t n, const struct idf2_w *gate,
+                 const struct idf2_w *up, const struct idf2_w *down, int act, float *g, float *u,
+                 int nt)
+{
+    if (!idf2_matmul(g, x, n, gate, NULL, nt) || !idf2_matmul(u, x, n, up, NULL, nt))
+        return false;
+    idf2_act_mul(g, u, n * (size_t)gate->rows, act);
+    return idf2_matmul(y, g, n, down, NULL, nt);
+}

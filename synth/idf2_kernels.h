@@ -42,6 +42,12 @@ void idf2_gelu_erf(float *x, size_t n);
 void idf2_silu(float *x, size_t n);
 /* SwiGLU's middle: g[i] = act(g[i]) * u[i]; act is an enum idf2_act. */
 void idf2_act_mul(float *g, const float *u, size_t n, int act);
+/* The gated MLP of every block: y = down(act(gate x) * up x) for n rows.
+ * g and u are caller scratch of n * width(gate) floats each; y may be x
+ * (x is only read before y is written).  False when a matmul fails. */
+bool idf2_swiglu(float *y, const float *x, size_t n, const struct idf2_w *gate,
+                 const struct idf2_w *up, const struct idf2_w *down, int act, float *g, float *u,
+                 int nt);
 /* y[i] += x[i]. */
 void idf2_add(float *y, const float *x, size_t n);
 

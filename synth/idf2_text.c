@@ -93,7 +93,7 @@ static void kv_store(const struct idf2_kv *kv, float *cache, int l, const float 
 static bool text_layer(const struct idf2_text_config *cfg, const struct idf2_text_layer *L,
                        struct idf2_kv *kv, int l, float *x, size_t n, struct tx_scratch *s, int nt)
 {
-    const size_t D = (size_t)cfg->hidden_size, I = (size_t)cfg->intermediate_size;
+    const size_t D = (size_t)cfg->hidden_size;
     const int hd = cfg->head_dim;
     const float eps = (float)cfg->rms_norm_eps;
 
@@ -129,11 +129,8 @@ static bool text_layer(const struct idf2_text_config *cfg, const struct idf2_tex
     idf2_add(x, s->h, n * D);
 
     idf2_rmsnorm(s->h, x, n, D, L->mlp_norm, eps);
-    if (!idf2_matmul(s->g, s->h, n, &L->gate, NULL, nt) ||
-        !idf2_matmul(s->u, s->h, n, &L->up, NULL, nt))
-        return false;
-    idf2_act_mul(s->g, s->u, n * I, (int)cfg->hidden_act);
-    if (!idf2_matmul(s->h, s->g, n, &L->down, NULL, nt))
+    if (!idf2_swiglu(s->h, s->h, n, &L->gate, &L->up, &L->down, (int)cfg->hidden_act, s->g, s->u,
+                     nt))
         return false;
     idf2_add(x, s->h, n * D);
     return true;
