@@ -1,17 +1,23 @@
-/* exec: the local executor.  Runs a loaded spec in four phases, each task
- * committed by a JSON marker written last (manifests/commit.h), so a rerun
- * after a crash redoes only what was not committed:
+/* exec: the local executor.  Runs a loaded spec in rounds (stages/stage.h
+ * says how the stage list splits), each task committed by a JSON marker
+ * written last (manifests/commit.h), so a rerun after a crash redoes only
+ * what was not committed:
  *
- *   MAP     OpenMP threads over input units: read, run the per-sample
- *           stages, spill surviving samples' final bytes to
- *           OUT/_work/map-NNNNNN.bin, commit OUT/_work/map-NNNNNN.json
+ *   MAP     per round, OpenMP threads over input units: read the unit
+ *           (round 0) or what the previous round kept of it, run the
+ *           round's per-sample stages, spill the survivors' bytes to
+ *           OUT/_work/rR-map-NNNNNN.bin, commit rR-map-NNNNNN.json
  *           (records + ledger lines of rejects and errors);
- *   PLAN    one thread: the stages' plan hooks (mix, shuffle, dedup), shard
- *           cuts, unique output keys; commits OUT/_work/plan.json;
+ *   GLOBAL  per round but the last: the global stage's reduce parts
+ *           (threads over parts, each committed), then its plan hook (one
+ *           thread), committed by rR-plan.json;
+ *   PLAN    one thread: shard cuts, unique output keys; commits
+ *           OUT/_work/plan.json;
  *   REDUCE  OpenMP threads over output shards: copy each planned sample
- *           from its spill (pread, one sample in memory at a time) into
- *           OUT/PREFIX-NNNNNN.tar; commit OUT/PREFIX-NNNNNN.json;
- *   FINISH  OUT/wids-index.json, OUT/ledger.jsonl, then OUT/run.json.
+ *           from the last round's spill (pread, one sample in memory at a
+ *           time) into OUT/PREFIX-NNNNNN.tar; commit OUT/PREFIX-NNNNNN.json;
+ *   FINISH  OUT/wids-index.json, OUT/ledger.jsonl, the stages' finish
+ *           hooks, then OUT/run.json.
  *
  * Every output except run.json (timings, thread count) is byte-identical
  * for any thread count and across interrupted and resumed runs.  The

@@ -1,21 +1,67 @@
 /* stage: the one interface every pipeline stage implements, and the one
  * table that lists them (stages/stage_registry.c).  A stage is a name, a
- * few capability bits and optional hooks:
+ * few capability bits and optional hooks.
+ *
+ * Rounds.  A stage with a reduce or plan hook is GLOBAL: it needs every
+ * unit's records before it can decide.  The executor splits the spec's
+ * stage list after each global stage into ROUNDS.  Round k runs the map
+ * hooks of the stages after global stage k-1 up to and including global
+ * stage k over every input unit (MAP tasks, in parallel, each committed by
+ * its unit manifest), then global stage k's reduce parts (each a task of
+ * its own), then its plan hook.  Round 0 reads the sources; round k > 0
+ * reads what round k-1 kept (its spill) and never sees a record a global
+ * stage dropped, so a stage listed after dedup or a mixture sees only the
+ * survivors.  The last round (the stages after the last global stage,
+ * write among them) is followed by the executor's own PLAN (shard cuts,
+ * output keys), REDUCE (shards) and FINISH (finish hooks).
+ *
+ * Hooks, in the order the executor calls them:
  *
  *   create   once per run: validates its JSON params (unknown keys and bad
  *            values are refused naming the stage and the key) and builds
  *            its read-only state;
  *   task_begin / map / task_end
- *            MAP phase, in parallel over input units: task_begin makes the
- *            per-task scratch, map sees every sample of the unit in order
- *            and keeps (VC_OK), rejects (VC_REJECT, with ctx->verdict) or
- *            errors it (VC_ESAMPLE); task_end flushes per-task results;
- *   plan     PLAN phase, once, single-threaded, over the records of every
- *            unit: decides the output order (mix, shuffle) or marks
- *            records duplicate/rejected (dedup);
- *   finish   FINISH phase, once, after every shard is written;
+ *            a MAP task, one per input unit and round, any thread:
+ *            task_begin makes the per-task scratch, map sees every sample
+ *            of the unit that reached the stage, in order, and keeps
+ *            (VC_OK), rejects (VC_REJECT, with ctx->verdict) or errors it
+ *            (VC_ESAMPLE); task_end flushes per-task results.  A task may
+ *            write side files (signatures) under ctx->run->work_dir named
+ *            by round, stage and unit (stage_work_path); they must be
+ *            complete (temp + fsync + rename) when task_end returns, since
+ *            the unit manifest written after it is what commits them.  A
+ *            task killed midway is run again from the start, so writing a
+ *            side file must replace any older one of the same name;
+ *   map_batch
+ *            instead of map, for stages with STAGE_CAP_MODEL: up to
+ *            batch_size(state) samples of one unit per call, in order.
+ *            Per-sample outcomes go to st[i] (VC_OK, VC_REJECT with
+ *            verdicts[i], VC_ESAMPLE with errs[i]); the return value is
+ *            VC_OK or VC_EFATAL (errs[0] then says why).  A round with a
+ *            model stage runs its units one at a time and leaves every
+ *            thread to the stage (the model is loaded once, in create,
+ *            and shared read-only); ctx->extra is not available there;
+ *   reduce_parts / reduce
+ *            a global stage's partitioned reduce, after every MAP task of
+ *            its round committed: reduce_parts says how many parts (0 =
+ *            none); reduce(part) is one independent task, run in parallel
+ *            (locally) or as an array task (on a cluster), that reads only
+ *            files under ctx->work_dir and writes its own outputs there
+ *            with temp + rename.  The executor commits each part with a
+ *            marker (OUT/_work/rR-STAGE-reduce-PPPPPP.json) written after
+ *            reduce returns, so a killed part is run again and a committed
+ *            one never is;
+ *   plan     once per run, single-threaded, after the reduce parts: applies
+ *            the decisions to the records (marks them duplicate or
+ *            rejected, or sets the output order: mix, shuffle).  Must be
+ *            cheap: a few words per record;
+ *   finish   FINISH phase, once, after every shard and the ledger are
+ *            written;
  *   destroy  frees the state.
  *
+ * Every hook may run in another process than create's caller saw last (a
+ * resumed run, a cluster task): state is built by create alone, and what a
+ * hook learns at run time travels through work_dir files, never memory.
  * Stages never include pipeline headers and never print: the executor
  * turns their statuses into ledger lines.  Adding a stage = one module
  * plus one row in stage_table. */
@@ -61,7 +107,18 @@ struct stage_ctx {
     const char *work_dir; /* OUT/_work: where stages may keep per-task files */
     const struct stage_source_info *sources;
     size_t n_sources;
+    /* Set by the executor in the context it hands to task, reduce, plan
+     * and finish hooks (zero in create's): the round the hook runs in and
+     * the number of input units (unit numbers run from 0). */
+    uint32_t round;
+    size_t n_units;
 };
+
+/* Writes "WORK/rROUND-STAGE-WHAT-NNNNNN" (the round and work_dir from
+ * ctx) into buf: the name a stage gives its side files, so that files of
+ * different rounds and stages never collide.  false when it does not fit. */
+bool stage_work_path(char *buf, size_t cap, const struct stage_ctx *ctx, const char *stage,
+                     const char *what, uint64_t n);
 
 /* Why a map hook rejected a sample; written to the ledger. */
 struct stage_verdict {
@@ -107,7 +164,8 @@ struct stage_rec {
     uint64_t dup_of; /* STAGE_REC_DUPLICATE: index into recs of the kept one */
 };
 
-/* PLAN's working set.  recs are in (unit, index) order.  order lists the
+/* A plan hook's working set: the records alive after its round's MAP
+ * tasks, in (unit, index) order.  order lists the
  * records to write, in output order (indices into recs; a record may appear
  * more than once when a source is drawn for several epochs).  A plan hook
  * that drops a record from order must set its state, stage and reason. */
@@ -122,7 +180,12 @@ struct stage_plan {
      * override it.  0 = no limit of that kind. */
     uint64_t samples_per_shard, shard_bytes;
     struct cJSON *report; /* object: a stage adds its summary for run.json */
+    const struct stage_ctx *run;
 };
+
+/* The position in plan->recs of the record (unit, index), or SIZE_MAX
+ * when no such record is alive.  Binary search: O(log n_recs). */
+size_t stage_plan_find(const struct stage_plan *plan, uint32_t unit, uint64_t index);
 
 /* Replaces plan->order by `order` (malloc'd, ownership moves to the plan). */
 void stage_plan_set_order(struct stage_plan *plan, size_t *order, size_t n);
@@ -137,6 +200,7 @@ enum stage_caps {
     STAGE_CAP_FIRST = 1u << 0, /* must be the first stage of the spec */
     STAGE_CAP_LAST = 1u << 1,  /* must be the last stage */
     STAGE_CAP_ONCE = 1u << 2,  /* at most one in a spec */
+    STAGE_CAP_MODEL = 1u << 3, /* has map_batch: runs a model on batches */
 };
 
 struct stage_ops {
@@ -149,10 +213,22 @@ struct stage_ops {
     enum vc_status (*map)(void *state, struct sample *s, struct stage_task_ctx *ctx,
                           struct vc_err *err);
     enum vc_status (*task_end)(void *state, struct stage_task_ctx *ctx, struct vc_err *err);
+    /* STAGE_CAP_MODEL only; n <= batch_size(state); st, verdicts and errs
+     * have n entries, zeroed by the executor. */
+    enum vc_status (*map_batch)(void *state, struct sample **v, size_t n,
+                                struct stage_task_ctx *ctx, enum vc_status *st,
+                                struct stage_verdict *verdicts, struct vc_err *errs);
+    size_t (*batch_size)(const void *state); /* NULL or 0 = one sample */
+    size_t (*reduce_parts)(void *state, const struct stage_ctx *ctx);
+    enum vc_status (*reduce)(void *state, const struct stage_ctx *ctx, size_t part,
+                             struct vc_err *err);
     enum vc_status (*plan)(void *state, struct stage_plan *plan, struct vc_err *err);
     enum vc_status (*finish)(void *state, const struct stage_finish_ctx *ctx, struct vc_err *err);
     void (*destroy)(void *state);
 };
+
+/* A global stage (one that ends a round): it has a reduce or plan hook. */
+bool stage_is_global(const struct stage_ops *ops);
 
 /* The table, NULL-terminated, in the order `vlmcurate help run` lists it. */
 extern const struct stage_ops *const stage_table[];

@@ -12,6 +12,8 @@
 #include "st_write.h"
 
 #include <cjson/cJSON.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,4 +77,33 @@ void stage_plan_set_order(struct stage_plan *plan, size_t *order, size_t n)
         free(plan->order);
     plan->order = order;
     plan->n_order = n;
+}
+
+size_t stage_plan_find(const struct stage_plan *plan, uint32_t unit, uint64_t index)
+{
+    size_t lo = 0, hi = plan->n_recs;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const struct stage_rec *r = &plan->recs[mid];
+        if (r->unit < unit || (r->unit == unit && r->index < index))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < plan->n_recs && plan->recs[lo].unit == unit && plan->recs[lo].index == index
+               ? lo
+               : SIZE_MAX;
+}
+
+bool stage_work_path(char *buf, size_t cap, const struct stage_ctx *ctx, const char *stage,
+                     const char *what, uint64_t n)
+{
+    int k = snprintf(buf, cap, "%s/r%u-%s-%s-%06llu", ctx->work_dir, (unsigned)ctx->round, stage,
+                     what, (unsigned long long)n);
+    return k >= 0 && (size_t)k < cap;
+}
+
+bool stage_is_global(const struct stage_ops *ops)
+{
+    return ops->plan || ops->reduce;
 }

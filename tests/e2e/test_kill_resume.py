@@ -1,8 +1,10 @@
 """kill -9 in the middle of a multi-task run, then the same command again:
 the result is byte-identical to an uninterrupted run, the tasks committed
 before the kill are not redone (their commit markers are untouched), and
-no temporary file is left behind.  Killed twice: once while MAP tasks are
-committing, once while output shards are being written."""
+no temporary file is left behind.  Killed three times: while round 0's
+MAP tasks are committing, while round 1's are (the stages after the
+reshard stage, which ends round 0), and while output shards are being
+written."""
 import json
 import os
 import signal
@@ -59,7 +61,8 @@ def first_shard_done(out):
                                       for n in os.listdir(out))
 
 
-for what, ready in (("MAP tasks commit", lambda o: len(pe.task_markers(o)) >= 2),
+for what, ready in (("round-0 MAP tasks commit", lambda o: len(pe.task_markers(o, 0)) >= 2),
+                    ("round-1 MAP tasks commit", lambda o: len(pe.task_markers(o, 1)) >= 2),
                     ("output shards are written", first_shard_done)):
     out = os.path.join(args.tmp, "killed-" + what.split()[0])
     vctest.expect(kill_when(out, ready, what), "run killed with SIGKILL while %s" % what)

@@ -67,12 +67,13 @@ def ledger(out):
     return [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
 
 
-def task_markers(out):
-    """Commit markers of finished MAP tasks."""
+def task_markers(out, round=None):
+    """Commit markers of finished MAP tasks (of one round, or of all)."""
     work = os.path.join(out, "_work")
     if not os.path.isdir(work):
         return []
-    return [n for n in os.listdir(work) if n.startswith("map-") and n.endswith(".json")]
+    pat = re.compile(r"r%s-map-\d{6}\.json" % (r"\d+" if round is None else round))
+    return [n for n in os.listdir(work) if pat.fullmatch(n)]
 
 
 def output_files(out, skip_volatile=True):

@@ -1,0 +1,289 @@
+/* spill: the record codec and the temp-fsync-rename of spill files.  Never
+ * trusts a length read back beyond the record it sits in: a damaged spill
+ * is an error naming the file, never an out-of-bounds read. */
+#include "spill.h"
+
+#include "core/vc_fs.h"
+#include "core/vc_mem.h"
+#include "plan.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void put_le(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_le(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+enum vc_status spill_writer_open(struct spill_writer *w, const char *path, struct vc_err *err)
+{
+    memset(w, 0, sizeof *w);
+    w->path = vc_strdup(path);
+    w->tmp = malloc(strlen(path) + 5);
+    if (!w->path || !w->tmp) {
+        free(w->path);
+        free(w->tmp);
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "spill %s", path);
+    }
+    strcat(strcpy(w->tmp, path), ".tmp");
+    if (!(w->f = fopen(w->tmp, "wb"))) {
+        vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", w->tmp, strerror(errno));
+        free(w->path);
+        free(w->tmp);
+        return VC_EFATAL;
+    }
+    return VC_OK;
+}
+
+enum vc_status spill_writer_add(struct spill_writer *w, const struct sample *s,
+                                struct spill_rec *rec, struct vc_err *err)
+{
+    uint8_t hdr[10];
+    uint64_t len = 8, tar_bytes = 0;
+    put_le(hdr, s->n_fields, 4);
+    bool ok = fwrite(hdr, 1, 4, w->f) == 4;
+    for (size_t i = 0; ok && i < s->n_fields; i++) {
+        const struct sample_field *f = &s->fields[i];
+        size_t nl = strlen(f->name);
+        put_le(hdr, nl, 2);
+        put_le(hdr + 2, f->size, 8);
+        ok = fwrite(hdr, 1, 10, w->f) == 10 && fwrite(f->name, 1, nl, w->f) == nl &&
+             fwrite(f->data, 1, f->size, w->f) == f->size;
+        len += 10 + nl + f->size;
+        tar_bytes += plan_tar_member_bytes(f->size);
+    }
+    char *meta = s->meta && s->meta->child ? cJSON_PrintUnformatted(s->meta) : NULL;
+    if (s->meta && s->meta->child && !meta)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "spill %s", w->path);
+    size_t ml = meta ? strlen(meta) : 0;
+    put_le(hdr, ml, 4);
+    ok = ok && fwrite(hdr, 1, 4, w->f) == 4 && fwrite(meta ? meta : "", 1, ml, w->f) == ml;
+    free(meta);
+    len += ml;
+    if (!ok)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "writing %s: %s", w->tmp,
+                          strerror(errno));
+    *rec = (struct spill_rec){ .off = w->off, .len = len, .tar_bytes = tar_bytes };
+    w->off += len;
+    return VC_OK;
+}
+
+enum vc_status spill_writer_close(struct spill_writer *w, bool ok, struct vc_err *err)
+{
+    enum vc_status rc = VC_OK;
+    if (w->f) {
+        if (ok && (fflush(w->f) != 0 || fsync(fileno(w->f)) != 0))
+            rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", w->tmp, strerror(errno));
+        if (fclose(w->f) != 0 && ok && rc == VC_OK)
+            rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", w->tmp, strerror(errno));
+        if (ok && rc == VC_OK)
+            rc = vc_fs_commit_rename(w->tmp, w->path, err);
+        else
+            unlink(w->tmp);
+    }
+    free(w->path);
+    free(w->tmp);
+    memset(w, 0, sizeof *w);
+    return rc;
+}
+
+enum vc_status spill_reader_open(struct spill_reader *r, const char *path, struct vc_err *err)
+{
+    r->path = vc_strdup(path);
+    r->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (r->fd < 0 || !r->path) {
+        vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", path, strerror(errno));
+        spill_reader_close(r);
+        return VC_EFATAL;
+    }
+    return VC_OK;
+}
+
+static enum vc_status bad(const struct spill_reader *r, uint64_t off, struct vc_err *err)
+{
+    return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: bad record at offset %llu", r->path,
+                      (unsigned long long)off);
+}
+
+enum vc_status spill_reader_load(struct spill_reader *r, uint64_t off, uint64_t len,
+                                 struct sample *s, struct vc_err *err)
+{
+    uint8_t *buf = len >= 8 ? arena_alloc(s->arena, len) : NULL;
+    if (len < 8)
+        return bad(r, off, err);
+    if (!buf)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_mem_cap,
+                          "%s: the record at offset %llu exceeds the sample arena", r->path,
+                          (unsigned long long)off);
+    size_t got = 0;
+    while (got < len) {
+        ssize_t k = pread(r->fd, buf + got, len - got, (off_t)(off + got));
+        if (k <= 0)
+            return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: short read at %llu", r->path,
+                              (unsigned long long)off);
+        got += (size_t)k;
+    }
+    size_t nf = (size_t)get_le(buf, 4), pos = 4;
+    if (nf > SAMPLE_MAX_FIELDS)
+        return bad(r, off, err);
+    s->fields = arena_alloc_array(s->arena, nf ? nf : 1, sizeof *s->fields);
+    if (!s->fields)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_mem_cap, "%s: record fields", r->path);
+    for (size_t i = 0; i < nf; i++) {
+        if (pos + 10 > len)
+            return bad(r, off, err);
+        size_t nl = (size_t)get_le(buf + pos, 2);
+        uint64_t size = get_le(buf + pos + 2, 8);
+        pos += 10;
+        if (nl > len - pos || size > len - pos - nl)
+            return bad(r, off, err);
+        char *name = arena_strndup(s->arena, (const char *)buf + pos, nl);
+        if (!name)
+            return vc_err_set(err, VC_EFATAL, VC_REASON_mem_cap, "%s: field name", r->path);
+        s->fields[i] = (struct sample_field){ .name = name, .data = buf + pos + nl, .size = size };
+        pos += nl + (size_t)size;
+    }
+    s->n_fields = s->cap_fields = nf;
+    if (pos + 4 > len)
+        return bad(r, off, err);
+    size_t ml = (size_t)get_le(buf + pos, 4);
+    pos += 4;
+    if (ml != len - pos)
+        return bad(r, off, err);
+    if (ml) {
+        cJSON_Delete(s->meta);
+        s->meta = cJSON_ParseWithLength((const char *)buf + pos, ml);
+        if (!cJSON_IsObject(s->meta))
+            return bad(r, off, err);
+    }
+    return VC_OK;
+}
+
+void spill_reader_close(struct spill_reader *r)
+{
+    if (r->fd >= 0)
+        close(r->fd);
+    free(r->path);
+    r->fd = -1;
+    r->path = NULL;
+}
+
+static enum vc_status pread_all(int fd, void *buf, size_t n, uint64_t off, const char *path,
+                                struct vc_err *err)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t k = pread(fd, (uint8_t *)buf + got, n - got, (off_t)(off + got));
+        if (k <= 0)
+            return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", path,
+                              k < 0 ? strerror(errno) : "shorter than its header says");
+        got += (size_t)k;
+    }
+    return VC_OK;
+}
+
+enum vc_status spill_alive_write(const char *path, size_t n_units, const size_t *first,
+                                 const uint8_t *alive, struct vc_err *err)
+{
+    size_t n = first[n_units], size = 8 * (n_units + 2) + n;
+    uint8_t *buf = malloc(size ? size : 1);
+    if (!buf)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "%s", path);
+    put_le(buf, n_units, 8);
+    for (size_t u = 0; u <= n_units; u++)
+        put_le(buf + 8 * (u + 1), first[u], 8);
+    memcpy(buf + 8 * (n_units + 2), alive, n);
+    enum vc_status rc = vc_fs_write_atomic(path, buf, size, err);
+    free(buf);
+    return rc;
+}
+
+enum vc_status spill_alive_read(const char *path, size_t unit, uint8_t **out, size_t *n,
+                                struct vc_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", path, strerror(errno));
+    uint8_t hdr[16];
+    enum vc_status rc = pread_all(fd, hdr, 8, 0, path, err);
+    size_t n_units = rc == VC_OK ? (size_t)get_le(hdr, 8) : 0;
+    if (rc == VC_OK && unit >= n_units)
+        rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: no unit %zu", path, unit);
+    if (rc == VC_OK)
+        rc = pread_all(fd, hdr, 16, 8 * (unit + 1), path, err);
+    uint64_t a = get_le(hdr, 8), b = get_le(hdr + 8, 8);
+    if (rc == VC_OK && (b < a || b - a > SIZE_MAX / 2))
+        rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: bad unit range", path);
+    if (rc == VC_OK && !(*out = malloc(b - a + 1)))
+        rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "%s", path);
+    if (rc == VC_OK)
+        rc = pread_all(fd, *out, (size_t)(b - a), 8 * ((uint64_t)n_units + 2) + a, path, err);
+    close(fd);
+    if (rc != VC_OK) {
+        free(*out);
+        *out = NULL;
+        return rc;
+    }
+    *n = (size_t)(b - a);
+    return VC_OK;
+}
+
+#define SPILL_ID_BYTES 12
+
+enum vc_status spill_order_write(const char *path, const struct spill_id *ids, size_t n,
+                                 struct vc_err *err)
+{
+    uint8_t *buf = malloc(n * SPILL_ID_BYTES + 1);
+    if (!buf)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "%s", path);
+    for (size_t i = 0; i < n; i++) {
+        put_le(buf + SPILL_ID_BYTES * i, ids[i].unit, 4);
+        put_le(buf + SPILL_ID_BYTES * i + 4, ids[i].index, 8);
+    }
+    enum vc_status rc = vc_fs_write_atomic(path, buf, n * SPILL_ID_BYTES, err);
+    free(buf);
+    return rc;
+}
+
+enum vc_status spill_order_read(const char *path, struct spill_id **out, size_t *n,
+                                struct vc_err *err)
+{
+    char *buf;
+    size_t size;
+    *out = NULL;
+    *n = 0;
+    VC_TRY(vc_fs_read_file(path, SIZE_MAX / 2, &buf, &size, err));
+    if (size % SPILL_ID_BYTES) {
+        free(buf);
+        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: truncated", path);
+    }
+    size_t k = size / SPILL_ID_BYTES;
+    struct spill_id *ids = malloc((k + 1) * sizeof *ids);
+    if (!ids) {
+        free(buf);
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "%s", path);
+    }
+    for (size_t i = 0; i < k; i++) {
+        const uint8_t *p = (const uint8_t *)buf + SPILL_ID_BYTES * i;
+        ids[i] = (struct spill_id){ (uint32_t)get_le(p, 4), get_le(p + 4, 8) };
+    }
+    free(buf);
+    *out = ids;
+    *n = k;
+    return VC_OK;
+}

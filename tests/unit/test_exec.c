@@ -1,0 +1,338 @@
+/* The executor's contract with stages (stages/stage.h), through stages
+ * defined here only (not in the product's table), spliced into a parsed
+ * spec between ingest and write:
+ *
+ *   t_sig    a global stage built like dedup: its map hook writes each
+ *            unit's signatures (value mod 5) to a side file, two reduce
+ *            parts (even and odd signatures) read every unit's file and
+ *            write the duplicates they find, its plan hook marks them;
+ *   t_model  a STAGE_CAP_MODEL stage after it: map_batch in batches of at
+ *            most 3, rejecting values that are multiples of 7.
+ *
+ * Inputs are ustar files written here byte by byte (3 units of 10
+ * samples "value N"), so the expected fate of every sample is arithmetic:
+ * value v = 10 * unit + i is a duplicate unless it is the first of its
+ * residue mod 5 (values 0..4 survive), and the model rejects 0. */
+#include "vc_test.h"
+
+#include "core/vc_fs.h"
+#include "pipeline/exec.h"
+#include "pipeline/spec.h"
+
+#include <cjson/cJSON.h>
+#include <omp.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { UNITS = 3, PER_UNIT = 10, RESIDUES = 5 };
+
+static atomic_int n_map, n_reduce, n_batch_calls, max_batch, in_batch, max_in_batch;
+static atomic_int model_saw[UNITS * PER_UNIT];
+
+/* ---- a ustar writer of our own (independent of stages/wds_write.c) --- */
+
+static void tar_member(FILE *f, const char *name, const char *data)
+{
+    unsigned char h[512] = { 0 };
+    size_t n = strlen(data);
+    snprintf((char *)h, 100, "%s", name);
+    snprintf((char *)h + 100, 8, "%07o", 0644);
+    snprintf((char *)h + 108, 8, "%07o", 0);
+    snprintf((char *)h + 116, 8, "%07o", 0);
+    snprintf((char *)h + 124, 12, "%011o", (unsigned)n);
+    snprintf((char *)h + 136, 12, "%011o", 0);
+    memset(h + 148, ' ', 8);
+    h[156] = '0';
+    memcpy(h + 257, "ustar", 6);
+    memcpy(h + 263, "00", 2);
+    unsigned sum = 0;
+    for (int i = 0; i < 512; i++)
+        sum += h[i];
+    snprintf((char *)h + 148, 8, "%06o", sum);
+    fwrite(h, 1, 512, f);
+    fwrite(data, 1, n, f);
+    static const unsigned char zeros[512];
+    fwrite(zeros, 1, (512 - n % 512) % 512, f);
+}
+
+static void make_inputs(const char *dir)
+{
+    for (int u = 0; u < UNITS; u++) {
+        char path[4200], name[64], text[64];
+        snprintf(path, sizeof path, "%s/in-%d.tar", dir, u);
+        FILE *f = fopen(path, "wb");
+        for (int i = 0; i < PER_UNIT; i++) {
+            snprintf(name, sizeof name, "k%02d.txt", 10 * u + i);
+            snprintf(text, sizeof text, "value %d", 10 * u + i);
+            tar_member(f, name, text);
+        }
+        static const unsigned char end[1024];
+        fwrite(end, 1, sizeof end, f);
+        fclose(f);
+    }
+}
+
+static int sample_value(const struct sample *s)
+{
+    const struct sample_field *f = sample_field_get(s, "txt");
+    char buf[32] = { 0 };
+    memcpy(buf, f->data, f->size < 31 ? f->size : 31);
+    return atoi(buf + 6);
+}
+
+/* ---- t_sig ----------------------------------------------------------- */
+
+/* Side file per unit: per sample, its index and value (two ints). */
+static enum vc_status sig_begin(void *state, struct stage_task_ctx *ctx, struct vc_err *err)
+{
+    (void)state;
+    ctx->task_state = calloc(2 * PER_UNIT + 1, sizeof(int));
+    return ctx->task_state ? VC_OK : vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "t");
+}
+
+static enum vc_status sig_map(void *state, struct sample *s, struct stage_task_ctx *ctx,
+                              struct vc_err *err)
+{
+    (void)state;
+    (void)err;
+    int *v = ctx->task_state;
+    v[1 + 2 * v[0]] = (int)s->src_index;
+    v[2 + 2 * v[0]] = sample_value(s);
+    v[0]++;
+    n_map++;
+    return VC_OK;
+}
+
+static enum vc_status sig_end(void *state, struct stage_task_ctx *ctx, struct vc_err *err)
+{
+    (void)state;
+    char path[4096];
+    int *v = ctx->task_state;
+    stage_work_path(path, sizeof path, ctx->run, "t_sig", "sig", ctx->unit);
+    enum vc_status rc = vc_fs_write_atomic(path, v, (size_t)(1 + 2 * v[0]) * sizeof(int), err);
+    free(v);
+    ctx->task_state = NULL;
+    return rc;
+}
+
+static size_t sig_parts(void *state, const struct stage_ctx *ctx)
+{
+    (void)state;
+    CHECK_INT(ctx->n_units, UNITS);
+    return 2;
+}
+
+/* Part p: the signatures of parity p; the first (unit, index) of each
+ * residue is kept, later ones are written as (unit, index, kept unit,
+ * kept index). */
+static enum vc_status sig_reduce(void *state, const struct stage_ctx *ctx, size_t part,
+                                 struct vc_err *err)
+{
+    (void)state;
+    n_reduce++;
+    int first[RESIDUES][2], seen[RESIDUES] = { 0 }, out[4 * UNITS * PER_UNIT + 1], n = 0;
+    for (size_t u = 0; u < ctx->n_units; u++) {
+        char path[4096];
+        stage_work_path(path, sizeof path, ctx, "t_sig", "sig", u);
+        char *data;
+        size_t size;
+        VC_TRY(vc_fs_read_file(path, 1 << 20, &data, &size, err));
+        const int *v = (const int *)data;
+        for (int i = 0; i < v[0]; i++) {
+            int idx = v[1 + 2 * i], r = v[2 + 2 * i] % RESIDUES;
+            if (r % 2 != (int)part)
+                continue;
+            if (!seen[r]++) {
+                first[r][0] = (int)u;
+                first[r][1] = idx;
+                continue;
+            }
+            int *o = &out[1 + 4 * n++];
+            o[0] = (int)u, o[1] = idx, o[2] = first[r][0], o[3] = first[r][1];
+        }
+        free(data);
+    }
+    out[0] = n;
+    char path[4096];
+    stage_work_path(path, sizeof path, ctx, "t_sig", "dups", part);
+    return vc_fs_write_atomic(path, out, (size_t)(1 + 4 * n) * sizeof(int), err);
+}
+
+static enum vc_status sig_plan(void *state, struct stage_plan *plan, struct vc_err *err)
+{
+    (void)state;
+    for (size_t part = 0; part < 2; part++) {
+        char path[4096];
+        stage_work_path(path, sizeof path, plan->run, "t_sig", "dups", part);
+        char *data;
+        size_t size;
+        VC_TRY(vc_fs_read_file(path, 1 << 20, &data, &size, err));
+        const int *v = (const int *)data;
+        for (int i = 0; i < v[0]; i++) {
+            const int *d = &v[1 + 4 * i];
+            size_t rec = stage_plan_find(plan, (uint32_t)d[0], (uint64_t)d[1]);
+            size_t kept = stage_plan_find(plan, (uint32_t)d[2], (uint64_t)d[3]);
+            CHECK(rec != SIZE_MAX && kept != SIZE_MAX);
+            plan->recs[rec].state = STAGE_REC_DUPLICATE;
+            plan->recs[rec].stage = "t_sig";
+            plan->recs[rec].reason = VC_REASON_duplicate;
+            plan->recs[rec].dup_of = kept;
+        }
+        free(data);
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < plan->n_order; i++)
+        if (plan->recs[plan->order[i]].state == STAGE_REC_KEEP)
+            plan->order[n++] = plan->order[i];
+    plan->n_order = n;
+    return VC_OK;
+}
+
+static enum vc_status t_create(const cJSON *cfg, const struct stage_ctx *ctx, void **state,
+                               struct vc_err *err)
+{
+    (void)cfg, (void)ctx, (void)err;
+    *state = NULL;
+    return VC_OK;
+}
+
+static const struct stage_ops t_sig_ops = {
+    .name = "t_sig",
+    .create = t_create,
+    .task_begin = sig_begin,
+    .map = sig_map,
+    .task_end = sig_end,
+    .reduce_parts = sig_parts,
+    .reduce = sig_reduce,
+    .plan = sig_plan,
+};
+
+/* ---- t_model --------------------------------------------------------- */
+
+static size_t model_batch(const void *state)
+{
+    (void)state;
+    return 3;
+}
+
+static enum vc_status model_map_batch(void *state, struct sample **v, size_t n,
+                                      struct stage_task_ctx *ctx, enum vc_status *st,
+                                      struct stage_verdict *verdicts, struct vc_err *errs)
+{
+    (void)state, (void)ctx;
+    int now = ++in_batch;
+    if (now > max_in_batch)
+        max_in_batch = now;
+    n_batch_calls++;
+    if ((int)n > max_batch)
+        max_batch = (int)n;
+    for (size_t i = 0; i < n; i++) {
+        int value = sample_value(v[i]);
+        model_saw[value]++;
+        char note[32];
+        snprintf(note, sizeof note, "seen with %zu", n);
+        if (value % 7 == 0) {
+            st[i] = VC_REJECT;
+            verdicts[i].reason = VC_REASON_filtered;
+            verdicts[i].filter = "t_model";
+        } else {
+            st[i] = sample_add_field(v[i], "note", note, strlen(note), &errs[i]);
+        }
+    }
+    in_batch--;
+    return VC_OK;
+}
+
+static const struct stage_ops t_model_ops = {
+    .name = "t_model",
+    .caps = STAGE_CAP_MODEL,
+    .create = t_create,
+    .map_batch = model_map_batch,
+    .batch_size = model_batch,
+};
+
+/* ---- the run --------------------------------------------------------- */
+
+static struct spec *load(const char *dir, const char *out, int threads)
+{
+    char text[1024];
+    snprintf(text, sizeof text,
+             "{\"sources\": [{\"name\": \"s\", \"type\": \"webdataset\", \"urls\": "
+             "\"in-{0..2}.tar\"}], \"stages\": [{\"stage\": \"ingest\"}], "
+             "\"output\": {\"dir\": \"%s\", \"samples_per_shard\": 4}}",
+             out);
+    struct spec_overrides ov = { .threads = threads };
+    struct spec *s = NULL;
+    struct vc_err err = { 0 };
+    CHECK_INT(spec_parse(text, strlen(text), dir, &ov, &s, &err), VC_OK);
+    if (!s)
+        return NULL;
+    CHECK_INT(s->n_stages, 2); /* ingest, write */
+    struct spec_stage *st = calloc(4, sizeof *st);
+    st[0] = s->stages[0];
+    st[1] = (struct spec_stage){ .ops = &t_sig_ops };
+    st[2] = (struct spec_stage){ .ops = &t_model_ops };
+    st[3] = s->stages[1];
+    free(s->stages);
+    s->stages = st;
+    s->n_stages = 4;
+    return s;
+}
+
+static void run(const char *dir, const char *out, int threads)
+{
+    struct spec *s = load(dir, out, threads);
+    if (!s)
+        return;
+    struct exec_opts eo = { 0 };
+    struct exec_result res;
+    struct vc_err err = { 0 };
+    enum vc_status rc = exec_run(s, &eo, &res, &err);
+    if (rc != VC_OK)
+        fprintf(stderr, "exec_run: %s\n", err.msg);
+    CHECK_INT(rc, VC_OK);
+    CHECK_INT(res.totals.input, UNITS * PER_UNIT);
+    CHECK_INT(res.totals.duplicate, UNITS * PER_UNIT - RESIDUES);
+    CHECK_INT(res.totals.rejected, 1); /* value 0 */
+    CHECK_INT(res.totals.written, RESIDUES - 1);
+    spec_free(s);
+}
+
+TEST(global_stage_reduce_and_model_batches)
+{
+    char dir[4096], out[4200];
+    snprintf(dir, sizeof dir, "%s", vc_test_tmpdir());
+    snprintf(out, sizeof out, "%s/out", dir);
+    make_inputs(dir);
+    run(dir, out, 2);
+    CHECK_INT(n_map, UNITS * PER_UNIT);
+    CHECK_INT(n_reduce, 2);
+    /* The model saw the 5 survivors only, in batches of at most 3, one
+     * batch at a time although the run has 2 threads. */
+    for (int v = 0; v < UNITS * PER_UNIT; v++)
+        CHECK_INT(model_saw[v], v < RESIDUES);
+    CHECK(max_batch <= 3 && max_batch >= 2);
+    CHECK_INT(max_in_batch, 1);
+    /* Reduce parts are committed by their markers. */
+    char path[4300];
+    snprintf(path, sizeof path, "%s/_work/r0-t_sig-reduce-000001.json", out);
+    CHECK(vc_fs_exists(path));
+    /* The ledger names each duplicate's kept sample by its output key. */
+    snprintf(path, sizeof path, "%s/ledger.jsonl", out);
+    size_t n;
+    char *text = (char *)vc_test_read_file(path, &n);
+    CHECK(text && strstr(text, "\"key\":\"k07\",\"state\":\"duplicate\",\"stage\":\"t_sig\""));
+    CHECK(text && strstr(text, "\"dup_of\":\"k02\""));
+    free(text);
+    /* A rerun redoes nothing: no map, no reduce, no batch. */
+    int calls = n_batch_calls;
+    run(dir, out, 2);
+    CHECK_INT(n_map, UNITS * PER_UNIT);
+    CHECK_INT(n_reduce, 2);
+    CHECK_INT(n_batch_calls, calls);
+}
+
+#define TESTS(X) X(global_stage_reduce_and_model_batches)
+TEST_MAIN(TESTS)
