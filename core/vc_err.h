@@ -49,7 +49,8 @@ enum vc_status {
     X(bad_checkpoint, 21)                                                                          \
     X(bad_tokenizer, 22)                                                                           \
     X(encode_error, 23)                                                                            \
-    X(not_a_file, 24)
+    X(not_a_file, 24)                                                                              \
+    X(error_rate, 25)
 
 enum vc_reason {
 #define VC_REASON_ENUM_(name, code) VC_REASON_##name = code,

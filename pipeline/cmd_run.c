@@ -10,7 +10,9 @@
 enum vc_status run_spec(const char *spec_path, const struct run_opts *opts, struct exec_result *res,
                         char **out_dir_used, struct vc_err *err)
 {
-    struct spec_overrides ov = { .out_dir = opts->out_dir, .threads = opts->threads };
+    struct spec_overrides ov = { .out_dir = opts->out_dir,
+                                 .threads = opts->threads,
+                                 .max_error_rate = opts->max_error_rate };
     struct spec *spec;
     struct exec_result local;
     VC_TRY(spec_load(spec_path, &ov, &spec, err));
@@ -42,19 +44,26 @@ void run_print_summary(FILE *out, const char *out_dir, const struct exec_result 
 static void usage(FILE *out)
 {
     fprintf(out, "usage: vlmcurate run SPEC.json [--threads N] [--out DIR] [--force] [--quiet]\n"
+                 "                     [--max-error-rate X]\n"
                  "Runs the pipeline a JSON spec describes (see README, \"Pipeline spec\").\n"
                  "  --threads N  worker threads (default: the spec's \"threads\", else all cores)\n"
                  "  --out DIR    output folder (default: the spec's output.dir)\n"
                  "  --force      reuse an output folder that holds another run or other files\n"
                  "               (removes that run's outputs first)\n"
                  "  --quiet      no progress or per-sample error lines on stderr\n"
+                 "  --max-error-rate X  fail the run when more than this fraction (0..1) of\n"
+                 "               the input samples are errors (default: the spec's\n"
+                 "               \"max_error_rate\", else 1 = never)\n"
                  "A rerun of the same spec into the same folder resumes: finished tasks are\n"
-                 "skipped.  Exit status: 0 done, 1 failed, 2 usage or spec error.\n");
+                 "skipped.  Exit status: 0 done, 1 failed (an input unit could not be read:\n"
+                 "rerun to retry it; a source yielded no sample; too many errors), 2 usage\n"
+                 "or spec error, or the output folder is in use by another run.\n");
 }
 
 int cmd_run_main(int argc, char **argv)
 {
     struct run_opts o = { .log = stderr };
+    double max_error_rate;
     const char *spec_path = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -69,6 +78,14 @@ int cmd_run_main(int argc, char **argv)
                 return 2;
             }
             o.threads = (int)v;
+        } else if (!strcmp(a, "--max-error-rate") && i + 1 < argc) {
+            char *end;
+            max_error_rate = strtod(argv[++i], &end);
+            if (*end || end == argv[i] || !(max_error_rate >= 0 && max_error_rate <= 1)) {
+                fprintf(stderr, "vlmcurate run: --max-error-rate wants a number from 0 to 1\n");
+                return 2;
+            }
+            o.max_error_rate = &max_error_rate;
         } else if (!strcmp(a, "--out") && i + 1 < argc) {
             o.out_dir = argv[++i];
         } else if (!strcmp(a, "--force")) {

@@ -13,7 +13,8 @@ struct run_opts {
     const char *out_dir; /* NULL: the spec's output.dir */
     int threads;         /* 0: the spec's, else all cores */
     bool force;
-    FILE *log; /* progress and error lines (usually stderr); NULL = silent */
+    const double *max_error_rate; /* NULL: the spec's */
+    FILE *log;                    /* progress and error lines (usually stderr); NULL = silent */
 };
 
 /* Loads and runs a spec file.  *res (may be NULL) gets totals and timings;

@@ -27,6 +27,7 @@
 #include "core/vc_fs.h"
 #include "core/vc_mem.h"
 #include "manifests/commit.h"
+#include "outdir.h"
 #include "plan.h"
 #include "progress.h"
 #include "spill.h"
@@ -95,9 +96,10 @@ struct run {
     char **keys;
     size_t *starts, n_shards;
     cJSON *shard_docs_arr; /* per-shard manifests, for FINISH */
-    /* the first fatal error of a parallel phase */
+    /* the first fatal error of a parallel phase; the first unit that
+     * could not be read */
     int failed;
-    struct vc_err fatal;
+    struct vc_err fatal, unit_err;
 };
 
 static void set_fatal(struct run *r, const struct vc_err *e)
@@ -136,6 +138,17 @@ static char *path_fmt(const char *dir, const char *fmt, ...)
     return p;
 }
 
+/* A unit's file as the ledger names it: relative to the spec's folder
+ * when it lies below it, else as the spec spelled it, so that the same
+ * spec names the same file alike from any current folder. */
+static const char *unit_file(const struct spec *sp, const char *file)
+{
+    size_t n = strlen(sp->spec_dir);
+    if (n && !strncmp(file, sp->spec_dir, n) && file[n] == '/')
+        return file + n + 1 + (file[n + 1] == '/');
+    return file;
+}
+
 static double num(const cJSON *o, const char *k)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -146,99 +159,6 @@ static const char *str(const cJSON *o, const char *k)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
     return cJSON_IsString(v) ? v->valuestring : "";
-}
-
-/* ---- output folder ownership --------------------------------------- */
-
-/* Files a run writes at the top of OUT (and may remove under --force). */
-static bool is_run_output(const char *name)
-{
-    if (!strcmp(name, EXEC_LEDGER_NAME) || !strcmp(name, EXEC_RUN_NAME) ||
-        !strcmp(name, EXEC_WIDS_NAME))
-        return true;
-    const char *dash = strrchr(name, '-');
-    if (!dash)
-        return false;
-    for (int i = 1; i <= 6; i++)
-        if (dash[i] < '0' || dash[i] > '9')
-            return false;
-    const char *ext = dash + 7;
-    return !strcmp(ext, ".tar") || !strcmp(ext, ".tar.gz") || !strcmp(ext, ".tar.zst") ||
-           !strcmp(ext, ".idx") || !strcmp(ext, ".json") || !strncmp(ext, ".tar.tmp", 8) ||
-           !strcmp(ext, ".json.tmp");
-}
-
-/* Removes the files of `dir` for which keep(name) is false (all of them
- * when keep is NULL); never recurses. */
-static enum vc_status remove_files(const char *dir, bool (*pick)(const char *), struct vc_err *err)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return errno == ENOENT
-                   ? VC_OK
-                   : vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", dir, strerror(errno));
-    enum vc_status rc = VC_OK;
-    struct dirent *de;
-    while (rc == VC_OK && (de = readdir(d))) {
-        if (de->d_name[0] == '.' || (pick && !pick(de->d_name)))
-            continue;
-        char *p = path_fmt(dir, "%s", de->d_name);
-        struct stat st;
-        if (p && lstat(p, &st) == 0 && S_ISREG(st.st_mode) && unlink(p) != 0)
-            rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", p, strerror(errno));
-        free(p);
-    }
-    closedir(d);
-    return rc;
-}
-
-static bool dir_has_foreign(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return false;
-    bool found = false;
-    struct dirent *de;
-    while (!found && (de = readdir(d)))
-        found = strcmp(de->d_name, ".") && strcmp(de->d_name, "..") && strcmp(de->d_name, "_work");
-    closedir(d);
-    return found;
-}
-
-/* Claims OUT for this spec: a folder of the same spec resumes, an empty
- * one starts, anything else needs --force (which clears our files only). */
-static enum vc_status claim_output(struct run *r, struct vc_err *err)
-{
-    struct spec *s = r->spec;
-    VC_TRY(vc_fs_mkdirs(s->work_dir, err));
-    char *marker = path_fmt(s->work_dir, "spec.json");
-    if (!marker)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-    enum vc_status rc = VC_OK;
-    bool same = commit_valid(marker, s->hash, NULL);
-    if (!same && (vc_fs_exists(marker) || dir_has_foreign(s->out_dir))) {
-        if (!r->opts->force) {
-            rc = vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
-                            "%s is not empty and holds no run of this spec; pass --force to "
-                            "replace the run outputs in it, or choose another --out",
-                            s->out_dir);
-        } else {
-            rc = remove_files(s->work_dir, NULL, err);
-            if (rc == VC_OK)
-                rc = remove_files(s->out_dir, is_run_output, err);
-        }
-    }
-    if (rc == VC_OK && !same) {
-        cJSON *doc = cJSON_CreateObject();
-        if (!doc || !cJSON_AddStringToObject(doc, "spec_hash", s->hash) ||
-            !cJSON_AddItemToObject(doc, "spec", cJSON_Duplicate(s->json, 1)))
-            rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-        if (rc == VC_OK)
-            rc = commit_write_json(marker, doc, true, err);
-        cJSON_Delete(doc);
-    }
-    free(marker);
-    return rc;
 }
 
 /* ---- MAP ----------------------------------------------------------- */
@@ -287,7 +207,7 @@ static enum vc_status ledger_add(struct map_task *t, const struct sample *s, uin
     const struct stage_source_info *si = &t->r->spec->source_info[t->source];
     struct ledger_entry le = {
         .source = si->name,
-        .file = t->u->file,
+        .file = unit_file(t->r->spec, t->u->file),
         .index = index,
         .key = s && s->orig_key ? s->orig_key : "",
         .state = state,
@@ -303,7 +223,7 @@ static enum vc_status ledger_add(struct map_task *t, const struct sample *s, uin
         le.threshold = v->threshold;
     }
     if (state == LEDGER_ERROR)
-        log_error(t->r, le.file, le.key, stage, e);
+        log_error(t->r, t->u->file, le.key, stage, e);
     t->n_input++;
     cJSON *o = ledger_entry_to_json(&le);
     if (!o || !cJSON_AddItemToArray(t->ledger, o)) {
@@ -481,6 +401,15 @@ static enum vc_status next_input(struct map_task *t, struct sample *s, struct vc
     return next_survivor(t, s, e);
 }
 
+/* A unit that cannot be read (vanished, no permission, I/O error) may read
+ * fine on the next try: it fails the run uncommitted rather than becoming
+ * a ledger line for good.  A corrupt archive is the data's fault and is
+ * recorded. */
+static bool transient(enum vc_status rc, const struct vc_err *e)
+{
+    return rc == VC_ESHARD && e->reason == VC_REASON_io_error;
+}
+
 static enum vc_status map_loop(struct map_task *t, struct arena **arenas, struct vc_err *err)
 {
     const struct spec *sp = t->r->spec;
@@ -504,8 +433,10 @@ static enum vc_status map_loop(struct map_task *t, struct arena **arenas, struct
             if (rc == VC_EOF) {
                 eof = true;
                 rc = VC_OK;
+            } else if (transient(rc, &e)) {
+                *err = e;
             } else if (rc == VC_ESHARD) {
-                /* One line for the unreadable remainder of the unit. */
+                /* One line for the corrupt remainder of the unit. */
                 s->orig_key = NULL;
                 rc = ledger_add(t, s, t->next_index, LEDGER_ERROR, "read", &e, NULL, err);
                 eof = true;
@@ -542,7 +473,11 @@ static enum vc_status open_input(struct map_task *t, struct vc_err *err)
             *err = e;
             return orc;
         }
-        if (orc < 0) /* an unreadable unit is one error line */
+        if (orc < 0 && transient(orc, &e)) {
+            *err = e;
+            return VC_ESHARD;
+        }
+        if (orc < 0) /* a unit whose content is no archive is one error line */
             return ledger_add(t, NULL, 0, LEDGER_ERROR, "read", &e, NULL, err);
         return VC_OK;
     }
@@ -658,7 +593,7 @@ static enum vc_status map_unit(struct run *r, const struct round *rd, uint32_t u
         if (!doc || !cJSON_AddStringToObject(doc, "spec_hash", sp->hash) ||
             !cJSON_AddNumberToObject(doc, "round", round) ||
             !cJSON_AddNumberToObject(doc, "unit", unit) ||
-            !cJSON_AddStringToObject(doc, "file", t.u->file) ||
+            !cJSON_AddStringToObject(doc, "file", unit_file(sp, t.u->file)) ||
             !cJSON_AddNumberToObject(doc, "input", (double)t.n_input) ||
             !cJSON_AddItemToObject(doc, "kept", t.kept) ||
             (t.kept = NULL, !cJSON_AddItemToObject(doc, "ledger", t.ledger)))
@@ -673,6 +608,18 @@ static enum vc_status map_unit(struct run *r, const struct round *rd, uint32_t u
     free(bin);
     free(man);
     return rc;
+}
+
+static void unit_failed(struct run *r, size_t unit, const struct vc_err *e)
+{
+#pragma omp critical(exec_fatal)
+    {
+        if (!r->res->units_failed++)
+            r->unit_err = *e;
+        if (r->opts->log)
+            fprintf(r->opts->log, "vlmcurate: error: input unit %zu (%s): %s (not committed)\n",
+                    unit, spec_unit(r->spec, unit, &(size_t){ 0 })->file, e->msg);
+    }
 }
 
 static bool map_committed(const struct run *r, unsigned round, size_t u)
@@ -719,7 +666,10 @@ static enum vc_status phase_map(struct run *r, const struct round *rd, struct vc
             if (r->failed || !ok)
                 continue;
             struct vc_err e = { 0 };
-            if (map_unit(r, rd, (uint32_t)pending[i], arenas, &e) < 0)
+            enum vc_status urc = map_unit(r, rd, (uint32_t)pending[i], arenas, &e);
+            if (urc == VC_ESHARD)
+                unit_failed(r, pending[i], &e);
+            else if (urc < 0)
                 set_fatal(r, &e);
             progress_unit_done(&r->prog);
         }
@@ -732,6 +682,14 @@ static enum vc_status phase_map(struct run *r, const struct round *rd, struct vc
     if (r->failed) {
         *err = r->fatal;
         return VC_EFATAL;
+    }
+    if (r->res->units_failed) {
+        *err = r->unit_err;
+        err->status = VC_EFATAL;
+        return vc_err_prefix(err,
+                             "%llu of %zu input units could not be read and were not committed "
+                             "(rerun to retry them); the first",
+                             (unsigned long long)r->res->units_failed, n_pending);
     }
     return VC_OK;
 }
@@ -1270,7 +1228,7 @@ static enum vc_status write_wids(struct run *r, struct vc_err *err)
         r->res->bytes_written += e[i].filesize;
         i++;
     }
-    char *path = path_fmt(r->spec->out_dir, EXEC_WIDS_NAME);
+    char *path = path_fmt(r->spec->out_dir, OUTDIR_WIDS_NAME);
     enum vc_status rc = path ? wds_write_wids_index(path, e, n, err) : oom(err);
     free(path);
     free(e);
@@ -1361,7 +1319,8 @@ static enum vc_status emit_fate(struct run *r, struct ledger_out *lo, size_t u,
 {
     size_t source;
     const struct source_unit *su = spec_unit(r->spec, u, &source);
-    struct ledger_entry e = { .source = r->spec->source_info[source].name, .file = su->file };
+    struct ledger_entry e = { .source = r->spec->source_info[source].name,
+                              .file = unit_file(r->spec, su->file) };
     char shard[512]; /* e.shard points here until emit */
     if (f->kind == FATE_LINE) {
         VC_TRY(ledger_entry_from_json(f->j, &e, err));
@@ -1437,8 +1396,8 @@ static enum vc_status write_ledger(struct run *r, struct ledger_totals *per_sour
                                    struct vc_err *err)
 {
     const struct spec *sp = r->spec;
-    char *path = path_fmt(sp->out_dir, EXEC_LEDGER_NAME);
-    char *tmp = path_fmt(sp->out_dir, EXEC_LEDGER_NAME ".tmp");
+    char *path = path_fmt(sp->out_dir, OUTDIR_LEDGER_NAME);
+    char *tmp = path_fmt(sp->out_dir, OUTDIR_LEDGER_NAME ".tmp");
     struct ledger_out lo = { .tmp = tmp, .per_source = per_source };
     vc_buf_init(&lo.line, 1u << 30);
     lo.pl = calloc(r->last.n + 1, sizeof *lo.pl);
@@ -1465,9 +1424,12 @@ static enum vc_status write_ledger(struct run *r, struct ledger_totals *per_sour
     if (lo.f) {
         if (rc == VC_OK && (fflush(lo.f) != 0 || fsync(fileno(lo.f)) != 0))
             rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", tmp, strerror(errno));
-        fclose(lo.f);
+        if (fclose(lo.f) != 0 && rc == VC_OK)
+            rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", tmp, strerror(errno));
         if (rc == VC_OK)
             rc = vc_fs_commit_rename(tmp, path, err);
+        else
+            unlink(tmp); /* a rerun rewrites the whole ledger */
     }
     for (size_t k = 0; plans && k < r->n_rounds; k++)
         cJSON_Delete(plans[k]);
@@ -1514,8 +1476,8 @@ static enum vc_status write_run_json(struct run *r, const struct ledger_totals *
     {
         cJSON_AddItemToArray(shards, cJSON_CreateString(str(it, "shard")));
     }
-    cJSON_AddStringToObject(outs, "ledger", EXEC_LEDGER_NAME);
-    cJSON_AddStringToObject(outs, "wids_index", EXEC_WIDS_NAME);
+    cJSON_AddStringToObject(outs, "ledger", OUTDIR_LEDGER_NAME);
+    cJSON_AddStringToObject(outs, "wids_index", OUTDIR_WIDS_NAME);
     cJSON *resumed = cJSON_AddObjectToObject(doc, "resumed");
     cJSON_AddNumberToObject(resumed, "units_skipped", (double)res->units_skipped);
     cJSON_AddNumberToObject(resumed, "shards_skipped", (double)res->shards_skipped);
@@ -1524,11 +1486,38 @@ static enum vc_status write_run_json(struct run *r, const struct ledger_totals *
     cJSON_AddNumberToObject(t, "plan_s", res->seconds_plan);
     cJSON_AddNumberToObject(t, "reduce_s", res->seconds_reduce);
     cJSON_AddNumberToObject(t, "finish_s", res->seconds_finish);
-    char *path = path_fmt(sp->out_dir, EXEC_RUN_NAME);
+    char *path = path_fmt(sp->out_dir, OUTDIR_RUN_NAME);
     enum vc_status rc = path && doc ? commit_write_json(path, doc, true, err) : oom(err);
     free(path);
     cJSON_Delete(doc);
     return rc;
+}
+
+/* A run whose input was mostly not there did not succeed, whatever it
+ * wrote: a source that yielded no sample at all (a wrong folder, an empty
+ * shard list) and an error rate above the spec's limit fail it, after the
+ * ledger and the report are written so the user can see why. */
+static enum vc_status check_totals(const struct run *r, const struct ledger_totals *per_source,
+                                   struct vc_err *err)
+{
+    const struct spec *sp = r->spec;
+    for (size_t i = 0; i < sp->n_sources; i++)
+        if (per_source[i].input == 0)
+            return vc_err_set(err, VC_EFATAL, VC_REASON_bad_spec,
+                              "source '%s' yielded no sample from its %zu input unit%s (first: "
+                              "%s): check its paths",
+                              sp->source_info[i].name, sp->sources[i].n_units,
+                              sp->sources[i].n_units == 1 ? "" : "s",
+                              sp->sources[i].n_units ? sp->sources[i].units[0].file : "none");
+    const struct ledger_totals *t = &r->res->totals;
+    double rate = t->input ? (double)t->error / (double)t->input : 0;
+    if (rate > sp->max_error_rate)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_error_rate,
+                          "%llu of %llu input samples (%.2f%%) are errors, more than "
+                          "max_error_rate %g allows: see %s/%s",
+                          (unsigned long long)t->error, (unsigned long long)t->input, 100 * rate,
+                          sp->max_error_rate, sp->out_dir, OUTDIR_LEDGER_NAME);
+    return VC_OK;
 }
 
 static enum vc_status phase_finish(struct run *r, struct ledger_totals *per_source,
@@ -1544,7 +1533,7 @@ static enum vc_status phase_finish(struct run *r, struct ledger_totals *per_sour
     for (size_t k = 0; k < r->spec->n_stages; k++)
         if (r->spec->stages[k].ops->finish)
             VC_TRY(r->spec->stages[k].ops->finish(r->spec->stages[k].state, &fc, err));
-    return VC_OK;
+    return check_totals(r, per_source, err);
 }
 
 /* ---- the run ------------------------------------------------------- */
@@ -1631,9 +1620,10 @@ enum vc_status exec_run(struct spec *spec, const struct exec_opts *opts, struct 
                               .shard_bytes = spec->shard_bytes,
                               .report = cJSON_CreateObject() };
     struct ledger_totals *per_source = calloc(spec->n_sources + 1, sizeof *per_source);
+    struct outdir od = { .lock_fd = -1 };
     enum vc_status rc = per_source && r.carry.report ? rounds_build(&r, err) : oom(err);
     if (rc == VC_OK)
-        rc = claim_output(&r, err);
+        rc = outdir_claim(spec, opts->force, &od, err);
     uint64_t t0 = progress_now_ns();
     if (rc == VC_OK)
         rc = run_rounds(&r, err);
@@ -1655,5 +1645,6 @@ enum vc_status exec_run(struct spec *spec, const struct exec_opts *opts, struct 
         rc = write_run_json(&r, per_source, err);
     free(per_source);
     run_free(&r);
+    outdir_release(&od);
     return rc;
 }

@@ -43,19 +43,19 @@ struct exec_result {
     struct ledger_totals totals;
     uint64_t n_shards, bytes_written;
     uint64_t units_skipped, shards_skipped; /* committed by an earlier run */
+    uint64_t units_failed;                  /* input units that could not be read (not committed) */
     double seconds_map, seconds_plan, seconds_reduce, seconds_finish;
 };
 
 /* VC_OK when the run completed (samples may have been rejected or be in
- * error: see the totals); VC_EUSAGE when the output folder belongs to
- * another spec and !force; VC_EFATAL on I/O failure or OOM. */
+ * error: see the totals).  VC_EUSAGE when the output folder belongs to
+ * another spec and !force, or another run holds it (outdir.h).  VC_EFATAL
+ * on I/O failure or OOM; when input units could not be read (a file that
+ * vanished or cannot be opened: nothing of them is committed, each is
+ * named on the log, a rerun retries them); when a source yielded no
+ * sample; when more than spec->max_error_rate of the input samples are
+ * errors. */
 enum vc_status exec_run(struct spec *spec, const struct exec_opts *opts, struct exec_result *res,
                         struct vc_err *err);
-
-/* Names of the files a run writes in OUT besides the shards, for docs and
- * for --force: "ledger.jsonl", "run.json", "wids-index.json". */
-#define EXEC_LEDGER_NAME "ledger.jsonl"
-#define EXEC_RUN_NAME    "run.json"
-#define EXEC_WIDS_NAME   "wids-index.json"
 
 #endif

@@ -36,6 +36,7 @@ struct spec_stage {
 struct spec_overrides {
     const char *out_dir;
     int threads;
+    const double *max_error_rate; /* NULL: the spec's */
 };
 
 struct spec {
@@ -52,6 +53,9 @@ struct spec {
     enum wds_compression compression;
     int threads;
     uint64_t log_interval_s;
+    /* The run fails when more than this fraction of its input samples end
+     * in error (1 = never); not part of the hash. */
+    double max_error_rate;
     char hash[65]; /* sha256 of the spec without output.dir and threads */
     struct stage_ctx ctx;
 };

@@ -334,5 +334,55 @@ TEST(global_stage_reduce_and_model_batches)
     CHECK_INT(n_batch_calls, calls);
 }
 
-#define TESTS(X) X(global_stage_reduce_and_model_batches)
+/* An input file that vanishes after the spec was loaded (issue 7, item 2):
+ * the run fails naming it, nothing of that unit is committed, the other
+ * units are; once the file is back, a rerun reads it and ends with the
+ * bytes of a clean run. */
+TEST(unreadable_unit_fails_uncommitted)
+{
+    char dir[4096], out[4200], clean[4200], path[4400], moved[4400];
+    snprintf(dir, sizeof dir, "%s", vc_test_tmpdir());
+    snprintf(out, sizeof out, "%s/out", dir);
+    snprintf(clean, sizeof clean, "%s/clean", dir);
+    make_inputs(dir);
+    struct spec *s = load(dir, out, 2);
+    if (!s)
+        return;
+    snprintf(path, sizeof path, "%s/in-1.tar", dir);
+    snprintf(moved, sizeof moved, "%s/elsewhere.tar", dir);
+    CHECK_INT(rename(path, moved), 0);
+    struct exec_opts eo = { 0 };
+    struct exec_result res;
+    struct vc_err err = { 0 };
+    CHECK_INT(exec_run(s, &eo, &res, &err), VC_EFATAL);
+    CHECK_INT(res.units_failed, 1);
+    CHECK(strstr(err.msg, "1 of 3 input units could not be read") != NULL);
+    CHECK(strstr(err.msg, "in-1.tar") != NULL);
+    spec_free(s);
+    snprintf(path, sizeof path, "%s/_work/r0-map-000001.json", out);
+    CHECK(!vc_fs_exists(path));
+    snprintf(path, sizeof path, "%s/_work/r0-map-000001.bin.tmp", out);
+    CHECK(!vc_fs_exists(path));
+    snprintf(path, sizeof path, "%s/_work/r0-map-000002.json", out);
+    CHECK(vc_fs_exists(path));
+    snprintf(path, sizeof path, "%s/run.json", out);
+    CHECK(!vc_fs_exists(path));
+    snprintf(path, sizeof path, "%s/in-1.tar", dir);
+    CHECK_INT(rename(moved, path), 0);
+    run(dir, out, 2);
+    run(dir, clean, 1);
+    static const char *const same[] = { "ledger.jsonl", "shard-000000.tar", "shard-000000.json" };
+    for (size_t i = 0; i < sizeof same / sizeof *same; i++) {
+        char a[4400], b[4400];
+        size_t na = 0, nb = 0;
+        snprintf(a, sizeof a, "%s/%s", out, same[i]);
+        snprintf(b, sizeof b, "%s/%s", clean, same[i]);
+        unsigned char *da = vc_test_read_file(a, &na), *db = vc_test_read_file(b, &nb);
+        CHECK(da && db && na == nb && memcmp(da, db, na) == 0);
+        free(da);
+        free(db);
+    }
+}
+
+#define TESTS(X) X(global_stage_reduce_and_model_batches) X(unreadable_unit_fails_uncommitted)
 TEST_MAIN(TESTS)

@@ -1,0 +1,38 @@
+/* outdir: who owns an output folder.  A run holds an exclusive lock
+ * (flock on OUT/_work/.lock) from start to end, so a second run on the same
+ * folder is refused instead of corrupting the first one's files; and a
+ * folder is claimed for one spec (OUT/_work/spec.json), so a rerun of the
+ * same spec resumes while anything else needs --force.
+ *
+ * The lock is advisory and local to the machine that holds the folder's
+ * file system (flock on NFS is per client): cluster tasks coordinate
+ * through commit markers, not through it. */
+#ifndef VC_PIPELINE_OUTDIR_H
+#define VC_PIPELINE_OUTDIR_H
+
+#include <stdbool.h>
+
+#include "core/vc_err.h"
+#include "spec.h"
+
+/* Names of the files a run writes in OUT besides the shards, for docs and
+ * for --force. */
+#define OUTDIR_LEDGER_NAME "ledger.jsonl"
+#define OUTDIR_RUN_NAME    "run.json"
+#define OUTDIR_WIDS_NAME   "wids-index.json"
+
+struct outdir {
+    int lock_fd; /* -1 when not held */
+};
+
+/* Creates OUT/_work, takes the lock and claims the folder: one that holds
+ * a run of this spec resumes, an empty one starts; anything else is
+ * VC_EUSAGE unless `force`, which removes the run outputs found there (our
+ * file names only, never other files).  VC_EUSAGE naming the folder and
+ * the pid of the holder when another run has the lock.  Release with
+ * outdir_release, also after a failure. */
+enum vc_status outdir_claim(const struct spec *s, bool force, struct outdir *od,
+                            struct vc_err *err);
+void outdir_release(struct outdir *od);
+
+#endif

@@ -1,0 +1,143 @@
+"""Runs that must not succeed, or must not clash (issue 7, items 3, 4, 11
+and 16).  Inputs are made here with Python's tarfile.
+
+- lock: while another process holds the output folder's lock (flock on
+  OUT/_work/.lock, taken here with fcntl) a run is refused with exit 2 and
+  a message naming the holder's pid; once released the run goes through.
+- ledger paths: the ledger names input files relative to the spec's
+  folder, whatever the current folder and however the spec path is
+  spelled, also when a resume from another folder mixes both runs' tasks.
+- empty source: a source whose only shard holds no sample fails the run
+  (exit 1) naming the source.
+- max_error_rate: 1 error in 4 input samples (a shard that is no archive)
+  fails a run allowed 0.2 (spec key or --max-error-rate) and passes at 0.3
+  (the command line overrides the spec) and by default.
+- a write error in the ledger (the file-size limit stands in for a full
+  disk: the same write(2) failure) names the file, leaves no temporary file,
+  and a rerun without the limit ends byte-identical to a clean run."""
+import fcntl
+import os
+import resource
+import signal
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
+import pipeline_e2e as pe  # noqa: E402
+import vctest  # noqa: E402
+
+args = vctest.parse_args()
+data = os.path.join(args.tmp, "data")
+os.makedirs(data)
+png = vctest.png_bytes(8, 8, 3)
+
+
+def shard(name, keys):
+    members = []
+    for k in keys:
+        members += [(k + ".png", png), (k + ".txt", b"caption of " + k.encode())]
+    with open(os.path.join(data, name), "wb") as f:
+        f.write(pe.tar_bytes(members))
+
+
+for u in range(30):
+    shard("d-%02d.tar" % u, ["s%02d%02d" % (u, i) for i in range(10)])
+shard("empty.tar", [])
+shard("good.tar", ["g0", "g1", "g2"])
+with open(os.path.join(data, "bad.tar"), "wb") as f:
+    f.write(bytes(range(256)) * 8)
+
+
+def spec(name, sources, **top):
+    doc = {"sources": sources, "stages": [{"stage": "ingest"}],
+           "output": {"dir": "out", "prefix": "g", "samples_per_shard": 2}}
+    doc.update(top)
+    return pe.write_spec(os.path.join(data, name), doc)
+
+
+def run(spec_path, out, extra=(), cwd=None, limit=None):
+    def preexec():
+        if limit:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return subprocess.run([args.bin, "run", spec_path, "--out", out, "--threads", "2"] +
+                          list(extra), capture_output=True, text=True, cwd=cwd,
+                          preexec_fn=preexec)
+
+
+many = spec("many.json", [{"name": "d", "type": "webdataset", "urls": "d-{00..29}.tar"}])
+
+# -- lock --------------------------------------------------------------
+out = os.path.join(args.tmp, "locked")
+os.makedirs(os.path.join(out, "_work"))
+with open(os.path.join(out, "_work", ".lock"), "w") as holder:
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    holder.write("4242\n")
+    holder.flush()
+    r = run(many, out)
+    vctest.expect(r.returncode == 2 and "in use by another vlmcurate run (pid 4242)" in r.stderr,
+                  "a second run on a locked folder is refused (%d): %s" %
+                  (r.returncode, r.stderr.strip()[-200:]))
+    vctest.expect(not os.path.exists(os.path.join(out, "_work", "r0-map-000000.json")),
+                  "the refused run wrote no task")
+r = run(many, out)
+vctest.expect(r.returncode == 0, "once the lock is released the run goes through (%d) %s" %
+              (r.returncode, r.stderr[-300:]))
+
+# -- ledger paths --------------------------------------------------------
+clean = os.path.join(args.tmp, "clean")
+vctest.expect(run("many.json", clean, cwd=data).returncode == 0, "run from the spec's folder")
+files = {e["file"] for e in pe.ledger(clean)}
+vctest.expect(files == {"d-%02d.tar" % u for u in range(30)},
+              "ledger files are relative to the spec's folder: %s" % sorted(files)[:3])
+mixed = os.path.join(args.tmp, "mixed")
+vctest.expect(run("many.json", mixed, cwd=data).returncode == 0, "first run")
+work = os.path.join(mixed, "_work")
+for n in os.listdir(work):  # as if the first run had stopped after 10 units
+    if n.startswith("r0-map-0000") and int(n[7:13]) >= 10 or n == "plan.json":
+        os.unlink(os.path.join(work, n))
+os.unlink(os.path.join(mixed, "ledger.jsonl"))
+r = run("./data//many.json", mixed, cwd=args.tmp)
+vctest.expect(r.returncode == 0, "resumed from another folder with another spelling: %s" %
+              r.stderr[-300:])
+pe.compare_trees(clean, mixed, "clean run vs a resume from another folder")
+
+# -- a source that yields nothing ----------------------------------------
+empty = spec("empty.json", [{"name": "good", "type": "webdataset", "urls": "good.tar"},
+                            {"name": "hollow", "type": "webdataset", "urls": "empty.tar"}])
+r = run(empty, os.path.join(args.tmp, "empty"))
+vctest.expect(r.returncode == 1 and "source 'hollow' yielded no sample" in r.stderr,
+              "a source with no sample fails the run (%d): %s" % (r.returncode, r.stderr[-300:]))
+
+# -- max_error_rate ------------------------------------------------------
+srcs = [{"name": "good", "type": "webdataset", "urls": "good.tar"},
+        {"name": "bad", "type": "webdataset", "urls": "bad.tar"}]
+plain, strict = spec("rate.json", srcs), spec("strict.json", srcs, max_error_rate=0.2)
+r = run(plain, os.path.join(args.tmp, "rate-default"))
+vctest.expect(r.returncode == 0, "no limit by default: 1 error in 4 passes (%d)" % r.returncode)
+tot = pe.run_json(os.path.join(args.tmp, "rate-default"))["totals"]
+vctest.expect(tot["input"] == 4 and tot["error"] == 1, "4 input, 1 error: %s" % tot)
+for what, path, extra, rc in (("--max-error-rate 0.2", plain, ["--max-error-rate", "0.2"], 1),
+                              ("spec max_error_rate 0.2", strict, [], 1),
+                              ("--max-error-rate 0.3 over the spec's 0.2", strict,
+                               ["--max-error-rate", "0.3"], 0)):
+    out = os.path.join(args.tmp, "rate-" + str(abs(hash(what))))
+    r = run(path, out, extra)
+    ok = r.returncode == rc and (rc == 0 or "1 of 4 input samples (25.00%) are errors" in r.stderr)
+    vctest.expect(ok, "%s: exit %d (want %d) %s" % (what, r.returncode, rc, r.stderr[-200:]))
+    vctest.expect(rc == 0 or not os.path.exists(os.path.join(out, "run.json")),
+                  "%s: a failed run writes no run.json" % what)
+r = run(plain, os.path.join(args.tmp, "rate-x"), ["--max-error-rate", "1.5"])
+vctest.expect(r.returncode == 2, "--max-error-rate 1.5 is refused (%d)" % r.returncode)
+
+# -- a write error in the ledger -----------------------------------------
+full = os.path.join(args.tmp, "full")
+r = run(many, full, limit=16000)
+ledger_tmp = os.path.join(full, "ledger.jsonl.tmp")
+vctest.expect(r.returncode == 1 and ledger_tmp in r.stderr and "too large" in r.stderr,
+              "the ledger write error names the file (%d): %s" % (r.returncode, r.stderr[-300:]))
+leftovers = [os.path.join(d, n) for d, _, ns in os.walk(full) for n in ns if n.endswith(".tmp")]
+vctest.expect(not leftovers, "no temporary file left: %s" % leftovers)
+vctest.expect(run(many, full).returncode == 0, "rerun without the limit")
+pe.compare_trees(clean, full, "clean run vs a run resumed after the write error")
+print("PASS")
