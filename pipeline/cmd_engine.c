@@ -30,6 +30,7 @@ static const char generate_usage[] =
     "usage: vlmcurate generate --model DIR [--image PATH]... (--prompt TEXT | --chat TEXT)\n"
     "         [--max-new-tokens N] [--image-splitting on|off]\n"
     "         [--temperature T --top-p P --seed S] [--threads N] [--bf16] [--cache] [--stats]\n"
+    "         [--backend NAME]\n"
     "Runs the Idefics2 checkpoint in DIR on the images and prints the generated text.\n"
     "  --prompt TEXT   the raw processor prompt, one literal <image> per --image\n"
     "  --chat TEXT     one user turn: the images, then TEXT, then 'Assistant:'\n"
@@ -40,7 +41,8 @@ static const char generate_usage[] =
     "  --threads N      OpenMP threads (default: all)\n"
     "  --bf16           keep weights in bf16 (half the memory of float32)\n"
     "  --cache          with --bf16: write/read a bf16 copy next to the weights\n"
-    "  --stats          print load and timing figures to stderr\n";
+    "  --stats          print load and timing figures to stderr\n"
+    "  --backend NAME   kernel row: ref (scalar reference), vec, ... (default: the fastest)\n";
 
 static bool parse_int(const char *s, long lo, long hi, long *out)
 {
@@ -75,12 +77,16 @@ static double peak_rss_gib(void)
 static void print_load_stats(const struct idf2_model *m)
 {
     struct idf2_load_report r;
+    struct idf2_model_info info;
     idf2_model_report(m, &r);
+    idf2_model_info(m, &info);
     fprintf(stderr,
-            "load: %.2f s, peak RSS %.1f MiB, weights mapped %.1f MiB, converted %.1f MiB%s%s\n",
+            "load: %.2f s, peak RSS %.1f MiB, weights mapped %.1f MiB, converted %.1f MiB%s%s, "
+            "kernels %s\n",
             r.load_seconds, (double)r.peak_rss_bytes / 1048576.0,
             (double)r.bytes_mapped / 1048576.0, (double)r.bytes_owned / 1048576.0,
-            r.from_cache ? ", from cache" : "", r.cache_written ? ", cache written" : "");
+            r.from_cache ? ", from cache" : "", r.cache_written ? ", cache written" : "",
+            info.backend);
 }
 
 int cmd_generate_main(int argc, char **argv)
@@ -110,6 +116,8 @@ int cmd_generate_main(int argc, char **argv)
             return 2;
         } else if (!strcmp(a, "--model")) {
             model_dir = argv[++i];
+        } else if (!strcmp(a, "--backend")) {
+            lo.backend = argv[++i];
         } else if (!strcmp(a, "--prompt")) {
             prompt = argv[++i];
         } else if (!strcmp(a, "--chat")) {

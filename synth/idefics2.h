@@ -10,8 +10,20 @@
  * bf16 (half the memory: the float32 idefics2-8b is converted at load) and
  * still computes activations in float32.
  *
- * Threads: a model may serve one call at a time (calls on the same model
- * must not overlap); each call uses opts.n_threads OpenMP threads. */
+ * Model and contexts: a loaded model is immutable and may be shared by any
+ * number of inference contexts (struct idf2_ctx), each used by one thread at
+ * a time.  A context preallocates everything a forward pass touches (a
+ * scratch arena sized for the largest image, the KV caches of its slots,
+ * the decode buffers): generation allocates per request (prompt, pixels,
+ * result) and never per token.  The model-level calls below make a context
+ * for the call.
+ *
+ * Batching and determinism: a context decodes up to n_slots requests
+ * together, reading every weight once per step for all of them, and refills
+ * a slot as soon as its request stops.  A request's logits, and so its
+ * tokens, are bit-identical whatever the batch size, the other requests in
+ * it, the thread count or the order of requests (the kernels reduce in a
+ * fixed order per output element, synth/idf2_backend.h). */
 #ifndef VC_SYNTH_IDEFICS2_H
 #define VC_SYNTH_IDEFICS2_H
 
@@ -30,8 +42,11 @@ enum idf2_compute {
 
 struct idf2_load_opts {
     enum idf2_compute compute;
-    int n_threads;  /* 0: OpenMP's default */
+    int n_threads;  /* default for contexts; 0: OpenMP's default */
     bool use_cache; /* read/write the bf16 conversion cache next to the weights */
+    /* Kernel row (synth/idf2_backend.h): NULL or "" picks the fastest this
+     * CPU runs; "ref" is the scalar reference, "vec" the portable one. */
+    const char *backend;
 };
 
 /* Reads every file of the checkpoint folder `dir` (config, generation,
@@ -55,6 +70,7 @@ void idf2_model_report(const struct idf2_model *m, struct idf2_load_report *out)
 
 /* Hyper-parameters a caller may want to print or size things from. */
 struct idf2_model_info {
+    const char *backend; /* the kernel row in use */
     int vocab_size, text_width, vision_width;
     int image_seq_len;    /* <image> tokens per image (per crop when splitting) */
     bool image_splitting; /* preprocessor_config.json's default */
@@ -65,9 +81,8 @@ void idf2_model_info(const struct idf2_model *m, struct idf2_model_info *out);
 /* Used when neither the request nor generation_config.json says:
  * a caption or an OCR transcript rarely needs more. */
 #define IDF2_DEFAULT_MAX_NEW 256
-/* Hard cap on prompt + generated tokens for one request: the KV cache is
- * preallocated for the request, and Mistral's sliding window (4096) is the
- * longest span SPEC §8.4 pins down. */
+/* Hard cap on prompt + generated tokens for one request: Mistral's sliding
+ * window (4096) is the longest span SPEC §8.4 pins down. */
 #define IDF2_MAX_CONTEXT 4096
 
 struct idf2_image_bytes {
@@ -143,11 +158,74 @@ struct idf2_result {
 };
 void idf2_result_release(struct idf2_result *r);
 
+/* ------------------------------------------------------------ contexts */
+
+struct idf2_ctx;
+
+struct idf2_ctx_params {
+    int n_slots;   /* requests decoded together; 0: IDF2_DEFAULT_SLOTS */
+    int n_ctx;     /* positions per slot (prompt + generated); 0: IDF2_DEFAULT_CTX */
+    int n_threads; /* 0: the model's load option */
+    int max_rows;  /* token rows per forward pass (prompts are prefilled in chunks of
+                      at most this); 0: IDF2_DEFAULT_ROWS; raised to n_slots */
+};
+#define IDF2_DEFAULT_SLOTS 16
+#define IDF2_DEFAULT_CTX   512
+#define IDF2_DEFAULT_ROWS  512
+
+/* Allocates the context's arena and caches (KV: n_slots x n_ctx x 2 x
+ * layers x kv_heads x head_dim floats, 256 KiB per position for
+ * idefics2-8b).  `p` may be NULL (defaults).  The model must outlive the
+ * context.  Errors: VC_EUSAGE bad_spec for parameters out of range
+ * (n_ctx > IDF2_MAX_CONTEXT), VC_EFATAL out_of_memory. */
+enum vc_status idf2_ctx_new(const struct idf2_model *m, const struct idf2_ctx_params *p,
+                            struct idf2_ctx **out, struct vc_err *err);
+void idf2_ctx_free(struct idf2_ctx *c);
+
+/* What a context holds, and what its calls did so far. */
+struct idf2_ctx_stats {
+    size_t n_slots, n_ctx, max_rows;
+    size_t arena_bytes; /* everything preallocated, KV included */
+    size_t passes;      /* decoder forward passes */
+    size_t rows;        /* token rows through the decoder */
+    size_t max_batch;   /* most sequences in one pass */
+};
+void idf2_ctx_stats(const struct idf2_ctx *c, struct idf2_ctx_stats *out);
+
 /* Runs n requests (ragged: each its own images, prompt length, stop state
- * and parameters), one after another, filling results[0..n).  Returns
- * VC_OK once every request was attempted: look at each result's status
- * (out of memory in one request is that request's VC_EFATAL).  VC_EUSAGE
- * only for NULL arrays. */
+ * and parameters) in one batch: up to n_slots at a time, one weight pass
+ * per decode step for all of them, a finished request's slot refilled from
+ * the queue at once.  Fills results[0..n) (request i's result in
+ * results[i]).  Returns VC_OK once every request was attempted: look at each
+ * result's status.  A request whose prompt does not fit the context
+ * (n_ctx) fails alone (VC_ESAMPLE field_too_long); max_new_tokens is cut
+ * to the room left.  VC_EUSAGE only for NULL arrays. */
+enum vc_status idf2_ctx_generate(struct idf2_ctx *c, const struct idf2_request *reqs, size_t n,
+                                 struct idf2_result *results, struct vc_err *err);
+
+/* One scoring request: the log-likelihood of a continuation after req's
+ * prompt (see idf2_score); `continuation` text, or when NULL the ids. */
+struct idf2_score_item {
+    struct idf2_request req; /* gen and trace are ignored */
+    const char *continuation;
+    const int32_t *ids;
+    size_t n_ids;
+    /* out */
+    enum vc_status status;
+    struct vc_err err;
+    double logprob;
+    size_t n_tokens;
+};
+/* Scores n items in one batch (as idf2_ctx_generate: slots, one weight pass
+ * per step, per-item status).  VC_EUSAGE only for a NULL array. */
+enum vc_status idf2_ctx_score(struct idf2_ctx *c, struct idf2_score_item *items, size_t n,
+                              struct vc_err *err);
+
+/* ------------------------------------------------- model-level shortcuts */
+
+/* idf2_ctx_generate on a context made for the call: min(n,
+ * IDF2_DEFAULT_SLOTS) slots, each just long enough for the longest
+ * request (at most IDF2_MAX_CONTEXT). */
 enum vc_status idf2_generate_batch(struct idf2_model *m, const struct idf2_request *reqs, size_t n,
                                    struct idf2_result *results, struct vc_err *err);
 /* One request; returns the result's status, with err filled on failure. */

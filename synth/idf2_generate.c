@@ -4,10 +4,12 @@
  * or seeded top-p sampling with the bad-words and stop rules of
  * generation_config.json; and scoring a continuation.
  *
- * Owns per-request buffers only; the KV cache of a request is allocated
- * once for prompt + max_new_tokens.  Requests of a batch run one after
- * another (batching the decode is the speed work's job; the API is already
- * the batch one).  Never lets one request's failure stop the others. */
+ * Owns per-request buffers only (ids, embeddings, trace copies); everything
+ * a forward pass or a decode step touches is the context's.  A batch runs
+ * as slots: each pass of the decoder takes one token row from every slot
+ * that is decoding plus prompt rows of slots being prefilled, and a slot
+ * whose request stops takes the next request at once.  Never lets one
+ * request's failure stop the others. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,13 +17,9 @@
 #include <time.h>
 
 #include "core/vc_mem.h"
-#include "synth/idf2_connector.h"
+#include "synth/idf2_ctx.h"
 #include "synth/idf2_image.h"
-#include "synth/idf2_kernels.h"
-#include "synth/idf2_model.h"
 #include "synth/idf2_prompt.h"
-#include "synth/idf2_text.h"
-#include "synth/idf2_vision.h"
 
 static double mono_seconds(void)
 {
@@ -138,10 +136,12 @@ static void scatter_rows(float *dst, const float *src, uint32_t nh, uint32_t nw,
         memcpy(dst + (size_t)r * gw * d, src + (size_t)r * nw * d, (size_t)nw * d * sizeof(float));
 }
 
-/* Vision + connector for every preprocessed image into feats (n, n_lat, Dt). */
-static enum vc_status encode_images(const struct idf2_model *m, const struct idf2_pixels *px,
+/* Vision + connector for every preprocessed image into feats (n, n_lat, Dt),
+ * on the context's buffers. */
+static enum vc_status encode_images(struct idf2_ctx *c, const struct idf2_pixels *px,
                                     const struct idf2_trace *tr, float *feats, struct vc_err *err)
 {
+    const struct idf2_model *m = c->m;
     const struct idf2_model_config *mc = &m->cfg.model;
     const int p = mc->vision.patch_size;
     const size_t Dv = (size_t)mc->vision.hidden_size, Dt = (size_t)mc->text.hidden_size;
@@ -151,8 +151,6 @@ static enum vc_status encode_images(const struct idf2_model *m, const struct idf
     if (rc < 0)
         return rc;
     const size_t P = (size_t)gh * gw, n = px->n_images;
-    float *vis = vc_malloc_array(P ? P : 1, Dv * sizeof(float));
-    float *proj = vc_malloc_array(P ? P : 1, Dt * sizeof(float));
     struct vis_trace vt = { 0 };
     const bool tracing = tr && tr->tensor;
     if (tracing) {
@@ -160,12 +158,9 @@ static enum vc_status encode_images(const struct idf2_model *m, const struct idf
         vt.hidden = calloc(n * P + 1, Dv * sizeof(float));
         vt.proj = calloc(n * P + 1, Dt * sizeof(float));
         vt.pos = calloc(n * P + 1, sizeof(int64_t));
+        if (!vt.hidden || !vt.proj || !vt.pos)
+            rc = oom(err, "trace buffers");
     }
-    if (!vis || !proj || (tracing && (!vt.hidden || !vt.proj || !vt.pos)))
-        rc = oom(err, "vision buffers");
-    int32_t *pos = rc >= 0 ? vc_malloc_array(P ? P : 1, sizeof *pos) : NULL;
-    if (rc >= 0 && !pos)
-        rc = oom(err, "position ids");
     for (size_t i = 0; i < n && rc >= 0; i++) {
         /* HF reads the grid from column 0 and row 0 of the patch mask; the
          * real patches are exactly that top-left block (SPEC §5.1). */
@@ -174,8 +169,8 @@ static enum vc_status encode_images(const struct idf2_model *m, const struct idf
         size_t total = 0;
         for (uint32_t r = 0; r < gh; r++)
             nh += mi[(size_t)r * gw];
-        for (uint32_t c = 0; c < gw; c++)
-            nw += mi[c];
+        for (uint32_t col = 0; col < gw; col++)
+            nw += mi[col];
         for (size_t e = 0; e < P; e++)
             total += mi[e];
         if (nh == 0 || nw == 0 || total != (size_t)nh * nw) {
@@ -184,23 +179,21 @@ static enum vc_status encode_images(const struct idf2_model *m, const struct idf
                             (unsigned)total);
             break;
         }
+        const size_t np = (size_t)nh * nw;
         const float *pix = px->values + i * 3 * (size_t)px->height * px->width;
-        rc = idf2_vision_encode(&mc->vision, &m->w->vision, pix, px->height, px->width, nh, nw, vis,
-                                m->nt, err);
-        if (rc >= 0)
-            rc = idf2_connector_project(mc, &m->w->connector, vis, (size_t)nh * nw, proj, m->nt,
-                                        err);
-        if (rc >= 0)
-            rc = idf2_connector_resample(mc, &m->w->connector, proj, (size_t)nh * nw,
-                                         feats + i * (size_t)mc->perceiver.n_latents * Dt, m->nt,
-                                         err);
-        if (rc >= 0 && tracing) {
-            scatter_rows(vt.hidden + i * P * Dv, vis, nh, nw, gw, Dv);
-            scatter_rows(vt.proj + i * P * Dt, proj, nh, nw, gw, Dt);
-            idf2_vision_position_ids(mc->vision.image_size / p, (int)nh, (int)nw, pos);
+        rc = idf2_vision_encode(&c->ex, &mc->vision, &m->w->vision, &c->vs, pix, px->height,
+                                px->width, nh, nw, c->vis, err);
+        if (rc < 0)
+            break;
+        idf2_connector_project(&c->ex, mc, &m->w->connector, &c->cs, c->vis, np, c->proj);
+        idf2_connector_resample(&c->ex, mc, &m->w->connector, &c->cs, c->proj, np,
+                                feats + i * (size_t)mc->perceiver.n_latents * Dt);
+        if (tracing) {
+            scatter_rows(vt.hidden + i * P * Dv, c->vis, nh, nw, gw, Dv);
+            scatter_rows(vt.proj + i * P * Dt, c->proj, nh, nw, gw, Dt);
             for (uint32_t r = 0; r < nh; r++)
-                for (uint32_t c = 0; c < nw; c++)
-                    vt.pos[i * P + (size_t)r * gw + c] = pos[(size_t)r * nw + c];
+                for (uint32_t col = 0; col < nw; col++)
+                    vt.pos[i * P + (size_t)r * gw + col] = c->vs.pos[(size_t)r * nw + col];
         }
     }
     if (rc >= 0 && tracing) {
@@ -215,23 +208,21 @@ static enum vc_status encode_images(const struct idf2_model *m, const struct idf
         trace_f32(tr, "modality_projection", st, 3, vt.proj);
         trace_f32(tr, "image_hidden_states", sf, 3, feats);
     }
-    free(pos);
     free(vt.hidden);
     free(vt.proj);
     free(vt.pos);
-    free(vis);
-    free(proj);
     free(mask);
     return rc;
 }
 
 /* -------------------------------------------------------------- prepare */
 
-/* A request made ready for the decoder: input ids and merged embeddings. */
+/* A request made ready for the decoder: input ids and the merged embeddings
+ * of every row to prefill. */
 struct prepared {
     int32_t *ids; /* owned (L) */
     size_t n_ids;
-    float *x; /* owned (L, Dt): inputs_embeds */
+    float *x; /* owned (L + extra, Dt): inputs_embeds, then the extra rows */
     size_t n_images_after_split;
     double vision_seconds;
 };
@@ -243,31 +234,45 @@ static void prepared_free(struct prepared *p)
     memset(p, 0, sizeof *p);
 }
 
-static enum vc_status prepare(const struct idf2_model *m, const struct idf2_request *req,
-                              struct prepared *out, struct vc_err *err)
+static bool request_splits(const struct idf2_model *m, const struct idf2_request *req)
 {
-    memset(out, 0, sizeof *out);
-    const struct idf2_model_config *mc = &m->cfg.model;
-    const size_t Dt = (size_t)mc->text.hidden_size, nl = (size_t)mc->perceiver.n_latents;
-    const bool split =
-        req->image_splitting < 0 ? m->cfg.preproc.do_image_splitting : req->image_splitting != 0;
-    const struct idf2_trace *tr = req->trace;
+    return req->image_splitting < 0 ? m->cfg.preproc.do_image_splitting : req->image_splitting != 0;
+}
+
+/* The processor's input_ids of a request. */
+static enum vc_status request_ids(const struct idf2_model *m, const struct idf2_request *req,
+                                  int32_t **ids, size_t *n_ids, struct vc_err *err)
+{
     if (req->n_images && !req->images)
         return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "n_images without images");
-
     char *prompt = NULL;
     enum vc_status rc = build_prompt(m, req, &prompt, err);
-    if (rc < 0)
-        return rc;
-    rc = idf2_prompt_ids(m->tok, prompt, req->n_images, m->cfg.proc.image_seq_len, split, &out->ids,
-                         &out->n_ids, err);
+    if (rc >= 0)
+        rc = idf2_prompt_ids(m->tok, prompt, req->n_images, m->cfg.proc.image_seq_len,
+                             request_splits(m, req), ids, n_ids, err);
     free(prompt);
+    return rc;
+}
+
+/* Prompt ids, images through vision and connector, and the embeddings with
+ * the image features merged, plus the embeddings of `extra` more ids (a
+ * scored continuation), all of which must fit the context's n_ctx. */
+static enum vc_status prepare(struct idf2_ctx *c, const struct idf2_request *req,
+                              const int32_t *extra, size_t n_extra, struct prepared *out,
+                              struct vc_err *err)
+{
+    memset(out, 0, sizeof *out);
+    const struct idf2_model *m = c->m;
+    const struct idf2_model_config *mc = &m->cfg.model;
+    const size_t Dt = (size_t)mc->text.hidden_size, nl = (size_t)mc->perceiver.n_latents;
+    const struct idf2_trace *tr = req->trace;
+    enum vc_status rc = request_ids(m, req, &out->ids, &out->n_ids, err);
     if (rc < 0)
         return rc;
-    if (out->n_ids == 0 || out->n_ids >= IDF2_MAX_CONTEXT) {
+    if (out->n_ids == 0 || out->n_ids + n_extra >= c->n_ctx) {
         rc = vc_err_set(err, VC_ESAMPLE, VC_REASON_field_too_long,
-                        "prompt of %zu tokens (the engine's context is %d)", out->n_ids,
-                        IDF2_MAX_CONTEXT);
+                        "prompt of %zu tokens%s (the context holds %zu)", out->n_ids + n_extra,
+                        n_extra ? " with the continuation" : "", c->n_ctx);
         goto fail;
     }
     const int64_t sid[2] = { 1, (int64_t)out->n_ids };
@@ -279,7 +284,7 @@ static enum vc_status prepare(const struct idf2_model *m, const struct idf2_requ
     if (req->n_images) {
         const double t0 = mono_seconds();
         struct idf2_pixels px = { 0 };
-        rc = preprocess(m, req, split, &px, err);
+        rc = preprocess(m, req, request_splits(m, req), &px, err);
         if (rc < 0)
             goto fail;
         out->n_images_after_split = px.n_images;
@@ -294,7 +299,7 @@ static enum vc_status prepare(const struct idf2_model *m, const struct idf2_requ
         if (rc >= 0 && !feats)
             rc = oom(err, "image features");
         if (rc >= 0)
-            rc = encode_images(m, &px, tr, feats, err);
+            rc = encode_images(c, &px, tr, feats, err);
         idf2_pixels_free(&px);
         out->vision_seconds = mono_seconds() - t0;
         if (rc < 0) {
@@ -304,11 +309,14 @@ static enum vc_status prepare(const struct idf2_model *m, const struct idf2_requ
     }
 
     /* Merge (SPEC §7): the k-th <image> position takes the k-th feature row. */
-    out->x = vc_malloc_array(out->n_ids, Dt * sizeof(float));
+    out->x = vc_malloc_array(out->n_ids + n_extra, Dt * sizeof(float));
     if (!out->x)
         rc = oom(err, "embeddings");
     if (rc >= 0)
-        rc = idf2_text_embed(&mc->text, &m->w->text, out->ids, out->n_ids, out->x, err);
+        rc = idf2_text_embed(&c->ex, &mc->text, &m->w->text, out->ids, out->n_ids, out->x, err);
+    if (rc >= 0)
+        rc = idf2_text_embed(&c->ex, &mc->text, &m->w->text, extra, n_extra,
+                             out->x + out->n_ids * Dt, err);
     size_t k = 0;
     const size_t n_feat_rows = out->n_images_after_split * nl;
     for (size_t i = 0; rc >= 0 && i < out->n_ids; i++) {
@@ -470,158 +478,141 @@ static bool is_eos(const struct idf2_generation_config *g, int32_t id)
     return false;
 }
 
-/* ------------------------------------------------------------- generate */
+/* ---------------------------------------------------------------- slots */
 
-struct gen_bufs {
-    int32_t *seq;  /* (L + max_new) prompt ids then generated ids */
-    float *logits; /* (L or 1, V) */
-    float *work;   /* (V) */
-    float *steps;  /* (max_new, V) step logits, when tracing */
-    struct sortkey *keys;
-    float *x1; /* (Dt) the next token's embedding */
+_Static_assert(sizeof(struct sortkey) == IDF2_SORTKEY_BYTES, "sort key size");
+
+/* One sequence of a batch: a request being generated or an item being
+ * scored, prefilled in chunks, then (generation) decoded a token a pass. */
+struct slot {
+    bool busy, scoring;
+    size_t idx;          /* the request's index in the batch */
+    struct prepared p;   /* rows to prefill: L (generation) or L + nc - 1 (scoring) */
+    size_t n_rows, done; /* rows to prefill, rows prefilled */
+    size_t first_logit;  /* the first row whose logits are used */
+    bool decoding;
+    int32_t next; /* decoding: the token to feed */
+    /* generation */
+    const struct idf2_request *req;
+    struct idf2_result *res;
+    int32_t *seq; /* the context's row for this slot */
+    size_t n_seq, g, max_new;
+    struct rng rng;
+    float *trace_logits; /* (L, V) with trace->all_logits */
+    float *trace_steps;  /* (max_new, V) when tracing */
+    /* scoring */
+    struct idf2_score_item *item;
+    const int32_t *cont;
+    double lp;
 };
 
-static void gen_bufs_free(struct gen_bufs *b)
+/* The batch being run: the queue and its slots. */
+struct batch {
+    struct idf2_ctx *c;
+    const struct idf2_request *reqs; /* generation */
+    struct idf2_result *results;
+    struct idf2_score_item *items; /* scoring */
+    int32_t **item_ids;            /* scoring: each item's continuation ids */
+    size_t n, next;
+    struct slot *slots; /* [c->n_slots] */
+};
+
+static void slot_release(struct slot *s)
 {
-    free(b->seq);
-    free(b->logits);
-    free(b->work);
-    free(b->steps);
-    free(b->keys);
-    free(b->x1);
+    prepared_free(&s->p);
+    free(s->trace_logits);
+    free(s->trace_steps);
+    s->trace_logits = s->trace_steps = NULL;
+    s->busy = false;
 }
 
-static enum vc_status decode_loop(struct idf2_model *m, const struct idf2_request *req,
-                                  struct prepared *p, struct idf2_result *res, struct vc_err *err)
+static size_t request_max_new(const struct idf2_model *m, const struct idf2_request *req)
 {
-    const struct idf2_text_config *tc = &m->cfg.model.text;
-    const struct idf2_generation_config *gc = &m->cfg.gen;
+    const int g = m->cfg.gen.max_new_tokens;
+    return req->gen.max_new_tokens > 0 ? (size_t)req->gen.max_new_tokens
+           : g > 0                     ? (size_t)g
+                                       : IDF2_DEFAULT_MAX_NEW;
+}
+
+/* Fills the slot with generation request b->next. */
+static enum vc_status admit_generate(struct batch *b, struct slot *s, size_t slot_no,
+                                     struct vc_err *err)
+{
+    struct idf2_ctx *c = b->c;
+    const struct idf2_request *req = &b->reqs[b->next];
+    const size_t V = (size_t)c->m->cfg.model.text.vocab_size;
     const struct idf2_trace *tr = req->trace;
-    const bool tracing = tr && tr->tensor, all = tracing && tr->all_logits;
-    const size_t V = (size_t)tc->vocab_size, Dt = (size_t)tc->hidden_size, L = p->n_ids;
-    size_t max_new = req->gen.max_new_tokens > 0 ? (size_t)req->gen.max_new_tokens
-                     : gc->max_new_tokens > 0    ? (size_t)gc->max_new_tokens
-                                                 : IDF2_DEFAULT_MAX_NEW;
-    if (max_new > IDF2_MAX_CONTEXT - L)
-        max_new = IDF2_MAX_CONTEXT - L;
-    struct gen_bufs b = {
-        .seq = vc_malloc_array(L + max_new, sizeof(int32_t)),
-        .logits = vc_malloc_array(all ? L : 1, V * sizeof(float)),
-        .work = vc_malloc_array(V, sizeof(float)),
-        .steps = tracing ? vc_malloc_array(max_new, V * sizeof(float)) : NULL,
-        .keys = req->gen.temperature > 0 ? vc_malloc_array(V, sizeof(struct sortkey)) : NULL,
-        .x1 = vc_malloc_array(Dt, sizeof(float)),
-    };
-    struct idf2_kv kv = { 0 };
-    enum vc_status rc = VC_OK;
-    if (!b.seq || !b.logits || !b.work || (tracing && !b.steps) ||
-        (req->gen.temperature > 0 && !b.keys) || !b.x1)
-        rc = oom(err, "decode buffers");
-    if (rc >= 0)
-        rc = idf2_kv_init(&kv, tc, L + max_new, err);
-    double t0 = mono_seconds();
-    if (rc >= 0)
-        rc = idf2_text_forward(tc, &m->w->text, &kv, p->x, L, b.logits, all, m->nt, err);
-    res->prefill_seconds = mono_seconds() - t0;
-    if (rc >= 0 && all) {
-        const int64_t sl[3] = { 1, (int64_t)L, (int64_t)V };
-        trace_f32(tr, "logits", sl, 3, b.logits);
-    }
-    t0 = mono_seconds();
-    struct rng rng;
-    rng_seed(&rng, req->gen.seed);
-    size_t n_seq = L, g = 0;
-    if (rc >= 0)
-        memcpy(b.seq, p->ids, L * sizeof(int32_t));
-    const float *row = b.logits + (all ? (L - 1) * V : 0);
-    while (rc >= 0 && g < max_new) {
-        if (tracing)
-            memcpy(b.steps + g * V, row, V * sizeof(float));
-        memcpy(b.work, row, V * sizeof(float));
-        ban_bad_words(gc, b.seq, n_seq, b.work, V);
-        const int32_t tok = req->gen.temperature > 0 ? sample(b.work, V, req->gen.temperature,
-                                                              req->gen.top_p, &rng, b.keys)
-                                                     : argmax(b.work, V);
-        b.seq[n_seq++] = tok;
-        g++;
-        if (is_eos(gc, tok)) {
-            res->stopped_on_eos = true;
-            break;
+    const bool tracing = tr && tr->tensor;
+    *s = (struct slot){ .idx = b->next, .req = req, .res = &b->results[b->next] };
+    memset(s->res, 0, sizeof *s->res);
+    enum vc_status rc = prepare(c, req, NULL, 0, &s->p, err);
+    if (rc < 0)
+        return rc;
+    const size_t L = s->p.n_ids;
+    s->n_rows = L;
+    s->first_logit = tracing && tr->all_logits ? 0 : L - 1;
+    s->max_new = request_max_new(c->m, req);
+    s->max_new = s->max_new < c->n_ctx - L ? s->max_new : c->n_ctx - L;
+    s->seq = c->seq + slot_no * c->n_ctx;
+    memcpy(s->seq, s->p.ids, L * sizeof(int32_t));
+    s->n_seq = L;
+    rng_seed(&s->rng, req->gen.seed);
+    s->res->n_prompt_tokens = L;
+    s->res->n_images_after_split = s->p.n_images_after_split;
+    s->res->vision_seconds = s->p.vision_seconds;
+    if (tracing) {
+        s->trace_steps = vc_malloc_array(s->max_new, V * sizeof(float));
+        s->trace_logits = tr->all_logits ? vc_malloc_array(L, V * sizeof(float)) : NULL;
+        if (!s->trace_steps || (tr->all_logits && !s->trace_logits)) {
+            slot_release(s);
+            return oom(err, "trace buffers");
         }
-        if (g == max_new)
-            break;
-        rc = idf2_text_embed(tc, &m->w->text, &tok, 1, b.x1, err);
-        if (rc >= 0)
-            rc = idf2_text_forward(tc, &m->w->text, &kv, b.x1, 1, b.logits, false, m->nt, err);
-        row = b.logits;
     }
-    res->decode_seconds = mono_seconds() - t0;
-    if (rc >= 0) {
-        res->n_ids = g;
-        res->ids = vc_malloc_array(g ? g : 1, sizeof(int32_t));
-        if (!res->ids)
-            rc = oom(err, "result ids");
-    }
-    if (rc >= 0) {
-        memcpy(res->ids, b.seq + L, g * sizeof(int32_t));
-        rc = idf2_tokenizer_decode(m->tok, res->ids, g, true, &res->text, NULL, err);
-    }
-    if (rc >= 0 && tracing) {
-        const int64_t ss[2] = { (int64_t)g, (int64_t)V }, sg[2] = { 1, (int64_t)g };
-        trace_f32(tr, "step_logits", ss, 2, b.steps);
-        rc = trace_ints(tr, "generated_ids", sg, 2, res->ids, g, 4, err);
-    }
-    idf2_kv_release(&kv);
-    gen_bufs_free(&b);
-    return rc;
-}
-
-void idf2_result_release(struct idf2_result *r)
-{
-    if (!r)
-        return;
-    free(r->ids);
-    free(r->text);
-    memset(r, 0, sizeof *r);
-}
-
-enum vc_status idf2_generate(struct idf2_model *m, const struct idf2_request *req,
-                             struct idf2_result *res, struct vc_err *err)
-{
-    memset(res, 0, sizeof *res);
-    struct prepared p;
-    enum vc_status rc = prepare(m, req, &p, &res->err);
-    if (rc >= 0) {
-        res->n_prompt_tokens = p.n_ids;
-        res->n_images_after_split = p.n_images_after_split;
-        res->vision_seconds = p.vision_seconds;
-        rc = decode_loop(m, req, &p, res, &res->err);
-        prepared_free(&p);
-    }
-    res->status = rc;
-    if (rc < 0) {
-        free(res->ids);
-        free(res->text);
-        res->ids = NULL;
-        res->text = NULL;
-        res->n_ids = 0;
-        if (err)
-            *err = res->err;
-    }
-    return rc;
-}
-
-enum vc_status idf2_generate_batch(struct idf2_model *m, const struct idf2_request *reqs, size_t n,
-                                   struct idf2_result *results, struct vc_err *err)
-{
-    if (n && (!reqs || !results))
-        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "batch without requests");
-    for (size_t i = 0; i < n; i++)
-        idf2_generate(m, &reqs[i], &results[i], NULL);
     return VC_OK;
 }
 
-/* ---------------------------------------------------------------- score */
+/* Fills the slot with scoring item b->next. */
+static enum vc_status admit_score(struct batch *b, struct slot *s, struct vc_err *err)
+{
+    struct idf2_score_item *it = &b->items[b->next];
+    const int32_t *cont = b->item_ids[b->next];
+    const size_t nc = it->n_tokens;
+    *s = (struct slot){ .idx = b->next, .scoring = true, .item = it, .cont = cont };
+    struct idf2_request r = it->req;
+    r.trace = NULL;
+    enum vc_status rc = prepare(b->c, &r, cont, nc - 1, &s->p, err);
+    if (rc < 0)
+        return rc;
+    s->n_rows = s->p.n_ids + nc - 1;
+    s->first_logit = s->p.n_ids - 1;
+    return VC_OK;
+}
+
+/* Takes requests from the queue into free slots until both run out; a
+ * request that fails to prepare gets its result at once, and a scoring item
+ * that needs no pass (an error already, or nothing to score) is skipped. */
+static void admit(struct batch *b)
+{
+    struct idf2_ctx *c = b->c;
+    for (size_t i = 0; i < c->n_slots; i++) {
+        struct slot *s = &b->slots[i];
+        while (!s->busy && b->next < b->n) {
+            c->kv[i].len = 0;
+            if (b->items) {
+                struct idf2_score_item *it = &b->items[b->next];
+                if (it->status >= 0 && it->n_tokens > 0) {
+                    it->status = admit_score(b, s, &it->err);
+                    s->busy = it->status >= 0;
+                }
+            } else {
+                struct idf2_result *res = &b->results[b->next];
+                res->status = admit_generate(b, s, i, &res->err);
+                s->busy = res->status >= 0;
+            }
+            b->next++;
+        }
+    }
+}
 
 /* log softmax(row)[id] in double. */
 static double log_prob(const float *row, size_t V, int32_t id)
@@ -634,57 +625,335 @@ static double log_prob(const float *row, size_t V, int32_t id)
     return (double)row[id] - mx - log(s);
 }
 
-enum vc_status idf2_score_ids(struct idf2_model *m, const struct idf2_request *req,
-                              const int32_t *cont, size_t nc, double *logprob, struct vc_err *err)
+/* The request's result once it stopped: ids, text, traces. */
+static void finish_generate(struct idf2_ctx *c, struct slot *s)
 {
+    struct idf2_result *res = s->res;
+    const struct idf2_trace *tr = s->req->trace;
+    const size_t V = (size_t)c->m->cfg.model.text.vocab_size, L = s->p.n_ids;
+    enum vc_status rc = VC_OK;
+    res->n_ids = s->g;
+    res->ids = vc_malloc_array(s->g ? s->g : 1, sizeof(int32_t));
+    if (!res->ids)
+        rc = oom(&res->err, "result ids");
+    if (rc >= 0) {
+        memcpy(res->ids, s->seq + L, s->g * sizeof(int32_t));
+        rc = idf2_tokenizer_decode(c->m->tok, res->ids, s->g, true, &res->text, NULL, &res->err);
+    }
+    if (rc >= 0 && s->trace_steps) {
+        const int64_t ss[2] = { (int64_t)s->g, (int64_t)V }, sg[2] = { 1, (int64_t)s->g };
+        trace_f32(tr, "step_logits", ss, 2, s->trace_steps);
+        rc = trace_ints(tr, "generated_ids", sg, 2, res->ids, s->g, 4, &res->err);
+    }
+    if (rc < 0) {
+        free(res->ids);
+        free(res->text);
+        res->ids = NULL;
+        res->text = NULL;
+        res->n_ids = 0;
+    }
+    res->status = rc;
+    slot_release(s);
+}
+
+/* A generation slot's next token from its logits row; stops the request
+ * on a stop token or at max_new. */
+static void next_token(struct idf2_ctx *c, struct slot *s, const float *row)
+{
+    const struct idf2_generation_config *gc = &c->m->cfg.gen;
+    const size_t V = (size_t)c->m->cfg.model.text.vocab_size;
+    const struct idf2_gen_params *gp = &s->req->gen;
+    if (s->trace_steps)
+        memcpy(s->trace_steps + s->g * V, row, V * sizeof(float));
+    memcpy(c->work, row, V * sizeof(float));
+    ban_bad_words(gc, s->seq, s->n_seq, c->work, V);
+    const int32_t tok = gp->temperature > 0
+                            ? sample(c->work, V, gp->temperature, gp->top_p, &s->rng, c->keys)
+                            : argmax(c->work, V);
+    s->seq[s->n_seq++] = tok;
+    s->g++;
+    s->next = tok;
+    s->decoding = true;
+    if (is_eos(gc, tok))
+        s->res->stopped_on_eos = true;
+    if (s->res->stopped_on_eos || s->g == s->max_new)
+        finish_generate(c, s);
+}
+
+/* One decoder pass over every busy slot: a token row per decoding slot,
+ * then prompt rows of prefilling slots up to the pass's row budget. */
+static enum vc_status run_pass(struct batch *b, struct vc_err *err)
+{
+    struct idf2_ctx *c = b->c;
+    const struct idf2_model *m = c->m;
     const struct idf2_text_config *tc = &m->cfg.model.text;
     const size_t V = (size_t)tc->vocab_size, Dt = (size_t)tc->hidden_size;
-    *logprob = 0;
-    if (nc == 0)
-        return VC_OK;
-    for (size_t t = 0; t < nc; t++)
-        if (cont[t] < 0 || cont[t] >= tc->vocab_size)
-            return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
-                              "continuation id %d is outside the vocabulary", (int)cont[t]);
-    struct idf2_request r = *req;
-    r.trace = NULL;
-    struct prepared p;
-    enum vc_status rc = prepare(m, &r, &p, err);
+    size_t n_seg = 0, R = 0, budget = c->max_rows;
+    for (size_t i = 0; i < c->n_slots; i++)
+        budget -= b->slots[i].busy && b->slots[i].decoding;
+    for (int phase = 0; phase < 2; phase++)
+        for (size_t i = 0; i < c->n_slots; i++) {
+            struct slot *s = &b->slots[i];
+            if (!s->busy || s->decoding != (phase == 0))
+                continue;
+            size_t n = 1, first = s->done;
+            if (!s->decoding) {
+                n = s->n_rows - s->done < budget ? s->n_rows - s->done : budget;
+                if (n == 0)
+                    continue;
+                budget -= n;
+                memcpy(c->x + R * Dt, s->p.x + s->done * Dt, n * Dt * sizeof(float));
+            } else {
+                enum vc_status rc =
+                    idf2_text_embed(&c->ex, tc, &m->w->text, &s->next, 1, c->x + R * Dt, err);
+                if (rc < 0)
+                    return rc;
+            }
+            /* Rows from first_logit on need logits: a suffix of the chunk. */
+            const size_t end = first + n, from = first > s->first_logit ? first : s->first_logit;
+            const size_t n_logits = s->decoding ? 1 : end > from ? end - from : 0;
+            c->segs[n_seg] =
+                (struct idf2_text_seg){ .kv = &c->kv[i], .n = n, .n_logits = n_logits };
+            c->seg_slot[n_seg++] = i;
+            R += n;
+        }
+    const double t0 = mono_seconds();
+    enum vc_status rc = idf2_text_forward(&c->ex, tc, &m->w->text, &m->rope, &c->ts, c->segs, n_seg,
+                                          c->x, c->logits, err);
     if (rc < 0)
         return rc;
-    float *logits = NULL, *xc = NULL;
-    struct idf2_kv kv = { 0 };
-    if (p.n_ids + nc > IDF2_MAX_CONTEXT)
-        rc = vc_err_set(err, VC_ESAMPLE, VC_REASON_field_too_long,
-                        "prompt + continuation of %zu tokens (the engine's context is %d)",
-                        p.n_ids + nc, IDF2_MAX_CONTEXT);
-    if (rc >= 0) {
-        logits = vc_malloc_array(nc, V * sizeof(float));
-        xc = vc_malloc_array(nc, Dt * sizeof(float));
-        if (!logits || !xc)
-            rc = oom(err, "score buffers");
+    const double dt = mono_seconds() - t0;
+    c->stats.passes++;
+    c->stats.rows += R;
+    c->stats.max_batch = n_seg > c->stats.max_batch ? n_seg : c->stats.max_batch;
+    const float *lg = c->logits;
+    for (size_t k = 0; k < n_seg; k++) {
+        struct slot *s = &b->slots[c->seg_slot[k]];
+        const struct idf2_text_seg *sg = &c->segs[k];
+        const float *rows = lg;
+        lg += sg->n_logits * V;
+        if (s->decoding) {
+            s->res->decode_seconds += dt;
+            next_token(c, s, rows);
+            continue;
+        }
+        const size_t end = s->done + sg->n, first = end - sg->n_logits;
+        s->done = end;
+        if (s->scoring) {
+            for (size_t r = first; r < end; r++)
+                s->lp += log_prob(rows + (r - first) * V, V, s->cont[r - s->first_logit]);
+            if (end == s->n_rows) {
+                s->item->logprob = s->lp;
+                s->item->status = VC_OK;
+                slot_release(s);
+            }
+            continue;
+        }
+        s->res->prefill_seconds += dt;
+        if (s->trace_logits)
+            memcpy(s->trace_logits + first * V, rows, sg->n_logits * V * sizeof(float));
+        if (end < s->n_rows)
+            continue;
+        if (s->trace_logits) {
+            const int64_t sl[3] = { 1, (int64_t)s->n_rows, (int64_t)V };
+            trace_f32(s->req->trace, "logits", sl, 3, s->trace_logits);
+        }
+        next_token(c, s, rows + (sg->n_logits - 1) * V);
     }
+    return VC_OK;
+}
+
+/* Runs the batch to the end.  A pass failure (a bug: every size was
+ * checked at admission) fails the requests then in flight. */
+static void run_batch(struct batch *b)
+{
+    struct idf2_ctx *c = b->c;
+    for (;;) {
+        admit(b);
+        bool any = false;
+        for (size_t i = 0; i < c->n_slots; i++)
+            any |= b->slots[i].busy;
+        if (!any)
+            break;
+        struct vc_err err = { 0 };
+        if (run_pass(b, &err) >= 0)
+            continue;
+        for (size_t i = 0; i < c->n_slots; i++) {
+            struct slot *s = &b->slots[i];
+            if (!s->busy)
+                continue;
+            if (s->scoring) {
+                s->item->status = err.status;
+                s->item->err = err;
+            } else {
+                s->res->status = err.status;
+                s->res->err = err;
+            }
+            slot_release(s);
+        }
+    }
+}
+
+static enum vc_status batch_start(struct batch *b, struct idf2_ctx *c, struct vc_err *err)
+{
+    b->c = c;
+    b->slots = calloc(c->n_slots, sizeof *b->slots);
+    return b->slots ? VC_OK : oom(err, "batch slots");
+}
+
+enum vc_status idf2_ctx_generate(struct idf2_ctx *c, const struct idf2_request *reqs, size_t n,
+                                 struct idf2_result *results, struct vc_err *err)
+{
+    if (n && (!reqs || !results))
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "batch without requests");
+    struct batch b = { .reqs = reqs, .results = results, .n = n };
+    enum vc_status rc = batch_start(&b, c, err);
+    if (rc < 0)
+        return rc;
+    run_batch(&b);
+    free(b.slots);
+    return VC_OK;
+}
+
+void idf2_result_release(struct idf2_result *r)
+{
+    if (!r)
+        return;
+    free(r->ids);
+    free(r->text);
+    memset(r, 0, sizeof *r);
+}
+
+/* A context just large enough for these requests: each one's prompt plus
+ * its max_new_tokens (or plus `extra` tokens), at most IDF2_MAX_CONTEXT. */
+static enum vc_status ctx_for(struct idf2_model *m, const struct idf2_request *reqs, size_t n,
+                              const size_t *extra, struct idf2_ctx **out, struct vc_err *err)
+{
+    size_t need = 1;
+    for (size_t i = 0; i < n; i++) {
+        int32_t *ids = NULL;
+        size_t L = 0;
+        struct vc_err ignored = { 0 };
+        if (request_ids(m, &reqs[i], &ids, &L, &ignored) >= 0) {
+            const size_t more = extra ? extra[i] : request_max_new(m, &reqs[i]);
+            need = L + more > need ? L + more : need;
+        }
+        free(ids);
+    }
+    const struct idf2_ctx_params p = {
+        .n_slots = (int)(n < IDF2_DEFAULT_SLOTS ? (n ? n : 1) : IDF2_DEFAULT_SLOTS),
+        .n_ctx = (int)(need < IDF2_MAX_CONTEXT ? need : IDF2_MAX_CONTEXT),
+    };
+    return idf2_ctx_new(m, &p, out, err);
+}
+
+enum vc_status idf2_generate_batch(struct idf2_model *m, const struct idf2_request *reqs, size_t n,
+                                   struct idf2_result *results, struct vc_err *err)
+{
+    if (n && (!reqs || !results))
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "batch without requests");
+    struct idf2_ctx *c = NULL;
+    enum vc_status rc = ctx_for(m, reqs, n, NULL, &c, err);
     if (rc >= 0)
-        rc = idf2_kv_init(&kv, tc, p.n_ids + nc, err);
-    /* The prompt's last row predicts cont[0]; continuation row t predicts
-     * cont[t + 1]. */
+        rc = idf2_ctx_generate(c, reqs, n, results, err);
+    idf2_ctx_free(c);
+    return rc;
+}
+
+enum vc_status idf2_generate(struct idf2_model *m, const struct idf2_request *req,
+                             struct idf2_result *res, struct vc_err *err)
+{
+    enum vc_status rc = idf2_generate_batch(m, req, 1, res, err);
+    if (rc < 0) {
+        memset(res, 0, sizeof *res);
+        res->status = rc;
+        if (err)
+            res->err = *err;
+        return rc;
+    }
+    if (res->status < 0 && err)
+        *err = res->err;
+    return res->status;
+}
+
+/* ---------------------------------------------------------------- score */
+
+enum vc_status idf2_ctx_score(struct idf2_ctx *c, struct idf2_score_item *items, size_t n,
+                              struct vc_err *err)
+{
+    if (n && !items)
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "batch without items");
+    const struct idf2_text_config *tc = &c->m->cfg.model.text;
+    int32_t **ids = calloc(n ? n : 1, sizeof *ids);
+    if (!ids)
+        return oom(err, "score ids");
+    for (size_t i = 0; i < n; i++) {
+        struct idf2_score_item *it = &items[i];
+        it->status = VC_OK;
+        it->err = (struct vc_err){ 0 };
+        it->logprob = 0;
+        if (it->continuation) {
+            it->status =
+                idf2_tokenizer_encode(c->m->tok, it->continuation, strlen(it->continuation), false,
+                                      &ids[i], &it->n_tokens, &it->err);
+            continue;
+        }
+        it->n_tokens = it->n_ids;
+        for (size_t t = 0; t < it->n_ids && it->status >= 0; t++)
+            if (it->ids[t] < 0 || it->ids[t] >= tc->vocab_size)
+                it->status =
+                    vc_err_set(&it->err, VC_EUSAGE, VC_REASON_bad_spec,
+                               "continuation id %d is outside the vocabulary", (int)it->ids[t]);
+        if (it->status >= 0 && it->n_ids) {
+            ids[i] = vc_malloc_array(it->n_ids, sizeof(int32_t));
+            if (!ids[i])
+                it->status = oom(&it->err, "continuation ids");
+            else
+                memcpy(ids[i], it->ids, it->n_ids * sizeof(int32_t));
+        }
+    }
+    struct batch b = { .items = items, .item_ids = ids, .n = n };
+    enum vc_status rc = batch_start(&b, c, err);
     if (rc >= 0)
-        rc = idf2_text_forward(tc, &m->w->text, &kv, p.x, p.n_ids, logits, false, m->nt, err);
-    double lp = 0;
+        run_batch(&b);
+    free(b.slots);
+    for (size_t i = 0; i < n; i++)
+        free(ids[i]);
+    free(ids);
+    return rc;
+}
+
+/* One item through a context made for it. */
+static enum vc_status score_one(struct idf2_model *m, struct idf2_score_item *it,
+                                struct vc_err *err)
+{
+    struct idf2_ctx *c = NULL;
+    size_t extra = it->n_ids;
+    if (it->continuation) {
+        int32_t *ids = NULL;
+        if (idf2_tokenizer_encode(m->tok, it->continuation, strlen(it->continuation), false, &ids,
+                                  &extra, err) < 0)
+            extra = 0;
+        free(ids);
+    }
+    enum vc_status rc = ctx_for(m, &it->req, 1, &extra, &c, err);
     if (rc >= 0)
-        lp = log_prob(logits, V, cont[0]);
-    if (rc >= 0 && nc > 1)
-        rc = idf2_text_embed(tc, &m->w->text, cont, nc - 1, xc, err);
-    if (rc >= 0 && nc > 1)
-        rc = idf2_text_forward(tc, &m->w->text, &kv, xc, nc - 1, logits, true, m->nt, err);
-    for (size_t t = 1; rc >= 0 && t < nc; t++)
-        lp += log_prob(logits + (t - 1) * V, V, cont[t]);
-    if (rc >= 0)
-        *logprob = lp;
-    idf2_kv_release(&kv);
-    free(logits);
-    free(xc);
-    prepared_free(&p);
+        rc = idf2_ctx_score(c, it, 1, err);
+    idf2_ctx_free(c);
+    if (rc >= 0 && it->status < 0) {
+        rc = it->status;
+        if (err)
+            *err = it->err;
+    }
+    return rc;
+}
+
+enum vc_status idf2_score_ids(struct idf2_model *m, const struct idf2_request *req,
+                              const int32_t *ids, size_t n_ids, double *logprob, struct vc_err *err)
+{
+    struct idf2_score_item it = { .req = *req, .ids = ids, .n_ids = n_ids };
+    enum vc_status rc = score_one(m, &it, err);
+    *logprob = rc >= 0 ? it.logprob : 0;
     return rc;
 }
 
@@ -692,17 +961,10 @@ enum vc_status idf2_score(struct idf2_model *m, const struct idf2_request *req,
                           const char *continuation, double *logprob, size_t *n_tokens,
                           struct vc_err *err)
 {
-    *logprob = 0;
+    struct idf2_score_item it = { .req = *req, .continuation = continuation };
+    enum vc_status rc = score_one(m, &it, err);
+    *logprob = rc >= 0 ? it.logprob : 0;
     if (n_tokens)
-        *n_tokens = 0;
-    int32_t *cont = NULL;
-    size_t nc = 0;
-    enum vc_status rc =
-        idf2_tokenizer_encode(m->tok, continuation, strlen(continuation), false, &cont, &nc, err);
-    if (rc >= 0)
-        rc = idf2_score_ids(m, req, cont, nc, logprob, err);
-    if (rc >= 0 && n_tokens)
-        *n_tokens = nc;
-    free(cont);
+        *n_tokens = rc >= 0 ? it.n_tokens : 0;
     return rc;
 }

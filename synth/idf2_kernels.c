@@ -1,21 +1,20 @@
-/* idf2_kernels: portable float32 kernels written with GCC vector extensions
- * (8 lanes, which -march picks up as AVX/AVX2 or two SSE registers).
+/* idf2_kernels: the "vec" row, portable float32 kernels written with GCC
+ * vector extensions (8 lanes, which -march picks up as AVX/AVX2 or two SSE
+ * registers) for f32 and bf16 matmuls and attention; the rest is inherited
+ * from the reference row.
  *
- * Owns nothing between calls.  Must never change a result with the thread
- * count or the batch shape: every dot product goes through tile() below,
- * whose lane layout and combine order are the same for any tile size, so a
- * row computed alone (decode) and inside a batch (prefill) are bitwise
- * equal.  Exactness before speed: no FMA contraction (ISO C mode), no
- * reassociation beyond the fixed 8-lane split. */
+ * Owns nothing between calls; uses only the caller's workspace.  Must never
+ * change a result with the thread count or the batch shape: every dot
+ * product goes through tile() below, whose lane layout and combine order
+ * are the same for any tile size, so a row computed alone (decode) and
+ * inside a batch (prefill) are bitwise equal.  Exactness before speed: no FMA contraction (ISO C
+ * mode), no reassociation beyond the fixed 8-lane split. */
 #include "idf2_kernels.h"
 
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "core/vc_mem.h"
-#include "synth/idf2_config.h"
 
 typedef float v8sf __attribute__((vector_size(32)));
 typedef uint32_t v8su __attribute__((vector_size(32)));
@@ -37,9 +36,7 @@ typedef uint16_t v8hu __attribute__((vector_size(16)));
 
 static int threads_of(int nt, double macs)
 {
-    if (macs < PAR_MIN_MACS)
-        return 1;
-    return nt > 0 ? nt : omp_get_max_threads();
+    return macs < PAR_MIN_MACS ? 1 : nt;
 }
 
 IDF2_AINLINE v8sf load_x(const float *p)
@@ -97,13 +94,29 @@ IDF2_AINLINE void tile(const float *const *xs, int R, const void *const *ws, int
                 acc[r][c] += xv * wv[c];
         }
     }
-    for (int r = 0; r < R; r++)
+    if (k < K) {
+        /* The tail as one zero-filled vector: a term's lane is its index
+         * mod 8 whatever K is, so trailing zero terms (attention's masked
+         * keys) change nothing. */
+        v8sf wv[4];
         for (int c = 0; c < C; c++) {
-            float s = lanes_sum(acc[r][c]);
-            for (size_t t = k; t < K; t++)
-                s += xs[r][t] * w_at(ws[c], t, bf16);
-            out[r * C + c] = s;
+            float t[8] = { 0 };
+            for (size_t e = k; e < K; e++)
+                t[e - k] = w_at(ws[c], e, bf16);
+            memcpy(&wv[c], t, sizeof t);
         }
+        for (int r = 0; r < R; r++) {
+            float t[8] = { 0 };
+            memcpy(t, xs[r] + k, (K - k) * sizeof(float));
+            v8sf xv;
+            memcpy(&xv, t, sizeof t);
+            for (int c = 0; c < C; c++)
+                acc[r][c] += xv * wv[c];
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++)
+            out[r * C + c] = lanes_sum(acc[r][c]);
 }
 
 #define TILE_CASE(R_, C_, B_)                                                                      \
@@ -191,15 +204,30 @@ static void mm_block(const struct mm_args *a, size_t i0, size_t i1, size_t j0, s
     }
 }
 
-bool idf2_matmul(float *y, const float *x, size_t n, const struct idf2_w *w, const float *bias,
-                 int nt)
+/* Weight rows per block on the tiled path: about MM_W_BLOCK_BYTES once
+ * widened, a multiple of 4 in [4, 64]. */
+static size_t mm_rows_per_block(size_t K)
+{
+    size_t rb = MM_W_BLOCK_BYTES / (K * sizeof(float));
+    return rb < 4 ? 4 : rb > 64 ? 64 : rb & ~(size_t)3;
+}
+
+static size_t vec_matmul_ws(size_t n, const struct idf2_w *w, int nt)
+{
+    if (w->fmt != IDF2_WF_BF16 || n <= MM_DIRECT_ROWS)
+        return 0;
+    return (size_t)nt * mm_rows_per_block((size_t)w->cols) * (size_t)w->cols * sizeof(float);
+}
+
+static void vec_matmul(float *y, const float *x, size_t n, const struct idf2_w *w,
+                       const float *bias, const struct idf2_exec *ex)
 {
     const size_t K = (size_t)w->cols, O = (size_t)w->rows;
-    const bool bf16 = w->dtype == ST_BF16;
+    const bool bf16 = w->fmt == IDF2_WF_BF16;
     const size_t elem = bf16 ? 2 : 4;
-    const int team = threads_of(nt, (double)n * (double)O * (double)K);
+    const int team = threads_of(ex->nt, (double)n * (double)O * (double)K);
     if (n == 0 || O == 0)
-        return true;
+        return;
     if (n <= MM_DIRECT_ROWS) {
         /* Groups of 4 weight rows over threads; x is tiny and shared. */
         const long n_groups = (long)((O + 3) / 4);
@@ -210,26 +238,18 @@ bool idf2_matmul(float *y, const float *x, size_t n, const struct idf2_w *w, con
                                         K, bf16, K, bias };
             mm_block(&ma, 0, n, j0, j1);
         }
-        return true;
+        return;
     }
-    size_t rb = MM_W_BLOCK_BYTES / (K * sizeof(float));
-    rb = rb < 4 ? 4 : rb > 64 ? 64 : rb & ~(size_t)3;
+    const size_t rb = mm_rows_per_block(K);
     const size_t n_wb = (O + rb - 1) / rb, n_xt = (n + MM_X_TILE - 1) / MM_X_TILE;
-    bool ok = true;
 #pragma omp parallel num_threads(team)
     {
-        float *buf = bf16 ? vc_malloc_array(rb * K, sizeof(float)) : NULL;
-        if (bf16 && !buf) {
-#pragma omp atomic write
-            ok = false;
-        }
+        float *buf = bf16 ? (float *)ex->ws + (size_t)omp_get_thread_num() * rb * K : NULL;
         /* Weight block outer, x tile inner: a thread widens a block once
          * and reuses it across consecutive x tiles of its chunk. */
 #pragma omp for schedule(static) collapse(2)
         for (size_t b = 0; b < n_wb; b++)
             for (size_t t = 0; t < n_xt; t++) {
-                if (bf16 && !buf)
-                    continue;
                 size_t j0 = b * rb, j1 = j0 + rb < O ? j0 + rb : O;
                 size_t i0 = t * MM_X_TILE, i1 = i0 + MM_X_TILE < n ? i0 + MM_X_TILE : n;
                 const void *wb = (const char *)w->data + j0 * K * elem;
@@ -244,136 +264,6 @@ bool idf2_matmul(float *y, const float *x, size_t n, const struct idf2_w *w, con
                 const struct mm_args ma = { y, O, x, K, wb, K, false, K, bias };
                 mm_block(&ma, i0, i1, j0, j1);
             }
-        free(buf);
-    }
-    return ok;
-}
-
-void idf2_layernorm(float *y, const float *x, size_t n, size_t d, const float *w, const float *b,
-                    float eps)
-{
-    for (size_t i = 0; i < n; i++) {
-        const float *xi = x + i * d;
-        float *yi = y + i * d;
-        double mean = 0, var = 0;
-        for (size_t k = 0; k < d; k++)
-            mean += xi[k];
-        mean /= (double)d;
-        for (size_t k = 0; k < d; k++)
-            var += ((double)xi[k] - mean) * ((double)xi[k] - mean);
-        var /= (double)d;
-        float rstd = (float)(1.0 / sqrt(var + (double)eps));
-        float m = (float)mean;
-        for (size_t k = 0; k < d; k++)
-            yi[k] = (xi[k] - m) * rstd * w[k] + b[k];
-    }
-}
-
-void idf2_rmsnorm(float *y, const float *x, size_t n, size_t d, const float *w, float eps)
-{
-    for (size_t i = 0; i < n; i++) {
-        const float *xi = x + i * d;
-        float *yi = y + i * d;
-        double ss = 0;
-        for (size_t k = 0; k < d; k++)
-            ss += (double)xi[k] * xi[k];
-        float r = (float)(1.0 / sqrt(ss / (double)d + (double)eps));
-        for (size_t k = 0; k < d; k++)
-            yi[k] = w[k] * (xi[k] * r);
-    }
-}
-
-void idf2_gelu_tanh(float *x, size_t n)
-{
-    const float c = 0.7978845608028654f; /* sqrt(2/pi) */
-    for (size_t i = 0; i < n; i++) {
-        float v = x[i];
-        x[i] = 0.5f * v * (1.0f + tanhf(c * (v + 0.044715f * v * v * v)));
-    }
-}
-
-void idf2_gelu_erf(float *x, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
-}
-
-void idf2_silu(float *x, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        x[i] = x[i] / (1.0f + expf(-x[i]));
-}
-
-void idf2_act_mul(float *g, const float *u, size_t n, int act)
-{
-    switch ((enum idf2_act)act) {
-    case IDF2_ACT_SILU:
-        idf2_silu(g, n);
-        break;
-    case IDF2_ACT_GELU_TANH:
-        idf2_gelu_tanh(g, n);
-        break;
-    case IDF2_ACT_GELU:
-        idf2_gelu_erf(g, n);
-        break;
-    }
-    for (size_t i = 0; i < n; i++)
-        g[i] *= u[i];
-}
-
-void idf2_add(float *y, const float *x, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        y[i] += x[i];
-}
-
-void idf2_softmax(float *x, size_t n)
-{
-    if (n == 0)
-        return;
-    float m = x[0];
-    for (size_t i = 1; i < n; i++)
-        m = x[i] > m ? x[i] : m;
-    float s = 0;
-    for (size_t i = 0; i < n; i++) {
-        x[i] = expf(x[i] - m);
-        s += x[i];
-    }
-    for (size_t i = 0; i < n; i++)
-        x[i] /= s;
-}
-
-void idf2_rope_table(float *cos_t, float *sin_t, size_t pos0, size_t n, int head_dim, double theta)
-{
-    const int half = head_dim / 2;
-    for (size_t i = 0; i < n; i++) {
-        float p = (float)(pos0 + i);
-        for (int j = 0; j < half; j++) {
-            /* HF: 1.0 / base ** (arange(0, dim, 2).float() / dim), float32. */
-            float inv = 1.0f / powf((float)theta, (float)(2 * j) / (float)head_dim);
-            float a = p * inv;
-            cos_t[i * (size_t)head_dim + (size_t)j] = cosf(a);
-            cos_t[i * (size_t)head_dim + (size_t)(j + half)] = cosf(a);
-            sin_t[i * (size_t)head_dim + (size_t)j] = sinf(a);
-            sin_t[i * (size_t)head_dim + (size_t)(j + half)] = sinf(a);
-        }
-    }
-}
-
-void idf2_rope_apply(float *x, size_t n, int n_heads, int head_dim, const float *cos_t,
-                     const float *sin_t)
-{
-    const size_t half = (size_t)head_dim / 2, hd = (size_t)head_dim;
-    for (size_t i = 0; i < n; i++) {
-        const float *c = cos_t + i * hd, *s = sin_t + i * hd;
-        for (int h = 0; h < n_heads; h++) {
-            float *v = x + i * (size_t)n_heads * hd + (size_t)h * hd;
-            for (size_t j = 0; j < half; j++) {
-                float a = v[j], b = v[j + half];
-                v[j] = a * c[j] - b * s[j];
-                v[j + half] = b * c[j + half] + a * s[j + half];
-            }
-        }
     }
 }
 
@@ -449,18 +339,20 @@ static void att_block(float *out, const struct idf2_attn *a, const float *vt, si
     mm_block(&pv, 0, i1 - i0, 0, hd);
 }
 
-bool idf2_attention(float *out, const struct idf2_attn *a, int nt)
+static size_t vec_attention_ws(size_t n_q, size_t n_kv, int n_kv_heads, int head_dim, int nt)
 {
-    const size_t hd = (size_t)a->head_dim, nkv = a->n_kv;
+    (void)n_q;
+    const size_t nkv = n_kv ? n_kv : 1;
+    return ((size_t)n_kv_heads * (size_t)head_dim + (size_t)nt * ATT_QB) * nkv * sizeof(float);
+}
+
+static void vec_attention(float *out, const struct idf2_attn *a, const struct idf2_exec *ex)
+{
+    const size_t hd = (size_t)a->head_dim, nkv = a->n_kv ? a->n_kv : 1;
     const long n_qb = (long)((a->n_q + ATT_QB - 1) / ATT_QB), n_tasks = n_qb * a->n_heads;
-    const int team = threads_of(nt, (double)a->n_q * a->n_heads * (double)nkv * (double)hd * 2);
-    size_t n_vt;
-    float *vt = vc_mul_ok((size_t)a->n_kv_heads * hd, nkv ? nkv : 1, &n_vt)
-                    ? vc_malloc_array(n_vt, sizeof(float))
-                    : NULL;
-    if (!vt)
-        return false;
-    bool ok = true;
+    const int team =
+        threads_of(ex->nt, (double)a->n_q * a->n_heads * (double)a->n_kv * (double)hd * 2);
+    float *vt = ex->ws;
 #pragma omp parallel num_threads(team)
     {
         /* V per kv head as (head_dim, n_kv): P V becomes dot products along
@@ -470,52 +362,30 @@ bool idf2_attention(float *out, const struct idf2_attn *a, int nt)
             for (size_t e = 0; e < hd; e++) {
                 const float *src = a->v + (size_t)g * a->kv_head_stride + e;
                 float *dst = vt + ((size_t)g * hd + e) * nkv;
-                for (size_t j = 0; j < nkv; j++)
+                for (size_t j = 0; j < a->n_kv; j++)
                     dst[j] = src[j * a->kv_row_stride];
             }
-        float *sc = vc_malloc_array(ATT_QB * (nkv ? nkv : 1), sizeof(float));
-        if (!sc) {
-#pragma omp atomic write
-            ok = false;
-        }
+        float *sc =
+            vt + (size_t)a->n_kv_heads * hd * nkv + (size_t)omp_get_thread_num() * ATT_QB * nkv;
         /* Head-major: consecutive tasks of a thread share one head's keys
          * and values, which then stay in its caches. */
 #pragma omp for schedule(static)
         for (long t = 0; t < n_tasks; t++) {
-            if (!sc)
-                continue;
             const int h = (int)(t / n_qb);
             const size_t i0 = (size_t)(t % n_qb) * ATT_QB;
             const size_t i1 = i0 + ATT_QB < a->n_q ? i0 + ATT_QB : a->n_q;
             att_block(out, a, vt + (size_t)(h / (a->n_heads / a->n_kv_heads)) * hd * nkv, i0, i1, h,
                       sc);
         }
-        free(sc);
-    }
-    free(vt);
-    return ok;
-}
-
-void idf2_embed_rows(float *out, const struct idf2_w *table, const int32_t *ids, size_t n)
-{
-    const size_t d = (size_t)table->cols;
-    for (size_t i = 0; i < n; i++) {
-        const size_t row = (size_t)ids[i] * d;
-        if (table->dtype == ST_BF16) {
-            for (size_t k = 0; k < d; k++)
-                out[i * d + k] = w_at(table->data, row + k, true);
-        } else {
-            memcpy(out + i * d, (const float *)table->data + row, d * sizeof(float));
-        }
     }
 }
 
-bool idf2_swiglu(float *y, const float *x, size_t n, const struct idf2_w *gate,
-                 const struct idf2_w *up, const struct idf2_w *down, int act, float *g, float *u,
-                 int nt)
-{
-    if (!idf2_matmul(g, x, n, gate, NULL, nt) || !idf2_matmul(u, x, n, up, NULL, nt))
-        return false;
-    idf2_act_mul(g, u, n * (size_t)gate->rows, act);
-    return idf2_matmul(y, g, n, down, NULL, nt);
-}
+const struct idf2_ops idf2_vec_ops = {
+    .name = "vec",
+    .tol = { 1e-5, 1e-5 },
+    .tol_other = 1e-5,
+    .matmul = { vec_matmul, vec_matmul },
+    .matmul_ws = vec_matmul_ws,
+    .attention = vec_attention,
+    .attention_ws = vec_attention_ws,
+};

@@ -61,6 +61,14 @@ enum vc_status idf2_model_load(const char *dir, const struct idf2_load_opts *opt
     if (!opts)
         opts = &def;
     m->nt = opts->n_threads;
+    m->ops = opts->backend && opts->backend[0] ? idf2_backend_by_name(opts->backend)
+                                               : idf2_backend_get(IDF2_BACKEND_AUTO);
+    if (!m->ops) {
+        free(m);
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                          "kernel backend '%s' is unknown or does not run on this CPU",
+                          opts->backend);
+    }
     enum vc_status rc = idf2_config_load_dir(dir, &m->cfg, err);
     if (rc < 0) {
         free(m);
@@ -81,6 +89,8 @@ enum vc_status idf2_model_load(const char *dir, const struct idf2_load_opts *opt
         .cache = opts->use_cache ? IDF2_CACHE_USE : IDF2_CACHE_OFF,
     };
     rc = idf2_weights_load(dir, &m->cfg.model, &wo, &m->w, err);
+    if (rc >= 0)
+        rc = idf2_rope_init(&m->rope, &m->cfg.model.text, IDF2_MAX_CONTEXT, err);
     if (rc < 0)
         goto fail;
     /* A folder without a template gets the Idefics2 one; a different
@@ -108,6 +118,7 @@ void idf2_model_free(struct idf2_model *m)
     if (!m)
         return;
     idf2_weights_free(m->w);
+    idf2_rope_release(&m->rope);
     idf2_tokenizer_free(m->tok);
     idf2_config_release(&m->cfg);
     free(m);
@@ -121,6 +132,7 @@ void idf2_model_report(const struct idf2_model *m, struct idf2_load_report *out)
 void idf2_model_info(const struct idf2_model *m, struct idf2_model_info *out)
 {
     *out = (struct idf2_model_info){
+        .backend = m->ops->name,
         .vocab_size = m->cfg.model.text.vocab_size,
         .text_width = m->cfg.model.text.hidden_size,
         .vision_width = m->cfg.model.vision.hidden_size,

@@ -1,9 +1,10 @@
-/* idf2_text: the Mistral decoder over a preallocated KV cache.
+/* idf2_text: the Mistral decoder over caller-owned KV caches.
  *
- * Owns the cache buffers (struct idf2_kv) and per-call scratch.  Never
- * grows the cache: a sequence longer than its cap is an error, so the
- * memory of a request is known when it starts.  Query head h reads kv head
- * h / (Ht / Kt) (SPEC pitfall 7); RoPE pairs j with j + dt/2 (pitfall 8). */
+ * Owns the RoPE tables (struct idf2_rope) and nothing else: scratch and
+ * caches are the caller's.  Never grows a cache: a sequence longer than its
+ * cap is an error, so the memory of a request is known when it starts.
+ * Query head h reads kv head h / (Ht / Kt) (SPEC pitfall 7); RoPE pairs j
+ * with j + dt/2 (pitfall 8). */
 #include "idf2_text.h"
 
 #include <math.h>
@@ -11,43 +12,83 @@
 #include <string.h>
 
 #include "core/vc_mem.h"
-#include "synth/idf2_kernels.h"
 
-static enum vc_status oom(struct vc_err *err, const char *what)
+size_t idf2_kv_floats(const struct idf2_text_config *cfg, size_t cap)
 {
-    return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "text: %s", what);
+    size_t n;
+    const size_t per_pos =
+        (size_t)cfg->num_hidden_layers * (size_t)cfg->num_key_value_heads * (size_t)cfg->head_dim;
+    return vc_mul_ok(per_pos, cap, &n) ? n : 0;
 }
 
-enum vc_status idf2_kv_init(struct idf2_kv *kv, const struct idf2_text_config *cfg, size_t cap,
-                            struct vc_err *err)
+enum vc_status idf2_rope_init(struct idf2_rope *r, const struct idf2_text_config *cfg, size_t n_pos,
+                              struct vc_err *err)
 {
-    memset(kv, 0, sizeof *kv);
-    size_t per_pos = (size_t)cfg->num_hidden_layers * (size_t)cfg->num_key_value_heads *
-                     (size_t)cfg->head_dim,
-           n;
-    if (!vc_mul_ok(per_pos, cap, &n))
-        return oom(err, "KV cache size");
-    kv->k = vc_malloc_array(n, sizeof(float));
-    kv->v = vc_malloc_array(n, sizeof(float));
-    if (!kv->k || !kv->v) {
-        idf2_kv_release(kv);
-        return oom(err, "KV cache");
+    const size_t hd = (size_t)cfg->head_dim, half = hd / 2;
+    r->cos_t = vc_malloc_array(n_pos, hd * sizeof(float));
+    r->sin_t = vc_malloc_array(n_pos, hd * sizeof(float));
+    r->n_pos = n_pos;
+    if (!r->cos_t || !r->sin_t) {
+        idf2_rope_release(r);
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "text: RoPE tables");
     }
-    kv->cap = cap;
-    kv->layers = cfg->num_hidden_layers;
-    kv->kv_heads = cfg->num_key_value_heads;
-    kv->head_dim = cfg->head_dim;
+    for (size_t i = 0; i < n_pos; i++) {
+        const float p = (float)i;
+        for (size_t j = 0; j < half; j++) {
+            /* HF: 1.0 / base ** (arange(0, dim, 2).float() / dim), float32. */
+            const float inv =
+                1.0f / powf((float)cfg->rope_theta, (float)(2 * j) / (float)cfg->head_dim);
+            const float a = p * inv;
+            r->cos_t[i * hd + j] = r->cos_t[i * hd + j + half] = cosf(a);
+            r->sin_t[i * hd + j] = r->sin_t[i * hd + j + half] = sinf(a);
+        }
+    }
     return VC_OK;
 }
 
-void idf2_kv_release(struct idf2_kv *kv)
+void idf2_rope_release(struct idf2_rope *r)
 {
-    free(kv->k);
-    free(kv->v);
-    memset(kv, 0, sizeof *kv);
+    free(r->cos_t);
+    free(r->sin_t);
+    memset(r, 0, sizeof *r);
 }
 
-enum vc_status idf2_text_embed(const struct idf2_text_config *cfg,
+void idf2_text_scratch_carve(const struct idf2_text_config *cfg, size_t max_rows,
+                             struct idf2_carve *c, struct idf2_text_scratch *s)
+{
+    const size_t D = (size_t)cfg->hidden_size, hd = (size_t)cfg->head_dim;
+    const size_t qw = (size_t)cfg->num_attention_heads * hd,
+                 kvw = (size_t)cfg->num_key_value_heads * hd;
+    s->max_rows = max_rows;
+    s->h = idf2_carve(c, max_rows, D * sizeof(float));
+    s->q = idf2_carve(c, max_rows, qw * sizeof(float));
+    s->k = idf2_carve(c, max_rows, kvw * sizeof(float));
+    s->v = idf2_carve(c, max_rows, kvw * sizeof(float));
+    s->att = idf2_carve(c, max_rows, qw * sizeof(float));
+    s->g = idf2_carve(c, max_rows, (size_t)cfg->intermediate_size * sizeof(float));
+    s->u = idf2_carve(c, max_rows, (size_t)cfg->intermediate_size * sizeof(float));
+    s->pos = idf2_carve(c, max_rows, sizeof(int32_t));
+}
+
+size_t idf2_text_ws(const struct idf2_ops *ops, const struct idf2_text_config *cfg,
+                    const struct idf2_text_weights *w, size_t max_rows, size_t max_ctx, int nt)
+{
+    size_t need = ops->attention_ws(max_rows, max_ctx, cfg->num_key_value_heads, cfg->head_dim, nt);
+    for (int l = 0; l < cfg->num_hidden_layers; l++) {
+        const struct idf2_text_layer *L = &w->layers[l];
+        idf2_ws_need_mm(&need, ops, max_rows, &L->q, nt);
+        idf2_ws_need_mm(&need, ops, max_rows, &L->k, nt);
+        idf2_ws_need_mm(&need, ops, max_rows, &L->v, nt);
+        idf2_ws_need_mm(&need, ops, max_rows, &L->o, nt);
+        idf2_ws_need_mm(&need, ops, max_rows, &L->gate, nt);
+        idf2_ws_need_mm(&need, ops, max_rows, &L->up, nt);
+        idf2_ws_need_mm(&need, ops, max_rows, &L->down, nt);
+    }
+    idf2_ws_need_mm(&need, ops, max_rows, &w->lm_head, nt);
+    return need;
+}
+
+enum vc_status idf2_text_embed(const struct idf2_exec *ex, const struct idf2_text_config *cfg,
                                const struct idf2_text_weights *w, const int32_t *ids, size_t n,
                                float *out, struct vc_err *err)
 {
@@ -56,123 +97,108 @@ enum vc_status idf2_text_embed(const struct idf2_text_config *cfg,
             return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_checkpoint,
                               "token id %d is outside the model's vocabulary of %d", (int)ids[i],
                               cfg->vocab_size);
-    idf2_embed_rows(out, &w->embed, ids, n);
+    ex->ops->embed_rows(out, &w->embed, ids, n);
     return VC_OK;
 }
 
-struct tx_scratch {
-    float *h, *q, *k, *v, *att, *g, *u, *cos_t, *sin_t;
-};
-
-static void tx_free(struct tx_scratch *s)
+/* Copies rows [r0, r0+n) of this pass's k or v (rows of Kt*dt) into the
+ * cache of layer l at the sequence's next positions. */
+static void kv_store(const struct idf2_text_config *cfg, const struct idf2_kv *kv, float *cache,
+                     int l, const float *src, size_t n)
 {
-    free(s->h);
-    free(s->q);
-    free(s->k);
-    free(s->v);
-    free(s->att);
-    free(s->g);
-    free(s->u);
-    free(s->cos_t);
-    free(s->sin_t);
-}
-
-/* Copies this step's k or v rows (n, Kt*dt) into the cache of layer l. */
-static void kv_store(const struct idf2_kv *kv, float *cache, int l, const float *src, size_t n)
-{
-    const size_t hd = (size_t)kv->head_dim;
-    for (int g = 0; g < kv->kv_heads; g++) {
-        float *dst =
-            cache + (((size_t)l * (size_t)kv->kv_heads + (size_t)g) * kv->cap + kv->len) * hd;
+    const size_t hd = (size_t)cfg->head_dim, kvh = (size_t)cfg->num_key_value_heads;
+    for (size_t g = 0; g < kvh; g++) {
+        float *dst = cache + (((size_t)l * kvh + g) * kv->cap + kv->len) * hd;
         for (size_t i = 0; i < n; i++)
-            memcpy(dst + i * hd, src + (i * (size_t)kv->kv_heads + (size_t)g) * hd,
-                   hd * sizeof(float));
+            memcpy(dst + i * hd, src + (i * kvh + g) * hd, hd * sizeof(float));
     }
 }
 
-static bool text_layer(const struct idf2_text_config *cfg, const struct idf2_text_layer *L,
-                       struct idf2_kv *kv, int l, float *x, size_t n, struct tx_scratch *s, int nt)
+static void text_layer(const struct idf2_exec *ex, const struct idf2_text_config *cfg,
+                       const struct idf2_text_layer *L, const struct idf2_rope *rope,
+                       struct idf2_text_scratch *s, const struct idf2_text_seg *segs, size_t n_seg,
+                       int l, float *x, size_t R)
 {
-    const size_t D = (size_t)cfg->hidden_size;
-    const int hd = cfg->head_dim;
-    const float eps = (float)cfg->rms_norm_eps;
-
-    idf2_rmsnorm(s->h, x, n, D, L->attn_norm, eps);
-    if (!idf2_matmul(s->q, s->h, n, &L->q, NULL, nt) ||
-        !idf2_matmul(s->k, s->h, n, &L->k, NULL, nt) ||
-        !idf2_matmul(s->v, s->h, n, &L->v, NULL, nt))
-        return false;
-    idf2_rope_apply(s->q, n, cfg->num_attention_heads, hd, s->cos_t, s->sin_t);
-    idf2_rope_apply(s->k, n, cfg->num_key_value_heads, hd, s->cos_t, s->sin_t);
-    kv_store(kv, kv->k, l, s->k, n);
-    kv_store(kv, kv->v, l, s->v, n);
-    const size_t layer_off = (size_t)l * (size_t)kv->kv_heads * kv->cap * (size_t)hd;
-    struct idf2_attn a = {
-        .q = s->q,
-        .q_stride = (size_t)cfg->num_attention_heads * (size_t)hd,
-        .k = kv->k + layer_off,
-        .v = kv->v + layer_off,
-        .kv_head_stride = kv->cap * (size_t)hd,
-        .kv_row_stride = (size_t)hd,
-        .n_q = n,
-        .n_kv = kv->len + n,
-        .n_heads = cfg->num_attention_heads,
-        .n_kv_heads = cfg->num_key_value_heads,
-        .head_dim = hd,
-        .scale = (float)(1.0 / sqrt((double)hd)), /* HF divides by sqrt(head_dim) */
-        .causal = true,
-        .q_pos0 = kv->len,
-        .window = (size_t)cfg->sliding_window,
-    };
-    if (!idf2_attention(s->att, &a, nt) || !idf2_matmul(s->h, s->att, n, &L->o, NULL, nt))
-        return false;
-    idf2_add(x, s->h, n * D);
-
-    idf2_rmsnorm(s->h, x, n, D, L->mlp_norm, eps);
-    if (!idf2_swiglu(s->h, s->h, n, &L->gate, &L->up, &L->down, (int)cfg->hidden_act, s->g, s->u,
-                     nt))
-        return false;
-    idf2_add(x, s->h, n * D);
-    return true;
-}
-
-enum vc_status idf2_text_forward(const struct idf2_text_config *cfg,
-                                 const struct idf2_text_weights *w, struct idf2_kv *kv, float *x,
-                                 size_t n, float *logits, bool all_logits, int nt,
-                                 struct vc_err *err)
-{
-    if (n == 0)
-        return VC_OK;
-    if (n > kv->cap - kv->len)
-        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
-                          "text: %zu tokens do not fit the %zu-position cache (%zu used)", n,
-                          kv->cap, kv->len);
-    const size_t D = (size_t)cfg->hidden_size, I = (size_t)cfg->intermediate_size;
-    const size_t hd = (size_t)cfg->head_dim;
+    const struct idf2_ops *o = ex->ops;
+    const size_t D = (size_t)cfg->hidden_size, hd = (size_t)cfg->head_dim;
     const size_t qw = (size_t)cfg->num_attention_heads * hd,
                  kvw = (size_t)cfg->num_key_value_heads * hd;
-    struct tx_scratch s = {
-        .h = vc_malloc_array(n, D * sizeof(float)),
-        .q = vc_malloc_array(n, qw * sizeof(float)),
-        .k = vc_malloc_array(n, kvw * sizeof(float)),
-        .v = vc_malloc_array(n, kvw * sizeof(float)),
-        .att = vc_malloc_array(n, qw * sizeof(float)),
-        .g = vc_malloc_array(n, I * sizeof(float)),
-        .u = vc_malloc_array(n, I * sizeof(float)),
-        .cos_t = vc_malloc_array(n, hd * sizeof(float)),
-        .sin_t = vc_malloc_array(n, hd * sizeof(float)),
-    };
-    bool ok = s.h && s.q && s.k && s.v && s.att && s.g && s.u && s.cos_t && s.sin_t;
-    if (ok)
-        idf2_rope_table(s.cos_t, s.sin_t, kv->len, n, cfg->head_dim, cfg->rope_theta);
-    for (int l = 0; ok && l < cfg->num_hidden_layers; l++)
-        ok = text_layer(cfg, &w->layers[l], kv, l, x, n, &s, nt);
-    if (ok) {
-        kv->len += n;
-        const size_t first = all_logits ? 0 : n - 1, rows = n - first;
-        idf2_rmsnorm(s.h, x + first * D, rows, D, w->norm, (float)cfg->rms_norm_eps);
-        ok = idf2_matmul(logits, s.h, rows, &w->lm_head, NULL, nt);
+    const float eps = (float)cfg->rms_norm_eps;
+
+    o->rmsnorm(s->h, x, R, D, L->attn_norm, eps);
+    idf2_mm(ex, s->q, s->h, R, &L->q, NULL);
+    idf2_mm(ex, s->k, s->h, R, &L->k, NULL);
+    idf2_mm(ex, s->v, s->h, R, &L->v, NULL);
+    o->rope(s->q, R, qw, cfg->num_attention_heads, cfg->head_dim, rope->cos_t, rope->sin_t, s->pos);
+    o->rope(s->k, R, kvw, cfg->num_key_value_heads, cfg->head_dim, rope->cos_t, rope->sin_t,
+            s->pos);
+    size_t r0 = 0;
+    for (size_t i = 0; i < n_seg; r0 += segs[i++].n) {
+        const struct idf2_kv *kv = segs[i].kv;
+        kv_store(cfg, kv, kv->k, l, s->k + r0 * kvw, segs[i].n);
+        kv_store(cfg, kv, kv->v, l, s->v + r0 * kvw, segs[i].n);
+        const size_t layer_off = (size_t)l * (size_t)cfg->num_key_value_heads * kv->cap * hd;
+        const struct idf2_attn a = {
+            .q = s->q + r0 * qw,
+            .q_stride = qw,
+            .k = kv->k + layer_off,
+            .v = kv->v + layer_off,
+            .kv_head_stride = kv->cap * hd,
+            .kv_row_stride = hd,
+            .n_q = segs[i].n,
+            .n_kv = kv->len + segs[i].n,
+            .n_heads = cfg->num_attention_heads,
+            .n_kv_heads = cfg->num_key_value_heads,
+            .head_dim = cfg->head_dim,
+            .scale = (float)(1.0 / sqrt((double)hd)), /* HF divides by sqrt(head_dim) */
+            .causal = true,
+            .q_pos0 = kv->len,
+            .window = (size_t)cfg->sliding_window,
+        };
+        o->attention(s->att + r0 * qw, &a, ex);
     }
-    tx_free(&s);
-    return ok ? VC_OK : oom(err, "decoder scratch");
+    idf2_mm(ex, s->h, s->att, R, &L->o, NULL);
+    o->add(x, s->h, R * D);
+
+    o->rmsnorm(s->h, x, R, D, L->mlp_norm, eps);
+    idf2_swiglu(ex, s->h, s->h, R, &L->gate, &L->up, &L->down, cfg->hidden_act, s->g, s->u);
+    o->add(x, s->h, R * D);
+}
+
+enum vc_status idf2_text_forward(const struct idf2_exec *ex, const struct idf2_text_config *cfg,
+                                 const struct idf2_text_weights *w, const struct idf2_rope *rope,
+                                 struct idf2_text_scratch *s, const struct idf2_text_seg *segs,
+                                 size_t n_seg, float *x, float *logits, struct vc_err *err)
+{
+    const size_t D = (size_t)cfg->hidden_size;
+    size_t R = 0;
+    for (size_t i = 0; i < n_seg; i++) {
+        const struct idf2_kv *kv = segs[i].kv;
+        if (segs[i].n_logits > segs[i].n || segs[i].n > kv->cap - kv->len ||
+            kv->len + segs[i].n > rope->n_pos)
+            return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                              "text: %zu tokens do not fit the %zu-position cache (%zu used)",
+                              segs[i].n, kv->cap < rope->n_pos ? kv->cap : rope->n_pos, kv->len);
+        for (size_t t = 0; t < segs[i].n && R + t < s->max_rows; t++)
+            s->pos[R + t] = (int32_t)(kv->len + t);
+        R += segs[i].n;
+    }
+    if (R > s->max_rows)
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                          "text: %zu rows in one pass (the context's limit is %zu)", R,
+                          s->max_rows);
+    if (R == 0)
+        return VC_OK;
+    for (int l = 0; l < cfg->num_hidden_layers; l++)
+        text_layer(ex, cfg, &w->layers[l], rope, s, segs, n_seg, l, x, R);
+    /* The rows that get logits, gathered and normalized into h. */
+    size_t r0 = 0, nl = 0;
+    for (size_t i = 0; i < n_seg; r0 += segs[i++].n) {
+        segs[i].kv->len += segs[i].n;
+        const size_t rows = segs[i].n_logits, first = r0 + segs[i].n - rows;
+        ex->ops->rmsnorm(s->h + nl * D, x + first * D, rows, D, w->norm, (float)cfg->rms_norm_eps);
+        nl += rows;
+    }
+    idf2_mm(ex, logits, s->h, nl, &w->lm_head, NULL);
+    return VC_OK;
 }

@@ -1,10 +1,17 @@
 /* idf2_text: the Mistral decoder of Idefics2 (SPEC §8): RMSNorm, rotate-half
  * RoPE, grouped-query causal attention with the sliding window, SwiGLU, the
- * final norm and lm_head, over a KV cache preallocated per sequence.
+ * final norm and lm_head, over KV caches the caller owns.
+ *
+ * One forward pass runs several sequences at once ("segments": ragged
+ * prompts being prefilled and single tokens being decoded, each with its
+ * own cache): every weight matrix is read once for all their rows, while
+ * attention runs per segment over that segment's cache.  By the backend's
+ * batch invariance a sequence's results do not depend on the other
+ * segments of the pass.
  *
  * Inputs are embeddings, so the caller merges image features (SPEC §7)
- * before the prompt pass.  The cache is float32, (layers, kv_heads, cap,
- * head_dim) for K and for V: 256 KiB per token for Mistral-7B. */
+ * before the prompt pass.  A cache is float32, (layers, kv_heads, cap,
+ * head_dim) for K and for V: 256 KiB per position for Mistral-7B. */
 #ifndef VC_SYNTH_IDF2_TEXT_H
 #define VC_SYNTH_IDF2_TEXT_H
 
@@ -13,35 +20,64 @@
 #include <stdint.h>
 
 #include "core/vc_err.h"
+#include "synth/idf2_backend.h"
 #include "synth/idf2_config.h"
 #include "synth/idf2_weights.h"
 
+/* One sequence's cache, over memory the caller owns. */
 struct idf2_kv {
-    float *k, *v; /* owned: (layers, kv_heads, cap, head_dim) each */
-    size_t cap;   /* positions allocated */
+    float *k, *v; /* idf2_kv_floats(cfg, cap) each */
+    size_t cap;   /* positions */
     size_t len;   /* positions filled: the next token's position */
-    int layers, kv_heads, head_dim;
 };
+/* Floats of K (or V) for `cap` positions; 0 on overflow. */
+size_t idf2_kv_floats(const struct idf2_text_config *cfg, size_t cap);
 
-/* Allocates a cache for `cap` positions.  VC_EFATAL out_of_memory. */
-enum vc_status idf2_kv_init(struct idf2_kv *kv, const struct idf2_text_config *cfg, size_t cap,
-                            struct vc_err *err);
-void idf2_kv_release(struct idf2_kv *kv);
+/* RoPE tables (SPEC §8.2), cos/sin[pos][head_dim] for positions
+ * [0, n_pos), computed in float32 as HF does.  Owned: idf2_rope_release. */
+struct idf2_rope {
+    float *cos_t, *sin_t;
+    size_t n_pos;
+};
+enum vc_status idf2_rope_init(struct idf2_rope *r, const struct idf2_text_config *cfg, size_t n_pos,
+                              struct vc_err *err);
+void idf2_rope_release(struct idf2_rope *r);
+
+/* The buffers of one forward pass of up to max_rows rows. */
+struct idf2_text_scratch {
+    size_t max_rows;
+    float *h, *q, *k, *v, *att; /* (max_rows, width) */
+    float *g, *u;               /* (max_rows, It) */
+    int32_t *pos;               /* (max_rows) */
+};
+void idf2_text_scratch_carve(const struct idf2_text_config *cfg, size_t max_rows,
+                             struct idf2_carve *c, struct idf2_text_scratch *s);
+size_t idf2_text_ws(const struct idf2_ops *ops, const struct idf2_text_config *cfg,
+                    const struct idf2_text_weights *w, size_t max_rows, size_t max_ctx, int nt);
 
 /* out[n, Dt] = embed_tokens[ids]; VC_EUSAGE when an id is outside the
  * vocabulary. */
-enum vc_status idf2_text_embed(const struct idf2_text_config *cfg,
+enum vc_status idf2_text_embed(const struct idf2_exec *ex, const struct idf2_text_config *cfg,
                                const struct idf2_text_weights *w, const int32_t *ids, size_t n,
                                float *out, struct vc_err *err);
 
-/* Runs n tokens at positions kv->len .. kv->len+n-1 through the decoder,
- * appending their keys and values to the cache.  x[n, Dt] holds the input
- * embeddings and is overwritten (it becomes scratch).  logits receives
- * [n, V] with all_logits, else [1, V] for the last token.  VC_EUSAGE when
- * the cache is full, VC_EFATAL out_of_memory. */
-enum vc_status idf2_text_forward(const struct idf2_text_config *cfg,
-                                 const struct idf2_text_weights *w, struct idf2_kv *kv, float *x,
-                                 size_t n, float *logits, bool all_logits, int nt,
-                                 struct vc_err *err);
+/* One sequence's share of a forward pass: n rows appended to kv at
+ * positions kv->len .., and logits for its last n_logits rows (0..n). */
+struct idf2_text_seg {
+    struct idf2_kv *kv;
+    size_t n, n_logits;
+};
+
+/* Runs the rows of x[sum n, Dt] (segment after segment) through the
+ * decoder, appending keys and values to each segment's cache and advancing
+ * its len.  x is overwritten (it becomes scratch).  logits receives, in
+ * segment order, each segment's n_logits rows of V floats.  No two
+ * segments may share a cache.
+ * VC_EUSAGE when the rows exceed s->max_rows or a cache/the RoPE table is
+ * full (nothing is then appended anywhere). */
+enum vc_status idf2_text_forward(const struct idf2_exec *ex, const struct idf2_text_config *cfg,
+                                 const struct idf2_text_weights *w, const struct idf2_rope *rope,
+                                 struct idf2_text_scratch *s, const struct idf2_text_seg *segs,
+                                 size_t n_seg, float *x, float *logits, struct vc_err *err);
 
 #endif

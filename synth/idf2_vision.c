@@ -1,18 +1,14 @@
 /* idf2_vision: SigLIP-style encoder over the real patches of one image.
  *
- * Owns only per-call scratch.  Never reads padding pixels: the real block is
- * gathered straight from the canvas.  Grid sizes are bounded by the
- * position table (N = image_size / patch_size), itself bounded by the
- * config limits, so every buffer size below is small and overflow-free
- * once the grid check has passed. */
+ * Owns nothing: buffers come from the caller's scratch.  Never reads
+ * padding pixels: the real block is gathered straight from the canvas.  Grid sizes are bounded by
+ * the position table (N = image_size / patch_size), itself bounded by the config limits, so every
+ * buffer size below is small and overflow-free once the grid check has passed. */
 #include "idf2_vision.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "core/vc_mem.h"
-#include "synth/idf2_kernels.h"
 
 /* transformers 4.40-4.54 on x86 with AVX2 (torch's vectorised arange)
  * buckets these exact hits i*70/n one lower than floor (SPEC §5.3): the
@@ -71,48 +67,55 @@ void idf2_vision_position_ids(int N, int nh, int nw, int32_t *out)
             out[i * nw + j] = bh[i] * N + bw[j];
 }
 
-/* Scratch of one encode, all (P, width) float32. */
-struct vis_scratch {
-    float *x, *h, *q, *k, *v, *att, *mlp;
-};
-
-static void scratch_free(struct vis_scratch *s)
+void idf2_vision_scratch_carve(const struct idf2_vision_config *cfg, size_t max_patches,
+                               struct idf2_carve *c, struct idf2_vision_scratch *s)
 {
-    free(s->x);
-    free(s->h);
-    free(s->q);
-    free(s->k);
-    free(s->v);
-    free(s->att);
-    free(s->mlp);
+    const size_t D = (size_t)cfg->hidden_size,
+                 plen = (size_t)cfg->num_channels * (size_t)cfg->patch_size * cfg->patch_size;
+    const size_t wide = D > plen ? D : plen;
+    s->max_patches = max_patches;
+    s->x = idf2_carve(c, max_patches, D * sizeof(float));
+    s->h = idf2_carve(c, max_patches, wide * sizeof(float));
+    s->q = idf2_carve(c, max_patches, D * sizeof(float));
+    s->k = idf2_carve(c, max_patches, D * sizeof(float));
+    s->v = idf2_carve(c, max_patches, D * sizeof(float));
+    s->att = idf2_carve(c, max_patches, D * sizeof(float));
+    s->mlp = idf2_carve(c, IDF2_ROW_CHUNK, (size_t)cfg->intermediate_size * sizeof(float));
+    s->pos = idf2_carve(c, max_patches, sizeof(int32_t));
 }
 
-static bool scratch_alloc(struct vis_scratch *s, size_t P, size_t D, size_t I, size_t patch_len)
+size_t idf2_vision_ws(const struct idf2_ops *ops, const struct idf2_vision_config *cfg,
+                      const struct idf2_vision_weights *w, size_t max_patches, int nt)
 {
-    s->x = vc_malloc_array(P, D * sizeof(float));
-    s->h = vc_malloc_array(P, (D > patch_len ? D : patch_len) * sizeof(float));
-    s->q = vc_malloc_array(P, D * sizeof(float));
-    s->k = vc_malloc_array(P, D * sizeof(float));
-    s->v = vc_malloc_array(P, D * sizeof(float));
-    s->att = vc_malloc_array(P, D * sizeof(float));
-    s->mlp = vc_malloc_array(P, I * sizeof(float));
-    return s->x && s->h && s->q && s->k && s->v && s->att && s->mlp;
+    const int H = cfg->num_attention_heads;
+    size_t need = ops->attention_ws(max_patches, max_patches, H, cfg->hidden_size / H, nt);
+    idf2_ws_need_mm(&need, ops, max_patches, &w->patch, nt);
+    for (int l = 0; l < cfg->num_hidden_layers; l++) {
+        const struct idf2_vision_layer *L = &w->layers[l];
+        idf2_ws_need_mm(&need, ops, max_patches, &L->q, nt);
+        idf2_ws_need_mm(&need, ops, max_patches, &L->k, nt);
+        idf2_ws_need_mm(&need, ops, max_patches, &L->v, nt);
+        idf2_ws_need_mm(&need, ops, max_patches, &L->o, nt);
+        idf2_ws_need_mm(&need, ops, IDF2_ROW_CHUNK, &L->fc1, nt);
+        idf2_ws_need_mm(&need, ops, IDF2_ROW_CHUNK, &L->fc2, nt);
+    }
+    return need;
 }
 
 /* One pre-LN encoder layer over x[P, D]. */
-static bool vision_layer(const struct idf2_vision_config *cfg, const struct idf2_vision_layer *L,
-                         struct vis_scratch *s, size_t P, int nt)
+static void vision_layer(const struct idf2_exec *ex, const struct idf2_vision_config *cfg,
+                         const struct idf2_vision_layer *L, struct idf2_vision_scratch *s, size_t P)
 {
+    const struct idf2_ops *o = ex->ops;
     const size_t D = (size_t)cfg->hidden_size, I = (size_t)cfg->intermediate_size;
     const int H = cfg->num_attention_heads, hd = cfg->hidden_size / H;
     const float eps = (float)cfg->layer_norm_eps;
 
-    idf2_layernorm(s->h, s->x, P, D, L->ln1_w, L->ln1_b, eps);
-    if (!idf2_matmul(s->q, s->h, P, &L->q, L->q_b, nt) ||
-        !idf2_matmul(s->k, s->h, P, &L->k, L->k_b, nt) ||
-        !idf2_matmul(s->v, s->h, P, &L->v, L->v_b, nt))
-        return false;
-    struct idf2_attn a = {
+    o->layernorm(s->h, s->x, P, D, L->ln1_w, L->ln1_b, eps);
+    idf2_mm(ex, s->q, s->h, P, &L->q, L->q_b);
+    idf2_mm(ex, s->k, s->h, P, &L->k, L->k_b);
+    idf2_mm(ex, s->v, s->h, P, &L->v, L->v_b);
+    const struct idf2_attn a = {
         .q = s->q,
         .q_stride = D,
         .k = s->k,
@@ -126,74 +129,55 @@ static bool vision_layer(const struct idf2_vision_config *cfg, const struct idf2
         .head_dim = hd,
         .scale = (float)pow(hd, -0.5), /* HF: head_dim ** -0.5 */
     };
-    if (!idf2_attention(s->att, &a, nt) || !idf2_matmul(s->h, s->att, P, &L->o, L->o_b, nt))
-        return false;
-    idf2_add(s->x, s->h, P * D);
+    o->attention(s->att, &a, ex);
+    idf2_mm(ex, s->h, s->att, P, &L->o, L->o_b);
+    o->add(s->x, s->h, P * D);
 
-    idf2_layernorm(s->h, s->x, P, D, L->ln2_w, L->ln2_b, eps);
-    if (!idf2_matmul(s->mlp, s->h, P, &L->fc1, L->fc1_b, nt))
-        return false;
-    switch (cfg->hidden_act) {
-    case IDF2_ACT_GELU_TANH:
-        idf2_gelu_tanh(s->mlp, P * I);
-        break;
-    case IDF2_ACT_GELU:
-        idf2_gelu_erf(s->mlp, P * I);
-        break;
-    case IDF2_ACT_SILU:
-        idf2_silu(s->mlp, P * I);
-        break;
+    o->layernorm(s->h, s->x, P, D, L->ln2_w, L->ln2_b, eps);
+    /* The MLP in row chunks: h rows are read once, then overwritten. */
+    for (size_t i = 0; i < P; i += IDF2_ROW_CHUNK) {
+        const size_t r = P - i < IDF2_ROW_CHUNK ? P - i : IDF2_ROW_CHUNK;
+        idf2_mm(ex, s->mlp, s->h + i * D, r, &L->fc1, L->fc1_b);
+        o->act(s->mlp, r * I, cfg->hidden_act);
+        idf2_mm(ex, s->h + i * D, s->mlp, r, &L->fc2, L->fc2_b);
     }
-    if (!idf2_matmul(s->h, s->mlp, P, &L->fc2, L->fc2_b, nt))
-        return false;
-    idf2_add(s->x, s->h, P * D);
-    return true;
+    o->add(s->x, s->h, P * D);
 }
 
-enum vc_status idf2_vision_encode(const struct idf2_vision_config *cfg,
-                                  const struct idf2_vision_weights *w, const float *pixels,
-                                  uint32_t H, uint32_t W, uint32_t nh, uint32_t nw, float *out,
-                                  int nt, struct vc_err *err)
+enum vc_status idf2_vision_encode(const struct idf2_exec *ex, const struct idf2_vision_config *cfg,
+                                  const struct idf2_vision_weights *w,
+                                  struct idf2_vision_scratch *s, const float *pixels, uint32_t H,
+                                  uint32_t W, uint32_t nh, uint32_t nw, float *out,
+                                  struct vc_err *err)
 {
     const int p = cfg->patch_size, N = cfg->image_size / cfg->patch_size;
     const size_t C = (size_t)cfg->num_channels, D = (size_t)cfg->hidden_size;
     if (nh == 0 || nw == 0 || nh > (uint32_t)N || nw > (uint32_t)N || (uint64_t)nh * p > H ||
-        (uint64_t)nw * p > W)
+        (uint64_t)nw * p > W || (size_t)nh * nw > s->max_patches)
         return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
-                          "vision: %ux%u patch grid does not fit a %ux%u canvas / %dx%d table", nh,
-                          nw, H, W, N, N);
+                          "vision: %ux%u patch grid does not fit a %ux%u canvas / %dx%d table / "
+                          "%zu-patch scratch",
+                          nh, nw, H, W, N, N, s->max_patches);
     const size_t P = (size_t)nh * nw, plen = C * (size_t)p * (size_t)p;
-    struct vis_scratch s = { 0 };
-    int32_t *pos = vc_malloc_array(P, sizeof *pos);
-    if (!pos || !scratch_alloc(&s, P, D, (size_t)cfg->intermediate_size, plen)) {
-        free(pos);
-        scratch_free(&s);
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "vision: %zu patches", P);
-    }
 
     /* Conv2d(kernel = stride = p) as a matmul: each patch flattened in
      * (channel, ky, kx) order, the conv weight's own order. */
     for (size_t r = 0; r < nh; r++)
         for (size_t c = 0; c < nw; c++) {
-            float *dst = s.h + (r * nw + c) * plen;
+            float *dst = s->h + (r * nw + c) * plen;
             for (size_t ch = 0; ch < C; ch++)
                 for (size_t ky = 0; ky < (size_t)p; ky++)
                     memcpy(dst + (ch * (size_t)p + ky) * (size_t)p,
                            pixels + (ch * H + r * (size_t)p + ky) * W + c * (size_t)p,
                            (size_t)p * sizeof(float));
         }
-    bool ok = idf2_matmul(s.x, s.h, P, &w->patch, w->patch_b, nt);
-    idf2_vision_position_ids(N, (int)nh, (int)nw, pos);
-    for (size_t i = 0; ok && i < P; i++)
-        idf2_add(s.x + i * D, w->pos + (size_t)pos[i] * D, D);
+    idf2_mm(ex, s->x, s->h, P, &w->patch, w->patch_b);
+    idf2_vision_position_ids(N, (int)nh, (int)nw, s->pos);
+    for (size_t i = 0; i < P; i++)
+        ex->ops->add(s->x + i * D, w->pos + (size_t)s->pos[i] * D, D);
 
-    for (int l = 0; ok && l < cfg->num_hidden_layers; l++)
-        ok = vision_layer(cfg, &w->layers[l], &s, P, nt);
-    if (ok)
-        idf2_layernorm(out, s.x, P, D, w->post_ln_w, w->post_ln_b, (float)cfg->layer_norm_eps);
-    free(pos);
-    scratch_free(&s);
-    if (!ok)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "vision: kernel scratch");
+    for (int l = 0; l < cfg->num_hidden_layers; l++)
+        vision_layer(ex, cfg, &w->layers[l], s, P);
+    ex->ops->layernorm(out, s->x, P, D, w->post_ln_w, w->post_ln_b, (float)cfg->layer_norm_eps);
     return VC_OK;
 }

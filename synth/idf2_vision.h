@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "core/vc_err.h"
+#include "synth/idf2_backend.h"
 #include "synth/idf2_config.h"
 #include "synth/idf2_weights.h"
 
@@ -24,13 +25,27 @@
  * with the AVX2 exceptions the released model saw. */
 void idf2_vision_position_ids(int N, int nh, int nw, int32_t *out);
 
+/* The buffers of one encode, carved from a context's arena for images of up
+ * to max_patches real patches. */
+struct idf2_vision_scratch {
+    size_t max_patches;
+    float *x, *h, *q, *k, *v, *att; /* (max_patches, max(Dv, C*p*p)) */
+    float *mlp;                     /* (IDF2_ROW_CHUNK, Iv) */
+    int32_t *pos;                   /* (max_patches) */
+};
+void idf2_vision_scratch_carve(const struct idf2_vision_config *cfg, size_t max_patches,
+                               struct idf2_carve *c, struct idf2_vision_scratch *s);
+/* Operation workspace bytes an encode of up to max_patches needs. */
+size_t idf2_vision_ws(const struct idf2_ops *ops, const struct idf2_vision_config *cfg,
+                      const struct idf2_vision_weights *w, size_t max_patches, int nt);
+
 /* Encodes the real nh x nw patches of one image.  pixels: (C, H, W) float32,
  * the padded canvas; out: (nh*nw, Dv), after post_layernorm.  VC_EUSAGE
- * when the grid exceeds the canvas or the position table, VC_EFATAL
- * out_of_memory. */
-enum vc_status idf2_vision_encode(const struct idf2_vision_config *cfg,
-                                  const struct idf2_vision_weights *w, const float *pixels,
-                                  uint32_t H, uint32_t W, uint32_t nh, uint32_t nw, float *out,
-                                  int nt, struct vc_err *err);
+ * when the grid exceeds the canvas, the position table or the scratch. */
+enum vc_status idf2_vision_encode(const struct idf2_exec *ex, const struct idf2_vision_config *cfg,
+                                  const struct idf2_vision_weights *w,
+                                  struct idf2_vision_scratch *s, const float *pixels, uint32_t H,
+                                  uint32_t W, uint32_t nh, uint32_t nw, float *out,
+                                  struct vc_err *err);
 
 #endif

@@ -204,7 +204,10 @@ static enum vc_status idf2_mat_shaped(struct idf2_loader *ld, struct idf2_w *out
     VC_TRY(idf2_find(ld, name, n_dims, shape, &t));
     const void *data = NULL;
     VC_TRY(idf2_data_as(ld, t, ld->compute, &data));
-    *out = (struct idf2_w){ .dtype = ld->compute, .data = data, .rows = rows, .cols = cols };
+    *out = (struct idf2_w){ .fmt = ld->compute == ST_BF16 ? IDF2_WF_BF16 : IDF2_WF_F32,
+                            .data = data,
+                            .rows = rows,
+                            .cols = cols };
     return idf2_record(ld, name, ld->compute, n_dims, shape, data,
                        (size_t)t->n_elems * st_dtype_size(ld->compute));
 }

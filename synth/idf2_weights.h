@@ -10,7 +10,8 @@
  *   compute F32:  F32 tensors stay mmapped; BF16/F16 are widened exactly
  *                 (the golden tests' mode).
  *
- * Matrices are `struct idf2_w` in that compute dtype.  Vectors (norm
+ * Matrices are `struct idf2_w` (synth/idf2_backend.h) in the format of that
+ * compute dtype.  Vectors (norm
  * weights, biases), the position-embedding table and the perceiver latents
  * are small and always float32.
  *
@@ -28,18 +29,9 @@
 #include <stdint.h>
 
 #include "core/vc_err.h"
+#include "synth/idf2_backend.h"
 #include "synth/idf2_config.h"
 #include "synth/safetensors.h"
-
-/* A matrix, row-major [rows, cols].  Linear layers are [out, in] (y = x W^T,
- * HF's layout); embedding tables are [vocab, width].  dtype is ST_F32 or
- * ST_BF16 (the compute dtype); data is aligned to at least its element
- * size. */
-struct idf2_w {
-    enum st_dtype dtype;
-    const void *data;
-    int64_t rows, cols;
-};
 
 struct idf2_vision_layer {
     const float *ln1_w, *ln1_b;         /* [Dv] layer_norm1 */

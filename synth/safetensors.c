@@ -740,6 +740,27 @@ uint16_t st_f32_to_bf16(float f)
     return (uint16_t)(u >> 16);
 }
 
+uint16_t st_f32_to_f16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    const uint32_t sign = (u >> 16) & 0x8000u, a = u & 0x7fffffffu;
+    if (a > 0x7f800000u)
+        return (uint16_t)(sign | 0x7e00u);
+    if (a >= 0x477ff000u) /* 65520 and up round past the largest half */
+        return (uint16_t)(sign | 0x7c00u);
+    if (a < 0x38800000u) {
+        /* Subnormal half: units of 2^-24; the scaling is exact and lrintf
+         * rounds to nearest even. */
+        float v;
+        memcpy(&v, &a, sizeof v);
+        return (uint16_t)(sign | (uint32_t)lrintf(v * 16777216.0f));
+    }
+    /* Round to nearest even at bit 13, then rebias the exponent 127 -> 15. */
+    const uint32_t r = a + 0xfffu + ((a >> 13) & 1u) - 0x38000000u;
+    return (uint16_t)(sign | (r >> 13));
+}
+
 float st_get_f32(const struct st_tensor *t, int64_t i)
 {
     const unsigned char *p = t->data;

@@ -78,6 +78,7 @@ void st_set_drop_pages(const struct st_set *s, const struct st_tensor *t);
 float st_bf16_to_f32(uint16_t h);
 float st_f16_to_f32(uint16_t h);
 uint16_t st_f32_to_bf16(float f);
+uint16_t st_f32_to_f16(float f);
 
 /* Element i of a tensor of any float dtype as float (BF16/F16 widened exactly). */
 float st_get_f32(const struct st_tensor *t, int64_t i);

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 
 #include "synth/idefics2.h"
-#include "synth/idf2_kernels.h"
+#include "synth/idf2_backend.h"
 #include "synth/idf2_prompt.h"
 #include "synth/idf2_vision.h"
 #include "synth/safetensors.h"
@@ -28,7 +28,8 @@ struct fixture {
     cJSON *root;
 };
 
-static bool fixture_open(struct fixture *f, enum idf2_compute compute)
+/* Opens the fixture on kernel row `backend` (NULL: the fastest). */
+static bool fixture_open_on(struct fixture *f, enum idf2_compute compute, const char *backend)
 {
     struct vc_err err = { 0 };
     memset(f, 0, sizeof *f);
@@ -36,7 +37,7 @@ static bool fixture_open(struct fixture *f, enum idf2_compute compute)
     unsigned char *data = vc_test_read_file(vc_test_fixture(FIXTURE "/cases.json"), &n);
     f->root = data ? cJSON_ParseWithLength((const char *)data, n) : NULL;
     free(data);
-    const struct idf2_load_opts opts = { .compute = compute };
+    const struct idf2_load_opts opts = { .compute = compute, .backend = backend };
     if (!f->root || idf2_model_load(vc_test_fixture(FIXTURE), &opts, &f->model, &err) != VC_OK ||
         st_file_open(vc_test_fixture(FIXTURE "/expected.safetensors"), &f->expected, &err) !=
             VC_OK) {
@@ -45,6 +46,11 @@ static bool fixture_open(struct fixture *f, enum idf2_compute compute)
         return false;
     }
     return true;
+}
+
+static bool fixture_open(struct fixture *f, enum idf2_compute compute)
+{
+    return fixture_open_on(f, compute, NULL);
 }
 
 static void fixture_close(struct fixture *f)
@@ -242,13 +248,15 @@ static void compare(const char *label, const struct got *g, const struct st_tens
     }
 }
 
-/* Runs a case with the trace on and checks every tensor the reference
- * recorded for it, plus the text. */
-static void check_case(const char *name)
+/* Runs a case with the trace on, on one kernel row and compute mode, and
+ * checks every tensor the reference recorded for it, plus the text. */
+static void check_case_on(const char *name, enum idf2_compute compute, const char *backend)
 {
     struct fixture f;
-    if (!fixture_open(&f, IDF2_COMPUTE_F32))
+    if (!fixture_open_on(&f, compute, backend))
         return;
+    printf("-- %s on %s, %s weights\n", name, backend,
+           compute == IDF2_COMPUTE_F32 ? "f32" : "bf16");
     const cJSON *c = find_case(&f, name);
     struct case_req cr;
     struct collector col = { .n = 0 };
@@ -296,6 +304,18 @@ static void check_case(const char *name)
     }
     collector_free(&col);
     fixture_close(&f);
+}
+
+/* Every kernel row this CPU runs (the scalar reference first), with f32
+ * and bf16 weights: the fixture's weights are bf16, so both compute modes
+ * hold the same values and the README's float32 tolerances apply. */
+static void check_case(const char *name)
+{
+    const struct idf2_ops *ops;
+    for (size_t r = 0; (ops = idf2_backend_at(r)); r++) {
+        check_case_on(name, IDF2_COMPUTE_F32, ops->name);
+        check_case_on(name, IDF2_COMPUTE_BF16, ops->name);
+    }
 }
 
 TEST(text_only)
@@ -479,6 +499,144 @@ TEST(batch_ragged_matches_single)
     fixture_close(&f);
 }
 
+/* Batch-invariant numerics: 16 ragged requests (every fixture case, with
+ * and without images, greedy and sampled, different lengths) give
+ * bit-identical step logits and ids whether each runs alone on one slot
+ * with 1 thread, all together on 16 slots with 2 threads, or in reverse
+ * order on 3 slots with prompts prefilled 7 rows at a time; on every
+ * kernel row. */
+TEST(batch_invariant_logits)
+{
+    enum { NR = 16 };
+    const struct idf2_ops *ops;
+    for (size_t row = 0; (ops = idf2_backend_at(row)); row++) {
+        struct fixture f;
+        if (!fixture_open_on(&f, IDF2_COMPUTE_BF16, ops->name))
+            return;
+        struct case_req cr[6];
+        struct idf2_request reqs[NR];
+        size_t n_cases = 0;
+        const cJSON *c;
+        cJSON_ArrayForEach(c, cJSON_GetObjectItem(f.root, "cases"))
+        {
+            if (n_cases < 6 && case_request(c, &cr[n_cases]))
+                n_cases++;
+        }
+        CHECK_INT(n_cases, 6);
+        for (size_t i = 0; i < NR && n_cases == 6; i++) {
+            reqs[i] = cr[i % 6].req;
+            reqs[i].gen.max_new_tokens = 3 + (int)(i * 5 % 11);
+            if (i % 4 == 3)
+                reqs[i].gen = (struct idf2_gen_params){ 12, 0.9f, 0.8f, 100 + i };
+        }
+        static const struct idf2_ctx_params runs[3] = {
+            { .n_slots = 1, .n_threads = 1, .n_ctx = 160 },
+            { .n_slots = 16, .n_threads = 2, .n_ctx = 160 },
+            { .n_slots = 3, .n_threads = 2, .n_ctx = 160, .max_rows = 7 },
+        };
+        struct collector col[3][NR];
+        struct idf2_result res[3][NR];
+        memset(col, 0, sizeof col);
+        for (int r = 0; r < 3 && n_cases == 6; r++) {
+            struct idf2_ctx *ctx = NULL;
+            struct vc_err err = { 0 };
+            CHECK_INT(idf2_ctx_new(f.model, &runs[r], &ctx, &err), VC_OK);
+            struct idf2_request rq[NR];
+            struct idf2_trace tr[NR];
+            struct idf2_result out[NR];
+            for (size_t i = 0; i < NR; i++) {
+                const size_t k = r == 2 ? NR - 1 - i : i; /* run 2: reversed */
+                rq[i] = reqs[k];
+                tr[i] = (struct idf2_trace){ collect, &col[r][k], false };
+                rq[i].trace = &tr[i];
+            }
+            if (r == 0) {
+                for (size_t i = 0; i < NR; i++)
+                    CHECK_INT(idf2_ctx_generate(ctx, &rq[i], 1, &out[i], &err), VC_OK);
+            } else {
+                CHECK_INT(idf2_ctx_generate(ctx, rq, NR, out, &err), VC_OK);
+            }
+            for (size_t i = 0; i < NR; i++)
+                res[r][r == 2 ? NR - 1 - i : i] = out[i];
+            struct idf2_ctx_stats st;
+            idf2_ctx_stats(ctx, &st);
+            CHECK_INT(st.max_batch, runs[r].n_slots);
+            idf2_ctx_free(ctx);
+        }
+        for (size_t i = 0; i < NR && n_cases == 6; i++) {
+            const struct got *s0 = got_find(&col[0][i], "step_logits");
+            CHECK_INT(res[0][i].status, VC_OK);
+            CHECK(res[0][i].n_ids > 0 && s0 != NULL);
+            for (int r = 1; r < 3; r++) {
+                const struct got *sr = got_find(&col[r][i], "step_logits");
+                CHECK_INT(res[r][i].status, VC_OK);
+                CHECK_INT(res[r][i].n_ids, res[0][i].n_ids);
+                CHECK(res[r][i].n_ids == res[0][i].n_ids &&
+                      memcmp(res[r][i].ids, res[0][i].ids, res[0][i].n_ids * 4) == 0);
+                CHECK(s0 && sr && s0->n == sr->n && memcmp(s0->data, sr->data, s0->n * 4) == 0);
+            }
+        }
+        for (int r = 0; r < 3; r++)
+            for (size_t i = 0; i < NR; i++) {
+                idf2_result_release(&res[r][i]);
+                collector_free(&col[r][i]);
+            }
+        for (size_t i = 0; i < n_cases; i++)
+            case_request_free(&cr[i]);
+        fixture_close(&f);
+    }
+}
+
+/* Batched scoring: items scored together on a context of 4 slots equal
+ * the same items scored one by one, bit for bit, and an item whose
+ * continuation holds an id outside the vocabulary fails alone. */
+TEST(score_batch_matches_single)
+{
+    struct fixture f;
+    if (!fixture_open(&f, IDF2_COMPUTE_F32))
+        return;
+    struct case_req a, b;
+    const cJSON *ca = find_case(&f, "chat_single_nosplit"), *cb = find_case(&f, "text_only");
+    if (ca && cb && case_request(ca, &a) && case_request(cb, &b)) {
+        static const int32_t ids1[4] = { 5, 17, 300, 2 }, bad[2] = { 3, 100000 };
+        struct idf2_score_item items[5] = {
+            { .req = a.req, .continuation = " a photo of a beach" },
+            { .req = b.req, .ids = ids1, .n_ids = 4 },
+            { .req = a.req, .ids = bad, .n_ids = 2 },
+            { .req = b.req, .continuation = "" },
+            { .req = a.req, .ids = ids1, .n_ids = 3 },
+        };
+        struct idf2_ctx *c = NULL;
+        struct vc_err err = { 0 };
+        const struct idf2_ctx_params p = { .n_slots = 4, .n_ctx = 64, .max_rows = 20 };
+        CHECK_INT(idf2_ctx_new(f.model, &p, &c, &err), VC_OK);
+        CHECK_INT(idf2_ctx_score(c, items, 5, &err), VC_OK);
+        CHECK_INT(items[2].status, VC_EUSAGE);
+        CHECK_INT(items[3].status, VC_OK);
+        CHECK(items[3].logprob == 0 && items[3].n_tokens == 0);
+        for (int i = 0; i < 5; i++) {
+            if (i == 2 || i == 3)
+                continue;
+            CHECK_INT(items[i].status, VC_OK);
+            CHECK(items[i].logprob < 0);
+            double one = 1;
+            if (items[i].continuation)
+                CHECK_INT(
+                    idf2_score(f.model, &items[i].req, items[i].continuation, &one, NULL, &err),
+                    VC_OK);
+            else
+                CHECK_INT(idf2_score_ids(f.model, &items[i].req, items[i].ids, items[i].n_ids, &one,
+                                         &err),
+                          VC_OK);
+            CHECK(one == items[i].logprob);
+        }
+        idf2_ctx_free(c);
+        case_request_free(&a);
+        case_request_free(&b);
+    }
+    fixture_close(&f);
+}
+
 /* Sampling: the same seed gives the same ids, temperature -> 0 and top_p ->
  * 0 both collapse to greedy, and banned tokens never appear. */
 TEST(sampling_seeded)
@@ -586,166 +744,6 @@ TEST(position_ids_bucketing)
         CHECK_INT(ids[i], want[i]);
 }
 
-/* The matmul against a double-precision naive product, for f32 and bf16
- * weights, odd sizes on both the direct (n <= 4) and the tiled path, and
- * bitwise equality of a row computed alone and inside a batch, with 1 and
- * 2 threads. */
-TEST(matmul_exact_and_shape_independent)
-{
-    const size_t n = 67, K = 301, O = 29; /* 585k MACs: above the 1-thread cutoff */
-    float *x = malloc(n * K * 4), *wf = malloc(O * K * 4), *bias = malloc(O * 4);
-    uint16_t *wb = malloc(O * K * 2);
-    float *y = malloc(n * O * 4), *y1 = malloc(O * 4), *y2 = malloc(n * O * 4);
-    uint32_t s = 12345;
-    for (size_t i = 0; i < n * K; i++) {
-        s = s * 1103515245u + 12345u;
-        x[i] = (float)((int)(s >> 16) % 2001 - 1000) / 512.0f;
-    }
-    for (size_t i = 0; i < O * K; i++) {
-        s = s * 1103515245u + 12345u;
-        wb[i] = st_f32_to_bf16((float)((int)(s >> 16) % 2001 - 1000) / 1024.0f);
-        wf[i] = st_bf16_to_f32(wb[i]);
-    }
-    for (size_t j = 0; j < O; j++)
-        bias[j] = (float)j * 0.25f;
-    const struct idf2_w Wf = { ST_F32, wf, (int64_t)O, (int64_t)K };
-    const struct idf2_w Wb = { ST_BF16, wb, (int64_t)O, (int64_t)K };
-    CHECK(idf2_matmul(y, x, n, &Wf, bias, 2));
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < O; j++) {
-            double ref = bias[j];
-            for (size_t k = 0; k < K; k++)
-                ref += (double)x[i * K + k] * wf[j * K + k];
-            CHECK_NEAR(y[i * O + j], ref, 1e-5 * (1 + fabs(ref)));
-        }
-    CHECK(idf2_matmul(y2, x, n, &Wb, bias, 1));
-    CHECK(memcmp(y, y2, n * O * 4) == 0);
-    for (size_t i = 0; i < n; i += 11) {
-        CHECK(idf2_matmul(y1, x + i * K, 1, &Wb, bias, 2));
-        CHECK(memcmp(y1, y + i * O, O * 4) == 0);
-    }
-    CHECK(idf2_matmul(y2, x, 3, &Wf, bias, 1));
-    CHECK(memcmp(y2, y, 3 * O * 4) == 0);
-    free(x);
-    free(wf);
-    free(wb);
-    free(bias);
-    free(y);
-    free(y1);
-    free(y2);
-}
-
-/* Attention against a hand-sized case: one query over two keys with known
- * scores, GQA head mapping h / (H/K), a causal limit and a masked key. */
-TEST(attention_small)
-{
-    /* 2 query heads of dim 2 sharing 1 kv head; 3 keys. */
-    const float q[4] = { 1, 0, 0, 1 };
-    const float k[6] = { 0, 0, 1, 0, 0, 1 };
-    const float v[6] = { 1, 2, 3, 4, 5, 6 };
-    float out[4];
-    struct idf2_attn a = {
-        .q = q,
-        .q_stride = 4,
-        .k = k,
-        .v = v,
-        .kv_head_stride = 0,
-        .kv_row_stride = 2,
-        .n_q = 1,
-        .n_kv = 3,
-        .n_heads = 2,
-        .n_kv_heads = 1,
-        .head_dim = 2,
-        .scale = 1.0f,
-    };
-    CHECK(idf2_attention(out, &a, 1));
-    /* head 0 scores (0, 1, 0): weights e/(e+2), 1/(e+2) */
-    const double e = exp(1.0), w1 = e / (e + 2), w0 = 1 / (e + 2);
-    CHECK_NEAR(out[0], w0 * 1 + w1 * 3 + w0 * 5, 1e-6);
-    CHECK_NEAR(out[1], w0 * 2 + w1 * 4 + w0 * 6, 1e-6);
-    /* head 1 scores (0, 0, 1) */
-    CHECK_NEAR(out[2], w0 * 1 + w0 * 3 + w1 * 5, 1e-6);
-    const uint8_t mask[3] = { 1, 0, 1 };
-    a.key_mask = mask;
-    CHECK(idf2_attention(out, &a, 2));
-    CHECK_NEAR(out[0], 0.5 * 1 + 0.5 * 5, 1e-6);
-    a.key_mask = NULL;
-    a.causal = true;
-    a.q_pos0 = 1; /* sees keys 0 and 1 */
-    CHECK(idf2_attention(out, &a, 1));
-    CHECK_NEAR(out[0], (1 * 1 + e * 3) / (1 + e), 1e-6);
-    a.window = 1; /* only key 1 */
-    CHECK(idf2_attention(out, &a, 1));
-    CHECK_NEAR(out[2], 3, 1e-6);
-}
-
-/* Multi-query blocks (32 + 5 queries), causal with a window, GQA 4:2 and
- * head dims that take every column path (32-chunks, 8-chunks, scalar
- * tail), against a double-precision softmax(q k^T * scale) v. */
-TEST(attention_blocks_vs_naive)
-{
-    static const int hds[2] = { 20, 43 };
-    for (int t = 0; t < 2; t++) {
-        const int H = 4, G = 2, hd = hds[t];
-        const size_t n = 37, W = 35, qw = (size_t)H * (size_t)hd, kw = (size_t)G * (size_t)hd;
-        float *q = malloc(n * qw * 4), *k = malloc(n * kw * 4), *v = malloc(n * kw * 4);
-        float *o = malloc(n * qw * 4);
-        uint32_t s = 99;
-        for (size_t i = 0; i < n * qw; i++) {
-            s = s * 1103515245u + 12345u;
-            q[i] = (float)((int)(s >> 16) % 2001 - 1000) / 700.0f;
-        }
-        for (size_t i = 0; i < n * kw; i++) {
-            s = s * 1103515245u + 12345u;
-            k[i] = (float)((int)(s >> 16) % 2001 - 1000) / 900.0f;
-            s = s * 1103515245u + 12345u;
-            v[i] = (float)((int)(s >> 16) % 2001 - 1000) / 300.0f;
-        }
-        const struct idf2_attn a = {
-            .q = q,
-            .q_stride = qw,
-            .k = k,
-            .v = v,
-            .kv_head_stride = (size_t)hd,
-            .kv_row_stride = kw,
-            .n_q = n,
-            .n_kv = n,
-            .n_heads = H,
-            .n_kv_heads = G,
-            .head_dim = hd,
-            .scale = 0.3f,
-            .causal = true,
-            .window = W,
-        };
-        CHECK(idf2_attention(o, &a, 2));
-        for (size_t i = 0; i < n; i++)
-            for (int h = 0; h < H; h++) {
-                const size_t g = (size_t)(h / (H / G)), lo = i + 1 > W ? i + 1 - W : 0;
-                double sc[40], mx = -INFINITY, sum = 0;
-                for (size_t j = lo; j <= i; j++) {
-                    double d = 0;
-                    for (int e = 0; e < hd; e++)
-                        d += (double)q[i * qw + (size_t)h * (size_t)hd + (size_t)e] *
-                             k[j * kw + g * (size_t)hd + (size_t)e];
-                    sc[j] = d * 0.3f;
-                    mx = fmax(mx, sc[j]);
-                }
-                for (size_t j = lo; j <= i; j++)
-                    sum += exp(sc[j] - mx);
-                for (int e = 0; e < hd; e++) {
-                    double want = 0;
-                    for (size_t j = lo; j <= i; j++)
-                        want += exp(sc[j] - mx) / sum * v[j * kw + g * (size_t)hd + (size_t)e];
-                    CHECK_NEAR(o[i * qw + (size_t)h * (size_t)hd + (size_t)e], want, 2e-6);
-                }
-            }
-        free(q);
-        free(k);
-        free(v);
-        free(o);
-    }
-}
-
 #define TESTS(X)                                                                                   \
     X(text_only)                                                                                   \
     X(chat_single_nosplit)                                                                         \
@@ -757,10 +755,9 @@ TEST(attention_blocks_vs_naive)
     X(bf16_weights_match_f32)                                                                      \
     X(score_matches_reference_step_logits)                                                         \
     X(batch_ragged_matches_single)                                                                 \
+    X(batch_invariant_logits)                                                                      \
+    X(score_batch_matches_single)                                                                  \
     X(sampling_seeded)                                                                             \
     X(chat_request_and_max_new)                                                                    \
-    X(position_ids_bucketing)                                                                      \
-    X(matmul_exact_and_shape_independent)                                                          \
-    X(attention_small)                                                                             \
-    X(attention_blocks_vs_naive)
+    X(position_ids_bucketing)
 TEST_MAIN(TESTS)

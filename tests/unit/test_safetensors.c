@@ -502,7 +502,7 @@ static void check_weights_equal_fixture(const struct idf2_weights *w, const stru
             float want = st_get_f32(t, k), got;
             if (probe[i].v) {
                 got = probe[i].v[k];
-            } else if (probe[i].m->dtype == ST_F32) {
+            } else if (probe[i].m->fmt == IDF2_WF_F32) {
                 got = ((const float *)probe[i].m->data)[k];
             } else {
                 got = st_bf16_to_f32(((const uint16_t *)probe[i].m->data)[k]);

@@ -1,0 +1,246 @@
+/* idf2_backend: the row table, run-time selection, the weight formats'
+ * reference definitions, and the compositions of operations (SwiGLU).
+ *
+ * Owns the resolved rows: built once (pthread_once) by copying each
+ * registered row and filling its NULL entries from the row before it, so a
+ * resolved row is complete and immutable.  Rows register in `rows` below,
+ * in order of preference (the last one this CPU runs is AUTO's pick). */
+#include "idf2_backend.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "core/vc_mem.h"
+#include "synth/idf2_kernels.h"
+#include "synth/idf2_ref.h"
+#include "synth/safetensors.h"
+
+static bool always(void)
+{
+    return true;
+}
+
+static const struct {
+    enum idf2_backend_id id;
+    const struct idf2_ops *ops;
+    bool (*runs_here)(void);
+} rows[] = {
+    { IDF2_BACKEND_REF, &idf2_ref_ops, always },
+    { IDF2_BACKEND_VEC, &idf2_vec_ops, always },
+};
+#define N_ROWS (sizeof rows / sizeof rows[0])
+
+static struct idf2_ops resolved[N_ROWS];
+static bool usable[N_ROWS];
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+/* Each function-pointer member of struct idf2_ops, for inheritance. */
+#define INHERIT(dst, src, field)                                                                   \
+    do {                                                                                           \
+        if (!(dst)->field)                                                                         \
+            (dst)->field = (src)->field;                                                           \
+    } while (0)
+
+static void resolve(void)
+{
+    for (size_t r = 0; r < N_ROWS; r++) {
+        struct idf2_ops *o = &resolved[r];
+        *o = *rows[r].ops;
+        usable[r] = rows[r].runs_here();
+        if (r == 0)
+            continue;
+        const struct idf2_ops *p = &resolved[r - 1];
+        INHERIT(o, p, buf_alloc);
+        INHERIT(o, p, buf_free);
+        for (int f = 0; f < IDF2_WF_COUNT; f++)
+            if (!o->matmul[f]) {
+                o->matmul[f] = p->matmul[f];
+                o->tol[f] = p->tol[f];
+            }
+        if (o->tol_other < p->tol_other)
+            o->tol_other = p->tol_other;
+        INHERIT(o, p, matmul_ws);
+        INHERIT(o, p, attention);
+        INHERIT(o, p, attention_ws);
+        INHERIT(o, p, layernorm);
+        INHERIT(o, p, rmsnorm);
+        INHERIT(o, p, act);
+        INHERIT(o, p, act_mul);
+        INHERIT(o, p, add);
+        INHERIT(o, p, rope);
+        INHERIT(o, p, embed_rows);
+    }
+}
+
+const struct idf2_ops *idf2_backend_get(enum idf2_backend_id id)
+{
+    pthread_once(&once, resolve);
+    const struct idf2_ops *best = NULL;
+    for (size_t r = 0; r < N_ROWS; r++)
+        if (usable[r] && (id == IDF2_BACKEND_AUTO || rows[r].id == id))
+            best = &resolved[r];
+    return best;
+}
+
+const struct idf2_ops *idf2_backend_at(size_t i)
+{
+    pthread_once(&once, resolve);
+    for (size_t r = 0; r < N_ROWS; r++)
+        if (usable[r] && i-- == 0)
+            return &resolved[r];
+    return NULL;
+}
+
+const struct idf2_ops *idf2_backend_by_name(const char *name)
+{
+    const struct idf2_ops *o;
+    for (size_t i = 0; (o = idf2_backend_at(i)); i++)
+        if (strcmp(o->name, name) == 0)
+            return o;
+    return NULL;
+}
+
+/* ------------------------------------------------------------ formats */
+
+const char *idf2_wfmt_name(enum idf2_wfmt f)
+{
+    static const char *const names[IDF2_WF_COUNT] = { "f32", "bf16", "q8_0", "q4_0" };
+    return (unsigned)f < IDF2_WF_COUNT ? names[f] : "?";
+}
+
+size_t idf2_wfmt_row_bytes(enum idf2_wfmt f, size_t cols)
+{
+    const size_t blocks = cols / IDF2_QBLOCK + (cols % IDF2_QBLOCK != 0);
+    size_t out = 0;
+    switch (f) {
+    case IDF2_WF_F32:
+        return cols > SIZE_MAX / 4 ? 0 : cols * 4;
+    case IDF2_WF_BF16:
+        return cols > SIZE_MAX / 2 ? 0 : cols * 2;
+    case IDF2_WF_Q8_0:
+        out = blocks * sizeof(struct idf2_block_q8_0);
+        return blocks && out / blocks != sizeof(struct idf2_block_q8_0) ? 0 : out;
+    case IDF2_WF_Q4_0:
+        out = blocks * sizeof(struct idf2_block_q4_0);
+        return blocks && out / blocks != sizeof(struct idf2_block_q4_0) ? 0 : out;
+    }
+    return 0;
+}
+
+/* The block's values with zeros past the row's end. */
+static void block_of(const float *src, size_t cols, size_t b, float v[IDF2_QBLOCK])
+{
+    for (size_t e = 0; e < IDF2_QBLOCK; e++) {
+        const size_t k = b * IDF2_QBLOCK + e;
+        v[e] = k < cols ? src[k] : 0.0f;
+    }
+}
+
+void idf2_quantize_row(enum idf2_wfmt f, const float *src, size_t cols, void *dst)
+{
+    const size_t nb = cols / IDF2_QBLOCK + (cols % IDF2_QBLOCK != 0);
+    float v[IDF2_QBLOCK];
+    switch (f) {
+    case IDF2_WF_F32:
+        memcpy(dst, src, cols * sizeof(float));
+        return;
+    case IDF2_WF_BF16:
+        for (size_t k = 0; k < cols; k++)
+            ((uint16_t *)dst)[k] = st_f32_to_bf16(src[k]);
+        return;
+    case IDF2_WF_Q8_0:
+        for (size_t b = 0; b < nb; b++) {
+            struct idf2_block_q8_0 *q = (struct idf2_block_q8_0 *)dst + b;
+            block_of(src, cols, b, v);
+            float amax = 0;
+            for (int e = 0; e < IDF2_QBLOCK; e++)
+                amax = fabsf(v[e]) > amax ? fabsf(v[e]) : amax;
+            const float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
+            q->d = st_f32_to_f16(d);
+            for (int e = 0; e < IDF2_QBLOCK; e++)
+                q->q[e] = (int8_t)lrintf(v[e] * id);
+        }
+        return;
+    case IDF2_WF_Q4_0:
+        for (size_t b = 0; b < nb; b++) {
+            struct idf2_block_q4_0 *q = (struct idf2_block_q4_0 *)dst + b;
+            block_of(src, cols, b, v);
+            float amax = 0, mx = 0;
+            for (int e = 0; e < IDF2_QBLOCK; e++)
+                if (fabsf(v[e]) > amax) {
+                    amax = fabsf(v[e]);
+                    mx = v[e];
+                }
+            const float d = mx / -8.0f, id = d != 0 ? 1.0f / d : 0.0f;
+            q->d = st_f32_to_f16(d);
+            for (int e = 0; e < IDF2_QBLOCK / 2; e++) {
+                long lo = lrintf(v[e] * id) + 8, hi = lrintf(v[e + IDF2_QBLOCK / 2] * id) + 8;
+                lo = lo < 0 ? 0 : lo > 15 ? 15 : lo;
+                hi = hi < 0 ? 0 : hi > 15 ? 15 : hi;
+                q->qs[e] = (uint8_t)(lo | hi << 4);
+            }
+        }
+        return;
+    }
+}
+
+void idf2_dequantize_row(enum idf2_wfmt f, const void *row, size_t cols, float *dst)
+{
+    for (size_t k = 0; k < cols; k++) {
+        const size_t b = k / IDF2_QBLOCK, e = k % IDF2_QBLOCK;
+        switch (f) {
+        case IDF2_WF_F32:
+            dst[k] = ((const float *)row)[k];
+            break;
+        case IDF2_WF_BF16:
+            dst[k] = st_bf16_to_f32(((const uint16_t *)row)[k]);
+            break;
+        case IDF2_WF_Q8_0: {
+            const struct idf2_block_q8_0 *q = (const struct idf2_block_q8_0 *)row + b;
+            dst[k] = st_f16_to_f32(q->d) * (float)q->q[e];
+            break;
+        }
+        case IDF2_WF_Q4_0: {
+            const struct idf2_block_q4_0 *q = (const struct idf2_block_q4_0 *)row + b;
+            const int nib = e < IDF2_QBLOCK / 2 ? q->qs[e] & 15 : q->qs[e - IDF2_QBLOCK / 2] >> 4;
+            dst[k] = st_f16_to_f32(q->d) * (float)(nib - 8);
+            break;
+        }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- arena */
+
+void *idf2_carve(struct idf2_carve *c, size_t n, size_t elem)
+{
+    size_t bytes, end;
+    const size_t start = (c->off + 63) / 64 * 64;
+    if (c->overflow || start < c->off || !vc_mul_ok(n, elem, &bytes) ||
+        !vc_add_ok(start, bytes, &end)) {
+        c->overflow = true;
+        return NULL;
+    }
+    c->off = end;
+    return c->base ? c->base + start : NULL;
+}
+
+/* ---------------------------------------------------------- compositions */
+
+void idf2_swiglu(const struct idf2_exec *ex, float *y, const float *x, size_t n,
+                 const struct idf2_w *gate, const struct idf2_w *up, const struct idf2_w *down,
+                 enum idf2_act act, float *g, float *u)
+{
+    idf2_mm(ex, g, x, n, gate, NULL);
+    idf2_mm(ex, u, x, n, up, NULL);
+    ex->ops->act_mul(g, u, n * (size_t)gate->rows, act);
+    idf2_mm(ex, y, g, n, down, NULL);
+}
+
+void idf2_ws_need_mm(size_t *need, const struct idf2_ops *ops, size_t n, const struct idf2_w *w,
+                     int nt)
+{
+    const size_t b = ops->matmul_ws(n, w, nt);
+    *need = b > *need ? b : *need;
+}

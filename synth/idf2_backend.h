@@ -1,0 +1,228 @@
+/* idf2_backend: the seam between the Idefics2 forward passes (vision,
+ * connector, text) and the numeric kernels.  The forward passes call only
+ * the operations of one `struct idf2_ops` table (a "row"); rows are chosen
+ * at run time by CPU features, as ggml's backends are:
+ *
+ *   "ref"  scalar reference: plain loops, double accumulation.  Defines the
+ *          meaning of every operation and weight format; what the golden
+ *          tests and the per-row oracle test (tests/unit/test_idf2_backend.c)
+ *          compare against.  Always available.
+ *   "vec"  portable float32 kernels (GCC vector extensions, 8 lanes; what
+ *          -march makes of them): idf2_kernels.c.
+ *   later rows (AVX-512 BF16/VNNI, CUDA) register in idf2_backend.c's table.
+ *
+ * A row may leave an operation NULL: it then inherits the entry of the last
+ * row before it in the table that has one (ultimately "ref"), so a fast row
+ * implements only what it speeds up.
+ *
+ * Weight formats are their own type (not the safetensors dtype): a matrix is
+ * `struct idf2_w` in one `enum idf2_wfmt`, row-major [rows, cols], one
+ * matmul entry per format.  The block formats pack each row separately:
+ * ceil(cols / 32) blocks, the last one zero-filled past `cols` (SigLIP's
+ * K = 4304 is 134.5 blocks), so a row starts at row * idf2_wfmt_row_bytes().
+ *
+ * The contract every row keeps (the oracle test checks each point):
+ *  - accuracy: matmul output element (i, j) is within
+ *    `tol[fmt] * sum_k |x[i,k] * w[j,k]|` (+ 1e-30) of the reference;
+ *    attention, norms and activations within `tol_other` relative (+ 1e-6
+ *    absolute);
+ *  - batch invariance: element (i, j) of a matmul is a function of x's row
+ *    i, w's row j and the bias only, bit for bit: the same for any n, any
+ *    thread count and any other rows of x (reductions in a fixed order per
+ *    output element; threads split outputs, never a dot product).  Attention
+ *    output row i depends on q row i and the keys/values it may see, never
+ *    on the thread count.  The batched decoder relies on this for
+ *    byte-identical output at any batch size.
+ *  - no allocation: an operation uses only the caller's workspace
+ *    (ex->ws, at least the bytes its *_ws query asked for, queries being
+ *    non-decreasing in every size argument so that a context can size it
+ *    once for its largest call) and never fails.
+ * Activations are float32, row-major, y = x W^T (HF nn.Linear layout). */
+#ifndef VC_SYNTH_IDF2_BACKEND_H
+#define VC_SYNTH_IDF2_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "synth/idf2_config.h"
+
+/* ------------------------------------------------------------ formats */
+
+enum idf2_wfmt {
+    IDF2_WF_F32 = 0,
+    IDF2_WF_BF16, /* the high 16 bits of a float32 */
+    IDF2_WF_Q8_0, /* struct idf2_block_q8_0 rows: w = d * q */
+    IDF2_WF_Q4_0, /* struct idf2_block_q4_0 rows: w = d * (nibble - 8) */
+};
+#define IDF2_WF_COUNT 4
+#define IDF2_QBLOCK   32 /* weights per block of the block formats */
+
+/* Byte-compatible with ggml's block_q8_0 / block_q4_0 (d is IEEE half). */
+struct idf2_block_q8_0 {
+    uint16_t d;
+    int8_t q[IDF2_QBLOCK];
+};
+/* qs[j] holds element j in its low nibble and element j + 16 in its high. */
+struct idf2_block_q4_0 {
+    uint16_t d;
+    uint8_t qs[IDF2_QBLOCK / 2];
+};
+
+const char *idf2_wfmt_name(enum idf2_wfmt f);
+/* Bytes of one row of `cols` weights; 0 when it would overflow. */
+size_t idf2_wfmt_row_bytes(enum idf2_wfmt f, size_t cols);
+
+/* Reference quantizer of one row (the format's definition): per block,
+ * d = max|x| / 127 (Q8_0) or max-magnitude / -8 (Q4_0, signed so the
+ * largest value maps to -8 exactly, as ggml), stored as half, and
+ * q = round(x / d) clamped to the range.  dst: idf2_wfmt_row_bytes bytes.
+ * For F32/BF16 it stores (round-to-nearest-even for BF16). */
+void idf2_quantize_row(enum idf2_wfmt f, const float *src, size_t cols, void *dst);
+/* dst[cols] = row as float32 (exact for F32/BF16, d * q for blocks). */
+void idf2_dequantize_row(enum idf2_wfmt f, const void *row, size_t cols, float *dst);
+
+/* A matrix.  Linear layers are [out, in] (y = x W^T); embedding tables are
+ * [vocab, width].  data is aligned to at least 4 bytes for F32, 2 else. */
+struct idf2_w {
+    enum idf2_wfmt fmt;
+    const void *data;
+    int64_t rows, cols;
+};
+
+/* ---------------------------------------------------------- operations */
+
+/* float32 minimum: the mask value HF adds to masked scores (SPEC §10). */
+#define IDF2_MASK_MIN (-3.4028234663852886e38f)
+
+/* Multi-head attention with grouped K/V heads.
+ *   q: [n_q, n_heads*hd] rows at stride q_stride floats;
+ *   k, v: per kv head g, rows j at k + g*kv_head_stride + j*kv_row_stride
+ *         (the same layout for v), j in [0, n_kv);
+ *   out: [n_q, n_heads*hd], contiguous.
+ * Query head h uses kv head h / (n_heads / n_kv_heads) (repeat_kv).  Scores
+ * are (q . k) * scale; with `causal`, query i (at absolute position
+ * q_pos0 + i) sees keys j <= q_pos0 + i, and with window > 0 also
+ * q_pos0 + i - j < window.  Keys with key_mask[j] == 0 (key_mask may be
+ * NULL) get IDF2_MASK_MIN added, as HF does.  A softmax in float32 with the
+ * maximum subtracted. */
+struct idf2_attn {
+    const float *q;
+    size_t q_stride;
+    const float *k, *v;
+    size_t kv_head_stride, kv_row_stride;
+    size_t n_q, n_kv;
+    int n_heads, n_kv_heads, head_dim;
+    float scale;
+    bool causal;
+    size_t q_pos0;
+    size_t window;
+    const uint8_t *key_mask;
+};
+
+struct idf2_ops;
+
+/* What one call may use: the row, its threads (>= 1; an operation may use
+ * fewer when the work is small) and its workspace. */
+struct idf2_exec {
+    const struct idf2_ops *ops;
+    int nt;
+    void *ws; /* 64-byte aligned */
+    size_t ws_bytes;
+};
+
+struct idf2_ops {
+    const char *name;
+    /* Contract tolerances (see the top of this file). */
+    double tol[IDF2_WF_COUNT];
+    double tol_other;
+
+    /* Buffers the forward passes and the context keep (weights excepted):
+     * 64-byte aligned, NULL on out-of-memory; free accepts NULL. */
+    void *(*buf_alloc)(size_t bytes);
+    void (*buf_free)(void *p);
+
+    /* y[n, w->rows] = x[n, w->cols] W^T (+ bias[w->rows] when bias != NULL),
+     * one entry per format; y must not alias x. */
+    void (*matmul[IDF2_WF_COUNT])(float *y, const float *x, size_t n, const struct idf2_w *w,
+                                  const float *bias, const struct idf2_exec *ex);
+    size_t (*matmul_ws)(size_t n, const struct idf2_w *w, int nt);
+
+    void (*attention)(float *out, const struct idf2_attn *a, const struct idf2_exec *ex);
+    size_t (*attention_ws)(size_t n_q, size_t n_kv, int n_kv_heads, int head_dim, int nt);
+
+    /* Row-wise over n rows of d: LayerNorm (x - mean) / sqrt(var + eps) * w
+     * + b with the biased variance; RMSNorm w * (x / sqrt(mean(x^2) + eps)).
+     * In place allowed (y == x). */
+    void (*layernorm)(float *y, const float *x, size_t n, size_t d, const float *w, const float *b,
+                      float eps);
+    void (*rmsnorm)(float *y, const float *x, size_t n, size_t d, const float *w, float eps);
+    /* x[i] = act(x[i]); and SwiGLU's middle g[i] = act(g[i]) * u[i]. */
+    void (*act)(float *x, size_t n, enum idf2_act act);
+    void (*act_mul)(float *g, const float *u, size_t n, enum idf2_act act);
+    /* y[i] += x[i]. */
+    void (*add)(float *y, const float *x, size_t n);
+    /* Rotate-half RoPE in place on x[n, n_heads*head_dim] (row i at stride
+     * x_stride floats): row i uses table row pos[i] of cos_t/sin_t, which
+     * are [positions, head_dim] (SPEC §8.2). */
+    void (*rope)(float *x, size_t n, size_t x_stride, int n_heads, int head_dim, const float *cos_t,
+                 const float *sin_t, const int32_t *pos);
+    /* out[n, table->cols] = rows ids[0..n) of table as float32 (ids in
+     * range: the caller checks). */
+    void (*embed_rows)(float *out, const struct idf2_w *table, const int32_t *ids, size_t n);
+};
+
+/* ---------------------------------------------------------------- arena */
+
+/* Carves one preallocated block into the buffers of a context: the same
+ * sequence of calls first with base NULL (a sizing pass: pointers are NULL,
+ * `off` grows) and then over a block of `off` bytes hands out the same
+ * offsets.  Pieces are 64-byte aligned; a size overflow sets `overflow`. */
+struct idf2_carve {
+    char *base;
+    size_t off;
+    bool overflow;
+};
+void *idf2_carve(struct idf2_carve *c, size_t n, size_t elem);
+
+/* Rows per call for the width-expanding MLPs of the vision tower and the
+ * modality projection over many patches: their results do not depend on
+ * how rows are grouped (batch invariance), so a chunk bounds the scratch. */
+#define IDF2_ROW_CHUNK 256
+
+/* ------------------------------------------------------------ selection */
+
+enum idf2_backend_id {
+    IDF2_BACKEND_AUTO = 0, /* the fastest row this CPU runs */
+    IDF2_BACKEND_REF,
+    IDF2_BACKEND_VEC,
+};
+
+/* The resolved row (inherited entries filled in), or NULL when this CPU
+ * cannot run it.  Tables are static: never freed, safe to share. */
+const struct idf2_ops *idf2_backend_get(enum idf2_backend_id id);
+/* Every row this CPU runs, in table order (index 0 is "ref"), for tests
+ * and benchmarks; NULL past the end. */
+const struct idf2_ops *idf2_backend_at(size_t i);
+/* The row named `name` ("ref", "vec", ...) or NULL. */
+const struct idf2_ops *idf2_backend_by_name(const char *name);
+
+/* y = x W^T + bias through ex's row. */
+static inline void idf2_mm(const struct idf2_exec *ex, float *y, const float *x, size_t n,
+                           const struct idf2_w *w, const float *bias)
+{
+    ex->ops->matmul[w->fmt](y, x, n, w, bias, ex);
+}
+
+/* The gated MLP of every block: y = down(act(gate x) * up x) for n rows.
+ * g and u are caller scratch of n * gate->rows floats each; y may be x (x
+ * is only read before y is written). */
+void idf2_swiglu(const struct idf2_exec *ex, float *y, const float *x, size_t n,
+                 const struct idf2_w *gate, const struct idf2_w *up, const struct idf2_w *down,
+                 enum idf2_act act, float *g, float *u);
+
+/* *need = max(*need, what a matmul by w over up to n rows needs). */
+void idf2_ws_need_mm(size_t *need, const struct idf2_ops *ops, size_t n, const struct idf2_w *w,
+                     int nt);
+
+#endif

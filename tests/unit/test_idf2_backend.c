@@ -1,0 +1,489 @@
+/* idf2_backend: every operation of every row this CPU runs against the
+ * scalar reference row on random shapes (tails included: K = 4304 and odd
+ * sizes that are not multiples of the 32-weight block or the vector width),
+ * within the row's declared tolerances, as ggml's test-backend-ops does;
+ * the batch-invariance contract bit for bit (a matmul row alone equals the
+ * same row inside a batch, 1 thread equals 2, an attention row decoded
+ * alone equals the same row of a prefill); the reference itself against
+ * hand-computed values and a double-precision naive attention; and the
+ * block formats against values worked out by hand. */
+#include <stdlib.h>
+
+#include "synth/idf2_backend.h"
+#include "synth/safetensors.h"
+#include "tests/unit/vc_test.h"
+
+static uint32_t rng_state = 12345;
+
+static float frand(float scale)
+{
+    rng_state = rng_state * 1103515245u + 12345u;
+    return (float)((int)(rng_state >> 8) % 20001 - 10000) / 10000.0f * scale;
+}
+
+/* An exec over a fresh workspace of `bytes`. */
+static struct idf2_exec exec_new(const struct idf2_ops *ops, int nt, size_t bytes)
+{
+    return (struct idf2_exec){ ops, nt, aligned_alloc(64, (bytes + 64) / 64 * 64), bytes };
+}
+
+/* A random [O, K] weight in format f; *deq receives the dequantized values
+ * (what the reference multiplies by). */
+static void *make_weight(enum idf2_wfmt f, size_t O, size_t K, float **deq)
+{
+    const size_t rb = idf2_wfmt_row_bytes(f, K);
+    char *w = malloc(O * rb);
+    float *src = malloc(K * sizeof(float));
+    *deq = malloc(O * K * sizeof(float));
+    for (size_t j = 0; j < O; j++) {
+        for (size_t k = 0; k < K; k++)
+            src[k] = frand(0.5f);
+        idf2_quantize_row(f, src, K, w + j * rb);
+        idf2_dequantize_row(f, w + j * rb, K, *deq + j * K);
+    }
+    free(src);
+    return w;
+}
+
+/* Matmul of one row on one shape and format: accuracy against the
+ * reference, and bitwise batch/thread invariance. */
+static void check_matmul(const struct idf2_ops *ops, enum idf2_wfmt f, size_t n, size_t K, size_t O,
+                         bool with_bias)
+{
+    const struct idf2_ops *ref = idf2_backend_get(IDF2_BACKEND_REF);
+    float *deq, *x = malloc(n * K * 4), *bias = malloc(O * 4);
+    void *wd = make_weight(f, O, K, &deq);
+    const struct idf2_w w = { f, wd, (int64_t)O, (int64_t)K };
+    for (size_t i = 0; i < n * K; i++)
+        x[i] = frand(2.0f);
+    for (size_t j = 0; j < O; j++)
+        bias[j] = frand(1.0f);
+    const float *b = with_bias ? bias : NULL;
+    float *y = malloc(n * O * 4), *yr = malloc(n * O * 4), *y1 = malloc(O * 4),
+          *y2 = malloc(n * O * 4);
+    size_t ws = ops->matmul_ws(n, &w, 2);
+    idf2_ws_need_mm(&ws, ref, n, &w, 2);
+    struct idf2_exec e2 = exec_new(ops, 2, ws), e1 = exec_new(ops, 1, ws),
+                     er = exec_new(ref, 2, ws);
+    ref->matmul[f](yr, x, n, &w, b, &er);
+    ops->matmul[f](y, x, n, &w, b, &e2);
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < O; j++) {
+            double mag = 0;
+            for (size_t k = 0; k < K; k++)
+                mag += fabs((double)x[i * K + k] * deq[j * K + k]);
+            const double d = fabs((double)y[i * O + j] - yr[i * O + j]);
+            if (!(d <= ops->tol[f] * mag + 1e-30) && bad++ == 0)
+                fprintf(stderr, "%s %s n=%zu K=%zu O=%zu: y[%zu,%zu] = %.9g, ref %.9g\n", ops->name,
+                        idf2_wfmt_name(f), n, K, O, i, j, y[i * O + j], yr[i * O + j]);
+        }
+    CHECK_INT(bad, 0);
+    ops->matmul[f](y2, x, n, &w, b, &e1);
+    CHECK(memcmp(y, y2, n * O * 4) == 0);
+    for (size_t i = 0; i < n; i += (n > 8 ? 7 : 1)) {
+        ops->matmul[f](y1, x + i * K, 1, &w, b, &e2);
+        CHECK(memcmp(y1, y + i * O, O * 4) == 0);
+    }
+    free(e1.ws);
+    free(e2.ws);
+    free(er.ws);
+    free(x);
+    free(bias);
+    free(wd);
+    free(deq);
+    free(y);
+    free(yr);
+    free(y1);
+    free(y2);
+}
+
+TEST(matmul_every_row_every_format)
+{
+    static const size_t shapes[][3] = {
+        { 1, 4304, 37 }, { 3, 13, 5 },    { 7, 1152, 33 }, { 67, 301, 29 },
+        { 5, 32, 8 },    { 70, 4304, 9 }, { 2, 40, 3 },    { 130, 77, 66 },
+    };
+    const struct idf2_ops *ops;
+    for (size_t r = 0; (ops = idf2_backend_at(r)); r++)
+        for (int f = 0; f < IDF2_WF_COUNT; f++)
+            for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+                check_matmul(ops, (enum idf2_wfmt)f, shapes[s][0], shapes[s][1], shapes[s][2],
+                             s % 2 == 0);
+}
+
+/* Attention of one row on one shape against the reference (relative to
+ * the largest |v|), 1 vs 2 threads bitwise, and (without a window) each
+ * query computed alone as a decode step bitwise equal to its prefill row. */
+static void check_attention(const struct idf2_ops *ops, size_t n, int H, int G, int hd,
+                            size_t window, bool masked)
+{
+    const struct idf2_ops *ref = idf2_backend_get(IDF2_BACKEND_REF);
+    const size_t qw = (size_t)H * (size_t)hd, kw = (size_t)G * (size_t)hd;
+    float *q = malloc(n * qw * 4), *k = malloc(n * kw * 4), *v = malloc(n * kw * 4);
+    float *o = malloc(n * qw * 4), *o2 = malloc(n * qw * 4), *orf = malloc(n * qw * 4);
+    uint8_t *mask = malloc(n);
+    for (size_t i = 0; i < n * qw; i++)
+        q[i] = frand(1.5f);
+    for (size_t i = 0; i < n * kw; i++) {
+        k[i] = frand(1.0f);
+        v[i] = frand(3.0f);
+    }
+    for (size_t j = 0; j < n; j++)
+        mask[j] = j % 5 != 3;
+    struct idf2_attn a = {
+        .q = q,
+        .q_stride = qw,
+        .k = k,
+        .v = v,
+        .kv_head_stride = (size_t)hd,
+        .kv_row_stride = kw,
+        .n_q = n,
+        .n_kv = n,
+        .n_heads = H,
+        .n_kv_heads = G,
+        .head_dim = hd,
+        .scale = 0.3f,
+        .causal = !masked,
+        .window = window,
+        .key_mask = masked ? mask : NULL,
+    };
+    size_t ws = ops->attention_ws(n, n, G, hd, 2), wr = ref->attention_ws(n, n, G, hd, 2);
+    ws = ws > wr ? ws : wr;
+    struct idf2_exec e2 = exec_new(ops, 2, ws), e1 = exec_new(ops, 1, ws),
+                     er = exec_new(ref, 2, ws);
+    ref->attention(orf, &a, &er);
+    ops->attention(o, &a, &e2);
+    size_t bad = 0;
+    for (size_t i = 0; i < n * qw; i++)
+        if (!(fabs((double)o[i] - orf[i]) <= ops->tol_other * 3.0 + 1e-6) && bad++ == 0)
+            fprintf(stderr, "%s attention n=%zu hd=%d: out[%zu] = %.9g, ref %.9g\n", ops->name, n,
+                    hd, i, o[i], orf[i]);
+    CHECK_INT(bad, 0);
+    ops->attention(o2, &a, &e1);
+    CHECK(memcmp(o, o2, n * qw * 4) == 0);
+    if (!masked && !window)
+        for (size_t i = 0; i < n; i += 3) {
+            struct idf2_attn d = a;
+            d.q = q + i * qw;
+            d.n_q = 1;
+            d.n_kv = i + 1;
+            d.q_pos0 = i;
+            ops->attention(o2, &d, &e2);
+            CHECK(memcmp(o2, o + i * qw, qw * 4) == 0);
+        }
+    free(e1.ws);
+    free(e2.ws);
+    free(er.ws);
+    free(q);
+    free(k);
+    free(v);
+    free(o);
+    free(o2);
+    free(orf);
+    free(mask);
+}
+
+TEST(attention_every_row)
+{
+    const struct idf2_ops *ops;
+    for (size_t r = 0; (ops = idf2_backend_at(r)); r++) {
+        check_attention(ops, 37, 4, 2, 20, 0, false);
+        check_attention(ops, 70, 4, 2, 43, 0, false);
+        check_attention(ops, 37, 4, 2, 20, 35, false);
+        check_attention(ops, 45, 4, 4, 72, 0, true);
+        check_attention(ops, 5, 2, 1, 128, 0, false);
+    }
+}
+
+/* Norms, activations, RoPE, embedding rows and add of every row against
+ * the reference. */
+TEST(elementwise_ops_every_row)
+{
+    const struct idf2_ops *ref = idf2_backend_get(IDF2_BACKEND_REF), *ops;
+    const size_t n = 5, d = 4304 / 4 + 3; /* not a multiple of 8 or 32 */
+    float *x = malloc(n * d * 4), *w = malloc(d * 4), *b = malloc(d * 4);
+    float *y = malloc(n * d * 4), *yr = malloc(n * d * 4), *u = malloc(n * d * 4);
+    for (size_t i = 0; i < n * d; i++) {
+        x[i] = frand(4.0f);
+        u[i] = frand(1.0f);
+    }
+    for (size_t i = 0; i < d; i++) {
+        w[i] = frand(1.0f);
+        b[i] = frand(1.0f);
+    }
+    const int hd = 16, heads = 3, n_pos = 9;
+    float cos_t[9 * 16], sin_t[9 * 16];
+    for (int i = 0; i < n_pos * hd; i++) {
+        cos_t[i] = cosf((float)i * 0.37f);
+        sin_t[i] = sinf((float)i * 0.37f);
+    }
+    const int32_t pos[5] = { 8, 0, 3, 3, 7 };
+    for (size_t r = 0; (ops = idf2_backend_at(r)); r++) {
+        const double tol = ops->tol_other + 1e-7;
+#define SAME(expr_row, expr_ref, count)                                                            \
+    do {                                                                                           \
+        expr_row;                                                                                  \
+        expr_ref;                                                                                  \
+        size_t bad_ = 0;                                                                           \
+        for (size_t i_ = 0; i_ < (count); i_++)                                                    \
+            bad_ += !(fabs((double)y[i_] - yr[i_]) <= tol * (1 + fabs((double)yr[i_])));           \
+        if (bad_)                                                                                  \
+            fprintf(stderr, "%s: %s: %zu values off\n", ops->name, #expr_row, bad_);               \
+        CHECK_INT(bad_, 0);                                                                        \
+    } while (0)
+        SAME(ops->layernorm(y, x, n, d, w, b, 1e-6f), ref->layernorm(yr, x, n, d, w, b, 1e-6f),
+             n * d);
+        SAME(ops->rmsnorm(y, x, n, d, w, 1e-5f), ref->rmsnorm(yr, x, n, d, w, 1e-5f), n * d);
+        for (int act = IDF2_ACT_SILU; act <= IDF2_ACT_GELU; act++) {
+            memcpy(y, x, n * d * 4);
+            memcpy(yr, x, n * d * 4);
+            SAME(ops->act(y, n * d, (enum idf2_act)act), ref->act(yr, n * d, (enum idf2_act)act),
+                 n * d);
+            memcpy(y, x, n * d * 4);
+            memcpy(yr, x, n * d * 4);
+            SAME(ops->act_mul(y, u, n * d, (enum idf2_act)act),
+                 ref->act_mul(yr, u, n * d, (enum idf2_act)act), n * d);
+        }
+        memcpy(y, x, n * d * 4);
+        memcpy(yr, x, n * d * 4);
+        SAME(ops->add(y, u, n * d), ref->add(yr, u, n * d), n * d);
+        memcpy(y, x, n * d * 4);
+        memcpy(yr, x, n * d * 4);
+        SAME(ops->rope(y, n, d, heads, hd, cos_t, sin_t, pos),
+             ref->rope(yr, n, d, heads, hd, cos_t, sin_t, pos), n * d);
+        for (int f = 0; f < IDF2_WF_COUNT; f++) {
+            float *deq;
+            void *table = make_weight((enum idf2_wfmt)f, 7, d, &deq);
+            const struct idf2_w t = { (enum idf2_wfmt)f, table, 7, (int64_t)d };
+            const int32_t ids[3] = { 6, 0, 6 };
+            SAME(ops->embed_rows(y, &t, ids, 3), ref->embed_rows(yr, &t, ids, 3), 3 * d);
+            CHECK(memcmp(yr, deq + 6 * d, d * 4) == 0);
+            free(table);
+            free(deq);
+        }
+#undef SAME
+    }
+    free(x);
+    free(w);
+    free(b);
+    free(y);
+    free(yr);
+    free(u);
+}
+
+/* The reference attention on a case small enough to work out by hand: one
+ * query over three keys, GQA head mapping h / (H/K), a causal limit, a
+ * window and a masked key. */
+TEST(reference_attention_by_hand)
+{
+    const struct idf2_ops *ops;
+    for (size_t r = 0; (ops = idf2_backend_at(r)); r++) {
+        /* 2 query heads of dim 2 sharing 1 kv head; 3 keys. */
+        const float q[4] = { 1, 0, 0, 1 };
+        const float k[6] = { 0, 0, 1, 0, 0, 1 };
+        const float v[6] = { 1, 2, 3, 4, 5, 6 };
+        float out[4];
+        struct idf2_attn a = {
+            .q = q,
+            .q_stride = 4,
+            .k = k,
+            .v = v,
+            .kv_head_stride = 0,
+            .kv_row_stride = 2,
+            .n_q = 1,
+            .n_kv = 3,
+            .n_heads = 2,
+            .n_kv_heads = 1,
+            .head_dim = 2,
+            .scale = 1.0f,
+        };
+        struct idf2_exec ex = exec_new(ops, 2, ops->attention_ws(1, 3, 1, 2, 2));
+        ops->attention(out, &a, &ex);
+        /* head 0 scores (0, 1, 0): weights e/(e+2), 1/(e+2) */
+        const double e = exp(1.0), w1 = e / (e + 2), w0 = 1 / (e + 2);
+        CHECK_NEAR(out[0], w0 * 1 + w1 * 3 + w0 * 5, 1e-6);
+        CHECK_NEAR(out[1], w0 * 2 + w1 * 4 + w0 * 6, 1e-6);
+        /* head 1 scores (0, 0, 1) */
+        CHECK_NEAR(out[2], w0 * 1 + w0 * 3 + w1 * 5, 1e-6);
+        const uint8_t mask[3] = { 1, 0, 1 };
+        a.key_mask = mask;
+        ops->attention(out, &a, &ex);
+        CHECK_NEAR(out[0], 0.5 * 1 + 0.5 * 5, 1e-6);
+        a.key_mask = NULL;
+        a.causal = true;
+        a.q_pos0 = 1; /* sees keys 0 and 1 */
+        ops->attention(out, &a, &ex);
+        CHECK_NEAR(out[0], (1 * 1 + e * 3) / (1 + e), 1e-6);
+        a.window = 1; /* only key 1 */
+        ops->attention(out, &a, &ex);
+        CHECK_NEAR(out[2], 3, 1e-6);
+        free(ex.ws);
+    }
+}
+
+/* The reference matmul against a double-precision naive product computed
+ * here, and the reference attention against softmax(q k^T * scale) v in
+ * double (causal, window, GQA 4:2). */
+TEST(reference_against_naive_double)
+{
+    const struct idf2_ops *ref = idf2_backend_get(IDF2_BACKEND_REF);
+    const size_t n = 9, K = 301, O = 11;
+    float *x = malloc(n * K * 4), *w = malloc(O * K * 4), *y = malloc(n * O * 4);
+    for (size_t i = 0; i < n * K; i++)
+        x[i] = frand(1.0f);
+    for (size_t i = 0; i < O * K; i++)
+        w[i] = frand(1.0f);
+    const struct idf2_w W = { IDF2_WF_F32, w, (int64_t)O, (int64_t)K };
+    struct idf2_exec ex = exec_new(ref, 2, ref->matmul_ws(n, &W, 2));
+    ref->matmul[IDF2_WF_F32](y, x, n, &W, NULL, &ex);
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < O; j++) {
+            double want = 0;
+            for (size_t k = 0; k < K; k++)
+                want += (double)x[i * K + k] * w[j * K + k];
+            CHECK_NEAR(y[i * O + j], want, 1e-6 * (1 + fabs(want)));
+        }
+    free(ex.ws);
+
+    const int H = 4, G = 2, hd = 43;
+    const size_t nq = 37, W_ = 35, qw = (size_t)H * hd, kw = (size_t)G * hd;
+    float *q = malloc(nq * qw * 4), *k = malloc(nq * kw * 4), *v = malloc(nq * kw * 4),
+          *o = malloc(nq * qw * 4);
+    for (size_t i = 0; i < nq * qw; i++)
+        q[i] = frand(1.4f);
+    for (size_t i = 0; i < nq * kw; i++) {
+        k[i] = frand(1.1f);
+        v[i] = frand(3.3f);
+    }
+    const struct idf2_attn a = {
+        .q = q,
+        .q_stride = qw,
+        .k = k,
+        .v = v,
+        .kv_head_stride = (size_t)hd,
+        .kv_row_stride = kw,
+        .n_q = nq,
+        .n_kv = nq,
+        .n_heads = H,
+        .n_kv_heads = G,
+        .head_dim = hd,
+        .scale = 0.3f,
+        .causal = true,
+        .window = W_,
+    };
+    ex = exec_new(ref, 2, ref->attention_ws(nq, nq, G, hd, 2));
+    ref->attention(o, &a, &ex);
+    for (size_t i = 0; i < nq; i++)
+        for (int h = 0; h < H; h++) {
+            const size_t g = (size_t)(h / (H / G)), lo = i + 1 > W_ ? i + 1 - W_ : 0;
+            double sc[40], mx = -INFINITY, sum = 0;
+            for (size_t j = lo; j <= i; j++) {
+                double d = 0;
+                for (int e = 0; e < hd; e++)
+                    d += (double)q[i * qw + (size_t)h * hd + (size_t)e] *
+                         k[j * kw + g * hd + (size_t)e];
+                sc[j] = d * 0.3f;
+                mx = fmax(mx, sc[j]);
+            }
+            for (size_t j = lo; j <= i; j++)
+                sum += exp(sc[j] - mx);
+            for (int e = 0; e < hd; e++) {
+                double want = 0;
+                for (size_t j = lo; j <= i; j++)
+                    want += exp(sc[j] - mx) / sum * v[j * kw + g * hd + (size_t)e];
+                CHECK_NEAR(o[i * qw + (size_t)h * hd + (size_t)e], want, 2e-6);
+            }
+        }
+    free(ex.ws);
+    free(x);
+    free(w);
+    free(y);
+    free(q);
+    free(k);
+    free(v);
+    free(o);
+}
+
+/* The block formats, worked out by hand: a Q8_0 block of 0, 0.5, .., 15.5
+ * has d = 15.5/127 and q[k] = round(k * 127/31); a Q4_0 block whose
+ * largest magnitude is -7.5 has d = 7.5/8 and stores that value exactly as
+ * nibble 0; rows of K = 40 are two blocks, the second zero-filled; the
+ * half-precision scale rounds to nearest even. */
+TEST(block_formats_by_hand)
+{
+    CHECK_INT(idf2_wfmt_row_bytes(IDF2_WF_Q8_0, 4304), 135 * 34);
+    CHECK_INT(idf2_wfmt_row_bytes(IDF2_WF_Q4_0, 4304), 135 * 18);
+    CHECK_INT(idf2_wfmt_row_bytes(IDF2_WF_BF16, 4304), 8608);
+    CHECK_INT(idf2_wfmt_row_bytes(IDF2_WF_Q8_0, SIZE_MAX - 5), 0);
+    CHECK_INT(sizeof(struct idf2_block_q8_0), 34);
+    CHECK_INT(sizeof(struct idf2_block_q4_0), 18);
+    CHECK_INT(st_f32_to_f16(1.0f), 0x3c00);
+    CHECK_INT(st_f32_to_f16(-2.0f), 0xc000);
+    CHECK_INT(st_f32_to_f16(65504.0f), 0x7bff);
+    CHECK_INT(st_f32_to_f16(1e6f), 0x7c00);
+    CHECK_INT(st_f32_to_f16(5.9604645e-08f), 0x0001);     /* smallest subnormal */
+    CHECK_INT(st_f32_to_f16(1.0f + 1.0f / 2048), 0x3c00); /* tie: to even */
+    CHECK_INT(st_f32_to_f16(1.0f + 3.0f / 2048), 0x3c02);
+
+    float src[40], back[40];
+    for (int i = 0; i < 40; i++)
+        src[i] = i < 32 ? 0.5f * (float)i : 1.0f;
+    struct idf2_block_q8_0 q8[2];
+    idf2_quantize_row(IDF2_WF_Q8_0, src, 40, q8);
+    const float d8 = st_f16_to_f32(st_f32_to_f16(15.5f / 127));
+    CHECK(st_f16_to_f32(q8[0].d) == d8);
+    CHECK_INT(q8[0].q[31], 127);
+    CHECK_INT(q8[0].q[0], 0);
+    CHECK_INT(q8[0].q[10], (int)lrintf(5.0f / (15.5f / 127)));
+    CHECK_INT(q8[1].q[7], 127);
+    CHECK_INT(q8[1].q[8], 0); /* past the row's end */
+    idf2_dequantize_row(IDF2_WF_Q8_0, q8, 40, back);
+    for (int i = 0; i < 40; i++)
+        CHECK_NEAR(back[i], src[i], d8 * 0.51 + 1e-3);
+
+    float s4[32];
+    for (int i = 0; i < 32; i++)
+        s4[i] = i == 9 ? -7.5f : 0.25f * (float)(i % 7);
+    struct idf2_block_q4_0 q4;
+    idf2_quantize_row(IDF2_WF_Q4_0, s4, 32, &q4);
+    CHECK(st_f16_to_f32(q4.d) == 7.5f / 8);
+    CHECK_INT(q4.qs[9] & 15, 0);
+    idf2_dequantize_row(IDF2_WF_Q4_0, &q4, 32, back);
+    CHECK(back[9] == -7.5f);
+    CHECK(back[0] == 0.0f);
+    /* 0.25 * 6 = 1.5 at i = 6: 1.5 / 0.9375 = 1.6 -> 2 -> 1.875 */
+    CHECK(back[6] == 1.875f);
+    /* element 16 + j sits in the high nibble of byte j */
+    CHECK_INT(q4.qs[0] >> 4, (int)lrintf(s4[16] / (7.5f / 8)) + 8);
+}
+
+/* Selection: "ref" is always there and first, AUTO is a row this CPU
+ * runs, names resolve, every resolved row is complete. */
+TEST(selection_and_inheritance)
+{
+    const struct idf2_ops *ref = idf2_backend_get(IDF2_BACKEND_REF), *ops;
+    CHECK(ref && strcmp(ref->name, "ref") == 0);
+    CHECK(idf2_backend_at(0) == ref);
+    CHECK(idf2_backend_get(IDF2_BACKEND_AUTO) != NULL);
+    CHECK(idf2_backend_by_name("ref") == ref);
+    CHECK(idf2_backend_by_name("no-such-row") == NULL);
+    for (size_t r = 0; (ops = idf2_backend_at(r)); r++) {
+        for (int f = 0; f < IDF2_WF_COUNT; f++)
+            CHECK(ops->matmul[f] != NULL && ops->tol[f] >= 0);
+        CHECK(ops->buf_alloc && ops->buf_free && ops->matmul_ws && ops->attention &&
+              ops->attention_ws && ops->layernorm && ops->rmsnorm && ops->act && ops->act_mul &&
+              ops->add && ops->rope && ops->embed_rows);
+        CHECK(idf2_backend_by_name(ops->name) == ops);
+    }
+}
+
+#define TESTS(X)                                                                                   \
+    X(matmul_every_row_every_format)                                                               \
+    X(attention_every_row)                                                                         \
+    X(elementwise_ops_every_row)                                                                   \
+    X(reference_attention_by_hand)                                                                 \
+    X(reference_against_naive_double)                                                              \
+    X(block_formats_by_hand)                                                                       \
+    X(selection_and_inheritance)
+TEST_MAIN(TESTS)
