@@ -112,30 +112,25 @@ TEST(matmul_every_row_every_format)
                              s % 2 == 0);
 }
 
-/* Attention of one row on one shape against the reference (relative to
- * the largest |v|), 1 vs 2 threads bitwise, and (without a window) each
- * query computed alone as a decode step bitwise equal to its prefill row. */
-static void check_attention(const struct idf2_ops *ops, size_t n, int H, int G, int hd,
-                            size_t window, bool masked)
+/* Self-attention over n rows of random q (H heads), k and v (G kv heads),
+ * packed row-major as the vision tower lays them out; scale 0.3. */
+static struct idf2_attn attn_random(size_t n, int H, int G, int hd, float **q, float **k, float **v)
 {
-    const struct idf2_ops *ref = idf2_backend_get(IDF2_BACKEND_REF);
     const size_t qw = (size_t)H * (size_t)hd, kw = (size_t)G * (size_t)hd;
-    float *q = malloc(n * qw * 4), *k = malloc(n * kw * 4), *v = malloc(n * kw * 4);
-    float *o = malloc(n * qw * 4), *o2 = malloc(n * qw * 4), *orf = malloc(n * qw * 4);
-    uint8_t *mask = malloc(n);
+    *q = malloc(n * qw * 4);
+    *k = malloc(n * kw * 4);
+    *v = malloc(n * kw * 4);
     for (size_t i = 0; i < n * qw; i++)
-        q[i] = frand(1.5f);
+        (*q)[i] = frand(1.5f);
     for (size_t i = 0; i < n * kw; i++) {
-        k[i] = frand(1.0f);
-        v[i] = frand(3.0f);
+        (*k)[i] = frand(1.0f);
+        (*v)[i] = frand(3.0f);
     }
-    for (size_t j = 0; j < n; j++)
-        mask[j] = j % 5 != 3;
-    struct idf2_attn a = {
-        .q = q,
+    return (struct idf2_attn){
+        .q = *q,
         .q_stride = qw,
-        .k = k,
-        .v = v,
+        .k = *k,
+        .v = *v,
         .kv_head_stride = (size_t)hd,
         .kv_row_stride = kw,
         .n_q = n,
@@ -144,10 +139,25 @@ static void check_attention(const struct idf2_ops *ops, size_t n, int H, int G, 
         .n_kv_heads = G,
         .head_dim = hd,
         .scale = 0.3f,
-        .causal = !masked,
-        .window = window,
-        .key_mask = masked ? mask : NULL,
     };
+}
+
+/* Attention of one row on one shape against the reference (relative to
+ * the largest |v|), 1 vs 2 threads bitwise, and (without a window) each
+ * query computed alone as a decode step bitwise equal to its prefill row. */
+static void check_attention(const struct idf2_ops *ops, size_t n, int H, int G, int hd,
+                            size_t window, bool masked)
+{
+    const struct idf2_ops *ref = idf2_backend_get(IDF2_BACKEND_REF);
+    const size_t qw = (size_t)H * (size_t)hd;
+    float *q, *k, *v, *o = malloc(n * qw * 4), *o2 = malloc(n * qw * 4), *orf = malloc(n * qw * 4);
+    struct idf2_attn a = attn_random(n, H, G, hd, &q, &k, &v);
+    uint8_t *mask = malloc(n);
+    for (size_t j = 0; j < n; j++)
+        mask[j] = j % 5 != 3;
+    a.causal = !masked;
+    a.window = window;
+    a.key_mask = masked ? mask : NULL;
     size_t ws = ops->attention_ws(n, n, G, hd, 2), wr = ref->attention_ws(n, n, G, hd, 2);
     ws = ws > wr ? ws : wr;
     struct idf2_exec e2 = exec_new(ops, 2, ws), e1 = exec_new(ops, 1, ws),
@@ -348,30 +358,10 @@ TEST(reference_against_naive_double)
 
     const int H = 4, G = 2, hd = 43;
     const size_t nq = 37, W_ = 35, qw = (size_t)H * hd, kw = (size_t)G * hd;
-    float *q = malloc(nq * qw * 4), *k = malloc(nq * kw * 4), *v = malloc(nq * kw * 4),
-          *o = malloc(nq * qw * 4);
-    for (size_t i = 0; i < nq * qw; i++)
-        q[i] = frand(1.4f);
-    for (size_t i = 0; i < nq * kw; i++) {
-        k[i] = frand(1.1f);
-        v[i] = frand(3.3f);
-    }
-    const struct idf2_attn a = {
-        .q = q,
-        .q_stride = qw,
-        .k = k,
-        .v = v,
-        .kv_head_stride = (size_t)hd,
-        .kv_row_stride = kw,
-        .n_q = nq,
-        .n_kv = nq,
-        .n_heads = H,
-        .n_kv_heads = G,
-        .head_dim = hd,
-        .scale = 0.3f,
-        .causal = true,
-        .window = W_,
-    };
+    float *q, *k, *v, *o = malloc(nq * qw * 4);
+    struct idf2_attn a = attn_random(nq, H, G, hd, &q, &k, &v);
+    a.causal = true;
+    a.window = W_;
     ex = exec_new(ref, 2, ref->attention_ws(nq, nq, G, hd, 2));
     ref->attention(o, &a, &ex);
     for (size_t i = 0; i < nq; i++)
