@@ -7,25 +7,34 @@
  * random-weight idefics2-8b written by bench_mkcheckpoint (the text is
  * gibberish; the timings are what count).
  *
+ * --batch B1,B2,..: each size runs as a batch of B requests on one context
+ * of B slots (one weight pass per decode step for all of them): prints the
+ * wall time, the captions per hour it implies, and the cost of one decode
+ * step at that batch size (taken from the last request admitted, whose
+ * decode steps all run with the whole batch decoding), plus its ratio to
+ * the first batch size of the list.  Size 0 is a text-only prompt: decode
+ * cost without the vision tower.
+ *
  * usage: bench_engine CKPT_DIR [--compute bf16|f32] [--threads N] [--max-new N (16)]
- *                     [--sizes 378,980] [--cache] */
+ *                     [--sizes 378,980] [--cache] [--batch 1,16] [--backend NAME] */
 #include "core/img.h"
 #include "synth/idefics2.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
+#include <time.h>
 
 static double gib(size_t b)
 {
     return (double)b / (double)(1u << 30);
 }
 
-static size_t peak_rss(void)
+static double now(void)
 {
-    struct rusage ru;
-    return getrusage(RUSAGE_SELF, &ru) == 0 ? (size_t)ru.ru_maxrss * 1024 : 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 /* A photo-like PNG of side s: smooth gradients, a disc, mild noise. */
@@ -63,7 +72,7 @@ int main(int argc, char **argv)
     }
     struct idf2_load_opts opts = { .compute = IDF2_COMPUTE_BF16, .n_threads = 0 };
     int max_new = 16;
-    char sizes[64] = "378,980";
+    char sizes[64] = "378,980", batches[64] = "1";
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--compute") && i + 1 < argc)
             opts.compute = strcmp(argv[++i], "f32") == 0 ? IDF2_COMPUTE_F32 : IDF2_COMPUTE_BF16;
@@ -75,6 +84,10 @@ int main(int argc, char **argv)
             snprintf(sizes, sizeof sizes, "%s", argv[++i]);
         else if (!strcmp(argv[i], "--cache"))
             opts.use_cache = true;
+        else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
+            snprintf(batches, sizeof batches, "%s", argv[++i]);
+        else if (!strcmp(argv[i], "--backend") && i + 1 < argc)
+            opts.backend = argv[++i];
     }
     struct idf2_model *m = NULL;
     struct vc_err err = { 0 };
@@ -89,40 +102,68 @@ int main(int argc, char **argv)
            rep.load_seconds, opts.compute == IDF2_COMPUTE_BF16 ? "bf16" : "f32",
            gib(rep.bytes_mapped), gib(rep.bytes_owned), rep.from_cache, rep.cache_written,
            gib(rep.peak_rss_bytes));
-    printf("%6s %8s %8s %10s %12s %12s %12s %10s\n", "px", "patches", "prompt", "vision s",
-           "prefill tok/s", "decode tok/s", "generated", "peak GiB");
+    struct idf2_model_info info;
+    idf2_model_info(m, &info);
+    printf("kernels %s, %d threads\n", info.backend, opts.n_threads);
+    printf("%6s %5s %8s %8s %10s %12s %12s %10s %9s %10s %9s %8s\n", "px", "batch", "patches",
+           "prompt", "vision s", "prefill t/s", "decode t/s", "generated", "wall s", "capt/hour",
+           "step ms", "vs first");
     fflush(stdout);
     int status = 0;
-    for (char *tok = strtok(sizes, ","); tok; tok = strtok(NULL, ",")) {
-        uint32_t s = (uint32_t)atoi(tok);
+    for (char *save = NULL, *tok = strtok_r(sizes, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        const uint32_t s = (uint32_t)atoi(tok);
         uint8_t *png = NULL;
         size_t png_size = 0;
-        if (s == 0 || make_png(s, &png, &png_size) < 0)
+        if (s > 0 && make_png(s, &png, &png_size) < 0)
             return 1;
         struct idf2_image_bytes image = { png, png_size };
-        struct idf2_request req = {
-            .images = &image,
-            .n_images = 1,
-            .chat = "Describe this image in one sentence.",
-            .image_splitting = 0,
-            .gen = { .max_new_tokens = max_new },
-        };
-        struct idf2_result r = { 0 };
-        if (idf2_generate(m, &req, &r, &err) < 0) {
-            fprintf(stderr, "generate at %u px: %s\n", s, err.msg);
-            status = 1;
-        } else {
-            /* The first token comes out of the prefill; each later one is a
-             * decode step. */
-            double prefill = (double)r.n_prompt_tokens / r.prefill_seconds;
-            double decode =
-                r.n_ids > 1 && r.decode_seconds > 0 ? (double)(r.n_ids - 1) / r.decode_seconds : 0;
-            unsigned side = s / 14; /* whole 14-px patches */
-            printf("%6u %8u %8zu %10.2f %12.1f %12.2f %12zu %10.2f\n", s, side * side,
-                   r.n_prompt_tokens, r.vision_seconds, prefill, decode, r.n_ids, gib(peak_rss()));
-            fflush(stdout);
+        double first_step = 0;
+        char blist[64];
+        snprintf(blist, sizeof blist, "%s", batches);
+        for (char *save2 = NULL, *bt = strtok_r(blist, ",", &save2); bt;
+             bt = strtok_r(NULL, ",", &save2)) {
+            const size_t B = (size_t)atoi(bt);
+            struct idf2_request *reqs = calloc(B ? B : 1, sizeof *reqs);
+            struct idf2_result *res = calloc(B ? B : 1, sizeof *res);
+            for (size_t i = 0; i < B; i++)
+                reqs[i] = (struct idf2_request){
+                    .images = s ? &image : NULL,
+                    .n_images = s ? 1 : 0,
+                    .chat = "Describe this image in one sentence.",
+                    .image_splitting = 0,
+                    .gen = { .max_new_tokens = max_new },
+                };
+            const double t0 = now();
+            if (B == 0 || idf2_generate_batch(m, reqs, B, res, &err) < 0 || res[0].status < 0) {
+                fprintf(stderr, "generate at %u px, batch %zu: %s\n", s, B,
+                        B ? (res[0].status < 0 ? res[0].err.msg : err.msg) : "bad --batch");
+                status = 1;
+            } else {
+                const double wall = now() - t0;
+                /* The first token comes out of the prefill; each later one is
+                 * a decode step. */
+                const struct idf2_result *r = &res[0], *last = &res[B - 1];
+                const double prefill = (double)r->n_prompt_tokens / r->prefill_seconds;
+                const double decode = r->n_ids > 1 && r->decode_seconds > 0
+                                          ? (double)(r->n_ids - 1) / r->decode_seconds
+                                          : 0;
+                const double step =
+                    last->n_ids > 1 ? last->decode_seconds / (double)(last->n_ids - 1) : 0;
+                if (first_step == 0)
+                    first_step = step;
+                const unsigned side = s / 14; /* whole 14-px patches */
+                printf("%6u %5zu %8u %8zu %10.2f %12.1f %12.2f %10zu %9.1f %10.0f %9.1f %8.2f\n", s,
+                       B, side * side, r->n_prompt_tokens, r->vision_seconds, prefill, decode,
+                       r->n_ids, wall, (double)B / wall * 3600.0, step * 1e3,
+                       first_step > 0 ? step / first_step : 0);
+                fflush(stdout);
+            }
+            for (size_t i = 0; i < B; i++)
+                idf2_result_release(&res[i]);
+            free(reqs);
+            free(res);
         }
-        idf2_result_release(&r);
         free(png);
     }
     idf2_model_free(m);

@@ -306,16 +306,15 @@ static void check_case_on(const char *name, enum idf2_compute compute, const cha
     fixture_close(&f);
 }
 
-/* Every kernel row this CPU runs (the scalar reference first), with f32
- * and bf16 weights: the fixture's weights are bf16, so both compute modes
- * hold the same values and the README's float32 tolerances apply. */
+/* Every kernel row this CPU runs: the scalar reference with f32 weights,
+ * the others with bf16 weights.  The fixture's weights are bf16, so both
+ * compute modes hold the same values and the README's float32 tolerances
+ * apply (bf16_weights_match_f32 checks the two modes agree bit for bit). */
 static void check_case(const char *name)
 {
     const struct idf2_ops *ops;
-    for (size_t r = 0; (ops = idf2_backend_at(r)); r++) {
-        check_case_on(name, IDF2_COMPUTE_F32, ops->name);
-        check_case_on(name, IDF2_COMPUTE_BF16, ops->name);
-    }
+    for (size_t r = 0; (ops = idf2_backend_at(r)); r++)
+        check_case_on(name, r == 0 ? IDF2_COMPUTE_F32 : IDF2_COMPUTE_BF16, ops->name);
 }
 
 TEST(text_only)
@@ -504,12 +503,13 @@ TEST(batch_ragged_matches_single)
  * bit-identical step logits and ids whether each runs alone on one slot
  * with 1 thread, all together on 16 slots with 2 threads, or in reverse
  * order on 3 slots with prompts prefilled 7 rows at a time; on every
- * kernel row. */
+ * kernel row but the reference, which reduces each output element in one
+ * scalar loop and so is invariant by construction. */
 TEST(batch_invariant_logits)
 {
     enum { NR = 16 };
     const struct idf2_ops *ops;
-    for (size_t row = 0; (ops = idf2_backend_at(row)); row++) {
+    for (size_t row = 1; (ops = idf2_backend_at(row)); row++) {
         struct fixture f;
         if (!fixture_open_on(&f, IDF2_COMPUTE_BF16, ops->name))
             return;
@@ -525,9 +525,9 @@ TEST(batch_invariant_logits)
         CHECK_INT(n_cases, 6);
         for (size_t i = 0; i < NR && n_cases == 6; i++) {
             reqs[i] = cr[i % 6].req;
-            reqs[i].gen.max_new_tokens = 3 + (int)(i * 5 % 11);
+            reqs[i].gen.max_new_tokens = 2 + (int)(i * 5 % 7);
             if (i % 4 == 3)
-                reqs[i].gen = (struct idf2_gen_params){ 12, 0.9f, 0.8f, 100 + i };
+                reqs[i].gen = (struct idf2_gen_params){ 8, 0.9f, 0.8f, 100 + i };
         }
         static const struct idf2_ctx_params runs[3] = {
             { .n_slots = 1, .n_threads = 1, .n_ctx = 160 },
