@@ -50,7 +50,24 @@ enum vc_status {
     X(bad_tokenizer, 22)                                                                           \
     X(encode_error, 23)                                                                            \
     X(not_a_file, 24)                                                                              \
-    X(error_rate, 25)
+    X(error_rate, 25)                                                                              \
+    X(http_403, 26)                                                                                \
+    X(http_404, 27)                                                                                \
+    X(http_429, 28)                                                                                \
+    X(http_4xx, 29)                                                                                \
+    X(http_5xx, 30)                                                                                \
+    X(http_other, 31)                                                                              \
+    X(timeout, 32)                                                                                 \
+    X(dns, 33)                                                                                     \
+    X(tls, 34)                                                                                     \
+    X(connect_failed, 35)                                                                          \
+    X(too_many_redirects, 36)                                                                      \
+    X(too_large, 37)                                                                               \
+    X(not_an_image, 38)                                                                            \
+    X(disallowed_by_header, 39)                                                                    \
+    X(opted_out, 40)                                                                               \
+    X(bad_url, 41)                                                                                 \
+    X(network_error, 42)
 
 enum vc_reason {
 #define VC_REASON_ENUM_(name, code) VC_REASON_##name = code,

@@ -9,6 +9,10 @@ PACKAGES=(
   libturbojpeg0-dev     # JPEG decode/encode (TurboJPEG API)
   libwebp-dev libpng-dev libzstd-dev libcjson-dev
   zlib1g-dev            # deterministic gzip of whole shards
+  libsnappy-dev         # snappy pages of parquet URL lists
+  libcurl4-openssl-dev  # the urls source downloads (multi interface)
+  openssl               # test certificates for the HTTPS download tests
+  nodejs npm            # tests write parquet files with an independent writer (npm)
   libexttextcat-dev libexttextcat-data   # language identification
   wamerican             # English word list for the common-word filter
   python3 tar gzip zstd # test drivers and independent tar readers

@@ -224,6 +224,32 @@ size_t lines_split_fields(char *rec, size_t len, char sep, char **fields, size_t
     return nf;
 }
 
+enum vc_status lines_read_header(const char *path, enum lines_format f, uint64_t max_record,
+                                 const char *where, char **header, char **cols, size_t max_cols,
+                                 size_t *n_cols, uint64_t *data_begin, struct vc_err *err)
+{
+    struct lines_reader *r;
+    VC_TRY(lines_open(path, f, 0, UINT64_MAX, max_record, &r, err));
+    char *rec;
+    size_t len;
+    enum vc_status rc = lines_next(r, &rec, &len, err);
+    if (rc == VC_OK) {
+        *header = vc_strndup(rec, len);
+        if (!*header)
+            rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+    } else if (rc == VC_EOF) {
+        rc =
+            vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "%s: %s has no header row", where, path);
+    }
+    if (rc == VC_OK) {
+        *data_begin = lines_pos(r);
+        *n_cols = lines_split_fields(*header, strlen(*header), f == LINES_TSV ? '\t' : ',', cols,
+                                     max_cols);
+    }
+    lines_close(r);
+    return rc;
+}
+
 enum vc_status lines_cursor_open(const void *src, const struct source_unit *u, enum lines_format f,
                                  uint64_t max_record, void **cursor, struct vc_err *err)
 {

@@ -38,6 +38,14 @@ void lines_close(struct lines_reader *r);
 enum vc_status lines_split(const char *path, enum lines_format f, uint64_t begin, uint64_t per_unit,
                            struct source_unit **units, size_t *n, struct vc_err *err);
 
+/* Reads the header record of a CSV/TSV list: *header owned (free), split
+ * into at most max_cols column names pointing into it; *data_begin is the
+ * offset of the first data record.  VC_EUSAGE bad_spec (naming `where`)
+ * when the file is empty. */
+enum vc_status lines_read_header(const char *path, enum lines_format f, uint64_t max_record,
+                                 const char *where, char **header, char **cols, size_t max_cols,
+                                 size_t *n_cols, uint64_t *data_begin, struct vc_err *err);
+
 /* Splits one CSV/TSV record in place (quotes removed, "" unescaped) into
  * at most max fields; returns the number found (more are dropped). */
 size_t lines_split_fields(char *rec, size_t len, char sep, char **fields, size_t max);

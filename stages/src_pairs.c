@@ -62,32 +62,6 @@ static const char *pick(const struct src_pairs *p, const char *configured,
     return NULL;
 }
 
-static enum vc_status read_header(struct src_pairs *p, const char *where, uint64_t *data_begin,
-                                  struct vc_err *err)
-{
-    struct lines_reader *r;
-    VC_TRY(lines_open(p->list, p->fmt, 0, UINT64_MAX, p->max_record, &r, err));
-    char *rec;
-    size_t len;
-    enum vc_status rc = lines_next(r, &rec, &len, err);
-    if (rc == VC_OK) {
-        p->header = vc_strndup(rec, len);
-        if (!p->header)
-            rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-    } else if (rc == VC_EOF) {
-        rc = vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "%s: %s has no header row", where,
-                        p->list);
-    }
-    if (rc == VC_OK) {
-        *data_begin = lines_pos(r);
-        p->n_cols =
-            lines_split_fields(p->header, strlen(p->header), p->fmt == LINES_TSV ? '\t' : ',',
-                               p->cols, PAIRS_MAX_COLUMNS);
-    }
-    lines_close(r);
-    return rc;
-}
-
 static enum vc_status pairs_create(const cJSON *cfg, const char *where, const struct stage_ctx *ctx,
                                    void **state, struct vc_err *err)
 {
@@ -132,7 +106,8 @@ static enum vc_status pairs_create(const cJSON *cfg, const char *where, const st
     }
     uint64_t begin = 0;
     if (rc == VC_OK && p->fmt != LINES_JSONL) {
-        rc = read_header(p, where, &begin, err);
+        rc = lines_read_header(p->list, p->fmt, p->max_record, where, &p->header, p->cols,
+                               PAIRS_MAX_COLUMNS, &p->n_cols, &begin, err);
         if (rc == VC_OK && !pick(p, p->image_col, image_defaults))
             rc = vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
                             "%s: %s has no image column (looked for %s; set 'image_column')", where,

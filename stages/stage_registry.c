@@ -17,17 +17,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-extern const struct source_ops src_wds_ops, src_pairs_ops, src_docs_ops;
+extern const struct source_ops src_wds_ops, src_pairs_ops, src_docs_ops, src_urls_ops;
 
 const struct stage_ops *const stage_table[] = {
     &st_ingest_ops, &st_filter_ops, &st_reshard_ops, &st_stats_ops, &st_write_ops, NULL,
 };
 
 const struct source_ops *const source_table[] = {
-    &src_wds_ops,
-    &src_pairs_ops,
-    &src_docs_ops,
-    NULL,
+    &src_wds_ops, &src_pairs_ops, &src_docs_ops, &src_urls_ops, NULL,
 };
 
 const struct stage_ops *stage_find(const char *name)
