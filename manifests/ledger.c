@@ -134,6 +134,23 @@ void ledger_totals_add(struct ledger_totals *t, enum ledger_state s)
     }
 }
 
+void ledger_totals_add_entry(struct ledger_totals *t, const struct ledger_entry *e)
+{
+    ledger_totals_add(t, e->state);
+    if (e->state == LEDGER_ERROR && (unsigned)e->reason < LEDGER_MAX_REASONS)
+        t->errors[e->reason]++;
+}
+
+void ledger_totals_breakdown(const struct ledger_totals *t, cJSON *into)
+{
+    cJSON_AddNumberToObject(into, "success_rate",
+                            t->input ? (double)t->written / (double)t->input : 0.0);
+    cJSON *errs = cJSON_AddObjectToObject(into, "errors");
+    for (unsigned r = 0; errs && r < LEDGER_MAX_REASONS; r++)
+        if (t->errors[r])
+            cJSON_AddNumberToObject(errs, vc_reason_name((enum vc_reason)r), (double)t->errors[r]);
+}
+
 bool ledger_totals_balanced(const struct ledger_totals *t)
 {
     return t->input == t->written + t->rejected + t->duplicate + t->error;
@@ -169,7 +186,7 @@ enum vc_status ledger_count_file(const char *path, struct ledger_totals *t, stru
         struct ledger_entry e;
         rc = ledger_entry_from_json(o, &e, err);
         if (rc == VC_OK)
-            ledger_totals_add(t, e.state);
+            ledger_totals_add_entry(t, &e);
         else
             vc_err_prefix(err, "%s:%llu", path, (unsigned long long)lineno);
         cJSON_Delete(o);

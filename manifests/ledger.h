@@ -47,8 +47,11 @@ struct ledger_entry {
     const char *dup_of; /* duplicate */
 };
 
+/* Error lines are also counted by reason, for run.json's breakdown. */
+enum { LEDGER_MAX_REASONS = 128 };
 struct ledger_totals {
     uint64_t input, written, rejected, duplicate, error;
+    uint64_t errors[LEDGER_MAX_REASONS]; /* error lines by enum vc_reason */
 };
 
 /* "written", "rejected", "duplicate", "error"; -1 from the reverse when
@@ -67,6 +70,11 @@ enum vc_status ledger_append_line(struct vc_buf *out, const struct ledger_entry 
                                   struct vc_err *err);
 
 void ledger_totals_add(struct ledger_totals *t, enum ledger_state s);
+/* ledger_totals_add, and for an error line its reason too. */
+void ledger_totals_add_entry(struct ledger_totals *t, const struct ledger_entry *e);
+/* Adds "success_rate" (written / input; 0 without input) and "errors"
+ * ({reason: error lines}, in reason-code order) to the object `into`. */
+void ledger_totals_breakdown(const struct ledger_totals *t, struct cJSON *into);
 bool ledger_totals_balanced(const struct ledger_totals *t);
 /* {"input":..,"written":..,"rejected":..,"duplicate":..,"error":..}; owned. */
 struct cJSON *ledger_totals_to_json(const struct ledger_totals *t);

@@ -1299,8 +1299,8 @@ static enum vc_status emit(struct run *r, struct ledger_out *lo, size_t source,
     VC_TRY(ledger_append_line(&lo->line, e, err));
     if (fwrite(lo->line.data, 1, lo->line.len, lo->f) != lo->line.len)
         return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", lo->tmp, strerror(errno));
-    ledger_totals_add(&r->res->totals, e->state);
-    ledger_totals_add(&lo->per_source[source], e->state);
+    ledger_totals_add_entry(&r->res->totals, e);
+    ledger_totals_add_entry(&lo->per_source[source], e);
     return VC_OK;
 }
 
@@ -1458,8 +1458,12 @@ static enum vc_status write_run_json(struct run *r, const struct ledger_totals *
     cJSON_AddNumberToObject(doc, "threads", sp->threads);
     cJSON_AddItemToObject(doc, "totals", ledger_totals_to_json(&res->totals));
     cJSON *srcs = cJSON_AddObjectToObject(doc, "sources");
-    for (size_t i = 0; i < sp->n_sources; i++)
-        cJSON_AddItemToObject(srcs, sp->source_info[i].name, ledger_totals_to_json(&per_source[i]));
+    for (size_t i = 0; i < sp->n_sources; i++) {
+        cJSON *one = ledger_totals_to_json(&per_source[i]);
+        if (one)
+            ledger_totals_breakdown(&per_source[i], one);
+        cJSON_AddItemToObject(srcs, sp->source_info[i].name, one);
+    }
     const cJSON *report = cJSON_GetObjectItemCaseSensitive(r->plan_doc, "report");
     const cJSON *it;
     cJSON_ArrayForEach(it, report)

@@ -16,6 +16,7 @@ PACKAGES=(
   libexttextcat-dev libexttextcat-data   # language identification
   wamerican             # English word list for the common-word filter
   python3 tar gzip zstd # test drivers and independent tar readers
+  python3-pil           # real images served by the download tests
 )
 if [ "${VC_WITH_BROWSER:-1}" = 1 ]; then
   PACKAGES+=(chromium)  # renders the HTML audit report in tests

@@ -1,0 +1,191 @@
+"""The urls source against a loopback HTTP(S) server (127.0.0.1 only: every
+test hostname is mapped there through the spec's fetch.resolve) that
+serves real images and the faults a crawler meets.  Every URL must end in
+the ledger with the state and reason it deserves, retries must follow the
+policy (counted on the server), Retry-After must be waited for, the per-host
+cap must hold, the user agent must name the tool and the token, the bytes
+written must be the bytes served (gzip decoded), run.json must give the
+success rate and the error breakdown, and a second run must resume without
+a single request."""
+import collections
+import csv
+import json
+import os
+import socket
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
+import http_faults  # noqa: E402
+import pipeline_e2e as pe  # noqa: E402
+import vctest  # noqa: E402
+
+args = vctest.parse_args()
+for k in list(os.environ):
+    if k.lower() in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        del os.environ[k]  # libcurl would send loopback requests to a proxy
+
+srv = http_faults.Servers(args.tmp, tls_names=["img.test"])
+P, T = srv.port, srv.tls_port
+# A port with nothing listening: bind, note, close.
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+closed_port = s.getsockname()[1]
+s.close()
+
+
+def ok(path):
+    return "http://ok.test:%d%s" % (P, path)
+
+
+# (url, state, reason); reason None for written.
+CASES = [
+    (ok("/img/1.jpg"), "written", None),
+    (ok("/img/2.png"), "written", None),
+    (ok("/slow/3.jpg"), "written", None),
+    (ok("/stall"), "error", "timeout"),
+    (ok("/status/404"), "error", "http_404"),
+    (ok("/status/403"), "error", "http_403"),
+    (ok("/status/500"), "error", "http_5xx"),
+    (ok("/status/418"), "error", "http_4xx"),
+    (ok("/flaky/503/1/a"), "written", None),
+    (ok("/flaky/429/1/b"), "written", None),
+    (ok("/retry-after/3600"), "error", "http_429"),
+    (ok("/loop/0"), "error", "too_many_redirects"),
+    (ok("/redirect"), "written", None),
+    (ok("/truncated"), "error", "truncated"),
+    (ok("/lying-length"), "error", "too_large"),
+    (ok("/wrong-type"), "written", None),
+    (ok("/html"), "error", "not_an_image"),
+    (ok("/gzip"), "written", None),
+    (ok("/endless"), "error", "too_large"),
+    (ok("/robots/noai"), "error", "disallowed_by_header"),
+    (ok("/robots/noindex%2C%20nofollow"), "error", "disallowed_by_header"),
+    (ok("/robots/otherbot%3A%20noai"), "written", None),
+    (ok("/robots/mylab-curation%3A%20noimageai"), "error", "disallowed_by_header"),
+    (ok("/robots/noarchive"), "written", None),
+    ("http://optout.test:%d/img/9.jpg" % P, "error", "opted_out"),
+    ("http://cdn.optout.test:%d/img/9.jpg" % P, "error", "opted_out"),
+    (ok("/img/99.jpg"), "error", "opted_out"),
+    ("ftp://ok.test/x.jpg", "error", "bad_url"),
+    ("file:///etc/passwd", "error", "bad_url"),
+    ("", "error", "missing_field"),
+    ("http://127.0.0.1:%d/img/1.jpg" % closed_port, "error", "connect_failed"),
+    ("https://img.test:%d/img/11.jpg" % T, "written", None),
+    ("https://wrong.test:%d/img/12.jpg" % T, "error", "tls"),
+]
+# One unit of a CSV list: 5 URLs on a.test and 3 on b.test that each hold
+# their request 300 ms, to watch the per-host cap.
+HOLD = ["http://a.test:%d/hold/300/%d.jpg" % (P, 20 + i) for i in range(5)] + \
+       ["http://b.test:%d/hold/300/%d.jpg" % (P, 30 + i) for i in range(3)]
+
+data = os.path.join(args.tmp, "data")
+os.makedirs(data)
+with open(os.path.join(data, "list.jsonl"), "w") as f:
+    for i, (url, _, _) in enumerate(CASES):
+        f.write(json.dumps({"url": url, "caption": "case %d" % i, "id": i}) + "\n")
+with open(os.path.join(data, "hold.csv"), "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["id", "url", "caption"])
+    for i, url in enumerate(HOLD):
+        w.writerow([100 + i, url, "hold %d" % i])
+with open(os.path.join(data, "optout.txt"), "w") as f:
+    f.write("# domains and URLs whose owners opted out\noptout.test\n%s\n" % ok("/img/99.jpg"))
+resolve = ["%s:%d:127.0.0.1" % (h, P) for h in ("ok.test", "optout.test", "cdn.optout.test",
+                                                  "a.test", "b.test")]
+resolve += ["%s:%d:127.0.0.1" % (h, T) for h in ("img.test", "wrong.test")]
+spec = {
+    "sources": [{"name": "web", "type": "urls", "files": ["list.jsonl", "hold.csv"],
+                 "url_col": "url", "caption_col": "caption", "save_cols": ["id"],
+                 "urls_per_unit": 8,
+                 "fetch": {"concurrency": 16, "per_host": 3, "timeout_s": 2,
+                           "connect_timeout_s": 2, "retries": 1, "retry_backoff_s": 0.2,
+                           "max_retry_after_s": 5, "max_redirects": 3, "max_bytes": 300000,
+                           "user_agent_token": "mylab-curation", "opt_out": "optout.txt",
+                           "ca_file": srv.ca_file, "resolve": resolve}}],
+    "stages": [{"stage": "ingest"}, {"stage": "write"}],
+    "output": {"dir": "out", "prefix": "web", "samples_per_shard": 100},
+}
+spec_path = pe.write_spec(os.path.join(data, "spec.json"), spec)
+out = os.path.join(args.tmp, "out")
+t0 = time.monotonic()
+try:
+    pe.run_spec(args, spec_path, out, threads=2)
+    elapsed = time.monotonic() - t0
+    log = list(srv.state.log)
+    n_requests = len(log)
+    # Resume: a second run over the same output fetches nothing.
+    pe.run_spec(args, spec_path, out, threads=2)
+    resumed_requests = len(srv.state.log) - n_requests
+finally:
+    srv.close()
+
+vctest.expect(elapsed < 60, "the run ends in bounded time (%.1f s)" % elapsed)
+led = pe.ledger(out)
+by_url = {}
+jsonl_rows = [e for e in led if e["file"].endswith("list.jsonl")]
+vctest.expect(len(led) == len(CASES) + len(HOLD),
+              "every URL has exactly one ledger line (%d of %d)" % (len(led), len(CASES) + len(HOLD)))
+for e in jsonl_rows:
+    url, state, reason = CASES[e["index"]]
+    got = (e["state"], e.get("reason"))
+    vctest.expect(got == (state, reason), "%-45s -> %s %s (want %s %s)" %
+                  (url or "(empty)", got[0], got[1] or "", state, reason or ""))
+hold_rows = [e for e in led if e["file"].endswith("hold.csv")]
+vctest.expect(len(hold_rows) == 8 and all(e["state"] == "written" for e in hold_rows),
+              "the 8 held CSV URLs are written")
+
+# Retries and Retry-After, counted on the server.
+paths = collections.Counter(p for p, _, _, _ in log)
+vctest.expect(paths["/status/500"] == 2 and paths["/stall"] == 2,
+              "500 and a stalled response are tried retries+1 = 2 times (%d, %d)" %
+              (paths["/status/500"], paths["/stall"]))
+vctest.expect(paths["/status/404"] == 1 and paths["/status/403"] == 1,
+              "404 and 403 are not retried")
+vctest.expect(paths["/retry-after/3600"] == 1,
+              "a Retry-After above max_retry_after_s ends the URL without waiting")
+times = [t for p, _, _, t in log if p == "/flaky/429/1/b"]
+vctest.expect(len(times) == 2 and times[1] - times[0] >= 0.95,
+              "429 with Retry-After: 1 is retried after %.2f s (>= 1 s)" %
+              (times[1] - times[0] if len(times) == 2 else -1))
+vctest.expect(paths["/flaky/503/1/a"] == 2, "a 503 is retried once and then succeeds")
+vctest.expect(sum(1 for p in paths if p.startswith("/loop/")) == 4,
+              "a redirect loop stops after max_redirects (3) redirects")
+vctest.expect(not any("optout" in h for _, h, _, _ in log) and paths["/img/99.jpg"] == 0,
+              "opted-out URLs and domains are never requested")
+vctest.expect(srv.state.max_inflight.get("a.test") == 3 and srv.state.max_total >= 4,
+              "per_host 3 holds (a.test at most %s at once) while other hosts run (%d at once)" %
+              (srv.state.max_inflight.get("a.test"), srv.state.max_total))
+uas = {ua for _, _, ua, _ in log}
+vctest.expect(len(uas) == 1 and list(uas)[0].startswith("vlmcurate/")
+              and "mylab-curation" in list(uas)[0], "user agent names tool and token: %s" % uas)
+vctest.expect(resumed_requests == 0, "the resumed run makes no request (%d)" % resumed_requests)
+
+# The bytes written are the bytes served.
+served = {ok("/img/1.jpg"): http_faults.make_image(1, "jpg"),
+          ok("/img/2.png"): http_faults.make_image(2, "png"),
+          ok("/gzip"): http_faults.make_image(6, "png"),
+          ok("/wrong-type"): http_faults.make_image(5, "jpg"),
+          ok("/redirect"): http_faults.make_image(1, "jpg"),
+          "https://img.test:%d/img/11.jpg" % T: http_faults.make_image(11, "jpg")}
+found = {}
+for shard in pe.shards(out, "web"):
+    for key, fields in pe.read_samples(shard):
+        meta = pe.sample_json(fields)
+        found[meta.get("url")] = (pe.main_image(fields)[1], fields.get("txt"), meta)
+vctest.expect(all(found.get(u, (None,))[0] == b for u, b in served.items()),
+              "written images are byte-identical to what the server sent (gzip decoded)")
+img1 = found.get(ok("/img/1.jpg"))
+vctest.expect(img1 is not None and img1[1] == b"case 0" and img1[2].get("id") == 0,
+              "caption goes to txt and save_cols to json (%r)" % (img1[1:] if img1 else None,))
+
+run = pe.run_json(out)
+src = run["sources"]["web"]
+want_err = collections.Counter(r for _, st, r in CASES if st == "error")
+vctest.expect(src.get("errors") == dict(want_err),
+              "run.json gives the error breakdown by reason: %s" % src.get("errors"))
+n_ok = sum(1 for _, st, _ in CASES if st == "written") + len(HOLD)
+vctest.expect(abs(src.get("success_rate", -1) - n_ok / (len(CASES) + len(HOLD))) < 1e-9,
+              "run.json gives the success rate (%s)" % src.get("success_rate"))
+vctest.expect(pe.totals_add_up(run["totals"]), "totals add up")
+print("all checks passed")
