@@ -6,6 +6,9 @@
 #   bench_filters   the filter stage on demo data; text filters in MB/s
 #   bench_pipeline  ingest -> reshard -> write on demo data vs cat, GNU tar
 #                   and decoding alone (SAMPLES demo samples, default 3000)
+#   bench_urls      the urls source's downloader vs curl --parallel against
+#                   a loopback server at concurrency 16/64/256; peak RSS of
+#                   1,000 concurrent transfers
 # The engine benches need a real-size checkpoint (~17 GB): with CKPT=DIR,
 # bench_load and bench_engine run on DIR, written first by
 # bench_mkcheckpoint when DIR has no config.json.
@@ -32,6 +35,8 @@ bench img
 bench kernels --threads "$(nproc)"
 bench filters "${SAMPLES:-3000}" "$work/filters"
 bench pipeline --samples "${SAMPLES:-3000}" --threads "$(nproc)" --work "$work/pipeline"
+mkdir -p "$work/urls"
+bench urls --urls "${URLS:-4000}" --work "$work/urls"
 if [ -n "${CKPT:-}" ]; then
   if [ ! -f "$CKPT/config.json" ] && wanted mkcheckpoint; then
     bench mkcheckpoint "$CKPT" --dtype bf16
