@@ -9,7 +9,12 @@ LZ4_RAW or the DELTA encodings must be refused with the feature named.
 The npm packages are installed once into --work/node_modules
 (--prefer-offline: npm's cache serves them when the registry is out of
 reach).  Without node/npm, or when neither cache nor registry has them,
-the test is skipped (exit 77) saying why."""
+the test is skipped (exit 77) saying why.
+
+With --bin, the urls source also reads an npm-written parquet URL list
+(snappy, pages v2, row groups of 10 cut by units of 8) and downloads its
+images from a loopback server: nulls become missing_field, every other row
+a sample whose image, caption and saved column match the file."""
 import argparse
 import json
 import os
@@ -17,11 +22,14 @@ import shutil
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
+
 PACKAGES = ["parquet-wasm@0.6.1", "apache-arrow@17.0.0"]
 
 p = argparse.ArgumentParser()
 p.add_argument("--pq-dump", required=True)
 p.add_argument("--work", required=True)
+p.add_argument("--bin", help="the vlmcurate CLI: also run the urls source over parquet")
 a = p.parse_args()
 os.makedirs(a.work, exist_ok=True)
 if not shutil.which("node") or not shutil.which("npm"):
@@ -39,7 +47,15 @@ files = os.path.join(a.work, "files")
 shutil.rmtree(files, ignore_errors=True)
 os.makedirs(files)
 writer = os.path.join(os.path.dirname(__file__), "..", "tools", "pq_write.mjs")
-subprocess.run(["node", writer, mods, files], check=True, timeout=300)
+srv = None
+if a.bin:
+    import http_faults
+    for k in list(os.environ):
+        if k.lower() in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+            del os.environ[k]
+    srv = http_faults.Servers()
+base = ["http://127.0.0.1:%d" % srv.port] if srv else []
+subprocess.run(["node", writer, mods, files] + base, check=True, timeout=300)
 exp = json.load(open(os.path.join(files, "expected.json")))
 failed = 0
 
@@ -87,5 +103,43 @@ for name, feature in exp["refuse"].items():
           and "[unsupported_format]" in r.stderr,
           "%s refused naming %s (%s)" % (name, feature, r.stderr.strip().splitlines()[0]
                                          if r.stderr.strip() else "no message"))
-print("%d passed, %d failed" % (len(exp["ok"]) * 3 + len(exp["refuse"]) - failed, failed))
+n_checks = len(exp["ok"]) * 3 + len(exp["refuse"])
+if srv:
+    import pipeline_e2e as pe
+    spec = {"sources": [{"name": "pq", "type": "urls", "files": "urls.parquet", "url_col": "URL",
+                         "caption_col": "TEXT", "save_cols": ["similarity"], "urls_per_unit": 8,
+                         "fetch": {"concurrency": 8, "timeout_s": 10}}],
+            "stages": [{"stage": "write"}], "output": {"dir": "out", "prefix": "pq"}}
+    spec_path = pe.write_spec(os.path.join(files, "spec.json"), spec)
+    out = os.path.join(a.work, "out")
+    shutil.rmtree(out, ignore_errors=True)
+    try:
+        r = subprocess.run([a.bin, "run", spec_path, "--threads", "2", "--out", out],
+                           capture_output=True, text=True, timeout=300)
+    finally:
+        srv.close()
+    want = json.load(open(os.path.join(files, "urls.json")))
+    check(r.returncode == 0, "the urls source runs over an npm-written parquet list (%s)"
+          % r.stderr[-300:].strip())
+    led = {e["index"]: e for e in pe.ledger(out)} if r.returncode == 0 else {}
+    got = {}
+    for shard in pe.shards(out, "pq") if r.returncode == 0 else []:
+        for _, fields in pe.read_samples(shard):
+            meta = pe.sample_json(fields)
+            got[meta["url"]] = (pe.main_image(fields)[1], fields.get("txt"), meta.get("similarity"))
+    bad = []
+    for i, url in enumerate(want["URL"]):
+        e = led.get(i, {})
+        if url is None:
+            ok_row = e.get("state") == "error" and e.get("reason") == "missing_field"
+        else:
+            ok_row = e.get("state") == "written" and got.get(url) == (
+                http_faults.make_image(i, "jpg"), want["TEXT"][i].encode(), want["similarity"][i])
+        if not ok_row:
+            bad.append(i)
+    check(len(led) == 30 and not bad,
+          "30 parquet rows: nulls are missing_field, every other row is written with its image, "
+          "caption and saved column (bad rows: %s)" % bad[:5])
+    n_checks += 2
+print("%d passed, %d failed" % (n_checks - failed, failed))
 sys.exit(1 if failed else 0)

@@ -103,7 +103,7 @@ spec = {
                            "max_retry_after_s": 5, "max_redirects": 3, "max_bytes": 300000,
                            "user_agent_token": "mylab-curation", "opt_out": "optout.txt",
                            "ca_file": srv.ca_file, "resolve": resolve}}],
-    "stages": [{"stage": "ingest"}, {"stage": "write"}],
+    "stages": [{"stage": "ingest"}, {"stage": "stats"}, {"stage": "write"}],
     "output": {"dir": "out", "prefix": "web", "samples_per_shard": 100},
 }
 spec_path = pe.write_spec(os.path.join(data, "spec.json"), spec)
@@ -188,4 +188,9 @@ n_ok = sum(1 for _, st, _ in CASES if st == "written") + len(HOLD)
 vctest.expect(abs(src.get("success_rate", -1) - n_ok / (len(CASES) + len(HOLD))) < 1e-9,
               "run.json gives the success rate (%s)" % src.get("success_rate"))
 vctest.expect(pe.totals_add_up(run["totals"]), "totals add up")
+stats = json.load(open(os.path.join(out, "stats.json")))
+audit = {k: v["count"] for k, v in
+         stats["groups"]["source:web"]["counters"].get("error", {}).items()}
+vctest.expect(audit == dict(want_err), "the audit's stats.json has the same error breakdown: %s"
+              % audit)
 print("all checks passed")

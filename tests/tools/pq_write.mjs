@@ -2,12 +2,14 @@
 // arrow-rs writer compiled to WebAssembly, from npm) for test_parquet.py:
 // every supported codec x data page v1/v2 x dictionary on/off, files that
 // use features the reader must refuse, and expected.json with every value.
-// Usage: node pq_write.mjs NODE_MODULES_DIR OUT_DIR
+// With URL_BASE, also urls.parquet: 30 rows of URL_BASE/img/N.jpg (every
+// 7th null), a caption and a score, in row groups of 10, for the urls source.
+// Usage: node pq_write.mjs NODE_MODULES_DIR OUT_DIR [URL_BASE]
 import { createRequire } from 'node:module';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-const [modules, out] = process.argv.slice(2);
+const [modules, out, urlBase] = process.argv.slice(2);
 const require = createRequire(join(modules, 'x.js'));
 const arrow = require('apache-arrow');
 const pq = require('parquet-wasm/node');
@@ -71,6 +73,28 @@ ok.push('ok-onegroup.parquet');
 write('refuse-delta.parquet', { codec: C.UNCOMPRESSED, v2: true, dict: false, plain: false });
 write('refuse-brotli.parquet', { codec: C.BROTLI });
 write('refuse-lz4.parquet', { codec: C.LZ4_RAW });
+
+if (urlBase) {
+  const n = 30;
+  const u = [], t = [], sc = [];
+  for (let i = 0; i < n; i++) {
+    u.push(i % 7 === 3 ? null : `${urlBase}/img/${i}.jpg`);
+    t.push(`caption ${i} — ${'ab'.repeat(i)}`);
+    sc.push(i / 8);
+  }
+  const us = new arrow.Schema([f('URL', new arrow.Utf8()), f('TEXT', new arrow.Utf8()),
+                               f('similarity', new arrow.Float64())]);
+  const uc = { URL: u, TEXT: t, similarity: sc };
+  const ub = new arrow.RecordBatch(us, arrow.makeData({
+    type: new arrow.Struct(us.fields), length: n, nullCount: 0,
+    children: us.fields.map((fld) => arrow.vectorFromArray(uc[fld.name], fld.type).data[0]),
+  }));
+  const ut = pq.Table.fromIPCStream(arrow.tableToIPC(new arrow.Table(us, [ub]), 'stream'));
+  const props = new pq.WriterPropertiesBuilder().setCompression(C.SNAPPY)
+    .setWriterVersion(pq.WriterVersion.V2).setMaxRowGroupSize(10).build();
+  writeFileSync(join(out, 'urls.parquet'), pq.writeParquet(ut, props));
+  writeFileSync(join(out, 'urls.json'), JSON.stringify({ URL: u, TEXT: t, similarity: sc }));
+}
 
 const rows = [];
 for (let i = 0; i < N; i++)
