@@ -15,6 +15,7 @@
 #include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,22 +51,6 @@ static char *trim(char *s)
     return s;
 }
 
-static enum vc_status push_str(char ***v, size_t *n, size_t *cap, const char *s, struct vc_err *err)
-{
-    if (*n == *cap) {
-        size_t nc = *cap ? *cap * 2 : 16;
-        char **g = vc_realloc_array(*v, nc, sizeof *g);
-        if (!g)
-            return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-        *v = g;
-        *cap = nc;
-    }
-    if (!((*v)[*n] = vc_strdup(s)))
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-    (*n)++;
-    return VC_OK;
-}
-
 /* One entry a line: a URL (has "://") or a domain, which also covers its
  * subdomains.  Blank lines and '#' comments are skipped. */
 static enum vc_status load_optout(struct fetch_cfg *cfg, const char *where, const char *path,
@@ -83,13 +68,13 @@ static enum vc_status load_optout(struct fetch_cfg *cfg, const char *where, cons
         if (!*s || *s == '#')
             continue;
         if (strstr(s, "://")) {
-            rc = push_str(&cfg->optout_urls, &cfg->n_optout_urls, &ucap, s, err);
+            rc = src_strv_push(&cfg->optout_urls, &cfg->n_optout_urls, &ucap, s, err);
         } else {
             while (*s == '*' || *s == '.')
                 s++;
             lower(s);
             if (*s)
-                rc = push_str(&cfg->optout_domains, &cfg->n_optout_domains, &dcap, s, err);
+                rc = src_strv_push(&cfg->optout_domains, &cfg->n_optout_domains, &dcap, s, err);
         }
     }
     if (rc == VC_OK && ferror(f))
@@ -112,7 +97,7 @@ static enum vc_status str_list(const cJSON *obj, const char *where, const char *
     size_t cap = 0;
     if (!a || cJSON_IsNull(a)) {
         for (size_t i = 0; dflt && dflt[i]; i++)
-            VC_TRY(push_str(v, n, &cap, dflt[i], err));
+            VC_TRY(src_strv_push(v, n, &cap, dflt[i], err));
         return VC_OK;
     }
     if (!cJSON_IsArray(a))
@@ -122,7 +107,7 @@ static enum vc_status str_list(const cJSON *obj, const char *where, const char *
         if (!cJSON_IsString(it) || !it->valuestring[0])
             return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
                               "%s: fetch.%s must be a list of non-empty strings", where, key);
-        VC_TRY(push_str(v, n, &cap, it->valuestring, err));
+        VC_TRY(src_strv_push(v, n, &cap, it->valuestring, err));
         if (lowercase)
             lower((*v)[*n - 1]);
     }
@@ -747,4 +732,40 @@ enum vc_status fetch_run(const struct fetch_cfg *cfg, char *const *urls, size_t 
     free(r.state);
     free(r.slots);
     return rc;
+}
+
+int fetch_spool_open(const char *dir, struct vc_err *err)
+{
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        return fd;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/fetch-spool-XXXXXX", dir);
+    fd = mkstemp(path);
+    if (fd >= 0)
+        unlink(path);
+    else
+        vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: cannot make a download spool: %s", dir,
+                   strerror(errno));
+    return fd;
+}
+
+enum vc_status fetch_spool_read(int spool_fd, const struct fetch_result *res, uint8_t **buf,
+                                size_t *cap, struct vc_err *err)
+{
+    if (res->len > *cap) {
+        uint8_t *g = realloc(*buf, (size_t)res->len);
+        if (!g)
+            return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        *buf = g;
+        *cap = (size_t)res->len;
+    }
+    if (pread(spool_fd, *buf, (size_t)res->len, (off_t)res->off) != (ssize_t)res->len)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "download spool: read failed");
+    return VC_OK;
+}
+
+bool fetch_is_url(const char *s)
+{
+    return strncasecmp(s, "http://", 7) == 0 || strncasecmp(s, "https://", 8) == 0;
 }

@@ -59,6 +59,16 @@ struct fetch_result {
 enum vc_status fetch_run(const struct fetch_cfg *cfg, char *const *urls, size_t n, int spool_fd,
                          struct fetch_result *res, struct vc_err *err);
 
+/* An unlinked read-write file in dir for fetch_run's bodies (closed by the
+ * caller), or -1 with VC_EFATAL io_error in err. */
+int fetch_spool_open(const char *dir, struct vc_err *err);
+/* Reads res's body from the spool into *buf (grown as needed, owned by
+ * the caller).  VC_EFATAL on a failed read or OOM. */
+enum vc_status fetch_spool_read(int spool_fd, const struct fetch_result *res, uint8_t **buf,
+                                size_t *cap, struct vc_err *err);
+/* True when s starts with http:// or https:// (case-insensitive). */
+bool fetch_is_url(const char *s);
+
 /* The pieces of policy, exposed for tests. */
 enum vc_reason fetch_curl_reason(int curl_code);
 enum vc_reason fetch_http_reason(long http_code);

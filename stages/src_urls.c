@@ -20,7 +20,6 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -493,23 +492,6 @@ static enum vc_status read_lines(struct urls_cursor *c, const struct urls_file *
     return rc;
 }
 
-/* An unlinked file in the work folder: downloads never sit in memory. */
-static int open_spool(const char *dir, struct vc_err *err)
-{
-    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (fd >= 0)
-        return fd;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/urls-spool-XXXXXX", dir);
-    fd = mkstemp(path);
-    if (fd >= 0)
-        unlink(path);
-    else
-        vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: cannot make a download spool: %s", dir,
-                   strerror(errno));
-    return fd;
-}
-
 static enum vc_status urls_open(void *state, const struct source_unit *u, void **cursor,
                                 struct vc_err *err)
 {
@@ -548,7 +530,7 @@ static enum vc_status urls_open(void *state, const struct source_unit *u, void *
     }
     if (rc == VC_OK) {
         const char *dir = p->ctx->work_dir ? p->ctx->work_dir : P_tmpdir;
-        if ((c->spool = open_spool(dir, err)) < 0)
+        if ((c->spool = fetch_spool_open(dir, err)) < 0)
             rc = VC_EFATAL;
     }
     if (rc == VC_OK)
@@ -579,15 +561,7 @@ static enum vc_status urls_next(void *cursor, struct sample *s, struct vc_err *e
         return vc_err_set(err, VC_ESAMPLE, r->pre, "%s", r->pre_msg);
     if (res->reason != VC_REASON_none)
         return vc_err_set(err, VC_ESAMPLE, res->reason, "%.200s: %s", r->url, res->msg);
-    if (res->len > c->buf_cap) {
-        uint8_t *g = realloc(c->buf, (size_t)res->len);
-        if (!g)
-            return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-        c->buf = g;
-        c->buf_cap = (size_t)res->len;
-    }
-    if (pread(c->spool, c->buf, (size_t)res->len, (off_t)res->off) != (ssize_t)res->len)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "download spool: read failed");
+    VC_TRY(fetch_spool_read(c->spool, res, &c->buf, &c->buf_cap, err));
     enum img_format fmt = img_sniff(c->buf, (size_t)res->len);
     if (fmt == IMG_FORMAT_UNKNOWN)
         return vc_err_set(err, VC_ESAMPLE, VC_REASON_not_an_image,

@@ -27,6 +27,9 @@ enum vc_status src_brace_expand(const char *pattern, char ***paths, size_t *n, s
 enum vc_status src_urls_expand(const struct cJSON *urls, const char *where, const char *base_dir,
                                char ***paths, size_t *n, struct vc_err *err);
 void src_paths_free(char **paths, size_t n);
+/* Appends a copy of s to the string vector (*v, *n) of capacity *cap
+ * (grown by doubling; free with src_paths_free).  VC_EFATAL on OOM. */
+enum vc_status src_strv_push(char ***v, size_t *n, size_t *cap, const char *s, struct vc_err *err);
 
 /* base_dir/path unless path is absolute or base_dir is NULL/empty.  Owned. */
 char *src_path_join(const char *base_dir, const char *path);

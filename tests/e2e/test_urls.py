@@ -6,7 +6,8 @@ policy (counted on the server), Retry-After must be waited for, the per-host
 cap must hold, the user agent must name the tool and the token, the bytes
 written must be the bytes served (gzip decoded), run.json must give the
 success rate and the error breakdown, and a second run must resume without
-a single request."""
+a single request.  A documents source with image URLs (OBELICS rows) gets
+its images the same way: failed ones are dropped with their reason."""
 import collections
 import csv
 import json
@@ -89,20 +90,26 @@ with open(os.path.join(data, "hold.csv"), "w", newline="") as f:
     w.writerow(["id", "url", "caption"])
     for i, url in enumerate(HOLD):
         w.writerow([100 + i, url, "hold %d" % i])
+DOC = {"id": "d1", "texts": ["hello", None, None, None, "bye", None],
+       "images": [None, ok("/img/13.jpg"), ok("/status/404?doc"),
+                  "http://optout.test:%d/img/9.jpg" % P, None, ok("/img/14.png")]}
+with open(os.path.join(data, "docs.jsonl"), "w") as f:
+    f.write(json.dumps(DOC) + "\n")
+    f.write(json.dumps({"id": "d2", "texts": ["text only"], "images": [None]}) + "\n")
 with open(os.path.join(data, "optout.txt"), "w") as f:
     f.write("# domains and URLs whose owners opted out\noptout.test\n%s\n" % ok("/img/99.jpg"))
 resolve = ["%s:%d:127.0.0.1" % (h, P) for h in ("ok.test", "optout.test", "cdn.optout.test",
                                                   "a.test", "b.test")]
 resolve += ["%s:%d:127.0.0.1" % (h, T) for h in ("img.test", "wrong.test")]
+fetch = {"concurrency": 16, "per_host": 3, "timeout_s": 2, "connect_timeout_s": 2, "retries": 1,
+         "retry_backoff_s": 0.2, "max_retry_after_s": 5, "max_redirects": 3, "max_bytes": 300000,
+         "user_agent_token": "mylab-curation", "opt_out": "optout.txt", "ca_file": srv.ca_file,
+         "resolve": resolve}
 spec = {
     "sources": [{"name": "web", "type": "urls", "files": ["list.jsonl", "hold.csv"],
                  "url_col": "url", "caption_col": "caption", "save_cols": ["id"],
-                 "urls_per_unit": 8,
-                 "fetch": {"concurrency": 16, "per_host": 3, "timeout_s": 2,
-                           "connect_timeout_s": 2, "retries": 1, "retry_backoff_s": 0.2,
-                           "max_retry_after_s": 5, "max_redirects": 3, "max_bytes": 300000,
-                           "user_agent_token": "mylab-curation", "opt_out": "optout.txt",
-                           "ca_file": srv.ca_file, "resolve": resolve}}],
+                 "urls_per_unit": 8, "fetch": fetch},
+                {"name": "docs", "type": "documents", "path": "docs.jsonl", "fetch": fetch}],
     "stages": [{"stage": "ingest"}, {"stage": "stats"}, {"stage": "write"}],
     "output": {"dir": "out", "prefix": "web", "samples_per_shard": 100},
 }
@@ -121,8 +128,8 @@ finally:
     srv.close()
 
 vctest.expect(elapsed < 60, "the run ends in bounded time (%.1f s)" % elapsed)
-led = pe.ledger(out)
-by_url = {}
+all_led = pe.ledger(out)
+led = [e for e in all_led if e["source"] == "web"]
 jsonl_rows = [e for e in led if e["file"].endswith("list.jsonl")]
 vctest.expect(len(led) == len(CASES) + len(HOLD),
               "every URL has exactly one ledger line (%d of %d)" % (len(led), len(CASES) + len(HOLD)))
@@ -178,6 +185,26 @@ vctest.expect(all(found.get(u, (None,))[0] == b for u, b in served.items()),
 img1 = found.get(ok("/img/1.jpg"))
 vctest.expect(img1 is not None and img1[1] == b"case 0" and img1[2].get("id") == 0,
               "caption goes to txt and save_cols to json (%r)" % (img1[1:] if img1 else None,))
+
+docs = {}
+for shard in pe.shards(out, "web"):
+    for key, fields in pe.read_samples(shard):
+        meta = pe.sample_json(fields)
+        if meta.get("id") in ("d1", "d2"):
+            docs[meta["id"]] = (fields, meta)
+d1 = docs.get("d1", ({}, {}))
+vctest.expect([e["state"] for e in all_led if e["source"] == "docs"] == ["written", "written"],
+              "both documents are written")
+vctest.expect(d1[0].get("0.jpg") == http_faults.make_image(13, "jpg") and
+              d1[0].get("1.png") == http_faults.make_image(14, "png"),
+              "a document's URL images are downloaded into 0.jpg and 1.png")
+vctest.expect([(x["index"], x["reason"]) for x in d1[1].get("dropped_images", [])] ==
+              [(2, "http_404"), (3, "opted_out")],
+              "failed and opted-out document images are dropped with their reasons: %s" %
+              d1[1].get("dropped_images"))
+vctest.expect(d1[1].get("images") == [None, "0.jpg", None, "1.png"] and
+              d1[1].get("texts") == ["hello", None, "bye", None],
+              "the document's lists lose the dropped positions")
 
 run = pe.run_json(out)
 src = run["sources"]["web"]
