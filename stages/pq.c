@@ -187,10 +187,25 @@ static bool tr_field(struct tr *t, int16_t *id, int *type)
     return true;
 }
 
+/* Integer and bool fields 1..TR_MAX_ID of one struct, by field id; parquet
+ * structs keep their scalars there. */
+enum { TR_MAX_ID = 16 };
+struct tr_ints {
+    int64_t v[TR_MAX_ID];
+    bool has[TR_MAX_ID];
+};
+
+/* Handles one non-scalar field: 1 read, 0 not wanted (skipped), -1 bad. */
+typedef int (*tr_field_fn)(struct tr *t, int16_t id, int type, void *ctx);
+
 static bool tr_skip(struct tr *t, int type, bool in_list);
 
-static bool tr_skip_struct(struct tr *t)
+/* Reads one struct: scalars into *ints (may be NULL), other fields through
+ * fn (may be NULL), the rest skipped.  Nesting is capped. */
+static bool tr_struct(struct tr *t, struct tr_ints *ints, tr_field_fn fn, void *ctx)
 {
+    if (ints)
+        memset(ints, 0, sizeof *ints);
     if (++t->depth > TR_MAX_DEPTH)
         return false;
     int16_t id = 0;
@@ -200,11 +215,39 @@ static bool tr_skip_struct(struct tr *t)
             return false;
         if (type == TT_STOP)
             break;
-        if (!tr_skip(t, type, false))
+        bool scalar = type == TT_TRUE || type == TT_FALSE || type == TT_BYTE || type == TT_I16 ||
+                      type == TT_I32 || type == TT_I64;
+        if (ints && scalar && id > 0 && id < TR_MAX_ID) {
+            ints->has[id] = true;
+            if (type == TT_TRUE || type == TT_FALSE)
+                ints->v[id] = type == TT_TRUE;
+            else if (type == TT_BYTE) {
+                if (t->p >= t->end)
+                    return false;
+                ints->v[id] = (int8_t)*t->p++;
+            } else if (!tr_i64(t, &ints->v[id]))
+                return false;
+            continue;
+        }
+        int r = fn ? fn(t, id, type, ctx) : 0;
+        if (r < 0 || (r == 0 && !tr_skip(t, type, false)))
             return false;
     }
     t->depth--;
     return true;
+}
+
+/* The field as an int32, or dflt when absent or out of range (callers
+ * treat the default as invalid where it matters). */
+static int32_t tr_get32(const struct tr_ints *in, int id, int32_t dflt)
+{
+    return in->has[id] && in->v[id] >= INT32_MIN && in->v[id] <= INT32_MAX ? (int32_t)in->v[id]
+                                                                           : dflt;
+}
+
+static int64_t tr_get64(const struct tr_ints *in, int id, int64_t dflt)
+{
+    return in->has[id] ? in->v[id] : dflt;
 }
 
 static bool tr_skip(struct tr *t, int type, bool in_list)
@@ -259,7 +302,7 @@ static bool tr_skip(struct tr *t, int type, bool in_list)
         t->depth--;
         return true;
     case TT_STRUCT:
-        return tr_skip_struct(t);
+        return tr_struct(t, NULL, NULL, NULL);
     default:
         return false;
     }
@@ -288,58 +331,40 @@ struct pq_schema_el {
     bool has_type, has_name, logical_string;
 };
 
-static bool parse_logical_type(struct tr *t, bool *is_string)
+static int logical_field(struct tr *t, int16_t id, int type, void *ctx)
 {
-    if (++t->depth > TR_MAX_DEPTH)
-        return false;
-    int16_t id = 0;
-    for (;;) {
-        int type;
-        if (!tr_field(t, &id, &type))
-            return false;
-        if (type == TT_STOP)
-            break;
-        /* STRING (1), ENUM (4) and JSON (12) annotate text. */
-        if (type == TT_STRUCT && (id == 1 || id == 4 || id == 12))
-            *is_string = true;
-        if (!tr_skip(t, type, false))
-            return false;
+    (void)t;
+    /* STRING (1), ENUM (4) and JSON (12) annotate text. */
+    if (type == TT_STRUCT && (id == 1 || id == 4 || id == 12))
+        *(bool *)ctx = true;
+    return 0;
+}
+
+static int schema_field(struct tr *t, int16_t id, int type, void *ctx)
+{
+    struct pq_schema_el *e = ctx;
+    if (id == 4 && type == TT_BINARY) {
+        e->has_name = true;
+        return tr_binary(t, &e->name, &e->name_len) ? 1 : -1;
     }
-    t->depth--;
-    return true;
+    if (id == 10 && type == TT_STRUCT)
+        return tr_struct(t, NULL, logical_field, &e->logical_string) ? 1 : -1;
+    return 0;
 }
 
 static bool parse_schema_el(struct tr *t, struct pq_schema_el *e)
 {
     memset(e, 0, sizeof *e);
-    e->converted = -1;
-    int16_t id = 0;
-    for (;;) {
-        int type;
-        if (!tr_field(t, &id, &type))
-            return false;
-        if (type == TT_STOP)
-            return true;
-        bool ok;
-        if (id == 1 && type == TT_I32)
-            ok = tr_i32(t, &e->type), e->has_type = true;
-        else if (id == 2 && type == TT_I32)
-            ok = tr_i32(t, &e->type_length);
-        else if (id == 3 && type == TT_I32)
-            ok = tr_i32(t, &e->repetition);
-        else if (id == 4 && type == TT_BINARY)
-            ok = tr_binary(t, &e->name, &e->name_len), e->has_name = true;
-        else if (id == 5 && type == TT_I32)
-            ok = tr_i32(t, &e->num_children);
-        else if (id == 6 && type == TT_I32)
-            ok = tr_i32(t, &e->converted);
-        else if (id == 10 && type == TT_STRUCT)
-            ok = parse_logical_type(t, &e->logical_string);
-        else
-            ok = tr_skip(t, type, false);
-        if (!ok)
-            return false;
-    }
+    struct tr_ints in;
+    if (!tr_struct(t, &in, schema_field, e))
+        return false;
+    e->has_type = in.has[1];
+    e->type = tr_get32(&in, 1, -1);
+    e->type_length = tr_get32(&in, 2, 0);
+    e->repetition = tr_get32(&in, 3, -1);
+    e->num_children = tr_get32(&in, 5, 0);
+    e->converted = tr_get32(&in, 6, -1);
+    return true;
 }
 
 static enum vc_status parse_schema(struct tr *t, struct pq_file *f, struct vc_err *err)
@@ -419,46 +444,34 @@ static bool parse_path(struct tr *t, const char *name, bool *match)
     return true;
 }
 
+struct path_ctx {
+    const char *name;
+    bool has, match;
+};
+
+static int path_field(struct tr *t, int16_t id, int type, void *ctx)
+{
+    struct path_ctx *pc = ctx;
+    if (id != 3 || type != TT_LIST)
+        return 0;
+    pc->has = true;
+    return parse_path(t, pc->name, &pc->match) ? 1 : -1;
+}
+
 /* ColumnMetaData: checked against the schema and the data area. */
 static enum vc_status parse_column_meta(struct tr *t, struct pq_file *f, size_t col,
                                         uint64_t rg_rows, struct pq_chunk *ch, struct vc_err *err)
 {
-    int32_t type = -1, codec = -1;
-    int64_t num_values = -1, compressed = -1, data_off = -1, dict_off = -1;
-    bool path_ok = false, has_path = false;
-    int16_t id = 0;
-    if (++t->depth > TR_MAX_DEPTH)
-        return pq_bad(err, f, "footer nested too deep");
-    for (;;) {
-        int tt;
-        if (!tr_field(t, &id, &tt))
-            return pq_bad(err, f, "unreadable column metadata");
-        if (tt == TT_STOP)
-            break;
-        bool ok;
-        if (id == 1 && tt == TT_I32)
-            ok = tr_i32(t, &type);
-        else if (id == 3 && tt == TT_LIST)
-            ok = parse_path(t, f->cols[col].name, &path_ok), has_path = true;
-        else if (id == 4 && tt == TT_I32)
-            ok = tr_i32(t, &codec);
-        else if (id == 5 && tt == TT_I64)
-            ok = tr_i64(t, &num_values);
-        else if (id == 7 && tt == TT_I64)
-            ok = tr_i64(t, &compressed);
-        else if (id == 9 && tt == TT_I64)
-            ok = tr_i64(t, &data_off);
-        else if (id == 11 && tt == TT_I64)
-            ok = tr_i64(t, &dict_off);
-        else
-            ok = tr_skip(t, tt, false);
-        if (!ok)
-            return pq_bad(err, f, "unreadable column metadata");
-    }
-    t->depth--;
-    if (!has_path || !path_ok)
+    struct tr_ints in;
+    struct path_ctx pc = { .name = f->cols[col].name };
+    if (!tr_struct(t, &in, path_field, &pc))
+        return pq_bad(err, f, "unreadable column metadata");
+    int64_t num_values = tr_get64(&in, 5, -1), compressed = tr_get64(&in, 7, -1);
+    int64_t data_off = tr_get64(&in, 9, -1), dict_off = tr_get64(&in, 11, -1);
+    int32_t codec = tr_get32(&in, 4, -1);
+    if (!pc.has || !pc.match)
         return pq_bad(err, f, "column chunk path does not match the schema");
-    if (type != (int32_t)f->cols[col].type)
+    if (tr_get32(&in, 1, -1) != (int32_t)f->cols[col].type)
         return pq_bad(err, f, "column chunk type differs from the schema");
     if (num_values < 0 || (uint64_t)num_values != rg_rows)
         return pq_bad(err, f, "column chunk value count differs from the row group's rows");
@@ -475,124 +488,128 @@ static enum vc_status parse_column_meta(struct tr *t, struct pq_file *f, size_t 
     return VC_OK;
 }
 
-static enum vc_status parse_column_chunk(struct tr *t, struct pq_file *f, size_t col,
-                                         uint64_t rg_rows, struct pq_chunk *ch, struct vc_err *err)
+/* What the footer's field handlers share: the file, the error and a
+ * status that a handler's -1 leaves behind (VC_OK: the bytes were bad). */
+struct footer_ctx {
+    struct pq_file *f;
+    struct vc_err *err;
+    enum vc_status rc;
+    size_t col;
+    uint64_t rows;
+    struct pq_chunk *ch;
+    bool have_meta, has_schema, has_rgs;
+    const uint8_t *cols_at, *cols_end;
+};
+
+static int chunk_field(struct tr *t, int16_t id, int type, void *ctx)
 {
-    bool have_meta = false;
-    int16_t id = 0;
-    if (++t->depth > TR_MAX_DEPTH)
-        return pq_bad(err, f, "footer nested too deep");
-    for (;;) {
-        int tt;
-        if (!tr_field(t, &id, &tt))
-            return pq_bad(err, f, "unreadable column chunk");
-        if (tt == TT_STOP)
-            break;
-        if (id == 1 && tt == TT_BINARY)
-            return pq_refuse(err, f->label, "column chunks in another file (file_path)", "");
-        if ((id == 8 || id == 9) && tt == TT_STRUCT)
-            return pq_refuse(err, f->label, "encrypted columns", "");
-        if (id == 3 && tt == TT_STRUCT && !have_meta) {
-            VC_TRY(parse_column_meta(t, f, col, rg_rows, ch, err));
-            have_meta = true;
-        } else if (!tr_skip(t, tt, false)) {
-            return pq_bad(err, f, "unreadable column chunk");
-        }
-    }
-    t->depth--;
-    return have_meta ? VC_OK : pq_bad(err, f, "column chunk without metadata");
+    struct footer_ctx *fc = ctx;
+    if (id == 1 && type == TT_BINARY)
+        fc->rc = pq_refuse(fc->err, fc->f->label, "column chunks in another file (file_path)", "");
+    else if ((id == 8 || id == 9) && type == TT_STRUCT)
+        fc->rc = pq_refuse(fc->err, fc->f->label, "encrypted columns", "");
+    else if (id == 3 && type == TT_STRUCT && !fc->have_meta) {
+        fc->rc = parse_column_meta(t, fc->f, fc->col, fc->rows, fc->ch, fc->err);
+        fc->have_meta = true;
+        return fc->rc < 0 ? -1 : 1;
+    } else
+        return 0;
+    return -1;
+}
+
+static int row_group_field(struct tr *t, int16_t id, int type, void *ctx)
+{
+    /* Rows come after the columns in the struct, so the columns are
+     * only located here and parsed once rows are known. */
+    struct footer_ctx *fc = ctx;
+    if (id != 1 || type != TT_LIST || fc->cols_at)
+        return 0;
+    fc->cols_at = t->p;
+    if (!tr_skip(t, type, false))
+        return -1;
+    fc->cols_end = t->p;
+    return 1;
 }
 
 static enum vc_status parse_row_group(struct tr *t, struct pq_file *f, struct pq_row_group *rg,
                                       struct vc_err *err)
 {
-    /* Rows come after the columns in the struct, so the columns are
-     * parsed into place first and checked once rows are known. */
-    const uint8_t *cols_at = NULL, *after_cols = NULL;
-    bool has_rows = false;
-    int64_t rows = -1;
-    int16_t id = 0;
-    for (;;) {
-        int tt;
-        if (!tr_field(t, &id, &tt))
-            return pq_bad(err, f, "unreadable row group");
-        if (tt == TT_STOP)
-            break;
-        bool ok;
-        if (id == 1 && tt == TT_LIST && !cols_at) {
-            cols_at = t->p;
-            ok = tr_skip(t, tt, false);
-            after_cols = t->p;
-        } else if (id == 3 && tt == TT_I64) {
-            ok = tr_i64(t, &rows), has_rows = true;
-        } else {
-            ok = tr_skip(t, tt, false);
-        }
-        if (!ok)
-            return pq_bad(err, f, "unreadable row group");
-    }
-    if (!cols_at || !has_rows || rows < 0)
+    struct footer_ctx fc = { .f = f, .err = err };
+    struct tr_ints in;
+    if (!tr_struct(t, &in, row_group_field, &fc))
+        return pq_bad(err, f, "unreadable row group");
+    int64_t rows = tr_get64(&in, 3, -1);
+    if (!fc.cols_at || rows < 0)
         return pq_bad(err, f, "row group without columns or row count");
     rg->rows = (uint64_t)rows;
-    struct tr ct = { cols_at, after_cols, t->depth };
+    struct tr ct = { fc.cols_at, fc.cols_end, t->depth };
     int et;
     uint64_t n;
     if (!tr_list(&ct, &et, &n) || et != TT_STRUCT || n != f->n_cols)
         return pq_bad(err, f, "row group column count differs from the schema");
-    for (size_t c = 0; c < f->n_cols; c++)
-        VC_TRY(parse_column_chunk(&ct, f, c, rg->rows, &rg->chunks[c], err));
+    for (size_t c = 0; c < f->n_cols; c++) {
+        struct footer_ctx cc = {
+            .f = f, .err = err, .col = c, .rows = rg->rows, .ch = &rg->chunks[c]
+        };
+        if (!tr_struct(&ct, NULL, chunk_field, &cc))
+            return cc.rc < 0 ? cc.rc : pq_bad(err, f, "unreadable column chunk");
+        if (!cc.have_meta)
+            return pq_bad(err, f, "column chunk without metadata");
+    }
     return VC_OK;
+}
+
+static enum vc_status parse_row_groups(struct tr *t, struct pq_file *f, struct vc_err *err)
+{
+    int et;
+    uint64_t n;
+    if (!tr_list(t, &et, &n) || et != TT_STRUCT)
+        return pq_bad(err, f, "row groups are not a list");
+    if (n > PQ_MAX_ROW_GROUPS)
+        return pq_refuse(err, f->label, "more than 2^20 row groups", "");
+    /* n and n_cols are each below the footer size; their product is
+     * bounded by what the chunks' bytes could hold. */
+    size_t total;
+    if (!vc_mul_ok((size_t)n, f->n_cols, &total) || total > (size_t)(t->end - t->p))
+        return pq_bad(err, f, "more column chunks than the footer could describe");
+    f->rgs = calloc(n ? (size_t)n : 1, sizeof *f->rgs);
+    f->chunks = calloc(total ? total : 1, sizeof *f->chunks);
+    if (!f->rgs || !f->chunks)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+    f->n_rgs = (size_t)n;
+    for (size_t g = 0; g < f->n_rgs; g++) {
+        f->rgs[g].chunks = f->chunks + g * f->n_cols;
+        VC_TRY(parse_row_group(t, f, &f->rgs[g], err));
+    }
+    return VC_OK;
+}
+
+static int footer_field(struct tr *t, int16_t id, int type, void *ctx)
+{
+    struct footer_ctx *fc = ctx;
+    if (id == 2 && type == TT_LIST && !fc->has_schema) {
+        fc->has_schema = true;
+        fc->rc = parse_schema(t, fc->f, fc->err);
+    } else if (id == 4 && type == TT_LIST && !fc->has_rgs) {
+        fc->has_rgs = true;
+        fc->rc = fc->has_schema ? parse_row_groups(t, fc->f, fc->err)
+                                : pq_bad(fc->err, fc->f, "row groups before the schema");
+    } else if (id == 8 && type == TT_STRUCT) {
+        fc->rc = pq_refuse(fc->err, fc->f->label, "encryption", "");
+    } else {
+        return 0;
+    }
+    return fc->rc < 0 ? -1 : 1;
 }
 
 static enum vc_status parse_footer(struct tr *t, struct pq_file *f, struct vc_err *err)
 {
-    bool has_schema = false, has_rows = false, has_rgs = false;
-    int64_t rows = -1;
-    int16_t id = 0;
-    for (;;) {
-        int tt;
-        if (!tr_field(t, &id, &tt))
-            return pq_bad(err, f, "unreadable footer");
-        if (tt == TT_STOP)
-            break;
-        if (id == 2 && tt == TT_LIST && !has_schema) {
-            VC_TRY(parse_schema(t, f, err));
-            has_schema = true;
-        } else if (id == 3 && tt == TT_I64) {
-            if (!tr_i64(t, &rows))
-                return pq_bad(err, f, "unreadable row count");
-            has_rows = true;
-        } else if (id == 4 && tt == TT_LIST && !has_rgs) {
-            if (!has_schema)
-                return pq_bad(err, f, "row groups before the schema");
-            int et;
-            uint64_t n;
-            if (!tr_list(t, &et, &n) || et != TT_STRUCT)
-                return pq_bad(err, f, "row groups are not a list");
-            if (n > PQ_MAX_ROW_GROUPS)
-                return pq_refuse(err, f->label, "more than 2^20 row groups", "");
-            /* n and n_cols are each below the footer size; their product
-             * is bounded by what the chunks' bytes could hold. */
-            size_t total;
-            if (!vc_mul_ok((size_t)n, f->n_cols, &total) || total > (size_t)(t->end - t->p))
-                return pq_bad(err, f, "more column chunks than the footer could describe");
-            f->rgs = calloc(n ? (size_t)n : 1, sizeof *f->rgs);
-            f->chunks = calloc(total ? total : 1, sizeof *f->chunks);
-            if (!f->rgs || !f->chunks)
-                return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-            f->n_rgs = (size_t)n;
-            for (size_t g = 0; g < f->n_rgs; g++) {
-                f->rgs[g].chunks = f->chunks + g * f->n_cols;
-                VC_TRY(parse_row_group(t, f, &f->rgs[g], err));
-            }
-            has_rgs = true;
-        } else if (id == 8 && tt == TT_STRUCT) {
-            return pq_refuse(err, f->label, "encryption", "");
-        } else if (!tr_skip(t, tt, false)) {
-            return pq_bad(err, f, "unreadable footer");
-        }
-    }
-    if (!has_schema || !has_rows || rows < 0)
+    struct footer_ctx fc = { .f = f, .err = err };
+    struct tr_ints in;
+    if (!tr_struct(t, &in, footer_field, &fc))
+        return fc.rc < 0 ? fc.rc : pq_bad(err, f, "unreadable footer");
+    int64_t rows = tr_get64(&in, 3, -1);
+    if (!fc.has_schema || rows < 0)
         return pq_bad(err, f, "footer lacks schema or row count");
     f->rows = (uint64_t)rows;
     uint64_t sum = 0;
@@ -1018,6 +1035,23 @@ static enum vc_status start_values(struct pq_cursor *c, const uint8_t *p, const 
     return VC_OK;
 }
 
+/* A page header's sub-headers: DataPageHeader (5), DictionaryPageHeader
+ * (7), DataPageHeaderV2 (8), as in[0..2]. */
+struct page_hdr {
+    struct tr_ints in[3];
+    bool has[3];
+};
+
+static int page_field(struct tr *t, int16_t id, int type, void *ctx)
+{
+    struct page_hdr *h = ctx;
+    int k = id == 5 ? 0 : id == 7 ? 1 : id == 8 ? 2 : -1;
+    if (k < 0 || type != TT_STRUCT || h->has[k])
+        return 0;
+    h->has[k] = true;
+    return tr_struct(t, &h->in[k], NULL, NULL) ? 1 : -1;
+}
+
 /* Parses the page header at c->pos and loads the page (dictionary pages are
  * consumed whole; the loop returns once a data page is loaded). */
 static enum vc_status next_page(struct pq_cursor *c, struct vc_err *err)
@@ -1026,54 +1060,21 @@ static enum vc_status next_page(struct pq_cursor *c, struct vc_err *err)
         if (c->rg_left == 0)
             return VC_EOF;
         struct tr t = { c->pos, c->end, 0 };
-        int32_t ptype = -1, usize = -1, csize = -1;
-        int32_t nvals = -1, enc = -1, def_enc = -1, nnulls = -1, nrows = -1, dlen = -1, rlen = -1,
-                dict_nvals = -1, dict_enc = -1;
-        bool is_compressed = true, has_v1 = false, has_v2 = false, has_dict = false;
-        int16_t id = 0;
-        for (;;) {
-            int tt;
-            if (!tr_field(&t, &id, &tt))
-                return cur_bad(c, err, "unreadable page header");
-            if (tt == TT_STOP)
-                break;
-            bool ok = true;
-            if (id == 1 && tt == TT_I32)
-                ok = tr_i32(&t, &ptype);
-            else if (id == 2 && tt == TT_I32)
-                ok = tr_i32(&t, &usize);
-            else if (id == 3 && tt == TT_I32)
-                ok = tr_i32(&t, &csize);
-            else if ((id == 5 || id == 7 || id == 8) && tt == TT_STRUCT) {
-                int16_t sid = 0;
-                for (;;) {
-                    int st;
-                    if (!tr_field(&t, &sid, &st)) {
-                        ok = false;
-                        break;
-                    }
-                    if (st == TT_STOP)
-                        break;
-                    if (st == TT_I32 && id == 5 && sid >= 1 && sid <= 3)
-                        ok = tr_i32(&t, sid == 1 ? &nvals : sid == 2 ? &enc : &def_enc);
-                    else if (st == TT_I32 && id == 7 && sid >= 1 && sid <= 2)
-                        ok = tr_i32(&t, sid == 1 ? &dict_nvals : &dict_enc);
-                    else if (st == TT_I32 && id == 8 && sid >= 1 && sid <= 6) {
-                        int32_t *dst[] = { &nvals, &nnulls, &nrows, &enc, &dlen, &rlen };
-                        ok = tr_i32(&t, dst[sid - 1]);
-                    } else if (id == 8 && sid == 7 && (st == TT_TRUE || st == TT_FALSE))
-                        is_compressed = st == TT_TRUE;
-                    else
-                        ok = tr_skip(&t, st, false);
-                    if (!ok)
-                        break;
-                }
-                has_v1 |= id == 5, has_dict |= id == 7, has_v2 |= id == 8;
-            } else
-                ok = tr_skip(&t, tt, false);
-            if (!ok)
-                return cur_bad(c, err, "unreadable page header");
-        }
+        struct page_hdr h = { 0 };
+        struct tr_ints in;
+        if (!tr_struct(&t, &in, page_field, &h))
+            return cur_bad(c, err, "unreadable page header");
+        int32_t ptype = tr_get32(&in, 1, -1), usize = tr_get32(&in, 2, -1),
+                csize = tr_get32(&in, 3, -1);
+        bool has_v1 = h.has[0], has_dict = h.has[1], has_v2 = h.has[2];
+        /* DataPageHeader 1-3, DictionaryPageHeader 1-2, DataPageHeaderV2 1-7 */
+        int32_t nvals = has_v2 ? tr_get32(&h.in[2], 1, -1) : tr_get32(&h.in[0], 1, -1);
+        int32_t enc = has_v2 ? tr_get32(&h.in[2], 4, -1) : tr_get32(&h.in[0], 2, -1);
+        int32_t def_enc = tr_get32(&h.in[0], 3, -1);
+        int32_t dict_nvals = tr_get32(&h.in[1], 1, -1), dict_enc = tr_get32(&h.in[1], 2, -1);
+        int32_t nnulls = tr_get32(&h.in[2], 2, -1), nrows = tr_get32(&h.in[2], 3, -1);
+        int32_t dlen = tr_get32(&h.in[2], 5, -1), rlen = tr_get32(&h.in[2], 6, -1);
+        bool is_compressed = !h.in[2].has[7] || h.in[2].v[7] != 0;
         if (usize < 0 || csize < 0 || (uint32_t)usize > PQ_MAX_PAGE_BYTES ||
             (uint32_t)csize > PQ_MAX_PAGE_BYTES)
             return cur_bad(c, err, "page size negative or above the 64 MiB cap");
