@@ -12,6 +12,7 @@ import collections
 import csv
 import json
 import os
+import resource
 import socket
 import sys
 import time
@@ -121,13 +122,23 @@ try:
     elapsed = time.monotonic() - t0
     log = list(srv.state.log)
     n_requests = len(log)
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     # Resume: a second run over the same output fetches nothing.
     pe.run_spec(args, spec_path, out, threads=2)
     resumed_requests = len(srv.state.log) - n_requests
+    # One thread instead of two: the same bytes.
+    out1 = os.path.join(args.tmp, "out-1thread")
+    pe.run_spec(args, spec_path, out1, threads=1)
 finally:
     srv.close()
 
 vctest.expect(elapsed < 60, "the run ends in bounded time (%.1f s)" % elapsed)
+# The endless body streams ~250 MB/s over loopback for the whole 2 s
+# timeout if nothing stops it; max_bytes (300 KB) must.  (Peak is ~20 MB,
+# ~60 MB under ASan.)
+vctest.expect(peak_rss_mb < 150, "an endless body is cut at max_bytes: peak RSS %.0f MB" %
+              peak_rss_mb)
+pe.compare_trees(out, out1, "--threads 2 and --threads 1")
 all_led = pe.ledger(out)
 led = [e for e in all_led if e["source"] == "web"]
 jsonl_rows = [e for e in led if e["file"].endswith("list.jsonl")]
