@@ -1,4 +1,4 @@
-"""A loopback HTTP(S) server for the urls source's tests and benchmark
+"""A loopback HTTP(S) server for the urls source's tests
 (stdlib + PIL only).  It binds 127.0.0.1 only, serves real images made
 with PIL, and the faults a crawler meets, by path:
 
@@ -184,11 +184,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 st.inflight[host] -= 1
                 st.total_inflight -= 1
             return self.send(200, st.image(int(parts[2].split(".")[0]), "jpg"))
-        if head == "bench":
-            # /bench/SIZE/N: SIZE bytes of a JPEG-looking body.
-            size = int(parts[1])
-            body = self.server.bench_body(size)
-            return self.send(200, body, "image/jpeg")
         return self.send(404, b"no such path\n", "text/plain")
 
 
@@ -199,14 +194,8 @@ class Server(http.server.ThreadingHTTPServer):
     def __init__(self, state, context=None):
         super().__init__(("127.0.0.1", 0), Handler)
         self.state = state
-        self._bench = {}
         if context:
             self.socket = context.wrap_socket(self.socket, server_side=True)
-
-    def bench_body(self, size):
-        if size not in self._bench:
-            self._bench[size] = (b"\xff\xd8\xff\xe0" + os.urandom(size))[:size]
-        return self._bench[size]
 
 
 def make_cert(folder, names):
