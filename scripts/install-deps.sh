@@ -18,6 +18,10 @@ PACKAGES=(
   python3 tar gzip zstd # test drivers and independent tar readers
   python3-pil           # real images served by the download tests
 )
+if [ "${VC_WITH_BENCH:-0}" = 1 ]; then
+  # tests/bench/sidebyside.sh: gguf-py (from the llama.cpp tree) needs them.
+  PACKAGES+=(python3-numpy python3-sentencepiece)
+fi
 if [ "${VC_WITH_BROWSER:-1}" = 1 ]; then
   PACKAGES+=(chromium)  # renders the HTML audit report in tests
 fi

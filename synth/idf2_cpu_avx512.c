@@ -1,0 +1,576 @@
+/* idf2_cpu_avx512: AVX-512 BF16/VNNI matmul and tiled attention.
+ *
+ * Matmul, all formats: a tile is MR activation rows x NR weight rows over
+ * the whole of K; accumulator (r, c) is one zmm whose 16 lanes each follow
+ * a fixed slice of K (bf16: input pair 2l, 2l+1 of every 32-input chunk;
+ * blocks: lanes 0-7 the even block of a 64-input chunk, 8-15 the odd one),
+ * folded at the end by lane_sum in a fixed order.  So output (m, n) is the
+ * same chain of operations whatever MR, NR, m or the thread count: the
+ * batch invariance the caption stage needs.  Threads split weight rows into
+ * contiguous ranges.  Cache blocking: a thread walks its rows in blocks of
+ * about MM_W_BLOCK bytes (kept in L2) and, for each tile of MR activation
+ * rows, every group of NR rows of the block, so activations come from L1/L2
+ * and each weight block from memory once per call.
+ *
+ * bf16: activations are rounded to bf16 (nearest even) once per call, as
+ * llama.cpp does, and vdpbf16ps accumulates in float32.
+ * Q8_0 / Q4_0 (ggml's blocks, synth/idf2_backend.h): activations are
+ * quantized per call in blocks of 32 (d = amax/127, q = round(x/d)); per
+ * 64-input chunk one vpdpbusd per (activation row, weight row) on unsigned
+ * weight codes (Q8_0 q xor 0x80 = q + 128; Q4_0 nibbles) gives exact lane
+ * sums, corrected by -off * (the lane's activation sum, one more vpdpbusd
+ * per activation row), converted and scaled by d_w * d_x in float32. */
+#include "idf2_cpu_avx512.h"
+
+#include <float.h>
+#include <immintrin.h>
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#define T_AVX512 "avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx512vnni,fma,f16c"
+#define KFN      static __attribute__((target(T_AVX512)))
+#define KINL     static inline __attribute__((always_inline, target(T_AVX512)))
+
+/* Bytes of a thread's weight block (L2 is 1 MiB per core here). */
+#define MM_W_BLOCK (384u << 10)
+/* Bytes ahead that a streaming tile (one or two activation rows) prefetches. */
+#define PF_AHEAD 1024
+/* Activation rows per tile (bf16: 6 x 4 = 24 accumulators of 32 zmm). */
+#define BF16_MR 6
+#define Q_MR    4
+#define MM_NR   4
+
+/* ggml block sizes (synth/idf2_backend.h): half scale, then the codes. */
+#define Q8_BLOCK_BYTES 34
+#define Q4_BLOCK_BYTES 18
+
+bool idf2_avx512_usable(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16") &&
+           __builtin_cpu_supports("avx512vnni");
+}
+
+static size_t align64(size_t v)
+{
+    return (v + 63) & ~(size_t)63;
+}
+
+static size_t min_sz(size_t a, size_t b)
+{
+    return a < b ? a : b;
+}
+
+/* Activation row stride in bytes: K padded to 64 inputs. */
+static size_t xq_row(size_t K)
+{
+    return (K + 63) / 64 * 64;
+}
+
+size_t idf2_avx512_mm_ws(size_t m, size_t K, enum idf2_mm_fmt f)
+{
+    const size_t kp = xq_row(K);
+    if (f == IDF2_MM_BF16)
+        return align64(m * kp * 2);
+    /* int8 codes, then per 64-input chunk 16 lane scales (d of the even
+     * block in lanes 0-7, of the odd block in 8-15). */
+    return align64(m * kp) + align64(m * (kp / 64) * 16 * sizeof(float));
+}
+
+/* The fixed fold of 16 lanes: halves 8, 4, 2, 1. */
+KINL float lane_sum(__m512 a)
+{
+    __m256 r8 = _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));
+    __m128 r4 = _mm_add_ps(_mm256_castps256_ps128(r8), _mm256_extractf128_ps(r8, 1));
+    __m128 r2 = _mm_add_ps(r4, _mm_movehl_ps(r4, r4));
+    return _mm_cvtss_f32(_mm_add_ss(r2, _mm_shuffle_ps(r2, r2, 1)));
+}
+
+static __mmask32 tail32(size_t left)
+{
+    return left >= 32 ? 0xFFFFFFFFu : (__mmask32)((1u << left) - 1);
+}
+
+static __mmask16 tail16(size_t left)
+{
+    return left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
+}
+
+/* ---- bf16 ---------------------------------------------------------------------------------- */
+
+/* x row (K floats) -> kp bf16 (round to nearest even), zero padded. */
+KINL void to_bf16_row(uint16_t *dst, const float *x, size_t K, size_t kp)
+{
+    for (size_t k = 0; k < kp; k += 32) {
+        __m512 lo = _mm512_maskz_loadu_ps(k < K ? tail16(K - k) : 0, x + k);
+        __m512 hi = _mm512_maskz_loadu_ps(k + 16 < K ? tail16(K - k - 16) : 0, x + k + 16);
+        _mm512_storeu_si512(dst + k, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+    }
+}
+
+KINL void bf16_tile(const int MR, const int NR, const uint16_t *xb, size_t ldx, const uint16_t *w,
+                    size_t K, float *y, size_t ldy, const float *bias)
+{
+    __m512 acc[BF16_MR][MM_NR];
+    _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
+        _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++) acc[r][c] = _mm512_setzero_ps();
+    const size_t kfull = K / 32 * 32;
+    for (size_t k = 0; k < K; k += 32) {
+        const __mmask32 km = k < kfull ? 0xFFFFFFFFu : tail32(K - k);
+        __m512bh wv[MM_NR];
+        _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++)
+        {
+            const uint16_t *src = w + (size_t)c * K + k;
+            if (MR <= 2)
+                _mm_prefetch((const char *)src + PF_AHEAD, _MM_HINT_T0);
+            wv[c] = (__m512bh)_mm512_maskz_loadu_epi16(km, src);
+        }
+        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
+        {
+            const __m512bh xv = (__m512bh)_mm512_loadu_si512(xb + (size_t)r * ldx + k);
+            _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++) acc[r][c] =
+                _mm512_dpbf16_ps(acc[r][c], xv, wv[c]);
+        }
+    }
+    _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
+        _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++)
+    {
+        const float v = lane_sum(acc[r][c]);
+        y[(size_t)r * ldy + (size_t)c] = bias ? v + bias[c] : v;
+    }
+}
+
+#define BF16_CASE(R_, C_)                                                                          \
+    case (R_)*8 + (C_):                                                                            \
+        bf16_tile(R_, C_, xb, ldx, w, K, y, ldy, bias);                                            \
+        break;
+
+KFN void bf16_tile_any(int MR, int NR, const uint16_t *xb, size_t ldx, const uint16_t *w, size_t K,
+                       float *y, size_t ldy, const float *bias)
+{
+    switch (MR * 8 + NR) {
+        BF16_CASE(1, 1)
+        BF16_CASE(1, 2)
+        BF16_CASE(1, 3)
+        BF16_CASE(1, 4)
+        BF16_CASE(2, 1)
+        BF16_CASE(2, 2)
+        BF16_CASE(2, 3)
+        BF16_CASE(2, 4)
+        BF16_CASE(3, 1)
+        BF16_CASE(3, 2)
+        BF16_CASE(3, 3)
+        BF16_CASE(3, 4)
+        BF16_CASE(4, 1)
+        BF16_CASE(4, 2)
+        BF16_CASE(4, 3)
+        BF16_CASE(4, 4)
+        BF16_CASE(5, 1)
+        BF16_CASE(5, 2)
+        BF16_CASE(5, 3)
+        BF16_CASE(5, 4)
+        BF16_CASE(6, 1)
+        BF16_CASE(6, 2)
+        BF16_CASE(6, 3)
+        BF16_CASE(6, 4)
+    default:
+        break;
+    }
+}
+
+/* ---- Q8_0 / Q4_0 --------------------------------------------------------------------------- */
+
+/* One activation row: int8 codes (zero padded to kp) and per chunk the 16
+ * lane scales. */
+KINL void qact_row(int8_t *q, float *ds, const float *x, size_t K, size_t kp)
+{
+    const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
+    for (size_t c = 0; c < kp / 64; c++) {
+        float d[2];
+        _Pragma("GCC unroll 2") for (int b = 0; b < 2; b++)
+        {
+            const size_t k = c * 64 + (size_t)b * 32;
+            __m512 v0 = _mm512_maskz_loadu_ps(k < K ? tail16(K - k) : 0, x + k);
+            __m512 v1 = _mm512_maskz_loadu_ps(k + 16 < K ? tail16(K - k - 16) : 0, x + k + 16);
+            const float amax =
+                _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+            d[b] = amax / 127.0f;
+            const __m512 id = _mm512_set1_ps(d[b] != 0.0f ? 1.0f / d[b] : 0.0f);
+            __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, id));
+            __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, id));
+            q0 = _mm512_min_epi32(_mm512_max_epi32(q0, lo), hi);
+            q1 = _mm512_min_epi32(_mm512_max_epi32(q1, lo), hi);
+            _mm_storeu_si128((__m128i *)(q + k), _mm512_cvtsepi32_epi8(q0));
+            _mm_storeu_si128((__m128i *)(q + k + 16), _mm512_cvtsepi32_epi8(q1));
+        }
+        _mm512_storeu_ps(ds + c * 16,
+                         _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(d[0]), _mm512_set1_ps(d[1])));
+    }
+}
+
+/* Unsigned codes of the two blocks from `b` on (the second may be past the
+ * row's end when the row has an odd number of blocks: then it is `have`
+ * == 1 and reads as zero codes with a zero scale), and their scales. */
+KINL void q_load2(const bool q4, const uint8_t *b, int have, __m512i *codes, __m512 *scale)
+{
+    const size_t bb = q4 ? Q4_BLOCK_BYTES : Q8_BLOCK_BYTES;
+    uint16_t d0, d1 = 0;
+    memcpy(&d0, b, 2);
+    if (have > 1)
+        memcpy(&d1, b + bb, 2);
+    const __m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)d0 | (uint32_t)d1 << 16)));
+    *scale = _mm512_permutexvar_ps(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),
+                                   _mm512_castps128_ps512(f));
+    if (q4) {
+        const __m128i a = _mm_loadu_si128((const __m128i *)(b + 2));
+        const __m128i c =
+            have > 1 ? _mm_loadu_si128((const __m128i *)(b + bb + 2)) : _mm_set1_epi8((char)0x88);
+        const __m256i y = _mm256_inserti128_si256(_mm256_castsi128_si256(a), c, 1);
+        const __m256i nib = _mm256_set1_epi8(15);
+        const __m256i l4 = _mm256_and_si256(y, nib);
+        const __m256i h4 = _mm256_and_si256(_mm256_srli_epi16(y, 4), nib);
+        /* [lo0 lo1 hi0 hi1] -> [lo0 hi0 lo1 hi1]: elements 0..31 of each block. */
+        const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(l4), h4, 1);
+        *codes = _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));
+    } else {
+        const __m256i a = _mm256_loadu_si256((const __m256i *)(b + 2));
+        const __m256i c =
+            have > 1 ? _mm256_loadu_si256((const __m256i *)(b + bb + 2)) : _mm256_setzero_si256();
+        *codes = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(a), c, 1),
+                                  _mm512_set1_epi8((char)0x80));
+    }
+}
+
+KINL void q_tile(const int MR, const int NR, const bool q4, const int8_t *aq, const float *ads,
+                 size_t kp, const uint8_t *w, size_t wrb, size_t nblocks, float *y, size_t ldy,
+                 const float *bias)
+{
+    const size_t bb = q4 ? Q4_BLOCK_BYTES : Q8_BLOCK_BYTES;
+    __m512 acc[Q_MR][MM_NR];
+    _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
+        _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++) acc[r][c] = _mm512_setzero_ps();
+    const __m512i offv = _mm512_set1_epi8(q4 ? 8 : (char)-128), zero = _mm512_setzero_si512();
+    for (size_t ch = 0; ch < kp / 64; ch++) {
+        const int have = 2 * ch + 1 < nblocks ? 2 : 1;
+        __m512i wv[MM_NR];
+        __m512 sw[MM_NR];
+        _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++)
+        {
+            const uint8_t *src = w + (size_t)c * wrb + 2 * ch * bb;
+            if (MR <= 2)
+                _mm_prefetch((const char *)src + PF_AHEAD, _MM_HINT_T0);
+            q_load2(q4, src, have, &wv[c], &sw[c]);
+        }
+        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
+        {
+            const __m512i av = _mm512_loadu_si512(aq + (size_t)r * kp + ch * 64);
+            const __m512i neg = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, offv, av));
+            const __m512 sa = _mm512_loadu_ps(ads + ((size_t)r * (kp / 64) + ch) * 16);
+            _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++)
+            {
+                const __m512i dot = _mm512_dpbusd_epi32(neg, wv[c], av);
+                acc[r][c] =
+                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(sw[c], sa), acc[r][c]);
+            }
+        }
+    }
+    _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
+        _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++)
+    {
+        const float v = lane_sum(acc[r][c]);
+        y[(size_t)r * ldy + (size_t)c] = bias ? v + bias[c] : v;
+    }
+}
+
+#define Q_CASE(R_, C_, Q4_)                                                                        \
+    case ((R_)*8 + (C_)) * 2 + (Q4_):                                                              \
+        q_tile(R_, C_, Q4_, aq, ads, kp, w, wrb, nblocks, y, ldy, bias);                           \
+        break;
+#define Q_CASES(R_, C_) Q_CASE(R_, C_, 0) Q_CASE(R_, C_, 1)
+
+KFN void q_tile_any(int MR, int NR, bool q4, const int8_t *aq, const float *ads, size_t kp,
+                    const uint8_t *w, size_t wrb, size_t nblocks, float *y, size_t ldy,
+                    const float *bias)
+{
+    switch ((MR * 8 + NR) * 2 + (int)q4) {
+        Q_CASES(1, 1)
+        Q_CASES(1, 2)
+        Q_CASES(1, 3)
+        Q_CASES(1, 4)
+        Q_CASES(2, 1)
+        Q_CASES(2, 2)
+        Q_CASES(2, 3)
+        Q_CASES(2, 4)
+        Q_CASES(3, 1)
+        Q_CASES(3, 2)
+        Q_CASES(3, 3)
+        Q_CASES(3, 4)
+        Q_CASES(4, 1)
+        Q_CASES(4, 2)
+        Q_CASES(4, 3)
+        Q_CASES(4, 4)
+    default:
+        break;
+    }
+}
+
+/* ---- driver -------------------------------------------------------------------------------- */
+
+KFN void mm_prepare(const float *x, size_t m, size_t x_stride, size_t K, enum idf2_mm_fmt f,
+                    void *ws, int nt)
+{
+    const size_t kp = xq_row(K);
+#pragma omp parallel for schedule(static) num_threads(m >= 8 ? nt : 1)
+    for (long r = 0; r < (long)m; r++) {
+        const float *xr = x + (size_t)r * x_stride;
+        if (f == IDF2_MM_BF16)
+            to_bf16_row((uint16_t *)ws + (size_t)r * kp, xr, K, kp);
+        else
+            qact_row((int8_t *)ws + (size_t)r * kp,
+                     (float *)((char *)ws + align64(m * kp)) + (size_t)r * (kp / 64) * 16, xr, K,
+                     kp);
+    }
+}
+
+void idf2_avx512_mm(float *y, const float *x, size_t m, size_t x_stride, const void *w, size_t N,
+                    size_t K, enum idf2_mm_fmt f, const float *bias, void *ws, int nt)
+{
+    if (m == 0 || N == 0)
+        return;
+    const size_t kp = xq_row(K), nblocks = (K + 31) / 32;
+    const size_t wrb = f == IDF2_MM_BF16   ? K * 2
+                       : f == IDF2_MM_Q8_0 ? nblocks * Q8_BLOCK_BYTES
+                                           : nblocks * Q4_BLOCK_BYTES;
+    mm_prepare(x, m, x_stride, K, f, ws, nt);
+    const int MR = f == IDF2_MM_BF16 ? BF16_MR : Q_MR;
+    size_t nb = MM_W_BLOCK / (wrb ? wrb : 1) / MM_NR * MM_NR;
+    nb = nb < MM_NR ? MM_NR : nb;
+    const int team = m * N * K < (1u << 18) ? 1 : (nt > 0 ? nt : 1);
+#pragma omp parallel num_threads(team)
+    {
+        const size_t t = (size_t)omp_get_thread_num(), T = (size_t)omp_get_num_threads();
+        const size_t n_groups = (N + MM_NR - 1) / MM_NR;
+        const size_t n0 = n_groups * t / T * MM_NR, n1 = min_sz(N, n_groups * (t + 1) / T * MM_NR);
+        for (size_t b0 = n0; b0 < n1; b0 += nb) {
+            const size_t b1 = min_sz(n1, b0 + nb);
+            for (size_t m0 = 0; m0 < m; m0 += (size_t)MR) {
+                const int mr = (int)min_sz((size_t)MR, m - m0);
+                for (size_t j = b0; j < b1; j += MM_NR) {
+                    const int nr = (int)min_sz(MM_NR, b1 - j);
+                    const uint8_t *wj = (const uint8_t *)w + j * wrb;
+                    float *yj = y + m0 * N + j;
+                    const float *bj = bias ? bias + j : NULL;
+                    if (f == IDF2_MM_BF16)
+                        bf16_tile_any(mr, nr, (const uint16_t *)ws + m0 * kp, kp,
+                                      (const uint16_t *)wj, K, yj, N, bj);
+                    else
+                        q_tile_any(mr, nr, f == IDF2_MM_Q4_0, (const int8_t *)ws + m0 * kp,
+                                   (const float *)((const char *)ws + align64(m * kp)) +
+                                       m0 * (kp / 64) * 16,
+                                   kp, wj, wrb, nblocks, yj, N, bj);
+                }
+            }
+        }
+    }
+}
+
+/* ---- attention ----------------------------------------------------------------------------- */
+
+/* Query rows per tile and keys per block. */
+#define AT_QR 8
+#define AT_KB 32
+
+/* e^x in float32 for x <= 0 (and -inf): 2^n e^r with |r| <= ln2/2, degree-7
+ * Taylor polynomial (error below 1e-8 relative); 0 below -87.3. */
+KINL __m512 vexp(__m512 x)
+{
+    const __mmask16 live = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_GE_OQ);
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.3f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 5040);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_maskz_scalef_ps(live, p, n);
+}
+
+static size_t kt_cols(size_t n)
+{
+    return (n + AT_KB - 1) / AT_KB * AT_KB;
+}
+
+/* Per-thread tile: O [AT_QR][hd16], P [AT_QR][AT_KB]. */
+static size_t attn_tile_floats(int hd)
+{
+    return (size_t)AT_QR * ((size_t)(hd + 15) / 16 * 16) + (size_t)AT_QR * AT_KB;
+}
+
+size_t idf2_avx512_attn_scratch(size_t n, int n_heads, int hd, int nt)
+{
+    return align64((size_t)n_heads * (size_t)hd * kt_cols(n) * sizeof(float)) +
+           (size_t)(nt > 0 ? nt : 1) * align64(attn_tile_floats(hd) * sizeof(float));
+}
+
+/* O[r] = O[r] * corr[r] + sum_j P[r][j] v_j for rows r0 .. r0+3 (rows
+ * past the tile's last query are computed on zeros and never read). */
+KINL void attn_pv(const int nv, float *O, size_t ldo, const float *P, const float *corr, int r0,
+                  const float *v, size_t stride, size_t nj, int hd)
+{
+    const __mmask16 lastm = (hd % 16) ? (__mmask16)((1u << (hd % 16)) - 1) : 0xFFFF;
+    __m512 o[4][8];
+    const int rows = 4;
+    _Pragma("GCC unroll 8") for (int r = 0; r < rows; r++)
+        _Pragma("GCC unroll 8") for (int t = 0; t < nv; t++) o[r][t] =
+            _mm512_mul_ps(_mm512_loadu_ps(O + (size_t)(r0 + r) * ldo + (size_t)t * 16),
+                          _mm512_set1_ps(corr[r0 + r]));
+    for (size_t j = 0; j < nj; j++) {
+        __m512 vv[8];
+        _Pragma("GCC unroll 8") for (int t = 0; t < nv; t++) vv[t] =
+            _mm512_maskz_loadu_ps(t == nv - 1 ? lastm : 0xFFFF, v + j * stride + (size_t)t * 16);
+        _Pragma("GCC unroll 8") for (int r = 0; r < rows; r++)
+        {
+            __m512 pb = _mm512_set1_ps(P[(size_t)(r0 + r) * AT_KB + j]);
+            _Pragma("GCC unroll 8") for (int t = 0; t < nv; t++) o[r][t] =
+                _mm512_fmadd_ps(pb, vv[t], o[r][t]);
+        }
+    }
+    _Pragma("GCC unroll 8") for (int r = 0; r < rows; r++)
+        _Pragma("GCC unroll 8") for (int t = 0; t < nv; t++)
+            _mm512_storeu_ps(O + (size_t)(r0 + r) * ldo + (size_t)t * 16, o[r][t]);
+}
+
+#define PV_CASE(NV_)                                                                               \
+    case NV_:                                                                                      \
+        attn_pv(NV_, O, ldo, P, corr, r0, v, stride, nj, hd);                                      \
+        break;
+
+/* hd <= 128 (checked by the caller). */
+KFN void attn_pv_any(float *O, size_t ldo, const float *P, const float *corr, int r0,
+                     const float *v, size_t stride, size_t nj, int hd)
+{
+    switch ((hd + 15) / 16) {
+        PV_CASE(1)
+        PV_CASE(2)
+        PV_CASE(3)
+        PV_CASE(4)
+        PV_CASE(5)
+        PV_CASE(6)
+        PV_CASE(7)
+        PV_CASE(8)
+    default:
+        break;
+    }
+}
+
+KFN void attn_tile(float *out, size_t ldout, const float *q, size_t stride, const float *kt,
+                   size_t ldk, const float *v, size_t n, size_t i0, int hd, float scale,
+                   const uint8_t *key_mask, float *tile)
+{
+    const size_t ldo = (size_t)(hd + 15) / 16 * 16;
+    float *O = tile, *P = tile + AT_QR * ldo;
+    const int R = (int)(n - i0 < AT_QR ? n - i0 : AT_QR);
+    float mx[AT_QR], l[AT_QR], corr[AT_QR];
+    for (int r = 0; r < AT_QR; r++) {
+        mx[r] = -INFINITY;
+        l[r] = 0;
+        corr[r] = 1.0f;
+    }
+    memset(O, 0, (size_t)AT_QR * ldo * sizeof(float));
+    memset(P, 0, (size_t)AT_QR * AT_KB * sizeof(float));
+    const float *qr[AT_QR];
+    for (int r = 0; r < AT_QR; r++)
+        qr[r] = q + (i0 + (size_t)(r < R ? r : R - 1)) * stride;
+    for (size_t j0 = 0; j0 < n; j0 += AT_KB) {
+        __m512 s[AT_QR][2];
+        _Pragma("GCC unroll 8") for (int r = 0; r < AT_QR; r++) s[r][0] = s[r][1] =
+            _mm512_setzero_ps();
+        for (int d = 0; d < hd; d++) {
+            const __m512 k0 = _mm512_loadu_ps(kt + (size_t)d * ldk + j0);
+            const __m512 k1 = _mm512_loadu_ps(kt + (size_t)d * ldk + j0 + 16);
+            _Pragma("GCC unroll 8") for (int r = 0; r < AT_QR; r++)
+            {
+                const __m512 qb = _mm512_set1_ps(qr[r][d]);
+                s[r][0] = _mm512_fmadd_ps(qb, k0, s[r][0]);
+                s[r][1] = _mm512_fmadd_ps(qb, k1, s[r][1]);
+            }
+        }
+        /* Keys past n and masked keys drop out. */
+        __mmask16 km[2];
+        for (int h = 0; h < 2; h++) {
+            uint32_t bits = 0;
+            for (int j = 0; j < 16; j++) {
+                size_t jj = j0 + (size_t)h * 16 + (size_t)j;
+                if (jj < n && (!key_mask || key_mask[jj]))
+                    bits |= 1u << j;
+            }
+            km[h] = (__mmask16)bits;
+        }
+        const size_t nj = n - j0 < AT_KB ? n - j0 : AT_KB;
+        for (int r = 0; r < R; r++) {
+            const __m512 ninf = _mm512_set1_ps(-INFINITY), sc = _mm512_set1_ps(scale);
+            __m512 x0 = _mm512_mask_mul_ps(ninf, km[0], s[r][0], sc);
+            __m512 x1 = _mm512_mask_mul_ps(ninf, km[1], s[r][1], sc);
+            float bm = _mm512_reduce_max_ps(_mm512_max_ps(x0, x1));
+            float mn = bm > mx[r] ? bm : mx[r];
+            if (mn == -INFINITY) {
+                corr[r] = 1.0f;
+                memset(P + (size_t)r * AT_KB, 0, AT_KB * sizeof(float));
+                continue;
+            }
+            corr[r] = expf(mx[r] - mn);
+            const __m512 mv = _mm512_set1_ps(mn);
+            __m512 p0 = vexp(_mm512_sub_ps(x0, mv)), p1 = vexp(_mm512_sub_ps(x1, mv));
+            _mm512_storeu_ps(P + (size_t)r * AT_KB, p0);
+            _mm512_storeu_ps(P + (size_t)r * AT_KB + 16, p1);
+            l[r] = l[r] * corr[r] + _mm512_reduce_add_ps(_mm512_add_ps(p0, p1));
+            mx[r] = mn;
+        }
+        for (int r0 = 0; r0 < R; r0 += 4)
+            attn_pv_any(O, ldo, P, corr, r0, v + j0 * stride, stride, nj, hd);
+    }
+    for (int r = 0; r < R; r++) {
+        const float inv = l[r] > 0 ? 1.0f / l[r] : 0.0f;
+        for (int t = 0; t < hd; t++)
+            out[(i0 + (size_t)r) * ldout + (size_t)t] = O[(size_t)r * ldo + (size_t)t] * inv;
+    }
+}
+
+void idf2_avx512_attention(float *out, const float *q, const float *k, const float *v,
+                           size_t stride, size_t n, int n_heads, int hd, float scale,
+                           const uint8_t *key_mask, void *scratch, int nt)
+{
+    if (n == 0)
+        return;
+    const size_t ldk = kt_cols(n), D = (size_t)n_heads * (size_t)hd;
+    float *kt = scratch;
+    char *tiles = (char *)scratch + align64((size_t)n_heads * (size_t)hd * ldk * sizeof(float));
+    const size_t tile_bytes = align64(attn_tile_floats(hd) * sizeof(float));
+    const long n_qt = (long)((n + AT_QR - 1) / AT_QR), items = n_qt * n_heads;
+#pragma omp parallel num_threads(nt > 0 ? nt : 1)
+    {
+#pragma omp for schedule(static)
+        for (long hj = 0; hj < (long)(n_heads * (long)ldk); hj++) {
+            const size_t h = (size_t)hj / ldk, j = (size_t)hj % ldk;
+            for (int d = 0; d < hd; d++)
+                kt[(h * (size_t)hd + (size_t)d) * ldk + j] =
+                    j < n ? k[j * stride + h * (size_t)hd + (size_t)d] : 0.0f;
+        }
+        float *tile = (float *)(tiles + (size_t)omp_get_thread_num() * tile_bytes);
+#pragma omp for schedule(static)
+        for (long it = 0; it < items; it++) {
+            const size_t h = (size_t)(it / n_qt), i0 = (size_t)(it % n_qt) * AT_QR;
+            attn_tile(out + h * (size_t)hd, D, q + h * (size_t)hd, stride,
+                      kt + h * (size_t)hd * ldk, ldk, v + h * (size_t)hd, n, i0, hd, scale,
+                      key_mask, tile);
+        }
+    }
+}

@@ -1,0 +1,56 @@
+/* idf2_cpu_avx512: the AVX-512 (BF16 + VNNI) kernels of the CPU backend:
+ * matmul over bf16 and ggml-block (Q8_0, Q4_0) weights, and flash-style
+ * attention for the vision tower.
+ *
+ * Compiled with per-function target attributes, so the library builds
+ * and runs anywhere; call only when idf2_avx512_usable() says the CPU has
+ * AVX-512 F/BW/VL/BF16/VNNI.
+ *
+ * Numerics (batch invariance): output (m, n) of a matmul is a fixed chain
+ * of operations on x's row m and w's row n; it does not depend on m, on the
+ * other rows or on the thread count.  bf16: activations are rounded to bf16
+ * (nearest even) once per call and vdpbf16ps accumulates in float32.
+ * Q8_0/Q4_0: activations are quantized to int8 in blocks of 32 per call,
+ * block dot products are exact integers, scaled and summed in float32. */
+#ifndef VC_SYNTH_IDF2_CPU_AVX512_H
+#define VC_SYNTH_IDF2_CPU_AVX512_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+bool idf2_avx512_usable(void);
+
+/* Weight layouts: bf16 row-major [N, K]; Q8_0 / Q4_0 rows of ceil(K/32)
+ * ggml blocks (a half scale, then 32 int8 or 16 bytes of nibbles; the last
+ * block zero-filled past K). */
+enum idf2_mm_fmt {
+    IDF2_MM_BF16,
+    IDF2_MM_Q8_0,
+    IDF2_MM_Q4_0,
+};
+
+/* Workspace bytes of idf2_avx512_mm for m rows of K inputs; non-decreasing
+ * in m and K. */
+size_t idf2_avx512_mm_ws(size_t m, size_t K, enum idf2_mm_fmt f);
+/* y[m][N] (+ bias) = x[m][K] W^T; x rows at x_stride floats.  ws: 64-byte
+ * aligned, idf2_avx512_mm_ws bytes.  nt: OpenMP threads (>= 1). */
+void idf2_avx512_mm(float *y, const float *x, size_t m, size_t x_stride, const void *w, size_t N,
+                    size_t K, enum idf2_mm_fmt f, const float *bias, void *ws, int nt);
+
+/* Non-causal attention with an optional key mask, tiled so that memory is
+ * O(n) (online softmax over key blocks; no n x n score matrix):
+ *   q, k, v: [n, n_heads * hd] at row stride `stride` floats (head h at
+ *   columns h*hd); out: [n, n_heads * hd] contiguous;
+ *   key_mask[j] == 0 removes key j (NULL: all keys); hd <= 128.
+ * Float32 throughout (scores, exp, sums); a masked key gets probability
+ * 0, as HF's additive float32-minimum mask gives whenever a row has any
+ * unmasked key.  scratch: idf2_avx512_attn_scratch bytes (K transposed,
+ * O(n), plus per-thread tiles).  Each query row's result depends only on
+ * its own q row, k, v and the mask (not on threads). */
+size_t idf2_avx512_attn_scratch(size_t n, int n_heads, int hd, int nt);
+void idf2_avx512_attention(float *out, const float *q, const float *k, const float *v,
+                           size_t stride, size_t n, int n_heads, int hd, float scale,
+                           const uint8_t *key_mask, void *scratch, int nt);
+
+#endif

@@ -1,0 +1,287 @@
+/* Benchmark of the AVX-512 kernels (synth/idf2_cpu_avx512) in the weight
+ * formats bf16, q8_0 and q4_0 (ggml blocks):
+ *
+ *   bench_fast shapes [--threads N]
+ *       one matmul per format at the Mistral-7B / SigLIP shapes: ms,
+ *       GFLOP/s and weight GB/s;
+ *   bench_fast model FMT [--threads N] [--decode T] [--prefill P]
+ *       the 32-layer Mistral-7B matmul stack (q, k, v, o, gate, up, down
+ *       and the 32000-row head; the weights of every layer in their own
+ *       memory) in format FMT (bf16, q8_0, q4_0): decode tokens/s at batch 1
+ *       with the weight bytes streamed per token and GB/s, and prefill of P
+ *       tokens in tokens/s.  Attention, norms and rotary are not run (at a
+ *       context under 600 tokens they are under 1 % of the work);
+ *   bench_fast probe [--threads N] [--seconds S]
+ *       read bandwidth of a 1 GiB array (sum of 64-byte loads), GB/s.
+ *
+ * tests/bench/sidebyside.sh runs these against llama.cpp's llama-bench. */
+#include <omp.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "synth/idf2_cpu_avx512.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* CPU seconds of this process: on a loaded machine, wall time measures
+ * the other tenants too; CPU time / threads estimates the unloaded speed. */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void fill(float *x, size_t n, unsigned seed, float scale)
+{
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        x[i] = ((float)(seed >> 8) / 16777216.0f * 2.0f - 1.0f) * scale;
+    }
+}
+
+static void *xalloc(size_t n)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, 64, n ? n : 64) != 0) {
+        fprintf(stderr, "bench_fast: out of memory (%zu bytes)\n", n);
+        exit(1);
+    }
+    return p;
+}
+
+/* A weight matrix in one of the kernel's layouts, random contents: bf16
+ * values of about 0.02, or random codes with a half scale of 2^-10. */
+struct mat {
+    enum idf2_mm_fmt f;
+    size_t N, K, bytes;
+    unsigned char *data;
+};
+
+static size_t row_bytes(enum idf2_mm_fmt f, size_t K)
+{
+    const size_t nb = (K + 31) / 32;
+    return f == IDF2_MM_BF16 ? K * 2 : nb * (f == IDF2_MM_Q8_0 ? 34 : 18);
+}
+
+static const char *fmt_name(enum idf2_mm_fmt f)
+{
+    return f == IDF2_MM_BF16 ? "bf16" : f == IDF2_MM_Q8_0 ? "q8_0" : "q4_0";
+}
+
+static bool fmt_parse(const char *s, enum idf2_mm_fmt *f)
+{
+    for (int i = IDF2_MM_BF16; i <= IDF2_MM_Q4_0; i++)
+        if (strcmp(s, fmt_name((enum idf2_mm_fmt)i)) == 0) {
+            *f = (enum idf2_mm_fmt)i;
+            return true;
+        }
+    return false;
+}
+
+static void mat_random(struct mat *m, enum idf2_mm_fmt f, size_t N, size_t K, unsigned seed)
+{
+    m->f = f;
+    m->N = N;
+    m->K = K;
+    const size_t rb = row_bytes(f, K);
+    m->bytes = N * rb;
+    m->data = xalloc(m->bytes);
+    uint32_t st = seed;
+    for (size_t i = 0; i + 4 <= m->bytes; i += 4) {
+        st = st * 1664525u + 1013904223u;
+        uint32_t v = st;
+        if (f == IDF2_MM_BF16) /* two bf16 in [-0.03, 0.03]: exponent 2^-6 */
+            v = (v & 0x807f807fu) | 0x3c803c80u;
+        memcpy(m->data + i, &v, 4);
+    }
+    if (f != IDF2_MM_BF16) {
+        const size_t bb = f == IDF2_MM_Q8_0 ? 34 : 18;
+        const uint16_t d = 0x1400; /* 2^-10 */
+        for (size_t r = 0; r < N; r++)
+            for (size_t b = 0; b < rb / bb; b++)
+                memcpy(m->data + r * rb + b * bb, &d, 2);
+    }
+}
+
+static void bench_shape(const char *label, enum idf2_mm_fmt f, size_t M, size_t K, size_t N, int nt)
+{
+    struct mat w;
+    mat_random(&w, f, N, K, 7);
+    float *x = xalloc(M * K * sizeof(float)), *y = xalloc(M * N * sizeof(float));
+    fill(x, M * K, 3, 1.0f);
+    void *s = xalloc(idf2_avx512_mm_ws(M, K, f));
+    idf2_avx512_mm(y, x, M, K, w.data, N, K, f, NULL, s, nt);
+    int reps = 0;
+    double t0 = now(), c0 = cpu_now(), dt;
+    do {
+        idf2_avx512_mm(y, x, M, K, w.data, N, K, f, NULL, s, nt);
+        reps++;
+        dt = now() - t0;
+    } while (dt < 0.5);
+    dt /= reps;
+    const double dc = (cpu_now() - c0) / reps / nt;
+    const double flop = 2.0 * (double)M * (double)K * (double)N, bytes = (double)w.bytes;
+    printf("%-18s %-4s M=%4zu K=%5zu N=%5zu  wall %8.3f ms %6.1f GFLOP/s %5.1f GB/s | cpu/thread "
+           "%8.3f ms %6.1f GFLOP/s %5.1f GB/s\n",
+           label, fmt_name(f), M, K, N, dt * 1e3, flop / dt * 1e-9, bytes / dt * 1e-9, dc * 1e3,
+           flop / dc * 1e-9, bytes / dc * 1e-9);
+    free(s);
+    free(y);
+    free(x);
+    free(w.data);
+}
+
+static int cmd_shapes(int nt)
+{
+    for (int f = IDF2_MM_BF16; f <= IDF2_MM_Q4_0; f++) {
+        enum idf2_mm_fmt q = (enum idf2_mm_fmt)f;
+        bench_shape("decode q/o", q, 1, 4096, 4096, nt);
+        bench_shape("decode gate/up", q, 1, 4096, 14336, nt);
+        bench_shape("decode down", q, 1, 14336, 4096, nt);
+        bench_shape("prefill q/o", q, 512, 4096, 4096, nt);
+        bench_shape("prefill down", q, 512, 14336, 4096, nt);
+    }
+    bench_shape("vision qkvo 378px", IDF2_MM_BF16, 729, 1152, 1152, nt);
+    bench_shape("vision fc1 378px", IDF2_MM_BF16, 729, 1152, 4304, nt);
+    bench_shape("vision fc2 378px", IDF2_MM_BF16, 729, 4304, 1152, nt);
+    return 0;
+}
+
+/* Mistral-7B: hidden 4096, 32 layers, 32 heads / 8 KV heads of 128, FFN
+ * 14336, vocabulary 32000. */
+enum { L_Q, L_K, L_V, L_O, L_GATE, L_UP, L_DOWN, L_N };
+static const size_t shape_rows[L_N] = { 4096, 1024, 1024, 4096, 14336, 14336, 4096 };
+static const size_t shape_cols[L_N] = { 4096, 4096, 4096, 4096, 4096, 4096, 14336 };
+#define N_LAYERS 32
+#define VOCAB    32000
+
+static int cmd_model(enum idf2_mm_fmt f, int nt, int decode, int prefill)
+{
+    static struct mat layers[N_LAYERS][L_N], head;
+    size_t total = 0;
+    double t0 = now();
+    for (int l = 0; l < N_LAYERS; l++)
+        for (int s = 0; s < L_N; s++) {
+            mat_random(&layers[l][s], f, shape_rows[s], shape_cols[s],
+                       100u * (unsigned)l + (unsigned)s);
+            total += layers[l][s].bytes;
+        }
+    mat_random(&head, f, VOCAB, 4096, 99);
+    total += head.bytes;
+    fprintf(stderr, "model %s: %.2f GB of weights made in %.1f s\n", fmt_name(f),
+            (double)total * 1e-9, now() - t0);
+    const size_t P = prefill > 1 ? (size_t)prefill : 1;
+    float *x = xalloc(P * 14336 * sizeof(float)), *y = xalloc(P * VOCAB * sizeof(float));
+    fill(x, P * 14336, 5, 1.0f);
+    void *scratch = xalloc(idf2_avx512_mm_ws(P, 14336, f));
+    for (int pass = 0; pass < 2; pass++) {
+        const size_t M = pass == 0 ? 1 : P;
+        const int steps = pass == 0 ? decode : (prefill > 0 ? 1 : 0);
+        if (steps <= 0)
+            continue;
+        /* One untimed warm-up step, then the timed steps. */
+        double t = 0;
+        for (int it = 0; it <= steps; it++) {
+            double ts = now();
+            for (int l = 0; l < N_LAYERS; l++)
+                for (int s = 0; s < L_N; s++)
+                    idf2_avx512_mm(y, x, M, shape_cols[s], layers[l][s].data, shape_rows[s],
+                                   shape_cols[s], f, NULL, scratch, nt);
+            /* The head runs for the last position only, as in generation. */
+            idf2_avx512_mm(y, x, 1, 4096, head.data, VOCAB, 4096, f, NULL, scratch, nt);
+            if (it > 0)
+                t += now() - ts;
+        }
+        t /= steps;
+        if (pass == 0)
+            printf("RESULT fast %s threads=%d decode tok/s %.3f GB/s %.2f\n", fmt_name(f), nt,
+                   1.0 / t, (double)total / t * 1e-9);
+        else
+            printf("RESULT fast %s threads=%d prefill%zu tok/s %.2f\n", fmt_name(f), nt, P,
+                   (double)P / t);
+        fflush(stdout);
+    }
+    return 0;
+}
+
+static int cmd_probe(int nt, double seconds)
+{
+    const size_t n = (size_t)1 << 30;
+    char *a = xalloc(n);
+    memset(a, 1, n);
+    double best = 0, sum = 0;
+    int passes = 0;
+    double t_end = now() + seconds;
+    volatile long sink = 0;
+    while (now() < t_end) {
+        double t0 = now();
+        long acc = 0;
+#pragma omp parallel for reduction(+ : acc) num_threads(nt) schedule(static)
+        for (size_t i = 0; i < n; i += 64) {
+            long v;
+            memcpy(&v, a + i, sizeof v);
+            long u;
+            memcpy(&u, a + i + 32, sizeof u);
+            acc += v ^ u;
+        }
+        sink += acc;
+        double gbs = (double)n / (now() - t0) * 1e-9;
+        best = gbs > best ? gbs : best;
+        sum += gbs;
+        passes++;
+    }
+    printf("RESULT probe threads=%d read GB/s mean %.1f best %.1f passes %d\n", nt,
+           passes ? sum / passes : 0, best, passes);
+    free(a);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: bench_fast shapes|model FMT|probe [--threads N] [--decode T] "
+                        "[--prefill P] [--seconds S]\n");
+        return 2;
+    }
+    int nt = 1, decode = 8, prefill = 0, argi = 2;
+    double seconds = 5;
+    enum idf2_mm_fmt f = IDF2_MM_BF16;
+    if (strcmp(argv[1], "model") == 0) {
+        if (argc < 3 || !fmt_parse(argv[2], &f)) {
+            fprintf(stderr, "bench_fast: model needs a format: bf16, q8_0 or q4_0\n");
+            return 2;
+        }
+        argi = 3;
+    }
+    for (int i = argi; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--threads") == 0)
+            nt = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--decode") == 0)
+            decode = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--prefill") == 0)
+            prefill = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--seconds") == 0)
+            seconds = atof(argv[i + 1]);
+    }
+    if (strcmp(argv[1], "probe") == 0)
+        return cmd_probe(nt, seconds);
+    if (!idf2_avx512_usable()) {
+        fprintf(stderr, "bench_fast: this CPU lacks AVX-512 BF16/VNNI\n");
+        return 1;
+    }
+    if (strcmp(argv[1], "shapes") == 0)
+        return cmd_shapes(nt);
+    if (strcmp(argv[1], "model") == 0)
+        return cmd_model(f, nt, decode, prefill);
+    fprintf(stderr, "bench_fast: unknown command %s\n", argv[1]);
+    return 2;
+}

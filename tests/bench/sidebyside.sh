@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Side-by-side: llama.cpp against vlmcurate's AVX-512 kernels on the same
+# Mistral-7B shapes, alternating in one window, with a read-bandwidth probe
+# before every pair, at 1 and 2 threads.  Prints tokens/s and ratios.
+#
+# usage: tests/bench/sidebyside.sh LLAMA_SRC VLM_BUILD WORK [ROUNDS]
+#   LLAMA_SRC  a llama.cpp source tree (the README's figures: release b4748,
+#              commit c392e509), fetched by you: nothing is downloaded here;
+#   VLM_BUILD  a vlmcurate build tree with the bench target built
+#              (cmake --build VLM_BUILD --target bench_fast);
+#   WORK       a folder with ~45 GB free: llama.cpp's build, the GGUF files
+#              (F16 written by mk_mistral_gguf.py with random weights, then
+#              BF16, Q8_0 and Q4_0 by llama-quantize); reused when present.
+#   ROUNDS     alternations per test (default 1).
+# Needs /usr/bin/python3 with numpy and sentencepiece (for gguf-py):
+# VC_WITH_BENCH=1 scripts/install-deps.sh.
+#
+# What is compared: llama-bench tg64 (decode, batch 1) and pp512 (prefill)
+# against `bench_fast model FMT`, the matmul stack of the same shapes with
+# our kernels (32 layers of q, k, v, o, gate, up, down, and the 32000-row
+# head once per token; attention, norms and rotary are not run: under 1 %
+# of the work at these lengths, but llama.cpp's figures include them).
+# Pairs: llama F16 and BF16 against our bf16; Q8_0 against q8_0; Q4_0
+# against q4_0 (llama-quantize keeps output.weight in Q6_K for Q4_0).
+set -euo pipefail
+if [ $# -lt 3 ]; then
+  sed -n '2,25p' "$0" >&2
+  exit 2
+fi
+src=$(cd "$1" && pwd)
+vlm=$(cd "$2" && pwd)
+mkdir -p "$3"
+work=$(cd "$3" && pwd)
+rounds=${4:-1}
+here=$(cd "$(dirname "$0")" && pwd)
+fast=$vlm/tests/bench/bench_fast
+[ -x "$fast" ] || { echo "sidebyside: build bench_fast first: $fast" >&2; exit 2; }
+
+lb=$work/llama-build
+if [ ! -x "$lb/bin/llama-bench" ] || [ ! -x "$lb/bin/llama-quantize" ]; then
+  echo "building llama.cpp from $src in $lb" >&2
+  cmake -S "$src" -B "$lb" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF -DGGML_NATIVE=ON \
+    -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF >"$work/llama-cmake.log"
+  cmake --build "$lb" -j"$(nproc)" --target llama-bench llama-quantize >"$work/llama-build.log"
+fi
+
+f16=$work/mistral7b-F16.gguf
+if [ ! -s "$f16" ]; then
+  echo "writing $f16" >&2
+  /usr/bin/python3 "$here/mk_mistral_gguf.py" "$src" "$f16.tmp" f16
+  mv "$f16.tmp" "$f16"
+fi
+for t in BF16 Q8_0 Q4_0; do
+  out=$work/mistral7b-$t.gguf
+  if [ ! -s "$out" ]; then
+    "$lb/bin/llama-quantize" "$f16" "$out.tmp" "$t" "$(nproc)" >"$work/quantize-$t.log" 2>&1
+    mv "$out.tmp" "$out"
+  fi
+done
+
+log=$work/sidebyside-$(date -u +%Y%m%dT%H%M%SZ).log
+echo "# $(date -u) $(uname -n) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2) load: $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$log"
+
+# llama-bench: one test, prints avg tokens/s.
+llama_ts() { # FILE THREADS P N
+  "$lb/bin/llama-bench" -m "$1" -t "$2" -p "$3" -n "$4" -r 2 -o csv 2>/dev/null |
+    /usr/bin/python3 -c 'import csv,sys; r=list(csv.DictReader(sys.stdin)); print(r[-1]["avg_ts"])'
+}
+probe() { "$fast" probe --threads "$1" --seconds 3 | awk '/RESULT/ {print $7}'; }
+
+declare -A best
+note() { # KEY VALUE: keeps the best of the rounds
+  local k=$1 v=$2
+  if [ -z "${best[$k]:-}" ] || awk "BEGIN{exit !($v > ${best[$k]})}"; then best[$k]=$v; fi
+  echo "$k $v" | tee -a "$log"
+}
+
+for r in $(seq "$rounds"); do
+  for t in 1 2; do
+    for pair in "F16:bf16" "BF16:bf16" "Q8_0:q8_0" "Q4_0:q4_0"; do
+      lt=${pair%%:*}; ours=${pair##*:}
+      note "probe_t$t" "$(probe "$t")"
+      note "llama_${lt}_tg64_t$t" "$(llama_ts "$work/mistral7b-$lt.gguf" "$t" 0 64)"
+      note "llama_${lt}_pp512_t$t" "$(llama_ts "$work/mistral7b-$lt.gguf" "$t" 512 0)"
+      if [ "$lt" != F16 ]; then
+        out=$("$fast" model "$ours" --threads "$t" --decode 8 --prefill 512)
+        note "ours_${ours}_tg_t$t" "$(echo "$out" | awk '/decode/ {print $7}')"
+        note "ours_${ours}_gbs_t$t" "$(echo "$out" | awk '/decode/ {print $9}')"
+        note "ours_${ours}_pp512_t$t" "$(echo "$out" | awk '/prefill/ {print $7}')"
+      fi
+    done
+  done
+done
+
+ratio() { awk "BEGIN{ if ($2 > 0) printf \"%.2f\", $1 / $2; else print \"-\" }"; }
+{
+  echo
+  echo "| test | threads | llama.cpp | tok/s | vlmcurate | tok/s | ratio | our read GB/s (% of probe) |"
+  echo "|---|---|---|---|---|---|---|---|"
+  for t in 1 2; do
+    for pair in "F16:bf16" "BF16:bf16" "Q8_0:q8_0" "Q4_0:q4_0"; do
+      lt=${pair%%:*}; ours=${pair##*:}
+      l=${best[llama_${lt}_tg64_t$t]}; o=${best[ours_${ours}_tg_t$t]}; g=${best[ours_${ours}_gbs_t$t]}
+      pct=$(awk "BEGIN{printf \"%.0f\", 100 * $g / ${best[probe_t$t]}}")
+      echo "| decode | $t | $lt | $l | $ours | $o | $(ratio "$o" "$l") | $g ($pct %) |"
+    done
+    for pair in "F16:bf16" "BF16:bf16" "Q8_0:q8_0" "Q4_0:q4_0"; do
+      lt=${pair%%:*}; ours=${pair##*:}
+      l=${best[llama_${lt}_pp512_t$t]}; o=${best[ours_${ours}_pp512_t$t]}
+      echo "| prefill 512 | $t | $lt | $l | $ours | $o | $(ratio "$o" "$l") | |"
+    done
+    echo "| read probe | $t | | | | | | ${best[probe_t$t]} |"
+  done
+} | tee -a "$log"
+echo "log: $log" >&2
