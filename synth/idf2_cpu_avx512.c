@@ -31,6 +31,8 @@
 #define T_AVX512 "avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx512vnni,fma,f16c"
 #define KFN      static __attribute__((target(T_AVX512)))
 #define KINL     static inline __attribute__((always_inline, target(T_AVX512)))
+/* OpenMP regions live in plain functions and call KFN functions only: clang
+ * does not give a region's outlined body its function's target attribute. */
 
 /* Bytes of a thread's weight block (L2 is 1 MiB per core here). */
 #define MM_W_BLOCK (384u << 10)
@@ -101,7 +103,7 @@ static __mmask16 tail16(size_t left)
 /* ---- bf16 ---------------------------------------------------------------------------------- */
 
 /* x row (K floats) -> kp bf16 (round to nearest even), zero padded. */
-KINL void to_bf16_row(uint16_t *dst, const float *x, size_t K, size_t kp)
+KFN void to_bf16_row(uint16_t *dst, const float *x, size_t K, size_t kp)
 {
     for (size_t k = 0; k < kp; k += 32) {
         __m512 lo = _mm512_maskz_loadu_ps(k < K ? tail16(K - k) : 0, x + k);
@@ -184,7 +186,7 @@ KFN void bf16_tile_any(int MR, int NR, const uint16_t *xb, size_t ldx, const uin
 
 /* One activation row: int8 codes (zero padded to kp) and per chunk the 16
  * lane scales. */
-KINL void qact_row(int8_t *q, float *ds, const float *x, size_t K, size_t kp)
+KFN void qact_row(int8_t *q, float *ds, const float *x, size_t K, size_t kp)
 {
     const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
     for (size_t c = 0; c < kp / 64; c++) {
@@ -318,7 +320,7 @@ KFN void q_tile_any(int MR, int NR, bool q4, const int8_t *aq, const float *ads,
 
 /* ---- driver -------------------------------------------------------------------------------- */
 
-KFN void mm_prepare(const float *x, size_t m, size_t x_stride, size_t K, enum idf2_mm_fmt f,
+static void mm_prepare(const float *x, size_t m, size_t x_stride, size_t K, enum idf2_mm_fmt f,
                     void *ws, int nt)
 {
     const size_t kp = xq_row(K);

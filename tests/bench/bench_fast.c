@@ -221,7 +221,7 @@ static int cmd_probe(int nt, double seconds)
     double best = 0, sum = 0;
     int passes = 0;
     double t_end = now() + seconds;
-    volatile long sink = 0;
+    long sink = 0; /* printed, so the loads are not optimised away */
     while (now() < t_end) {
         double t0 = now();
         long acc = 0;
@@ -239,8 +239,8 @@ static int cmd_probe(int nt, double seconds)
         sum += gbs;
         passes++;
     }
-    printf("RESULT probe threads=%d read GB/s mean %.1f best %.1f passes %d\n", nt,
-           passes ? sum / passes : 0, best, passes);
+    printf("RESULT probe threads=%d read GB/s mean %.1f best %.1f passes %d (%ld)\n", nt,
+           passes ? sum / passes : 0, best, passes, sink & 1);
     free(a);
     return 0;
 }
