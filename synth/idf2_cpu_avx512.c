@@ -321,7 +321,7 @@ KFN void q_tile_any(int MR, int NR, bool q4, const int8_t *aq, const float *ads,
 /* ---- driver -------------------------------------------------------------------------------- */
 
 static void mm_prepare(const float *x, size_t m, size_t x_stride, size_t K, enum idf2_mm_fmt f,
-                    void *ws, int nt)
+                       void *ws, int nt)
 {
     const size_t kp = xq_row(K);
 #pragma omp parallel for schedule(static) num_threads(m >= 8 ? nt : 1)
@@ -416,9 +416,9 @@ static size_t attn_tile_floats(int hd)
     return (size_t)AT_QR * ((size_t)(hd + 15) / 16 * 16) + (size_t)AT_QR * AT_KB;
 }
 
-size_t idf2_avx512_attn_scratch(size_t n, int n_heads, int hd, int nt)
+size_t idf2_avx512_attn_ws(size_t n_kv, int n_kv_heads, int hd, int nt)
 {
-    return align64((size_t)n_heads * (size_t)hd * kt_cols(n) * sizeof(float)) +
+    return align64((size_t)n_kv_heads * (size_t)hd * kt_cols(n_kv) * sizeof(float)) +
            (size_t)(nt > 0 ? nt : 1) * align64(attn_tile_floats(hd) * sizeof(float));
 }
 
@@ -473,13 +473,13 @@ KFN void attn_pv_any(float *O, size_t ldo, const float *P, const float *corr, in
     }
 }
 
-KFN void attn_tile(float *out, size_t ldout, const float *q, size_t stride, const float *kt,
-                   size_t ldk, const float *v, size_t n, size_t i0, int hd, float scale,
-                   const uint8_t *key_mask, float *tile)
+KFN void attn_tile(float *out, size_t ldout, const float *q, size_t q_stride, size_t n_q,
+                   const float *kt, size_t ldk, const float *v, size_t v_stride, size_t n,
+                   size_t i0, int hd, float scale, const uint8_t *key_mask, float *tile)
 {
     const size_t ldo = (size_t)(hd + 15) / 16 * 16;
     float *O = tile, *P = tile + AT_QR * ldo;
-    const int R = (int)(n - i0 < AT_QR ? n - i0 : AT_QR);
+    const int R = (int)(n_q - i0 < AT_QR ? n_q - i0 : AT_QR);
     float mx[AT_QR], l[AT_QR], corr[AT_QR];
     for (int r = 0; r < AT_QR; r++) {
         mx[r] = -INFINITY;
@@ -490,7 +490,7 @@ KFN void attn_tile(float *out, size_t ldout, const float *q, size_t stride, cons
     memset(P, 0, (size_t)AT_QR * AT_KB * sizeof(float));
     const float *qr[AT_QR];
     for (int r = 0; r < AT_QR; r++)
-        qr[r] = q + (i0 + (size_t)(r < R ? r : R - 1)) * stride;
+        qr[r] = q + (i0 + (size_t)(r < R ? r : R - 1)) * q_stride;
     for (size_t j0 = 0; j0 < n; j0 += AT_KB) {
         __m512 s[AT_QR][2];
         _Pragma("GCC unroll 8") for (int r = 0; r < AT_QR; r++) s[r][0] = s[r][1] =
@@ -537,7 +537,7 @@ KFN void attn_tile(float *out, size_t ldout, const float *q, size_t stride, cons
             mx[r] = mn;
         }
         for (int r0 = 0; r0 < R; r0 += 4)
-            attn_pv_any(O, ldo, P, corr, r0, v + j0 * stride, stride, nj, hd);
+            attn_pv_any(O, ldo, P, corr, r0, v + j0 * v_stride, v_stride, nj, hd);
     }
     for (int r = 0; r < R; r++) {
         const float inv = l[r] > 0 ? 1.0f / l[r] : 0.0f;
@@ -546,33 +546,36 @@ KFN void attn_tile(float *out, size_t ldout, const float *q, size_t stride, cons
     }
 }
 
-void idf2_avx512_attention(float *out, const float *q, const float *k, const float *v,
-                           size_t stride, size_t n, int n_heads, int hd, float scale,
-                           const uint8_t *key_mask, void *scratch, int nt)
+void idf2_avx512_attention(float *out, const float *q, size_t q_stride, size_t n_q, const float *k,
+                           const float *v, size_t kv_head_stride, size_t kv_row_stride, size_t n_kv,
+                           int n_heads, int n_kv_heads, int hd, float scale,
+                           const uint8_t *key_mask, void *ws, int nt)
 {
-    if (n == 0)
+    if (n_q == 0 || n_kv == 0)
         return;
-    const size_t ldk = kt_cols(n), D = (size_t)n_heads * (size_t)hd;
-    float *kt = scratch;
-    char *tiles = (char *)scratch + align64((size_t)n_heads * (size_t)hd * ldk * sizeof(float));
+    const size_t ldk = kt_cols(n_kv), D = (size_t)n_heads * (size_t)hd;
+    const int group = n_heads / n_kv_heads;
+    float *kt = ws;
+    char *tiles = (char *)ws + align64((size_t)n_kv_heads * (size_t)hd * ldk * sizeof(float));
     const size_t tile_bytes = align64(attn_tile_floats(hd) * sizeof(float));
-    const long n_qt = (long)((n + AT_QR - 1) / AT_QR), items = n_qt * n_heads;
+    const long n_qt = (long)((n_q + AT_QR - 1) / AT_QR), items = n_qt * n_heads;
 #pragma omp parallel num_threads(nt > 0 ? nt : 1)
     {
 #pragma omp for schedule(static)
-        for (long hj = 0; hj < (long)(n_heads * (long)ldk); hj++) {
-            const size_t h = (size_t)hj / ldk, j = (size_t)hj % ldk;
+        for (long gj = 0; gj < (long)n_kv_heads * (long)ldk; gj++) {
+            const size_t g = (size_t)gj / ldk, j = (size_t)gj % ldk;
+            const float *kr = k + g * kv_head_stride + j * kv_row_stride;
             for (int d = 0; d < hd; d++)
-                kt[(h * (size_t)hd + (size_t)d) * ldk + j] =
-                    j < n ? k[j * stride + h * (size_t)hd + (size_t)d] : 0.0f;
+                kt[(g * (size_t)hd + (size_t)d) * ldk + j] = j < n_kv ? kr[d] : 0.0f;
         }
         float *tile = (float *)(tiles + (size_t)omp_get_thread_num() * tile_bytes);
 #pragma omp for schedule(static)
         for (long it = 0; it < items; it++) {
             const size_t h = (size_t)(it / n_qt), i0 = (size_t)(it % n_qt) * AT_QR;
-            attn_tile(out + h * (size_t)hd, D, q + h * (size_t)hd, stride,
-                      kt + h * (size_t)hd * ldk, ldk, v + h * (size_t)hd, n, i0, hd, scale,
-                      key_mask, tile);
+            const size_t g = h / (size_t)group;
+            attn_tile(out + h * (size_t)hd, D, q + h * (size_t)hd, q_stride, n_q,
+                      kt + g * (size_t)hd * ldk, ldk, v + g * kv_head_stride, kv_row_stride, n_kv,
+                      i0, hd, scale, key_mask, tile);
         }
     }
 }

@@ -38,19 +38,23 @@ size_t idf2_avx512_mm_ws(size_t m, size_t K, enum idf2_mm_fmt f);
 void idf2_avx512_mm(float *y, const float *x, size_t m, size_t x_stride, const void *w, size_t N,
                     size_t K, enum idf2_mm_fmt f, const float *bias, void *ws, int nt);
 
-/* Non-causal attention with an optional key mask, tiled so that memory is
- * O(n) (online softmax over key blocks; no n x n score matrix):
- *   q, k, v: [n, n_heads * hd] at row stride `stride` floats (head h at
- *   columns h*hd); out: [n, n_heads * hd] contiguous;
- *   key_mask[j] == 0 removes key j (NULL: all keys); hd <= 128.
- * Float32 throughout (scores, exp, sums); a masked key gets probability
- * 0, as HF's additive float32-minimum mask gives whenever a row has any
- * unmasked key.  scratch: idf2_avx512_attn_scratch bytes (K transposed,
- * O(n), plus per-thread tiles).  Each query row's result depends only on
- * its own q row, k, v and the mask (not on threads). */
-size_t idf2_avx512_attn_scratch(size_t n, int n_heads, int hd, int nt);
-void idf2_avx512_attention(float *out, const float *q, const float *k, const float *v,
-                           size_t stride, size_t n, int n_heads, int hd, float scale,
-                           const uint8_t *key_mask, void *scratch, int nt);
+/* Non-causal attention with grouped K/V heads and an optional key mask,
+ * tiled so that memory is O(n) (online softmax over blocks of 32 keys; no
+ * n_q x n_kv score matrix):
+ *   q: [n_q, n_heads * hd] at row stride q_stride floats (head h at
+ *   columns h*hd); k, v: kv head g's row j at g*kv_head_stride +
+ *   j*kv_row_stride; query head h uses kv head h / (n_heads / n_kv_heads);
+ *   out: [n_q, n_heads * hd] contiguous; key_mask[j] == 0 removes key j
+ *   (NULL: all keys); hd <= 128.
+ * Float32 throughout (scores, exp, sums); a masked key gets probability 0,
+ * as HF's additive float32-minimum mask gives whenever a row has an
+ * unmasked key.  ws: idf2_avx512_attn_ws bytes (K transposed, O(n_kv),
+ * plus per-thread tiles).  Each query row's result depends only on its own
+ * q row, k, v and the mask (not on threads or the other queries). */
+size_t idf2_avx512_attn_ws(size_t n_kv, int n_kv_heads, int hd, int nt);
+void idf2_avx512_attention(float *out, const float *q, size_t q_stride, size_t n_q, const float *k,
+                           const float *v, size_t kv_head_stride, size_t kv_row_stride, size_t n_kv,
+                           int n_heads, int n_kv_heads, int hd, float scale,
+                           const uint8_t *key_mask, void *ws, int nt);
 
 #endif

@@ -140,6 +140,34 @@ static void bench_shape(const char *label, enum idf2_mm_fmt f, size_t M, size_t 
     free(w.data);
 }
 
+/* SigLIP self-attention: n patches, 16 heads of 72. */
+static void bench_attention(size_t n, int nt)
+{
+    const int H = 16, hd = 72;
+    const size_t D = (size_t)H * hd;
+    float *qkv = xalloc(n * 3 * D * sizeof(float)), *out = xalloc(n * D * sizeof(float));
+    fill(qkv, n * 3 * D, 9, 1.0f);
+    void *ws = xalloc(idf2_avx512_attn_ws(n, H, hd, nt));
+    int reps = 0;
+    double t0 = now(), c0 = cpu_now(), dt;
+    do {
+        idf2_avx512_attention(out, qkv, 3 * D, n, qkv + D, qkv + 2 * D, (size_t)hd, 3 * D, n, H, H,
+                              hd, 0.1178f, NULL, ws, nt);
+        reps++;
+        dt = now() - t0;
+    } while (dt < 0.5);
+    dt /= reps;
+    const double dc = (cpu_now() - c0) / reps / nt;
+    const double flop = 4.0 * (double)n * (double)n * (double)D;
+    printf("attention %5zu patches x 16 heads: wall %8.2f ms %6.1f GFLOP/s | cpu/thread %8.2f ms "
+           "%6.1f GFLOP/s | workspace %.1f MB\n",
+           n, dt * 1e3, flop / dt * 1e-9, dc * 1e3, flop / dc * 1e-9,
+           (double)idf2_avx512_attn_ws(n, H, hd, nt) * 1e-6);
+    free(ws);
+    free(out);
+    free(qkv);
+}
+
 static int cmd_shapes(int nt)
 {
     for (int f = IDF2_MM_BF16; f <= IDF2_MM_Q4_0; f++) {
@@ -153,6 +181,8 @@ static int cmd_shapes(int nt)
     bench_shape("vision qkvo 378px", IDF2_MM_BF16, 729, 1152, 1152, nt);
     bench_shape("vision fc1 378px", IDF2_MM_BF16, 729, 1152, 4304, nt);
     bench_shape("vision fc2 378px", IDF2_MM_BF16, 729, 4304, 1152, nt);
+    bench_attention(729, nt);
+    bench_attention(4900, nt);
     return 0;
 }
 

@@ -9,6 +9,7 @@
 #include "vc_test.h"
 
 #include <float.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include "synth/idf2_cpu_avx512.h"
@@ -244,58 +245,72 @@ TEST(matmul_batch_invariant)
     free(wf);
 }
 
-/* Tiled attention against a direct double softmax over all keys. */
+/* Tiled attention against a direct double softmax over all keys: one
+ * self-attention shape (vision: 150 patches over five key blocks, a key
+ * mask) and one cross-attention shape with grouped K/V heads (perceiver:
+ * 20 queries, 2 kv heads for 4 query heads). */
+static void check_attention(size_t n_q, size_t n_kv, int H, int KV, int hd, bool masked,
+                            uint32_t seed)
+{
+    const size_t D = (size_t)H * hd, Dkv = (size_t)KV * hd;
+    float *q = rand_vec(n_q * D, 1.0f, seed), *kv = rand_vec(n_kv * 2 * Dkv, 1.0f, seed + 1);
+    const float *k = kv, *v = kv + Dkv; /* rows of [k | v], heads of hd */
+    const size_t row = 2 * Dkv;
+    uint8_t *mask = malloc(n_kv);
+    for (size_t j = 0; j < n_kv; j++)
+        mask[j] = !masked || (j % 7 != 3 && j + 10 < n_kv);
+    float *out = malloc(n_q * D * sizeof *out);
+    const float scale = 1.0f / sqrtf((float)hd);
+    void *s = scratch_for(idf2_avx512_attn_ws(n_kv, KV, hd, 2));
+    idf2_avx512_attention(out, q, D, n_q, k, v, (size_t)hd, row, n_kv, H, KV, hd, scale,
+                          masked ? mask : NULL, s, 2);
+    double worst = 0;
+    double *p = malloc(n_kv * sizeof *p);
+    for (int h = 0; h < H; h++) {
+        const size_t g = (size_t)(h / (H / KV));
+        for (size_t i = 0; i < n_q; i++) {
+            const float *qi = q + i * D + (size_t)h * hd;
+            double mx = -DBL_MAX, sum = 0;
+            for (size_t j = 0; j < n_kv; j++) {
+                const float *kj = k + j * row + g * (size_t)hd;
+                double d = 0;
+                for (int t = 0; t < hd; t++)
+                    d += (double)qi[t] * kj[t];
+                p[j] = mask[j] ? d * scale : -DBL_MAX;
+                mx = p[j] > mx ? p[j] : mx;
+            }
+            for (size_t j = 0; j < n_kv; j++) {
+                p[j] = p[j] == -DBL_MAX ? 0 : exp(p[j] - mx);
+                sum += p[j];
+            }
+            for (int t = 0; t < hd; t++) {
+                double o = 0;
+                for (size_t j = 0; j < n_kv; j++)
+                    o += p[j] * v[j * row + g * (size_t)hd + (size_t)t];
+                double e = fabs(o / sum - out[i * D + (size_t)h * hd + (size_t)t]);
+                worst = e > worst ? e : worst;
+            }
+        }
+    }
+    if (worst > 2e-5)
+        fprintf(stderr, "  attention n_q=%zu n_kv=%zu worst %g\n", n_q, n_kv, worst);
+    CHECK(worst <= 2e-5);
+    free(p);
+    free(s);
+    free(out);
+    free(mask);
+    free(kv);
+    free(q);
+}
+
 TEST(attention_tiled)
 {
     if (!idf2_avx512_usable())
         return;
-    const int H = 3, hd = 72;
-    const size_t n = 150, D = (size_t)H * hd, stride = 3 * D;
-    float *qkv = rand_vec(n * stride, 1.0f, 50);
-    uint8_t *mask = malloc(n);
-    for (size_t j = 0; j < n; j++)
-        mask[j] = j % 7 != 3 && j < 140;
-    float *out = malloc(n * D * sizeof *out);
-    const float scale = 1.0f / sqrtf((float)hd);
-    void *s = scratch_for(idf2_avx512_attn_scratch(n, H, hd, 2));
-    for (int pass = 0; pass < 2; pass++) {
-        const uint8_t *km = pass ? mask : NULL;
-        idf2_avx512_attention(out, qkv, qkv + D, qkv + 2 * D, stride, n, H, hd, scale, km, s, 2);
-        double worst = 0;
-        double *p = malloc(n * sizeof *p);
-        for (int h = 0; h < H; h++)
-            for (size_t i = 0; i < n; i++) {
-                const float *qi = qkv + i * stride + (size_t)h * hd;
-                double mx = -DBL_MAX, sum = 0;
-                for (size_t j = 0; j < n; j++) {
-                    const float *kj = qkv + j * stride + D + (size_t)h * hd;
-                    double d = 0;
-                    for (int t = 0; t < hd; t++)
-                        d += (double)qi[t] * kj[t];
-                    p[j] = km && !km[j] ? -DBL_MAX : d * scale;
-                    mx = p[j] > mx ? p[j] : mx;
-                }
-                for (size_t j = 0; j < n; j++) {
-                    p[j] = p[j] == -DBL_MAX ? 0 : exp(p[j] - mx);
-                    sum += p[j];
-                }
-                for (int t = 0; t < hd; t++) {
-                    double o = 0;
-                    for (size_t j = 0; j < n; j++)
-                        o += p[j] * qkv[j * stride + 2 * D + (size_t)h * hd + (size_t)t];
-                    double e = fabs(o / sum - out[i * D + (size_t)h * hd + (size_t)t]);
-                    worst = e > worst ? e : worst;
-                }
-            }
-        free(p);
-        if (worst > 2e-5)
-            fprintf(stderr, "  attention pass %d worst %g\n", pass, worst);
-        CHECK(worst <= 2e-5);
-    }
-    free(s);
-    free(out);
-    free(mask);
-    free(qkv);
+    check_attention(150, 150, 3, 3, 72, false, 50);
+    check_attention(150, 150, 3, 3, 72, true, 51);
+    check_attention(20, 150, 4, 2, 12, true, 52);
+    check_attention(9, 33, 2, 1, 128, false, 53);
 }
 
 #define TESTS(X)                                                                                   \
