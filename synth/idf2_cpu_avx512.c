@@ -36,6 +36,14 @@
 
 /* Bytes of a thread's weight block (L2 is 1 MiB per core here). */
 #define MM_W_BLOCK (384u << 10)
+/* bf16 with more than 2 activation rows: at most BF16_NB weight rows per
+ * block and K in blocks of BF16_KB inputs, so that an activation tile
+ * (6 x 2 KiB) and a group's rows (4 x 2 KiB) stay in L1 while the block's
+ * groups pass; accumulators wait in a per-thread buffer between K blocks
+ * (a zmm store and reload is exact: the chain of every output is
+ * unchanged). */
+#define BF16_NB 64
+#define BF16_KB 1024
 /* Bytes ahead that a streaming tile (one or two activation rows) prefetches. */
 #define PF_AHEAD 1024
 /* Activation rows per tile (bf16: 6 x 4 = 24 accumulators of 32 zmm). */
@@ -71,11 +79,17 @@ static size_t xq_row(size_t K)
     return (K + 63) / 64 * 64;
 }
 
-size_t idf2_avx512_mm_ws(size_t m, size_t K, enum idf2_mm_fmt f)
+/* Per-thread accumulators of a bf16 weight block between K blocks. */
+static size_t acc_bytes(void)
+{
+    return (BF16_NB / MM_NR) * BF16_MR * MM_NR * sizeof(__m512);
+}
+
+size_t idf2_avx512_mm_ws(size_t m, size_t K, enum idf2_mm_fmt f, int nt)
 {
     const size_t kp = xq_row(K);
     if (f == IDF2_MM_BF16)
-        return align64(m * kp * 2);
+        return align64(m * kp * 2) + (size_t)(nt > 0 ? nt : 1) * acc_bytes();
     /* int8 codes, then per 64-input chunk 16 lane scales (d of the even
      * block in lanes 0-7, of the odd block in 8-15). */
     return align64(m * kp) + align64(m * (kp / 64) * 16 * sizeof(float));
@@ -112,14 +126,18 @@ KFN void to_bf16_row(uint16_t *dst, const float *x, size_t K, size_t kp)
     }
 }
 
+/* Inputs [k0, k1) of a tile.  The accumulators start at zero (first) or
+ * from acc_io, and end in acc_io or, after the last block, as y. */
 KINL void bf16_tile(const int MR, const int NR, const uint16_t *xb, size_t ldx, const uint16_t *w,
-                    size_t K, float *y, size_t ldy, const float *bias)
+                    size_t K, size_t k0, size_t k1, __m512 *acc_io, bool first, bool last, float *y,
+                    size_t ldy, const float *bias)
 {
     __m512 acc[BF16_MR][MM_NR];
     _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
-        _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++) acc[r][c] = _mm512_setzero_ps();
+        _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++) acc[r][c] =
+            first ? _mm512_setzero_ps() : acc_io[r * MM_NR + c];
     const size_t kfull = K / 32 * 32;
-    for (size_t k = 0; k < K; k += 32) {
+    for (size_t k = k0; k < k1; k += 32) {
         const __mmask32 km = k < kfull ? 0xFFFFFFFFu : tail32(K - k);
         __m512bh wv[MM_NR];
         _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++)
@@ -136,6 +154,11 @@ KINL void bf16_tile(const int MR, const int NR, const uint16_t *xb, size_t ldx, 
                 _mm512_dpbf16_ps(acc[r][c], xv, wv[c]);
         }
     }
+    if (!last) {
+        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
+            _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++) acc_io[r * MM_NR + c] = acc[r][c];
+        return;
+    }
     _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
         _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++)
     {
@@ -146,11 +169,12 @@ KINL void bf16_tile(const int MR, const int NR, const uint16_t *xb, size_t ldx, 
 
 #define BF16_CASE(R_, C_)                                                                          \
     case (R_)*8 + (C_):                                                                            \
-        bf16_tile(R_, C_, xb, ldx, w, K, y, ldy, bias);                                            \
+        bf16_tile(R_, C_, xb, ldx, w, K, k0, k1, acc_io, first, last, y, ldy, bias);               \
         break;
 
 KFN void bf16_tile_any(int MR, int NR, const uint16_t *xb, size_t ldx, const uint16_t *w, size_t K,
-                       float *y, size_t ldy, const float *bias)
+                       size_t k0, size_t k1, __m512 *acc_io, bool first, bool last, float *y,
+                       size_t ldy, const float *bias)
 {
     switch (MR * 8 + NR) {
         BF16_CASE(1, 1)
@@ -347,31 +371,40 @@ void idf2_avx512_mm(float *y, const float *x, size_t m, size_t x_stride, const v
                                            : nblocks * Q4_BLOCK_BYTES;
     mm_prepare(x, m, x_stride, K, f, ws, nt);
     const int MR = f == IDF2_MM_BF16 ? BF16_MR : Q_MR;
+    const bool kblock = f == IDF2_MM_BF16 && m > 2;
+    const size_t kb = kblock ? BF16_KB : (K + 31) / 32 * 32;
     size_t nb = MM_W_BLOCK / (wrb ? wrb : 1) / MM_NR * MM_NR;
-    nb = nb < MM_NR ? MM_NR : nb;
+    nb = nb < MM_NR ? MM_NR : kblock && nb > BF16_NB ? BF16_NB : nb;
     const int team = m * N * K < (1u << 18) ? 1 : (nt > 0 ? nt : 1);
+    char *accs = (char *)ws + align64(m * kp * 2);
 #pragma omp parallel num_threads(team)
     {
         const size_t t = (size_t)omp_get_thread_num(), T = (size_t)omp_get_num_threads();
         const size_t n_groups = (N + MM_NR - 1) / MM_NR;
         const size_t n0 = n_groups * t / T * MM_NR, n1 = min_sz(N, n_groups * (t + 1) / T * MM_NR);
+        __m512 *acc = (__m512 *)(accs + t * acc_bytes());
         for (size_t b0 = n0; b0 < n1; b0 += nb) {
             const size_t b1 = min_sz(n1, b0 + nb);
             for (size_t m0 = 0; m0 < m; m0 += (size_t)MR) {
                 const int mr = (int)min_sz((size_t)MR, m - m0);
-                for (size_t j = b0; j < b1; j += MM_NR) {
-                    const int nr = (int)min_sz(MM_NR, b1 - j);
-                    const uint8_t *wj = (const uint8_t *)w + j * wrb;
-                    float *yj = y + m0 * N + j;
-                    const float *bj = bias ? bias + j : NULL;
-                    if (f == IDF2_MM_BF16)
-                        bf16_tile_any(mr, nr, (const uint16_t *)ws + m0 * kp, kp,
-                                      (const uint16_t *)wj, K, yj, N, bj);
-                    else
-                        q_tile_any(mr, nr, f == IDF2_MM_Q4_0, (const int8_t *)ws + m0 * kp,
-                                   (const float *)((const char *)ws + align64(m * kp)) +
-                                       m0 * (kp / 64) * 16,
-                                   kp, wj, wrb, nblocks, yj, N, bj);
+                for (size_t k0 = 0; k0 < K; k0 += kb) {
+                    const size_t k1 = min_sz((K + 31) / 32 * 32, k0 + kb);
+                    for (size_t j = b0; j < b1; j += MM_NR) {
+                        const int nr = (int)min_sz(MM_NR, b1 - j);
+                        const uint8_t *wj = (const uint8_t *)w + j * wrb;
+                        float *yj = y + m0 * N + j;
+                        const float *bj = bias ? bias + j : NULL;
+                        if (f == IDF2_MM_BF16)
+                            bf16_tile_any(mr, nr, (const uint16_t *)ws + m0 * kp, kp,
+                                          (const uint16_t *)wj, K, k0, k1,
+                                          acc + (j - b0) / MM_NR * BF16_MR * MM_NR, k0 == 0,
+                                          k1 >= K, yj, N, bj);
+                        else
+                            q_tile_any(mr, nr, f == IDF2_MM_Q4_0, (const int8_t *)ws + m0 * kp,
+                                       (const float *)((const char *)ws + align64(m * kp)) +
+                                           m0 * (kp / 64) * 16,
+                                       kp, wj, wrb, nblocks, yj, N, bj);
+                    }
                 }
             }
         }

@@ -30,9 +30,9 @@ enum idf2_mm_fmt {
     IDF2_MM_Q4_0,
 };
 
-/* Workspace bytes of idf2_avx512_mm for m rows of K inputs; non-decreasing
- * in m and K. */
-size_t idf2_avx512_mm_ws(size_t m, size_t K, enum idf2_mm_fmt f);
+/* Workspace bytes of idf2_avx512_mm for m rows of K inputs at nt threads;
+ * non-decreasing in m, K and nt. */
+size_t idf2_avx512_mm_ws(size_t m, size_t K, enum idf2_mm_fmt f, int nt);
 /* y[m][N] (+ bias) = x[m][K] W^T; x rows at x_stride floats.  ws: 64-byte
  * aligned, idf2_avx512_mm_ws bytes.  nt: OpenMP threads (>= 1). */
 void idf2_avx512_mm(float *y, const float *x, size_t m, size_t x_stride, const void *w, size_t N,

@@ -118,7 +118,7 @@ static void bench_shape(const char *label, enum idf2_mm_fmt f, size_t M, size_t 
     mat_random(&w, f, N, K, 7);
     float *x = xalloc(M * K * sizeof(float)), *y = xalloc(M * N * sizeof(float));
     fill(x, M * K, 3, 1.0f);
-    void *s = xalloc(idf2_avx512_mm_ws(M, K, f));
+    void *s = xalloc(idf2_avx512_mm_ws(M, K, f, nt));
     idf2_avx512_mm(y, x, M, K, w.data, N, K, f, NULL, s, nt);
     int reps = 0;
     double t0 = now(), c0 = cpu_now(), dt;
@@ -212,7 +212,7 @@ static int cmd_model(enum idf2_mm_fmt f, int nt, int decode, int prefill)
     const size_t P = prefill > 1 ? (size_t)prefill : 1;
     float *x = xalloc(P * 14336 * sizeof(float)), *y = xalloc(P * VOCAB * sizeof(float));
     fill(x, P * 14336, 5, 1.0f);
-    void *scratch = xalloc(idf2_avx512_mm_ws(P, 14336, f));
+    void *scratch = xalloc(idf2_avx512_mm_ws(P, 14336, f, nt));
     for (int pass = 0; pass < 2; pass++) {
         const size_t M = pass == 0 ? 1 : P;
         const int steps = pass == 0 ? decode : (prefill > 0 ? 1 : 0);

@@ -8,9 +8,10 @@
 #              commit c392e509), fetched by you: nothing is downloaded here;
 #   VLM_BUILD  a vlmcurate build tree with the bench target built
 #              (cmake --build VLM_BUILD --target bench_fast);
-#   WORK       a folder with ~45 GB free: llama.cpp's build, the GGUF files
-#              (F16 written by mk_mistral_gguf.py with random weights, then
-#              BF16, Q8_0 and Q4_0 by llama-quantize); reused when present.
+#   WORK       a folder with ~27 GB free (~42 GB with BF16): llama.cpp's
+#              build, the GGUF files (F16 written by mk_mistral_gguf.py with
+#              random weights, then Q8_0, Q4_0 and, with SIDEBYSIDE_BF16=1,
+#              BF16 by llama-quantize); reused when present.
 #   ROUNDS     alternations per test (default 1).
 # Needs /usr/bin/python3 with numpy and sentencepiece (for gguf-py):
 # VC_WITH_BENCH=1 scripts/install-deps.sh.
@@ -20,7 +21,7 @@
 # our kernels (32 layers of q, k, v, o, gate, up, down, and the 32000-row
 # head once per token; attention, norms and rotary are not run: under 1 %
 # of the work at these lengths, but llama.cpp's figures include them).
-# Pairs: llama F16 and BF16 against our bf16; Q8_0 against q8_0; Q4_0
+# Pairs: llama F16 (and BF16) against our bf16; Q8_0 against q8_0; Q4_0
 # against q4_0 (llama-quantize keeps output.weight in Q6_K for Q4_0).
 set -euo pipefail
 if [ $# -lt 3 ]; then
@@ -50,7 +51,13 @@ if [ ! -s "$f16" ]; then
   /usr/bin/python3 "$here/mk_mistral_gguf.py" "$src" "$f16.tmp" f16
   mv "$f16.tmp" "$f16"
 fi
-for t in BF16 Q8_0 Q4_0; do
+types="Q8_0 Q4_0"
+pairs="F16:bf16 Q8_0:q8_0 Q4_0:q4_0"
+if [ "${SIDEBYSIDE_BF16:-0}" = 1 ]; then
+  types="BF16 $types"
+  pairs="F16:bf16 BF16:bf16 Q8_0:q8_0 Q4_0:q4_0"
+fi
+for t in $types; do
   out=$work/mistral7b-$t.gguf
   if [ ! -s "$out" ]; then
     "$lb/bin/llama-quantize" "$f16" "$out.tmp" "$t" "$(nproc)" >"$work/quantize-$t.log" 2>&1
@@ -77,12 +84,12 @@ note() { # KEY VALUE: keeps the best of the rounds
 
 for r in $(seq "$rounds"); do
   for t in 1 2; do
-    for pair in "F16:bf16" "BF16:bf16" "Q8_0:q8_0" "Q4_0:q4_0"; do
+    for pair in $pairs; do
       lt=${pair%%:*}; ours=${pair##*:}
       note "probe_t$t" "$(probe "$t")"
       note "llama_${lt}_tg64_t$t" "$(llama_ts "$work/mistral7b-$lt.gguf" "$t" 0 64)"
       note "llama_${lt}_pp512_t$t" "$(llama_ts "$work/mistral7b-$lt.gguf" "$t" 512 0)"
-      if [ "$lt" != F16 ]; then
+      if [ "$lt" != BF16 ]; then
         out=$("$fast" model "$ours" --threads "$t" --decode 8 --prefill 512)
         note "ours_${ours}_tg_t$t" "$(echo "$out" | awk '/decode/ {print $7}')"
         note "ours_${ours}_gbs_t$t" "$(echo "$out" | awk '/decode/ {print $9}')"
@@ -98,13 +105,13 @@ ratio() { awk "BEGIN{ if ($2 > 0) printf \"%.2f\", $1 / $2; else print \"-\" }";
   echo "| test | threads | llama.cpp | tok/s | vlmcurate | tok/s | ratio | our read GB/s (% of probe) |"
   echo "|---|---|---|---|---|---|---|---|"
   for t in 1 2; do
-    for pair in "F16:bf16" "BF16:bf16" "Q8_0:q8_0" "Q4_0:q4_0"; do
+    for pair in $pairs; do
       lt=${pair%%:*}; ours=${pair##*:}
       l=${best[llama_${lt}_tg64_t$t]}; o=${best[ours_${ours}_tg_t$t]}; g=${best[ours_${ours}_gbs_t$t]}
       pct=$(awk "BEGIN{printf \"%.0f\", 100 * $g / ${best[probe_t$t]}}")
       echo "| decode | $t | $lt | $l | $ours | $o | $(ratio "$o" "$l") | $g ($pct %) |"
     done
-    for pair in "F16:bf16" "BF16:bf16" "Q8_0:q8_0" "Q4_0:q4_0"; do
+    for pair in $pairs; do
       lt=${pair%%:*}; ours=${pair##*:}
       l=${best[llama_${lt}_pp512_t$t]}; o=${best[ours_${ours}_pp512_t$t]}
       echo "| prefill 512 | $t | $lt | $l | $ours | $o | $(ratio "$o" "$l") | |"

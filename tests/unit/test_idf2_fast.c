@@ -150,7 +150,7 @@ static void check_matmul_shape(enum idf2_mm_fmt f, size_t M, size_t K, size_t N,
     for (size_t n = 0; n < N; n++)
         pack_row(f, wf + n * K, K, w + n * rb);
     float *y = malloc(M * N * sizeof *y), *y1 = malloc(N * sizeof *y1);
-    void *ws = scratch_for(idf2_avx512_mm_ws(M, K, f));
+    void *ws = scratch_for(idf2_avx512_mm_ws(M, K, f, 2));
     idf2_avx512_mm(y, x, M, K, w, N, K, f, bias, ws, 2);
     /* float32 accumulation of K terms: a few ulps of the sum of magnitudes. */
     double worst = 0;
@@ -228,7 +228,7 @@ TEST(matmul_batch_invariant)
         unsigned char *w = malloc(N * rb);
         for (size_t n = 0; n < N; n++)
             pack_row(f, wf + n * K, K, w + n * rb);
-        void *ws = scratch_for(idf2_avx512_mm_ws(M, K, f));
+        void *ws = scratch_for(idf2_avx512_mm_ws(M, K, f, 2));
         float *y0 = malloc(M * N * sizeof(float)), *y = malloc(M * N * sizeof(float));
         idf2_avx512_mm(y0, x, 1, K, w, N, K, f, NULL, ws, 1);
         for (size_t b = 1; b <= M; b++)
