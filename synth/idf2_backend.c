@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/vc_mem.h"
+#include "synth/idf2_cpu_avx512.h"
 #include "synth/idf2_kernels.h"
 #include "synth/idf2_ref.h"
 #include "synth/safetensors.h"
@@ -28,6 +29,7 @@ static const struct {
 } rows[] = {
     { IDF2_BACKEND_REF, &idf2_ref_ops, always },
     { IDF2_BACKEND_VEC, &idf2_vec_ops, always },
+    { IDF2_BACKEND_AVX512, &idf2_avx512_ops, idf2_avx512_usable },
 };
 #define N_ROWS (sizeof rows / sizeof rows[0])
 

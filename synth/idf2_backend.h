@@ -9,7 +9,10 @@
  *          compare against.  Always available.
  *   "vec"  portable float32 kernels (GCC vector extensions, 8 lanes; what
  *          -march makes of them): idf2_kernels.c.
- *   later rows (AVX-512 BF16/VNNI, CUDA) register in idf2_backend.c's table.
+ *   "avx512" AVX-512 BF16/VNNI matmul for bf16, Q8_0 and Q4_0 weights and tiled
+ *          (flash-style) non-causal attention: idf2_cpu_avx512.c; chosen
+ *          when the CPU has AVX-512 F/BW/VL/BF16/VNNI.
+ *   later rows (CUDA) register in idf2_backend.c's table.
  *
  * A row may leave an operation NULL: it then inherits the entry of the last
  * row before it in the table that has one (ultimately "ref"), so a fast row
@@ -196,6 +199,7 @@ enum idf2_backend_id {
     IDF2_BACKEND_AUTO = 0, /* the fastest row this CPU runs */
     IDF2_BACKEND_REF,
     IDF2_BACKEND_VEC,
+    IDF2_BACKEND_AVX512, /* AVX-512 BF16/VNNI: synth/idf2_cpu_avx512.c */
 };
 
 /* The resolved row (inherited entries filled in), or NULL when this CPU

@@ -8,8 +8,9 @@
  *
  * Numerics (batch invariance): output (m, n) of a matmul is a fixed chain
  * of operations on x's row m and w's row n; it does not depend on m, on the
- * other rows or on the thread count.  bf16: activations are rounded to bf16
- * (nearest even) once per call and vdpbf16ps accumulates in float32.
+ * other rows or on the thread count.  bf16: activations are split once per
+ * call into bf16 hi + lo terms (16 mantissa bits), two vdpbf16ps per input
+ * pair accumulate in float32.
  * Q8_0/Q4_0: activations are quantized to int8 in blocks of 32 per call,
  * block dot products are exact integers, scaled and summed in float32. */
 #ifndef VC_SYNTH_IDF2_CPU_AVX512_H
@@ -18,6 +19,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "synth/idf2_backend.h"
+
+/* The backend row "avx512" (synth/idf2_backend.h): matmul for bf16, Q8_0
+ * and Q4_0 and non-causal attention; the rest is inherited. */
+extern const struct idf2_ops idf2_avx512_ops;
 
 bool idf2_avx512_usable(void);
 

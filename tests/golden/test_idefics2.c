@@ -373,8 +373,29 @@ TEST(every_case_has_a_test)
     fixture_close(&f);
 }
 
-/* The fixture's weights are bf16: keeping them bf16 and widening inside the
- * kernels must give bitwise the results of widening at load. */
+/* Both traces hold `name` with the same count and agree within atol + rtol
+ * |a| everywhere (bitwise when both are 0). */
+static bool got_close(const struct collector *ca, const struct collector *cb, const char *name,
+                      double atol, double rtol)
+{
+    const struct got *a = got_find(ca, name), *b = got_find(cb, name);
+    if (!a || !b || a->n != b->n)
+        return false;
+    const float *fa = a->data, *fb = b->data;
+    double worst = 0;
+    for (size_t i = 0; i < a->n; i++) {
+        const double d = fabs((double)fa[i] - fb[i]) - rtol * fabs((double)fa[i]);
+        worst = d > worst ? d : worst;
+    }
+    if (worst > atol)
+        fprintf(stderr, "  %s: off by %g beyond rtol\n", name, worst);
+    return worst <= atol;
+}
+
+/* The fixture's weights are bf16: keeping them bf16 must give the results
+ * of widening at load, bit for bit on rows that widen bf16 exactly (ref,
+ * vec), and within the fixture README's float32 tolerances on rows that
+ * compute with bf16 operands (avx512: activations as bf16 hi + lo terms). */
 TEST(bf16_weights_match_f32)
 {
     struct fixture a, b;
@@ -395,11 +416,9 @@ TEST(bf16_weights_match_f32)
         cr.req.trace = &tb;
         CHECK_INT(idf2_generate(b.model, &cr.req, &rb, NULL), VC_OK);
         CHECK_STR(ra.text, rb.text);
-        const struct got *la = got_find(&ca, "logits"), *lb = got_find(&cb, "logits");
-        CHECK(la && lb && la->n == lb->n && memcmp(la->data, lb->data, la->n * 4) == 0);
-        const struct got *ia = got_find(&ca, "image_hidden_states"),
-                         *ib = got_find(&cb, "image_hidden_states");
-        CHECK(ia && ib && ia->n == ib->n && memcmp(ia->data, ib->data, ia->n * 4) == 0);
+        const bool exact = strcmp(idf2_backend_get(IDF2_BACKEND_AUTO)->name, "avx512") != 0;
+        CHECK(got_close(&ca, &cb, "logits", exact ? 0 : 1e-3, exact ? 0 : 1e-4));
+        CHECK(got_close(&ca, &cb, "image_hidden_states", exact ? 0 : 2e-4, exact ? 0 : 1e-4));
         idf2_result_release(&ra);
         idf2_result_release(&rb);
         collector_free(&ca);

@@ -122,12 +122,14 @@ static float unpack_at(enum idf2_mm_fmt f, const unsigned char *row, size_t k)
     return d * (float)(nib - 8);
 }
 
-/* x as the kernel sees it: bf16-rounded, or int8 blocks of 32 with
+/* x as the kernel sees it: bf16 hi + lo terms, or int8 blocks of 32 with
  * d = amax/127 (computed here independently). */
 static double x_seen(enum idf2_mm_fmt f, const float *xr, size_t K, size_t k)
 {
-    if (f == IDF2_MM_BF16)
-        return st_bf16_to_f32(st_f32_to_bf16(xr[k]));
+    if (f == IDF2_MM_BF16) {
+        const float hi = st_bf16_to_f32(st_f32_to_bf16(xr[k]));
+        return (double)hi + st_bf16_to_f32(st_f32_to_bf16(xr[k] - hi));
+    }
     float amax = 0;
     for (size_t e = k / 32 * 32; e < k / 32 * 32 + 32 && e < K; e++)
         amax = fabsf(xr[e]) > amax ? fabsf(xr[e]) : amax;
