@@ -309,7 +309,7 @@ static void check_case_on(const char *name, enum idf2_compute compute, const cha
 /* Every kernel row this CPU runs: the scalar reference with f32 weights,
  * the others with bf16 weights.  The fixture's weights are bf16, so both
  * compute modes hold the same values and the README's float32 tolerances
- * apply (bf16_weights_match_f32 checks the two modes agree bit for bit). */
+ * apply (bf16_weights_match_f32 checks the two modes agree). */
 static void check_case(const char *name)
 {
     const struct idf2_ops *ops;
