@@ -66,15 +66,19 @@ struct mat {
     unsigned char *data;
 };
 
+static enum idf2_wfmt wfmt_of(enum idf2_mm_fmt f)
+{
+    return f == IDF2_MM_BF16 ? IDF2_WF_BF16 : f == IDF2_MM_Q8_0 ? IDF2_WF_Q8_0 : IDF2_WF_Q4_0;
+}
+
 static size_t row_bytes(enum idf2_mm_fmt f, size_t K)
 {
-    const size_t nb = (K + 31) / 32;
-    return f == IDF2_MM_BF16 ? K * 2 : nb * (f == IDF2_MM_Q8_0 ? 34 : 18);
+    return idf2_wfmt_row_bytes(wfmt_of(f), K);
 }
 
 static const char *fmt_name(enum idf2_mm_fmt f)
 {
-    return f == IDF2_MM_BF16 ? "bf16" : f == IDF2_MM_Q8_0 ? "q8_0" : "q4_0";
+    return idf2_wfmt_name(wfmt_of(f));
 }
 
 static bool fmt_parse(const char *s, enum idf2_mm_fmt *f)

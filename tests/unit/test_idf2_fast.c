@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+#include "synth/idf2_backend.h"
 #include "synth/idf2_cpu_avx512.h"
 #include "synth/safetensors.h"
 
@@ -40,86 +41,24 @@ static void *scratch_for(size_t bytes)
     return p;
 }
 
-/* ggml-layout rows (synth/idf2_backend.h defines the formats; until the
- * backend table lands this test packs them itself): Q8_0 d = amax/127,
- * Q4_0 d = (largest magnitude, signed)/-8, codes rounded to nearest. */
-static uint16_t f16_of(float f)
+/* The weight formats as synth/idf2_backend.h defines and packs them. */
+static enum idf2_wfmt wfmt_of(enum idf2_mm_fmt f)
 {
-    /* Exact for the test's scales: round through double to half by hand. */
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    uint32_t sign = (u >> 16) & 0x8000u, a = u & 0x7fffffffu;
-    if (a < 0x38800000u) {
-        float af;
-        memcpy(&af, &a, 4);
-        return (uint16_t)(sign | (uint32_t)rintf(af * 16777216.0f));
-    }
-    uint32_t r = a - 0x38000000u;
-    r += 0xfffu + ((r >> 13) & 1u);
-    return (uint16_t)(sign | (r >> 13));
+    return f == IDF2_MM_BF16 ? IDF2_WF_BF16 : f == IDF2_MM_Q8_0 ? IDF2_WF_Q8_0 : IDF2_WF_Q4_0;
 }
 
-static size_t row_bytes(enum idf2_mm_fmt f, size_t K)
+/* N rows of K random weights packed in format f; *deq: their values. */
+static unsigned char *pack_rows(enum idf2_mm_fmt f, const float *src, size_t N, size_t K,
+                                float **deq)
 {
-    const size_t nb = (K + 31) / 32;
-    return f == IDF2_MM_BF16 ? K * 2 : nb * (f == IDF2_MM_Q8_0 ? 34 : 18);
-}
-
-static void pack_row(enum idf2_mm_fmt f, const float *src, size_t K, unsigned char *dst)
-{
-    if (f == IDF2_MM_BF16) {
-        for (size_t k = 0; k < K; k++) {
-            uint16_t h = st_f32_to_bf16(src[k]);
-            memcpy(dst + 2 * k, &h, 2);
-        }
-        return;
+    const size_t rb = idf2_wfmt_row_bytes(wfmt_of(f), K);
+    unsigned char *w = malloc(N * rb);
+    *deq = malloc(N * K * sizeof(float));
+    for (size_t n = 0; n < N; n++) {
+        idf2_quantize_row(wfmt_of(f), src + n * K, K, w + n * rb);
+        idf2_dequantize_row(wfmt_of(f), w + n * rb, K, *deq + n * K);
     }
-    const size_t bb = f == IDF2_MM_Q8_0 ? 34 : 18;
-    for (size_t b = 0; b < (K + 31) / 32; b++) {
-        float v[32], amax = 0, mx = 0;
-        for (size_t e = 0; e < 32; e++) {
-            v[e] = b * 32 + e < K ? src[b * 32 + e] : 0.0f;
-            if (fabsf(v[e]) > amax) {
-                amax = fabsf(v[e]);
-                mx = v[e];
-            }
-        }
-        const float d = f == IDF2_MM_Q8_0 ? amax / 127.0f : mx / -8.0f;
-        const uint16_t dh = f16_of(d);
-        const float df = st_f16_to_f32(dh), id = df != 0 ? 1.0f / df : 0.0f;
-        unsigned char *o = dst + b * bb;
-        memcpy(o, &dh, 2);
-        for (size_t e = 0; e < 32; e++) {
-            long q = lrintf(v[e] * id);
-            if (f == IDF2_MM_Q8_0) {
-                q = q < -127 ? -127 : q > 127 ? 127 : q;
-                o[2 + e] = (unsigned char)(int8_t)q;
-            } else {
-                q = q + 8 < 0 ? 0 : q + 8 > 15 ? 15 : q + 8;
-                if (e < 16)
-                    o[2 + e] = (unsigned char)q;
-                else
-                    o[2 + e - 16] |= (unsigned char)(q << 4);
-            }
-        }
-    }
-}
-
-static float unpack_at(enum idf2_mm_fmt f, const unsigned char *row, size_t k)
-{
-    if (f == IDF2_MM_BF16) {
-        uint16_t h;
-        memcpy(&h, row + 2 * k, 2);
-        return st_bf16_to_f32(h);
-    }
-    const size_t bb = f == IDF2_MM_Q8_0 ? 34 : 18, b = k / 32, e = k % 32;
-    uint16_t dh;
-    memcpy(&dh, row + b * bb, 2);
-    const float d = st_f16_to_f32(dh);
-    if (f == IDF2_MM_Q8_0)
-        return d * (float)(int8_t)row[b * bb + 2 + e];
-    const int nib = e < 16 ? row[b * bb + 2 + e] & 15 : row[b * bb + 2 + e - 16] >> 4;
-    return d * (float)(nib - 8);
+    return w;
 }
 
 /* x as the kernel sees it: bf16 hi + lo terms, or int8 blocks of 32 with
@@ -147,10 +86,8 @@ static void check_matmul_shape(enum idf2_mm_fmt f, size_t M, size_t K, size_t N,
 {
     float *wf = rand_vec(N * K, 0.05f, seed), *x = rand_vec(M * K, 1.0f, seed + 1);
     float *bias = rand_vec(N, 0.1f, seed + 2);
-    const size_t rb = row_bytes(f, K);
-    unsigned char *w = malloc(N * rb);
-    for (size_t n = 0; n < N; n++)
-        pack_row(f, wf + n * K, K, w + n * rb);
+    float *deq;
+    unsigned char *w = pack_rows(f, wf, N, K, &deq);
     float *y = malloc(M * N * sizeof *y), *y1 = malloc(N * sizeof *y1);
     void *ws = scratch_for(idf2_avx512_mm_ws(M, K, f, 2));
     idf2_avx512_mm(y, x, M, K, w, N, K, f, bias, ws, 2);
@@ -160,7 +97,7 @@ static void check_matmul_shape(enum idf2_mm_fmt f, size_t M, size_t K, size_t N,
         for (size_t n = 0; n < N; n++) {
             double ref = bias[n], mag = 0;
             for (size_t k = 0; k < K; k++) {
-                double t = x_seen(f, x + r * K, K, k) * unpack_at(f, w + n * rb, k);
+                double t = x_seen(f, x + r * K, K, k) * deq[n * K + k];
                 ref += t;
                 mag += fabs(t);
             }
@@ -181,40 +118,40 @@ static void check_matmul_shape(enum idf2_mm_fmt f, size_t M, size_t K, size_t N,
     free(ws);
     free(y1);
     free(y);
+    free(deq);
     free(w);
     free(bias);
     free(x);
     free(wf);
 }
 
-TEST(matmul_bf16)
+/* Shapes: M activation rows, K inputs (tails of 1, 16 and 33 inputs, an
+ * odd number of blocks, K = 4304), N weight rows (not multiples of 4). */
+static const size_t shapes[][3] = { { 1, 64, 16 }, { 7, 4304, 37 }, { 13, 300, 70 },
+                                    { 3, 33, 5 },  { 2, 32, 3 },    { 9, 100, 7 } };
+
+static void check_format(enum idf2_mm_fmt f)
 {
     if (!idf2_avx512_usable())
         return;
-    check_matmul_shape(IDF2_MM_BF16, 1, 64, 16, 10);
-    check_matmul_shape(IDF2_MM_BF16, 7, 4304, 37, 11);
-    check_matmul_shape(IDF2_MM_BF16, 13, 300, 70, 12);
-    check_matmul_shape(IDF2_MM_BF16, 3, 33, 5, 13);
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        check_matmul_shape(f, shapes[i][0], shapes[i][1], shapes[i][2],
+                           10 * (uint32_t)f + (uint32_t)i);
+}
+
+TEST(matmul_bf16)
+{
+    check_format(IDF2_MM_BF16);
 }
 
 TEST(matmul_q8_0)
 {
-    if (!idf2_avx512_usable())
-        return;
-    check_matmul_shape(IDF2_MM_Q8_0, 1, 64, 4, 20);
-    check_matmul_shape(IDF2_MM_Q8_0, 9, 4304, 37, 21);
-    check_matmul_shape(IDF2_MM_Q8_0, 5, 100, 7, 22);
-    check_matmul_shape(IDF2_MM_Q8_0, 2, 32, 3, 23);
+    check_format(IDF2_MM_Q8_0);
 }
 
 TEST(matmul_q4_0)
 {
-    if (!idf2_avx512_usable())
-        return;
-    check_matmul_shape(IDF2_MM_Q4_0, 1, 64, 4, 30);
-    check_matmul_shape(IDF2_MM_Q4_0, 9, 4304, 37, 31);
-    check_matmul_shape(IDF2_MM_Q4_0, 6, 130, 11, 32);
-    check_matmul_shape(IDF2_MM_Q4_0, 2, 32, 3, 33);
+    check_format(IDF2_MM_Q4_0);
 }
 
 /* Batch sizes 1..14 and 1 or 2 threads give the same bits for row 0. */
@@ -226,10 +163,8 @@ TEST(matmul_batch_invariant)
     float *wf = rand_vec(N * K, 0.05f, 40), *x = rand_vec(M * K, 1.0f, 41);
     for (int fi = IDF2_MM_BF16; fi <= IDF2_MM_Q4_0; fi++) {
         const enum idf2_mm_fmt f = (enum idf2_mm_fmt)fi;
-        const size_t rb = row_bytes(f, K);
-        unsigned char *w = malloc(N * rb);
-        for (size_t n = 0; n < N; n++)
-            pack_row(f, wf + n * K, K, w + n * rb);
+        float *deq;
+        unsigned char *w = pack_rows(f, wf, N, K, &deq);
         void *ws = scratch_for(idf2_avx512_mm_ws(M, K, f, 2));
         float *y0 = malloc(M * N * sizeof(float)), *y = malloc(M * N * sizeof(float));
         idf2_avx512_mm(y0, x, 1, K, w, N, K, f, NULL, ws, 1);
@@ -241,6 +176,7 @@ TEST(matmul_batch_invariant)
         free(y);
         free(y0);
         free(ws);
+        free(deq);
         free(w);
     }
     free(x);
