@@ -2,6 +2,7 @@
 #include "cmd_run.h"
 
 #include "core/vc_mem.h"
+#include "executor.h"
 #include "spec.h"
 
 #include <stdlib.h>
@@ -12,7 +13,8 @@ enum vc_status run_spec(const char *spec_path, const struct run_opts *opts, stru
 {
     struct spec_overrides ov = { .out_dir = opts->out_dir,
                                  .threads = opts->threads,
-                                 .max_error_rate = opts->max_error_rate };
+                                 .max_error_rate = opts->max_error_rate,
+                                 .executor = opts->executor };
     struct spec *spec;
     struct exec_result local;
     VC_TRY(spec_load(spec_path, &ov, &spec, err));
@@ -44,7 +46,7 @@ void run_print_summary(FILE *out, const char *out_dir, const struct exec_result 
 static void usage(FILE *out)
 {
     fprintf(out, "usage: vlmcurate run SPEC.json [--threads N] [--out DIR] [--force] [--quiet]\n"
-                 "                     [--max-error-rate X]\n"
+                 "                     [--max-error-rate X] [--executor NAME]\n"
                  "Runs the pipeline a JSON spec describes (see README, \"Pipeline spec\").\n"
                  "  --threads N  worker threads (default: the spec's \"threads\", else all cores)\n"
                  "  --out DIR    output folder (default: the spec's output.dir)\n"
@@ -54,7 +56,12 @@ static void usage(FILE *out)
                  "  --max-error-rate X  fail the run when more than this fraction (0..1) of\n"
                  "               the input samples are errors (default: the spec's\n"
                  "               \"max_error_rate\", else 1 = never)\n"
-                 "A rerun of the same spec into the same folder resumes: finished tasks are\n"
+                 "  --executor NAME  how tasks are scheduled (default: the spec's\n"
+                 "               \"executor\", else local):\n");
+    for (size_t i = 0; executor_table[i]; i++)
+        fprintf(out, "                 %-8s %s\n", executor_table[i]->name,
+                executor_table[i]->summary);
+    fprintf(out, "A rerun of the same spec into the same folder resumes: finished tasks are\n"
                  "skipped.  Exit status: 0 done, 1 failed (an input unit could not be read:\n"
                  "rerun to retry it; a source yielded no sample; too many errors), 2 usage\n"
                  "or spec error, or the output folder is in use by another run.\n");
@@ -86,6 +93,8 @@ int cmd_run_main(int argc, char **argv)
                 return 2;
             }
             o.max_error_rate = &max_error_rate;
+        } else if (!strcmp(a, "--executor") && i + 1 < argc) {
+            o.executor = argv[++i];
         } else if (!strcmp(a, "--out") && i + 1 < argc) {
             o.out_dir = argv[++i];
         } else if (!strcmp(a, "--force")) {

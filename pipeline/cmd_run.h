@@ -14,6 +14,7 @@ struct run_opts {
     int threads;         /* 0: the spec's, else all cores */
     bool force;
     const double *max_error_rate; /* NULL: the spec's */
+    const char *executor;         /* NULL: the spec's "executor", else local */
     FILE *log;                    /* progress and error lines (usually stderr); NULL = silent */
 };
 

@@ -1,28 +1,26 @@
-/* exec: the local executor.  Runs a loaded spec in rounds (stages/stage.h
- * says how the stage list splits), each task committed by a JSON marker
- * written last (manifests/commit.h), so a rerun after a crash redoes only
- * what was not committed:
+/* exec: `vlmcurate run` from start to end.  Builds the run's session
+ * (session.h), locks and claims the output folder (outdir.h) and hands the
+ * run to the executor the spec or command line names (executor.h).  The
+ * phases, each a set of tasks committed by a marker written last
+ * (manifests/manifest.h), so a rerun after a crash redoes only what was
+ * not committed:
  *
- *   MAP     per round, OpenMP threads over input units: read the unit
- *           (round 0) or what the previous round kept of it, run the
- *           round's per-sample stages, spill the survivors' bytes to
- *           OUT/_work/rR-map-NNNNNN.bin, commit rR-map-NNNNNN.json
- *           (records + ledger lines of rejects and errors);
- *   GLOBAL  per round but the last: the global stage's reduce parts
- *           (threads over parts, each committed), then its plan hook (one
- *           thread), committed by rR-plan.json;
- *   PLAN    one thread: shard cuts, unique output keys; commits
- *           OUT/_work/plan.json;
- *   REDUCE  OpenMP threads over output shards: copy each planned sample
- *           from the last round's spill (pread, one sample in memory at a
- *           time) into OUT/PREFIX-NNNNNN.tar; commit OUT/PREFIX-NNNNNN.json;
- *   FINISH  OUT/wids-index.json, OUT/ledger.jsonl, the stages' finish
- *           hooks, then OUT/run.json.
+ *   MAP     per round, one task per input unit (phase_map.h): read the
+ *           unit (round 0) or what the previous round kept of it, run the
+ *           round's per-sample stages, spill the survivors;
+ *   GLOBAL  per round but the last: the global stage's reduce parts, then
+ *           its plan (phase_global.h);
+ *   PLAN    one task: shard cuts, unique keys, one slice per shard
+ *           (phase_plan.h);
+ *   REDUCE  one task per output shard, reading only its slice and the
+ *           spill records it names (phase_reduce.h);
+ *   FINISH  one task: wids index, ledger, the stages' finish hooks, the
+ *           run-level checks, run.json (phase_finish.h).
  *
  * Every output except run.json (timings, thread count) is byte-identical
- * for any thread count and across interrupted and resumed runs.  The
- * executor never exits; a sample-level problem is a ledger line and a
- * line on stderr naming file, key, stage and reason. */
+ * for any thread count, executor, and across interrupted and resumed
+ * runs.  Never exits; a sample-level problem is a ledger line and a line
+ * on stderr naming file, key, stage and reason. */
 #ifndef VC_PIPELINE_EXEC_H
 #define VC_PIPELINE_EXEC_H
 

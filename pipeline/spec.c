@@ -238,6 +238,7 @@ static enum vc_status compute_hash(struct spec *s, struct vc_err *err)
     cJSON_DeleteItemFromObjectCaseSensitive(copy, "threads");
     cJSON_DeleteItemFromObjectCaseSensitive(copy, "log_interval_s");
     cJSON_DeleteItemFromObjectCaseSensitive(copy, "max_error_rate");
+    cJSON_DeleteItemFromObjectCaseSensitive(copy, "executor");
     cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(copy, "output"),
                                             "dir");
     char *text = cJSON_PrintUnformatted(copy);
@@ -252,9 +253,10 @@ static enum vc_status compute_hash(struct spec *s, struct vc_err *err)
 enum vc_status spec_parse(const char *text, size_t n, const char *spec_dir,
                           const struct spec_overrides *ov, struct spec **out, struct vc_err *err)
 {
-    static const char *const keys[] = { "sources",        "stages",      "output",
-                                        "limits",         "threads",     "log_interval_s",
-                                        "max_error_rate", "description", NULL };
+    static const char *const keys[] = {
+        "sources",        "stages",         "output",   "limits",      "threads",
+        "log_interval_s", "max_error_rate", "executor", "description", NULL
+    };
     struct spec *s = calloc(1, sizeof *s);
     if (!s)
         return oom(err);
@@ -279,6 +281,7 @@ enum vc_status spec_parse(const char *text, size_t n, const char *spec_dir,
         (rc = stage_cfg_u64(s->json, "spec", "log_interval_s", 10, 1, 86400, &interval, err)) < 0 ||
         (rc = stage_cfg_double(s->json, "spec", "max_error_rate", 1, 0, 1, &s->max_error_rate,
                                err)) < 0 ||
+        (rc = stage_cfg_str(s->json, "spec", "executor", "local", &s->executor, err)) < 0 ||
         (rc = parse_limits(s, cJSON_GetObjectItemCaseSensitive(s->json, "limits"), err)) < 0 ||
         (rc = parse_output(s, cJSON_GetObjectItemCaseSensitive(s->json, "output"), ov, err)) < 0)
         goto fail;
@@ -286,6 +289,8 @@ enum vc_status spec_parse(const char *text, size_t n, const char *spec_dir,
     s->log_interval_s = interval;
     if (ov && ov->max_error_rate)
         s->max_error_rate = *ov->max_error_rate;
+    if (ov && ov->executor)
+        s->executor = ov->executor;
     s->ctx.limits = &s->limits;
     s->ctx.spec_dir = s->spec_dir;
     s->ctx.out_dir = s->out_dir;

@@ -37,6 +37,7 @@ struct spec_overrides {
     const char *out_dir;
     int threads;
     const double *max_error_rate; /* NULL: the spec's */
+    const char *executor;         /* NULL: the spec's (borrowed for the spec's life) */
 };
 
 struct spec {
@@ -56,6 +57,10 @@ struct spec {
     /* The run fails when more than this fraction of its input samples end
      * in error (1 = never); not part of the hash. */
     double max_error_rate;
+    /* Which executor runs it (pipeline/executor.h): a name, checked when
+     * the run starts; not part of the hash.  Borrowed from json or the
+     * overrides. */
+    const char *executor;
     char hash[65]; /* sha256 of the spec without output.dir and threads */
     struct stage_ctx ctx;
 };

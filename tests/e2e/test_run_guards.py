@@ -12,6 +12,8 @@ and 16).  Inputs are made here with Python's tarfile.
 - max_error_rate: 1 error in 4 input samples (a shard that is no archive)
   fails a run allowed 0.2 (spec key or --max-error-rate) and passes at 0.3
   (the command line overrides the spec) and by default.
+- executors: `--executor nosuch` is refused listing the known ones; the spec
+  key "executor": "local" and --executor local give the default run's bytes.
 - a write error in the ledger (the file-size limit stands in for a full
   disk: the same write(2) failure) names the file, leaves no temporary file,
   and a rerun without the limit ends byte-identical to a clean run."""
@@ -129,6 +131,18 @@ for what, path, extra, rc in (("--max-error-rate 0.2", plain, ["--max-error-rate
                   "%s: a failed run writes no run.json" % what)
 r = run(plain, os.path.join(args.tmp, "rate-x"), ["--max-error-rate", "1.5"])
 vctest.expect(r.returncode == 2, "--max-error-rate 1.5 is refused (%d)" % r.returncode)
+
+# -- executors -----------------------------------------------------------
+r = run(many, os.path.join(args.tmp, "nosuch"), ["--executor", "nosuch"])
+vctest.expect(r.returncode == 2 and "unknown executor 'nosuch' (known: local)" in r.stderr,
+              "an unknown executor is refused (%d): %s" % (r.returncode, r.stderr[-200:]))
+named = spec("named.json", [{"name": "d", "type": "webdataset", "urls": "d-{00..29}.tar"}],
+             executor="local")
+for what, path, extra in (("spec executor local", named, []),
+                          ("--executor local", many, ["--executor", "local"])):
+    out = os.path.join(args.tmp, "ex-" + what.split()[0].strip("-"))
+    vctest.expect(run(path, out, extra).returncode == 0, what)
+    pe.compare_trees(clean, out, "default run vs " + what)
 
 # -- a write error in the ledger -----------------------------------------
 full = os.path.join(args.tmp, "full")

@@ -16,7 +16,15 @@
 #include "vc_test.h"
 
 #include "core/vc_fs.h"
+#include "core/vc_mem.h"
 #include "pipeline/exec.h"
+#include "pipeline/outdir.h"
+#include "pipeline/phase_finish.h"
+#include "pipeline/phase_global.h"
+#include "pipeline/phase_map.h"
+#include "pipeline/phase_plan.h"
+#include "pipeline/phase_reduce.h"
+#include "pipeline/session.h"
 #include "pipeline/spec.h"
 
 #include <cjson/cJSON.h>
@@ -25,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum { UNITS = 3, PER_UNIT = 10, RESIDUES = 5 };
 
@@ -334,6 +343,31 @@ TEST(global_stage_reduce_and_model_batches)
     CHECK_INT(n_batch_calls, calls);
 }
 
+static bool same_file(const char *a, const char *b)
+{
+    size_t na = 0, nb = 0;
+    unsigned char *da = vc_test_read_file(a, &na), *db = vc_test_read_file(b, &nb);
+    bool same = da && db && na == nb && memcmp(da, db, na) == 0;
+    free(da);
+    free(db);
+    return same;
+}
+
+static void expect_same_outputs(const char *x, const char *y)
+{
+    static const char *const names[] = { "ledger.jsonl", "shard-000000.tar", "shard-000000.json",
+                                         "wids-index.json" };
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        char a[4400], b[4400];
+        snprintf(a, sizeof a, "%s/%s", x, names[i]);
+        snprintf(b, sizeof b, "%s/%s", y, names[i]);
+        if (!same_file(a, b)) {
+            fprintf(stderr, "%s differs\n", names[i]);
+            vc_test_failures++;
+        }
+    }
+}
+
 /* An input file that vanishes after the spec was loaded (issue 7, item 2):
  * the run fails naming it, nothing of that unit is committed, the other
  * units are; once the file is back, a rerun reads it and ends with the
@@ -371,18 +405,78 @@ TEST(unreadable_unit_fails_uncommitted)
     CHECK_INT(rename(moved, path), 0);
     run(dir, out, 2);
     run(dir, clean, 1);
-    static const char *const same[] = { "ledger.jsonl", "shard-000000.tar", "shard-000000.json" };
-    for (size_t i = 0; i < sizeof same / sizeof *same; i++) {
-        char a[4400], b[4400];
-        size_t na = 0, nb = 0;
-        snprintf(a, sizeof a, "%s/%s", out, same[i]);
-        snprintf(b, sizeof b, "%s/%s", clean, same[i]);
-        unsigned char *da = vc_test_read_file(a, &na), *db = vc_test_read_file(b, &nb);
-        CHECK(da && db && na == nb && memcmp(da, db, na) == 0);
-        free(da);
-        free(db);
-    }
+    expect_same_outputs(out, clean);
 }
 
-#define TESTS(X) X(global_stage_reduce_and_model_batches) X(unreadable_unit_fails_uncommitted)
+/* The phase functions run one task at a time, every phase's tasks in
+ * reverse order, as separate cluster tasks would: the same bytes as the
+ * local executor.  Then a REDUCE task rewrites a shard from its slice
+ * alone, with plan.json and every unit manifest gone. */
+TEST(phases_run_alone)
+{
+    char dir[4096], out[4200], ref[4200], path[4400];
+    snprintf(dir, sizeof dir, "%s", vc_test_tmpdir());
+    snprintf(out, sizeof out, "%s/out", dir);
+    snprintf(ref, sizeof ref, "%s/ref", dir);
+    make_inputs(dir);
+    run(dir, ref, 2);
+    struct spec *s = load(dir, out, 1);
+    if (!s)
+        return;
+    struct session ss;
+    struct outdir od;
+    struct exec_result res = { 0 };
+    struct vc_err err = { 0 };
+    CHECK_INT(session_init(&ss, s, NULL, &err), VC_OK);
+    CHECK_INT(ss.n_rounds, 2);
+    CHECK_INT(outdir_claim(s, false, &od, &err), VC_OK);
+    for (size_t k = 0; k < ss.n_rounds; k++) {
+        struct arena **arenas = phase_map_arenas_new(&ss, k);
+        for (size_t u = ss.n_units; u-- > 0;)
+            CHECK_INT(phase_map_unit(&ss, k, u, arenas, &err), VC_OK);
+        phase_map_arenas_free(&ss, k, arenas);
+        if (k + 1 == ss.n_rounds)
+            break;
+        for (size_t p = phase_global_parts(&ss, k); p-- > 0;)
+            CHECK_INT(phase_global_part(&ss, k, p, &err), VC_OK);
+        CHECK_INT(phase_global_plan(&ss, k, &err), VC_OK);
+    }
+    CHECK_INT(phase_plan(&ss, &err), VC_OK);
+    struct cJSON *plan = NULL;
+    size_t n_shards = 0;
+    CHECK_INT(phase_plan_read(&ss, &plan, &n_shards, &err), VC_OK);
+    cJSON_Delete(plan);
+    CHECK_INT(n_shards, 1);
+    struct arena *arena = arena_new(s->limits.max_sample_bytes);
+    for (size_t k = n_shards; k-- > 0;)
+        CHECK_INT(phase_reduce_shard(&ss, k, arena, &err), VC_OK);
+    CHECK_INT(phase_finish(&ss, &res, &err), VC_OK);
+    CHECK_INT(res.totals.written, RESIDUES - 1);
+    expect_same_outputs(out, ref);
+
+    char saved[4400];
+    snprintf(path, sizeof path, "%s/shard-000000.tar", out);
+    snprintf(saved, sizeof saved, "%s/saved.tar", dir);
+    CHECK_INT(rename(path, saved), 0);
+    snprintf(path, sizeof path, "%s/shard-000000.json", out);
+    CHECK_INT(unlink(path), 0);
+    snprintf(path, sizeof path, "%s/_work/plan.json", out);
+    CHECK_INT(unlink(path), 0);
+    for (size_t k = 0; k < ss.n_rounds; k++)
+        for (size_t u = 0; u < ss.n_units; u++) {
+            snprintf(path, sizeof path, "%s/_work/r%zu-map-%06zu.json", out, k, u);
+            CHECK_INT(unlink(path), 0);
+        }
+    CHECK_INT(phase_reduce_shard(&ss, 0, arena, &err), VC_OK);
+    snprintf(path, sizeof path, "%s/shard-000000.tar", out);
+    CHECK(same_file(path, saved));
+    arena_free(arena);
+    outdir_release(&od);
+    session_fini(&ss);
+    spec_free(s);
+}
+
+#define TESTS(X)                                                                                   \
+    X(global_stage_reduce_and_model_batches)                                                       \
+    X(unreadable_unit_fails_uncommitted) X(phases_run_alone)
 TEST_MAIN(TESTS)

@@ -1,0 +1,116 @@
+/* manifest: the schemas of the JSON documents a run writes about its own
+ * tasks under OUT/_work and beside its shards, written and read here only,
+ * so an executor on another machine (a cluster task) reads exactly what
+ * the local one wrote.  Every document carries "spec_hash": a task is
+ * committed when its document exists and names the run's spec
+ * (commit_valid).  Documents (R = round, in files rR-...):
+ *
+ *   unit     rR-map-UUUUUU.json: a MAP task's records kept (index, source
+ *            key, where it sits in the task's spill, tar bytes, what the
+ *            stages attached) and its ledger lines (rejects, errors);
+ *   part     rR-STAGE-reduce-PPPPPP.json: one reduce part done;
+ *   round    rR-plan.json: a global stage's decisions (records dropped,
+ *            with unit, index, key, state, stage, reason and the kept
+ *            duplicate's unit and index), shard sizing and its report;
+ *   slice    plan-shard-NNNNNN.json: what one output shard holds, in order
+ *            (unit, index, spill offset and length, source, output key): a
+ *            REDUCE task reads its slice and nothing else of the plan;
+ *   plan     plan.json: the PLAN commit: shard cuts and the run's report;
+ *   shard    PREFIX-NNNNNN.json beside each shard: counts, bytes, sha256.
+ *
+ * Getters borrow from the document; builders return owned documents
+ * (cJSON_Delete) or VC_EFATAL out_of_memory. */
+#ifndef VC_MANIFESTS_MANIFEST_H
+#define VC_MANIFESTS_MANIFEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/vc_err.h"
+#include "ledger.h"
+
+struct cJSON;
+
+/* ---- unit ---- */
+struct manifest_kept {
+    uint64_t index;
+    const char *key; /* the key as the source spelled it */
+    uint64_t off, len, tar_bytes;
+    const struct cJSON *extra; /* NULL or an object */
+};
+struct cJSON *manifest_unit_new(const char *hash, unsigned round, unsigned unit, const char *file);
+enum vc_status manifest_unit_add_kept(struct cJSON *doc, const struct manifest_kept *k,
+                                      struct vc_err *err);
+enum vc_status manifest_unit_add_line(struct cJSON *doc, const struct ledger_entry *e,
+                                      struct vc_err *err);
+/* Records how many samples entered the task (kept + ledger lines). */
+enum vc_status manifest_unit_set_input(struct cJSON *doc, uint64_t input, struct vc_err *err);
+/* First kept record / first ledger line (walk with ->next); NULL if none. */
+const struct cJSON *manifest_unit_kept(const struct cJSON *doc);
+const struct cJSON *manifest_unit_lines(const struct cJSON *doc);
+size_t manifest_unit_n_kept(const struct cJSON *doc);
+void manifest_kept_get(const struct cJSON *item, struct manifest_kept *out);
+uint64_t manifest_line_index(const struct cJSON *line);
+
+/* ---- part ---- */
+struct cJSON *manifest_part_new(const char *hash, const char *stage, unsigned round, size_t part);
+
+/* ---- round ---- */
+struct manifest_drop {
+    uint32_t unit;
+    uint64_t index;
+    const char *key, *state, *stage, *reason; /* state: "rejected" | "duplicate" */
+    bool has_dup;
+    uint32_t dup_unit;
+    uint64_t dup_index;
+};
+struct manifest_sizing {
+    uint64_t n_order, samples_per_shard, shard_bytes;
+};
+/* `report` is copied. */
+struct cJSON *manifest_round_new(const char *hash, const char *stage, unsigned round,
+                                 const struct manifest_sizing *sz, const struct cJSON *report);
+enum vc_status manifest_round_add_drop(struct cJSON *doc, const struct manifest_drop *d,
+                                       struct vc_err *err);
+const struct cJSON *manifest_round_drops(const struct cJSON *doc);
+void manifest_drop_get(const struct cJSON *item, struct manifest_drop *out);
+void manifest_round_sizing(const struct cJSON *doc, struct manifest_sizing *out);
+/* The report object, detached from doc: owned. */
+struct cJSON *manifest_take_report(struct cJSON *doc);
+
+/* ---- slice ---- */
+struct manifest_slot {
+    uint32_t unit, source;
+    uint64_t index, off, len;
+    const char *key; /* output key */
+};
+struct cJSON *manifest_slice_new(const char *hash, size_t shard, size_t first);
+enum vc_status manifest_slice_add(struct cJSON *doc, const struct manifest_slot *s,
+                                  struct vc_err *err);
+/* Reads the slice's slots: *out owned (free), keys borrowed from doc.
+ * VC_EFATAL json_invalid naming `what` when malformed. */
+enum vc_status manifest_slice_slots(const struct cJSON *doc, const char *what,
+                                    struct manifest_slot **out, size_t *n, struct vc_err *err);
+
+/* ---- plan ---- */
+/* starts: n_shards + 1 positions into the output order; report copied. */
+struct cJSON *manifest_plan_new(const char *hash, const size_t *starts, size_t n_shards,
+                                const struct cJSON *report);
+/* *starts owned (free); VC_EFATAL json_invalid when malformed. */
+enum vc_status manifest_plan_starts(const struct cJSON *doc, size_t **starts, size_t *n_shards,
+                                    struct vc_err *err);
+const struct cJSON *manifest_plan_report(const struct cJSON *doc);
+
+/* ---- shard ---- */
+struct manifest_shard {
+    const char *name, *sha256, *first_key, *last_key;
+    uint64_t samples, bytes, tar_bytes;
+};
+/* per_source: samples per source, names[i] for i < n_sources (0 = left out). */
+struct cJSON *manifest_shard_new(const char *hash, const struct manifest_shard *m,
+                                 const char *const *names, const uint64_t *per_source,
+                                 size_t n_sources);
+void manifest_shard_get(const struct cJSON *doc, struct manifest_shard *out);
+
+#endif

@@ -1,0 +1,27 @@
+/* phase_plan: PLAN, after the last round, on one thread: the last round's
+ * records in the order the global stages left, cut into shards
+ * (plan_shards) under unique output keys (plan_unique_keys).  Writes one
+ * slice per shard (OUT/_work/plan-shard-NNNNNN.json: what that shard holds
+ * and where each sample sits in the spills, so a REDUCE task reads nothing
+ * else), then plan.json (the commit: shard cuts, the stages' report).
+ * Memory: a few words per record of the last round (the one step that
+ * sees every record at once). */
+#ifndef VC_PIPELINE_PHASE_PLAN_H
+#define VC_PIPELINE_PHASE_PLAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/vc_err.h"
+#include "session.h"
+
+struct cJSON;
+
+bool phase_plan_done(const struct session *ss);
+enum vc_status phase_plan(const struct session *ss, struct vc_err *err);
+/* The committed plan.json (owned: cJSON_Delete) and its shard count;
+ * VC_EFATAL naming the file when it is missing or malformed. */
+enum vc_status phase_plan_read(const struct session *ss, struct cJSON **doc, size_t *n_shards,
+                               struct vc_err *err);
+
+#endif

@@ -1,0 +1,223 @@
+/* session: rounds, paths and the readers of committed files.  A file that
+ * should be committed but is missing or names another spec is an error
+ * naming it: a phase never starts on the half of a run. */
+#include "session.h"
+
+#include "manifests/commit.h"
+#include "manifests/manifest.h"
+
+#include <cjson/cJSON.h>
+#include <omp.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+static enum vc_status oom(struct vc_err *err)
+{
+    return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+}
+
+/* Splits the stage list after each global stage. */
+static enum vc_status rounds_build(struct session *ss, struct vc_err *err)
+{
+    const struct spec *sp = ss->spec;
+    ss->rounds = calloc(sp->n_stages + 1, sizeof *ss->rounds);
+    if (!ss->rounds)
+        return oom(err);
+    struct session_round *rd = &ss->rounds[0];
+    *rd = (struct session_round){ .first = 0, .global = -1, .batch = 1 };
+    for (size_t k = 0; k < sp->n_stages; k++) {
+        const struct spec_stage *st = &sp->stages[k];
+        if (st->ops->caps & STAGE_CAP_MODEL) {
+            size_t b = st->ops->batch_size ? st->ops->batch_size(st->state) : 1;
+            rd->model = true;
+            if (b > rd->batch)
+                rd->batch = b < SESSION_MAX_BATCH ? b : SESSION_MAX_BATCH;
+        }
+        if (stage_is_global(st->ops)) {
+            rd->end = k + 1;
+            rd->global = (long)k;
+            rd++;
+            *rd = (struct session_round){ .first = k + 1, .global = -1, .batch = 1 };
+        }
+    }
+    rd->end = sp->n_stages;
+    ss->n_rounds = (size_t)(rd - ss->rounds) + 1;
+    return VC_OK;
+}
+
+enum vc_status session_init(struct session *ss, struct spec *spec, FILE *log, struct vc_err *err)
+{
+    memset(ss, 0, sizeof *ss);
+    ss->spec = spec;
+    ss->log = log;
+    if (spec->threads <= 0)
+        spec->threads = omp_get_max_threads();
+    ss->n_units = spec_n_units(spec);
+    VC_TRY(rounds_build(ss, err));
+    ss->ctx = calloc(ss->n_rounds, sizeof *ss->ctx);
+    if (!ss->ctx)
+        return oom(err);
+    for (size_t k = 0; k < ss->n_rounds; k++) {
+        ss->ctx[k] = spec->ctx;
+        ss->ctx[k].round = (uint32_t)k;
+        ss->ctx[k].n_units = ss->n_units;
+    }
+    return VC_OK;
+}
+
+void session_fini(struct session *ss)
+{
+    free(ss->rounds);
+    free(ss->ctx);
+    memset(ss, 0, sizeof *ss);
+}
+
+char *session_work_path(const struct session *ss, const char *fmt, ...)
+{
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    const char *dir = ss->spec->work_dir;
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+const char *session_unit_file(const struct session *ss, const char *file)
+{
+    const char *dir = ss->spec->spec_dir;
+    size_t n = strlen(dir);
+    if (n && !strncmp(file, dir, n) && file[n] == '/')
+        return file + n + 1 + (file[n + 1] == '/');
+    return file;
+}
+
+void session_recs_free(const struct session *ss, struct session_recs *rs)
+{
+    for (size_t u = 0; rs->docs && u < ss->n_units; u++)
+        cJSON_Delete(rs->docs[u]);
+    free(rs->docs);
+    free(rs->v);
+    free(rs->off);
+    free(rs->len);
+    free(rs->first);
+    memset(rs, 0, sizeof *rs);
+}
+
+enum vc_status session_recs_load(const struct session *ss, size_t round, struct session_recs *rs,
+                                 struct vc_err *err)
+{
+    memset(rs, 0, sizeof *rs);
+    rs->docs = calloc(ss->n_units + 1, sizeof *rs->docs);
+    rs->first = calloc(ss->n_units + 1, sizeof *rs->first);
+    if (!rs->docs || !rs->first)
+        return oom(err);
+    size_t n = 0;
+    for (size_t u = 0; u < ss->n_units; u++) {
+        char *man = session_work_path(ss, "r%zu-map-%06zu.json", round, u);
+        bool ok = man && commit_valid(man, ss->spec->hash, &rs->docs[u]);
+        free(man);
+        if (!ok)
+            return vc_err_set(err, VC_EFATAL, VC_REASON_io_error,
+                              "unit %zu: its round %zu manifest is missing or names another spec",
+                              u, round);
+        rs->first[u] = n;
+        n += manifest_unit_n_kept(rs->docs[u]);
+    }
+    rs->first[ss->n_units] = n;
+    rs->n = n;
+    rs->v = calloc(n + 1, sizeof *rs->v);
+    rs->off = calloc(n + 1, sizeof *rs->off);
+    rs->len = calloc(n + 1, sizeof *rs->len);
+    if (!rs->v || !rs->off || !rs->len)
+        return oom(err);
+    size_t i = 0;
+    for (size_t u = 0; u < ss->n_units; u++) {
+        size_t source;
+        spec_unit(ss->spec, u, &source);
+        for (const cJSON *it = manifest_unit_kept(rs->docs[u]); it; it = it->next, i++) {
+            struct manifest_kept k;
+            manifest_kept_get(it, &k);
+            rs->v[i] = (struct stage_rec){ .unit = (uint32_t)u,
+                                           .source = (uint32_t)source,
+                                           .index = k.index,
+                                           .bytes = k.tar_bytes,
+                                           .key = k.key,
+                                           .extra = k.extra };
+            rs->off[i] = k.off;
+            rs->len[i] = k.len;
+        }
+    }
+    return VC_OK;
+}
+
+void session_carry_free(struct session_carry *c)
+{
+    free(c->order);
+    cJSON_Delete(c->report);
+    memset(c, 0, sizeof *c);
+}
+
+enum vc_status session_carry_load(const struct session *ss, size_t round, struct session_carry *c,
+                                  struct vc_err *err)
+{
+    memset(c, 0, sizeof *c);
+    c->samples_per_shard = ss->spec->samples_per_shard;
+    c->shard_bytes = ss->spec->shard_bytes;
+    if (round == 0) {
+        c->report = cJSON_CreateObject();
+        return c->report ? VC_OK : oom(err);
+    }
+    char *man = session_work_path(ss, "r%zu-plan.json", round - 1);
+    char *order = session_work_path(ss, "r%zu-order.bin", round - 1);
+    cJSON *doc = NULL;
+    enum vc_status rc = man && order ? VC_OK : oom(err);
+    if (rc == VC_OK && !commit_valid(man, ss->spec->hash, &doc))
+        rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s is missing or names another spec",
+                        man);
+    if (rc == VC_OK)
+        rc = spill_order_read(order, &c->order, &c->n_order, err);
+    struct manifest_sizing sz = { 0 };
+    if (rc == VC_OK) {
+        manifest_round_sizing(doc, &sz);
+        if (sz.n_order != c->n_order)
+            rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s does not match %s", order, man);
+    }
+    if (rc == VC_OK) {
+        c->ordered = true;
+        c->samples_per_shard = sz.samples_per_shard;
+        c->shard_bytes = sz.shard_bytes;
+        c->report = manifest_take_report(doc);
+        if (!c->report)
+            rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: no report", man);
+    }
+    cJSON_Delete(doc);
+    free(man);
+    free(order);
+    if (rc != VC_OK)
+        session_carry_free(c);
+    return rc;
+}
+
+enum vc_status session_carry_order(const struct session_carry *c, const struct session_recs *rs,
+                                   size_t **order, size_t *n, struct vc_err *err)
+{
+    size_t cap = c->ordered ? c->n_order : rs->n;
+    size_t *o = calloc(cap + 1, sizeof *o), k = 0;
+    if (!o)
+        return oom(err);
+    struct stage_plan p = { .recs = rs->v, .n_recs = rs->n };
+    for (size_t i = 0; i < cap; i++) {
+        size_t pos = c->ordered ? stage_plan_find(&p, c->order[i].unit, c->order[i].index) : i;
+        if (pos != SIZE_MAX)
+            o[k++] = pos;
+    }
+    *order = o;
+    *n = k;
+    return VC_OK;
+}
