@@ -67,7 +67,9 @@ enum vc_status {
     X(disallowed_by_header, 39)                                                                    \
     X(opted_out, 40)                                                                               \
     X(bad_url, 41)                                                                                 \
-    X(network_error, 42)
+    X(network_error, 42)                                                                           \
+    X(engine_error, 43)                                                                            \
+    X(too_long, 44)
 
 enum vc_reason {
 #define VC_REASON_ENUM_(name, code) VC_REASON_##name = code,

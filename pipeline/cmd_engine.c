@@ -30,7 +30,7 @@ static const char generate_usage[] =
     "usage: vlmcurate generate --model DIR [--image PATH]... (--prompt TEXT | --chat TEXT)\n"
     "         [--max-new-tokens N] [--image-splitting on|off]\n"
     "         [--temperature T --top-p P --seed S] [--threads N] [--bf16] [--cache] [--stats]\n"
-    "         [--backend NAME]\n"
+    "         [--backend NAME] [--ids]\n"
     "Runs the Idefics2 checkpoint in DIR on the images and prints the generated text.\n"
     "  --prompt TEXT   the raw processor prompt, one literal <image> per --image\n"
     "  --chat TEXT     one user turn: the images, then TEXT, then 'Assistant:'\n"
@@ -42,7 +42,8 @@ static const char generate_usage[] =
     "  --bf16           keep weights in bf16 (half the memory of float32)\n"
     "  --cache          with --bf16: write/read a bf16 copy next to the weights\n"
     "  --stats          print load and timing figures to stderr\n"
-    "  --backend NAME   kernel row: ref (scalar reference), vec, ... (default: the fastest)\n";
+    "  --backend NAME   kernel row: ref (scalar reference), vec, ... (default: the fastest)\n"
+    "  --ids            print the generated token ids on a second line\n";
 
 static bool parse_int(const char *s, long lo, long hi, long *out)
 {
@@ -96,7 +97,7 @@ int cmd_generate_main(int argc, char **argv)
     size_t n_images = 0;
     struct idf2_load_opts lo = { .compute = IDF2_COMPUTE_F32 };
     struct idf2_request req = { .image_splitting = -1 };
-    bool stats = false;
+    bool stats = false, ids = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         long n;
@@ -110,6 +111,8 @@ int cmd_generate_main(int argc, char **argv)
             lo.use_cache = true;
         } else if (!strcmp(a, "--stats")) {
             stats = true;
+        } else if (!strcmp(a, "--ids")) {
+            ids = true;
         } else if (!v) {
             fprintf(stderr, "vlmcurate generate: '%s' needs a value or is unknown\n%s", a,
                     generate_usage);
@@ -188,6 +191,11 @@ int cmd_generate_main(int argc, char **argv)
         goto out;
     }
     printf("%s\n", res.text);
+    if (ids) {
+        for (size_t i = 0; i < res.n_ids; i++)
+            printf("%s%d", i ? " " : "", (int)res.ids[i]);
+        printf("\n");
+    }
     if (stats) {
         const double dec_tok = res.n_ids > 1 ? (double)(res.n_ids - 1) : 0;
         fprintf(stderr,

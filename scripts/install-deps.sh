@@ -17,6 +17,9 @@ PACKAGES=(
   wamerican             # English word list for the common-word filter
   python3 tar gzip zstd # test drivers and independent tar readers
   python3-pil           # real images served by the download tests
+  libtesseract-dev tesseract-ocr-eng     # the ocr stage's Tesseract backend
+  libpoppler-glib-dev libcairo2-dev      # the pdf source renders pages
+  poppler-utils         # pdftotext: the OCR tests' ground truth
 )
 if [ "${VC_WITH_BENCH:-0}" = 1 ]; then
   # tests/bench/sidebyside.sh: gguf-py (from the llama.cpp tree) needs them.

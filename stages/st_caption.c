@@ -1,0 +1,468 @@
+/* st_caption: the caption and ocr stages.  Owns the stage's parameters,
+ * the provenance template written with every text, and per task the
+ * unit's result cache (and, for Tesseract, the recogniser).  The model is
+ * the pool's (st_model.h); the engine decides every token. */
+#include "st_caption.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/vc_mem.h"
+#include "ocr_tess.h"
+#include "st_model.h"
+#include "stage_cfg.h"
+
+/* The chat user messages behind the prompt names.  The OCR one asks for
+ * the text only, as Idefics2's document fine-tuning data phrased it. */
+static const char *const prompt_names[] = { "short", "detailed", "ocr", NULL };
+static const char *const prompt_texts[] = {
+    "Describe this image in one sentence.",
+    "Describe this image in detail.",
+    "What is written in this image? Transcribe the text exactly.",
+};
+enum { PROMPT_SHORT, PROMPT_DETAILED, PROMPT_OCR };
+
+/* Beyond this a batch holds more pixels than it saves weight passes. */
+#define CAPTION_MAX_BATCH 256
+#define CAPTION_MAX_FIELD 64
+
+struct st_caption {
+    const char *where;
+    bool ocr;
+    struct st_model *model; /* NULL: Tesseract */
+    char *lang;             /* Tesseract's language */
+    char *prompt;
+    int image_splitting;
+    struct idf2_gen_params gen;
+    uint64_t seed;
+    char field[CAPTION_MAX_FIELD], prov_key[CAPTION_MAX_FIELD + 16];
+    bool replace_txt, record_ids;
+    size_t batch;
+    char tag[32];
+    const char *work_dir;
+    struct img_limits img_limits;
+    cJSON *provenance; /* the per-stage part of every provenance object */
+};
+
+struct caption_task {
+    struct st_model_cache *cache;
+    struct ocr_tess *tess;
+};
+
+static enum vc_status oom(struct vc_err *err)
+{
+    return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+}
+
+static void caption_destroy(void *state)
+{
+    struct st_caption *st = state;
+    if (!st)
+        return;
+    st_model_close(st->model);
+    free(st->lang);
+    free(st->prompt);
+    cJSON_Delete(st->provenance);
+    free(st);
+}
+
+static enum vc_status parse_sampling(struct st_caption *st, const cJSON *cfg, struct vc_err *err)
+{
+    const cJSON *s = cfg ? cJSON_GetObjectItemCaseSensitive(cfg, "sampling") : NULL;
+    if (s && !cJSON_IsNull(s) && !cJSON_IsObject(s))
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "%s: \"sampling\" must be an object",
+                          st->where);
+    static const char *const keys[] = { "temperature", "top_p", "seed", NULL };
+    if (cJSON_IsObject(s))
+        VC_TRY(stage_cfg_check_keys(s, st->where, keys, err));
+    double t, p;
+    uint64_t seed;
+    VC_TRY(stage_cfg_double(s, st->where, "temperature", 0, 0, 100, &t, err));
+    VC_TRY(stage_cfg_double(s, st->where, "top_p", 1, 1e-6, 1, &p, err));
+    VC_TRY(stage_cfg_u64(s, st->where, "seed", 0, 0, UINT64_MAX, &seed, err));
+    st->gen.temperature = (float)t;
+    st->gen.top_p = (float)p;
+    st->seed = seed;
+    return VC_OK;
+}
+
+static enum vc_status parse_prompt(struct st_caption *st, const cJSON *cfg, struct vc_err *err)
+{
+    const char *p;
+    VC_TRY(stage_cfg_str(cfg, st->where, "prompt",
+                         prompt_names[st->ocr ? PROMPT_OCR : PROMPT_SHORT], &p, err));
+    const char *text = p;
+    for (int i = 0; prompt_names[i]; i++)
+        if (strcmp(p, prompt_names[i]) == 0)
+            text = prompt_texts[i];
+    if (!text[0] || strstr(text, "<image>"))
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                          "%s: \"prompt\" must be short, detailed, ocr or a user message without "
+                          "<image> (the image goes first)",
+                          st->where);
+    st->prompt = vc_strdup(text);
+    return st->prompt ? VC_OK : oom(err);
+}
+
+static enum vc_status build_provenance(struct st_caption *st, bool bf16, struct vc_err *err)
+{
+    cJSON *p = st->provenance = cJSON_CreateObject();
+    if (!p)
+        return oom(err);
+    bool ok = true;
+    if (st->model) {
+        struct idf2_model_info info;
+        idf2_model_info(st_model_engine(st->model), &info);
+        int max_new = st->gen.max_new_tokens ? st->gen.max_new_tokens : info.default_max_new;
+        ok = cJSON_AddStringToObject(p, "model", st_model_name(st->model)) &&
+             cJSON_AddStringToObject(p, "config_sha256", st_model_config_sha256(st->model)) &&
+             cJSON_AddStringToObject(p, "engine", "vlmcurate " VC_VERSION " idefics2") &&
+             cJSON_AddStringToObject(p, "compute", bf16 ? "bf16" : "f32") &&
+             cJSON_AddStringToObject(p, "prompt", st->prompt) &&
+             cJSON_AddBoolToObject(p, "image_splitting", st->image_splitting != 0) &&
+             cJSON_AddNumberToObject(p, "max_new_tokens", max_new) &&
+             cJSON_AddNumberToObject(p, "temperature", st->gen.temperature) &&
+             cJSON_AddNumberToObject(p, "top_p", st->gen.top_p) &&
+             cJSON_AddNumberToObject(p, "seed", (double)st->seed);
+    } else {
+        char v[64];
+        ocr_tess_version(v, sizeof v);
+        ok =
+            cJSON_AddStringToObject(p, "engine", v) && cJSON_AddStringToObject(p, "lang", st->lang);
+    }
+    return ok ? VC_OK : oom(err);
+}
+
+static enum vc_status caption_create_kind(const cJSON *cfg, const struct stage_ctx *ctx, bool ocr,
+                                          void **state, struct vc_err *err)
+{
+    static const char *const keys[] = {
+        "stage",          "model",    "compute",    "prompt",      "image_splitting",
+        "max_new_tokens", "sampling", "field",      "replace_txt", "batch",
+        "engine",         "lang",     "record_ids", NULL
+    };
+    const char *where = ocr ? "stage 'ocr'" : "stage 'caption'";
+    VC_TRY(stage_cfg_check_keys(cfg, where, keys, err));
+    struct st_caption *st = calloc(1, sizeof *st);
+    if (!st)
+        return oom(err);
+    st->where = where;
+    st->ocr = ocr;
+    st->work_dir = ctx ? ctx->work_dir : NULL;
+    if (ctx && ctx->limits)
+        st->img_limits = (struct img_limits){ ctx->limits->max_pixels, ctx->limits->max_side };
+    int engine = 0, compute = 0;
+    uint64_t max_new = 0, batch = 0;
+    const char *model = NULL, *field = NULL, *lang = NULL;
+    static const char *const engines[] = { "model", "tesseract", NULL };
+    static const char *const computes[] = { "f32", "bf16", NULL };
+    enum vc_status rc = stage_cfg_enum(cfg, where, "engine", engines, 0, &engine, err);
+    if (rc >= 0 && engine == 1 && !ocr)
+        rc = vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                        "%s: \"engine\": \"tesseract\" is for the ocr stage", where);
+    if (rc >= 0)
+        rc = stage_cfg_enum(cfg, where, "compute", computes, 0, &compute, err);
+    if (rc >= 0)
+        rc = stage_cfg_str(cfg, where, "model", NULL, &model, err);
+    if (rc >= 0 && engine == 0 && !model)
+        rc = vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                        "%s: \"model\" (a checkpoint folder) is required", where);
+    if (rc >= 0)
+        rc = stage_cfg_u64(cfg, where, "max_new_tokens", 0, 0, IDF2_MAX_CONTEXT, &max_new, err);
+    if (rc >= 0)
+        rc = stage_cfg_u64(cfg, where, "batch", 16, 1, CAPTION_MAX_BATCH, &batch, err);
+    if (rc >= 0)
+        rc =
+            stage_cfg_str(cfg, where, "field", ocr ? "ocr_text" : "synthetic_caption", &field, err);
+    if (rc >= 0 && (!field[0] || strlen(field) >= CAPTION_MAX_FIELD))
+        rc = vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "%s: \"field\" must be 1 to %d bytes",
+                        where, CAPTION_MAX_FIELD - 1);
+    if (rc >= 0)
+        rc = stage_cfg_bool(cfg, where, "replace_txt", false, &st->replace_txt, err);
+    if (rc >= 0)
+        rc = stage_cfg_bool(cfg, where, "record_ids", false, &st->record_ids, err);
+    if (rc >= 0)
+        rc = stage_cfg_str(cfg, where, "lang", "eng", &lang, err);
+    if (rc >= 0)
+        rc = parse_sampling(st, cfg, err);
+    if (rc >= 0)
+        rc = parse_prompt(st, cfg, err);
+    bool split = ocr;
+    if (rc >= 0)
+        rc = stage_cfg_bool(cfg, where, "image_splitting", ocr, &split, err);
+    if (rc >= 0)
+        rc = st_model_tag(ocr ? "ocr" : "caption", cfg, st->tag, err);
+    if (rc >= 0 && !(st->lang = vc_strdup(lang)))
+        rc = oom(err);
+    if (rc >= 0 && engine == 0)
+        rc = st_model_open(model, compute == 1, ctx, where, &st->model, err);
+    if (rc >= 0 && engine == 1) {
+        /* Fail at create, not in the first task, when the language is
+         * missing. */
+        struct ocr_tess *probe;
+        rc = ocr_tess_new(st->lang, &probe, err);
+        if (rc < 0)
+            vc_err_prefix(err, "%s", where);
+        ocr_tess_free(probe);
+    }
+    if (rc >= 0) {
+        st->image_splitting = split;
+        st->gen.max_new_tokens = (int)max_new;
+        st->batch = (size_t)batch;
+        strcpy(st->field, field);
+        snprintf(st->prov_key, sizeof st->prov_key, "%s_provenance", field);
+        rc = build_provenance(st, compute == 1, err);
+    }
+    if (rc < 0) {
+        caption_destroy(st);
+        return rc;
+    }
+    *state = st;
+    return VC_OK;
+}
+
+static enum vc_status caption_create(const cJSON *cfg, const struct stage_ctx *ctx, void **state,
+                                     struct vc_err *err)
+{
+    return caption_create_kind(cfg, ctx, false, state, err);
+}
+
+static enum vc_status ocr_create(const cJSON *cfg, const struct stage_ctx *ctx, void **state,
+                                 struct vc_err *err)
+{
+    return caption_create_kind(cfg, ctx, true, state, err);
+}
+
+static enum vc_status caption_task_end(void *state, struct stage_task_ctx *ctx, struct vc_err *err)
+{
+    (void)state, (void)err;
+    struct caption_task *t = ctx->task_state;
+    if (t) {
+        st_model_cache_close(t->cache);
+        ocr_tess_free(t->tess);
+        free(t);
+    }
+    ctx->task_state = NULL;
+    return VC_OK;
+}
+
+static enum vc_status caption_task_begin(void *state, struct stage_task_ctx *ctx,
+                                         struct vc_err *err)
+{
+    struct st_caption *st = state;
+    struct caption_task *t = calloc(1, sizeof *t);
+    if (!t)
+        return oom(err);
+    ctx->task_state = t;
+    enum vc_status rc = VC_OK;
+    if (st->work_dir)
+        rc = st_model_cache_open(st->work_dir, st->tag, ctx->unit, &t->cache, err);
+    if (rc >= 0 && !st->model)
+        rc = ocr_tess_new(st->lang, &t->tess, err);
+    if (rc < 0)
+        caption_task_end(state, ctx, err);
+    return rc;
+}
+
+/* ---- computing ---- */
+
+/* A cache record from one engine result. */
+static cJSON *result_record(const struct idf2_result *r)
+{
+    if (r->status < 0) {
+        struct vc_err e = r->err;
+        st_model_sample_error(&e);
+        return st_model_error_record(&e);
+    }
+    cJSON *rec = cJSON_CreateObject();
+    bool ok = rec && cJSON_AddStringToObject(rec, "text", r->text ? r->text : "") &&
+              cJSON_AddNumberToObject(rec, "prompt_tokens", (double)r->n_prompt_tokens) &&
+              cJSON_AddNumberToObject(rec, "generated_tokens", (double)r->n_ids) &&
+              cJSON_AddBoolToObject(rec, "stopped_on_eos", r->stopped_on_eos);
+    cJSON *ids = ok ? cJSON_AddArrayToObject(rec, "generated_ids") : NULL;
+    ok = ids != NULL;
+    for (size_t i = 0; ok && i < r->n_ids; i++) {
+        cJSON *id = cJSON_CreateNumber(r->ids[i]);
+        ok = id && cJSON_AddItemToArray(ids, id);
+    }
+    if (!ok) {
+        cJSON_Delete(rec);
+        return NULL;
+    }
+    return rec;
+}
+
+/* Runs the engine on the samples `todo` (n of them), a record each. */
+static enum vc_status compute_model(struct st_caption *st, struct sample **v, const size_t *todo,
+                                    size_t n, cJSON **recs, struct vc_err *err)
+{
+    struct idf2_image_bytes *imgs = vc_malloc_array(n, sizeof *imgs);
+    struct idf2_request *reqs = vc_malloc_array(n, sizeof *reqs);
+    struct idf2_result *res = calloc(n, sizeof *res);
+    enum vc_status rc = imgs && reqs && res ? VC_OK : oom(err);
+    for (size_t j = 0; rc >= 0 && j < n; j++) {
+        const struct sample_field *im = sample_main_image(v[todo[j]]);
+        imgs[j] = (struct idf2_image_bytes){ im->data, im->size };
+        reqs[j] = (struct idf2_request){
+            .images = &imgs[j],
+            .n_images = 1,
+            .chat = st->prompt,
+            .image_splitting = st->image_splitting,
+            .gen = st->gen,
+        };
+        if (st->gen.temperature > 0)
+            reqs[j].gen.seed = st_model_sample_seed(st->seed, v[todo[j]]->key);
+    }
+    if (rc >= 0)
+        rc = st_model_generate(st->model, reqs, n, res, err);
+    for (size_t j = 0; rc >= 0 && j < n; j++) {
+        if (res[j].status == VC_EFATAL && res[j].err.reason == VC_REASON_out_of_memory)
+            rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "%s: sample '%s': %s",
+                            st->where, v[todo[j]]->key, res[j].err.msg);
+        else if (!(recs[j] = result_record(&res[j])))
+            rc = oom(err);
+    }
+    for (size_t j = 0; res && j < n; j++)
+        idf2_result_release(&res[j]);
+    free(imgs);
+    free(reqs);
+    free(res);
+    return rc;
+}
+
+static enum vc_status compute_tess(struct st_caption *st, struct caption_task *t, struct sample **v,
+                                   const size_t *todo, size_t n, cJSON **recs, struct vc_err *err)
+{
+    for (size_t j = 0; j < n; j++) {
+        const struct sample_field *im = sample_main_image(v[todo[j]]);
+        char *text = NULL;
+        struct vc_err e = { 0 };
+        enum vc_status rc = ocr_tess_text(t->tess, im->data, im->size, &st->img_limits, &text, &e);
+        if (rc == VC_EFATAL)
+            return *err = e, rc;
+        cJSON *rec = rc < 0 ? st_model_error_record(&e) : cJSON_CreateObject();
+        if (rec && rc >= 0 && !cJSON_AddStringToObject(rec, "text", text)) {
+            cJSON_Delete(rec);
+            rec = NULL;
+        }
+        free(text);
+        if (!(recs[j] = rec))
+            return oom(err);
+    }
+    return VC_OK;
+}
+
+/* ---- applying a record to its sample ---- */
+
+/* A caption never rejects: ctx and verdict go unused. */
+static enum vc_status apply(void *state, struct sample *s, const cJSON *rec,
+                            struct stage_task_ctx *ctx, struct stage_verdict *verdict,
+                            struct vc_err *err)
+{
+    struct st_caption *st = state;
+    (void)ctx, (void)verdict;
+    VC_TRY(st_model_record_error(rec, st->where, err));
+    const cJSON *text = cJSON_GetObjectItemCaseSensitive(rec, "text");
+    if (!cJSON_IsString(text))
+        return vc_err_set(err, VC_ESAMPLE, VC_REASON_engine_error, "%s: no text", st->where);
+    cJSON *meta = sample_meta(s);
+    cJSON *prov = meta ? cJSON_Duplicate(st->provenance, true) : NULL;
+    if (!prov)
+        return oom(err);
+    static const char *const counts[] = { "prompt_tokens", "generated_tokens", "stopped_on_eos",
+                                          "generated_ids", NULL };
+    for (int i = 0; counts[i] && (i < 3 || st->record_ids); i++) {
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(rec, counts[i]);
+        cJSON *dup = c ? cJSON_Duplicate(c, false) : NULL;
+        if (c && (!dup || !cJSON_AddItemToObject(prov, counts[i], dup))) {
+            cJSON_Delete(dup);
+            cJSON_Delete(prov);
+            return oom(err);
+        }
+    }
+    if (st->model && st->gen.temperature > 0) {
+        /* The engine's seed for this sample, for `vlmcurate generate --seed`. */
+        char seed[24];
+        snprintf(seed, sizeof seed, "%llu",
+                 (unsigned long long)st_model_sample_seed(st->seed, s->key));
+        if (!cJSON_AddStringToObject(prov, "sample_seed", seed)) {
+            cJSON_Delete(prov);
+            return oom(err);
+        }
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(meta, st->prov_key);
+    cJSON_AddItemToObject(meta, st->prov_key, prov);
+    if (!st->replace_txt) {
+        cJSON_DeleteItemFromObjectCaseSensitive(meta, st->field);
+        return cJSON_AddStringToObject(meta, st->field, text->valuestring) ? VC_OK : oom(err);
+    }
+    const struct sample_field *old = sample_main_text(s);
+    if (old) {
+        char *o = vc_strndup((const char *)old->data, old->size);
+        cJSON_DeleteItemFromObjectCaseSensitive(meta, "original_txt");
+        bool ok = o && cJSON_AddStringToObject(meta, "original_txt", o);
+        free(o);
+        if (!ok)
+            return oom(err);
+    }
+    return sample_set_field(s, "txt", text->valuestring, strlen(text->valuestring), err);
+}
+
+static bool caption_wants(void *state, const struct sample *s)
+{
+    (void)state;
+    return sample_main_image(s) != NULL;
+}
+
+static enum vc_status caption_compute(void *state, void *task, struct sample **v,
+                                      const size_t *todo, size_t n, cJSON **recs,
+                                      struct vc_err *err)
+{
+    struct st_caption *st = state;
+    return st->model ? compute_model(st, v, todo, n, recs, err)
+                     : compute_tess(st, task, v, todo, n, recs, err);
+}
+
+static const struct st_model_batch_ops caption_batch_ops = {
+    .wants = caption_wants,
+    .compute = caption_compute,
+    .apply = apply,
+};
+
+enum vc_status st_caption_map_batch(void *state, struct sample **v, size_t n,
+                                    struct stage_task_ctx *ctx, enum vc_status *st,
+                                    struct stage_verdict *verdicts, struct vc_err *errs)
+{
+    struct caption_task *t = ctx->task_state;
+    return st_model_map_batch(&caption_batch_ops, state, t, t->cache, v, n, ctx, st, verdicts,
+                              errs);
+}
+
+/* One sample at a time, for executors without a batch hook. */
+static enum vc_status caption_map(void *state, struct sample *s, struct stage_task_ctx *ctx,
+                                  struct vc_err *err)
+{
+    enum vc_status st;
+    VC_TRY(st_caption_map_batch(state, &s, 1, ctx, &st, &ctx->verdict, err));
+    return st;
+}
+
+const struct stage_ops st_caption_ops = {
+    .name = "caption",
+    .create = caption_create,
+    .task_begin = caption_task_begin,
+    .map = caption_map,
+    .task_end = caption_task_end,
+    .destroy = caption_destroy,
+};
+
+const struct stage_ops st_ocr_ops = {
+    .name = "ocr",
+    .create = ocr_create,
+    .task_begin = caption_task_begin,
+    .map = caption_map,
+    .task_end = caption_task_end,
+    .destroy = caption_destroy,
+};

@@ -1,0 +1,123 @@
+/* st_model: what the model stages (caption, ocr, score) share.
+ *
+ *   - the process's model pool: a checkpoint folder is loaded once per
+ *     process whatever number of stages name it, its weights shared
+ *     read-only; calls on one model are serialised (the engine serves one
+ *     call at a time and uses every thread it is given);
+ *   - provenance: the folder name and the sha256 of its config.json;
+ *   - the per-unit result cache that makes a task resumable inside itself:
+ *     every finished batch is appended to OUT/_work/<tag>-<unit>.cache and
+ *     fsynced, one JSON line per sample, so a kill -9 loses at most the
+ *     batch in flight (a torn last line is cut off when the file is
+ *     reopened);
+ *   - the mapping from engine failures to ledger reasons;
+ *   - the per-sample seed: sampling draws from a stream seeded by the
+ *     spec's seed and the sample's key, never by its batch neighbours. */
+#ifndef VC_STAGES_ST_MODEL_H
+#define VC_STAGES_ST_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/vc_err.h"
+#include "synth/idefics2.h"
+
+struct cJSON;
+struct stage_ctx;
+
+struct st_model;
+
+/* Opens `dir` (relative paths resolve against ctx->spec_dir) from the
+ * pool, loading it on first use.  bf16 selects IDF2_COMPUTE_BF16.  Errors
+ * are the engine's load errors prefixed with `where`. */
+enum vc_status st_model_open(const char *dir, bool bf16, const struct stage_ctx *ctx,
+                             const char *where, struct st_model **out, struct vc_err *err);
+/* Drops one reference; the last frees the model. */
+void st_model_close(struct st_model *m);
+
+/* The engine behind the handle, for idf2_model_info. */
+const struct idf2_model *st_model_engine(const struct st_model *m);
+/* The checkpoint folder's last path component and sha256(config.json). */
+const char *st_model_name(const struct st_model *m);
+const char *st_model_config_sha256(const struct st_model *m);
+
+/* The engine calls, serialised on the model. */
+enum vc_status st_model_generate(struct st_model *m, const struct idf2_request *reqs, size_t n,
+                                 struct idf2_result *results, struct vc_err *err);
+enum vc_status st_model_score(struct st_model *m, const struct idf2_request *req,
+                              const char *continuation, double *logprob, size_t *n_tokens,
+                              struct vc_err *err);
+
+/* The ledger reason of an engine failure: the engine's image and format
+ * reasons pass through, a prompt over the context is too_long, everything
+ * else (a request the engine refused, a malformed patch grid) is
+ * engine_error.  Out of memory stays fatal. */
+void st_model_sample_error(struct vc_err *err);
+
+/* The sample's seed: the first 8 bytes (little endian) of
+ * sha256("<seed>:<key>"). */
+uint64_t st_model_sample_seed(uint64_t seed, const char *key);
+
+/* A stage's cache tag: "<stage>-" + 12 hex digits of the sha256 of its
+ * spec entry, so a changed entry never reads an old cache.  tag[32]. */
+enum vc_status st_model_tag(const char *stage, const struct cJSON *cfg, char tag[32],
+                            struct vc_err *err);
+
+/* ---- the per-unit result cache ---- */
+
+struct st_model_cache;
+
+/* Opens (creating) work_dir/<tag>-<unit:06>.cache and reads the records a
+ * killed run committed. */
+enum vc_status st_model_cache_open(const char *work_dir, const char *tag, uint32_t unit,
+                                   struct st_model_cache **out, struct vc_err *err);
+void st_model_cache_close(struct st_model_cache *c);
+/* The record of sample (index, key), or NULL; borrowed from the cache. */
+const struct cJSON *st_model_cache_get(const struct st_model_cache *c, uint64_t index,
+                                       const char *key);
+/* Appends records (objects; "i" and "k" are added here) as one write and
+ * fsyncs.  The records move into the cache (recs[i] set to NULL). */
+enum vc_status st_model_cache_put(struct st_model_cache *c, const uint64_t *index,
+                                  const char *const *key, struct cJSON **recs, size_t n,
+                                  struct vc_err *err);
+
+/* ---- the batch loop every model stage runs ---- */
+
+struct stage_task_ctx;
+struct stage_verdict;
+struct sample;
+
+struct st_model_batch_ops {
+    /* Whether the stage has anything to compute for the sample (a caption
+     * needs an image); a sample it does not want passes unchanged. */
+    bool (*wants)(void *state, const struct sample *s);
+    /* Computes the records of samples v[todo[0..n)] into recs[0..n):
+     * objects, {"reason", "msg"} for a sample the model cannot take.
+     * VC_EFATAL only when the run must stop. */
+    enum vc_status (*compute)(void *state, void *task, struct sample **v, const size_t *todo,
+                              size_t n, struct cJSON **recs, struct vc_err *err);
+    /* Writes a record (computed now or read from the cache) into its
+     * sample: VC_OK, VC_REJECT with *verdict, or VC_ESAMPLE. */
+    enum vc_status (*apply)(void *state, struct sample *s, const struct cJSON *rec,
+                            struct stage_task_ctx *ctx, struct stage_verdict *verdict,
+                            struct vc_err *err);
+};
+
+/* The map_batch body: records from the cache where a killed run left
+ * them, the rest computed in one call and committed to the cache before
+ * any sample changes, then every record applied.  `cache` may be NULL (no
+ * work folder).  Returns VC_OK, or VC_EFATAL (every st[i] then too). */
+enum vc_status st_model_map_batch(const struct st_model_batch_ops *ops, void *state, void *task,
+                                  struct st_model_cache *cache, struct sample **v, size_t n,
+                                  struct stage_task_ctx *ctx, enum vc_status *st,
+                                  struct stage_verdict *verdicts, struct vc_err *errs);
+
+/* A {"reason", "msg"} record; NULL on OOM. */
+struct cJSON *st_model_error_record(const struct vc_err *e);
+/* VC_ESAMPLE from such a record prefixed with `where`; VC_OK when rec is
+ * not one. */
+enum vc_status st_model_record_error(const struct cJSON *rec, const char *where,
+                                     struct vc_err *err);
+
+#endif
