@@ -375,7 +375,7 @@ static enum vc_status apply(void *state, struct sample *s, const cJSON *rec,
                                           "generated_ids", NULL };
     for (int i = 0; counts[i] && (i < 3 || st->record_ids); i++) {
         const cJSON *c = cJSON_GetObjectItemCaseSensitive(rec, counts[i]);
-        cJSON *dup = c ? cJSON_Duplicate(c, false) : NULL;
+        cJSON *dup = c ? cJSON_Duplicate(c, true) : NULL;
         if (c && (!dup || !cJSON_AddItemToObject(prov, counts[i], dup))) {
             cJSON_Delete(dup);
             cJSON_Delete(prov);

@@ -206,7 +206,8 @@ uint64_t st_model_sample_seed(uint64_t seed, const char *key)
     uint64_t v = 0;
     for (int i = 7; i >= 0; i--)
         v = v << 8 | d[i];
-    return v;
+    /* 63 bits: what `vlmcurate generate --seed` accepts. */
+    return v & (uint64_t)INT64_MAX;
 }
 
 enum vc_status st_model_tag(const char *stage, const cJSON *cfg, char tag[32], struct vc_err *err)

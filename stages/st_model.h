@@ -56,7 +56,7 @@ enum vc_status st_model_score(struct st_model *m, const struct idf2_request *req
 void st_model_sample_error(struct vc_err *err);
 
 /* The sample's seed: the first 8 bytes (little endian) of
- * sha256("<seed>:<key>"). */
+ * sha256("<seed>:<key>"), top bit cleared. */
 uint64_t st_model_sample_seed(uint64_t seed, const char *key);
 
 /* A stage's cache tag: "<stage>-" + 12 hex digits of the sha256 of its
