@@ -71,19 +71,22 @@ static enum vc_status stats_task_begin(void *state, struct stage_task_ctx *ctx, 
     return VC_OK;
 }
 
-/* Filter scores of kept samples: meta "filter_scores" {name: score}. */
+/* Scores of kept samples: meta "filter_scores" and the score stage's
+ * "model_scores", {name: score} each. */
 static void observe_scores(struct stats *st, const struct sample *s)
 {
-    const cJSON *scores =
-        s->meta ? cJSON_GetObjectItemCaseSensitive(s->meta, "filter_scores") : NULL;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, scores)
-    {
-        if (!cJSON_IsNumber(it))
-            continue;
-        char name[160];
-        snprintf(name, sizeof name, "score.%s", it->string);
-        stats_observe(st, "all", name, it->valuedouble);
+    static const char *const groups[] = { "filter_scores", "model_scores" };
+    for (size_t g = 0; s->meta && g < sizeof groups / sizeof *groups; g++) {
+        const cJSON *scores = cJSON_GetObjectItemCaseSensitive(s->meta, groups[g]);
+        const cJSON *it;
+        cJSON_ArrayForEach(it, scores)
+        {
+            if (!cJSON_IsNumber(it))
+                continue;
+            char name[160];
+            snprintf(name, sizeof name, "score.%s", it->string);
+            stats_observe(st, "all", name, it->valuedouble);
+        }
     }
 }
 

@@ -9,6 +9,7 @@
 #include "st_filter.h"
 #include "st_ingest.h"
 #include "st_reshard.h"
+#include "st_score.h"
 #include "st_stats.h"
 #include "st_write.h"
 
@@ -21,7 +22,7 @@
 extern const struct source_ops src_wds_ops, src_pairs_ops, src_docs_ops, src_urls_ops;
 
 const struct stage_ops *const stage_table[] = {
-    &st_ingest_ops,  &st_filter_ops, &st_caption_ops, &st_ocr_ops,
+    &st_ingest_ops,  &st_filter_ops, &st_caption_ops, &st_ocr_ops, &st_score_ops,
     &st_reshard_ops, &st_stats_ops,  &st_write_ops,   NULL,
 };
 

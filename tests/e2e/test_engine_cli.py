@@ -11,7 +11,6 @@ generate` against cases.json's expected text for a chat and a raw case,
 and the usage errors."""
 import json
 import os
-import struct
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
@@ -21,32 +20,6 @@ args = vctest.parse_args()
 FIX = os.path.join(args.shared, "fixtures", "idefics2-tiny")
 REQUIRED = ["input_ids", "pixel_values", "pixel_attention_mask", "vision_last_hidden_state",
             "image_hidden_states", "logits", "generated_ids"]
-FORMATS = {"F32": ("f", 4), "I64": ("q", 8), "U8": ("B", 1)}
-
-
-def read_safetensors(path):
-    """{name: (dtype, shape, values)} with values a flat tuple."""
-    with open(path, "rb") as f:
-        data = f.read()
-    (hlen,) = struct.unpack_from("<Q", data, 0)
-    header = json.loads(data[8:8 + hlen])
-    base = 8 + hlen
-    out = {}
-    for name, t in header.items():
-        if name == "__metadata__":
-            continue
-        code, size = FORMATS[t["dtype"]]
-        b, e = t["data_offsets"]
-        n = (e - b) // size
-        count = 1
-        for d in t["shape"]:
-            count *= d
-        if n != count:
-            raise SystemExit("FAILED: %s: %d bytes for shape %s" % (name, e - b, t["shape"]))
-        out[name] = (t["dtype"], t["shape"], struct.unpack_from("<%d%s" % (n, code), data, base + b))
-    return out
-
-
 def compare(name, got, exp, atol, rtol, rowmask=None, row=1):
     gd, gs, gv = got
     ed, es, ev = exp
@@ -91,13 +64,13 @@ def check_against_expected(got, expected, case_names):
 
 
 cases = json.load(open(os.path.join(FIX, "cases.json")))["cases"]
-expected = read_safetensors(os.path.join(FIX, "expected.safetensors"))
+expected = vctest.read_safetensors(os.path.join(FIX, "expected.safetensors"))
 
 # 1. engine-cases over the fixture, compared tensor by tensor.
 out = os.path.join(args.tmp, "cases.safetensors")
 r = vctest.run(args, ["engine-cases", FIX, "--out", out])
 vctest.expect(r.stdout.count(" ok") == len(cases), "every case reported ok:\n" + r.stdout)
-got = read_safetensors(out)
+got = vctest.read_safetensors(out)
 check_against_expected(got, expected, [c["name"] for c in cases])
 
 # 2. A fixture folder of our own: the same checkpoint (linked), other case
@@ -121,7 +94,7 @@ own_cases = {"cases": [
 json.dump(own_cases, open(os.path.join(own, "cases.json"), "w"))
 out2 = os.path.join(args.tmp, "own.safetensors")
 vctest.run(args, ["engine-cases", own, "--out", out2])
-got2 = read_safetensors(out2)
+got2 = vctest.read_safetensors(out2)
 vctest.expect(list(got2["pair.generated_ids"][2]) == src["expected_generated_ids"][:3],
               "own fixture: greedy prefix of 3 tokens")
 for what in ("input_ids", "pixel_values", "image_hidden_states", "logits"):

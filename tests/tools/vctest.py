@@ -3,6 +3,7 @@
 Writes small valid images without any imaging library (PNG through zlib,
 a header-only JPEG), parses the common command line, and runs the CLI."""
 import argparse
+import json
 import os
 import shutil
 import struct
@@ -60,3 +61,29 @@ def expect(cond, what):
     if not cond:
         raise SystemExit("FAILED: " + what)
     print("ok:", what)
+
+
+SAFETENSORS_FORMATS = {"F32": ("f", 4), "I64": ("q", 8), "U8": ("B", 1)}
+
+
+def read_safetensors(path):
+    """{name: (dtype, shape, values)} with values a flat tuple."""
+    with open(path, "rb") as f:
+        data = f.read()
+    (hlen,) = struct.unpack_from("<Q", data, 0)
+    header = json.loads(data[8:8 + hlen])
+    base = 8 + hlen
+    out = {}
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        code, size = SAFETENSORS_FORMATS[t["dtype"]]
+        b, e = t["data_offsets"]
+        n = (e - b) // size
+        count = 1
+        for d in t["shape"]:
+            count *= d
+        if n != count:
+            raise SystemExit("FAILED: %s: %d bytes for shape %s" % (name, e - b, t["shape"]))
+        out[name] = (t["dtype"], t["shape"], struct.unpack_from("<%d%s" % (n, code), data, base + b))
+    return out

@@ -1,0 +1,480 @@
+/* st_score: the score stage.  Owns the score list, the prompts and the
+ * filters; the log-likelihoods are the engine's (idf2_score through the
+ * pool), the per-unit cache and the batch loop st_model's. */
+#include "st_score.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/vc_mem.h"
+#include "st_model.h"
+#include "stage_cfg.h"
+
+#define WHERE "stage 'score'"
+
+enum { SCORE_RELEVANCE, SCORE_PERPLEXITY, SCORE_NSFW, SCORE_N };
+/* Static: verdicts and records borrow them for the run. */
+static const char *const score_names[] = { "relevance", "perplexity", "nsfw", NULL };
+
+struct score_filter {
+    bool has_min, has_max, has_quantile;
+    double min, max, quantile;
+};
+
+struct st_score {
+    struct st_model *model;
+    bool wanted[SCORE_N];
+    struct score_filter filter[SCORE_N];
+    const char *relevance_chat, *relevance_raw, *nsfw_prompt; /* borrowed from prompts */
+    char *prompts;                                            /* one allocation */
+    int image_splitting;
+    char tag[32];
+    const char *work_dir;
+    cJSON *provenance;
+};
+
+static enum vc_status oom(struct vc_err *err)
+{
+    return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+}
+
+static void score_destroy(void *state)
+{
+    struct st_score *st = state;
+    if (!st)
+        return;
+    st_model_close(st->model);
+    free(st->prompts);
+    cJSON_Delete(st->provenance);
+    free(st);
+}
+
+static int score_index(const char *name)
+{
+    for (int i = 0; score_names[i]; i++)
+        if (strcmp(name, score_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+static enum vc_status parse_scores(struct st_score *st, const cJSON *cfg, struct vc_err *err)
+{
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(cfg, "scores");
+    if (!list || cJSON_IsNull(list)) {
+        for (int i = 0; i < SCORE_N; i++)
+            st->wanted[i] = true;
+        return VC_OK;
+    }
+    if (!cJSON_IsArray(list) || cJSON_GetArraySize(list) == 0)
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                          WHERE ": \"scores\" must be a non-empty list of relevance, perplexity, "
+                                "nsfw");
+    const cJSON *it;
+    cJSON_ArrayForEach(it, list)
+    {
+        int k = cJSON_IsString(it) ? score_index(it->valuestring) : -1;
+        if (k < 0)
+            return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                              WHERE ": \"scores\": unknown score (known: relevance, perplexity, "
+                                    "nsfw)");
+        st->wanted[k] = true;
+    }
+    return VC_OK;
+}
+
+static enum vc_status parse_filters(struct st_score *st, const cJSON *cfg, struct vc_err *err)
+{
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(cfg, "filters");
+    if (!list || cJSON_IsNull(list))
+        return VC_OK;
+    if (!cJSON_IsArray(list))
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                          WHERE ": \"filters\" must be a list of objects");
+    static const char *const keys[] = { "name", "min", "max", "max_quantile", NULL };
+    const cJSON *f;
+    cJSON_ArrayForEach(f, list)
+    {
+        VC_TRY(stage_cfg_check_keys(f, WHERE " filter", keys, err));
+        const char *name;
+        VC_TRY(stage_cfg_str(f, WHERE " filter", "name", "", &name, err));
+        int k = score_index(name);
+        if (k < 0 || !st->wanted[k])
+            return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                              WHERE ": filter on '%s', which is not in \"scores\"", name);
+        struct score_filter *sf = &st->filter[k];
+        sf->has_min = cJSON_GetObjectItemCaseSensitive(f, "min") != NULL;
+        sf->has_max = cJSON_GetObjectItemCaseSensitive(f, "max") != NULL;
+        sf->has_quantile = cJSON_GetObjectItemCaseSensitive(f, "max_quantile") != NULL;
+        VC_TRY(stage_cfg_double(f, WHERE " filter", "min", 0, -INFINITY, INFINITY, &sf->min, err));
+        VC_TRY(stage_cfg_double(f, WHERE " filter", "max", 0, -INFINITY, INFINITY, &sf->max, err));
+        VC_TRY(stage_cfg_double(f, WHERE " filter", "max_quantile", 1, 0, 1, &sf->quantile, err));
+    }
+    return VC_OK;
+}
+
+static enum vc_status parse_prompts(struct st_score *st, const cJSON *cfg, struct vc_err *err)
+{
+    const char *rel, *raw, *nsfw;
+    VC_TRY(stage_cfg_str(cfg, WHERE, "relevance_prompt", "Describe this image in one sentence.",
+                         &rel, err));
+    VC_TRY(stage_cfg_str(cfg, WHERE, "relevance_raw_prompt", NULL, &raw, err));
+    VC_TRY(stage_cfg_str(cfg, WHERE, "nsfw_prompt",
+                         "Is this image sexually explicit or not safe for work? Answer yes or no.",
+                         &nsfw, err));
+    if (raw && !strstr(raw, "<image>"))
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                          WHERE ": \"relevance_raw_prompt\" needs one <image>");
+    size_t a = strlen(rel) + 1, b = raw ? strlen(raw) + 1 : 0, c = strlen(nsfw) + 1;
+    if (!(st->prompts = malloc(a + b + c)))
+        return oom(err);
+    st->relevance_chat = memcpy(st->prompts, rel, a);
+    st->relevance_raw = raw ? memcpy(st->prompts + a, raw, b) : NULL;
+    st->nsfw_prompt = memcpy(st->prompts + a + b, nsfw, c);
+    return VC_OK;
+}
+
+static enum vc_status build_provenance(struct st_score *st, bool bf16, struct vc_err *err)
+{
+    cJSON *p = st->provenance = cJSON_CreateObject();
+    bool ok = p && cJSON_AddStringToObject(p, "model", st_model_name(st->model)) &&
+              cJSON_AddStringToObject(p, "config_sha256", st_model_config_sha256(st->model)) &&
+              cJSON_AddStringToObject(p, "engine", "vlmcurate " VC_VERSION " idefics2") &&
+              cJSON_AddStringToObject(p, "compute", bf16 ? "bf16" : "f32");
+    if (ok && st->wanted[SCORE_RELEVANCE])
+        ok = st->relevance_raw
+                 ? cJSON_AddStringToObject(p, "relevance_raw_prompt", st->relevance_raw) != NULL
+                 : cJSON_AddStringToObject(p, "relevance_prompt", st->relevance_chat) != NULL;
+    if (ok && st->wanted[SCORE_NSFW])
+        ok = cJSON_AddStringToObject(p, "nsfw_prompt", st->nsfw_prompt) != NULL;
+    return ok ? VC_OK : oom(err);
+}
+
+static enum vc_status score_create(const cJSON *cfg, const struct stage_ctx *ctx, void **state,
+                                   struct vc_err *err)
+{
+    static const char *const keys[] = { "stage",
+                                        "model",
+                                        "compute",
+                                        "scores",
+                                        "filters",
+                                        "relevance_prompt",
+                                        "relevance_raw_prompt",
+                                        "nsfw_prompt",
+                                        "image_splitting",
+                                        "batch",
+                                        NULL };
+    VC_TRY(stage_cfg_check_keys(cfg, WHERE, keys, err));
+    struct st_score *st = calloc(1, sizeof *st);
+    if (!st)
+        return oom(err);
+    st->work_dir = ctx ? ctx->work_dir : NULL;
+    static const char *const computes[] = { "f32", "bf16", NULL };
+    int compute = 0;
+    uint64_t batch;
+    bool split = false;
+    const char *model = NULL;
+    enum vc_status rc = parse_scores(st, cfg, err);
+    if (rc >= 0)
+        rc = parse_filters(st, cfg, err);
+    if (rc >= 0)
+        rc = parse_prompts(st, cfg, err);
+    if (rc >= 0)
+        rc = stage_cfg_enum(cfg, WHERE, "compute", computes, 0, &compute, err);
+    if (rc >= 0)
+        rc = stage_cfg_bool(cfg, WHERE, "image_splitting", false, &split, err);
+    /* Scoring is one request per sample; the key is accepted so a spec can
+     * size every model stage alike. */
+    if (rc >= 0)
+        rc = stage_cfg_u64(cfg, WHERE, "batch", 16, 1, 256, &batch, err);
+    if (rc >= 0)
+        rc = stage_cfg_str(cfg, WHERE, "model", NULL, &model, err);
+    if (rc >= 0 && !model)
+        rc = vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                        WHERE ": \"model\" (a checkpoint folder) is required");
+    if (rc >= 0)
+        rc = st_model_tag("score", cfg, st->tag, err);
+    if (rc >= 0)
+        rc = st_model_open(model, compute == 1, ctx, WHERE, &st->model, err);
+    st->image_splitting = split;
+    if (rc >= 0)
+        rc = build_provenance(st, compute == 1, err);
+    if (rc < 0) {
+        score_destroy(st);
+        return rc;
+    }
+    *state = st;
+    return VC_OK;
+}
+
+static enum vc_status score_task_end(void *state, struct stage_task_ctx *ctx, struct vc_err *err)
+{
+    (void)state, (void)err;
+    st_model_cache_close(ctx->task_state);
+    ctx->task_state = NULL;
+    return VC_OK;
+}
+
+static enum vc_status score_task_begin(void *state, struct stage_task_ctx *ctx, struct vc_err *err)
+{
+    struct st_score *st = state;
+    ctx->task_state = NULL;
+    if (!st->work_dir)
+        return VC_OK;
+    struct st_model_cache *c;
+    VC_TRY(st_model_cache_open(st->work_dir, st->tag, ctx->unit, &c, err));
+    ctx->task_state = c;
+    return VC_OK;
+}
+
+/* ---- computing ---- */
+
+/* The main text as a string (NULL when none; owned). */
+static char *main_text(const struct sample *s)
+{
+    const struct sample_field *t = sample_main_text(s);
+    return t ? vc_strndup((const char *)t->data, t->size) : NULL;
+}
+
+static bool score_wants(void *state, const struct sample *s)
+{
+    const struct st_score *st = state;
+    bool img = sample_main_image(s) != NULL, txt = sample_main_text(s) != NULL;
+    return (st->wanted[SCORE_RELEVANCE] && img && txt) || (st->wanted[SCORE_PERPLEXITY] && txt) ||
+           (st->wanted[SCORE_NSFW] && img);
+}
+
+/* Mean log-likelihood per token of `text` after the request; NAN for a
+ * text of no tokens. */
+static enum vc_status mean_logprob(struct st_score *st, const struct idf2_request *req,
+                                   const char *text, double *out, struct vc_err *err)
+{
+    double lp;
+    size_t n;
+    VC_TRY(st_model_score(st->model, req, text, &lp, &n, err));
+    *out = n ? lp / (double)n : NAN;
+    return VC_OK;
+}
+
+/* The scores of one sample into `scores`; a sample-level failure is
+ * returned with err filled. */
+static enum vc_status score_one(struct st_score *st, const struct sample *s, const char *text,
+                                double value[SCORE_N], struct vc_err *err)
+{
+    const struct sample_field *im = sample_main_image(s);
+    struct idf2_image_bytes img = { im ? im->data : NULL, im ? im->size : 0 };
+    struct idf2_request req = { .images = &img,
+                                .n_images = 1,
+                                .image_splitting = st->image_splitting };
+    for (int k = 0; k < SCORE_N; k++)
+        value[k] = NAN;
+    if (st->wanted[SCORE_RELEVANCE] && im && text) {
+        req.prompt = st->relevance_raw;
+        req.chat = st->relevance_raw ? NULL : st->relevance_chat;
+        VC_TRY(mean_logprob(st, &req, text, &value[SCORE_RELEVANCE], err));
+    }
+    if (st->wanted[SCORE_PERPLEXITY] && text) {
+        struct idf2_request bos = { .prompt = "", .image_splitting = -1 };
+        double m;
+        VC_TRY(mean_logprob(st, &bos, text, &m, err));
+        value[SCORE_PERPLEXITY] = exp(-m);
+    }
+    if (st->wanted[SCORE_NSFW] && im) {
+        req.prompt = NULL;
+        req.chat = st->nsfw_prompt;
+        double yes, no;
+        VC_TRY(st_model_score(st->model, &req, "Yes", &yes, NULL, err));
+        VC_TRY(st_model_score(st->model, &req, "No", &no, NULL, err));
+        value[SCORE_NSFW] = 1.0 / (1.0 + exp(no - yes));
+    }
+    return VC_OK;
+}
+
+static enum vc_status score_compute(void *state, void *task, struct sample **v, const size_t *todo,
+                                    size_t n, cJSON **recs, struct vc_err *err)
+{
+    struct st_score *st = state;
+    (void)task;
+    for (size_t j = 0; j < n; j++) {
+        const struct sample *s = v[todo[j]];
+        char *text = main_text(s);
+        if (sample_main_text(s) && !text)
+            return oom(err);
+        double value[SCORE_N];
+        struct vc_err e = { 0 };
+        enum vc_status rc = score_one(st, s, text, value, &e);
+        free(text);
+        if (rc == VC_EFATAL && e.reason == VC_REASON_out_of_memory)
+            return *err = e, rc;
+        if (rc < 0) {
+            st_model_sample_error(&e);
+            recs[j] = st_model_error_record(&e);
+        } else {
+            cJSON *scores = recs[j] = cJSON_CreateObject();
+            for (int k = 0; scores && k < SCORE_N; k++)
+                if (isfinite(value[k]) &&
+                    !cJSON_AddNumberToObject(scores, score_names[k], value[k]))
+                    return oom(err);
+        }
+        if (!recs[j])
+            return oom(err);
+    }
+    return VC_OK;
+}
+
+static enum vc_status score_apply(void *state, struct sample *s, const cJSON *rec,
+                                  struct stage_task_ctx *ctx, struct stage_verdict *verdict,
+                                  struct vc_err *err)
+{
+    struct st_score *st = state;
+    VC_TRY(st_model_record_error(rec, WHERE, err));
+    cJSON *meta = sample_meta(s);
+    cJSON *scores = cJSON_CreateObject();
+    cJSON *prov = cJSON_Duplicate(st->provenance, true);
+    cJSON *extra = stage_task_extra(ctx);
+    if (!meta || !scores || !prov || !extra) {
+        cJSON_Delete(scores);
+        cJSON_Delete(prov);
+        return oom(err);
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(meta, "model_scores");
+    cJSON_DeleteItemFromObjectCaseSensitive(meta, "model_scores_provenance");
+    cJSON_AddItemToObject(meta, "model_scores", scores);
+    cJSON_AddItemToObject(meta, "model_scores_provenance", prov);
+    cJSON *copy = cJSON_Duplicate(rec, true);
+    if (!copy)
+        return oom(err);
+    cJSON_DeleteItemFromObjectCaseSensitive(copy, "i");
+    cJSON_DeleteItemFromObjectCaseSensitive(copy, "k");
+    cJSON_DeleteItemFromObjectCaseSensitive(extra, "model_scores");
+    cJSON_AddItemToObject(extra, "model_scores", copy);
+    for (int k = 0; k < SCORE_N; k++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, score_names[k]);
+        if (!cJSON_IsNumber(v))
+            continue;
+        if (!cJSON_AddNumberToObject(scores, score_names[k], v->valuedouble))
+            return oom(err);
+        const struct score_filter *f = &st->filter[k];
+        bool low = f->has_min && v->valuedouble < f->min;
+        if (low || (f->has_max && v->valuedouble > f->max)) {
+            *verdict = (struct stage_verdict){
+                .reason = VC_REASON_filtered,
+                .filter = score_names[k],
+                .has_score = true,
+                .score = v->valuedouble,
+                .threshold = low ? f->min : f->max,
+            };
+            return VC_REJECT;
+        }
+    }
+    return VC_OK;
+}
+
+static const struct st_model_batch_ops score_batch_ops = {
+    .wants = score_wants,
+    .compute = score_compute,
+    .apply = score_apply,
+};
+
+enum vc_status st_score_map_batch(void *state, struct sample **v, size_t n,
+                                  struct stage_task_ctx *ctx, enum vc_status *st,
+                                  struct stage_verdict *verdicts, struct vc_err *errs)
+{
+    return st_model_map_batch(&score_batch_ops, state, NULL, ctx->task_state, v, n, ctx, st,
+                              verdicts, errs);
+}
+
+static enum vc_status score_map(void *state, struct sample *s, struct stage_task_ctx *ctx,
+                                struct vc_err *err)
+{
+    enum vc_status st;
+    VC_TRY(st_score_map_batch(state, &s, 1, ctx, &st, &ctx->verdict, err));
+    return st;
+}
+
+/* ---- the global quantile cut ---- */
+
+static double rec_score(const struct stage_rec *r, int k)
+{
+    const cJSON *s = r->extra ? cJSON_GetObjectItemCaseSensitive(r->extra, "model_scores") : NULL;
+    const cJSON *v = s ? cJSON_GetObjectItemCaseSensitive(s, score_names[k]) : NULL;
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Nearest rank: the smallest value with at least q of the values at or
+ * below it. */
+static double nearest_rank(const double *sorted, size_t n, double q)
+{
+    size_t rank = (size_t)ceil(q * (double)n);
+    return sorted[rank ? rank - 1 : 0];
+}
+
+static enum vc_status cut_quantile(struct stage_plan *plan, int k, double q, struct vc_err *err)
+{
+    double *vals = vc_malloc_array(plan->n_recs + 1, sizeof *vals);
+    if (!vals)
+        return oom(err);
+    size_t n = 0;
+    for (size_t i = 0; i < plan->n_recs; i++) {
+        double v = plan->recs[i].state == STAGE_REC_KEEP ? rec_score(&plan->recs[i], k) : NAN;
+        if (isfinite(v))
+            vals[n++] = v;
+    }
+    if (n == 0) {
+        free(vals);
+        return VC_OK;
+    }
+    qsort(vals, n, sizeof *vals, cmp_double);
+    const double cut = nearest_rank(vals, n, q);
+    free(vals);
+    size_t kept = 0, dropped = 0;
+    for (size_t i = 0; i < plan->n_order; i++) {
+        struct stage_rec *r = &plan->recs[plan->order[i]];
+        double v = rec_score(r, k);
+        if (r->state == STAGE_REC_KEEP && isfinite(v) && v > cut) {
+            r->state = STAGE_REC_REJECTED;
+            r->stage = "score";
+            r->reason = VC_REASON_filtered;
+            dropped++;
+        }
+        if (r->state == STAGE_REC_KEEP)
+            plan->order[kept++] = plan->order[i];
+    }
+    plan->n_order = kept;
+    cJSON *rep = cJSON_GetObjectItemCaseSensitive(plan->report, "score");
+    if (!rep && !(rep = cJSON_AddObjectToObject(plan->report, "score")))
+        return oom(err);
+    cJSON *o = cJSON_AddObjectToObject(rep, score_names[k]);
+    if (!o || !cJSON_AddNumberToObject(o, "max_quantile", q) ||
+        !cJSON_AddNumberToObject(o, "threshold", cut) ||
+        !cJSON_AddNumberToObject(o, "rejected", (double)dropped))
+        return oom(err);
+    return VC_OK;
+}
+
+static enum vc_status score_plan(void *state, struct stage_plan *plan, struct vc_err *err)
+{
+    struct st_score *st = state;
+    for (int k = 0; k < SCORE_N; k++)
+        if (st->filter[k].has_quantile)
+            VC_TRY(cut_quantile(plan, k, st->filter[k].quantile, err));
+    return VC_OK;
+}
+
+const struct stage_ops st_score_ops = {
+    .name = "score",
+    .create = score_create,
+    .task_begin = score_task_begin,
+    .map = score_map,
+    .task_end = score_task_end,
+    .plan = score_plan,
+    .destroy = score_destroy,
+};

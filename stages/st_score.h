@@ -1,0 +1,34 @@
+/* st_score: the `score` stage, per-sample scores from the bundled Idefics2
+ * model, each usable as a filter:
+ *
+ *   {"stage": "score", "model": "/models/idefics2-8b",
+ *    "scores": ["relevance", "perplexity", "nsfw"],
+ *    "filters": [{"name": "relevance", "min": -3.5},
+ *                {"name": "perplexity", "max_quantile": 0.95}]}
+ *
+ *   relevance   mean log-likelihood per token of the sample's text (txt,
+ *               caption or text) as the answer to a caption prompt about
+ *               its main image;
+ *   perplexity  exp(-mean log-likelihood per token) of the text alone
+ *               after BOS, under the language model;
+ *   nsfw        P(yes) / (P(yes) + P(no)) for a yes/no question about the
+ *               image (zero-shot).
+ *
+ * Scores go to the sample's json under "model_scores" (and into the
+ * record's extra, for the plan).  "min"/"max" reject in MAP (the verdict
+ * names the score, its value and the threshold); "max_quantile" q rejects,
+ * in PLAN over every surviving sample of the run, those whose score is
+ * above the nearest-rank q-quantile of all of them. */
+#ifndef VC_STAGES_ST_SCORE_H
+#define VC_STAGES_ST_SCORE_H
+
+#include "stage.h"
+
+extern const struct stage_ops st_score_ops;
+
+/* The batch entry point, as st_caption_map_batch. */
+enum vc_status st_score_map_batch(void *state, struct sample **v, size_t n,
+                                  struct stage_task_ctx *ctx, enum vc_status *st,
+                                  struct stage_verdict *verdicts, struct vc_err *errs);
+
+#endif

@@ -1,0 +1,121 @@
+"""The score stage against log-probabilities computed here, in Python, from
+the idefics2-tiny fixture's expected logits (expected.safetensors, made by
+an independent float32 reference).
+
+relevance: case raw_wide_split's prompt is "<image>Caption:" with image
+splitting, so a sample of that image with the text "Caption:" scored with
+relevance_raw_prompt "<image>" must get the mean over the caption's tokens
+of log_softmax(logits[t-1])[ids[t]].  perplexity: case text_only's prompt
+is the text after BOS, so its perplexity is exp(-mean log-likelihood) over
+every token after BOS.  Then the filters: "min" rejects in MAP with the
+score in the ledger, "max_quantile" rejects globally exactly the samples
+above the nearest-rank quantile of the scores of the unfiltered run, and
+the stats stage shows the scores as histograms."""
+import json
+import math
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
+import pipeline_e2e as pe  # noqa: E402
+import vctest  # noqa: E402
+
+args = vctest.parse_args()
+FIX = os.path.join(args.shared, "fixtures", "idefics2-tiny")
+exp = vctest.read_safetensors(os.path.join(FIX, "expected.safetensors"))
+cases = {c["name"]: c for c in json.load(open(os.path.join(FIX, "cases.json")))["cases"]}
+V = 579
+FAKE = 576
+
+
+def log_softmax_at(logits, row, token):
+    r = logits[row * V:(row + 1) * V]
+    m = max(r)
+    return r[token] - m - math.log(sum(math.exp(x - m) for x in r))
+
+
+def mean_logprob(case, first):
+    """Mean over t >= first of log p(ids[t] | ids[<t]) from the case's logits."""
+    ids = exp[case + ".input_ids"][2]
+    logits = exp[case + ".logits"][2]
+    lps = [log_softmax_at(logits, t - 1, ids[t]) for t in range(first, len(ids))]
+    return sum(lps) / len(lps)
+
+
+ids_wide = exp["raw_wide_split.input_ids"][2]
+after_image = max(i for i, t in enumerate(ids_wide) if t == FAKE) + 1
+want_relevance = mean_logprob("raw_wide_split", after_image)
+want_perplexity = math.exp(-mean_logprob("text_only", 1))
+vctest.expect(cases["raw_wide_split"]["rendered_prompt"] == "<image>Caption:"
+              and cases["text_only"]["rendered_prompt"] == "The quick brown fox jumps over",
+              "fixture prompts as this test assumes")
+
+img = lambda n: open(os.path.join(FIX, "images", n), "rb").read()  # noqa: E731
+texts = ["Caption:", "The quick brown fox jumps over", "a cat on a mat", "zzzz qqqq",
+         "Describe this image", "the the the the", "1 2 3 4 5 6"]
+members = [("a.png", img("wide_300x40.png")), ("a.txt", b"Caption:")]
+for i, t in enumerate(texts[1:]):
+    members += [("t%d.png" % i, img("photo_100x70.png")), ("t%d.txt" % i, t.encode())]
+data = os.path.join(args.tmp, "data")
+os.makedirs(data)
+with open(os.path.join(data, "in-000000.tar"), "wb") as f:
+    f.write(pe.tar_bytes(members))
+
+
+def run(name, filters=None):
+    st = {"stage": "score", "model": FIX, "relevance_raw_prompt": "<image>",
+          "image_splitting": True}
+    if filters:
+        st["filters"] = filters
+    spec = {"sources": [{"name": "w", "type": "webdataset", "urls": "in-000000.tar"}],
+            "stages": [st, {"stage": "stats"}], "output": {"prefix": "sc"}}
+    out = os.path.join(args.tmp, name)
+    pe.run_spec(args, pe.write_spec(os.path.join(data, name + ".json"), spec), out)
+    got = {}
+    for shard in pe.shards(out, "sc"):
+        for key, fields in pe.read_samples(shard):
+            got[key] = pe.sample_json(fields)["model_scores"]
+    return out, got
+
+
+out, scores = run("plain")
+vctest.expect(len(scores) == len(texts), "every sample scored (%d)" % len(scores))
+got = scores["a"]["relevance"]
+vctest.expect(abs(got - want_relevance) < 2e-3,
+              "relevance of 'Caption:' given wide_300x40.png: %.6f, from the fixture's logits "
+              "%.6f" % (got, want_relevance))
+got = scores["t0"]["perplexity"]
+vctest.expect(abs(got - want_perplexity) < 2e-3 * want_perplexity,
+              "perplexity of text_only's text: %.5f, from the fixture's logits %.5f" %
+              (got, want_perplexity))
+vctest.expect(all(0 < s["nsfw"] < 1 for s in scores.values()), "nsfw is a probability")
+stats = json.load(open(os.path.join(out, "stats.json")))
+blob = json.dumps(stats)
+vctest.expect(all("score.%s" % n in blob for n in ("relevance", "perplexity", "nsfw")),
+              "the audit has histograms of the three scores")
+
+rel = sorted(s["relevance"] for s in scores.values())
+cut = rel[len(rel) // 2]
+out, kept = run("min", [{"name": "relevance", "min": cut}])
+below = {k for k, s in scores.items() if s["relevance"] < cut}
+vctest.expect(set(kept) == set(scores) - below and below, "min rejects the %d below %.4f" %
+              (len(below), cut))
+lines = {r["key"]: r for r in pe.ledger(out) if r["state"] == "rejected"}
+vctest.expect(set(lines) == below and all(r["filter"] == "relevance" and r["threshold"] == cut
+                                          and abs(r["score"] - scores[k]["relevance"]) < 1e-9
+                                          for k, r in lines.items()),
+              "ledger: filter relevance, the score and the threshold")
+
+ppl = sorted(s["perplexity"] for s in scores.values())
+q = 0.5
+threshold = ppl[math.ceil(q * len(ppl)) - 1]
+out, kept = run("quantile", [{"name": "perplexity", "max_quantile": q}])
+above = {k for k, s in scores.items() if s["perplexity"] > threshold}
+vctest.expect(set(kept) == set(scores) - above and len(above) == 3,
+              "max_quantile 0.5 rejects the %d above the median %.3f" % (len(above), threshold))
+lines = {r["key"] for r in pe.ledger(out) if r["state"] == "rejected" and r["stage"] == "score"}
+vctest.expect(lines == above, "ledger: the quantile rejections are the score stage's")
+rep = pe.run_json(out)["score"]["perplexity"]
+vctest.expect(rep == {"max_quantile": q, "threshold": threshold, "rejected": 3},
+              "run.json reports the global threshold: %s" % rep)
+print("PASS")
