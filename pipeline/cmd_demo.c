@@ -131,6 +131,10 @@ int cmd_demo_main(int argc, char **argv)
            (double)sum.n_bytes / 1e6);
     printf("broken on purpose: %llu samples and files, listed in %s/demo.json\n",
            (unsigned long long)sum.n_defects, sum.dir);
+    printf("captions: json synthetic_caption, from the tiny RANDOM Idefics2 checkpoint in "
+           "%s/%s: they are noise (point the caption stage's \"model\" at a real checkpoint "
+           "for real captions)\n",
+           sum.dir, DEMO_MODEL_DIR);
     if (!run) {
         printf("spec: %s\nrun it with: vlmcurate run %s\n", sum.spec_path, sum.spec_path);
         return 0;

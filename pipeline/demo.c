@@ -17,6 +17,7 @@
 #include "core/vc_fs.h"
 #include "core/vc_mem.h"
 #include "stages/st_reshard.h"
+#include "synth/idf2_mkmodel.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -1265,6 +1266,16 @@ static enum vc_status gen_docs(struct demo_gen *g, struct demo_item *items, stru
 
 /* ---- the default spec and the demo manifest ------------------------ */
 
+/* DIR/model: a tiny random Idefics2 checkpoint in the Hugging Face layout,
+ * its tokenizer generated from the system word list. */
+static enum vc_status gen_model(struct demo_gen *g, struct vc_err *err)
+{
+    char path[4200];
+    if (snprintf(path, sizeof path, "%s/%s", g->dir, DEMO_MODEL_DIR) >= (int)sizeof path)
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "demo: path too long: %s", g->dir);
+    return idf2_mk_tiny(path, g->seed, DEMO_WORDS, err);
+}
+
 /* Paths are relative to the spec's folder, so DIR can be moved whole. */
 static enum vc_status write_spec(struct demo_gen *g, struct vc_err *err)
 {
@@ -1293,9 +1304,10 @@ static enum vc_status write_spec(struct demo_gen *g, struct vc_err *err)
     cJSON *stages = cJSON_AddArrayToObject(spec, "stages");
     cJSON *ingest = cJSON_CreateObject(), *reshard = cJSON_CreateObject();
     cJSON *filter = cJSON_CreateObject(), *stats = cJSON_CreateObject();
-    cJSON *write = cJSON_CreateObject();
+    cJSON *write = cJSON_CreateObject(), *caption = cJSON_CreateObject();
     cJSON_AddItemToArray(stages, ingest);
     cJSON_AddItemToArray(stages, filter);
+    cJSON_AddItemToArray(stages, caption);
     cJSON_AddItemToArray(stages, reshard);
     cJSON_AddItemToArray(stages, stats);
     cJSON_AddItemToArray(stages, write);
@@ -1316,6 +1328,12 @@ static enum vc_status write_spec(struct demo_gen *g, struct vc_err *err)
     cJSON_AddNumberToObject(reshard, "buffer_size", 1000);
     cJSON_AddNumberToObject(reshard, "seed", (double)(g->seed & ((1ull << 53) - 1)));
     cJSON_AddStringToObject(write, "stage", "write");
+    /* Captioning end to end with the random checkpoint of DIR/model: the
+     * captions are noise, the plumbing is real.  Short, so the demo stays
+     * a matter of seconds. */
+    cJSON_AddStringToObject(caption, "stage", "caption");
+    cJSON_AddStringToObject(caption, "model", DEMO_MODEL_DIR);
+    cJSON_AddNumberToObject(caption, "max_new_tokens", 8);
 
     cJSON *output = cJSON_AddObjectToObject(spec, "output");
     cJSON_AddStringToObject(output, "dir", "out");
@@ -1400,6 +1418,8 @@ enum vc_status demo_generate_n(const char *dir, uint64_t seed, uint32_t n_sample
         rc = gen_pairs(&g, items, err);
     if (rc >= 0)
         rc = gen_docs(&g, items, err);
+    if (rc >= 0)
+        rc = gen_model(&g, err);
     if (rc >= 0)
         rc = write_spec(&g, err);
     if (rc >= 0)

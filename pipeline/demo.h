@@ -8,6 +8,9 @@
  *                           a repeated extension);
  *   DIR/pairs/              images/ + pairs.jsonl + pairs.csv (same rows);
  *   DIR/docs/               images/ + docs.jsonl, OBELICS-style documents;
+ *   DIR/model/              a tiny random Idefics2 checkpoint (Hugging Face
+ *                           layout) that the spec's caption stage runs:
+ *                           its captions are noise;
  *   DIR/spec.json           the default pipeline over all three sources;
  *   DIR/demo.json           what was generated, and every deliberate defect
  *                           (source, file, key, defect) so tests can check
@@ -24,6 +27,11 @@
 #include <stdint.h>
 
 #include "core/vc_err.h"
+
+/* The checkpoint folder inside DIR, and the word list its tokenizer is
+ * made from (Debian's wamerican; absent: byte-level pieces only). */
+#define DEMO_MODEL_DIR "model"
+#define DEMO_WORDS     "/usr/share/dict/words"
 
 /* Good webdataset samples in the default demo: a few hundred, so the demo
  * runs in seconds; benchmarks ask for thousands with demo_generate_n. */

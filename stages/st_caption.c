@@ -313,14 +313,14 @@ static enum vc_status compute_model(struct st_caption *st, struct sample **v, co
             .gen = st->gen,
         };
         if (st->gen.temperature > 0)
-            reqs[j].gen.seed = st_model_sample_seed(st->seed, v[todo[j]]->key);
+            reqs[j].gen.seed = st_model_sample_seed(st->seed, st_model_sample_key(v[todo[j]]));
     }
     if (rc >= 0)
         rc = st_model_generate(st->model, reqs, n, res, err);
     for (size_t j = 0; rc >= 0 && j < n; j++) {
         if (res[j].status == VC_EFATAL && res[j].err.reason == VC_REASON_out_of_memory)
             rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "%s: sample '%s': %s",
-                            st->where, v[todo[j]]->key, res[j].err.msg);
+                            st->where, st_model_sample_key(v[todo[j]]), res[j].err.msg);
         else if (!(recs[j] = result_record(&res[j])))
             rc = oom(err);
     }
@@ -386,7 +386,7 @@ static enum vc_status apply(void *state, struct sample *s, const cJSON *rec,
         /* The engine's seed for this sample, for `vlmcurate generate --seed`. */
         char seed[24];
         snprintf(seed, sizeof seed, "%llu",
-                 (unsigned long long)st_model_sample_seed(st->seed, s->key));
+                 (unsigned long long)st_model_sample_seed(st->seed, st_model_sample_key(s)));
         if (!cJSON_AddStringToObject(prov, "sample_seed", seed)) {
             cJSON_Delete(prov);
             return oom(err);

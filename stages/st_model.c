@@ -93,7 +93,8 @@ enum vc_status st_model_open(const char *dir, bool bf16, const struct stage_ctx 
                              const char *where, struct st_model **out, struct vc_err *err)
 {
     char joined[PATH_MAX], real[PATH_MAX];
-    const char *base = ctx && ctx->spec_dir && dir[0] != '/' ? ctx->spec_dir : NULL;
+    const char *base =
+        ctx && ctx->spec_dir && ctx->spec_dir[0] && dir[0] != '/' ? ctx->spec_dir : NULL;
     if (snprintf(joined, sizeof joined, "%s%s%s", base ? base : "", base ? "/" : "", dir) >=
         (int)sizeof joined)
         return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "%s: model path too long", where);
@@ -191,6 +192,11 @@ void st_model_sample_error(struct vc_err *err)
         break;
     }
     err->status = VC_ESAMPLE;
+}
+
+const char *st_model_sample_key(const struct sample *s)
+{
+    return s->orig_key ? s->orig_key : s->key ? s->key : "";
 }
 
 uint64_t st_model_sample_seed(uint64_t seed, const char *key)
@@ -465,10 +471,11 @@ enum vc_status st_model_map_batch(const struct st_model_batch_ops *ops, void *st
         vc_err_clear(&errs[i]);
         if (!ops->wants(state, v[i]))
             continue;
-        have[i] = cache ? st_model_cache_get(cache, v[i]->src_index, v[i]->key) : NULL;
+        have[i] =
+            cache ? st_model_cache_get(cache, v[i]->src_index, st_model_sample_key(v[i])) : NULL;
         if (!have[i]) {
             index[n_todo] = v[i]->src_index;
-            keys[n_todo] = v[i]->key;
+            keys[n_todo] = st_model_sample_key(v[i]);
             todo[n_todo++] = i;
         }
     }

@@ -24,6 +24,7 @@
 #include "synth/idefics2.h"
 
 struct cJSON;
+struct sample;
 struct stage_ctx;
 
 struct st_model;
@@ -54,6 +55,10 @@ enum vc_status st_model_score(struct st_model *m, const struct idf2_request *req
  * else (a request the engine refused, a malformed patch grid) is
  * engine_error.  Out of memory stays fatal. */
 void st_model_sample_error(struct vc_err *err);
+
+/* The key a model stage knows a sample by: the key as its source spelled
+ * it (output keys are only made in PLAN); "" when it has none. */
+const char *st_model_sample_key(const struct sample *s);
 
 /* The sample's seed: the first 8 bytes (little endian) of
  * sha256("<seed>:<key>"), top bit cleared. */
@@ -86,7 +91,6 @@ enum vc_status st_model_cache_put(struct st_model_cache *c, const uint64_t *inde
 
 struct stage_task_ctx;
 struct stage_verdict;
-struct sample;
 
 struct st_model_batch_ops {
     /* Whether the stage has anything to compute for the sample (a caption
