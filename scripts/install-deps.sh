@@ -20,6 +20,7 @@ PACKAGES=(
   libtesseract-dev tesseract-ocr-eng     # the ocr stage's Tesseract backend
   libpoppler-glib-dev libcairo2-dev      # the pdf source renders pages
   poppler-utils         # pdftotext: the OCR tests' ground truth
+  shared-mime-info      # its spec PDF: real pages for the OCR tests
 )
 if [ "${VC_WITH_BENCH:-0}" = 1 ]; then
   # tests/bench/sidebyside.sh: gguf-py (from the llama.cpp tree) needs them.

@@ -368,7 +368,7 @@ const cJSON *st_model_cache_get(const struct st_model_cache *c, uint64_t index, 
     /* The index is the sample's place in its unit; the key confirms the
      * unit still holds the same sample. */
     const cJSON *k = cJSON_GetObjectItemCaseSensitive(c->recs[lo].rec, "k");
-    return cJSON_IsString(k) && strcmp(k->valuestring, key) == 0 ? c->recs[lo].rec : NULL;
+    return !key || (cJSON_IsString(k) && strcmp(k->valuestring, key) == 0) ? c->recs[lo].rec : NULL;
 }
 
 static enum vc_status write_all(struct st_model_cache *c, const char *p, size_t n,

@@ -78,7 +78,8 @@ struct st_model_cache;
 enum vc_status st_model_cache_open(const char *work_dir, const char *tag, uint32_t unit,
                                    struct st_model_cache **out, struct vc_err *err);
 void st_model_cache_close(struct st_model_cache *c);
-/* The record of sample (index, key), or NULL; borrowed from the cache. */
+/* The record of sample (index, key), or NULL; borrowed from the cache.
+ * key NULL: any key (PLAN knows records by unit and index). */
 const struct cJSON *st_model_cache_get(const struct st_model_cache *c, uint64_t index,
                                        const char *key);
 /* Appends records (objects; "i" and "k" are added here) as one write and

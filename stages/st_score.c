@@ -333,8 +333,8 @@ static enum vc_status score_apply(void *state, struct sample *s, const cJSON *re
     cJSON *meta = sample_meta(s);
     cJSON *scores = cJSON_CreateObject();
     cJSON *prov = cJSON_Duplicate(st->provenance, true);
-    cJSON *extra = stage_task_extra(ctx);
-    if (!meta || !scores || !prov || !extra) {
+    (void)ctx;
+    if (!meta || !scores || !prov) {
         cJSON_Delete(scores);
         cJSON_Delete(prov);
         return oom(err);
@@ -343,13 +343,6 @@ static enum vc_status score_apply(void *state, struct sample *s, const cJSON *re
     cJSON_DeleteItemFromObjectCaseSensitive(meta, "model_scores_provenance");
     cJSON_AddItemToObject(meta, "model_scores", scores);
     cJSON_AddItemToObject(meta, "model_scores_provenance", prov);
-    cJSON *copy = cJSON_Duplicate(rec, true);
-    if (!copy)
-        return oom(err);
-    cJSON_DeleteItemFromObjectCaseSensitive(copy, "i");
-    cJSON_DeleteItemFromObjectCaseSensitive(copy, "k");
-    cJSON_DeleteItemFromObjectCaseSensitive(extra, "model_scores");
-    cJSON_AddItemToObject(extra, "model_scores", copy);
     for (int k = 0; k < SCORE_N; k++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, score_names[k]);
         if (!cJSON_IsNumber(v))
@@ -396,11 +389,31 @@ static enum vc_status score_map(void *state, struct sample *s, struct stage_task
 
 /* ---- the global quantile cut ---- */
 
-static double rec_score(const struct stage_rec *r, int k)
+/* The scores PLAN reads: the units' result caches, which the unit
+ * manifests committed (a batch hook has no per-record extra). */
+struct score_reader {
+    const struct st_score *st;
+    struct st_model_cache *cache;
+    uint32_t unit;
+};
+
+static enum vc_status rec_score(struct score_reader *r, const struct stage_rec *rec, int k,
+                                double *out, struct vc_err *err)
 {
-    const cJSON *s = r->extra ? cJSON_GetObjectItemCaseSensitive(r->extra, "model_scores") : NULL;
-    const cJSON *v = s ? cJSON_GetObjectItemCaseSensitive(s, score_names[k]) : NULL;
-    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+    *out = NAN;
+    if (!r->st->work_dir)
+        return VC_OK;
+    if (!r->cache || r->unit != rec->unit) {
+        st_model_cache_close(r->cache);
+        r->cache = NULL;
+        VC_TRY(st_model_cache_open(r->st->work_dir, r->st->tag, rec->unit, &r->cache, err));
+        r->unit = rec->unit;
+    }
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(
+        st_model_cache_get(r->cache, rec->index, NULL), score_names[k]);
+    if (cJSON_IsNumber(v))
+        *out = v->valuedouble;
+    return VC_OK;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -417,38 +430,47 @@ static double nearest_rank(const double *sorted, size_t n, double q)
     return sorted[rank ? rank - 1 : 0];
 }
 
-static enum vc_status cut_quantile(struct stage_plan *plan, int k, double q, struct vc_err *err)
+static enum vc_status cut_quantile(struct st_score *st, struct stage_plan *plan, int k, double q,
+                                   struct vc_err *err)
 {
+    /* One score per record, in record order, so each unit's cache is read
+     * once. */
     double *vals = vc_malloc_array(plan->n_recs + 1, sizeof *vals);
-    if (!vals)
-        return oom(err);
+    double *sorted = vc_malloc_array(plan->n_recs + 1, sizeof *sorted);
+    struct score_reader rd = { .st = st };
+    enum vc_status rc = vals && sorted ? VC_OK : oom(err);
     size_t n = 0;
-    for (size_t i = 0; i < plan->n_recs; i++) {
-        double v = plan->recs[i].state == STAGE_REC_KEEP ? rec_score(&plan->recs[i], k) : NAN;
-        if (isfinite(v))
-            vals[n++] = v;
+    for (size_t i = 0; rc >= 0 && i < plan->n_recs; i++) {
+        vals[i] = NAN;
+        if (plan->recs[i].state == STAGE_REC_KEEP)
+            rc = rec_score(&rd, &plan->recs[i], k, &vals[i], err);
+        if (rc >= 0 && isfinite(vals[i]))
+            sorted[n++] = vals[i];
     }
-    if (n == 0) {
-        free(vals);
-        return VC_OK;
-    }
-    qsort(vals, n, sizeof *vals, cmp_double);
-    const double cut = nearest_rank(vals, n, q);
-    free(vals);
-    size_t kept = 0, dropped = 0;
-    for (size_t i = 0; i < plan->n_order; i++) {
-        struct stage_rec *r = &plan->recs[plan->order[i]];
-        double v = rec_score(r, k);
-        if (r->state == STAGE_REC_KEEP && isfinite(v) && v > cut) {
-            r->state = STAGE_REC_REJECTED;
-            r->stage = "score";
-            r->reason = VC_REASON_filtered;
-            dropped++;
+    st_model_cache_close(rd.cache);
+    size_t dropped = 0;
+    double cut = NAN;
+    if (rc >= 0 && n) {
+        qsort(sorted, n, sizeof *sorted, cmp_double);
+        cut = nearest_rank(sorted, n, q);
+        size_t kept = 0;
+        for (size_t i = 0; i < plan->n_order; i++) {
+            const size_t at = plan->order[i];
+            struct stage_rec *r = &plan->recs[at];
+            if (r->state == STAGE_REC_KEEP && isfinite(vals[at]) && vals[at] > cut) {
+                r->state = STAGE_REC_REJECTED;
+                r->stage = "score";
+                r->reason = VC_REASON_filtered;
+                dropped++;
+            }
+            if (r->state == STAGE_REC_KEEP)
+                plan->order[kept++] = at;
         }
-        if (r->state == STAGE_REC_KEEP)
-            plan->order[kept++] = plan->order[i];
+        plan->n_order = kept;
     }
-    plan->n_order = kept;
+    free(vals);
+    free(sorted);
+    VC_TRY(rc);
     cJSON *rep = cJSON_GetObjectItemCaseSensitive(plan->report, "score");
     if (!rep && !(rep = cJSON_AddObjectToObject(plan->report, "score")))
         return oom(err);
@@ -465,7 +487,7 @@ static enum vc_status score_plan(void *state, struct stage_plan *plan, struct vc
     struct st_score *st = state;
     for (int k = 0; k < SCORE_N; k++)
         if (st->filter[k].has_quantile)
-            VC_TRY(cut_quantile(plan, k, st->filter[k].quantile, err));
+            VC_TRY(cut_quantile(st, plan, k, st->filter[k].quantile, err));
     return VC_OK;
 }
 

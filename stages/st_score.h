@@ -14,8 +14,9 @@
  *   nsfw        P(yes) / (P(yes) + P(no)) for a yes/no question about the
  *               image (zero-shot).
  *
- * Scores go to the sample's json under "model_scores" (and into the
- * record's extra, for the plan).  "min"/"max" reject in MAP (the verdict
+ * Scores go to the sample's json under "model_scores" (and, like the
+ * other model stages' results, to the unit's result cache, which is what
+ * PLAN reads them from).  "min"/"max" reject in MAP (the verdict
  * names the score, its value and the threshold); "max_quantile" q rejects,
  * in PLAN over every surviving sample of the run, those whose score is
  * above the nearest-rank q-quantile of all of them. */

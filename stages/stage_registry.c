@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-extern const struct source_ops src_wds_ops, src_pairs_ops, src_docs_ops, src_urls_ops;
+extern const struct source_ops src_wds_ops, src_pairs_ops, src_docs_ops, src_urls_ops, src_pdf_ops;
 
 const struct stage_ops *const stage_table[] = {
     &st_ingest_ops,  &st_filter_ops, &st_caption_ops, &st_ocr_ops, &st_score_ops,
@@ -27,7 +27,7 @@ const struct stage_ops *const stage_table[] = {
 };
 
 const struct source_ops *const source_table[] = {
-    &src_wds_ops, &src_pairs_ops, &src_docs_ops, &src_urls_ops, NULL,
+    &src_wds_ops, &src_pairs_ops, &src_docs_ops, &src_urls_ops, &src_pdf_ops, NULL,
 };
 
 const struct stage_ops *stage_find(const char *name)
