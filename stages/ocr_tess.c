@@ -2,6 +2,7 @@
  * nothing else; the image decoding is core/img's. */
 #include "ocr_tess.h"
 
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,7 +65,13 @@ enum vc_status ocr_tess_text(struct ocr_tess *t, const uint8_t *data, size_t siz
         return vc_err_set(err, VC_ESAMPLE, VC_REASON_image_too_large, "image %ux%u", im.w, im.h);
     }
     TessBaseAPISetImage(t->api, im.pixels, (int)im.w, (int)im.h, im.ch, (int)(im.w * im.ch));
+    /* Tesseract's LSTM asks OpenMP for 4 threads per text line: on a busy
+     * machine the spinning teams cost 100x the work (measured: minutes per
+     * page).  One thread per page; the pipeline runs pages in parallel. */
+    const int levels = omp_get_max_active_levels();
+    omp_set_max_active_levels(0);
     char *out = TessBaseAPIGetUTF8Text(t->api);
+    omp_set_max_active_levels(levels);
     TessBaseAPIClear(t->api);
     img_release(&im);
     if (!out)
