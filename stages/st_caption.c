@@ -431,38 +431,38 @@ static const struct st_model_batch_ops caption_batch_ops = {
     .apply = apply,
 };
 
-enum vc_status st_caption_map_batch(void *state, struct sample **v, size_t n,
-                                    struct stage_task_ctx *ctx, enum vc_status *st,
-                                    struct stage_verdict *verdicts, struct vc_err *errs)
+static enum vc_status caption_map_batch(void *state, struct sample **v, size_t n,
+                                        struct stage_task_ctx *ctx, enum vc_status *st,
+                                        struct stage_verdict *verdicts, struct vc_err *errs)
 {
     struct caption_task *t = ctx->task_state;
     return st_model_map_batch(&caption_batch_ops, state, t, t->cache, v, n, ctx, st, verdicts,
                               errs);
 }
 
-/* One sample at a time, for executors without a batch hook. */
-static enum vc_status caption_map(void *state, struct sample *s, struct stage_task_ctx *ctx,
-                                  struct vc_err *err)
+static size_t caption_batch_size(const void *state)
 {
-    enum vc_status st;
-    VC_TRY(st_caption_map_batch(state, &s, 1, ctx, &st, &ctx->verdict, err));
-    return st;
+    return ((const struct st_caption *)state)->batch;
 }
 
 const struct stage_ops st_caption_ops = {
     .name = "caption",
+    .caps = STAGE_CAP_MODEL,
     .create = caption_create,
     .task_begin = caption_task_begin,
-    .map = caption_map,
+    .map_batch = caption_map_batch,
+    .batch_size = caption_batch_size,
     .task_end = caption_task_end,
     .destroy = caption_destroy,
 };
 
 const struct stage_ops st_ocr_ops = {
     .name = "ocr",
+    .caps = STAGE_CAP_MODEL,
     .create = ocr_create,
     .task_begin = caption_task_begin,
-    .map = caption_map,
+    .map_batch = caption_map_batch,
+    .batch_size = caption_batch_size,
     .task_end = caption_task_end,
     .destroy = caption_destroy,
 };

@@ -23,11 +23,4 @@
 
 extern const struct stage_ops st_caption_ops, st_ocr_ops;
 
-/* The batch entry point (the executor's map_batch hook once it has one):
- * st[i], verdicts[i] and errs[i] are sample i's outcome.  Returns VC_OK,
- * or VC_EFATAL when the run must stop. */
-enum vc_status st_caption_map_batch(void *state, struct sample **v, size_t n,
-                                    struct stage_task_ctx *ctx, enum vc_status *st,
-                                    struct stage_verdict *verdicts, struct vc_err *errs);
-
 #endif

@@ -31,6 +31,7 @@ struct st_score {
     const char *relevance_chat, *relevance_raw, *nsfw_prompt; /* borrowed from prompts */
     char *prompts;                                            /* one allocation */
     int image_splitting;
+    size_t batch;
     char tag[32];
     const char *work_dir;
     cJSON *provenance;
@@ -173,7 +174,7 @@ static enum vc_status score_create(const cJSON *cfg, const struct stage_ctx *ctx
     st->work_dir = ctx ? ctx->work_dir : NULL;
     static const char *const computes[] = { "f32", "bf16", NULL };
     int compute = 0;
-    uint64_t batch;
+    uint64_t batch = 16;
     bool split = false;
     const char *model = NULL;
     enum vc_status rc = parse_scores(st, cfg, err);
@@ -185,10 +186,9 @@ static enum vc_status score_create(const cJSON *cfg, const struct stage_ctx *ctx
         rc = stage_cfg_enum(cfg, WHERE, "compute", computes, 0, &compute, err);
     if (rc >= 0)
         rc = stage_cfg_bool(cfg, WHERE, "image_splitting", false, &split, err);
-    /* Scoring is one request per sample; the key is accepted so a spec can
-     * size every model stage alike. */
     if (rc >= 0)
         rc = stage_cfg_u64(cfg, WHERE, "batch", 16, 1, 256, &batch, err);
+    st->batch = (size_t)batch;
     if (rc >= 0)
         rc = stage_cfg_str(cfg, WHERE, "model", NULL, &model, err);
     if (rc >= 0 && !model)
@@ -371,20 +371,17 @@ static const struct st_model_batch_ops score_batch_ops = {
     .apply = score_apply,
 };
 
-enum vc_status st_score_map_batch(void *state, struct sample **v, size_t n,
-                                  struct stage_task_ctx *ctx, enum vc_status *st,
-                                  struct stage_verdict *verdicts, struct vc_err *errs)
+static enum vc_status score_map_batch(void *state, struct sample **v, size_t n,
+                                      struct stage_task_ctx *ctx, enum vc_status *st,
+                                      struct stage_verdict *verdicts, struct vc_err *errs)
 {
     return st_model_map_batch(&score_batch_ops, state, NULL, ctx->task_state, v, n, ctx, st,
                               verdicts, errs);
 }
 
-static enum vc_status score_map(void *state, struct sample *s, struct stage_task_ctx *ctx,
-                                struct vc_err *err)
+static size_t score_batch_size(const void *state)
 {
-    enum vc_status st;
-    VC_TRY(st_score_map_batch(state, &s, 1, ctx, &st, &ctx->verdict, err));
-    return st;
+    return ((const struct st_score *)state)->batch;
 }
 
 /* ---- the global quantile cut ---- */
@@ -493,9 +490,11 @@ static enum vc_status score_plan(void *state, struct stage_plan *plan, struct vc
 
 const struct stage_ops st_score_ops = {
     .name = "score",
+    .caps = STAGE_CAP_MODEL,
     .create = score_create,
     .task_begin = score_task_begin,
-    .map = score_map,
+    .map_batch = score_map_batch,
+    .batch_size = score_batch_size,
     .task_end = score_task_end,
     .plan = score_plan,
     .destroy = score_destroy,

@@ -27,9 +27,4 @@
 
 extern const struct stage_ops st_score_ops;
 
-/* The batch entry point, as st_caption_map_batch. */
-enum vc_status st_score_map_batch(void *state, struct sample **v, size_t n,
-                                  struct stage_task_ctx *ctx, enum vc_status *st,
-                                  struct stage_verdict *verdicts, struct vc_err *errs);
-
 #endif
