@@ -180,8 +180,10 @@ static enum vc_status map_batch(struct map_task *t, size_t k, size_t n, struct v
         memset(t->st, 0, m * sizeof *t->st);
         memset(t->verdicts, 0, m * sizeof *t->verdicts);
         memset(t->errs, 0, m * sizeof *t->errs);
+        t->tcs[k].tokens = 0;
         enum vc_status rc =
             ss->ops->map_batch(ss->state, t->v, m, &t->tcs[k], t->st, t->verdicts, t->errs);
+        progress_add_tokens(&t->ss->prog, t->tcs[k].tokens);
         if (rc < 0) {
             *err = t->errs[0];
             err->status = VC_EFATAL;

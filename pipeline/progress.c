@@ -20,6 +20,7 @@ void progress_begin(struct progress *p, FILE *out, const char *phase, uint64_t u
     atomic_store(&p->units_done, 0);
     atomic_store(&p->samples, 0);
     atomic_store(&p->bytes, 0);
+    atomic_store(&p->tokens, 0);
     p->out = out;
     p->tty = out && isatty(fileno(out));
     p->start_ns = progress_now_ns();
@@ -34,12 +35,15 @@ static void print_line(struct progress *p, uint64_t now, bool final)
     uint64_t done = atomic_load(&p->units_done), n = atomic_load(&p->samples);
     double mb = (double)atomic_load(&p->bytes) / 1e6;
     double rate = secs > 0 ? (double)n / secs : 0, mbs = secs > 0 ? mb / secs : 0;
-    char eta[32] = "-";
+    char eta[32] = "-", tok[48] = "";
+    uint64_t n_tok = atomic_load(&p->tokens);
+    if (n_tok)
+        snprintf(tok, sizeof tok, ", %.1f tok/s", secs > 0 ? (double)n_tok / secs : 0);
     if (done && done < p->units_total)
         snprintf(eta, sizeof eta, "%.0fs", secs / (double)done * (double)(p->units_total - done));
-    fprintf(p->out, "%s%s: %llu/%llu units, %llu samples, %.0f samples/s, %.1f MB/s, ETA %s%s",
+    fprintf(p->out, "%s%s: %llu/%llu units, %llu samples, %.1f samples/s%s, %.1f MB/s, ETA %s%s",
             p->tty ? "\r\033[K" : "", p->phase, (unsigned long long)done,
-            (unsigned long long)p->units_total, (unsigned long long)n, rate, mbs,
+            (unsigned long long)p->units_total, (unsigned long long)n, rate, tok, mbs,
             final ? "0s" : eta, p->tty && !final ? "" : "\n");
     fflush(p->out);
     p->printed = true;
@@ -63,6 +67,11 @@ void progress_add(struct progress *p, uint64_t samples, uint64_t bytes)
     atomic_fetch_add(&p->samples, samples);
     atomic_fetch_add(&p->bytes, bytes);
     maybe_print(p);
+}
+
+void progress_add_tokens(struct progress *p, uint64_t tokens)
+{
+    atomic_fetch_add(&p->tokens, tokens);
 }
 
 void progress_unit_done(struct progress *p)

@@ -14,7 +14,7 @@
 struct progress {
     const char *phase;
     uint64_t units_total;
-    atomic_uint_fast64_t units_done, samples, bytes;
+    atomic_uint_fast64_t units_done, samples, bytes, tokens;
     atomic_uint_fast64_t next_print_ns;
     uint64_t start_ns, interval_ns;
     bool tty, printed;
@@ -26,6 +26,8 @@ struct progress {
 void progress_begin(struct progress *p, FILE *out, const char *phase, uint64_t units_total,
                     uint64_t interval_s);
 void progress_add(struct progress *p, uint64_t samples, uint64_t bytes);
+/* Tokens a model stage generated or scored: a phase with any shows tok/s. */
+void progress_add_tokens(struct progress *p, uint64_t tokens);
 void progress_unit_done(struct progress *p);
 /* Prints the phase's closing line. */
 void progress_end(struct progress *p);

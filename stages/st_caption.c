@@ -296,7 +296,7 @@ static cJSON *result_record(const struct idf2_result *r)
 
 /* Runs the engine on the samples `todo` (n of them), a record each. */
 static enum vc_status compute_model(struct st_caption *st, struct sample **v, const size_t *todo,
-                                    size_t n, cJSON **recs, struct vc_err *err)
+                                    size_t n, cJSON **recs, uint64_t *tokens, struct vc_err *err)
 {
     struct idf2_image_bytes *imgs = vc_malloc_array(n, sizeof *imgs);
     struct idf2_request *reqs = vc_malloc_array(n, sizeof *reqs);
@@ -323,6 +323,8 @@ static enum vc_status compute_model(struct st_caption *st, struct sample **v, co
                             st->where, st_model_sample_key(v[todo[j]]), res[j].err.msg);
         else if (!(recs[j] = result_record(&res[j])))
             rc = oom(err);
+        else
+            *tokens += res[j].n_ids;
     }
     for (size_t j = 0; res && j < n; j++)
         idf2_result_release(&res[j]);
@@ -417,11 +419,11 @@ static bool caption_wants(void *state, const struct sample *s)
 }
 
 static enum vc_status caption_compute(void *state, void *task, struct sample **v,
-                                      const size_t *todo, size_t n, cJSON **recs,
+                                      const size_t *todo, size_t n, cJSON **recs, uint64_t *tokens,
                                       struct vc_err *err)
 {
     struct st_caption *st = state;
-    return st->model ? compute_model(st, v, todo, n, recs, err)
+    return st->model ? compute_model(st, v, todo, n, recs, tokens, err)
                      : compute_tess(st, task, v, todo, n, recs, err);
 }
 

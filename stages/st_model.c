@@ -480,7 +480,7 @@ enum vc_status st_model_map_batch(const struct st_model_batch_ops *ops, void *st
         }
     }
     if (rc >= 0 && n_todo)
-        rc = ops->compute(state, task, v, todo, n_todo, fresh, &fatal);
+        rc = ops->compute(state, task, v, todo, n_todo, fresh, &ctx->tokens, &fatal);
     /* Committed before any sample changes: a kill after this line redoes
      * nothing of this batch. */
     if (rc >= 0 && n_todo && cache)

@@ -98,10 +98,11 @@ struct st_model_batch_ops {
      * needs an image); a sample it does not want passes unchanged. */
     bool (*wants)(void *state, const struct sample *s);
     /* Computes the records of samples v[todo[0..n)] into recs[0..n):
-     * objects, {"reason", "msg"} for a sample the model cannot take.
-     * VC_EFATAL only when the run must stop. */
+     * objects, {"reason", "msg"} for a sample the model cannot take; adds
+     * the tokens generated or scored to *tokens.  VC_EFATAL only when the
+     * run must stop. */
     enum vc_status (*compute)(void *state, void *task, struct sample **v, const size_t *todo,
-                              size_t n, struct cJSON **recs, struct vc_err *err);
+                              size_t n, struct cJSON **recs, uint64_t *tokens, struct vc_err *err);
     /* Writes a record (computed now or read from the cache) into its
      * sample: VC_OK, VC_REJECT with *verdict, or VC_ESAMPLE. */
     enum vc_status (*apply)(void *state, struct sample *s, const struct cJSON *rec,

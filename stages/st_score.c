@@ -249,11 +249,13 @@ static bool score_wants(void *state, const struct sample *s)
 /* Mean log-likelihood per token of `text` after the request; NAN for a
  * text of no tokens. */
 static enum vc_status mean_logprob(struct st_score *st, const struct idf2_request *req,
-                                   const char *text, double *out, struct vc_err *err)
+                                   const char *text, double *out, uint64_t *tokens,
+                                   struct vc_err *err)
 {
     double lp;
     size_t n;
     VC_TRY(st_model_score(st->model, req, text, &lp, &n, err));
+    *tokens += n;
     *out = n ? lp / (double)n : NAN;
     return VC_OK;
 }
@@ -261,7 +263,7 @@ static enum vc_status mean_logprob(struct st_score *st, const struct idf2_reques
 /* The scores of one sample into `scores`; a sample-level failure is
  * returned with err filled. */
 static enum vc_status score_one(struct st_score *st, const struct sample *s, const char *text,
-                                double value[SCORE_N], struct vc_err *err)
+                                double value[SCORE_N], uint64_t *tokens, struct vc_err *err)
 {
     const struct sample_field *im = sample_main_image(s);
     struct idf2_image_bytes img = { im ? im->data : NULL, im ? im->size : 0 };
@@ -273,12 +275,12 @@ static enum vc_status score_one(struct st_score *st, const struct sample *s, con
     if (st->wanted[SCORE_RELEVANCE] && im && text) {
         req.prompt = st->relevance_raw;
         req.chat = st->relevance_raw ? NULL : st->relevance_chat;
-        VC_TRY(mean_logprob(st, &req, text, &value[SCORE_RELEVANCE], err));
+        VC_TRY(mean_logprob(st, &req, text, &value[SCORE_RELEVANCE], tokens, err));
     }
     if (st->wanted[SCORE_PERPLEXITY] && text) {
         struct idf2_request bos = { .prompt = "", .image_splitting = -1 };
         double m;
-        VC_TRY(mean_logprob(st, &bos, text, &m, err));
+        VC_TRY(mean_logprob(st, &bos, text, &m, tokens, err));
         value[SCORE_PERPLEXITY] = exp(-m);
     }
     if (st->wanted[SCORE_NSFW] && im) {
@@ -293,7 +295,7 @@ static enum vc_status score_one(struct st_score *st, const struct sample *s, con
 }
 
 static enum vc_status score_compute(void *state, void *task, struct sample **v, const size_t *todo,
-                                    size_t n, cJSON **recs, struct vc_err *err)
+                                    size_t n, cJSON **recs, uint64_t *tokens, struct vc_err *err)
 {
     struct st_score *st = state;
     (void)task;
@@ -304,7 +306,7 @@ static enum vc_status score_compute(void *state, void *task, struct sample **v, 
             return oom(err);
         double value[SCORE_N];
         struct vc_err e = { 0 };
-        enum vc_status rc = score_one(st, s, text, value, &e);
+        enum vc_status rc = score_one(st, s, text, value, tokens, &e);
         free(text);
         if (rc == VC_EFATAL && e.reason == VC_REASON_out_of_memory)
             return *err = e, rc;

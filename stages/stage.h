@@ -139,6 +139,9 @@ struct stage_task_ctx {
      * for stats.  Reset by the executor for every sample. */
     struct cJSON *extra;
     struct stage_verdict verdict; /* fill before returning VC_REJECT */
+    /* Model stages add the tokens a map_batch call generated or scored;
+     * the executor shows their rate on the progress line. */
+    uint64_t tokens;
 };
 
 /* The extra object of the current sample, created on first use; NULL on
