@@ -236,7 +236,7 @@ void idf2_swiglu(const struct idf2_exec *ex, float *y, const float *x, size_t n,
 {
     idf2_mm(ex, g, x, n, gate, NULL);
     idf2_mm(ex, u, x, n, up, NULL);
-    ex->ops->act_mul(g, u, n * (size_t)gate->rows, act);
+    ex->ops->act_mul(g, u, n * (size_t)gate->rows, act, ex);
     idf2_mm(ex, y, g, n, down, NULL);
 }
 

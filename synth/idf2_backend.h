@@ -158,21 +158,24 @@ struct idf2_ops {
      * + b with the biased variance; RMSNorm w * (x / sqrt(mean(x^2) + eps)).
      * In place allowed (y == x). */
     void (*layernorm)(float *y, const float *x, size_t n, size_t d, const float *w, const float *b,
-                      float eps);
-    void (*rmsnorm)(float *y, const float *x, size_t n, size_t d, const float *w, float eps);
+                      float eps, const struct idf2_exec *ex);
+    void (*rmsnorm)(float *y, const float *x, size_t n, size_t d, const float *w, float eps,
+                    const struct idf2_exec *ex);
     /* x[i] = act(x[i]); and SwiGLU's middle g[i] = act(g[i]) * u[i]. */
-    void (*act)(float *x, size_t n, enum idf2_act act);
-    void (*act_mul)(float *g, const float *u, size_t n, enum idf2_act act);
+    void (*act)(float *x, size_t n, enum idf2_act act, const struct idf2_exec *ex);
+    void (*act_mul)(float *g, const float *u, size_t n, enum idf2_act act,
+                    const struct idf2_exec *ex);
     /* y[i] += x[i]. */
-    void (*add)(float *y, const float *x, size_t n);
+    void (*add)(float *y, const float *x, size_t n, const struct idf2_exec *ex);
     /* Rotate-half RoPE in place on x[n, n_heads*head_dim] (row i at stride
      * x_stride floats): row i uses table row pos[i] of cos_t/sin_t, which
      * are [positions, head_dim] (SPEC §8.2). */
     void (*rope)(float *x, size_t n, size_t x_stride, int n_heads, int head_dim, const float *cos_t,
-                 const float *sin_t, const int32_t *pos);
+                 const float *sin_t, const int32_t *pos, const struct idf2_exec *ex);
     /* out[n, table->cols] = rows ids[0..n) of table as float32 (ids in
      * range: the caller checks). */
-    void (*embed_rows)(float *out, const struct idf2_w *table, const int32_t *ids, size_t n);
+    void (*embed_rows)(float *out, const struct idf2_w *table, const int32_t *ids, size_t n,
+                       const struct idf2_exec *ex);
 };
 
 /* ---------------------------------------------------------------- arena */

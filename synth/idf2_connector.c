@@ -74,9 +74,9 @@ static void resample_layer(const struct idf2_exec *ex, const struct idf2_perceiv
     const size_t hd = (size_t)pc->head_dim, kvw = (size_t)pc->n_kv_heads * hd;
     const float eps = (float)pc->rms_norm_eps;
 
-    o->rmsnorm(s->kvin, proj, P, D, L->context_norm, eps);
+    o->rmsnorm(s->kvin, proj, P, D, L->context_norm, eps, ex);
     float *zn = s->kvin + P * D;
-    o->rmsnorm(zn, z, nl, D, L->latents_norm, eps);
+    o->rmsnorm(zn, z, nl, D, L->latents_norm, eps, ex);
     idf2_mm(ex, s->q, zn, nl, &L->q, NULL);
     idf2_mm(ex, s->k, s->kvin, P + nl, &L->k, NULL);
     idf2_mm(ex, s->v, s->kvin, P + nl, &L->v, NULL);
@@ -96,11 +96,11 @@ static void resample_layer(const struct idf2_exec *ex, const struct idf2_perceiv
     };
     o->attention(s->att, &a, ex);
     idf2_mm(ex, s->t, s->att, nl, &L->o, NULL);
-    o->add(z, s->t, nl * D);
+    o->add(z, s->t, nl * D, ex);
 
-    o->rmsnorm(s->t, z, nl, D, L->post_attn_norm, eps);
+    o->rmsnorm(s->t, z, nl, D, L->post_attn_norm, eps, ex);
     idf2_swiglu(ex, s->t, s->t, nl, &L->gate, &L->up, &L->down, pc->hidden_act, s->pg, s->pu);
-    o->add(z, s->t, nl * D);
+    o->add(z, s->t, nl * D, ex);
 }
 
 void idf2_connector_resample(const struct idf2_exec *ex, const struct idf2_model_config *cfg,
@@ -113,5 +113,5 @@ void idf2_connector_resample(const struct idf2_exec *ex, const struct idf2_model
     memcpy(out, w->latents, nl * D * sizeof(float));
     for (int l = 0; l < pc->depth; l++)
         resample_layer(ex, pc, &w->layers[l], s, proj, P, out);
-    ex->ops->rmsnorm(out, out, nl, D, w->norm, (float)pc->rms_norm_eps);
+    ex->ops->rmsnorm(out, out, nl, D, w->norm, (float)pc->rms_norm_eps, ex);
 }

@@ -11,6 +11,8 @@
  * mode), no reassociation beyond the fixed 8-lane split. */
 #include "idf2_kernels.h"
 
+#include "synth/idf2_ref.h"
+
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -380,6 +382,63 @@ static void vec_attention(float *out, const struct idf2_attn *a, const struct id
     }
 }
 
+/* Below this many elements a row- or element-wise operation runs on the
+ * calling thread. */
+#define PAR_MIN_ELEMS (1u << 16)
+
+/* The reference's row- and element-wise operations over contiguous slices,
+ * one per thread: each row or element gets exactly the reference's value,
+ * so the split changes nothing but the time.  SLICED(n, elems, call) runs
+ * `call` with i0, i1 bounding this thread's slice of [0, n). */
+#define SLICED(n_, elems_, call_)                                                                  \
+    do {                                                                                           \
+        const int team_ = (elems_) < PAR_MIN_ELEMS ? 1 : ex->nt;                                   \
+        _Pragma("omp parallel num_threads(team_)")                                                 \
+        {                                                                                          \
+            const size_t t_ = (size_t)omp_get_thread_num(), k_ = (size_t)omp_get_num_threads();    \
+            const size_t i0 = (n_)*t_ / k_, i1 = (n_) * (t_ + 1) / k_;                             \
+            if (i1 > i0)                                                                           \
+                call_;                                                                             \
+        }                                                                                          \
+    } while (0)
+
+static void vec_layernorm(float *y, const float *x, size_t n, size_t d, const float *w,
+                          const float *b, float eps, const struct idf2_exec *ex)
+{
+    SLICED(n, n * d, idf2_ref_ops.layernorm(y + i0 * d, x + i0 * d, i1 - i0, d, w, b, eps, ex));
+}
+
+static void vec_rmsnorm(float *y, const float *x, size_t n, size_t d, const float *w, float eps,
+                        const struct idf2_exec *ex)
+{
+    SLICED(n, n * d, idf2_ref_ops.rmsnorm(y + i0 * d, x + i0 * d, i1 - i0, d, w, eps, ex));
+}
+
+static void vec_act(float *x, size_t n, enum idf2_act act, const struct idf2_exec *ex)
+{
+    SLICED(n, n, idf2_ref_ops.act(x + i0, i1 - i0, act, ex));
+}
+
+static void vec_act_mul(float *g, const float *u, size_t n, enum idf2_act act,
+                        const struct idf2_exec *ex)
+{
+    SLICED(n, n, idf2_ref_ops.act_mul(g + i0, u + i0, i1 - i0, act, ex));
+}
+
+static void vec_add(float *y, const float *x, size_t n, const struct idf2_exec *ex)
+{
+    SLICED(n, n, idf2_ref_ops.add(y + i0, x + i0, i1 - i0, ex));
+}
+
+static void vec_rope(float *x, size_t n, size_t x_stride, int n_heads, int head_dim,
+                     const float *cos_t, const float *sin_t, const int32_t *pos,
+                     const struct idf2_exec *ex)
+{
+    SLICED(n, n * x_stride,
+           idf2_ref_ops.rope(x + i0 * x_stride, i1 - i0, x_stride, n_heads, head_dim, cos_t, sin_t,
+                             pos + i0, ex));
+}
+
 const struct idf2_ops idf2_vec_ops = {
     .name = "vec",
     .tol = { 1e-5, 1e-5 },
@@ -388,4 +447,10 @@ const struct idf2_ops idf2_vec_ops = {
     .matmul_ws = vec_matmul_ws,
     .attention = vec_attention,
     .attention_ws = vec_attention_ws,
+    .layernorm = vec_layernorm,
+    .rmsnorm = vec_rmsnorm,
+    .act = vec_act,
+    .act_mul = vec_act_mul,
+    .add = vec_add,
+    .rope = vec_rope,
 };

@@ -1,7 +1,10 @@
 /* idf2_ref: the scalar reference row.
  *
  * Owns nothing.  Threads split output rows (matmul) or (query, head) pairs
- * (attention), never a sum, so results are the same at any thread count.
+ * (attention), never a sum, so results are the same at any thread count;
+ * the other operations run on the calling thread.  Every one of those is
+ * row- or element-wise, so a row that runs them on slices of the rows (or
+ * elements) gets exactly the reference's values.
  * Workspace: one dequantized weight row (matmul) or one score row
  * (attention) per thread. */
 #include "idf2_ref.h"
@@ -98,8 +101,9 @@ static void ref_attention(float *out, const struct idf2_attn *a, const struct id
 }
 
 static void ref_layernorm(float *y, const float *x, size_t n, size_t d, const float *w,
-                          const float *b, float eps)
+                          const float *b, float eps, const struct idf2_exec *ex)
 {
+    (void)ex;
     for (size_t i = 0; i < n; i++) {
         const float *xi = x + i * d;
         float *yi = y + i * d;
@@ -116,8 +120,10 @@ static void ref_layernorm(float *y, const float *x, size_t n, size_t d, const fl
     }
 }
 
-static void ref_rmsnorm(float *y, const float *x, size_t n, size_t d, const float *w, float eps)
+static void ref_rmsnorm(float *y, const float *x, size_t n, size_t d, const float *w, float eps,
+                        const struct idf2_exec *ex)
 {
+    (void)ex;
     for (size_t i = 0; i < n; i++) {
         const float *xi = x + i * d;
         float *yi = y + i * d;
@@ -143,27 +149,33 @@ static float act1(float v, enum idf2_act act)
     return v;
 }
 
-static void ref_act(float *x, size_t n, enum idf2_act act)
+static void ref_act(float *x, size_t n, enum idf2_act act, const struct idf2_exec *ex)
 {
+    (void)ex;
     for (size_t i = 0; i < n; i++)
         x[i] = act1(x[i], act);
 }
 
-static void ref_act_mul(float *g, const float *u, size_t n, enum idf2_act act)
+static void ref_act_mul(float *g, const float *u, size_t n, enum idf2_act act,
+                        const struct idf2_exec *ex)
 {
+    (void)ex;
     for (size_t i = 0; i < n; i++)
         g[i] = act1(g[i], act) * u[i];
 }
 
-static void ref_add(float *y, const float *x, size_t n)
+static void ref_add(float *y, const float *x, size_t n, const struct idf2_exec *ex)
 {
+    (void)ex;
     for (size_t i = 0; i < n; i++)
         y[i] += x[i];
 }
 
 static void ref_rope(float *x, size_t n, size_t x_stride, int n_heads, int head_dim,
-                     const float *cos_t, const float *sin_t, const int32_t *pos)
+                     const float *cos_t, const float *sin_t, const int32_t *pos,
+                     const struct idf2_exec *ex)
 {
+    (void)ex;
     const size_t half = (size_t)head_dim / 2, hd = (size_t)head_dim;
     for (size_t i = 0; i < n; i++) {
         const float *c = cos_t + (size_t)pos[i] * hd, *s = sin_t + (size_t)pos[i] * hd;
@@ -178,8 +190,10 @@ static void ref_rope(float *x, size_t n, size_t x_stride, int n_heads, int head_
     }
 }
 
-static void ref_embed_rows(float *out, const struct idf2_w *table, const int32_t *ids, size_t n)
+static void ref_embed_rows(float *out, const struct idf2_w *table, const int32_t *ids, size_t n,
+                           const struct idf2_exec *ex)
 {
+    (void)ex;
     const size_t d = (size_t)table->cols, rb = idf2_wfmt_row_bytes(table->fmt, d);
     for (size_t i = 0; i < n; i++)
         idf2_dequantize_row(table->fmt, (const char *)table->data + (size_t)ids[i] * rb, d,

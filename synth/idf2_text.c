@@ -97,7 +97,7 @@ enum vc_status idf2_text_embed(const struct idf2_exec *ex, const struct idf2_tex
             return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_checkpoint,
                               "token id %d is outside the model's vocabulary of %d", (int)ids[i],
                               cfg->vocab_size);
-    ex->ops->embed_rows(out, &w->embed, ids, n);
+    ex->ops->embed_rows(out, &w->embed, ids, n, ex);
     return VC_OK;
 }
 
@@ -125,13 +125,14 @@ static void text_layer(const struct idf2_exec *ex, const struct idf2_text_config
                  kvw = (size_t)cfg->num_key_value_heads * hd;
     const float eps = (float)cfg->rms_norm_eps;
 
-    o->rmsnorm(s->h, x, R, D, L->attn_norm, eps);
+    o->rmsnorm(s->h, x, R, D, L->attn_norm, eps, ex);
     idf2_mm(ex, s->q, s->h, R, &L->q, NULL);
     idf2_mm(ex, s->k, s->h, R, &L->k, NULL);
     idf2_mm(ex, s->v, s->h, R, &L->v, NULL);
-    o->rope(s->q, R, qw, cfg->num_attention_heads, cfg->head_dim, rope->cos_t, rope->sin_t, s->pos);
-    o->rope(s->k, R, kvw, cfg->num_key_value_heads, cfg->head_dim, rope->cos_t, rope->sin_t,
-            s->pos);
+    o->rope(s->q, R, qw, cfg->num_attention_heads, cfg->head_dim, rope->cos_t, rope->sin_t, s->pos,
+            ex);
+    o->rope(s->k, R, kvw, cfg->num_key_value_heads, cfg->head_dim, rope->cos_t, rope->sin_t, s->pos,
+            ex);
     size_t r0 = 0;
     for (size_t i = 0; i < n_seg; r0 += segs[i++].n) {
         const struct idf2_kv *kv = segs[i].kv;
@@ -158,11 +159,11 @@ static void text_layer(const struct idf2_exec *ex, const struct idf2_text_config
         o->attention(s->att + r0 * qw, &a, ex);
     }
     idf2_mm(ex, s->h, s->att, R, &L->o, NULL);
-    o->add(x, s->h, R * D);
+    o->add(x, s->h, R * D, ex);
 
-    o->rmsnorm(s->h, x, R, D, L->mlp_norm, eps);
+    o->rmsnorm(s->h, x, R, D, L->mlp_norm, eps, ex);
     idf2_swiglu(ex, s->h, s->h, R, &L->gate, &L->up, &L->down, cfg->hidden_act, s->g, s->u);
-    o->add(x, s->h, R * D);
+    o->add(x, s->h, R * D, ex);
 }
 
 enum vc_status idf2_text_forward(const struct idf2_exec *ex, const struct idf2_text_config *cfg,
@@ -196,7 +197,8 @@ enum vc_status idf2_text_forward(const struct idf2_exec *ex, const struct idf2_t
     for (size_t i = 0; i < n_seg; r0 += segs[i++].n) {
         segs[i].kv->len += segs[i].n;
         const size_t rows = segs[i].n_logits, first = r0 + segs[i].n - rows;
-        ex->ops->rmsnorm(s->h + nl * D, x + first * D, rows, D, w->norm, (float)cfg->rms_norm_eps);
+        ex->ops->rmsnorm(s->h + nl * D, x + first * D, rows, D, w->norm, (float)cfg->rms_norm_eps,
+                         ex);
         nl += rows;
     }
     idf2_mm(ex, logits, s->h, nl, &w->lm_head, NULL);

@@ -111,7 +111,7 @@ static void vision_layer(const struct idf2_exec *ex, const struct idf2_vision_co
     const int H = cfg->num_attention_heads, hd = cfg->hidden_size / H;
     const float eps = (float)cfg->layer_norm_eps;
 
-    o->layernorm(s->h, s->x, P, D, L->ln1_w, L->ln1_b, eps);
+    o->layernorm(s->h, s->x, P, D, L->ln1_w, L->ln1_b, eps, ex);
     idf2_mm(ex, s->q, s->h, P, &L->q, L->q_b);
     idf2_mm(ex, s->k, s->h, P, &L->k, L->k_b);
     idf2_mm(ex, s->v, s->h, P, &L->v, L->v_b);
@@ -131,17 +131,17 @@ static void vision_layer(const struct idf2_exec *ex, const struct idf2_vision_co
     };
     o->attention(s->att, &a, ex);
     idf2_mm(ex, s->h, s->att, P, &L->o, L->o_b);
-    o->add(s->x, s->h, P * D);
+    o->add(s->x, s->h, P * D, ex);
 
-    o->layernorm(s->h, s->x, P, D, L->ln2_w, L->ln2_b, eps);
+    o->layernorm(s->h, s->x, P, D, L->ln2_w, L->ln2_b, eps, ex);
     /* The MLP in row chunks: h rows are read once, then overwritten. */
     for (size_t i = 0; i < P; i += IDF2_ROW_CHUNK) {
         const size_t r = P - i < IDF2_ROW_CHUNK ? P - i : IDF2_ROW_CHUNK;
         idf2_mm(ex, s->mlp, s->h + i * D, r, &L->fc1, L->fc1_b);
-        o->act(s->mlp, r * I, cfg->hidden_act);
+        o->act(s->mlp, r * I, cfg->hidden_act, ex);
         idf2_mm(ex, s->h + i * D, s->mlp, r, &L->fc2, L->fc2_b);
     }
-    o->add(s->x, s->h, P * D);
+    o->add(s->x, s->h, P * D, ex);
 }
 
 enum vc_status idf2_vision_encode(const struct idf2_exec *ex, const struct idf2_vision_config *cfg,
@@ -174,10 +174,10 @@ enum vc_status idf2_vision_encode(const struct idf2_exec *ex, const struct idf2_
     idf2_mm(ex, s->x, s->h, P, &w->patch, w->patch_b);
     idf2_vision_position_ids(N, (int)nh, (int)nw, s->pos);
     for (size_t i = 0; i < P; i++)
-        ex->ops->add(s->x + i * D, w->pos + (size_t)s->pos[i] * D, D);
+        ex->ops->add(s->x + i * D, w->pos + (size_t)s->pos[i] * D, D, ex);
 
     for (int l = 0; l < cfg->num_hidden_layers; l++)
         vision_layer(ex, cfg, &w->layers[l], s, P);
-    ex->ops->layernorm(out, s->x, P, D, w->post_ln_w, w->post_ln_b, (float)cfg->layer_norm_eps);
+    ex->ops->layernorm(out, s->x, P, D, w->post_ln_w, w->post_ln_b, (float)cfg->layer_norm_eps, ex);
     return VC_OK;
 }

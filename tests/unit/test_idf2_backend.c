@@ -207,13 +207,14 @@ TEST(attention_every_row)
 }
 
 /* Norms, activations, RoPE, embedding rows and add of every row against
- * the reference. */
+ * the reference, on 70 rows (enough work to be split over threads), and
+ * 1 thread against 2 bit for bit. */
 TEST(elementwise_ops_every_row)
 {
     const struct idf2_ops *ref = idf2_backend_get(IDF2_BACKEND_REF), *ops;
-    const size_t n = 5, d = 4304 / 4 + 3; /* not a multiple of 8 or 32 */
-    float *x = malloc(n * d * 4), *w = malloc(d * 4), *b = malloc(d * 4);
-    float *y = malloc(n * d * 4), *yr = malloc(n * d * 4), *u = malloc(n * d * 4);
+    const size_t n = 70, d = 4304 / 4 + 3; /* not a multiple of 8 or 32 */
+    float *x = malloc(n * d * 4), *w = malloc(d * 4), *b = malloc(d * 4), *u = malloc(n * d * 4);
+    float *y = malloc(n * d * 4), *yr = malloc(n * d * 4), *y1 = malloc(n * d * 4);
     for (size_t i = 0; i < n * d; i++) {
         x[i] = frand(4.0f);
         u[i] = frand(1.0f);
@@ -224,50 +225,53 @@ TEST(elementwise_ops_every_row)
     }
     const int hd = 16, heads = 3, n_pos = 9;
     float cos_t[9 * 16], sin_t[9 * 16];
+    int32_t pos[70];
     for (int i = 0; i < n_pos * hd; i++) {
         cos_t[i] = cosf((float)i * 0.37f);
         sin_t[i] = sinf((float)i * 0.37f);
     }
-    const int32_t pos[5] = { 8, 0, 3, 3, 7 };
+    for (size_t i = 0; i < n; i++)
+        pos[i] = (int32_t)(i * 7 % (size_t)n_pos);
     for (size_t r = 0; (ops = idf2_backend_at(r)); r++) {
         const double tol = ops->tol_other + 1e-7;
-#define SAME(expr_row, expr_ref, count)                                                            \
+        const struct idf2_exec er = { ref, 2, NULL, 0 }, e2 = { ops, 2, NULL, 0 },
+                               e1 = { ops, 1, NULL, 0 };
+        /* `call` writes OUT through row OPS on exec EX; run on the
+         * reference, on the row with 2 threads and with 1. */
+#define SAME(count, call)                                                                          \
     do {                                                                                           \
-        expr_row;                                                                                  \
-        expr_ref;                                                                                  \
+        float *OUT = yr;                                                                           \
+        const struct idf2_ops *OPS = ref;                                                          \
+        const struct idf2_exec *EX = &er;                                                          \
+        call;                                                                                      \
+        OUT = y, OPS = ops, EX = &e2;                                                              \
+        call;                                                                                      \
+        OUT = y1, EX = &e1;                                                                        \
+        call;                                                                                      \
         size_t bad_ = 0;                                                                           \
         for (size_t i_ = 0; i_ < (count); i_++)                                                    \
             bad_ += !(fabs((double)y[i_] - yr[i_]) <= tol * (1 + fabs((double)yr[i_])));           \
         if (bad_)                                                                                  \
-            fprintf(stderr, "%s: %s: %zu values off\n", ops->name, #expr_row, bad_);               \
+            fprintf(stderr, "%s: %s: %zu values off\n", ops->name, #call, bad_);                   \
         CHECK_INT(bad_, 0);                                                                        \
+        CHECK(memcmp(y, y1, (count) * sizeof(float)) == 0);                                        \
     } while (0)
-        SAME(ops->layernorm(y, x, n, d, w, b, 1e-6f), ref->layernorm(yr, x, n, d, w, b, 1e-6f),
-             n * d);
-        SAME(ops->rmsnorm(y, x, n, d, w, 1e-5f), ref->rmsnorm(yr, x, n, d, w, 1e-5f), n * d);
+        SAME(n * d, OPS->layernorm(OUT, x, n, d, w, b, 1e-6f, EX));
+        SAME(n * d, OPS->rmsnorm(OUT, x, n, d, w, 1e-5f, EX));
         for (int act = IDF2_ACT_SILU; act <= IDF2_ACT_GELU; act++) {
-            memcpy(y, x, n * d * 4);
-            memcpy(yr, x, n * d * 4);
-            SAME(ops->act(y, n * d, (enum idf2_act)act), ref->act(yr, n * d, (enum idf2_act)act),
-                 n * d);
-            memcpy(y, x, n * d * 4);
-            memcpy(yr, x, n * d * 4);
-            SAME(ops->act_mul(y, u, n * d, (enum idf2_act)act),
-                 ref->act_mul(yr, u, n * d, (enum idf2_act)act), n * d);
+            SAME(n * d, (memcpy(OUT, x, n * d * 4), OPS->act(OUT, n * d, (enum idf2_act)act, EX)));
+            SAME(n * d,
+                 (memcpy(OUT, x, n * d * 4), OPS->act_mul(OUT, u, n * d, (enum idf2_act)act, EX)));
         }
-        memcpy(y, x, n * d * 4);
-        memcpy(yr, x, n * d * 4);
-        SAME(ops->add(y, u, n * d), ref->add(yr, u, n * d), n * d);
-        memcpy(y, x, n * d * 4);
-        memcpy(yr, x, n * d * 4);
-        SAME(ops->rope(y, n, d, heads, hd, cos_t, sin_t, pos),
-             ref->rope(yr, n, d, heads, hd, cos_t, sin_t, pos), n * d);
+        SAME(n * d, (memcpy(OUT, x, n * d * 4), OPS->add(OUT, u, n * d, EX)));
+        SAME(n * d,
+             (memcpy(OUT, x, n * d * 4), OPS->rope(OUT, n, d, heads, hd, cos_t, sin_t, pos, EX)));
         for (int f = 0; f < IDF2_WF_COUNT; f++) {
             float *deq;
             void *table = make_weight((enum idf2_wfmt)f, 7, d, &deq);
             const struct idf2_w t = { (enum idf2_wfmt)f, table, 7, (int64_t)d };
             const int32_t ids[3] = { 6, 0, 6 };
-            SAME(ops->embed_rows(y, &t, ids, 3), ref->embed_rows(yr, &t, ids, 3), 3 * d);
+            SAME(3 * d, OPS->embed_rows(OUT, &t, ids, 3, EX));
             CHECK(memcmp(yr, deq + 6 * d, d * 4) == 0);
             free(table);
             free(deq);
@@ -277,9 +281,10 @@ TEST(elementwise_ops_every_row)
     free(x);
     free(w);
     free(b);
+    free(u);
     free(y);
     free(yr);
-    free(u);
+    free(y1);
 }
 
 /* The reference attention on a case small enough to work out by hand: one
