@@ -102,21 +102,31 @@ static enum vc_status claim(const struct spec *s, bool force, struct vc_err *err
                 rc = remove_files(s->out_dir, is_run_output, err);
         }
     }
-    if (rc == VC_OK && !same) {
+    /* The marker also says where the spec's relative paths resolve, so a
+     * task started elsewhere (vlmcurate task) rebuilds the same spec. */
+    char *dir = rc == VC_OK ? realpath(s->spec_dir[0] ? s->spec_dir : ".", NULL) : NULL;
+    if (rc == VC_OK && !dir)
+        rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "spec folder '%s': %s", s->spec_dir,
+                        strerror(errno));
+    if (rc == VC_OK) {
         cJSON *doc = cJSON_CreateObject();
         if (!doc || !cJSON_AddStringToObject(doc, "spec_hash", s->hash) ||
+            !cJSON_AddStringToObject(doc, "spec_dir", dir) ||
             !cJSON_AddItemToObject(doc, "spec", cJSON_Duplicate(s->json, 1)))
             rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
         if (rc == VC_OK)
             rc = commit_write_json(marker, doc, true, err);
         cJSON_Delete(doc);
     }
+    free(dir);
     free(marker);
     return rc;
 }
 
-/* The holder writes its pid into the lock file, for the refusal message. */
-static enum vc_status lock(const struct spec *s, struct outdir *od, struct vc_err *err)
+/* An exclusive holder (a run) writes its pid into the lock file, for the
+ * refusal message, and empties it when done; shared holders (tasks) leave
+ * it empty. */
+static enum vc_status lock(const struct spec *s, struct outdir *od, int mode, struct vc_err *err)
 {
     char *path = path_join(s->work_dir, ".lock");
     if (!path)
@@ -126,7 +136,7 @@ static enum vc_status lock(const struct spec *s, struct outdir *od, struct vc_er
     if (fd < 0) {
         rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "cannot create '%s': %s", path,
                         strerror(errno));
-    } else if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    } else if (flock(fd, mode | LOCK_NB) != 0) {
         int e = errno;
         char pid[32] = "";
         ssize_t k = e == EWOULDBLOCK ? pread(fd, pid, sizeof pid - 1, 0) : 0;
@@ -134,15 +144,15 @@ static enum vc_status lock(const struct spec *s, struct outdir *od, struct vc_er
         pid[strcspn(pid, "\n")] = '\0';
         if (e == EWOULDBLOCK)
             rc = vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
-                            "%s is in use by another vlmcurate run (pid %s); wait for it to end "
-                            "or choose another --out",
+                            "%s is in use by another vlmcurate run (pid %s) or task; wait for "
+                            "it to end or choose another --out",
                             s->out_dir, pid[0] ? pid : "unknown");
         else
             rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "cannot lock '%s': %s", path,
                             strerror(e));
         close(fd);
         fd = -1;
-    } else {
+    } else if (mode == LOCK_EX) {
         char pid[32];
         int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
         if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n)
@@ -158,13 +168,68 @@ enum vc_status outdir_claim(const struct spec *s, bool force, struct outdir *od,
 {
     od->lock_fd = -1;
     VC_TRY(vc_fs_mkdirs(s->work_dir, err));
-    VC_TRY(lock(s, od, err));
+    VC_TRY(lock(s, od, LOCK_EX, err));
+    od->exclusive = true;
     return claim(s, force, err);
+}
+
+enum vc_status outdir_attach(const struct spec *s, struct outdir *od, struct vc_err *err)
+{
+    od->lock_fd = -1;
+    od->exclusive = false;
+    char *marker = path_join(s->work_dir, "spec.json");
+    bool ok = marker && commit_valid(marker, s->hash, NULL);
+    free(marker);
+    if (!ok)
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                          "%s holds no run of this spec: start it with vlmcurate run", s->out_dir);
+    return lock(s, od, LOCK_SH, err);
 }
 
 void outdir_release(struct outdir *od)
 {
-    if (od->lock_fd >= 0)
+    if (od->lock_fd >= 0) {
+        /* A stale pid would only make a later refusal message wrong. */
+        int unused = od->exclusive ? ftruncate(od->lock_fd, 0) : 0;
+        (void)unused;
         close(od->lock_fd);
+    }
     od->lock_fd = -1;
+}
+
+enum vc_status outdir_load_spec(const char *out_dir, const struct spec_overrides *ov,
+                                struct spec **out, struct vc_err *err)
+{
+    size_t n = strlen(out_dir) + 32;
+    char *marker = malloc(n);
+    cJSON *doc = NULL;
+    if (!marker)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+    snprintf(marker, n, "%s/_work/spec.json", out_dir);
+    enum vc_status rc = commit_read_json(marker, &doc, err);
+    const cJSON *spec = cJSON_GetObjectItemCaseSensitive(doc, "spec");
+    const cJSON *dir = cJSON_GetObjectItemCaseSensitive(doc, "spec_dir");
+    if (rc != VC_OK || !cJSON_IsObject(spec) || !cJSON_IsString(dir)) {
+        if (rc == VC_EOF)
+            vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "%s holds no run (no %s)", out_dir,
+                       marker);
+        else if (rc == VC_OK)
+            vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                       "%s holds no run that this version started (no spec_dir in %s)", out_dir,
+                       marker);
+        cJSON_Delete(doc);
+        free(marker);
+        return VC_EUSAGE;
+    }
+    char *text = cJSON_PrintUnformatted(spec);
+    struct spec_overrides o = ov ? *ov : (struct spec_overrides){ 0 };
+    o.out_dir = out_dir;
+    rc = text ? spec_parse(text, strlen(text), dir->valuestring, &o, out, err)
+              : vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+    if (rc < 0)
+        vc_err_prefix(err, "%s", marker);
+    free(text);
+    cJSON_Delete(doc);
+    free(marker);
+    return rc;
 }

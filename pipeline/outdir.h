@@ -4,7 +4,8 @@
  * folder is claimed for one spec (OUT/_work/spec.json), so a rerun of the
  * same spec resumes while anything else needs --force.
  *
- * The lock is advisory and local to the machine that holds the folder's
+ * Tasks of a run started one by one (vlmcurate task) take the lock
+ * shared.  The lock is advisory and local to the machine that holds the folder's
  * file system (flock on NFS is per client): cluster tasks coordinate
  * through commit markers, not through it. */
 #ifndef VC_PIPELINE_OUTDIR_H
@@ -23,6 +24,7 @@
 
 struct outdir {
     int lock_fd; /* -1 when not held */
+    bool exclusive;
 };
 
 /* Creates OUT/_work, takes the lock and claims the folder: one that holds
@@ -33,6 +35,18 @@ struct outdir {
  * outdir_release, also after a failure. */
 enum vc_status outdir_claim(const struct spec *s, bool force, struct outdir *od,
                             struct vc_err *err);
+/* For one task of a run (vlmcurate task): a shared lock, so tasks run
+ * side by side while a `run` on the folder is refused, and the check that
+ * the folder was claimed for this spec.  VC_EUSAGE when it was not, or
+ * when a run holds the folder. */
+enum vc_status outdir_attach(const struct spec *s, struct outdir *od, struct vc_err *err);
 void outdir_release(struct outdir *od);
+
+/* Rebuilds the spec a run of OUT was started with (OUT/_work/spec.json
+ * keeps it and the canonical folder its relative paths resolve against),
+ * with `ov` applied and OUT as its output folder.  *out owned: spec_free.
+ * VC_EUSAGE when OUT holds no run started by this version. */
+enum vc_status outdir_load_spec(const char *out_dir, const struct spec_overrides *ov,
+                                struct spec **out, struct vc_err *err);
 
 #endif

@@ -6,6 +6,8 @@
 #include "cmd_inspect.h"
 #include "cmd_run.h"
 #include "cmd_stats.h"
+#include "cmd_status.h"
+#include "cmd_task.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -18,6 +20,8 @@ struct command {
 
 static const struct command commands[] = {
     { "run", cmd_run_main, "run a pipeline spec: sources -> stages -> webdataset shards" },
+    { "task", cmd_task_main, "run one task of a run (what a cluster array task runs)" },
+    { "status", cmd_status_main, "a run's phases and their tasks committed" },
     { "inspect", cmd_inspect_main, "list and validate webdataset shards" },
     { "stats", cmd_stats_main, "audit shards: counts, sizes, formats, text; HTML report" },
     { "demo", cmd_demo_main, "generate a small realistic dataset and run the default pipeline" },
