@@ -210,6 +210,27 @@ enum vc_status img_decode(const uint8_t *data, size_t size, const struct img_lim
     return rc;
 }
 
+enum vc_status img_decode_luma(const uint8_t *data, size_t size, const struct img_limits *limits,
+                               uint32_t min_side, struct img *out, struct vc_err *err)
+{
+    memset(out, 0, sizeof *out);
+    struct img_info info;
+    VC_TRY(img_probe(data, size, limits, &info, err));
+    if (info.format == IMG_FORMAT_JPEG) {
+        enum vc_status rc = img_jpeg_decode_luma(data, size, &info, min_side, out, err);
+        if (rc != VC_EOF)
+            return rc;
+    }
+    VC_TRY(img_decode(data, size, limits, IMG_DECODE_NO_ORIENT, out, err));
+    size_t n = (size_t)out->w * out->h;
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *p = out->pixels + 3 * i;
+        out->pixels[i] = (uint8_t)((p[0] * 19595u + p[1] * 38470u + p[2] * 7471u + 0x8000u) >> 16);
+    }
+    out->ch = 1;
+    return VC_OK;
+}
+
 /* img2dataset's names (its ResizeMode enum), indexed by the enum value. */
 static const char *const img_resize_names[] = {
     [IMG_RESIZE_NO] = "no",

@@ -48,7 +48,7 @@ struct img_limits {
 /* A decoded image, 8 bits per channel, rows packed (stride = w * ch). */
 struct img {
     uint32_t w, h;
-    uint8_t ch;      /* 3 (RGB) or 4 (RGBA) */
+    uint8_t ch;      /* 3 (RGB) or 4 (RGBA); 1 (luma) from img_decode_luma */
     uint8_t *pixels; /* owned: (h, w, ch); free with img_release */
 };
 
@@ -91,6 +91,18 @@ enum img_decode_flags {
  * picture.  out->pixels is owned (img_release), NULL on failure. */
 enum vc_status img_decode(const uint8_t *data, size_t size, const struct img_limits *limits,
                           unsigned flags, struct img *out, struct vc_err *err);
+
+/* A luma (8-bit grey, ch = 1) picture of at least min_side x min_side
+ * stored pixels where the file is that large, decoded as cheaply as the
+ * format allows: JPEG through TurboJPEG's DCT scaling (1/8 .. 1) straight
+ * to its Y plane, so a 4000x3000 photo costs a 500x375 decode; PNG and
+ * WebP decode fully and convert with Pillow's "L" weights
+ * (R*19595 + G*38470 + B*7471 + 0x8000) >> 16, which are JPEG's Y weights
+ * too.  Stored orientation (EXIF ignored), transparency over white.  For
+ * perceptual hashing, where the picture is shrunk to a few dozen pixels
+ * anyway.  out->pixels is owned (img_release), NULL on failure. */
+enum vc_status img_decode_luma(const uint8_t *data, size_t size, const struct img_limits *limits,
+                               uint32_t min_side, struct img *out, struct vc_err *err);
 
 /* img2dataset's resize modes (img2dataset/resizer.py, ResizeMode values),
  * with its default resize_only_if_bigger=False: the keep-ratio modes

@@ -40,6 +40,13 @@ extern const struct img_codec_ops img_jpeg_codec;
 extern const struct img_codec_ops img_png_codec;
 extern const struct img_codec_ops img_webp_codec;
 
+/* JPEG's reduced decode behind img_decode_luma: the smallest TurboJPEG
+ * scale keeping both sides >= min_side (or 1/1), decoded to grey.
+ * VC_EOF when the file's colour space has no cheap grey path (CMYK): the
+ * caller decodes in full instead. */
+enum vc_status img_jpeg_decode_luma(const uint8_t *data, size_t size, const struct img_info *info,
+                                    uint32_t min_side, struct img *out, struct vc_err *err);
+
 /* Sets im->w/h/ch and allocates (h, w, ch) bytes with checked arithmetic;
  * VC_EFATAL out_of_memory on failure (im->pixels NULL). */
 enum vc_status img_alloc(struct img *im, uint32_t w, uint32_t h, uint8_t ch, struct vc_err *err);

@@ -247,6 +247,61 @@ done:
     return rc;
 }
 
+enum vc_status img_jpeg_decode_luma(const uint8_t *data, size_t size, const struct img_info *info,
+                                    uint32_t min_side, struct img *out, struct vc_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (size > (size_t)ULONG_MAX)
+        return vc_err_set(err, VC_ESAMPLE, VC_REASON_image_too_large, "jpeg: file too large");
+    tjhandle tj = tjInitDecompress();
+    if (!tj)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "jpeg: %s",
+                          tjGetErrorStr2(NULL));
+    enum vc_status rc = VC_OK;
+    int w, h, subsamp, cs, n_sf = 0;
+    if (tjDecompressHeader3(tj, data, (unsigned long)size, &w, &h, &subsamp, &cs) != 0) {
+        rc = vc_err_set(err, VC_ESAMPLE, VC_REASON_decode_error, "jpeg: %s", tjGetErrorStr2(tj));
+        goto done;
+    }
+    if ((uint32_t)w != info->width || (uint32_t)h != info->height) {
+        rc = vc_err_set(err, VC_ESAMPLE, VC_REASON_decode_error,
+                        "jpeg: header says %ux%u, decoder reads %dx%d", info->width, info->height,
+                        w, h);
+        goto done;
+    }
+    if (cs == TJCS_CMYK || cs == TJCS_YCCK) {
+        rc = VC_EOF;
+        goto done;
+    }
+    /* The factors come largest first (2/1 .. 1/8): keep the last one that
+     * still covers min_side, never enlarging. */
+    tjscalingfactor *sf = tjGetScalingFactors(&n_sf), best = { 1, 1 };
+    for (int i = 0; sf && i < n_sf; i++) {
+        if (sf[i].num > sf[i].denom)
+            continue;
+        int sw = TJSCALED(w, sf[i]), sh = TJSCALED(h, sf[i]);
+        if ((uint32_t)sw >= min_side && (uint32_t)sh >= min_side &&
+            (uint64_t)sf[i].num * best.denom < (uint64_t)best.num * sf[i].denom)
+            best = sf[i];
+    }
+    int sw = TJSCALED(w, best), sh = TJSCALED(h, best);
+    rc = img_alloc(out, (uint32_t)sw, (uint32_t)sh, 1, err);
+    if (rc < 0)
+        goto done;
+    if (tjDecompress2(tj, data, (unsigned long)size, out->pixels, sw, 0, sh, TJPF_GRAY, 0) != 0) {
+        bool truncated = !jpeg_has_eoi(data, size);
+        if (tjGetErrorCode(tj) != TJERR_WARNING || truncated)
+            rc = vc_err_set(err, VC_ESAMPLE,
+                            truncated ? VC_REASON_truncated : VC_REASON_decode_error, "jpeg: %s",
+                            tjGetErrorStr2(tj));
+    }
+done:
+    tjDestroy(tj);
+    if (rc < 0)
+        img_release(out);
+    return rc;
+}
+
 static enum vc_status jpeg_encode(const struct img *im, int quality, uint8_t **out,
                                   size_t *out_size, struct vc_err *err)
 {

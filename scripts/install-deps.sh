@@ -14,6 +14,7 @@ PACKAGES=(
   openssl               # test certificates for the HTTPS download tests
   nodejs npm            # tests write parquet files with an independent writer (npm)
   libexttextcat-dev libexttextcat-data   # language identification
+  libicu-dev            # Unicode NFC and case folding for text dedup
   wamerican             # English word list for the common-word filter
   python3 tar gzip zstd # test drivers and independent tar readers
   python3-pil           # real images served by the download tests

@@ -6,6 +6,7 @@
 #include "core/img.h"
 #include "source.h"
 #include "st_caption.h"
+#include "st_dedup.h"
 #include "st_filter.h"
 #include "st_ingest.h"
 #include "st_reshard.h"
@@ -22,8 +23,8 @@
 extern const struct source_ops src_wds_ops, src_pairs_ops, src_docs_ops, src_urls_ops, src_pdf_ops;
 
 const struct stage_ops *const stage_table[] = {
-    &st_ingest_ops,  &st_filter_ops, &st_caption_ops, &st_ocr_ops, &st_score_ops,
-    &st_reshard_ops, &st_stats_ops,  &st_write_ops,   NULL,
+    &st_ingest_ops, &st_filter_ops,  &st_dedup_ops, &st_caption_ops, &st_ocr_ops,
+    &st_score_ops,  &st_reshard_ops, &st_stats_ops, &st_write_ops,   NULL,
 };
 
 const struct source_ops *const source_table[] = {

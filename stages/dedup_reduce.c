@@ -1,0 +1,183 @@
+/* dedup_reduce: key groups to duplicate pairs (see the header).
+ *
+ * Memory: the merge's buffers plus, for a pHash band group, its distinct
+ * hashes (24 bytes each), since every pair in a group is a candidate.  A
+ * group holds about n / 2^(64 / (r + 1)) records for n random images, so
+ * the radius, not the budget, sets this: README "Deduplication" gives the
+ * figures. */
+#include "dedup_reduce.h"
+
+#include "core/vc_fs.h"
+#include "dedup_hash.h"
+#include "dedup_sig.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *const method_names[DEDUP_M_COUNT] = {
+    [DEDUP_M_IMAGE_SHA256] = "image_sha256",   [DEDUP_M_IMAGE_PIXELS] = "image_pixels",
+    [DEDUP_M_IMAGE_PHASH] = "image_phash",     [DEDUP_M_TEXT_EXACT] = "text_exact",
+    [DEDUP_M_TEXT_MINHASH] = "text_minhash",   [DEDUP_M_DOC_URL] = "doc_url",
+    [DEDUP_M_DOC_IMAGE_SET] = "doc_image_set",
+};
+
+const char *dedup_method_name(unsigned m)
+{
+    return m < DEDUP_M_COUNT && method_names[m] ? method_names[m] : "unknown";
+}
+
+struct reducer {
+    const struct dedup_reduce_opts *o;
+    struct dedup_reduce_stats *st;
+    FILE *out;
+    const char *out_path;
+    bool have; /* a group is open */
+    uint64_t key;
+    uint16_t kind;
+    uint64_t group_n;
+    struct dedup_sig first;     /* exact / MinHash: the star's centre */
+    struct dedup_sig *distinct; /* pHash: one record per distinct hash */
+    size_t n_distinct, cap_distinct;
+};
+
+static enum vc_status put_edge(struct reducer *r, const struct dedup_sig *a,
+                               const struct dedup_sig *b, unsigned score, struct vc_err *err)
+{
+    if (a->unit == b->unit && a->index == b->index)
+        return VC_OK;
+    struct dedup_edge e = {
+        .unit_a = a->unit,
+        .index_a = a->index,
+        .unit_b = b->unit,
+        .index_b = b->index,
+        .weight_a = a->weight,
+        .weight_b = b->weight,
+        .method = (uint16_t)(a->kind >> 8),
+        .score = (uint16_t)score,
+    };
+    if (fwrite(&e, sizeof e, 1, r->out) != 1)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", r->out_path,
+                          strerror(errno));
+    r->st->edges++;
+    return VC_OK;
+}
+
+static enum vc_status flush_phash(struct reducer *r, struct vc_err *err)
+{
+    int n_bands = r->o->phash_radius + 1, band = r->kind & 0xff;
+    for (size_t i = 0; i < r->n_distinct; i++)
+        for (size_t j = i + 1; j < r->n_distinct; j++) {
+            const struct dedup_sig *a = &r->distinct[i], *b = &r->distinct[j];
+            r->st->pairs_checked++;
+            int d = dedup_hamming(a->aux, b->aux);
+            if (d <= r->o->phash_radius && dedup_phash_first_band(a->aux, b->aux, n_bands) == band)
+                VC_TRY(put_edge(r, a, b, (unsigned)d, err));
+        }
+    r->n_distinct = 0;
+    return VC_OK;
+}
+
+static enum vc_status group_end(struct reducer *r, struct vc_err *err)
+{
+    if (!r->have)
+        return VC_OK;
+    r->st->groups++;
+    if (r->group_n > r->st->largest_group)
+        r->st->largest_group = r->group_n;
+    r->have = false;
+    return (r->kind >> 8) == DEDUP_M_IMAGE_PHASH ? flush_phash(r, err) : VC_OK;
+}
+
+static enum vc_status reduce_emit(void *ctx, const struct dedup_sig *s, struct vc_err *err)
+{
+    struct reducer *r = ctx;
+    r->st->records++;
+    if (r->have && (s->key != r->key || s->kind != r->kind))
+        VC_TRY(group_end(r, err));
+    bool fresh = !r->have;
+    if (fresh) {
+        r->have = true;
+        r->key = s->key;
+        r->kind = s->kind;
+        r->group_n = 0;
+        r->first = *s;
+    }
+    r->group_n++;
+    unsigned m = s->kind >> 8;
+    if (m == DEDUP_M_IMAGE_PHASH) {
+        if (r->n_distinct && r->distinct[r->n_distinct - 1].aux == s->aux)
+            return (s->kind & 0xff) == 0 ? put_edge(r, &r->distinct[r->n_distinct - 1], s, 0, err)
+                                         : VC_OK;
+        if (r->n_distinct == r->cap_distinct) {
+            size_t cap = r->cap_distinct ? 2 * r->cap_distinct : 256;
+            struct dedup_sig *p = realloc(r->distinct, cap * sizeof *p);
+            if (!p)
+                return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory,
+                                  "pHash band group of %zu hashes", r->n_distinct);
+            r->distinct = p;
+            r->cap_distinct = cap;
+        }
+        r->distinct[r->n_distinct++] = *s;
+        return VC_OK;
+    }
+    if (fresh)
+        return VC_OK;
+    if (m == DEDUP_M_TEXT_MINHASH) {
+        double sim = dedup_sketch_similarity(r->first.aux, s->aux);
+        if (sim + 1e-9 < r->o->minhash_threshold)
+            return VC_OK;
+        return put_edge(r, &r->first, s, (unsigned)(sim * 1000 + 0.5), err);
+    }
+    if (s->aux != r->first.aux) { /* same key, another digest: a new run */
+        r->first = *s;
+        return VC_OK;
+    }
+    return put_edge(r, &r->first, s, 0, err);
+}
+
+enum vc_status dedup_reduce_part(char *const *paths, size_t n_paths, uint32_t part,
+                                 const struct dedup_reduce_opts *o, const char *tmp_prefix,
+                                 const char *edges_path, struct dedup_reduce_stats *stats,
+                                 struct vc_err *err)
+{
+    memset(stats, 0, sizeof *stats);
+    struct dedup_run *runs = calloc(n_paths ? n_paths : 1, sizeof *runs);
+    if (!runs)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+    enum vc_status rc = VC_OK;
+    size_t n_runs = 0;
+    for (size_t i = 0; rc == VC_OK && i < n_paths; i++) {
+        rc = dedup_sig_run(paths[i], o->part_bits, part, &runs[n_runs], err);
+        if (rc == VC_OK && runs[n_runs].n == 0)
+            free(runs[n_runs].path);
+        else if (rc == VC_OK)
+            n_runs++;
+    }
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", edges_path);
+    struct reducer r = { .o = o, .st = stats, .out_path = tmp };
+    if (rc == VC_OK && !(r.out = fopen(tmp, "wb")))
+        rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", tmp, strerror(errno));
+    if (rc == VC_OK) {
+        rc = dedup_merge(runs, n_runs, o->mem_bytes, o->max_open, tmp_prefix, reduce_emit, &r, err);
+        n_runs = 0;
+    }
+    if (rc == VC_OK)
+        rc = group_end(&r, err);
+    if (r.out) {
+        if (rc == VC_OK && (fflush(r.out) != 0 || fsync(fileno(r.out)) != 0))
+            rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", tmp, strerror(errno));
+        if (fclose(r.out) != 0 && rc == VC_OK)
+            rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", tmp, strerror(errno));
+    }
+    if (rc == VC_OK)
+        rc = vc_fs_commit_rename(tmp, edges_path, err);
+    for (size_t i = 0; i < n_runs; i++)
+        free(runs[i].path);
+    free(runs);
+    free(r.distinct);
+    return rc;
+}

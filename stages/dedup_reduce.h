@@ -1,0 +1,76 @@
+/* dedup_reduce: one partition of the dedup reduce.  It merges that
+ * partition of every MAP task's signature file (dedup_merge, bounded
+ * memory), walks the groups of records sharing a key and writes the
+ * duplicate pairs it finds (edges) to one file per partition:
+ *
+ *   exact methods   records with equal key and aux: an edge from the first
+ *                   of the run to each other one (distance 0);
+ *   image_phash     records sharing a band key: every pair of distinct
+ *                   hashes within the radius, emitted only by the first
+ *                   band the pair agrees on, so each pair is written once;
+ *                   equal hashes: a star from the first, in band 0;
+ *   text_minhash    records sharing an LSH band key: a star from the first,
+ *                   kept when the sketches estimate a Jaccard similarity of
+ *                   at least the threshold.
+ *
+ * Which sample survives is not decided here: edges go through union-find
+ * in the dedup stage's plan hook.  The edge file is written to a temp name,
+ * fsynced and renamed, so a finished partition is committed whole. */
+#ifndef VC_STAGES_DEDUP_REDUCE_H
+#define VC_STAGES_DEDUP_REDUCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/vc_err.h"
+
+/* Methods, strongest first: a duplicate reachable by several is reported
+ * under the smallest.  Pinned: they are written into edge files. */
+enum dedup_method {
+    DEDUP_M_IMAGE_SHA256 = 1,
+    DEDUP_M_IMAGE_PIXELS = 2,
+    DEDUP_M_IMAGE_PHASH = 3,
+    DEDUP_M_TEXT_EXACT = 4,
+    DEDUP_M_TEXT_MINHASH = 5,
+    DEDUP_M_DOC_URL = 6,
+    DEDUP_M_DOC_IMAGE_SET = 7,
+    DEDUP_M_COUNT = 8,
+};
+/* "image_sha256", ...; "unknown" outside the enum. */
+const char *dedup_method_name(unsigned m);
+
+static inline uint16_t dedup_kind(enum dedup_method m, unsigned band)
+{
+    return (uint16_t)((unsigned)m << 8 | band);
+}
+
+/* One duplicate pair.  32 bytes. */
+struct dedup_edge {
+    uint32_t unit_a, index_a, unit_b, index_b;
+    uint32_t weight_a, weight_b;
+    uint16_t method;
+    uint16_t score; /* Hamming distance (pHash), similarity * 1000 (MinHash), 0 (exact) */
+    uint32_t pad;
+};
+
+struct dedup_reduce_opts {
+    int phash_radius;         /* the pHash bands are phash_radius + 1 */
+    double minhash_threshold; /* estimated Jaccard needed for an edge; 0 = every band hit */
+    unsigned part_bits;       /* partitions = 2^part_bits */
+    size_t mem_bytes;         /* the merge's read buffers */
+    size_t max_open;          /* files merged at once */
+};
+
+struct dedup_reduce_stats {
+    uint64_t records, groups, pairs_checked, edges;
+    uint64_t largest_group; /* records in the largest key group */
+};
+
+/* Reduces partition `part` of the signature files `paths` into edges_path.
+ * tmp_prefix names the merge's intermediate runs. */
+enum vc_status dedup_reduce_part(char *const *paths, size_t n_paths, uint32_t part,
+                                 const struct dedup_reduce_opts *o, const char *tmp_prefix,
+                                 const char *edges_path, struct dedup_reduce_stats *stats,
+                                 struct vc_err *err);
+
+#endif

@@ -1,0 +1,70 @@
+/* dedup_sig: the dedup stage's signature records, the sorted partitioned
+ * file each MAP task writes, and the external k-way merge that streams one
+ * partition of every such file in order within a memory budget.
+ *
+ * File layout (little-endian, this host's struct layout, checked by the
+ * magic and the record size): "VCDSIG01", u32 part_bits, u32 record size,
+ * u64 n_records, then 2^part_bits + 1 u64 record offsets (partition p is
+ * records [off[p], off[p+1])), then the records sorted by dedup_sig_cmp.
+ * A record's partition is the top part_bits bits of its key, so every
+ * record sharing a key lands in one partition. */
+#ifndef VC_STAGES_DEDUP_SIG_H
+#define VC_STAGES_DEDUP_SIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/vc_err.h"
+
+/* One signature of one sample.  32 bytes; 1M samples with every method on
+ * make ~20M records = 640 MB of files, read once by the reduce. */
+struct dedup_sig {
+    uint64_t key;  /* what candidates share: a hash, or a band of one */
+    uint64_t aux;  /* checked inside a key group: the full pHash, the
+                    * second half of a 128-bit digest, a MinHash sketch */
+    uint32_t unit; /* the sample: input unit and ordinal in it */
+    uint32_t index;
+    uint32_t weight; /* what "keep": "largest" compares (pixels or bytes) */
+    uint16_t kind;   /* method << 8 | band */
+    uint16_t pad;    /* 0, so files compare byte for byte */
+};
+
+/* Sort order: key, kind, aux, unit, index.  Total on the sample fields, so
+ * the merge output does not depend on the order of its inputs. */
+int dedup_sig_cmp(const struct dedup_sig *a, const struct dedup_sig *b);
+
+static inline uint32_t dedup_sig_part(uint64_t key, unsigned part_bits)
+{
+    return part_bits ? (uint32_t)(key >> (64 - part_bits)) : 0;
+}
+
+/* Sorts `v` in place and writes it as a signature file with vc_fs's
+ * temp + fsync + rename. */
+enum vc_status dedup_sig_write(const char *path, struct dedup_sig *v, size_t n, unsigned part_bits,
+                               struct vc_err *err);
+
+/* A sorted run: records [first, first + n) of a file starting at byte
+ * `base` (a partition of a signature file, or a whole temp run). */
+struct dedup_run {
+    char *path; /* owned */
+    uint64_t base, n;
+};
+
+/* Partition `part` of a signature file as a run (n may be 0).  VC_EFATAL
+ * naming the file when it is not a signature file of part_bits. */
+enum vc_status dedup_sig_run(const char *path, unsigned part_bits, uint32_t part,
+                             struct dedup_run *out, struct vc_err *err);
+
+/* Called with each record in merged order; a non-OK return stops the merge. */
+typedef enum vc_status (*dedup_emit_fn)(void *ctx, const struct dedup_sig *s, struct vc_err *err);
+
+/* Merges `runs` (each sorted) into one ordered stream.  Memory: about
+ * mem_bytes of read buffers whatever the number of runs or records; when
+ * the runs are more than the buffers allow (or than max_open files), the
+ * merge goes in passes, writing intermediate runs to tmp_prefix.N files
+ * (removed when done).  The runs array is consumed (paths freed). */
+enum vc_status dedup_merge(struct dedup_run *runs, size_t n_runs, size_t mem_bytes, size_t max_open,
+                           const char *tmp_prefix, dedup_emit_fn emit, void *ctx,
+                           struct vc_err *err);
+
+#endif

@@ -1,0 +1,681 @@
+/* st_dedup: the dedup stage (see the header for params).
+ *
+ * MAP never rejects: it only writes signatures; a sample whose image
+ * cannot be decoded for its pHash is an error (VC_ESAMPLE) naming why.
+ * Signature files live in WORK/dedup/sig-<unit>.bin and are complete
+ * (fsynced, renamed) before task_end returns, so the unit's commit covers
+ * them.  The reduce writes WORK/dedup/edges-<part>.bin; PLAN reads them
+ * back in partition order.  Memory of MAP: the unit's signatures (32
+ * bytes each, ~20 per sample); of the reduce: memory_mb; of PLAN: about
+ * 24 bytes per record on top of the executor's records. */
+#include "st_dedup.h"
+
+#include "core/sha256.h"
+#include "core/vc_fs.h"
+#include "core/vc_mem.h"
+#include "dedup_hash.h"
+#include "dedup_reduce.h"
+#include "dedup_sig.h"
+#include "stage_cfg.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WHERE "stage 'dedup'"
+
+enum keep_rule { KEEP_LARGEST = 0, KEEP_FIRST = 1 };
+
+struct st_dedup {
+    bool img_exact, img_pixels, img_phash, txt_exact, txt_minhash, doc_url, doc_imgset;
+    int ngram, bands, rows;
+    enum keep_rule keep;
+    struct dedup_reduce_opts ro;
+    struct img_limits limits;
+    char *dir; /* WORK/dedup, owned */
+};
+
+/* Per task: the unit's signatures. */
+struct dedup_task {
+    struct dedup_sig *v;
+    size_t n, cap;
+};
+
+/* A sub-object that may be absent (on, defaults), false (off), true (on)
+ * or an object of `allowed` keys. */
+static enum vc_status cfg_section(const cJSON *cfg, const char *key, const char *where,
+                                  const char *const *allowed, const cJSON **obj, bool *on,
+                                  struct vc_err *err)
+{
+    const cJSON *v = cfg ? cJSON_GetObjectItemCaseSensitive(cfg, key) : NULL;
+    *obj = NULL;
+    *on = !cJSON_IsFalse(v);
+    if (!v || cJSON_IsBool(v) || cJSON_IsNull(v))
+        return VC_OK;
+    if (!cJSON_IsObject(v))
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                          "%s: '%s' must be an object, true or false", where, key);
+    *obj = v;
+    return stage_cfg_check_keys(v, where, allowed, err);
+}
+
+static enum vc_status parse(struct st_dedup *d, const cJSON *cfg, struct vc_err *err)
+{
+    static const char *const top[] = { "stage", "image",     "text",       "documents",
+                                       "keep",  "memory_mb", "partitions", NULL };
+    static const char *const img_keys[] = { "exact", "pixels", "phash", NULL };
+    static const char *const ph_keys[] = { "radius", NULL };
+    static const char *const txt_keys[] = { "exact", "minhash", NULL };
+    static const char *const mh_keys[] = { "ngram", "bands", "rows", "threshold", NULL };
+    static const char *const doc_keys[] = { "url", "image_set", NULL };
+    static const char *const keep_names[] = { "largest", "first", NULL };
+    VC_TRY(stage_cfg_check_keys(cfg, WHERE, top, err));
+    const cJSON *img, *ph, *txt, *mh, *doc;
+    bool img_on, txt_on, doc_on;
+    VC_TRY(cfg_section(cfg, "image", WHERE " image", img_keys, &img, &img_on, err));
+    VC_TRY(cfg_section(img, "phash", WHERE " image.phash", ph_keys, &ph, &d->img_phash, err));
+    VC_TRY(cfg_section(cfg, "text", WHERE " text", txt_keys, &txt, &txt_on, err));
+    VC_TRY(cfg_section(txt, "minhash", WHERE " text.minhash", mh_keys, &mh, &d->txt_minhash, err));
+    VC_TRY(cfg_section(cfg, "documents", WHERE " documents", doc_keys, &doc, &doc_on, err));
+    VC_TRY(stage_cfg_bool(img, WHERE " image", "exact", true, &d->img_exact, err));
+    VC_TRY(stage_cfg_bool(img, WHERE " image", "pixels", false, &d->img_pixels, err));
+    VC_TRY(stage_cfg_bool(txt, WHERE " text", "exact", true, &d->txt_exact, err));
+    VC_TRY(stage_cfg_bool(doc, WHERE " documents", "url", true, &d->doc_url, err));
+    VC_TRY(stage_cfg_bool(doc, WHERE " documents", "image_set", true, &d->doc_imgset, err));
+    d->img_exact &= img_on, d->img_pixels &= img_on, d->img_phash &= img_on;
+    d->txt_exact &= txt_on, d->txt_minhash &= txt_on;
+    d->doc_url &= doc_on, d->doc_imgset &= doc_on;
+    uint64_t radius, ngram, bands, rows, mem_mb, parts;
+    /* 31: 32 bands of 2 bits would make every image a candidate of every
+     * other; past ~20 pHash stops telling pictures apart anyway. */
+    VC_TRY(stage_cfg_u64(ph, WHERE " image.phash", "radius", 10, 0, 31, &radius, err));
+    VC_TRY(stage_cfg_u64(mh, WHERE " text.minhash", "ngram", 5, 1, 64, &ngram, err));
+    VC_TRY(
+        stage_cfg_u64(mh, WHERE " text.minhash", "bands", 14, 1, DEDUP_MH_BANDS_MAX, &bands, err));
+    VC_TRY(stage_cfg_u64(mh, WHERE " text.minhash", "rows", 8, 1, DEDUP_MH_ROWS_MAX, &rows, err));
+    VC_TRY(stage_cfg_double(mh, WHERE " text.minhash", "threshold", 0.8, 0, 1,
+                            &d->ro.minhash_threshold, err));
+    int keep;
+    VC_TRY(stage_cfg_enum(cfg, WHERE, "keep", keep_names, KEEP_LARGEST, &keep, err));
+    /* 4 MiB: a few buffers of 32 KiB per merged file still fit. */
+    VC_TRY(stage_cfg_u64(cfg, WHERE, "memory_mb", 256, 4, 1u << 20, &mem_mb, err));
+    VC_TRY(stage_cfg_u64(cfg, WHERE, "partitions", 16, 1, 1u << 16, &parts, err));
+    unsigned bits = 0;
+    while ((1ull << bits) < parts)
+        bits++;
+    if ((1ull << bits) != parts)
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                          "%s: 'partitions' must be a power of two, not %llu", WHERE,
+                          (unsigned long long)parts);
+    d->ro.phash_radius = (int)radius;
+    d->ngram = (int)ngram, d->bands = (int)bands, d->rows = (int)rows;
+    d->keep = (enum keep_rule)keep;
+    d->ro.mem_bytes = (size_t)mem_mb << 20;
+    /* Far below the usual 1024 descriptors, with room for the executor's. */
+    d->ro.max_open = 256;
+    d->ro.part_bits = bits;
+    return VC_OK;
+}
+
+static void dedup_destroy(void *state)
+{
+    struct st_dedup *d = state;
+    if (!d)
+        return;
+    free(d->dir);
+    free(d);
+}
+
+static enum vc_status dedup_create(const cJSON *cfg, const struct stage_ctx *ctx, void **state,
+                                   struct vc_err *err)
+{
+    struct st_dedup *d = calloc(1, sizeof *d);
+    if (!d)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+    enum vc_status rc = parse(d, cfg, err);
+    if (rc == VC_OK && ctx && ctx->limits) {
+        d->limits.max_pixels = ctx->limits->max_pixels;
+        d->limits.max_side = ctx->limits->max_side;
+    }
+    if (rc == VC_OK && ctx && ctx->work_dir) {
+        size_t n = strlen(ctx->work_dir) + sizeof "/dedup";
+        d->dir = malloc(n);
+        if (!d->dir)
+            rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        else
+            snprintf(d->dir, n, "%s/dedup", ctx->work_dir);
+    }
+    if (rc != VC_OK) {
+        dedup_destroy(d);
+        return rc;
+    }
+    dedup_hash_init();
+    *state = d;
+    return VC_OK;
+}
+
+static enum vc_status dedup_task_begin(void *state, struct stage_task_ctx *ctx, struct vc_err *err)
+{
+    (void)state;
+    ctx->task_state = calloc(1, sizeof(struct dedup_task));
+    if (!ctx->task_state)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+    return VC_OK;
+}
+
+static enum vc_status push(struct dedup_task *t, const struct sample *s,
+                           const struct stage_task_ctx *ctx, enum dedup_method m, unsigned band,
+                           uint64_t key, uint64_t aux, uint32_t weight, struct vc_err *err)
+{
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? 2 * t->cap : 1024;
+        struct dedup_sig *v = vc_realloc_array(t->v, cap, sizeof *v);
+        if (!v)
+            return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        t->v = v;
+        t->cap = cap;
+    }
+    t->v[t->n++] = (struct dedup_sig){
+        .key = key,
+        .aux = aux,
+        .unit = ctx->unit,
+        .index = (uint32_t)s->src_index,
+        .weight = weight,
+        .kind = dedup_kind(m, band),
+    };
+    return VC_OK;
+}
+
+/* A 128-bit digest as key (mixed with the method, so equal texts and
+ * images never share a group) and aux. */
+static enum vc_status push_digest(struct dedup_task *t, const struct sample *s,
+                                  const struct stage_task_ctx *ctx, enum dedup_method m,
+                                  const uint8_t dg[32], uint32_t weight, struct vc_err *err)
+{
+    uint64_t a, b;
+    memcpy(&a, dg, 8);
+    memcpy(&b, dg + 8, 8);
+    return push(t, s, ctx, m, 0, dedup_mix64(a ^ (uint64_t)m), b, weight, err);
+}
+
+static void digest(const void *p, size_t n, uint8_t out[32])
+{
+    struct sha256 c;
+    sha256_init(&c);
+    sha256_update(&c, p, n);
+    sha256_final(&c, out);
+}
+
+static enum vc_status sign_image(const struct st_dedup *d, struct dedup_task *t,
+                                 const struct sample *s, const struct stage_task_ctx *ctx,
+                                 const struct sample_field *f, struct vc_err *err)
+{
+    struct img_info info;
+    VC_TRY(img_probe(f->data, f->size, &d->limits, &info, err));
+    uint64_t px = (uint64_t)info.width * info.height;
+    uint32_t weight = d->keep == KEEP_LARGEST ? (px > UINT32_MAX ? UINT32_MAX : (uint32_t)px) : 0;
+    uint8_t dg[32];
+    if (d->img_exact) {
+        digest(f->data, f->size, dg);
+        VC_TRY(push_digest(t, s, ctx, DEDUP_M_IMAGE_SHA256, dg, weight, err));
+    }
+    if (d->img_pixels) {
+        struct img im;
+        VC_TRY(img_decode(f->data, f->size, &d->limits, IMG_DECODE_NO_ORIENT, &im, err));
+        uint32_t dims[2] = { im.w, im.h };
+        struct sha256 c;
+        sha256_init(&c);
+        sha256_update(&c, dims, sizeof dims);
+        sha256_update(&c, im.pixels, (size_t)im.w * im.h * im.ch);
+        sha256_final(&c, dg);
+        img_release(&im);
+        VC_TRY(push_digest(t, s, ctx, DEDUP_M_IMAGE_PIXELS, dg, weight, err));
+    }
+    if (d->img_phash) {
+        uint64_t ph;
+        VC_TRY(dedup_phash_image(f->data, f->size, &d->limits, &ph, err));
+        int nb = d->ro.phash_radius + 1;
+        for (int j = 0; j < nb; j++) {
+            uint64_t key = dedup_mix64(dedup_phash_band(ph, j, nb) ^ (uint64_t)(j + 1) << 56);
+            VC_TRY(push(t, s, ctx, DEDUP_M_IMAGE_PHASH, (unsigned)j, key, ph, weight, err));
+        }
+    }
+    return VC_OK;
+}
+
+static enum vc_status sign_text(const struct st_dedup *d, struct dedup_task *t,
+                                const struct sample *s, const struct stage_task_ctx *ctx,
+                                const char *text, size_t len, uint32_t weight, struct vc_err *err)
+{
+    char *norm;
+    size_t n;
+    VC_TRY(dedup_text_normalize(text, len, &norm, &n, err));
+    enum vc_status rc = VC_OK;
+    if (n == 0) {
+        free(norm);
+        return VC_OK; /* an empty text duplicates nothing */
+    }
+    if (d->keep == KEEP_LARGEST && weight == 0)
+        weight = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+    if (d->keep == KEEP_FIRST)
+        weight = 0;
+    if (d->txt_exact) {
+        uint8_t dg[32];
+        digest(norm, n, dg);
+        rc = push_digest(t, s, ctx, DEDUP_M_TEXT_EXACT, dg, weight, err);
+    }
+    struct dedup_minhash mh;
+    if (rc == VC_OK && d->txt_minhash && dedup_minhash(norm, n, d->ngram, d->bands, d->rows, &mh))
+        for (int b = 0; rc == VC_OK && b < mh.n_bands; b++)
+            rc = push(t, s, ctx, DEDUP_M_TEXT_MINHASH, (unsigned)b, mh.band[b], mh.sketch, weight,
+                      err);
+    free(norm);
+    return rc;
+}
+
+/* An OBELICS-style document: its json has "texts" (list) and its images
+ * are the fields "0.jpg", "1.png", ...  Texts are joined with blank lines;
+ * the image set is the sorted SHA-256s of its image fields (the source
+ * replaced the image paths by field names). */
+static enum vc_status sign_document(const struct st_dedup *d, struct dedup_task *t,
+                                    const struct sample *s, const struct stage_task_ctx *ctx,
+                                    const cJSON *doc, struct vc_err *err)
+{
+    enum vc_status rc = VC_OK;
+    const cJSON *url = cJSON_GetObjectItemCaseSensitive(doc, "url");
+    uint8_t dg[32];
+    if (d->doc_url && cJSON_IsString(url) && url->valuestring[0]) {
+        digest(url->valuestring, strlen(url->valuestring), dg);
+        VC_TRY(push_digest(t, s, ctx, DEDUP_M_DOC_URL, dg, 0, err));
+    }
+    if (d->doc_imgset) {
+        uint8_t(*h)[32] = vc_malloc_array(s->n_fields ? s->n_fields : 1, 32);
+        size_t n = 0;
+        if (!h)
+            return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        for (size_t i = 0; i < s->n_fields; i++) {
+            const char *dot = strchr(s->fields[i].name, '.');
+            if (dot && dot != s->fields[i].name && img_format_from_name(dot + 1))
+                digest(s->fields[i].data, s->fields[i].size, h[n++]);
+        }
+        /* Insertion sort, then drop repeats: documents hold a few images. */
+        for (size_t i = 1; i < n; i++)
+            for (size_t j = i; j > 0 && memcmp(h[j - 1], h[j], 32) > 0; j--) {
+                uint8_t tmp[32];
+                memcpy(tmp, h[j], 32), memcpy(h[j], h[j - 1], 32), memcpy(h[j - 1], tmp, 32);
+            }
+        size_t u = 0;
+        for (size_t i = 0; i < n; i++)
+            if (u == 0 || memcmp(h[u - 1], h[i], 32) != 0)
+                memmove(h[u++], h[i], 32);
+        if (u > 0) {
+            digest(h, u * 32, dg);
+            rc = push_digest(t, s, ctx, DEDUP_M_DOC_IMAGE_SET, dg, 0, err);
+        }
+        free(h);
+        VC_TRY(rc);
+    }
+    if (!d->txt_exact && !d->txt_minhash)
+        return VC_OK;
+    size_t len = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(doc, "texts")) if (cJSON_IsString(it))
+        len += strlen(it->valuestring) + 2;
+    char *text = malloc(len + 1), *p = text;
+    if (!text)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(doc, "texts")) if (cJSON_IsString(it))
+        p += sprintf(p, "%s%s", p == text ? "" : "\n\n", it->valuestring);
+    rc = sign_text(d, t, s, ctx, text, (size_t)(p - text), 0, err);
+    free(text);
+    return rc;
+}
+
+static enum vc_status dedup_map(void *state, struct sample *s, struct stage_task_ctx *ctx,
+                                struct vc_err *err)
+{
+    const struct st_dedup *d = state;
+    struct dedup_task *t = ctx->task_state;
+    if (s->src_index > UINT32_MAX)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_none,
+                          "dedup: unit %u has more than 2^32 samples", ctx->unit);
+    const struct sample_field *img = sample_main_image(s);
+    if (img && (d->img_exact || d->img_pixels || d->img_phash))
+        VC_TRY(sign_image(d, t, s, ctx, img, err));
+    const struct sample_field *json = sample_field_get(s, "json");
+    cJSON *doc = json ? cJSON_ParseWithLength((const char *)json->data, json->size) : NULL;
+    enum vc_status rc = VC_OK;
+    if (cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(doc, "texts"))) {
+        rc = sign_document(d, t, s, ctx, doc, err);
+    } else if (d->txt_exact || d->txt_minhash) {
+        const struct sample_field *txt = sample_main_text(s);
+        if (txt)
+            rc = sign_text(d, t, s, ctx, (const char *)txt->data, txt->size, 0, err);
+    }
+    cJSON_Delete(doc);
+    return rc;
+}
+
+static void sig_path(const struct st_dedup *d, uint32_t unit, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/sig-%06u.bin", d->dir, unit);
+}
+
+static enum vc_status dedup_task_end(void *state, struct stage_task_ctx *ctx, struct vc_err *err)
+{
+    const struct st_dedup *d = state;
+    struct dedup_task *t = ctx->task_state;
+    char path[4096];
+    sig_path(d, ctx->unit, path, sizeof path);
+    enum vc_status rc = vc_fs_mkdirs(d->dir, err);
+    if (rc == VC_OK)
+        rc = dedup_sig_write(path, t->v, t->n, d->ro.part_bits, err);
+    free(t->v);
+    free(t);
+    ctx->task_state = NULL;
+    return rc;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The signature files of every unit that reached the stage, sorted by
+ * name (the merge does not need an order; the error messages do). */
+static enum vc_status list_sig_files(const struct st_dedup *d, char ***out, size_t *n_out,
+                                     struct vc_err *err)
+{
+    *out = NULL;
+    *n_out = 0;
+    DIR *dir = opendir(d->dir);
+    if (!dir)
+        return VC_OK; /* no unit wrote signatures */
+    char **v = NULL;
+    size_t n = 0, cap = 0;
+    enum vc_status rc = VC_OK;
+    struct dirent *e;
+    while (rc == VC_OK && (e = readdir(dir))) {
+        size_t len = strlen(e->d_name);
+        if (strncmp(e->d_name, "sig-", 4) != 0 || len < 8 || strcmp(e->d_name + len - 4, ".bin"))
+            continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            char **nv = vc_realloc_array(v, cap, sizeof *nv);
+            if (!nv) {
+                rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+                break;
+            }
+            v = nv;
+        }
+        size_t plen = strlen(d->dir) + len + 2;
+        if (!(v[n] = malloc(plen)))
+            rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        else
+            snprintf(v[n++], plen, "%s/%s", d->dir, e->d_name);
+    }
+    closedir(dir);
+    if (rc == VC_OK) {
+        qsort(v, n, sizeof *v, cmp_str);
+        *out = v;
+        *n_out = n;
+        return VC_OK;
+    }
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+    return rc;
+}
+
+static void edges_path(const struct st_dedup *d, size_t part, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/edges-%05zu.bin", d->dir, part);
+}
+
+static size_t dedup_reduce_parts(void *state, const struct stage_ctx *ctx)
+{
+    const struct st_dedup *d = state;
+    (void)ctx;
+    return (size_t)1 << d->ro.part_bits;
+}
+
+static enum vc_status dedup_reduce(void *state, const struct stage_ctx *ctx, size_t part,
+                                   struct vc_err *err)
+{
+    const struct st_dedup *d = state;
+    (void)ctx;
+    char **paths;
+    size_t n;
+    VC_TRY(vc_fs_mkdirs(d->dir, err));
+    VC_TRY(list_sig_files(d, &paths, &n, err));
+    char out[4096], tmp[4096];
+    edges_path(d, part, out, sizeof out);
+    snprintf(tmp, sizeof tmp, "%s/merge-%05zu", d->dir, part);
+    struct dedup_reduce_stats st;
+    enum vc_status rc = dedup_reduce_part(paths, n, (uint32_t)part, &d->ro, tmp, out, &st, err);
+    for (size_t i = 0; i < n; i++)
+        free(paths[i]);
+    free(paths);
+    return rc;
+}
+
+/* PLAN's per-record view of the pairs. */
+struct uf {
+    size_t *parent;
+    uint32_t *weight;
+    uint16_t *method, *score; /* the strongest pair that reached the record */
+    uint32_t *size;           /* cluster sizes, at roots */
+    uint64_t edges;
+};
+
+static size_t uf_find(size_t *parent, size_t i)
+{
+    while (parent[i] != i) {
+        parent[i] = parent[parent[i]];
+        i = parent[i];
+    }
+    return i;
+}
+
+/* The record of (unit, index) among the kept ones; SIZE_MAX when none
+ * (rejected later in MAP, or dropped by an earlier plan hook). */
+static size_t rec_find(const struct stage_plan *p, uint32_t unit, uint32_t index)
+{
+    size_t lo = 0, hi = p->n_recs;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const struct stage_rec *r = &p->recs[mid];
+        if (r->unit < unit || (r->unit == unit && r->index < index))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == p->n_recs || p->recs[lo].unit != unit || p->recs[lo].index != index ||
+        p->recs[lo].state != STAGE_REC_KEEP)
+        return SIZE_MAX;
+    return lo;
+}
+
+/* Lower is stronger: the method first, then the distance (pHash) or the
+ * dissimilarity (MinHash). */
+static unsigned strength(unsigned method, unsigned score)
+{
+    unsigned s = method == DEDUP_M_TEXT_MINHASH ? 1000 - (score > 1000 ? 1000 : score) : score;
+    return method << 16 | s;
+}
+
+static void note_pair(struct uf *u, size_t i, uint32_t weight, unsigned method, unsigned score)
+{
+    if (weight > u->weight[i])
+        u->weight[i] = weight;
+    if (u->method[i] == 0 || strength(method, score) < strength(u->method[i], u->score[i])) {
+        u->method[i] = (uint16_t)method;
+        u->score[i] = (uint16_t)score;
+    }
+}
+
+static enum vc_status read_edges(const struct st_dedup *d, const struct stage_plan *p, struct uf *u,
+                                 size_t part, struct vc_err *err)
+{
+    char path[4096];
+    edges_path(d, part, path, sizeof path);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", path, strerror(errno));
+    struct dedup_edge buf[1024];
+    size_t got;
+    while ((got = fread(buf, sizeof *buf, 1024, f)) > 0)
+        for (size_t k = 0; k < got; k++) {
+            const struct dedup_edge *e = &buf[k];
+            size_t a = rec_find(p, e->unit_a, e->index_a), b = rec_find(p, e->unit_b, e->index_b);
+            if (a == SIZE_MAX || b == SIZE_MAX || a == b)
+                continue;
+            u->edges++;
+            note_pair(u, a, e->weight_a, e->method, e->score);
+            note_pair(u, b, e->weight_b, e->method, e->score);
+            size_t ra = uf_find(u->parent, a), rb = uf_find(u->parent, b);
+            if (ra != rb)
+                u->parent[ra > rb ? ra : rb] = ra < rb ? ra : rb;
+        }
+    bool bad = ferror(f);
+    fclose(f);
+    if (bad)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: read error", path);
+    return VC_OK;
+}
+
+/* Does record i make a better keeper than record j? */
+static bool keeper_better(const struct st_dedup *d, const struct stage_plan *p, const struct uf *u,
+                          size_t i, size_t j)
+{
+    if (d->keep == KEEP_LARGEST && u->weight[i] != u->weight[j])
+        return u->weight[i] > u->weight[j];
+    const struct stage_rec *a = &p->recs[i], *b = &p->recs[j];
+    if (a->source != b->source)
+        return a->source < b->source;
+    int c = strcmp(a->key, b->key);
+    if (c)
+        return c < 0;
+    return i < j; /* recs are in (unit, index) order */
+}
+
+enum { TOP_CLUSTERS = 10 };
+
+static void add_report(const struct stage_plan *p, const struct uf *u, const size_t *keeper,
+                       const uint64_t *by_method, uint64_t n_dup, uint64_t n_clusters)
+{
+    cJSON *o = cJSON_AddObjectToObject(p->report, "dedup");
+    if (!o)
+        return;
+    cJSON_AddNumberToObject(o, "duplicates", (double)n_dup);
+    cJSON_AddNumberToObject(o, "clusters", (double)n_clusters);
+    cJSON_AddNumberToObject(o, "pairs", (double)u->edges);
+    cJSON *m = cJSON_AddObjectToObject(o, "by_method");
+    for (unsigned k = 1; m && k < DEDUP_M_COUNT; k++)
+        if (by_method[k])
+            cJSON_AddNumberToObject(m, dedup_method_name(k), (double)by_method[k]);
+    /* The largest clusters: a small sorted array of roots, biggest first,
+     * ties in record order, so the list is deterministic. */
+    size_t top[TOP_CLUSTERS], n_top = 0;
+    for (size_t i = 0; i < p->n_recs; i++) {
+        if (u->parent[i] != i || u->size[i] < 2)
+            continue;
+        size_t pos = n_top;
+        while (pos > 0 && u->size[top[pos - 1]] < u->size[i])
+            pos--;
+        if (pos == TOP_CLUSTERS)
+            continue;
+        if (n_top < TOP_CLUSTERS)
+            n_top++;
+        memmove(top + pos + 1, top + pos, (n_top - 1 - pos) * sizeof *top);
+        top[pos] = i;
+    }
+    cJSON *arr = cJSON_AddArrayToObject(o, "largest_clusters");
+    for (size_t k = 0; arr && k < n_top; k++) {
+        const struct stage_rec *r = &p->recs[keeper[top[k]]];
+        cJSON *c = cJSON_CreateObject();
+        cJSON_AddNumberToObject(c, "size", u->size[top[k]]);
+        cJSON_AddStringToObject(c, "source", p->sources[r->source].name);
+        cJSON_AddNumberToObject(c, "unit", r->unit);
+        cJSON_AddStringToObject(c, "kept", r->key);
+        cJSON_AddItemToArray(arr, c);
+    }
+}
+
+static enum vc_status dedup_plan(void *state, struct stage_plan *p, struct vc_err *err)
+{
+    const struct st_dedup *d = state;
+    size_t n = p->n_recs, n_parts = dedup_reduce_parts(state, NULL);
+    enum vc_status rc = VC_OK;
+    /* Until the executor runs the reduce as its own tasks, PLAN runs it. */
+    for (size_t part = 0; rc == VC_OK && part < n_parts; part++)
+        rc = dedup_reduce(state, NULL, part, err);
+    struct uf u = {
+        .parent = vc_malloc_array(n + 1, sizeof *u.parent),
+        .weight = calloc(n + 1, sizeof *u.weight),
+        .method = calloc(n + 1, sizeof *u.method),
+        .score = calloc(n + 1, sizeof *u.score),
+        .size = calloc(n + 1, sizeof *u.size),
+    };
+    size_t *keeper = vc_malloc_array(n + 1, sizeof *keeper);
+    size_t *order = vc_malloc_array(p->n_order + 1, sizeof *order);
+    if (rc == VC_OK &&
+        (!u.parent || !u.weight || !u.method || !u.score || !u.size || !keeper || !order))
+        rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "dedup plan of %zu records", n);
+    for (size_t i = 0; rc == VC_OK && i < n; i++)
+        u.parent[i] = i;
+    for (size_t part = 0; rc == VC_OK && part < n_parts; part++)
+        rc = read_edges(d, p, &u, part, err);
+    uint64_t by_method[DEDUP_M_COUNT] = { 0 }, n_dup = 0, n_clusters = 0;
+    if (rc == VC_OK) {
+        for (size_t i = 0; i < n; i++) {
+            size_t r = uf_find(u.parent, i);
+            if (u.size[r]++ == 0 || keeper_better(d, p, &u, i, keeper[r]))
+                keeper[r] = i;
+        }
+        for (size_t i = 0; i < n; i++) {
+            size_t r = u.parent[i]; /* fully compressed by the pass above */
+            if (u.size[r] < 2)
+                continue;
+            if (keeper[r] == i) {
+                n_clusters++;
+                continue;
+            }
+            struct stage_rec *sr = &p->recs[i];
+            sr->state = STAGE_REC_DUPLICATE;
+            sr->stage = "dedup";
+            sr->reason = VC_REASON_duplicate;
+            sr->dup_of = keeper[r];
+            by_method[u.method[i] < DEDUP_M_COUNT ? u.method[i] : 0]++;
+            n_dup++;
+        }
+        size_t k = 0;
+        for (size_t i = 0; i < p->n_order; i++)
+            if (p->recs[p->order[i]].state == STAGE_REC_KEEP)
+                order[k++] = p->order[i];
+        stage_plan_set_order(p, order, k);
+        order = NULL;
+        add_report(p, &u, keeper, by_method, n_dup, n_clusters);
+    }
+    free(order);
+    free(keeper);
+    free(u.parent);
+    free(u.weight);
+    free(u.method);
+    free(u.score);
+    free(u.size);
+    return rc;
+}
+
+const struct stage_ops st_dedup_ops = {
+    .name = "dedup",
+    .create = dedup_create,
+    .task_begin = dedup_task_begin,
+    .map = dedup_map,
+    .task_end = dedup_task_end,
+    .plan = dedup_plan,
+    .destroy = dedup_destroy,
+};

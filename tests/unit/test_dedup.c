@@ -1,0 +1,360 @@
+/* Dedup building blocks: pHash against a direct floating-point DCT,
+ * text normalisation against hand-written answers, MinHash against
+ * Jaccard similarities known by construction, the external merge against
+ * qsort, and the reduce's pairs against hand-placed hashes. */
+#include "vc_test.h"
+
+#include "core/img.h"
+#include "stages/dedup_hash.h"
+#include "stages/dedup_reduce.h"
+#include "stages/dedup_sig.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+static int img_new(struct img *im, uint32_t w, uint32_t h, uint8_t ch)
+{
+    *im = (struct img){ .w = w, .h = h, .ch = ch, .pixels = malloc((size_t)w * h * ch) };
+    return im->pixels ? 0 : -1;
+}
+
+static uint64_t lcg(uint64_t *s)
+{
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return *s >> 33;
+}
+
+/* A smooth picture with some texture: what photos look like to pHash. */
+static void fill_scene(struct img *im, uint32_t w, uint32_t h, uint8_t ch, uint64_t seed)
+{
+    CHECK(img_new(im, w, h, ch) == 0);
+    uint64_t s = seed;
+    double fx = 1 + (double)(lcg(&s) % 5), fy = 1 + (double)(lcg(&s) % 5);
+    for (uint32_t y = 0; y < h; y++)
+        for (uint32_t x = 0; x < w; x++)
+            for (uint8_t c = 0; c < ch; c++) {
+                double v = 128 + 60 * sin(fx * 6.28 * x / w + c) * cos(fy * 6.28 * y / h) +
+                           40.0 * x / w - 30.0 * y / h + (double)(lcg(&s) % 16);
+                im->pixels[((size_t)y * w + x) * ch + c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+            }
+}
+
+/* The pHash definition written the slow, obvious way in double. */
+static uint64_t phash_reference(const uint8_t *lum32)
+{
+    double d[64], s[64];
+    for (int u = 0; u < 8; u++)
+        for (int v = 0; v < 8; v++) {
+            double acc = 0;
+            for (int y = 0; y < 32; y++)
+                for (int x = 0; x < 32; x++)
+                    acc += lum32[y * 32 + x] * cos(M_PI * (2 * y + 1) * u / 64.0) *
+                           cos(M_PI * (2 * x + 1) * v / 64.0);
+            acc *= (u ? sqrt(2 / 32.0) : sqrt(1 / 32.0)) * (v ? sqrt(2 / 32.0) : sqrt(1 / 32.0));
+            d[u * 8 + v] = s[u * 8 + v] = acc;
+        }
+    for (int i = 1; i < 64; i++) /* insertion sort */
+        for (int j = i; j > 0 && s[j - 1] > s[j]; j--) {
+            double t = s[j];
+            s[j] = s[j - 1], s[j - 1] = t;
+        }
+    double med = (s[31] + s[32]) / 2;
+    uint64_t bits = 0;
+    for (int i = 0; i < 64; i++)
+        bits = bits << 1 | (d[i] > med);
+    return bits;
+}
+
+TEST(phash_matches_float_dct)
+{
+    for (uint64_t seed = 1; seed <= 20; seed++) {
+        struct img im;
+        fill_scene(&im, 32, 32, 1, seed);
+        CHECK_INT(dedup_phash_luma(&im), phash_reference(im.pixels));
+        img_release(&im);
+    }
+    /* A 64x64 picture of 2x2 blocks area-averages to exactly its blocks. */
+    struct img small, big;
+    fill_scene(&small, 32, 32, 1, 99);
+    CHECK(img_new(&big, 64, 64, 1) == 0);
+    for (int y = 0; y < 64; y++)
+        for (int x = 0; x < 64; x++)
+            big.pixels[y * 64 + x] = small.pixels[(y / 2) * 32 + x / 2];
+    CHECK_INT(dedup_phash_luma(&big), dedup_phash_luma(&small));
+    img_release(&small);
+    img_release(&big);
+}
+
+TEST(phash_reduced_jpeg_decode_close_to_full)
+{
+    struct img rgb;
+    fill_scene(&rgb, 1024, 768, 3, 7);
+    uint8_t *jpg;
+    size_t n;
+    CHECK(img_encode(&rgb, IMG_FORMAT_JPEG, 90, &jpg, &n, NULL) == VC_OK);
+    struct img luma;
+    CHECK(img_decode_luma(jpg, n, NULL, 64, &luma, NULL) == VC_OK);
+    /* 1024x768 at 1/8 is 128x96: the smallest scale with both sides >= 64. */
+    CHECK_INT(luma.w, 128);
+    CHECK_INT(luma.h, 96);
+    CHECK_INT(luma.ch, 1);
+    uint64_t reduced = dedup_phash_luma(&luma);
+    img_release(&luma);
+    struct img full;
+    CHECK(img_decode(jpg, n, NULL, 0, &full, NULL) == VC_OK);
+    for (size_t i = 0; i < (size_t)full.w * full.h; i++) {
+        const uint8_t *p = full.pixels + 3 * i;
+        full.pixels[i] = (uint8_t)((p[0] * 19595u + p[1] * 38470u + p[2] * 7471u + 0x8000u) >> 16);
+    }
+    full.ch = 1;
+    CHECK(dedup_hamming(reduced, dedup_phash_luma(&full)) <= 4);
+    /* Through the sample path too. */
+    uint64_t via;
+    CHECK(dedup_phash_image(jpg, n, NULL, &via, NULL) == VC_OK);
+    CHECK_INT(via, reduced);
+    img_release(&full);
+    img_release(&rgb);
+    free(jpg);
+}
+
+TEST(phash_bands_pigeonhole)
+{
+    /* Two hashes at distance r agree on some band of r + 1; at r + 1 flips
+     * spread one per band they may not. */
+    uint64_t a = 0x0123456789abcdefull;
+    for (int r = 0; r <= 16; r++) {
+        uint64_t b = a;
+        for (int k = 0; k < r; k++)
+            b ^= 1ull << ((k * 37) % 64);
+        CHECK(dedup_phash_first_band(a, b, r + 1) <= r);
+    }
+    uint64_t spread = a;
+    for (int j = 0; j < 5; j++)
+        spread ^= 1ull << (64 * j / 5);
+    CHECK_INT(dedup_phash_first_band(a, spread, 5), 5);
+}
+
+static void check_norm(const char *in, const char *want)
+{
+    char *out;
+    size_t n;
+    CHECK(dedup_text_normalize(in, strlen(in), &out, &n, NULL) == VC_OK);
+    CHECK_STR(out, want);
+    CHECK_INT(n, strlen(want));
+    free(out);
+}
+
+TEST(text_normalize)
+{
+    check_norm("  Hello\t\tWORLD \n", "hello world");
+    /* U+0065 U+0301 (decomposed) composes to U+00E9; U+00DF folds to "ss";
+     * U+00A0 and U+2003 are white space. */
+    check_norm("Caf\x65\xcc\x81\xc2\xa0STRA\xc3\x9f\x45\xe2\x80\x83x", "caf\xc3\xa9 strasse x");
+    check_norm("\xce\xa3\xce\x99\xce\xa3\xce\xa5\xce\xa6\xce\x9f\xce\xa3",
+               "\xcf\x83\xce\xb9\xcf\x83\xcf\x85\xcf\x86\xce\xbf\xcf\x83"); /* Greek sigma folds to
+                                                                               U+03C3 */
+    check_norm("bad \xff byte", "bad \xef\xbf\xbd byte");
+    check_norm(" \t\n", "");
+}
+
+/* "w0 w1 ... w{n-1}" with words from `base` + i. */
+static void words(char *buf, int n, int base, int change_from, int change_base)
+{
+    char *p = buf;
+    for (int i = 0; i < n; i++)
+        p += sprintf(p, "%sw%d", i ? " " : "", i >= change_from ? change_base + i : base + i);
+}
+
+static int shared_bands(const struct dedup_minhash *a, const struct dedup_minhash *b)
+{
+    int k = 0;
+    for (int i = 0; i < a->n_bands; i++)
+        k += a->band[i] == b->band[i];
+    return k;
+}
+
+TEST(minhash_similarity)
+{
+    static char a[8192], b[8192], c[8192];
+    /* 200 words, the last 10 replaced: 5-gram sets of 196 each, 186
+     * shared, so Jaccard = 186 / 206 = 0.903. */
+    words(a, 200, 0, 1000, 0);
+    words(b, 200, 0, 190, 5000);
+    words(c, 200, 9000, 1000, 0); /* no word in common */
+    struct dedup_minhash ma, mb, mc, ma2;
+    CHECK_INT(dedup_minhash(a, strlen(a), 5, 14, 8, &ma), 1);
+    CHECK_INT(dedup_minhash(a, strlen(a), 5, 14, 8, &ma2), 1);
+    CHECK_INT(dedup_minhash(b, strlen(b), 5, 14, 8, &mb), 1);
+    CHECK_INT(dedup_minhash(c, strlen(c), 5, 14, 8, &mc), 1);
+    CHECK_INT(shared_bands(&ma, &ma2), 14);
+    CHECK(ma.sketch == ma2.sketch);
+    /* P(band equal) = 0.903^8 = 0.44: ~6 of 14 expected; P(0 of 14) < 1e-3. */
+    CHECK(shared_bands(&ma, &mb) >= 1);
+    CHECK_INT(shared_bands(&ma, &mc), 0);
+    double sim = dedup_sketch_similarity(ma.sketch, mb.sketch);
+    CHECK(sim > 0.65 && sim <= 1.0);
+    CHECK(dedup_sketch_similarity(ma.sketch, mc.sketch) < 0.4);
+    /* Fewer words than the n-gram: one shingle of the whole text. */
+    struct dedup_minhash s1, s2;
+    CHECK_INT(dedup_minhash("a red car", 9, 5, 14, 8, &s1), 1);
+    CHECK_INT(dedup_minhash("a red car", 9, 5, 14, 8, &s2), 1);
+    CHECK_INT(shared_bands(&s1, &s2), 14);
+    CHECK_INT(dedup_minhash("", 0, 5, 14, 8, &s1), 0);
+}
+
+static int sig_cmp_q(const void *a, const void *b)
+{
+    return dedup_sig_cmp(a, b);
+}
+
+struct collect {
+    struct dedup_sig *v;
+    size_t n;
+};
+
+static enum vc_status collect_emit(void *ctx, const struct dedup_sig *s, struct vc_err *err)
+{
+    (void)err;
+    struct collect *c = ctx;
+    c->v[c->n++] = *s;
+    return VC_OK;
+}
+
+TEST(merge_matches_qsort_in_passes)
+{
+    char dir[] = "/tmp/vc_dedup_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    enum { FILES = 9, PER = 3000, BITS = 2 };
+    static struct dedup_sig all[FILES * PER], got[FILES * PER];
+    uint64_t s = 5;
+    char paths[FILES][256];
+    for (int f = 0; f < FILES; f++) {
+        struct dedup_sig *v = malloc(PER * sizeof *v);
+        for (int i = 0; i < PER; i++) {
+            v[i] = (struct dedup_sig){ .key = lcg(&s) << 40 | lcg(&s) % 50,
+                                       .aux = lcg(&s) % 3,
+                                       .unit = (uint32_t)f,
+                                       .index = (uint32_t)i,
+                                       .kind = 1 };
+            all[f * PER + i] = v[i];
+        }
+        snprintf(paths[f], sizeof paths[f], "%s/sig-%d.bin", dir, f);
+        CHECK(dedup_sig_write(paths[f], v, PER, BITS, NULL) == VC_OK);
+        free(v);
+    }
+    qsort(all, FILES * PER, sizeof *all, sig_cmp_q);
+    size_t pos = 0;
+    for (uint32_t part = 0; part < (1u << BITS); part++) {
+        struct dedup_run runs[FILES];
+        for (int f = 0; f < FILES; f++)
+            CHECK(dedup_sig_run(paths[f], BITS, part, &runs[f], NULL) == VC_OK);
+        struct collect c = { got, 0 };
+        char tmp[300];
+        snprintf(tmp, sizeof tmp, "%s/merge", dir);
+        /* 64 KiB and 3 files at a time: three passes over 9 files. */
+        CHECK(dedup_merge(runs, FILES, 64 << 10, 3, tmp, collect_emit, &c, NULL) == VC_OK);
+        for (size_t i = 0; i < c.n; i++) {
+            CHECK_INT(dedup_sig_part(got[i].key, BITS), part);
+            CHECK(memcmp(&got[i], &all[pos + i], sizeof *got) == 0);
+        }
+        pos += c.n;
+    }
+    CHECK_INT(pos, FILES * PER);
+    /* A wrong partition count is refused, naming the file. */
+    struct dedup_run r;
+    struct vc_err e = { 0 };
+    CHECK(dedup_sig_run(paths[0], 3, 0, &r, &e) == VC_EFATAL);
+    CHECK(strstr(e.msg, "sig-0.bin") != NULL);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+}
+
+static struct dedup_sig phash_sig(uint64_t ph, uint32_t index, int band, int n_bands)
+{
+    uint64_t key = dedup_mix64(dedup_phash_band(ph, band, n_bands) ^ (uint64_t)(band + 1) << 56);
+    return (struct dedup_sig){ .key = key,
+                               .aux = ph,
+                               .unit = 0,
+                               .index = index,
+                               .weight = index,
+                               .kind = dedup_kind(DEDUP_M_IMAGE_PHASH, (unsigned)band) };
+}
+
+TEST(reduce_finds_pairs_within_radius_once)
+{
+    char dir[] = "/tmp/vc_dedup_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    const int r = 4, nb = r + 1;
+    uint64_t base = 0xf0f0f0f0a5a5a5a5ull;
+    /* 0: base; 1: base + 3 flips (pair 0-1 at 3); 2: base + 4 flips (0-2 at
+     * 4, 1-2 at 7 > r); 3: base + 9 flips, one per band and more (none);
+     * 4: exactly base again (0-4 at 0); 5: a sha256 twin pair with 6. */
+    uint64_t h[5] = { base, base ^ 0x7, base ^ 0xf00000000000ull, base, base };
+    h[2] = base ^ (1ull << 20 | 1ull << 30 | 1ull << 40 | 1ull << 50);
+    h[3] = base ^ 0x8040201008040201ull ^ 0x0100000000000000ull;
+    struct dedup_sig v[64];
+    size_t n = 0;
+    for (uint32_t i = 0; i < 5; i++)
+        for (int b = 0; b < nb; b++)
+            v[n++] = phash_sig(h[i], i, b, nb);
+    v[n++] = (struct dedup_sig){
+        .key = 77, .aux = 1, .index = 5, .kind = dedup_kind(DEDUP_M_IMAGE_SHA256, 0)
+    };
+    v[n++] = (struct dedup_sig){
+        .key = 77, .aux = 1, .index = 6, .kind = dedup_kind(DEDUP_M_IMAGE_SHA256, 0)
+    };
+    v[n++] = (struct dedup_sig){ .key = 77,
+                                 .aux = 2,
+                                 .index = 7, /* same key, other digest */
+                                 .kind = dedup_kind(DEDUP_M_IMAGE_SHA256, 0) };
+    char sig[256], edges[256], tmp[256];
+    snprintf(sig, sizeof sig, "%s/sig.bin", dir);
+    snprintf(edges, sizeof edges, "%s/edges.bin", dir);
+    snprintf(tmp, sizeof tmp, "%s/merge", dir);
+    CHECK(dedup_sig_write(sig, v, n, 0, NULL) == VC_OK);
+    struct dedup_reduce_opts o = {
+        .phash_radius = r, .part_bits = 0, .mem_bytes = 1 << 20, .max_open = 8
+    };
+    struct dedup_reduce_stats st;
+    char *paths[1] = { sig };
+    CHECK(dedup_reduce_part(paths, 1, 0, &o, tmp, edges, &st, NULL) == VC_OK);
+    FILE *f = fopen(edges, "rb");
+    struct dedup_edge e[32];
+    size_t got = f ? fread(e, sizeof *e, 32, f) : 0;
+    if (f)
+        fclose(f);
+    /* Expected: 0-1 (3), 0-2 (4), 0-4 (0), 5-6 (sha).  4 has 0's very hash,
+     * so it joins 0's pairs through the 0-4 edge, not with its own. */
+    int seen[8][8] = { { 0 } };
+    for (size_t i = 0; i < got; i++) {
+        uint32_t a = e[i].index_a < e[i].index_b ? e[i].index_a : e[i].index_b;
+        uint32_t b = e[i].index_a ^ e[i].index_b ^ a;
+        CHECK(a < 8 && b < 8);
+        if (a < 8 && b < 8)
+            seen[a][b]++;
+        if (e[i].method == DEDUP_M_IMAGE_PHASH)
+            CHECK_INT(e[i].score, dedup_hamming(h[a], h[b]));
+    }
+    CHECK_INT(got, 4);
+    CHECK_INT(seen[0][1], 1);
+    CHECK_INT(seen[0][2], 1);
+    CHECK_INT(seen[0][4], 1);
+    CHECK_INT(seen[1][4], 0);
+    CHECK_INT(seen[5][6], 1);
+    CHECK_INT(seen[1][2], 0);
+    CHECK_INT(seen[0][3], 0);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+}
+
+#define TESTS(X)                                                                                   \
+    X(phash_matches_float_dct)                                                                     \
+    X(phash_reduced_jpeg_decode_close_to_full)                                                     \
+    X(phash_bands_pigeonhole)                                                                      \
+    X(text_normalize)                                                                              \
+    X(minhash_similarity)                                                                          \
+    X(merge_matches_qsort_in_passes)                                                               \
+    X(reduce_finds_pairs_within_radius_once)
+TEST_MAIN(TESTS)
