@@ -209,14 +209,10 @@ static void digest(const void *p, size_t n, uint8_t out[32])
     sha256_final(&c, out);
 }
 
-static enum vc_status sign_image(const struct st_dedup *d, struct dedup_task *t,
-                                 const struct sample *s, const struct stage_task_ctx *ctx,
-                                 const struct sample_field *f, struct vc_err *err)
+static enum vc_status sign_image(const struct st_dedup *d, struct dedup_task *t, struct sample *s,
+                                 const struct stage_task_ctx *ctx, const struct sample_field *f,
+                                 uint32_t weight, struct vc_err *err)
 {
-    struct img_info info;
-    VC_TRY(img_probe(f->data, f->size, &d->limits, &info, err));
-    uint64_t px = (uint64_t)info.width * info.height;
-    uint32_t weight = d->keep == KEEP_LARGEST ? (px > UINT32_MAX ? UINT32_MAX : (uint32_t)px) : 0;
     uint8_t dg[32];
     if (d->img_exact) {
         digest(f->data, f->size, dg);
@@ -237,6 +233,13 @@ static enum vc_status sign_image(const struct st_dedup *d, struct dedup_task *t,
     if (d->img_phash) {
         uint64_t ph;
         VC_TRY(dedup_phash_image(f->data, f->size, &d->limits, &ph, err));
+        /* Also in the output json, so users and `stats` can compare later
+         * runs against this one. */
+        char hex[17];
+        snprintf(hex, sizeof hex, "%016llx", (unsigned long long)ph);
+        cJSON *meta = sample_meta(s);
+        if (!meta || !cJSON_AddStringToObject(meta, "phash", hex))
+            return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
         int nb = d->ro.phash_radius + 1;
         for (int j = 0; j < nb; j++) {
             uint64_t key = dedup_mix64(dedup_phash_band(ph, j, nb) ^ (uint64_t)(j + 1) << 56);
@@ -342,9 +345,18 @@ static enum vc_status dedup_map(void *state, struct sample *s, struct stage_task
     if (s->src_index > UINT32_MAX)
         return vc_err_set(err, VC_EFATAL, VC_REASON_none,
                           "dedup: unit %u has more than 2^32 samples", ctx->unit);
+    /* One weight per sample, whatever the method: its picture's pixels,
+     * else (sign_text) its text's length. */
     const struct sample_field *img = sample_main_image(s);
+    uint32_t weight = 0;
+    if (img && d->keep == KEEP_LARGEST) {
+        struct img_info info;
+        VC_TRY(img_probe(img->data, img->size, &d->limits, &info, err));
+        uint64_t px = (uint64_t)info.width * info.height;
+        weight = px > UINT32_MAX ? UINT32_MAX : (uint32_t)px;
+    }
     if (img && (d->img_exact || d->img_pixels || d->img_phash))
-        VC_TRY(sign_image(d, t, s, ctx, img, err));
+        VC_TRY(sign_image(d, t, s, ctx, img, weight, err));
     const struct sample_field *json = sample_field_get(s, "json");
     cJSON *doc = json ? cJSON_ParseWithLength((const char *)json->data, json->size) : NULL;
     enum vc_status rc = VC_OK;
@@ -353,7 +365,7 @@ static enum vc_status dedup_map(void *state, struct sample *s, struct stage_task
     } else if (d->txt_exact || d->txt_minhash) {
         const struct sample_field *txt = sample_main_text(s);
         if (txt)
-            rc = sign_text(d, t, s, ctx, (const char *)txt->data, txt->size, 0, err);
+            rc = sign_text(d, t, s, ctx, (const char *)txt->data, txt->size, weight, err);
     }
     cJSON_Delete(doc);
     return rc;
