@@ -16,6 +16,8 @@ PACKAGES=(
   libexttextcat-dev libexttextcat-data   # language identification
   libicu-dev            # Unicode NFC and case folding for text dedup
   wamerican             # English word list for the common-word filter
+  desktop-base gnome-backgrounds  # real pictures for the dedup accuracy test
+  python3-pil python3-numpy       # transforms and reference pHash in the dedup tests
   python3 tar gzip zstd # test drivers and independent tar readers
   python3-pil           # real images served by the download tests
   libtesseract-dev tesseract-ocr-eng     # the ocr stage's Tesseract backend
