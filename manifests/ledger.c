@@ -30,6 +30,18 @@ static bool add_str(cJSON *o, const char *k, const char *v)
     return !v || cJSON_AddStringToObject(o, k, v);
 }
 
+static bool add_dup(cJSON *o, const struct ledger_entry *e)
+{
+    if (!e->dup_key && !e->dup_of)
+        return true;
+    cJSON *d = cJSON_AddObjectToObject(o, "dup_of");
+    return d && add_str(d, "source", e->dup_source) && add_str(d, "file", e->dup_file) &&
+           (!e->has_dup_index || cJSON_AddNumberToObject(d, "index", (double)e->dup_index)) &&
+           add_str(d, "key", e->dup_key) && add_str(d, "out_key", e->dup_of) &&
+           add_str(o, "method", e->dup_method) &&
+           (!e->dup_measure || cJSON_AddNumberToObject(o, e->dup_measure, e->dup_value));
+}
+
 cJSON *ledger_entry_to_json(const struct ledger_entry *e)
 {
     cJSON *o = cJSON_CreateObject();
@@ -46,7 +58,7 @@ cJSON *ledger_entry_to_json(const struct ledger_entry *e)
              add_str(o, "filter", e->filter) &&
              (!e->has_score || (cJSON_AddNumberToObject(o, "score", e->score) &&
                                 cJSON_AddNumberToObject(o, "threshold", e->threshold))) &&
-             add_str(o, "dup_of", e->dup_of) && add_str(o, "message", e->message);
+             add_dup(o, e) && add_str(o, "message", e->message);
     }
     if (!ok) {
         cJSON_Delete(o);
@@ -92,7 +104,25 @@ enum vc_status ledger_entry_from_json(const cJSON *o, struct ledger_entry *e, st
         e->score = score->valuedouble;
         e->threshold = thr->valuedouble;
     }
-    e->dup_of = get_str(o, "dup_of");
+    const cJSON *dup = cJSON_GetObjectItemCaseSensitive(o, "dup_of");
+    if (cJSON_IsObject(dup)) {
+        e->dup_source = get_str(dup, "source");
+        e->dup_file = get_str(dup, "file");
+        e->dup_key = get_str(dup, "key");
+        e->dup_of = get_str(dup, "out_key");
+        const cJSON *di = cJSON_GetObjectItemCaseSensitive(dup, "index");
+        e->has_dup_index = cJSON_IsNumber(di);
+        e->dup_index = e->has_dup_index ? (uint64_t)di->valuedouble : 0;
+    }
+    e->dup_method = get_str(o, "method");
+    static const char *const measures[] = { "distance", "similarity" };
+    for (int i = 0; i < 2; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, measures[i]);
+        if (cJSON_IsNumber(v)) {
+            e->dup_measure = measures[i];
+            e->dup_value = v->valuedouble;
+        }
+    }
     if (e->state == LEDGER_WRITTEN ? !e->shard || !e->out_key : !e->stage || !reason)
         return vc_err_set(err, VC_ESAMPLE, VC_REASON_json_invalid,
                           "ledger entry in state %s lacks %s", state,

@@ -4,7 +4,10 @@
  *   written   source, file, index, key  + shard, out_key (copies when a
  *             mixture drew it more than once)
  *   rejected  ... + stage, reason (+ filter, score, threshold, message)
- *   duplicate ... + stage, reason, dup_of (the output key kept instead)
+ *   duplicate ... + stage, reason, dup_of {source, file, key, out_key}
+ *             (the sample kept instead: where it was read, its key there and
+ *             the output key it was written under) + method and distance or
+ *             similarity when the stage gave them
  *   error     ... + stage, reason, message
  *
  * `index` is the sample's ordinal in its input unit (a shard's sample
@@ -44,7 +47,14 @@ struct ledger_entry {
     const char *filter;
     bool has_score;
     double score, threshold;
-    const char *dup_of; /* duplicate */
+    /* duplicate: the kept sample (out key only when it was written), how
+     * it was found (method) and how close it is (`measure` names the
+     * value: "distance" or "similarity"). */
+    const char *dup_source, *dup_file, *dup_key, *dup_of;
+    bool has_dup_index;
+    uint64_t dup_index;
+    const char *dup_method, *dup_measure;
+    double dup_value;
 };
 
 /* Error lines are also counted by reason, for run.json's breakdown. */

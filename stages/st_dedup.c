@@ -2,10 +2,12 @@
  *
  * MAP never rejects: it only writes signatures; a sample whose image
  * cannot be decoded for its pHash is an error (VC_ESAMPLE) naming why.
- * Signature files live in WORK/dedup/sig-<unit>.bin and are complete
+ * Signature files live in WORK/rR-dedup-sig-<unit> and are complete
  * (fsynced, renamed) before task_end returns, so the unit's commit covers
- * them.  The reduce writes WORK/dedup/edges-<part>.bin; PLAN reads them
- * back in partition order.  Memory of MAP: the unit's signatures (32
+ * them.  Each reduce part writes WORK/rR-dedup-edges-<part>; PLAN reads
+ * them back in partition order.  A duplicate's method and distance are
+ * those of the strongest pair that reached it (which may join it to
+ * another member of its cluster than the kept one).  Memory of MAP: the unit's signatures (32
  * bytes each, ~20 per sample); of the reduce: memory_mb; of PLAN: about
  * 24 bytes per record on top of the executor's records. */
 #include "st_dedup.h"
@@ -19,7 +21,6 @@
 #include "stage_cfg.h"
 
 #include <cjson/cJSON.h>
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +36,6 @@ struct st_dedup {
     enum keep_rule keep;
     struct dedup_reduce_opts ro;
     struct img_limits limits;
-    char *dir; /* WORK/dedup, owned */
 };
 
 /* Per task: the unit's signatures. */
@@ -125,7 +125,6 @@ static void dedup_destroy(void *state)
     struct st_dedup *d = state;
     if (!d)
         return;
-    free(d->dir);
     free(d);
 }
 
@@ -139,14 +138,6 @@ static enum vc_status dedup_create(const cJSON *cfg, const struct stage_ctx *ctx
     if (rc == VC_OK && ctx && ctx->limits) {
         d->limits.max_pixels = ctx->limits->max_pixels;
         d->limits.max_side = ctx->limits->max_side;
-    }
-    if (rc == VC_OK && ctx && ctx->work_dir) {
-        size_t n = strlen(ctx->work_dir) + sizeof "/dedup";
-        d->dir = malloc(n);
-        if (!d->dir)
-            rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-        else
-            snprintf(d->dir, n, "%s/dedup", ctx->work_dir);
     }
     if (rc != VC_OK) {
         dedup_destroy(d);
@@ -371,9 +362,13 @@ static enum vc_status dedup_map(void *state, struct sample *s, struct stage_task
     return rc;
 }
 
-static void sig_path(const struct st_dedup *d, uint32_t unit, char *out, size_t cap)
+/* WORK/rR-dedup-sig-UUUUUU: one unit's signatures. */
+static enum vc_status sig_path(const struct stage_ctx *ctx, size_t unit, char *out, size_t cap,
+                               struct vc_err *err)
 {
-    snprintf(out, cap, "%s/sig-%06u.bin", d->dir, unit);
+    if (!stage_work_path(out, cap, ctx, "dedup", "sig", unit))
+        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "work folder path too long");
+    return VC_OK;
 }
 
 static enum vc_status dedup_task_end(void *state, struct stage_task_ctx *ctx, struct vc_err *err)
@@ -381,8 +376,7 @@ static enum vc_status dedup_task_end(void *state, struct stage_task_ctx *ctx, st
     const struct st_dedup *d = state;
     struct dedup_task *t = ctx->task_state;
     char path[4096];
-    sig_path(d, ctx->unit, path, sizeof path);
-    enum vc_status rc = vc_fs_mkdirs(d->dir, err);
+    enum vc_status rc = sig_path(ctx->run, ctx->unit, path, sizeof path, err);
     if (rc == VC_OK)
         rc = dedup_sig_write(path, t->v, t->n, d->ro.part_bits, err);
     free(t->v);
@@ -391,60 +385,12 @@ static enum vc_status dedup_task_end(void *state, struct stage_task_ctx *ctx, st
     return rc;
 }
 
-static int cmp_str(const void *a, const void *b)
+static enum vc_status edges_path(const struct stage_ctx *ctx, size_t part, char *out, size_t cap,
+                                 struct vc_err *err)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The signature files of every unit that reached the stage, sorted by
- * name (the merge does not need an order; the error messages do). */
-static enum vc_status list_sig_files(const struct st_dedup *d, char ***out, size_t *n_out,
-                                     struct vc_err *err)
-{
-    *out = NULL;
-    *n_out = 0;
-    DIR *dir = opendir(d->dir);
-    if (!dir)
-        return VC_OK; /* no unit wrote signatures */
-    char **v = NULL;
-    size_t n = 0, cap = 0;
-    enum vc_status rc = VC_OK;
-    struct dirent *e;
-    while (rc == VC_OK && (e = readdir(dir))) {
-        size_t len = strlen(e->d_name);
-        if (strncmp(e->d_name, "sig-", 4) != 0 || len < 8 || strcmp(e->d_name + len - 4, ".bin"))
-            continue;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 64;
-            char **nv = vc_realloc_array(v, cap, sizeof *nv);
-            if (!nv) {
-                rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-                break;
-            }
-            v = nv;
-        }
-        size_t plen = strlen(d->dir) + len + 2;
-        if (!(v[n] = malloc(plen)))
-            rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-        else
-            snprintf(v[n++], plen, "%s/%s", d->dir, e->d_name);
-    }
-    closedir(dir);
-    if (rc == VC_OK) {
-        qsort(v, n, sizeof *v, cmp_str);
-        *out = v;
-        *n_out = n;
-        return VC_OK;
-    }
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-    return rc;
-}
-
-static void edges_path(const struct st_dedup *d, size_t part, char *out, size_t cap)
-{
-    snprintf(out, cap, "%s/edges-%05zu.bin", d->dir, part);
+    if (!stage_work_path(out, cap, ctx, "dedup", "edges", part))
+        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "work folder path too long");
+    return VC_OK;
 }
 
 static size_t dedup_reduce_parts(void *state, const struct stage_ctx *ctx)
@@ -454,21 +400,30 @@ static size_t dedup_reduce_parts(void *state, const struct stage_ctx *ctx)
     return (size_t)1 << d->ro.part_bits;
 }
 
+/* One partition: every unit's signature file (a unit whose MAP task never
+ * reached the stage has none) merged into this partition's pairs. */
 static enum vc_status dedup_reduce(void *state, const struct stage_ctx *ctx, size_t part,
                                    struct vc_err *err)
 {
     const struct st_dedup *d = state;
-    (void)ctx;
-    char **paths;
-    size_t n;
-    VC_TRY(vc_fs_mkdirs(d->dir, err));
-    VC_TRY(list_sig_files(d, &paths, &n, err));
-    char out[4096], tmp[4096];
-    edges_path(d, part, out, sizeof out);
-    snprintf(tmp, sizeof tmp, "%s/merge-%05zu", d->dir, part);
+    char **paths = calloc(ctx->n_units + 1, sizeof *paths), out[4096], tmp[4096];
+    size_t n = 0;
+    enum vc_status rc =
+        paths ? VC_OK : vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+    for (size_t u = 0; rc == VC_OK && u < ctx->n_units; u++) {
+        char path[4096];
+        rc = sig_path(ctx, u, path, sizeof path, err);
+        if (rc == VC_OK && vc_fs_exists(path) && !(paths[n++] = vc_strdup(path)))
+            rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+    }
+    if (rc == VC_OK)
+        rc = edges_path(ctx, part, out, sizeof out, err);
+    if (rc == VC_OK && !stage_work_path(tmp, sizeof tmp, ctx, "dedup", "merge", part))
+        rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "work folder path too long");
     struct dedup_reduce_stats st;
-    enum vc_status rc = dedup_reduce_part(paths, n, (uint32_t)part, &d->ro, tmp, out, &st, err);
-    for (size_t i = 0; i < n; i++)
+    if (rc == VC_OK)
+        rc = dedup_reduce_part(paths, n, (uint32_t)part, &d->ro, tmp, out, &st, err);
+    for (size_t i = 0; paths && i < n; i++)
         free(paths[i]);
     free(paths);
     return rc;
@@ -493,22 +448,11 @@ static size_t uf_find(size_t *parent, size_t i)
 }
 
 /* The record of (unit, index) among the kept ones; SIZE_MAX when none
- * (rejected later in MAP, or dropped by an earlier plan hook). */
+ * (dropped by an earlier plan hook of this round). */
 static size_t rec_find(const struct stage_plan *p, uint32_t unit, uint32_t index)
 {
-    size_t lo = 0, hi = p->n_recs;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        const struct stage_rec *r = &p->recs[mid];
-        if (r->unit < unit || (r->unit == unit && r->index < index))
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo == p->n_recs || p->recs[lo].unit != unit || p->recs[lo].index != index ||
-        p->recs[lo].state != STAGE_REC_KEEP)
-        return SIZE_MAX;
-    return lo;
+    size_t i = stage_plan_find(p, unit, index);
+    return i != SIZE_MAX && p->recs[i].state == STAGE_REC_KEEP ? i : SIZE_MAX;
 }
 
 /* Lower is stronger: the method first, then the distance (pHash) or the
@@ -529,11 +473,11 @@ static void note_pair(struct uf *u, size_t i, uint32_t weight, unsigned method, 
     }
 }
 
-static enum vc_status read_edges(const struct st_dedup *d, const struct stage_plan *p, struct uf *u,
-                                 size_t part, struct vc_err *err)
+static enum vc_status read_edges(const struct stage_plan *p, struct uf *u, size_t part,
+                                 struct vc_err *err)
 {
     char path[4096];
-    edges_path(d, part, path, sizeof path);
+    VC_TRY(edges_path(p->run, part, path, sizeof path, err));
     FILE *f = fopen(path, "rb");
     if (!f)
         return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", path, strerror(errno));
@@ -622,9 +566,6 @@ static enum vc_status dedup_plan(void *state, struct stage_plan *p, struct vc_er
     const struct st_dedup *d = state;
     size_t n = p->n_recs, n_parts = dedup_reduce_parts(state, NULL);
     enum vc_status rc = VC_OK;
-    /* Until the executor runs the reduce as its own tasks, PLAN runs it. */
-    for (size_t part = 0; rc == VC_OK && part < n_parts; part++)
-        rc = dedup_reduce(state, NULL, part, err);
     struct uf u = {
         .parent = vc_malloc_array(n + 1, sizeof *u.parent),
         .weight = calloc(n + 1, sizeof *u.weight),
@@ -640,7 +581,7 @@ static enum vc_status dedup_plan(void *state, struct stage_plan *p, struct vc_er
     for (size_t i = 0; rc == VC_OK && i < n; i++)
         u.parent[i] = i;
     for (size_t part = 0; rc == VC_OK && part < n_parts; part++)
-        rc = read_edges(d, p, &u, part, err);
+        rc = read_edges(p, &u, part, err);
     uint64_t by_method[DEDUP_M_COUNT] = { 0 }, n_dup = 0, n_clusters = 0;
     if (rc == VC_OK) {
         for (size_t i = 0; i < n; i++) {
@@ -661,7 +602,16 @@ static enum vc_status dedup_plan(void *state, struct stage_plan *p, struct vc_er
             sr->stage = "dedup";
             sr->reason = VC_REASON_duplicate;
             sr->dup_of = keeper[r];
-            by_method[u.method[i] < DEDUP_M_COUNT ? u.method[i] : 0]++;
+            unsigned m = u.method[i] < DEDUP_M_COUNT ? u.method[i] : 0;
+            sr->dup_method = dedup_method_name(m);
+            if (m == DEDUP_M_IMAGE_PHASH) {
+                sr->dup_measure = "distance";
+                sr->dup_value = u.score[i];
+            } else if (m == DEDUP_M_TEXT_MINHASH) {
+                sr->dup_measure = "similarity";
+                sr->dup_value = u.score[i] / 1000.0;
+            }
+            by_method[m]++;
             n_dup++;
         }
         size_t k = 0;
@@ -688,6 +638,8 @@ const struct stage_ops st_dedup_ops = {
     .task_begin = dedup_task_begin,
     .map = dedup_map,
     .task_end = dedup_task_end,
+    .reduce_parts = dedup_reduce_parts,
+    .reduce = dedup_reduce,
     .plan = dedup_plan,
     .destroy = dedup_destroy,
 };

@@ -165,6 +165,11 @@ struct stage_rec {
     const char *stage; /* who dropped it (static string) */
     enum vc_reason reason;
     uint64_t dup_of; /* STAGE_REC_DUPLICATE: index into recs of the kept one */
+    /* STAGE_REC_DUPLICATE, optional: how it was found (static string,
+     * "image_phash", ...) and how close it is: dup_measure "distance" or
+     * "similarity" (static) with dup_value; NULL when not measured. */
+    const char *dup_method, *dup_measure;
+    double dup_value;
 };
 
 /* A plan hook's working set: the records alive after its round's MAP

@@ -184,6 +184,7 @@ static int child(int (*fn)(const char *, size_t), const char *dir, size_t mem_mb
                  double *wall, double *rss_mb, double *cpu)
 {
     double t0 = wall_s();
+    fflush(stdout); /* or the child prints our buffered lines again */
     pid_t pid = fork();
     if (pid == 0) {
         if (fn) {

@@ -126,14 +126,19 @@ vctest.expect(sorted(dups) == sorted(expect), "duplicates %s, expected %s" %
 for k, (kept, method) in expect.items():
     e = dups.get(k, {})
     vctest.expect(e.get("stage") == "dedup" and e.get("reason") == "duplicate", "%s: %s" % (k, e))
-    dup_of = e.get("dup_of")
-    if isinstance(dup_of, dict):
-        vctest.expect(dup_of.get("key") == kept and dup_of.get("source") == "web" and
-                      dup_of.get("file", "").endswith(".tar"), "%s dup_of %s" % (k, dup_of))
-    if "method" in e:
-        vctest.expect(e["method"] == method, "%s found by %s, expected %s" % (k, e["method"], method))
-    if method == "image_phash" and "distance" in e:
-        vctest.expect(0 <= e["distance"] <= 10, "%s distance %s" % (k, e["distance"]))
+    dup_of = e.get("dup_of", {})
+    kept_file = by_key[kept]["file"]
+    vctest.expect(dup_of == {"source": "web", "file": kept_file, "index": by_key[kept]["index"],
+                             "key": kept, "out_key": kept}, "%s dup_of %s" % (k, dup_of))
+    vctest.expect(e.get("method") == method, "%s found by %s, expected %s" %
+                  (k, e.get("method"), method))
+    if method == "image_phash":
+        vctest.expect(0 <= e.get("distance", -1) <= 10, "%s distance %s" % (k, e.get("distance")))
+    elif method == "text_minhash":
+        vctest.expect(0.8 <= e.get("similarity", -1) <= 1, "%s similarity %s" %
+                      (k, e.get("similarity")))
+    else:
+        vctest.expect("distance" not in e and "similarity" not in e, "%s: exact, no measure" % k)
 for k in ("a0", "b0", "e0") + tuple(grays):
     vctest.expect(by_key[k]["state"] == "written", "%s written: %s" % (k, by_key[k]))
 

@@ -159,8 +159,7 @@ def run(urls, dedup, name):
         if e["state"] == "written":
             clusters.setdefault(e["key"], set()).add(e["key"])
         elif e["state"] == "duplicate":
-            d = e["dup_of"]
-            kept = d["key"] if isinstance(d, dict) else d
+            kept = e["dup_of"]["key"]
             clusters.setdefault(kept, set()).add(e["key"])
     return clusters, out
 

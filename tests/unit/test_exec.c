@@ -333,7 +333,7 @@ TEST(global_stage_reduce_and_model_batches)
     size_t n;
     char *text = (char *)vc_test_read_file(path, &n);
     CHECK(text && strstr(text, "\"key\":\"k07\",\"state\":\"duplicate\",\"stage\":\"t_sig\""));
-    CHECK(text && strstr(text, "\"dup_of\":\"k02\""));
+    CHECK(text && strstr(text, "\"key\":\"k02\",\"out_key\":\"k02\"}"));
     free(text);
     /* A rerun redoes nothing: no map, no reduce, no batch. */
     int calls = n_batch_calls;

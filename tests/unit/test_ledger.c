@@ -75,7 +75,7 @@ TEST(count_file_adds_up)
         "{\"source\":\"a\",\"file\":\"f\",\"index\":1,\"key\":\"y\",\"state\":\"error\","
         "\"stage\":\"read\",\"reason\":\"corrupt_archive\"}\n"
         "{\"source\":\"a\",\"file\":\"f\",\"index\":2,\"key\":\"z\",\"state\":\"duplicate\","
-        "\"stage\":\"dedup\",\"reason\":\"duplicate\",\"dup_of\":\"x\"}\n"
+        "\"stage\":\"dedup\",\"reason\":\"duplicate\",\"dup_of\":{\"key\":\"x\"}}\n"
         "{\"source\":\"a\",\"file\":\"f\",\"index\":3,\"key\":\"w\",\"state\":\"rejected\","
         "\"stage\":\"mix\",\"reason\":\"mix_unused\"}\n"
         "{\"source\":\"a\",\"file\":\"f\",\"index\":4,\"key\":\"v\",\"state\":\"written\","
