@@ -8,14 +8,18 @@ follow from how the data was made:
     32x32 grey picture (images made 32x32 so no resize is involved);
   - run.json counts duplicates per method and lists the largest cluster;
   - byte-identical output at --threads 1 and 2, with a tiny memory budget
-    and many partitions (the merge then goes in passes)."""
+    and many partitions, and after a kill -9 during the reduce parts and a
+    rerun, which keeps the parts committed before the kill."""
 import hashlib
 import io
 import json
 import os
 import random
+import signal
+import subprocess
 import sys
 import tarfile
+import time
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -158,4 +162,49 @@ vctest.expect(report.get("by_method") == {"image_sha256": 1, "image_phash": 3, "
                                           "text_minhash": 1}, "by_method %s" % report)
 top = report.get("largest_clusters", [{}])[0]
 vctest.expect(top.get("size") == 6 and top.get("kept") == "a0", "largest cluster %s" % top)
+
+# kill -9 while the reduce parts commit (1024 parts make that phase long
+# enough to hit), then the same command again.
+spec["stages"][1]["partitions"] = 1024
+spec_path = pe.write_spec(os.path.join(data, "spec-kill.json"), spec)
+ref, out = os.path.join(args.tmp, "kill-ref"), os.path.join(args.tmp, "killed")
+pe.run_spec(args, spec_path, ref, threads=2)
+
+
+def reduce_markers(o):
+    w = os.path.join(o, "_work")
+    found = {}
+    for n in os.listdir(w) if os.path.isdir(w) else []:
+        if "-dedup-reduce-" in n and n.endswith(".json"):
+            try:
+                found[n] = os.stat(os.path.join(w, n)).st_mtime_ns
+            except FileNotFoundError:  # renamed away while we looked
+                pass
+    return found
+
+
+killed = False
+for attempt in range(5):
+    p = subprocess.Popen(pe.run_cmd(args, spec_path, out, threads=2), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    while p.poll() is None:
+        if len(reduce_markers(out)) >= 20:
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+            killed = not os.path.exists(os.path.join(out, "run.json"))
+            break
+        time.sleep(0.005)
+    p.wait()
+    if killed:
+        break
+    subprocess.run(["rm", "-rf", out], check=True)
+vctest.expect(killed, "run killed with SIGKILL during the reduce parts")
+before = reduce_markers(out)
+vctest.expect(0 < len(before) < 1024, "%d of 1024 reduce parts committed before the kill" %
+              len(before))
+pe.run_spec(args, spec_path, out, threads=2)
+after = reduce_markers(out)
+vctest.expect(len(after) == 1024 and all(after[n] == t for n, t in before.items()),
+              "rerun keeps the parts committed before the kill")
+pe.compare_trees(ref, out, "dedup killed during reduce, rerun vs uninterrupted")
 print("PASS")
