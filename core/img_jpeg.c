@@ -189,30 +189,58 @@ static void jpeg_cmyk_to_rgb(const uint8_t *cmyk, uint8_t *rgb, size_t n_px)
     }
 }
 
-static enum vc_status jpeg_decode(const uint8_t *data, size_t size, const struct img_info *info,
-                                  struct img *out, struct vc_err *err)
+/* A decompressor with the header read and checked against the probe's
+ * size; *cs is the colour space.  On failure nothing is left to free. */
+static enum vc_status jpeg_begin(const uint8_t *data, size_t size, const struct img_info *info,
+                                 tjhandle *tj_out, int *cs, struct vc_err *err)
 {
-    memset(out, 0, sizeof *out);
+    *tj_out = NULL;
     if (size > (size_t)ULONG_MAX)
         return vc_err_set(err, VC_ESAMPLE, VC_REASON_image_too_large, "jpeg: file too large");
     tjhandle tj = tjInitDecompress();
     if (!tj)
         return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "jpeg: %s",
                           tjGetErrorStr2(NULL));
+    int w, h, subsamp;
     enum vc_status rc = VC_OK;
-    uint8_t *cmyk = NULL;
-    int w, h, subsamp, cs;
-    if (tjDecompressHeader3(tj, data, (unsigned long)size, &w, &h, &subsamp, &cs) != 0) {
+    if (tjDecompressHeader3(tj, data, (unsigned long)size, &w, &h, &subsamp, cs) != 0)
         rc = vc_err_set(err, VC_ESAMPLE, VC_REASON_decode_error, "jpeg: %s", tjGetErrorStr2(tj));
-        goto done;
-    }
-    if ((uint32_t)w != info->width || (uint32_t)h != info->height) {
+    else if ((uint32_t)w != info->width || (uint32_t)h != info->height)
         rc = vc_err_set(err, VC_ESAMPLE, VC_REASON_decode_error,
                         "jpeg: header says %ux%u, decoder reads %dx%d", info->width, info->height,
                         w, h);
-        goto done;
+    if (rc != VC_OK) {
+        tjDestroy(tj);
+        return rc;
     }
-    rc = img_alloc(out, info->width, info->height, 3, err);
+    *tj_out = tj;
+    return VC_OK;
+}
+
+/* tjDecompress2 into dst (w x h of pixel format pf).  A warning leaves a
+ * complete picture unless the data ran out (libjpeg then paints the rest
+ * grey); an error leaves nothing. */
+static enum vc_status jpeg_run(tjhandle tj, const uint8_t *data, size_t size, uint8_t *dst, int w,
+                               int h, int pf, struct vc_err *err)
+{
+    if (tjDecompress2(tj, data, (unsigned long)size, dst, w, 0, h, pf, 0) == 0)
+        return VC_OK;
+    bool truncated = !jpeg_has_eoi(data, size);
+    if (tjGetErrorCode(tj) == TJERR_WARNING && !truncated)
+        return VC_OK;
+    return vc_err_set(err, VC_ESAMPLE, truncated ? VC_REASON_truncated : VC_REASON_decode_error,
+                      "jpeg: %s", tjGetErrorStr2(tj));
+}
+
+static enum vc_status jpeg_decode(const uint8_t *data, size_t size, const struct img_info *info,
+                                  struct img *out, struct vc_err *err)
+{
+    memset(out, 0, sizeof *out);
+    tjhandle tj;
+    int cs, w = (int)info->width, h = (int)info->height;
+    VC_TRY(jpeg_begin(data, size, info, &tj, &cs, err));
+    uint8_t *cmyk = NULL;
+    enum vc_status rc = img_alloc(out, info->width, info->height, 3, err);
     if (rc < 0)
         goto done;
     bool is_cmyk = cs == TJCS_CMYK || cs == TJCS_YCCK;
@@ -225,19 +253,8 @@ static enum vc_status jpeg_decode(const uint8_t *data, size_t size, const struct
         }
         dst = cmyk;
     }
-    if (tjDecompress2(tj, data, (unsigned long)size, dst, w, 0, h, is_cmyk ? TJPF_CMYK : TJPF_RGB,
-                      0) != 0) {
-        /* A warning leaves a complete picture unless the data ran out
-         * (libjpeg then paints the rest grey); an error leaves nothing. */
-        bool truncated = !jpeg_has_eoi(data, size);
-        if (tjGetErrorCode(tj) != TJERR_WARNING || truncated) {
-            rc = vc_err_set(err, VC_ESAMPLE,
-                            truncated ? VC_REASON_truncated : VC_REASON_decode_error, "jpeg: %s",
-                            tjGetErrorStr2(tj));
-            goto done;
-        }
-    }
-    if (is_cmyk)
+    rc = jpeg_run(tj, data, size, dst, w, h, is_cmyk ? TJPF_CMYK : TJPF_RGB, err);
+    if (rc == VC_OK && is_cmyk)
         jpeg_cmyk_to_rgb(cmyk, out->pixels, (size_t)w * (size_t)h);
 done:
     free(cmyk);
@@ -251,29 +268,14 @@ enum vc_status img_jpeg_decode_luma(const uint8_t *data, size_t size, const stru
                                     uint32_t min_side, struct img *out, struct vc_err *err)
 {
     memset(out, 0, sizeof *out);
-    if (size > (size_t)ULONG_MAX)
-        return vc_err_set(err, VC_ESAMPLE, VC_REASON_image_too_large, "jpeg: file too large");
-    tjhandle tj = tjInitDecompress();
-    if (!tj)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "jpeg: %s",
-                          tjGetErrorStr2(NULL));
-    enum vc_status rc = VC_OK;
-    int w, h, subsamp, cs, n_sf = 0;
-    if (tjDecompressHeader3(tj, data, (unsigned long)size, &w, &h, &subsamp, &cs) != 0) {
-        rc = vc_err_set(err, VC_ESAMPLE, VC_REASON_decode_error, "jpeg: %s", tjGetErrorStr2(tj));
-        goto done;
-    }
-    if ((uint32_t)w != info->width || (uint32_t)h != info->height) {
-        rc = vc_err_set(err, VC_ESAMPLE, VC_REASON_decode_error,
-                        "jpeg: header says %ux%u, decoder reads %dx%d", info->width, info->height,
-                        w, h);
-        goto done;
-    }
+    tjhandle tj;
+    int cs, w = (int)info->width, h = (int)info->height, n_sf = 0;
+    VC_TRY(jpeg_begin(data, size, info, &tj, &cs, err));
     if (cs == TJCS_CMYK || cs == TJCS_YCCK) {
-        rc = VC_EOF;
-        goto done;
+        tjDestroy(tj);
+        return VC_EOF;
     }
-    /* The factors come largest first (2/1 .. 1/8): keep the last one that
+    /* The factors come largest first (2/1 .. 1/8): keep the smallest that
      * still covers min_side, never enlarging. */
     tjscalingfactor *sf = tjGetScalingFactors(&n_sf), best = { 1, 1 };
     for (int i = 0; sf && i < n_sf; i++) {
@@ -285,17 +287,9 @@ enum vc_status img_jpeg_decode_luma(const uint8_t *data, size_t size, const stru
             best = sf[i];
     }
     int sw = TJSCALED(w, best), sh = TJSCALED(h, best);
-    rc = img_alloc(out, (uint32_t)sw, (uint32_t)sh, 1, err);
-    if (rc < 0)
-        goto done;
-    if (tjDecompress2(tj, data, (unsigned long)size, out->pixels, sw, 0, sh, TJPF_GRAY, 0) != 0) {
-        bool truncated = !jpeg_has_eoi(data, size);
-        if (tjGetErrorCode(tj) != TJERR_WARNING || truncated)
-            rc = vc_err_set(err, VC_ESAMPLE,
-                            truncated ? VC_REASON_truncated : VC_REASON_decode_error, "jpeg: %s",
-                            tjGetErrorStr2(tj));
-    }
-done:
+    enum vc_status rc = img_alloc(out, (uint32_t)sw, (uint32_t)sh, 1, err);
+    if (rc == VC_OK)
+        rc = jpeg_run(tj, data, size, out->pixels, sw, sh, TJPF_GRAY, err);
     tjDestroy(tj);
     if (rc < 0)
         img_release(out);

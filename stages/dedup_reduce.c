@@ -8,6 +8,7 @@
 #include "dedup_reduce.h"
 
 #include "core/vc_fs.h"
+#include "core/vc_mem.h"
 #include "dedup_hash.h"
 #include "dedup_sig.h"
 
@@ -180,4 +181,95 @@ enum vc_status dedup_reduce_part(char *const *paths, size_t n_paths, uint32_t pa
     free(runs);
     free(r.distinct);
     return rc;
+}
+
+enum vc_status dedup_clusters_init(struct dedup_clusters *c, size_t n, struct vc_err *err)
+{
+    *c = (struct dedup_clusters){
+        .n = n,
+        .parent = vc_malloc_array(n + 1, sizeof *c->parent),
+        .weight = calloc(n + 1, sizeof *c->weight),
+        .size = calloc(n + 1, sizeof *c->size),
+        .method = calloc(n + 1, sizeof *c->method),
+        .score = calloc(n + 1, sizeof *c->score),
+    };
+    if (!c->parent || !c->weight || !c->size || !c->method || !c->score) {
+        dedup_clusters_free(c);
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "clusters of %zu samples", n);
+    }
+    for (size_t i = 0; i < n; i++)
+        c->parent[i] = i;
+    return VC_OK;
+}
+
+void dedup_clusters_free(struct dedup_clusters *c)
+{
+    free(c->parent);
+    free(c->weight);
+    free(c->size);
+    free(c->method);
+    free(c->score);
+    memset(c, 0, sizeof *c);
+}
+
+size_t dedup_clusters_root(struct dedup_clusters *c, size_t i)
+{
+    while (c->parent[i] != i) {
+        c->parent[i] = c->parent[c->parent[i]];
+        i = c->parent[i];
+    }
+    return i;
+}
+
+/* Lower is stronger: the method first, then the distance (pHash) or the
+ * dissimilarity (MinHash). */
+static unsigned strength(unsigned method, unsigned score)
+{
+    unsigned s = method == DEDUP_M_TEXT_MINHASH ? 1000 - (score > 1000 ? 1000 : score) : score;
+    return method << 16 | s;
+}
+
+static void note_pair(struct dedup_clusters *c, size_t i, uint32_t weight, unsigned method,
+                      unsigned score)
+{
+    if (weight > c->weight[i])
+        c->weight[i] = weight;
+    if (c->method[i] == 0 || strength(method, score) < strength(c->method[i], c->score[i])) {
+        c->method[i] = (uint16_t)method;
+        c->score[i] = (uint16_t)score;
+    }
+}
+
+enum vc_status dedup_clusters_add(struct dedup_clusters *c, const char *path, dedup_id_fn id,
+                                  const void *ctx, struct vc_err *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", path, strerror(errno));
+    struct dedup_edge buf[1024];
+    size_t got;
+    while ((got = fread(buf, sizeof *buf, 1024, f)) > 0)
+        for (size_t k = 0; k < got; k++) {
+            const struct dedup_edge *e = &buf[k];
+            size_t a = id(ctx, e->unit_a, e->index_a), b = id(ctx, e->unit_b, e->index_b);
+            if (a >= c->n || b >= c->n || a == b)
+                continue;
+            c->pairs++;
+            note_pair(c, a, e->weight_a, e->method, e->score);
+            note_pair(c, b, e->weight_b, e->method, e->score);
+            size_t ra = dedup_clusters_root(c, a), rb = dedup_clusters_root(c, b);
+            if (ra != rb)
+                c->parent[ra > rb ? ra : rb] = ra < rb ? ra : rb;
+        }
+    bool bad = ferror(f);
+    fclose(f);
+    if (bad)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: read error", path);
+    return VC_OK;
+}
+
+void dedup_clusters_count(struct dedup_clusters *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        c->size[dedup_clusters_root(c, i)]++;
 }

@@ -73,4 +73,27 @@ enum vc_status dedup_reduce_part(char *const *paths, size_t n_paths, uint32_t pa
                                  const char *edges_path, struct dedup_reduce_stats *stats,
                                  struct vc_err *err);
 
+/* Clusters: union-find over n samples, fed with edge files.  Per sample
+ * also the largest weight a pair reported and the strongest pair that
+ * reached it (method 0 = none).  About 24 bytes per sample. */
+struct dedup_clusters {
+    size_t n;
+    size_t *parent;
+    uint32_t *weight, *size; /* size: at roots, after dedup_clusters_count */
+    uint16_t *method, *score;
+    uint64_t pairs; /* pairs read whose both samples are known */
+};
+/* Maps (unit, index) to a sample number < n, or SIZE_MAX to skip the pair. */
+typedef size_t (*dedup_id_fn)(const void *ctx, uint32_t unit, uint32_t index);
+
+enum vc_status dedup_clusters_init(struct dedup_clusters *c, size_t n, struct vc_err *err);
+/* Joins the pairs of one edge file. */
+enum vc_status dedup_clusters_add(struct dedup_clusters *c, const char *edges_path, dedup_id_fn id,
+                                  const void *ctx, struct vc_err *err);
+/* The root of i's cluster (the smallest sample number in it). */
+size_t dedup_clusters_root(struct dedup_clusters *c, size_t i);
+/* Compresses every path and fills size[] at the roots. */
+void dedup_clusters_count(struct dedup_clusters *c);
+void dedup_clusters_free(struct dedup_clusters *c);
+
 #endif

@@ -362,11 +362,12 @@ static enum vc_status dedup_map(void *state, struct sample *s, struct stage_task
     return rc;
 }
 
-/* WORK/rR-dedup-sig-UUUUUU: one unit's signatures. */
-static enum vc_status sig_path(const struct stage_ctx *ctx, size_t unit, char *out, size_t cap,
-                               struct vc_err *err)
+/* WORK/rR-dedup-WHAT-NNNNNN: "sig" of a unit, "edges" or "merge" of a
+ * reduce part. */
+static enum vc_status work_path(const struct stage_ctx *ctx, const char *what, size_t n, char *out,
+                                size_t cap, struct vc_err *err)
 {
-    if (!stage_work_path(out, cap, ctx, "dedup", "sig", unit))
+    if (!stage_work_path(out, cap, ctx, "dedup", what, n))
         return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "work folder path too long");
     return VC_OK;
 }
@@ -376,21 +377,13 @@ static enum vc_status dedup_task_end(void *state, struct stage_task_ctx *ctx, st
     const struct st_dedup *d = state;
     struct dedup_task *t = ctx->task_state;
     char path[4096];
-    enum vc_status rc = sig_path(ctx->run, ctx->unit, path, sizeof path, err);
+    enum vc_status rc = work_path(ctx->run, "sig", ctx->unit, path, sizeof path, err);
     if (rc == VC_OK)
         rc = dedup_sig_write(path, t->v, t->n, d->ro.part_bits, err);
     free(t->v);
     free(t);
     ctx->task_state = NULL;
     return rc;
-}
-
-static enum vc_status edges_path(const struct stage_ctx *ctx, size_t part, char *out, size_t cap,
-                                 struct vc_err *err)
-{
-    if (!stage_work_path(out, cap, ctx, "dedup", "edges", part))
-        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "work folder path too long");
-    return VC_OK;
 }
 
 static size_t dedup_reduce_parts(void *state, const struct stage_ctx *ctx)
@@ -412,14 +405,14 @@ static enum vc_status dedup_reduce(void *state, const struct stage_ctx *ctx, siz
         paths ? VC_OK : vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
     for (size_t u = 0; rc == VC_OK && u < ctx->n_units; u++) {
         char path[4096];
-        rc = sig_path(ctx, u, path, sizeof path, err);
+        rc = work_path(ctx, "sig", u, path, sizeof path, err);
         if (rc == VC_OK && vc_fs_exists(path) && !(paths[n++] = vc_strdup(path)))
             rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
     }
     if (rc == VC_OK)
-        rc = edges_path(ctx, part, out, sizeof out, err);
-    if (rc == VC_OK && !stage_work_path(tmp, sizeof tmp, ctx, "dedup", "merge", part))
-        rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "work folder path too long");
+        rc = work_path(ctx, "edges", part, out, sizeof out, err);
+    if (rc == VC_OK)
+        rc = work_path(ctx, "merge", part, tmp, sizeof tmp, err);
     struct dedup_reduce_stats st;
     if (rc == VC_OK)
         rc = dedup_reduce_part(paths, n, (uint32_t)part, &d->ro, tmp, out, &st, err);
@@ -429,83 +422,18 @@ static enum vc_status dedup_reduce(void *state, const struct stage_ctx *ctx, siz
     return rc;
 }
 
-/* PLAN's per-record view of the pairs. */
-struct uf {
-    size_t *parent;
-    uint32_t *weight;
-    uint16_t *method, *score; /* the strongest pair that reached the record */
-    uint32_t *size;           /* cluster sizes, at roots */
-    uint64_t edges;
-};
-
-static size_t uf_find(size_t *parent, size_t i)
-{
-    while (parent[i] != i) {
-        parent[i] = parent[parent[i]];
-        i = parent[i];
-    }
-    return i;
-}
-
 /* The record of (unit, index) among the kept ones; SIZE_MAX when none
  * (dropped by an earlier plan hook of this round). */
-static size_t rec_find(const struct stage_plan *p, uint32_t unit, uint32_t index)
+static size_t rec_find(const void *ctx, uint32_t unit, uint32_t index)
 {
+    const struct stage_plan *p = ctx;
     size_t i = stage_plan_find(p, unit, index);
     return i != SIZE_MAX && p->recs[i].state == STAGE_REC_KEEP ? i : SIZE_MAX;
 }
 
-/* Lower is stronger: the method first, then the distance (pHash) or the
- * dissimilarity (MinHash). */
-static unsigned strength(unsigned method, unsigned score)
-{
-    unsigned s = method == DEDUP_M_TEXT_MINHASH ? 1000 - (score > 1000 ? 1000 : score) : score;
-    return method << 16 | s;
-}
-
-static void note_pair(struct uf *u, size_t i, uint32_t weight, unsigned method, unsigned score)
-{
-    if (weight > u->weight[i])
-        u->weight[i] = weight;
-    if (u->method[i] == 0 || strength(method, score) < strength(u->method[i], u->score[i])) {
-        u->method[i] = (uint16_t)method;
-        u->score[i] = (uint16_t)score;
-    }
-}
-
-static enum vc_status read_edges(const struct stage_plan *p, struct uf *u, size_t part,
-                                 struct vc_err *err)
-{
-    char path[4096];
-    VC_TRY(edges_path(p->run, part, path, sizeof path, err));
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", path, strerror(errno));
-    struct dedup_edge buf[1024];
-    size_t got;
-    while ((got = fread(buf, sizeof *buf, 1024, f)) > 0)
-        for (size_t k = 0; k < got; k++) {
-            const struct dedup_edge *e = &buf[k];
-            size_t a = rec_find(p, e->unit_a, e->index_a), b = rec_find(p, e->unit_b, e->index_b);
-            if (a == SIZE_MAX || b == SIZE_MAX || a == b)
-                continue;
-            u->edges++;
-            note_pair(u, a, e->weight_a, e->method, e->score);
-            note_pair(u, b, e->weight_b, e->method, e->score);
-            size_t ra = uf_find(u->parent, a), rb = uf_find(u->parent, b);
-            if (ra != rb)
-                u->parent[ra > rb ? ra : rb] = ra < rb ? ra : rb;
-        }
-    bool bad = ferror(f);
-    fclose(f);
-    if (bad)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: read error", path);
-    return VC_OK;
-}
-
 /* Does record i make a better keeper than record j? */
-static bool keeper_better(const struct st_dedup *d, const struct stage_plan *p, const struct uf *u,
-                          size_t i, size_t j)
+static bool keeper_better(const struct st_dedup *d, const struct stage_plan *p,
+                          const struct dedup_clusters *u, size_t i, size_t j)
 {
     if (d->keep == KEEP_LARGEST && u->weight[i] != u->weight[j])
         return u->weight[i] > u->weight[j];
@@ -520,15 +448,16 @@ static bool keeper_better(const struct st_dedup *d, const struct stage_plan *p, 
 
 enum { TOP_CLUSTERS = 10 };
 
-static void add_report(const struct stage_plan *p, const struct uf *u, const size_t *keeper,
-                       const uint64_t *by_method, uint64_t n_dup, uint64_t n_clusters)
+static void add_report(const struct stage_plan *p, const struct dedup_clusters *u,
+                       const size_t *keeper, const uint64_t *by_method, uint64_t n_dup,
+                       uint64_t n_clusters)
 {
     cJSON *o = cJSON_AddObjectToObject(p->report, "dedup");
     if (!o)
         return;
     cJSON_AddNumberToObject(o, "duplicates", (double)n_dup);
     cJSON_AddNumberToObject(o, "clusters", (double)n_clusters);
-    cJSON_AddNumberToObject(o, "pairs", (double)u->edges);
+    cJSON_AddNumberToObject(o, "pairs", (double)u->pairs);
     cJSON *m = cJSON_AddObjectToObject(o, "by_method");
     for (unsigned k = 1; m && k < DEDUP_M_COUNT; k++)
         if (by_method[k])
@@ -565,32 +494,28 @@ static enum vc_status dedup_plan(void *state, struct stage_plan *p, struct vc_er
 {
     const struct st_dedup *d = state;
     size_t n = p->n_recs, n_parts = dedup_reduce_parts(state, NULL);
-    enum vc_status rc = VC_OK;
-    struct uf u = {
-        .parent = vc_malloc_array(n + 1, sizeof *u.parent),
-        .weight = calloc(n + 1, sizeof *u.weight),
-        .method = calloc(n + 1, sizeof *u.method),
-        .score = calloc(n + 1, sizeof *u.score),
-        .size = calloc(n + 1, sizeof *u.size),
-    };
+    struct dedup_clusters u;
     size_t *keeper = vc_malloc_array(n + 1, sizeof *keeper);
     size_t *order = vc_malloc_array(p->n_order + 1, sizeof *order);
-    if (rc == VC_OK &&
-        (!u.parent || !u.weight || !u.method || !u.score || !u.size || !keeper || !order))
+    enum vc_status rc = dedup_clusters_init(&u, n, err);
+    if (rc == VC_OK && (!keeper || !order))
         rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "dedup plan of %zu records", n);
-    for (size_t i = 0; rc == VC_OK && i < n; i++)
-        u.parent[i] = i;
-    for (size_t part = 0; rc == VC_OK && part < n_parts; part++)
-        rc = read_edges(p, &u, part, err);
+    for (size_t part = 0; rc == VC_OK && part < n_parts; part++) {
+        char path[4096];
+        rc = work_path(p->run, "edges", part, path, sizeof path, err);
+        if (rc == VC_OK)
+            rc = dedup_clusters_add(&u, path, rec_find, p, err);
+    }
     uint64_t by_method[DEDUP_M_COUNT] = { 0 }, n_dup = 0, n_clusters = 0;
     if (rc == VC_OK) {
+        dedup_clusters_count(&u);
         for (size_t i = 0; i < n; i++) {
-            size_t r = uf_find(u.parent, i);
-            if (u.size[r]++ == 0 || keeper_better(d, p, &u, i, keeper[r]))
+            size_t r = u.parent[i]; /* compressed by dedup_clusters_count */
+            if (r == i || keeper_better(d, p, &u, i, keeper[r]))
                 keeper[r] = i;
         }
         for (size_t i = 0; i < n; i++) {
-            size_t r = u.parent[i]; /* fully compressed by the pass above */
+            size_t r = u.parent[i];
             if (u.size[r] < 2)
                 continue;
             if (keeper[r] == i) {
@@ -624,11 +549,7 @@ static enum vc_status dedup_plan(void *state, struct stage_plan *p, struct vc_er
     }
     free(order);
     free(keeper);
-    free(u.parent);
-    free(u.weight);
-    free(u.method);
-    free(u.score);
-    free(u.size);
+    dedup_clusters_free(&u);
     return rc;
 }
 
