@@ -30,6 +30,35 @@ const char *dedup_method_name(unsigned m)
     return m < DEDUP_M_COUNT && method_names[m] ? method_names[m] : "unknown";
 }
 
+struct dedup_sig dedup_sig_digest(enum dedup_method m, const uint8_t dg[32], uint32_t unit,
+                                  uint32_t index, uint32_t weight)
+{
+    uint64_t a, b;
+    memcpy(&a, dg, 8);
+    memcpy(&b, dg + 8, 8);
+    return (struct dedup_sig){ .key = dedup_mix64(a ^ (uint64_t)m),
+                               .aux = b,
+                               .unit = unit,
+                               .index = index,
+                               .weight = weight,
+                               .kind = dedup_kind(m, 0) };
+}
+
+void dedup_sig_phash(uint64_t ph, int radius, uint32_t unit, uint32_t index, uint32_t weight,
+                     struct dedup_sig *out)
+{
+    int nb = radius + 1;
+    for (int j = 0; j < nb; j++)
+        out[j] = (struct dedup_sig){
+            .key = dedup_mix64(dedup_phash_band(ph, j, nb) ^ (uint64_t)(j + 1) << 56),
+            .aux = ph,
+            .unit = unit,
+            .index = index,
+            .weight = weight,
+            .kind = dedup_kind(DEDUP_M_IMAGE_PHASH, (unsigned)j),
+        };
+}
+
 struct reducer {
     const struct dedup_reduce_opts *o;
     struct dedup_reduce_stats *st;

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "core/vc_err.h"
+#include "dedup_sig.h"
 
 /* Methods, strongest first: a duplicate reachable by several is reported
  * under the smallest.  Pinned: they are written into edge files. */
@@ -43,6 +44,15 @@ static inline uint16_t dedup_kind(enum dedup_method m, unsigned band)
 {
     return (uint16_t)((unsigned)m << 8 | band);
 }
+
+/* The record of a 128-bit digest (the first 16 bytes of a SHA-256) found
+ * by method m: key = the first half mixed with m (equal texts and images
+ * never share a group), aux = the second half. */
+struct dedup_sig dedup_sig_digest(enum dedup_method m, const uint8_t dg[32], uint32_t unit,
+                                  uint32_t index, uint32_t weight);
+/* The radius + 1 band records of a pHash into out[0..radius]. */
+void dedup_sig_phash(uint64_t ph, int radius, uint32_t unit, uint32_t index, uint32_t weight,
+                     struct dedup_sig *out);
 
 /* One duplicate pair.  32 bytes. */
 struct dedup_edge {

@@ -157,9 +157,7 @@ static enum vc_status dedup_task_begin(void *state, struct stage_task_ctx *ctx, 
     return VC_OK;
 }
 
-static enum vc_status push(struct dedup_task *t, const struct sample *s,
-                           const struct stage_task_ctx *ctx, enum dedup_method m, unsigned band,
-                           uint64_t key, uint64_t aux, uint32_t weight, struct vc_err *err)
+static enum vc_status push(struct dedup_task *t, struct dedup_sig sig, struct vc_err *err)
 {
     if (t->n == t->cap) {
         size_t cap = t->cap ? 2 * t->cap : 1024;
@@ -169,27 +167,8 @@ static enum vc_status push(struct dedup_task *t, const struct sample *s,
         t->v = v;
         t->cap = cap;
     }
-    t->v[t->n++] = (struct dedup_sig){
-        .key = key,
-        .aux = aux,
-        .unit = ctx->unit,
-        .index = (uint32_t)s->src_index,
-        .weight = weight,
-        .kind = dedup_kind(m, band),
-    };
+    t->v[t->n++] = sig;
     return VC_OK;
-}
-
-/* A 128-bit digest as key (mixed with the method, so equal texts and
- * images never share a group) and aux. */
-static enum vc_status push_digest(struct dedup_task *t, const struct sample *s,
-                                  const struct stage_task_ctx *ctx, enum dedup_method m,
-                                  const uint8_t dg[32], uint32_t weight, struct vc_err *err)
-{
-    uint64_t a, b;
-    memcpy(&a, dg, 8);
-    memcpy(&b, dg + 8, 8);
-    return push(t, s, ctx, m, 0, dedup_mix64(a ^ (uint64_t)m), b, weight, err);
 }
 
 static void digest(const void *p, size_t n, uint8_t out[32])
@@ -204,10 +183,11 @@ static enum vc_status sign_image(const struct st_dedup *d, struct dedup_task *t,
                                  const struct stage_task_ctx *ctx, const struct sample_field *f,
                                  uint32_t weight, struct vc_err *err)
 {
+    uint32_t idx = (uint32_t)s->src_index;
     uint8_t dg[32];
     if (d->img_exact) {
         digest(f->data, f->size, dg);
-        VC_TRY(push_digest(t, s, ctx, DEDUP_M_IMAGE_SHA256, dg, weight, err));
+        VC_TRY(push(t, dedup_sig_digest(DEDUP_M_IMAGE_SHA256, dg, ctx->unit, idx, weight), err));
     }
     if (d->img_pixels) {
         struct img im;
@@ -219,7 +199,7 @@ static enum vc_status sign_image(const struct st_dedup *d, struct dedup_task *t,
         sha256_update(&c, im.pixels, (size_t)im.w * im.h * im.ch);
         sha256_final(&c, dg);
         img_release(&im);
-        VC_TRY(push_digest(t, s, ctx, DEDUP_M_IMAGE_PIXELS, dg, weight, err));
+        VC_TRY(push(t, dedup_sig_digest(DEDUP_M_IMAGE_PIXELS, dg, ctx->unit, idx, weight), err));
     }
     if (d->img_phash) {
         uint64_t ph;
@@ -231,11 +211,10 @@ static enum vc_status sign_image(const struct st_dedup *d, struct dedup_task *t,
         cJSON *meta = sample_meta(s);
         if (!meta || !cJSON_AddStringToObject(meta, "phash", hex))
             return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-        int nb = d->ro.phash_radius + 1;
-        for (int j = 0; j < nb; j++) {
-            uint64_t key = dedup_mix64(dedup_phash_band(ph, j, nb) ^ (uint64_t)(j + 1) << 56);
-            VC_TRY(push(t, s, ctx, DEDUP_M_IMAGE_PHASH, (unsigned)j, key, ph, weight, err));
-        }
+        struct dedup_sig bands[32];
+        dedup_sig_phash(ph, d->ro.phash_radius, ctx->unit, idx, weight, bands);
+        for (int j = 0; j <= d->ro.phash_radius; j++)
+            VC_TRY(push(t, bands[j], err));
     }
     return VC_OK;
 }
@@ -244,6 +223,7 @@ static enum vc_status sign_text(const struct st_dedup *d, struct dedup_task *t,
                                 const struct sample *s, const struct stage_task_ctx *ctx,
                                 const char *text, size_t len, uint32_t weight, struct vc_err *err)
 {
+    uint32_t idx = (uint32_t)s->src_index;
     char *norm;
     size_t n;
     VC_TRY(dedup_text_normalize(text, len, &norm, &n, err));
@@ -259,12 +239,18 @@ static enum vc_status sign_text(const struct st_dedup *d, struct dedup_task *t,
     if (d->txt_exact) {
         uint8_t dg[32];
         digest(norm, n, dg);
-        rc = push_digest(t, s, ctx, DEDUP_M_TEXT_EXACT, dg, weight, err);
+        rc = push(t, dedup_sig_digest(DEDUP_M_TEXT_EXACT, dg, ctx->unit, idx, weight), err);
     }
     struct dedup_minhash mh;
     if (rc == VC_OK && d->txt_minhash && dedup_minhash(norm, n, d->ngram, d->bands, d->rows, &mh))
         for (int b = 0; rc == VC_OK && b < mh.n_bands; b++)
-            rc = push(t, s, ctx, DEDUP_M_TEXT_MINHASH, (unsigned)b, mh.band[b], mh.sketch, weight,
+            rc = push(t,
+                      (struct dedup_sig){ .key = mh.band[b],
+                                          .aux = mh.sketch,
+                                          .unit = ctx->unit,
+                                          .index = idx,
+                                          .weight = weight,
+                                          .kind = dedup_kind(DEDUP_M_TEXT_MINHASH, (unsigned)b) },
                       err);
     free(norm);
     return rc;
@@ -278,12 +264,13 @@ static enum vc_status sign_document(const struct st_dedup *d, struct dedup_task 
                                     const struct sample *s, const struct stage_task_ctx *ctx,
                                     const cJSON *doc, struct vc_err *err)
 {
+    uint32_t idx = (uint32_t)s->src_index;
     enum vc_status rc = VC_OK;
     const cJSON *url = cJSON_GetObjectItemCaseSensitive(doc, "url");
     uint8_t dg[32];
     if (d->doc_url && cJSON_IsString(url) && url->valuestring[0]) {
         digest(url->valuestring, strlen(url->valuestring), dg);
-        VC_TRY(push_digest(t, s, ctx, DEDUP_M_DOC_URL, dg, 0, err));
+        VC_TRY(push(t, dedup_sig_digest(DEDUP_M_DOC_URL, dg, ctx->unit, idx, 0), err));
     }
     if (d->doc_imgset) {
         uint8_t(*h)[32] = vc_malloc_array(s->n_fields ? s->n_fields : 1, 32);
@@ -307,7 +294,7 @@ static enum vc_status sign_document(const struct st_dedup *d, struct dedup_task 
                 memmove(h[u++], h[i], 32);
         if (u > 0) {
             digest(h, u * 32, dg);
-            rc = push_digest(t, s, ctx, DEDUP_M_DOC_IMAGE_SET, dg, 0, err);
+            rc = push(t, dedup_sig_digest(DEDUP_M_DOC_IMAGE_SET, dg, ctx->unit, idx, 0), err);
         }
         free(h);
         VC_TRY(rc);
