@@ -9,7 +9,10 @@
 #include "core/vc_fs.h"
 #include "core/vc_mem.h"
 #include "manifests/report_html.h"
+#include "core/sha256.h"
 #include "manifests/stats.h"
+#include "stages/dedup_hash.h"
+#include "stages/dedup_reduce.h"
 #include "stages/sample_stats.h"
 #include "stages/wds_read.h"
 
@@ -19,18 +22,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* Per-sample scratch cap: the reader's entry limit plus room for fields. */
 #define STATS_ARENA_BYTES (WDS_DEFAULT_MAX_ENTRY_BYTES + (64u << 20))
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: vlmcurate stats DIR|SHARD... [--out DIR] [--decode] [--threads N]\n"
-                 "                       [--title TEXT]\n"
-                 "Audits webdataset shards (.tar, .tar.gz, .tar.zst): counts, image sizes and\n"
-                 "formats from headers (--decode: full decode), text lengths, documents.\n"
-                 "Writes OUT/stats.json, OUT/report.html and OUT/stats/<shard>.json, where OUT\n"
-                 "is --out or, for a single folder argument, that folder.\n");
+    fprintf(out,
+            "usage: vlmcurate stats DIR|SHARD... [--out DIR] [--decode] [--threads N]\n"
+            "                       [--title TEXT] [--phash] [--phash-radius R]\n"
+            "Audits webdataset shards (.tar, .tar.gz, .tar.zst): counts, image sizes and\n"
+            "formats from headers (--decode: full decode), text lengths, documents.\n"
+            "Writes OUT/stats.json, OUT/report.html and OUT/stats/<shard>.json, where OUT\n"
+            "is --out or, for a single folder argument, that folder.\n"
+            "Counts exact image duplicates (SHA-256 of the bytes) across all shards;\n"
+            "--phash also counts near-duplicate clusters (pHash within R bits, default 10).\n");
 }
 
 static bool is_shard_name(const char *name)
@@ -98,10 +105,64 @@ static int collect(const char *arg, struct shard_list *l)
     return 0;
 }
 
+/* One shard's duplicate signatures: unit = shard number, index = sample
+ * ordinal in the shard. */
+struct audit_sigs {
+    uint32_t shard;
+    int phash_radius; /* < 0: exact only */
+    struct dedup_sig *v;
+    size_t n, cap;
+    uint32_t samples;
+};
+
+static enum vc_status audit_push(struct audit_sigs *a, const struct dedup_sig *v, size_t n,
+                                 struct vc_err *err)
+{
+    if (a->n + n > a->cap) {
+        size_t cap = a->cap ? 2 * a->cap : 1024;
+        while (cap < a->n + n)
+            cap *= 2;
+        struct dedup_sig *g = vc_realloc_array(a->v, cap, sizeof *g);
+        if (!g)
+            return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        a->v = g;
+        a->cap = cap;
+    }
+    memcpy(a->v + a->n, v, n * sizeof *v);
+    a->n += n;
+    return VC_OK;
+}
+
+/* The main image's SHA-256 and, when asked, pHash bands.  A picture that
+ * does not decode has no pHash (the scan counts it as an error already). */
+static enum vc_status audit_sample(struct audit_sigs *a, const struct sample *s, struct vc_err *err)
+{
+    uint32_t index = a->samples++;
+    const struct sample_field *f = sample_main_image(s);
+    if (!f)
+        return VC_OK;
+    struct sha256 c;
+    uint8_t dg[32];
+    sha256_init(&c);
+    sha256_update(&c, f->data, f->size);
+    sha256_final(&c, dg);
+    struct dedup_sig v[33];
+    v[0] = dedup_sig_digest(DEDUP_M_IMAGE_SHA256, dg, a->shard, index, 0);
+    size_t n = 1;
+    uint64_t ph;
+    struct vc_err ignored;
+    if (a->phash_radius >= 0 && dedup_phash_image(f->data, f->size, NULL, &ph, &ignored) == VC_OK) {
+        dedup_sig_phash(ph, a->phash_radius, a->shard, index, 0, v + 1);
+        n += (size_t)a->phash_radius + 1;
+    }
+    return audit_push(a, v, n, err);
+}
+
 /* Reads one shard into a fresh stats object.  Returns VC_ESHARD when the
  * shard could not be read to its end (what was read is still recorded). */
 static enum vc_status scan_shard(const char *path, const struct sample_stats_opts *opts,
-                                 bool count_funnel, struct stats *st, struct vc_err *err)
+                                 bool count_funnel, struct stats *st, struct audit_sigs *sigs,
+                                 struct vc_err *err)
 {
     struct wds_reader *r;
     if (wds_reader_open(path, NULL, &r, err) != VC_OK) {
@@ -118,7 +179,10 @@ static enum vc_status scan_shard(const char *path, const struct sample_stats_opt
         if (got == VC_OK || got == VC_ESAMPLE) {
             if (count_funnel)
                 stats_count(st, "all", "funnel", "input", 1, NULL);
-            if (got == VC_OK && sample_stats_observe(st, &s, opts, &e) == VC_OK) {
+            if (got == VC_OK && audit_sample(sigs, &s, &e) != VC_OK) {
+                *err = e;
+                rc = VC_EFATAL;
+            } else if (got == VC_OK && sample_stats_observe(st, &s, opts, &e) == VC_OK) {
                 if (count_funnel)
                     stats_count(st, "all", "funnel", "written", 1, NULL);
             } else {
@@ -153,18 +217,125 @@ static const char *base_name(const char *path)
     return slash ? slash + 1 : path;
 }
 
+struct audit_ids {
+    const size_t *first; /* first[shard]: global number of its first sample */
+    size_t n_shards;
+};
+
+static size_t audit_id(const void *ctx, uint32_t unit, uint32_t index)
+{
+    const struct audit_ids *ids = ctx;
+    return unit < ids->n_shards ? ids->first[unit] + index : SIZE_MAX;
+}
+
+/* Duplicates over every shard, through the dedup stage's own map/reduce:
+ * one signature file per shard, each partition reduced to pairs,
+ * union-find.  Adds counters "duplicates" (image_sha256, and with pHash
+ * image_phash_clusters, image_phash_samples, image_phash_duplicates,
+ * image_phash_largest) to `merged` and prints a line. */
+static enum vc_status audit_duplicates(struct audit_sigs *sigs, size_t n_shards,
+                                       const char *stats_dir, int radius, struct stats *merged,
+                                       struct vc_err *err)
+{
+    enum { PART_BITS = 4 };
+    size_t *first = calloc(n_shards + 1, sizeof *first);
+    char **paths = calloc(n_shards + 1, sizeof *paths);
+    enum vc_status rc = first && paths
+                            ? VC_OK
+                            : vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+    for (size_t i = 0; rc == VC_OK && i < n_shards; i++) {
+        first[i + 1] = first[i] + sigs[i].samples;
+        char path[4200];
+        snprintf(path, sizeof path, "%s/dedup-sig-%06zu", stats_dir, i);
+        if (!(paths[i] = vc_strdup(path)))
+            rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        else
+            rc = dedup_sig_write(path, sigs[i].v, sigs[i].n, PART_BITS, err);
+    }
+    struct dedup_reduce_opts o = { .phash_radius = radius < 0 ? 0 : radius,
+                                   .part_bits = PART_BITS,
+                                   .mem_bytes = 64u << 20,
+                                   .max_open = 256 };
+    struct audit_ids ids = { first, n_shards };
+    struct dedup_clusters exact = { 0 }, near = { 0 };
+    if (rc == VC_OK)
+        rc = dedup_clusters_init(&exact, first[n_shards], err);
+    if (rc == VC_OK && radius >= 0)
+        rc = dedup_clusters_init(&near, first[n_shards], err);
+    for (uint32_t p = 0; rc == VC_OK && p < (1u << PART_BITS); p++) {
+        char edges[4200], tmp[4200];
+        snprintf(edges, sizeof edges, "%s/dedup-edges-%02u", stats_dir, p);
+        snprintf(tmp, sizeof tmp, "%s/dedup-merge-%02u", stats_dir, p);
+        struct dedup_reduce_stats rs;
+        rc = dedup_reduce_part(paths, n_shards, p, &o, tmp, edges, &rs, err);
+        if (rc == VC_OK)
+            rc = dedup_clusters_add(&exact, edges, DEDUP_M_IMAGE_SHA256, audit_id, &ids, err);
+        if (rc == VC_OK && radius >= 0)
+            rc = dedup_clusters_add(&near, edges, 0, audit_id, &ids, err);
+        unlink(edges);
+    }
+    for (size_t i = 0; paths && i < n_shards; i++)
+        if (paths[i])
+            unlink(paths[i]);
+    uint64_t n_exact = 0, clusters = 0, in_clusters = 0, largest = 0;
+    if (rc == VC_OK) {
+        dedup_clusters_count(&exact);
+        for (size_t i = 0; i < exact.n; i++)
+            n_exact += exact.parent[i] != i;
+        rc = stats_count(merged, "all", "duplicates", "image_sha256", n_exact, NULL);
+        printf("exact image duplicates (SHA-256): %llu\n", (unsigned long long)n_exact);
+    }
+    if (rc == VC_OK && radius >= 0) {
+        dedup_clusters_count(&near);
+        for (size_t i = 0; i < near.n; i++)
+            if (near.parent[i] == i && near.size[i] > 1) {
+                clusters++;
+                in_clusters += near.size[i];
+                largest = near.size[i] > largest ? near.size[i] : largest;
+            }
+        rc = stats_count(merged, "all", "duplicates", "image_phash_clusters", clusters, NULL);
+        if (rc == VC_OK)
+            rc = stats_count(merged, "all", "duplicates", "image_phash_samples", in_clusters, NULL);
+        if (rc == VC_OK)
+            rc = stats_count(merged, "all", "duplicates", "image_phash_duplicates",
+                             in_clusters - clusters, NULL);
+        if (rc == VC_OK)
+            rc = stats_count(merged, "all", "duplicates", "image_phash_largest", largest, NULL);
+        printf("near-duplicate clusters (pHash radius %d): %llu, %llu samples, largest %llu\n",
+               radius, (unsigned long long)clusters, (unsigned long long)in_clusters,
+               (unsigned long long)largest);
+    }
+    dedup_clusters_free(&exact);
+    dedup_clusters_free(&near);
+    for (size_t i = 0; paths && i < n_shards; i++)
+        free(paths[i]);
+    free(paths);
+    free(first);
+    return rc;
+}
+
 int cmd_stats_main(int argc, char **argv)
 {
     struct sample_stats_opts opts = { 0 };
     bool language = true;
     const char *out_dir = NULL, *title = NULL;
-    int threads = 0;
+    int threads = 0, phash_radius = -1;
     struct shard_list shards = { 0 };
     int n_args = 0, status = 0;
     const char *only_arg = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--decode") == 0) {
             opts.decode = true;
+        } else if (strcmp(argv[i], "--phash") == 0) {
+            phash_radius = phash_radius < 0 ? 10 : phash_radius;
+        } else if (strcmp(argv[i], "--phash-radius") == 0 && i + 1 < argc) {
+            char *end;
+            long r = strtol(argv[++i], &end, 10);
+            if (*end || r < 0 || r > 31) {
+                fprintf(stderr, "vlmcurate stats: --phash-radius takes 0..31\n");
+                return 2;
+            }
+            phash_radius = (int)r;
         } else if (strcmp(argv[i], "--no-language") == 0) {
             language = false;
         } else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc) {
@@ -217,6 +388,13 @@ int cmd_stats_main(int argc, char **argv)
         snprintf(ledger, sizeof ledger, "%s/ledger.jsonl", only_arg);
     bool have_ledger = ledger[0] && vc_fs_exists(ledger);
     struct stats **per = calloc(shards.n, sizeof *per);
+    struct audit_sigs *sigs = calloc(shards.n, sizeof *sigs);
+    if (!per || !sigs) {
+        fprintf(stderr, "vlmcurate stats: out of memory\n");
+        free(per);
+        free(sigs);
+        return 1;
+    }
     int bad = 0;
     if (threads > 0)
         omp_set_num_threads(threads);
@@ -229,7 +407,8 @@ int cmd_stats_main(int argc, char **argv)
             bad++;
             continue;
         }
-        if (scan_shard(shards.paths[i], &opts, !have_ledger, per[i], &e) != VC_OK) {
+        sigs[i] = (struct audit_sigs){ .shard = (uint32_t)i, .phash_radius = phash_radius };
+        if (scan_shard(shards.paths[i], &opts, !have_ledger, per[i], &sigs[i], &e) != VC_OK) {
             fprintf(stderr, "vlmcurate stats: %s: %s\n", shards.paths[i], e.msg);
             bad++;
         }
@@ -246,6 +425,11 @@ int cmd_stats_main(int argc, char **argv)
         if (per[i] && stats_merge(merged, per[i], &err) != VC_OK)
             rc = 1;
     if (rc == 0 && have_ledger && sample_stats_read_ledger(ledger, merged, &err) != VC_OK) {
+        fprintf(stderr, "vlmcurate stats: %s\n", err.msg);
+        rc = 1;
+    }
+    if (rc == 0 &&
+        audit_duplicates(sigs, shards.n, stats_dir, phash_radius, merged, &err) != VC_OK) {
         fprintf(stderr, "vlmcurate stats: %s\n", err.msg);
         rc = 1;
     }
@@ -270,9 +454,11 @@ int cmd_stats_main(int argc, char **argv)
     sample_stats_lang_off(&opts);
     for (size_t i = 0; i < shards.n; i++) {
         stats_free(per[i]);
+        free(sigs[i].v);
         free(shards.paths[i]);
     }
     free(per);
+    free(sigs);
     free(shards.paths);
     return rc ? rc : (bad ? 1 : 0);
 }

@@ -269,8 +269,8 @@ static void note_pair(struct dedup_clusters *c, size_t i, uint32_t weight, unsig
     }
 }
 
-enum vc_status dedup_clusters_add(struct dedup_clusters *c, const char *path, dedup_id_fn id,
-                                  const void *ctx, struct vc_err *err)
+enum vc_status dedup_clusters_add(struct dedup_clusters *c, const char *path, unsigned method,
+                                  dedup_id_fn id, const void *ctx, struct vc_err *err)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -280,6 +280,8 @@ enum vc_status dedup_clusters_add(struct dedup_clusters *c, const char *path, de
     while ((got = fread(buf, sizeof *buf, 1024, f)) > 0)
         for (size_t k = 0; k < got; k++) {
             const struct dedup_edge *e = &buf[k];
+            if (method && e->method != method)
+                continue;
             size_t a = id(ctx, e->unit_a, e->index_a), b = id(ctx, e->unit_b, e->index_b);
             if (a >= c->n || b >= c->n || a == b)
                 continue;

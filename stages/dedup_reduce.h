@@ -97,9 +97,9 @@ struct dedup_clusters {
 typedef size_t (*dedup_id_fn)(const void *ctx, uint32_t unit, uint32_t index);
 
 enum vc_status dedup_clusters_init(struct dedup_clusters *c, size_t n, struct vc_err *err);
-/* Joins the pairs of one edge file. */
-enum vc_status dedup_clusters_add(struct dedup_clusters *c, const char *edges_path, dedup_id_fn id,
-                                  const void *ctx, struct vc_err *err);
+/* Joins the pairs of one edge file (only those of `method`, 0 = all). */
+enum vc_status dedup_clusters_add(struct dedup_clusters *c, const char *edges_path, unsigned method,
+                                  dedup_id_fn id, const void *ctx, struct vc_err *err);
 /* The root of i's cluster (the smallest sample number in it). */
 size_t dedup_clusters_root(struct dedup_clusters *c, size_t i);
 /* Compresses every path and fills size[] at the roots. */

@@ -491,7 +491,7 @@ static enum vc_status dedup_plan(void *state, struct stage_plan *p, struct vc_er
         char path[4096];
         rc = work_path(p->run, "edges", part, path, sizeof path, err);
         if (rc == VC_OK)
-            rc = dedup_clusters_add(&u, path, rec_find, p, err);
+            rc = dedup_clusters_add(&u, path, 0, rec_find, p, err);
     }
     uint64_t by_method[DEDUP_M_COUNT] = { 0 }, n_dup = 0, n_clusters = 0;
     if (rc == VC_OK) {

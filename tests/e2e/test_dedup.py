@@ -163,6 +163,17 @@ vctest.expect(report.get("by_method") == {"image_sha256": 1, "image_phash": 3, "
 top = report.get("largest_clusters", [{}])[0]
 vctest.expect(top.get("size") == 6 and top.get("kept") == "a0", "largest cluster %s" % top)
 
+# The audit counts the same duplicates in the input shards: a1 is a byte
+# copy of a0; a0..a4 form one near-duplicate cluster; nothing else does.
+audit = os.path.join(args.tmp, "audit")
+r = vctest.run(args, ["stats", data, "--out", audit, "--phash", "--no-language"])
+dup = json.load(open(os.path.join(audit, "stats.json")))["groups"]["all"]["counters"]["duplicates"]
+for name, want in (("image_sha256", 1), ("image_phash_clusters", 1), ("image_phash_samples", 5),
+                   ("image_phash_duplicates", 4), ("image_phash_largest", 5)):
+    vctest.expect(dup.get(name, {}).get("count") == want, "stats --phash %s = %d (%s)" %
+                  (name, want, dup.get(name)))
+vctest.expect("exact image duplicates (SHA-256): 1" in r.stdout, r.stdout)
+
 # kill -9 while the reduce parts commit (1024 parts make that phase long
 # enough to hit), then the same command again.
 spec["stages"][1]["partitions"] = 1024
