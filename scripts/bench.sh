@@ -4,6 +4,8 @@
 #   bench_img       probe / decode / raw libjpeg-turbo / resize / encode
 #   bench_kernels   the engine's matmul and attention kernels (GFLOP/s)
 #   bench_filters   the filter stage on demo data; text filters in MB/s
+#   bench_dedup     pHash with scaled vs full decode; the dedup reduce vs GNU
+#                   sort and its peak RSS (DEDUP_SIGS signatures, default 10M)
 #   bench_pipeline  ingest -> reshard -> write on demo data vs cat, GNU tar
 #                   and decoding alone (SAMPLES demo samples, default 3000)
 #   bench_urls      the urls source's downloader vs curl --parallel against
@@ -34,6 +36,8 @@ bench() {
 bench img
 bench kernels --threads "$(nproc)"
 bench filters "${SAMPLES:-3000}" "$work/filters"
+bench dedup phash --images 200
+bench dedup reduce --sigs "${DEDUP_SIGS:-10000000}" --mem 64 --work "$work/dedup"
 bench pipeline --samples "${SAMPLES:-3000}" --threads "$(nproc)" --work "$work/pipeline"
 mkdir -p "$work/urls"
 bench urls --urls "${URLS:-4000}" --work "$work/urls"
