@@ -174,7 +174,11 @@ enum vc_status manifest_round_add_drop(cJSON *doc, const struct manifest_drop *d
               !cJSON_AddStringToObject(o, "state", d->state) ||
               !cJSON_AddStringToObject(o, "stage", d->stage) ||
               !cJSON_AddStringToObject(o, "reason", d->reason) ||
-              (d->has_dup && !add_nums(o, keys + 2, v + 2, 2)))) {
+              (d->has_dup && !add_nums(o, keys + 2, v + 2, 2)) ||
+              (d->dup_key && !cJSON_AddStringToObject(o, "dk", d->dup_key)) ||
+              (d->dup_method && !cJSON_AddStringToObject(o, "dm", d->dup_method)) ||
+              (d->dup_measure && (!cJSON_AddStringToObject(o, "dq", d->dup_measure) ||
+                                  !cJSON_AddNumberToObject(o, "dv", d->dup_value))))) {
         cJSON_Delete(o);
         o = NULL;
     }
@@ -184,6 +188,12 @@ enum vc_status manifest_round_add_drop(cJSON *doc, const struct manifest_drop *d
 const cJSON *manifest_round_drops(const cJSON *doc)
 {
     return first(doc, "dropped");
+}
+
+static const char *opt_str(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
 void manifest_drop_get(const cJSON *item, struct manifest_drop *out)
@@ -198,6 +208,10 @@ void manifest_drop_get(const cJSON *item, struct manifest_drop *out)
         .has_dup = cJSON_GetObjectItemCaseSensitive(item, "du") != NULL,
         .dup_unit = (uint32_t)num(item, "du"),
         .dup_index = (uint64_t)num(item, "di"),
+        .dup_key = opt_str(item, "dk"),
+        .dup_method = opt_str(item, "dm"),
+        .dup_measure = opt_str(item, "dq"),
+        .dup_value = num(item, "dv"),
     };
 }
 

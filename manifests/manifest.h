@@ -64,6 +64,10 @@ struct manifest_drop {
     bool has_dup;
     uint32_t dup_unit;
     uint64_t dup_index;
+    /* duplicate, optional (NULL when absent): the kept record's key, how
+     * it was found and how close it is (see struct stage_rec). */
+    const char *dup_key, *dup_method, *dup_measure;
+    double dup_value;
 };
 struct manifest_sizing {
     uint64_t n_order, samples_per_shard, shard_bytes;

@@ -226,6 +226,18 @@ static enum vc_status emit(struct finish *fi, size_t u, const struct fate *f, st
         size_t first;
         if (d.has_dup && placed(fi, d.dup_unit, d.dup_index, &first))
             e.dup_of = fi->pos[first].key;
+        if (d.has_dup && d.dup_unit < fi->ss->n_units) {
+            size_t dsrc;
+            const struct source_unit *dsu = spec_unit(sp, d.dup_unit, &dsrc);
+            e.dup_source = sp->source_info[dsrc].name;
+            e.dup_file = session_unit_file(fi->ss, dsu->file);
+            e.has_dup_index = true;
+            e.dup_index = d.dup_index;
+            e.dup_key = d.dup_key;
+            e.dup_method = d.dup_method;
+            e.dup_measure = d.dup_measure;
+            e.dup_value = d.dup_value;
+        }
     } else {
         struct manifest_kept k;
         manifest_kept_get(f->j, &k);

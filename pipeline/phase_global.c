@@ -112,6 +112,10 @@ static enum vc_status add_drops(cJSON *doc, const struct stage_plan *plan, struc
             d.has_dup = true;
             d.dup_unit = plan->recs[sr->dup_of].unit;
             d.dup_index = plan->recs[sr->dup_of].index;
+            d.dup_key = plan->recs[sr->dup_of].key;
+            d.dup_method = sr->dup_method;
+            d.dup_measure = sr->dup_measure;
+            d.dup_value = sr->dup_value;
         }
         VC_TRY(manifest_round_add_drop(doc, &d, err));
     }
