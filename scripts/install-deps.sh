@@ -12,14 +12,12 @@ PACKAGES=(
   libsnappy-dev         # snappy pages of parquet URL lists
   libcurl4-openssl-dev  # the urls source downloads (multi interface)
   openssl               # test certificates for the HTTPS download tests
-  nodejs npm            # tests write parquet files with an independent writer (npm)
   libexttextcat-dev libexttextcat-data   # language identification
   libicu-dev            # Unicode NFC and case folding for text dedup
   wamerican             # English word list for the common-word filter
   desktop-base gnome-backgrounds  # real pictures for the dedup accuracy test
-  python3-pil python3-numpy       # transforms and reference pHash in the dedup tests
+  python3-pil python3-numpy       # test images (dedup transforms, download tests), reference pHash
   python3 tar gzip zstd # test drivers and independent tar readers
-  python3-pil           # real images served by the download tests
   libtesseract-dev tesseract-ocr-eng     # the ocr stage's Tesseract backend
   libpoppler-glib-dev libcairo2-dev      # the pdf source renders pages
   poppler-utils         # pdftotext: the OCR tests' ground truth
@@ -28,6 +26,12 @@ PACKAGES=(
 if [ "${VC_WITH_BENCH:-0}" = 1 ]; then
   # tests/bench/sidebyside.sh: gguf-py (from the llama.cpp tree) needs them.
   PACKAGES+=(python3-numpy python3-sentencepiece)
+fi
+# Tests write parquet files with an independent writer from npm.  A Node.js
+# that already brings its own npm (NodeSource's nodejs conflicts with
+# Debian's npm package) is used as it is.
+if ! command -v npm >/dev/null 2>&1; then
+  PACKAGES+=(nodejs npm)
 fi
 if [ "${VC_WITH_BROWSER:-1}" = 1 ]; then
   PACKAGES+=(chromium)  # renders the HTML audit report in tests
