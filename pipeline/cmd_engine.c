@@ -30,7 +30,8 @@ static const char generate_usage[] =
     "usage: vlmcurate generate --model DIR [--image PATH]... (--prompt TEXT | --chat TEXT)\n"
     "         [--max-new-tokens N] [--image-splitting on|off]\n"
     "         [--temperature T --top-p P --seed S] [--threads N] [--bf16] [--cache] [--stats]\n"
-    "         [--backend NAME] [--ids]\n"
+    "         [--backend NAME] [--ids] [--quant q8_0|q4_0]
+"
     "Runs the Idefics2 checkpoint in DIR on the images and prints the generated text.\n"
     "  --prompt TEXT   the raw processor prompt, one literal <image> per --image\n"
     "  --chat TEXT     one user turn: the images, then TEXT, then 'Assistant:'\n"
@@ -40,7 +41,10 @@ static const char generate_usage[] =
     "                   from a PRNG seeded with --seed S (default 0)\n"
     "  --threads N      OpenMP threads (default: all)\n"
     "  --bf16           keep weights in bf16 (half the memory of float32)\n"
-    "  --cache          with --bf16: write/read a bf16 copy next to the weights\n"
+    "  --cache          write/read the bf16 copy (with --bf16) and the --quant\n"
+    "                   blocks next to the weights\n"
+    "  --quant q8_0|q4_0  the text decoder's weights in int8 or 4-bit blocks of 32,\n"
+    "                   quantized at load (vision tower and connector unchanged)\n"
     "  --stats          print load and timing figures to stderr\n"
     "  --backend NAME   kernel row: ref (scalar reference), vec, ... (default: the fastest)\n"
     "  --ids            print the generated token ids on a second line\n";
@@ -121,6 +125,16 @@ int cmd_generate_main(int argc, char **argv)
             model_dir = argv[++i];
         } else if (!strcmp(a, "--backend")) {
             lo.backend = argv[++i];
+        } else if (!strcmp(a, "--quant")) {
+            if (!strcmp(v, "q8_0"))
+                lo.text_quant = IDF2_TEXT_QUANT_Q8_0;
+            else if (!strcmp(v, "q4_0"))
+                lo.text_quant = IDF2_TEXT_QUANT_Q4_0;
+            else {
+                fprintf(stderr, "vlmcurate generate: --quant takes q8_0 or q4_0, not '%s'\n", v);
+                return 2;
+            }
+            i++;
         } else if (!strcmp(a, "--prompt")) {
             prompt = argv[++i];
         } else if (!strcmp(a, "--chat")) {

@@ -40,10 +40,22 @@ enum idf2_compute {
     IDF2_COMPUTE_BF16,    /* weights kept/converted to bf16 */
 };
 
+/* The text decoder's matrices (and the LM head) in a block format, made at
+ * load from the checkpoint (synth/idf2_quantize.h); the vision tower and
+ * the connector keep the compute dtype. */
+enum idf2_text_quant {
+    IDF2_TEXT_QUANT_NONE = 0,
+    IDF2_TEXT_QUANT_Q8_0, /* int8 in blocks of 32, a half scale each */
+    IDF2_TEXT_QUANT_Q4_0, /* 4-bit in blocks of 32, a half scale each */
+};
+
 struct idf2_load_opts {
     enum idf2_compute compute;
     int n_threads;  /* default for contexts; 0: OpenMP's default */
-    bool use_cache; /* read/write the bf16 conversion cache next to the weights */
+    bool use_cache; /* read/write the bf16 conversion cache and the quantized
+                     * text cache (.vlmcurate-q8_0.bin / -q4_0.bin) next to
+                     * the weights */
+    enum idf2_text_quant text_quant;
     /* Kernel row (synth/idf2_backend.h): NULL or "" picks the fastest this
      * CPU runs; "ref" is the scalar reference, "vec" the portable one. */
     const char *backend;

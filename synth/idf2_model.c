@@ -89,6 +89,11 @@ enum vc_status idf2_model_load(const char *dir, const struct idf2_load_opts *opt
         .cache = opts->use_cache ? IDF2_CACHE_USE : IDF2_CACHE_OFF,
     };
     rc = idf2_weights_load(dir, &m->cfg.model, &wo, &m->w, err);
+    if (rc >= 0 && opts->text_quant != IDF2_TEXT_QUANT_NONE)
+        rc = idf2_weights_quantize(m->w, &m->cfg.model,
+                                   opts->text_quant == IDF2_TEXT_QUANT_Q8_0 ? IDF2_WF_Q8_0
+                                                                            : IDF2_WF_Q4_0,
+                                   opts->use_cache ? dir : NULL, opts->n_threads, &m->quant, err);
     if (rc >= 0)
         rc = idf2_rope_init(&m->rope, &m->cfg.model.text, IDF2_MAX_CONTEXT, err);
     if (rc < 0)
@@ -118,6 +123,7 @@ void idf2_model_free(struct idf2_model *m)
     if (!m)
         return;
     idf2_weights_free(m->w);
+    idf2_quant_free(m->quant);
     idf2_rope_release(&m->rope);
     idf2_tokenizer_free(m->tok);
     idf2_config_release(&m->cfg);
