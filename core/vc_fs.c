@@ -151,3 +151,32 @@ int vc_fs_exists(const char *path)
     struct stat st;
     return stat(path, &st) == 0;
 }
+
+bool vc_fs_write_all(int fd, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    while (n > 0) {
+        /* Linux caps one write at ~2 GiB anyway. */
+        ssize_t w = write(fd, p, n < (1u << 30) ? n : (1u << 30));
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return false;
+        p += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+bool vc_fs_finish_tmp(int fd, const char *tmp_path, const char *path, bool ok)
+{
+    ok = ok && fd >= 0 && fsync(fd) == 0;
+    if (fd >= 0)
+        ok = close(fd) == 0 && ok;
+    struct vc_err ignored;
+    if (ok)
+        ok = vc_fs_commit_rename(tmp_path, path, &ignored) >= 0;
+    if (!ok)
+        unlink(tmp_path);
+    return ok;
+}

@@ -5,6 +5,7 @@
 #ifndef VC_CORE_VC_FS_H
 #define VC_CORE_VC_FS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "vc_err.h"
@@ -24,6 +25,14 @@ enum vc_status vc_fs_commit_rename(const char *tmp_path, const char *path, struc
  * file is larger, VC_EFATAL io_error when it cannot be read. */
 enum vc_status vc_fs_read_file(const char *path, size_t max_bytes, char **out, size_t *size,
                                struct vc_err *err);
+/* Writes all n bytes to fd (retrying short writes and EINTR, in chunks of
+ * at most 1 GiB); false on any error. */
+bool vc_fs_write_all(int fd, const void *data, size_t n);
+/* Ends a best-effort temp-file write: when ok, fsync and close fd and
+ * rename tmp_path to path (vc_fs_commit_rename); otherwise (or on any
+ * failure) close fd and delete tmp_path.  fd may be -1.  True when path now
+ * holds the file. */
+bool vc_fs_finish_tmp(int fd, const char *tmp_path, const char *path, bool ok);
 /* 1 if path exists (any type), 0 otherwise. */
 int vc_fs_exists(const char *path);
 

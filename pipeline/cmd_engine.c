@@ -30,8 +30,7 @@ static const char generate_usage[] =
     "usage: vlmcurate generate --model DIR [--image PATH]... (--prompt TEXT | --chat TEXT)\n"
     "         [--max-new-tokens N] [--image-splitting on|off]\n"
     "         [--temperature T --top-p P --seed S] [--threads N] [--bf16] [--cache] [--stats]\n"
-    "         [--backend NAME] [--ids] [--quant q8_0|q4_0]
-"
+    "         [--backend NAME] [--ids] [--quant q8_0|q4_0]\n"
     "Runs the Idefics2 checkpoint in DIR on the images and prints the generated text.\n"
     "  --prompt TEXT   the raw processor prompt, one literal <image> per --image\n"
     "  --chat TEXT     one user turn: the images, then TEXT, then 'Assistant:'\n"

@@ -202,22 +202,6 @@ static bool cache_map(const char *path, const char key[65], enum idf2_wfmt fmt,
     return true;
 }
 
-static bool write_all(int fd, const void *data, size_t n)
-{
-    const unsigned char *p = data;
-    while (n > 0) {
-        size_t chunk = n < (1u << 30) ? n : (1u << 30);
-        ssize_t w = write(fd, p, chunk);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
 static bool cache_write(const char *path, const char key[65], enum idf2_wfmt fmt,
                         struct idf2_w **mats, size_t n, const size_t *offs, const size_t *sizes,
                         const void *data, size_t bytes)
@@ -240,16 +224,9 @@ static bool cache_write(const char *path, const char key[65], enum idf2_wfmt fmt
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    bool ok = fd >= 0 && write_all(fd, h, hb) && write_all(fd, data, bytes) && fsync(fd) == 0;
-    if (fd >= 0)
-        ok = close(fd) == 0 && ok;
+    const bool ok = fd >= 0 && vc_fs_write_all(fd, h, hb) && vc_fs_write_all(fd, data, bytes);
     free(h);
-    struct vc_err ignored;
-    if (ok)
-        ok = vc_fs_commit_rename(tmp, path, &ignored) >= 0;
-    if (!ok)
-        unlink(tmp);
-    return ok;
+    return vc_fs_finish_tmp(fd, tmp, path, ok);
 }
 
 enum vc_status idf2_weights_quantize(struct idf2_weights *w, const struct idf2_model_config *cfg,

@@ -463,23 +463,6 @@ static bool idf2_cache_fresh(const char *dir, const char *cache_path)
     return fresh;
 }
 
-static bool idf2_write_all(int fd, const void *data, size_t n)
-{
-    const unsigned char *p = data;
-    while (n > 0) {
-        /* 1 GiB chunks: Linux caps one write at ~2 GiB anyway. */
-        size_t chunk = n < (1u << 30) ? n : (1u << 30);
-        ssize_t w = write(fd, p, chunk);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
 /* Writes every recorded tensor as one safetensors file, F32 ones first so
  * that with a 64-byte aligned data start every tensor is aligned to its
  * element size.  Best effort: returns false and leaves no file behind on
@@ -528,21 +511,13 @@ static bool idf2_cache_write(const struct idf2_weights_store *s, const char *pat
     unsigned char lenbuf[8];
     for (int i = 0; i < 8; i++)
         lenbuf[i] = (unsigned char)((uint64_t)padded >> (8 * i));
-    ok = ok && idf2_write_all(fd, lenbuf, 8) && idf2_write_all(fd, hdr, padded);
+    ok = ok && vc_fs_write_all(fd, lenbuf, 8) && vc_fs_write_all(fd, hdr, padded);
     for (int pass = 0; ok && pass < 2; pass++)
         for (size_t i = 0; ok && i < s->n_entries; i++)
             if ((s->entries[i].dtype == ST_F32) == (pass == 0))
-                ok = idf2_write_all(fd, s->entries[i].data, s->entries[i].n_bytes);
-    ok = ok && fsync(fd) == 0;
-    if (fd >= 0)
-        ok = close(fd) == 0 && ok;
+                ok = vc_fs_write_all(fd, s->entries[i].data, s->entries[i].n_bytes);
     free(hdr);
-    struct vc_err ignored;
-    if (ok)
-        ok = vc_fs_commit_rename(tmp, path, &ignored) >= 0;
-    if (!ok)
-        unlink(tmp);
-    return ok;
+    return vc_fs_finish_tmp(fd, tmp, path, ok);
 }
 
 enum vc_status idf2_weights_load(const char *dir, const struct idf2_model_config *cfg,

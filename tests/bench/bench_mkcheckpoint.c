@@ -169,21 +169,6 @@ static void fill(void *buf, size_t n, enum st_dtype dt, bool ones, const float *
     }
 }
 
-static bool write_all(int fd, const void *data, size_t n)
-{
-    const unsigned char *p = data;
-    while (n > 0) {
-        ssize_t w = write(fd, p, n < (1u << 30) ? n : (1u << 30));
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
 static int write_shard(const char *dir, const struct plan *p, int k, int n_shards, enum st_dtype dt,
                        const float *table, uint64_t seed)
 {
@@ -220,7 +205,7 @@ static int write_shard(const char *dir, const struct plan *p, int k, int n_shard
     char *hdr_buf = malloc(padded);
     memset(hdr_buf, ' ', padded);
     memcpy(hdr_buf, text, len);
-    bool ok = fd >= 0 && write_all(fd, lenbuf, 8) && write_all(fd, hdr_buf, padded);
+    bool ok = fd >= 0 && vc_fs_write_all(fd, lenbuf, 8) && vc_fs_write_all(fd, hdr_buf, padded);
     free(text);
     free(hdr_buf);
     void *buf = malloc(biggest ? biggest : 1);
@@ -229,7 +214,7 @@ static int write_shard(const char *dir, const struct plan *p, int k, int n_shard
         if (t->shard != k)
             continue;
         fill(buf, t->n_bytes / st_dtype_size(dt), dt, t->t.ones, table, seed + i);
-        ok = write_all(fd, buf, t->n_bytes);
+        ok = vc_fs_write_all(fd, buf, t->n_bytes);
     }
     free(buf);
     ok = ok && fsync(fd) == 0;
