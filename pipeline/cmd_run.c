@@ -5,6 +5,8 @@
 #include "executor.h"
 #include "spec.h"
 
+#include <cjson/cJSON.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,7 +20,9 @@ enum vc_status run_spec(const char *spec_path, const struct run_opts *opts, stru
     struct spec *spec;
     struct exec_result local;
     VC_TRY(spec_load(spec_path, &ov, &spec, err));
-    struct exec_opts eo = { .force = opts->force, .log = opts->log };
+    struct exec_opts eo = { .force = opts->force,
+                            .log = opts->log,
+                            .executor_opts = opts->executor_opts };
     enum vc_status rc = exec_run(spec, &eo, res ? res : &local, err);
     if (out_dir_used)
         *out_dir_used = vc_strdup(spec->out_dir);
@@ -28,6 +32,11 @@ enum vc_status run_spec(const char *spec_path, const struct run_opts *opts, stru
 
 void run_print_summary(FILE *out, const char *out_dir, const struct exec_result *res)
 {
+    if (res->submitted) {
+        fprintf(out, "output: %s\nsubmitted; follow it with: vlmcurate status %s\n", out_dir,
+                out_dir);
+        return;
+    }
     const struct ledger_totals *t = &res->totals;
     fprintf(out, "output: %s\n", out_dir);
     fprintf(out, "samples: %llu in = %llu written + %llu rejected + %llu duplicate + %llu error\n",
@@ -58,6 +67,13 @@ static void usage(FILE *out)
                  "               \"max_error_rate\", else 1 = never)\n"
                  "  --executor NAME  how tasks are scheduled (default: the spec's\n"
                  "               \"executor\", else local):\n");
+    fprintf(out, "  slurm executor (one job array per phase, see README \"On a Slurm cluster\"):\n"
+                 "  --partition P --account A --qos Q --time T --mem M --cpus-per-task N\n"
+                 "               passed to sbatch for every task\n"
+                 "  --max-running N  at most N tasks of a phase at once (array %%N)\n"
+                 "  --sbatch-line L  one more #SBATCH line (repeatable)\n"
+                 "  --logs DIR   task logs (default OUT/_work/slurm/logs)\n"
+                 "  --dry-run    print the sbatch scripts, submit nothing\n");
     for (size_t i = 0; executor_table[i]; i++)
         fprintf(out, "                 %-8s %s\n", executor_table[i]->name,
                 executor_table[i]->summary);
@@ -67,21 +83,79 @@ static void usage(FILE *out)
                  "or spec error, or the output folder is in use by another run.\n");
 }
 
+/* The slurm executor's options, into xo (vlmcurate run's, the executor
+ * reads them).  True when argv[*i] was one; *i = -1 on a bad value. */
+static bool slurm_opt(int argc, char **argv, int *i, cJSON *xo)
+{
+    static const char *const str[][2] = { { "--partition", "partition" },
+                                          { "--account", "account" },
+                                          { "--qos", "qos" },
+                                          { "--time", "time" },
+                                          { "--mem", "mem" },
+                                          { "--logs", "logs" },
+                                          { NULL, NULL } };
+    const char *a = argv[*i];
+    if (!strcmp(a, "--dry-run")) {
+        cJSON_AddTrueToObject(xo, "dry_run");
+        return true;
+    }
+    if (*i + 1 >= argc)
+        return false;
+    const char *v = argv[*i + 1];
+    for (size_t k = 0; str[k][0]; k++)
+        if (!strcmp(a, str[k][0])) {
+            char abs[PATH_MAX];
+            if (!strcmp(a, "--logs") && realpath(".", abs))
+                v = v[0] == '/' ? v
+                                : (strncat(strncat(abs, "/", 2), v, PATH_MAX - strlen(abs) - 2));
+            cJSON_DeleteItemFromObjectCaseSensitive(xo, str[k][1]);
+            cJSON_AddStringToObject(xo, str[k][1], v);
+            ++*i;
+            return true;
+        }
+    if (!strcmp(a, "--sbatch-line")) {
+        cJSON *l = cJSON_GetObjectItemCaseSensitive(xo, "sbatch_lines");
+        if (!l)
+            l = cJSON_AddArrayToObject(xo, "sbatch_lines");
+        cJSON_AddItemToArray(l, cJSON_CreateString(v));
+        ++*i;
+        return true;
+    }
+    if (!strcmp(a, "--cpus-per-task") || !strcmp(a, "--max-running")) {
+        char *end;
+        long n = strtol(v, &end, 10);
+        if (*end || n < 1 || n > 100000) {
+            fprintf(stderr, "vlmcurate run: %s wants a positive number\n", a);
+            *i = -1;
+            return true;
+        }
+        cJSON_AddNumberToObject(xo, a[2] == 'c' ? "cpus_per_task" : "max_running", (double)n);
+        ++*i;
+        return true;
+    }
+    return false;
+}
+
 int cmd_run_main(int argc, char **argv)
 {
     struct run_opts o = { .log = stderr };
+    cJSON *xo = cJSON_CreateObject();
+    if (!xo)
+        return 1;
     double max_error_rate;
     const char *spec_path = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
+            cJSON_Delete(xo);
             return 0;
         } else if (!strcmp(a, "--threads") && i + 1 < argc) {
             char *end;
             long v = strtol(argv[++i], &end, 10);
             if (*end || v < 1 || v > 4096) {
                 fprintf(stderr, "vlmcurate run: --threads wants a number from 1 to 4096\n");
+                cJSON_Delete(xo);
                 return 2;
             }
             o.threads = (int)v;
@@ -90,9 +164,15 @@ int cmd_run_main(int argc, char **argv)
             max_error_rate = strtod(argv[++i], &end);
             if (*end || end == argv[i] || !(max_error_rate >= 0 && max_error_rate <= 1)) {
                 fprintf(stderr, "vlmcurate run: --max-error-rate wants a number from 0 to 1\n");
+                cJSON_Delete(xo);
                 return 2;
             }
             o.max_error_rate = &max_error_rate;
+        } else if (slurm_opt(argc, argv, &i, xo)) {
+            if (i < 0) {
+                cJSON_Delete(xo);
+                return 2;
+            }
         } else if (!strcmp(a, "--executor") && i + 1 < argc) {
             o.executor = argv[++i];
         } else if (!strcmp(a, "--out") && i + 1 < argc) {
@@ -104,6 +184,7 @@ int cmd_run_main(int argc, char **argv)
         } else if (a[0] == '-' || spec_path) {
             fprintf(stderr, "vlmcurate run: unexpected argument '%s'\n", a);
             usage(stderr);
+            cJSON_Delete(xo);
             return 2;
         } else {
             spec_path = a;
@@ -111,8 +192,14 @@ int cmd_run_main(int argc, char **argv)
     }
     if (!spec_path) {
         usage(stderr);
+        cJSON_Delete(xo);
         return 2;
     }
+    /* A cluster task loads the spec again, from wherever it runs. */
+    char spec_abs[PATH_MAX];
+    if (realpath(spec_path, spec_abs))
+        cJSON_AddStringToObject(xo, "spec", spec_abs);
+    o.executor_opts = xo;
     struct vc_err err = { 0 };
     struct exec_result res;
     char *out_dir = NULL;
@@ -120,9 +207,11 @@ int cmd_run_main(int argc, char **argv)
     if (rc < 0) {
         fprintf(stderr, "vlmcurate run: %s: %s\n", vc_reason_name(err.reason), err.msg);
         free(out_dir);
+        cJSON_Delete(xo);
         return rc == VC_EUSAGE ? 2 : 1;
     }
     run_print_summary(stdout, out_dir, &res);
     free(out_dir);
+    cJSON_Delete(xo);
     return 0;
 }

@@ -13,9 +13,10 @@ struct run_opts {
     const char *out_dir; /* NULL: the spec's output.dir */
     int threads;         /* 0: the spec's, else all cores */
     bool force;
-    const double *max_error_rate; /* NULL: the spec's */
-    const char *executor;         /* NULL: the spec's "executor", else local */
-    FILE *log;                    /* progress and error lines (usually stderr); NULL = silent */
+    const double *max_error_rate;      /* NULL: the spec's */
+    const char *executor;              /* NULL: the spec's "executor", else local */
+    const struct cJSON *executor_opts; /* the executor's options (borrowed), NULL = none */
+    FILE *log; /* progress and error lines (usually stderr); NULL = silent */
 };
 
 /* Loads and runs a spec file.  *res (may be NULL) gets totals and timings;

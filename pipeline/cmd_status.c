@@ -2,6 +2,7 @@
  * so it can watch a run in progress. */
 #include "cmd_status.h"
 
+#include "exec_slurm.h"
 #include "outdir.h"
 #include "session.h"
 #include "task.h"
@@ -63,6 +64,7 @@ int cmd_status_main(int argc, char **argv)
             next = next_buf;
         }
     }
+    exec_slurm_status(&ss, stdout);
     printf(next ? "next: %s\n" : "complete\n", next);
     free(v);
     session_fini(&ss);

@@ -27,6 +27,7 @@ enum vc_status exec_run(struct spec *spec, const struct exec_opts *opts, struct 
     struct session ss;
     struct outdir od = { .lock_fd = -1 };
     enum vc_status rc = session_init(&ss, spec, opts->log, err);
+    ss.executor_opts = opts->executor_opts;
     if (rc == VC_OK)
         rc = outdir_claim(spec, opts->force, &od, err);
     if (rc == VC_OK)

@@ -33,8 +33,9 @@
 #include "spec.h"
 
 struct exec_opts {
-    bool force; /* take over an output folder that holds something else */
-    FILE *log;  /* progress and error lines (borrowed), NULL = silent */
+    bool force;                        /* take over an output folder that holds something else */
+    FILE *log;                         /* progress and error lines (borrowed), NULL = silent */
+    const struct cJSON *executor_opts; /* the executor's options (borrowed), NULL = none */
 };
 
 struct exec_result {
@@ -42,6 +43,7 @@ struct exec_result {
     uint64_t n_shards, bytes_written;
     uint64_t units_skipped, shards_skipped; /* committed by an earlier run */
     uint64_t units_failed;                  /* input units that could not be read (not committed) */
+    bool submitted; /* the executor queued the tasks and returned: no totals yet */
     double seconds_map, seconds_plan, seconds_reduce, seconds_finish;
 };
 

@@ -2,10 +2,11 @@
 #include "executor.h"
 
 #include "exec_local.h"
+#include "exec_slurm.h"
 
 #include <string.h>
 
-const struct executor_ops *const executor_table[] = { &exec_local_ops, NULL };
+const struct executor_ops *const executor_table[] = { &exec_local_ops, &exec_slurm_ops, NULL };
 
 const struct executor_ops *executor_find(const char *name)
 {

@@ -33,6 +33,8 @@ struct session_round {
 struct session {
     struct spec *spec; /* borrowed */
     FILE *log;         /* error lines and progress (borrowed), NULL = silent */
+    /* The executor's options from the command line (borrowed), NULL = none. */
+    const struct cJSON *executor_opts;
     size_t n_units;
     struct session_round *rounds;
     size_t n_rounds;

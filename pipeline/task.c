@@ -85,7 +85,7 @@ static bool finish_done(const struct session *ss)
     return ok;
 }
 
-static bool one_done(const struct session *ss, const struct task_ref *t, size_t i)
+bool task_done(const struct session *ss, const struct task_ref *t, size_t i)
 {
     switch (t->phase) {
     case TASK_MAP:
@@ -123,7 +123,7 @@ void task_count(const struct session *ss, const struct task_ref *t, size_t *tota
     }
     *done = 0;
     for (size_t i = 0; i < *total; i++)
-        *done += one_done(ss, t, i);
+        *done += task_done(ss, t, i);
 }
 
 /* Every task of the phases before t is committed; else names the first
@@ -164,7 +164,7 @@ enum vc_status task_run(struct session *ss, const struct task_ref *t, bool *was_
         return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "%s has %zu tasks; no task %zu", name,
                           total, t->index);
     }
-    *was_done = one_done(ss, t, t->index);
+    *was_done = task_done(ss, t, t->index);
     if (*was_done)
         return VC_OK;
     enum vc_status rc = VC_OK;

@@ -39,6 +39,8 @@ enum vc_status task_parse(const struct session *ss, const char *phase, struct ta
  * committed) and how many of them are committed. */
 void task_count(const struct session *ss, const struct task_ref *t, size_t *total, size_t *done,
                 bool *known);
+/* Task i of t's phase is committed. */
+bool task_done(const struct session *ss, const struct task_ref *t, size_t i);
 /* Runs task t (t->index) unless it is committed (*was_done).  VC_EFATAL
  * "not ready" naming the phase that is not committed yet; VC_EUSAGE when
  * the index is out of range; the phase function's status otherwise. */

@@ -22,6 +22,7 @@ PACKAGES=(
   libpoppler-glib-dev libcairo2-dev      # the pdf source renders pages
   poppler-utils         # pdftotext: the OCR tests' ground truth
   shared-mime-info      # its spec PDF: real pages for the OCR tests
+  slurm-wlm munge       # tests/e2e/test_slurm.py runs a local Slurm (scripts/slurm-local.sh)
 )
 if [ "${VC_WITH_BENCH:-0}" = 1 ]; then
   # tests/bench/sidebyside.sh: gguf-py (from the llama.cpp tree) needs them.

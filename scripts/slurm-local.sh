@@ -28,7 +28,7 @@ cmd=${1:-}
 case "$cmd" in
 install)
   export DEBIAN_FRONTEND=noninteractive
-  for i in 1 2 3 4 5; do
+  for _ in 1 2 3 4 5; do
     apt-get install -y slurm-wlm munge && exit 0
     sleep 10 # the dpkg lock may be held by another install
   done

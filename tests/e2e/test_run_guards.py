@@ -134,7 +134,7 @@ vctest.expect(r.returncode == 2, "--max-error-rate 1.5 is refused (%d)" % r.retu
 
 # -- executors -----------------------------------------------------------
 r = run(many, os.path.join(args.tmp, "nosuch"), ["--executor", "nosuch"])
-vctest.expect(r.returncode == 2 and "unknown executor 'nosuch' (known: local)" in r.stderr,
+vctest.expect(r.returncode == 2 and "unknown executor 'nosuch' (known: local, slurm)" in r.stderr,
               "an unknown executor is refused (%d): %s" % (r.returncode, r.stderr[-200:]))
 named = spec("named.json", [{"name": "d", "type": "webdataset", "urls": "d-{00..29}.tar"}],
              executor="local")

@@ -1,0 +1,173 @@
+"""--executor slurm on a real Slurm: scripts/slurm-local.sh starts a private
+munged, slurmctld and two slurmd (nodes n1, n2 on localhost) under the
+test's folder; no mock of sbatch or squeue.  Three webdataset sources made
+here with tarfile (a in two tar files, b, c), a caption filter, a concat
+mixture (a global stage: two rounds, so r0-map -> r0-plan -> r1-map -> plan ->
+write -> finish job arrays chained by afterok).  Expected:
+- --dry-run prints the sbatch scripts (array over the 4 input units, the
+  options given) and submits nothing;
+- the Slurm run's output equals `run --threads 2` byte for byte;
+- fault: the last r0-map array task is scancelled while queued; the later
+  phases never start (afterok), `status` counts 3 of 4 r0-map tasks committed and
+  names the missing one; the same command again resubmits only that task
+  (r0-map array = that index) and completes with the same bytes, every input
+  sample once in the ledger.
+Exit 77 (skipped) when Slurm cannot be started on this machine.  The
+daemons are stopped at the end, also on failure."""
+import os
+import re
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
+import pipeline_e2e as pe  # noqa: E402
+import vctest  # noqa: E402
+
+args = vctest.parse_args()
+SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts",
+                      "slurm-local.sh")
+N = {"a0": 5, "a1": 5, "b": 6, "c": 4}
+for name, n in N.items():
+    members = []
+    for i in range(n):
+        key = "%s_%03d" % (name, i)
+        caption = b"word" if i % 3 == 0 else ("a caption for %s %d" % (name, i)).encode()
+        members += [(key + ".png", vctest.png_bytes(12, 12, i + 7 * len(members))),
+                    (key + ".txt", caption)]
+    with open(os.path.join(args.tmp, name + ".tar"), "wb") as f:
+        f.write(pe.tar_bytes(members))
+
+spec = {"sources": [{"name": "a", "type": "webdataset", "urls": "a{0..1}.tar"},
+                    {"name": "b", "type": "webdataset", "urls": "b.tar"},
+                    {"name": "c", "type": "webdataset", "urls": "c.tar"}],
+        "stages": [{"stage": "ingest"},
+                   {"stage": "filter", "defaults": False,
+                    "filters": [{"name": "cap_words", "min": 3}]},
+                   {"stage": "reshard", "mix": "concat", "shuffle": "none"},
+                   {"stage": "write"}],
+        "output": {"dir": "out", "prefix": "sl", "samples_per_shard": 3}}
+spec_path = pe.write_spec(os.path.join(args.tmp, "spec.json"), spec)
+ref = os.path.join(args.tmp, "ref")
+pe.run_spec(args, spec_path, ref, threads=2)
+
+cluster = os.path.join(args.tmp, "cluster")
+env = dict(os.environ, SLURM_CONF=os.path.join(cluster, "slurm.conf"))
+OPTS = ["--executor", "slurm", "--partition", "debug", "--mem", "300M", "--cpus-per-task", "1",
+        "--time", "10:00", "--max-running", "1", "--sbatch-line", "--comment=vc-test"]
+
+
+def run_slurm(out, extra=()):
+    return subprocess.run([args.bin, "run", spec_path, "--out", out] + OPTS + list(extra),
+                          capture_output=True, text=True, env=env)
+
+
+def queue():
+    r = subprocess.run(["squeue", "-h", "-r", "-o", "%i %j %t"], capture_output=True,
+                       text=True, env=env)
+    return r.stdout.split("\n") if r.stdout.strip() else []
+
+
+def wait_done(out, limit=60):
+    """Until nothing is queued; True when run.json was written."""
+    t0 = time.time()
+    while time.time() - t0 < limit:
+        if not queue():
+            return os.path.exists(os.path.join(out, "run.json"))
+        time.sleep(0.3)
+    raise SystemExit("FAILED: jobs still queued after %ds: %s" % (limit, queue()))
+
+
+def status(out):
+    return vctest.run(args, ["status", out], check=False, env=env).stdout
+
+
+def task_log(out):
+    logs = os.path.join(out, "_work", "slurm", "logs")
+    return "".join("== %s\n%s" % (n, open(os.path.join(logs, n)).read())
+                   for n in sorted(os.listdir(logs))) if os.path.isdir(logs) else ""
+
+
+r = subprocess.run(["bash", SCRIPT, "start", cluster, "2"], capture_output=True, text=True)
+if r.returncode != 0:
+    print(r.stderr)
+    sys.exit(77 if r.returncode == 77 else 1)
+try:
+    nodes = subprocess.run(["sinfo", "-h", "-N", "-o", "%N"], capture_output=True, text=True,
+                           env=env).stdout.split()
+    vctest.expect(nodes == ["n1", "n2"], "two nodes on this host: %s" % nodes)
+
+    dry = os.path.join(args.tmp, "dry")
+    d = run_slurm(dry, ["--dry-run"])
+    vctest.expect(d.returncode == 0, "--dry-run runs: %s" % d.stderr[-2000:])
+    vctest.expect("#SBATCH --array=0-3%1" in d.stdout and "#SBATCH --partition=debug" in d.stdout
+                  and "#SBATCH --mem=300M" in d.stdout and "#SBATCH --comment=vc-test" in d.stdout
+                  and "#SBATCH --cpus-per-task=1" in d.stdout
+                  and "#SBATCH --time=10:00" in d.stdout,
+                  "--dry-run prints the r0-map script with the options")
+    phases = re.findall(r"^# ([\w-]+):", d.stdout, re.M)
+    vctest.expect(phases == ["r0-map", "r0-plan", "r1-map", "plan"],
+                  "dry run phases in order: %s" % phases)
+    vctest.expect(not queue() and not os.path.exists(os.path.join(dry, "_work", "slurm")),
+                  "--dry-run submits nothing")
+
+    # The whole run.
+    whole = os.path.join(args.tmp, "whole")
+    s = run_slurm(whole)
+    vctest.expect(s.returncode == 0 and "vlmcurate status" in s.stdout,
+                  "submission returns at once: %s %s" % (s.stdout, s.stderr[-2000:]))
+    again = run_slurm(whole)
+    vctest.expect(again.returncode == 2 and "still queued" in again.stderr,
+                  "a second submission while jobs are queued is refused: %s" % again.stderr)
+    vctest.expect(wait_done(whole), "the job chain wrote run.json\n" + task_log(whole) +
+                  status(whole))
+    pe.compare_trees(ref, whole, "--executor slurm vs --threads 2")
+    st = status(whole)
+    vctest.expect(all(re.search(r"^%s\s+%d/%d committed" % (p, n, n), st, re.M)
+                      for p, n in [("r0-map", 4), ("r0-plan", 1), ("r1-map", 4), ("plan", 1),
+                                   ("write", 4), ("finish", 1)]) and "complete" in st,
+                  "status: every phase committed\n" + st)
+
+    # Fault: the last r0-map task cancelled while queued behind --max-running 1.
+    fault = os.path.join(args.tmp, "fault")
+    s = run_slurm(fault)
+    m = re.search(r"submitted r0-map: job (\d+)", s.stderr)
+    vctest.expect(s.returncode == 0 and m, "fault run submitted: %s" % s.stderr[-2000:])
+    subprocess.run(["scancel", "%s_3" % m.group(1)], env=env, check=True)
+    vctest.expect(not wait_done(fault), "the cancelled task stops the chain: no run.json")
+    st = status(fault)
+    vctest.expect(re.search(r"^r0-map\s+3/4 committed", st, re.M)
+                  and re.search(r"^r0-plan\s+0/1 committed", st, re.M)
+                  and re.search(r"^slurm r0-map\s+0 running, 0 failed, 1 pending", st, re.M),
+                  "status after the cancel: r0-map 3 of 4 committed, one pending\n" + st)
+    s = run_slurm(fault)
+    vctest.expect(s.returncode == 0 and "submitted r0-map: job" in s.stderr and
+                  "1 of 4 tasks" in s.stderr, "the rerun resubmits one r0-map task: " + s.stderr)
+    script = open(os.path.join(fault, "_work", "slurm", "r0-map.sh")).read()
+    vctest.expect("#SBATCH --array=3%1\n" in script, "r0-map array of the rerun = index 3")
+    vctest.expect(wait_done(fault), "the rerun completes\n" + task_log(fault))
+    pe.compare_trees(ref, fault, "cancelled + rerun vs --threads 2")
+    seen = [(e["file"], e["index"]) for e in pe.ledger(fault)]
+    want = sorted((name + ".tar", i) for name, n in N.items() for i in range(n))
+    vctest.expect(sorted(seen) == want, "every input sample once in the ledger (%d)" % len(seen))
+
+    # Fault: an input file missing while r0-map runs: that task fails (its log
+    # says why), status names the log; back in place, a rerun completes.
+    broken = os.path.join(args.tmp, "broken")
+    c_tar = os.path.join(args.tmp, "c.tar")
+    os.rename(c_tar, c_tar + ".away")
+    s = run_slurm(broken)
+    vctest.expect(s.returncode == 0, "broken run submitted: %s" % s.stderr[-2000:])
+    vctest.expect(not wait_done(broken), "a failed r0-map task stops the chain")
+    os.rename(c_tar + ".away", c_tar)
+    st = status(broken)
+    log = os.path.join(broken, "_work", "slurm", "logs", "r0-map-3.log")
+    vctest.expect(re.search(r"^slurm r0-map\s+0 running, 1 failed, 0 pending", st, re.M)
+                  and ("failed r0-map 3: %s" % log) in st and "c.tar" in open(log).read(),
+                  "status: r0-map task 3 failed, its log named and naming c.tar\n" + st)
+    vctest.expect(run_slurm(broken).returncode == 0 and wait_done(broken),
+                  "the rerun with c.tar back completes\n" + task_log(broken))
+    pe.compare_trees(ref, broken, "failed task + rerun vs --threads 2")
+finally:
+    subprocess.run(["bash", SCRIPT, "stop", cluster], capture_output=True)
+print("PASS")
