@@ -184,14 +184,61 @@ static enum vc_status img_add_alpha(struct img *im, struct vc_err *err)
     return VC_OK;
 }
 
+enum vc_status img_box_reduce(const struct img *in, uint32_t k, struct img *out, struct vc_err *err)
+{
+    uint32_t ow = (in->w + k - 1) / k, oh = (in->h + k - 1) / k;
+    size_t ch = in->ch;
+    VC_TRY(img_alloc(out, ow, oh, in->ch, err));
+    uint64_t *acc = vc_malloc_array((size_t)ow * ch, sizeof *acc);
+    if (!acc) {
+        img_release(out);
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "reduce: %u columns", ow);
+    }
+    for (uint32_t oy = 0; oy < oh; oy++) {
+        uint32_t y0 = oy * k, ny = in->h - y0 < k ? in->h - y0 : k;
+        memset(acc, 0, (size_t)ow * ch * sizeof *acc);
+        for (uint32_t y = y0; y < y0 + ny; y++) {
+            const uint8_t *row = in->pixels + (size_t)y * in->w * ch;
+            for (uint32_t x = 0; x < in->w; x++)
+                for (size_t c = 0; c < ch; c++)
+                    acc[(size_t)(x / k) * ch + c] += row[(size_t)x * ch + c];
+        }
+        uint8_t *dst = out->pixels + (size_t)oy * ow * ch;
+        for (uint32_t ox = 0; ox < ow; ox++) {
+            uint32_t nx = in->w - ox * k < k ? in->w - ox * k : k;
+            uint64_t n = (uint64_t)nx * ny;
+            for (size_t c = 0; c < ch; c++)
+                dst[(size_t)ox * ch + c] = (uint8_t)((acc[(size_t)ox * ch + c] + n / 2) / n);
+        }
+    }
+    free(acc);
+    return VC_OK;
+}
+
 enum vc_status img_decode(const uint8_t *data, size_t size, const struct img_limits *limits,
                           unsigned flags, struct img *out, struct vc_err *err)
+{
+    return img_decode_reduced(data, size, limits, 0, flags, out, err);
+}
+
+enum vc_status img_verify(const uint8_t *data, size_t size, const struct img_limits *limits,
+                          struct vc_err *err)
+{
+    struct img im;
+    enum vc_status rc = img_decode_reduced(data, size, limits, 1, IMG_DECODE_NO_ORIENT, &im, err);
+    img_release(&im);
+    return rc;
+}
+
+enum vc_status img_decode_reduced(const uint8_t *data, size_t size, const struct img_limits *limits,
+                                  uint32_t min_side, unsigned flags, struct img *out,
+                                  struct vc_err *err)
 {
     memset(out, 0, sizeof *out);
     struct img_info info;
     VC_TRY(img_probe(data, size, limits, &info, err));
     const struct img_codec_ops *c = img_codec_for(info.format);
-    VC_TRY(c->decode(data, size, &info, out, err));
+    VC_TRY(c->decode(data, size, &info, min_side, out, err));
     enum vc_status rc = VC_OK;
     if (out->ch == 4 && !(flags & IMG_DECODE_RGBA)) {
         size_t n = (size_t)out->w * out->h;

@@ -88,7 +88,11 @@ enum img_decode_flags {
  * JPEGs are read as Adobe-inverted CMYK and converted as Pillow does.
  * Limits are checked on the header before any pixel allocation.  A
  * truncated file is an error (VC_ESAMPLE, truncated), not a half-grey
- * picture.  out->pixels is owned (img_release), NULL on failure. */
+ * picture, and so is a file libjpeg-turbo warns about (a scan cut short
+ * and closed by an EOI, a bad Huffman code) unless the warning is the
+ * padding after the last scan ("extraneous bytes before marker 0xd9").
+ * A PNG's chunk CRCs are all checked.  out->pixels is owned (img_release),
+ * NULL on failure. */
 enum vc_status img_decode(const uint8_t *data, size_t size, const struct img_limits *limits,
                           unsigned flags, struct img *out, struct vc_err *err);
 
@@ -103,6 +107,31 @@ enum vc_status img_decode(const uint8_t *data, size_t size, const struct img_lim
  * anyway.  out->pixels is owned (img_release), NULL on failure. */
 enum vc_status img_decode_luma(const uint8_t *data, size_t size, const struct img_limits *limits,
                                uint32_t min_side, struct img *out, struct vc_err *err);
+
+/* Reduced-size decode, for statistics and perceptual hashes: the same
+ * result as img_decode (channels, compositing, orientation, errors) at the
+ * smallest size the codec makes cheaply whose sides, in stored orientation,
+ * are both at least `min_side` (never larger than the stored size; 0 means
+ * full size).  JPEG: TurboJPEG's DCT scaling (1/8, 1/4, 3/8, 1/2, ... of
+ * each side), which still reads every entropy-coded byte.  WebP: libwebp's
+ * built-in scaler.  PNG (not interlaced): k x k blocks averaged while the
+ * rows stream in, k = the largest whole factor that keeps min_side, so the
+ * memory is one row plus the result; an interlaced PNG is decoded at full
+ * size and then averaged the same way.  Every byte of the compressed data
+ * is read and checked exactly as in img_decode, so a file that passes here
+ * passes there too. */
+enum vc_status img_decode_reduced(const uint8_t *data, size_t size, const struct img_limits *limits,
+                                  uint32_t min_side, unsigned flags, struct img *out,
+                                  struct vc_err *err);
+
+/* Whether the whole file decodes: img_decode_reduced to the smallest size,
+ * so the cost is the entropy decoding and inflation, not the pixels.  The
+ * strictness is img_decode's: a JPEG whose scan ends early (libjpeg-turbo's
+ * "premature end of data segment", even with an EOI appended), a Huffman
+ * error, a PNG chunk whose CRC does not match, corrupt IDAT data, a WebP
+ * whose RIFF size lies, all fail with VC_ESAMPLE. */
+enum vc_status img_verify(const uint8_t *data, size_t size, const struct img_limits *limits,
+                          struct vc_err *err);
 
 /* img2dataset's resize modes (img2dataset/resizer.py, ResizeMode values),
  * with its default resize_only_if_bigger=False: the keep-ratio modes

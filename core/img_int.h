@@ -26,10 +26,12 @@ struct img_codec_ops {
     /* Decodes to out->ch = 4 when info->has_alpha, else 3, at the stored
      * size and orientation.  `info` comes from probe and has passed the
      * limits; a decoder whose library reads another size fails instead of
-     * trusting it.  out->pixels is owned by the caller on success and NULL
-     * on failure. */
+     * trusting it.  min_side 0: full size; otherwise the codec may return
+     * any smaller size whose sides are both >= min_side (or the full size
+     * when that is smaller), as cheaply as it can (img_decode_reduced).
+     * out->pixels is owned by the caller on success and NULL on failure. */
     enum vc_status (*decode)(const uint8_t *data, size_t size, const struct img_info *info,
-                             struct img *out, struct vc_err *err);
+                             uint32_t min_side, struct img *out, struct vc_err *err);
     /* `im` is 3 or 4 channels; quality is already clamped to 1..100.
      * *out is owned (free()). */
     enum vc_status (*encode)(const struct img *im, int quality, uint8_t **out, size_t *out_size,
@@ -50,6 +52,19 @@ enum vc_status img_jpeg_decode_luma(const uint8_t *data, size_t size, const stru
 /* Sets im->w/h/ch and allocates (h, w, ch) bytes with checked arithmetic;
  * VC_EFATAL out_of_memory on failure (im->pixels NULL). */
 enum vc_status img_alloc(struct img *im, uint32_t w, uint32_t h, uint8_t ch, struct vc_err *err);
+
+/* The whole factor k by which a w x h image may shrink (k x k blocks)
+ * while both sides stay >= min_side; 1 when min_side is 0 or too big. */
+static inline uint32_t img_reduce_factor(uint32_t w, uint32_t h, uint32_t min_side)
+{
+    uint32_t lo = w < h ? w : h;
+    return min_side && lo / min_side > 1 ? lo / min_side : 1;
+}
+
+/* Averages k x k blocks of `in` (any channel count) into a new image
+ * (ceil(w/k), ceil(h/k)); edge blocks average the pixels they hold. */
+enum vc_status img_box_reduce(const struct img *in, uint32_t k, struct img *out,
+                              struct vc_err *err);
 
 /* Pillow's alpha_composite of one straight-alpha colour value over opaque
  * white, bit for bit (libImaging/AlphaComposite.c with an opaque

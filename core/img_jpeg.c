@@ -3,6 +3,10 @@
  * only and bounds-checks every offset; decode and encode go through
  * TurboJPEG, whose error strings become struct vc_err.
  *
+ * Decoding may be DCT-scaled (img_decode_reduced): libjpeg-turbo then
+ * skips most of the inverse DCT but still decodes every entropy-coded
+ * byte, so a reduced decode checks the whole file.
+ *
  * Never trusts a length field: every segment is checked against the buffer
  * before it is read.  The scan stops at the first SOS, so its cost is
  * bounded by the header size, not the image size. */
@@ -189,6 +193,32 @@ static void jpeg_cmyk_to_rgb(const uint8_t *cmyk, uint8_t *rgb, size_t n_px)
     }
 }
 
+/* The one libjpeg-turbo warning after which the picture is still whole:
+ * bytes between the last scan and EOI, which some cameras pad with.  Any
+ * other warning (a scan cut short, a bad Huffman code, a resync) means
+ * libjpeg filled pixels it never read.  TurboJPEG keeps only the first
+ * warning, and nothing can follow EOI, so this one cannot hide another. */
+static bool jpeg_warning_benign(const char *msg)
+{
+    return strstr(msg, "extraneous bytes before marker 0xd9") != NULL;
+}
+
+/* The smallest TurboJPEG scaling factor (<= 1) that keeps both sides at
+ * least min_side; 1/1 when min_side is 0. */
+static tjscalingfactor jpeg_pick_scale(int w, int h, uint32_t min_side)
+{
+    tjscalingfactor best = { 1, 1 };
+    int n = 0;
+    const tjscalingfactor *f = min_side ? tjGetScalingFactors(&n) : NULL;
+    for (int i = 0; f && i < n; i++) {
+        if (f[i].num > f[i].denom || f[i].num * best.denom >= best.num * f[i].denom)
+            continue;
+        if ((uint32_t)TJSCALED(w, f[i]) >= min_side && (uint32_t)TJSCALED(h, f[i]) >= min_side)
+            best = f[i];
+    }
+    return best;
+}
+
 /* A decompressor with the header read and checked against the probe's
  * size; *cs is the colour space.  On failure nothing is left to free. */
 static enum vc_status jpeg_begin(const uint8_t *data, size_t size, const struct img_info *info,
@@ -217,45 +247,50 @@ static enum vc_status jpeg_begin(const uint8_t *data, size_t size, const struct 
     return VC_OK;
 }
 
-/* tjDecompress2 into dst (w x h of pixel format pf).  A warning leaves a
- * complete picture unless the data ran out (libjpeg then paints the rest
- * grey); an error leaves nothing. */
+/* tjDecompress2 into dst (w x h of pixel format pf, a TurboJPEG scaled
+ * size).  Any error or warning fails, except the benign padding warning:
+ * libjpeg fills what it could not read with grey and only warns. */
 static enum vc_status jpeg_run(tjhandle tj, const uint8_t *data, size_t size, uint8_t *dst, int w,
                                int h, int pf, struct vc_err *err)
 {
     if (tjDecompress2(tj, data, (unsigned long)size, dst, w, 0, h, pf, 0) == 0)
         return VC_OK;
-    bool truncated = !jpeg_has_eoi(data, size);
-    if (tjGetErrorCode(tj) == TJERR_WARNING && !truncated)
+    const char *msg = tjGetErrorStr2(tj);
+    if (tjGetErrorCode(tj) == TJERR_WARNING && jpeg_warning_benign(msg))
         return VC_OK;
+    /* Without EOI the data ran out; "premature end" is a scan cut short
+     * and closed by a marker, often an EOI glued on. */
+    bool truncated = !jpeg_has_eoi(data, size) || strstr(msg, "premature end");
     return vc_err_set(err, VC_ESAMPLE, truncated ? VC_REASON_truncated : VC_REASON_decode_error,
-                      "jpeg: %s", tjGetErrorStr2(tj));
+                      "jpeg: %s", msg);
 }
 
 static enum vc_status jpeg_decode(const uint8_t *data, size_t size, const struct img_info *info,
-                                  struct img *out, struct vc_err *err)
+                                  uint32_t min_side, struct img *out, struct vc_err *err)
 {
     memset(out, 0, sizeof *out);
     tjhandle tj;
     int cs, w = (int)info->width, h = (int)info->height;
     VC_TRY(jpeg_begin(data, size, info, &tj, &cs, err));
     uint8_t *cmyk = NULL;
-    enum vc_status rc = img_alloc(out, info->width, info->height, 3, err);
+    tjscalingfactor sf = jpeg_pick_scale(w, h, min_side);
+    int sw = TJSCALED(w, sf), sh = TJSCALED(h, sf);
+    enum vc_status rc = img_alloc(out, (uint32_t)sw, (uint32_t)sh, 3, err);
     if (rc < 0)
         goto done;
     bool is_cmyk = cs == TJCS_CMYK || cs == TJCS_YCCK;
     uint8_t *dst = out->pixels;
     if (is_cmyk) {
-        cmyk = vc_malloc_array((size_t)w * (size_t)h, 4);
+        cmyk = vc_malloc_array((size_t)sw * (size_t)sh, 4);
         if (!cmyk) {
-            rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "jpeg: %dx%d CMYK", w, h);
+            rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "jpeg: %dx%d CMYK", sw, sh);
             goto done;
         }
         dst = cmyk;
     }
-    rc = jpeg_run(tj, data, size, dst, w, h, is_cmyk ? TJPF_CMYK : TJPF_RGB, err);
+    rc = jpeg_run(tj, data, size, dst, sw, sh, is_cmyk ? TJPF_CMYK : TJPF_RGB, err);
     if (rc == VC_OK && is_cmyk)
-        jpeg_cmyk_to_rgb(cmyk, out->pixels, (size_t)w * (size_t)h);
+        jpeg_cmyk_to_rgb(cmyk, out->pixels, (size_t)sw * (size_t)sh);
 done:
     free(cmyk);
     tjDestroy(tj);

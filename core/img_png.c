@@ -1,6 +1,7 @@
 /* img_png: the PNG codec over libpng's classic API.  The probe reads IHDR
  * and walks chunk headers up to the first IDAT (for tRNS) without
- * inflating anything; decode expands every PNG flavour (palette, gray,
+ * inflating anything; decode checks every chunk CRC, reads the zlib stream
+ * to its end, and expands every PNG flavour (palette, gray,
  * 1..16 bits, tRNS, Adam7) to 8-bit RGB or RGBA; encode writes level-6
  * zlib with no time chunk, so equal pixels give equal bytes.
  *
@@ -12,6 +13,7 @@
 #include "vc_mem.h"
 
 #include <png.h>
+#include <zlib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +94,32 @@ static enum vc_status png_probe(const uint8_t *data, size_t size, struct img_inf
     }
 }
 
+/* Every chunk's CRC, up to IEND or the end of the file, which must fall
+ * on a chunk boundary.  libpng checks a chunk's CRC only once it has
+ * finished with the chunk, so the last IDAT of a picture it stops reading
+ * after the last row would go unchecked, and ancillary chunks only warn. */
+static enum vc_status png_check_crcs(const uint8_t *data, size_t size, struct vc_err *err)
+{
+    size_t pos = 8;
+    while (pos < size) {
+        if (size - pos < 12)
+            return vc_err_set(err, VC_ESAMPLE, VC_REASON_truncated, "png: chunk cut at %zu", pos);
+        uint32_t len = img_be32(data + pos);
+        if (len > 0x7FFFFFFFu || size - pos - 12 < len)
+            return vc_err_set(err, VC_ESAMPLE, VC_REASON_truncated,
+                              "png: chunk at %zu ends past the file", pos);
+        uLong crc = crc32(0L, data + pos + 4, (uInt)len + 4);
+        if (crc != img_be32(data + pos + 8 + len))
+            return vc_err_set(err, VC_ESAMPLE, VC_REASON_decode_error,
+                              "png: CRC mismatch in chunk '%.4s' at offset %zu",
+                              (const char *)data + pos + 4, pos);
+        if (memcmp(data + pos + 4, "IEND", 4) == 0)
+            break;
+        pos += 12 + (size_t)len;
+    }
+    return VC_OK;
+}
+
 /* State that outlives a longjmp: reached through a pointer, so none of it
  * is an automatic variable of the function that called setjmp. */
 struct png_job {
@@ -101,6 +129,10 @@ struct png_job {
     uint8_t *buf; /* encode: output, owned until handed to the caller */
     size_t buf_cap;
     uint8_t **rows;
+    uint8_t *row;  /* reduced decode: one source row */
+    uint64_t *acc; /* reduced decode: one output row of block sums */
+    bool rows_done;
+    bool idat_warning;
     char msg[200];
 };
 
@@ -111,10 +143,18 @@ static void png_on_error(png_structp png, png_const_charp msg)
     png_longjmp(png, 1);
 }
 
+/* Warnings (sRGB profiles, odd text chunks) do not fail a decode, except
+ * those about the image data: libpng reports a broken zlib stream found
+ * after the last row ("IDAT: incorrect data check", "IDAT: Extra
+ * compressed data") as a benign error, that is a warning, yet the file is
+ * corrupt. */
 static void png_on_warning(png_structp png, png_const_charp msg)
 {
-    (void)png; /* warnings (bad ancillary CRCs, sRGB profiles) do not fail a decode */
-    (void)msg;
+    struct png_job *job = png_get_error_ptr(png);
+    if (!job->idat_warning && strncmp(msg, "IDAT", 4) == 0) {
+        job->idat_warning = true;
+        snprintf(job->msg, sizeof job->msg, "%s", msg);
+    }
 }
 
 static void png_read_mem(png_structp png, png_bytep dst, size_t n)
@@ -128,14 +168,45 @@ static void png_read_mem(png_structp png, png_bytep dst, size_t n)
     job->pos += n;
 }
 
-static enum vc_status png_decode_run(png_structp png, png_infop pinfo, struct png_job *job,
-                                     const struct img_info *info, struct img *out,
-                                     struct vc_err *err)
+/* Non-interlaced rows streamed one at a time into k x k block averages:
+ * memory is one source row and one row of sums, whatever the height. */
+static void png_read_reduced(png_structp png, struct png_job *job, uint32_t w, uint32_t h,
+                             uint32_t k, struct img *out)
 {
-    if (setjmp(png_jmpbuf(png)))
+    size_t ch = out->ch, ow = out->w;
+    for (uint32_t y = 0; y < h; y++) {
+        png_read_row(png, job->row, NULL);
+        for (uint32_t x = 0; x < w; x++)
+            for (size_t c = 0; c < ch; c++)
+                job->acc[(size_t)(x / k) * ch + c] += job->row[(size_t)x * ch + c];
+        if ((y + 1) % k != 0 && y + 1 != h)
+            continue;
+        uint32_t ny = y % k + 1;
+        uint8_t *dst = out->pixels + (size_t)(y / k) * ow * ch;
+        for (size_t ox = 0; ox < ow; ox++) {
+            uint32_t nx = w - (uint32_t)ox * k < k ? w - (uint32_t)ox * k : k;
+            uint64_t n = (uint64_t)nx * ny;
+            for (size_t c = 0; c < ch; c++) {
+                dst[ox * ch + c] = (uint8_t)((job->acc[ox * ch + c] + n / 2) / n);
+                job->acc[ox * ch + c] = 0;
+            }
+        }
+    }
+}
+
+static enum vc_status png_decode_run(png_structp png, png_infop pinfo, struct png_job *job,
+                                     const struct img_info *info, uint32_t min_side,
+                                     struct img *out, struct vc_err *err)
+{
+    if (setjmp(png_jmpbuf(png))) {
+        /* Without IEND the pixels are complete: Pillow accepts such a
+         * file, and png_check_crcs has seen every chunk end whole. */
+        if (job->rows_done && job->truncated && !job->idat_warning)
+            return VC_OK;
         return vc_err_set(err, VC_ESAMPLE,
                           job->truncated ? VC_REASON_truncated : VC_REASON_decode_error, "png: %s",
                           job->msg);
+    }
     png_set_read_fn(png, job, png_read_mem);
     png_read_info(png, pinfo);
     png_uint_32 w, h;
@@ -168,25 +239,45 @@ static enum vc_status png_decode_run(png_structp png, png_infop pinfo, struct pn
         png_get_rowbytes(png, pinfo) != (size_t)w * ch)
         return vc_err_set(err, VC_ESAMPLE, VC_REASON_decode_error,
                           "png: unexpected layout after expansion (%u channels)", ch);
-    enum vc_status rc = img_alloc(out, w, h, ch, err);
-    if (rc < 0)
-        return rc;
-    job->rows = vc_malloc_array(h, sizeof *job->rows);
-    if (!job->rows)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "png: %u row pointers",
-                          (unsigned)h);
-    for (png_uint_32 y = 0; y < h; y++)
-        job->rows[y] = out->pixels + (size_t)y * w * ch;
-    /* The trailing chunks and IEND are not read: Pillow ignores them too,
-     * and the pixels are complete once the last row is in. */
-    png_read_image(png, job->rows);
+    uint32_t k = img_reduce_factor(w, h, min_side);
+    bool interlaced = png_get_interlace_type(png, pinfo) != PNG_INTERLACE_NONE;
+    if (k > 1 && !interlaced) {
+        enum vc_status rc = img_alloc(out, (w + k - 1) / k, (h + k - 1) / k, ch, err);
+        if (rc < 0)
+            return rc;
+        job->row = vc_malloc_array(w, ch);
+        job->acc = calloc((size_t)out->w * ch, sizeof *job->acc);
+        if (!job->row || !job->acc)
+            return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "png: %u-pixel row",
+                              (unsigned)w);
+        png_read_reduced(png, job, w, h, k, out);
+    } else {
+        enum vc_status rc = img_alloc(out, w, h, ch, err);
+        if (rc < 0)
+            return rc;
+        job->rows = vc_malloc_array(h, sizeof *job->rows);
+        if (!job->rows)
+            return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "png: %u row pointers",
+                              (unsigned)h);
+        for (png_uint_32 y = 0; y < h; y++)
+            job->rows[y] = out->pixels + (size_t)y * w * ch;
+        png_read_image(png, job->rows);
+    }
+    /* The end of the zlib stream and the chunks after the last row are
+     * read too: "too much image data" or a broken stream there is a
+     * corrupt file, even though the rows came out whole. */
+    job->rows_done = true;
+    png_read_end(png, NULL);
+    if (job->idat_warning)
+        return vc_err_set(err, VC_ESAMPLE, VC_REASON_decode_error, "png: %s", job->msg);
     return VC_OK;
 }
 
 static enum vc_status png_decode(const uint8_t *data, size_t size, const struct img_info *info,
-                                 struct img *out, struct vc_err *err)
+                                 uint32_t min_side, struct img *out, struct vc_err *err)
 {
     memset(out, 0, sizeof *out);
+    VC_TRY(png_check_crcs(data, size, err));
     struct png_job job = { .data = data, .size = size };
     png_structp png =
         png_create_read_struct(PNG_LIBPNG_VER_STRING, &job, png_on_error, png_on_warning);
@@ -195,9 +286,19 @@ static enum vc_status png_decode(const uint8_t *data, size_t size, const struct 
         png_destroy_read_struct(&png, NULL, NULL);
         return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "png: no reader");
     }
-    enum vc_status rc = png_decode_run(png, pinfo, &job, info, out, err);
+    enum vc_status rc = png_decode_run(png, pinfo, &job, info, min_side, out, err);
     png_destroy_read_struct(&png, &pinfo, NULL);
     free(job.rows);
+    free(job.row);
+    free(job.acc);
+    uint32_t k = img_reduce_factor(info->width, info->height, min_side);
+    if (rc == VC_OK && k > 1 && out->w == info->width) { /* interlaced: reduce afterwards */
+        struct img small;
+        rc = img_box_reduce(out, k, &small, err);
+        img_release(out);
+        if (rc == VC_OK)
+            *out = small;
+    }
     if (rc < 0)
         img_release(out);
     return rc;

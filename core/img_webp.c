@@ -51,24 +51,33 @@ static enum vc_status webp_probe(const uint8_t *data, size_t size, struct img_in
 }
 
 static enum vc_status webp_decode(const uint8_t *data, size_t size, const struct img_info *info,
-                                  struct img *out, struct vc_err *err)
+                                  uint32_t min_side, struct img *out, struct vc_err *err)
 {
     memset(out, 0, sizeof *out);
     WebPDecoderConfig cfg;
     if (!WebPInitDecoderConfig(&cfg))
         return vc_err_set(err, VC_EFATAL, VC_REASON_decode_error, "webp: library ABI mismatch");
     uint8_t ch = info->has_alpha ? 4 : 3;
-    enum vc_status rc = img_alloc(out, info->width, info->height, ch, err);
+    /* libwebp's scaler works on the rows as they come out of the decoder,
+     * so the full-size picture is never held. */
+    uint32_t k = img_reduce_factor(info->width, info->height, min_side);
+    uint32_t w = (info->width + k - 1) / k, h = (info->height + k - 1) / k;
+    enum vc_status rc = img_alloc(out, w, h, ch, err);
     if (rc < 0)
         return rc;
+    if (k > 1) {
+        cfg.options.use_scaling = 1;
+        cfg.options.scaled_width = (int)w;
+        cfg.options.scaled_height = (int)h;
+    }
     cfg.output.colorspace = ch == 4 ? MODE_RGBA : MODE_RGB;
     cfg.output.is_external_memory = 1;
     cfg.output.u.RGBA.rgba = out->pixels;
-    cfg.output.u.RGBA.stride = (int)(info->width * ch);
-    cfg.output.u.RGBA.size = (size_t)info->width * info->height * ch;
+    cfg.output.u.RGBA.stride = (int)(w * ch);
+    cfg.output.u.RGBA.size = (size_t)w * h * ch;
     VP8StatusCode st = WebPDecode(data, size, &cfg);
     if (st == VP8_STATUS_OK &&
-        ((uint32_t)cfg.output.width != info->width || (uint32_t)cfg.output.height != info->height))
+        ((uint32_t)cfg.output.width != w || (uint32_t)cfg.output.height != h))
         st = VP8_STATUS_BITSTREAM_ERROR;
     WebPFreeDecBuffer(&cfg.output); /* external memory: frees nothing of ours */
     if (st != VP8_STATUS_OK) {

@@ -3,10 +3,12 @@
  * the next read would overwrite. */
 #include "sample.h"
 
+#include "img.h"
 #include "vc_mem.h"
 
 #include <cjson/cJSON.h>
 #include <string.h>
+#include <strings.h>
 
 void sample_init(struct sample *s, struct arena *arena)
 {
@@ -88,19 +90,37 @@ void sample_remove_field(struct sample *s, const char *name)
     s->n_fields--;
 }
 
-static bool is_image_ext(const char *name)
+bool sample_field_name_is_image(const char *name)
 {
-    static const char *const exts[] = { "jpg", "jpeg", "png", "webp" };
+    static const char *const exts[] = { "jpg", "jpeg", "png", "webp", "gif", "tif", "tiff", "bmp" };
+    const char *dot = strrchr(name, '.');
+    const char *ext = dot ? dot + 1 : name;
     for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++)
-        if (strcmp(name, exts[i]) == 0)
+        if (strcasecmp(ext, exts[i]) == 0)
             return true;
     return false;
+}
+
+bool sample_field_is_image(const struct sample_field *f, enum img_format *format)
+{
+    if (!sample_field_name_is_image(f->name))
+        return false;
+    if (format)
+        *format = img_sniff(f->data, f->size);
+    return true;
+}
+
+/* "0.png", "12.jpg": an image of an interleaved document. */
+static bool is_document_image(const char *name)
+{
+    size_t digits = strspn(name, "0123456789");
+    return digits > 0 && name[digits] == '.';
 }
 
 struct sample_field *sample_main_image(const struct sample *s)
 {
     for (size_t i = 0; i < s->n_fields; i++)
-        if (is_image_ext(s->fields[i].name))
+        if (sample_field_name_is_image(s->fields[i].name) && !is_document_image(s->fields[i].name))
             return &s->fields[i];
     return NULL;
 }

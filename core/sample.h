@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "img.h"
 #include "vc_err.h"
 
 struct arena;
@@ -53,8 +54,20 @@ enum vc_status sample_set_field(struct sample *s, const char *name, const void *
 void sample_remove_field(struct sample *s, const char *name);
 /* Borrowed until the fields change; NULL when absent.  Case-sensitive. */
 struct sample_field *sample_field_get(const struct sample *s, const char *name);
-/* The main image: the first field whose name is an image extension (jpg,
- * jpeg, png, webp) with no index prefix.  NULL when none. */
+/* Whether a field name names an image, by webdataset's rule (the field is
+ * the member name after the first dot of its basename, so "logo.v2.png"
+ * has field "v2.png"): its last dot-separated part is an image extension,
+ * one we decode (jpg, jpeg, png, webp) or one we do not (gif, tif, tiff,
+ * bmp), case-insensitively.  The one place that decides what an image
+ * field is. */
+bool sample_field_name_is_image(const char *name);
+/* Whether `f` is an image field (by its name, as above) and, when it is
+ * and `format` is not NULL, its format judged by magic bytes, never by the
+ * name: IMG_FORMAT_UNKNOWN for GIF, TIFF, garbage or a name that lies
+ * about bytes we cannot read. */
+bool sample_field_is_image(const struct sample_field *f, enum img_format *format);
+/* The main image: the first image field that is not a document image
+ * ("0.png", "12.jpg": digits before the extension).  NULL when none. */
 struct sample_field *sample_main_image(const struct sample *s);
 /* The main text: "txt", else "caption", else "text".  NULL when none. */
 struct sample_field *sample_main_text(const struct sample *s);

@@ -20,6 +20,7 @@
 #include <textcat_properties.h>
 
 #include "core/vc_mem.h"
+#include "core/vc_utf8.h"
 #include "textstats.h"
 
 /* TextCat's limits: 400 n-grams per profile (MAXNGRAMS), an n-gram string
@@ -278,7 +279,7 @@ static bool has_letters(const char *text, size_t n)
     const unsigned char *s = (const unsigned char *)text;
     for (size_t i = 0; i < n;) {
         uint32_t cp;
-        i += textstats_utf8_decode(s + i, n - i, &cp);
+        i += vc_utf8_next(s + i, n - i, &cp);
         if (cp >= 0x20 && cp != 0x7F && !textstats_is_special(cp))
             return true;
     }

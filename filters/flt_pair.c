@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <string.h>
 
+#include "core/vc_utf8.h"
 #include "textstats.h"
 #include "wordlists.h"
 
@@ -59,7 +60,7 @@ static bool normalise(const struct filter_input *in, char *out, size_t cap, size
     bool blank = false;
     for (const char *p = b; p < e;) {
         uint32_t cp;
-        p += textstats_utf8_decode((const unsigned char *)p, (size_t)(e - p), &cp);
+        p += vc_utf8_next((const unsigned char *)p, (size_t)(e - p), &cp);
         if (is_ascii_space((int)cp)) {
             blank = true;
             continue;
@@ -69,7 +70,7 @@ static bool normalise(const struct filter_input *in, char *out, size_t cap, size
         if (blank)
             out[n++] = ' ';
         blank = false;
-        n += textstats_utf8_encode(textstats_lower(cp), out + n);
+        n += vc_utf8_encode(textstats_lower(cp), out + n);
     }
     out[n] = '\0';
     *len = n;
@@ -184,7 +185,7 @@ static enum vc_status number_score(const struct filter *f, const struct filter_i
     const unsigned char *p = (const unsigned char *)in->text;
     for (size_t i = 0; i < in->text_len;) {
         uint32_t cp;
-        i += textstats_utf8_decode(p + i, in->text_len - i, &cp);
+        i += vc_utf8_next(p + i, in->text_len - i, &cp);
         if (cp >= '0' && cp <= '9')
             digit = true;
         else if (!textstats_is_special(cp))

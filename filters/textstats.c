@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "core/vc_mem.h"
+#include "core/vc_utf8.h"
 #include "wordlists.h"
 
 /* OBELICS's other_special_characters (obelics/utils/filtering_utils.py),
@@ -134,75 +135,6 @@ static bool is_py_space(uint32_t cp)
            cp == 0x2029;
 }
 
-size_t textstats_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
-{
-    unsigned c = s[0];
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    size_t len;
-    uint32_t v, min;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-        v = c & 0x1F;
-        min = 0x80;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        v = c & 0x0F;
-        min = 0x800;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        v = c & 0x07;
-        min = 0x10000;
-    } else {
-        *cp = 0xFFFD;
-        return 1;
-    }
-    if (n < len) {
-        *cp = 0xFFFD;
-        return 1;
-    }
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) {
-            *cp = 0xFFFD;
-            return 1;
-        }
-        v = (v << 6) | (s[i] & 0x3F);
-    }
-    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) {
-        *cp = 0xFFFD;
-        return 1;
-    }
-    *cp = v;
-    return len;
-}
-
-size_t textstats_utf8_encode(uint32_t cp, char *out)
-{
-    unsigned char *o = (unsigned char *)out;
-    if (cp < 0x80) {
-        o[0] = (unsigned char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (unsigned char)(0xC0 | (cp >> 6));
-        o[1] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (unsigned char)(0xE0 | (cp >> 12));
-        o[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (unsigned char)(0xF0 | (cp >> 18));
-    o[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-    o[3] = (unsigned char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 static uint64_t mix64(uint64_t h)
 {
     h ^= h >> 33;
@@ -303,7 +235,7 @@ static bool push_word(struct textstats *ts, size_t b, size_t e)
         if (c < 0x80) /* the common case, without the calls */
             ts->wbuf[ts->wlen++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
         else
-            ts->wlen += textstats_utf8_encode(textstats_lower(c), ts->wbuf + ts->wlen);
+            ts->wlen += vc_utf8_encode(textstats_lower(c), ts->wbuf + ts->wlen);
     }
     ts->n_words++;
     ts->woff[ts->n_words] = (uint32_t)ts->wlen;
@@ -327,7 +259,7 @@ enum vc_status textstats_analyse(struct textstats *ts, const char *text, size_t 
             continue;
         }
         uint32_t c;
-        i += textstats_utf8_decode(s + i, n - i, &c);
+        i += vc_utf8_next(s + i, n - i, &c);
         ts->cp[ts->n_cp++] = special_space(c) ? ' ' : c;
     }
     size_t start = 0;

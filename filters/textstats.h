@@ -77,12 +77,6 @@ double textstats_punctuation_ratio(const struct textstats *ts, size_t min_tokens
 uint32_t textstats_lower(uint32_t cp);
 /* Whether a code point is one of OBELICS's special characters. */
 bool textstats_is_special(uint32_t cp);
-/* Decodes one UTF-8 sequence at s[0..n) (n > 0) into *cp; returns the bytes
- * consumed (1 with U+FFFD for an invalid or truncated sequence). */
-size_t textstats_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
-/* Appends the UTF-8 encoding of cp to out (4 bytes of room); returns the
- * bytes written. */
-size_t textstats_utf8_encode(uint32_t cp, char *out);
 /* The hash the tokenizer and the word sets share (64-bit, seeded FNV-1a
  * followed by a final avalanche). */
 uint64_t textstats_hash(const void *data, size_t n);

@@ -10,6 +10,7 @@
 
 #include "core/vc_fs.h"
 #include "core/vc_mem.h"
+#include "core/vc_utf8.h"
 #include "textstats.h"
 
 /* OBELICS STOPWORDS, obelics/utils/filtering_utils.py.  Entries with
@@ -218,8 +219,8 @@ static size_t lower_utf8(const char *src, size_t n, char *dst)
     const unsigned char *s = (const unsigned char *)src;
     for (size_t i = 0; i < n;) {
         uint32_t cp;
-        i += textstats_utf8_decode(s + i, n - i, &cp);
-        out += textstats_utf8_encode(textstats_lower(cp), dst + out);
+        i += vc_utf8_next(s + i, n - i, &cp);
+        out += vc_utf8_encode(textstats_lower(cp), dst + out);
     }
     return out;
 }

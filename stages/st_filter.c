@@ -143,6 +143,12 @@ static enum vc_status filter_pair(struct st_filter *st, struct filter_scratch *s
     struct filter_verdict v = { NULL, 0, 0 };
     filter_report_clear(&rep);
     const struct sample_field *im = sample_main_image(s);
+    /* Image filters configured and no image to judge: a caption alone is
+     * not an image-text pair, whatever the caption filters say. */
+    if (!im && filter_chain_has_kind(st->chain, FILTER_KIND_IMAGE)) {
+        ctx->verdict = (struct stage_verdict){ .reason = VC_REASON_missing_image };
+        return VC_REJECT;
+    }
     if (im) {
         struct filter_image fi = { im->data, im->size, json_string(json, "url") };
         enum vc_status rc = filter_chain_image(st->chain, scr, &fi, &v, &rep, err);

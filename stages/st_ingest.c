@@ -4,6 +4,7 @@
 #include "st_ingest.h"
 
 #include "core/img.h"
+#include "core/vc_utf8.h"
 #include "stage_cfg.h"
 
 #include <cjson/cJSON.h>
@@ -14,49 +15,12 @@ struct ingest {
     bool decode;
 };
 
-bool ingest_utf8_valid(const unsigned char *s, size_t n, size_t *bad_at)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        size_t len;
-        uint32_t cp, min;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xE0) == 0xC0) {
-            len = 2, cp = c & 0x1F, min = 0x80;
-        } else if ((c & 0xF0) == 0xE0) {
-            len = 3, cp = c & 0x0F, min = 0x800;
-        } else if ((c & 0xF8) == 0xF0) {
-            len = 4, cp = c & 0x07, min = 0x10000;
-        } else {
-            goto bad;
-        }
-        if (n - i < len)
-            goto bad;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                goto bad;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            goto bad;
-        i += len;
-    }
-    return true;
-bad:
-    if (bad_at)
-        *bad_at = i;
-    return false;
-}
-
 enum ingest_kind ingest_field_kind(const char *name)
 {
+    if (sample_field_name_is_image(name))
+        return INGEST_IMAGE;
     const char *dot = strrchr(name, '.');
     const char *ext = dot ? dot + 1 : name;
-    if (img_format_from_name(ext) != IMG_FORMAT_UNKNOWN)
-        return INGEST_IMAGE;
     if (!strcmp(ext, "txt") || !strcmp(ext, "text") || !strcmp(ext, "caption"))
         return INGEST_TEXT;
     if (!strcmp(ext, "json"))
@@ -101,13 +65,7 @@ static enum vc_status check_image(const struct ingest *in, const struct stage_li
     struct img_limits il = { .max_pixels = lim->max_pixels, .max_side = lim->max_side };
     struct img_info info;
     VC_TRY(img_probe(f->data, f->size, &il, &info, err));
-    if (in->decode) {
-        struct img im = { 0 };
-        enum vc_status rc = img_decode(f->data, f->size, &il, 0, &im, err);
-        img_release(&im);
-        return rc;
-    }
-    return VC_OK;
+    return in->decode ? img_verify(f->data, f->size, &il, err) : VC_OK;
 }
 
 static enum vc_status check_text(const struct stage_limits *lim, const struct sample_field *f,
@@ -118,7 +76,7 @@ static enum vc_status check_text(const struct stage_limits *lim, const struct sa
         return vc_err_set(err, VC_ESAMPLE, VC_REASON_field_too_long, "%zu bytes, the limit is %llu",
                           f->size, (unsigned long long)cap);
     size_t at;
-    if (!ingest_utf8_valid(f->data, f->size, &at))
+    if (!vc_utf8_valid(f->data, f->size, &at))
         return vc_err_set(err, VC_ESAMPLE, VC_REASON_text_not_utf8, "invalid UTF-8 at byte %zu",
                           at);
     if (kind == INGEST_JSON) {

@@ -13,13 +13,9 @@
 
 extern const struct stage_ops st_ingest_ops;
 
-/* Strict UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing above
- * U+10FFFF).  *bad_at (may be NULL) gets the offset of the first bad byte. */
-bool ingest_utf8_valid(const unsigned char *s, size_t n, size_t *bad_at);
-
 /* Fields by role, from the part of the field name after its last dot:
- * "jpg"/"jpeg"/"png"/"webp" are images, "txt"/"text"/"caption" texts,
- * "json" json. */
+ * images as sample_field_name_is_image says, "txt"/"text"/"caption"
+ * texts, "json" json. */
 enum ingest_kind { INGEST_OTHER = 0, INGEST_IMAGE, INGEST_TEXT, INGEST_JSON };
 enum ingest_kind ingest_field_kind(const char *field_name);
 

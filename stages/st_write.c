@@ -7,7 +7,6 @@
 #include "core/img.h"
 #include "core/sha256.h"
 #include "core/vc_mem.h"
-#include "st_ingest.h"
 #include "stage_cfg.h"
 
 #include <cjson/cJSON.h>
@@ -20,35 +19,40 @@ struct writer_opts {
     uint64_t image_size;
     enum img_format format; /* IMG_FORMAT_UNKNOWN = keep the source format */
     uint64_t quality;
+    bool verify_header_only; /* "verify": "header" */
 };
 
 static enum vc_status write_create(const cJSON *cfg, const struct stage_ctx *ctx, void **state,
                                    struct vc_err *err)
 {
     (void)ctx;
-    static const char *const keys[] = { "stage",         "resize_mode",    "image_size",
-                                        "encode_format", "encode_quality", NULL };
+    static const char *const keys[] = {
+        "stage", "resize_mode", "image_size", "encode_format", "encode_quality", "verify", NULL
+    };
     /* img2dataset's names; the img module holds their geometry. */
     static const char *const modes[] = { "no",     "keep_ratio",         "center_crop",
                                          "border", "keep_ratio_largest", "fixed",
                                          NULL };
     static const char *const formats[] = { "keep", "jpg", "png", "webp", NULL };
+    static const char *const verify[] = { "full", "header", NULL };
     const char *w = "stage 'write'";
     VC_TRY(stage_cfg_check_keys(cfg, w, keys, err));
     struct writer_opts *o = calloc(1, sizeof *o);
     if (!o)
         return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-    int fmt = 0;
+    int fmt = 0, ver = 0;
     enum vc_status rc;
     if ((rc = stage_cfg_enum(cfg, w, "resize_mode", modes, 0, &o->resize_mode, err)) < 0 ||
         (rc = stage_cfg_u64(cfg, w, "image_size", 256, 8, 16384, &o->image_size, err)) < 0 ||
         (rc = stage_cfg_enum(cfg, w, "encode_format", formats, 0, &fmt, err)) < 0 ||
-        (rc = stage_cfg_u64(cfg, w, "encode_quality", 95, 1, 100, &o->quality, err)) < 0) {
+        (rc = stage_cfg_u64(cfg, w, "encode_quality", 95, 1, 100, &o->quality, err)) < 0 ||
+        (rc = stage_cfg_enum(cfg, w, "verify", verify, 0, &ver, err)) < 0) {
         free(o);
         return rc;
     }
     o->resize_mode = (int)img_resize_mode_from_name(modes[o->resize_mode]);
     o->format = fmt ? img_format_from_name(formats[fmt]) : IMG_FORMAT_UNKNOWN;
+    o->verify_header_only = ver == 1;
     *state = o;
     return VC_OK;
 }
@@ -189,7 +193,7 @@ static enum vc_status compose_json(struct sample *s, const struct stage_limits *
     const struct sample_field *main_img = sample_main_image(s);
     for (size_t i = 0; rc == VC_OK && i < s->n_fields; i++) {
         const struct sample_field *f = &s->fields[i];
-        if (ingest_field_kind(f->name) != INGEST_IMAGE)
+        if (!sample_field_is_image(f, NULL))
             continue;
         if (f == main_img) {
             rc = describe(lim, f, out, err);
@@ -223,16 +227,29 @@ static enum vc_status write_map(void *state, struct sample *s, struct stage_task
     const struct stage_limits *lim = ctx->run->limits;
     struct renames rn;
     rn.n = 0;
+    struct img_limits il = { .max_pixels = lim->max_pixels, .max_side = lim->max_side };
     for (size_t i = 0; i < s->n_fields; i++) {
         struct sample_field *f = &s->fields[i];
-        if (ingest_field_kind(f->name) != INGEST_IMAGE)
-            continue;
-        enum img_format src = img_sniff(f->data, f->size);
-        bool convert = o->format != IMG_FORMAT_UNKNOWN && o->format != src;
-        if (o->resize_mode == IMG_RESIZE_NO && !convert)
+        enum img_format src;
+        if (!sample_field_is_image(f, &src))
             continue;
         const char *name = f->name;
-        if (reencode(o, lim, s, f, src, &rn, err) < 0)
+        /* A GIF, a TIFF or bytes no codec knows: nothing a trainer's
+         * loader could be promised to open. */
+        if (src == IMG_FORMAT_UNKNOWN) {
+            vc_err_set(err, VC_ESAMPLE, VC_REASON_unsupported_format,
+                       "not a JPEG, PNG or WebP file (%zu bytes)", f->size);
+            return vc_err_prefix(err, "field '%s'", name);
+        }
+        bool convert = o->format != IMG_FORMAT_UNKNOWN && o->format != src;
+        enum vc_status rc;
+        if (o->resize_mode != IMG_RESIZE_NO || convert)
+            rc = reencode(o, lim, s, f, src, &rn, err); /* a full, strict decode */
+        else if (!o->verify_header_only)
+            rc = img_verify(f->data, f->size, &il, err);
+        else
+            rc = VC_OK;
+        if (rc < 0)
             return vc_err_prefix(err, "field '%s'", name);
     }
     return compose_json(s, lim, &rn, err);

@@ -170,18 +170,12 @@ static enum vc_status start_sample(struct inspect *in, const struct wds_member_n
     return VC_OK;
 }
 
-static bool is_image_ext(const char *ext)
-{
-    const char *last = strrchr(ext, '.');
-    return img_format_from_name(last ? last + 1 : ext) != IMG_FORMAT_UNKNOWN;
-}
-
 /* " jpg:1234" plus, for images, " (jpeg 640x480)" from the header. */
 static enum vc_status list_field(struct inspect *in, const char *ext, int64_t size,
                                  struct vc_err *err)
 {
     vc_buf_printf(&in->line, " %s:%" PRId64, ext, size);
-    if (!is_image_ext(ext) || size <= 0)
+    if (!sample_field_name_is_image(ext) || size <= 0)
         return VC_OK;
     if ((uint64_t)size > WDS_DEFAULT_MAX_ENTRY_BYTES) {
         vc_buf_printf(&in->line, " (not probed: over %llu bytes)",

@@ -18,6 +18,7 @@
 #include "core/vc_buf.h"
 #include "core/vc_fs.h"
 #include "core/vc_mem.h"
+#include "core/vc_utf8.h"
 
 /* Added tokens are matched by a scan at every text position; 65536 is ten
  * times what any published tokenizer declares. */
@@ -148,51 +149,6 @@ static void merge_put(struct idf2_tokenizer *t, int32_t a, int32_t b, int32_t ra
 }
 
 /* ------------------------------------------------------------------ UTF-8 */
-
-/* Length of the valid UTF-8 sequence at s (Rust's str rules: no overlongs,
- * no surrogates, nothing above U+10FFFF), 0 when invalid. */
-static size_t utf8_seq_len(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    if (c < 0x80)
-        return 1;
-    size_t len;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        if (c == 0xE0)
-            lo = 0xA0;
-        else if (c == 0xED)
-            hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        if (c == 0xF0)
-            lo = 0x90;
-        else if (c == 0xF4)
-            hi = 0x8F;
-    } else {
-        return 0;
-    }
-    if (n < len || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    return len;
-}
-
-static bool utf8_valid(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n;) {
-        size_t k = utf8_seq_len((const unsigned char *)s + i, n - i);
-        if (!k)
-            return false;
-        i += k;
-    }
-    return true;
-}
 
 /* --------------------------------------------------------- growable arrays */
 
@@ -494,7 +450,7 @@ static enum vc_status build_tables(struct idf2_tokenizer *t, const cJSON *vocab,
         if (t->flags[id] & TOK_PRESENT)
             return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_tokenizer,
                               "%s: vocab id %d is used twice", label, (int)id);
-        if (len == 0 || len > UINT32_MAX || !utf8_valid(v->string, len))
+        if (len == 0 || len > UINT32_MAX || !vc_utf8_valid(v->string, len, NULL))
             return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_tokenizer,
                               "%s: vocab id %d: empty or invalid UTF-8 piece", label, (int)id);
         t->model_piece[id] = t->piece[id] = pool_put(&pc, v->string, len);
@@ -512,7 +468,7 @@ static enum vc_status build_tables(struct idf2_tokenizer *t, const cJSON *vocab,
         if (t->flags[id] & TOK_ADDED)
             return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_tokenizer,
                               "%s: added token id %d appears twice", label, (int)id);
-        if (!utf8_valid(content, len))
+        if (!vc_utf8_valid(content, len, NULL))
             return bad(err, label, "added token is not valid UTF-8");
         /* Decoding prefers the added content over the model piece of the
          * same id (Rust: added_tokens_map_r first). */
@@ -797,7 +753,8 @@ static enum vc_status bpe_word(const struct idf2_tokenizer *t, const char *w, si
     size_t n = 0;
     size_t unk_len = 0; /* pending (fused) unknown run, in bytes; 0 = none */
     for (size_t i = 0; i < len;) {
-        size_t k = utf8_seq_len((const unsigned char *)w + i, len - i);
+        uint32_t cp; /* the text was validated: every sequence is whole */
+        size_t k = vc_utf8_next((const unsigned char *)w + i, len - i, &cp);
         int32_t id = vocab_get(t, w + i, k);
         if (id >= 0) {
             if (unk_len)
@@ -916,7 +873,7 @@ enum vc_status idf2_tokenizer_encode(const struct idf2_tokenizer *tok, const cha
 {
     *ids = NULL;
     *n_ids = 0;
-    if (!utf8_valid(text, len))
+    if (!vc_utf8_valid(text, len, NULL))
         return vc_err_set(err, VC_EUSAGE, VC_REASON_text_not_utf8, "encode: invalid UTF-8");
     struct id_vec out = { 0 };
     enum vc_status rc = VC_OK;
@@ -975,7 +932,7 @@ static int byte_value(const char *p, size_t n)
 
 static bool flush_bytes(struct vc_buf *out, const char *run, size_t n)
 {
-    if (utf8_valid(run, n))
+    if (vc_utf8_valid(run, n, NULL))
         return vc_buf_append(out, run, n) == 0;
     for (size_t i = 0; i < n; i++)
         if (vc_buf_append(out, "\xEF\xBF\xBD", 3) != 0) /* U+FFFD per byte of the run */

@@ -64,6 +64,34 @@ TEST(sample_fields)
     arena_free(a);
 }
 
+TEST(image_fields_by_webdataset_rule)
+{
+    /* webdataset: "logo.v2.png" is key "logo", field "v2.png", a PNG. */
+    CHECK(sample_field_name_is_image("v2.png"));
+    CHECK(sample_field_name_is_image("JPG"));
+    CHECK(sample_field_name_is_image("0.webp"));
+    CHECK(sample_field_name_is_image("thumb.gif"));
+    CHECK(!sample_field_name_is_image("png.txt"));
+    CHECK(!sample_field_name_is_image("json"));
+    struct arena *a = arena_new(1 << 20);
+    struct sample s;
+    struct vc_err err;
+    sample_init(&s, a);
+    /* Bytes decide the format: a "jpg" holding a PNG signature is a PNG. */
+    CHECK_INT(sample_add_field(&s, "0.png", "\x89PNG\r\n\x1A\n", 8, &err), VC_OK);
+    CHECK_INT(sample_add_field(&s, "v2.jpg", "\x89PNG\r\n\x1A\n", 8, &err), VC_OK);
+    CHECK_INT(sample_add_field(&s, "gif", "GIF89a", 6, &err), VC_OK);
+    enum img_format f = IMG_FORMAT_JPEG;
+    CHECK(sample_field_is_image(&s.fields[1], &f));
+    CHECK_INT(f, IMG_FORMAT_PNG);
+    CHECK(sample_field_is_image(&s.fields[2], &f));
+    CHECK_INT(f, IMG_FORMAT_UNKNOWN);
+    /* "0.png" is a document image; the main image is the next one. */
+    CHECK_STR(sample_main_image(&s)->name, "v2.jpg");
+    sample_fini(&s);
+    arena_free(a);
+}
+
 TEST(key_sanitize)
 {
     char out[16];
@@ -77,5 +105,6 @@ TEST(key_sanitize)
 
 #define TESTS(X)                                                                                   \
     X(err_message_and_prefix)                                                                      \
-    X(checked_arithmetic) X(arena_cap_and_reset) X(sample_fields) X(key_sanitize)
+    X(checked_arithmetic)                                                                          \
+    X(arena_cap_and_reset) X(sample_fields) X(image_fields_by_webdataset_rule) X(key_sanitize)
 TEST_MAIN(TESTS)

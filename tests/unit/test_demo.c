@@ -6,6 +6,7 @@
 #include "vc_test.h"
 
 #include "core/img.h"
+#include "core/vc_utf8.h"
 #include "core/vc_fs.h"
 #include "core/vc_mem.h"
 #include "pipeline/demo.h"
@@ -269,7 +270,7 @@ TEST(defects_are_what_they_claim)
         enum vc_reason probe_reason = err.reason;
         enum vc_status dec = probe < 0 ? probe : img_decode(im->data, im->size, &il, 0, &pix, &err);
         img_release(&pix);
-        bool utf8 = ingest_utf8_valid(txt->data, txt->size, NULL);
+        bool utf8 = vc_utf8_valid(txt->data, txt->size, NULL);
         if (!strcmp(kind, "truncated_jpeg") || !strcmp(kind, "corrupt_png_chunk")) {
             CHECK_INT(probe, VC_OK);
             CHECK_INT(dec, VC_ESAMPLE);
@@ -341,7 +342,7 @@ TEST(pictures_match_metadata)
                 n_checked_json++;
             }
             const struct sample_field *txt = sample_field_get(&smp, "txt");
-            if (txt && !ingest_utf8_valid(txt->data, txt->size, NULL))
+            if (txt && !vc_utf8_valid(txt->data, txt->size, NULL))
                 n_not_utf8++;
         }
         sample_fini(&smp);

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <turbojpeg.h>
+#include <zlib.h>
 
 /* A smooth test picture: R follows x, G follows y, B the diagonal, A a
  * ramp from 40 to 255 (when ch == 4). */
@@ -919,6 +920,170 @@ TEST(fixture_images_match_pillow)
     free(st);
 }
 
+/* ---- reduced-size decode and verification ---- */
+
+/* The k x k block mean of a full decode, computed here independently. */
+static uint8_t block_mean(const struct img *full, uint32_t bx, uint32_t by, uint32_t k, int c)
+{
+    uint64_t sum = 0, n = 0;
+    for (uint32_t y = by * k; y < by * k + k && y < full->h; y++)
+        for (uint32_t x = bx * k; x < bx * k + k && x < full->w; x++, n++)
+            sum += px(full, x, y)[c];
+    return (uint8_t)((sum + n / 2) / n);
+}
+
+TEST(reduced_png_is_block_mean_of_full_decode)
+{
+    /* 203 x 122 with an odd remainder on both axes, written by libpng,
+     * progressive (Adam7) and not. */
+    uint32_t w = 203, h = 122;
+    uint8_t *rows = malloc((size_t)w * h * 3);
+    for (uint32_t i = 0; i < w * h * 3; i++)
+        rows[i] = (uint8_t)(i * 2654435761u >> 24);
+    for (int interlace = 0; interlace < 2; interlace++) {
+        size_t n;
+        uint8_t *buf = write_png(w, h, 8, PNG_COLOR_TYPE_RGB, interlace, rows, (size_t)w * 3, NULL,
+                                 0, NULL, 0, NULL, &n);
+        struct img full, small;
+        struct vc_err err;
+        CHECK_INT(img_decode(buf, n, NULL, 0, &full, &err), VC_OK);
+        /* min_side 30 of a 122 side: k = 4, so 51 x 31 blocks. */
+        CHECK_INT(img_decode_reduced(buf, n, NULL, 30, 0, &small, &err), VC_OK);
+        CHECK_INT(small.w, 51);
+        CHECK_INT(small.h, 31);
+        int bad = 0;
+        for (uint32_t y = 0; y < small.h; y++)
+            for (uint32_t x = 0; x < small.w; x++)
+                for (int c = 0; c < 3; c++)
+                    bad += px(&small, x, y)[c] != block_mean(&full, x, y, 4, c);
+        CHECK_INT(bad, 0);
+        img_release(&small);
+        /* min_side 0 or beyond the image: full size. */
+        CHECK_INT(img_decode_reduced(buf, n, NULL, 500, 0, &small, &err), VC_OK);
+        CHECK(small.w == w && small.h == h &&
+              memcmp(small.pixels, full.pixels, (size_t)w * h * 3) == 0);
+        img_release(&small);
+        img_release(&full);
+        free(buf);
+    }
+    free(rows);
+}
+
+TEST(reduced_jpeg_uses_dct_scaling)
+{
+    /* TurboJPEG's own encoder, not ours. */
+    struct img src = make_gradient(640, 480, 3);
+    tjhandle tj = tjInitCompress();
+    unsigned char *jpg = NULL;
+    unsigned long n = 0;
+    CHECK_INT(tjCompress2(tj, src.pixels, 640, 0, 480, TJPF_RGB, &jpg, &n, TJSAMP_420, 90, 0), 0);
+    tjDestroy(tj);
+    struct img small;
+    struct vc_err err;
+    /* 1/8 would give 80 x 60 < 100; 1/4 gives 160 x 120. */
+    CHECK_INT(img_decode_reduced(jpg, n, NULL, 100, 0, &small, &err), VC_OK);
+    CHECK_INT(small.w, 160);
+    CHECK_INT(small.h, 120);
+    /* A smooth gradient: the scaled decode is the block mean within a few levels. */
+    CHECK(max_abs_diff(px(&small, 80, 60),
+                       (const uint8_t[]){ px(&src, 322, 242)[0], px(&src, 322, 242)[1],
+                                          px(&src, 322, 242)[2] },
+                       3) <= 6);
+    img_release(&small);
+    CHECK_INT(img_decode_reduced(jpg, n, NULL, 1, 0, &small, &err), VC_OK);
+    CHECK_INT(small.w, 80);
+    CHECK_INT(small.h, 60);
+    img_release(&small);
+    CHECK_INT(img_verify(jpg, n, NULL, &err), VC_OK);
+    tjFree(jpg);
+    img_release(&src);
+}
+
+TEST(reduced_webp_uses_the_scaler)
+{
+    struct img src = make_gradient(400, 300, 3), small;
+    uint8_t *buf;
+    size_t n;
+    struct vc_err err;
+    CHECK_INT(img_encode(&src, IMG_FORMAT_WEBP, 80, &buf, &n, &err), VC_OK);
+    CHECK_INT(img_decode_reduced(buf, n, NULL, 100, 0, &small, &err), VC_OK);
+    CHECK_INT(small.w, 134); /* k = 3: ceil(400 / 3) x 100 */
+    CHECK_INT(small.h, 100);
+    img_release(&small);
+    free(buf);
+    img_release(&src);
+}
+
+TEST(jpeg_scan_cut_with_eoi_appended_fails)
+{
+    /* A JPEG cut in the middle of its entropy-coded scan with FF D9
+     * appended: libjpeg-turbo fills the rest grey and only warns
+     * ("premature end of data segment"); that warning is a failure. */
+    struct img src = make_gradient(320, 240, 3);
+    tjhandle tj = tjInitCompress();
+    unsigned char *jpg = NULL;
+    unsigned long n = 0;
+    CHECK_INT(tjCompress2(tj, src.pixels, 320, 0, 240, TJPF_RGB, &jpg, &n, TJSAMP_420, 90, 0), 0);
+    tjDestroy(tj);
+    size_t sos = 0;
+    for (size_t i = 2; i + 1 < n; i++)
+        if (jpg[i] == 0xFF && jpg[i + 1] == 0xDA) {
+            sos = i;
+            break;
+        }
+    CHECK(sos > 0);
+    size_t cut = sos + (n - sos) / 2;
+    uint8_t *bad = malloc(cut + 2);
+    memcpy(bad, jpg, cut);
+    bad[cut] = 0xFF, bad[cut + 1] = 0xD9;
+    struct img dec;
+    struct vc_err err;
+    CHECK_INT(img_decode(bad, cut + 2, NULL, 0, &dec, &err), VC_ESAMPLE);
+    CHECK(strstr(err.msg, "premature end") != NULL);
+    CHECK_INT(img_verify(bad, cut + 2, NULL, &err), VC_ESAMPLE);
+    CHECK_INT(err.reason, VC_REASON_truncated);
+    /* Padding between the scan and EOI is the one benign warning. */
+    uint8_t *padded = malloc(n + 4);
+    memcpy(padded, jpg, n - 2);
+    memcpy(padded + n - 2, "\x00\x00\x00\x00\xFF\xD9", 6);
+    CHECK_INT(img_decode(padded, n + 4, NULL, 0, &dec, &err), VC_OK);
+    img_release(&dec);
+    free(padded);
+    free(bad);
+    tjFree(jpg);
+    img_release(&src);
+}
+
+TEST(png_bad_crc_and_idat_fail)
+{
+    uint32_t w = 64, h = 40;
+    uint8_t *rows = malloc((size_t)w * h * 3);
+    for (uint32_t i = 0; i < w * h * 3; i++)
+        rows[i] = (uint8_t)(i * 2654435761u >> 24);
+    size_t n;
+    uint8_t *buf =
+        write_png(w, h, 8, PNG_COLOR_TYPE_RGB, 0, rows, (size_t)w * 3, NULL, 0, NULL, 0, NULL, &n);
+    /* libpng's writer: IHDR at 8, then the single IDAT at 33. */
+    CHECK(memcmp(buf + 37, "IDAT", 4) == 0);
+    uint32_t len =
+        (uint32_t)buf[33] << 24 | (uint32_t)buf[34] << 16 | (uint32_t)buf[35] << 8 | buf[36];
+    struct vc_err err;
+    buf[41 + len] ^= 0xFF; /* the IDAT's CRC */
+    CHECK_INT(img_verify(buf, n, NULL, &err), VC_ESAMPLE);
+    CHECK(strstr(err.msg, "CRC") != NULL);
+    buf[41 + len] ^= 0xFF;
+    CHECK_INT(img_verify(buf, n, NULL, &err), VC_OK);
+    /* The zlib stream's Adler-32 (its last 4 bytes) damaged and the chunk
+     * CRC recomputed: every row inflates, the stream end does not check. */
+    buf[41 + len - 1] ^= 0x01;
+    uLong crc = crc32(0, buf + 37, len + 4);
+    put_be32(buf + 41 + len, (uint32_t)crc);
+    CHECK_INT(img_verify(buf, n, NULL, &err), VC_ESAMPLE);
+    CHECK_INT(err.reason, VC_REASON_decode_error);
+    free(buf);
+    free(rows);
+}
+
 #define TESTS(X)                                                                                   \
     X(sniff_and_names)                                                                             \
     X(probe_png_headers)                                                                           \
@@ -936,5 +1101,10 @@ TEST(fixture_images_match_pillow)
     X(resize_area_and_bilinear_values)                                                             \
     X(resize_modes_geometry)                                                                       \
     X(resize_preserves_flat_colour_and_mean)                                                       \
-    X(fixture_images_match_pillow)
+    X(fixture_images_match_pillow)                                                                 \
+    X(reduced_png_is_block_mean_of_full_decode)                                                    \
+    X(reduced_jpeg_uses_dct_scaling)                                                               \
+    X(reduced_webp_uses_the_scaler)                                                                \
+    X(jpeg_scan_cut_with_eoi_appended_fails)                                                       \
+    X(png_bad_crc_and_idat_fail)
 TEST_MAIN(TESTS)

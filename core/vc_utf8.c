@@ -1,0 +1,139 @@
+/* vc_utf8: decoding by table-free range checks; the shortest-form and
+ * surrogate rules are the second-byte ranges of RFC 3629's syntax (E0 A0..BF,
+ * ED 80..9F, F0 90..BF, F4 80..8F), so one pass validates and decodes. */
+#include "vc_utf8.h"
+
+#include "vc_mem.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+size_t vc_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
+{
+    unsigned c = s[0];
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    size_t len;
+    unsigned lo = 0x80, hi = 0xBF;
+    uint32_t v;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2, v = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3, v = c & 0x0F;
+        lo = c == 0xE0 ? 0xA0 : lo;
+        hi = c == 0xED ? 0x9F : hi;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4, v = c & 0x07;
+        lo = c == 0xF0 ? 0x90 : lo;
+        hi = c == 0xF4 ? 0x8F : hi;
+    } else {
+        *cp = 0xFFFD;
+        return 0;
+    }
+    if (n < len || s[1] < lo || s[1] > hi) {
+        *cp = 0xFFFD;
+        return 0;
+    }
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) {
+            *cp = 0xFFFD;
+            return 0;
+        }
+        v = (v << 6) | (s[i] & 0x3F);
+    }
+    *cp = v;
+    return len;
+}
+
+size_t vc_utf8_next(const unsigned char *s, size_t n, uint32_t *cp)
+{
+    size_t k = vc_utf8_decode(s, n, cp);
+    return k ? k : 1;
+}
+
+size_t vc_utf8_encode(uint32_t cp, char *out)
+{
+    unsigned char *o = (unsigned char *)out;
+    if (cp < 0x80) {
+        o[0] = (unsigned char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        o[0] = (unsigned char)(0xC0 | (cp >> 6));
+        o[1] = (unsigned char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        o[0] = (unsigned char)(0xE0 | (cp >> 12));
+        o[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+        o[2] = (unsigned char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    o[0] = (unsigned char)(0xF0 | (cp >> 18));
+    o[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+    o[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+    o[3] = (unsigned char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+bool vc_utf8_valid(const void *s, size_t n, size_t *bad_at)
+{
+    const unsigned char *p = s;
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        size_t k = p[i] < 0x80 ? 1 : vc_utf8_decode(p + i, n - i, &cp);
+        if (!k) {
+            if (bad_at)
+                *bad_at = i;
+            return false;
+        }
+        i += k;
+    }
+    return true;
+}
+
+char *vc_utf8_json_text(const void *s, size_t n)
+{
+    const unsigned char *p = s;
+    size_t cap;
+    /* U+FFFD is 3 bytes for each invalid byte at worst. */
+    if (!vc_mul_ok(n, 3, &cap) || !vc_add_ok(cap, 1, &cap))
+        return NULL;
+    char *out = malloc(cap), *o = out;
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        size_t k = vc_utf8_decode(p + i, n - i, &cp);
+        if (k) {
+            memcpy(o, p + i, k);
+            o += k;
+            i += k;
+        } else {
+            o += vc_utf8_encode(0xFFFD, o);
+            i++;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+char *vc_utf8_hex(const void *s, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    const unsigned char *p = s;
+    size_t cap;
+    if (!vc_mul_ok(n, 2, &cap) || !vc_add_ok(cap, 1, &cap))
+        return NULL;
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[p[i] >> 4];
+        out[2 * i + 1] = digits[p[i] & 15];
+    }
+    out[2 * n] = '\0';
+    return out;
+}

@@ -1,0 +1,35 @@
+/* vc_utf8: the project's one UTF-8 decoder and validator (RFC 3629: no
+ * overlong forms, no surrogates, nothing above U+10FFFF), and the escapes
+ * that make arbitrary bytes safe inside the JSON we write.
+ *
+ * Every JSON file the tool writes must be valid UTF-8, while member names,
+ * paths and keys arrive as raw bytes: vc_utf8_json_text gives the readable
+ * form and vc_utf8_hex the exact bytes for a separate field, so nothing is
+ * lost and no reader chokes. */
+#ifndef VC_CORE_VC_UTF8_H
+#define VC_CORE_VC_UTF8_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The code point at s (n > 0 bytes available) into *cp; returns the length
+ * of its valid sequence (1..4), or 0 when the bytes at s are not valid
+ * UTF-8 (then *cp = U+FFFD and the caller skips one byte). */
+size_t vc_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
+/* The same for scanning text: returns 1 with *cp = U+FFFD on an invalid
+ * byte, so a loop `i += vc_utf8_next(...)` always advances. */
+size_t vc_utf8_next(const unsigned char *s, size_t n, uint32_t *cp);
+/* Writes cp (<= U+10FFFF, not a surrogate) as 1..4 bytes; returns the count. */
+size_t vc_utf8_encode(uint32_t cp, char *out);
+/* Whether s[0..n) is valid UTF-8; *bad_at (may be NULL) gets the offset of
+ * the first invalid byte. */
+bool vc_utf8_valid(const void *s, size_t n, size_t *bad_at);
+
+/* A NUL-terminated copy of s[0..n) that is valid UTF-8: valid sequences
+ * kept, each invalid byte replaced by U+FFFD.  Owned (free); NULL on OOM. */
+char *vc_utf8_json_text(const void *s, size_t n);
+/* Lower-case hex of s[0..n), NUL-terminated.  Owned (free); NULL on OOM. */
+char *vc_utf8_hex(const void *s, size_t n);
+
+#endif
