@@ -69,7 +69,9 @@ enum vc_status {
     X(bad_url, 41)                                                                                 \
     X(network_error, 42)                                                                           \
     X(engine_error, 43)                                                                            \
-    X(too_long, 44)
+    X(too_long, 44)                                                                                \
+    X(bad_member_name, 45)                                                                         \
+    X(not_regular_file, 46)
 
 enum vc_reason {
 #define VC_REASON_ENUM_(name, code) VC_REASON_##name = code,

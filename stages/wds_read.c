@@ -24,6 +24,22 @@
  * network file system is read in few round trips. */
 enum { WDS_READ_BLOCK = 64 * 1024 };
 
+/* A member no sample can hold (webdataset's reader ignores it: no key or
+ * no field in its name, a name too long, top-level shard metadata), kept
+ * until it can be returned as an error entry of its own.  The name is cut
+ * to what a ledger line should carry. */
+enum { WDS_ORPHAN_NAME = 200 };
+struct wds_orphan {
+    char name[WDS_ORPHAN_NAME + 4]; /* "..." appended when cut */
+    size_t name_len;                /* of the full name */
+    enum vc_reason reason;
+    const char *why; /* static */
+};
+/* Orphans met while one sample is being assembled wait here; a hostile
+ * shard with more than this many in a row ends the sample early instead of
+ * growing the queue. */
+enum { WDS_MAX_ORPHANS = 1024 };
+
 struct wds_reader {
     struct archive *a;
     char *path; /* owned; what s->src_file points to */
@@ -36,6 +52,10 @@ struct wds_reader {
     size_t pending_cap;
     struct wds_member_name pending;
     int64_t pending_size;
+    const char *pending_irregular; /* "symbolic link", ...: not a regular file */
+
+    struct wds_orphan *orphans; /* owned: a FIFO of n_orphans from orphan_head */
+    size_t n_orphans, orphan_head;
 
     char *cur_key; /* owned; the key of the sample being assembled */
     size_t cur_cap;
@@ -45,20 +65,34 @@ struct wds_reader {
     char broken_msg[256];
 };
 
-bool wds_member_split(const char *name, struct wds_member_name *out)
+/* Why webdataset's reader ignores a member name; NULL when it keys it. */
+static const char *unkeyed_why(const char *name)
 {
     while (name[0] == '.' && name[1] == '/')
         name += 2;
-    size_t len = strlen(name);
-    /* webdataset keeps top-level "__name__" files as shard metadata, not samples. */
-    if (!strchr(name, '/') && len >= 4 && strncmp(name, "__", 2) == 0 &&
-        strcmp(name + len - 2, "__") == 0)
-        return false;
     const char *slash = strrchr(name, '/');
     const char *last = slash ? slash + 1 : name;
     const char *dot = strchr(last, '.');
-    if (!dot || dot == last || dot[1] == '\0')
+    if (!slash && strlen(name) >= 4 && strncmp(name, "__", 2) == 0 &&
+        strcmp(name + strlen(name) - 2, "__") == 0)
+        return "a top-level __name__ member is shard metadata, not a sample";
+    if (!dot)
+        return "no extension: the name has no field";
+    if (dot == last)
+        return "the basename starts with a dot: the name has no key";
+    if (dot[1] == '\0')
+        return "nothing after the dot: the name has no field";
+    return NULL;
+}
+
+bool wds_member_split(const char *name, struct wds_member_name *out)
+{
+    if (unkeyed_why(name))
         return false;
+    while (name[0] == '.' && name[1] == '/')
+        name += 2;
+    const char *slash = strrchr(name, '/');
+    const char *dot = strchr(slash ? slash + 1 : name, '.');
     out->key = name;
     out->key_len = (size_t)(dot - name);
     out->ext = dot + 1;
@@ -104,11 +138,59 @@ static enum vc_status mark_broken(struct wds_reader *r, struct vc_err *err, cons
     return vc_err_set(err, VC_ESHARD, VC_REASON_corrupt_archive, "%s: %s", r->path, r->broken_msg);
 }
 
+/* What a member that is not a regular file is, for messages; NULL for a
+ * regular file.  libarchive gives hard links the type of their target. */
+static const char *irregular_kind(struct archive_entry *e)
+{
+    if (archive_entry_hardlink(e))
+        return "hard link";
+    switch (archive_entry_filetype(e)) {
+    case AE_IFREG:
+        return NULL;
+    case AE_IFLNK:
+        return "symbolic link";
+    case AE_IFIFO:
+        return "FIFO";
+    case AE_IFCHR:
+        return "character device";
+    case AE_IFBLK:
+        return "block device";
+    case AE_IFSOCK:
+        return "socket";
+    default:
+        return "special file";
+    }
+}
+
+static void orphan_add(struct wds_reader *r, const char *name, enum vc_reason reason,
+                       const char *why)
+{
+    struct wds_orphan *o = &r->orphans[(r->orphan_head + r->n_orphans++) % WDS_MAX_ORPHANS];
+    size_t n = name ? strlen(name) : 0;
+    o->name_len = n;
+    o->reason = reason;
+    o->why = why;
+    if (n > WDS_ORPHAN_NAME) {
+        /* Cut on a UTF-8 boundary so the ledger's escaping sees whole
+         * characters. */
+        size_t cut = WDS_ORPHAN_NAME;
+        while (cut > 0 && ((unsigned char)name[cut] & 0xC0) == 0x80)
+            cut--;
+        memcpy(o->name, name, cut);
+        memcpy(o->name + cut, "...", 4);
+    } else {
+        memcpy(o->name, name ? name : "", n + 1);
+    }
+}
+
 /* Reads headers until the next member that can belong to a sample.  VC_OK
- * with have_pending set, VC_EOF, or VC_ESHARD (r->broken set). */
+ * with have_pending set, VC_OK without it when the orphan queue is full
+ * (the caller ends its sample and drains the queue), VC_EOF, or VC_ESHARD
+ * (r->broken set).  Directories are skipped (they hold no data); every
+ * other member that cannot be keyed becomes an orphan. */
 static enum vc_status fetch_member(struct wds_reader *r, struct vc_err *err)
 {
-    for (;;) {
+    while (r->n_orphans < WDS_MAX_ORPHANS) {
         struct archive_entry *e;
         int rc = archive_read_next_header(r->a, &e);
         if (rc == ARCHIVE_EOF) {
@@ -121,23 +203,63 @@ static enum vc_status fetch_member(struct wds_reader *r, struct vc_err *err)
         if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN)
             return mark_broken(r, err, "bad member header");
         const char *name = archive_entry_pathname(e);
-        bool regular = archive_entry_filetype(e) == AE_IFREG && !archive_entry_hardlink(e) &&
-                       !archive_entry_symlink(e);
-        size_t name_len = name ? strlen(name) : 0;
-        if (!regular || !name || name_len > WDS_MAX_NAME_BYTES) {
+        if (archive_entry_filetype(e) == AE_IFDIR && !archive_entry_hardlink(e)) {
             r->n_skipped++;
+            continue;
+        }
+        const char *irregular = irregular_kind(e);
+        size_t name_len = name ? strlen(name) : 0;
+        if (!name || name_len == 0) {
+            orphan_add(r, name, VC_REASON_bad_member_name, "the member has no name");
+            continue;
+        }
+        if (name_len > WDS_MAX_NAME_BYTES) {
+            orphan_add(r, name, VC_REASON_bad_member_name, "the name is over 4096 bytes");
+            continue;
+        }
+        const char *why = unkeyed_why(name);
+        if (why) {
+            orphan_add(r, name, irregular ? VC_REASON_not_regular_file : VC_REASON_bad_member_name,
+                       irregular ? irregular : why);
             continue;
         }
         if (!set_str(&r->pending_name, &r->pending_cap, name, name_len))
             return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "no memory for a name");
-        if (!wds_member_split(r->pending_name, &r->pending)) {
-            r->n_skipped++;
-            continue;
-        }
+        wds_member_split(r->pending_name, &r->pending);
         r->pending_size = archive_entry_size_is_set(e) ? archive_entry_size(e) : 0;
+        r->pending_irregular = irregular;
         r->have_pending = true;
         return VC_OK;
     }
+    return VC_OK;
+}
+
+/* The oldest orphan as an error entry of its own: VC_ESAMPLE with its
+ * name as the key and the next sample ordinal as its index. */
+static enum vc_status orphan_next(struct wds_reader *r, struct sample *s, struct vc_err *err)
+{
+    const struct wds_orphan *o = &r->orphans[r->orphan_head];
+    r->orphan_head = (r->orphan_head + 1) % WDS_MAX_ORPHANS;
+    r->n_orphans--;
+    s->src_file = r->path;
+    s->src_index = r->n_samples++;
+    char *orig = arena_strdup(s->arena, o->name);
+    char *key = arena_alloc(s->arena, strlen(o->name) + 2);
+    if (orig && key) {
+        sample_key_sanitize(orig, key, strlen(o->name) + 2);
+        s->orig_key = orig;
+        s->key = key;
+    } else {
+        s->orig_key = "";
+        s->key = "_";
+    }
+    if (o->reason == VC_REASON_not_regular_file)
+        return vc_err_set(err, VC_ESAMPLE, o->reason,
+                          "%s: member of %zu-byte name is a %s, not a regular file", r->path,
+                          o->name_len, o->why);
+    return vc_err_set(err, VC_ESAMPLE, o->reason,
+                      "%s: member of %zu-byte name skipped, as webdataset skips it: %s", r->path,
+                      o->name_len, o->why);
 }
 
 static enum vc_status reader_start(struct wds_reader *r, struct wds_reader **out,
@@ -180,6 +302,12 @@ static struct wds_reader *reader_new(const char *name, const struct wds_read_lim
     }
     if (limits)
         r->limits = *limits;
+    r->orphans = calloc(WDS_MAX_ORPHANS, sizeof *r->orphans);
+    if (!r->orphans) {
+        wds_reader_close(r);
+        vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "no memory to open '%s'", name);
+        return NULL;
+    }
     return r;
 }
 
@@ -263,6 +391,9 @@ static enum vc_status take_member(struct wds_reader *r, struct sample *s, bool s
     enum vc_status st = VC_OK;
     if (skip)
         st = VC_ESAMPLE;
+    else if (r->pending_irregular)
+        st = vc_err_set(why, VC_ESAMPLE, VC_REASON_not_regular_file,
+                        "member '%s' is a %s, not a regular file", name, r->pending_irregular);
     else if (wds_member_unsafe(name))
         st = vc_err_set(why, VC_ESAMPLE, VC_REASON_unsafe_path, "unsafe member name '%s'", name);
     else if (r->pending_size < 0 || (uint64_t)r->pending_size > r->limits.max_entry_bytes)
@@ -310,6 +441,8 @@ static enum vc_status take_member(struct wds_reader *r, struct sample *s, bool s
 
 enum vc_status wds_reader_next(struct wds_reader *r, struct sample *s, struct vc_err *err)
 {
+    if (r->n_orphans)
+        return orphan_next(r, s, err);
     if (r->broken)
         return vc_err_set(err, VC_ESHARD, VC_REASON_corrupt_archive, "%s: %s", r->path,
                           r->broken_msg);
@@ -322,13 +455,13 @@ enum vc_status wds_reader_next(struct wds_reader *r, struct sample *s, struct vc
     for (;;) {
         if (!r->have_pending) {
             enum vc_status st = fetch_member(r, err);
-            if (st == VC_EOF)
+            if (st == VC_EOF || (st == VC_OK && !r->have_pending))
                 break;
             if (st == VC_EFATAL)
                 return st;
             if (st < 0) {
-                if (!started)
-                    return st;
+                if (!started) /* orphans met before the damage come first */
+                    return r->n_orphans ? orphan_next(r, s, err) : st;
                 return vc_err_set(err, VC_ESAMPLE, VC_REASON_corrupt_archive,
                                   "%s: sample '%s' cut short: %s", r->path, s->orig_key,
                                   r->broken_msg);
@@ -366,7 +499,7 @@ enum vc_status wds_reader_next(struct wds_reader *r, struct sample *s, struct vc
             poison(&sample_st, &first, &why);
     }
     if (!started)
-        return VC_EOF;
+        return r->n_orphans ? orphan_next(r, s, err) : VC_EOF;
     if (sample_st != VC_OK) {
         if (err)
             *err = first;
@@ -389,5 +522,6 @@ void wds_reader_close(struct wds_reader *r)
     free(r->path);
     free(r->pending_name);
     free(r->cur_key);
+    free(r->orphans);
     free(r);
 }

@@ -4,9 +4,14 @@
  * each member is read straight into the caller's sample arena, so the arena
  * cap bounds a sample and nothing bounds it by the shard size.
  *
- * Hostile input: member names that are absolute or contain a ".." component
- * make that sample an error (unsafe_path); symlinks, hard links, devices and
- * directories are skipped and counted, never followed; a member larger than
+ * Every member is accounted for.  Member names that are absolute or contain
+ * a ".." component make their sample an error (unsafe_path); symlinks, hard
+ * links, FIFOs and devices make their sample an error (not_regular_file),
+ * never followed; a member webdataset cannot key (no extension, a basename
+ * starting with a dot, nothing after the dot, a top-level "__name__", a
+ * name over WDS_MAX_NAME_BYTES) comes back as an error entry of its own
+ * (bad_member_name) after the sample it was met in; only directories are
+ * skipped (they hold no data) and counted; a member larger than
  * limits.max_entry_bytes is an error for its sample (the bytes are skipped,
  * not read); a corrupt archive ends the shard with VC_ESHARD after the
  * samples read so far.  Nothing here ever creates a file: members are bytes
@@ -29,7 +34,7 @@ struct wds_read_limits {
  * enough that a worker per core fits in a few GiB. */
 #define WDS_DEFAULT_MAX_ENTRY_BYTES (256ull << 20)
 /* Member names longer than PATH_MAX are not file names any tool could have
- * written; such members are skipped (and counted) rather than keyed. */
+ * written; such members are error entries (bad_member_name), never keys. */
 #define WDS_MAX_NAME_BYTES 4096
 
 struct wds_reader;
@@ -53,6 +58,9 @@ enum vc_status wds_reader_open_mem(const void *data, size_t size, const char *na
  * the member name, lower-cased as webdataset does.  s->src_file is the shard
  * path (borrowed until close), s->src_index the sample ordinal from 0.
  * Members with the same key that are not adjacent make separate samples.
+ * A member that cannot be keyed is returned as VC_ESAMPLE bad_member_name
+ * (or not_regular_file) with its name, cut to 200 bytes, as s->orig_key
+ * and a sample ordinal of its own.
  * Returns VC_OK, VC_EOF at the end, VC_ESAMPLE when this sample is bad
  * (s->orig_key and s->src_index are still set so it can be recorded, the
  * fields may be partial; call again for the next one), or VC_ESHARD when the
@@ -61,9 +69,8 @@ enum vc_status wds_reader_open_mem(const void *data, size_t size, const char *na
  * returns VC_ESHARD, as does every later call. */
 enum vc_status wds_reader_next(struct wds_reader *r, struct sample *s, struct vc_err *err);
 
-/* Members skipped: not regular files, or names webdataset ignores (no key
- * or no extension, top-level "__meta__" files, names over
- * WDS_MAX_NAME_BYTES). */
+/* Members skipped: directories (every other member reaches a sample or an
+ * error entry). */
 uint64_t wds_reader_skipped(const struct wds_reader *r);
 void wds_reader_close(struct wds_reader *r);
 

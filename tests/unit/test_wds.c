@@ -829,7 +829,7 @@ TEST(hostile_names)
     CHECK(!wds_member_unsafe("...txt"));
 }
 
-TEST(links_and_dirs_skipped)
+TEST(links_and_devices_are_errors_dirs_skipped)
 {
     struct rawtar t = { 0 };
     raw_member(&t, "d/", '5', NULL, "", 0, 0);
@@ -839,15 +839,25 @@ TEST(links_and_dirs_skipped)
     raw_member(&t, "x.dev", '3', NULL, "", 0, 0);
     raw_member(&t, "x.fifo", '6', NULL, "", 0, 0);
     raw_file(&t, "x.cls", "7");
+    raw_member(&t, "y.jpg", '2', "/etc/passwd", "", 0, 0);
+    raw_member(&t, "y.png", '4', NULL, "", 0, 0);
+    raw_member(&t, "lonely", '6', NULL, "", 0, 0);
+    raw_file(&t, "z.txt", "z");
     raw_end(&t);
     struct arena *arena = arena_new(1 << 20);
-    struct got g[4];
+    struct got g[6];
     uint64_t skipped = 0;
-    CHECK_INT(read_all(&t, NULL, arena, g, 4, &skipped), 2);
-    /* Skipped members do not split a sample. */
-    check_got(&g[0], VC_OK, VC_REASON_none, "x", "txt=text cls=7");
-    check_got(&g[1], VC_EOF, VC_REASON_none, NULL, NULL);
-    CHECK_INT(skipped, 5);
+    CHECK_INT(read_all(&t, NULL, arena, g, 6, &skipped), 5);
+    /* Links and devices belong to their sample, which they make an error
+     * (the first one named); they never end a sample. */
+    check_got(&g[0], VC_ESAMPLE, VC_REASON_not_regular_file, "x", NULL);
+    /* A sample made of links only still comes out, as an error. */
+    check_got(&g[1], VC_ESAMPLE, VC_REASON_not_regular_file, "y", NULL);
+    /* A FIFO without a key: an entry of its own. */
+    check_got(&g[2], VC_ESAMPLE, VC_REASON_not_regular_file, "lonely", "");
+    check_got(&g[3], VC_OK, VC_REASON_none, "z", "txt=z");
+    check_got(&g[4], VC_EOF, VC_REASON_none, NULL, NULL);
+    CHECK_INT(skipped, 1); /* the directory: it holds no data */
     free(t.buf);
     arena_free(arena);
 }
@@ -867,19 +877,23 @@ TEST(foreign_names)
     raw_file(&t, "c.txt", "c");
     raw_end(&t);
     struct arena *arena = arena_new(1 << 20);
-    struct got g[8];
+    struct got g[10];
     uint64_t skipped = 0;
-    CHECK_INT(read_all(&t, NULL, arena, g, 8, &skipped), 6);
+    CHECK_INT(read_all(&t, NULL, arena, g, 10, &skipped), 8);
     check_got(&g[0], VC_OK, VC_REASON_none, "a", "jpg=J txt=T");
     check_got(&g[1], VC_OK, VC_REASON_none, "dir/img 1", "jpg=D seg.png=S");
     CHECK_STR(g[1].key, "dir_img_1");
+    /* Members webdataset ignores are entries of their own, after the
+     * sample they were met in. */
+    check_got(&g[2], VC_ESAMPLE, VC_REASON_bad_member_name, "__key__", "");
+    check_got(&g[3], VC_ESAMPLE, VC_REASON_bad_member_name, "README", "");
     /* The same key again, not adjacent: a sample of its own. */
-    check_got(&g[2], VC_OK, VC_REASON_none, "a", "jpg=again");
+    check_got(&g[4], VC_OK, VC_REASON_none, "a", "jpg=again");
     /* Extensions are lower-cased as webdataset does, so this is "jpg" twice. */
-    check_got(&g[3], VC_ESAMPLE, VC_REASON_too_many_fields, "b", NULL);
-    check_got(&g[4], VC_OK, VC_REASON_none, "c", "txt=c");
-    check_got(&g[5], VC_EOF, VC_REASON_none, NULL, NULL);
-    CHECK_INT(skipped, 2);
+    check_got(&g[5], VC_ESAMPLE, VC_REASON_too_many_fields, "b", NULL);
+    check_got(&g[6], VC_OK, VC_REASON_none, "c", "txt=c");
+    check_got(&g[7], VC_EOF, VC_REASON_none, NULL, NULL);
+    CHECK_INT(skipped, 0);
     free(t.buf);
     arena_free(arena);
 
@@ -1237,7 +1251,7 @@ TEST(inspect_problems)
     X(writer_rejects)                                                                              \
     X(abort_and_empty)                                                                             \
     X(hostile_names)                                                                               \
-    X(links_and_dirs_skipped)                                                                      \
+    X(links_and_devices_are_errors_dirs_skipped)                                                   \
     X(foreign_names)                                                                               \
     X(gnu_tar_of_a_folder)                                                                         \
     X(truncated_archives)                                                                          \
