@@ -143,16 +143,52 @@ struct cJSON *sample_meta(struct sample *s)
     return s->meta;
 }
 
+static bool key_char_kept(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
+}
+
+/* The bytes `c` becomes in a key: itself, "%XX", or "_". */
+static size_t key_char_width(unsigned char c)
+{
+    return key_char_kept(c) ? 1 : c >= 0x80 || c == '%' ? 3 : 1;
+}
+
 size_t sample_key_sanitize(const char *in, char *out, size_t out_cap)
 {
+    static const char hex[] = "0123456789ABCDEF";
     if (out_cap == 0)
         return 0;
-    size_t n = 0;
-    for (; in[n] && n + 1 < out_cap; n++) {
-        unsigned char c = (unsigned char)in[n];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '_' || c == '-';
-        out[n] = ok ? (char)c : '_';
+    size_t room = out_cap - 1, full = 0;
+    for (const unsigned char *p = (const unsigned char *)in; *p; p++)
+        full += key_char_width(*p);
+    /* Cut keys end in "-" and 8 hex digits of a hash of the whole key, so
+     * long keys that share a beginning stay apart. */
+    bool cut = full > room && room > SAMPLE_KEY_HASH_LEN;
+    size_t limit = cut ? room - SAMPLE_KEY_HASH_LEN : room, n = 0;
+    for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
+        /* A character's bytes go together: a cut never splits one. */
+        size_t w = key_char_width(*p), whole = w;
+        for (const unsigned char *q = p + 1; *p >= 0xC0 && (*q & 0xC0) == 0x80; q++)
+            whole += 3;
+        if (n + whole > limit)
+            break;
+        if (w == 3) {
+            out[n++] = '%';
+            out[n++] = hex[*p >> 4];
+            out[n++] = hex[*p & 15];
+        } else {
+            out[n++] = key_char_kept(*p) ? (char)*p : '_';
+        }
+    }
+    if (cut) {
+        uint32_t h = 2166136261u; /* FNV-1a */
+        for (const unsigned char *p = (const unsigned char *)in; *p; p++)
+            h = (h ^ *p) * 16777619u;
+        out[n++] = '-';
+        for (int i = 7; i >= 0; i--)
+            out[n++] = hex[(h >> (4 * i)) & 15];
     }
     if (n == 0 && out_cap > 1)
         out[n++] = '_';

@@ -25,7 +25,7 @@ struct sample_field {
 };
 
 struct sample {
-    const char *key;             /* output key: [A-Za-z0-9_-]+, no dots; arena */
+    const char *key;             /* output key: [A-Za-z0-9_%-]+, no dots; arena */
     const char *orig_key;        /* the key as the source spelled it; arena */
     const char *source;          /* source name from the spec; borrowed for the run */
     const char *src_file;        /* input file the sample came from; borrowed for the task */
@@ -74,13 +74,20 @@ struct sample_field *sample_main_text(const struct sample *s);
 /* The metadata object, created on first use; NULL only on OOM. */
 struct cJSON *sample_meta(struct sample *s);
 
-/* A webdataset-safe key (ASCII letters, digits, '_' and '-' only; '.', '/'
- * and everything else become '_'), truncated to out_cap - 1 bytes.  An
- * empty input yields "_".  Returns the length written. */
+/* A webdataset-safe output key.  ASCII letters, digits, '_' and '-' are
+ * kept; each byte of a non-ASCII character, and '%', is percent-encoded
+ * ("猫" -> "%E7%8C%AB"), so keys in any script stay distinct and can be
+ * decoded back; other ASCII ('.', '/', ' ', ...) becomes '_' (the key as
+ * the source spelled it is kept in the json).  A key that does not fit
+ * out_cap - 1 bytes is cut, never inside a character, and ends in "-" plus 8
+ * hex digits of a hash of the whole input (when out_cap leaves room for
+ * them).  An empty input yields "_".  Returns the length written. */
 size_t sample_key_sanitize(const char *in, char *out, size_t out_cap);
 
 /* Limits on one sample, so a hostile shard cannot make us allocate without
  * bound.  A field this many or more is more likely an attack than data. */
 enum { SAMPLE_MAX_FIELDS = 256 };
+/* "-" and 8 hex digits closing a key that had to be cut. */
+enum { SAMPLE_KEY_HASH_LEN = 9 };
 
 #endif

@@ -914,7 +914,8 @@ static enum vc_status write_corrupt_shard(struct demo_gen *g, uint32_t shard,
 
 /* Member names a hostile or careless archiver produces.  Each unsafe
  * sample has a caption too, so it is a whole sample to account for; the
- * symlink is no sample at all and must simply be skipped. */
+ * symlink is a sample of its own (key "link") that must end as an error,
+ * never followed. */
 static enum vc_status write_hostile_shard(struct demo_gen *g, uint32_t shard,
                                           struct demo_item *items, struct vc_err *err)
 {
@@ -935,6 +936,10 @@ static enum vc_status write_hostile_shard(struct demo_gen *g, uint32_t shard,
     enum vc_status rc = write_items(g, &t, rel, items, 3, NULL, err);
     if (rc >= 0)
         rc = tar_add(&t, "link.jpg", NULL, 0, "/etc/passwd", NULL, err);
+    if (rc >= 0) {
+        g->sum->n_wds_samples++;
+        rc = add_defect(g, "web", rel, "link", -1, "symlink_member", err);
+    }
     if (rc >= 0)
         rc = write_items(g, &t, rel, items + 3, N - 3, NULL, err);
     VC_TRY(shard_end(&t, path, rc, err));

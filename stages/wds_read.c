@@ -244,9 +244,9 @@ static enum vc_status orphan_next(struct wds_reader *r, struct sample *s, struct
     s->src_file = r->path;
     s->src_index = r->n_samples++;
     char *orig = arena_strdup(s->arena, o->name);
-    char *key = arena_alloc(s->arena, strlen(o->name) + 2);
+    char *key = arena_alloc(s->arena, 3 * strlen(o->name) + 2);
     if (orig && key) {
-        sample_key_sanitize(orig, key, strlen(o->name) + 2);
+        sample_key_sanitize(orig, key, 3 * strlen(o->name) + 2);
         s->orig_key = orig;
         s->key = key;
     } else {
@@ -479,14 +479,14 @@ enum vc_status wds_reader_next(struct wds_reader *r, struct sample *s, struct vc
             s->src_index = r->n_samples;
             r->n_samples++;
             char *orig = arena_strdup(s->arena, r->cur_key);
-            char *key = arena_alloc(s->arena, m->key_len + 2);
+            char *key = arena_alloc(s->arena, 3 * m->key_len + 2);
             if (!orig || !key) {
                 s->orig_key = "";
                 s->key = "_";
                 vc_err_set(&why, VC_ESAMPLE, VC_REASON_mem_cap, "per-sample memory cap reached");
                 poison(&sample_st, &first, &why);
             } else {
-                sample_key_sanitize(orig, key, m->key_len + 2);
+                sample_key_sanitize(orig, key, 3 * m->key_len + 2);
                 s->orig_key = orig;
                 s->key = key;
             }

@@ -251,9 +251,9 @@ static enum vc_status check_sample(const struct sample *s, struct vc_err *err)
     if (kn == 0)
         return vc_err_set(err, VC_ESAMPLE, VC_REASON_unsafe_path, "empty sample key");
     for (size_t i = 0; i < kn; i++)
-        if (!key_char_ok(key[i]))
+        if (!key_char_ok(key[i]) && key[i] != '%') /* '%': sample_key_sanitize's escapes */
             return vc_err_set(err, VC_ESAMPLE, VC_REASON_unsafe_path,
-                              "key '%s' holds a character other than [A-Za-z0-9_-]", key);
+                              "key '%s' holds a character other than [A-Za-z0-9_%%-]", key);
     if (s->n_fields == 0)
         return vc_err_set(err, VC_ESAMPLE, VC_REASON_missing_field, "sample '%s' has no fields",
                           key);

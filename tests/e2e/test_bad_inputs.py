@@ -36,6 +36,7 @@ EXPECT = {
     "repeated_extension": ("error", {"too_many_fields"}),
     "missing_image": ("error", {"missing_image"}),
     "empty_image": ("error", {"truncated", "decode_error", "unsupported_format"}),
+    "symlink_member": ("error", {"not_regular_file"}),
 }
 
 led = pe.ledger(out)
@@ -85,8 +86,10 @@ for p in pe.shards(out, "demo"):
 vctest.expect(found, "the document with a missing image is written, its json records the "
               "dropped image %s as missing_image" % docs_defects[0]["key"])
 
-# The symlink in the hostile shard is no sample: never written, never keyed.
-vctest.expect(not any(e.get("key") == "link" for e in led), "the symlink member is skipped")
+# The symlink in the hostile shard is never followed or written: an error line.
+links = [e for e in led if e.get("key") == "link"]
+vctest.expect(len(links) == 1 and links[0]["state"] == "error" and
+              links[0]["reason"] == "not_regular_file", "the symlink member is an error line")
 
 # Accounting: one ledger line per input sample, totals that add up.
 tot = pe.run_json(out)["totals"]

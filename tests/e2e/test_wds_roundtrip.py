@@ -92,7 +92,7 @@ def check_shard(path):
         if len(name.encode()) > 100 or not name.isascii():
             raise SystemExit("FAILED: member name %r is not ASCII of <= 100 bytes" % name)
         key, dot, ext = name.partition(".")
-        if not re.fullmatch(r"[A-Za-z0-9_-]+", key) or not ext:
+        if not re.fullmatch(r"[A-Za-z0-9_%-]+", key) or not ext:
             raise SystemExit("FAILED: key %r of %r is not a dot-free webdataset key" % (key, name))
         if not samples or samples[-1][0] != key:
             if key in seen:
@@ -144,8 +144,7 @@ for (shard, key), fields in out_samples.items():
             if meta.get(k) != v:
                 raise SystemExit("FAILED: web %s: input json %s=%r became %r" %
                                  (orig, k, v, meta.get(k)))
-        if key != re.sub(r"[^A-Za-z0-9_-]", "_", orig) and \
-                not key.startswith(re.sub(r"[^A-Za-z0-9_-]", "_", orig)):
+        if key != pe.expected_key(orig) and not key.startswith(pe.expected_key(orig)):
             raise SystemExit("FAILED: key %s is not the sanitised %s" % (key, orig))
     elif src == "pairs":
         row = pairs_in.get(orig)

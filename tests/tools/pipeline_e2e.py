@@ -154,6 +154,22 @@ def main_image(fields):
     return None, None
 
 
+def expected_key(orig):
+    """The output key README's "Keys" promises for a source key (before any
+    cut or _N suffix): ASCII letters, digits, _ and - kept, other ASCII to
+    _, the UTF-8 bytes of anything else (and %) percent-encoded."""
+    out = []
+    for b in orig.encode("utf-8", "surrogateescape"):
+        c = chr(b)
+        if b < 0x80 and (c.isalnum() or c in "_-"):
+            out.append(c)
+        elif b >= 0x80 or c == "%":
+            out.append("%%%02X" % b)
+        else:
+            out.append("_")
+    return "".join(out) or "_"
+
+
 def totals_add_up(tot):
     return tot["input"] == tot["written"] + tot["rejected"] + tot["duplicate"] + tot["error"]
 

@@ -94,13 +94,27 @@ TEST(image_fields_by_webdataset_rule)
 
 TEST(key_sanitize)
 {
-    char out[16];
-    CHECK_INT(sample_key_sanitize("a.b/c d-é", out, sizeof out), 10);
-    CHECK_STR(out, "a_b_c_d-__");
+    char out[64];
+    /* ASCII punctuation to '_'; each byte of a non-ASCII character, and
+     * '%' itself, percent-encoded (é is C3 A9). */
+    CHECK_INT(sample_key_sanitize("a.b/c d-é%", out, sizeof out), 17);
+    CHECK_STR(out, "a_b_c_d-%C3%A9%25");
     sample_key_sanitize("", out, sizeof out);
     CHECK_STR(out, "_");
+    /* Too small for the hash: a plain cut. */
     sample_key_sanitize("0123456789abcdefghij", out, 8);
     CHECK_STR(out, "0123456");
+    /* Cut to 31 bytes: 22 for whole characters (2 of 3 bytes each, never a
+     * broken one), "-" and the FNV-1a hash of the whole UTF-8 key,
+     * computed with Python. */
+    sample_key_sanitize("猫の写真", out, 32);
+    CHECK_STR(out, "%E7%8C%AB%E3%81%AE-E546B279");
+    /* Non-Latin keys no longer collapse into the same run of '_'. */
+    char other[64];
+    sample_key_sanitize("犬の写真", other, 64);
+    sample_key_sanitize("猫の写真", out, 64);
+    CHECK(strcmp(out, other) != 0);
+    CHECK_STR(out, "%E7%8C%AB%E3%81%AE%E5%86%99%E7%9C%9F");
 }
 
 #define TESTS(X)                                                                                   \
