@@ -5,6 +5,8 @@
 
 #include "vc_mem.h"
 
+#include <cjson/cJSON.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -136,4 +138,29 @@ char *vc_utf8_hex(const void *s, size_t n)
     }
     out[2 * n] = '\0';
     return out;
+}
+
+bool vc_utf8_json_add(cJSON *obj, const char *name, const char *s)
+{
+    size_t n = strlen(s);
+    if (vc_utf8_valid(s, n, NULL))
+        return cJSON_AddStringToObject(obj, name, s) != NULL;
+    char *text = vc_utf8_json_text(s, n), *hex = vc_utf8_hex(s, n);
+    char hex_name[128];
+    snprintf(hex_name, sizeof hex_name, "%s_hex", name);
+    bool ok = text && hex && cJSON_AddStringToObject(obj, name, text) &&
+              cJSON_AddStringToObject(obj, hex_name, hex);
+    free(text);
+    free(hex);
+    return ok;
+}
+
+char *vc_utf8_json_print(const cJSON *doc, bool pretty)
+{
+    char *text = pretty ? cJSON_Print(doc) : cJSON_PrintUnformatted(doc);
+    if (!text || vc_utf8_valid(text, strlen(text), NULL))
+        return text;
+    char *fixed = vc_utf8_json_text(text, strlen(text));
+    free(text);
+    return fixed;
 }

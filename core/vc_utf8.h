@@ -32,4 +32,15 @@ char *vc_utf8_json_text(const void *s, size_t n);
 /* Lower-case hex of s[0..n), NUL-terminated.  Owned (free); NULL on OOM. */
 char *vc_utf8_hex(const void *s, size_t n);
 
+struct cJSON;
+/* Adds `name`: s to the object as valid UTF-8 (vc_utf8_json_text) and, only
+ * when s is not valid UTF-8, `name`_hex: its exact bytes (vc_utf8_hex), so
+ * the original can be rebuilt.  false on OOM. */
+bool vc_utf8_json_add(struct cJSON *obj, const char *name, const char *s);
+/* cJSON_Print (pretty) or cJSON_PrintUnformatted of `doc`, with any byte
+ * that is not valid UTF-8 replaced by U+FFFD: the last guard before a JSON
+ * file is written, for strings that no field-level escape has seen (a
+ * message quoting a file name, a spec string).  Owned (free); NULL on OOM. */
+char *vc_utf8_json_print(const struct cJSON *doc, bool pretty);
+
 #endif

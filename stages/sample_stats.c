@@ -228,15 +228,30 @@ enum vc_status sample_stats_read_ledger(const char *path, struct stats *st, stru
     return rc;
 }
 
+/* The source a shard we wrote names in its json ("vlmcurate": {"source"}),
+ * copied into buf; NULL for shards of other writers. */
+static const char *written_source(const struct sample *s, char *buf, size_t cap)
+{
+    const struct sample_field *jf = sample_field_get(s, "json");
+    cJSON *j = jf ? cJSON_ParseWithLength((const char *)jf->data, jf->size) : NULL;
+    const cJSON *own = cJSON_GetObjectItemCaseSensitive(j, "vlmcurate");
+    const char *src = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(own, "source"));
+    if (src)
+        snprintf(buf, cap, "%s", src);
+    cJSON_Delete(j);
+    return src ? buf : NULL;
+}
+
 enum vc_status sample_stats_observe(struct stats *st, const struct sample *s,
                                     const struct sample_stats_opts *opts, struct vc_err *err)
 {
-    char source_group[160];
+    char source_group[160], from_json[128];
     struct groups g = { { "all", NULL }, 1 };
-    if (s->source) {
-        snprintf(source_group, sizeof source_group, "source:%s", s->source);
+    const char *source = s->source ? s->source : written_source(s, from_json, sizeof from_json);
+    if (source) {
+        snprintf(source_group, sizeof source_group, "source:%s", source);
         g.names[g.n++] = source_group;
-        stats_count(st, "all", "source", s->source, 1, NULL);
+        stats_count(st, "all", "source", source, 1, NULL);
     }
     enum vc_status rc = VC_OK;
     struct vc_err first;

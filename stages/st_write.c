@@ -7,6 +7,7 @@
 #include "core/img.h"
 #include "core/sha256.h"
 #include "core/vc_mem.h"
+#include "core/vc_utf8.h"
 #include "stage_cfg.h"
 
 #include <cjson/cJSON.h>
@@ -146,11 +147,6 @@ static enum vc_status describe(const struct stage_limits *lim, const struct samp
     VC_TRY(img_probe(f->data, f->size, &il, &info, err));
     char hex[65];
     sha256_hex(f->data, f->size, hex);
-    cJSON_DeleteItemFromObjectCaseSensitive(into, "width");
-    cJSON_DeleteItemFromObjectCaseSensitive(into, "height");
-    cJSON_DeleteItemFromObjectCaseSensitive(into, "format");
-    cJSON_DeleteItemFromObjectCaseSensitive(into, "sha256");
-    cJSON_DeleteItemFromObjectCaseSensitive(into, "exif_orientation");
     if (!cJSON_AddNumberToObject(into, "width", info.width) ||
         !cJSON_AddNumberToObject(into, "height", info.height) ||
         !cJSON_AddStringToObject(into, "format", img_format_ext(info.format)) ||
@@ -182,13 +178,22 @@ static enum vc_status compose_json(struct sample *s, const struct stage_limits *
     }
     enum vc_status rc = VC_OK;
     apply_renames(out, rn);
+    /* The tool's own facts live under one key, so input columns named
+     * source, width, format, ... pass through untouched; an input
+     * "vlmcurate" object (our own output read again) is replaced. */
+    cJSON *own = cJSON_CreateObject();
+    if (!own || !cJSON_AddStringToObject(own, "source", s->source ? s->source : "") ||
+        !vc_utf8_json_add(own, "orig_key", s->orig_key ? s->orig_key : "")) {
+        cJSON_Delete(own);
+        cJSON_Delete(out);
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+    }
+    set_item(out, "vlmcurate", own);
     if (s->meta)
         while (s->meta->child) {
             cJSON *it = cJSON_DetachItemViaPointer(s->meta, s->meta->child);
-            set_item(out, it->string, it);
+            set_item(own, it->string, it);
         }
-    set_item(out, "source", cJSON_CreateString(s->source ? s->source : ""));
-    set_item(out, "orig_key", cJSON_CreateString(s->orig_key ? s->orig_key : ""));
     cJSON *others = NULL;
     const struct sample_field *main_img = sample_main_image(s);
     for (size_t i = 0; rc == VC_OK && i < s->n_fields; i++) {
@@ -196,7 +201,7 @@ static enum vc_status compose_json(struct sample *s, const struct stage_limits *
         if (!sample_field_is_image(f, NULL))
             continue;
         if (f == main_img) {
-            rc = describe(lim, f, out, err);
+            rc = describe(lim, f, own, err);
             continue;
         }
         if (!others && !(others = cJSON_CreateObject()))
@@ -208,8 +213,8 @@ static enum vc_status compose_json(struct sample *s, const struct stage_limits *
             vc_err_prefix(err, "field '%s'", f->name);
     }
     if (others)
-        set_item(out, "image_meta", others);
-    char *text = rc == VC_OK ? cJSON_PrintUnformatted(out) : NULL;
+        set_item(own, "images", others);
+    char *text = rc == VC_OK ? vc_utf8_json_print(out, false) : NULL;
     cJSON_Delete(out);
     if (rc < 0)
         return rc;

@@ -49,7 +49,7 @@ def run(tag, seed, cap_a=None):
     out = os.path.join(args.tmp, tag)
     pe.run_spec(args, pe.write_spec(os.path.join(args.tmp, tag + ".json"), spec(seed, cap_a)),
                 out, threads=2)
-    order = [pe.sample_json(f)["source"] for p in pe.shards(out, "mix")
+    order = [pe.tool_meta(f)["source"] for p in pe.shards(out, "mix")
              for _, f in pe.read_samples(p)]
     return out, order
 

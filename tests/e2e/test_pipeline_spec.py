@@ -93,10 +93,11 @@ for key, fields in seen.items():
     meta = json.loads(fields["json"])
     name = meta["image_path"]
     vctest.expect(fields["png"] == images[name], "%s: image bytes changed" % key)
-    vctest.expect(meta["orig_key"] == name[:-4] and meta["source"] == "p", str(meta))
-    vctest.expect(meta["width"] == 20 + int(name[1:3]), str(meta))
+    own = meta["vlmcurate"]
+    vctest.expect(own["orig_key"] == name[:-4] and own["source"] == "p", str(meta))
+    vctest.expect(own["width"] == 20 + int(name[1:3]), str(meta))
 
-    vctest.expect(meta["sha256"] == hashlib.sha256(images[name]).hexdigest(), key)
+    vctest.expect(own["sha256"] == hashlib.sha256(images[name]).hexdigest(), key)
 vctest.expect(seen["p00_1"]["txt"] == b"again", "second use of p00")
 
 # a different spec into the same folder is refused, then taken with --force

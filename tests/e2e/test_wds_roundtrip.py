@@ -118,17 +118,17 @@ vctest.expect(True, "%d shards: raw ustar walk, tarfile and GNU tar agree on eve
 
 by_source = {"web": 0, "pairs": 0, "docs": 0}
 for (shard, key), fields in out_samples.items():
-    meta = pe.sample_json(fields)
-    src, orig = meta.get("source"), meta.get("orig_key")
+    meta, own = pe.sample_json(fields), pe.tool_meta(fields)
+    src, orig = own.get("source"), own.get("orig_key")
     ext, img = pe.main_image(fields)
     if src in ("web", "pairs"):
         if img is None:
             raise SystemExit("FAILED: %s/%s has no image" % (shard, key))
-        if meta.get("sha256") != hashlib.sha256(img).hexdigest():
+        if own.get("sha256") != hashlib.sha256(img).hexdigest():
             raise SystemExit("FAILED: %s: sha256 in json is not the image's" % key)
-        if meta.get("format") != ext:
-            raise SystemExit("FAILED: %s: format %r but field %s" % (key, meta.get("format"),
-                                                                     ext))
+        if own.get("format") != ext:
+            raise SystemExit("FAILED: %s: format %r but field %s" % (key, own.get("format"),
+                                                                    ext))
     if src == "web":
         inp = web_in.get(orig)
         if inp is None:
@@ -214,7 +214,7 @@ for p in shard_paths:
     man = json.load(open(p[:-len(".tar")] + ".json"))
     srcs = {}
     for _, f in pe.read_samples(p):
-        src = pe.sample_json(f)["source"]
+        src = pe.tool_meta(f)["source"]
         srcs[src] = srcs.get(src, 0) + 1
     if (man["shard"], man["samples"], man["bytes"], man["sha256"], man["sources"]) != \
             (os.path.basename(p), len(pe.read_samples(p)), os.path.getsize(p),
@@ -240,7 +240,7 @@ spec2 = {
 }
 out2 = os.path.join(args.tmp, "out2")
 pe.run_spec(args, pe.write_spec(os.path.join(data, "spec-ordered.json"), spec2), out2)
-got = [pe.sample_json(f)["orig_key"] for p in pe.shards(out2, "ordered")
+got = [pe.tool_meta(f)["orig_key"] for p in pe.shards(out2, "ordered")
        for _, f in pe.read_samples(p)]
 bad = {d["key"] for d in demo["defects"] if d["source"] == "web"}
 want = [k for s in range(n_shards - 2)
@@ -260,7 +260,7 @@ for shuffle, extra in (("buffer", {"buffer_size": 5}), ("global", {})):
     spec3["stages"][1] = dict({"stage": "reshard", "shuffle": shuffle, "seed": 9}, **extra)
     out3 = os.path.join(args.tmp, "out-" + shuffle)
     pe.run_spec(args, pe.write_spec(os.path.join(data, "spec-%s.json" % shuffle), spec3), out3)
-    got3 = [pe.sample_json(f)["orig_key"] for p in pe.shards(out3, "ordered")
+    got3 = [pe.tool_meta(f)["orig_key"] for p in pe.shards(out3, "ordered")
             for _, f in pe.read_samples(p)]
     vctest.expect(sorted(got3) == sorted(want) and got3 != want,
                   "%s shuffle: a permutation of the %d samples, not the identity" %

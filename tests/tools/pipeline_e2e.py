@@ -147,6 +147,11 @@ def sample_json(fields):
     return json.loads(fields["json"].decode("utf-8")) if "json" in fields else {}
 
 
+def tool_meta(fields):
+    """The tool's own facts about a written sample: json["vlmcurate"]."""
+    return sample_json(fields).get("vlmcurate", {})
+
+
 def main_image(fields):
     for ext in IMAGE_EXTS:
         if ext in fields:
