@@ -2,6 +2,8 @@
  * a caller can append many pieces and check once at the end. */
 #include "vc_buf.h"
 
+#include "vc_utf8.h"
+
 #include "vc_mem.h"
 
 #include <stdarg.h>
@@ -76,6 +78,17 @@ int vc_buf_append_html(struct vc_buf *b, const char *s)
 {
     for (; *s; s++) {
         const char *rep = NULL;
+        uint32_t cp;
+        size_t k =
+            (unsigned char)*s < 0x80 ? 1 : vc_utf8_decode((const unsigned char *)s, strlen(s), &cp);
+        if (k > 1) { /* a whole character: as it is */
+            if (vc_buf_append(b, s, k))
+                return -1;
+            s += k - 1;
+            continue;
+        }
+        if (k == 0)
+            rep = "\xEF\xBF\xBD"; /* U+FFFD for a byte that is no UTF-8 */
         switch (*s) {
         case '&':
             rep = "&amp;";

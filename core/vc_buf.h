@@ -20,7 +20,8 @@ void vc_buf_free(struct vc_buf *b);
 /* Both return 0, or -1 (and set b->failed) on OOM or when the cap is hit. */
 int vc_buf_append(struct vc_buf *b, const void *data, size_t n);
 int vc_buf_printf(struct vc_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Appends s with &, <, >, " and ' escaped for HTML text and attributes. */
+/* Appends s with &, <, >, " and ' escaped for HTML text and attributes,
+ * and each byte that is not valid UTF-8 as U+FFFD. */
 int vc_buf_append_html(struct vc_buf *b, const char *s);
 
 #endif

@@ -164,3 +164,39 @@ char *vc_utf8_json_print(const cJSON *doc, bool pretty)
     free(text);
     return fixed;
 }
+
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+size_t vc_utf8_unhex(const char *hex, char *out, size_t cap)
+{
+    size_t n = strlen(hex);
+    if (n % 2 || n / 2 >= cap)
+        return (size_t)-1;
+    for (size_t i = 0; i < n / 2; i++) {
+        int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+            return (size_t)-1;
+        out[i] = (char)(hi << 4 | lo);
+    }
+    out[n / 2] = '\0';
+    return n / 2;
+}
+
+bool vc_utf8_json_restore(cJSON *obj, const char *name)
+{
+    char hex_name[128];
+    snprintf(hex_name, sizeof hex_name, "%s_hex", name);
+    const char *hex = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(obj, hex_name));
+    cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
+    if (!hex || !cJSON_IsString(item))
+        return true;
+    char *raw = malloc(strlen(hex) / 2 + 1);
+    bool ok = raw && vc_utf8_unhex(hex, raw, strlen(hex) / 2 + 1) != (size_t)-1 &&
+              /* cJSON_SetValuestring copies: the raw bytes replace the text */
+              cJSON_SetValuestring(item, raw) != NULL;
+    free(raw);
+    return ok;
+}

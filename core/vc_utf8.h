@@ -37,6 +37,14 @@ struct cJSON;
  * when s is not valid UTF-8, `name`_hex: its exact bytes (vc_utf8_hex), so
  * the original can be rebuilt.  false on OOM. */
 bool vc_utf8_json_add(struct cJSON *obj, const char *name, const char *s);
+/* Decodes lower-case hex (vc_utf8_hex's output) into out[0..cap), NUL
+ * terminated; returns the byte count, or (size_t)-1 when the hex is
+ * malformed, decodes to a NUL byte or does not fit. */
+size_t vc_utf8_unhex(const char *hex, char *out, size_t cap);
+/* The reverse of vc_utf8_json_add on a parsed object: when `name`_hex is
+ * present, obj[name] gets the exact bytes back (decoded from the hex).
+ * false on OOM or malformed hex (obj unchanged). */
+bool vc_utf8_json_restore(struct cJSON *obj, const char *name);
 /* cJSON_Print (pretty) or cJSON_PrintUnformatted of `doc`, with any byte
  * that is not valid UTF-8 replaced by U+FFFD: the last guard before a JSON
  * file is written, for strings that no field-level escape has seen (a

@@ -2,6 +2,7 @@
  * temp-fsync-rename-fsync treatment. */
 #include "commit.h"
 
+#include "core/vc_utf8.h"
 #include "core/vc_fs.h"
 
 #include <cjson/cJSON.h>
@@ -11,7 +12,7 @@
 enum vc_status commit_write_json(const char *path, const cJSON *doc, bool pretty,
                                  struct vc_err *err)
 {
-    char *s = pretty ? cJSON_Print(doc) : cJSON_PrintUnformatted(doc);
+    char *s = vc_utf8_json_print(doc, pretty);
     if (!s)
         return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "%s: out of memory", path);
     size_t n = strlen(s);

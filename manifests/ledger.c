@@ -3,6 +3,8 @@
  * same bytes: the ledger is one of the byte-identical outputs of a run. */
 #include "ledger.h"
 
+#include "core/vc_utf8.h"
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
@@ -42,13 +44,24 @@ static bool add_dup(cJSON *o, const struct ledger_entry *e)
            (!e->dup_measure || cJSON_AddNumberToObject(o, e->dup_measure, e->dup_value));
 }
 
+/* A raw string as its valid-UTF-8 text plus "<k>_hex" when needed; a
+ * string read back from a line comes with its hex already. */
+static bool add_bytes(cJSON *o, const char *k, const char *v, const char *hex)
+{
+    if (!hex)
+        return vc_utf8_json_add(o, k, v ? v : "");
+    char hex_name[32];
+    snprintf(hex_name, sizeof hex_name, "%s_hex", k);
+    return add_str(o, k, v ? v : "") && add_str(o, hex_name, hex);
+}
+
 cJSON *ledger_entry_to_json(const struct ledger_entry *e)
 {
     cJSON *o = cJSON_CreateObject();
     bool ok = o && add_str(o, "source", e->source ? e->source : "") &&
-              add_str(o, "file", e->file ? e->file : "") &&
+              add_bytes(o, "file", e->file, e->file_hex) &&
               cJSON_AddNumberToObject(o, "index", (double)e->index) &&
-              add_str(o, "key", e->key ? e->key : "") &&
+              add_bytes(o, "key", e->key, e->key_hex) &&
               add_str(o, "state", ledger_state_name(e->state));
     if (ok && e->state == LEDGER_WRITTEN) {
         ok = add_str(o, "shard", e->shard) && add_str(o, "out_key", e->out_key) &&
@@ -81,7 +94,9 @@ enum vc_status ledger_entry_from_json(const cJSON *o, struct ledger_entry *e, st
     int s = state ? ledger_state_from_name(state) : -1;
     e->source = get_str(o, "source");
     e->file = get_str(o, "file");
+    e->file_hex = get_str(o, "file_hex");
     e->key = get_str(o, "key");
+    e->key_hex = get_str(o, "key_hex");
     if (!cJSON_IsObject(o) || !cJSON_IsNumber(idx) || s < 0 || !e->source || !e->file || !e->key)
         return vc_err_set(err, VC_ESAMPLE, VC_REASON_json_invalid,
                           "not a ledger entry (source, file, index, key, state)");
@@ -134,7 +149,7 @@ enum vc_status ledger_append_line(struct vc_buf *out, const struct ledger_entry 
                                   struct vc_err *err)
 {
     cJSON *o = ledger_entry_to_json(e);
-    char *s = o ? cJSON_PrintUnformatted(o) : NULL;
+    char *s = o ? vc_utf8_json_print(o, false) : NULL;
     cJSON_Delete(o);
     int rc = s ? vc_buf_append(out, s, strlen(s)) : -1;
     if (rc == 0)

@@ -33,11 +33,14 @@ enum ledger_state {
 };
 #define LEDGER_N_STATES 4
 
-/* All strings borrowed; NULL means absent. */
+/* All strings borrowed; NULL means absent.  `file` and `key` are raw
+ * bytes; a line shows them as valid UTF-8 and adds "file_hex" / "key_hex"
+ * with the exact bytes when they are not (key_hex / file_hex here carry
+ * those of a line read back, so a rewrite keeps them). */
 struct ledger_entry {
-    const char *source, *file;
+    const char *source, *file, *file_hex;
     uint64_t index;
-    const char *key;
+    const char *key, *key_hex;
     enum ledger_state state;
     const char *shard, *out_key; /* written */
     uint64_t copies;             /* written; 0 or 1 are not printed */

@@ -4,8 +4,11 @@
  * with (slices, shard cuts) are checked and refused when malformed. */
 #include "manifest.h"
 
+#include "core/vc_utf8.h"
+
 #include <cjson/cJSON.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 static enum vc_status oom(struct vc_err *err)
@@ -81,7 +84,7 @@ enum vc_status manifest_unit_add_kept(cJSON *doc, const struct manifest_kept *k,
     cJSON *rec = cJSON_CreateObject();
     static const char *const keys[] = { "i", "o", "n", "b" };
     const double v[] = { (double)k->index, (double)k->off, (double)k->len, (double)k->tar_bytes };
-    if (rec && (!add_nums(rec, keys, v, 4) || !cJSON_AddStringToObject(rec, "k", k->key) ||
+    if (rec && (!add_nums(rec, keys, v, 4) || !vc_utf8_json_add(rec, "k", k->key) ||
                 (k->extra && !cJSON_AddItemToObject(rec, "x", cJSON_Duplicate(k->extra, 1))))) {
         cJSON_Delete(rec);
         rec = NULL;
@@ -114,12 +117,22 @@ size_t manifest_unit_n_kept(const cJSON *doc)
     return (size_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(doc, "kept"));
 }
 
+/* A key is written as valid UTF-8 plus "k_hex" when its bytes are not
+ * (vc_utf8_json_add); readers get the exact bytes back.  The item belongs
+ * to a document the caller loaded (never a const object), so the string is
+ * restored in place; doing it twice gives the same bytes. */
+static const char *raw_key(const cJSON *item)
+{
+    vc_utf8_json_restore((cJSON *)(uintptr_t)item, "k");
+    return str(item, "k");
+}
+
 void manifest_kept_get(const cJSON *item, struct manifest_kept *out)
 {
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(item, "x");
     *out = (struct manifest_kept){
         .index = (uint64_t)num(item, "i"),
-        .key = str(item, "k"),
+        .key = raw_key(item),
         .off = (uint64_t)num(item, "o"),
         .len = (uint64_t)num(item, "n"),
         .tar_bytes = (uint64_t)num(item, "b"),
@@ -170,7 +183,7 @@ enum vc_status manifest_round_add_drop(cJSON *doc, const struct manifest_drop *d
     cJSON *o = cJSON_CreateObject();
     static const char *const keys[] = { "u", "i", "du", "di" };
     const double v[] = { d->unit, (double)d->index, d->dup_unit, (double)d->dup_index };
-    if (o && (!add_nums(o, keys, v, 2) || !cJSON_AddStringToObject(o, "k", d->key) ||
+    if (o && (!add_nums(o, keys, v, 2) || !vc_utf8_json_add(o, "k", d->key) ||
               !cJSON_AddStringToObject(o, "state", d->state) ||
               !cJSON_AddStringToObject(o, "stage", d->stage) ||
               !cJSON_AddStringToObject(o, "reason", d->reason) ||
@@ -201,7 +214,7 @@ void manifest_drop_get(const cJSON *item, struct manifest_drop *out)
     *out = (struct manifest_drop){
         .unit = (uint32_t)num(item, "u"),
         .index = (uint64_t)num(item, "i"),
-        .key = str(item, "k"),
+        .key = raw_key(item),
         .state = str(item, "state"),
         .stage = str(item, "stage"),
         .reason = str(item, "reason"),

@@ -5,6 +5,7 @@
  * the data, which is what makes merging exact. */
 #include "stats.h"
 
+#include "core/vc_utf8.h"
 #include "core/vc_fs.h"
 #include "core/vc_mem.h"
 
@@ -487,7 +488,7 @@ uint64_t stats_hist_total(const struct stats *s, const char *group, const char *
 enum vc_status stats_write_json(const struct stats *s, const char *path, struct vc_err *err)
 {
     cJSON *j = stats_to_json(s);
-    char *text = j ? cJSON_Print(j) : NULL;
+    char *text = j ? vc_utf8_json_print(j, true) : NULL;
     cJSON_Delete(j);
     if (!text)
         return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "no memory for %s", path);

@@ -243,11 +243,12 @@ static enum vc_status next_survivor(struct map_task *t, struct sample *s, struct
         manifest_kept_get(t->prev_rec, &k);
         t->prev_rec = t->prev_rec->next;
         t->pos++;
-        char *key = arena_alloc(s->arena, strlen(k.key) + 2);
+        /* Percent-encoding makes a key up to 3 times longer. */
+        char *key = arena_alloc(s->arena, 3 * strlen(k.key) + 2);
         s->orig_key = arena_strdup(s->arena, k.key);
         if (!key || !s->orig_key)
             return vc_err_set(err, VC_EFATAL, VC_REASON_mem_cap, "unit %u: key", t->unit);
-        sample_key_sanitize(k.key, key, strlen(k.key) + 2);
+        sample_key_sanitize(k.key, key, 3 * strlen(k.key) + 2);
         s->key = key;
         s->src_index = k.index;
         return spill_reader_load(&t->in, k.off, k.len, s, err);

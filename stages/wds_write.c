@@ -9,6 +9,7 @@
  * of size) and from WDS_MAX_INDEX_BYTES below. */
 #include "wds_write.h"
 
+#include "core/vc_utf8.h"
 #include "core/sha256.h"
 #include "core/vc_buf.h"
 #include "core/vc_fs.h"
@@ -515,7 +516,7 @@ enum vc_status wds_write_wids_index(const char *path, const struct wds_index_ent
              add_u64(e, "nsamples", shards[i].n_samples) &&
              add_u64(e, "filesize", shards[i].filesize);
     }
-    char *text = ok ? cJSON_Print(root) : NULL;
+    char *text = ok ? vc_utf8_json_print(root, true) : NULL;
     cJSON_Delete(root);
     if (!text)
         return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "no memory for '%s'", path);
