@@ -54,6 +54,40 @@ TEST(line_round_trip)
     vc_buf_free(&b);
 }
 
+/* Raw bytes that are not UTF-8 (a Latin-1 member name, a folder name):
+ * the line is valid UTF-8 with U+FFFD shown, the exact bytes in *_hex, and
+ * a line read back and written again is the same line. */
+TEST(non_utf8_names_escaped_reversibly)
+{
+    struct ledger_entry e = { .source = "web",
+                              .file = "d\xff/x.tar",
+                              .index = 3,
+                              .key = "caf\xe9",
+                              .state = LEDGER_ERROR,
+                              .stage = "read",
+                              .reason = VC_REASON_bad_member_name,
+                              .message = "member 'caf\xe9' skipped" };
+    struct vc_buf b, b2;
+    vc_buf_init(&b, 1 << 16);
+    vc_buf_init(&b2, 1 << 16);
+    struct vc_err err;
+    CHECK_INT(ledger_append_line(&b, &e, &err), VC_OK);
+    CHECK_STR(
+        b.data,
+        "{\"source\":\"web\",\"file\":\"d\xEF\xBF\xBD/x.tar\",\"file_hex\":\"64ff2f782e746172\","
+        "\"index\":3,\"key\":\"caf\xEF\xBF\xBD\",\"key_hex\":\"636166e9\",\"state\":\"error\","
+        "\"stage\":\"read\",\"reason\":\"bad_member_name\","
+        "\"message\":\"member 'caf\xEF\xBF\xBD' skipped\"}\n");
+    cJSON *j = cJSON_ParseWithLength(b.data, b.len);
+    struct ledger_entry back;
+    CHECK_INT(ledger_entry_from_json(j, &back, &err), VC_OK);
+    CHECK_INT(ledger_append_line(&b2, &back, &err), VC_OK);
+    CHECK_STR(b2.data, b.data);
+    cJSON_Delete(j);
+    vc_buf_free(&b);
+    vc_buf_free(&b2);
+}
+
 TEST(state_names_are_stable)
 {
     CHECK_STR(ledger_state_name(LEDGER_WRITTEN), "written");
@@ -100,5 +134,7 @@ TEST(count_file_adds_up)
     CHECK(strstr(err.msg, ":1") != NULL);
 }
 
-#define TESTS(X) X(line_round_trip) X(state_names_are_stable) X(count_file_adds_up)
+#define TESTS(X)                                                                                   \
+    X(line_round_trip)                                                                             \
+    X(non_utf8_names_escaped_reversibly) X(state_names_are_stable) X(count_file_adds_up)
 TEST_MAIN(TESTS)
