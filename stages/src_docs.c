@@ -210,10 +210,17 @@ static enum vc_status check_lists(const struct src_docs *d, cJSON *texts, cJSON 
         cJSON_GetArraySize(texts) != cJSON_GetArraySize(images))
         return vc_err_set(err, VC_ESAMPLE, VC_REASON_json_invalid,
                           "'texts' and 'images' must be lists of the same length");
-    for (cJSON *t = texts->child, *im = images->child; t; t = t->next, im = im->next) {
+    int pos = 0;
+    for (cJSON *t = texts->child, *im = images->child; t; t = t->next, im = im->next, pos++) {
         if (!(cJSON_IsString(t) || cJSON_IsNull(t)) || !(cJSON_IsString(im) || cJSON_IsNull(im)))
             return vc_err_set(err, VC_ESAMPLE, VC_REASON_json_invalid,
                               "'texts' and 'images' entries must be strings or null");
+        /* OBELICS: each position is a text or an image, never both or
+         * neither; anything else cannot be laid out as a sequence. */
+        if (cJSON_IsString(t) == cJSON_IsString(im))
+            return vc_err_set(err, VC_ESAMPLE, VC_REASON_json_invalid, "position %d holds %s", pos,
+                              cJSON_IsString(t) ? "both a text and an image"
+                                                : "neither a text nor an image");
         if (cJSON_IsString(t) && strlen(t->valuestring) > d->max_text)
             return vc_err_set(err, VC_ESAMPLE, VC_REASON_field_too_long,
                               "a text of %zu bytes, the limit is %llu", strlen(t->valuestring),
@@ -259,9 +266,12 @@ static enum vc_status read_image(struct docs_cursor *dc, const char *name, size_
     return VC_OK;
 }
 
-/* Reads every image, names the fields, drops what cannot be read. */
-static enum vc_status load_images(struct docs_cursor *dc, struct sample *s, cJSON *doc,
-                                  cJSON *texts, cJSON *images, struct vc_err *err)
+/* Reads every image, names the fields, drops what cannot be read: its
+ * position leaves texts, images and `meta` (an aligned metadata list, may
+ * be NULL) alike. */
+static enum vc_status load_images_aligned(struct docs_cursor *dc, struct sample *s, cJSON *doc,
+                                          cJSON *texts, cJSON *images, cJSON *meta,
+                                          struct vc_err *err)
 {
     struct lines_cursor *c = dc->lc;
     cJSON *dropped = NULL;
@@ -293,6 +303,8 @@ static enum vc_status load_images(struct docs_cursor *dc, struct sample *s, cJSO
             cJSON_AddStringToObject(o, "reason", vc_reason_name(e.reason));
             cJSON_DeleteItemFromArray(images, pos);
             cJSON_DeleteItemFromArray(texts, pos);
+            if (meta)
+                cJSON_DeleteItemFromArray(meta, pos);
             im = next;
             continue;
         }
@@ -303,6 +315,52 @@ static enum vc_status load_images(struct docs_cursor *dc, struct sample *s, cJSO
         im = next, pos++;
     }
     return VC_OK;
+}
+
+/* OBELICS's "metadata": a JSON string holding a list aligned with texts
+ * and images (a list is taken as is).  NULL when absent or not aligned:
+ * then it is left as the source wrote it.  Owned. */
+static cJSON *aligned_metadata(const cJSON *doc, int n)
+{
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(doc, "metadata");
+    cJSON *list = cJSON_IsString(m)  ? cJSON_Parse(m->valuestring)
+                  : cJSON_IsArray(m) ? cJSON_Duplicate(m, 1)
+                                     : NULL;
+    if (list && (!cJSON_IsArray(list) || cJSON_GetArraySize(list) != n)) {
+        cJSON_Delete(list);
+        list = NULL;
+    }
+    return list;
+}
+
+/* Puts the metadata list back in the form the source used. */
+static enum vc_status store_metadata(cJSON *doc, cJSON *list, struct vc_err *err)
+{
+    bool as_string = cJSON_IsString(cJSON_GetObjectItemCaseSensitive(doc, "metadata"));
+    cJSON *item = list;
+    if (as_string) {
+        char *text = cJSON_PrintUnformatted(list);
+        cJSON_Delete(list);
+        item = text ? cJSON_CreateString(text) : NULL;
+        free(text);
+    }
+    if (!item || !cJSON_ReplaceItemInObjectCaseSensitive(doc, "metadata", item)) {
+        cJSON_Delete(item);
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+    }
+    return VC_OK;
+}
+
+static enum vc_status load_images(struct docs_cursor *dc, struct sample *s, cJSON *doc,
+                                  cJSON *texts, cJSON *images, struct vc_err *err)
+{
+    int n = cJSON_GetArraySize(images);
+    cJSON *meta = aligned_metadata(doc, n);
+    enum vc_status rc = load_images_aligned(dc, s, doc, texts, images, meta, err);
+    if (rc == VC_OK && meta && cJSON_GetArraySize(images) != n) /* positions dropped */
+        return store_metadata(doc, meta, err);
+    cJSON_Delete(meta);
+    return rc;
 }
 
 static enum vc_status docs_next(void *cursor, struct sample *s, struct vc_err *err)

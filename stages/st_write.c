@@ -157,6 +157,39 @@ static enum vc_status describe(const struct stage_limits *lim, const struct samp
     return VC_OK;
 }
 
+/* A document's image fields numbered 0, 1, 2, ... in document order,
+ * without the gaps that dropped images leave ("0.jpg", "2.png" become
+ * "0.jpg", "1.png"), the json's "images" entries renamed alike. */
+static enum vc_status renumber_images(struct sample *s, cJSON *json, struct vc_err *err)
+{
+    cJSON *images = cJSON_GetObjectItemCaseSensitive(json, "images");
+    if (!cJSON_IsArray(images) || !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(json, "texts")))
+        return VC_OK;
+    /* Fields first, names after: no lookup sees a half-renamed sample. */
+    struct sample_field *fields[SAMPLE_MAX_FIELDS];
+    cJSON *entries[SAMPLE_MAX_FIELDS];
+    size_t n = 0;
+    cJSON *it;
+    cJSON_ArrayForEach(it, images)
+    {
+        struct sample_field *f = cJSON_IsString(it) ? sample_field_get(s, it->valuestring) : NULL;
+        if (f && n < SAMPLE_MAX_FIELDS)
+            fields[n] = f, entries[n++] = it;
+    }
+    for (size_t k = 0; k < n; k++) {
+        const char *dot = strchr(fields[k]->name, '.');
+        char name[64];
+        snprintf(name, sizeof name, "%zu.%s", k, dot ? dot + 1 : "bin");
+        if (strcmp(name, fields[k]->name) == 0)
+            continue;
+        const char *copy = arena_strdup(s->arena, name);
+        if (!copy || !cJSON_SetValuestring(entries[k], name))
+            return vc_err_set(err, VC_ESAMPLE, VC_REASON_mem_cap, "per-sample memory cap reached");
+        fields[k]->name = copy;
+    }
+    return VC_OK;
+}
+
 static void set_item(cJSON *obj, const char *key, cJSON *item)
 {
     if (cJSON_GetObjectItemCaseSensitive(obj, key))
@@ -176,8 +209,12 @@ static enum vc_status compose_json(struct sample *s, const struct stage_limits *
         cJSON_Delete(out);
         return vc_err_set(err, VC_ESAMPLE, VC_REASON_json_invalid, "field 'json' is not an object");
     }
-    enum vc_status rc = VC_OK;
     apply_renames(out, rn);
+    enum vc_status rc = renumber_images(s, out, err);
+    if (rc < 0) {
+        cJSON_Delete(out);
+        return rc;
+    }
     /* The tool's own facts live under one key, so input columns named
      * source, width, format, ... pass through untouched; an input
      * "vlmcurate" object (our own output read again) is replaced. */

@@ -1,0 +1,103 @@
+"""Interleaved documents stay aligned when images are dropped, malformed
+positions are refused with a reason, and image members are numbered
+without gaps.
+
+Documents in the OBELICS layout (texts, images, and "metadata" as a JSON
+string of one entry per position), with pictures drawn by Pillow: one whose
+second image is missing from disk and whose fourth is an SVG (both dropped
+at read), one whose image a filter drops (an 8x8 icon), one position
+holding both a text and an image, and one holding neither.  The written
+json must keep texts, images and metadata the same length, each metadata
+entry with its own image, and the image members must be 0.png, 1.png, ...
+in document order."""
+import io
+import json
+import os
+import sys
+
+from PIL import Image
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
+import pipeline_e2e as pe  # noqa: E402
+import vctest  # noqa: E402
+
+args = vctest.parse_args()
+data = os.path.join(args.tmp, "data")
+os.makedirs(os.path.join(data, "img"))
+
+
+def save_png(name, w, h, seed):
+    im = Image.new("RGB", (w, h))
+    im.putdata([((x * 3 + seed) & 255, (y * 7 + seed) & 255, ((x + y) * seed) & 255)
+                for y in range(h) for x in range(w)])
+    im.save(os.path.join(data, "img", name))
+
+
+for i in range(4):
+    save_png("p%d.png" % i, 200, 180, 11 * i + 5)
+save_png("icon.png", 8, 8, 3)
+with open(os.path.join(data, "img", "vector.svg"), "w") as f:
+    f.write("<svg xmlns='http://www.w3.org/2000/svg'/>")
+
+
+def meta(src):
+    return {"src": src} if src else None
+
+
+docs = [
+    {"id": "gaps",
+     "texts": ["intro", None, "middle", None, None, None, "outro"],
+     "images": [None, "p0.png", None, "missing.png", "vector.svg", "p1.png", None],
+     "metadata": json.dumps([None, meta("http://a/p0"), None, meta("http://a/missing"),
+                             meta("http://a/vector"), meta("http://a/p1"), None])},
+    {"id": "filtered",
+     "texts": ["text one", None, None, "text two"],
+     "images": [None, "icon.png", "p2.png", None],
+     "metadata": json.dumps([None, meta("http://a/icon"), meta("http://a/p2"), None])},
+    {"id": "both", "texts": ["a text", "and"], "images": [None, "p3.png"]},
+    {"id": "neither", "texts": ["a text", None], "images": [None, None]},
+]
+docs[2]["texts"][1] = "also a text"  # position 1 holds a text and an image
+with open(os.path.join(data, "docs.jsonl"), "w") as f:
+    for d in docs:
+        f.write(json.dumps(d) + "\n")
+
+spec = {"sources": [{"name": "d", "type": "documents", "path": "docs.jsonl",
+                     "images_dir": "img"}],
+        "stages": [{"stage": "filter", "defaults": False,
+                    "filters": [{"name": "img_width", "min": 100}]}],
+        "output": {"prefix": "doc"}}
+out = os.path.join(args.tmp, "out")
+pe.run_spec(args, pe.write_spec(os.path.join(data, "spec.json"), spec), out)
+
+led = {e["key"]: e for e in pe.ledger(out)}
+for key, what in (("both", "both a text and an image"), ("neither", "neither a text nor")):
+    e = led.get(key, {})
+    vctest.expect(e.get("state") == "error" and e.get("reason") == "json_invalid" and
+                  what in e.get("message", ""),
+                  "document '%s': refused, the message says the position holds %s (%s)" %
+                  (key, what, e.get("message")))
+
+written = {}
+for sh in pe.shards(out, "doc"):
+    for key, fields in pe.read_samples(sh):
+        written[pe.tool_meta(fields)["orig_key"]] = fields
+vctest.expect(sorted(written) == ["filtered", "gaps"], "two documents written: %s" %
+              sorted(written))
+for key, want_srcs in (("gaps", ["http://a/p0", "http://a/p1"]), ("filtered", ["http://a/p2"])):
+    fields = written[key]
+    doc = pe.sample_json(fields)
+    md = json.loads(doc["metadata"])
+    vctest.expect(len(doc["texts"]) == len(doc["images"]) == len(md),
+                  "%s: texts, images and metadata stay the same length (%d, %d, %d)" %
+                  (key, len(doc["texts"]), len(doc["images"]), len(md)))
+    pairs = [(im, m["src"] if m else None) for im, m in zip(doc["images"], md) if im]
+    names = ["%d.png" % i for i in range(len(want_srcs))]
+    vctest.expect(pairs == list(zip(names, want_srcs)),
+                  "%s: each image keeps its own metadata entry, numbered without gaps: %s" %
+                  (key, pairs))
+    members = sorted(f for f in fields if f.endswith(".png"))
+    vctest.expect(members == names, "%s: image members %s" % (key, members))
+    for name, (im, _) in zip(names, pairs):
+        Image.open(io.BytesIO(fields[name])).load()
+print("all checks passed")
