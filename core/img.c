@@ -13,6 +13,7 @@
 #include "vc_mem.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -33,11 +34,59 @@ static const struct img_codec_ops *img_codec_for(enum img_format f)
     return NULL;
 }
 
+/* The pixel budget (img_budget_set).  `held` is per thread: whether this
+ * thread may be made to wait. */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t freed;
+    uint64_t limit, used;
+} img_budget = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0 };
+static _Thread_local uint64_t img_budget_held;
+
+void img_budget_set(uint64_t bytes)
+{
+    pthread_mutex_lock(&img_budget.mu);
+    img_budget.limit = bytes;
+    pthread_cond_broadcast(&img_budget.freed);
+    pthread_mutex_unlock(&img_budget.mu);
+}
+
+uint64_t img_budget_used(void)
+{
+    pthread_mutex_lock(&img_budget.mu);
+    uint64_t used = img_budget.used;
+    pthread_mutex_unlock(&img_budget.mu);
+    return used;
+}
+
+static void img_budget_take(size_t n)
+{
+    pthread_mutex_lock(&img_budget.mu);
+    while (img_budget.limit && img_budget_held == 0 && img_budget.used > 0 &&
+           img_budget.used + n > img_budget.limit)
+        pthread_cond_wait(&img_budget.freed, &img_budget.mu);
+    img_budget.used += n;
+    img_budget_held += n;
+    pthread_mutex_unlock(&img_budget.mu);
+}
+
+static void img_budget_give(size_t n)
+{
+    if (!n)
+        return;
+    pthread_mutex_lock(&img_budget.mu);
+    img_budget.used -= n;
+    img_budget_held = img_budget_held > n ? img_budget_held - n : 0;
+    pthread_cond_broadcast(&img_budget.freed);
+    pthread_mutex_unlock(&img_budget.mu);
+}
+
 void img_release(struct img *im)
 {
     if (!im)
         return;
     free(im->pixels);
+    img_budget_give(im->budgeted);
     memset(im, 0, sizeof *im);
 }
 
@@ -48,9 +97,14 @@ enum vc_status img_alloc(struct img *im, uint32_t w, uint32_t h, uint8_t ch, str
     if (!vc_mul_ok(w, h, &n) || !vc_mul_ok(n, ch, &n))
         return vc_err_set(err, VC_ESAMPLE, VC_REASON_image_too_large, "image %ux%ux%u too large", w,
                           h, ch);
-    im->pixels = malloc(n ? n : 1);
-    if (!im->pixels)
+    n = n ? n : 1;
+    img_budget_take(n);
+    im->pixels = malloc(n);
+    if (!im->pixels) {
+        img_budget_give(n);
         return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "image %ux%ux%u", w, h, ch);
+    }
+    im->budgeted = n;
     im->w = w;
     im->h = h;
     im->ch = ch;
@@ -244,6 +298,8 @@ enum vc_status img_decode_reduced(const uint8_t *data, size_t size, const struct
         size_t n = (size_t)out->w * out->h;
         img_flatten_white(out->pixels, out->pixels, n);
         out->ch = 3;
+        /* The block is kept at its size or shrunk: the budget keeps the
+         * larger figure until img_release. */
         uint8_t *shrunk = realloc(out->pixels, n * 3);
         if (shrunk) /* keeping the larger block is harmless */
             out->pixels = shrunk;

@@ -50,9 +50,24 @@ struct img {
     uint32_t w, h;
     uint8_t ch;      /* 3 (RGB) or 4 (RGBA); 1 (luma) from img_decode_luma */
     uint8_t *pixels; /* owned: (h, w, ch); free with img_release */
+    size_t budgeted; /* bytes held from the pixel budget; 0 for images made elsewhere */
 };
 
 void img_release(struct img *im);
+
+/* The pixel budget: bytes of decoded pixels every thread of the process
+ * may hold together (0, the default, = no bound).  Each pixel buffer this
+ * module allocates is drawn from it and returned by img_release.  A thread
+ * that holds nothing waits while the buffer it needs does not fit; a thread
+ * that already holds pixels is never made to wait (it finishes and frees,
+ * so waiting can never deadlock), and a buffer larger than the whole
+ * budget is granted when no other is out.  So a run's pixel memory stays
+ * near the budget however many threads decode, plus at most one follow-up
+ * buffer (a resize, an encode) per thread.  Set it before the threads
+ * start. */
+void img_budget_set(uint64_t bytes);
+/* Bytes held now, for tests and reports. */
+uint64_t img_budget_used(void);
 
 /* Format from the first bytes; IMG_FORMAT_UNKNOWN when none matches. */
 enum img_format img_sniff(const uint8_t *data, size_t size);

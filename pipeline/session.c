@@ -3,6 +3,8 @@
  * naming it: a phase never starts on the half of a run. */
 #include "session.h"
 
+#include "core/img.h"
+
 #include "manifests/commit.h"
 #include "manifests/manifest.h"
 
@@ -53,6 +55,7 @@ enum vc_status session_init(struct session *ss, struct spec *spec, FILE *log, st
     ss->log = log;
     if (spec->threads <= 0)
         spec->threads = omp_get_max_threads();
+    img_budget_set(spec->limits.max_decode_bytes);
     ss->n_units = spec_n_units(spec);
     VC_TRY(rounds_build(ss, err));
     ss->ctx = calloc(ss->n_rounds, sizeof *ss->ctx);

@@ -50,7 +50,8 @@ static enum vc_status parse_limits(struct spec *s, const cJSON *lim, struct vc_e
     static const char *const keys[] = { "max_entry_bytes", "max_pixels",
                                         "max_side",        "max_text_bytes",
                                         "max_json_bytes",  "max_sample_bytes",
-                                        "max_fields",      NULL };
+                                        "max_fields",      "max_decode_bytes",
+                                        NULL };
     struct stage_limits *l = &s->limits;
     stage_limits_default(l);
     const char *w = "limits";
@@ -67,6 +68,8 @@ static enum vc_status parse_limits(struct spec *s, const cJSON *lim, struct vc_e
     VC_TRY(stage_cfg_u64(lim, w, "max_sample_bytes", l->max_sample_bytes, 1u << 20, 1ull << 40,
                          &l->max_sample_bytes, err));
     VC_TRY(stage_cfg_u64(lim, w, "max_fields", l->max_fields, 1, SAMPLE_MAX_FIELDS, &fields, err));
+    VC_TRY(stage_cfg_u64(lim, w, "max_decode_bytes", l->max_decode_bytes, 1u << 20, 1ull << 44,
+                         &l->max_decode_bytes, err));
     l->max_side = (uint32_t)side;
     l->max_fields = (uint32_t)fields;
     return VC_OK;

@@ -87,6 +87,7 @@ struct stage_limits {
     uint64_t max_json_bytes;   /* one json field or one JSONL record */
     uint64_t max_sample_bytes; /* the per-sample arena cap (all fields + scratch) */
     uint32_t max_fields;       /* fields in one sample */
+    uint64_t max_decode_bytes; /* decoded pixels held by all threads together (img_budget_set) */
 };
 void stage_limits_default(struct stage_limits *l);
 

@@ -63,6 +63,10 @@ void stage_limits_default(struct stage_limits *l)
     /* The per-sample arena: a few maximal entries plus decode scratch. */
     l->max_sample_bytes = 256ull << 20;
     l->max_fields = SAMPLE_MAX_FIELDS;
+    /* 2 GiB of decoded pixels for the whole run: the largest image the
+     * pixel limits let through (16383 x 10920, RGBA: 715 MB) twice over,
+     * or a hundred 5-megapixel photos at once. */
+    l->max_decode_bytes = 2ull << 30;
 }
 
 cJSON *stage_task_extra(struct stage_task_ctx *ctx)

@@ -76,7 +76,7 @@ static struct img golden_rgb(const struct fixture *f, const char *path)
     const struct st_tensor *t = tensor(f, name, "rgb");
     struct img im = { 0 };
     if (t && t->dtype == ST_U8 && t->n_dims == 3 && t->shape[2] == 3)
-        im = (struct img){ (uint32_t)t->shape[1], (uint32_t)t->shape[0], 3, (uint8_t *)t->data };
+        im = (struct img){ (uint32_t)t->shape[1], (uint32_t)t->shape[0], 3, (uint8_t *)t->data, 0 };
     return im;
 }
 
@@ -276,7 +276,7 @@ TEST(resample_by_hand)
      * acc = 2^21 + 100*599186 + 200*1797559 + 255*1797559 = 879905097
      * -> 209. */
     uint8_t row[12] = { 0, 0, 0, 100, 100, 100, 200, 200, 200, 255, 255, 255 };
-    struct img in = { 4, 1, 3, row }, out;
+    struct img in = { 4, 1, 3, row, 0 }, out;
     CHECK_INT(idf2_image_resize(&in, 2, 1, &out, &err), VC_OK);
     CHECK_INT(out.pixels[0], 71);
     CHECK_INT(out.pixels[3], 209);
@@ -288,7 +288,7 @@ TEST(resample_by_hand)
      * output 2 (centre 1.25) 0.25 * 0 + 0.75 * 100 -> 75; output 3 sees
      * only pixel 1 -> 100. */
     uint8_t two[6] = { 0, 0, 0, 100, 100, 100 };
-    struct img in2 = { 2, 1, 3, two };
+    struct img in2 = { 2, 1, 3, two, 0 };
     CHECK_INT(idf2_image_resize(&in2, 4, 1, &out, &err), VC_OK);
     CHECK_INT(out.pixels[0], 0);
     CHECK_INT(out.pixels[3], 25);
@@ -296,7 +296,7 @@ TEST(resample_by_hand)
     CHECK_INT(out.pixels[9], 100);
     img_release(&out);
     /* Vertical only: a 1x2 column gets the same numbers. */
-    struct img col = { 1, 2, 3, two };
+    struct img col = { 1, 2, 3, two, 0 };
     CHECK_INT(idf2_image_resize(&col, 1, 4, &out, &err), VC_OK);
     CHECK_INT(out.pixels[3], 25);
     CHECK_INT(out.pixels[6], 75);
@@ -323,7 +323,7 @@ TEST(bad_inputs_refused)
                                        .image_mean = { 0.5, 0.5, 0.5 },
                                        .image_std = { 0.5, 0.5, 0.5 } };
     uint8_t px[16] = { 0 };
-    struct img one = { 1, 1, 3, px }, rgba = { 2, 2, 4, px };
+    struct img one = { 1, 1, 3, px, 0 }, rgba = { 2, 2, 4, px, 0 };
     struct idf2_pixels out;
     /* A 1-pixel side cannot be split (an empty crop). */
     CHECK_INT(idf2_image_preprocess(&cfg, &one, 1, &out, &err), VC_ESAMPLE);

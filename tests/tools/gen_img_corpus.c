@@ -42,7 +42,7 @@ static void put_img(const char *name, uint32_t w, uint32_t h, uint8_t ch, enum i
                     int quality, size_t drop_bytes)
 {
     fill((size_t)w * h, ch);
-    struct img im = { w, h, ch, pixels };
+    struct img im = { w, h, ch, pixels, 0 };
     uint8_t *buf;
     size_t n;
     struct vc_err err;
@@ -84,7 +84,7 @@ static void put_exif_jpeg(const char *name, uint8_t orientation, int big_endian)
     memcpy(head, big_endian ? be : le, sizeof head);
     head[big_endian ? 31 : 30] = orientation; /* the 0xA5 placeholder */
     fill(8 * 16, 3);
-    struct img im = { 8, 16, 3, pixels };
+    struct img im = { 8, 16, 3, pixels, 0 };
     uint8_t *jpeg, *file;
     size_t n;
     struct vc_err err;

@@ -116,7 +116,7 @@ static void filler_words(char *buf, size_t cap, int n)
  * the rest b (per channel values given). */
 static struct img two_tone(uint32_t w, uint32_t h, const uint8_t a[3], const uint8_t b[3])
 {
-    struct img im = { w, h, 3, malloc((size_t)w * h * 3 + 1) };
+    struct img im = { w, h, 3, malloc((size_t)w * h * 3 + 1), 0 };
     size_t n = (size_t)w * h;
     for (size_t i = 0; i < n; i++)
         memcpy(im.pixels + 3 * i, i < n / 2 ? a : b, 3);
@@ -163,7 +163,7 @@ TEST(registry_survives_degenerate_input)
     struct vc_err err;
     CHECK_INT(textstats_analyse(ts, "", 0, &err), VC_OK);
     struct img_info zero = { IMG_FORMAT_PNG, 0, 0, 3, 1, false };
-    struct img empty = { 0, 0, 3, NULL };
+    struct img empty = { 0, 0, 3, NULL, 0 };
     struct filter_input inputs[] = {
         { .text = "", .text_len = 0, .ts = ts },
         { .text = "", .text_len = 0, .ts = ts, .image = NULL, .info = NULL, .pixels = NULL },

@@ -10,6 +10,9 @@
 
 #include <cjson/cJSON.h>
 #include <png.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <turbojpeg.h>
@@ -19,7 +22,7 @@
  * ramp from 40 to 255 (when ch == 4). */
 static struct img make_gradient(uint32_t w, uint32_t h, uint8_t ch)
 {
-    struct img im = { w, h, ch, malloc((size_t)w * h * ch) };
+    struct img im = { w, h, ch, malloc((size_t)w * h * ch), 0 };
     for (uint32_t y = 0; y < h; y++)
         for (uint32_t x = 0; x < w; x++) {
             uint8_t *p = im.pixels + ((size_t)y * w + x) * ch;
@@ -330,7 +333,7 @@ TEST(composite_over_white)
      * (10,255) -> 10, (77,0) -> 255, (255,1) -> 255, (0,254) -> 1. */
     uint8_t rgba[6 * 4] = { 0,  0,  0,  128, 200, 200, 200, 100, 10, 20, 30, 255,
                             77, 77, 77, 0,   255, 255, 255, 1,   0,  0,  0,  254 };
-    struct img src = { 6, 1, 4, rgba }, dec;
+    struct img src = { 6, 1, 4, rgba, 0 }, dec;
     struct vc_err err;
     uint8_t *buf;
     size_t n;
@@ -565,7 +568,7 @@ TEST(exif_orientation_all_cases)
     static const uint8_t colour[4][3] = {
         { 255, 0, 0 }, { 0, 255, 0 }, { 0, 0, 255 }, { 255, 255, 255 }
     };
-    struct img src = { 64, 32, 3, malloc(64 * 32 * 3) };
+    struct img src = { 64, 32, 3, malloc(64 * 32 * 3), 0 };
     for (uint32_t y = 0; y < 32; y++)
         for (uint32_t x = 0; x < 64; x++)
             memcpy(src.pixels + (y * 64 + x) * 3, colour[(y >= 16) * 2 + (x >= 32)], 3);
@@ -684,7 +687,7 @@ TEST(garbage_and_empty_inputs)
         CHECK(dec.pixels == NULL);
     }
     /* A 0x0 image is refused by every encoder and by resize. */
-    struct img empty = { 0, 0, 3, NULL }, out;
+    struct img empty = { 0, 0, 3, NULL, 0 }, out;
     uint8_t *buf;
     size_t n;
     for (int f = IMG_FORMAT_JPEG; f <= IMG_FORMAT_WEBP; f++)
@@ -703,7 +706,7 @@ TEST(resize_area_and_bilinear_values)
     static const uint8_t v[8] = { 10, 20, 100, 0, 30, 41, 255, 255 };
     for (int i = 0; i < 8; i++)
         memset(a + 3 * i, v[i], 3);
-    struct img in = { 4, 2, 3, a };
+    struct img in = { 4, 2, 3, a, 0 };
     CHECK_INT(img_resize(&in, IMG_RESIZE_FIXED, 2, &out, &err), VC_OK);
     /* FIXED 2x2: x halves, y stays: (10+20)/2=15, (100+0)/2=50, (30+41)/2=35.5->36, 255. */
     CHECK_INT(out.w, 2);
@@ -715,7 +718,7 @@ TEST(resize_area_and_bilinear_values)
     img_release(&out);
     /* 3 -> 2 area: output 0 = (2*p0 + 1*p1) / 3, output 1 = (p1 + 2*p2) / 3. */
     uint8_t b[3 * 3] = { 0, 0, 0, 90, 90, 90, 210, 210, 210 };
-    struct img in3 = { 3, 1, 3, b };
+    struct img in3 = { 3, 1, 3, b, 0 };
     CHECK_INT(img_resize(&in3, IMG_RESIZE_FIXED, 2, &out, &err), VC_OK);
     /* FIXED: 3x1 -> 2x2: x shrinks (area), y grows (bilinear, copies). */
     CHECK_INT(out.pixels[0], 30);
@@ -726,7 +729,7 @@ TEST(resize_area_and_bilinear_values)
     /* 2 -> 4 bilinear with centred pixels: 0, 25, 75, 100 (OpenCV's
      * INTER_LINEAR gives the same). */
     uint8_t c[2 * 2 * 3] = { 0, 0, 0, 100, 100, 100, 0, 0, 0, 100, 100, 100 };
-    struct img in2 = { 2, 2, 3, c };
+    struct img in2 = { 2, 2, 3, c, 0 };
     CHECK_INT(img_resize(&in2, IMG_RESIZE_FIXED, 4, &out, &err), VC_OK);
     static const uint8_t row[4] = { 0, 25, 75, 100 };
     for (uint32_t y = 0; y < 4; y++)
@@ -821,7 +824,7 @@ TEST(resize_preserves_flat_colour_and_mean)
     /* Area averaging keeps a flat colour exactly and a 2x2 checker's mean. */
     struct vc_err err;
     struct img out;
-    struct img in = { 37, 23, 4, malloc(37 * 23 * 4) };
+    struct img in = { 37, 23, 4, malloc(37 * 23 * 4), 0 };
     for (size_t i = 0; i < 37 * 23; i++)
         memcpy(in.pixels + 4 * i, "\x11\x80\xEE\x40", 4);
     CHECK_INT(img_resize(&in, IMG_RESIZE_FIXED, 10, &out, &err), VC_OK);
@@ -833,7 +836,7 @@ TEST(resize_preserves_flat_colour_and_mean)
         CHECK(memcmp(out.pixels + 4 * i, "\x11\x80\xEE\x40", 4) == 0);
     img_release(&out);
     img_release(&in);
-    struct img ck = { 64, 64, 3, malloc(64 * 64 * 3) };
+    struct img ck = { 64, 64, 3, malloc(64 * 64 * 3), 0 };
     for (uint32_t y = 0; y < 64; y++)
         for (uint32_t x = 0; x < 64; x++)
             memset(ck.pixels + (y * 64 + x) * 3, ((x + y) & 1) ? 200 : 100, 3);
@@ -1084,6 +1087,66 @@ TEST(png_bad_crc_and_idat_fail)
     free(rows);
 }
 
+/* ---- the pixel budget shared by threads ---- */
+
+struct budget_waiter {
+    uint32_t side;
+    atomic_int done;
+    struct img im;
+};
+
+static void *budget_alloc_thread(void *arg)
+{
+    struct budget_waiter *w = arg;
+    struct img src = make_gradient(w->side, w->side, 3), out;
+    struct vc_err err;
+    /* A resize allocates through the budget: a thread holding nothing. */
+    if (img_resize(&src, IMG_RESIZE_NO, 0, &out, &err) == VC_OK)
+        w->im = out;
+    free(src.pixels);
+    atomic_store(&w->done, 1);
+    return NULL;
+}
+
+TEST(pixel_budget_bounds_threads)
+{
+    /* 300 x 300 RGB = 270,000 bytes; a budget of 400,000 holds one. */
+    img_budget_set(400000);
+    struct img a;
+    struct vc_err err;
+    struct img src = make_gradient(300, 300, 3);
+    CHECK_INT(img_resize(&src, IMG_RESIZE_NO, 0, &a, &err), VC_OK);
+    CHECK_INT(img_budget_used(), 270000);
+    /* This thread holds pixels: a second buffer is never made to wait. */
+    struct img b;
+    CHECK_INT(img_resize(&src, IMG_RESIZE_NO, 0, &b, &err), VC_OK);
+    CHECK_INT(img_budget_used(), 540000);
+    img_release(&b);
+    /* Another thread holding nothing waits until the pixels come back. */
+    struct budget_waiter w = { .side = 300 };
+    atomic_init(&w.done, 0);
+    pthread_t th;
+    CHECK_INT(pthread_create(&th, NULL, budget_alloc_thread, &w), 0);
+    usleep(200 * 1000);
+    CHECK_INT(atomic_load(&w.done), 0);
+    img_release(&a);
+    pthread_join(th, NULL);
+    CHECK_INT(atomic_load(&w.done), 1);
+    CHECK(w.im.pixels != NULL);
+    CHECK_INT(img_budget_used(), 270000);
+    img_release(&w.im);
+    /* A buffer larger than the whole budget is granted when none is out. */
+    struct budget_waiter big = { .side = 500 };
+    atomic_init(&big.done, 0);
+    CHECK_INT(pthread_create(&th, NULL, budget_alloc_thread, &big), 0);
+    pthread_join(th, NULL);
+    CHECK(big.im.pixels != NULL);
+    img_release(&big.im);
+    CHECK_INT(img_budget_used(), 0);
+    img_budget_set(0);
+    free(src.pixels);
+}
+
 #define TESTS(X)                                                                                   \
     X(sniff_and_names)                                                                             \
     X(probe_png_headers)                                                                           \
@@ -1106,5 +1169,6 @@ TEST(png_bad_crc_and_idat_fail)
     X(reduced_jpeg_uses_dct_scaling)                                                               \
     X(reduced_webp_uses_the_scaler)                                                                \
     X(jpeg_scan_cut_with_eoi_appended_fails)                                                       \
-    X(png_bad_crc_and_idat_fail)
+    X(png_bad_crc_and_idat_fail)                                                                   \
+    X(pixel_budget_bounds_threads)
 TEST_MAIN(TESTS)

@@ -59,7 +59,7 @@ static void teardown(struct fixture *fx)
 /* A w x h PNG, left half black, right half orange (not uniform). */
 static uint8_t *picture(uint32_t w, uint32_t h, size_t *size)
 {
-    struct img im = { w, h, 3, malloc((size_t)w * h * 3) };
+    struct img im = { w, h, 3, malloc((size_t)w * h * 3), 0 };
     for (uint32_t y = 0; y < h; y++)
         for (uint32_t x = 0; x < w; x++) {
             uint8_t *p = im.pixels + 3 * ((size_t)y * w + x);
