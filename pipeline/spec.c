@@ -47,11 +47,9 @@ static enum vc_status oom(struct vc_err *err)
 
 static enum vc_status parse_limits(struct spec *s, const cJSON *lim, struct vc_err *err)
 {
-    static const char *const keys[] = { "max_entry_bytes", "max_pixels",
-                                        "max_side",        "max_text_bytes",
-                                        "max_json_bytes",  "max_sample_bytes",
-                                        "max_fields",      "max_decode_bytes",
-                                        NULL };
+    static const char *const keys[] = { "max_entry_bytes", "max_pixels",       "max_side",
+                                        "max_text_bytes",  "max_json_bytes",   "max_sample_bytes",
+                                        "max_fields",      "max_decode_bytes", NULL };
     struct stage_limits *l = &s->limits;
     stage_limits_default(l);
     const char *w = "limits";
