@@ -122,7 +122,9 @@ static enum vc_status pdf_open(void *state, const struct source_unit *u, void **
     base = base ? base + 1 : u->file;
     const char *dot = strrchr(base, '.');
     size_t len = dot && dot != base ? (size_t)(dot - base) : strlen(base);
-    sample_key_sanitize(base, c->stem, len + 1 < sizeof c->stem ? len + 1 : sizeof c->stem);
+    char name[sizeof c->stem]; /* the stem alone: sanitising may not cut it short */
+    snprintf(name, sizeof name, "%.*s", (int)len, base);
+    sample_key_sanitize(name, c->stem, sizeof c->stem);
     char *abs = realpath(u->file, NULL);
     GError *gerr = NULL;
     char *uri = abs ? g_filename_to_uri(abs, NULL, &gerr) : NULL;

@@ -506,7 +506,9 @@ static enum vc_status urls_open(void *state, const struct source_unit *u, void *
     const char *base = strrchr(f->path, '/');
     base = base ? base + 1 : f->path;
     size_t stem = strcspn(base, ".");
-    sample_key_sanitize(base, c->stem, stem + 1 < sizeof c->stem ? stem + 1 : sizeof c->stem);
+    char name[sizeof c->stem]; /* the stem alone: sanitising may not cut it short */
+    snprintf(name, sizeof name, "%.*s", (int)stem, base);
+    sample_key_sanitize(name, c->stem, sizeof c->stem);
     enum vc_status rc = f->fmt == URLS_PARQUET ? read_parquet(c, f, err) : read_lines(c, f, err);
     char **urls = NULL;
     if (rc == VC_OK) {

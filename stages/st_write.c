@@ -226,10 +226,12 @@ static enum vc_status compose_json(struct sample *s, const struct stage_limits *
         return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
     }
     set_item(out, "vlmcurate", own);
+    /* What stages computed (filter_scores, synthetic_caption, ...) stays
+     * at the top level, where their readers look. */
     if (s->meta)
         while (s->meta->child) {
             cJSON *it = cJSON_DetachItemViaPointer(s->meta, s->meta->child);
-            set_item(own, it->string, it);
+            set_item(out, it->string, it);
         }
     cJSON *others = NULL;
     const struct sample_field *main_img = sample_main_image(s);
