@@ -76,6 +76,11 @@ static bool value_has_type(const cJSON *v, enum filter_param_type type)
     return false;
 }
 
+static bool is_numeric(enum filter_param_type type)
+{
+    return type == FILTER_PARAM_NUMBER || type == FILTER_PARAM_INT;
+}
+
 static const struct filter_param *find_param(const struct filter_ops *ops, const char *key)
 {
     for (const struct filter_param *p = ops->params; p && p->key; p++)
@@ -103,6 +108,8 @@ enum vc_status filter_ops_check(const struct filter_ops *ops, struct vc_err *err
                               p->key);
         cJSON *v = cJSON_Parse(p->def);
         bool ok = v && value_has_type(v, p->type);
+        if (ok && is_numeric(p->type))
+            ok = p->lo < p->hi && v->valuedouble >= p->lo && v->valuedouble <= p->hi;
         bool is_bound = strcmp(p->key, "min") == 0 || strcmp(p->key, "max") == 0;
         if (ok && is_bound) {
             ok = p->type == FILTER_PARAM_NUMBER || p->type == FILTER_PARAM_INT;
@@ -112,8 +119,9 @@ enum vc_status filter_ops_check(const struct filter_ops *ops, struct vc_err *err
         cJSON_Delete(v);
         if (!ok)
             return vc_err_set(err, VC_EFATAL, VC_REASON_bad_spec,
-                              "filter %s: default of %s (%s) is not a %s", ops->name, p->key,
-                              p->def, is_bound ? "number" : filter_param_type_name(p->type));
+                              "filter %s: default of %s (%s) is not a %s in its range", ops->name,
+                              p->key, p->def,
+                              is_bound ? "number" : filter_param_type_name(p->type));
     }
     if (bound[0] > bound[1])
         return vc_err_set(err, VC_EFATAL, VC_REASON_bad_spec, "filter %s: default min > max",
@@ -157,6 +165,10 @@ enum vc_status filter_check_config(const struct filter_ops *ops, const struct cJ
             return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
                               "filter %s: parameter \"%s\" must be of type %s", ops->name, key,
                               filter_param_type_name(p->type));
+        if (is_numeric(p->type) && !(item->valuedouble >= p->lo && item->valuedouble <= p->hi))
+            return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                              "filter %s: parameter \"%s\": %.15g is outside [%.15g, %.15g]",
+                              ops->name, key, item->valuedouble, p->lo, p->hi);
         if (strcmp(key, "min") == 0 || strcmp(key, "max") == 0)
             bound[key[1] == 'a'] = item->valuedouble;
     }

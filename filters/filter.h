@@ -49,18 +49,23 @@ const char *filter_param_type_name(enum filter_param_type type);
 
 /* One parameter of a filter.  `def` is the default written as JSON text
  * ("0.1", "true", "[\"jpg\",\"png\"]"), so the README shows exactly what a
- * spec would say.  Every filter also takes "name" and "enabled". */
+ * spec would say.  Every filter also takes "name" and "enabled".
+ * Numeric parameters (NUMBER, INT) declare the closed range [lo, hi] of
+ * values that mean something (a ratio in 0..1, a width >= 0), so that a
+ * threshold such as `min -100` is refused at spec load instead of silently
+ * keeping everything; lo < hi is required for them. */
 struct filter_param {
     const char *key;
     enum filter_param_type type;
     const char *def;
     const char *doc;
+    double lo, hi;
 };
 
 /* Ends a parameter table (an entry with key NULL). */
 #define FILTER_PARAMS_END                                                                          \
     {                                                                                              \
-        NULL, 0, NULL, NULL                                                                        \
+        NULL, 0, NULL, NULL, 0, 0                                                                  \
     }
 
 enum filter_flags {
@@ -126,7 +131,8 @@ struct filter {
 /* Builds a filter from its spec entry `cfg` (an object with "name" and any
  * of the filter's parameters; NULL for all defaults) and runs its init.
  * VC_EUSAGE (bad_spec) naming the filter and the key for an unknown key, a
- * value of the wrong type, or min > max.  On success *out is owned
+ * value of the wrong type, a number outside the parameter's range, or
+ * min > max.  On success *out is owned
  * (filter_free). */
 enum vc_status filter_new(const struct filter_ops *ops, const struct cJSON *cfg,
                           struct filter_env *env, struct filter **out, struct vc_err *err);
@@ -152,8 +158,8 @@ const char *filter_param_strings_at(const struct filter *f, const char *key, siz
 bool filter_keeps(const struct filter *f, double score, double *threshold);
 
 /* Checks a parameter table: unique keys, defaults that parse as JSON of the
- * declared type, min <= max.  VC_EFATAL naming the filter otherwise (a
- * defect in the table, caught by the registry test). */
+ * declared type and lie in the declared range, min <= max.  VC_EFATAL naming the filter otherwise
+ * (a defect in the table, caught by the registry test). */
 enum vc_status filter_ops_check(const struct filter_ops *ops, struct vc_err *err);
 
 /* Shared, read-only resources loaded once per chain and keyed by name (for

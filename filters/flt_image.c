@@ -244,9 +244,9 @@ static enum vc_status grayscale_score(const struct filter *f, const struct filte
 /* ---- tables ---- */
 
 static const struct filter_param format_params[] = {
-    { "min", FILTER_PARAM_NUMBER, "1", "1 = the detected format must be listed" },
+    { "min", FILTER_PARAM_NUMBER, "1", "1 = the detected format must be listed", 0, 1 },
     { "formats", FILTER_PARAM_STRINGS, "[\"jpg\",\"jpeg\",\"png\",\"webp\"]",
-      "formats kept, detected by magic bytes" },
+      "formats kept, detected by magic bytes", 0, 0 },
     FILTER_PARAMS_END,
 };
 const struct filter_ops flt_img_format = {
@@ -262,8 +262,8 @@ const struct filter_ops flt_img_format = {
 };
 
 static const struct filter_param width_params[] = {
-    { "min", FILTER_PARAM_INT, "150", "narrowest width kept (px)" },
-    { "max", FILTER_PARAM_INT, "20000", "widest width kept (px)" },
+    { "min", FILTER_PARAM_INT, "150", "narrowest width kept (px)", 0, 1e6 },
+    { "max", FILTER_PARAM_INT, "20000", "widest width kept (px)", 0, 1e6 },
     FILTER_PARAMS_END,
 };
 const struct filter_ops flt_img_width = {
@@ -278,8 +278,8 @@ const struct filter_ops flt_img_width = {
 };
 
 static const struct filter_param height_params[] = {
-    { "min", FILTER_PARAM_INT, "150", "lowest height kept (px)" },
-    { "max", FILTER_PARAM_INT, "20000", "highest height kept (px)" },
+    { "min", FILTER_PARAM_INT, "150", "lowest height kept (px)", 0, 1e6 },
+    { "max", FILTER_PARAM_INT, "20000", "highest height kept (px)", 0, 1e6 },
     FILTER_PARAMS_END,
 };
 const struct filter_ops flt_img_height = {
@@ -294,8 +294,8 @@ const struct filter_ops flt_img_height = {
 };
 
 static const struct filter_param aspect_params[] = {
-    { "min", FILTER_PARAM_NUMBER, "0.5", "lowest width/height kept" },
-    { "max", FILTER_PARAM_NUMBER, "2", "highest width/height kept" },
+    { "min", FILTER_PARAM_NUMBER, "0.5", "lowest width/height kept", 0, 1e6 },
+    { "max", FILTER_PARAM_NUMBER, "2", "highest width/height kept", 0, 1e6 },
     FILTER_PARAMS_END,
 };
 const struct filter_ops flt_img_aspect = {
@@ -310,7 +310,7 @@ const struct filter_ops flt_img_aspect = {
 };
 
 static const struct filter_param pixels_params[] = {
-    { "max", FILTER_PARAM_INT, "178956970", "most pixels kept (width x height)" },
+    { "max", FILTER_PARAM_INT, "178956970", "most pixels kept (width x height)", 0, 1e15 },
     FILTER_PARAMS_END,
 };
 const struct filter_ops flt_img_pixels = {
@@ -325,8 +325,8 @@ const struct filter_ops flt_img_pixels = {
 };
 
 static const struct filter_param bytes_params[] = {
-    { "min", FILTER_PARAM_INT, "0", "smallest file kept (bytes)" },
-    { "max", FILTER_PARAM_INT, "2000000", "largest file kept (bytes)" },
+    { "min", FILTER_PARAM_INT, "0", "smallest file kept (bytes)", 0, 1e15 },
+    { "max", FILTER_PARAM_INT, "2000000", "largest file kept (bytes)", 0, 1e15 },
     FILTER_PARAMS_END,
 };
 const struct filter_ops flt_img_bytes = {
@@ -341,10 +341,10 @@ const struct filter_ops flt_img_bytes = {
 };
 
 static const struct filter_param ban_params[] = {
-    { "max", FILTER_PARAM_NUMBER, "0", "1 = the URL contains a banned word" },
+    { "max", FILTER_PARAM_NUMBER, "0", "1 = the URL contains a banned word", 0, 1 },
     { "words", FILTER_PARAM_STRINGS,
       "[\"logo\",\"button\",\"icon\",\"plugin\",\"widget\",\"porn\",\"xxx\",\"sex\"]",
-      "substrings banned from image URLs (ASCII case ignored)" },
+      "substrings banned from image URLs (ASCII case ignored)", 0, 0 },
     FILTER_PARAMS_END,
 };
 const struct filter_ops flt_img_url_ban = {
@@ -360,7 +360,7 @@ const struct filter_ops flt_img_url_ban = {
 };
 
 static const struct filter_param decodes_params[] = {
-    { "min", FILTER_PARAM_NUMBER, "1", "1 = the image must decode completely" },
+    { "min", FILTER_PARAM_NUMBER, "1", "1 = the image must decode completely", 0, 1 },
     FILTER_PARAMS_END,
 };
 const struct filter_ops flt_img_decodes = {
@@ -377,7 +377,7 @@ const struct filter_ops flt_img_decodes = {
 /* 2.0 on the 0..255 luma scale: JPEG noise on a flat colour stays well
  * below 1, while a foggy, low-contrast photo is still above 5. */
 static const struct filter_param uniform_params[] = {
-    { "min", FILTER_PARAM_NUMBER, "2", "lowest luma standard deviation kept (0..255)" },
+    { "min", FILTER_PARAM_NUMBER, "2", "lowest luma standard deviation kept (0..255)", 0, 255 },
     FILTER_PARAMS_END,
 };
 const struct filter_ops flt_img_uniform = {
@@ -394,7 +394,7 @@ const struct filter_ops flt_img_uniform = {
 /* 2.0: gray JPEGs stored as colour carry a chroma of about 1 from
  * rounding; any real colour photo averages far above 5. */
 static const struct filter_param grayscale_params[] = {
-    { "min", FILTER_PARAM_NUMBER, "2", "lowest mean chroma kept (0..255)" },
+    { "min", FILTER_PARAM_NUMBER, "2", "lowest mean chroma kept (0..255)", 0, 255 },
     FILTER_PARAMS_END,
 };
 const struct filter_ops flt_img_grayscale = {

@@ -474,13 +474,14 @@ static enum vc_status lang_score(const struct filter *f, const struct filter_inp
 
 /* One table for both levels: OBELICS uses 0.8 at both. */
 static const struct filter_param lang_params[] = {
-    { "min", FILTER_PARAM_NUMBER, "0.8", "minimum confidence (0..1) that the text is in `lang`" },
+    { "min", FILTER_PARAM_NUMBER, "0.8", "minimum confidence (0..1) that the text is in `lang`", 0,
+      1 },
     { "lang", FILTER_PARAM_STRING, "\"en\"",
-      "language wanted: a fingerprint name of libexttextcat-data" },
+      "language wanted: a fingerprint name of libexttextcat-data", 0, 0 },
     { "dir", FILTER_PARAM_STRING, "\"" LANGID_DEFAULT_DIR "\"",
-      "folder holding TextCat's fpdb.conf and *.lm fingerprints" },
+      "folder holding TextCat's fpdb.conf and *.lm fingerprints", 0, 0 },
     { "ignore", FILTER_PARAM_STRINGS, "[\"sco\"]",
-      "languages left out of the ranking (Scots: a near copy of English's fingerprint)" },
+      "languages left out of the ranking (Scots: a near copy of English's fingerprint)", 0, 0 },
     FILTER_PARAMS_END,
 };
 

@@ -230,7 +230,8 @@ static enum vc_status boiler_score(const struct filter *f, const struct filter_i
 }
 
 static const struct filter_param words_params[] = {
-    { "min", FILTER_PARAM_INT, "3", "fewest whitespace-separated words kept (DataComp: > 2)" },
+    { "min", FILTER_PARAM_INT, "3", "fewest whitespace-separated words kept (DataComp: > 2)", 0,
+      1e6 },
     FILTER_PARAMS_END,
 };
 const struct filter_ops flt_cap_words = {
@@ -244,7 +245,7 @@ const struct filter_ops flt_cap_words = {
 };
 
 static const struct filter_param chars_params[] = {
-    { "min", FILTER_PARAM_INT, "6", "fewest characters kept (DataComp: > 5)" },
+    { "min", FILTER_PARAM_INT, "6", "fewest characters kept (DataComp: > 5)", 0, 1e6 },
     FILTER_PARAMS_END,
 };
 const struct filter_ops flt_cap_chars = {
@@ -258,7 +259,7 @@ const struct filter_ops flt_cap_chars = {
 };
 
 static const struct filter_param bool_params[] = {
-    { "max", FILTER_PARAM_NUMBER, "0", "1 = the caption is only that" },
+    { "max", FILTER_PARAM_NUMBER, "0", "1 = the caption is only that", 0, 1 },
     FILTER_PARAMS_END,
 };
 const struct filter_ops flt_cap_filename = {
@@ -292,8 +293,9 @@ const struct filter_ops flt_cap_number = {
 };
 
 static const struct filter_param boiler_params[] = {
-    { "max", FILTER_PARAM_NUMBER, "0", "1 = the caption is a boilerplate phrase" },
-    { "extra", FILTER_PARAM_STRINGS, "[]", "phrases added to the built-in list (wordlists.c)" },
+    { "max", FILTER_PARAM_NUMBER, "0", "1 = the caption is a boilerplate phrase", 0, 1 },
+    { "extra", FILTER_PARAM_STRINGS, "[]", "phrases added to the built-in list (wordlists.c)", 0,
+      0 },
     FILTER_PARAMS_END,
 };
 const struct filter_ops flt_cap_boilerplate = {

@@ -102,10 +102,8 @@ static enum vc_status init_count(struct filter *f, struct filter_env *env, struc
     struct text_state *st = new_state(f);
     if (!st)
         return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-    double n = filter_param_number(f, "n") + filter_param_number(f, "min_tokens");
-    if (n < 0 || n > 1e6)
-        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "length %g is out of 0..1000000", n);
-    st->n = (size_t)n;
+    /* The parameter table bounds both (filter_check_config). */
+    st->n = (size_t)(filter_param_number(f, "n") + filter_param_number(f, "min_tokens"));
     return VC_OK;
 }
 
@@ -167,19 +165,19 @@ static enum vc_status score_images(const struct filter *f, const struct filter_i
 
 #define NGRAM_PARAM(def)                                                                           \
     {                                                                                              \
-        "n", FILTER_PARAM_INT, def, "n-gram length"                                                \
+        "n", FILTER_PARAM_INT, def, "n-gram length", 1, 1000                                       \
     }
 #define COMMON_PATH_PARAM                                                                          \
     {                                                                                              \
         "path", FILTER_PARAM_STRING, "\"" WORDSET_DEFAULT_DICT "\"",                               \
-            "word list, one word per line (Debian wamerican by default)"                           \
+            "word list, one word per line (Debian wamerican by default)", 0, 0                     \
     }
 
 /* ---- paragraph level ---- */
 
 static const struct filter_param par_word_count_params[] = {
-    { "min", FILTER_PARAM_INT, "4", "fewest words kept" },
-    { "max", FILTER_PARAM_INT, "1000", "most words kept" },
+    { "min", FILTER_PARAM_INT, "4", "fewest words kept", 0, 1e9 },
+    { "max", FILTER_PARAM_INT, "1000", "most words kept", 0, 1e9 },
     FILTER_PARAMS_END,
 };
 const struct filter_ops flt_par_word_count = {
@@ -193,7 +191,7 @@ const struct filter_ops flt_par_word_count = {
 };
 
 static const struct filter_param par_char_rep_params[] = {
-    { "max", FILTER_PARAM_NUMBER, "0.1", "highest repetition ratio kept" },
+    { "max", FILTER_PARAM_NUMBER, "0.1", "highest repetition ratio kept", 0, 1 },
     NGRAM_PARAM("10"),
     FILTER_PARAMS_END,
 };
@@ -210,7 +208,7 @@ const struct filter_ops flt_par_char_repetition = {
 };
 
 static const struct filter_param par_word_rep_params[] = {
-    { "max", FILTER_PARAM_NUMBER, "0.1", "highest repetition ratio kept" },
+    { "max", FILTER_PARAM_NUMBER, "0.1", "highest repetition ratio kept", 0, 1 },
     NGRAM_PARAM("5"),
     FILTER_PARAMS_END,
 };
@@ -227,7 +225,7 @@ const struct filter_ops flt_par_word_repetition = {
 };
 
 static const struct filter_param par_special_params[] = {
-    { "max", FILTER_PARAM_NUMBER, "0.3", "highest special-character ratio kept" },
+    { "max", FILTER_PARAM_NUMBER, "0.3", "highest special-character ratio kept", 0, 1 },
     FILTER_PARAMS_END,
 };
 const struct filter_ops flt_par_special_chars = {
@@ -241,7 +239,7 @@ const struct filter_ops flt_par_special_chars = {
 };
 
 static const struct filter_param par_stop_params[] = {
-    { "min", FILTER_PARAM_NUMBER, "0.3", "lowest stop-word ratio kept" },
+    { "min", FILTER_PARAM_NUMBER, "0.3", "lowest stop-word ratio kept", 0, 1 },
     FILTER_PARAMS_END,
 };
 const struct filter_ops flt_par_stopword_ratio = {
@@ -257,7 +255,7 @@ const struct filter_ops flt_par_stopword_ratio = {
 };
 
 static const struct filter_param par_flagged_params[] = {
-    { "max", FILTER_PARAM_NUMBER, "0.01", "highest flagged-word ratio kept" },
+    { "max", FILTER_PARAM_NUMBER, "0.01", "highest flagged-word ratio kept", 0, 1 },
     FILTER_PARAMS_END,
 };
 const struct filter_ops flt_par_flagged_ratio = {
@@ -273,9 +271,9 @@ const struct filter_ops flt_par_flagged_ratio = {
 };
 
 static const struct filter_param par_punct_params[] = {
-    { "min", FILTER_PARAM_NUMBER, "0.001", "lowest punctuation ratio kept" },
+    { "min", FILTER_PARAM_NUMBER, "0.001", "lowest punctuation ratio kept", 0, 1 },
     { "min_tokens", FILTER_PARAM_INT, "12",
-      "paragraphs with fewer word/punctuation tokens score 1.0 (not judged)" },
+      "paragraphs with fewer word/punctuation tokens score 1.0 (not judged)", 0, 1e6 },
     FILTER_PARAMS_END,
 };
 const struct filter_ops flt_par_punctuation_ratio = {
@@ -292,7 +290,7 @@ const struct filter_ops flt_par_punctuation_ratio = {
 };
 
 static const struct filter_param par_spam_params[] = {
-    { "max", FILTER_PARAM_NUMBER, "0.12", "paragraphs at or above this spam-word ratio go" },
+    { "max", FILTER_PARAM_NUMBER, "0.12", "paragraphs at or above this spam-word ratio go", 0, 1 },
     FILTER_PARAMS_END,
 };
 const struct filter_ops flt_par_spam_ratio = {
@@ -310,7 +308,7 @@ const struct filter_ops flt_par_spam_ratio = {
 };
 
 static const struct filter_param par_common_params[] = {
-    { "min", FILTER_PARAM_NUMBER, "0.8", "lowest common-word ratio kept" },
+    { "min", FILTER_PARAM_NUMBER, "0.8", "lowest common-word ratio kept", 0, 1 },
     COMMON_PATH_PARAM,
     FILTER_PARAMS_END,
 };
@@ -330,8 +328,8 @@ const struct filter_ops flt_par_common_ratio = {
 /* ---- document level ---- */
 
 static const struct filter_param doc_images_params[] = {
-    { "min", FILTER_PARAM_INT, "1", "fewest images kept" },
-    { "max", FILTER_PARAM_INT, "30", "most images kept" },
+    { "min", FILTER_PARAM_INT, "1", "fewest images kept", 0, 1e6 },
+    { "max", FILTER_PARAM_INT, "30", "most images kept", 0, 1e6 },
     FILTER_PARAMS_END,
 };
 const struct filter_ops flt_doc_images = {
@@ -345,8 +343,8 @@ const struct filter_ops flt_doc_images = {
 };
 
 static const struct filter_param doc_word_count_params[] = {
-    { "min", FILTER_PARAM_INT, "10", "fewest words kept" },
-    { "max", FILTER_PARAM_INT, "2000", "most words kept" },
+    { "min", FILTER_PARAM_INT, "10", "fewest words kept", 0, 1e9 },
+    { "max", FILTER_PARAM_INT, "2000", "most words kept", 0, 1e9 },
     FILTER_PARAMS_END,
 };
 const struct filter_ops flt_doc_word_count = {
@@ -360,7 +358,7 @@ const struct filter_ops flt_doc_word_count = {
 };
 
 static const struct filter_param doc_char_rep_params[] = {
-    { "max", FILTER_PARAM_NUMBER, "0.1", "highest repetition ratio kept" },
+    { "max", FILTER_PARAM_NUMBER, "0.1", "highest repetition ratio kept", 0, 1 },
     NGRAM_PARAM("10"),
     FILTER_PARAMS_END,
 };
@@ -377,7 +375,7 @@ const struct filter_ops flt_doc_char_repetition = {
 };
 
 static const struct filter_param doc_word_rep_params[] = {
-    { "max", FILTER_PARAM_NUMBER, "0.2", "highest repetition ratio kept" },
+    { "max", FILTER_PARAM_NUMBER, "0.2", "highest repetition ratio kept", 0, 1 },
     NGRAM_PARAM("5"),
     FILTER_PARAMS_END,
 };
@@ -394,7 +392,7 @@ const struct filter_ops flt_doc_word_repetition = {
 };
 
 static const struct filter_param doc_special_params[] = {
-    { "max", FILTER_PARAM_NUMBER, "0.275", "highest special-character ratio kept" },
+    { "max", FILTER_PARAM_NUMBER, "0.275", "highest special-character ratio kept", 0, 1 },
     FILTER_PARAMS_END,
 };
 const struct filter_ops flt_doc_special_chars = {
@@ -408,7 +406,7 @@ const struct filter_ops flt_doc_special_chars = {
 };
 
 static const struct filter_param doc_stop_params[] = {
-    { "min", FILTER_PARAM_NUMBER, "0.35", "lowest stop-word ratio kept" },
+    { "min", FILTER_PARAM_NUMBER, "0.35", "lowest stop-word ratio kept", 0, 1 },
     FILTER_PARAMS_END,
 };
 const struct filter_ops flt_doc_stopword_ratio = {
@@ -424,7 +422,7 @@ const struct filter_ops flt_doc_stopword_ratio = {
 };
 
 static const struct filter_param doc_flagged_params[] = {
-    { "max", FILTER_PARAM_NUMBER, "0.01", "highest flagged-word ratio kept" },
+    { "max", FILTER_PARAM_NUMBER, "0.01", "highest flagged-word ratio kept", 0, 1 },
     FILTER_PARAMS_END,
 };
 const struct filter_ops flt_doc_flagged_ratio = {
@@ -440,9 +438,10 @@ const struct filter_ops flt_doc_flagged_ratio = {
 };
 
 static const struct filter_param doc_punct_params[] = {
-    { "min", FILTER_PARAM_NUMBER, "0.03", "lowest punctuation ratio kept" },
+    { "min", FILTER_PARAM_NUMBER, "0.03", "lowest punctuation ratio kept", 0, 1 },
     { "min_tokens", FILTER_PARAM_INT, "0",
-      "documents with fewer tokens score 1.0; 0 = no exemption (OBELICS at document level)" },
+      "documents with fewer tokens score 1.0; 0 = no exemption (OBELICS at document level)", 0,
+      1e6 },
     FILTER_PARAMS_END,
 };
 const struct filter_ops flt_doc_punctuation_ratio = {
@@ -458,7 +457,7 @@ const struct filter_ops flt_doc_punctuation_ratio = {
 };
 
 static const struct filter_param doc_common_params[] = {
-    { "min", FILTER_PARAM_NUMBER, "0.9", "lowest common-word ratio kept" },
+    { "min", FILTER_PARAM_NUMBER, "0.9", "lowest common-word ratio kept", 0, 1 },
     COMMON_PATH_PARAM,
     FILTER_PARAMS_END,
 };

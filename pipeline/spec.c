@@ -10,6 +10,7 @@
 #include "stages/stage_cfg.h"
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,140 @@ void spec_free(struct spec *s)
 static enum vc_status oom(struct vc_err *err)
 {
     return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+}
+
+/* "line L, column C" of byte `at` (1-based, columns in bytes), the way an
+ * editor shows where to look. */
+static void text_place(const char *text, size_t at, char *buf, size_t cap)
+{
+    size_t line = 1, col = 1;
+    for (size_t i = 0; i < at; i++, col++)
+        if (text[i] == '\n')
+            line++, col = 0;
+    snprintf(buf, cap, "line %zu, column %zu", line, col);
+}
+
+/* cJSON turns \u0000 into a NUL that silently ends the string, and stops at
+ * a raw NUL byte: refuse both, so that the spec that runs is the one
+ * written. */
+static enum vc_status check_no_nul(const char *text, size_t n, struct vc_err *err)
+{
+    bool in_string = false;
+    for (size_t i = 0; i < n; i++) {
+        char place[64];
+        if (text[i] == '\0') {
+            text_place(text, i, place, sizeof place);
+            return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "%s: a NUL byte", place);
+        }
+        if (text[i] == '"') {
+            in_string = !in_string;
+        } else if (in_string && text[i] == '\\' && i + 1 < n) {
+            if (text[i + 1] == 'u' && i + 6 <= n && memcmp(text + i + 2, "0000", 4) == 0) {
+                text_place(text, i, place, sizeof place);
+                return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                                  "%s: a NUL character (\\u0000) inside a string", place);
+            }
+            i++; /* the escaped character, which may be a quote */
+        }
+    }
+    return VC_OK;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* A key given twice is a mistake whichever copy was meant (cJSON would
+ * take the first, run.json would record both): refuse it, naming the
+ * JSON path.  Sorting keeps a hostile object with many keys cheap. */
+static enum vc_status check_unique_keys(const cJSON *node, const char *path, struct vc_err *err)
+{
+    size_t n = 0, i = 0;
+    for (const cJSON *c = node->child; c; c = c->next)
+        n++;
+    if (cJSON_IsObject(node) && n > 1) {
+        const char **names = malloc(n * sizeof *names);
+        if (!names)
+            return oom(err);
+        for (const cJSON *c = node->child; c; c = c->next)
+            names[i++] = c->string;
+        qsort(names, n, sizeof *names, cmp_names);
+        const char *dup = NULL;
+        for (i = 1; i < n && !dup; i++)
+            if (strcmp(names[i - 1], names[i]) == 0)
+                dup = names[i];
+        enum vc_status rc = dup ? vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                                             "%s: key '%s' appears twice", path, dup)
+                                : VC_OK;
+        free(names);
+        VC_TRY(rc);
+    }
+    i = 0;
+    for (const cJSON *c = node->child; c; c = c->next, i++) {
+        char sub[256];
+        if (cJSON_IsObject(node))
+            snprintf(sub, sizeof sub, "%s.%s", path, c->string);
+        else
+            snprintf(sub, sizeof sub, "%s[%zu]", path, i);
+        VC_TRY(check_unique_keys(c, sub, err));
+    }
+    return VC_OK;
+}
+
+/* Strict JSON for a hand-written file: one object, nothing after it but
+ * white space, no NUL, no key twice.  *out owned. */
+static enum vc_status parse_strict(const char *text, size_t n, cJSON **out, struct vc_err *err)
+{
+    char place[64];
+    VC_TRY(check_no_nul(text, n, err));
+    const char *end = NULL;
+    cJSON *json = cJSON_ParseWithLengthOpts(text, n, &end, 0);
+    if (!cJSON_IsObject(json)) {
+        const char *at = json ? text : cJSON_GetErrorPtr();
+        cJSON_Delete(json);
+        text_place(text, at && at >= text && at <= text + n ? (size_t)(at - text) : 0, place,
+                   sizeof place);
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                          json ? "not a JSON object" : "not a JSON object (parse error near %s)",
+                          place);
+    }
+    size_t rest = (size_t)(end - text);
+    while (rest < n && strchr(" \t\r\n", text[rest]))
+        rest++;
+    enum vc_status rc = VC_OK;
+    if (rest < n) {
+        text_place(text, rest, place, sizeof place);
+        rc = vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                        "%s: text after the end of the JSON object", place);
+    }
+    if (rc == VC_OK)
+        rc = check_unique_keys(json, "spec", err);
+    if (rc < 0) {
+        cJSON_Delete(json);
+        return rc;
+    }
+    *out = json;
+    return VC_OK;
+}
+
+static const char *stage_name_at(size_t i)
+{
+    return stage_table[i] ? stage_table[i]->name : NULL;
+}
+
+static const char *source_name_at(size_t i)
+{
+    return source_table[i] ? source_table[i]->name : NULL;
+}
+
+/* "a, b, c": the names a registry knows, for "unknown ..." messages. */
+static void join_names(char *buf, size_t cap, const char *(*name_at)(size_t))
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; name_at(i) && len < cap; i++)
+        len += (size_t)snprintf(buf + len, cap - len, "%s%s", i ? ", " : "", name_at(i));
 }
 
 static enum vc_status parse_limits(struct spec *s, const cJSON *lim, struct vc_err *err)
@@ -146,11 +281,13 @@ static enum vc_status parse_sources(struct spec *s, const cJSON *arr, struct vc_
                 return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "%s: key 'name': used twice",
                                   where);
         const struct source_ops *ops = source_find(type);
-        if (!ops)
+        if (!ops) {
+            char known[256];
+            join_names(known, sizeof known, source_name_at);
             return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
-                              "%s: key 'type': unknown source type '%s' (known: webdataset, "
-                              "pairs, documents)",
-                              where, type);
+                              "%s: key 'type': unknown source type '%s' (known: %s)", where, type,
+                              known);
+        }
         struct stage_source_info *si = &s->source_info[i];
         uint64_t epochs;
         si->name = name;
@@ -195,8 +332,10 @@ static enum vc_status parse_stages(struct spec *s, const cJSON *arr, struct vc_e
             rc = vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
                             "%s: expected an object with key 'stage'", where);
         } else if (!ops) {
+            char known[256];
+            join_names(known, sizeof known, stage_name_at);
             rc = vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
-                            "%s: key 'stage': unknown stage '%s'", where, name);
+                            "%s: key 'stage': unknown stage '%s' (known: %s)", where, name, known);
         } else {
             if (k == 0 && !(ops->caps & STAGE_CAP_FIRST))
                 s->stages[k++].ops = stage_find("ingest"), cfgs[k - 1] = NULL;
@@ -262,14 +401,8 @@ enum vc_status spec_parse(const char *text, size_t n, const char *spec_dir,
     if (!s)
         return oom(err);
     enum vc_status rc = VC_OK;
-    s->json = cJSON_ParseWithLength(text, n);
-    if (!cJSON_IsObject(s->json)) {
-        const char *at = cJSON_GetErrorPtr();
-        rc = vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
-                        "not a JSON object (parse error near byte %td)",
-                        at && at >= text && at <= text + n ? at - text : (ptrdiff_t)0);
+    if ((rc = parse_strict(text, n, &s->json, err)) < 0)
         goto fail;
-    }
     s->spec_dir = vc_strdup(spec_dir ? spec_dir : "");
     if (!s->spec_dir) {
         rc = oom(err);

@@ -188,12 +188,46 @@ enum vc_status src_urls_expand(const cJSON *urls, const char *where, const char 
         rc = vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
                         "expected a path, a brace pattern or a list of them");
     }
-    for (size_t i = 0; rc == VC_OK && i < n_raw; i++)
+    /* Every path must name a file now: a typo found at load costs a
+     * message, found in MAP it costs a run (and a brace range over a
+     * million missing files a million error units).  The first missing
+     * one ends the check. */
+    for (size_t i = 0; rc == VC_OK && i < n_raw; i++) {
         rc = push(paths, n, src_path_join(base_dir, raw[i]), err);
+        if (rc == VC_OK)
+            rc = src_check_path((*paths)[*n - 1], false, err);
+    }
     src_paths_free(raw, n_raw);
     if (rc < 0)
         vc_err_prefix(err, "%s: key 'urls'", where);
     return rc;
+}
+
+enum vc_status src_check_path(const char *path, bool want_dir, struct vc_err *err)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        bool glob = strpbrk(path, "*?[") != NULL;
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "'%s': %s%s", path, strerror(errno),
+                          glob ? " (wildcards are not expanded: use a brace pattern such as "
+                                 "'shard-{000..127}.tar' or a list)"
+                               : "");
+    }
+    if (want_dir && !S_ISDIR(st.st_mode))
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "'%s': not a folder", path);
+    if (!want_dir && S_ISDIR(st.st_mode))
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "'%s': a folder, not a file", path);
+    return VC_OK;
+}
+
+enum vc_status src_check_spec_paths(const char *list_key, const char *list, const char *images_dir,
+                                    struct vc_err *err)
+{
+    if (src_check_path(list, false, err) < 0)
+        return vc_err_prefix(err, "key '%s'", list_key);
+    if (src_check_path(images_dir, true, err) < 0)
+        return vc_err_prefix(err, "key 'images_dir'");
+    return VC_OK;
 }
 
 int src_relpath_safe(const char *path)

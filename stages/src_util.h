@@ -5,6 +5,7 @@
 #ifndef VC_STAGES_SRC_UTIL_H
 #define VC_STAGES_SRC_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,13 +24,24 @@ enum { SRC_MAX_EXPANSION = 1000000 };
  * pattern. */
 enum vc_status src_brace_expand(const char *pattern, char ***paths, size_t *n, struct vc_err *err);
 /* "urls" as a string or an array of strings, expanded in order and each
- * resolved against base_dir.  Errors name `where` and the key. */
+ * resolved against base_dir; every path must exist and not be a folder
+ * (src_check_path).  Errors name `where` and the key. */
 enum vc_status src_urls_expand(const struct cJSON *urls, const char *where, const char *base_dir,
                                char ***paths, size_t *n, struct vc_err *err);
 void src_paths_free(char **paths, size_t n);
 /* Appends a copy of s to the string vector (*v, *n) of capacity *cap
  * (grown by doubling; free with src_paths_free).  VC_EFATAL on OOM. */
 enum vc_status src_strv_push(char ***v, size_t *n, size_t *cap, const char *s, struct vc_err *err);
+
+/* A path a spec names, checked at load: it exists and is a folder
+ * (want_dir) or not a folder.  VC_EUSAGE bad_spec naming the path and the
+ * cause; a path with wildcards gets a hint, since nothing is globbed. */
+enum vc_status src_check_path(const char *path, bool want_dir, struct vc_err *err);
+
+/* The two paths of a list source (pairs, documents): a list file (under
+ * the key list_key) and a folder of images.  Errors name the key. */
+enum vc_status src_check_spec_paths(const char *list_key, const char *list, const char *images_dir,
+                                    struct vc_err *err);
 
 /* base_dir/path unless path is absolute or base_dir is NULL/empty.  Owned. */
 char *src_path_join(const char *base_dir, const char *path);

@@ -5,12 +5,36 @@
 
 #include "pipeline/spec.h"
 
+#include <cjson/cJSON.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
-/* A spec over one webdataset shard pattern (the files need not exist:
- * shards are opened in MAP, not at load), plus `extra` keys. */
+/* The folder the specs below sit in, with the files they name: shards
+ * d-00..02.tar, x.tar, y.tar (empty: shards are read in MAP, but must
+ * exist at load), a list and an image folder. */
+static const char *spec_folder(void)
+{
+    static char dir[4096];
+    if (dir[0])
+        return dir;
+    snprintf(dir, sizeof dir, "%s", vc_test_tmpdir());
+    static const char *const files[] = { "d-00.tar", "d-01.tar", "d-02.tar",
+                                         "x.tar",    "y.tar",    "list.jsonl" };
+    char path[4200];
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        vc_test_write_file(path, "", 0);
+    }
+    snprintf(path, sizeof path, "%s/i", dir);
+    mkdir(path, 0755);
+    return dir;
+}
+
+/* A spec over one webdataset shard pattern, plus `extra` keys. */
 static enum vc_status parse_with(const char *extra, struct spec **out, struct vc_err *err)
 {
     char text[4096];
@@ -18,14 +42,14 @@ static enum vc_status parse_with(const char *extra, struct spec **out, struct vc
              "{\"sources\": [{\"name\": \"web\", \"type\": \"webdataset\", \"urls\": "
              "\"d-{00..02}.tar\"}], \"output\": {\"dir\": \"out\"}%s}",
              extra);
-    return spec_parse(text, strlen(text), "/data", NULL, out, err);
+    return spec_parse(text, strlen(text), spec_folder(), NULL, out, err);
 }
 
-static void expect_error(const char *text, const char *needle1, const char *needle2)
+static void expect_error_n(const char *text, size_t n, const char *needle1, const char *needle2)
 {
     struct spec *s = NULL;
     struct vc_err err = { 0 };
-    enum vc_status rc = spec_parse(text, strlen(text), NULL, NULL, &s, &err);
+    enum vc_status rc = spec_parse(text, n, spec_folder(), NULL, &s, &err);
     CHECK_INT(rc, VC_EUSAGE);
     CHECK_INT(err.reason, VC_REASON_bad_spec);
     CHECK(s == NULL);
@@ -36,25 +60,35 @@ static void expect_error(const char *text, const char *needle1, const char *need
     }
 }
 
+static void expect_error(const char *text, const char *needle1, const char *needle2)
+{
+    expect_error_n(text, strlen(text), needle1, needle2);
+}
+
 TEST(defaults_and_implied_stages)
 {
     struct spec *s = NULL;
     struct vc_err err = { 0 };
+    char want[4200];
     CHECK_INT(parse_with("", &s, &err), VC_OK);
     if (!s)
         return;
     CHECK_INT(s->n_sources, 1);
     CHECK_INT(s->sources[0].n_units, 3);
-    CHECK_STR(s->sources[0].units[0].file, "/data/d-00.tar");
-    CHECK_STR(s->sources[0].units[2].file, "/data/d-02.tar");
+    snprintf(want, sizeof want, "%s/d-00.tar", spec_folder());
+    CHECK_STR(s->sources[0].units[0].file, want);
+    snprintf(want, sizeof want, "%s/d-02.tar", spec_folder());
+    CHECK_STR(s->sources[0].units[2].file, want);
     CHECK_NEAR(s->source_info[0].weight, 1.0, 0);
     CHECK_INT(s->source_info[0].epochs, 1);
     /* ingest first and write last, though the spec lists no stage */
     CHECK_INT(s->n_stages, 2);
     CHECK_STR(s->stages[0].ops->name, "ingest");
     CHECK_STR(s->stages[1].ops->name, "write");
-    CHECK_STR(s->out_dir, "/data/out");
-    CHECK_STR(s->work_dir, "/data/out/_work");
+    snprintf(want, sizeof want, "%s/out", spec_folder());
+    CHECK_STR(s->out_dir, want);
+    snprintf(want, sizeof want, "%s/out/_work", spec_folder());
+    CHECK_STR(s->work_dir, want);
     CHECK_STR(s->prefix, "shard");
     CHECK_INT(s->samples_per_shard, 1000);
     CHECK_INT(s->limits.max_text_bytes, 65536);
@@ -77,15 +111,17 @@ TEST(hash_ignores_out_dir_and_threads)
     const char *t3 =
         "{\"sources\": [{\"name\": \"w\", \"type\": \"webdataset\", \"urls\": \"y.tar\"}],"
         " \"output\": {\"dir\": \"o2\"}}";
-    CHECK_INT(spec_parse(t1, strlen(t1), NULL, &ov, &a, &err), VC_OK);
-    CHECK_INT(spec_parse(t2, strlen(t2), NULL, NULL, &b, &err), VC_OK);
-    CHECK_INT(spec_parse(t3, strlen(t3), NULL, NULL, &c, &err), VC_OK);
+    CHECK_INT(spec_parse(t1, strlen(t1), spec_folder(), &ov, &a, &err), VC_OK);
+    CHECK_INT(spec_parse(t2, strlen(t2), spec_folder(), NULL, &b, &err), VC_OK);
+    CHECK_INT(spec_parse(t3, strlen(t3), spec_folder(), NULL, &c, &err), VC_OK);
     if (a && b && c) {
         CHECK_STR(a->hash, b->hash);
         CHECK(strcmp(b->hash, c->hash) != 0);
         CHECK_STR(a->out_dir, "/elsewhere");
         CHECK_INT(a->threads, 7);
-        CHECK_STR(b->out_dir, "o2"); /* no spec folder: relative to the cwd */
+        char want[4200];
+        snprintf(want, sizeof want, "%s/o2", spec_folder());
+        CHECK_STR(b->out_dir, want);
     }
     spec_free(a);
     spec_free(b);
@@ -102,7 +138,7 @@ TEST(errors_name_place_and_key)
                  "stage 'reshard'", "shufle");
     expect_error("{\"sources\": [{\"name\": \"a\", \"type\": \"webdataset\", \"urls\": \"x.tar\"}],"
                  " \"output\": {\"dir\": \"o\"}, \"stages\": [{\"stage\": \"dedupe\"}]}",
-                 "unknown stage 'dedupe'", NULL);
+                 "stages[0]: key 'stage': unknown stage 'dedupe'", "(known: ingest, filter, ");
     expect_error("{\"sources\": [{\"name\": \"a\", \"type\": \"webdataset\", \"urls\": \"x.tar\"}],"
                  " \"output\": {\"dir\": \"o\"}, \"stages\": [{\"stage\": \"reshard\", "
                  "\"shuffle\": \"sometimes\"}]}",
@@ -142,6 +178,98 @@ TEST(errors_name_place_and_key)
         "source 'a'", "/nonexistent/list.jsonl");
 }
 
+#define SRC_A "{\"sources\": [{\"name\": \"a\", \"type\": \"webdataset\", \"urls\": \"x.tar\"}]"
+#define OUT_O "\"output\": {\"dir\": \"o\"}"
+
+/* A hand-written spec means exactly what it says: no key twice, nothing
+ * after the object, no NUL cutting a string short.  Each message names
+ * the place. */
+TEST(strict_json)
+{
+    expect_error(SRC_A ", " OUT_O ", \"threads\": 1, \"threads\": 2}", "spec: key 'threads'",
+                 "appears twice");
+    expect_error("{\"sources\": [{\"name\": \"a\", \"type\": \"webdataset\", \"urls\": "
+                 "\"x.tar\", \"urls\": \"y.tar\"}], " OUT_O "}",
+                 "spec.sources[0]: key 'urls'", "appears twice");
+    expect_error(SRC_A ", " OUT_O ", \"stages\": [{\"stage\": \"filter\", \"filters\": "
+                       "[{\"name\": \"img_width\", \"min\": 10, \"min\": 20}]}]}",
+                 "spec.stages[0].filters[0]: key 'min'", "appears twice");
+    expect_error(SRC_A ", " OUT_O "} x", "line 1, column ", "text after the end");
+    expect_error(SRC_A ", " OUT_O "}\n{}\n", "line 2, column 1", "text after the end");
+    expect_error(SRC_A ", \n" OUT_O ", \"description\": \"a\\u0000b\"}", "line 2, column ",
+                 "NUL character");
+    static const char raw_nul[] = SRC_A ", " OUT_O ", \"description\": \"a\0b\"}";
+    expect_error_n(raw_nul, sizeof raw_nul - 1, "line 1, column ", "NUL byte");
+    expect_error(SRC_A ", \n\n" OUT_O ",}", "line 3, column", "parse error");
+    /* An escaped backslash before "u0000" is two ordinary characters. */
+    const char *ok = SRC_A ", " OUT_O ", \"description\": \"C:\\\\u0000\"}  \n";
+    struct spec *s = NULL;
+    struct vc_err err = { 0 };
+    CHECK_INT(spec_parse(ok, strlen(ok), spec_folder(), NULL, &s, &err), VC_OK);
+    if (s)
+        CHECK_STR(cJSON_GetObjectItemCaseSensitive(s->json, "description")->valuestring,
+                  "C:\\u0000");
+    spec_free(s);
+}
+
+/* Thresholds outside what the score can mean are refused, not read as
+ * "keep everything". */
+TEST(filter_thresholds_in_range)
+{
+    expect_error(SRC_A ", " OUT_O ", \"stages\": [{\"stage\": \"filter\", \"filters\": "
+                       "[{\"name\": \"img_width\", \"min\": -100}]}]}",
+                 "filter img_width: parameter \"min\": -100 is outside [0, ", "stage 'filter'");
+    expect_error(SRC_A ", " OUT_O ", \"stages\": [{\"stage\": \"filter\", \"filters\": "
+                       "[{\"name\": \"par_stopword_ratio\", \"min\": 1.5}]}]}",
+                 "parameter \"min\": 1.5 is outside [0, 1]", NULL);
+    expect_error(SRC_A ", " OUT_O ", \"stages\": [{\"stage\": \"filter\", \"filters\": "
+                       "[{\"name\": \"par_char_repetition\", \"n\": 0}]}]}",
+                 "parameter \"n\": 0 is outside [1, 1000]", NULL);
+    struct spec *s = NULL;
+    struct vc_err err = { 0 };
+    CHECK_INT(parse_with(", \"stages\": [{\"stage\": \"filter\", \"filters\": [{\"name\": "
+                         "\"img_width\", \"min\": 0}, {\"name\": \"par_stopword_ratio\", "
+                         "\"min\": 1}]}]",
+                         &s, &err),
+              VC_OK);
+    spec_free(s);
+}
+
+/* Every path a spec names is looked at when it loads: a typo is exit 2
+ * with the source and the path, not a run that writes nothing. */
+TEST(source_paths_checked_at_load)
+{
+    expect_error("{\"sources\": [{\"name\": \"a\", \"type\": \"webdataset\", \"urls\": "
+                 "[\"x.tar\", \"nope.tar\"]}], " OUT_O "}",
+                 "source 'a': key 'urls'", "nope.tar': No such file");
+    expect_error("{\"sources\": [{\"name\": \"a\", \"type\": \"webdataset\", \"urls\": "
+                 "\"d-{03..05}.tar\"}], " OUT_O "}",
+                 "source 'a': key 'urls'", "/d-03.tar': No such file");
+    expect_error("{\"sources\": [{\"name\": \"a\", \"type\": \"webdataset\", \"urls\": "
+                 "\"d-*.tar\"}], " OUT_O "}",
+                 "source 'a': key 'urls'", "wildcards are not expanded");
+    expect_error("{\"sources\": [{\"name\": \"a\", \"type\": \"webdataset\", \"urls\": "
+                 "\"i\"}], " OUT_O "}",
+                 "source 'a': key 'urls'", "/i': a folder, not a file");
+    expect_error("{\"sources\": [{\"name\": \"p\", \"type\": \"pairs\", \"list\": "
+                 "\"list.jsonl\", \"images_dir\": \"imgs\"}], " OUT_O "}",
+                 "source 'p': key 'images_dir'", "/imgs': No such file");
+    expect_error("{\"sources\": [{\"name\": \"p\", \"type\": \"pairs\", \"list\": "
+                 "\"list.jsonl\", \"images_dir\": \"x.tar\"}], " OUT_O "}",
+                 "source 'p': key 'images_dir'", "/x.tar': not a folder");
+    expect_error("{\"sources\": [{\"name\": \"d\", \"type\": \"documents\", \"path\": "
+                 "\"docs.jsonl\", \"images_dir\": \"i\"}], " OUT_O "}",
+                 "source 'd': key 'path'", "/docs.jsonl': No such file");
+    /* A million missing shards: refused at the first, in well under the
+     * time a million error units would take. */
+    clock_t t0 = clock();
+    expect_error("{\"sources\": [{\"name\": \"big\", \"type\": \"webdataset\", \"urls\": "
+                 "\"m-{000000..999999}.tar\"}], " OUT_O "}",
+                 "source 'big': key 'urls'", "/m-000000.tar': No such file");
+    fprintf(stderr, "a million missing shards refused in %.2f s of CPU\n",
+            (double)(clock() - t0) / CLOCKS_PER_SEC);
+}
+
 TEST(limits_and_output_options)
 {
     struct spec *s = NULL;
@@ -161,5 +289,10 @@ TEST(limits_and_output_options)
 
 #define TESTS(X)                                                                                   \
     X(defaults_and_implied_stages)                                                                 \
-    X(hash_ignores_out_dir_and_threads) X(errors_name_place_and_key) X(limits_and_output_options)
+    X(hash_ignores_out_dir_and_threads)                                                            \
+    X(errors_name_place_and_key)                                                                   \
+    X(limits_and_output_options)                                                                   \
+    X(strict_json)                                                                                 \
+    X(filter_thresholds_in_range)                                                                  \
+    X(source_paths_checked_at_load)
 TEST_MAIN(TESTS)
