@@ -166,6 +166,8 @@ enum vc_status img_probe(const uint8_t *data, size_t size, const struct img_limi
                          struct img_info *out, struct vc_err *err)
 {
     memset(out, 0, sizeof *out);
+    if (size == 0)
+        return vc_err_set(err, VC_ESAMPLE, VC_REASON_empty, "empty image (0 bytes)");
     const struct img_codec_ops *c = img_codec_for(img_sniff(data, size));
     if (!c)
         return vc_err_set(err, VC_ESAMPLE, VC_REASON_unsupported_format,

@@ -8,6 +8,7 @@
 
 #include <string.h>
 #if defined(__x86_64__)
+#    include <cpuid.h>
 #    include <immintrin.h>
 #endif
 
@@ -118,8 +119,11 @@ static void sha256_pick(void)
 {
     void (*f)(uint32_t *, const uint8_t *, size_t) = sha256_blocks_portable;
 #if defined(__x86_64__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("sha") && __builtin_cpu_supports("sse4.1"))
+    /* cpuid rather than __builtin_cpu_supports("sha"), which clang lacks:
+     * leaf 7 EBX bit 29 is SHA, leaf 1 ECX bit 19 is SSE4.1. */
+    unsigned a, b, c, d;
+    if (__get_cpuid_count(7, 0, &a, &b, &c, &d) && (b >> 29 & 1) &&
+        __get_cpuid(1, &a, &b, &c, &d) && (c >> 19 & 1))
         f = sha256_blocks_shani;
 #endif
     __atomic_store_n(&sha256_blocks, f, __ATOMIC_RELAXED);

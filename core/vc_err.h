@@ -71,7 +71,9 @@ enum vc_status {
     X(engine_error, 43)                                                                            \
     X(too_long, 44)                                                                                \
     X(bad_member_name, 45)                                                                         \
-    X(not_regular_file, 46)
+    X(not_regular_file, 46)                                                                        \
+    X(empty, 60)                                                                                   \
+    X(repeated_field, 61)
 
 enum vc_reason {
 #define VC_REASON_ENUM_(name, code) VC_REASON_##name = code,

@@ -186,8 +186,10 @@ static void section_categories(struct vc_buf *b, const struct stats *s, long all
     for (size_t i = 0; i < nc; i++) {
         struct stats_counter_view c;
         stats_counter_at(s, (size_t)all, i, &c);
-        if (strcmp(c.family, family) == 0)
-            bars[n++] = (struct bar){ c.name, (double)c.count, colours[n % N_COLOURS] };
+        if (strcmp(c.family, family) == 0) {
+            bars[n] = (struct bar){ c.name, (double)c.count, colours[n % N_COLOURS] };
+            n++;
+        }
     }
     if (n) {
         vc_buf_printf(b, "<figure><figcaption>%s</figcaption>", title);

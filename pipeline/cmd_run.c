@@ -1,6 +1,7 @@
 /* cmd_run: argument parsing and the summary; everything else is exec's. */
 #include "cmd_run.h"
 
+#include "core/vc_fs.h"
 #include "core/vc_mem.h"
 #include "executor.h"
 #include "spec.h"
@@ -30,6 +31,41 @@ enum vc_status run_spec(const char *spec_path, const struct run_opts *opts, stru
     return rc;
 }
 
+/* Per source, what the mixture made of it, from the run's manifest
+ * (run.json "mix"): "used N of M (weight w)", and a warning when most of a
+ * source was left out, which otherwise shows only as mix_unused lines. */
+static void print_mix(FILE *out, const char *out_dir)
+{
+    char path[4096], *text;
+    size_t n;
+    struct vc_err err = { 0 };
+    snprintf(path, sizeof path, "%s/%s", out_dir, EXEC_RUN_NAME);
+    if (vc_fs_read_file(path, 64u << 20, &text, &n, &err) < 0)
+        return;
+    cJSON *doc = cJSON_ParseWithLength(text, n);
+    free(text);
+    const cJSON *mix = cJSON_GetObjectItemCaseSensitive(doc, "mix"), *src;
+    cJSON_ArrayForEach(src, cJSON_GetObjectItemCaseSensitive(mix, "sources"))
+    {
+        double used = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(src, "used"));
+        double avail = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(src, "available"));
+        double drawn = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(src, "drawn"));
+        double epochs = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(src, "epochs"));
+        double weight = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(src, "weight"));
+        fprintf(out, "mix: source '%s': used %.0f of %.0f (weight %g)", src->string, used, avail,
+                weight);
+        if (drawn > used)
+            fprintf(out, ", drawn %.0f times over %.0f epochs", drawn, epochs);
+        fputc('\n', out);
+        if (avail > 0 && used < avail / 2)
+            fprintf(out,
+                    "warning: source '%s': %.0f%% of its samples were not used (ledger: rejected, "
+                    "mix_unused); see README \"Mixture\" for stop, epochs and total_samples\n",
+                    src->string, 100 * (avail - used) / avail);
+    }
+    cJSON_Delete(doc);
+}
+
 void run_print_summary(FILE *out, const char *out_dir, const struct exec_result *res)
 {
     if (res->submitted) {
@@ -48,6 +84,7 @@ void run_print_summary(FILE *out, const char *out_dir, const struct exec_result 
     if (res->units_skipped || res->shards_skipped)
         fprintf(out, "resumed: %llu input units and %llu shards were already done\n",
                 (unsigned long long)res->units_skipped, (unsigned long long)res->shards_skipped);
+    print_mix(out, out_dir);
     fprintf(out, "time: map %.2fs, plan %.2fs, write %.2fs, finish %.2fs\n", res->seconds_map,
             res->seconds_plan, res->seconds_reduce, res->seconds_finish);
 }

@@ -295,7 +295,7 @@ static enum vc_status parse_sources(struct spec *s, const cJSON *arr, struct vc_
         VC_TRY(stage_cfg_double(src, where, "weight", 1.0, 1e-9, 1e9, &si->weight, err));
         VC_TRY(stage_cfg_u64(src, where, "max_samples", 0, 1, UINT64_MAX >> 11, &si->max_samples,
                              err));
-        VC_TRY(stage_cfg_u64(src, where, "epochs", 1, 1, 1000, &epochs, err));
+        VC_TRY(stage_cfg_u64(src, where, "epochs", 0, 1, 1000, &epochs, err));
         si->epochs = (uint32_t)epochs;
         s->sources[i].ops = ops;
         s->n_sources = (size_t)i + 1;
@@ -305,14 +305,28 @@ static enum vc_status parse_sources(struct spec *s, const cJSON *arr, struct vc_
     return VC_OK;
 }
 
+/* Whether a source sets a key that only a mixture reads. */
+static bool mixture_keys_given(const cJSON *json)
+{
+    static const char *const keys[] = { "weight", "max_samples", "epochs" };
+    const cJSON *src;
+    cJSON_ArrayForEach(src, cJSON_GetObjectItemCaseSensitive(json, "sources"))
+    {
+        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+            if (cJSON_GetObjectItemCaseSensitive(src, keys[i]))
+                return true;
+    }
+    return false;
+}
+
 static enum vc_status parse_stages(struct spec *s, const cJSON *arr, struct vc_err *err)
 {
     if (arr && !cJSON_IsArray(arr))
         return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "key 'stages': expected a list");
     size_t n = arr ? (size_t)cJSON_GetArraySize(arr) : 0;
-    /* Room for the implied ingest and write. */
-    s->stages = calloc(n + 2, sizeof *s->stages);
-    const cJSON **cfgs = calloc(n + 2, sizeof *cfgs);
+    /* Room for the implied ingest, reshard and write. */
+    s->stages = calloc(n + 3, sizeof *s->stages);
+    const cJSON **cfgs = calloc(n + 3, sizeof *cfgs);
     enum vc_status rc = VC_OK;
     if (!s->stages || !cfgs) {
         free(cfgs);
@@ -347,6 +361,20 @@ static enum vc_status parse_stages(struct spec *s, const cJSON *arr, struct vc_e
         s->stages[k++].ops = stage_find("ingest");
     if (rc == VC_OK && !(s->stages[k - 1].ops->caps & STAGE_CAP_LAST))
         s->stages[k++].ops = stage_find("write");
+    /* Mixture keys without a reshard stage: the mixture is applied with its
+     * defaults just before write, rather than the keys silently doing
+     * nothing (the README's "Mixture"). */
+    const struct stage_ops *reshard = stage_find("reshard");
+    bool has_reshard = false;
+    for (size_t a = 0; a < k; a++)
+        has_reshard |= s->stages[a].ops == reshard;
+    if (rc == VC_OK && !has_reshard && mixture_keys_given(s->json)) {
+        s->stages[k] = s->stages[k - 1];
+        cfgs[k] = cfgs[k - 1];
+        s->stages[k - 1] = (struct spec_stage){ .ops = reshard };
+        cfgs[k - 1] = NULL;
+        k++;
+    }
     for (size_t a = 0; rc == VC_OK && a < k; a++) {
         const struct stage_ops *ops = s->stages[a].ops;
         if ((ops->caps & STAGE_CAP_FIRST) && a != 0)

@@ -23,6 +23,7 @@ struct source_unit {
     char *file;            /* the input file, as the spec spelled it */
     uint64_t begin, end;   /* byte range of a list file; 0, 0 for a shard */
     uint64_t first_record; /* ordinal of the unit's first record in the file */
+    uint64_t first_line;   /* 1-based line of that record in a list file; 0 for a shard */
 };
 
 struct source_ops {

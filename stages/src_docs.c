@@ -293,8 +293,8 @@ static enum vc_status load_images_aligned(struct docs_cursor *dc, struct sample 
         enum vc_status rc = read_image(dc, im->valuestring, &next_res, &n, &e);
         if (rc == VC_EFATAL)
             return *err = e, rc;
-        if (rc == VC_OK && (f = img_sniff(c->buf, n)) == IMG_FORMAT_UNKNOWN)
-            rc = vc_err_set(&e, VC_ESAMPLE, VC_REASON_unsupported_format, "not an image");
+        if (rc == VC_OK)
+            rc = src_image_format(c->buf, n, im->valuestring, &f, &e);
         if (rc < 0) {
             if (!dropped && !(dropped = cJSON_AddArrayToObject(doc, "dropped_images")))
                 return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
@@ -375,11 +375,9 @@ static enum vc_status docs_next(void *cursor, struct sample *s, struct vc_err *e
     enum vc_status rc = lines_cursor_next(c, s, &rec, &len, err);
     if (rc != VC_OK)
         return rc;
-    cJSON *doc = cJSON_ParseWithLength(rec, len);
-    if (!cJSON_IsObject(doc)) {
-        cJSON_Delete(doc);
-        return vc_err_set(err, VC_ESAMPLE, VC_REASON_json_invalid, "record is not a JSON object");
-    }
+    cJSON *doc;
+    if (src_json_object(rec, len, &doc, err) < 0)
+        return lines_cursor_error(c, err);
     set_key(s, doc, d->key_field);
     cJSON *texts = cJSON_GetObjectItemCaseSensitive(doc, "texts");
     cJSON *images = cJSON_GetObjectItemCaseSensitive(doc, "images");
@@ -393,7 +391,7 @@ static enum vc_status docs_next(void *cursor, struct sample *s, struct vc_err *e
         rc = sample_add_field(s, "json", json, strlen(json), err);
     free(json);
     cJSON_Delete(doc);
-    return rc;
+    return rc == VC_ESAMPLE ? lines_cursor_error(c, err) : rc;
 }
 
 const struct source_ops src_docs_ops = {

@@ -17,6 +17,7 @@ struct lines_reader {
     FILE *f;
     enum lines_format fmt;
     uint64_t pos, end, max, count;
+    uint64_t nl, rec_nl; /* newlines read; newlines before the last record began */
     struct vc_buf buf;
     char *path;
 };
@@ -80,10 +81,14 @@ static int scan(struct lines_reader *r, bool keep, uint64_t *start, bool *too_lo
             break;
         r->pos++;
         if (!any) {
+            r->nl += c == '\n';
             if (c == '\n' || c == '\r')
                 continue; /* blank lines are not records */
             any = true;
             *start = r->pos - 1;
+            r->rec_nl = r->nl;
+        } else {
+            r->nl += c == '\n';
         }
         if (c == '"' && r->fmt != LINES_JSONL)
             quoted = !quoted;
@@ -151,8 +156,9 @@ void lines_close(struct lines_reader *r)
 enum vc_status lines_split(const char *path, enum lines_format f, uint64_t begin, uint64_t per_unit,
                            struct source_unit **units, size_t *n, struct vc_err *err)
 {
+    /* From the top, so that line numbers count the header's lines too. */
     struct lines_reader *r;
-    VC_TRY(lines_open(path, f, begin, UINT64_MAX, 0, &r, err));
+    VC_TRY(lines_open(path, f, 0, UINT64_MAX, 0, &r, err));
     struct source_unit *u = NULL;
     size_t nu = 0;
     uint64_t start = 0, records = 0;
@@ -160,7 +166,7 @@ enum vc_status lines_split(const char *path, enum lines_format f, uint64_t begin
     int k;
     enum vc_status rc = VC_OK;
     while ((k = scan(r, false, &start, &too_long)) > 0) {
-        if (records++ % per_unit)
+        if (start < begin || records++ % per_unit)
             continue;
         if ((nu & (nu - 1)) == 0) {
             struct source_unit *g = vc_realloc_array(u, nu ? nu * 2 : 1, sizeof *g);
@@ -173,7 +179,11 @@ enum vc_status lines_split(const char *path, enum lines_format f, uint64_t begin
         if (nu)
             u[nu - 1].end = start;
         u[nu] = (struct source_unit){
-            .file = vc_strdup(path), .begin = start, .end = UINT64_MAX, .first_record = records - 1
+            .file = vc_strdup(path),
+            .begin = start,
+            .end = UINT64_MAX,
+            .first_record = records - 1,
+            .first_line = r->rec_nl + 1,
         };
         if (!u[nu++].file) {
             rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
@@ -273,7 +283,12 @@ enum vc_status lines_cursor_next(struct lines_cursor *c, struct sample *s, char 
     enum vc_status rc = lines_next(c->r, rec, len, err);
     s->src_file = c->u->file;
     s->src_index = c->u->first_record + lines_count(c->r) - 1;
-    return rc;
+    return rc == VC_ESAMPLE ? lines_cursor_error(c, err) : rc;
+}
+
+enum vc_status lines_cursor_error(const struct lines_cursor *c, struct vc_err *err)
+{
+    return vc_err_prefix(err, "line %llu", (unsigned long long)(c->u->first_line + c->r->rec_nl));
 }
 
 void lines_cursor_close(void *cursor)

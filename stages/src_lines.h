@@ -69,6 +69,11 @@ enum vc_status lines_cursor_open(const void *src, const struct source_unit *u, e
  * src_index), whatever the outcome, so a rejected one can be traced. */
 enum vc_status lines_cursor_next(struct lines_cursor *c, struct sample *s, char **rec, size_t *len,
                                  struct vc_err *err);
+/* For a record the source refuses (err filled, VC_ESAMPLE): prefixes the
+ * record's 1-based line in the list file, counting blank lines and the
+ * header, so a user can open the file at the bad record.  Returns
+ * err->status.  lines_cursor_next does this for its own errors. */
+enum vc_status lines_cursor_error(const struct lines_cursor *c, struct vc_err *err);
 /* A source_ops.close: frees a cursor from lines_cursor_open. */
 void lines_cursor_close(void *cursor);
 

@@ -144,14 +144,7 @@ static enum vc_status record_object(const struct src_pairs *p, char *rec, size_t
                                     struct vc_err *err)
 {
     if (p->fmt == LINES_JSONL) {
-        *out = cJSON_ParseWithLength(rec, len);
-        if (!cJSON_IsObject(*out)) {
-            cJSON_Delete(*out);
-            *out = NULL;
-            return vc_err_set(err, VC_ESAMPLE, VC_REASON_json_invalid,
-                              "record is not a JSON object");
-        }
-        return VC_OK;
+        return src_json_object(rec, len, out, err);
     }
     char *fields[PAIRS_MAX_COLUMNS];
     size_t nf =
@@ -213,12 +206,9 @@ static enum vc_status build(struct lines_cursor *c, struct sample *s, cJSON *obj
     rc = src_read_file(p->images_dir, image, p->max_entry, &c->buf, &c->cap, &n, err);
     if (rc < 0)
         goto out;
-    enum img_format f = img_sniff(c->buf, n);
-    if (f == IMG_FORMAT_UNKNOWN) {
-        rc = vc_err_set(err, VC_ESAMPLE, VC_REASON_unsupported_format,
-                        "%s: not a JPEG, PNG or WebP file", image);
+    enum img_format f;
+    if ((rc = src_image_format(c->buf, n, image, &f, err)) < 0)
         goto out;
-    }
     cJSON_AddStringToObject(obj, "image_path", image);
     char *json = cJSON_PrintUnformatted(obj);
     if (!json) {
@@ -250,7 +240,7 @@ static enum vc_status pairs_next(void *cursor, struct sample *s, struct vc_err *
     if (rc == VC_OK)
         rc = build(c, s, obj, err);
     cJSON_Delete(obj);
-    return rc;
+    return rc == VC_ESAMPLE ? lines_cursor_error(c, err) : rc;
 }
 
 const struct source_ops src_pairs_ops = {

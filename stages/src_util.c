@@ -4,6 +4,7 @@
  * reads a device or a folder. */
 #include "src_util.h"
 
+#include "core/img.h"
 #include "core/vc_mem.h"
 #include "source.h"
 
@@ -198,8 +199,11 @@ enum vc_status src_urls_expand(const cJSON *urls, const char *where, const char 
             rc = src_check_path((*paths)[*n - 1], false, err);
     }
     src_paths_free(raw, n_raw);
-    if (rc < 0)
+    if (rc < 0) {
+        src_paths_free(*paths, *n);
+        *paths = NULL, *n = 0;
         vc_err_prefix(err, "%s: key 'urls'", where);
+    }
     return rc;
 }
 
@@ -227,6 +231,59 @@ enum vc_status src_check_spec_paths(const char *list_key, const char *list, cons
         return vc_err_prefix(err, "key '%s'", list_key);
     if (src_check_path(images_dir, true, err) < 0)
         return vc_err_prefix(err, "key 'images_dir'");
+    return VC_OK;
+}
+
+/* How deep the brackets of a JSON text nest (outside strings). */
+static size_t json_depth(const char *text, size_t n)
+{
+    size_t depth = 0, max = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < n; i++) {
+        char c = text[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth > max)
+                max = depth;
+        } else if ((c == ']' || c == '}') && depth) {
+            depth--;
+        }
+    }
+    return max;
+}
+
+enum vc_status src_json_object(const char *text, size_t n, cJSON **out, struct vc_err *err)
+{
+    *out = cJSON_ParseWithLength(text, n);
+    if (cJSON_IsObject(*out))
+        return VC_OK;
+    bool parsed = *out != NULL, array = cJSON_IsArray(*out);
+    cJSON_Delete(*out);
+    *out = NULL;
+    if (parsed)
+        return vc_err_set(err, VC_ESAMPLE, VC_REASON_json_invalid, "a JSON %s, not an object",
+                          array ? "array" : "scalar");
+    if (json_depth(text, n) > CJSON_NESTING_LIMIT)
+        return vc_err_set(err, VC_ESAMPLE, VC_REASON_json_invalid,
+                          "JSON nested deeper than %d levels", CJSON_NESTING_LIMIT);
+    return vc_err_set(err, VC_ESAMPLE, VC_REASON_json_invalid, "not valid JSON");
+}
+
+enum vc_status src_image_format(const uint8_t *data, size_t n, const char *path, enum img_format *f,
+                                struct vc_err *err)
+{
+    if (n == 0)
+        return vc_err_set(err, VC_ESAMPLE, VC_REASON_empty, "%s: empty file (0 bytes)", path);
+    *f = img_sniff(data, n);
+    if (*f == IMG_FORMAT_UNKNOWN)
+        return vc_err_set(err, VC_ESAMPLE, VC_REASON_unsupported_format,
+                          "%s: not a JPEG, PNG or WebP file", path);
     return VC_OK;
 }
 

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/img.h"
 #include "core/vc_err.h"
 
 struct cJSON;
@@ -25,7 +26,8 @@ enum { SRC_MAX_EXPANSION = 1000000 };
 enum vc_status src_brace_expand(const char *pattern, char ***paths, size_t *n, struct vc_err *err);
 /* "urls" as a string or an array of strings, expanded in order and each
  * resolved against base_dir; every path must exist and not be a folder
- * (src_check_path).  Errors name `where` and the key. */
+ * (src_check_path).  Errors name `where` and the key, and leave nothing
+ * in (*paths, *n). */
 enum vc_status src_urls_expand(const struct cJSON *urls, const char *where, const char *base_dir,
                                char ***paths, size_t *n, struct vc_err *err);
 void src_paths_free(char **paths, size_t n);
@@ -42,6 +44,18 @@ enum vc_status src_check_path(const char *path, bool want_dir, struct vc_err *er
  * the key list_key) and a folder of images.  Errors name the key. */
 enum vc_status src_check_spec_paths(const char *list_key, const char *list, const char *images_dir,
                                     struct vc_err *err);
+
+/* Parses a record or field that must be a JSON object into *out (owned,
+ * NULL on failure).  VC_ESAMPLE json_invalid saying why: not valid JSON,
+ * an array or scalar instead of an object, or nested deeper than cJSON's
+ * limit (a hostile 100,000-deep array gets that, not a parse error). */
+enum vc_status src_json_object(const char *text, size_t n, struct cJSON **out, struct vc_err *err);
+
+/* The format of an image file a record names, by magic bytes: VC_ESAMPLE
+ * `empty` for a 0-byte file, `unsupported_format` when it is not a JPEG,
+ * PNG or WebP.  Messages name `path`. */
+enum vc_status src_image_format(const uint8_t *data, size_t n, const char *path, enum img_format *f,
+                                struct vc_err *err);
 
 /* base_dir/path unless path is absolute or base_dir is NULL/empty.  Owned. */
 char *src_path_join(const char *base_dir, const char *path);

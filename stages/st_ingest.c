@@ -3,6 +3,8 @@
  * codecs need for a probe (or, with "decode", one image at a time). */
 #include "st_ingest.h"
 
+#include "src_util.h"
+
 #include "core/img.h"
 #include "core/vc_utf8.h"
 #include "stage_cfg.h"
@@ -80,11 +82,9 @@ static enum vc_status check_text(const struct stage_limits *lim, const struct sa
         return vc_err_set(err, VC_ESAMPLE, VC_REASON_text_not_utf8, "invalid UTF-8 at byte %zu",
                           at);
     if (kind == INGEST_JSON) {
-        cJSON *j = cJSON_ParseWithLength((const char *)f->data, f->size);
-        bool ok = cJSON_IsObject(j);
+        cJSON *j;
+        VC_TRY(src_json_object((const char *)f->data, f->size, &j, err));
         cJSON_Delete(j);
-        if (!ok)
-            return vc_err_set(err, VC_ESAMPLE, VC_REASON_json_invalid, "not a JSON object");
     }
     return VC_OK;
 }

@@ -3,6 +3,7 @@
  * samples costs a few words per sample. */
 #include "st_reshard.h"
 
+#include "sample_stats.h"
 #include "stage_cfg.h"
 
 #include <cjson/cJSON.h>
@@ -13,12 +14,18 @@
 enum reshard_shuffle { SHUFFLE_NONE, SHUFFLE_BUFFER, SHUFFLE_GLOBAL };
 enum reshard_mix { MIX_AUTO, MIX_CONCAT, MIX_WEIGHTED };
 enum reshard_stop { STOP_FIRST, STOP_ALL };
+enum reshard_weight_by { BY_SAMPLES, BY_TOKENS };
+
+/* A target size draws at most this many samples: the order costs a word
+ * per sample, so this bounds PLAN's memory to 32 GiB. */
+#define RESHARD_MAX_TOTAL (1ull << 32)
 
 struct reshard {
     uint64_t seed;
-    int shuffle, mix, stop;
+    int shuffle, mix, stop, weight_by;
     uint64_t buffer;
     uint64_t samples_per_shard, shard_bytes;
+    uint64_t total_samples; /* 0 = no target: the sources' budgets decide */
 };
 
 /* Independent streams for the two random steps, so turning the shuffle on
@@ -106,12 +113,14 @@ static enum vc_status reshard_create(const cJSON *cfg, const struct stage_ctx *c
                                      struct vc_err *err)
 {
     (void)ctx;
-    static const char *const keys[] = { "stage", "seed", "shuffle",           "buffer_size",
-                                        "mix",   "stop", "samples_per_shard", "shard_bytes",
-                                        NULL };
+    static const char *const keys[] = {
+        "stage",     "seed",          "shuffle",           "buffer_size", "mix", "stop",
+        "weight_by", "total_samples", "samples_per_shard", "shard_bytes", NULL
+    };
     static const char *const shuffles[] = { "none", "buffer", "global", NULL };
     static const char *const mixes[] = { "auto", "concat", "weighted", NULL };
     static const char *const stops[] = { "first_exhausted", "all_exhausted", NULL };
+    static const char *const bys[] = { "samples", "tokens", NULL };
     const char *w = "stage 'reshard'";
     VC_TRY(stage_cfg_check_keys(cfg, w, keys, err));
     struct reshard *r = calloc(1, sizeof *r);
@@ -123,6 +132,9 @@ static enum vc_status reshard_create(const cJSON *cfg, const struct stage_ctx *c
         (rc = stage_cfg_u64(cfg, w, "buffer_size", 1000, 2, 100000000, &r->buffer, err)) < 0 ||
         (rc = stage_cfg_enum(cfg, w, "mix", mixes, MIX_AUTO, &r->mix, err)) < 0 ||
         (rc = stage_cfg_enum(cfg, w, "stop", stops, STOP_FIRST, &r->stop, err)) < 0 ||
+        (rc = stage_cfg_enum(cfg, w, "weight_by", bys, BY_SAMPLES, &r->weight_by, err)) < 0 ||
+        (rc = stage_cfg_u64(cfg, w, "total_samples", 0, 1, RESHARD_MAX_TOTAL, &r->total_samples,
+                            err)) < 0 ||
         (rc = stage_cfg_u64(cfg, w, "samples_per_shard", 0, 1, UINT32_MAX, &r->samples_per_shard,
                             err)) < 0 ||
         (rc = stage_cfg_u64(cfg, w, "shard_bytes", 0, 4096, UINT64_MAX >> 11, &r->shard_bytes,
@@ -134,11 +146,61 @@ static enum vc_status reshard_create(const cJSON *cfg, const struct stage_ctx *c
     return VC_OK;
 }
 
+/* The text tokens of a sample, for weight_by tokens: whitespace-separated
+ * words of its txt fields and of a document's "texts" (the unit a
+ * trainer's token budget roughly scales with, without a tokenizer). */
+static uint64_t sample_tokens(const struct sample *s)
+{
+    uint64_t total = 0;
+    size_t words, chars;
+    for (size_t i = 0; i < s->n_fields; i++) {
+        const struct sample_field *f = &s->fields[i];
+        size_t nl = strlen(f->name);
+        if (strcmp(f->name, "txt") == 0 || (nl > 4 && strcmp(f->name + nl - 4, ".txt") == 0)) {
+            sample_stats_text_len((const char *)f->data, f->size, &words, &chars);
+            total += words;
+        } else if (strcmp(f->name, "json") == 0) {
+            cJSON *doc = cJSON_ParseWithLength((const char *)f->data, f->size);
+            const cJSON *t;
+            cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(doc, "texts"))
+            {
+                if (cJSON_IsString(t)) {
+                    sample_stats_text_len(t->valuestring, strlen(t->valuestring), &words, &chars);
+                    total += words;
+                }
+            }
+            cJSON_Delete(doc);
+        }
+    }
+    return total;
+}
+
+/* weight_by tokens: each sample carries its token count to PLAN. */
+static enum vc_status reshard_map(void *state, struct sample *s, struct stage_task_ctx *ctx,
+                                  struct vc_err *err)
+{
+    const struct reshard *r = state;
+    if (r->weight_by != BY_TOKENS)
+        return VC_OK;
+    cJSON *extra = stage_task_extra(ctx);
+    if (!extra || !cJSON_AddNumberToObject(extra, "tokens", (double)sample_tokens(s)))
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+    return VC_OK;
+}
+
+static uint64_t rec_tokens(const struct stage_rec *rec)
+{
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(rec->extra, "tokens");
+    return cJSON_IsNumber(t) && t->valuedouble > 0 ? (uint64_t)t->valuedouble : 0;
+}
+
 /* Per-source draw state for the mixture. */
 struct mix_src {
     size_t *recs; /* this source's KEEP records, in record order */
     size_t n, next, drawn;
     uint64_t budget; /* draws left: min(n * epochs, max_samples) */
+    uint64_t tokens; /* weight_by tokens: the tokens of its n records */
+    double rate;     /* draw weight: weight, or weight per mean token */
     bool active;
 };
 
@@ -152,9 +214,12 @@ static void mark_unused(struct stage_plan *plan, const size_t *used)
         }
 }
 
-static uint64_t src_budget(const struct stage_source_info *si, size_t n)
+/* Draws a source allows: n records times its epochs, up to max_samples.
+ * Without an explicit `epochs` (0) a target size may upsample it as often
+ * as it needs; otherwise one pass. */
+static uint64_t src_budget(const struct stage_source_info *si, size_t n, bool target)
 {
-    uint64_t b = (uint64_t)n * (si->epochs ? si->epochs : 1);
+    uint64_t b = si->epochs ? (uint64_t)n * si->epochs : target ? UINT64_MAX : (uint64_t)n;
     return si->max_samples && si->max_samples < b ? si->max_samples : b;
 }
 
@@ -167,30 +232,33 @@ static size_t mix_draw(struct mix_src *m)
     return rec;
 }
 
-/* Builds the mixed order.  Weighted: each draw picks an active source with
- * probability proportional to its weight; a source whose data runs out
- * ends the mixture (stop = first_exhausted) or leaves it (all_exhausted);
- * one that reaches its max_samples cap always just leaves.  Concat: every
+/* Builds the mixed order, at most `limit` draws.  Weighted: each draw picks
+ * an active source with probability proportional to its rate (its weight,
+ * or with weight_by tokens its weight over its mean tokens per sample, so
+ * that tokens come out in proportion to the weights); a source whose data
+ * runs out ends the mixture (stop = first_exhausted) or leaves it
+ * (all_exhausted); one that reaches its max_samples cap always just
+ * leaves, and with a target size every source just leaves.  Concat: every
  * source in spec order, epochs times, up to its cap. */
-static enum vc_status mix(const struct reshard *r, struct stage_plan *plan, struct mix_src *ms,
-                          size_t *out, size_t *n_out)
+static void mix(const struct reshard *r, struct stage_plan *plan, struct mix_src *ms, size_t *out,
+                size_t limit, size_t *n_out)
 {
     size_t ns = plan->n_sources, n = 0;
     bool weighted = r->mix == MIX_WEIGHTED || (r->mix == MIX_AUTO && ns > 1);
     if (!weighted) {
         for (size_t s = 0; s < ns; s++)
-            while (ms[s].n && ms[s].budget)
+            while (ms[s].n && ms[s].budget && n < limit)
                 out[n++] = mix_draw(&ms[s]);
         *n_out = n;
-        return VC_OK;
+        return;
     }
     struct reshard_rng rng;
     reshard_rng_seed(&rng, r->seed ^ RESHARD_STREAM_MIX);
-    for (;;) {
+    while (n < limit) {
         double total = 0;
         for (size_t s = 0; s < ns; s++)
             if (ms[s].active)
-                total += plan->sources[s].weight;
+                total += ms[s].rate;
         if (total <= 0)
             break;
         double u = reshard_rng_unit(&rng) * total, acc = 0;
@@ -199,7 +267,7 @@ static enum vc_status mix(const struct reshard *r, struct stage_plan *plan, stru
             if (!ms[s].active)
                 continue;
             pick = s;
-            acc += plan->sources[s].weight;
+            acc += ms[s].rate;
             if (u < acc)
                 break;
         }
@@ -208,17 +276,17 @@ static enum vc_status mix(const struct reshard *r, struct stage_plan *plan, stru
         if (m->budget == 0) {
             bool capped =
                 plan->sources[pick].max_samples && m->drawn == plan->sources[pick].max_samples;
-            if (!capped && r->stop == STOP_FIRST)
+            if (!capped && !r->total_samples && r->stop == STOP_FIRST)
                 break;
             m->active = false;
         }
     }
     *n_out = n;
-    return VC_OK;
 }
 
 static enum vc_status report_mix(const struct reshard *r, struct stage_plan *plan,
-                                 const struct mix_src *ms, size_t n_out, struct vc_err *err)
+                                 const struct mix_src *ms, size_t n_out, const size_t *order,
+                                 struct vc_err *err)
 {
     static const char *const mixes[] = { "auto", "concat", "weighted" };
     static const char *const stops[] = { "first_exhausted", "all_exhausted" };
@@ -236,17 +304,35 @@ static enum vc_status report_mix(const struct reshard *r, struct stage_plan *pla
     cJSON_AddStringToObject(rep, "mode", mixes[weighted ? MIX_WEIGHTED : MIX_CONCAT]);
     cJSON_AddStringToObject(rep, "stop", stops[r->stop]);
     cJSON_AddNumberToObject(rep, "seed", (double)r->seed);
+    cJSON_AddStringToObject(rep, "weight_by", r->weight_by == BY_TOKENS ? "tokens" : "samples");
+    if (r->total_samples)
+        cJSON_AddNumberToObject(rep, "total_samples", (double)r->total_samples);
     cJSON_AddNumberToObject(rep, "drawn", (double)n_out);
+    uint64_t all_tokens = 0;
+    for (size_t i = 0; i < n_out; i++)
+        all_tokens += r->weight_by == BY_TOKENS ? rec_tokens(&plan->recs[order[i]]) : 0;
     for (size_t s = 0; s < plan->n_sources; s++) {
         cJSON *o = cJSON_AddObjectToObject(srcs, plan->sources[s].name);
         if (!o)
             continue;
+        size_t distinct = ms[s].drawn < ms[s].n ? ms[s].drawn : ms[s].n;
         cJSON_AddNumberToObject(o, "weight", plan->sources[s].weight);
         cJSON_AddNumberToObject(o, "target",
                                 ms[s].n && total_w > 0 ? plan->sources[s].weight / total_w : 0);
         cJSON_AddNumberToObject(o, "available", (double)ms[s].n);
+        cJSON_AddNumberToObject(o, "used", (double)distinct);
         cJSON_AddNumberToObject(o, "drawn", (double)ms[s].drawn);
+        cJSON_AddNumberToObject(o, "epochs",
+                                ms[s].n ? (double)((ms[s].drawn + ms[s].n - 1) / ms[s].n) : 0);
         cJSON_AddNumberToObject(o, "proportion", n_out ? (double)ms[s].drawn / n_out : 0);
+        if (r->weight_by == BY_TOKENS) {
+            uint64_t t = 0;
+            for (size_t i = 0; i < n_out; i++)
+                t += plan->recs[order[i]].source == s ? rec_tokens(&plan->recs[order[i]]) : 0;
+            cJSON_AddNumberToObject(o, "tokens", (double)t);
+            cJSON_AddNumberToObject(o, "token_proportion",
+                                    all_tokens ? (double)t / (double)all_tokens : 0);
+        }
     }
     cJSON_DeleteItemFromObjectCaseSensitive(plan->report, "mix");
     cJSON_AddItemToObject(plan->report, "mix", rep);
@@ -280,25 +366,34 @@ static enum vc_status reshard_plan(void *state, struct stage_plan *plan, struct 
     }
     uint64_t total = 0;
     for (size_t s = 0; s < ns; s++) {
-        ms[s].budget = src_budget(&plan->sources[s], ms[s].n);
+        ms[s].budget = src_budget(&plan->sources[s], ms[s].n, r->total_samples > 0);
         ms[s].active = ms[s].n > 0 && ms[s].budget > 0;
-        total += ms[s].budget;
+        ms[s].rate = plan->sources[s].weight;
+        for (size_t i = 0; r->weight_by == BY_TOKENS && i < ms[s].n; i++)
+            ms[s].tokens += rec_tokens(&plan->recs[ms[s].recs[i]]);
+        /* A source without text weighs as if it had one token a sample. */
+        if (r->weight_by == BY_TOKENS && ms[s].tokens > ms[s].n)
+            ms[s].rate /= (double)ms[s].tokens / (double)ms[s].n;
+        total =
+            ms[s].active && ms[s].budget > UINT64_MAX - total ? UINT64_MAX : total + ms[s].budget;
     }
+    if (r->total_samples && r->total_samples < total)
+        total = r->total_samples;
     out = malloc((total ? total : 1) * sizeof *out);
     if (!out)
         goto oom;
     size_t n_out = 0;
-    mix(r, plan, ms, out, &n_out);
+    mix(r, plan, ms, out, (size_t)total, &n_out);
+    /* The mixed order, before the shuffle, feeds the token report. */
+    rc = report_mix(r, plan, ms, n_out, out, err);
     memset(used, 0, plan->n_recs * sizeof *used);
     for (size_t i = 0; i < n_out; i++)
         used[out[i]] = 1;
     mark_unused(plan, used);
-    if (r->shuffle == SHUFFLE_GLOBAL)
+    if (rc == VC_OK && r->shuffle == SHUFFLE_GLOBAL)
         reshard_shuffle_global(out, n_out, r->seed);
-    else if (r->shuffle == SHUFFLE_BUFFER)
+    else if (rc == VC_OK && r->shuffle == SHUFFLE_BUFFER)
         rc = reshard_shuffle_buffer(out, n_out, (size_t)r->buffer, r->seed, err);
-    if (rc == VC_OK)
-        rc = report_mix(r, plan, ms, n_out, err);
     if (rc == VC_OK) {
         stage_plan_set_order(plan, out, n_out);
         out = NULL;
@@ -328,6 +423,7 @@ const struct stage_ops st_reshard_ops = {
     .name = "reshard",
     .caps = STAGE_CAP_ONCE,
     .create = reshard_create,
+    .map = reshard_map,
     .plan = reshard_plan,
     .destroy = reshard_destroy,
 };

@@ -97,7 +97,8 @@ struct stage_source_info {
     const char *type;
     double weight;        /* mixture weight, > 0 */
     uint64_t max_samples; /* mixture cap on draws from this source; 0 = none */
-    uint32_t epochs;      /* how many times the mixture may draw a sample */
+    uint32_t epochs;      /* how many times the mixture may draw a sample; 0 = not
+                           * given: once, or as often as a target size needs */
 };
 
 /* Run-wide context, read-only once MAP starts. */

@@ -401,7 +401,7 @@ static enum vc_status take_member(struct wds_reader *r, struct sample *s, bool s
                         "member '%s' of %lld bytes is over the limit of %llu", name,
                         (long long)r->pending_size, (unsigned long long)r->limits.max_entry_bytes);
     else if (sample_field_get(s, field))
-        st = vc_err_set(why, VC_ESAMPLE, VC_REASON_too_many_fields,
+        st = vc_err_set(why, VC_ESAMPLE, VC_REASON_repeated_field,
                         "field '%s' appears twice in sample '%s'", field, s->orig_key);
     else if (s->n_fields >= r->limits.max_fields)
         st = vc_err_set(why, VC_ESAMPLE, VC_REASON_too_many_fields,

@@ -281,7 +281,7 @@ static enum vc_status check_sample(const struct sample *s, struct vc_err *err)
                               key, f->size);
         for (size_t j = 0; j < i; j++)
             if (strcmp(s->fields[j].name, f->name) == 0)
-                return vc_err_set(err, VC_ESAMPLE, VC_REASON_too_many_fields,
+                return vc_err_set(err, VC_ESAMPLE, VC_REASON_repeated_field,
                                   "field '%s' given twice in sample '%s'", f->name, key);
     }
     return VC_OK;

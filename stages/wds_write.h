@@ -59,7 +59,7 @@ enum vc_status wds_writer_open(const char *path, enum wds_compression c, struct 
  * or the key contains a dot; VC_ESAMPLE (unsafe_path) when the key is empty
  * or holds anything but ASCII letters, digits, '_' and '-', or a field name
  * is empty, starts with a dot or holds anything but those and '.';
- * VC_ESAMPLE (missing_field) for a sample without fields, (too_many_fields)
+ * VC_ESAMPLE (missing_field) for a sample without fields, (repeated_field)
  * for a field name given twice, (entry_too_large) for a field over
  * WDS_MAX_MEMBER_BYTES.  The shard is unchanged in those cases.
  * VC_EFATAL (io_error) when writing fails; the writer is then dead and

@@ -33,9 +33,9 @@ EXPECT = {
     "truncated_tar": ("error", {"corrupt_archive", "truncated"}),
     "unsafe_path_dotdot": ("error", {"unsafe_path"}),
     "unsafe_path_absolute": ("error", {"unsafe_path"}),
-    "repeated_extension": ("error", {"too_many_fields"}),
+    "repeated_extension": ("error", {"repeated_field"}),
     "missing_image": ("error", {"missing_image"}),
-    "empty_image": ("error", {"truncated", "decode_error", "unsupported_format"}),
+    "empty_image": ("error", {"empty"}),
     "symlink_member": ("error", {"not_regular_file"}),
 }
 

@@ -221,7 +221,7 @@ TEST(shards_read_back)
             CHECK_INT(n_shard_err, 1);
         } else {
             CHECK_INT(n_ok, 3);
-            CHECK_STR(reasons, "unsafe_path not_regular_file unsafe_path too_many_fields ");
+            CHECK_STR(reasons, "unsafe_path not_regular_file unsafe_path repeated_field ");
             CHECK_INT(skipped, 0);
         }
     }

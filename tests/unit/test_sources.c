@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/vc_buf.h"
 #include "core/vc_mem.h"
 
 TEST(brace_expansion)
@@ -124,6 +125,9 @@ static const unsigned char tiny_png[] = {
     0xb0, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82
 };
 
+/* The messages of the errors drain saw, in order. */
+static char messages[8][512];
+
 /* Drains every unit of a source; returns OK count, fills errs with reasons. */
 static size_t drain(const struct source_ops *ops, const char *cfg_text, int *reasons, size_t cap,
                     size_t *n_err, char **last_json)
@@ -165,6 +169,7 @@ static size_t drain(const struct source_ops *ops, const char *cfg_text, int *rea
                     *last_json = vc_strndup((const char *)j->data, j->size);
                 }
             } else if (*n_err < cap) {
+                snprintf(messages[*n_err], sizeof messages[0], "%s", err.msg);
                 reasons[(*n_err)++] = err.reason;
             }
             sample_fini(&s);
@@ -252,8 +257,80 @@ TEST(documents_source_drops_missing_images)
     free(json);
 }
 
+static void check_msg(size_t i, const char *needle)
+{
+    if (!strstr(messages[i], needle)) {
+        fprintf(stderr, "error %zu: '%s' lacks '%s'\n", i, messages[i], needle);
+        vc_test_failures++;
+    }
+}
+
+/* A bad record names its line in the list file (blank lines, the header
+ * and quoted newlines counted, across unit boundaries) and says what is
+ * wrong: a deep array is "nested", a 0-byte image is `empty`. */
+TEST(list_errors_name_line_and_reason)
+{
+    char dir[4096], p[4200];
+    tdir = vc_test_tmpdir();
+    snprintf(dir, sizeof dir, "%s/img", tdir);
+    mkdir(dir, 0755);
+    snprintf(p, sizeof p, "%s/a.png", dir);
+    vc_test_write_file(p, tiny_png, sizeof tiny_png);
+    snprintf(p, sizeof p, "%s/zero.png", dir);
+    vc_test_write_file(p, "", 0);
+    enum { DEEP = 100000 };
+    char *deep = malloc(2 * DEEP + 2);
+    memset(deep, '[', DEEP);
+    memset(deep + DEEP, ']', DEEP);
+    deep[2 * DEEP] = '\n';
+    deep[2 * DEEP + 1] = '\0';
+    struct vc_buf text;
+    vc_buf_init(&text, 1 << 20);
+    vc_buf_printf(&text,
+                  "{\"image\": \"a.png\", \"text\": \"fine\"}\n\nnot json\n%s"
+                  "{\"image\": \"zero.png\", \"text\": \"x\"}\n[1, 2]\n",
+                  deep);
+    free(deep);
+    write_tmp("bad.jsonl", text.data);
+    vc_buf_free(&text);
+    int reasons[8];
+    size_t n_err;
+    size_t ok = drain(&src_pairs_ops,
+                      "{\"type\": \"pairs\", \"list\": \"bad.jsonl\", \"images_dir\": \"img\", "
+                      "\"records_per_unit\": 2}",
+                      reasons, 8, &n_err, NULL);
+    CHECK_INT(ok, 1);
+    CHECK_INT(n_err, 4);
+    CHECK_INT(reasons[0], VC_REASON_json_invalid);
+    check_msg(0, "line 3: not valid JSON");
+    CHECK_INT(reasons[1], VC_REASON_json_invalid);
+    check_msg(1, "line 4: JSON nested deeper than 1000 levels");
+    CHECK_INT(reasons[2], VC_REASON_empty);
+    check_msg(2, "line 5: zero.png: empty file (0 bytes)");
+    CHECK_INT(reasons[3], VC_REASON_json_invalid);
+    check_msg(3, "line 6: a JSON array, not an object");
+    write_tmp("q.csv", "url,caption\r\na.png,\"two\nlines\"\r\n\r\nmissing.png,x\r\n");
+    ok = drain(&src_pairs_ops,
+               "{\"type\": \"pairs\", \"list\": \"q.csv\", \"images_dir\": \"img\", "
+               "\"records_per_unit\": 1}",
+               reasons, 8, &n_err, NULL);
+    CHECK_INT(ok, 1);
+    CHECK_INT(n_err, 1);
+    CHECK_INT(reasons[0], VC_REASON_missing_image);
+    check_msg(0, "line 5: ");
+    write_tmp("d.jsonl", "\n{\"id\": \"d1\", \"texts\": [\"a\"], \"images\": []}\n");
+    ok = drain(&src_docs_ops,
+               "{\"type\": \"documents\", \"path\": \"d.jsonl\", \"images_dir\": \"img\"}", reasons,
+               8, &n_err, NULL);
+    CHECK_INT(n_err, 1);
+    check_msg(0, "line 2: ");
+}
+
 #define TESTS(X)                                                                                   \
     X(brace_expansion)                                                                             \
     X(relpath_safety)                                                                              \
-    X(lines_split_and_read) X(pairs_source_csv_and_jsonl) X(documents_source_drops_missing_images)
+    X(lines_split_and_read)                                                                        \
+    X(pairs_source_csv_and_jsonl)                                                                  \
+    X(documents_source_drops_missing_images)                                                       \
+    X(list_errors_name_line_and_reason)
 TEST_MAIN(TESTS)

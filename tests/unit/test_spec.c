@@ -80,7 +80,7 @@ TEST(defaults_and_implied_stages)
     snprintf(want, sizeof want, "%s/d-02.tar", spec_folder());
     CHECK_STR(s->sources[0].units[2].file, want);
     CHECK_NEAR(s->source_info[0].weight, 1.0, 0);
-    CHECK_INT(s->source_info[0].epochs, 1);
+    CHECK_INT(s->source_info[0].epochs, 0) /* not given */;
     /* ingest first and write last, though the spec lists no stage */
     CHECK_INT(s->n_stages, 2);
     CHECK_STR(s->stages[0].ops->name, "ingest");

@@ -576,7 +576,7 @@ TEST(writer_rejects)
     twice.fields = two;
     twice.n_fields = 2;
     CHECK_INT(wds_writer_add(w, &twice, NULL, &err), VC_ESAMPLE);
-    CHECK_INT(err.reason, VC_REASON_too_many_fields);
+    CHECK_INT(err.reason, VC_REASON_repeated_field);
     struct sample empty;
     sample_init(&empty, fx.arena);
     empty.key = "e";
@@ -890,7 +890,7 @@ TEST(foreign_names)
     /* The same key again, not adjacent: a sample of its own. */
     check_got(&g[4], VC_OK, VC_REASON_none, "a", "jpg=again");
     /* Extensions are lower-cased as webdataset does, so this is "jpg" twice. */
-    check_got(&g[5], VC_ESAMPLE, VC_REASON_too_many_fields, "b", NULL);
+    check_got(&g[5], VC_ESAMPLE, VC_REASON_repeated_field, "b", NULL);
     check_got(&g[6], VC_OK, VC_REASON_none, "c", "txt=c");
     check_got(&g[7], VC_EOF, VC_REASON_none, NULL, NULL);
     CHECK_INT(skipped, 0);
