@@ -100,7 +100,7 @@ int cmd_generate_main(int argc, char **argv)
     size_t n_images = 0;
     struct idf2_load_opts lo = { .compute = IDF2_COMPUTE_F32 };
     struct idf2_request req = { .image_splitting = -1 };
-    bool stats = false, ids = false;
+    bool stats = false, ids = false, top_p_given = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         long n;
@@ -155,6 +155,7 @@ int cmd_generate_main(int argc, char **argv)
             i++;
         } else if (!strcmp(a, "--top-p") && parse_float(v, 1e-9, 1, &d)) {
             req.gen.top_p = (float)d;
+            top_p_given = true;
             i++;
         } else if (!strcmp(a, "--seed") && parse_int(v, 0, __LONG_MAX__, &n)) {
             req.gen.seed = (uint64_t)n;
@@ -167,6 +168,13 @@ int cmd_generate_main(int argc, char **argv)
                     generate_usage);
             return 2;
         }
+    }
+    /* A sampling option that greedy decoding would ignore is a mistake. */
+    if (top_p_given && req.gen.temperature == 0) {
+        fprintf(stderr,
+                "vlmcurate generate: --top-p only applies when sampling: give --temperature "
+                "T > 0 as well (temperature 0 is greedy)\n");
+        return 2;
     }
     if (!model_dir || !prompt == !chat) {
         fprintf(stderr, "vlmcurate generate: need --model and one of --prompt/--chat\n%s",
@@ -187,6 +195,7 @@ int cmd_generate_main(int argc, char **argv)
             goto out;
         }
         images[i].data = (const uint8_t *)bufs[i];
+        images[i].name = image_paths[i];
     }
     if (idf2_model_load(model_dir, &lo, &m, &err) < 0) {
         fprintf(stderr, "vlmcurate generate: %s: %s: %s\n", model_dir, vc_reason_name(err.reason),
@@ -365,6 +374,7 @@ static int run_case(struct idf2_model *m, const char *dir, const cJSON *c, struc
         }
         rc = vc_fs_read_file(path, CMD_ENGINE_MAX_IMAGE_BYTES, &bufs[i], &images[i].size, &err);
         images[i].data = (const uint8_t *)bufs[i];
+        images[i].name = rel;
     }
     if (rc >= 0)
         rc = case_prompt(c, &prompt, &err);

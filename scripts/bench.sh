@@ -16,6 +16,8 @@
 # bench_mkcheckpoint when DIR has no config.json.
 # BENCH="img pipeline" runs only those.  Not a test: the numbers depend on
 # the machine and on what else runs on it.
+# The build is the one the tool ships as: Release, -O3 -DNDEBUG
+# -march=native -ffp-contract=fast (README, "How the tool is built").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD:-build}
@@ -24,6 +26,10 @@ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=${BUILD_TYPE:-Release} >/dev/null
 cmake --build "$build" -j"$(nproc)" --target bench >&2
 mkdir -p "$work"
 echo "== $(uname -m), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+echo "== build: $(grep -E '^CMAKE_BUILD_TYPE:' "$build/CMakeCache.txt" | cut -d= -f2)," \
+     "$(grep -E '^CMAKE_C_COMPILER:' "$build/CMakeCache.txt" | cut -d= -f2)," \
+     "flags: $(grep -h -o -- '-O[0-3s]\|-march=[a-z0-9-]*\|-ffp-contract=[a-z]*' \
+               "$build/CMakeFiles/vc_core.dir/flags.make" | sort -u | xargs)"
 
 wanted() { [ -z "${BENCH:-}" ] || [[ " $BENCH " == *" $1 "* ]]; }
 bench() {

@@ -23,6 +23,7 @@ PACKAGES=(
   poppler-utils         # pdftotext: the OCR tests' ground truth
   shared-mime-info      # its spec PDF: real pages for the OCR tests
   slurm-wlm munge       # tests/e2e/test_slurm.py runs a local Slurm (scripts/slurm-local.sh)
+  clang libomp-dev      # the clang build (scripts/test.sh) and libFuzzer (scripts/fuzz.sh)
 )
 if [ "${VC_WITH_BENCH:-0}" = 1 ]; then
   # tests/bench/sidebyside.sh: gguf-py (from the llama.cpp tree) needs them.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs missing Debian packages, builds the
-# ASan+UBSan tree and the optimised tree, runs the sanitizer pass over the
-# fast suites, then every suite on the optimised build.  The last line is
+# ASan+UBSan tree, the clang tree (compile only) and the optimised tree,
+# runs the sanitizer pass over the fast suites, then every suite on the
+# optimised build.  The last line is
 # ctest's summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,5 +13,10 @@ BUILD_TYPE=Debug scripts/build.sh build-asan -DVC_SANITIZE=ON
 (cd build-asan && ctest -j"$(nproc)" --output-on-failure -L 'unit|golden|fuzz-regress|e2e' \
    -LE slow >asan-ctest.log 2>&1) || { cat build-asan/asan-ctest.log; echo "ASan+UBSan suite failed"; exit 1; }
 grep -E 'tests passed|tests failed' build-asan/asan-ctest.log | sed 's/^/asan+ubsan: /'
+# clang must build the whole tree warning-free too (-Werror): compile and
+# link only, the suites run on the gcc trees (scripts/fuzz.sh runs the
+# fuzz targets under clang's libFuzzer).
+CC=clang scripts/build.sh build-clang
+echo "clang: every target builds with -Werror"
 scripts/build.sh build
 cd build && ctest -j"$(nproc)" --output-on-failure

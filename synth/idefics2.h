@@ -100,6 +100,7 @@ void idf2_model_info(const struct idf2_model *m, struct idf2_model_info *out);
 struct idf2_image_bytes {
     const uint8_t *data; /* JPEG, PNG or WebP (detected by magic bytes) */
     size_t size;
+    const char *name; /* what messages call it (its path); NULL: "image N" */
 };
 
 /* Decoding: temperature 0 is greedy (argmax, first index on ties); > 0

@@ -105,7 +105,9 @@ static enum vc_status preprocess(const struct idf2_model *m, const struct idf2_r
     enum vc_status rc = VC_OK;
     for (size_t i = 0; i < req->n_images && rc >= 0; i++) {
         rc = idf2_image_decode(req->images[i].data, req->images[i].size, NULL, &ims[i], err);
-        if (rc < 0)
+        if (rc < 0 && req->images[i].name)
+            vc_err_prefix(err, "%s", req->images[i].name);
+        else if (rc < 0)
             vc_err_prefix(err, "image %zu", i + 1);
     }
     if (rc >= 0) {

@@ -117,7 +117,7 @@ int main(int argc, char **argv)
         size_t png_size = 0;
         if (s > 0 && make_png(s, &png, &png_size) < 0)
             return 1;
-        struct idf2_image_bytes image = { png, png_size };
+        struct idf2_image_bytes image = { png, png_size, NULL };
         double first_step = 0;
         char blist[64];
         snprintf(blist, sizeof blist, "%s", batches);

@@ -141,6 +141,10 @@ open(bad, "wb").write(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
 r = vctest.run(args, ["generate", "--model", FIX, "--image", bad, "--prompt", "<image>x"],
                check=False)
 vctest.expect(r.returncode == 1 and r.stdout == "", "a broken image: exit 1, no text")
+vctest.expect(bad + ": " in r.stderr, "the broken image is named by its path: " + r.stderr.strip())
+r = vctest.run(args, ["generate", "--model", FIX, "--prompt", "x", "--top-p", "0.9"], check=False)
+vctest.expect(r.returncode == 2 and "--temperature" in r.stderr,
+              "--top-p without --temperature: exit 2 saying so: " + r.stderr.strip())
 r = vctest.run(args, ["engine-cases", FIX], check=False)
 vctest.expect(r.returncode == 2, "engine-cases without --out: exit 2")
 print("PASS")

@@ -489,7 +489,7 @@ TEST(batch_ragged_matches_single)
     const cJSON *ca = find_case(&f, "raw_two_images_adjacent"), *cb = find_case(&f, "text_only");
     if (ca && cb && case_request(ca, &a) && case_request(cb, &b)) {
         static const uint8_t junk[] = { 0x89, 'P', 'N', 'G', 0, 1, 2, 3 };
-        const struct idf2_image_bytes bad_img = { junk, sizeof junk };
+        const struct idf2_image_bytes bad_img = { junk, sizeof junk, "junk.png" };
         struct idf2_request reqs[3] = { a.req, a.req, b.req };
         reqs[1].images = &bad_img;
         reqs[1].n_images = 1;
@@ -499,7 +499,7 @@ TEST(batch_ragged_matches_single)
         CHECK_INT(idf2_generate_batch(f.model, reqs, 3, res, &err), VC_OK);
         CHECK_INT(res[0].status, VC_OK);
         CHECK(res[1].status < 0);
-        CHECK(res[1].err.msg[0] != '\0');
+        CHECK(strncmp(res[1].err.msg, "junk.png: ", 10) == 0); /* named by its path */
         CHECK(res[1].ids == NULL && res[1].text == NULL);
         CHECK_INT(res[2].status, VC_OK);
         CHECK_STR(res[0].text,

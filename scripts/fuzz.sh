@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs every fuzz target under libFuzzer: scripts/fuzz.sh [SECONDS] [TARGET...]
+# Builds BUILD (default build-fuzz/) with clang, -fsanitize=fuzzer and
+# ASan+UBSan, then runs each target (default: all of tests/fuzz/fuzz_*.c)
+# for SECONDS (default 60) on all cores but one, starting from its corpus
+# in tests/fuzz/corpus/<target>/.  New inputs go to BUILD/fuzz-new/<target>/
+# (the committed corpus is only read); a crash leaves its input in
+# BUILD/fuzz-crash/ and makes the script fail.  Worth keeping: add a crash
+# input (once fixed) to the corpus, where ctest's fuzz-regress replays it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-60}; shift || true
+build=${BUILD:-build-fuzz}
+CC=clang BUILD_TYPE=Debug scripts/build.sh "$build" -DVC_LIBFUZZER=ON -DVC_SANITIZE=ON
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+  for f in tests/fuzz/fuzz_*.c; do targets+=("$(basename "$f" .c | sed 's/^fuzz_//')"); done
+fi
+jobs=$(( $(nproc) > 1 ? $(nproc) - 1 : 1 ))
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+status=0
+mkdir -p "$build/fuzz-crash"
+for t in "${targets[@]}"; do
+  new="$build/fuzz-new/$t"
+  mkdir -p "$new"
+  echo "== fuzz_$t: ${secs}s, $jobs jobs"
+  if ! "$build/tests/fuzz_$t" -max_total_time="$secs" -fork="$jobs" -ignore_crashes=0 \
+       -artifact_prefix="$build/fuzz-crash/$t-" -print_final_stats=1 \
+       "$new" "tests/fuzz/corpus/$t" 2>"$build/fuzz-$t.log"; then
+    echo "fuzz_$t FAILED: see $build/fuzz-$t.log and $build/fuzz-crash/"; status=1
+  fi
+  grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+ *DONE)' "$build/fuzz-$t.log" || true
+done
+exit $status
