@@ -6,7 +6,6 @@ Python's tarfile (GNU format, so a member may repeat):
 - a json field nested 100,000 levels deep is json_invalid "nested deeper
   than 1000 levels", not "not a JSON object";
 - a json field that is an array says so."""
-import io
 import os
 import sys
 import tarfile
@@ -23,14 +22,8 @@ members = [("a.jpg", b""), ("a.txt", b"a zero-byte image"),
            ("c.png", png), ("c.json", deep),
            ("d.png", png), ("d.json", b"[1, 2]"),
            ("e.png", png), ("e.txt", b"a fine sample")]
-buf = io.BytesIO()
-with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as t:
-    for name, data in members:
-        info = tarfile.TarInfo(name)
-        info.size = len(data)
-        t.addfile(info, io.BytesIO(data))
 with open(os.path.join(args.tmp, "in.tar"), "wb") as f:
-    f.write(buf.getvalue())
+    f.write(pe.tar_bytes(members, tarfile.GNU_FORMAT))
 spec = pe.write_spec(os.path.join(args.tmp, "spec.json"),
                      {"sources": [{"name": "s", "type": "webdataset", "urls": "in.tar"}],
                       "stages": [{"stage": "ingest"}],

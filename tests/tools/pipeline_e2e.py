@@ -183,10 +183,11 @@ def png_size(data):
     return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
-def tar_bytes(members):
-    """A ustar archive (bytes) of [(name, data)], for hand-made inputs."""
+def tar_bytes(members, fmt=tarfile.USTAR_FORMAT):
+    """An archive (bytes, ustar unless fmt says otherwise) of [(name, data)],
+    for hand-made inputs."""
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as t:
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as t:
         for name, data in members:
             info = tarfile.TarInfo(name)
             info.size = len(data)

@@ -125,6 +125,17 @@ static const unsigned char tiny_png[] = {
     0xb0, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82
 };
 
+/* A fresh tdir holding folder/png_name, a copy of tiny_png. */
+static void image_dir(const char *folder, const char *png_name)
+{
+    char p[4200];
+    tdir = vc_test_tmpdir();
+    snprintf(p, sizeof p, "%s/%s", tdir, folder);
+    mkdir(p, 0755);
+    snprintf(p, sizeof p, "%s/%s/%s", tdir, folder, png_name);
+    vc_test_write_file(p, tiny_png, sizeof tiny_png);
+}
+
 /* The messages of the errors drain saw, in order. */
 static char messages[8][512];
 
@@ -184,15 +195,8 @@ static size_t drain(const struct source_ops *ops, const char *cfg_text, int *rea
 
 TEST(pairs_source_csv_and_jsonl)
 {
-    char dir[4096];
-    tdir = vc_test_tmpdir();
-    snprintf(dir, sizeof dir, "%s/img", tdir);
-    mkdir(dir, 0755);
-    char p[4200];
-    snprintf(p, sizeof p, "%s/a.png", dir);
-    vc_test_write_file(p, tiny_png, sizeof tiny_png);
-    snprintf(p, sizeof p, "%s/not.jpg", dir);
-    vc_test_write_file(p, "hello", 5);
+    image_dir("img", "a.png");
+    write_tmp("img/not.jpg", "hello");
     write_tmp("p.csv", "url,caption,license\n"
                        "a.png,\"a cat, sitting\",cc-by\n"
                        "missing.png,x,y\n"
@@ -228,12 +232,7 @@ TEST(pairs_source_csv_and_jsonl)
 
 TEST(documents_source_drops_missing_images)
 {
-    char dir[4096], p[4200];
-    tdir = vc_test_tmpdir();
-    snprintf(dir, sizeof dir, "%s/dimg", tdir);
-    mkdir(dir, 0755);
-    snprintf(p, sizeof p, "%s/x.png", dir);
-    vc_test_write_file(p, tiny_png, sizeof tiny_png);
+    image_dir("dimg", "x.png");
     write_tmp("d.jsonl",
               "{\"id\": \"d1\", \"texts\": [\"t0\", null, null, \"t3\"], \"images\": [null, "
               "\"x.png\", \"gone.jpg\", null], \"url\": \"u\"}\n"
@@ -270,14 +269,8 @@ static void check_msg(size_t i, const char *needle)
  * wrong: a deep array is "nested", a 0-byte image is `empty`. */
 TEST(list_errors_name_line_and_reason)
 {
-    char dir[4096], p[4200];
-    tdir = vc_test_tmpdir();
-    snprintf(dir, sizeof dir, "%s/img", tdir);
-    mkdir(dir, 0755);
-    snprintf(p, sizeof p, "%s/a.png", dir);
-    vc_test_write_file(p, tiny_png, sizeof tiny_png);
-    snprintf(p, sizeof p, "%s/zero.png", dir);
-    vc_test_write_file(p, "", 0);
+    image_dir("img", "a.png");
+    write_tmp("img/zero.png", "");
     enum { DEEP = 100000 };
     char *deep = malloc(2 * DEEP + 2);
     memset(deep, '[', DEEP);
