@@ -11,11 +11,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}; shift || true
 build=${BUILD:-build-fuzz}
-CC=clang BUILD_TYPE=Debug scripts/build.sh "$build" -DVC_LIBFUZZER=ON -DVC_SANITIZE=ON
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   for f in tests/fuzz/fuzz_*.c; do targets+=("$(basename "$f" .c | sed 's/^fuzz_//')"); done
 fi
+cmake -S . -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DVC_LIBFUZZER=ON \
+      -DVC_SANITIZE=ON >/dev/null
+cmake --build "$build" -j"$(nproc)" --target "${targets[@]/#/fuzz_}" >&2
 jobs=$(( $(nproc) > 1 ? $(nproc) - 1 : 1 ))
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1

@@ -341,8 +341,8 @@ TEST(textstats_words_unicode)
                            "caf\xC3\xA9's",
                            "door",
                            "ok",
-                           "\xC3\xBC"
-                           "ber" };
+                           ("\xC3\xBC"
+                            "ber") }; /* split: "\xBCb" would be one hex escape */
     CHECK_INT(textstats_words(ts), 7);
     for (size_t i = 0; i < 7 && i < textstats_words(ts); i++) {
         size_t len;
