@@ -4,6 +4,7 @@
 #include "core/vc_fs.h"
 #include "core/vc_mem.h"
 #include "executor.h"
+#include "outdir.h"
 #include "spec.h"
 
 #include <cjson/cJSON.h>
@@ -39,7 +40,7 @@ static void print_mix(FILE *out, const char *out_dir)
     char path[4096], *text;
     size_t n;
     struct vc_err err = { 0 };
-    snprintf(path, sizeof path, "%s/%s", out_dir, EXEC_RUN_NAME);
+    snprintf(path, sizeof path, "%s/%s", out_dir, OUTDIR_RUN_NAME);
     if (vc_fs_read_file(path, 64u << 20, &text, &n, &err) < 0)
         return;
     cJSON *doc = cJSON_ParseWithLength(text, n);

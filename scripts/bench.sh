@@ -17,7 +17,8 @@
 # BENCH="img pipeline" runs only those.  Not a test: the numbers depend on
 # the machine and on what else runs on it.
 # The build is the one the tool ships as: Release, -O3 -DNDEBUG
-# -march=native -ffp-contract=fast (README, "How the tool is built").
+# -march=native -ffp-contract=fast, the engine -ffp-contract=off (README,
+# "How the tool is built").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD:-build}
