@@ -304,7 +304,7 @@ static enum vc_status compute_model(struct st_caption *st, struct sample **v, co
     enum vc_status rc = imgs && reqs && res ? VC_OK : oom(err);
     for (size_t j = 0; rc >= 0 && j < n; j++) {
         const struct sample_field *im = sample_main_image(v[todo[j]]);
-        imgs[j] = (struct idf2_image_bytes){ im->data, im->size };
+        imgs[j] = (struct idf2_image_bytes){ im->data, im->size, NULL };
         reqs[j] = (struct idf2_request){
             .images = &imgs[j],
             .n_images = 1,

@@ -266,7 +266,7 @@ static enum vc_status score_one(struct st_score *st, const struct sample *s, con
                                 double value[SCORE_N], uint64_t *tokens, struct vc_err *err)
 {
     const struct sample_field *im = sample_main_image(s);
-    struct idf2_image_bytes img = { im ? im->data : NULL, im ? im->size : 0 };
+    struct idf2_image_bytes img = { im ? im->data : NULL, im ? im->size : 0, NULL };
     struct idf2_request req = { .images = &img,
                                 .n_images = 1,
                                 .image_splitting = st->image_splitting };

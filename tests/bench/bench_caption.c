@@ -125,7 +125,7 @@ static void captions(const struct opts *o, int batch, uint8_t **png, size_t *png
     struct idf2_result *res = calloc((size_t)o->images, sizeof *res);
     size_t tokens = 0;
     for (int i = 0; i < o->images; i++) {
-        imgs[i] = (struct idf2_image_bytes){ png[i], png_size[i] };
+        imgs[i] = (struct idf2_image_bytes){ png[i], png_size[i], NULL };
         reqs[i] = (struct idf2_request){ .images = &imgs[i],
                                          .n_images = 1,
                                          .chat = prompt,
