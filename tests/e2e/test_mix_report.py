@@ -51,8 +51,8 @@ def run(tag, sp):
     for p in pe.shards(out, "m"):
         for _, fields in pe.read_samples(p):
             j = pe.sample_json(fields)
-            drawn[j["source"]] += 1
-            per_key[j.get("orig_key", "")] += 1
+            drawn[j["vlmcurate"]["source"]] += 1
+            per_key[j["vlmcurate"]["orig_key"]] += 1
     return out, r.stdout, drawn, per_key
 
 
