@@ -15,8 +15,12 @@ BUILD_TYPE=Debug scripts/build.sh build-asan -DVC_SANITIZE=ON
 grep -E 'tests passed|tests failed' build-asan/asan-ctest.log | sed 's/^/asan+ubsan: /'
 # clang must build the whole tree warning-free too (-Werror): compile and
 # link only, the suites run on the gcc trees (scripts/fuzz.sh runs the
-# fuzz targets under clang's libFuzzer).
+# fuzz targets under clang's libFuzzer).  The benchmarks are outside `all`,
+# so both compilers build the `bench` target explicitly: nothing runs them
+# in CI, and they must not rot unnoticed.
 CC=clang scripts/build.sh build-clang
-echo "clang: every target builds with -Werror"
+cmake --build build-clang -j"$(nproc)" --target bench >&2
+echo "clang: every target and benchmark builds with -Werror"
 scripts/build.sh build
+cmake --build build -j"$(nproc)" --target bench >&2
 cd build && ctest -j"$(nproc)" --output-on-failure

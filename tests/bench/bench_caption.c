@@ -48,7 +48,7 @@ static double now_s(void)
     return (double)progress_now_ns() * 1e-9;
 }
 
-static void die(const char *what, const struct vc_err *e)
+static _Noreturn void die(const char *what, const struct vc_err *e)
 {
     fprintf(stderr, "bench_caption: %s: %s\n", what, e ? e->msg : "failed");
     exit(1);
@@ -57,7 +57,7 @@ static void die(const char *what, const struct vc_err *e)
 /* Gradients and stripes, different per image, so no two inputs are alike. */
 static uint8_t *paint_png(int k, size_t *size)
 {
-    struct img im = { SIDE, SIDE, 3, malloc((size_t)SIDE * SIDE * 3) };
+    struct img im = { .w = SIDE, .h = SIDE, .ch = 3, .pixels = malloc((size_t)SIDE * SIDE * 3) };
     if (!im.pixels)
         die("paint", NULL);
     for (int y = 0; y < SIDE; y++)

@@ -56,7 +56,7 @@ static int bench_phash(int n)
     size_t *len = calloc((size_t)n, sizeof *len);
     uint64_t seed = 1;
     for (int i = 0; i < n; i++) {
-        struct img im = { 1280, 960, 3, malloc((size_t)1280 * 960 * 3) };
+        struct img im = { .w = 1280, .h = 960, .ch = 3, .pixels = malloc((size_t)1280 * 960 * 3) };
         double fx = 1 + (double)(rng(&seed) % 7), fy = 1 + (double)(rng(&seed) % 7);
         for (uint32_t y = 0; y < im.h; y++)
             for (uint32_t x = 0; x < im.w; x++)

@@ -34,7 +34,7 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static void die(const char *what, const struct vc_err *err)
+static _Noreturn void die(const char *what, const struct vc_err *err)
 {
     fprintf(stderr, "bench_filters: %s: %s\n", what, err ? err->msg : "failed");
     exit(1);

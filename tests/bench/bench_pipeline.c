@@ -85,7 +85,6 @@ static void row(const char *label, uint64_t n, double bytes, struct cost c)
 struct img_costs {
     struct cost probe, decode_jpeg, decode_all;
     uint64_t n_images, n_jpeg;
-    , 0
 };
 
 /* Times probe and decode over the pictures of one shard, held in memory
