@@ -224,6 +224,7 @@ enum vc_status outdir_load_spec(const char *out_dir, const struct spec_overrides
     char *text = cJSON_PrintUnformatted(spec);
     struct spec_overrides o = ov ? *ov : (struct spec_overrides){ 0 };
     o.out_dir = out_dir;
+    o.inputs_checked = true; /* by the `run` that submitted it */
     rc = text ? spec_parse(text, strlen(text), dir->valuestring, &o, out, err)
               : vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
     if (rc < 0)

@@ -44,7 +44,8 @@ void outdir_release(struct outdir *od);
 
 /* Rebuilds the spec a run of OUT was started with (OUT/_work/spec.json
  * keeps it and the canonical folder its relative paths resolve against),
- * with `ov` applied and OUT as its output folder.  *out owned: spec_free.
+ * with `ov` applied and OUT as its output folder; the input files are not
+ * looked at (stage_ctx.inputs_checked).  *out owned: spec_free.
  * VC_EUSAGE when OUT holds no run started by this version. */
 enum vc_status outdir_load_spec(const char *out_dir, const struct spec_overrides *ov,
                                 struct spec **out, struct vc_err *err);

@@ -457,6 +457,7 @@ enum vc_status spec_parse(const char *text, size_t n, const char *spec_dir,
     s->ctx.spec_dir = s->spec_dir;
     s->ctx.out_dir = s->out_dir;
     s->ctx.work_dir = s->work_dir;
+    s->ctx.inputs_checked = ov && ov->inputs_checked;
     s->ctx.sources = s->source_info;
     if ((rc = parse_sources(s, cJSON_GetObjectItemCaseSensitive(s->json, "sources"), err)) < 0)
         goto fail;

@@ -10,6 +10,7 @@
 #ifndef VC_PIPELINE_SPEC_H
 #define VC_PIPELINE_SPEC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +39,8 @@ struct spec_overrides {
     int threads;
     const double *max_error_rate; /* NULL: the spec's */
     const char *executor;         /* NULL: the spec's (borrowed for the spec's life) */
+    /* Skip the sources' checks of their input files (stage_ctx). */
+    bool inputs_checked;
 };
 
 struct spec {

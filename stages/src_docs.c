@@ -90,7 +90,7 @@ static enum vc_status docs_create(const cJSON *cfg, const char *where, const str
         d->fetch_on = rc == VC_OK;
     }
     if (rc == VC_OK)
-        rc = src_check_spec_paths("path", d->path, d->images_dir, err);
+        rc = src_check_spec_paths("path", d->path, d->images_dir, ctx, err);
     if (rc == VC_OK)
         rc = lines_split(d->path, LINES_JSONL, 0, per_unit, &d->units, &d->n, err);
     if (rc < 0) {

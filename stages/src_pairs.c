@@ -99,7 +99,7 @@ static enum vc_status pairs_create(const cJSON *cfg, const char *where, const st
         (kc && !p->key_col))
         rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
     if (rc == VC_OK)
-        rc = src_check_spec_paths("list", p->list, p->images_dir, err);
+        rc = src_check_spec_paths("list", p->list, p->images_dir, ctx, err);
     if (rc == VC_OK) {
         if (fmt == 3)
             rc = lines_sniff(p->list, &p->fmt, err);

@@ -73,7 +73,7 @@ static enum vc_status pdf_create(const cJSON *cfg, const char *where, const stru
     if (rc >= 0 && !urls)
         rc = vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "%s: key 'urls' is required", where);
     if (rc >= 0)
-        rc = src_urls_expand(urls, where, ctx->spec_dir, &paths, &n, err);
+        rc = src_urls_expand(urls, where, ctx, &paths, &n, err);
     if (rc >= 0 && !(p->units = calloc(n + 1, sizeof *p->units)))
         rc = oom(err);
     for (size_t i = 0; rc >= 0 && i < n; i++) {

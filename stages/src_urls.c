@@ -226,7 +226,7 @@ static enum vc_status urls_setup(struct src_urls *p, const cJSON *cfg, const cha
     const cJSON *files = cJSON_GetObjectItemCaseSensitive(cfg, "files");
     if (!files)
         return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "%s: key 'files' is required", where);
-    VC_TRY(src_urls_expand(files, where, ctx->spec_dir, &paths, &np, err));
+    VC_TRY(src_urls_expand(files, where, ctx, &paths, &np, err));
     p->files = calloc(np ? np : 1, sizeof *p->files);
     if (!p->files) {
         src_paths_free(paths, np);

@@ -166,7 +166,7 @@ char *src_path_join(const char *base_dir, const char *path)
     return s;
 }
 
-enum vc_status src_urls_expand(const cJSON *urls, const char *where, const char *base_dir,
+enum vc_status src_urls_expand(const cJSON *urls, const char *where, const struct stage_ctx *ctx,
                                char ***paths, size_t *n, struct vc_err *err)
 {
     char **raw = NULL;
@@ -192,10 +192,11 @@ enum vc_status src_urls_expand(const cJSON *urls, const char *where, const char 
     /* Every path must name a file now: a typo found at load costs a
      * message, found in MAP it costs a run (and a brace range over a
      * million missing files a million error units).  The first missing
-     * one ends the check. */
+     * one ends the check.  A task re-reading the spec skips it: the run's
+     * submission checked, and its own unit's file is opened anyway. */
     for (size_t i = 0; rc == VC_OK && i < n_raw; i++) {
-        rc = push(paths, n, src_path_join(base_dir, raw[i]), err);
-        if (rc == VC_OK)
+        rc = push(paths, n, src_path_join(ctx->spec_dir, raw[i]), err);
+        if (rc == VC_OK && !ctx->inputs_checked)
             rc = src_check_path((*paths)[*n - 1], false, err);
     }
     src_paths_free(raw, n_raw);
@@ -225,11 +226,11 @@ enum vc_status src_check_path(const char *path, bool want_dir, struct vc_err *er
 }
 
 enum vc_status src_check_spec_paths(const char *list_key, const char *list, const char *images_dir,
-                                    struct vc_err *err)
+                                    const struct stage_ctx *ctx, struct vc_err *err)
 {
     if (src_check_path(list, false, err) < 0)
         return vc_err_prefix(err, "key '%s'", list_key);
-    if (src_check_path(images_dir, true, err) < 0)
+    if (!ctx->inputs_checked && src_check_path(images_dir, true, err) < 0)
         return vc_err_prefix(err, "key 'images_dir'");
     return VC_OK;
 }

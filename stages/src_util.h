@@ -14,6 +14,7 @@
 
 struct cJSON;
 struct source_unit;
+struct stage_ctx;
 
 /* A brace pattern may not expand to more paths than this: a typo such as
  * {0..99999999} should fail at spec load, not exhaust memory. */
@@ -25,11 +26,12 @@ enum { SRC_MAX_EXPANSION = 1000000 };
  * pattern. */
 enum vc_status src_brace_expand(const char *pattern, char ***paths, size_t *n, struct vc_err *err);
 /* "urls" as a string or an array of strings, expanded in order and each
- * resolved against base_dir; every path must exist and not be a folder
- * (src_check_path).  Errors name `where` and the key, and leave nothing
- * in (*paths, *n). */
-enum vc_status src_urls_expand(const struct cJSON *urls, const char *where, const char *base_dir,
-                               char ***paths, size_t *n, struct vc_err *err);
+ * resolved against ctx->spec_dir; unless ctx->inputs_checked, every path
+ * must exist and not be a folder (src_check_path).  Errors name `where`
+ * and the key, and leave nothing in (*paths, *n). */
+enum vc_status src_urls_expand(const struct cJSON *urls, const char *where,
+                               const struct stage_ctx *ctx, char ***paths, size_t *n,
+                               struct vc_err *err);
 void src_paths_free(char **paths, size_t n);
 /* Appends a copy of s to the string vector (*v, *n) of capacity *cap
  * (grown by doubling; free with src_paths_free).  VC_EFATAL on OOM. */
@@ -41,9 +43,11 @@ enum vc_status src_strv_push(char ***v, size_t *n, size_t *cap, const char *s, s
 enum vc_status src_check_path(const char *path, bool want_dir, struct vc_err *err);
 
 /* The two paths of a list source (pairs, documents): a list file (under
- * the key list_key) and a folder of images.  Errors name the key. */
+ * the key list_key) and a folder of images (not looked at when
+ * ctx->inputs_checked; the list is read to split it anyway).  Errors name
+ * the key. */
 enum vc_status src_check_spec_paths(const char *list_key, const char *list, const char *images_dir,
-                                    struct vc_err *err);
+                                    const struct stage_ctx *ctx, struct vc_err *err);
 
 /* Parses a record or field that must be a JSON object into *out (owned,
  * NULL on failure).  VC_ESAMPLE json_invalid saying why: not valid JSON,

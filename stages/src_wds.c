@@ -35,7 +35,7 @@ static enum vc_status wds_create(const cJSON *cfg, const char *where, const stru
         return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "%s: key 'urls' is required", where);
     char **paths = NULL;
     size_t n = 0;
-    VC_TRY(src_urls_expand(urls, where, ctx->spec_dir, &paths, &n, err));
+    VC_TRY(src_urls_expand(urls, where, ctx, &paths, &n, err));
     struct src_wds *w = calloc(1, sizeof *w);
     if (w)
         w->units = calloc(n, sizeof *w->units);

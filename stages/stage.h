@@ -114,6 +114,11 @@ struct stage_ctx {
      * the number of input units (unit numbers run from 0). */
     uint32_t round;
     size_t n_units;
+    /* The input files were checked when the run was submitted (the spec as
+     * re-read from OUT by `vlmcurate task` and `status`): a source does not
+     * look at them again, so a file gone since fails only its own unit's
+     * task, not every task that reloads the spec. */
+    bool inputs_checked;
 };
 
 /* Writes "WORK/rROUND-STAGE-WHAT-NNNNNN" (the round and work_dir from

@@ -6,7 +6,8 @@ tarfile.  Every phase's tasks run in reverse order, in separate processes.
 Also: a phase whose predecessors are not committed is refused (exit 1,
 naming the phase it waits for); an index out of range is a usage error;
 a committed task is not run again; a task is refused while a run holds
-the folder (an exclusive flock, taken here with fcntl)."""
+the folder (an exclusive flock, taken here with fcntl); an input file gone
+after the folder was claimed fails only its own unit's task."""
 import fcntl
 import os
 import re
@@ -75,12 +76,27 @@ with open(os.path.join(out, "_work", ".lock"), "a") as holder:
     vctest.expect(r.returncode == 2 and "in use" in r.stderr, "refused during a run: %s" %
                   r.stderr)
 
+# An input file gone after the submission fails its own unit's task only:
+# the others, and status, re-read the spec without looking at the inputs.
+b1 = os.path.join(args.tmp, "b-1.tar")
+os.rename(b1, b1 + ".away")
+r = cli("task", out, "r0-map", "3", "--quiet")
+vctest.expect(r.returncode == 1 and "b-1.tar" in r.stderr and "r0-map 3" in r.stderr,
+              "the task of the missing file fails naming it: %s" % r.stderr)
+r = cli("task", out, "r0-map", "2", "--quiet")
+vctest.expect(r.returncode == 0 and "committed" in r.stdout,
+              "another unit's task still runs: %s" % r.stderr)
+r = cli("status", out)
+vctest.expect(re.search(r"^r0-map\s+2/4 committed", r.stdout, re.M),
+              "status with the file gone: %s %s" % (r.stdout, r.stderr))
+os.rename(b1 + ".away", b1)
+
 r, phases = status()
 names = [p[0] for p in phases]
 vctest.expect(names == ["r0-map", "r0-reduce", "r0-plan", "r1-map", "plan", "write", "finish"],
               "status lists the phases: %s" % names)
-vctest.expect(phases[0][1:] == ("1", "4") and r.returncode == 1 and "next: r0-map" in r.stdout,
-              "status: 1 of 4 units of round 0, next r0-map: %s" % r.stdout)
+vctest.expect(phases[0][1:] == ("2", "4") and r.returncode == 1 and "next: r0-map" in r.stdout,
+              "status: 2 of 4 units of round 0, next r0-map: %s" % r.stdout)
 ran = 0
 for name in names:
     total = int(dict((p[0], p[2]) for p in status()[1])[name] or 0)

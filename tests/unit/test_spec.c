@@ -270,6 +270,29 @@ TEST(source_paths_checked_at_load)
             (double)(clock() - t0) / CLOCKS_PER_SEC);
 }
 
+/* The spec as a task re-reads it from OUT (inputs_checked): the missing
+ * shard and images folder are left to the one task that opens them, so
+ * the other units' tasks still run. */
+TEST(input_checks_skipped_for_tasks)
+{
+    const char *text = "{\"sources\": [{\"name\": \"a\", \"type\": \"webdataset\", \"urls\": "
+                       "[\"x.tar\", \"nope.tar\"]}, {\"name\": \"p\", \"type\": \"pairs\", "
+                       "\"list\": \"list.jsonl\", \"format\": \"jsonl\", \"images_dir\": "
+                       "\"imgs\"}], " OUT_O "}";
+    struct spec_overrides ov = { .inputs_checked = true };
+    struct spec *s = NULL;
+    struct vc_err err = { 0 };
+    CHECK_INT(spec_parse(text, strlen(text), spec_folder(), &ov, &s, &err), VC_OK);
+    if (s) {
+        size_t source;
+        CHECK(spec_n_units(s) >= 2);
+        CHECK(strstr(spec_unit(s, 1, &source)->file, "/nope.tar") != NULL);
+        CHECK_INT(source, 0);
+    }
+    spec_free(s);
+    expect_error(text, "source 'a': key 'urls'", "nope.tar': No such file");
+}
+
 TEST(limits_and_output_options)
 {
     struct spec *s = NULL;
@@ -294,5 +317,6 @@ TEST(limits_and_output_options)
     X(limits_and_output_options)                                                                   \
     X(strict_json)                                                                                 \
     X(filter_thresholds_in_range)                                                                  \
-    X(source_paths_checked_at_load)
+    X(source_paths_checked_at_load)                                                                \
+    X(input_checks_skipped_for_tasks)
 TEST_MAIN(TESTS)
