@@ -267,7 +267,7 @@ static enum vc_status audit_duplicates(struct audit_sigs *sigs, size_t n_shards,
         snprintf(edges, sizeof edges, "%s/dedup-edges-%02u", stats_dir, p);
         snprintf(tmp, sizeof tmp, "%s/dedup-merge-%02u", stats_dir, p);
         struct dedup_reduce_stats rs;
-        rc = dedup_reduce_part(paths, n_shards, p, &o, tmp, edges, &rs, err);
+        rc = dedup_reduce_part(paths, n_shards, p, &o, tmp, edges, NULL, &rs, err);
         if (rc == VC_OK)
             rc = dedup_clusters_add(&exact, edges, DEDUP_M_IMAGE_SHA256, audit_id, &ids, err);
         if (rc == VC_OK && radius >= 0)

@@ -42,6 +42,9 @@ struct map_task {
     struct spill_writer spill;
     uint64_t n_input, next_index;
     struct stage_task_ctx *tcs; /* by stage index; [rd->first, rd->end) used */
+    /* The previous round's global stage when it edits survivors (its
+     * tcs entry is then used too), else -1. */
+    long edit;
     /* round 0 reads the unit from its source ... */
     void *cursor;
     /* ... later rounds the records round-1 kept and its global stage let live */
@@ -256,6 +259,30 @@ static enum vc_status next_survivor(struct map_task *t, struct sample *s, struct
     return VC_EOF;
 }
 
+/* The previous round's global stage's edit of a survivor.  *kept false:
+ * it rejected or errored the sample, whose ledger line is written. */
+static enum vc_status edit_sample(struct map_task *t, struct sample *s, bool *kept,
+                                  struct vc_err *e)
+{
+    const struct spec_stage *g = &t->ss->spec->stages[t->edit];
+    struct stage_task_ctx *tc = &t->tcs[t->edit];
+    struct vc_err why = { 0 };
+    memset(&tc->verdict, 0, sizeof tc->verdict);
+    enum vc_status rc = g->ops->edit(g->state, s, tc, &why);
+    *kept = rc == VC_OK;
+    if (rc == VC_OK)
+        return VC_OK;
+    if (rc != VC_REJECT && rc != VC_ESAMPLE) {
+        *e = why;
+        e->status = VC_EFATAL;
+        return vc_err_prefix(e, "%s: key '%s': stage '%s'", t->u->file,
+                             s->orig_key ? s->orig_key : "", g->ops->name);
+    }
+    bool reject = rc == VC_REJECT;
+    return ledger_add(t, s, s->src_index, reject ? LEDGER_REJECTED : LEDGER_ERROR, g->ops->name,
+                      &why, &tc->verdict, e);
+}
+
 static enum vc_status next_input(struct map_task *t, struct sample *s, struct vc_err *e)
 {
     if (t->round == 0)
@@ -287,12 +314,17 @@ static enum vc_status map_loop(struct map_task *t, struct arena **arenas, struct
             s->source = sp->source_info[t->source].name;
             s->src_file = t->u->file;
             rc = next_input(t, s, &e);
-            if (rc == VC_OK) {
+            bool kept = true;
+            if (rc == VC_OK && t->edit >= 0)
+                rc = edit_sample(t, s, &kept, &e);
+            if (rc == VC_OK && kept) {
                 t->next_index = s->src_index + 1;
                 n++;
                 continue;
             }
-            if (rc == VC_EOF) {
+            if (rc == VC_OK) {
+                t->next_index = s->src_index + 1;
+            } else if (rc == VC_EOF) {
                 eof = true;
                 rc = VC_OK;
             } else if (transient(rc, &e)) {
@@ -442,7 +474,7 @@ enum vc_status phase_map_unit(struct session *ss, size_t round, size_t unit, str
     struct spec *sp = ss->spec;
     const struct session_round *rd = &ss->rounds[round];
     struct map_task t = {
-        .ss = ss, .rd = rd, .round = round, .unit = (uint32_t)unit, .in = { .fd = -1 }
+        .ss = ss, .rd = rd, .round = round, .unit = (uint32_t)unit, .edit = -1, .in = { .fd = -1 }
     };
     t.u = spec_unit(sp, unit, &t.source);
     char *bin = session_work_path(ss, "r%zu-map-%06zu.bin", round, unit);
@@ -458,11 +490,27 @@ enum vc_status phase_map_unit(struct session *ss, size_t round, size_t unit, str
         if (sp->stages[begun].ops->task_begin)
             rc = sp->stages[begun].ops->task_begin(sp->stages[begun].state, &t.tcs[begun], err);
     }
+    long g = round > 0 ? ss->rounds[round - 1].global : -1;
+    bool edit_begun = false;
+    if (rc == VC_OK && g >= 0 && sp->stages[g].ops->edit) {
+        t.tcs[g] = (struct stage_task_ctx){ .run = &ss->ctx[round - 1],
+                                            .unit = (uint32_t)unit,
+                                            .unit_file = t.u->file };
+        const struct stage_ops *ops = sp->stages[g].ops;
+        rc = ops->edit_begin ? ops->edit_begin(sp->stages[g].state, &t.tcs[g], err) : VC_OK;
+        edit_begun = rc == VC_OK;
+        t.edit = edit_begun ? g : -1;
+    }
     if (rc == VC_OK)
         rc = open_input(&t, err);
     if (rc == VC_OK && (t.cursor || t.prev))
         rc = map_loop(&t, arenas, err);
     close_input(&t);
+    if (edit_begun && sp->stages[g].ops->edit_end) {
+        enum vc_status erc = sp->stages[g].ops->edit_end(sp->stages[g].state, &t.tcs[g], err);
+        if (rc == VC_OK)
+            rc = erc;
+    }
     for (size_t k = rd->first; k < begun; k++) {
         const struct stage_ops *ops = sp->stages[k].ops;
         if (ops->task_end) {

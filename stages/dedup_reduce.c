@@ -22,7 +22,8 @@ static const char *const method_names[DEDUP_M_COUNT] = {
     [DEDUP_M_IMAGE_SHA256] = "image_sha256",   [DEDUP_M_IMAGE_PIXELS] = "image_pixels",
     [DEDUP_M_IMAGE_PHASH] = "image_phash",     [DEDUP_M_TEXT_EXACT] = "text_exact",
     [DEDUP_M_TEXT_MINHASH] = "text_minhash",   [DEDUP_M_DOC_URL] = "doc_url",
-    [DEDUP_M_DOC_IMAGE_SET] = "doc_image_set",
+    [DEDUP_M_DOC_IMAGE_SET] = "doc_image_set", [DEDUP_M_DOC_IMAGE_URL] = "doc_image_url",
+    [DEDUP_M_DOC_PARAGRAPH] = "doc_paragraph", [DEDUP_M_DOC_IMAGE_REPEAT] = "doc_image_repeat",
 };
 
 const char *dedup_method_name(unsigned m)
@@ -71,7 +72,86 @@ struct reducer {
     struct dedup_sig first;     /* exact / MinHash: the star's centre */
     struct dedup_sig *distinct; /* pHash: one record per distinct hash */
     size_t n_distinct, cap_distinct;
+    /* Counted methods: the group's first records, until it reaches the
+     * limit (held back: below the limit they are no edits). */
+    struct dedup_sig *pending;
+    size_t n_pending, cap_pending;
+    /* Edits not yet in a run; runs spilled to tmp_prefix.eN. */
+    struct dedup_sig *edits;
+    size_t n_edits, cap_edits;
+    struct dedup_run *runs;
+    size_t n_runs;
+    const char *tmp_prefix;
 };
+
+static enum vc_status push_sig(struct dedup_sig **v, size_t *n, size_t *cap, size_t max,
+                               const struct dedup_sig *s, struct vc_err *err)
+{
+    if (*n == *cap) {
+        size_t c = *cap ? 2 * *cap : 256;
+        if (max && c > max)
+            c = max;
+        struct dedup_sig *p = vc_realloc_array(*v, c, sizeof *p);
+        if (!p)
+            return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "%zu signatures", c);
+        *v = p, *cap = c;
+    }
+    (*v)[(*n)++] = *s;
+    return VC_OK;
+}
+
+/* Edits held in memory: a quarter of the budget. */
+static size_t edits_max(const struct reducer *r)
+{
+    size_t m = r->o->mem_bytes / 4 / sizeof(struct dedup_sig);
+    return m < 1024 ? 1024 : m;
+}
+
+static enum vc_status spill_edits(struct reducer *r, struct vc_err *err)
+{
+    struct dedup_run *p = vc_realloc_array(r->runs, r->n_runs + 1, sizeof *p);
+    if (!p)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+    r->runs = p;
+    char path[4096];
+    snprintf(path, sizeof path, "%s.e%zu", r->tmp_prefix, r->n_runs);
+    VC_TRY(dedup_sig_put_run(path, r->edits, r->n_edits, &r->runs[r->n_runs], err));
+    r->n_runs++;
+    r->n_edits = 0;
+    return VC_OK;
+}
+
+static enum vc_status put_edit(struct reducer *r, const struct dedup_sig *s, struct vc_err *err)
+{
+    struct dedup_sig e = *s;
+    e.key = (uint64_t)s->unit << 32 | s->index;
+    e.aux = s->key;
+    e.weight = 0;
+    if (r->n_edits == edits_max(r))
+        VC_TRY(spill_edits(r, err));
+    r->st->edits++;
+    return push_sig(&r->edits, &r->n_edits, &r->cap_edits, edits_max(r), &e, err);
+}
+
+/* A counted method's record: held back until its group reaches the
+ * limit, then every member of the group is an edit. */
+static enum vc_status count_record(struct reducer *r, const struct dedup_sig *s, struct vc_err *err)
+{
+    unsigned m = s->kind >> 8;
+    uint64_t limit =
+        m == DEDUP_M_DOC_IMAGE_URL ? (uint64_t)r->o->image_url_max + 1 : r->o->paragraph_repeat;
+    if (limit == 0)
+        return VC_OK;
+    if (r->group_n <= limit)
+        VC_TRY(push_sig(&r->pending, &r->n_pending, &r->cap_pending, 0, s, err));
+    if (r->group_n == limit) {
+        for (size_t i = 0; i < r->n_pending; i++)
+            VC_TRY(put_edit(r, &r->pending[i], err));
+        r->n_pending = 0;
+        return VC_OK;
+    }
+    return r->group_n > limit ? put_edit(r, s, err) : VC_OK;
+}
 
 static enum vc_status put_edge(struct reducer *r, const struct dedup_sig *a,
                                const struct dedup_sig *b, unsigned score, struct vc_err *err)
@@ -118,6 +198,7 @@ static enum vc_status group_end(struct reducer *r, struct vc_err *err)
     if (r->group_n > r->st->largest_group)
         r->st->largest_group = r->group_n;
     r->have = false;
+    r->n_pending = 0;
     return (r->kind >> 8) == DEDUP_M_IMAGE_PHASH ? flush_phash(r, err) : VC_OK;
 }
 
@@ -137,6 +218,8 @@ static enum vc_status reduce_emit(void *ctx, const struct dedup_sig *s, struct v
     }
     r->group_n++;
     unsigned m = s->kind >> 8;
+    if (m == DEDUP_M_DOC_IMAGE_URL || m == DEDUP_M_DOC_PARAGRAPH)
+        return count_record(r, s, err);
     if (m == DEDUP_M_IMAGE_PHASH) {
         if (r->n_distinct && r->distinct[r->n_distinct - 1].aux == s->aux)
             return (s->kind & 0xff) == 0 ? put_edge(r, &r->distinct[r->n_distinct - 1], s, 0, err)
@@ -168,10 +251,40 @@ static enum vc_status reduce_emit(void *ctx, const struct dedup_sig *s, struct v
     return put_edge(r, &r->first, s, 0, err);
 }
 
+/* The edits, in sample order: straight from memory when they fit, else
+ * through a merge of the sorted runs. */
+static enum vc_status write_edits(struct reducer *r, const char *path, struct vc_err *err)
+{
+    struct dedup_sig_stream w;
+    VC_TRY(dedup_sig_stream_open(&w, path, err));
+    enum vc_status rc = VC_OK;
+    if (r->n_runs == 0) {
+        dedup_sig_sort(r->edits, r->n_edits);
+        for (size_t i = 0; rc == VC_OK && i < r->n_edits; i++)
+            rc = dedup_sig_stream_add(&w, &r->edits[i], err);
+    } else {
+        if (r->n_edits)
+            rc = spill_edits(r, err);
+        size_t n_runs = r->n_runs;
+        if (rc == VC_OK) {
+            rc = dedup_merge(r->runs, n_runs, r->o->mem_bytes, r->o->max_open, r->tmp_prefix,
+                             dedup_sig_stream_add, &w, err);
+            r->n_runs = 0; /* consumed: dedup_merge freed the paths */
+        }
+        for (size_t i = 0; r->n_runs == 0 && i < n_runs; i++) {
+            char run[4096];
+            snprintf(run, sizeof run, "%s.e%zu", r->tmp_prefix, i);
+            unlink(run);
+        }
+    }
+    enum vc_status crc = dedup_sig_stream_close(&w, rc == VC_OK, err);
+    return rc == VC_OK ? crc : rc;
+}
+
 enum vc_status dedup_reduce_part(char *const *paths, size_t n_paths, uint32_t part,
                                  const struct dedup_reduce_opts *o, const char *tmp_prefix,
-                                 const char *edges_path, struct dedup_reduce_stats *stats,
-                                 struct vc_err *err)
+                                 const char *edges_path, const char *edits_path,
+                                 struct dedup_reduce_stats *stats, struct vc_err *err)
 {
     memset(stats, 0, sizeof *stats);
     struct dedup_run *runs = calloc(n_paths ? n_paths : 1, sizeof *runs);
@@ -188,15 +301,18 @@ enum vc_status dedup_reduce_part(char *const *paths, size_t n_paths, uint32_t pa
     }
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp", edges_path);
-    struct reducer r = { .o = o, .st = stats, .out_path = tmp };
+    struct reducer r = { .o = o, .st = stats, .out_path = tmp, .tmp_prefix = tmp_prefix };
     if (rc == VC_OK && !(r.out = fopen(tmp, "wb")))
         rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", tmp, strerror(errno));
     if (rc == VC_OK) {
-        rc = dedup_merge(runs, n_runs, o->mem_bytes, o->max_open, tmp_prefix, reduce_emit, &r, err);
+        rc = dedup_merge(runs, n_runs, o->mem_bytes - o->mem_bytes / 4, o->max_open, tmp_prefix,
+                         reduce_emit, &r, err);
         n_runs = 0;
     }
     if (rc == VC_OK)
         rc = group_end(&r, err);
+    if (rc == VC_OK && edits_path)
+        rc = write_edits(&r, edits_path, err);
     if (r.out) {
         if (rc == VC_OK && (fflush(r.out) != 0 || fsync(fileno(r.out)) != 0))
             rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", tmp, strerror(errno));
@@ -208,7 +324,14 @@ enum vc_status dedup_reduce_part(char *const *paths, size_t n_paths, uint32_t pa
     for (size_t i = 0; i < n_runs; i++)
         free(runs[i].path);
     free(runs);
+    for (size_t i = 0; i < r.n_runs; i++) {
+        unlink(r.runs[i].path);
+        free(r.runs[i].path);
+    }
+    free(r.runs);
     free(r.distinct);
+    free(r.pending);
+    free(r.edits);
     return rc;
 }
 

@@ -11,7 +11,15 @@
  *                   equal hashes: a star from the first, in band 0;
  *   text_minhash    records sharing an LSH band key: a star from the first,
  *                   kept when the sketches estimate a Jaccard similarity of
- *                   at least the threshold.
+ *                   at least the threshold;
+ *   doc_image_url   counted, not paired (OBELICS's document rules): a group
+ *   doc_paragraph   of at least the method's limit records (an image URL in
+ *                   more than image_url_max documents, a paragraph seen
+ *                   paragraph_repeat times in one domain) makes every member
+ *                   an EDIT: "remove this image / paragraph from this
+ *                   document", written to a second file sorted by sample
+ *                   (key = unit << 32 | index, aux = the group's key, kind =
+ *                   the method) for the next round to apply.
  *
  * Which sample survives is not decided here: edges go through union-find
  * in the dedup stage's plan hook.  The edge file is written to a temp name,
@@ -35,7 +43,10 @@ enum dedup_method {
     DEDUP_M_TEXT_MINHASH = 5,
     DEDUP_M_DOC_URL = 6,
     DEDUP_M_DOC_IMAGE_SET = 7,
-    DEDUP_M_COUNT = 8,
+    DEDUP_M_DOC_IMAGE_URL = 8,     /* counted: edits */
+    DEDUP_M_DOC_PARAGRAPH = 9,     /* counted: edits */
+    DEDUP_M_DOC_IMAGE_REPEAT = 10, /* inside one document, found by MAP alone */
+    DEDUP_M_COUNT = 11,
 };
 /* "image_sha256", ...; "unknown" outside the enum. */
 const char *dedup_method_name(unsigned m);
@@ -64,24 +75,31 @@ struct dedup_edge {
 };
 
 struct dedup_reduce_opts {
-    int phash_radius;         /* the pHash bands are phash_radius + 1 */
-    double minhash_threshold; /* estimated Jaccard needed for an edge; 0 = every band hit */
-    unsigned part_bits;       /* partitions = 2^part_bits */
-    size_t mem_bytes;         /* the merge's read buffers */
-    size_t max_open;          /* files merged at once */
+    int phash_radius;          /* the pHash bands are phash_radius + 1 */
+    double minhash_threshold;  /* estimated Jaccard needed for an edge; 0 = every band hit */
+    unsigned part_bits;        /* partitions = 2^part_bits */
+    size_t mem_bytes;          /* the merge's read buffers */
+    size_t max_open;           /* files merged at once */
+    uint32_t image_url_max;    /* doc_image_url: edits past this many documents */
+    uint32_t paragraph_repeat; /* doc_paragraph: edits from this many occurrences */
 };
 
 struct dedup_reduce_stats {
     uint64_t records, groups, pairs_checked, edges;
     uint64_t largest_group; /* records in the largest key group */
+    uint64_t edits;
+    uint64_t pairs_skipped; /* pHash pairs left unchecked by the group cap */
 };
 
-/* Reduces partition `part` of the signature files `paths` into edges_path.
- * tmp_prefix names the merge's intermediate runs. */
+/* Reduces partition `part` of the signature files `paths` into edges_path
+ * and edits_path (a signature file of part_bits 0, read back with
+ * dedup_sig_range; NULL: no edits written).  tmp_prefix names the merges' intermediate runs.
+ * Memory: o->mem_bytes, three quarters for the merge's buffers and one for
+ * the edits, which go to sorted temp runs when they outgrow it. */
 enum vc_status dedup_reduce_part(char *const *paths, size_t n_paths, uint32_t part,
                                  const struct dedup_reduce_opts *o, const char *tmp_prefix,
-                                 const char *edges_path, struct dedup_reduce_stats *stats,
-                                 struct vc_err *err);
+                                 const char *edges_path, const char *edits_path,
+                                 struct dedup_reduce_stats *stats, struct vc_err *err);
 
 /* Clusters: union-find over n samples, fed with edge files.  Per sample
  * also the largest weight a pair reported and the strongest pair that

@@ -313,3 +313,128 @@ enum vc_status dedup_merge(struct dedup_run *runs, size_t n_runs, size_t mem_byt
     free(tmp);
     return rc;
 }
+
+void dedup_sig_sort(struct dedup_sig *v, size_t n)
+{
+    qsort(v, n, sizeof *v, sig_qsort_cmp);
+}
+
+enum vc_status dedup_sig_put_run(const char *path, struct dedup_sig *v, size_t n,
+                                 struct dedup_run *out, struct vc_err *err)
+{
+    qsort(v, n, sizeof *v, sig_qsort_cmp);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    bool ok = fd >= 0 && vc_fs_write_all(fd, v, n * sizeof *v);
+    if (fd >= 0 && close(fd) != 0)
+        ok = false;
+    if (!ok)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", path, strerror(errno));
+    *out = (struct dedup_run){ .path = vc_strdup(path), .base = 0, .n = n };
+    if (!out->path)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+    return VC_OK;
+}
+
+/* Header and the two offsets of partition 0. */
+enum { SIG_HEAD0 = SIG_HEADER + 2 * sizeof(uint64_t) };
+
+enum vc_status dedup_sig_stream_open(struct dedup_sig_stream *w, const char *path,
+                                     struct vc_err *err)
+{
+    *w = (struct dedup_sig_stream){ 0 };
+    size_t len = strlen(path);
+    w->path = vc_strdup(path);
+    w->tmp = malloc(len + 5);
+    if (!w->path || !w->tmp) {
+        dedup_sig_stream_close(w, false, err);
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+    }
+    memcpy(w->tmp, path, len);
+    memcpy(w->tmp + len, ".tmp", 5);
+    static const uint8_t zero[SIG_HEAD0];
+    if (!(w->f = fopen(w->tmp, "wb")) || fwrite(zero, sizeof zero, 1, w->f) != 1) {
+        vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", w->tmp, strerror(errno));
+        dedup_sig_stream_close(w, false, NULL);
+        return VC_EFATAL;
+    }
+    return VC_OK;
+}
+
+enum vc_status dedup_sig_stream_add(void *ctx, const struct dedup_sig *s, struct vc_err *err)
+{
+    struct dedup_sig_stream *w = ctx;
+    if (fwrite(s, sizeof *s, 1, w->f) != 1)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", w->tmp, strerror(errno));
+    w->n++;
+    return VC_OK;
+}
+
+enum vc_status dedup_sig_stream_close(struct dedup_sig_stream *w, bool commit, struct vc_err *err)
+{
+    enum vc_status rc = VC_OK;
+    if (w->f) {
+        uint8_t head[SIG_HEAD0];
+        uint32_t bits = 0, size = sizeof(struct dedup_sig);
+        uint64_t off[2] = { 0, w->n };
+        memcpy(head, sig_magic, 8);
+        memcpy(head + 8, &bits, 4);
+        memcpy(head + 12, &size, 4);
+        memcpy(head + 16, &w->n, 8);
+        memcpy(head + SIG_HEADER, off, sizeof off);
+        if (commit && (fflush(w->f) != 0 ||
+                       pwrite(fileno(w->f), head, sizeof head, 0) != (ssize_t)sizeof head))
+            rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", w->tmp, strerror(errno));
+        if (commit && rc == VC_OK && fsync(fileno(w->f)) != 0)
+            rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", w->tmp, strerror(errno));
+        if (fclose(w->f) != 0 && rc == VC_OK && commit)
+            rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", w->tmp, strerror(errno));
+        if (commit && rc == VC_OK)
+            rc = vc_fs_commit_rename(w->tmp, w->path, err);
+        else
+            unlink(w->tmp);
+    }
+    free(w->path);
+    free(w->tmp);
+    *w = (struct dedup_sig_stream){ 0 };
+    return rc;
+}
+
+enum vc_status dedup_sig_range(const char *path, uint64_t lo, uint64_t hi, struct dedup_sig **v,
+                               size_t *n, size_t *cap, struct vc_err *err)
+{
+    struct dedup_run run;
+    VC_TRY(dedup_sig_run(path, 0, 0, &run, err));
+    free(run.path);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", path, strerror(errno));
+    enum vc_status rc = VC_OK;
+    uint64_t a = 0, b = run.n; /* the first record with key >= lo */
+    while (rc == VC_OK && a < b) {
+        uint64_t mid = a + (b - a) / 2;
+        struct dedup_sig s;
+        rc = read_at(fd, path, &s, sizeof s, run.base + mid * sizeof s, err);
+        if (s.key < lo)
+            a = mid + 1;
+        else
+            b = mid;
+    }
+    for (; rc == VC_OK && a < run.n; a++) {
+        struct dedup_sig s;
+        rc = read_at(fd, path, &s, sizeof s, run.base + a * sizeof s, err);
+        if (rc != VC_OK || s.key > hi)
+            break;
+        if (*n == *cap) {
+            size_t c = *cap ? 2 * *cap : 64;
+            struct dedup_sig *p = vc_realloc_array(*v, c, sizeof *p);
+            if (!p) {
+                rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+                break;
+            }
+            *v = p, *cap = c;
+        }
+        (*v)[(*n)++] = s;
+    }
+    close(fd);
+    return rc;
+}

@@ -11,8 +11,10 @@
 #ifndef VC_STAGES_DEDUP_SIG_H
 #define VC_STAGES_DEDUP_SIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "core/vc_err.h"
 
@@ -66,5 +68,33 @@ typedef enum vc_status (*dedup_emit_fn)(void *ctx, const struct dedup_sig *s, st
 enum vc_status dedup_merge(struct dedup_run *runs, size_t n_runs, size_t mem_bytes, size_t max_open,
                            const char *tmp_prefix, dedup_emit_fn emit, void *ctx,
                            struct vc_err *err);
+
+/* Sorts v[0..n) by dedup_sig_cmp. */
+void dedup_sig_sort(struct dedup_sig *v, size_t n);
+
+/* Sorts v[0..n) and writes it as a bare run (records only) to path, for
+ * dedup_merge; *out names it (owned path). */
+enum vc_status dedup_sig_put_run(const char *path, struct dedup_sig *v, size_t n,
+                                 struct dedup_run *out, struct vc_err *err);
+
+/* A signature file of part_bits 0 written record by record, in order (a
+ * merge's output); the header is filled in and the file fsynced and
+ * renamed into place by dedup_sig_stream_close(commit = true). */
+struct dedup_sig_stream {
+    FILE *f;
+    char *path, *tmp;
+    uint64_t n;
+};
+enum vc_status dedup_sig_stream_open(struct dedup_sig_stream *w, const char *path,
+                                     struct vc_err *err);
+enum vc_status dedup_sig_stream_add(void *w, const struct dedup_sig *s, struct vc_err *err);
+/* Always frees; without commit the temp file is removed. */
+enum vc_status dedup_sig_stream_close(struct dedup_sig_stream *w, bool commit, struct vc_err *err);
+
+/* The records of a part_bits-0 signature file whose key lies in [lo, hi],
+ * found by binary search and read with pread: appended to *v (realloc'd;
+ * *n records, *cap allocated). */
+enum vc_status dedup_sig_range(const char *path, uint64_t lo, uint64_t hi, struct dedup_sig **v,
+                               size_t *n, size_t *cap, struct vc_err *err);
 
 #endif

@@ -15,6 +15,7 @@
 #include "core/sha256.h"
 #include "core/vc_fs.h"
 #include "core/vc_mem.h"
+#include "dedup_doc.h"
 #include "dedup_hash.h"
 #include "dedup_reduce.h"
 #include "dedup_sig.h"
@@ -32,16 +33,20 @@ enum keep_rule { KEEP_LARGEST = 0, KEEP_FIRST = 1 };
 
 struct st_dedup {
     bool img_exact, img_pixels, img_phash, txt_exact, txt_minhash, doc_url, doc_imgset;
+    bool doc_repeat; /* an image repeated inside a document is kept once */
+    char why_url[96], why_par[96];
     int ngram, bands, rows;
     enum keep_rule keep;
     struct dedup_reduce_opts ro;
     struct img_limits limits;
 };
 
-/* Per task: the unit's signatures. */
+/* Per task: the unit's signatures (MAP), or the unit's edits sorted by
+ * sample (edit hooks of the next round). */
 struct dedup_task {
     struct dedup_sig *v;
     size_t n, cap;
+    size_t pos; /* edits: the first one not yet behind the current sample */
 };
 
 /* A sub-object that may be absent (on, defaults), false (off), true (on)
@@ -70,7 +75,8 @@ static enum vc_status parse(struct st_dedup *d, const cJSON *cfg, struct vc_err 
     static const char *const ph_keys[] = { "radius", NULL };
     static const char *const txt_keys[] = { "exact", "minhash", NULL };
     static const char *const mh_keys[] = { "ngram", "bands", "rows", "threshold", NULL };
-    static const char *const doc_keys[] = { "url", "image_set", NULL };
+    static const char *const doc_keys[] = { "url",           "image_set",        "image_repeat",
+                                            "image_url_max", "paragraph_repeat", NULL };
     static const char *const keep_names[] = { "largest", "first", NULL };
     VC_TRY(stage_cfg_check_keys(cfg, WHERE, top, err));
     const cJSON *img, *ph, *txt, *mh, *doc;
@@ -85,6 +91,25 @@ static enum vc_status parse(struct st_dedup *d, const cJSON *cfg, struct vc_err 
     VC_TRY(stage_cfg_bool(txt, WHERE " text", "exact", true, &d->txt_exact, err));
     VC_TRY(stage_cfg_bool(doc, WHERE " documents", "url", true, &d->doc_url, err));
     VC_TRY(stage_cfg_bool(doc, WHERE " documents", "image_set", true, &d->doc_imgset, err));
+    VC_TRY(stage_cfg_bool(doc, WHERE " documents", "image_repeat", true, &d->doc_repeat, err));
+    uint64_t url_max, par_rep;
+    /* 0 turns a counted rule off; the limits bound what a reduce holds
+     * back per group (one signature each). */
+    VC_TRY(stage_cfg_u64(doc, WHERE " documents", "image_url_max", 10, 0, 1000000, &url_max, err));
+    VC_TRY(
+        stage_cfg_u64(doc, WHERE " documents", "paragraph_repeat", 3, 0, 1000000, &par_rep, err));
+    if (par_rep == 1)
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                          "%s documents: 'paragraph_repeat' 1 would remove every paragraph; "
+                          "use 0 to turn it off or 2 and more",
+                          WHERE);
+    d->doc_repeat &= doc_on;
+    d->ro.image_url_max = doc_on ? (uint32_t)url_max : 0;
+    d->ro.paragraph_repeat = doc_on ? (uint32_t)par_rep : 0;
+    snprintf(d->why_url, sizeof d->why_url, "image URL in more than %llu documents",
+             (unsigned long long)url_max);
+    snprintf(d->why_par, sizeof d->why_par, "paragraph seen %llu or more times in its domain",
+             (unsigned long long)par_rep);
     d->img_exact &= img_on, d->img_pixels &= img_on, d->img_phash &= img_on;
     d->txt_exact &= txt_on, d->txt_minhash &= txt_on;
     d->doc_url &= doc_on, d->doc_imgset &= doc_on;
@@ -256,17 +281,88 @@ static enum vc_status sign_text(const struct st_dedup *d, struct dedup_task *t,
     return rc;
 }
 
-/* An OBELICS-style document: its json has "texts" (list) and its images
- * are the fields "0.jpg", "1.png", ...  Texts are joined with blank lines;
- * the image set is the sorted SHA-256s of its image fields (the source
- * replaced the image paths by field names). */
+/* The signature of a counted document rule: the image's or paragraph's
+ * key, apart per method. */
+static struct dedup_sig count_sig(unsigned method, uint64_t key, uint32_t unit, uint32_t index)
+{
+    return (struct dedup_sig){ .key = dedup_mix64(key ^ (uint64_t)method << 56),
+                               .unit = unit,
+                               .index = index,
+                               .kind = dedup_kind((enum dedup_method)method, 0) };
+}
+
+/* MAP's judge of a document's images and paragraphs: drops an image seen
+ * before in the document, writes the counted rules' signatures. */
+struct map_judge {
+    const struct st_dedup *d;
+    struct dedup_task *t;
+    uint32_t unit, index;
+    uint64_t *seen; /* the document's image keys so far */
+    size_t n_seen, cap_seen;
+    unsigned repeats;
+};
+
+static unsigned map_judge(void *ctx, unsigned kind, uint64_t key, enum vc_status *rc,
+                          struct vc_err *err)
+{
+    struct map_judge *j = ctx;
+    if (kind == DEDUP_M_DOC_PARAGRAPH) {
+        if (j->d->ro.paragraph_repeat)
+            *rc = push(j->t, count_sig(kind, key, j->unit, j->index), err);
+        return 0;
+    }
+    /* Documents hold a few images: a linear scan. */
+    for (size_t i = 0; i < j->n_seen; i++)
+        if (j->seen[i] == key) {
+            if (!j->d->doc_repeat)
+                return 0;
+            j->repeats++;
+            return DEDUP_M_DOC_IMAGE_REPEAT;
+        }
+    if (j->n_seen == j->cap_seen) {
+        size_t cap = j->cap_seen ? 2 * j->cap_seen : 16;
+        uint64_t *p = vc_realloc_array(j->seen, cap, sizeof *p);
+        if (!p) {
+            *rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+            return 0;
+        }
+        j->seen = p, j->cap_seen = cap;
+    }
+    j->seen[j->n_seen++] = key;
+    /* Counted once per document: OBELICS's "seen in more than 10
+     * documents". */
+    if (j->d->ro.image_url_max)
+        *rc = push(j->t, count_sig(kind, key, j->unit, j->index), err);
+    return 0;
+}
+
+static void set_reasons(const struct st_dedup *d, struct dedup_doc *doc)
+{
+    doc->reason[DEDUP_M_DOC_IMAGE_REPEAT] = "image repeated in the document";
+    doc->reason[DEDUP_M_DOC_IMAGE_URL] = d->why_url;
+    doc->reason[DEDUP_M_DOC_PARAGRAPH] = d->why_par;
+}
+
+/* An OBELICS-style document (dedup_doc): images repeated inside it go
+ * first, then its signatures: the counted rules', its URL, the set of its
+ * image SHA-256s, its texts joined with blank lines. */
 static enum vc_status sign_document(const struct st_dedup *d, struct dedup_task *t,
-                                    const struct sample *s, const struct stage_task_ctx *ctx,
-                                    const cJSON *doc, struct vc_err *err)
+                                    struct sample *s, struct stage_task_ctx *ctx,
+                                    struct dedup_doc *doc, struct vc_err *err)
 {
     uint32_t idx = (uint32_t)s->src_index;
-    enum vc_status rc = VC_OK;
-    const cJSON *url = cJSON_GetObjectItemCaseSensitive(doc, "url");
+    struct map_judge j = { .d = d, .t = t, .unit = ctx->unit, .index = idx };
+    set_reasons(d, doc);
+    enum vc_status rc = dedup_doc_visit(doc, s, map_judge, &j, err);
+    free(j.seen);
+    VC_TRY(rc);
+    VC_TRY(dedup_doc_store(doc, s, err));
+    if (j.repeats) { /* for run.json's count */
+        cJSON *x = stage_task_extra(ctx);
+        if (!x || !cJSON_AddNumberToObject(x, "dedup_repeats", j.repeats))
+            return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+    }
+    const cJSON *url = cJSON_GetObjectItemCaseSensitive(doc->json, "url");
     uint8_t dg[32];
     if (d->doc_url && cJSON_IsString(url) && url->valuestring[0]) {
         digest(url->valuestring, strlen(url->valuestring), dg);
@@ -284,9 +380,9 @@ static enum vc_status sign_document(const struct st_dedup *d, struct dedup_task 
         }
         /* Insertion sort, then drop repeats: documents hold a few images. */
         for (size_t i = 1; i < n; i++)
-            for (size_t j = i; j > 0 && memcmp(h[j - 1], h[j], 32) > 0; j--) {
+            for (size_t k = i; k > 0 && memcmp(h[k - 1], h[k], 32) > 0; k--) {
                 uint8_t tmp[32];
-                memcpy(tmp, h[j], 32), memcpy(h[j], h[j - 1], 32), memcpy(h[j - 1], tmp, 32);
+                memcpy(tmp, h[k], 32), memcpy(h[k], h[k - 1], 32), memcpy(h[k - 1], tmp, 32);
             }
         size_t u = 0;
         for (size_t i = 0; i < n; i++)
@@ -303,13 +399,12 @@ static enum vc_status sign_document(const struct st_dedup *d, struct dedup_task 
         return VC_OK;
     size_t len = 0;
     const cJSON *it;
-    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(doc, "texts")) if (cJSON_IsString(it))
-        len += strlen(it->valuestring) + 2;
+    cJSON_ArrayForEach(it, doc->texts) if (cJSON_IsString(it)) len += strlen(it->valuestring) + 2;
     char *text = malloc(len + 1), *p = text;
     if (!text)
         return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(doc, "texts")) if (cJSON_IsString(it))
-        p += sprintf(p, "%s%s", p == text ? "" : "\n\n", it->valuestring);
+    cJSON_ArrayForEach(it, doc->texts) if (cJSON_IsString(it)) p +=
+        sprintf(p, "%s%s", p == text ? "" : "\n\n", it->valuestring);
     rc = sign_text(d, t, s, ctx, text, (size_t)(p - text), 0, err);
     free(text);
     return rc;
@@ -335,17 +430,18 @@ static enum vc_status dedup_map(void *state, struct sample *s, struct stage_task
     }
     if (img && (d->img_exact || d->img_pixels || d->img_phash))
         VC_TRY(sign_image(d, t, s, ctx, img, weight, err));
-    const struct sample_field *json = sample_field_get(s, "json");
-    cJSON *doc = json ? cJSON_ParseWithLength((const char *)json->data, json->size) : NULL;
-    enum vc_status rc = VC_OK;
-    if (cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(doc, "texts"))) {
-        rc = sign_document(d, t, s, ctx, doc, err);
-    } else if (d->txt_exact || d->txt_minhash) {
+    struct dedup_doc doc;
+    bool is_doc;
+    enum vc_status rc = dedup_doc_open(&doc, s, &is_doc, err);
+    if (rc == VC_OK && is_doc) {
+        rc = sign_document(d, t, s, ctx, &doc, err);
+    } else if (rc == VC_OK && (d->txt_exact || d->txt_minhash)) {
         const struct sample_field *txt = sample_main_text(s);
         if (txt)
             rc = sign_text(d, t, s, ctx, (const char *)txt->data, txt->size, weight, err);
     }
-    cJSON_Delete(doc);
+    if (is_doc)
+        dedup_doc_close(&doc);
     return rc;
 }
 
@@ -386,7 +482,7 @@ static enum vc_status dedup_reduce(void *state, const struct stage_ctx *ctx, siz
                                    struct vc_err *err)
 {
     const struct st_dedup *d = state;
-    char **paths = calloc(ctx->n_units + 1, sizeof *paths), out[4096], tmp[4096];
+    char **paths = calloc(ctx->n_units + 1, sizeof *paths), out[4096], tmp[4096], edits[4096];
     size_t n = 0;
     enum vc_status rc =
         paths ? VC_OK : vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
@@ -399,13 +495,98 @@ static enum vc_status dedup_reduce(void *state, const struct stage_ctx *ctx, siz
     if (rc == VC_OK)
         rc = work_path(ctx, "edges", part, out, sizeof out, err);
     if (rc == VC_OK)
+        rc = work_path(ctx, "edits", part, edits, sizeof edits, err);
+    if (rc == VC_OK)
         rc = work_path(ctx, "merge", part, tmp, sizeof tmp, err);
     struct dedup_reduce_stats st;
     if (rc == VC_OK)
-        rc = dedup_reduce_part(paths, n, (uint32_t)part, &d->ro, tmp, out, &st, err);
+        rc = dedup_reduce_part(paths, n, (uint32_t)part, &d->ro, tmp, out, edits, &st, err);
     for (size_t i = 0; paths && i < n; i++)
         free(paths[i]);
     free(paths);
+    return rc;
+}
+
+/* The next round's edit task: this unit's edits from every reduce part,
+ * in sample order. */
+static enum vc_status dedup_edit_begin(void *state, struct stage_task_ctx *ctx, struct vc_err *err)
+{
+    struct dedup_task *t = calloc(1, sizeof *t);
+    if (!t)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+    ctx->task_state = t;
+    size_t n_parts = dedup_reduce_parts(state, ctx->run);
+    uint64_t lo = (uint64_t)ctx->unit << 32, hi = lo | UINT32_MAX;
+    for (size_t part = 0; part < n_parts; part++) {
+        char path[4096];
+        VC_TRY(work_path(ctx->run, "edits", part, path, sizeof path, err));
+        VC_TRY(dedup_sig_range(path, lo, hi, &t->v, &t->n, &t->cap, err));
+    }
+    dedup_sig_sort(t->v, t->n);
+    return VC_OK;
+}
+
+static enum vc_status dedup_edit_end(void *state, struct stage_task_ctx *ctx, struct vc_err *err)
+{
+    (void)state, (void)err;
+    struct dedup_task *t = ctx->task_state;
+    if (t)
+        free(t->v);
+    free(t);
+    ctx->task_state = NULL;
+    return VC_OK;
+}
+
+/* The edits of one sample: v[a, b). */
+struct edit_judge {
+    const struct dedup_sig *v;
+    size_t a, b;
+};
+
+static unsigned edit_judge(void *ctx, unsigned kind, uint64_t key, enum vc_status *rc,
+                           struct vc_err *err)
+{
+    (void)rc, (void)err;
+    const struct edit_judge *j = ctx;
+    uint64_t want = count_sig(kind, key, 0, 0).key;
+    for (size_t i = j->a; i < j->b; i++)
+        if (j->v[i].kind >> 8 == kind && j->v[i].aux == want)
+            return kind;
+    return 0;
+}
+
+static enum vc_status dedup_edit(void *state, struct sample *s, struct stage_task_ctx *ctx,
+                                 struct vc_err *err)
+{
+    struct dedup_task *t = ctx->task_state;
+    uint64_t key = (uint64_t)ctx->unit << 32 | (uint32_t)s->src_index;
+    while (t->pos < t->n && t->v[t->pos].key < key)
+        t->pos++;
+    struct edit_judge j = { t->v, t->pos, t->pos };
+    while (j.b < t->n && t->v[j.b].key == key)
+        j.b++;
+    if (j.a == j.b)
+        return VC_OK;
+    struct dedup_doc doc;
+    bool is_doc;
+    enum vc_status rc = dedup_doc_open(&doc, s, &is_doc, err);
+    if (rc == VC_OK && !is_doc)
+        rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error,
+                        "dedup: edits for a sample that is no document (unit %u)", ctx->unit);
+    if (rc == VC_OK) {
+        set_reasons(state, &doc);
+        rc = dedup_doc_visit(&doc, s, edit_judge, &j, err);
+    }
+    if (rc == VC_OK)
+        rc = dedup_doc_store(&doc, s, err);
+    /* OBELICS drops a document left with nothing. */
+    if (rc == VC_OK && dedup_doc_positions(&doc) == 0) {
+        ctx->verdict = (struct stage_verdict){ .reason = VC_REASON_duplicate };
+        rc = vc_err_set(err, VC_REJECT, VC_REASON_duplicate,
+                        "every image and paragraph removed by the document rules");
+    }
+    if (is_doc)
+        dedup_doc_close(&doc);
     return rc;
 }
 
@@ -435,13 +616,52 @@ static bool keeper_better(const struct st_dedup *d, const struct stage_plan *p,
 
 enum { TOP_CLUSTERS = 10 };
 
+/* Document edits of the samples that stay: what the next round will
+ * remove, counted by method. */
+struct edit_count {
+    const struct stage_plan *p;
+    uint64_t *by_method;
+};
+
+static enum vc_status count_edit(void *ctx, const struct dedup_sig *s, struct vc_err *err)
+{
+    (void)err;
+    struct edit_count *c = ctx;
+    if (rec_find(c->p, s->unit, s->index) != SIZE_MAX && (s->kind >> 8) < DEDUP_M_COUNT)
+        c->by_method[s->kind >> 8]++;
+    return VC_OK;
+}
+
+static enum vc_status count_edits(const struct st_dedup *d, const struct stage_plan *p,
+                                  uint64_t *by_method, struct vc_err *err)
+{
+    for (size_t i = 0; i < p->n_recs; i++) {
+        const cJSON *r = cJSON_GetObjectItemCaseSensitive(p->recs[i].extra, "dedup_repeats");
+        if (cJSON_IsNumber(r) && p->recs[i].state == STAGE_REC_KEEP)
+            by_method[DEDUP_M_DOC_IMAGE_REPEAT] += (uint64_t)r->valuedouble;
+    }
+    struct edit_count c = { p, by_method };
+    for (size_t part = 0; part < dedup_reduce_parts((void *)d, NULL); part++) {
+        char path[4096], tmp[4096];
+        struct dedup_run run;
+        VC_TRY(work_path(p->run, "edits", part, path, sizeof path, err));
+        VC_TRY(work_path(p->run, "count", part, tmp, sizeof tmp, err));
+        VC_TRY(dedup_sig_run(path, 0, 0, &run, err));
+        VC_TRY(dedup_merge(&run, 1, 1u << 20, 1, tmp, count_edit, &c, err));
+    }
+    return VC_OK;
+}
+
 static void add_report(const struct stage_plan *p, const struct dedup_clusters *u,
                        const size_t *keeper, const uint64_t *by_method, uint64_t n_dup,
-                       uint64_t n_clusters)
+                       uint64_t n_clusters, const uint64_t *edits)
 {
     cJSON *o = cJSON_AddObjectToObject(p->report, "dedup");
     if (!o)
         return;
+    cJSON *e = cJSON_AddObjectToObject(o, "document_edits");
+    for (unsigned k = DEDUP_M_DOC_IMAGE_URL; e && k <= DEDUP_M_DOC_IMAGE_REPEAT; k++)
+        cJSON_AddNumberToObject(e, dedup_method_name(k), (double)edits[k]);
     cJSON_AddNumberToObject(o, "duplicates", (double)n_dup);
     cJSON_AddNumberToObject(o, "clusters", (double)n_clusters);
     cJSON_AddNumberToObject(o, "pairs", (double)u->pairs);
@@ -532,7 +752,9 @@ static enum vc_status dedup_plan(void *state, struct stage_plan *p, struct vc_er
                 order[k++] = p->order[i];
         stage_plan_set_order(p, order, k);
         order = NULL;
-        add_report(p, &u, keeper, by_method, n_dup, n_clusters);
+        uint64_t edits[DEDUP_M_COUNT] = { 0 };
+        rc = count_edits(d, p, edits, err);
+        add_report(p, &u, keeper, by_method, n_dup, n_clusters, edits);
     }
     free(order);
     free(keeper);
@@ -548,6 +770,9 @@ const struct stage_ops st_dedup_ops = {
     .task_end = dedup_task_end,
     .reduce_parts = dedup_reduce_parts,
     .reduce = dedup_reduce,
+    .edit_begin = dedup_edit_begin,
+    .edit = dedup_edit,
+    .edit_end = dedup_edit_end,
     .plan = dedup_plan,
     .destroy = dedup_destroy,
 };

@@ -51,6 +51,15 @@
  *            marker (OUT/_work/rR-STAGE-reduce-PPPPPP.json) written after
  *            reduce returns, so a killed part is run again and a committed
  *            one never is;
+ *   edit_begin / edit / edit_end
+ *            a global stage whose decisions change samples rather than
+ *            drop them (dedup's document rules): in the NEXT round's MAP
+ *            task, edit sees every sample the stage let live, in order,
+ *            before that round's stages, and may change it (VC_OK), reject
+ *            it (VC_REJECT, ctx->verdict) or error it (VC_ESAMPLE);
+ *            edit_begin / edit_end bracket the task as task_begin /
+ *            task_end do.  ctx->run is the context of the stage's own
+ *            round, so stage_work_path names the files its reduce wrote;
  *   plan     once per run, single-threaded, after the reduce parts: applies
  *            the decisions to the records (marks them duplicate or
  *            rejected, or sets the output order: mix, shuffle).  Must be
@@ -237,6 +246,10 @@ struct stage_ops {
     size_t (*reduce_parts)(void *state, const struct stage_ctx *ctx);
     enum vc_status (*reduce)(void *state, const struct stage_ctx *ctx, size_t part,
                              struct vc_err *err);
+    enum vc_status (*edit_begin)(void *state, struct stage_task_ctx *ctx, struct vc_err *err);
+    enum vc_status (*edit)(void *state, struct sample *s, struct stage_task_ctx *ctx,
+                           struct vc_err *err);
+    enum vc_status (*edit_end)(void *state, struct stage_task_ctx *ctx, struct vc_err *err);
     enum vc_status (*plan)(void *state, struct stage_plan *plan, struct vc_err *err);
     enum vc_status (*finish)(void *state, const struct stage_finish_ctx *ctx, struct vc_err *err);
     void (*destroy)(void *state);

@@ -164,7 +164,7 @@ static int reduce_all(const char *dir, size_t mem_mb)
         snprintf(tmp, sizeof tmp, "%s/merge-%02u", dir, p);
         struct dedup_reduce_stats st;
         struct vc_err err = { 0 };
-        if (dedup_reduce_part(paths, FILES, p, &o, tmp, edges_path, &st, &err) != VC_OK) {
+        if (dedup_reduce_part(paths, FILES, p, &o, tmp, edges_path, NULL, &st, &err) != VC_OK) {
             fprintf(stderr, "reduce: %s\n", err.msg);
             return 1;
         }

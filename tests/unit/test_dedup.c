@@ -318,7 +318,7 @@ TEST(reduce_finds_pairs_within_radius_once)
     };
     struct dedup_reduce_stats st;
     char *paths[1] = { sig };
-    CHECK(dedup_reduce_part(paths, 1, 0, &o, tmp, edges, &st, NULL) == VC_OK);
+    CHECK(dedup_reduce_part(paths, 1, 0, &o, tmp, edges, NULL, &st, NULL) == VC_OK);
     FILE *f = fopen(edges, "rb");
     struct dedup_edge e[32];
     size_t got = f ? fread(e, sizeof *e, 32, f) : 0;
@@ -349,6 +349,77 @@ TEST(reduce_finds_pairs_within_radius_once)
     CHECK(system(cmd) == 0);
 }
 
+/* The counted document rules: a group of at least the limit makes every
+ * member an edit, a smaller one none; edits come out sorted by sample even
+ * when they outgrow their memory (sorted runs merged back). */
+TEST(reduce_counts_edits_in_bounded_memory)
+{
+    char dir[] = "/tmp/vc_dedup_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    enum { BIG = 5000 };
+    struct dedup_sig *v = calloc(BIG + 64, sizeof *v);
+    CHECK(v != NULL);
+    if (!v)
+        return;
+    size_t n = 0;
+    uint16_t par = dedup_kind(DEDUP_M_DOC_PARAGRAPH, 0), url = dedup_kind(DEDUP_M_DOC_IMAGE_URL, 0);
+    /* A: a paragraph in 5,000 documents of 5 units (edits: all);  B: one
+     * in 2 (limit 3: none); C: an image URL in 10 documents (not more than
+     * 10: none); D: one in 11 (all). */
+    for (uint32_t i = 0; i < BIG; i++)
+        v[n++] = (struct dedup_sig){ .key = 0xA, .unit = i % 5, .index = i / 5, .kind = par };
+    for (uint32_t i = 0; i < 2; i++)
+        v[n++] = (struct dedup_sig){ .key = 0xB, .unit = 7, .index = i, .kind = par };
+    for (uint32_t i = 0; i < 10; i++)
+        v[n++] = (struct dedup_sig){ .key = 0xC, .unit = 8, .index = i, .kind = url };
+    for (uint32_t i = 0; i < 11; i++)
+        v[n++] = (struct dedup_sig){ .key = 0xD, .unit = 2, .index = 2000 + i, .kind = url };
+    char sig[256], edges[256], edits[256], tmp[256];
+    snprintf(sig, sizeof sig, "%s/sig.bin", dir);
+    snprintf(edges, sizeof edges, "%s/edges.bin", dir);
+    snprintf(edits, sizeof edits, "%s/edits.bin", dir);
+    snprintf(tmp, sizeof tmp, "%s/merge", dir);
+    CHECK(dedup_sig_write(sig, v, n, 0, NULL) == VC_OK);
+    /* 64 KiB: 1,024 edits in memory, so 5,011 make 5 runs. */
+    struct dedup_reduce_opts o = { .part_bits = 0,
+                                   .mem_bytes = 64 << 10,
+                                   .max_open = 4,
+                                   .image_url_max = 10,
+                                   .paragraph_repeat = 3 };
+    struct dedup_reduce_stats st;
+    char *paths[1] = { sig };
+    CHECK(dedup_reduce_part(paths, 1, 0, &o, tmp, edges, edits, &st, NULL) == VC_OK);
+    CHECK_INT(st.edits, BIG + 11);
+    struct dedup_sig *got = NULL;
+    size_t n_got = 0, cap = 0;
+    CHECK(dedup_sig_range(edits, 0, UINT64_MAX, &got, &n_got, &cap, NULL) == VC_OK);
+    CHECK_INT(n_got, BIG + 11);
+    size_t from_a = 0, from_d = 0, sorted = 1;
+    for (size_t i = 0; i < n_got; i++) {
+        CHECK(got[i].key == ((uint64_t)got[i].unit << 32 | got[i].index));
+        if (i && got[i - 1].key > got[i].key)
+            sorted = 0;
+        from_a += got[i].aux == 0xA && got[i].kind == par;
+        from_d += got[i].aux == 0xD && got[i].kind == url;
+    }
+    CHECK_INT(sorted, 1);
+    CHECK_INT(from_a, BIG);
+    CHECK_INT(from_d, 11);
+    /* One unit's slice: unit 2 has 1,000 of A and all of D. */
+    n_got = 0;
+    CHECK(dedup_sig_range(edits, 2ull << 32, 2ull << 32 | UINT32_MAX, &got, &n_got, &cap, NULL) ==
+          VC_OK);
+    CHECK_INT(n_got, BIG / 5 + 11);
+    /* No temp run is left behind. */
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "test $(ls %s | wc -l) -eq 3", dir);
+    CHECK(system(cmd) == 0);
+    free(got);
+    free(v);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+}
+
 #define TESTS(X)                                                                                   \
     X(phash_matches_float_dct)                                                                     \
     X(phash_reduced_jpeg_decode_close_to_full)                                                     \
@@ -356,5 +427,6 @@ TEST(reduce_finds_pairs_within_radius_once)
     X(text_normalize)                                                                              \
     X(minhash_similarity)                                                                          \
     X(merge_matches_qsort_in_passes)                                                               \
-    X(reduce_finds_pairs_within_radius_once)
+    X(reduce_finds_pairs_within_radius_once)                                                       \
+    X(reduce_counts_edits_in_bounded_memory)
 TEST_MAIN(TESTS)
