@@ -1,10 +1,10 @@
 /* dedup_reduce: key groups to duplicate pairs (see the header).
  *
  * Memory: the merge's buffers plus, for a pHash band group, its distinct
- * hashes (24 bytes each), since every pair in a group is a candidate.  A
- * group holds about n / 2^(64 / (r + 1)) records for n random images, so
- * the radius, not the budget, sets this: README "Deduplication" gives the
- * figures. */
+ * hashes (32 bytes each).  A group holds about n / 2^(64 / (r + 1))
+ * records for n random images, so the radius, not the budget, sets this:
+ * README "Deduplication" gives the figures.  Time: at most
+ * DEDUP_PHASH_WINDOW checks per hash and band. */
 #include "dedup_reduce.h"
 
 #include "core/vc_fs.h"
@@ -175,17 +175,26 @@ static enum vc_status put_edge(struct reducer *r, const struct dedup_sig *a,
     return VC_OK;
 }
 
+/* Every pair of distinct hashes in the group, or, past DEDUP_PHASH_WINDOW
+ * of them, each hash with the next DEDUP_PHASH_WINDOW in hash order (the
+ * rest are counted as skipped): a band value shared by a flood of
+ * near-blank pictures would otherwise cost n^2 / 2 checks.  Equal hashes
+ * were joined already (one record each in `distinct`). */
 static enum vc_status flush_phash(struct reducer *r, struct vc_err *err)
 {
     int n_bands = r->o->phash_radius + 1, band = r->kind & 0xff;
-    for (size_t i = 0; i < r->n_distinct; i++)
-        for (size_t j = i + 1; j < r->n_distinct; j++) {
+    size_t n = r->n_distinct;
+    for (size_t i = 0; i < n; i++) {
+        size_t end = n - i - 1 > DEDUP_PHASH_WINDOW ? i + 1 + DEDUP_PHASH_WINDOW : n;
+        r->st->pairs_skipped += n - end;
+        for (size_t j = i + 1; j < end; j++) {
             const struct dedup_sig *a = &r->distinct[i], *b = &r->distinct[j];
             r->st->pairs_checked++;
             int d = dedup_hamming(a->aux, b->aux);
             if (d <= r->o->phash_radius && dedup_phash_first_band(a->aux, b->aux, n_bands) == band)
                 VC_TRY(put_edge(r, a, b, (unsigned)d, err));
         }
+    }
     r->n_distinct = 0;
     return VC_OK;
 }

@@ -8,7 +8,10 @@
  *   image_phash     records sharing a band key: every pair of distinct
  *                   hashes within the radius, emitted only by the first
  *                   band the pair agrees on, so each pair is written once;
- *                   equal hashes: a star from the first, in band 0;
+ *                   equal hashes: a star from the first, in band 0; in a
+ *                   group of more than DEDUP_PHASH_WINDOW distinct hashes
+ *                   each is checked against the next DEDUP_PHASH_WINDOW
+ *                   in hash order only (pairs_skipped counts the rest);
  *   text_minhash    records sharing an LSH band key: a star from the first,
  *                   kept when the sketches estimate a Jaccard similarity of
  *                   at least the threshold;
@@ -32,6 +35,9 @@
 
 #include "core/vc_err.h"
 #include "dedup_sig.h"
+
+/* Distinct pHashes one hash is checked against in a band group. */
+enum { DEDUP_PHASH_WINDOW = 1024 };
 
 /* Methods, strongest first: a duplicate reachable by several is reported
  * under the smallest.  Pinned: they are written into edge files. */
