@@ -10,6 +10,7 @@
 #include "core/vc_fs.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,7 @@ static const char *page_css =
     "figcaption{font-weight:600;margin-bottom:4px}table{border-collapse:collapse;width:100%}"
     "td,th{border-bottom:1px solid #eee;padding:3px 8px;text-align:left;vertical-align:top}"
     "td.n{text-align:right;font-variant-numeric:tabular-nums}code{font-size:12px}"
-    "svg text{font:11px system-ui,sans-serif;fill:#444}";
+    "svg text{font:11px system-ui,sans-serif;fill:#444}p.pct{margin:2px 0;font-size:12px}";
 
 static uint64_t counter_of(const struct stats *s, const char *group, const char *family,
                            const char *name)
@@ -130,11 +131,26 @@ static void svg_hist(struct vc_buf *b, const struct stats_hist_view *h, const ch
     vc_buf_printf(b, "<text x=\"%d\" y=\"%d\">n=%llu mean=%.4g min=%.4g max=%.4g%s</text></svg>", 4,
                   height - 2, (unsigned long long)h->n, h->n ? h->sum / (double)h->n : 0, h->min,
                   h->max, h->log_scale ? " (log)" : "");
+    vc_buf_printf(b, "<p class=\"pct\">");
+    for (int p = 0; p < STATS_N_PERCENTILES; p++)
+        vc_buf_printf(b, "%sp%d&nbsp;%.4g", p ? " &middot; " : "", stats_percentiles[p],
+                      stats_hist_percentile(h, stats_percentiles[p] / 100.0));
+    vc_buf_printf(b, "</p>");
+}
+
+/* What the last funnel step is called: "written" for a run (its ledger
+ * says what was written), "readable" for shards audited without one,
+ * which this tool read but did not write. */
+static const char *kept_name(const struct stats *s)
+{
+    return counter_of(s, "all", "funnel", "readable") && !counter_of(s, "all", "funnel", "written")
+               ? "readable"
+               : "written";
 }
 
 static void section_summary(struct vc_buf *b, const struct stats *s)
 {
-    static const char *const names[] = { "input", "written", "rejected", "duplicate", "error" };
+    const char *const names[] = { "input", kept_name(s), "rejected", "duplicate", "error" };
     vc_buf_printf(b, "<h2>Summary</h2><div class=\"cards\">");
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         vc_buf_printf(b, "<div class=\"card\">%s<b>%llu</b></div>", names[i],
@@ -164,8 +180,8 @@ static void section_funnel(struct vc_buf *b, const struct stats *s, long all)
     }
     bars[n++] = (struct bar){ "duplicate", (double)counter_of(s, "all", "funnel", "duplicate"),
                               colours[4] };
-    bars[n++] =
-        (struct bar){ "written", (double)counter_of(s, "all", "funnel", "written"), colours[2] };
+    bars[n++] = (struct bar){ kept_name(s), (double)counter_of(s, "all", "funnel", kept_name(s)),
+                              colours[2] };
     vc_buf_printf(b, "<h2>Funnel</h2><figure id=\"funnel\"><figcaption>Where the input samples "
                      "went (orange: filters, red: errors)</figcaption>");
     svg_hbars(b, bars, n, 720);
@@ -223,13 +239,13 @@ static void section_sources(struct vc_buf *b, const struct stats *s)
         n_src += strncmp(stats_group_name(s, g), "source:", 7) == 0;
     if (n_src == 0)
         return;
-    static const char *const stages[] = { "input", "written", "rejected", "duplicate", "error" };
+    const char *const stages[] = { "input", kept_name(s), "rejected", "duplicate", "error" };
     vc_buf_printf(b, "<h2>Sources</h2><figure id=\"sources\"><figcaption>Funnel per source"
                      "</figcaption><table><tr><th>source</th>");
     for (size_t k = 0; k < 5; k++)
         vc_buf_printf(b, "<th>%s</th>", stages[k]);
     vc_buf_printf(b, "<th>share of output</th></tr>");
-    double total_written = (double)counter_of(s, "all", "funnel", "written");
+    double total_written = (double)counter_of(s, "all", "funnel", stages[1]);
     struct bar *bars = calloc(n_src, sizeof *bars);
     if (!bars) {
         b->failed = 1;
@@ -246,7 +262,7 @@ static void section_sources(struct vc_buf *b, const struct stats *s)
         for (size_t j = 0; j < 5; j++)
             vc_buf_printf(b, "<td class=\"n\">%llu</td>",
                           (unsigned long long)counter_of(s, name, "funnel", stages[j]));
-        double w = (double)counter_of(s, name, "funnel", "written");
+        double w = (double)counter_of(s, name, "funnel", stages[1]);
         vc_buf_printf(b, "<td class=\"n\">%.1f%%</td></tr>",
                       total_written > 0 ? 100.0 * w / total_written : 0.0);
         bars[k] = (struct bar){ name + 7, w, colours[k % N_COLOURS] };
@@ -274,6 +290,41 @@ static void section_sources(struct vc_buf *b, const struct stats *s)
         c++;
     }
     vc_buf_printf(b, "</div>");
+}
+
+/* One row per audited shard (groups "shard:<path>", family "shard", as
+ * `vlmcurate stats` records them): which shard holds the unreadable
+ * samples, which one is oddly small, large or short of text. */
+static void section_shards(struct vc_buf *b, const struct stats *s)
+{
+    size_t ng = stats_group_count(s);
+    bool any = false;
+    for (size_t g = 0; g < ng; g++) {
+        const char *name = stats_group_name(s, g);
+        if (strncmp(name, "shard:", 6) != 0)
+            continue;
+        if (!any)
+            vc_buf_printf(b, "<h2>Shards</h2><figure id=\"shards\"><figcaption>Per shard"
+                             "</figcaption><table><tr><th>shard</th><th>samples</th>"
+                             "<th>unreadable</th><th>images</th><th>MB</th><th>texts</th>"
+                             "<th>mean text characters</th></tr>");
+        any = true;
+        uint64_t texts = counter_of(s, name, "shard", "texts");
+        vc_buf_printf(b, "<tr><td>");
+        vc_buf_append_html(b, name + 6);
+        vc_buf_printf(
+            b,
+            "</td><td class=\"n\">%llu</td><td class=\"n\">%llu</td>"
+            "<td class=\"n\">%llu</td><td class=\"n\">%.2f</td>"
+            "<td class=\"n\">%llu</td><td class=\"n\">%.1f</td></tr>",
+            (unsigned long long)counter_of(s, name, "shard", "samples"),
+            (unsigned long long)counter_of(s, name, "shard", "unreadable"),
+            (unsigned long long)counter_of(s, name, "shard", "images"),
+            (double)counter_of(s, name, "shard", "bytes") / 1e6, (unsigned long long)texts,
+            texts ? (double)counter_of(s, name, "shard", "text_chars") / (double)texts : 0.0);
+    }
+    if (any)
+        vc_buf_printf(b, "</table></figure>");
 }
 
 static int by_count_desc(const void *a, const void *b)
@@ -335,11 +386,13 @@ enum vc_status report_html_write(const struct stats *s, const char *title, const
         section_funnel(&b, s, all);
         vc_buf_printf(&b, "<h2>Categories</h2><div class=\"grid\">");
         section_categories(&b, s, all, "format", "Image format");
-        section_categories(&b, s, all, "language", "Language");
+        section_categories(&b, s, all, "language",
+                           "Language (und: text too short or TextCat unsure)");
         section_categories(&b, s, all, "source", "Samples per source");
         vc_buf_printf(&b, "</div>");
         section_histograms(&b, s, all);
         section_sources(&b, s);
+        section_shards(&b, s);
         section_reasons(&b, s, all);
     }
     /* The one script: marks on <body> how many charts exist and how many

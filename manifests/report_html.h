@@ -1,8 +1,9 @@
 /* report_html: renders merged stats as one self-contained HTML page (inline
  * CSS and SVG, no script or font from the network) that a person opens in
- * a browser: the funnel, the distributions, categorical breakdowns, the
- * per-source comparison of a mixture, and the top rejection reasons with
- * example keys. */
+ * a browser: the funnel, the distributions with their percentiles,
+ * categorical breakdowns, the per-source comparison of a mixture, the
+ * per-shard table of an audit, and the top rejection reasons with example
+ * keys. */
 #ifndef VC_MANIFESTS_REPORT_HTML_H
 #define VC_MANIFESTS_REPORT_HTML_H
 

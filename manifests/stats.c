@@ -11,6 +11,7 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -381,6 +382,15 @@ struct cJSON *stats_to_json(const struct stats *s)
             cJSON_AddNumberToObject(hj, "min", h->n ? h->min : 0);
             cJSON_AddNumberToObject(hj, "max", h->n ? h->max : 0);
             cJSON_AddNumberToObject(hj, "mean", h->n ? h->sum / (double)h->n : 0);
+            struct stats_hist_view view;
+            stats_hist_at(s, gi, i, &view);
+            cJSON *pct = cJSON_AddObjectToObject(hj, "percentiles");
+            for (int p = 0; p < STATS_N_PERCENTILES; p++) {
+                char key[8];
+                snprintf(key, sizeof key, "p%d", stats_percentiles[p]);
+                cJSON_AddNumberToObject(pct, key,
+                                        stats_hist_percentile(&view, stats_percentiles[p] / 100.0));
+            }
         }
     }
     return root;
@@ -571,4 +581,35 @@ double stats_hist_edge(const struct stats_hist_view *h, int b)
     if (h->log_scale)
         return exp2(log2(h->lo) + t * (log2(h->hi) - log2(h->lo)));
     return h->lo + t * (h->hi - h->lo);
+}
+
+const int stats_percentiles[STATS_N_PERCENTILES] = { 1, 5, 25, 50, 75, 95, 99 };
+
+double stats_hist_percentile(const struct stats_hist_view *h, double q)
+{
+    if (h->n == 0)
+        return 0;
+    /* Nearest rank, 1-based; the open-ended bins run to the observed
+     * min and max. */
+    double rank = ceil(q * (double)h->n);
+    if (rank <= 1)
+        return h->min;
+    if (rank >= (double)h->n)
+        return h->max;
+    double seen = 0;
+    for (int i = 0; i < h->n_bins + 2; i++) {
+        double c = (double)h->counts[i];
+        if (seen + c < rank) {
+            seen += c;
+            continue;
+        }
+        double lo = i == 0 ? h->min : stats_hist_edge(h, i - 1);
+        double hi = i == h->n_bins + 1 ? h->max : stats_hist_edge(h, i);
+        /* The k-th of c values spread evenly from lo: the lower edge for
+         * the first, so integer data in unit-wide bins (images per
+         * document) gets exact percentiles. */
+        double v = lo + (hi - lo) * (rank - seen - 1) / c;
+        return v < h->min ? h->min : v > h->max ? h->max : v;
+    }
+    return h->max;
 }

@@ -94,4 +94,15 @@ void stats_hist_at(const struct stats *s, size_t group, size_t i, struct stats_h
 /* Lower edge of bin b (0 <= b <= n_bins) of a histogram view. */
 double stats_hist_edge(const struct stats_hist_view *h, int b);
 
+/* The percentiles stats.json and the report give for every histogram. */
+enum { STATS_N_PERCENTILES = 7 };
+extern const int stats_percentiles[STATS_N_PERCENTILES];
+/* The q-quantile (0 < q <= 1) by nearest rank (the value of rank
+ * ceil(q*n) in sorted order), estimated from the bins: it lies in the bin
+ * holding that rank, placed within the bin as if the bin's values were
+ * evenly spread from its lower edge, and kept within [min, max]; the
+ * first and last ranks are min and max exactly.  So it is exact to one bin's
+ * width, the price of statistics that merge exactly.  0 when n is 0. */
+double stats_hist_percentile(const struct stats_hist_view *h, double q);
+
 #endif

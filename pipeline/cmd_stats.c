@@ -14,7 +14,10 @@
 #include "stages/dedup_hash.h"
 #include "stages/dedup_reduce.h"
 #include "stages/sample_stats.h"
+#include "stages/src_util.h"
 #include "stages/wds_read.h"
+
+#include <cjson/cJSON.h>
 
 #include <dirent.h>
 #include <omp.h>
@@ -30,10 +33,13 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: vlmcurate stats DIR|SHARD... [--out DIR] [--decode] [--threads N]\n"
-            "                       [--title TEXT] [--phash] [--phash-radius R]\n"
+            "usage: vlmcurate stats DIR|SHARD|PATTERN... [--out DIR] [--decode]\n"
+            "                       [--no-language] [--threads N] [--title TEXT]\n"
+            "                       [--phash] [--phash-radius R]\n"
             "Audits webdataset shards (.tar, .tar.gz, .tar.zst): counts, image sizes and\n"
-            "formats from headers (--decode: full decode), text lengths, documents.\n"
+            "formats from headers (--decode: full decode), text lengths, languages,\n"
+            "documents, percentiles, a per-shard table.  A PATTERN is a brace pattern as\n"
+            "in a spec's \"urls\" (data-{000000..000127}.tar, {a,b}.tar).\n"
             "Writes OUT/stats.json, OUT/report.html and OUT/stats/<shard>.json, where OUT\n"
             "is --out or, for a single folder argument, that folder.\n"
             "Counts exact image duplicates (SHA-256 of the bytes) across all shards;\n"
@@ -76,11 +82,14 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int collect(const char *arg, struct shard_list *l)
+/* One path: a shard, or a folder whose shards are taken in name order. */
+static int collect_path(const char *arg, struct shard_list *l)
 {
     struct stat st;
     if (stat(arg, &st) != 0) {
-        fprintf(stderr, "vlmcurate stats: %s: no such file or folder\n", arg);
+        struct vc_err err;
+        src_check_path(arg, false, &err);
+        fprintf(stderr, "vlmcurate stats: %s\n", err.msg);
         return -1;
     }
     if (!S_ISDIR(st.st_mode))
@@ -103,6 +112,24 @@ static int collect(const char *arg, struct shard_list *l)
     closedir(d);
     qsort(l->paths + first, l->n - first, sizeof *l->paths, cmp_str);
     return 0;
+}
+
+/* An argument is expanded as a spec's "urls" are (a brace pattern names
+ * every path; a plain path names itself), and each path must exist. */
+static int collect(const char *arg, struct shard_list *l)
+{
+    char **paths = NULL;
+    size_t n = 0;
+    struct vc_err err;
+    int rc = 0;
+    if (src_brace_expand(arg, &paths, &n, &err) != VC_OK) {
+        fprintf(stderr, "vlmcurate stats: %s: %s\n", arg, err.msg);
+        rc = -1;
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = collect_path(paths[i], l);
+    src_paths_free(paths, n);
+    return rc;
 }
 
 /* One shard's duplicate signatures: unit = shard number, index = sample
@@ -158,15 +185,69 @@ static enum vc_status audit_sample(struct audit_sigs *a, const struct sample *s,
     return audit_push(a, v, n, err);
 }
 
+/* The scores a run wrote into a kept sample's json (shards with the tool's
+ * own "vlmcurate" object only: another writer's "filter_scores" column
+ * means something else), so that a run folder's score charts hold the
+ * kept samples next to the ledger's rejected ones. */
+static void observe_kept_scores(struct stats *st, const struct sample *s)
+{
+    const struct sample_field *jf = sample_field_get(s, "json");
+    cJSON *j = jf ? cJSON_ParseWithLength((const char *)jf->data, jf->size) : NULL;
+    if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(j, "vlmcurate")))
+        sample_stats_observe_scores(st, j);
+    cJSON_Delete(j);
+}
+
+static bool hist_of(const struct stats *st, const char *group, const char *name,
+                    struct stats_hist_view *out)
+{
+    for (size_t g = 0; g < stats_group_count(st); g++) {
+        if (strcmp(stats_group_name(st, g), group) != 0)
+            continue;
+        for (size_t i = 0; i < stats_hist_count(st, g); i++) {
+            stats_hist_at(st, g, i, out);
+            if (strcmp(out->name, name) == 0)
+                return true;
+        }
+    }
+    return false;
+}
+
+/* The per-shard table's row (group "shard:<path>", family "shard"), from
+ * the shard's own statistics: samples and unreadable ones were counted
+ * during the scan; images are those whose header was read, texts the
+ * captions and documents measured. */
+static enum vc_status shard_row(struct stats *st, const char *group, const char *path)
+{
+    struct stat fst;
+    struct stats_hist_view h;
+    enum vc_status rc = VC_OK;
+    if (rc == VC_OK && stat(path, &fst) == 0)
+        rc = stats_count(st, group, "shard", "bytes", (uint64_t)fst.st_size, NULL);
+    if (rc == VC_OK && hist_of(st, "all", "width", &h))
+        rc = stats_count(st, group, "shard", "images", h.n, NULL);
+    if (rc == VC_OK && hist_of(st, "all", "text_chars", &h)) {
+        rc = stats_count(st, group, "shard", "texts", h.n, NULL);
+        if (rc == VC_OK)
+            rc = stats_count(st, group, "shard", "text_chars", (uint64_t)h.sum, NULL);
+    }
+    return rc;
+}
+
 /* Reads one shard into a fresh stats object.  Returns VC_ESHARD when the
- * shard could not be read to its end (what was read is still recorded). */
+ * shard could not be read to its end (what was read is still recorded).
+ * count_funnel (no ledger): the samples read count as "readable", since
+ * this tool read them but did not write them. */
 static enum vc_status scan_shard(const char *path, const struct sample_stats_opts *opts,
                                  bool count_funnel, struct stats *st, struct audit_sigs *sigs,
                                  struct vc_err *err)
 {
+    char group[4200];
+    snprintf(group, sizeof group, "shard:%s", path);
     struct wds_reader *r;
     if (wds_reader_open(path, NULL, &r, err) != VC_OK) {
         stats_count(st, "all", "error", vc_reason_name(err->reason), 1, path);
+        shard_row(st, group, path);
         return VC_ESHARD;
     }
     struct arena *a = arena_new(STATS_ARENA_BYTES);
@@ -179,15 +260,19 @@ static enum vc_status scan_shard(const char *path, const struct sample_stats_opt
         if (got == VC_OK || got == VC_ESAMPLE) {
             if (count_funnel)
                 stats_count(st, "all", "funnel", "input", 1, NULL);
+            stats_count(st, group, "shard", "samples", 1, NULL);
+            if (got == VC_OK)
+                observe_kept_scores(st, &s);
             if (got == VC_OK && audit_sample(sigs, &s, &e) != VC_OK) {
                 *err = e;
                 rc = VC_EFATAL;
             } else if (got == VC_OK && sample_stats_observe(st, &s, opts, &e) == VC_OK) {
                 if (count_funnel)
-                    stats_count(st, "all", "funnel", "written", 1, NULL);
+                    stats_count(st, "all", "funnel", "readable", 1, NULL);
             } else {
                 if (count_funnel)
                     stats_count(st, "all", "funnel", "error", 1, NULL);
+                stats_count(st, group, "shard", "unreadable", 1, s.orig_key ? s.orig_key : path);
                 if (got == VC_ESAMPLE)
                     stats_count(st, "all", "error", vc_reason_name(e.reason), 1,
                                 s.orig_key ? s.orig_key : path);
@@ -208,6 +293,8 @@ static enum vc_status scan_shard(const char *path, const struct sample_stats_opt
     }
     arena_free(a);
     wds_reader_close(r);
+    if (shard_row(st, group, path) != VC_OK && rc == VC_EOF)
+        rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
     return rc == VC_EOF ? VC_OK : rc;
 }
 
@@ -314,6 +401,54 @@ static enum vc_status audit_duplicates(struct audit_sigs *sigs, size_t n_shards,
     return rc;
 }
 
+static int cmp_base(const void *a, const void *b)
+{
+    return strcmp(base_name(*(char *const *)a), base_name(*(char *const *)b));
+}
+
+static bool same_names(const struct shard_list *l)
+{
+    char **v = calloc(l->n, sizeof *v);
+    if (!v)
+        return true;
+    memcpy(v, l->paths, l->n * sizeof *v);
+    qsort(v, l->n, sizeof *v, cmp_base);
+    bool same = false;
+    for (size_t i = 1; i < l->n && !same; i++)
+        if (strcmp(base_name(v[i - 1]), base_name(v[i])) == 0) {
+            fprintf(stderr, "vlmcurate stats: '%s' and '%s': two shards of one name\n", v[i - 1],
+                    v[i]);
+            same = true;
+        }
+    free(v);
+    return same;
+}
+
+/* How many texts got a language, and how many are "und", said on stdout
+ * so that nobody reads the language chart as covering every text. */
+static void print_languages(const struct stats *st)
+{
+    uint64_t und = 0, named = 0;
+    for (size_t g = 0; g < stats_group_count(st); g++) {
+        if (strcmp(stats_group_name(st, g), "all") != 0)
+            continue;
+        for (size_t i = 0; i < stats_counter_count(st, g); i++) {
+            struct stats_counter_view c;
+            stats_counter_at(st, g, i, &c);
+            if (strcmp(c.family, "language") != 0)
+                continue;
+            if (strcmp(c.name, SAMPLE_STATS_LANG_UNDETERMINED) == 0)
+                und += c.count;
+            else
+                named += c.count;
+        }
+    }
+    printf("languages: %llu texts identified, %llu '%s' (under %d characters or TextCat "
+           "confidence under %.2g)\n",
+           (unsigned long long)named, (unsigned long long)und, SAMPLE_STATS_LANG_UNDETERMINED,
+           SAMPLE_STATS_LANG_MIN_CHARS, SAMPLE_STATS_LANG_MIN_CONF);
+}
+
 int cmd_stats_main(int argc, char **argv)
 {
     struct sample_stats_opts opts = { 0 };
@@ -364,9 +499,19 @@ int cmd_stats_main(int argc, char **argv)
     if (status || n_args == 0 || !out_dir || shards.n == 0) {
         if (n_args && shards.n == 0 && status == 0)
             fprintf(stderr, "vlmcurate stats: no shards found\n");
-        if (n_args > 1 && !out_dir)
-            fprintf(stderr, "vlmcurate stats: --out is required with several arguments\n");
+        if (n_args && shards.n && !out_dir)
+            fprintf(stderr, "vlmcurate stats: --out is required unless the one argument is a "
+                            "folder\n");
         usage(stderr);
+        for (size_t i = 0; i < shards.n; i++)
+            free(shards.paths[i]);
+        free(shards.paths);
+        return 2;
+    }
+    /* Per-shard files are named by the shard's file name: two shards of one
+     * name (the same shard twice, or one name in two folders) would write
+     * one file and count twice. */
+    if (same_names(&shards)) {
         for (size_t i = 0; i < shards.n; i++)
             free(shards.paths[i]);
         free(shards.paths);
@@ -445,6 +590,8 @@ int cmd_stats_main(int argc, char **argv)
         fprintf(stderr, "vlmcurate stats: %s\n", err.msg);
         rc = 1;
     }
+    if (rc == 0 && language)
+        print_languages(merged);
     if (rc == 0)
         printf("%zu shards, %llu samples (%llu unreadable)\nstats:  %s\nreport: %s\n", shards.n,
                (unsigned long long)stats_counter(merged, "all", "funnel", "input"),

@@ -81,7 +81,7 @@ static void observe_text(struct stats *st, const struct groups *g, const char *t
     observe(st, g, "text_chars", (double)chars);
     if (opts->lang) {
         const char *lang = opts->lang(text, n, opts->lang_ctx);
-        count(st, g, "language", lang ? lang : "unknown", NULL);
+        count(st, g, "language", lang ? lang : SAMPLE_STATS_LANG_UNDETERMINED, NULL);
     }
 }
 
@@ -127,17 +127,43 @@ static bool observe_document(struct stats *st, const struct groups *g, const str
     if (opts->lang && longest) {
         const char *lang =
             opts->lang(longest->valuestring, strlen(longest->valuestring), opts->lang_ctx);
-        count(st, g, "language", lang ? lang : "unknown", NULL);
+        count(st, g, "language", lang ? lang : SAMPLE_STATS_LANG_UNDETERMINED, NULL);
     }
     cJSON_Delete(doc);
     return true;
 }
 
+/* A language only when TextCat is sure: a short caption ("a red bus")
+ * matches many fingerprints about equally, and its best guess would
+ * scatter a dataset over dozens of spurious languages. */
 static const char *lang_of(const char *text, size_t n, void *ctx)
 {
+    size_t words, chars;
+    sample_stats_text_len(text, n, &words, &chars);
+    if (chars < SAMPLE_STATS_LANG_MIN_CHARS)
+        return NULL;
     struct langid_result r;
     struct vc_err err;
-    return langid_identify(ctx, text, n, -1, &r, &err) == VC_OK ? r.best : NULL;
+    if (langid_identify(ctx, text, n, -1, &r, &err) != VC_OK ||
+        !(r.best_conf >= SAMPLE_STATS_LANG_MIN_CONF))
+        return NULL;
+    return r.best;
+}
+
+void sample_stats_observe_scores(struct stats *st, const struct cJSON *meta)
+{
+    static const char *const groups[] = { "filter_scores", "model_scores" };
+    for (size_t g = 0; g < sizeof groups / sizeof *groups; g++) {
+        const cJSON *it;
+        cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(meta, groups[g]))
+        {
+            if (!cJSON_IsNumber(it))
+                continue;
+            char name[160];
+            snprintf(name, sizeof name, "score.%s", it->string);
+            stats_observe(st, "all", name, it->valuedouble);
+        }
+    }
 }
 
 enum vc_status sample_stats_lang_on(struct sample_stats_opts *opts, struct vc_err *err)

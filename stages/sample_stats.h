@@ -11,6 +11,7 @@
 #include "core/sample.h"
 #include "core/vc_err.h"
 
+struct cJSON;
 struct stats;
 
 struct sample_stats_opts {
@@ -30,7 +31,14 @@ enum vc_status sample_stats_observe(struct stats *st, const struct sample *s,
 
 /* Turns on language counting: loads the TextCat fingerprints the language
  * filter uses (without Scots, a near copy of English) into opts->lang_ctx.
- * Release with sample_stats_lang_off. */
+ * A text (a caption, a document's longest text) gets a language only with
+ * at least SAMPLE_STATS_LANG_MIN_CHARS characters and a TextCat confidence
+ * of at least SAMPLE_STATS_LANG_MIN_CONF (more likely than all other
+ * languages together); otherwise it counts as "und" (undetermined, the
+ * ISO 639 code).  Release with sample_stats_lang_off. */
+#define SAMPLE_STATS_LANG_MIN_CHARS    25
+#define SAMPLE_STATS_LANG_MIN_CONF     0.5
+#define SAMPLE_STATS_LANG_UNDETERMINED "und"
 enum vc_status sample_stats_lang_on(struct sample_stats_opts *opts, struct vc_err *err);
 void sample_stats_lang_off(struct sample_stats_opts *opts);
 
@@ -39,6 +47,11 @@ void sample_stats_lang_off(struct sample_stats_opts *opts);
  * and error reasons (the filter's name for filter rejections) with example
  * keys, and the scores of rejected samples as "score.<filter>". */
 enum vc_status sample_stats_read_ledger(const char *path, struct stats *st, struct vc_err *err);
+
+/* Filter and model scores ({name: score} under meta's "filter_scores"
+ * and "model_scores", as the filter and score stages write them) into
+ * histograms "score.<name>" of group "all".  NULL meta: nothing. */
+void sample_stats_observe_scores(struct stats *st, const struct cJSON *meta);
 
 /* Words (runs of non-space bytes) and UTF-8 characters in a text. */
 void sample_stats_text_len(const char *text, size_t n, size_t *words, size_t *chars);

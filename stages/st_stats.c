@@ -71,25 +71,6 @@ static enum vc_status stats_task_begin(void *state, struct stage_task_ctx *ctx, 
     return VC_OK;
 }
 
-/* Scores of kept samples: meta "filter_scores" and the score stage's
- * "model_scores", {name: score} each. */
-static void observe_scores(struct stats *st, const struct sample *s)
-{
-    static const char *const groups[] = { "filter_scores", "model_scores" };
-    for (size_t g = 0; s->meta && g < sizeof groups / sizeof *groups; g++) {
-        const cJSON *scores = cJSON_GetObjectItemCaseSensitive(s->meta, groups[g]);
-        const cJSON *it;
-        cJSON_ArrayForEach(it, scores)
-        {
-            if (!cJSON_IsNumber(it))
-                continue;
-            char name[160];
-            snprintf(name, sizeof name, "score.%s", it->string);
-            stats_observe(st, "all", name, it->valuedouble);
-        }
-    }
-}
-
 static enum vc_status stats_map(void *state, struct sample *s, struct stage_task_ctx *ctx,
                                 struct vc_err *err)
 {
@@ -98,7 +79,8 @@ static enum vc_status stats_map(void *state, struct sample *s, struct stage_task
     /* A broken image was counted under "error" by the observer; the
      * ingest stage owns the decision to drop it, so the sample goes on. */
     sample_stats_observe(ctx->task_state, s, &st->opts, &ignored);
-    observe_scores(ctx->task_state, s);
+    /* Scores of kept samples; the rejected ones' come from the ledger. */
+    sample_stats_observe_scores(ctx->task_state, s->meta);
     (void)err;
     return VC_OK;
 }

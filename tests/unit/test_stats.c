@@ -7,6 +7,7 @@
 #include "manifests/stats.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdlib.h>
 
 static uint64_t bin_count(const struct stats *s, const char *hist, int bin)
@@ -151,6 +152,51 @@ TEST(json_round_trip_and_bad_schema)
     stats_free(s);
 }
 
+static double percentile_of(const struct stats *s, const char *hist, double q)
+{
+    for (size_t i = 0; i < stats_hist_count(s, 0); i++) {
+        struct stats_hist_view h;
+        stats_hist_at(s, 0, i, &h);
+        if (strcmp(h.name, hist) == 0)
+            return stats_hist_percentile(&h, q);
+    }
+    return NAN;
+}
+
+TEST(percentiles_by_nearest_rank)
+{
+    /* doc_images has unit-wide linear bins, so integer data gets exact
+     * nearest-rank percentiles: of 0..9 (n = 10) rank ceil(q * 10). */
+    struct stats *s = stats_new();
+    for (int v = 9; v >= 0; v--)
+        stats_observe(s, "all", "doc_images", v);
+    CHECK(percentile_of(s, "doc_images", 0.01) == 0); /* rank 1 */
+    CHECK(percentile_of(s, "doc_images", 0.05) == 0); /* rank 1 */
+    CHECK(percentile_of(s, "doc_images", 0.25) == 2); /* rank 3 */
+    CHECK(percentile_of(s, "doc_images", 0.50) == 4); /* rank 5 */
+    CHECK(percentile_of(s, "doc_images", 0.75) == 7); /* rank 8 */
+    CHECK(percentile_of(s, "doc_images", 0.95) == 9); /* rank 10 */
+    stats_free(s);
+    /* Log bins: 256, 300 and 350 share the width bin [256, 362.04); the
+     * median (rank 2 of 4) is placed a third into it, the top rank is
+     * the maximum itself, not its bin's edge. */
+    s = stats_new();
+    stats_observe(s, "all", "width", 1000);
+    stats_observe(s, "all", "width", 350);
+    stats_observe(s, "all", "width", 256);
+    stats_observe(s, "all", "width", 300);
+    double p50 = percentile_of(s, "width", 0.5), edge = 256 * sqrt(2.0);
+    CHECK(fabs(p50 - (256 + (edge - 256) / 3)) < 1e-9);
+    CHECK(percentile_of(s, "width", 0.99) == 1000);
+    CHECK(percentile_of(s, "width", 0.01) == 256);
+    stats_free(s);
+    /* Nothing observed: 0, as stats.json writes min and max. */
+    s = stats_new();
+    stats_observe(s, "all", "width", NAN);
+    CHECK(percentile_of(s, "width", 0.5) == 0);
+    stats_free(s);
+}
+
 TEST(report_has_charts_and_escapes)
 {
     struct stats *s = stats_new();
@@ -186,5 +232,7 @@ TEST(report_has_charts_and_escapes)
     X(width_bins_by_hand)                                                                          \
     X(score_bins_ratio_then_octaves)                                                               \
     X(merge_equals_single_pass)                                                                    \
-    X(examples_are_smallest_keys) X(json_round_trip_and_bad_schema) X(report_has_charts_and_escapes)
+    X(examples_are_smallest_keys)                                                                  \
+    X(json_round_trip_and_bad_schema)                                                              \
+    X(percentiles_by_nearest_rank) X(report_has_charts_and_escapes)
 TEST_MAIN(TESTS)
