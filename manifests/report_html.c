@@ -40,14 +40,6 @@ static uint64_t counter_of(const struct stats *s, const char *group, const char 
     return stats_counter(s, group, family, name);
 }
 
-static long group_index(const struct stats *s, const char *name)
-{
-    for (size_t i = 0; i < stats_group_count(s); i++)
-        if (strcmp(stats_group_name(s, i), name) == 0)
-            return (long)i;
-    return -1;
-}
-
 /* Compact axis labels: 1200 -> "1.2k", 3e6 -> "3M". */
 static void fmt_num(char *out, size_t cap, double v)
 {
@@ -378,7 +370,7 @@ enum vc_status report_html_write(const struct stats *s, const char *title, const
     vc_buf_printf(&b, "</title><style>%s</style></head><body><h1>", page_css);
     vc_buf_append_html(&b, title);
     vc_buf_printf(&b, "</h1>");
-    long all = group_index(s, "all");
+    long all = stats_group_find(s, "all");
     if (all < 0) {
         vc_buf_printf(&b, "<p>No samples were seen.</p>");
     } else {

@@ -572,6 +572,23 @@ void stats_hist_at(const struct stats *s, size_t group, size_t i, struct stats_h
     out->max = h->n ? h->max : 0;
 }
 
+long stats_group_find(const struct stats *s, const char *name)
+{
+    const struct group *g = group_get((struct stats *)s, name, 0);
+    return g ? (long)(g - s->groups) : -1;
+}
+
+bool stats_hist_find(const struct stats *s, const char *group, const char *hist,
+                     struct stats_hist_view *out)
+{
+    long gi = stats_group_find(s, group);
+    struct hist *h = gi < 0 ? NULL : hist_get(&s->groups[gi], hist, 0);
+    if (!h)
+        return false;
+    stats_hist_at(s, (size_t)gi, (size_t)(h - s->groups[gi].hists), out);
+    return true;
+}
+
 double stats_hist_edge(const struct stats_hist_view *h, int b)
 {
     if (h->log_scale == STATS_SCALE_RATIO_LOG2)

@@ -11,6 +11,7 @@
 #ifndef VC_MANIFESTS_STATS_H
 #define VC_MANIFESTS_STATS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/vc_err.h"
@@ -91,6 +92,12 @@ void stats_counter_at(const struct stats *s, size_t group, size_t i,
                       struct stats_counter_view *out);
 size_t stats_hist_count(const struct stats *s, size_t group);
 void stats_hist_at(const struct stats *s, size_t group, size_t i, struct stats_hist_view *out);
+/* Index of group `name` for the walk above, -1 when absent. */
+long stats_group_find(const struct stats *s, const char *name);
+/* Histogram `hist` of `group` into *out (borrowed as above); false when
+ * absent. */
+bool stats_hist_find(const struct stats *s, const char *group, const char *hist,
+                     struct stats_hist_view *out);
 /* Lower edge of bin b (0 <= b <= n_bins) of a histogram view. */
 double stats_hist_edge(const struct stats_hist_view *h, int b);
 

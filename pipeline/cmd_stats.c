@@ -198,21 +198,6 @@ static void observe_kept_scores(struct stats *st, const struct sample *s)
     cJSON_Delete(j);
 }
 
-static bool hist_of(const struct stats *st, const char *group, const char *name,
-                    struct stats_hist_view *out)
-{
-    for (size_t g = 0; g < stats_group_count(st); g++) {
-        if (strcmp(stats_group_name(st, g), group) != 0)
-            continue;
-        for (size_t i = 0; i < stats_hist_count(st, g); i++) {
-            stats_hist_at(st, g, i, out);
-            if (strcmp(out->name, name) == 0)
-                return true;
-        }
-    }
-    return false;
-}
-
 /* The per-shard table's row (group "shard:<path>", family "shard"), from
  * the shard's own statistics: samples and unreadable ones were counted
  * during the scan; images are those whose header was read, texts the
@@ -224,9 +209,9 @@ static enum vc_status shard_row(struct stats *st, const char *group, const char 
     enum vc_status rc = VC_OK;
     if (rc == VC_OK && stat(path, &fst) == 0)
         rc = stats_count(st, group, "shard", "bytes", (uint64_t)fst.st_size, NULL);
-    if (rc == VC_OK && hist_of(st, "all", "width", &h))
+    if (rc == VC_OK && stats_hist_find(st, "all", "width", &h))
         rc = stats_count(st, group, "shard", "images", h.n, NULL);
-    if (rc == VC_OK && hist_of(st, "all", "text_chars", &h)) {
+    if (rc == VC_OK && stats_hist_find(st, "all", "text_chars", &h)) {
         rc = stats_count(st, group, "shard", "texts", h.n, NULL);
         if (rc == VC_OK)
             rc = stats_count(st, group, "shard", "text_chars", (uint64_t)h.sum, NULL);
@@ -429,19 +414,12 @@ static bool same_names(const struct shard_list *l)
 static void print_languages(const struct stats *st)
 {
     uint64_t und = 0, named = 0;
-    for (size_t g = 0; g < stats_group_count(st); g++) {
-        if (strcmp(stats_group_name(st, g), "all") != 0)
-            continue;
-        for (size_t i = 0; i < stats_counter_count(st, g); i++) {
-            struct stats_counter_view c;
-            stats_counter_at(st, g, i, &c);
-            if (strcmp(c.family, "language") != 0)
-                continue;
-            if (strcmp(c.name, SAMPLE_STATS_LANG_UNDETERMINED) == 0)
-                und += c.count;
-            else
-                named += c.count;
-        }
+    long all = stats_group_find(st, "all");
+    for (size_t i = 0; all >= 0 && i < stats_counter_count(st, (size_t)all); i++) {
+        struct stats_counter_view c;
+        stats_counter_at(st, (size_t)all, i, &c);
+        if (strcmp(c.family, "language") == 0)
+            *(strcmp(c.name, SAMPLE_STATS_LANG_UNDETERMINED) == 0 ? &und : &named) += c.count;
     }
     printf("languages: %llu texts identified, %llu '%s' (under %d characters or TextCat "
            "confidence under %.2g)\n",

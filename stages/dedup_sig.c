@@ -43,7 +43,9 @@ enum vc_status dedup_sig_write(const char *path, struct dedup_sig *v, size_t n, 
 {
     if (part_bits > SIG_MAX_PART_BITS)
         return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "%u partition bits", part_bits);
-    qsort(v, n, sizeof *v, sig_qsort_cmp);
+    /* A unit without images has no records and may have no array. */
+    if (n)
+        qsort(v, n, sizeof *v, sig_qsort_cmp);
     size_t n_parts = (size_t)1 << part_bits;
     size_t table = (n_parts + 1) * sizeof(uint64_t), recs, total;
     if (!vc_mul_ok(n, sizeof *v, &recs) || !vc_add_ok(SIG_HEADER + table, recs, &total))

@@ -154,13 +154,8 @@ TEST(json_round_trip_and_bad_schema)
 
 static double percentile_of(const struct stats *s, const char *hist, double q)
 {
-    for (size_t i = 0; i < stats_hist_count(s, 0); i++) {
-        struct stats_hist_view h;
-        stats_hist_at(s, 0, i, &h);
-        if (strcmp(h.name, hist) == 0)
-            return stats_hist_percentile(&h, q);
-    }
-    return NAN;
+    struct stats_hist_view h;
+    return stats_hist_find(s, "all", hist, &h) ? stats_hist_percentile(&h, q) : NAN;
 }
 
 TEST(percentiles_by_nearest_rank)
