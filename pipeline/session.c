@@ -36,7 +36,7 @@ static enum vc_status rounds_build(struct session *ss, struct vc_err *err)
             if (b > rd->batch)
                 rd->batch = b < SESSION_MAX_BATCH ? b : SESSION_MAX_BATCH;
         }
-        if (stage_is_global(st->ops)) {
+        if (stage_is_global(st->ops, st->state)) {
             rd->end = k + 1;
             rd->global = (long)k;
             rd++;
@@ -65,6 +65,7 @@ enum vc_status session_init(struct session *ss, struct spec *spec, FILE *log, st
         ss->ctx[k] = spec->ctx;
         ss->ctx[k].round = (uint32_t)k;
         ss->ctx[k].n_units = ss->n_units;
+        ss->ctx[k].threads = spec->threads;
     }
     return VC_OK;
 }

@@ -39,7 +39,9 @@ struct st_caption {
     uint64_t seed;
     char field[CAPTION_MAX_FIELD], prov_key[CAPTION_MAX_FIELD + 16];
     bool replace_txt, record_ids;
-    size_t batch;
+    size_t batch; /* requests decoded together: the engine's slots */
+    struct idf2_ctx_params ctx_params;
+    struct idf2_ctx *ctx; /* made on the first batch, reused (st_model_generate) */
     char tag[32];
     const char *work_dir;
     struct img_limits img_limits;
@@ -61,6 +63,7 @@ static void caption_destroy(void *state)
     struct st_caption *st = state;
     if (!st)
         return;
+    idf2_ctx_free(st->ctx);
     st_model_close(st->model);
     free(st->lang);
     free(st->prompt);
@@ -133,6 +136,32 @@ static enum vc_status build_provenance(struct st_caption *st, bool bf16, struct 
             cJSON_AddStringToObject(p, "engine", v) && cJSON_AddStringToObject(p, "lang", st->lang);
     }
     return ok ? VC_OK : oom(err);
+}
+
+/* The engine context: a slot per request of a batch, each as long as the
+ * prompt (the same for every sample: one image, one text, the same
+ * splitting) plus the tokens to generate. */
+static enum vc_status size_context(struct st_caption *st, struct vc_err *err)
+{
+    const struct idf2_model *m = st_model_engine(st->model);
+    struct idf2_model_info info;
+    idf2_model_info(m, &info);
+    static const uint8_t none;
+    const struct idf2_image_bytes img = { &none, 0, NULL };
+    const struct idf2_request req = {
+        .images = &img, .n_images = 1, .chat = st->prompt, .image_splitting = st->image_splitting
+    };
+    size_t L;
+    if (idf2_request_tokens(m, &req, &L, err) < 0)
+        return vc_err_prefix(err, "%s: prompt", st->where);
+    size_t need =
+        L + (size_t)(st->gen.max_new_tokens ? st->gen.max_new_tokens : info.default_max_new);
+    /* A prompt over the context fails each sample alone (too_long). */
+    st->ctx_params = (struct idf2_ctx_params){
+        .n_slots = (int)st->batch,
+        .n_ctx = (int)(need < IDF2_MAX_CONTEXT ? need : IDF2_MAX_CONTEXT),
+    };
+    return VC_OK;
 }
 
 static enum vc_status caption_create_kind(const cJSON *cfg, const struct stage_ctx *ctx, bool ocr,
@@ -215,6 +244,8 @@ static enum vc_status caption_create_kind(const cJSON *cfg, const struct stage_c
         snprintf(st->prov_key, sizeof st->prov_key, "%s_provenance", field);
         rc = build_provenance(st, compute == 1, err);
     }
+    if (rc >= 0 && st->model)
+        rc = size_context(st, err);
     if (rc < 0) {
         caption_destroy(st);
         return rc;
@@ -294,9 +325,36 @@ static cJSON *result_record(const struct idf2_result *r)
     return rec;
 }
 
-/* Runs the engine on the samples `todo` (n of them), a record each. */
+/* One compute call's requests: each result becomes its record the moment
+ * the engine finishes it. */
+struct gen_call {
+    const struct st_caption *st;
+    struct sample **v;
+    const size_t *todo;
+    struct idf2_result *res;
+    struct st_model_sink *sink;
+    uint64_t *tokens;
+};
+
+static void gen_done(void *arg, size_t j)
+{
+    struct gen_call *g = arg;
+    struct idf2_result *r = &g->res[j];
+    if (r->status == VC_EFATAL && r->err.reason == VC_REASON_out_of_memory) {
+        struct vc_err e = r->err;
+        vc_err_prefix(&e, "%s: sample '%s'", g->st->where, st_model_sample_key(g->v[g->todo[j]]));
+        st_model_sink_fail(g->sink, &e);
+    } else {
+        *g->tokens += r->n_ids;
+    }
+    st_model_sink_put(g->sink, j, result_record(r));
+    idf2_result_release(r);
+}
+
+/* Runs the engine on the samples `todo` (n of them) in one call. */
 static enum vc_status compute_model(struct st_caption *st, struct sample **v, const size_t *todo,
-                                    size_t n, cJSON **recs, uint64_t *tokens, struct vc_err *err)
+                                    size_t n, struct st_model_sink *sink, uint64_t *tokens,
+                                    const struct stage_ctx *run, struct vc_err *err)
 {
     struct idf2_image_bytes *imgs = vc_malloc_array(n, sizeof *imgs);
     struct idf2_request *reqs = vc_malloc_array(n, sizeof *reqs);
@@ -315,17 +373,11 @@ static enum vc_status compute_model(struct st_caption *st, struct sample **v, co
         if (st->gen.temperature > 0)
             reqs[j].gen.seed = st_model_sample_seed(st->seed, st_model_sample_key(v[todo[j]]));
     }
+    struct idf2_ctx_params p = st->ctx_params;
+    p.n_threads = run ? run->threads : 0;
+    struct gen_call call = { st, v, todo, res, sink, tokens };
     if (rc >= 0)
-        rc = st_model_generate(st->model, reqs, n, res, err);
-    for (size_t j = 0; rc >= 0 && j < n; j++) {
-        if (res[j].status == VC_EFATAL && res[j].err.reason == VC_REASON_out_of_memory)
-            rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "%s: sample '%s': %s",
-                            st->where, st_model_sample_key(v[todo[j]]), res[j].err.msg);
-        else if (!(recs[j] = result_record(&res[j])))
-            rc = oom(err);
-        else
-            *tokens += res[j].n_ids;
-    }
+        rc = st_model_generate(st->model, &st->ctx, &p, reqs, n, res, gen_done, &call, err);
     for (size_t j = 0; res && j < n; j++)
         idf2_result_release(&res[j]);
     free(imgs);
@@ -335,7 +387,8 @@ static enum vc_status compute_model(struct st_caption *st, struct sample **v, co
 }
 
 static enum vc_status compute_tess(struct st_caption *st, struct caption_task *t, struct sample **v,
-                                   const size_t *todo, size_t n, cJSON **recs, struct vc_err *err)
+                                   const size_t *todo, size_t n, struct st_model_sink *sink,
+                                   struct vc_err *err)
 {
     for (size_t j = 0; j < n; j++) {
         const struct sample_field *im = sample_main_image(v[todo[j]]);
@@ -350,8 +403,7 @@ static enum vc_status compute_tess(struct st_caption *st, struct caption_task *t
             rec = NULL;
         }
         free(text);
-        if (!(recs[j] = rec))
-            return oom(err);
+        st_model_sink_put(sink, j, rec);
     }
     return VC_OK;
 }
@@ -419,12 +471,13 @@ static bool caption_wants(void *state, const struct sample *s)
 }
 
 static enum vc_status caption_compute(void *state, void *task, struct sample **v,
-                                      const size_t *todo, size_t n, cJSON **recs, uint64_t *tokens,
+                                      const size_t *todo, size_t n, struct st_model_sink *sink,
+                                      uint64_t *tokens, const struct stage_ctx *run,
                                       struct vc_err *err)
 {
     struct st_caption *st = state;
-    return st->model ? compute_model(st, v, todo, n, recs, tokens, err)
-                     : compute_tess(st, task, v, todo, n, recs, err);
+    return st->model ? compute_model(st, v, todo, n, sink, tokens, run, err)
+                     : compute_tess(st, task, v, todo, n, sink, err);
 }
 
 static const struct st_model_batch_ops caption_batch_ops = {
@@ -444,7 +497,8 @@ static enum vc_status caption_map_batch(void *state, struct sample **v, size_t n
 
 static size_t caption_batch_size(const void *state)
 {
-    return ((const struct st_caption *)state)->batch;
+    const struct st_caption *st = state;
+    return st->model ? st_model_chunk(st->batch) : st->batch;
 }
 
 const struct stage_ops st_caption_ops = {

@@ -154,23 +154,52 @@ const char *st_model_config_sha256(const struct st_model *m)
     return m->config_sha;
 }
 
-enum vc_status st_model_generate(struct st_model *m, const struct idf2_request *reqs, size_t n,
-                                 struct idf2_result *results, struct vc_err *err)
+/* Makes the stage's context on first use; the caller holds m->call. */
+static enum vc_status ctx_get(struct st_model *m, struct idf2_ctx **ctx,
+                              const struct idf2_ctx_params *p, idf2_done_fn done, void *arg,
+                              struct vc_err *err)
+{
+    if (!*ctx)
+        VC_TRY(idf2_ctx_new(m->engine, p, ctx, err));
+    idf2_ctx_on_done(*ctx, done, arg);
+    return VC_OK;
+}
+
+enum vc_status st_model_generate(struct st_model *m, struct idf2_ctx **ctx,
+                                 const struct idf2_ctx_params *p, const struct idf2_request *reqs,
+                                 size_t n, struct idf2_result *results, idf2_done_fn done,
+                                 void *arg, struct vc_err *err)
 {
     pthread_mutex_lock(&m->call);
-    enum vc_status rc = idf2_generate_batch(m->engine, reqs, n, results, err);
+    enum vc_status rc = ctx_get(m, ctx, p, done, arg, err);
+    if (rc >= 0)
+        rc = idf2_ctx_generate(*ctx, reqs, n, results, err);
     pthread_mutex_unlock(&m->call);
     return rc;
 }
 
-enum vc_status st_model_score(struct st_model *m, const struct idf2_request *req,
-                              const char *continuation, double *logprob, size_t *n_tokens,
-                              struct vc_err *err)
+enum vc_status st_model_score(struct st_model *m, struct idf2_ctx **ctx,
+                              const struct idf2_ctx_params *p, struct idf2_score_item *items,
+                              size_t n, idf2_done_fn done, void *arg, struct vc_err *err)
 {
     pthread_mutex_lock(&m->call);
-    enum vc_status rc = idf2_score(m->engine, req, continuation, logprob, n_tokens, err);
+    enum vc_status rc = ctx_get(m, ctx, p, done, arg, err);
+    if (rc >= 0)
+        rc = idf2_ctx_score(*ctx, items, n, err);
     pthread_mutex_unlock(&m->call);
     return rc;
+}
+
+/* Four slots' worth: the drain at the end of a call (slots idle while the
+ * longest requests finish) is paid once per four refills of every slot. */
+#define ST_MODEL_REFILL 4
+/* SESSION_MAX_BATCH: what the executor holds in memory at most. */
+#define ST_MODEL_MAX_CHUNK 256
+
+size_t st_model_chunk(size_t slots)
+{
+    size_t c = slots * ST_MODEL_REFILL;
+    return c < ST_MODEL_MAX_CHUNK ? c : ST_MODEL_MAX_CHUNK;
 }
 
 void st_model_sample_error(struct vc_err *err)
@@ -453,6 +482,37 @@ enum vc_status st_model_record_error(const cJSON *rec, const char *where, struct
                       "%s: %s", where, cJSON_IsString(msg) ? msg->valuestring : "failed");
 }
 
+struct st_model_sink {
+    struct st_model_cache *cache; /* NULL: records stay in fresh */
+    const uint64_t *index;
+    const char *const *keys;
+    cJSON **fresh;
+    bool *put;
+    struct vc_err fatal;
+};
+
+void st_model_sink_fail(struct st_model_sink *s, const struct vc_err *e)
+{
+    if (s->fatal.status >= 0) {
+        s->fatal = *e;
+        s->fatal.status = VC_EFATAL;
+    }
+}
+
+void st_model_sink_put(struct st_model_sink *s, size_t j, cJSON *rec)
+{
+    s->put[j] = true;
+    if (!rec) {
+        struct vc_err e = { 0 };
+        oom(&e);
+        st_model_sink_fail(s, &e);
+        return;
+    }
+    s->fresh[j] = rec;
+    if (s->cache && s->fatal.status >= 0)
+        st_model_cache_put(s->cache, &s->index[j], &s->keys[j], &s->fresh[j], 1, &s->fatal);
+}
+
 enum vc_status st_model_map_batch(const struct st_model_batch_ops *ops, void *state, void *task,
                                   struct st_model_cache *cache, struct sample **v, size_t n,
                                   struct stage_task_ctx *ctx, enum vc_status *st,
@@ -460,11 +520,16 @@ enum vc_status st_model_map_batch(const struct st_model_batch_ops *ops, void *st
 {
     size_t *todo = vc_malloc_array(n + 1, sizeof *todo);
     const cJSON **have = calloc(n + 1, sizeof *have);
-    cJSON **fresh = calloc(n + 1, sizeof *fresh);
     uint64_t *index = vc_malloc_array(n + 1, sizeof *index);
     const char **keys = vc_malloc_array(n + 1, sizeof *keys);
+    struct st_model_sink sink = { .cache = cache,
+                                  .index = index,
+                                  .keys = keys,
+                                  .fresh = calloc(n + 1, sizeof *sink.fresh),
+                                  .put = calloc(n + 1, sizeof *sink.put) };
     struct vc_err fatal = { 0 };
-    enum vc_status rc = todo && have && fresh && index && keys ? VC_OK : oom(&fatal);
+    enum vc_status rc =
+        todo && have && index && keys && sink.fresh && sink.put ? VC_OK : oom(&fatal);
     size_t n_todo = 0;
     for (size_t i = 0; rc >= 0 && i < n; i++) {
         st[i] = VC_OK;
@@ -480,13 +545,17 @@ enum vc_status st_model_map_batch(const struct st_model_batch_ops *ops, void *st
         }
     }
     if (rc >= 0 && n_todo)
-        rc = ops->compute(state, task, v, todo, n_todo, fresh, &ctx->tokens, &fatal);
-    /* Committed before any sample changes: a kill after this line redoes
-     * nothing of this batch. */
-    if (rc >= 0 && n_todo && cache)
-        rc = st_model_cache_put(cache, index, keys, fresh, n_todo, &fatal);
-    for (size_t j = 0; rc >= 0 && j < n_todo; j++)
-        have[todo[j]] = cache ? st_model_cache_get(cache, index[j], keys[j]) : fresh[j];
+        rc = ops->compute(state, task, v, todo, n_todo, &sink, &ctx->tokens, ctx->run, &fatal);
+    if (rc >= 0 && sink.fatal.status < 0)
+        rc = VC_EFATAL, fatal = sink.fatal;
+    /* Every record is committed before any sample changes: a kill after
+     * this line redoes nothing of this call. */
+    for (size_t j = 0; rc >= 0 && j < n_todo; j++) {
+        have[todo[j]] = cache ? st_model_cache_get(cache, index[j], keys[j]) : sink.fresh[j];
+        if (!sink.put[j] || !have[todo[j]])
+            rc = vc_err_set(&fatal, VC_EFATAL, VC_REASON_engine_error,
+                            "sample '%s': the stage delivered no result", keys[j]);
+    }
     for (size_t i = 0; rc >= 0 && i < n; i++) {
         if (!have[i])
             continue;
@@ -494,11 +563,13 @@ enum vc_status st_model_map_batch(const struct st_model_batch_ops *ops, void *st
         if (st[i] == VC_EFATAL)
             rc = VC_EFATAL, fatal = errs[i];
     }
-    for (size_t j = 0; fresh && j < n_todo; j++)
-        cJSON_Delete(fresh[j]);
+    /* Records the cache took are NULL here; the others are ours. */
+    for (size_t j = 0; sink.fresh && j < n_todo; j++)
+        cJSON_Delete(sink.fresh[j]);
     free(todo);
     free(have);
-    free(fresh);
+    free(sink.fresh);
+    free(sink.put);
     free(index);
     free(keys);
     if (rc < 0)

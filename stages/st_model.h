@@ -5,10 +5,12 @@
  *     read-only; calls on one model are serialised (the engine serves one
  *     call at a time and uses every thread it is given);
  *   - provenance: the folder name and the sha256 of its config.json;
+ *   - the engine calls: each stage keeps one engine context (KV caches,
+ *     scratch) made on first use and reused for every batch;
  *   - the per-unit result cache that makes a task resumable inside itself:
- *     every finished batch is appended to OUT/_work/<tag>-<unit>.cache and
- *     fsynced, one JSON line per sample, so a kill -9 loses at most the
- *     batch in flight (a torn last line is cut off when the file is
+ *     every finished request is appended to OUT/_work/<tag>-<unit>.cache
+ *     and fsynced, one JSON line per sample, so a kill -9 loses at most
+ *     the requests in flight (a torn last line is cut off when the file is
  *     reopened);
  *   - the mapping from engine failures to ledger reasons;
  *   - the per-sample seed: sampling draws from a stream seeded by the
@@ -43,12 +45,27 @@ const struct idf2_model *st_model_engine(const struct st_model *m);
 const char *st_model_name(const struct st_model *m);
 const char *st_model_config_sha256(const struct st_model *m);
 
-/* The engine calls, serialised on the model. */
-enum vc_status st_model_generate(struct st_model *m, const struct idf2_request *reqs, size_t n,
-                                 struct idf2_result *results, struct vc_err *err);
-enum vc_status st_model_score(struct st_model *m, const struct idf2_request *req,
-                              const char *continuation, double *logprob, size_t *n_tokens,
-                              struct vc_err *err);
+/* The engine calls, serialised on the model.  *ctx is the calling
+ * stage's context: made with `p` on the first call (so a process that
+ * never runs the stage's tasks never allocates it) and reused by every
+ * later call, never allocated per batch; the stage frees it
+ * (idf2_ctx_free) before closing the model.  `done` (may be NULL) is
+ * called as each request finishes (idf2_ctx_on_done). */
+enum vc_status st_model_generate(struct st_model *m, struct idf2_ctx **ctx,
+                                 const struct idf2_ctx_params *p, const struct idf2_request *reqs,
+                                 size_t n, struct idf2_result *results, idf2_done_fn done,
+                                 void *arg, struct vc_err *err);
+enum vc_status st_model_score(struct st_model *m, struct idf2_ctx **ctx,
+                              const struct idf2_ctx_params *p, struct idf2_score_item *items,
+                              size_t n, idf2_done_fn done, void *arg, struct vc_err *err);
+
+/* How many samples a model stage asks the executor for at once: the
+ * engine decodes `slots` of them together and refills a slot as soon as
+ * its request stops, so a call of several slots' worth only waits for the
+ * slowest requests at its end.  Every finished request is committed on
+ * its own (st_model_sink_put), so a kill still loses only those in the
+ * slots. */
+size_t st_model_chunk(size_t slots);
 
 /* The ledger reason of an engine failure: the engine's image and format
  * reasons pass through, a prompt over the context is too_long, everything
@@ -93,16 +110,27 @@ enum vc_status st_model_cache_put(struct st_model_cache *c, const uint64_t *inde
 struct stage_task_ctx;
 struct stage_verdict;
 
+/* Where a stage's compute hook delivers each record as soon as it has
+ * it: committed to the unit's cache at once (one append + fsync), so a
+ * kill loses only the requests still in the engine. */
+struct st_model_sink;
+/* The record of the j-th sample of the compute call (an object, or
+ * {"reason", "msg"} for a sample the model cannot take); moves into the
+ * sink.  rec NULL means out of memory.  Call once per j. */
+void st_model_sink_put(struct st_model_sink *s, size_t j, struct cJSON *rec);
+/* The run must stop (out of memory, I/O): the first such error wins. */
+void st_model_sink_fail(struct st_model_sink *s, const struct vc_err *e);
+
 struct st_model_batch_ops {
     /* Whether the stage has anything to compute for the sample (a caption
      * needs an image); a sample it does not want passes unchanged. */
     bool (*wants)(void *state, const struct sample *s);
-    /* Computes the records of samples v[todo[0..n)] into recs[0..n):
-     * objects, {"reason", "msg"} for a sample the model cannot take; adds
-     * the tokens generated or scored to *tokens.  VC_EFATAL only when the
-     * run must stop. */
+    /* Computes the records of samples v[todo[0..n)] and puts each into the
+     * sink as it finishes, in any order; adds the tokens generated or
+     * scored to *tokens.  VC_EFATAL only when the run must stop. */
     enum vc_status (*compute)(void *state, void *task, struct sample **v, const size_t *todo,
-                              size_t n, struct cJSON **recs, uint64_t *tokens, struct vc_err *err);
+                              size_t n, struct st_model_sink *sink, uint64_t *tokens,
+                              const struct stage_ctx *run, struct vc_err *err);
     /* Writes a record (computed now or read from the cache) into its
      * sample: VC_OK, VC_REJECT with *verdict, or VC_ESAMPLE. */
     enum vc_status (*apply)(void *state, struct sample *s, const struct cJSON *rec,
@@ -111,8 +139,8 @@ struct st_model_batch_ops {
 };
 
 /* The map_batch body: records from the cache where a killed run left
- * them, the rest computed in one call and committed to the cache before
- * any sample changes, then every record applied.  `cache` may be NULL (no
+ * them, the rest computed in one call, each committed to the cache as it
+ * finishes and before any sample changes, then every record applied.  `cache` may be NULL (no
  * work folder).  Returns VC_OK, or VC_EFATAL (every st[i] then too). */
 enum vc_status st_model_map_batch(const struct st_model_batch_ops *ops, void *state, void *task,
                                   struct st_model_cache *cache, struct sample **v, size_t n,

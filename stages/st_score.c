@@ -20,7 +20,10 @@ enum { SCORE_RELEVANCE, SCORE_PERPLEXITY, SCORE_NSFW, SCORE_N };
 static const char *const score_names[] = { "relevance", "perplexity", "nsfw", NULL };
 
 struct score_filter {
-    bool has_min, has_max, has_quantile;
+    bool has_min, has_max;
+    /* A quantile cut, computed over every unit in PLAN: max_quantile drops
+     * the values above the q-quantile, min_quantile those below it. */
+    bool has_quantile, quantile_min;
     double min, max, quantile;
 };
 
@@ -31,7 +34,9 @@ struct st_score {
     const char *relevance_chat, *relevance_raw, *nsfw_prompt; /* borrowed from prompts */
     char *prompts;                                            /* one allocation */
     int image_splitting;
-    size_t batch;
+    size_t batch; /* items decoded together: the engine's slots */
+    struct idf2_ctx_params ctx_params;
+    struct idf2_ctx *ctx; /* made on the first batch, reused (st_model_score) */
     char tag[32];
     const char *work_dir;
     cJSON *provenance;
@@ -47,6 +52,7 @@ static void score_destroy(void *state)
     struct st_score *st = state;
     if (!st)
         return;
+    idf2_ctx_free(st->ctx);
     st_model_close(st->model);
     free(st->prompts);
     cJSON_Delete(st->provenance);
@@ -94,7 +100,9 @@ static enum vc_status parse_filters(struct st_score *st, const cJSON *cfg, struc
     if (!cJSON_IsArray(list))
         return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
                           WHERE ": \"filters\" must be a list of objects");
-    static const char *const keys[] = { "name", "min", "max", "max_quantile", NULL };
+    static const char *const keys[] = {
+        "name", "min", "max", "max_quantile", "min_quantile", NULL
+    };
     const cJSON *f;
     cJSON_ArrayForEach(f, list)
     {
@@ -106,12 +114,26 @@ static enum vc_status parse_filters(struct st_score *st, const cJSON *cfg, struc
             return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
                               WHERE ": filter on '%s', which is not in \"scores\"", name);
         struct score_filter *sf = &st->filter[k];
+        if (sf->has_min || sf->has_max || sf->has_quantile)
+            return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                              WHERE ": two filters on '%s': give min, max and one quantile in "
+                                    "one filter",
+                              name);
         sf->has_min = cJSON_GetObjectItemCaseSensitive(f, "min") != NULL;
         sf->has_max = cJSON_GetObjectItemCaseSensitive(f, "max") != NULL;
-        sf->has_quantile = cJSON_GetObjectItemCaseSensitive(f, "max_quantile") != NULL;
+        const bool maxq = cJSON_GetObjectItemCaseSensitive(f, "max_quantile") != NULL;
+        sf->quantile_min = cJSON_GetObjectItemCaseSensitive(f, "min_quantile") != NULL;
+        /* Two cuts would each need the other's survivors: ambiguous. */
+        if (maxq && sf->quantile_min)
+            return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                              WHERE ": filter on '%s': max_quantile or min_quantile, not both",
+                              name);
+        sf->has_quantile = maxq || sf->quantile_min;
         VC_TRY(stage_cfg_double(f, WHERE " filter", "min", 0, -INFINITY, INFINITY, &sf->min, err));
         VC_TRY(stage_cfg_double(f, WHERE " filter", "max", 0, -INFINITY, INFINITY, &sf->max, err));
-        VC_TRY(stage_cfg_double(f, WHERE " filter", "max_quantile", 1, 0, 1, &sf->quantile, err));
+        VC_TRY(stage_cfg_double(f, WHERE " filter",
+                                sf->quantile_min ? "min_quantile" : "max_quantile", 1, 0, 1,
+                                &sf->quantile, err));
     }
     return VC_OK;
 }
@@ -153,6 +175,51 @@ static enum vc_status build_provenance(struct st_score *st, bool bf16, struct vc
     return ok ? VC_OK : oom(err);
 }
 
+/* The request a score's prompt makes; img is the sample's image. */
+static struct idf2_request score_request(const struct st_score *st, int k,
+                                         const struct idf2_image_bytes *img)
+{
+    struct idf2_request req = { .images = img,
+                                .n_images = 1,
+                                .image_splitting = st->image_splitting };
+    if (k == SCORE_RELEVANCE) {
+        req.prompt = st->relevance_raw;
+        req.chat = st->relevance_raw ? NULL : st->relevance_chat;
+    } else if (k == SCORE_NSFW) {
+        req.chat = st->nsfw_prompt;
+    } else {
+        /* Perplexity: the text after BOS alone. */
+        req = (struct idf2_request){ .prompt = "", .image_splitting = -1 };
+    }
+    return req;
+}
+
+/* The engine context: a slot per scored item, each long enough for the
+ * longest prompt plus max_text_tokens of text (a longer text is the
+ * sample's too_long). */
+static enum vc_status size_context(struct st_score *st, uint64_t max_text, struct vc_err *err)
+{
+    static const uint8_t none;
+    const struct idf2_image_bytes img = { &none, 0, NULL };
+    size_t need = 0;
+    for (int k = 0; k < SCORE_N; k++) {
+        if (!st->wanted[k])
+            continue;
+        const struct idf2_request req = score_request(st, k, &img);
+        size_t L;
+        if (idf2_request_tokens(st_model_engine(st->model), &req, &L, err) < 0)
+            return vc_err_prefix(err, WHERE ": %s prompt", score_names[k]);
+        /* "Yes" / "No" are a token or two. */
+        L += k == SCORE_NSFW ? 8 : (size_t)max_text;
+        need = L > need ? L : need;
+    }
+    st->ctx_params = (struct idf2_ctx_params){
+        .n_slots = (int)st->batch,
+        .n_ctx = (int)(need + 1 < IDF2_MAX_CONTEXT ? need + 1 : IDF2_MAX_CONTEXT),
+    };
+    return VC_OK;
+}
+
 static enum vc_status score_create(const cJSON *cfg, const struct stage_ctx *ctx, void **state,
                                    struct vc_err *err)
 {
@@ -166,6 +233,7 @@ static enum vc_status score_create(const cJSON *cfg, const struct stage_ctx *ctx
                                         "nsfw_prompt",
                                         "image_splitting",
                                         "batch",
+                                        "max_text_tokens",
                                         NULL };
     VC_TRY(stage_cfg_check_keys(cfg, WHERE, keys, err));
     struct st_score *st = calloc(1, sizeof *st);
@@ -174,7 +242,7 @@ static enum vc_status score_create(const cJSON *cfg, const struct stage_ctx *ctx
     st->work_dir = ctx ? ctx->work_dir : NULL;
     static const char *const computes[] = { "f32", "bf16", NULL };
     int compute = 0;
-    uint64_t batch = 16;
+    uint64_t batch = 16, max_text = 0;
     bool split = false;
     const char *model = NULL;
     enum vc_status rc = parse_scores(st, cfg, err);
@@ -190,6 +258,9 @@ static enum vc_status score_create(const cJSON *cfg, const struct stage_ctx *ctx
         rc = stage_cfg_u64(cfg, WHERE, "batch", 16, 1, 256, &batch, err);
     st->batch = (size_t)batch;
     if (rc >= 0)
+        rc = stage_cfg_u64(cfg, WHERE, "max_text_tokens", 512, 1, IDF2_MAX_CONTEXT / 2, &max_text,
+                           err);
+    if (rc >= 0)
         rc = stage_cfg_str(cfg, WHERE, "model", NULL, &model, err);
     if (rc >= 0 && !model)
         rc = vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
@@ -199,6 +270,8 @@ static enum vc_status score_create(const cJSON *cfg, const struct stage_ctx *ctx
     if (rc >= 0)
         rc = st_model_open(model, compute == 1, ctx, WHERE, &st->model, err);
     st->image_splitting = split;
+    if (rc >= 0)
+        rc = size_context(st, max_text, err);
     if (rc >= 0)
         rc = build_provenance(st, compute == 1, err);
     if (rc < 0) {
@@ -246,84 +319,131 @@ static bool score_wants(void *state, const struct sample *s)
            (st->wanted[SCORE_NSFW] && img);
 }
 
-/* Mean log-likelihood per token of `text` after the request; NAN for a
- * text of no tokens. */
-static enum vc_status mean_logprob(struct st_score *st, const struct idf2_request *req,
-                                   const char *text, double *out, uint64_t *tokens,
-                                   struct vc_err *err)
+/* The items of one sample: relevance, perplexity, then nsfw's "Yes" and
+ * "No"; SCORE_N + 1 slots. */
+enum { ITEM_REL, ITEM_PPL, ITEM_YES, ITEM_NO, ITEM_N };
+
+/* One compute call: every wanted score of every sample as one engine
+ * batch; a sample's record is made when its last item finishes. */
+struct score_call {
+    struct st_score *st;
+    struct idf2_score_item *items;
+    size_t *owner;        /* item -> sample j */
+    int *slot;            /* item -> ITEM_* */
+    size_t *first, *left; /* per sample: its first item, items not finished */
+    size_t n, n_items;
+    struct st_model_sink *sink;
+    uint64_t *tokens;
+};
+
+/* The record of sample j from its finished items: the first failing item
+ * (in ITEM_* order) makes it an error record. */
+static cJSON *score_record(const struct score_call *c, size_t j)
 {
-    double lp;
-    size_t n;
-    VC_TRY(st_model_score(st->model, req, text, &lp, &n, err));
-    *tokens += n;
-    *out = n ? lp / (double)n : NAN;
-    return VC_OK;
+    const size_t end = j + 1 < c->n ? c->first[j + 1] : c->n_items;
+    double lp[ITEM_N], n[ITEM_N];
+    bool have[ITEM_N] = { false };
+    for (size_t i = c->first[j]; i < end; i++) {
+        const struct idf2_score_item *it = &c->items[i];
+        if (it->status < 0) {
+            struct vc_err e = it->err;
+            st_model_sample_error(&e);
+            return st_model_error_record(&e);
+        }
+        have[c->slot[i]] = true;
+        lp[c->slot[i]] = it->logprob;
+        n[c->slot[i]] = (double)it->n_tokens;
+    }
+    double value[SCORE_N] = { NAN, NAN, NAN };
+    if (have[ITEM_REL] && n[ITEM_REL] > 0)
+        value[SCORE_RELEVANCE] = lp[ITEM_REL] / n[ITEM_REL];
+    if (have[ITEM_PPL] && n[ITEM_PPL] > 0)
+        value[SCORE_PERPLEXITY] = exp(-lp[ITEM_PPL] / n[ITEM_PPL]);
+    if (have[ITEM_YES] && have[ITEM_NO])
+        value[SCORE_NSFW] = 1.0 / (1.0 + exp(lp[ITEM_NO] - lp[ITEM_YES]));
+    cJSON *rec = cJSON_CreateObject();
+    for (int k = 0; rec && k < SCORE_N; k++)
+        if (isfinite(value[k]) && !cJSON_AddNumberToObject(rec, score_names[k], value[k])) {
+            cJSON_Delete(rec);
+            rec = NULL;
+        }
+    return rec;
 }
 
-/* The scores of one sample into `scores`; a sample-level failure is
- * returned with err filled. */
-static enum vc_status score_one(struct st_score *st, const struct sample *s, const char *text,
-                                double value[SCORE_N], uint64_t *tokens, struct vc_err *err)
+static void score_done(void *arg, size_t i)
 {
-    const struct sample_field *im = sample_main_image(s);
-    struct idf2_image_bytes img = { im ? im->data : NULL, im ? im->size : 0, NULL };
-    struct idf2_request req = { .images = &img,
-                                .n_images = 1,
-                                .image_splitting = st->image_splitting };
-    for (int k = 0; k < SCORE_N; k++)
-        value[k] = NAN;
-    if (st->wanted[SCORE_RELEVANCE] && im && text) {
-        req.prompt = st->relevance_raw;
-        req.chat = st->relevance_raw ? NULL : st->relevance_chat;
-        VC_TRY(mean_logprob(st, &req, text, &value[SCORE_RELEVANCE], tokens, err));
-    }
-    if (st->wanted[SCORE_PERPLEXITY] && text) {
-        struct idf2_request bos = { .prompt = "", .image_splitting = -1 };
-        double m;
-        VC_TRY(mean_logprob(st, &bos, text, &m, tokens, err));
-        value[SCORE_PERPLEXITY] = exp(-m);
-    }
-    if (st->wanted[SCORE_NSFW] && im) {
-        req.prompt = NULL;
-        req.chat = st->nsfw_prompt;
-        double yes, no;
-        VC_TRY(st_model_score(st->model, &req, "Yes", &yes, NULL, err));
-        VC_TRY(st_model_score(st->model, &req, "No", &no, NULL, err));
-        value[SCORE_NSFW] = 1.0 / (1.0 + exp(no - yes));
-    }
-    return VC_OK;
+    struct score_call *c = arg;
+    const struct idf2_score_item *it = &c->items[i];
+    if (it->status == VC_EFATAL && it->err.reason == VC_REASON_out_of_memory)
+        st_model_sink_fail(c->sink, &it->err);
+    else if (it->status >= 0 && c->slot[i] <= ITEM_PPL)
+        *c->tokens += it->n_tokens;
+    const size_t j = c->owner[i];
+    if (--c->left[j] == 0)
+        st_model_sink_put(c->sink, j, score_record(c, j));
 }
 
 static enum vc_status score_compute(void *state, void *task, struct sample **v, const size_t *todo,
-                                    size_t n, cJSON **recs, uint64_t *tokens, struct vc_err *err)
+                                    size_t n, struct st_model_sink *sink, uint64_t *tokens,
+                                    const struct stage_ctx *run, struct vc_err *err)
 {
     struct st_score *st = state;
     (void)task;
-    for (size_t j = 0; j < n; j++) {
+    struct score_call c = { .st = st, .sink = sink, .tokens = tokens };
+    struct idf2_image_bytes *imgs = vc_malloc_array(n + 1, sizeof *imgs);
+    char **texts = calloc(n + 1, sizeof *texts);
+    c.items = calloc(n * ITEM_N + 1, sizeof *c.items);
+    c.owner = vc_malloc_array(n * ITEM_N + 1, sizeof *c.owner);
+    c.slot = vc_malloc_array(n * ITEM_N + 1, sizeof *c.slot);
+    c.first = vc_malloc_array(n + 1, sizeof *c.first);
+    c.left = vc_malloc_array(n + 1, sizeof *c.left);
+    enum vc_status rc =
+        imgs && texts && c.items && c.owner && c.slot && c.first && c.left ? VC_OK : oom(err);
+    size_t m = 0;
+    for (size_t j = 0; rc >= 0 && j < n; j++) {
         const struct sample *s = v[todo[j]];
-        char *text = main_text(s);
-        if (sample_main_text(s) && !text)
-            return oom(err);
-        double value[SCORE_N];
-        struct vc_err e = { 0 };
-        enum vc_status rc = score_one(st, s, text, value, tokens, &e);
-        free(text);
-        if (rc == VC_EFATAL && e.reason == VC_REASON_out_of_memory)
-            return *err = e, rc;
-        if (rc < 0) {
-            st_model_sample_error(&e);
-            recs[j] = st_model_error_record(&e);
-        } else {
-            cJSON *scores = recs[j] = cJSON_CreateObject();
-            for (int k = 0; scores && k < SCORE_N; k++)
-                if (isfinite(value[k]) &&
-                    !cJSON_AddNumberToObject(scores, score_names[k], value[k]))
-                    return oom(err);
+        const struct sample_field *im = sample_main_image(s);
+        imgs[j] = (struct idf2_image_bytes){ im ? im->data : NULL, im ? im->size : 0, NULL };
+        texts[j] = main_text(s);
+        if (sample_main_text(s) && !texts[j]) {
+            rc = oom(err);
+            break;
         }
-        if (!recs[j])
-            return oom(err);
+        c.first[j] = m;
+        const char *cont[ITEM_N] = { NULL };
+        if (st->wanted[SCORE_RELEVANCE] && im && texts[j])
+            cont[ITEM_REL] = texts[j];
+        if (st->wanted[SCORE_PERPLEXITY] && texts[j])
+            cont[ITEM_PPL] = texts[j];
+        if (st->wanted[SCORE_NSFW] && im)
+            cont[ITEM_YES] = "Yes", cont[ITEM_NO] = "No";
+        static const int score_of[ITEM_N] = { SCORE_RELEVANCE, SCORE_PERPLEXITY, SCORE_NSFW,
+                                              SCORE_NSFW };
+        for (int k = 0; k < ITEM_N; k++) {
+            if (!cont[k])
+                continue;
+            c.items[m] = (struct idf2_score_item){ .req = score_request(st, score_of[k], &imgs[j]),
+                                                   .continuation = cont[k] };
+            c.owner[m] = j;
+            c.slot[m++] = k;
+        }
+        c.left[j] = m - c.first[j];
     }
-    return VC_OK;
+    c.n = n, c.n_items = m;
+    struct idf2_ctx_params p = st->ctx_params;
+    p.n_threads = run ? run->threads : 0;
+    if (rc >= 0)
+        rc = st_model_score(st->model, &st->ctx, &p, c.items, m, score_done, &c, err);
+    for (size_t j = 0; texts && j < n; j++)
+        free(texts[j]);
+    free(texts);
+    free(imgs);
+    free(c.items);
+    free(c.owner);
+    free(c.slot);
+    free(c.first);
+    free(c.left);
+    return rc;
 }
 
 static enum vc_status score_apply(void *state, struct sample *s, const cJSON *rec,
@@ -383,7 +503,7 @@ static enum vc_status score_map_batch(void *state, struct sample **v, size_t n,
 
 static size_t score_batch_size(const void *state)
 {
-    return ((const struct st_score *)state)->batch;
+    return st_model_chunk(((const struct st_score *)state)->batch);
 }
 
 /* ---- the global quantile cut ---- */
@@ -429,9 +549,11 @@ static double nearest_rank(const double *sorted, size_t n, double q)
     return sorted[rank ? rank - 1 : 0];
 }
 
-static enum vc_status cut_quantile(struct st_score *st, struct stage_plan *plan, int k, double q,
+static enum vc_status cut_quantile(struct st_score *st, struct stage_plan *plan, int k,
                                    struct vc_err *err)
 {
+    const double q = st->filter[k].quantile;
+    const bool below = st->filter[k].quantile_min;
     /* One score per record, in record order, so each unit's cache is read
      * once. */
     double *vals = vc_malloc_array(plan->n_recs + 1, sizeof *vals);
@@ -456,7 +578,8 @@ static enum vc_status cut_quantile(struct st_score *st, struct stage_plan *plan,
         for (size_t i = 0; i < plan->n_order; i++) {
             const size_t at = plan->order[i];
             struct stage_rec *r = &plan->recs[at];
-            if (r->state == STAGE_REC_KEEP && isfinite(vals[at]) && vals[at] > cut) {
+            if (r->state == STAGE_REC_KEEP && isfinite(vals[at]) &&
+                (below ? vals[at] < cut : vals[at] > cut)) {
                 r->state = STAGE_REC_REJECTED;
                 r->stage = "score";
                 r->reason = VC_REASON_filtered;
@@ -474,7 +597,7 @@ static enum vc_status cut_quantile(struct st_score *st, struct stage_plan *plan,
     if (!rep && !(rep = cJSON_AddObjectToObject(plan->report, "score")))
         return oom(err);
     cJSON *o = cJSON_AddObjectToObject(rep, score_names[k]);
-    if (!o || !cJSON_AddNumberToObject(o, "max_quantile", q) ||
+    if (!o || !cJSON_AddNumberToObject(o, below ? "min_quantile" : "max_quantile", q) ||
         !cJSON_AddNumberToObject(o, "threshold", cut) ||
         !cJSON_AddNumberToObject(o, "rejected", (double)dropped))
         return oom(err);
@@ -486,8 +609,19 @@ static enum vc_status score_plan(void *state, struct stage_plan *plan, struct vc
     struct st_score *st = state;
     for (int k = 0; k < SCORE_N; k++)
         if (st->filter[k].has_quantile)
-            VC_TRY(cut_quantile(st, plan, k, st->filter[k].quantile, err));
+            VC_TRY(cut_quantile(st, plan, k, err));
     return VC_OK;
+}
+
+/* Per-sample thresholds decide in MAP: only a quantile cut needs every
+ * unit's scores, so only then does the round end here. */
+static bool score_is_global(const void *state)
+{
+    const struct st_score *st = state;
+    for (int k = 0; k < SCORE_N; k++)
+        if (st->filter[k].has_quantile)
+            return true;
+    return false;
 }
 
 const struct stage_ops st_score_ops = {
@@ -499,5 +633,6 @@ const struct stage_ops st_score_ops = {
     .batch_size = score_batch_size,
     .task_end = score_task_end,
     .plan = score_plan,
+    .is_global = score_is_global,
     .destroy = score_destroy,
 };

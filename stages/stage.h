@@ -3,14 +3,15 @@
  * few capability bits and optional hooks.
  *
  * Rounds.  A stage with a reduce or plan hook is GLOBAL: it needs every
- * unit's records before it can decide.  The executor splits the spec's
- * stage list after each global stage into ROUNDS.  Round k runs the map
- * hooks of the stages after global stage k-1 up to and including global
- * stage k over every input unit (MAP tasks, in parallel, each committed by
- * its unit manifest), then global stage k's reduce parts (each a task of
- * its own), then its plan hook.  Round 0 reads the sources; round k > 0
- * reads what round k-1 kept (its spill) and never sees a record a global
- * stage dropped, so a stage listed after dedup or a mixture sees only the
+ * unit's records before it can decide (unless its is_global hook says its
+ * configuration does not).  The executor splits the spec's stage list
+ * after each global stage into ROUNDS.  Round k runs the map hooks of the
+ * stages after global stage k-1 up to and including global stage k over
+ * every input unit (MAP tasks, in parallel, each committed by its unit
+ * manifest), then global stage k's reduce parts (each a task of its own),
+ * then its plan hook.  Round 0 reads the sources; round k > 0 reads what
+ * round k-1 kept (its spill) and never sees a record a global stage
+ * dropped, so a stage listed after dedup or a mixture sees only the
  * survivors.  The last round (the stages after the last global stage,
  * write among them) is followed by the executor's own PLAN (shard cuts,
  * output keys), REDUCE (shards) and FINISH (finish hooks).
@@ -128,6 +129,9 @@ struct stage_ctx {
      * look at them again, so a file gone since fails only its own unit's
      * task, not every task that reloads the spec. */
     bool inputs_checked;
+    /* The run's threads (task hooks only): a model stage's engine uses
+     * them all, since its round runs one unit at a time. */
+    int threads;
 };
 
 /* Writes "WORK/rROUND-STAGE-WHAT-NNNNNN" (the round and work_dir from
@@ -251,12 +255,17 @@ struct stage_ops {
                            struct vc_err *err);
     enum vc_status (*edit_end)(void *state, struct stage_task_ctx *ctx, struct vc_err *err);
     enum vc_status (*plan)(void *state, struct stage_plan *plan, struct vc_err *err);
+    /* Optional, for a stage with reduce or plan hooks: whether this
+     * configuration needs them (NULL: always).  When it says no, the
+     * stage is a per-sample stage of its round and those hooks never run. */
+    bool (*is_global)(const void *state);
     enum vc_status (*finish)(void *state, const struct stage_finish_ctx *ctx, struct vc_err *err);
     void (*destroy)(void *state);
 };
 
-/* A global stage (one that ends a round): it has a reduce or plan hook. */
-bool stage_is_global(const struct stage_ops *ops);
+/* A global stage (one that ends a round): it has a reduce or plan hook
+ * and its configuration (state, from create) needs them. */
+bool stage_is_global(const struct stage_ops *ops, const void *state);
 
 /* The table, NULL-terminated, in the order `vlmcurate help run` lists it. */
 extern const struct stage_ops *const stage_table[];

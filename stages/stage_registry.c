@@ -108,7 +108,7 @@ bool stage_work_path(char *buf, size_t cap, const struct stage_ctx *ctx, const c
     return k >= 0 && (size_t)k < cap;
 }
 
-bool stage_is_global(const struct stage_ops *ops)
+bool stage_is_global(const struct stage_ops *ops, const void *state)
 {
-    return ops->plan || ops->reduce;
+    return (ops->plan || ops->reduce) && (!ops->is_global || ops->is_global(state));
 }

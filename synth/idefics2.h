@@ -216,6 +216,21 @@ void idf2_ctx_stats(const struct idf2_ctx *c, struct idf2_ctx_stats *out);
 enum vc_status idf2_ctx_generate(struct idf2_ctx *c, const struct idf2_request *reqs, size_t n,
                                  struct idf2_result *results, struct vc_err *err);
 
+/* Called by idf2_ctx_generate / idf2_ctx_score on the calling thread as
+ * soon as request (or item) i has its final result, in the order requests
+ * finish: a caller can commit each result while the rest of the batch
+ * runs.  From then on results[i] (items[i]) is the caller's: the engine
+ * never reads or writes it again, so the callback may release it.  Stays
+ * set for later calls; fn NULL removes it. */
+typedef void (*idf2_done_fn)(void *arg, size_t i);
+void idf2_ctx_on_done(struct idf2_ctx *c, idf2_done_fn fn, void *arg);
+
+/* The number of prompt tokens (input_ids, BOS and image tokens included)
+ * of a request, without reading its images: what a caller sizes n_ctx
+ * from.  Errors as idf2_generate's for the prompt. */
+enum vc_status idf2_request_tokens(const struct idf2_model *m, const struct idf2_request *req,
+                                   size_t *n_tokens, struct vc_err *err);
+
 /* One scoring request: the log-likelihood of a continuation after req's
  * prompt (see idf2_score); `continuation` text, or when NULL the ids. */
 struct idf2_score_item {

@@ -105,3 +105,9 @@ void idf2_ctx_stats(const struct idf2_ctx *c, struct idf2_ctx_stats *out)
 {
     *out = c->stats;
 }
+
+void idf2_ctx_on_done(struct idf2_ctx *c, idf2_done_fn fn, void *arg)
+{
+    c->on_done = fn;
+    c->on_done_arg = arg;
+}

@@ -32,6 +32,8 @@ struct idf2_ctx {
     struct idf2_text_seg *segs; /* [n_slots] a pass's segments */
     size_t *seg_slot;           /* [n_slots] the slot of each segment */
     struct idf2_ctx_stats stats;
+    idf2_done_fn on_done; /* idf2_ctx_on_done */
+    void *on_done_arg;
 };
 
 /* Bytes of one sort key of the sampler (idf2_generate.c owns the type). */

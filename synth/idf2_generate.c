@@ -256,6 +256,16 @@ static enum vc_status request_ids(const struct idf2_model *m, const struct idf2_
     return rc;
 }
 
+enum vc_status idf2_request_tokens(const struct idf2_model *m, const struct idf2_request *req,
+                                   size_t *n_tokens, struct vc_err *err)
+{
+    int32_t *ids = NULL;
+    *n_tokens = 0;
+    VC_TRY(request_ids(m, req, &ids, n_tokens, err));
+    free(ids);
+    return VC_OK;
+}
+
 /* Prompt ids, images through vision and connector, and the embeddings with
  * the image features merged, plus the embeddings of `extra` more ids (a
  * scored continuation), all of which must fit the context's n_ctx. */
@@ -528,6 +538,13 @@ static void slot_release(struct slot *s)
     s->busy = false;
 }
 
+/* Request idx has its final result: hand it over. */
+static void notify(const struct idf2_ctx *c, size_t idx)
+{
+    if (c->on_done)
+        c->on_done(c->on_done_arg, idx);
+}
+
 static size_t request_max_new(const struct idf2_model *m, const struct idf2_request *req)
 {
     const int g = m->cfg.gen.max_new_tokens;
@@ -611,6 +628,8 @@ static void admit(struct batch *b)
                 res->status = admit_generate(b, s, i, &res->err);
                 s->busy = res->status >= 0;
             }
+            if (!s->busy)
+                notify(c, b->next);
             b->next++;
         }
     }
@@ -656,6 +675,7 @@ static void finish_generate(struct idf2_ctx *c, struct slot *s)
     }
     res->status = rc;
     slot_release(s);
+    notify(c, s->idx);
 }
 
 /* A generation slot's next token from its logits row; stops the request
@@ -748,6 +768,7 @@ static enum vc_status run_pass(struct batch *b, struct vc_err *err)
                 s->item->logprob = s->lp;
                 s->item->status = VC_OK;
                 slot_release(s);
+                notify(c, s->idx);
             }
             continue;
         }
@@ -792,6 +813,7 @@ static void run_batch(struct batch *b)
                 s->res->err = err;
             }
             slot_release(s);
+            notify(c, s->idx);
         }
     }
 }

@@ -8,9 +8,10 @@ relevance_raw_prompt "<image>" must get the mean over the caption's tokens
 of log_softmax(logits[t-1])[ids[t]].  perplexity: case text_only's prompt
 is the text after BOS, so its perplexity is exp(-mean log-likelihood) over
 every token after BOS.  Then the filters: "min" rejects in MAP with the
-score in the ledger, "max_quantile" rejects globally exactly the samples
-above the nearest-rank quantile of the scores of the unfiltered run, and
-the stats stage shows the scores as histograms."""
+score in the ledger and no global round, "max_quantile" ("min_quantile")
+rejects globally exactly the samples above (below) the nearest-rank
+quantile of the scores of the unfiltered run, and the stats stage shows
+the scores as histograms."""
 import json
 import math
 import os
@@ -101,6 +102,9 @@ below = {k for k, s in scores.items() if s["relevance"] < cut}
 vctest.expect(set(kept) == set(scores) - below and below, "min rejects the %d below %.4f" %
               (len(below), cut))
 lines = {r["key"]: r for r in pe.ledger(out) if r["state"] == "rejected"}
+work = os.listdir(os.path.join(out, "_work"))
+vctest.expect("r0-plan.json" not in work and not any(n.startswith("r1-") for n in work),
+              "a per-sample threshold needs no global cut: one round (%s)" % sorted(work))
 vctest.expect(set(lines) == below and all(r["filter"] == "relevance" and r["threshold"] == cut
                                           and abs(r["score"] - scores[k]["relevance"]) < 1e-9
                                           for k, r in lines.items()),
@@ -118,4 +122,17 @@ vctest.expect(lines == above, "ledger: the quantile rejections are the score sta
 rep = pe.run_json(out)["score"]["perplexity"]
 vctest.expect(rep == {"max_quantile": q, "threshold": threshold, "rejected": 3},
               "run.json reports the global threshold: %s" % rep)
+vctest.expect(os.path.exists(os.path.join(out, "_work", "r0-plan.json")),
+              "a quantile cut ends the round (r0-plan.json)")
+
+# min_quantile drops the values below the nearest-rank quantile.
+q = 0.3
+threshold = rel[math.ceil(q * len(rel)) - 1]
+out, kept = run("min_quantile", [{"name": "relevance", "min_quantile": q}])
+low = {k for k, s in scores.items() if s["relevance"] < threshold}
+vctest.expect(set(kept) == set(scores) - low and len(low) == 2,
+              "min_quantile 0.3 rejects the %d below %.4f" % (len(low), threshold))
+rep = pe.run_json(out)["score"]["relevance"]
+vctest.expect(rep == {"min_quantile": q, "threshold": threshold, "rejected": 2},
+              "run.json reports the min_quantile threshold: %s" % rep)
 print("PASS")

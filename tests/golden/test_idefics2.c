@@ -656,6 +656,113 @@ TEST(score_batch_matches_single)
     fixture_close(&f);
 }
 
+/* What the done callback saw: each index once, its result already final
+ * (ids copied out here, then released, as the caption stage does). */
+struct done_log {
+    struct idf2_result *res;
+    struct idf2_score_item *items;
+    int calls[8];
+    size_t order[8], n;
+    int32_t ids[8][16];
+    size_t n_ids[8];
+    enum vc_status status[8];
+    double lp[8];
+};
+
+static void on_done(void *arg, size_t i)
+{
+    struct done_log *d = arg;
+    d->calls[i]++;
+    d->order[d->n++] = i;
+    if (d->items) {
+        d->status[i] = d->items[i].status;
+        d->lp[i] = d->items[i].logprob;
+        return;
+    }
+    d->status[i] = d->res[i].status;
+    d->n_ids[i] = d->res[i].n_ids;
+    memcpy(d->ids[i], d->res[i].ids ? d->res[i].ids : d->ids[i],
+           (d->res[i].n_ids < 16 ? d->res[i].n_ids : 16) * sizeof(int32_t));
+    idf2_result_release(&d->res[i]);
+}
+
+/* Continuous refill with a completion callback: 6 requests of different
+ * lengths (one with an undecodable image) on 2 slots call back exactly
+ * once each, finished ones before later ones started (not in request
+ * order), each with the ids a lone run gives; scoring calls back once per
+ * item with its final log-likelihood; idf2_request_tokens is the prompt
+ * length generation reports. */
+TEST(done_callback_once_per_request)
+{
+    struct fixture f;
+    if (!fixture_open(&f, IDF2_COMPUTE_F32))
+        return;
+    struct case_req a, b;
+    const cJSON *ca = find_case(&f, "chat_single_nosplit"), *cb = find_case(&f, "text_only");
+    if (ca && cb && case_request(ca, &a) && case_request(cb, &b)) {
+        static const uint8_t junk[] = { 0x89, 'P', 'N', 'G', 0, 1, 2, 3 };
+        const struct idf2_image_bytes bad_img = { junk, sizeof junk, NULL };
+        struct idf2_request reqs[6];
+        for (int i = 0; i < 6; i++) {
+            reqs[i] = i % 2 ? b.req : a.req;
+            reqs[i].gen.max_new_tokens = i == 0 ? 12 : 1 + i;
+        }
+        reqs[3].images = &bad_img;
+        reqs[3].n_images = 1;
+        reqs[3].prompt = "<image>x";
+        reqs[3].chat = NULL;
+        struct idf2_result res[6], lone;
+        struct done_log d = { .res = res };
+        struct idf2_ctx *c = NULL;
+        struct vc_err err = { 0 };
+        const struct idf2_ctx_params p = { .n_slots = 2, .n_ctx = 160 };
+        CHECK_INT(idf2_ctx_new(f.model, &p, &c, &err), VC_OK);
+        idf2_ctx_on_done(c, on_done, &d);
+        CHECK_INT(idf2_ctx_generate(c, reqs, 6, res, &err), VC_OK);
+        CHECK_INT((int)d.n, 6);
+        for (int i = 0; i < 6; i++) {
+            CHECK_INT(d.calls[i], 1);
+            CHECK(res[i].ids == NULL); /* released in the callback */
+            if (i == 3) {
+                CHECK(d.status[i] < 0);
+                continue;
+            }
+            CHECK_INT(d.status[i], VC_OK);
+            CHECK_INT(idf2_generate(f.model, &reqs[i], &lone, &err), VC_OK);
+            CHECK(lone.n_ids == d.n_ids[i] &&
+                  memcmp(lone.ids, d.ids[i], lone.n_ids * sizeof(int32_t)) == 0);
+            size_t L = 0;
+            CHECK_INT(idf2_request_tokens(f.model, &reqs[i], &L, &err), VC_OK);
+            CHECK_INT((int)L, (int)lone.n_prompt_tokens);
+            idf2_result_release(&lone);
+        }
+        /* Request 0 generates 12 tokens: 1 and 2, admitted after it, finish
+         * first. */
+        size_t at[6] = { 0 };
+        for (size_t k = 0; k < 6; k++)
+            at[d.order[k]] = k;
+        CHECK(at[1] < at[0] && at[2] < at[0]);
+
+        struct idf2_score_item items[3] = {
+            { .req = a.req, .continuation = " a photo" },
+            { .req = b.req, .continuation = " of a beach at dawn" },
+            { .req = a.req, .continuation = "" },
+        };
+        struct done_log ds = { .items = items };
+        idf2_ctx_on_done(c, on_done, &ds);
+        CHECK_INT(idf2_ctx_score(c, items, 3, &err), VC_OK);
+        CHECK_INT((int)ds.n, 3);
+        for (int i = 0; i < 3; i++) {
+            CHECK_INT(ds.calls[i], 1);
+            CHECK(ds.status[i] == VC_OK && ds.lp[i] == items[i].logprob);
+        }
+        idf2_ctx_free(c);
+        case_request_free(&a);
+        case_request_free(&b);
+    }
+    fixture_close(&f);
+}
+
 /* Sampling: the same seed gives the same ids, temperature -> 0 and top_p ->
  * 0 both collapse to greedy, and banned tokens never appear. */
 TEST(sampling_seeded)
@@ -776,6 +883,7 @@ TEST(position_ids_bucketing)
     X(batch_ragged_matches_single)                                                                 \
     X(batch_invariant_logits)                                                                      \
     X(score_batch_matches_single)                                                                  \
+    X(done_callback_once_per_request)                                                              \
     X(sampling_seeded)                                                                             \
     X(chat_request_and_max_new)                                                                    \
     X(position_ids_bucketing)
