@@ -164,6 +164,24 @@ static enum vc_status map_one(struct map_task *t, size_t k, size_t slot, struct 
     return settle(t, k, slot, rc, &e, &tc->verdict, err);
 }
 
+static void model_progress(struct stage_task_ctx *tc, uint64_t images, uint64_t tokens)
+{
+    progress_add_model(tc->progress_arg, images, tokens);
+}
+
+/* What a model round's unit will show the progress line: the records the
+ * previous round let live, or the pages a source knows at open. */
+static uint64_t unit_expected(const struct map_task *t)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; t->alive && i < t->n_alive; i++)
+        n += t->alive[i] != 0;
+    const struct source_ops *src = t->ss->spec->sources[t->source].ops;
+    if (t->round == 0 && t->cursor && src->n_samples)
+        n = src->n_samples(t->cursor);
+    return n;
+}
+
 static enum vc_status map_batch(struct map_task *t, size_t k, size_t n, struct vc_err *err)
 {
     const struct spec_stage *ss = &t->ss->spec->stages[k];
@@ -183,10 +201,8 @@ static enum vc_status map_batch(struct map_task *t, size_t k, size_t n, struct v
         memset(t->st, 0, m * sizeof *t->st);
         memset(t->verdicts, 0, m * sizeof *t->verdicts);
         memset(t->errs, 0, m * sizeof *t->errs);
-        t->tcs[k].tokens = 0;
         enum vc_status rc =
             ss->ops->map_batch(ss->state, t->v, m, &t->tcs[k], t->st, t->verdicts, t->errs);
-        progress_add_tokens(&t->ss->prog, t->tcs[k].tokens);
         if (rc < 0) {
             *err = t->errs[0];
             err->status = VC_EFATAL;
@@ -487,6 +503,10 @@ enum vc_status phase_map_unit(struct session *ss, size_t round, size_t unit, str
         t.tcs[begun] = (struct stage_task_ctx){ .run = &ss->ctx[round],
                                                 .unit = (uint32_t)unit,
                                                 .unit_file = t.u->file };
+        if (sp->stages[begun].ops->caps & STAGE_CAP_MODEL) {
+            t.tcs[begun].model_progress = model_progress;
+            t.tcs[begun].progress_arg = &ss->prog;
+        }
         if (sp->stages[begun].ops->task_begin)
             rc = sp->stages[begun].ops->task_begin(sp->stages[begun].state, &t.tcs[begun], err);
     }
@@ -503,6 +523,8 @@ enum vc_status phase_map_unit(struct session *ss, size_t round, size_t unit, str
     }
     if (rc == VC_OK)
         rc = open_input(&t, err);
+    if (rc == VC_OK && rd->model)
+        progress_unit_begin(&ss->prog, unit_expected(&t));
     if (rc == VC_OK && (t.cursor || t.prev))
         rc = map_loop(&t, arenas, err);
     close_input(&t);

@@ -44,6 +44,10 @@ struct source_ops {
      * rest of the unit is unreadable). */
     enum vc_status (*next)(void *cursor, struct sample *s, struct vc_err *err);
     void (*close)(void *cursor);
+    /* Optional: the samples the open unit holds, when the source knows
+     * without reading them (pages of a PDF); 0 = unknown.  Only the
+     * progress line's ETA uses it. */
+    uint64_t (*n_samples)(void *cursor);
     void (*destroy)(void *state);
 };
 

@@ -108,6 +108,12 @@ static void pdf_close(void *cursor)
     free(c);
 }
 
+static uint64_t pdf_n_samples(void *cursor)
+{
+    const struct pdf_cursor *c = cursor;
+    return c->end > c->page ? (uint64_t)(c->end - c->page) : 0;
+}
+
 static enum vc_status pdf_open(void *state, const struct source_unit *u, void **cursor,
                                struct vc_err *err)
 {
@@ -236,5 +242,6 @@ const struct source_ops src_pdf_ops = {
     .open = pdf_open,
     .next = pdf_next,
     .close = pdf_close,
+    .n_samples = pdf_n_samples,
     .destroy = pdf_destroy,
 };

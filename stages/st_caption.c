@@ -333,7 +333,6 @@ struct gen_call {
     const size_t *todo;
     struct idf2_result *res;
     struct st_model_sink *sink;
-    uint64_t *tokens;
 };
 
 static void gen_done(void *arg, size_t j)
@@ -344,16 +343,14 @@ static void gen_done(void *arg, size_t j)
         struct vc_err e = r->err;
         vc_err_prefix(&e, "%s: sample '%s'", g->st->where, st_model_sample_key(g->v[g->todo[j]]));
         st_model_sink_fail(g->sink, &e);
-    } else {
-        *g->tokens += r->n_ids;
     }
-    st_model_sink_put(g->sink, j, result_record(r));
+    st_model_sink_put(g->sink, j, result_record(r), r->n_ids);
     idf2_result_release(r);
 }
 
 /* Runs the engine on the samples `todo` (n of them) in one call. */
 static enum vc_status compute_model(struct st_caption *st, struct sample **v, const size_t *todo,
-                                    size_t n, struct st_model_sink *sink, uint64_t *tokens,
+                                    size_t n, struct st_model_sink *sink,
                                     const struct stage_ctx *run, struct vc_err *err)
 {
     struct idf2_image_bytes *imgs = vc_malloc_array(n, sizeof *imgs);
@@ -375,7 +372,7 @@ static enum vc_status compute_model(struct st_caption *st, struct sample **v, co
     }
     struct idf2_ctx_params p = st->ctx_params;
     p.n_threads = run ? run->threads : 0;
-    struct gen_call call = { st, v, todo, res, sink, tokens };
+    struct gen_call call = { st, v, todo, res, sink };
     if (rc >= 0)
         rc = st_model_generate(st->model, &st->ctx, &p, reqs, n, res, gen_done, &call, err);
     for (size_t j = 0; res && j < n; j++)
@@ -403,7 +400,7 @@ static enum vc_status compute_tess(struct st_caption *st, struct caption_task *t
             rec = NULL;
         }
         free(text);
-        st_model_sink_put(sink, j, rec);
+        st_model_sink_put(sink, j, rec, 0);
     }
     return VC_OK;
 }
@@ -472,11 +469,10 @@ static bool caption_wants(void *state, const struct sample *s)
 
 static enum vc_status caption_compute(void *state, void *task, struct sample **v,
                                       const size_t *todo, size_t n, struct st_model_sink *sink,
-                                      uint64_t *tokens, const struct stage_ctx *run,
-                                      struct vc_err *err)
+                                      const struct stage_ctx *run, struct vc_err *err)
 {
     struct st_caption *st = state;
-    return st->model ? compute_model(st, v, todo, n, sink, tokens, run, err)
+    return st->model ? compute_model(st, v, todo, n, sink, run, err)
                      : compute_tess(st, task, v, todo, n, sink, err);
 }
 

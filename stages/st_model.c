@@ -488,6 +488,7 @@ struct st_model_sink {
     const char *const *keys;
     cJSON **fresh;
     bool *put;
+    struct stage_task_ctx *task;
     struct vc_err fatal;
 };
 
@@ -499,9 +500,11 @@ void st_model_sink_fail(struct st_model_sink *s, const struct vc_err *e)
     }
 }
 
-void st_model_sink_put(struct st_model_sink *s, size_t j, cJSON *rec)
+void st_model_sink_put(struct st_model_sink *s, size_t j, cJSON *rec, uint64_t tokens)
 {
     s->put[j] = true;
+    if (s->task->model_progress)
+        s->task->model_progress(s->task, 1, tokens);
     if (!rec) {
         struct vc_err e = { 0 };
         oom(&e);
@@ -526,7 +529,8 @@ enum vc_status st_model_map_batch(const struct st_model_batch_ops *ops, void *st
                                   .index = index,
                                   .keys = keys,
                                   .fresh = calloc(n + 1, sizeof *sink.fresh),
-                                  .put = calloc(n + 1, sizeof *sink.put) };
+                                  .put = calloc(n + 1, sizeof *sink.put),
+                                  .task = ctx };
     struct vc_err fatal = { 0 };
     enum vc_status rc =
         todo && have && index && keys && sink.fresh && sink.put ? VC_OK : oom(&fatal);
@@ -545,7 +549,7 @@ enum vc_status st_model_map_batch(const struct st_model_batch_ops *ops, void *st
         }
     }
     if (rc >= 0 && n_todo)
-        rc = ops->compute(state, task, v, todo, n_todo, &sink, &ctx->tokens, ctx->run, &fatal);
+        rc = ops->compute(state, task, v, todo, n_todo, &sink, ctx->run, &fatal);
     if (rc >= 0 && sink.fatal.status < 0)
         rc = VC_EFATAL, fatal = sink.fatal;
     /* Every record is committed before any sample changes: a kill after

@@ -115,9 +115,10 @@ struct stage_verdict;
  * kill loses only the requests still in the engine. */
 struct st_model_sink;
 /* The record of the j-th sample of the compute call (an object, or
- * {"reason", "msg"} for a sample the model cannot take); moves into the
- * sink.  rec NULL means out of memory.  Call once per j. */
-void st_model_sink_put(struct st_model_sink *s, size_t j, struct cJSON *rec);
+ * {"reason", "msg"} for a sample the model cannot take) and the tokens
+ * its requests generated or scored; the record moves into the sink.  rec
+ * NULL means out of memory.  Call once per j. */
+void st_model_sink_put(struct st_model_sink *s, size_t j, struct cJSON *rec, uint64_t tokens);
 /* The run must stop (out of memory, I/O): the first such error wins. */
 void st_model_sink_fail(struct st_model_sink *s, const struct vc_err *e);
 
@@ -126,11 +127,11 @@ struct st_model_batch_ops {
      * needs an image); a sample it does not want passes unchanged. */
     bool (*wants)(void *state, const struct sample *s);
     /* Computes the records of samples v[todo[0..n)] and puts each into the
-     * sink as it finishes, in any order; adds the tokens generated or
-     * scored to *tokens.  VC_EFATAL only when the run must stop. */
+     * sink as it finishes, in any order.  VC_EFATAL only when the run must
+     * stop. */
     enum vc_status (*compute)(void *state, void *task, struct sample **v, const size_t *todo,
-                              size_t n, struct st_model_sink *sink, uint64_t *tokens,
-                              const struct stage_ctx *run, struct vc_err *err);
+                              size_t n, struct st_model_sink *sink, const struct stage_ctx *run,
+                              struct vc_err *err);
     /* Writes a record (computed now or read from the cache) into its
      * sample: VC_OK, VC_REJECT with *verdict, or VC_ESAMPLE. */
     enum vc_status (*apply)(void *state, struct sample *s, const struct cJSON *rec,

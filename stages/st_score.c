@@ -332,8 +332,8 @@ struct score_call {
     int *slot;            /* item -> ITEM_* */
     size_t *first, *left; /* per sample: its first item, items not finished */
     size_t n, n_items;
+    uint64_t *tokens; /* per sample: tokens scored */
     struct st_model_sink *sink;
-    uint64_t *tokens;
 };
 
 /* The record of sample j from its finished items: the first failing item
@@ -377,19 +377,19 @@ static void score_done(void *arg, size_t i)
     if (it->status == VC_EFATAL && it->err.reason == VC_REASON_out_of_memory)
         st_model_sink_fail(c->sink, &it->err);
     else if (it->status >= 0 && c->slot[i] <= ITEM_PPL)
-        *c->tokens += it->n_tokens;
+        c->tokens[c->owner[i]] += it->n_tokens;
     const size_t j = c->owner[i];
     if (--c->left[j] == 0)
-        st_model_sink_put(c->sink, j, score_record(c, j));
+        st_model_sink_put(c->sink, j, score_record(c, j), c->tokens[j]);
 }
 
 static enum vc_status score_compute(void *state, void *task, struct sample **v, const size_t *todo,
-                                    size_t n, struct st_model_sink *sink, uint64_t *tokens,
+                                    size_t n, struct st_model_sink *sink,
                                     const struct stage_ctx *run, struct vc_err *err)
 {
     struct st_score *st = state;
     (void)task;
-    struct score_call c = { .st = st, .sink = sink, .tokens = tokens };
+    struct score_call c = { .st = st, .sink = sink, .tokens = calloc(n + 1, sizeof *c.tokens) };
     struct idf2_image_bytes *imgs = vc_malloc_array(n + 1, sizeof *imgs);
     char **texts = calloc(n + 1, sizeof *texts);
     c.items = calloc(n * ITEM_N + 1, sizeof *c.items);
@@ -398,7 +398,8 @@ static enum vc_status score_compute(void *state, void *task, struct sample **v, 
     c.first = vc_malloc_array(n + 1, sizeof *c.first);
     c.left = vc_malloc_array(n + 1, sizeof *c.left);
     enum vc_status rc =
-        imgs && texts && c.items && c.owner && c.slot && c.first && c.left ? VC_OK : oom(err);
+        imgs && texts && c.items && c.owner && c.slot && c.first && c.left && c.tokens ? VC_OK
+                                                                                       : oom(err);
     size_t m = 0;
     for (size_t j = 0; rc >= 0 && j < n; j++) {
         const struct sample *s = v[todo[j]];
@@ -443,6 +444,7 @@ static enum vc_status score_compute(void *state, void *task, struct sample **v, 
     free(c.slot);
     free(c.first);
     free(c.left);
+    free(c.tokens);
     return rc;
 }
 

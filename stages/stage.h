@@ -159,9 +159,12 @@ struct stage_task_ctx {
      * for stats.  Reset by the executor for every sample. */
     struct cJSON *extra;
     struct stage_verdict verdict; /* fill before returning VC_REJECT */
-    /* Model stages add the tokens a map_batch call generated or scored;
-     * the executor shows their rate on the progress line. */
-    uint64_t tokens;
+    /* Set by the executor for model stages, NULL otherwise: a model stage
+     * reports every sample as its request finishes (1 image, the tokens
+     * generated or scored), so the progress line moves inside a long
+     * map_batch call. */
+    void (*model_progress)(struct stage_task_ctx *ctx, uint64_t images, uint64_t tokens);
+    void *progress_arg;
 };
 
 /* The extra object of the current sample, created on first use; NULL on

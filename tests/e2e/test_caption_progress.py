@@ -1,0 +1,56 @@
+"""The progress line of a captioning round: images/s, tokens/s and an ETA
+while its only unit is still running.
+
+A model round runs one unit at a time, so an ETA from units done says
+nothing until the last unit is done.  Here one shard of distinct images
+goes through dedup (a global stage, so the caption round knows how many
+records its unit holds) and then the caption stage on the tiny fixture,
+with a log line every second.  Expected: while the caption round shows
+0/1 units, its lines already carry a numeric ETA, img/s and tok/s, and
+the samples count moves inside the unit; the ETA of the last such line
+is below that of the first (the work left shrinks)."""
+import os
+import random
+import re
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
+import pipeline_e2e as pe  # noqa: E402
+import vctest  # noqa: E402
+from PIL import Image  # noqa: E402
+import io  # noqa: E402
+
+args = vctest.parse_args()
+FIX = os.path.join(args.shared, "fixtures", "idefics2-tiny")
+N = 480
+rng = random.Random(5)
+members = []
+for i in range(N):
+    im = Image.frombytes("RGB", (48, 40), rng.randbytes(48 * 40 * 3))
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    members.append(("k%04d.png" % i, buf.getvalue()))
+data = os.path.join(args.tmp, "data")
+os.makedirs(data)
+with open(os.path.join(data, "in-000000.tar"), "wb") as f:
+    f.write(pe.tar_bytes(members))
+spec = {"sources": [{"name": "w", "type": "webdataset", "urls": "in-000000.tar"}],
+        "stages": [{"stage": "dedup"},
+                   {"stage": "caption", "model": FIX, "max_new_tokens": 40, "batch": 2}],
+        "output": {"prefix": "cap"}, "log_interval_s": 1}
+out = os.path.join(args.tmp, "out")
+r = pe.run_spec(args, pe.write_spec(os.path.join(data, "spec.json"), spec), out)
+line = re.compile(r"^(?P<phase>[^:]+): 0/1 units, (?P<n>\d+) samples, .*?"
+                  r"(?P<img>[\d.]+) img/s, (?P<tok>[\d.]+) tok/s, .*ETA (?P<eta>\S+)$")
+inside = [m for m in map(line.match, r.stderr.splitlines()) if m]
+print("\n".join(m.group(0) for m in inside))
+vctest.expect(len(inside) >= 2, "%d progress lines while the caption unit runs" % len(inside))
+etas = [m.group("eta") for m in inside]
+vctest.expect(all(re.fullmatch(r"\d+s", e) for e in etas),
+              "every line inside the unit has an ETA: %s" % etas)
+vctest.expect(all(float(m.group("img")) > 0 and float(m.group("tok")) > 0 for m in inside),
+              "img/s and tok/s shown")
+vctest.expect(int(inside[-1].group("n")) > int(inside[0].group("n")) or len(inside) == 2,
+              "the samples count moves inside the unit")
+vctest.expect(int(etas[-1][:-1]) < int(etas[0][:-1]), "the ETA falls: %s" % etas)
+print("PASS")
