@@ -477,6 +477,9 @@ TEST(score_matches_reference_step_logits)
     fixture_close(&f);
 }
 
+/* A PNG signature and nothing after it: an image no decoder takes. */
+static const uint8_t junk[] = { 0x89, 'P', 'N', 'G', 0, 1, 2, 3 };
+
 /* A ragged batch: two fixture cases of different lengths and image counts
  * around a request with a broken image; the good ones give exactly the
  * single-request results, the broken one fails alone. */
@@ -488,7 +491,6 @@ TEST(batch_ragged_matches_single)
     struct case_req a, b;
     const cJSON *ca = find_case(&f, "raw_two_images_adjacent"), *cb = find_case(&f, "text_only");
     if (ca && cb && case_request(ca, &a) && case_request(cb, &b)) {
-        static const uint8_t junk[] = { 0x89, 'P', 'N', 'G', 0, 1, 2, 3 };
         const struct idf2_image_bytes bad_img = { junk, sizeof junk, "junk.png" };
         struct idf2_request reqs[3] = { a.req, a.req, b.req };
         reqs[1].images = &bad_img;
@@ -700,7 +702,6 @@ TEST(done_callback_once_per_request)
     struct case_req a, b;
     const cJSON *ca = find_case(&f, "chat_single_nosplit"), *cb = find_case(&f, "text_only");
     if (ca && cb && case_request(ca, &a) && case_request(cb, &b)) {
-        static const uint8_t junk[] = { 0x89, 'P', 'N', 'G', 0, 1, 2, 3 };
         const struct idf2_image_bytes bad_img = { junk, sizeof junk, NULL };
         struct idf2_request reqs[6];
         for (int i = 0; i < 6; i++) {
