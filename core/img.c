@@ -294,8 +294,12 @@ enum vc_status img_decode_reduced(const uint8_t *data, size_t size, const struct
     struct img_info info;
     VC_TRY(img_probe(data, size, limits, &info, err));
     const struct img_codec_ops *c = img_codec_for(info.format);
-    VC_TRY(c->decode(data, size, &info, min_side, out, err));
-    enum vc_status rc = VC_OK;
+    enum vc_status rc = VC_EOF;
+    if ((flags & IMG_DECODE_LUMA) && info.format == IMG_FORMAT_JPEG)
+        rc = img_jpeg_decode_luma(data, size, &info, min_side, out, err);
+    if (rc == VC_EOF)
+        rc = c->decode(data, size, &info, min_side, out, err);
+    VC_TRY(rc);
     if (out->ch == 4 && !(flags & IMG_DECODE_RGBA)) {
         size_t n = (size_t)out->w * out->h;
         img_flatten_white(out->pixels, out->pixels, n);
@@ -308,32 +312,20 @@ enum vc_status img_decode_reduced(const uint8_t *data, size_t size, const struct
     } else if (out->ch == 3 && (flags & IMG_DECODE_RGBA)) {
         rc = img_add_alpha(out, err);
     }
+    if (out->ch == 3 && (flags & IMG_DECODE_LUMA)) {
+        size_t n = (size_t)out->w * out->h;
+        for (size_t i = 0; i < n; i++) {
+            const uint8_t *p = out->pixels + 3 * i;
+            out->pixels[i] =
+                (uint8_t)((p[0] * 19595u + p[1] * 38470u + p[2] * 7471u + 0x8000u) >> 16);
+        }
+        out->ch = 1;
+    }
     if (rc == VC_OK && !(flags & IMG_DECODE_NO_ORIENT))
         rc = img_orient(out, info.orientation, err);
     if (rc < 0)
         img_release(out);
     return rc;
-}
-
-enum vc_status img_decode_luma(const uint8_t *data, size_t size, const struct img_limits *limits,
-                               uint32_t min_side, struct img *out, struct vc_err *err)
-{
-    memset(out, 0, sizeof *out);
-    struct img_info info;
-    VC_TRY(img_probe(data, size, limits, &info, err));
-    if (info.format == IMG_FORMAT_JPEG) {
-        enum vc_status rc = img_jpeg_decode_luma(data, size, &info, min_side, out, err);
-        if (rc != VC_EOF)
-            return rc;
-    }
-    VC_TRY(img_decode(data, size, limits, IMG_DECODE_NO_ORIENT, out, err));
-    size_t n = (size_t)out->w * out->h;
-    for (size_t i = 0; i < n; i++) {
-        const uint8_t *p = out->pixels + 3 * i;
-        out->pixels[i] = (uint8_t)((p[0] * 19595u + p[1] * 38470u + p[2] * 7471u + 0x8000u) >> 16);
-    }
-    out->ch = 1;
-    return VC_OK;
 }
 
 /* img2dataset's names (its ResizeMode enum), indexed by the enum value. */

@@ -48,7 +48,7 @@ struct img_limits {
 /* A decoded image, 8 bits per channel, rows packed (stride = w * ch). */
 struct img {
     uint32_t w, h;
-    uint8_t ch;      /* 3 (RGB) or 4 (RGBA); 1 (luma) from img_decode_luma */
+    uint8_t ch;      /* 3 (RGB) or 4 (RGBA); 1 (luma) with IMG_DECODE_LUMA */
     uint8_t *pixels; /* owned: (h, w, ch); free with img_release */
     size_t budgeted; /* bytes held from the pixel budget; 0 for images made elsewhere */
 };
@@ -88,6 +88,11 @@ enum vc_status img_probe(const uint8_t *data, size_t size, const struct img_limi
 enum img_decode_flags {
     IMG_DECODE_RGBA = 1 << 0,      /* keep alpha (always 4 channels); default composites to RGB */
     IMG_DECODE_NO_ORIENT = 1 << 1, /* ignore EXIF orientation */
+    /* 1 channel, luma (img_decode_reduced): Pillow's "L" weights
+     * (R*19595 + G*38470 + B*7471 + 0x8000) >> 16, JPEG's Y weights too,
+     * after compositing over white; a JPEG goes straight from its Y plane.
+     * Not with IMG_DECODE_RGBA. */
+    IMG_DECODE_LUMA = 1 << 2,
 };
 
 /* Full decode.  Default: 3 channels (RGB), transparency composited over
@@ -111,18 +116,6 @@ enum img_decode_flags {
 enum vc_status img_decode(const uint8_t *data, size_t size, const struct img_limits *limits,
                           unsigned flags, struct img *out, struct vc_err *err);
 
-/* A luma (8-bit grey, ch = 1) picture of at least min_side x min_side
- * stored pixels where the file is that large, decoded as cheaply as the
- * format allows: JPEG through TurboJPEG's DCT scaling (1/8 .. 1) straight
- * to its Y plane, so a 4000x3000 photo costs a 500x375 decode; PNG and
- * WebP decode fully and convert with Pillow's "L" weights
- * (R*19595 + G*38470 + B*7471 + 0x8000) >> 16, which are JPEG's Y weights
- * too.  Stored orientation (EXIF ignored), transparency over white.  For
- * perceptual hashing, where the picture is shrunk to a few dozen pixels
- * anyway.  out->pixels is owned (img_release), NULL on failure. */
-enum vc_status img_decode_luma(const uint8_t *data, size_t size, const struct img_limits *limits,
-                               uint32_t min_side, struct img *out, struct vc_err *err);
-
 /* Reduced-size decode, for statistics and perceptual hashes: the same
  * result as img_decode (channels, compositing, orientation, errors) at the
  * smallest size the codec makes cheaply whose sides, in stored orientation,
@@ -134,7 +127,10 @@ enum vc_status img_decode_luma(const uint8_t *data, size_t size, const struct im
  * memory is one row plus the result; an interlaced PNG is decoded at full
  * size and then averaged the same way.  Every byte of the compressed data
  * is read and checked exactly as in img_decode, so a file that passes here
- * passes there too. */
+ * passes there too.  With IMG_DECODE_LUMA, a grey picture for perceptual
+ * hashing: a JPEG is DCT-scaled straight to its Y plane (a 4000x3000
+ * photo at min_side 64 costs a 500x375 decode; CMYK JPEGs go the RGB way),
+ * PNG and WebP take the reduced decode above and convert what is left. */
 enum vc_status img_decode_reduced(const uint8_t *data, size_t size, const struct img_limits *limits,
                                   uint32_t min_side, unsigned flags, struct img *out,
                                   struct vc_err *err);

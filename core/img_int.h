@@ -42,7 +42,7 @@ extern const struct img_codec_ops img_jpeg_codec;
 extern const struct img_codec_ops img_png_codec;
 extern const struct img_codec_ops img_webp_codec;
 
-/* JPEG's reduced decode behind img_decode_luma: the smallest TurboJPEG
+/* JPEG's reduced decode behind IMG_DECODE_LUMA: the smallest TurboJPEG
  * scale keeping both sides >= min_side (or 1/1), decoded to grey.
  * VC_EOF when the file's colour space has no cheap grey path (CMYK): the
  * caller decodes in full instead. */

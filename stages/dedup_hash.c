@@ -118,7 +118,8 @@ enum vc_status dedup_phash_image(const uint8_t *data, size_t size, const struct 
     struct img luma;
     /* 64: twice the hash grid, so the area average still sees several
      * decoded pixels per cell after DCT scaling. */
-    VC_TRY(img_decode_luma(data, size, limits, 64, &luma, err));
+    VC_TRY(img_decode_reduced(data, size, limits, 64, IMG_DECODE_LUMA | IMG_DECODE_NO_ORIENT, &luma,
+                              err));
     *out = dedup_phash_luma(&luma);
     img_release(&luma);
     return VC_OK;

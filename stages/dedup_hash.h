@@ -27,7 +27,9 @@ void dedup_hash_init(void);
  * first coefficient (DC) being the most significant bit, as imagededup and
  * shared/peers/pil_pipeline.py lay the bits out. */
 uint64_t dedup_phash_luma(const struct img *luma);
-/* Decodes with img_decode_luma (reduced JPEG decode) and hashes. */
+/* Decodes to grey at the smallest cheap size with both sides >= 64
+ * (img_decode_reduced with IMG_DECODE_LUMA, stored orientation) and
+ * hashes. */
 enum vc_status dedup_phash_image(const uint8_t *data, size_t size, const struct img_limits *limits,
                                  uint64_t *out, struct vc_err *err);
 

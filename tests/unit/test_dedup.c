@@ -10,6 +10,7 @@
 #include "stages/dedup_sig.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 static int img_new(struct img *im, uint32_t w, uint32_t h, uint8_t ch)
@@ -93,7 +94,8 @@ TEST(phash_reduced_jpeg_decode_close_to_full)
     size_t n;
     CHECK(img_encode(&rgb, IMG_FORMAT_JPEG, 90, &jpg, &n, NULL) == VC_OK);
     struct img luma;
-    CHECK(img_decode_luma(jpg, n, NULL, 64, &luma, NULL) == VC_OK);
+    CHECK(img_decode_reduced(jpg, n, NULL, 64, IMG_DECODE_LUMA | IMG_DECODE_NO_ORIENT, &luma,
+                             NULL) == VC_OK);
     /* 1024x768 at 1/8 is 128x96: the smallest scale with both sides >= 64. */
     CHECK_INT(luma.w, 128);
     CHECK_INT(luma.h, 96);
@@ -115,6 +117,62 @@ TEST(phash_reduced_jpeg_decode_close_to_full)
     img_release(&full);
     img_release(&rgb);
     free(jpg);
+}
+
+/* PNG and WebP take the reduced decode too (PNG: 12 x 12 blocks of a
+ * 1024x768 picture, 86x64; WebP: libwebp's scaler), and hash within a few
+ * bits of the full decode's grey picture, which is exactly the RGB decode
+ * through Pillow's "L" weights at full size. */
+TEST(phash_reduced_png_webp_close_to_full)
+{
+    /* Blocks of colour over a gradient: a picture with structure at every
+     * scale, so its 64 low frequencies are well apart from their median. */
+    struct img rgb;
+    CHECK(img_new(&rgb, 1024, 768, 3) == 0);
+    uint64_t seed = 11;
+    for (uint32_t y = 0; y < 768; y++)
+        for (uint32_t x = 0; x < 1024; x++)
+            for (int c = 0; c < 3; c++)
+                rgb.pixels[((size_t)y * 1024 + x) * 3 + c] = (uint8_t)(x / 8 + y / 6 + 40 * c);
+    for (int r = 0; r < 12; r++) {
+        uint32_t x0 = (uint32_t)(lcg(&seed) % 900), y0 = (uint32_t)(lcg(&seed) % 650);
+        uint32_t w = 40 + (uint32_t)(lcg(&seed) % 200), h = 40 + (uint32_t)(lcg(&seed) % 200);
+        uint8_t col[3] = { (uint8_t)lcg(&seed), (uint8_t)lcg(&seed), (uint8_t)lcg(&seed) };
+        for (uint32_t y = y0; y < y0 + h && y < 768; y++)
+            for (uint32_t x = x0; x < x0 + w && x < 1024; x++)
+                memcpy(rgb.pixels + ((size_t)y * 1024 + x) * 3, col, 3);
+    }
+    enum img_format fmts[2] = { IMG_FORMAT_PNG, IMG_FORMAT_WEBP };
+    for (int f = 0; f < 2; f++) {
+        uint8_t *buf;
+        size_t n;
+        CHECK(img_encode(&rgb, fmts[f], 100, &buf, &n, NULL) == VC_OK);
+        struct img luma, full, full_luma;
+        unsigned fl = IMG_DECODE_LUMA | IMG_DECODE_NO_ORIENT;
+        CHECK(img_decode_reduced(buf, n, NULL, 64, fl, &luma, NULL) == VC_OK);
+        CHECK_INT(luma.ch, 1);
+        CHECK(luma.w >= 64 && luma.h >= 64 && luma.w <= 128 && luma.h <= 96);
+        if (fmts[f] == IMG_FORMAT_PNG) {
+            CHECK_INT(luma.w, 86);
+            CHECK_INT(luma.h, 64);
+        }
+        CHECK(img_decode_reduced(buf, n, NULL, 0, fl, &full_luma, NULL) == VC_OK);
+        CHECK(img_decode(buf, n, NULL, IMG_DECODE_NO_ORIENT, &full, NULL) == VC_OK);
+        CHECK_INT(full_luma.w, 1024);
+        size_t same = 0, px = (size_t)full.w * full.h;
+        for (size_t i = 0; i < px; i++) {
+            const uint8_t *p = full.pixels + 3 * i;
+            same += full_luma.pixels[i] ==
+                    (uint8_t)((p[0] * 19595u + p[1] * 38470u + p[2] * 7471u + 0x8000u) >> 16);
+        }
+        CHECK_INT(same, px);
+        CHECK(dedup_hamming(dedup_phash_luma(&luma), dedup_phash_luma(&full_luma)) <= 4);
+        img_release(&luma);
+        img_release(&full);
+        img_release(&full_luma);
+        free(buf);
+    }
+    img_release(&rgb);
 }
 
 TEST(phash_bands_pigeonhole)
@@ -488,6 +546,7 @@ TEST(reduce_bounds_flooded_band_groups)
 #define TESTS(X)                                                                                   \
     X(phash_matches_float_dct)                                                                     \
     X(phash_reduced_jpeg_decode_close_to_full)                                                     \
+    X(phash_reduced_png_webp_close_to_full)                                                        \
     X(phash_bands_pigeonhole)                                                                      \
     X(text_normalize)                                                                              \
     X(minhash_similarity)                                                                          \
