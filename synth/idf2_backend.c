@@ -30,6 +30,7 @@ static const struct {
     { IDF2_BACKEND_REF, &idf2_ref_ops, always },
     { IDF2_BACKEND_VEC, &idf2_vec_ops, always },
     { IDF2_BACKEND_AVX512, &idf2_avx512_ops, idf2_avx512_usable },
+    { IDF2_BACKEND_AVX512_BF16, &idf2_avx512bf16_ops, idf2_avx512_usable },
 };
 #define N_ROWS (sizeof rows / sizeof rows[0])
 
@@ -80,7 +81,8 @@ const struct idf2_ops *idf2_backend_get(enum idf2_backend_id id)
     pthread_once(&once, resolve);
     const struct idf2_ops *best = NULL;
     for (size_t r = 0; r < N_ROWS; r++)
-        if (usable[r] && (id == IDF2_BACKEND_AUTO || rows[r].id == id))
+        if (usable[r] && ((id == IDF2_BACKEND_AUTO && !resolved[r].approx) ||
+                          id == IDF2_BACKEND_FAST || rows[r].id == id))
             best = &resolved[r];
     return best;
 }
@@ -96,6 +98,8 @@ const struct idf2_ops *idf2_backend_at(size_t i)
 
 const struct idf2_ops *idf2_backend_by_name(const char *name)
 {
+    if (strcmp(name, "fast") == 0)
+        return idf2_backend_get(IDF2_BACKEND_FAST);
     const struct idf2_ops *o;
     for (size_t i = 0; (o = idf2_backend_at(i)); i++)
         if (strcmp(o->name, name) == 0)

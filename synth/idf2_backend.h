@@ -12,6 +12,11 @@
  *   "avx512" AVX-512 BF16/VNNI matmul for bf16, Q8_0 and Q4_0 weights and tiled
  *          (flash-style) non-causal attention: idf2_cpu_avx512.c; chosen
  *          when the CPU has AVX-512 F/BW/VL/BF16/VNNI.
+ *   "avx512bf16" the avx512 row with activations rounded once to bf16 in
+ *          bf16 matmuls: about 2x the compute-bound speed, not exact to
+ *          float32 (~1e-2 relative, what a bf16 engine such as llama.cpp
+ *          computes).  An approximate row: AUTO never picks it, FAST
+ *          (and the name "fast") does.
  *   later rows (CUDA) register in idf2_backend.c's table.
  *
  * A row may leave an operation NULL: it then inherits the entry of the last
@@ -136,6 +141,10 @@ struct idf2_exec {
 
 struct idf2_ops {
     const char *name;
+    /* Trades float32 exactness for speed (bf16 activations: outputs ~1e-2
+     * relative off the reference, as any bf16 engine's): AUTO passes over
+     * such a row.  Not inherited. */
+    bool approx;
     /* Contract tolerances (see the top of this file). */
     double tol[IDF2_WF_COUNT];
     double tol_other;
@@ -199,10 +208,12 @@ void *idf2_carve(struct idf2_carve *c, size_t n, size_t elem);
 /* ------------------------------------------------------------ selection */
 
 enum idf2_backend_id {
-    IDF2_BACKEND_AUTO = 0, /* the fastest row this CPU runs */
+    IDF2_BACKEND_AUTO = 0, /* the fastest exact row this CPU runs */
     IDF2_BACKEND_REF,
     IDF2_BACKEND_VEC,
-    IDF2_BACKEND_AVX512, /* AVX-512 BF16/VNNI: synth/idf2_cpu_avx512.c */
+    IDF2_BACKEND_AVX512,      /* AVX-512 BF16/VNNI: synth/idf2_cpu_avx512.c */
+    IDF2_BACKEND_AVX512_BF16, /* the same, bf16 activations (approximate) */
+    IDF2_BACKEND_FAST,        /* the fastest row, approximate ones included */
 };
 
 /* The resolved row (inherited entries filled in), or NULL when this CPU
@@ -211,7 +222,7 @@ const struct idf2_ops *idf2_backend_get(enum idf2_backend_id id);
 /* Every row this CPU runs, in table order (index 0 is "ref"), for tests
  * and benchmarks; NULL past the end. */
 const struct idf2_ops *idf2_backend_at(size_t i);
-/* The row named `name` ("ref", "vec", ...) or NULL. */
+/* The row named `name` ("ref", "vec", ...; "fast" = FAST) or NULL. */
 const struct idf2_ops *idf2_backend_by_name(const char *name);
 
 /* y = x W^T + bias through ex's row. */

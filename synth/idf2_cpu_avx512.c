@@ -10,14 +10,20 @@
  * contiguous ranges.  Cache blocking: a thread walks its rows in blocks of
  * about MM_W_BLOCK bytes (kept in L2) and, for each tile of MR activation
  * rows, every group of NR rows of the block, so activations come from L1/L2
- * and each weight block from memory once per call.
+ * and each weight block from memory once per call.  With more than two
+ * activation tiles (prefill, vision, batched decode) the block is first
+ * copied into packed panels (NR rows interleaved per 32 inputs, zero
+ * padded), so a tile reads one stream without masks; a copy does not
+ * change any output's chain of operations.
  *
  * bf16: activations are split once per call into two bf16 terms (hi =
  * bf16(x), lo = bf16(x - hi)) and each pair of inputs costs two vdpbf16ps,
  * hi then lo, accumulating in float32: products within 2^-16 of float32
  * ones, so the golden fixtures' float32 tolerances hold (one bf16 term, as
  * llama.cpp rounds, is off by ~1e-2 in the logits).  Decode is bound by
- * memory, so the second product is free there; prefill pays it.
+ * memory, so the second product is free there; prefill pays it.  The
+ * bf16x1 format (the "avx512bf16" row) rounds activations once: one
+ * vdpbf16ps per pair, about 1.8x the compute-bound throughput.
  * Q8_0 / Q4_0 (ggml's blocks, synth/idf2_backend.h): activations are
  * quantized per call in blocks of 32 (d = amax/127, q = round(x/d)); per
  * 64-input chunk one vpdpbusd per (activation row, weight row) on unsigned
@@ -91,11 +97,40 @@ static size_t acc_bytes(void)
     return (BF16_NB / MM_NR) * BF16_MR * MM_NR * sizeof(__m512);
 }
 
+static bool is_bf16(enum idf2_mm_fmt f)
+{
+    return f == IDF2_MM_BF16 || f == IDF2_MM_BF16X1;
+}
+
+/* Bytes of a bf16 weight row as stored (K inputs). */
+static size_t w_row_bytes(size_t K, enum idf2_mm_fmt f)
+{
+    const size_t nblocks = (K + 31) / 32;
+    return is_bf16(f)          ? K * 2
+           : f == IDF2_MM_Q8_0 ? nblocks * Q8_BLOCK_BYTES
+                               : nblocks * Q4_BLOCK_BYTES;
+}
+
+/* Weight rows per cache block of a thread (a multiple of MM_NR, at least
+ * MM_NR; bf16 tiles of more than 2 rows at most BF16_NB). */
+static size_t block_rows(size_t K, enum idf2_mm_fmt f, bool kblock)
+{
+    const size_t wrb = w_row_bytes(K, f);
+    size_t nb = MM_W_BLOCK / (wrb ? wrb : 1) / MM_NR * MM_NR;
+    return nb < MM_NR ? MM_NR : kblock && nb > BF16_NB ? BF16_NB : nb;
+}
+
+/* Per-thread panel of packed bf16 weights: a block's rows, K padded to 32. */
+static size_t panel_bytes(size_t K)
+{
+    return align64(block_rows(K, IDF2_MM_BF16, true) * ((K + 31) / 32 * 32) * 2);
+}
+
 size_t idf2_avx512_mm_ws(size_t m, size_t K, enum idf2_mm_fmt f, int nt)
 {
     const size_t kp = xq_row(K);
-    if (f == IDF2_MM_BF16)
-        return align64(2 * m * kp * 2) + (size_t)(nt > 0 ? nt : 1) * acc_bytes();
+    if (is_bf16(f))
+        return align64(2 * m * kp * 2) + (size_t)(nt > 0 ? nt : 1) * (acc_bytes() + panel_bytes(K));
     /* int8 codes, then per 64-input chunk 16 lane scales (d of the even
      * block in lanes 0-7, of the odd block in 8-15). */
     return align64(m * kp) + align64(m * (kp / 64) * 16 * sizeof(float));
@@ -131,22 +166,48 @@ KINL __m512 bf16_widen(__m256bh h)
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)h), 16));
 }
 
+/* lo == NULL: hi only (the bf16x1 format). */
 KFN void to_bf16_row(uint16_t *hi, uint16_t *lo, const float *x, size_t K, size_t kp)
 {
     for (size_t k = 0; k < kp; k += 16) {
         const __m512 v = _mm512_maskz_loadu_ps(k < K ? tail16(K - k) : 0, x + k);
         const __m256bh h = _mm512_cvtneps_pbh(v);
-        const __m256bh l = _mm512_cvtneps_pbh(_mm512_sub_ps(v, bf16_widen(h)));
         _mm256_storeu_si256((__m256i *)(hi + k), (__m256i)h);
-        _mm256_storeu_si256((__m256i *)(lo + k), (__m256i)l);
+        if (lo) {
+            const __m256bh l = _mm512_cvtneps_pbh(_mm512_sub_ps(v, bf16_widen(h)));
+            _mm256_storeu_si256((__m256i *)(lo + k), (__m256i)l);
+        }
     }
 }
 
-/* Inputs [k0, k1) of a tile.  The accumulators start at zero (first) or
- * from acc_io, and end in acc_io or, after the last block, as y. */
-KINL void bf16_tile(const int MR, const int NR, const uint16_t *xb, size_t ldx, size_t xlo,
-                    const uint16_t *w, size_t K, size_t k0, size_t k1, __m512 *acc_io, bool first,
-                    bool last, float *y, size_t ldy, const float *bias)
+/* A thread's block of rows [j0, j1) as panels: each group of MM_NR rows
+ * (fewer in the block's last) stores, per 32 inputs, its rows' 32 weights
+ * one after the other, zero padded past K, so a tile reads one stream
+ * instead of one per row.  Group g of the block starts at g * MM_NR * kpad. */
+KFN void pack_panel(uint16_t *panel, const uint16_t *w, size_t K, size_t j0, size_t j1)
+{
+    const size_t kpad = (K + 31) / 32 * 32;
+    for (size_t g = j0; g < j1; g += MM_NR) {
+        const size_t nr = min_sz(MM_NR, j1 - g);
+        uint16_t *dst = panel + (g - j0) * kpad;
+        for (size_t k = 0; k < kpad; k += 32) {
+            const __mmask32 km = k + 32 <= K ? 0xFFFFFFFFu : tail32(K - k);
+            for (size_t c = 0; c < nr; c++)
+                _mm512_storeu_si512(dst + k * nr + c * 32,
+                                    _mm512_maskz_loadu_epi16(km, w + (g + c) * K + k));
+        }
+    }
+}
+
+/* Inputs [k0, k1) of a tile; weight c's inputs k .. k+31 at w + c * cs +
+ * k * ks (row-major: cs = K, ks = 1; a panel: cs = 32, ks = NR), inputs
+ * from `kmask` on read as zero.  two: hi and lo activation terms (else hi
+ * only).  The accumulators start at zero (first) or from acc_io, and end
+ * in acc_io or, after the last block, as y. */
+KINL void bf16_tile(const int MR, const int NR, const bool two, const uint16_t *xb, size_t ldx,
+                    size_t xlo, const uint16_t *w, size_t cs, size_t ks, size_t K, size_t k0,
+                    size_t k1, __m512 *acc_io, bool first, bool last, float *y, size_t ldy,
+                    const float *bias)
 {
     __m512 acc[BF16_MR][MM_NR];
     _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
@@ -158,17 +219,24 @@ KINL void bf16_tile(const int MR, const int NR, const uint16_t *xb, size_t ldx, 
         __m512bh wv[MM_NR];
         _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++)
         {
-            const uint16_t *src = w + (size_t)c * K + k;
+            const uint16_t *src = w + (size_t)c * cs + k * ks;
             if (MR <= 2)
                 _mm_prefetch((const char *)src + PF_AHEAD, _MM_HINT_T0);
-            wv[c] = (__m512bh)_mm512_maskz_loadu_epi16(km, src);
+            /* A panel is zero padded: no mask. */
+            wv[c] = ks != 1 ? (__m512bh)_mm512_loadu_si512(src)
+                            : (__m512bh)_mm512_maskz_loadu_epi16(km, src);
         }
         _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
         {
             const __m512bh xh = (__m512bh)_mm512_loadu_si512(xb + (size_t)r * ldx + k);
-            const __m512bh xl = (__m512bh)_mm512_loadu_si512(xb + (size_t)r * ldx + xlo + k);
-            _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++) acc[r][c] =
-                _mm512_dpbf16_ps(_mm512_dpbf16_ps(acc[r][c], xh, wv[c]), xl, wv[c]);
+            if (two) {
+                const __m512bh xl = (__m512bh)_mm512_loadu_si512(xb + (size_t)r * ldx + xlo + k);
+                _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++) acc[r][c] =
+                    _mm512_dpbf16_ps(_mm512_dpbf16_ps(acc[r][c], xh, wv[c]), xl, wv[c]);
+            } else {
+                _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++) acc[r][c] =
+                    _mm512_dpbf16_ps(acc[r][c], xh, wv[c]);
+            }
         }
     }
     if (!last) {
@@ -184,16 +252,19 @@ KINL void bf16_tile(const int MR, const int NR, const uint16_t *xb, size_t ldx, 
     }
 }
 
-#define BF16_CASE(R_, C_)                                                                          \
-    case (R_)*8 + (C_):                                                                            \
-        bf16_tile(R_, C_, xb, ldx, xlo, w, K, k0, k1, acc_io, first, last, y, ldy, bias);          \
+#define BF16_CASE2(R_, C_, TWO_)                                                                   \
+    case ((R_)*8 + (C_)) * 2 + (TWO_):                                                             \
+        bf16_tile(R_, C_, TWO_, xb, ldx, xlo, w, cs, ks, K, k0, k1, acc_io, first, last, y, ldy,   \
+                  bias);                                                                           \
         break;
+#define BF16_CASE(R_, C_) BF16_CASE2(R_, C_, 0) BF16_CASE2(R_, C_, 1)
 
-KFN void bf16_tile_any(int MR, int NR, const uint16_t *xb, size_t ldx, size_t xlo,
-                       const uint16_t *w, size_t K, size_t k0, size_t k1, __m512 *acc_io,
-                       bool first, bool last, float *y, size_t ldy, const float *bias)
+KFN void bf16_tile_any(int MR, int NR, bool two, const uint16_t *xb, size_t ldx, size_t xlo,
+                       const uint16_t *w, size_t cs, size_t ks, size_t K, size_t k0, size_t k1,
+                       __m512 *acc_io, bool first, bool last, float *y, size_t ldy,
+                       const float *bias)
 {
-    switch (MR * 8 + NR) {
+    switch ((MR * 8 + NR) * 2 + (int)two) {
         BF16_CASE(1, 1)
         BF16_CASE(1, 2)
         BF16_CASE(1, 3)
@@ -368,9 +439,10 @@ static void mm_prepare(const float *x, size_t m, size_t x_stride, size_t K, enum
 #pragma omp parallel for schedule(static) num_threads(m >= 8 ? nt : 1)
     for (long r = 0; r < (long)m; r++) {
         const float *xr = x + (size_t)r * x_stride;
-        if (f == IDF2_MM_BF16)
-            to_bf16_row((uint16_t *)ws + (size_t)r * kp, (uint16_t *)ws + (m + (size_t)r) * kp, xr,
-                        K, kp);
+        if (is_bf16(f))
+            to_bf16_row((uint16_t *)ws + (size_t)r * kp,
+                        f == IDF2_MM_BF16 ? (uint16_t *)ws + (m + (size_t)r) * kp : NULL, xr, K,
+                        kp);
         else
             qact_row((int8_t *)ws + (size_t)r * kp,
                      (float *)((char *)ws + align64(m * kp)) + (size_t)r * (kp / 64) * 16, xr, K,
@@ -383,40 +455,47 @@ void idf2_avx512_mm(float *y, const float *x, size_t m, size_t x_stride, const v
 {
     if (m == 0 || N == 0)
         return;
-    const size_t kp = xq_row(K), nblocks = (K + 31) / 32;
-    const size_t wrb = f == IDF2_MM_BF16   ? K * 2
-                       : f == IDF2_MM_Q8_0 ? nblocks * Q8_BLOCK_BYTES
-                                           : nblocks * Q4_BLOCK_BYTES;
+    const size_t kp = xq_row(K), nblocks = (K + 31) / 32, wrb = w_row_bytes(K, f);
+    const size_t kpad = (K + 31) / 32 * 32;
     mm_prepare(x, m, x_stride, K, f, ws, nt);
-    const int MR = f == IDF2_MM_BF16 ? BF16_MR : Q_MR;
-    const bool kblock = f == IDF2_MM_BF16 && m > 2;
-    const size_t kb = kblock ? BF16_KB : (K + 31) / 32 * 32;
-    size_t nb = MM_W_BLOCK / (wrb ? wrb : 1) / MM_NR * MM_NR;
-    nb = nb < MM_NR ? MM_NR : kblock && nb > BF16_NB ? BF16_NB : nb;
+    const bool bf = is_bf16(f), two = f == IDF2_MM_BF16;
+    const int MR = bf ? BF16_MR : Q_MR;
+    /* More than 2 activation rows: compute-bound, so K blocks, and from 3
+     * tiles on packed panels (the packing pass costs about what 2 tiles
+     * gain); 1-2 rows stream each weight once from memory as stored. */
+    const bool kblock = bf && m > 2, pack = kblock && m > 2 * BF16_MR;
+    const size_t kb = kblock ? BF16_KB : kpad;
+    const size_t nb = block_rows(K, f, kblock);
     const int team = m * N * K < (1u << 18) ? 1 : (nt > 0 ? nt : 1);
     char *accs = (char *)ws + align64(2 * m * kp * 2);
+    char *panels = accs + (size_t)(nt > 0 ? nt : 1) * acc_bytes();
 #pragma omp parallel num_threads(team)
     {
         const size_t t = (size_t)omp_get_thread_num(), T = (size_t)omp_get_num_threads();
         const size_t n_groups = (N + MM_NR - 1) / MM_NR;
         const size_t n0 = n_groups * t / T * MM_NR, n1 = min_sz(N, n_groups * (t + 1) / T * MM_NR);
         __m512 *acc = (__m512 *)(accs + t * acc_bytes());
+        uint16_t *panel = (uint16_t *)(panels + t * panel_bytes(K));
         for (size_t b0 = n0; b0 < n1; b0 += nb) {
             const size_t b1 = min_sz(n1, b0 + nb);
+            if (pack)
+                pack_panel(panel, (const uint16_t *)w, K, b0, b1);
             for (size_t m0 = 0; m0 < m; m0 += (size_t)MR) {
                 const int mr = (int)min_sz((size_t)MR, m - m0);
                 for (size_t k0 = 0; k0 < K; k0 += kb) {
-                    const size_t k1 = min_sz((K + 31) / 32 * 32, k0 + kb);
+                    const size_t k1 = min_sz(kpad, k0 + kb);
                     for (size_t j = b0; j < b1; j += MM_NR) {
                         const int nr = (int)min_sz(MM_NR, b1 - j);
                         const uint8_t *wj = (const uint8_t *)w + j * wrb;
                         float *yj = y + m0 * N + j;
                         const float *bj = bias ? bias + j : NULL;
-                        if (f == IDF2_MM_BF16)
-                            bf16_tile_any(mr, nr, (const uint16_t *)ws + m0 * kp, kp, m * kp,
-                                          (const uint16_t *)wj, K, k0, k1,
-                                          acc + (j - b0) / MM_NR * BF16_MR * MM_NR, k0 == 0,
-                                          k1 >= K, yj, N, bj);
+                        if (bf)
+                            bf16_tile_any(mr, nr, two, (const uint16_t *)ws + m0 * kp, kp, m * kp,
+                                          pack ? panel + (j - b0) * kpad : (const uint16_t *)wj,
+                                          pack ? 32 : K, pack ? (size_t)nr : 1, pack ? kpad : K, k0,
+                                          k1,
+                                          kblock ? acc + (j - b0) / MM_NR * BF16_MR * MM_NR : acc,
+                                          k0 == 0, k1 >= K, yj, N, bj);
                         else
                             q_tile_any(mr, nr, f == IDF2_MM_Q4_0, (const int8_t *)ws + m0 * kp,
                                        (const float *)((const char *)ws + align64(m * kp)) +
@@ -646,6 +725,12 @@ static void row_mm_bf16(float *y, const float *x, size_t n, const struct idf2_w 
     row_mm(y, x, n, w, bias, ex, IDF2_MM_BF16);
 }
 
+static void row_mm_bf16x1(float *y, const float *x, size_t n, const struct idf2_w *w,
+                          const float *bias, const struct idf2_exec *ex)
+{
+    row_mm(y, x, n, w, bias, ex, IDF2_MM_BF16X1);
+}
+
 static void row_mm_q8_0(float *y, const float *x, size_t n, const struct idf2_w *w,
                         const float *bias, const struct idf2_exec *ex)
 {
@@ -717,4 +802,16 @@ const struct idf2_ops idf2_avx512_ops = {
     .matmul_ws = row_mm_ws,
     .attention = row_attention,
     .attention_ws = row_attention_ws,
+};
+
+/* The avx512 row with activations rounded once to bf16 before a bf16
+ * matmul (one vdpbf16ps per input pair, llama.cpp's numerics): about
+ * twice the compute-bound throughput (prefill, vision, batched decode),
+ * products within 2^-9 of float32 ones.  Everything else is the avx512
+ * row's. */
+const struct idf2_ops idf2_avx512bf16_ops = {
+    .name = "avx512bf16",
+    .approx = true,
+    .tol = { [IDF2_WF_BF16] = 1e-2 },
+    .matmul = { [IDF2_WF_BF16] = row_mm_bf16x1 },
 };

@@ -10,7 +10,7 @@
  * of operations on x's row m and w's row n; it does not depend on m, on the
  * other rows or on the thread count.  bf16: activations are split once per
  * call into bf16 hi + lo terms (16 mantissa bits), two vdpbf16ps per input
- * pair accumulate in float32.
+ * pair accumulate in float32; bf16x1 rounds them once (one vdpbf16ps).
  * Q8_0/Q4_0: activations are quantized to int8 in blocks of 32 per call,
  * block dot products are exact integers, scaled and summed in float32. */
 #ifndef VC_SYNTH_IDF2_CPU_AVX512_H
@@ -25,6 +25,9 @@
 /* The backend row "avx512" (synth/idf2_backend.h): matmul for bf16, Q8_0
  * and Q4_0 and non-causal attention; the rest is inherited. */
 extern const struct idf2_ops idf2_avx512_ops;
+/* The row "avx512bf16": avx512 with bf16 activations in bf16 matmuls
+ * (IDF2_MM_BF16X1); not exact to float32 (synth/idf2_backend.h). */
+extern const struct idf2_ops idf2_avx512bf16_ops;
 
 bool idf2_avx512_usable(void);
 
@@ -35,6 +38,7 @@ enum idf2_mm_fmt {
     IDF2_MM_BF16,
     IDF2_MM_Q8_0,
     IDF2_MM_Q4_0,
+    IDF2_MM_BF16X1, /* bf16 weights, activations rounded once to bf16 */
 };
 
 /* Workspace bytes of idf2_avx512_mm for m rows of K inputs at nt threads;

@@ -7,6 +7,9 @@
  * random-weight idefics2-8b written by bench_mkcheckpoint (the text is
  * gibberish; the timings are what count).
  *
+ * --split: Idefics2's image splitting (4 crops + the whole image, five
+ * vision passes per image), the way a 980 px image is normally captioned.
+ *
  * --batch B1,B2,..: each size runs as a batch of B requests on one context
  * of B slots (one weight pass per decode step for all of them): prints the
  * wall time, the captions per hour it implies, and the cost of one decode
@@ -16,7 +19,8 @@
  * cost without the vision tower.
  *
  * usage: bench_engine CKPT_DIR [--compute bf16|f32] [--threads N] [--max-new N (16)]
- *                     [--sizes 378,980] [--cache] [--batch 1,16] [--backend NAME] */
+ *                     [--sizes 378,980] [--cache] [--batch 1,16] [--backend NAME] [--split]
+ * Every row is also printed as one `RESULT engine ...` line. */
 #include "core/img.h"
 #include "synth/idefics2.h"
 
@@ -71,7 +75,7 @@ int main(int argc, char **argv)
         return 2;
     }
     struct idf2_load_opts opts = { .compute = IDF2_COMPUTE_BF16, .n_threads = 0 };
-    int max_new = 16;
+    int max_new = 16, split = 0;
     char sizes[64] = "378,980", batches[64] = "1";
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--compute") && i + 1 < argc)
@@ -88,6 +92,8 @@ int main(int argc, char **argv)
             snprintf(batches, sizeof batches, "%s", argv[++i]);
         else if (!strcmp(argv[i], "--backend") && i + 1 < argc)
             opts.backend = argv[++i];
+        else if (!strcmp(argv[i], "--split"))
+            split = 1;
     }
     struct idf2_model *m = NULL;
     struct vc_err err = { 0 };
@@ -131,7 +137,7 @@ int main(int argc, char **argv)
                     .images = s ? &image : NULL,
                     .n_images = s ? 1 : 0,
                     .chat = "Describe this image in one sentence.",
-                    .image_splitting = 0,
+                    .image_splitting = split,
                     .gen = { .max_new_tokens = max_new },
                 };
             const double t0 = now();
@@ -157,6 +163,12 @@ int main(int argc, char **argv)
                        B, side * side, r->n_prompt_tokens, r->vision_seconds, prefill, decode,
                        r->n_ids, wall, (double)B / wall * 3600.0, step * 1e3,
                        first_step > 0 ? step / first_step : 0);
+                printf("RESULT engine kernels=%s threads=%d px=%u split=%d batch=%zu vision_s=%.3f "
+                       "prefill_tps=%.2f decode_tps=%.3f step_ms=%.1f step_vs_first=%.2f "
+                       "captions_per_hour=%.0f wall_s=%.1f\n",
+                       info.backend, opts.n_threads, s, split, B, r->vision_seconds, prefill,
+                       decode, step * 1e3, first_step > 0 ? step / first_step : 0,
+                       (double)B / wall * 3600.0, wall);
                 fflush(stdout);
             }
             for (size_t i = 0; i < B; i++)

@@ -1,5 +1,6 @@
 /* Benchmark of the AVX-512 kernels (synth/idf2_cpu_avx512) in the weight
- * formats bf16, q8_0 and q4_0 (ggml blocks):
+ * formats bf16, q8_0 and q4_0 (ggml blocks), and bf16x1 (bf16 weights,
+ * activations rounded once to bf16: the avx512bf16 row):
  *
  *   bench_fast shapes [--threads N]
  *       one matmul per format at the Mistral-7B / SigLIP shapes: ms,
@@ -7,7 +8,7 @@
  *   bench_fast model FMT [--threads N] [--decode T] [--prefill P]
  *       the 32-layer Mistral-7B matmul stack (q, k, v, o, gate, up, down
  *       and the 32000-row head; the weights of every layer in their own
- *       memory) in format FMT (bf16, q8_0, q4_0): decode tokens/s at batch 1
+ *       memory) in format FMT (bf16, bf16x1, q8_0, q4_0): decode tokens/s at batch 1
  *       with the weight bytes streamed per token and GB/s, and prefill of P
  *       tokens in tokens/s.  Attention, norms and rotary are not run (at a
  *       context under 600 tokens they are under 1 % of the work);
@@ -68,7 +69,12 @@ struct mat {
 
 static enum idf2_wfmt wfmt_of(enum idf2_mm_fmt f)
 {
-    return f == IDF2_MM_BF16 ? IDF2_WF_BF16 : f == IDF2_MM_Q8_0 ? IDF2_WF_Q8_0 : IDF2_WF_Q4_0;
+    return f == IDF2_MM_Q8_0 ? IDF2_WF_Q8_0 : f == IDF2_MM_Q4_0 ? IDF2_WF_Q4_0 : IDF2_WF_BF16;
+}
+
+static bool is_bf16(enum idf2_mm_fmt f)
+{
+    return f == IDF2_MM_BF16 || f == IDF2_MM_BF16X1;
 }
 
 static size_t row_bytes(enum idf2_mm_fmt f, size_t K)
@@ -76,14 +82,15 @@ static size_t row_bytes(enum idf2_mm_fmt f, size_t K)
     return idf2_wfmt_row_bytes(wfmt_of(f), K);
 }
 
+/* bf16x1: bf16 weights, activations rounded once (the avx512bf16 row). */
 static const char *fmt_name(enum idf2_mm_fmt f)
 {
-    return idf2_wfmt_name(wfmt_of(f));
+    return f == IDF2_MM_BF16X1 ? "bf16x1" : idf2_wfmt_name(wfmt_of(f));
 }
 
 static bool fmt_parse(const char *s, enum idf2_mm_fmt *f)
 {
-    for (int i = IDF2_MM_BF16; i <= IDF2_MM_Q4_0; i++)
+    for (int i = IDF2_MM_BF16; i <= IDF2_MM_BF16X1; i++)
         if (strcmp(s, fmt_name((enum idf2_mm_fmt)i)) == 0) {
             *f = (enum idf2_mm_fmt)i;
             return true;
@@ -103,11 +110,11 @@ static void mat_random(struct mat *m, enum idf2_mm_fmt f, size_t N, size_t K, un
     for (size_t i = 0; i + 4 <= m->bytes; i += 4) {
         st = st * 1664525u + 1013904223u;
         uint32_t v = st;
-        if (f == IDF2_MM_BF16) /* two bf16 in [-0.03, 0.03]: exponent 2^-6 */
+        if (is_bf16(f)) /* two bf16 in [-0.03, 0.03]: exponent 2^-6 */
             v = (v & 0x807f807fu) | 0x3c803c80u;
         memcpy(m->data + i, &v, 4);
     }
-    if (f != IDF2_MM_BF16) {
+    if (!is_bf16(f)) {
         const size_t bb = f == IDF2_MM_Q8_0 ? 34 : 18;
         const uint16_t d = 0x1400; /* 2^-10 */
         for (size_t r = 0; r < N; r++)
@@ -174,7 +181,7 @@ static void bench_attention(size_t n, int nt)
 
 static int cmd_shapes(int nt)
 {
-    for (int f = IDF2_MM_BF16; f <= IDF2_MM_Q4_0; f++) {
+    for (int f = IDF2_MM_BF16; f <= IDF2_MM_BF16X1; f++) {
         enum idf2_mm_fmt q = (enum idf2_mm_fmt)f;
         bench_shape("decode q/o", q, 1, 4096, 4096, nt);
         bench_shape("decode gate/up", q, 1, 4096, 14336, nt);
@@ -182,9 +189,11 @@ static int cmd_shapes(int nt)
         bench_shape("prefill q/o", q, 512, 4096, 4096, nt);
         bench_shape("prefill down", q, 512, 14336, 4096, nt);
     }
-    bench_shape("vision qkvo 378px", IDF2_MM_BF16, 729, 1152, 1152, nt);
-    bench_shape("vision fc1 378px", IDF2_MM_BF16, 729, 1152, 4304, nt);
-    bench_shape("vision fc2 378px", IDF2_MM_BF16, 729, 4304, 1152, nt);
+    for (int f = IDF2_MM_BF16; f <= IDF2_MM_BF16X1; f += IDF2_MM_BF16X1 - IDF2_MM_BF16) {
+        bench_shape("vision qkvo 378px", (enum idf2_mm_fmt)f, 729, 1152, 1152, nt);
+        bench_shape("vision fc1 378px", (enum idf2_mm_fmt)f, 729, 1152, 4304, nt);
+        bench_shape("vision fc2 378px", (enum idf2_mm_fmt)f, 729, 4304, 1152, nt);
+    }
     bench_attention(729, nt);
     bench_attention(4900, nt);
     return 0;
@@ -291,7 +300,7 @@ int main(int argc, char **argv)
     enum idf2_mm_fmt f = IDF2_MM_BF16;
     if (strcmp(argv[1], "model") == 0) {
         if (argc < 3 || !fmt_parse(argv[2], &f)) {
-            fprintf(stderr, "bench_fast: model needs a format: bf16, q8_0 or q4_0\n");
+            fprintf(stderr, "bench_fast: model needs a format: bf16, bf16x1, q8_0 or q4_0\n");
             return 2;
         }
         argi = 3;

@@ -13,6 +13,17 @@
 #              random weights, then Q8_0, Q4_0 and, with SIDEBYSIDE_BF16=1,
 #              BF16 by llama-quantize); reused when present.
 #   ROUNDS     alternations per test (default 1).
+# Environment (defaults: the full comparison, about 30 minutes on 2 cores):
+#   SIDEBYSIDE_LLAMA_BUILD  an existing llama.cpp build tree with
+#                           bin/llama-bench and bin/llama-quantize (else
+#                           WORK/llama-build, built from LLAMA_SRC);
+#   SIDEBYSIDE_THREADS      decode thread counts ("1 2");
+#   SIDEBYSIDE_PP_THREADS   prefill thread counts ("1 2");
+#   SIDEBYSIDE_TG, _PP      decode / prefill tokens (64, 512);
+#   SIDEBYSIDE_REPS         llama-bench repetitions (2);
+#   SIDEBYSIDE_PAIRS        extra LLAMA_TYPE:ours pairs, e.g. "F16:bf16x1"
+#                           (our activations rounded once to bf16, as
+#                           llama.cpp does; the avx512bf16 kernel row).
 # Needs /usr/bin/python3 with numpy and sentencepiece (for gguf-py):
 # VC_WITH_BENCH=1 scripts/install-deps.sh.
 #
@@ -37,7 +48,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 fast=$vlm/tests/bench/bench_fast
 [ -x "$fast" ] || { echo "sidebyside: build bench_fast first: $fast" >&2; exit 2; }
 
-lb=$work/llama-build
+lb=${SIDEBYSIDE_LLAMA_BUILD:-$work/llama-build}
+threads=${SIDEBYSIDE_THREADS:-1 2}
+pp_threads=${SIDEBYSIDE_PP_THREADS:-1 2}
+tg=${SIDEBYSIDE_TG:-64}
+pp=${SIDEBYSIDE_PP:-512}
+reps=${SIDEBYSIDE_REPS:-2}
 if [ ! -x "$lb/bin/llama-bench" ] || [ ! -x "$lb/bin/llama-quantize" ]; then
   echo "building llama.cpp from $src in $lb" >&2
   cmake -S "$src" -B "$lb" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF -DGGML_NATIVE=ON \
@@ -57,6 +73,7 @@ if [ "${SIDEBYSIDE_BF16:-0}" = 1 ]; then
   types="BF16 $types"
   pairs="F16:bf16 BF16:bf16 Q8_0:q8_0 Q4_0:q4_0"
 fi
+pairs="$pairs ${SIDEBYSIDE_PAIRS:-}"
 for t in $types; do
   out=$work/mistral7b-$t.gguf
   if [ ! -s "$out" ]; then
@@ -70,7 +87,7 @@ echo "# $(date -u) $(uname -n) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 
 # llama-bench: one test, prints avg tokens/s.
 llama_ts() { # FILE THREADS P N
-  "$lb/bin/llama-bench" -m "$1" -t "$2" -p "$3" -n "$4" -r 2 -o csv 2>/dev/null |
+  "$lb/bin/llama-bench" -m "$1" -t "$2" -p "$3" -n "$4" -r "$reps" -o csv 2>/dev/null |
     /usr/bin/python3 -c 'import csv,sys; r=list(csv.DictReader(sys.stdin)); print(r[-1]["avg_ts"])'
 }
 probe() { "$fast" probe --threads "$1" --seconds 3 | awk '/RESULT/ {print $7}'; }
@@ -82,18 +99,26 @@ note() { # KEY VALUE: keeps the best of the rounds
   echo "$k $v" | tee -a "$log"
 }
 
+has() { case " $1 " in *" $2 "*) return 0 ;; esac; return 1; }
 for r in $(seq "$rounds"); do
-  for t in 1 2; do
+  for t in $(echo "$threads $pp_threads" | tr ' ' '\n' | sort -un); do
+    do_tg=0; do_pp=0
+    has "$threads" "$t" && do_tg=1
+    has "$pp_threads" "$t" && do_pp=1
     for pair in $pairs; do
       lt=${pair%%:*}; ours=${pair##*:}
       note "probe_t$t" "$(probe "$t")"
-      note "llama_${lt}_tg64_t$t" "$(llama_ts "$work/mistral7b-$lt.gguf" "$t" 0 64)"
-      note "llama_${lt}_pp512_t$t" "$(llama_ts "$work/mistral7b-$lt.gguf" "$t" 512 0)"
-      if [ "$lt" != BF16 ]; then
-        out=$("$fast" model "$ours" --threads "$t" --decode 8 --prefill 512)
-        note "ours_${ours}_tg_t$t" "$(echo "$out" | awk '/decode/ {print $7}')"
-        note "ours_${ours}_gbs_t$t" "$(echo "$out" | awk '/decode/ {print $9}')"
-        note "ours_${ours}_pp512_t$t" "$(echo "$out" | awk '/prefill/ {print $7}')"
+      # A llama type paired twice is measured once.
+      if [ -z "${best[llama_${lt}_done_t$t]:-}" ] || [ "$rounds" -gt 1 ]; then
+        [ $do_tg = 1 ] && note "llama_${lt}_tg_t$t" "$(llama_ts "$work/mistral7b-$lt.gguf" "$t" 0 "$tg")"
+        [ $do_pp = 1 ] && note "llama_${lt}_pp_t$t" "$(llama_ts "$work/mistral7b-$lt.gguf" "$t" "$pp" 0)"
+        best[llama_${lt}_done_t$t]=1
+      fi
+      if [ "$lt" != BF16 ] || [ "$ours" != bf16 ]; then
+        out=$("$fast" model "$ours" --threads "$t" --decode $((do_tg * 8)) --prefill $((do_pp * pp)))
+        [ $do_tg = 1 ] && note "ours_${ours}_tg_t$t" "$(echo "$out" | awk '/decode/ {print $7}')"
+        [ $do_tg = 1 ] && note "ours_${ours}_gbs_t$t" "$(echo "$out" | awk '/decode/ {print $9}')"
+        [ $do_pp = 1 ] && note "ours_${ours}_pp_t$t" "$(echo "$out" | awk '/prefill/ {print $7}')"
       fi
     done
   done
@@ -104,17 +129,21 @@ ratio() { awk "BEGIN{ if ($2 > 0) printf \"%.2f\", $1 / $2; else print \"-\" }";
   echo
   echo "| test | threads | llama.cpp | tok/s | vlmcurate | tok/s | ratio | our read GB/s (% of probe) |"
   echo "|---|---|---|---|---|---|---|---|"
-  for t in 1 2; do
+  for t in $(echo "$threads $pp_threads" | tr ' ' '\n' | sort -un); do
     for pair in $pairs; do
+      has "$threads" "$t" || break
       lt=${pair%%:*}; ours=${pair##*:}
-      l=${best[llama_${lt}_tg64_t$t]}; o=${best[ours_${ours}_tg_t$t]}; g=${best[ours_${ours}_gbs_t$t]}
+      l=${best[llama_${lt}_tg_t$t]:-0}; o=${best[ours_${ours}_tg_t$t]:-0}; g=${best[ours_${ours}_gbs_t$t]:-0}
       pct=$(awk "BEGIN{printf \"%.0f\", 100 * $g / ${best[probe_t$t]}}")
-      echo "| decode | $t | $lt | $l | $ours | $o | $(ratio "$o" "$l") | $g ($pct %) |"
+      echo "| decode $tg | $t | $lt | $l | $ours | $o | $(ratio "$o" "$l") | $g ($pct %) |"
+      echo "RESULT sidebyside decode threads=$t llama_$lt=$l ours_$ours=$o ratio=$(ratio "$o" "$l") read_gbs=$g probe_pct=$pct" >&2
     done
     for pair in $pairs; do
+      has "$pp_threads" "$t" || break
       lt=${pair%%:*}; ours=${pair##*:}
-      l=${best[llama_${lt}_pp512_t$t]}; o=${best[ours_${ours}_pp512_t$t]}
-      echo "| prefill 512 | $t | $lt | $l | $ours | $o | $(ratio "$o" "$l") | |"
+      l=${best[llama_${lt}_pp_t$t]:-0}; o=${best[ours_${ours}_pp_t$t]:-0}
+      echo "| prefill $pp | $t | $lt | $l | $ours | $o | $(ratio "$o" "$l") | |"
+      echo "RESULT sidebyside prefill$pp threads=$t llama_$lt=$l ours_$ours=$o ratio=$(ratio "$o" "$l")" >&2
     done
     echo "| read probe | $t | | | | | | ${best[probe_t$t]} |"
   done

@@ -248,10 +248,23 @@ static void compare(const char *label, const struct got *g, const struct st_tens
     }
 }
 
+/* The fixture README's float32 tolerances (atol, rtol) for hidden states
+ * and logits, and wider ones for a row that computes with bf16 activations
+ * ("a bf16 engine should expect ~1e-2 relative differences"): about twice
+ * the errors measured on avx512bf16 (0.019 and 0.124, 2026-12-06).  The
+ * ids, pixel values and generated text stay exact on every row. */
+struct tols {
+    double hidden_atol, hidden_rtol, logit_atol, logit_rtol;
+};
+static const struct tols tols_f32 = { 2e-4, 1e-4, 1e-3, 1e-4 };
+static const struct tols tols_bf16 = { 4e-2, 1e-2, 0.25, 1e-2 };
+
 /* Runs a case with the trace on, on one kernel row and compute mode, and
  * checks every tensor the reference recorded for it, plus the text. */
 static void check_case_on(const char *name, enum idf2_compute compute, const char *backend)
 {
+    const struct idf2_ops *row = idf2_backend_by_name(backend);
+    const struct tols *tl = row && row->approx ? &tols_bf16 : &tols_f32;
     struct fixture f;
     if (!fixture_open_on(&f, compute, backend))
         return;
@@ -289,12 +302,13 @@ static void check_case_on(const char *name, enum idf2_compute compute, const cha
             else if (strcmp(what, "pixel_values") == 0)
                 compare(e->name, g, e, 1e-6, 0, NULL, 1);
             else if (strcmp(what, "logits") == 0 || strcmp(what, "step_logits") == 0)
-                compare(e->name, g, e, 1e-3, 1e-4, NULL, 1);
+                compare(e->name, g, e, tl->logit_atol, tl->logit_rtol, NULL, 1);
             else if (strcmp(what, "vision_last_hidden_state") == 0 ||
                      strcmp(what, "modality_projection") == 0)
-                compare(e->name, g, e, 2e-4, 1e-4, pmask, (size_t)e->shape[2]);
+                compare(e->name, g, e, tl->hidden_atol, tl->hidden_rtol, pmask,
+                        (size_t)e->shape[2]);
             else
-                compare(e->name, g, e, 2e-4, 1e-4, NULL, 1);
+                compare(e->name, g, e, tl->hidden_atol, tl->hidden_rtol, NULL, 1);
         }
         /* input_ids, inputs_embeds, logits, step_logits, generated_ids;
          * 7 more with images (README's table). */

@@ -457,7 +457,7 @@ TEST(block_formats_by_hand)
  * runs, names resolve, every resolved row is complete. */
 TEST(selection_and_inheritance)
 {
-    const struct idf2_ops *ref = idf2_backend_get(IDF2_BACKEND_REF), *ops;
+    const struct idf2_ops *ref = idf2_backend_get(IDF2_BACKEND_REF), *ops, *last = NULL;
     CHECK(ref && strcmp(ref->name, "ref") == 0);
     CHECK(idf2_backend_at(0) == ref);
     CHECK(idf2_backend_get(IDF2_BACKEND_AUTO) != NULL);
@@ -470,7 +470,17 @@ TEST(selection_and_inheritance)
               ops->attention_ws && ops->layernorm && ops->rmsnorm && ops->act && ops->act_mul &&
               ops->add && ops->rope && ops->embed_rows);
         CHECK(idf2_backend_by_name(ops->name) == ops);
+        last = ops;
     }
+    /* AUTO: the last exact row; FAST ("fast"): the last row of all. */
+    const struct idf2_ops *au = idf2_backend_get(IDF2_BACKEND_AUTO);
+    CHECK(!au->approx && !ref->approx);
+    for (size_t r = 0; (ops = idf2_backend_at(r)); r++)
+        if (ops == au)
+            for (size_t q = r + 1; (ops = idf2_backend_at(q)); q++)
+                CHECK(ops->approx);
+    CHECK(idf2_backend_get(IDF2_BACKEND_FAST) == last);
+    CHECK(idf2_backend_by_name("fast") == last);
 }
 
 #define TESTS(X)                                                                                   \

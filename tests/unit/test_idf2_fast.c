@@ -44,7 +44,7 @@ static void *scratch_for(size_t bytes)
 /* The weight formats as synth/idf2_backend.h defines and packs them. */
 static enum idf2_wfmt wfmt_of(enum idf2_mm_fmt f)
 {
-    return f == IDF2_MM_BF16 ? IDF2_WF_BF16 : f == IDF2_MM_Q8_0 ? IDF2_WF_Q8_0 : IDF2_WF_Q4_0;
+    return f == IDF2_MM_Q8_0 ? IDF2_WF_Q8_0 : f == IDF2_MM_Q4_0 ? IDF2_WF_Q4_0 : IDF2_WF_BF16;
 }
 
 /* N rows of K random weights packed in format f; *deq: their values. */
@@ -61,10 +61,12 @@ static unsigned char *pack_rows(enum idf2_mm_fmt f, const float *src, size_t N, 
     return w;
 }
 
-/* x as the kernel sees it: bf16 hi + lo terms, or int8 blocks of 32 with
- * d = amax/127 (computed here independently). */
+/* x as the kernel sees it: bf16 hi + lo terms, one bf16 (bf16x1), or int8
+ * blocks of 32 with d = amax/127 (computed here independently). */
 static double x_seen(enum idf2_mm_fmt f, const float *xr, size_t K, size_t k)
 {
+    if (f == IDF2_MM_BF16X1)
+        return st_bf16_to_f32(st_f32_to_bf16(xr[k]));
     if (f == IDF2_MM_BF16) {
         const float hi = st_bf16_to_f32(st_f32_to_bf16(xr[k]));
         return (double)hi + st_bf16_to_f32(st_f32_to_bf16(xr[k] - hi));
@@ -79,7 +81,8 @@ static double x_seen(enum idf2_mm_fmt f, const float *xr, size_t K, size_t k)
 
 static const char *fmt_name(enum idf2_mm_fmt f)
 {
-    return f == IDF2_MM_BF16 ? "bf16" : f == IDF2_MM_Q8_0 ? "q8_0" : "q4_0";
+    static const char *const names[] = { "bf16", "q8_0", "q4_0", "bf16x1" };
+    return names[f];
 }
 
 static void check_matmul_shape(enum idf2_mm_fmt f, size_t M, size_t K, size_t N, uint32_t seed)
@@ -144,6 +147,11 @@ TEST(matmul_bf16)
     check_format(IDF2_MM_BF16);
 }
 
+TEST(matmul_bf16x1)
+{
+    check_format(IDF2_MM_BF16X1);
+}
+
 TEST(matmul_q8_0)
 {
     check_format(IDF2_MM_Q8_0);
@@ -161,7 +169,7 @@ TEST(matmul_batch_invariant)
         return;
     const size_t K = 1152, N = 100, M = 14;
     float *wf = rand_vec(N * K, 0.05f, 40), *x = rand_vec(M * K, 1.0f, 41);
-    for (int fi = IDF2_MM_BF16; fi <= IDF2_MM_Q4_0; fi++) {
+    for (int fi = IDF2_MM_BF16; fi <= IDF2_MM_BF16X1; fi++) {
         const enum idf2_mm_fmt f = (enum idf2_mm_fmt)fi;
         float *deq;
         unsigned char *w = pack_rows(f, wf, N, K, &deq);
@@ -253,6 +261,7 @@ TEST(attention_tiled)
 
 #define TESTS(X)                                                                                   \
     X(matmul_bf16)                                                                                 \
+    X(matmul_bf16x1)                                                                               \
     X(matmul_q8_0)                                                                                 \
     X(matmul_q4_0)                                                                                 \
     X(matmul_batch_invariant)                                                                      \
