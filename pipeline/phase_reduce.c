@@ -67,6 +67,9 @@ static enum vc_status copy_samples(struct session *ss, const struct manifest_slo
         sample_init(&smp, arena);
         rc = spill_reader_load(&in, s->off, s->len, &smp, err);
         smp.key = s->key;
+        for (size_t k = 0; rc == VC_OK && k < ss->spec->n_stages; k++)
+            if (ss->spec->stages[k].ops->keyed)
+                rc = ss->spec->stages[k].ops->keyed(ss->spec->stages[k].state, &smp, err);
         if (rc == VC_OK)
             rc = wds_writer_add(w, &smp, NULL, err);
         if (rc < 0 && rc != VC_EFATAL)

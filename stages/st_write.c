@@ -6,6 +6,7 @@
 
 #include "core/img.h"
 #include "core/sha256.h"
+#include "core/vc_buf.h"
 #include "core/vc_mem.h"
 #include "core/vc_utf8.h"
 #include "stage_cfg.h"
@@ -21,39 +22,44 @@ struct writer_opts {
     enum img_format format; /* IMG_FORMAT_UNKNOWN = keep the source format */
     uint64_t quality;
     bool verify_header_only; /* "verify": "header" */
+    bool positions;          /* "layout": "positions" */
 };
 
 static enum vc_status write_create(const cJSON *cfg, const struct stage_ctx *ctx, void **state,
                                    struct vc_err *err)
 {
     (void)ctx;
-    static const char *const keys[] = {
-        "stage", "resize_mode", "image_size", "encode_format", "encode_quality", "verify", NULL
-    };
+    static const char *const keys[] = { "stage",          "resize_mode",
+                                        "image_size",     "encode_format",
+                                        "encode_quality", "verify",
+                                        "layout",         NULL };
     /* img2dataset's names; the img module holds their geometry. */
     static const char *const modes[] = { "no",     "keep_ratio",         "center_crop",
                                          "border", "keep_ratio_largest", "fixed",
                                          NULL };
     static const char *const formats[] = { "keep", "jpg", "png", "webp", NULL };
     static const char *const verify[] = { "full", "header", NULL };
+    static const char *const layouts[] = { "json", "positions", NULL };
     const char *w = "stage 'write'";
     VC_TRY(stage_cfg_check_keys(cfg, w, keys, err));
     struct writer_opts *o = calloc(1, sizeof *o);
     if (!o)
         return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-    int fmt = 0, ver = 0;
+    int fmt = 0, ver = 0, layout = 0;
     enum vc_status rc;
     if ((rc = stage_cfg_enum(cfg, w, "resize_mode", modes, 0, &o->resize_mode, err)) < 0 ||
         (rc = stage_cfg_u64(cfg, w, "image_size", 256, 8, 16384, &o->image_size, err)) < 0 ||
         (rc = stage_cfg_enum(cfg, w, "encode_format", formats, 0, &fmt, err)) < 0 ||
         (rc = stage_cfg_u64(cfg, w, "encode_quality", 95, 1, 100, &o->quality, err)) < 0 ||
-        (rc = stage_cfg_enum(cfg, w, "verify", verify, 0, &ver, err)) < 0) {
+        (rc = stage_cfg_enum(cfg, w, "verify", verify, 0, &ver, err)) < 0 ||
+        (rc = stage_cfg_enum(cfg, w, "layout", layouts, 0, &layout, err)) < 0) {
         free(o);
         return rc;
     }
     o->resize_mode = (int)img_resize_mode_from_name(modes[o->resize_mode]);
     o->format = fmt ? img_format_from_name(formats[fmt]) : IMG_FORMAT_UNKNOWN;
     o->verify_header_only = ver == 1;
+    o->positions = layout == 1;
     *state = o;
     return VC_OK;
 }
@@ -198,8 +204,94 @@ static void set_item(cJSON *obj, const char *key, cJSON *item)
         cJSON_AddItemToObject(obj, key, item);
 }
 
-static enum vc_status compose_json(struct sample *s, const struct stage_limits *lim,
-                                   const struct renames *rn, struct vc_err *err)
+/* The member list of the "positions" layout, before REDUCE knows the key:
+ * the sample's field names, one per line (write_keyed prefixes them). */
+#define POSITIONS_LIST "metadata.txt"
+
+/* The "positions" layout, which the Idefics2 training code's webdataset
+ * reader takes: one member per position of the document, "P.text.txt" or
+ * "P.image.EXT" with P the position (0, 1, 2, ... in document order), and
+ * POSITIONS_LIST naming the members.  That reader refuses members of any
+ * other shape, so the document's json and any other field are left out.
+ * The fields are rebuilt in place: image bytes are not copied. */
+static enum vc_status to_positions(struct sample *s, const cJSON *doc, struct vc_err *err)
+{
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(doc, "texts")->child;
+    const cJSON *im = cJSON_GetObjectItemCaseSensitive(doc, "images")->child;
+    struct sample_field *v = arena_alloc_array(s->arena, SAMPLE_MAX_FIELDS, sizeof *v);
+    struct vc_buf list;
+    vc_buf_init(&list, (size_t)SAMPLE_MAX_FIELDS * 64);
+    if (!v)
+        return vc_err_set(err, VC_ESAMPLE, VC_REASON_mem_cap, "per-sample memory cap reached");
+    if (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(doc, "texts")) !=
+        cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(doc, "images")))
+        return vc_err_set(err, VC_ESAMPLE, VC_REASON_json_invalid,
+                          "document 'texts' and 'images' differ in length");
+    size_t n = 0;
+    enum vc_status rc = VC_OK;
+    for (int pos = 0; rc == VC_OK && t && im; pos++, t = t->next, im = im->next) {
+        /* The sources refuse such positions; a webdataset document may
+         * still bring one. */
+        if (cJSON_IsString(t) == cJSON_IsString(im)) {
+            rc = vc_err_set(
+                err, VC_ESAMPLE, VC_REASON_json_invalid, "document position %d holds %s", pos,
+                cJSON_IsString(t) ? "both a text and an image" : "neither a text nor an image");
+            break;
+        }
+        if (n + 1 >= SAMPLE_MAX_FIELDS) {
+            rc = vc_err_set(err, VC_ESAMPLE, VC_REASON_too_many_fields,
+                            "the positions layout needs a member per position: more than %d",
+                            SAMPLE_MAX_FIELDS - 1);
+            break;
+        }
+        char name[64];
+        if (cJSON_IsString(t)) {
+            snprintf(name, sizeof name, "%d.text.txt", pos);
+            v[n].size = strlen(t->valuestring);
+            v[n].data = arena_memdup(s->arena, t->valuestring, v[n].size + 1);
+        } else {
+            const struct sample_field *f = sample_field_get(s, im->valuestring);
+            if (!f) {
+                rc = vc_err_set(err, VC_ESAMPLE, VC_REASON_missing_image,
+                                "document position %d names image '%s', which the sample lacks",
+                                pos, im->valuestring);
+                break;
+            }
+            snprintf(name, sizeof name, "%d.image.%s", pos, strrchr(f->name, '.') + 1);
+            v[n].data = f->data;
+            v[n].size = f->size;
+        }
+        v[n].name = arena_strdup(s->arena, name);
+        if (!v[n].name || !v[n].data)
+            rc = vc_err_set(err, VC_ESAMPLE, VC_REASON_mem_cap, "per-sample memory cap reached");
+        vc_buf_printf(&list, "%s%s", n ? "\n" : "", name);
+        n++;
+    }
+    if (rc == VC_OK) {
+        v[n].name = POSITIONS_LIST;
+        v[n].data = list.data ? arena_memdup(s->arena, list.data, list.len) : NULL;
+        v[n].size = list.len;
+        if (list.failed || !v[n].data)
+            rc = vc_err_set(err, VC_ESAMPLE, VC_REASON_mem_cap, "per-sample memory cap reached");
+    }
+    vc_buf_free(&list);
+    if (rc != VC_OK)
+        return rc;
+    s->fields = v;
+    s->n_fields = n + 1;
+    s->cap_fields = SAMPLE_MAX_FIELDS;
+    return VC_OK;
+}
+
+static bool is_document(const cJSON *json)
+{
+    return cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(json, "images")) &&
+           cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(json, "texts"));
+}
+
+static enum vc_status compose_json(struct sample *s, const struct writer_opts *opts,
+                                   const struct stage_limits *lim, const struct renames *rn,
+                                   struct vc_err *err)
 {
     struct sample_field *jf = sample_field_get(s, "json");
     cJSON *out = jf ? cJSON_ParseWithLength((const char *)jf->data, jf->size) : NULL;
@@ -245,14 +337,25 @@ static enum vc_status compose_json(struct sample *s, const struct stage_limits *
         }
         if (!others && !(others = cJSON_CreateObject()))
             break;
-        cJSON *o = cJSON_AddObjectToObject(others, f->name);
-        rc = o ? describe(lim, f, o, err)
-               : vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        cJSON *facts = cJSON_AddObjectToObject(others, f->name);
+        rc = facts ? describe(lim, f, facts, err)
+                   : vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
         if (rc < 0)
             vc_err_prefix(err, "field '%s'", f->name);
     }
     if (others)
         set_item(own, "images", others);
+    if (rc == VC_OK && opts->positions && is_document(out)) {
+        rc = to_positions(s, out, err);
+        cJSON_Delete(out);
+        return rc;
+    }
+    if (rc == VC_OK && opts->positions && sample_field_get(s, POSITIONS_LIST)) {
+        cJSON_Delete(out);
+        return vc_err_set(err, VC_ESAMPLE, VC_REASON_bad_member_name,
+                          "field '" POSITIONS_LIST "' is the positions layout's member list; "
+                          "only a document may have one");
+    }
     char *text = rc == VC_OK ? vc_utf8_json_print(out, false) : NULL;
     cJSON_Delete(out);
     if (rc < 0)
@@ -296,7 +399,31 @@ static enum vc_status write_map(void *state, struct sample *s, struct stage_task
         if (rc < 0)
             return vc_err_prefix(err, "field '%s'", name);
     }
-    return compose_json(s, lim, &rn, err);
+    return compose_json(s, o, lim, &rn, err);
+}
+
+/* REDUCE: the positions layout's member list names each member in full,
+ * "KEY.P.text.txt", and the key is known only now. */
+static enum vc_status write_keyed(const void *state, struct sample *s, struct vc_err *err)
+{
+    const struct writer_opts *o = state;
+    const struct sample_field *f = o->positions ? sample_field_get(s, POSITIONS_LIST) : NULL;
+    if (!f)
+        return VC_OK;
+    struct vc_buf b;
+    vc_buf_init(&b, f->size + (f->size + 1) * (strlen(s->key) + 1) + 1);
+    const char *p = (const char *)f->data, *end = p + f->size;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        vc_buf_printf(&b, "%s.%.*s%s", s->key, (int)len, p, nl ? "\n" : "");
+        p += len + (nl != NULL);
+    }
+    enum vc_status rc = b.failed
+                            ? vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory")
+                            : sample_set_field(s, POSITIONS_LIST, b.data ? b.data : "", b.len, err);
+    vc_buf_free(&b);
+    return rc;
 }
 
 static void write_destroy(void *state)
@@ -309,5 +436,6 @@ const struct stage_ops st_write_ops = {
     .caps = STAGE_CAP_LAST | STAGE_CAP_ONCE,
     .create = write_create,
     .map = write_map,
+    .keyed = write_keyed,
     .destroy = write_destroy,
 };

@@ -65,6 +65,8 @@
  *            the decisions to the records (marks them duplicate or
  *            rejected, or sets the output order: mix, shuffle).  Must be
  *            cheap: a few words per record;
+ *   keyed    REDUCE, each sample of a shard once its output key is set,
+ *            just before it is written (the last stage only);
  *   finish   FINISH phase, once, after every shard and the ledger are
  *            written;
  *   destroy  frees the state.
@@ -263,6 +265,12 @@ struct stage_ops {
      * stage is a per-sample stage of its round and those hooks never run. */
     bool (*is_global)(const void *state);
     enum vc_status (*finish)(void *state, const struct stage_finish_ctx *ctx, struct vc_err *err);
+    /* Optional, STAGE_CAP_LAST stages: REDUCE calls it on every sample of
+     * a shard once s->key holds the output key, just before the sample is
+     * written, to complete what names the key (the write stage's member
+     * list of its "positions" layout).  Must be deterministic; anything
+     * but VC_OK stops the shard as fatal, since MAP checked the sample. */
+    enum vc_status (*keyed)(const void *state, struct sample *s, struct vc_err *err);
     void (*destroy)(void *state);
 };
 
