@@ -15,7 +15,9 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: vlmcurate status OUT\n"
                  "Lists the phases of the run in OUT with their tasks committed, and the\n"
-                 "next phase to run (`vlmcurate task` runs one task).\n"
+                 "next phase to run (`vlmcurate task` runs one task).  A run submitted\n"
+                 "to Slurm also gets, per phase, its tasks done, running, pending, failed,\n"
+                 "cancelled (with their logs and why) and not submitted, samples/s and ETA.\n"
                  "Exit status: 0 the run is complete, 1 it is not, 2 usage error.\n");
 }
 

@@ -80,8 +80,11 @@ int cmd_task_main(int argc, char **argv)
     t.index = (size_t)index;
     if (rc == VC_OK)
         rc = outdir_attach(spec, &od, &err);
+    uint64_t t0 = progress_now_ns();
     if (rc == VC_OK)
         rc = task_run(&ss, &t, &was_done, &err);
+    double secs = (double)(progress_now_ns() - t0) / 1e9;
+    unsigned long long n_samples = atomic_load(&ss.prog.samples);
     outdir_release(&od);
     session_fini(&ss);
     spec_free(spec);
@@ -89,6 +92,12 @@ int cmd_task_main(int argc, char **argv)
         fprintf(stderr, "vlmcurate task %s %s %s: %s\n", pos[0], pos[1], pos[2], err.msg);
         return rc == VC_EUSAGE ? 2 : 1;
     }
-    printf("%s %s %llu: %s\n", pos[0], pos[1], index, was_done ? "already committed" : "committed");
+    /* `vlmcurate status` reads this line back from a Slurm task's log for
+     * the phase's rate and ETA. */
+    if (was_done)
+        printf("%s %s %llu: already committed\n", pos[0], pos[1], index);
+    else
+        printf("%s %s %llu: committed, %llu samples in %.3f s\n", pos[0], pos[1], index, n_samples,
+               secs);
     return 0;
 }

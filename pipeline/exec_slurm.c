@@ -9,11 +9,17 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+
+/* Every array task's log gets this line, its job id and start time, before
+ * the task runs. */
+#define START_LINE "vlmcurate-task: start job"
 
 /* A phase of this run: its tasks (total, when known) and name. */
 struct phase {
@@ -199,6 +205,11 @@ static void sbatch_script(const struct session *ss, const cJSON *o, const struct
     cJSON_ArrayForEach(
         line, cJSON_GetObjectItemCaseSensitive(o, "sbatch_lines")) if (cJSON_IsString(line))
         vc_buf_printf(b, "#SBATCH %s\n", line->valuestring);
+    /* The line `status` finds a task's latest attempt by (exec_slurm_status). */
+    vc_buf_printf(b,
+                  "echo \"%s ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID} at $(date +%%s) on "
+                  "$(hostname)\"\n",
+                  START_LINE);
     sh_quote(b, opt_str(o, "binary"));
     vc_buf_printf(b, " task ");
     sh_quote(b, ss->spec->out_dir);
@@ -238,6 +249,32 @@ static void sbatch_script(const struct session *ss, const cJSON *o, const struct
         }
     }
     vc_buf_printf(b, "\n");
+}
+
+/* Appends "PHASE JOBID EPOCH INDICES" to OUT/_work/slurm/jobs.txt: which
+ * array job runs which tasks of a phase, for `status` (a later line for
+ * the same task supersedes an earlier one). */
+static enum vc_status jobs_append(const struct session *ss, const struct phase *p, const char *job,
+                                  const bool *pending, struct vc_err *err)
+{
+    struct vc_buf line;
+    vc_buf_init(&line, (size_t)1 << 30);
+    vc_buf_printf(&line, "%s %s %lld ", p->name, job, (long long)time(NULL));
+    index_list(&line, pending, p->n);
+    vc_buf_printf(&line, "\n");
+    char *path = slurm_path(ss->spec->out_dir, "jobs.txt");
+    enum vc_status rc = line.failed || !path
+                            ? vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory")
+                            : VC_OK;
+    int fd = rc == VC_OK ? open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644) : -1;
+    if (rc == VC_OK && (fd < 0 || !vc_fs_write_all(fd, line.data, line.len) || fsync(fd) != 0))
+        rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s (job %s was submitted)", path,
+                        strerror(errno), job);
+    if (fd >= 0)
+        close(fd);
+    free(path);
+    vc_buf_free(&line);
+    return rc;
 }
 
 /* Submits every phase from the first task not committed on, up to the
@@ -305,6 +342,8 @@ static enum vc_status submit(struct session *ss, const cJSON *o, bool dry_run, s
                     rc = run_capture(argv, dep, sizeof dep, err);
                 /* --parsable prints JOBID[;CLUSTER] */
                 dep[strcspn(dep, ";")] = 0;
+                if (rc == VC_OK)
+                    rc = jobs_append(ss, p, dep, pending, err);
                 if (rc == VC_OK && ss->log)
                     fprintf(ss->log, "vlmcurate: submitted %s: job %s, %zu of %zu tasks\n", p->name,
                             dep, n_pending, p->n);
@@ -365,6 +404,172 @@ const struct executor_ops exec_slurm_ops = {
 
 /* ---- status ------------------------------------------------------------- */
 
+/* One line of jobs.txt (jobs_append). */
+struct job_rec {
+    char phase[32], job[32];
+    const char *indices; /* into the file's text */
+};
+
+/* Whether i is in a Slurm index list such as "0-3,7". */
+static bool list_has(const char *list, size_t i)
+{
+    for (const char *p = list; *p;) {
+        char *end;
+        unsigned long long a = strtoull(p, &end, 10), b = a;
+        if (end == p)
+            return false;
+        if (*end == '-')
+            b = strtoull(end + 1, &end, 10);
+        if (i >= a && i <= b)
+            return true;
+        if (*end != ',')
+            return false;
+        p = end + 1;
+    }
+    return false;
+}
+
+/* *text owned (the records point into it). */
+static size_t jobs_read(const struct session *ss, char **text, struct job_rec **out)
+{
+    char *path = slurm_path(ss->spec->out_dir, "jobs.txt");
+    size_t size = 0, n = 0;
+    struct vc_err err;
+    *text = NULL;
+    *out = NULL;
+    if (!path || vc_fs_read_file(path, (size_t)1 << 30, text, &size, &err) != VC_OK) {
+        free(path);
+        return 0;
+    }
+    free(path);
+    size_t lines = 0;
+    for (size_t i = 0; i < size; i++)
+        lines += (*text)[i] == '\n';
+    struct job_rec *v = calloc(lines + 1, sizeof *v);
+    for (char *line = *text; v && *line;) {
+        char *nl = strchr(line, '\n');
+        if (!nl)
+            break;
+        *nl = 0;
+        int at = 0;
+        if (sscanf(line, "%31s %31s %*d %n", v[n].phase, v[n].job, &at) == 2 && at > 0) {
+            v[n].indices = line + at;
+            n++;
+        }
+        line = nl + 1;
+    }
+    *out = v;
+    return v ? n : 0;
+}
+
+/* What a task's log says of its latest attempt (the last START_LINE). */
+struct attempt {
+    bool started, committed;
+    char job[48]; /* ARRAYJOB_INDEX */
+    long long start_s;
+    unsigned long long samples;
+    double secs;
+    const char *why; /* how it ended when it did not commit, NULL: unknown */
+};
+
+static void attempt_read(const char *log, struct attempt *a)
+{
+    memset(a, 0, sizeof *a);
+    int fd = open(log, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    /* The tail is enough: an attempt's own lines are few. */
+    static char buf[1 << 16];
+    off_t end = lseek(fd, 0, SEEK_END);
+    off_t from = end > (off_t)sizeof buf - 1 ? end - (off_t)sizeof buf + 1 : 0;
+    ssize_t r = end > 0 ? pread(fd, buf, (size_t)(end - from), from) : 0;
+    close(fd);
+    buf[r > 0 ? r : 0] = 0;
+    const char *last = NULL;
+    for (const char *h = strstr(buf, START_LINE); h; h = strstr(h + 1, START_LINE))
+        last = h;
+    if (!last || sscanf(last + strlen(START_LINE), " %47s at %lld", a->job, &a->start_s) != 2)
+        return;
+    a->started = true;
+    const char *c = strstr(last, ": committed, ");
+    if (c && sscanf(c, ": committed, %llu samples in %lf s", &a->samples, &a->secs) == 2)
+        a->committed = true;
+    else if (strstr(last, "exceeded memory limit") || strstr(last, "Exceeded job memory") ||
+             strstr(last, "oom-kill") || strstr(last, "oom_kill"))
+        a->why = "out of memory";
+    else if (strstr(last, "DUE TO TIME LIMIT"))
+        a->why = "time limit";
+    else if (strstr(last, "CANCELLED"))
+        a->why = "cancelled";
+}
+
+/* One phase's tasks by state, from the commit markers, the queue, the
+ * submissions and the tasks' logs. */
+struct phase_state {
+    size_t done, running, pending, failed, cancelled, unsubmitted;
+    unsigned long long samples; /* of the committed attempts with a log */
+    long long first_s;          /* their earliest start */
+    double last_s;              /* their latest end */
+    size_t timed;
+};
+
+static void task_state(const struct session *ss, const struct phase *p, size_t i, const char *q,
+                       const struct job_rec *jobs, size_t n_jobs, const char *logs,
+                       struct phase_state *st, struct vc_buf *lines)
+{
+    char log[PATH_MAX];
+    snprintf(log, sizeof log, "%s/%s-%zu.log", logs, p->name, i);
+    struct attempt a;
+    attempt_read(log, &a);
+    if (task_done(ss, &p->t, i)) {
+        st->done++;
+        if (a.committed) {
+            if (!st->timed || a.start_s < st->first_s)
+                st->first_s = a.start_s;
+            if ((double)a.start_s + a.secs > st->last_s)
+                st->last_s = (double)a.start_s + a.secs;
+            st->samples += a.samples;
+            st->timed++;
+        }
+        return;
+    }
+    char name[64], line[96];
+    job_name(ss, p, name, sizeof name);
+    snprintf(line, sizeof line, "%s %zu ", name, i);
+    const char *hit = strstr(q, line);
+    while (hit && hit != q && hit[-1] != '\n')
+        hit = strstr(hit + 1, line);
+    if (hit) {
+        char state = hit[strlen(line)];
+        if (state == 'R' || state == 'C')
+            st->running++;
+        else
+            st->pending++;
+        return;
+    }
+    const struct job_rec *j = NULL;
+    for (size_t k = n_jobs; k-- > 0 && !j;)
+        if (!strcmp(jobs[k].phase, p->name) && list_has(jobs[k].indices, i))
+            j = &jobs[k];
+    if (!j) {
+        st->unsubmitted++;
+        return;
+    }
+    size_t jl = strlen(j->job);
+    bool ran = a.started && !strncmp(a.job, j->job, jl) && a.job[jl] == '_';
+    const char *why = !ran    ? "never started: cancelled while queued or after an earlier phase "
+                                "failed"
+                      : a.why ? a.why
+                              : "it ran and committed nothing: see the log";
+    bool cancelled = !ran || (a.why && !strcmp(a.why, "cancelled"));
+    if (cancelled)
+        st->cancelled++;
+    else
+        st->failed++;
+    vc_buf_printf(lines, "    %s %s %zu: %s (job %s_%zu, %s)\n", cancelled ? "cancelled" : "failed",
+                  p->name, i, log, j->job, i, why);
+}
+
 void exec_slurm_status(const struct session *ss, FILE *out)
 {
     char *path = slurm_path(ss->spec->out_dir, "options.json");
@@ -379,43 +584,41 @@ void exec_slurm_status(const struct session *ss, FILE *out)
         cJSON_Delete(o);
         return;
     }
-    /* Bounded: past it, queued tasks would show as pending anyway. */
+    /* Bounded: past it, queued tasks would show as cancelled. */
     static char q[1 << 22];
     q[0] = 0;
     if (queue_read(ss, ph, np, q, sizeof q, &err) < 0)
-        fprintf(out, "slurm: squeue failed (%s): running tasks show as failed or pending\n",
+        fprintf(out, "slurm: squeue failed (%s): queued tasks show as failed or cancelled\n",
                 err.msg);
+    char *text;
+    struct job_rec *jobs;
+    size_t n_jobs = jobs_read(ss, &text, &jobs);
+    long long now = (long long)time(NULL);
     for (size_t k = 0; k < np && ph[k].known; k++) {
         const struct phase *p = &ph[k];
-        char name[64];
-        job_name(ss, p, name, sizeof name);
-        size_t running = 0, queued = 0, failed = 0;
+        struct phase_state st = { 0 };
         struct vc_buf fl;
         vc_buf_init(&fl, 1 << 20);
-        for (size_t i = 0; i < p->n; i++) {
-            if (task_done(ss, &p->t, i))
-                continue;
-            char line[96];
-            snprintf(line, sizeof line, "%s %zu ", name, i);
-            const char *hit = strstr(q, line);
-            while (hit && hit != q && hit[-1] != '\n')
-                hit = strstr(hit + 1, line);
-            char log[PATH_MAX];
-            const char *logs = opt_str(o, "logs");
-            snprintf(log, sizeof log, "%s/%s-%zu.log", logs ? logs : ".", p->name, i);
-            if (hit && hit[strlen(line)] == 'R') {
-                running++;
-            } else if (hit || !vc_fs_exists(log)) {
-                queued++;
-            } else {
-                failed++;
-                vc_buf_printf(&fl, "    failed %s %zu: %s\n", p->name, i, log);
-            }
+        for (size_t i = 0; i < p->n; i++)
+            task_state(ss, p, i, q, jobs, n_jobs, opt_str(o, "logs"), &st, &fl);
+        fprintf(out,
+                "slurm %-10s %zu done, %zu running, %zu pending, %zu failed, %zu cancelled, %zu "
+                "not submitted",
+                p->name, st.done, st.running, st.pending, st.failed, st.cancelled, st.unsubmitted);
+        /* The rate of the committed attempts, start of the first to end of
+         * the last; the ETA assumes the tasks left cost what those did. */
+        if (st.timed) {
+            double span = st.last_s - (double)st.first_s;
+            fprintf(out, "; %.1f samples/s", (double)st.samples / (span > 1 ? span : 1));
+            if (st.done < p->n && st.running + st.pending)
+                fprintf(out, ", ETA %.0f s",
+                        (double)(now - st.first_s) / (double)st.done * (double)(p->n - st.done));
         }
-        fprintf(out, "slurm %-10s %zu running, %zu failed, %zu pending\n%s", p->name, running,
-                failed, queued, fl.data ? fl.data : "");
+        fprintf(out, "\n%s", fl.data ? fl.data : "");
         vc_buf_free(&fl);
     }
+    free(jobs);
+    free(text);
     free(ph);
     cJSON_Delete(o);
 }

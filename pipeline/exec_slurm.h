@@ -9,7 +9,9 @@
  *
  * The submission's options (the spec's path, partition, account, ...) are
  * kept in OUT/_work/slurm/options.json for `status`; the sbatch scripts in
- * OUT/_work/slurm/PHASE.sh; task logs in the logs folder as PHASE-INDEX.log (appended on retries).
+ * OUT/_work/slurm/PHASE.sh; one line per submission (phase, job id, time,
+ * indices) in OUT/_work/slurm/jobs.txt; task logs in the logs folder as
+ * PHASE-INDEX.log (appended on retries).
  */
 #ifndef VC_PIPELINE_EXEC_SLURM_H
 #define VC_PIPELINE_EXEC_SLURM_H
@@ -21,9 +23,11 @@
 extern const struct executor_ops exec_slurm_ops;
 
 /* For `vlmcurate status`: when OUT holds a run submitted to Slurm, one line
- * per phase with its tasks running, failed (with their logs: they ran,
- * left a log and committed nothing) and pending (queued or not submitted),
- * from squeue and the commit markers. */
+ * per phase with its tasks done, running, pending (both from squeue),
+ * failed, cancelled (each listed with its log and why) and not submitted,
+ * and the committed tasks' samples/s and the ETA.  From the commit
+ * markers, squeue, the submissions (OUT/_work/slurm/jobs.txt) and the
+ * tasks' logs: no accounting database needed. */
 void exec_slurm_status(const struct session *ss, FILE *out);
 
 #endif

@@ -6,6 +6,13 @@
 # pid files) lives under DIR; nothing system-wide is touched beyond the
 # Debian packages slurm-wlm and munge.
 #
+# Memory limits (--mem) are enforced without cgroups, which a container
+# rarely lets slurmd set up: jobacct_gather/linux samples each task's
+# processes every second and OverMemoryKill kills a step whose resident
+# memory went over its limit, so a task must stay over it for about a
+# second to be caught.  No accounting database: `sacct` has nothing here;
+# jobcomp/filetxt keeps finished jobs in DIR/log/jobcomp.txt.
+#
 #   scripts/slurm-local.sh start DIR [NODES]   # prints the SLURM_CONF to export
 #   scripts/slurm-local.sh stop DIR
 #   scripts/slurm-local.sh install             # apt-get the two packages
@@ -115,7 +122,9 @@ SlurmctldLogFile=$dir/log/slurmctld.log
 SlurmdLogFile=$dir/log/slurmd-%n.log
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
+JobAcctGatherType=jobacct_gather/linux
+JobAcctGatherFrequency=task=1
+JobAcctGatherParams=OverMemoryKill
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/filetxt
 JobCompLoc=$dir/log/jobcomp.txt

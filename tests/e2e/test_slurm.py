@@ -8,8 +8,9 @@ write -> finish job arrays chained by afterok).  Expected:
   options given) and submits nothing;
 - the Slurm run's output equals `run --threads 2` byte for byte;
 - fault: the last r0-map array task is scancelled while queued; the later
-  phases never start (afterok), `status` counts 3 of 4 r0-map tasks committed and
-  names the missing one; the same command again resubmits only that task
+  phases never start (afterok), `status` counts 3 of 4 r0-map tasks done and
+  the last one cancelled before it started (its log named), the later
+  phases cancelled (not pending); the same command again resubmits only that task
   (r0-map array = that index) and completes with the same bytes, every input
   sample once in the ledger.
 Exit 77 (skipped) when Slurm cannot be started on this machine.  The
@@ -125,7 +126,11 @@ try:
     st = status(whole)
     vctest.expect(all(re.search(r"^%s\s+%d/%d committed" % (p, n, n), st, re.M)
                       for p, n in [("r0-map", 4), ("r0-plan", 1), ("r1-map", 4), ("plan", 1),
-                                   ("write", 4), ("finish", 1)]) and "complete" in st,
+                                   ("write", 4), ("finish", 1)]) and "complete" in st
+                  and all(re.search(r"^slurm %s\s+%d done, 0 running, 0 pending, 0 failed, 0 "
+                                    r"cancelled, 0 not submitted; [\d.]+ samples/s$" % (p, n),
+                                    st, re.M)
+                          for p, n in [("r0-map", 4), ("r1-map", 4), ("write", 4)]),
                   "status: every phase committed\n" + st)
 
     # Fault: the last r0-map task cancelled while queued behind --max-running 1.
@@ -136,10 +141,18 @@ try:
     subprocess.run(["scancel", "%s_3" % m.group(1)], env=env, check=True)
     vctest.expect(not wait_done(fault), "the cancelled task stops the chain: no run.json")
     st = status(fault)
+    # Cancelled before it ran, and the phases after it cancelled by Slurm
+    # (afterok can no longer be met): none of them is mistaken for pending.
     vctest.expect(re.search(r"^r0-map\s+3/4 committed", st, re.M)
                   and re.search(r"^r0-plan\s+0/1 committed", st, re.M)
-                  and re.search(r"^slurm r0-map\s+0 running, 0 failed, 1 pending", st, re.M),
-                  "status after the cancel: r0-map 3 of 4 committed, one pending\n" + st)
+                  and re.search(r"^slurm r0-map\s+3 done, 0 running, 0 pending, 0 failed, "
+                                r"1 cancelled, 0 not submitted; [\d.]+ samples/s$", st, re.M)
+                  and re.search(r"^    cancelled r0-map 3: \S+/r0-map-3.log \(job %s_3, never "
+                                r"started" % m.group(1), st, re.M)
+                  and all(re.search(r"^slurm %s\s+0 done, 0 running, 0 pending, 0 failed, "
+                                    r"1 cancelled, 0 not submitted$" % p, st, re.M)
+                          for p in ("r0-plan", "plan")),
+                  "status after the cancel: r0-map 3 of 4 done, one cancelled\n" + st)
     s = run_slurm(fault)
     vctest.expect(s.returncode == 0 and "submitted r0-map: job" in s.stderr and
                   "1 of 4 tasks" in s.stderr, "the rerun resubmits one r0-map task: " + s.stderr)
@@ -166,8 +179,9 @@ try:
     log = os.path.join(broken, "_work", "slurm", "logs", "r0-map-3.log")
     # A task re-reads the spec without looking at the inputs: only the task
     # of the missing file fails.
-    vctest.expect(re.search(r"^slurm r0-map\s+0 running, 1 failed, 0 pending", st, re.M)
-                  and ("failed r0-map 3: %s" % log) in st and "c.tar" in open(log).read(),
+    vctest.expect(re.search(r"^slurm r0-map\s+3 done, 0 running, 0 pending, 1 failed, "
+                            r"0 cancelled, 0 not submitted", st, re.M)
+                  and ("failed r0-map 3: %s (job " % log) in st and "c.tar" in open(log).read(),
                   "status: r0-map task 3 failed, its log named and naming c.tar\n" + st)
     vctest.expect(run_slurm(broken).returncode == 0 and wait_done(broken),
                   "the rerun with c.tar back completes\n" + task_log(broken))

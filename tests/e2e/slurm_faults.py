@@ -1,0 +1,196 @@
+"""Faults of --executor slurm on a real local Slurm (scripts/slurm-local.sh:
+munged, slurmctld, two slurmd on this host; no mock).  One fault per ctest
+entry, picked by VC_SLURM_FAULT:
+
+  map_cancel     scancel of r0-map task 2 while it runs
+  write_cancel   scancel of write task 2 while it runs
+  kill9          kill -9 of r0-map task 2's vlmcurate process
+  oom            every task under --mem 60M: r0-map task 2 decodes 108 MB
+                 images and is killed by Slurm's memory polling
+                 (OverMemoryKill; no cgroups here)
+
+Unit 2 (source b) holds three 6000x6000 PNGs made here with zlib, which
+the img_decodes filter decodes into memory (108 MB each) and write resizes
+(output shard 2), so their tasks run for seconds and hold over 100 MB; the
+other units and shards are small.  After the fault:
+nothing of the task is committed, the later phases never ran, `status`
+lists the task as failed or cancelled with its log and why; the same
+command again (with enough memory for oom) resubmits only that task and
+completes; the output equals `run --threads 2` byte for byte and every input
+sample is in the ledger exactly once.  Exit 77 (skipped) when Slurm cannot
+be started here."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import zlib
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
+import pipeline_e2e as pe  # noqa: E402
+import vctest  # noqa: E402
+
+FAULT = os.environ.get("VC_SLURM_FAULT", "")
+if FAULT not in ("map_cancel", "write_cancel", "kill9", "oom"):
+    raise SystemExit("VC_SLURM_FAULT must be map_cancel, write_cancel, kill9 or oom")
+args = vctest.parse_args()
+SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts",
+                      "slurm-local.sh")
+
+
+def big_png(side):
+    """A solid RGB PNG: a few KB on disk, side*side*3 bytes decoded."""
+    def chunk(kind, data):
+        body = kind + data
+        return (len(data).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big"))
+    raw = (b"\x00" + b"\x80\x40\x20" * side) * side
+    ihdr = side.to_bytes(4, "big") * 2 + bytes((8, 2, 0, 0, 0))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw, 1)) +
+            chunk(b"IEND", b""))
+
+
+BIG = big_png(6000)
+N = {"a0": 5, "a1": 5, "b": 6, "c": 4}
+for name, n in N.items():
+    members = []
+    for i in range(n):
+        key = "%s_%03d" % (name, i)
+        caption = (b"word" if i % 3 == 0 and name != "b"
+                   else ("a caption for %s %d" % (name, i)).encode())
+        image = BIG if name == "b" and i < 3 else vctest.png_bytes(12, 12, i + 7 * len(members))
+        members += [(key + ".png", image), (key + ".txt", caption)]
+    with open(os.path.join(args.tmp, name + ".tar"), "wb") as f:
+        f.write(pe.tar_bytes(members))
+
+spec = {"sources": [{"name": "a", "type": "webdataset", "urls": "a{0..1}.tar"},
+                    {"name": "b", "type": "webdataset", "urls": "b.tar"},
+                    {"name": "c", "type": "webdataset", "urls": "c.tar"}],
+        "stages": [{"stage": "ingest", "decode": True},
+                   {"stage": "filter", "defaults": False,
+                    "filters": [{"name": "cap_words", "min": 3}, {"name": "img_decodes"}]},
+                   {"stage": "write", "resize_mode": "keep_ratio", "image_size": 256}],
+        "output": {"dir": "out", "prefix": "fl", "samples_per_shard": 3}}
+spec_path = pe.write_spec(os.path.join(args.tmp, "spec.json"), spec)
+ref = os.path.join(args.tmp, "ref")
+pe.run_spec(args, spec_path, ref, threads=2)
+
+cluster = os.path.join(args.tmp, "cluster")
+env = dict(os.environ, SLURM_CONF=os.path.join(cluster, "slurm.conf"))
+out = os.path.join(args.tmp, "out")
+logs = os.path.join(out, "_work", "slurm", "logs")
+
+
+def run_slurm(mem):
+    return subprocess.run([args.bin, "run", spec_path, "--out", out, "--executor", "slurm",
+                           "--partition", "debug", "--mem", mem, "--cpus-per-task", "1",
+                           "--max-running", "1"], capture_output=True, text=True, env=env)
+
+
+def queue():
+    r = subprocess.run(["squeue", "-h", "-r", "-o", "%i %j %t"], capture_output=True,
+                       text=True, env=env)
+    return r.stdout.split("\n") if r.stdout.strip() else []
+
+
+def wait_done(limit=50):
+    """Until nothing is queued; True when run.json was written."""
+    t0 = time.time()
+    while time.time() - t0 < limit:
+        if not queue():
+            return os.path.exists(os.path.join(out, "run.json"))
+        time.sleep(0.3)
+    raise SystemExit("FAILED: jobs still queued after %ds: %s" % (limit, queue()))
+
+
+def wait_start(phase, index, limit=40):
+    """Until the task's log says it started; its job id (ARRAYJOB_INDEX)."""
+    log = os.path.join(logs, "%s-%d.log" % (phase, index))
+    t0 = time.time()
+    while time.time() - t0 < limit:
+        if os.path.exists(log):
+            m = re.search(r"vlmcurate-task: start job (\d+_\d+)", open(log).read())
+            if m:
+                return m.group(1)
+        time.sleep(0.05)
+    raise SystemExit("FAILED: %s %d did not start\n%s" % (phase, index, queue()))
+
+
+def task_pid(phase, index, limit=10):
+    """The pid of `vlmcurate task OUT PHASE INDEX`, found in /proc."""
+    want = [args.bin, "task", out, phase, str(index)]
+    t0 = time.time()
+    while time.time() - t0 < limit:
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                cmd = open("/proc/%s/cmdline" % pid, "rb").read().split(b"\0")
+            except OSError:
+                continue
+            if [c.decode(errors="replace") for c in cmd[:5]] == want:
+                return int(pid)
+        time.sleep(0.05)
+    raise SystemExit("FAILED: no process for %s %d" % (phase, index))
+
+
+def status():
+    return vctest.run(args, ["status", out], check=False, env=env).stdout
+
+
+def log_text():
+    return "".join("== %s\n%s" % (n, open(os.path.join(logs, n)).read())
+                   for n in sorted(os.listdir(logs))) if os.path.isdir(logs) else ""
+
+
+r = subprocess.run(["bash", SCRIPT, "start", cluster, "2"], capture_output=True, text=True)
+if r.returncode != 0:
+    print(r.stderr)
+    sys.exit(77 if r.returncode == 77 else 1)
+try:
+    t0 = time.time()
+    s = run_slurm("60M" if FAULT == "oom" else "1G")
+    vctest.expect(s.returncode == 0, "submitted: %s" % s.stderr[-2000:])
+    phase, index = ("write", 2) if FAULT == "write_cancel" else ("r0-map", 2)
+    job = wait_start(phase, index, limit=60)
+    if FAULT in ("map_cancel", "write_cancel"):
+        # Still running: the task decodes 108 MB images for seconds.
+        vctest.expect(any(line.split()[:1] == [job] and line.endswith(" R") for line in queue()),
+                      "%s %d runs when cancelled: %s" % (phase, index, queue()))
+        subprocess.run(["scancel", job], env=env, check=True)
+        want = r"cancelled %s %d: \S+ \(job %s, cancelled\)" % (phase, index, job)
+    elif FAULT == "kill9":
+        os.kill(task_pid(phase, index), signal.SIGKILL)
+        want = r"failed %s %d: \S+ \(job %s, it ran and committed nothing" % (phase, index, job)
+    else:
+        want = r"failed %s %d: \S+ \(job %s, out of memory\)" % (phase, index, job)
+    vctest.expect(not wait_done(), "the fault stops the chain: no run.json\n" + log_text())
+    st = status()
+    log = os.path.join(logs, "%s-%d.log" % (phase, index))
+    vctest.expect(re.search(want, st) and log in st,
+                  "status names %s %d, its log and why (%s)\n%s\n%s" % (phase, index, want, st,
+                                                                      log_text()))
+    n = 4 if phase == "r0-map" else 5
+    vctest.expect(re.search(r"^slurm %s\s+%d done, 0 running, 0 pending, [01] failed, [01] "
+                            r"cancelled, 0 not submitted" % (phase, n - 1), st, re.M),
+                  "status: %d of %d %s tasks done\n%s" % (n - 1, n, phase, st))
+    vctest.expect(re.search(r"^%s\s+%d/%d committed" % (phase, n - 1, n), st, re.M),
+                  "commit markers: %d of %d %s tasks\n%s" % (n - 1, n, phase, st))
+    # The same command again, with memory enough for the oom case.
+    s = run_slurm("1G")
+    vctest.expect(s.returncode == 0 and ("submitted %s: job" % phase) in s.stderr
+                  and "1 of %d tasks" % n in s.stderr,
+                  "the rerun resubmits the one %s task: %s" % (phase, s.stderr))
+    script = open(os.path.join(out, "_work", "slurm", phase + ".sh")).read()
+    vctest.expect("#SBATCH --array=%d%%1\n" % index in script,
+                  "the rerun's %s array = index %d" % (phase, index))
+    vctest.expect(wait_done(), "the rerun completes\n" + log_text() + status())
+    pe.compare_trees(ref, out, "%s + rerun vs --threads 2" % FAULT)
+    seen = sorted((e["file"], e["index"]) for e in pe.ledger(out))
+    want_seen = sorted((name + ".tar", i) for name, n in N.items() for i in range(n))
+    vctest.expect(seen == want_seen, "every input sample once in the ledger (%d)" % len(seen))
+    st = status()
+    vctest.expect("complete" in st and re.search(r"^slurm r0-map\s+4 done, .*samples/s", st, re.M),
+                  "status: complete, with rates\n" + st)
+    print("%s: %.1f s" % (FAULT, time.time() - t0))
+finally:
+    subprocess.run(["bash", SCRIPT, "stop", cluster], capture_output=True)
+print("PASS")
