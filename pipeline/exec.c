@@ -30,6 +30,8 @@ enum vc_status exec_run(struct spec *spec, const struct exec_opts *opts, struct 
     ss.executor_opts = opts->executor_opts;
     if (rc == VC_OK)
         rc = outdir_claim(spec, opts->force, &od, err);
+    if (rc == VC_OK && ex->submits)
+        outdir_share(&od);
     if (rc == VC_OK)
         rc = ex->run(&ss, res, err);
     outdir_release(&od);

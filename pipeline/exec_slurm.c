@@ -398,6 +398,7 @@ static enum vc_status slurm_run(struct session *ss, struct exec_result *res, str
 
 const struct executor_ops exec_slurm_ops = {
     .name = "slurm",
+    .submits = true,
     .summary = "one Slurm job array per phase (sbatch; see `vlmcurate status`)",
     .run = slurm_run,
 };

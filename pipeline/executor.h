@@ -15,6 +15,10 @@
 struct executor_ops {
     const char *name;
     const char *summary; /* one line for `run --help` */
+    /* Queues the tasks elsewhere and returns: the folder's lock is held
+     * shared while it submits (outdir_share), so the run's own tasks are
+     * not refused. */
+    bool submits;
     /* Runs every task not yet committed and FINISH.  The output folder is
      * claimed (and locked) by the caller. */
     enum vc_status (*run)(struct session *ss, struct exec_result *res, struct vc_err *err);

@@ -126,17 +126,24 @@ static enum vc_status claim(const struct spec *s, bool force, struct vc_err *err
 /* An exclusive holder (a run) writes its pid into the lock file, for the
  * refusal message, and empties it when done; shared holders (tasks) leave
  * it empty. */
-static enum vc_status lock(const struct spec *s, struct outdir *od, int mode, struct vc_err *err)
+static enum vc_status lock(const struct spec *s, struct outdir *od, int mode, unsigned wait_ms,
+                           struct vc_err *err)
 {
     char *path = path_join(s->work_dir, ".lock");
     if (!path)
         return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
     enum vc_status rc = VC_OK;
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    int got = fd < 0 ? -1 : flock(fd, mode | LOCK_NB);
+    for (unsigned waited = 0; got != 0 && fd >= 0 && errno == EWOULDBLOCK && waited < wait_ms;
+         waited += 50) {
+        usleep(50 * 1000);
+        got = flock(fd, mode | LOCK_NB);
+    }
     if (fd < 0) {
         rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "cannot create '%s': %s", path,
                         strerror(errno));
-    } else if (flock(fd, mode | LOCK_NB) != 0) {
+    } else if (got != 0) {
         int e = errno;
         char pid[32] = "";
         ssize_t k = e == EWOULDBLOCK ? pread(fd, pid, sizeof pid - 1, 0) : 0;
@@ -168,9 +175,22 @@ enum vc_status outdir_claim(const struct spec *s, bool force, struct outdir *od,
 {
     od->lock_fd = -1;
     VC_TRY(vc_fs_mkdirs(s->work_dir, err));
-    VC_TRY(lock(s, od, LOCK_EX, err));
+    VC_TRY(lock(s, od, LOCK_EX, 0, err));
     od->exclusive = true;
     return claim(s, force, err);
+}
+
+void outdir_share(struct outdir *od)
+{
+    if (od->lock_fd < 0 || !od->exclusive)
+        return;
+    /* Not atomic (flock(2)): for a moment nobody holds the lock, which
+     * only lets a task in early; a `run` arriving then is refused by the
+     * submission's own check of the queue. */
+    int unused = ftruncate(od->lock_fd, 0);
+    (void)unused;
+    if (flock(od->lock_fd, LOCK_SH | LOCK_NB) == 0)
+        od->exclusive = false;
 }
 
 enum vc_status outdir_attach(const struct spec *s, struct outdir *od, struct vc_err *err)
@@ -183,7 +203,10 @@ enum vc_status outdir_attach(const struct spec *s, struct outdir *od, struct vc_
     if (!ok)
         return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
                           "%s holds no run of this spec: start it with vlmcurate run", s->out_dir);
-    return lock(s, od, LOCK_SH, err);
+    /* A Slurm submission holds the lock exclusively for the milliseconds
+     * of its claim (then shared, outdir_share): a task started meanwhile
+     * waits that out instead of failing. */
+    return lock(s, od, LOCK_SH, OUTDIR_ATTACH_WAIT_MS, err);
 }
 
 void outdir_release(struct outdir *od)

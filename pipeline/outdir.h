@@ -35,6 +35,14 @@ struct outdir {
  * outdir_release, also after a failure. */
 enum vc_status outdir_claim(const struct spec *s, bool force, struct outdir *od,
                             struct vc_err *err);
+/* Turns a claim's exclusive lock shared: an executor that only submits
+ * the tasks (exec_slurm.h) lets them start while it submits. */
+void outdir_share(struct outdir *od);
+
+/* How long a task waits for an exclusive holder before it is refused: a
+ * submission's claim lasts milliseconds; a local `run` much longer. */
+#define OUTDIR_ATTACH_WAIT_MS 3000
+
 /* For one task of a run (vlmcurate task): a shared lock, so tasks run
  * side by side while a `run` on the folder is refused, and the check that
  * the folder was claimed for this spec.  VC_EUSAGE when it was not, or

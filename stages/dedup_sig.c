@@ -318,13 +318,14 @@ enum vc_status dedup_merge(struct dedup_run *runs, size_t n_runs, size_t mem_byt
 
 void dedup_sig_sort(struct dedup_sig *v, size_t n)
 {
-    qsort(v, n, sizeof *v, sig_qsort_cmp);
+    if (n > 1) /* v may be NULL when empty, which qsort does not allow */
+        qsort(v, n, sizeof *v, sig_qsort_cmp);
 }
 
 enum vc_status dedup_sig_put_run(const char *path, struct dedup_sig *v, size_t n,
                                  struct dedup_run *out, struct vc_err *err)
 {
-    qsort(v, n, sizeof *v, sig_qsort_cmp);
+    dedup_sig_sort(v, n);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     bool ok = fd >= 0 && vc_fs_write_all(fd, v, n * sizeof *v);
     if (fd >= 0 && close(fd) != 0)

@@ -8,6 +8,10 @@ entry, picked by VC_SLURM_FAULT:
   oom            every task under --mem 60M: r0-map task 2 decodes 108 MB
                  images and is killed by Slurm's memory polling
                  (OverMemoryKill; no cgroups here)
+  missing_input  c.tar (unit 3) renamed away after the submission: the spec
+                 load of `run` checks inputs, a task's does not, so r0-map
+                 task 3 alone fails, its log naming c.tar; back in place
+                 before the rerun
 
 Unit 2 (source b) holds three 6000x6000 PNGs made here with zlib, which
 the img_decodes filter decodes into memory (108 MB each) and write resizes
@@ -32,8 +36,9 @@ import pipeline_e2e as pe  # noqa: E402
 import vctest  # noqa: E402
 
 FAULT = os.environ.get("VC_SLURM_FAULT", "")
-if FAULT not in ("map_cancel", "write_cancel", "kill9", "oom"):
-    raise SystemExit("VC_SLURM_FAULT must be map_cancel, write_cancel, kill9 or oom")
+FAULTS = ("map_cancel", "write_cancel", "kill9", "oom", "missing_input")
+if FAULT not in FAULTS:
+    raise SystemExit("VC_SLURM_FAULT must be one of %s" % ", ".join(FAULTS))
 args = vctest.parse_args()
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts",
                       "slurm-local.sh")
@@ -81,10 +86,11 @@ out = os.path.join(args.tmp, "out")
 logs = os.path.join(out, "_work", "slurm", "logs")
 
 
-def run_slurm(mem):
+def run_slurm(mem, extra=()):
     return subprocess.run([args.bin, "run", spec_path, "--out", out, "--executor", "slurm",
                            "--partition", "debug", "--mem", mem, "--cpus-per-task", "1",
-                           "--max-running", "1"], capture_output=True, text=True, env=env)
+                           "--max-running", "1"] + list(extra), capture_output=True, text=True,
+                          env=env)
 
 
 def queue():
@@ -147,11 +153,19 @@ if r.returncode != 0:
     sys.exit(77 if r.returncode == 77 else 1)
 try:
     t0 = time.time()
-    s = run_slurm("60M" if FAULT == "oom" else "1G")
+    c_tar = os.path.join(args.tmp, "c.tar")
+    # --begin holds the jobs until the file is gone.
+    s = run_slurm("60M" if FAULT == "oom" else "1G",
+                  ["--sbatch-line", "--begin=now+3"] if FAULT == "missing_input" else [])
     vctest.expect(s.returncode == 0, "submitted: %s" % s.stderr[-2000:])
-    phase, index = ("write", 2) if FAULT == "write_cancel" else ("r0-map", 2)
+    if FAULT == "missing_input":
+        os.rename(c_tar, c_tar + ".away")
+    phase, index = {"write_cancel": ("write", 2), "missing_input": ("r0-map", 3)}.get(
+        FAULT, ("r0-map", 2))
     job = wait_start(phase, index, limit=60)
-    if FAULT in ("map_cancel", "write_cancel"):
+    if FAULT == "missing_input":
+        want = r"failed %s %d: \S+ \(job %s, it ran and committed nothing" % (phase, index, job)
+    elif FAULT in ("map_cancel", "write_cancel"):
         # Still running: the task decodes 108 MB images for seconds.
         vctest.expect(any(line.split()[:1] == [job] and line.endswith(" R") for line in queue()),
                       "%s %d runs when cancelled: %s" % (phase, index, queue()))
@@ -168,6 +182,9 @@ try:
     vctest.expect(re.search(want, st) and log in st,
                   "status names %s %d, its log and why (%s)\n%s\n%s" % (phase, index, want, st,
                                                                       log_text()))
+    if FAULT == "missing_input":
+        vctest.expect("c.tar" in open(log).read(), "the task's log names c.tar")
+        os.rename(c_tar + ".away", c_tar)
     n = 4 if phase == "r0-map" else 5
     vctest.expect(re.search(r"^slurm %s\s+%d done, 0 running, 0 pending, [01] failed, [01] "
                             r"cancelled, 0 not submitted" % (phase, n - 1), st, re.M),
