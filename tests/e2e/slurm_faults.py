@@ -33,6 +33,7 @@ import zlib
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
 import pipeline_e2e as pe  # noqa: E402
+import slurm_e2e as se  # noqa: E402
 import vctest  # noqa: E402
 
 FAULT = os.environ.get("VC_SLURM_FAULT", "")
@@ -40,8 +41,6 @@ FAULTS = ("map_cancel", "write_cancel", "kill9", "oom", "missing_input")
 if FAULT not in FAULTS:
     raise SystemExit("VC_SLURM_FAULT must be one of %s" % ", ".join(FAULTS))
 args = vctest.parse_args()
-SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts",
-                      "slurm-local.sh")
 
 
 def big_png(side):
@@ -56,17 +55,7 @@ def big_png(side):
 
 
 BIG = big_png(6000)
-N = {"a0": 5, "a1": 5, "b": 6, "c": 4}
-for name, n in N.items():
-    members = []
-    for i in range(n):
-        key = "%s_%03d" % (name, i)
-        caption = (b"word" if i % 3 == 0 and name != "b"
-                   else ("a caption for %s %d" % (name, i)).encode())
-        image = BIG if name == "b" and i < 3 else vctest.png_bytes(12, 12, i + 7 * len(members))
-        members += [(key + ".png", image), (key + ".txt", caption)]
-    with open(os.path.join(args.tmp, name + ".tar"), "wb") as f:
-        f.write(pe.tar_bytes(members))
+se.make_inputs(args.tmp, lambda name, i: BIG if name == "b" and i < 3 else None)
 
 spec = {"sources": [{"name": "a", "type": "webdataset", "urls": "a{0..1}.tar"},
                     {"name": "b", "type": "webdataset", "urls": "b.tar"},
@@ -80,8 +69,8 @@ spec_path = pe.write_spec(os.path.join(args.tmp, "spec.json"), spec)
 ref = os.path.join(args.tmp, "ref")
 pe.run_spec(args, spec_path, ref, threads=2)
 
-cluster = os.path.join(args.tmp, "cluster")
-env = dict(os.environ, SLURM_CONF=os.path.join(cluster, "slurm.conf"))
+cluster = se.Cluster(args, os.path.join(args.tmp, "cluster"))
+env = cluster.env
 out = os.path.join(args.tmp, "out")
 logs = os.path.join(out, "_work", "slurm", "logs")
 
@@ -93,20 +82,11 @@ def run_slurm(mem, extra=()):
                           env=env)
 
 
-def queue():
-    r = subprocess.run(["squeue", "-h", "-r", "-o", "%i %j %t"], capture_output=True,
-                       text=True, env=env)
-    return r.stdout.split("\n") if r.stdout.strip() else []
+queue = cluster.queue
 
 
 def wait_done(limit=50):
-    """Until nothing is queued; True when run.json was written."""
-    t0 = time.time()
-    while time.time() - t0 < limit:
-        if not queue():
-            return os.path.exists(os.path.join(out, "run.json"))
-        time.sleep(0.3)
-    raise SystemExit("FAILED: jobs still queued after %ds: %s" % (limit, queue()))
+    return cluster.wait_done(out, limit)
 
 
 def wait_start(phase, index, limit=40):
@@ -139,18 +119,14 @@ def task_pid(phase, index, limit=10):
 
 
 def status():
-    return vctest.run(args, ["status", out], check=False, env=env).stdout
+    return cluster.status(out)
 
 
 def log_text():
-    return "".join("== %s\n%s" % (n, open(os.path.join(logs, n)).read())
-                   for n in sorted(os.listdir(logs))) if os.path.isdir(logs) else ""
+    return se.task_logs(out)
 
 
-r = subprocess.run(["bash", SCRIPT, "start", cluster, "2"], capture_output=True, text=True)
-if r.returncode != 0:
-    print(r.stderr)
-    sys.exit(77 if r.returncode == 77 else 1)
+cluster.start()
 try:
     t0 = time.time()
     c_tar = os.path.join(args.tmp, "c.tar")
@@ -202,12 +178,11 @@ try:
     vctest.expect(wait_done(), "the rerun completes\n" + log_text() + status())
     pe.compare_trees(ref, out, "%s + rerun vs --threads 2" % FAULT)
     seen = sorted((e["file"], e["index"]) for e in pe.ledger(out))
-    want_seen = sorted((name + ".tar", i) for name, n in N.items() for i in range(n))
-    vctest.expect(seen == want_seen, "every input sample once in the ledger (%d)" % len(seen))
+    vctest.expect(seen == se.every_input_sample(), "every input sample once in the ledger (%d)" % len(seen))
     st = status()
     vctest.expect("complete" in st and re.search(r"^slurm r0-map\s+4 done, .*samples/s", st, re.M),
                   "status: complete, with rates\n" + st)
     print("%s: %.1f s" % (FAULT, time.time() - t0))
 finally:
-    subprocess.run(["bash", SCRIPT, "stop", cluster], capture_output=True)
+    cluster.stop()
 print("PASS")

@@ -23,25 +23,14 @@ import os
 import re
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
 import pipeline_e2e as pe  # noqa: E402
+import slurm_e2e as se  # noqa: E402
 import vctest  # noqa: E402
 
 args = vctest.parse_args()
-SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts",
-                      "slurm-local.sh")
-N = {"a0": 5, "a1": 5, "b": 6, "c": 4}
-for name, n in N.items():
-    members = []
-    for i in range(n):
-        key = "%s_%03d" % (name, i)
-        caption = b"word" if i % 3 == 0 else ("a caption for %s %d" % (name, i)).encode()
-        members += [(key + ".png", vctest.png_bytes(12, 12, i + 7 * len(members))),
-                    (key + ".txt", caption)]
-    with open(os.path.join(args.tmp, name + ".tar"), "wb") as f:
-        f.write(pe.tar_bytes(members))
+se.make_inputs(args.tmp)
 
 spec = {"sources": [{"name": "a", "type": "webdataset", "urls": "a{0..1}.tar"},
                     {"name": "b", "type": "webdataset", "urls": "b.tar"},
@@ -57,8 +46,8 @@ spec_path = pe.write_spec(os.path.join(args.tmp, "spec.json"), spec)
 ref = os.path.join(args.tmp, "ref")
 pe.run_spec(args, spec_path, ref, threads=2)
 
-cluster = os.path.join(args.tmp, "cluster")
-env = dict(os.environ, SLURM_CONF=os.path.join(cluster, "slurm.conf"))
+cluster = se.Cluster(args, os.path.join(args.tmp, "cluster"))
+env = cluster.env
 OPTS = ["--executor", "slurm", "--partition", "debug", "--mem", "300M", "--cpus-per-task", "1",
         "--time", "10:00", "--max-running", "1", "--sbatch-line", "--comment=vc-test"]
 
@@ -68,36 +57,9 @@ def run_slurm(out, extra=()):
                           capture_output=True, text=True, env=env)
 
 
-def queue():
-    r = subprocess.run(["squeue", "-h", "-r", "-o", "%i %j %t"], capture_output=True,
-                       text=True, env=env)
-    return r.stdout.split("\n") if r.stdout.strip() else []
-
-
-def wait_done(out, limit=60):
-    """Until nothing is queued; True when run.json was written."""
-    t0 = time.time()
-    while time.time() - t0 < limit:
-        if not queue():
-            return os.path.exists(os.path.join(out, "run.json"))
-        time.sleep(0.3)
-    raise SystemExit("FAILED: jobs still queued after %ds: %s" % (limit, queue()))
-
-
-def status(out):
-    return vctest.run(args, ["status", out], check=False, env=env).stdout
-
-
-def task_log(out):
-    logs = os.path.join(out, "_work", "slurm", "logs")
-    return "".join("== %s\n%s" % (n, open(os.path.join(logs, n)).read())
-                   for n in sorted(os.listdir(logs))) if os.path.isdir(logs) else ""
-
-
-r = subprocess.run(["bash", SCRIPT, "start", cluster, "2"], capture_output=True, text=True)
-if r.returncode != 0:
-    print(r.stderr)
-    sys.exit(77 if r.returncode == 77 else 1)
+queue, wait_done, status = cluster.queue, cluster.wait_done, cluster.status
+task_log = se.task_logs
+cluster.start()
 try:
     nodes = subprocess.run(["sinfo", "-h", "-N", "-o", "%N"], capture_output=True, text=True,
                            env=env).stdout.split()
@@ -176,9 +138,9 @@ try:
     vctest.expect(wait_done(fault), "the rerun completes\n" + task_log(fault))
     pe.compare_trees(ref, fault, "cancelled + rerun vs --threads 2")
     seen = [(e["file"], e["index"]) for e in pe.ledger(fault)]
-    want = sorted((name + ".tar", i) for name, n in N.items() for i in range(n))
+    want = se.every_input_sample()
     vctest.expect(sorted(seen) == want, "every input sample once in the ledger (%d)" % len(seen))
 
 finally:
-    subprocess.run(["bash", SCRIPT, "stop", cluster], capture_output=True)
+    cluster.stop()
 print("PASS")
