@@ -21,7 +21,7 @@ PACKAGES=(
   libtesseract-dev tesseract-ocr-eng     # the ocr stage's Tesseract backend
   libpoppler-glib-dev libcairo2-dev      # the pdf source renders pages
   poppler-utils         # pdftotext: the OCR tests' ground truth
-  shared-mime-info      # its spec PDF: real pages for the OCR tests
+  shared-mime-info libtasn1-doc  # their PDFs (a spec, a manual): real pages for the OCR tests
   slurm-wlm munge       # tests/e2e/test_slurm.py runs a local Slurm (scripts/slurm-local.sh)
   clang libomp-dev      # the clang build (scripts/test.sh) and libFuzzer (scripts/fuzz.sh)
 )

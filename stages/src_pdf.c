@@ -164,7 +164,11 @@ static enum vc_status render(struct pdf_cursor *c, PopplerPage *page, double w_p
                              struct vc_err *err)
 {
     const double scale = c->src->dpi / PDF_POINTS_PER_INCH;
-    const double w = ceil(w_pt * scale), h = ceil(h_pt * scale);
+    /* Multiplied before dividing: 792 pt at 150 dpi is 1650 px exactly,
+     * where 792 * (150 / 72) rounds to 1650.0000000000002 and ceil would
+     * add a blank row. */
+    const double w = ceil(w_pt * c->src->dpi / PDF_POINTS_PER_INCH);
+    const double h = ceil(h_pt * c->src->dpi / PDF_POINTS_PER_INCH);
     if (!(w >= 1 && h >= 1) || w > (double)c->src->max_side || h > (double)c->src->max_side ||
         w * h > (double)c->src->max_pixels)
         return vc_err_set(err, VC_ESAMPLE, VC_REASON_image_too_large,

@@ -188,6 +188,13 @@ static void captions(const struct opts *o, int batch, uint8_t **png, size_t *png
              "\"compute\": \"%s\", \"max_new_tokens\": %d, \"batch\": %d, "
              "\"image_splitting\": false}], \"output\": {\"prefix\": \"b\"}}",
              o->model, o->bf16 ? "bf16" : "f32", o->max_new, batch);
+    /* Untimed: the first pass over mmapped weights pays their page faults,
+     * which would count against whichever path ran first. */
+    struct idf2_request warm = reqs[0];
+    warm.gen.max_new_tokens = 1;
+    if (idf2_ctx_generate(ctx, &warm, 1, res, &err) < 0 || res[0].status < 0)
+        die("warm-up", res[0].status < 0 ? &res[0].err : &err);
+    idf2_result_release(&res[0]);
     /* Interleaved, best of reps each: a busy machine slows whichever path
      * it happens to hit, the minimum is what the path costs. */
     double direct = 1e300, stage = 1e300;
