@@ -1,11 +1,12 @@
 """kill -9 while the caption stage is captioning a unit, then the same
 command again: the output is byte-identical to an uninterrupted run, and no
-caption is computed twice.  The count comes from the unit's result cache
-(OUT/_work/caption-*.cache, one line per caption computed, appended and
-fsynced per batch): the lines committed before the kill are still there,
-unchanged, and after the resume the file holds exactly one line per
-sample (a caption the killed run finished but had not committed, the batch
-in flight, is the only work done twice and is not a line twice)."""
+caption is computed twice beyond the batch in flight.  The count comes
+from the unit's result cache (OUT/_work/caption-*.cache, one line per
+caption computed, appended and fsynced as the engine finishes each): the
+lines committed before the kill are still there, unchanged, and after the
+resume the file holds exactly one line per sample, so the resumed run
+computed exactly the captions not committed; only the requests in the
+engine's 4 slots at the kill were computed twice."""
 import glob
 import json
 import os
