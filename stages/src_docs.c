@@ -208,21 +208,8 @@ static enum vc_status docs_open(void *state, const struct source_unit *u, void *
 static enum vc_status check_lists(const struct src_docs *d, cJSON *texts, cJSON *images,
                                   struct vc_err *err)
 {
-    if (!cJSON_IsArray(texts) || !cJSON_IsArray(images) ||
-        cJSON_GetArraySize(texts) != cJSON_GetArraySize(images))
-        return vc_err_set(err, VC_ESAMPLE, VC_REASON_json_invalid,
-                          "'texts' and 'images' must be lists of the same length");
-    int pos = 0;
-    for (cJSON *t = texts->child, *im = images->child; t; t = t->next, im = im->next, pos++) {
-        if (!(cJSON_IsString(t) || cJSON_IsNull(t)) || !(cJSON_IsString(im) || cJSON_IsNull(im)))
-            return vc_err_set(err, VC_ESAMPLE, VC_REASON_json_invalid,
-                              "'texts' and 'images' entries must be strings or null");
-        /* OBELICS: each position is a text or an image, never both or
-         * neither; anything else cannot be laid out as a sequence. */
-        if (cJSON_IsString(t) == cJSON_IsString(im))
-            return vc_err_set(err, VC_ESAMPLE, VC_REASON_json_invalid, "position %d holds %s", pos,
-                              cJSON_IsString(t) ? "both a text and an image"
-                                                : "neither a text nor an image");
+    VC_TRY(src_doc_positions(texts, images, err));
+    for (cJSON *t = texts->child, *im = images->child; t; t = t->next, im = im->next) {
         if (cJSON_IsString(t) && strlen(t->valuestring) > d->max_text)
             return vc_err_set(err, VC_ESAMPLE, VC_REASON_field_too_long,
                               "a text of %zu bytes, the limit is %llu", strlen(t->valuestring),

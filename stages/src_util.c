@@ -259,6 +259,25 @@ static size_t json_depth(const char *text, size_t n)
     return max;
 }
 
+enum vc_status src_doc_positions(const cJSON *texts, const cJSON *images, struct vc_err *err)
+{
+    if (!cJSON_IsArray(texts) || !cJSON_IsArray(images) ||
+        cJSON_GetArraySize(texts) != cJSON_GetArraySize(images))
+        return vc_err_set(err, VC_ESAMPLE, VC_REASON_json_invalid,
+                          "'texts' and 'images' must be lists of the same length");
+    int pos = 0;
+    for (const cJSON *t = texts->child, *im = images->child; t; t = t->next, im = im->next, pos++) {
+        if (!(cJSON_IsString(t) || cJSON_IsNull(t)) || !(cJSON_IsString(im) || cJSON_IsNull(im)))
+            return vc_err_set(err, VC_ESAMPLE, VC_REASON_json_invalid,
+                              "'texts' and 'images' entries must be strings or null");
+        if (cJSON_IsString(t) == cJSON_IsString(im))
+            return vc_err_set(err, VC_ESAMPLE, VC_REASON_json_invalid, "position %d holds %s", pos,
+                              cJSON_IsString(t) ? "both a text and an image"
+                                                : "neither a text nor an image");
+    }
+    return VC_OK;
+}
+
 enum vc_status src_json_object(const char *text, size_t n, cJSON **out, struct vc_err *err)
 {
     *out = cJSON_ParseWithLength(text, n);

@@ -49,6 +49,13 @@ enum vc_status src_check_path(const char *path, bool want_dir, struct vc_err *er
 enum vc_status src_check_spec_paths(const char *list_key, const char *list, const char *images_dir,
                                     const struct stage_ctx *ctx, struct vc_err *err);
 
+/* An OBELICS document's positions: `texts` and `images` lists of one
+ * length, entries strings or null, each position exactly one of a text
+ * and an image (anything else cannot be laid out as a sequence).
+ * VC_ESAMPLE json_invalid naming the position. */
+enum vc_status src_doc_positions(const struct cJSON *texts, const struct cJSON *images,
+                                 struct vc_err *err);
+
 /* Parses a record or field that must be a JSON object into *out (owned,
  * NULL on failure).  VC_ESAMPLE json_invalid saying why: not valid JSON,
  * an array or scalar instead of an object, or nested deeper than cJSON's

@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
+#include <string.h>
 
 struct src_wds {
     struct source_unit *units;
@@ -71,9 +72,36 @@ static enum vc_status wds_open(void *state, const struct source_unit *u, void **
     return VC_OK;
 }
 
+/* A document in webdataset form (a json holding "texts" and "images"): its
+ * positions pass the documents source's check, and each image entry names
+ * a field of the sample, so what is written lays out as a sequence. */
+static enum vc_status check_document(const struct sample *s, struct vc_err *err)
+{
+    const struct sample_field *jf = sample_field_get(s, "json");
+    /* Most samples are pairs: no parse unless the json may be a document. */
+    if (!jf || !memmem(jf->data, jf->size, "\"images\"", 8))
+        return VC_OK;
+    cJSON *j = cJSON_ParseWithLength((const char *)jf->data, jf->size);
+    const cJSON *texts = cJSON_GetObjectItemCaseSensitive(j, "texts");
+    const cJSON *images = cJSON_GetObjectItemCaseSensitive(j, "images");
+    enum vc_status rc = VC_OK;
+    if (texts && images)
+        rc = src_doc_positions(texts, images, err);
+    int pos = 0;
+    for (const cJSON *im = images ? images->child : NULL; rc == VC_OK && texts && im;
+         im = im->next, pos++)
+        if (cJSON_IsString(im) && !sample_field_get(s, im->valuestring))
+            rc = vc_err_set(err, VC_ESAMPLE, VC_REASON_missing_image,
+                            "position %d names image '%s', which the sample lacks", pos,
+                            im->valuestring);
+    cJSON_Delete(j);
+    return rc;
+}
+
 static enum vc_status wds_next(void *cursor, struct sample *s, struct vc_err *err)
 {
-    return wds_reader_next(cursor, s, err);
+    enum vc_status rc = wds_reader_next(cursor, s, err);
+    return rc == VC_OK ? check_document(s, err) : rc;
 }
 
 static void wds_close(void *cursor)

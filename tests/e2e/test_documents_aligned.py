@@ -100,4 +100,37 @@ for key, want_srcs in (("gaps", ["http://a/p0", "http://a/p1"]), ("filtered", ["
     vctest.expect(members == names, "%s: image members %s" % (key, members))
     for name, (im, _) in zip(names, pairs):
         Image.open(io.BytesIO(fields[name])).load()
+
+# The same rules for documents in webdataset form (a json holding texts and
+# images, each image a member of the sample), made with Python's tarfile:
+# a malformed position or an image entry naming no member is an error at
+# read, never written.
+png = open(os.path.join(data, "img", "p0.png"), "rb").read()
+wds_docs = [
+    ("ok", {"texts": ["a", None], "images": [None, "0.png"]}, {"0.png": png}),
+    ("both", {"texts": ["a", "b"], "images": [None, "0.png"]}, {"0.png": png}),
+    ("neither", {"texts": ["a", None], "images": [None, None]}, {}),
+    ("lengths", {"texts": ["a", None, "c"], "images": [None, "0.png"]}, {"0.png": png}),
+    ("dangling", {"texts": ["a", None], "images": [None, "1.png"]}, {"0.png": png}),
+]
+import tarfile  # noqa: E402
+with tarfile.open(os.path.join(data, "docs.tar"), "w", format=tarfile.PAX_FORMAT) as tf:
+    for key, doc, members in wds_docs:
+        for field, value in [("json", json.dumps(doc).encode())] + list(members.items()):
+            info = tarfile.TarInfo("%s.%s" % (key, field))
+            info.size = len(value)
+            tf.addfile(info, io.BytesIO(value))
+spec = {"sources": [{"name": "w", "type": "webdataset", "urls": "docs.tar"}],
+        "stages": [], "output": {"prefix": "wdoc"}}
+out = os.path.join(args.tmp, "out-wds")
+pe.run_spec(args, pe.write_spec(os.path.join(data, "spec-wds.json"), spec), out)
+led = {e["key"]: e for e in pe.ledger(out)}
+want = {"ok": ("written", None), "both": ("error", "json_invalid"),
+        "neither": ("error", "json_invalid"), "lengths": ("error", "json_invalid"),
+        "dangling": ("error", "missing_image")}
+vctest.expect({k: (e["state"], e.get("reason")) for k, e in led.items()} == want,
+              "webdataset documents: malformed ones are errors with their reason: %s" %
+              {k: (e["state"], e.get("reason"), e.get("message")) for k, e in led.items()})
+vctest.expect("position 1" in led["both"]["message"] and "1.png" in led["dangling"]["message"],
+              "the messages name the position and the missing member")
 print("all checks passed")
