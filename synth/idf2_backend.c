@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/vc_mem.h"
+#include "synth/idf2_cpu_avx2.h"
 #include "synth/idf2_cpu_avx512.h"
 #include "synth/idf2_kernels.h"
 #include "synth/idf2_ref.h"
@@ -29,6 +30,7 @@ static const struct {
 } rows[] = {
     { IDF2_BACKEND_REF, &idf2_ref_ops, always },
     { IDF2_BACKEND_VEC, &idf2_vec_ops, always },
+    { IDF2_BACKEND_AVX2, &idf2_avx2_ops, idf2_avx2_usable },
     { IDF2_BACKEND_AVX512, &idf2_avx512_ops, idf2_avx512_usable },
     { IDF2_BACKEND_AVX512_BF16, &idf2_avx512bf16_ops, idf2_avx512_usable },
 };

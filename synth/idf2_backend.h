@@ -9,6 +9,9 @@
  *          compare against.  Always available.
  *   "vec"  portable float32 kernels (GCC vector extensions, 8 lanes; what
  *          -march makes of them): idf2_kernels.c.
+ *   "avx2" AVX2 + FMA matmul for f32 and bf16 weights in register tiles:
+ *          idf2_cpu_avx2.c; chosen when the CPU has AVX2/FMA and no
+ *          AVX-512 BF16.
  *   "avx512" AVX-512 BF16/VNNI matmul for bf16, Q8_0 and Q4_0 weights and tiled
  *          (flash-style) non-causal attention: idf2_cpu_avx512.c; chosen
  *          when the CPU has AVX-512 F/BW/VL/BF16/VNNI.
@@ -211,6 +214,7 @@ enum idf2_backend_id {
     IDF2_BACKEND_AUTO = 0, /* the fastest exact row this CPU runs */
     IDF2_BACKEND_REF,
     IDF2_BACKEND_VEC,
+    IDF2_BACKEND_AVX2,        /* AVX2 + FMA: synth/idf2_cpu_avx2.c */
     IDF2_BACKEND_AVX512,      /* AVX-512 BF16/VNNI: synth/idf2_cpu_avx512.c */
     IDF2_BACKEND_AVX512_BF16, /* the same, bf16 activations (approximate) */
     IDF2_BACKEND_FAST,        /* the fastest row, approximate ones included */

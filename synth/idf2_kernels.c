@@ -216,6 +216,9 @@ static size_t mm_rows_per_block(size_t K)
 
 static size_t vec_matmul_ws(size_t n, const struct idf2_w *w, int nt)
 {
+    /* The block formats run the inherited reference matmul. */
+    if (w->fmt != IDF2_WF_F32 && w->fmt != IDF2_WF_BF16)
+        return idf2_ref_ops.matmul_ws(n, w, nt);
     if (w->fmt != IDF2_WF_BF16 || n <= MM_DIRECT_ROWS)
         return 0;
     return (size_t)nt * mm_rows_per_block((size_t)w->cols) * (size_t)w->cols * sizeof(float);
