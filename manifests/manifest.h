@@ -12,9 +12,10 @@
  *   round    rR-plan.json: a global stage's decisions (records dropped,
  *            with unit, index, key, state, stage, reason and the kept
  *            duplicate's unit and index), shard sizing and its report;
- *   slice    plan-shard-NNNNNN.json: what one output shard holds, in order
- *            (unit, index, spill offset and length, source, output key): a
- *            REDUCE task reads its slice and nothing else of the plan;
+ *   slice    what one output shard holds, in order (unit, index, spill
+ *            offset and length, source, output key), part k of the indexed
+ *            file plan-slices.bin (pipeline/spill.h): a REDUCE task reads
+ *            its slice and nothing else of the plan;
  *   plan     plan.json: the PLAN commit: shard cuts and the run's report;
  *   shard    PREFIX-NNNNNN.json beside each shard: counts, bytes, sha256.
  *

@@ -10,6 +10,7 @@
 #include "manifests/commit.h"
 #include "manifests/manifest.h"
 #include "outdir.h"
+#include "phase_map.h"
 #include "phase_plan.h"
 #include "phase_reduce.h"
 #include "stages/wds_write.h"
@@ -99,15 +100,15 @@ static enum vc_status load_plan(struct finish *fi, struct vc_err *err)
     if (!fi->slices || !fi->shards || !fi->pos || !fi->by_id)
         return oom(err);
     for (size_t k = 0; k < fi->n_shards; k++) {
-        char *slice = session_work_path(ss, "plan-shard-%06zu.json", k);
+        char slice[64];
+        snprintf(slice, sizeof slice, "shard %zu's slice", k);
         char *man = phase_reduce_manifest_path(ss, k);
         struct manifest_slot *slots = NULL;
         size_t ns = 0;
-        enum vc_status rc = slice && man ? VC_OK : oom(err);
-        if (rc == VC_OK && (!commit_valid(slice, ss->spec->hash, &fi->slices[k]) ||
-                            !commit_valid(man, ss->spec->hash, &fi->shards[k])))
+        enum vc_status rc = man ? phase_plan_slice(ss, k, &fi->slices[k], err) : oom(err);
+        if (rc == VC_OK && !commit_valid(man, ss->spec->hash, &fi->shards[k]))
             rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error,
-                            "shard %zu: its slice or manifest is missing", k);
+                            "shard %zu: its manifest is missing", k);
         if (rc == VC_OK)
             rc = manifest_slice_slots(fi->slices[k], slice, &slots, &ns, err);
         if (rc == VC_OK && ns != fi->starts[k + 1] - fi->starts[k])
@@ -116,7 +117,6 @@ static enum vc_status load_plan(struct finish *fi, struct vc_err *err)
             fi->pos[fi->starts[k] + i] =
                 (struct place){ slots[i].unit, slots[i].index, slots[i].key };
         free(slots);
-        free(slice);
         free(man);
         VC_TRY(rc);
     }
@@ -471,6 +471,11 @@ enum vc_status phase_finish(struct session *ss, struct exec_result *res, struct 
     res->seconds_finish = (double)(progress_now_ns() - t0) / 1e9;
     if (rc == VC_OK)
         rc = write_run_json(&fi, err);
+    /* Earlier rounds' spills a crash left between a MAP task's commit and
+     * its deleting them; the last round's stay with the shards' inputs. */
+    for (size_t r = 0; rc == VC_OK && r + 1 < ss->n_rounds; r++)
+        for (size_t u = 0; u < ss->n_units; u++)
+            phase_map_drop_spill(ss, r, u);
     finish_free(&fi);
     return rc;
 }

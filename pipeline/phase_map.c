@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Field names longer than this do not fit a 100-byte member name next to
  * a key of PLAN_MAX_KEY bytes and its dot. */
@@ -396,7 +397,7 @@ static enum vc_status open_input(struct map_task *t, struct vc_err *err)
         rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s is missing or names another spec",
                         man);
     if (rc == VC_OK)
-        rc = spill_alive_read(alive, t->unit, &t->alive, &t->n_alive, err);
+        rc = spill_index_read(alive, t->unit, &t->alive, &t->n_alive, err);
     if (rc == VC_OK)
         rc = spill_reader_open(&t->in, bin, err);
     if (rc == VC_OK) {
@@ -459,7 +460,11 @@ bool phase_map_done(const struct session *ss, size_t round, size_t unit)
 {
     char *man = session_work_path(ss, "r%zu-map-%06zu.json", round, unit);
     char *bin = session_work_path(ss, "r%zu-map-%06zu.bin", round, unit);
-    bool ok = man && bin && vc_fs_exists(bin) && commit_valid(man, ss->spec->hash, NULL);
+    /* A spill is needed until the unit's next round is done (the last
+     * round's, by REDUCE, always): without it the unit is redone. */
+    bool ok =
+        man && bin && commit_valid(man, ss->spec->hash, NULL) &&
+        (vc_fs_exists(bin) || (round + 1 < ss->n_rounds && phase_map_done(ss, round + 1, unit)));
     free(man);
     free(bin);
     return ok;
@@ -550,8 +555,20 @@ enum vc_status phase_map_unit(struct session *ss, size_t round, size_t unit, str
         rc = manifest_unit_set_input(t.doc, t.n_input, err);
     if (rc == VC_OK)
         rc = commit_write_json(man, t.doc, false, err);
+    /* The previous round's spill of this unit has no reader left once this
+     * task is committed (phase_map_done counts it as done without it). */
+    if (rc == VC_OK && round > 0)
+        phase_map_drop_spill(ss, round - 1, unit);
     map_task_free(&t);
     free(bin);
     free(man);
     return rc;
+}
+
+void phase_map_drop_spill(const struct session *ss, size_t round, size_t unit)
+{
+    char *bin = session_work_path(ss, "r%zu-map-%06zu.bin", round, unit);
+    if (bin)
+        unlink(bin); /* best effort: FINISH tries again */
+    free(bin);
 }

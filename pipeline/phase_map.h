@@ -1,6 +1,8 @@
 /* phase_map: one MAP task = one input unit in one round (session.h), run
  * alone by any executor.  The unit's outputs are OUT/_work/rR-map-UUUUUU.bin
- * (its spill) and .json (its manifest, the commit marker, written last). */
+ * (its spill) and .json (its manifest, the commit marker, written last).
+ * A task of round R > 0 deletes the unit's round R-1 spill once it is
+ * committed, so the spills of all rounds are not kept at once. */
 #ifndef VC_PIPELINE_PHASE_MAP_H
 #define VC_PIPELINE_PHASE_MAP_H
 
@@ -12,8 +14,13 @@
 
 struct arena;
 
-/* The task's commit marker and spill exist and name this spec. */
+/* The task's commit marker names this spec and its spill exists, or the
+ * unit's next round is done (that round's task deleted the spill, having
+ * read it). */
 bool phase_map_done(const struct session *ss, size_t round, size_t unit);
+/* Deletes the unit's spill of `round` (best effort): once the next round
+ * committed the unit, or at FINISH for every round but the last. */
+void phase_map_drop_spill(const struct session *ss, size_t round, size_t unit);
 
 /* The per-worker sample arenas a task of `round` needs (one per batch
  * slot), reused across tasks.  Owned: phase_map_arenas_free; NULL on OOM. */

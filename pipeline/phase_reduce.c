@@ -7,6 +7,7 @@
 #include "core/vc_mem.h"
 #include "manifests/commit.h"
 #include "manifests/manifest.h"
+#include "phase_plan.h"
 #include "spill.h"
 #include "stages/wds_write.h"
 
@@ -93,16 +94,16 @@ enum vc_status phase_reduce_shard(struct session *ss, size_t shard, struct arena
     const char *suffix = wds_compression_suffix(sp->compression);
     char *path = out_path(sp, shard, suffix);
     char *man = phase_reduce_manifest_path(ss, shard);
-    char *slice = session_work_path(ss, "plan-shard-%06zu.json", shard);
+    char slice[64];
+    snprintf(slice, sizeof slice, "shard %zu's slice", shard);
     uint64_t *per_source = calloc(sp->n_sources + 1, sizeof *per_source);
     const char **names = calloc(sp->n_sources + 1, sizeof *names);
     cJSON *sdoc = NULL;
     struct manifest_slot *slots = NULL;
     size_t n = 0;
-    enum vc_status rc = path && man && slice && per_source && names ? VC_OK : oom(err);
-    if (rc == VC_OK && !commit_valid(slice, sp->hash, &sdoc))
-        rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s is missing or names another spec",
-                        slice);
+    enum vc_status rc = path && man && per_source && names ? VC_OK : oom(err);
+    if (rc == VC_OK)
+        rc = phase_plan_slice(ss, shard, &sdoc, err);
     if (rc == VC_OK)
         rc = manifest_slice_slots(sdoc, slice, &slots, &n, err);
     if (rc == VC_OK && n == 0)
@@ -137,6 +138,5 @@ enum vc_status phase_reduce_shard(struct session *ss, size_t shard, struct arena
     free(per_source);
     free(path);
     free(man);
-    free(slice);
     return rc;
 }

@@ -1,5 +1,5 @@
 /* phase_reduce: one REDUCE task = one output shard.  Reads the shard's
- * slice of the plan (OUT/_work/plan-shard-NNNNNN.json) and the spill
+ * slice of the plan (its part of OUT/_work/plan-slices.bin) and the spill
  * records it names, one sample in memory at a time, writes
  * OUT/PREFIX-NNNNNN.tar (temp + rename) and commits it with its manifest
  * OUT/PREFIX-NNNNNN.json, written last. */

@@ -195,23 +195,66 @@ static enum vc_status pread_all(int fd, void *buf, size_t n, uint64_t off, const
     return VC_OK;
 }
 
-enum vc_status spill_alive_write(const char *path, size_t n_units, const size_t *first,
-                                 const uint8_t *alive, struct vc_err *err)
+/* The header: u64 n, then n + 1 u64 part starts. */
+static uint64_t index_head(size_t n)
 {
-    size_t n = first[n_units], size = 8 * (n_units + 2) + n;
-    uint8_t *buf = malloc(size ? size : 1);
-    if (!buf)
+    return 8 * ((uint64_t)n + 2);
+}
+
+enum vc_status spill_index_open(struct spill_index_writer *w, const char *path, size_t n,
+                                struct vc_err *err)
+{
+    memset(w, 0, sizeof *w);
+    w->n = n;
+    if (!(w->start = calloc(n + 1, sizeof *w->start)))
         return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "%s", path);
-    put_le(buf, n_units, 8);
-    for (size_t u = 0; u <= n_units; u++)
-        put_le(buf + 8 * (u + 1), first[u], 8);
-    memcpy(buf + 8 * (n_units + 2), alive, n);
-    enum vc_status rc = vc_fs_write_atomic(path, buf, size, err);
-    free(buf);
+    enum vc_status rc = spill_writer_open(&w->w, path, err);
+    /* The header is written last, at close, once the starts are known. */
+    if (rc == VC_OK && fseeko(w->w.f, (off_t)index_head(n), SEEK_SET) != 0)
+        rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", w->w.tmp, strerror(errno));
+    if (rc != VC_OK) {
+        if (w->w.f)
+            spill_writer_close(&w->w, false, err);
+        free(w->start);
+        w->start = NULL;
+    }
     return rc;
 }
 
-enum vc_status spill_alive_read(const char *path, size_t unit, uint8_t **out, size_t *n,
+enum vc_status spill_index_add(struct spill_index_writer *w, const void *data, size_t len,
+                               struct vc_err *err)
+{
+    if (w->k >= w->n || fwrite(data, 1, len, w->w.f) != len)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", w->w.tmp,
+                          w->k >= w->n ? "more parts than announced" : strerror(errno));
+    w->start[w->k + 1] = w->start[w->k] + len;
+    w->k++;
+    return VC_OK;
+}
+
+enum vc_status spill_index_close(struct spill_index_writer *w, bool ok, struct vc_err *err)
+{
+    enum vc_status rc = VC_OK;
+    if (ok && w->k != w->n)
+        rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %zu of %zu parts", w->w.tmp, w->k,
+                        w->n);
+    uint8_t b[8];
+    bool wrote = rc == VC_OK && ok && fseeko(w->w.f, 0, SEEK_SET) == 0;
+    put_le(b, w->n, 8);
+    wrote = wrote && fwrite(b, 1, 8, w->w.f) == 8;
+    for (size_t i = 0; wrote && i <= w->n; i++) {
+        put_le(b, w->start[i], 8);
+        wrote = fwrite(b, 1, 8, w->w.f) == 8;
+    }
+    if (rc == VC_OK && ok && !wrote)
+        rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", w->w.tmp, strerror(errno));
+    enum vc_status crc = spill_writer_close(&w->w, ok && rc == VC_OK, err);
+    free(w->start);
+    memset(w, 0, sizeof *w);
+    return rc != VC_OK ? rc : crc;
+}
+
+enum vc_status spill_index_read(const char *path, size_t k, uint8_t **out, size_t *n,
                                 struct vc_err *err)
 {
     *out = NULL;
@@ -221,26 +264,39 @@ enum vc_status spill_alive_read(const char *path, size_t unit, uint8_t **out, si
         return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", path, strerror(errno));
     uint8_t hdr[16];
     enum vc_status rc = pread_all(fd, hdr, 8, 0, path, err);
-    size_t n_units = rc == VC_OK ? (size_t)get_le(hdr, 8) : 0;
-    if (rc == VC_OK && unit >= n_units)
-        rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: no unit %zu", path, unit);
+    size_t n_parts = rc == VC_OK ? (size_t)get_le(hdr, 8) : 0;
+    if (rc == VC_OK && k >= n_parts)
+        rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: no part %zu", path, k);
     if (rc == VC_OK)
-        rc = pread_all(fd, hdr, 16, 8 * (unit + 1), path, err);
+        rc = pread_all(fd, hdr, 16, 8 * ((uint64_t)k + 1), path, err);
     uint64_t a = get_le(hdr, 8), b = get_le(hdr + 8, 8);
     if (rc == VC_OK && (b < a || b - a > SIZE_MAX / 2))
-        rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: bad unit range", path);
+        rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: bad part range", path);
     if (rc == VC_OK && !(*out = malloc(b - a + 1)))
         rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "%s", path);
     if (rc == VC_OK)
-        rc = pread_all(fd, *out, (size_t)(b - a), 8 * ((uint64_t)n_units + 2) + a, path, err);
+        rc = pread_all(fd, *out, (size_t)(b - a), index_head(n_parts) + a, path, err);
     close(fd);
     if (rc != VC_OK) {
         free(*out);
         *out = NULL;
         return rc;
     }
+    (*out)[b - a] = 0; /* a part holding text can be parsed in place */
     *n = (size_t)(b - a);
     return VC_OK;
+}
+
+enum vc_status spill_alive_write(const char *path, size_t n_units, const size_t *first,
+                                 const uint8_t *alive, struct vc_err *err)
+{
+    struct spill_index_writer w;
+    VC_TRY(spill_index_open(&w, path, n_units, err));
+    enum vc_status rc = VC_OK;
+    for (size_t u = 0; rc == VC_OK && u < n_units; u++)
+        rc = spill_index_add(&w, alive + first[u], first[u + 1] - first[u], err);
+    enum vc_status crc = spill_index_close(&w, rc == VC_OK, err);
+    return rc != VC_OK ? rc : crc;
 }
 
 #define SPILL_ID_BYTES 12

@@ -9,11 +9,14 @@
  * addressed by (offset, length), both kept in the unit manifest, so a
  * reader seeks straight to the records it needs.
  *
- * Two small files carry a global stage's decisions to the next round:
- * the alive flags (u64 n_units, u64 first record of each unit and the
- * total, then one byte per record: 1 = kept), read by each MAP task for
- * its unit's slice only; and the output order, (u32 unit, u64 index)
- * pairs. */
+ * Indexed files hold n parts, each read alone: u64 n, u64 start[0..n]
+ * (byte offsets into the data; start[n] = its size), then the data, part k
+ * being data[start[k], start[k + 1]).  Written part by part in order, the
+ * header last, one fsync.  Two of them: a global stage's alive flags (one
+ * part per unit, one byte per record: 1 = kept), read by each MAP task of
+ * the next round for its unit only; and the plan's slices (phase_plan.h),
+ * one part per output shard.  The output order a global stage leaves is
+ * (u32 unit, u64 index) pairs. */
 #ifndef VC_PIPELINE_SPILL_H
 #define VC_PIPELINE_SPILL_H
 
@@ -66,14 +69,30 @@ struct spill_id {
     uint64_t index;
 };
 
+struct spill_index_writer {
+    struct spill_writer w;
+    uint64_t *start; /* owned */
+    size_t n, k;     /* parts announced, parts added */
+};
+/* Creates path's temporary file for n parts. */
+enum vc_status spill_index_open(struct spill_index_writer *w, const char *path, size_t n,
+                                struct vc_err *err);
+/* Appends the next part. */
+enum vc_status spill_index_add(struct spill_index_writer *w, const void *data, size_t len,
+                               struct vc_err *err);
+/* ok (every part added): header, fsync, rename onto path; !ok: removes the
+ * temporary file.  Frees the writer in both cases. */
+enum vc_status spill_index_close(struct spill_index_writer *w, bool ok, struct vc_err *err);
+/* Part k: *out owned (free; NUL-terminated past its *n bytes).  VC_EFATAL
+ * naming the file when it is missing, has no part k or is shorter than its
+ * header says. */
+enum vc_status spill_index_read(const char *path, size_t k, uint8_t **out, size_t *n,
+                                struct vc_err *err);
+
 /* Writes the alive file atomically: first[0..n_units] record offsets,
- * alive[0..first[n_units]) flags. */
+ * alive[0..first[n_units]) flags; unit u's flags are part u. */
 enum vc_status spill_alive_write(const char *path, size_t n_units, const size_t *first,
                                  const uint8_t *alive, struct vc_err *err);
-/* Unit `unit`'s flags: *out owned (free), *n of them.  VC_EFATAL naming
- * the file when it is missing or shorter than its header says. */
-enum vc_status spill_alive_read(const char *path, size_t unit, uint8_t **out, size_t *n,
-                                struct vc_err *err);
 enum vc_status spill_order_write(const char *path, const struct spill_id *ids, size_t n,
                                  struct vc_err *err);
 /* *out owned (free). */

@@ -109,5 +109,19 @@ vctest.expect(r.returncode == 0 and "complete" in r.stdout and
               all(p[1] == p[2] for p in phases), "status: complete\n%s" % r.stdout)
 print("%d tasks run" % ran)
 pe.compare_trees(ref, out, "vlmcurate run vs one task at a time")
+# Round 0's spills went once round 1 committed each unit (status above
+# still counts r0-map 4/4); the plan's slices are one indexed file.
+work = sorted(os.listdir(os.path.join(out, "_work")))
+vctest.expect(not [f for f in work if re.match(r"r0-map-\d+\.bin$", f)] and
+              len([f for f in work if re.match(r"r1-map-\d+\.bin$", f)]) == 4 and
+              "plan-slices.bin" in work and not [f for f in work if f.startswith("plan-shard")],
+              "_work keeps the last round's spills and one slices file: %s" % work)
+# A rerun finds everything committed: round 0 is not redone for want of
+# its spills.
+r = cli("run", spec_path, "--out", out, "--threads", "2")
+vctest.expect(r.returncode == 0 and not [f for f in os.listdir(os.path.join(out, "_work"))
+                                         if re.match(r"r0-map-\d+\.bin$", f)],
+              "rerun of a finished run: %s" % r.stderr[-2000:])
+pe.compare_trees(ref, out, "rerun of the finished run")
 vctest.expect(pe.run_json(out)["totals"] == pe.run_json(ref)["totals"], "same totals")
 print("PASS")

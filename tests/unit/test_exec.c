@@ -26,6 +26,7 @@
 #include "pipeline/phase_reduce.h"
 #include "pipeline/session.h"
 #include "pipeline/spec.h"
+#include "pipeline/spill.h"
 
 #include <cjson/cJSON.h>
 #include <omp.h>
@@ -476,7 +477,56 @@ TEST(phases_run_alone)
     spec_free(s);
 }
 
+/* The indexed file the plan's slices and the alive flags live in
+ * (spill.h), byte by byte: u64 n, n + 1 u64 starts, the parts; each part
+ * read alone; a damaged or incomplete file is an error naming it. */
+TEST(indexed_file_parts)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/idx.bin", vc_test_tmpdir());
+    static const char *const parts[] = { "hello", "", "abcd" };
+    struct spill_index_writer w;
+    struct vc_err err = { 0 };
+    CHECK_INT(spill_index_open(&w, path, 3, &err), VC_OK);
+    for (size_t i = 0; i < 3; i++)
+        CHECK_INT(spill_index_add(&w, parts[i], strlen(parts[i]), &err), VC_OK);
+    CHECK_INT(spill_index_close(&w, true, &err), VC_OK);
+    static const uint8_t want[] = { 3, 0,   0,   0,   0,   0,   0,   0,   0,   0,  0, 0, 0,
+                                    0, 0,   0,   5,   0,   0,   0,   0,   0,   0,  0, 5, 0,
+                                    0, 0,   0,   0,   0,   0,   9,   0,   0,   0,  0, 0, 0,
+                                    0, 'h', 'e', 'l', 'l', 'o', 'a', 'b', 'c', 'd' };
+    char *got = NULL;
+    size_t n = 0;
+    CHECK_INT(vc_fs_read_file(path, 1 << 20, &got, &n, &err), VC_OK);
+    CHECK(got && n == sizeof want && !memcmp(got, want, n));
+    for (size_t i = 0; i < 3; i++) {
+        uint8_t *part = NULL;
+        size_t len = 0;
+        CHECK_INT(spill_index_read(path, i, &part, &len, &err), VC_OK);
+        CHECK(part && len == strlen(parts[i]) && !strcmp((char *)part, parts[i]));
+        free(part);
+    }
+    uint8_t *part = NULL;
+    size_t len = 0;
+    CHECK_INT(spill_index_read(path, 3, &part, &len, &err), VC_EFATAL);
+    CHECK(strstr(err.msg, "no part 3") != NULL);
+    CHECK(truncate(path, (off_t)sizeof want - 1) == 0);
+    CHECK_INT(spill_index_read(path, 2, &part, &len, &err), VC_EFATAL);
+    CHECK(strstr(err.msg, "shorter than its header says") != NULL && strstr(err.msg, path));
+    CHECK_INT(spill_index_read(path, 0, &part, &len, &err), VC_OK);
+    free(part);
+    /* Fewer parts than announced: nothing replaces the file. */
+    CHECK_INT(spill_index_open(&w, path, 2, &err), VC_OK);
+    CHECK_INT(spill_index_add(&w, "x", 1, &err), VC_OK);
+    CHECK_INT(spill_index_close(&w, true, &err), VC_EFATAL);
+    CHECK(strstr(err.msg, "1 of 2 parts") != NULL);
+    free(got);
+    CHECK_INT(vc_fs_read_file(path, 1 << 20, &got, &n, &err), VC_OK);
+    CHECK_INT(n, sizeof want - 1);
+    free(got);
+}
+
 #define TESTS(X)                                                                                   \
     X(global_stage_reduce_and_model_batches)                                                       \
-    X(unreadable_unit_fails_uncommitted) X(phases_run_alone)
+    X(unreadable_unit_fails_uncommitted) X(phases_run_alone) X(indexed_file_parts)
 TEST_MAIN(TESTS)
