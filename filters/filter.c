@@ -93,18 +93,18 @@ enum vc_status filter_ops_check(const struct filter_ops *ops, struct vc_err *err
 {
     if (!ops->name || !ops->summary || !ops->source || !ops->score || !ops->params)
         return vc_err_set(err, VC_EFATAL, VC_REASON_bad_spec,
-                          "filter %s: name, summary, source, params and score are required",
+                          "filter '%s': name, summary, source, params and score are required",
                           ops->name ? ops->name : "(unnamed)");
     double bound[2] = { -INFINITY, INFINITY };
     for (const struct filter_param *p = ops->params; p->key; p++) {
         if (!p->def || !p->doc || !*p->doc)
             return vc_err_set(err, VC_EFATAL, VC_REASON_bad_spec,
-                              "filter %s: parameter %s lacks a default or a description", ops->name,
-                              p->key);
+                              "filter '%s': parameter %s lacks a default or a description",
+                              ops->name, p->key);
         if (strcmp(p->key, "name") == 0 || strcmp(p->key, "enabled") == 0 ||
             find_param(ops, p->key) != p)
             return vc_err_set(err, VC_EFATAL, VC_REASON_bad_spec,
-                              "filter %s: parameter %s is reserved or declared twice", ops->name,
+                              "filter '%s': parameter %s is reserved or declared twice", ops->name,
                               p->key);
         cJSON *v = cJSON_Parse(p->def);
         bool ok = v && value_has_type(v, p->type);
@@ -119,12 +119,12 @@ enum vc_status filter_ops_check(const struct filter_ops *ops, struct vc_err *err
         cJSON_Delete(v);
         if (!ok)
             return vc_err_set(err, VC_EFATAL, VC_REASON_bad_spec,
-                              "filter %s: default of %s (%s) is not a %s in its range", ops->name,
+                              "filter '%s': default of %s (%s) is not a %s in its range", ops->name,
                               p->key, p->def,
                               is_bound ? "number" : filter_param_type_name(p->type));
     }
     if (bound[0] > bound[1])
-        return vc_err_set(err, VC_EFATAL, VC_REASON_bad_spec, "filter %s: default min > max",
+        return vc_err_set(err, VC_EFATAL, VC_REASON_bad_spec, "filter '%s': default min > max",
                           ops->name);
     return VC_OK;
 }
@@ -133,7 +133,7 @@ enum vc_status filter_check_config(const struct filter_ops *ops, const struct cJ
                                    struct vc_err *err)
 {
     if (cfg && !cJSON_IsObject(cfg))
-        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "filter %s: expected an object",
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "filter '%s': expected an object",
                           ops->name);
     double bound[2] = { -INFINITY, INFINITY };
     for (const struct filter_param *p = ops->params; p->key; p++) {
@@ -153,28 +153,28 @@ enum vc_status filter_check_config(const struct filter_ops *ops, const struct cJ
         if (strcmp(key, "name") == 0 || strcmp(key, "enabled") == 0) {
             if (key[0] == 'n' ? !cJSON_IsString(item) : !cJSON_IsBool(item))
                 return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
-                                  "filter %s: \"%s\" must be a %s", ops->name, key,
+                                  "filter '%s': \"%s\" must be a %s", ops->name, key,
                                   key[0] == 'n' ? "string" : "boolean");
             continue;
         }
         const struct filter_param *p = find_param(ops, key);
         if (!p)
             return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
-                              "filter %s: unknown parameter \"%s\"", ops->name, key);
+                              "filter '%s': unknown parameter \"%s\"", ops->name, key);
         if (!value_has_type(item, p->type))
             return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
-                              "filter %s: parameter \"%s\" must be of type %s", ops->name, key,
+                              "filter '%s': parameter \"%s\" must be of type %s", ops->name, key,
                               filter_param_type_name(p->type));
         if (is_numeric(p->type) && !(item->valuedouble >= p->lo && item->valuedouble <= p->hi))
             return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
-                              "filter %s: parameter \"%s\": %.15g is outside [%.15g, %.15g]",
+                              "filter '%s': parameter \"%s\": %.15g is outside [%.15g, %.15g]",
                               ops->name, key, item->valuedouble, p->lo, p->hi);
         if (strcmp(key, "min") == 0 || strcmp(key, "max") == 0)
             bound[key[1] == 'a'] = item->valuedouble;
     }
     if (bound[0] > bound[1])
         return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
-                          "filter %s: \"min\" %g exceeds \"max\" %g", ops->name, bound[0],
+                          "filter '%s': \"min\" %g exceeds \"max\" %g", ops->name, bound[0],
                           bound[1]);
     return VC_OK;
 }
@@ -189,7 +189,7 @@ enum vc_status filter_new(const struct filter_ops *ops, const struct cJSON *cfg,
     if (!f || !params) {
         free(f);
         cJSON_Delete(params);
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "filter %s: out of memory",
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "filter '%s': out of memory",
                           ops->name);
     }
     f->ops = ops;
@@ -205,7 +205,7 @@ enum vc_status filter_new(const struct filter_ops *ops, const struct cJSON *cfg,
         if (!v || !cJSON_AddItemToObject(params, p->key, v)) {
             cJSON_Delete(v);
             filter_free(f);
-            return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "filter %s: out of memory",
+            return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "filter '%s': out of memory",
                               ops->name);
         }
         if (strcmp(p->key, "min") == 0)
@@ -216,7 +216,7 @@ enum vc_status filter_new(const struct filter_ops *ops, const struct cJSON *cfg,
     if (ops->init) {
         enum vc_status rc = ops->init(f, env, err);
         if (rc < 0) {
-            vc_err_prefix(err, "filter %s", ops->name);
+            vc_err_prefix(err, "filter '%s'", ops->name);
             filter_free(f);
             return rc;
         }

@@ -319,6 +319,18 @@ static bool mixture_keys_given(const cJSON *json)
     return false;
 }
 
+/* A stage's create names it ("stage 'filter': ..."), which does not say
+ * which one when a spec lists a stage twice: the message names its place
+ * in "stages" instead ("stage 2 (filter): filter 'img_width': ..."). */
+static void name_stage_place(struct vc_err *err, int place, const char *name)
+{
+    char own[96];
+    int n = snprintf(own, sizeof own, "stage '%s': ", name);
+    if (n > 0 && (size_t)n < sizeof own && strncmp(err->msg, own, (size_t)n) == 0)
+        memmove(err->msg, err->msg + n, strlen(err->msg + n) + 1);
+    vc_err_prefix(err, "stage %d (%s)", place, name);
+}
+
 static enum vc_status parse_stages(struct spec *s, const cJSON *arr, struct vc_err *err)
 {
     if (arr && !cJSON_IsArray(arr))
@@ -327,9 +339,11 @@ static enum vc_status parse_stages(struct spec *s, const cJSON *arr, struct vc_e
     /* Room for the implied ingest, reshard and write. */
     s->stages = calloc(n + 3, sizeof *s->stages);
     const cJSON **cfgs = calloc(n + 3, sizeof *cfgs);
+    int *place = calloc(n + 3, sizeof *place); /* 1-based in "stages"; 0: implied */
     enum vc_status rc = VC_OK;
-    if (!s->stages || !cfgs) {
+    if (!s->stages || !cfgs || !place) {
         free(cfgs);
+        free(place);
         return oom(err);
     }
     size_t k = 0;
@@ -338,7 +352,7 @@ static enum vc_status parse_stages(struct spec *s, const cJSON *arr, struct vc_e
     for (; st && rc == VC_OK; st = st->next, i++) {
         const char *name;
         char where[64];
-        snprintf(where, sizeof where, "stages[%d]", i);
+        snprintf(where, sizeof where, "stage %d", i + 1);
         if ((rc = stage_cfg_str(st, where, "stage", NULL, &name, err)) < 0)
             break;
         const struct stage_ops *ops = name ? stage_find(name) : NULL;
@@ -354,6 +368,7 @@ static enum vc_status parse_stages(struct spec *s, const cJSON *arr, struct vc_e
             if (k == 0 && !(ops->caps & STAGE_CAP_FIRST))
                 s->stages[k++].ops = stage_find("ingest"), cfgs[k - 1] = NULL;
             cfgs[k] = st;
+            place[k] = i + 1;
             s->stages[k++].ops = ops;
         }
     }
@@ -371,8 +386,10 @@ static enum vc_status parse_stages(struct spec *s, const cJSON *arr, struct vc_e
     if (rc == VC_OK && !has_reshard && mixture_keys_given(s->json)) {
         s->stages[k] = s->stages[k - 1];
         cfgs[k] = cfgs[k - 1];
+        place[k] = place[k - 1];
         s->stages[k - 1] = (struct spec_stage){ .ops = reshard };
         cfgs[k - 1] = NULL;
+        place[k - 1] = 0;
         k++;
     }
     for (size_t a = 0; rc == VC_OK && a < k; a++) {
@@ -391,8 +408,11 @@ static enum vc_status parse_stages(struct spec *s, const cJSON *arr, struct vc_e
     for (size_t a = 0; rc == VC_OK && a < k; a++) {
         s->n_stages = a + 1;
         rc = s->stages[a].ops->create(cfgs[a], &s->ctx, &s->stages[a].state, err);
+        if (rc < 0 && place[a])
+            name_stage_place(err, place[a], s->stages[a].ops->name);
     }
     free(cfgs);
+    free(place);
     return rc;
 }
 

@@ -135,10 +135,10 @@ TEST(errors_name_place_and_key)
     expect_error("{\"sources\": [{\"name\": \"a\", \"type\": \"webdataset\", \"urls\": \"x.tar\"}],"
                  " \"output\": {\"dir\": \"o\"}, \"stages\": [{\"stage\": \"reshard\", "
                  "\"shufle\": \"global\"}]}",
-                 "stage 'reshard'", "shufle");
+                 "stage 1 (reshard): unknown key 'shufle'", NULL);
     expect_error("{\"sources\": [{\"name\": \"a\", \"type\": \"webdataset\", \"urls\": \"x.tar\"}],"
                  " \"output\": {\"dir\": \"o\"}, \"stages\": [{\"stage\": \"dedupe\"}]}",
-                 "stages[0]: key 'stage': unknown stage 'dedupe'", "(known: ingest, filter, ");
+                 "stage 1: key 'stage': unknown stage 'dedupe'", "(known: ingest, filter, ");
     expect_error("{\"sources\": [{\"name\": \"a\", \"type\": \"webdataset\", \"urls\": \"x.tar\"}],"
                  " \"output\": {\"dir\": \"o\"}, \"stages\": [{\"stage\": \"reshard\", "
                  "\"shuffle\": \"sometimes\"}]}",
@@ -218,7 +218,13 @@ TEST(filter_thresholds_in_range)
 {
     expect_error(SRC_A ", " OUT_O ", \"stages\": [{\"stage\": \"filter\", \"filters\": "
                        "[{\"name\": \"img_width\", \"min\": -100}]}]}",
-                 "filter img_width: parameter \"min\": -100 is outside [0, ", "stage 'filter'");
+                 "stage 1 (filter): filter 'img_width': parameter \"min\": -100 is outside [0, ",
+                 NULL);
+    /* With a stage listed twice, the message says which one. */
+    expect_error(SRC_A ", " OUT_O ", \"stages\": [{\"stage\": \"filter\"}, {\"stage\": \"dedup\"}, "
+                       "{\"stage\": \"filter\", \"filters\": [{\"name\": \"img_height\", "
+                       "\"max\": -1}]}]}",
+                 "stage 3 (filter): filter 'img_height': parameter \"max\": -1 is outside", NULL);
     expect_error(SRC_A ", " OUT_O ", \"stages\": [{\"stage\": \"filter\", \"filters\": "
                        "[{\"name\": \"par_stopword_ratio\", \"min\": 1.5}]}]}",
                  "parameter \"min\": 1.5 is outside [0, 1]", NULL);
