@@ -71,6 +71,12 @@ bool sample_field_is_image(const struct sample_field *f, enum img_format *format
 struct sample_field *sample_main_image(const struct sample *s);
 /* The main text: "txt", else "caption", else "text".  NULL when none. */
 struct sample_field *sample_main_text(const struct sample *s);
+/* A metadata key, never written to a shard: a stage that decoded an image
+ * field with img_decode's strictness (every byte read and checked: the
+ * dedup stage's pHash decode) stores the hex SHA-256 of the bytes it
+ * decoded, and `write` skips its own verification of a field whose bytes
+ * still have that hash, then drops the key. */
+#define SAMPLE_META_DECODED_SHA256 "decoded_sha256"
 /* The metadata object, created on first use; NULL only on OOM. */
 struct cJSON *sample_meta(struct sample *s);
 

@@ -28,6 +28,8 @@ PACKAGES=(
 if [ "${VC_WITH_BENCH:-0}" = 1 ]; then
   # tests/bench/sidebyside.sh: gguf-py (from the llama.cpp tree) needs them.
   PACKAGES+=(python3-numpy python3-sentencepiece)
+  # bench_dedup chain: shared/peers/pil_pipeline.py (imagededup's pHash) needs it.
+  PACKAGES+=(python3-scipy)
 fi
 # Tests write parquet files with an independent writer from npm.  A Node.js
 # that already brings its own npm (NodeSource's nodejs conflicts with

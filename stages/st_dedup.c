@@ -231,10 +231,15 @@ static enum vc_status sign_image(const struct st_dedup *d, struct dedup_task *t,
         VC_TRY(dedup_phash_image(f->data, f->size, &d->limits, &ph, err));
         /* Also in the output json, so users and `stats` can compare later
          * runs against this one. */
-        char hex[17];
+        char hex[17], sha[65];
         snprintf(hex, sizeof hex, "%016llx", (unsigned long long)ph);
+        /* The decode checked every byte: write need not decode it again. */
+        if (!d->img_exact)
+            digest(f->data, f->size, dg);
+        sha256_digest_to_hex(dg, sha);
         cJSON *meta = sample_meta(s);
-        if (!meta || !cJSON_AddStringToObject(meta, "phash", hex))
+        if (!meta || !cJSON_AddStringToObject(meta, "phash", hex) ||
+            !cJSON_AddStringToObject(meta, SAMPLE_META_DECODED_SHA256, sha))
             return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
         struct dedup_sig bands[32];
         dedup_sig_phash(ph, d->ro.phash_radius, ctx->unit, idx, weight, bands);

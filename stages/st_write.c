@@ -375,11 +375,17 @@ static enum vc_status write_map(void *state, struct sample *s, struct stage_task
     struct renames rn;
     rn.n = 0;
     struct img_limits il = { .max_pixels = lim->max_pixels, .max_side = lim->max_side };
+    const cJSON *dec =
+        s->meta ? cJSON_GetObjectItemCaseSensitive(s->meta, SAMPLE_META_DECODED_SHA256) : NULL;
     for (size_t i = 0; i < s->n_fields; i++) {
         struct sample_field *f = &s->fields[i];
         enum img_format src;
         if (!sample_field_is_image(f, &src))
             continue;
+        char sha[65] = "";
+        if (cJSON_IsString(dec))
+            sha256_hex(f->data, f->size, sha);
+        bool decoded = cJSON_IsString(dec) && strcmp(sha, dec->valuestring) == 0;
         const char *name = f->name;
         /* A GIF, a TIFF or bytes no codec knows: nothing a trainer's
          * loader could be promised to open. */
@@ -392,13 +398,15 @@ static enum vc_status write_map(void *state, struct sample *s, struct stage_task
         enum vc_status rc;
         if (o->resize_mode != IMG_RESIZE_NO || convert)
             rc = reencode(o, lim, s, f, src, &rn, err); /* a full, strict decode */
-        else if (!o->verify_header_only)
+        else if (!o->verify_header_only && !decoded)
             rc = img_verify(f->data, f->size, &il, err);
         else
             rc = VC_OK;
         if (rc < 0)
             return vc_err_prefix(err, "field '%s'", name);
     }
+    if (s->meta)
+        cJSON_DeleteItemFromObjectCaseSensitive(s->meta, SAMPLE_META_DECODED_SHA256);
     return compose_json(s, o, lim, &rn, err);
 }
 

@@ -151,6 +151,9 @@ written = {}
 for path in pe.shards(one, "dd"):
     for key, fields in pe.read_samples(path):
         written[key] = json.loads(fields["json"])
+for key, doc in written.items():
+    vctest.expect("decoded_sha256" not in doc and "decoded_sha256" not in doc.get("vlmcurate", {}),
+                  "%s: the decode handoff between dedup and write stays out of the shard" % key)
 for key, g in grays.items():
     want = "%016x" % phash_numpy(g)
     got = written.get(key, {}).get("phash")
