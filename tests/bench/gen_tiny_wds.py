@@ -1,0 +1,53 @@
+"""Tiny webdataset samples for the executor's scale figures (README "On a
+Slurm cluster", /work/coord/bench-slurm.sh): N samples of one short caption
+each (KEY.txt), PER_TAR to a tar, ustar headers written by hand (tarfile
+is too slow for millions), and spec.json (ingest, a caption filter that
+drops every 7th sample, write: 10,000 samples per shard).
+
+  python3 gen_tiny_wds.py DIR N [PER_TAR]"""
+import json
+import os
+import sys
+
+
+def header(name, size):
+    h = bytearray(512)
+    h[0:len(name)] = name
+    h[100:108] = b"0000644\0"
+    h[108:116] = b"0000000\0"
+    h[116:124] = b"0000000\0"
+    h[124:136] = b"%011o\0" % size
+    h[136:148] = b"%011o\0" % 0
+    h[156:157] = b"0"
+    h[257:263] = b"ustar\0"
+    h[263:265] = b"00"
+    h[148:156] = b" " * 8
+    h[148:156] = b"%06o\0 " % sum(h)
+    return bytes(h)
+
+
+def main():
+    out, n = sys.argv[1], int(sys.argv[2])
+    per = int(sys.argv[3]) if len(sys.argv) > 3 else 10000
+    os.makedirs(out, exist_ok=True)
+    n_tars = (n + per - 1) // per
+    for t in range(n_tars):
+        parts = []
+        for i in range(t * per, min(n, (t + 1) * per)):
+            text = (b"a tiny caption number %d" % i) if i % 7 else b"short"
+            parts += [header(b"s%09d.txt" % i, len(text)), text, bytes(-len(text) % 512)]
+        parts.append(bytes(1024))
+        with open(os.path.join(out, "t-%06d.tar" % t), "wb") as f:
+            f.write(b"".join(parts))
+    spec = {"sources": [{"name": "tiny", "type": "webdataset",
+                         "urls": "t-{000000..%06d}.tar" % (n_tars - 1)}],
+            "stages": [{"stage": "ingest"},
+                       {"stage": "filter", "defaults": False,
+                        "filters": [{"name": "cap_words", "min": 2}]},
+                       {"stage": "write"}],
+            "output": {"dir": "out", "prefix": "tiny", "samples_per_shard": 10000}}
+    with open(os.path.join(out, "spec.json"), "w") as f:
+        json.dump(spec, f, indent=1)
+
+
+main()
