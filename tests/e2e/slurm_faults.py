@@ -5,7 +5,7 @@ entry, picked by VC_SLURM_FAULT:
   map_cancel     scancel of r0-map task 2 while it runs
   write_cancel   scancel of write task 2 while it runs
   kill9          kill -9 of r0-map task 2's vlmcurate process
-  oom            every task under --mem 60M: r0-map task 2 decodes 108 MB
+  oom            every task under --mem 60M: r0-map task 2 decodes 192 MB
                  images and is killed by Slurm's memory polling
                  (OverMemoryKill; no cgroups here)
   missing_input  c.tar (unit 3) renamed away after the submission: the spec
@@ -13,8 +13,8 @@ entry, picked by VC_SLURM_FAULT:
                  task 3 alone fails, its log naming c.tar; back in place
                  before the rerun
 
-Unit 2 (source b) holds three 6000x6000 PNGs made here with zlib, which
-the img_decodes filter decodes into memory (108 MB each) and write resizes
+Unit 2 (source b) holds three 8000x8000 PNGs made here with zlib, which
+the img_decodes filter decodes into memory (192 MB each) and write resizes
 (output shard 2), so their tasks run for seconds and hold over 100 MB; the
 other units and shards are small.  After the fault:
 nothing of the task is committed, the later phases never ran, `status`
@@ -54,7 +54,7 @@ def big_png(side):
             chunk(b"IEND", b""))
 
 
-BIG = big_png(6000)
+BIG = big_png(8000)
 se.make_inputs(args.tmp, lambda name, i: BIG if name == "b" and i < 3 else None)
 
 spec = {"sources": [{"name": "a", "type": "webdataset", "urls": "a{0..1}.tar"},
@@ -142,7 +142,7 @@ try:
     if FAULT == "missing_input":
         want = r"failed %s %d: \S+ \(job %s, it ran and committed nothing" % (phase, index, job)
     elif FAULT in ("map_cancel", "write_cancel"):
-        # Still running: the task decodes 108 MB images for seconds.
+        # Still running: the task decodes 192 MB images for seconds.
         vctest.expect(any(line.split()[:1] == [job] and line.endswith(" R") for line in queue()),
                       "%s %d runs when cancelled: %s" % (phase, index, queue()))
         subprocess.run(["scancel", job], env=env, check=True)
