@@ -4,6 +4,7 @@
 #include "sample.h"
 
 #include "img.h"
+#include "sha256.h"
 #include "vc_mem.h"
 
 #include <cjson/cJSON.h>
@@ -40,7 +41,20 @@ static enum vc_status copy_into(struct sample *s, struct sample_field *f, const 
                           size);
     f->data = copy;
     f->size = size;
+    f->has_sha256 = false;
     return VC_OK;
+}
+
+const uint8_t *sample_field_sha256(struct sample_field *f)
+{
+    if (!f->has_sha256) {
+        struct sha256 c;
+        sha256_init(&c);
+        sha256_update(&c, f->data, f->size);
+        sha256_final(&c, f->sha256);
+        f->has_sha256 = true;
+    }
+    return f->sha256;
 }
 
 enum vc_status sample_add_field(struct sample *s, const char *name, const void *data, size_t size,

@@ -22,6 +22,13 @@ struct sample_field {
     const char *name;    /* part of the member name after the key's first dot; arena */
     const uint8_t *data; /* arena */
     size_t size;
+    /* SHA-256 of `data`, cached by sample_field_sha256 so dedup's
+     * signature, write's check of dedup's decode and write's "sha256"
+     * hash an image's bytes once (the spill carries it between rounds).
+     * Valid while has_sha256; whoever points `data` at other bytes
+     * clears has_sha256 (sample_add_field/sample_set_field do). */
+    uint8_t sha256[32];
+    bool has_sha256;
 };
 
 struct sample {
@@ -54,6 +61,9 @@ enum vc_status sample_set_field(struct sample *s, const char *name, const void *
 void sample_remove_field(struct sample *s, const char *name);
 /* Borrowed until the fields change; NULL when absent.  Case-sensitive. */
 struct sample_field *sample_field_get(const struct sample *s, const char *name);
+/* The SHA-256 of the field's bytes, computed on first use and cached in
+ * the field (see has_sha256). */
+const uint8_t *sample_field_sha256(struct sample_field *f);
 /* Whether a field name names an image, by webdataset's rule (the field is
  * the member name after the first dot of its basename, so "logo.v2.png"
  * has field "v2.png"): its last dot-separated part is an image extension,

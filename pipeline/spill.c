@@ -14,6 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
+enum { SPILL_DIGEST_BIT = 0x8000 };
+
 static void put_le(uint8_t *p, uint64_t v, int n)
 {
     for (int i = 0; i < n; i++)
@@ -58,11 +60,15 @@ enum vc_status spill_writer_add(struct spill_writer *w, const struct sample *s,
     for (size_t i = 0; ok && i < s->n_fields; i++) {
         const struct sample_field *f = &s->fields[i];
         size_t nl = strlen(f->name);
-        put_le(hdr, nl, 2);
+        /* The top bit of the name length says a cached SHA-256 of the
+         * bytes follows the name (names are far shorter than 32 KiB). */
+        bool dg = f->has_sha256 && nl < SPILL_DIGEST_BIT;
+        put_le(hdr, nl | (dg ? SPILL_DIGEST_BIT : 0), 2);
         put_le(hdr + 2, f->size, 8);
         ok = fwrite(hdr, 1, 10, w->f) == 10 && fwrite(f->name, 1, nl, w->f) == nl &&
+             (!dg || fwrite(f->sha256, 1, 32, w->f) == 32) &&
              fwrite(f->data, 1, f->size, w->f) == f->size;
-        len += 10 + nl + f->size;
+        len += 10 + nl + (dg ? 32 : 0) + f->size;
         tar_bytes += plan_tar_member_bytes(f->size);
     }
     char *meta = s->meta && s->meta->child ? cJSON_PrintUnformatted(s->meta) : NULL;
@@ -147,14 +153,22 @@ enum vc_status spill_reader_load(struct spill_reader *r, uint64_t off, uint64_t 
             return bad(r, off, err);
         size_t nl = (size_t)get_le(buf + pos, 2);
         uint64_t size = get_le(buf + pos + 2, 8);
+        bool dg = nl & SPILL_DIGEST_BIT;
+        nl &= SPILL_DIGEST_BIT - 1;
         pos += 10;
-        if (nl > len - pos || size > len - pos - nl)
+        size_t dl = dg ? 32 : 0;
+        if (nl + dl > len - pos || size > len - pos - nl - dl)
             return bad(r, off, err);
         char *name = arena_strndup(s->arena, (const char *)buf + pos, nl);
         if (!name)
             return vc_err_set(err, VC_EFATAL, VC_REASON_mem_cap, "%s: field name", r->path);
-        s->fields[i] = (struct sample_field){ .name = name, .data = buf + pos + nl, .size = size };
-        pos += nl + (size_t)size;
+        struct sample_field *f = &s->fields[i];
+        *f = (struct sample_field){
+            .name = name, .data = buf + pos + nl + dl, .size = size, .has_sha256 = dg
+        };
+        if (dg)
+            memcpy(f->sha256, buf + pos + nl, 32);
+        pos += nl + dl + (size_t)size;
     }
     s->n_fields = s->cap_fields = nf;
     if (pos + 4 > len)

@@ -4,7 +4,9 @@
  * name, and renamed into place before the task's manifest commits it.
  *
  * Record format (integers little-endian): u32 n_fields, then per field
- * u16 name length, u64 size, the name, the bytes; then u32 meta length and
+ * u16 name length, u64 size, the name, when the name length's top bit is
+ * set the field's cached SHA-256 (32 bytes, so the next round hashes the
+ * bytes no second time), the bytes; then u32 meta length and
  * the sample's metadata object as compact JSON (0 = none).  A record is
  * addressed by (offset, length), both kept in the unit manifest, so a
  * reader seeks straight to the records it needs.

@@ -205,19 +205,20 @@ static void digest(const void *p, size_t n, uint8_t out[32])
 }
 
 static enum vc_status sign_image(const struct st_dedup *d, struct dedup_task *t, struct sample *s,
-                                 const struct stage_task_ctx *ctx, const struct sample_field *f,
+                                 const struct stage_task_ctx *ctx, struct sample_field *f,
                                  uint32_t weight, struct vc_err *err)
 {
     uint32_t idx = (uint32_t)s->src_index;
-    uint8_t dg[32];
-    if (d->img_exact) {
-        digest(f->data, f->size, dg);
-        VC_TRY(push(t, dedup_sig_digest(DEDUP_M_IMAGE_SHA256, dg, ctx->unit, idx, weight), err));
-    }
+    if (d->img_exact)
+        VC_TRY(push(
+            t,
+            dedup_sig_digest(DEDUP_M_IMAGE_SHA256, sample_field_sha256(f), ctx->unit, idx, weight),
+            err));
     if (d->img_pixels) {
         struct img im;
         VC_TRY(img_decode(f->data, f->size, &d->limits, IMG_DECODE_NO_ORIENT, &im, err));
         uint32_t dims[2] = { im.w, im.h };
+        uint8_t dg[32];
         struct sha256 c;
         sha256_init(&c);
         sha256_update(&c, dims, sizeof dims);
@@ -234,9 +235,7 @@ static enum vc_status sign_image(const struct st_dedup *d, struct dedup_task *t,
         char hex[17], sha[65];
         snprintf(hex, sizeof hex, "%016llx", (unsigned long long)ph);
         /* The decode checked every byte: write need not decode it again. */
-        if (!d->img_exact)
-            digest(f->data, f->size, dg);
-        sha256_digest_to_hex(dg, sha);
+        sha256_digest_to_hex(sample_field_sha256(f), sha);
         cJSON *meta = sample_meta(s);
         if (!meta || !cJSON_AddStringToObject(meta, "phash", hex) ||
             !cJSON_AddStringToObject(meta, SAMPLE_META_DECODED_SHA256, sha))
@@ -381,7 +380,7 @@ static enum vc_status sign_document(const struct st_dedup *d, struct dedup_task 
         for (size_t i = 0; i < s->n_fields; i++) {
             const char *dot = strchr(s->fields[i].name, '.');
             if (dot && dot != s->fields[i].name && img_format_from_name(dot + 1))
-                digest(s->fields[i].data, s->fields[i].size, h[n++]);
+                memcpy(h[n++], sample_field_sha256(&s->fields[i]), 32);
         }
         /* Insertion sort, then drop repeats: documents hold a few images. */
         for (size_t i = 1; i < n; i++)
@@ -425,7 +424,7 @@ static enum vc_status dedup_map(void *state, struct sample *s, struct stage_task
                           "dedup: unit %u has more than 2^32 samples", ctx->unit);
     /* One weight per sample, whatever the method: its picture's pixels,
      * else (sign_text) its text's length. */
-    const struct sample_field *img = sample_main_image(s);
+    struct sample_field *img = sample_main_image(s);
     uint32_t weight = 0;
     if (img && d->keep == KEEP_LARGEST) {
         struct img_info info;

@@ -141,18 +141,19 @@ static enum vc_status reencode(const struct writer_opts *o, const struct stage_l
     f->name = name;
     f->data = copy;
     f->size = n;
+    f->has_sha256 = false;
     return VC_OK;
 }
 
 /* width/height/format/sha256 of one image field, from its final bytes. */
-static enum vc_status describe(const struct stage_limits *lim, const struct sample_field *f,
-                               cJSON *into, struct vc_err *err)
+static enum vc_status describe(const struct stage_limits *lim, struct sample_field *f, cJSON *into,
+                               struct vc_err *err)
 {
     struct img_limits il = { .max_pixels = lim->max_pixels, .max_side = lim->max_side };
     struct img_info info;
     VC_TRY(img_probe(f->data, f->size, &il, &info, err));
     char hex[65];
-    sha256_hex(f->data, f->size, hex);
+    sha256_digest_to_hex(sample_field_sha256(f), hex);
     if (!cJSON_AddNumberToObject(into, "width", info.width) ||
         !cJSON_AddNumberToObject(into, "height", info.height) ||
         !cJSON_AddStringToObject(into, "format", img_format_ext(info.format)) ||
@@ -247,6 +248,7 @@ static enum vc_status to_positions(struct sample *s, const cJSON *doc, struct vc
         char name[64];
         if (cJSON_IsString(t)) {
             snprintf(name, sizeof name, "%d.text.txt", pos);
+            v[n].has_sha256 = false;
             v[n].size = strlen(t->valuestring);
             v[n].data = arena_memdup(s->arena, t->valuestring, v[n].size + 1);
         } else {
@@ -258,8 +260,7 @@ static enum vc_status to_positions(struct sample *s, const cJSON *doc, struct vc
                 break;
             }
             snprintf(name, sizeof name, "%d.image.%s", pos, strrchr(f->name, '.') + 1);
-            v[n].data = f->data;
-            v[n].size = f->size;
+            v[n] = *f; /* the same bytes: the cached digest stays valid */
         }
         v[n].name = arena_strdup(s->arena, name);
         if (!v[n].name || !v[n].data)
@@ -269,6 +270,7 @@ static enum vc_status to_positions(struct sample *s, const cJSON *doc, struct vc
     }
     if (rc == VC_OK) {
         v[n].name = POSITIONS_LIST;
+        v[n].has_sha256 = false;
         v[n].data = list.data ? arena_memdup(s->arena, list.data, list.len) : NULL;
         v[n].size = list.len;
         if (list.failed || !v[n].data)
@@ -328,7 +330,7 @@ static enum vc_status compose_json(struct sample *s, const struct writer_opts *o
     cJSON *others = NULL;
     const struct sample_field *main_img = sample_main_image(s);
     for (size_t i = 0; rc == VC_OK && i < s->n_fields; i++) {
-        const struct sample_field *f = &s->fields[i];
+        struct sample_field *f = &s->fields[i];
         if (!sample_field_is_image(f, NULL))
             continue;
         if (f == main_img) {
@@ -384,7 +386,7 @@ static enum vc_status write_map(void *state, struct sample *s, struct stage_task
             continue;
         char sha[65] = "";
         if (cJSON_IsString(dec))
-            sha256_hex(f->data, f->size, sha);
+            sha256_digest_to_hex(sample_field_sha256(f), sha);
         bool decoded = cJSON_IsString(dec) && strcmp(sha, dec->valuestring) == 0;
         const char *name = f->name;
         /* A GIF, a TIFF or bytes no codec knows: nothing a trainer's

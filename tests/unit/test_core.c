@@ -8,6 +8,7 @@
 
 #include <cjson/cJSON.h>
 #include <stdint.h>
+#include <string.h>
 
 TEST(err_message_and_prefix)
 {
@@ -117,8 +118,43 @@ TEST(key_sanitize)
     CHECK_STR(out, "%E7%8C%AB%E3%81%AE%E5%86%99%E7%9C%9F");
 }
 
+/* The cached digest: FIPS 180-4's "abc" vector, then the digest of
+ * bytes that sample_set_field put in place, never the stale one. */
+TEST(field_digest_cached_until_replaced)
+{
+    static const uint8_t abc[32] = { 0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea,
+                                     0x41, 0x41, 0x40, 0xde, 0x5d, 0xae, 0x22, 0x23,
+                                     0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c,
+                                     0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad };
+    /* sha256("hello"), from sha256sum. */
+    static const uint8_t hello[32] = { 0x2c, 0xf2, 0x4d, 0xba, 0x5f, 0xb0, 0xa3, 0x0e,
+                                       0x26, 0xe8, 0x3b, 0x2a, 0xc5, 0xb9, 0xe2, 0x9e,
+                                       0x1b, 0x16, 0x1e, 0x5c, 0x1f, 0xa7, 0x42, 0x5e,
+                                       0x73, 0x04, 0x33, 0x62, 0x93, 0x8b, 0x98, 0x24 };
+    struct arena *a = arena_new(1 << 20);
+    struct sample s;
+    struct vc_err err;
+    sample_init(&s, a);
+    CHECK_INT(sample_add_field(&s, "jpg", "abc", 3, &err), VC_OK);
+    struct sample_field *f = sample_field_get(&s, "jpg");
+    CHECK(!f->has_sha256);
+    CHECK(memcmp(sample_field_sha256(f), abc, 32) == 0);
+    CHECK(f->has_sha256);
+    /* A second call reads the cache: a marked cache comes back as is. */
+    f->sha256[0] ^= 1;
+    CHECK(sample_field_sha256(f)[0] == (abc[0] ^ 1));
+    CHECK_INT(sample_set_field(&s, "jpg", "hello", 5, &err), VC_OK);
+    f = sample_field_get(&s, "jpg");
+    CHECK(!f->has_sha256);
+    CHECK(memcmp(sample_field_sha256(f), hello, 32) == 0);
+    sample_fini(&s);
+    arena_free(a);
+}
+
 #define TESTS(X)                                                                                   \
     X(err_message_and_prefix)                                                                      \
     X(checked_arithmetic)                                                                          \
-    X(arena_cap_and_reset) X(sample_fields) X(image_fields_by_webdataset_rule) X(key_sanitize)
+    X(arena_cap_and_reset)                                                                         \
+    X(sample_fields) X(field_digest_cached_until_replaced) X(image_fields_by_webdataset_rule)      \
+        X(key_sanitize)
 TEST_MAIN(TESTS)

@@ -526,7 +526,46 @@ TEST(indexed_file_parts)
     free(got);
 }
 
+/* A spill record carries a field's cached digest to the next round (so
+ * it hashes the bytes no second time) and no digest for a field without
+ * one; the bytes and names read back unchanged either way. */
+TEST(spill_carries_field_digest)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/digest.bin", vc_test_tmpdir());
+    struct arena *a = arena_new(1 << 20);
+    struct sample s;
+    struct vc_err err = { 0 };
+    sample_init(&s, a);
+    CHECK_INT(sample_add_field(&s, "jpg", "abc", 3, &err), VC_OK);
+    CHECK_INT(sample_add_field(&s, "txt", "hi", 2, &err), VC_OK);
+    uint8_t want[32];
+    memcpy(want, sample_field_sha256(sample_field_get(&s, "jpg")), 32);
+    struct spill_writer w;
+    struct spill_rec rec;
+    CHECK_INT(spill_writer_open(&w, path, &err), VC_OK);
+    CHECK_INT(spill_writer_add(&w, &s, &rec, &err), VC_OK);
+    CHECK_INT(spill_writer_close(&w, true, &err), VC_OK);
+    /* 4 + (10 + 3 + 32 + 3) + (10 + 3 + 2) + 4: the digest's 32 bytes. */
+    CHECK_INT(rec.len, 71);
+    sample_fini(&s);
+    struct spill_reader r;
+    struct sample back;
+    sample_init(&back, a);
+    CHECK_INT(spill_reader_open(&r, path, &err), VC_OK);
+    CHECK_INT(spill_reader_load(&r, rec.off, rec.len, &back, &err), VC_OK);
+    spill_reader_close(&r);
+    const struct sample_field *jpg = sample_field_get(&back, "jpg");
+    const struct sample_field *txt = sample_field_get(&back, "txt");
+    CHECK(jpg && jpg->size == 3 && !memcmp(jpg->data, "abc", 3));
+    CHECK(jpg && jpg->has_sha256 && !memcmp(jpg->sha256, want, 32));
+    CHECK(txt && txt->size == 2 && !memcmp(txt->data, "hi", 2) && !txt->has_sha256);
+    sample_fini(&back);
+    arena_free(a);
+}
+
 #define TESTS(X)                                                                                   \
     X(global_stage_reduce_and_model_batches)                                                       \
-    X(unreadable_unit_fails_uncommitted) X(phases_run_alone) X(indexed_file_parts)
+    X(unreadable_unit_fails_uncommitted)                                                           \
+    X(phases_run_alone) X(indexed_file_parts) X(spill_carries_field_digest)
 TEST_MAIN(TESTS)

@@ -583,7 +583,9 @@ TEST(writer_rejects)
     CHECK_INT(wds_writer_add(w, &empty, NULL, &err), VC_ESAMPLE);
     CHECK_INT(err.reason, VC_REASON_missing_field);
     struct sample huge = s;
-    struct sample_field hf = { "bin", (const uint8_t *)"", WDS_MAX_MEMBER_BYTES + 1 };
+    struct sample_field hf = { .name = "bin",
+                               .data = (const uint8_t *)"",
+                               .size = WDS_MAX_MEMBER_BYTES + 1 };
     huge.fields = &hf;
     CHECK_INT(wds_writer_add(w, &huge, NULL, &err), VC_ESAMPLE);
     CHECK_INT(err.reason, VC_REASON_entry_too_large);
