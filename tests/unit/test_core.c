@@ -155,6 +155,6 @@ TEST(field_digest_cached_until_replaced)
     X(err_message_and_prefix)                                                                      \
     X(checked_arithmetic)                                                                          \
     X(arena_cap_and_reset)                                                                         \
-    X(sample_fields) X(field_digest_cached_until_replaced) X(image_fields_by_webdataset_rule)      \
-        X(key_sanitize)
+    X(sample_fields)                                                                               \
+    X(field_digest_cached_until_replaced) X(image_fields_by_webdataset_rule) X(key_sanitize)
 TEST_MAIN(TESTS)
