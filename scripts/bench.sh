@@ -16,6 +16,10 @@
 # bench_mkcheckpoint when DIR has no config.json.
 # BENCH="img pipeline" runs only those.  Not a test: the numbers depend on
 # the machine and on what else runs on it.
+# The README's quiet-machine figures come from tests/bench/figures-engine.sh,
+# figures-caption.sh, figures-dedup.sh and figures-scale.sh (minutes each;
+# their headers list what they need, e.g. CKPT): run them directly, or here,
+# after the build, by naming them: BENCH="figures-dedup figures-scale".
 # The build is the one the tool ships as: Release, -O3 -DNDEBUG
 # -march=native -ffp-contract=fast, the engine -ffp-contract=off (README,
 # "How the tool is built").
@@ -55,3 +59,9 @@ if [ -n "${CKPT:-}" ]; then
   bench load "$CKPT" --compute bf16
   bench engine "$CKPT" --threads "$(nproc)"
 fi
+for fig in engine caption dedup scale; do
+  if [ -n "${BENCH:-}" ] && wanted "figures-$fig"; then
+    echo; echo "== figures-$fig"
+    BUILD=$build "tests/bench/figures-$fig.sh"
+  fi
+done
