@@ -65,11 +65,7 @@ spec = {"sources": [{"name": "a", "type": "webdataset", "urls": "a{0..1}.tar"},
                     "filters": [{"name": "cap_words", "min": 3}, {"name": "img_decodes"}]},
                    {"stage": "write", "resize_mode": "keep_ratio", "image_size": 256}],
         "output": {"dir": "out", "prefix": "fl", "samples_per_shard": 3}}
-spec_path = pe.write_spec(os.path.join(args.tmp, "spec.json"), spec)
-ref = os.path.join(args.tmp, "ref")
-pe.run_spec(args, spec_path, ref, threads=2)
-
-cluster = se.Cluster(args, os.path.join(args.tmp, "cluster"))
+spec_path, ref, cluster = se.prepare(args, spec)
 env = cluster.env
 out = os.path.join(args.tmp, "out")
 logs = os.path.join(out, "_work", "slurm", "logs")

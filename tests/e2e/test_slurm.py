@@ -42,11 +42,7 @@ spec = {"sources": [{"name": "a", "type": "webdataset", "urls": "a{0..1}.tar"},
                    {"stage": "reshard", "mix": "concat", "shuffle": "none"},
                    {"stage": "write"}],
         "output": {"dir": "out", "prefix": "sl", "samples_per_shard": 3}}
-spec_path = pe.write_spec(os.path.join(args.tmp, "spec.json"), spec)
-ref = os.path.join(args.tmp, "ref")
-pe.run_spec(args, spec_path, ref, threads=2)
-
-cluster = se.Cluster(args, os.path.join(args.tmp, "cluster"))
+spec_path, ref, cluster = se.prepare(args, spec)
 env = cluster.env
 OPTS = ["--executor", "slurm", "--partition", "debug", "--mem", "300M", "--cpus-per-task", "1",
         "--time", "10:00", "--max-running", "1", "--sbatch-line", "--comment=vc-test"]

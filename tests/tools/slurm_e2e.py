@@ -35,6 +35,15 @@ def every_input_sample():
     return sorted((name + ".tar", i) for name, n in N.items() for i in range(n))
 
 
+def prepare(args, spec):
+    """Writes SPEC, runs it locally at 2 threads (the output Slurm must equal)
+    and makes the cluster: (spec path, reference folder, Cluster)."""
+    spec_path = pe.write_spec(os.path.join(args.tmp, "spec.json"), spec)
+    ref = os.path.join(args.tmp, "ref")
+    pe.run_spec(args, spec_path, ref, threads=2)
+    return spec_path, ref, Cluster(args, os.path.join(args.tmp, "cluster"))
+
+
 class Cluster:
     """Started by start() (exit 77, skipped, when Slurm cannot run here);
     stop() cancels the jobs and stops the daemons."""
