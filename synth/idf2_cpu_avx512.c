@@ -1,20 +1,16 @@
 /* idf2_cpu_avx512: AVX-512 BF16/VNNI matmul and tiled attention.
  *
- * Matmul, all formats: a tile is MR activation rows x NR weight rows over
- * the whole of K; accumulator (r, c) is one zmm whose 16 lanes each follow
- * a fixed slice of K (bf16: input pair 2l, 2l+1 of every 32-input chunk;
- * blocks: lanes 0-7 the even block of a 64-input chunk, 8-15 the odd one),
- * folded at the end by lane_sum in a fixed order.  So output (m, n) is the
- * same chain of operations whatever MR, NR, m or the thread count: the
- * batch invariance the caption stage needs.  Threads split weight rows into
- * contiguous ranges.  Cache blocking: a thread walks its rows in blocks of
- * about MM_W_BLOCK bytes (kept in L2) and, for each tile of MR activation
- * rows, every group of NR rows of the block, so activations come from L1/L2
- * and each weight block from memory once per call.  With more than two
- * activation tiles (prefill, vision, batched decode) the block is first
- * copied into packed panels (NR rows interleaved per 32 inputs, zero
- * padded), so a tile reads one stream without masks; a copy does not
- * change any output's chain of operations.
+ * bf16 matmul: a tile is MR activation rows x NR weight rows over the
+ * whole of K; accumulator (r, c) is one zmm whose 16 lanes each follow a
+ * fixed slice of K (input pair 2l, 2l+1 of every 32-input chunk), folded at the end by lane_sum in
+ * a fixed order.  So output (m, n) is the same chain of operations whatever MR, NR, m or the thread
+ * count: the batch invariance the caption stage needs.  Threads split weight rows into contiguous
+ * ranges.  Cache blocking: a thread walks its rows in blocks of about MM_W_BLOCK bytes (kept in L2)
+ * and, for each tile of MR activation rows, every group of NR rows of the block, so activations
+ * come from L1/L2 and each weight block from memory once per call.  With more than two activation
+ * tiles (prefill, vision, batched decode) the block is first copied into packed panels (NR rows
+ * interleaved per 32 inputs, zero padded), so a tile reads one stream without masks; a copy does
+ * not change any output's chain of operations.
  *
  * bf16: activations are split once per call into two bf16 terms (hi =
  * bf16(x), lo = bf16(x - hi)) and each pair of inputs costs two vdpbf16ps,
@@ -24,12 +20,7 @@
  * memory, so the second product is free there; prefill pays it.  The
  * bf16x1 format (the "avx512bf16" row) rounds activations once: one
  * vdpbf16ps per pair, about 1.8x the compute-bound throughput.
- * Q8_0 / Q4_0 (ggml's blocks, synth/idf2_backend.h): activations are
- * quantized per call in blocks of 32 (d = amax/127, q = round(x/d)); per
- * 64-input chunk one vpdpbusd per (activation row, weight row) on unsigned
- * weight codes (Q8_0 q xor 0x80 = q + 128; Q4_0 nibbles) gives exact lane
- * sums, corrected by -off * (the lane's activation sum, one more vpdpbusd
- * per activation row), converted and scaled by d_w * d_x in float32. */
+ * Q8_0 / Q4_0 (ggml's blocks) are dispatched to synth/idf2_cpu_q8.c. */
 #include "idf2_cpu_avx512.h"
 
 #include <float.h>
@@ -38,6 +29,7 @@
 #include <omp.h>
 #include <string.h>
 
+#include "synth/idf2_cpu_q8.h"
 #include "synth/idf2_kernels.h"
 
 #define T_AVX512 "avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx512vnni,fma,f16c"
@@ -60,12 +52,7 @@
 #define PF_AHEAD 1024
 /* Activation rows per tile (bf16: 6 x 4 = 24 accumulators of 32 zmm). */
 #define BF16_MR 6
-#define Q_MR    4
 #define MM_NR   4
-
-/* ggml block sizes (synth/idf2_backend.h): half scale, then the codes. */
-#define Q8_BLOCK_BYTES 34
-#define Q4_BLOCK_BYTES 18
 
 bool idf2_avx512_usable(void)
 {
@@ -102,20 +89,11 @@ static bool is_bf16(enum idf2_mm_fmt f)
     return f == IDF2_MM_BF16 || f == IDF2_MM_BF16X1;
 }
 
-/* Bytes of a bf16 weight row as stored (K inputs). */
-static size_t w_row_bytes(size_t K, enum idf2_mm_fmt f)
-{
-    const size_t nblocks = (K + 31) / 32;
-    return is_bf16(f)          ? K * 2
-           : f == IDF2_MM_Q8_0 ? nblocks * Q8_BLOCK_BYTES
-                               : nblocks * Q4_BLOCK_BYTES;
-}
-
 /* Weight rows per cache block of a thread (a multiple of MM_NR, at least
- * MM_NR; bf16 tiles of more than 2 rows at most BF16_NB). */
-static size_t block_rows(size_t K, enum idf2_mm_fmt f, bool kblock)
+ * MM_NR; tiles of more than 2 rows at most BF16_NB). */
+static size_t block_rows(size_t K, bool kblock)
 {
-    const size_t wrb = w_row_bytes(K, f);
+    const size_t wrb = K * 2;
     size_t nb = MM_W_BLOCK / (wrb ? wrb : 1) / MM_NR * MM_NR;
     return nb < MM_NR ? MM_NR : kblock && nb > BF16_NB ? BF16_NB : nb;
 }
@@ -123,17 +101,15 @@ static size_t block_rows(size_t K, enum idf2_mm_fmt f, bool kblock)
 /* Per-thread panel of packed bf16 weights: a block's rows, K padded to 32. */
 static size_t panel_bytes(size_t K)
 {
-    return align64(block_rows(K, IDF2_MM_BF16, true) * ((K + 31) / 32 * 32) * 2);
+    return align64(block_rows(K, true) * ((K + 31) / 32 * 32) * 2);
 }
 
 size_t idf2_avx512_mm_ws(size_t m, size_t K, enum idf2_mm_fmt f, int nt)
 {
     const size_t kp = xq_row(K);
-    if (is_bf16(f))
-        return align64(2 * m * kp * 2) + (size_t)(nt > 0 ? nt : 1) * (acc_bytes() + panel_bytes(K));
-    /* int8 codes, then per 64-input chunk 16 lane scales (d of the even
-     * block in lanes 0-7, of the odd block in 8-15). */
-    return align64(m * kp) + align64(m * (kp / 64) * 16 * sizeof(float));
+    if (!is_bf16(f))
+        return idf2_q8_mm_ws(m, K, nt);
+    return align64(2 * m * kp * 2) + (size_t)(nt > 0 ? nt : 1) * (acc_bytes() + panel_bytes(K));
 }
 
 /* The fixed fold of 16 lanes: halves 8, 4, 2, 1. */
@@ -294,142 +270,6 @@ KFN void bf16_tile_any(int MR, int NR, bool two, const uint16_t *xb, size_t ldx,
     }
 }
 
-/* ---- Q8_0 / Q4_0 --------------------------------------------------------------------------- */
-
-/* One activation row: int8 codes (zero padded to kp) and per chunk the 16
- * lane scales. */
-KFN void qact_row(int8_t *q, float *ds, const float *x, size_t K, size_t kp)
-{
-    const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
-    for (size_t c = 0; c < kp / 64; c++) {
-        float d[2];
-        _Pragma("GCC unroll 2") for (int b = 0; b < 2; b++)
-        {
-            const size_t k = c * 64 + (size_t)b * 32;
-            __m512 v0 = _mm512_maskz_loadu_ps(k < K ? tail16(K - k) : 0, x + k);
-            __m512 v1 = _mm512_maskz_loadu_ps(k + 16 < K ? tail16(K - k - 16) : 0, x + k + 16);
-            const float amax =
-                _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
-            d[b] = amax / 127.0f;
-            const __m512 id = _mm512_set1_ps(d[b] != 0.0f ? 1.0f / d[b] : 0.0f);
-            __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, id));
-            __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, id));
-            q0 = _mm512_min_epi32(_mm512_max_epi32(q0, lo), hi);
-            q1 = _mm512_min_epi32(_mm512_max_epi32(q1, lo), hi);
-            _mm_storeu_si128((__m128i *)(q + k), _mm512_cvtsepi32_epi8(q0));
-            _mm_storeu_si128((__m128i *)(q + k + 16), _mm512_cvtsepi32_epi8(q1));
-        }
-        _mm512_storeu_ps(ds + c * 16,
-                         _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(d[0]), _mm512_set1_ps(d[1])));
-    }
-}
-
-/* Unsigned codes of the two blocks from `b` on (the second may be past the
- * row's end when the row has an odd number of blocks: then it is `have`
- * == 1 and reads as zero codes with a zero scale), and their scales. */
-KINL void q_load2(const bool q4, const uint8_t *b, int have, __m512i *codes, __m512 *scale)
-{
-    const size_t bb = q4 ? Q4_BLOCK_BYTES : Q8_BLOCK_BYTES;
-    uint16_t d0, d1 = 0;
-    memcpy(&d0, b, 2);
-    if (have > 1)
-        memcpy(&d1, b + bb, 2);
-    const __m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)d0 | (uint32_t)d1 << 16)));
-    *scale = _mm512_permutexvar_ps(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),
-                                   _mm512_castps128_ps512(f));
-    if (q4) {
-        const __m128i a = _mm_loadu_si128((const __m128i *)(b + 2));
-        const __m128i c =
-            have > 1 ? _mm_loadu_si128((const __m128i *)(b + bb + 2)) : _mm_set1_epi8((char)0x88);
-        const __m256i y = _mm256_inserti128_si256(_mm256_castsi128_si256(a), c, 1);
-        const __m256i nib = _mm256_set1_epi8(15);
-        const __m256i l4 = _mm256_and_si256(y, nib);
-        const __m256i h4 = _mm256_and_si256(_mm256_srli_epi16(y, 4), nib);
-        /* [lo0 lo1 hi0 hi1] -> [lo0 hi0 lo1 hi1]: elements 0..31 of each block. */
-        const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(l4), h4, 1);
-        *codes = _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));
-    } else {
-        const __m256i a = _mm256_loadu_si256((const __m256i *)(b + 2));
-        const __m256i c =
-            have > 1 ? _mm256_loadu_si256((const __m256i *)(b + bb + 2)) : _mm256_setzero_si256();
-        *codes = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(a), c, 1),
-                                  _mm512_set1_epi8((char)0x80));
-    }
-}
-
-KINL void q_tile(const int MR, const int NR, const bool q4, const int8_t *aq, const float *ads,
-                 size_t kp, const uint8_t *w, size_t wrb, size_t nblocks, float *y, size_t ldy,
-                 const float *bias)
-{
-    const size_t bb = q4 ? Q4_BLOCK_BYTES : Q8_BLOCK_BYTES;
-    __m512 acc[Q_MR][MM_NR];
-    _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
-        _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++) acc[r][c] = _mm512_setzero_ps();
-    const __m512i offv = _mm512_set1_epi8(q4 ? 8 : (char)-128), zero = _mm512_setzero_si512();
-    for (size_t ch = 0; ch < kp / 64; ch++) {
-        const int have = 2 * ch + 1 < nblocks ? 2 : 1;
-        __m512i wv[MM_NR];
-        __m512 sw[MM_NR];
-        _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++)
-        {
-            const uint8_t *src = w + (size_t)c * wrb + 2 * ch * bb;
-            if (MR <= 2)
-                _mm_prefetch((const char *)src + PF_AHEAD, _MM_HINT_T0);
-            q_load2(q4, src, have, &wv[c], &sw[c]);
-        }
-        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
-        {
-            const __m512i av = _mm512_loadu_si512(aq + (size_t)r * kp + ch * 64);
-            const __m512i neg = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, offv, av));
-            const __m512 sa = _mm512_loadu_ps(ads + ((size_t)r * (kp / 64) + ch) * 16);
-            _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++)
-            {
-                const __m512i dot = _mm512_dpbusd_epi32(neg, wv[c], av);
-                acc[r][c] =
-                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(sw[c], sa), acc[r][c]);
-            }
-        }
-    }
-    _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
-        _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++)
-    {
-        const float v = lane_sum(acc[r][c]);
-        y[(size_t)r * ldy + (size_t)c] = bias ? v + bias[c] : v;
-    }
-}
-
-#define Q_CASE(R_, C_, Q4_)                                                                        \
-    case ((R_)*8 + (C_)) * 2 + (Q4_):                                                              \
-        q_tile(R_, C_, Q4_, aq, ads, kp, w, wrb, nblocks, y, ldy, bias);                           \
-        break;
-#define Q_CASES(R_, C_) Q_CASE(R_, C_, 0) Q_CASE(R_, C_, 1)
-
-KFN void q_tile_any(int MR, int NR, bool q4, const int8_t *aq, const float *ads, size_t kp,
-                    const uint8_t *w, size_t wrb, size_t nblocks, float *y, size_t ldy,
-                    const float *bias)
-{
-    switch ((MR * 8 + NR) * 2 + (int)q4) {
-        Q_CASES(1, 1)
-        Q_CASES(1, 2)
-        Q_CASES(1, 3)
-        Q_CASES(1, 4)
-        Q_CASES(2, 1)
-        Q_CASES(2, 2)
-        Q_CASES(2, 3)
-        Q_CASES(2, 4)
-        Q_CASES(3, 1)
-        Q_CASES(3, 2)
-        Q_CASES(3, 3)
-        Q_CASES(3, 4)
-        Q_CASES(4, 1)
-        Q_CASES(4, 2)
-        Q_CASES(4, 3)
-        Q_CASES(4, 4)
-    default:
-        break;
-    }
-}
-
 /* ---- driver -------------------------------------------------------------------------------- */
 
 static void mm_prepare(const float *x, size_t m, size_t x_stride, size_t K, enum idf2_mm_fmt f,
@@ -437,35 +277,32 @@ static void mm_prepare(const float *x, size_t m, size_t x_stride, size_t K, enum
 {
     const size_t kp = xq_row(K);
 #pragma omp parallel for schedule(static) num_threads(m >= 8 ? nt : 1)
-    for (long r = 0; r < (long)m; r++) {
-        const float *xr = x + (size_t)r * x_stride;
-        if (is_bf16(f))
-            to_bf16_row((uint16_t *)ws + (size_t)r * kp,
-                        f == IDF2_MM_BF16 ? (uint16_t *)ws + (m + (size_t)r) * kp : NULL, xr, K,
-                        kp);
-        else
-            qact_row((int8_t *)ws + (size_t)r * kp,
-                     (float *)((char *)ws + align64(m * kp)) + (size_t)r * (kp / 64) * 16, xr, K,
-                     kp);
-    }
+    for (long r = 0; r < (long)m; r++)
+        to_bf16_row((uint16_t *)ws + (size_t)r * kp,
+                    f == IDF2_MM_BF16 ? (uint16_t *)ws + (m + (size_t)r) * kp : NULL,
+                    x + (size_t)r * x_stride, K, kp);
 }
 
 void idf2_avx512_mm(float *y, const float *x, size_t m, size_t x_stride, const void *w, size_t N,
                     size_t K, enum idf2_mm_fmt f, const float *bias, void *ws, int nt)
 {
+    if (!is_bf16(f)) {
+        idf2_q8_mm(y, x, m, x_stride, w, N, K, f == IDF2_MM_Q4_0, bias, ws, nt);
+        return;
+    }
     if (m == 0 || N == 0)
         return;
-    const size_t kp = xq_row(K), nblocks = (K + 31) / 32, wrb = w_row_bytes(K, f);
+    const size_t kp = xq_row(K), wrb = K * 2;
     const size_t kpad = (K + 31) / 32 * 32;
     mm_prepare(x, m, x_stride, K, f, ws, nt);
-    const bool bf = is_bf16(f), two = f == IDF2_MM_BF16;
-    const int MR = bf ? BF16_MR : Q_MR;
+    const bool two = f == IDF2_MM_BF16;
+    const int MR = BF16_MR;
     /* More than 2 activation rows: compute-bound, so K blocks, and from 3
      * tiles on packed panels (the packing pass costs about what 2 tiles
      * gain); 1-2 rows stream each weight once from memory as stored. */
-    const bool kblock = bf && m > 2, pack = kblock && m > 2 * BF16_MR;
+    const bool kblock = m > 2, pack = kblock && m > 2 * BF16_MR;
     const size_t kb = kblock ? BF16_KB : kpad;
-    const size_t nb = block_rows(K, f, kblock);
+    const size_t nb = block_rows(K, kblock);
     const int team = m * N * K < (1u << 18) ? 1 : (nt > 0 ? nt : 1);
     char *accs = (char *)ws + align64(2 * m * kp * 2);
     char *panels = accs + (size_t)(nt > 0 ? nt : 1) * acc_bytes();
@@ -489,18 +326,11 @@ void idf2_avx512_mm(float *y, const float *x, size_t m, size_t x_stride, const v
                         const uint8_t *wj = (const uint8_t *)w + j * wrb;
                         float *yj = y + m0 * N + j;
                         const float *bj = bias ? bias + j : NULL;
-                        if (bf)
-                            bf16_tile_any(mr, nr, two, (const uint16_t *)ws + m0 * kp, kp, m * kp,
-                                          pack ? panel + (j - b0) * kpad : (const uint16_t *)wj,
-                                          pack ? 32 : K, pack ? (size_t)nr : 1, pack ? kpad : K, k0,
-                                          k1,
-                                          kblock ? acc + (j - b0) / MM_NR * BF16_MR * MM_NR : acc,
-                                          k0 == 0, k1 >= K, yj, N, bj);
-                        else
-                            q_tile_any(mr, nr, f == IDF2_MM_Q4_0, (const int8_t *)ws + m0 * kp,
-                                       (const float *)((const char *)ws + align64(m * kp)) +
-                                           m0 * (kp / 64) * 16,
-                                       kp, wj, wrb, nblocks, yj, N, bj);
+                        bf16_tile_any(mr, nr, two, (const uint16_t *)ws + m0 * kp, kp, m * kp,
+                                      pack ? panel + (j - b0) * kpad : (const uint16_t *)wj,
+                                      pack ? 32 : K, pack ? (size_t)nr : 1, pack ? kpad : K, k0, k1,
+                                      kblock ? acc + (j - b0) / MM_NR * BF16_MR * MM_NR : acc,
+                                      k0 == 0, k1 >= K, yj, N, bj);
                     }
                 }
             }

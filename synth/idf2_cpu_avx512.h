@@ -11,8 +11,7 @@
  * other rows or on the thread count.  bf16: activations are split once per
  * call into bf16 hi + lo terms (16 mantissa bits), two vdpbf16ps per input
  * pair accumulate in float32; bf16x1 rounds them once (one vdpbf16ps).
- * Q8_0/Q4_0: activations are quantized to int8 in blocks of 32 per call,
- * block dot products are exact integers, scaled and summed in float32. */
+ * Q8_0/Q4_0 run in synth/idf2_cpu_q8.c (its header gives their numerics). */
 #ifndef VC_SYNTH_IDF2_CPU_AVX512_H
 #define VC_SYNTH_IDF2_CPU_AVX512_H
 

@@ -1,0 +1,252 @@
+/* idf2_cpu_q8: AVX-512 VNNI matmul over Q8_0 / Q4_0 weights.
+ *
+ * A tile is MR activation rows x NR weight rows over the whole of K;
+ * accumulator (r, c) is one zmm whose lanes 0-7 follow the even block of
+ * every 64-input chunk and lanes 8-15 the odd one, folded at the end by
+ * lane_sum in a fixed order: output (m, n) is the same chain of operations
+ * whatever MR, NR, m or the thread count (batch invariance).  Per chunk one
+ * vpdpbusd per (activation row, weight row) on unsigned weight codes (Q8_0
+ * q xor 0x80 = q + 128; Q4_0 nibbles) gives exact lane sums, corrected by
+ * -off * (the lane's activation sum, one more vpdpbusd per activation row),
+ * converted and scaled by d_w * d_x in float32.  Threads split weight rows
+ * into contiguous ranges, walked in blocks of about Q_W_BLOCK bytes (kept in
+ * L2) so that each weight block comes from memory once per call. */
+#include "idf2_cpu_q8.h"
+
+#include <immintrin.h>
+#include <omp.h>
+#include <stdint.h>
+#include <string.h>
+
+/* The target of synth/idf2_cpu_avx512.c: callers check
+ * idf2_avx512_usable(). */
+#define T_AVX512 "avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx512vnni,fma,f16c"
+#define KFN      static __attribute__((target(T_AVX512)))
+#define KINL     static inline __attribute__((always_inline, target(T_AVX512)))
+/* OpenMP regions live in plain functions and call KFN functions only: clang
+ * does not give a region's outlined body its function's target attribute. */
+
+/* Bytes of a thread's weight block (L2 is 1 MiB per core here). */
+#define Q_W_BLOCK (384u << 10)
+/* Bytes ahead that a streaming tile (one or two activation rows) prefetches. */
+#define PF_AHEAD 1024
+/* Activation rows and weight rows per tile. */
+#define Q_MR 4
+#define Q_NR 4
+
+/* ggml block sizes (synth/idf2_backend.h): half scale, then the codes. */
+#define Q8_BLOCK_BYTES 34
+#define Q4_BLOCK_BYTES 18
+
+static size_t align64(size_t v)
+{
+    return (v + 63) & ~(size_t)63;
+}
+
+static size_t min_sz(size_t a, size_t b)
+{
+    return a < b ? a : b;
+}
+
+/* Activation row stride in bytes: K padded to 64 inputs. */
+static size_t xq_row(size_t K)
+{
+    return (K + 63) / 64 * 64;
+}
+
+static size_t w_row_bytes(size_t K, bool q4)
+{
+    return (K + 31) / 32 * (q4 ? Q4_BLOCK_BYTES : Q8_BLOCK_BYTES);
+}
+
+size_t idf2_q8_mm_ws(size_t m, size_t K, int nt)
+{
+    (void)nt;
+    const size_t kp = xq_row(K);
+    /* int8 codes, then per 64-input chunk 16 lane scales (d of the even
+     * block in lanes 0-7, of the odd block in 8-15). */
+    return align64(m * kp) + align64(m * (kp / 64) * 16 * sizeof(float));
+}
+
+/* The fixed fold of 16 lanes: halves 8, 4, 2, 1. */
+KINL float lane_sum(__m512 a)
+{
+    __m256 r8 = _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));
+    __m128 r4 = _mm_add_ps(_mm256_castps256_ps128(r8), _mm256_extractf128_ps(r8, 1));
+    __m128 r2 = _mm_add_ps(r4, _mm_movehl_ps(r4, r4));
+    return _mm_cvtss_f32(_mm_add_ss(r2, _mm_shuffle_ps(r2, r2, 1)));
+}
+
+static __mmask16 tail16(size_t left)
+{
+    return left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
+}
+
+/* One activation row: int8 codes (zero padded to kp) and per chunk the 16
+ * lane scales. */
+KFN void qact_row(int8_t *q, float *ds, const float *x, size_t K, size_t kp)
+{
+    const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
+    for (size_t c = 0; c < kp / 64; c++) {
+        float d[2];
+        _Pragma("GCC unroll 2") for (int b = 0; b < 2; b++)
+        {
+            const size_t k = c * 64 + (size_t)b * 32;
+            __m512 v0 = _mm512_maskz_loadu_ps(k < K ? tail16(K - k) : 0, x + k);
+            __m512 v1 = _mm512_maskz_loadu_ps(k + 16 < K ? tail16(K - k - 16) : 0, x + k + 16);
+            const float amax =
+                _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+            d[b] = amax / 127.0f;
+            const __m512 id = _mm512_set1_ps(d[b] != 0.0f ? 1.0f / d[b] : 0.0f);
+            __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, id));
+            __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, id));
+            q0 = _mm512_min_epi32(_mm512_max_epi32(q0, lo), hi);
+            q1 = _mm512_min_epi32(_mm512_max_epi32(q1, lo), hi);
+            _mm_storeu_si128((__m128i *)(q + k), _mm512_cvtsepi32_epi8(q0));
+            _mm_storeu_si128((__m128i *)(q + k + 16), _mm512_cvtsepi32_epi8(q1));
+        }
+        _mm512_storeu_ps(ds + c * 16,
+                         _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(d[0]), _mm512_set1_ps(d[1])));
+    }
+}
+
+/* Unsigned codes of the two blocks from `b` on (the second may be past the
+ * row's end when the row has an odd number of blocks: then it is `have`
+ * == 1 and reads as zero codes with a zero scale), and their scales. */
+KINL void q_load2(const bool q4, const uint8_t *b, int have, __m512i *codes, __m512 *scale)
+{
+    const size_t bb = q4 ? Q4_BLOCK_BYTES : Q8_BLOCK_BYTES;
+    uint16_t d0, d1 = 0;
+    memcpy(&d0, b, 2);
+    if (have > 1)
+        memcpy(&d1, b + bb, 2);
+    const __m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)d0 | (uint32_t)d1 << 16)));
+    *scale = _mm512_permutexvar_ps(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),
+                                   _mm512_castps128_ps512(f));
+    if (q4) {
+        const __m128i a = _mm_loadu_si128((const __m128i *)(b + 2));
+        const __m128i c =
+            have > 1 ? _mm_loadu_si128((const __m128i *)(b + bb + 2)) : _mm_set1_epi8((char)0x88);
+        const __m256i y = _mm256_inserti128_si256(_mm256_castsi128_si256(a), c, 1);
+        const __m256i nib = _mm256_set1_epi8(15);
+        const __m256i l4 = _mm256_and_si256(y, nib);
+        const __m256i h4 = _mm256_and_si256(_mm256_srli_epi16(y, 4), nib);
+        /* [lo0 lo1 hi0 hi1] -> [lo0 hi0 lo1 hi1]: elements 0..31 of each block. */
+        const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(l4), h4, 1);
+        *codes = _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));
+    } else {
+        const __m256i a = _mm256_loadu_si256((const __m256i *)(b + 2));
+        const __m256i c =
+            have > 1 ? _mm256_loadu_si256((const __m256i *)(b + bb + 2)) : _mm256_setzero_si256();
+        *codes = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(a), c, 1),
+                                  _mm512_set1_epi8((char)0x80));
+    }
+}
+
+KINL void q_tile(const int MR, const int NR, const bool q4, const int8_t *aq, const float *ads,
+                 size_t kp, const uint8_t *w, size_t wrb, size_t nblocks, float *y, size_t ldy,
+                 const float *bias)
+{
+    const size_t bb = q4 ? Q4_BLOCK_BYTES : Q8_BLOCK_BYTES;
+    __m512 acc[Q_MR][Q_NR];
+    _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
+        _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++) acc[r][c] = _mm512_setzero_ps();
+    const __m512i offv = _mm512_set1_epi8(q4 ? 8 : (char)-128), zero = _mm512_setzero_si512();
+    for (size_t ch = 0; ch < kp / 64; ch++) {
+        const int have = 2 * ch + 1 < nblocks ? 2 : 1;
+        __m512i wv[Q_NR];
+        __m512 sw[Q_NR];
+        _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++)
+        {
+            const uint8_t *src = w + (size_t)c * wrb + 2 * ch * bb;
+            if (MR <= 2)
+                _mm_prefetch((const char *)src + PF_AHEAD, _MM_HINT_T0);
+            q_load2(q4, src, have, &wv[c], &sw[c]);
+        }
+        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
+        {
+            const __m512i av = _mm512_loadu_si512(aq + (size_t)r * kp + ch * 64);
+            const __m512i neg = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, offv, av));
+            const __m512 sa = _mm512_loadu_ps(ads + ((size_t)r * (kp / 64) + ch) * 16);
+            _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++)
+            {
+                const __m512i dot = _mm512_dpbusd_epi32(neg, wv[c], av);
+                acc[r][c] =
+                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(sw[c], sa), acc[r][c]);
+            }
+        }
+    }
+    _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
+        _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++)
+    {
+        const float v = lane_sum(acc[r][c]);
+        y[(size_t)r * ldy + (size_t)c] = bias ? v + bias[c] : v;
+    }
+}
+
+#define Q_CASE(R_, C_, Q4_)                                                                        \
+    case ((R_)*8 + (C_)) * 2 + (Q4_):                                                              \
+        q_tile(R_, C_, Q4_, aq, ads, kp, w, wrb, nblocks, y, ldy, bias);                           \
+        break;
+#define Q_CASES(R_, C_) Q_CASE(R_, C_, 0) Q_CASE(R_, C_, 1)
+
+KFN void q_tile_any(int MR, int NR, bool q4, const int8_t *aq, const float *ads, size_t kp,
+                    const uint8_t *w, size_t wrb, size_t nblocks, float *y, size_t ldy,
+                    const float *bias)
+{
+    switch ((MR * 8 + NR) * 2 + (int)q4) {
+        Q_CASES(1, 1)
+        Q_CASES(1, 2)
+        Q_CASES(1, 3)
+        Q_CASES(1, 4)
+        Q_CASES(2, 1)
+        Q_CASES(2, 2)
+        Q_CASES(2, 3)
+        Q_CASES(2, 4)
+        Q_CASES(3, 1)
+        Q_CASES(3, 2)
+        Q_CASES(3, 3)
+        Q_CASES(3, 4)
+        Q_CASES(4, 1)
+        Q_CASES(4, 2)
+        Q_CASES(4, 3)
+        Q_CASES(4, 4)
+    default:
+        break;
+    }
+}
+
+/* ---- driver -------------------------------------------------------------------------------- */
+
+void idf2_q8_mm(float *y, const float *x, size_t m, size_t x_stride, const void *w, size_t N,
+                size_t K, bool q4, const float *bias, void *ws, int nt)
+{
+    if (m == 0 || N == 0)
+        return;
+    const size_t kp = xq_row(K), nblocks = (K + 31) / 32, wrb = w_row_bytes(K, q4);
+    int8_t *aq = ws;
+    float *ads = (float *)((char *)ws + align64(m * kp));
+#pragma omp parallel for schedule(static) num_threads(m >= 8 ? nt : 1)
+    for (long r = 0; r < (long)m; r++)
+        qact_row(aq + (size_t)r * kp, ads + (size_t)r * (kp / 64) * 16, x + (size_t)r * x_stride, K,
+                 kp);
+    size_t nb = Q_W_BLOCK / wrb / Q_NR * Q_NR;
+    nb = nb < Q_NR ? Q_NR : nb;
+    const int team = m * N * K < (1u << 18) ? 1 : (nt > 0 ? nt : 1);
+#pragma omp parallel num_threads(team)
+    {
+        const size_t t = (size_t)omp_get_thread_num(), T = (size_t)omp_get_num_threads();
+        const size_t n_groups = (N + Q_NR - 1) / Q_NR;
+        const size_t n0 = n_groups * t / T * Q_NR, n1 = min_sz(N, n_groups * (t + 1) / T * Q_NR);
+        for (size_t b0 = n0; b0 < n1; b0 += nb) {
+            const size_t b1 = min_sz(n1, b0 + nb);
+            for (size_t m0 = 0; m0 < m; m0 += Q_MR) {
+                const int mr = (int)min_sz(Q_MR, m - m0);
+                for (size_t j = b0; j < b1; j += Q_NR)
+                    q_tile_any(mr, (int)min_sz(Q_NR, b1 - j), q4, aq + m0 * kp,
+                               ads + m0 * (kp / 64) * 16, kp, (const uint8_t *)w + j * wrb, wrb,
+                               nblocks, y + m0 * N + j, N, bias ? bias + j : NULL);
+            }
+        }
+    }
+}
