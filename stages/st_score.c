@@ -85,8 +85,9 @@ static enum vc_status parse_scores(struct st_score *st, const cJSON *cfg, struct
         int k = cJSON_IsString(it) ? score_index(it->valuestring) : -1;
         if (k < 0)
             return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
-                              WHERE ": \"scores\": unknown score (known: relevance, perplexity, "
-                                    "nsfw)");
+                              WHERE ": \"scores\": unknown score '%.64s' (known: relevance, "
+                                    "perplexity, nsfw)",
+                              cJSON_IsString(it) ? it->valuestring : "(not a string)");
         st->wanted[k] = true;
     }
     return VC_OK;

@@ -312,14 +312,17 @@ static struct wds_reader *reader_new(const char *name, const struct wds_read_lim
 }
 
 /* libarchive picks the format while opening: a file it cannot read is an
- * I/O error, content that is no tar is a corrupt shard.  libarchive reports
- * the latter with errno EILSEQ (its private ARCHIVE_ERRNO_FILE_FORMAT on
- * systems without EFTYPE, Linux included). */
+ * I/O error (a run retries it), content it cannot decode is a corrupt shard
+ * (recorded once, for good).  libarchive gives a system errno for the
+ * former; the latter is EILSEQ for content that is no tar (its private
+ * ARCHIVE_ERRNO_FILE_FORMAT on systems without EFTYPE, Linux included) or
+ * its ARCHIVE_ERRNO_MISC (-1) for a gzip or zstd stream that is cut or
+ * damaged before the first header. */
 static enum vc_status open_error(struct archive *a, const char *name, struct vc_err *err)
 {
     const char *why = archive_error_string(a);
-    enum vc_reason reason =
-        archive_errno(a) == EILSEQ ? VC_REASON_corrupt_archive : VC_REASON_io_error;
+    int no = archive_errno(a);
+    enum vc_reason reason = no > 0 && no != EILSEQ ? VC_REASON_io_error : VC_REASON_corrupt_archive;
     return vc_err_set(err, VC_ESHARD, reason, "cannot open shard '%s': %s", name,
                       why ? why : "unknown error");
 }

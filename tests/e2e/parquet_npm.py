@@ -37,9 +37,15 @@ if not shutil.which("node") or not shutil.which("npm"):
     sys.exit(77)
 mods = os.path.join(a.work, "node_modules")
 if not all(os.path.isdir(os.path.join(mods, x.rsplit("@", 1)[0])) for x in PACKAGES):
-    r = subprocess.run(["npm", "install", "--prefer-offline", "--no-audit", "--no-fund",
-                        "--no-save", "--prefix", a.work] + PACKAGES,
-                       capture_output=True, text=True, timeout=300)
+    # A registry that cannot be reached but does not refuse (a firewall that
+    # drops packets) must end in a skip too, not in a hang or a traceback.
+    try:
+        r = subprocess.run(["npm", "install", "--prefer-offline", "--no-audit", "--no-fund",
+                            "--no-save", "--fetch-timeout=60000", "--fetch-retries=1",
+                            "--prefix", a.work] + PACKAGES,
+                           capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired as e:
+        r = subprocess.CompletedProcess(e.cmd, 124, "", "npm install timed out after 300 s")
     if r.returncode != 0:
         print("SKIP: npm could not install %s:\n%s" % (" ".join(PACKAGES), r.stderr[-2000:]))
         sys.exit(77)

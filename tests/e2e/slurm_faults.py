@@ -81,11 +81,11 @@ def run_slurm(mem, extra=()):
 queue = cluster.queue
 
 
-def wait_done(limit=50):
-    return cluster.wait_done(out, limit)
+def wait_done():
+    return cluster.wait_done(out)
 
 
-def wait_start(phase, index, limit=40):
+def wait_start(phase, index, limit=se.WAIT_S):
     """Until the task's log says it started; its job id (ARRAYJOB_INDEX)."""
     log = os.path.join(logs, "%s-%d.log" % (phase, index))
     t0 = time.time()
@@ -98,7 +98,7 @@ def wait_start(phase, index, limit=40):
     raise SystemExit("FAILED: %s %d did not start\n%s" % (phase, index, queue()))
 
 
-def task_pid(phase, index, limit=10):
+def task_pid(phase, index, limit=60):
     """The pid of `vlmcurate task OUT PHASE INDEX`, found in /proc."""
     want = [args.bin, "task", out, phase, str(index)]
     t0 = time.time()
@@ -134,7 +134,7 @@ try:
         os.rename(c_tar, c_tar + ".away")
     phase, index = {"write_cancel": ("write", 2), "missing_input": ("r0-map", 3)}.get(
         FAULT, ("r0-map", 2))
-    job = wait_start(phase, index, limit=60)
+    job = wait_start(phase, index)
     if FAULT == "missing_input":
         want = r"failed %s %d: \S+ \(job %s, it ran and committed nothing" % (phase, index, job)
     elif FAULT in ("map_cancel", "write_cancel"):

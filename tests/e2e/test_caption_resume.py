@@ -10,10 +10,7 @@ engine's 4 slots at the kill were computed twice."""
 import glob
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
 import pipeline_e2e as pe  # noqa: E402
@@ -49,18 +46,14 @@ def cache_lines(out):
 
 
 out = os.path.join(args.tmp, "killed")
-p = subprocess.Popen(pe.run_cmd(args, spec_path, out, threads=1), stdout=subprocess.DEVNULL,
-                     stderr=subprocess.DEVNULL)
-killed = False
-deadline = time.time() + 300
-while p.poll() is None and time.time() < deadline:
-    if cache_lines(out).count(b"\n") >= N // 4:
-        p.send_signal(signal.SIGKILL)
-        killed = True
-        break
-    time.sleep(0.002)
-p.wait()
-vctest.expect(killed and not os.path.exists(os.path.join(out, "run.json")),
+
+
+def committed(out):
+    return cache_lines(out).count(b"\n")
+
+
+vctest.expect(pe.kill_when(args, spec_path, out, lambda o: committed(o) >= N // 4,
+                           valid=lambda o: committed(o) < N, threads=1),
               "run killed with SIGKILL while captioning")
 before = cache_lines(out)
 done = before[:before.rfind(b"\n") + 1]

@@ -15,11 +15,8 @@ import io
 import json
 import os
 import random
-import signal
-import subprocess
 import sys
 import tarfile
-import time
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -197,22 +194,9 @@ def reduce_markers(o):
     return found
 
 
-killed = False
-for attempt in range(5):
-    p = subprocess.Popen(pe.run_cmd(args, spec_path, out, threads=2), stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
-    while p.poll() is None:
-        if len(reduce_markers(out)) >= 20:
-            p.send_signal(signal.SIGKILL)
-            p.wait()
-            killed = not os.path.exists(os.path.join(out, "run.json"))
-            break
-        time.sleep(0.005)
-    p.wait()
-    if killed:
-        break
-    subprocess.run(["rm", "-rf", out], check=True)
-vctest.expect(killed, "run killed with SIGKILL during the reduce parts")
+vctest.expect(pe.kill_when(args, spec_path, out, lambda o: len(reduce_markers(o)) >= 20,
+                           valid=lambda o: len(reduce_markers(o)) < 1024),
+              "run killed with SIGKILL during the reduce parts")
 before = reduce_markers(out)
 vctest.expect(0 < len(before) < 1024, "%d of 1024 reduce parts committed before the kill" %
               len(before))

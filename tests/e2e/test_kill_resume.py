@@ -7,10 +7,7 @@ reshard stage, which ends round 0), and while output shards are being
 written."""
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
 import pipeline_e2e as pe  # noqa: E402
@@ -34,38 +31,26 @@ pe.run_spec(args, spec_path, ref, threads=2)
 prefix = spec["output"]["prefix"]
 
 
-def kill_when(out, ready, what):
-    """Starts the run, SIGKILLs it once ready(out) holds; True if killed
-    before it finished."""
-    p = subprocess.Popen(pe.run_cmd(args, spec_path, out, threads=2), stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while p.poll() is None and time.time() < deadline:
-        if ready(out):
-            p.send_signal(signal.SIGKILL)
-            p.wait()
-            print("killed while %s" % what)
-            return not os.path.exists(os.path.join(out, "run.json"))
-        time.sleep(0.002)
-    p.wait()
-    return False
-
-
 def markers(out):
     work = os.path.join(out, "_work")
     return {n: os.stat(os.path.join(work, n)).st_mtime_ns for n in pe.task_markers(out)}
 
 
-def first_shard_done(out):
-    return os.path.isdir(out) and any(n.startswith(prefix + "-") and n.endswith(".tar")
-                                      for n in os.listdir(out))
+def shards_written(out):
+    return len(pe.shards(out, prefix)) if os.path.isdir(out) else 0
 
 
-for what, ready in (("round-0 MAP tasks commit", lambda o: len(pe.task_markers(o, 0)) >= 2),
-                    ("round-1 MAP tasks commit", lambda o: len(pe.task_markers(o, 1)) >= 2),
-                    ("output shards are written", first_shard_done)):
+# (what, when to kill, what must still be left to do at the kill)
+POINTS = (("round-0 MAP tasks commit", lambda o: len(pe.task_markers(o, 0)) >= 2,
+           lambda o: len(pe.task_markers(o, 0)) < len(pe.task_markers(ref, 0))),
+          ("round-1 MAP tasks commit", lambda o: len(pe.task_markers(o, 1)) >= 2,
+           lambda o: len(pe.task_markers(o, 1)) < len(pe.task_markers(ref, 1))),
+          ("output shards are written", lambda o: shards_written(o) >= 1,
+           lambda o: shards_written(o) < shards_written(ref)))
+for what, ready, valid in POINTS:
     out = os.path.join(args.tmp, "killed-" + what.split()[0])
-    vctest.expect(kill_when(out, ready, what), "run killed with SIGKILL while %s" % what)
+    vctest.expect(pe.kill_when(args, spec_path, out, ready, valid),
+                  "run killed with SIGKILL while %s" % what)
     before = markers(out)
     vctest.expect(before, "%d task commit markers survive the kill" % len(before))
     pe.run_spec(args, spec_path, out, threads=2)

@@ -125,6 +125,20 @@ vctest.expect(rep == {"max_quantile": q, "threshold": threshold, "rejected": 3},
 vctest.expect(os.path.exists(os.path.join(out, "_work", "r0-plan.json")),
               "a quantile cut ends the round (r0-plan.json)")
 
+# A misspelt score, or a filter on a score not computed: refused at spec
+# load (exit 2), naming the word.
+for what, st, word in (("an unknown score", {"scores": ["relevance", "nsfww"]}, "'nsfww'"),
+                       ("a filter on a score not listed",
+                        {"scores": ["relevance"], "filters": [{"name": "relevanc", "min": 1}]},
+                        "'relevanc'")):
+    st.update({"stage": "score", "model": FIX})
+    bad = pe.write_spec(os.path.join(data, "bad.json"), {
+        "sources": [{"name": "w", "type": "webdataset", "urls": "in-000000.tar"}],
+        "stages": [st], "output": {"prefix": "sc"}})
+    r = pe.run_spec(args, bad, os.path.join(args.tmp, "bad"), check=False)
+    vctest.expect(r.returncode == 2 and word in r.stderr and "score" in r.stderr,
+                  "%s is refused naming %s: %s" % (what, word, r.stderr.strip()[-200:]))
+
 # min_quantile drops the values below the nearest-rank quantile.
 q = 0.3
 threshold = rel[math.ceil(q * len(rel)) - 1]

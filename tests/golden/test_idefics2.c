@@ -143,6 +143,41 @@ static void case_request_free(struct case_req *cr)
     free(cr->prompt);
 }
 
+/* The F32 fixture and the requests of up to two of its cases, for the
+ * tests that drive the engine API with them. */
+struct f32_cases {
+    struct fixture f;
+    const cJSON *c[2];
+    struct case_req cr[2];
+};
+
+static void f32_cases_close(struct f32_cases *t)
+{
+    case_request_free(&t->cr[0]);
+    case_request_free(&t->cr[1]);
+    fixture_close(&t->f);
+}
+
+/* Opens the fixture and cases a and b (b may be NULL); false, with the
+ * failure counted and nothing left open, when one of them is unusable. */
+static bool f32_cases_open(struct f32_cases *t, const char *a, const char *b)
+{
+    memset(t, 0, sizeof *t);
+    if (!fixture_open(&t->f, IDF2_COMPUTE_F32))
+        return false;
+    const char *names[2] = { a, b };
+    for (int i = 0; i < 2 && names[i]; i++) {
+        t->c[i] = find_case(&t->f, names[i]);
+        if (!t->c[i] || !case_request(t->c[i], &t->cr[i])) {
+            fprintf(stderr, "case %s: request not built\n", names[i]);
+            vc_test_failures++;
+            f32_cases_close(t);
+            return false;
+        }
+    }
+    return true;
+}
+
 /* --------------------------------------------------------------- trace */
 
 struct got {
@@ -499,38 +534,34 @@ static const uint8_t junk[] = { 0x89, 'P', 'N', 'G', 0, 1, 2, 3 };
  * single-request results, the broken one fails alone. */
 TEST(batch_ragged_matches_single)
 {
-    struct fixture f;
-    if (!fixture_open(&f, IDF2_COMPUTE_F32))
+    struct f32_cases t;
+    if (!f32_cases_open(&t, "raw_two_images_adjacent", "text_only"))
         return;
-    struct case_req a, b;
-    const cJSON *ca = find_case(&f, "raw_two_images_adjacent"), *cb = find_case(&f, "text_only");
-    if (ca && cb && case_request(ca, &a) && case_request(cb, &b)) {
-        const struct idf2_image_bytes bad_img = { junk, sizeof junk, "junk.png" };
-        struct idf2_request reqs[3] = { a.req, a.req, b.req };
-        reqs[1].images = &bad_img;
-        reqs[1].n_images = 1;
-        reqs[1].prompt = "<image>Caption:";
-        struct idf2_result res[3];
-        struct vc_err err = { 0 };
-        CHECK_INT(idf2_generate_batch(f.model, reqs, 3, res, &err), VC_OK);
-        CHECK_INT(res[0].status, VC_OK);
-        CHECK(res[1].status < 0);
-        CHECK(strncmp(res[1].err.msg, "junk.png: ", 10) == 0); /* named by its path */
-        CHECK(res[1].ids == NULL && res[1].text == NULL);
-        CHECK_INT(res[2].status, VC_OK);
-        CHECK_STR(res[0].text,
-                  cJSON_GetStringValue(cJSON_GetObjectItem(ca, "expected_generated_text")));
-        CHECK_STR(res[2].text,
-                  cJSON_GetStringValue(cJSON_GetObjectItem(cb, "expected_generated_text")));
-        CHECK_INT(res[0].n_ids, 10);
-        CHECK_INT(res[2].n_ids, 3);
-        CHECK(res[2].stopped_on_eos && !res[0].stopped_on_eos);
-        for (int i = 0; i < 3; i++)
-            idf2_result_release(&res[i]);
-        case_request_free(&a);
-        case_request_free(&b);
-    }
-    fixture_close(&f);
+    const cJSON *ca = t.c[0], *cb = t.c[1];
+    const struct case_req *a = &t.cr[0], *b = &t.cr[1];
+    const struct idf2_image_bytes bad_img = { junk, sizeof junk, "junk.png" };
+    struct idf2_request reqs[3] = { a->req, a->req, b->req };
+    reqs[1].images = &bad_img;
+    reqs[1].n_images = 1;
+    reqs[1].prompt = "<image>Caption:";
+    struct idf2_result res[3];
+    struct vc_err err = { 0 };
+    CHECK_INT(idf2_generate_batch(t.f.model, reqs, 3, res, &err), VC_OK);
+    CHECK_INT(res[0].status, VC_OK);
+    CHECK(res[1].status < 0);
+    CHECK(strncmp(res[1].err.msg, "junk.png: ", 10) == 0); /* named by its path */
+    CHECK(res[1].ids == NULL && res[1].text == NULL);
+    CHECK_INT(res[2].status, VC_OK);
+    CHECK_STR(res[0].text,
+              cJSON_GetStringValue(cJSON_GetObjectItem(ca, "expected_generated_text")));
+    CHECK_STR(res[2].text,
+              cJSON_GetStringValue(cJSON_GetObjectItem(cb, "expected_generated_text")));
+    CHECK_INT(res[0].n_ids, 10);
+    CHECK_INT(res[2].n_ids, 3);
+    CHECK(res[2].stopped_on_eos && !res[0].stopped_on_eos);
+    for (int i = 0; i < 3; i++)
+        idf2_result_release(&res[i]);
+    f32_cases_close(&t);
 }
 
 /* Batch-invariant numerics: 16 ragged requests (every fixture case, with
@@ -627,49 +658,43 @@ TEST(batch_invariant_logits)
  * continuation holds an id outside the vocabulary fails alone. */
 TEST(score_batch_matches_single)
 {
-    struct fixture f;
-    if (!fixture_open(&f, IDF2_COMPUTE_F32))
+    struct f32_cases t;
+    if (!f32_cases_open(&t, "chat_single_nosplit", "text_only"))
         return;
-    struct case_req a, b;
-    const cJSON *ca = find_case(&f, "chat_single_nosplit"), *cb = find_case(&f, "text_only");
-    if (ca && cb && case_request(ca, &a) && case_request(cb, &b)) {
-        static const int32_t ids1[4] = { 5, 17, 300, 2 }, bad[2] = { 3, 100000 };
-        struct idf2_score_item items[5] = {
-            { .req = a.req, .continuation = " a photo of a beach" },
-            { .req = b.req, .ids = ids1, .n_ids = 4 },
-            { .req = a.req, .ids = bad, .n_ids = 2 },
-            { .req = b.req, .continuation = "" },
-            { .req = a.req, .ids = ids1, .n_ids = 3 },
-        };
-        struct idf2_ctx *c = NULL;
-        struct vc_err err = { 0 };
-        const struct idf2_ctx_params p = { .n_slots = 4, .n_ctx = 64, .max_rows = 20 };
-        CHECK_INT(idf2_ctx_new(f.model, &p, &c, &err), VC_OK);
-        CHECK_INT(idf2_ctx_score(c, items, 5, &err), VC_OK);
-        CHECK_INT(items[2].status, VC_EUSAGE);
-        CHECK_INT(items[3].status, VC_OK);
-        CHECK(items[3].logprob == 0 && items[3].n_tokens == 0);
-        for (int i = 0; i < 5; i++) {
-            if (i == 2 || i == 3)
-                continue;
-            CHECK_INT(items[i].status, VC_OK);
-            CHECK(items[i].logprob < 0);
-            double one = 1;
-            if (items[i].continuation)
-                CHECK_INT(
-                    idf2_score(f.model, &items[i].req, items[i].continuation, &one, NULL, &err),
-                    VC_OK);
-            else
-                CHECK_INT(idf2_score_ids(f.model, &items[i].req, items[i].ids, items[i].n_ids, &one,
-                                         &err),
-                          VC_OK);
-            CHECK(one == items[i].logprob);
-        }
-        idf2_ctx_free(c);
-        case_request_free(&a);
-        case_request_free(&b);
+    const struct case_req *a = &t.cr[0], *b = &t.cr[1];
+    static const int32_t ids1[4] = { 5, 17, 300, 2 }, bad[2] = { 3, 100000 };
+    struct idf2_score_item items[5] = {
+        { .req = a->req, .continuation = " a photo of a beach" },
+        { .req = b->req, .ids = ids1, .n_ids = 4 },
+        { .req = a->req, .ids = bad, .n_ids = 2 },
+        { .req = b->req, .continuation = "" },
+        { .req = a->req, .ids = ids1, .n_ids = 3 },
+    };
+    struct idf2_ctx *c = NULL;
+    struct vc_err err = { 0 };
+    const struct idf2_ctx_params p = { .n_slots = 4, .n_ctx = 64, .max_rows = 20 };
+    CHECK_INT(idf2_ctx_new(t.f.model, &p, &c, &err), VC_OK);
+    CHECK_INT(idf2_ctx_score(c, items, 5, &err), VC_OK);
+    CHECK_INT(items[2].status, VC_EUSAGE);
+    CHECK_INT(items[3].status, VC_OK);
+    CHECK(items[3].logprob == 0 && items[3].n_tokens == 0);
+    for (int i = 0; i < 5; i++) {
+        if (i == 2 || i == 3)
+            continue;
+        CHECK_INT(items[i].status, VC_OK);
+        CHECK(items[i].logprob < 0);
+        double one = 1;
+        if (items[i].continuation)
+            CHECK_INT(idf2_score(t.f.model, &items[i].req, items[i].continuation, &one, NULL, &err),
+                      VC_OK);
+        else
+            CHECK_INT(
+                idf2_score_ids(t.f.model, &items[i].req, items[i].ids, items[i].n_ids, &one, &err),
+                VC_OK);
+        CHECK(one == items[i].logprob);
     }
-    fixture_close(&f);
+    idf2_ctx_free(c);
+    f32_cases_close(&t);
 }
 
 /* What the done callback saw: each index once, its result already final
@@ -710,145 +735,134 @@ static void on_done(void *arg, size_t i)
  * length generation reports. */
 TEST(done_callback_once_per_request)
 {
-    struct fixture f;
-    if (!fixture_open(&f, IDF2_COMPUTE_F32))
+    struct f32_cases t;
+    if (!f32_cases_open(&t, "chat_single_nosplit", "text_only"))
         return;
-    struct case_req a, b;
-    const cJSON *ca = find_case(&f, "chat_single_nosplit"), *cb = find_case(&f, "text_only");
-    if (ca && cb && case_request(ca, &a) && case_request(cb, &b)) {
-        const struct idf2_image_bytes bad_img = { junk, sizeof junk, NULL };
-        struct idf2_request reqs[6];
-        for (int i = 0; i < 6; i++) {
-            reqs[i] = i % 2 ? b.req : a.req;
-            reqs[i].gen.max_new_tokens = i == 0 ? 12 : 1 + i;
-        }
-        reqs[3].images = &bad_img;
-        reqs[3].n_images = 1;
-        reqs[3].prompt = "<image>x";
-        reqs[3].chat = NULL;
-        struct idf2_result res[6], lone;
-        struct done_log d = { .res = res };
-        struct idf2_ctx *c = NULL;
-        struct vc_err err = { 0 };
-        const struct idf2_ctx_params p = { .n_slots = 2, .n_ctx = 160 };
-        CHECK_INT(idf2_ctx_new(f.model, &p, &c, &err), VC_OK);
-        idf2_ctx_on_done(c, on_done, &d);
-        CHECK_INT(idf2_ctx_generate(c, reqs, 6, res, &err), VC_OK);
-        CHECK_INT((int)d.n, 6);
-        for (int i = 0; i < 6; i++) {
-            CHECK_INT(d.calls[i], 1);
-            CHECK(res[i].ids == NULL); /* released in the callback */
-            if (i == 3) {
-                CHECK(d.status[i] < 0);
-                continue;
-            }
-            CHECK_INT(d.status[i], VC_OK);
-            CHECK_INT(idf2_generate(f.model, &reqs[i], &lone, &err), VC_OK);
-            CHECK(lone.n_ids == d.n_ids[i] &&
-                  memcmp(lone.ids, d.ids[i], lone.n_ids * sizeof(int32_t)) == 0);
-            size_t L = 0;
-            CHECK_INT(idf2_request_tokens(f.model, &reqs[i], &L, &err), VC_OK);
-            CHECK_INT((int)L, (int)lone.n_prompt_tokens);
-            idf2_result_release(&lone);
-        }
-        /* Request 0 generates 12 tokens: 1 and 2, admitted after it, finish
-         * first. */
-        size_t at[6] = { 0 };
-        for (size_t k = 0; k < 6; k++)
-            at[d.order[k]] = k;
-        CHECK(at[1] < at[0] && at[2] < at[0]);
-
-        struct idf2_score_item items[3] = {
-            { .req = a.req, .continuation = " a photo" },
-            { .req = b.req, .continuation = " of a beach at dawn" },
-            { .req = a.req, .continuation = "" },
-        };
-        struct done_log ds = { .items = items };
-        idf2_ctx_on_done(c, on_done, &ds);
-        CHECK_INT(idf2_ctx_score(c, items, 3, &err), VC_OK);
-        CHECK_INT((int)ds.n, 3);
-        for (int i = 0; i < 3; i++) {
-            CHECK_INT(ds.calls[i], 1);
-            CHECK(ds.status[i] == VC_OK && ds.lp[i] == items[i].logprob);
-        }
-        idf2_ctx_free(c);
-        case_request_free(&a);
-        case_request_free(&b);
+    const struct case_req *a = &t.cr[0], *b = &t.cr[1];
+    const struct idf2_image_bytes bad_img = { junk, sizeof junk, NULL };
+    struct idf2_request reqs[6];
+    for (int i = 0; i < 6; i++) {
+        reqs[i] = i % 2 ? b->req : a->req;
+        reqs[i].gen.max_new_tokens = i == 0 ? 12 : 1 + i;
     }
-    fixture_close(&f);
+    reqs[3].images = &bad_img;
+    reqs[3].n_images = 1;
+    reqs[3].prompt = "<image>x";
+    reqs[3].chat = NULL;
+    struct idf2_result res[6], lone;
+    struct done_log d = { .res = res };
+    struct idf2_ctx *c = NULL;
+    struct vc_err err = { 0 };
+    const struct idf2_ctx_params p = { .n_slots = 2, .n_ctx = 160 };
+    CHECK_INT(idf2_ctx_new(t.f.model, &p, &c, &err), VC_OK);
+    idf2_ctx_on_done(c, on_done, &d);
+    CHECK_INT(idf2_ctx_generate(c, reqs, 6, res, &err), VC_OK);
+    CHECK_INT((int)d.n, 6);
+    for (int i = 0; i < 6; i++) {
+        CHECK_INT(d.calls[i], 1);
+        CHECK(res[i].ids == NULL); /* released in the callback */
+        if (i == 3) {
+            CHECK(d.status[i] < 0);
+            continue;
+        }
+        CHECK_INT(d.status[i], VC_OK);
+        CHECK_INT(idf2_generate(t.f.model, &reqs[i], &lone, &err), VC_OK);
+        CHECK(lone.n_ids == d.n_ids[i] &&
+              memcmp(lone.ids, d.ids[i], lone.n_ids * sizeof(int32_t)) == 0);
+        size_t L = 0;
+        CHECK_INT(idf2_request_tokens(t.f.model, &reqs[i], &L, &err), VC_OK);
+        CHECK_INT((int)L, (int)lone.n_prompt_tokens);
+        idf2_result_release(&lone);
+    }
+    /* Request 0 generates 12 tokens: 1 and 2, admitted after it, finish
+     * first. */
+    size_t at[6] = { 0 };
+    for (size_t k = 0; k < 6; k++)
+        at[d.order[k]] = k;
+    CHECK(at[1] < at[0] && at[2] < at[0]);
+
+    struct idf2_score_item items[3] = {
+        { .req = a->req, .continuation = " a photo" },
+        { .req = b->req, .continuation = " of a beach at dawn" },
+        { .req = a->req, .continuation = "" },
+    };
+    struct done_log ds = { .items = items };
+    idf2_ctx_on_done(c, on_done, &ds);
+    CHECK_INT(idf2_ctx_score(c, items, 3, &err), VC_OK);
+    CHECK_INT((int)ds.n, 3);
+    for (int i = 0; i < 3; i++) {
+        CHECK_INT(ds.calls[i], 1);
+        CHECK(ds.status[i] == VC_OK && ds.lp[i] == items[i].logprob);
+    }
+    idf2_ctx_free(c);
+    f32_cases_close(&t);
 }
 
 /* Sampling: the same seed gives the same ids, temperature -> 0 and top_p ->
  * 0 both collapse to greedy, and banned tokens never appear. */
 TEST(sampling_seeded)
 {
-    struct fixture f;
-    if (!fixture_open(&f, IDF2_COMPUTE_F32))
+    struct f32_cases t;
+    if (!f32_cases_open(&t, "chat_single_nosplit", NULL))
         return;
-    const cJSON *c = find_case(&f, "chat_single_nosplit");
-    struct case_req cr;
-    if (c && case_request(c, &cr)) {
-        struct idf2_result r1, r2, r3, rg, rp;
-        cr.req.gen = (struct idf2_gen_params){ 24, 1.5f, 0.95f, 7 };
-        CHECK_INT(idf2_generate(f.model, &cr.req, &r1, NULL), VC_OK);
-        CHECK_INT(idf2_generate(f.model, &cr.req, &r2, NULL), VC_OK);
-        cr.req.gen.seed = 8;
-        CHECK_INT(idf2_generate(f.model, &cr.req, &r3, NULL), VC_OK);
-        CHECK(r1.n_ids == r2.n_ids && memcmp(r1.ids, r2.ids, r1.n_ids * 4) == 0);
-        /* Two seeds over up to 24 draws at temperature 1.5 agreeing
-         * everywhere would mean the seed is ignored. */
-        CHECK(r1.n_ids != r3.n_ids || memcmp(r1.ids, r3.ids, r1.n_ids * 4) != 0);
-        for (size_t i = 0; i < r1.n_ids; i++)
-            CHECK(r1.ids[i] != 576 && r1.ids[i] != 577);
-        cr.req.gen = (struct idf2_gen_params){ 10, 1e-6f, 1.0f, 3 };
-        CHECK_INT(idf2_generate(f.model, &cr.req, &rg, NULL), VC_OK);
-        cr.req.gen = (struct idf2_gen_params){ 10, 1.0f, 1e-6f, 3 };
-        CHECK_INT(idf2_generate(f.model, &cr.req, &rp, NULL), VC_OK);
-        const char *want = cJSON_GetStringValue(cJSON_GetObjectItem(c, "expected_generated_text"));
-        CHECK_STR(rg.text, want);
-        CHECK_STR(rp.text, want);
-        idf2_result_release(&r1);
-        idf2_result_release(&r2);
-        idf2_result_release(&r3);
-        idf2_result_release(&rg);
-        idf2_result_release(&rp);
-        case_request_free(&cr);
-    }
-    fixture_close(&f);
+    const cJSON *c = t.c[0];
+    struct case_req *cr = &t.cr[0];
+    struct idf2_result r1, r2, r3, rg, rp;
+    cr->req.gen = (struct idf2_gen_params){ 24, 1.5f, 0.95f, 7 };
+    CHECK_INT(idf2_generate(t.f.model, &cr->req, &r1, NULL), VC_OK);
+    CHECK_INT(idf2_generate(t.f.model, &cr->req, &r2, NULL), VC_OK);
+    cr->req.gen.seed = 8;
+    CHECK_INT(idf2_generate(t.f.model, &cr->req, &r3, NULL), VC_OK);
+    CHECK(r1.n_ids == r2.n_ids && memcmp(r1.ids, r2.ids, r1.n_ids * 4) == 0);
+    /* Two seeds over up to 24 draws at temperature 1.5 agreeing
+     * everywhere would mean the seed is ignored. */
+    CHECK(r1.n_ids != r3.n_ids || memcmp(r1.ids, r3.ids, r1.n_ids * 4) != 0);
+    for (size_t i = 0; i < r1.n_ids; i++)
+        CHECK(r1.ids[i] != 576 && r1.ids[i] != 577);
+    cr->req.gen = (struct idf2_gen_params){ 10, 1e-6f, 1.0f, 3 };
+    CHECK_INT(idf2_generate(t.f.model, &cr->req, &rg, NULL), VC_OK);
+    cr->req.gen = (struct idf2_gen_params){ 10, 1.0f, 1e-6f, 3 };
+    CHECK_INT(idf2_generate(t.f.model, &cr->req, &rp, NULL), VC_OK);
+    const char *want = cJSON_GetStringValue(cJSON_GetObjectItem(c, "expected_generated_text"));
+    CHECK_STR(rg.text, want);
+    CHECK_STR(rp.text, want);
+    idf2_result_release(&r1);
+    idf2_result_release(&r2);
+    idf2_result_release(&r3);
+    idf2_result_release(&rg);
+    idf2_result_release(&rp);
+    f32_cases_close(&t);
 }
 
 /* max_new_tokens bounds the output; a chat request renders the template
  * with the images first (the chat_single_nosplit prompt). */
 TEST(chat_request_and_max_new)
 {
-    struct fixture f;
-    if (!fixture_open(&f, IDF2_COMPUTE_F32))
+    struct f32_cases t;
+    if (!f32_cases_open(&t, "chat_single_nosplit", NULL))
         return;
-    const cJSON *c = find_case(&f, "chat_single_nosplit");
-    struct case_req cr;
-    if (c && case_request(c, &cr)) {
-        cr.req.prompt = NULL;
-        cr.req.chat = "What is in the image?";
-        cr.req.gen.max_new_tokens = 4;
-        struct idf2_result r;
-        CHECK_INT(idf2_generate(f.model, &cr.req, &r, NULL), VC_OK);
-        CHECK_INT(r.n_ids, 4);
-        CHECK_INT(r.n_prompt_tokens, 36);
-        const cJSON *ids = cJSON_GetObjectItem(c, "expected_generated_ids");
-        for (size_t i = 0; i < r.n_ids; i++)
-            CHECK_INT(r.ids[i], cJSON_GetNumberValue(cJSON_GetArrayItem(ids, (int)i)));
-        idf2_result_release(&r);
-        /* Both or neither of prompt/chat is a usage error. */
-        cr.req.prompt = "x";
-        CHECK_INT(idf2_generate(f.model, &cr.req, &r, NULL), VC_EUSAGE);
-        /* One <image> too many for the images given. */
-        cr.req.chat = NULL;
-        cr.req.prompt = "<image><image>";
-        CHECK(idf2_generate(f.model, &cr.req, &r, NULL) < 0);
-        idf2_result_release(&r);
-        case_request_free(&cr);
-    }
-    fixture_close(&f);
+    const cJSON *c = t.c[0];
+    struct case_req *cr = &t.cr[0];
+    cr->req.prompt = NULL;
+    cr->req.chat = "What is in the image?";
+    cr->req.gen.max_new_tokens = 4;
+    struct idf2_result r;
+    CHECK_INT(idf2_generate(t.f.model, &cr->req, &r, NULL), VC_OK);
+    CHECK_INT(r.n_ids, 4);
+    CHECK_INT(r.n_prompt_tokens, 36);
+    const cJSON *ids = cJSON_GetObjectItem(c, "expected_generated_ids");
+    for (size_t i = 0; i < r.n_ids; i++)
+        CHECK_INT(r.ids[i], cJSON_GetNumberValue(cJSON_GetArrayItem(ids, (int)i)));
+    idf2_result_release(&r);
+    /* Both or neither of prompt/chat is a usage error. */
+    cr->req.prompt = "x";
+    CHECK_INT(idf2_generate(t.f.model, &cr->req, &r, NULL), VC_EUSAGE);
+    /* One <image> too many for the images given. */
+    cr->req.chat = NULL;
+    cr->req.prompt = "<image><image>";
+    CHECK(idf2_generate(t.f.model, &cr->req, &r, NULL) < 0);
+    idf2_result_release(&r);
+    f32_cases_close(&t);
 }
 
 /* SPEC §5.3: for N <= 18 torch's float32 recipe equals the integer form

@@ -9,8 +9,11 @@ import io
 import json
 import os
 import re
+import shutil
+import signal
 import subprocess
 import tarfile
+import time
 
 import vctest
 
@@ -58,6 +61,37 @@ def run_spec(args, spec_path, out, threads=1, check=True, extra=()):
         raise SystemExit("vlmcurate run failed (%d)\nstdout:\n%s\nstderr:\n%s" %
                          (r.returncode, r.stdout, r.stderr[-5000:]))
     return r
+
+
+def kill_when(args, spec_path, out, ready, valid=lambda out: True, threads=2, attempts=5,
+              limit=600):
+    """Starts `run` into OUT and SIGKILLs it as soon as ready(OUT) holds.
+    The kill counts when the run had not finished (no run.json) and
+    valid(OUT) holds (the state the test wants to resume from); otherwise
+    (a fast machine, or a poller descheduled past the moment) OUT is
+    emptied and the run starts again, up to ATTEMPTS times.  True when
+    OUT holds such a killed run."""
+    for attempt in range(attempts):
+        shutil.rmtree(out, ignore_errors=True)
+        p = subprocess.Popen(run_cmd(args, spec_path, out, threads), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        deadline, killed = time.monotonic() + limit, False
+        while p.poll() is None and not killed:
+            if time.monotonic() > deadline:
+                p.kill()
+                p.wait()
+                raise SystemExit("FAILED: the run did not end within %d s" % limit)
+            killed = ready(out)
+            if killed:
+                p.send_signal(signal.SIGKILL)
+            else:
+                time.sleep(0.002)
+        p.wait()
+        if killed and not os.path.exists(os.path.join(out, "run.json")) and valid(out):
+            return True
+        print("attempt %d: the run ended (%s) before a usable kill point; again" %
+              (attempt + 1, p.returncode))
+    return False
 
 
 def run_json(out):

@@ -13,6 +13,9 @@ SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "s
                       "slurm-local.sh")
 # Samples per tar; sources a (a0, a1), b, c: input units 0-3.
 N = {"a0": 5, "a1": 5, "b": 6, "c": 4}
+# How long a whole job chain may take: ~20 s on an idle 2-core machine, a
+# deadline (not a sleep) with room for a machine several times slower.
+WAIT_S = 300
 
 
 def make_inputs(tmp, image=None):
@@ -62,16 +65,25 @@ class Cluster:
     def stop(self):
         subprocess.run(["bash", SCRIPT, "stop", self.folder], capture_output=True)
 
-    def queue(self):
-        r = subprocess.run(["squeue", "-h", "-r", "-o", "%i %j %t"], capture_output=True,
-                           text=True, env=self.env)
-        return r.stdout.split("\n") if r.stdout.strip() else []
+    def queue(self, limit=60):
+        """The jobs still queued.  A failed squeue (slurmctld busy on a loaded
+        machine) is asked again, never read as an empty queue."""
+        t0 = time.time()
+        while True:
+            r = subprocess.run(["squeue", "-h", "-r", "-o", "%i %j %t"], capture_output=True,
+                               text=True, env=self.env)
+            if r.returncode == 0:
+                return r.stdout.split("\n") if r.stdout.strip() else []
+            if time.time() - t0 > limit:
+                raise SystemExit("FAILED: squeue fails: %s" % r.stderr)
+            time.sleep(0.5)
 
-    def wait_done(self, out, limit=60):
+    def wait_done(self, out, limit=WAIT_S):
         """Until nothing is queued; True when run.json was written."""
         t0 = time.time()
         while time.time() - t0 < limit:
             if not self.queue():
+                print("queue empty after %.1f s" % (time.time() - t0))
                 return os.path.exists(os.path.join(out, "run.json"))
             time.sleep(0.3)
         raise SystemExit("FAILED: jobs still queued after %ds: %s" % (limit, self.queue()))

@@ -9,6 +9,7 @@
 #include "stages/dedup_reduce.h"
 #include "stages/dedup_sig.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -286,8 +287,8 @@ static enum vc_status collect_emit(void *ctx, const struct dedup_sig *s, struct 
 TEST(empty_signature_sets)
 {
     dedup_sig_sort(NULL, 0);
-    char dir[] = "/tmp/vc_dedup_XXXXXX", path[300];
-    CHECK(mkdtemp(dir) != NULL);
+    const char *dir = vc_test_tmpdir();
+    char path[4200];
     snprintf(path, sizeof path, "%s/empty.run", dir);
     struct dedup_run run = { 0 };
     struct vc_err err = { 0 };
@@ -302,12 +303,11 @@ TEST(empty_signature_sets)
 
 TEST(merge_matches_qsort_in_passes)
 {
-    char dir[] = "/tmp/vc_dedup_XXXXXX";
-    CHECK(mkdtemp(dir) != NULL);
+    const char *dir = vc_test_tmpdir();
     enum { FILES = 9, PER = 3000, BITS = 2 };
     static struct dedup_sig all[FILES * PER], got[FILES * PER];
     uint64_t s = 5;
-    char paths[FILES][256];
+    static char paths[FILES][4200];
     for (int f = 0; f < FILES; f++) {
         struct dedup_sig *v = malloc(PER * sizeof *v);
         for (int i = 0; i < PER; i++) {
@@ -329,7 +329,7 @@ TEST(merge_matches_qsort_in_passes)
         for (int f = 0; f < FILES; f++)
             CHECK(dedup_sig_run(paths[f], BITS, part, &runs[f], NULL) == VC_OK);
         struct collect c = { got, 0 };
-        char tmp[300];
+        char tmp[4200];
         snprintf(tmp, sizeof tmp, "%s/merge", dir);
         /* 64 KiB and 3 files at a time: three passes over 9 files. */
         CHECK(dedup_merge(runs, FILES, 64 << 10, 3, tmp, collect_emit, &c, NULL) == VC_OK);
@@ -345,8 +345,49 @@ TEST(merge_matches_qsort_in_passes)
     struct vc_err e = { 0 };
     CHECK(dedup_sig_run(paths[0], 3, 0, &r, &e) == VC_EFATAL);
     CHECK(strstr(e.msg, "sig-0.bin") != NULL);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    char cmd[4300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0);
+}
+
+/* A scratch folder holding one signature file (every signature in one
+ * partition) and the names a reduce part writes beside it. */
+struct reduce_dir {
+    char sig[4200], edges[4200], edits[4200], tmp[4200];
+    const char *dir;
+};
+
+static void reduce_dir_new(struct reduce_dir *d, struct dedup_sig *v, size_t n)
+{
+    d->dir = vc_test_tmpdir();
+    snprintf(d->sig, sizeof d->sig, "%s/sig.bin", d->dir);
+    snprintf(d->edges, sizeof d->edges, "%s/edges.bin", d->dir);
+    snprintf(d->edits, sizeof d->edits, "%s/edits.bin", d->dir);
+    snprintf(d->tmp, sizeof d->tmp, "%s/merge", d->dir);
+    CHECK(dedup_sig_write(d->sig, v, n, 0, NULL) == VC_OK);
+}
+
+/* Runs the only reduce part over d's signatures (writing edits too when
+ * asked) and reads its edges back: a malloc'd array of *n. */
+static struct dedup_edge *reduce_dir_run(struct reduce_dir *d, const struct dedup_reduce_opts *o,
+                                         bool edits, struct dedup_reduce_stats *st, size_t *n)
+{
+    char *paths[1] = { d->sig };
+    *n = 0;
+    CHECK(dedup_reduce_part(paths, 1, 0, o, d->tmp, d->edges, edits ? d->edits : NULL, st, NULL) ==
+          VC_OK);
+    size_t size = 0;
+    unsigned char *bytes = vc_test_read_file(d->edges, &size);
+    CHECK(bytes != NULL && size % sizeof(struct dedup_edge) == 0);
+    if (bytes)
+        *n = size / sizeof(struct dedup_edge);
+    return (struct dedup_edge *)bytes;
+}
+
+static void reduce_dir_free(struct reduce_dir *d)
+{
+    char cmd[4300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d->dir);
     CHECK(system(cmd) == 0);
 }
 
@@ -363,8 +404,6 @@ static struct dedup_sig phash_sig(uint64_t ph, uint32_t index, int band, int n_b
 
 TEST(reduce_finds_pairs_within_radius_once)
 {
-    char dir[] = "/tmp/vc_dedup_XXXXXX";
-    CHECK(mkdtemp(dir) != NULL);
     const int r = 4, nb = r + 1;
     uint64_t base = 0xf0f0f0f0a5a5a5a5ull;
     /* 0: base; 1: base + 3 flips (pair 0-1 at 3); 2: base + 4 flips (0-2 at
@@ -388,22 +427,14 @@ TEST(reduce_finds_pairs_within_radius_once)
                                  .aux = 2,
                                  .index = 7, /* same key, other digest */
                                  .kind = dedup_kind(DEDUP_M_IMAGE_SHA256, 0) };
-    char sig[256], edges[256], tmp[256];
-    snprintf(sig, sizeof sig, "%s/sig.bin", dir);
-    snprintf(edges, sizeof edges, "%s/edges.bin", dir);
-    snprintf(tmp, sizeof tmp, "%s/merge", dir);
-    CHECK(dedup_sig_write(sig, v, n, 0, NULL) == VC_OK);
+    struct reduce_dir d;
+    reduce_dir_new(&d, v, n);
     struct dedup_reduce_opts o = {
         .phash_radius = r, .part_bits = 0, .mem_bytes = 1 << 20, .max_open = 8
     };
     struct dedup_reduce_stats st;
-    char *paths[1] = { sig };
-    CHECK(dedup_reduce_part(paths, 1, 0, &o, tmp, edges, NULL, &st, NULL) == VC_OK);
-    FILE *f = fopen(edges, "rb");
-    struct dedup_edge e[32];
-    size_t got = f ? fread(e, sizeof *e, 32, f) : 0;
-    if (f)
-        fclose(f);
+    size_t got;
+    struct dedup_edge *e = reduce_dir_run(&d, &o, false, &st, &got);
     /* Expected: 0-1 (3), 0-2 (4), 0-4 (0), 5-6 (sha).  4 has 0's very hash,
      * so it joins 0's pairs through the 0-4 edge, not with its own. */
     int seen[8][8] = { { 0 } };
@@ -424,9 +455,8 @@ TEST(reduce_finds_pairs_within_radius_once)
     CHECK_INT(seen[5][6], 1);
     CHECK_INT(seen[1][2], 0);
     CHECK_INT(seen[0][3], 0);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    CHECK(system(cmd) == 0);
+    free(e);
+    reduce_dir_free(&d);
 }
 
 /* The counted document rules: a group of at least the limit makes every
@@ -434,8 +464,6 @@ TEST(reduce_finds_pairs_within_radius_once)
  * when they outgrow their memory (sorted runs merged back). */
 TEST(reduce_counts_edits_in_bounded_memory)
 {
-    char dir[] = "/tmp/vc_dedup_XXXXXX";
-    CHECK(mkdtemp(dir) != NULL);
     enum { BIG = 5000 };
     struct dedup_sig *v = calloc(BIG + 64, sizeof *v);
     CHECK(v != NULL);
@@ -454,12 +482,8 @@ TEST(reduce_counts_edits_in_bounded_memory)
         v[n++] = (struct dedup_sig){ .key = 0xC, .unit = 8, .index = i, .kind = url };
     for (uint32_t i = 0; i < 11; i++)
         v[n++] = (struct dedup_sig){ .key = 0xD, .unit = 2, .index = 2000 + i, .kind = url };
-    char sig[256], edges[256], edits[256], tmp[256];
-    snprintf(sig, sizeof sig, "%s/sig.bin", dir);
-    snprintf(edges, sizeof edges, "%s/edges.bin", dir);
-    snprintf(edits, sizeof edits, "%s/edits.bin", dir);
-    snprintf(tmp, sizeof tmp, "%s/merge", dir);
-    CHECK(dedup_sig_write(sig, v, n, 0, NULL) == VC_OK);
+    struct reduce_dir d;
+    reduce_dir_new(&d, v, n);
     /* 64 KiB: 1,024 edits in memory, so 5,011 make 5 runs. */
     struct dedup_reduce_opts o = { .part_bits = 0,
                                    .mem_bytes = 64 << 10,
@@ -467,12 +491,13 @@ TEST(reduce_counts_edits_in_bounded_memory)
                                    .image_url_max = 10,
                                    .paragraph_repeat = 3 };
     struct dedup_reduce_stats st;
-    char *paths[1] = { sig };
-    CHECK(dedup_reduce_part(paths, 1, 0, &o, tmp, edges, edits, &st, NULL) == VC_OK);
+    size_t n_edges;
+    free(reduce_dir_run(&d, &o, true, &st, &n_edges));
+    CHECK_INT(n_edges, 0); /* no image hashes: no pair */
     CHECK_INT(st.edits, BIG + 11);
     struct dedup_sig *got = NULL;
     size_t n_got = 0, cap = 0;
-    CHECK(dedup_sig_range(edits, 0, UINT64_MAX, &got, &n_got, &cap, NULL) == VC_OK);
+    CHECK(dedup_sig_range(d.edits, 0, UINT64_MAX, &got, &n_got, &cap, NULL) == VC_OK);
     CHECK_INT(n_got, BIG + 11);
     size_t from_a = 0, from_d = 0, sorted = 1;
     for (size_t i = 0; i < n_got; i++) {
@@ -487,17 +512,16 @@ TEST(reduce_counts_edits_in_bounded_memory)
     CHECK_INT(from_d, 11);
     /* One unit's slice: unit 2 has 1,000 of A and all of D. */
     n_got = 0;
-    CHECK(dedup_sig_range(edits, 2ull << 32, 2ull << 32 | UINT32_MAX, &got, &n_got, &cap, NULL) ==
+    CHECK(dedup_sig_range(d.edits, 2ull << 32, 2ull << 32 | UINT32_MAX, &got, &n_got, &cap, NULL) ==
           VC_OK);
     CHECK_INT(n_got, BIG / 5 + 11);
     /* No temp run is left behind. */
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "test $(ls %s | wc -l) -eq 3", dir);
+    char cmd[4300];
+    snprintf(cmd, sizeof cmd, "test $(ls '%s' | wc -l) -eq 3", d.dir);
     CHECK(system(cmd) == 0);
     free(got);
     free(v);
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    CHECK(system(cmd) == 0);
+    reduce_dir_free(&d);
 }
 
 /* Flooded band groups stay linear: 10,000 copies of one hash are joined
@@ -507,8 +531,6 @@ TEST(reduce_counts_edits_in_bounded_memory)
  * hash order) is still found. */
 TEST(reduce_bounds_flooded_band_groups)
 {
-    char dir[] = "/tmp/vc_dedup_XXXXXX";
-    CHECK(mkdtemp(dir) != NULL);
     enum { SAME = 10000, TWINS = 10000, NB = 5 };
     size_t n_hash = SAME + 2 * TWINS, n = 0;
     struct dedup_sig *v = calloc(n_hash * NB, sizeof *v);
@@ -528,41 +550,32 @@ TEST(reduce_bounds_flooded_band_groups)
     for (uint32_t i = 0; i < n_hash; i++)
         for (int b = 0; b < NB; b++)
             v[n++] = phash_sig(h[i], i, b, NB);
-    char sig[256], edges[256], tmp[256];
-    snprintf(sig, sizeof sig, "%s/sig.bin", dir);
-    snprintf(edges, sizeof edges, "%s/edges.bin", dir);
-    snprintf(tmp, sizeof tmp, "%s/merge", dir);
-    CHECK(dedup_sig_write(sig, v, n, 0, NULL) == VC_OK);
+    struct reduce_dir d;
+    reduce_dir_new(&d, v, n);
     struct dedup_reduce_opts o = {
         .phash_radius = NB - 1, .part_bits = 0, .mem_bytes = 4 << 20, .max_open = 8
     };
     struct dedup_reduce_stats st;
-    char *paths[1] = { sig };
-    CHECK(dedup_reduce_part(paths, 1, 0, &o, tmp, edges, NULL, &st, NULL) == VC_OK);
+    size_t n_edges;
+    struct dedup_edge *e = reduce_dir_run(&d, &o, false, &st, &n_edges);
     /* 1,024 written out: the bound holds whatever the constant says. */
     CHECK(st.pairs_checked <= (uint64_t)(n_hash - SAME + 1) * 1024 * NB);
     CHECK(st.pairs_skipped > 0);
-    FILE *f = fopen(edges, "rb");
-    CHECK(f != NULL);
     size_t star = 0, twins = 0, bad = 0;
-    struct dedup_edge e;
-    while (f && fread(&e, sizeof e, 1, f) == 1) {
-        uint32_t a = e.index_a < e.index_b ? e.index_a : e.index_b;
-        uint32_t b = e.index_a ^ e.index_b ^ a;
-        bad += dedup_hamming(h[a], h[b]) > NB - 1 || e.score != dedup_hamming(h[a], h[b]);
+    for (size_t i = 0; i < n_edges; i++) {
+        uint32_t a = e[i].index_a < e[i].index_b ? e[i].index_a : e[i].index_b;
+        uint32_t b = e[i].index_a ^ e[i].index_b ^ a;
+        bad += dedup_hamming(h[a], h[b]) > NB - 1 || e[i].score != dedup_hamming(h[a], h[b]);
         star += a == 0 && b < SAME;
         twins += a >= SAME && b == a + 1 && (a - SAME) % 2 == 0;
     }
-    if (f)
-        fclose(f);
     CHECK_INT(bad, 0);
     CHECK_INT(star, SAME - 1);
     CHECK_INT(twins, TWINS);
+    free(e);
     free(v);
     free(h);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    CHECK(system(cmd) == 0);
+    reduce_dir_free(&d);
 }
 
 #define TESTS(X)                                                                                   \

@@ -1016,9 +1016,30 @@ TEST(truncated_compressed)
             CHECK_INT(g[i].st, VC_OK);
         check_got(&g[N_SAMPLES - 1], VC_ESAMPLE, VC_REASON_corrupt_archive, "s0007", NULL);
         check_got(&g[N_SAMPLES], VC_ESHARD, VC_REASON_corrupt_archive, NULL, NULL);
+        /* Cut before the first tar header is whole, or the stream's magic
+         * followed by garbage: the same corruption met while opening is a
+         * corrupt shard too, never an I/O error (which a run leaves
+         * uncommitted and retries on every rerun, for ever). */
+        struct rawtar head = { data, 100, n };
+        CHECK_INT(read_all(&head, NULL, fx.arena, g, 12, NULL), 1);
+        check_got(&g[0], VC_ESHARD, VC_REASON_corrupt_archive, NULL, NULL);
+        uint8_t junk[3000];
+        fill_bytes(junk, sizeof junk, 9);
+        memcpy(junk, data, 4);
+        struct rawtar garbled = { junk, sizeof junk, sizeof junk };
+        CHECK_INT(read_all(&garbled, NULL, fx.arena, g, 12, NULL), 1);
+        check_got(&g[0], VC_ESHARD, VC_REASON_corrupt_archive, NULL, NULL);
         free(data);
     }
     fixture_free(&fx);
+    /* A shard that cannot be read at all is the I/O error. */
+    char gone[4200];
+    snprintf(gone, sizeof gone, "%s/no-such-shard.tar.gz", dir);
+    struct wds_reader *r = NULL;
+    struct vc_err err = { 0 };
+    CHECK_INT(wds_reader_open(gone, NULL, &r, &err), VC_ESHARD);
+    CHECK_INT(err.reason, VC_REASON_io_error);
+    CHECK(strstr(err.msg, "no-such-shard.tar.gz") != NULL);
 }
 
 TEST(limits)
