@@ -13,6 +13,7 @@ sampling with temperature > 0 draws from the per-sample seed recorded in
 the provenance (generate with that seed gives the same ids; two samples
 with the same image get different seeds); a prompt longer than the
 engine's context is reason too_long for every sample, not a crash."""
+import glob
 import json
 import os
 import sys
@@ -148,4 +149,28 @@ pe.run_spec(args, spec_with("long", prompt="many words " * 800), out)
 reasons = {r.get("reason") for r in pe.ledger(out) if r.get("key") != "zbad"}
 vctest.expect(reasons == {"too_long"}, "a prompt over the context: too_long for all (%s)" %
               reasons)
+
+# Captions only for the samples that survive the stages before the caption
+# stage: the 20 samples hold 6 distinct pictures (every 6th is an exact
+# copy), and a caption-length filter (min 3 words) rejects zbad ("pixels
+# missing"), so after it and dedup the result cache (one line per caption
+# computed) holds exactly the 6 kept keys, which are the ones written.
+spec = json.load(open(spec_with("survivors")))
+spec["stages"] = [{"stage": "filter", "defaults": False,
+                   "filters": [{"name": "cap_words", "min": 3}]},
+                  {"stage": "dedup"}] + spec["stages"]
+out = os.path.join(args.tmp, "survivors")
+pe.run_spec(args, pe.write_spec(os.path.join(data, "survivors.json"), spec), out)
+captioned = set()
+for cache in glob.glob(os.path.join(out, "_work", "caption-*.cache")):
+    captioned |= {json.loads(line)["k"] for line in open(cache, "rb").read().splitlines()}
+led = pe.ledger(out)
+written = {e["key"] for e in led if e["state"] == "written"}
+dups = [e for e in led if e["state"] == "duplicate"]
+vctest.expect(len(written) == len(IMAGES) and len(dups) == 20 - len(IMAGES),
+              "dedup keeps one sample per picture (%d written, %d duplicates)" %
+              (len(written), len(dups)))
+vctest.expect(captioned == written,
+              "captions computed for the %d survivors only: %s" % (len(written),
+                                                                  sorted(captioned)))
 print("PASS")

@@ -62,12 +62,16 @@ try:
     vctest.expect(nodes == ["n1", "n2"], "two nodes on this host: %s" % nodes)
 
     dry = os.path.join(args.tmp, "dry")
-    d = run_slurm(dry, ["--dry-run"])
+    # --account and --qos only here: this cluster keeps no accounts.
+    logs = os.path.join(args.tmp, "dry-logs")
+    d = run_slurm(dry, ["--dry-run", "--account", "acct-x", "--qos", "qos-x", "--logs", logs])
     vctest.expect(d.returncode == 0, "--dry-run runs: %s" % d.stderr[-2000:])
     vctest.expect("#SBATCH --array=0-3%1" in d.stdout and "#SBATCH --partition=debug" in d.stdout
                   and "#SBATCH --mem=300M" in d.stdout and "#SBATCH --comment=vc-test" in d.stdout
                   and "#SBATCH --cpus-per-task=1" in d.stdout
-                  and "#SBATCH --time=10:00" in d.stdout,
+                  and "#SBATCH --time=10:00" in d.stdout
+                  and "#SBATCH --account=acct-x" in d.stdout and "#SBATCH --qos=qos-x" in d.stdout
+                  and "#SBATCH --output=%s/r0-map-%%a.log" % logs in d.stdout,
                   "--dry-run prints the r0-map script with the options")
     phases = re.findall(r"^# ([\w-]+):", d.stdout, re.M)
     vctest.expect(phases == ["r0-map", "r0-reduce", "r0-plan", "r1-map", "r1-plan", "r2-map",
