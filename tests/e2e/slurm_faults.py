@@ -143,6 +143,18 @@ try:
         os.kill(task_pid(phase, index), signal.SIGSTOP)
         vctest.expect(any(line.split()[:1] == [job] and line.endswith(" R") for line in queue()),
                       "%s %d runs when cancelled: %s" % (phase, index, queue()))
+        # Frozen mid-phase behind --max-running 1: status counts the tasks
+        # before it done, it running, the rest pending, and gives an ETA
+        # no larger than (time since submission / tasks done) per task left.
+        n = 4 if phase == "r0-map" else 5
+        st = status()
+        bound = (time.time() - t0 + 1) / index * (n - index) + 1
+        m = re.search(r"^slurm %s\s+%d done, 1 running, %d pending, 0 failed, 0 cancelled, 0 not "
+                      r"submitted; [\d.]+ samples/s, ETA (\d+) s$" % (phase, index, n - 1 - index),
+                      st, re.M)
+        vctest.expect(m and int(m.group(1)) <= bound,
+                      "status mid-phase: %d done, 1 running, %d pending, ETA <= %.0f s\n%s" %
+                      (index, n - 1 - index, bound, st))
         subprocess.run(["scancel", job], env=env, check=True)
         want = r"cancelled %s %d: \S+ \(job %s, cancelled\)" % (phase, index, job)
     elif FAULT == "kill9":
