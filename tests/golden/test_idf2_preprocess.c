@@ -236,33 +236,29 @@ TEST(decoder_matches_reference_rgb)
 
 TEST(target_sizes_by_hand)
 {
-    uint32_t w, h;
-    /* SPEC §4.3: 1029x420, L 980: trunc(980 / 2.45) = 399 in doubles (the
-     * exact quotient is 400). */
-    idf2_image_target_size(1029, 420, 980, 378, &w, &h);
-    CHECK_INT(w, 980);
-    CHECK_INT(h, 399 > 378 ? 399 : 378);
-    idf2_image_target_size(1029, 420, 980, 100, &w, &h);
-    CHECK_INT(h, 399);
-    /* SPEC §13: 1000x800 -> 980 x trunc(980/1.25) = 784. */
-    idf2_image_target_size(1000, 800, 980, 378, &w, &h);
-    CHECK_INT(w, 980);
-    CHECK_INT(h, 784);
-    /* Small images are enlarged per axis, distorting the aspect. */
-    idf2_image_target_size(20, 15, 84, 28, &w, &h);
-    CHECK_INT(w, 28);
-    CHECK_INT(h, 28);
-    idf2_image_target_size(300, 40, 84, 28, &w, &h);
-    CHECK_INT(w, 84);
-    CHECK_INT(h, 28);
-    /* Tall: h = L, w = trunc(L * 61/97) = trunc(52.82) = 52. */
-    idf2_image_target_size(61, 97, 84, 28, &w, &h);
-    CHECK_INT(w, 52);
-    CHECK_INT(h, 84);
-    /* Below L on both sides: untouched. */
-    idf2_image_target_size(500, 400, 980, 378, &w, &h);
-    CHECK_INT(w, 500);
-    CHECK_INT(h, 400);
+    static const struct {
+        uint32_t w, h, longest, shortest, want_w, want_h;
+    } cases[] = {
+        /* SPEC §4.3: 1029x420, L 980: trunc(980 / 2.45) = 399 in doubles
+         * (the exact quotient is 400), at or above the shortest side. */
+        { 1029, 420, 980, 378, 980, 399 },
+        { 1029, 420, 980, 100, 980, 399 },
+        /* SPEC §13: 1000x800 -> 980 x trunc(980/1.25) = 784. */
+        { 1000, 800, 980, 378, 980, 784 },
+        /* Small images are enlarged per axis, distorting the aspect. */
+        { 20, 15, 84, 28, 28, 28 },
+        { 300, 40, 84, 28, 84, 28 },
+        /* Tall: h = L, w = trunc(L * 61/97) = trunc(52.82) = 52. */
+        { 61, 97, 84, 28, 52, 84 },
+        /* Below L on both sides: untouched. */
+        { 500, 400, 980, 378, 500, 400 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint32_t w, h;
+        idf2_image_target_size(cases[i].w, cases[i].h, cases[i].longest, cases[i].shortest, &w, &h);
+        CHECK_INT(w, cases[i].want_w);
+        CHECK_INT(h, cases[i].want_h);
+    }
 }
 
 TEST(resample_by_hand)
