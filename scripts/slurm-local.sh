@@ -49,8 +49,10 @@ dir=$(mkdir -p "$2" && cd "$2" && pwd)
 nodes=${3:-2}
 
 # Ports are derived from the folder so that two clusters (two test runs)
-# on one machine do not collide.
-base=$((20000 + $(printf '%s' "$dir" | cksum | cut -d' ' -f1) % 20000))
+# on one machine do not collide, and stay below Linux's ephemeral range
+# (32768 and up), where any process's outgoing or port-0 socket (the HTTP
+# test servers running beside the Slurm tests) may hold them.
+base=$((20000 + $(printf '%s' "$dir" | cksum | cut -d' ' -f1) % 12000))
 
 stop_pidfile() {
   local f=$1

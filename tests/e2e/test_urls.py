@@ -29,11 +29,12 @@ for k in list(os.environ):
 
 srv = http_faults.Servers(args.tmp, tls_names=["img.test"])
 P, T = srv.port, srv.tls_port
-# A port with nothing listening: bind, note, close.
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-closed_port = s.getsockname()[1]
-s.close()
+# A port with nothing listening: bound (so that no other process running
+# beside this test can take it) but never listened on, so connecting is
+# refused; it stays bound until the test ends.
+unlistened = socket.socket()
+unlistened.bind(("127.0.0.1", 0))
+closed_port = unlistened.getsockname()[1]
 
 
 def ok(path):
