@@ -13,7 +13,7 @@ entry, picked by VC_SLURM_FAULT:
                  task 3 alone fails, its log naming c.tar; back in place
                  before the rerun
 
-Unit 2 (source b) holds three 8000x8000 PNGs made here with zlib, which
+Unit 2 (source b) holds three (for oom six) 8000x8000 PNGs made here with zlib, which
 the img_decodes filter decodes into memory (192 MB each) and write resizes
 (output shard 2), so their tasks run for seconds and hold over 100 MB; the
 other units and shards are small.  After the fault:
@@ -55,7 +55,12 @@ def big_png(side):
 
 
 BIG = big_png(8000)
-se.make_inputs(args.tmp, lambda name, i: BIG if name == "b" and i < 3 else None)
+# Slurm samples a task's memory once a second and the task is over the
+# limit only while an image is decoded (~70 % of its time): for oom all six
+# of b's pictures are big, so that a fast machine's task still spends
+# several seconds over it and cannot slip between the samples.
+N_BIG = 6 if FAULT == "oom" else 3
+se.make_inputs(args.tmp, lambda name, i: BIG if name == "b" and i < N_BIG else None)
 
 spec = {"sources": [{"name": "a", "type": "webdataset", "urls": "a{0..1}.tar"},
                     {"name": "b", "type": "webdataset", "urls": "b.tar"},
