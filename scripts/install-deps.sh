@@ -24,6 +24,7 @@ PACKAGES=(
   shared-mime-info libtasn1-doc  # their PDFs (a spec, a manual): real pages for the OCR tests
   slurm-wlm munge       # tests/e2e/test_slurm.py runs a local Slurm (scripts/slurm-local.sh)
   clang libomp-dev      # the clang build (scripts/test.sh) and libFuzzer (scripts/fuzz.sh)
+  clang-format          # scripts/lint.sh (ctest lint.sources); the clang package lacks it
 )
 if [ "${VC_WITH_BENCH:-0}" = 1 ]; then
   # tests/bench/sidebyside.sh: gguf-py (from the llama.cpp tree) needs them.
