@@ -1,16 +1,16 @@
 /* idf2_cpu_avx512: AVX-512 BF16/VNNI matmul and tiled attention.
  *
- * bf16 matmul: a tile is MR activation rows x NR weight rows over the
- * whole of K; accumulator (r, c) is one zmm whose 16 lanes each follow a
- * fixed slice of K (input pair 2l, 2l+1 of every 32-input chunk), folded at the end by lane_sum in
- * a fixed order.  So output (m, n) is the same chain of operations whatever MR, NR, m or the thread
- * count: the batch invariance the caption stage needs.  Threads split weight rows into contiguous
- * ranges.  Cache blocking: a thread walks its rows in blocks of about MM_W_BLOCK bytes (kept in L2)
- * and, for each tile of MR activation rows, every group of NR rows of the block, so activations
- * come from L1/L2 and each weight block from memory once per call.  With more than two activation
- * tiles (prefill, vision, batched decode) the block is first copied into packed panels (NR rows
- * interleaved per 32 inputs, zero padded), so a tile reads one stream without masks; a copy does
- * not change any output's chain of operations.
+ * bf16 matmul of one or two activation rows (decode), streaming each
+ * weight once from memory as stored: a tile is MR <= 2 activation rows x NR
+ * weight rows over the whole of K; accumulator (r, c) is one zmm whose 16
+ * lanes each follow a fixed slice of K (input pair 2l, 2l+1 of every
+ * 32-input chunk), folded at the end by lane_sum in a fixed order.  Three
+ * or more rows (prefill, vision, batched decode) go to the outer-product
+ * kernel of synth/idf2_cpu_bf16mm.c, which computes every output by the
+ * same chain of operations, so output (m, n) does not depend on m, the
+ * other rows or the thread count: the batch invariance the caption stage
+ * needs.  Threads split weight rows into contiguous ranges; a thread walks
+ * its rows in blocks of about MM_W_BLOCK bytes.
  *
  * bf16: activations are split once per call into two bf16 terms (hi =
  * bf16(x), lo = bf16(x - hi)) and each pair of inputs costs two vdpbf16ps,
@@ -29,6 +29,7 @@
 #include <omp.h>
 #include <string.h>
 
+#include "synth/idf2_cpu_bf16mm.h"
 #include "synth/idf2_cpu_q8.h"
 #include "synth/idf2_kernels.h"
 
@@ -40,18 +41,10 @@
 
 /* Bytes of a thread's weight block (L2 is 1 MiB per core here). */
 #define MM_W_BLOCK (384u << 10)
-/* bf16 with more than 2 activation rows: at most BF16_NB weight rows per
- * block and K in blocks of BF16_KB inputs, so that an activation tile
- * (6 x 2 KiB) and a group's rows (4 x 2 KiB) stay in L1 while the block's
- * groups pass; accumulators wait in a per-thread buffer between K blocks
- * (a zmm store and reload is exact: the chain of every output is
- * unchanged). */
-#define BF16_NB 64
-#define BF16_KB 1024
-/* Bytes ahead that a streaming tile (one or two activation rows) prefetches. */
+/* Bytes ahead that a streaming tile prefetches. */
 #define PF_AHEAD 1024
-/* Activation rows per tile (bf16: 6 x 4 = 24 accumulators of 32 zmm). */
-#define BF16_MR 6
+/* Activation rows (at most) and weight rows per tile. */
+#define BF16_MR 2
 #define MM_NR   4
 
 bool idf2_avx512_usable(void)
@@ -78,38 +71,25 @@ static size_t xq_row(size_t K)
     return (K + 63) / 64 * 64;
 }
 
-/* Per-thread accumulators of a bf16 weight block between K blocks. */
-static size_t acc_bytes(void)
-{
-    return (BF16_NB / MM_NR) * BF16_MR * MM_NR * sizeof(__m512);
-}
-
 static bool is_bf16(enum idf2_mm_fmt f)
 {
     return f == IDF2_MM_BF16 || f == IDF2_MM_BF16X1;
 }
 
-/* Weight rows per cache block of a thread (a multiple of MM_NR, at least
- * MM_NR; tiles of more than 2 rows at most BF16_NB). */
-static size_t block_rows(size_t K, bool kblock)
+/* Weight rows per cache block of a thread (a multiple of MM_NR). */
+static size_t block_rows(size_t K)
 {
-    const size_t wrb = K * 2;
-    size_t nb = MM_W_BLOCK / (wrb ? wrb : 1) / MM_NR * MM_NR;
-    return nb < MM_NR ? MM_NR : kblock && nb > BF16_NB ? BF16_NB : nb;
-}
-
-/* Per-thread panel of packed bf16 weights: a block's rows, K padded to 32. */
-static size_t panel_bytes(size_t K)
-{
-    return align64(block_rows(K, true) * ((K + 31) / 32 * 32) * 2);
+    const size_t nb = MM_W_BLOCK / (K ? K * 2 : 1) / MM_NR * MM_NR;
+    return nb < MM_NR ? MM_NR : nb;
 }
 
 size_t idf2_avx512_mm_ws(size_t m, size_t K, enum idf2_mm_fmt f, int nt)
 {
-    const size_t kp = xq_row(K);
     if (!is_bf16(f))
         return idf2_q8_mm_ws(m, K, nt);
-    return align64(2 * m * kp * 2) + (size_t)(nt > 0 ? nt : 1) * (acc_bytes() + panel_bytes(K));
+    const size_t mine = align64(2 * (m < BF16_MR ? m : BF16_MR) * xq_row(K) * 2);
+    const size_t outer = idf2_bf16mm_ws(m, K, f == IDF2_MM_BF16, nt);
+    return mine > outer ? mine : outer;
 }
 
 /* The fixed fold of 16 lanes: halves 8, 4, 2, 1. */
@@ -156,51 +136,25 @@ KFN void to_bf16_row(uint16_t *hi, uint16_t *lo, const float *x, size_t K, size_
     }
 }
 
-/* A thread's block of rows [j0, j1) as panels: each group of MM_NR rows
- * (fewer in the block's last) stores, per 32 inputs, its rows' 32 weights
- * one after the other, zero padded past K, so a tile reads one stream
- * instead of one per row.  Group g of the block starts at g * MM_NR * kpad. */
-KFN void pack_panel(uint16_t *panel, const uint16_t *w, size_t K, size_t j0, size_t j1)
-{
-    const size_t kpad = (K + 31) / 32 * 32;
-    for (size_t g = j0; g < j1; g += MM_NR) {
-        const size_t nr = min_sz(MM_NR, j1 - g);
-        uint16_t *dst = panel + (g - j0) * kpad;
-        for (size_t k = 0; k < kpad; k += 32) {
-            const __mmask32 km = k + 32 <= K ? 0xFFFFFFFFu : tail32(K - k);
-            for (size_t c = 0; c < nr; c++)
-                _mm512_storeu_si512(dst + k * nr + c * 32,
-                                    _mm512_maskz_loadu_epi16(km, w + (g + c) * K + k));
-        }
-    }
-}
-
-/* Inputs [k0, k1) of a tile; weight c's inputs k .. k+31 at w + c * cs +
- * k * ks (row-major: cs = K, ks = 1; a panel: cs = 32, ks = NR), inputs
- * from `kmask` on read as zero.  two: hi and lo activation terms (else hi
- * only).  The accumulators start at zero (first) or from acc_io, and end
- * in acc_io or, after the last block, as y. */
+/* A tile over all of K; weight c's inputs k .. k+31 at w + c * K + k,
+ * inputs past K read as zero.  two: hi and lo activation terms (else hi
+ * only). */
 KINL void bf16_tile(const int MR, const int NR, const bool two, const uint16_t *xb, size_t ldx,
-                    size_t xlo, const uint16_t *w, size_t cs, size_t ks, size_t K, size_t k0,
-                    size_t k1, __m512 *acc_io, bool first, bool last, float *y, size_t ldy,
+                    size_t xlo, const uint16_t *w, size_t K, float *y, size_t ldy,
                     const float *bias)
 {
     __m512 acc[BF16_MR][MM_NR];
     _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
-        _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++) acc[r][c] =
-            first ? _mm512_setzero_ps() : acc_io[r * MM_NR + c];
-    const size_t kfull = K / 32 * 32;
-    for (size_t k = k0; k < k1; k += 32) {
+        _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++) acc[r][c] = _mm512_setzero_ps();
+    const size_t kfull = K / 32 * 32, kpad = (K + 31) / 32 * 32;
+    for (size_t k = 0; k < kpad; k += 32) {
         const __mmask32 km = k < kfull ? 0xFFFFFFFFu : tail32(K - k);
         __m512bh wv[MM_NR];
         _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++)
         {
-            const uint16_t *src = w + (size_t)c * cs + k * ks;
-            if (MR <= 2)
-                _mm_prefetch((const char *)src + PF_AHEAD, _MM_HINT_T0);
-            /* A panel is zero padded: no mask. */
-            wv[c] = ks != 1 ? (__m512bh)_mm512_loadu_si512(src)
-                            : (__m512bh)_mm512_maskz_loadu_epi16(km, src);
+            const uint16_t *src = w + (size_t)c * K + k;
+            _mm_prefetch((const char *)src + PF_AHEAD, _MM_HINT_T0);
+            wv[c] = (__m512bh)_mm512_maskz_loadu_epi16(km, src);
         }
         _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
         {
@@ -215,11 +169,6 @@ KINL void bf16_tile(const int MR, const int NR, const bool two, const uint16_t *
             }
         }
     }
-    if (!last) {
-        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
-            _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++) acc_io[r * MM_NR + c] = acc[r][c];
-        return;
-    }
     _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
         _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++)
     {
@@ -230,15 +179,12 @@ KINL void bf16_tile(const int MR, const int NR, const bool two, const uint16_t *
 
 #define BF16_CASE2(R_, C_, TWO_)                                                                   \
     case ((R_)*8 + (C_)) * 2 + (TWO_):                                                             \
-        bf16_tile(R_, C_, TWO_, xb, ldx, xlo, w, cs, ks, K, k0, k1, acc_io, first, last, y, ldy,   \
-                  bias);                                                                           \
+        bf16_tile(R_, C_, TWO_, xb, ldx, xlo, w, K, y, ldy, bias);                                 \
         break;
 #define BF16_CASE(R_, C_) BF16_CASE2(R_, C_, 0) BF16_CASE2(R_, C_, 1)
 
 KFN void bf16_tile_any(int MR, int NR, bool two, const uint16_t *xb, size_t ldx, size_t xlo,
-                       const uint16_t *w, size_t cs, size_t ks, size_t K, size_t k0, size_t k1,
-                       __m512 *acc_io, bool first, bool last, float *y, size_t ldy,
-                       const float *bias)
+                       const uint16_t *w, size_t K, float *y, size_t ldy, const float *bias)
 {
     switch ((MR * 8 + NR) * 2 + (int)two) {
         BF16_CASE(1, 1)
@@ -249,22 +195,6 @@ KFN void bf16_tile_any(int MR, int NR, bool two, const uint16_t *xb, size_t ldx,
         BF16_CASE(2, 2)
         BF16_CASE(2, 3)
         BF16_CASE(2, 4)
-        BF16_CASE(3, 1)
-        BF16_CASE(3, 2)
-        BF16_CASE(3, 3)
-        BF16_CASE(3, 4)
-        BF16_CASE(4, 1)
-        BF16_CASE(4, 2)
-        BF16_CASE(4, 3)
-        BF16_CASE(4, 4)
-        BF16_CASE(5, 1)
-        BF16_CASE(5, 2)
-        BF16_CASE(5, 3)
-        BF16_CASE(5, 4)
-        BF16_CASE(6, 1)
-        BF16_CASE(6, 2)
-        BF16_CASE(6, 3)
-        BF16_CASE(6, 4)
     default:
         break;
     }
@@ -273,14 +203,13 @@ KFN void bf16_tile_any(int MR, int NR, bool two, const uint16_t *xb, size_t ldx,
 /* ---- driver -------------------------------------------------------------------------------- */
 
 static void mm_prepare(const float *x, size_t m, size_t x_stride, size_t K, enum idf2_mm_fmt f,
-                       void *ws, int nt)
+                       void *ws)
 {
     const size_t kp = xq_row(K);
-#pragma omp parallel for schedule(static) num_threads(m >= 8 ? nt : 1)
-    for (long r = 0; r < (long)m; r++)
-        to_bf16_row((uint16_t *)ws + (size_t)r * kp,
-                    f == IDF2_MM_BF16 ? (uint16_t *)ws + (m + (size_t)r) * kp : NULL,
-                    x + (size_t)r * x_stride, K, kp);
+    for (size_t r = 0; r < m; r++)
+        to_bf16_row((uint16_t *)ws + r * kp,
+                    f == IDF2_MM_BF16 ? (uint16_t *)ws + (m + r) * kp : NULL, x + r * x_stride, K,
+                    kp);
 }
 
 void idf2_avx512_mm(float *y, const float *x, size_t m, size_t x_stride, const void *w, size_t N,
@@ -292,48 +221,24 @@ void idf2_avx512_mm(float *y, const float *x, size_t m, size_t x_stride, const v
     }
     if (m == 0 || N == 0)
         return;
-    const size_t kp = xq_row(K), wrb = K * 2;
-    const size_t kpad = (K + 31) / 32 * 32;
-    mm_prepare(x, m, x_stride, K, f, ws, nt);
     const bool two = f == IDF2_MM_BF16;
-    const int MR = BF16_MR;
-    /* More than 2 activation rows: compute-bound, so K blocks, and from 3
-     * tiles on packed panels (the packing pass costs about what 2 tiles
-     * gain); 1-2 rows stream each weight once from memory as stored. */
-    const bool kblock = m > 2, pack = kblock && m > 2 * BF16_MR;
-    const size_t kb = kblock ? BF16_KB : kpad;
-    const size_t nb = block_rows(K, kblock);
+    if (m > BF16_MR) {
+        idf2_bf16mm(y, x, m, x_stride, w, N, K, two, bias, ws, nt);
+        return;
+    }
+    const size_t kp = xq_row(K), nb = block_rows(K);
+    mm_prepare(x, m, x_stride, K, f, ws);
     const int team = m * N * K < (1u << 18) ? 1 : (nt > 0 ? nt : 1);
-    char *accs = (char *)ws + align64(2 * m * kp * 2);
-    char *panels = accs + (size_t)(nt > 0 ? nt : 1) * acc_bytes();
 #pragma omp parallel num_threads(team)
     {
         const size_t t = (size_t)omp_get_thread_num(), T = (size_t)omp_get_num_threads();
         const size_t n_groups = (N + MM_NR - 1) / MM_NR;
         const size_t n0 = n_groups * t / T * MM_NR, n1 = min_sz(N, n_groups * (t + 1) / T * MM_NR);
-        __m512 *acc = (__m512 *)(accs + t * acc_bytes());
-        uint16_t *panel = (uint16_t *)(panels + t * panel_bytes(K));
         for (size_t b0 = n0; b0 < n1; b0 += nb) {
             const size_t b1 = min_sz(n1, b0 + nb);
-            if (pack)
-                pack_panel(panel, (const uint16_t *)w, K, b0, b1);
-            for (size_t m0 = 0; m0 < m; m0 += (size_t)MR) {
-                const int mr = (int)min_sz((size_t)MR, m - m0);
-                for (size_t k0 = 0; k0 < K; k0 += kb) {
-                    const size_t k1 = min_sz(kpad, k0 + kb);
-                    for (size_t j = b0; j < b1; j += MM_NR) {
-                        const int nr = (int)min_sz(MM_NR, b1 - j);
-                        const uint8_t *wj = (const uint8_t *)w + j * wrb;
-                        float *yj = y + m0 * N + j;
-                        const float *bj = bias ? bias + j : NULL;
-                        bf16_tile_any(mr, nr, two, (const uint16_t *)ws + m0 * kp, kp, m * kp,
-                                      pack ? panel + (j - b0) * kpad : (const uint16_t *)wj,
-                                      pack ? 32 : K, pack ? (size_t)nr : 1, pack ? kpad : K, k0, k1,
-                                      kblock ? acc + (j - b0) / MM_NR * BF16_MR * MM_NR : acc,
-                                      k0 == 0, k1 >= K, yj, N, bj);
-                    }
-                }
-            }
+            for (size_t j = b0; j < b1; j += MM_NR)
+                bf16_tile_any((int)m, (int)min_sz(MM_NR, b1 - j), two, ws, kp, m * kp,
+                              (const uint16_t *)w + j * K, K, y + j, N, bias ? bias + j : NULL);
         }
     }
 }

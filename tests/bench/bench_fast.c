@@ -12,6 +12,9 @@
  *       with the weight bytes streamed per token and GB/s, and prefill of P
  *       tokens in tokens/s.  Attention, norms and rotary are not run (at a
  *       context under 600 tokens they are under 1 % of the work);
+ *   bench_fast gemm FMT M K N [--threads N]
+ *       one matmul of M activation rows by an [N, K] weight matrix in FMT
+ *       (the shape a profile looks at: perf record bench_fast gemm ...);
  *   bench_fast probe [--threads N] [--seconds S]
  *       read bandwidth of a 1 GiB array (sum of 64-byte loads), GB/s.
  *
@@ -291,13 +294,25 @@ static int cmd_probe(int nt, double seconds)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: bench_fast shapes|model FMT|probe [--threads N] [--decode T] "
-                        "[--prefill P] [--seconds S]\n");
+        fprintf(
+            stderr,
+            "usage: bench_fast shapes|model FMT|gemm FMT M K N|probe [--threads N] [--decode T] "
+            "[--prefill P] [--seconds S]\n");
         return 2;
     }
     int nt = 1, decode = 8, prefill = 0, argi = 2;
     double seconds = 5;
     enum idf2_mm_fmt f = IDF2_MM_BF16;
+    size_t gm = 0, gk = 0, gn = 0;
+    if (strcmp(argv[1], "gemm") == 0) {
+        if (argc < 6 || !fmt_parse(argv[2], &f) || (gm = strtoul(argv[3], NULL, 10)) == 0 ||
+            (gk = strtoul(argv[4], NULL, 10)) == 0 || (gn = strtoul(argv[5], NULL, 10)) == 0) {
+            fprintf(stderr,
+                    "bench_fast: gemm needs a format (bf16, bf16x1, q8_0, q4_0) and M K N\n");
+            return 2;
+        }
+        argi = 6;
+    }
     if (strcmp(argv[1], "model") == 0) {
         if (argc < 3 || !fmt_parse(argv[2], &f)) {
             fprintf(stderr, "bench_fast: model needs a format: bf16, bf16x1, q8_0 or q4_0\n");
@@ -323,6 +338,10 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "shapes") == 0)
         return cmd_shapes(nt);
+    if (strcmp(argv[1], "gemm") == 0) {
+        bench_shape("gemm", f, gm, gk, gn, nt);
+        return 0;
+    }
     if (strcmp(argv[1], "model") == 0)
         return cmd_model(f, nt, decode, prefill);
     fprintf(stderr, "bench_fast: unknown command %s\n", argv[1]);

@@ -104,8 +104,17 @@ static void check_matmul(const struct idf2_ops *ops, enum idf2_wfmt f, size_t n,
 TEST(matmul_every_row_every_format)
 {
     static const size_t shapes[][3] = {
-        { 1, 4304, 37 }, { 3, 13, 5 },    { 7, 1152, 33 }, { 67, 301, 29 },
-        { 5, 32, 8 },    { 70, 4304, 9 }, { 2, 40, 3 },    { 130, 77, 66 },
+        { 1, 4304, 37 },
+        { 3, 13, 5 },
+        { 7, 1152, 33 },
+        { 67, 301, 29 },
+        { 5, 32, 8 },
+        { 70, 4304, 9 },
+        { 2, 40, 3 },
+        { 130, 77, 66 },
+        /* K over 5120 inputs: the outer-product kernel's K blocks
+         * (synth/idf2_cpu_bf16mm.c). */
+        { 17, 10300, 50 },
     };
     const struct idf2_ops *ops;
     for (size_t r = 0; (ops = idf2_backend_at(r)); r++)

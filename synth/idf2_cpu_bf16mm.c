@@ -1,0 +1,353 @@
+/* idf2_cpu_bf16mm: outer-product bf16 matmul for 3 or more activation
+ * rows (see the header for the numerics it shares with the streaming
+ * tile of synth/idf2_cpu_avx512.c).
+ *
+ * Layout.  K is padded with zeros to C chunks of 32 inputs; input pair p =
+ * 16c + l (chunk c, lane l) belongs to slice l.  A weight group is 16
+ * output columns; its panel stores, per slice l and chunk c, the 16
+ * columns' pair (2l, 2l+1) of chunk c as one zmm (a 16 x 16 transpose of
+ * 32-bit pairs per chunk), slice-major, so the tile of one slice reads one
+ * sequential stream per group.  Activations are stored per row slice-major
+ * too (pair p at l * C + c), as bf16 hi (and lo) terms.
+ *
+ * Tile: MR rows x NG groups = 24 zmm accumulators; per chunk NG panel loads
+ * and MR broadcast pairs feed MR * NG vdpbf16ps (two, hi then lo, on the
+ * exact format).  A tile runs its 16 slices one after another in the
+ * order 0, 8, 4, 12, 2, ... (bit-reversed), so that lane_sum's fold (l +
+ * l+8, + l+4, + l+2, + l+1) becomes a binary counter over at most five
+ * partial results kept in L1.
+ *
+ * Blocking: threads split the column groups into contiguous ranges; a
+ * thread packs NG groups at a time (over a K block of at most KC_MAX
+ * chunks, about 400 KB of panel, kept in L2) and runs every row tile over
+ * them, so each weight is read from memory once per call.  When K has
+ * more than one block, a tile's 16 slice accumulators wait in a per-thread
+ * buffer between blocks (a store and reload is exact). */
+#include "idf2_cpu_bf16mm.h"
+
+#include <immintrin.h>
+#include <omp.h>
+#include <string.h>
+
+#define T_AVX512 "avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma"
+#define KFN      static __attribute__((target(T_AVX512)))
+#define KINL     static inline __attribute__((always_inline, target(T_AVX512)))
+/* OpenMP regions live in plain functions and call KFN functions only (clang
+ * does not give an outlined region its function's target attribute). */
+
+#define MR      8
+#define NG      3
+#define NSLICE  16  /* lanes of a chunk's pair layout */
+#define KC_MAX  160 /* chunks (of 32 inputs) per K block: 5120 inputs */
+#define FOLD_LV 5   /* partial results of the fold: 16 leaves, 4 levels */
+
+static size_t align64(size_t v)
+{
+    return (v + 63) & ~(size_t)63;
+}
+
+static size_t min_sz(size_t a, size_t b)
+{
+    return a < b ? a : b;
+}
+
+static size_t chunks(size_t K)
+{
+    return (K + 31) / 32;
+}
+
+/* K blocks and chunks per block, balanced (4304 inputs: one block). */
+static size_t k_blocks(size_t C)
+{
+    return (C + KC_MAX - 1) / KC_MAX;
+}
+
+static size_t k_block_chunks(size_t C)
+{
+    const size_t nkb = k_blocks(C);
+    return nkb ? (C + nkb - 1) / nkb : 0;
+}
+
+static size_t tile_bytes(void)
+{
+    return (size_t)MR * NG * sizeof(__m512);
+}
+
+/* Per thread: the panel, the fold's partial results, and the slice
+ * accumulators of every row tile when K has more than one block. */
+static size_t thread_bytes(size_t m, size_t C)
+{
+    const size_t panel = (size_t)NG * NSLICE * k_block_chunks(C) * sizeof(__m512);
+    const size_t carry = k_blocks(C) > 1 ? (m + MR - 1) / MR * NSLICE * tile_bytes() : 0;
+    return align64(panel) + FOLD_LV * tile_bytes() + carry;
+}
+
+static size_t x_bytes(size_t m, size_t K, bool two)
+{
+    return align64(m * chunks(K) * NSLICE * 4 * (two ? 2 : 1));
+}
+
+size_t idf2_bf16mm_ws(size_t m, size_t K, bool two, int nt)
+{
+    return x_bytes(m, K, two) + (size_t)(nt > 0 ? nt : 1) * thread_bytes(m, chunks(K));
+}
+
+static __mmask16 tail16(size_t left)
+{
+    return left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
+}
+
+static __mmask32 tail32(size_t left)
+{
+    return left >= 32 ? 0xFFFFFFFFu : (__mmask32)((1u << left) - 1);
+}
+
+KINL __m512 widen(__m256bh h)
+{
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)h), 16));
+}
+
+/* One activation row slice-major: hi[l * C + c] = pair l of chunk c as
+ * bf16 (round to nearest even), lo the rounded remainder (NULL: hi only),
+ * zero past K. */
+KFN void pack_x_row(uint32_t *hi, uint32_t *lo, const float *x, size_t K, size_t C)
+{
+    const __m512i idx =
+        _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                           _mm512_set1_epi32((int)C));
+    for (size_t c = 0; c < C; c++) {
+        const size_t k = c * 32;
+        const __m512 a = _mm512_maskz_loadu_ps(k < K ? tail16(K - k) : 0, x + k);
+        const __m512 b = _mm512_maskz_loadu_ps(k + 16 < K ? tail16(K - k - 16) : 0, x + k + 16);
+        const __m256bh ha = _mm512_cvtneps_pbh(a), hb = _mm512_cvtneps_pbh(b);
+        const __m512i h = _mm512_inserti64x4(_mm512_castsi256_si512((__m256i)ha), (__m256i)hb, 1);
+        _mm512_i32scatter_epi32(hi + c, idx, h, 4);
+        if (lo) {
+            const __m256bh la = _mm512_cvtneps_pbh(_mm512_sub_ps(a, widen(ha)));
+            const __m256bh lb = _mm512_cvtneps_pbh(_mm512_sub_ps(b, widen(hb)));
+            const __m512i l =
+                _mm512_inserti64x4(_mm512_castsi256_si512((__m256i)la), (__m256i)lb, 1);
+            _mm512_i32scatter_epi32(lo + c, idx, l, 4);
+        }
+    }
+}
+
+/* r[i] = row i (16 pairs) -> r[l] = pair l of rows 0..15. */
+KINL void transpose16(__m512i r[16])
+{
+    __m512i t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        u[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+        u[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+        u[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+        u[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    /* u[4b + i] lane q: rows 4b..4b+3 of pair 4q + i. */
+    for (int i = 0; i < 4; i++) {
+        const __m512i v0 = _mm512_shuffle_i32x4(u[i], u[4 + i], 0x88);
+        const __m512i w0 = _mm512_shuffle_i32x4(u[i], u[4 + i], 0xDD);
+        const __m512i v1 = _mm512_shuffle_i32x4(u[8 + i], u[12 + i], 0x88);
+        const __m512i w1 = _mm512_shuffle_i32x4(u[8 + i], u[12 + i], 0xDD);
+        r[i] = _mm512_shuffle_i32x4(v0, v1, 0x88);
+        r[8 + i] = _mm512_shuffle_i32x4(v0, v1, 0xDD);
+        r[4 + i] = _mm512_shuffle_i32x4(w0, w1, 0x88);
+        r[12 + i] = _mm512_shuffle_i32x4(w0, w1, 0xDD);
+    }
+}
+
+/* Panel of groups g0 .. g0+ng-1 over chunks [c0, c1): zmm (g, l, c - c0)
+ * at panel[(g * 16 + l) * (c1 - c0) + c - c0]; columns past N and inputs
+ * past K read as zero. */
+KFN void pack_w(__m512i *panel, const uint16_t *w, size_t N, size_t K, size_t g0, size_t ng,
+                size_t c0, size_t c1)
+{
+    const size_t kc = c1 - c0;
+    for (size_t g = 0; g < ng; g++) {
+        const size_t j0 = (g0 + g) * 16, rows = min_sz(16, N - j0);
+        for (size_t c = c0; c < c1; c++) {
+            const __mmask32 km = tail32(K - c * 32);
+            __m512i r[16];
+            for (size_t i = 0; i < 16; i++) {
+                const uint16_t *src = w + (j0 + i) * K + c * 32;
+                r[i] = i < rows ? _mm512_maskz_loadu_epi16(km, src) : _mm512_setzero_si512();
+                if (i < rows)
+                    _mm_prefetch((const char *)(src + 256), _MM_HINT_T0);
+            }
+            transpose16(r);
+            for (int l = 0; l < NSLICE; l++)
+                _mm512_store_si512(panel + ((g * NSLICE + (size_t)l) * kc + (c - c0)), r[l]);
+        }
+    }
+}
+
+/* Where a tile's work goes. */
+struct tile_io {
+    const uint32_t *x; /* row r0's slice l at chunk c0 */
+    size_t xs;         /* dwords between rows */
+    size_t xlo;        /* dwords from hi to lo terms */
+    const __m512i *p;  /* group 0's slice l panel */
+    size_t ps;         /* zmm between groups */
+    size_t kc;         /* chunks of this K block */
+    __m512 *carry;     /* the slice's accumulators between K blocks, or NULL */
+    bool first;        /* first K block: start from zero */
+    __m512 *fold;      /* FOLD_LV partial results of MR * NG */
+    int leaf;          /* position of this slice in the fold (0..15) */
+    float *y;          /* row r0, column of group 0 */
+    size_t ldy, ncols; /* y's row stride; columns left from group 0 */
+    const float *bias; /* at group 0's column, or NULL */
+};
+
+/* One slice of a tile: the chunk loop, then (last K block) the fold step
+ * and, at the fold's last leaf, y = sum + bias. */
+KINL void tile(const int R, const int G, const bool two, const struct tile_io *io)
+{
+    __m512 acc[MR][NG];
+    _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)
+        _Pragma("GCC unroll 4") for (int g = 0; g < G; g++) acc[r][g] =
+            io->first ? _mm512_setzero_ps() : io->carry[r * NG + g];
+    const uint32_t *x = io->x;
+    const __m512i *p = io->p;
+    for (size_t c = 0; c < io->kc; c++) {
+        __m512bh wv[NG];
+        _Pragma("GCC unroll 4") for (int g = 0; g < G; g++) wv[g] =
+            (__m512bh)_mm512_load_si512(p + (size_t)g * io->ps + c);
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)
+        {
+            const __m512bh xh = (__m512bh)_mm512_set1_epi32((int)x[(size_t)r * io->xs + c]);
+            if (two) {
+                const __m512bh xl =
+                    (__m512bh)_mm512_set1_epi32((int)x[(size_t)r * io->xs + io->xlo + c]);
+                _Pragma("GCC unroll 4") for (int g = 0; g < G; g++) acc[r][g] =
+                    _mm512_dpbf16_ps(_mm512_dpbf16_ps(acc[r][g], xh, wv[g]), xl, wv[g]);
+            } else {
+                _Pragma("GCC unroll 4") for (int g = 0; g < G; g++) acc[r][g] =
+                    _mm512_dpbf16_ps(acc[r][g], xh, wv[g]);
+            }
+        }
+    }
+    if (!io->fold) {
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)
+            _Pragma("GCC unroll 4") for (int g = 0; g < G; g++) io->carry[r * NG + g] = acc[r][g];
+        return;
+    }
+    /* Binary counter: leaf i merges with the partial of each level whose
+     * bit i has set; addition order within a pair is immaterial (float
+     * addition commutes), the pairing is lane_sum's. */
+    int lv = 0;
+    while (lv < 4 && (io->leaf >> lv & 1)) {
+        const __m512 *s = io->fold + (size_t)lv * MR * NG;
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)
+            _Pragma("GCC unroll 4") for (int g = 0; g < G; g++) acc[r][g] =
+                _mm512_add_ps(s[r * NG + g], acc[r][g]);
+        lv++;
+    }
+    if (lv < 4) {
+        __m512 *s = io->fold + (size_t)lv * MR * NG;
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)
+            _Pragma("GCC unroll 4") for (int g = 0; g < G; g++) s[r * NG + g] = acc[r][g];
+        return;
+    }
+    _Pragma("GCC unroll 4") for (int g = 0; g < G; g++)
+    {
+        const size_t col = (size_t)g * 16;
+        const __mmask16 m = tail16(io->ncols - col);
+        const __m512 b = io->bias ? _mm512_maskz_loadu_ps(m, io->bias + col) : _mm512_setzero_ps();
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)
+        {
+            const __m512 v = io->bias ? _mm512_add_ps(acc[r][g], b) : acc[r][g];
+            _mm512_mask_storeu_ps(io->y + (size_t)r * io->ldy + col, m, v);
+        }
+    }
+}
+
+#define TILE_CASE2(R_, G_, TWO_)                                                                   \
+    case ((R_)*4 + (G_)) * 2 + (TWO_):                                                             \
+        tile(R_, G_, TWO_, io);                                                                    \
+        break;
+#define TILE_CASE(R_, G_) TILE_CASE2(R_, G_, 0) TILE_CASE2(R_, G_, 1)
+#define TILE_ROW(R_)      TILE_CASE(R_, 1) TILE_CASE(R_, 2) TILE_CASE(R_, 3)
+
+KFN void tile_any(int R, int G, bool two, const struct tile_io *io)
+{
+    switch ((R * 4 + G) * 2 + (int)two) {
+        TILE_ROW(1)
+        TILE_ROW(2)
+        TILE_ROW(3)
+        TILE_ROW(4)
+        TILE_ROW(5)
+        TILE_ROW(6)
+        TILE_ROW(7)
+        TILE_ROW(8)
+    default:
+        break;
+    }
+}
+
+/* A thread's column groups [ga, gb): per NG groups and K block, pack, then
+ * every row tile over every slice. */
+KFN void run_groups(float *y, const uint32_t *xp, size_t m, const uint16_t *w, size_t N, size_t K,
+                    bool two, const float *bias, char *mine, size_t ga, size_t gb)
+{
+    const size_t C = chunks(K), nkb = k_blocks(C), kcb = k_block_chunks(C);
+    const size_t xs = NSLICE * C, xlo = m * xs;
+    __m512i *panel = (__m512i *)mine;
+    __m512 *fold = (__m512 *)(mine + align64((size_t)NG * NSLICE * kcb * sizeof(__m512)));
+    __m512 *carry = fold + (size_t)FOLD_LV * MR * NG;
+    for (size_t g0 = ga; g0 < gb; g0 += NG) {
+        const size_t ng = min_sz(NG, gb - g0);
+        for (size_t kb = 0; kb < nkb; kb++) {
+            const size_t c0 = kb * kcb, c1 = min_sz(C, c0 + kcb), kc = c1 - c0;
+            pack_w(panel, w, N, K, g0, ng, c0, c1);
+            for (size_t r0 = 0; r0 < m; r0 += MR) {
+                const int R = (int)min_sz(MR, m - r0);
+                for (int leaf = 0; leaf < NSLICE; leaf++) {
+                    /* Slice of fold leaf i: i's four bits reversed. */
+                    const int l = (leaf & 1) << 3 | (leaf & 2) << 1 | (leaf & 4) >> 1 | leaf >> 3;
+                    const struct tile_io io = {
+                        .x = xp + r0 * xs + (size_t)l * C + c0,
+                        .xs = xs,
+                        .xlo = xlo,
+                        .p = panel + (size_t)l * kc,
+                        .ps = NSLICE * kc,
+                        .kc = kc,
+                        .carry = carry + (r0 / MR * NSLICE + (size_t)l) * MR * NG,
+                        .first = kb == 0,
+                        .fold = kb + 1 == nkb ? fold : NULL,
+                        .leaf = leaf,
+                        .y = y + r0 * N + g0 * 16,
+                        .ldy = N,
+                        .ncols = N - g0 * 16,
+                        .bias = bias ? bias + g0 * 16 : NULL,
+                    };
+                    tile_any(R, (int)ng, two, &io);
+                }
+            }
+        }
+    }
+}
+
+void idf2_bf16mm(float *y, const float *x, size_t m, size_t x_stride, const uint16_t *w, size_t N,
+                 size_t K, bool two, const float *bias, void *ws, int nt)
+{
+    if (m == 0 || N == 0)
+        return;
+    const size_t C = chunks(K), groups = (N + 15) / 16;
+    uint32_t *xp = ws;
+    char *threads = (char *)ws + x_bytes(m, K, two);
+    const size_t per = thread_bytes(m, C);
+    const int team = m * N * K < (1u << 18) ? 1 : (nt > 0 ? nt : 1);
+#pragma omp parallel num_threads(team)
+    {
+#pragma omp for schedule(static)
+        for (long r = 0; r < (long)m; r++)
+            pack_x_row(xp + (size_t)r * NSLICE * C, two ? xp + (m + (size_t)r) * NSLICE * C : NULL,
+                       x + (size_t)r * x_stride, K, C);
+        const size_t t = (size_t)omp_get_thread_num(), T = (size_t)omp_get_num_threads();
+        run_groups(y, xp, m, w, N, K, two, bias, threads + t * per, groups * t / T,
+                   groups * (t + 1) / T);
+    }
+}

@@ -1,0 +1,34 @@
+/* idf2_cpu_bf16mm: the compute-bound bf16 matmul of the AVX-512 row (3 or
+ * more activation rows: prefill, the vision tower, the connector, batched
+ * decode) as an outer product: weights packed per call so that one zmm
+ * holds 16 output columns' pair of inputs, activation pairs broadcast, so
+ * a tile keeps every lane busy and needs no horizontal sum per output.
+ *
+ * Numerics: bit for bit those of synth/idf2_cpu_avx512.c's streaming tile
+ * (what one or two rows run): per output, 16 partial sums (slice l takes
+ * input pair 2l, 2l+1 of every 32-input chunk, in chunk order, one or two
+ * vdpbf16ps per pair), folded in lane_sum's order (l + l+8, then + l+4,
+ * + l+2, + l+1), then + bias.  Here slice l of 16 outputs is one zmm and
+ * the fold is vertical adds, so output (i, j) is the same chain whatever
+ * the row count, the tile or the thread count: the backend's batch
+ * invariance holds across both kernels.
+ *
+ * Compiled with per-function target attributes; call only when
+ * idf2_avx512_usable(). */
+#ifndef VC_SYNTH_IDF2_CPU_BF16MM_H
+#define VC_SYNTH_IDF2_CPU_BF16MM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Workspace bytes for m rows of K inputs at nt threads (two: hi + lo
+ * activation terms, the exact format; else one bf16 term); non-decreasing
+ * in m, K and nt. */
+size_t idf2_bf16mm_ws(size_t m, size_t K, bool two, int nt);
+/* y[m][N] (+ bias) = x[m][K] W^T for bf16 row-major W [N, K]; x rows at
+ * x_stride floats; ws 64-byte aligned, idf2_bf16mm_ws bytes; nt >= 1. */
+void idf2_bf16mm(float *y, const float *x, size_t m, size_t x_stride, const uint16_t *w, size_t N,
+                 size_t K, bool two, const float *bias, void *ws, int nt);
+
+#endif
