@@ -205,8 +205,10 @@ void *idf2_carve(struct idf2_carve *c, size_t n, size_t elem);
 
 /* Rows per call for the width-expanding MLPs of the vision tower and the
  * modality projection over many patches: their results do not depend on
- * how rows are grouped (batch invariance), so a chunk bounds the scratch. */
-#define IDF2_ROW_CHUNK 256
+ * how rows are grouped (batch invariance), so a chunk bounds the scratch.
+ * 768 takes a 378 px image's 729 patches in one call, so each weight is
+ * packed once per layer (three calls of 256 packed it three times). */
+#define IDF2_ROW_CHUNK 768
 
 /* ------------------------------------------------------------ selection */
 

@@ -521,6 +521,66 @@ static size_t row_attention_ws(size_t n_q, size_t n_kv, int n_kv_heads, int head
     return mine > vec ? mine : vec;
 }
 
+/* SiLU and GELU (tanh form) as x * sigmoid(a): a = x, or a = 2 sqrt(2/pi)
+ * (x + 0.044715 x^3), since 0.5 (1 + tanh(z)) = sigmoid(2z); sigmoid from
+ * vexp(-|a|), so no exp overflows.  Within a few ulp of the reference's
+ * expf/tanhf forms (the vision MLP spent more time in libm's tanhf than
+ * in its matmuls).  u != NULL: times u (SwiGLU's middle). */
+KFN void act_span(float *x, const float *u, size_t n, enum idf2_act act)
+{
+    const __m512 one = _mm512_set1_ps(1.0f), c1 = _mm512_set1_ps(1.5957691216057308f),
+                 c3 = _mm512_set1_ps(1.5957691216057308f * 0.044715f);
+    for (size_t i = 0; i < n; i += 16) {
+        const __mmask16 m = tail16(n - i);
+        const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        const __m512 a = act == IDF2_ACT_SILU
+                             ? v
+                             : _mm512_mul_ps(v, _mm512_fmadd_ps(c3, _mm512_mul_ps(v, v), c1));
+        const __m512 t = vexp(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_abs_ps(a)));
+        const __mmask16 neg = _mm512_cmp_ps_mask(a, _mm512_setzero_ps(), _CMP_LT_OQ);
+        const __m512 sig = _mm512_div_ps(_mm512_mask_blend_ps(neg, one, t), _mm512_add_ps(one, t));
+        __m512 y = _mm512_mul_ps(v, sig);
+        if (u)
+            y = _mm512_mul_ps(y, _mm512_maskz_loadu_ps(m, u + i));
+        _mm512_mask_storeu_ps(x + i, m, y);
+    }
+}
+
+static bool act_fast(enum idf2_act act)
+{
+    return act == IDF2_ACT_SILU || act == IDF2_ACT_GELU_TANH;
+}
+
+/* Threads take contiguous ranges of whole 16-float vectors. */
+static void act_par(float *x, const float *u, size_t n, enum idf2_act act, int nt)
+{
+    const size_t nv = (n + 15) / 16;
+#pragma omp parallel num_threads(n >= 65536 && nt > 1 ? nt : 1)
+    {
+        const size_t t = (size_t)omp_get_thread_num(), T = (size_t)omp_get_num_threads();
+        const size_t i0 = nv * t / T * 16, i1 = min_sz(n, nv * (t + 1) / T * 16);
+        if (i1 > i0)
+            act_span(x + i0, u ? u + i0 : NULL, i1 - i0, act);
+    }
+}
+
+static void row_act(float *x, size_t n, enum idf2_act act, const struct idf2_exec *ex)
+{
+    if (act_fast(act))
+        act_par(x, NULL, n, act, ex->nt);
+    else
+        idf2_vec_ops.act(x, n, act, ex);
+}
+
+static void row_act_mul(float *g, const float *u, size_t n, enum idf2_act act,
+                        const struct idf2_exec *ex)
+{
+    if (act_fast(act))
+        act_par(g, u, n, act, ex->nt);
+    else
+        idf2_vec_ops.act_mul(g, u, n, act, ex);
+}
+
 /* Error relative to sum |x w|: bf16, 2^-16 per product plus float32
  * accumulation; Q8_0/Q4_0, the int8 activation codes (1/254 of a block's
  * largest activation each). */
@@ -537,6 +597,8 @@ const struct idf2_ops idf2_avx512_ops = {
     .matmul_ws = row_mm_ws,
     .attention = row_attention,
     .attention_ws = row_attention_ws,
+    .act = row_act,
+    .act_mul = row_act_mul,
 };
 
 /* The avx512 row with activations rounded once to bf16 before a bf16

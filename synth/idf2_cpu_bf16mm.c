@@ -40,6 +40,10 @@
 #define NSLICE  16  /* lanes of a chunk's pair layout */
 #define KC_MAX  160 /* chunks (of 32 inputs) per K block: 5120 inputs */
 #define FOLD_LV 5   /* partial results of the fold: 16 leaves, 4 levels */
+/* Weights ahead (per row) that packing prefetches: 8 chunks (128 to 256
+ * measured best at M = 16; 1024 and an L2 prefetch of the next panel
+ * during compute were slower). */
+#define PF_W 256
 
 static size_t align64(size_t v)
 {
@@ -175,7 +179,7 @@ KFN void pack_w(__m512i *panel, const uint16_t *w, size_t N, size_t K, size_t g0
                 const uint16_t *src = w + (j0 + i) * K + c * 32;
                 r[i] = i < rows ? _mm512_maskz_loadu_epi16(km, src) : _mm512_setzero_si512();
                 if (i < rows)
-                    _mm_prefetch((const char *)(src + 256), _MM_HINT_T0);
+                    _mm_prefetch((const char *)(src + PF_W), _MM_HINT_T0);
             }
             transpose16(r);
             for (int l = 0; l < NSLICE; l++)
