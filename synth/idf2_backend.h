@@ -203,6 +203,17 @@ struct idf2_carve {
 };
 void *idf2_carve(struct idf2_carve *c, size_t n, size_t elem);
 
+/* Sizes of the kernels' workspace pieces. */
+static inline size_t idf2_align64(size_t v)
+{
+    return (v + 63) & ~(size_t)63;
+}
+
+static inline size_t idf2_min_sz(size_t a, size_t b)
+{
+    return a < b ? a : b;
+}
+
 /* Rows per call for the width-expanding MLPs of the vision tower and the
  * modality projection over many patches: their results do not depend on
  * how rows are grouped (batch invariance), so a chunk bounds the scratch.

@@ -55,16 +55,6 @@ bool idf2_avx512_usable(void)
            __builtin_cpu_supports("avx512vnni");
 }
 
-static size_t align64(size_t v)
-{
-    return (v + 63) & ~(size_t)63;
-}
-
-static size_t min_sz(size_t a, size_t b)
-{
-    return a < b ? a : b;
-}
-
 /* Activation row stride in bytes: K padded to 64 inputs. */
 static size_t xq_row(size_t K)
 {
@@ -87,7 +77,7 @@ size_t idf2_avx512_mm_ws(size_t m, size_t K, enum idf2_mm_fmt f, int nt)
 {
     if (!is_bf16(f))
         return idf2_q8_mm_ws(m, K, nt);
-    const size_t mine = align64(2 * (m < BF16_MR ? m : BF16_MR) * xq_row(K) * 2);
+    const size_t mine = idf2_align64(2 * (m < BF16_MR ? m : BF16_MR) * xq_row(K) * 2);
     const size_t outer = idf2_bf16mm_ws(m, K, f == IDF2_MM_BF16, nt);
     return mine > outer ? mine : outer;
 }
@@ -233,11 +223,12 @@ void idf2_avx512_mm(float *y, const float *x, size_t m, size_t x_stride, const v
     {
         const size_t t = (size_t)omp_get_thread_num(), T = (size_t)omp_get_num_threads();
         const size_t n_groups = (N + MM_NR - 1) / MM_NR;
-        const size_t n0 = n_groups * t / T * MM_NR, n1 = min_sz(N, n_groups * (t + 1) / T * MM_NR);
+        const size_t n0 = n_groups * t / T * MM_NR,
+                     n1 = idf2_min_sz(N, n_groups * (t + 1) / T * MM_NR);
         for (size_t b0 = n0; b0 < n1; b0 += nb) {
-            const size_t b1 = min_sz(n1, b0 + nb);
+            const size_t b1 = idf2_min_sz(n1, b0 + nb);
             for (size_t j = b0; j < b1; j += MM_NR)
-                bf16_tile_any((int)m, (int)min_sz(MM_NR, b1 - j), two, ws, kp, m * kp,
+                bf16_tile_any((int)m, (int)idf2_min_sz(MM_NR, b1 - j), two, ws, kp, m * kp,
                               (const uint16_t *)w + j * K, K, y + j, N, bias ? bias + j : NULL);
         }
     }
@@ -283,8 +274,8 @@ static size_t attn_tile_floats(int hd)
 
 size_t idf2_avx512_attn_ws(size_t n_kv, int n_kv_heads, int hd, int nt)
 {
-    return align64((size_t)n_kv_heads * (size_t)hd * kt_cols(n_kv) * sizeof(float)) +
-           (size_t)(nt > 0 ? nt : 1) * align64(attn_tile_floats(hd) * sizeof(float));
+    return idf2_align64((size_t)n_kv_heads * (size_t)hd * kt_cols(n_kv) * sizeof(float)) +
+           (size_t)(nt > 0 ? nt : 1) * idf2_align64(attn_tile_floats(hd) * sizeof(float));
 }
 
 /* O[r] = O[r] * corr[r] + sum_j P[r][j] v_j for rows r0 .. r0+3 (rows
@@ -421,8 +412,8 @@ void idf2_avx512_attention(float *out, const float *q, size_t q_stride, size_t n
     const size_t ldk = kt_cols(n_kv), D = (size_t)n_heads * (size_t)hd;
     const int group = n_heads / n_kv_heads;
     float *kt = ws;
-    char *tiles = (char *)ws + align64((size_t)n_kv_heads * (size_t)hd * ldk * sizeof(float));
-    const size_t tile_bytes = align64(attn_tile_floats(hd) * sizeof(float));
+    char *tiles = (char *)ws + idf2_align64((size_t)n_kv_heads * (size_t)hd * ldk * sizeof(float));
+    const size_t tile_bytes = idf2_align64(attn_tile_floats(hd) * sizeof(float));
     const long n_qt = (long)((n_q + AT_QR - 1) / AT_QR), items = n_qt * n_heads;
 #pragma omp parallel num_threads(nt > 0 ? nt : 1)
     {
@@ -558,7 +549,7 @@ static void act_par(float *x, const float *u, size_t n, enum idf2_act act, int n
 #pragma omp parallel num_threads(n >= 65536 && nt > 1 ? nt : 1)
     {
         const size_t t = (size_t)omp_get_thread_num(), T = (size_t)omp_get_num_threads();
-        const size_t i0 = nv * t / T * 16, i1 = min_sz(n, nv * (t + 1) / T * 16);
+        const size_t i0 = nv * t / T * 16, i1 = idf2_min_sz(n, nv * (t + 1) / T * 16);
         if (i1 > i0)
             act_span(x + i0, u ? u + i0 : NULL, i1 - i0, act);
     }

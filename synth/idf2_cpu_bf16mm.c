@@ -27,7 +27,8 @@
 
 #include <immintrin.h>
 #include <omp.h>
-#include <string.h>
+
+#include "synth/idf2_backend.h"
 
 #define T_AVX512 "avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma"
 #define KFN      static __attribute__((target(T_AVX512)))
@@ -44,16 +45,6 @@
  * measured best at M = 16; 1024 and an L2 prefetch of the next panel
  * during compute were slower). */
 #define PF_W 256
-
-static size_t align64(size_t v)
-{
-    return (v + 63) & ~(size_t)63;
-}
-
-static size_t min_sz(size_t a, size_t b)
-{
-    return a < b ? a : b;
-}
 
 static size_t chunks(size_t K)
 {
@@ -83,12 +74,12 @@ static size_t thread_bytes(size_t m, size_t C)
 {
     const size_t panel = (size_t)NG * NSLICE * k_block_chunks(C) * sizeof(__m512);
     const size_t carry = k_blocks(C) > 1 ? (m + MR - 1) / MR * NSLICE * tile_bytes() : 0;
-    return align64(panel) + FOLD_LV * tile_bytes() + carry;
+    return idf2_align64(panel) + FOLD_LV * tile_bytes() + carry;
 }
 
 static size_t x_bytes(size_t m, size_t K, bool two)
 {
-    return align64(m * chunks(K) * NSLICE * 4 * (two ? 2 : 1));
+    return idf2_align64(m * chunks(K) * NSLICE * 4 * (two ? 2 : 1));
 }
 
 size_t idf2_bf16mm_ws(size_t m, size_t K, bool two, int nt)
@@ -171,7 +162,7 @@ KFN void pack_w(__m512i *panel, const uint16_t *w, size_t N, size_t K, size_t g0
 {
     const size_t kc = c1 - c0;
     for (size_t g = 0; g < ng; g++) {
-        const size_t j0 = (g0 + g) * 16, rows = min_sz(16, N - j0);
+        const size_t j0 = (g0 + g) * 16, rows = idf2_min_sz(16, N - j0);
         for (size_t c = c0; c < c1; c++) {
             const __mmask32 km = tail32(K - c * 32);
             __m512i r[16];
@@ -299,15 +290,15 @@ KFN void run_groups(float *y, const uint32_t *xp, size_t m, const uint16_t *w, s
     const size_t C = chunks(K), nkb = k_blocks(C), kcb = k_block_chunks(C);
     const size_t xs = NSLICE * C, xlo = m * xs;
     __m512i *panel = (__m512i *)mine;
-    __m512 *fold = (__m512 *)(mine + align64((size_t)NG * NSLICE * kcb * sizeof(__m512)));
+    __m512 *fold = (__m512 *)(mine + idf2_align64((size_t)NG * NSLICE * kcb * sizeof(__m512)));
     __m512 *carry = fold + (size_t)FOLD_LV * MR * NG;
     for (size_t g0 = ga; g0 < gb; g0 += NG) {
-        const size_t ng = min_sz(NG, gb - g0);
+        const size_t ng = idf2_min_sz(NG, gb - g0);
         for (size_t kb = 0; kb < nkb; kb++) {
-            const size_t c0 = kb * kcb, c1 = min_sz(C, c0 + kcb), kc = c1 - c0;
+            const size_t c0 = kb * kcb, c1 = idf2_min_sz(C, c0 + kcb), kc = c1 - c0;
             pack_w(panel, w, N, K, g0, ng, c0, c1);
             for (size_t r0 = 0; r0 < m; r0 += MR) {
-                const int R = (int)min_sz(MR, m - r0);
+                const int R = (int)idf2_min_sz(MR, m - r0);
                 for (int leaf = 0; leaf < NSLICE; leaf++) {
                     /* Slice of fold leaf i: i's four bits reversed. */
                     const int l = (leaf & 1) << 3 | (leaf & 2) << 1 | (leaf & 4) >> 1 | leaf >> 3;
