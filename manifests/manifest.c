@@ -102,6 +102,16 @@ enum vc_status manifest_unit_set_input(cJSON *doc, uint64_t input, struct vc_err
     return cJSON_AddNumberToObject(doc, "input", (double)input) ? VC_OK : oom(err);
 }
 
+enum vc_status manifest_unit_set_links(cJSON *doc, struct vc_err *err)
+{
+    return cJSON_AddTrueToObject(doc, "links") ? VC_OK : oom(err);
+}
+
+bool manifest_unit_links(const cJSON *doc)
+{
+    return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(doc, "links"));
+}
+
 const cJSON *manifest_unit_kept(const cJSON *doc)
 {
     return first(doc, "kept");

@@ -7,7 +7,8 @@
  *
  *   unit     rR-map-UUUUUU.json: a MAP task's records kept (index, source
  *            key, where it sits in the task's spill, tar bytes, what the
- *            stages attached) and its ledger lines (rejects, errors);
+ *            stages attached), its ledger lines (rejects, errors) and
+ *            whether its spill links bytes to round R-1's (spill.h);
  *   part     rR-STAGE-reduce-PPPPPP.json: one reduce part done;
  *   round    rR-plan.json: a global stage's decisions (records dropped,
  *            with unit, index, key, state, stage, reason and the kept
@@ -47,6 +48,10 @@ enum vc_status manifest_unit_add_line(struct cJSON *doc, const struct ledger_ent
                                       struct vc_err *err);
 /* Records how many samples entered the task (kept + ledger lines). */
 enum vc_status manifest_unit_set_input(struct cJSON *doc, uint64_t input, struct vc_err *err);
+/* Records that the task's spill links to the previous round's, which must
+ * then be kept as long as it is. */
+enum vc_status manifest_unit_set_links(struct cJSON *doc, struct vc_err *err);
+bool manifest_unit_links(const struct cJSON *doc);
 /* First kept record / first ledger line (walk with ->next); NULL if none. */
 const struct cJSON *manifest_unit_kept(const struct cJSON *doc);
 const struct cJSON *manifest_unit_lines(const struct cJSON *doc);

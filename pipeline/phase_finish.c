@@ -60,6 +60,7 @@ struct finish {
     size_t n_pos;
     struct place_id *by_id; /* every position, sorted */
     cJSON **rounds;         /* round plans (owned), NULL for the last round */
+    bool *links;            /* by unit: its last-round spill links to the one before */
     const cJSON **drops;    /* per round, the next dropped entry */
     struct ledger_totals *per_source;
     struct fate *fates;
@@ -281,6 +282,8 @@ static enum vc_status ledger_unit(struct finish *fi, size_t u, struct vc_err *er
         for (const cJSON *j = docs[k] ? manifest_unit_lines(docs[k]) : NULL; rc == VC_OK && j;
              j = j->next)
             rc = fate_add(fi, manifest_line_index(j), FATE_LINE, j, err);
+        if (k > 0 && k + 1 == ss->n_rounds && docs[k])
+            fi->links[u] = manifest_unit_links(docs[k]);
         for (const cJSON *j = k + 1 == ss->n_rounds && docs[k] ? manifest_unit_kept(docs[k]) : NULL;
              rc == VC_OK && j; j = j->next) {
             struct manifest_kept kept;
@@ -313,7 +316,8 @@ static enum vc_status write_ledger(struct finish *fi, struct vc_err *err)
     fi->tmp = tmp;
     fi->rounds = calloc(ss->n_rounds, sizeof *fi->rounds);
     fi->drops = calloc(ss->n_rounds, sizeof *fi->drops);
-    enum vc_status rc = path && tmp && fi->rounds && fi->drops ? VC_OK : oom(err);
+    fi->links = calloc(ss->n_units + 1, sizeof *fi->links);
+    enum vc_status rc = path && tmp && fi->rounds && fi->drops && fi->links ? VC_OK : oom(err);
     for (size_t k = 0; rc == VC_OK && k + 1 < ss->n_rounds; k++) {
         char *man = session_work_path(ss, "r%zu-plan.json", k);
         if (!man || !commit_valid(man, ss->spec->hash, &fi->rounds[k]))
@@ -433,6 +437,7 @@ static void finish_free(struct finish *fi)
     for (size_t k = 0; fi->rounds && k < fi->ss->n_rounds; k++)
         cJSON_Delete(fi->rounds[k]);
     free(fi->rounds);
+    free(fi->links);
     free(fi->drops);
     free(fi->slices);
     free(fi->shards);
@@ -472,10 +477,12 @@ enum vc_status phase_finish(struct session *ss, struct exec_result *res, struct 
     if (rc == VC_OK)
         rc = write_run_json(&fi, err);
     /* Earlier rounds' spills a crash left between a MAP task's commit and
-     * its deleting them; the last round's stay with the shards' inputs. */
+     * its deleting them; the last round's stay with the shards' inputs,
+     * and so does the one before where the last links to it. */
     for (size_t r = 0; rc == VC_OK && r + 1 < ss->n_rounds; r++)
         for (size_t u = 0; u < ss->n_units; u++)
-            phase_map_drop_spill(ss, r, u);
+            if (r + 2 < ss->n_rounds || !fi.links[u])
+                phase_map_drop_spill(ss, r, u);
     finish_free(&fi);
     return rc;
 }

@@ -41,6 +41,9 @@ struct map_task {
     const struct source_unit *u;
     cJSON *doc; /* the manifest being built */
     struct spill_writer spill;
+    /* The last round after a global stage links the bytes it passes on
+     * unchanged to the previous round's spill instead of copying them. */
+    bool link;
     uint64_t n_input, next_index;
     struct stage_task_ctx *tcs; /* by stage index; [rd->first, rd->end) used */
     /* The previous round's global stage when it edits survivors (its
@@ -56,6 +59,7 @@ struct map_task {
     struct spill_reader in;
     /* per batch slot */
     struct sample *batch;
+    struct spill_base *bases; /* where each was read from (later rounds) */
     cJSON **extras;
     bool *live;
     struct sample **v;
@@ -102,11 +106,12 @@ static enum vc_status ledger_add(struct map_task *t, const struct sample *s, uin
 }
 
 /* Appends the sample to the spill and its record to t->kept. */
-static enum vc_status spill_sample(struct map_task *t, const struct sample *s, const cJSON *extra,
+static enum vc_status spill_sample(struct map_task *t, const struct sample *s,
+                                   const struct spill_base *base, const cJSON *extra,
                                    struct vc_err *err)
 {
     struct spill_rec sr;
-    VC_TRY(spill_writer_add(&t->spill, s, &sr, err));
+    VC_TRY(spill_writer_add(&t->spill, s, t->link ? base : NULL, &sr, err));
     struct manifest_kept k = { .index = s->src_index,
                                .key = s->orig_key ? s->orig_key : "",
                                .off = sr.off,
@@ -237,7 +242,7 @@ static enum vc_status run_batch(struct map_task *t, size_t n, struct vc_err *err
     for (size_t i = 0; i < n; i++) {
         struct sample *s = &t->batch[i];
         if (rc == VC_OK && t->live[i])
-            rc = spill_sample(t, s, t->extras[i], err);
+            rc = spill_sample(t, s, &t->bases[i], t->extras[i], err);
         uint64_t bytes = 0;
         for (size_t f = 0; f < s->n_fields; f++)
             bytes += s->fields[f].size;
@@ -250,7 +255,8 @@ static enum vc_status run_batch(struct map_task *t, size_t n, struct vc_err *err
 
 /* The next sample of a later round: the next record round-1 kept that its
  * global stage let live. */
-static enum vc_status next_survivor(struct map_task *t, struct sample *s, struct vc_err *err)
+static enum vc_status next_survivor(struct map_task *t, struct sample *s, struct spill_base *at,
+                                    struct vc_err *err)
 {
     for (; t->prev_rec; t->prev_rec = t->prev_rec->next, t->pos++) {
         if (t->pos >= t->n_alive)
@@ -271,7 +277,7 @@ static enum vc_status next_survivor(struct map_task *t, struct sample *s, struct
         sample_key_sanitize(k.key, key, 3 * strlen(k.key) + 2);
         s->key = key;
         s->src_index = k.index;
-        return spill_reader_load(&t->in, k.off, k.len, s, err);
+        return spill_reader_load(&t->in, k.off, k.len, s, at, err);
     }
     return VC_EOF;
 }
@@ -300,11 +306,13 @@ static enum vc_status edit_sample(struct map_task *t, struct sample *s, bool *ke
                       &why, &tc->verdict, e);
 }
 
-static enum vc_status next_input(struct map_task *t, struct sample *s, struct vc_err *e)
+static enum vc_status next_input(struct map_task *t, struct sample *s, struct spill_base *at,
+                                 struct vc_err *e)
 {
+    *at = (struct spill_base){ 0 };
     if (t->round == 0)
         return t->ss->spec->sources[t->source].ops->next(t->cursor, s, e);
-    return next_survivor(t, s, e);
+    return next_survivor(t, s, at, e);
 }
 
 /* A unit that cannot be read (vanished, no permission, I/O error) may read
@@ -330,7 +338,7 @@ static enum vc_status map_loop(struct map_task *t, struct arena **arenas, struct
             sample_init(s, arenas[n]);
             s->source = sp->source_info[t->source].name;
             s->src_file = t->u->file;
-            rc = next_input(t, s, &e);
+            rc = next_input(t, s, &t->bases[n], &e);
             bool kept = true;
             if (rc == VC_OK && t->edit >= 0)
                 rc = edit_sample(t, s, &kept, &e);
@@ -399,7 +407,7 @@ static enum vc_status open_input(struct map_task *t, struct vc_err *err)
     if (rc == VC_OK)
         rc = spill_index_read(alive, t->unit, &t->alive, &t->n_alive, err);
     if (rc == VC_OK)
-        rc = spill_reader_open(&t->in, bin, err);
+        rc = spill_reader_open(&t->in, bin, NULL, err);
     if (rc == VC_OK) {
         t->prev_rec = manifest_unit_kept(t->prev);
         if (manifest_unit_n_kept(t->prev) != t->n_alive)
@@ -427,6 +435,7 @@ static enum vc_status map_task_alloc(struct map_task *t, size_t n_stages, struct
     size_t b = t->rd->batch;
     t->tcs = calloc(n_stages + 1, sizeof *t->tcs);
     t->batch = calloc(b, sizeof *t->batch);
+    t->bases = calloc(b, sizeof *t->bases);
     t->extras = calloc(b, sizeof *t->extras);
     t->live = calloc(b, sizeof *t->live);
     t->v = calloc(b, sizeof *t->v);
@@ -436,8 +445,8 @@ static enum vc_status map_task_alloc(struct map_task *t, size_t n_stages, struct
     t->errs = calloc(b, sizeof *t->errs);
     t->doc = manifest_unit_new(t->ss->spec->hash, (unsigned)t->round, t->unit,
                                session_unit_file(t->ss, t->u->file));
-    if (!t->tcs || !t->batch || !t->extras || !t->live || !t->v || !t->slots || !t->st ||
-        !t->verdicts || !t->errs || !t->doc)
+    if (!t->tcs || !t->batch || !t->bases || !t->extras || !t->live || !t->v || !t->slots ||
+        !t->st || !t->verdicts || !t->errs || !t->doc)
         return oom(err);
     return VC_OK;
 }
@@ -446,6 +455,7 @@ static void map_task_free(struct map_task *t)
 {
     free(t->tcs);
     free(t->batch);
+    free(t->bases);
     free(t->extras);
     free(t->live);
     free(t->v);
@@ -494,9 +504,13 @@ enum vc_status phase_map_unit(struct session *ss, size_t round, size_t unit, str
 {
     struct spec *sp = ss->spec;
     const struct session_round *rd = &ss->rounds[round];
-    struct map_task t = {
-        .ss = ss, .rd = rd, .round = round, .unit = (uint32_t)unit, .edit = -1, .in = { .fd = -1 }
-    };
+    struct map_task t = { .ss = ss,
+                          .rd = rd,
+                          .round = round,
+                          .unit = (uint32_t)unit,
+                          .link = round > 0 && round + 1 == ss->n_rounds,
+                          .edit = -1,
+                          .in = { .fd = -1, .base_fd = -1 } };
     t.u = spec_unit(sp, unit, &t.source);
     char *bin = session_work_path(ss, "r%zu-map-%06zu.bin", round, unit);
     char *man = session_work_path(ss, "r%zu-map-%06zu.json", round, unit);
@@ -546,6 +560,10 @@ enum vc_status phase_map_unit(struct session *ss, size_t round, size_t unit, str
                 rc = erc;
         }
     }
+    /* Only a spill that linked something needs the previous one kept. */
+    t.link = t.link && t.spill.linked;
+    if (rc == VC_OK && t.link)
+        rc = manifest_unit_set_links(t.doc, err);
     if (t.spill.path) {
         enum vc_status src = spill_writer_close(&t.spill, rc == VC_OK, err);
         if (rc == VC_OK)
@@ -556,8 +574,9 @@ enum vc_status phase_map_unit(struct session *ss, size_t round, size_t unit, str
     if (rc == VC_OK)
         rc = commit_write_json(man, t.doc, false, err);
     /* The previous round's spill of this unit has no reader left once this
-     * task is committed (phase_map_done counts it as done without it). */
-    if (rc == VC_OK && round > 0)
+     * task is committed (phase_map_done counts it as done without it),
+     * unless this spill links to it. */
+    if (rc == VC_OK && round > 0 && !t.link)
         phase_map_drop_spill(ss, round - 1, unit);
     map_task_free(&t);
     free(bin);

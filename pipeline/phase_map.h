@@ -2,7 +2,9 @@
  * alone by any executor.  The unit's outputs are OUT/_work/rR-map-UUUUUU.bin
  * (its spill) and .json (its manifest, the commit marker, written last).
  * A task of round R > 0 deletes the unit's round R-1 spill once it is
- * committed, so the spills of all rounds are not kept at once. */
+ * committed, so the spills of all rounds are not kept at once; but the
+ * last round's spill links the bytes it passes on unchanged to round R-1's
+ * (spill.h), which then stays as long as it does. */
 #ifndef VC_PIPELINE_PHASE_MAP_H
 #define VC_PIPELINE_PHASE_MAP_H
 

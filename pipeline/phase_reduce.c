@@ -49,7 +49,7 @@ static enum vc_status copy_samples(struct session *ss, const struct manifest_slo
                                    struct wds_writer *w, struct arena *arena, uint64_t *per_source,
                                    struct vc_err *err)
 {
-    struct spill_reader in = { .fd = -1 };
+    struct spill_reader in = { .fd = -1, .base_fd = -1 };
     size_t in_unit = SIZE_MAX, last = ss->n_rounds - 1;
     enum vc_status rc = VC_OK;
     for (size_t i = 0; rc == VC_OK && i < n; i++) {
@@ -57,8 +57,12 @@ static enum vc_status copy_samples(struct session *ss, const struct manifest_slo
         if (s->unit != in_unit || in.fd < 0) {
             spill_reader_close(&in);
             char *bin = session_work_path(ss, "r%zu-map-%06u.bin", last, s->unit);
-            rc = bin ? spill_reader_open(&in, bin, err) : oom(err);
+            /* The round before holds the bytes the last one linked. */
+            char *base =
+                last ? session_work_path(ss, "r%zu-map-%06u.bin", last - 1, s->unit) : NULL;
+            rc = bin && (base || !last) ? spill_reader_open(&in, bin, base, err) : oom(err);
             free(bin);
+            free(base);
             in_unit = s->unit;
             if (rc != VC_OK)
                 break;
@@ -66,7 +70,7 @@ static enum vc_status copy_samples(struct session *ss, const struct manifest_slo
         struct sample smp;
         arena_reset(arena);
         sample_init(&smp, arena);
-        rc = spill_reader_load(&in, s->off, s->len, &smp, err);
+        rc = spill_reader_load(&in, s->off, s->len, &smp, NULL, err);
         smp.key = s->key;
         for (size_t k = 0; rc == VC_OK && k < ss->spec->n_stages; k++)
             if (ss->spec->stages[k].ops->keyed)

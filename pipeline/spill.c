@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum { SPILL_DIGEST_BIT = 0x8000 };
+enum { SPILL_DIGEST_BIT = 0x8000, SPILL_LINK_BIT = 0x4000, SPILL_NAME_MASK = 0x3fff };
 
 static void put_le(uint8_t *p, uint64_t v, int n)
 {
@@ -50,8 +50,21 @@ enum vc_status spill_writer_open(struct spill_writer *w, const char *path, struc
     return VC_OK;
 }
 
+/* The field's offset in the base file when it is to be linked there. */
+static bool linked(const struct sample_field *f, const struct spill_base *base, uint64_t *at)
+{
+    if (!base || !base->buf || f->size < SPILL_LINK_MIN)
+        return false;
+    uintptr_t p = (uintptr_t)f->data, b = (uintptr_t)base->buf;
+    if (p < b || p - b > base->len || f->size > base->len - (p - b))
+        return false;
+    *at = base->off + (p - b);
+    return true;
+}
+
 enum vc_status spill_writer_add(struct spill_writer *w, const struct sample *s,
-                                struct spill_rec *rec, struct vc_err *err)
+                                const struct spill_base *base, struct spill_rec *rec,
+                                struct vc_err *err)
 {
     uint8_t hdr[10];
     uint64_t len = 8, tar_bytes = 0;
@@ -60,15 +73,23 @@ enum vc_status spill_writer_add(struct spill_writer *w, const struct sample *s,
     for (size_t i = 0; ok && i < s->n_fields; i++) {
         const struct sample_field *f = &s->fields[i];
         size_t nl = strlen(f->name);
+        if (nl > SPILL_NAME_MASK)
+            return vc_err_set(err, VC_EFATAL, VC_REASON_field_too_long,
+                              "spill %s: a field name of %zu bytes (at most %d)", w->path, nl,
+                              SPILL_NAME_MASK);
         /* The top bit of the name length says a cached SHA-256 of the
-         * bytes follows the name (names are far shorter than 32 KiB). */
-        bool dg = f->has_sha256 && nl < SPILL_DIGEST_BIT;
-        put_le(hdr, nl | (dg ? SPILL_DIGEST_BIT : 0), 2);
+         * bytes follows the name, the next one that the bytes are linked. */
+        uint64_t at = 0;
+        bool dg = f->has_sha256, ln = linked(f, base, &at);
+        uint8_t ref[8];
+        put_le(ref, at, 8);
+        put_le(hdr, nl | (dg ? SPILL_DIGEST_BIT : 0) | (ln ? SPILL_LINK_BIT : 0), 2);
         put_le(hdr + 2, f->size, 8);
         ok = fwrite(hdr, 1, 10, w->f) == 10 && fwrite(f->name, 1, nl, w->f) == nl &&
              (!dg || fwrite(f->sha256, 1, 32, w->f) == 32) &&
-             fwrite(f->data, 1, f->size, w->f) == f->size;
-        len += 10 + nl + (dg ? 32 : 0) + f->size;
+             (ln ? fwrite(ref, 1, 8, w->f) == 8 : fwrite(f->data, 1, f->size, w->f) == f->size);
+        len += 10 + nl + (dg ? 32 : 0) + (ln ? 8 : f->size);
+        w->linked += ln;
         tar_bytes += plan_tar_member_bytes(f->size);
     }
     char *meta = s->meta && s->meta->child ? cJSON_PrintUnformatted(s->meta) : NULL;
@@ -106,11 +127,14 @@ enum vc_status spill_writer_close(struct spill_writer *w, bool ok, struct vc_err
     return rc;
 }
 
-enum vc_status spill_reader_open(struct spill_reader *r, const char *path, struct vc_err *err)
+enum vc_status spill_reader_open(struct spill_reader *r, const char *path, const char *base_path,
+                                 struct vc_err *err)
 {
+    r->base_fd = -1;
     r->path = vc_strdup(path);
+    r->base_path = base_path ? vc_strdup(base_path) : NULL;
     r->fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (r->fd < 0 || !r->path) {
+    if (r->fd < 0 || !r->path || (base_path && !r->base_path)) {
         vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", path, strerror(errno));
         spill_reader_close(r);
         return VC_EFATAL;
@@ -124,24 +148,51 @@ static enum vc_status bad(const struct spill_reader *r, uint64_t off, struct vc_
                       (unsigned long long)off);
 }
 
-enum vc_status spill_reader_load(struct spill_reader *r, uint64_t off, uint64_t len,
-                                 struct sample *s, struct vc_err *err)
+static enum vc_status pread_all(int fd, void *buf, size_t n, uint64_t off, const char *path,
+                                struct vc_err *err)
 {
-    uint8_t *buf = len >= 8 ? arena_alloc(s->arena, len) : NULL;
+    size_t got = 0;
+    while (got < n) {
+        ssize_t k = pread(fd, (uint8_t *)buf + got, n - got, (off_t)(off + got));
+        if (k <= 0)
+            return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", path,
+                              k < 0 ? strerror(errno) : "shorter than its header says");
+        got += (size_t)k;
+    }
+    return VC_OK;
+}
+
+/* A linked field's bytes, from the base into the sample's arena. */
+static enum vc_status load_linked(struct spill_reader *r, uint64_t off, struct sample_field *f,
+                                  uint64_t at, struct arena *arena, struct vc_err *err)
+{
+    if (!r->base_path)
+        return bad(r, off, err);
+    if (r->base_fd < 0 && (r->base_fd = open(r->base_path, O_RDONLY | O_CLOEXEC)) < 0)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s (the base of %s): %s",
+                          r->base_path, r->path, strerror(errno));
+    uint8_t *data = arena_alloc(arena, (size_t)f->size);
+    if (!data)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_mem_cap,
+                          "%s: a field of the record at offset %llu exceeds the sample arena",
+                          r->path, (unsigned long long)off);
+    f->data = data;
+    return pread_all(r->base_fd, data, (size_t)f->size, at, r->base_path, err);
+}
+
+enum vc_status spill_reader_load(struct spill_reader *r, uint64_t off, uint64_t len,
+                                 struct sample *s, struct spill_base *at, struct vc_err *err)
+{
+    uint8_t *buf = len >= 8 ? arena_alloc(s->arena, (size_t)len) : NULL;
     if (len < 8)
         return bad(r, off, err);
     if (!buf)
         return vc_err_set(err, VC_EFATAL, VC_REASON_mem_cap,
                           "%s: the record at offset %llu exceeds the sample arena", r->path,
                           (unsigned long long)off);
-    size_t got = 0;
-    while (got < len) {
-        ssize_t k = pread(r->fd, buf + got, len - got, (off_t)(off + got));
-        if (k <= 0)
-            return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: short read at %llu", r->path,
-                              (unsigned long long)off);
-        got += (size_t)k;
-    }
+    VC_TRY(pread_all(r->fd, buf, (size_t)len, off, r->path, err));
+    if (at)
+        *at = (struct spill_base){ .buf = buf, .off = off, .len = len };
     size_t nf = (size_t)get_le(buf, 4), pos = 4;
     if (nf > SAMPLE_MAX_FIELDS)
         return bad(r, off, err);
@@ -151,13 +202,14 @@ enum vc_status spill_reader_load(struct spill_reader *r, uint64_t off, uint64_t 
     for (size_t i = 0; i < nf; i++) {
         if (pos + 10 > len)
             return bad(r, off, err);
-        size_t nl = (size_t)get_le(buf + pos, 2);
+        size_t flags = (size_t)get_le(buf + pos, 2);
         uint64_t size = get_le(buf + pos + 2, 8);
-        bool dg = nl & SPILL_DIGEST_BIT;
-        nl &= SPILL_DIGEST_BIT - 1;
+        bool dg = flags & SPILL_DIGEST_BIT, ln = flags & SPILL_LINK_BIT;
+        size_t nl = flags & SPILL_NAME_MASK;
         pos += 10;
         size_t dl = dg ? 32 : 0;
-        if (nl + dl > len - pos || size > len - pos - nl - dl)
+        uint64_t body = ln ? 8 : size; /* what the record holds of the bytes */
+        if (nl + dl > len - pos || body > len - pos - nl - dl)
             return bad(r, off, err);
         char *name = arena_strndup(s->arena, (const char *)buf + pos, nl);
         if (!name)
@@ -168,7 +220,9 @@ enum vc_status spill_reader_load(struct spill_reader *r, uint64_t off, uint64_t 
         };
         if (dg)
             memcpy(f->sha256, buf + pos + nl, 32);
-        pos += nl + dl + (size_t)size;
+        if (ln)
+            VC_TRY(load_linked(r, off, f, get_le(buf + pos + nl + dl, 8), s->arena, err));
+        pos += nl + dl + (size_t)body;
     }
     s->n_fields = s->cap_fields = nf;
     if (pos + 4 > len)
@@ -190,23 +244,11 @@ void spill_reader_close(struct spill_reader *r)
 {
     if (r->fd >= 0)
         close(r->fd);
+    if (r->base_fd >= 0)
+        close(r->base_fd);
     free(r->path);
-    r->fd = -1;
-    r->path = NULL;
-}
-
-static enum vc_status pread_all(int fd, void *buf, size_t n, uint64_t off, const char *path,
-                                struct vc_err *err)
-{
-    size_t got = 0;
-    while (got < n) {
-        ssize_t k = pread(fd, (uint8_t *)buf + got, n - got, (off_t)(off + got));
-        if (k <= 0)
-            return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", path,
-                              k < 0 ? strerror(errno) : "shorter than its header says");
-        got += (size_t)k;
-    }
-    return VC_OK;
+    free(r->base_path);
+    *r = (struct spill_reader){ .fd = -1, .base_fd = -1 };
 }
 
 /* The header: u64 n, then n + 1 u64 part starts. */

@@ -11,6 +11,14 @@
  * addressed by (offset, length), both kept in the unit manifest, so a
  * reader seeks straight to the records it needs.
  *
+ * Linked records.  When the name length's second bit (0x4000) is set, the
+ * field's bytes are not in the record: a u64 offset follows instead, where
+ * the same bytes sit in the spill the record was read from (its BASE).
+ * The last round writes such records for the fields it passes on
+ * unchanged (the pictures, most of a sample's bytes), so what the round
+ * before spilled is not copied a second time; REDUCE reads those bytes
+ * from the base, which therefore lives as long as the last round's spill.
+ *
  * Indexed files hold n parts, each read alone: u64 n, u64 start[0..n]
  * (byte offsets into the data; start[n] = its size), then the data, part k
  * being data[start[k], start[k + 1]).  Written part by part in order, the
@@ -33,6 +41,7 @@ struct spill_writer {
     FILE *f;
     char *path, *tmp; /* owned */
     uint64_t off;     /* bytes written so far = the next record's offset */
+    uint64_t linked;  /* fields linked to the base so far */
 };
 
 /* Where one appended record landed, and what it adds to a tar shard. */
@@ -40,11 +49,26 @@ struct spill_rec {
     uint64_t off, len, tar_bytes;
 };
 
+/* Where a record read back by spill_reader_load lies: its bytes in memory
+ * (buf, in the sample's arena) and in its file (off, len). */
+struct spill_base {
+    const uint8_t *buf;
+    uint64_t off, len;
+};
+
+/* Fields smaller than this are copied even when linked: a reader pays a
+ * pread per linked field. */
+#define SPILL_LINK_MIN 4096
+
 /* Creates path's temporary file.  VC_EFATAL io_error naming it on failure. */
 enum vc_status spill_writer_open(struct spill_writer *w, const char *path, struct vc_err *err);
-/* Appends the sample's fields and metadata. */
+/* Appends the sample's fields and metadata.  base NULL: every field's
+ * bytes; else the sample was loaded from the record `base` of the file the
+ * reader of this spill names as its base, and fields of at least
+ * SPILL_LINK_MIN bytes still lying inside base->buf are linked to it. */
 enum vc_status spill_writer_add(struct spill_writer *w, const struct sample *s,
-                                struct spill_rec *rec, struct vc_err *err);
+                                const struct spill_base *base, struct spill_rec *rec,
+                                struct vc_err *err);
 /* ok: flush, fsync and rename onto the final path; !ok: remove the
  * temporary file.  Frees the writer's memory in both cases. */
 enum vc_status spill_writer_close(struct spill_writer *w, bool ok, struct vc_err *err);
@@ -52,17 +76,22 @@ enum vc_status spill_writer_close(struct spill_writer *w, bool ok, struct vc_err
 /* Reads records of one spill file with pread; one record in memory at a
  * time (in the sample's arena). */
 struct spill_reader {
-    int fd;
-    char *path; /* owned */
+    int fd, base_fd;        /* base_fd: opened at the first linked field */
+    char *path, *base_path; /* owned; base_path NULL: no base */
 };
 
-enum vc_status spill_reader_open(struct spill_reader *r, const char *path, struct vc_err *err);
+/* base_path: the spill its linked fields point into, or NULL when it has
+ * none (a linked field is then a malformed record). */
+enum vc_status spill_reader_open(struct spill_reader *r, const char *path, const char *base_path,
+                                 struct vc_err *err);
 /* Fills `s` (sample_init'ed) with the fields of the record at (off, len),
  * in the sample's arena, and s->meta with its metadata (owned by s).  Keys
- * and ordinals live in the manifest: the caller sets them.  VC_EFATAL
- * (io_error naming the file, or mem_cap) on a short or malformed record. */
+ * and ordinals live in the manifest: the caller sets them.  `at` (NULL =
+ * not wanted): where the record lies, for linking a later record to it.
+ * VC_EFATAL (io_error naming the file or its base, or mem_cap) on a short
+ * or malformed record. */
 enum vc_status spill_reader_load(struct spill_reader *r, uint64_t off, uint64_t len,
-                                 struct sample *s, struct vc_err *err);
+                                 struct sample *s, struct spill_base *at, struct vc_err *err);
 void spill_reader_close(struct spill_reader *r);
 
 /* A record's identity across rounds: its unit and its ordinal there. */

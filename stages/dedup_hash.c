@@ -51,35 +51,64 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* Output pixel o of the 32 along a side of n source pixels covers source
+ * pixels lo .. hi: the first and the last in part (weights wlo, whi, in
+ * units where a source pixel is 32 long), those between wholly (32). */
+struct ph_span {
+    uint32_t lo, hi, wlo, whi;
+};
+
+static void ph_spans(struct ph_span sp[PH_N], uint32_t n)
+{
+    for (uint32_t o = 0; o < PH_N; o++) {
+        uint32_t lo = (uint32_t)((uint64_t)o * n / PH_N);
+        uint32_t hi = (uint32_t)((((uint64_t)o + 1) * n - 1) / PH_N);
+        sp[o] = (struct ph_span){ lo, hi, overlap(lo, o, n), overlap(hi, o, n) };
+    }
+}
+
 uint64_t dedup_phash_luma(const struct img *luma)
 {
     dedup_hash_init();
     uint32_t w = luma->w, h = luma->h;
-    /* Horizontal pass: each row to 32 columns (sums of pixel * overlap). */
-    uint64_t *rows = calloc((size_t)h * PH_N, sizeof *rows);
+    if (!w || !h)
+        return 0;
+    struct ph_span sx[PH_N], sy[PH_N];
+    ph_spans(sx, w);
+    ph_spans(sy, h);
+    /* Horizontal pass: each row to 32 columns (sums of pixel * overlap;
+     * at most 255 * 32 * w, far inside 32 bits). */
+    uint32_t *rows = malloc((size_t)h * PH_N * sizeof *rows);
     int64_t lum[PH_N][PH_N];
     if (!rows)
         return 0;
     for (uint32_t y = 0; y < h; y++) {
         const uint8_t *p = luma->pixels + (size_t)y * w;
-        uint64_t *r = rows + (size_t)y * PH_N;
-        for (uint32_t x = 0; x < w; x++) {
-            /* Source pixel x spans output columns [x*32/w, (x+1)*32/w]. */
-            uint32_t o0 = (uint32_t)((uint64_t)x * PH_N / w);
-            uint32_t o1 = (uint32_t)(((uint64_t)x + 1) * PH_N / w);
-            for (uint32_t o = o0; o <= o1 && o < PH_N; o++)
-                r[o] += (uint64_t)p[x] * overlap(x, o, w);
+        uint32_t *r = rows + (size_t)y * PH_N;
+        for (int o = 0; o < PH_N; o++) {
+            const struct ph_span *s = &sx[o];
+            if (s->lo == s->hi) {
+                r[o] = p[s->lo] * s->wlo;
+                continue;
+            }
+            uint32_t mid = 0;
+            for (uint32_t x = s->lo + 1; x < s->hi; x++)
+                mid += p[x];
+            r[o] = p[s->lo] * s->wlo + p[s->hi] * s->whi + mid * PH_N;
         }
     }
-    uint64_t col[PH_N][PH_N] = { { 0 } };
-    for (uint32_t y = 0; y < h; y++) {
-        uint32_t o0 = (uint32_t)((uint64_t)y * PH_N / h);
-        uint32_t o1 = (uint32_t)(((uint64_t)y + 1) * PH_N / h);
-        for (uint32_t o = o0; o <= o1 && o < PH_N; o++) {
-            uint32_t ov = overlap(y, o, h);
-            for (int c = 0; c < PH_N; c++)
-                col[o][c] += rows[(size_t)y * PH_N + c] * ov;
-        }
+    uint64_t col[PH_N][PH_N];
+    for (int o = 0; o < PH_N; o++) {
+        const struct ph_span *s = &sy[o];
+        const uint32_t *first = rows + (size_t)s->lo * PH_N, *last = rows + (size_t)s->hi * PH_N;
+        uint64_t mid[PH_N] = { 0 };
+        for (uint32_t y = s->lo + 1; y < s->hi; y++)
+            for (int x = 0; x < PH_N; x++)
+                mid[x] += rows[(size_t)y * PH_N + x];
+        for (int x = 0; x < PH_N; x++)
+            col[o][x] = s->lo == s->hi ? (uint64_t)first[x] * s->wlo
+                                       : (uint64_t)first[x] * s->wlo + (uint64_t)last[x] * s->whi +
+                                             mid[x] * PH_N;
     }
     free(rows);
     /* Each output pixel's weights sum to w * h. */

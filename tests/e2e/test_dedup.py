@@ -115,6 +115,33 @@ pe.run_spec(args, spec_path, one, threads=1)
 pe.run_spec(args, spec_path, two, threads=2)
 pe.compare_trees(one, two, "dedup at --threads 1 vs --threads 2")
 
+# The round after dedup (write) links the pictures it passes on unchanged to
+# round 0's spill instead of copying them: its spills are a small part of
+# round 0's, which stay where a unit's manifest says it links (a unit of
+# small pictures only links nothing and drops its round-0 spill), and a shard
+# removed after the run is written again, byte-identical, from them.
+work = os.path.join(two, "_work")
+
+
+def spill_bytes(rnd):
+    return sum(os.path.getsize(os.path.join(work, n)) for n in os.listdir(work)
+               if n.startswith("r%d-map-" % rnd) and n.endswith(".bin"))
+
+
+linked = [json.load(open(os.path.join(work, "r1-map-%06d.json" % u))).get("links", False)
+          for u in range(3)]
+kept = [os.path.exists(os.path.join(work, "r0-map-%06d.bin" % u)) for u in range(3)]
+vctest.expect(any(linked) and kept == linked,
+              "round 0's spill stays where round 1's links to it (links %s, kept %s)" %
+              (linked, kept))
+vctest.expect(0 < spill_bytes(1) < spill_bytes(0) / 4,
+              "round 1's spills (%d bytes) link into round 0's (%d bytes)" %
+              (spill_bytes(1), spill_bytes(0)))
+for n in ("dd-000001.tar", "dd-000001.json", "run.json"):
+    os.remove(os.path.join(two, n))
+pe.run_spec(args, spec_path, two, threads=2)
+pe.compare_trees(one, two, "a shard removed after the run, written again from the linked spills")
+
 expect = {"a1": ("a0", "image_sha256"), "a2": ("a0", "image_phash"),
           "a3": ("a0", "image_phash"), "a4": ("a0", "image_phash"),
           "c0": ("b0", "text_minhash"), "d0": ("a0", "text_exact")}

@@ -89,6 +89,28 @@ TEST(phash_matches_float_dct)
     img_release(&big);
 }
 
+/* The area average at sizes that do not divide 32 (and below it): the
+ * hashes the first, division-per-pixel implementation gave, so a faster
+ * resampler changes no decision of an existing run. */
+TEST(phash_resample_unchanged_at_odd_sizes)
+{
+    static const struct {
+        uint32_t w, h;
+        uint64_t hash;
+    } want[] = {
+        { 100, 75, 0x80ea409db69f4f95ull },  { 47, 33, 0x88fc2ddc54abd08bull },
+        { 20, 10, 0xa0c8c8b43ebab2bdull },   { 160, 120, 0xa0d426dcfc83f8a3ull },
+        { 33, 1000, 0x80d37fb02a9b1af1ull }, { 1, 1, 0x8000000000000000ull },
+        { 64, 31, 0xaad557a8a38089feull },   { 127, 95, 0xa2eb9aca82ca55eaull },
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        struct img im;
+        fill_scene(&im, want[i].w, want[i].h, 1, 100 + i);
+        CHECK_INT(dedup_phash_luma(&im), want[i].hash);
+        img_release(&im);
+    }
+}
+
 TEST(phash_reduced_jpeg_decode_close_to_full)
 {
     struct img rgb;
@@ -580,6 +602,7 @@ TEST(reduce_bounds_flooded_band_groups)
 
 #define TESTS(X)                                                                                   \
     X(phash_matches_float_dct)                                                                     \
+    X(phash_resample_unchanged_at_odd_sizes)                                                       \
     X(phash_reduced_jpeg_decode_close_to_full)                                                     \
     X(phash_reduced_png_webp_close_to_full)                                                        \
     X(phash_bands_pigeonhole)                                                                      \

@@ -544,7 +544,7 @@ TEST(spill_carries_field_digest)
     struct spill_writer w;
     struct spill_rec rec;
     CHECK_INT(spill_writer_open(&w, path, &err), VC_OK);
-    CHECK_INT(spill_writer_add(&w, &s, &rec, &err), VC_OK);
+    CHECK_INT(spill_writer_add(&w, &s, NULL, &rec, &err), VC_OK);
     CHECK_INT(spill_writer_close(&w, true, &err), VC_OK);
     /* 4 + (10 + 3 + 32 + 3) + (10 + 3 + 2) + 4: the digest's 32 bytes. */
     CHECK_INT(rec.len, 71);
@@ -552,8 +552,8 @@ TEST(spill_carries_field_digest)
     struct spill_reader r;
     struct sample back;
     sample_init(&back, a);
-    CHECK_INT(spill_reader_open(&r, path, &err), VC_OK);
-    CHECK_INT(spill_reader_load(&r, rec.off, rec.len, &back, &err), VC_OK);
+    CHECK_INT(spill_reader_open(&r, path, NULL, &err), VC_OK);
+    CHECK_INT(spill_reader_load(&r, rec.off, rec.len, &back, NULL, &err), VC_OK);
     spill_reader_close(&r);
     const struct sample_field *jpg = sample_field_get(&back, "jpg");
     const struct sample_field *txt = sample_field_get(&back, "txt");
@@ -564,8 +564,85 @@ TEST(spill_carries_field_digest)
     arena_free(a);
 }
 
+/* A record written with a base links the big fields it passes on
+ * unchanged (one u64 instead of the bytes), copies small and new ones, and
+ * reads back the same sample through the base; without its base, or with
+ * the base cut short, the load is an error naming the file. */
+TEST(spill_links_unchanged_fields_to_base)
+{
+    char base_path[4200], path[4200];
+    snprintf(base_path, sizeof base_path, "%s/base.bin", vc_test_tmpdir());
+    snprintf(path, sizeof path, "%s/linked.bin", vc_test_tmpdir());
+    struct arena *a = arena_new(1 << 20);
+    static uint8_t pic[5000], other[6000];
+    for (size_t i = 0; i < sizeof pic; i++)
+        pic[i] = (uint8_t)(i * 7);
+    memset(other, 'o', sizeof other);
+    struct sample s;
+    struct vc_err err = { 0 };
+    sample_init(&s, a);
+    CHECK_INT(sample_add_field(&s, "txt", "a caption", 9, &err), VC_OK);
+    CHECK_INT(sample_add_field(&s, "jpg", pic, sizeof pic, &err), VC_OK);
+    uint8_t want[32];
+    memcpy(want, sample_field_sha256(sample_field_get(&s, "jpg")), 32);
+    struct spill_writer w;
+    struct spill_rec pad, rec0, rec1;
+    CHECK_INT(spill_writer_open(&w, base_path, &err), VC_OK);
+    CHECK_INT(spill_writer_add(&w, &s, NULL, &pad, &err), VC_OK); /* rec0 not at offset 0 */
+    CHECK_INT(spill_writer_add(&w, &s, NULL, &rec0, &err), VC_OK);
+    CHECK_INT(spill_writer_close(&w, true, &err), VC_OK);
+    sample_fini(&s);
+    /* Read it back as the last round does, change it, spill it linked. */
+    struct spill_reader r = { .fd = -1, .base_fd = -1 };
+    struct spill_base at;
+    sample_init(&s, a);
+    CHECK_INT(spill_reader_open(&r, base_path, NULL, &err), VC_OK);
+    CHECK_INT(spill_reader_load(&r, rec0.off, rec0.len, &s, &at, &err), VC_OK);
+    spill_reader_close(&r);
+    CHECK_INT(at.off, rec0.off);
+    CHECK_INT(at.len, rec0.len);
+    CHECK_INT(sample_add_field(&s, "png", other, sizeof other, &err), VC_OK);
+    CHECK_INT(spill_writer_open(&w, path, &err), VC_OK);
+    CHECK_INT(spill_writer_add(&w, &s, &at, &rec1, &err), VC_OK);
+    CHECK_INT(spill_writer_close(&w, true, &err), VC_OK);
+    /* 4 + txt (10 + 3 + 9) + jpg linked (10 + 3 + 32 + 8) + png copied
+     * (10 + 3 + 6000) + 4. */
+    CHECK_INT(rec1.len, 4 + 22 + 53 + 6013 + 4);
+    CHECK_INT(rec1.tar_bytes, rec0.tar_bytes + 512 + 6144);
+    sample_fini(&s);
+    sample_init(&s, a);
+    CHECK_INT(spill_reader_open(&r, path, base_path, &err), VC_OK);
+    CHECK_INT(spill_reader_load(&r, rec1.off, rec1.len, &s, NULL, &err), VC_OK);
+    const struct sample_field *jpg = sample_field_get(&s, "jpg");
+    const struct sample_field *png = sample_field_get(&s, "png");
+    const struct sample_field *txt = sample_field_get(&s, "txt");
+    CHECK(jpg && jpg->size == sizeof pic && !memcmp(jpg->data, pic, sizeof pic));
+    CHECK(jpg && jpg->has_sha256 && !memcmp(jpg->sha256, want, 32));
+    CHECK(png && png->size == sizeof other && !memcmp(png->data, other, sizeof other));
+    CHECK(txt && txt->size == 9 && !memcmp(txt->data, "a caption", 9));
+    spill_reader_close(&r);
+    sample_fini(&s);
+    /* No base named: the linked field is a bad record. */
+    sample_init(&s, a);
+    CHECK_INT(spill_reader_open(&r, path, NULL, &err), VC_OK);
+    CHECK_INT(spill_reader_load(&r, rec1.off, rec1.len, &s, NULL, &err), VC_EFATAL);
+    CHECK(strstr(err.msg, "bad record") != NULL);
+    spill_reader_close(&r);
+    sample_fini(&s);
+    /* The base cut before the picture's end. */
+    CHECK(truncate(base_path, (off_t)(rec0.off + rec0.len - 100)) == 0);
+    sample_init(&s, a);
+    CHECK_INT(spill_reader_open(&r, path, base_path, &err), VC_OK);
+    CHECK_INT(spill_reader_load(&r, rec1.off, rec1.len, &s, NULL, &err), VC_EFATAL);
+    CHECK(strstr(err.msg, base_path) != NULL);
+    spill_reader_close(&r);
+    sample_fini(&s);
+    arena_free(a);
+}
+
 #define TESTS(X)                                                                                   \
     X(global_stage_reduce_and_model_batches)                                                       \
     X(unreadable_unit_fails_uncommitted)                                                           \
-    X(phases_run_alone) X(indexed_file_parts) X(spill_carries_field_digest)
+    X(phases_run_alone)                                                                            \
+    X(indexed_file_parts) X(spill_carries_field_digest) X(spill_links_unchanged_fields_to_base)
 TEST_MAIN(TESTS)
