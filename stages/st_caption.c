@@ -109,7 +109,7 @@ static enum vc_status parse_prompt(struct st_caption *st, const cJSON *cfg, stru
     return st->prompt ? VC_OK : oom(err);
 }
 
-static enum vc_status build_provenance(struct st_caption *st, bool bf16, struct vc_err *err)
+static enum vc_status build_provenance(struct st_caption *st, struct vc_err *err)
 {
     cJSON *p = st->provenance = cJSON_CreateObject();
     if (!p)
@@ -122,7 +122,7 @@ static enum vc_status build_provenance(struct st_caption *st, bool bf16, struct 
         ok = cJSON_AddStringToObject(p, "model", st_model_name(st->model)) &&
              cJSON_AddStringToObject(p, "config_sha256", st_model_config_sha256(st->model)) &&
              cJSON_AddStringToObject(p, "engine", "vlmcurate " VC_VERSION " idefics2") &&
-             cJSON_AddStringToObject(p, "compute", bf16 ? "bf16" : "f32") &&
+             st_model_provenance(p, st->model) &&
              cJSON_AddStringToObject(p, "prompt", st->prompt) &&
              cJSON_AddBoolToObject(p, "image_splitting", st->image_splitting != 0) &&
              cJSON_AddNumberToObject(p, "max_new_tokens", max_new) &&
@@ -167,11 +167,10 @@ static enum vc_status size_context(struct st_caption *st, struct vc_err *err)
 static enum vc_status caption_create_kind(const cJSON *cfg, const struct stage_ctx *ctx, bool ocr,
                                           void **state, struct vc_err *err)
 {
-    static const char *const keys[] = {
-        "stage",          "model",    "compute",    "prompt",      "image_splitting",
-        "max_new_tokens", "sampling", "field",      "replace_txt", "batch",
-        "engine",         "lang",     "record_ids", NULL
-    };
+    static const char *const keys[] = { "stage",           "model",          "compute",  "prompt",
+                                        "image_splitting", "max_new_tokens", "sampling", "field",
+                                        "replace_txt",     "batch",          "engine",   "lang",
+                                        "record_ids",      "backend",        "quant",    NULL };
     const char *where = ocr ? "stage 'ocr'" : "stage 'caption'";
     VC_TRY(stage_cfg_check_keys(cfg, where, keys, err));
     struct st_caption *st = calloc(1, sizeof *st);
@@ -182,17 +181,17 @@ static enum vc_status caption_create_kind(const cJSON *cfg, const struct stage_c
     st->work_dir = ctx ? ctx->work_dir : NULL;
     if (ctx && ctx->limits)
         st->img_limits = (struct img_limits){ ctx->limits->max_pixels, ctx->limits->max_side };
-    int engine = 0, compute = 0;
+    int engine = 0;
+    struct st_model_opts mo;
     uint64_t max_new = 0, batch = 0;
     const char *model = NULL, *field = NULL, *lang = NULL;
     static const char *const engines[] = { "model", "tesseract", NULL };
-    static const char *const computes[] = { "f32", "bf16", NULL };
     enum vc_status rc = stage_cfg_enum(cfg, where, "engine", engines, 0, &engine, err);
     if (rc >= 0 && engine == 1 && !ocr)
         rc = vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
                         "%s: \"engine\": \"tesseract\" is for the ocr stage", where);
     if (rc >= 0)
-        rc = stage_cfg_enum(cfg, where, "compute", computes, 0, &compute, err);
+        rc = st_model_parse_opts(cfg, where, &mo, err);
     if (rc >= 0)
         rc = stage_cfg_str(cfg, where, "model", NULL, &model, err);
     if (rc >= 0 && engine == 0 && !model)
@@ -226,7 +225,7 @@ static enum vc_status caption_create_kind(const cJSON *cfg, const struct stage_c
     if (rc >= 0 && !(st->lang = vc_strdup(lang)))
         rc = oom(err);
     if (rc >= 0 && engine == 0)
-        rc = st_model_open(model, compute == 1, ctx, where, &st->model, err);
+        rc = st_model_open(model, &mo, ctx, where, &st->model, err);
     if (rc >= 0 && engine == 1) {
         /* Fail at create, not in the first task, when the language is
          * missing. */
@@ -242,7 +241,7 @@ static enum vc_status caption_create_kind(const cJSON *cfg, const struct stage_c
         st->batch = (size_t)batch;
         strcpy(st->field, field);
         snprintf(st->prov_key, sizeof st->prov_key, "%s_provenance", field);
-        rc = build_provenance(st, compute == 1, err);
+        rc = build_provenance(st, err);
     }
     if (rc >= 0 && st->model)
         rc = size_context(st, err);

@@ -20,6 +20,7 @@
 #include "core/vc_mem.h"
 #include "core/sample.h"
 #include "stage.h"
+#include "stage_cfg.h"
 
 /* config.json of idefics2-8b is 7 KB. */
 #define ST_MODEL_MAX_CONFIG ((size_t)1 << 20)
@@ -30,7 +31,7 @@
 struct st_model {
     struct st_model *next;
     char *path; /* realpath of the folder */
-    bool bf16;
+    struct st_model_opts opts;
     int refs;
     char *name;
     char config_sha[65];
@@ -46,8 +47,46 @@ static enum vc_status oom(struct vc_err *err)
     return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
 }
 
-static enum vc_status load(const char *path, bool bf16, const char *where, struct st_model **out,
-                           struct vc_err *err)
+static const char *const backends[] = { "auto",   "ref",        "vec",  "avx2",
+                                        "avx512", "avx512bf16", "fast", NULL };
+static const char *const quants[] = { "none", "q8_0", "q4_0", NULL };
+
+enum vc_status st_model_parse_opts(const cJSON *cfg, const char *where, struct st_model_opts *out,
+                                   struct vc_err *err)
+{
+    static const char *const computes[] = { "f32", "bf16", NULL };
+    int compute = 0, backend = 0, quant = 0;
+    VC_TRY(stage_cfg_enum(cfg, where, "compute", computes, 0, &compute, err));
+    VC_TRY(stage_cfg_enum(cfg, where, "backend", backends, 0, &backend, err));
+    VC_TRY(stage_cfg_enum(cfg, where, "quant", quants, 0, &quant, err));
+    *out = (struct st_model_opts){
+        .bf16 = compute == 1,
+        .backend = backend ? backends[backend] : NULL,
+        .quant = quant == 1   ? IDF2_TEXT_QUANT_Q8_0
+                 : quant == 2 ? IDF2_TEXT_QUANT_Q4_0
+                              : IDF2_TEXT_QUANT_NONE,
+    };
+    return VC_OK;
+}
+
+static bool same_opts(const struct st_model_opts *a, const struct st_model_opts *b)
+{
+    return a->bf16 == b->bf16 && a->quant == b->quant &&
+           (a->backend == b->backend ||
+            (a->backend && b->backend && strcmp(a->backend, b->backend) == 0));
+}
+
+bool st_model_provenance(cJSON *p, const struct st_model *m)
+{
+    const struct st_model_opts *o = &m->opts;
+    return cJSON_AddStringToObject(p, "compute", o->bf16 ? "bf16" : "f32") &&
+           (!o->backend || cJSON_AddStringToObject(p, "backend", o->backend)) &&
+           (o->quant == IDF2_TEXT_QUANT_NONE ||
+            cJSON_AddStringToObject(p, "quant", quants[o->quant == IDF2_TEXT_QUANT_Q8_0 ? 1 : 2]));
+}
+
+static enum vc_status load(const char *path, const struct st_model_opts *opts, const char *where,
+                           struct st_model **out, struct vc_err *err)
 {
     struct st_model *m = calloc(1, sizeof *m);
     char *cfg_path = m ? vc_malloc_array(strlen(path) + 16, 1) : NULL;
@@ -70,7 +109,9 @@ static enum vc_status load(const char *path, bool bf16, const char *where, struc
             rc = oom(err);
     }
     if (rc >= 0) {
-        struct idf2_load_opts o = { .compute = bf16 ? IDF2_COMPUTE_BF16 : IDF2_COMPUTE_F32 };
+        struct idf2_load_opts o = { .compute = opts->bf16 ? IDF2_COMPUTE_BF16 : IDF2_COMPUTE_F32,
+                                    .backend = opts->backend,
+                                    .text_quant = opts->quant };
         rc = idf2_model_load(path, &o, &m->engine, err);
     }
     if (rc < 0) {
@@ -84,13 +125,14 @@ static enum vc_status load(const char *path, bool bf16, const char *where, struc
         return rc;
     }
     pthread_mutex_init(&m->call, NULL);
-    m->bf16 = bf16;
+    m->opts = *opts;
     *out = m;
     return VC_OK;
 }
 
-enum vc_status st_model_open(const char *dir, bool bf16, const struct stage_ctx *ctx,
-                             const char *where, struct st_model **out, struct vc_err *err)
+enum vc_status st_model_open(const char *dir, const struct st_model_opts *o,
+                             const struct stage_ctx *ctx, const char *where, struct st_model **out,
+                             struct vc_err *err)
 {
     char joined[PATH_MAX], real[PATH_MAX];
     const char *base =
@@ -104,9 +146,9 @@ enum vc_status st_model_open(const char *dir, bool bf16, const struct stage_ctx 
     enum vc_status rc = VC_OK;
     pthread_mutex_lock(&pool_lock);
     struct st_model *m = pool;
-    while (m && (strcmp(m->path, real) != 0 || m->bf16 != bf16))
+    while (m && (strcmp(m->path, real) != 0 || !same_opts(&m->opts, o)))
         m = m->next;
-    if (!m && (rc = load(real, bf16, where, &m, err)) >= 0) {
+    if (!m && (rc = load(real, o, where, &m, err)) >= 0) {
         m->next = pool;
         pool = m;
     }

@@ -31,11 +31,32 @@ struct stage_ctx;
 
 struct st_model;
 
+/* How a stage's model is loaded: its spec keys "compute" (f32 | bf16),
+ * "backend" (auto | ref | vec | avx2 | avx512 | avx512bf16 | fast, as
+ * `generate --backend`) and "quant" (none | q8_0 | q4_0, as
+ * `generate --quant`: the text decoder's weights quantized at load). */
+struct st_model_opts {
+    bool bf16;
+    const char *backend; /* NULL: auto (the fastest exact row); else a
+                          * static name of the list above */
+    enum idf2_text_quant quant;
+};
+/* Reads the three keys of a stage entry (absent: f32, auto, none); an
+ * unknown value is VC_EUSAGE bad_spec naming `where` and the key. */
+enum vc_status st_model_parse_opts(const struct cJSON *cfg, const char *where,
+                                   struct st_model_opts *out, struct vc_err *err);
+
 /* Opens `dir` (relative paths resolve against ctx->spec_dir) from the
- * pool, loading it on first use.  bf16 selects IDF2_COMPUTE_BF16.  Errors
- * are the engine's load errors prefixed with `where`. */
-enum vc_status st_model_open(const char *dir, bool bf16, const struct stage_ctx *ctx,
-                             const char *where, struct st_model **out, struct vc_err *err);
+ * pool, loading it on first use with `o` (one model per folder and
+ * options).  Errors are the engine's load errors prefixed with `where`
+ * (a backend this CPU does not run is one, VC_EUSAGE). */
+enum vc_status st_model_open(const char *dir, const struct st_model_opts *o,
+                             const struct stage_ctx *ctx, const char *where, struct st_model **out,
+                             struct vc_err *err);
+/* Adds the load options to a provenance object: "compute", and "backend"
+ * and "quant" when the spec set them (defaults leave the record as
+ * before).  False on out-of-memory. */
+bool st_model_provenance(struct cJSON *p, const struct st_model *m);
 /* Drops one reference; the last frees the model. */
 void st_model_close(struct st_model *m);
 

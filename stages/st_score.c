@@ -160,13 +160,13 @@ static enum vc_status parse_prompts(struct st_score *st, const cJSON *cfg, struc
     return VC_OK;
 }
 
-static enum vc_status build_provenance(struct st_score *st, bool bf16, struct vc_err *err)
+static enum vc_status build_provenance(struct st_score *st, struct vc_err *err)
 {
     cJSON *p = st->provenance = cJSON_CreateObject();
     bool ok = p && cJSON_AddStringToObject(p, "model", st_model_name(st->model)) &&
               cJSON_AddStringToObject(p, "config_sha256", st_model_config_sha256(st->model)) &&
               cJSON_AddStringToObject(p, "engine", "vlmcurate " VC_VERSION " idefics2") &&
-              cJSON_AddStringToObject(p, "compute", bf16 ? "bf16" : "f32");
+              st_model_provenance(p, st->model);
     if (ok && st->wanted[SCORE_RELEVANCE])
         ok = st->relevance_raw
                  ? cJSON_AddStringToObject(p, "relevance_raw_prompt", st->relevance_raw) != NULL
@@ -235,14 +235,15 @@ static enum vc_status score_create(const cJSON *cfg, const struct stage_ctx *ctx
                                         "image_splitting",
                                         "batch",
                                         "max_text_tokens",
+                                        "backend",
+                                        "quant",
                                         NULL };
     VC_TRY(stage_cfg_check_keys(cfg, WHERE, keys, err));
     struct st_score *st = calloc(1, sizeof *st);
     if (!st)
         return oom(err);
     st->work_dir = ctx ? ctx->work_dir : NULL;
-    static const char *const computes[] = { "f32", "bf16", NULL };
-    int compute = 0;
+    struct st_model_opts mo;
     uint64_t batch = 16, max_text = 0;
     bool split = false;
     const char *model = NULL;
@@ -252,7 +253,7 @@ static enum vc_status score_create(const cJSON *cfg, const struct stage_ctx *ctx
     if (rc >= 0)
         rc = parse_prompts(st, cfg, err);
     if (rc >= 0)
-        rc = stage_cfg_enum(cfg, WHERE, "compute", computes, 0, &compute, err);
+        rc = st_model_parse_opts(cfg, WHERE, &mo, err);
     if (rc >= 0)
         rc = stage_cfg_bool(cfg, WHERE, "image_splitting", false, &split, err);
     if (rc >= 0)
@@ -269,12 +270,12 @@ static enum vc_status score_create(const cJSON *cfg, const struct stage_ctx *ctx
     if (rc >= 0)
         rc = st_model_tag("score", cfg, st->tag, err);
     if (rc >= 0)
-        rc = st_model_open(model, compute == 1, ctx, WHERE, &st->model, err);
+        rc = st_model_open(model, &mo, ctx, WHERE, &st->model, err);
     st->image_splitting = split;
     if (rc >= 0)
         rc = size_context(st, max_text, err);
     if (rc >= 0)
-        rc = build_provenance(st, compute == 1, err);
+        rc = build_provenance(st, err);
     if (rc < 0) {
         score_destroy(st);
         return rc;

@@ -338,7 +338,8 @@ int main(int argc, char **argv)
      * both paths share its weights and the load is timed by neither. */
     struct st_model *sm = NULL;
     double t0 = now_s();
-    if (st_model_open(o.model, o.bf16, NULL, "bench", &sm, &err) < 0)
+    const struct st_model_opts mo = { .bf16 = o.bf16 };
+    if (st_model_open(o.model, &mo, NULL, "bench", &sm, &err) < 0)
         die(o.model, &err);
     printf("model %s (%s), loaded in %.1f s, %d thread(s), max_new_tokens %d\n", o.model,
            o.bf16 ? "bf16" : "f32", now_s() - t0, o.threads, o.max_new);
