@@ -21,15 +21,16 @@
 #   SBS_WORK   the side-by-side's work folder, ~27 GB free: llama.cpp's
 #              build and the GGUF files, reused when present (default
 #              BUILD/sidebyside)
-# Total runtime: about 11 minutes on a 2-core machine (the engine part ~5
+# Total runtime: about 12 minutes on a 2-core machine (the engine part ~6
 # min, the side-by-side ~6 min, not counting llama.cpp's build and the GGUF
 # files on a first run); much of it is reading ~45 GB of weights that need
 # not all fit in the page cache.
 #
 # 1. bench_engine on CKPT, 2 threads, kernels avx512bf16 unless stated:
 #    378 px caption of 30 tokens at batch 1 and 16 (vision seconds,
-#    captions/hour, batch-16 decode step / batch-1 step); 980 px with image
-#    splitting (vision seconds, 5 passes); the 378 px vision pass and
+#    captions/hour, batch-16 decode step / batch-1 step); 980 px as one
+#    4900-patch vision pass and with image splitting (vision seconds, 5
+#    passes); the 378 px vision pass and
 #    prefill at 1 thread (thread scaling); the exact avx512 row at 378 px
 #    batch 1 for the exact-vs-fast ratio.
 # 2. tests/bench/sidebyside.sh: llama.cpp against bench_fast's Mistral-7B
@@ -58,6 +59,8 @@ E="$B/bench_engine $CKPT --compute bf16"
 # figure below is taken from a later row (field() reads the last match).
 t2=$(run $E --backend avx512bf16 --threads 2 --sizes 378 --batch 1,1,16 --max-new 30 | tee /dev/stderr)
 t1=$(run $E --backend avx512bf16 --threads 1 --sizes 378 --batch 1,1 --max-new 2 | tee /dev/stderr)
+run $E --backend avx512bf16 --threads 2 --sizes 980 --batch 1 --max-new 1 | tee /dev/stderr |
+  awk '/^RESULT/ {for (i = 1; i <= NF; i++) if ($i ~ /^vision_s=/) print "RESULT engine vision_980px_one_pass_s " substr($i, 10)}'
 run $E --backend avx512bf16 --threads 2 --sizes 980 --split --batch 1 --max-new 2 | tee /dev/stderr |
   awk '/^RESULT/ {for (i = 1; i <= NF; i++) if ($i ~ /^vision_s=/) print "RESULT engine vision_980px_split_s " substr($i, 10)}'
 ex=$(run $E --backend avx512 --threads 2 --sizes 378 --batch 1,1 --max-new 2 | tee /dev/stderr)
