@@ -24,9 +24,7 @@ import vctest  # noqa: E402
 
 args = vctest.parse_args()
 FIX = os.path.join(args.shared, "fixtures", "idefics2-tiny")
-IMAGES = ["photo_100x70.png", "tall_61x97.jpg", "wide_300x40.png", "small_20x15.png",
-          "rgba_45x33.png", "square_200x200.png"]
-PROMPT = "Describe this image in one sentence."  # the "short" prompt
+IMAGES, PROMPT = pe.TINY_IMAGES, pe.SHORT_PROMPT
 MAX_NEW = 6
 
 members, image_of = [], {}

@@ -14,16 +14,15 @@ value."""
 import os
 import sys
 
+MAX_NEW = 6  # tokens per caption
+
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
 import pipeline_e2e as pe  # noqa: E402
 import vctest  # noqa: E402
 
 args = vctest.parse_args()
 FIX = os.path.join(args.shared, "fixtures", "idefics2-tiny")
-IMAGES = ["photo_100x70.png", "tall_61x97.jpg", "wide_300x40.png", "small_20x15.png",
-          "rgba_45x33.png", "square_200x200.png"]
-PROMPT = "Describe this image in one sentence."  # the "short" prompt
-MAX_NEW = 6
+IMAGES, PROMPT = pe.TINY_IMAGES, pe.SHORT_PROMPT
 
 members, image_of = [], {}
 for i, name in enumerate(IMAGES):

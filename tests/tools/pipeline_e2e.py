@@ -24,6 +24,10 @@ MEMBER_RE = re.compile(r"^((?:.*/|)[^./]+)\.([^/]*)$")
 # otherwise identical runs.
 VOLATILE = {"run.json"}
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
+# The idefics2-tiny fixture's images and the caption stage's "short" prompt.
+TINY_IMAGES = ["photo_100x70.png", "tall_61x97.jpg", "wide_300x40.png", "small_20x15.png",
+               "rgba_45x33.png", "square_200x200.png"]
+SHORT_PROMPT = "Describe this image in one sentence."
 
 
 def demo_data(args, folder, samples=40, seed=1, caption=False):
