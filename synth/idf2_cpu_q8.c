@@ -10,7 +10,9 @@
  * -off * (the lane's activation sum, one more vpdpbusd per activation row),
  * converted and scaled by d_w * d_x in float32.  Threads split weight rows
  * into contiguous ranges, walked in blocks of about Q_W_BLOCK bytes (kept in
- * L2) so that each weight block comes from memory once per call. */
+ * L2) so that each weight block comes from memory once per call.  Decode
+ * (1-2 activation rows, bound by memory) streams 8 weight rows per tile and
+ * prefetches the next tile's rows as it goes. */
 #include "idf2_cpu_q8.h"
 
 #include <immintrin.h>
@@ -60,18 +62,13 @@ static size_t w_row_bytes(size_t K, bool q4)
     return (K + 31) / 32 * (q4 ? Q4_BLOCK_BYTES : Q8_BLOCK_BYTES);
 }
 
-/* Workspace: per activation row its int8 codes (xq_row bytes), then per
- * 64-input chunk 16 lane scales and 16 lane offset terms (qact_row). */
-static size_t act_terms_bytes(size_t m, size_t kp)
-{
-    return align64(m * (kp / 64) * 16 * sizeof(float));
-}
-
 size_t idf2_q8_mm_ws(size_t m, size_t K, int nt)
 {
     (void)nt;
     const size_t kp = xq_row(K);
-    return align64(m * kp) + 2 * act_terms_bytes(m, kp);
+    /* int8 codes, then per 64-input chunk 16 lane scales (d of the even
+     * block in lanes 0-7, of the odd block in 8-15). */
+    return align64(m * kp) + align64(m * (kp / 64) * 16 * sizeof(float));
 }
 
 /* The fixed fold of 16 lanes: halves 8, 4, 2, 1. */
@@ -89,10 +86,8 @@ static __mmask16 tail16(size_t left)
 }
 
 /* One activation row: int8 codes (zero padded to kp) and per chunk the 16
- * lane scales and the 16 lane offset terms -off * (sum of the lane's 4
- * codes), off the unsigned weight codes' zero (Q4_0 8, Q8_0 128): the
- * start of every vpdpbusd of the chunk, so that it sums (code - off) * a. */
-KFN void qact_row(int8_t *q, float *ds, int32_t *aoff, const float *x, size_t K, size_t kp, bool q4)
+ * lane scales. */
+KFN void qact_row(int8_t *q, float *ds, const float *x, size_t K, size_t kp)
 {
     const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
     for (size_t c = 0; c < kp / 64; c++) {
@@ -115,10 +110,6 @@ KFN void qact_row(int8_t *q, float *ds, int32_t *aoff, const float *x, size_t K,
         }
         _mm512_storeu_ps(ds + c * 16,
                          _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(d[0]), _mm512_set1_ps(d[1])));
-        const __m512i sum4 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(1),
-                                                 _mm512_loadu_si512(q + c * 64));
-        _mm512_storeu_si512(aoff + c * 16, _mm512_sub_epi32(_mm512_setzero_si512(),
-                                                            _mm512_slli_epi32(sum4, q4 ? 3 : 7)));
     }
 }
 
@@ -127,7 +118,8 @@ KFN void qact_row(int8_t *q, float *ds, int32_t *aoff, const float *x, size_t K,
  * The second block may be past the row's end (a row of an odd number of
  * blocks, `have` == 1): masked loads then read it as zero codes and a zero
  * scale, and never touch memory past the row. */
-KINL void q_load2(const bool q4, const uint8_t *b, int have, __m512i *codes, __m512 *scale)
+KINL void q_load2(const bool q4, const bool gpr, const uint8_t *b, int have, __m512i *codes,
+                  __m512 *scale)
 {
     const size_t bb = q4 ? Q4_BLOCK_BYTES : Q8_BLOCK_BYTES;
     /* The chunk's first 18 words (Q4_0: both blocks; Q8_0: up to the odd
@@ -138,7 +130,21 @@ KINL void q_load2(const bool q4, const uint8_t *b, int have, __m512i *codes, __m
         _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, (short)(bb / 2),
                          (short)(bb / 2), (short)(bb / 2), (short)(bb / 2), (short)(bb / 2),
                          (short)(bb / 2), (short)(bb / 2), (short)(bb / 2), 0, 0, 0, 0, 0, 0, 0, 0);
-    *scale = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(sidx, raw)));
+    if (gpr) {
+        /* The two halves through a general register: fewer vector
+         * operations, which Q8_0's compute-bound tiles (3+ activation
+         * rows) measured ~6 % faster with; the streaming ones slower. */
+        uint16_t d0, d1 = 0;
+        memcpy(&d0, b, 2);
+        if (have > 1)
+            memcpy(&d1, b + bb, 2);
+        const __m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)d0 | (uint32_t)d1 << 16)));
+        *scale =
+            _mm512_permutexvar_ps(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),
+                                  _mm512_castps128_ps512(f));
+    } else {
+        *scale = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(sidx, raw)));
+    }
     if (q4) {
         /* Element j < 16 of a block is the low nibble of its byte j, j + 16
          * the high one: qword q of the codes takes the block's bytes 0-7
@@ -159,13 +165,14 @@ KINL void q_load2(const bool q4, const uint8_t *b, int have, __m512i *codes, __m
 }
 
 KINL void q_tile(const int MR, const int NR, const bool q4, const int8_t *aq, const float *ads,
-                 const int32_t *aoff, size_t kp, const uint8_t *w, size_t wrb, size_t nblocks,
-                 float *y, size_t ldy, const float *bias)
+                 size_t kp, const uint8_t *w, size_t wrb, size_t nblocks, float *y, size_t ldy,
+                 const float *bias)
 {
     const size_t bb = q4 ? Q4_BLOCK_BYTES : Q8_BLOCK_BYTES;
     __m512 acc[Q_MR][Q_NR_DEC];
     _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
         _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++) acc[r][c] = _mm512_setzero_ps();
+    const __m512i offv = _mm512_set1_epi8(q4 ? 8 : (char)-128), zero = _mm512_setzero_si512();
     for (size_t ch = 0; ch < kp / 64; ch++) {
         const int have = 2 * ch + 1 < nblocks ? 2 : 1;
         __m512i wv[Q_NR_DEC];
@@ -175,21 +182,27 @@ KINL void q_tile(const int MR, const int NR, const bool q4, const int8_t *aq, co
             const uint8_t *src = w + (size_t)c * wrb + 2 * ch * bb;
             if (MR <= 2)
                 _mm_prefetch((const char *)src + PF_AHEAD, _MM_HINT_T0);
-            q_load2(q4, src, have, &wv[c], &sw[c]);
+            q_load2(q4, !q4 && MR > 2, src, have, &wv[c], &sw[c]);
         }
         /* The tile's rows are contiguous and the next tile's follow: fetch
          * as much of it per chunk as this chunk reads, so that its rows
          * start warm (rows of 2-15 KiB are too short for the in-row
          * prefetch and the hardware's stream detection to hide their
-         * first misses). */
-        const size_t per = (size_t)NR * 2 * bb;
+         * first misses).  Q8_0's compute-bound tiles measured faster
+         * without. */
+        const size_t per = q4 || MR <= 2 ? (size_t)NR * 2 * bb : 0;
         for (size_t o = 0; o < per; o += 64)
             _mm_prefetch((const char *)w + (size_t)NR * wrb + ch * per + o, _MM_HINT_T0);
         _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
         {
             const size_t rc = (size_t)r * (kp / 64) + ch;
             const __m512i av = _mm512_loadu_si512(aq + (size_t)r * kp + ch * 64);
-            const __m512i neg = _mm512_loadu_si512(aoff + rc * 16);
+            /* -off * (the lane's activation sum), off the unsigned weight
+             * codes' zero: the start of each vpdpbusd, so that it sums
+             * (code - off) * a.  Computed here, not stored per call: a
+             * stored copy makes a 4-row activation tile 1.5x larger and
+             * the compute-bound tiles ~10 % slower. */
+            const __m512i neg = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, offv, av));
             const __m512 sa = _mm512_loadu_ps(ads + rc * 16);
             _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++)
             {
@@ -209,14 +222,14 @@ KINL void q_tile(const int MR, const int NR, const bool q4, const int8_t *aq, co
 
 #define Q_CASE(R_, C_, Q4_)                                                                        \
     case ((R_)*16 + (C_)) * 2 + (Q4_):                                                             \
-        q_tile(R_, C_, Q4_, aq, ads, aoff, kp, w, wrb, nblocks, y, ldy, bias);                     \
+        q_tile(R_, C_, Q4_, aq, ads, kp, w, wrb, nblocks, y, ldy, bias);                           \
         break;
 #define Q_CASES(R_, C_) Q_CASE(R_, C_, 0) Q_CASE(R_, C_, 1)
 
 /* MR <= 2 tiles stream up to Q_NR_DEC weight rows, wider ones Q_NR. */
-KFN void q_tile_any(int MR, int NR, bool q4, const int8_t *aq, const float *ads,
-                    const int32_t *aoff, size_t kp, const uint8_t *w, size_t wrb, size_t nblocks,
-                    float *y, size_t ldy, const float *bias)
+KFN void q_tile_any(int MR, int NR, bool q4, const int8_t *aq, const float *ads, size_t kp,
+                    const uint8_t *w, size_t wrb, size_t nblocks, float *y, size_t ldy,
+                    const float *bias)
 {
     switch ((MR * 16 + NR) * 2 + (int)q4) {
         Q_CASES(1, 1)
@@ -258,12 +271,10 @@ void idf2_q8_mm(float *y, const float *x, size_t m, size_t x_stride, const void 
     const size_t kp = xq_row(K), nblocks = (K + 31) / 32, wrb = w_row_bytes(K, q4);
     int8_t *aq = ws;
     float *ads = (float *)((char *)ws + align64(m * kp));
-    int32_t *aoff = (int32_t *)((char *)ads + act_terms_bytes(m, kp));
     const size_t terms = kp / 64 * 16; /* per activation row */
 #pragma omp parallel for schedule(static) num_threads(m >= 8 ? nt : 1)
     for (long r = 0; r < (long)m; r++)
-        qact_row(aq + (size_t)r * kp, ads + (size_t)r * terms, aoff + (size_t)r * terms,
-                 x + (size_t)r * x_stride, K, kp, q4);
+        qact_row(aq + (size_t)r * kp, ads + (size_t)r * terms, x + (size_t)r * x_stride, K, kp);
     /* One or two activation rows (decode) are bound by memory: more weight
      * rows in flight per tile. */
     const size_t nr = m <= 2 ? Q_NR_DEC : Q_NR;
@@ -280,9 +291,9 @@ void idf2_q8_mm(float *y, const float *x, size_t m, size_t x_stride, const void 
             for (size_t m0 = 0; m0 < m; m0 += Q_MR) {
                 const int mr = (int)min_sz(Q_MR, m - m0);
                 for (size_t j = b0; j < b1; j += nr)
-                    q_tile_any(mr, (int)min_sz(nr, b1 - j), q4, aq + m0 * kp, ads + m0 * terms,
-                               aoff + m0 * terms, kp, (const uint8_t *)w + j * wrb, wrb, nblocks,
-                               y + m0 * N + j, N, bias ? bias + j : NULL);
+                    q_tile_any(mr, (int)min_sz(nr, b1 - j), q4, aq + m0 * kp, ads + m0 * terms, kp,
+                               (const uint8_t *)w + j * wrb, wrb, nblocks, y + m0 * N + j, N,
+                               bias ? bias + j : NULL);
             }
         }
     }

@@ -5,12 +5,14 @@
  *   bench_fast shapes [--threads N]
  *       one matmul per format at the Mistral-7B / SigLIP shapes: ms,
  *       GFLOP/s and weight GB/s;
- *   bench_fast model FMT [--threads N] [--decode T] [--prefill P]
+ *   bench_fast model FMT [--threads N] [--decode T] [--prefill P] [--batch B]
  *       the 32-layer Mistral-7B matmul stack (q, k, v, o, gate, up, down
  *       and the 32000-row head; the weights of every layer in their own
  *       memory) in format FMT (bf16, bf16x1, q8_0, q4_0): decode tokens/s at batch 1
  *       with the weight bytes streamed per token and GB/s, and prefill of P
- *       tokens in tokens/s.  Attention, norms and rotary are not run (at a
+ *       tokens in tokens/s; with B > 1 also T decode steps of B rows (one
+ *       weight pass for the batch, the head on every row) against the
+ *       batch-1 step.  Attention, norms and rotary are not run (at a
  *       context under 600 tokens they are under 1 % of the work);
  *   bench_fast gemm FMT M K N [--threads N]
  *       one matmul of M activation rows by an [N, K] weight matrix in FMT
@@ -210,7 +212,7 @@ static const size_t shape_cols[L_N] = { 4096, 4096, 4096, 4096, 4096, 4096, 1433
 #define N_LAYERS 32
 #define VOCAB    32000
 
-static int cmd_model(enum idf2_mm_fmt f, int nt, int decode, int prefill)
+static int cmd_model(enum idf2_mm_fmt f, int nt, int decode, int prefill, int batch)
 {
     static struct mat layers[N_LAYERS][L_N], head;
     size_t total = 0;
@@ -225,13 +227,20 @@ static int cmd_model(enum idf2_mm_fmt f, int nt, int decode, int prefill)
     total += head.bytes;
     fprintf(stderr, "model %s: %.2f GB of weights made in %.1f s\n", fmt_name(f),
             (double)total * 1e-9, now() - t0);
-    const size_t P = prefill > 1 ? (size_t)prefill : 1;
+    size_t P = prefill > 1 ? (size_t)prefill : 1;
+    P = batch > (int)P ? (size_t)batch : P;
     float *x = xalloc(P * 14336 * sizeof(float)), *y = xalloc(P * VOCAB * sizeof(float));
     fill(x, P * 14336, 5, 1.0f);
     void *scratch = xalloc(idf2_avx512_mm_ws(P, 14336, f, nt));
-    for (int pass = 0; pass < 2; pass++) {
-        const size_t M = pass == 0 ? 1 : P;
-        const int steps = pass == 0 ? decode : (prefill > 0 ? 1 : 0);
+    double step1 = 0;
+    for (int pass = 0; pass < 3; pass++) {
+        /* 0: decode at batch 1; 1: a decode step of `batch` rows (one
+         * weight pass for all, the head on every row); 2: prefill. */
+        const size_t M = pass == 0 ? 1 : pass == 1 ? (size_t)batch : (size_t)prefill;
+        const size_t Mh = pass == 2 ? 1 : M;
+        const int steps = pass == 0   ? decode
+                          : pass == 1 ? (batch > 1 ? decode : 0)
+                                      : (prefill > 0 ? 1 : 0);
         if (steps <= 0)
             continue;
         /* One untimed warm-up step, then the timed steps. */
@@ -242,18 +251,24 @@ static int cmd_model(enum idf2_mm_fmt f, int nt, int decode, int prefill)
                 for (int s = 0; s < L_N; s++)
                     idf2_avx512_mm(y, x, M, shape_cols[s], layers[l][s].data, shape_rows[s],
                                    shape_cols[s], f, NULL, scratch, nt);
-            /* The head runs for the last position only, as in generation. */
-            idf2_avx512_mm(y, x, 1, 4096, head.data, VOCAB, 4096, f, NULL, scratch, nt);
+            /* As in generation, the head runs for every decoded row, and
+             * for the last position only of a prefill. */
+            idf2_avx512_mm(y, x, Mh, 4096, head.data, VOCAB, 4096, f, NULL, scratch, nt);
             if (it > 0)
                 t += now() - ts;
         }
         t /= steps;
-        if (pass == 0)
+        if (pass == 0) {
+            step1 = t;
             printf("RESULT fast %s threads=%d decode tok/s %.3f GB/s %.2f\n", fmt_name(f), nt,
                    1.0 / t, (double)total / t * 1e-9);
+        } else if (pass == 1)
+            printf("RESULT fast %s threads=%d decode_batch%d step ms %.1f batch1 step ms %.1f "
+                   "ratio %.2f\n",
+                   fmt_name(f), nt, batch, t * 1e3, step1 * 1e3, step1 > 0 ? t / step1 : 0);
         else
-            printf("RESULT fast %s threads=%d prefill%zu tok/s %.2f\n", fmt_name(f), nt, P,
-                   (double)P / t);
+            printf("RESULT fast %s threads=%d prefill%zu tok/s %.2f\n", fmt_name(f), nt, M,
+                   (double)M / t);
         fflush(stdout);
     }
     return 0;
@@ -294,13 +309,11 @@ static int cmd_probe(int nt, double seconds)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(
-            stderr,
-            "usage: bench_fast shapes|model FMT|gemm FMT M K N|probe [--threads N] [--decode T] "
-            "[--prefill P] [--seconds S]\n");
+        fprintf(stderr, "usage: bench_fast shapes|model FMT|gemm FMT M K N|probe [--threads N] "
+                        "[--decode T] [--prefill P] [--batch B] [--seconds S]\n");
         return 2;
     }
-    int nt = 1, decode = 8, prefill = 0, argi = 2;
+    int nt = 1, decode = 8, prefill = 0, batch = 0, argi = 2;
     double seconds = 5;
     enum idf2_mm_fmt f = IDF2_MM_BF16;
     size_t gm = 0, gk = 0, gn = 0;
@@ -327,6 +340,8 @@ int main(int argc, char **argv)
             decode = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--prefill") == 0)
             prefill = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--batch") == 0)
+            batch = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--seconds") == 0)
             seconds = atof(argv[i + 1]);
     }
@@ -343,7 +358,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(argv[1], "model") == 0)
-        return cmd_model(f, nt, decode, prefill);
+        return cmd_model(f, nt, decode, prefill, batch);
     fprintf(stderr, "bench_fast: unknown command %s\n", argv[1]);
     return 2;
 }

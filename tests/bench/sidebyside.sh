@@ -21,6 +21,8 @@
 #   SIDEBYSIDE_PP_THREADS   prefill thread counts ("1 2");
 #   SIDEBYSIDE_TG, _PP      decode / prefill tokens (64, 512);
 #   SIDEBYSIDE_REPS         llama-bench repetitions (2);
+#   SIDEBYSIDE_TYPES        only the pairs of these llama types, e.g.
+#                           "Q8_0 Q4_0" (default: all);
 #   SIDEBYSIDE_PAIRS        extra LLAMA_TYPE:ours pairs, e.g. "F16:bf16x1"
 #                           (our activations rounded once to bf16, as
 #                           llama.cpp does; the avx512bf16 kernel row).
@@ -36,7 +38,7 @@
 # against q4_0 (llama-quantize keeps output.weight in Q6_K for Q4_0).
 set -euo pipefail
 if [ $# -lt 3 ]; then
-  sed -n '2,25p' "$0" >&2
+  sed -n '2,30p' "$0" >&2
   exit 2
 fi
 src=$(cd "$1" && pwd)
@@ -67,11 +69,18 @@ if [ ! -s "$f16" ]; then
   /usr/bin/python3 "$here/mk_mistral_gguf.py" "$src" "$f16.tmp" f16
   mv "$f16.tmp" "$f16"
 fi
+has() { case " $1 " in *" $2 "*) return 0 ;; esac; return 1; }
 types="Q8_0 Q4_0"
 pairs="F16:bf16 Q8_0:q8_0 Q4_0:q4_0"
 if [ "${SIDEBYSIDE_BF16:-0}" = 1 ]; then
   types="BF16 $types"
   pairs="F16:bf16 BF16:bf16 Q8_0:q8_0 Q4_0:q4_0"
+fi
+if [ -n "${SIDEBYSIDE_TYPES:-}" ]; then
+  keep=""
+  for pair in $pairs; do has "$SIDEBYSIDE_TYPES" "${pair%%:*}" && keep="$keep $pair"; done
+  pairs=$keep
+  types=$(for t in $types; do has "$SIDEBYSIDE_TYPES" "$t" && echo "$t"; done)
 fi
 pairs="$pairs ${SIDEBYSIDE_PAIRS:-}"
 for t in $types; do
@@ -99,7 +108,6 @@ note() { # KEY VALUE: keeps the best of the rounds
   echo "$k $v" | tee -a "$log"
 }
 
-has() { case " $1 " in *" $2 "*) return 0 ;; esac; return 1; }
 for r in $(seq "$rounds"); do
   for t in $(echo "$threads $pp_threads" | tr ' ' '\n' | sort -un); do
     do_tg=0; do_pp=0
@@ -116,8 +124,8 @@ for r in $(seq "$rounds"); do
       fi
       if [ "$lt" != BF16 ] || [ "$ours" != bf16 ]; then
         out=$("$fast" model "$ours" --threads "$t" --decode $((do_tg * 8)) --prefill $((do_pp * pp)))
-        [ $do_tg = 1 ] && note "ours_${ours}_tg_t$t" "$(echo "$out" | awk '/decode/ {print $7}')"
-        [ $do_tg = 1 ] && note "ours_${ours}_gbs_t$t" "$(echo "$out" | awk '/decode/ {print $9}')"
+        [ $do_tg = 1 ] && note "ours_${ours}_tg_t$t" "$(echo "$out" | awk '/ decode tok/ {print $7}')"
+        [ $do_tg = 1 ] && note "ours_${ours}_gbs_t$t" "$(echo "$out" | awk '/ decode tok/ {print $9}')"
         [ $do_pp = 1 ] && note "ours_${ours}_pp_t$t" "$(echo "$out" | awk '/prefill/ {print $7}')"
       fi
     done
