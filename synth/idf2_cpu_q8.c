@@ -20,6 +20,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "synth/idf2_backend.h"
+
 /* The target of synth/idf2_cpu_avx512.c: callers check
  * idf2_avx512_usable(). */
 #define T_AVX512 "avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx512vnni,fma,f16c"
@@ -41,16 +43,6 @@
 #define Q8_BLOCK_BYTES 34
 #define Q4_BLOCK_BYTES 18
 
-static size_t align64(size_t v)
-{
-    return (v + 63) & ~(size_t)63;
-}
-
-static size_t min_sz(size_t a, size_t b)
-{
-    return a < b ? a : b;
-}
-
 /* Activation row stride in bytes: K padded to 64 inputs. */
 static size_t xq_row(size_t K)
 {
@@ -68,7 +60,7 @@ size_t idf2_q8_mm_ws(size_t m, size_t K, int nt)
     const size_t kp = xq_row(K);
     /* int8 codes, then per 64-input chunk 16 lane scales (d of the even
      * block in lanes 0-7, of the odd block in 8-15). */
-    return align64(m * kp) + align64(m * (kp / 64) * 16 * sizeof(float));
+    return idf2_align64(m * kp) + idf2_align64(m * (kp / 64) * 16 * sizeof(float));
 }
 
 /* The fixed fold of 16 lanes: halves 8, 4, 2, 1. */
@@ -270,7 +262,7 @@ void idf2_q8_mm(float *y, const float *x, size_t m, size_t x_stride, const void 
         return;
     const size_t kp = xq_row(K), nblocks = (K + 31) / 32, wrb = w_row_bytes(K, q4);
     int8_t *aq = ws;
-    float *ads = (float *)((char *)ws + align64(m * kp));
+    float *ads = (float *)((char *)ws + idf2_align64(m * kp));
     const size_t terms = kp / 64 * 16; /* per activation row */
 #pragma omp parallel for schedule(static) num_threads(m >= 8 ? nt : 1)
     for (long r = 0; r < (long)m; r++)
@@ -285,14 +277,14 @@ void idf2_q8_mm(float *y, const float *x, size_t m, size_t x_stride, const void 
     {
         const size_t t = (size_t)omp_get_thread_num(), T = (size_t)omp_get_num_threads();
         const size_t n_groups = (N + nr - 1) / nr;
-        const size_t n0 = n_groups * t / T * nr, n1 = min_sz(N, n_groups * (t + 1) / T * nr);
+        const size_t n0 = n_groups * t / T * nr, n1 = idf2_min_sz(N, n_groups * (t + 1) / T * nr);
         for (size_t b0 = n0; b0 < n1; b0 += nb) {
-            const size_t b1 = min_sz(n1, b0 + nb);
+            const size_t b1 = idf2_min_sz(n1, b0 + nb);
             for (size_t m0 = 0; m0 < m; m0 += Q_MR) {
-                const int mr = (int)min_sz(Q_MR, m - m0);
+                const int mr = (int)idf2_min_sz(Q_MR, m - m0);
                 for (size_t j = b0; j < b1; j += nr)
-                    q_tile_any(mr, (int)min_sz(nr, b1 - j), q4, aq + m0 * kp, ads + m0 * terms, kp,
-                               (const uint8_t *)w + j * wrb, wrb, nblocks, y + m0 * N + j, N,
+                    q_tile_any(mr, (int)idf2_min_sz(nr, b1 - j), q4, aq + m0 * kp, ads + m0 * terms,
+                               kp, (const uint8_t *)w + j * wrb, wrb, nblocks, y + m0 * N + j, N,
                                bias ? bias + j : NULL);
             }
         }
