@@ -236,8 +236,11 @@ void idf2_avx512_mm(float *y, const float *x, size_t m, size_t x_stride, const v
 
 /* ---- attention ----------------------------------------------------------------------------- */
 
-/* Query rows per tile and keys per block. */
-#define AT_QR 8
+/* Query rows per tile (AT_QG at a time through q k^T) and keys per
+ * block: a block's keys and values (2 x 32 x hd floats) stay in L1 while
+ * the tile's 32 rows pass over them. */
+#define AT_QR 32
+#define AT_QG 8
 #define AT_KB 32
 
 /* e^x in float32 for x <= 0 (and -inf): 2^n e^r with |r| <= ln2/2, degree-7
@@ -272,9 +275,16 @@ static size_t attn_tile_floats(int hd)
     return (size_t)AT_QR * ((size_t)(hd + 15) / 16 * 16) + (size_t)AT_QR * AT_KB;
 }
 
+/* K transposed ([hd][n] per kv head) and V copied ([n][hd] per kv head,
+ * contiguous: the caller's rows may be far apart), then per-thread tiles. */
+static size_t kv_copy_bytes(size_t n_kv, int n_kv_heads, int hd)
+{
+    return idf2_align64((size_t)n_kv_heads * (size_t)hd * kt_cols(n_kv) * sizeof(float));
+}
+
 size_t idf2_avx512_attn_ws(size_t n_kv, int n_kv_heads, int hd, int nt)
 {
-    return idf2_align64((size_t)n_kv_heads * (size_t)hd * kt_cols(n_kv) * sizeof(float)) +
+    return 2 * kv_copy_bytes(n_kv, n_kv_heads, hd) +
            (size_t)(nt > 0 ? nt : 1) * idf2_align64(attn_tile_floats(hd) * sizeof(float));
 }
 
@@ -344,23 +354,7 @@ KFN void attn_tile(float *out, size_t ldout, const float *q, size_t q_stride, si
     }
     memset(O, 0, (size_t)AT_QR * ldo * sizeof(float));
     memset(P, 0, (size_t)AT_QR * AT_KB * sizeof(float));
-    const float *qr[AT_QR];
-    for (int r = 0; r < AT_QR; r++)
-        qr[r] = q + (i0 + (size_t)(r < R ? r : R - 1)) * q_stride;
     for (size_t j0 = 0; j0 < n; j0 += AT_KB) {
-        __m512 s[AT_QR][2];
-        _Pragma("GCC unroll 8") for (int r = 0; r < AT_QR; r++) s[r][0] = s[r][1] =
-            _mm512_setzero_ps();
-        for (int d = 0; d < hd; d++) {
-            const __m512 k0 = _mm512_loadu_ps(kt + (size_t)d * ldk + j0);
-            const __m512 k1 = _mm512_loadu_ps(kt + (size_t)d * ldk + j0 + 16);
-            _Pragma("GCC unroll 8") for (int r = 0; r < AT_QR; r++)
-            {
-                const __m512 qb = _mm512_set1_ps(qr[r][d]);
-                s[r][0] = _mm512_fmadd_ps(qb, k0, s[r][0]);
-                s[r][1] = _mm512_fmadd_ps(qb, k1, s[r][1]);
-            }
-        }
         /* Keys past n and masked keys drop out. */
         __mmask16 km[2];
         for (int h = 0; h < 2; h++) {
@@ -373,24 +367,43 @@ KFN void attn_tile(float *out, size_t ldout, const float *q, size_t q_stride, si
             km[h] = (__mmask16)bits;
         }
         const size_t nj = n - j0 < AT_KB ? n - j0 : AT_KB;
-        for (int r = 0; r < R; r++) {
-            const __m512 ninf = _mm512_set1_ps(-INFINITY), sc = _mm512_set1_ps(scale);
-            __m512 x0 = _mm512_mask_mul_ps(ninf, km[0], s[r][0], sc);
-            __m512 x1 = _mm512_mask_mul_ps(ninf, km[1], s[r][1], sc);
-            float bm = _mm512_reduce_max_ps(_mm512_max_ps(x0, x1));
-            float mn = bm > mx[r] ? bm : mx[r];
-            if (mn == -INFINITY) {
-                corr[r] = 1.0f;
-                memset(P + (size_t)r * AT_KB, 0, AT_KB * sizeof(float));
-                continue;
+        for (int g0 = 0; g0 < R; g0 += AT_QG) {
+            const float *qr[AT_QG];
+            for (int r = 0; r < AT_QG; r++)
+                qr[r] = q + (i0 + (size_t)(g0 + r < R ? g0 + r : R - 1)) * q_stride;
+            __m512 s[AT_QG][2];
+            _Pragma("GCC unroll 8") for (int r = 0; r < AT_QG; r++) s[r][0] = s[r][1] =
+                _mm512_setzero_ps();
+            for (int d = 0; d < hd; d++) {
+                const __m512 k0 = _mm512_loadu_ps(kt + (size_t)d * ldk + j0);
+                const __m512 k1 = _mm512_loadu_ps(kt + (size_t)d * ldk + j0 + 16);
+                _Pragma("GCC unroll 8") for (int r = 0; r < AT_QG; r++)
+                {
+                    const __m512 qb = _mm512_set1_ps(qr[r][d]);
+                    s[r][0] = _mm512_fmadd_ps(qb, k0, s[r][0]);
+                    s[r][1] = _mm512_fmadd_ps(qb, k1, s[r][1]);
+                }
             }
-            corr[r] = expf(mx[r] - mn);
-            const __m512 mv = _mm512_set1_ps(mn);
-            __m512 p0 = vexp(_mm512_sub_ps(x0, mv)), p1 = vexp(_mm512_sub_ps(x1, mv));
-            _mm512_storeu_ps(P + (size_t)r * AT_KB, p0);
-            _mm512_storeu_ps(P + (size_t)r * AT_KB + 16, p1);
-            l[r] = l[r] * corr[r] + _mm512_reduce_add_ps(_mm512_add_ps(p0, p1));
-            mx[r] = mn;
+            for (int i = 0; i < AT_QG && g0 + i < R; i++) {
+                const int r = g0 + i;
+                const __m512 ninf = _mm512_set1_ps(-INFINITY), sc = _mm512_set1_ps(scale);
+                __m512 x0 = _mm512_mask_mul_ps(ninf, km[0], s[i][0], sc);
+                __m512 x1 = _mm512_mask_mul_ps(ninf, km[1], s[i][1], sc);
+                float bm = _mm512_reduce_max_ps(_mm512_max_ps(x0, x1));
+                float mn = bm > mx[r] ? bm : mx[r];
+                if (mn == -INFINITY) {
+                    corr[r] = 1.0f;
+                    memset(P + (size_t)r * AT_KB, 0, AT_KB * sizeof(float));
+                    continue;
+                }
+                corr[r] = expf(mx[r] - mn);
+                const __m512 mv = _mm512_set1_ps(mn);
+                __m512 p0 = vexp(_mm512_sub_ps(x0, mv)), p1 = vexp(_mm512_sub_ps(x1, mv));
+                _mm512_storeu_ps(P + (size_t)r * AT_KB, p0);
+                _mm512_storeu_ps(P + (size_t)r * AT_KB + 16, p1);
+                l[r] = l[r] * corr[r] + _mm512_reduce_add_ps(_mm512_add_ps(p0, p1));
+                mx[r] = mn;
+            }
         }
         for (int r0 = 0; r0 < R; r0 += 4)
             attn_pv_any(O, ldo, P, corr, r0, v + j0 * v_stride, v_stride, nj, hd);
@@ -411,8 +424,8 @@ void idf2_avx512_attention(float *out, const float *q, size_t q_stride, size_t n
         return;
     const size_t ldk = kt_cols(n_kv), D = (size_t)n_heads * (size_t)hd;
     const int group = n_heads / n_kv_heads;
-    float *kt = ws;
-    char *tiles = (char *)ws + idf2_align64((size_t)n_kv_heads * (size_t)hd * ldk * sizeof(float));
+    float *kt = ws, *vc = (float *)((char *)ws + kv_copy_bytes(n_kv, n_kv_heads, hd));
+    char *tiles = (char *)vc + kv_copy_bytes(n_kv, n_kv_heads, hd);
     const size_t tile_bytes = idf2_align64(attn_tile_floats(hd) * sizeof(float));
     const long n_qt = (long)((n_q + AT_QR - 1) / AT_QR), items = n_qt * n_heads;
 #pragma omp parallel num_threads(nt > 0 ? nt : 1)
@@ -421,8 +434,12 @@ void idf2_avx512_attention(float *out, const float *q, size_t q_stride, size_t n
         for (long gj = 0; gj < (long)n_kv_heads * (long)ldk; gj++) {
             const size_t g = (size_t)gj / ldk, j = (size_t)gj % ldk;
             const float *kr = k + g * kv_head_stride + j * kv_row_stride;
-            for (int d = 0; d < hd; d++)
+            const float *vr = v + g * kv_head_stride + j * kv_row_stride;
+            float *vd = vc + (g * ldk + j) * (size_t)hd;
+            for (int d = 0; d < hd; d++) {
                 kt[(g * (size_t)hd + (size_t)d) * ldk + j] = j < n_kv ? kr[d] : 0.0f;
+                vd[d] = j < n_kv ? vr[d] : 0.0f;
+            }
         }
         float *tile = (float *)(tiles + (size_t)omp_get_thread_num() * tile_bytes);
 #pragma omp for schedule(static)
@@ -430,7 +447,7 @@ void idf2_avx512_attention(float *out, const float *q, size_t q_stride, size_t n
             const size_t h = (size_t)(it / n_qt), i0 = (size_t)(it % n_qt) * AT_QR;
             const size_t g = h / (size_t)group;
             attn_tile(out + h * (size_t)hd, D, q + h * (size_t)hd, q_stride, n_q,
-                      kt + g * (size_t)hd * ldk, ldk, v + g * kv_head_stride, kv_row_stride, n_kv,
+                      kt + g * (size_t)hd * ldk, ldk, vc + g * ldk * (size_t)hd, (size_t)hd, n_kv,
                       i0, hd, scale, key_mask, tile);
         }
     }
