@@ -58,7 +58,7 @@ void idf2_avx512_mm(float *y, const float *x, size_t m, size_t x_stride, const v
  *   (NULL: all keys); hd <= 128.
  * Float32 throughout (scores, exp, sums); a masked key gets probability 0,
  * as HF's additive float32-minimum mask gives whenever a row has an
- * unmasked key.  ws: idf2_avx512_attn_ws bytes (K transposed, O(n_kv),
+ * unmasked key.  ws: idf2_avx512_attn_ws bytes (K transposed and V copied, O(n_kv),
  * plus per-thread tiles).  Each query row's result depends only on its own
  * q row, k, v and the mask (not on threads or the other queries). */
 size_t idf2_avx512_attn_ws(size_t n_kv, int n_kv_heads, int hd, int nt);
