@@ -1,7 +1,10 @@
 /* phase_finish: the ledger is a merge, unit by unit, of what each phase
  * decided about the unit's samples; one unit's manifests are in memory at
- * a time, the plan's placements (a few words per written sample) for the
- * whole run. */
+ * a time, and the plan's placements (every output position by the record
+ * it holds) come from an external sort (extsort.h, the spec's memory_mb)
+ * read along with the units, so memory does not grow with the run; only
+ * the shard manifests (one per shard) and the global stages' drops (held
+ * by their round plans) stay in memory. */
 #include "phase_finish.h"
 
 #include "core/vc_buf.h"
@@ -13,6 +16,8 @@
 #include "phase_map.h"
 #include "phase_plan.h"
 #include "phase_reduce.h"
+#include "extsort.h"
+#include "plan.h"
 #include "stages/wds_write.h"
 
 #include <cjson/cJSON.h>
@@ -36,11 +41,12 @@ static char *out_path(const struct session *ss, const char *name)
     return p;
 }
 
-/* One output position: which record went there, under which key. */
-struct place {
+/* A duplicate's kept record, by (unit, index): the output key it was
+ * written under first (NULL when it was not written). */
+struct dup_ref {
     uint32_t unit;
     uint64_t index;
-    const char *key; /* borrowed from a slice document */
+    char *key; /* owned */
 };
 
 /* One input sample's fate, from wherever it was decided. */
@@ -55,13 +61,19 @@ struct finish {
     struct exec_result *res;
     cJSON *plan;
     size_t *starts, n_shards;
-    cJSON **slices, **shards; /* by shard (owned) */
-    struct place *pos;        /* by output position */
+    cJSON **shards; /* by shard (owned) */
     size_t n_pos;
-    struct place_id *by_id; /* every position, sorted */
-    cJSON **rounds;         /* round plans (owned), NULL for the last round */
-    bool *links;            /* by unit: its last-round spill links to the one before */
-    const cJSON **drops;    /* per round, the next dropped entry */
+    /* Every output position as (BE u32 unit, BE u64 index, BE u64
+     * position, output key NUL), sorted: read along with the units. */
+    struct extsort *places;
+    const uint8_t *place; /* the next one, NULL at the end */
+    size_t place_n;
+    char *places_tmp;
+    struct dup_ref *dups;
+    size_t n_dups;
+    cJSON **rounds;      /* round plans (owned), NULL for the last round */
+    bool *links;         /* by unit: its last-round spill links to the one before */
+    const cJSON **drops; /* per round, the next dropped entry */
     struct ledger_totals *per_source;
     struct fate *fates;
     size_t n_fates, cap_fates;
@@ -70,86 +82,152 @@ struct finish {
     struct vc_buf line;
 };
 
-/* A position by the record it holds, for lookups by (unit, index). */
-struct place_id {
-    uint32_t unit;
-    uint64_t index;
-    size_t pos;
-};
+enum { PLACE_ID = 12, PLACE_HEAD = PLACE_ID + 8 };
 
-static int id_cmp(const void *a, const void *b)
+static void place_id(uint8_t *p, uint32_t unit, uint64_t index)
 {
-    const struct place_id *x = a, *y = b;
-    if (x->unit != y->unit)
-        return x->unit < y->unit ? -1 : 1;
-    if (x->index != y->index)
-        return x->index < y->index ? -1 : 1;
-    return x->pos < y->pos ? -1 : x->pos > y->pos;
+    extsort_put_be(p, unit, 4);
+    extsort_put_be(p + 4, index, 8);
 }
 
-/* Reads every shard's slice and manifest. */
+static enum vc_status place_advance(struct finish *fi, struct vc_err *err)
+{
+    int got = extsort_next(fi->places, &fi->place, &fi->place_n, err);
+    if (got <= 0)
+        fi->place = NULL;
+    return got < 0 ? (enum vc_status)got : VC_OK;
+}
+
+/* Reads every shard's manifest, and every slice (one at a time) into the
+ * places sort. */
 static enum vc_status load_plan(struct finish *fi, struct vc_err *err)
 {
     struct session *ss = fi->ss;
     VC_TRY(phase_plan_read(ss, &fi->plan, &fi->n_shards, err));
     VC_TRY(manifest_plan_starts(fi->plan, &fi->starts, &fi->n_shards, err));
-    size_t n = fi->starts[fi->n_shards];
-    fi->slices = calloc(fi->n_shards + 1, sizeof *fi->slices);
+    fi->n_pos = fi->starts[fi->n_shards];
     fi->shards = calloc(fi->n_shards + 1, sizeof *fi->shards);
-    fi->pos = calloc(n + 1, sizeof *fi->pos);
-    fi->by_id = calloc(n + 1, sizeof *fi->by_id);
-    if (!fi->slices || !fi->shards || !fi->pos || !fi->by_id)
+    fi->places_tmp = session_work_path(ss, "finish-places.tmp");
+    if (!fi->shards || !fi->places_tmp)
         return oom(err);
+    VC_TRY(extsort_open(&fi->places, fi->places_tmp, (size_t)ss->spec->memory_mb << 20, err));
     for (size_t k = 0; k < fi->n_shards; k++) {
         char slice[64];
         snprintf(slice, sizeof slice, "shard %zu's slice", k);
         char *man = phase_reduce_manifest_path(ss, k);
         struct manifest_slot *slots = NULL;
         size_t ns = 0;
-        enum vc_status rc = man ? phase_plan_slice(ss, k, &fi->slices[k], err) : oom(err);
+        cJSON *sdoc = NULL;
+        enum vc_status rc = man ? phase_plan_slice(ss, k, &sdoc, err) : oom(err);
         if (rc == VC_OK && !commit_valid(man, ss->spec->hash, &fi->shards[k]))
             rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error,
                             "shard %zu: its manifest is missing", k);
         if (rc == VC_OK)
-            rc = manifest_slice_slots(fi->slices[k], slice, &slots, &ns, err);
+            rc = manifest_slice_slots(sdoc, slice, &slots, &ns, err);
         if (rc == VC_OK && ns != fi->starts[k + 1] - fi->starts[k])
             rc = vc_err_set(err, VC_EFATAL, VC_REASON_json_invalid, "%s: wrong size", slice);
-        for (size_t i = 0; rc == VC_OK && i < ns; i++)
-            fi->pos[fi->starts[k] + i] =
-                (struct place){ slots[i].unit, slots[i].index, slots[i].key };
+        for (size_t i = 0; rc == VC_OK && i < ns; i++) {
+            uint8_t rec[PLACE_HEAD + PLAN_MAX_KEY + 1];
+            size_t kl = strlen(slots[i].key);
+            if (kl > PLAN_MAX_KEY) {
+                rc =
+                    vc_err_set(err, VC_EFATAL, VC_REASON_json_invalid, "%s: a key too long", slice);
+                break;
+            }
+            place_id(rec, slots[i].unit, slots[i].index);
+            extsort_put_be(rec + PLACE_ID, fi->starts[k] + i, 8);
+            memcpy(rec + PLACE_HEAD, slots[i].key, kl + 1);
+            rc = extsort_add(fi->places, rec, PLACE_HEAD + kl + 1, err);
+        }
         free(slots);
+        cJSON_Delete(sdoc);
         free(man);
         VC_TRY(rc);
     }
-    fi->n_pos = n;
-    for (size_t i = 0; i < n; i++)
-        fi->by_id[i] = (struct place_id){ fi->pos[i].unit, fi->pos[i].index, i };
-    qsort(fi->by_id, n, sizeof *fi->by_id, id_cmp);
-    return VC_OK;
+    return extsort_done(fi->places, err);
 }
 
-/* Where (unit, index) was written first, and how many times; 0 copies when
- * it was not written. */
-static uint64_t placed(const struct finish *fi, uint32_t unit, uint64_t index, size_t *first)
+static int dup_cmp(const void *a, const void *b)
 {
-    size_t lo = 0, hi = fi->n_pos;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        const struct place_id *p = &fi->by_id[mid];
-        if (p->unit < unit || (p->unit == unit && p->index < index))
-            lo = mid + 1;
-        else
-            hi = mid;
+    const struct dup_ref *x = a, *y = b;
+    if (x->unit != y->unit)
+        return x->unit < y->unit ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+static const char *dup_key(const struct finish *fi, uint32_t unit, uint64_t index)
+{
+    struct dup_ref want = { unit, index, NULL };
+    const struct dup_ref *d = bsearch(&want, fi->dups, fi->n_dups, sizeof want, dup_cmp);
+    return d ? d->key : NULL;
+}
+
+/* The kept records the global stages' duplicates point at: their output
+ * keys, found by one read of the places (the drops are in memory anyway,
+ * in the round plans). */
+static enum vc_status resolve_dups(struct finish *fi, struct vc_err *err)
+{
+    size_t n = 0;
+    for (size_t k = 0; k + 1 < fi->ss->n_rounds; k++)
+        for (const cJSON *j = manifest_round_drops(fi->rounds[k]); j; j = j->next)
+            n++;
+    fi->dups = calloc(n + 1, sizeof *fi->dups);
+    if (!fi->dups)
+        return oom(err);
+    for (size_t k = 0; k + 1 < fi->ss->n_rounds; k++)
+        for (const cJSON *j = manifest_round_drops(fi->rounds[k]); j; j = j->next) {
+            struct manifest_drop d;
+            manifest_drop_get(j, &d);
+            if (d.has_dup)
+                fi->dups[fi->n_dups++] = (struct dup_ref){ d.dup_unit, d.dup_index, NULL };
+        }
+    if (!fi->n_dups)
+        return place_advance(fi, err);
+    qsort(fi->dups, fi->n_dups, sizeof *fi->dups, dup_cmp);
+    size_t m = 0;
+    for (size_t i = 0; i < fi->n_dups; i++)
+        if (!m || dup_cmp(&fi->dups[m - 1], &fi->dups[i]))
+            fi->dups[m++] = fi->dups[i];
+    fi->n_dups = m;
+    size_t i = 0;
+    VC_TRY(place_advance(fi, err));
+    while (fi->place && i < fi->n_dups) {
+        uint8_t want[PLACE_ID];
+        int c = 0;
+        while (i < fi->n_dups && (place_id(want, fi->dups[i].unit, fi->dups[i].index),
+                                  (c = memcmp(want, fi->place, PLACE_ID)) < 0))
+            i++;
+        /* The first position of a record comes first: its key is the one. */
+        if (i < fi->n_dups && c == 0 && !fi->dups[i].key &&
+            !(fi->dups[i].key = vc_strdup((const char *)fi->place + PLACE_HEAD)))
+            return oom(err);
+        VC_TRY(place_advance(fi, err));
     }
-    uint64_t copies = 0;
-    for (size_t i = lo; i < fi->n_pos; i++, copies++) {
-        const struct place_id *p = &fi->by_id[i];
-        if (p->unit != unit || p->index != index)
-            break;
+    VC_TRY(extsort_rewind(fi->places, err));
+    return place_advance(fi, err);
+}
+
+/* Where unit u's record `index` was written: copies (0: not written), the
+ * first position and its key (copied into key). */
+static enum vc_status placed(struct finish *fi, uint32_t unit, uint64_t index, uint64_t *copies,
+                             size_t *first, char *key, struct vc_err *err)
+{
+    uint8_t want[PLACE_ID];
+    place_id(want, unit, index);
+    *copies = 0;
+    if (fi->place && memcmp(fi->place, want, PLACE_ID) < 0)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_none,
+                          "unit %llu record %llu was planned but not kept (a bug)",
+                          (unsigned long long)extsort_get_be(fi->place, 4),
+                          (unsigned long long)extsort_get_be(fi->place + 4, 8));
+    while (fi->place && !memcmp(fi->place, want, PLACE_ID)) {
+        if (!(*copies)++) {
+            *first = (size_t)extsort_get_be(fi->place + PLACE_ID, 8);
+            snprintf(key, PLAN_MAX_KEY + 1, "%s", (const char *)fi->place + PLACE_HEAD);
+        }
+        VC_TRY(place_advance(fi, err));
     }
-    if (copies)
-        *first = fi->by_id[lo].pos;
-    return copies;
+    return VC_OK;
 }
 
 static size_t shard_of(const struct finish *fi, size_t pos)
@@ -213,7 +291,7 @@ static enum vc_status emit(struct finish *fi, size_t u, const struct fate *f, st
     struct ledger_entry e = { .source = sp->source_info[source].name,
                               .file = session_unit_file(fi->ss, su->file),
                               .index = f->index };
-    char shard[512]; /* e.shard points here until the line is written */
+    char shard[512], out_key[PLAN_MAX_KEY + 1]; /* e.shard, e.out_key point here */
     if (f->kind == FATE_LINE) {
         VC_TRY(ledger_entry_from_json(f->j, &e, err));
     } else if (f->kind == FATE_DROP) {
@@ -224,9 +302,8 @@ static enum vc_status emit(struct finish *fi, size_t u, const struct fate *f, st
         e.stage = d.stage;
         int reason = vc_reason_from_name(d.reason);
         e.reason = reason < 0 ? VC_REASON_none : (enum vc_reason)reason;
-        size_t first;
-        if (d.has_dup && placed(fi, d.dup_unit, d.dup_index, &first))
-            e.dup_of = fi->pos[first].key;
+        if (d.has_dup)
+            e.dup_of = dup_key(fi, d.dup_unit, d.dup_index);
         if (d.has_dup && d.dup_unit < fi->ss->n_units) {
             size_t dsrc;
             const struct source_unit *dsu = spec_unit(sp, d.dup_unit, &dsrc);
@@ -243,7 +320,8 @@ static enum vc_status emit(struct finish *fi, size_t u, const struct fate *f, st
         struct manifest_kept k;
         manifest_kept_get(f->j, &k);
         size_t first = 0;
-        uint64_t copies = placed(fi, (uint32_t)u, k.index, &first);
+        uint64_t copies;
+        VC_TRY(placed(fi, (uint32_t)u, k.index, &copies, &first, out_key, err));
         if (!copies)
             return vc_err_set(err, VC_EFATAL, VC_REASON_none,
                               "unit %zu record %llu was kept but not planned (a bug)", u,
@@ -253,7 +331,7 @@ static enum vc_status emit(struct finish *fi, size_t u, const struct fate *f, st
         e.key = k.key;
         e.state = LEDGER_WRITTEN;
         e.shard = shard;
-        e.out_key = fi->pos[first].key;
+        e.out_key = out_key;
         e.copies = copies;
     }
     fi->line.len = 0;
@@ -327,11 +405,18 @@ static enum vc_status write_ledger(struct finish *fi, struct vc_err *err)
         if (rc == VC_OK)
             fi->drops[k] = manifest_round_drops(fi->rounds[k]);
     }
+    if (rc == VC_OK)
+        rc = resolve_dups(fi, err);
     if (rc == VC_OK && !(fi->f = fopen(tmp, "wb")))
         rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", tmp, strerror(errno));
     memset(&fi->res->totals, 0, sizeof fi->res->totals);
     for (size_t u = 0; rc == VC_OK && u < ss->n_units; u++)
         rc = ledger_unit(fi, u, err);
+    if (rc == VC_OK && fi->place)
+        rc = vc_err_set(err, VC_EFATAL, VC_REASON_none,
+                        "unit %llu record %llu was planned but not kept (a bug)",
+                        (unsigned long long)extsort_get_be(fi->place, 4),
+                        (unsigned long long)extsort_get_be(fi->place + 4, 8));
     if (fi->f) {
         if (rc == VC_OK && (fflush(fi->f) != 0 || fsync(fileno(fi->f)) != 0))
             rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", tmp, strerror(errno));
@@ -428,21 +513,19 @@ static enum vc_status write_run_json(const struct finish *fi, struct vc_err *err
 
 static void finish_free(struct finish *fi)
 {
-    for (size_t k = 0; k < fi->n_shards; k++) {
-        if (fi->slices)
-            cJSON_Delete(fi->slices[k]);
-        if (fi->shards)
-            cJSON_Delete(fi->shards[k]);
-    }
+    for (size_t k = 0; fi->shards && k < fi->n_shards; k++)
+        cJSON_Delete(fi->shards[k]);
+    for (size_t i = 0; i < fi->n_dups; i++)
+        free(fi->dups[i].key);
+    free(fi->dups);
+    extsort_close(fi->places);
+    free(fi->places_tmp);
     for (size_t k = 0; fi->rounds && k < fi->ss->n_rounds; k++)
         cJSON_Delete(fi->rounds[k]);
     free(fi->rounds);
     free(fi->links);
     free(fi->drops);
-    free(fi->slices);
     free(fi->shards);
-    free(fi->pos);
-    free(fi->by_id);
     free(fi->starts);
     free(fi->fates);
     free(fi->per_source);

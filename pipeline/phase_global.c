@@ -164,7 +164,7 @@ enum vc_status phase_global_plan(const struct session *ss, size_t round, struct 
     struct session_carry carry;
     enum vc_status rc = session_recs_load(ss, round, &rs, err);
     if (rc == VC_OK)
-        rc = session_carry_load(ss, round, &carry, err);
+        rc = session_carry_load(ss, round, true, &carry, err);
     else
         memset(&carry, 0, sizeof carry);
     struct stage_plan plan = {

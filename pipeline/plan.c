@@ -1,12 +1,12 @@
-/* plan: shard cutting and key uniqueness.  The key set is an open-address
- * hash table of borrowed strings sized to twice the key count, so a plan
- * over millions of samples stays linear. */
+/* plan: shard cutting and key uniqueness, both online (one sample at a
+ * time, in output order) so PLAN can stream; the in-memory forms over
+ * arrays are kept for the unit tests and small callers.  The key set is an
+ * open-address hash table of owned strings that doubles when half full. */
 #include "plan.h"
 
 #include "core/sample.h"
 #include "core/vc_mem.h"
 
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,25 +16,32 @@ uint64_t plan_tar_member_bytes(uint64_t size)
     return 512 + (size + 511) / 512 * 512;
 }
 
+bool plan_cut_next(struct plan_cut *c, uint64_t bytes)
+{
+    bool full = (c->per_shard && c->count == c->per_shard) ||
+                (c->max_bytes && c->count > 0 && c->cur + bytes > c->max_bytes);
+    bool opens = !c->started || full;
+    if (opens) {
+        c->started = true;
+        c->count = 0;
+        c->cur = 0;
+    }
+    c->count++;
+    c->cur += bytes;
+    return opens;
+}
+
 enum vc_status plan_shards(const uint64_t *bytes, size_t n, uint64_t per_shard, uint64_t max_bytes,
                            size_t **starts, size_t *n_shards, struct vc_err *err)
 {
     size_t *st = vc_malloc_array(n + 2, sizeof *st);
     if (!st)
         return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "shard plan");
-    size_t k = 0, count = 0;
-    uint64_t cur = 0;
-    for (size_t i = 0; i < n; i++) {
-        bool full = (per_shard && count == per_shard) ||
-                    (max_bytes && count > 0 && cur + bytes[i] > max_bytes);
-        if (i == 0 || full) {
+    struct plan_cut c = { .per_shard = per_shard, .max_bytes = max_bytes };
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (plan_cut_next(&c, bytes[i]))
             st[k++] = i;
-            count = 0;
-            cur = 0;
-        }
-        count++;
-        cur += bytes[i];
-    }
     st[k] = n;
     *starts = st;
     *n_shards = k;
@@ -49,71 +56,117 @@ static uint64_t hash_str(const char *s)
     return h;
 }
 
-struct key_set {
-    const char **slots;
-    size_t mask;
+struct plan_keyset {
+    char **slots;
+    size_t mask, n;
 };
 
-/* True when s was absent (and is now in). */
-static bool set_add(struct key_set *ks, const char *s)
+struct plan_keyset *plan_keyset_new(void)
 {
-    for (size_t i = hash_str(s) & ks->mask;; i = (i + 1) & ks->mask) {
-        if (!ks->slots[i]) {
-            ks->slots[i] = s;
-            return true;
-        }
-        if (strcmp(ks->slots[i], s) == 0)
-            return false;
+    struct plan_keyset *ks = calloc(1, sizeof *ks);
+    if (ks && !(ks->slots = calloc(16, sizeof *ks->slots))) {
+        free(ks);
+        return NULL;
     }
+    if (ks)
+        ks->mask = 15;
+    return ks;
+}
+
+void plan_keyset_free(struct plan_keyset *ks)
+{
+    for (size_t i = 0; ks && i <= ks->mask; i++)
+        free(ks->slots[i]);
+    if (ks)
+        free(ks->slots);
+    free(ks);
+}
+
+static char **slot_of(char **slots, size_t mask, const char *s)
+{
+    size_t i = hash_str(s) & mask;
+    while (slots[i] && strcmp(slots[i], s) != 0)
+        i = (i + 1) & mask;
+    return &slots[i];
+}
+
+bool plan_keyset_has(const struct plan_keyset *ks, const char *key)
+{
+    return *slot_of(ks->slots, ks->mask, key) != NULL;
+}
+
+enum vc_status plan_keyset_add(struct plan_keyset *ks, const char *key, struct vc_err *err)
+{
+    if (2 * (ks->n + 1) > ks->mask + 1) {
+        size_t cap = 2 * (ks->mask + 1);
+        char **g = calloc(cap, sizeof *g);
+        if (!g)
+            return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "key set");
+        for (size_t i = 0; i <= ks->mask; i++)
+            if (ks->slots[i])
+                *slot_of(g, cap - 1, ks->slots[i]) = ks->slots[i];
+        free(ks->slots);
+        ks->slots = g;
+        ks->mask = cap - 1;
+    }
+    char **s = slot_of(ks->slots, ks->mask, key);
+    if (*s)
+        return VC_OK;
+    if (!(*s = vc_strdup(key)))
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "key set");
+    ks->n++;
+    return VC_OK;
+}
+
+void plan_key_pick(const char *clean, plan_taken_fn taken, void *ctx, char out[PLAN_MAX_KEY + 1])
+{
+    if (!taken(ctx, clean)) {
+        snprintf(out, PLAN_MAX_KEY + 1, "%s", clean);
+        return;
+    }
+    for (uint64_t suffix = 1;; suffix++) {
+        char tail[24];
+        int tl = snprintf(tail, sizeof tail, "_%llu", (unsigned long long)suffix);
+        size_t base = strlen(clean);
+        if (base + (size_t)tl > PLAN_MAX_KEY)
+            base = PLAN_MAX_KEY - (size_t)tl;
+        memcpy(out, clean, base);
+        memcpy(out + base, tail, (size_t)tl + 1);
+        if (!taken(ctx, out))
+            return;
+    }
+}
+
+bool plan_key_suffixed(const char *key)
+{
+    size_t n = strlen(key), d = n;
+    while (d > 0 && key[d - 1] >= '0' && key[d - 1] <= '9')
+        d--;
+    return d < n && d > 0 && key[d - 1] == '_';
+}
+
+static bool in_set(void *ctx, const char *key)
+{
+    return plan_keyset_has(ctx, key);
 }
 
 enum vc_status plan_unique_keys(char **keys, size_t n, struct vc_err *err)
 {
-    size_t cap = 16;
-    while (cap < 2 * n + 16)
-        cap *= 2;
-    struct key_set ks = { calloc(cap, sizeof(char *)), cap - 1 };
-    if (!ks.slots)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "key set");
-    enum vc_status rc = VC_OK;
-    /* Sanitise every key first, so a later original cannot collide with an
-     * earlier suffixed one unnoticed: originals are claimed in order. */
+    struct plan_keyset *ks = plan_keyset_new();
+    enum vc_status rc = ks ? VC_OK : vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "key set");
     for (size_t i = 0; i < n && rc == VC_OK; i++) {
-        char clean[PLAN_MAX_KEY + 1];
+        char clean[PLAN_MAX_KEY + 1], out[PLAN_MAX_KEY + 1];
         sample_key_sanitize(keys[i], clean, sizeof clean);
-        if (strcmp(clean, keys[i]) != 0) {
-            char *c = vc_strdup(clean);
+        plan_key_pick(clean, in_set, ks, out);
+        rc = plan_keyset_add(ks, out, err);
+        if (rc == VC_OK && strcmp(out, keys[i]) != 0) {
+            char *c = vc_strdup(out);
             if (!c)
                 rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "key set");
             else
                 free(keys[i]), keys[i] = c;
         }
     }
-    for (size_t i = 0; i < n && rc == VC_OK; i++) {
-        if (set_add(&ks, keys[i]))
-            continue;
-        char buf[PLAN_MAX_KEY + 24];
-        for (uint64_t suffix = 1;; suffix++) {
-            char tail[24];
-            int tl = snprintf(tail, sizeof tail, "_%llu", (unsigned long long)suffix);
-            size_t base = strlen(keys[i]);
-            if (base + (size_t)tl > PLAN_MAX_KEY)
-                base = PLAN_MAX_KEY - (size_t)tl;
-            memcpy(buf, keys[i], base);
-            memcpy(buf + base, tail, (size_t)tl + 1);
-            char *cand = vc_strdup(buf);
-            if (!cand) {
-                rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "key set");
-                break;
-            }
-            if (set_add(&ks, cand)) {
-                free(keys[i]);
-                keys[i] = cand;
-                break;
-            }
-            free(cand);
-        }
-    }
-    free(ks.slots);
+    plan_keyset_free(ks);
     return rc;
 }

@@ -167,8 +167,8 @@ void session_carry_free(struct session_carry *c)
     memset(c, 0, sizeof *c);
 }
 
-enum vc_status session_carry_load(const struct session *ss, size_t round, struct session_carry *c,
-                                  struct vc_err *err)
+enum vc_status session_carry_load(const struct session *ss, size_t round, bool with_order,
+                                  struct session_carry *c, struct vc_err *err)
 {
     memset(c, 0, sizeof *c);
     c->samples_per_shard = ss->spec->samples_per_shard;
@@ -184,8 +184,13 @@ enum vc_status session_carry_load(const struct session *ss, size_t round, struct
     if (rc == VC_OK && !commit_valid(man, ss->spec->hash, &doc))
         rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s is missing or names another spec",
                         man);
-    if (rc == VC_OK)
+    struct spill_order_reader rd;
+    if (rc == VC_OK && with_order)
         rc = spill_order_read(order, &c->order, &c->n_order, err);
+    else if (rc == VC_OK && (rc = spill_order_open(&rd, order, err)) == VC_OK) {
+        c->n_order = rd.n;
+        spill_order_close(&rd);
+    }
     struct manifest_sizing sz = { 0 };
     if (rc == VC_OK) {
         manifest_round_sizing(doc, &sz);

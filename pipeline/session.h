@@ -66,8 +66,9 @@ enum vc_status session_recs_load(const struct session *ss, size_t round, struct 
 void session_recs_free(const struct session *ss, struct session_recs *rs);
 
 /* What the global stages before `round` left: the output order so far
- * (ordered false: none yet, every record in (unit, index) order), shard
- * sizing and the stages' report (owned). */
+ * (ordered false: none yet, every record in (unit, index) order; read
+ * into `order` only with_order, else only counted: a reader that streams
+ * it opens the file itself), shard sizing and the stages' report (owned). */
 struct session_carry {
     bool ordered;
     struct spill_id *order; /* owned */
@@ -75,8 +76,8 @@ struct session_carry {
     uint64_t samples_per_shard, shard_bytes;
     struct cJSON *report; /* owned */
 };
-enum vc_status session_carry_load(const struct session *ss, size_t round, struct session_carry *c,
-                                  struct vc_err *err);
+enum vc_status session_carry_load(const struct session *ss, size_t round, bool with_order,
+                                  struct session_carry *c, struct vc_err *err);
 void session_carry_free(struct session_carry *c);
 /* The positions in rs of the carried order's records still alive (or every
  * record): *order owned. */

@@ -417,7 +417,7 @@ static enum vc_status parse_stages(struct spec *s, const cJSON *arr, struct vc_e
 }
 
 /* The hash names what determines the output bytes: everything but where
- * the output goes and how many threads make it. */
+ * the output goes and how many threads (and how much memory) make it. */
 static enum vc_status compute_hash(struct spec *s, struct vc_err *err)
 {
     cJSON *copy = cJSON_Duplicate(s->json, 1);
@@ -425,6 +425,7 @@ static enum vc_status compute_hash(struct spec *s, struct vc_err *err)
         return oom(err);
     cJSON_DeleteItemFromObjectCaseSensitive(copy, "threads");
     cJSON_DeleteItemFromObjectCaseSensitive(copy, "log_interval_s");
+    cJSON_DeleteItemFromObjectCaseSensitive(copy, "memory_mb");
     cJSON_DeleteItemFromObjectCaseSensitive(copy, "max_error_rate");
     cJSON_DeleteItemFromObjectCaseSensitive(copy, "executor");
     cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(copy, "output"),
@@ -441,10 +442,10 @@ static enum vc_status compute_hash(struct spec *s, struct vc_err *err)
 enum vc_status spec_parse(const char *text, size_t n, const char *spec_dir,
                           const struct spec_overrides *ov, struct spec **out, struct vc_err *err)
 {
-    static const char *const keys[] = {
-        "sources",        "stages",         "output",   "limits",      "threads",
-        "log_interval_s", "max_error_rate", "executor", "description", NULL
-    };
+    static const char *const keys[] = { "sources",        "stages",   "output",
+                                        "limits",         "threads",  "log_interval_s",
+                                        "max_error_rate", "executor", "description",
+                                        "memory_mb",      NULL };
     struct spec *s = calloc(1, sizeof *s);
     if (!s)
         return oom(err);
@@ -456,11 +457,13 @@ enum vc_status spec_parse(const char *text, size_t n, const char *spec_dir,
         rc = oom(err);
         goto fail;
     }
-    uint64_t threads, interval;
+    uint64_t threads, interval, memory_mb;
     if ((rc = stage_cfg_check_keys(s->json, "spec", keys, err)) < 0 ||
         (rc = stage_cfg_u64(s->json, "spec", "threads", 0, 0, SPEC_MAX_THREADS, &threads, err)) <
             0 ||
         (rc = stage_cfg_u64(s->json, "spec", "log_interval_s", 10, 1, 86400, &interval, err)) < 0 ||
+        (rc = stage_cfg_u64(s->json, "spec", "memory_mb", SPEC_MEMORY_MB, 1, 1u << 20, &memory_mb,
+                            err)) < 0 ||
         (rc = stage_cfg_double(s->json, "spec", "max_error_rate", 1, 0, 1, &s->max_error_rate,
                                err)) < 0 ||
         (rc = stage_cfg_str(s->json, "spec", "executor", "local", &s->executor, err)) < 0 ||
@@ -469,6 +472,7 @@ enum vc_status spec_parse(const char *text, size_t n, const char *spec_dir,
         goto fail;
     s->threads = ov && ov->threads > 0 ? ov->threads : (int)threads;
     s->log_interval_s = interval;
+    s->memory_mb = memory_mb;
     if (ov && ov->max_error_rate)
         s->max_error_rate = *ov->max_error_rate;
     if (ov && ov->executor)

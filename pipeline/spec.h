@@ -21,6 +21,9 @@
 
 struct cJSON;
 
+/* The default "memory_mb". */
+enum { SPEC_MEMORY_MB = 64 };
+
 struct spec_source {
     const struct source_ops *ops;
     void *state; /* owned by ops */
@@ -57,6 +60,9 @@ struct spec {
     enum wds_compression compression;
     int threads;
     uint64_t log_interval_s;
+    /* The memory budget, in MiB, of the steps that see every record of the
+     * run (PLAN, FINISH): beyond it they sort on disk.  Not in the hash. */
+    uint64_t memory_mb;
     /* The run fails when more than this fraction of its input samples end
      * in error (1 = never); not part of the hash. */
     double max_error_rate;

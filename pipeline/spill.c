@@ -372,29 +372,62 @@ enum vc_status spill_order_write(const char *path, const struct spill_id *ids, s
     return rc;
 }
 
+enum vc_status spill_order_open(struct spill_order_reader *r, const char *path, struct vc_err *err)
+{
+    memset(r, 0, sizeof *r);
+    r->path = vc_strdup(path);
+    errno = 0;
+    r->f = r->path ? fopen(path, "rb") : NULL;
+    off_t size = r->f && fseeko(r->f, 0, SEEK_END) == 0 ? ftello(r->f) : -1;
+    enum vc_status rc = VC_OK;
+    if (!r->f || size < 0 || fseeko(r->f, 0, SEEK_SET) != 0)
+        rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", path,
+                        errno ? strerror(errno) : "out of memory");
+    else if (size % SPILL_ID_BYTES)
+        rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: truncated", path);
+    r->n = size > 0 ? (uint64_t)size / SPILL_ID_BYTES : 0;
+    if (rc != VC_OK)
+        spill_order_close(r);
+    return rc;
+}
+
+int spill_order_next(struct spill_order_reader *r, struct spill_id *id, struct vc_err *err)
+{
+    uint8_t p[SPILL_ID_BYTES];
+    if (r->i == r->n)
+        return 0;
+    if (fread(p, 1, SPILL_ID_BYTES, r->f) != SPILL_ID_BYTES)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: shorter than it was", r->path);
+    *id = (struct spill_id){ (uint32_t)get_le(p, 4), get_le(p + 4, 8) };
+    r->i++;
+    return 1;
+}
+
+void spill_order_close(struct spill_order_reader *r)
+{
+    if (r->f)
+        fclose(r->f);
+    free(r->path);
+    memset(r, 0, sizeof *r);
+}
+
 enum vc_status spill_order_read(const char *path, struct spill_id **out, size_t *n,
                                 struct vc_err *err)
 {
-    char *buf;
-    size_t size;
+    struct spill_order_reader r;
     *out = NULL;
     *n = 0;
-    VC_TRY(vc_fs_read_file(path, SIZE_MAX / 2, &buf, &size, err));
-    if (size % SPILL_ID_BYTES) {
-        free(buf);
-        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: truncated", path);
+    VC_TRY(spill_order_open(&r, path, err));
+    struct spill_id *ids = vc_malloc_array(r.n + 1, sizeof *ids);
+    int got = ids ? 1 : vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "%s", path);
+    size_t k = 0;
+    while (got > 0 && (got = spill_order_next(&r, &ids[k], err)) > 0)
+        k++;
+    spill_order_close(&r);
+    if (got < 0) {
+        free(ids);
+        return (enum vc_status)got;
     }
-    size_t k = size / SPILL_ID_BYTES;
-    struct spill_id *ids = malloc((k + 1) * sizeof *ids);
-    if (!ids) {
-        free(buf);
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "%s", path);
-    }
-    for (size_t i = 0; i < k; i++) {
-        const uint8_t *p = (const uint8_t *)buf + SPILL_ID_BYTES * i;
-        ids[i] = (struct spill_id){ (uint32_t)get_le(p, 4), get_le(p + 4, 8) };
-    }
-    free(buf);
     *out = ids;
     *n = k;
     return VC_OK;

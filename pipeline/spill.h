@@ -130,4 +130,15 @@ enum vc_status spill_order_write(const char *path, const struct spill_id *ids, s
 enum vc_status spill_order_read(const char *path, struct spill_id **out, size_t *n,
                                 struct vc_err *err);
 
+/* The order file read one id at a time (n: how many it holds). */
+struct spill_order_reader {
+    FILE *f;
+    char *path;
+    uint64_t n, i;
+};
+enum vc_status spill_order_open(struct spill_order_reader *r, const char *path, struct vc_err *err);
+/* 1 and *id, 0 at the end, VC_EFATAL (< 0) on a read error. */
+int spill_order_next(struct spill_order_reader *r, struct spill_id *id, struct vc_err *err);
+void spill_order_close(struct spill_order_reader *r);
+
 #endif
