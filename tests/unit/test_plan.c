@@ -3,11 +3,14 @@
  * caps and epochs, proportions within binomial bounds). */
 #include "vc_test.h"
 
+#include "pipeline/extsort.h"
 #include "pipeline/plan.h"
 #include "stages/st_reshard.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -245,9 +248,127 @@ TEST(mixture_caps_epochs_and_concat)
     free(recs);
 }
 
+/* The key rule one key at a time, against a set the caller keeps. */
+static bool in_keyset(void *ctx, const char *key)
+{
+    return plan_keyset_has(ctx, key);
+}
+
+TEST(key_pick_and_suffix_shape)
+{
+    struct plan_keyset *ks = plan_keyset_new();
+    struct vc_err err = { 0 };
+    char out[PLAN_MAX_KEY + 1];
+    plan_key_pick("a", in_keyset, ks, out);
+    CHECK_STR(out, "a");
+    CHECK_INT(plan_keyset_add(ks, "a", &err), VC_OK);
+    CHECK_INT(plan_keyset_add(ks, "a_1", &err), VC_OK);
+    plan_key_pick("a", in_keyset, ks, out);
+    CHECK_STR(out, "a_2");
+    /* The set doubles as it fills and forgets nothing. */
+    char k[32];
+    for (int i = 0; i < 100000; i++) {
+        snprintf(k, sizeof k, "k%d", i);
+        CHECK_INT(plan_keyset_add(ks, k, &err), VC_OK);
+    }
+    for (int i = 0; i < 100000; i += 997) {
+        snprintf(k, sizeof k, "k%d", i);
+        CHECK(plan_keyset_has(ks, k));
+    }
+    CHECK(!plan_keyset_has(ks, "k100000"));
+    plan_keyset_free(ks);
+    CHECK(plan_key_suffixed("a_1"));
+    CHECK(plan_key_suffixed("_12"));
+    CHECK(plan_key_suffixed("a_b_10"));
+    CHECK(!plan_key_suffixed("a_"));
+    CHECK(!plan_key_suffixed("a1"));
+    CHECK(!plan_key_suffixed("12"));
+    CHECK(!plan_key_suffixed("a_1b"));
+}
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    return x;
+}
+
+static size_t files_in(const char *dir)
+{
+    DIR *d = opendir(dir);
+    size_t n = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* n records of 4..39 bytes (a pseudo-random head, then the BE ordinal so
+ * all differ), sorted within 1 MiB (runs of at most 32,768 records: the
+ * index's quarter of the budget).  The output is in memcmp
+ * order, the same multiset (sum of hashes), the same again after a rewind,
+ * and no temporary file outlives the sort. */
+static void sort_check(size_t n)
+{
+    const char *dir = vc_test_tmpdir();
+    char prefix[512];
+    snprintf(prefix, sizeof prefix, "%s/run", dir);
+    struct extsort *s;
+    struct vc_err err = { 0 };
+    CHECK_INT(extsort_open(&s, prefix, 1u << 20, &err), VC_OK);
+    uint64_t sum_in = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t rec[48];
+        uint64_t h = mix64(i + 1);
+        size_t head = h % 36;
+        for (size_t j = 0; j < head; j++)
+            rec[j] = (uint8_t)(mix64(h + j) % 4); /* few letters: long common prefixes */
+        extsort_put_be(rec + head, i, 4);
+        sum_in += mix64(h ^ (head + 4));
+        CHECK_INT(extsort_add(s, rec, head + 4, &err), VC_OK);
+    }
+    CHECK_INT(extsort_count(s), n);
+    CHECK_INT(extsort_done(s, &err), VC_OK);
+    for (int pass = 0; pass < 2; pass++) {
+        uint8_t prev[48];
+        size_t prev_n = 0, got = 0;
+        uint64_t sum_out = 0;
+        const uint8_t *r;
+        size_t rn;
+        while (extsort_next(s, &r, &rn, &err) == 1) {
+            if (got) {
+                int c = memcmp(prev, r, prev_n < rn ? prev_n : rn);
+                CHECK(c < 0 || (c == 0 && prev_n < rn));
+            }
+            uint64_t i = extsort_get_be(r + rn - 4, 4);
+            uint64_t h = mix64(i + 1);
+            CHECK_INT(h % 36 + 4, rn);
+            sum_out += mix64(h ^ rn);
+            memcpy(prev, r, rn);
+            prev_n = rn;
+            got++;
+        }
+        CHECK_INT(got, n);
+        CHECK(sum_out == sum_in);
+        CHECK_INT(extsort_rewind(s, &err), VC_OK);
+    }
+    extsort_close(s);
+    CHECK_INT(files_in(dir), 0);
+}
+
+TEST(extsort_orders_in_memory_and_on_disk)
+{
+    sort_check(1000);    /* fits: sorted in memory */
+    sort_check(2500000); /* 77 runs, more than EXTSORT_FANIN: a merge pass first */
+}
+
 #define TESTS(X)                                                                                   \
     X(shards_by_count_and_bytes)                                                                   \
     X(unique_keys)                                                                                 \
+    X(key_pick_and_suffix_shape)                                                                   \
+    X(extsort_orders_in_memory_and_on_disk)                                                        \
     X(shuffles_are_seeded_permutations)                                                            \
     X(rng_below_is_uniform) X(mixture_within_binomial_bounds) X(mixture_caps_epochs_and_concat)
 TEST_MAIN(TESTS)

@@ -1,0 +1,164 @@
+"""PLAN and FINISH keep no per-record table in memory: with "memory_mb": 4
+their peak RSS does not grow with the run.  Each is rerun alone on a
+finished run (`vlmcurate task OUT plan 0`, then `finish 0`, after removing
+its commit) and measured with getrusage (os.wait4) at 10,000 and at 100,000
+input samples: the two differ by less than 12 MB (the design that held
+every record grew by ~0.5 KB per kept record, ~40 MB here).  The reruns
+write the same plan and ledger bytes as the run did.
+
+The output is what the inputs alone say (tars written here, read back
+with tarfile): every sample whose caption has two words or more is
+written, in input order, with its caption, under keys made unique by the
+README's rule computed here (the first use keeps the key, later ones get
+_1, _2, ... skipping keys already given), with repeated keys and keys
+that look suffixed ("r3_1") so renames cascade; the same bytes as a run
+with the default budget."""
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
+import pipeline_e2e as pe  # noqa: E402
+import vctest  # noqa: E402
+
+args = vctest.parse_args()
+PER_TAR = 5000
+
+
+def key(i):
+    if i % 5 == 0:
+        return "r%d" % (i % 40)           # repeats
+    if i % 13 == 0:
+        return "r%d_1" % (i % 7)          # what a rename of r0..r6 would be
+    return "s%07d" % i
+
+
+def caption(i):
+    return b"short" if i % 9 == 0 else b"caption %d" % i
+
+
+def header(name, size):
+    """A ustar header by hand: tarfile writes 100,000 members too slowly."""
+    h = bytearray(512)
+    h[0:len(name)] = name
+    h[100:108] = b"0000644\0"
+    h[108:116] = b"0000000\0"
+    h[116:124] = b"0000000\0"
+    h[124:136] = b"%011o\0" % size
+    h[136:148] = b"%011o\0" % 0
+    h[156:157] = b"0"
+    h[257:263] = b"ustar\0"
+    h[263:265] = b"00"
+    h[148:156] = b" " * 8
+    h[148:156] = b"%06o\0 " % sum(h)
+    return bytes(h)
+
+
+def make(folder, n, memory_mb):
+    os.makedirs(folder, exist_ok=True)
+    n_tars = (n + PER_TAR - 1) // PER_TAR
+    for t in range(n_tars):
+        parts = []
+        for i in range(t * PER_TAR, min(n, (t + 1) * PER_TAR)):
+            text = caption(i)
+            parts += [header(key(i).encode() + b".txt", len(text)), text,
+                      bytes(-len(text) % 512)]
+        parts.append(bytes(1024))
+        with open(os.path.join(folder, "t-%04d.tar" % t), "wb") as f:
+            f.write(b"".join(parts))
+    spec = {"sources": [{"name": "tiny", "type": "webdataset",
+                         "urls": "t-{0000..%04d}.tar" % (n_tars - 1)}],
+            "stages": [{"stage": "ingest"},
+                       {"stage": "filter", "defaults": False,
+                        "filters": [{"name": "cap_words", "min": 2}]},
+                       {"stage": "write"}],
+            "output": {"dir": "out", "prefix": "m", "samples_per_shard": 3000}}
+    if memory_mb:
+        spec["memory_mb"] = memory_mb
+    return pe.write_spec(os.path.join(folder, "spec.json"), spec)
+
+
+# A child's peak RSS starts at its parent's size when it forks (Linux
+# carries the high-water mark across fork and exec): the command is started
+# by a fresh interpreter, the same small size every time, which reports the
+# child's rusage (os.wait4).
+SPAWN = """import os, subprocess, sys
+p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
+_, status, ru = os.wait4(p.pid, 0)
+print(os.waitstatus_to_exitcode(status), ru.ru_maxrss)"""
+
+
+def peak_kb(cmd):
+    """Peak RSS of the command's process (KB)."""
+    r = subprocess.run([sys.executable, "-c", SPAWN] + cmd, capture_output=True, text=True)
+    rc, kb = (int(x) for x in r.stdout.split())
+    vctest.expect(rc == 0, "%s: exit %d\n%s" % (" ".join(cmd), rc, r.stderr[-3000:]))
+    return kb
+
+
+def digest(path):
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def rerun(out, phase, commit, outputs):
+    before = {o: digest(os.path.join(out, o)) for o in outputs}
+    os.unlink(os.path.join(out, commit))
+    kb = peak_kb([args.bin, "task", out, phase, "0", "--quiet"])
+    for o in outputs:
+        vctest.expect(digest(os.path.join(out, o)) == before[o],
+                      "%s rerun alone: %s byte-identical" % (phase, o))
+    return kb
+
+
+def expected(n):
+    taken, want = set(), []
+    for i in range(n):
+        if i % 9 == 0:
+            continue
+        k = out = key(i)
+        s = 1
+        while out in taken:
+            tail = "_%d" % s
+            out = k[:64 - len(tail)] + tail
+            s += 1
+        taken.add(out)
+        want.append((out, caption(i)))
+    return want
+
+
+peaks = {}
+for n in (10000, 100000):
+    folder = os.path.join(args.tmp, "n%d" % n)
+    shutil.rmtree(folder, ignore_errors=True)
+    spec = make(folder, n, 4)
+    out = os.path.join(folder, "out")
+    pe.run_spec(args, spec, out, threads=2)
+    plan_kb = rerun(out, "plan", "_work/plan.json", ["_work/plan-slices.bin"])
+    finish_kb = rerun(out, "finish", "run.json", ["ledger.jsonl", "wids-index.json"])
+    peaks[n] = (plan_kb, finish_kb)
+    got = [(k, f.get("txt")) for p in pe.shards(out, "m") for k, f in pe.read_samples(p)]
+    want = expected(n)
+    vctest.expect(got == want, "n=%d: %d samples written in input order under the expected "
+                  "keys (want %d; first difference at %s)" %
+                  (n, len(got), len(want),
+                   next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), None)))
+    vctest.expect(sum(1 for k, _ in want if k.startswith("r") and k.count("_") >= 1) > 100,
+                  "n=%d: renames happen" % n)
+    if n == 100000:
+        # The budget changes how PLAN sorts, never what it writes.
+        dflt = os.path.join(args.tmp, "dflt")
+        shutil.rmtree(dflt, ignore_errors=True)
+        spec_d = make(dflt, n, None)
+        pe.run_spec(args, spec_d, os.path.join(dflt, "out"), threads=1)
+        pe.compare_trees(out, os.path.join(dflt, "out"), "memory_mb 4 vs the default")
+
+small, big = peaks[10000], peaks[100000]
+print("peak RSS KB plan %d -> %d, finish %d -> %d" % (small[0], big[0], small[1], big[1]))
+vctest.expect(big[0] - small[0] < 12 * 1024,
+              "PLAN: %d KB at 100k vs %d KB at 10k samples" % (big[0], small[0]))
+vctest.expect(big[1] - small[1] < 12 * 1024,
+              "FINISH: %d KB at 100k vs %d KB at 10k samples" % (big[1], small[1]))
+print("PASS")
