@@ -5,6 +5,7 @@
 
 #include "core/vc_mem.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -79,6 +80,34 @@ static char *run_path(const struct extsort *s, size_t id)
     return p;
 }
 
+/* Removes PREFIX.N files a sort of the same prefix left when its process
+ * was killed: runs are never read across processes. */
+static void sweep(const char *prefix)
+{
+    const char *slash = strrchr(prefix, '/');
+    size_t dl = slash ? (size_t)(slash - prefix) : 0;
+    const char *base = slash ? slash + 1 : prefix;
+    size_t bl = strlen(base);
+    char *dir = slash ? strndup(prefix, dl ? dl : 1) : vc_strdup(".");
+    DIR *d = dir ? opendir(dir) : NULL;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        const char *n = e->d_name;
+        if (strncmp(n, base, bl) != 0 || n[bl] != '.' || !n[bl + 1] ||
+            strspn(n + bl + 1, "0123456789") != strlen(n + bl + 1))
+            continue;
+        size_t len = strlen(dir) + strlen(n) + 2;
+        char *p = malloc(len);
+        if (p) {
+            snprintf(p, len, "%s/%s", dir, n);
+            unlink(p);
+        }
+        free(p);
+    }
+    if (d)
+        closedir(d);
+    free(dir);
+}
+
 enum vc_status extsort_open(struct extsort **out, const char *tmp_prefix, size_t mem_bytes,
                             struct vc_err *err)
 {
@@ -99,6 +128,7 @@ enum vc_status extsort_open(struct extsort **out, const char *tmp_prefix, size_t
         return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "sort buffer for %s",
                           tmp_prefix);
     }
+    sweep(tmp_prefix);
     *out = s;
     return VC_OK;
 }

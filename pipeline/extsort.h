@@ -7,7 +7,9 @@
  * buffered up to the budget, then sorted and written as a run to a
  * temporary file (PREFIX.N, removed when the sort is closed); reading
  * merges the runs (in passes of at most EXTSORT_FANIN runs when there are
- * more) or, when everything fitted, walks the sorted buffer.  Equal
+ * more) or, when everything fitted, walks the sorted buffer.  Opening a
+ * sort removes the runs a killed process left under the same prefix: one
+ * sort per prefix at a time.  Equal
  * records come out in any order: make them differ (add a position). */
 #ifndef VC_PIPELINE_EXTSORT_H
 #define VC_PIPELINE_EXTSORT_H

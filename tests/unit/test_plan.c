@@ -309,12 +309,15 @@ static size_t files_in(const char *dir)
  * all differ), sorted within 1 MiB (runs of at most 32,768 records: the
  * index's quarter of the budget).  The output is in memcmp
  * order, the same multiset (sum of hashes), the same again after a rewind,
- * and no temporary file outlives the sort. */
+ * and no temporary file outlives the sort (nor a run a killed one left). */
 static void sort_check(size_t n)
 {
     const char *dir = vc_test_tmpdir();
     char prefix[512];
     snprintf(prefix, sizeof prefix, "%s/run", dir);
+    char stale[600];
+    snprintf(stale, sizeof stale, "%s.17", prefix); /* a killed sort's run */
+    CHECK_INT(vc_test_write_file(stale, "x", 1), 0);
     struct extsort *s;
     struct vc_err err = { 0 };
     CHECK_INT(extsort_open(&s, prefix, 1u << 20, &err), VC_OK);
