@@ -322,7 +322,8 @@ static void runs_remove(struct extsort *s, size_t k)
             unlink(path);
         free(path);
     }
-    memmove(s->runs, s->runs + k, (s->n_runs - k) * sizeof *s->runs);
+    if (k < s->n_runs)
+        memmove(s->runs, s->runs + k, (s->n_runs - k) * sizeof *s->runs);
     s->n_runs -= k;
 }
 

@@ -6,8 +6,9 @@
  * OUT/_work/plan-slices.bin (spill.h: a header of offsets, so a REDUCE task
  * reads its own slice and nothing else), then plan.json (the commit: shard
  * cuts, the stages' report).
- * Memory: a few words per record of the last round (the one step that
- * sees every record at once). */
+ * Memory: the spec's memory_mb (the records go through external sorts on
+ * disk under OUT/_work, extsort.h), plus one word per shard and the keys
+ * it had to rename; never a table of the records. */
 #ifndef VC_PIPELINE_PHASE_PLAN_H
 #define VC_PIPELINE_PHASE_PLAN_H
 

@@ -1,23 +1,30 @@
 #!/usr/bin/env bash
 # The executor scale figures of the README (*On a Slurm cluster*, "A billion
-# samples, laid out"): the local executor over 1M and 3M tiny text samples
-# (one caption each, 10,000 per input tar, a caption filter dropping 1 in 7,
+# samples, laid out"): the local executor over tiny text samples (one
+# caption each, 10,000 per input tar, a caption filter dropping 1 in 7,
 # 10,000 per output shard), best run on an otherwise idle machine.
 #
 #   BUILD=build tests/bench/figures-scale.sh [SIZES...] 2>&1 | tee scale.out
+#   COMPACT=1 BUILD=build tests/bench/figures-scale.sh 10000000
 #
-# SIZES: input sample counts (default 1000000 3000000).
+# SIZES: input sample counts (default 1000000).
 # Environment (relative paths are taken from the repository root):
 #   BUILD      a Release build tree (default build; scripts/bench.sh makes
 #              one, or cmake --build BUILD --target vlmcurate)
 #   BIN        the CLI (default BUILD/vlmcurate)
 #   GEN        the sample generator (default tests/bench/gen_tiny_wds.py)
-#   TMPDIR     where the samples and runs go (~10 GB free; default /tmp)
-# Prints RESULT lines: wall time, peak RSS (/usr/bin/time -v), and the bytes
-# of the unit manifests, the spills, the plan's slices, plan.json and the
-# ledger, per kept record / per input sample.
-# Runtime on a 2-core machine: about 6-7 minutes for 1M + 3M (generation
-# ~2.5 min, runs ~4 min).
+#   COMPACT    1: gzip-compressed input tars and zstd shards
+#              (gen_tiny_wds.py --compact): ~0.5 GB of disk per million
+#              samples instead of ~3.5 GB; what 10M samples need
+#   MEMORY_MB  the spec's memory_mb (default: the spec default, 64)
+#   TMPDIR     where the samples and runs go (default /tmp)
+# Prints RESULT lines: wall time and peak RSS of the whole run
+# (/usr/bin/time -v); peak RSS of PLAN and of FINISH rerun alone on the
+# finished run (`vlmcurate task OUT plan 0` / `finish 0` after removing
+# their commit); the bytes of the unit manifests, the spills, the plan's
+# slices, plan.json and the ledger, per kept record / per input sample.
+# Runtime on a 2-core machine: 1M plain ~2 min (generation ~40 s, run ~35 s
+# quiet, reruns ~15 s); 10M COMPACT ~10 min.
 set -euo pipefail
 cd "$(dirname "$0")/../.." || exit 2
 BUILD=${BUILD:-build}
@@ -25,12 +32,18 @@ bin=${BIN:-$BUILD/vlmcurate}
 gen=${GEN:-tests/bench/gen_tiny_wds.py}
 [ -x "$bin" ] || { echo "build first: cmake --build $BUILD --target vlmcurate" >&2; exit 2; }
 sizes=("$@")
-[ $# -gt 0 ] || sizes=(1000000 3000000)
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-slurm.XXXXXX")
+[ $# -gt 0 ] || sizes=(1000000)
+compact=()
+[ "${COMPACT:-0}" = 1 ] && compact=(--compact)
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-scale.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
+peak() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
 for n in "${sizes[@]}"; do
   d=$tmp/d$n
-  python3 "$gen" "$d" "$n"
+  python3 "$gen" "$d" "$n" "${compact[@]}"
+  if [ -n "${MEMORY_MB:-}" ]; then
+    python3 -c "import json, sys; p = sys.argv[1]; s = json.load(open(p)); s['memory_mb'] = int(sys.argv[2]); json.dump(s, open(p, 'w'))" "$d/spec.json" "$MEMORY_MB"
+  fi
   /usr/bin/time -v "$bin" run "$d/spec.json" --threads 2 --quiet 2>"$d/time.txt" >"$d/run.txt"
   w=$d/out/_work
   kept=$(python3 -c "import json; print(json.load(open('$d/out/run.json'))['totals']['written'])")
@@ -42,7 +55,12 @@ for n in "${sizes[@]}"; do
   slices=$(wc -c <"$w/plan-slices.bin")
   plan=$(wc -c <"$w/plan.json")
   ledger=$(wc -c <"$d/out/ledger.jsonl")
-  echo "RESULT slurm-scale samples=$n kept=$kept units=$(ls "$w"/r0-map-*.json | wc -l) wall=$wall peak_rss_kb=$rss $phases"
-  echo "RESULT slurm-scale samples=$n manifests_bytes=$man ($(( man / n )) B/input sample) spills_bytes=$spill ($(( spill / kept )) B/kept) slices_bytes=$slices ($(( slices / kept )) B/kept) plan_json_bytes=$plan ledger_bytes=$ledger ($(( ledger / n )) B/input sample)"
+  rm "$w/plan.json"
+  plan_rss=$(peak "$bin" task "$d/out" plan 0 --quiet)
+  rm "$d/out/run.json"
+  finish_rss=$(peak "$bin" task "$d/out" finish 0 --quiet)
+  echo "RESULT scale samples=$n kept=$kept units=$(ls "$w"/r0-map-*.json | wc -l) wall=$wall peak_rss_kb=$rss ($(( rss * 1024 / n )) B/input sample) $phases"
+  echo "RESULT scale samples=$n plan_alone_peak_rss_kb=$plan_rss finish_alone_peak_rss_kb=$finish_rss memory_mb=${MEMORY_MB:-64}"
+  echo "RESULT scale samples=$n manifests_bytes=$man ($(( man / n )) B/input sample) spills_bytes=$spill ($(( spill / kept )) B/kept) slices_bytes=$slices ($(( slices / kept )) B/kept) plan_json_bytes=$plan ledger_bytes=$ledger ($(( ledger / n )) B/input sample)"
   rm -rf "$d"
 done

@@ -4,7 +4,11 @@ each (KEY.txt), PER_TAR to a tar, ustar headers written by hand (tarfile
 is too slow for millions), and spec.json (ingest, a caption filter that
 drops every 7th sample, write: 10,000 samples per shard).
 
-  python3 gen_tiny_wds.py DIR N [PER_TAR]"""
+  python3 gen_tiny_wds.py DIR N [PER_TAR] [--compact]
+
+--compact: the tars gzip-compressed (level 1, .tar.gz) and the shards
+written zstd-compressed, so 10M samples take ~5 GB of disk instead of ~30."""
+import gzip
 import json
 import os
 import sys
@@ -27,8 +31,11 @@ def header(name, size):
 
 
 def main():
-    out, n = sys.argv[1], int(sys.argv[2])
-    per = int(sys.argv[3]) if len(sys.argv) > 3 else 10000
+    argv = [a for a in sys.argv[1:] if a != "--compact"]
+    compact = len(argv) < len(sys.argv) - 1
+    out, n = argv[0], int(argv[1])
+    per = int(argv[2]) if len(argv) > 2 else 10000
+    ext = ".tar.gz" if compact else ".tar"
     os.makedirs(out, exist_ok=True)
     n_tars = (n + per - 1) // per
     for t in range(n_tars):
@@ -37,15 +44,19 @@ def main():
             text = (b"a tiny caption number %d" % i) if i % 7 else b"short"
             parts += [header(b"s%09d.txt" % i, len(text)), text, bytes(-len(text) % 512)]
         parts.append(bytes(1024))
-        with open(os.path.join(out, "t-%06d.tar" % t), "wb") as f:
-            f.write(b"".join(parts))
+        data = b"".join(parts)
+        name = os.path.join(out, "t-%06d%s" % (t, ext))
+        with open(name, "wb") as f:
+            f.write(gzip.compress(data, 1) if compact else data)
     spec = {"sources": [{"name": "tiny", "type": "webdataset",
-                         "urls": "t-{000000..%06d}.tar" % (n_tars - 1)}],
+                         "urls": "t-{000000..%06d}%s" % (n_tars - 1, ext)}],
             "stages": [{"stage": "ingest"},
                        {"stage": "filter", "defaults": False,
                         "filters": [{"name": "cap_words", "min": 2}]},
                        {"stage": "write"}],
             "output": {"dir": "out", "prefix": "tiny", "samples_per_shard": 10000}}
+    if compact:
+        spec["output"]["compression"] = "zst"
     with open(os.path.join(out, "spec.json"), "w") as f:
         json.dump(spec, f, indent=1)
 
