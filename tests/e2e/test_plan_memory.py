@@ -20,6 +20,8 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
+from gen_tiny_wds import header  # noqa: E402
 import pipeline_e2e as pe  # noqa: E402
 import vctest  # noqa: E402
 
@@ -37,23 +39,6 @@ def key(i):
 
 def caption(i):
     return b"short" if i % 9 == 0 else b"caption %d" % i
-
-
-def header(name, size):
-    """A ustar header by hand: tarfile writes 100,000 members too slowly."""
-    h = bytearray(512)
-    h[0:len(name)] = name
-    h[100:108] = b"0000644\0"
-    h[108:116] = b"0000000\0"
-    h[116:124] = b"0000000\0"
-    h[124:136] = b"%011o\0" % size
-    h[136:148] = b"%011o\0" % 0
-    h[156:157] = b"0"
-    h[257:263] = b"ustar\0"
-    h[263:265] = b"00"
-    h[148:156] = b" " * 8
-    h[148:156] = b"%06o\0 " % sum(h)
-    return bytes(h)
 
 
 def make(folder, n, memory_mb):
