@@ -2,7 +2,7 @@
 their peak RSS does not grow with the run.  Each is rerun alone on a
 finished run (`vlmcurate task OUT plan 0`, then `finish 0`, after removing
 its commit) and measured with getrusage (os.wait4) at 10,000 and at 100,000
-input samples: the two differ by less than 12 MB (the design that held
+input samples: the two differ by less than 16 MB (the design that held
 every record grew by ~0.5 KB per kept record, ~40 MB here).  The reruns
 write the same plan and ledger bytes as the run did.
 
@@ -142,8 +142,8 @@ for n in (10000, 100000):
 
 small, big = peaks[10000], peaks[100000]
 print("peak RSS KB plan %d -> %d, finish %d -> %d" % (small[0], big[0], small[1], big[1]))
-vctest.expect(big[0] - small[0] < 12 * 1024,
+vctest.expect(big[0] - small[0] < 16 * 1024,
               "PLAN: %d KB at 100k vs %d KB at 10k samples" % (big[0], small[0]))
-vctest.expect(big[1] - small[1] < 12 * 1024,
+vctest.expect(big[1] - small[1] < 16 * 1024,
               "FINISH: %d KB at 100k vs %d KB at 10k samples" % (big[1], small[1]))
 print("PASS")
