@@ -57,13 +57,13 @@ echo "# $(date -u) load: $(cut -d' ' -f1-3 /proc/loadavg) commit: $(git rev-pars
 E="$B/bench_engine $CKPT --compute bf16"
 # The first request of a process maps the weights in (page faults): every
 # figure below is taken from a later row (field() reads the last match).
-t2=$(run $E --backend avx512bf16 --threads 2 --sizes 378 --batch 1,1,16 --max-new 30 | tee /dev/stderr)
-t1=$(run $E --backend avx512bf16 --threads 1 --sizes 378 --batch 1,1 --max-new 2 | tee /dev/stderr)
-run $E --backend avx512bf16 --threads 2 --sizes 980 --batch 1 --max-new 1 | tee /dev/stderr |
+t2=$(run $E --backend avx512bf16 --threads 2 --sizes 378 --batch 1,1,16 --max-new 30 | tee -a /dev/stderr)
+t1=$(run $E --backend avx512bf16 --threads 1 --sizes 378 --batch 1,1 --max-new 2 | tee -a /dev/stderr)
+run $E --backend avx512bf16 --threads 2 --sizes 980 --batch 1 --max-new 1 | tee -a /dev/stderr |
   awk '/^RESULT/ {for (i = 1; i <= NF; i++) if ($i ~ /^vision_s=/) print "RESULT engine vision_980px_one_pass_s " substr($i, 10)}'
-run $E --backend avx512bf16 --threads 2 --sizes 980 --split --batch 1 --max-new 2 | tee /dev/stderr |
+run $E --backend avx512bf16 --threads 2 --sizes 980 --split --batch 1 --max-new 2 | tee -a /dev/stderr |
   awk '/^RESULT/ {for (i = 1; i <= NF; i++) if ($i ~ /^vision_s=/) print "RESULT engine vision_980px_split_s " substr($i, 10)}'
-ex=$(run $E --backend avx512 --threads 2 --sizes 378 --batch 1,1 --max-new 2 | tee /dev/stderr)
+ex=$(run $E --backend avx512 --threads 2 --sizes 378 --batch 1,1 --max-new 2 | tee -a /dev/stderr)
 
 # ---- 2. side by side (about 6 minutes; add 1 thread with SIDEBYSIDE_THREADS="1 2": +4) ----
 if [ -n "${LLAMA_SRC:-}" ]; then
