@@ -28,6 +28,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import zlib
 
@@ -103,7 +104,7 @@ def wait_start(phase, index, limit=se.WAIT_S):
     raise SystemExit("FAILED: %s %d did not start\n%s" % (phase, index, queue()))
 
 
-def task_pid(phase, index, limit=60):
+def task_pid(phase, index, limit=60, pause=0.05):
     """The pid of `vlmcurate task OUT PHASE INDEX`, found in /proc."""
     want = [args.bin, "task", out, phase, str(index)]
     t0 = time.time()
@@ -115,8 +116,25 @@ def task_pid(phase, index, limit=60):
                 continue
             if [c.decode(errors="replace") for c in cmd[:5]] == want:
                 return int(pid)
-        time.sleep(0.05)
+        time.sleep(pause)
     raise SystemExit("FAILED: no process for %s %d" % (phase, index))
+
+
+def stop_when_started(phase, index):
+    """A thread that SIGSTOPs the task's process the moment it appears: a
+    write task of three small samples can be done before its log line is
+    read, so waiting for the log first loses the race on a fast machine.
+    Its result list gets the pid."""
+    got = []
+
+    def watch():
+        pid = task_pid(phase, index, limit=se.WAIT_S, pause=0.002)
+        os.kill(pid, signal.SIGSTOP)
+        got.append(pid)
+
+    th = threading.Thread(target=watch, daemon=True)
+    th.start()
+    return th, got
 
 
 def status():
@@ -139,13 +157,17 @@ try:
         os.rename(c_tar, c_tar + ".away")
     phase, index = {"write_cancel": ("write", 2), "missing_input": ("r0-map", 3)}.get(
         FAULT, ("r0-map", 2))
+    if FAULT in ("map_cancel", "write_cancel"):
+        stopper = stop_when_started(phase, index)
     job = wait_start(phase, index)
     if FAULT == "missing_input":
         want = r"failed %s %d: \S+ \(job %s, it ran and committed nothing" % (phase, index, job)
     elif FAULT in ("map_cancel", "write_cancel"):
-        # Stopped before it can commit, however fast the machine decodes the
-        # 192 MB images: scancel then kills a task that is surely mid-run.
-        os.kill(task_pid(phase, index), signal.SIGSTOP)
+        # Stopped as its process appeared (stop_when_started), before it can
+        # commit however fast the machine: scancel then kills a task that is
+        # surely mid-run.
+        stopper[0].join(se.WAIT_S)
+        vctest.expect(bool(stopper[1]), "%s %d stopped as it started" % (phase, index))
         vctest.expect(any(line.split()[:1] == [job] and line.endswith(" R") for line in queue()),
                       "%s %d runs when cancelled: %s" % (phase, index, queue()))
         # Frozen mid-phase behind --max-running 1: status counts the tasks
