@@ -29,15 +29,10 @@
 #include <omp.h>
 #include <string.h>
 
+#include "synth/idf2_cpu_avx512_inl.h"
 #include "synth/idf2_cpu_bf16mm.h"
 #include "synth/idf2_cpu_q8.h"
 #include "synth/idf2_kernels.h"
-
-#define T_AVX512 "avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx512vnni,fma,f16c"
-#define KFN      static __attribute__((target(T_AVX512)))
-#define KINL     static inline __attribute__((always_inline, target(T_AVX512)))
-/* OpenMP regions live in plain functions and call KFN functions only: clang
- * does not give a region's outlined body its function's target attribute. */
 
 /* Bytes of a thread's weight block (L2 is 1 MiB per core here). */
 #define MM_W_BLOCK (384u << 10)
@@ -80,25 +75,6 @@ size_t idf2_avx512_mm_ws(size_t m, size_t K, enum idf2_mm_fmt f, int nt)
     const size_t mine = idf2_align64(2 * (m < BF16_MR ? m : BF16_MR) * xq_row(K) * 2);
     const size_t outer = idf2_bf16mm_ws(m, K, f == IDF2_MM_BF16, nt);
     return mine > outer ? mine : outer;
-}
-
-/* The fixed fold of 16 lanes: halves 8, 4, 2, 1. */
-KINL float lane_sum(__m512 a)
-{
-    __m256 r8 = _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));
-    __m128 r4 = _mm_add_ps(_mm256_castps256_ps128(r8), _mm256_extractf128_ps(r8, 1));
-    __m128 r2 = _mm_add_ps(r4, _mm_movehl_ps(r4, r4));
-    return _mm_cvtss_f32(_mm_add_ss(r2, _mm_shuffle_ps(r2, r2, 1)));
-}
-
-static __mmask32 tail32(size_t left)
-{
-    return left >= 32 ? 0xFFFFFFFFu : (__mmask32)((1u << left) - 1);
-}
-
-static __mmask16 tail16(size_t left)
-{
-    return left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
 }
 
 /* ---- bf16 ---------------------------------------------------------------------------------- */
@@ -160,11 +136,7 @@ KINL void bf16_tile(const int MR, const int NR, const bool two, const uint16_t *
         }
     }
     _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
-        _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++)
-    {
-        const float v = lane_sum(acc[r][c]);
-        y[(size_t)r * ldy + (size_t)c] = bias ? v + bias[c] : v;
-    }
+        tile_store_row(NR, y + (size_t)r * ldy, acc[r], bias);
 }
 
 #define BF16_CASE2(R_, C_, TWO_)                                                                   \

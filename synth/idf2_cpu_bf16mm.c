@@ -29,12 +29,9 @@
 #include <omp.h>
 
 #include "synth/idf2_backend.h"
-
-#define T_AVX512 "avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma"
-#define KFN      static __attribute__((target(T_AVX512)))
-#define KINL     static inline __attribute__((always_inline, target(T_AVX512)))
-/* OpenMP regions live in plain functions and call KFN functions only (clang
- * does not give an outlined region its function's target attribute). */
+/* No VNNI or F16C here: the bf16 outer product needs neither. */
+#define IDF2_AVX512_TARGET "avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma"
+#include "synth/idf2_cpu_avx512_inl.h"
 
 #define MR      8
 #define NG      3
@@ -85,16 +82,6 @@ static size_t x_bytes(size_t m, size_t K, bool two)
 size_t idf2_bf16mm_ws(size_t m, size_t K, bool two, int nt)
 {
     return x_bytes(m, K, two) + (size_t)(nt > 0 ? nt : 1) * thread_bytes(m, chunks(K));
-}
-
-static __mmask16 tail16(size_t left)
-{
-    return left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
-}
-
-static __mmask32 tail32(size_t left)
-{
-    return left >= 32 ? 0xFFFFFFFFu : (__mmask32)((1u << left) - 1);
 }
 
 KINL __m512 widen(__m256bh h)

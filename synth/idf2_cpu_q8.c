@@ -21,14 +21,7 @@
 #include <string.h>
 
 #include "synth/idf2_backend.h"
-
-/* The target of synth/idf2_cpu_avx512.c: callers check
- * idf2_avx512_usable(). */
-#define T_AVX512 "avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx512vnni,fma,f16c"
-#define KFN      static __attribute__((target(T_AVX512)))
-#define KINL     static inline __attribute__((always_inline, target(T_AVX512)))
-/* OpenMP regions live in plain functions and call KFN functions only: clang
- * does not give a region's outlined body its function's target attribute. */
+#include "synth/idf2_cpu_avx512_inl.h"
 
 /* Bytes of a thread's weight block (L2 is 1 MiB per core here). */
 #define Q_W_BLOCK (384u << 10)
@@ -61,20 +54,6 @@ size_t idf2_q8_mm_ws(size_t m, size_t K, int nt)
     /* int8 codes, then per 64-input chunk 16 lane scales (d of the even
      * block in lanes 0-7, of the odd block in 8-15). */
     return idf2_align64(m * kp) + idf2_align64(m * (kp / 64) * 16 * sizeof(float));
-}
-
-/* The fixed fold of 16 lanes: halves 8, 4, 2, 1. */
-KINL float lane_sum(__m512 a)
-{
-    __m256 r8 = _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));
-    __m128 r4 = _mm_add_ps(_mm256_castps256_ps128(r8), _mm256_extractf128_ps(r8, 1));
-    __m128 r2 = _mm_add_ps(r4, _mm_movehl_ps(r4, r4));
-    return _mm_cvtss_f32(_mm_add_ss(r2, _mm_shuffle_ps(r2, r2, 1)));
-}
-
-static __mmask16 tail16(size_t left)
-{
-    return left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
 }
 
 /* One activation row: int8 codes (zero padded to kp) and per chunk the 16
@@ -205,11 +184,7 @@ KINL void q_tile(const int MR, const int NR, const bool q4, const int8_t *aq, co
         }
     }
     _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
-        _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++)
-    {
-        const float v = lane_sum(acc[r][c]);
-        y[(size_t)r * ldy + (size_t)c] = bias ? v + bias[c] : v;
-    }
+        tile_store_row(NR, y + (size_t)r * ldy, acc[r], bias);
 }
 
 #define Q_CASE(R_, C_, Q4_)                                                                        \
