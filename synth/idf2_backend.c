@@ -65,6 +65,10 @@ static void resolve(void)
             }
         if (o->tol_other < p->tol_other)
             o->tol_other = p->tol_other;
+        if (o->tol_attn < p->tol_attn)
+            o->tol_attn = p->tol_attn;
+        if (o->tol_attn < o->tol_other)
+            o->tol_attn = o->tol_other;
         INHERIT(o, p, matmul_ws);
         INHERIT(o, p, attention);
         INHERIT(o, p, attention_ws);

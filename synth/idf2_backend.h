@@ -35,8 +35,8 @@
  * The contract every row keeps (the oracle test checks each point):
  *  - accuracy: matmul output element (i, j) is within
  *    `tol[fmt] * sum_k |x[i,k] * w[j,k]|` (+ 1e-30) of the reference;
- *    attention, norms and activations within `tol_other` relative (+ 1e-6
- *    absolute);
+ *    attention within `tol_attn` of the largest |v| (+ 1e-6), norms and
+ *    activations within `tol_other` relative (+ 1e-6 absolute);
  *  - batch invariance: element (i, j) of a matmul is a function of x's row
  *    i, w's row j and the bias only, bit for bit: the same for any n, any
  *    thread count and any other rows of x (reductions in a fixed order per
@@ -151,6 +151,8 @@ struct idf2_ops {
     /* Contract tolerances (see the top of this file). */
     double tol[IDF2_WF_COUNT];
     double tol_other;
+    /* Attention's, when looser than tol_other (bf16 dot products). */
+    double tol_attn;
 
     /* Buffers the forward passes and the context keep (weights excepted):
      * 64-byte aligned, NULL on out-of-memory; free accepts NULL. */

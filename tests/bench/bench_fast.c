@@ -17,6 +17,9 @@
  *   bench_fast gemm FMT M K N [--threads N]
  *       one matmul of M activation rows by an [N, K] weight matrix in FMT
  *       (the shape a profile looks at: perf record bench_fast gemm ...);
+ *   bench_fast attn N [--threads N]
+ *       SigLIP self-attention over N patches (16 heads of 72), float32 and
+ *       with bf16 dot products: CPU ms per thread and their ratio;
  *   bench_fast probe [--threads N] [--seconds S]
  *       read bandwidth of a 1 GiB array (sum of 64-byte loads), GB/s.
  *
@@ -29,6 +32,7 @@
 #include <time.h>
 
 #include "synth/idf2_cpu_avx512.h"
+#include "synth/idf2_cpu_ops512.h"
 
 static double now(void)
 {
@@ -156,32 +160,49 @@ static void bench_shape(const char *label, enum idf2_mm_fmt f, size_t M, size_t 
     free(w.data);
 }
 
-/* SigLIP self-attention: n patches, 16 heads of 72. */
-static void bench_attention(size_t n, int nt)
+/* SigLIP self-attention: n patches, 16 heads of 72, float32 or with bf16
+ * dot products (the avx512bf16 row's); CPU ms per thread. */
+static double bench_attention(size_t n, int nt, bool bf16)
 {
     const int H = 16, hd = 72;
     const size_t D = (size_t)H * hd;
     float *qkv = xalloc(n * 3 * D * sizeof(float)), *out = xalloc(n * D * sizeof(float));
     fill(qkv, n * 3 * D, 9, 1.0f);
-    void *ws = xalloc(idf2_avx512_attn_ws(n, H, hd, nt));
+    const size_t wsb =
+        bf16 ? idf2_avx512_attn_bf16_ws(n, H, hd, nt) : idf2_avx512_attn_ws(n, H, hd, nt);
+    void *ws = xalloc(wsb);
     int reps = 0;
     double t0 = now(), c0 = cpu_now(), dt;
     do {
-        idf2_avx512_attention(out, qkv, 3 * D, n, qkv + D, qkv + 2 * D, (size_t)hd, 3 * D, n, H, H,
-                              hd, 0.1178f, NULL, ws, nt);
+        if (bf16)
+            idf2_avx512_attention_bf16(out, qkv, 3 * D, n, qkv + D, qkv + 2 * D, (size_t)hd, 3 * D,
+                                       n, H, H, hd, 0.1178f, NULL, ws, nt);
+        else
+            idf2_avx512_attention(out, qkv, 3 * D, n, qkv + D, qkv + 2 * D, (size_t)hd, 3 * D, n, H,
+                                  H, hd, 0.1178f, NULL, ws, nt);
         reps++;
         dt = now() - t0;
     } while (dt < 0.5);
     dt /= reps;
     const double dc = (cpu_now() - c0) / reps / nt;
     const double flop = 4.0 * (double)n * (double)n * (double)D;
-    printf("attention %5zu patches x 16 heads: wall %8.2f ms %6.1f GFLOP/s | cpu/thread %8.2f ms "
-           "%6.1f GFLOP/s | workspace %.1f MB\n",
-           n, dt * 1e3, flop / dt * 1e-9, dc * 1e3, flop / dc * 1e-9,
-           (double)idf2_avx512_attn_ws(n, H, hd, nt) * 1e-6);
+    printf("attention %s %5zu patches x 16 heads: wall %8.2f ms %6.1f GFLOP/s | cpu/thread %8.2f "
+           "ms %6.1f GFLOP/s | workspace %.1f MB\n",
+           bf16 ? "bf16" : "f32 ", n, dt * 1e3, flop / dt * 1e-9, dc * 1e3, flop / dc * 1e-9,
+           (double)wsb * 1e-6);
     free(ws);
     free(out);
     free(qkv);
+    return dc;
+}
+
+/* Both attentions at n patches, and the ratio of their CPU times. */
+static int cmd_attn(size_t n, int nt)
+{
+    const double f = bench_attention(n, nt, false), b = bench_attention(n, nt, true);
+    printf("RESULT attention patches=%zu threads=%d f32_ms=%.2f bf16_ms=%.2f speedup=%.2f\n", n, nt,
+           f * 1e3, b * 1e3, f / b);
+    return 0;
 }
 
 static int cmd_shapes(int nt)
@@ -199,8 +220,8 @@ static int cmd_shapes(int nt)
         bench_shape("vision fc1 378px", (enum idf2_mm_fmt)f, 729, 1152, 4304, nt);
         bench_shape("vision fc2 378px", (enum idf2_mm_fmt)f, 729, 4304, 1152, nt);
     }
-    bench_attention(729, nt);
-    bench_attention(4900, nt);
+    cmd_attn(729, nt);
+    cmd_attn(4900, nt);
     return 0;
 }
 
@@ -309,8 +330,9 @@ static int cmd_probe(int nt, double seconds)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: bench_fast shapes|model FMT|gemm FMT M K N|probe [--threads N] "
-                        "[--decode T] [--prefill P] [--batch B] [--seconds S]\n");
+        fprintf(stderr,
+                "usage: bench_fast shapes|model FMT|gemm FMT M K N|attn N|probe [--threads N] "
+                "[--decode T] [--prefill P] [--batch B] [--seconds S]\n");
         return 2;
     }
     int nt = 1, decode = 8, prefill = 0, batch = 0, argi = 2;
@@ -325,6 +347,13 @@ int main(int argc, char **argv)
             return 2;
         }
         argi = 6;
+    }
+    if (strcmp(argv[1], "attn") == 0) {
+        if (argc < 3 || (gm = strtoul(argv[2], NULL, 10)) == 0) {
+            fprintf(stderr, "bench_fast: attn needs a patch count\n");
+            return 2;
+        }
+        argi = 3;
     }
     if (strcmp(argv[1], "model") == 0) {
         if (argc < 3 || !fmt_parse(argv[2], &f)) {
@@ -359,6 +388,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "model") == 0)
         return cmd_model(f, nt, decode, prefill, batch);
+    if (strcmp(argv[1], "attn") == 0)
+        return cmd_attn(gm, nt);
     fprintf(stderr, "bench_fast: unknown command %s\n", argv[1]);
     return 2;
 }
