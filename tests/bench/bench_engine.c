@@ -20,11 +20,14 @@
  *
  * usage: bench_engine CKPT_DIR [--compute bf16|f32] [--threads N] [--max-new N (16)]
  *                     [--sizes 378,980] [--cache] [--batch 1,16] [--backend NAME] [--split]
- * Every row is also printed as one `RESULT engine ...` line. */
+ * Every row is also printed as one `RESULT engine ...` line, with the
+ * major page faults of the row (majflt: weight pages read from disk during
+ * it; a warm row should have none, or its timings measure the disk). */
 #include "core/img.h"
 #include "synth/idefics2.h"
 
 #include <stdio.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -32,6 +35,14 @@
 static double gib(size_t b)
 {
     return (double)b / (double)(1u << 30);
+}
+
+/* Major page faults of this process so far: weights read from disk
+ * (mmapped pages the page cache had lost) instead of from memory. */
+static long major_faults(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_majflt : 0;
 }
 
 static double now(void)
@@ -141,6 +152,7 @@ int main(int argc, char **argv)
                     .gen = { .max_new_tokens = max_new },
                 };
             const double t0 = now();
+            const long mf0 = major_faults();
             if (B == 0 || idf2_generate_batch(m, reqs, B, res, &err) < 0 || res[0].status < 0) {
                 fprintf(stderr, "generate at %u px, batch %zu: %s\n", s, B,
                         B ? (res[0].status < 0 ? res[0].err.msg : err.msg) : "bad --batch");
@@ -165,10 +177,10 @@ int main(int argc, char **argv)
                        first_step > 0 ? step / first_step : 0);
                 printf("RESULT engine kernels=%s threads=%d px=%u split=%d batch=%zu vision_s=%.3f "
                        "prefill_tps=%.2f decode_tps=%.3f step_ms=%.1f step_vs_first=%.2f "
-                       "captions_per_hour=%.0f wall_s=%.1f\n",
+                       "captions_per_hour=%.0f wall_s=%.1f majflt=%ld\n",
                        info.backend, opts.n_threads, s, split, B, r->vision_seconds, prefill,
                        decode, step * 1e3, first_step > 0 ? step / first_step : 0,
-                       (double)B / wall * 3600.0, wall);
+                       (double)B / wall * 3600.0, wall, major_faults() - mf0);
                 fflush(stdout);
             }
             for (size_t i = 0; i < B; i++)
