@@ -1,18 +1,32 @@
 /* idf2_cpu_q8: AVX-512 VNNI matmul over Q8_0 / Q4_0 weights.
  *
- * A tile is MR activation rows x NR weight rows over the whole of K;
- * accumulator (r, c) is one zmm whose lanes 0-7 follow the even block of
- * every 64-input chunk and lanes 8-15 the odd one, folded at the end by
- * lane_sum in a fixed order: output (m, n) is the same chain of operations
- * whatever MR, NR, m or the thread count (batch invariance).  Per chunk one
- * vpdpbusd per (activation row, weight row) on unsigned weight codes (Q8_0
- * q xor 0x80 = q + 128; Q4_0 nibbles) gives exact lane sums, corrected by
- * -off * (the lane's activation sum, one more vpdpbusd per activation row),
- * converted and scaled by d_w * d_x in float32.  Threads split weight rows
- * into contiguous ranges, walked in blocks of about Q_W_BLOCK bytes (kept in
- * L2) so that each weight block comes from memory once per call.  Decode
- * (1-2 activation rows, bound by memory) streams 8 weight rows per tile and
- * prefetches the next tile's rows as it goes. */
+ * Numerics (batch invariance).  Activations are quantized once per call
+ * to int8 blocks of 32.  Output (m, n) is, for every path below,
+ *   acc = 0; for each block b in order: acc = fma(float(dot_b), d_w * d_x, acc);
+ *   y = acc + bias
+ * where dot_b is block b's exact int32 dot product: vpdpbusd on unsigned
+ * weight codes (Q8_0 q xor 0x80 = q + 128; Q4_0 nibbles), started from
+ * -off * (the activation block's code sum).  An integer sum is exact in any
+ * order, so the two kernels, which sum a block's products in different
+ * orders, give the same bits whatever m, the other rows or the threads.
+ *
+ * Three or more rows (prefill, batched decode): one output per lane.  A
+ * thread packs 16 weight rows (a group) at a time, per 32-input block, into
+ * 8 zmm of unsigned codes (zmm j, lane c: row c's inputs 4j..4j+3) and one
+ * zmm of the 16 rows' scales as float, for whole K, in a panel of about
+ * Q_PANEL bytes that stays in L2.  A tile of up to Q_MR activation rows x
+ * one group then costs per block and row 8 vpdpbusd (the activation quad
+ * broadcast from memory), a convert, a multiply and an fma: no horizontal
+ * sums.  Weights stay in ggml's layout in memory (the reference, the
+ * on-disk cache and decode read it; no second copy): packing (gathers) is
+ * paid once per 16 rows x 32 inputs per call and shared by all rows.
+ *
+ * One or two rows (decode, bound by memory): tiles stream 16 weight rows
+ * as stored, one vpdpbusd per (activation row, weight row, 64 inputs) into
+ * per-lane partial sums (lanes 0-7 the even block, 8-15 the odd one),
+ * folded by an integer transpose-and-add tree into one zmm of the 16 rows'
+ * block sums, then the float step above.  Threads split the groups into
+ * contiguous ranges, so each weight comes from memory once per call. */
 #include "idf2_cpu_q8.h"
 
 #include <immintrin.h>
@@ -23,23 +37,34 @@
 #include "synth/idf2_backend.h"
 #include "synth/idf2_cpu_avx512_inl.h"
 
-/* Bytes of a thread's weight block (L2 is 1 MiB per core here). */
-#define Q_W_BLOCK (384u << 10)
-/* Bytes ahead that a streaming tile (one or two activation rows) prefetches. */
+/* Bytes of a thread's packed panel (L2 is 1 MiB per core here). */
+#define Q_PANEL (384u << 10)
+/* Bytes ahead that a streaming tile prefetches in each row. */
 #define PF_AHEAD 1024
-/* Activation rows and weight rows per tile. */
-#define Q_MR     4
-#define Q_NR     4
-#define Q_NR_DEC 8
+/* Activation rows per packed tile: 10 measured best of 4-12 (1 thread,
+ * 512 x 4096 x 1024: 486 GOP/s against 395-454 for 4, 6, 8 and 12). */
+#define Q_MR 10
+/* Weight rows per group (one per lane). */
+#define Q_GROUP 16
+/* zmm per packed group and block: 8 of codes, 1 of scales. */
+#define PK_ZMM 9
 
 /* ggml block sizes (synth/idf2_backend.h): half scale, then the codes. */
 #define Q8_BLOCK_BYTES 34
 #define Q4_BLOCK_BYTES 18
 
-/* Activation row stride in bytes: K padded to 64 inputs. */
+/* Activation codes per row: K padded to 64 inputs (the streaming tile
+ * reads two blocks at a time). */
 static size_t xq_row(size_t K)
 {
     return (K + 63) / 64 * 64;
+}
+
+/* Bytes per quantized activation row: codes, then per block d_x (float)
+ * and the offset term (int32). */
+static size_t xq_bytes(size_t K)
+{
+    return xq_row(K) + xq_row(K) / 32 * 8;
 }
 
 static size_t w_row_bytes(size_t K, bool q4)
@@ -47,184 +72,452 @@ static size_t w_row_bytes(size_t K, bool q4)
     return (K + 31) / 32 * (q4 ? Q4_BLOCK_BYTES : Q8_BLOCK_BYTES);
 }
 
+static size_t group_bytes(size_t nb)
+{
+    return nb * PK_ZMM * sizeof(__m512i);
+}
+
+/* Groups per panel: whole K each, at least one. */
+static size_t panel_groups(size_t nb)
+{
+    const size_t g = Q_PANEL / group_bytes(nb);
+    return g ? g : 1;
+}
+
+/* Bytes of a thread's panel; bounds panel_groups * group_bytes and grows
+ * with K. */
+static size_t panel_ws(size_t K)
+{
+    return idf2_align64(Q_PANEL + group_bytes(xq_row(K) / 32));
+}
+
 size_t idf2_q8_mm_ws(size_t m, size_t K, int nt)
 {
-    (void)nt;
-    const size_t kp = xq_row(K);
-    /* int8 codes, then per 64-input chunk 16 lane scales (d of the even
-     * block in lanes 0-7, of the odd block in 8-15). */
-    return idf2_align64(m * kp) + idf2_align64(m * (kp / 64) * 16 * sizeof(float));
+    return idf2_align64(m * xq_bytes(K)) + (size_t)(nt > 0 ? nt : 1) * panel_ws(K);
 }
 
-/* One activation row: int8 codes (zero padded to kp) and per chunk the 16
- * lane scales. */
-KFN void qact_row(int8_t *q, float *ds, const float *x, size_t K, size_t kp)
+/* One activation row: int8 codes (zero padded to kp), and per block its
+ * scale dx and the offset term -off * (sum of its codes). */
+KFN void qact_row(int8_t *q, float *dx, int32_t *corr, const float *x, size_t K, size_t kp, int off)
 {
     const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
-    for (size_t c = 0; c < kp / 64; c++) {
-        float d[2];
-        _Pragma("GCC unroll 2") for (int b = 0; b < 2; b++)
-        {
-            const size_t k = c * 64 + (size_t)b * 32;
-            __m512 v0 = _mm512_maskz_loadu_ps(k < K ? tail16(K - k) : 0, x + k);
-            __m512 v1 = _mm512_maskz_loadu_ps(k + 16 < K ? tail16(K - k - 16) : 0, x + k + 16);
-            const float amax =
-                _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
-            d[b] = amax / 127.0f;
-            const __m512 id = _mm512_set1_ps(d[b] != 0.0f ? 1.0f / d[b] : 0.0f);
-            __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, id));
-            __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, id));
-            q0 = _mm512_min_epi32(_mm512_max_epi32(q0, lo), hi);
-            q1 = _mm512_min_epi32(_mm512_max_epi32(q1, lo), hi);
-            _mm_storeu_si128((__m128i *)(q + k), _mm512_cvtsepi32_epi8(q0));
-            _mm_storeu_si128((__m128i *)(q + k + 16), _mm512_cvtsepi32_epi8(q1));
-        }
-        _mm512_storeu_ps(ds + c * 16,
-                         _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(d[0]), _mm512_set1_ps(d[1])));
+    for (size_t b = 0; b < kp / 32; b++) {
+        const size_t k = b * 32;
+        __m512 v0 = _mm512_maskz_loadu_ps(k < K ? tail16(K - k) : 0, x + k);
+        __m512 v1 = _mm512_maskz_loadu_ps(k + 16 < K ? tail16(K - k - 16) : 0, x + k + 16);
+        const float amax =
+            _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+        const float d = amax / 127.0f;
+        const __m512 id = _mm512_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
+        __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, id));
+        __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, id));
+        q0 = _mm512_min_epi32(_mm512_max_epi32(q0, lo), hi);
+        q1 = _mm512_min_epi32(_mm512_max_epi32(q1, lo), hi);
+        _mm_storeu_si128((__m128i *)(q + k), _mm512_cvtsepi32_epi8(q0));
+        _mm_storeu_si128((__m128i *)(q + k + 16), _mm512_cvtsepi32_epi8(q1));
+        dx[b] = d;
+        corr[b] = -off * _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
     }
 }
 
-/* Unsigned codes of the two blocks of the 64-input chunk from `b` on, and
- * their scales (d of the even block in lanes 0-7, of the odd one in 8-15).
- * The second block may be past the row's end (a row of an odd number of
- * blocks, `have` == 1): masked loads then read it as zero codes and a zero
- * scale, and never touch memory past the row. */
-KINL void q_load2(const bool q4, const bool gpr, const uint8_t *b, int have, __m512i *codes,
-                  __m512 *scale)
+/* Where a call's quantized activations are: row r's codes at
+ * base + r * stride, then its kp / 32 scales and offset terms. */
+struct qx {
+    const int8_t *base;
+    size_t stride, kp;
+};
+
+static const int8_t *qx_codes(const struct qx *a, size_t r)
+{
+    return a->base + r * a->stride;
+}
+
+static const float *qx_dx(const struct qx *a, size_t r)
+{
+    return (const float *)(const void *)(a->base + r * a->stride + a->kp);
+}
+
+static const int32_t *qx_corr(const struct qx *a, size_t r)
+{
+    return (const int32_t *)(const void *)(a->base + r * a->stride + a->kp + a->kp / 32 * 4);
+}
+
+/* The float step of block b for 16 outputs: acc + float(dot) * (dw * dx). */
+KINL __m512 q_step(__m512 acc, __m512i dot, __m512 dw, float dx)
+{
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw, _mm512_set1_ps(dx)), acc);
+}
+
+/* y[0..16) under mask cm = acc (+ bias). */
+KINL void q_store(float *y, __mmask16 cm, __m512 acc, const float *bias)
+{
+    const __m512 v = bias ? _mm512_add_ps(acc, _mm512_maskz_loadu_ps(cm, bias)) : acc;
+    _mm512_mask_storeu_ps(y, cm, v);
+}
+
+/* ---- packed tiles (3 or more rows) --------------------------------------------------------- */
+
+/* The half scales at p + c * wrb for the first `rows` of 16 rows c (zero
+ * past them) as 16 floats, gathered four to a general register: a vector
+ * load of them stored to memory one by one waits out a failed store
+ * forwarding (half the time of a decode tile). */
+KINL __m512 q_scales(const uint8_t *p, size_t wrb, int rows)
+{
+    uint64_t q[4];
+    _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++)
+    {
+        uint64_t v = 0;
+        _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++)
+        {
+            const int c = 4 * i + k;
+            uint16_t h = 0;
+            if (c < rows)
+                memcpy(&h, p + (size_t)c * wrb, 2);
+            v |= (uint64_t)h << (16 * k);
+        }
+        q[i] = v;
+    }
+    const __m128i lo = _mm_set_epi64x((long long)q[1], (long long)q[0]),
+                  hi = _mm_set_epi64x((long long)q[3], (long long)q[2]);
+    return _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1));
+}
+
+/* One Q8_0 block of 16 rows (from blk on, rows beyond `rows` zero) as 8
+ * zmm of unsigned codes, zmm j lane c = row c's codes 4j..4j+3: row c's
+ * 8 code dwords in the half c / 8 of zr[c % 8], then an 8 x 8 dword
+ * transpose within each 256-bit half. */
+KINL void q_pack8(__m512i dst[8], const uint8_t *blk, size_t wrb, int rows)
+{
+    __m512i zr[8], t[8], u[8];
+    _Pragma("GCC unroll 8") for (int c = 0; c < 8; c++)
+    {
+        const __m256i lo = c < rows
+                               ? _mm256_loadu_si256((const __m256i *)(blk + (size_t)c * wrb + 2))
+                               : _mm256_setzero_si256();
+        const __m256i hi =
+            c + 8 < rows ? _mm256_loadu_si256((const __m256i *)(blk + (size_t)(c + 8) * wrb + 2))
+                         : _mm256_setzero_si256();
+        zr[c] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+    }
+    _Pragma("GCC unroll 4") for (int i = 0; i < 8; i += 2)
+    {
+        t[i] = _mm512_unpacklo_epi32(zr[i], zr[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(zr[i], zr[i + 1]);
+    }
+    /* u[i] (rows 0-3 for i < 4, 4-7 else, and 8 more in the upper half):
+     * dword i % 4 in 128-bit lanes 0 and 2, dword i % 4 + 4 in 1 and 3. */
+    _Pragma("GCC unroll 2") for (int i = 0; i < 8; i += 4)
+    {
+        u[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+        u[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+        u[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+        u[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    const __m512i lo = _mm512_set_epi64(13, 12, 5, 4, 9, 8, 1, 0),
+                  hi = _mm512_set_epi64(15, 14, 7, 6, 11, 10, 3, 2),
+                  flip = _mm512_set1_epi8((char)0x80);
+    _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++)
+    {
+        dst[j] = _mm512_xor_si512(_mm512_permutex2var_epi64(u[j], lo, u[j + 4]), flip);
+        dst[j + 4] = _mm512_xor_si512(_mm512_permutex2var_epi64(u[j], hi, u[j + 4]), flip);
+    }
+}
+
+/* One Q4_0 block of 16 rows as q_pack8's codes: row c's 4 dwords of
+ * nibbles in 128-bit lane c / 4 of y[c % 4], a 4 x 4 dword transpose per
+ * lane, then dword j's low nibbles are elements 4j.., its high ones
+ * 16 + 4j... */
+KINL void q_pack4(__m512i dst[8], const uint8_t *blk, size_t wrb, int rows)
+{
+    __m512i y[4], t[4];
+    _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++)
+    {
+        __m128i r[4];
+        _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) r[k] =
+            c + 4 * k < rows
+                ? _mm_loadu_si128((const __m128i *)(blk + (size_t)(c + 4 * k) * wrb + 2))
+                : _mm_setzero_si128();
+        y[c] = _mm512_inserti32x4(
+            _mm512_inserti32x4(_mm512_inserti32x4(_mm512_castsi128_si512(r[0]), r[1], 1), r[2], 2),
+            r[3], 3);
+    }
+    t[0] = _mm512_unpacklo_epi32(y[0], y[1]);
+    t[1] = _mm512_unpackhi_epi32(y[0], y[1]);
+    t[2] = _mm512_unpacklo_epi32(y[2], y[3]);
+    t[3] = _mm512_unpackhi_epi32(y[2], y[3]);
+    const __m512i d[4] = { _mm512_unpacklo_epi64(t[0], t[2]), _mm512_unpackhi_epi64(t[0], t[2]),
+                           _mm512_unpacklo_epi64(t[1], t[3]), _mm512_unpackhi_epi64(t[1], t[3]) };
+    const __m512i nib = _mm512_set1_epi8(15);
+    _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++)
+    {
+        dst[j] = _mm512_and_si512(d[j], nib);
+        dst[j + 4] = _mm512_and_si512(_mm512_srli_epi32(d[j], 4), nib);
+    }
+}
+
+KINL void q_pack_block(const bool q4, __m512i dst[PK_ZMM], const uint8_t *blk, size_t wrb, int rows)
+{
+    dst[8] = _mm512_castps_si512(q_scales(blk, wrb, rows));
+    if (q4)
+        q_pack4(dst, blk, wrb, rows);
+    else
+        q_pack8(dst, blk, wrb, rows);
+}
+
+/* Groups g0 .. g0+ng-1 (rows n = 16 g + lane; rows past N read as zero)
+ * into panel: group g's block b at panel + (g * nb + b) * PK_ZMM. */
+KFN void q_pack(__m512i *panel, const uint8_t *w, size_t wrb, size_t N, size_t g0, size_t ng,
+                size_t nb, bool q4)
 {
     const size_t bb = q4 ? Q4_BLOCK_BYTES : Q8_BLOCK_BYTES;
-    /* The chunk's first 18 words (Q4_0: both blocks; Q8_0: up to the odd
-     * block's scale), the scales at words 0 and bb/2. */
-    const __mmask32 wm = have > 1 ? 0x3FFFF : q4 ? 0x1FF : 0x1;
-    const __m512i raw = _mm512_maskz_loadu_epi16(wm, b);
-    const __m512i sidx =
-        _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, (short)(bb / 2),
-                         (short)(bb / 2), (short)(bb / 2), (short)(bb / 2), (short)(bb / 2),
-                         (short)(bb / 2), (short)(bb / 2), (short)(bb / 2), 0, 0, 0, 0, 0, 0, 0, 0);
-    if (gpr) {
-        /* The two halves through a general register: fewer vector
-         * operations, which Q8_0's compute-bound tiles (3+ activation
-         * rows) measured ~6 % faster with; the streaming ones slower. */
-        uint16_t d0, d1 = 0;
-        memcpy(&d0, b, 2);
-        if (have > 1)
-            memcpy(&d1, b + bb, 2);
-        const __m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)d0 | (uint32_t)d1 << 16)));
-        *scale =
-            _mm512_permutexvar_ps(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),
-                                  _mm512_castps128_ps512(f));
-    } else {
-        *scale = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(sidx, raw)));
+    for (size_t g = 0; g < ng; g++) {
+        const size_t n0 = (g0 + g) * Q_GROUP;
+        const int rows = (int)idf2_min_sz(Q_GROUP, N - n0);
+        const uint8_t *base = w + n0 * wrb;
+        for (size_t b = 0; b < nb; b++) {
+            const uint8_t *blk = base + b * bb;
+            __m512i *dst = panel + (g * nb + b) * PK_ZMM;
+            /* 16 rows far apart are 16 streams that the hardware
+             * prefetcher does not follow far enough ahead. */
+            _Pragma("GCC unroll 16") for (size_t c = 0; c < Q_GROUP; c++)
+                _mm_prefetch((const char *)blk + c * wrb + PF_AHEAD, _MM_HINT_T0);
+            if (rows == Q_GROUP)
+                q_pack_block(q4, dst, blk, wrb, Q_GROUP);
+            else
+                q_pack_block(q4, dst, blk, wrb, rows);
+        }
     }
+}
+
+static int32_t ld32(const int8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* MR activation rows from a's row r0 x one packed group p over nb blocks;
+ * y: row r0's column of the group's first row, cm its live columns. */
+KINL void q_gemm_tile(const int MR, const struct qx *a, size_t r0, const __m512i *p, size_t nb,
+                      float *y, size_t ldy, __mmask16 cm, const float *bias)
+{
+    __m512 acc[Q_MR];
+    const int8_t *xq[Q_MR];
+    const float *dx[Q_MR];
+    const int32_t *corr[Q_MR];
+    _Pragma("GCC unroll 12") for (int r = 0; r < MR; r++)
+    {
+        acc[r] = _mm512_setzero_ps();
+        xq[r] = qx_codes(a, r0 + (size_t)r);
+        dx[r] = qx_dx(a, r0 + (size_t)r);
+        corr[r] = qx_corr(a, r0 + (size_t)r);
+    }
+    for (size_t b = 0; b < nb; b++) {
+        const __m512i *pb = p + b * PK_ZMM;
+        __m512i wv[8];
+        _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++) wv[j] = _mm512_load_si512(pb + j);
+        const __m512 dw = _mm512_castsi512_ps(_mm512_load_si512(pb + 8));
+        /* Weight zmm j for every row in turn: MR independent chains side
+         * by side for the scheduler. */
+        __m512i dot[Q_MR];
+        _Pragma("GCC unroll 12") for (int r = 0; r < MR; r++) dot[r] =
+            _mm512_set1_epi32(corr[r][b]);
+        _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++)
+            _Pragma("GCC unroll 12") for (int r = 0; r < MR; r++) dot[r] =
+                _mm512_dpbusd_epi32(dot[r], wv[j], _mm512_set1_epi32(ld32(xq[r] + b * 32 + 4 * j)));
+        _Pragma("GCC unroll 12") for (int r = 0; r < MR; r++) acc[r] =
+            q_step(acc[r], dot[r], dw, dx[r][b]);
+    }
+    _Pragma("GCC unroll 12") for (int r = 0; r < MR; r++)
+        q_store(y + (size_t)r * ldy, cm, acc[r], bias);
+}
+
+/* Cases past Q_MR are never taken (tiles have at most Q_MR rows); the
+ * min keeps their dead code within the arrays. */
+#define GEMM_CASE(R_)                                                                              \
+    case R_:                                                                                       \
+        q_gemm_tile((R_) < Q_MR ? (R_) : Q_MR, a, r0, p, nb, y, ldy, cm, bias);                    \
+        break;
+
+KFN void q_gemm_tile_any(int MR, const struct qx *a, size_t r0, const __m512i *p, size_t nb,
+                         float *y, size_t ldy, __mmask16 cm, const float *bias)
+{
+    switch (MR) {
+        GEMM_CASE(1)
+        GEMM_CASE(2)
+        GEMM_CASE(3)
+        GEMM_CASE(4)
+        GEMM_CASE(5)
+        GEMM_CASE(6)
+        GEMM_CASE(7)
+        GEMM_CASE(8)
+        GEMM_CASE(9)
+        GEMM_CASE(10)
+        GEMM_CASE(11)
+        GEMM_CASE(12)
+    default:
+        break;
+    }
+}
+
+/* A thread's groups [ga, gb): per panel, pack, then every row tile over
+ * every group of it. */
+KFN void q_gemm_groups(float *y, const struct qx *a, size_t m, const uint8_t *w, size_t wrb,
+                       size_t N, size_t nb, bool q4, const float *bias, __m512i *panel, size_t ga,
+                       size_t gb)
+{
+    const size_t pg = panel_groups(nb);
+    for (size_t g0 = ga; g0 < gb; g0 += pg) {
+        const size_t ng = idf2_min_sz(pg, gb - g0);
+        q_pack(panel, w, wrb, N, g0, ng, nb, q4);
+        /* Row tiles of balanced heights (16 rows: 8 + 8, not 10 + 6). */
+        const size_t tiles = (m + Q_MR - 1) / Q_MR;
+        for (size_t t = 0; t < tiles; t++) {
+            const size_t r0 = m * t / tiles;
+            const int mr = (int)(m * (t + 1) / tiles - r0);
+            for (size_t g = 0; g < ng; g++) {
+                const size_t n0 = (g0 + g) * Q_GROUP;
+                q_gemm_tile_any(mr, a, r0, panel + g * nb * PK_ZMM, nb, y + r0 * N + n0, N,
+                                tail16(N - n0), bias ? bias + n0 : NULL);
+            }
+        }
+    }
+}
+
+/* ---- streaming tiles (1 or 2 rows) --------------------------------------------------------- */
+
+/* Unsigned codes of the two blocks of the 64-input chunk from `b` on.  The
+ * second block may be past the row's end (a row of an odd number of
+ * blocks, `have` == 1): masked loads then read it as zero (Q4_0) or 128
+ * (Q8_0) codes, and never touch memory past the row. */
+KINL __m512i q_codes2(const bool q4, const uint8_t *b, int have)
+{
+    const size_t bb = q4 ? Q4_BLOCK_BYTES : Q8_BLOCK_BYTES;
     if (q4) {
-        /* Element j < 16 of a block is the low nibble of its byte j, j + 16
-         * the high one: qword q of the codes takes the block's bytes 0-7
-         * (q even) or 8-15 (q odd), shifted right by 4 in qwords 2, 3, 6, 7
-         * (the high nibbles), then masked. */
+        /* The chunk's first 18 words (both blocks).  Element j < 16 of a
+         * block is the low nibble of its byte j, j + 16 the high one: qword
+         * q of the codes takes the block's bytes 0-7 (q even) or 8-15 (q
+         * odd), shifted right by 4 in qwords 2, 3, 6, 7 (the high nibbles),
+         * then masked. */
+        const __m512i raw = _mm512_maskz_loadu_epi16(have > 1 ? 0x3FFFF : 0x1FF, b);
         const __m512i cidx =
             _mm512_set_epi16(17, 16, 15, 14, 13, 12, 11, 10, 17, 16, 15, 14, 13, 12, 11, 10, 8, 7,
                              6, 5, 4, 3, 2, 1, 8, 7, 6, 5, 4, 3, 2, 1);
         const __m512i y = _mm512_srlv_epi64(_mm512_permutexvar_epi16(cidx, raw),
                                             _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0));
-        *codes = _mm512_and_si512(y, _mm512_set1_epi8(15));
-    } else {
-        const __m256i a = _mm256_loadu_si256((const __m256i *)(b + 2));
-        const __m256i c = _mm256_maskz_loadu_epi8(have > 1 ? 0xFFFFFFFFu : 0, b + bb + 2);
-        *codes = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(a), c, 1),
-                                  _mm512_set1_epi8((char)0x80));
+        return _mm512_and_si512(y, _mm512_set1_epi8(15));
     }
+    const __m256i lo = _mm256_loadu_si256((const __m256i *)(b + 2));
+    const __m256i hi = _mm256_maskz_loadu_epi8(have > 1 ? 0xFFFFFFFFu : 0, b + bb + 2);
+    return _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1),
+                            _mm512_set1_epi8((char)0x80));
 }
 
-KINL void q_tile(const int MR, const int NR, const bool q4, const int8_t *aq, const float *ads,
-                 size_t kp, const uint8_t *w, size_t wrb, size_t nblocks, float *y, size_t ldy,
-                 const float *bias)
+/* Integer lane sums of 16 vectors: lane c of *even is the sum of v[c]'s
+ * lanes 0-7, of *odd of its lanes 8-15. */
+KINL void fold16(const __m512i v[16], __m512i *even, __m512i *odd)
+{
+    __m512i a[8], q[4];
+    _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) a[i] =
+        _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]),
+                         _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
+    /* q[i], 128-bit lane l: rows 4i..4i+3, each its lane l summed. */
+    _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) q[i] =
+        _mm512_add_epi32(_mm512_unpacklo_epi64(a[2 * i], a[2 * i + 1]),
+                         _mm512_unpackhi_epi64(a[2 * i], a[2 * i + 1]));
+    /* c0: rows 0-3 even, rows 0-3 odd, rows 4-7 even, rows 4-7 odd. */
+    const __m512i c0 = _mm512_add_epi32(_mm512_shuffle_i32x4(q[0], q[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                        _mm512_shuffle_i32x4(q[0], q[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    const __m512i c1 = _mm512_add_epi32(_mm512_shuffle_i32x4(q[2], q[3], _MM_SHUFFLE(2, 0, 2, 0)),
+                                        _mm512_shuffle_i32x4(q[2], q[3], _MM_SHUFFLE(3, 1, 3, 1)));
+    *even = _mm512_shuffle_i32x4(c0, c1, _MM_SHUFFLE(2, 0, 2, 0));
+    *odd = _mm512_shuffle_i32x4(c0, c1, _MM_SHUFFLE(3, 1, 3, 1));
+}
+
+/* One 64-input chunk ch of q_stream_tile: acc[r] takes its blocks 2 ch
+ * and (two) 2 ch + 1. */
+KINL void q_stream_chunk(const int MR, const bool q4, const bool full, const bool two,
+                         const struct qx *a, const uint8_t *w, size_t wrb, int nr, size_t ch,
+                         __m512 acc[2])
 {
     const size_t bb = q4 ? Q4_BLOCK_BYTES : Q8_BLOCK_BYTES;
-    __m512 acc[Q_MR][Q_NR_DEC];
-    _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
-        _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++) acc[r][c] = _mm512_setzero_ps();
-    const __m512i offv = _mm512_set1_epi8(q4 ? 8 : (char)-128), zero = _mm512_setzero_si512();
-    for (size_t ch = 0; ch < kp / 64; ch++) {
-        const int have = 2 * ch + 1 < nblocks ? 2 : 1;
-        __m512i wv[Q_NR_DEC];
-        __m512 sw[Q_NR_DEC];
-        _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++)
-        {
-            const uint8_t *src = w + (size_t)c * wrb + 2 * ch * bb;
-            if (MR <= 2)
-                _mm_prefetch((const char *)src + PF_AHEAD, _MM_HINT_T0);
-            q_load2(q4, !q4 && MR > 2, src, have, &wv[c], &sw[c]);
-        }
-        /* The tile's rows are contiguous and the next tile's follow: fetch
-         * as much of it per chunk as this chunk reads, so that its rows
-         * start warm (rows of 2-15 KiB are too short for the in-row
-         * prefetch and the hardware's stream detection to hide their
-         * first misses).  Q8_0's compute-bound tiles measured faster
-         * without. */
-        const size_t per = q4 || MR <= 2 ? (size_t)NR * 2 * bb : 0;
-        for (size_t o = 0; o < per; o += 64)
-            _mm_prefetch((const char *)w + (size_t)NR * wrb + ch * per + o, _MM_HINT_T0);
-        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
-        {
-            const size_t rc = (size_t)r * (kp / 64) + ch;
-            const __m512i av = _mm512_loadu_si512(aq + (size_t)r * kp + ch * 64);
-            /* -off * (the lane's activation sum), off the unsigned weight
-             * codes' zero: the start of each vpdpbusd, so that it sums
-             * (code - off) * a.  Computed here, not stored per call: a
-             * stored copy makes a 4-row activation tile 1.5x larger and
-             * the compute-bound tiles ~10 % slower. */
-            const __m512i neg = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, offv, av));
-            const __m512 sa = _mm512_loadu_ps(ads + rc * 16);
-            _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++)
-            {
-                const __m512i dot = _mm512_dpbusd_epi32(neg, wv[c], av);
-                acc[r][c] =
-                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(sw[c], sa), acc[r][c]);
-            }
-        }
+    const __m512i z = _mm512_setzero_si512();
+    __m512i av[2], dots[2][Q_GROUP];
+    _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++) av[r] =
+        _mm512_loadu_si512(qx_codes(a, (size_t)r) + ch * 64);
+    _Pragma("GCC unroll 16") for (int c = 0; c < Q_GROUP; c++)
+    {
+        const __m512i wv =
+            full || c < nr ? q_codes2(q4, w + (size_t)c * wrb + 2 * ch * bb, two ? 2 : 1) : z;
+        _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++) dots[r][c] =
+            _mm512_dpbusd_epi32(z, wv, av[r]);
     }
-    _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
-        tile_store_row(NR, y + (size_t)r * ldy, acc[r], bias);
+    /* The next tile's rows follow this tile's: fetch as much of them per
+     * chunk as this chunk reads, so that they are in cache when it starts
+     * (rows of 2-15 KiB are too short for the hardware's stream detection
+     * to hide their first misses). */
+    const size_t per = Q_GROUP * 2 * bb;
+    for (size_t o = 0; o < per; o += 64)
+        _mm_prefetch((const char *)w + Q_GROUP * wrb + ch * per + o, _MM_HINT_T0);
+    const uint8_t *blk = w + 2 * ch * bb;
+    const int rows = full ? Q_GROUP : nr;
+    const __m512 dwe = q_scales(blk, wrb, rows);
+    const __m512 dwo = two ? q_scales(blk + bb, wrb, rows) : _mm512_setzero_ps();
+    _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++)
+    {
+        const float *dx = qx_dx(a, (size_t)r);
+        const int32_t *corr = qx_corr(a, (size_t)r);
+        __m512i even, odd;
+        fold16(dots[r], &even, &odd);
+        acc[r] = q_step(acc[r], _mm512_add_epi32(even, _mm512_set1_epi32(corr[2 * ch])), dwe,
+                        dx[2 * ch]);
+        if (two)
+            acc[r] = q_step(acc[r], _mm512_add_epi32(odd, _mm512_set1_epi32(corr[2 * ch + 1])), dwo,
+                            dx[2 * ch + 1]);
+    }
 }
 
-#define Q_CASE(R_, C_, Q4_)                                                                        \
-    case ((R_)*16 + (C_)) * 2 + (Q4_):                                                             \
-        q_tile(R_, C_, Q4_, aq, ads, kp, w, wrb, nblocks, y, ldy, bias);                           \
-        break;
-#define Q_CASES(R_, C_) Q_CASE(R_, C_, 0) Q_CASE(R_, C_, 1)
-
-/* MR <= 2 tiles stream up to Q_NR_DEC weight rows, wider ones Q_NR. */
-KFN void q_tile_any(int MR, int NR, bool q4, const int8_t *aq, const float *ads, size_t kp,
-                    const uint8_t *w, size_t wrb, size_t nblocks, float *y, size_t ldy,
-                    const float *bias)
+/* MR (1 or 2) activation rows x the nr <= 16 weight rows from w on (full:
+ * nr is 16). */
+KINL void q_stream_tile(const int MR, const bool q4, const bool full, const struct qx *a,
+                        const uint8_t *w, size_t wrb, int nr, size_t nblocks, float *y, size_t ldy,
+                        const float *bias)
 {
-    switch ((MR * 16 + NR) * 2 + (int)q4) {
-        Q_CASES(1, 1)
-        Q_CASES(1, 2)
-        Q_CASES(1, 3)
-        Q_CASES(1, 4)
-        Q_CASES(1, 5)
-        Q_CASES(1, 6)
-        Q_CASES(1, 7)
-        Q_CASES(1, 8)
-        Q_CASES(2, 1)
-        Q_CASES(2, 2)
-        Q_CASES(2, 3)
-        Q_CASES(2, 4)
-        Q_CASES(2, 5)
-        Q_CASES(2, 6)
-        Q_CASES(2, 7)
-        Q_CASES(2, 8)
-        Q_CASES(3, 1)
-        Q_CASES(3, 2)
-        Q_CASES(3, 3)
-        Q_CASES(3, 4)
-        Q_CASES(4, 1)
-        Q_CASES(4, 2)
-        Q_CASES(4, 3)
-        Q_CASES(4, 4)
-    default:
+    __m512 acc[2] = { _mm512_setzero_ps(), _mm512_setzero_ps() };
+    for (size_t ch = 0; ch < nblocks / 2; ch++)
+        q_stream_chunk(MR, q4, full, true, a, w, wrb, nr, ch, acc);
+    if (nblocks % 2)
+        q_stream_chunk(MR, q4, full, false, a, w, wrb, nr, nblocks / 2, acc);
+    _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++)
+        q_store(y + (size_t)r * ldy, tail16((size_t)nr), acc[r], bias);
+}
+
+#define STREAM_CASE(R_, Q4_, FULL_)                                                                \
+    case ((R_)*2 + (Q4_)) * 2 + (FULL_):                                                           \
+        q_stream_tile(R_, Q4_, FULL_, a, wg, wrb, nr, nblocks, y + n0, N, bg);                     \
         break;
+
+/* A thread's groups [ga, gb) for m <= 2 rows. */
+KFN void q_stream_groups(float *y, const struct qx *a, size_t m, const uint8_t *w, size_t wrb,
+                         size_t N, size_t nblocks, bool q4, const float *bias, size_t ga, size_t gb)
+{
+    for (size_t g = ga; g < gb; g++) {
+        const size_t n0 = g * Q_GROUP;
+        const int nr = (int)idf2_min_sz(Q_GROUP, N - n0);
+        const uint8_t *wg = w + n0 * wrb;
+        const float *bg = bias ? bias + n0 : NULL;
+        switch (((int)m * 2 + (int)q4) * 2 + (nr == Q_GROUP)) {
+            STREAM_CASE(1, 0, 0)
+            STREAM_CASE(1, 0, 1)
+            STREAM_CASE(1, 1, 0)
+            STREAM_CASE(1, 1, 1)
+            STREAM_CASE(2, 0, 0)
+            STREAM_CASE(2, 0, 1)
+            STREAM_CASE(2, 1, 0)
+            STREAM_CASE(2, 1, 1)
+        default:
+            break;
+        }
     }
 }
 
@@ -236,32 +529,24 @@ void idf2_q8_mm(float *y, const float *x, size_t m, size_t x_stride, const void 
     if (m == 0 || N == 0)
         return;
     const size_t kp = xq_row(K), nblocks = (K + 31) / 32, wrb = w_row_bytes(K, q4);
-    int8_t *aq = ws;
-    float *ads = (float *)((char *)ws + idf2_align64(m * kp));
-    const size_t terms = kp / 64 * 16; /* per activation row */
+    const struct qx a = { ws, xq_bytes(K), kp };
+    char *panels = (char *)ws + idf2_align64(m * a.stride);
 #pragma omp parallel for schedule(static) num_threads(m >= 8 ? nt : 1)
-    for (long r = 0; r < (long)m; r++)
-        qact_row(aq + (size_t)r * kp, ads + (size_t)r * terms, x + (size_t)r * x_stride, K, kp);
-    /* One or two activation rows (decode) are bound by memory: more weight
-     * rows in flight per tile. */
-    const size_t nr = m <= 2 ? Q_NR_DEC : Q_NR;
-    size_t nb = Q_W_BLOCK / wrb / nr * nr;
-    nb = nb < nr ? nr : nb;
+    for (long r = 0; r < (long)m; r++) {
+        int8_t *row = (int8_t *)ws + (size_t)r * a.stride;
+        qact_row(row, (float *)(void *)(row + kp), (int32_t *)(void *)(row + kp + kp / 32 * 4),
+                 x + (size_t)r * x_stride, K, kp, q4 ? 8 : 128);
+    }
+    const size_t groups = (N + Q_GROUP - 1) / Q_GROUP;
     const int team = m * N * K < (1u << 18) ? 1 : (nt > 0 ? nt : 1);
 #pragma omp parallel num_threads(team)
     {
         const size_t t = (size_t)omp_get_thread_num(), T = (size_t)omp_get_num_threads();
-        const size_t n_groups = (N + nr - 1) / nr;
-        const size_t n0 = n_groups * t / T * nr, n1 = idf2_min_sz(N, n_groups * (t + 1) / T * nr);
-        for (size_t b0 = n0; b0 < n1; b0 += nb) {
-            const size_t b1 = idf2_min_sz(n1, b0 + nb);
-            for (size_t m0 = 0; m0 < m; m0 += Q_MR) {
-                const int mr = (int)idf2_min_sz(Q_MR, m - m0);
-                for (size_t j = b0; j < b1; j += nr)
-                    q_tile_any(mr, (int)idf2_min_sz(nr, b1 - j), q4, aq + m0 * kp, ads + m0 * terms,
-                               kp, (const uint8_t *)w + j * wrb, wrb, nblocks, y + m0 * N + j, N,
-                               bias ? bias + j : NULL);
-            }
-        }
+        const size_t ga = groups * t / T, gb = groups * (t + 1) / T;
+        if (m <= 2)
+            q_stream_groups(y, &a, m, w, wrb, N, nblocks, q4, bias, ga, gb);
+        else
+            q_gemm_groups(y, &a, m, w, wrb, N, nblocks, q4, bias,
+                          (__m512i *)(void *)(panels + t * panel_ws(K)), ga, gb);
     }
 }

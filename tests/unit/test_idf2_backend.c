@@ -115,6 +115,13 @@ TEST(matmul_every_row_every_format)
         /* K over 5120 inputs: the outer-product kernel's K blocks
          * (synth/idf2_cpu_bf16mm.c). */
         { 17, 10300, 50 },
+        /* The Q8_0/Q4_0 kernels (synth/idf2_cpu_q8.c): 16 weight rows per
+         * tile with a partial last one, two rows streaming, a batch of
+         * 16 in two row tiles, and more groups than a thread's panel holds
+         * (K = 4304: 5 groups a panel, 13 groups over two threads). */
+        { 2, 4304, 37 },
+        { 16, 100, 47 },
+        { 5, 4304, 200 },
     };
     const struct idf2_ops *ops;
     for (size_t r = 0; (ops = idf2_backend_at(r)); r++)
