@@ -9,10 +9,12 @@
  * AVX-512 F/BW/VL/BF16/VNNI.
  *
  * Numerics (batch invariance): activations are quantized per call in
- * blocks of 32 (d = amax/127, q = round(x/d)); block dot products are
- * exact integers, scaled by d_w * d_x and summed in float32 in a fixed
- * order per output element, so output (m, n) depends only on x's row m and
- * w's row n, not on m, the other rows or the thread count. */
+ * blocks of 32 (d = amax/127, q = round(x/d)); each block's dot product is
+ * an exact integer, scaled by d_w * d_x and added in float32 in block
+ * order (one fma per block), so output (m, n) depends only on x's row m
+ * and w's row n, not on m, the other rows or the thread count.  Weights
+ * are read in ggml's row layout; 3 or more rows repack them per call into
+ * per-thread panels (workspace), 1-2 rows stream them as stored. */
 #ifndef VC_SYNTH_IDF2_CPU_Q8_H
 #define VC_SYNTH_IDF2_CPU_Q8_H
 
