@@ -17,11 +17,15 @@
  *   bench_fast gemm FMT M K N [--threads N]
  *       one matmul of M activation rows by an [N, K] weight matrix in FMT
  *       (the shape a profile looks at: perf record bench_fast gemm ...);
+ *       and its share of the bf16 peak measured in the same process;
  *   bench_fast attn N [--threads N]
  *       SigLIP self-attention over N patches (16 heads of 72), float32 and
  *       with bf16 dot products: CPU ms per thread and their ratio;
  *   bench_fast probe [--threads N] [--seconds S]
- *       read bandwidth of a 1 GiB array (sum of 64-byte loads), GB/s.
+ *       read bandwidth of a 1 GiB array (sum of 64-byte loads), GB/s;
+ *   bench_fast peak [--threads N]
+ *       the vdpbf16ps peak: 24 independent register chains per thread,
+ *       no memory operands, GFLOP/s (64 per instruction).
  *
  * tests/bench/sidebyside.sh runs these against llama.cpp's llama-bench. */
 #include <omp.h>
@@ -30,6 +34,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <immintrin.h>
 
 #include "synth/idf2_cpu_avx512.h"
 #include "synth/idf2_cpu_ops512.h"
@@ -132,6 +138,50 @@ static void mat_random(struct mat *m, enum idf2_mm_fmt f, size_t N, size_t K, un
     }
 }
 
+/* Chains of vdpbf16ps per thread: enough independent accumulators to
+ * cover the instruction's latency on two pipes. */
+#define PEAK_CHAINS 24
+
+__attribute__((target("avx512f,avx512bf16"))) static float peak_loop(long iters, float seed)
+{
+    __m512 acc[PEAK_CHAINS];
+    for (int i = 0; i < PEAK_CHAINS; i++)
+        acc[i] = _mm512_set1_ps(seed * (float)i);
+    const __m512bh a = (__m512bh)_mm512_set1_epi32(0x3f803f80), b = (__m512bh)_mm512_set1_epi32(0);
+    for (long it = 0; it < iters; it++) {
+#pragma GCC unroll 24
+        for (int i = 0; i < PEAK_CHAINS; i++)
+            acc[i] = _mm512_dpbf16_ps(acc[i], a, b);
+    }
+    __m512 s = acc[0];
+    for (int i = 1; i < PEAK_CHAINS; i++)
+        s = _mm512_add_ps(s, acc[i]);
+    return _mm512_reduce_add_ps(s);
+}
+
+/* GFLOP/s of nt threads running peak_loop for about `seconds`, the best
+ * of a few passes (a busy machine takes cycles from some), by wall time
+ * and (*cpu) by CPU time per thread, as bench_shape reports both. */
+static double bf16_peak(int nt, double seconds, double *cpu)
+{
+    const long iters = 1L << 20;
+    double best = 0, best_cpu = 0, t_end = now() + seconds;
+    float sink = 0;
+    do {
+        const double t0 = now(), c0 = cpu_now();
+        float s = 0;
+#pragma omp parallel num_threads(nt) reduction(+ : s)
+        s += peak_loop(iters, (float)omp_get_thread_num());
+        const double dt = now() - t0, dc = (cpu_now() - c0) / nt;
+        sink += s;
+        const double flop = (double)nt * iters * PEAK_CHAINS * 64.0;
+        best = flop / dt * 1e-9 > best ? flop / dt * 1e-9 : best;
+        best_cpu = flop / dc * 1e-9 > best_cpu ? flop / dc * 1e-9 : best_cpu;
+    } while (now() < t_end);
+    *cpu = best_cpu;
+    return sink == 12345.0f ? best + 1e-9 : best;
+}
+
 static void bench_shape(const char *label, enum idf2_mm_fmt f, size_t M, size_t K, size_t N, int nt)
 {
     struct mat w;
@@ -154,6 +204,14 @@ static void bench_shape(const char *label, enum idf2_mm_fmt f, size_t M, size_t 
            "%8.3f ms %6.1f GFLOP/s %5.1f GB/s\n",
            label, fmt_name(f), M, K, N, dt * 1e3, flop / dt * 1e-9, bytes / dt * 1e-9, dc * 1e3,
            flop / dc * 1e-9, bytes / dc * 1e-9);
+    if (is_bf16(f)) {
+        double peak_cpu;
+        const double peak = bf16_peak(nt, 0.3, &peak_cpu);
+        printf("%-18s bf16 peak wall %6.1f GFLOP/s, cpu/thread %6.1f: of it wall %.1f %%, "
+               "cpu/thread %.1f %%\n",
+               label, peak, peak_cpu, 100.0 * flop / dt * 1e-9 / peak,
+               100.0 * flop / dc * 1e-9 / peak_cpu);
+    }
     free(s);
     free(y);
     free(x);
@@ -330,9 +388,8 @@ static int cmd_probe(int nt, double seconds)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr,
-                "usage: bench_fast shapes|model FMT|gemm FMT M K N|attn N|probe [--threads N] "
-                "[--decode T] [--prefill P] [--batch B] [--seconds S]\n");
+        fprintf(stderr, "usage: bench_fast shapes|model FMT|gemm FMT M K N|attn N|probe|peak "
+                        "[--threads N] [--decode T] [--prefill P] [--batch B] [--seconds S]\n");
         return 2;
     }
     int nt = 1, decode = 8, prefill = 0, batch = 0, argi = 2;
@@ -376,6 +433,12 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "probe") == 0)
         return cmd_probe(nt, seconds);
+    if (strcmp(argv[1], "peak") == 0) {
+        double cpu;
+        const double wall = bf16_peak(nt, seconds, &cpu);
+        printf("RESULT peak bf16 threads=%d GFLOP/s %.1f cpu/thread %.1f\n", nt, wall, cpu);
+        return 0;
+    }
     if (!idf2_avx512_usable()) {
         fprintf(stderr, "bench_fast: this CPU lacks AVX-512 BF16/VNNI\n");
         return 1;
