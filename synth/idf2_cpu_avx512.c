@@ -1,12 +1,12 @@
 /* idf2_cpu_avx512: AVX-512 BF16/VNNI matmul and the avx512 row tables
  * (attention, norms and activations: synth/idf2_cpu_ops512.c).
  *
- * bf16 matmul of one or two activation rows (decode), streaming each
- * weight once from memory as stored: a tile is MR <= 2 activation rows x NR
- * weight rows over the whole of K; accumulator (r, c) is one zmm whose 16
- * lanes each follow a fixed slice of K (input pair 2l, 2l+1 of every
- * 32-input chunk), folded at the end by lane_sum in a fixed order.  Three
- * or more rows (prefill, vision, batched decode) go to the outer-product
+ * bf16 matmul of up to BF16_STREAM_M (16) activation rows (decode, batched
+ * decode), streaming each weight once from memory as stored: a tile is up
+ * to 8 activation rows x NR weight rows over the whole of K; accumulator
+ * (r, c) is one zmm whose 16 lanes each follow a fixed slice of K (input
+ * pair 2l, 2l+1 of every 32-input chunk), folded at the end by lane_sum in
+ * a fixed order.  More rows (prefill, vision) go to the outer-product
  * kernel of synth/idf2_cpu_bf16mm.c, which computes every output by the
  * same chain of operations, so output (m, n) does not depend on m, the
  * other rows or the thread count: the batch invariance the caption stage
@@ -40,9 +40,16 @@
 #define MM_W_BLOCK (384u << 10)
 /* Bytes ahead that a streaming tile prefetches. */
 #define PF_AHEAD 1024
-/* Activation rows (at most) and weight rows per tile. */
-#define BF16_MR 2
-#define MM_NR   4
+/* Activation rows (at most) per bf16 tile; weight rows per tile: MM_NR
+ * for one or two rows (decode), BF16_NR_WIDE for more (24 accumulators). */
+#define BF16_MR      8
+#define MM_NR        4
+#define BF16_NR_WIDE 3
+/* Rows up to which bf16 streams the weights as stored, each weight block
+ * going through every row tile from L1/L2 while it is there (batched
+ * decode: memory bound, where packing for the outer product cost more than
+ * its compute); more rows go to the outer product. */
+#define BF16_STREAM_M 16
 
 bool idf2_avx512_usable(void)
 {
@@ -63,18 +70,18 @@ static bool is_bf16(enum idf2_mm_fmt f)
     return f == IDF2_MM_BF16 || f == IDF2_MM_BF16X1;
 }
 
-/* Weight rows per cache block of a thread (a multiple of MM_NR). */
-static size_t block_rows(size_t K)
+/* Weight rows per cache block of a thread (a multiple of nr). */
+static size_t block_rows(size_t K, size_t nr)
 {
-    const size_t nb = MM_W_BLOCK / (K ? K * 2 : 1) / MM_NR * MM_NR;
-    return nb < MM_NR ? MM_NR : nb;
+    const size_t nb = MM_W_BLOCK / (K ? K * 2 : 1) / nr * nr;
+    return nb < nr ? nr : nb;
 }
 
 size_t idf2_avx512_mm_ws(size_t m, size_t K, enum idf2_mm_fmt f, int nt)
 {
     if (!is_bf16(f))
         return idf2_q8_mm_ws(m, K, nt);
-    const size_t mine = idf2_align64(2 * (m < BF16_MR ? m : BF16_MR) * xq_row(K) * 2);
+    const size_t mine = m > BF16_STREAM_M ? 0 : idf2_align64(2 * m * xq_row(K) * 2);
     const size_t outer = idf2_bf16mm_ws(m, K, f == IDF2_MM_BF16, nt);
     return mine > outer ? mine : outer;
 }
@@ -106,9 +113,9 @@ KFN void to_bf16_row(uint16_t *hi, uint16_t *lo, const float *x, size_t K, size_
 
 /* A tile over all of K; weight c's inputs k .. k+31 at w + c * K + k,
  * inputs past K read as zero.  two: hi and lo activation terms (else hi
- * only). */
+ * only).  Prefetches w + c * K + k + pf (pf weights ahead). */
 KINL void bf16_tile(const int MR, const int NR, const bool two, const uint16_t *xb, size_t ldx,
-                    size_t xlo, const uint16_t *w, size_t K, float *y, size_t ldy,
+                    size_t xlo, const uint16_t *w, size_t K, size_t pf, float *y, size_t ldy,
                     const float *bias)
 {
     __m512 acc[BF16_MR][MM_NR];
@@ -121,7 +128,7 @@ KINL void bf16_tile(const int MR, const int NR, const bool two, const uint16_t *
         _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++)
         {
             const uint16_t *src = w + (size_t)c * K + k;
-            _mm_prefetch((const char *)src + PF_AHEAD, _MM_HINT_T0);
+            _mm_prefetch((const char *)(src + pf), _MM_HINT_T0);
             wv[c] = (__m512bh)_mm512_maskz_loadu_epi16(km, src);
         }
         _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
@@ -143,12 +150,14 @@ KINL void bf16_tile(const int MR, const int NR, const bool two, const uint16_t *
 
 #define BF16_CASE2(R_, C_, TWO_)                                                                   \
     case ((R_)*8 + (C_)) * 2 + (TWO_):                                                             \
-        bf16_tile(R_, C_, TWO_, xb, ldx, xlo, w, K, y, ldy, bias);                                 \
+        bf16_tile(R_, C_, TWO_, xb, ldx, xlo, w, K, pf, y, ldy, bias);                             \
         break;
 #define BF16_CASE(R_, C_) BF16_CASE2(R_, C_, 0) BF16_CASE2(R_, C_, 1)
+#define BF16_ROW_WIDE(R_) BF16_CASE(R_, 1) BF16_CASE(R_, 2) BF16_CASE(R_, 3)
 
 KFN void bf16_tile_any(int MR, int NR, bool two, const uint16_t *xb, size_t ldx, size_t xlo,
-                       const uint16_t *w, size_t K, float *y, size_t ldy, const float *bias)
+                       const uint16_t *w, size_t K, size_t pf, float *y, size_t ldy,
+                       const float *bias)
 {
     switch ((MR * 8 + NR) * 2 + (int)two) {
         BF16_CASE(1, 1)
@@ -159,6 +168,12 @@ KFN void bf16_tile_any(int MR, int NR, bool two, const uint16_t *xb, size_t ldx,
         BF16_CASE(2, 2)
         BF16_CASE(2, 3)
         BF16_CASE(2, 4)
+        BF16_ROW_WIDE(3)
+        BF16_ROW_WIDE(4)
+        BF16_ROW_WIDE(5)
+        BF16_ROW_WIDE(6)
+        BF16_ROW_WIDE(7)
+        BF16_ROW_WIDE(8)
     default:
         break;
     }
@@ -186,24 +201,36 @@ void idf2_avx512_mm(float *y, const float *x, size_t m, size_t x_stride, const v
     if (m == 0 || N == 0)
         return;
     const bool two = f == IDF2_MM_BF16;
-    if (m > BF16_MR) {
+    if (m > BF16_STREAM_M) {
         idf2_bf16mm(y, x, m, x_stride, w, N, K, two, bias, ws, nt);
         return;
     }
-    const size_t kp = xq_row(K), nb = block_rows(K);
+    /* Up to 2 rows: tiles of 4 weight rows.  More: row tiles of balanced
+     * sizes (3 to 8 rows) x 3 weight rows, each group of weight rows
+     * through every row tile while it is in L1/L2. */
+    const size_t nr = m <= 2 ? MM_NR : BF16_NR_WIDE, tiles = (m + BF16_MR - 1) / BF16_MR;
+    const size_t kp = xq_row(K), nb = block_rows(K, nr);
     mm_prepare(x, m, x_stride, K, f, ws);
     const int team = m * N * K < (1u << 18) ? 1 : (nt > 0 ? nt : 1);
 #pragma omp parallel num_threads(team)
     {
         const size_t t = (size_t)omp_get_thread_num(), T = (size_t)omp_get_num_threads();
-        const size_t n_groups = (N + MM_NR - 1) / MM_NR;
-        const size_t n0 = n_groups * t / T * MM_NR,
-                     n1 = idf2_min_sz(N, n_groups * (t + 1) / T * MM_NR);
+        const size_t n_groups = (N + nr - 1) / nr;
+        const size_t n0 = n_groups * t / T * nr, n1 = idf2_min_sz(N, n_groups * (t + 1) / T * nr);
         for (size_t b0 = n0; b0 < n1; b0 += nb) {
             const size_t b1 = idf2_min_sz(n1, b0 + nb);
-            for (size_t j = b0; j < b1; j += MM_NR)
-                bf16_tile_any((int)m, (int)idf2_min_sz(MM_NR, b1 - j), two, ws, kp, m * kp,
-                              (const uint16_t *)w + j * K, K, y + j, N, bias ? bias + j : NULL);
+            for (size_t j = b0; j < b1; j += nr)
+                for (size_t i = 0; i < tiles; i++) {
+                    /* The first row tile reads the weights from memory; a
+                     * second one (from L2) prefetches the next weight rows
+                     * meanwhile, so memory streams through both. */
+                    const size_t r0 = m * i / tiles, r1 = m * (i + 1) / tiles;
+                    const size_t pf = i > 0 && j + nr < n1 ? nr * K : PF_AHEAD / 2;
+                    bf16_tile_any((int)(r1 - r0), (int)idf2_min_sz(nr, b1 - j), two,
+                                  (const uint16_t *)ws + r0 * kp, kp, m * kp,
+                                  (const uint16_t *)w + j * K, K, pf, y + r0 * N + j, N,
+                                  bias ? bias + j : NULL);
+                }
         }
     }
 }

@@ -1,4 +1,4 @@
-/* idf2_cpu_bf16mm: outer-product bf16 matmul for 3 or more activation
+/* idf2_cpu_bf16mm: outer-product bf16 matmul for more than 16 activation
  * rows (see the header for the numerics it shares with the streaming
  * tile of synth/idf2_cpu_avx512.c).
  *
@@ -7,8 +7,11 @@
  * output columns; its panel stores, per slice l and chunk c, the 16
  * columns' pair (2l, 2l+1) of chunk c as one zmm (a 16 x 16 transpose of
  * 32-bit pairs per chunk), slice-major, so the tile of one slice reads one
- * sequential stream per group.  Activations are stored per row slice-major
- * too (pair p at l * C + c), as bf16 hi (and lo) terms.
+ * sequential stream per group.  Activations, as bf16 hi (and lo) terms,
+ * are stored per row tile in the order the tile reads them: slice by slice
+ * in fold order, chunk by chunk, the MR rows' pairs together, so that a
+ * tile's 16 slices read one sequential stream (rows strided by K, as they
+ * were, left the hardware prefetcher eight short streams per slice).
  *
  * Tile: MR rows x NG groups = 24 zmm accumulators; per chunk NG panel loads
  * and MR broadcast pairs feed MR * NG vdpbf16ps (two, hi then lo, on the
@@ -48,6 +51,18 @@ static size_t chunks(size_t K)
     return (K + 31) / 32;
 }
 
+/* Row tiles: ceil(m / MR) of balanced sizes (729 rows: 7 and 8, not
+ * 91 x 8 and a one-row tile that runs at a third of the rate). */
+static size_t row_tiles(size_t m)
+{
+    return (m + MR - 1) / MR;
+}
+
+static size_t tile_row0(size_t m, size_t i)
+{
+    return m * i / row_tiles(m);
+}
+
 /* K blocks and chunks per block, balanced (4304 inputs: one block). */
 static size_t k_blocks(size_t C)
 {
@@ -70,13 +85,33 @@ static size_t tile_bytes(void)
 static size_t thread_bytes(size_t m, size_t C)
 {
     const size_t panel = (size_t)NG * NSLICE * k_block_chunks(C) * sizeof(__m512);
-    const size_t carry = k_blocks(C) > 1 ? (m + MR - 1) / MR * NSLICE * tile_bytes() : 0;
+    const size_t carry = k_blocks(C) > 1 ? row_tiles(m) * NSLICE * tile_bytes() : 0;
     return idf2_align64(panel) + FOLD_LV * tile_bytes() + carry;
+}
+
+/* Chunks of a row tile's slice in the activation layout: even (packing
+ * goes two chunks at a time). */
+static size_t x_chunks(size_t C)
+{
+    return (C + 1) / 2 * 2;
+}
+
+/* Dwords of one row tile's activations (one term). */
+static size_t x_tile_dwords(size_t C)
+{
+    return NSLICE * x_chunks(C) * MR;
 }
 
 static size_t x_bytes(size_t m, size_t K, bool two)
 {
-    return idf2_align64(m * chunks(K) * NSLICE * 4 * (two ? 2 : 1));
+    return row_tiles(m) * x_tile_dwords(chunks(K)) * 4 * (two ? 2 : 1);
+}
+
+/* Position of slice l in the fold order (four bits reversed; an
+ * involution: also the slice of fold leaf l). */
+static int fold_pos(int l)
+{
+    return (l & 1) << 3 | (l & 2) << 1 | (l & 4) >> 1 | l >> 3;
 }
 
 size_t idf2_bf16mm_ws(size_t m, size_t K, bool two, int nt)
@@ -87,31 +122,6 @@ size_t idf2_bf16mm_ws(size_t m, size_t K, bool two, int nt)
 KINL __m512 widen(__m256bh h)
 {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)h), 16));
-}
-
-/* One activation row slice-major: hi[l * C + c] = pair l of chunk c as
- * bf16 (round to nearest even), lo the rounded remainder (NULL: hi only),
- * zero past K. */
-KFN void pack_x_row(uint32_t *hi, uint32_t *lo, const float *x, size_t K, size_t C)
-{
-    const __m512i idx =
-        _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                           _mm512_set1_epi32((int)C));
-    for (size_t c = 0; c < C; c++) {
-        const size_t k = c * 32;
-        const __m512 a = _mm512_maskz_loadu_ps(k < K ? tail16(K - k) : 0, x + k);
-        const __m512 b = _mm512_maskz_loadu_ps(k + 16 < K ? tail16(K - k - 16) : 0, x + k + 16);
-        const __m256bh ha = _mm512_cvtneps_pbh(a), hb = _mm512_cvtneps_pbh(b);
-        const __m512i h = _mm512_inserti64x4(_mm512_castsi256_si512((__m256i)ha), (__m256i)hb, 1);
-        _mm512_i32scatter_epi32(hi + c, idx, h, 4);
-        if (lo) {
-            const __m256bh la = _mm512_cvtneps_pbh(_mm512_sub_ps(a, widen(ha)));
-            const __m256bh lb = _mm512_cvtneps_pbh(_mm512_sub_ps(b, widen(hb)));
-            const __m512i l =
-                _mm512_inserti64x4(_mm512_castsi256_si512((__m256i)la), (__m256i)lb, 1);
-            _mm512_i32scatter_epi32(lo + c, idx, l, 4);
-        }
-    }
 }
 
 /* r[i] = row i (16 pairs) -> r[l] = pair l of rows 0..15. */
@@ -138,6 +148,44 @@ KINL void transpose16(__m512i r[16])
         r[8 + i] = _mm512_shuffle_i32x4(v0, v1, 0xDD);
         r[4 + i] = _mm512_shuffle_i32x4(w0, w1, 0x88);
         r[12 + i] = _mm512_shuffle_i32x4(w0, w1, 0xDD);
+    }
+}
+
+/* Row tile t's activations (rows r0 .. r0+rows-1 of x), as the tile
+ * reads them: hi[(fold_pos(l) * Cx + c) * MR + r] = pair l of chunk c of
+ * row r as bf16 (round to nearest even), lo the rounded remainder (NULL:
+ * hi only), zero past K.  Two chunks of MR rows at a time are 16 zmm of
+ * 16 pairs, one transpose away from two chunks of one slice (a scatter
+ * per row and chunk cost as much as the tile's compute at N = 300). */
+KFN void pack_x_tile(uint32_t *hi, uint32_t *lo, const float *x, size_t x_stride, size_t rows,
+                     size_t K, size_t C)
+{
+    const size_t Cx = x_chunks(C);
+    for (size_t c = 0; c < Cx; c += 2) {
+        __m512i h[16], l[16];
+        for (size_t i = 0; i < 16; i++) {
+            const size_t r = i % MR, k = (c + i / MR) * 32;
+            const bool live = r < rows && k < K;
+            const float *src = live ? x + r * x_stride + k : x;
+            const __m512 a = _mm512_maskz_loadu_ps(live ? tail16(K - k) : 0, src);
+            const __m512 b =
+                _mm512_maskz_loadu_ps(live && k + 16 < K ? tail16(K - k - 16) : 0, src + 16);
+            const __m256bh ha = _mm512_cvtneps_pbh(a), hb = _mm512_cvtneps_pbh(b);
+            h[i] = _mm512_inserti64x4(_mm512_castsi256_si512((__m256i)ha), (__m256i)hb, 1);
+            if (lo) {
+                const __m256bh la = _mm512_cvtneps_pbh(_mm512_sub_ps(a, widen(ha)));
+                const __m256bh lb = _mm512_cvtneps_pbh(_mm512_sub_ps(b, widen(hb)));
+                l[i] = _mm512_inserti64x4(_mm512_castsi256_si512((__m256i)la), (__m256i)lb, 1);
+            }
+        }
+        transpose16(h);
+        for (int s = 0; s < NSLICE; s++)
+            _mm512_store_si512(hi + ((size_t)fold_pos(s) * Cx + c) * MR, h[s]);
+        if (lo) {
+            transpose16(l);
+            for (int s = 0; s < NSLICE; s++)
+                _mm512_store_si512(lo + ((size_t)fold_pos(s) * Cx + c) * MR, l[s]);
+        }
     }
 }
 
@@ -168,8 +216,7 @@ KFN void pack_w(__m512i *panel, const uint16_t *w, size_t N, size_t K, size_t g0
 
 /* Where a tile's work goes. */
 struct tile_io {
-    const uint32_t *x; /* row r0's slice l at chunk c0 */
-    size_t xs;         /* dwords between rows */
+    const uint32_t *x; /* the tile's slice l at chunk c0 */
     size_t xlo;        /* dwords from hi to lo terms */
     const __m512i *p;  /* group 0's slice l panel */
     size_t ps;         /* zmm between groups */
@@ -199,10 +246,10 @@ KINL void tile(const int R, const int G, const bool two, const struct tile_io *i
             (__m512bh)_mm512_load_si512(p + (size_t)g * io->ps + c);
         _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)
         {
-            const __m512bh xh = (__m512bh)_mm512_set1_epi32((int)x[(size_t)r * io->xs + c]);
+            const __m512bh xh = (__m512bh)_mm512_set1_epi32((int)x[c * MR + (size_t)r]);
             if (two) {
                 const __m512bh xl =
-                    (__m512bh)_mm512_set1_epi32((int)x[(size_t)r * io->xs + io->xlo + c]);
+                    (__m512bh)_mm512_set1_epi32((int)x[io->xlo + c * MR + (size_t)r]);
                 _Pragma("GCC unroll 4") for (int g = 0; g < G; g++) acc[r][g] =
                     _mm512_dpbf16_ps(_mm512_dpbf16_ps(acc[r][g], xh, wv[g]), xl, wv[g]);
             } else {
@@ -275,7 +322,7 @@ KFN void run_groups(float *y, const uint32_t *xp, size_t m, const uint16_t *w, s
                     bool two, const float *bias, char *mine, size_t ga, size_t gb)
 {
     const size_t C = chunks(K), nkb = k_blocks(C), kcb = k_block_chunks(C);
-    const size_t xs = NSLICE * C, xlo = m * xs;
+    const size_t xs = x_tile_dwords(C), xlo = row_tiles(m) * xs;
     __m512i *panel = (__m512i *)mine;
     __m512 *fold = (__m512 *)(mine + idf2_align64((size_t)NG * NSLICE * kcb * sizeof(__m512)));
     __m512 *carry = fold + (size_t)FOLD_LV * MR * NG;
@@ -284,19 +331,18 @@ KFN void run_groups(float *y, const uint32_t *xp, size_t m, const uint16_t *w, s
         for (size_t kb = 0; kb < nkb; kb++) {
             const size_t c0 = kb * kcb, c1 = idf2_min_sz(C, c0 + kcb), kc = c1 - c0;
             pack_w(panel, w, N, K, g0, ng, c0, c1);
-            for (size_t r0 = 0; r0 < m; r0 += MR) {
-                const int R = (int)idf2_min_sz(MR, m - r0);
+            for (size_t i = 0; i < row_tiles(m); i++) {
+                const size_t r0 = tile_row0(m, i);
+                const int R = (int)(tile_row0(m, i + 1) - r0);
                 for (int leaf = 0; leaf < NSLICE; leaf++) {
-                    /* Slice of fold leaf i: i's four bits reversed. */
-                    const int l = (leaf & 1) << 3 | (leaf & 2) << 1 | (leaf & 4) >> 1 | leaf >> 3;
+                    const int l = fold_pos(leaf);
                     const struct tile_io io = {
-                        .x = xp + r0 * xs + (size_t)l * C + c0,
-                        .xs = xs,
+                        .x = xp + i * xs + ((size_t)leaf * x_chunks(C) + c0) * MR,
                         .xlo = xlo,
                         .p = panel + (size_t)l * kc,
                         .ps = NSLICE * kc,
                         .kc = kc,
-                        .carry = carry + (r0 / MR * NSLICE + (size_t)l) * MR * NG,
+                        .carry = carry + (i * NSLICE + (size_t)l) * MR * NG,
                         .first = kb == 0,
                         .fold = kb + 1 == nkb ? fold : NULL,
                         .leaf = leaf,
@@ -320,14 +366,17 @@ void idf2_bf16mm(float *y, const float *x, size_t m, size_t x_stride, const uint
     const size_t C = chunks(K), groups = (N + 15) / 16;
     uint32_t *xp = ws;
     char *threads = (char *)ws + x_bytes(m, K, two);
+    const size_t xs = x_tile_dwords(C), tiles = row_tiles(m);
     const size_t per = thread_bytes(m, C);
     const int team = m * N * K < (1u << 18) ? 1 : (nt > 0 ? nt : 1);
 #pragma omp parallel num_threads(team)
     {
 #pragma omp for schedule(static)
-        for (long r = 0; r < (long)m; r++)
-            pack_x_row(xp + (size_t)r * NSLICE * C, two ? xp + (m + (size_t)r) * NSLICE * C : NULL,
-                       x + (size_t)r * x_stride, K, C);
+        for (long i = 0; i < (long)tiles; i++) {
+            const size_t r0 = tile_row0(m, (size_t)i);
+            pack_x_tile(xp + (size_t)i * xs, two ? xp + (tiles + (size_t)i) * xs : NULL,
+                        x + r0 * x_stride, x_stride, tile_row0(m, (size_t)i + 1) - r0, K, C);
+        }
         const size_t t = (size_t)omp_get_thread_num(), T = (size_t)omp_get_num_threads();
         run_groups(y, xp, m, w, N, K, two, bias, threads + t * per, groups * t / T,
                    groups * (t + 1) / T);

@@ -1,11 +1,11 @@
-/* idf2_cpu_bf16mm: the compute-bound bf16 matmul of the AVX-512 row (3 or
- * more activation rows: prefill, the vision tower, the connector, batched
- * decode) as an outer product: weights packed per call so that one zmm
+/* idf2_cpu_bf16mm: the compute-bound bf16 matmul of the AVX-512 row (more
+ * than 16 activation rows: prefill, the vision tower, the connector; any
+ * row count works) as an outer product: weights packed per call so that one zmm
  * holds 16 output columns' pair of inputs, activation pairs broadcast, so
  * a tile keeps every lane busy and needs no horizontal sum per output.
  *
  * Numerics: bit for bit those of synth/idf2_cpu_avx512.c's streaming tile
- * (what one or two rows run): per output, 16 partial sums (slice l takes
+ * (what up to 16 rows run): per output, 16 partial sums (slice l takes
  * input pair 2l, 2l+1 of every 32-input chunk, in chunk order, one or two
  * vdpbf16ps per pair), folded in lane_sum's order (l + l+8, then + l+4,
  * + l+2, + l+1), then + bias.  Here slice l of 16 outputs is one zmm and

@@ -122,6 +122,11 @@ TEST(matmul_every_row_every_format)
         { 2, 4304, 37 },
         { 16, 100, 47 },
         { 5, 4304, 200 },
+        /* bf16's streaming tile at 9-16 rows (two row tiles, weight rows
+         * in threes) and the outer product at an odd chunk count with
+         * row tiles of 6 and 7. */
+        { 11, 4304, 40 },
+        { 33, 4000, 47 },
     };
     const struct idf2_ops *ops;
     for (size_t r = 0; (ops = idf2_backend_at(r)); r++)
