@@ -97,26 +97,28 @@ KINL __m512 bf16_widen(__m256bh h)
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)h), 16));
 }
 
-/* lo == NULL: hi only (the bf16x1 format). */
-KFN void to_bf16_row(uint16_t *hi, uint16_t *lo, const float *x, size_t K, size_t kp)
+/* lo == NULL: hi only (the bf16x1 format).  Chunk c (inputs 32c ..
+ * 32c+31) goes to hi + c * cs. */
+KFN void to_bf16_row(uint16_t *hi, uint16_t *lo, const float *x, size_t K, size_t kp, size_t cs)
 {
     for (size_t k = 0; k < kp; k += 16) {
         const __m512 v = _mm512_maskz_loadu_ps(k < K ? tail16(K - k) : 0, x + k);
         const __m256bh h = _mm512_cvtneps_pbh(v);
-        _mm256_storeu_si256((__m256i *)(hi + k), (__m256i)h);
+        const size_t at = k / 32 * cs + k % 32;
+        _mm256_storeu_si256((__m256i *)(hi + at), (__m256i)h);
         if (lo) {
             const __m256bh l = _mm512_cvtneps_pbh(_mm512_sub_ps(v, bf16_widen(h)));
-            _mm256_storeu_si256((__m256i *)(lo + k), (__m256i)l);
+            _mm256_storeu_si256((__m256i *)(lo + at), (__m256i)l);
         }
     }
 }
 
 /* A tile over all of K; weight c's inputs k .. k+31 at w + c * K + k,
- * inputs past K read as zero.  two: hi and lo activation terms (else hi
- * only).  Prefetches w + c * K + k + pf (pf weights ahead). */
-KINL void bf16_tile(const int MR, const int NR, const bool two, const uint16_t *xb, size_t ldx,
-                    size_t xlo, const uint16_t *w, size_t K, size_t pf, float *y, size_t ldy,
-                    const float *bias)
+ * inputs past K read as zero; row r's at xb + k * MR + r * 32 (see
+ * mm_prepare).  two: hi and lo activation terms (else hi only).
+ * Prefetches w + c * K + k + pf (pf weights ahead). */
+KINL void bf16_tile(const int MR, const int NR, const bool two, const uint16_t *xb, size_t xlo,
+                    const uint16_t *w, size_t K, size_t pf, float *y, size_t ldy, const float *bias)
 {
     __m512 acc[BF16_MR][MM_NR];
     _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
@@ -133,9 +135,10 @@ KINL void bf16_tile(const int MR, const int NR, const bool two, const uint16_t *
         }
         _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
         {
-            const __m512bh xh = (__m512bh)_mm512_loadu_si512(xb + (size_t)r * ldx + k);
+            const uint16_t *xr = xb + k * (size_t)MR + (size_t)r * 32;
+            const __m512bh xh = (__m512bh)_mm512_loadu_si512(xr);
             if (two) {
-                const __m512bh xl = (__m512bh)_mm512_loadu_si512(xb + (size_t)r * ldx + xlo + k);
+                const __m512bh xl = (__m512bh)_mm512_loadu_si512(xr + xlo);
                 _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++) acc[r][c] =
                     _mm512_dpbf16_ps(_mm512_dpbf16_ps(acc[r][c], xh, wv[c]), xl, wv[c]);
             } else {
@@ -150,14 +153,13 @@ KINL void bf16_tile(const int MR, const int NR, const bool two, const uint16_t *
 
 #define BF16_CASE2(R_, C_, TWO_)                                                                   \
     case ((R_)*8 + (C_)) * 2 + (TWO_):                                                             \
-        bf16_tile(R_, C_, TWO_, xb, ldx, xlo, w, K, pf, y, ldy, bias);                             \
+        bf16_tile(R_, C_, TWO_, xb, xlo, w, K, pf, y, ldy, bias);                                  \
         break;
 #define BF16_CASE(R_, C_) BF16_CASE2(R_, C_, 0) BF16_CASE2(R_, C_, 1)
 #define BF16_ROW_WIDE(R_) BF16_CASE(R_, 1) BF16_CASE(R_, 2) BF16_CASE(R_, 3)
 
-KFN void bf16_tile_any(int MR, int NR, bool two, const uint16_t *xb, size_t ldx, size_t xlo,
-                       const uint16_t *w, size_t K, size_t pf, float *y, size_t ldy,
-                       const float *bias)
+KFN void bf16_tile_any(int MR, int NR, bool two, const uint16_t *xb, size_t xlo, const uint16_t *w,
+                       size_t K, size_t pf, float *y, size_t ldy, const float *bias)
 {
     switch ((MR * 8 + NR) * 2 + (int)two) {
         BF16_CASE(1, 1)
@@ -181,14 +183,23 @@ KFN void bf16_tile_any(int MR, int NR, bool two, const uint16_t *xb, size_t ldx,
 
 /* ---- driver -------------------------------------------------------------------------------- */
 
+/* Activations as bf16 terms per row tile (rows r0 .. r1 of `tiles`
+ * balanced ones, from r0 * kp on; lo terms m * kp further), in the order a
+ * tile reads them: chunk by chunk (32 inputs), the tile's rows together,
+ * so that a tile addresses every row from one pointer (a pointer per row
+ * spilled registers in its loop, at half the rate). */
 static void mm_prepare(const float *x, size_t m, size_t x_stride, size_t K, enum idf2_mm_fmt f,
-                       void *ws)
+                       size_t tiles, void *ws)
 {
     const size_t kp = xq_row(K);
-    for (size_t r = 0; r < m; r++)
-        to_bf16_row((uint16_t *)ws + r * kp,
-                    f == IDF2_MM_BF16 ? (uint16_t *)ws + (m + r) * kp : NULL, x + r * x_stride, K,
-                    kp);
+    for (size_t i = 0; i < tiles; i++) {
+        const size_t r0 = m * i / tiles, r1 = m * (i + 1) / tiles;
+        for (size_t r = r0; r < r1; r++) {
+            uint16_t *hi = (uint16_t *)ws + r0 * kp + (r - r0) * 32;
+            to_bf16_row(hi, f == IDF2_MM_BF16 ? hi + m * kp : NULL, x + r * x_stride, K, kp,
+                        (r1 - r0) * 32);
+        }
+    }
 }
 
 void idf2_avx512_mm(float *y, const float *x, size_t m, size_t x_stride, const void *w, size_t N,
@@ -210,7 +221,7 @@ void idf2_avx512_mm(float *y, const float *x, size_t m, size_t x_stride, const v
      * through every row tile while it is in L1/L2. */
     const size_t nr = m <= 2 ? MM_NR : BF16_NR_WIDE, tiles = (m + BF16_MR - 1) / BF16_MR;
     const size_t kp = xq_row(K), nb = block_rows(K, nr);
-    mm_prepare(x, m, x_stride, K, f, ws);
+    mm_prepare(x, m, x_stride, K, f, tiles, ws);
     const int team = m * N * K < (1u << 18) ? 1 : (nt > 0 ? nt : 1);
 #pragma omp parallel num_threads(team)
     {
@@ -227,7 +238,7 @@ void idf2_avx512_mm(float *y, const float *x, size_t m, size_t x_stride, const v
                     const size_t r0 = m * i / tiles, r1 = m * (i + 1) / tiles;
                     const size_t pf = i > 0 && j + nr < n1 ? nr * K : PF_AHEAD / 2;
                     bf16_tile_any((int)(r1 - r0), (int)idf2_min_sz(nr, b1 - j), two,
-                                  (const uint16_t *)ws + r0 * kp, kp, m * kp,
+                                  (const uint16_t *)ws + r0 * kp, m * kp,
                                   (const uint16_t *)w + j * K, K, pf, y + r0 * N + j, N,
                                   bias ? bias + j : NULL);
                 }
