@@ -5,6 +5,7 @@
 #include "phase_global.h"
 
 #include "core/vc_fs.h"
+#include "core/vc_mem.h"
 #include "manifests/commit.h"
 #include "manifests/manifest.h"
 #include "spill.h"
@@ -96,20 +97,38 @@ static enum vc_status plan_check(const struct stage_plan *plan, uint8_t *in_orde
     return VC_OK;
 }
 
+static enum vc_status put_drop(cJSON *doc, const struct stage_drop *sd, struct vc_err *err)
+{
+    bool dup = sd->state == STAGE_REC_DUPLICATE && sd->dup_key; /* else the kept one is unknown */
+    struct manifest_drop d = { .unit = sd->unit,
+                               .index = sd->index,
+                               .key = sd->key,
+                               .state = rec_state_names[sd->state],
+                               .stage = sd->stage,
+                               .reason = vc_reason_name(sd->reason),
+                               .has_dup = dup,
+                               .dup_unit = dup ? sd->dup_unit : 0,
+                               .dup_index = dup ? sd->dup_index : 0,
+                               .dup_key = dup ? sd->dup_key : NULL,
+                               .dup_method = dup ? sd->dup_method : NULL,
+                               .dup_measure = dup ? sd->dup_measure : NULL,
+                               .dup_value = sd->dup_value };
+    return manifest_round_add_drop(doc, &d, err);
+}
+
 static enum vc_status add_drops(cJSON *doc, const struct stage_plan *plan, struct vc_err *err)
 {
     for (size_t i = 0; i < plan->n_recs; i++) {
         const struct stage_rec *sr = &plan->recs[i];
         if (sr->state == STAGE_REC_KEEP)
             continue;
-        struct manifest_drop d = { .unit = sr->unit,
-                                   .index = sr->index,
-                                   .key = sr->key,
-                                   .state = rec_state_names[sr->state],
-                                   .stage = sr->stage,
-                                   .reason = vc_reason_name(sr->reason) };
+        struct stage_drop d = { .unit = sr->unit,
+                                .index = sr->index,
+                                .key = sr->key,
+                                .state = sr->state,
+                                .stage = sr->stage,
+                                .reason = sr->reason };
         if (sr->state == STAGE_REC_DUPLICATE && sr->dup_of < plan->n_recs) {
-            d.has_dup = true;
             d.dup_unit = plan->recs[sr->dup_of].unit;
             d.dup_index = plan->recs[sr->dup_of].index;
             d.dup_key = plan->recs[sr->dup_of].key;
@@ -117,7 +136,7 @@ static enum vc_status add_drops(cJSON *doc, const struct stage_plan *plan, struc
             d.dup_measure = sr->dup_measure;
             d.dup_value = sr->dup_value;
         }
-        VC_TRY(manifest_round_add_drop(doc, &d, err));
+        VC_TRY(put_drop(doc, &d, err));
     }
     return VC_OK;
 }
@@ -157,9 +176,223 @@ static enum vc_status plan_commit(const struct session *ss, size_t round,
     return rc;
 }
 
+/* ---- plan_stream hooks: the records stay on disk ---- */
+
+struct stream_src {
+    const struct session *ss;
+    size_t round;
+};
+
+static enum vc_status stream_each(const struct stage_plan_stream *p, stage_rec_fn fn, void *ctx,
+                                  struct vc_err *err)
+{
+    const struct stream_src *src = p->impl;
+    enum vc_status rc = VC_OK;
+    for (size_t u = 0; rc == VC_OK && u < src->ss->n_units; u++) {
+        cJSON *doc = NULL;
+        rc = session_unit_manifest(src->ss, src->round, u, &doc, err);
+        for (const cJSON *it = rc == VC_OK ? manifest_unit_kept(doc) : NULL; rc == VC_OK && it;
+             it = it->next) {
+            struct stage_rec r;
+            struct manifest_kept k;
+            session_rec_get(src->ss, u, it, &r, &k);
+            rc = fn(ctx, &r, err);
+        }
+        cJSON_Delete(doc);
+    }
+    return rc;
+}
+
+static int id_cmp(const void *a, const void *b)
+{
+    const struct spill_id *x = a, *y = b;
+    if (x->unit != y->unit)
+        return x->unit < y->unit ? -1 : 1;
+    return (x->index > y->index) - (x->index < y->index);
+}
+
+/* What the streaming commit carries from unit to unit. */
+struct stream_out {
+    const struct stage_plan_stream *p;
+    size_t next_drop;
+    uint8_t *flags; /* the current unit's alive flags */
+    size_t n_flags, cap_flags;
+    /* Without a carried order the kept records go straight to the order
+     * file; with one, their ids are collected (sorted: they come in
+     * (unit, index) order) to filter it. */
+    bool ordered;
+    struct spill_writer order;
+    struct spill_id *live;
+    size_t n_live, cap_live;
+    uint64_t n_order;
+};
+
+static enum vc_status grow(void **v, size_t *cap, size_t need, size_t size, struct vc_err *err)
+{
+    if (need <= *cap)
+        return VC_OK;
+    size_t c = *cap ? 2 * *cap : 1024;
+    while (c < need)
+        c *= 2;
+    void *p = vc_realloc_array(*v, c, size);
+    if (!p)
+        return oom(err);
+    *v = p;
+    *cap = c;
+    return VC_OK;
+}
+
+static enum vc_status stray_drop(const struct stage_drop *d, struct vc_err *err)
+{
+    return vc_err_set(err, VC_EFATAL, VC_REASON_none,
+                      "the plan hook removed record %llu of unit %u, which the round does not "
+                      "hold or listed out of order",
+                      (unsigned long long)d->index, d->unit);
+}
+
+/* One record of the round: dropped when it is the next removal, else
+ * alive (and next in the order when nothing was carried). */
+static enum vc_status stream_rec(struct stream_out *o, const struct spill_id *id,
+                                 struct vc_err *err)
+{
+    const struct stage_plan_stream *p = o->p;
+    const struct stage_drop *d = o->next_drop < p->n_drops ? &p->drops[o->next_drop] : NULL;
+    struct spill_id did = d ? (struct spill_id){ d->unit, d->index } : *id;
+    int c = d ? id_cmp(&did, id) : 1;
+    if (c < 0)
+        return stray_drop(d, err);
+    VC_TRY(grow((void **)&o->flags, &o->cap_flags, o->n_flags + 1, 1, err));
+    o->flags[o->n_flags++] = c > 0;
+    if (c == 0) {
+        if (!d->stage || d->state == STAGE_REC_KEEP)
+            return vc_err_set(err, VC_EFATAL, VC_REASON_none,
+                              "the plan hook removed record %llu of unit %u without a reason",
+                              (unsigned long long)did.index, did.unit);
+        o->next_drop++;
+        return VC_OK;
+    }
+    if (o->ordered) {
+        VC_TRY(grow((void **)&o->live, &o->cap_live, o->n_live + 1, sizeof *o->live, err));
+        o->live[o->n_live++] = *id;
+        return VC_OK;
+    }
+    o->n_order++;
+    return spill_order_add(&o->order, id, err);
+}
+
+/* The carried order minus the records no longer alive. */
+static enum vc_status stream_order_filter(struct stream_out *o, const char *carried,
+                                          struct vc_err *err)
+{
+    struct spill_order_reader rd;
+    VC_TRY(spill_order_open(&rd, carried, err));
+    enum vc_status rc = VC_OK;
+    struct spill_id id;
+    int got;
+    while (rc == VC_OK && (got = spill_order_next(&rd, &id, err)) != 0) {
+        if (got < 0)
+            rc = (enum vc_status)got;
+        else if (o->n_live && bsearch(&id, o->live, o->n_live, sizeof id, id_cmp)) {
+            o->n_order++;
+            rc = spill_order_add(&o->order, &id, err);
+        }
+    }
+    spill_order_close(&rd);
+    return rc;
+}
+
+/* Streams the round's manifests once more against the hook's removals:
+ * rR-alive.bin unit by unit, rR-order.bin, then rR-plan.json. */
+static enum vc_status stream_commit(const struct session *ss, size_t round,
+                                    const struct session_carry *carry,
+                                    const struct stage_plan_stream *p, struct vc_err *err)
+{
+    char *alive = session_work_path(ss, "r%zu-alive.bin", round);
+    char *order = session_work_path(ss, "r%zu-order.bin", round);
+    char *man = session_work_path(ss, "r%zu-plan.json", round);
+    char *carried = round ? session_work_path(ss, "r%zu-order.bin", round - 1) : NULL;
+    struct stream_out o = { .p = p, .ordered = carry->ordered };
+    struct spill_index_writer aw;
+    bool aw_open = false, ow_open = false;
+    enum vc_status rc = alive && order && man && (carried || !round) ? VC_OK : oom(err);
+    if (rc == VC_OK && (rc = spill_index_open(&aw, alive, ss->n_units, err)) == VC_OK)
+        aw_open = true;
+    if (rc == VC_OK && (rc = spill_writer_open(&o.order, order, err)) == VC_OK)
+        ow_open = true;
+    for (size_t u = 0; rc == VC_OK && u < ss->n_units; u++) {
+        cJSON *doc = NULL;
+        rc = session_unit_manifest(ss, round, u, &doc, err);
+        o.n_flags = 0;
+        for (const cJSON *it = rc == VC_OK ? manifest_unit_kept(doc) : NULL; rc == VC_OK && it;
+             it = it->next) {
+            struct manifest_kept k;
+            manifest_kept_get(it, &k);
+            struct spill_id id = { (uint32_t)u, k.index };
+            rc = stream_rec(&o, &id, err);
+        }
+        cJSON_Delete(doc);
+        if (rc == VC_OK)
+            rc = spill_index_add(&aw, o.flags, o.n_flags, err);
+    }
+    if (rc == VC_OK && o.next_drop < p->n_drops)
+        rc = stray_drop(&p->drops[o.next_drop], err);
+    if (rc == VC_OK && o.ordered)
+        rc = stream_order_filter(&o, carried, err);
+    if (aw_open) {
+        enum vc_status c = spill_index_close(&aw, rc == VC_OK, err);
+        rc = rc == VC_OK ? c : rc;
+    }
+    if (ow_open) {
+        enum vc_status c = spill_writer_close(&o.order, rc == VC_OK, err);
+        rc = rc == VC_OK ? c : rc;
+    }
+    struct manifest_sizing sz = { o.n_order, carry->samples_per_shard, carry->shard_bytes };
+    cJSON *doc = rc == VC_OK
+                     ? manifest_round_new(ss->spec->hash, global_stage(ss, round)->ops->name,
+                                          (unsigned)round, &sz, p->report)
+                     : NULL;
+    if (rc == VC_OK && !doc)
+        rc = oom(err);
+    for (size_t i = 0; rc == VC_OK && i < p->n_drops; i++)
+        rc = put_drop(doc, &p->drops[i], err);
+    if (rc == VC_OK)
+        rc = commit_write_json(man, doc, false, err);
+    cJSON_Delete(doc);
+    free(o.flags);
+    free(o.live);
+    free(alive);
+    free(order);
+    free(man);
+    free(carried);
+    return rc;
+}
+
+static enum vc_status plan_streamed(const struct session *ss, size_t round, struct vc_err *err)
+{
+    const struct spec_stage *st = global_stage(ss, round);
+    struct session_carry carry;
+    VC_TRY(session_carry_load(ss, round, false, &carry, err));
+    struct stream_src src = { ss, round };
+    struct stage_plan_stream p = { .each = stream_each,
+                                   .impl = &src,
+                                   .sources = ss->spec->source_info,
+                                   .n_sources = ss->spec->n_sources,
+                                   .report = carry.report,
+                                   .run = &ss->ctx[round] };
+    enum vc_status rc = st->ops->plan_stream(st->state, &p, err);
+    if (rc == VC_OK)
+        rc = stream_commit(ss, round, &carry, &p, err);
+    carry.report = p.report;
+    stage_plan_drops_free(&p);
+    session_carry_free(&carry);
+    return rc;
+}
+
 enum vc_status phase_global_plan(const struct session *ss, size_t round, struct vc_err *err)
 {
     const struct spec_stage *st = global_stage(ss, round);
+    if (st->ops->plan_stream)
+        return plan_streamed(ss, round, err);
     struct session_recs rs;
     struct session_carry carry;
     enum vc_status rc = session_recs_load(ss, round, &rs, err);

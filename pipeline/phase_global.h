@@ -8,7 +8,11 @@
  *         order the earlier global stages left, the stage's plan hook, then
  *         rR-alive.bin (read by the next round's tasks, each its unit's
  *         slice), rR-order.bin and last rR-plan.json (the commit: dropped
- *         records, shard sizing, report). */
+ *         records, shard sizing, report).  A stage with a plan_stream hook
+ *         (dedup) gets no table of the records: the hook and then the
+ *         commit read the unit manifests one at a time, and the carried
+ *         order is filtered as a stream (holding, only when an earlier
+ *         global stage left an order, 16 bytes per record alive). */
 #ifndef VC_PIPELINE_PHASE_GLOBAL_H
 #define VC_PIPELINE_PHASE_GLOBAL_H
 

@@ -101,6 +101,33 @@ const char *session_unit_file(const struct session *ss, const char *file)
     return file;
 }
 
+enum vc_status session_unit_manifest(const struct session *ss, size_t round, size_t u,
+                                     struct cJSON **doc, struct vc_err *err)
+{
+    char *man = session_work_path(ss, "r%zu-map-%06zu.json", round, u);
+    bool ok = man && commit_valid(man, ss->spec->hash, doc);
+    free(man);
+    if (!ok)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error,
+                          "unit %zu: its round %zu manifest is missing or names another spec", u,
+                          round);
+    return VC_OK;
+}
+
+void session_rec_get(const struct session *ss, size_t u, const struct cJSON *item,
+                     struct stage_rec *r, struct manifest_kept *k)
+{
+    size_t source;
+    spec_unit(ss->spec, u, &source);
+    manifest_kept_get(item, k);
+    *r = (struct stage_rec){ .unit = (uint32_t)u,
+                             .source = (uint32_t)source,
+                             .index = k->index,
+                             .bytes = k->tar_bytes,
+                             .key = k->key,
+                             .extra = k->extra };
+}
+
 void session_recs_free(const struct session *ss, struct session_recs *rs)
 {
     for (size_t u = 0; rs->docs && u < ss->n_units; u++)
@@ -123,13 +150,7 @@ enum vc_status session_recs_load(const struct session *ss, size_t round, struct 
         return oom(err);
     size_t n = 0;
     for (size_t u = 0; u < ss->n_units; u++) {
-        char *man = session_work_path(ss, "r%zu-map-%06zu.json", round, u);
-        bool ok = man && commit_valid(man, ss->spec->hash, &rs->docs[u]);
-        free(man);
-        if (!ok)
-            return vc_err_set(err, VC_EFATAL, VC_REASON_io_error,
-                              "unit %zu: its round %zu manifest is missing or names another spec",
-                              u, round);
+        VC_TRY(session_unit_manifest(ss, round, u, &rs->docs[u], err));
         rs->first[u] = n;
         n += manifest_unit_n_kept(rs->docs[u]);
     }
@@ -142,17 +163,9 @@ enum vc_status session_recs_load(const struct session *ss, size_t round, struct 
         return oom(err);
     size_t i = 0;
     for (size_t u = 0; u < ss->n_units; u++) {
-        size_t source;
-        spec_unit(ss->spec, u, &source);
         for (const cJSON *it = manifest_unit_kept(rs->docs[u]); it; it = it->next, i++) {
             struct manifest_kept k;
-            manifest_kept_get(it, &k);
-            rs->v[i] = (struct stage_rec){ .unit = (uint32_t)u,
-                                           .source = (uint32_t)source,
-                                           .index = k.index,
-                                           .bytes = k.tar_bytes,
-                                           .key = k.key,
-                                           .extra = k.extra };
+            session_rec_get(ss, u, it, &rs->v[i], &k);
             rs->off[i] = k.off;
             rs->len[i] = k.len;
         }

@@ -53,6 +53,16 @@ char *session_work_path(const struct session *ss, const char *fmt, ...)
  * it lies below it, else as the spec spelled it.  Borrowed from `file`. */
 const char *session_unit_file(const struct session *ss, const char *file);
 
+/* Unit u's manifest of a round (owned: cJSON_Delete); VC_EFATAL naming
+ * the unit when it is missing or names another spec. */
+enum vc_status session_unit_manifest(const struct session *ss, size_t round, size_t u,
+                                     struct cJSON **doc, struct vc_err *err);
+/* The record of one kept entry of unit u's manifest (borrowing from it),
+ * and the entry itself. */
+struct manifest_kept;
+void session_rec_get(const struct session *ss, size_t u, const struct cJSON *item,
+                     struct stage_rec *r, struct manifest_kept *k);
+
 /* The records a round's MAP tasks kept, from their manifests, in (unit,
  * index) order.  recs[i].key and .extra borrow from docs. */
 struct session_recs {

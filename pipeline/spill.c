@@ -357,19 +357,28 @@ enum vc_status spill_alive_write(const char *path, size_t n_units, const size_t 
 
 #define SPILL_ID_BYTES 12
 
+enum vc_status spill_order_add(struct spill_writer *w, const struct spill_id *id,
+                               struct vc_err *err)
+{
+    uint8_t rec[SPILL_ID_BYTES];
+    put_le(rec, id->unit, 4);
+    put_le(rec + 4, id->index, 8);
+    if (fwrite(rec, 1, sizeof rec, w->f) != sizeof rec)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", w->tmp, strerror(errno));
+    w->off += sizeof rec;
+    return VC_OK;
+}
+
 enum vc_status spill_order_write(const char *path, const struct spill_id *ids, size_t n,
                                  struct vc_err *err)
 {
-    uint8_t *buf = malloc(n * SPILL_ID_BYTES + 1);
-    if (!buf)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "%s", path);
-    for (size_t i = 0; i < n; i++) {
-        put_le(buf + SPILL_ID_BYTES * i, ids[i].unit, 4);
-        put_le(buf + SPILL_ID_BYTES * i + 4, ids[i].index, 8);
-    }
-    enum vc_status rc = vc_fs_write_atomic(path, buf, n * SPILL_ID_BYTES, err);
-    free(buf);
-    return rc;
+    struct spill_writer w;
+    VC_TRY(spill_writer_open(&w, path, err));
+    enum vc_status rc = VC_OK;
+    for (size_t i = 0; rc == VC_OK && i < n; i++)
+        rc = spill_order_add(&w, &ids[i], err);
+    enum vc_status crc = spill_writer_close(&w, rc == VC_OK, err);
+    return rc != VC_OK ? rc : crc;
 }
 
 enum vc_status spill_order_open(struct spill_order_reader *r, const char *path, struct vc_err *err)

@@ -126,6 +126,10 @@ enum vc_status spill_alive_write(const char *path, size_t n_units, const size_t 
                                  const uint8_t *alive, struct vc_err *err);
 enum vc_status spill_order_write(const char *path, const struct spill_id *ids, size_t n,
                                  struct vc_err *err);
+/* The order file written one id at a time (spill_writer's temp file,
+ * fsync and rename at close when ok). */
+enum vc_status spill_order_add(struct spill_writer *w, const struct spill_id *id,
+                               struct vc_err *err);
 /* *out owned (free). */
 enum vc_status spill_order_read(const char *path, struct spill_id **out, size_t *n,
                                 struct vc_err *err);

@@ -401,34 +401,55 @@ static void note_pair(struct dedup_clusters *c, size_t i, uint32_t weight, unsig
     }
 }
 
-enum vc_status dedup_clusters_add(struct dedup_clusters *c, const char *path, unsigned method,
-                                  dedup_id_fn id, const void *ctx, struct vc_err *err)
+enum vc_status dedup_edges_each(const char *path, dedup_edge_fn fn, void *ctx, struct vc_err *err)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
         return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", path, strerror(errno));
     struct dedup_edge buf[1024];
     size_t got;
-    while ((got = fread(buf, sizeof *buf, 1024, f)) > 0)
-        for (size_t k = 0; k < got; k++) {
-            const struct dedup_edge *e = &buf[k];
-            if (method && e->method != method)
-                continue;
-            size_t a = id(ctx, e->unit_a, e->index_a), b = id(ctx, e->unit_b, e->index_b);
-            if (a >= c->n || b >= c->n || a == b)
-                continue;
-            c->pairs++;
-            note_pair(c, a, e->weight_a, e->method, e->score);
-            note_pair(c, b, e->weight_b, e->method, e->score);
-            size_t ra = dedup_clusters_root(c, a), rb = dedup_clusters_root(c, b);
-            if (ra != rb)
-                c->parent[ra > rb ? ra : rb] = ra < rb ? ra : rb;
-        }
+    enum vc_status rc = VC_OK;
+    while (rc == VC_OK && (got = fread(buf, sizeof *buf, 1024, f)) > 0)
+        for (size_t k = 0; rc == VC_OK && k < got; k++)
+            rc = fn(ctx, &buf[k], err);
     bool bad = ferror(f);
     fclose(f);
-    if (bad)
+    if (rc == VC_OK && bad)
         return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: read error", path);
+    return rc;
+}
+
+struct clusters_feed {
+    struct dedup_clusters *c;
+    unsigned method;
+    dedup_id_fn id;
+    const void *ctx;
+};
+
+static enum vc_status clusters_edge(void *ctx, const struct dedup_edge *e, struct vc_err *err)
+{
+    (void)err;
+    const struct clusters_feed *f = ctx;
+    struct dedup_clusters *c = f->c;
+    if (f->method && e->method != f->method)
+        return VC_OK;
+    size_t a = f->id(f->ctx, e->unit_a, e->index_a), b = f->id(f->ctx, e->unit_b, e->index_b);
+    if (a >= c->n || b >= c->n || a == b)
+        return VC_OK;
+    c->pairs++;
+    note_pair(c, a, e->weight_a, e->method, e->score);
+    note_pair(c, b, e->weight_b, e->method, e->score);
+    size_t ra = dedup_clusters_root(c, a), rb = dedup_clusters_root(c, b);
+    if (ra != rb)
+        c->parent[ra > rb ? ra : rb] = ra < rb ? ra : rb;
     return VC_OK;
+}
+
+enum vc_status dedup_clusters_add(struct dedup_clusters *c, const char *path, unsigned method,
+                                  dedup_id_fn id, const void *ctx, struct vc_err *err)
+{
+    struct clusters_feed f = { c, method, id, ctx };
+    return dedup_edges_each(path, clusters_edge, &f, err);
 }
 
 void dedup_clusters_count(struct dedup_clusters *c)

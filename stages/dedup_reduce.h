@@ -80,6 +80,10 @@ struct dedup_edge {
     uint32_t pad;
 };
 
+/* Calls fn on every pair of an edge file, in file order. */
+typedef enum vc_status (*dedup_edge_fn)(void *ctx, const struct dedup_edge *e, struct vc_err *err);
+enum vc_status dedup_edges_each(const char *path, dedup_edge_fn fn, void *ctx, struct vc_err *err);
+
 struct dedup_reduce_opts {
     int phash_radius;          /* the pHash bands are phash_radius + 1 */
     double minhash_threshold;  /* estimated Jaccard needed for an edge; 0 = every band hit */

@@ -8,8 +8,9 @@
  * them back in partition order.  A duplicate's method and distance are
  * those of the strongest pair that reached it (which may join it to
  * another member of its cluster than the kept one).  Memory of MAP: the unit's signatures (32
- * bytes each, ~20 per sample); of the reduce: memory_mb; of PLAN: about
- * 24 bytes per record on top of the executor's records. */
+ * bytes each, ~20 per sample); of the reduce: memory_mb; of the plan: the
+ * samples a pair or a document edit names (nodes, ~80 bytes each plus the
+ * key), never the round's other records, which it only streams past. */
 #include "st_dedup.h"
 
 #include "core/sha256.h"
@@ -594,28 +595,164 @@ static enum vc_status dedup_edit(void *state, struct sample *s, struct stage_tas
     return rc;
 }
 
-/* The record of (unit, index) among the kept ones; SIZE_MAX when none
- * (dropped by an earlier plan hook of this round). */
-static size_t rec_find(const void *ctx, uint32_t unit, uint32_t index)
+/* The plan works on the samples that a pair or a document edit names
+ * (the nodes), not on the run: everything else is kept untouched.  Node
+ * ids are unit << 32 | index (dedup_map refuses larger indices), sorted;
+ * the pass over the round's records fills in what the nodes need. */
+struct plan_nodes {
+    uint64_t *id;
+    size_t n, cap;
+    bool *alive; /* in the round's records (a pair may name a sample that
+                  * failed after dedup's map wrote its signatures) */
+    uint32_t *source, *repeats;
+    char **key;
+    bool *dup;
+    uint64_t repeats_all; /* dedup_repeats over every record of the round */
+};
+
+static int u64_cmp(const void *a, const void *b)
 {
-    const struct stage_plan *p = ctx;
-    size_t i = stage_plan_find(p, unit, index);
-    return i != SIZE_MAX && p->recs[i].state == STAGE_REC_KEEP ? i : SIZE_MAX;
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
 }
 
-/* Does record i make a better keeper than record j? */
-static bool keeper_better(const struct st_dedup *d, const struct stage_plan *p,
+static void nodes_compact(struct plan_nodes *v)
+{
+    if (v->n > 1)
+        qsort(v->id, v->n, sizeof *v->id, u64_cmp);
+    size_t k = 0;
+    for (size_t i = 0; i < v->n; i++)
+        if (k == 0 || v->id[k - 1] != v->id[i])
+            v->id[k++] = v->id[i];
+    v->n = k;
+}
+
+/* Adds an id; duplicates are squeezed out whenever the array fills, so it
+ * holds at most twice the distinct ids. */
+static enum vc_status nodes_push(struct plan_nodes *v, uint64_t id, struct vc_err *err)
+{
+    if (v->n == v->cap) {
+        nodes_compact(v);
+        if (2 * v->n >= v->cap) {
+            size_t cap = v->cap ? 2 * v->cap : 4096;
+            uint64_t *p = vc_realloc_array(v->id, cap, sizeof *p);
+            if (!p)
+                return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "%zu dedup nodes", cap);
+            v->id = p;
+            v->cap = cap;
+        }
+    }
+    v->id[v->n++] = id;
+    return VC_OK;
+}
+
+static size_t node_find(const struct plan_nodes *v, uint32_t unit, uint64_t index)
+{
+    if (index > UINT32_MAX || v->n == 0)
+        return SIZE_MAX;
+    uint64_t id = (uint64_t)unit << 32 | index;
+    const uint64_t *p = bsearch(&id, v->id, v->n, sizeof id, u64_cmp);
+    return p ? (size_t)(p - v->id) : SIZE_MAX;
+}
+
+static void nodes_free(struct plan_nodes *v)
+{
+    for (size_t i = 0; v->key && i < v->n; i++)
+        free(v->key[i]);
+    free(v->id);
+    free(v->alive);
+    free(v->source);
+    free(v->repeats);
+    free(v->key);
+    free(v->dup);
+}
+
+static enum vc_status edge_nodes(void *ctx, const struct dedup_edge *e, struct vc_err *err)
+{
+    struct plan_nodes *v = ctx;
+    VC_TRY(nodes_push(v, (uint64_t)e->unit_a << 32 | e->index_a, err));
+    return nodes_push(v, (uint64_t)e->unit_b << 32 | e->index_b, err);
+}
+
+static enum vc_status edit_nodes(void *ctx, const struct dedup_sig *s, struct vc_err *err)
+{
+    return nodes_push(ctx, s->key, err);
+}
+
+/* Reads a part's edit file (a signature file sorted by sample) in order. */
+static enum vc_status edits_each(const struct stage_ctx *run, size_t part, dedup_emit_fn fn,
+                                 void *ctx, struct vc_err *err)
+{
+    char path[4096], tmp[4096];
+    struct dedup_run r;
+    VC_TRY(work_path(run, "edits", part, path, sizeof path, err));
+    VC_TRY(work_path(run, "count", part, tmp, sizeof tmp, err));
+    VC_TRY(dedup_sig_run(path, 0, 0, &r, err));
+    return dedup_merge(&r, 1, 1u << 20, 1, tmp, fn, ctx, err);
+}
+
+static enum vc_status node_rec(void *ctx, const struct stage_rec *r, struct vc_err *err)
+{
+    struct plan_nodes *v = ctx;
+    const cJSON *rep = cJSON_GetObjectItemCaseSensitive(r->extra, "dedup_repeats");
+    uint32_t repeats = cJSON_IsNumber(rep) ? (uint32_t)rep->valuedouble : 0;
+    v->repeats_all += repeats;
+    size_t k = node_find(v, r->unit, r->index);
+    if (k == SIZE_MAX)
+        return VC_OK;
+    v->alive[k] = true;
+    v->source[k] = r->source;
+    v->repeats[k] = repeats;
+    if (!(v->key[k] = vc_strdup(r->key)))
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+    return VC_OK;
+}
+
+/* The nodes of every edge and edit file, then what the records say of
+ * them. */
+static enum vc_status nodes_load(const struct st_dedup *d, const struct stage_plan_stream *p,
+                                 struct plan_nodes *v, struct vc_err *err)
+{
+    size_t n_parts = dedup_reduce_parts((void *)d, NULL);
+    for (size_t part = 0; part < n_parts; part++) {
+        char path[4096];
+        VC_TRY(work_path(p->run, "edges", part, path, sizeof path, err));
+        VC_TRY(dedup_edges_each(path, edge_nodes, v, err));
+        VC_TRY(edits_each(p->run, part, edit_nodes, v, err));
+    }
+    nodes_compact(v);
+    size_t n = v->n + 1;
+    v->alive = calloc(n, sizeof *v->alive);
+    v->dup = calloc(n, sizeof *v->dup);
+    v->source = calloc(n, sizeof *v->source);
+    v->repeats = calloc(n, sizeof *v->repeats);
+    v->key = calloc(n, sizeof *v->key);
+    if (!v->alive || !v->dup || !v->source || !v->repeats || !v->key)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "%zu dedup nodes", v->n);
+    return p->each(p, node_rec, v, err);
+}
+
+/* The node of (unit, index) when that sample is alive in the round;
+ * SIZE_MAX otherwise (dedup_clusters skips the pair). */
+static size_t node_alive(const void *ctx, uint32_t unit, uint32_t index)
+{
+    const struct plan_nodes *v = ctx;
+    size_t k = node_find(v, unit, index);
+    return k != SIZE_MAX && v->alive[k] ? k : SIZE_MAX;
+}
+
+/* Does node i make a better keeper than node j? */
+static bool keeper_better(const struct st_dedup *d, const struct plan_nodes *v,
                           const struct dedup_clusters *u, size_t i, size_t j)
 {
     if (d->keep == KEEP_LARGEST && u->weight[i] != u->weight[j])
         return u->weight[i] > u->weight[j];
-    const struct stage_rec *a = &p->recs[i], *b = &p->recs[j];
-    if (a->source != b->source)
-        return a->source < b->source;
-    int c = strcmp(a->key, b->key);
+    if (v->source[i] != v->source[j])
+        return v->source[i] < v->source[j];
+    int c = strcmp(v->key[i], v->key[j]);
     if (c)
         return c < 0;
-    return i < j; /* recs are in (unit, index) order */
+    return i < j; /* nodes are in (unit, index) order */
 }
 
 enum { TOP_CLUSTERS = 10 };
@@ -623,7 +760,7 @@ enum { TOP_CLUSTERS = 10 };
 /* Document edits of the samples that stay: what the next round will
  * remove, counted by method. */
 struct edit_count {
-    const struct stage_plan *p;
+    const struct plan_nodes *v;
     uint64_t *by_method;
 };
 
@@ -631,34 +768,30 @@ static enum vc_status count_edit(void *ctx, const struct dedup_sig *s, struct vc
 {
     (void)err;
     struct edit_count *c = ctx;
-    if (rec_find(c->p, s->unit, s->index) != SIZE_MAX && (s->kind >> 8) < DEDUP_M_COUNT)
+    size_t k = node_find(c->v, (uint32_t)(s->key >> 32), (uint32_t)s->key);
+    if (k != SIZE_MAX && c->v->alive[k] && !c->v->dup[k] && (s->kind >> 8) < DEDUP_M_COUNT)
         c->by_method[s->kind >> 8]++;
     return VC_OK;
 }
 
-static enum vc_status count_edits(const struct st_dedup *d, const struct stage_plan *p,
-                                  uint64_t *by_method, struct vc_err *err)
+static enum vc_status count_edits(const struct st_dedup *d, const struct stage_plan_stream *p,
+                                  const struct plan_nodes *v, uint64_t *by_method,
+                                  struct vc_err *err)
 {
-    for (size_t i = 0; i < p->n_recs; i++) {
-        const cJSON *r = cJSON_GetObjectItemCaseSensitive(p->recs[i].extra, "dedup_repeats");
-        if (cJSON_IsNumber(r) && p->recs[i].state == STAGE_REC_KEEP)
-            by_method[DEDUP_M_DOC_IMAGE_REPEAT] += (uint64_t)r->valuedouble;
-    }
-    struct edit_count c = { p, by_method };
-    for (size_t part = 0; part < dedup_reduce_parts((void *)d, NULL); part++) {
-        char path[4096], tmp[4096];
-        struct dedup_run run;
-        VC_TRY(work_path(p->run, "edits", part, path, sizeof path, err));
-        VC_TRY(work_path(p->run, "count", part, tmp, sizeof tmp, err));
-        VC_TRY(dedup_sig_run(path, 0, 0, &run, err));
-        VC_TRY(dedup_merge(&run, 1, 1u << 20, 1, tmp, count_edit, &c, err));
-    }
+    by_method[DEDUP_M_DOC_IMAGE_REPEAT] = v->repeats_all;
+    for (size_t k = 0; k < v->n; k++)
+        if (v->dup[k])
+            by_method[DEDUP_M_DOC_IMAGE_REPEAT] -= v->repeats[k];
+    struct edit_count c = { v, by_method };
+    for (size_t part = 0; part < dedup_reduce_parts((void *)d, NULL); part++)
+        VC_TRY(edits_each(p->run, part, count_edit, &c, err));
     return VC_OK;
 }
 
-static void add_report(const struct stage_plan *p, const struct dedup_clusters *u,
-                       const size_t *keeper, const uint64_t *by_method, uint64_t n_dup,
-                       uint64_t n_clusters, const uint64_t *edits)
+static void add_report(const struct stage_plan_stream *p, const struct plan_nodes *v,
+                       const struct dedup_clusters *u, const size_t *keeper,
+                       const uint64_t *by_method, uint64_t n_dup, uint64_t n_clusters,
+                       const uint64_t *edits)
 {
     cJSON *o = cJSON_AddObjectToObject(p->report, "dedup");
     if (!o)
@@ -676,7 +809,7 @@ static void add_report(const struct stage_plan *p, const struct dedup_clusters *
     /* The largest clusters: a small sorted array of roots, biggest first,
      * ties in record order, so the list is deterministic. */
     size_t top[TOP_CLUSTERS], n_top = 0;
-    for (size_t i = 0; i < p->n_recs; i++) {
+    for (size_t i = 0; i < v->n; i++) {
         if (u->parent[i] != i || u->size[i] < 2)
             continue;
         size_t pos = n_top;
@@ -691,78 +824,91 @@ static void add_report(const struct stage_plan *p, const struct dedup_clusters *
     }
     cJSON *arr = cJSON_AddArrayToObject(o, "largest_clusters");
     for (size_t k = 0; arr && k < n_top; k++) {
-        const struct stage_rec *r = &p->recs[keeper[top[k]]];
+        size_t r = keeper[top[k]];
         cJSON *c = cJSON_CreateObject();
         cJSON_AddNumberToObject(c, "size", u->size[top[k]]);
-        cJSON_AddStringToObject(c, "source", p->sources[r->source].name);
-        cJSON_AddNumberToObject(c, "unit", r->unit);
-        cJSON_AddStringToObject(c, "kept", r->key);
+        cJSON_AddStringToObject(c, "source", p->sources[v->source[r]].name);
+        cJSON_AddNumberToObject(c, "unit", (double)(v->id[r] >> 32));
+        cJSON_AddStringToObject(c, "kept", v->key[r]);
         cJSON_AddItemToArray(arr, c);
     }
 }
 
-static enum vc_status dedup_plan(void *state, struct stage_plan *p, struct vc_err *err)
+/* The duplicates of the clusters, in node order. */
+static enum vc_status plan_drops(struct stage_plan_stream *p, struct plan_nodes *v,
+                                 const struct dedup_clusters *u, const size_t *keeper,
+                                 uint64_t *by_method, uint64_t *n_dup, uint64_t *n_clusters,
+                                 struct vc_err *err)
+{
+    for (size_t i = 0; i < v->n; i++) {
+        size_t r = u->parent[i], kp = keeper[r];
+        if (u->size[r] < 2)
+            continue;
+        if (kp == i) {
+            ++*n_clusters;
+            continue;
+        }
+        unsigned m = u->method[i] < DEDUP_M_COUNT ? u->method[i] : 0;
+        struct stage_drop sd = { .unit = (uint32_t)(v->id[i] >> 32),
+                                 .index = (uint32_t)v->id[i],
+                                 .key = v->key[i],
+                                 .state = STAGE_REC_DUPLICATE,
+                                 .stage = "dedup",
+                                 .reason = VC_REASON_duplicate,
+                                 .dup_unit = (uint32_t)(v->id[kp] >> 32),
+                                 .dup_index = (uint32_t)v->id[kp],
+                                 .dup_key = v->key[kp],
+                                 .dup_method = dedup_method_name(m) };
+        if (m == DEDUP_M_IMAGE_PHASH) {
+            sd.dup_measure = "distance";
+            sd.dup_value = u->score[i];
+        } else if (m == DEDUP_M_TEXT_MINHASH) {
+            sd.dup_measure = "similarity";
+            sd.dup_value = u->score[i] / 1000.0;
+        }
+        VC_TRY(stage_plan_drop(p, &sd, err));
+        v->dup[i] = true;
+        by_method[m]++;
+        ++*n_dup;
+    }
+    return VC_OK;
+}
+
+static enum vc_status dedup_plan(void *state, struct stage_plan_stream *p, struct vc_err *err)
 {
     const struct st_dedup *d = state;
-    size_t n = p->n_recs, n_parts = dedup_reduce_parts(state, NULL);
-    struct dedup_clusters u;
-    size_t *keeper = vc_malloc_array(n + 1, sizeof *keeper);
-    size_t *order = vc_malloc_array(p->n_order + 1, sizeof *order);
-    enum vc_status rc = dedup_clusters_init(&u, n, err);
-    if (rc == VC_OK && (!keeper || !order))
-        rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "dedup plan of %zu records", n);
-    for (size_t part = 0; rc == VC_OK && part < n_parts; part++) {
+    struct plan_nodes v = { 0 };
+    struct dedup_clusters u = { 0 };
+    size_t *keeper = NULL;
+    enum vc_status rc = nodes_load(d, p, &v, err);
+    if (rc == VC_OK)
+        rc = dedup_clusters_init(&u, v.n, err);
+    if (rc == VC_OK && !(keeper = vc_malloc_array(v.n + 1, sizeof *keeper)))
+        rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "dedup plan of %zu nodes", v.n);
+    for (size_t part = 0; rc == VC_OK && part < dedup_reduce_parts(state, NULL); part++) {
         char path[4096];
         rc = work_path(p->run, "edges", part, path, sizeof path, err);
         if (rc == VC_OK)
-            rc = dedup_clusters_add(&u, path, 0, rec_find, p, err);
+            rc = dedup_clusters_add(&u, path, 0, node_alive, &v, err);
     }
     uint64_t by_method[DEDUP_M_COUNT] = { 0 }, n_dup = 0, n_clusters = 0;
     if (rc == VC_OK) {
         dedup_clusters_count(&u);
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < v.n; i++) {
             size_t r = u.parent[i]; /* compressed by dedup_clusters_count */
-            if (r == i || keeper_better(d, p, &u, i, keeper[r]))
+            if (r == i || keeper_better(d, &v, &u, i, keeper[r]))
                 keeper[r] = i;
         }
-        for (size_t i = 0; i < n; i++) {
-            size_t r = u.parent[i];
-            if (u.size[r] < 2)
-                continue;
-            if (keeper[r] == i) {
-                n_clusters++;
-                continue;
-            }
-            struct stage_rec *sr = &p->recs[i];
-            sr->state = STAGE_REC_DUPLICATE;
-            sr->stage = "dedup";
-            sr->reason = VC_REASON_duplicate;
-            sr->dup_of = keeper[r];
-            unsigned m = u.method[i] < DEDUP_M_COUNT ? u.method[i] : 0;
-            sr->dup_method = dedup_method_name(m);
-            if (m == DEDUP_M_IMAGE_PHASH) {
-                sr->dup_measure = "distance";
-                sr->dup_value = u.score[i];
-            } else if (m == DEDUP_M_TEXT_MINHASH) {
-                sr->dup_measure = "similarity";
-                sr->dup_value = u.score[i] / 1000.0;
-            }
-            by_method[m]++;
-            n_dup++;
-        }
-        size_t k = 0;
-        for (size_t i = 0; i < p->n_order; i++)
-            if (p->recs[p->order[i]].state == STAGE_REC_KEEP)
-                order[k++] = p->order[i];
-        stage_plan_set_order(p, order, k);
-        order = NULL;
-        uint64_t edits[DEDUP_M_COUNT] = { 0 };
-        rc = count_edits(d, p, edits, err);
-        add_report(p, &u, keeper, by_method, n_dup, n_clusters, edits);
+        rc = plan_drops(p, &v, &u, keeper, by_method, &n_dup, &n_clusters, err);
     }
-    free(order);
+    uint64_t edits[DEDUP_M_COUNT] = { 0 };
+    if (rc == VC_OK)
+        rc = count_edits(d, p, &v, edits, err);
+    if (rc == VC_OK)
+        add_report(p, &v, &u, keeper, by_method, n_dup, n_clusters, edits);
     free(keeper);
     dedup_clusters_free(&u);
+    nodes_free(&v);
     return rc;
 }
 
@@ -777,6 +923,6 @@ const struct stage_ops st_dedup_ops = {
     .edit_begin = dedup_edit_begin,
     .edit = dedup_edit,
     .edit_end = dedup_edit_end,
-    .plan = dedup_plan,
+    .plan_stream = dedup_plan,
     .destroy = dedup_destroy,
 };

@@ -65,6 +65,15 @@
  *            the decisions to the records (marks them duplicate or
  *            rejected, or sets the output order: mix, shuffle).  Must be
  *            cheap: a few words per record;
+ *   plan_stream
+ *            instead of plan, for a stage whose decisions touch few
+ *            records (dedup): the records are not loaded; the hook reads
+ *            them from disk with plan->each (as often as it needs, one
+ *            unit manifest in memory at a time) and lists what it removes
+ *            with stage_plan_drop, in (unit, index) order.  The executor
+ *            keeps the carried output order minus those records.  Its
+ *            memory is what the hook holds (per removed record), never a
+ *            table of the round;
  *   keyed    REDUCE, each sample of a shard once its output key is set,
  *            just before it is written (the last stage only);
  *   finish   FINISH phase, once, after every shard and the ledger are
@@ -223,6 +232,43 @@ size_t stage_plan_find(const struct stage_plan *plan, uint32_t unit, uint64_t in
 /* Replaces plan->order by `order` (malloc'd, ownership moves to the plan). */
 void stage_plan_set_order(struct stage_plan *plan, size_t *order, size_t n);
 
+/* A record a plan_stream hook removes; the strings are the plan's
+ * (stage_plan_drop copies key and dup_key). */
+struct stage_drop {
+    uint32_t unit, dup_unit;
+    uint64_t index, dup_index; /* dup_*: STAGE_REC_DUPLICATE, the kept record */
+    const char *key, *dup_key;
+    enum stage_rec_state state; /* REJECTED or DUPLICATE */
+    const char *stage;          /* static string */
+    enum vc_reason reason;
+    const char *dup_method, *dup_measure; /* as in struct stage_rec */
+    double dup_value;
+};
+
+/* Called on each record by stage_plan_stream.each; r and what it borrows
+ * (key, extra) are valid during the call only. */
+typedef enum vc_status (*stage_rec_fn)(void *ctx, const struct stage_rec *r, struct vc_err *err);
+
+/* A plan_stream hook's working set: the records alive after its round's
+ * MAP tasks, streamed from disk in (unit, index) order by each(). */
+struct stage_plan_stream {
+    enum vc_status (*each)(const struct stage_plan_stream *p, stage_rec_fn fn, void *ctx,
+                           struct vc_err *err);
+    const void *impl;         /* the executor's */
+    struct stage_drop *drops; /* owned; filled by stage_plan_drop */
+    size_t n_drops, cap_drops;
+    const struct stage_source_info *sources;
+    size_t n_sources;
+    struct cJSON *report;
+    const struct stage_ctx *run;
+};
+
+/* Appends a removal (after every earlier one in (unit, index) order),
+ * copying its keys.  VC_EFATAL out_of_memory. */
+enum vc_status stage_plan_drop(struct stage_plan_stream *p, const struct stage_drop *d,
+                               struct vc_err *err);
+void stage_plan_drops_free(struct stage_plan_stream *p);
+
 /* Context of the FINISH hook. */
 struct stage_finish_ctx {
     const struct stage_ctx *run;
@@ -260,6 +306,7 @@ struct stage_ops {
                            struct vc_err *err);
     enum vc_status (*edit_end)(void *state, struct stage_task_ctx *ctx, struct vc_err *err);
     enum vc_status (*plan)(void *state, struct stage_plan *plan, struct vc_err *err);
+    enum vc_status (*plan_stream)(void *state, struct stage_plan_stream *plan, struct vc_err *err);
     /* Optional, for a stage with reduce or plan hooks: whether this
      * configuration needs them (NULL: always).  When it says no, the
      * stage is a per-sample stage of its round and those hooks never run. */

@@ -4,6 +4,7 @@
 #include "stage.h"
 
 #include "core/img.h"
+#include "core/vc_mem.h"
 #include "source.h"
 #include "st_caption.h"
 #include "st_dedup.h"
@@ -100,6 +101,41 @@ size_t stage_plan_find(const struct stage_plan *plan, uint32_t unit, uint64_t in
                : SIZE_MAX;
 }
 
+enum vc_status stage_plan_drop(struct stage_plan_stream *p, const struct stage_drop *d,
+                               struct vc_err *err)
+{
+    if (p->n_drops == p->cap_drops) {
+        size_t cap = p->cap_drops ? 2 * p->cap_drops : 64;
+        struct stage_drop *v = vc_realloc_array(p->drops, cap, sizeof *v);
+        if (!v)
+            return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "%zu removals", cap);
+        p->drops = v;
+        p->cap_drops = cap;
+    }
+    struct stage_drop *o = &p->drops[p->n_drops];
+    *o = *d;
+    o->key = vc_strdup(d->key ? d->key : "");
+    o->dup_key = d->dup_key ? vc_strdup(d->dup_key) : NULL;
+    if (!o->key || (d->dup_key && !o->dup_key)) {
+        free((char *)o->key);
+        free((char *)o->dup_key);
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "a removal's keys");
+    }
+    p->n_drops++;
+    return VC_OK;
+}
+
+void stage_plan_drops_free(struct stage_plan_stream *p)
+{
+    for (size_t i = 0; i < p->n_drops; i++) {
+        free((char *)p->drops[i].key);
+        free((char *)p->drops[i].dup_key);
+    }
+    free(p->drops);
+    p->drops = NULL;
+    p->n_drops = p->cap_drops = 0;
+}
+
 bool stage_work_path(char *buf, size_t cap, const struct stage_ctx *ctx, const char *stage,
                      const char *what, uint64_t n)
 {
@@ -110,5 +146,6 @@ bool stage_work_path(char *buf, size_t cap, const struct stage_ctx *ctx, const c
 
 bool stage_is_global(const struct stage_ops *ops, const void *state)
 {
-    return (ops->plan || ops->reduce) && (!ops->is_global || ops->is_global(state));
+    return (ops->plan || ops->plan_stream || ops->reduce) &&
+           (!ops->is_global || ops->is_global(state));
 }

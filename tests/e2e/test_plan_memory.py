@@ -1,5 +1,8 @@
 """PLAN and FINISH keep no per-record table in memory: with "memory_mb": 4
-their peak RSS does not grow with the run.  Each is rerun alone on a
+their peak RSS does not grow with the run; nor does a whole run with a
+`dedup` stage, whose plan step reads the round's records from disk and
+holds only the samples a duplicate pair names (the design that held the
+round's records grew by ~0.6 KB per record, ~50 MB here).  Each is rerun alone on a
 finished run (`vlmcurate task OUT plan 0`, then `finish 0`, after removing
 its commit) and measured with getrusage (os.wait4) at 10,000 and at 100,000
 input samples: the two differ by less than 16 MB (the design that held
@@ -14,6 +17,7 @@ _1, _2, ... skipping keys already given), with repeated keys and keys
 that look suffixed ("r3_1") so renames cascade; the same bytes as a run
 with the default budget."""
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -41,13 +45,19 @@ def caption(i):
     return b"short" if i % 9 == 0 else b"caption %d" % i
 
 
-def make(folder, n, memory_mb):
+def dup_caption(i):
+    """Every 101st sample repeats the caption of the sample 3 before it."""
+    return caption(i - 3) if i % 101 == 0 and i >= 3 else caption(i)
+
+
+def make(folder, n, memory_mb, dedup=False):
     os.makedirs(folder, exist_ok=True)
     n_tars = (n + PER_TAR - 1) // PER_TAR
+    text_of = dup_caption if dedup else caption
     for t in range(n_tars):
         parts = []
         for i in range(t * PER_TAR, min(n, (t + 1) * PER_TAR)):
-            text = caption(i)
+            text = text_of(i)
             parts += [header(key(i).encode() + b".txt", len(text)), text,
                       bytes(-len(text) % 512)]
         parts.append(bytes(1024))
@@ -60,6 +70,9 @@ def make(folder, n, memory_mb):
                         "filters": [{"name": "cap_words", "min": 2}]},
                        {"stage": "write"}],
             "output": {"dir": "out", "prefix": "m", "samples_per_shard": 3000}}
+    if dedup:
+        spec["stages"].insert(2, {"stage": "dedup", "text": {"minhash": False},
+                                  "memory_mb": 4, "partitions": 4})
     if memory_mb:
         spec["memory_mb"] = memory_mb
     return pe.write_spec(os.path.join(folder, "spec.json"), spec)
@@ -98,10 +111,26 @@ def rerun(out, phase, commit, outputs):
     return kb
 
 
-def expected(n):
+def duplicates(n):
+    """The samples dedup drops, by the README's rule: of equal captions
+    (all of one source and length) the smallest key stays, then the
+    earliest sample.  Sample -> the kept one."""
+    groups = {}
+    for i in range(n):
+        if dup_caption(i) != b"short":
+            groups.setdefault(dup_caption(i), []).append(i)
+    dup = {}
+    for members in groups.values():
+        kept = min(members, key=lambda i: (key(i), i))
+        dup.update({i: kept for i in members if i != kept})
+    return dup
+
+
+def expected(n, dropped=None):
+    text_of = caption if dropped is None else dup_caption
     taken, want = set(), []
     for i in range(n):
-        if i % 9 == 0:
+        if text_of(i) == b"short" or i in (dropped or ()):
             continue
         k = out = key(i)
         s = 1
@@ -110,7 +139,7 @@ def expected(n):
             out = k[:64 - len(tail)] + tail
             s += 1
         taken.add(out)
-        want.append((out, caption(i)))
+        want.append((out, text_of(i)))
     return want
 
 
@@ -139,6 +168,31 @@ for n in (10000, 100000):
         spec_d = make(dflt, n, None)
         pe.run_spec(args, spec_d, os.path.join(dflt, "out"), threads=1)
         pe.compare_trees(out, os.path.join(dflt, "out"), "memory_mb 4 vs the default")
+
+# A whole run with dedup: its memory does not follow the round's records.
+run_peaks = {}
+for n in (10000, 100000):
+    folder = os.path.join(args.tmp, "d%d" % n)
+    shutil.rmtree(folder, ignore_errors=True)
+    spec = make(folder, n, 4, dedup=True)
+    out = os.path.join(folder, "out")
+    run_peaks[n] = peak_kb(pe.run_cmd(args, spec, out, threads=2) + ["--quiet"])
+    dup = duplicates(n)
+    got = [(k, f.get("txt")) for p in pe.shards(out, "m") for k, f in pe.read_samples(p)]
+    want = expected(n, dup)
+    vctest.expect(len(dup) > n // 200 and got == want,
+                  "dedup n=%d: %d duplicates dropped, %d samples written as expected "
+                  "(want %d; first difference at %s)" %
+                  (n, len(dup), len(got), len(want),
+                   next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), None)))
+    lines = [json.loads(x) for x in open(os.path.join(out, "ledger.jsonl"))]
+    seen = {(x["key"], x["dup_of"]["key"]) for x in lines if x["state"] == "duplicate"}
+    vctest.expect(seen == {(key(i), key(k)) for i, k in dup.items()},
+                  "dedup n=%d: the ledger names each duplicate and its kept sample" % n)
+print("whole run with dedup, peak RSS KB %d -> %d" % (run_peaks[10000], run_peaks[100000]))
+vctest.expect(run_peaks[100000] - run_peaks[10000] < 16 * 1024,
+              "run with dedup: %d KB at 100k vs %d KB at 10k samples" %
+              (run_peaks[100000], run_peaks[10000]))
 
 small, big = peaks[10000], peaks[100000]
 print("peak RSS KB plan %d -> %d, finish %d -> %d" % (small[0], big[0], small[1], big[1]))

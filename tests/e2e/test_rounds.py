@@ -59,4 +59,40 @@ for i in range(N):
 written = [k for p in pe.shards(one, "rounds") for k, _ in pe.read_samples(p)]
 vctest.expect(len(written) == 8, "8 samples written: %s" % written)
 vctest.expect(pe.totals_add_up(pe.run_json(one)["totals"]), "totals add up")
+
+# dedup after a shuffled mixture: its plan keeps the mixture's order, less
+# the duplicates.  c holds 8 distinct samples; d's first two copy c2 and c5
+# (picture and caption), its last two are new.  The keeper of each pair is
+# c's (same size: the earlier source), and the order written is the order
+# of the same mixture without dedup with d000 and d001 left out.
+for name, n in (("c", 8), ("d", 4)):
+    members = []
+    for i in range(n):
+        src = (2, 5)[i] if name == "d" and i < 2 else 100 * (name == "d") + i
+        members += [("%s%03d.png" % (name, i), vctest.png_bytes(16, 16, src)),
+                    ("%s%03d.txt" % (name, i), b"caption number %d" % src)]
+    with open(os.path.join(args.tmp, name + ".tar"), "wb") as f:
+        f.write(pe.tar_bytes(members))
+mixed = {"sources": [{"name": "c", "type": "webdataset", "urls": "c.tar"},
+                     {"name": "d", "type": "webdataset", "urls": "d.tar"}],
+         "stages": [{"stage": "ingest"},
+                    {"stage": "reshard", "mix": "concat", "shuffle": "global", "seed": 7},
+                    {"stage": "dedup", "image": {"phash": False}},  # flat test pictures
+                    {"stage": "write"}],
+         "output": {"dir": "out", "prefix": "dd", "samples_per_shard": 5}}
+with_dedup = pe.write_spec(os.path.join(args.tmp, "spec-dedup.json"), mixed)
+mixed["stages"].pop(2)
+without = pe.write_spec(os.path.join(args.tmp, "spec-nodedup.json"), mixed)
+outs = {}
+for tag, sp, th in (("d1", with_dedup, 1), ("d2", with_dedup, 2), ("n1", without, 1)):
+    outs[tag] = os.path.join(args.tmp, tag)
+    pe.run_spec(args, sp, outs[tag], threads=th)
+pe.compare_trees(outs["d1"], outs["d2"], "dedup after a mixture: --threads 1 vs 2")
+order = [k for p in pe.shards(outs["n1"], "dd") for k, _ in pe.read_samples(p)]
+got = [k for p in pe.shards(outs["d1"], "dd") for k, _ in pe.read_samples(p)]
+vctest.expect(len(order) == 12 and order != sorted(order), "the mixture shuffles: %s" % order)
+vctest.expect(got == [k for k in order if k not in ("d000", "d001")],
+              "dedup keeps the mixture's order less d000, d001: %s" % got)
+dups = {e["key"]: e["dup_of"]["key"] for e in pe.ledger(outs["d1"]) if e["state"] == "duplicate"}
+vctest.expect(dups == {"d000": "c002", "d001": "c005"}, "duplicates and keepers: %s" % dups)
 print("PASS")
