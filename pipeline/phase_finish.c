@@ -16,7 +16,7 @@
 #include "phase_map.h"
 #include "phase_plan.h"
 #include "phase_reduce.h"
-#include "extsort.h"
+#include "core/extsort.h"
 #include "plan.h"
 #include "stages/wds_write.h"
 

@@ -27,7 +27,7 @@
 #include "core/vc_utf8.h"
 #include "manifests/commit.h"
 #include "manifests/manifest.h"
-#include "extsort.h"
+#include "core/extsort.h"
 #include "plan.h"
 
 #include <cjson/cJSON.h>

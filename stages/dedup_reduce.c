@@ -7,6 +7,7 @@
  * DEDUP_PHASH_WINDOW checks per hash and band. */
 #include "dedup_reduce.h"
 
+#include "core/extsort.h"
 #include "core/vc_fs.h"
 #include "core/vc_mem.h"
 #include "dedup_hash.h"
@@ -76,21 +77,14 @@ struct reducer {
      * limit (held back: below the limit they are no edits). */
     struct dedup_sig *pending;
     size_t n_pending, cap_pending;
-    /* Edits not yet in a run; runs spilled to tmp_prefix.eN. */
-    struct dedup_sig *edits;
-    size_t n_edits, cap_edits;
-    struct dedup_run *runs;
-    size_t n_runs;
-    const char *tmp_prefix;
+    struct extsort *edits; /* by sample, within a quarter of the budget */
 };
 
-static enum vc_status push_sig(struct dedup_sig **v, size_t *n, size_t *cap, size_t max,
+static enum vc_status push_sig(struct dedup_sig **v, size_t *n, size_t *cap,
                                const struct dedup_sig *s, struct vc_err *err)
 {
     if (*n == *cap) {
         size_t c = *cap ? 2 * *cap : 256;
-        if (max && c > max)
-            c = max;
         struct dedup_sig *p = vc_realloc_array(*v, c, sizeof *p);
         if (!p)
             return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "%zu signatures", c);
@@ -100,37 +94,14 @@ static enum vc_status push_sig(struct dedup_sig **v, size_t *n, size_t *cap, siz
     return VC_OK;
 }
 
-/* Edits held in memory: a quarter of the budget. */
-static size_t edits_max(const struct reducer *r)
-{
-    size_t m = r->o->mem_bytes / 4 / sizeof(struct dedup_sig);
-    return m < 1024 ? 1024 : m;
-}
-
-static enum vc_status spill_edits(struct reducer *r, struct vc_err *err)
-{
-    struct dedup_run *p = vc_realloc_array(r->runs, r->n_runs + 1, sizeof *p);
-    if (!p)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-    r->runs = p;
-    char path[4096];
-    snprintf(path, sizeof path, "%s.e%zu", r->tmp_prefix, r->n_runs);
-    VC_TRY(dedup_sig_put_run(path, r->edits, r->n_edits, &r->runs[r->n_runs], err));
-    r->n_runs++;
-    r->n_edits = 0;
-    return VC_OK;
-}
-
 static enum vc_status put_edit(struct reducer *r, const struct dedup_sig *s, struct vc_err *err)
 {
     struct dedup_sig e = *s;
     e.key = (uint64_t)s->unit << 32 | s->index;
     e.aux = s->key;
     e.weight = 0;
-    if (r->n_edits == edits_max(r))
-        VC_TRY(spill_edits(r, err));
     r->st->edits++;
-    return push_sig(&r->edits, &r->n_edits, &r->cap_edits, edits_max(r), &e, err);
+    return extsort_add(r->edits, &e, sizeof e, err);
 }
 
 /* A counted method's record: held back until its group reaches the
@@ -143,7 +114,7 @@ static enum vc_status count_record(struct reducer *r, const struct dedup_sig *s,
     if (limit == 0)
         return VC_OK;
     if (r->group_n <= limit)
-        VC_TRY(push_sig(&r->pending, &r->n_pending, &r->cap_pending, 0, s, err));
+        VC_TRY(push_sig(&r->pending, &r->n_pending, &r->cap_pending, s, err));
     if (r->group_n == limit) {
         for (size_t i = 0; i < r->n_pending; i++)
             VC_TRY(put_edit(r, &r->pending[i], err));
@@ -260,32 +231,11 @@ static enum vc_status reduce_emit(void *ctx, const struct dedup_sig *s, struct v
     return put_edge(r, &r->first, s, 0, err);
 }
 
-/* The edits, in sample order: straight from memory when they fit, else
- * through a merge of the sorted runs. */
 static enum vc_status write_edits(struct reducer *r, const char *path, struct vc_err *err)
 {
     struct dedup_sig_stream w;
     VC_TRY(dedup_sig_stream_open(&w, path, err));
-    enum vc_status rc = VC_OK;
-    if (r->n_runs == 0) {
-        dedup_sig_sort(r->edits, r->n_edits);
-        for (size_t i = 0; rc == VC_OK && i < r->n_edits; i++)
-            rc = dedup_sig_stream_add(&w, &r->edits[i], err);
-    } else {
-        if (r->n_edits)
-            rc = spill_edits(r, err);
-        size_t n_runs = r->n_runs;
-        if (rc == VC_OK) {
-            rc = dedup_merge(r->runs, n_runs, r->o->mem_bytes, r->o->max_open, r->tmp_prefix,
-                             dedup_sig_stream_add, &w, err);
-            r->n_runs = 0; /* consumed: dedup_merge freed the paths */
-        }
-        for (size_t i = 0; r->n_runs == 0 && i < n_runs; i++) {
-            char run[4096];
-            snprintf(run, sizeof run, "%s.e%zu", r->tmp_prefix, i);
-            unlink(run);
-        }
-    }
+    enum vc_status rc = dedup_sig_drain(r->edits, dedup_sig_stream_add, &w, err);
     enum vc_status crc = dedup_sig_stream_close(&w, rc == VC_OK, err);
     return rc == VC_OK ? crc : rc;
 }
@@ -296,28 +246,22 @@ enum vc_status dedup_reduce_part(char *const *paths, size_t n_paths, uint32_t pa
                                  struct dedup_reduce_stats *stats, struct vc_err *err)
 {
     memset(stats, 0, sizeof *stats);
-    struct dedup_run *runs = calloc(n_paths ? n_paths : 1, sizeof *runs);
-    if (!runs)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-    enum vc_status rc = VC_OK;
-    size_t n_runs = 0;
-    for (size_t i = 0; rc == VC_OK && i < n_paths; i++) {
-        rc = dedup_sig_run(paths[i], o->part_bits, part, &runs[n_runs], err);
-        if (rc == VC_OK && runs[n_runs].n == 0)
-            free(runs[n_runs].path);
-        else if (rc == VC_OK)
-            n_runs++;
-    }
-    char tmp[4096];
+    char tmp[4096], edits_prefix[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp", edges_path);
-    struct reducer r = { .o = o, .st = stats, .out_path = tmp, .tmp_prefix = tmp_prefix };
+    snprintf(edits_prefix, sizeof edits_prefix, "%s.e", tmp_prefix);
+    struct reducer r = { .o = o, .st = stats, .out_path = tmp };
+    struct extsort *merge = NULL;
+    enum vc_status rc =
+        dedup_sig_sorter(&merge, tmp_prefix, o->mem_bytes - o->mem_bytes / 4, o->max_open, err);
+    if (rc == VC_OK)
+        rc = dedup_sig_sorter(&r.edits, edits_prefix, o->mem_bytes / 4, o->max_open, err);
+    for (size_t i = 0; rc == VC_OK && i < n_paths; i++)
+        rc = dedup_sig_add_part(merge, paths[i], o->part_bits, part, err);
     if (rc == VC_OK && !(r.out = fopen(tmp, "wb")))
         rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", tmp, strerror(errno));
-    if (rc == VC_OK) {
-        rc = dedup_merge(runs, n_runs, o->mem_bytes - o->mem_bytes / 4, o->max_open, tmp_prefix,
-                         reduce_emit, &r, err);
-        n_runs = 0;
-    }
+    if (rc == VC_OK)
+        rc = dedup_sig_drain(merge, reduce_emit, &r, err);
+    extsort_close(merge);
     if (rc == VC_OK)
         rc = group_end(&r, err);
     if (rc == VC_OK && edits_path)
@@ -330,17 +274,9 @@ enum vc_status dedup_reduce_part(char *const *paths, size_t n_paths, uint32_t pa
     }
     if (rc == VC_OK)
         rc = vc_fs_commit_rename(tmp, edges_path, err);
-    for (size_t i = 0; i < n_runs; i++)
-        free(runs[i].path);
-    free(runs);
-    for (size_t i = 0; i < r.n_runs; i++) {
-        unlink(r.runs[i].path);
-        free(r.runs[i].path);
-    }
-    free(r.runs);
+    extsort_close(r.edits);
     free(r.distinct);
     free(r.pending);
-    free(r.edits);
     return rc;
 }
 

@@ -1,5 +1,5 @@
 /* dedup_reduce: one partition of the dedup reduce.  It merges that
- * partition of every MAP task's signature file (dedup_merge, bounded
+ * partition of every MAP task's signature file (core/extsort, bounded
  * memory), walks the groups of records sharing a key and writes the
  * duplicate pairs it finds (edges) to one file per partition:
  *

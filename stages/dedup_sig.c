@@ -1,10 +1,8 @@
-/* dedup_sig: signature files and the bounded-memory k-way merge (see the
- * header).  Reads go through pread into fixed buffers, one per open run;
- * a binary heap picks the smallest head.  Nothing here grows with the
- * number of records: only with the number of runs merged at once, which
- * the memory budget caps. */
+/* dedup_sig: signature files (see the header): written whole, read as
+ * partitions (runs for core/extsort) or by binary search (the edits). */
 #include "dedup_sig.h"
 
+#include "core/extsort.h"
 #include "core/vc_fs.h"
 #include "core/vc_mem.h"
 
@@ -33,7 +31,7 @@ int dedup_sig_cmp(const struct dedup_sig *a, const struct dedup_sig *b)
     return 0;
 }
 
-static int sig_qsort_cmp(const void *a, const void *b)
+int dedup_sig_order(const void *a, const void *b)
 {
     return dedup_sig_cmp(a, b);
 }
@@ -45,7 +43,7 @@ enum vc_status dedup_sig_write(const char *path, struct dedup_sig *v, size_t n, 
         return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "%u partition bits", part_bits);
     /* A unit without images has no records and may have no array. */
     if (n)
-        qsort(v, n, sizeof *v, sig_qsort_cmp);
+        qsort(v, n, sizeof *v, dedup_sig_order);
     size_t n_parts = (size_t)1 << part_bits;
     size_t table = (n_parts + 1) * sizeof(uint64_t), recs, total;
     if (!vc_mul_ok(n, sizeof *v, &recs) || !vc_add_ok(SIG_HEADER + table, recs, &total))
@@ -128,214 +126,38 @@ enum vc_status dedup_sig_run(const char *path, unsigned part_bits, uint32_t part
     return VC_OK;
 }
 
-/* One open run: a window of `cap` records refilled by pread. */
-struct cursor {
-    int fd;
-    const char *path;
-    uint64_t next, left; /* file offset of the next unread record; records not yet read */
-    struct dedup_sig *buf;
-    size_t pos, len, cap;
-};
-
-static enum vc_status cursor_fill(struct cursor *c, struct vc_err *err)
+enum vc_status dedup_sig_sorter(struct extsort **out, const char *tmp_prefix, size_t mem_bytes,
+                                size_t max_fanin, struct vc_err *err)
 {
-    size_t n = c->left < c->cap ? (size_t)c->left : c->cap;
-    VC_TRY(read_at(c->fd, c->path, c->buf, n * sizeof *c->buf, c->next, err));
-    c->next += n * sizeof *c->buf;
-    c->left -= n;
-    c->pos = 0;
-    c->len = n;
-    return VC_OK;
+    struct extsort_opts o = { sizeof(struct dedup_sig), dedup_sig_order, max_fanin };
+    return extsort_open_with(out, tmp_prefix, mem_bytes, &o, err);
 }
 
-static bool cursor_less(const struct cursor *a, const struct cursor *b)
+enum vc_status dedup_sig_add_part(struct extsort *s, const char *path, unsigned part_bits,
+                                  uint32_t part, struct vc_err *err)
 {
-    return dedup_sig_cmp(&a->buf[a->pos], &b->buf[b->pos]) < 0;
-}
-
-static void heap_down(struct cursor **h, size_t n, size_t i)
-{
-    for (;;) {
-        size_t l = 2 * i + 1, m = i;
-        if (l < n && cursor_less(h[l], h[m]))
-            m = l;
-        if (l + 1 < n && cursor_less(h[l + 1], h[m]))
-            m = l + 1;
-        if (m == i)
-            return;
-        struct cursor *t = h[i];
-        h[i] = h[m];
-        h[m] = t;
-        i = m;
-    }
-}
-
-/* Merges runs[0..n) (n small enough to open at once) into emit. */
-static enum vc_status merge_group(struct dedup_run *runs, size_t n, size_t per_run,
-                                  dedup_emit_fn emit, void *ctx, struct vc_err *err)
-{
-    struct cursor *cs = calloc(n ? n : 1, sizeof *cs);
-    struct cursor **heap = calloc(n ? n : 1, sizeof *heap);
-    /* A run smaller than its share needs no more than itself. */
-    uint64_t longest = 1;
-    for (size_t i = 0; i < n; i++)
-        longest = runs[i].n > longest ? runs[i].n : longest;
-    if (per_run > longest)
-        per_run = (size_t)longest;
-    struct dedup_sig *bufs = vc_malloc_array(n ? n * per_run : 1, sizeof *bufs);
-    enum vc_status rc = VC_OK;
-    size_t h = 0, opened = 0;
-    if (!cs || !heap || !bufs)
-        rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "merge of %zu runs", n);
-    for (; rc == VC_OK && opened < n; opened++) {
-        struct cursor *c = &cs[opened];
-        c->path = runs[opened].path;
-        c->fd = open(c->path, O_RDONLY | O_CLOEXEC);
-        if (c->fd < 0) {
-            rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", c->path, strerror(errno));
-            break;
-        }
-        c->next = runs[opened].base;
-        c->left = runs[opened].n;
-        c->buf = bufs + opened * per_run;
-        c->cap = per_run;
-        rc = cursor_fill(c, err);
-        if (rc == VC_OK && c->len)
-            heap[h++] = c;
-    }
-    for (size_t i = h; rc == VC_OK && i-- > 0;)
-        heap_down(heap, h, i);
-    while (rc == VC_OK && h) {
-        struct cursor *c = heap[0];
-        rc = emit(ctx, &c->buf[c->pos], err);
-        bool done = false;
-        if (rc == VC_OK && ++c->pos == c->len) {
-            if (c->left)
-                rc = cursor_fill(c, err);
-            else
-                done = true;
-        }
-        if (rc != VC_OK)
-            break;
-        if (done)
-            heap[0] = heap[--h];
-        heap_down(heap, h, 0);
-    }
-    for (size_t i = 0; i < opened && cs; i++)
-        if (cs[i].fd > 0)
-            close(cs[i].fd);
-    free(cs);
-    free(heap);
-    free(bufs);
+    struct dedup_run r;
+    VC_TRY(dedup_sig_run(path, part_bits, part, &r, err));
+    enum vc_status rc = extsort_add_run(s, r.path, r.base, r.n * sizeof(struct dedup_sig), err);
+    free(r.path);
     return rc;
 }
 
-struct spill {
-    FILE *f;
-    const char *path;
-    uint64_t n;
-};
-
-static enum vc_status spill_emit(void *ctx, const struct dedup_sig *s, struct vc_err *err)
+enum vc_status dedup_sig_drain(struct extsort *s, dedup_sig_fn fn, void *ctx, struct vc_err *err)
 {
-    struct spill *sp = ctx;
-    if (fwrite(s, sizeof *s, 1, sp->f) != 1)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", sp->path, strerror(errno));
-    sp->n++;
-    return VC_OK;
-}
-
-static void runs_free(struct dedup_run *runs, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(runs[i].path);
-        runs[i].path = NULL;
-    }
-}
-
-/* 1,024 records (32 KiB) per run is where pread calls stop costing more
- * than the records they bring. */
-enum { MERGE_MIN_BUF = 1024 };
-
-enum vc_status dedup_merge(struct dedup_run *runs, size_t n_runs, size_t mem_bytes, size_t max_open,
-                           const char *tmp_prefix, dedup_emit_fn emit, void *ctx,
-                           struct vc_err *err)
-{
-    size_t rec = sizeof(struct dedup_sig);
-    size_t fan = mem_bytes / (MERGE_MIN_BUF * rec);
-    if (fan > max_open)
-        fan = max_open;
-    if (fan < 2)
-        fan = 2;
-    enum vc_status rc = VC_OK;
-    unsigned pass = 0;
-    /* Runs this function created (temp files to unlink), tracked by flag. */
-    bool *tmp = calloc(n_runs ? n_runs : 1, sizeof *tmp);
-    if (!tmp)
-        rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-    while (rc == VC_OK && n_runs > fan) {
-        size_t n_out = 0;
-        for (size_t g = 0; rc == VC_OK && g < n_runs; g += fan, pass++) {
-            size_t k = n_runs - g < fan ? n_runs - g : fan;
-            char path[4096];
-            snprintf(path, sizeof path, "%s.%u", tmp_prefix, pass);
-            struct spill sp = { fopen(path, "wb"), path, 0 };
-            if (!sp.f) {
-                rc =
-                    vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", path, strerror(errno));
-                break;
-            }
-            rc = merge_group(runs + g, k, mem_bytes / ((k + 1) * rec) + 1, spill_emit, &sp, err);
-            if (fclose(sp.f) != 0 && rc == VC_OK)
-                rc =
-                    vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", path, strerror(errno));
-            for (size_t i = g; i < g + k; i++)
-                if (tmp[i])
-                    unlink(runs[i].path);
-            runs_free(runs + g, k);
-            runs[n_out].path = vc_strdup(path);
-            runs[n_out].base = 0;
-            runs[n_out].n = sp.n;
-            tmp[n_out++] = true;
-            if (!runs[n_out - 1].path && rc == VC_OK)
-                rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-        }
-        n_runs = rc == VC_OK ? n_out : n_runs;
-    }
-    if (rc == VC_OK) {
-        size_t per_run = mem_bytes / ((n_runs + 1) * rec) + 1;
-        if (per_run < MERGE_MIN_BUF)
-            per_run = MERGE_MIN_BUF;
-        rc = merge_group(runs, n_runs, per_run, emit, ctx, err);
-    }
-    for (size_t i = 0; i < n_runs; i++)
-        if (tmp && tmp[i] && runs[i].path)
-            unlink(runs[i].path);
-    runs_free(runs, n_runs);
-    free(tmp);
-    return rc;
+    VC_TRY(extsort_done(s, err));
+    const uint8_t *rec;
+    size_t n;
+    int got;
+    while ((got = extsort_next(s, &rec, &n, err)) > 0)
+        VC_TRY(fn(ctx, (const struct dedup_sig *)(const void *)rec, err));
+    return (enum vc_status)got;
 }
 
 void dedup_sig_sort(struct dedup_sig *v, size_t n)
 {
     if (n > 1) /* v may be NULL when empty, which qsort does not allow */
-        qsort(v, n, sizeof *v, sig_qsort_cmp);
-}
-
-enum vc_status dedup_sig_put_run(const char *path, struct dedup_sig *v, size_t n,
-                                 struct dedup_run *out, struct vc_err *err)
-{
-    dedup_sig_sort(v, n);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    bool ok = fd >= 0 && vc_fs_write_all(fd, v, n * sizeof *v);
-    if (fd >= 0 && close(fd) != 0)
-        ok = false;
-    if (!ok)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", path, strerror(errno));
-    *out = (struct dedup_run){ .path = vc_strdup(path), .base = 0, .n = n };
-    if (!out->path)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-    return VC_OK;
+        qsort(v, n, sizeof *v, dedup_sig_order);
 }
 
 /* Header and the two offsets of partition 0. */

@@ -1,6 +1,6 @@
-/* dedup_sig: the dedup stage's signature records, the sorted partitioned
- * file each MAP task writes, and the external k-way merge that streams one
- * partition of every such file in order within a memory budget.
+/* dedup_sig: the dedup stage's signature records and the sorted
+ * partitioned file each MAP task writes; a partition of such a file is a
+ * run that core/extsort merges with the same partition of the others.
  *
  * File layout (little-endian, this host's struct layout, checked by the
  * magic and the record size): "VCDSIG01", u32 part_bits, u32 record size,
@@ -45,8 +45,8 @@ static inline uint32_t dedup_sig_part(uint64_t key, unsigned part_bits)
 enum vc_status dedup_sig_write(const char *path, struct dedup_sig *v, size_t n, unsigned part_bits,
                                struct vc_err *err);
 
-/* A sorted run: records [first, first + n) of a file starting at byte
- * `base` (a partition of a signature file, or a whole temp run). */
+/* A sorted run: n records from byte `base` of a file (a partition of a
+ * signature file). */
 struct dedup_run {
     char *path; /* owned */
     uint64_t base, n;
@@ -57,25 +57,24 @@ struct dedup_run {
 enum vc_status dedup_sig_run(const char *path, unsigned part_bits, uint32_t part,
                              struct dedup_run *out, struct vc_err *err);
 
-/* Called with each record in merged order; a non-OK return stops the merge. */
-typedef enum vc_status (*dedup_emit_fn)(void *ctx, const struct dedup_sig *s, struct vc_err *err);
+/* dedup_sig_cmp for qsort and extsort (struct dedup_sig pointers). */
+int dedup_sig_order(const void *a, const void *b);
 
-/* Merges `runs` (each sorted) into one ordered stream.  Memory: about
- * mem_bytes of read buffers whatever the number of runs or records; when
- * the runs are more than the buffers allow (or than max_open files), the
- * merge goes in passes, writing intermediate runs to tmp_prefix.N files
- * (removed when done).  The runs array is consumed (paths freed). */
-enum vc_status dedup_merge(struct dedup_run *runs, size_t n_runs, size_t mem_bytes, size_t max_open,
-                           const char *tmp_prefix, dedup_emit_fn emit, void *ctx,
-                           struct vc_err *err);
+/* An external sort of signatures (core/extsort.h) in dedup_sig_cmp
+ * order, merging up to max_fanin runs at once. */
+struct extsort;
+enum vc_status dedup_sig_sorter(struct extsort **out, const char *tmp_prefix, size_t mem_bytes,
+                                size_t max_fanin, struct vc_err *err);
+/* Adds partition `part` of a signature file to such a sort as a run. */
+enum vc_status dedup_sig_add_part(struct extsort *s, const char *path, unsigned part_bits,
+                                  uint32_t part, struct vc_err *err);
+/* Ends such a sort's input and calls fn on each record in order; a
+ * non-OK return stops it. */
+typedef enum vc_status (*dedup_sig_fn)(void *ctx, const struct dedup_sig *s, struct vc_err *err);
+enum vc_status dedup_sig_drain(struct extsort *s, dedup_sig_fn fn, void *ctx, struct vc_err *err);
 
 /* Sorts v[0..n) by dedup_sig_cmp. */
 void dedup_sig_sort(struct dedup_sig *v, size_t n);
-
-/* Sorts v[0..n) and writes it as a bare run (records only) to path, for
- * dedup_merge; *out names it (owned path). */
-enum vc_status dedup_sig_put_run(const char *path, struct dedup_sig *v, size_t n,
-                                 struct dedup_run *out, struct vc_err *err);
 
 /* A signature file of part_bits 0 written record by record, in order (a
  * merge's output); the header is filled in and the file fsynced and

@@ -13,6 +13,7 @@
  * key), never the round's other records, which it only streams past. */
 #include "st_dedup.h"
 
+#include "core/extsort.h"
 #include "core/sha256.h"
 #include "core/vc_fs.h"
 #include "core/vc_mem.h"
@@ -680,15 +681,22 @@ static enum vc_status edit_nodes(void *ctx, const struct dedup_sig *s, struct vc
 }
 
 /* Reads a part's edit file (a signature file sorted by sample) in order. */
-static enum vc_status edits_each(const struct stage_ctx *run, size_t part, dedup_emit_fn fn,
+static enum vc_status edits_each(const struct stage_ctx *run, size_t part, dedup_sig_fn fn,
                                  void *ctx, struct vc_err *err)
 {
     char path[4096], tmp[4096];
-    struct dedup_run r;
-    VC_TRY(work_path(run, "edits", part, path, sizeof path, err));
-    VC_TRY(work_path(run, "count", part, tmp, sizeof tmp, err));
-    VC_TRY(dedup_sig_run(path, 0, 0, &r, err));
-    return dedup_merge(&r, 1, 1u << 20, 1, tmp, fn, ctx, err);
+    struct extsort *s = NULL;
+    enum vc_status rc = work_path(run, "edits", part, path, sizeof path, err);
+    if (rc == VC_OK)
+        rc = work_path(run, "count", part, tmp, sizeof tmp, err);
+    if (rc == VC_OK)
+        rc = dedup_sig_sorter(&s, tmp, 1u << 20, 1, err);
+    if (rc == VC_OK)
+        rc = dedup_sig_add_part(s, path, 0, 0, err);
+    if (rc == VC_OK)
+        rc = dedup_sig_drain(s, fn, ctx, err);
+    extsort_close(s);
+    return rc;
 }
 
 static enum vc_status node_rec(void *ctx, const struct stage_rec *r, struct vc_err *err)

@@ -4,12 +4,14 @@
  * qsort, and the reduce's pairs against hand-placed hashes. */
 #include "vc_test.h"
 
+#include "core/extsort.h"
 #include "core/img.h"
 #include "stages/dedup_hash.h"
 #include "stages/dedup_reduce.h"
 #include "stages/dedup_sig.h"
 
 #include <stdbool.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -305,34 +307,42 @@ static enum vc_status collect_emit(void *ctx, const struct dedup_sig *s, struct 
 
 /* A unit none of whose samples reached dedup has no signatures (NULL, 0):
  * sorting and writing them is a no-op, which UBSan checks in the ASan
- * tree (qsort must not be handed NULL). */
+ * tree (qsort must not be handed NULL); their partition is an empty run. */
 TEST(empty_signature_sets)
 {
     dedup_sig_sort(NULL, 0);
     const char *dir = vc_test_tmpdir();
-    char path[4200];
-    snprintf(path, sizeof path, "%s/empty.run", dir);
-    struct dedup_run run = { 0 };
+    char path[4200], tmp[4200];
+    snprintf(path, sizeof path, "%s/empty.sig", dir);
+    snprintf(tmp, sizeof tmp, "%s/merge", dir);
     struct vc_err err = { 0 };
-    CHECK_INT(dedup_sig_put_run(path, NULL, 0, &run, &err), VC_OK);
-    CHECK_INT(run.n, 0);
-    struct stat st;
-    CHECK(stat(path, &st) == 0 && st.st_size == 0);
-    free(run.path);
+    CHECK_INT(dedup_sig_write(path, NULL, 0, 0, &err), VC_OK);
+    struct extsort *s = NULL;
+    CHECK_INT(dedup_sig_sorter(&s, tmp, 1u << 20, 4, &err), VC_OK);
+    CHECK_INT(dedup_sig_add_part(s, path, 0, 0, &err), VC_OK);
+    struct collect c = { NULL, 0 };
+    CHECK_INT(dedup_sig_drain(s, collect_emit, &c, &err), VC_OK);
+    CHECK_INT(c.n, 0);
+    extsort_close(s);
     unlink(path);
     rmdir(dir);
 }
 
+/* Partitions of nine signature files plus records added one by one (a
+ * run of their own once they outgrow the 1 MiB budget) merge, three runs
+ * at a time, into the order qsort gives the same records; the sort's
+ * temporary runs are gone once it is closed. */
 TEST(merge_matches_qsort_in_passes)
 {
     const char *dir = vc_test_tmpdir();
-    enum { FILES = 9, PER = 3000, BITS = 2 };
-    static struct dedup_sig all[FILES * PER], got[FILES * PER];
+    enum { FILES = 9, PER = 3000, BITS = 2, LOOSE = 40000 };
+    static struct dedup_sig all[FILES * PER + LOOSE], got[FILES * PER + LOOSE], loose[LOOSE];
     uint64_t s = 5;
     static char paths[FILES][4200];
-    for (int f = 0; f < FILES; f++) {
-        struct dedup_sig *v = malloc(PER * sizeof *v);
-        for (int i = 0; i < PER; i++) {
+    for (int f = 0; f <= FILES; f++) {
+        int n = f < FILES ? PER : LOOSE;
+        struct dedup_sig *v = f < FILES ? malloc(PER * sizeof *v) : loose;
+        for (int i = 0; i < n; i++) {
             v[i] = (struct dedup_sig){ .key = lcg(&s) << 40 | lcg(&s) % 50,
                                        .aux = lcg(&s) % 3,
                                        .unit = (uint32_t)f,
@@ -340,28 +350,41 @@ TEST(merge_matches_qsort_in_passes)
                                        .kind = 1 };
             all[f * PER + i] = v[i];
         }
+        if (f == FILES)
+            break;
         snprintf(paths[f], sizeof paths[f], "%s/sig-%d.bin", dir, f);
         CHECK(dedup_sig_write(paths[f], v, PER, BITS, NULL) == VC_OK);
         free(v);
     }
-    qsort(all, FILES * PER, sizeof *all, sig_cmp_q);
+    qsort(all, FILES * PER + LOOSE, sizeof *all, sig_cmp_q);
     size_t pos = 0;
     for (uint32_t part = 0; part < (1u << BITS); part++) {
-        struct dedup_run runs[FILES];
-        for (int f = 0; f < FILES; f++)
-            CHECK(dedup_sig_run(paths[f], BITS, part, &runs[f], NULL) == VC_OK);
-        struct collect c = { got, 0 };
+        struct extsort *m = NULL;
         char tmp[4200];
         snprintf(tmp, sizeof tmp, "%s/merge", dir);
-        /* 64 KiB and 3 files at a time: three passes over 9 files. */
-        CHECK(dedup_merge(runs, FILES, 64 << 10, 3, tmp, collect_emit, &c, NULL) == VC_OK);
+        CHECK(dedup_sig_sorter(&m, tmp, 1u << 20, 3, NULL) == VC_OK);
+        for (int f = 0; f < FILES; f++)
+            CHECK(dedup_sig_add_part(m, paths[f], BITS, part, NULL) == VC_OK);
+        for (int i = 0; i < LOOSE; i++)
+            if (dedup_sig_part(loose[i].key, BITS) == part)
+                CHECK(extsort_add(m, &loose[i], sizeof loose[i], NULL) == VC_OK);
+        struct collect c = { got, 0 };
+        CHECK(dedup_sig_drain(m, collect_emit, &c, NULL) == VC_OK);
+        extsort_close(m);
         for (size_t i = 0; i < c.n; i++) {
             CHECK_INT(dedup_sig_part(got[i].key, BITS), part);
             CHECK(memcmp(&got[i], &all[pos + i], sizeof *got) == 0);
         }
         pos += c.n;
     }
-    CHECK_INT(pos, FILES * PER);
+    CHECK_INT(pos, FILES * PER + LOOSE);
+    int left = 0; /* the nine signature files alone */
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d));)
+        left += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    CHECK_INT(left, FILES);
     /* A wrong partition count is refused, naming the file. */
     struct dedup_run r;
     struct vc_err e = { 0 };

@@ -3,7 +3,7 @@
  * caps and epochs, proportions within binomial bounds). */
 #include "vc_test.h"
 
-#include "pipeline/extsort.h"
+#include "core/extsort.h"
 #include "pipeline/plan.h"
 #include "stages/st_reshard.h"
 
