@@ -17,6 +17,9 @@
 #              (gen_tiny_wds.py --compact): ~0.5 GB of disk per million
 #              samples instead of ~3.5 GB; what 10M samples need
 #   MEMORY_MB  the spec's memory_mb (default: the spec default, 64)
+#   DEDUP      1: a dedup stage (its defaults) between the filter and write;
+#              its plan step (`vlmcurate task OUT r0-plan 0`) is rerun alone
+#              too, and the whole run's peak RSS shows what dedup keeps
 #   TMPDIR     where the samples and runs go (default /tmp)
 # Prints RESULT lines: wall time and peak RSS of the whole run
 # (/usr/bin/time -v); peak RSS of PLAN and of FINISH rerun alone on the
@@ -44,6 +47,9 @@ for n in "${sizes[@]}"; do
   if [ -n "${MEMORY_MB:-}" ]; then
     python3 -c "import json, sys; p = sys.argv[1]; s = json.load(open(p)); s['memory_mb'] = int(sys.argv[2]); json.dump(s, open(p, 'w'))" "$d/spec.json" "$MEMORY_MB"
   fi
+  if [ "${DEDUP:-0}" = 1 ]; then
+    python3 -c "import json, sys; p = sys.argv[1]; s = json.load(open(p)); s['stages'].insert(-1, {'stage': 'dedup'}); json.dump(s, open(p, 'w'))" "$d/spec.json"
+  fi
   /usr/bin/time -v "$bin" run "$d/spec.json" --threads 2 --quiet 2>"$d/time.txt" >"$d/run.txt"
   w=$d/out/_work
   kept=$(python3 -c "import json; print(json.load(open('$d/out/run.json'))['totals']['written'])")
@@ -51,10 +57,15 @@ for n in "${sizes[@]}"; do
   wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$d/time.txt")
   rss=$(awk -F': ' '/Maximum resident/ {print $2}' "$d/time.txt")
   man=$(cat "$w"/r0-map-*.json | wc -c)
-  spill=$(cat "$w"/r0-map-*.bin | wc -c)
+  spill=$(cat "$w"/r*-map-*.bin | wc -c) # the last round's: earlier ones are deleted
   slices=$(wc -c <"$w/plan-slices.bin")
   plan=$(wc -c <"$w/plan.json")
   ledger=$(wc -c <"$d/out/ledger.jsonl")
+  if [ "${DEDUP:-0}" = 1 ]; then
+    dups=$(python3 -c "import json; print(json.load(open('$d/out/run.json'))['dedup']['duplicates'])")
+    rm "$w/r0-plan.json"
+    echo "RESULT scale samples=$n dedup_plan_step_alone_peak_rss_kb=$(peak "$bin" task "$d/out" r0-plan 0 --quiet) duplicates=$dups"
+  fi
   rm "$w/plan.json"
   plan_rss=$(peak "$bin" task "$d/out" plan 0 --quiet)
   rm "$d/out/run.json"
