@@ -219,6 +219,86 @@ static const struct stage_ops t_sig_ops = {
     .plan = sig_plan,
 };
 
+/* The same decisions through plan_stream: the records come from each(),
+ * the duplicates go to stage_plan_drop in (unit, index) order.  With
+ * `stray` set it also removes a record no unit holds. */
+static bool stray;
+
+struct stream_keys {
+    char *key[UNITS * PER_UNIT];
+};
+
+static enum vc_status stream_key(void *ctx, const struct stage_rec *r, struct vc_err *err)
+{
+    (void)err;
+    struct stream_keys *k = ctx;
+    size_t i = r->unit * PER_UNIT + r->index;
+    CHECK(i < UNITS * PER_UNIT && !k->key[i]);
+    if (i < UNITS * PER_UNIT && !k->key[i])
+        k->key[i] = vc_strdup(r->key);
+    return VC_OK;
+}
+
+static int drop_cmp(const void *a, const void *b)
+{
+    const int *x = a, *y = b;
+    return x[0] != y[0] ? x[0] - y[0] : x[1] - y[1];
+}
+
+static enum vc_status stream_plan(void *state, struct stage_plan_stream *plan, struct vc_err *err)
+{
+    (void)state;
+    struct stream_keys k = { { NULL } };
+    int dups[UNITS * PER_UNIT + 1][4], n = 0;
+    enum vc_status rc = plan->each(plan, stream_key, &k, err);
+    for (size_t part = 0; rc == VC_OK && part < 2; part++) {
+        char path[4096];
+        stage_work_path(path, sizeof path, plan->run, "t_sig", "dups", part);
+        char *data;
+        size_t size;
+        rc = vc_fs_read_file(path, 1 << 20, &data, &size, err);
+        const int *v = rc == VC_OK ? (const int *)data : NULL;
+        for (int i = 0; v && i < v[0]; i++)
+            memcpy(dups[n++], &v[1 + 4 * i], sizeof dups[0]);
+        free(v ? data : NULL);
+    }
+    qsort(dups, (size_t)n, sizeof dups[0], drop_cmp);
+    for (int i = 0; rc == VC_OK && i < n; i++) {
+        const int *d = dups[i];
+        struct stage_drop sd = { .unit = (uint32_t)d[0],
+                                 .index = (uint64_t)d[1],
+                                 .key = k.key[d[0] * PER_UNIT + d[1]],
+                                 .state = STAGE_REC_DUPLICATE,
+                                 .stage = "t_sig",
+                                 .reason = VC_REASON_duplicate,
+                                 .dup_unit = (uint32_t)d[2],
+                                 .dup_index = (uint64_t)d[3],
+                                 .dup_key = k.key[d[2] * PER_UNIT + d[3]] };
+        rc = stage_plan_drop(plan, &sd, err);
+    }
+    struct stage_drop bad = { .unit = UNITS + 6,
+                              .key = "nowhere",
+                              .state = STAGE_REC_REJECTED,
+                              .stage = "t_sig",
+                              .reason = VC_REASON_duplicate };
+    if (rc == VC_OK && stray)
+        rc = stage_plan_drop(plan, &bad, err);
+    for (size_t i = 0; i < UNITS * PER_UNIT; i++)
+        free(k.key[i]);
+    return rc;
+}
+
+static const struct stage_ops t_stream_ops = {
+    .name = "t_sig",
+    .create = t_create,
+    .task_begin = sig_begin,
+    .map = sig_map,
+    .task_end = sig_end,
+    .reduce_parts = sig_parts,
+    .reduce = sig_reduce,
+    .plan_stream = stream_plan,
+};
+
 /* ---- t_model --------------------------------------------------------- */
 
 static size_t model_batch(const void *state)
@@ -265,6 +345,9 @@ static const struct stage_ops t_model_ops = {
 
 /* ---- the run --------------------------------------------------------- */
 
+/* The global stage load() splices in. */
+static const struct stage_ops *sig_ops = &t_sig_ops;
+
 static struct spec *load(const char *dir, const char *out, int threads)
 {
     char text[1024];
@@ -282,7 +365,7 @@ static struct spec *load(const char *dir, const char *out, int threads)
     CHECK_INT(s->n_stages, 2); /* ingest, write */
     struct spec_stage *st = calloc(4, sizeof *st);
     st[0] = s->stages[0];
-    st[1] = (struct spec_stage){ .ops = &t_sig_ops };
+    st[1] = (struct spec_stage){ .ops = sig_ops };
     st[2] = (struct spec_stage){ .ops = &t_model_ops };
     st[3] = s->stages[1];
     free(s->stages);
@@ -367,6 +450,37 @@ static void expect_same_outputs(const char *x, const char *y)
             vc_test_failures++;
         }
     }
+}
+
+/* A plan_stream hook makes the same run as the plan hook that holds every
+ * record (the same ledger and shard bytes); a removal of a record that no
+ * unit holds fails the plan step, naming it, with nothing committed. */
+TEST(plan_stream_matches_plan_and_refuses_stray_drops)
+{
+    char dir[4096], held[4200], streamed[4200], bad[4200], path[4400];
+    snprintf(dir, sizeof dir, "%s", vc_test_tmpdir());
+    snprintf(held, sizeof held, "%s/held", dir);
+    snprintf(streamed, sizeof streamed, "%s/streamed", dir);
+    snprintf(bad, sizeof bad, "%s/bad", dir);
+    make_inputs(dir);
+    run(dir, held, 2);
+    sig_ops = &t_stream_ops;
+    run(dir, streamed, 1);
+    expect_same_outputs(held, streamed);
+    stray = true;
+    struct spec *s = load(dir, bad, 2);
+    if (s) {
+        struct exec_opts eo = { 0 };
+        struct exec_result res;
+        struct vc_err err = { 0 };
+        CHECK_INT(exec_run(s, &eo, &res, &err), VC_EFATAL);
+        CHECK(strstr(err.msg, "removed record 0 of unit 9") != NULL);
+        spec_free(s);
+    }
+    snprintf(path, sizeof path, "%s/_work/r0-plan.json", bad);
+    CHECK(!vc_fs_exists(path));
+    stray = false;
+    sig_ops = &t_sig_ops;
 }
 
 /* An input file that vanishes after the spec was loaded (issue 7, item 2):
@@ -642,6 +756,7 @@ TEST(spill_links_unchanged_fields_to_base)
 
 #define TESTS(X)                                                                                   \
     X(global_stage_reduce_and_model_batches)                                                       \
+    X(plan_stream_matches_plan_and_refuses_stray_drops)                                            \
     X(unreadable_unit_fails_uncommitted)                                                           \
     X(phases_run_alone)                                                                            \
     X(indexed_file_parts) X(spill_carries_field_digest) X(spill_links_unchanged_fields_to_base)
