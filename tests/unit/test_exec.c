@@ -170,27 +170,39 @@ static enum vc_status sig_reduce(void *state, const struct stage_ctx *ctx, size_
     return vc_fs_write_atomic(path, out, (size_t)(1 + 4 * n) * sizeof(int), err);
 }
 
-static enum vc_status sig_plan(void *state, struct stage_plan *plan, struct vc_err *err)
+/* Both parts' duplicates: (unit, index, kept unit, kept index) each. */
+static enum vc_status read_dups(const struct stage_ctx *run, int (*dups)[4], int *n,
+                                struct vc_err *err)
 {
-    (void)state;
+    *n = 0;
     for (size_t part = 0; part < 2; part++) {
         char path[4096];
-        stage_work_path(path, sizeof path, plan->run, "t_sig", "dups", part);
+        stage_work_path(path, sizeof path, run, "t_sig", "dups", part);
         char *data;
         size_t size;
         VC_TRY(vc_fs_read_file(path, 1 << 20, &data, &size, err));
         const int *v = (const int *)data;
-        for (int i = 0; i < v[0]; i++) {
-            const int *d = &v[1 + 4 * i];
-            size_t rec = stage_plan_find(plan, (uint32_t)d[0], (uint64_t)d[1]);
-            size_t kept = stage_plan_find(plan, (uint32_t)d[2], (uint64_t)d[3]);
-            CHECK(rec != SIZE_MAX && kept != SIZE_MAX);
-            plan->recs[rec].state = STAGE_REC_DUPLICATE;
-            plan->recs[rec].stage = "t_sig";
-            plan->recs[rec].reason = VC_REASON_duplicate;
-            plan->recs[rec].dup_of = kept;
-        }
+        for (int i = 0; i < v[0]; i++)
+            memcpy(dups[(*n)++], &v[1 + 4 * i], sizeof dups[0]);
         free(data);
+    }
+    return VC_OK;
+}
+
+static enum vc_status sig_plan(void *state, struct stage_plan *plan, struct vc_err *err)
+{
+    (void)state;
+    int dups[UNITS * PER_UNIT][4], n_dups;
+    VC_TRY(read_dups(plan->run, dups, &n_dups, err));
+    for (int i = 0; i < n_dups; i++) {
+        const int *d = dups[i];
+        size_t rec = stage_plan_find(plan, (uint32_t)d[0], (uint64_t)d[1]);
+        size_t kept = stage_plan_find(plan, (uint32_t)d[2], (uint64_t)d[3]);
+        CHECK(rec != SIZE_MAX && kept != SIZE_MAX);
+        plan->recs[rec].state = STAGE_REC_DUPLICATE;
+        plan->recs[rec].stage = "t_sig";
+        plan->recs[rec].reason = VC_REASON_duplicate;
+        plan->recs[rec].dup_of = kept;
     }
     size_t n = 0;
     for (size_t i = 0; i < plan->n_order; i++)
@@ -249,19 +261,10 @@ static enum vc_status stream_plan(void *state, struct stage_plan_stream *plan, s
 {
     (void)state;
     struct stream_keys k = { { NULL } };
-    int dups[UNITS * PER_UNIT + 1][4], n = 0;
+    int dups[UNITS * PER_UNIT][4], n = 0;
     enum vc_status rc = plan->each(plan, stream_key, &k, err);
-    for (size_t part = 0; rc == VC_OK && part < 2; part++) {
-        char path[4096];
-        stage_work_path(path, sizeof path, plan->run, "t_sig", "dups", part);
-        char *data;
-        size_t size;
-        rc = vc_fs_read_file(path, 1 << 20, &data, &size, err);
-        const int *v = rc == VC_OK ? (const int *)data : NULL;
-        for (int i = 0; v && i < v[0]; i++)
-            memcpy(dups[n++], &v[1 + 4 * i], sizeof dups[0]);
-        free(v ? data : NULL);
-    }
+    if (rc == VC_OK)
+        rc = read_dups(plan->run, dups, &n, err);
     qsort(dups, (size_t)n, sizeof dups[0], drop_cmp);
     for (int i = 0; rc == VC_OK && i < n; i++) {
         const int *d = dups[i];
@@ -288,16 +291,8 @@ static enum vc_status stream_plan(void *state, struct stage_plan_stream *plan, s
     return rc;
 }
 
-static const struct stage_ops t_stream_ops = {
-    .name = "t_sig",
-    .create = t_create,
-    .task_begin = sig_begin,
-    .map = sig_map,
-    .task_end = sig_end,
-    .reduce_parts = sig_parts,
-    .reduce = sig_reduce,
-    .plan_stream = stream_plan,
-};
+/* t_sig with stream_plan for its plan hook (set by the test). */
+static struct stage_ops t_stream_ops;
 
 /* ---- t_model --------------------------------------------------------- */
 
@@ -464,6 +459,9 @@ TEST(plan_stream_matches_plan_and_refuses_stray_drops)
     snprintf(bad, sizeof bad, "%s/bad", dir);
     make_inputs(dir);
     run(dir, held, 2);
+    t_stream_ops = t_sig_ops;
+    t_stream_ops.plan = NULL;
+    t_stream_ops.plan_stream = stream_plan;
     sig_ops = &t_stream_ops;
     run(dir, streamed, 1);
     expect_same_outputs(held, streamed);
