@@ -50,6 +50,12 @@
  * decode: memory bound, where packing for the outer product cost more than
  * its compute); more rows go to the outer product. */
 #define BF16_STREAM_M 16
+/* Past 2 rows: inputs per K block (the block of every row's activations,
+ * 16 KB at 16 rows, stays in L1 while the weight rows of a cache block
+ * pass through the row tiles) and weight rows per cache block (their
+ * tiles' accumulators wait in a per-thread buffer between K blocks). */
+#define BF16_KB         512
+#define BF16_CARRY_ROWS 48
 
 bool idf2_avx512_usable(void)
 {
@@ -77,11 +83,24 @@ static size_t block_rows(size_t K, size_t nr)
     return nb < nr ? nr : nb;
 }
 
+/* Bytes of a thread's waiting accumulators past 2 rows: two row tiles of
+ * every weight tile of a cache block. */
+static size_t carry_bytes(size_t m)
+{
+    return m > 2 ? BF16_CARRY_ROWS / BF16_NR_WIDE * 2 * BF16_MR * MM_NR * sizeof(__m512) : 0;
+}
+
+static size_t x_part(size_t m, size_t K)
+{
+    return idf2_align64(2 * m * xq_row(K) * 2);
+}
+
 size_t idf2_avx512_mm_ws(size_t m, size_t K, enum idf2_mm_fmt f, int nt)
 {
     if (!is_bf16(f))
         return idf2_q8_mm_ws(m, K, nt);
-    const size_t mine = m > BF16_STREAM_M ? 0 : idf2_align64(2 * m * xq_row(K) * 2);
+    const size_t mine =
+        m > BF16_STREAM_M ? 0 : x_part(m, K) + (size_t)(nt > 0 ? nt : 1) * carry_bytes(m);
     const size_t outer = idf2_bf16mm_ws(m, K, f == IDF2_MM_BF16, nt);
     return mine > outer ? mine : outer;
 }
@@ -113,32 +132,46 @@ KFN void to_bf16_row(uint16_t *hi, uint16_t *lo, const float *x, size_t K, size_
     }
 }
 
-/* A tile over all of K; weight c's inputs k .. k+31 at w + c * K + k,
- * inputs past K read as zero; row r's at xb + k * MR + r * 32 (see
- * mm_prepare).  two: hi and lo activation terms (else hi only).
- * Prefetches w + c * K + k + pf (pf weights ahead). */
-KINL void bf16_tile(const int MR, const int NR, const bool two, const uint16_t *xb, size_t xlo,
-                    const uint16_t *w, size_t K, size_t pf, float *y, size_t ldy, const float *bias)
+/* Where a streaming tile's work goes. */
+struct bf16_io {
+    const uint16_t *xb; /* the tile's activations (see mm_prepare) */
+    size_t xlo;         /* from hi to lo terms */
+    const uint16_t *w;  /* the tile's first weight row */
+    size_t K, k0, k1;   /* inputs; this K block (k1 <= K padded to 32) */
+    ptrdiff_t pf;       /* prefetch weights this far from each load */
+    __m512 *carry;      /* accumulators between K blocks, [r][MM_NR] */
+    float *y;           /* output of the first row and weight row */
+    size_t ldy;         /* between rows */
+    const float *bias;  /* at the first weight row, or NULL */
+};
+
+/* A tile over inputs [k0, k1); weight c's inputs k .. k+31 at w + c * K +
+ * k, inputs past K read as zero; row r's at xb + k * MR + r * 32.  two: hi
+ * and lo activation terms (else hi only).  Accumulators start at zero on
+ * the first block, else from carry, and go back there unless the block
+ * is the last, where they are folded and stored. */
+KINL void bf16_tile(const int MR, const int NR, const bool two, const struct bf16_io *io)
 {
     __m512 acc[BF16_MR][MM_NR];
     _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
-        _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++) acc[r][c] = _mm512_setzero_ps();
-    const size_t kfull = K / 32 * 32, kpad = (K + 31) / 32 * 32;
-    for (size_t k = 0; k < kpad; k += 32) {
+        _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++) acc[r][c] =
+            io->k0 == 0 ? _mm512_setzero_ps() : io->carry[r * MM_NR + c];
+    const size_t K = io->K, kfull = K / 32 * 32, kpad = (K + 31) / 32 * 32;
+    for (size_t k = io->k0; k < io->k1; k += 32) {
         const __mmask32 km = k < kfull ? 0xFFFFFFFFu : tail32(K - k);
         __m512bh wv[MM_NR];
         _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++)
         {
-            const uint16_t *src = w + (size_t)c * K + k;
-            _mm_prefetch((const char *)(src + pf), _MM_HINT_T0);
+            const uint16_t *src = io->w + (size_t)c * K + k;
+            _mm_prefetch((const char *)(src + io->pf), _MM_HINT_T0);
             wv[c] = (__m512bh)_mm512_maskz_loadu_epi16(km, src);
         }
         _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
         {
-            const uint16_t *xr = xb + k * (size_t)MR + (size_t)r * 32;
+            const uint16_t *xr = io->xb + k * (size_t)MR + (size_t)r * 32;
             const __m512bh xh = (__m512bh)_mm512_loadu_si512(xr);
             if (two) {
-                const __m512bh xl = (__m512bh)_mm512_loadu_si512(xr + xlo);
+                const __m512bh xl = (__m512bh)_mm512_loadu_si512(xr + io->xlo);
                 _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++) acc[r][c] =
                     _mm512_dpbf16_ps(_mm512_dpbf16_ps(acc[r][c], xh, wv[c]), xl, wv[c]);
             } else {
@@ -147,19 +180,24 @@ KINL void bf16_tile(const int MR, const int NR, const bool two, const uint16_t *
             }
         }
     }
+    if (io->k1 < kpad) {
+        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
+            _Pragma("GCC unroll 8") for (int c = 0; c < NR; c++)
+                io->carry[r * MM_NR + c] = acc[r][c];
+        return;
+    }
     _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
-        tile_store_row(NR, y + (size_t)r * ldy, acc[r], bias);
+        tile_store_row(NR, io->y + (size_t)r * io->ldy, acc[r], io->bias);
 }
 
 #define BF16_CASE2(R_, C_, TWO_)                                                                   \
     case ((R_)*8 + (C_)) * 2 + (TWO_):                                                             \
-        bf16_tile(R_, C_, TWO_, xb, xlo, w, K, pf, y, ldy, bias);                                  \
+        bf16_tile(R_, C_, TWO_, io);                                                               \
         break;
 #define BF16_CASE(R_, C_) BF16_CASE2(R_, C_, 0) BF16_CASE2(R_, C_, 1)
 #define BF16_ROW_WIDE(R_) BF16_CASE(R_, 1) BF16_CASE(R_, 2) BF16_CASE(R_, 3)
 
-KFN void bf16_tile_any(int MR, int NR, bool two, const uint16_t *xb, size_t xlo, const uint16_t *w,
-                       size_t K, size_t pf, float *y, size_t ldy, const float *bias)
+KFN void bf16_tile_any(int MR, int NR, bool two, const struct bf16_io *io)
 {
     switch ((MR * 8 + NR) * 2 + (int)two) {
         BF16_CASE(1, 1)
@@ -216,11 +254,13 @@ void idf2_avx512_mm(float *y, const float *x, size_t m, size_t x_stride, const v
         idf2_bf16mm(y, x, m, x_stride, w, N, K, two, bias, ws, nt);
         return;
     }
-    /* Up to 2 rows: tiles of 4 weight rows.  More: row tiles of balanced
-     * sizes (3 to 8 rows) x 3 weight rows, each group of weight rows
-     * through every row tile while it is in L1/L2. */
-    const size_t nr = m <= 2 ? MM_NR : BF16_NR_WIDE, tiles = (m + BF16_MR - 1) / BF16_MR;
-    const size_t kp = xq_row(K), nb = block_rows(K, nr);
+    /* Up to 2 rows: tiles of 4 weight rows over the whole of K.  More: row
+     * tiles of balanced sizes (3 to 8 rows) x 3 weight rows over K blocks
+     * (BF16_KB), each weight read from memory once. */
+    const bool wide = m > 2;
+    const size_t nr = wide ? BF16_NR_WIDE : MM_NR, tiles = (m + BF16_MR - 1) / BF16_MR;
+    const size_t kp = xq_row(K), kpad = (K + 31) / 32 * 32, kb = wide ? BF16_KB : kpad;
+    const size_t nb = wide ? idf2_min_sz(block_rows(K, nr), BF16_CARRY_ROWS) : block_rows(K, nr);
     mm_prepare(x, m, x_stride, K, f, tiles, ws);
     const int team = m * N * K < (1u << 18) ? 1 : (nt > 0 ? nt : 1);
 #pragma omp parallel num_threads(team)
@@ -228,19 +268,41 @@ void idf2_avx512_mm(float *y, const float *x, size_t m, size_t x_stride, const v
         const size_t t = (size_t)omp_get_thread_num(), T = (size_t)omp_get_num_threads();
         const size_t n_groups = (N + nr - 1) / nr;
         const size_t n0 = n_groups * t / T * nr, n1 = idf2_min_sz(N, n_groups * (t + 1) / T * nr);
+        __m512 *carry = (__m512 *)((char *)ws + x_part(m, K) + t * carry_bytes(m));
         for (size_t b0 = n0; b0 < n1; b0 += nb) {
             const size_t b1 = idf2_min_sz(n1, b0 + nb);
-            for (size_t j = b0; j < b1; j += nr)
-                for (size_t i = 0; i < tiles; i++) {
-                    /* The first row tile reads the weights from memory; a
-                     * second one (from L2) prefetches the next weight rows
-                     * meanwhile, so memory streams through both. */
-                    const size_t r0 = m * i / tiles, r1 = m * (i + 1) / tiles;
-                    const size_t pf = i > 0 && j + nr < n1 ? nr * K : PF_AHEAD / 2;
-                    bf16_tile_any((int)(r1 - r0), (int)idf2_min_sz(nr, b1 - j), two,
-                                  (const uint16_t *)ws + r0 * kp, m * kp,
-                                  (const uint16_t *)w + j * K, K, pf, y + r0 * N + j, N,
-                                  bias ? bias + j : NULL);
+            for (size_t k0 = 0; k0 < kpad; k0 += kb)
+                for (size_t j = b0; j < b1; j += nr) {
+                    /* Past 2 rows, the weight tile after next in this
+                     * order (within a K block tile by tile, then the next
+                     * K block) is prefetched. */
+                    ptrdiff_t pf = PF_AHEAD / 2;
+                    if (wide) {
+                        size_t jn = j + 2 * nr, kn = k0;
+                        if (jn >= b1) {
+                            jn = b0 + (jn - b1) % (b1 - b0);
+                            kn += kb;
+                        }
+                        pf = ((ptrdiff_t)jn - (ptrdiff_t)j) * (ptrdiff_t)K + (ptrdiff_t)kn -
+                             (ptrdiff_t)k0;
+                    }
+                    for (size_t i = 0; i < tiles; i++) {
+                        const size_t r0 = m * i / tiles, r1 = m * (i + 1) / tiles;
+                        const struct bf16_io io = {
+                            .xb = (const uint16_t *)ws + r0 * kp,
+                            .xlo = m * kp,
+                            .w = (const uint16_t *)w + j * K,
+                            .K = K,
+                            .k0 = k0,
+                            .k1 = idf2_min_sz(kpad, k0 + kb),
+                            .pf = pf,
+                            .carry = carry + ((j - b0) / nr * 2 + i) * BF16_MR * MM_NR,
+                            .y = y + r0 * N + j,
+                            .ldy = N,
+                            .bias = bias ? bias + j : NULL,
+                        };
+                        bf16_tile_any((int)(r1 - r0), (int)idf2_min_sz(nr, b1 - j), two, &io);
+                    }
                 }
         }
     }
