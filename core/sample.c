@@ -42,6 +42,7 @@ static enum vc_status copy_into(struct sample *s, struct sample_field *f, const 
     f->data = copy;
     f->size = size;
     f->has_sha256 = false;
+    f->src_data = NULL;
     return VC_OK;
 }
 

@@ -29,6 +29,12 @@ struct sample_field {
      * clears has_sha256 (sample_add_field/sample_set_field do). */
     uint8_t sha256[32];
     bool has_sha256;
+    /* The same bytes at src_off in the unit's source file (a plain tar
+     * read by wds_read), so a spill can point there instead of copying
+     * them.  Valid only while data == src_data: a stage that points data
+     * at other bytes leaves it stale, never wrong. */
+    const uint8_t *src_data;
+    uint64_t src_off;
 };
 
 struct sample {

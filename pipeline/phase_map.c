@@ -407,7 +407,7 @@ static enum vc_status open_input(struct map_task *t, struct vc_err *err)
     if (rc == VC_OK)
         rc = spill_index_read(alive, t->unit, &t->alive, &t->n_alive, err);
     if (rc == VC_OK)
-        rc = spill_reader_open(&t->in, bin, NULL, err);
+        rc = spill_reader_open(&t->in, bin, NULL, t->u->file, err);
     if (rc == VC_OK) {
         t->prev_rec = manifest_unit_kept(t->prev);
         if (manifest_unit_n_kept(t->prev) != t->n_alive)
@@ -510,13 +510,13 @@ enum vc_status phase_map_unit(struct session *ss, size_t round, size_t unit, str
                           .unit = (uint32_t)unit,
                           .link = round > 0 && round + 1 == ss->n_rounds,
                           .edit = -1,
-                          .in = { .fd = -1, .base_fd = -1 } };
+                          .in = SPILL_READER_CLOSED };
     t.u = spec_unit(sp, unit, &t.source);
     char *bin = session_work_path(ss, "r%zu-map-%06zu.bin", round, unit);
     char *man = session_work_path(ss, "r%zu-map-%06zu.json", round, unit);
     enum vc_status rc = bin && man ? map_task_alloc(&t, sp->n_stages, err) : oom(err);
     if (rc == VC_OK)
-        rc = spill_writer_open(&t.spill, bin, err);
+        rc = spill_writer_open(&t.spill, bin, t.u->file, err);
     size_t begun = rd->first;
     for (; rc == VC_OK && begun < rd->end; begun++) {
         t.tcs[begun] = (struct stage_task_ctx){ .run = &ss->ctx[round],

@@ -49,7 +49,7 @@ static enum vc_status copy_samples(struct session *ss, const struct manifest_slo
                                    struct wds_writer *w, struct arena *arena, uint64_t *per_source,
                                    struct vc_err *err)
 {
-    struct spill_reader in = { .fd = -1, .base_fd = -1 };
+    struct spill_reader in = SPILL_READER_CLOSED;
     size_t in_unit = SIZE_MAX, last = ss->n_rounds - 1;
     enum vc_status rc = VC_OK;
     for (size_t i = 0; rc == VC_OK && i < n; i++) {
@@ -60,7 +60,10 @@ static enum vc_status copy_samples(struct session *ss, const struct manifest_slo
             /* The round before holds the bytes the last one linked. */
             char *base =
                 last ? session_work_path(ss, "r%zu-map-%06u.bin", last - 1, s->unit) : NULL;
-            rc = bin && (base || !last) ? spill_reader_open(&in, bin, base, err) : oom(err);
+            size_t source;
+            const struct source_unit *u = spec_unit(ss->spec, s->unit, &source);
+            const char *src = u ? u->file : NULL;
+            rc = bin && (base || !last) ? spill_reader_open(&in, bin, base, src, err) : oom(err);
             free(bin);
             free(base);
             in_unit = s->unit;

@@ -12,9 +12,19 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-enum { SPILL_DIGEST_BIT = 0x8000, SPILL_LINK_BIT = 0x4000, SPILL_NAME_MASK = 0x3fff };
+enum {
+    SPILL_DIGEST_BIT = 0x8000,
+    SPILL_LINK_BIT = 0x4000,
+    SPILL_SRC_BIT = 0x2000,
+    SPILL_NAME_MASK = 0x1fff
+};
+
+/* The trailer of a spill with source links: magic, size, mtime (ns). */
+static const char spill_src_magic[8] = { 'v', 'c', 's', 'p', 's', 'r', 'c', '1' };
+enum { SPILL_TRAILER = 24 };
 
 static void put_le(uint8_t *p, uint64_t v, int n)
 {
@@ -30,14 +40,17 @@ static uint64_t get_le(const uint8_t *p, int n)
     return v;
 }
 
-enum vc_status spill_writer_open(struct spill_writer *w, const char *path, struct vc_err *err)
+enum vc_status spill_writer_open(struct spill_writer *w, const char *path, const char *src,
+                                 struct vc_err *err)
 {
     memset(w, 0, sizeof *w);
     w->path = vc_strdup(path);
     w->tmp = malloc(strlen(path) + 5);
-    if (!w->path || !w->tmp) {
+    w->src = src ? vc_strdup(src) : NULL;
+    if (!w->path || !w->tmp || (src && !w->src)) {
         free(w->path);
         free(w->tmp);
+        free(w->src);
         return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "spill %s", path);
     }
     strcat(strcpy(w->tmp, path), ".tmp");
@@ -45,9 +58,32 @@ enum vc_status spill_writer_open(struct spill_writer *w, const char *path, struc
         vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", w->tmp, strerror(errno));
         free(w->path);
         free(w->tmp);
+        free(w->src);
         return VC_EFATAL;
     }
     return VC_OK;
+}
+
+static uint64_t mtime_ns(const struct stat *st)
+{
+    return (uint64_t)st->st_mtim.tv_sec * 1000000000u + (uint64_t)st->st_mtim.tv_nsec;
+}
+
+/* Whether the field goes in as a link to the source: its bytes are still
+ * the ones the source read, and the source's identity is known (taken at
+ * the first such field, while the source is open for reading). */
+static bool src_linked(struct spill_writer *w, const struct sample_field *f)
+{
+    if (!w->src || !f->src_data || f->src_data != f->data || f->size < SPILL_LINK_MIN)
+        return false;
+    if (!w->src_linked) {
+        struct stat st;
+        if (stat(w->src, &st) != 0 || (uint64_t)st.st_size < f->src_off + f->size)
+            return false;
+        w->src_size = (uint64_t)st.st_size;
+        w->src_mtime_ns = mtime_ns(&st);
+    }
+    return f->src_off + f->size <= w->src_size;
 }
 
 /* The field's offset in the base file when it is to be linked there. */
@@ -78,18 +114,27 @@ enum vc_status spill_writer_add(struct spill_writer *w, const struct sample *s,
                               "spill %s: a field name of %zu bytes (at most %d)", w->path, nl,
                               SPILL_NAME_MASK);
         /* The top bit of the name length says a cached SHA-256 of the
-         * bytes follows the name, the next one that the bytes are linked. */
+         * bytes follows the name, the next two that the bytes are linked
+         * to the base or to the source. */
         uint64_t at = 0;
-        bool dg = f->has_sha256, ln = linked(f, base, &at);
+        bool dg = f->has_sha256, sl = src_linked(w, f), ln = sl || linked(f, base, &at);
+        if (sl)
+            at = f->src_off;
+        w->src_linked += sl;
+        w->linked += ln && !sl;
         uint8_t ref[8];
         put_le(ref, at, 8);
-        put_le(hdr, nl | (dg ? SPILL_DIGEST_BIT : 0) | (ln ? SPILL_LINK_BIT : 0), 2);
+        put_le(hdr,
+               nl | (dg ? SPILL_DIGEST_BIT : 0) |
+                   (sl   ? SPILL_SRC_BIT
+                    : ln ? SPILL_LINK_BIT
+                         : 0),
+               2);
         put_le(hdr + 2, f->size, 8);
         ok = fwrite(hdr, 1, 10, w->f) == 10 && fwrite(f->name, 1, nl, w->f) == nl &&
              (!dg || fwrite(f->sha256, 1, 32, w->f) == 32) &&
              (ln ? fwrite(ref, 1, 8, w->f) == 8 : fwrite(f->data, 1, f->size, w->f) == f->size);
         len += 10 + nl + (dg ? 32 : 0) + (ln ? 8 : f->size);
-        w->linked += ln;
         tar_bytes += plan_tar_member_bytes(f->size);
     }
     char *meta = s->meta && s->meta->child ? cJSON_PrintUnformatted(s->meta) : NULL;
@@ -112,7 +157,14 @@ enum vc_status spill_writer_close(struct spill_writer *w, bool ok, struct vc_err
 {
     enum vc_status rc = VC_OK;
     if (w->f) {
-        if (ok && (fflush(w->f) != 0 || fsync(fileno(w->f)) != 0))
+        uint8_t tr[SPILL_TRAILER];
+        memcpy(tr, spill_src_magic, 8);
+        put_le(tr + 8, w->src_size, 8);
+        put_le(tr + 16, w->src_mtime_ns, 8);
+        if (ok && w->src_linked && fwrite(tr, 1, sizeof tr, w->f) != sizeof tr)
+            rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "writing %s: %s", w->tmp,
+                            strerror(errno));
+        if (ok && rc == VC_OK && (fflush(w->f) != 0 || fsync(fileno(w->f)) != 0))
             rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", w->tmp, strerror(errno));
         if (fclose(w->f) != 0 && ok && rc == VC_OK)
             rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", w->tmp, strerror(errno));
@@ -123,18 +175,20 @@ enum vc_status spill_writer_close(struct spill_writer *w, bool ok, struct vc_err
     }
     free(w->path);
     free(w->tmp);
+    free(w->src);
     memset(w, 0, sizeof *w);
     return rc;
 }
 
 enum vc_status spill_reader_open(struct spill_reader *r, const char *path, const char *base_path,
-                                 struct vc_err *err)
+                                 const char *src_path, struct vc_err *err)
 {
-    r->base_fd = -1;
+    r->base_fd = r->src_fd = -1;
     r->path = vc_strdup(path);
     r->base_path = base_path ? vc_strdup(base_path) : NULL;
+    r->src_path = src_path ? vc_strdup(src_path) : NULL;
     r->fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (r->fd < 0 || !r->path || (base_path && !r->base_path)) {
+    if (r->fd < 0 || !r->path || (base_path && !r->base_path) || (src_path && !r->src_path)) {
         vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", path, strerror(errno));
         spill_reader_close(r);
         return VC_EFATAL;
@@ -162,13 +216,48 @@ static enum vc_status pread_all(int fd, void *buf, size_t n, uint64_t off, const
     return VC_OK;
 }
 
-/* A linked field's bytes, from the base into the sample's arena. */
-static enum vc_status load_linked(struct spill_reader *r, uint64_t off, struct sample_field *f,
-                                  uint64_t at, struct arena *arena, struct vc_err *err)
+/* Opens the source at the first source link: it must still be the file
+ * the spill's trailer describes. */
+static enum vc_status open_src(struct spill_reader *r, uint64_t off, struct vc_err *err)
 {
-    if (!r->base_path)
+    if (!r->src_path)
         return bad(r, off, err);
-    if (r->base_fd < 0 && (r->base_fd = open(r->base_path, O_RDONLY | O_CLOEXEC)) < 0)
+    struct stat st, sp;
+    uint8_t tr[SPILL_TRAILER];
+    int fd = open(r->src_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s (the source of %s): %s", r->src_path,
+                   r->path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return VC_EFATAL;
+    }
+    r->src_fd = fd;
+    if (fstat(r->fd, &sp) != 0 || sp.st_size < SPILL_TRAILER ||
+        pread_all(r->fd, tr, sizeof tr, (uint64_t)sp.st_size - SPILL_TRAILER, r->path, err) !=
+            VC_OK ||
+        memcmp(tr, spill_src_magic, 8) != 0)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error,
+                          "%s: links to its source but has no source trailer", r->path);
+    if (get_le(tr + 8, 8) != (uint64_t)st.st_size || get_le(tr + 16, 8) != mtime_ns(&st))
+        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error,
+                          "%s changed after a map task read it (%llu bytes then, %llu now, or "
+                          "another mtime); the spill %s points into it: start the run over",
+                          r->src_path, (unsigned long long)get_le(tr + 8, 8),
+                          (unsigned long long)st.st_size, r->path);
+    return VC_OK;
+}
+
+/* A linked field's bytes, from the base or the source into the sample's
+ * arena; a source link stays on the field for the next spill. */
+static enum vc_status load_linked(struct spill_reader *r, uint64_t off, struct sample_field *f,
+                                  bool src, uint64_t at, struct arena *arena, struct vc_err *err)
+{
+    if (src && r->src_fd < 0)
+        VC_TRY(open_src(r, off, err));
+    if (!src && !r->base_path)
+        return bad(r, off, err);
+    if (!src && r->base_fd < 0 && (r->base_fd = open(r->base_path, O_RDONLY | O_CLOEXEC)) < 0)
         return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s (the base of %s): %s",
                           r->base_path, r->path, strerror(errno));
     uint8_t *data = arena_alloc(arena, (size_t)f->size);
@@ -177,7 +266,12 @@ static enum vc_status load_linked(struct spill_reader *r, uint64_t off, struct s
                           "%s: a field of the record at offset %llu exceeds the sample arena",
                           r->path, (unsigned long long)off);
     f->data = data;
-    return pread_all(r->base_fd, data, (size_t)f->size, at, r->base_path, err);
+    if (src) {
+        f->src_data = data;
+        f->src_off = at;
+    }
+    return pread_all(src ? r->src_fd : r->base_fd, data, (size_t)f->size, at,
+                     src ? r->src_path : r->base_path, err);
 }
 
 enum vc_status spill_reader_load(struct spill_reader *r, uint64_t off, uint64_t len,
@@ -204,7 +298,8 @@ enum vc_status spill_reader_load(struct spill_reader *r, uint64_t off, uint64_t 
             return bad(r, off, err);
         size_t flags = (size_t)get_le(buf + pos, 2);
         uint64_t size = get_le(buf + pos + 2, 8);
-        bool dg = flags & SPILL_DIGEST_BIT, ln = flags & SPILL_LINK_BIT;
+        bool dg = flags & SPILL_DIGEST_BIT, sl = flags & SPILL_SRC_BIT;
+        bool ln = sl || (flags & SPILL_LINK_BIT);
         size_t nl = flags & SPILL_NAME_MASK;
         pos += 10;
         size_t dl = dg ? 32 : 0;
@@ -221,7 +316,7 @@ enum vc_status spill_reader_load(struct spill_reader *r, uint64_t off, uint64_t 
         if (dg)
             memcpy(f->sha256, buf + pos + nl, 32);
         if (ln)
-            VC_TRY(load_linked(r, off, f, get_le(buf + pos + nl + dl, 8), s->arena, err));
+            VC_TRY(load_linked(r, off, f, sl, get_le(buf + pos + nl + dl, 8), s->arena, err));
         pos += nl + dl + (size_t)body;
     }
     s->n_fields = s->cap_fields = nf;
@@ -246,9 +341,12 @@ void spill_reader_close(struct spill_reader *r)
         close(r->fd);
     if (r->base_fd >= 0)
         close(r->base_fd);
+    if (r->src_fd >= 0)
+        close(r->src_fd);
     free(r->path);
     free(r->base_path);
-    *r = (struct spill_reader){ .fd = -1, .base_fd = -1 };
+    free(r->src_path);
+    *r = (struct spill_reader)SPILL_READER_CLOSED;
 }
 
 /* The header: u64 n, then n + 1 u64 part starts. */
@@ -264,7 +362,7 @@ enum vc_status spill_index_open(struct spill_index_writer *w, const char *path, 
     w->n = n;
     if (!(w->start = calloc(n + 1, sizeof *w->start)))
         return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "%s", path);
-    enum vc_status rc = spill_writer_open(&w->w, path, err);
+    enum vc_status rc = spill_writer_open(&w->w, path, NULL, err);
     /* The header is written last, at close, once the starts are known. */
     if (rc == VC_OK && fseeko(w->w.f, (off_t)index_head(n), SEEK_SET) != 0)
         rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", w->w.tmp, strerror(errno));

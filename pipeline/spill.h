@@ -19,6 +19,16 @@
  * before spilled is not copied a second time; REDUCE reads those bytes
  * from the base, which therefore lives as long as the last round's spill.
  *
+ * Source links.  When the third bit (0x2000) is set instead, a u64 offset
+ * follows too, into the unit's source file: a field a source read from a
+ * plain tar and no stage replaced (sample_field's src_data), linked in any
+ * round, so round 0 does not copy the pictures of its input either.  Such
+ * a spill ends with a trailer, "vcspsrc1", then the source's size and
+ * mtime in nanoseconds (u64 each) when the first field was linked; a
+ * reader compares them with the file before reading from it, so a source
+ * replaced between a map task and the tasks after it is an error, never
+ * wrong bytes.
+ *
  * Indexed files hold n parts, each read alone: u64 n, u64 start[0..n]
  * (byte offsets into the data; start[n] = its size), then the data, part k
  * being data[start[k], start[k + 1]).  Written part by part in order, the
@@ -42,6 +52,8 @@ struct spill_writer {
     char *path, *tmp; /* owned */
     uint64_t off;     /* bytes written so far = the next record's offset */
     uint64_t linked;  /* fields linked to the base so far */
+    char *src;        /* owned; NULL: fields are never linked to a source */
+    uint64_t src_size, src_mtime_ns, src_linked;
 };
 
 /* Where one appended record landed, and what it adds to a tar shard. */
@@ -60,8 +72,11 @@ struct spill_base {
  * pread per linked field. */
 #define SPILL_LINK_MIN 4096
 
-/* Creates path's temporary file.  VC_EFATAL io_error naming it on failure. */
-enum vc_status spill_writer_open(struct spill_writer *w, const char *path, struct vc_err *err);
+/* Creates path's temporary file.  VC_EFATAL io_error naming it on failure.
+ * src: the unit's source file, where fields whose src_data is valid are
+ * linked (NULL: none is). */
+enum vc_status spill_writer_open(struct spill_writer *w, const char *path, const char *src,
+                                 struct vc_err *err);
 /* Appends the sample's fields and metadata.  base NULL: every field's
  * bytes; else the sample was loaded from the record `base` of the file the
  * reader of this spill names as its base, and fields of at least
@@ -76,14 +91,22 @@ enum vc_status spill_writer_close(struct spill_writer *w, bool ok, struct vc_err
 /* Reads records of one spill file with pread; one record in memory at a
  * time (in the sample's arena). */
 struct spill_reader {
-    int fd, base_fd;        /* base_fd: opened at the first linked field */
-    char *path, *base_path; /* owned; base_path NULL: no base */
+    int fd, base_fd, src_fd;           /* base_fd, src_fd: opened at their first link */
+    char *path, *base_path, *src_path; /* owned; base_path, src_path NULL: none */
 };
+/* A reader not open (spill_reader_close may still be called). */
+#define SPILL_READER_CLOSED                                                                        \
+    {                                                                                              \
+        .fd = -1, .base_fd = -1, .src_fd = -1                                                      \
+    }
 
 /* base_path: the spill its linked fields point into, or NULL when it has
- * none (a linked field is then a malformed record). */
+ * none (a linked field is then a malformed record); src_path: the unit's
+ * source file, for source links (NULL: none may occur).  Loaded fields
+ * linked to the source keep src_data/src_off, so a later spill links them
+ * there again. */
 enum vc_status spill_reader_open(struct spill_reader *r, const char *path, const char *base_path,
-                                 struct vc_err *err);
+                                 const char *src_path, struct vc_err *err);
 /* Fills `s` (sample_init'ed) with the fields of the record at (off, len),
  * in the sample's arena, and s->meta with its metadata (owned by s).  Keys
  * and ordinals live in the manifest: the caller sets them.  `at` (NULL =

@@ -41,7 +41,8 @@ struct source_ops {
                            struct vc_err *err);
     /* Like wds_reader_next: VC_OK, VC_EOF, VC_ESAMPLE (s->orig_key and
      * s->src_index identify the bad sample; call again), VC_ESHARD (the
-     * rest of the unit is unreadable). */
+     * rest of the unit is unreadable).  A field's src_data/src_off, when
+     * set, say where its bytes lie in u->file (spills point there). */
     enum vc_status (*next)(void *cursor, struct sample *s, struct vc_err *err);
     void (*close)(void *cursor);
     /* Optional: the samples the open unit holds, when the source knows

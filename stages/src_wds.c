@@ -68,6 +68,7 @@ static enum vc_status wds_open(void *state, const struct source_unit *u, void **
     const struct src_wds *w = state;
     struct wds_reader *r;
     VC_TRY(wds_reader_open(u->file, &w->limits, &r, err));
+    wds_reader_keep_offsets(r);
     *cursor = r;
     return VC_OK;
 }

@@ -249,6 +249,7 @@ static enum vc_status to_positions(struct sample *s, const cJSON *doc, struct vc
         if (cJSON_IsString(t)) {
             snprintf(name, sizeof name, "%d.text.txt", pos);
             v[n].has_sha256 = false;
+            v[n].src_data = NULL;
             v[n].size = strlen(t->valuestring);
             v[n].data = arena_memdup(s->arena, t->valuestring, v[n].size + 1);
         } else {
@@ -271,6 +272,7 @@ static enum vc_status to_positions(struct sample *s, const cJSON *doc, struct vc
     if (rc == VC_OK) {
         v[n].name = POSITIONS_LIST;
         v[n].has_sha256 = false;
+        v[n].src_data = NULL;
         v[n].data = list.data ? arena_memdup(s->arena, list.data, list.len) : NULL;
         v[n].size = list.len;
         if (list.failed || !v[n].data)

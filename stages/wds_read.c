@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* libarchive's read granularity for files; large enough that a shard on a
  * network file system is read in few round trips. */
@@ -52,6 +53,8 @@ struct wds_reader {
     size_t pending_cap;
     struct wds_member_name pending;
     int64_t pending_size;
+    uint64_t pending_off; /* where its data starts in the (uncompressed) archive */
+    bool pending_sparse;
     const char *pending_irregular; /* "symbolic link", ...: not a regular file */
 
     struct wds_orphan *orphans; /* owned: a FIFO of n_orphans from orphan_head */
@@ -60,6 +63,8 @@ struct wds_reader {
     char *cur_key; /* owned; the key of the sample being assembled */
     size_t cur_cap;
 
+    bool from_file; /* opened by path, not over memory */
+    bool offsets;   /* fields carry their offset in the file (wds_reader_keep_offsets) */
     bool at_eof;
     bool broken; /* corruption seen: every later call is VC_ESHARD */
     char broken_msg[256];
@@ -227,6 +232,10 @@ static enum vc_status fetch_member(struct wds_reader *r, struct vc_err *err)
             return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "no memory for a name");
         wds_member_split(r->pending_name, &r->pending);
         r->pending_size = archive_entry_size_is_set(e) ? archive_entry_size(e) : 0;
+        /* Filter 0's position is what the tar reader consumed: the
+         * member's headers (pax and GNU long names included), not its data. */
+        r->pending_off = (uint64_t)archive_filter_bytes(r->a, 0);
+        r->pending_sparse = archive_entry_sparse_count(e) > 0;
         r->pending_irregular = irregular;
         r->have_pending = true;
         return VC_OK;
@@ -353,7 +362,16 @@ enum vc_status wds_reader_open(const char *path, const struct wds_read_limits *l
         wds_reader_close(r);
         return st;
     }
+    r->from_file = true;
     return reader_start(r, out, err);
+}
+
+void wds_reader_keep_offsets(struct wds_reader *r)
+{
+    struct stat st;
+    r->offsets = r->from_file && archive_filter_count(r->a) == 1 &&
+                 archive_filter_code(r->a, 0) == ARCHIVE_FILTER_NONE && stat(r->path, &st) == 0 &&
+                 S_ISREG(st.st_mode);
 }
 
 enum vc_status wds_reader_open_mem(const void *data, size_t size, const char *name,
@@ -439,6 +457,10 @@ static enum vc_status take_member(struct wds_reader *r, struct sample *s, bool s
     struct sample_field *f = sample_field_get(s, field);
     f->data = buf;
     f->size = size;
+    if (r->offsets && !r->pending_sparse) {
+        f->src_data = buf;
+        f->src_off = r->pending_off;
+    }
     return VC_OK;
 }
 

@@ -69,6 +69,12 @@ enum vc_status wds_reader_open_mem(const void *data, size_t size, const char *na
  * returns VC_ESHARD, as does every later call. */
 enum vc_status wds_reader_next(struct wds_reader *r, struct sample *s, struct vc_err *err);
 
+/* From now on, the fields of a plain (uncompressed) tar in a regular file
+ * carry where their bytes lie in it (sample_field's src_data and src_off),
+ * so a spill can point there; a compressed or in-memory shard's fields,
+ * and a sparse member's, carry none.  Call right after opening. */
+void wds_reader_keep_offsets(struct wds_reader *r);
+
 /* Members skipped: directories (every other member reaches a sample or an
  * error entry). */
 uint64_t wds_reader_skipped(const struct wds_reader *r);

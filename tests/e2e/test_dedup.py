@@ -89,12 +89,14 @@ for i in range(6):
     grays[key] = g
     samples.append((key, enc(Image.fromarray(g, "L"), "PNG"), "grey test picture number %d" % i))
 
-# Three shards, samples dealt round-robin so duplicates cross shards.
+# Three shards, samples dealt round-robin so duplicates cross shards; the
+# last one gzip'd (under the same .tar name: shards are read by content).
 shards = [[] for _ in range(3)]
 for i, s in enumerate(samples):
     shards[i % 3].append(s)
 for n, members in enumerate(shards):
-    with tarfile.open(os.path.join(data, "in-%06d.tar" % n), "w", format=tarfile.USTAR_FORMAT) as t:
+    with tarfile.open(os.path.join(data, "in-%06d.tar" % n), "w:gz" if n == 2 else "w",
+                      format=tarfile.USTAR_FORMAT) as t:
         for key, img, cap in members:
             ext = "png" if img[:4] == b"\x89PNG" else "jpg"
             for name, payload in (("%s.%s" % (key, ext), img), ("%s.txt" % key, cap.encode())):
@@ -115,28 +117,40 @@ pe.run_spec(args, spec_path, one, threads=1)
 pe.run_spec(args, spec_path, two, threads=2)
 pe.compare_trees(one, two, "dedup at --threads 1 vs --threads 2")
 
-# The round after dedup (write) links the pictures it passes on unchanged to
-# round 0's spill instead of copying them: its spills are a small part of
-# round 0's, which stay where a unit's manifest says it links (a unit of
-# small pictures only links nothing and drops its round-0 spill), and a shard
-# removed after the run is written again, byte-identical, from them.
+# Spills do not copy the pictures.  A picture read from a plain tar is linked
+# to that tar by every round (shards 0 and 1); one read from the gzip'd
+# shard 2 is copied by round 0, and the round after dedup (write) links it
+# to round 0's spill, which stays where a unit's manifest says it links (and
+# only there).  A shard removed after the run is written again,
+# byte-identical, from them.
 work = os.path.join(two, "_work")
 
 
-def spill_bytes(rnd):
-    return sum(os.path.getsize(os.path.join(work, n)) for n in os.listdir(work)
-               if n.startswith("r%d-map-" % rnd) and n.endswith(".bin"))
+def spill_bytes(rnd, u):
+    p = os.path.join(work, "r%d-map-%06d.bin" % (rnd, u))
+    return os.path.getsize(p) if os.path.exists(p) else 0
+
+
+def input_bytes(u):
+    return os.path.getsize(os.path.join(data, "in-%06d.tar" % u))
 
 
 linked = [json.load(open(os.path.join(work, "r1-map-%06d.json" % u))).get("links", False)
           for u in range(3)]
 kept = [os.path.exists(os.path.join(work, "r0-map-%06d.bin" % u)) for u in range(3)]
-vctest.expect(any(linked) and kept == linked,
+vctest.expect(linked == [False, False, True] and kept == linked,
               "round 0's spill stays where round 1's links to it (links %s, kept %s)" %
               (linked, kept))
-vctest.expect(0 < spill_bytes(1) < spill_bytes(0) / 4,
-              "round 1's spills (%d bytes) link into round 0's (%d bytes)" %
-              (spill_bytes(1), spill_bytes(0)))
+r1 = [spill_bytes(1, u) for u in range(3)]
+vctest.expect(all(0 < r1[u] < input_bytes(u) / 4 for u in range(3)),
+              "round 1's spills (%s bytes) link to the inputs (%s bytes) or round 0's spill" %
+              (r1, [input_bytes(u) for u in range(3)]))
+vctest.expect(0 < spill_bytes(0, 2) and spill_bytes(1, 2) < spill_bytes(0, 2) / 4,
+              "round 1's spill of the gzip'd shard (%d bytes) links into round 0's (%d bytes)" %
+              (spill_bytes(1, 2), spill_bytes(0, 2)))
+with open(os.path.join(work, "r1-map-000000.bin"), "rb") as f:
+    vctest.expect(f.read()[-24:-16] == b"vcspsrc1",
+                  "a spill linked to its input ends with the input's identity")
 for n in ("dd-000001.tar", "dd-000001.json", "run.json"):
     os.remove(os.path.join(two, n))
 pe.run_spec(args, spec_path, two, threads=2)

@@ -27,13 +27,18 @@
 #include "pipeline/session.h"
 #include "pipeline/spec.h"
 #include "pipeline/spill.h"
+#include "stages/wds_read.h"
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <cjson/cJSON.h>
+#include <fcntl.h>
 #include <omp.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 enum { UNITS = 3, PER_UNIT = 10, RESIDUES = 5 };
@@ -655,7 +660,7 @@ TEST(spill_carries_field_digest)
     memcpy(want, sample_field_sha256(sample_field_get(&s, "jpg")), 32);
     struct spill_writer w;
     struct spill_rec rec;
-    CHECK_INT(spill_writer_open(&w, path, &err), VC_OK);
+    CHECK_INT(spill_writer_open(&w, path, NULL, &err), VC_OK);
     CHECK_INT(spill_writer_add(&w, &s, NULL, &rec, &err), VC_OK);
     CHECK_INT(spill_writer_close(&w, true, &err), VC_OK);
     /* 4 + (10 + 3 + 32 + 3) + (10 + 3 + 2) + 4: the digest's 32 bytes. */
@@ -664,7 +669,7 @@ TEST(spill_carries_field_digest)
     struct spill_reader r;
     struct sample back;
     sample_init(&back, a);
-    CHECK_INT(spill_reader_open(&r, path, NULL, &err), VC_OK);
+    CHECK_INT(spill_reader_open(&r, path, NULL, NULL, &err), VC_OK);
     CHECK_INT(spill_reader_load(&r, rec.off, rec.len, &back, NULL, &err), VC_OK);
     spill_reader_close(&r);
     const struct sample_field *jpg = sample_field_get(&back, "jpg");
@@ -699,22 +704,22 @@ TEST(spill_links_unchanged_fields_to_base)
     memcpy(want, sample_field_sha256(sample_field_get(&s, "jpg")), 32);
     struct spill_writer w;
     struct spill_rec pad, rec0, rec1;
-    CHECK_INT(spill_writer_open(&w, base_path, &err), VC_OK);
+    CHECK_INT(spill_writer_open(&w, base_path, NULL, &err), VC_OK);
     CHECK_INT(spill_writer_add(&w, &s, NULL, &pad, &err), VC_OK); /* rec0 not at offset 0 */
     CHECK_INT(spill_writer_add(&w, &s, NULL, &rec0, &err), VC_OK);
     CHECK_INT(spill_writer_close(&w, true, &err), VC_OK);
     sample_fini(&s);
     /* Read it back as the last round does, change it, spill it linked. */
-    struct spill_reader r = { .fd = -1, .base_fd = -1 };
+    struct spill_reader r = SPILL_READER_CLOSED;
     struct spill_base at;
     sample_init(&s, a);
-    CHECK_INT(spill_reader_open(&r, base_path, NULL, &err), VC_OK);
+    CHECK_INT(spill_reader_open(&r, base_path, NULL, NULL, &err), VC_OK);
     CHECK_INT(spill_reader_load(&r, rec0.off, rec0.len, &s, &at, &err), VC_OK);
     spill_reader_close(&r);
     CHECK_INT(at.off, rec0.off);
     CHECK_INT(at.len, rec0.len);
     CHECK_INT(sample_add_field(&s, "png", other, sizeof other, &err), VC_OK);
-    CHECK_INT(spill_writer_open(&w, path, &err), VC_OK);
+    CHECK_INT(spill_writer_open(&w, path, NULL, &err), VC_OK);
     CHECK_INT(spill_writer_add(&w, &s, &at, &rec1, &err), VC_OK);
     CHECK_INT(spill_writer_close(&w, true, &err), VC_OK);
     /* 4 + txt (10 + 3 + 9) + jpg linked (10 + 3 + 32 + 8) + png copied
@@ -723,7 +728,7 @@ TEST(spill_links_unchanged_fields_to_base)
     CHECK_INT(rec1.tar_bytes, rec0.tar_bytes + 512 + 6144);
     sample_fini(&s);
     sample_init(&s, a);
-    CHECK_INT(spill_reader_open(&r, path, base_path, &err), VC_OK);
+    CHECK_INT(spill_reader_open(&r, path, base_path, NULL, &err), VC_OK);
     CHECK_INT(spill_reader_load(&r, rec1.off, rec1.len, &s, NULL, &err), VC_OK);
     const struct sample_field *jpg = sample_field_get(&s, "jpg");
     const struct sample_field *png = sample_field_get(&s, "png");
@@ -736,7 +741,7 @@ TEST(spill_links_unchanged_fields_to_base)
     sample_fini(&s);
     /* No base named: the linked field is a bad record. */
     sample_init(&s, a);
-    CHECK_INT(spill_reader_open(&r, path, NULL, &err), VC_OK);
+    CHECK_INT(spill_reader_open(&r, path, NULL, NULL, &err), VC_OK);
     CHECK_INT(spill_reader_load(&r, rec1.off, rec1.len, &s, NULL, &err), VC_EFATAL);
     CHECK(strstr(err.msg, "bad record") != NULL);
     spill_reader_close(&r);
@@ -744,9 +749,133 @@ TEST(spill_links_unchanged_fields_to_base)
     /* The base cut before the picture's end. */
     CHECK(truncate(base_path, (off_t)(rec0.off + rec0.len - 100)) == 0);
     sample_init(&s, a);
-    CHECK_INT(spill_reader_open(&r, path, base_path, &err), VC_OK);
+    CHECK_INT(spill_reader_open(&r, path, base_path, NULL, &err), VC_OK);
     CHECK_INT(spill_reader_load(&r, rec1.off, rec1.len, &s, NULL, &err), VC_EFATAL);
     CHECK(strstr(err.msg, base_path) != NULL);
+    spill_reader_close(&r);
+    sample_fini(&s);
+    arena_free(a);
+}
+
+/* Writes a plain pax tar (or gzip'd) holding one sample: KEY.jpg (pic)
+ * and KEY.txt, KEY over 100 bytes so the picture gets a pax header. */
+static void write_tar(const char *path, const char *key, const uint8_t *pic, size_t n, bool gz)
+{
+    struct archive *a = archive_write_new();
+    archive_write_set_format_pax_restricted(a);
+    if (gz)
+        archive_write_add_filter_gzip(a);
+    CHECK(archive_write_open_filename(a, path) == ARCHIVE_OK);
+    const char *ext[2] = { ".jpg", ".txt" };
+    const void *data[2] = { pic, "a caption" };
+    size_t size[2] = { n, 9 };
+    for (int i = 0; i < 2; i++) {
+        char name[512];
+        snprintf(name, sizeof name, "%s%s", key, ext[i]);
+        struct archive_entry *e = archive_entry_new();
+        archive_entry_set_pathname(e, name);
+        archive_entry_set_filetype(e, AE_IFREG);
+        archive_entry_set_perm(e, 0644);
+        archive_entry_set_size(e, (la_int64_t)size[i]);
+        CHECK(archive_write_header(a, e) == ARCHIVE_OK);
+        CHECK(archive_write_data(a, data[i], size[i]) == (la_ssize_t)size[i]);
+        archive_entry_free(e);
+    }
+    archive_write_close(a);
+    archive_write_free(a);
+}
+
+/* Round 0 links a picture read from a plain tar to that tar: the spill
+ * holds 8 bytes for it, reading back gives the tar's bytes, a later round
+ * links it there again, and a tar replaced in between is an error. */
+TEST(spill_links_source_fields)
+{
+    char tar[512], gz[512], path[512], path1[512];
+    snprintf(tar, sizeof tar, "%s/src.tar", vc_test_tmpdir());
+    snprintf(gz, sizeof gz, "%s/src.tar.gz", vc_test_tmpdir());
+    snprintf(path, sizeof path, "%s/r0-src.bin", vc_test_tmpdir());
+    snprintf(path1, sizeof path1, "%s/r1-src.bin", vc_test_tmpdir());
+    static uint8_t pic[9000];
+    for (size_t i = 0; i < sizeof pic; i++)
+        pic[i] = (uint8_t)(i * 13 + 5);
+    char key[160];
+    memset(key, 'k', sizeof key - 1);
+    key[sizeof key - 1] = 0;
+    write_tar(tar, key, pic, sizeof pic, false);
+    write_tar(gz, key, pic, sizeof pic, true);
+    struct arena *a = arena_new(1 << 20);
+    struct vc_err err = { 0 };
+    struct sample s;
+    struct wds_reader *wr;
+    /* Compressed: no offsets. */
+    sample_init(&s, a);
+    CHECK_INT(wds_reader_open(gz, NULL, &wr, &err), VC_OK);
+    wds_reader_keep_offsets(wr);
+    CHECK_INT(wds_reader_next(wr, &s, &err), VC_OK);
+    CHECK(sample_field_get(&s, "jpg") && !sample_field_get(&s, "jpg")->src_data);
+    wds_reader_close(wr);
+    sample_fini(&s);
+    /* Plain: the offset is where the tar file holds the bytes. */
+    sample_init(&s, a);
+    CHECK_INT(wds_reader_open(tar, NULL, &wr, &err), VC_OK);
+    wds_reader_keep_offsets(wr);
+    CHECK_INT(wds_reader_next(wr, &s, &err), VC_OK);
+    struct sample_field *f = sample_field_get(&s, "jpg");
+    CHECK(f && f->src_data == f->data && f->size == sizeof pic);
+    static uint8_t got[sizeof pic];
+    FILE *fp = fopen(tar, "rb");
+    CHECK(fp && fseek(fp, (long)f->src_off, SEEK_SET) == 0 &&
+          fread(got, 1, sizeof got, fp) == sizeof got && !memcmp(got, pic, sizeof pic));
+    if (fp)
+        fclose(fp);
+    struct spill_writer w;
+    struct spill_rec rec0, rec1;
+    CHECK_INT(spill_writer_open(&w, path, tar, &err), VC_OK);
+    CHECK_INT(spill_writer_add(&w, &s, NULL, &rec0, &err), VC_OK);
+    CHECK_INT(spill_writer_close(&w, true, &err), VC_OK);
+    wds_reader_close(wr);
+    sample_fini(&s);
+    /* 4 + jpg linked (10 + 3 + 8) + txt (10 + 3 + 9) + 4. */
+    CHECK_INT(rec0.len, 4 + 21 + 22 + 4);
+    /* The next round reads it back and spills it unchanged: linked again. */
+    struct spill_reader r = SPILL_READER_CLOSED;
+    sample_init(&s, a);
+    CHECK_INT(spill_reader_open(&r, path, NULL, tar, &err), VC_OK);
+    CHECK_INT(spill_reader_load(&r, rec0.off, rec0.len, &s, NULL, &err), VC_OK);
+    spill_reader_close(&r);
+    f = sample_field_get(&s, "jpg");
+    CHECK(f && f->size == sizeof pic && !memcmp(f->data, pic, sizeof pic));
+    CHECK_INT(spill_writer_open(&w, path1, tar, &err), VC_OK);
+    CHECK_INT(spill_writer_add(&w, &s, NULL, &rec1, &err), VC_OK);
+    /* Replaced by a stage: copied. */
+    CHECK_INT(sample_set_field(&s, "jpg", pic, sizeof pic, &err), VC_OK);
+    struct spill_rec rec2;
+    CHECK_INT(spill_writer_add(&w, &s, NULL, &rec2, &err), VC_OK);
+    CHECK_INT(spill_writer_close(&w, true, &err), VC_OK);
+    sample_fini(&s);
+    CHECK_INT(rec1.len, rec0.len);
+    CHECK_INT(rec2.len, rec0.len - 8 + sizeof pic);
+    sample_init(&s, a);
+    CHECK_INT(spill_reader_open(&r, path1, NULL, tar, &err), VC_OK);
+    CHECK_INT(spill_reader_load(&r, rec1.off, rec1.len, &s, NULL, &err), VC_OK);
+    f = sample_field_get(&s, "jpg");
+    CHECK(f && f->size == sizeof pic && !memcmp(f->data, pic, sizeof pic));
+    spill_reader_close(&r);
+    sample_fini(&s);
+    /* No source named: a bad record. */
+    sample_init(&s, a);
+    CHECK_INT(spill_reader_open(&r, path, NULL, NULL, &err), VC_OK);
+    CHECK_INT(spill_reader_load(&r, rec0.off, rec0.len, &s, NULL, &err), VC_EFATAL);
+    CHECK(strstr(err.msg, "bad record") != NULL);
+    spill_reader_close(&r);
+    sample_fini(&s);
+    /* The tar rewritten (same size, another mtime): refused, naming it. */
+    struct timespec ts[2] = { { 1000000000, 0 }, { 1000000000, 0 } };
+    CHECK(utimensat(AT_FDCWD, tar, ts, 0) == 0);
+    sample_init(&s, a);
+    CHECK_INT(spill_reader_open(&r, path, NULL, tar, &err), VC_OK);
+    CHECK_INT(spill_reader_load(&r, rec0.off, rec0.len, &s, NULL, &err), VC_EFATAL);
+    CHECK(strstr(err.msg, tar) != NULL && strstr(err.msg, "changed") != NULL);
     spill_reader_close(&r);
     sample_fini(&s);
     arena_free(a);
@@ -757,5 +886,7 @@ TEST(spill_links_unchanged_fields_to_base)
     X(plan_stream_matches_plan_and_refuses_stray_drops)                                            \
     X(unreadable_unit_fails_uncommitted)                                                           \
     X(phases_run_alone)                                                                            \
-    X(indexed_file_parts) X(spill_carries_field_digest) X(spill_links_unchanged_fields_to_base)
+    X(indexed_file_parts)                                                                          \
+    X(spill_carries_field_digest)                                                                  \
+    X(spill_links_unchanged_fields_to_base) X(spill_links_source_fields)
 TEST_MAIN(TESTS)
