@@ -12,9 +12,27 @@
 #include <string.h>
 
 #include "core/vc_buf.h"
+#include "core/vc_dl.h"
 #include "core/vc_mem.h"
 #include "src_util.h"
 #include "stage_cfg.h"
+
+/* poppler-glib, cairo and glib, loaded when a spec has a PDF source
+ * (vc_dl): cairo's and glib's functions are found through poppler-glib,
+ * which depends on them. */
+#define PDF_FNS(X, t)                                                                              \
+    X(t, poppler_document_new_from_file)                                                           \
+    X(t, poppler_document_get_n_pages) X(t, poppler_document_get_page) X(t, poppler_page_get_size) \
+        X(t, poppler_page_render) X(t, cairo_image_surface_create) X(t, cairo_surface_status)      \
+            X(t, cairo_surface_destroy) X(t, cairo_create) X(t, cairo_set_source_rgb)              \
+                X(t, cairo_paint) X(t, cairo_scale) X(t, cairo_destroy)                            \
+                    X(t, cairo_surface_write_to_png_stream) X(t, g_filename_to_uri) X(t, g_free)   \
+                        X(t, g_error_free) X(t, g_object_unref)
+static struct {
+    PDF_FNS(VC_DL_MEMBER, )
+} pdf_lib;
+static const struct vc_dl_fn pdf_fns[] = { PDF_FNS(VC_DL_ENTRY, pdf_lib) };
+static struct vc_dl_lib pdf_dl = VC_DL_LIB(VC_SONAME_POPPLER_GLIB, pdf_fns);
 
 /* 72 points per inch: PDF's unit. */
 #define PDF_POINTS_PER_INCH 72.0
@@ -103,7 +121,7 @@ static void pdf_close(void *cursor)
     if (!c)
         return;
     if (c->doc)
-        g_object_unref(c->doc);
+        pdf_lib.g_object_unref(c->doc);
     vc_buf_free(&c->png);
     free(c);
 }
@@ -117,6 +135,7 @@ static uint64_t pdf_n_samples(void *cursor)
 static enum vc_status pdf_open(void *state, const struct source_unit *u, void **cursor,
                                struct vc_err *err)
 {
+    VC_TRY(vc_dl_load(&pdf_dl, err));
     const struct src_pdf *p = state;
     struct pdf_cursor *c = calloc(1, sizeof *c);
     if (!c)
@@ -133,20 +152,20 @@ static enum vc_status pdf_open(void *state, const struct source_unit *u, void **
     sample_key_sanitize(name, c->stem, sizeof c->stem);
     char *abs = realpath(u->file, NULL);
     GError *gerr = NULL;
-    char *uri = abs ? g_filename_to_uri(abs, NULL, &gerr) : NULL;
+    char *uri = abs ? pdf_lib.g_filename_to_uri(abs, NULL, &gerr) : NULL;
     free(abs);
     if (uri)
-        c->doc = poppler_document_new_from_file(uri, NULL, &gerr);
-    g_free(uri);
+        c->doc = pdf_lib.poppler_document_new_from_file(uri, NULL, &gerr);
+    pdf_lib.g_free(uri);
     if (!c->doc) {
         vc_err_set(err, VC_ESHARD, VC_REASON_corrupt_archive, "%s: not a readable PDF: %s", u->file,
                    gerr ? gerr->message : "cannot open");
         if (gerr)
-            g_error_free(gerr);
+            pdf_lib.g_error_free(gerr);
         pdf_close(c);
         return VC_ESHARD;
     }
-    c->n_pages = poppler_document_get_n_pages(c->doc);
+    c->n_pages = pdf_lib.poppler_document_get_n_pages(c->doc);
     c->page = (int)p->first_page - 1;
     c->end = p->last_page && p->last_page < (uint64_t)c->n_pages ? (int)p->last_page : c->n_pages;
     *cursor = c;
@@ -177,20 +196,20 @@ static enum vc_status render(struct pdf_cursor *c, PopplerPage *page, double w_p
                           c->page + 1, w_pt, h_pt, c->src->dpi,
                           (unsigned long long)c->src->max_side,
                           (unsigned long long)c->src->max_pixels);
-    cairo_surface_t *surf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, (int)w, (int)h);
-    if (cairo_surface_status(surf) != CAIRO_STATUS_SUCCESS) {
-        cairo_surface_destroy(surf);
+    cairo_surface_t *surf = pdf_lib.cairo_image_surface_create(CAIRO_FORMAT_RGB24, (int)w, (int)h);
+    if (pdf_lib.cairo_surface_status(surf) != CAIRO_STATUS_SUCCESS) {
+        pdf_lib.cairo_surface_destroy(surf);
         return oom(err);
     }
-    cairo_t *cr = cairo_create(surf);
-    cairo_set_source_rgb(cr, 1, 1, 1);
-    cairo_paint(cr);
-    cairo_scale(cr, scale, scale);
-    poppler_page_render(page, cr);
-    cairo_destroy(cr);
+    cairo_t *cr = pdf_lib.cairo_create(surf);
+    pdf_lib.cairo_set_source_rgb(cr, 1, 1, 1);
+    pdf_lib.cairo_paint(cr);
+    pdf_lib.cairo_scale(cr, scale, scale);
+    pdf_lib.poppler_page_render(page, cr);
+    pdf_lib.cairo_destroy(cr);
     c->png.len = 0;
-    cairo_status_t st = cairo_surface_write_to_png_stream(surf, png_sink, &c->png);
-    cairo_surface_destroy(surf);
+    cairo_status_t st = pdf_lib.cairo_surface_write_to_png_stream(surf, png_sink, &c->png);
+    pdf_lib.cairo_surface_destroy(surf);
     if (st != CAIRO_STATUS_SUCCESS)
         return vc_err_set(err, VC_ESAMPLE, VC_REASON_entry_too_large,
                           "page %d: the PNG exceeds %zu bytes", c->page + 1, c->png.max);
@@ -206,18 +225,18 @@ static enum vc_status pdf_next(void *cursor, struct sample *s, struct vc_err *er
     snprintf(key, sizeof key, "%s_p%04d", c->stem, c->page + 1);
     s->orig_key = arena_strdup(s->arena, key);
     s->src_index = (uint64_t)c->page;
-    PopplerPage *page = poppler_document_get_page(c->doc, c->page);
+    PopplerPage *page = pdf_lib.poppler_document_get_page(c->doc, c->page);
     double w_pt = 0, h_pt = 0;
     enum vc_status rc = VC_OK;
     if (!page)
         rc = vc_err_set(err, VC_ESAMPLE, VC_REASON_decode_error, "page %d cannot be read",
                         c->page + 1);
     else
-        poppler_page_get_size(page, &w_pt, &h_pt);
+        pdf_lib.poppler_page_get_size(page, &w_pt, &h_pt);
     if (rc >= 0)
         rc = render(c, page, w_pt, h_pt, err);
     if (page)
-        g_object_unref(page);
+        pdf_lib.g_object_unref(page);
     if (rc >= 0)
         rc = sample_add_field(s, "png", c->png.data, c->png.len, err);
     if (rc >= 0) {
