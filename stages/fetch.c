@@ -13,6 +13,9 @@
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
+/* The calls go through pointers (vc_dl), which curl's type-checking
+ * macros would not let through. */
+#define CURL_DISABLE_TYPECHECK
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,12 +26,30 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/vc_dl.h"
 #include "core/vc_mem.h"
 #include "src_util.h"
 #include "stage_cfg.h"
 
 static const char *const default_directives[] = { "noai", "noimageai", "noindex", "noimageindex",
                                                   NULL };
+
+/* libcurl, loaded when a spec fetches URLs (vc_dl). */
+// clang-format off
+#define CURL_FNS(X, t)                                                                             \
+    X(t, curl_easy_cleanup) X(t, curl_easy_getinfo) X(t, curl_easy_init) X(t, curl_easy_reset)     \
+    X(t, curl_easy_setopt) X(t, curl_easy_strerror) X(t, curl_free) X(t, curl_global_init)         \
+    X(t, curl_multi_add_handle) X(t, curl_multi_cleanup) X(t, curl_multi_info_read)                \
+    X(t, curl_multi_init) X(t, curl_multi_perform) X(t, curl_multi_poll)                           \
+    X(t, curl_multi_remove_handle) X(t, curl_multi_setopt) X(t, curl_slist_append)                 \
+    X(t, curl_slist_free_all) X(t, curl_url) X(t, curl_url_cleanup) X(t, curl_url_get)             \
+    X(t, curl_url_set)
+// clang-format on
+static struct {
+    CURL_FNS(VC_DL_MEMBER, )
+} lc;
+static const struct vc_dl_fn curl_fns[] = { CURL_FNS(VC_DL_ENTRY, lc) };
+static struct vc_dl_lib curl_dl = VC_DL_LIB(VC_SONAME_CURL, curl_fns);
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -133,6 +154,7 @@ enum vc_status fetch_cfg_parse(const cJSON *obj, const char *where, const char *
                                         "resolve",
                                         NULL };
     memset(cfg, 0, sizeof *cfg);
+    VC_TRY(vc_dl_load(&curl_dl, err));
     cJSON *empty = NULL;
     if (!obj)
         obj = empty = cJSON_CreateObject();
@@ -176,7 +198,7 @@ enum vc_status fetch_cfg_parse(const cJSON *obj, const char *where, const char *
     if (rc == VC_OK)
         rc = str_list(obj, where, "resolve", NULL, &resolve, &n_resolve, false, err);
     for (size_t i = 0; rc == VC_OK && i < n_resolve; i++) {
-        struct curl_slist *g = curl_slist_append(cfg->resolve, resolve[i]);
+        struct curl_slist *g = lc.curl_slist_append(cfg->resolve, resolve[i]);
         if (!g)
             rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
         else
@@ -221,7 +243,7 @@ enum vc_status fetch_cfg_parse(const cJSON *obj, const char *where, const char *
         free(p);
     }
     /* Once, at spec load, before any worker thread exists. */
-    if (rc == VC_OK && curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+    if (rc == VC_OK && lc.curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "libcurl failed to initialise");
     cJSON_Delete(empty);
     if (rc < 0)
@@ -235,7 +257,8 @@ void fetch_cfg_free(struct fetch_cfg *cfg)
     free(cfg->token);
     src_paths_free(cfg->directives, cfg->n_directives);
     free(cfg->ca_file);
-    curl_slist_free_all(cfg->resolve);
+    if (cfg->resolve) /* only a parsed spec has one, and libcurl loaded */
+        lc.curl_slist_free_all(cfg->resolve);
     src_paths_free(cfg->optout_urls, cfg->n_optout_urls);
     src_paths_free(cfg->optout_domains, cfg->n_optout_domains);
     memset(cfg, 0, sizeof *cfg);
@@ -339,19 +362,19 @@ static bool sorted_has(char *const *v, size_t n, const char *s)
 /* Scheme checked (http, https) and lower-cased host of url, or NULL. */
 static char *url_host(const char *url)
 {
-    CURLU *u = curl_url();
+    CURLU *u = lc.curl_url();
     char *host = NULL, *scheme = NULL, *out = NULL;
-    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+    if (u && lc.curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        lc.curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
         (strcmp(scheme, "http") == 0 || strcmp(scheme, "https") == 0) &&
-        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+        lc.curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
         out = vc_strdup(host);
         if (out)
             lower(out);
     }
-    curl_free(host);
-    curl_free(scheme);
-    curl_url_cleanup(u);
+    lc.curl_free(host);
+    lc.curl_free(scheme);
+    lc.curl_url_cleanup(u);
     return out;
 }
 
@@ -478,39 +501,39 @@ static enum vc_status slot_start(struct fetch_run *r, struct xfer *x, size_t i, 
                                  struct vc_err *err)
 {
     const struct fetch_cfg *c = r->cfg;
-    if (!x->h && !(x->h = curl_easy_init()))
+    if (!x->h && !(x->h = lc.curl_easy_init()))
         return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "curl_easy_init failed");
     CURL *h = x->h;
-    curl_easy_reset(h);
+    lc.curl_easy_reset(h);
     x->idx = i;
     x->len = 0;
     x->status = 0;
     x->too_large = x->disallowed = false;
     x->ctype[0] = '\0';
-    curl_easy_setopt(h, CURLOPT_URL, r->urls[i]);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(h, CURLOPT_MAXREDIRS, (long)c->max_redirects);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, c->user_agent);
-    curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
-    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_bytes);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
-    curl_easy_setopt(h, CURLOPT_PRIVATE, x);
+    lc.curl_easy_setopt(h, CURLOPT_URL, r->urls[i]);
+    lc.curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    lc.curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    lc.curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+    lc.curl_easy_setopt(h, CURLOPT_MAXREDIRS, (long)c->max_redirects);
+    lc.curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
+    lc.curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
+    lc.curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    lc.curl_easy_setopt(h, CURLOPT_USERAGENT, c->user_agent);
+    lc.curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
+    lc.curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_bytes);
+    lc.curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    lc.curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
+    lc.curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    lc.curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
+    lc.curl_easy_setopt(h, CURLOPT_PRIVATE, x);
     if (c->ca_file)
-        curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
+        lc.curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
     if (c->resolve)
-        curl_easy_setopt(h, CURLOPT_RESOLVE, c->resolve);
+        lc.curl_easy_setopt(h, CURLOPT_RESOLVE, c->resolve);
     r->state[i] = 1;
     r->busy[r->host[i]]++;
     r->res[i].attempts++;
-    if (curl_multi_add_handle(m, h) != CURLM_OK)
+    if (lc.curl_multi_add_handle(m, h) != CURLM_OK)
         return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "curl_multi_add_handle failed");
     return VC_OK;
 }
@@ -549,10 +572,10 @@ static enum vc_status finish(struct fetch_run *r, struct xfer *x, CURLcode cc, C
     size_t i = x->idx;
     struct fetch_result *res = &r->res[i];
     long code = 0;
-    curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &code);
+    lc.curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &code);
     curl_off_t retry_after = 0;
-    curl_easy_getinfo(x->h, CURLINFO_RETRY_AFTER, &retry_after);
-    curl_multi_remove_handle(m, x->h);
+    lc.curl_easy_getinfo(x->h, CURLINFO_RETRY_AFTER, &retry_after);
+    lc.curl_multi_remove_handle(m, x->h);
     r->busy[r->host[i]]--;
     x->idx = SIZE_MAX;
     res->http_code = code;
@@ -567,7 +590,7 @@ static enum vc_status finish(struct fetch_run *r, struct xfer *x, CURLcode cc, C
                  (unsigned long long)r->cfg->max_bytes);
     } else if (cc != CURLE_OK) {
         res->reason = fetch_curl_reason(cc);
-        snprintf(res->msg, sizeof res->msg, "%s", curl_easy_strerror(cc));
+        snprintf(res->msg, sizeof res->msg, "%s", lc.curl_easy_strerror(cc));
         retry = res->reason == VC_REASON_timeout;
     } else if ((res->reason = fetch_http_reason(code)) != VC_REASON_none) {
         snprintf(res->msg, sizeof res->msg, "HTTP status %ld", code);
@@ -669,7 +692,7 @@ enum vc_status fetch_run(const struct fetch_cfg *cfg, char *const *urls, size_t 
     r.ready_at = calloc(m1, sizeof *r.ready_at);
     r.state = calloc(m1, sizeof *r.state);
     r.slots = calloc(cfg->concurrency, sizeof *r.slots);
-    CURLM *m = curl_multi_init();
+    CURLM *m = lc.curl_multi_init();
     enum vc_status rc = VC_OK;
     if (!r.host || !r.busy || !r.ready_at || !r.state || !r.slots || !m)
         rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
@@ -681,8 +704,8 @@ enum vc_status fetch_run(const struct fetch_cfg *cfg, char *const *urls, size_t 
     if (rc == VC_OK)
         rc = assign_hosts(&r, &pending, err);
     if (rc == VC_OK) {
-        curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)cfg->concurrency);
-        curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, (long)cfg->per_host);
+        lc.curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)cfg->concurrency);
+        lc.curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, (long)cfg->per_host);
     }
     size_t free_slots = cfg->concurrency;
     while (rc == VC_OK && pending > 0) {
@@ -691,18 +714,18 @@ enum vc_status fetch_run(const struct fetch_cfg *cfg, char *const *urls, size_t 
         if (rc < 0)
             break;
         int running = 0;
-        if (curl_multi_perform(m, &running) != CURLM_OK) {
+        if (lc.curl_multi_perform(m, &running) != CURLM_OK) {
             rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "curl_multi_perform failed");
             break;
         }
         CURLMsg *msg;
         int left;
         bool freed = false;
-        while (rc == VC_OK && (msg = curl_multi_info_read(m, &left))) {
+        while (rc == VC_OK && (msg = lc.curl_multi_info_read(m, &left))) {
             if (msg->msg != CURLMSG_DONE)
                 continue;
             struct xfer *x;
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+            lc.curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
             size_t i = x->idx;
             rc = finish(&r, x, msg->data.result, m, err);
             free_slots++;
@@ -714,18 +737,18 @@ enum vc_status fetch_run(const struct fetch_cfg *cfg, char *const *urls, size_t 
             continue;
         /* Sleep until curl has work, or the next retry is due. */
         int ms = wait >= 0 && wait < 1000 ? (int)wait : 1000;
-        if (curl_multi_poll(m, NULL, 0, ms, NULL) != CURLM_OK)
+        if (lc.curl_multi_poll(m, NULL, 0, ms, NULL) != CURLM_OK)
             rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "curl_multi_poll failed");
     }
     for (size_t s = 0; r.slots && s < cfg->concurrency; s++) {
         if (r.slots[s].h) {
             if (r.slots[s].idx != SIZE_MAX)
-                curl_multi_remove_handle(m, r.slots[s].h);
-            curl_easy_cleanup(r.slots[s].h);
+                lc.curl_multi_remove_handle(m, r.slots[s].h);
+            lc.curl_easy_cleanup(r.slots[s].h);
         }
         free(r.slots[s].buf);
     }
-    curl_multi_cleanup(m);
+    lc.curl_multi_cleanup(m);
     free(r.host);
     free(r.busy);
     free(r.ready_at);
