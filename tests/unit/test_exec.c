@@ -681,6 +681,22 @@ TEST(spill_carries_field_digest)
     arena_free(a);
 }
 
+/* Loading the record at rec from path (with base and src) fails, the
+ * message naming `want` (and `also`, unless NULL). */
+static void expect_load_fails(struct arena *a, const char *path, const char *base, const char *src,
+                              const struct spill_rec *rec, const char *want, const char *also)
+{
+    struct spill_reader r = SPILL_READER_CLOSED;
+    struct vc_err err = { 0 };
+    struct sample s;
+    sample_init(&s, a);
+    CHECK_INT(spill_reader_open(&r, path, base, src, &err), VC_OK);
+    CHECK_INT(spill_reader_load(&r, rec->off, rec->len, &s, NULL, &err), VC_EFATAL);
+    CHECK(strstr(err.msg, want) != NULL && (!also || strstr(err.msg, also) != NULL));
+    spill_reader_close(&r);
+    sample_fini(&s);
+}
+
 /* A record written with a base links the big fields it passes on
  * unchanged (one u64 instead of the bytes), copies small and new ones, and
  * reads back the same sample through the base; without its base, or with
@@ -740,20 +756,10 @@ TEST(spill_links_unchanged_fields_to_base)
     spill_reader_close(&r);
     sample_fini(&s);
     /* No base named: the linked field is a bad record. */
-    sample_init(&s, a);
-    CHECK_INT(spill_reader_open(&r, path, NULL, NULL, &err), VC_OK);
-    CHECK_INT(spill_reader_load(&r, rec1.off, rec1.len, &s, NULL, &err), VC_EFATAL);
-    CHECK(strstr(err.msg, "bad record") != NULL);
-    spill_reader_close(&r);
-    sample_fini(&s);
+    expect_load_fails(a, path, NULL, NULL, &rec1, "bad record", NULL);
     /* The base cut before the picture's end. */
     CHECK(truncate(base_path, (off_t)(rec0.off + rec0.len - 100)) == 0);
-    sample_init(&s, a);
-    CHECK_INT(spill_reader_open(&r, path, base_path, NULL, &err), VC_OK);
-    CHECK_INT(spill_reader_load(&r, rec1.off, rec1.len, &s, NULL, &err), VC_EFATAL);
-    CHECK(strstr(err.msg, base_path) != NULL);
-    spill_reader_close(&r);
-    sample_fini(&s);
+    expect_load_fails(a, path, base_path, NULL, &rec1, base_path, NULL);
     arena_free(a);
 }
 
@@ -863,21 +869,11 @@ TEST(spill_links_source_fields)
     spill_reader_close(&r);
     sample_fini(&s);
     /* No source named: a bad record. */
-    sample_init(&s, a);
-    CHECK_INT(spill_reader_open(&r, path, NULL, NULL, &err), VC_OK);
-    CHECK_INT(spill_reader_load(&r, rec0.off, rec0.len, &s, NULL, &err), VC_EFATAL);
-    CHECK(strstr(err.msg, "bad record") != NULL);
-    spill_reader_close(&r);
-    sample_fini(&s);
+    expect_load_fails(a, path, NULL, NULL, &rec0, "bad record", NULL);
     /* The tar rewritten (same size, another mtime): refused, naming it. */
     struct timespec ts[2] = { { 1000000000, 0 }, { 1000000000, 0 } };
     CHECK(utimensat(AT_FDCWD, tar, ts, 0) == 0);
-    sample_init(&s, a);
-    CHECK_INT(spill_reader_open(&r, path, NULL, tar, &err), VC_OK);
-    CHECK_INT(spill_reader_load(&r, rec0.off, rec0.len, &s, NULL, &err), VC_EFATAL);
-    CHECK(strstr(err.msg, tar) != NULL && strstr(err.msg, "changed") != NULL);
-    spill_reader_close(&r);
-    sample_fini(&s);
+    expect_load_fails(a, path, NULL, tar, &rec0, tar, "changed after a map task read it");
     arena_free(a);
 }
 
