@@ -317,7 +317,7 @@ static enum vc_status stream_commit(const struct session *ss, size_t round,
     enum vc_status rc = alive && order && man && (carried || !round) ? VC_OK : oom(err);
     if (rc == VC_OK && (rc = spill_index_open(&aw, alive, ss->n_units, err)) == VC_OK)
         aw_open = true;
-    if (rc == VC_OK && (rc = spill_writer_open(&o.order, order, err)) == VC_OK)
+    if (rc == VC_OK && (rc = spill_writer_open(&o.order, order, NULL, err)) == VC_OK)
         ow_open = true;
     for (size_t u = 0; rc == VC_OK && u < ss->n_units; u++) {
         cJSON *doc = NULL;

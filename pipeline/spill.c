@@ -471,7 +471,7 @@ enum vc_status spill_order_write(const char *path, const struct spill_id *ids, s
                                  struct vc_err *err)
 {
     struct spill_writer w;
-    VC_TRY(spill_writer_open(&w, path, err));
+    VC_TRY(spill_writer_open(&w, path, NULL, err));
     enum vc_status rc = VC_OK;
     for (size_t i = 0; rc == VC_OK && i < n; i++)
         rc = spill_order_add(&w, &ids[i], err);

@@ -17,11 +17,13 @@
 #pragma GCC diagnostic pop
 
 /* Loaded at the first OCR handle (vc_dl): most runs never need it. */
+// clang-format off
 #define TESS_FNS(X, t)                                                                             \
-    X(t, TessVersion)                                                                              \
-    X(t, TessBaseAPICreate) X(t, TessBaseAPIInit3) X(t, TessBaseAPISetVariable)                    \
-        X(t, TessBaseAPIEnd) X(t, TessBaseAPIDelete) X(t, TessBaseAPISetImage)                     \
-            X(t, TessBaseAPIGetUTF8Text) X(t, TessBaseAPIClear) X(t, TessDeleteText)
+    X(t, TessVersion) X(t, TessBaseAPICreate) X(t, TessBaseAPIInit3)                               \
+    X(t, TessBaseAPISetVariable) X(t, TessBaseAPIEnd) X(t, TessBaseAPIDelete)                      \
+    X(t, TessBaseAPISetImage) X(t, TessBaseAPIGetUTF8Text) X(t, TessBaseAPIClear)                  \
+    X(t, TessDeleteText)
+// clang-format on
 static struct {
     TESS_FNS(VC_DL_MEMBER, )
 } tess;

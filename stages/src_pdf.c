@@ -20,14 +20,15 @@
 /* poppler-glib, cairo and glib, loaded when a spec has a PDF source
  * (vc_dl): cairo's and glib's functions are found through poppler-glib,
  * which depends on them. */
+// clang-format off
 #define PDF_FNS(X, t)                                                                              \
-    X(t, poppler_document_new_from_file)                                                           \
-    X(t, poppler_document_get_n_pages) X(t, poppler_document_get_page) X(t, poppler_page_get_size) \
-        X(t, poppler_page_render) X(t, cairo_image_surface_create) X(t, cairo_surface_status)      \
-            X(t, cairo_surface_destroy) X(t, cairo_create) X(t, cairo_set_source_rgb)              \
-                X(t, cairo_paint) X(t, cairo_scale) X(t, cairo_destroy)                            \
-                    X(t, cairo_surface_write_to_png_stream) X(t, g_filename_to_uri) X(t, g_free)   \
-                        X(t, g_error_free) X(t, g_object_unref)
+    X(t, poppler_document_new_from_file) X(t, poppler_document_get_n_pages)                        \
+    X(t, poppler_document_get_page) X(t, poppler_page_get_size) X(t, poppler_page_render)          \
+    X(t, cairo_image_surface_create) X(t, cairo_surface_status) X(t, cairo_surface_destroy)        \
+    X(t, cairo_create) X(t, cairo_set_source_rgb) X(t, cairo_paint) X(t, cairo_scale)              \
+    X(t, cairo_destroy) X(t, cairo_surface_write_to_png_stream) X(t, g_filename_to_uri)            \
+    X(t, g_free) X(t, g_error_free) X(t, g_object_unref)
+// clang-format on
 static struct {
     PDF_FNS(VC_DL_MEMBER, )
 } pdf_lib;
