@@ -29,11 +29,11 @@
  * --model: a checkpoint folder: the real-size random one of bench_mkcheckpoint
  * (with --compute bf16) for the README's figures, ../shared/fixtures/idefics2-tiny
  * for a smoke run. */
+#include "bench_clock.h"
 #include "core/img.h"
 #include "core/vc_fs.h"
 #include "core/vc_mem.h"
 #include "pipeline/exec.h"
-#include "pipeline/progress.h"
 #include "pipeline/spec.h"
 #include "stages/st_model.h"
 #include "synth/idefics2.h"
@@ -53,11 +53,6 @@ struct opts {
     bool bf16, ocr;
     int images, max_new, ocr_max_new, threads, pages, reps;
 };
-
-static double now_s(void)
-{
-    return (double)progress_now_ns() * 1e-9;
-}
 
 static _Noreturn void die(const char *what, const struct vc_err *e)
 {
@@ -201,10 +196,10 @@ static void captions(const struct opts *o, int batch, uint8_t **png, size_t *png
     uint64_t written = 0;
     int same = 0;
     for (int rep = 0; rep < o->reps; rep++) {
-        double t0 = now_s();
+        double t0 = bench_wall_s();
         if (idf2_ctx_generate(ctx, reqs, (size_t)o->images, res, &err) < 0)
             die("generate", &err);
-        double d = now_s() - t0;
+        double d = bench_wall_s() - t0;
         direct = d < direct ? d : direct;
         tokens = 0;
         for (int i = 0; i < o->images; i++) {
@@ -337,12 +332,12 @@ int main(int argc, char **argv)
     /* The stage pool's handle: the runs below find this very model, so
      * both paths share its weights and the load is timed by neither. */
     struct st_model *sm = NULL;
-    double t0 = now_s();
+    double t0 = bench_wall_s();
     const struct st_model_opts mo = { .bf16 = o.bf16 };
     if (st_model_open(o.model, &mo, NULL, "bench", &sm, &err) < 0)
         die(o.model, &err);
     printf("model %s (%s), loaded in %.1f s, %d thread(s), max_new_tokens %d\n", o.model,
-           o.bf16 ? "bf16" : "f32", now_s() - t0, o.threads, o.max_new);
+           o.bf16 ? "bf16" : "f32", bench_wall_s() - t0, o.threads, o.max_new);
     for (const char *b = o.batches; *b;) {
         char *end_b;
         long batch = strtol(b, &end_b, 10);

@@ -39,6 +39,7 @@
  *
  * Single-threaded throughout unless said: "per core" figures.  Lines
  * starting "RESULT" carry the figures the README quotes. */
+#include "bench_clock.h"
 #include "core/img.h"
 #include "core/sample.h"
 #include "core/sha256.h"
@@ -65,20 +66,6 @@
 #ifndef VC_CLI_PATH
 #    define VC_CLI_PATH "vlmcurate"
 #endif
-
-static double cpu_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static double wall_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static uint64_t rng(uint64_t *s)
 {
@@ -115,14 +102,14 @@ static int bench_phash(int n)
     for (int f = 0; f < 3; f++) {
         uint8_t **e = enc + f * n;
         size_t *l = len + f * n;
-        double t0 = cpu_s();
+        double t0 = bench_cpu_s();
         for (int i = 0; i < n; i++) {
             uint64_t ph = 0;
             dedup_phash_image(e[i], l[i], NULL, &ph, NULL);
             sink ^= ph;
         }
-        double scaled = cpu_s() - t0;
-        t0 = cpu_s();
+        double scaled = bench_cpu_s() - t0;
+        t0 = bench_cpu_s();
         for (int i = 0; i < n; i++) {
             struct img im;
             if (img_decode(e[i], l[i], NULL, IMG_DECODE_NO_ORIENT, &im, NULL) != VC_OK)
@@ -136,7 +123,7 @@ static int bench_phash(int n)
             sink ^= dedup_phash_luma(&im);
             img_release(&im);
         }
-        double full = cpu_s() - t0;
+        double full = bench_cpu_s() - t0;
         printf("  %-9s (%4zu KB avg) reduced decode %8.1f/s, full decode + luma %8.1f/s\n",
                names[f], l[0] / 1024, n / scaled, n / full);
         printf("RESULT phash_%s_reduced_per_core=%.1f phash_%s_full_per_core=%.1f "
@@ -253,7 +240,7 @@ static int reduce_all(const char *dir, size_t mem_mb)
 static int child(int (*fn)(const char *, size_t), const char *dir, size_t mem_mb, char *const *argv,
                  double *wall, double *rss_mb, double *cpu)
 {
-    double t0 = wall_s();
+    double t0 = bench_wall_s();
     fflush(stdout); /* or the child prints our buffered lines again */
     pid_t pid = fork();
     if (pid == 0) {
@@ -272,7 +259,7 @@ static int child(int (*fn)(const char *, size_t), const char *dir, size_t mem_mb
     struct rusage ru;
     if (wait4(pid, &status, 0, &ru) != pid)
         return 1;
-    *wall = wall_s() - t0;
+    *wall = bench_wall_s() - t0;
     *rss_mb = (double)ru.ru_maxrss / 1024.0;
     *cpu = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
            (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
@@ -287,11 +274,11 @@ static int bench_reduce(uint64_t n_sigs, size_t mem_mb, const char *dir)
     snprintf(keys, sizeof keys, "%s/keys.txt", dir);
     snprintf(sorted, sizeof sorted, "%s/keys.sorted", dir);
     snprintf(mem, sizeof mem, "%zuM", mem_mb);
-    double t0 = wall_s();
+    double t0 = bench_wall_s();
     if (gen_sigs(dir, n_sigs, keys))
         return 1;
     printf("%llu signatures in %d unit files (%.1f s to make)\n", (unsigned long long)n_sigs, FILES,
-           wall_s() - t0);
+           bench_wall_s() - t0);
     double w, rss, cpu;
     if (child(reduce_all, dir, mem_mb, NULL, &w, &rss, &cpu))
         return 1;
@@ -359,7 +346,7 @@ static int decode_bound(const char *path, double *cpu, double *hash_cpu, uint64_
             break;
     }
     wds_reader_close(r);
-    double t0 = cpu_s();
+    double t0 = bench_cpu_s();
     for (size_t i = 0; i < n; i++) {
         const struct sample_field *f = sample_main_image(&v[i]);
         struct img_info info;
@@ -375,8 +362,8 @@ static int decode_bound(const char *path, double *cpu, double *hash_cpu, uint64_
             ++*n_decoded;
         }
     }
-    *cpu += cpu_s() - t0;
-    t0 = cpu_s();
+    *cpu += bench_cpu_s() - t0;
+    t0 = bench_cpu_s();
     uint8_t digest[32];
     for (size_t i = 0; i < n; i++) {
         const struct sample_field *f = sample_main_image(&v[i]);
@@ -388,7 +375,7 @@ static int decode_bound(const char *path, double *cpu, double *hash_cpu, uint64_
             sha256_final(&c, digest);
         }
     }
-    *hash_cpu += cpu_s() - t0;
+    *hash_cpu += bench_cpu_s() - t0;
     for (size_t i = 0; i <= n && i < MAX_SAMPLES; i++)
         sample_fini(&v[i]);
     free(v);
@@ -607,12 +594,12 @@ static int bench_run(const struct wopts *o)
 {
     char dir[4200];
     snprintf(dir, sizeof dir, "%s/tiny", o->work);
-    double t0 = wall_s();
+    double t0 = bench_wall_s();
     if (gen_tiny(dir, o->samples))
         return 1;
     uint64_t n_shards = (o->samples + 9999) / 10000;
     printf("%llu tiny samples (8x8 PNG + 8-word caption) in %llu shards (%.1f s to make)\n",
-           (unsigned long long)o->samples, (unsigned long long)n_shards, wall_s() - t0);
+           (unsigned long long)o->samples, (unsigned long long)n_shards, bench_wall_s() - t0);
     double cpu[2], rss[2], wall[2];
     for (int with = 1; with >= 0; with--) {
         char spec[4300], out[4300], text[8192], rm[4400];

@@ -23,6 +23,7 @@
  * Every row is also printed as one `RESULT engine ...` line, with the
  * major page faults of the row (majflt: weight pages read from disk during
  * it; a warm row should have none, or its timings measure the disk). */
+#include "bench_clock.h"
 #include "core/img.h"
 #include "synth/idefics2.h"
 
@@ -43,13 +44,6 @@ static long major_faults(void)
 {
     struct rusage ru;
     return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_majflt : 0;
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 /* A photo-like PNG of side s: smooth gradients, a disc, mild noise. */
@@ -151,14 +145,14 @@ int main(int argc, char **argv)
                     .image_splitting = split,
                     .gen = { .max_new_tokens = max_new },
                 };
-            const double t0 = now();
+            const double t0 = bench_wall_s();
             const long mf0 = major_faults();
             if (B == 0 || idf2_generate_batch(m, reqs, B, res, &err) < 0 || res[0].status < 0) {
                 fprintf(stderr, "generate at %u px, batch %zu: %s\n", s, B,
                         B ? (res[0].status < 0 ? res[0].err.msg : err.msg) : "bad --batch");
                 status = 1;
             } else {
-                const double wall = now() - t0;
+                const double wall = bench_wall_s() - t0;
                 /* The first token comes out of the prefill; each later one is
                  * a decode step. */
                 const struct idf2_result *r = &res[0], *last = &res[B - 1];

@@ -37,24 +37,9 @@
 
 #include <immintrin.h>
 
+#include "bench_clock.h"
 #include "synth/idf2_cpu_avx512.h"
 #include "synth/idf2_cpu_ops512.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* CPU seconds of this process: on a loaded machine, wall time measures
- * the other tenants too; CPU time / threads estimates the unloaded speed. */
-static double cpu_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void fill(float *x, size_t n, unsigned seed, float scale)
 {
@@ -165,19 +150,19 @@ __attribute__((target("avx512f,avx512bf16"))) static float peak_loop(long iters,
 static double bf16_peak(int nt, double seconds, double *cpu)
 {
     const long iters = 1L << 20;
-    double best = 0, best_cpu = 0, t_end = now() + seconds;
+    double best = 0, best_cpu = 0, t_end = bench_wall_s() + seconds;
     float sink = 0;
     do {
-        const double t0 = now(), c0 = cpu_now();
+        const double t0 = bench_wall_s(), c0 = bench_cpu_s();
         float s = 0;
 #pragma omp parallel num_threads(nt) reduction(+ : s)
         s += peak_loop(iters, (float)omp_get_thread_num());
-        const double dt = now() - t0, dc = (cpu_now() - c0) / nt;
+        const double dt = bench_wall_s() - t0, dc = (bench_cpu_s() - c0) / nt;
         sink += s;
         const double flop = (double)nt * iters * PEAK_CHAINS * 64.0;
         best = flop / dt * 1e-9 > best ? flop / dt * 1e-9 : best;
         best_cpu = flop / dc * 1e-9 > best_cpu ? flop / dc * 1e-9 : best_cpu;
-    } while (now() < t_end);
+    } while (bench_wall_s() < t_end);
     *cpu = best_cpu;
     return sink == 12345.0f ? best + 1e-9 : best;
 }
@@ -191,14 +176,14 @@ static void bench_shape(const char *label, enum idf2_mm_fmt f, size_t M, size_t 
     void *s = xalloc(idf2_avx512_mm_ws(M, K, f, nt));
     idf2_avx512_mm(y, x, M, K, w.data, N, K, f, NULL, s, nt);
     int reps = 0;
-    double t0 = now(), c0 = cpu_now(), dt;
+    double t0 = bench_wall_s(), c0 = bench_cpu_s(), dt;
     do {
         idf2_avx512_mm(y, x, M, K, w.data, N, K, f, NULL, s, nt);
         reps++;
-        dt = now() - t0;
+        dt = bench_wall_s() - t0;
     } while (dt < 0.5);
     dt /= reps;
-    const double dc = (cpu_now() - c0) / reps / nt;
+    const double dc = (bench_cpu_s() - c0) / reps / nt;
     const double flop = 2.0 * (double)M * (double)K * (double)N, bytes = (double)w.bytes;
     printf("%-18s %-4s M=%4zu K=%5zu N=%5zu  wall %8.3f ms %6.1f GFLOP/s %5.1f GB/s | cpu/thread "
            "%8.3f ms %6.1f GFLOP/s %5.1f GB/s\n",
@@ -230,7 +215,7 @@ static double bench_attention(size_t n, int nt, bool bf16)
         bf16 ? idf2_avx512_attn_bf16_ws(n, H, hd, nt) : idf2_avx512_attn_ws(n, H, hd, nt);
     void *ws = xalloc(wsb);
     int reps = 0;
-    double t0 = now(), c0 = cpu_now(), dt;
+    double t0 = bench_wall_s(), c0 = bench_cpu_s(), dt;
     do {
         if (bf16)
             idf2_avx512_attention_bf16(out, qkv, 3 * D, n, qkv + D, qkv + 2 * D, (size_t)hd, 3 * D,
@@ -239,10 +224,10 @@ static double bench_attention(size_t n, int nt, bool bf16)
             idf2_avx512_attention(out, qkv, 3 * D, n, qkv + D, qkv + 2 * D, (size_t)hd, 3 * D, n, H,
                                   H, hd, 0.1178f, NULL, ws, nt);
         reps++;
-        dt = now() - t0;
+        dt = bench_wall_s() - t0;
     } while (dt < 0.5);
     dt /= reps;
-    const double dc = (cpu_now() - c0) / reps / nt;
+    const double dc = (bench_cpu_s() - c0) / reps / nt;
     const double flop = 4.0 * (double)n * (double)n * (double)D;
     printf("attention %s %5zu patches x 16 heads: wall %8.2f ms %6.1f GFLOP/s | cpu/thread %8.2f "
            "ms %6.1f GFLOP/s | workspace %.1f MB\n",
@@ -295,7 +280,7 @@ static int cmd_model(enum idf2_mm_fmt f, int nt, int decode, int prefill, int ba
 {
     static struct mat layers[N_LAYERS][L_N], head;
     size_t total = 0;
-    double t0 = now();
+    double t0 = bench_wall_s();
     for (int l = 0; l < N_LAYERS; l++)
         for (int s = 0; s < L_N; s++) {
             mat_random(&layers[l][s], f, shape_rows[s], shape_cols[s],
@@ -305,7 +290,7 @@ static int cmd_model(enum idf2_mm_fmt f, int nt, int decode, int prefill, int ba
     mat_random(&head, f, VOCAB, 4096, 99);
     total += head.bytes;
     fprintf(stderr, "model %s: %.2f GB of weights made in %.1f s\n", fmt_name(f),
-            (double)total * 1e-9, now() - t0);
+            (double)total * 1e-9, bench_wall_s() - t0);
     size_t P = prefill > 1 ? (size_t)prefill : 1;
     P = batch > (int)P ? (size_t)batch : P;
     float *x = xalloc(P * 14336 * sizeof(float)), *y = xalloc(P * VOCAB * sizeof(float));
@@ -325,7 +310,7 @@ static int cmd_model(enum idf2_mm_fmt f, int nt, int decode, int prefill, int ba
         /* One untimed warm-up step, then the timed steps. */
         double t = 0;
         for (int it = 0; it <= steps; it++) {
-            double ts = now();
+            double ts = bench_wall_s();
             for (int l = 0; l < N_LAYERS; l++)
                 for (int s = 0; s < L_N; s++)
                     idf2_avx512_mm(y, x, M, shape_cols[s], layers[l][s].data, shape_rows[s],
@@ -334,7 +319,7 @@ static int cmd_model(enum idf2_mm_fmt f, int nt, int decode, int prefill, int ba
              * for the last position only of a prefill. */
             idf2_avx512_mm(y, x, Mh, 4096, head.data, VOCAB, 4096, f, NULL, scratch, nt);
             if (it > 0)
-                t += now() - ts;
+                t += bench_wall_s() - ts;
         }
         t /= steps;
         if (pass == 0) {
@@ -360,10 +345,10 @@ static int cmd_probe(int nt, double seconds)
     memset(a, 1, n);
     double best = 0, sum = 0;
     int passes = 0;
-    double t_end = now() + seconds;
+    double t_end = bench_wall_s() + seconds;
     long sink = 0; /* printed, so the loads are not optimised away */
-    while (now() < t_end) {
-        double t0 = now();
+    while (bench_wall_s() < t_end) {
+        double t0 = bench_wall_s();
         long acc = 0;
 #pragma omp parallel for reduction(+ : acc) num_threads(nt) schedule(static)
         for (size_t i = 0; i < n; i += 64) {
@@ -374,7 +359,7 @@ static int cmd_probe(int nt, double seconds)
             acc += v ^ u;
         }
         sink += acc;
-        double gbs = (double)n / (now() - t0) * 1e-9;
+        double gbs = (double)n / (bench_wall_s() - t0) * 1e-9;
         best = gbs > best ? gbs : best;
         sum += gbs;
         passes++;

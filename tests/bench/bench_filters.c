@@ -11,6 +11,7 @@
  *
  * usage: bench_filters [N_DEMO_SAMPLES (2000)] [WORK_DIR (a new /tmp dir; demo data
  *        already there is reused)] */
+#include "bench_clock.h"
 #include "core/sample.h"
 #include "core/vc_mem.h"
 #include "filters/filter_chain.h"
@@ -26,13 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static _Noreturn void die(const char *what, const struct vc_err *err)
 {
@@ -170,9 +164,9 @@ static struct stage_result run_stage(const struct corpus *c, const char *cfg_jso
         sample_init(&s, arena);
         for (size_t k = 0; k < o->n_fields; k++)
             sample_add_field(&s, o->fields[k].name, o->fields[k].data, o->fields[k].size, &err);
-        double t0 = now_s();
+        double t0 = bench_wall_s();
         enum vc_status rc = st_filter_ops.map(state, &s, &task, &err);
-        r.seconds[o->source] += now_s() - t0;
+        r.seconds[o->source] += bench_wall_s() - t0;
         r.n[o->source]++;
         r.kept += rc == VC_OK;
         r.rejected += rc == VC_REJECT;
@@ -332,7 +326,7 @@ static double time_chain(struct filter_chain *chain, struct filter_scratch *s,
                          const struct doc *docs, size_t n, size_t *rejected)
 {
     struct vc_err err;
-    double t0 = now_s();
+    double t0 = bench_wall_s();
     *rejected = 0;
     for (size_t i = 0; i < n; i++) {
         for (size_t p = 0; p < docs[i].n_paras; p++) {
@@ -350,7 +344,7 @@ static double time_chain(struct filter_chain *chain, struct filter_scratch *s,
             die("document", &err);
         *rejected += rc == VC_REJECT;
     }
-    return now_s() - t0;
+    return bench_wall_s() - t0;
 }
 
 static struct filter_chain *chain_of(const char *json)
@@ -375,13 +369,13 @@ static void bench_text(void)
     /* Tokenizer alone: each paragraph, then the whole document, as the
      * chain analyses them. */
     struct textstats *ts = textstats_new();
-    double t0 = now_s();
+    double t0 = bench_wall_s();
     for (size_t i = 0; i < n_docs; i++) {
         for (size_t p = 0; p < docs[i].n_paras; p++)
             textstats_analyse(ts, docs[i].paras[p], strlen(docs[i].paras[p]), &err);
         textstats_analyse(ts, docs[i].text, docs[i].len, &err);
     }
-    double t_tok = now_s() - t0;
+    double t_tok = bench_wall_s() - t0;
     textstats_free(ts);
 
     /* Every text filter the default chain runs, plus doc_lang. */
@@ -442,11 +436,11 @@ int main(int argc, char **argv)
             die("mkdtemp", NULL);
     }
     struct corpus c = { 0 };
-    double t0 = now_s();
+    double t0 = bench_wall_s();
     load_demo(dir, n, &c);
     printf("demo data: %zu samples read from %s in %.1f s (1 thread, time in the filter stage "
            "only)\n\n",
-           c.n, dir, now_s() - t0);
+           c.n, dir, bench_wall_s() - t0);
     printf("%-34s", "samples/s per core");
     for (int k = 0; k < c.n_sources; k++)
         printf(" %8s", c.names[k]);

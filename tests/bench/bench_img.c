@@ -5,6 +5,7 @@
  * the pipeline runs one image per worker.
  *
  * usage: bench_img [N_IMAGES (300)] [SECONDS_PER_ROW (1.0)] */
+#include "bench_clock.h"
 #include "core/img.h"
 
 #include <stdio.h>
@@ -18,13 +19,6 @@ struct blob {
     size_t size;
     uint32_t w, h;
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static uint32_t lcg(uint32_t *s)
 {
@@ -108,7 +102,7 @@ static double bench_row(struct bench_ctx *c, enum bench_op op, const char *label
                         double total_mpx)
 {
     int passes = 0;
-    double t0 = now_s(), t;
+    double t0 = bench_wall_s(), t;
     do {
         for (int i = 0; i < c->n; i++)
             if (run_one(c, op, i) != 0) {
@@ -116,7 +110,7 @@ static double bench_row(struct bench_ctx *c, enum bench_op op, const char *label
                 exit(1);
             }
         passes++;
-        t = now_s() - t0;
+        t = bench_wall_s() - t0;
     } while (t < seconds);
     double ips = passes * c->n / t;
     printf("| %-34s | %12.0f | %10.1f | %10.2f |\n", label, ips, passes * total_mpx / t, 1e6 / ips);

@@ -14,14 +14,8 @@
 
 #include <omp.h>
 
+#include "bench_clock.h"
 #include "synth/idf2_backend.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void fill(float *x, size_t n, unsigned seed)
 {
@@ -46,10 +40,10 @@ static void bench_matmul(const struct idf2_ops *ops, const char *label, size_t n
     const size_t ws = ops->matmul_ws(n, &W, nt);
     struct idf2_exec ex = { ops, nt, aligned_alloc(64, (ws + 64) / 64 * 64), ws };
     ops->matmul[f](y, x, n, &W, NULL, &ex);
-    double t0 = now();
+    double t0 = bench_wall_s();
     for (int r = 0; r < reps; r++)
         ops->matmul[f](y, x, n, &W, NULL, &ex);
-    double dt_s = (now() - t0) / reps;
+    double dt_s = (bench_wall_s() - t0) / reps;
     double flop = 2.0 * (double)n * (double)K * (double)O;
     printf("matmul %-26s %-4s %5zu x %5zu -> %5zu  %8.2f ms  %7.1f GFLOP/s  %6.1f GB/s weights\n",
            label, idf2_wfmt_name(f), n, K, O, dt_s * 1e3, flop / dt_s * 1e-9,
@@ -85,10 +79,10 @@ static void bench_attention(const struct idf2_ops *ops, size_t P, int H, int hd,
     };
     const size_t ws = ops->attention_ws(P, P, H, hd, nt);
     struct idf2_exec ex = { ops, nt, aligned_alloc(64, (ws + 64) / 64 * 64), ws };
-    double t0 = now();
+    double t0 = bench_wall_s();
     for (int r = 0; r < reps; r++)
         ops->attention(o, &a, &ex);
-    double dt_s = (now() - t0) / reps;
+    double dt_s = (bench_wall_s() - t0) / reps;
     double flop = 4.0 * (double)P * (double)P * (double)D;
     printf("attention %5zu tokens %2d heads x %3d              %8.2f ms  %7.1f GFLOP/s\n", P, H, hd,
            dt_s * 1e3, flop / dt_s * 1e-9);

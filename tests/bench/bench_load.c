@@ -7,6 +7,7 @@
  * convert-at-load path that must fit a 24 GiB machine).
  *
  * usage: bench_load CKPT_DIR [--compute bf16|f32] [--cache] [--no-touch] */
+#include "bench_clock.h"
 #include "synth/idf2_config.h"
 #include "synth/idf2_tokenizer.h"
 #include "synth/idf2_weights.h"
@@ -15,13 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static double gib(size_t b)
 {
@@ -92,39 +86,39 @@ int main(int argc, char **argv)
     }
     struct vc_err err = { 0 };
     struct idf2_config cfg;
-    double t = now_s();
+    double t = bench_wall_s();
     if (idf2_config_load_dir(dir, &cfg, &err) < 0) {
         fprintf(stderr, "config: %s\n", err.msg);
         return 1;
     }
-    report("configs", now_s() - t);
+    report("configs", bench_wall_s() - t);
 
     char path[4096];
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
     struct idf2_tokenizer *tok = NULL;
-    t = now_s();
+    t = bench_wall_s();
     if (idf2_tokenizer_load(path, &tok, &err) < 0) {
         fprintf(stderr, "tokenizer: %s\n", err.msg);
         return 1;
     }
-    report("tokenizer.json", now_s() - t);
+    report("tokenizer.json", bench_wall_s() - t);
     printf("  %d ids\n", idf2_tokenizer_n_ids(tok));
 
     struct idf2_weights *w = NULL;
-    t = now_s();
+    t = bench_wall_s();
     if (idf2_weights_load(dir, &cfg.model, &opts, &w, &err) < 0) {
         fprintf(stderr, "weights: %s\n", err.msg);
         return 1;
     }
-    double load_s = now_s() - t;
+    double load_s = bench_wall_s() - t;
     report(opts.compute == ST_BF16 ? "weights (compute bf16)" : "weights (compute f32)", load_s);
     printf("  mapped in place %.2f GiB, converted %.2f GiB, from cache %d, cache written %d\n",
            gib(w->bytes_mapped), gib(w->bytes_owned), w->from_cache, w->cache_written);
     if (do_touch) {
         size_t bytes = 0;
-        t = now_s();
+        t = bench_wall_s();
         unsigned sum = touch_all(w, &cfg.model, &bytes);
-        double secs = now_s() - t;
+        double secs = bench_wall_s() - t;
         report("touch every weight page", secs);
         printf("  %.2f GiB of matrices, %.2f GB/s (checksum %u)\n", gib(bytes),
                (double)bytes * 1e-9 / secs, sum);

@@ -13,6 +13,7 @@
  * usage: bench_mkcheckpoint OUT_DIR [--dtype bf16|f32] [--shard-gb G (5)] [--seed S (1)]
  *                           [--configs-only]  (rewrite the JSON files, keep the weights)
  * OUT_DIR must be outside the repository (e.g. /work/bench-ckpt). */
+#include "bench_clock.h"
 #include "core/vc_fs.h"
 #include "core/vc_mem.h"
 #include "synth/idf2_config.h"
@@ -50,13 +51,6 @@ static uint64_t splitmix(uint64_t *s)
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 static int write_text(const char *dir, const char *name, const char *text)
@@ -288,7 +282,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
-    double t0 = now_s();
+    double t0 = bench_wall_s();
     char config[sizeof config_json + 32];
     snprintf(config, sizeof config, config_json, dt == ST_BF16 ? "bfloat16" : "float32");
     struct idf2_model_config m;
@@ -308,7 +302,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
-    printf("configs and tokenizer written in %.1f s\n", now_s() - t0);
+    printf("configs and tokenizer written in %.1f s\n", bench_wall_s() - t0);
     if (configs_only)
         return 0;
 
@@ -335,15 +329,15 @@ int main(int argc, char **argv)
            (double)params * 1e-9, (double)total * 1e-9, st_dtype_name(dt), n_shards, dir);
     fflush(stdout);
     for (int k = 0; k < n_shards; k++) {
-        double ts = now_s();
+        double ts = bench_wall_s();
         if (write_shard(dir, &p, k, n_shards, dt, table, seed * 1000003u) < 0)
             return 1;
-        printf("  shard %d/%d written in %.1f s\n", k + 1, n_shards, now_s() - ts);
+        printf("  shard %d/%d written in %.1f s\n", k + 1, n_shards, bench_wall_s() - ts);
         fflush(stdout);
     }
     if (write_index(dir, &p, n_shards) < 0)
         return 1;
-    double secs = now_s() - t0;
+    double secs = bench_wall_s() - t0;
     printf("done in %.1f s (%.2f GB/s)\n", secs, (double)total * 1e-9 / secs);
     free(table);
     free(p.t);

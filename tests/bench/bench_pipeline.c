@@ -11,6 +11,7 @@
  * time), so it stays meaningful when a run uses several threads.
  *
  * usage: bench_pipeline [--bin VLMCURATE] [--samples N] [--work DIR] [--threads T] */
+#include "bench_clock.h"
 #include "core/img.h"
 #include "core/vc_fs.h"
 #include "core/vc_mem.h"
@@ -39,13 +40,6 @@ struct cost {
     double wall, cpu; /* seconds */
 };
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static double children_cpu_s(void)
 {
     struct rusage ru;
@@ -54,19 +48,12 @@ static double children_cpu_s(void)
            (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
 }
 
-static double self_cpu_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* Runs a shell command and measures it; exits the benchmark on failure. */
 static struct cost timed_shell(const char *cmd)
 {
-    double w0 = now_s(), c0 = children_cpu_s();
+    double w0 = bench_wall_s(), c0 = children_cpu_s();
     int rc = system(cmd);
-    struct cost c = { now_s() - w0, children_cpu_s() - c0 };
+    struct cost c = { bench_wall_s() - w0, children_cpu_s() - c0 };
     if (rc != 0) {
         fprintf(stderr, "bench_pipeline: command failed (%d): %s\n", rc, cmd);
         exit(1);
@@ -114,7 +101,7 @@ static void time_shard_images(const char *path, struct img_costs *ic)
     /* Pass 0 probes, pass 1 decodes the JPEGs, pass 2 every picture. */
     for (int pass = 0; pass < 3; pass++) {
         struct cost *c = pass == 0 ? &ic->probe : pass == 1 ? &ic->decode_jpeg : &ic->decode_all;
-        double w0 = now_s(), c0 = self_cpu_s();
+        double w0 = bench_wall_s(), c0 = bench_cpu_s();
         for (size_t i = 0; i < n_pics; i++) {
             struct img_info info;
             struct img im;
@@ -128,8 +115,8 @@ static void time_shard_images(const char *path, struct img_costs *ic)
             if (img_decode(pics[i]->data, pics[i]->size, NULL, 0, &im, &err) == VC_OK)
                 img_release(&im);
         }
-        c->wall += now_s() - w0;
-        c->cpu += self_cpu_s() - c0;
+        c->wall += bench_wall_s() - w0;
+        c->cpu += bench_cpu_s() - c0;
     }
     for (size_t i = 0; i <= n && i < MAX_SAMPLES; i++)
         sample_fini(&samples[i]);
@@ -252,12 +239,12 @@ int main(int argc, char **argv)
     snprintf(data, sizeof data, "%s/data", o.work);
     struct demo_summary sum;
     struct vc_err err;
-    double t0 = now_s();
+    double t0 = bench_wall_s();
     if (demo_generate_n(data, 1, o.samples, &sum, &err) < 0) {
         fprintf(stderr, "bench_pipeline: %s\n", err.msg);
         return 1;
     }
-    double gen_s = now_s() - t0;
+    double gen_s = bench_wall_s() - t0;
     uint32_t n_good = sum.n_wds_shards - 2; /* leave out the corrupt and hostile shards */
     double bytes = 0;
     char shards[1 << 16] = "";

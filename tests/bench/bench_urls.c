@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_clock.h"
 #include "stages/fetch.h"
 
 /* ---- the server (child process) ---- */
@@ -44,13 +45,6 @@ struct conn {
 
 static char *body_buf;
 static size_t body_cap;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static void serve_write(int ep, struct conn *c)
 {
@@ -97,7 +91,7 @@ static void serve_request(int ep, struct conn *c)
     c->sent = 0;
     c->in_len = 0;
     c->writing = 1;
-    c->due = ms ? now_s() + ms / 1000.0 : 0;
+    c->due = ms ? bench_wall_s() + ms / 1000.0 : 0;
     if (!c->due)
         serve_write(ep, c);
 }
@@ -145,7 +139,7 @@ static void server(int lfd)
                     held[n_held++] = c;
             }
         }
-        double t = now_s();
+        double t = bench_wall_s();
         for (size_t i = 0; i < n_held;) {
             if (held[i]->due <= t) {
                 struct conn *c = held[i];
@@ -238,12 +232,12 @@ static struct result run_ours(char **urls, size_t n, unsigned conc, const char *
     long rss0 = vm_kb("VmRSS:");
     struct rusage u0, u1;
     getrusage(RUSAGE_SELF, &u0);
-    double t0 = now_s();
+    double t0 = bench_wall_s();
     if (fetch_run(&cfg, urls, n, fd, res, &err) < 0) {
         fprintf(stderr, "fetch_run: %s\n", err.msg);
         exit(1);
     }
-    struct result r = { .wall = now_s() - t0 };
+    struct result r = { .wall = bench_wall_s() - t0 };
     getrusage(RUSAGE_SELF, &u1);
     r.cpu = cpu_of(&u1) - cpu_of(&u0);
     r.rss_kb = vm_kb("VmHWM:") - rss0;
@@ -266,7 +260,7 @@ static struct result run_curl(char **urls, size_t n, unsigned conc, const char *
     fclose(f);
     char par[32];
     snprintf(par, sizeof par, "%u", conc);
-    double t0 = now_s();
+    double t0 = bench_wall_s();
     pid_t pid = fork();
     if (pid == 0) {
         execlp("curl", "curl", "-s", "--no-progress-meter", "--parallel", "--parallel-immediate",
@@ -276,7 +270,7 @@ static struct result run_curl(char **urls, size_t n, unsigned conc, const char *
     int status;
     struct rusage u;
     wait4(pid, &status, 0, &u);
-    struct result r = { .wall = now_s() - t0, .cpu = cpu_of(&u), .rss_kb = u.ru_maxrss };
+    struct result r = { .wall = bench_wall_s() - t0, .cpu = cpu_of(&u), .rss_kb = u.ru_maxrss };
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         fprintf(stderr, "curl exited with %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
     else

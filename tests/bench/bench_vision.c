@@ -21,21 +21,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_clock.h"
 #include "synth/idf2_ctx.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static double cpu_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* Wall and CPU seconds of the three stages of one image pass. */
 struct pass_time {
@@ -51,17 +38,17 @@ static int one_pass(struct idf2_ctx *c, const float *pixels, uint32_t px, uint32
     const struct idf2_model_config *mc = &m->cfg.model;
     const size_t P = (size_t)side * side;
     struct vc_err err = { 0 };
-    double w0 = now(), c0 = cpu_now();
+    double w0 = bench_wall_s(), c0 = bench_cpu_s();
     if (idf2_vision_encode(&c->ex, &mc->vision, &m->w->vision, &c->vs, pixels, px, px, side, side,
                            c->vis, &err) < 0) {
         fprintf(stderr, "bench_vision: %s\n", err.msg);
         return -1;
     }
-    double w1 = now(), c1 = cpu_now();
+    double w1 = bench_wall_s(), c1 = bench_cpu_s();
     idf2_connector_project(&c->ex, mc, &m->w->connector, &c->cs, c->vis, P, c->proj);
-    double w2 = now(), c2 = cpu_now();
+    double w2 = bench_wall_s(), c2 = bench_cpu_s();
     idf2_connector_resample(&c->ex, mc, &m->w->connector, &c->cs, c->proj, P, feats);
-    double w3 = now(), c3 = cpu_now();
+    double w3 = bench_wall_s(), c3 = bench_cpu_s();
     *t = (struct pass_time){ { w1 - w0, w2 - w1, w3 - w2 }, { c1 - c0, c2 - c1, c3 - c2 } };
     return 0;
 }
