@@ -116,8 +116,9 @@ static enum vc_status put_drop(cJSON *doc, const struct stage_drop *sd, struct v
     return manifest_round_add_drop(doc, &d, err);
 }
 
-static enum vc_status add_drops(cJSON *doc, const struct stage_plan *plan, struct vc_err *err)
+static enum vc_status add_drops(cJSON *doc, const void *ctx, struct vc_err *err)
 {
+    const struct stage_plan *plan = ctx;
     for (size_t i = 0; i < plan->n_recs; i++) {
         const struct stage_rec *sr = &plan->recs[i];
         if (sr->state == STAGE_REC_KEEP)
@@ -141,6 +142,23 @@ static enum vc_status add_drops(cJSON *doc, const struct stage_plan *plan, struc
     return VC_OK;
 }
 
+/* Commits rR-plan.json: the round's sizing and report, then the drops that
+ * add puts in. */
+static enum vc_status round_commit(const struct session *ss, size_t round, const char *man,
+                                   const struct manifest_sizing *sz, const cJSON *report,
+                                   enum vc_status (*add)(cJSON *doc, const void *ctx,
+                                                         struct vc_err *err),
+                                   const void *ctx, struct vc_err *err)
+{
+    cJSON *doc = manifest_round_new(ss->spec->hash, global_stage(ss, round)->ops->name,
+                                    (unsigned)round, sz, report);
+    enum vc_status rc = doc ? add(doc, ctx, err) : oom(err);
+    if (rc == VC_OK)
+        rc = commit_write_json(man, doc, false, err);
+    cJSON_Delete(doc);
+    return rc;
+}
+
 static enum vc_status plan_commit(const struct session *ss, size_t round,
                                   const struct session_recs *rs, const struct stage_plan *plan,
                                   const uint8_t *in_order, struct vc_err *err)
@@ -158,17 +176,8 @@ static enum vc_status plan_commit(const struct session *ss, size_t round,
     if (rc == VC_OK)
         rc = spill_order_write(order, ids, plan->n_order, err);
     struct manifest_sizing sz = { plan->n_order, plan->samples_per_shard, plan->shard_bytes };
-    cJSON *doc = rc == VC_OK
-                     ? manifest_round_new(ss->spec->hash, global_stage(ss, round)->ops->name,
-                                          (unsigned)round, &sz, plan->report)
-                     : NULL;
-    if (rc == VC_OK && !doc)
-        rc = oom(err);
     if (rc == VC_OK)
-        rc = add_drops(doc, plan, err);
-    if (rc == VC_OK)
-        rc = commit_write_json(man, doc, false, err);
-    cJSON_Delete(doc);
+        rc = round_commit(ss, round, man, &sz, plan->report, add_drops, plan, err);
     free(ids);
     free(alive);
     free(order);
@@ -301,6 +310,14 @@ static enum vc_status stream_order_filter(struct stream_out *o, const char *carr
     return rc;
 }
 
+static enum vc_status add_stream_drops(cJSON *doc, const void *ctx, struct vc_err *err)
+{
+    const struct stage_plan_stream *p = ctx;
+    for (size_t i = 0; i < p->n_drops; i++)
+        VC_TRY(put_drop(doc, &p->drops[i], err));
+    return VC_OK;
+}
+
 /* Streams the round's manifests once more against the hook's removals:
  * rR-alive.bin unit by unit, rR-order.bin, then rR-plan.json. */
 static enum vc_status stream_commit(const struct session *ss, size_t round,
@@ -347,17 +364,8 @@ static enum vc_status stream_commit(const struct session *ss, size_t round,
         rc = rc == VC_OK ? c : rc;
     }
     struct manifest_sizing sz = { o.n_order, carry->samples_per_shard, carry->shard_bytes };
-    cJSON *doc = rc == VC_OK
-                     ? manifest_round_new(ss->spec->hash, global_stage(ss, round)->ops->name,
-                                          (unsigned)round, &sz, p->report)
-                     : NULL;
-    if (rc == VC_OK && !doc)
-        rc = oom(err);
-    for (size_t i = 0; rc == VC_OK && i < p->n_drops; i++)
-        rc = put_drop(doc, &p->drops[i], err);
     if (rc == VC_OK)
-        rc = commit_write_json(man, doc, false, err);
-    cJSON_Delete(doc);
+        rc = round_commit(ss, round, man, &sz, p->report, add_stream_drops, p, err);
     free(o.flags);
     free(o.live);
     free(alive);
