@@ -163,6 +163,9 @@ static enum vc_status encode_images(struct idf2_ctx *c, const struct idf2_pixels
         if (!vt.hidden || !vt.proj || !vt.pos)
             rc = oom(err, "trace buffers");
     }
+    struct idf2_vision_image *im = rc >= 0 ? calloc(n + 1, sizeof *im) : NULL;
+    if (rc >= 0 && !im)
+        rc = oom(err, "image list");
     for (size_t i = 0; i < n && rc >= 0; i++) {
         /* HF reads the grid from column 0 and row 0 of the patch mask; the
          * real patches are exactly that top-left block (SPEC §5.1). */
@@ -175,29 +178,40 @@ static enum vc_status encode_images(struct idf2_ctx *c, const struct idf2_pixels
             nw += mi[col];
         for (size_t e = 0; e < P; e++)
             total += mi[e];
-        if (nh == 0 || nw == 0 || total != (size_t)nh * nw) {
+        if (nh == 0 || nw == 0 || total != (size_t)nh * nw)
             rc = vc_err_set(err, VC_ESAMPLE, VC_REASON_bad_spec,
                             "image %zu: %u real patches do not form a top-left block", i + 1,
                             (unsigned)total);
-            break;
-        }
-        const size_t np = (size_t)nh * nw;
-        const float *pix = px->values + i * 3 * (size_t)px->height * px->width;
-        rc = idf2_vision_encode(&c->ex, &mc->vision, &m->w->vision, &c->vs, pix, px->height,
-                                px->width, nh, nw, c->vis, err);
+        im[i] = (struct idf2_vision_image){ px->values + i * 3 * (size_t)px->height * px->width, nh,
+                                            nw };
+    }
+    /* Consecutive images (a split image's crops) share a pass while their
+     * patches fit the context's scratch. */
+    for (size_t i0 = 0, k; i0 < n && rc >= 0; i0 += k) {
+        k = idf2_vision_pass_images(im + i0, n - i0, c->max_patches);
+        rc = idf2_vision_encode(&c->ex, &mc->vision, &m->w->vision, &c->vs, im + i0, k, px->height,
+                                px->width, c->vis, err);
         if (rc < 0)
             break;
-        idf2_connector_project(&c->ex, mc, &m->w->connector, &c->cs, c->vis, np, c->proj);
-        idf2_connector_resample(&c->ex, mc, &m->w->connector, &c->cs, c->proj, np,
-                                feats + i * (size_t)mc->perceiver.n_latents * Dt);
-        if (tracing) {
-            scatter_rows(vt.hidden + i * P * Dv, c->vis, nh, nw, gw, Dv);
-            scatter_rows(vt.proj + i * P * Dt, c->proj, nh, nw, gw, Dt);
+        size_t rows = 0;
+        for (size_t i = i0; i < i0 + k; i++)
+            rows += (size_t)im[i].nh * im[i].nw;
+        idf2_connector_project(&c->ex, mc, &m->w->connector, &c->cs, c->vis, rows, c->proj);
+        for (size_t i = i0, r0 = 0; i < i0 + k; r0 += (size_t)im[i].nh * im[i].nw, i++) {
+            const uint32_t nh = im[i].nh, nw = im[i].nw;
+            const size_t np = (size_t)nh * nw;
+            idf2_connector_resample(&c->ex, mc, &m->w->connector, &c->cs, c->proj + r0 * Dt, np,
+                                    feats + i * (size_t)mc->perceiver.n_latents * Dt);
+            if (!tracing)
+                continue;
+            scatter_rows(vt.hidden + i * P * Dv, c->vis + r0 * Dv, nh, nw, gw, Dv);
+            scatter_rows(vt.proj + i * P * Dt, c->proj + r0 * Dt, nh, nw, gw, Dt);
             for (uint32_t r = 0; r < nh; r++)
                 for (uint32_t col = 0; col < nw; col++)
-                    vt.pos[i * P + (size_t)r * gw + col] = c->vs.pos[(size_t)r * nw + col];
+                    vt.pos[i * P + (size_t)r * gw + col] = c->vs.pos[r0 + (size_t)r * nw + col];
         }
     }
+    free(im);
     if (rc >= 0 && tracing) {
         const int64_t sm[3] = { (int64_t)n, gh, gw }, sp[2] = { (int64_t)n, (int64_t)P };
         const int64_t sv[3] = { (int64_t)n, (int64_t)P, (int64_t)Dv };

@@ -102,9 +102,11 @@ size_t idf2_vision_ws(const struct idf2_ops *ops, const struct idf2_vision_confi
     return need;
 }
 
-/* One pre-LN encoder layer over x[P, D]. */
+/* One pre-LN encoder layer over x[P, D]: the rows of the images im[0..n),
+ * each attending to its own rows only. */
 static void vision_layer(const struct idf2_exec *ex, const struct idf2_vision_config *cfg,
-                         const struct idf2_vision_layer *L, struct idf2_vision_scratch *s, size_t P)
+                         const struct idf2_vision_layer *L, struct idf2_vision_scratch *s,
+                         const struct idf2_vision_image *im, size_t n, size_t P)
 {
     const struct idf2_ops *o = ex->ops;
     const size_t D = (size_t)cfg->hidden_size, I = (size_t)cfg->intermediate_size;
@@ -115,21 +117,24 @@ static void vision_layer(const struct idf2_exec *ex, const struct idf2_vision_co
     idf2_mm(ex, s->q, s->h, P, &L->q, L->q_b);
     idf2_mm(ex, s->k, s->h, P, &L->k, L->k_b);
     idf2_mm(ex, s->v, s->h, P, &L->v, L->v_b);
-    const struct idf2_attn a = {
-        .q = s->q,
-        .q_stride = D,
-        .k = s->k,
-        .v = s->v,
-        .kv_head_stride = (size_t)hd,
-        .kv_row_stride = D,
-        .n_q = P,
-        .n_kv = P,
-        .n_heads = H,
-        .n_kv_heads = H,
-        .head_dim = hd,
-        .scale = (float)pow(hd, -0.5), /* HF: head_dim ** -0.5 */
-    };
-    o->attention(s->att, &a, ex);
+    for (size_t i = 0, r0 = 0; i < n; r0 += (size_t)im[i].nh * im[i].nw, i++) {
+        const size_t np = (size_t)im[i].nh * im[i].nw;
+        const struct idf2_attn a = {
+            .q = s->q + r0 * D,
+            .q_stride = D,
+            .k = s->k + r0 * D,
+            .v = s->v + r0 * D,
+            .kv_head_stride = (size_t)hd,
+            .kv_row_stride = D,
+            .n_q = np,
+            .n_kv = np,
+            .n_heads = H,
+            .n_kv_heads = H,
+            .head_dim = hd,
+            .scale = (float)pow(hd, -0.5), /* HF: head_dim ** -0.5 */
+        };
+        o->attention(s->att + r0 * D, &a, ex);
+    }
     idf2_mm(ex, s->h, s->att, P, &L->o, L->o_b);
     o->add(s->x, s->h, P * D, ex);
 
@@ -144,40 +149,64 @@ static void vision_layer(const struct idf2_exec *ex, const struct idf2_vision_co
     o->add(s->x, s->h, P * D, ex);
 }
 
+size_t idf2_vision_pass_images(const struct idf2_vision_image *im, size_t n, size_t max_patches)
+{
+    size_t k = 1, total = (size_t)im[0].nh * im[0].nw;
+    for (; k < n; k++) {
+        const size_t np = (size_t)im[k].nh * im[k].nw;
+        if (total + np > max_patches)
+            break;
+        total += np;
+    }
+    return k;
+}
+
+/* Conv2d(kernel = stride = p) as a matmul: each patch of the real nh x nw
+ * block flattened in (channel, ky, kx) order, the conv weight's own order,
+ * into dst rows. */
+static void vision_patches(float *dst, const float *pixels, size_t C, size_t p, size_t H, size_t W,
+                           size_t nh, size_t nw)
+{
+    const size_t plen = C * p * p;
+    for (size_t r = 0; r < nh; r++)
+        for (size_t c = 0; c < nw; c++) {
+            float *d = dst + (r * nw + c) * plen;
+            for (size_t ch = 0; ch < C; ch++)
+                for (size_t ky = 0; ky < p; ky++)
+                    memcpy(d + (ch * p + ky) * p, pixels + (ch * H + r * p + ky) * W + c * p,
+                           p * sizeof(float));
+        }
+}
+
 enum vc_status idf2_vision_encode(const struct idf2_exec *ex, const struct idf2_vision_config *cfg,
                                   const struct idf2_vision_weights *w,
-                                  struct idf2_vision_scratch *s, const float *pixels, uint32_t H,
-                                  uint32_t W, uint32_t nh, uint32_t nw, float *out,
-                                  struct vc_err *err)
+                                  struct idf2_vision_scratch *s, const struct idf2_vision_image *im,
+                                  size_t n, uint32_t H, uint32_t W, float *out, struct vc_err *err)
 {
     const int p = cfg->patch_size, N = cfg->image_size / cfg->patch_size;
     const size_t C = (size_t)cfg->num_channels, D = (size_t)cfg->hidden_size;
-    if (nh == 0 || nw == 0 || nh > (uint32_t)N || nw > (uint32_t)N || (uint64_t)nh * p > H ||
-        (uint64_t)nw * p > W || (size_t)nh * nw > s->max_patches)
-        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
-                          "vision: %ux%u patch grid does not fit a %ux%u canvas / %dx%d table / "
-                          "%zu-patch scratch",
-                          nh, nw, H, W, N, N, s->max_patches);
-    const size_t P = (size_t)nh * nw, plen = C * (size_t)p * (size_t)p;
-
-    /* Conv2d(kernel = stride = p) as a matmul: each patch flattened in
-     * (channel, ky, kx) order, the conv weight's own order. */
-    for (size_t r = 0; r < nh; r++)
-        for (size_t c = 0; c < nw; c++) {
-            float *dst = s->h + (r * nw + c) * plen;
-            for (size_t ch = 0; ch < C; ch++)
-                for (size_t ky = 0; ky < (size_t)p; ky++)
-                    memcpy(dst + (ch * (size_t)p + ky) * (size_t)p,
-                           pixels + (ch * H + r * (size_t)p + ky) * W + c * (size_t)p,
-                           (size_t)p * sizeof(float));
-        }
+    const size_t plen = C * (size_t)p * (size_t)p;
+    size_t P = 0;
+    for (size_t i = 0; i < n; i++) {
+        const uint32_t nh = im[i].nh, nw = im[i].nw;
+        if (nh == 0 || nw == 0 || nh > (uint32_t)N || nw > (uint32_t)N || (uint64_t)nh * p > H ||
+            (uint64_t)nw * p > W || (size_t)nh * nw > s->max_patches - P)
+            return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                              "vision: image %zu's %ux%u patch grid does not fit a %ux%u canvas / "
+                              "%dx%d table / the %zu-patch scratch after %zu patches",
+                              i + 1, nh, nw, H, W, N, N, s->max_patches, P);
+        vision_patches(s->h + P * plen, im[i].pixels, C, (size_t)p, H, W, nh, nw);
+        idf2_vision_position_ids(N, (int)nh, (int)nw, s->pos + P);
+        P += (size_t)nh * nw;
+    }
+    if (P == 0)
+        return VC_OK;
     idf2_mm(ex, s->x, s->h, P, &w->patch, w->patch_b);
-    idf2_vision_position_ids(N, (int)nh, (int)nw, s->pos);
     for (size_t i = 0; i < P; i++)
         ex->ops->add(s->x + i * D, w->pos + (size_t)s->pos[i] * D, D, ex);
 
     for (int l = 0; l < cfg->num_hidden_layers; l++)
-        vision_layer(ex, cfg, &w->layers[l], s, P);
+        vision_layer(ex, cfg, &w->layers[l], s, im, n, P);
     ex->ops->layernorm(out, s->x, P, D, w->post_ln_w, w->post_ln_b, (float)cfg->layer_norm_eps, ex);
     return VC_OK;
 }

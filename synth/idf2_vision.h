@@ -3,10 +3,15 @@
  * pre-LayerNorm encoder layers with bidirectional attention, and the post
  * LayerNorm.
  *
- * One image at a time, real patches only: the real patches of a padded
- * image are the top-left nh x nw block (SPEC §5.1), and since HF masks
- * padding keys with float32-min (exp of which is exactly 0), encoding the
- * real block alone gives the same rows.  Padding rows are never computed.
+ * Real patches only: the real patches of a padded image are the top-left
+ * nh x nw block (SPEC §5.1), and since HF masks padding keys with
+ * float32-min (exp of which is exactly 0), encoding the real block alone
+ * gives the same rows.  Padding rows are never computed.  Several images
+ * (a split image's crops) go through one pass as consecutive row segments:
+ * every matmul, norm and activation is row-wise and batch invariant, and
+ * attention runs per segment, so each image's rows are bit for bit those
+ * of encoding it alone, while each weight is packed once per pass instead
+ * of once per image.
  * Limits: nh, nw <= N = image_size / patch_size (the position table). */
 #ifndef VC_SYNTH_IDF2_VISION_H
 #define VC_SYNTH_IDF2_VISION_H
@@ -39,13 +44,25 @@ void idf2_vision_scratch_carve(const struct idf2_vision_config *cfg, size_t max_
 size_t idf2_vision_ws(const struct idf2_ops *ops, const struct idf2_vision_config *cfg,
                       const struct idf2_vision_weights *w, size_t max_patches, int nt);
 
-/* Encodes the real nh x nw patches of one image.  pixels: (C, H, W) float32,
- * the padded canvas; out: (nh*nw, Dv), after post_layernorm.  VC_EUSAGE
- * when the grid exceeds the canvas, the position table or the scratch. */
+/* One image of a pass: its padded canvas (C, H, W) float32 and the real
+ * nh x nw patch grid in its top-left corner. */
+struct idf2_vision_image {
+    const float *pixels;
+    uint32_t nh, nw;
+};
+
+/* Encodes the real patches of n images (all on H x W canvases) in one
+ * pass: out gets image 0's nh*nw rows, then image 1's, ... (each (.., Dv),
+ * after post_layernorm) and s->pos their position ids in the same order.
+ * VC_EUSAGE when a grid exceeds its canvas or the position table, or the
+ * patches together exceed the scratch. */
 enum vc_status idf2_vision_encode(const struct idf2_exec *ex, const struct idf2_vision_config *cfg,
                                   const struct idf2_vision_weights *w,
-                                  struct idf2_vision_scratch *s, const float *pixels, uint32_t H,
-                                  uint32_t W, uint32_t nh, uint32_t nw, float *out,
-                                  struct vc_err *err);
+                                  struct idf2_vision_scratch *s, const struct idf2_vision_image *im,
+                                  size_t n, uint32_t H, uint32_t W, float *out, struct vc_err *err);
+
+/* How many of the images im[0..n) (n >= 1) from the first go into one
+ * pass: as many as fit max_patches together, at least one. */
+size_t idf2_vision_pass_images(const struct idf2_vision_image *im, size_t n, size_t max_patches);
 
 #endif

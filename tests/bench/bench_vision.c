@@ -10,11 +10,14 @@
  * 378 px warm-up pass per thread count that maps the weights in) of the
  * vision tower, of the modality projection and of the perceiver, wall and
  * CPU seconds; then
- * `RESULT vision ...` lines with the 1 -> 2 thread ratio.  --split adds
- * the five passes of a split 980 px image (4 x 35x35 + 70x70) as one
- * figure, the way `generate --image-splitting on` encodes it.
+ * `RESULT vision ...` lines with the 1 -> 2 thread ratio.  The grid
+ * `split` is a split 980 px image (4 x 35x35 crops + the 70x70 whole) as
+ * one figure, the way `generate --image-splitting on` encodes it: the four
+ * crops share one pass (4,900 patches), the whole takes another; `split1`
+ * is the same five images one pass each (how it ran before the crops were
+ * batched; the outputs are the same bit for bit).  --split adds `split`.
  *
- * usage: bench_vision CKPT_DIR [--backend NAME (fast)] [--grids 27,70]
+ * usage: bench_vision CKPT_DIR [--backend NAME (fast)] [--grids 27,70,split1]
  *                     [--threads 1,2] [--reps N (2)] [--split] */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,37 +32,43 @@ struct pass_time {
     double wall[3], cpu[3];
 };
 
-/* One image of side*side patches through the vision tower, the modality
- * projection and the perceiver on context c. */
-static int one_pass(struct idf2_ctx *c, const float *pixels, uint32_t px, uint32_t side,
+/* The images of one pass (all side*side patches, on px x px canvases)
+ * through the vision tower, the modality projection and the perceiver on
+ * context c, as generate runs them. */
+static int one_pass(struct idf2_ctx *c, const struct idf2_vision_image *im, size_t n, uint32_t px,
                     float *feats, struct pass_time *t)
 {
     const struct idf2_model *m = c->m;
     const struct idf2_model_config *mc = &m->cfg.model;
-    const size_t P = (size_t)side * side;
+    const size_t Dt = (size_t)mc->text.hidden_size, nl = (size_t)mc->perceiver.n_latents;
+    size_t P = 0;
+    for (size_t i = 0; i < n; i++)
+        P += (size_t)im[i].nh * im[i].nw;
     struct vc_err err = { 0 };
     double w0 = bench_wall_s(), c0 = bench_cpu_s();
-    if (idf2_vision_encode(&c->ex, &mc->vision, &m->w->vision, &c->vs, pixels, px, px, side, side,
-                           c->vis, &err) < 0) {
+    if (idf2_vision_encode(&c->ex, &mc->vision, &m->w->vision, &c->vs, im, n, px, px, c->vis,
+                           &err) < 0) {
         fprintf(stderr, "bench_vision: %s\n", err.msg);
         return -1;
     }
     double w1 = bench_wall_s(), c1 = bench_cpu_s();
     idf2_connector_project(&c->ex, mc, &m->w->connector, &c->cs, c->vis, P, c->proj);
     double w2 = bench_wall_s(), c2 = bench_cpu_s();
-    idf2_connector_resample(&c->ex, mc, &m->w->connector, &c->cs, c->proj, P, feats);
+    for (size_t i = 0, r0 = 0; i < n; r0 += (size_t)im[i].nh * im[i].nw, i++)
+        idf2_connector_resample(&c->ex, mc, &m->w->connector, &c->cs, c->proj + r0 * Dt,
+                                (size_t)im[i].nh * im[i].nw, feats + i * nl * Dt);
     double w3 = bench_wall_s(), c3 = bench_cpu_s();
     *t = (struct pass_time){ { w1 - w0, w2 - w1, w3 - w2 }, { c1 - c0, c2 - c1, c3 - c2 } };
     return 0;
 }
 
 /* The best (by wall time) of reps passes, per stage. */
-static int best_of(struct idf2_ctx *c, const float *pixels, uint32_t px, uint32_t side,
+static int best_of(struct idf2_ctx *c, const struct idf2_vision_image *im, size_t n, uint32_t px,
                    float *feats, int reps, struct pass_time *best)
 {
     for (int r = 0; r < reps; r++) {
         struct pass_time t;
-        if (one_pass(c, pixels, px, side, feats, &t) < 0)
+        if (one_pass(c, im, n, px, feats, &t) < 0)
             return -1;
         for (int s = 0; s < 3; s++)
             if (r == 0 || t.wall[s] < best->wall[s]) {
@@ -110,7 +119,8 @@ int main(int argc, char **argv)
                    N = (uint32_t)(mc->vision.image_size / mc->vision.patch_size);
     const size_t px_max = (size_t)N * p;
     float *pixels = malloc(3 * px_max * px_max * sizeof(float));
-    float *feats = malloc((size_t)mc->perceiver.n_latents * mc->text.hidden_size * sizeof(float));
+    float *feats =
+        malloc(5 * (size_t)mc->perceiver.n_latents * mc->text.hidden_size * sizeof(float));
     if (!pixels || !feats)
         return 1;
     uint32_t seed = 7;
@@ -133,7 +143,8 @@ int main(int argc, char **argv)
         /* A warm-up pass maps the weights in and touches the context. */
         struct pass_time warm;
         const uint32_t ws = N < 27 ? N : 27;
-        if (one_pass(c, pixels, ws * p, ws, feats, &warm) < 0)
+        const struct idf2_vision_image wi = { pixels, ws, ws };
+        if (one_pass(c, &wi, 1, ws * p, feats, &warm) < 0)
             return 1;
         char gl[64];
         snprintf(gl, sizeof gl, "%s%s", grids, split ? ",split" : "");
@@ -141,19 +152,23 @@ int main(int argc, char **argv)
         for (char *s2 = NULL, *g = strtok_r(gl, ",", &s2); g && !status;
              g = strtok_r(NULL, ",", &s2), gi++) {
             struct pass_time b = { 0 };
-            const bool is_split = !strcmp(g, "split");
+            const bool batched = !strcmp(g, "split"), is_split = batched || !strcmp(g, "split1");
             /* A split 980 px image: four 490 px crops and the whole. */
             const uint32_t sides[5] = { 35, 35, 35, 35, 70 };
-            const int n_pass = is_split ? 5 : 1;
-            for (int k = 0; k < n_pass && !status; k++) {
+            struct idf2_vision_image im[5];
+            const size_t n_im = is_split ? 5 : 1;
+            for (size_t k = 0; k < n_im; k++) {
                 const uint32_t side = is_split ? sides[k] : (uint32_t)atoi(g);
-                struct pass_time t = { 0 };
+                im[k] = (struct idf2_vision_image){ pixels, side, side };
                 if (side == 0 || side > N) {
                     fprintf(stderr, "bench_vision: grid %u is not within 1..%u\n", side, N);
                     status = 1;
-                    break;
                 }
-                if (best_of(c, pixels, side * p, side, feats, reps, &t) < 0) {
+            }
+            for (size_t i0 = 0, k; i0 < n_im && !status; i0 += k) {
+                k = batched ? idf2_vision_pass_images(im + i0, n_im - i0, c->max_patches) : 1;
+                struct pass_time t = { 0 };
+                if (best_of(c, im + i0, k, im[i0 + k - 1].nw * p, feats, reps, &t) < 0) {
                     status = 1;
                     break;
                 }

@@ -13,6 +13,7 @@
 
 #include "synth/idefics2.h"
 #include "synth/idf2_backend.h"
+#include "synth/idf2_ctx.h"
 #include "synth/idf2_prompt.h"
 #include "synth/idf2_vision.h"
 #include "synth/safetensors.h"
@@ -907,6 +908,75 @@ TEST(position_ids_bucketing)
         CHECK_INT(ids[i], want[i]);
 }
 
+/* Images sharing a vision pass (a split image's crops) get the rows and
+ * position ids of encoding each alone, bit for bit, on every row and at 1
+ * and 2 threads (the reference at 1 thread is the oracle for all of them
+ * on that row); idf2_vision_pass_images packs them up to the scratch. */
+TEST(vision_pass_shares_images)
+{
+    enum { NI = 3 };
+    const uint32_t grids[NI][2] = { { 3, 4 }, { 2, 5 }, { 4, 3 } };
+    const struct idf2_ops *ops;
+    for (size_t row = 0; (ops = idf2_backend_at(row)); row++) {
+        struct fixture f;
+        if (!fixture_open_on(&f, row == 0 ? IDF2_COMPUTE_F32 : IDF2_COMPUTE_BF16, ops->name))
+            return;
+        const struct idf2_vision_config *vc = &f.model->cfg.model.vision;
+        const uint32_t px = (uint32_t)vc->image_size, D = (uint32_t)vc->hidden_size;
+        const size_t canvas = 3 * (size_t)px * px;
+        float *pix = malloc(NI * canvas * sizeof(float));
+        float *want = malloc(36 * (size_t)D * sizeof(float));
+        int32_t want_pos[36];
+        struct idf2_vision_image im[NI];
+        uint32_t seed = 11;
+        for (size_t i = 0; pix && i < NI * canvas; i++) {
+            seed = seed * 1664525u + 1013904223u;
+            pix[i] = (float)(seed >> 8) / 8388608.0f - 1.0f;
+        }
+        for (int i = 0; i < NI; i++)
+            im[i] =
+                (struct idf2_vision_image){ pix + (size_t)i * canvas, grids[i][0], grids[i][1] };
+        for (int nt = 1; nt <= 2 && pix && want; nt++) {
+            struct idf2_ctx *c = NULL;
+            struct vc_err err = { 0 };
+            const struct idf2_ctx_params cp = { .n_slots = 1, .n_threads = nt, .n_ctx = 16 };
+            CHECK_INT(idf2_ctx_new(f.model, &cp, &c, &err), VC_OK);
+            if (!c)
+                break;
+            CHECK_INT(c->max_patches, 36);
+            CHECK_INT(idf2_vision_pass_images(im, NI, c->max_patches), NI);
+            CHECK_INT(idf2_vision_pass_images(im, NI, 33), 2);
+            CHECK_INT(idf2_vision_pass_images(im + 1, 1, 4), 1);
+            size_t r0 = 0;
+            for (int i = 0; i < NI && nt == 1; i++) {
+                const size_t np = (size_t)grids[i][0] * grids[i][1];
+                CHECK_INT(idf2_vision_encode(&c->ex, vc, &f.model->w->vision, &c->vs, &im[i], 1, px,
+                                             px, c->vis, &err),
+                          VC_OK);
+                memcpy(want + r0 * D, c->vis, np * D * sizeof(float));
+                memcpy(want_pos + r0, c->vs.pos, np * sizeof(int32_t));
+                r0 += np;
+            }
+            memset(c->vis, 0, 34 * (size_t)D * sizeof(float));
+            CHECK_INT(idf2_vision_encode(&c->ex, vc, &f.model->w->vision, &c->vs, im, NI, px, px,
+                                         c->vis, &err),
+                      VC_OK);
+            CHECK(!memcmp(c->vis, want, 34 * (size_t)D * sizeof(float)));
+            CHECK(!memcmp(c->vs.pos, want_pos, 34 * sizeof(int32_t)));
+            /* One image more than the scratch holds is refused, by name. */
+            const struct idf2_vision_image big[2] = { im[0], { pix, 5, 5 } };
+            CHECK_INT(idf2_vision_encode(&c->ex, vc, &f.model->w->vision, &c->vs, big, 2, px, px,
+                                         c->vis, &err),
+                      VC_EUSAGE);
+            CHECK(strstr(err.msg, "image 2") != NULL);
+            idf2_ctx_free(c);
+        }
+        free(pix);
+        free(want);
+        fixture_close(&f);
+    }
+}
+
 #define TESTS(X)                                                                                   \
     X(text_only)                                                                                   \
     X(chat_single_nosplit)                                                                         \
@@ -923,5 +993,6 @@ TEST(position_ids_bucketing)
     X(done_callback_once_per_request)                                                              \
     X(sampling_seeded)                                                                             \
     X(chat_request_and_max_new)                                                                    \
-    X(position_ids_bucketing)
+    X(position_ids_bucketing)                                                                      \
+    X(vision_pass_shares_images)
 TEST_MAIN(TESTS)
