@@ -25,8 +25,12 @@
  * as stored, one vpdpbusd per (activation row, weight row, 64 inputs) into
  * per-lane partial sums (lanes 0-7 the even block, 8-15 the odd one),
  * folded by an integer transpose-and-add tree into one zmm of the 16 rows'
- * block sums, then the float step above.  Threads split the groups into
- * contiguous ranges, so each weight comes from memory once per call. */
+ * block sums, then the float step above.  Q8_0 reads each row's chunk with
+ * one plain load from its byte 4, against activations laid out once per
+ * call to match (zero against the odd block's scale), and gathers the
+ * 16 rows' scales and first two codes; Q4_0 unpacks nibbles by a word
+ * permute.  Threads split the groups into contiguous ranges, so each
+ * weight comes from memory once per call. */
 #include "idf2_cpu_q8.h"
 
 #include <immintrin.h>
@@ -125,6 +129,9 @@ KFN void qact_row(int8_t *q, float *dx, int32_t *corr, const float *x, size_t K,
 struct qx {
     const int8_t *base;
     size_t stride, kp;
+    /* Q8_0 streaming tiles: row r in q8_stream_layout at sl + r *
+     * q8_sl_bytes(kp). */
+    const int8_t *sl;
 };
 
 static const int8_t *qx_codes(const struct qx *a, size_t r)
@@ -386,33 +393,48 @@ KFN void q_gemm_groups(float *y, const struct qx *a, size_t m, const uint8_t *w,
 
 /* ---- streaming tiles (1 or 2 rows) --------------------------------------------------------- */
 
-/* Unsigned codes of the block at b in lanes 0-7 and (two) of the next
- * block in lanes 8-15 (else zero or 128 codes there: the caller drops
- * those lanes; no byte past the row is read). */
-KINL __m512i q_codes2(const bool q4, const bool two, const uint8_t *b)
+/* Q4_0 codes of the block at b in lanes 0-7 and (two) of the next block in
+ * lanes 8-15 (else zero there: the caller drops those lanes; no byte past
+ * the row is read).  The chunk's first 18 words (both blocks).  Element
+ * j < 16 of a block is the low nibble of its byte j, j + 16 the high one:
+ * qword q of the codes takes the block's bytes 0-7 (q even) or 8-15 (q
+ * odd), shifted right by 4 in qwords 2, 3, 6, 7 (the high nibbles), then
+ * masked. */
+KINL __m512i q4_codes2(const bool two, const uint8_t *b)
 {
-    if (q4) {
-        /* The chunk's first 18 words (both blocks).  Element j < 16 of a
-         * block is the low nibble of its byte j, j + 16 the high one: qword
-         * q of the codes takes the block's bytes 0-7 (q even) or 8-15 (q
-         * odd), shifted right by 4 in qwords 2, 3, 6, 7 (the high nibbles),
-         * then masked. */
-        const __m512i raw = _mm512_maskz_loadu_epi16(two ? 0x3FFFF : 0x1FF, b);
-        const __m512i cidx =
-            _mm512_set_epi16(17, 16, 15, 14, 13, 12, 11, 10, 17, 16, 15, 14, 13, 12, 11, 10, 8, 7,
-                             6, 5, 4, 3, 2, 1, 8, 7, 6, 5, 4, 3, 2, 1);
-        const __m512i y = _mm512_srlv_epi64(_mm512_permutexvar_epi16(cidx, raw),
-                                            _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0));
-        return _mm512_and_si512(y, _mm512_set1_epi8(15));
+    const __m512i raw = _mm512_maskz_loadu_epi16(two ? 0x3FFFF : 0x1FF, b);
+    const __m512i cidx = _mm512_set_epi16(17, 16, 15, 14, 13, 12, 11, 10, 17, 16, 15, 14, 13, 12,
+                                          11, 10, 8, 7, 6, 5, 4, 3, 2, 1, 8, 7, 6, 5, 4, 3, 2, 1);
+    const __m512i y = _mm512_srlv_epi64(_mm512_permutexvar_epi16(cidx, raw),
+                                        _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0));
+    return _mm512_and_si512(y, _mm512_set1_epi8(15));
+}
+
+/* Bytes of one activation row in the Q8_0 streaming layout: a 64-byte
+ * aligned stride. */
+static size_t q8_sl_bytes(size_t kp)
+{
+    return idf2_align64(kp + kp / 16);
+}
+
+/* Row codes (kp of them) in the byte layout of a Q8_0 weight chunk read
+ * from its byte 4 (q8_stream_chunk): per 64 inputs, the even block's codes
+ * 2-31, two zeros (against the odd block's scale), the odd block's 32
+ * codes; after all chunks, per chunk the dword (0, 0, code 0, code 1) for
+ * the weight dword at the chunk's byte 0 (the even block's scale and its
+ * codes 0 and 1). */
+static void q8_stream_layout(int8_t *sl, const int8_t *codes, size_t kp)
+{
+    int8_t *head = sl + kp;
+    for (size_t ch = 0; ch < kp / 64; ch++) {
+        const int8_t *c = codes + ch * 64;
+        int8_t *d = sl + ch * 64;
+        memcpy(d, c + 2, 30);
+        d[30] = d[31] = 0;
+        memcpy(d + 32, c + 32, 32);
+        const int8_t h[4] = { 0, 0, c[0], c[1] };
+        memcpy(head + ch * 4, h, 4);
     }
-    /* A broadcast load and a masked one (a blend), not an insert: the
-     * tile's fold tree already keeps the shuffle unit busy (a few % faster
-     * from L2; the same change for Q4_0 was slower). */
-    __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b + 2)));
-    if (two)
-        v = _mm512_mask_broadcast_i64x4(
-            v, 0xF0, _mm256_loadu_si256((const __m256i *)(b + Q8_BLOCK_BYTES + 2)));
-    return _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));
 }
 
 /* Integer lane sums of 16 vectors: lane c of *even is the sum of v[c]'s
@@ -436,47 +458,111 @@ KINL void fold16(const __m512i v[16], __m512i *even, __m512i *odd)
     *odd = _mm512_shuffle_i32x4(c0, c1, _MM_SHUFFLE(3, 1, 3, 1));
 }
 
-/* One 64-input chunk ch of q_stream_tile: acc[r] takes its blocks 2 ch
- * and (two) 2 ch + 1. */
-KINL void q_stream_chunk(const int MR, const bool q4, const bool full, const bool two,
-                         const struct qx *a, const uint8_t *w, size_t wrb, int nr, size_t ch,
-                         __m512 acc[2])
+/* The next tile's rows follow this tile's: fetch as much of them per chunk
+ * as chunk ch reads (bb-byte blocks), so that they are in cache when it
+ * starts (rows of 2-15 KiB are too short for the hardware's stream
+ * detection to hide their first misses). */
+KINL void q_stream_prefetch(const uint8_t *w, size_t wrb, size_t bb, size_t ch)
 {
-    const size_t bb = q4 ? Q4_BLOCK_BYTES : Q8_BLOCK_BYTES;
-    const __m512i z = _mm512_setzero_si512();
-    __m512i av[2], dots[2][Q_GROUP];
-    _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++) av[r] =
-        _mm512_loadu_si512(qx_codes(a, (size_t)r) + ch * 64);
-    _Pragma("GCC unroll 16") for (int c = 0; c < Q_GROUP; c++)
-    {
-        const __m512i wv =
-            full || c < nr ? q_codes2(q4, two, w + (size_t)c * wrb + 2 * ch * bb) : z;
-        _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++) dots[r][c] =
-            _mm512_dpbusd_epi32(z, wv, av[r]);
-    }
-    /* The next tile's rows follow this tile's: fetch as much of them per
-     * chunk as this chunk reads, so that they are in cache when it starts
-     * (rows of 2-15 KiB are too short for the hardware's stream detection
-     * to hide their first misses). */
     const size_t per = Q_GROUP * 2 * bb;
     for (size_t o = 0; o < per; o += 64)
         _mm_prefetch((const char *)w + Q_GROUP * wrb + ch * per + o, _MM_HINT_T0);
-    const uint8_t *blk = w + 2 * ch * bb;
-    const int rows = full ? Q_GROUP : nr;
-    const __m512 dwe = q_scales(blk, wrb, rows);
-    const __m512 dwo = two ? q_scales(blk + bb, wrb, rows) : _mm512_setzero_ps();
+}
+
+/* The float steps of chunk ch for MR rows: dots[r] folded, its even block
+ * sums plus extra[r] (the part of them summed elsewhere), scales dwe and
+ * (two) dwo of the 16 weight rows. */
+KINL void q_stream_steps(const int MR, const bool two, const struct qx *a, size_t ch,
+                         const __m512i dots[2][Q_GROUP], const __m512i extra[2], __m512 dwe,
+                         __m512 dwo, __m512 acc[2])
+{
     _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++)
     {
         const float *dx = qx_dx(a, (size_t)r);
         const int32_t *corr = qx_corr(a, (size_t)r);
         __m512i even, odd;
         fold16(dots[r], &even, &odd);
-        acc[r] = q_step(acc[r], _mm512_add_epi32(even, _mm512_set1_epi32(corr[2 * ch])), dwe,
-                        dx[2 * ch]);
+        even = _mm512_add_epi32(even, _mm512_add_epi32(extra[r], _mm512_set1_epi32(corr[2 * ch])));
+        acc[r] = q_step(acc[r], even, dwe, dx[2 * ch]);
         if (two)
             acc[r] = q_step(acc[r], _mm512_add_epi32(odd, _mm512_set1_epi32(corr[2 * ch + 1])), dwo,
                             dx[2 * ch + 1]);
     }
+}
+
+/* One 64-input chunk ch of a Q4_0 streaming tile: acc[r] takes its blocks
+ * 2 ch and (two) 2 ch + 1.  Scales through general registers: gathers
+ * measured ~12 % slower here (they are faster for Q8_0). */
+KINL void q4_stream_chunk(const int MR, const bool full, const bool two, const struct qx *a,
+                          const uint8_t *w, size_t wrb, int nr, size_t ch, __m512 acc[2])
+{
+    const size_t bb = Q4_BLOCK_BYTES;
+    const __m512i z = _mm512_setzero_si512(), extra[2] = { z, z };
+    __m512i av[2], dots[2][Q_GROUP];
+    _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++) av[r] =
+        _mm512_loadu_si512(qx_codes(a, (size_t)r) + ch * 64);
+    _Pragma("GCC unroll 16") for (int c = 0; c < Q_GROUP; c++)
+    {
+        const __m512i wv = full || c < nr ? q4_codes2(two, w + (size_t)c * wrb + 2 * ch * bb) : z;
+        _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++) dots[r][c] =
+            _mm512_dpbusd_epi32(z, wv, av[r]);
+    }
+    q_stream_prefetch(w, wrb, bb, ch);
+    const uint8_t *blk = w + 2 * ch * bb;
+    const int rows = full ? Q_GROUP : nr;
+    const __m512 dwe = q_scales(blk, wrb, rows);
+    const __m512 dwo = two ? q_scales(blk + bb, wrb, rows) : _mm512_setzero_ps();
+    q_stream_steps(MR, two, a, ch, dots, extra, dwe, dwo, acc);
+}
+
+/* One 64-input chunk ch of a Q8_0 streaming tile.  Each weight row's chunk
+ * is one plain 64-byte load from its byte 4 (lanes 0-7: the even block's
+ * codes 2-31 and the odd block's scale, 8-15: the odd block's codes)
+ * against the activations in q8_stream_layout; a gather of the 16 rows'
+ * dwords at byte 0 gives the even scales and the even blocks' codes 0-1,
+ * one at byte 32 the odd scales.  No shuffle per row but the fold's (an
+ * insert and general-register scales measured ~8 % slower from L2). */
+KINL void q8_stream_chunk(const int MR, const bool full, const bool two, const struct qx *a,
+                          const uint8_t *w, size_t wrb, int nr, size_t ch, __m512 acc[2])
+{
+    const size_t bb = Q8_BLOCK_BYTES, slb = q8_sl_bytes(a->kp);
+    const __m512i z = _mm512_setzero_si512(), flip = _mm512_set1_epi8((char)0x80);
+    const uint8_t *blk = w + 2 * ch * bb;
+    __m512i av[2], ah[2], dots[2][Q_GROUP];
+    _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++)
+    {
+        const int8_t *sl = a->sl + (size_t)r * slb;
+        av[r] = _mm512_load_si512(sl + ch * 64);
+        int32_t h;
+        memcpy(&h, sl + a->kp + ch * 4, 4);
+        ah[r] = _mm512_set1_epi32(h);
+    }
+    _Pragma("GCC unroll 16") for (int c = 0; c < Q_GROUP; c++)
+    {
+        /* Rows past nr are not read; of a lone last block, codes 2-31. */
+        const uint8_t *p = blk + (size_t)c * wrb + 4;
+        __m512i wv = z;
+        if (full || c < nr)
+            wv = _mm512_xor_si512(
+                two ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(0x3FFFFFFF, p), flip);
+        _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++) dots[r][c] =
+            _mm512_dpbusd_epi32(z, wv, av[r]);
+    }
+    q_stream_prefetch(w, wrb, bb, ch);
+    const __mmask16 rm = full ? 0xFFFF : tail16((size_t)nr);
+    const __m512i roff =
+        _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                           _mm512_set1_epi32((int)wrb));
+    const __m512i g0 = _mm512_mask_i32gather_epi32(z, rm, roff, blk, 1);
+    const __m512 dwe = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(g0));
+    const __m512 dwo = two ? _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(
+                                 _mm512_mask_i32gather_epi32(z, rm, roff, blk + bb - 2, 1), 16)))
+                           : _mm512_setzero_ps();
+    const __m512i head = _mm512_xor_si512(g0, flip);
+    __m512i extra[2];
+    _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++) extra[r] =
+        _mm512_dpbusd_epi32(z, head, ah[r]);
+    q_stream_steps(MR, two, a, ch, dots, extra, dwe, dwo, acc);
 }
 
 /* MR (1 or 2) activation rows x the nr <= 16 weight rows from w on (full:
@@ -487,16 +573,39 @@ KINL void q_stream_tile(const int MR, const bool q4, const bool full, const stru
 {
     __m512 acc[2] = { _mm512_setzero_ps(), _mm512_setzero_ps() };
     for (size_t ch = 0; ch < nblocks / 2; ch++)
-        q_stream_chunk(MR, q4, full, true, a, w, wrb, nr, ch, acc);
-    if (nblocks % 2)
-        q_stream_chunk(MR, q4, full, false, a, w, wrb, nr, nblocks / 2, acc);
+        if (q4)
+            q4_stream_chunk(MR, full, true, a, w, wrb, nr, ch, acc);
+        else
+            q8_stream_chunk(MR, full, true, a, w, wrb, nr, ch, acc);
+    if (nblocks % 2 && q4)
+        q4_stream_chunk(MR, full, false, a, w, wrb, nr, nblocks / 2, acc);
+    else if (nblocks % 2)
+        q8_stream_chunk(MR, full, false, a, w, wrb, nr, nblocks / 2, acc);
     _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++)
         q_store(y + (size_t)r * ldy, tail16((size_t)nr), acc[r], bias);
 }
 
+/* One function per tile kind: inlined into one, the eight kinds share a
+ * register allocation that cost Q4_0 ~15 % once Q8_0 had its own chunk. */
+#define STREAM_FN(R_, Q4_, FULL_)                                                                  \
+    KFN __attribute__((noinline)) void q_stream_##R_##Q4_##FULL_(                                  \
+        const struct qx *a, const uint8_t *wg, size_t wrb, int nr, size_t nblocks, float *y,       \
+        size_t N, const float *bg)                                                                 \
+    {                                                                                              \
+        q_stream_tile(R_, Q4_, FULL_, a, wg, wrb, nr, nblocks, y, N, bg);                          \
+    }
+STREAM_FN(1, 0, 0)
+STREAM_FN(1, 0, 1)
+STREAM_FN(1, 1, 0)
+STREAM_FN(1, 1, 1)
+STREAM_FN(2, 0, 0)
+STREAM_FN(2, 0, 1)
+STREAM_FN(2, 1, 0)
+STREAM_FN(2, 1, 1)
+
 #define STREAM_CASE(R_, Q4_, FULL_)                                                                \
     case ((R_)*2 + (Q4_)) * 2 + (FULL_):                                                           \
-        q_stream_tile(R_, Q4_, FULL_, a, wg, wrb, nr, nblocks, y + n0, N, bg);                     \
+        q_stream_##R_##Q4_##FULL_(a, wg, wrb, nr, nblocks, y + n0, N, bg);                         \
         break;
 
 /* A thread's groups [ga, gb) for m <= 2 rows. */
@@ -531,14 +640,20 @@ void idf2_q8_mm(float *y, const float *x, size_t m, size_t x_stride, const void 
     if (m == 0 || N == 0)
         return;
     const size_t kp = xq_row(K), nblocks = (K + 31) / 32, wrb = w_row_bytes(K, q4);
-    const struct qx a = { ws, xq_bytes(K), kp };
-    char *panels = (char *)ws + idf2_align64(m * a.stride);
+    char *panels = (char *)ws + idf2_align64(m * xq_bytes(K));
+    /* Streaming Q8_0 tiles read their activations from the panel space,
+     * which only 3+ rows use (one panel, 18 kp bytes or more, holds two
+     * rows of q8_sl_bytes(kp)). */
+    const struct qx a = { ws, xq_bytes(K), kp, (const int8_t *)panels };
 #pragma omp parallel for schedule(static) num_threads(m >= 8 ? nt : 1)
     for (long r = 0; r < (long)m; r++) {
         int8_t *row = (int8_t *)ws + (size_t)r * a.stride;
         qact_row(row, (float *)(void *)(row + kp), (int32_t *)(void *)(row + kp + kp / 32 * 4),
                  x + (size_t)r * x_stride, K, kp, q4 ? 8 : 128);
     }
+    if (m <= 2 && !q4)
+        for (size_t r = 0; r < m; r++)
+            q8_stream_layout((int8_t *)panels + r * q8_sl_bytes(kp), qx_codes(&a, r), kp);
     const size_t groups = (N + Q_GROUP - 1) / Q_GROUP;
     const int team = m * N * K < (1u << 18) ? 1 : (nt > 0 ? nt : 1);
 #pragma omp parallel num_threads(team)

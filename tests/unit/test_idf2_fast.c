@@ -130,9 +130,13 @@ static void check_matmul_shape(enum idf2_mm_fmt f, size_t M, size_t K, size_t N,
 }
 
 /* Shapes: M activation rows, K inputs (tails of 1, 16 and 33 inputs, an
- * odd number of blocks, K = 4304), N weight rows (not multiples of 4). */
-static const size_t shapes[][3] = { { 1, 64, 16 }, { 7, 4304, 37 }, { 13, 300, 70 },
-                                    { 3, 33, 5 },  { 2, 32, 3 },    { 9, 100, 7 } };
+ * odd number of blocks, K = 4304), N weight rows (not multiples of 4).
+ * { 2, 4304, 37 } (two threads) and { 1, 2080, 50 }: the streaming (1-2
+ * row) tiles on full and partial 16-row groups and a lone last block. */
+static const size_t shapes[][3] = {
+    { 1, 64, 16 }, { 7, 4304, 37 }, { 13, 300, 70 }, { 3, 33, 5 },
+    { 2, 32, 3 },  { 9, 100, 7 },   { 2, 4304, 37 }, { 1, 2080, 50 }
+};
 
 static void check_format(enum idf2_mm_fmt f)
 {
