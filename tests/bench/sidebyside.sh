@@ -18,7 +18,8 @@
 #                           bin/llama-bench and bin/llama-quantize (else
 #                           WORK/llama-build, built from LLAMA_SRC);
 #   SIDEBYSIDE_THREADS      decode thread counts ("1 2");
-#   SIDEBYSIDE_PP_THREADS   prefill thread counts ("1 2");
+#   SIDEBYSIDE_PP_THREADS   prefill thread counts ("1 2"; set and empty:
+#                           no prefill);
 #   SIDEBYSIDE_TG, _PP      decode / prefill tokens (64, 512);
 #   SIDEBYSIDE_REPS         llama-bench repetitions (2);
 #   SIDEBYSIDE_TYPES        only the pairs of these llama types, e.g.
@@ -52,7 +53,7 @@ fast=$vlm/tests/bench/bench_fast
 
 lb=${SIDEBYSIDE_LLAMA_BUILD:-$work/llama-build}
 threads=${SIDEBYSIDE_THREADS:-1 2}
-pp_threads=${SIDEBYSIDE_PP_THREADS:-1 2}
+pp_threads=${SIDEBYSIDE_PP_THREADS-1 2}
 tg=${SIDEBYSIDE_TG:-64}
 pp=${SIDEBYSIDE_PP:-512}
 reps=${SIDEBYSIDE_REPS:-2}
