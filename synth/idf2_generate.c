@@ -164,7 +164,8 @@ static enum vc_status encode_images(struct idf2_ctx *c, const struct idf2_pixels
             rc = oom(err, "trace buffers");
     }
     struct idf2_vision_image *im = rc >= 0 ? calloc(n + 1, sizeof *im) : NULL;
-    if (rc >= 0 && !im)
+    size_t *rows = rc >= 0 ? calloc(n + 1, sizeof *rows) : NULL;
+    if (rc >= 0 && (!im || !rows))
         rc = oom(err, "image list");
     for (size_t i = 0; i < n && rc >= 0; i++) {
         /* HF reads the grid from column 0 and row 0 of the patch mask; the
@@ -184,6 +185,7 @@ static enum vc_status encode_images(struct idf2_ctx *c, const struct idf2_pixels
                             (unsigned)total);
         im[i] = (struct idf2_vision_image){ px->values + i * 3 * (size_t)px->height * px->width, nh,
                                             nw };
+        rows[i] = (size_t)nh * nw;
     }
     /* Consecutive images (a split image's crops) share a pass while their
      * patches fit the context's scratch. */
@@ -193,17 +195,14 @@ static enum vc_status encode_images(struct idf2_ctx *c, const struct idf2_pixels
                                 px->width, c->vis, err);
         if (rc < 0)
             break;
-        size_t rows = 0;
+        size_t all = 0;
         for (size_t i = i0; i < i0 + k; i++)
-            rows += (size_t)im[i].nh * im[i].nw;
-        idf2_connector_project(&c->ex, mc, &m->w->connector, &c->cs, c->vis, rows, c->proj);
-        for (size_t i = i0, r0 = 0; i < i0 + k; r0 += (size_t)im[i].nh * im[i].nw, i++) {
+            all += rows[i];
+        idf2_connector_project(&c->ex, mc, &m->w->connector, &c->cs, c->vis, all, c->proj);
+        idf2_connector_resample(&c->ex, mc, &m->w->connector, &c->cs, c->proj, rows + i0, k,
+                                feats + i0 * (size_t)mc->perceiver.n_latents * Dt);
+        for (size_t i = i0, r0 = 0; tracing && i < i0 + k; r0 += rows[i], i++) {
             const uint32_t nh = im[i].nh, nw = im[i].nw;
-            const size_t np = (size_t)nh * nw;
-            idf2_connector_resample(&c->ex, mc, &m->w->connector, &c->cs, c->proj + r0 * Dt, np,
-                                    feats + i * (size_t)mc->perceiver.n_latents * Dt);
-            if (!tracing)
-                continue;
             scatter_rows(vt.hidden + i * P * Dv, c->vis + r0 * Dv, nh, nw, gw, Dv);
             scatter_rows(vt.proj + i * P * Dt, c->proj + r0 * Dt, nh, nw, gw, Dt);
             for (uint32_t r = 0; r < nh; r++)
@@ -211,6 +210,7 @@ static enum vc_status encode_images(struct idf2_ctx *c, const struct idf2_pixels
                     vt.pos[i * P + (size_t)r * gw + col] = c->vs.pos[r0 + (size_t)r * nw + col];
         }
     }
+    free(rows);
     free(im);
     if (rc >= 0 && tracing) {
         const int64_t sm[3] = { (int64_t)n, gh, gw }, sp[2] = { (int64_t)n, (int64_t)P };

@@ -35,7 +35,7 @@ void idf2_vision_position_ids(int N, int nh, int nw, int32_t *out);
 struct idf2_vision_scratch {
     size_t max_patches;
     float *x, *h, *q, *k, *v, *att; /* (max_patches, max(Dv, C*p*p)) */
-    float *mlp;                     /* (IDF2_ROW_CHUNK, Iv) */
+    float *mlp;                     /* (min(max_patches, 1664), Iv): one MLP chunk */
     int32_t *pos;                   /* (max_patches) */
 };
 void idf2_vision_scratch_carve(const struct idf2_vision_config *cfg, size_t max_patches,

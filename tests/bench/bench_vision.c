@@ -32,7 +32,7 @@ struct pass_time {
     double wall[3], cpu[3];
 };
 
-/* The images of one pass (all side*side patches, on px x px canvases)
+/* The images of one pass (n <= 5, on px x px canvases)
  * through the vision tower, the modality projection and the perceiver on
  * context c, as generate runs them. */
 static int one_pass(struct idf2_ctx *c, const struct idf2_vision_image *im, size_t n, uint32_t px,
@@ -40,10 +40,9 @@ static int one_pass(struct idf2_ctx *c, const struct idf2_vision_image *im, size
 {
     const struct idf2_model *m = c->m;
     const struct idf2_model_config *mc = &m->cfg.model;
-    const size_t Dt = (size_t)mc->text.hidden_size, nl = (size_t)mc->perceiver.n_latents;
-    size_t P = 0;
+    size_t P = 0, rows[5];
     for (size_t i = 0; i < n; i++)
-        P += (size_t)im[i].nh * im[i].nw;
+        P += rows[i] = (size_t)im[i].nh * im[i].nw;
     struct vc_err err = { 0 };
     double w0 = bench_wall_s(), c0 = bench_cpu_s();
     if (idf2_vision_encode(&c->ex, &mc->vision, &m->w->vision, &c->vs, im, n, px, px, c->vis,
@@ -54,9 +53,7 @@ static int one_pass(struct idf2_ctx *c, const struct idf2_vision_image *im, size
     double w1 = bench_wall_s(), c1 = bench_cpu_s();
     idf2_connector_project(&c->ex, mc, &m->w->connector, &c->cs, c->vis, P, c->proj);
     double w2 = bench_wall_s(), c2 = bench_cpu_s();
-    for (size_t i = 0, r0 = 0; i < n; r0 += (size_t)im[i].nh * im[i].nw, i++)
-        idf2_connector_resample(&c->ex, mc, &m->w->connector, &c->cs, c->proj + r0 * Dt,
-                                (size_t)im[i].nh * im[i].nw, feats + i * nl * Dt);
+    idf2_connector_resample(&c->ex, mc, &m->w->connector, &c->cs, c->proj, rows, n, feats);
     double w3 = bench_wall_s(), c3 = bench_cpu_s();
     *t = (struct pass_time){ { w1 - w0, w2 - w1, w3 - w2 }, { c1 - c0, c2 - c1, c3 - c2 } };
     return 0;

@@ -908,25 +908,31 @@ TEST(position_ids_bucketing)
         CHECK_INT(ids[i], want[i]);
 }
 
-/* Images sharing a vision pass (a split image's crops) get the rows and
- * position ids of encoding each alone, bit for bit, on every row and at 1
- * and 2 threads (the reference at 1 thread is the oracle for all of them
- * on that row); idf2_vision_pass_images packs them up to the scratch. */
+/* Images sharing a vision pass and a resampler call (a split image's
+ * crops) get the rows, position ids and latents of encoding each alone,
+ * bit for bit, on every row and at 1 and 2 threads (each image alone at 1
+ * thread is the oracle on that row); idf2_vision_pass_images packs them up
+ * to the scratch. */
 TEST(vision_pass_shares_images)
 {
-    enum { NI = 3 };
+    enum { NI = 3, ROWS = 34 };
     const uint32_t grids[NI][2] = { { 3, 4 }, { 2, 5 }, { 4, 3 } };
+    const size_t rows[NI] = { 12, 10, 12 };
     const struct idf2_ops *ops;
     for (size_t row = 0; (ops = idf2_backend_at(row)); row++) {
         struct fixture f;
         if (!fixture_open_on(&f, row == 0 ? IDF2_COMPUTE_F32 : IDF2_COMPUTE_BF16, ops->name))
             return;
-        const struct idf2_vision_config *vc = &f.model->cfg.model.vision;
-        const uint32_t px = (uint32_t)vc->image_size, D = (uint32_t)vc->hidden_size;
-        const size_t canvas = 3 * (size_t)px * px;
+        const struct idf2_model_config *mc = &f.model->cfg.model;
+        const struct idf2_vision_config *vc = &mc->vision;
+        const struct idf2_connector_weights *cw = &f.model->w->connector;
+        const uint32_t px = (uint32_t)vc->image_size;
+        const size_t D = (size_t)vc->hidden_size, canvas = 3 * (size_t)px * px;
+        const size_t nf = (size_t)mc->perceiver.n_latents * (size_t)mc->text.hidden_size;
         float *pix = malloc(NI * canvas * sizeof(float));
-        float *want = malloc(36 * (size_t)D * sizeof(float));
-        int32_t want_pos[36];
+        float *want = malloc(ROWS * D * sizeof(float)), *want_f = malloc(NI * nf * sizeof(float));
+        float *feats = malloc(NI * nf * sizeof(float));
+        int32_t want_pos[ROWS];
         struct idf2_vision_image im[NI];
         uint32_t seed = 11;
         for (size_t i = 0; pix && i < NI * canvas; i++) {
@@ -936,7 +942,7 @@ TEST(vision_pass_shares_images)
         for (int i = 0; i < NI; i++)
             im[i] =
                 (struct idf2_vision_image){ pix + (size_t)i * canvas, grids[i][0], grids[i][1] };
-        for (int nt = 1; nt <= 2 && pix && want; nt++) {
+        for (int nt = 1; nt <= 2 && pix && want && want_f && feats; nt++) {
             struct idf2_ctx *c = NULL;
             struct vc_err err = { 0 };
             const struct idf2_ctx_params cp = { .n_slots = 1, .n_threads = nt, .n_ctx = 16 };
@@ -947,22 +953,26 @@ TEST(vision_pass_shares_images)
             CHECK_INT(idf2_vision_pass_images(im, NI, c->max_patches), NI);
             CHECK_INT(idf2_vision_pass_images(im, NI, 33), 2);
             CHECK_INT(idf2_vision_pass_images(im + 1, 1, 4), 1);
-            size_t r0 = 0;
-            for (int i = 0; i < NI && nt == 1; i++) {
-                const size_t np = (size_t)grids[i][0] * grids[i][1];
+            for (size_t i = 0, r0 = 0; i < NI && nt == 1; r0 += rows[i], i++) {
                 CHECK_INT(idf2_vision_encode(&c->ex, vc, &f.model->w->vision, &c->vs, &im[i], 1, px,
                                              px, c->vis, &err),
                           VC_OK);
-                memcpy(want + r0 * D, c->vis, np * D * sizeof(float));
-                memcpy(want_pos + r0, c->vs.pos, np * sizeof(int32_t));
-                r0 += np;
+                memcpy(want + r0 * D, c->vis, rows[i] * D * sizeof(float));
+                memcpy(want_pos + r0, c->vs.pos, rows[i] * sizeof(int32_t));
+                idf2_connector_project(&c->ex, mc, cw, &c->cs, c->vis, rows[i], c->proj);
+                idf2_connector_resample(&c->ex, mc, cw, &c->cs, c->proj, &rows[i], 1,
+                                        want_f + i * nf);
             }
-            memset(c->vis, 0, 34 * (size_t)D * sizeof(float));
+            memset(c->vis, 0, ROWS * D * sizeof(float));
+            memset(feats, 0, NI * nf * sizeof(float));
             CHECK_INT(idf2_vision_encode(&c->ex, vc, &f.model->w->vision, &c->vs, im, NI, px, px,
                                          c->vis, &err),
                       VC_OK);
-            CHECK(!memcmp(c->vis, want, 34 * (size_t)D * sizeof(float)));
-            CHECK(!memcmp(c->vs.pos, want_pos, 34 * sizeof(int32_t)));
+            CHECK(!memcmp(c->vis, want, ROWS * D * sizeof(float)));
+            CHECK(!memcmp(c->vs.pos, want_pos, ROWS * sizeof(int32_t)));
+            idf2_connector_project(&c->ex, mc, cw, &c->cs, c->vis, ROWS, c->proj);
+            idf2_connector_resample(&c->ex, mc, cw, &c->cs, c->proj, rows, NI, feats);
+            CHECK(!memcmp(feats, want_f, NI * nf * sizeof(float)));
             /* One image more than the scratch holds is refused, by name. */
             const struct idf2_vision_image big[2] = { im[0], { pix, 5, 5 } };
             CHECK_INT(idf2_vision_encode(&c->ex, vc, &f.model->w->vision, &c->vs, big, 2, px, px,
@@ -973,6 +983,8 @@ TEST(vision_pass_shares_images)
         }
         free(pix);
         free(want);
+        free(want_f);
+        free(feats);
         fixture_close(&f);
     }
 }
