@@ -59,15 +59,21 @@ enum vc_status vc_fs_fsync_parent(const char *path, struct vc_err *err)
     return VC_OK;
 }
 
-enum vc_status vc_fs_commit_rename(const char *tmp_path, const char *path, struct vc_err *err)
+enum vc_status vc_fs_rename_pending(const char *tmp_path, const char *path, struct vc_err *err)
 {
     if (rename(tmp_path, path) != 0)
         return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "cannot rename '%s' to '%s': %s",
                           tmp_path, path, strerror(errno));
+    return VC_OK;
+}
+
+enum vc_status vc_fs_commit_rename(const char *tmp_path, const char *path, struct vc_err *err)
+{
+    VC_TRY(vc_fs_rename_pending(tmp_path, path, err));
     return vc_fs_fsync_parent(path, err);
 }
 
-enum vc_status vc_fs_write_atomic(const char *path, const void *data, size_t size,
+static enum vc_status write_whole(const char *path, const void *data, size_t size, bool durable,
                                   struct vc_err *err)
 {
     char tmp[4096];
@@ -99,7 +105,19 @@ enum vc_status vc_fs_write_atomic(const char *path, const void *data, size_t siz
         return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "cannot flush '%s': %s", tmp,
                           strerror(e));
     }
-    return vc_fs_commit_rename(tmp, path, err);
+    return durable ? vc_fs_commit_rename(tmp, path, err) : vc_fs_rename_pending(tmp, path, err);
+}
+
+enum vc_status vc_fs_write_atomic(const char *path, const void *data, size_t size,
+                                  struct vc_err *err)
+{
+    return write_whole(path, data, size, true, err);
+}
+
+enum vc_status vc_fs_write_pending(const char *path, const void *data, size_t size,
+                                   struct vc_err *err)
+{
+    return write_whole(path, data, size, false, err);
 }
 
 enum vc_status vc_fs_read_file(const char *path, size_t max_bytes, char **out, size_t *size,

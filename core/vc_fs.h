@@ -20,6 +20,15 @@ enum vc_status vc_fs_write_atomic(const char *path, const void *data, size_t siz
                                   struct vc_err *err);
 /* Renames an already-written and fsynced temp file into place durably. */
 enum vc_status vc_fs_commit_rename(const char *tmp_path, const char *path, struct vc_err *err);
+/* The same two without the folder's fsync, for a task's side file (a spill,
+ * a signature file) whose task commits afterwards with a marker written by
+ * vc_fs_write_atomic into the same folder: that folder fsync makes every
+ * rename before it durable as well, so a task pays one folder fsync, not
+ * one per file.  Until the marker is durable a crash may lose the rename,
+ * and the task, having no marker, is done again. */
+enum vc_status vc_fs_rename_pending(const char *tmp_path, const char *path, struct vc_err *err);
+enum vc_status vc_fs_write_pending(const char *path, const void *data, size_t size,
+                                   struct vc_err *err);
 /* Reads a whole file of at most max_bytes.  *out is owned (free()), with a
  * NUL appended (not counted in *size).  VC_ESAMPLE field_too_long when the
  * file is larger, VC_EFATAL io_error when it cannot be read. */

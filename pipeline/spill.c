@@ -169,7 +169,7 @@ enum vc_status spill_writer_close(struct spill_writer *w, bool ok, struct vc_err
         if (fclose(w->f) != 0 && ok && rc == VC_OK)
             rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", w->tmp, strerror(errno));
         if (ok && rc == VC_OK)
-            rc = vc_fs_commit_rename(w->tmp, w->path, err);
+            rc = vc_fs_rename_pending(w->tmp, w->path, err);
         else
             unlink(w->tmp);
     }

@@ -84,8 +84,10 @@ enum vc_status spill_writer_open(struct spill_writer *w, const char *path, const
 enum vc_status spill_writer_add(struct spill_writer *w, const struct sample *s,
                                 const struct spill_base *base, struct spill_rec *rec,
                                 struct vc_err *err);
-/* ok: flush, fsync and rename onto the final path; !ok: remove the
- * temporary file.  Frees the writer's memory in both cases. */
+/* ok: flush, fsync and rename onto the final path, leaving the folder's
+ * fsync to the commit marker every caller writes next into the same folder
+ * (vc_fs_rename_pending); !ok: remove the temporary file.  Frees the
+ * writer's memory in both cases. */
 enum vc_status spill_writer_close(struct spill_writer *w, bool ok, struct vc_err *err);
 
 /* Reads records of one spill file with pread; one record in memory at a

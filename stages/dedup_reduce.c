@@ -273,7 +273,7 @@ enum vc_status dedup_reduce_part(char *const *paths, size_t n_paths, uint32_t pa
             rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", tmp, strerror(errno));
     }
     if (rc == VC_OK)
-        rc = vc_fs_commit_rename(tmp, edges_path, err);
+        rc = vc_fs_rename_pending(tmp, edges_path, err);
     extsort_close(r.edits);
     free(r.distinct);
     free(r.pending);

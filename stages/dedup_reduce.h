@@ -26,7 +26,9 @@
  *
  * Which sample survives is not decided here: edges go through union-find
  * in the dedup stage's plan hook.  The edge file is written to a temp name,
- * fsynced and renamed, so a finished partition is committed whole. */
+ * fsynced and renamed, so a finished partition is committed whole; the
+ * part's marker, written next into the same folder, makes the renames
+ * durable (vc_fs_rename_pending). */
 #ifndef VC_STAGES_DEDUP_REDUCE_H
 #define VC_STAGES_DEDUP_REDUCE_H
 

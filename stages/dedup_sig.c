@@ -66,7 +66,7 @@ enum vc_status dedup_sig_write(const char *path, struct dedup_sig *v, size_t n, 
     }
     if (n)
         memcpy(buf + SIG_HEADER + table, v, recs);
-    enum vc_status rc = vc_fs_write_atomic(path, buf, total, err);
+    enum vc_status rc = vc_fs_write_pending(path, buf, total, err);
     free(buf);
     return rc;
 }
@@ -214,7 +214,7 @@ enum vc_status dedup_sig_stream_close(struct dedup_sig_stream *w, bool commit, s
         if (fclose(w->f) != 0 && rc == VC_OK && commit)
             rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", w->tmp, strerror(errno));
         if (commit && rc == VC_OK)
-            rc = vc_fs_commit_rename(w->tmp, w->path, err);
+            rc = vc_fs_rename_pending(w->tmp, w->path, err);
         else
             unlink(w->tmp);
     }

@@ -41,7 +41,8 @@ static inline uint32_t dedup_sig_part(uint64_t key, unsigned part_bits)
 }
 
 /* Sorts `v` in place and writes it as a signature file with vc_fs's
- * temp + fsync + rename. */
+ * temp + fsync + rename, the rename made durable by the task's commit
+ * marker written next in the same folder (vc_fs_write_pending). */
 enum vc_status dedup_sig_write(const char *path, struct dedup_sig *v, size_t n, unsigned part_bits,
                                struct vc_err *err);
 
@@ -78,7 +79,8 @@ void dedup_sig_sort(struct dedup_sig *v, size_t n);
 
 /* A signature file of part_bits 0 written record by record, in order (a
  * merge's output); the header is filled in and the file fsynced and
- * renamed into place by dedup_sig_stream_close(commit = true). */
+ * renamed into place by dedup_sig_stream_close(commit = true), the rename
+ * made durable by the task's marker (vc_fs_rename_pending). */
 struct dedup_sig_stream {
     FILE *f;
     char *path, *tmp;
