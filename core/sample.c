@@ -125,6 +125,20 @@ bool sample_field_is_image(const struct sample_field *f, enum img_format *format
     return true;
 }
 
+bool sample_json_may_have_key(const struct sample_field *f, const char *name)
+{
+    size_t n = strlen(name);
+    char quoted[64];
+    if (!f->size)
+        return false;
+    if (n + 2 > sizeof quoted || memchr(f->data, '\\', f->size))
+        return true;
+    quoted[0] = '"';
+    memcpy(quoted + 1, name, n);
+    quoted[n + 1] = '"';
+    return memmem(f->data, f->size, quoted, n + 2) != NULL;
+}
+
 /* "0.png", "12.jpg": an image of an interleaved document. */
 static bool is_document_image(const char *name)
 {

@@ -82,6 +82,11 @@ bool sample_field_name_is_image(const char *name);
  * name: IMG_FORMAT_UNKNOWN for GIF, TIFF, garbage or a name that lies
  * about bytes we cannot read. */
 bool sample_field_is_image(const struct sample_field *f, enum img_format *format);
+/* False only when the JSON text in `f` cannot hold an object key `name`:
+ * neither the quoted name nor any escape (which could spell it) is in its
+ * bytes.  Lets a stage skip parsing the json of a pair, which most samples
+ * are, when it looks only for a document's keys. */
+bool sample_json_may_have_key(const struct sample_field *f, const char *name);
 /* The main image: the first image field that is not a document image
  * ("0.png", "12.jpg": digits before the extension).  NULL when none. */
 struct sample_field *sample_main_image(const struct sample *s);

@@ -67,7 +67,7 @@ enum vc_status dedup_doc_open(struct dedup_doc *d, const struct sample *s, bool 
     memset(d, 0, sizeof *d);
     *is_doc = false;
     const struct sample_field *f = sample_field_get(s, "json");
-    if (!f)
+    if (!f || !sample_json_may_have_key(f, "texts"))
         return VC_OK;
     d->json = cJSON_ParseWithLength((const char *)f->data, f->size);
     d->texts = cJSON_GetObjectItemCaseSensitive(d->json, "texts");

@@ -80,7 +80,7 @@ static enum vc_status check_document(const struct sample *s, struct vc_err *err)
 {
     const struct sample_field *jf = sample_field_get(s, "json");
     /* Most samples are pairs: no parse unless the json may be a document. */
-    if (!jf || !memmem(jf->data, jf->size, "\"images\"", 8))
+    if (!jf || !sample_json_may_have_key(jf, "images"))
         return VC_OK;
     cJSON *j = cJSON_ParseWithLength((const char *)jf->data, jf->size);
     const cJSON *texts = cJSON_GetObjectItemCaseSensitive(j, "texts");

@@ -151,10 +151,39 @@ TEST(field_digest_cached_until_replaced)
     arena_free(a);
 }
 
+/* The prefilter may say "maybe" for a json without the key, never "no" for
+ * one with it: each case is checked against cJSON's own parse. */
+TEST(json_key_prefilter_never_misses_a_key)
+{
+    static const struct {
+        const char *json;
+        bool maybe;
+    } cases[] = {
+        { "{\"caption\": \"a cat\", \"width\": 3}", false },
+        { "{\"texts\": [\"a\"], \"images\": [null]}", true },
+        /* "\u0074exts" is the key "texts" once parsed. */
+        { "{\"\\u0074exts\": [\"a\"], \"images\": [null]}", true },
+        /* The quoted word as a value: a needless parse, no wrong answer. */
+        { "{\"caption\": \"texts\"}", true },
+        { "", false },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *j = cases[i].json;
+        struct sample_field f = { .name = "json", .data = (const uint8_t *)j, .size = strlen(j) };
+        bool maybe = sample_json_may_have_key(&f, "texts");
+        CHECK_INT(maybe, cases[i].maybe);
+        cJSON *doc = cJSON_Parse(j);
+        bool has = cJSON_GetObjectItemCaseSensitive(doc, "texts") != NULL;
+        cJSON_Delete(doc);
+        CHECK(maybe || !has);
+    }
+}
+
 #define TESTS(X)                                                                                   \
     X(err_message_and_prefix)                                                                      \
     X(checked_arithmetic)                                                                          \
     X(arena_cap_and_reset)                                                                         \
     X(sample_fields)                                                                               \
-    X(field_digest_cached_until_replaced) X(image_fields_by_webdataset_rule) X(key_sanitize)
+    X(field_digest_cached_until_replaced)                                                          \
+    X(image_fields_by_webdataset_rule) X(key_sanitize) X(json_key_prefilter_never_misses_a_key)
 TEST_MAIN(TESTS)
