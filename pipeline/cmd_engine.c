@@ -30,7 +30,7 @@ static const char generate_usage[] =
     "usage: vlmcurate generate --model DIR [--image PATH]... (--prompt TEXT | --chat TEXT)\n"
     "         [--max-new-tokens N] [--image-splitting on|off]\n"
     "         [--temperature T --top-p P --seed S] [--threads N] [--bf16] [--cache] [--stats]\n"
-    "         [--backend NAME] [--ids] [--quant q8_0|q4_0]\n"
+    "         [--backend NAME] [--ids] [--quant q8_0|q4_0] [--weights copy|map]\n"
     "Runs the Idefics2 checkpoint in DIR on the images and prints the generated text.\n"
     "  --prompt TEXT   the raw processor prompt, one literal <image> per --image\n"
     "  --chat TEXT     one user turn: the images, then TEXT, then 'Assistant:'\n"
@@ -44,6 +44,10 @@ static const char generate_usage[] =
     "                   blocks next to the weights\n"
     "  --quant q8_0|q4_0  the text decoder's weights in int8 or 4-bit blocks of 32,\n"
     "                   quantized at load (vision tower and connector unchanged)\n"
+    "  --weights copy|map  copy (default): the text decoder's weights are copied at\n"
+    "                   load into anonymous huge-page memory when MemAvailable holds\n"
+    "                   them (else they stay mapped, with a message); map: read in\n"
+    "                   place from the mapped files (page cache)\n"
     "  --stats          print load and timing figures to stderr\n"
     "  --backend NAME   kernel row: ref (scalar reference), vec, avx512, ... (default:\n"
     "                   the fastest exact one); avx512bf16 or fast: bf16 activations,\n"
@@ -88,11 +92,13 @@ static void print_load_stats(const struct idf2_model *m)
     idf2_model_info(m, &info);
     fprintf(stderr,
             "load: %.2f s, peak RSS %.1f MiB, weights mapped %.1f MiB, converted %.1f MiB%s%s, "
-            "kernels %s\n",
+            "text weights copied %.1f MiB (%.1f MiB in huge pages), kernels %s\n",
             r.load_seconds, (double)r.peak_rss_bytes / 1048576.0,
             (double)r.bytes_mapped / 1048576.0, (double)r.bytes_owned / 1048576.0,
             r.from_cache ? ", from cache" : "", r.cache_written ? ", cache written" : "",
-            info.backend);
+            (double)r.bytes_copied / 1048576.0, (double)r.bytes_huge / 1048576.0, info.backend);
+    if (r.weights_note[0])
+        fprintf(stderr, "load: %s\n", r.weights_note);
 }
 
 int cmd_generate_main(int argc, char **argv)
@@ -133,6 +139,12 @@ int cmd_generate_main(int argc, char **argv)
                 lo.text_quant = IDF2_TEXT_QUANT_Q4_0;
             else {
                 fprintf(stderr, "vlmcurate generate: --quant takes q8_0 or q4_0, not '%s'\n", v);
+                return 2;
+            }
+            i++;
+        } else if (!strcmp(a, "--weights")) {
+            if (!idf2_weights_place_parse(v, &lo.weights)) {
+                fprintf(stderr, "vlmcurate generate: --weights takes copy or map, not '%s'\n", v);
                 return 2;
             }
             i++;

@@ -167,10 +167,12 @@ static enum vc_status size_context(struct st_caption *st, struct vc_err *err)
 static enum vc_status caption_create_kind(const cJSON *cfg, const struct stage_ctx *ctx, bool ocr,
                                           void **state, struct vc_err *err)
 {
-    static const char *const keys[] = { "stage",           "model",          "compute",  "prompt",
-                                        "image_splitting", "max_new_tokens", "sampling", "field",
-                                        "replace_txt",     "batch",          "engine",   "lang",
-                                        "record_ids",      "backend",        "quant",    NULL };
+    static const char *const keys[] = {
+        "stage",          "model",    "compute",    "prompt",      "image_splitting",
+        "max_new_tokens", "sampling", "field",      "replace_txt", "batch",
+        "engine",         "lang",     "record_ids", "backend",     "quant",
+        "weights",        NULL
+    };
     const char *where = ocr ? "stage 'ocr'" : "stage 'caption'";
     VC_TRY(stage_cfg_check_keys(cfg, where, keys, err));
     struct st_caption *st = calloc(1, sizeof *st);

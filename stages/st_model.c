@@ -50,28 +50,32 @@ static enum vc_status oom(struct vc_err *err)
 static const char *const backends[] = { "auto",   "ref",        "vec",  "avx2",
                                         "avx512", "avx512bf16", "fast", NULL };
 static const char *const quants[] = { "none", "q8_0", "q4_0", NULL };
+/* In idf2_weights_place order after DEFAULT. */
+static const char *const places[] = { "copy", "map", NULL };
 
 enum vc_status st_model_parse_opts(const cJSON *cfg, const char *where, struct st_model_opts *out,
                                    struct vc_err *err)
 {
     static const char *const computes[] = { "f32", "bf16", NULL };
-    int compute = 0, backend = 0, quant = 0;
+    int compute = 0, backend = 0, quant = 0, place = 0;
     VC_TRY(stage_cfg_enum(cfg, where, "compute", computes, 0, &compute, err));
     VC_TRY(stage_cfg_enum(cfg, where, "backend", backends, 0, &backend, err));
     VC_TRY(stage_cfg_enum(cfg, where, "quant", quants, 0, &quant, err));
+    VC_TRY(stage_cfg_enum(cfg, where, "weights", places, 0, &place, err));
     *out = (struct st_model_opts){
         .bf16 = compute == 1,
         .backend = backend ? backends[backend] : NULL,
         .quant = quant == 1   ? IDF2_TEXT_QUANT_Q8_0
                  : quant == 2 ? IDF2_TEXT_QUANT_Q4_0
                               : IDF2_TEXT_QUANT_NONE,
+        .weights = place == 1 ? IDF2_WEIGHTS_MAP : IDF2_WEIGHTS_COPY,
     };
     return VC_OK;
 }
 
 static bool same_opts(const struct st_model_opts *a, const struct st_model_opts *b)
 {
-    return a->bf16 == b->bf16 && a->quant == b->quant &&
+    return a->bf16 == b->bf16 && a->quant == b->quant && a->weights == b->weights &&
            (a->backend == b->backend ||
             (a->backend && b->backend && strcmp(a->backend, b->backend) == 0));
 }
@@ -111,7 +115,8 @@ static enum vc_status load(const char *path, const struct st_model_opts *opts, c
     if (rc >= 0) {
         struct idf2_load_opts o = { .compute = opts->bf16 ? IDF2_COMPUTE_BF16 : IDF2_COMPUTE_F32,
                                     .backend = opts->backend,
-                                    .text_quant = opts->quant };
+                                    .text_quant = opts->quant,
+                                    .weights = opts->weights };
         rc = idf2_model_load(path, &o, &m->engine, err);
     }
     if (rc < 0) {

@@ -40,8 +40,9 @@ struct st_model_opts {
     const char *backend; /* NULL: auto (the fastest exact row); else a
                           * static name of the list above */
     enum idf2_text_quant quant;
+    enum idf2_weights_place weights; /* "weights": copy (default) | map */
 };
-/* Reads the three keys of a stage entry (absent: f32, auto, none); an
+/* Reads the four keys of a stage entry (absent: f32, auto, none, copy); an
  * unknown value is VC_EUSAGE bad_spec naming `where` and the key. */
 enum vc_status st_model_parse_opts(const struct cJSON *cfg, const char *where,
                                    struct st_model_opts *out, struct vc_err *err);

@@ -237,6 +237,7 @@ static enum vc_status score_create(const cJSON *cfg, const struct stage_ctx *ctx
                                         "max_text_tokens",
                                         "backend",
                                         "quant",
+                                        "weights",
                                         NULL };
     VC_TRY(stage_cfg_check_keys(cfg, WHERE, keys, err));
     struct st_score *st = calloc(1, sizeof *st);

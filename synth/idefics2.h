@@ -49,6 +49,22 @@ enum idf2_text_quant {
     IDF2_TEXT_QUANT_Q4_0, /* 4-bit in blocks of 32, a half scale each */
 };
 
+/* Where the text decoder's matrices (and the LM head) are read from at
+ * every decode step.  Outputs are the same bytes either way. */
+enum idf2_weights_place {
+    IDF2_WEIGHTS_DEFAULT = 0, /* IDF2_WEIGHTS_COPY (the faster, README) */
+    IDF2_WEIGHTS_MAP,         /* in place in the mapped checkpoint / cache files: the
+                               * page cache in 4 KiB pages, which the kernel may evict */
+    IDF2_WEIGHTS_COPY,        /* copied at load into anonymous memory advised for
+                               * transparent huge pages, source pages dropped; when
+                               * MemAvailable cannot hold the copy with a reserve,
+                               * the mapping is kept and the load report says so */
+};
+
+/* "copy" or "map" (the command line's and the stage spec's names); false
+ * for anything else. */
+bool idf2_weights_place_parse(const char *s, enum idf2_weights_place *out);
+
 struct idf2_load_opts {
     enum idf2_compute compute;
     int n_threads;  /* default for contexts; 0: OpenMP's default */
@@ -59,6 +75,7 @@ struct idf2_load_opts {
     /* Kernel row (synth/idf2_backend.h): NULL or "" picks the fastest this
      * CPU runs; "ref" is the scalar reference, "vec" the portable one. */
     const char *backend;
+    enum idf2_weights_place weights;
 };
 
 /* Reads every file of the checkpoint folder `dir` (config, generation,
@@ -77,6 +94,9 @@ struct idf2_load_report {
     size_t bytes_mapped;   /* weight bytes used in place from the mmap */
     size_t bytes_owned;    /* weight bytes converted into owned buffers */
     bool from_cache, cache_written;
+    size_t bytes_copied;    /* text weight bytes copied into anonymous memory */
+    size_t bytes_huge;      /* of them, in transparent huge pages after the copy */
+    char weights_note[192]; /* why IDF2_WEIGHTS_COPY copied nothing, or "" */
 };
 void idf2_model_report(const struct idf2_model *m, struct idf2_load_report *out);
 

@@ -94,6 +94,10 @@ enum vc_status idf2_model_load(const char *dir, const struct idf2_load_opts *opt
                                    opts->text_quant == IDF2_TEXT_QUANT_Q8_0 ? IDF2_WF_Q8_0
                                                                             : IDF2_WF_Q4_0,
                                    opts->use_cache ? dir : NULL, opts->n_threads, &m->quant, err);
+    struct idf2_place_report placed = { 0 };
+    if (rc >= 0 && opts->weights != IDF2_WEIGHTS_MAP)
+        rc = idf2_place_copy(m->w, &m->cfg.model, m->quant, opts->n_threads, &m->place, &placed,
+                             err);
     if (rc >= 0)
         rc = idf2_rope_init(&m->rope, &m->cfg.model.text, IDF2_MAX_CONTEXT, err);
     if (rc < 0)
@@ -110,12 +114,26 @@ enum vc_status idf2_model_load(const char *dir, const struct idf2_load_opts *opt
         .bytes_owned = m->w->bytes_owned,
         .from_cache = m->w->from_cache != 0,
         .cache_written = m->w->cache_written != 0,
+        .bytes_copied = placed.bytes_copied,
+        .bytes_huge = placed.bytes_huge,
     };
+    snprintf(m->report.weights_note, sizeof m->report.weights_note, "%s", placed.note);
     *out = m;
     return VC_OK;
 fail:
     idf2_model_free(m);
     return rc;
+}
+
+bool idf2_weights_place_parse(const char *s, enum idf2_weights_place *out)
+{
+    if (!strcmp(s, "copy"))
+        *out = IDF2_WEIGHTS_COPY;
+    else if (!strcmp(s, "map"))
+        *out = IDF2_WEIGHTS_MAP;
+    else
+        return false;
+    return true;
 }
 
 void idf2_model_free(struct idf2_model *m)
@@ -124,6 +142,7 @@ void idf2_model_free(struct idf2_model *m)
         return;
     idf2_weights_free(m->w);
     idf2_quant_free(m->quant);
+    idf2_place_free(m->place);
     idf2_rope_release(&m->rope);
     idf2_tokenizer_free(m->tok);
     idf2_config_release(&m->cfg);

@@ -8,6 +8,7 @@
 #include "synth/idefics2.h"
 #include "synth/idf2_backend.h"
 #include "synth/idf2_config.h"
+#include "synth/idf2_place.h"
 #include "synth/idf2_quantize.h"
 #include "synth/idf2_text.h"
 #include "synth/idf2_tokenizer.h"
@@ -17,6 +18,7 @@ struct idf2_model {
     struct idf2_config cfg;
     struct idf2_weights *w;     /* owned */
     struct idf2_quant *quant;   /* owned: the text decoder's blocks, or NULL */
+    struct idf2_place *place;   /* owned: the text weights' anonymous copy, or NULL */
     struct idf2_tokenizer *tok; /* owned */
     const struct idf2_ops *ops; /* the kernel row */
     struct idf2_rope rope;      /* IDF2_MAX_CONTEXT positions */

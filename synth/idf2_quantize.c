@@ -30,24 +30,6 @@
 #define QC_STRIDE     ((uint64_t)256 << 20)
 
 /* Every matrix the decode streams, in a fixed order. */
-static size_t text_mats(struct idf2_weights *w, const struct idf2_model_config *cfg,
-                        struct idf2_w **out)
-{
-    size_t n = 0;
-    for (int l = 0; l < cfg->text.num_hidden_layers; l++) {
-        struct idf2_text_layer *t = &w->text.layers[l];
-        struct idf2_w *m[] = { &t->q, &t->k, &t->v, &t->o, &t->gate, &t->up, &t->down };
-        for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
-            if (out)
-                out[n++] = m[i];
-            else
-                n++;
-    }
-    if (out)
-        out[n] = &w->text.lm_head;
-    return n + 1;
-}
-
 static size_t align_up(size_t v)
 {
     return (v + QC_ALIGN - 1) / QC_ALIGN * QC_ALIGN;
@@ -237,7 +219,7 @@ enum vc_status idf2_weights_quantize(struct idf2_weights *w, const struct idf2_m
     if (fmt != IDF2_WF_Q8_0 && fmt != IDF2_WF_Q4_0)
         return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
                           "weights: %s is not a block format (q8_0 or q4_0)", idf2_wfmt_name(fmt));
-    const size_t n = text_mats(w, cfg, NULL);
+    const size_t n = idf2_weights_text_mats(w, cfg, NULL);
     struct idf2_w **mats = vc_malloc_array(n, sizeof *mats);
     size_t *offs = vc_malloc_array(n, sizeof *offs), *sizes = vc_malloc_array(n, sizeof *sizes);
     struct idf2_quant *q = calloc(1, sizeof *q);
@@ -247,7 +229,7 @@ enum vc_status idf2_weights_quantize(struct idf2_weights *w, const struct idf2_m
         goto done;
     }
     q->fmt = fmt;
-    text_mats(w, cfg, mats);
+    idf2_weights_text_mats(w, cfg, mats);
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
         offs[i] = total;

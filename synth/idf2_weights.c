@@ -581,6 +581,30 @@ void idf2_weights_free(struct idf2_weights *w)
     free(w);
 }
 
+size_t idf2_weights_text_mats(struct idf2_weights *w, const struct idf2_model_config *cfg,
+                              struct idf2_w **out)
+{
+    size_t n = 0;
+    for (int l = 0; l < cfg->text.num_hidden_layers; l++) {
+        struct idf2_text_layer *t = &w->text.layers[l];
+        struct idf2_w *m[] = { &t->q, &t->k, &t->v, &t->o, &t->gate, &t->up, &t->down };
+        for (size_t i = 0; i < sizeof m / sizeof m[0]; i++, n++)
+            if (out)
+                out[n] = m[i];
+    }
+    if (out)
+        out[n] = &w->text.lm_head;
+    return n + 1;
+}
+
+bool idf2_weights_owns(const struct idf2_weights *w, const void *p)
+{
+    for (size_t i = 0; w->store && i < w->store->n_bufs; i++)
+        if (w->store->bufs[i] == p)
+            return true;
+    return false;
+}
+
 size_t idf2_peak_rss_bytes(void)
 {
     struct rusage ru;

@@ -25,6 +25,7 @@
 #ifndef VC_SYNTH_IDF2_WEIGHTS_H
 #define VC_SYNTH_IDF2_WEIGHTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -130,6 +131,15 @@ void idf2_weights_free(struct idf2_weights *w);
 enum vc_status idf2_weights_from_set(const struct st_set *set, const struct idf2_model_config *cfg,
                                      enum st_dtype compute, struct idf2_weights **out,
                                      struct vc_err *err);
+
+/* The text decoder's matrices in order (q, k, v, o, gate, up, down of each
+ * layer, then the LM head) into out (NULL: count only); returns their
+ * number.  What decode streams at every step. */
+size_t idf2_weights_text_mats(struct idf2_weights *w, const struct idf2_model_config *cfg,
+                              struct idf2_w **out);
+/* Whether p is the start of one of w's owned (converted, anonymous)
+ * buffers rather than a place in a mapped file. */
+bool idf2_weights_owns(const struct idf2_weights *w, const void *p);
 
 /* Peak resident set size of this process so far, in bytes (getrusage). */
 size_t idf2_peak_rss_bytes(void);

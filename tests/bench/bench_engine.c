@@ -18,11 +18,19 @@
  * the first batch size of the list.  Size 0 is a text-only prompt: decode
  * cost without the vision tower.
  *
+ * Where a batch's time goes: vision_total_s and prefill_total_s add up
+ * every request's image encoding and prompt pass (they run one request at
+ * a time); decode_total_s is the rest of the wall time, the shared decode
+ * steps.
+ *
  * usage: bench_engine CKPT_DIR [--compute bf16|f32] [--threads N] [--max-new N (16)]
  *                     [--sizes 378,980] [--cache] [--batch 1,16] [--backend NAME] [--split]
- * Every row is also printed as one `RESULT engine ...` line, with the
- * major page faults of the row (majflt: weight pages read from disk during
- * it; a warm row should have none, or its timings measure the disk). */
+ *                     [--quant q8_0|q4_0] [--weights copy|map]
+ * --quant and --weights load the model as generate's options of the same
+ * name do.  Every row is also printed as one `RESULT engine ...` line, with
+ * the page faults of the row (majflt: weight pages read from disk during
+ * it, a warm row should have none, or its timings measure the disk;
+ * minflt: pages mapped in from memory). */
 #include "bench_clock.h"
 #include "core/img.h"
 #include "synth/idefics2.h"
@@ -44,6 +52,12 @@ static long major_faults(void)
 {
     struct rusage ru;
     return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_majflt : 0;
+}
+
+static long minor_faults(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_minflt : 0;
 }
 
 /* A photo-like PNG of side s: smooth gradients, a disc, mild noise. */
@@ -99,7 +113,21 @@ int main(int argc, char **argv)
             opts.backend = argv[++i];
         else if (!strcmp(argv[i], "--split"))
             split = 1;
+        else if (!strcmp(argv[i], "--quant") && i + 1 < argc) {
+            const char *q = argv[++i];
+            opts.text_quant = !strcmp(q, "q8_0")   ? IDF2_TEXT_QUANT_Q8_0
+                              : !strcmp(q, "q4_0") ? IDF2_TEXT_QUANT_Q4_0
+                                                   : IDF2_TEXT_QUANT_NONE;
+        } else if (!strcmp(argv[i], "--weights") && i + 1 < argc) {
+            if (!idf2_weights_place_parse(argv[++i], &opts.weights)) {
+                fprintf(stderr, "--weights takes copy or map\n");
+                return 2;
+            }
+        }
     }
+    const char *quant = opts.text_quant == IDF2_TEXT_QUANT_Q8_0   ? "q8_0"
+                        : opts.text_quant == IDF2_TEXT_QUANT_Q4_0 ? "q4_0"
+                                                                  : "none";
     struct idf2_model *m = NULL;
     struct vc_err err = { 0 };
     if (idf2_model_load(argv[1], &opts, &m, &err) < 0) {
@@ -113,6 +141,9 @@ int main(int argc, char **argv)
            rep.load_seconds, opts.compute == IDF2_COMPUTE_BF16 ? "bf16" : "f32",
            gib(rep.bytes_mapped), gib(rep.bytes_owned), rep.from_cache, rep.cache_written,
            gib(rep.peak_rss_bytes));
+    printf("text weights copied %.2f GiB (%.2f GiB in huge pages)%s%s\n", gib(rep.bytes_copied),
+           gib(rep.bytes_huge), rep.weights_note[0] ? ": " : "", rep.weights_note);
+    const char *where = rep.bytes_copied ? "copy" : "map";
     struct idf2_model_info info;
     idf2_model_info(m, &info);
     printf("kernels %s, %d threads\n", info.backend, opts.n_threads);
@@ -146,7 +177,7 @@ int main(int argc, char **argv)
                     .gen = { .max_new_tokens = max_new },
                 };
             const double t0 = bench_wall_s();
-            const long mf0 = major_faults();
+            const long mf0 = major_faults(), nf0 = minor_faults();
             if (B == 0 || idf2_generate_batch(m, reqs, B, res, &err) < 0 || res[0].status < 0) {
                 fprintf(stderr, "generate at %u px, batch %zu: %s\n", s, B,
                         B ? (res[0].status < 0 ? res[0].err.msg : err.msg) : "bad --batch");
@@ -169,12 +200,19 @@ int main(int argc, char **argv)
                        B, side * side, r->n_prompt_tokens, r->vision_seconds, prefill, decode,
                        r->n_ids, wall, (double)B / wall * 3600.0, step * 1e3,
                        first_step > 0 ? step / first_step : 0);
-                printf("RESULT engine kernels=%s threads=%d px=%u split=%d batch=%zu vision_s=%.3f "
-                       "prefill_tps=%.2f decode_tps=%.3f step_ms=%.1f step_vs_first=%.2f "
-                       "captions_per_hour=%.0f wall_s=%.1f majflt=%ld\n",
-                       info.backend, opts.n_threads, s, split, B, r->vision_seconds, prefill,
-                       decode, step * 1e3, first_step > 0 ? step / first_step : 0,
-                       (double)B / wall * 3600.0, wall, major_faults() - mf0);
+                double vis = 0, pre = 0;
+                for (size_t i = 0; i < B; i++) {
+                    vis += res[i].vision_seconds;
+                    pre += res[i].prefill_seconds;
+                }
+                printf("RESULT engine kernels=%s quant=%s weights=%s threads=%d px=%u split=%d "
+                       "batch=%zu vision_s=%.3f prefill_tps=%.2f decode_tps=%.3f step_ms=%.1f "
+                       "step_vs_first=%.2f captions_per_hour=%.0f wall_s=%.1f vision_total_s=%.1f "
+                       "prefill_total_s=%.1f decode_total_s=%.1f majflt=%ld minflt=%ld\n",
+                       info.backend, quant, where, opts.n_threads, s, split, B, r->vision_seconds,
+                       prefill, decode, step * 1e3, first_step > 0 ? step / first_step : 0,
+                       (double)B / wall * 3600.0, wall, vis, pre, wall - vis - pre,
+                       major_faults() - mf0, minor_faults() - nf0);
                 fflush(stdout);
             }
             for (size_t i = 0; i < B; i++)

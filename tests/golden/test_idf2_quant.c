@@ -7,7 +7,10 @@
  * kernel (a wrong scale, a nibble order, a lost block) fails while the
  * formats' honest rounding passes.  Also: the quantized-weight cache is
  * written, then mapped on the next load with identical logits, and a
- * changed source file makes it stale. */
+ * changed source file makes it stale.  And the text weights copied into
+ * anonymous memory (synth/idf2_place, --weights copy) give the same
+ * logits as read in place, with the copied bytes the fixture's shapes
+ * give by hand. */
 #include <cjson/cJSON.h>
 #include <float.h>
 #include <stdlib.h>
@@ -18,6 +21,7 @@
 #include "synth/idefics2.h"
 #include "synth/idf2_backend.h"
 #include "synth/idf2_model.h"
+#include "synth/idf2_place.h"
 #include "tests/unit/vc_test.h"
 
 #define N_RANDOM 100
@@ -313,9 +317,84 @@ TEST(cache_written_mapped_and_invalidated)
     free(lb.v);
 }
 
+/* The first-step logits with the text weights copied and in place are the
+ * same bytes.  Bytes copied, from the fixture's config by hand (3 layers,
+ * hidden 64, 4 heads and 2 KV heads of 16, FFN 128, vocabulary 579, head
+ * untied): per layer q 64x64, k and v 32x64, o 64x64, gate and up 128x64,
+ * down 64x128 = 36,864 weights, 110,592 for 3, plus the head 579x64 =
+ * 37,056: 147,648 weights.  bf16 in place: 295,296 bytes.  q8_0 (34 bytes
+ * per 32 weights): 448 rows of 64 (68 bytes) and 64 of 128 (136) per layer
+ * = 39,168, x 3 = 117,504, + 579 x 68 = 156,876 bytes. */
+static void check_place(const struct idf2_load_opts *base, const char *dir, size_t want_bytes)
+{
+    const struct idf2_request req = { .prompt = "The quick brown fox", .image_splitting = -1 };
+    struct idf2_load_opts lm = *base, lc = *base;
+    lm.weights = IDF2_WEIGHTS_MAP;
+    lc.weights = IDF2_WEIGHTS_COPY;
+    struct idf2_model *a = load_opts(&lm, dir), *b = load_opts(&lc, dir);
+    if (!a || !b) {
+        idf2_model_free(a);
+        idf2_model_free(b);
+        return;
+    }
+    struct idf2_load_report ra, rb;
+    idf2_model_report(a, &ra);
+    idf2_model_report(b, &rb);
+    CHECK_INT((long)ra.bytes_copied, 0);
+    CHECK_INT((long)rb.bytes_copied, (long)want_bytes);
+    CHECK(rb.weights_note[0] == 0);
+    CHECK(a->w->text.layers[2].down.data != b->w->text.layers[2].down.data);
+    struct logits la = first_logits(a, req), lb = first_logits(b, req);
+    CHECK(la.v && lb.v && la.n == lb.n && memcmp(la.v, lb.v, la.n * sizeof(float)) == 0);
+    free(la.v);
+    free(lb.v);
+    idf2_model_free(a);
+    idf2_model_free(b);
+}
+
+TEST(weights_copy_same_logits)
+{
+    /* bf16 checkpoint, bf16 compute: every text matrix is used in place. */
+    const struct idf2_load_opts bf16 = { .compute = IDF2_COMPUTE_BF16 };
+    check_place(&bf16, vc_test_fixture("idefics2-tiny"), 295296);
+    /* q8_0 blocks mapped from their cache on the second load (the first
+     * quantizes into anonymous memory: nothing to copy, and says so). */
+    const char *dir = vc_test_tmpdir();
+    copy_fixture(dir);
+    const struct idf2_load_opts q8 = { .compute = IDF2_COMPUTE_BF16,
+                                       .text_quant = IDF2_TEXT_QUANT_Q8_0,
+                                       .use_cache = true };
+    struct idf2_model *first = load_opts(&q8, dir);
+    if (first) {
+        struct idf2_load_report r;
+        idf2_model_report(first, &r);
+        CHECK_INT((long)r.bytes_copied, 0);
+        CHECK(strstr(r.weights_note, "already in anonymous memory") != NULL);
+    }
+    idf2_model_free(first);
+    check_place(&q8, dir, 156876);
+}
+
+/* The memory check by hand: a reserve of max(2 GiB, MemTotal / 8). */
+TEST(weights_copy_memory_check)
+{
+    const size_t G = (size_t)1 << 30;
+    const char *mi = "MemTotal:       24683748 kB\nMemFree:  100 kB\nMemAvailable:   1000 kB\n";
+    CHECK_INT((long)idf2_place_meminfo(mi, "MemAvailable:"), 1024000);
+    CHECK_INT((long)idf2_place_meminfo(mi, "MemTotal:"), 24683748L * 1024);
+    CHECK_INT((long)idf2_place_meminfo("MemFree: 5 kB\n", "MemAvailable:"), 0);
+    CHECK(idf2_place_fits(13 * G, 16 * G, 24 * G));      /* reserve 3 GiB */
+    CHECK(!idf2_place_fits(13 * G + 1, 16 * G, 24 * G)); /* one byte over */
+    CHECK(idf2_place_fits(6 * G, 8 * G, 8 * G));         /* reserve 2 GiB */
+    CHECK(!idf2_place_fits(1, 2 * G, 8 * G));            /* all of it reserved */
+    CHECK(!idf2_place_fits(1, 0, 0));                    /* MemAvailable unknown */
+}
+
 #define TESTS(X)                                                                                   \
     X(q8_0_accuracy)                                                                               \
     X(q4_0_accuracy)                                                                               \
     X(bf16x1_accuracy)                                                                             \
-    X(cache_written_mapped_and_invalidated)
+    X(cache_written_mapped_and_invalidated)                                                        \
+    X(weights_copy_same_logits)                                                                    \
+    X(weights_copy_memory_check)
 TEST_MAIN(TESTS)

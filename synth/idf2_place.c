@@ -1,0 +1,199 @@
+/* idf2_place: the text decoder's weights copied into one anonymous
+ * huge-page arena at load (see the header for why and when). */
+#include "idf2_place.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "core/vc_mem.h"
+
+#define HUGE_PAGE ((size_t)2 << 20)
+/* Matrices start on cache lines, as the kernels' loads expect. */
+#define PLACE_ALIGN 64
+
+struct idf2_place {
+    void *arena;
+    size_t bytes;
+};
+
+static size_t align_up(size_t v, size_t a)
+{
+    return (v + a - 1) / a * a;
+}
+
+size_t idf2_place_meminfo(const char *meminfo, const char *key)
+{
+    const size_t kl = strlen(key);
+    for (const char *p = meminfo; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        unsigned long long kb;
+        if (strncmp(p, key, kl) == 0 && sscanf(p + kl, " %llu kB", &kb) == 1)
+            return (size_t)kb * 1024;
+    }
+    return 0;
+}
+
+bool idf2_place_fits(size_t bytes, size_t avail, size_t total)
+{
+    const size_t reserve = total / 8 > ((size_t)2 << 30) ? total / 8 : (size_t)2 << 30;
+    return avail > reserve && bytes <= avail - reserve;
+}
+
+static void read_meminfo(size_t *avail, size_t *total)
+{
+    char buf[8192];
+    FILE *f = fopen("/proc/meminfo", "r");
+    const size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = 0;
+    *avail = idf2_place_meminfo(buf, "MemAvailable:");
+    *total = idf2_place_meminfo(buf, "MemTotal:");
+}
+
+/* AnonHugePages of the mapping that starts at p (/proc/self/smaps). */
+static size_t huge_bytes(const void *p)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f)
+        return 0;
+    char line[512];
+    bool in = false;
+    size_t out = 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long long lo, hi, kb;
+        if (sscanf(line, "%llx-%llx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+            in = (uintptr_t)lo == (uintptr_t)p;
+        else if (in && sscanf(line, "AnonHugePages: %llu kB", &kb) == 1)
+            out += (size_t)kb * 1024;
+    }
+    fclose(f);
+    return out;
+}
+
+/* Drops this process's pages of a mapped source, only pages wholly inside
+ * it (a neighbour may still be read in place). */
+static void drop_source(const void *p, size_t n)
+{
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t lo = align_up((uintptr_t)p, page), hi = ((uintptr_t)p + n) / page * page;
+    if (hi > lo)
+        madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
+static bool anonymous(const struct idf2_weights *w, const struct idf2_quant *q, const void *p)
+{
+    const char *c = p, *o = q ? q->owned : NULL;
+    return idf2_weights_owns(w, p) || (o && c >= o && c < o + q->bytes);
+}
+
+/* An arena of `bytes` on a huge-page boundary, advised for huge pages. */
+static void *map_arena(size_t bytes)
+{
+    const size_t span = bytes + HUGE_PAGE;
+    char *raw = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED)
+        return NULL;
+    char *a = (char *)align_up((uintptr_t)raw, HUGE_PAGE);
+    if (a > raw)
+        munmap(raw, (size_t)(a - raw));
+    const size_t tail = (size_t)(raw + span - (a + bytes));
+    if (tail)
+        munmap(a + bytes, tail);
+    madvise(a, bytes, MADV_HUGEPAGE);
+    return a;
+}
+
+enum vc_status idf2_place_copy(struct idf2_weights *w, const struct idf2_model_config *cfg,
+                               const struct idf2_quant *q, int nt, struct idf2_place **out,
+                               struct idf2_place_report *rep, struct vc_err *err)
+{
+    *out = NULL;
+    *rep = (struct idf2_place_report){ 0 };
+    const size_t n = idf2_weights_text_mats(w, cfg, NULL);
+    struct idf2_w **mats = vc_malloc_array(n, sizeof *mats);
+    size_t *offs = vc_malloc_array(n, sizeof *offs);
+    if (!mats || !offs) {
+        free(mats);
+        free(offs);
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "weights: out of memory");
+    }
+    idf2_weights_text_mats(w, cfg, mats);
+    /* offs[i]: the matrix's place, or SIZE_MAX (stays: anonymous already,
+     * or the same data as an earlier matrix, a tied head). */
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        offs[i] = anonymous(w, q, mats[i]->data) ? SIZE_MAX : total;
+        for (size_t j = 0; j < i && offs[i] != SIZE_MAX; j++)
+            if (mats[j]->data == mats[i]->data)
+                offs[i] = SIZE_MAX;
+        if (offs[i] != SIZE_MAX)
+            total = align_up(total + (size_t)mats[i]->rows *
+                                         idf2_wfmt_row_bytes(mats[i]->fmt, (size_t)mats[i]->cols),
+                             PLACE_ALIGN);
+    }
+    size_t avail, mem_total;
+    read_meminfo(&avail, &mem_total);
+    struct idf2_place *p = NULL;
+    char *arena = NULL;
+    if (total == 0)
+        snprintf(rep->note, sizeof rep->note, "text weights already in anonymous memory");
+    else if (!idf2_place_fits(total, avail, mem_total))
+        snprintf(rep->note, sizeof rep->note,
+                 "text weights stay mapped: copying %.1f GiB needs that plus a reserve of "
+                 "MemAvailable (%.1f GiB)",
+                 (double)total / (1 << 30), (double)avail / (1 << 30));
+    else if (!(p = calloc(1, sizeof *p)) || !(arena = map_arena(align_up(total, HUGE_PAGE))))
+        snprintf(rep->note, sizeof rep->note,
+                 "text weights stay mapped: no anonymous mapping of %.1f GiB",
+                 (double)total / (1 << 30));
+    if (!arena) {
+        free(p);
+        free(offs);
+        free(mats);
+        return VC_OK;
+    }
+    p->arena = arena;
+    p->bytes = align_up(total, HUGE_PAGE);
+    const void *embed = w->text.embed.data;
+    for (size_t i = 0; i < n; i++) {
+        if (offs[i] == SIZE_MAX)
+            continue;
+        struct idf2_w *m = mats[i];
+        const size_t bytes = (size_t)m->rows * idf2_wfmt_row_bytes(m->fmt, (size_t)m->cols);
+        const char *src = m->data;
+        char *dst = arena + offs[i];
+        /* Huge pages are zeroed on first touch: that, not the copy, is
+         * most of the time, and it splits over threads. */
+#pragma omp parallel for schedule(static) num_threads(nt > 0 ? nt : 1)
+        for (long c = 0; c < (long)((bytes + HUGE_PAGE - 1) / HUGE_PAGE); c++) {
+            const size_t at = (size_t)c * HUGE_PAGE;
+            memcpy(dst + at, src + at, bytes - at < HUGE_PAGE ? bytes - at : HUGE_PAGE);
+        }
+        for (size_t j = i + 1; j < n; j++)
+            if (mats[j]->data == m->data)
+                mats[j]->data = dst;
+        if (embed == m->data)
+            w->text.embed.data = dst;
+        m->data = dst;
+        drop_source(src, bytes);
+        rep->bytes_copied += bytes;
+    }
+    mprotect(arena, p->bytes, PROT_READ);
+    rep->bytes_huge = huge_bytes(arena);
+    free(offs);
+    free(mats);
+    *out = p;
+    return VC_OK;
+}
+
+void idf2_place_free(struct idf2_place *p)
+{
+    if (!p)
+        return;
+    munmap(p->arena, p->bytes);
+    free(p);
+}

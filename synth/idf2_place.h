@@ -1,0 +1,52 @@
+/* idf2_place: where the text decoder's weights live while decode streams
+ * them (IDF2_WEIGHTS_COPY of synth/idefics2.h).  A decode step reads every
+ * text matrix once; read in place from the mapped checkpoint they come
+ * from the page cache in 4 KiB pages, which costs TLB walks on every
+ * step and lets the kernel evict them under memory pressure (a major
+ * fault each page back).  Copied once at load into one anonymous arena
+ * advised for transparent huge pages, they are read from 2 MiB pages and
+ * stay resident (no swap on the machines this runs on).
+ *
+ * Owns the arena.  Matrices already in anonymous memory (converted or
+ * quantized at load) stay where they are.  The copy is only made when
+ * /proc/meminfo's MemAvailable holds it plus a reserve for the contexts
+ * (idf2_place_fits); otherwise, or when the arena cannot be mapped, the
+ * weights stay mapped and the report's note says why: never an OOM. */
+#ifndef VC_SYNTH_IDF2_PLACE_H
+#define VC_SYNTH_IDF2_PLACE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "synth/idf2_config.h"
+#include "synth/idf2_quantize.h"
+#include "synth/idf2_weights.h"
+
+struct idf2_place;
+
+struct idf2_place_report {
+    size_t bytes_copied; /* matrix bytes moved into the arena */
+    size_t bytes_huge;   /* arena bytes backed by huge pages (smaps AnonHugePages) */
+    char note[192];      /* why nothing was copied, or "" */
+};
+
+/* MemAvailable or MemTotal ("MemTotal:") of a /proc/meminfo text, in
+ * bytes; 0 when the line is absent. */
+size_t idf2_place_meminfo(const char *meminfo, const char *key);
+/* Whether a copy of `bytes` fits in `avail` bytes of MemAvailable on a
+ * machine of `total` bytes, keeping max(2 GiB, total / 8) free for the
+ * contexts' arenas and KV caches and the rest of the process. */
+bool idf2_place_fits(size_t bytes, size_t avail, size_t total);
+
+/* Copies the text matrices of w (idf2_weights_text_mats) that are not in
+ * anonymous memory (w's owned buffers, q's quantized blocks) into the
+ * arena, points them (and a tied embedding) there and drops the source
+ * pages from this process.  *out is NULL when nothing was copied (the
+ * note says why).  nt: copy threads.  Errors: none but VC_EFATAL
+ * out_of_memory for the small bookkeeping array; a short machine is a note. */
+enum vc_status idf2_place_copy(struct idf2_weights *w, const struct idf2_model_config *cfg,
+                               const struct idf2_quant *q, int nt, struct idf2_place **out,
+                               struct idf2_place_report *rep, struct vc_err *err);
+void idf2_place_free(struct idf2_place *p);
+
+#endif
