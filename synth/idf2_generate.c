@@ -593,6 +593,7 @@ static enum vc_status admit_generate(struct batch *b, struct slot *s, size_t slo
     s->res->n_prompt_tokens = L;
     s->res->n_images_after_split = s->p.n_images_after_split;
     s->res->vision_seconds = s->p.vision_seconds;
+    c->stats.vision_seconds += s->p.vision_seconds;
     if (tracing) {
         s->trace_steps = vc_malloc_array(s->max_new, V * sizeof(float));
         s->trace_logits = tr->all_logits ? vc_malloc_array(L, V * sizeof(float)) : NULL;
@@ -762,6 +763,10 @@ static enum vc_status run_pass(struct batch *b, struct vc_err *err)
     c->stats.passes++;
     c->stats.rows += R;
     c->stats.max_batch = n_seg > c->stats.max_batch ? n_seg : c->stats.max_batch;
+    bool decoding = false;
+    for (size_t k = 0; k < n_seg; k++)
+        decoding |= b->slots[c->seg_slot[k]].decoding;
+    *(decoding ? &c->stats.decode_seconds : &c->stats.prefill_seconds) += dt;
     const float *lg = c->logits;
     for (size_t k = 0; k < n_seg; k++) {
         struct slot *s = &b->slots[c->seg_slot[k]];

@@ -18,10 +18,10 @@
  * the first batch size of the list.  Size 0 is a text-only prompt: decode
  * cost without the vision tower.
  *
- * Where a batch's time goes: vision_total_s and prefill_total_s add up
- * every request's image encoding and prompt pass (they run one request at
- * a time); decode_total_s is the rest of the wall time, the shared decode
- * steps.
+ * Where a batch's time goes (the context's figures, idf2_ctx_stats):
+ * vision_total_s, every request's image encoding; prefill_total_s, the
+ * decoder passes of prompt rows only; decode_total_s, the passes with
+ * decoding rows.
  *
  * usage: bench_engine CKPT_DIR [--compute bf16|f32] [--threads N] [--max-new N (16)]
  *                     [--sizes 378,980] [--cache] [--batch 1,16] [--backend NAME] [--split]
@@ -176,9 +176,19 @@ int main(int argc, char **argv)
                     .image_splitting = split,
                     .gen = { .max_new_tokens = max_new },
                 };
+            /* A context as idf2_generate_batch makes one (B slots, each as
+             * long as a request), kept for its time figures. */
+            size_t L = 0;
+            struct idf2_ctx *ctx = NULL;
+            struct idf2_ctx_stats cs = { 0 };
+            const bool ok =
+                B > 0 && idf2_request_tokens(m, &reqs[0], &L, &err) >= 0 &&
+                idf2_ctx_new(
+                    m, &(struct idf2_ctx_params){ .n_slots = (int)B, .n_ctx = (int)L + max_new },
+                    &ctx, &err) >= 0;
             const double t0 = bench_wall_s();
             const long mf0 = major_faults(), nf0 = minor_faults();
-            if (B == 0 || idf2_generate_batch(m, reqs, B, res, &err) < 0 || res[0].status < 0) {
+            if (!ok || idf2_ctx_generate(ctx, reqs, B, res, &err) < 0 || res[0].status < 0) {
                 fprintf(stderr, "generate at %u px, batch %zu: %s\n", s, B,
                         B ? (res[0].status < 0 ? res[0].err.msg : err.msg) : "bad --batch");
                 status = 1;
@@ -200,21 +210,18 @@ int main(int argc, char **argv)
                        B, side * side, r->n_prompt_tokens, r->vision_seconds, prefill, decode,
                        r->n_ids, wall, (double)B / wall * 3600.0, step * 1e3,
                        first_step > 0 ? step / first_step : 0);
-                double vis = 0, pre = 0;
-                for (size_t i = 0; i < B; i++) {
-                    vis += res[i].vision_seconds;
-                    pre += res[i].prefill_seconds;
-                }
+                idf2_ctx_stats(ctx, &cs);
                 printf("RESULT engine kernels=%s quant=%s weights=%s threads=%d px=%u split=%d "
                        "batch=%zu vision_s=%.3f prefill_tps=%.2f decode_tps=%.3f step_ms=%.1f "
                        "step_vs_first=%.2f captions_per_hour=%.0f wall_s=%.1f vision_total_s=%.1f "
                        "prefill_total_s=%.1f decode_total_s=%.1f majflt=%ld minflt=%ld\n",
                        info.backend, quant, where, opts.n_threads, s, split, B, r->vision_seconds,
                        prefill, decode, step * 1e3, first_step > 0 ? step / first_step : 0,
-                       (double)B / wall * 3600.0, wall, vis, pre, wall - vis - pre,
-                       major_faults() - mf0, minor_faults() - nf0);
+                       (double)B / wall * 3600.0, wall, cs.vision_seconds, cs.prefill_seconds,
+                       cs.decode_seconds, major_faults() - mf0, minor_faults() - nf0);
                 fflush(stdout);
             }
+            idf2_ctx_free(ctx);
             for (size_t i = 0; i < B; i++)
                 idf2_result_release(&res[i]);
             free(reqs);

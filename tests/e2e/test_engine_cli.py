@@ -126,7 +126,24 @@ r = vctest.run(args, ["generate", "--model", FIX, "--prompt", c["prompt"], "--st
 vctest.expect(r.stdout == c["expected_generated_text"] + "\n" and "peak RSS" in r.stderr,
               "generate stops on <end_of_utterance>: %r" % r.stdout)
 
+# --weights: the bf16 text weights (295,296 bytes = 0.3 MiB, hand-counted in
+# tests/golden/test_idf2_quant.c) copied by default, read in place with map;
+# the same text either way.
+runs = {}
+for w in ("copy", "map"):
+    runs[w] = vctest.run(args, ["generate", "--model", FIX, "--prompt", c["prompt"], "--bf16",
+                                "--stats", "--weights", w])
+vctest.expect("text weights copied 0.3 MiB" in runs["copy"].stderr
+              and "text weights copied 0.0 MiB" in runs["map"].stderr,
+              "--stats reports the copied text weights: %r / %r" %
+              (runs["copy"].stderr, runs["map"].stderr))
+vctest.expect(runs["copy"].stdout == runs["map"].stdout,
+              "--weights copy and map: the same text: %r" % runs["map"].stdout)
+
 # 4. Usage and input errors.
+r = vctest.run(args, ["generate", "--model", FIX, "--prompt", "x", "--weights", "disk"],
+               check=False)
+vctest.expect(r.returncode == 2 and "--weights" in r.stderr, "--weights disk: exit 2")
 r = vctest.run(args, ["generate", "--prompt", "x"], check=False)
 vctest.expect(r.returncode == 2, "generate without --model: exit 2")
 r = vctest.run(args, ["generate", "--model", FIX, "--prompt", "x", "--chat", "y"], check=False)

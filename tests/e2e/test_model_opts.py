@@ -1,5 +1,5 @@
-"""The model stages' load options ("compute", "backend", "quant") reach the
-engine, on the idefics2-tiny fixture.
+"""The model stages' load options ("compute", "backend", "quant",
+"weights") reach the engine, on the idefics2-tiny fixture.
 
 A webdataset shard of the fixture's six images goes through the caption
 stage with (a) "compute": "bf16", "backend": "fast" and (b) "quant":
@@ -7,8 +7,11 @@ stage with (a) "compute": "bf16", "backend": "fast" and (b) "quant":
 generate` prints with the same options (--bf16 --backend fast; --quant
 q4_0), one process per image; the provenance records the options; the
 4-bit text weights change at least one sample's tokens against the
-default float32 run (so the key is not ignored).  Then: an unknown backend
-name and an unknown quant name, in the caption and the score stage, stop
+default float32 run (so the key is not ignored).  "weights": "map" (text
+weights read in place instead of the default copy) gives the same captions
+and ids as the default run and leaves the provenance as it is (where the
+weights live changes no number).  Then: an unknown backend name, quant
+name and weights place, in the caption and the score stage, stop
 the run before any sample with an error naming the stage, the key and the
 value."""
 import os
@@ -90,9 +93,12 @@ for label, opts, flags, prov_want in (
                       (len(differ), len(got)))
 vctest.expect(all("backend" not in p and "quant" not in p for _, _, p in plain.values()),
               "without the keys the provenance is as before (compute only)")
+mapped = captions("map", weights="map")
+vctest.expect(mapped == plain, "weights map: the same captions, ids and provenance as the "
+              "default (copy)")
 
 for stage in ("caption", "score"):
-    for key, value in (("backend", "avx9"), ("quant", "q3_k")):
+    for key, value in (("backend", "avx9"), ("quant", "q3_k"), ("weights", "disk")):
         out = os.path.join(args.tmp, "bad-%s-%s" % (stage, key))
         r = pe.run_spec(args, spec_with("bad-%s-%s" % (stage, key), stage=stage, **{key: value}),
                         out, check=False)
