@@ -143,7 +143,7 @@ int main(int argc, char **argv)
            gib(rep.peak_rss_bytes));
     printf("text weights copied %.2f GiB (%.2f GiB in huge pages)%s%s\n", gib(rep.bytes_copied),
            gib(rep.bytes_huge), rep.weights_note[0] ? ": " : "", rep.weights_note);
-    const char *where = rep.bytes_copied ? "copy" : "map";
+    const char *where = opts.weights == IDF2_WEIGHTS_MAP ? "map" : "copy";
     struct idf2_model_info info;
     idf2_model_info(m, &info);
     printf("kernels %s, %d threads\n", info.backend, opts.n_threads);
