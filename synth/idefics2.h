@@ -223,9 +223,10 @@ struct idf2_ctx_stats {
     size_t rows;        /* token rows through the decoder */
     size_t max_batch;   /* most sequences in one pass */
     /* Where the time went: image encoding (vision tower + connector, one
-     * request at a time), decoder passes of prompt rows only, and decoder
-     * passes with at least one decoding row (prompt rows they carry too). */
-    double vision_seconds, prefill_seconds, decode_seconds;
+     * request at a time), decoder passes of prompt rows only, of decoding
+     * rows only, and of both (a refilled slot's prompt beside the others'
+     * next tokens). */
+    double vision_seconds, prefill_seconds, decode_seconds, mixed_seconds;
 };
 void idf2_ctx_stats(const struct idf2_ctx *c, struct idf2_ctx_stats *out);
 

@@ -763,10 +763,12 @@ static enum vc_status run_pass(struct batch *b, struct vc_err *err)
     c->stats.passes++;
     c->stats.rows += R;
     c->stats.max_batch = n_seg > c->stats.max_batch ? n_seg : c->stats.max_batch;
-    bool decoding = false;
+    size_t n_dec = 0;
     for (size_t k = 0; k < n_seg; k++)
-        decoding |= b->slots[c->seg_slot[k]].decoding;
-    *(decoding ? &c->stats.decode_seconds : &c->stats.prefill_seconds) += dt;
+        n_dec += b->slots[c->seg_slot[k]].decoding;
+    *(n_dec == 0       ? &c->stats.prefill_seconds
+      : n_dec == n_seg ? &c->stats.decode_seconds
+                       : &c->stats.mixed_seconds) += dt;
     const float *lg = c->logits;
     for (size_t k = 0; k < n_seg; k++) {
         struct slot *s = &b->slots[c->seg_slot[k]];

@@ -20,8 +20,8 @@
  *
  * Where a batch's time goes (the context's figures, idf2_ctx_stats):
  * vision_total_s, every request's image encoding; prefill_total_s, the
- * decoder passes of prompt rows only; decode_total_s, the passes with
- * decoding rows.
+ * decoder passes of prompt rows only; decode_total_s, of decoding rows
+ * only; mixed_total_s, passes with both.
  *
  * usage: bench_engine CKPT_DIR [--compute bf16|f32] [--threads N] [--max-new N (16)]
  *                     [--sizes 378,980] [--cache] [--batch 1,16] [--backend NAME] [--split]
@@ -214,11 +214,13 @@ int main(int argc, char **argv)
                 printf("RESULT engine kernels=%s quant=%s weights=%s threads=%d px=%u split=%d "
                        "batch=%zu vision_s=%.3f prefill_tps=%.2f decode_tps=%.3f step_ms=%.1f "
                        "step_vs_first=%.2f captions_per_hour=%.0f wall_s=%.1f vision_total_s=%.1f "
-                       "prefill_total_s=%.1f decode_total_s=%.1f majflt=%ld minflt=%ld\n",
+                       "prefill_total_s=%.1f decode_total_s=%.1f mixed_total_s=%.1f majflt=%ld "
+                       "minflt=%ld\n",
                        info.backend, quant, where, opts.n_threads, s, split, B, r->vision_seconds,
                        prefill, decode, step * 1e3, first_step > 0 ? step / first_step : 0,
                        (double)B / wall * 3600.0, wall, cs.vision_seconds, cs.prefill_seconds,
-                       cs.decode_seconds, major_faults() - mf0, minor_faults() - nf0);
+                       cs.decode_seconds, cs.mixed_seconds, major_faults() - mf0,
+                       minor_faults() - nf0);
                 fflush(stdout);
             }
             idf2_ctx_free(ctx);
