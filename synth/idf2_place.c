@@ -2,6 +2,7 @@
  * huge-page arena at load (see the header for why and when). */
 #include "idf2_place.h"
 
+#include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,7 +55,8 @@ static void read_meminfo(size_t *avail, size_t *total)
     *total = idf2_place_meminfo(buf, "MemTotal:");
 }
 
-/* AnonHugePages of the mapping that starts at p (/proc/self/smaps). */
+/* AnonHugePages of the mapping that holds p (/proc/self/smaps; the
+ * kernel may have merged a neighbour into it). */
 static size_t huge_bytes(const void *p)
 {
     FILE *f = fopen("/proc/self/smaps", "r");
@@ -66,7 +68,7 @@ static size_t huge_bytes(const void *p)
     while (fgets(line, sizeof line, f)) {
         unsigned long long lo, hi, kb;
         if (sscanf(line, "%llx-%llx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
-            in = (uintptr_t)lo == (uintptr_t)p;
+            in = (uintptr_t)lo <= (uintptr_t)p && (uintptr_t)p < (uintptr_t)hi;
         else if (in && sscanf(line, "AnonHugePages: %llu kB", &kb) == 1)
             out += (size_t)kb * 1024;
     }
@@ -168,7 +170,7 @@ enum vc_status idf2_place_copy(struct idf2_weights *w, const struct idf2_model_c
         char *dst = arena + offs[i];
         /* Huge pages are zeroed on first touch: that, not the copy, is
          * most of the time, and it splits over threads. */
-#pragma omp parallel for schedule(static) num_threads(nt > 0 ? nt : 1)
+#pragma omp parallel for schedule(static) num_threads(nt > 0 ? nt : omp_get_max_threads())
         for (long c = 0; c < (long)((bytes + HUGE_PAGE - 1) / HUGE_PAGE); c++) {
             const size_t at = (size_t)c * HUGE_PAGE;
             memcpy(dst + at, src + at, bytes - at < HUGE_PAGE ? bytes - at : HUGE_PAGE);
