@@ -8,7 +8,8 @@
  *   bench_fast model FMT [--threads N] [--decode T] [--prefill P] [--batch B]
  *       the 32-layer Mistral-7B matmul stack (q, k, v, o, gate, up, down
  *       and the 32000-row head; the weights of every layer in their own
- *       memory) in format FMT (bf16, bf16x1, q8_0, q4_0): decode tokens/s at batch 1
+ *       memory, advised for transparent huge pages as the engine's copied
+ *       text weights) in format FMT (bf16, bf16x1, q8_0, q4_0): decode tokens/s at batch 1
  *       with the weight bytes streamed per token and GB/s, and prefill of P
  *       tokens in tokens/s; with B > 1 also T decode steps of B rows (one
  *       weight pass for the batch, the head on every row) against the
@@ -33,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include <immintrin.h>
@@ -105,7 +107,16 @@ static void mat_random(struct mat *m, enum idf2_mm_fmt f, size_t N, size_t K, un
     m->K = K;
     const size_t rb = row_bytes(f, K);
     m->bytes = N * rb;
-    m->data = xalloc(m->bytes);
+    /* In transparent huge pages, as the engine holds its text weights by
+     * default (synth/idf2_place.h): in 4 KiB pages the 3-16 row tiles,
+     * which touch 48 rows 8-28 KB apart per K block, lose to TLB walks. */
+    void *p = NULL;
+    if (posix_memalign(&p, (size_t)2 << 20, m->bytes) != 0) {
+        fprintf(stderr, "bench_fast: out of memory (%zu bytes)\n", m->bytes);
+        exit(1);
+    }
+    madvise(p, m->bytes, MADV_HUGEPAGE);
+    m->data = p;
     uint32_t st = seed;
     for (size_t i = 0; i + 4 <= m->bytes; i += 4) {
         st = st * 1664525u + 1013904223u;
