@@ -4,9 +4,11 @@
  * with (slices, shard cuts) are checked and refused when malformed. */
 #include "manifest.h"
 
+#include "core/vc_mem.h"
 #include "core/vc_utf8.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
@@ -175,20 +177,19 @@ cJSON *manifest_round_new(const char *hash, const char *stage, unsigned round,
                           const struct manifest_sizing *sz, const cJSON *report)
 {
     cJSON *doc = doc_new(hash);
-    static const char *const keys[] = { "round", "n_order", "samples_per_shard", "shard_bytes" };
+    static const char *const keys[] = { "round", "n_order", "samples_per_shard", "shard_bytes",
+                                        "n_dropped" };
     const double v[] = { round, (double)sz->n_order, (double)sz->samples_per_shard,
-                         (double)sz->shard_bytes };
-    if (doc && (!cJSON_AddStringToObject(doc, "stage", stage) || !add_nums(doc, keys, v, 4) ||
-                !cJSON_AddItemToObject(doc, "report", cJSON_Duplicate(report, 1)) ||
-                !cJSON_AddArrayToObject(doc, "dropped"))) {
+                         (double)sz->shard_bytes, (double)sz->n_dropped };
+    if (doc && (!cJSON_AddStringToObject(doc, "stage", stage) || !add_nums(doc, keys, v, 5) ||
+                !cJSON_AddItemToObject(doc, "report", cJSON_Duplicate(report, 1)))) {
         cJSON_Delete(doc);
         return NULL;
     }
     return doc;
 }
 
-enum vc_status manifest_round_add_drop(cJSON *doc, const struct manifest_drop *d,
-                                       struct vc_err *err)
+static cJSON *drop_json(const struct manifest_drop *d)
 {
     cJSON *o = cJSON_CreateObject();
     static const char *const keys[] = { "u", "i", "du", "di" };
@@ -205,12 +206,63 @@ enum vc_status manifest_round_add_drop(cJSON *doc, const struct manifest_drop *d
         cJSON_Delete(o);
         o = NULL;
     }
-    return append(doc, "dropped", o, err);
+    return o;
 }
 
-const cJSON *manifest_round_drops(const cJSON *doc)
+enum vc_status manifest_drop_write(FILE *f, const char *path, const struct manifest_drop *d,
+                                   struct vc_err *err)
 {
-    return first(doc, "dropped");
+    cJSON *o = drop_json(d);
+    char *text = o ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    if (!text)
+        return oom(err);
+    bool ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+    free(text);
+    return ok ? VC_OK
+              : vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", path, strerror(errno));
+}
+
+enum vc_status manifest_drop_open(struct manifest_drop_reader *r, const char *path,
+                                  struct vc_err *err)
+{
+    memset(r, 0, sizeof *r);
+    if (!(r->path = vc_strdup(path)))
+        return oom(err);
+    if (!(r->f = fopen(path, "rb"))) {
+        vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", path, strerror(errno));
+        manifest_drop_close(r);
+        return VC_EFATAL;
+    }
+    return VC_OK;
+}
+
+int manifest_drop_next(struct manifest_drop_reader *r, cJSON **item, struct vc_err *err)
+{
+    errno = 0;
+    ssize_t n = getline(&r->line, &r->cap, r->f);
+    if (n < 0)
+        return errno ? vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", r->path,
+                                  strerror(errno))
+                     : 0;
+    r->n++;
+    *item = cJSON_ParseWithLength(r->line, (size_t)n);
+    if (!cJSON_IsObject(*item)) {
+        cJSON_Delete(*item);
+        *item = NULL;
+        return vc_err_set(err, VC_EFATAL, VC_REASON_json_invalid, "%s: line %llu is not a drop",
+                          r->path, (unsigned long long)r->n);
+    }
+    return 1;
+}
+
+void manifest_drop_close(struct manifest_drop_reader *r)
+{
+    if (r->f)
+        fclose(r->f);
+    free(r->path);
+    free(r->line);
+    memset(r, 0, sizeof *r);
 }
 
 static const char *opt_str(const cJSON *o, const char *k)
@@ -243,6 +295,7 @@ void manifest_round_sizing(const cJSON *doc, struct manifest_sizing *out)
     out->n_order = (uint64_t)num(doc, "n_order");
     out->samples_per_shard = (uint64_t)num(doc, "samples_per_shard");
     out->shard_bytes = (uint64_t)num(doc, "shard_bytes");
+    out->n_dropped = (uint64_t)num(doc, "n_dropped");
 }
 
 cJSON *manifest_take_report(cJSON *doc)

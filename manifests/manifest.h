@@ -10,9 +10,12 @@
  *            stages attached), its ledger lines (rejects, errors) and
  *            whether its spill links bytes to round R-1's (spill.h);
  *   part     rR-STAGE-reduce-PPPPPP.json: one reduce part done;
- *   round    rR-plan.json: a global stage's decisions (records dropped,
- *            with unit, index, key, state, stage, reason and the kept
- *            duplicate's unit and index), shard sizing and its report;
+ *   round    rR-plan.json: a global stage's shard sizing, its report and
+ *            how many records it dropped; the drops themselves are
+ *            rR-drops.jsonl, one JSON line each in (unit, index) order
+ *            (unit, index, key, state, stage, reason and the kept
+ *            duplicate's unit, index, key, method and distance), written
+ *            and read as a stream so that no step holds them all;
  *   slice    what one output shard holds, in order (unit, index, spill
  *            offset and length, source, output key), part k of the indexed
  *            file plan-slices.bin (pipeline/spill.h): a REDUCE task reads
@@ -28,6 +31,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "core/vc_err.h"
 #include "ledger.h"
@@ -77,13 +81,27 @@ struct manifest_drop {
 };
 struct manifest_sizing {
     uint64_t n_order, samples_per_shard, shard_bytes;
+    uint64_t n_dropped; /* lines of the round's drop file */
 };
 /* `report` is copied. */
 struct cJSON *manifest_round_new(const char *hash, const char *stage, unsigned round,
                                  const struct manifest_sizing *sz, const struct cJSON *report);
-enum vc_status manifest_round_add_drop(struct cJSON *doc, const struct manifest_drop *d,
-                                       struct vc_err *err);
-const struct cJSON *manifest_round_drops(const struct cJSON *doc);
+/* Appends d to a drop file as one line.  VC_EFATAL io_error naming path. */
+enum vc_status manifest_drop_write(FILE *f, const char *path, const struct manifest_drop *d,
+                                   struct vc_err *err);
+/* A drop file read one line at a time. */
+struct manifest_drop_reader {
+    FILE *f;
+    char *path, *line; /* owned */
+    size_t cap;
+    uint64_t n; /* lines read */
+};
+enum vc_status manifest_drop_open(struct manifest_drop_reader *r, const char *path,
+                                  struct vc_err *err);
+/* 1 and *item (owned: cJSON_Delete; manifest_drop_get reads it), 0 at the
+ * end, VC_EFATAL (< 0) naming the file and line when it is unreadable. */
+int manifest_drop_next(struct manifest_drop_reader *r, struct cJSON **item, struct vc_err *err);
+void manifest_drop_close(struct manifest_drop_reader *r);
 void manifest_drop_get(const struct cJSON *item, struct manifest_drop *out);
 void manifest_round_sizing(const struct cJSON *doc, struct manifest_sizing *out);
 /* The report object, detached from doc: owned. */

@@ -3,8 +3,11 @@
  * a time, and the plan's placements (every output position by the record
  * it holds) come from an external sort (extsort.h, the spec's memory_mb)
  * read along with the units, so memory does not grow with the run; only
- * the shard manifests (one per shard) and the global stages' drops (held
- * by their round plans) stay in memory. */
+ * the shard manifests (one per shard) stay in memory.  The global stages'
+ * drops are read from their files along with the units too, and a
+ * duplicate's kept record is named by its output key through two more
+ * external sorts (by the kept record to meet the placements, then by the
+ * duplicate to meet the ledger); the three sorts share memory_mb. */
 #include "phase_finish.h"
 
 #include "core/vc_buf.h"
@@ -41,14 +44,6 @@ static char *out_path(const struct session *ss, const char *name)
     return p;
 }
 
-/* A duplicate's kept record, by (unit, index): the output key it was
- * written under first (NULL when it was not written). */
-struct dup_ref {
-    uint32_t unit;
-    uint64_t index;
-    char *key; /* owned */
-};
-
 /* One input sample's fate, from wherever it was decided. */
 struct fate {
     uint64_t index;
@@ -69,11 +64,20 @@ struct finish {
     const uint8_t *place; /* the next one, NULL at the end */
     size_t place_n;
     char *places_tmp;
-    struct dup_ref *dups;
-    size_t n_dups;
-    cJSON **rounds;      /* round plans (owned), NULL for the last round */
+    /* Each duplicate's kept record's first output key, as (BE u32 unit,
+     * BE u64 index of the duplicate, key NUL), sorted: read along with the
+     * units. */
+    struct extsort *dupkeys;
+    const uint8_t *dk; /* the next one, NULL at the end */
+    size_t dk_n;
+    char *dupkeys_tmp, *duprefs_tmp;
+    uint64_t *n_dropped; /* per round but the last: what its plan says */
     bool *links;         /* by unit: its last-round spill links to the one before */
-    const cJSON **drops; /* per round, the next dropped entry */
+    /* Per round but the last, its drop file and next drop (owned). */
+    struct manifest_drop_reader *drops;
+    cJSON **next_drop;
+    cJSON **held; /* the current unit's drops (owned) */
+    size_t n_held, cap_held;
     struct ledger_totals *per_source;
     struct fate *fates;
     size_t n_fates, cap_fates;
@@ -98,6 +102,14 @@ static enum vc_status place_advance(struct finish *fi, struct vc_err *err)
     return got < 0 ? (enum vc_status)got : VC_OK;
 }
 
+/* The share of memory_mb of one sort: all of it for the placements when
+ * no global stage drops anything, else half, a quarter for each sort of
+ * the duplicates. */
+static size_t finish_budget(const struct finish *fi, unsigned divisor)
+{
+    return ((size_t)fi->ss->spec->memory_mb << 20) / divisor;
+}
+
 /* Reads every shard's manifest, and every slice (one at a time) into the
  * places sort. */
 static enum vc_status load_plan(struct finish *fi, struct vc_err *err)
@@ -110,7 +122,8 @@ static enum vc_status load_plan(struct finish *fi, struct vc_err *err)
     fi->places_tmp = session_work_path(ss, "finish-places.tmp");
     if (!fi->shards || !fi->places_tmp)
         return oom(err);
-    VC_TRY(extsort_open(&fi->places, fi->places_tmp, (size_t)ss->spec->memory_mb << 20, err));
+    VC_TRY(extsort_open(&fi->places, fi->places_tmp, finish_budget(fi, ss->n_rounds > 1 ? 2 : 1),
+                        err));
     for (size_t k = 0; k < fi->n_shards; k++) {
         char slice[64];
         snprintf(slice, sizeof slice, "shard %zu's slice", k);
@@ -147,64 +160,114 @@ static enum vc_status load_plan(struct finish *fi, struct vc_err *err)
     return extsort_done(fi->places, err);
 }
 
-static int dup_cmp(const void *a, const void *b)
+static enum vc_status dk_advance(struct finish *fi, struct vc_err *err)
 {
-    const struct dup_ref *x = a, *y = b;
-    if (x->unit != y->unit)
-        return x->unit < y->unit ? -1 : 1;
-    return x->index < y->index ? -1 : x->index > y->index;
+    int got = extsort_next(fi->dupkeys, &fi->dk, &fi->dk_n, err);
+    if (got <= 0)
+        fi->dk = NULL;
+    return got < 0 ? (enum vc_status)got : VC_OK;
 }
 
-static const char *dup_key(const struct finish *fi, uint32_t unit, uint64_t index)
+/* The output key of the record that unit's record `index`, a duplicate,
+ * was kept for: *key (valid until the next call) or NULL when that record
+ * was not written.  Asked in (unit, index) order. */
+static enum vc_status dup_of(struct finish *fi, uint32_t unit, uint64_t index, const char **key,
+                             struct vc_err *err)
 {
-    struct dup_ref want = { unit, index, NULL };
-    const struct dup_ref *d = bsearch(&want, fi->dups, fi->n_dups, sizeof want, dup_cmp);
-    return d ? d->key : NULL;
+    uint8_t want[PLACE_ID];
+    place_id(want, unit, index);
+    *key = NULL;
+    while (fi->dk && memcmp(fi->dk, want, PLACE_ID) < 0)
+        VC_TRY(dk_advance(fi, err));
+    if (fi->dk && !memcmp(fi->dk, want, PLACE_ID))
+        *key = (const char *)fi->dk + PLACE_ID;
+    return VC_OK;
+}
+
+static enum vc_status drops_open(struct finish *fi, size_t k, struct manifest_drop_reader *rd,
+                                 struct vc_err *err)
+{
+    char *path = session_work_path(fi->ss, "r%zu-drops.jsonl", k);
+    enum vc_status rc = path ? manifest_drop_open(rd, path, err) : oom(err);
+    free(path);
+    return rc;
+}
+
+/* Every duplicate of round k as (kept record, duplicate), 24 bytes, into
+ * refs; the file must hold as many drops as the round's plan says. */
+static enum vc_status dup_refs(struct finish *fi, size_t k, struct extsort *refs,
+                               struct vc_err *err)
+{
+    struct manifest_drop_reader rd;
+    VC_TRY(drops_open(fi, k, &rd, err));
+    enum vc_status rc = VC_OK;
+    cJSON *item = NULL;
+    int got;
+    while (rc == VC_OK && (got = manifest_drop_next(&rd, &item, err)) != 0) {
+        if (got < 0) {
+            rc = (enum vc_status)got;
+            break;
+        }
+        struct manifest_drop d;
+        manifest_drop_get(item, &d);
+        uint8_t rec[2 * PLACE_ID];
+        place_id(rec, d.dup_unit, d.dup_index);
+        place_id(rec + PLACE_ID, d.unit, d.index);
+        if (d.has_dup)
+            rc = extsort_add(refs, rec, sizeof rec, err);
+        cJSON_Delete(item);
+    }
+    if (rc == VC_OK && rd.n != fi->n_dropped[k])
+        rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error,
+                        "%s holds %llu drops, its round plan says %llu", rd.path,
+                        (unsigned long long)rd.n, (unsigned long long)fi->n_dropped[k]);
+    manifest_drop_close(&rd);
+    return rc;
 }
 
 /* The kept records the global stages' duplicates point at: their output
- * keys, found by one read of the places (the drops are in memory anyway,
- * in the round plans). */
+ * keys, found by one read of the places along with the duplicates sorted
+ * by their kept record, then sorted back by duplicate. */
 static enum vc_status resolve_dups(struct finish *fi, struct vc_err *err)
 {
-    size_t n = 0;
-    for (size_t k = 0; k + 1 < fi->ss->n_rounds; k++)
-        for (const cJSON *j = manifest_round_drops(fi->rounds[k]); j; j = j->next)
-            n++;
-    fi->dups = calloc(n + 1, sizeof *fi->dups);
-    if (!fi->dups)
-        return oom(err);
-    for (size_t k = 0; k + 1 < fi->ss->n_rounds; k++)
-        for (const cJSON *j = manifest_round_drops(fi->rounds[k]); j; j = j->next) {
-            struct manifest_drop d;
-            manifest_drop_get(j, &d);
-            if (d.has_dup)
-                fi->dups[fi->n_dups++] = (struct dup_ref){ d.dup_unit, d.dup_index, NULL };
-        }
-    if (!fi->n_dups)
+    if (fi->ss->n_rounds < 2)
         return place_advance(fi, err);
-    qsort(fi->dups, fi->n_dups, sizeof *fi->dups, dup_cmp);
-    size_t m = 0;
-    for (size_t i = 0; i < fi->n_dups; i++)
-        if (!m || dup_cmp(&fi->dups[m - 1], &fi->dups[i]))
-            fi->dups[m++] = fi->dups[i];
-    fi->n_dups = m;
-    size_t i = 0;
-    VC_TRY(place_advance(fi, err));
-    while (fi->place && i < fi->n_dups) {
-        uint8_t want[PLACE_ID];
-        int c = 0;
-        while (i < fi->n_dups && (place_id(want, fi->dups[i].unit, fi->dups[i].index),
-                                  (c = memcmp(want, fi->place, PLACE_ID)) < 0))
-            i++;
+    struct extsort *refs = NULL;
+    enum vc_status rc = extsort_open(&refs, fi->duprefs_tmp, finish_budget(fi, 4), err);
+    if (rc == VC_OK)
+        rc = extsort_open(&fi->dupkeys, fi->dupkeys_tmp, finish_budget(fi, 4), err);
+    for (size_t k = 0; rc == VC_OK && k + 1 < fi->ss->n_rounds; k++)
+        rc = dup_refs(fi, k, refs, err);
+    if (rc == VC_OK)
+        rc = extsort_done(refs, err);
+    if (rc == VC_OK)
+        rc = place_advance(fi, err);
+    const uint8_t *r;
+    size_t n;
+    int got = 0;
+    while (rc == VC_OK && (got = extsort_next(refs, &r, &n, err)) > 0) {
+        while (rc == VC_OK && fi->place && memcmp(fi->place, r, PLACE_ID) < 0)
+            rc = place_advance(fi, err);
         /* The first position of a record comes first: its key is the one. */
-        if (i < fi->n_dups && c == 0 && !fi->dups[i].key &&
-            !(fi->dups[i].key = vc_strdup((const char *)fi->place + PLACE_HEAD)))
-            return oom(err);
-        VC_TRY(place_advance(fi, err));
+        if (rc != VC_OK || !fi->place || memcmp(fi->place, r, PLACE_ID))
+            continue;
+        uint8_t rec[PLACE_ID + PLAN_MAX_KEY + 1];
+        size_t kl = strnlen((const char *)fi->place + PLACE_HEAD, PLAN_MAX_KEY);
+        memcpy(rec, r + PLACE_ID, PLACE_ID);
+        memcpy(rec + PLACE_ID, fi->place + PLACE_HEAD, kl);
+        rec[PLACE_ID + kl] = 0;
+        rc = extsort_add(fi->dupkeys, rec, PLACE_ID + kl + 1, err);
     }
-    VC_TRY(extsort_rewind(fi->places, err));
-    return place_advance(fi, err);
+    if (rc == VC_OK && got < 0)
+        rc = (enum vc_status)got;
+    extsort_close(refs);
+    if (rc == VC_OK)
+        rc = extsort_done(fi->dupkeys, err);
+    if (rc == VC_OK)
+        rc = dk_advance(fi, err);
+    if (rc == VC_OK)
+        rc = extsort_rewind(fi->places, err);
+    return rc == VC_OK ? place_advance(fi, err) : rc;
 }
 
 /* Where unit u's record `index` was written: copies (0: not written), the
@@ -303,7 +366,7 @@ static enum vc_status emit(struct finish *fi, size_t u, const struct fate *f, st
         int reason = vc_reason_from_name(d.reason);
         e.reason = reason < 0 ? VC_REASON_none : (enum vc_reason)reason;
         if (d.has_dup)
-            e.dup_of = dup_key(fi, d.dup_unit, d.dup_index);
+            VC_TRY(dup_of(fi, d.unit, d.index, &e.dup_of, err));
         if (d.has_dup && d.dup_unit < fi->ss->n_units) {
             size_t dsrc;
             const struct source_unit *dsu = spec_unit(sp, d.dup_unit, &dsrc);
@@ -343,6 +406,31 @@ static enum vc_status emit(struct finish *fi, size_t u, const struct fate *f, st
     return VC_OK;
 }
 
+static enum vc_status next_drop(struct finish *fi, size_t k, struct vc_err *err)
+{
+    int got = manifest_drop_next(&fi->drops[k], &fi->next_drop[k], err);
+    if (got <= 0)
+        fi->next_drop[k] = NULL;
+    return got < 0 ? (enum vc_status)got : VC_OK;
+}
+
+/* Keeps a drop of the current unit until its line is written. */
+static enum vc_status hold(struct finish *fi, cJSON *item, struct vc_err *err)
+{
+    if (fi->n_held == fi->cap_held) {
+        size_t cap = fi->cap_held ? 2 * fi->cap_held : 64;
+        cJSON **v = vc_realloc_array(fi->held, cap, sizeof *v);
+        if (!v) {
+            cJSON_Delete(item);
+            return oom(err);
+        }
+        fi->held = v;
+        fi->cap_held = cap;
+    }
+    fi->held[fi->n_held++] = item;
+    return VC_OK;
+}
+
 /* Unit u's lines: every round's rejects and errors, every global stage's
  * drops and the written records, in index order. */
 static enum vc_status ledger_unit(struct finish *fi, size_t u, struct vc_err *err)
@@ -368,12 +456,17 @@ static enum vc_status ledger_unit(struct finish *fi, size_t u, struct vc_err *er
             manifest_kept_get(j, &kept);
             rc = fate_add(fi, kept.index, FATE_KEPT, j, err);
         }
-        for (; rc == VC_OK && fi->drops[k]; fi->drops[k] = fi->drops[k]->next) {
+        while (rc == VC_OK && k + 1 < ss->n_rounds && fi->next_drop[k]) {
             struct manifest_drop d;
-            manifest_drop_get(fi->drops[k], &d);
+            manifest_drop_get(fi->next_drop[k], &d);
             if (d.unit != u)
                 break;
-            rc = fate_add(fi, d.index, FATE_DROP, fi->drops[k], err);
+            rc = hold(fi, fi->next_drop[k], err);
+            fi->next_drop[k] = NULL;
+            if (rc == VC_OK)
+                rc = fate_add(fi, d.index, FATE_DROP, fi->held[fi->n_held - 1], err);
+            if (rc == VC_OK)
+                rc = next_drop(fi, k, err);
         }
     }
     if (rc == VC_OK)
@@ -383,6 +476,9 @@ static enum vc_status ledger_unit(struct finish *fi, size_t u, struct vc_err *er
     for (size_t k = 0; docs && k < ss->n_rounds; k++)
         cJSON_Delete(docs[k]);
     free(docs);
+    for (size_t i = 0; i < fi->n_held; i++)
+        cJSON_Delete(fi->held[i]);
+    fi->n_held = 0;
     return rc;
 }
 
@@ -392,21 +488,34 @@ static enum vc_status write_ledger(struct finish *fi, struct vc_err *err)
     char *path = out_path(ss, OUTDIR_LEDGER_NAME);
     char *tmp = out_path(ss, OUTDIR_LEDGER_NAME ".tmp");
     fi->tmp = tmp;
-    fi->rounds = calloc(ss->n_rounds, sizeof *fi->rounds);
+    fi->n_dropped = calloc(ss->n_rounds, sizeof *fi->n_dropped);
     fi->drops = calloc(ss->n_rounds, sizeof *fi->drops);
+    fi->next_drop = calloc(ss->n_rounds, sizeof *fi->next_drop);
     fi->links = calloc(ss->n_units + 1, sizeof *fi->links);
-    enum vc_status rc = path && tmp && fi->rounds && fi->drops && fi->links ? VC_OK : oom(err);
+    fi->dupkeys_tmp = session_work_path(ss, "finish-dupkeys.tmp");
+    fi->duprefs_tmp = session_work_path(ss, "finish-duprefs.tmp");
+    enum vc_status rc = path && tmp && fi->n_dropped && fi->drops && fi->next_drop && fi->links &&
+                                fi->dupkeys_tmp && fi->duprefs_tmp
+                            ? VC_OK
+                            : oom(err);
     for (size_t k = 0; rc == VC_OK && k + 1 < ss->n_rounds; k++) {
         char *man = session_work_path(ss, "r%zu-plan.json", k);
-        if (!man || !commit_valid(man, ss->spec->hash, &fi->rounds[k]))
+        cJSON *doc = NULL;
+        if (!man || !commit_valid(man, ss->spec->hash, &doc))
             rc =
                 vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "round %zu: its plan is missing", k);
         free(man);
+        struct manifest_sizing sz = { 0 };
         if (rc == VC_OK)
-            fi->drops[k] = manifest_round_drops(fi->rounds[k]);
+            manifest_round_sizing(doc, &sz);
+        fi->n_dropped[k] = sz.n_dropped;
+        cJSON_Delete(doc);
     }
     if (rc == VC_OK)
         rc = resolve_dups(fi, err);
+    for (size_t k = 0; rc == VC_OK && k + 1 < ss->n_rounds; k++)
+        if ((rc = drops_open(fi, k, &fi->drops[k], err)) == VC_OK)
+            rc = next_drop(fi, k, err);
     if (rc == VC_OK && !(fi->f = fopen(tmp, "wb")))
         rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", tmp, strerror(errno));
     memset(&fi->res->totals, 0, sizeof fi->res->totals);
@@ -417,6 +526,11 @@ static enum vc_status write_ledger(struct finish *fi, struct vc_err *err)
                         "unit %llu record %llu was planned but not kept (a bug)",
                         (unsigned long long)extsort_get_be(fi->place, 4),
                         (unsigned long long)extsort_get_be(fi->place + 4, 8));
+    for (size_t k = 0; rc == VC_OK && k + 1 < ss->n_rounds; k++)
+        if (fi->next_drop[k])
+            rc = vc_err_set(err, VC_EFATAL, VC_REASON_none,
+                            "%s: a drop out of unit order after %llu lines", fi->drops[k].path,
+                            (unsigned long long)fi->drops[k].n);
     if (fi->f) {
         if (rc == VC_OK && (fflush(fi->f) != 0 || fsync(fileno(fi->f)) != 0))
             rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", tmp, strerror(errno));
@@ -515,14 +629,20 @@ static void finish_free(struct finish *fi)
 {
     for (size_t k = 0; fi->shards && k < fi->n_shards; k++)
         cJSON_Delete(fi->shards[k]);
-    for (size_t i = 0; i < fi->n_dups; i++)
-        free(fi->dups[i].key);
-    free(fi->dups);
     extsort_close(fi->places);
     free(fi->places_tmp);
-    for (size_t k = 0; fi->rounds && k < fi->ss->n_rounds; k++)
-        cJSON_Delete(fi->rounds[k]);
-    free(fi->rounds);
+    extsort_close(fi->dupkeys);
+    free(fi->dupkeys_tmp);
+    free(fi->duprefs_tmp);
+    for (size_t k = 0; fi->drops && k < fi->ss->n_rounds; k++) {
+        cJSON_Delete(fi->next_drop ? fi->next_drop[k] : NULL);
+        manifest_drop_close(&fi->drops[k]);
+    }
+    for (size_t i = 0; i < fi->n_held; i++)
+        cJSON_Delete(fi->held[i]);
+    free(fi->held);
+    free(fi->next_drop);
+    free(fi->n_dropped);
     free(fi->links);
     free(fi->drops);
     free(fi->shards);

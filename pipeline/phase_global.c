@@ -11,6 +11,7 @@
 #include "spill.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,9 +71,12 @@ bool phase_global_plan_done(const struct session *ss, size_t round)
 {
     char *man = session_work_path(ss, "r%zu-plan.json", round);
     char *order = session_work_path(ss, "r%zu-order.bin", round);
-    bool ok = man && order && vc_fs_exists(order) && commit_valid(man, ss->spec->hash, NULL);
+    char *drops = session_work_path(ss, "r%zu-drops.jsonl", round);
+    bool ok = man && order && drops && vc_fs_exists(order) && vc_fs_exists(drops) &&
+              commit_valid(man, ss->spec->hash, NULL);
     free(man);
     free(order);
+    free(drops);
     return ok;
 }
 
@@ -97,12 +101,67 @@ static enum vc_status plan_check(const struct stage_plan *plan, uint8_t *in_orde
     return VC_OK;
 }
 
-static enum vc_status put_drop(cJSON *doc, const struct stage_drop *sd, struct vc_err *err)
+static int id_cmp(const void *a, const void *b)
 {
+    const struct spill_id *x = a, *y = b;
+    if (x->unit != y->unit)
+        return x->unit < y->unit ? -1 : 1;
+    return (x->index > y->index) - (x->index < y->index);
+}
+
+static enum vc_status stray_drop(uint32_t unit, uint64_t index, struct vc_err *err)
+{
+    return vc_err_set(err, VC_EFATAL, VC_REASON_none,
+                      "the plan hook removed record %llu of unit %u, which the round does not "
+                      "hold or listed out of order",
+                      (unsigned long long)index, unit);
+}
+
+/* The round's drop file, written line by line as the plan finds its
+ * drops and committed (renamed from its temporary name) just before
+ * rR-plan.json, so no step of the round holds the drops. */
+struct drop_out {
+    struct spill_writer w;
+    bool open, any;
+    struct spill_id last;
+    uint64_t n;
+};
+
+static enum vc_status drops_open(const struct session *ss, size_t round, struct drop_out *o,
+                                 struct vc_err *err)
+{
+    memset(o, 0, sizeof *o);
+    char *path = session_work_path(ss, "r%zu-drops.jsonl", round);
+    enum vc_status rc = path ? spill_writer_open(&o->w, path, NULL, err) : oom(err);
+    o->open = rc == VC_OK;
+    free(path);
+    return rc;
+}
+
+/* ok: fsync and rename into place; else the temporary file goes. */
+static enum vc_status drops_close(struct drop_out *o, bool ok, struct vc_err *err)
+{
+    enum vc_status rc = o->open ? spill_writer_close(&o->w, ok, err) : VC_OK;
+    o->open = false;
+    return rc;
+}
+
+static enum vc_status drop_put(struct drop_out *o, const struct stage_drop *sd, struct vc_err *err)
+{
+    struct spill_id id = { sd->unit, sd->index };
+    if (o->any && id_cmp(&o->last, &id) >= 0)
+        return stray_drop(sd->unit, sd->index, err);
+    if (!sd->stage || sd->state == STAGE_REC_KEEP)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_none,
+                          "the plan hook removed record %llu of unit %u without a reason",
+                          (unsigned long long)sd->index, sd->unit);
+    o->any = true;
+    o->last = id;
+    o->n++;
     bool dup = sd->state == STAGE_REC_DUPLICATE && sd->dup_key; /* else the kept one is unknown */
     struct manifest_drop d = { .unit = sd->unit,
                                .index = sd->index,
-                               .key = sd->key,
+                               .key = sd->key ? sd->key : "",
                                .state = rec_state_names[sd->state],
                                .stage = sd->stage,
                                .reason = vc_reason_name(sd->reason),
@@ -113,12 +172,12 @@ static enum vc_status put_drop(cJSON *doc, const struct stage_drop *sd, struct v
                                .dup_method = dup ? sd->dup_method : NULL,
                                .dup_measure = dup ? sd->dup_measure : NULL,
                                .dup_value = sd->dup_value };
-    return manifest_round_add_drop(doc, &d, err);
+    return manifest_drop_write(o->w.f, o->w.tmp, &d, err);
 }
 
-static enum vc_status add_drops(cJSON *doc, const void *ctx, struct vc_err *err)
+static enum vc_status add_drops(struct drop_out *o, const struct stage_plan *plan,
+                                struct vc_err *err)
 {
-    const struct stage_plan *plan = ctx;
     for (size_t i = 0; i < plan->n_recs; i++) {
         const struct stage_rec *sr = &plan->recs[i];
         if (sr->state == STAGE_REC_KEEP)
@@ -137,24 +196,22 @@ static enum vc_status add_drops(cJSON *doc, const void *ctx, struct vc_err *err)
             d.dup_measure = sr->dup_measure;
             d.dup_value = sr->dup_value;
         }
-        VC_TRY(put_drop(doc, &d, err));
+        VC_TRY(drop_put(o, &d, err));
     }
     return VC_OK;
 }
 
-/* Commits rR-plan.json: the round's sizing and report, then the drops that
- * add puts in. */
+/* Commits the round: its drop file, then rR-plan.json with the round's
+ * sizing and report. */
 static enum vc_status round_commit(const struct session *ss, size_t round, const char *man,
-                                   const struct manifest_sizing *sz, const cJSON *report,
-                                   enum vc_status (*add)(cJSON *doc, const void *ctx,
-                                                         struct vc_err *err),
-                                   const void *ctx, struct vc_err *err)
+                                   struct manifest_sizing *sz, const cJSON *report,
+                                   struct drop_out *drops, struct vc_err *err)
 {
+    sz->n_dropped = drops->n;
+    VC_TRY(drops_close(drops, true, err));
     cJSON *doc = manifest_round_new(ss->spec->hash, global_stage(ss, round)->ops->name,
                                     (unsigned)round, sz, report);
-    enum vc_status rc = doc ? add(doc, ctx, err) : oom(err);
-    if (rc == VC_OK)
-        rc = commit_write_json(man, doc, false, err);
+    enum vc_status rc = doc ? commit_write_json(man, doc, false, err) : oom(err);
     cJSON_Delete(doc);
     return rc;
 }
@@ -167,6 +224,7 @@ static enum vc_status plan_commit(const struct session *ss, size_t round,
     char *order = session_work_path(ss, "r%zu-order.bin", round);
     char *man = session_work_path(ss, "r%zu-plan.json", round);
     struct spill_id *ids = malloc((plan->n_order + 1) * sizeof *ids);
+    struct drop_out drops = { 0 };
     enum vc_status rc = alive && order && man && ids ? VC_OK : oom(err);
     for (size_t i = 0; rc == VC_OK && i < plan->n_order; i++)
         ids[i] =
@@ -175,9 +233,14 @@ static enum vc_status plan_commit(const struct session *ss, size_t round,
         rc = spill_alive_write(alive, ss->n_units, rs->first, in_order, err);
     if (rc == VC_OK)
         rc = spill_order_write(order, ids, plan->n_order, err);
-    struct manifest_sizing sz = { plan->n_order, plan->samples_per_shard, plan->shard_bytes };
     if (rc == VC_OK)
-        rc = round_commit(ss, round, man, &sz, plan->report, add_drops, plan, err);
+        rc = drops_open(ss, round, &drops, err);
+    if (rc == VC_OK)
+        rc = add_drops(&drops, plan, err);
+    struct manifest_sizing sz = { plan->n_order, plan->samples_per_shard, plan->shard_bytes, 0 };
+    if (rc == VC_OK)
+        rc = round_commit(ss, round, man, &sz, plan->report, &drops, err);
+    drops_close(&drops, false, err);
     free(ids);
     free(alive);
     free(order);
@@ -190,6 +253,7 @@ static enum vc_status plan_commit(const struct session *ss, size_t round,
 struct stream_src {
     const struct session *ss;
     size_t round;
+    struct drop_out *drops;
 };
 
 static enum vc_status stream_each(const struct stage_plan_stream *p, stage_rec_fn fn, void *ctx,
@@ -212,18 +276,18 @@ static enum vc_status stream_each(const struct stage_plan_stream *p, stage_rec_f
     return rc;
 }
 
-static int id_cmp(const void *a, const void *b)
+static enum vc_status stream_drop(const struct stage_plan_stream *p, const struct stage_drop *d,
+                                  struct vc_err *err)
 {
-    const struct spill_id *x = a, *y = b;
-    if (x->unit != y->unit)
-        return x->unit < y->unit ? -1 : 1;
-    return (x->index > y->index) - (x->index < y->index);
+    const struct stream_src *src = p->impl;
+    return drop_put(src->drops, d, err);
 }
 
 /* What the streaming commit carries from unit to unit. */
 struct stream_out {
-    const struct stage_plan_stream *p;
-    size_t next_drop;
+    struct manifest_drop_reader rd; /* the drops, read back in order */
+    cJSON *next;                    /* the next drop, NULL after the last */
+    struct spill_id next_id;
     uint8_t *flags; /* the current unit's alive flags */
     size_t n_flags, cap_flags;
     /* Without a carried order the kept records go straight to the order
@@ -251,12 +315,19 @@ static enum vc_status grow(void **v, size_t *cap, size_t need, size_t size, stru
     return VC_OK;
 }
 
-static enum vc_status stray_drop(const struct stage_drop *d, struct vc_err *err)
+static enum vc_status next_drop(struct stream_out *o, struct vc_err *err)
 {
-    return vc_err_set(err, VC_EFATAL, VC_REASON_none,
-                      "the plan hook removed record %llu of unit %u, which the round does not "
-                      "hold or listed out of order",
-                      (unsigned long long)d->index, d->unit);
+    cJSON_Delete(o->next);
+    o->next = NULL;
+    int got = manifest_drop_next(&o->rd, &o->next, err);
+    if (got < 0)
+        return (enum vc_status)got;
+    if (got) {
+        struct manifest_drop d;
+        manifest_drop_get(o->next, &d);
+        o->next_id = (struct spill_id){ d.unit, d.index };
+    }
+    return VC_OK;
 }
 
 /* One record of the round: dropped when it is the next removal, else
@@ -264,22 +335,13 @@ static enum vc_status stray_drop(const struct stage_drop *d, struct vc_err *err)
 static enum vc_status stream_rec(struct stream_out *o, const struct spill_id *id,
                                  struct vc_err *err)
 {
-    const struct stage_plan_stream *p = o->p;
-    const struct stage_drop *d = o->next_drop < p->n_drops ? &p->drops[o->next_drop] : NULL;
-    struct spill_id did = d ? (struct spill_id){ d->unit, d->index } : *id;
-    int c = d ? id_cmp(&did, id) : 1;
+    int c = o->next ? id_cmp(&o->next_id, id) : 1;
     if (c < 0)
-        return stray_drop(d, err);
+        return stray_drop(o->next_id.unit, o->next_id.index, err);
     VC_TRY(grow((void **)&o->flags, &o->cap_flags, o->n_flags + 1, 1, err));
     o->flags[o->n_flags++] = c > 0;
-    if (c == 0) {
-        if (!d->stage || d->state == STAGE_REC_KEEP)
-            return vc_err_set(err, VC_EFATAL, VC_REASON_none,
-                              "the plan hook removed record %llu of unit %u without a reason",
-                              (unsigned long long)did.index, did.unit);
-        o->next_drop++;
-        return VC_OK;
-    }
+    if (c == 0)
+        return next_drop(o, err);
     if (o->ordered) {
         VC_TRY(grow((void **)&o->live, &o->cap_live, o->n_live + 1, sizeof *o->live, err));
         o->live[o->n_live++] = *id;
@@ -310,28 +372,29 @@ static enum vc_status stream_order_filter(struct stream_out *o, const char *carr
     return rc;
 }
 
-static enum vc_status add_stream_drops(cJSON *doc, const void *ctx, struct vc_err *err)
-{
-    const struct stage_plan_stream *p = ctx;
-    for (size_t i = 0; i < p->n_drops; i++)
-        VC_TRY(put_drop(doc, &p->drops[i], err));
-    return VC_OK;
-}
-
-/* Streams the round's manifests once more against the hook's removals:
- * rR-alive.bin unit by unit, rR-order.bin, then rR-plan.json. */
+/* Streams the round's manifests once more against the hook's removals
+ * (read back from the drop file): rR-alive.bin unit by unit, rR-order.bin,
+ * then the drop file and rR-plan.json. */
 static enum vc_status stream_commit(const struct session *ss, size_t round,
                                     const struct session_carry *carry,
-                                    const struct stage_plan_stream *p, struct vc_err *err)
+                                    const struct stage_plan_stream *p, struct drop_out *drops,
+                                    struct vc_err *err)
 {
     char *alive = session_work_path(ss, "r%zu-alive.bin", round);
     char *order = session_work_path(ss, "r%zu-order.bin", round);
     char *man = session_work_path(ss, "r%zu-plan.json", round);
     char *carried = round ? session_work_path(ss, "r%zu-order.bin", round - 1) : NULL;
-    struct stream_out o = { .p = p, .ordered = carry->ordered };
+    struct stream_out o = { .ordered = carry->ordered };
     struct spill_index_writer aw;
     bool aw_open = false, ow_open = false;
     enum vc_status rc = alive && order && man && (carried || !round) ? VC_OK : oom(err);
+    if (rc == VC_OK && fflush(drops->w.f) != 0)
+        rc =
+            vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", drops->w.tmp, strerror(errno));
+    if (rc == VC_OK)
+        rc = manifest_drop_open(&o.rd, drops->w.tmp, err);
+    if (rc == VC_OK)
+        rc = next_drop(&o, err);
     if (rc == VC_OK && (rc = spill_index_open(&aw, alive, ss->n_units, err)) == VC_OK)
         aw_open = true;
     if (rc == VC_OK && (rc = spill_writer_open(&o.order, order, NULL, err)) == VC_OK)
@@ -351,8 +414,8 @@ static enum vc_status stream_commit(const struct session *ss, size_t round,
         if (rc == VC_OK)
             rc = spill_index_add(&aw, o.flags, o.n_flags, err);
     }
-    if (rc == VC_OK && o.next_drop < p->n_drops)
-        rc = stray_drop(&p->drops[o.next_drop], err);
+    if (rc == VC_OK && o.next)
+        rc = stray_drop(o.next_id.unit, o.next_id.index, err);
     if (rc == VC_OK && o.ordered)
         rc = stream_order_filter(&o, carried, err);
     if (aw_open) {
@@ -363,9 +426,11 @@ static enum vc_status stream_commit(const struct session *ss, size_t round,
         enum vc_status c = spill_writer_close(&o.order, rc == VC_OK, err);
         rc = rc == VC_OK ? c : rc;
     }
-    struct manifest_sizing sz = { o.n_order, carry->samples_per_shard, carry->shard_bytes };
+    struct manifest_sizing sz = { o.n_order, carry->samples_per_shard, carry->shard_bytes, 0 };
     if (rc == VC_OK)
-        rc = round_commit(ss, round, man, &sz, p->report, add_stream_drops, p, err);
+        rc = round_commit(ss, round, man, &sz, p->report, drops, err);
+    cJSON_Delete(o.next);
+    manifest_drop_close(&o.rd);
     free(o.flags);
     free(o.live);
     free(alive);
@@ -380,18 +445,25 @@ static enum vc_status plan_streamed(const struct session *ss, size_t round, stru
     const struct spec_stage *st = global_stage(ss, round);
     struct session_carry carry;
     VC_TRY(session_carry_load(ss, round, false, &carry, err));
-    struct stream_src src = { ss, round };
+    struct drop_out drops;
+    enum vc_status rc = drops_open(ss, round, &drops, err);
+    if (rc != VC_OK) {
+        session_carry_free(&carry);
+        return rc;
+    }
+    struct stream_src src = { ss, round, &drops };
     struct stage_plan_stream p = { .each = stream_each,
+                                   .drop = stream_drop,
                                    .impl = &src,
                                    .sources = ss->spec->source_info,
                                    .n_sources = ss->spec->n_sources,
                                    .report = carry.report,
                                    .run = &ss->ctx[round] };
-    enum vc_status rc = st->ops->plan_stream(st->state, &p, err);
+    rc = st->ops->plan_stream(st->state, &p, err);
     if (rc == VC_OK)
-        rc = stream_commit(ss, round, &carry, &p, err);
+        rc = stream_commit(ss, round, &carry, &p, &drops, err);
+    drops_close(&drops, false, err);
     carry.report = p.report;
-    stage_plan_drops_free(&p);
     session_carry_free(&carry);
     return rc;
 }

@@ -232,8 +232,8 @@ size_t stage_plan_find(const struct stage_plan *plan, uint32_t unit, uint64_t in
 /* Replaces plan->order by `order` (malloc'd, ownership moves to the plan). */
 void stage_plan_set_order(struct stage_plan *plan, size_t *order, size_t n);
 
-/* A record a plan_stream hook removes; the strings are the plan's
- * (stage_plan_drop copies key and dup_key). */
+/* A record a plan_stream hook removes; the strings are the hook's, used
+ * during the call only. */
 struct stage_drop {
     uint32_t unit, dup_unit;
     uint64_t index, dup_index; /* dup_*: STAGE_REC_DUPLICATE, the kept record */
@@ -254,20 +254,21 @@ typedef enum vc_status (*stage_rec_fn)(void *ctx, const struct stage_rec *r, str
 struct stage_plan_stream {
     enum vc_status (*each)(const struct stage_plan_stream *p, stage_rec_fn fn, void *ctx,
                            struct vc_err *err);
-    const void *impl;         /* the executor's */
-    struct stage_drop *drops; /* owned; filled by stage_plan_drop */
-    size_t n_drops, cap_drops;
+    /* Writes a removal to the round's drop file on disk (the executor's),
+     * so a plan holds none of them: see stage_plan_drop. */
+    enum vc_status (*drop)(const struct stage_plan_stream *p, const struct stage_drop *d,
+                           struct vc_err *err);
+    const void *impl; /* the executor's */
     const struct stage_source_info *sources;
     size_t n_sources;
     struct cJSON *report;
     const struct stage_ctx *run;
 };
 
-/* Appends a removal (after every earlier one in (unit, index) order),
- * copying its keys.  VC_EFATAL out_of_memory. */
+/* Records a removal, which must come after every earlier one in (unit,
+ * index) order.  VC_EFATAL when it does not, or io_error writing it. */
 enum vc_status stage_plan_drop(struct stage_plan_stream *p, const struct stage_drop *d,
                                struct vc_err *err);
-void stage_plan_drops_free(struct stage_plan_stream *p);
 
 /* Context of the FINISH hook. */
 struct stage_finish_ctx {

@@ -4,7 +4,6 @@
 #include "stage.h"
 
 #include "core/img.h"
-#include "core/vc_mem.h"
 #include "source.h"
 #include "st_caption.h"
 #include "st_dedup.h"
@@ -104,36 +103,7 @@ size_t stage_plan_find(const struct stage_plan *plan, uint32_t unit, uint64_t in
 enum vc_status stage_plan_drop(struct stage_plan_stream *p, const struct stage_drop *d,
                                struct vc_err *err)
 {
-    if (p->n_drops == p->cap_drops) {
-        size_t cap = p->cap_drops ? 2 * p->cap_drops : 64;
-        struct stage_drop *v = vc_realloc_array(p->drops, cap, sizeof *v);
-        if (!v)
-            return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "%zu removals", cap);
-        p->drops = v;
-        p->cap_drops = cap;
-    }
-    struct stage_drop *o = &p->drops[p->n_drops];
-    *o = *d;
-    o->key = vc_strdup(d->key ? d->key : "");
-    o->dup_key = d->dup_key ? vc_strdup(d->dup_key) : NULL;
-    if (!o->key || (d->dup_key && !o->dup_key)) {
-        free((char *)o->key);
-        free((char *)o->dup_key);
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "a removal's keys");
-    }
-    p->n_drops++;
-    return VC_OK;
-}
-
-void stage_plan_drops_free(struct stage_plan_stream *p)
-{
-    for (size_t i = 0; i < p->n_drops; i++) {
-        free((char *)p->drops[i].key);
-        free((char *)p->drops[i].dup_key);
-    }
-    free(p->drops);
-    p->drops = NULL;
-    p->n_drops = p->cap_drops = 0;
+    return p->drop(p, d, err);
 }
 
 bool stage_work_path(char *buf, size_t cap, const struct stage_ctx *ctx, const char *stage,
