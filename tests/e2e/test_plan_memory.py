@@ -2,9 +2,16 @@
 their peak RSS does not grow with the run; nor does a whole run with a
 `dedup` stage, whose plan step reads the round's records from disk and
 holds only the samples a duplicate pair names: at 10,000 and 60,000 input
-samples (a caption repeated every 101st) the two runs' peaks differ by
-less than 16 MB (the design that held the round's records grew by ~0.9 KB
-per record, ~45 MB here).  Each is rerun alone on a
+samples (every odd sample repeats its predecessor's caption, every 101st
+the one 3 before: ~4,400 and ~27,000 duplicates) the two runs' peaks
+differ by less than 16 MB (the design that held the round's records grew
+by ~0.9 KB per record, ~45 MB here).  Rerun alone, dedup's plan step
+(`r0-plan`) and FINISH each grow by less than 10 MB from the one to the
+other, and write the same bytes: the drops go to a file line by line
+(`_work/r0-drops.jsonl`) and FINISH reads them back as a stream (the
+design that held them, in the plan step's nodes and drop lines and again
+in FINISH, grew by ~1.6 KB and ~0.8 KB per duplicate: ~36 and ~18 MB
+here).  PLAN and FINISH of a run without dedup are each rerun alone on a
 finished run (`vlmcurate task OUT plan 0`, then `finish 0`, after removing
 its commit) and measured with getrusage (os.wait4) at 10,000 and at 100,000
 input samples: the two differ by less than 16 MB (the design that held
@@ -48,7 +55,10 @@ def caption(i):
 
 
 def dup_caption(i):
-    """Every 101st sample repeats the caption of the sample 3 before it."""
+    """Every odd sample repeats its predecessor's caption, every 101st
+    (even) one the caption of the sample 3 before it."""
+    if i % 2 == 1:
+        return caption(i - 1)
     return caption(i - 3) if i % 101 == 0 and i >= 3 else caption(i)
 
 
@@ -171,8 +181,9 @@ for n in (10000, 100000):
         pe.run_spec(args, spec_d, os.path.join(dflt, "out"), threads=1)
         pe.compare_trees(out, os.path.join(dflt, "out"), "memory_mb 4 vs the default")
 
-# A whole run with dedup: its memory does not follow the round's records.
-run_peaks = {}
+# A whole run with dedup: its memory does not follow the round's records,
+# nor do its plan step's and FINISH's follow the duplicates.
+run_peaks, dedup_peaks = {}, {}
 for n in (10000, 60000):
     folder = os.path.join(args.tmp, "d%d" % n)
     shutil.rmtree(folder, ignore_errors=True)
@@ -191,7 +202,21 @@ for n in (10000, 60000):
     seen = {(x["key"], x["dup_of"]["key"]) for x in lines if x["state"] == "duplicate"}
     vctest.expect(seen == {(key(i), key(k)) for i, k in dup.items()},
                   "dedup n=%d: the ledger names each duplicate and its kept sample" % n)
+    drops = [json.loads(x) for x in open(os.path.join(out, "_work", "r0-drops.jsonl"))]
+    vctest.expect(len(drops) == len(dup) and
+                  json.load(open(os.path.join(out, "_work", "r0-plan.json")))["n_dropped"] ==
+                  len(dup), "dedup n=%d: r0-drops.jsonl holds the %d drops" % (n, len(dup)))
+    dedup_peaks[n] = (rerun(out, "r0-plan", "_work/r0-plan.json",
+                            ["_work/r0-drops.jsonl", "_work/r0-order.bin"]),
+                      rerun(out, "finish", "run.json", ["ledger.jsonl"]))
 print("whole run with dedup, peak RSS KB %d -> %d" % (run_peaks[10000], run_peaks[60000]))
+small, big = dedup_peaks[10000], dedup_peaks[60000]
+print("peak RSS KB dedup plan step %d -> %d, finish %d -> %d" % (small[0], big[0], small[1],
+                                                                  big[1]))
+vctest.expect(big[0] - small[0] < 10 * 1024,
+              "dedup plan step: %d KB at 60k vs %d KB at 10k samples" % (big[0], small[0]))
+vctest.expect(big[1] - small[1] < 10 * 1024,
+              "FINISH with dedup: %d KB at 60k vs %d KB at 10k samples" % (big[1], small[1]))
 vctest.expect(run_peaks[60000] - run_peaks[10000] < 16 * 1024,
               "run with dedup: %d KB at 60k vs %d KB at 10k samples" %
               (run_peaks[60000], run_peaks[10000]))
