@@ -20,6 +20,9 @@
 #   DEDUP      1: a dedup stage (its defaults) between the filter and write;
 #              its plan step (`vlmcurate task OUT r0-plan 0`) is rerun alone
 #              too, and the whole run's peak RSS shows what dedup keeps
+#   DUPS       K: every K-th sample repeats its predecessor's caption
+#              (gen_tiny_wds.py --dups K; 2 = every other sample), the
+#              duplicates a DEDUP=1 run finds
 #   TMPDIR     where the samples and runs go (default /tmp)
 # Prints RESULT lines: wall time and peak RSS of the whole run
 # (/usr/bin/time -v); peak RSS of PLAN and of FINISH rerun alone on the
@@ -38,6 +41,7 @@ sizes=("$@")
 [ $# -gt 0 ] || sizes=(1000000)
 compact=()
 [ "${COMPACT:-0}" = 1 ] && compact=(--compact)
+[ -n "${DUPS:-}" ] && compact+=(--dups "$DUPS")
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-scale.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 peak() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }

@@ -4,10 +4,13 @@ each (KEY.txt), PER_TAR to a tar, ustar headers written by hand (tarfile
 is too slow for millions), and spec.json (ingest, a caption filter that
 drops every 7th sample, write: 10,000 samples per shard).
 
-  python3 gen_tiny_wds.py DIR N [PER_TAR] [--compact]
+  python3 gen_tiny_wds.py DIR N [PER_TAR] [--compact] [--dups K]
 
 --compact: the tars gzip-compressed (level 1, .tar.gz) and the shards
-written zstd-compressed, so 10M samples take ~5 GB of disk instead of ~30."""
+written zstd-compressed, so 10M samples take ~5 GB of disk instead of ~30.
+--dups K: every K-th sample (index i with i % K == K - 1) repeats the
+caption of the sample before it, an exact duplicate for `dedup` (K = 2:
+every other sample; with the filter's 1 in 7, 3 in 7 of the input)."""
 import gzip
 import json
 import os
@@ -34,6 +37,11 @@ def header(name, size):
 def main():
     argv = [a for a in sys.argv[1:] if a != "--compact"]
     compact = len(argv) < len(sys.argv) - 1
+    dups = 0
+    if "--dups" in argv:
+        k = argv.index("--dups")
+        dups = int(argv[k + 1])
+        del argv[k:k + 2]
     out, n = argv[0], int(argv[1])
     per = int(argv[2]) if len(argv) > 2 else 10000
     ext = ".tar.gz" if compact else ".tar"
@@ -42,7 +50,8 @@ def main():
     for t in range(n_tars):
         parts = []
         for i in range(t * per, min(n, (t + 1) * per)):
-            text = (b"a tiny caption number %d" % i) if i % 7 else b"short"
+            j = i - 1 if dups and i % dups == dups - 1 else i
+            text = (b"a tiny caption number %d" % j) if j % 7 else b"short"
             parts += [header(b"s%09d.txt" % i, len(text)), text, bytes(-len(text) % 512)]
         parts.append(bytes(1024))
         data = b"".join(parts)
