@@ -4,6 +4,7 @@
 #include "session.h"
 
 #include "core/img.h"
+#include "core/vc_mem.h"
 
 #include "manifests/commit.h"
 #include "manifests/manifest.h"
@@ -11,6 +12,7 @@
 #include <cjson/cJSON.h>
 #include <omp.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -130,46 +132,61 @@ void session_rec_get(const struct session *ss, size_t u, const struct cJSON *ite
 
 void session_recs_free(const struct session *ss, struct session_recs *rs)
 {
-    for (size_t u = 0; rs->docs && u < ss->n_units; u++)
-        cJSON_Delete(rs->docs[u]);
-    free(rs->docs);
+    (void)ss;
+    for (size_t i = 0; rs->v && i < rs->n; i++)
+        cJSON_Delete((cJSON *)(uintptr_t)rs->v[i].extra);
     free(rs->v);
-    free(rs->off);
-    free(rs->len);
     free(rs->first);
+    arena_free(rs->keys);
     memset(rs, 0, sizeof *rs);
+}
+
+/* Unit u's kept records appended, owning their keys and extras. */
+static enum vc_status recs_add_unit(const struct session *ss, size_t u, cJSON *doc,
+                                    struct session_recs *rs, struct vc_err *err)
+{
+    for (cJSON *it = (cJSON *)(uintptr_t)manifest_unit_kept(doc); it; it = it->next) {
+        if (rs->n == rs->cap) {
+            size_t cap = rs->cap ? 2 * rs->cap : 4096;
+            struct stage_rec *v = vc_realloc_array(rs->v, cap, sizeof *v);
+            if (!v)
+                return oom(err);
+            rs->v = v;
+            rs->cap = cap;
+        }
+        struct stage_rec *r = &rs->v[rs->n];
+        struct manifest_kept k;
+        session_rec_get(ss, u, it, r, &k);
+        r->extra = NULL;
+        if (!(r->key = arena_strdup(rs->keys, k.key)))
+            return oom(err);
+        rs->n++;
+        if (k.extra)
+            r->extra = cJSON_DetachItemViaPointer(it, (cJSON *)(uintptr_t)k.extra);
+    }
+    return VC_OK;
 }
 
 enum vc_status session_recs_load(const struct session *ss, size_t round, struct session_recs *rs,
                                  struct vc_err *err)
 {
     memset(rs, 0, sizeof *rs);
-    rs->docs = calloc(ss->n_units + 1, sizeof *rs->docs);
     rs->first = calloc(ss->n_units + 1, sizeof *rs->first);
-    if (!rs->docs || !rs->first)
+    rs->keys = arena_new(SIZE_MAX);
+    if (!rs->first || !rs->keys)
         return oom(err);
-    size_t n = 0;
     for (size_t u = 0; u < ss->n_units; u++) {
-        VC_TRY(session_unit_manifest(ss, round, u, &rs->docs[u], err));
-        rs->first[u] = n;
-        n += manifest_unit_n_kept(rs->docs[u]);
+        cJSON *doc = NULL;
+        rs->first[u] = rs->n;
+        enum vc_status rc = session_unit_manifest(ss, round, u, &doc, err);
+        if (rc == VC_OK)
+            rc = recs_add_unit(ss, u, doc, rs, err);
+        cJSON_Delete(doc);
+        VC_TRY(rc);
     }
-    rs->first[ss->n_units] = n;
-    rs->n = n;
-    rs->v = calloc(n + 1, sizeof *rs->v);
-    rs->off = calloc(n + 1, sizeof *rs->off);
-    rs->len = calloc(n + 1, sizeof *rs->len);
-    if (!rs->v || !rs->off || !rs->len)
+    rs->first[ss->n_units] = rs->n;
+    if (!rs->v && !(rs->v = calloc(1, sizeof *rs->v)))
         return oom(err);
-    size_t i = 0;
-    for (size_t u = 0; u < ss->n_units; u++) {
-        for (const cJSON *it = manifest_unit_kept(rs->docs[u]); it; it = it->next, i++) {
-            struct manifest_kept k;
-            session_rec_get(ss, u, it, &rs->v[i], &k);
-            rs->off[i] = k.off;
-            rs->len[i] = k.len;
-        }
-    }
     return VC_OK;
 }
 

@@ -64,12 +64,14 @@ void session_rec_get(const struct session *ss, size_t u, const struct cJSON *ite
                      struct stage_rec *r, struct manifest_kept *k);
 
 /* The records a round's MAP tasks kept, from their manifests, in (unit,
- * index) order.  recs[i].key and .extra borrow from docs. */
+ * index) order.  The manifests are read one at a time and not kept: each
+ * record's key is copied into keys and its .extra detached from its
+ * manifest (owned), ~150 bytes a record instead of its manifest entry's
+ * 1-2.5 KB of cJSON nodes. */
 struct session_recs {
-    struct cJSON **docs; /* unit manifests, by unit (owned) */
     struct stage_rec *v;
-    uint64_t *off, *len; /* where each record sits in its unit's spill */
-    size_t n, *first;    /* first[u]: unit u's first record; first[n_units] = n */
+    size_t n, cap, *first; /* first[u]: unit u's first record; first[n_units] = n */
+    struct arena *keys;
 };
 enum vc_status session_recs_load(const struct session *ss, size_t round, struct session_recs *rs,
                                  struct vc_err *err);

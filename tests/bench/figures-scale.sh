@@ -19,7 +19,10 @@
 #   MEMORY_MB  the spec's memory_mb (default: the spec default, 64)
 #   DEDUP      1: a dedup stage (its defaults) between the filter and write;
 #              its plan step (`vlmcurate task OUT r0-plan 0`) is rerun alone
-#              too, and the whole run's peak RSS shows what dedup keeps
+#              too, and the whole run's peak RSS shows what dedup keeps;
+#              exact: the same with the caption MinHash off (exact methods
+#              only: ~2 signatures a sample instead of ~20, so 10M samples
+#              fit ~8 GB of disk)
 #   DUPS       K: every K-th sample repeats its predecessor's caption
 #              (gen_tiny_wds.py --dups K; 2 = every other sample), the
 #              duplicates a DEDUP=1 run finds
@@ -51,8 +54,10 @@ for n in "${sizes[@]}"; do
   if [ -n "${MEMORY_MB:-}" ]; then
     python3 -c "import json, sys; p = sys.argv[1]; s = json.load(open(p)); s['memory_mb'] = int(sys.argv[2]); json.dump(s, open(p, 'w'))" "$d/spec.json" "$MEMORY_MB"
   fi
-  if [ "${DEDUP:-0}" = 1 ]; then
-    python3 -c "import json, sys; p = sys.argv[1]; s = json.load(open(p)); s['stages'].insert(-1, {'stage': 'dedup'}); json.dump(s, open(p, 'w'))" "$d/spec.json"
+  if [ "${DEDUP:-0}" != 0 ]; then
+    python3 -c "import json, sys; p = sys.argv[1]; s = json.load(open(p)); st = {'stage': 'dedup'}
+if sys.argv[2] == 'exact': st['text'] = {'minhash': False}
+s['stages'].insert(-1, st); json.dump(s, open(p, 'w'))" "$d/spec.json" "$DEDUP"
   fi
   /usr/bin/time -v "$bin" run "$d/spec.json" --threads 2 --quiet 2>"$d/time.txt" >"$d/run.txt"
   w=$d/out/_work
@@ -65,7 +70,8 @@ for n in "${sizes[@]}"; do
   slices=$(wc -c <"$w/plan-slices.bin")
   plan=$(wc -c <"$w/plan.json")
   ledger=$(wc -c <"$d/out/ledger.jsonl")
-  if [ "${DEDUP:-0}" = 1 ]; then
+  work=$(du -sb "$w" | cut -f1)
+  if [ "${DEDUP:-0}" != 0 ]; then
     dups=$(python3 -c "import json; print(json.load(open('$d/out/run.json'))['dedup']['duplicates'])")
     rm "$w/r0-plan.json"
     echo "RESULT scale samples=$n dedup_plan_step_alone_peak_rss_kb=$(peak "$bin" task "$d/out" r0-plan 0 --quiet) duplicates=$dups"
@@ -76,6 +82,6 @@ for n in "${sizes[@]}"; do
   finish_rss=$(peak "$bin" task "$d/out" finish 0 --quiet)
   echo "RESULT scale samples=$n kept=$kept units=$(ls "$w"/r0-map-*.json | wc -l) wall=$wall peak_rss_kb=$rss ($(( rss * 1024 / n )) B/input sample) $phases"
   echo "RESULT scale samples=$n plan_alone_peak_rss_kb=$plan_rss finish_alone_peak_rss_kb=$finish_rss memory_mb=${MEMORY_MB:-64}"
-  echo "RESULT scale samples=$n manifests_bytes=$man ($(( man / n )) B/input sample) spills_bytes=$spill ($(( spill / kept )) B/kept) slices_bytes=$slices ($(( slices / kept )) B/kept) plan_json_bytes=$plan ledger_bytes=$ledger ($(( ledger / n )) B/input sample)"
+  echo "RESULT scale samples=$n manifests_bytes=$man ($(( man / n )) B/input sample) spills_bytes=$spill ($(( spill / kept )) B/kept) slices_bytes=$slices ($(( slices / kept )) B/kept) plan_json_bytes=$plan ledger_bytes=$ledger ($(( ledger / n )) B/input sample) work_dir_bytes=$work"
   rm -rf "$d"
 done
