@@ -505,6 +505,6 @@ enum vc_status phase_global_plan(const struct session *ss, size_t round, struct 
     free(in_order);
     free(plan.order);
     session_carry_free(&carry);
-    session_recs_free(ss, &rs);
+    session_recs_free(&rs);
     return rc;
 }

@@ -130,9 +130,8 @@ void session_rec_get(const struct session *ss, size_t u, const struct cJSON *ite
                              .extra = k->extra };
 }
 
-void session_recs_free(const struct session *ss, struct session_recs *rs)
+void session_recs_free(struct session_recs *rs)
 {
-    (void)ss;
     for (size_t i = 0; rs->v && i < rs->n; i++)
         cJSON_Delete((cJSON *)(uintptr_t)rs->v[i].extra);
     free(rs->v);

@@ -75,7 +75,7 @@ struct session_recs {
 };
 enum vc_status session_recs_load(const struct session *ss, size_t round, struct session_recs *rs,
                                  struct vc_err *err);
-void session_recs_free(const struct session *ss, struct session_recs *rs);
+void session_recs_free(struct session_recs *rs);
 
 /* What the global stages before `round` left: the output order so far
  * (ordered false: none yet, every record in (unit, index) order; read
