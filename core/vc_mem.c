@@ -22,6 +22,20 @@ void *vc_realloc_array(void *p, size_t n, size_t size)
     return realloc(p, total ? total : 1);
 }
 
+void *vc_grow_array(void *p, size_t *cap, size_t need, size_t elem, size_t first)
+{
+    if (need <= *cap)
+        return p;
+    size_t c = *cap ? *cap : first ? first : 1;
+    while (c < need)
+        if (!vc_mul_ok(c, 2, &c))
+            return NULL;
+    void *g = vc_realloc_array(p, c, elem);
+    if (g)
+        *cap = c;
+    return g;
+}
+
 char *vc_strndup(const char *s, size_t n)
 {
     char *d = malloc(n + 1);

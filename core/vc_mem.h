@@ -32,6 +32,12 @@ static inline bool vc_add_ok(size_t a, size_t b, size_t *out)
 void *vc_malloc_array(size_t n, size_t size);
 /* realloc with the same check; on failure the old block is untouched. */
 void *vc_realloc_array(void *p, size_t n, size_t size);
+/* The growable-array step every append shares: returns p when its *cap
+ * elements already hold `need`, else p reallocated to the next capacity of
+ * the doubling series that starts at `first` (or `need`, if larger) and
+ * *cap updated; NULL on overflow or OOM, with p and *cap untouched (the
+ * caller still owns p).  Doubling keeps n appends O(n). */
+void *vc_grow_array(void *p, size_t *cap, size_t need, size_t elem, size_t first);
 /* Owned copy of s (or of its first n bytes plus a NUL); NULL on OOM. */
 char *vc_strdup(const char *s);
 char *vc_strndup(const char *s, size_t n);

@@ -332,14 +332,10 @@ filter_env_get(struct filter_env *env, const char *key,
             return VC_OK;
         }
     }
-    if (env->n == env->cap) {
-        size_t cap = env->cap ? env->cap * 2 : 4;
-        struct env_entry *e = vc_realloc_array(env->entries, cap, sizeof *e);
-        if (!e)
-            return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-        env->entries = e;
-        env->cap = cap;
-    }
+    struct env_entry *grown = vc_grow_array(env->entries, &env->cap, env->n + 1, sizeof *grown, 4);
+    if (!grown)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+    env->entries = grown;
     char *k = vc_strdup(key);
     if (!k)
         return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");

@@ -119,16 +119,12 @@ static enum vc_status read_lm(struct loader *ld, const char *path, uint16_t lang
         b[strcspn(b, " \t")] = '\0';
         if (strlen(b) > LANGID_NGRAM_BYTES)
             continue;
-        if (ld->n == ld->cap) {
-            size_t cap = ld->cap ? 2 * ld->cap : 1u << 16;
-            struct entry *ne = vc_realloc_array(ld->e, cap, sizeof *ne);
-            if (!ne) {
-                fclose(f);
-                return oom(err);
-            }
-            ld->e = ne;
-            ld->cap = cap;
+        struct entry *ne = vc_grow_array(ld->e, &ld->cap, ld->n + 1, sizeof *ne, 1u << 16);
+        if (!ne) {
+            fclose(f);
+            return oom(err);
         }
+        ld->e = ne;
         struct entry *en = &ld->e[ld->n++];
         strcpy(en->str, b);
         en->lang = lang;
@@ -150,14 +146,10 @@ static enum vc_status add_language(struct langid *m, struct loader *ld, const ch
     if (m->n == LANGID_MAX_LANGS)
         return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
                           "language fingerprints: more than %d languages", LANGID_MAX_LANGS);
-    if (m->n == ld->name_cap) {
-        size_t c = ld->name_cap ? ld->name_cap * 2 : 64;
-        char **names = vc_realloc_array(m->names, c, sizeof *names);
-        if (!names)
-            return oom(err);
-        m->names = names;
-        ld->name_cap = c;
-    }
+    char **names = vc_grow_array(m->names, &ld->name_cap, m->n + 1, sizeof *names, 64);
+    if (!names)
+        return oom(err);
+    m->names = names;
     char path[4096];
     if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, file) >= sizeof path)
         return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,

@@ -196,20 +196,13 @@ void textstats_free(struct textstats *ts)
     free(ts);
 }
 
-/* Grows *p to hold at least n elements of size sz (amortised doubling). */
+/* Grows *p to hold at least n elements of size sz. */
 static bool reserve(void **p, size_t *cap, size_t n, size_t sz)
 {
-    if (n <= *cap)
-        return true;
-    size_t c = *cap ? *cap : 64;
-    while (c < n)
-        c *= 2;
-    void *q = vc_realloc_array(*p, c, sz);
-    if (!q)
-        return false;
-    *p = q;
-    *cap = c;
-    return true;
+    void *q = vc_grow_array(*p, cap, n, sz, 64);
+    if (q)
+        *p = q;
+    return q != NULL;
 }
 
 static enum vc_status oom(struct vc_err *err)

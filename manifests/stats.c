@@ -113,14 +113,10 @@ void stats_free(struct stats *s)
 /* Makes room for one more element at index `at` of a sorted array. */
 static void *insert_slot(void **arr, size_t *n, size_t *cap, size_t elem, size_t at)
 {
-    if (*n == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 8;
-        void *grown = vc_realloc_array(*arr, ncap, elem);
-        if (!grown)
-            return NULL;
-        *arr = grown;
-        *cap = ncap;
-    }
+    void *grown = vc_grow_array(*arr, cap, *n + 1, elem, 8);
+    if (!grown)
+        return NULL;
+    *arr = grown;
     unsigned char *base = *arr;
     memmove(base + (at + 1) * elem, base + at * elem, (*n - at) * elem);
     (*n)++;

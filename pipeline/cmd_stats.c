@@ -65,14 +65,10 @@ struct shard_list {
 
 static int list_add(struct shard_list *l, const char *path)
 {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        char **grown = vc_realloc_array(l->paths, cap, sizeof *grown);
-        if (!grown)
-            return -1;
-        l->paths = grown;
-        l->cap = cap;
-    }
+    char **grown = vc_grow_array(l->paths, &l->cap, l->n + 1, sizeof *grown, 16);
+    if (!grown)
+        return -1;
+    l->paths = grown;
     l->paths[l->n] = vc_strdup(path);
     return l->paths[l->n++] ? 0 : -1;
 }
@@ -145,16 +141,10 @@ struct audit_sigs {
 static enum vc_status audit_push(struct audit_sigs *a, const struct dedup_sig *v, size_t n,
                                  struct vc_err *err)
 {
-    if (a->n + n > a->cap) {
-        size_t cap = a->cap ? 2 * a->cap : 1024;
-        while (cap < a->n + n)
-            cap *= 2;
-        struct dedup_sig *g = vc_realloc_array(a->v, cap, sizeof *g);
-        if (!g)
-            return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-        a->v = g;
-        a->cap = cap;
-    }
+    struct dedup_sig *g = vc_grow_array(a->v, &a->cap, a->n + n, sizeof *g, 1024);
+    if (!g)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+    a->v = g;
     memcpy(a->v + a->n, v, n * sizeof *v);
     a->n += n;
     return VC_OK;

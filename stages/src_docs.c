@@ -139,15 +139,13 @@ static enum vc_status prefetch(const struct src_docs *d, struct docs_cursor *c,
             rc = lr, *err = e;
             break;
         }
-        if (c->n_recs == rcap) {
-            rcap = rcap ? rcap * 2 : 64;
-            size_t *g = vc_realloc_array(c->rec_first, rcap + 1, sizeof *g);
-            if (!g) {
-                rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-                break;
-            }
-            c->rec_first = g;
+        /* One more for the end offset stored after the last record. */
+        size_t *g = vc_grow_array(c->rec_first, &rcap, c->n_recs + 2, sizeof *g, 64);
+        if (!g) {
+            rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+            break;
         }
+        c->rec_first = g;
         c->rec_first[c->n_recs++] = n;
         cJSON *doc = lr == VC_OK ? cJSON_ParseWithLength(rec, len) : NULL;
         const cJSON *images = cJSON_GetObjectItemCaseSensitive(doc, "images");

@@ -314,16 +314,12 @@ static void urls_close(void *cursor)
 
 static struct urls_row *new_row(struct urls_cursor *c, struct vc_err *err)
 {
-    if (c->n == c->cap) {
-        size_t nc = c->cap ? c->cap * 2 : 256;
-        struct urls_row *g = vc_realloc_array(c->rows, nc, sizeof *g);
-        if (!g) {
-            vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-            return NULL;
-        }
-        c->rows = g;
-        c->cap = nc;
+    struct urls_row *g = vc_grow_array(c->rows, &c->cap, c->n + 1, sizeof *g, 256);
+    if (!g) {
+        vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return NULL;
     }
+    c->rows = g;
     struct urls_row *r = &c->rows[c->n++];
     memset(r, 0, sizeof *r);
     r->meta = cJSON_CreateObject();

@@ -26,14 +26,10 @@ void src_paths_free(char **paths, size_t n)
 
 enum vc_status src_strv_push(char ***v, size_t *n, size_t *cap, const char *s, struct vc_err *err)
 {
-    if (*n == *cap) {
-        size_t nc = *cap ? *cap * 2 : 16;
-        char **g = vc_realloc_array(*v, nc, sizeof *g);
-        if (!g)
-            return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-        *v = g;
-        *cap = nc;
-    }
+    char **g = vc_grow_array(*v, cap, *n + 1, sizeof *g, 16);
+    if (!g)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+    *v = g;
     if (!((*v)[*n] = vc_strdup(s)))
         return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
     (*n)++;

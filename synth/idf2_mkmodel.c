@@ -37,15 +37,12 @@ static void add(struct tensor_list *l, bool ones, int nd, int64_t a, int64_t b, 
 {
     if (l->failed)
         return;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 256;
-        struct idf2_mk_tensor *t = vc_realloc_array(l->t, cap, sizeof *t);
-        if (!t) {
-            l->failed = true;
-            return;
-        }
-        l->t = t, l->cap = cap;
+    struct idf2_mk_tensor *grown = vc_grow_array(l->t, &l->cap, l->n + 1, sizeof *grown, 256);
+    if (!grown) {
+        l->failed = true;
+        return;
     }
+    l->t = grown;
     struct idf2_mk_tensor *t = &l->t[l->n++];
     memset(t, 0, sizeof *t);
     va_list ap;

@@ -88,13 +88,10 @@ static bool source_key(const char *dir, enum idf2_wfmt fmt, char hex[65])
             (e->d_name[0] != '.' && len > 12 && strcmp(e->d_name + len - 12, ".safetensors") == 0);
         if (!source)
             continue;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 16;
-            char **nn = vc_realloc_array(names, cap, sizeof *nn);
-            if (!nn)
-                break;
-            names = nn;
-        }
+        char **nn = vc_grow_array(names, &cap, n + 1, sizeof *nn, 16);
+        if (!nn)
+            break;
+        names = nn;
         names[n] = strdup(e->d_name);
         if (names[n])
             n++;

@@ -159,14 +159,10 @@ struct id_vec {
 
 static bool id_vec_push(struct id_vec *a, int32_t id)
 {
-    if (a->n == a->cap) {
-        size_t cap = a->cap ? 2 * a->cap : 64;
-        int32_t *v = vc_realloc_array(a->v, cap, sizeof *v);
-        if (!v)
-            return false;
-        a->v = v;
-        a->cap = cap;
-    }
+    int32_t *v = vc_grow_array(a->v, &a->cap, a->n + 1, sizeof *v, 64);
+    if (!v)
+        return false;
+    a->v = v;
     a->v[a->n++] = id;
     return true;
 }

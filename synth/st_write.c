@@ -61,14 +61,10 @@ enum vc_status st_writer_add(struct st_writer *w, const char *name, enum st_dtyp
         if (shape[d] < 0 || !vc_mul_ok(bytes, (size_t)shape[d], &bytes))
             return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
                               "st_writer: tensor '%s' has a bad shape", name);
-    if (w->n == w->cap) {
-        size_t cap = w->cap ? w->cap * 2 : 16;
-        struct st_wtensor *t = vc_realloc_array(w->t, cap, sizeof *t);
-        if (!t)
-            return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "st_writer");
-        w->t = t;
-        w->cap = cap;
-    }
+    struct st_wtensor *grown = vc_grow_array(w->t, &w->cap, w->n + 1, sizeof *grown, 16);
+    if (!grown)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "st_writer");
+    w->t = grown;
     struct st_wtensor *t = &w->t[w->n];
     memset(t, 0, sizeof *t);
     t->name = vc_strdup(name);

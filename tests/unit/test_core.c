@@ -8,6 +8,7 @@
 
 #include <cjson/cJSON.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 TEST(err_message_and_prefix)
@@ -29,6 +30,27 @@ TEST(checked_arithmetic)
     CHECK(!vc_mul_ok(SIZE_MAX / 2, 3, &out));
     CHECK(!vc_add_ok(SIZE_MAX, 1, &out));
     CHECK(vc_malloc_array(SIZE_MAX / 4, 8) == NULL);
+}
+
+TEST(grow_array_doubles_and_keeps_the_block_on_failure)
+{
+    size_t cap = 0;
+    int *v = vc_grow_array(NULL, &cap, 1, sizeof *v, 4);
+    CHECK(v != NULL && cap == 4);
+    v[3] = 42;
+    CHECK(vc_grow_array(v, &cap, 4, sizeof *v, 4) == v && cap == 4); /* room already */
+    v = vc_grow_array(v, &cap, 5, sizeof *v, 4);
+    CHECK(v != NULL && cap == 8 && v[3] == 42);
+    v = vc_grow_array(v, &cap, 100, sizeof *v, 4); /* one jump past several doublings */
+    CHECK(v != NULL && cap == 128 && v[3] == 42);
+    CHECK(vc_grow_array(v, &cap, SIZE_MAX / 2, sizeof *v, 4) == NULL && cap == 128);
+    CHECK(vc_grow_array(v, &cap, SIZE_MAX, 1, 4) == NULL && cap == 128); /* doubling overflows */
+    CHECK(v[3] == 42);
+    free(v);
+    size_t c0 = 0;
+    void *one = vc_grow_array(NULL, &c0, 1, 16, 0); /* no first capacity: start at 1 */
+    CHECK(one != NULL && c0 == 1);
+    free(one);
 }
 
 TEST(arena_cap_and_reset)
@@ -182,6 +204,7 @@ TEST(json_key_prefilter_never_misses_a_key)
 #define TESTS(X)                                                                                   \
     X(err_message_and_prefix)                                                                      \
     X(checked_arithmetic)                                                                          \
+    X(grow_array_doubles_and_keeps_the_block_on_failure)                                           \
     X(arena_cap_and_reset)                                                                         \
     X(sample_fields)                                                                               \
     X(field_digest_cached_until_replaced)                                                          \
