@@ -318,9 +318,7 @@ size_t dedup_clusters_root(struct dedup_clusters *c, size_t i)
     return i;
 }
 
-/* Lower is stronger: the method first, then the distance (pHash) or the
- * dissimilarity (MinHash). */
-static unsigned strength(unsigned method, unsigned score)
+unsigned dedup_strength(unsigned method, unsigned score)
 {
     unsigned s = method == DEDUP_M_TEXT_MINHASH ? 1000 - (score > 1000 ? 1000 : score) : score;
     return method << 16 | s;
@@ -331,7 +329,8 @@ static void note_pair(struct dedup_clusters *c, size_t i, uint32_t weight, unsig
 {
     if (weight > c->weight[i])
         c->weight[i] = weight;
-    if (c->method[i] == 0 || strength(method, score) < strength(c->method[i], c->score[i])) {
+    if (c->method[i] == 0 ||
+        dedup_strength(method, score) < dedup_strength(c->method[i], c->score[i])) {
         c->method[i] = (uint16_t)method;
         c->score[i] = (uint16_t)score;
     }

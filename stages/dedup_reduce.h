@@ -24,11 +24,10 @@
  *                   (key = unit << 32 | index, aux = the group's key, kind =
  *                   the method) for the next round to apply.
  *
- * Which sample survives is not decided here: edges go through union-find
- * in the dedup stage's plan hook.  The edge file is written to a temp name,
- * fsynced and renamed, so a finished partition is committed whole; the
- * part's marker, written next into the same folder, makes the renames
- * durable (vc_fs_rename_pending). */
+ * Which sample survives is not decided here: the dedup stage's plan hook
+ * joins the edges into clusters (dedup_cc) in its memory budget.  The edge file is written to a
+ * temp name, fsynced and renamed, so a finished partition is committed whole; the part's marker,
+ * written next into the same folder, makes the renames durable (vc_fs_rename_pending). */
 #ifndef VC_STAGES_DEDUP_REDUCE_H
 #define VC_STAGES_DEDUP_REDUCE_H
 
@@ -82,6 +81,11 @@ struct dedup_edge {
     uint32_t pad;
 };
 
+/* How strong a pair is, lower is stronger: the method first, then the
+ * distance (pHash) or the dissimilarity (MinHash).  A duplicate reports
+ * the strongest pair that reached it, the earliest of equals. */
+unsigned dedup_strength(unsigned method, unsigned score);
+
 /* Calls fn on every pair of an edge file, in file order. */
 typedef enum vc_status (*dedup_edge_fn)(void *ctx, const struct dedup_edge *e, struct vc_err *err);
 enum vc_status dedup_edges_each(const char *path, dedup_edge_fn fn, void *ctx, struct vc_err *err);
@@ -113,7 +117,8 @@ enum vc_status dedup_reduce_part(char *const *paths, size_t n_paths, uint32_t pa
                                  const char *edges_path, const char *edits_path,
                                  struct dedup_reduce_stats *stats, struct vc_err *err);
 
-/* Clusters: union-find over n samples, fed with edge files.  Per sample
+/* Clusters in memory for `vlmcurate stats` (the run's plan uses dedup_cc,
+ * bounded): union-find over n samples, fed with edge files.  Per sample
  * also the largest weight a pair reported and the strongest pair that
  * reached it (method 0 = none).  About 24 bytes per sample. */
 struct dedup_clusters {

@@ -8,15 +8,16 @@
  * them back in partition order.  A duplicate's method and distance are
  * those of the strongest pair that reached it (which may join it to
  * another member of its cluster than the kept one).  Memory of MAP: the unit's signatures (32
- * bytes each, ~20 per sample); of the reduce: memory_mb; of the plan: the
- * samples a pair or a document edit names (nodes, ~80 bytes each plus the
- * key), never the round's other records, which it only streams past. */
+ * bytes each, ~20 per sample); of the reduce and of the plan: memory_mb,
+ * whatever the number of samples, pairs and duplicates (the plan's steps
+ * are external sorts and streams: see "The plan" below). */
 #include "st_dedup.h"
 
 #include "core/extsort.h"
 #include "core/sha256.h"
 #include "core/vc_fs.h"
 #include "core/vc_mem.h"
+#include "dedup_cc.h"
 #include "dedup_doc.h"
 #include "dedup_hash.h"
 #include "dedup_reduce.h"
@@ -596,327 +597,483 @@ static enum vc_status dedup_edit(void *state, struct sample *s, struct stage_tas
     return rc;
 }
 
-/* The plan works on the samples that a pair or a document edit names
- * (the nodes), not on the run: everything else is kept untouched.  Node
- * ids are unit << 32 | index (dedup_map refuses larger indices), sorted;
- * the pass over the round's records fills in what the nodes need. */
-struct plan_nodes {
-    uint64_t *id;
-    size_t n, cap;
-    bool *alive; /* in the round's records (a pair may name a sample that
-                  * failed after dedup's map wrote its signatures) */
-    uint32_t *source, *repeats;
-    char **key;
-    bool *dup;
-    uint64_t repeats_all; /* dedup_repeats over every record of the round */
+/* The plan, in memory_mb whatever the number of samples and duplicates:
+ * each step is an external sort, a stream over files under WORK
+ * (rR-dedup-plan*-000000, removed at the end; a plan step killed midway is
+ * run again from the start and rewrites them) or a pass over the round's
+ * records (p->each, in (unit, index) order).  A sample is its node id,
+ * unit << 32 | index (dedup_map refuses larger indices), so node order is
+ * record order.
+ *   1. each pair's two nodes with the pair's number, sorted by node; a
+ *      pass over the records lists the pairs that name a sample no longer
+ *      alive (it failed after dedup's map wrote its signatures);
+ *   2. the other pairs: their nodes go to the components' input, what
+ *      each says of its nodes (weight, method, score) to a sort by node;
+ *   3. connected components (dedup_cc): each node's label, the smallest
+ *      node of its cluster;
+ *   4. a pass over the records adds each labelled node's source and key:
+ *      sorted by label then the keep rule, the first of a label is its
+ *      cluster's keeper, the others are duplicates, sorted by node;
+ *   5. a last pass writes the drops in record order, and counts the
+ *      document edits of the samples that stay.
+ * Each of the steps holds at most two sorts, of half the budget each. */
+struct plan_note {
+    uint64_t node, seq; /* seq: the pair's number, so equals keep pair order */
+    uint32_t weight;
+    uint16_t method, score;
 };
 
-static int u64_cmp(const void *a, const void *b)
+static int note_order(const void *x, const void *y)
 {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
+    const struct plan_note *a = x, *b = y;
+    if (a->node != b->node)
+        return a->node < b->node ? -1 : 1;
+    unsigned sa = dedup_strength(a->method, a->score), sb = dedup_strength(b->method, b->score);
+    if (sa != sb)
+        return sa < sb ? -1 : 1;
+    return (a->seq > b->seq) - (a->seq < b->seq);
 }
 
-static void nodes_compact(struct plan_nodes *v)
-{
-    if (v->n > 1)
-        qsort(v->id, v->n, sizeof *v->id, u64_cmp);
-    size_t k = 0;
-    for (size_t i = 0; i < v->n; i++)
-        if (k == 0 || v->id[k - 1] != v->id[i])
-            v->id[k++] = v->id[i];
-    v->n = k;
-}
+/* Reading a sort one record at a time, beside the records' pass. */
+struct cursor {
+    struct extsort *s;
+    const uint8_t *rec; /* valid until the next step */
+    size_t n;
+    int have;
+};
 
-/* Adds an id; duplicates are squeezed out whenever the array fills, so it
- * holds at most twice the distinct ids. */
-static enum vc_status nodes_push(struct plan_nodes *v, uint64_t id, struct vc_err *err)
+static enum vc_status cursor_next(struct cursor *c, struct vc_err *err)
 {
-    if (v->n == v->cap) {
-        nodes_compact(v);
-        if (2 * v->n >= v->cap) {
-            size_t cap = v->cap ? 2 * v->cap : 4096;
-            uint64_t *p = vc_realloc_array(v->id, cap, sizeof *p);
-            if (!p)
-                return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "%zu dedup nodes", cap);
-            v->id = p;
-            v->cap = cap;
-        }
+    c->have = extsort_next(c->s, &c->rec, &c->n, err);
+    if (c->have < 0) {
+        c->have = 0;
+        return VC_EFATAL;
     }
-    v->id[v->n++] = id;
     return VC_OK;
 }
 
-static size_t node_find(const struct plan_nodes *v, uint32_t unit, uint64_t index)
+static enum vc_status cursor_start(struct cursor *c, struct vc_err *err)
 {
-    if (index > UINT32_MAX || v->n == 0)
-        return SIZE_MAX;
-    uint64_t id = (uint64_t)unit << 32 | index;
-    const uint64_t *p = bsearch(&id, v->id, v->n, sizeof id, u64_cmp);
-    return p ? (size_t)(p - v->id) : SIZE_MAX;
+    VC_TRY(extsort_done(c->s, err));
+    return cursor_next(c, err);
 }
 
-static void nodes_free(struct plan_nodes *v)
+static uint64_t cursor_u64(const struct cursor *c)
 {
-    for (size_t i = 0; v->key && i < v->n; i++)
-        free(v->key[i]);
-    free(v->id);
-    free(v->alive);
-    free(v->source);
-    free(v->repeats);
-    free(v->key);
-    free(v->dup);
-}
-
-static enum vc_status edge_nodes(void *ctx, const struct dedup_edge *e, struct vc_err *err)
-{
-    struct plan_nodes *v = ctx;
-    VC_TRY(nodes_push(v, (uint64_t)e->unit_a << 32 | e->index_a, err));
-    return nodes_push(v, (uint64_t)e->unit_b << 32 | e->index_b, err);
-}
-
-static enum vc_status edit_nodes(void *ctx, const struct dedup_sig *s, struct vc_err *err)
-{
-    return nodes_push(ctx, s->key, err);
-}
-
-/* Reads a part's edit file (a signature file sorted by sample) in order. */
-static enum vc_status edits_each(const struct stage_ctx *run, size_t part, dedup_sig_fn fn,
-                                 void *ctx, struct vc_err *err)
-{
-    char path[4096], tmp[4096];
-    struct extsort *s = NULL;
-    enum vc_status rc = work_path(run, "edits", part, path, sizeof path, err);
-    if (rc == VC_OK)
-        rc = work_path(run, "count", part, tmp, sizeof tmp, err);
-    if (rc == VC_OK)
-        rc = dedup_sig_sorter(&s, tmp, 1u << 20, 1, err);
-    if (rc == VC_OK)
-        rc = dedup_sig_add_part(s, path, 0, 0, err);
-    if (rc == VC_OK)
-        rc = dedup_sig_drain(s, fn, ctx, err);
-    extsort_close(s);
-    return rc;
-}
-
-static enum vc_status node_rec(void *ctx, const struct stage_rec *r, struct vc_err *err)
-{
-    struct plan_nodes *v = ctx;
-    const cJSON *rep = cJSON_GetObjectItemCaseSensitive(r->extra, "dedup_repeats");
-    uint32_t repeats = cJSON_IsNumber(rep) ? (uint32_t)rep->valuedouble : 0;
-    v->repeats_all += repeats;
-    size_t k = node_find(v, r->unit, r->index);
-    if (k == SIZE_MAX)
-        return VC_OK;
-    v->alive[k] = true;
-    v->source[k] = r->source;
-    v->repeats[k] = repeats;
-    if (!(v->key[k] = vc_strdup(r->key)))
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-    return VC_OK;
-}
-
-/* The nodes of every edge and edit file, then what the records say of
- * them. */
-static enum vc_status nodes_load(const struct st_dedup *d, const struct stage_plan_stream *p,
-                                 struct plan_nodes *v, struct vc_err *err)
-{
-    size_t n_parts = dedup_reduce_parts((void *)d, NULL);
-    for (size_t part = 0; part < n_parts; part++) {
-        char path[4096];
-        VC_TRY(work_path(p->run, "edges", part, path, sizeof path, err));
-        VC_TRY(dedup_edges_each(path, edge_nodes, v, err));
-        VC_TRY(edits_each(p->run, part, edit_nodes, v, err));
-    }
-    nodes_compact(v);
-    size_t n = v->n + 1;
-    v->alive = calloc(n, sizeof *v->alive);
-    v->dup = calloc(n, sizeof *v->dup);
-    v->source = calloc(n, sizeof *v->source);
-    v->repeats = calloc(n, sizeof *v->repeats);
-    v->key = calloc(n, sizeof *v->key);
-    if (!v->alive || !v->dup || !v->source || !v->repeats || !v->key)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "%zu dedup nodes", v->n);
-    return p->each(p, node_rec, v, err);
-}
-
-/* The node of (unit, index) when that sample is alive in the round;
- * SIZE_MAX otherwise (dedup_clusters skips the pair). */
-static size_t node_alive(const void *ctx, uint32_t unit, uint32_t index)
-{
-    const struct plan_nodes *v = ctx;
-    size_t k = node_find(v, unit, index);
-    return k != SIZE_MAX && v->alive[k] ? k : SIZE_MAX;
-}
-
-/* Does node i make a better keeper than node j? */
-static bool keeper_better(const struct st_dedup *d, const struct plan_nodes *v,
-                          const struct dedup_clusters *u, size_t i, size_t j)
-{
-    if (d->keep == KEEP_LARGEST && u->weight[i] != u->weight[j])
-        return u->weight[i] > u->weight[j];
-    if (v->source[i] != v->source[j])
-        return v->source[i] < v->source[j];
-    int c = strcmp(v->key[i], v->key[j]);
-    if (c)
-        return c < 0;
-    return i < j; /* nodes are in (unit, index) order */
+    uint64_t v;
+    memcpy(&v, c->rec, sizeof v);
+    return v;
 }
 
 enum { TOP_CLUSTERS = 10 };
 
-/* Document edits of the samples that stay: what the next round will
- * remove, counted by method. */
-struct edit_count {
-    const struct plan_nodes *v;
-    uint64_t *by_method;
+struct top_cluster {
+    uint64_t size, keeper;
+    uint32_t source;
+    char *key; /* owned */
 };
 
-static enum vc_status count_edit(void *ctx, const struct dedup_sig *s, struct vc_err *err)
+struct plan {
+    const struct st_dedup *d;
+    struct stage_plan_stream *p;
+    size_t half;        /* the budget of one sort */
+    struct cursor in;   /* the sort read beside the records */
+    struct cursor more; /* a second one (edits) */
+    struct extsort *out;
+    FILE *f; /* pairs written (step 2) or labels read (step 4) */
+    char f_path[4096];
+    struct dedup_pair label;
+    bool have_label;
+    uint64_t seq, pairs, n_dup, n_clusters, repeats_all, dup_repeats;
+    uint64_t by_method[DEDUP_M_COUNT], edits[DEDUP_M_COUNT];
+    /* step 4: the cluster being read */
+    uint64_t c_label, c_size, c_keeper;
+    uint32_t c_source;
+    char c_key[EXTSORT_MAX_REC];
+    uint8_t rec[EXTSORT_MAX_REC];
+    struct top_cluster top[TOP_CLUSTERS];
+    size_t n_top;
+};
+
+static uint64_t node_id(uint32_t unit, uint64_t index)
 {
-    (void)err;
-    struct edit_count *c = ctx;
-    size_t k = node_find(c->v, (uint32_t)(s->key >> 32), (uint32_t)s->key);
-    if (k != SIZE_MAX && c->v->alive[k] && !c->v->dup[k] && (s->kind >> 8) < DEDUP_M_COUNT)
-        c->by_method[s->kind >> 8]++;
+    return (uint64_t)unit << 32 | index;
+}
+
+static enum vc_status plan_path(const struct plan *pl, const char *what, char *out,
+                                struct vc_err *err)
+{
+    return work_path(pl->p->run, what, 0, out, 4096, err);
+}
+
+/* Calls fn on the pairs of every reduce part in order, numbering them. */
+static enum vc_status each_pair(struct plan *pl, dedup_edge_fn fn, struct vc_err *err)
+{
+    pl->seq = 0;
+    for (size_t part = 0; part < dedup_reduce_parts((void *)pl->d, NULL); part++) {
+        char path[4096];
+        VC_TRY(work_path(pl->p->run, "edges", part, path, sizeof path, err));
+        VC_TRY(dedup_edges_each(path, fn, pl, err));
+    }
     return VC_OK;
 }
 
-static enum vc_status count_edits(const struct st_dedup *d, const struct stage_plan_stream *p,
-                                  const struct plan_nodes *v, uint64_t *by_method,
-                                  struct vc_err *err)
+static enum vc_status pair_sort(struct extsort **s, const struct plan *pl, const char *what,
+                                size_t rec_size, extsort_cmp_fn cmp, struct vc_err *err)
 {
-    by_method[DEDUP_M_DOC_IMAGE_REPEAT] = v->repeats_all;
-    for (size_t k = 0; k < v->n; k++)
-        if (v->dup[k])
-            by_method[DEDUP_M_DOC_IMAGE_REPEAT] -= v->repeats[k];
-    struct edit_count c = { v, by_method };
-    for (size_t part = 0; part < dedup_reduce_parts((void *)d, NULL); part++)
-        VC_TRY(edits_each(p->run, part, count_edit, &c, err));
+    char prefix[4096];
+    VC_TRY(plan_path(pl, what, prefix, err));
+    struct extsort_opts o = { rec_size, cmp, 0 };
+    return extsort_open_with(s, prefix, pl->half, &o, err);
+}
+
+static enum vc_status end_add(void *ctx, const struct dedup_edge *e, struct vc_err *err)
+{
+    struct plan *pl = ctx;
+    struct dedup_pair a = { node_id(e->unit_a, e->index_a), pl->seq },
+                      b = { node_id(e->unit_b, e->index_b), pl->seq++ };
+    VC_TRY(extsort_add(pl->in.s, &a, sizeof a, err));
+    return extsort_add(pl->in.s, &b, sizeof b, err);
+}
+
+static enum vc_status dead_add(struct plan *pl, struct vc_err *err)
+{
+    struct dedup_pair e;
+    memcpy(&e, pl->in.rec, sizeof e);
+    struct dedup_pair dead = { e.b, 0 };
+    VC_TRY(extsort_add(pl->out, &dead, sizeof dead, err));
+    return cursor_next(&pl->in, err);
+}
+
+/* Step 1's pass: the ends that name no alive record are dead. */
+static enum vc_status rec_alive(void *ctx, const struct stage_rec *r, struct vc_err *err)
+{
+    struct plan *pl = ctx;
+    uint64_t id = node_id(r->unit, r->index);
+    while (pl->in.have && cursor_u64(&pl->in) < id)
+        VC_TRY(dead_add(pl, err));
+    while (pl->in.have && cursor_u64(&pl->in) == id)
+        VC_TRY(cursor_next(&pl->in, err));
     return VC_OK;
 }
 
-static void add_report(const struct stage_plan_stream *p, const struct plan_nodes *v,
-                       const struct dedup_clusters *u, const size_t *keeper,
-                       const uint64_t *by_method, uint64_t n_dup, uint64_t n_clusters,
-                       const uint64_t *edits)
+static enum vc_status note_add(struct plan *pl, uint64_t node, uint64_t seq, uint32_t weight,
+                               const struct dedup_edge *e, struct vc_err *err)
 {
-    cJSON *o = cJSON_AddObjectToObject(p->report, "dedup");
+    struct plan_note n = { node, seq, weight, e->method, e->score };
+    return extsort_add(pl->out, &n, sizeof n, err);
+}
+
+/* Step 2: a pair of two alive, distinct samples. */
+static enum vc_status pair_live(void *ctx, const struct dedup_edge *e, struct vc_err *err)
+{
+    struct plan *pl = ctx;
+    uint64_t seq = pl->seq++;
+    while (pl->in.have && cursor_u64(&pl->in) < seq)
+        VC_TRY(cursor_next(&pl->in, err));
+    uint64_t a = node_id(e->unit_a, e->index_a), b = node_id(e->unit_b, e->index_b);
+    if ((pl->in.have && cursor_u64(&pl->in) == seq) || a == b)
+        return VC_OK;
+    pl->pairs++;
+    struct dedup_pair pr = { a < b ? a : b, a < b ? b : a };
+    VC_TRY(dedup_pairs_write(pl->f, pl->f_path, &pr, 1, err));
+    VC_TRY(note_add(pl, a, seq, e->weight_a, e, err));
+    return note_add(pl, b, seq, e->weight_b, e, err);
+}
+
+static enum vc_status close_checked(FILE **f, const char *path, enum vc_status rc,
+                                    struct vc_err *err)
+{
+    if (*f && fclose(*f) != 0 && rc == VC_OK)
+        rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", path, strerror(errno));
+    *f = NULL;
+    return rc;
+}
+
+/* Steps 1 and 2: the live pairs to pl->f_path, their notes sorted in
+ * pl->in. */
+static enum vc_status plan_pairs(struct plan *pl, struct vc_err *err)
+{
+    VC_TRY(pair_sort(&pl->in.s, pl, "plan-ends", sizeof(struct dedup_pair), dedup_pair_order, err));
+    VC_TRY(pair_sort(&pl->out, pl, "plan-dead", sizeof(struct dedup_pair), dedup_pair_order, err));
+    VC_TRY(each_pair(pl, end_add, err));
+    VC_TRY(cursor_start(&pl->in, err));
+    VC_TRY(pl->p->each(pl->p, rec_alive, pl, err));
+    while (pl->in.have)
+        VC_TRY(dead_add(pl, err));
+    extsort_close(pl->in.s);
+    pl->in = (struct cursor){ .s = pl->out };
+    pl->out = NULL;
+    VC_TRY(cursor_start(&pl->in, err));
+    VC_TRY(pair_sort(&pl->out, pl, "plan-notes", sizeof(struct plan_note), note_order, err));
+    VC_TRY(plan_path(pl, "plan-pairs", pl->f_path, err));
+    if (!(pl->f = fopen(pl->f_path, "wb")))
+        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", pl->f_path,
+                          strerror(errno));
+    enum vc_status rc = each_pair(pl, pair_live, err);
+    VC_TRY(close_checked(&pl->f, pl->f_path, rc, err));
+    extsort_close(pl->in.s);
+    pl->in = (struct cursor){ .s = pl->out };
+    pl->out = NULL;
+    return VC_OK;
+}
+
+static enum vc_status label_next(struct plan *pl, struct vc_err *err)
+{
+    pl->have_label = fread(&pl->label, sizeof pl->label, 1, pl->f) == 1;
+    if (!pl->have_label && ferror(pl->f))
+        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: read error", pl->f_path);
+    return VC_OK;
+}
+
+/* Step 4's pass: a labelled node's record for the keeper sort:
+ * label, the keep rule's weight (largest first), source, key, node, then
+ * the method and score of its strongest pair. */
+static enum vc_status rec_label(void *ctx, const struct stage_rec *r, struct vc_err *err)
+{
+    struct plan *pl = ctx;
+    uint64_t id = node_id(r->unit, r->index);
+    while (pl->have_label && pl->label.a < id)
+        VC_TRY(label_next(pl, err));
+    if (!pl->have_label || pl->label.a != id)
+        return VC_OK;
+    while (pl->in.have && cursor_u64(&pl->in) < id)
+        VC_TRY(cursor_next(&pl->in, err));
+    struct plan_note best = { 0 }, n;
+    uint32_t weight = 0;
+    for (bool first = true; pl->in.have && cursor_u64(&pl->in) == id; first = false) {
+        memcpy(&n, pl->in.rec, sizeof n);
+        if (first)
+            best = n;
+        if (n.weight > weight)
+            weight = n.weight;
+        VC_TRY(cursor_next(&pl->in, err));
+    }
+    size_t klen = strlen(r->key);
+    if (klen + 29 > sizeof pl->rec)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_none, "dedup: key of %zu bytes (unit %u)", klen,
+                          r->unit);
+    uint8_t *p = pl->rec;
+    extsort_put_be(p, pl->label.b, 8);
+    extsort_put_be(p + 8, pl->d->keep == KEEP_LARGEST ? UINT32_MAX - weight : 0, 4);
+    extsort_put_be(p + 12, r->source, 4);
+    memcpy(p + 16, r->key, klen + 1);
+    p += 17 + klen;
+    extsort_put_be(p, id, 8);
+    extsort_put_be(p + 8, best.method, 2);
+    extsort_put_be(p + 10, best.score, 2);
+    VC_TRY(extsort_add(pl->out, pl->rec, (size_t)(p + 12 - pl->rec), err));
+    return label_next(pl, err);
+}
+
+/* The largest clusters, biggest first, ties in label (record) order. */
+static enum vc_status top_add(struct plan *pl, struct vc_err *err)
+{
+    size_t pos = pl->n_top;
+    while (pos > 0 && pl->top[pos - 1].size < pl->c_size)
+        pos--;
+    if (pos == TOP_CLUSTERS)
+        return VC_OK;
+    char *key = vc_strdup(pl->c_key);
+    if (!key)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+    if (pl->n_top == TOP_CLUSTERS)
+        free(pl->top[TOP_CLUSTERS - 1].key);
+    else
+        pl->n_top++;
+    memmove(pl->top + pos + 1, pl->top + pos, (pl->n_top - 1 - pos) * sizeof *pl->top);
+    pl->top[pos] = (struct top_cluster){ pl->c_size, pl->c_keeper, pl->c_source, key };
+    return VC_OK;
+}
+
+/* Step 4's walk over the keeper sort: a duplicate's record for the drop
+ * sort is node, method, score, its keeper's node and key. */
+static enum vc_status keep_rec(struct plan *pl, const uint8_t *rec, struct vc_err *err)
+{
+    uint64_t label = extsort_get_be(rec, 8);
+    const char *key = (const char *)rec + 16;
+    size_t klen = strlen(key);
+    const uint8_t *tail = rec + 17 + klen;
+    uint64_t id = extsort_get_be(tail, 8);
+    if (pl->c_size == 0 || label != pl->c_label) {
+        if (pl->c_size)
+            VC_TRY(top_add(pl, err));
+        pl->n_clusters++;
+        pl->c_label = label;
+        pl->c_size = 1;
+        pl->c_keeper = id;
+        pl->c_source = (uint32_t)extsort_get_be(rec + 12, 4);
+        memcpy(pl->c_key, key, klen + 1);
+        return VC_OK;
+    }
+    pl->c_size++;
+    size_t kk = strlen(pl->c_key);
+    uint8_t *p = pl->rec;
+    extsort_put_be(p, id, 8);
+    memcpy(p + 8, tail + 8, 4); /* method, score */
+    extsort_put_be(p + 12, pl->c_keeper, 8);
+    memcpy(p + 20, pl->c_key, kk + 1);
+    unsigned m = (unsigned)extsort_get_be(tail + 8, 2);
+    pl->by_method[m < DEDUP_M_COUNT ? m : 0]++;
+    pl->n_dup++;
+    return extsort_add(pl->out, pl->rec, 21 + kk, err);
+}
+
+/* Steps 3 and 4: the duplicates sorted by node in pl->in. */
+static enum vc_status plan_clusters(struct plan *pl, struct vc_err *err)
+{
+    char labels[4096], prefix[4096], pairs[4096];
+    uint64_t n_nodes;
+    memcpy(pairs, pl->f_path, sizeof pairs);
+    VC_TRY(plan_path(pl, "plan-labels", labels, err));
+    VC_TRY(plan_path(pl, "plan-cc", prefix, err));
+    VC_TRY(dedup_cc_labels(pairs, prefix, pl->half, labels, &n_nodes, err));
+    remove(pairs);
+    VC_TRY(cursor_start(&pl->in, err));
+    char kprefix[4096];
+    VC_TRY(plan_path(pl, "plan-keep", kprefix, err));
+    VC_TRY(extsort_open(&pl->out, kprefix, pl->half, err));
+    memcpy(pl->f_path, labels, sizeof labels);
+    if (!(pl->f = fopen(labels, "rb")))
+        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", labels, strerror(errno));
+    enum vc_status rc = label_next(pl, err);
+    if (rc == VC_OK)
+        rc = pl->p->each(pl->p, rec_label, pl, err);
+    fclose(pl->f);
+    pl->f = NULL;
+    remove(labels);
+    VC_TRY(rc);
+    extsort_close(pl->in.s);
+    pl->in = (struct cursor){ .s = pl->out };
+    VC_TRY(plan_path(pl, "plan-drops", prefix, err));
+    VC_TRY(extsort_open(&pl->out, prefix, pl->half, err));
+    VC_TRY(cursor_start(&pl->in, err));
+    while (pl->in.have) {
+        VC_TRY(keep_rec(pl, pl->in.rec, err));
+        VC_TRY(cursor_next(&pl->in, err));
+    }
+    if (pl->c_size)
+        VC_TRY(top_add(pl, err));
+    extsort_close(pl->in.s);
+    pl->in = (struct cursor){ .s = pl->out };
+    pl->out = NULL;
+    return VC_OK;
+}
+
+/* Step 5's pass: drops in record order; edits of the samples that stay. */
+static enum vc_status rec_drop(void *ctx, const struct stage_rec *r, struct vc_err *err)
+{
+    struct plan *pl = ctx;
+    const cJSON *rep = cJSON_GetObjectItemCaseSensitive(r->extra, "dedup_repeats");
+    uint32_t repeats = cJSON_IsNumber(rep) ? (uint32_t)rep->valuedouble : 0;
+    uint64_t id = node_id(r->unit, r->index);
+    pl->repeats_all += repeats;
+    bool dup = false;
+    while (pl->in.have && extsort_get_be(pl->in.rec, 8) < id)
+        VC_TRY(cursor_next(&pl->in, err));
+    if (pl->in.have && extsort_get_be(pl->in.rec, 8) == id) {
+        const uint8_t *x = pl->in.rec;
+        unsigned m = (unsigned)extsort_get_be(x + 8, 2),
+                 score = (unsigned)extsort_get_be(x + 10, 2);
+        uint64_t kp = extsort_get_be(x + 12, 8);
+        m = m < DEDUP_M_COUNT ? m : 0;
+        struct stage_drop sd = { .unit = r->unit,
+                                 .index = r->index,
+                                 .key = r->key,
+                                 .state = STAGE_REC_DUPLICATE,
+                                 .stage = "dedup",
+                                 .reason = VC_REASON_duplicate,
+                                 .dup_unit = (uint32_t)(kp >> 32),
+                                 .dup_index = (uint32_t)kp,
+                                 .dup_key = (const char *)x + 20,
+                                 .dup_method = dedup_method_name(m) };
+        if (m == DEDUP_M_IMAGE_PHASH) {
+            sd.dup_measure = "distance";
+            sd.dup_value = score;
+        } else if (m == DEDUP_M_TEXT_MINHASH) {
+            sd.dup_measure = "similarity";
+            sd.dup_value = score / 1000.0;
+        }
+        VC_TRY(stage_plan_drop(pl->p, &sd, err));
+        dup = true;
+        pl->dup_repeats += repeats;
+        VC_TRY(cursor_next(&pl->in, err));
+    }
+    const struct dedup_sig *s;
+    while (pl->more.have && (s = (const void *)pl->more.rec)->key <= id) {
+        if (s->key == id && !dup && (s->kind >> 8) < DEDUP_M_COUNT)
+            pl->edits[s->kind >> 8]++;
+        VC_TRY(cursor_next(&pl->more, err));
+    }
+    return VC_OK;
+}
+
+static enum vc_status plan_drops(struct plan *pl, struct vc_err *err)
+{
+    char prefix[4096];
+    VC_TRY(cursor_start(&pl->in, err));
+    VC_TRY(plan_path(pl, "plan-edits", prefix, err));
+    VC_TRY(dedup_sig_sorter(&pl->more.s, prefix, pl->half, 0, err));
+    for (size_t part = 0; part < dedup_reduce_parts((void *)pl->d, NULL); part++) {
+        char path[4096];
+        VC_TRY(work_path(pl->p->run, "edits", part, path, sizeof path, err));
+        VC_TRY(dedup_sig_add_part(pl->more.s, path, 0, 0, err));
+    }
+    VC_TRY(cursor_start(&pl->more, err));
+    VC_TRY(pl->p->each(pl->p, rec_drop, pl, err));
+    pl->edits[DEDUP_M_DOC_IMAGE_REPEAT] = pl->repeats_all - pl->dup_repeats;
+    return VC_OK;
+}
+
+static void add_report(const struct plan *pl)
+{
+    cJSON *o = cJSON_AddObjectToObject(pl->p->report, "dedup");
     if (!o)
         return;
     cJSON *e = cJSON_AddObjectToObject(o, "document_edits");
     for (unsigned k = DEDUP_M_DOC_IMAGE_URL; e && k <= DEDUP_M_DOC_IMAGE_REPEAT; k++)
-        cJSON_AddNumberToObject(e, dedup_method_name(k), (double)edits[k]);
-    cJSON_AddNumberToObject(o, "duplicates", (double)n_dup);
-    cJSON_AddNumberToObject(o, "clusters", (double)n_clusters);
-    cJSON_AddNumberToObject(o, "pairs", (double)u->pairs);
+        cJSON_AddNumberToObject(e, dedup_method_name(k), (double)pl->edits[k]);
+    cJSON_AddNumberToObject(o, "duplicates", (double)pl->n_dup);
+    cJSON_AddNumberToObject(o, "clusters", (double)pl->n_clusters);
+    cJSON_AddNumberToObject(o, "pairs", (double)pl->pairs);
     cJSON *m = cJSON_AddObjectToObject(o, "by_method");
     for (unsigned k = 1; m && k < DEDUP_M_COUNT; k++)
-        if (by_method[k])
-            cJSON_AddNumberToObject(m, dedup_method_name(k), (double)by_method[k]);
-    /* The largest clusters: a small sorted array of roots, biggest first,
-     * ties in record order, so the list is deterministic. */
-    size_t top[TOP_CLUSTERS], n_top = 0;
-    for (size_t i = 0; i < v->n; i++) {
-        if (u->parent[i] != i || u->size[i] < 2)
-            continue;
-        size_t pos = n_top;
-        while (pos > 0 && u->size[top[pos - 1]] < u->size[i])
-            pos--;
-        if (pos == TOP_CLUSTERS)
-            continue;
-        if (n_top < TOP_CLUSTERS)
-            n_top++;
-        memmove(top + pos + 1, top + pos, (n_top - 1 - pos) * sizeof *top);
-        top[pos] = i;
-    }
+        if (pl->by_method[k])
+            cJSON_AddNumberToObject(m, dedup_method_name(k), (double)pl->by_method[k]);
     cJSON *arr = cJSON_AddArrayToObject(o, "largest_clusters");
-    for (size_t k = 0; arr && k < n_top; k++) {
-        size_t r = keeper[top[k]];
+    for (size_t k = 0; arr && k < pl->n_top; k++) {
+        const struct top_cluster *t = &pl->top[k];
         cJSON *c = cJSON_CreateObject();
-        cJSON_AddNumberToObject(c, "size", u->size[top[k]]);
-        cJSON_AddStringToObject(c, "source", p->sources[v->source[r]].name);
-        cJSON_AddNumberToObject(c, "unit", (double)(v->id[r] >> 32));
-        cJSON_AddStringToObject(c, "kept", v->key[r]);
+        cJSON_AddNumberToObject(c, "size", (double)t->size);
+        cJSON_AddStringToObject(c, "source", pl->p->sources[t->source].name);
+        cJSON_AddNumberToObject(c, "unit", (double)(t->keeper >> 32));
+        cJSON_AddStringToObject(c, "kept", t->key);
         cJSON_AddItemToArray(arr, c);
     }
-}
-
-/* The duplicates of the clusters, in node order. */
-static enum vc_status plan_drops(struct stage_plan_stream *p, struct plan_nodes *v,
-                                 const struct dedup_clusters *u, const size_t *keeper,
-                                 uint64_t *by_method, uint64_t *n_dup, uint64_t *n_clusters,
-                                 struct vc_err *err)
-{
-    for (size_t i = 0; i < v->n; i++) {
-        size_t r = u->parent[i], kp = keeper[r];
-        if (u->size[r] < 2)
-            continue;
-        if (kp == i) {
-            ++*n_clusters;
-            continue;
-        }
-        unsigned m = u->method[i] < DEDUP_M_COUNT ? u->method[i] : 0;
-        struct stage_drop sd = { .unit = (uint32_t)(v->id[i] >> 32),
-                                 .index = (uint32_t)v->id[i],
-                                 .key = v->key[i],
-                                 .state = STAGE_REC_DUPLICATE,
-                                 .stage = "dedup",
-                                 .reason = VC_REASON_duplicate,
-                                 .dup_unit = (uint32_t)(v->id[kp] >> 32),
-                                 .dup_index = (uint32_t)v->id[kp],
-                                 .dup_key = v->key[kp],
-                                 .dup_method = dedup_method_name(m) };
-        if (m == DEDUP_M_IMAGE_PHASH) {
-            sd.dup_measure = "distance";
-            sd.dup_value = u->score[i];
-        } else if (m == DEDUP_M_TEXT_MINHASH) {
-            sd.dup_measure = "similarity";
-            sd.dup_value = u->score[i] / 1000.0;
-        }
-        VC_TRY(stage_plan_drop(p, &sd, err));
-        v->dup[i] = true;
-        by_method[m]++;
-        ++*n_dup;
-    }
-    return VC_OK;
 }
 
 static enum vc_status dedup_plan(void *state, struct stage_plan_stream *p, struct vc_err *err)
 {
     const struct st_dedup *d = state;
-    struct plan_nodes v = { 0 };
-    struct dedup_clusters u = { 0 };
-    size_t *keeper = NULL;
-    enum vc_status rc = nodes_load(d, p, &v, err);
+    struct plan *pl = calloc(1, sizeof *pl);
+    if (!pl)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+    *pl = (struct plan){ .d = d, .p = p, .half = d->ro.mem_bytes / 2 };
+    enum vc_status rc = plan_pairs(pl, err);
     if (rc == VC_OK)
-        rc = dedup_clusters_init(&u, v.n, err);
-    if (rc == VC_OK && !(keeper = vc_malloc_array(v.n + 1, sizeof *keeper)))
-        rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "dedup plan of %zu nodes", v.n);
-    for (size_t part = 0; rc == VC_OK && part < dedup_reduce_parts(state, NULL); part++) {
-        char path[4096];
-        rc = work_path(p->run, "edges", part, path, sizeof path, err);
-        if (rc == VC_OK)
-            rc = dedup_clusters_add(&u, path, 0, node_alive, &v, err);
-    }
-    uint64_t by_method[DEDUP_M_COUNT] = { 0 }, n_dup = 0, n_clusters = 0;
-    if (rc == VC_OK) {
-        dedup_clusters_count(&u);
-        for (size_t i = 0; i < v.n; i++) {
-            size_t r = u.parent[i]; /* compressed by dedup_clusters_count */
-            if (r == i || keeper_better(d, &v, &u, i, keeper[r]))
-                keeper[r] = i;
-        }
-        rc = plan_drops(p, &v, &u, keeper, by_method, &n_dup, &n_clusters, err);
-    }
-    uint64_t edits[DEDUP_M_COUNT] = { 0 };
+        rc = plan_clusters(pl, err);
     if (rc == VC_OK)
-        rc = count_edits(d, p, &v, edits, err);
+        rc = plan_drops(pl, err);
     if (rc == VC_OK)
-        add_report(p, &v, &u, keeper, by_method, n_dup, n_clusters, edits);
-    free(keeper);
-    dedup_clusters_free(&u);
-    nodes_free(&v);
+        add_report(pl);
+    if (pl->f)
+        fclose(pl->f);
+    extsort_close(pl->in.s);
+    extsort_close(pl->more.s);
+    extsort_close(pl->out);
+    for (size_t k = 0; k < pl->n_top; k++)
+        free(pl->top[k].key);
+    free(pl);
     return rc;
 }
 

@@ -25,11 +25,9 @@ README's rule computed here (the first use keeps the key, later ones get
 _1, _2, ... skipping keys already given), with repeated keys and keys
 that look suffixed ("r3_1") so renames cascade; the same bytes as a run
 with the default budget."""
-import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
@@ -90,39 +88,6 @@ def make(folder, n, memory_mb, dedup=False):
     return pe.write_spec(os.path.join(folder, "spec.json"), spec)
 
 
-# A child's peak RSS starts at its parent's size when it forks (Linux
-# carries the high-water mark across fork and exec): the command is started
-# by a fresh interpreter, the same small size every time, which reports the
-# child's rusage (os.wait4).
-SPAWN = """import os, subprocess, sys
-p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
-_, status, ru = os.wait4(p.pid, 0)
-print(os.waitstatus_to_exitcode(status), ru.ru_maxrss)"""
-
-
-def peak_kb(cmd):
-    """Peak RSS of the command's process (KB)."""
-    r = subprocess.run([sys.executable, "-c", SPAWN] + cmd, capture_output=True, text=True)
-    rc, kb = (int(x) for x in r.stdout.split())
-    vctest.expect(rc == 0, "%s: exit %d\n%s" % (" ".join(cmd), rc, r.stderr[-3000:]))
-    return kb
-
-
-def digest(path):
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def rerun(out, phase, commit, outputs):
-    before = {o: digest(os.path.join(out, o)) for o in outputs}
-    os.unlink(os.path.join(out, commit))
-    kb = peak_kb([args.bin, "task", out, phase, "0", "--quiet"])
-    for o in outputs:
-        vctest.expect(digest(os.path.join(out, o)) == before[o],
-                      "%s rerun alone: %s byte-identical" % (phase, o))
-    return kb
-
-
 def duplicates(n):
     """The samples dedup drops, by the README's rule: of equal captions
     (all of one source and length) the smallest key stays, then the
@@ -162,8 +127,8 @@ for n in (10000, 100000):
     spec = make(folder, n, 4)
     out = os.path.join(folder, "out")
     pe.run_spec(args, spec, out, threads=2)
-    plan_kb = rerun(out, "plan", "_work/plan.json", ["_work/plan-slices.bin"])
-    finish_kb = rerun(out, "finish", "run.json", ["ledger.jsonl", "wids-index.json"])
+    plan_kb = pe.rerun_alone(args, out, "plan", "_work/plan.json", ["_work/plan-slices.bin"])
+    finish_kb = pe.rerun_alone(args, out, "finish", "run.json", ["ledger.jsonl", "wids-index.json"])
     peaks[n] = (plan_kb, finish_kb)
     got = [(k, f.get("txt")) for p in pe.shards(out, "m") for k, f in pe.read_samples(p)]
     want = expected(n)
@@ -189,7 +154,7 @@ for n in (10000, 60000):
     shutil.rmtree(folder, ignore_errors=True)
     spec = make(folder, n, 4, dedup=True)
     out = os.path.join(folder, "out")
-    run_peaks[n] = peak_kb(pe.run_cmd(args, spec, out, threads=2) + ["--quiet"])
+    run_peaks[n] = pe.peak_kb(pe.run_cmd(args, spec, out, threads=2) + ["--quiet"])
     dup = duplicates(n)
     got = [(k, f.get("txt")) for p in pe.shards(out, "m") for k, f in pe.read_samples(p)]
     want = expected(n, dup)
@@ -206,9 +171,9 @@ for n in (10000, 60000):
     vctest.expect(len(drops) == len(dup) and
                   json.load(open(os.path.join(out, "_work", "r0-plan.json")))["n_dropped"] ==
                   len(dup), "dedup n=%d: r0-drops.jsonl holds the %d drops" % (n, len(dup)))
-    dedup_peaks[n] = (rerun(out, "r0-plan", "_work/r0-plan.json",
+    dedup_peaks[n] = (pe.rerun_alone(args, out, "r0-plan", "_work/r0-plan.json",
                             ["_work/r0-drops.jsonl", "_work/r0-order.bin"]),
-                      rerun(out, "finish", "run.json", ["ledger.jsonl"]))
+                      pe.rerun_alone(args, out, "finish", "run.json", ["ledger.jsonl"]))
 print("whole run with dedup, peak RSS KB %d -> %d" % (run_peaks[10000], run_peaks[60000]))
 small, big = dedup_peaks[10000], dedup_peaks[60000]
 print("peak RSS KB dedup plan step %d -> %d, finish %d -> %d" % (small[0], big[0], small[1],

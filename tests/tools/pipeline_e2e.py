@@ -12,6 +12,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tarfile
 import time
 
@@ -55,6 +56,39 @@ def write_spec(path, spec):
 
 def run_cmd(args, spec_path, out, threads=1, extra=()):
     return [args.bin, "run", spec_path, "--threads", str(threads), "--out", out] + list(extra)
+
+
+# A child's peak RSS starts at its parent's size when it forks (Linux
+# carries the high-water mark across fork and exec): the command is started
+# by a fresh interpreter, the same small size every time, which reports the
+# child's rusage (os.wait4).
+SPAWN = """import os, subprocess, sys
+p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
+_, status, ru = os.wait4(p.pid, 0)
+print(os.waitstatus_to_exitcode(status), ru.ru_maxrss)"""
+
+
+def peak_kb(cmd):
+    """Peak RSS (KB) of the command's process, which must succeed."""
+    r = subprocess.run([sys.executable, "-c", SPAWN] + cmd, capture_output=True, text=True)
+    rc, kb = (int(x) for x in r.stdout.split())
+    vctest.expect(rc == 0, "%s: exit %d\n%s" % (" ".join(cmd), rc, r.stderr[-3000:]))
+    return kb
+
+
+def rerun_alone(args, out, phase, commit, outputs):
+    """Removes a finished run's `commit` file and reruns task `phase` 0
+    alone: its peak RSS (KB), after checking it wrote the same `outputs`
+    (paths under out) byte for byte."""
+    def digest(path):
+        with open(os.path.join(out, path), "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    before = {o: digest(o) for o in outputs}
+    os.unlink(os.path.join(out, commit))
+    kb = peak_kb([args.bin, "task", out, phase, "0", "--quiet"])
+    for o in outputs:
+        vctest.expect(digest(o) == before[o], "%s rerun alone: %s byte-identical" % (phase, o))
+    return kb
 
 
 def run_spec(args, spec_path, out, threads=1, check=True, extra=()):

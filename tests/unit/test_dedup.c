@@ -6,6 +6,7 @@
 
 #include "core/extsort.h"
 #include "core/img.h"
+#include "stages/dedup_cc.h"
 #include "stages/dedup_hash.h"
 #include "stages/dedup_reduce.h"
 #include "stages/dedup_sig.h"
@@ -623,6 +624,108 @@ TEST(reduce_bounds_flooded_band_groups)
     reduce_dir_free(&d);
 }
 
+/* Node i's id: five units, ordinals scrambled (an odd multiplier mod
+ * 2^32 is a bijection), so a component's smallest id is not its first
+ * member. */
+static uint64_t cc_id(uint32_t i)
+{
+    return (uint64_t)(i % 5) << 32 | (uint32_t)(i * 2654435761u);
+}
+
+/* Components known by construction (blocks of consecutive members: long
+ * chains, cliques, stars, pairs) joined by pairs given in a random order,
+ * repeated and reversed, in a budget that takes ~15 chunks: every node
+ * gets its block's smallest id, computed here by a scan. */
+TEST(components_in_chunks_match_construction)
+{
+    enum { N = 120000 };
+    const char *dir = vc_test_tmpdir();
+    char pairs_path[4200], labels_path[4200], prefix[4200];
+    snprintf(pairs_path, sizeof pairs_path, "%s/cc-pairs", dir);
+    snprintf(labels_path, sizeof labels_path, "%s/cc-labels", dir);
+    snprintf(prefix, sizeof prefix, "%s/cc-tmp", dir);
+    uint32_t *block = malloc(N * sizeof *block);
+    size_t cap = 8 * (size_t)N, n = 0;
+    struct dedup_pair *v = malloc(cap * sizeof *v);
+    CHECK(block && v);
+    uint64_t seed = 7;
+    uint32_t b = 0;
+    for (uint32_t i = 0; i < N; b++) {
+        uint32_t kind = b % 4, len = kind == 0   ? 3000 + (uint32_t)lcg(&seed) % 3000
+                                     : kind == 1 ? 2 + (uint32_t)lcg(&seed) % 30
+                                     : kind == 2 ? 2 + (uint32_t)lcg(&seed) % 200
+                                                 : 2;
+        if (len > N - i)
+            len = N - i;
+        for (uint32_t k = 0; k < len; k++) {
+            block[i + k] = b;
+            if (k == 0)
+                continue;
+            uint32_t other = kind == 0   ? i + k - 1                    /* chain */
+                             : kind == 1 ? i + (uint32_t)lcg(&seed) % k /* random tree */
+                                         : i;                           /* star, pair */
+            v[n++] = (struct dedup_pair){ cc_id(i + k), cc_id(other) };
+            if (kind == 1) /* and more edges: towards a clique */
+                for (uint32_t j = 0; j < k && n < cap; j++)
+                    v[n++] = (struct dedup_pair){ cc_id(i + j), cc_id(i + k) };
+        }
+        if (len == 1) /* a lone node at the end joins no pair */
+            block[i] = UINT32_MAX;
+        i += len;
+    }
+    for (size_t k = n; k > 1; k--) { /* Fisher-Yates */
+        size_t j = lcg(&seed) % k;
+        struct dedup_pair t = v[k - 1];
+        v[k - 1] = v[j];
+        v[j] = t;
+    }
+    FILE *f = fopen(pairs_path, "wb");
+    CHECK(f && dedup_pairs_write(f, pairs_path, v, n, NULL) == VC_OK && fclose(f) == 0);
+    uint64_t *want = malloc(b * sizeof *want), n_want = 0;
+    CHECK(want != NULL);
+    for (uint32_t k = 0; k < b; k++)
+        want[k] = UINT64_MAX;
+    for (uint32_t i = 0; i < N; i++)
+        if (block[i] != UINT32_MAX && cc_id(i) < want[block[i]])
+            want[block[i]] = cc_id(i);
+    uint64_t n_nodes = 0;
+    struct vc_err err;
+    CHECK_INT(dedup_cc_labels(pairs_path, prefix, 1u << 20, labels_path, &n_nodes, &err), VC_OK);
+    /* Every labelled node, in id order: sort the expected (id, label). */
+    struct dedup_pair *exp = malloc(N * sizeof *exp);
+    CHECK(exp != NULL);
+    for (uint32_t i = 0; i < N; i++)
+        if (block[i] != UINT32_MAX)
+            exp[n_want++] = (struct dedup_pair){ cc_id(i), want[block[i]] };
+    qsort(exp, n_want, sizeof *exp, dedup_pair_order);
+    CHECK(n_nodes == n_want);
+    f = fopen(labels_path, "rb");
+    CHECK(f != NULL);
+    struct dedup_pair got;
+    size_t k = 0, bad = 0;
+    while (fread(&got, sizeof got, 1, f) == 1) {
+        bad += k >= n_want || got.a != exp[k].a || got.b != exp[k].b;
+        k++;
+    }
+    fclose(f);
+    CHECK(k == n_want && bad == 0);
+    /* The input stays; the passes' files are gone. */
+    struct stat st;
+    CHECK(stat(pairs_path, &st) == 0 && (size_t)st.st_size == n * sizeof *v);
+    DIR *dd = opendir(dir);
+    struct dirent *de;
+    size_t left = 0;
+    while (dd && (de = readdir(dd)) != NULL)
+        left += strncmp(de->d_name, "cc-tmp", 6) == 0;
+    if (dd)
+        closedir(dd);
+    CHECK(left == 0);
+    free(exp);
+    free(want);
+    free(v);
+    free(block);
+}
+
 #define TESTS(X)                                                                                   \
     X(phash_matches_float_dct)                                                                     \
     X(phash_resample_unchanged_at_odd_sizes)                                                       \
@@ -635,5 +738,6 @@ TEST(reduce_bounds_flooded_band_groups)
     X(merge_matches_qsort_in_passes)                                                               \
     X(reduce_finds_pairs_within_radius_once)                                                       \
     X(reduce_counts_edits_in_bounded_memory)                                                       \
-    X(reduce_bounds_flooded_band_groups)
+    X(reduce_bounds_flooded_band_groups)                                                           \
+    X(components_in_chunks_match_construction)
 TEST_MAIN(TESTS)
