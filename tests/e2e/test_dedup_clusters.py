@@ -28,8 +28,6 @@ import sys
 import zlib
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
-from gen_tiny_wds import header  # noqa: E402
 import pipeline_e2e as pe  # noqa: E402
 import vctest  # noqa: E402
 
@@ -80,21 +78,11 @@ def png(image):
 
 
 def make(folder, lay, memory_mb=4):
-    os.makedirs(folder, exist_ok=True)
-    n = len(lay)
-    n_tars = (n + PER_TAR - 1) // PER_TAR
-    for t in range(n_tars):
-        parts = []
-        for i in range(t * PER_TAR, min(n, (t + 1) * PER_TAR)):
-            image, caption = lay[i]
-            for ext, data in (("png", png(image)), ("txt", b"caption %d here" % caption)):
-                parts += [header(("%s.%s" % (key(i), ext)).encode(), len(data)), data,
-                          bytes(-len(data) % 512)]
-        parts.append(bytes(1024))
-        with open(os.path.join(folder, "t-%04d.tar" % t), "wb") as f:
-            f.write(b"".join(parts))
-    spec = {"sources": [{"name": "tiny", "type": "webdataset",
-                         "urls": "t-{0000..%04d}.tar" % (n_tars - 1)}],
+    def members(i):
+        image, caption = lay[i]
+        return [(key(i) + ".png", png(image)), (key(i) + ".txt", b"caption %d here" % caption)]
+    urls = pe.write_tiny_tars(folder, len(lay), PER_TAR, members)
+    spec = {"sources": [{"name": "tiny", "type": "webdataset", "urls": urls}],
             "stages": [{"stage": "ingest"},
                        {"stage": "dedup", "image": {"phash": False}, "text": {"minhash": False},
                         "memory_mb": memory_mb, "partitions": 4},

@@ -31,8 +31,6 @@ import shutil
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
-from gen_tiny_wds import header  # noqa: E402
 import pipeline_e2e as pe  # noqa: E402
 import vctest  # noqa: E402
 
@@ -61,20 +59,9 @@ def dup_caption(i):
 
 
 def make(folder, n, memory_mb, dedup=False):
-    os.makedirs(folder, exist_ok=True)
-    n_tars = (n + PER_TAR - 1) // PER_TAR
     text_of = dup_caption if dedup else caption
-    for t in range(n_tars):
-        parts = []
-        for i in range(t * PER_TAR, min(n, (t + 1) * PER_TAR)):
-            text = text_of(i)
-            parts += [header(key(i).encode() + b".txt", len(text)), text,
-                      bytes(-len(text) % 512)]
-        parts.append(bytes(1024))
-        with open(os.path.join(folder, "t-%04d.tar" % t), "wb") as f:
-            f.write(b"".join(parts))
-    spec = {"sources": [{"name": "tiny", "type": "webdataset",
-                         "urls": "t-{0000..%04d}.tar" % (n_tars - 1)}],
+    urls = pe.write_tiny_tars(folder, n, PER_TAR, lambda i: [(key(i) + ".txt", text_of(i))])
+    spec = {"sources": [{"name": "tiny", "type": "webdataset", "urls": urls}],
             "stages": [{"stage": "ingest"},
                        {"stage": "filter", "defaults": False,
                         "filters": [{"name": "cap_words", "min": 2}]},
