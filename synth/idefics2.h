@@ -104,9 +104,11 @@ void idf2_model_report(const struct idf2_model *m, struct idf2_load_report *out)
 struct idf2_model_info {
     const char *backend; /* the kernel row in use */
     int vocab_size, text_width, vision_width;
-    int image_seq_len;    /* <image> tokens per image (per crop when splitting) */
-    bool image_splitting; /* preprocessor_config.json's default */
-    int default_max_new;  /* generation_config.json's max_new_tokens, or IDF2_DEFAULT_MAX_NEW */
+    int image_seq_len;     /* <image> tokens per image (per crop when splitting) */
+    bool image_splitting;  /* preprocessor_config.json's default */
+    int default_max_new;   /* generation_config.json's max_new_tokens, or IDF2_DEFAULT_MAX_NEW */
+    double text_row_flops; /* 2 x the multiply-adds of the decoder layers' matmuls per token
+                              row (what a pass's FLOP rate is counted in) */
 };
 void idf2_model_info(const struct idf2_model *m, struct idf2_model_info *out);
 
@@ -222,11 +224,18 @@ struct idf2_ctx_stats {
     size_t passes;      /* decoder forward passes */
     size_t rows;        /* token rows through the decoder */
     size_t max_batch;   /* most sequences in one pass */
-    /* Where the time went: image encoding (vision tower + connector, one
-     * request at a time), decoder passes of prompt rows only, of decoding
-     * rows only, and of both (a refilled slot's prompt beside the others'
-     * next tokens). */
-    double vision_seconds, prefill_seconds, decode_seconds, mixed_seconds;
+    /* Where the time went: image encoding (preprocessing, vision tower and
+     * connector; the images of the requests admitted together share
+     * passes), in vision_passes passes of vision_images images; then the
+     * decoder passes of prompt rows only (prefill), of decoding rows only
+     * (decode), and of both (mixed: a prompt beside other slots' next
+     * tokens), each with its pass count and token rows. */
+    double vision_seconds;
+    size_t vision_passes, vision_images;
+    struct idf2_pass_stats {
+        double seconds;
+        size_t passes, rows;
+    } prefill, decode, mixed;
 };
 void idf2_ctx_stats(const struct idf2_ctx *c, struct idf2_ctx_stats *out);
 

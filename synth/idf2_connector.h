@@ -6,7 +6,8 @@
  * Works on the real patches of each image only (padding context keys are
  * masked to exactly zero weight by HF, so leaving them out is the same
  * computation).  Buffers come from the caller's scratch.  The resampler
- * takes several images (a split image's crops) at once: each image's
+ * takes several images (a split image's crops, the images of the requests
+ * admitted together) at once: each image's
  * latents attend to its own context only, and the matmuls on the latent
  * side (q, o and the MLP, whose weights are about 1.2 GB at idefics2-8b's
  * width) run over every image's rows in one call, so those weights are
@@ -24,8 +25,9 @@
 #include "synth/idf2_weights.h"
 
 /* Images whose latents share one pass through the resampler's matmuls: a
- * split image's four crops. */
-#define IDF2_RESAMPLE_IMAGES 4
+ * vision pass of 378 px images (6, from several requests) or a split
+ * image's crops (4); about 11 MB of scratch per image at idefics2-8b. */
+#define IDF2_RESAMPLE_IMAGES 8
 
 /* The buffers of the connector, for images of up to max_patches. */
 struct idf2_connector_scratch {

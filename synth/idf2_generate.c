@@ -138,113 +138,50 @@ static void scatter_rows(float *dst, const float *src, uint32_t nh, uint32_t nw,
         memcpy(dst + (size_t)r * gw * d, src + (size_t)r * nw * d, (size_t)nw * d * sizeof(float));
 }
 
-/* Vision + connector for every preprocessed image into feats (n, n_lat, Dt),
- * on the context's buffers. */
-static enum vc_status encode_images(struct idf2_ctx *c, const struct idf2_pixels *px,
-                                    const struct idf2_trace *tr, float *feats, struct vc_err *err)
-{
-    const struct idf2_model *m = c->m;
-    const struct idf2_model_config *mc = &m->cfg.model;
-    const int p = mc->vision.patch_size;
-    const size_t Dv = (size_t)mc->vision.hidden_size, Dt = (size_t)mc->text.hidden_size;
-    uint8_t *mask = NULL;
-    uint32_t gh, gw;
-    enum vc_status rc = idf2_pixels_patch_mask(px, p, &mask, &gh, &gw, err);
-    if (rc < 0)
-        return rc;
-    const size_t P = (size_t)gh * gw, n = px->n_images;
-    struct vis_trace vt = { 0 };
-    const bool tracing = tr && tr->tensor;
-    if (tracing) {
-        /* calloc checks the products; +1 keeps an empty grid non-NULL. */
-        vt.hidden = calloc(n * P + 1, Dv * sizeof(float));
-        vt.proj = calloc(n * P + 1, Dt * sizeof(float));
-        vt.pos = calloc(n * P + 1, sizeof(int64_t));
-        if (!vt.hidden || !vt.proj || !vt.pos)
-            rc = oom(err, "trace buffers");
-    }
-    struct idf2_vision_image *im = rc >= 0 ? calloc(n + 1, sizeof *im) : NULL;
-    size_t *rows = rc >= 0 ? calloc(n + 1, sizeof *rows) : NULL;
-    if (rc >= 0 && (!im || !rows))
-        rc = oom(err, "image list");
-    for (size_t i = 0; i < n && rc >= 0; i++) {
-        /* HF reads the grid from column 0 and row 0 of the patch mask; the
-         * real patches are exactly that top-left block (SPEC §5.1). */
-        const uint8_t *mi = mask + i * P;
-        uint32_t nh = 0, nw = 0;
-        size_t total = 0;
-        for (uint32_t r = 0; r < gh; r++)
-            nh += mi[(size_t)r * gw];
-        for (uint32_t col = 0; col < gw; col++)
-            nw += mi[col];
-        for (size_t e = 0; e < P; e++)
-            total += mi[e];
-        if (nh == 0 || nw == 0 || total != (size_t)nh * nw)
-            rc = vc_err_set(err, VC_ESAMPLE, VC_REASON_bad_spec,
-                            "image %zu: %u real patches do not form a top-left block", i + 1,
-                            (unsigned)total);
-        im[i] = (struct idf2_vision_image){ px->values + i * 3 * (size_t)px->height * px->width, nh,
-                                            nw };
-        rows[i] = (size_t)nh * nw;
-    }
-    /* Consecutive images (a split image's crops) share a pass while their
-     * patches fit the context's scratch. */
-    for (size_t i0 = 0, k; i0 < n && rc >= 0; i0 += k) {
-        k = idf2_vision_pass_images(im + i0, n - i0, c->max_patches);
-        rc = idf2_vision_encode(&c->ex, &mc->vision, &m->w->vision, &c->vs, im + i0, k, px->height,
-                                px->width, c->vis, err);
-        if (rc < 0)
-            break;
-        size_t all = 0;
-        for (size_t i = i0; i < i0 + k; i++)
-            all += rows[i];
-        idf2_connector_project(&c->ex, mc, &m->w->connector, &c->cs, c->vis, all, c->proj);
-        idf2_connector_resample(&c->ex, mc, &m->w->connector, &c->cs, c->proj, rows + i0, k,
-                                feats + i0 * (size_t)mc->perceiver.n_latents * Dt);
-        for (size_t i = i0, r0 = 0; tracing && i < i0 + k; r0 += rows[i], i++) {
-            const uint32_t nh = im[i].nh, nw = im[i].nw;
-            scatter_rows(vt.hidden + i * P * Dv, c->vis + r0 * Dv, nh, nw, gw, Dv);
-            scatter_rows(vt.proj + i * P * Dt, c->proj + r0 * Dt, nh, nw, gw, Dt);
-            for (uint32_t r = 0; r < nh; r++)
-                for (uint32_t col = 0; col < nw; col++)
-                    vt.pos[i * P + (size_t)r * gw + col] = c->vs.pos[r0 + (size_t)r * nw + col];
-        }
-    }
-    free(rows);
-    free(im);
-    if (rc >= 0 && tracing) {
-        const int64_t sm[3] = { (int64_t)n, gh, gw }, sp[2] = { (int64_t)n, (int64_t)P };
-        const int64_t sv[3] = { (int64_t)n, (int64_t)P, (int64_t)Dv };
-        const int64_t st[3] = { (int64_t)n, (int64_t)P, (int64_t)Dt };
-        const int64_t sf[3] = { (int64_t)n, mc->perceiver.n_latents, (int64_t)Dt };
-        rc = trace_ints(tr, "patch_attention_mask", sm, 3, mask, n * P, 1, err);
-        if (rc >= 0)
-            rc = trace_ints(tr, "vision_position_ids", sp, 2, vt.pos, n * P, 8, err);
-        trace_f32(tr, "vision_last_hidden_state", sv, 3, vt.hidden);
-        trace_f32(tr, "modality_projection", st, 3, vt.proj);
-        trace_f32(tr, "image_hidden_states", sf, 3, feats);
-    }
-    free(vt.hidden);
-    free(vt.proj);
-    free(vt.pos);
-    free(mask);
-    return rc;
-}
-
 /* -------------------------------------------------------------- prepare */
 
 /* A request made ready for the decoder: input ids and the merged embeddings
- * of every row to prefill. */
+ * of every row to prefill.  It is prepared in two steps so that the images
+ * of the requests admitted together share vision passes: prepare_begin
+ * makes the ids and the preprocessed images, encode_images runs the images
+ * of several requests, prepare_finish merges the features. */
 struct prepared {
     int32_t *ids; /* owned (L) */
     size_t n_ids;
-    float *x; /* owned (L + extra, Dt): inputs_embeds, then the extra rows */
+    const int32_t *extra; /* a scored continuation, embedded after the prompt */
+    size_t n_extra;
+    float *x; /* owned (L + n_extra, Dt): inputs_embeds, then the extra rows */
     size_t n_images_after_split;
-    double vision_seconds;
+    double vision_seconds; /* preprocessing and this request's share of its passes */
+    const struct idf2_trace *tr;
+    /* From prepare_begin to prepare_finish: */
+    struct idf2_pixels px;
+    uint8_t *mask; /* (n, gh, gw) the patch attention mask */
+    uint32_t gh, gw;
+    struct idf2_vision_image *im; /* [n_images_after_split] */
+    size_t patches;               /* real patches of all its images */
+    const float *feats;           /* (n, n_lat, Dt), in the encoding group's buffer */
+    struct vis_trace vt;
 };
+
+/* What a request holds only until its images are merged. */
+static void prepared_drop_images(struct prepared *p)
+{
+    idf2_pixels_free(&p->px);
+    free(p->mask);
+    free(p->im);
+    free(p->vt.hidden);
+    free(p->vt.proj);
+    free(p->vt.pos);
+    p->mask = NULL;
+    p->im = NULL;
+    p->vt = (struct vis_trace){ 0 };
+    p->feats = NULL;
+}
 
 static void prepared_free(struct prepared *p)
 {
+    prepared_drop_images(p);
     free(p->ids);
     free(p->x);
     memset(p, 0, sizeof *p);
@@ -280,90 +217,217 @@ enum vc_status idf2_request_tokens(const struct idf2_model *m, const struct idf2
     return VC_OK;
 }
 
-/* Prompt ids, images through vision and connector, and the embeddings with
- * the image features merged, plus the embeddings of `extra` more ids (a
- * scored continuation), all of which must fit the context's n_ctx. */
-static enum vc_status prepare(struct idf2_ctx *c, const struct idf2_request *req,
-                              const int32_t *extra, size_t n_extra, struct prepared *out,
-                              struct vc_err *err)
+/* Each preprocessed image's real patch grid, and the trace buffers. */
+static enum vc_status image_grids(const struct idf2_model *m, struct prepared *p,
+                                  struct vc_err *err)
 {
-    memset(out, 0, sizeof *out);
-    const struct idf2_model *m = c->m;
     const struct idf2_model_config *mc = &m->cfg.model;
-    const size_t Dt = (size_t)mc->text.hidden_size, nl = (size_t)mc->perceiver.n_latents;
+    const size_t Dv = (size_t)mc->vision.hidden_size, Dt = (size_t)mc->text.hidden_size;
+    const struct idf2_pixels *px = &p->px;
+    VC_TRY(idf2_pixels_patch_mask(px, mc->vision.patch_size, &p->mask, &p->gh, &p->gw, err));
+    const size_t P = (size_t)p->gh * p->gw, n = px->n_images;
+    if (p->tr && p->tr->tensor) {
+        /* calloc checks the products; +1 keeps an empty grid non-NULL. */
+        p->vt.hidden = calloc(n * P + 1, Dv * sizeof(float));
+        p->vt.proj = calloc(n * P + 1, Dt * sizeof(float));
+        p->vt.pos = calloc(n * P + 1, sizeof(int64_t));
+        if (!p->vt.hidden || !p->vt.proj || !p->vt.pos)
+            return oom(err, "trace buffers");
+    }
+    p->im = calloc(n + 1, sizeof *p->im);
+    if (!p->im)
+        return oom(err, "image list");
+    for (size_t i = 0; i < n; i++) {
+        /* HF reads the grid from column 0 and row 0 of the patch mask; the
+         * real patches are exactly that top-left block (SPEC §5.1). */
+        const uint8_t *mi = p->mask + i * P;
+        uint32_t nh = 0, nw = 0;
+        size_t total = 0;
+        for (uint32_t r = 0; r < p->gh; r++)
+            nh += mi[(size_t)r * p->gw];
+        for (uint32_t col = 0; col < p->gw; col++)
+            nw += mi[col];
+        for (size_t e = 0; e < P; e++)
+            total += mi[e];
+        if (nh == 0 || nw == 0 || total != (size_t)nh * nw)
+            return vc_err_set(err, VC_ESAMPLE, VC_REASON_bad_spec,
+                              "image %zu: %u real patches do not form a top-left block", i + 1,
+                              (unsigned)total);
+        p->im[i] = (struct idf2_vision_image){
+            px->values + i * 3 * (size_t)px->height * px->width, nh, nw, px->height, px->width,
+        };
+        p->patches += total;
+    }
+    return VC_OK;
+}
+
+/* Prompt ids and the preprocessed images of a request, plus `extra` more
+ * ids to embed after the prompt (a scored continuation, kept by the
+ * caller until prepare_finish), all of which must fit the context's n_ctx. */
+static enum vc_status prepare_begin(struct idf2_ctx *c, const struct idf2_request *req,
+                                    const int32_t *extra, size_t n_extra, struct prepared *out,
+                                    struct vc_err *err)
+{
+    *out = (struct prepared){ .extra = extra, .n_extra = n_extra, .tr = req->trace };
+    const struct idf2_model *m = c->m;
     const struct idf2_trace *tr = req->trace;
     enum vc_status rc = request_ids(m, req, &out->ids, &out->n_ids, err);
-    if (rc < 0)
-        return rc;
-    if (out->n_ids == 0 || out->n_ids + n_extra >= c->n_ctx) {
+    if (rc >= 0 && (out->n_ids == 0 || out->n_ids + n_extra >= c->n_ctx))
         rc = vc_err_set(err, VC_ESAMPLE, VC_REASON_field_too_long,
                         "prompt of %zu tokens%s (the context holds %zu)", out->n_ids + n_extra,
                         n_extra ? " with the continuation" : "", c->n_ctx);
-        goto fail;
-    }
     const int64_t sid[2] = { 1, (int64_t)out->n_ids };
-    rc = trace_ints(tr, "input_ids", sid, 2, out->ids, out->n_ids, 4, err);
-    if (rc < 0)
-        goto fail;
-
-    float *feats = NULL;
-    if (req->n_images) {
+    if (rc >= 0)
+        rc = trace_ints(tr, "input_ids", sid, 2, out->ids, out->n_ids, 4, err);
+    if (rc >= 0 && req->n_images) {
         const double t0 = mono_seconds();
-        struct idf2_pixels px = { 0 };
-        rc = preprocess(m, req, request_splits(m, req), &px, err);
-        if (rc < 0)
-            goto fail;
-        out->n_images_after_split = px.n_images;
-        if (tr && tr->tensor) {
-            const size_t hw = (size_t)px.height * px.width;
-            const int64_t sv[5] = { 1, (int64_t)px.n_images, 3, px.height, px.width };
-            const int64_t sm[4] = { 1, (int64_t)px.n_images, px.height, px.width };
-            trace_f32(tr, "pixel_values", sv, 5, px.values);
-            rc = trace_ints(tr, "pixel_attention_mask", sm, 4, px.mask, px.n_images * hw, 1, err);
+        struct idf2_pixels *px = &out->px;
+        rc = preprocess(m, req, request_splits(m, req), px, err);
+        out->n_images_after_split = rc >= 0 ? px->n_images : 0;
+        if (rc >= 0 && tr && tr->tensor) {
+            const size_t hw = (size_t)px->height * px->width;
+            const int64_t sv[5] = { 1, (int64_t)px->n_images, 3, px->height, px->width };
+            const int64_t sm[4] = { 1, (int64_t)px->n_images, px->height, px->width };
+            trace_f32(tr, "pixel_values", sv, 5, px->values);
+            rc = trace_ints(tr, "pixel_attention_mask", sm, 4, px->mask, px->n_images * hw, 1, err);
         }
-        feats = rc >= 0 ? vc_malloc_array(px.n_images * nl, Dt * sizeof(float)) : NULL;
-        if (rc >= 0 && !feats)
-            rc = oom(err, "image features");
         if (rc >= 0)
-            rc = encode_images(c, &px, tr, feats, err);
-        idf2_pixels_free(&px);
+            rc = image_grids(m, out, err);
         out->vision_seconds = mono_seconds() - t0;
-        if (rc < 0) {
-            free(feats);
-            goto fail;
+    }
+    if (rc < 0)
+        prepared_free(out);
+    return rc;
+}
+
+/* Images per encoding group at most: its latents (1 MiB per image at
+ * idefics2-8b) are held until the group's requests are merged. */
+#define GROUP_IMAGES 16
+
+/* Whether a request with `patches` real patches over `images` images
+ * joins a group holding `g_patches` over `g_images`: a group is what one
+ * vision pass holds (or one request alone). */
+static bool group_takes(const struct idf2_ctx *c, size_t g_patches, size_t g_images, size_t patches,
+                        size_t images)
+{
+    return g_images == 0 ||
+           (g_patches + patches <= c->max_patches && g_images + images <= GROUP_IMAGES);
+}
+
+/* Vision + connector for the images of the requests ps[0..n) into
+ * feats, the images of consecutive requests sharing a pass while their
+ * patches fit the context's vision scratch.  Each request's rows are bit
+ * for bit those of encoding it alone (idf2_vision.h), so its tokens do not
+ * depend on its batch mates.  Each request gets its share of a pass's time
+ * by patches. */
+static enum vc_status encode_images(struct idf2_ctx *c, struct prepared *const *ps, size_t n,
+                                    float *feats, struct vc_err *err)
+{
+    const struct idf2_model *m = c->m;
+    const struct idf2_model_config *mc = &m->cfg.model;
+    const size_t Dv = (size_t)mc->vision.hidden_size, Dt = (size_t)mc->text.hidden_size;
+    const size_t nf = (size_t)mc->perceiver.n_latents * Dt;
+    size_t N = 0;
+    for (size_t j = 0; j < n; j++)
+        N += ps[j]->n_images_after_split;
+    struct idf2_vision_image *im = calloc(N + 1, sizeof *im);
+    size_t *rows = calloc(N + 1, sizeof *rows), *owner = calloc(N + 1, sizeof *owner);
+    enum vc_status rc = im && rows && owner ? VC_OK : oom(err, "image list");
+    for (size_t j = 0, i = 0; j < n && rc >= 0; j++) {
+        ps[j]->feats = feats + i * nf;
+        for (size_t k = 0; k < ps[j]->n_images_after_split; k++, i++) {
+            im[i] = ps[j]->im[k];
+            rows[i] = (size_t)im[i].nh * im[i].nw;
+            owner[i] = j;
         }
     }
+    for (size_t i0 = 0, k; i0 < N && rc >= 0; i0 += k) {
+        k = idf2_vision_pass_images(im + i0, N - i0, c->max_patches);
+        const double t0 = mono_seconds();
+        rc =
+            idf2_vision_encode(&c->ex, &mc->vision, &m->w->vision, &c->vs, im + i0, k, c->vis, err);
+        if (rc < 0)
+            break;
+        size_t all = 0;
+        for (size_t i = i0; i < i0 + k; i++)
+            all += rows[i];
+        idf2_connector_project(&c->ex, mc, &m->w->connector, &c->cs, c->vis, all, c->proj);
+        idf2_connector_resample(&c->ex, mc, &m->w->connector, &c->cs, c->proj, rows + i0, k,
+                                feats + i0 * nf);
+        const double dt = mono_seconds() - t0;
+        c->stats.vision_passes++;
+        c->stats.vision_images += k;
+        for (size_t i = i0, r0 = 0; i < i0 + k; r0 += rows[i], i++) {
+            struct prepared *p = ps[owner[i]];
+            p->vision_seconds += dt * (double)rows[i] / (double)all;
+            if (!p->vt.hidden)
+                continue;
+            /* The image's index within its request. */
+            const size_t e = (size_t)(p->feats - feats) / nf, ii = i - e;
+            const size_t P = (size_t)p->gh * p->gw;
+            const uint32_t nh = im[i].nh, nw = im[i].nw;
+            scatter_rows(p->vt.hidden + ii * P * Dv, c->vis + r0 * Dv, nh, nw, p->gw, Dv);
+            scatter_rows(p->vt.proj + ii * P * Dt, c->proj + r0 * Dt, nh, nw, p->gw, Dt);
+            for (uint32_t r = 0; r < nh; r++)
+                for (uint32_t col = 0; col < nw; col++)
+                    p->vt.pos[ii * P + (size_t)r * p->gw + col] =
+                        c->vs.pos[r0 + (size_t)r * nw + col];
+        }
+    }
+    free(owner);
+    free(rows);
+    free(im);
+    return rc;
+}
 
-    /* Merge (SPEC §7): the k-th <image> position takes the k-th feature row. */
-    out->x = vc_malloc_array(out->n_ids + n_extra, Dt * sizeof(float));
-    if (!out->x)
+/* The embeddings with the image features merged (SPEC §7), once the
+ * request's images went through encode_images; drops the pixels. */
+static enum vc_status prepare_finish(struct idf2_ctx *c, struct prepared *p, struct vc_err *err)
+{
+    const struct idf2_model *m = c->m;
+    const struct idf2_model_config *mc = &m->cfg.model;
+    const size_t Dt = (size_t)mc->text.hidden_size, nl = (size_t)mc->perceiver.n_latents;
+    const struct idf2_trace *tr = p->tr;
+    const size_t n = p->n_images_after_split, n_feat_rows = n * nl;
+    enum vc_status rc = VC_OK;
+    if (p->vt.hidden) {
+        const size_t P = (size_t)p->gh * p->gw;
+        const int64_t sm[3] = { (int64_t)n, p->gh, p->gw }, sp[2] = { (int64_t)n, (int64_t)P };
+        const int64_t sv[3] = { (int64_t)n, (int64_t)P, mc->vision.hidden_size };
+        const int64_t st[3] = { (int64_t)n, (int64_t)P, (int64_t)Dt };
+        const int64_t sf[3] = { (int64_t)n, (int64_t)nl, (int64_t)Dt };
+        rc = trace_ints(tr, "patch_attention_mask", sm, 3, p->mask, n * P, 1, err);
+        if (rc >= 0)
+            rc = trace_ints(tr, "vision_position_ids", sp, 2, p->vt.pos, n * P, 8, err);
+        trace_f32(tr, "vision_last_hidden_state", sv, 3, p->vt.hidden);
+        trace_f32(tr, "modality_projection", st, 3, p->vt.proj);
+        trace_f32(tr, "image_hidden_states", sf, 3, p->feats);
+    }
+    p->x = rc >= 0 ? vc_malloc_array(p->n_ids + p->n_extra, Dt * sizeof(float)) : NULL;
+    if (rc >= 0 && !p->x)
         rc = oom(err, "embeddings");
     if (rc >= 0)
-        rc = idf2_text_embed(&c->ex, &mc->text, &m->w->text, out->ids, out->n_ids, out->x, err);
+        rc = idf2_text_embed(&c->ex, &mc->text, &m->w->text, p->ids, p->n_ids, p->x, err);
     if (rc >= 0)
-        rc = idf2_text_embed(&c->ex, &mc->text, &m->w->text, extra, n_extra,
-                             out->x + out->n_ids * Dt, err);
+        rc = idf2_text_embed(&c->ex, &mc->text, &m->w->text, p->extra, p->n_extra,
+                             p->x + p->n_ids * Dt, err);
+    /* The k-th <image> position takes the k-th feature row. */
     size_t k = 0;
-    const size_t n_feat_rows = out->n_images_after_split * nl;
-    for (size_t i = 0; rc >= 0 && i < out->n_ids; i++) {
-        if (out->ids[i] != mc->image_token_id)
+    for (size_t i = 0; rc >= 0 && i < p->n_ids; i++) {
+        if (p->ids[i] != mc->image_token_id)
             continue;
-        if (feats && k < n_feat_rows)
-            memcpy(out->x + i * Dt, feats + k * Dt, Dt * sizeof(float));
+        if (p->feats && k < n_feat_rows)
+            memcpy(p->x + i * Dt, p->feats + k * Dt, Dt * sizeof(float));
         k++;
     }
-    free(feats);
     if (rc >= 0 && k != n_feat_rows)
         rc = vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
                         "the prompt has %zu image tokens but the images give %zu features", k,
                         n_feat_rows);
-    if (rc < 0)
-        goto fail;
-    const int64_t se[3] = { 1, (int64_t)out->n_ids, (int64_t)Dt };
-    trace_f32(tr, "inputs_embeds", se, 3, out->x);
-    return VC_OK;
-fail:
-    prepared_free(out);
+    const int64_t se[3] = { 1, (int64_t)p->n_ids, (int64_t)Dt };
+    if (rc >= 0)
+        trace_f32(tr, "inputs_embeds", se, 3, p->x);
+    prepared_drop_images(p);
     return rc;
 }
 
@@ -541,6 +605,7 @@ struct batch {
     int32_t **item_ids;            /* scoring: each item's continuation ids */
     size_t n, next;
     struct slot *slots; /* [c->n_slots] */
+    size_t *group;      /* [c->n_slots] slots whose images are encoded together */
 };
 
 static void slot_release(struct slot *s)
@@ -567,7 +632,8 @@ static size_t request_max_new(const struct idf2_model *m, const struct idf2_requ
                                        : IDF2_DEFAULT_MAX_NEW;
 }
 
-/* Fills the slot with generation request b->next. */
+/* Fills the slot with generation request b->next, its images still to
+ * encode (admit_group). */
 static enum vc_status admit_generate(struct batch *b, struct slot *s, size_t slot_no,
                                      struct vc_err *err)
 {
@@ -578,7 +644,7 @@ static enum vc_status admit_generate(struct batch *b, struct slot *s, size_t slo
     const bool tracing = tr && tr->tensor;
     *s = (struct slot){ .idx = b->next, .req = req, .res = &b->results[b->next] };
     memset(s->res, 0, sizeof *s->res);
-    enum vc_status rc = prepare(c, req, NULL, 0, &s->p, err);
+    enum vc_status rc = prepare_begin(c, req, NULL, 0, &s->p, err);
     if (rc < 0)
         return rc;
     const size_t L = s->p.n_ids;
@@ -592,8 +658,6 @@ static enum vc_status admit_generate(struct batch *b, struct slot *s, size_t slo
     rng_seed(&s->rng, req->gen.seed);
     s->res->n_prompt_tokens = L;
     s->res->n_images_after_split = s->p.n_images_after_split;
-    s->res->vision_seconds = s->p.vision_seconds;
-    c->stats.vision_seconds += s->p.vision_seconds;
     if (tracing) {
         s->trace_steps = vc_malloc_array(s->max_new, V * sizeof(float));
         s->trace_logits = tr->all_logits ? vc_malloc_array(L, V * sizeof(float)) : NULL;
@@ -605,7 +669,7 @@ static enum vc_status admit_generate(struct batch *b, struct slot *s, size_t slo
     return VC_OK;
 }
 
-/* Fills the slot with scoring item b->next. */
+/* Fills the slot with scoring item b->next, its images still to encode. */
 static enum vc_status admit_score(struct batch *b, struct slot *s, struct vc_err *err)
 {
     struct idf2_score_item *it = &b->items[b->next];
@@ -614,7 +678,7 @@ static enum vc_status admit_score(struct batch *b, struct slot *s, struct vc_err
     *s = (struct slot){ .idx = b->next, .scoring = true, .item = it, .cont = cont };
     struct idf2_request r = it->req;
     r.trace = NULL;
-    enum vc_status rc = prepare(b->c, &r, cont, nc - 1, &s->p, err);
+    enum vc_status rc = prepare_begin(b->c, &r, cont, nc - 1, &s->p, err);
     if (rc < 0)
         return rc;
     s->n_rows = s->p.n_ids + nc - 1;
@@ -622,31 +686,102 @@ static enum vc_status admit_score(struct batch *b, struct slot *s, struct vc_err
     return VC_OK;
 }
 
-/* Takes requests from the queue into free slots until both run out; a
+/* The slot's request failed: its result gets the error, the slot is free. */
+static void slot_fail(struct idf2_ctx *c, struct slot *s, const struct vc_err *err)
+{
+    if (s->scoring) {
+        s->item->status = err->status;
+        s->item->err = *err;
+    } else {
+        s->res->status = err->status;
+        s->res->err = *err;
+    }
+    slot_release(s);
+    notify(c, s->idx);
+}
+
+/* Encodes the images of the slots group[0..n), admitted together, in
+ * shared passes and merges them into each one's prompt rows.  Returns
+ * whether a slot failed (and is free again). */
+static bool admit_group(struct batch *b, const size_t *group, size_t n)
+{
+    struct idf2_ctx *c = b->c;
+    const struct idf2_model_config *mc = &c->m->cfg.model;
+    const size_t nf = (size_t)mc->perceiver.n_latents * (size_t)mc->text.hidden_size;
+    struct prepared *ps[GROUP_IMAGES + 1];
+    size_t np = 0, images = 0;
+    for (size_t j = 0; j < n; j++) {
+        struct prepared *p = &b->slots[group[j]].p;
+        images += p->n_images_after_split;
+        if (p->n_images_after_split)
+            ps[np++] = p;
+    }
+    struct vc_err err = { 0 };
+    float *feats = images ? vc_malloc_array(images, nf * sizeof(float)) : NULL;
+    enum vc_status rc = images && !feats ? oom(&err, "image features") : VC_OK;
+    if (rc >= 0 && np)
+        rc = encode_images(c, ps, np, feats, &err);
+    bool failed = false;
+    for (size_t j = 0; j < n; j++) {
+        struct slot *s = &b->slots[group[j]];
+        struct vc_err e = err;
+        if ((rc < 0 && s->p.n_images_after_split) || prepare_finish(c, &s->p, &e) < 0) {
+            slot_fail(c, s, &e);
+            failed = true;
+            continue;
+        }
+        c->stats.vision_seconds += s->p.vision_seconds;
+        if (!s->scoring)
+            s->res->vision_seconds = s->p.vision_seconds;
+    }
+    free(feats);
+    return failed;
+}
+
+/* Takes requests from the queue into free slots until both run out.  A
  * request that fails to prepare gets its result at once, and a scoring item
- * that needs no pass (an error already, or nothing to score) is skipped. */
+ * that needs no pass (an error already, or nothing to score) is skipped.
+ * Requests admitted together are encoded in groups of what one vision pass
+ * holds, so a vision weight is read and packed once for up to ~6 378 px
+ * images instead of once per image. */
 static void admit(struct batch *b)
 {
     struct idf2_ctx *c = b->c;
-    for (size_t i = 0; i < c->n_slots; i++) {
-        struct slot *s = &b->slots[i];
-        while (!s->busy && b->next < b->n) {
-            c->kv[i].len = 0;
-            if (b->items) {
-                struct idf2_score_item *it = &b->items[b->next];
-                if (it->status >= 0 && it->n_tokens > 0) {
-                    it->status = admit_score(b, s, &it->err);
-                    s->busy = it->status >= 0;
+    for (bool again = true; again;) {
+        size_t n_group = 0, patches = 0, images = 0;
+        again = false;
+        for (size_t i = 0; i < c->n_slots; i++) {
+            struct slot *s = &b->slots[i];
+            while (!s->busy && b->next < b->n) {
+                c->kv[i].len = 0;
+                if (b->items) {
+                    struct idf2_score_item *it = &b->items[b->next];
+                    if (it->status >= 0 && it->n_tokens > 0) {
+                        it->status = admit_score(b, s, &it->err);
+                        s->busy = it->status >= 0;
+                    }
+                } else {
+                    struct idf2_result *res = &b->results[b->next];
+                    res->status = admit_generate(b, s, i, &res->err);
+                    s->busy = res->status >= 0;
                 }
-            } else {
-                struct idf2_result *res = &b->results[b->next];
-                res->status = admit_generate(b, s, i, &res->err);
-                s->busy = res->status >= 0;
+                if (!s->busy)
+                    notify(c, b->next);
+                b->next++;
             }
-            if (!s->busy)
-                notify(c, b->next);
-            b->next++;
+            if (!s->busy || s->p.x)
+                continue;
+            const size_t np = s->p.patches, ni = s->p.n_images_after_split;
+            if (!group_takes(c, patches, images, np, ni)) {
+                again |= admit_group(b, b->group, n_group);
+                n_group = patches = images = 0;
+            }
+            b->group[n_group++] = i;
+            patches += np;
+            images += ni;
         }
+        again |= admit_group(b, b->group, n_group);
+        again = again && b->next < b->n;
     }
 }
 
@@ -766,9 +901,12 @@ static enum vc_status run_pass(struct batch *b, struct vc_err *err)
     size_t n_dec = 0;
     for (size_t k = 0; k < n_seg; k++)
         n_dec += b->slots[c->seg_slot[k]].decoding;
-    *(n_dec == 0       ? &c->stats.prefill_seconds
-      : n_dec == n_seg ? &c->stats.decode_seconds
-                       : &c->stats.mixed_seconds) += dt;
+    struct idf2_pass_stats *ps = n_dec == 0       ? &c->stats.prefill
+                                 : n_dec == n_seg ? &c->stats.decode
+                                                  : &c->stats.mixed;
+    ps->seconds += dt;
+    ps->passes++;
+    ps->rows += R;
     const float *lg = c->logits;
     for (size_t k = 0; k < n_seg; k++) {
         struct slot *s = &b->slots[c->seg_slot[k]];
@@ -822,20 +960,9 @@ static void run_batch(struct batch *b)
         struct vc_err err = { 0 };
         if (run_pass(b, &err) >= 0)
             continue;
-        for (size_t i = 0; i < c->n_slots; i++) {
-            struct slot *s = &b->slots[i];
-            if (!s->busy)
-                continue;
-            if (s->scoring) {
-                s->item->status = err.status;
-                s->item->err = err;
-            } else {
-                s->res->status = err.status;
-                s->res->err = err;
-            }
-            slot_release(s);
-            notify(c, s->idx);
-        }
+        for (size_t i = 0; i < c->n_slots; i++)
+            if (b->slots[i].busy)
+                slot_fail(c, &b->slots[i], &err);
     }
 }
 
@@ -843,7 +970,14 @@ static enum vc_status batch_start(struct batch *b, struct idf2_ctx *c, struct vc
 {
     b->c = c;
     b->slots = calloc(c->n_slots, sizeof *b->slots);
-    return b->slots ? VC_OK : oom(err, "batch slots");
+    b->group = calloc(c->n_slots, sizeof *b->group);
+    return b->slots && b->group ? VC_OK : oom(err, "batch slots");
+}
+
+static void batch_end(struct batch *b)
+{
+    free(b->slots);
+    free(b->group);
 }
 
 enum vc_status idf2_ctx_generate(struct idf2_ctx *c, const struct idf2_request *reqs, size_t n,
@@ -853,11 +987,10 @@ enum vc_status idf2_ctx_generate(struct idf2_ctx *c, const struct idf2_request *
         return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "batch without requests");
     struct batch b = { .reqs = reqs, .results = results, .n = n };
     enum vc_status rc = batch_start(&b, c, err);
-    if (rc < 0)
-        return rc;
-    run_batch(&b);
-    free(b.slots);
-    return VC_OK;
+    if (rc >= 0)
+        run_batch(&b);
+    batch_end(&b);
+    return rc;
 }
 
 void idf2_result_release(struct idf2_result *r)
@@ -961,7 +1094,7 @@ enum vc_status idf2_ctx_score(struct idf2_ctx *c, struct idf2_score_item *items,
     enum vc_status rc = batch_start(&b, c, err);
     if (rc >= 0)
         run_batch(&b);
-    free(b.slots);
+    batch_end(&b);
     for (size_t i = 0; i < n; i++)
         free(ids[i]);
     free(ids);

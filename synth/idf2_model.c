@@ -156,6 +156,9 @@ void idf2_model_report(const struct idf2_model *m, struct idf2_load_report *out)
 
 void idf2_model_info(const struct idf2_model *m, struct idf2_model_info *out)
 {
+    const struct idf2_text_config *t = &m->cfg.model.text;
+    const double D = t->hidden_size, qw = (double)t->num_attention_heads * t->head_dim,
+                 kvw = (double)t->num_key_value_heads * t->head_dim;
     *out = (struct idf2_model_info){
         .backend = m->ops->name,
         .vocab_size = m->cfg.model.text.vocab_size,
@@ -165,5 +168,8 @@ void idf2_model_info(const struct idf2_model *m, struct idf2_model_info *out)
         .image_splitting = m->cfg.preproc.do_image_splitting,
         .default_max_new =
             m->cfg.gen.max_new_tokens > 0 ? m->cfg.gen.max_new_tokens : IDF2_DEFAULT_MAX_NEW,
+        /* q, k, v, o, then gate, up, down */
+        .text_row_flops = 2.0 * t->num_hidden_layers *
+                          (D * (qw + 2 * kvw) + qw * D + 3 * D * t->intermediate_size),
     };
 }

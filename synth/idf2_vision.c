@@ -192,14 +192,14 @@ static void vision_patches(float *dst, const float *pixels, size_t C, size_t p, 
 enum vc_status idf2_vision_encode(const struct idf2_exec *ex, const struct idf2_vision_config *cfg,
                                   const struct idf2_vision_weights *w,
                                   struct idf2_vision_scratch *s, const struct idf2_vision_image *im,
-                                  size_t n, uint32_t H, uint32_t W, float *out, struct vc_err *err)
+                                  size_t n, float *out, struct vc_err *err)
 {
     const int p = cfg->patch_size, N = cfg->image_size / cfg->patch_size;
     const size_t C = (size_t)cfg->num_channels, D = (size_t)cfg->hidden_size;
     const size_t plen = C * (size_t)p * (size_t)p;
     size_t P = 0;
     for (size_t i = 0; i < n; i++) {
-        const uint32_t nh = im[i].nh, nw = im[i].nw;
+        const uint32_t nh = im[i].nh, nw = im[i].nw, H = im[i].height, W = im[i].width;
         if (nh == 0 || nw == 0 || nh > (uint32_t)N || nw > (uint32_t)N || (uint64_t)nh * p > H ||
             (uint64_t)nw * p > W || (size_t)nh * nw > s->max_patches - P)
             return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,

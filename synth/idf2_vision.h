@@ -7,7 +7,8 @@
  * nh x nw block (SPEC §5.1), and since HF masks padding keys with
  * float32-min (exp of which is exactly 0), encoding the real block alone
  * gives the same rows.  Padding rows are never computed.  Several images
- * (a split image's crops) go through one pass as consecutive row segments:
+ * (a split image's crops, or the images of several requests) go through
+ * one pass as consecutive row segments:
  * every matmul, norm and activation is row-wise and batch invariant, and
  * attention runs per segment, so each image's rows are bit for bit those
  * of encoding it alone, while each weight is packed once per pass instead
@@ -44,22 +45,24 @@ void idf2_vision_scratch_carve(const struct idf2_vision_config *cfg, size_t max_
 size_t idf2_vision_ws(const struct idf2_ops *ops, const struct idf2_vision_config *cfg,
                       const struct idf2_vision_weights *w, size_t max_patches, int nt);
 
-/* One image of a pass: its padded canvas (C, H, W) float32 and the real
- * nh x nw patch grid in its top-left corner. */
+/* One image of a pass: the real nh x nw patch grid in the top-left corner
+ * of its padded canvas (C, height, width) float32.  Images of one pass may
+ * lie on canvases of different sizes (several requests' images). */
 struct idf2_vision_image {
     const float *pixels;
     uint32_t nh, nw;
+    uint32_t height, width;
 };
 
-/* Encodes the real patches of n images (all on H x W canvases) in one
- * pass: out gets image 0's nh*nw rows, then image 1's, ... (each (.., Dv),
- * after post_layernorm) and s->pos their position ids in the same order.
- * VC_EUSAGE when a grid exceeds its canvas or the position table, or the
- * patches together exceed the scratch. */
+/* Encodes the real patches of n images in one pass: out gets image 0's
+ * nh*nw rows, then image 1's, ... (each (.., Dv), after post_layernorm)
+ * and s->pos their position ids in the same order.  VC_EUSAGE when a grid
+ * exceeds its canvas or the position table, or the patches together exceed
+ * the scratch. */
 enum vc_status idf2_vision_encode(const struct idf2_exec *ex, const struct idf2_vision_config *cfg,
                                   const struct idf2_vision_weights *w,
                                   struct idf2_vision_scratch *s, const struct idf2_vision_image *im,
-                                  size_t n, uint32_t H, uint32_t W, float *out, struct vc_err *err);
+                                  size_t n, float *out, struct vc_err *err);
 
 /* How many of the images im[0..n) (n >= 1) from the first go into one
  * pass: as many as fit max_patches together, at least one. */

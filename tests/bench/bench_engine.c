@@ -214,13 +214,24 @@ int main(int argc, char **argv)
                 printf("RESULT engine kernels=%s quant=%s weights=%s threads=%d px=%u split=%d "
                        "batch=%zu vision_s=%.3f prefill_tps=%.2f decode_tps=%.3f step_ms=%.1f "
                        "step_vs_first=%.2f captions_per_hour=%.0f wall_s=%.1f vision_total_s=%.1f "
-                       "prefill_total_s=%.1f decode_total_s=%.1f mixed_total_s=%.1f majflt=%ld "
-                       "minflt=%ld\n",
+                       "vision_passes=%zu prefill_total_s=%.1f decode_total_s=%.1f "
+                       "mixed_total_s=%.1f majflt=%ld minflt=%ld",
                        info.backend, quant, where, opts.n_threads, s, split, B, r->vision_seconds,
                        prefill, decode, step * 1e3, first_step > 0 ? step / first_step : 0,
-                       (double)B / wall * 3600.0, wall, cs.vision_seconds, cs.prefill_seconds,
-                       cs.decode_seconds, cs.mixed_seconds, major_faults() - mf0,
-                       minor_faults() - nf0);
+                       (double)B / wall * 3600.0, wall, cs.vision_seconds, cs.vision_passes,
+                       cs.prefill.seconds, cs.decode.seconds, cs.mixed.seconds,
+                       major_faults() - mf0, minor_faults() - nf0);
+                /* Each kind of decoder pass: count, token rows, the FLOP rate
+                 * of the layers' matmuls. */
+                const struct idf2_pass_stats *kinds[3] = { &cs.prefill, &cs.decode, &cs.mixed };
+                static const char *const names[3] = { "prefill", "decode", "mixed" };
+                for (int k = 0; k < 3; k++)
+                    printf(" %s_passes=%zu %s_rows=%zu %s_gflops=%.0f", names[k], kinds[k]->passes,
+                           names[k], kinds[k]->rows, names[k],
+                           kinds[k]->seconds > 0 ? (double)kinds[k]->rows * info.text_row_flops /
+                                                       kinds[k]->seconds * 1e-9
+                                                 : 0);
+                printf("\n");
                 fflush(stdout);
             }
             idf2_ctx_free(ctx);

@@ -32,11 +32,11 @@ struct pass_time {
     double wall[3], cpu[3];
 };
 
-/* The images of one pass (n <= 5, on px x px canvases)
+/* The images of one pass (n <= 5)
  * through the vision tower, the modality projection and the perceiver on
  * context c, as generate runs them. */
-static int one_pass(struct idf2_ctx *c, const struct idf2_vision_image *im, size_t n, uint32_t px,
-                    float *feats, struct pass_time *t)
+static int one_pass(struct idf2_ctx *c, const struct idf2_vision_image *im, size_t n, float *feats,
+                    struct pass_time *t)
 {
     const struct idf2_model *m = c->m;
     const struct idf2_model_config *mc = &m->cfg.model;
@@ -45,8 +45,7 @@ static int one_pass(struct idf2_ctx *c, const struct idf2_vision_image *im, size
         P += rows[i] = (size_t)im[i].nh * im[i].nw;
     struct vc_err err = { 0 };
     double w0 = bench_wall_s(), c0 = bench_cpu_s();
-    if (idf2_vision_encode(&c->ex, &mc->vision, &m->w->vision, &c->vs, im, n, px, px, c->vis,
-                           &err) < 0) {
+    if (idf2_vision_encode(&c->ex, &mc->vision, &m->w->vision, &c->vs, im, n, c->vis, &err) < 0) {
         fprintf(stderr, "bench_vision: %s\n", err.msg);
         return -1;
     }
@@ -60,12 +59,12 @@ static int one_pass(struct idf2_ctx *c, const struct idf2_vision_image *im, size
 }
 
 /* The best (by wall time) of reps passes, per stage. */
-static int best_of(struct idf2_ctx *c, const struct idf2_vision_image *im, size_t n, uint32_t px,
-                   float *feats, int reps, struct pass_time *best)
+static int best_of(struct idf2_ctx *c, const struct idf2_vision_image *im, size_t n, float *feats,
+                   int reps, struct pass_time *best)
 {
     for (int r = 0; r < reps; r++) {
         struct pass_time t;
-        if (one_pass(c, im, n, px, feats, &t) < 0)
+        if (one_pass(c, im, n, feats, &t) < 0)
             return -1;
         for (int s = 0; s < 3; s++)
             if (r == 0 || t.wall[s] < best->wall[s]) {
@@ -140,8 +139,8 @@ int main(int argc, char **argv)
         /* A warm-up pass maps the weights in and touches the context. */
         struct pass_time warm;
         const uint32_t ws = N < 27 ? N : 27;
-        const struct idf2_vision_image wi = { pixels, ws, ws };
-        if (one_pass(c, &wi, 1, ws * p, feats, &warm) < 0)
+        const struct idf2_vision_image wi = { pixels, ws, ws, ws * p, ws * p };
+        if (one_pass(c, &wi, 1, feats, &warm) < 0)
             return 1;
         char gl[64];
         snprintf(gl, sizeof gl, "%s%s", grids, split ? ",split" : "");
@@ -156,7 +155,7 @@ int main(int argc, char **argv)
             const size_t n_im = is_split ? 5 : 1;
             for (size_t k = 0; k < n_im; k++) {
                 const uint32_t side = is_split ? sides[k] : (uint32_t)atoi(g);
-                im[k] = (struct idf2_vision_image){ pixels, side, side };
+                im[k] = (struct idf2_vision_image){ pixels, side, side, side * p, side * p };
                 if (side == 0 || side > N) {
                     fprintf(stderr, "bench_vision: grid %u is not within 1..%u\n", side, N);
                     status = 1;
@@ -165,7 +164,7 @@ int main(int argc, char **argv)
             for (size_t i0 = 0, k; i0 < n_im && !status; i0 += k) {
                 k = batched ? idf2_vision_pass_images(im + i0, n_im - i0, c->max_patches) : 1;
                 struct pass_time t = { 0 };
-                if (best_of(c, im + i0, k, im[i0 + k - 1].nw * p, feats, reps, &t) < 0) {
+                if (best_of(c, im + i0, k, feats, reps, &t) < 0) {
                     status = 1;
                     break;
                 }

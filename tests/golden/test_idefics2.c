@@ -575,10 +575,10 @@ TEST(batch_ragged_matches_single)
 
 /* Batch-invariant numerics: 16 ragged requests (every fixture case, with
  * and without images, greedy and sampled, different lengths) give
- * bit-identical step logits and ids whether each runs alone on one slot
- * with 1 thread, all together on 16 slots with 2 threads, or in reverse
- * order on 3 slots with prompts prefilled 7 rows at a time; on every
- * kernel row but the reference, which reduces each output element in one
+ * bit-identical step logits, image features and ids whether each runs
+ * alone on one slot with 1 thread, all together on 16 slots with 2
+ * threads, or in reverse order on 3 slots with prompts prefilled 7 rows at
+ * a time; on every kernel row but the reference, which reduces each output element in one
  * scalar loop and so is invariant by construction. */
 TEST(batch_invariant_logits)
 {
@@ -649,6 +649,10 @@ TEST(batch_invariant_logits)
                 CHECK(res[r][i].n_ids == res[0][i].n_ids &&
                       memcmp(res[r][i].ids, res[0][i].ids, res[0][i].n_ids * 4) == 0);
                 CHECK(s0 && sr && s0->n == sr->n && memcmp(s0->data, sr->data, s0->n * 4) == 0);
+                const struct got *f0 = got_find(&col[0][i], "image_hidden_states"),
+                                 *fr = got_find(&col[r][i], "image_hidden_states");
+                CHECK(!f0 == !fr);
+                CHECK(!f0 || (f0->n == fr->n && memcmp(f0->data, fr->data, f0->n * 4) == 0));
             }
         }
         for (int r = 0; r < 3; r++)
@@ -940,8 +944,8 @@ TEST(vision_pass_shares_images)
             pix[i] = (float)(seed >> 8) / 8388608.0f - 1.0f;
         }
         for (int i = 0; i < NI; i++)
-            im[i] =
-                (struct idf2_vision_image){ pix + (size_t)i * canvas, grids[i][0], grids[i][1] };
+            im[i] = (struct idf2_vision_image){ pix + (size_t)i * canvas, grids[i][0], grids[i][1],
+                                                px, px };
         for (int nt = 1; nt <= 2 && pix && want && want_f && feats; nt++) {
             struct idf2_ctx *c = NULL;
             struct vc_err err = { 0 };
@@ -954,8 +958,8 @@ TEST(vision_pass_shares_images)
             CHECK_INT(idf2_vision_pass_images(im, NI, 33), 2);
             CHECK_INT(idf2_vision_pass_images(im + 1, 1, 4), 1);
             for (size_t i = 0, r0 = 0; i < NI && nt == 1; r0 += rows[i], i++) {
-                CHECK_INT(idf2_vision_encode(&c->ex, vc, &f.model->w->vision, &c->vs, &im[i], 1, px,
-                                             px, c->vis, &err),
+                CHECK_INT(idf2_vision_encode(&c->ex, vc, &f.model->w->vision, &c->vs, &im[i], 1,
+                                             c->vis, &err),
                           VC_OK);
                 memcpy(want + r0 * D, c->vis, rows[i] * D * sizeof(float));
                 memcpy(want_pos + r0, c->vs.pos, rows[i] * sizeof(int32_t));
@@ -965,19 +969,19 @@ TEST(vision_pass_shares_images)
             }
             memset(c->vis, 0, ROWS * D * sizeof(float));
             memset(feats, 0, NI * nf * sizeof(float));
-            CHECK_INT(idf2_vision_encode(&c->ex, vc, &f.model->w->vision, &c->vs, im, NI, px, px,
-                                         c->vis, &err),
-                      VC_OK);
+            CHECK_INT(
+                idf2_vision_encode(&c->ex, vc, &f.model->w->vision, &c->vs, im, NI, c->vis, &err),
+                VC_OK);
             CHECK(!memcmp(c->vis, want, ROWS * D * sizeof(float)));
             CHECK(!memcmp(c->vs.pos, want_pos, ROWS * sizeof(int32_t)));
             idf2_connector_project(&c->ex, mc, cw, &c->cs, c->vis, ROWS, c->proj);
             idf2_connector_resample(&c->ex, mc, cw, &c->cs, c->proj, rows, NI, feats);
             CHECK(!memcmp(feats, want_f, NI * nf * sizeof(float)));
             /* One image more than the scratch holds is refused, by name. */
-            const struct idf2_vision_image big[2] = { im[0], { pix, 5, 5 } };
-            CHECK_INT(idf2_vision_encode(&c->ex, vc, &f.model->w->vision, &c->vs, big, 2, px, px,
-                                         c->vis, &err),
-                      VC_EUSAGE);
+            const struct idf2_vision_image big[2] = { im[0], { pix, 5, 5, px, px } };
+            CHECK_INT(
+                idf2_vision_encode(&c->ex, vc, &f.model->w->vision, &c->vs, big, 2, c->vis, &err),
+                VC_EUSAGE);
             CHECK(strstr(err.msg, "image 2") != NULL);
             idf2_ctx_free(c);
         }
@@ -987,6 +991,90 @@ TEST(vision_pass_shares_images)
         free(feats);
         fixture_close(&f);
     }
+}
+
+/* The images of requests admitted together share vision passes while their
+ * patches fit the context's vision scratch (36 at the fixture's 6x6 table),
+ * and each request's image features, step logits and tokens stay bit for
+ * bit those of running it alone: two requests with two small images each
+ * (the second with its images swapped), a broken image between them that
+ * fails alone, then a 6x4-patch image, all on one 4-slot context. */
+TEST(vision_pass_shares_requests)
+{
+    enum { NR = 5 };
+    struct f32_cases t;
+    if (!f32_cases_open(&t, "raw_two_images_adjacent", "chat_single_nosplit"))
+        return;
+    const struct case_req *a = &t.cr[0], *b = &t.cr[1];
+    const struct idf2_image_bytes bad_img = { junk, sizeof junk, "junk.png" };
+    const struct idf2_image_bytes swapped[2] = { a->req.images[1], a->req.images[0] };
+    struct idf2_request reqs[NR] = { a->req, a->req, a->req, b->req, a->req };
+    reqs[1].images = &bad_img;
+    reqs[1].n_images = 1;
+    reqs[1].prompt = "<image>Caption:";
+    reqs[2].images = swapped;
+    struct collector col[2][NR];
+    struct idf2_result res[2][NR];
+    struct idf2_trace tr[2][NR];
+    size_t passes[2] = { 0 }, images[2] = { 0 };
+    memset(col, 0, sizeof col);
+    for (int r = 0; r < 2; r++) {
+        struct idf2_request rq[NR];
+        for (size_t i = 0; i < NR; i++) {
+            rq[i] = reqs[i];
+            tr[r][i] = (struct idf2_trace){ collect, &col[r][i], false };
+            rq[i].trace = &tr[r][i];
+        }
+        /* Run 0: each request alone, 1 thread; run 1: together, 2 threads. */
+        const struct idf2_ctx_params p = { .n_slots = r ? 4 : 1, .n_threads = r + 1, .n_ctx = 96 };
+        struct idf2_ctx *ctx = NULL;
+        struct vc_err err = { 0 };
+        CHECK_INT(idf2_ctx_new(t.f.model, &p, &ctx, &err), VC_OK);
+        if (!ctx)
+            break;
+        for (size_t i = 0; i < NR; i += r ? NR : 1)
+            CHECK_INT(idf2_ctx_generate(ctx, &rq[i], r ? NR : 1, &res[r][i], &err), VC_OK);
+        struct idf2_ctx_stats st;
+        idf2_ctx_stats(ctx, &st);
+        passes[r] = st.vision_passes;
+        images[r] = st.vision_images;
+        idf2_ctx_free(ctx);
+    }
+    /* Alone: a's two images share their pass, b has its own: 4 passes.
+     * Together: both a's (4 images) in one pass, b in the next. */
+    CHECK_INT(images[0], 7);
+    CHECK_INT(images[1], 7);
+    CHECK_INT(passes[0], 4);
+    CHECK_INT(passes[1], 2);
+    const char *want = cJSON_GetStringValue(cJSON_GetObjectItem(t.c[0], "expected_generated_text"));
+    CHECK_STR(res[1][0].text, want);
+    CHECK_STR(res[1][4].text, want);
+    CHECK_STR(res[1][3].text,
+              cJSON_GetStringValue(cJSON_GetObjectItem(t.c[1], "expected_generated_text")));
+    CHECK(res[1][1].status < 0 && strncmp(res[1][1].err.msg, "junk.png: ", 10) == 0);
+    for (size_t i = 0; i < NR; i++) {
+        CHECK_INT(res[1][i].status, res[0][i].status);
+        if (res[0][i].status < 0)
+            continue;
+        CHECK(res[1][i].n_ids == res[0][i].n_ids &&
+              memcmp(res[1][i].ids, res[0][i].ids, res[0][i].n_ids * 4) == 0);
+        static const char *const names[2] = { "image_hidden_states", "step_logits" };
+        for (int k = 0; k < 2; k++) {
+            const struct got *g0 = got_find(&col[0][i], names[k]),
+                             *g1 = got_find(&col[1][i], names[k]);
+            CHECK(g0 && g1 && g0->n == g1->n && memcmp(g0->data, g1->data, g0->n * 4) == 0);
+        }
+    }
+    /* The swapped request is another request: its features differ. */
+    const struct got *f0 = got_find(&col[1][0], "image_hidden_states"),
+                     *f2 = got_find(&col[1][2], "image_hidden_states");
+    CHECK(f0 && f2 && f0->n == f2->n && memcmp(f0->data, f2->data, f0->n * 4) != 0);
+    for (int r = 0; r < 2; r++)
+        for (size_t i = 0; i < NR; i++) {
+            idf2_result_release(&res[r][i]);
+            collector_free(&col[r][i]);
+        }
+    f32_cases_close(&t);
 }
 
 #define TESTS(X)                                                                                   \
@@ -1006,5 +1094,6 @@ TEST(vision_pass_shares_images)
     X(sampling_seeded)                                                                             \
     X(chat_request_and_max_new)                                                                    \
     X(position_ids_bucketing)                                                                      \
-    X(vision_pass_shares_images)
+    X(vision_pass_shares_images)                                                                   \
+    X(vision_pass_shares_requests)
 TEST_MAIN(TESTS)
