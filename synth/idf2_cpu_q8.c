@@ -398,23 +398,6 @@ KFN void q_gemm_groups(float *y, const struct qx *a, size_t m, const uint8_t *w,
 
 /* ---- streaming tiles (1 or 2 rows) --------------------------------------------------------- */
 
-/* Q4_0 codes of the block at b in lanes 0-7 and (two) of the next block in
- * lanes 8-15 (else zero there: the caller drops those lanes; no byte past
- * the row is read).  The chunk's first 18 words (both blocks).  Element
- * j < 16 of a block is the low nibble of its byte j, j + 16 the high one:
- * qword q of the codes takes the block's bytes 0-7 (q even) or 8-15 (q
- * odd), shifted right by 4 in qwords 2, 3, 6, 7 (the high nibbles), then
- * masked. */
-KINL __m512i q4_codes2(const bool two, const uint8_t *b)
-{
-    const __m512i raw = _mm512_maskz_loadu_epi16(two ? 0x3FFFF : 0x1FF, b);
-    const __m512i cidx = _mm512_set_epi16(17, 16, 15, 14, 13, 12, 11, 10, 17, 16, 15, 14, 13, 12,
-                                          11, 10, 8, 7, 6, 5, 4, 3, 2, 1, 8, 7, 6, 5, 4, 3, 2, 1);
-    const __m512i y = _mm512_srlv_epi64(_mm512_permutexvar_epi16(cidx, raw),
-                                        _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0));
-    return _mm512_and_si512(y, _mm512_set1_epi8(15));
-}
-
 /* Bytes of one activation row in the Q8_0 streaming layout: a 64-byte
  * aligned stride. */
 static size_t q8_sl_bytes(size_t kp)
@@ -442,18 +425,48 @@ static void q8_stream_layout(int8_t *sl, const int8_t *codes, size_t kp)
     }
 }
 
+/* Blocks per Q4_0 streaming chunk: one per 128-bit lane. */
+#define Q4_CHUNK 4
+
+/* Bytes of one activation row in the Q4_0 streaming layout. */
+static size_t q4_sl_bytes(size_t kp)
+{
+    return idf2_align64((kp + 127) / 128 * 128);
+}
+
+/* Row codes (kp of them) in the order of Q4_0 nibbles as stored: per 4
+ * blocks, 64 bytes of the blocks' codes 0-15 (block l in 128-bit lane l,
+ * against the low nibbles) then 64 of their codes 16-31 (the high ones);
+ * zero past kp. */
+static void q4_stream_layout(int8_t *sl, const int8_t *codes, size_t kp)
+{
+    memset(sl, 0, q4_sl_bytes(kp));
+    for (size_t b = 0; b < kp / 32; b++) {
+        int8_t *d = sl + b / Q4_CHUNK * 128 + b % Q4_CHUNK * 16;
+        memcpy(d, codes + b * 32, 16);
+        memcpy(d + 64, codes + b * 32 + 16, 16);
+    }
+}
+
+/* The first two steps of folding 16 vectors: q[i], 128-bit lane l, holds
+ * v[4i..4i+3]'s sums of their dwords 4l..4l+3. */
+KINL void fold16_quads(const __m512i v[16], __m512i q[4])
+{
+    __m512i a[8];
+    _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) a[i] =
+        _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]),
+                         _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
+    _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) q[i] =
+        _mm512_add_epi32(_mm512_unpacklo_epi64(a[2 * i], a[2 * i + 1]),
+                         _mm512_unpackhi_epi64(a[2 * i], a[2 * i + 1]));
+}
+
 /* Integer lane sums of 16 vectors: lane c of *even is the sum of v[c]'s
  * lanes 0-7, of *odd of its lanes 8-15. */
 KINL void fold16(const __m512i v[16], __m512i *even, __m512i *odd)
 {
-    __m512i a[8], q[4];
-    _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) a[i] =
-        _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]),
-                         _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
-    /* q[i], 128-bit lane l: rows 4i..4i+3, each its lane l summed. */
-    _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) q[i] =
-        _mm512_add_epi32(_mm512_unpacklo_epi64(a[2 * i], a[2 * i + 1]),
-                         _mm512_unpackhi_epi64(a[2 * i], a[2 * i + 1]));
+    __m512i q[4];
+    fold16_quads(v, q);
     /* c0: rows 0-3 even, rows 0-3 odd, rows 4-7 even, rows 4-7 odd. */
     const __m512i c0 = _mm512_add_epi32(_mm512_shuffle_i32x4(q[0], q[1], _MM_SHUFFLE(2, 0, 2, 0)),
                                         _mm512_shuffle_i32x4(q[0], q[1], _MM_SHUFFLE(3, 1, 3, 1)));
@@ -463,13 +476,30 @@ KINL void fold16(const __m512i v[16], __m512i *even, __m512i *odd)
     *odd = _mm512_shuffle_i32x4(c0, c1, _MM_SHUFFLE(3, 1, 3, 1));
 }
 
-/* The next tile's rows follow this tile's: fetch as much of them per chunk
- * as chunk ch reads (bb-byte blocks), so that they are in cache when it
- * starts (rows of 2-15 KiB are too short for the hardware's stream
- * detection to hide their first misses). */
-KINL void q_stream_prefetch(const uint8_t *w, size_t wrb, size_t bb, size_t ch)
+/* Sums of each 128-bit lane of 16 vectors: lane c of e[l] is the sum of
+ * v[c]'s dwords 4l..4l+3 (fold16_quads, then a 4 x 4 transpose of 128-bit
+ * lanes). */
+KINL void fold16x4(const __m512i v[16], __m512i e[4])
 {
-    const size_t per = Q_GROUP * 2 * bb;
+    __m512i q[4];
+    fold16_quads(v, q);
+    const __m512i t0 = _mm512_shuffle_i32x4(q[0], q[1], _MM_SHUFFLE(1, 0, 1, 0)),
+                  t1 = _mm512_shuffle_i32x4(q[0], q[1], _MM_SHUFFLE(3, 2, 3, 2)),
+                  t2 = _mm512_shuffle_i32x4(q[2], q[3], _MM_SHUFFLE(1, 0, 1, 0)),
+                  t3 = _mm512_shuffle_i32x4(q[2], q[3], _MM_SHUFFLE(3, 2, 3, 2));
+    e[0] = _mm512_shuffle_i32x4(t0, t2, _MM_SHUFFLE(2, 0, 2, 0));
+    e[1] = _mm512_shuffle_i32x4(t0, t2, _MM_SHUFFLE(3, 1, 3, 1));
+    e[2] = _mm512_shuffle_i32x4(t1, t3, _MM_SHUFFLE(2, 0, 2, 0));
+    e[3] = _mm512_shuffle_i32x4(t1, t3, _MM_SHUFFLE(3, 1, 3, 1));
+}
+
+/* The next tile's rows follow this tile's: fetch as much of them per chunk
+ * as chunk ch reads (cb bytes of each row), so that they are in cache when
+ * it starts (rows of 2-15 KiB are too short for the hardware's stream
+ * detection to hide their first misses). */
+KINL void q_stream_prefetch(const uint8_t *w, size_t wrb, size_t cb, size_t ch)
+{
+    const size_t per = Q_GROUP * cb;
     for (size_t o = 0; o < per; o += 64)
         _mm_prefetch((const char *)w + Q_GROUP * wrb + ch * per + o, _MM_HINT_T0);
 }
@@ -495,29 +525,73 @@ KINL void q_stream_steps(const int MR, const bool two, const struct qx *a, size_
     }
 }
 
-/* One 64-input chunk ch of a Q4_0 streaming tile: acc[r] takes its blocks
- * 2 ch and (two) 2 ch + 1.  Scales through general registers: gathers
- * measured ~12 % slower here (they are faster for Q8_0). */
-KINL void q4_stream_chunk(const int MR, const bool full, const bool two, const struct qx *a,
-                          const uint8_t *w, size_t wrb, int nr, size_t ch, __m512 acc[2])
+/* Chunk c (blocks 4c .. 4c+nbt-1, nbt <= 4) of a Q4_0 streaming tile.
+ * A word permute of the chunk's 72 bytes puts block l's 16 bytes of
+ * nibbles in 128-bit lane l; the low nibbles (an AND) meet the
+ * activations' codes 0-15 and the high ones (a shift and an AND) codes
+ * 16-31 as q4_stream_layout lays them out, so each lane's 4 dwords hold its
+ * block's products and fold16x4 gives each block's 16 row sums whole.
+ * Scales gathered as dwords whose low (blocks 0, 2) or high (1, 3) half
+ * they are. */
+KINL void q4_stream_chunk(const int MR, const bool full, const int nbt, const struct qx *a,
+                          const uint8_t *w, size_t wrb, int nr, size_t c, __m512 acc[2])
 {
-    const size_t bb = Q4_BLOCK_BYTES;
-    const __m512i z = _mm512_setzero_si512(), extra[2] = { z, z };
-    __m512i av[2], dots[2][Q_GROUP];
-    _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++) av[r] =
-        _mm512_loadu_si512(qx_codes(a, (size_t)r) + ch * 64);
-    _Pragma("GCC unroll 16") for (int c = 0; c < Q_GROUP; c++)
+    const size_t bb = Q4_BLOCK_BYTES, slb = q4_sl_bytes(a->kp);
+    const __m512i z = _mm512_setzero_si512(), nib = _mm512_set1_epi8(15);
+    const __m512i idx =
+        _mm512_set_epi16(35, 34, 33, 32, 31, 30, 29, 28, 26, 25, 24, 23, 22, 21, 20, 19, 17, 16, 15,
+                         14, 13, 12, 11, 10, 8, 7, 6, 5, 4, 3, 2, 1);
+    const uint8_t *blk = w + Q4_CHUNK * c * bb;
+    const size_t nbytes = (size_t)nbt * bb;
+    const __mmask64 m0 = nbytes >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << nbytes) - 1;
+    const __mmask64 m1 = nbytes > 64 ? ((__mmask64)1 << (nbytes - 64)) - 1 : 0;
+    __m512i alo[2], ahi[2], dots[2][Q_GROUP];
+    _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++)
     {
-        const __m512i wv = full || c < nr ? q4_codes2(two, w + (size_t)c * wrb + 2 * ch * bb) : z;
-        _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++) dots[r][c] =
-            _mm512_dpbusd_epi32(z, wv, av[r]);
+        const int8_t *sl = a->sl + (size_t)r * slb + c * 128;
+        alo[r] = _mm512_load_si512(sl);
+        ahi[r] = _mm512_load_si512(sl + 64);
     }
-    q_stream_prefetch(w, wrb, bb, ch);
-    const uint8_t *blk = w + 2 * ch * bb;
-    const int rows = full ? Q_GROUP : nr;
-    const __m512 dwe = q_scales(blk, wrb, rows);
-    const __m512 dwo = two ? q_scales(blk + bb, wrb, rows) : _mm512_setzero_ps();
-    q_stream_steps(MR, two, a, ch, dots, extra, dwe, dwo, acc);
+    _Pragma("GCC unroll 16") for (int cr = 0; cr < Q_GROUP; cr++)
+    {
+        __m512i lo = z, hi = z;
+        if (full || cr < nr) {
+            const uint8_t *p = blk + (size_t)cr * wrb;
+            const __m512i r0 =
+                nbt == Q4_CHUNK ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(m0, p);
+            const __m512i r1 =
+                nbt == Q4_CHUNK ? _mm512_castsi128_si512(_mm_loadl_epi64((const __m128i *)(p + 64)))
+                                : _mm512_maskz_loadu_epi8(m1, p + 64);
+            const __m512i v = _mm512_permutex2var_epi16(r0, idx, r1);
+            lo = _mm512_and_si512(v, nib);
+            hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
+        }
+        _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++) dots[r][cr] =
+            _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, lo, alo[r]), hi, ahi[r]);
+    }
+    q_stream_prefetch(w, wrb, Q4_CHUNK * bb, c);
+    const __mmask16 rm = full ? 0xFFFF : tail16((size_t)nr);
+    const __m512i roff =
+        _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                           _mm512_set1_epi32((int)wrb));
+    __m512 dw[Q4_CHUNK] = { _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                            _mm512_setzero_ps() };
+    _Pragma("GCC unroll 4") for (int l = 0; l < Q4_CHUNK; l++) if (l < nbt)
+    {
+        /* Block l's scale is the low half of the dword at its start, or
+         * (l odd) the high half of the dword before it. */
+        const __m512i g = _mm512_mask_i32gather_epi32(z, rm, roff, blk + l * bb - (l & 1) * 2, 1);
+        dw[l] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(l & 1 ? _mm512_srli_epi32(g, 16) : g));
+    }
+    _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++)
+    {
+        const float *dx = qx_dx(a, (size_t)r) + Q4_CHUNK * c;
+        const int32_t *corr = qx_corr(a, (size_t)r) + Q4_CHUNK * c;
+        __m512i e[Q4_CHUNK];
+        fold16x4(dots[r], e);
+        _Pragma("GCC unroll 4") for (int l = 0; l < Q4_CHUNK; l++) if (l < nbt) acc[r] =
+            q_step(acc[r], _mm512_add_epi32(e[l], _mm512_set1_epi32(corr[l])), dw[l], dx[l]);
+    }
 }
 
 /* One 64-input chunk ch of a Q8_0 streaming tile.  Each weight row's chunk
@@ -553,7 +627,7 @@ KINL void q8_stream_chunk(const int MR, const bool full, const bool two, const s
         _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++) dots[r][c] =
             _mm512_dpbusd_epi32(z, wv, av[r]);
     }
-    q_stream_prefetch(w, wrb, bb, ch);
+    q_stream_prefetch(w, wrb, 2 * bb, ch);
     const __mmask16 rm = full ? 0xFFFF : tail16((size_t)nr);
     const __m512i roff =
         _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
@@ -577,15 +651,18 @@ KINL void q_stream_tile(const int MR, const bool q4, const bool full, const stru
                         const float *bias)
 {
     __m512 acc[2] = { _mm512_setzero_ps(), _mm512_setzero_ps() };
-    for (size_t ch = 0; ch < nblocks / 2; ch++)
-        if (q4)
-            q4_stream_chunk(MR, full, true, a, w, wrb, nr, ch, acc);
-        else
+    if (q4) {
+        for (size_t c = 0; c < nblocks / Q4_CHUNK; c++)
+            q4_stream_chunk(MR, full, Q4_CHUNK, a, w, wrb, nr, c, acc);
+        if (nblocks % Q4_CHUNK)
+            q4_stream_chunk(MR, full, (int)(nblocks % Q4_CHUNK), a, w, wrb, nr, nblocks / Q4_CHUNK,
+                            acc);
+    } else {
+        for (size_t ch = 0; ch < nblocks / 2; ch++)
             q8_stream_chunk(MR, full, true, a, w, wrb, nr, ch, acc);
-    if (nblocks % 2 && q4)
-        q4_stream_chunk(MR, full, false, a, w, wrb, nr, nblocks / 2, acc);
-    else if (nblocks % 2)
-        q8_stream_chunk(MR, full, false, a, w, wrb, nr, nblocks / 2, acc);
+        if (nblocks % 2)
+            q8_stream_chunk(MR, full, false, a, w, wrb, nr, nblocks / 2, acc);
+    }
     _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++)
         q_store(y + (size_t)r * ldy, tail16((size_t)nr), acc[r], bias);
 }
@@ -656,9 +733,13 @@ void idf2_q8_mm(float *y, const float *x, size_t m, size_t x_stride, const void 
         qact_row(row, (float *)(void *)(row + kp), (int32_t *)(void *)(row + kp + kp / 32 * 4),
                  x + (size_t)r * x_stride, K, kp, q4 ? 8 : 128);
     }
-    if (m <= 2 && !q4)
-        for (size_t r = 0; r < m; r++)
-            q8_stream_layout((int8_t *)panels + r * q8_sl_bytes(kp), qx_codes(&a, r), kp);
+    if (m <= 2)
+        for (size_t r = 0; r < m; r++) {
+            if (q4)
+                q4_stream_layout((int8_t *)panels + r * q4_sl_bytes(kp), qx_codes(&a, r), kp);
+            else
+                q8_stream_layout((int8_t *)panels + r * q8_sl_bytes(kp), qx_codes(&a, r), kp);
+        }
     const size_t groups = (N + Q_GROUP - 1) / Q_GROUP;
     const int team = m * N * K < (1u << 18) ? 1 : (nt > 0 ? nt : 1);
 #pragma omp parallel num_threads(team)
