@@ -448,25 +448,24 @@ static void q4_stream_layout(int8_t *sl, const int8_t *codes, size_t kp)
     }
 }
 
-/* The first two steps of folding 16 vectors: q[i], 128-bit lane l, holds
- * v[4i..4i+3]'s sums of their dwords 4l..4l+3. */
-KINL void fold16_quads(const __m512i v[16], __m512i q[4])
+/* The streaming tiles' integer fold, in two parts so that it runs as the
+ * dot products come (a tile keeps one zmm per 4 weight rows and activation
+ * row live instead of 16: with 2 rows, 32 live dot products spilled).
+ * quad4: the sums of 4 vectors' dwords 4l..4l+3, vector j's in dword j of
+ * 128-bit lane l. */
+KINL __m512i quad4(const __m512i v[4])
 {
-    __m512i a[8];
-    _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) a[i] =
-        _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]),
-                         _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
-    _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) q[i] =
-        _mm512_add_epi32(_mm512_unpacklo_epi64(a[2 * i], a[2 * i + 1]),
-                         _mm512_unpackhi_epi64(a[2 * i], a[2 * i + 1]));
+    const __m512i a0 = _mm512_add_epi32(_mm512_unpacklo_epi32(v[0], v[1]),
+                                        _mm512_unpackhi_epi32(v[0], v[1])),
+                  a1 = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2], v[3]),
+                                        _mm512_unpackhi_epi32(v[2], v[3]));
+    return _mm512_add_epi32(_mm512_unpacklo_epi64(a0, a1), _mm512_unpackhi_epi64(a0, a1));
 }
 
-/* Integer lane sums of 16 vectors: lane c of *even is the sum of v[c]'s
- * lanes 0-7, of *odd of its lanes 8-15. */
-KINL void fold16(const __m512i v[16], __m512i *even, __m512i *odd)
+/* From quad4 of rows 4i..4i+3 in q[i]: lane c of *even is the sum of row
+ * c's lanes 0-7, of *odd of its lanes 8-15. */
+KINL void fold_halves(const __m512i q[4], __m512i *even, __m512i *odd)
 {
-    __m512i q[4];
-    fold16_quads(v, q);
     /* c0: rows 0-3 even, rows 0-3 odd, rows 4-7 even, rows 4-7 odd. */
     const __m512i c0 = _mm512_add_epi32(_mm512_shuffle_i32x4(q[0], q[1], _MM_SHUFFLE(2, 0, 2, 0)),
                                         _mm512_shuffle_i32x4(q[0], q[1], _MM_SHUFFLE(3, 1, 3, 1)));
@@ -476,13 +475,10 @@ KINL void fold16(const __m512i v[16], __m512i *even, __m512i *odd)
     *odd = _mm512_shuffle_i32x4(c0, c1, _MM_SHUFFLE(3, 1, 3, 1));
 }
 
-/* Sums of each 128-bit lane of 16 vectors: lane c of e[l] is the sum of
- * v[c]'s dwords 4l..4l+3 (fold16_quads, then a 4 x 4 transpose of 128-bit
- * lanes). */
-KINL void fold16x4(const __m512i v[16], __m512i e[4])
+/* From quad4 of rows 4i..4i+3 in q[i]: lane c of e[l] is the sum of row
+ * c's 128-bit lane l (a 4 x 4 transpose of 128-bit lanes). */
+KINL void fold_quarters(const __m512i q[4], __m512i e[4])
 {
-    __m512i q[4];
-    fold16_quads(v, q);
     const __m512i t0 = _mm512_shuffle_i32x4(q[0], q[1], _MM_SHUFFLE(1, 0, 1, 0)),
                   t1 = _mm512_shuffle_i32x4(q[0], q[1], _MM_SHUFFLE(3, 2, 3, 2)),
                   t2 = _mm512_shuffle_i32x4(q[2], q[3], _MM_SHUFFLE(1, 0, 1, 0)),
@@ -504,19 +500,19 @@ KINL void q_stream_prefetch(const uint8_t *w, size_t wrb, size_t cb, size_t ch)
         _mm_prefetch((const char *)w + Q_GROUP * wrb + ch * per + o, _MM_HINT_T0);
 }
 
-/* The float steps of chunk ch for MR rows: dots[r] folded, its even block
- * sums plus extra[r] (the part of them summed elsewhere), scales dwe and
- * (two) dwo of the 16 weight rows. */
+/* The float steps of Q8_0 chunk ch for MR rows: quads[r] folded, its even
+ * block sums plus extra[r] (the part of them summed elsewhere), scales dwe
+ * and (two) dwo of the 16 weight rows. */
 KINL void q_stream_steps(const int MR, const bool two, const struct qx *a, size_t ch,
-                         const __m512i dots[2][Q_GROUP], const __m512i extra[2], __m512 dwe,
-                         __m512 dwo, __m512 acc[2])
+                         const __m512i quads[2][4], const __m512i extra[2], __m512 dwe, __m512 dwo,
+                         __m512 acc[2])
 {
     _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++)
     {
         const float *dx = qx_dx(a, (size_t)r);
         const int32_t *corr = qx_corr(a, (size_t)r);
         __m512i even, odd;
-        fold16(dots[r], &even, &odd);
+        fold_halves(quads[r], &even, &odd);
         even = _mm512_add_epi32(even, _mm512_add_epi32(extra[r], _mm512_set1_epi32(corr[2 * ch])));
         acc[r] = q_step(acc[r], even, dwe, dx[2 * ch]);
         if (two)
@@ -530,9 +526,10 @@ KINL void q_stream_steps(const int MR, const bool two, const struct qx *a, size_
  * nibbles in 128-bit lane l; the low nibbles (an AND) meet the
  * activations' codes 0-15 and the high ones (a shift and an AND) codes
  * 16-31 as q4_stream_layout lays them out, so each lane's 4 dwords hold its
- * block's products and fold16x4 gives each block's 16 row sums whole.
- * Scales gathered as dwords whose low (blocks 0, 2) or high (1, 3) half
- * they are. */
+ * block's products and fold_quarters gives each block's 16 row sums whole.
+ * The 16 rows' scales (words 0, 9, 18 and 27 of each row's first load)
+ * come out of the same loads by word permutes, 4 rows at a time (gathers
+ * of them took about a third of the tile's time). */
 KINL void q4_stream_chunk(const int MR, const bool full, const int nbt, const struct qx *a,
                           const uint8_t *w, size_t wrb, int nr, size_t c, __m512 acc[2])
 {
@@ -545,50 +542,70 @@ KINL void q4_stream_chunk(const int MR, const bool full, const int nbt, const st
     const size_t nbytes = (size_t)nbt * bb;
     const __mmask64 m0 = nbytes >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << nbytes) - 1;
     const __mmask64 m1 = nbytes > 64 ? ((__mmask64)1 << (nbytes - 64)) - 1 : 0;
-    __m512i alo[2], ahi[2], dots[2][Q_GROUP];
+    /* Words 0-3: the 4 scales of the first source, 4-7 of the second. */
+    const __m512i sidx = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                          0, 0, 0, 0, 0, 59, 50, 41, 32, 27, 18, 9, 0);
+    __m512i alo[2], ahi[2], quads[2][4], sg[4];
     _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++)
     {
         const int8_t *sl = a->sl + (size_t)r * slb + c * 128;
         alo[r] = _mm512_load_si512(sl);
         ahi[r] = _mm512_load_si512(sl + 64);
     }
-    _Pragma("GCC unroll 16") for (int cr = 0; cr < Q_GROUP; cr++)
+    _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++)
     {
-        __m512i lo = z, hi = z;
-        if (full || cr < nr) {
-            const uint8_t *p = blk + (size_t)cr * wrb;
-            const __m512i r0 =
-                nbt == Q4_CHUNK ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(m0, p);
-            const __m512i r1 =
-                nbt == Q4_CHUNK ? _mm512_castsi128_si512(_mm_loadl_epi64((const __m128i *)(p + 64)))
-                                : _mm512_maskz_loadu_epi8(m1, p + 64);
-            const __m512i v = _mm512_permutex2var_epi16(r0, idx, r1);
-            lo = _mm512_and_si512(v, nib);
-            hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
+        __m512i dots[2][4], r0[4];
+        _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++)
+        {
+            const int cr = 4 * g + k;
+            __m512i lo = z, hi = z;
+            r0[k] = z;
+            if (full || cr < nr) {
+                const uint8_t *p = blk + (size_t)cr * wrb;
+                r0[k] = nbt == Q4_CHUNK ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(m0, p);
+                const __m512i r1 =
+                    nbt == Q4_CHUNK
+                        ? _mm512_castsi128_si512(_mm_loadl_epi64((const __m128i *)(p + 64)))
+                        : _mm512_maskz_loadu_epi8(m1, p + 64);
+                const __m512i v = _mm512_permutex2var_epi16(r0[k], idx, r1);
+                lo = _mm512_and_si512(v, nib);
+                hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
+            }
+            _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++) dots[r][k] =
+                _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, lo, alo[r]), hi, ahi[r]);
         }
-        _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++) dots[r][cr] =
-            _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, lo, alo[r]), hi, ahi[r]);
+        _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++) quads[r][g] = quad4(dots[r]);
+        /* 128-bit lanes 0 and 2: rows 4g, 4g+1 and 4g+2, 4g+3, 4 scales
+         * each. */
+        sg[g] = _mm512_shuffle_i32x4(_mm512_permutex2var_epi16(r0[0], sidx, r0[1]),
+                                     _mm512_permutex2var_epi16(r0[2], sidx, r0[3]), 0);
     }
     q_stream_prefetch(w, wrb, Q4_CHUNK * bb, c);
-    const __mmask16 rm = full ? 0xFFFF : tail16((size_t)nr);
-    const __m512i roff =
-        _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                           _mm512_set1_epi32((int)wrb));
-    __m512 dw[Q4_CHUNK] = { _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                            _mm512_setzero_ps() };
-    _Pragma("GCC unroll 4") for (int l = 0; l < Q4_CHUNK; l++) if (l < nbt)
-    {
-        /* Block l's scale is the low half of the dword at its start, or
-         * (l odd) the high half of the dword before it. */
-        const __m512i g = _mm512_mask_i32gather_epi32(z, rm, roff, blk + l * bb - (l & 1) * 2, 1);
-        dw[l] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(l & 1 ? _mm512_srli_epi32(g, 16) : g));
-    }
+    /* h[i]: rows 8i..8i+7, row j's scale l at word 4 j + l; then s01 holds
+     * blocks 0 and 1's 16 scales, s23 blocks 2 and 3's. */
+    const __m512i h0 = _mm512_shuffle_i32x4(sg[0], sg[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                  h1 = _mm512_shuffle_i32x4(sg[2], sg[3], _MM_SHUFFLE(2, 0, 2, 0));
+    const __m512i s01 = _mm512_permutex2var_epi16(
+                      h0,
+                      _mm512_set_epi16(61, 57, 53, 49, 45, 41, 37, 33, 29, 25, 21, 17, 13, 9, 5, 1,
+                                       60, 56, 52, 48, 44, 40, 36, 32, 28, 24, 20, 16, 12, 8, 4, 0),
+                      h1),
+                  s23 = _mm512_permutex2var_epi16(h0,
+                                                  _mm512_set_epi16(63, 59, 55, 51, 47, 43, 39, 35,
+                                                                   31, 27, 23, 19, 15, 11, 7, 3, 62,
+                                                                   58, 54, 50, 46, 42, 38, 34, 30,
+                                                                   26, 22, 18, 14, 10, 6, 2),
+                                                  h1);
+    const __m512 dw[Q4_CHUNK] = { _mm512_cvtph_ps(_mm512_castsi512_si256(s01)),
+                                  _mm512_cvtph_ps(_mm512_extracti64x4_epi64(s01, 1)),
+                                  _mm512_cvtph_ps(_mm512_castsi512_si256(s23)),
+                                  _mm512_cvtph_ps(_mm512_extracti64x4_epi64(s23, 1)) };
     _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++)
     {
         const float *dx = qx_dx(a, (size_t)r) + Q4_CHUNK * c;
         const int32_t *corr = qx_corr(a, (size_t)r) + Q4_CHUNK * c;
         __m512i e[Q4_CHUNK];
-        fold16x4(dots[r], e);
+        fold_quarters(quads[r], e);
         _Pragma("GCC unroll 4") for (int l = 0; l < Q4_CHUNK; l++) if (l < nbt) acc[r] =
             q_step(acc[r], _mm512_add_epi32(e[l], _mm512_set1_epi32(corr[l])), dw[l], dx[l]);
     }
@@ -607,7 +624,7 @@ KINL void q8_stream_chunk(const int MR, const bool full, const bool two, const s
     const size_t bb = Q8_BLOCK_BYTES, slb = q8_sl_bytes(a->kp);
     const __m512i z = _mm512_setzero_si512(), flip = _mm512_set1_epi8((char)0x80);
     const uint8_t *blk = w + 2 * ch * bb;
-    __m512i av[2], ah[2], dots[2][Q_GROUP];
+    __m512i av[2], ah[2], quads[2][4];
     _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++)
     {
         const int8_t *sl = a->sl + (size_t)r * slb;
@@ -616,16 +633,22 @@ KINL void q8_stream_chunk(const int MR, const bool full, const bool two, const s
         memcpy(&h, sl + a->kp + ch * 4, 4);
         ah[r] = _mm512_set1_epi32(h);
     }
-    _Pragma("GCC unroll 16") for (int c = 0; c < Q_GROUP; c++)
+    _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++)
     {
-        /* Rows past nr are not read; of a lone last block, codes 2-31. */
-        const uint8_t *p = blk + (size_t)c * wrb + 4;
-        __m512i wv = z;
-        if (full || c < nr)
-            wv = _mm512_xor_si512(
-                two ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(0x3FFFFFFF, p), flip);
-        _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++) dots[r][c] =
-            _mm512_dpbusd_epi32(z, wv, av[r]);
+        __m512i dots[2][4];
+        _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++)
+        {
+            /* Rows past nr are not read; of a lone last block, codes 2-31. */
+            const int c = 4 * g + k;
+            const uint8_t *p = blk + (size_t)c * wrb + 4;
+            __m512i wv = z;
+            if (full || c < nr)
+                wv = _mm512_xor_si512(
+                    two ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(0x3FFFFFFF, p), flip);
+            _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++) dots[r][k] =
+                _mm512_dpbusd_epi32(z, wv, av[r]);
+        }
+        _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++) quads[r][g] = quad4(dots[r]);
     }
     q_stream_prefetch(w, wrb, 2 * bb, ch);
     const __mmask16 rm = full ? 0xFFFF : tail16((size_t)nr);
@@ -641,7 +664,7 @@ KINL void q8_stream_chunk(const int MR, const bool full, const bool two, const s
     __m512i extra[2];
     _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++) extra[r] =
         _mm512_dpbusd_epi32(z, head, ah[r]);
-    q_stream_steps(MR, two, a, ch, dots, extra, dwe, dwo, acc);
+    q_stream_steps(MR, two, a, ch, quads, extra, dwe, dwo, acc);
 }
 
 /* MR (1 or 2) activation rows x the nr <= 16 weight rows from w on (full:
