@@ -22,15 +22,18 @@
  * paid once per 16 rows x 32 inputs per call and shared by all rows.
  *
  * One or two rows (decode, bound by memory): tiles stream 16 weight rows
- * as stored, one vpdpbusd per (activation row, weight row, 64 inputs) into
- * per-lane partial sums (lanes 0-7 the even block, 8-15 the odd one),
- * folded by an integer transpose-and-add tree into one zmm of the 16 rows'
- * block sums, then the float step above.  Q8_0 reads each row's chunk with
- * one plain load from its byte 4, against activations laid out once per
- * call to match (zero against the odd block's scale), and gathers the
- * 16 rows' scales and first two codes; Q4_0 unpacks nibbles by a word
- * permute.  Threads split the groups into contiguous ranges, so each
- * weight comes from memory once per call. */
+ * as stored into per-lane partial sums, folded by an integer
+ * transpose-and-add tree into one zmm of the 16 rows' sums per block, then
+ * the float step above.  Q8_0: one vpdpbusd per (activation row, weight
+ * row, 64 inputs), lanes 0-7 the even block, 8-15 the odd one; each row's
+ * chunk is one plain load from its byte 4, against activations laid out
+ * once per call to match (zero against the odd block's scale), and the 16
+ * rows' scales and first two codes are gathered.  Q4_0: 128 inputs (4
+ * blocks) per chunk, one word permute of a row's 72 bytes puts block l's
+ * nibbles in 128-bit lane l, an AND and a shift split them, two vpdpbusd
+ * meet activations laid out once per call in nibble order, and the rows'
+ * scales come from the same loads by permutes.  Threads split the groups
+ * into contiguous ranges, so each weight comes from memory once per call. */
 #include "idf2_cpu_q8.h"
 
 #include <immintrin.h>
@@ -508,7 +511,7 @@ KINL void q_stream_prefetch(const uint8_t *w, size_t wrb, size_t cb, size_t ch)
         _mm_prefetch((const char *)w + Q_GROUP * wrb + ch * per + o, _MM_HINT_T0);
 }
 
-/* The float steps of Q8_0 chunk ch for MR rows: quads[r] folded, its even
+/* The float steps of Q8_0 chunk ch for MR rows: dots[r] folded, its even
  * block sums plus extra[r] (the part of them summed elsewhere), scales dwe
  * and (two) dwo of the 16 weight rows. */
 KINL void q_stream_steps(const int MR, const bool two, const struct qx *a, size_t ch,
@@ -751,9 +754,9 @@ void idf2_q8_mm(float *y, const float *x, size_t m, size_t x_stride, const void 
         return;
     const size_t kp = xq_row(K), nblocks = (K + 31) / 32, wrb = w_row_bytes(K, q4);
     char *panels = (char *)ws + idf2_align64(m * xq_bytes(K));
-    /* Streaming Q8_0 tiles read their activations from the panel space,
-     * which only 3+ rows use (one panel, 18 kp bytes or more, holds two
-     * rows of q8_sl_bytes(kp)). */
+    /* Streaming tiles read their activations from the panel space, which
+     * only 3+ rows use (one panel, 18 kp bytes or more, holds two rows of
+     * q8_sl_bytes(kp) or q4_sl_bytes(kp)). */
     const struct qx a = { ws, xq_bytes(K), kp, (const int8_t *)panels };
 #pragma omp parallel for schedule(static) num_threads(m >= 8 ? nt : 1)
     for (long r = 0; r < (long)m; r++) {
