@@ -23,6 +23,8 @@
 #              exact: the same with the caption MinHash off (exact methods
 #              only: ~2 signatures a sample instead of ~20, so 10M samples
 #              fit ~8 GB of disk)
+#   DEDUP_MB   the dedup stage's own memory_mb (default: its default, 256):
+#              what its reduce and plan step may hold
 #   DUPS       K: every K-th sample repeats its predecessor's caption
 #              (gen_tiny_wds.py --dups K; 2 = every other sample), the
 #              duplicates a DEDUP=1 run finds
@@ -57,7 +59,8 @@ for n in "${sizes[@]}"; do
   if [ "${DEDUP:-0}" != 0 ]; then
     python3 -c "import json, sys; p = sys.argv[1]; s = json.load(open(p)); st = {'stage': 'dedup'}
 if sys.argv[2] == 'exact': st['text'] = {'minhash': False}
-s['stages'].insert(-1, st); json.dump(s, open(p, 'w'))" "$d/spec.json" "$DEDUP"
+if sys.argv[3]: st['memory_mb'] = int(sys.argv[3])
+s['stages'].insert(-1, st); json.dump(s, open(p, 'w'))" "$d/spec.json" "$DEDUP" "${DEDUP_MB:-}"
   fi
   /usr/bin/time -v "$bin" run "$d/spec.json" --threads 2 --quiet 2>"$d/time.txt" >"$d/run.txt"
   w=$d/out/_work
@@ -74,7 +77,7 @@ s['stages'].insert(-1, st); json.dump(s, open(p, 'w'))" "$d/spec.json" "$DEDUP"
   if [ "${DEDUP:-0}" != 0 ]; then
     dups=$(python3 -c "import json; print(json.load(open('$d/out/run.json'))['dedup']['duplicates'])")
     rm "$w/r0-plan.json"
-    echo "RESULT scale samples=$n dedup_plan_step_alone_peak_rss_kb=$(peak "$bin" task "$d/out" r0-plan 0 --quiet) duplicates=$dups"
+    echo "RESULT scale samples=$n dedup_plan_step_alone_peak_rss_kb=$(peak "$bin" task "$d/out" r0-plan 0 --quiet) duplicates=$dups dedup_memory_mb=${DEDUP_MB:-256}"
   fi
   rm "$w/plan.json"
   plan_rss=$(peak "$bin" task "$d/out" plan 0 --quiet)
