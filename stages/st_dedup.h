@@ -3,7 +3,8 @@
  * sorted, partitioned binary file per unit (dedup_sig); the reduce merges
  * one hash-prefix partition of all of them at a time in bounded memory and
  * writes the duplicate pairs it finds (dedup_reduce); PLAN joins the pairs
- * into clusters (union-find) and keeps one sample per cluster, marking the
+ * into clusters (dedup_cc, in the same budget as the reduce, through
+ * external sorts) and keeps one sample per cluster, marking the
  * others duplicate with the method that found them.  On documents it also
  * applies OBELICS's rules that edit rather than drop (dedup_doc): MAP
  * drops an image repeated inside a document, the reduce counts image URLs
