@@ -16,6 +16,10 @@
  * crops share one pass (4,900 patches), the whole takes another; `split1`
  * is the same five images one pass each (how it ran before the crops were
  * batched; the outputs are the same bit for bit).  --split adds `split`.
+ * `SxK` is K images (K <= 8) of S x S patches sharing passes, the way the
+ * engine encodes K requests admitted together (`27x6`: six 378 px
+ * captions in one 4,374-patch pass); against K times grid `S`, that is
+ * what sharing the pass saves.
  *
  * usage: bench_vision CKPT_DIR [--backend NAME (fast)] [--grids 27,70,split1]
  *                     [--threads 1,2] [--reps N (2)] [--split] */
@@ -27,12 +31,14 @@
 #include "bench_clock.h"
 #include "synth/idf2_ctx.h"
 
+#define MAX_IMAGES 8
+
 /* Wall and CPU seconds of the three stages of one image pass. */
 struct pass_time {
     double wall[3], cpu[3];
 };
 
-/* The images of one pass (n <= 5)
+/* The images of one pass (n <= MAX_IMAGES)
  * through the vision tower, the modality projection and the perceiver on
  * context c, as generate runs them. */
 static int one_pass(struct idf2_ctx *c, const struct idf2_vision_image *im, size_t n, float *feats,
@@ -40,7 +46,7 @@ static int one_pass(struct idf2_ctx *c, const struct idf2_vision_image *im, size
 {
     const struct idf2_model *m = c->m;
     const struct idf2_model_config *mc = &m->cfg.model;
-    size_t P = 0, rows[5];
+    size_t P = 0, rows[MAX_IMAGES];
     for (size_t i = 0; i < n; i++)
         P += rows[i] = (size_t)im[i].nh * im[i].nw;
     struct vc_err err = { 0 };
@@ -87,7 +93,10 @@ int main(int argc, char **argv)
                         "[--threads 1,2] [--reps N] [--split]\n");
         return 2;
     }
-    struct idf2_load_opts opts = { .compute = IDF2_COMPUTE_BF16, .backend = "fast" };
+    /* Mapped: the text weights this never reads are not copied. */
+    struct idf2_load_opts opts = { .compute = IDF2_COMPUTE_BF16,
+                                   .backend = "fast",
+                                   .weights = IDF2_WEIGHTS_MAP };
     char grids[64] = "27,70", threads[32] = "1,2";
     int reps = 2, split = 0;
     for (int i = 2; i < argc; i++) {
@@ -116,7 +125,7 @@ int main(int argc, char **argv)
     const size_t px_max = (size_t)N * p;
     float *pixels = malloc(3 * px_max * px_max * sizeof(float));
     float *feats =
-        malloc(5 * (size_t)mc->perceiver.n_latents * mc->text.hidden_size * sizeof(float));
+        malloc(MAX_IMAGES * (size_t)mc->perceiver.n_latents * mc->text.hidden_size * sizeof(float));
     if (!pixels || !feats)
         return 1;
     uint32_t seed = 7;
@@ -148,11 +157,18 @@ int main(int argc, char **argv)
         for (char *s2 = NULL, *g = strtok_r(gl, ",", &s2); g && !status;
              g = strtok_r(NULL, ",", &s2), gi++) {
             struct pass_time b = { 0 };
-            const bool batched = !strcmp(g, "split"), is_split = batched || !strcmp(g, "split1");
+            const char *x = strchr(g, 'x');
+            const bool is_split = !strcmp(g, "split") || !strcmp(g, "split1");
+            const bool batched = !strcmp(g, "split") || x;
             /* A split 980 px image: four 490 px crops and the whole. */
             const uint32_t sides[5] = { 35, 35, 35, 35, 70 };
-            struct idf2_vision_image im[5];
-            const size_t n_im = is_split ? 5 : 1;
+            struct idf2_vision_image im[MAX_IMAGES];
+            const size_t n_im = is_split ? 5 : x ? (size_t)atoi(x + 1) : 1;
+            if (n_im < 1 || n_im > MAX_IMAGES) {
+                fprintf(stderr, "bench_vision: grid %s: 1 to %d images\n", g, MAX_IMAGES);
+                status = 1;
+                break;
+            }
             for (size_t k = 0; k < n_im; k++) {
                 const uint32_t side = is_split ? sides[k] : (uint32_t)atoi(g);
                 im[k] = (struct idf2_vision_image){ pixels, side, side, side * p, side * p };
