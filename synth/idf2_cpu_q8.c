@@ -20,6 +20,8 @@
  * sums.  Weights stay in ggml's layout in memory (the reference, the
  * on-disk cache and decode read it; no second copy): packing (gathers) is
  * paid once per 16 rows x 32 inputs per call and shared by all rows.
+ * Up to 16 rows, the tiles over one panel also fetch the next panel's raw
+ * rows into L2, so that packing (memory) and tiles (compute) overlap.
  *
  * One or two rows (decode, bound by memory): tiles stream 16 weight rows
  * as stored into per-lane partial sums, folded by an integer
@@ -55,6 +57,10 @@
 #define Q_GROUP 16
 /* zmm per packed group and block: 8 of codes, 1 of scales. */
 #define PK_ZMM 9
+/* Up to how many activation rows tiles fetch the next panel's weights
+ * (struct q_ahead): past them packing is a small share of a call, and the
+ * fetched rows would only crowd L2. */
+#define Q_AHEAD_ROWS 16
 
 /* ggml block sizes (synth/idf2_backend.h): half scale, then the codes. */
 #define Q8_BLOCK_BYTES 34
@@ -306,6 +312,16 @@ static int32_t ld32(const int8_t *p)
     return v;
 }
 
+/* The raw weights of a thread's next panel, fetched into L2 while the
+ * tiles run over this one (packing reads them from there), a slice per
+ * tile: per_block lines from `at` at each block.  Packing from memory
+ * while no tile runs, and tiles while memory idles, had left the two
+ * phases end to end (packing was half of a 16-row call's time). */
+struct q_ahead {
+    const char *at;
+    size_t per_block;
+};
+
 /* MR activation rows from a's row r0 x one packed group p over nb blocks;
  * y: row r0's column of the group's first row, cm its live columns.  The
  * row loops run to the constant Q_MR, rows past MR skipped: clang
@@ -314,7 +330,8 @@ static int32_t ld32(const int8_t *p)
  * tiles ran ~3x slower than gcc's); with a constant count they unroll
  * fully, and inlining with a constant MR drops the skipped rows. */
 KINL void q_gemm_tile(const int MR, const struct qx *a, size_t r0, const __m512i *p, size_t nb,
-                      float *y, size_t ldy, __mmask16 cm, const float *bias)
+                      float *y, size_t ldy, __mmask16 cm, const float *bias,
+                      const struct q_ahead *pf)
 {
     __m512 acc[Q_MR];
     const int8_t *xq[Q_MR];
@@ -328,6 +345,8 @@ KINL void q_gemm_tile(const int MR, const struct qx *a, size_t r0, const __m512i
         corr[r] = qx_corr(a, r0 + (size_t)r);
     }
     for (size_t b = 0; b < nb; b++) {
+        for (size_t i = 0; i < pf->per_block; i++)
+            _mm_prefetch(pf->at + (b * pf->per_block + i) * 64, _MM_HINT_T1);
         const __m512i *pb = p + b * PK_ZMM;
         __m512i wv[8];
         _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++) wv[j] = _mm512_load_si512(pb + j);
@@ -351,11 +370,12 @@ KINL void q_gemm_tile(const int MR, const struct qx *a, size_t r0, const __m512i
  * min keeps their dead code within the arrays. */
 #define GEMM_CASE(R_)                                                                              \
     case R_:                                                                                       \
-        q_gemm_tile((R_) < Q_MR ? (R_) : Q_MR, a, r0, p, nb, y, ldy, cm, bias);                    \
+        q_gemm_tile((R_) < Q_MR ? (R_) : Q_MR, a, r0, p, nb, y, ldy, cm, bias, pf);                \
         break;
 
 KFN void q_gemm_tile_any(int MR, const struct qx *a, size_t r0, const __m512i *p, size_t nb,
-                         float *y, size_t ldy, __mmask16 cm, const float *bias)
+                         float *y, size_t ldy, __mmask16 cm, const float *bias,
+                         const struct q_ahead *pf)
 {
     switch (MR) {
         GEMM_CASE(1)
@@ -382,18 +402,34 @@ KFN void q_gemm_groups(float *y, const struct qx *a, size_t m, const uint8_t *w,
                        size_t gb)
 {
     const size_t pg = panel_groups(nb);
+    const size_t tiles = (m + Q_MR - 1) / Q_MR;
     for (size_t g0 = ga; g0 < gb; g0 += pg) {
         const size_t ng = idf2_min_sz(pg, gb - g0);
         q_pack(panel, w, wrb, N, g0, ng, nb, q4);
+        /* The next panel's rows, contiguous after this one's, spread over
+         * this panel's tile calls. */
+        const size_t g1 = g0 + ng,
+                     ng1 = g1 < gb && m <= Q_AHEAD_ROWS ? idf2_min_sz(pg, gb - g1) : 0;
+        const size_t r1 = idf2_min_sz(N, g1 * Q_GROUP);
+        const size_t lines = (idf2_min_sz(N, (g1 + ng1) * Q_GROUP) - r1) * wrb / 64;
+        const size_t per_call = (lines + tiles * ng - 1) / (tiles * ng);
+        const size_t per_block = (per_call + nb - 1) / nb, span = nb * per_block;
+        const char *next = (const char *)w + r1 * wrb;
+        size_t call = 0;
         /* Row tiles of balanced heights (16 rows: 8 + 8, not 10 + 6). */
-        const size_t tiles = (m + Q_MR - 1) / Q_MR;
         for (size_t t = 0; t < tiles; t++) {
             const size_t r0 = m * t / tiles;
             const int mr = (int)(m * (t + 1) / tiles - r0);
-            for (size_t g = 0; g < ng; g++) {
+            for (size_t g = 0; g < ng; g++, call++) {
                 const size_t n0 = (g0 + g) * Q_GROUP;
+                /* The last slice ends at the tail rather than past it. */
+                struct q_ahead pf = { next, 0 };
+                if (lines >= span && call * span < lines) {
+                    pf.at = next + idf2_min_sz(call * span, lines - span) * 64;
+                    pf.per_block = per_block;
+                }
                 q_gemm_tile_any(mr, a, r0, panel + g * nb * PK_ZMM, nb, y + r0 * N + n0, N,
-                                tail16(N - n0), bias ? bias + n0 : NULL);
+                                tail16(N - n0), bias ? bias + n0 : NULL, &pf);
             }
         }
     }
