@@ -6,6 +6,7 @@
  *       one matmul per format at the Mistral-7B / SigLIP shapes: ms,
  *       GFLOP/s and weight GB/s;
  *   bench_fast model FMT [--threads N] [--decode T] [--prefill P] [--batch B]
+ *                        [--probe S]
  *       the 32-layer Mistral-7B matmul stack (q, k, v, o, gate, up, down
  *       and the 32000-row head; the weights of every layer in their own
  *       memory, advised for transparent huge pages as the engine's copied
@@ -13,8 +14,11 @@
  *       with the weight bytes streamed per token and GB/s, and prefill of P
  *       tokens in tokens/s; with B > 1 also T decode steps of B rows (one
  *       weight pass for the batch, the head on every row) against the
- *       batch-1 step.  Attention, norms and rotary are not run (at a
- *       context under 600 tokens they are under 1 % of the work);
+ *       batch-1 step; with --probe S, the read probe below (S seconds)
+ *       right before and after the batch-1 decode in the same process, and
+ *       the decode's GB/s as a share of the better one's mean (probe_pct).
+ *       Attention, norms and rotary are not run (at a context under 600
+ *       tokens they are under 1 % of the work);
  *   bench_fast gemm FMT M K N [--threads N]
  *       one matmul of M activation rows by an [N, K] weight matrix in FMT
  *       (the shape a profile looks at: perf record bench_fast gemm ...);
@@ -279,6 +283,52 @@ static int cmd_shapes(int nt)
     return 0;
 }
 
+/* Read bandwidth of nt threads over a 1 GiB array (one 64-byte line per
+ * step, two loads of it) for about `seconds`: mean and best pass, GB/s;
+ * returns the passes.  *sink: a bit of the loads' sum, for the caller to
+ * print, so that the loads are not optimised away. */
+static int probe_gbs(int nt, double seconds, double *mean, double *best, long *sink)
+{
+    const size_t n = (size_t)1 << 30;
+    char *a = xalloc(n);
+    memset(a, 1, n);
+    double sum = 0;
+    int passes = 0;
+    double t_end = bench_wall_s() + seconds;
+    *best = 0;
+    *sink = 0;
+    while (bench_wall_s() < t_end) {
+        double t0 = bench_wall_s();
+        long acc = 0;
+#pragma omp parallel for reduction(+ : acc) num_threads(nt) schedule(static)
+        for (size_t i = 0; i < n; i += 64) {
+            long v;
+            memcpy(&v, a + i, sizeof v);
+            long u;
+            memcpy(&u, a + i + 32, sizeof u);
+            acc += v ^ u;
+        }
+        *sink = (*sink + acc) & 1;
+        double gbs = (double)n / (bench_wall_s() - t0) * 1e-9;
+        *best = gbs > *best ? gbs : *best;
+        sum += gbs;
+        passes++;
+    }
+    *mean = passes ? sum / passes : 0;
+    free(a);
+    return passes;
+}
+
+static int cmd_probe(int nt, double seconds)
+{
+    double mean, best;
+    long sink;
+    const int passes = probe_gbs(nt, seconds, &mean, &best, &sink);
+    printf("RESULT probe threads=%d read GB/s mean %.1f best %.1f passes %d (%ld)\n", nt, mean,
+           best, passes, sink);
+    return 0;
+}
+
 /* Mistral-7B: hidden 4096, 32 layers, 32 heads / 8 KV heads of 128, FFN
  * 14336, vocabulary 32000. */
 enum { L_Q, L_K, L_V, L_O, L_GATE, L_UP, L_DOWN, L_N };
@@ -287,7 +337,7 @@ static const size_t shape_cols[L_N] = { 4096, 4096, 4096, 4096, 4096, 4096, 1433
 #define N_LAYERS 32
 #define VOCAB    32000
 
-static int cmd_model(enum idf2_mm_fmt f, int nt, int decode, int prefill, int batch)
+static int cmd_model(enum idf2_mm_fmt f, int nt, int decode, int prefill, int batch, double probe_s)
 {
     static struct mat layers[N_LAYERS][L_N], head;
     size_t total = 0;
@@ -318,6 +368,10 @@ static int cmd_model(enum idf2_mm_fmt f, int nt, int decode, int prefill, int ba
                                       : (prefill > 0 ? 1 : 0);
         if (steps <= 0)
             continue;
+        double pm[2] = { 0, 0 }, pb;
+        long sink = 0;
+        if (pass == 0 && probe_s > 0)
+            probe_gbs(nt, probe_s, &pm[0], &pb, &sink);
         /* One untimed warm-up step, then the timed steps. */
         double t = 0;
         for (int it = 0; it <= steps; it++) {
@@ -337,6 +391,16 @@ static int cmd_model(enum idf2_mm_fmt f, int nt, int decode, int prefill, int ba
             step1 = t;
             printf("RESULT fast %s threads=%d decode tok/s %.3f GB/s %.2f\n", fmt_name(f), nt,
                    1.0 / t, (double)total / t * 1e-9);
+            if (probe_s > 0) {
+                /* Against the better of the probes around it: the share
+                 * of the read bandwidth the decode reaches. */
+                probe_gbs(nt, probe_s, &pm[1], &pb, &sink);
+                const double p = pm[0] > pm[1] ? pm[0] : pm[1];
+                printf("RESULT fast %s threads=%d decode GB/s %.2f probe GB/s before %.1f after "
+                       "%.1f probe_pct %.1f (%ld)\n",
+                       fmt_name(f), nt, (double)total / t * 1e-9, pm[0], pm[1],
+                       p > 0 ? 100.0 * (double)total / t * 1e-9 / p : 0, sink);
+            }
         } else if (pass == 1)
             printf("RESULT fast %s threads=%d decode_batch%d step ms %.1f batch1 step ms %.1f "
                    "ratio %.2f\n",
@@ -349,47 +413,16 @@ static int cmd_model(enum idf2_mm_fmt f, int nt, int decode, int prefill, int ba
     return 0;
 }
 
-static int cmd_probe(int nt, double seconds)
-{
-    const size_t n = (size_t)1 << 30;
-    char *a = xalloc(n);
-    memset(a, 1, n);
-    double best = 0, sum = 0;
-    int passes = 0;
-    double t_end = bench_wall_s() + seconds;
-    long sink = 0; /* printed, so the loads are not optimised away */
-    while (bench_wall_s() < t_end) {
-        double t0 = bench_wall_s();
-        long acc = 0;
-#pragma omp parallel for reduction(+ : acc) num_threads(nt) schedule(static)
-        for (size_t i = 0; i < n; i += 64) {
-            long v;
-            memcpy(&v, a + i, sizeof v);
-            long u;
-            memcpy(&u, a + i + 32, sizeof u);
-            acc += v ^ u;
-        }
-        sink += acc;
-        double gbs = (double)n / (bench_wall_s() - t0) * 1e-9;
-        best = gbs > best ? gbs : best;
-        sum += gbs;
-        passes++;
-    }
-    printf("RESULT probe threads=%d read GB/s mean %.1f best %.1f passes %d (%ld)\n", nt,
-           passes ? sum / passes : 0, best, passes, sink & 1);
-    free(a);
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: bench_fast shapes|model FMT|gemm FMT M K N|attn N|probe|peak "
-                        "[--threads N] [--decode T] [--prefill P] [--batch B] [--seconds S]\n");
+        fprintf(stderr,
+                "usage: bench_fast shapes|model FMT|gemm FMT M K N|attn N|probe|peak "
+                "[--threads N] [--decode T] [--prefill P] [--batch B] [--probe S] [--seconds S]\n");
         return 2;
     }
     int nt = 1, decode = 8, prefill = 0, batch = 0, argi = 2;
-    double seconds = 5;
+    double seconds = 5, probe_s = 0;
     enum idf2_mm_fmt f = IDF2_MM_BF16;
     size_t gm = 0, gk = 0, gn = 0;
     if (strcmp(argv[1], "gemm") == 0) {
@@ -426,6 +459,8 @@ int main(int argc, char **argv)
             batch = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--seconds") == 0)
             seconds = atof(argv[i + 1]);
+        else if (strcmp(argv[i], "--probe") == 0)
+            probe_s = atof(argv[i + 1]);
     }
     if (strcmp(argv[1], "probe") == 0)
         return cmd_probe(nt, seconds);
@@ -446,7 +481,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(argv[1], "model") == 0)
-        return cmd_model(f, nt, decode, prefill, batch);
+        return cmd_model(f, nt, decode, prefill, batch, probe_s);
     if (strcmp(argv[1], "attn") == 0)
         return cmd_attn(gm, nt);
     fprintf(stderr, "bench_fast: unknown command %s\n", argv[1]);
