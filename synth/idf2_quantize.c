@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,11 +29,25 @@
 #define QC_HEAD_BYTES 1024 * 1024
 #define QC_SAMPLE     (64 * 1024)
 #define QC_STRIDE     ((uint64_t)256 << 20)
+#define QC_HUGE_PAGE  ((uintptr_t)2 << 20)
 
 /* Every matrix the decode streams, in a fixed order. */
 static size_t align_up(size_t v)
 {
     return (v + QC_ALIGN - 1) / QC_ALIGN * QC_ALIGN;
+}
+
+/* Asks for huge pages over the buffer's whole 2 MiB pages before it is
+ * first written: with transparent huge pages in "madvise" mode (Debian's
+ * default) a plain allocation gets 4 KiB pages, and every decode step
+ * streams these blocks once, as idf2_place's huge-page copy of the bf16
+ * weights does.  Advice only: where it is refused the pages stay small. */
+static void advise_huge_pages(void *p, size_t bytes)
+{
+    const uintptr_t from = ((uintptr_t)p + QC_HUGE_PAGE - 1) & ~(QC_HUGE_PAGE - 1);
+    const uintptr_t to = ((uintptr_t)p + bytes) & ~(QC_HUGE_PAGE - 1);
+    if (to > from)
+        madvise((void *)from, to - from, MADV_HUGEPAGE);
 }
 
 static void put_u64(unsigned char *p, uint64_t v)
@@ -250,6 +265,7 @@ enum vc_status idf2_weights_quantize(struct idf2_weights *w, const struct idf2_m
                         idf2_wfmt_name(fmt));
         goto done;
     }
+    advise_huge_pages(q->owned, total);
     bool ok = true;
     size_t done_mats = 0;
     struct idf2_w *saved = vc_malloc_array(n, sizeof *saved);
