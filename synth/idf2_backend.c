@@ -70,6 +70,8 @@ static void resolve(void)
         if (o->tol_attn < o->tol_other)
             o->tol_attn = o->tol_other;
         INHERIT(o, p, matmul_ws);
+        INHERIT(o, p, pack_bytes);
+        INHERIT(o, p, pack);
         INHERIT(o, p, attention);
         INHERIT(o, p, attention_ws);
         INHERIT(o, p, layernorm);

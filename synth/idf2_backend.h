@@ -93,12 +93,22 @@ void idf2_quantize_row(enum idf2_wfmt f, const float *src, size_t cols, void *ds
 /* dst[cols] = row as float32 (exact for F32/BF16, d * q for blocks). */
 void idf2_dequantize_row(enum idf2_wfmt f, const void *row, size_t cols, float *dst);
 
+struct idf2_w;
+/* A row's packing of a matrix into its own layout (see idf2_ops.pack). */
+typedef void (*idf2_pack_fn)(void *dst, const struct idf2_w *w, int nt);
+
 /* A matrix.  Linear layers are [out, in] (y = x W^T); embedding tables are
- * [vocab, width].  data is aligned to at least 4 bytes for F32, 2 else. */
+ * [vocab, width].  data is aligned to at least 4 bytes for F32, 2 else.
+ * `packed`, when set, is the same matrix in the layout of the row whose
+ * pack entry is `packed_by` (made once at load, synth/idf2_place.h): only
+ * a row with that pack entry reads it (instead of data, bit for bit the
+ * same results); every other row reads data, which stays valid. */
 struct idf2_w {
     enum idf2_wfmt fmt;
     const void *data;
     int64_t rows, cols;
+    const void *packed;
+    idf2_pack_fn packed_by;
 };
 
 /* ---------------------------------------------------------- operations */
@@ -164,6 +174,14 @@ struct idf2_ops {
     void (*matmul[IDF2_WF_COUNT])(float *y, const float *x, size_t n, const struct idf2_w *w,
                                   const float *bias, const struct idf2_exec *ex);
     size_t (*matmul_ws)(size_t n, const struct idf2_w *w, int nt);
+    /* Optional, for weights a row reads many times (the vision tower and
+     * connector, prefill-sized calls): pack_bytes is the size of w in the
+     * row's packed layout, 0 when the row has none for w's format; pack
+     * writes it to dst (64-byte aligned) with up to nt threads.  The
+     * matmul then reads w->packed when w->packed_by is this entry, for any
+     * row count, with the same bits as from data. */
+    size_t (*pack_bytes)(const struct idf2_w *w);
+    idf2_pack_fn pack;
 
     void (*attention)(float *out, const struct idf2_attn *a, const struct idf2_exec *ex);
     size_t (*attention_ws)(size_t n_q, size_t n_kv, int n_kv_heads, int head_dim, int nt);

@@ -251,7 +251,7 @@ void idf2_avx512_mm(float *y, const float *x, size_t m, size_t x_stride, const v
         return;
     const bool two = f == IDF2_MM_BF16;
     if (m > BF16_STREAM_M) {
-        idf2_bf16mm(y, x, m, x_stride, w, N, K, two, bias, ws, nt);
+        idf2_bf16mm(y, x, m, x_stride, w, NULL, N, K, two, bias, ws, nt);
         return;
     }
     /* Up to 2 rows: tiles of 4 weight rows over the whole of K.  More: row
@@ -310,9 +310,27 @@ void idf2_avx512_mm(float *y, const float *x, size_t m, size_t x_stride, const v
 
 /* ---- the backend row ----------------------------------------------------------------------- */
 
+static void row_pack(void *dst, const struct idf2_w *w, int nt)
+{
+    idf2_bf16mm_pack(dst, w->data, (size_t)w->rows, (size_t)w->cols, nt);
+}
+
+static size_t row_pack_bytes(const struct idf2_w *w)
+{
+    return w->fmt == IDF2_WF_BF16 ? idf2_bf16mm_packed_bytes((size_t)w->rows, (size_t)w->cols) : 0;
+}
+
+/* Packed bf16 weights go to the outer product at any row count (the
+ * streaming tile's results are the same bits, and its weights as stored
+ * may no longer be resident). */
 static void row_mm(float *y, const float *x, size_t n, const struct idf2_w *w, const float *bias,
                    const struct idf2_exec *ex, enum idf2_mm_fmt f)
 {
+    if (w->packed && w->packed_by == row_pack && is_bf16(f)) {
+        idf2_bf16mm(y, x, n, (size_t)w->cols, NULL, w->packed, (size_t)w->rows, (size_t)w->cols,
+                    f == IDF2_MM_BF16, bias, ex->ws, ex->nt);
+        return;
+    }
     idf2_avx512_mm(y, x, n, (size_t)w->cols, w->data, (size_t)w->rows, (size_t)w->cols, f, bias,
                    ex->ws, ex->nt);
 }
@@ -371,6 +389,8 @@ const struct idf2_ops idf2_avx512_ops = {
                 [IDF2_WF_Q8_0] = row_mm_q8_0,
                 [IDF2_WF_Q4_0] = row_mm_q4_0 },
     .matmul_ws = row_mm_ws,
+    .pack_bytes = row_pack_bytes,
+    .pack = row_pack,
     .attention = idf2_ops512_attention,
     .attention_ws = idf2_ops512_attention_ws,
     .layernorm = idf2_ops512_layernorm,

@@ -6,8 +6,11 @@
  * 16c + l (chunk c, lane l) belongs to slice l.  A weight group is 16
  * output columns; its panel stores, per slice l and chunk c, the 16
  * columns' pair (2l, 2l+1) of chunk c as one zmm (a 16 x 16 transpose of
- * 32-bit pairs per chunk), slice-major, so the tile of one slice reads one
- * sequential stream per group.  Activations, as bf16 hi (and lo) terms,
+ * 32-bit pairs per chunk), slice-major with the slices in fold order (as
+ * the tiles run them), so the tile of one slice reads one sequential
+ * stream per group and a tile's 16 slices the whole group front to back.
+ * idf2_bf16mm_pack writes the same layout for all of K once (at load).
+ * Activations, as bf16 hi (and lo) terms,
  * are stored per row tile in the order the tile reads them: slice by slice
  * in fold order, chunk by chunk, the MR rows' pairs together, so that a
  * tile's 16 slices read one sequential stream (rows strided by K, as they
@@ -190,8 +193,9 @@ KFN void pack_x_tile(uint32_t *hi, uint32_t *lo, const float *x, size_t x_stride
 }
 
 /* Panel of groups g0 .. g0+ng-1 over chunks [c0, c1): zmm (g, l, c - c0)
- * at panel[(g * 16 + l) * (c1 - c0) + c - c0]; columns past N and inputs
- * past K read as zero. */
+ * at panel[(g * 16 + fold_pos(l)) * (c1 - c0) + c - c0] (slices in the
+ * order the tiles run them, so a group packed at load is read front to
+ * back); columns past N and inputs past K read as zero. */
 KFN void pack_w(__m512i *panel, const uint16_t *w, size_t N, size_t K, size_t g0, size_t ng,
                 size_t c0, size_t c1)
 {
@@ -209,7 +213,8 @@ KFN void pack_w(__m512i *panel, const uint16_t *w, size_t N, size_t K, size_t g0
             }
             transpose16(r);
             for (int l = 0; l < NSLICE; l++)
-                _mm512_store_si512(panel + ((g * NSLICE + (size_t)l) * kc + (c - c0)), r[l]);
+                _mm512_store_si512(panel + ((g * NSLICE + (size_t)fold_pos(l)) * kc + (c - c0)),
+                                   r[l]);
         }
     }
 }
@@ -316,10 +321,12 @@ KFN void tile_any(int R, int G, bool two, const struct tile_io *io)
     }
 }
 
-/* A thread's column groups [ga, gb): per NG groups and K block, pack, then
- * every row tile over every slice. */
-KFN void run_groups(float *y, const uint32_t *xp, size_t m, const uint16_t *w, size_t N, size_t K,
-                    bool two, const float *bias, char *mine, size_t ga, size_t gb)
+/* A thread's column groups [ga, gb): per NG groups and K block, pack
+ * (unless wp holds every group packed over all of K), then every row tile
+ * over every slice. */
+KFN void run_groups(float *y, const uint32_t *xp, size_t m, const uint16_t *w, const __m512i *wp,
+                    size_t N, size_t K, bool two, const float *bias, char *mine, size_t ga,
+                    size_t gb)
 {
     const size_t C = chunks(K), nkb = k_blocks(C), kcb = k_block_chunks(C);
     const size_t xs = x_tile_dwords(C), xlo = row_tiles(m) * xs;
@@ -330,7 +337,12 @@ KFN void run_groups(float *y, const uint32_t *xp, size_t m, const uint16_t *w, s
         const size_t ng = idf2_min_sz(NG, gb - g0);
         for (size_t kb = 0; kb < nkb; kb++) {
             const size_t c0 = kb * kcb, c1 = idf2_min_sz(C, c0 + kcb), kc = c1 - c0;
-            pack_w(panel, w, N, K, g0, ng, c0, c1);
+            /* The prepacked layout is the panel's with kc = C, so a K
+             * block of it starts c0 chunks into each slice. */
+            const __m512i *pn = wp ? wp + g0 * NSLICE * C + c0 : panel;
+            const size_t pkc = wp ? C : kc;
+            if (!wp)
+                pack_w(panel, w, N, K, g0, ng, c0, c1);
             for (size_t i = 0; i < row_tiles(m); i++) {
                 const size_t r0 = tile_row0(m, i);
                 const int R = (int)(tile_row0(m, i + 1) - r0);
@@ -339,8 +351,8 @@ KFN void run_groups(float *y, const uint32_t *xp, size_t m, const uint16_t *w, s
                     const struct tile_io io = {
                         .x = xp + i * xs + ((size_t)leaf * x_chunks(C) + c0) * MR,
                         .xlo = xlo,
-                        .p = panel + (size_t)l * kc,
-                        .ps = NSLICE * kc,
+                        .p = pn + (size_t)leaf * pkc,
+                        .ps = NSLICE * pkc,
                         .kc = kc,
                         .carry = carry + (i * NSLICE + (size_t)l) * MR * NG,
                         .first = kb == 0,
@@ -358,8 +370,21 @@ KFN void run_groups(float *y, const uint32_t *xp, size_t m, const uint16_t *w, s
     }
 }
 
-void idf2_bf16mm(float *y, const float *x, size_t m, size_t x_stride, const uint16_t *w, size_t N,
-                 size_t K, bool two, const float *bias, void *ws, int nt)
+size_t idf2_bf16mm_packed_bytes(size_t N, size_t K)
+{
+    return (N + 15) / 16 * NSLICE * chunks(K) * sizeof(__m512i);
+}
+
+void idf2_bf16mm_pack(void *dst, const uint16_t *w, size_t N, size_t K, int nt)
+{
+    const size_t C = chunks(K);
+#pragma omp parallel for schedule(static) num_threads(nt > 0 ? nt : 1)
+    for (long g = 0; g < (long)((N + 15) / 16); g++)
+        pack_w((__m512i *)dst + (size_t)g * NSLICE * C, w, N, K, (size_t)g, 1, 0, C);
+}
+
+void idf2_bf16mm(float *y, const float *x, size_t m, size_t x_stride, const uint16_t *w,
+                 const void *wp, size_t N, size_t K, bool two, const float *bias, void *ws, int nt)
 {
     if (m == 0 || N == 0)
         return;
@@ -378,7 +403,7 @@ void idf2_bf16mm(float *y, const float *x, size_t m, size_t x_stride, const uint
                         x + r0 * x_stride, x_stride, tile_row0(m, (size_t)i + 1) - r0, K, C);
         }
         const size_t t = (size_t)omp_get_thread_num(), T = (size_t)omp_get_num_threads();
-        run_groups(y, xp, m, w, N, K, two, bias, threads + t * per, groups * t / T,
+        run_groups(y, xp, m, w, wp, N, K, two, bias, threads + t * per, groups * t / T,
                    groups * (t + 1) / T);
     }
 }

@@ -1,7 +1,8 @@
 /* idf2_cpu_bf16mm: the compute-bound bf16 matmul of the AVX-512 row (more
  * than 16 activation rows: prefill, the vision tower, the connector; any
- * row count works) as an outer product: weights packed per call so that one zmm
- * holds 16 output columns' pair of inputs, activation pairs broadcast, so
+ * row count works) as an outer product: weights packed (per call, or once
+ * at load by idf2_bf16mm_pack) so that one zmm holds 16 output columns'
+ * pair of inputs, activation pairs broadcast, so
  * a tile keeps every lane busy and needs no horizontal sum per output.
  *
  * Numerics: bit for bit those of synth/idf2_cpu_avx512.c's streaming tile
@@ -27,8 +28,18 @@
  * in m, K and nt. */
 size_t idf2_bf16mm_ws(size_t m, size_t K, bool two, int nt);
 /* y[m][N] (+ bias) = x[m][K] W^T for bf16 row-major W [N, K]; x rows at
- * x_stride floats; ws 64-byte aligned, idf2_bf16mm_ws bytes; nt >= 1. */
-void idf2_bf16mm(float *y, const float *x, size_t m, size_t x_stride, const uint16_t *w, size_t N,
-                 size_t K, bool two, const float *bias, void *ws, int nt);
+ * x_stride floats; ws 64-byte aligned, idf2_bf16mm_ws bytes; nt >= 1.
+ * wp: W packed by idf2_bf16mm_pack (then w is not read), or NULL (each
+ * thread packs its share of w per call); the same bits either way. */
+void idf2_bf16mm(float *y, const float *x, size_t m, size_t x_stride, const uint16_t *w,
+                 const void *wp, size_t N, size_t K, bool two, const float *bias, void *ws, int nt);
+
+/* Bytes of W [N, K] in the packed layout: N and K padded to 16 columns and
+ * 32 inputs, 2 bytes each. */
+size_t idf2_bf16mm_packed_bytes(size_t N, size_t K);
+/* dst (64-byte aligned, idf2_bf16mm_packed_bytes) = W in the layout the
+ * kernel packs per call, for all of K at once: per group of 16 columns,
+ * per slice, chunk by chunk; nt threads split the groups. */
+void idf2_bf16mm_pack(void *dst, const uint16_t *w, size_t N, size_t K, int nt);
 
 #endif

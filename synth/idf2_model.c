@@ -98,6 +98,10 @@ enum vc_status idf2_model_load(const char *dir, const struct idf2_load_opts *opt
     if (rc >= 0 && opts->weights != IDF2_WEIGHTS_MAP)
         rc = idf2_place_copy(m->w, &m->cfg.model, m->quant, opts->n_threads, &m->place, &placed,
                              err);
+    struct idf2_place_report packed = { 0 };
+    if (rc >= 0)
+        rc =
+            idf2_place_pack(m->w, &m->cfg.model, m->ops, opts->n_threads, &m->packed, &packed, err);
     if (rc >= 0)
         rc = idf2_rope_init(&m->rope, &m->cfg.model.text, IDF2_MAX_CONTEXT, err);
     if (rc < 0)
@@ -117,7 +121,9 @@ enum vc_status idf2_model_load(const char *dir, const struct idf2_load_opts *opt
         .bytes_copied = placed.bytes_copied,
         .bytes_huge = placed.bytes_huge,
     };
+    m->report.bytes_packed = packed.bytes_copied;
     snprintf(m->report.weights_note, sizeof m->report.weights_note, "%s", placed.note);
+    snprintf(m->report.pack_note, sizeof m->report.pack_note, "%s", packed.note);
     *out = m;
     return VC_OK;
 fail:
@@ -143,6 +149,7 @@ void idf2_model_free(struct idf2_model *m)
     idf2_weights_free(m->w);
     idf2_quant_free(m->quant);
     idf2_place_free(m->place);
+    idf2_place_free(m->packed);
     idf2_rope_release(&m->rope);
     idf2_tokenizer_free(m->tok);
     idf2_config_release(&m->cfg);

@@ -19,6 +19,7 @@ struct idf2_model {
     struct idf2_weights *w;     /* owned */
     struct idf2_quant *quant;   /* owned: the text decoder's blocks, or NULL */
     struct idf2_place *place;   /* owned: the text weights' anonymous copy, or NULL */
+    struct idf2_place *packed;  /* owned: the image weights in the row's layout, or NULL */
     struct idf2_tokenizer *tok; /* owned */
     const struct idf2_ops *ops; /* the kernel row */
     struct idf2_rope rope;      /* IDF2_MAX_CONTEXT positions */

@@ -1,5 +1,6 @@
-/* idf2_place: the text decoder's weights copied into one anonymous
- * huge-page arena at load (see the header for why and when). */
+/* idf2_place: the text decoder's weights copied, and the image path's
+ * packed, into anonymous huge-page arenas at load (see the header for why
+ * and when). */
 #include "idf2_place.h"
 
 #include <omp.h>
@@ -109,21 +110,58 @@ static void *map_arena(size_t bytes)
     return a;
 }
 
+typedef size_t mats_fn(struct idf2_weights *w, const struct idf2_model_config *cfg,
+                       struct idf2_w **out);
+
+/* The matrices `list` gives, and room for a place each; false (nothing
+ * allocated) when out of memory. */
+static bool list_mats(mats_fn *list, struct idf2_weights *w, const struct idf2_model_config *cfg,
+                      struct idf2_w ***mats, size_t **offs, size_t *n)
+{
+    *n = list(w, cfg, NULL);
+    *mats = vc_malloc_array(*n, sizeof **mats);
+    *offs = vc_malloc_array(*n, sizeof **offs);
+    if (!*mats || !*offs) {
+        free(*mats);
+        free(*offs);
+        return false;
+    }
+    list(w, cfg, *mats);
+    return true;
+}
+
+/* An arena of `total` bytes in a new place, or NULL with rep's note
+ * (starting with `what`) saying why not. */
+static struct idf2_place *new_place(size_t total, const char *what, struct idf2_place_report *rep)
+{
+    size_t avail, mem_total;
+    read_meminfo(&avail, &mem_total);
+    struct idf2_place *p = NULL;
+    if (!idf2_place_fits(total, avail, mem_total))
+        snprintf(rep->note, sizeof rep->note,
+                 "%s %.1f GiB needs that plus a reserve of MemAvailable (%.1f GiB)", what,
+                 (double)total / (1 << 30), (double)avail / (1 << 30));
+    else if (!(p = calloc(1, sizeof *p)) || !(p->arena = map_arena(align_up(total, HUGE_PAGE)))) {
+        snprintf(rep->note, sizeof rep->note, "%s: no anonymous mapping of %.1f GiB", what,
+                 (double)total / (1 << 30));
+        free(p);
+        return NULL;
+    }
+    if (p)
+        p->bytes = align_up(total, HUGE_PAGE);
+    return p;
+}
+
 enum vc_status idf2_place_copy(struct idf2_weights *w, const struct idf2_model_config *cfg,
                                const struct idf2_quant *q, int nt, struct idf2_place **out,
                                struct idf2_place_report *rep, struct vc_err *err)
 {
     *out = NULL;
     *rep = (struct idf2_place_report){ 0 };
-    const size_t n = idf2_weights_text_mats(w, cfg, NULL);
-    struct idf2_w **mats = vc_malloc_array(n, sizeof *mats);
-    size_t *offs = vc_malloc_array(n, sizeof *offs);
-    if (!mats || !offs) {
-        free(mats);
-        free(offs);
+    size_t n, *offs;
+    struct idf2_w **mats;
+    if (!list_mats(idf2_weights_text_mats, w, cfg, &mats, &offs, &n))
         return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "weights: out of memory");
-    }
-    idf2_weights_text_mats(w, cfg, mats);
     /* offs[i]: the matrix's place, or SIZE_MAX (stays: anonymous already,
      * or the same data as an earlier matrix, a tied head). */
     size_t total = 0;
@@ -137,29 +175,18 @@ enum vc_status idf2_place_copy(struct idf2_weights *w, const struct idf2_model_c
                                          idf2_wfmt_row_bytes(mats[i]->fmt, (size_t)mats[i]->cols),
                              PLACE_ALIGN);
     }
-    size_t avail, mem_total;
-    read_meminfo(&avail, &mem_total);
     struct idf2_place *p = NULL;
     char *arena = NULL;
     if (total == 0)
         snprintf(rep->note, sizeof rep->note, "text weights already in anonymous memory");
-    else if (!idf2_place_fits(total, avail, mem_total))
-        snprintf(rep->note, sizeof rep->note,
-                 "text weights stay mapped: copying %.1f GiB needs that plus a reserve of "
-                 "MemAvailable (%.1f GiB)",
-                 (double)total / (1 << 30), (double)avail / (1 << 30));
-    else if (!(p = calloc(1, sizeof *p)) || !(arena = map_arena(align_up(total, HUGE_PAGE))))
-        snprintf(rep->note, sizeof rep->note,
-                 "text weights stay mapped: no anonymous mapping of %.1f GiB",
-                 (double)total / (1 << 30));
-    if (!arena) {
-        free(p);
+    else
+        p = new_place(total, "text weights stay mapped: copying", rep);
+    if (!p) {
         free(offs);
         free(mats);
         return VC_OK;
     }
-    p->arena = arena;
-    p->bytes = align_up(total, HUGE_PAGE);
+    arena = p->arena;
     const void *embed = w->text.embed.data;
     for (size_t i = 0; i < n; i++) {
         if (offs[i] == SIZE_MAX)
@@ -198,4 +225,49 @@ void idf2_place_free(struct idf2_place *p)
         return;
     munmap(p->arena, p->bytes);
     free(p);
+}
+
+enum vc_status idf2_place_pack(struct idf2_weights *w, const struct idf2_model_config *cfg,
+                               const struct idf2_ops *ops, int nt, struct idf2_place **out,
+                               struct idf2_place_report *rep, struct vc_err *err)
+{
+    *out = NULL;
+    *rep = (struct idf2_place_report){ 0 };
+    if (!ops->pack || !ops->pack_bytes)
+        return VC_OK;
+    size_t n, *offs;
+    struct idf2_w **mats;
+    if (!list_mats(idf2_weights_image_mats, w, cfg, &mats, &offs, &n))
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "weights: out of memory");
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        const size_t b = ops->pack_bytes(mats[i]);
+        offs[i] = b ? total : SIZE_MAX;
+        total = align_up(total + b, PLACE_ALIGN);
+    }
+    struct idf2_place *p =
+        total ? new_place(total, "image weights not packed: packing", rep) : NULL;
+    for (size_t i = 0; p && i < n; i++) {
+        if (offs[i] == SIZE_MAX)
+            continue;
+        struct idf2_w *m = mats[i];
+        char *dst = (char *)p->arena + offs[i];
+        ops->pack(dst, m, nt > 0 ? nt : omp_get_max_threads());
+        m->packed = dst;
+        m->packed_by = ops->pack;
+        /* The row reads the packed copy only; mapped pages of the source
+         * leave this process (data stays valid for other rows: it reads
+         * back from the page cache). */
+        if (!idf2_weights_owns(w, m->data))
+            drop_source(m->data, (size_t)m->rows * idf2_wfmt_row_bytes(m->fmt, (size_t)m->cols));
+        rep->bytes_copied += ops->pack_bytes(m);
+    }
+    if (p) {
+        mprotect(p->arena, p->bytes, PROT_READ);
+        rep->bytes_huge = huge_bytes(p->arena);
+    }
+    free(offs);
+    free(mats);
+    *out = p;
+    return VC_OK;
 }

@@ -1,17 +1,24 @@
-/* idf2_place: where the text decoder's weights live while decode streams
- * them (IDF2_WEIGHTS_COPY of synth/idefics2.h).  A decode step reads every
- * text matrix once; read in place from the mapped checkpoint they come
- * from the page cache in 4 KiB pages, which costs TLB walks on every
- * step and lets the kernel evict them under memory pressure (a major
- * fault each page back).  Copied once at load into one anonymous arena
- * advised for transparent huge pages, they are read from 2 MiB pages and
- * stay resident (no swap on the machines this runs on).
+/* idf2_place: where the weights live in anonymous memory at load.
  *
- * Owns the arena.  Matrices already in anonymous memory (converted or
- * quantized at load) stay where they are.  The copy is only made when
- * /proc/meminfo's MemAvailable holds it plus a reserve for the contexts
- * (idf2_place_fits); otherwise, or when the arena cannot be mapped, the
- * weights stay mapped and the report's note says why: never an OOM. */
+ * The text decoder's, while decode streams them (IDF2_WEIGHTS_COPY of
+ * synth/idefics2.h): a decode step reads every text matrix once; read in
+ * place from the mapped checkpoint they come from the page cache in 4 KiB
+ * pages, which costs TLB walks on every step and lets the kernel evict
+ * them under memory pressure (a major fault each page back).  Copied once
+ * at load into one anonymous arena advised for transparent huge pages,
+ * they are read from 2 MiB pages and stay resident (no swap on the
+ * machines this runs on).  Matrices already in anonymous memory (converted
+ * or quantized at load) stay where they are.
+ *
+ * The image path's (vision tower, connector), in the kernel row's packed
+ * layout (idf2_place_pack): every image pass reads them at prefill-sized
+ * row counts, and a row with a packed layout would otherwise repack each
+ * weight on every call.
+ *
+ * Owns the arenas.  Each is only made when /proc/meminfo's MemAvailable
+ * holds it plus a reserve for the contexts (idf2_place_fits); otherwise,
+ * or when the arena cannot be mapped, the weights stay as they are and the
+ * report's note says why: never an OOM. */
 #ifndef VC_SYNTH_IDF2_PLACE_H
 #define VC_SYNTH_IDF2_PLACE_H
 
@@ -46,6 +53,17 @@ bool idf2_place_fits(size_t bytes, size_t avail, size_t total);
  * out_of_memory for the small bookkeeping array; a short machine is a note. */
 enum vc_status idf2_place_copy(struct idf2_weights *w, const struct idf2_model_config *cfg,
                                const struct idf2_quant *q, int nt, struct idf2_place **out,
+                               struct idf2_place_report *rep, struct vc_err *err);
+/* Packs the vision tower's and connector's matrices
+ * (idf2_weights_image_mats) that `ops` has a packed layout for
+ * (ops->pack_bytes > 0) into one such arena, sets their `packed` and
+ * `packed_by`, and drops their mapped source pages from this process (data
+ * stays valid: another row reading it gets the pages back from the page
+ * cache).  rep->bytes_copied: the packed bytes.  *out is NULL when nothing
+ * was packed (a row without packing, or the note says why).  Errors: none
+ * but VC_EFATAL out_of_memory for the bookkeeping arrays. */
+enum vc_status idf2_place_pack(struct idf2_weights *w, const struct idf2_model_config *cfg,
+                               const struct idf2_ops *ops, int nt, struct idf2_place **out,
                                struct idf2_place_report *rep, struct vc_err *err);
 void idf2_place_free(struct idf2_place *p);
 

@@ -67,9 +67,10 @@ void idf2_vision_position_ids(int N, int nh, int nw, int32_t *out)
             out[i * nw + j] = bh[i] * N + bw[j];
 }
 
-/* Rows per MLP call, in balanced chunks: each call packs fc1 and fc2 once,
- * so wide chunks pack them fewer times (a 4,900-patch pass: 3 times, not 7
- * with IDF2_ROW_CHUNK) for 28 MB of fc1 output at SigLIP's width. */
+/* Rows per MLP call, in balanced chunks: on weights not packed at load
+ * each call packs fc1 and fc2 once, so wide chunks pack them fewer times
+ * (a 4,900-patch pass: 3 times, not 7 with IDF2_ROW_CHUNK) for 28 MB of
+ * fc1 output at SigLIP's width. */
 #define VISION_MLP_ROWS 1664
 
 static size_t mlp_chunks(size_t P)

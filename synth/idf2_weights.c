@@ -597,6 +597,32 @@ size_t idf2_weights_text_mats(struct idf2_weights *w, const struct idf2_model_co
     return n + 1;
 }
 
+size_t idf2_weights_image_mats(struct idf2_weights *w, const struct idf2_model_config *cfg,
+                               struct idf2_w **out)
+{
+    size_t n = 0;
+    struct idf2_connector_weights *c = &w->connector;
+    struct idf2_w *top[] = { &w->vision.patch, &c->mp_gate, &c->mp_up, &c->mp_down };
+    for (size_t i = 0; i < sizeof top / sizeof top[0]; i++, n++)
+        if (out)
+            out[n] = top[i];
+    for (int l = 0; l < cfg->vision.num_hidden_layers; l++) {
+        struct idf2_vision_layer *v = &w->vision.layers[l];
+        struct idf2_w *m[] = { &v->q, &v->k, &v->v, &v->o, &v->fc1, &v->fc2 };
+        for (size_t i = 0; i < sizeof m / sizeof m[0]; i++, n++)
+            if (out)
+                out[n] = m[i];
+    }
+    for (int l = 0; l < cfg->perceiver.depth; l++) {
+        struct idf2_perceiver_layer *p = &c->layers[l];
+        struct idf2_w *m[] = { &p->q, &p->k, &p->v, &p->o, &p->gate, &p->up, &p->down };
+        for (size_t i = 0; i < sizeof m / sizeof m[0]; i++, n++)
+            if (out)
+                out[n] = m[i];
+    }
+    return n;
+}
+
 bool idf2_weights_owns(const struct idf2_weights *w, const void *p)
 {
     for (size_t i = 0; w->store && i < w->store->n_bufs; i++)

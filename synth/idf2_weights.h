@@ -137,6 +137,13 @@ enum vc_status idf2_weights_from_set(const struct st_set *set, const struct idf2
  * number.  What decode streams at every step. */
 size_t idf2_weights_text_mats(struct idf2_weights *w, const struct idf2_model_config *cfg,
                               struct idf2_w **out);
+/* The vision tower's and connector's matrices (patch embedding; q, k, v,
+ * o, fc1, fc2 of each vision layer; the modality projection; q, k, v, o,
+ * gate, up, down of each perceiver layer) into out (NULL: count only);
+ * returns their number.  What every image pass reads at prefill-sized row
+ * counts. */
+size_t idf2_weights_image_mats(struct idf2_weights *w, const struct idf2_model_config *cfg,
+                               struct idf2_w **out);
 /* Whether p is the start of one of w's owned (converted, anonymous)
  * buffers rather than a place in a mapped file. */
 bool idf2_weights_owns(const struct idf2_weights *w, const void *p);

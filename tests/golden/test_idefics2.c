@@ -1077,6 +1077,82 @@ TEST(vision_pass_shares_requests)
     f32_cases_close(&t);
 }
 
+/* A row with a packed layout (the avx512 rows) packs every matrix of the
+ * image path once at load: the report's bytes are the shapes padded to 16
+ * columns and 32 inputs, and the vision tower, projection and perceiver
+ * give the same bits with the packed copies as with the weights as stored
+ * (packed cleared); a row without one packs nothing. */
+TEST(image_weights_packed_at_load)
+{
+    const struct idf2_ops *ops;
+    for (size_t row = 1; (ops = idf2_backend_at(row)); row++) {
+        struct fixture f;
+        if (!fixture_open_on(&f, IDF2_COMPUTE_BF16, ops->name))
+            return;
+        const struct idf2_model_config *mc = &f.model->cfg.model;
+        const struct idf2_vision_config *vc = &mc->vision;
+        const size_t nm = idf2_weights_image_mats(f.model->w, mc, NULL);
+        struct idf2_w **mats = malloc(nm * sizeof *mats);
+        const void **saved = malloc(nm * sizeof *saved);
+        idf2_weights_image_mats(f.model->w, mc, mats);
+        CHECK_INT(nm, 4 + 6 * (size_t)vc->num_hidden_layers + 7 * (size_t)mc->perceiver.depth);
+        size_t want_bytes = 0, n_packed = 0;
+        for (size_t i = 0; i < nm; i++) {
+            want_bytes += ((size_t)mats[i]->rows + 15) / 16 * 16 *
+                          (((size_t)mats[i]->cols + 31) / 32 * 32) * 2;
+            n_packed += mats[i]->packed != NULL;
+            saved[i] = mats[i]->packed;
+        }
+        struct idf2_load_report rep;
+        idf2_model_report(f.model, &rep);
+        const bool packs = ops->pack != NULL;
+        CHECK(packs == (strncmp(ops->name, "avx512", 6) == 0));
+        CHECK_INT(rep.bytes_packed, packs ? want_bytes : 0);
+        CHECK_INT(n_packed, packs ? nm : 0);
+        const uint32_t px = (uint32_t)vc->image_size;
+        const size_t D = (size_t)vc->hidden_size, canvas = 3 * (size_t)px * px, rows[1] = { 12 };
+        const size_t nf = (size_t)mc->perceiver.n_latents * (size_t)mc->text.hidden_size;
+        float *pix = malloc(canvas * sizeof(float)), *out[2] = { 0 }, *feats[2] = { 0 };
+        uint32_t seed = 5;
+        for (size_t i = 0; pix && i < canvas; i++) {
+            seed = seed * 1664525u + 1013904223u;
+            pix[i] = (float)(seed >> 8) / 8388608.0f - 1.0f;
+        }
+        const struct idf2_vision_image im = { pix, 3, 4, px, px };
+        struct idf2_ctx *c = NULL;
+        struct vc_err err = { 0 };
+        const struct idf2_ctx_params cp = { .n_slots = 1, .n_threads = 2, .n_ctx = 16 };
+        CHECK_INT(idf2_ctx_new(f.model, &cp, &c, &err), VC_OK);
+        for (int pass = 0; pass < 2 && c && pix; pass++) {
+            for (size_t i = 0; i < nm; i++)
+                mats[i]->packed = pass == 0 ? saved[i] : NULL;
+            out[pass] = malloc(rows[0] * D * sizeof(float));
+            feats[pass] = malloc(nf * sizeof(float));
+            CHECK_INT(
+                idf2_vision_encode(&c->ex, vc, &f.model->w->vision, &c->vs, &im, 1, c->vis, &err),
+                VC_OK);
+            memcpy(out[pass], c->vis, rows[0] * D * sizeof(float));
+            idf2_connector_project(&c->ex, mc, &f.model->w->connector, &c->cs, c->vis, rows[0],
+                                   c->proj);
+            idf2_connector_resample(&c->ex, mc, &f.model->w->connector, &c->cs, c->proj, rows, 1,
+                                    feats[pass]);
+        }
+        for (size_t i = 0; i < nm; i++)
+            mats[i]->packed = saved[i];
+        CHECK(out[1] && !memcmp(out[0], out[1], rows[0] * D * sizeof(float)));
+        CHECK(feats[1] && !memcmp(feats[0], feats[1], nf * sizeof(float)));
+        idf2_ctx_free(c);
+        for (int pass = 0; pass < 2; pass++) {
+            free(out[pass]);
+            free(feats[pass]);
+        }
+        free(pix);
+        free(saved);
+        free(mats);
+        fixture_close(&f);
+    }
+}
+
 #define TESTS(X)                                                                                   \
     X(text_only)                                                                                   \
     X(chat_single_nosplit)                                                                         \
@@ -1095,5 +1171,6 @@ TEST(vision_pass_shares_requests)
     X(chat_request_and_max_new)                                                                    \
     X(position_ids_bucketing)                                                                      \
     X(vision_pass_shares_images)                                                                   \
-    X(vision_pass_shares_requests)
+    X(vision_pass_shares_requests)                                                                 \
+    X(image_weights_packed_at_load)
 TEST_MAIN(TESTS)

@@ -53,7 +53,7 @@ static void check_matmul(const struct idf2_ops *ops, enum idf2_wfmt f, size_t n,
     const struct idf2_ops *ref = idf2_backend_get(IDF2_BACKEND_REF);
     float *deq, *x = malloc(n * K * 4), *bias = malloc(O * 4);
     void *wd = make_weight(f, O, K, &deq);
-    const struct idf2_w w = { f, wd, (int64_t)O, (int64_t)K };
+    const struct idf2_w w = { .fmt = f, .data = wd, .rows = (int64_t)O, .cols = (int64_t)K };
     for (size_t i = 0; i < n * K; i++)
         x[i] = frand(2.0f);
     for (size_t j = 0; j < O; j++)
@@ -87,6 +87,28 @@ static void check_matmul(const struct idf2_ops *ops, enum idf2_wfmt f, size_t n,
     for (size_t i = 0; i < n; i += (n > 8 ? 7 : 1)) {
         ops->matmul[f](y1, x + i * K, 1, &w, b, &e2);
         CHECK(memcmp(y1, y + i * O, O * 4) == 0);
+    }
+    /* The row's packed layout (made once at load for the image path) gives
+     * the same bits as the weights as stored, without reading them (data
+     * NULL), for the whole batch and for rows alone, at 1 and 2 threads. */
+    const size_t pb = ops->pack_bytes ? ops->pack_bytes(&w) : 0;
+    CHECK(pb > 0 || f != IDF2_WF_BF16 || strncmp(ops->name, "avx512", 6) != 0);
+    if (pb) {
+        void *pk = aligned_alloc(64, idf2_align64(pb));
+        ops->pack(pk, &w, 2);
+        const struct idf2_w wp = {
+            .fmt = f, .rows = (int64_t)O, .cols = (int64_t)K, .packed = pk, .packed_by = ops->pack
+        };
+        memset(y2, 0, n * O * 4);
+        ops->matmul[f](y2, x, n, &wp, b, &e2);
+        CHECK(memcmp(y, y2, n * O * 4) == 0);
+        ops->matmul[f](y2, x, n, &wp, b, &e1);
+        CHECK(memcmp(y, y2, n * O * 4) == 0);
+        for (size_t i = 0; i < n; i += (n > 8 ? 7 : 1)) {
+            ops->matmul[f](y1, x + i * K, 1, &wp, b, &e2);
+            CHECK(memcmp(y1, y + i * O, O * 4) == 0);
+        }
+        free(pk);
     }
     free(e1.ws);
     free(e2.ws);
@@ -293,7 +315,9 @@ TEST(elementwise_ops_every_row)
         for (int f = 0; f < IDF2_WF_COUNT; f++) {
             float *deq;
             void *table = make_weight((enum idf2_wfmt)f, 7, d, &deq);
-            const struct idf2_w t = { (enum idf2_wfmt)f, table, 7, (int64_t)d };
+            const struct idf2_w t = {
+                .fmt = (enum idf2_wfmt)f, .data = table, .rows = 7, .cols = (int64_t)d
+            };
             const int32_t ids[3] = { 6, 0, 6 };
             SAME(3 * d, OPS->embed_rows(OUT, &t, ids, 3, EX));
             CHECK(memcmp(yr, deq + 6 * d, d * 4) == 0);
@@ -375,7 +399,9 @@ TEST(reference_against_naive_double)
         x[i] = frand(1.0f);
     for (size_t i = 0; i < O * K; i++)
         w[i] = frand(1.0f);
-    const struct idf2_w W = { IDF2_WF_F32, w, (int64_t)O, (int64_t)K };
+    const struct idf2_w W = {
+        .fmt = IDF2_WF_F32, .data = w, .rows = (int64_t)O, .cols = (int64_t)K
+    };
     struct idf2_exec ex = exec_new(ref, 2, ref->matmul_ws(n, &W, 2));
     ref->matmul[IDF2_WF_F32](y, x, n, &W, NULL, &ex);
     for (size_t i = 0; i < n; i++)
