@@ -36,7 +36,7 @@ static void bench_matmul(const struct idf2_ops *ops, const char *label, size_t n
         fill(row, K, 2 + (unsigned)j);
         idf2_quantize_row(f, row, K, w + j * rb);
     }
-    const struct idf2_w W = { f, w, (int64_t)O, (int64_t)K };
+    const struct idf2_w W = { .fmt = f, .data = w, .rows = (int64_t)O, .cols = (int64_t)K };
     const size_t ws = ops->matmul_ws(n, &W, nt);
     struct idf2_exec ex = { ops, nt, aligned_alloc(64, (ws + 64) / 64 * 64), ws };
     ops->matmul[f](y, x, n, &W, NULL, &ex);
