@@ -23,7 +23,8 @@
  * --packing off runs on the weights as stored (the kernel row packs them
  * per call, as before packing at load); both runs each pass that way and
  * then packed, with a `RESULT vision_packing` line of CPU and wall
- * seconds.
+ * seconds (best of 2+ reps: the first unpacked pass reads back the mapped
+ * pages the packing dropped).
  *
  * usage: bench_vision CKPT_DIR [--backend NAME (fast)] [--grids 27,70,split1]
  *                     [--threads 1,2] [--reps N (2)] [--split]
