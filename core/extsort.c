@@ -181,16 +181,12 @@ static enum vc_status io_fail(const char *path, struct vc_err *err)
 static enum vc_status run_push(struct extsort *s, char *path, uint64_t off, uint64_t bytes,
                                bool temp, struct vc_err *err)
 {
-    if (s->n_runs == s->cap_runs) {
-        size_t cap = s->cap_runs ? 2 * s->cap_runs : 16;
-        struct run *r = vc_realloc_array(s->runs, cap, sizeof *r);
-        if (!r) {
-            free(path);
-            return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "sort runs");
-        }
-        s->runs = r;
-        s->cap_runs = cap;
+    struct run *r = vc_grow_array(s->runs, &s->cap_runs, s->n_runs + 1, sizeof *r, 16);
+    if (!r) {
+        free(path);
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "sort runs");
     }
+    s->runs = r;
     s->runs[s->n_runs++] = (struct run){ path, off, bytes, temp };
     return VC_OK;
 }

@@ -328,14 +328,10 @@ static enum vc_status write_wids(struct finish *fi, struct vc_err *err)
 static enum vc_status fate_add(struct finish *fi, uint64_t index, int kind, const cJSON *j,
                                struct vc_err *err)
 {
-    if (fi->n_fates == fi->cap_fates) {
-        size_t cap = fi->cap_fates ? 2 * fi->cap_fates : 256;
-        struct fate *g = vc_realloc_array(fi->fates, cap, sizeof *g);
-        if (!g)
-            return oom(err);
-        fi->fates = g;
-        fi->cap_fates = cap;
-    }
+    struct fate *g = vc_grow_array(fi->fates, &fi->cap_fates, fi->n_fates + 1, sizeof *g, 256);
+    if (!g)
+        return oom(err);
+    fi->fates = g;
     fi->fates[fi->n_fates++] = (struct fate){ index, kind, j };
     return VC_OK;
 }
@@ -417,16 +413,12 @@ static enum vc_status next_drop(struct finish *fi, size_t k, struct vc_err *err)
 /* Keeps a drop of the current unit until its line is written. */
 static enum vc_status hold(struct finish *fi, cJSON *item, struct vc_err *err)
 {
-    if (fi->n_held == fi->cap_held) {
-        size_t cap = fi->cap_held ? 2 * fi->cap_held : 64;
-        cJSON **v = vc_realloc_array(fi->held, cap, sizeof *v);
-        if (!v) {
-            cJSON_Delete(item);
-            return oom(err);
-        }
-        fi->held = v;
-        fi->cap_held = cap;
+    cJSON **v = vc_grow_array(fi->held, &fi->cap_held, fi->n_held + 1, sizeof *v, 64);
+    if (!v) {
+        cJSON_Delete(item);
+        return oom(err);
     }
+    fi->held = v;
     fi->held[fi->n_held++] = item;
     return VC_OK;
 }

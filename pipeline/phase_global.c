@@ -302,16 +302,10 @@ struct stream_out {
 
 static enum vc_status grow(void **v, size_t *cap, size_t need, size_t size, struct vc_err *err)
 {
-    if (need <= *cap)
-        return VC_OK;
-    size_t c = *cap ? 2 * *cap : 1024;
-    while (c < need)
-        c *= 2;
-    void *p = vc_realloc_array(*v, c, size);
+    void *p = vc_grow_array(*v, cap, need, size, 1024);
     if (!p)
         return oom(err);
     *v = p;
-    *cap = c;
     return VC_OK;
 }
 

@@ -145,14 +145,10 @@ static enum vc_status recs_add_unit(const struct session *ss, size_t u, cJSON *d
                                     struct session_recs *rs, struct vc_err *err)
 {
     for (cJSON *it = (cJSON *)(uintptr_t)manifest_unit_kept(doc); it; it = it->next) {
-        if (rs->n == rs->cap) {
-            size_t cap = rs->cap ? 2 * rs->cap : 4096;
-            struct stage_rec *v = vc_realloc_array(rs->v, cap, sizeof *v);
-            if (!v)
-                return oom(err);
-            rs->v = v;
-            rs->cap = cap;
-        }
+        struct stage_rec *v = vc_grow_array(rs->v, &rs->cap, rs->n + 1, sizeof *v, 4096);
+        if (!v)
+            return oom(err);
+        rs->v = v;
         struct stage_rec *r = &rs->v[rs->n];
         struct manifest_kept k;
         session_rec_get(ss, u, it, r, &k);

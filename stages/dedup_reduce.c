@@ -83,13 +83,10 @@ struct reducer {
 static enum vc_status push_sig(struct dedup_sig **v, size_t *n, size_t *cap,
                                const struct dedup_sig *s, struct vc_err *err)
 {
-    if (*n == *cap) {
-        size_t c = *cap ? 2 * *cap : 256;
-        struct dedup_sig *p = vc_realloc_array(*v, c, sizeof *p);
-        if (!p)
-            return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "%zu signatures", c);
-        *v = p, *cap = c;
-    }
+    struct dedup_sig *p = vc_grow_array(*v, cap, *n + 1, sizeof *p, 256);
+    if (!p)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "%zu signatures", *n + 1);
+    *v = p;
     (*v)[(*n)++] = *s;
     return VC_OK;
 }

@@ -249,15 +249,12 @@ enum vc_status dedup_sig_range(const char *path, uint64_t lo, uint64_t hi, struc
         rc = read_at(fd, path, &s, sizeof s, run.base + a * sizeof s, err);
         if (rc != VC_OK || s.key > hi)
             break;
-        if (*n == *cap) {
-            size_t c = *cap ? 2 * *cap : 64;
-            struct dedup_sig *p = vc_realloc_array(*v, c, sizeof *p);
-            if (!p) {
-                rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-                break;
-            }
-            *v = p, *cap = c;
+        struct dedup_sig *p = vc_grow_array(*v, cap, *n + 1, sizeof *p, 64);
+        if (!p) {
+            rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+            break;
         }
+        *v = p;
         (*v)[(*n)++] = s;
     }
     close(fd);

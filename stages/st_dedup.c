@@ -187,14 +187,10 @@ static enum vc_status dedup_task_begin(void *state, struct stage_task_ctx *ctx, 
 
 static enum vc_status push(struct dedup_task *t, struct dedup_sig sig, struct vc_err *err)
 {
-    if (t->n == t->cap) {
-        size_t cap = t->cap ? 2 * t->cap : 1024;
-        struct dedup_sig *v = vc_realloc_array(t->v, cap, sizeof *v);
-        if (!v)
-            return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-        t->v = v;
-        t->cap = cap;
-    }
+    struct dedup_sig *v = vc_grow_array(t->v, &t->cap, t->n + 1, sizeof *v, 1024);
+    if (!v)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+    t->v = v;
     t->v[t->n++] = sig;
     return VC_OK;
 }
@@ -326,15 +322,12 @@ static unsigned map_judge(void *ctx, unsigned kind, uint64_t key, enum vc_status
             j->repeats++;
             return DEDUP_M_DOC_IMAGE_REPEAT;
         }
-    if (j->n_seen == j->cap_seen) {
-        size_t cap = j->cap_seen ? 2 * j->cap_seen : 16;
-        uint64_t *p = vc_realloc_array(j->seen, cap, sizeof *p);
-        if (!p) {
-            *rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-            return 0;
-        }
-        j->seen = p, j->cap_seen = cap;
+    uint64_t *p = vc_grow_array(j->seen, &j->cap_seen, j->n_seen + 1, sizeof *p, 16);
+    if (!p) {
+        *rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return 0;
     }
+    j->seen = p;
     j->seen[j->n_seen++] = key;
     /* Counted once per document: OBELICS's "seen in more than 10
      * documents". */

@@ -329,13 +329,10 @@ static enum vc_status io_fail(struct vc_err *err, const char *what, const char *
 static enum vc_status cache_insert(struct st_model_cache *c, uint64_t index, cJSON *rec,
                                    struct vc_err *err)
 {
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? 2 * c->cap : 64;
-        struct cache_rec *r = vc_realloc_array(c->recs, cap, sizeof *r);
-        if (!r)
-            return oom(err);
-        c->recs = r, c->cap = cap;
-    }
+    struct cache_rec *r = vc_grow_array(c->recs, &c->cap, c->n + 1, sizeof *r, 64);
+    if (!r)
+        return oom(err);
+    c->recs = r;
     size_t at = c->n;
     while (at > 0 && c->recs[at - 1].index > index)
         at--;
