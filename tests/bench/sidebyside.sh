@@ -81,7 +81,7 @@ if [ -n "${SIDEBYSIDE_TYPES:-}" ]; then
   keep=""
   for pair in $pairs; do has "$SIDEBYSIDE_TYPES" "${pair%%:*}" && keep="$keep $pair"; done
   pairs=$keep
-  types=$(for t in $types; do has "$SIDEBYSIDE_TYPES" "$t" && echo "$t"; done)
+  types=$(for t in $types; do if has "$SIDEBYSIDE_TYPES" "$t"; then echo "$t"; fi; done)
 fi
 pairs="$pairs ${SIDEBYSIDE_PAIRS:-}"
 for t in $types; do
