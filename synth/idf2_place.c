@@ -93,9 +93,9 @@ static bool anonymous(const struct idf2_weights *w, const struct idf2_quant *q, 
     return idf2_weights_owns(w, p) || (o && c >= o && c < o + q->bytes);
 }
 
-/* An arena of `bytes` on a huge-page boundary, advised for huge pages. */
-static void *map_arena(size_t bytes)
+void *idf2_place_map_huge(size_t bytes)
 {
+    bytes = align_up(bytes ? bytes : 1, HUGE_PAGE);
     const size_t span = bytes + HUGE_PAGE;
     char *raw = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (raw == MAP_FAILED)
@@ -108,6 +108,12 @@ static void *map_arena(size_t bytes)
         munmap(a + bytes, tail);
     madvise(a, bytes, MADV_HUGEPAGE);
     return a;
+}
+
+void idf2_place_unmap_huge(void *p, size_t bytes)
+{
+    if (p)
+        munmap(p, align_up(bytes ? bytes : 1, HUGE_PAGE));
 }
 
 typedef size_t mats_fn(struct idf2_weights *w, const struct idf2_model_config *cfg,
@@ -141,7 +147,7 @@ static struct idf2_place *new_place(size_t total, const char *what, struct idf2_
         snprintf(rep->note, sizeof rep->note,
                  "%s %.1f GiB needs that plus a reserve of MemAvailable (%.1f GiB)", what,
                  (double)total / (1 << 30), (double)avail / (1 << 30));
-    else if (!(p = calloc(1, sizeof *p)) || !(p->arena = map_arena(align_up(total, HUGE_PAGE)))) {
+    else if (!(p = calloc(1, sizeof *p)) || !(p->arena = idf2_place_map_huge(total))) {
         snprintf(rep->note, sizeof rep->note, "%s: no anonymous mapping of %.1f GiB", what,
                  (double)total / (1 << 30));
         free(p);
@@ -223,7 +229,7 @@ void idf2_place_free(struct idf2_place *p)
 {
     if (!p)
         return;
-    munmap(p->arena, p->bytes);
+    idf2_place_unmap_huge(p->arena, p->bytes);
     free(p);
 }
 

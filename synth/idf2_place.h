@@ -67,4 +67,12 @@ enum vc_status idf2_place_pack(struct idf2_weights *w, const struct idf2_model_c
                                struct idf2_place_report *rep, struct vc_err *err);
 void idf2_place_free(struct idf2_place *p);
 
+/* `bytes` (rounded up to whole 2 MiB pages) of anonymous memory on a
+ * huge-page boundary, advised for transparent huge pages before anything
+ * touches it: Debian's THP is "madvise" only, so a plain allocation gets
+ * 4 KiB pages, and decode streams these weights once per token.  NULL when
+ * it cannot be mapped.  Release with idf2_place_unmap_huge(p, bytes). */
+void *idf2_place_map_huge(size_t bytes);
+void idf2_place_unmap_huge(void *p, size_t bytes);
+
 #endif

@@ -23,31 +23,18 @@
 #include "core/sha256.h"
 #include "core/vc_fs.h"
 #include "core/vc_mem.h"
+#include "synth/idf2_place.h"
 
 #define QC_MAGIC      "VCQUANT1"
 #define QC_ALIGN      64
 #define QC_HEAD_BYTES 1024 * 1024
 #define QC_SAMPLE     (64 * 1024)
 #define QC_STRIDE     ((uint64_t)256 << 20)
-#define QC_HUGE_PAGE  ((uintptr_t)2 << 20)
 
 /* Every matrix the decode streams, in a fixed order. */
 static size_t align_up(size_t v)
 {
     return (v + QC_ALIGN - 1) / QC_ALIGN * QC_ALIGN;
-}
-
-/* Asks for huge pages over the buffer's whole 2 MiB pages before it is
- * first written: with transparent huge pages in "madvise" mode (Debian's
- * default) a plain allocation gets 4 KiB pages, and every decode step
- * streams these blocks once, as idf2_place's huge-page copy of the bf16
- * weights does.  Advice only: where it is refused the pages stay small. */
-static void advise_huge_pages(void *p, size_t bytes)
-{
-    const uintptr_t from = ((uintptr_t)p + QC_HUGE_PAGE - 1) & ~(QC_HUGE_PAGE - 1);
-    const uintptr_t to = ((uintptr_t)p + bytes) & ~(QC_HUGE_PAGE - 1);
-    if (to > from)
-        madvise((void *)from, to - from, MADV_HUGEPAGE);
 }
 
 static void put_u64(unsigned char *p, uint64_t v)
@@ -258,14 +245,12 @@ enum vc_status idf2_weights_quantize(struct idf2_weights *w, const struct idf2_m
         q = NULL;
         goto done;
     }
-    if (posix_memalign(&q->owned, QC_ALIGN, total ? total : QC_ALIGN) != 0) {
-        q->owned = NULL;
+    if (!(q->owned = idf2_place_map_huge(total))) {
         rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory,
                         "weights: out of memory for %zu bytes of %s blocks", total,
                         idf2_wfmt_name(fmt));
         goto done;
     }
-    advise_huge_pages(q->owned, total);
     bool ok = true;
     size_t done_mats = 0;
     struct idf2_w *saved = vc_malloc_array(n, sizeof *saved);
@@ -323,7 +308,7 @@ void idf2_quant_free(struct idf2_quant *q)
 {
     if (!q)
         return;
-    free(q->owned);
+    idf2_place_unmap_huge(q->owned, q->bytes);
     if (q->map)
         munmap(q->map, q->map_bytes);
     free(q);
