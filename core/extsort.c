@@ -7,6 +7,7 @@
  * signatures several times faster than GNU sort. */
 #include "extsort.h"
 
+#include "core/vc_fs.h"
 #include "core/vc_mem.h"
 
 #include <dirent.h>
@@ -469,8 +470,7 @@ static enum vc_status merge_pass(struct extsort *s, struct vc_err *err)
         bytes += (s->rec_size ? 0 : 4) + n;
     }
     merge_close(s);
-    if (f && fclose(f) != 0 && rc == VC_OK)
-        rc = io_fail(path, err);
+    rc = vc_fs_close(f, path, rc, err);
     if (rc == VC_OK) {
         runs_remove(s, s->fanin);
         return run_push(s, path, 0, bytes, true, err);

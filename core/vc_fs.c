@@ -198,3 +198,10 @@ bool vc_fs_finish_tmp(int fd, const char *tmp_path, const char *path, bool ok)
         unlink(tmp_path);
     return ok;
 }
+
+enum vc_status vc_fs_close(FILE *f, const char *path, enum vc_status rc, struct vc_err *err)
+{
+    if (f && fclose(f) != 0 && rc == VC_OK)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", path, strerror(errno));
+    return rc;
+}

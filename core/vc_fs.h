@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "vc_err.h"
 
@@ -44,5 +45,11 @@ bool vc_fs_write_all(int fd, const void *data, size_t n);
 bool vc_fs_finish_tmp(int fd, const char *tmp_path, const char *path, bool ok);
 /* 1 if path exists (any type), 0 otherwise. */
 int vc_fs_exists(const char *path);
+
+/* fclose(f) (nothing when f is NULL) as the last step of writing `path`:
+ * a failed close (buffered data that never reached the file) becomes
+ * VC_EFATAL io_error naming the path unless rc already says what failed
+ * first.  Returns the resulting status. */
+enum vc_status vc_fs_close(FILE *f, const char *path, enum vc_status rc, struct vc_err *err);
 
 #endif

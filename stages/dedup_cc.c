@@ -8,6 +8,7 @@
 #include "dedup_cc.h"
 
 #include "core/extsort.h"
+#include "core/vc_fs.h"
 #include "core/vc_mem.h"
 
 #include <errno.h>
@@ -151,13 +152,6 @@ static enum vc_status pass_names(struct chunk *c, FILE *in, const char *in_path,
     return dedup_pairs_write(out, out_path, c->buf, k, err);
 }
 
-static enum vc_status close_file(FILE *f, const char *path, enum vc_status rc, struct vc_err *err)
-{
-    if (f && fclose(f) != 0 && rc == VC_OK)
-        return io_fail(path, err);
-    return rc;
-}
-
 /* One chunk: reads it from pairs[cur], writes pairs[!cur] and names[!cur].
  * *more: a chunk was found (false: the pairs are all joined). */
 static enum vc_status pass(struct chunk *c, char *const pairs[2], char *const names[2], int cur,
@@ -187,8 +181,8 @@ static enum vc_status pass(struct chunk *c, char *const pairs[2], char *const na
     fclose(in);
     if (nin)
         fclose(nin);
-    rc = close_file(out, pairs[!cur], rc, err);
-    return close_file(nout, names[!cur], rc, err);
+    rc = vc_fs_close(out, pairs[!cur], rc, err);
+    return vc_fs_close(nout, names[!cur], rc, err);
 }
 
 /* Every named node with its label, and each label with itself, sorted and
@@ -234,7 +228,7 @@ static enum vc_status write_labels(const char *names_path, const char *tmp_prefi
     if (in)
         fclose(in);
     extsort_close(s);
-    return close_file(out, labels_path, rc, err);
+    return vc_fs_close(out, labels_path, rc, err);
 }
 
 enum vc_status dedup_cc_labels(const char *pairs_path, const char *tmp_prefix, size_t mem_bytes,

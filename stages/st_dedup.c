@@ -774,15 +774,6 @@ static enum vc_status pair_live(void *ctx, const struct dedup_edge *e, struct vc
     return note_add(pl, b, seq, e->weight_b, e, err);
 }
 
-static enum vc_status close_checked(FILE **f, const char *path, enum vc_status rc,
-                                    struct vc_err *err)
-{
-    if (*f && fclose(*f) != 0 && rc == VC_OK)
-        rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", path, strerror(errno));
-    *f = NULL;
-    return rc;
-}
-
 /* Steps 1 and 2: the live pairs to pl->f_path, their notes sorted in
  * pl->in. */
 static enum vc_status plan_pairs(struct plan *pl, struct vc_err *err)
@@ -804,7 +795,9 @@ static enum vc_status plan_pairs(struct plan *pl, struct vc_err *err)
         return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", pl->f_path,
                           strerror(errno));
     enum vc_status rc = each_pair(pl, pair_live, err);
-    VC_TRY(close_checked(&pl->f, pl->f_path, rc, err));
+    rc = vc_fs_close(pl->f, pl->f_path, rc, err);
+    pl->f = NULL;
+    VC_TRY(rc);
     extsort_close(pl->in.s);
     pl->in = (struct cursor){ .s = pl->out };
     pl->out = NULL;
