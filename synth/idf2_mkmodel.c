@@ -248,7 +248,52 @@ static bool piece_set_insert(struct piece_set *s, const char *p, bool *oom_hit)
     }
 }
 
-/* Every prefix of "▁word" for the plain lowercase words of the list. */
+/* A real 32k BPE vocabulary holds the frequent words whole, so a prompt
+ * of plain English is about one piece a word.  A dictionary taken in order
+ * runs out of pieces by "def...", which made "Describe this image in one
+ * sentence." 36 pieces and a caption prompt half again as long as a real
+ * tokenizer's: these words go first (the chat roles, the words of the
+ * model stages' built-in prompts, then the most frequent English words). */
+static const char *const frequent_words[] = {
+    "User",     "Assistant", "Describe", "this",     "image",   "in",         "one",
+    "sentence", "detail",    "What",     "is",       "written", "Transcribe", "the",
+    "text",     "exactly",   "a",        "an",       "and",     "of",         "to",
+    "it",       "that",      "for",      "on",       "with",    "as",         "was",
+    "at",       "by",        "be",       "are",      "from",    "or",         "his",
+    "her",      "they",      "we",       "you",      "he",      "she",        "I",
+    "The",      "A",         "This",     "It",       "In",      "There",      "there",
+    "have",     "has",       "had",      "not",      "but",     "all",        "can",
+    "will",     "would",     "which",    "their",    "what",    "when",       "who",
+    "were",     "been",      "more",     "some",     "two",     "three",      "photo",
+    "picture",  "man",       "woman",    "people",   "person",  "white",      "black",
+    "red",      "blue",      "green",    "small",    "large",   "front",      "background",
+    "table",    "sitting",   "standing", "holding",  "wearing", "next",       "top",
+    "side",     "water",     "street",   "building", "sign",    "shows",      NULL,
+};
+
+/* Adds "▁" + word's prefixes (or the bare word's, for a word that follows
+ * a newline, as "Assistant:" does) as pieces with their merges. */
+static bool add_chain(cJSON *vocab, cJSON *merges, int *n, int n_pieces, struct piece_set *set,
+                      const char *word, size_t len, bool space)
+{
+    char piece[64] = METASPACE;
+    const size_t base = space ? strlen(METASPACE) : 0;
+    bool oom_hit = false;
+    for (size_t k = space ? 1 : 2; k <= len && *n < n_pieces && !oom_hit; k++) {
+        memcpy(piece + base, word, k);
+        piece[base + k] = 0;
+        if (!piece_set_insert(set, piece, &oom_hit))
+            continue;
+        char merge[80];
+        snprintf(merge, sizeof merge, "%.*s %c", (int)(base + k - 1), piece, word[k - 1]);
+        cJSON_AddNumberToObject(vocab, piece, (*n)++);
+        cJSON_AddItemToArray(merges, cJSON_CreateString(merge));
+    }
+    return !oom_hit;
+}
+
+/* The frequent words, then every prefix of "▁word" for the plain lowercase
+ * words of the list. */
 static bool add_words(cJSON *vocab, cJSON *merges, int *n, int n_pieces, const char *words_path)
 {
     FILE *words = words_path ? fopen(words_path, "r") : NULL;
@@ -258,34 +303,26 @@ static bool add_words(cJSON *vocab, cJSON *merges, int *n, int n_pieces, const c
     while (cap < 2 * (size_t)n_pieces)
         cap <<= 1;
     struct piece_set set = { calloc(cap, sizeof(char *)), cap - 1 };
-    bool oom_hit = !set.slot;
+    bool ok = set.slot != NULL;
+    for (size_t i = 0; ok && frequent_words[i]; i++)
+        ok = add_chain(vocab, merges, n, n_pieces, &set, frequent_words[i],
+                       strlen(frequent_words[i]), true);
+    ok = ok && add_chain(vocab, merges, n, n_pieces, &set, "Assistant", 9, false);
     char line[256];
-    while (!oom_hit && *n < n_pieces && fgets(line, sizeof line, words)) {
+    while (ok && *n < n_pieces && fgets(line, sizeof line, words)) {
         size_t len = strcspn(line, "\r\n");
         line[len] = 0;
         bool plain = len > 0 && len < 40;
         for (size_t i = 0; i < len; i++)
             plain = plain && line[i] >= 'a' && line[i] <= 'z';
-        if (!plain)
-            continue;
-        char piece[64] = METASPACE;
-        const size_t base = strlen(METASPACE);
-        for (size_t k = 1; k <= len && *n < n_pieces; k++) {
-            memcpy(piece + base, line, k);
-            piece[base + k] = 0;
-            if (!piece_set_insert(&set, piece, &oom_hit))
-                continue;
-            char merge[80];
-            snprintf(merge, sizeof merge, "%.*s %c", (int)(base + k - 1), piece, line[k - 1]);
-            cJSON_AddNumberToObject(vocab, piece, (*n)++);
-            cJSON_AddItemToArray(merges, cJSON_CreateString(merge));
-        }
+        if (plain)
+            ok = add_chain(vocab, merges, n, n_pieces, &set, line, len, true);
     }
     fclose(words);
     for (size_t i = 0; set.slot && i <= set.mask; i++)
         free(set.slot[i]);
     free(set.slot);
-    return !oom_hit;
+    return ok;
 }
 
 cJSON *idf2_mk_tokenizer(int n_pieces, const char *words_path)

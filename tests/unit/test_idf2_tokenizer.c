@@ -3,7 +3,9 @@
  * BPE results are worked out by hand in the comments. */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "synth/idf2_mkmodel.h"
 #include "synth/idf2_tokenizer.h"
 #include "tests/unit/vc_test.h"
 
@@ -395,6 +397,47 @@ TEST(malformed_files_refused)
     CHECK(strstr(err.msg, "tokenizer") != NULL);
 }
 
+/* The vocabulary bench_mkcheckpoint and the demo generate holds the model
+ * stages' prompt words whole, as a real 32k vocabulary does: counted by
+ * hand, one piece per word and one per punctuation mark, and "Assistant"
+ * after the newline of the chat template one piece without the space (the
+ * text after an added token is its own segment and gets its own "▁"). */
+TEST(generated_vocab_holds_prompt_words)
+{
+    cJSON *root = idf2_mk_tokenizer(32000, "/usr/share/dict/words");
+    char *json = root ? cJSON_PrintUnformatted(root) : NULL;
+    cJSON_Delete(root);
+    CHECK(json != NULL);
+    if (!json)
+        return;
+    struct idf2_tokenizer *tok = NULL;
+    struct vc_err err = { 0 };
+    CHECK_INT(idf2_tokenizer_load_json(json, strlen(json), "generated", &tok, &err), VC_OK);
+    static const struct {
+        const char *text;
+        size_t n;
+    } cases[] = {
+        { "Describe this image in one sentence.", 7 },
+        { "Describe this image in detail.", 6 },
+        { "What is written in this image? Transcribe the text exactly.", 12 },
+        { "User:", 2 },
+        { "\nAssistant:", 4 } /* the segment's prepended "▁", the newline byte */,
+    };
+    for (size_t i = 0; tok && i < sizeof cases / sizeof cases[0]; i++) {
+        int32_t *ids = NULL;
+        size_t n = 0;
+        CHECK_INT(
+            idf2_tokenizer_encode(tok, cases[i].text, strlen(cases[i].text), false, &ids, &n, &err),
+            VC_OK);
+        if (n != cases[i].n)
+            fprintf(stderr, "\"%s\": %zu pieces, want %zu\n", cases[i].text, n, cases[i].n);
+        CHECK(n == cases[i].n);
+        free(ids);
+    }
+    idf2_tokenizer_free(tok);
+    free(json);
+}
+
 #define TESTS(X)                                                                                   \
     X(fixture_encode_cases)                                                                        \
     X(fixture_decode_cases)                                                                        \
@@ -405,5 +448,6 @@ TEST(malformed_files_refused)
     X(ignore_merges_takes_whole_words)                                                             \
     X(added_tokens_leftmost_longest)                                                               \
     X(decode_byte_runs)                                                                            \
-    X(malformed_files_refused)
+    X(malformed_files_refused)                                                                     \
+    X(generated_vocab_holds_prompt_words)
 TEST_MAIN(TESTS)
