@@ -96,8 +96,8 @@ enum vc_status idf2_model_load(const char *dir, const struct idf2_load_opts *opt
                                    opts->use_cache ? dir : NULL, opts->n_threads, &m->quant, err);
     struct idf2_place_report placed = { 0 };
     if (rc >= 0 && opts->weights != IDF2_WEIGHTS_MAP)
-        rc = idf2_place_copy(m->w, &m->cfg.model, m->quant, opts->n_threads, &m->place, &placed,
-                             err);
+        rc = idf2_place_copy(m->w, &m->cfg.model, m->quant, m->ops, opts->n_threads, &m->place,
+                             &placed, err);
     struct idf2_place_report packed = { 0 };
     if (rc >= 0)
         rc =
@@ -122,6 +122,7 @@ enum vc_status idf2_model_load(const char *dir, const struct idf2_load_opts *opt
         .bytes_huge = placed.bytes_huge,
     };
     m->report.bytes_packed = packed.bytes_copied;
+    m->report.bytes_text_packed = placed.bytes_packed;
     snprintf(m->report.weights_note, sizeof m->report.weights_note, "%s", placed.note);
     snprintf(m->report.pack_note, sizeof m->report.pack_note, "%s", packed.note);
     *out = m;

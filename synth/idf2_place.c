@@ -158,9 +158,19 @@ static struct idf2_place *new_place(size_t total, const char *what, struct idf2_
     return p;
 }
 
+/* Bytes of m in the arena: in ops' packed layout where it has one for m
+ * (*packs set), else as stored. */
+static size_t placed_bytes(const struct idf2_ops *ops, const struct idf2_w *m, bool *packs)
+{
+    const size_t pb = ops && ops->pack && ops->pack_bytes ? ops->pack_bytes(m) : 0;
+    *packs = pb > 0;
+    return pb ? pb : (size_t)m->rows * idf2_wfmt_row_bytes(m->fmt, (size_t)m->cols);
+}
+
 enum vc_status idf2_place_copy(struct idf2_weights *w, const struct idf2_model_config *cfg,
-                               const struct idf2_quant *q, int nt, struct idf2_place **out,
-                               struct idf2_place_report *rep, struct vc_err *err)
+                               const struct idf2_quant *q, const struct idf2_ops *ops, int nt,
+                               struct idf2_place **out, struct idf2_place_report *rep,
+                               struct vc_err *err)
 {
     *out = NULL;
     *rep = (struct idf2_place_report){ 0 };
@@ -176,10 +186,9 @@ enum vc_status idf2_place_copy(struct idf2_weights *w, const struct idf2_model_c
         for (size_t j = 0; j < i && offs[i] != SIZE_MAX; j++)
             if (mats[j]->data == mats[i]->data)
                 offs[i] = SIZE_MAX;
+        bool packs;
         if (offs[i] != SIZE_MAX)
-            total = align_up(total + (size_t)mats[i]->rows *
-                                         idf2_wfmt_row_bytes(mats[i]->fmt, (size_t)mats[i]->cols),
-                             PLACE_ALIGN);
+            total = align_up(total + placed_bytes(ops, mats[i], &packs), PLACE_ALIGN);
     }
     struct idf2_place *p = NULL;
     char *arena = NULL;
@@ -201,6 +210,25 @@ enum vc_status idf2_place_copy(struct idf2_weights *w, const struct idf2_model_c
         const size_t bytes = (size_t)m->rows * idf2_wfmt_row_bytes(m->fmt, (size_t)m->cols);
         const char *src = m->data;
         char *dst = arena + offs[i];
+        bool packs;
+        const size_t placed = placed_bytes(ops, m, &packs);
+        if (packs) {
+            /* Instead of the copy: the row reads only the packed layout
+             * (data stays on the mapping, for other rows and a tied
+             * embedding), the same bytes. */
+            ops->pack(dst, m, nt > 0 ? nt : omp_get_max_threads());
+            for (size_t j = i + 1; j < n; j++)
+                if (mats[j]->data == m->data) {
+                    mats[j]->packed = dst;
+                    mats[j]->packed_by = ops->pack;
+                }
+            m->packed = dst;
+            m->packed_by = ops->pack;
+            drop_source(src, bytes);
+            rep->bytes_copied += bytes;
+            rep->bytes_packed += placed;
+            continue;
+        }
         /* Huge pages are zeroed on first touch: that, not the copy, is
          * most of the time, and it splits over threads. */
 #pragma omp parallel for schedule(static) num_threads(nt > 0 ? nt : omp_get_max_threads())

@@ -32,8 +32,9 @@
 struct idf2_place;
 
 struct idf2_place_report {
-    size_t bytes_copied; /* matrix bytes moved into the arena */
+    size_t bytes_copied; /* matrix bytes moved into the arena (as stored) */
     size_t bytes_huge;   /* arena bytes backed by huge pages (smaps AnonHugePages) */
+    size_t bytes_packed; /* arena bytes of those written in the row's packed layout */
     char note[192];      /* why nothing was copied, or "" */
 };
 
@@ -48,12 +49,19 @@ bool idf2_place_fits(size_t bytes, size_t avail, size_t total);
 /* Copies the text matrices of w (idf2_weights_text_mats) that are not in
  * anonymous memory (w's owned buffers, q's quantized blocks) into the
  * arena, points them (and a tied embedding) there and drops the source
- * pages from this process.  *out is NULL when nothing was copied (the
+ * pages from this process.  A matrix that `ops` (the kernel row, or NULL)
+ * has a packed layout for is written in that layout instead of the copy
+ * (the same bytes; its `packed`/`packed_by` set, data left on the mapping
+ * for other rows and a tied embedding): the row then runs every row count
+ * from it, decode included, and packs no text weight per call
+ * (rep->bytes_packed: their bytes in the arena, the layout's padding
+ * included).  *out is NULL when nothing was copied (the
  * note says why).  nt: copy threads.  Errors: none but VC_EFATAL
  * out_of_memory for the small bookkeeping array; a short machine is a note. */
 enum vc_status idf2_place_copy(struct idf2_weights *w, const struct idf2_model_config *cfg,
-                               const struct idf2_quant *q, int nt, struct idf2_place **out,
-                               struct idf2_place_report *rep, struct vc_err *err);
+                               const struct idf2_quant *q, const struct idf2_ops *ops, int nt,
+                               struct idf2_place **out, struct idf2_place_report *rep,
+                               struct vc_err *err);
 /* Packs the vision tower's and connector's matrices
  * (idf2_weights_image_mats) that `ops` has a packed layout for
  * (ops->pack_bytes > 0) into one such arena, sets their `packed` and

@@ -45,6 +45,7 @@
 
 #include "bench_clock.h"
 #include "synth/idf2_cpu_avx512.h"
+#include "synth/idf2_cpu_bf16mm.h"
 #include "synth/idf2_cpu_ops512.h"
 
 static void fill(float *x, size_t n, unsigned seed, float scale)
@@ -71,6 +72,7 @@ struct mat {
     enum idf2_mm_fmt f;
     size_t N, K, bytes;
     unsigned char *data;
+    void *packed; /* bf16 in the outer product's layout (data then NULL), or NULL */
 };
 
 static enum idf2_wfmt wfmt_of(enum idf2_mm_fmt f)
@@ -104,6 +106,20 @@ static bool fmt_parse(const char *s, enum idf2_mm_fmt *f)
     return false;
 }
 
+/* In transparent huge pages, as the engine holds its text weights by
+ * default (synth/idf2_place.h): in 4 KiB pages the 3-16 row tiles, which
+ * touch 48 rows 8-28 KB apart per K block, lose to TLB walks. */
+static void *huge_alloc(size_t bytes)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, (size_t)2 << 20, bytes) != 0) {
+        fprintf(stderr, "bench_fast: out of memory (%zu bytes)\n", bytes);
+        exit(1);
+    }
+    madvise(p, bytes, MADV_HUGEPAGE);
+    return p;
+}
+
 static void mat_random(struct mat *m, enum idf2_mm_fmt f, size_t N, size_t K, unsigned seed)
 {
     m->f = f;
@@ -111,16 +127,8 @@ static void mat_random(struct mat *m, enum idf2_mm_fmt f, size_t N, size_t K, un
     m->K = K;
     const size_t rb = row_bytes(f, K);
     m->bytes = N * rb;
-    /* In transparent huge pages, as the engine holds its text weights by
-     * default (synth/idf2_place.h): in 4 KiB pages the 3-16 row tiles,
-     * which touch 48 rows 8-28 KB apart per K block, lose to TLB walks. */
-    void *p = NULL;
-    if (posix_memalign(&p, (size_t)2 << 20, m->bytes) != 0) {
-        fprintf(stderr, "bench_fast: out of memory (%zu bytes)\n", m->bytes);
-        exit(1);
-    }
-    madvise(p, m->bytes, MADV_HUGEPAGE);
-    m->data = p;
+    m->packed = NULL;
+    m->data = huge_alloc(m->bytes);
     uint32_t st = seed;
     for (size_t i = 0; i + 4 <= m->bytes; i += 4) {
         st = st * 1664525u + 1013904223u;
@@ -337,92 +345,147 @@ static const size_t shape_cols[L_N] = { 4096, 4096, 4096, 4096, 4096, 4096, 1433
 #define N_LAYERS 32
 #define VOCAB    32000
 
-static int cmd_model(enum idf2_mm_fmt f, int nt, int decode, int prefill, int batch, double probe_s)
+/* The engine's layout of bf16 text weights (idf2_place_copy packs them at
+ * load): packed for the outer product, the stored copy freed. */
+static void mat_pack(struct mat *m, int nt)
+{
+    m->packed = huge_alloc(idf2_bf16mm_packed_bytes(m->N, m->K));
+    idf2_bf16mm_pack(m->packed, (const uint16_t *)m->data, m->N, m->K, nt);
+    free(m->data);
+    m->data = NULL;
+}
+
+/* y = x W^T as the engine's row runs it for either layout. */
+static void mat_mm(float *y, const float *x, size_t M, const struct mat *w, void *ws, int nt)
+{
+    if (w->packed)
+        idf2_bf16mm(y, x, M, w->K, NULL, w->packed, w->N, w->K, w->f == IDF2_MM_BF16, NULL, ws, nt);
+    else
+        idf2_avx512_mm(y, x, M, w->K, w->data, w->N, w->K, w->f, NULL, ws, nt);
+}
+
+enum layout { LAYOUT_PACKED, LAYOUT_STORED, LAYOUT_COMPARE };
+
+static int cmd_model(enum idf2_mm_fmt f, int nt, int decode, int prefill, int batch, double probe_s,
+                     enum layout lay)
 {
     static struct mat layers[N_LAYERS][L_N], head;
-    size_t total = 0;
+    const struct mat *all[N_LAYERS * L_N + 1];
+    size_t total = 0, n_all = 0;
     double t0 = bench_wall_s();
     for (int l = 0; l < N_LAYERS; l++)
         for (int s = 0; s < L_N; s++) {
             mat_random(&layers[l][s], f, shape_rows[s], shape_cols[s],
                        100u * (unsigned)l + (unsigned)s);
             total += layers[l][s].bytes;
+            all[n_all++] = &layers[l][s];
         }
     mat_random(&head, f, VOCAB, 4096, 99);
     total += head.bytes;
+    all[n_all++] = &head;
     fprintf(stderr, "model %s: %.2f GB of weights made in %.1f s\n", fmt_name(f),
             (double)total * 1e-9, bench_wall_s() - t0);
     size_t P = prefill > 1 ? (size_t)prefill : 1;
     P = batch > (int)P ? (size_t)batch : P;
     float *x = xalloc(P * 14336 * sizeof(float)), *y = xalloc(P * VOCAB * sizeof(float));
+    /* The head's output of the batch-1 and batch steps in the first
+     * layout, to check that the second gives the same bits. */
+    float *ref[2] = { xalloc(P * VOCAB * sizeof(float)), xalloc(P * VOCAB * sizeof(float)) };
     fill(x, P * 14336, 5, 1.0f);
     void *scratch = xalloc(idf2_avx512_mm_ws(P, 14336, f, nt));
-    double step1 = 0;
-    for (int pass = 0; pass < 3; pass++) {
-        /* 0: decode at batch 1; 1: a decode step of `batch` rows (one
-         * weight pass for all, the head on every row); 2: prefill. */
-        const size_t M = pass == 0 ? 1 : pass == 1 ? (size_t)batch : (size_t)prefill;
-        const size_t Mh = pass == 2 ? 1 : M;
-        const int steps = pass == 0   ? decode
-                          : pass == 1 ? (batch > 1 ? decode : 0)
-                                      : (prefill > 0 ? 1 : 0);
-        if (steps <= 0)
-            continue;
-        double pm[2] = { 0, 0 }, pb;
-        long sink = 0;
-        if (pass == 0 && probe_s > 0)
-            probe_gbs(nt, probe_s, &pm[0], &pb, &sink);
-        /* One untimed warm-up step, then the timed steps. */
-        double t = 0;
-        for (int it = 0; it <= steps; it++) {
-            double ts = bench_wall_s();
-            for (int l = 0; l < N_LAYERS; l++)
-                for (int s = 0; s < L_N; s++)
-                    idf2_avx512_mm(y, x, M, shape_cols[s], layers[l][s].data, shape_rows[s],
-                                   shape_cols[s], f, NULL, scratch, nt);
-            /* As in generation, the head runs for every decoded row, and
-             * for the last position only of a prefill. */
-            idf2_avx512_mm(y, x, Mh, 4096, head.data, VOCAB, 4096, f, NULL, scratch, nt);
-            if (it > 0)
-                t += bench_wall_s() - ts;
+    /* compare: the stored layout first, then every matrix packed (the
+     * stored copy freed as it goes: both do not fit in memory), then the
+     * same passes again. */
+    const bool packable = is_bf16(f) && lay != LAYOUT_STORED;
+    const int rounds = packable && lay == LAYOUT_COMPARE ? 2 : 1;
+    double step1[2] = { 0, 0 }, stepb[2] = { 0, 0 };
+    for (int round = 0; round < rounds; round++) {
+        if (packable && (lay == LAYOUT_PACKED || round == 1)) {
+            t0 = bench_wall_s();
+            for (size_t i = 0; i < n_all; i++)
+                mat_pack((struct mat *)all[i], nt);
+            fprintf(stderr, "model %s: packed in %.1f s\n", fmt_name(f), bench_wall_s() - t0);
         }
-        t /= steps;
-        if (pass == 0) {
-            step1 = t;
-            printf("RESULT fast %s threads=%d decode tok/s %.3f GB/s %.2f\n", fmt_name(f), nt,
-                   1.0 / t, (double)total / t * 1e-9);
-            if (probe_s > 0) {
-                /* Against the better of the probes around it: the share
-                 * of the read bandwidth the decode reaches. */
-                probe_gbs(nt, probe_s, &pm[1], &pb, &sink);
-                const double p = pm[0] > pm[1] ? pm[0] : pm[1];
-                printf("RESULT fast %s threads=%d decode GB/s %.2f probe GB/s before %.1f after "
-                       "%.1f probe_pct %.1f (%ld)\n",
-                       fmt_name(f), nt, (double)total / t * 1e-9, pm[0], pm[1],
-                       p > 0 ? 100.0 * (double)total / t * 1e-9 / p : 0, sink);
+        const char *tag = head.packed ? "packed" : "stored";
+        for (int pass = 0; pass < 3; pass++) {
+            /* 0: decode at batch 1; 1: a decode step of `batch` rows (one
+             * weight pass for all, the head on every row); 2: prefill. */
+            const size_t M = pass == 0 ? 1 : pass == 1 ? (size_t)batch : (size_t)prefill;
+            const size_t Mh = pass == 2 ? 1 : M;
+            const int steps = pass == 0   ? decode
+                              : pass == 1 ? (batch > 1 ? decode : 0)
+                                          : (prefill > 0 ? 1 : 0);
+            if (steps <= 0)
+                continue;
+            double pm[2] = { 0, 0 }, pb;
+            long sink = 0;
+            if (pass == 0 && probe_s > 0)
+                probe_gbs(nt, probe_s, &pm[0], &pb, &sink);
+            /* One untimed warm-up step, then the timed steps. */
+            double t = 0;
+            for (int it = 0; it <= steps; it++) {
+                double ts = bench_wall_s();
+                for (int l = 0; l < N_LAYERS; l++)
+                    for (int s = 0; s < L_N; s++)
+                        mat_mm(y, x, M, &layers[l][s], scratch, nt);
+                /* As in generation, the head runs for every decoded row,
+                 * and for the last position only of a prefill. */
+                mat_mm(y, x, Mh, &head, scratch, nt);
+                if (it > 0)
+                    t += bench_wall_s() - ts;
             }
-        } else if (pass == 1)
-            printf("RESULT fast %s threads=%d decode_batch%d step ms %.1f batch1 step ms %.1f "
-                   "ratio %.2f\n",
-                   fmt_name(f), nt, batch, t * 1e3, step1 * 1e3, step1 > 0 ? t / step1 : 0);
-        else
-            printf("RESULT fast %s threads=%d prefill%zu tok/s %.2f\n", fmt_name(f), nt, M,
-                   (double)M / t);
-        fflush(stdout);
+            t /= steps;
+            if (pass < 2 && rounds == 2) {
+                if (round == 0)
+                    memcpy(ref[pass], y, M * VOCAB * sizeof(float));
+                else
+                    printf("RESULT fast %s threads=%d layout_bits batch%zu %s\n", fmt_name(f), nt,
+                           M, memcmp(ref[pass], y, M * VOCAB * sizeof(float)) ? "DIFFER" : "same");
+            }
+            if (pass == 0) {
+                step1[round] = t;
+                printf("RESULT fast %s threads=%d layout=%s decode tok/s %.3f GB/s %.2f\n",
+                       fmt_name(f), nt, tag, 1.0 / t, (double)total / t * 1e-9);
+                if (probe_s > 0) {
+                    /* Against the better of the probes around it: the
+                     * share of the read bandwidth the decode reaches. */
+                    probe_gbs(nt, probe_s, &pm[1], &pb, &sink);
+                    const double p = pm[0] > pm[1] ? pm[0] : pm[1];
+                    printf("RESULT fast %s threads=%d layout=%s decode GB/s %.2f probe GB/s before "
+                           "%.1f after %.1f probe_pct %.1f (%ld)\n",
+                           fmt_name(f), nt, tag, (double)total / t * 1e-9, pm[0], pm[1],
+                           p > 0 ? 100.0 * (double)total / t * 1e-9 / p : 0, sink);
+                }
+            } else if (pass == 1) {
+                stepb[round] = t;
+                printf("RESULT fast %s threads=%d layout=%s decode_batch%d step ms %.1f batch1 "
+                       "step ms %.1f ratio %.2f\n",
+                       fmt_name(f), nt, tag, batch, t * 1e3, step1[round] * 1e3,
+                       step1[round] > 0 ? t / step1[round] : 0);
+            } else
+                printf("RESULT fast %s threads=%d layout=%s prefill%zu tok/s %.2f\n", fmt_name(f),
+                       nt, tag, M, (double)M / t);
+            fflush(stdout);
+        }
     }
+    if (rounds == 2)
+        printf("RESULT fast %s threads=%d packed_over_stored decode_batch1 %.3f decode_batch%d "
+               "%.3f\n",
+               fmt_name(f), nt, step1[1] / step1[0], batch, stepb[0] > 0 ? stepb[1] / stepb[0] : 0);
     return 0;
 }
 
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr,
-                "usage: bench_fast shapes|model FMT|gemm FMT M K N|attn N|probe|peak "
-                "[--threads N] [--decode T] [--prefill P] [--batch B] [--probe S] [--seconds S]\n");
+        fprintf(stderr, "usage: bench_fast shapes|model FMT|gemm FMT M K N|attn N|probe|peak "
+                        "[--threads N] [--decode T] [--prefill P] [--batch B] [--probe S] "
+                        "[--layout L] [--seconds S]\n");
         return 2;
     }
     int nt = 1, decode = 8, prefill = 0, batch = 0, argi = 2;
     double seconds = 5, probe_s = 0;
+    enum layout lay = LAYOUT_PACKED;
     enum idf2_mm_fmt f = IDF2_MM_BF16;
     size_t gm = 0, gk = 0, gn = 0;
     if (strcmp(argv[1], "gemm") == 0) {
@@ -461,6 +524,12 @@ int main(int argc, char **argv)
             seconds = atof(argv[i + 1]);
         else if (strcmp(argv[i], "--probe") == 0)
             probe_s = atof(argv[i + 1]);
+        else if (strcmp(argv[i], "--layout") == 0) {
+            const char *v = argv[i + 1];
+            lay = strcmp(v, "stored") == 0    ? LAYOUT_STORED
+                  : strcmp(v, "compare") == 0 ? LAYOUT_COMPARE
+                                              : LAYOUT_PACKED;
+        }
     }
     if (strcmp(argv[1], "probe") == 0)
         return cmd_probe(nt, seconds);
@@ -481,7 +550,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(argv[1], "model") == 0)
-        return cmd_model(f, nt, decode, prefill, batch, probe_s);
+        return cmd_model(f, nt, decode, prefill, batch, probe_s, lay);
     if (strcmp(argv[1], "attn") == 0)
         return cmd_attn(gm, nt);
     fprintf(stderr, "bench_fast: unknown command %s\n", argv[1]);

@@ -108,6 +108,13 @@ static void check_matmul(const struct idf2_ops *ops, enum idf2_wfmt f, size_t n,
             ops->matmul[f](y1, x + i * K, 1, &wp, b, &e2);
             CHECK(memcmp(y1, y + i * O, O * 4) == 0);
         }
+        /* Every batch size up to 18 from the packed layout (each tile
+         * shape of the 1-2 row, 3-16 row and outer-product paths): the
+         * first m rows of the whole batch, bit for bit. */
+        for (size_t m = 2; m <= n && m <= 18; m++) {
+            ops->matmul[f](y2, x, m, &wp, b, &e2);
+            CHECK(memcmp(y2, y, m * O * 4) == 0);
+        }
         free(pk);
     }
     free(e1.ws);
@@ -149,6 +156,11 @@ TEST(matmul_every_row_every_format)
          * row tiles of 6 and 7. */
         { 11, 4304, 40 },
         { 33, 4000, 47 },
+        /* Text-weight shapes read from the packed layout at every batch
+         * size to 18: K over one 5120-input block with a tail, and 16
+         * rows exactly. */
+        { 18, 5170, 35 },
+        { 16, 4096, 64 },
     };
     const struct idf2_ops *ops;
     for (size_t r = 0; (ops = idf2_backend_at(r)); r++)
