@@ -94,11 +94,15 @@ struct idf2_load_report {
     size_t bytes_mapped;   /* weight bytes used in place from the mmap */
     size_t bytes_owned;    /* weight bytes converted into owned buffers */
     bool from_cache, cache_written;
-    size_t bytes_copied;    /* text weight bytes copied into anonymous memory */
-    size_t bytes_huge;      /* of them, in transparent huge pages after the copy */
-    char weights_note[192]; /* why IDF2_WEIGHTS_COPY copied nothing, or "" */
-    size_t bytes_packed;    /* vision + connector weights packed into the kernel row's layout */
-    char pack_note[192];    /* why a row with a packed layout packed nothing, or "" */
+    size_t bytes_copied;       /* text weight bytes copied into anonymous memory */
+    size_t bytes_huge;         /* of them, in transparent huge pages after the copy */
+    size_t bytes_huge_faulted; /* of those, what the copy's page faults got (the rest: collapsed) */
+    size_t bytes_uncached;     /* checkpoint bytes dropped from the page cache behind the copy */
+    char weights_note[192];    /* why IDF2_WEIGHTS_COPY copied nothing, or "" */
+    char huge_note[96];        /* why some copied weights stay in 4 KiB pages, or "" */
+    size_t bytes_packed;       /* vision + connector weights packed into the kernel row's layout */
+    size_t bytes_packed_huge;  /* of them, in transparent huge pages */
+    char pack_note[192];       /* why a row with a packed layout packed nothing, or "" */
 
     /* Of the text weights, bytes written at load in the kernel row's packed
      * layout instead of copied as stored (synth/idf2_place.h). */

@@ -120,9 +120,13 @@ enum vc_status idf2_model_load(const char *dir, const struct idf2_load_opts *opt
         .cache_written = m->w->cache_written != 0,
         .bytes_copied = placed.bytes_copied,
         .bytes_huge = placed.bytes_huge,
+        .bytes_huge_faulted = placed.bytes_huge_faulted,
+        .bytes_uncached = placed.bytes_uncached,
+        .bytes_packed = packed.bytes_copied,
+        .bytes_packed_huge = packed.bytes_huge,
     };
-    m->report.bytes_packed = packed.bytes_copied;
     m->report.bytes_text_packed = placed.bytes_packed;
+    snprintf(m->report.huge_note, sizeof m->report.huge_note, "%s", placed.huge_note);
     snprintf(m->report.weights_note, sizeof m->report.weights_note, "%s", placed.note);
     snprintf(m->report.pack_note, sizeof m->report.pack_note, "%s", packed.note);
     *out = m;

@@ -3,6 +3,8 @@
  * and when). */
 #include "idf2_place.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -14,6 +16,10 @@
 #include "core/vc_mem.h"
 
 #define HUGE_PAGE ((size_t)2 << 20)
+/* Linux >= 6.1 (<linux/mman.h>); glibc 2.36's <sys/mman.h> lacks it. */
+#ifndef MADV_COLLAPSE
+#    define MADV_COLLAPSE 25
+#endif
 /* Matrices start on cache lines, as the kernels' loads expect. */
 #define PLACE_ALIGN 64
 
@@ -77,14 +83,98 @@ static size_t huge_bytes(const void *p)
     return out;
 }
 
-/* Drops this process's pages of a mapped source, only pages wholly inside
- * it (a neighbour may still be read in place). */
-static void drop_source(const void *p, size_t n)
+/* The file behind the mapped address a (/proc/self/maps): its path and
+ * the offset of a in it, and the end of that mapping; false for anonymous
+ * memory, a deleted file or an unreadable maps. */
+static bool mapped_file(uintptr_t a, char *path, size_t cap, off_t *off, uintptr_t *end)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f)
+        return false;
+    char line[4352];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f)) {
+        unsigned long long lo, hi, fo;
+        int at = 0;
+        if (sscanf(line, "%llx-%llx %*s %llx %*s %*s %n", &lo, &hi, &fo, &at) < 3 || at == 0 ||
+            a < (uintptr_t)lo || a >= (uintptr_t)hi)
+            continue;
+        char *name = line + at;
+        name[strcspn(name, "\n")] = 0;
+        found = name[0] == '/' && !strstr(name, " (deleted)") && strlen(name) < cap;
+        if (found) {
+            strcpy(path, name);
+            *off = (off_t)(fo + (a - (uintptr_t)lo));
+            *end = (uintptr_t)hi;
+        }
+        break;
+    }
+    fclose(f);
+    return found;
+}
+
+/* Gives `advice` (posix_fadvise) for the file pages behind the whole
+ * pages [lo, hi) of a file mapping; the bytes advised. */
+static size_t advise_file(uintptr_t lo, uintptr_t hi, int advice)
+{
+    char path[4096];
+    off_t off;
+    uintptr_t end;
+    if (hi <= lo || !mapped_file(lo, path, sizeof path, &off, &end))
+        return 0;
+    if (hi > end)
+        hi = end;
+    const int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    const bool ok = posix_fadvise(fd, off, (off_t)(hi - lo), advice) == 0;
+    close(fd);
+    return ok ? hi - lo : 0;
+}
+
+static void page_span(const void *p, size_t n, uintptr_t *lo, uintptr_t *hi)
 {
     const size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    const uintptr_t lo = align_up((uintptr_t)p, page), hi = ((uintptr_t)p + n) / page * page;
-    if (hi > lo)
-        madvise((void *)lo, hi - lo, MADV_DONTNEED);
+    *lo = align_up((uintptr_t)p, page);
+    *hi = ((uintptr_t)p + n) / page * page;
+}
+
+size_t idf2_place_drop_source(const void *p, size_t n, bool uncache)
+{
+    uintptr_t lo, hi;
+    page_span(p, n, &lo, &hi);
+    if (hi <= lo)
+        return 0;
+    madvise((void *)lo, hi - lo, MADV_DONTNEED);
+    return uncache ? advise_file(lo, hi, POSIX_FADV_DONTNEED) : 0;
+}
+
+/* Starts reading the file pages behind [p, p + n) (the next matrix to
+ * copy) while this one is copied. */
+static void prefetch_source(const void *p, size_t n)
+{
+    uintptr_t lo, hi;
+    page_span(p, n, &lo, &hi);
+    advise_file(lo, hi, POSIX_FADV_WILLNEED);
+}
+
+size_t idf2_place_collapse(void *p, size_t bytes, char *note, size_t cap)
+{
+    if (note && cap)
+        note[0] = 0;
+    size_t huge = huge_bytes(p);
+    if (huge >= bytes)
+        return huge;
+    /* The kernel goes on over the range after a page it cannot collapse
+     * and returns the last failure: what got collapsed stays. */
+    if (madvise(p, bytes, MADV_COLLAPSE) != 0 && note && cap) {
+        const int e = errno;
+        snprintf(note, cap, "MADV_COLLAPSE: %s",
+                 e == EINVAL ? "refused (Linux < 6.1, or no huge pages for this mapping)"
+                 : e == EAGAIN || e == ENOMEM ? "no free huge page for some of it"
+                                              : strerror(e));
+    }
+    return huge_bytes(p);
 }
 
 static bool anonymous(const struct idf2_weights *w, const struct idf2_quant *q, const void *p)
@@ -167,6 +257,16 @@ static size_t placed_bytes(const struct idf2_ops *ops, const struct idf2_w *m, b
     return pb ? pb : (size_t)m->rows * idf2_wfmt_row_bytes(m->fmt, (size_t)m->cols);
 }
 
+/* The arena written: what its faults got in huge pages, the rest
+ * collapsed into them where the kernel can, then read-only. */
+static void settle(struct idf2_place *p, struct idf2_place_report *rep)
+{
+    rep->bytes_huge_faulted = huge_bytes(p->arena);
+    rep->bytes_huge =
+        idf2_place_collapse(p->arena, p->bytes, rep->huge_note, sizeof rep->huge_note);
+    mprotect(p->arena, p->bytes, PROT_READ);
+}
+
 enum vc_status idf2_place_copy(struct idf2_weights *w, const struct idf2_model_config *cfg,
                                const struct idf2_quant *q, const struct idf2_ops *ops, int nt,
                                struct idf2_place **out, struct idf2_place_report *rep,
@@ -202,12 +302,26 @@ enum vc_status idf2_place_copy(struct idf2_weights *w, const struct idf2_model_c
         return VC_OK;
     }
     arena = p->arena;
+    /* Where the copy and the page cache's copy of its source do not both
+     * fit, the source leaves the page cache behind the copy: memory the
+     * kernel would otherwise free later, page by page from its LRU, all
+     * over the machine, while the arena's faults need it in whole free
+     * 2 MiB blocks. */
+    size_t avail, mem_total;
+    read_meminfo(&avail, &mem_total);
+    const bool uncache = !idf2_place_fits(2 * total, avail, mem_total);
     const void *embed = w->text.embed.data;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0, next = 0; i < n; i++) {
         if (offs[i] == SIZE_MAX)
             continue;
         struct idf2_w *m = mats[i];
         const size_t bytes = (size_t)m->rows * idf2_wfmt_row_bytes(m->fmt, (size_t)m->cols);
+        for (next = i + 1; next < n && offs[next] == SIZE_MAX; next++)
+            ;
+        if (next < n)
+            prefetch_source(mats[next]->data,
+                            (size_t)mats[next]->rows *
+                                idf2_wfmt_row_bytes(mats[next]->fmt, (size_t)mats[next]->cols));
         const char *src = m->data;
         char *dst = arena + offs[i];
         bool packs;
@@ -224,17 +338,22 @@ enum vc_status idf2_place_copy(struct idf2_weights *w, const struct idf2_model_c
                 }
             m->packed = dst;
             m->packed_by = ops->pack;
-            drop_source(src, bytes);
+            /* A tied embedding still reads its rows from the mapping. */
+            rep->bytes_uncached += idf2_place_drop_source(src, bytes, uncache && embed != src);
             rep->bytes_copied += bytes;
             rep->bytes_packed += placed;
             continue;
         }
         /* Huge pages are zeroed on first touch: that, not the copy, is
-         * most of the time, and it splits over threads. */
+         * most of the time, and it splits over threads, each faulting in
+         * its own pages of the arena. */
+        const size_t first = offs[i] / HUGE_PAGE, last = (offs[i] + bytes - 1) / HUGE_PAGE;
 #pragma omp parallel for schedule(static) num_threads(nt > 0 ? nt : omp_get_max_threads())
-        for (long c = 0; c < (long)((bytes + HUGE_PAGE - 1) / HUGE_PAGE); c++) {
-            const size_t at = (size_t)c * HUGE_PAGE;
-            memcpy(dst + at, src + at, bytes - at < HUGE_PAGE ? bytes - at : HUGE_PAGE);
+        for (long c = 0; c <= (long)(last - first); c++) {
+            const size_t lo = ((size_t)c + first) * HUGE_PAGE, hi = lo + HUGE_PAGE;
+            const size_t a = lo > offs[i] ? lo - offs[i] : 0;
+            const size_t b = hi < offs[i] + bytes ? hi - offs[i] : bytes;
+            memcpy(dst + a, src + a, b - a);
         }
         for (size_t j = i + 1; j < n; j++)
             if (mats[j]->data == m->data)
@@ -242,11 +361,10 @@ enum vc_status idf2_place_copy(struct idf2_weights *w, const struct idf2_model_c
         if (embed == m->data)
             w->text.embed.data = dst;
         m->data = dst;
-        drop_source(src, bytes);
+        rep->bytes_uncached += idf2_place_drop_source(src, bytes, uncache);
         rep->bytes_copied += bytes;
     }
-    mprotect(arena, p->bytes, PROT_READ);
-    rep->bytes_huge = huge_bytes(arena);
+    settle(p, rep);
     free(offs);
     free(mats);
     *out = p;
@@ -293,13 +411,12 @@ enum vc_status idf2_place_pack(struct idf2_weights *w, const struct idf2_model_c
          * leave this process (data stays valid for other rows: it reads
          * back from the page cache). */
         if (!idf2_weights_owns(w, m->data))
-            drop_source(m->data, (size_t)m->rows * idf2_wfmt_row_bytes(m->fmt, (size_t)m->cols));
+            idf2_place_drop_source(
+                m->data, (size_t)m->rows * idf2_wfmt_row_bytes(m->fmt, (size_t)m->cols), false);
         rep->bytes_copied += ops->pack_bytes(m);
     }
-    if (p) {
-        mprotect(p->arena, p->bytes, PROT_READ);
-        rep->bytes_huge = huge_bytes(p->arena);
-    }
+    if (p)
+        settle(p, rep);
     free(offs);
     free(mats);
     *out = p;

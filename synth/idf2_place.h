@@ -32,10 +32,13 @@
 struct idf2_place;
 
 struct idf2_place_report {
-    size_t bytes_copied; /* matrix bytes moved into the arena (as stored) */
-    size_t bytes_huge;   /* arena bytes backed by huge pages (smaps AnonHugePages) */
-    size_t bytes_packed; /* arena bytes of those written in the row's packed layout */
-    char note[192];      /* why nothing was copied, or "" */
+    size_t bytes_copied;       /* matrix bytes moved into the arena (as stored) */
+    size_t bytes_huge;         /* arena bytes backed by huge pages (smaps AnonHugePages) */
+    size_t bytes_huge_faulted; /* of those, what the copy's faults got (the rest: collapsed) */
+    size_t bytes_packed;       /* arena bytes of those written in the row's packed layout */
+    size_t bytes_uncached;     /* source bytes dropped from the page cache behind the copy */
+    char note[192];            /* why nothing was copied, or "" */
+    char huge_note[96];        /* why some of the arena stays in 4 KiB pages, or "" */
 };
 
 /* MemAvailable or MemTotal ("MemTotal:") of a /proc/meminfo text, in
@@ -49,13 +52,18 @@ bool idf2_place_fits(size_t bytes, size_t avail, size_t total);
 /* Copies the text matrices of w (idf2_weights_text_mats) that are not in
  * anonymous memory (w's owned buffers, q's quantized blocks) into the
  * arena, points them (and a tied embedding) there and drops the source
- * pages from this process.  A matrix that `ops` (the kernel row, or NULL)
- * has a packed layout for is written in that layout instead of the copy
- * (the same bytes; its `packed`/`packed_by` set, data left on the mapping
- * for other rows and a tied embedding): the row then runs every row count
- * from it, decode included, and packs no text weight per call
- * (rep->bytes_packed: their bytes in the arena, the layout's padding
- * included).  *out is NULL when nothing was copied (the
+ * pages from this process, and from the page cache too where the copy and
+ * its source would not both fit in memory (idf2_place_fits of twice the
+ * copy): a 24 GiB machine reading a 16.8 GB checkpoint through the page
+ * cache would otherwise have no whole free 2 MiB blocks left for the
+ * arena's huge pages.  What the faults could not get in huge pages is
+ * collapsed into them afterwards (idf2_place_collapse).  A matrix that
+ * `ops` (the kernel row, or NULL) has a packed layout for is written in
+ * that layout instead of the copy (the same bytes; its `packed`/`packed_by`
+ * set, data left on the mapping for other rows and a tied embedding): the
+ * row then runs every row count from it, decode included, and packs no
+ * text weight per call (rep->bytes_packed: their bytes in the arena, the
+ * layout's padding included).  *out is NULL when nothing was copied (the
  * note says why).  nt: copy threads.  Errors: none but VC_EFATAL
  * out_of_memory for the small bookkeeping array; a short machine is a note. */
 enum vc_status idf2_place_copy(struct idf2_weights *w, const struct idf2_model_config *cfg,
@@ -82,5 +90,21 @@ void idf2_place_free(struct idf2_place *p);
  * it cannot be mapped.  Release with idf2_place_unmap_huge(p, bytes). */
 void *idf2_place_map_huge(size_t bytes);
 void idf2_place_unmap_huge(void *p, size_t bytes);
+
+/* Collapses the anonymous [p, p + bytes) (2 MiB aligned, its own mapping)
+ * into huge pages in place (MADV_COLLAPSE, Linux >= 6.1, compacting
+ * memory as it goes), where the faults that wrote it got 4 KiB pages.
+ * Returns the mapping's bytes in huge pages afterwards; note (cap bytes)
+ * is "" or why not all of it: no MADV_COLLAPSE in this kernel, no free
+ * huge page for some of it, the mapping refuses huge pages. */
+size_t idf2_place_collapse(void *p, size_t bytes, char *note, size_t cap);
+
+/* Drops the whole pages of the mapped [p, p + n) from this process and,
+ * with `uncache`, where they are a file's, from the page cache
+ * (posix_fadvise DONTNEED on the file range behind exactly those pages;
+ * other processes mapping them keep them).  The data stays valid: read
+ * again, it comes back from the file.  Returns the bytes advised out of
+ * the page cache (0: anonymous memory, or !uncache). */
+size_t idf2_place_drop_source(const void *p, size_t n, bool uncache);
 
 #endif

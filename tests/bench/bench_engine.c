@@ -141,8 +141,14 @@ int main(int argc, char **argv)
            rep.load_seconds, opts.compute == IDF2_COMPUTE_BF16 ? "bf16" : "f32",
            gib(rep.bytes_mapped), gib(rep.bytes_owned), rep.from_cache, rep.cache_written,
            gib(rep.peak_rss_bytes));
-    printf("text weights copied %.2f GiB (%.2f GiB in huge pages)%s%s\n", gib(rep.bytes_copied),
-           gib(rep.bytes_huge), rep.weights_note[0] ? ": " : "", rep.weights_note);
+    printf("text weights copied %.2f GiB (%.2f GiB of arena in the kernels' packed layout; "
+           "%.2f GiB in huge pages, %.2f of them at the copy's faults; %.2f GiB dropped from the "
+           "page cache)%s%s%s%s\n",
+           gib(rep.bytes_copied), gib(rep.bytes_text_packed), gib(rep.bytes_huge),
+           gib(rep.bytes_huge_faulted), gib(rep.bytes_uncached), rep.weights_note[0] ? ": " : "",
+           rep.weights_note, rep.huge_note[0] ? ": " : "", rep.huge_note);
+    printf("image weights packed %.2f GiB (%.2f GiB in huge pages)\n", gib(rep.bytes_packed),
+           gib(rep.bytes_packed_huge));
     const char *where = opts.weights == IDF2_WEIGHTS_MAP ? "map" : "copy";
     struct idf2_model_info info;
     idf2_model_info(m, &info);
