@@ -120,34 +120,36 @@ static bool intact(const unsigned char *a, size_t bytes)
     return true;
 }
 
-TEST(collapse_refused_keeps_data_and_names_why)
+/* Collapses 4 MiB written through 4 KiB pages, then given `advice`:
+ * the data survives, the result is whole huge pages, and anything short
+ * of all of it is named.  Returns the huge bytes. */
+static size_t collapse_case(int advice, char *note, size_t cap)
 {
     const size_t bytes = (size_t)4 << 20;
-    unsigned char *a = small_pages(bytes, MADV_NOHUGEPAGE);
+    unsigned char *a = small_pages(bytes, advice);
     if (!a)
-        return;
-    char note[96] = "stale";
-    CHECK_INT((long)idf2_place_collapse(a, bytes, note, sizeof note), 0);
-    CHECK(strstr(note, "MADV_COLLAPSE: ") == note);
-    fprintf(stderr, "note: %s\n", note);
-    CHECK(intact(a, bytes));
-    munmap(a, bytes);
-}
-
-TEST(collapse_gets_huge_pages_or_says_why)
-{
-    const size_t bytes = (size_t)4 << 20;
-    unsigned char *a = small_pages(bytes, MADV_HUGEPAGE);
-    if (!a)
-        return;
-    char note[96] = "stale";
-    const size_t huge = idf2_place_collapse(a, bytes, note, sizeof note);
+        return 0;
+    snprintf(note, cap, "stale");
+    const size_t huge = idf2_place_collapse(a, bytes, note, cap);
     fprintf(stderr, "huge %zu of %zu, note '%s'\n", huge, bytes, note);
-    /* Success is all of it in huge pages; anything less is named. */
     CHECK(note[0] ? huge < bytes : huge == bytes);
     CHECK(huge % ((size_t)2 << 20) == 0);
     CHECK(intact(a, bytes));
     munmap(a, bytes);
+    return huge;
+}
+
+TEST(collapse_refused_keeps_data_and_names_why)
+{
+    char note[96];
+    CHECK_INT((long)collapse_case(MADV_NOHUGEPAGE, note, sizeof note), 0);
+    CHECK(strstr(note, "MADV_COLLAPSE: ") == note);
+}
+
+TEST(collapse_gets_huge_pages_or_says_why)
+{
+    char note[96];
+    collapse_case(MADV_HUGEPAGE, note, sizeof note);
 }
 
 #define TESTS(X)                                                                                   \
