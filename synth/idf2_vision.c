@@ -87,9 +87,8 @@ void idf2_vision_scratch_carve(const struct idf2_vision_config *cfg, size_t max_
     s->max_patches = max_patches;
     s->x = idf2_carve(c, max_patches, D * sizeof(float));
     s->h = idf2_carve(c, max_patches, wide * sizeof(float));
-    s->q = idf2_carve(c, max_patches, D * sizeof(float));
-    s->k = idf2_carve(c, max_patches, D * sizeof(float));
-    s->v = idf2_carve(c, max_patches, D * sizeof(float));
+    s->qkv = idf2_carve(c, max_patches, 3 * D * sizeof(float));
+    s->qkv_b = idf2_carve(c, 3, D * sizeof(float));
     s->att = idf2_carve(c, max_patches, D * sizeof(float));
     s->mlp = idf2_carve(c, idf2_min_sz(max_patches, VISION_MLP_ROWS),
                         (size_t)cfg->intermediate_size * sizeof(float));
@@ -104,6 +103,9 @@ size_t idf2_vision_ws(const struct idf2_ops *ops, const struct idf2_vision_confi
     idf2_ws_need_mm(&need, ops, max_patches, &w->patch, nt);
     for (int l = 0; l < cfg->num_hidden_layers; l++) {
         const struct idf2_vision_layer *L = &w->layers[l];
+        struct idf2_w qkv;
+        if (idf2_vision_fused_qkv(ops, L, &qkv))
+            idf2_ws_need_mm(&need, ops, max_patches, &qkv, nt);
         idf2_ws_need_mm(&need, ops, max_patches, &L->q, nt);
         idf2_ws_need_mm(&need, ops, max_patches, &L->k, nt);
         idf2_ws_need_mm(&need, ops, max_patches, &L->v, nt);
@@ -114,8 +116,30 @@ size_t idf2_vision_ws(const struct idf2_ops *ops, const struct idf2_vision_confi
     return need;
 }
 
+bool idf2_vision_fused_qkv(const struct idf2_ops *ops, const struct idf2_vision_layer *L,
+                           struct idf2_w *qkv)
+{
+    const struct idf2_w *q = &L->q, *k = &L->k, *v = &L->v;
+    if (!ops->pack || !ops->pack_bytes || !L->q_b || !L->k_b || !L->v_b || !q->packed ||
+        q->packed_by != ops->pack || k->packed_by != ops->pack || v->packed_by != ops->pack ||
+        k->fmt != q->fmt || v->fmt != q->fmt || k->rows != q->rows || v->rows != q->rows ||
+        k->cols != q->cols || v->cols != q->cols)
+        return false;
+    *qkv = (struct idf2_w){ .fmt = q->fmt,
+                            .rows = 3 * q->rows,
+                            .cols = q->cols,
+                            .packed = q->packed,
+                            .packed_by = q->packed_by };
+    const size_t b = ops->pack_bytes(q);
+    return b && ops->pack_bytes(qkv) == 3 * b &&
+           (const char *)k->packed == (const char *)q->packed + b &&
+           (const char *)v->packed == (const char *)k->packed + b;
+}
+
 /* One pre-LN encoder layer over x[P, D]: the rows of the images im[0..n),
- * each attending to its own rows only. */
+ * each attending to its own rows only.  q, k and v come from one matmul
+ * over the normalized rows when the row can (idf2_vision_fused_qkv), side
+ * by side in each row of s->qkv; else from three, one after another. */
 static void vision_layer(const struct idf2_exec *ex, const struct idf2_vision_config *cfg,
                          const struct idf2_vision_layer *L, struct idf2_vision_scratch *s,
                          const struct idf2_vision_image *im, size_t n, size_t P)
@@ -126,18 +150,33 @@ static void vision_layer(const struct idf2_exec *ex, const struct idf2_vision_co
     const float eps = (float)cfg->layer_norm_eps;
 
     o->layernorm(s->h, s->x, P, D, L->ln1_w, L->ln1_b, eps, ex);
-    idf2_mm(ex, s->q, s->h, P, &L->q, L->q_b);
-    idf2_mm(ex, s->k, s->h, P, &L->k, L->k_b);
-    idf2_mm(ex, s->v, s->h, P, &L->v, L->v_b);
+    struct idf2_w qkv;
+    const float *q = s->qkv, *k, *v;
+    size_t ld = D;
+    if (!s->qkv_apart && idf2_vision_fused_qkv(o, L, &qkv)) {
+        memcpy(s->qkv_b, L->q_b, D * sizeof(float));
+        memcpy(s->qkv_b + D, L->k_b, D * sizeof(float));
+        memcpy(s->qkv_b + 2 * D, L->v_b, D * sizeof(float));
+        idf2_mm(ex, s->qkv, s->h, P, &qkv, s->qkv_b);
+        k = q + D;
+        v = q + 2 * D;
+        ld = 3 * D;
+    } else {
+        k = q + P * D;
+        v = q + 2 * P * D;
+        idf2_mm(ex, s->qkv, s->h, P, &L->q, L->q_b);
+        idf2_mm(ex, s->qkv + P * D, s->h, P, &L->k, L->k_b);
+        idf2_mm(ex, s->qkv + 2 * P * D, s->h, P, &L->v, L->v_b);
+    }
     for (size_t i = 0, r0 = 0; i < n; r0 += (size_t)im[i].nh * im[i].nw, i++) {
         const size_t np = (size_t)im[i].nh * im[i].nw;
         const struct idf2_attn a = {
-            .q = s->q + r0 * D,
-            .q_stride = D,
-            .k = s->k + r0 * D,
-            .v = s->v + r0 * D,
+            .q = q + r0 * ld,
+            .q_stride = ld,
+            .k = k + r0 * ld,
+            .v = v + r0 * ld,
             .kv_head_stride = (size_t)hd,
-            .kv_row_stride = D,
+            .kv_row_stride = ld,
             .n_q = np,
             .n_kv = np,
             .n_heads = H,

@@ -17,6 +17,7 @@
 #ifndef VC_SYNTH_IDF2_VISION_H
 #define VC_SYNTH_IDF2_VISION_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,12 +36,29 @@ void idf2_vision_position_ids(int N, int nh, int nw, int32_t *out);
  * to max_patches real patches. */
 struct idf2_vision_scratch {
     size_t max_patches;
-    float *x, *h, *q, *k, *v, *att; /* (max_patches, max(Dv, C*p*p)) */
-    float *mlp;                     /* (min(max_patches, 1664), Iv): one MLP chunk */
-    int32_t *pos;                   /* (max_patches) */
+    float *x, *h, *att; /* (max_patches, max(Dv, C*p*p)) */
+    float *qkv;         /* (max_patches, 3 Dv): q, k, v side by side per row (fused) or one after
+                           another (three matmuls) */
+    float *qkv_b;       /* (3 Dv): the fused matmul's bias */
+    bool qkv_apart;     /* three matmuls even where one would do (benchmarks compare) */
+    float *mlp;         /* (min(max_patches, 1664), Iv): one MLP chunk */
+    int32_t *pos;       /* (max_patches) */
 };
 void idf2_vision_scratch_carve(const struct idf2_vision_config *cfg, size_t max_patches,
                                struct idf2_carve *c, struct idf2_vision_scratch *s);
+/* A layer's q, k and v as one [3 Dv, Dv] matrix for the matmul of ex's
+ * row, when that row reads the three from its packing made at load
+ * (packed_by == ops->pack) and the packed copies lie back to back as one
+ * matrix's would (idf2_place_pack packs the image matrices in order; the
+ * outer product's layout is 16-column groups one after another, so this
+ * holds when Dv is a multiple of 16), and the three have biases.  The
+ * fused view has data NULL: only
+ * that row may read it.  Each output column is computed as in its own
+ * matrix, so the fused matmul gives q, k and v bit for bit; false: use
+ * three matmuls. */
+bool idf2_vision_fused_qkv(const struct idf2_ops *ops, const struct idf2_vision_layer *L,
+                           struct idf2_w *qkv);
+
 /* Operation workspace bytes an encode of up to max_patches needs. */
 size_t idf2_vision_ws(const struct idf2_ops *ops, const struct idf2_vision_config *cfg,
                       const struct idf2_vision_weights *w, size_t max_patches, int nt);

@@ -25,10 +25,14 @@
  * then packed, with a `RESULT vision_packing` line of CPU and wall
  * seconds (best of 2+ reps: the first unpacked pass reads back the mapped
  * pages the packing dropped).
+ * --qkv both alternates passes with q, k and v from one fused matmul (the
+ * default where the weights are packed at load) and from three, and
+ * prints `RESULT vision_qkv` with both (same outputs bit for bit,
+ * checked).
  *
  * usage: bench_vision CKPT_DIR [--backend NAME (fast)] [--grids 27,70,split1]
  *                     [--threads 1,2] [--reps N (2)] [--split]
- *                     [--packing on|off|both] */
+ *                     [--packing on|off|both] [--qkv both] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +74,16 @@ static int one_pass(struct idf2_ctx *c, const struct idf2_vision_image *im, size
     return 0;
 }
 
+/* best = per stage the faster (by wall time) of best and t; first: t. */
+static void keep_best(struct pass_time *best, const struct pass_time *t, bool first)
+{
+    for (int s = 0; s < 3; s++)
+        if (first || t->wall[s] < best->wall[s]) {
+            best->wall[s] = t->wall[s];
+            best->cpu[s] = t->cpu[s];
+        }
+}
+
 /* The best (by wall time) of reps passes, per stage. */
 static int best_of(struct idf2_ctx *c, const struct idf2_vision_image *im, size_t n, float *feats,
                    int reps, struct pass_time *best)
@@ -78,12 +92,30 @@ static int best_of(struct idf2_ctx *c, const struct idf2_vision_image *im, size_
         struct pass_time t;
         if (one_pass(c, im, n, feats, &t) < 0)
             return -1;
-        for (int s = 0; s < 3; s++)
-            if (r == 0 || t.wall[s] < best->wall[s]) {
-                best->wall[s] = t.wall[s];
-                best->cpu[s] = t.cpu[s];
-            }
+        keep_best(best, &t, r == 0);
     }
+    return 0;
+}
+
+/* --qkv both: reps pairs of passes, q, k and v from three matmuls
+ * (apart) then from one (fused), the best of each; *same: every pair's
+ * features (the first nf floats: the pass's images) agreed bit for bit. */
+static int qkv_pairs(struct idf2_ctx *c, const struct idf2_vision_image *im, size_t n, float *feats,
+                     float *other, size_t nf, int reps, struct pass_time *apart,
+                     struct pass_time *fused, bool *same)
+{
+    for (int r = 0; r < reps; r++) {
+        struct pass_time t[2];
+        for (int f = 0; f < 2; f++) {
+            c->vs.qkv_apart = f == 0;
+            if (one_pass(c, im, n, f ? feats : other, &t[f]) < 0)
+                return -1;
+        }
+        keep_best(apart, &t[0], r == 0);
+        keep_best(fused, &t[1], r == 0);
+        *same = *same && memcmp(feats, other, nf * sizeof(float)) == 0;
+    }
+    c->vs.qkv_apart = false;
     return 0;
 }
 
@@ -96,7 +128,8 @@ int main(int argc, char **argv)
 {
     if (argc < 2 || argv[1][0] == '-') {
         fprintf(stderr, "usage: bench_vision CKPT_DIR [--backend NAME] [--grids 27,70] "
-                        "[--threads 1,2] [--reps N] [--split] [--packing on|off|both]\n");
+                        "[--threads 1,2] [--reps N] [--split] [--packing on|off|both] "
+                        "[--qkv both]\n");
         return 2;
     }
     /* Mapped: the text weights this never reads are not copied (only the
@@ -107,6 +140,7 @@ int main(int argc, char **argv)
                                    .weights = IDF2_WEIGHTS_MAP };
     char grids[64] = "27,70", threads[32] = "1,2";
     int reps = 2, split = 0;
+    bool qkv_both = false;
     const char *packing = "on";
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--backend") && i + 1 < argc)
@@ -121,6 +155,8 @@ int main(int argc, char **argv)
             split = 1;
         else if (!strcmp(argv[i], "--packing") && i + 1 < argc)
             packing = argv[++i];
+        else if (!strcmp(argv[i], "--qkv") && i + 1 < argc)
+            qkv_both = !strcmp(argv[++i], "both");
     }
     if (reps < 1)
         reps = 1;
@@ -147,9 +183,9 @@ int main(int argc, char **argv)
                    N = (uint32_t)(mc->vision.image_size / mc->vision.patch_size);
     const size_t px_max = (size_t)N * p;
     float *pixels = malloc(3 * px_max * px_max * sizeof(float));
-    float *feats =
-        malloc(MAX_IMAGES * (size_t)mc->perceiver.n_latents * mc->text.hidden_size * sizeof(float));
-    if (!pixels || !feats)
+    const size_t nf = MAX_IMAGES * (size_t)mc->perceiver.n_latents * mc->text.hidden_size;
+    float *feats = malloc(nf * sizeof(float)), *other = malloc(nf * sizeof(float));
+    if (!pixels || !feats || !other)
         return 1;
     uint32_t seed = 7;
     for (size_t i = 0; i < 3 * px_max * px_max; i++) {
@@ -207,7 +243,8 @@ int main(int argc, char **argv)
             /* With --packing both, each pass runs first on the weights as
              * stored (packed per call), then on the packed copies: the
              * packing's gain in one process. */
-            double unpacked_cpu[3] = { 0 }, unpacked_wall = 0;
+            double unpacked_cpu[3] = { 0 }, unpacked_wall = 0, apart_cpu = 0, apart_wall = 0;
+            bool same = true;
             for (size_t i0 = 0, k; i0 < n_im && !status; i0 += k) {
                 k = batched ? idf2_vision_pass_images(im + i0, n_im - i0, c->max_patches) : 1;
                 struct pass_time t = { 0 }, u = { 0 };
@@ -217,10 +254,15 @@ int main(int argc, char **argv)
                     status = 1;
                 for (size_t w = 0; w < nm && both; w++)
                     mats[w]->packed = packed[w];
-                if (status || best_of(c, im + i0, k, feats, reps, &t) < 0) {
+                struct pass_time a = { 0 };
+                if (status || (qkv_both ? qkv_pairs(c, im + i0, k, feats, other,
+                                                    nf / MAX_IMAGES * k, reps, &a, &t, &same)
+                                        : best_of(c, im + i0, k, feats, reps, &t)) < 0) {
                     status = 1;
                     break;
                 }
+                apart_cpu += total(a.cpu);
+                apart_wall += total(a.wall);
                 for (int s = 0; s < 3; s++) {
                     b.wall[s] += t.wall[s];
                     b.cpu[s] += t.cpu[s];
@@ -248,12 +290,20 @@ int main(int argc, char **argv)
                        unpacked_cpu[2], total(b.cpu), b.cpu[0], b.cpu[1], b.cpu[2],
                        total(b.cpu) > 0 ? total(unpacked_cpu) / total(b.cpu) : 0, unpacked_wall, w,
                        w > 0 ? unpacked_wall / w : 0);
+            if (qkv_both)
+                printf(
+                    "RESULT vision_qkv grid=%s threads=%s wall_s_three_matmuls=%.3f "
+                    "wall_s_fused=%.3f wall_ratio=%.3f cpu_s_three_matmuls=%.3f cpu_s_fused=%.3f "
+                    "cpu_ratio=%.3f same_bits=%s\n",
+                    g, tt, apart_wall, w, w > 0 ? apart_wall / w : 0, apart_cpu, total(b.cpu),
+                    total(b.cpu) > 0 ? apart_cpu / total(b.cpu) : 0, same ? "yes" : "NO");
             fflush(stdout);
         }
         idf2_ctx_free(c);
     }
     free(pixels);
     free(feats);
+    free(other);
     free(mats);
     free(packed);
     idf2_model_free(m);
