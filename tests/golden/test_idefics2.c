@@ -1109,6 +1109,16 @@ TEST(image_weights_packed_at_load)
         CHECK(packs == (strncmp(ops->name, "avx512", 6) == 0));
         CHECK_INT(rep.bytes_packed, packs ? want_bytes : 0);
         CHECK_INT(n_packed, packs ? nm : 0);
+        /* Packed back to back, a layer's q, k and v are one matrix for
+         * the row that packed them (the passes below then run it). */
+        for (int l = 0; l < vc->num_hidden_layers; l++) {
+            struct idf2_w qkv = { 0 };
+            const bool fused =
+                idf2_vision_fused_qkv(f.model->ops, &f.model->w->vision.layers[l], &qkv);
+            CHECK(fused == packs);
+            CHECK(!fused || (qkv.rows == 3 * (int64_t)vc->hidden_size &&
+                             qkv.cols == (int64_t)vc->hidden_size && qkv.data == NULL));
+        }
         const uint32_t px = (uint32_t)vc->image_size;
         const size_t D = (size_t)vc->hidden_size, canvas = 3 * (size_t)px * px, rows[1] = { 12 };
         const size_t nf = (size_t)mc->perceiver.n_latents * (size_t)mc->text.hidden_size;
@@ -1126,6 +1136,9 @@ TEST(image_weights_packed_at_load)
         for (int pass = 0; pass < 2 && c && pix; pass++) {
             for (size_t i = 0; i < nm; i++)
                 mats[i]->packed = pass == 0 ? saved[i] : NULL;
+            struct idf2_w qkv;
+            CHECK(idf2_vision_fused_qkv(f.model->ops, &f.model->w->vision.layers[0], &qkv) ==
+                  (packs && pass == 0));
             out[pass] = malloc(rows[0] * D * sizeof(float));
             feats[pass] = malloc(nf * sizeof(float));
             CHECK_INT(
