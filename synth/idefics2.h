@@ -102,6 +102,7 @@ struct idf2_load_report {
     char huge_note[96];        /* why some copied weights stay in 4 KiB pages, or "" */
     size_t bytes_packed;       /* vision + connector weights packed into the kernel row's layout */
     size_t bytes_packed_huge;  /* of them, in transparent huge pages */
+    char pack_huge_note[96];   /* why some packed weights stay in 4 KiB pages, or "" */
     char pack_note[192];       /* why a row with a packed layout packed nothing, or "" */
 
     /* Of the text weights, bytes written at load in the kernel row's packed

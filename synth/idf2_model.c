@@ -127,6 +127,7 @@ enum vc_status idf2_model_load(const char *dir, const struct idf2_load_opts *opt
     };
     m->report.bytes_text_packed = placed.bytes_packed;
     snprintf(m->report.huge_note, sizeof m->report.huge_note, "%s", placed.huge_note);
+    snprintf(m->report.pack_huge_note, sizeof m->report.pack_huge_note, "%s", packed.huge_note);
     snprintf(m->report.weights_note, sizeof m->report.weights_note, "%s", placed.note);
     snprintf(m->report.pack_note, sizeof m->report.pack_note, "%s", packed.note);
     *out = m;
