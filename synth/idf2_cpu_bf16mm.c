@@ -48,6 +48,9 @@
  * measured best at M = 16; 1024 and an L2 prefetch of the next panel
  * during compute were slower). */
 #define PF_W 256
+/* Where a tile reading weights packed at load prefetches the next slice
+ * (a slice ahead: 24-86 KB at the text shapes). */
+#define PF_HINT _MM_HINT_T0
 
 static size_t chunks(size_t K)
 {
@@ -83,13 +86,14 @@ static size_t tile_bytes(void)
     return (size_t)MR * NG * sizeof(__m512);
 }
 
-/* Per thread: the panel, the fold's partial results, and the slice
+/* Per thread: the panel, the fold's partial results (of two row tiles at
+ * once: see run_groups), and the slice
  * accumulators of every row tile when K has more than one block. */
 static size_t thread_bytes(size_t m, size_t C)
 {
     const size_t panel = (size_t)NG * NSLICE * k_block_chunks(C) * sizeof(__m512);
     const size_t carry = k_blocks(C) > 1 ? row_tiles(m) * NSLICE * tile_bytes() : 0;
-    return idf2_align64(panel) + FOLD_LV * tile_bytes() + carry;
+    return idf2_align64(panel) + 2 * FOLD_LV * tile_bytes() + carry;
 }
 
 /* Chunks of a row tile's slice in the activation layout: even (packing
@@ -230,6 +234,12 @@ struct tile_io {
     bool first;        /* first K block: start from zero */
     __m512 *fold;      /* FOLD_LV partial results of MR * NG */
     int leaf;          /* position of this slice in the fold (0..15) */
+    /* Packed at load: the next slice's panel for group 0 (NULL: none),
+     * groups ps apart, of which this tile prefetches its share: chunks
+     * (pf_i * kc + c) / pf_n at every pf_n-th chunk c, so that the row
+     * tiles over a slice together fetch all of the next. */
+    const __m512i *pf;
+    int pf_i, pf_n;
     float *y;          /* row r0, column of group 0 */
     size_t ldy, ncols; /* y's row stride; columns left from group 0 */
     const float *bias; /* at group 0's column, or NULL */
@@ -246,6 +256,11 @@ KINL void tile(const int R, const int G, const bool two, const struct tile_io *i
     const uint32_t *x = io->x;
     const __m512i *p = io->p;
     for (size_t c = 0; c < io->kc; c++) {
+        if (io->pf && c % (size_t)io->pf_n == 0) {
+            const size_t at = ((size_t)io->pf_i * io->kc + c) / (size_t)io->pf_n;
+            _Pragma("GCC unroll 4") for (int g = 0; g < G; g++)
+                _mm_prefetch((const char *)(io->pf + (size_t)g * io->ps + at), PF_HINT);
+        }
         __m512bh wv[NG];
         _Pragma("GCC unroll 4") for (int g = 0; g < G; g++) wv[g] =
             (__m512bh)_mm512_load_si512(p + (size_t)g * io->ps + c);
@@ -322,49 +337,59 @@ KFN void tile_any(int R, int G, bool two, const struct tile_io *io)
 }
 
 /* A thread's column groups [ga, gb): per NG groups and K block, pack
- * (unless wp holds every group packed over all of K), then every row tile
- * over every slice. */
+ * (unless wp holds every group packed over all of K: then one K block),
+ * then every row tile over every slice.  From wp with at most two row
+ * tiles (decode, batched decode) the slices go outermost, each through
+ * both tiles while it is in L1/L2, and the tiles prefetch the next slice
+ * from memory as they go: the stream overlaps the compute. */
 KFN void run_groups(float *y, const uint32_t *xp, size_t m, const uint16_t *w, const __m512i *wp,
                     size_t N, size_t K, bool two, const float *bias, char *mine, size_t ga,
                     size_t gb)
 {
-    const size_t C = chunks(K), nkb = k_blocks(C), kcb = k_block_chunks(C);
-    const size_t xs = x_tile_dwords(C), xlo = row_tiles(m) * xs;
+    const size_t C = chunks(K), nkb = wp ? 1 : k_blocks(C), kcb = wp ? C : k_block_chunks(C);
+    const size_t xs = x_tile_dwords(C), xlo = row_tiles(m) * xs, tiles = row_tiles(m);
+    const bool leaf_outer = wp && tiles <= 2;
     __m512i *panel = (__m512i *)mine;
-    __m512 *fold = (__m512 *)(mine + idf2_align64((size_t)NG * NSLICE * kcb * sizeof(__m512)));
-    __m512 *carry = fold + (size_t)FOLD_LV * MR * NG;
+    __m512 *fold =
+        (__m512 *)(mine + idf2_align64((size_t)NG * NSLICE * k_block_chunks(C) * sizeof(__m512)));
+    __m512 *carry = fold + (size_t)2 * FOLD_LV * MR * NG;
     for (size_t g0 = ga; g0 < gb; g0 += NG) {
         const size_t ng = idf2_min_sz(NG, gb - g0);
         for (size_t kb = 0; kb < nkb; kb++) {
             const size_t c0 = kb * kcb, c1 = idf2_min_sz(C, c0 + kcb), kc = c1 - c0;
-            /* The prepacked layout is the panel's with kc = C, so a K
-             * block of it starts c0 chunks into each slice. */
-            const __m512i *pn = wp ? wp + g0 * NSLICE * C + c0 : panel;
-            const size_t pkc = wp ? C : kc;
+            /* The prepacked layout is the panel's with kc = C. */
+            const __m512i *pn = wp ? wp + g0 * NSLICE * C : panel;
             if (!wp)
                 pack_w(panel, w, N, K, g0, ng, c0, c1);
-            for (size_t i = 0; i < row_tiles(m); i++) {
+            for (size_t it = 0; it < tiles * NSLICE; it++) {
+                const size_t i = leaf_outer ? it % tiles : it / NSLICE;
+                const int leaf = (int)(leaf_outer ? it / tiles : it % NSLICE);
                 const size_t r0 = tile_row0(m, i);
                 const int R = (int)(tile_row0(m, i + 1) - r0);
-                for (int leaf = 0; leaf < NSLICE; leaf++) {
-                    const int l = fold_pos(leaf);
-                    const struct tile_io io = {
-                        .x = xp + i * xs + ((size_t)leaf * x_chunks(C) + c0) * MR,
-                        .xlo = xlo,
-                        .p = pn + (size_t)leaf * pkc,
-                        .ps = NSLICE * pkc,
-                        .kc = kc,
-                        .carry = carry + (i * NSLICE + (size_t)l) * MR * NG,
-                        .first = kb == 0,
-                        .fold = kb + 1 == nkb ? fold : NULL,
-                        .leaf = leaf,
-                        .y = y + r0 * N + g0 * 16,
-                        .ldy = N,
-                        .ncols = N - g0 * 16,
-                        .bias = bias ? bias + g0 * 16 : NULL,
-                    };
-                    tile_any(R, (int)ng, two, &io);
-                }
+                const int l = fold_pos(leaf);
+                const __m512i *next = !leaf_outer         ? NULL
+                                      : leaf + 1 < NSLICE ? pn + (size_t)(leaf + 1) * kc
+                                      : g0 + NG < gb      ? wp + (g0 + NG) * NSLICE * C
+                                                          : NULL;
+                const struct tile_io io = {
+                    .x = xp + i * xs + ((size_t)leaf * x_chunks(C) + c0) * MR,
+                    .xlo = xlo,
+                    .p = pn + (size_t)leaf * kc,
+                    .ps = NSLICE * kc,
+                    .kc = kc,
+                    .carry = carry + (i * NSLICE + (size_t)l) * MR * NG,
+                    .first = kb == 0,
+                    .fold = kb + 1 == nkb ? fold + (leaf_outer ? i : 0) * FOLD_LV * MR * NG : NULL,
+                    .leaf = leaf,
+                    .y = y + r0 * N + g0 * 16,
+                    .ldy = N,
+                    .ncols = N - g0 * 16,
+                    .bias = bias ? bias + g0 * 16 : NULL,
+                    .pf = next,
+                    .pf_i = (int)i,
+                    .pf_n = (int)tiles,
+                };
+                tile_any(R, (int)ng, two, &io);
             }
         }
     }

@@ -6,7 +6,7 @@
  *       one matmul per format at the Mistral-7B / SigLIP shapes: ms,
  *       GFLOP/s and weight GB/s;
  *   bench_fast model FMT [--threads N] [--decode T] [--prefill P] [--batch B]
- *                        [--probe S]
+ *                        [--probe S] [--layout packed|stored|compare] [--layers L]
  *       the 32-layer Mistral-7B matmul stack (q, k, v, o, gate, up, down
  *       and the 32000-row head; the weights of every layer in their own
  *       memory, advised for transparent huge pages as the engine's copied
@@ -17,6 +17,12 @@
  *       batch-1 step; with --probe S, the read probe below (S seconds)
  *       right before and after the batch-1 decode in the same process, and
  *       the decode's GB/s as a share of the better one's mean (probe_pct).
+ *       bf16 weights are held as the engine holds its text weights, packed
+ *       for the outer product (--layout packed, the default); stored: as
+ *       in the checkpoint (the streaming tiles); compare: every pass stored,
+ *       then packed in the same process (the stored copy freed: both do not
+ *       fit), the steps' ratios and whether the outputs are the same bits.
+ *       --layers L: the first L layers only (quicker runs while tuning);
  *       Attention, norms and rotary are not run (at a context under 600
  *       tokens they are under 1 % of the work);
  *   bench_fast gemm FMT M K N [--threads N]
@@ -345,6 +351,21 @@ static const size_t shape_cols[L_N] = { 4096, 4096, 4096, 4096, 4096, 4096, 1433
 #define N_LAYERS 32
 #define VOCAB    32000
 
+/* This process's anonymous memory in huge pages, GB (how much of the
+ * stack got them depends on the machine's free 2 MiB blocks). */
+static double huge_gb(void)
+{
+    FILE *f = fopen("/proc/self/smaps_rollup", "r");
+    char line[256];
+    unsigned long long kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "AnonHugePages: %llu kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return (double)kb * 1024e-9;
+}
+
 /* The engine's layout of bf16 text weights (idf2_place_copy packs them at
  * load): packed for the outer product, the stored copy freed. */
 static void mat_pack(struct mat *m, int nt)
@@ -367,13 +388,13 @@ static void mat_mm(float *y, const float *x, size_t M, const struct mat *w, void
 enum layout { LAYOUT_PACKED, LAYOUT_STORED, LAYOUT_COMPARE };
 
 static int cmd_model(enum idf2_mm_fmt f, int nt, int decode, int prefill, int batch, double probe_s,
-                     enum layout lay)
+                     enum layout lay, int n_layers)
 {
     static struct mat layers[N_LAYERS][L_N], head;
     const struct mat *all[N_LAYERS * L_N + 1];
     size_t total = 0, n_all = 0;
     double t0 = bench_wall_s();
-    for (int l = 0; l < N_LAYERS; l++)
+    for (int l = 0; l < n_layers; l++)
         for (int s = 0; s < L_N; s++) {
             mat_random(&layers[l][s], f, shape_rows[s], shape_cols[s],
                        100u * (unsigned)l + (unsigned)s);
@@ -383,8 +404,8 @@ static int cmd_model(enum idf2_mm_fmt f, int nt, int decode, int prefill, int ba
     mat_random(&head, f, VOCAB, 4096, 99);
     total += head.bytes;
     all[n_all++] = &head;
-    fprintf(stderr, "model %s: %.2f GB of weights made in %.1f s\n", fmt_name(f),
-            (double)total * 1e-9, bench_wall_s() - t0);
+    fprintf(stderr, "model %s: %.2f GB of weights made in %.1f s, %.2f GB in huge pages\n",
+            fmt_name(f), (double)total * 1e-9, bench_wall_s() - t0, huge_gb());
     size_t P = prefill > 1 ? (size_t)prefill : 1;
     P = batch > (int)P ? (size_t)batch : P;
     float *x = xalloc(P * 14336 * sizeof(float)), *y = xalloc(P * VOCAB * sizeof(float));
@@ -404,7 +425,8 @@ static int cmd_model(enum idf2_mm_fmt f, int nt, int decode, int prefill, int ba
             t0 = bench_wall_s();
             for (size_t i = 0; i < n_all; i++)
                 mat_pack((struct mat *)all[i], nt);
-            fprintf(stderr, "model %s: packed in %.1f s\n", fmt_name(f), bench_wall_s() - t0);
+            fprintf(stderr, "model %s: packed in %.1f s, %.2f GB in huge pages\n", fmt_name(f),
+                    bench_wall_s() - t0, huge_gb());
         }
         const char *tag = head.packed ? "packed" : "stored";
         for (int pass = 0; pass < 3; pass++) {
@@ -425,7 +447,7 @@ static int cmd_model(enum idf2_mm_fmt f, int nt, int decode, int prefill, int ba
             double t = 0;
             for (int it = 0; it <= steps; it++) {
                 double ts = bench_wall_s();
-                for (int l = 0; l < N_LAYERS; l++)
+                for (int l = 0; l < n_layers; l++)
                     for (int s = 0; s < L_N; s++)
                         mat_mm(y, x, M, &layers[l][s], scratch, nt);
                 /* As in generation, the head runs for every decoded row,
@@ -486,6 +508,7 @@ int main(int argc, char **argv)
     int nt = 1, decode = 8, prefill = 0, batch = 0, argi = 2;
     double seconds = 5, probe_s = 0;
     enum layout lay = LAYOUT_PACKED;
+    int layers = N_LAYERS;
     enum idf2_mm_fmt f = IDF2_MM_BF16;
     size_t gm = 0, gk = 0, gn = 0;
     if (strcmp(argv[1], "gemm") == 0) {
@@ -524,6 +547,8 @@ int main(int argc, char **argv)
             seconds = atof(argv[i + 1]);
         else if (strcmp(argv[i], "--probe") == 0)
             probe_s = atof(argv[i + 1]);
+        else if (strcmp(argv[i], "--layers") == 0)
+            layers = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--layout") == 0) {
             const char *v = argv[i + 1];
             lay = strcmp(v, "stored") == 0    ? LAYOUT_STORED
@@ -550,7 +575,8 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(argv[1], "model") == 0)
-        return cmd_model(f, nt, decode, prefill, batch, probe_s, lay);
+        return cmd_model(f, nt, decode, prefill, batch, probe_s, lay,
+                         layers > 0 && layers < N_LAYERS ? layers : N_LAYERS);
     if (strcmp(argv[1], "attn") == 0)
         return cmd_attn(gm, nt);
     fprintf(stderr, "bench_fast: unknown command %s\n", argv[1]);
