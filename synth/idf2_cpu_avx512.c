@@ -11,7 +11,9 @@
  * same chain of operations, so output (m, n) does not depend on m, the
  * other rows or the thread count: the batch invariance the caption stage
  * needs.  Threads split weight rows into contiguous ranges; a thread walks
- * its rows in blocks of about MM_W_BLOCK bytes.
+ * its rows in blocks of about MM_W_BLOCK bytes.  Weights packed at load
+ * (the text weights with --weights copy, the image path's) go to the
+ * outer product at every row count instead (row_mm).
  *
  * bf16: activations are split once per call into two bf16 terms (hi =
  * bf16(x), lo = bf16(x - hi)) and each pair of inputs costs two vdpbf16ps,

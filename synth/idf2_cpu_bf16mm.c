@@ -1,6 +1,6 @@
 /* idf2_cpu_bf16mm: outer-product bf16 matmul for more than 16 activation
- * rows (see the header for the numerics it shares with the streaming
- * tile of synth/idf2_cpu_avx512.c).
+ * rows, or any from weights packed at load (see the header for the numerics it shares with the
+ * streaming tile of synth/idf2_cpu_avx512.c).
  *
  * Layout.  K is padded with zeros to C chunks of 32 inputs; input pair p =
  * 16c + l (chunk c, lane l) belongs to slice l.  A weight group is 16
@@ -28,7 +28,10 @@
  * chunks, about 400 KB of panel, kept in L2) and runs every row tile over
  * them, so each weight is read from memory once per call.  When K has
  * more than one block, a tile's 16 slice accumulators wait in a per-thread
- * buffer between blocks (a store and reload is exact). */
+ * buffer between blocks (a store and reload is exact).  Packed at load,
+ * the weights come from memory in one K block; at 1-16 rows (one or two
+ * row tiles) the slices go outermost and the tiles prefetch the next one
+ * (run_groups). */
 #include "idf2_cpu_bf16mm.h"
 
 #include <immintrin.h>

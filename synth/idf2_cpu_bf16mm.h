@@ -1,6 +1,7 @@
 /* idf2_cpu_bf16mm: the compute-bound bf16 matmul of the AVX-512 row (more
- * than 16 activation rows: prefill, the vision tower, the connector; any
- * row count works) as an outer product: weights packed (per call, or once
+ * than 16 activation rows: prefill, the vision tower, the connector; and
+ * every row count, decode included, from weights packed at load) as an
+ * outer product: weights packed (per call, or once
  * at load by idf2_bf16mm_pack) so that one zmm holds 16 output columns'
  * pair of inputs, activation pairs broadcast, so
  * a tile keeps every lane busy and needs no horizontal sum per output.
