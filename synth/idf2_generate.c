@@ -226,6 +226,7 @@ static enum vc_status image_grids(const struct idf2_model *m, struct prepared *p
     const struct idf2_pixels *px = &p->px;
     VC_TRY(idf2_pixels_patch_mask(px, mc->vision.patch_size, &p->mask, &p->gh, &p->gw, err));
     const size_t P = (size_t)p->gh * p->gw, n = px->n_images;
+    const int N = mc->vision.image_size / mc->vision.patch_size;
     if (p->tr && p->tr->tensor) {
         /* calloc checks the products; +1 keeps an empty grid non-NULL. */
         p->vt.hidden = calloc(n * P + 1, Dv * sizeof(float));
@@ -253,6 +254,16 @@ static enum vc_status image_grids(const struct idf2_model *m, struct prepared *p
             return vc_err_set(err, VC_ESAMPLE, VC_REASON_bad_spec,
                               "image %zu: %u real patches do not form a top-left block", i + 1,
                               (unsigned)total);
+        /* The one limit of idf2_vision_encode an image can break alone
+         * (a preprocessor longest_edge above the tower's image_size):
+         * caught here, it fails this request, not every request whose
+         * images would have shared its vision pass. */
+        if (nh > (uint32_t)N || nw > (uint32_t)N)
+            return vc_err_set(err, VC_ESAMPLE, VC_REASON_image_too_large,
+                              "image %zu: its %ux%u patch grid exceeds the vision tower's %dx%d "
+                              "position table (image_size %d: the preprocessor's longest_edge "
+                              "is larger)",
+                              i + 1, nh, nw, N, N, mc->vision.image_size);
         p->im[i] = (struct idf2_vision_image){
             px->values + i * 3 * (size_t)px->height * px->width, nh, nw, px->height, px->width,
         };

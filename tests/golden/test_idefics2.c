@@ -14,9 +14,11 @@
 #include "synth/idefics2.h"
 #include "synth/idf2_backend.h"
 #include "synth/idf2_ctx.h"
+#include "synth/idf2_mkmodel.h"
 #include "synth/idf2_prompt.h"
 #include "synth/idf2_vision.h"
 #include "synth/safetensors.h"
+#include "core/img.h"
 #include "tests/unit/vc_test.h"
 
 #define FIXTURE "idefics2-tiny"
@@ -1077,6 +1079,80 @@ TEST(vision_pass_shares_requests)
     f32_cases_close(&t);
 }
 
+/* A PNG of a w x h gradient, owned (free()). */
+static uint8_t *gradient_png(uint32_t w, uint32_t h, size_t *n)
+{
+    struct img im = { .w = w, .h = h, .ch = 3, .pixels = malloc((size_t)w * h * 3) };
+    uint8_t *out = NULL;
+    struct vc_err err = { 0 };
+    for (size_t i = 0; im.pixels && i < (size_t)w * h * 3; i++)
+        im.pixels[i] = (uint8_t)(i * 7 / 3);
+    if (!im.pixels || img_encode(&im, IMG_FORMAT_PNG, 90, &out, n, &err) != VC_OK)
+        out = NULL;
+    free(im.pixels);
+    return out;
+}
+
+/* A preprocessor config whose longest_edge (168) is twice the vision
+ * tower's image_size (84) gives a 168 x 28 image a 2 x 12 patch grid,
+ * wider than the position table (6 x 6) though its 24 patches fit the
+ * 36-patch pass: that request fails with the reason, and the 28 x 28 image
+ * admitted beside it (the same vision pass) is generated as if alone. */
+TEST(oversized_image_fails_alone)
+{
+    char dir[1024], path[1100];
+    snprintf(dir, sizeof dir, "%s/tiny", vc_test_tmpdir());
+    snprintf(path, sizeof path, "%s/preprocessor_config.json", dir);
+    struct vc_err err = { 0 };
+    CHECK_INT(idf2_mk_tiny(dir, 7, NULL, &err), VC_OK);
+    size_t n = 0;
+    unsigned char *data = vc_test_read_file(path, &n);
+    cJSON *pre = data ? cJSON_ParseWithLength((const char *)data, n) : NULL;
+    free(data);
+    cJSON *size = cJSON_GetObjectItem(pre, "size");
+    CHECK(size && cJSON_SetNumberValue(cJSON_GetObjectItem(size, "longest_edge"), 168) == 168);
+    char *text = cJSON_Print(pre);
+    CHECK(text && vc_test_write_file(path, text, strlen(text)) == 0);
+    free(text);
+    cJSON_Delete(pre);
+    struct idf2_model *m = NULL;
+    CHECK_INT(idf2_model_load(dir, NULL, &m, &err), VC_OK);
+    size_t n_big = 0, n_small = 0;
+    uint8_t *big = gradient_png(168, 28, &n_big), *small = gradient_png(28, 28, &n_small);
+    if (!m || !big || !small) {
+        CHECK(0);
+        goto out;
+    }
+    const struct idf2_image_bytes ib = { big, n_big, "big.png" },
+                                  is = { small, n_small, "small.png" };
+    struct idf2_request reqs[2] = {
+        { .images = &ib, .n_images = 1, .prompt = "<image>Caption:", .image_splitting = -1 },
+        { .images = &is, .n_images = 1, .prompt = "<image>Caption:", .image_splitting = -1 },
+    };
+    reqs[0].gen.max_new_tokens = reqs[1].gen.max_new_tokens = 4;
+    struct idf2_result res[2], lone;
+    struct idf2_ctx *c = NULL;
+    const struct idf2_ctx_params p = { .n_slots = 2, .n_ctx = 128 };
+    CHECK_INT(idf2_ctx_new(m, &p, &c, &err), VC_OK);
+    CHECK_INT(c ? idf2_ctx_generate(c, reqs, 2, res, &err) : VC_EFATAL, VC_OK);
+    if (c) {
+        CHECK(res[0].status == VC_ESAMPLE && res[0].err.reason == VC_REASON_image_too_large &&
+              strstr(res[0].err.msg, "2x12 patch grid") && strstr(res[0].err.msg, "6x6"));
+        CHECK_INT(res[1].status, VC_OK);
+        CHECK_INT(idf2_generate(m, &reqs[1], &lone, &err), VC_OK);
+        CHECK(res[1].status == VC_OK && lone.n_ids == res[1].n_ids &&
+              memcmp(lone.ids, res[1].ids, lone.n_ids * sizeof(int32_t)) == 0);
+        idf2_result_release(&lone);
+        idf2_result_release(&res[0]);
+        idf2_result_release(&res[1]);
+    }
+    idf2_ctx_free(c);
+out:
+    free(big);
+    free(small);
+    idf2_model_free(m);
+}
+
 /* A row with a packed layout (the avx512 rows) packs every matrix of the
  * image path once at load: the report's bytes are the shapes padded to 16
  * columns and 32 inputs, and the vision tower, projection and perceiver
@@ -1185,5 +1261,6 @@ TEST(image_weights_packed_at_load)
     X(position_ids_bucketing)                                                                      \
     X(vision_pass_shares_images)                                                                   \
     X(vision_pass_shares_requests)                                                                 \
+    X(oversized_image_fails_alone)                                                                 \
     X(image_weights_packed_at_load)
 TEST_MAIN(TESTS)
