@@ -20,6 +20,11 @@ enum vc_status vc_err_set(struct vc_err *err, enum vc_status status, enum vc_rea
     return status;
 }
 
+enum vc_status vc_err_oom(struct vc_err *err)
+{
+    return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+}
+
 enum vc_status vc_err_prefix(struct vc_err *err, const char *fmt, ...)
 {
     if (!err)

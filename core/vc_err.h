@@ -94,6 +94,10 @@ struct vc_err {
 enum vc_status vc_err_set(struct vc_err *err, enum vc_status status, enum vc_reason reason,
                           const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/* vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory"):
+ * the one failure every module reports the same way. */
+enum vc_status vc_err_oom(struct vc_err *err);
+
 /* Prepends "context: " to the message already in `err` (e.g. a file name or
  * a sample key) and returns err->status. */
 enum vc_status vc_err_prefix(struct vc_err *err, const char *fmt, ...)

@@ -205,3 +205,20 @@ enum vc_status vc_fs_close(FILE *f, const char *path, enum vc_status rc, struct 
         return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", path, strerror(errno));
     return rc;
 }
+
+enum vc_status vc_fs_sync_close(FILE *f, const char *path, bool keep, enum vc_status rc,
+                                struct vc_err *err)
+{
+    if (!f)
+        return rc;
+    if (!keep || rc != VC_OK) {
+        fclose(f);
+        return rc;
+    }
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+        rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", path, strerror(errno));
+        fclose(f);
+        return rc;
+    }
+    return vc_fs_close(f, path, rc, err);
+}

@@ -51,5 +51,13 @@ int vc_fs_exists(const char *path);
  * VC_EFATAL io_error naming the path unless rc already says what failed
  * first.  Returns the resulting status. */
 enum vc_status vc_fs_close(FILE *f, const char *path, enum vc_status rc, struct vc_err *err);
+/* The end of a temp file that is about to be renamed into place: when keep
+ * and rc is VC_OK, flushes and fsyncs f before the checked vc_fs_close, so
+ * the rename never publishes a file whose data is still in a buffer;
+ * otherwise (the temp file is about to be deleted) only closes it, and a
+ * failure to close changes nothing.  Errors name path.  Returns the
+ * resulting status. */
+enum vc_status vc_fs_sync_close(FILE *f, const char *path, bool keep, enum vc_status rc,
+                                struct vc_err *err);
 
 #endif

@@ -334,11 +334,11 @@ filter_env_get(struct filter_env *env, const char *key,
     }
     struct env_entry *grown = vc_grow_array(env->entries, &env->cap, env->n + 1, sizeof *grown, 4);
     if (!grown)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     env->entries = grown;
     char *k = vc_strdup(key);
     if (!k)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     void *res = NULL;
     enum vc_status rc = load(arg, &res, err);
     if (rc < 0) {

@@ -15,11 +15,6 @@
 
 #define OBELICS_YAML "OBELICS config_filter_web_documents.yaml"
 
-static enum vc_status oom(struct vc_err *err)
-{
-    return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-}
-
 static void free_state(struct filter *f)
 {
     free(f->state);
@@ -33,7 +28,7 @@ static enum vc_status format_init(struct filter *f, struct filter_env *env, stru
     (void)env;
     unsigned *mask = calloc(1, sizeof *mask);
     if (!mask)
-        return oom(err);
+        return vc_err_oom(err);
     f->state = mask;
     size_t n = filter_param_strings_count(f, "formats");
     for (size_t i = 0; i < n; i++) {
@@ -122,12 +117,12 @@ static enum vc_status ban_init(struct filter *f, struct filter_env *env, struct 
     (void)env;
     struct ban_state *st = calloc(1, sizeof *st);
     if (!st)
-        return oom(err);
+        return vc_err_oom(err);
     f->state = st;
     size_t n = filter_param_strings_count(f, "words");
     st->words = vc_malloc_array(n ? n : 1, sizeof *st->words);
     if (!st->words)
-        return oom(err);
+        return vc_err_oom(err);
     for (size_t i = 0; i < n; i++) {
         const char *w = filter_param_strings_at(f, "words", i);
         if (!*w)
@@ -135,7 +130,7 @@ static enum vc_status ban_init(struct filter *f, struct filter_env *env, struct 
                               "parameter \"words\": an empty word would ban every URL");
         char *lw = vc_strdup(w);
         if (!lw)
-            return oom(err);
+            return vc_err_oom(err);
         for (char *p = lw; *p; p++)
             *p = (char)tolower((unsigned char)*p);
         st->words[st->n++] = lw;

@@ -80,11 +80,6 @@ long langid_find(const struct langid *m, const char *name)
     return -1;
 }
 
-static enum vc_status oom(struct vc_err *err)
-{
-    return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-}
-
 /* One (n-gram, language, rank) triple while loading. */
 struct entry {
     char str[LANGID_NGRAM_BYTES + 1];
@@ -122,7 +117,7 @@ static enum vc_status read_lm(struct loader *ld, const char *path, uint16_t lang
         struct entry *ne = vc_grow_array(ld->e, &ld->cap, ld->n + 1, sizeof *ne, 1u << 16);
         if (!ne) {
             fclose(f);
-            return oom(err);
+            return vc_err_oom(err);
         }
         ld->e = ne;
         struct entry *en = &ld->e[ld->n++];
@@ -148,7 +143,7 @@ static enum vc_status add_language(struct langid *m, struct loader *ld, const ch
                           "language fingerprints: more than %d languages", LANGID_MAX_LANGS);
     char **names = vc_grow_array(m->names, &ld->name_cap, m->n + 1, sizeof *names, 64);
     if (!names)
-        return oom(err);
+        return vc_err_oom(err);
     m->names = names;
     char path[4096];
     if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, file) >= sizeof path)
@@ -156,7 +151,7 @@ static enum vc_status add_language(struct langid *m, struct loader *ld, const ch
                           "language fingerprints: path too long");
     VC_TRY(read_lm(ld, path, (uint16_t)m->n, err));
     if (!(m->names[m->n] = vc_strndup(file, flen - 3)))
-        return oom(err);
+        return vc_err_oom(err);
     m->n++;
     return VC_OK;
 }
@@ -181,7 +176,7 @@ static enum vc_status build_index(struct langid *m, const struct loader *ld, str
     uint32_t *gram_of = vc_malloc_array(ld->n ? ld->n : 1, sizeof *gram_of);
     if (!m->slots || !m->grams || !m->postings || !gram_of) {
         free(gram_of);
-        return oom(err);
+        return vc_err_oom(err);
     }
     m->mask = cap - 1;
     for (size_t i = 0; i < ld->n; i++) {
@@ -236,7 +231,7 @@ enum vc_status langid_load(const char *dir, const char *const *skip, size_t n_sk
     struct loader ld = { 0 };
     if (!m) {
         fclose(f);
-        return oom(err);
+        return vc_err_oom(err);
     }
     /* fpdb.conf: "<file>.lm <textcat name>" per line, '#' starts a comment. */
     char line[1024];
@@ -306,14 +301,14 @@ static enum vc_status profile(const char *text, size_t len, char **buf, size_t *
     if (!mem) {
         if (u)
             fp_Done(u);
-        return oom(err);
+        return vc_err_oom(err);
     }
     fp_SetProperty(u, TCPROP_UTF8AWARE, TC_TRUE);
     if (fp_Create(u, stack, (uint4)len, LANGID_NGRAMS))
         fp_Print(u, mem);
     fp_Done(u);
     if (fclose(mem) != 0)
-        return oom(err);
+        return vc_err_oom(err);
     return VC_OK;
 }
 
@@ -330,7 +325,7 @@ enum vc_status langid_distances(const struct langid *m, const char *text, size_t
     int *matched = calloc(m->n, sizeof *matched);
     if (!matched) {
         free(buf);
-        return oom(err);
+        return vc_err_oom(err);
     }
     memset(dist, 0, m->n * sizeof *dist);
     /* Out-of-place distance, fp_Compare's: |rank difference| for an
@@ -367,7 +362,7 @@ enum vc_status langid_identify(const struct langid *m, const char *text, size_t 
     int dist_stack[256];
     int *dist = m->n <= 256 ? dist_stack : vc_malloc_array(m->n, sizeof *dist);
     if (!dist)
-        return oom(err);
+        return vc_err_oom(err);
     size_t n_profile;
     enum vc_status rc = langid_distances(m, text, n, dist, &n_profile, err);
     if (rc == VC_OK && n_profile > 0) {
@@ -443,7 +438,7 @@ static enum vc_status lang_init(struct filter *f, struct filter_env *env, struct
                           "parameter \"lang\": no fingerprint for \"%s\" in %s", lang, a.dir);
     struct lang_state *st = malloc(sizeof *st);
     if (!st)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     *st = (struct lang_state){ res, idx };
     f->state = st;
     return VC_OK;

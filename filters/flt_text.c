@@ -58,7 +58,7 @@ static enum vc_status init_builtin(struct filter *f, struct filter_env *env, enu
 {
     struct text_state *st = new_state(f);
     if (!st)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     void *res = NULL;
     VC_TRY(filter_env_get(env, key, load_builtin, release_set, &id, &res, err));
     st->words = res;
@@ -84,7 +84,7 @@ static enum vc_status init_common(struct filter *f, struct filter_env *env, stru
 {
     struct text_state *st = new_state(f);
     if (!st)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     const char *path = filter_param_string(f, "path");
     char key[4200];
     snprintf(key, sizeof key, "wordfile:%s", path);
@@ -101,7 +101,7 @@ static enum vc_status init_count(struct filter *f, struct filter_env *env, struc
     (void)env;
     struct text_state *st = new_state(f);
     if (!st)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     /* The parameter table bounds both (filter_check_config). */
     st->n = (size_t)(filter_param_number(f, "n") + filter_param_number(f, "min_tokens"));
     return VC_OK;

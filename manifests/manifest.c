@@ -13,11 +13,6 @@
 #include <stdint.h>
 #include <string.h>
 
-static enum vc_status oom(struct vc_err *err)
-{
-    return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-}
-
 static double num(const cJSON *o, const char *k)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -61,7 +56,7 @@ static enum vc_status append(cJSON *doc, const char *array, cJSON *item, struct 
     cJSON *a = cJSON_GetObjectItemCaseSensitive(doc, array);
     if (!item || !a || !cJSON_AddItemToArray(a, item)) {
         cJSON_Delete(item);
-        return oom(err);
+        return vc_err_oom(err);
     }
     return VC_OK;
 }
@@ -101,12 +96,12 @@ enum vc_status manifest_unit_add_line(cJSON *doc, const struct ledger_entry *e, 
 
 enum vc_status manifest_unit_set_input(cJSON *doc, uint64_t input, struct vc_err *err)
 {
-    return cJSON_AddNumberToObject(doc, "input", (double)input) ? VC_OK : oom(err);
+    return cJSON_AddNumberToObject(doc, "input", (double)input) ? VC_OK : vc_err_oom(err);
 }
 
 enum vc_status manifest_unit_set_links(cJSON *doc, struct vc_err *err)
 {
-    return cJSON_AddTrueToObject(doc, "links") ? VC_OK : oom(err);
+    return cJSON_AddTrueToObject(doc, "links") ? VC_OK : vc_err_oom(err);
 }
 
 bool manifest_unit_links(const cJSON *doc)
@@ -216,7 +211,7 @@ enum vc_status manifest_drop_write(FILE *f, const char *path, const struct manif
     char *text = o ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     if (!text)
-        return oom(err);
+        return vc_err_oom(err);
     bool ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF;
     free(text);
     return ok ? VC_OK
@@ -228,7 +223,7 @@ enum vc_status manifest_drop_open(struct manifest_drop_reader *r, const char *pa
 {
     memset(r, 0, sizeof *r);
     if (!(r->path = vc_strdup(path)))
-        return oom(err);
+        return vc_err_oom(err);
     if (!(r->f = fopen(path, "rb"))) {
         vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", path, strerror(errno));
         manifest_drop_close(r);
@@ -338,7 +333,7 @@ enum vc_status manifest_slice_slots(const cJSON *doc, const char *what, struct m
         return vc_err_set(err, VC_EFATAL, VC_REASON_json_invalid, "%s: malformed slice", what);
     struct manifest_slot *v = calloc(k + 1, sizeof *v);
     if (!v)
-        return oom(err);
+        return vc_err_oom(err);
     size_t i = 0;
     for (const cJSON *r = recs->child, *key = keys->child; r && key;
          r = r->next, key = key->next, i++) {
@@ -391,7 +386,7 @@ enum vc_status manifest_plan_starts(const cJSON *doc, size_t **starts, size_t *n
         return vc_err_set(err, VC_EFATAL, VC_REASON_json_invalid, "plan.json: bad shard cuts");
     size_t *v = calloc(n, sizeof *v), i = 0;
     if (!v)
-        return oom(err);
+        return vc_err_oom(err);
     for (const cJSON *x = st->child; x; x = x->next, i++) {
         v[i] = (size_t)(cJSON_IsNumber(x) && x->valuedouble >= 0 ? x->valuedouble : 0);
         if (i && v[i] < v[i - 1]) {

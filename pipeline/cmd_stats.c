@@ -143,7 +143,7 @@ static enum vc_status audit_push(struct audit_sigs *a, const struct dedup_sig *v
 {
     struct dedup_sig *g = vc_grow_array(a->v, &a->cap, a->n + n, sizeof *g, 1024);
     if (!g)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     a->v = g;
     memcpy(a->v + a->n, v, n * sizeof *v);
     a->n += n;
@@ -269,7 +269,7 @@ static enum vc_status scan_shard(const char *path, const struct sample_stats_opt
     arena_free(a);
     wds_reader_close(r);
     if (shard_row(st, group, path) != VC_OK && rc == VC_EOF)
-        rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        rc = vc_err_oom(err);
     return rc == VC_EOF ? VC_OK : rc;
 }
 
@@ -302,15 +302,13 @@ static enum vc_status audit_duplicates(struct audit_sigs *sigs, size_t n_shards,
     enum { PART_BITS = 4 };
     size_t *first = calloc(n_shards + 1, sizeof *first);
     char **paths = calloc(n_shards + 1, sizeof *paths);
-    enum vc_status rc = first && paths
-                            ? VC_OK
-                            : vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+    enum vc_status rc = first && paths ? VC_OK : vc_err_oom(err);
     for (size_t i = 0; rc == VC_OK && i < n_shards; i++) {
         first[i + 1] = first[i] + sigs[i].samples;
         char path[4200];
         snprintf(path, sizeof path, "%s/dedup-sig-%06zu", stats_dir, i);
         if (!(paths[i] = vc_strdup(path)))
-            rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+            rc = vc_err_oom(err);
         else
             rc = dedup_sig_write(path, sigs[i].v, sigs[i].n, PART_BITS, err);
     }

@@ -58,7 +58,7 @@ static enum vc_status map_round(struct session *ss, size_t round, struct exec_re
     struct spec *sp = ss->spec;
     size_t *pending = calloc(ss->n_units + 1, sizeof *pending), n = 0;
     if (!pending)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     for (size_t u = 0; u < ss->n_units; u++)
         if (!phase_map_done(ss, round, u))
             pending[n++] = u;

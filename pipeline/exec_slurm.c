@@ -37,7 +37,7 @@ static enum vc_status phases_list(const struct session *ss, struct phase **out, 
     if (!v || !p) {
         free(v);
         free(p);
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     }
     size_t n = 0;
     task_phases(ss, v, &n);
@@ -169,7 +169,7 @@ static enum vc_status queue_read(const struct session *ss, const struct phase *p
     }
     if (names.failed) {
         vc_buf_free(&names);
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     }
     char *argv[] = { "squeue", "-h", "-r", "-o", "%j %K %t", names.data, NULL };
     enum vc_status rc = run_capture(argv, out, n, err);
@@ -263,9 +263,7 @@ static enum vc_status jobs_append(const struct session *ss, const struct phase *
     index_list(&line, pending, p->n);
     vc_buf_printf(&line, "\n");
     char *path = slurm_path(ss->spec->out_dir, "jobs.txt");
-    enum vc_status rc = line.failed || !path
-                            ? vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory")
-                            : VC_OK;
+    enum vc_status rc = line.failed || !path ? vc_err_oom(err) : VC_OK;
     int fd = rc == VC_OK ? open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644) : -1;
     if (rc == VC_OK && (fd < 0 || !vc_fs_write_all(fd, line.data, line.len) || fsync(fd) != 0))
         rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s (job %s was submitted)", path,
@@ -313,7 +311,7 @@ static enum vc_status submit(struct session *ss, const cJSON *o, bool dry_run, s
         bool *pending = calloc(p->n + 1, sizeof *pending);
         size_t n_pending = 0;
         if (!pending) {
-            rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+            rc = vc_err_oom(err);
             break;
         }
         for (size_t i = 0; i < p->n; i++)

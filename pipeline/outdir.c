@@ -87,7 +87,7 @@ static enum vc_status claim(const struct spec *s, bool force, struct vc_err *err
 {
     char *marker = path_join(s->work_dir, "spec.json");
     if (!marker)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     enum vc_status rc = VC_OK;
     bool same = commit_valid(marker, s->hash, NULL);
     if (!same && (vc_fs_exists(marker) || dir_has_foreign(s->out_dir))) {
@@ -113,7 +113,7 @@ static enum vc_status claim(const struct spec *s, bool force, struct vc_err *err
         if (!doc || !cJSON_AddStringToObject(doc, "spec_hash", s->hash) ||
             !cJSON_AddStringToObject(doc, "spec_dir", dir) ||
             !cJSON_AddItemToObject(doc, "spec", cJSON_Duplicate(s->json, 1)))
-            rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+            rc = vc_err_oom(err);
         if (rc == VC_OK)
             rc = commit_write_json(marker, doc, true, err);
         cJSON_Delete(doc);
@@ -131,7 +131,7 @@ static enum vc_status lock(const struct spec *s, struct outdir *od, int mode, un
 {
     char *path = path_join(s->work_dir, ".lock");
     if (!path)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     enum vc_status rc = VC_OK;
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     int got = fd < 0 ? -1 : flock(fd, mode | LOCK_NB);
@@ -227,7 +227,7 @@ enum vc_status outdir_load_spec(const char *out_dir, const struct spec_overrides
     char *marker = malloc(n);
     cJSON *doc = NULL;
     if (!marker)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     snprintf(marker, n, "%s/_work/spec.json", out_dir);
     enum vc_status rc = commit_read_json(marker, &doc, err);
     const cJSON *spec = cJSON_GetObjectItemCaseSensitive(doc, "spec");
@@ -248,8 +248,7 @@ enum vc_status outdir_load_spec(const char *out_dir, const struct spec_overrides
     struct spec_overrides o = ov ? *ov : (struct spec_overrides){ 0 };
     o.out_dir = out_dir;
     o.inputs_checked = true; /* by the `run` that submitted it */
-    rc = text ? spec_parse(text, strlen(text), dir->valuestring, &o, out, err)
-              : vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+    rc = text ? spec_parse(text, strlen(text), dir->valuestring, &o, out, err) : vc_err_oom(err);
     if (rc < 0)
         vc_err_prefix(err, "%s", marker);
     free(text);

@@ -30,11 +30,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static enum vc_status oom(struct vc_err *err)
-{
-    return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-}
-
 static char *out_path(const struct session *ss, const char *name)
 {
     size_t n = strlen(ss->spec->out_dir) + strlen(name) + 2;
@@ -121,7 +116,7 @@ static enum vc_status load_plan(struct finish *fi, struct vc_err *err)
     fi->shards = calloc(fi->n_shards + 1, sizeof *fi->shards);
     fi->places_tmp = session_work_path(ss, "finish-places.tmp");
     if (!fi->shards || !fi->places_tmp)
-        return oom(err);
+        return vc_err_oom(err);
     VC_TRY(extsort_open(&fi->places, fi->places_tmp, finish_budget(fi, ss->n_rounds > 1 ? 2 : 1),
                         err));
     for (size_t k = 0; k < fi->n_shards; k++) {
@@ -131,7 +126,7 @@ static enum vc_status load_plan(struct finish *fi, struct vc_err *err)
         struct manifest_slot *slots = NULL;
         size_t ns = 0;
         cJSON *sdoc = NULL;
-        enum vc_status rc = man ? phase_plan_slice(ss, k, &sdoc, err) : oom(err);
+        enum vc_status rc = man ? phase_plan_slice(ss, k, &sdoc, err) : vc_err_oom(err);
         if (rc == VC_OK && !commit_valid(man, ss->spec->hash, &fi->shards[k]))
             rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error,
                             "shard %zu: its manifest is missing", k);
@@ -188,7 +183,7 @@ static enum vc_status drops_open(struct finish *fi, size_t k, struct manifest_dr
                                  struct vc_err *err)
 {
     char *path = session_work_path(fi->ss, "r%zu-drops.jsonl", k);
-    enum vc_status rc = path ? manifest_drop_open(rd, path, err) : oom(err);
+    enum vc_status rc = path ? manifest_drop_open(rd, path, err) : vc_err_oom(err);
     free(path);
     return rc;
 }
@@ -310,7 +305,7 @@ static enum vc_status write_wids(struct finish *fi, struct vc_err *err)
 {
     struct wds_index_entry *e = calloc(fi->n_shards + 1, sizeof *e);
     char *path = out_path(fi->ss, OUTDIR_WIDS_NAME);
-    enum vc_status rc = e && path ? VC_OK : oom(err);
+    enum vc_status rc = e && path ? VC_OK : vc_err_oom(err);
     for (size_t k = 0; rc == VC_OK && k < fi->n_shards; k++) {
         struct manifest_shard m;
         manifest_shard_get(fi->shards[k], &m);
@@ -330,7 +325,7 @@ static enum vc_status fate_add(struct finish *fi, uint64_t index, int kind, cons
 {
     struct fate *g = vc_grow_array(fi->fates, &fi->cap_fates, fi->n_fates + 1, sizeof *g, 256);
     if (!g)
-        return oom(err);
+        return vc_err_oom(err);
     fi->fates = g;
     fi->fates[fi->n_fates++] = (struct fate){ index, kind, j };
     return VC_OK;
@@ -416,7 +411,7 @@ static enum vc_status hold(struct finish *fi, cJSON *item, struct vc_err *err)
     cJSON **v = vc_grow_array(fi->held, &fi->cap_held, fi->n_held + 1, sizeof *v, 64);
     if (!v) {
         cJSON_Delete(item);
-        return oom(err);
+        return vc_err_oom(err);
     }
     fi->held = v;
     fi->held[fi->n_held++] = item;
@@ -430,7 +425,7 @@ static enum vc_status ledger_unit(struct finish *fi, size_t u, struct vc_err *er
     struct session *ss = fi->ss;
     fi->n_fates = 0;
     cJSON **docs = calloc(ss->n_rounds, sizeof *docs);
-    enum vc_status rc = docs ? VC_OK : oom(err);
+    enum vc_status rc = docs ? VC_OK : vc_err_oom(err);
     for (size_t k = 0; rc == VC_OK && k < ss->n_rounds; k++) {
         char *man = session_work_path(ss, "r%zu-map-%06zu.json", k, u);
         if (!man || !commit_valid(man, ss->spec->hash, &docs[k]))
@@ -489,7 +484,7 @@ static enum vc_status write_ledger(struct finish *fi, struct vc_err *err)
     enum vc_status rc = path && tmp && fi->n_dropped && fi->drops && fi->next_drop && fi->links &&
                                 fi->dupkeys_tmp && fi->duprefs_tmp
                             ? VC_OK
-                            : oom(err);
+                            : vc_err_oom(err);
     for (size_t k = 0; rc == VC_OK && k + 1 < ss->n_rounds; k++) {
         char *man = session_work_path(ss, "r%zu-plan.json", k);
         cJSON *doc = NULL;
@@ -524,10 +519,7 @@ static enum vc_status write_ledger(struct finish *fi, struct vc_err *err)
                             "%s: a drop out of unit order after %llu lines", fi->drops[k].path,
                             (unsigned long long)fi->drops[k].n);
     if (fi->f) {
-        if (rc == VC_OK && (fflush(fi->f) != 0 || fsync(fileno(fi->f)) != 0))
-            rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", tmp, strerror(errno));
-        if (fclose(fi->f) != 0 && rc == VC_OK)
-            rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", tmp, strerror(errno));
+        rc = vc_fs_sync_close(fi->f, tmp, true, rc, err);
         if (rc == VC_OK)
             rc = vc_fs_commit_rename(tmp, path, err);
         else
@@ -611,7 +603,7 @@ static enum vc_status write_run_json(const struct finish *fi, struct vc_err *err
     cJSON_AddNumberToObject(t, "reduce_s", res->seconds_reduce);
     cJSON_AddNumberToObject(t, "finish_s", res->seconds_finish);
     char *path = out_path(fi->ss, OUTDIR_RUN_NAME);
-    enum vc_status rc = path && doc ? commit_write_json(path, doc, true, err) : oom(err);
+    enum vc_status rc = path && doc ? commit_write_json(path, doc, true, err) : vc_err_oom(err);
     free(path);
     cJSON_Delete(doc);
     return rc;
@@ -652,7 +644,7 @@ enum vc_status phase_finish(struct session *ss, struct exec_result *res, struct 
     vc_buf_init(&fi.line, 1u << 30);
     res->bytes_written = 0;
     fi.per_source = calloc(ss->spec->n_sources + 1, sizeof *fi.per_source);
-    enum vc_status rc = fi.per_source ? load_plan(&fi, err) : oom(err);
+    enum vc_status rc = fi.per_source ? load_plan(&fi, err) : vc_err_oom(err);
     res->n_shards = fi.n_shards;
     if (rc == VC_OK)
         rc = write_wids(&fi, err);

@@ -15,11 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static enum vc_status oom(struct vc_err *err)
-{
-    return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-}
-
 static const struct spec_stage *global_stage(const struct session *ss, size_t round)
 {
     return &ss->spec->stages[ss->rounds[round].global];
@@ -53,7 +48,7 @@ enum vc_status phase_global_part(const struct session *ss, size_t round, size_t 
     const struct spec_stage *st = global_stage(ss, round);
     char *man = part_path(ss, round, part);
     if (!man)
-        return oom(err);
+        return vc_err_oom(err);
     enum vc_status rc = st->ops->reduce(st->state, &ss->ctx[round], part, err);
     if (rc < 0)
         vc_err_prefix(err, "stage '%s': reduce part %zu", st->ops->name, part);
@@ -61,7 +56,7 @@ enum vc_status phase_global_part(const struct session *ss, size_t round, size_t 
                      ? manifest_part_new(ss->spec->hash, st->ops->name, (unsigned)round, part)
                      : NULL;
     if (rc == VC_OK)
-        rc = doc ? commit_write_json(man, doc, false, err) : oom(err);
+        rc = doc ? commit_write_json(man, doc, false, err) : vc_err_oom(err);
     cJSON_Delete(doc);
     free(man);
     return rc;
@@ -132,7 +127,7 @@ static enum vc_status drops_open(const struct session *ss, size_t round, struct 
 {
     memset(o, 0, sizeof *o);
     char *path = session_work_path(ss, "r%zu-drops.jsonl", round);
-    enum vc_status rc = path ? spill_writer_open(&o->w, path, NULL, err) : oom(err);
+    enum vc_status rc = path ? spill_writer_open(&o->w, path, NULL, err) : vc_err_oom(err);
     o->open = rc == VC_OK;
     free(path);
     return rc;
@@ -211,7 +206,7 @@ static enum vc_status round_commit(const struct session *ss, size_t round, const
     VC_TRY(drops_close(drops, true, err));
     cJSON *doc = manifest_round_new(ss->spec->hash, global_stage(ss, round)->ops->name,
                                     (unsigned)round, sz, report);
-    enum vc_status rc = doc ? commit_write_json(man, doc, false, err) : oom(err);
+    enum vc_status rc = doc ? commit_write_json(man, doc, false, err) : vc_err_oom(err);
     cJSON_Delete(doc);
     return rc;
 }
@@ -225,7 +220,7 @@ static enum vc_status plan_commit(const struct session *ss, size_t round,
     char *man = session_work_path(ss, "r%zu-plan.json", round);
     struct spill_id *ids = malloc((plan->n_order + 1) * sizeof *ids);
     struct drop_out drops = { 0 };
-    enum vc_status rc = alive && order && man && ids ? VC_OK : oom(err);
+    enum vc_status rc = alive && order && man && ids ? VC_OK : vc_err_oom(err);
     for (size_t i = 0; rc == VC_OK && i < plan->n_order; i++)
         ids[i] =
             (struct spill_id){ plan->recs[plan->order[i]].unit, plan->recs[plan->order[i]].index };
@@ -304,7 +299,7 @@ static enum vc_status grow(void **v, size_t *cap, size_t need, size_t size, stru
 {
     void *p = vc_grow_array(*v, cap, need, size, 1024);
     if (!p)
-        return oom(err);
+        return vc_err_oom(err);
     *v = p;
     return VC_OK;
 }
@@ -381,7 +376,7 @@ static enum vc_status stream_commit(const struct session *ss, size_t round,
     struct stream_out o = { .ordered = carry->ordered };
     struct spill_index_writer aw;
     bool aw_open = false, ow_open = false;
-    enum vc_status rc = alive && order && man && (carried || !round) ? VC_OK : oom(err);
+    enum vc_status rc = alive && order && man && (carried || !round) ? VC_OK : vc_err_oom(err);
     if (rc == VC_OK && fflush(drops->w.f) != 0)
         rc =
             vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", drops->w.tmp, strerror(errno));
@@ -490,7 +485,7 @@ enum vc_status phase_global_plan(const struct session *ss, size_t round, struct 
         rc = st->ops->plan(st->state, &plan, err);
     uint8_t *in_order = rc == VC_OK ? calloc(rs.n + 1, 1) : NULL;
     if (rc == VC_OK && !in_order)
-        rc = oom(err);
+        rc = vc_err_oom(err);
     if (rc == VC_OK)
         rc = plan_check(&plan, in_order, st->ops->name, err);
     if (rc == VC_OK)

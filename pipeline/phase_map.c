@@ -27,11 +27,6 @@
  * a key of PLAN_MAX_KEY bytes and its dot. */
 #define PHASE_MAX_FIELD_NAME (WDS_MAX_MEMBER_NAME - PLAN_MAX_KEY - 1)
 
-static enum vc_status oom(struct vc_err *err)
-{
-    return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-}
-
 struct map_task {
     struct session *ss;
     const struct session_round *rd;
@@ -400,7 +395,7 @@ static enum vc_status open_input(struct map_task *t, struct vc_err *err)
     char *man = session_work_path(ss, "r%zu-map-%06u.json", prev, t->unit);
     char *bin = session_work_path(ss, "r%zu-map-%06u.bin", prev, t->unit);
     char *alive = session_work_path(ss, "r%zu-alive.bin", prev);
-    enum vc_status rc = man && bin && alive ? VC_OK : oom(err);
+    enum vc_status rc = man && bin && alive ? VC_OK : vc_err_oom(err);
     if (rc == VC_OK && !commit_valid(man, sp->hash, &t->prev))
         rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s is missing or names another spec",
                         man);
@@ -447,7 +442,7 @@ static enum vc_status map_task_alloc(struct map_task *t, size_t n_stages, struct
                                session_unit_file(t->ss, t->u->file));
     if (!t->tcs || !t->batch || !t->bases || !t->extras || !t->live || !t->v || !t->slots ||
         !t->st || !t->verdicts || !t->errs || !t->doc)
-        return oom(err);
+        return vc_err_oom(err);
     return VC_OK;
 }
 
@@ -514,7 +509,7 @@ enum vc_status phase_map_unit(struct session *ss, size_t round, size_t unit, str
     t.u = spec_unit(sp, unit, &t.source);
     char *bin = session_work_path(ss, "r%zu-map-%06zu.bin", round, unit);
     char *man = session_work_path(ss, "r%zu-map-%06zu.json", round, unit);
-    enum vc_status rc = bin && man ? map_task_alloc(&t, sp->n_stages, err) : oom(err);
+    enum vc_status rc = bin && man ? map_task_alloc(&t, sp->n_stages, err) : vc_err_oom(err);
     if (rc == VC_OK)
         rc = spill_writer_open(&t.spill, bin, t.u->file, err);
     size_t begun = rd->first;

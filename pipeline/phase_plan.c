@@ -38,11 +38,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static enum vc_status oom(struct vc_err *err)
-{
-    return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-}
-
 bool phase_plan_done(const struct session *ss)
 {
     char *path = session_work_path(ss, "plan.json");
@@ -56,7 +51,7 @@ enum vc_status phase_plan_read(const struct session *ss, cJSON **doc, size_t *n_
 {
     char *path = session_work_path(ss, "plan.json");
     *doc = NULL;
-    enum vc_status rc = path ? VC_OK : oom(err);
+    enum vc_status rc = path ? VC_OK : vc_err_oom(err);
     if (rc == VC_OK && !commit_valid(path, ss->spec->hash, doc))
         rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s is missing or names another spec",
                         path);
@@ -84,7 +79,7 @@ enum vc_status phase_plan_slice(const struct session *ss, size_t shard, cJSON **
     uint8_t *text = NULL;
     size_t n = 0;
     *doc = NULL;
-    enum vc_status rc = path ? spill_index_read(path, shard, &text, &n, err) : oom(err);
+    enum vc_status rc = path ? spill_index_read(path, shard, &text, &n, err) : vc_err_oom(err);
     if (rc == VC_OK)
         *doc = cJSON_ParseWithLength((const char *)text, n);
     const cJSON *h = cJSON_GetObjectItemCaseSensitive(*doc, "spec_hash");
@@ -359,7 +354,7 @@ struct slicer {
 static enum vc_status slice_flush(struct slicer *sl, struct vc_err *err)
 {
     char *text = sl->doc ? vc_utf8_json_print(sl->doc, false) : NULL;
-    enum vc_status rc = text ? spill_index_add(&sl->w, text, strlen(text), err) : oom(err);
+    enum vc_status rc = text ? spill_index_add(&sl->w, text, strlen(text), err) : vc_err_oom(err);
     free(text);
     cJSON_Delete(sl->doc);
     sl->doc = NULL;
@@ -371,7 +366,7 @@ static enum vc_status write_slices(const struct session *ss, struct extsort *ord
 {
     struct slicer sl = { .ss = ss };
     char *path = slices_path(ss);
-    enum vc_status rc = path ? spill_index_open(&sl.w, path, n_shards, err) : oom(err);
+    enum vc_status rc = path ? spill_index_open(&sl.w, path, n_shards, err) : vc_err_oom(err);
     free(path);
     VC_TRY(rc);
     rc = extsort_rewind(order, err);
@@ -404,7 +399,7 @@ static enum vc_status write_slices(const struct session *ss, struct extsort *ord
             if (sl.doc)
                 rc = slice_flush(&sl, err);
             if (rc == VC_OK && !(sl.doc = manifest_slice_new(ss->spec->hash, sl.shard, k->pos)))
-                rc = oom(err);
+                rc = vc_err_oom(err);
             sl.shard++;
         }
         struct manifest_slot s = { .unit = r.unit,
@@ -431,9 +426,9 @@ static enum vc_status cut_and_key(struct extsort *order, const struct session_ca
 {
     struct plan_cut cut = { .per_shard = carry->samples_per_shard,
                             .max_bytes = carry->shard_bytes };
-    size_t cap = 16, ns = 0;
-    size_t *st = malloc(cap * sizeof *st);
-    enum vc_status rc = st ? extsort_done(order, err) : oom(err);
+    size_t cap = 0, ns = 0;
+    size_t *st = vc_grow_array(NULL, &cap, 1, sizeof *st, 16);
+    enum vc_status rc = st ? extsort_done(order, err) : vc_err_oom(err);
     const uint8_t *p;
     size_t n;
     int got;
@@ -446,14 +441,12 @@ static enum vc_status cut_and_key(struct extsort *order, const struct session_ca
         struct prec r;
         prec_get(p, &r);
         if (plan_cut_next(&cut, r.bytes)) {
-            if (ns + 2 > cap) {
-                size_t *g = vc_realloc_array(st, cap *= 2, sizeof *g);
-                if (!g) {
-                    rc = oom(err);
-                    break;
-                }
-                st = g;
+            size_t *g = vc_grow_array(st, &cap, ns + 2, sizeof *g, 16);
+            if (!g) {
+                rc = vc_err_oom(err);
+                break;
             }
+            st = g;
             st[ns++] = pos;
         }
         uint8_t rec[PLAN_MAX_KEY + 1 + 8];
@@ -484,13 +477,13 @@ enum vc_status phase_plan(const struct session *ss, struct vc_err *err)
     enum vc_status rc = session_carry_load(ss, last, false, &carry, err);
     for (size_t i = 0; rc == VC_OK && i < 5; i++)
         if (!tmp[i])
-            rc = oom(err);
+            rc = vc_err_oom(err);
     /* The order and the key sorts are read at the same time: a third each. */
     if (rc == VC_OK)
         rc = extsort_open(&order, tmp[0], budget / 3, err);
     if (rc == VC_OK && carry.ordered) {
         char *op = session_work_path(ss, "r%zu-order.bin", last - 1);
-        rc = op ? extsort_open(&by_id, tmp[1], budget / 3, err) : oom(err);
+        rc = op ? extsort_open(&by_id, tmp[1], budget / 3, err) : vc_err_oom(err);
         if (rc == VC_OK)
             rc = order_carried(&cur, op, by_id, order, err);
         extsort_close(by_id);
@@ -504,7 +497,7 @@ enum vc_status phase_plan(const struct session *ss, struct vc_err *err)
     if (rc == VC_OK)
         rc = extsort_open(&k.repeats, tmp[3], budget / 3, err);
     if (rc == VC_OK && !(k.renamed = plan_keyset_new()))
-        rc = oom(err);
+        rc = vc_err_oom(err);
     if (rc == VC_OK && !(k.lookup_w = fopen(tmp[4], "w+b")))
         rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", tmp[4], strerror(errno));
     if (rc == VC_OK)
@@ -520,7 +513,7 @@ enum vc_status phase_plan(const struct session *ss, struct vc_err *err)
     if (rc == VC_OK) {
         cJSON *doc = manifest_plan_new(ss->spec->hash, starts, n_shards, carry.report);
         char *path = session_work_path(ss, "plan.json");
-        rc = doc && path ? commit_write_json(path, doc, false, err) : oom(err);
+        rc = doc && path ? commit_write_json(path, doc, false, err) : vc_err_oom(err);
         cJSON_Delete(doc);
         free(path);
     }

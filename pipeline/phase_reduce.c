@@ -16,11 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static enum vc_status oom(struct vc_err *err)
-{
-    return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-}
-
 /* OUT/PREFIX-NNNNNN<suffix> (owned; NULL on OOM). */
 static char *out_path(const struct spec *sp, size_t shard, const char *suffix)
 {
@@ -63,7 +58,8 @@ static enum vc_status copy_samples(struct session *ss, const struct manifest_slo
             size_t source;
             const struct source_unit *u = spec_unit(ss->spec, s->unit, &source);
             const char *src = u ? u->file : NULL;
-            rc = bin && (base || !last) ? spill_reader_open(&in, bin, base, src, err) : oom(err);
+            rc = bin && (base || !last) ? spill_reader_open(&in, bin, base, src, err)
+                                        : vc_err_oom(err);
             free(bin);
             free(base);
             in_unit = s->unit;
@@ -108,7 +104,7 @@ enum vc_status phase_reduce_shard(struct session *ss, size_t shard, struct arena
     cJSON *sdoc = NULL;
     struct manifest_slot *slots = NULL;
     size_t n = 0;
-    enum vc_status rc = path && man && per_source && names ? VC_OK : oom(err);
+    enum vc_status rc = path && man && per_source && names ? VC_OK : vc_err_oom(err);
     if (rc == VC_OK)
         rc = phase_plan_slice(ss, shard, &sdoc, err);
     if (rc == VC_OK)
@@ -136,7 +132,7 @@ enum vc_status phase_reduce_shard(struct session *ss, size_t shard, struct arena
                                     .bytes = st.n_bytes,
                                     .tar_bytes = st.n_tar_bytes };
         cJSON *doc = manifest_shard_new(sp->hash, &m, names, per_source, sp->n_sources);
-        rc = doc ? commit_write_json(man, doc, true, err) : oom(err);
+        rc = doc ? commit_write_json(man, doc, true, err) : vc_err_oom(err);
         cJSON_Delete(doc);
     }
     free(slots);

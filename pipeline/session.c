@@ -16,18 +16,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static enum vc_status oom(struct vc_err *err)
-{
-    return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-}
-
 /* Splits the stage list after each global stage. */
 static enum vc_status rounds_build(struct session *ss, struct vc_err *err)
 {
     const struct spec *sp = ss->spec;
     ss->rounds = calloc(sp->n_stages + 1, sizeof *ss->rounds);
     if (!ss->rounds)
-        return oom(err);
+        return vc_err_oom(err);
     struct session_round *rd = &ss->rounds[0];
     *rd = (struct session_round){ .first = 0, .global = -1, .batch = 1 };
     for (size_t k = 0; k < sp->n_stages; k++) {
@@ -62,7 +57,7 @@ enum vc_status session_init(struct session *ss, struct spec *spec, FILE *log, st
     VC_TRY(rounds_build(ss, err));
     ss->ctx = calloc(ss->n_rounds, sizeof *ss->ctx);
     if (!ss->ctx)
-        return oom(err);
+        return vc_err_oom(err);
     for (size_t k = 0; k < ss->n_rounds; k++) {
         ss->ctx[k] = spec->ctx;
         ss->ctx[k].round = (uint32_t)k;
@@ -147,14 +142,14 @@ static enum vc_status recs_add_unit(const struct session *ss, size_t u, cJSON *d
     for (cJSON *it = (cJSON *)(uintptr_t)manifest_unit_kept(doc); it; it = it->next) {
         struct stage_rec *v = vc_grow_array(rs->v, &rs->cap, rs->n + 1, sizeof *v, 4096);
         if (!v)
-            return oom(err);
+            return vc_err_oom(err);
         rs->v = v;
         struct stage_rec *r = &rs->v[rs->n];
         struct manifest_kept k;
         session_rec_get(ss, u, it, r, &k);
         r->extra = NULL;
         if (!(r->key = arena_strdup(rs->keys, k.key)))
-            return oom(err);
+            return vc_err_oom(err);
         rs->n++;
         if (k.extra)
             r->extra = cJSON_DetachItemViaPointer(it, (cJSON *)(uintptr_t)k.extra);
@@ -169,7 +164,7 @@ enum vc_status session_recs_load(const struct session *ss, size_t round, struct 
     rs->first = calloc(ss->n_units + 1, sizeof *rs->first);
     rs->keys = arena_new(SIZE_MAX);
     if (!rs->first || !rs->keys)
-        return oom(err);
+        return vc_err_oom(err);
     for (size_t u = 0; u < ss->n_units; u++) {
         cJSON *doc = NULL;
         rs->first[u] = rs->n;
@@ -181,7 +176,7 @@ enum vc_status session_recs_load(const struct session *ss, size_t round, struct 
     }
     rs->first[ss->n_units] = rs->n;
     if (!rs->v && !(rs->v = calloc(1, sizeof *rs->v)))
-        return oom(err);
+        return vc_err_oom(err);
     return VC_OK;
 }
 
@@ -200,12 +195,12 @@ enum vc_status session_carry_load(const struct session *ss, size_t round, bool w
     c->shard_bytes = ss->spec->shard_bytes;
     if (round == 0) {
         c->report = cJSON_CreateObject();
-        return c->report ? VC_OK : oom(err);
+        return c->report ? VC_OK : vc_err_oom(err);
     }
     char *man = session_work_path(ss, "r%zu-plan.json", round - 1);
     char *order = session_work_path(ss, "r%zu-order.bin", round - 1);
     cJSON *doc = NULL;
-    enum vc_status rc = man && order ? VC_OK : oom(err);
+    enum vc_status rc = man && order ? VC_OK : vc_err_oom(err);
     if (rc == VC_OK && !commit_valid(man, ss->spec->hash, &doc))
         rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s is missing or names another spec",
                         man);
@@ -244,7 +239,7 @@ enum vc_status session_carry_order(const struct session_carry *c, const struct s
     size_t cap = c->ordered ? c->n_order : rs->n;
     size_t *o = calloc(cap + 1, sizeof *o), k = 0;
     if (!o)
-        return oom(err);
+        return vc_err_oom(err);
     struct stage_plan p = { .recs = rs->v, .n_recs = rs->n };
     for (size_t i = 0; i < cap; i++) {
         size_t pos = c->ordered ? stage_plan_find(&p, c->order[i].unit, c->order[i].index) : i;

@@ -41,11 +41,6 @@ void spec_free(struct spec *s)
     free(s);
 }
 
-static enum vc_status oom(struct vc_err *err)
-{
-    return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-}
-
 /* "line L, column C" of byte `at` (1-based, columns in bytes), the way an
  * editor shows where to look. */
 static void text_place(const char *text, size_t at, char *buf, size_t cap)
@@ -99,7 +94,7 @@ static enum vc_status check_unique_keys(const cJSON *node, const char *path, str
     if (cJSON_IsObject(node) && n > 1) {
         const char **names = malloc(n * sizeof *names);
         if (!names)
-            return oom(err);
+            return vc_err_oom(err);
         for (const cJSON *c = node->child; c; c = c->next)
             names[i++] = c->string;
         qsort(names, n, sizeof *names, cmp_names);
@@ -244,11 +239,11 @@ static enum vc_status parse_output(struct spec *s, const cJSON *o, const struct 
     s->prefix = vc_strdup(prefix);
     s->compression = (enum wds_compression)comp;
     if (!s->out_dir || !s->prefix)
-        return oom(err);
+        return vc_err_oom(err);
     size_t n = strlen(s->out_dir) + 7;
     s->work_dir = malloc(n);
     if (!s->work_dir)
-        return oom(err);
+        return vc_err_oom(err);
     snprintf(s->work_dir, n, "%s/_work", s->out_dir);
     return VC_OK;
 }
@@ -262,7 +257,7 @@ static enum vc_status parse_sources(struct spec *s, const cJSON *arr, struct vc_
     s->sources = calloc((size_t)n, sizeof *s->sources);
     s->source_info = calloc((size_t)n, sizeof *s->source_info);
     if (!s->sources || !s->source_info)
-        return oom(err);
+        return vc_err_oom(err);
     int i = 0;
     for (const cJSON *src = arr->child; src; src = src->next, i++) {
         char where[160];
@@ -344,7 +339,7 @@ static enum vc_status parse_stages(struct spec *s, const cJSON *arr, struct vc_e
     if (!s->stages || !cfgs || !place) {
         free(cfgs);
         free(place);
-        return oom(err);
+        return vc_err_oom(err);
     }
     size_t k = 0;
     int i = 0;
@@ -422,7 +417,7 @@ static enum vc_status compute_hash(struct spec *s, struct vc_err *err)
 {
     cJSON *copy = cJSON_Duplicate(s->json, 1);
     if (!copy)
-        return oom(err);
+        return vc_err_oom(err);
     cJSON_DeleteItemFromObjectCaseSensitive(copy, "threads");
     cJSON_DeleteItemFromObjectCaseSensitive(copy, "log_interval_s");
     cJSON_DeleteItemFromObjectCaseSensitive(copy, "memory_mb");
@@ -433,7 +428,7 @@ static enum vc_status compute_hash(struct spec *s, struct vc_err *err)
     char *text = cJSON_PrintUnformatted(copy);
     cJSON_Delete(copy);
     if (!text)
-        return oom(err);
+        return vc_err_oom(err);
     sha256_hex(text, strlen(text), s->hash);
     free(text);
     return VC_OK;
@@ -448,13 +443,13 @@ enum vc_status spec_parse(const char *text, size_t n, const char *spec_dir,
                                         "memory_mb",      NULL };
     struct spec *s = calloc(1, sizeof *s);
     if (!s)
-        return oom(err);
+        return vc_err_oom(err);
     enum vc_status rc = VC_OK;
     if ((rc = parse_strict(text, n, &s->json, err)) < 0)
         goto fail;
     s->spec_dir = vc_strdup(spec_dir ? spec_dir : "");
     if (!s->spec_dir) {
-        rc = oom(err);
+        rc = vc_err_oom(err);
         goto fail;
     }
     uint64_t threads, interval, memory_mb;

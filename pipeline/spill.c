@@ -164,10 +164,7 @@ enum vc_status spill_writer_close(struct spill_writer *w, bool ok, struct vc_err
         if (ok && w->src_linked && fwrite(tr, 1, sizeof tr, w->f) != sizeof tr)
             rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "writing %s: %s", w->tmp,
                             strerror(errno));
-        if (ok && rc == VC_OK && (fflush(w->f) != 0 || fsync(fileno(w->f)) != 0))
-            rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", w->tmp, strerror(errno));
-        if (fclose(w->f) != 0 && ok && rc == VC_OK)
-            rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", w->tmp, strerror(errno));
+        rc = vc_fs_sync_close(w->f, w->tmp, ok, rc, err);
         if (ok && rc == VC_OK)
             rc = vc_fs_rename_pending(w->tmp, w->path, err);
         else

@@ -11,11 +11,6 @@
 
 static const char eod_token[] = "END_OF_DOCUMENT_TOKEN_TO_BE_REPLACED";
 
-static enum vc_status oom(struct vc_err *err)
-{
-    return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-}
-
 static const char *str_item(const cJSON *obj, const char *key)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
@@ -85,7 +80,7 @@ enum vc_status dedup_doc_open(struct dedup_doc *d, const struct sample *s, bool 
               : cJSON_IsArray(m) ? cJSON_Duplicate(m, 1)
                                  : NULL;
     if (!d->meta && cJSON_IsArray(m))
-        return oom(err);
+        return vc_err_oom(err);
     /* Used only while it lines up with the lists; otherwise left as it is. */
     if (d->meta && (!cJSON_IsArray(d->meta) || cJSON_GetArraySize(d->meta) != n)) {
         cJSON_Delete(d->meta);
@@ -120,7 +115,7 @@ static enum vc_status note(struct dedup_doc *d, struct sample *s, unsigned metho
         !cJSON_AddStringToObject(o, "reason",
                                  method < 16 && d->reason[method] ? d->reason[method] : "") ||
         !cJSON_AddNumberToObject(o, "position", position))
-        return oom(err);
+        return vc_err_oom(err);
     *rec = o;
     d->changed = true;
     return VC_OK;
@@ -148,7 +143,7 @@ static enum vc_status visit_text(struct dedup_doc *d, struct sample *s, const ch
     size_t len = strlen(text), w = 0, removed = 0;
     char *buf = malloc(len + 1);
     if (!buf)
-        return oom(err);
+        return vc_err_oom(err);
     bool kept_any = false;
     enum vc_status rc = VC_OK;
     for (const char *p = text; rc == VC_OK;) {
@@ -164,7 +159,7 @@ static enum vc_status visit_text(struct dedup_doc *d, struct sample *s, const ch
             removed++;
             rc = note(d, s, m, pos, &rec, err);
             if (rc == VC_OK && !cJSON_AddNumberToObject(rec, "bytes", (double)n))
-                rc = oom(err);
+                rc = vc_err_oom(err);
         } else if (rc == VC_OK) {
             if (kept_any)
                 buf[w++] = '\n', buf[w++] = '\n';
@@ -212,7 +207,7 @@ enum vc_status dedup_doc_visit(struct dedup_doc *d, struct sample *s, dedup_doc_
                 VC_TRY(note(d, s, m, orig, &rec, err));
                 if (!cJSON_AddStringToObject(rec, "field", im->valuestring) ||
                     (src && !cJSON_AddStringToObject(rec, "src", src)))
-                    return oom(err);
+                    return vc_err_oom(err);
                 sample_remove_field(s, im->valuestring);
                 drop = true;
             }
@@ -222,7 +217,7 @@ enum vc_status dedup_doc_visit(struct dedup_doc *d, struct sample *s, dedup_doc_
             if (kept && !kept[0])
                 drop = true;
             else if (kept && !cJSON_SetValuestring(t, kept))
-                rc = oom(err);
+                rc = vc_err_oom(err);
             free(kept);
             VC_TRY(rc);
         }
@@ -247,12 +242,12 @@ enum vc_status dedup_doc_store(struct dedup_doc *d, struct sample *s, struct vc_
         free(text);
         if (!item || !cJSON_ReplaceItemInObjectCaseSensitive(d->json, "metadata", item)) {
             cJSON_Delete(item);
-            return oom(err);
+            return vc_err_oom(err);
         }
     }
     char *json = cJSON_PrintUnformatted(d->json);
     if (!json)
-        return oom(err);
+        return vc_err_oom(err);
     enum vc_status rc = sample_set_field(s, "json", json, strlen(json), err);
     free(json);
     return rc;

@@ -263,12 +263,7 @@ enum vc_status dedup_reduce_part(char *const *paths, size_t n_paths, uint32_t pa
         rc = group_end(&r, err);
     if (rc == VC_OK && edits_path)
         rc = write_edits(&r, edits_path, err);
-    if (r.out) {
-        if (rc == VC_OK && (fflush(r.out) != 0 || fsync(fileno(r.out)) != 0))
-            rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", tmp, strerror(errno));
-        if (fclose(r.out) != 0 && rc == VC_OK)
-            rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", tmp, strerror(errno));
-    }
+    rc = vc_fs_sync_close(r.out, tmp, true, rc, err);
     if (rc == VC_OK)
         rc = vc_fs_rename_pending(tmp, edges_path, err);
     extsort_close(r.edits);

@@ -122,7 +122,7 @@ enum vc_status dedup_sig_run(const char *path, unsigned part_bits, uint32_t part
     out->n = off[1] - off[0];
     out->path = vc_strdup(path);
     if (!out->path)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     return VC_OK;
 }
 
@@ -172,7 +172,7 @@ enum vc_status dedup_sig_stream_open(struct dedup_sig_stream *w, const char *pat
     w->tmp = malloc(len + 5);
     if (!w->path || !w->tmp) {
         dedup_sig_stream_close(w, false, err);
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     }
     memcpy(w->tmp, path, len);
     memcpy(w->tmp + len, ".tmp", 5);
@@ -209,10 +209,7 @@ enum vc_status dedup_sig_stream_close(struct dedup_sig_stream *w, bool commit, s
         if (commit && (fflush(w->f) != 0 ||
                        pwrite(fileno(w->f), head, sizeof head, 0) != (ssize_t)sizeof head))
             rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", w->tmp, strerror(errno));
-        if (commit && rc == VC_OK && fsync(fileno(w->f)) != 0)
-            rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", w->tmp, strerror(errno));
-        if (fclose(w->f) != 0 && rc == VC_OK && commit)
-            rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", w->tmp, strerror(errno));
+        rc = vc_fs_sync_close(w->f, w->tmp, commit, rc, err);
         if (commit && rc == VC_OK)
             rc = vc_fs_rename_pending(w->tmp, w->path, err);
         else
@@ -251,7 +248,7 @@ enum vc_status dedup_sig_range(const char *path, uint64_t lo, uint64_t hi, struc
             break;
         struct dedup_sig *p = vc_grow_array(*v, cap, *n + 1, sizeof *p, 64);
         if (!p) {
-            rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+            rc = vc_err_oom(err);
             break;
         }
         *v = p;

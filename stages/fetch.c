@@ -159,7 +159,7 @@ enum vc_status fetch_cfg_parse(const cJSON *obj, const char *where, const char *
     if (!obj)
         obj = empty = cJSON_CreateObject();
     if (!obj)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     char w[300];
     snprintf(w, sizeof w, "%s: fetch", where);
     uint64_t conc, per_host, retries, redirects, max_bytes;
@@ -200,7 +200,7 @@ enum vc_status fetch_cfg_parse(const cJSON *obj, const char *where, const char *
     for (size_t i = 0; rc == VC_OK && i < n_resolve; i++) {
         struct curl_slist *g = lc.curl_slist_append(cfg->resolve, resolve[i]);
         if (!g)
-            rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+            rc = vc_err_oom(err);
         else
             cfg->resolve = g;
     }
@@ -226,20 +226,19 @@ enum vc_status fetch_cfg_parse(const cJSON *obj, const char *where, const char *
         if (cfg->token)
             lower(cfg->token);
         if (rc == VC_OK && (!cfg->user_agent || (token && !cfg->token)))
-            rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+            rc = vc_err_oom(err);
     }
     if (rc == VC_OK && ca) {
         cfg->ca_file = src_path_join(spec_dir, ca);
         if (!cfg->ca_file)
-            rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+            rc = vc_err_oom(err);
         else if (access(cfg->ca_file, R_OK) != 0)
             rc = vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "%s: fetch.ca_file '%s': %s", where,
                             cfg->ca_file, strerror(errno));
     }
     if (rc == VC_OK && optout) {
         char *p = src_path_join(spec_dir, optout);
-        rc = p ? load_optout(cfg, where, p, err)
-               : vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        rc = p ? load_optout(cfg, where, p, err) : vc_err_oom(err);
         free(p);
     }
     /* Once, at spec load, before any worker thread exists. */
@@ -650,7 +649,7 @@ static enum vc_status assign_hosts(struct fetch_run *r, size_t *pending, struct 
     size_t *ord = calloc(r->n ? r->n : 1, sizeof *ord);
     enum vc_status rc = VC_OK;
     if (!hosts || !ord)
-        rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        rc = vc_err_oom(err);
     size_t k = 0;
     for (size_t i = 0; rc == VC_OK && i < r->n; i++) {
         if (!r->urls[i]) {
@@ -695,7 +694,7 @@ enum vc_status fetch_run(const struct fetch_cfg *cfg, char *const *urls, size_t 
     CURLM *m = lc.curl_multi_init();
     enum vc_status rc = VC_OK;
     if (!r.host || !r.busy || !r.ready_at || !r.state || !r.slots || !m)
-        rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        rc = vc_err_oom(err);
     for (size_t s = 0; rc == VC_OK && s < cfg->concurrency; s++) {
         r.slots[s].idx = SIZE_MAX;
         r.slots[s].run = &r;
@@ -779,7 +778,7 @@ enum vc_status fetch_spool_read(int spool_fd, const struct fetch_result *res, ui
     if (res->len > *cap) {
         uint8_t *g = realloc(*buf, (size_t)res->len);
         if (!g)
-            return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+            return vc_err_oom(err);
         *buf = g;
         *cap = (size_t)res->len;
     }

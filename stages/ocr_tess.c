@@ -41,7 +41,7 @@ enum vc_status ocr_tess_new(const char *lang, struct ocr_tess **out, struct vc_e
     struct ocr_tess *t = calloc(1, sizeof *t);
     if (!t || !(t->api = tess.TessBaseAPICreate())) {
         free(t);
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     }
     /* Tesseract reports a missing language on stderr; the message we
      * return names it too. */
@@ -94,7 +94,7 @@ enum vc_status ocr_tess_text(struct ocr_tess *t, const uint8_t *data, size_t siz
         return vc_err_set(err, VC_ESAMPLE, VC_REASON_engine_error, "tesseract recognised nothing");
     *text = vc_strdup(out);
     tess.TessDeleteText(out);
-    return *text ? VC_OK : vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+    return *text ? VC_OK : vc_err_oom(err);
 }
 
 void ocr_tess_version(char *out, size_t cap)

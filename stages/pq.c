@@ -385,7 +385,7 @@ static enum vc_status parse_schema(struct tr *t, struct pq_file *f, struct vc_er
     /* Names live in the footer, so their total is below its size. */
     f->names = malloc((size_t)(t->end - t->p) + f->n_cols + 1);
     if (!f->cols || !f->names)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     size_t used = 0;
     for (size_t i = 0; i < f->n_cols; i++) {
         struct pq_schema_el e;
@@ -575,7 +575,7 @@ static enum vc_status parse_row_groups(struct tr *t, struct pq_file *f, struct v
     f->rgs = calloc(n ? (size_t)n : 1, sizeof *f->rgs);
     f->chunks = calloc(total ? total : 1, sizeof *f->chunks);
     if (!f->rgs || !f->chunks)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     f->n_rgs = (size_t)n;
     for (size_t g = 0; g < f->n_rgs; g++) {
         f->rgs[g].chunks = f->chunks + g * f->n_cols;
@@ -630,7 +630,7 @@ enum vc_status pq_open_mem(const uint8_t *data, size_t size, const char *label,
     struct pq_file *f = calloc(1, sizeof *f);
     if (!f || !(f->label = vc_strdup(label))) {
         free(f);
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     }
     f->data = data;
     f->size = size;
@@ -843,13 +843,17 @@ static enum vc_status cur_refuse(struct pq_cursor *c, struct vc_err *err, const 
                       c->cd->name, feature, name);
 }
 
+/* A page or dictionary scratch buffer grows to exactly the largest size
+ * seen so far, not along vc_grow_array's doubling: it is refilled whole for
+ * each page, never appended to, and doubling a 64 MiB page would hold up to
+ * twice the bytes any page needs. */
 static enum vc_status grow(uint8_t **buf, size_t *cap, size_t want, struct vc_err *err)
 {
     if (want <= *cap)
         return VC_OK;
     uint8_t *g = realloc(*buf, want);
     if (!g)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     *buf = g;
     *cap = want;
     return VC_OK;
@@ -980,10 +984,10 @@ static enum vc_status read_dict(struct pq_cursor *c, const uint8_t *src, size_t 
     /* Every dictionary value takes at least one byte. */
     if (nvals < 0 || (uint64_t)nvals > size)
         return cur_bad(c, err, "dictionary claims more values than its bytes hold");
-    if ((size_t)nvals > c->dict_alloc) {
+    if ((size_t)nvals > c->dict_alloc) { /* exact, like grow(): rebuilt per dictionary */
         struct pq_value *g = vc_realloc_array(c->dict, (size_t)nvals, sizeof *g);
         if (!g)
-            return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+            return vc_err_oom(err);
         c->dict = g;
         c->dict_alloc = (size_t)nvals;
     }
@@ -1166,7 +1170,7 @@ enum vc_status pq_cursor_open(struct pq_file *f, size_t column, uint64_t first,
                           column);
     struct pq_cursor *c = calloc(1, sizeof *c);
     if (!c)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     c->f = f;
     c->col = column;
     c->cd = &f->cols[column];

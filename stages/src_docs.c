@@ -73,7 +73,7 @@ static enum vc_status docs_create(const cJSON *cfg, const char *where, const str
     VC_TRY(stage_cfg_u64(cfg, where, "records_per_unit", 200, 1, UINT32_MAX, &per_unit, err));
     struct src_docs *d = calloc(1, sizeof *d);
     if (!d)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     d->path = src_path_join(ctx->spec_dir, path);
     d->images_dir = src_path_join(ctx->spec_dir, dir);
     d->key_field = vc_strdup(kf);
@@ -83,7 +83,7 @@ static enum vc_status docs_create(const cJSON *cfg, const char *where, const str
     d->ctx = ctx;
     enum vc_status rc = VC_OK;
     if (!d->path || !d->images_dir || !d->key_field)
-        rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        rc = vc_err_oom(err);
     if (rc == VC_OK && fetch) {
         rc = fetch_cfg_parse(fetch, where, ctx->spec_dir, ctx->limits->max_entry_bytes, &d->fetch,
                              err);
@@ -142,7 +142,7 @@ static enum vc_status prefetch(const struct src_docs *d, struct docs_cursor *c,
         /* One more for the end offset stored after the last record. */
         size_t *g = vc_grow_array(c->rec_first, &rcap, c->n_recs + 2, sizeof *g, 64);
         if (!g) {
-            rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+            rc = vc_err_oom(err);
             break;
         }
         c->rec_first = g;
@@ -161,7 +161,7 @@ static enum vc_status prefetch(const struct src_docs *d, struct docs_cursor *c,
     if (rc == VC_OK && c->rec_first)
         c->rec_first[c->n_recs] = n;
     if (rc == VC_OK && !(c->res = calloc(n ? n : 1, sizeof *c->res)))
-        rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        rc = vc_err_oom(err);
     for (size_t i = 0; rc == VC_OK && i < n; i++)
         if (fetch_opted_out(&d->fetch, urls[i])) {
             c->res[i].reason = VC_REASON_opted_out;
@@ -185,7 +185,7 @@ static enum vc_status docs_open(void *state, const struct source_unit *u, void *
     const struct src_docs *d = state;
     struct docs_cursor *c = calloc(1, sizeof *c);
     if (!c)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     c->spool = -1;
     void *lc = NULL;
     enum vc_status rc = lines_cursor_open(d, u, LINES_JSONL, d->max_record, &lc, err);
@@ -282,7 +282,7 @@ static enum vc_status load_images_aligned(struct docs_cursor *dc, struct sample 
             rc = src_image_format(c->buf, n, im->valuestring, &f, &e);
         if (rc < 0) {
             if (!dropped && !(dropped = cJSON_AddArrayToObject(doc, "dropped_images")))
-                return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+                return vc_err_oom(err);
             cJSON *o = cJSON_CreateObject();
             cJSON_AddItemToArray(dropped, o);
             cJSON_AddNumberToObject(o, "index", orig);
@@ -333,7 +333,7 @@ static enum vc_status store_metadata(cJSON *doc, cJSON *list, struct vc_err *err
     }
     if (!item || !cJSON_ReplaceItemInObjectCaseSensitive(doc, "metadata", item)) {
         cJSON_Delete(item);
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     }
     return VC_OK;
 }
@@ -371,7 +371,7 @@ static enum vc_status docs_next(void *cursor, struct sample *s, struct vc_err *e
         rc = load_images(dc, s, doc, texts, images, err);
     char *json = rc == VC_OK ? cJSON_PrintUnformatted(doc) : NULL;
     if (rc == VC_OK && !json)
-        rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        rc = vc_err_oom(err);
     if (rc == VC_OK)
         rc = sample_add_field(s, "json", json, strlen(json), err);
     free(json);

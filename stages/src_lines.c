@@ -49,7 +49,7 @@ enum vc_status lines_open(const char *path, enum lines_format fmt, uint64_t begi
     struct lines_reader *r = calloc(1, sizeof *r);
     if (!r || !(r->path = vc_strdup(path))) {
         free(r);
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     }
     r->f = fopen(path, "rb");
     if (!r->f || fseeko(r->f, (off_t)begin, SEEK_SET) != 0) {
@@ -126,7 +126,7 @@ enum vc_status lines_next(struct lines_reader *r, char **rec, size_t *len, struc
                           "record at byte %llu is longer than %llu bytes",
                           (unsigned long long)start, (unsigned long long)r->max);
     if (!r->buf.data && vc_buf_append(&r->buf, "", 0) != 0)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     *rec = r->buf.data;
     *len = r->buf.len;
     return VC_OK;
@@ -160,7 +160,7 @@ enum vc_status lines_split(const char *path, enum lines_format f, uint64_t begin
     struct lines_reader *r;
     VC_TRY(lines_open(path, f, 0, UINT64_MAX, 0, &r, err));
     struct source_unit *u = NULL;
-    size_t nu = 0;
+    size_t nu = 0, cap = 0;
     uint64_t start = 0, records = 0;
     bool too_long;
     int k;
@@ -168,14 +168,12 @@ enum vc_status lines_split(const char *path, enum lines_format f, uint64_t begin
     while ((k = scan(r, false, &start, &too_long)) > 0) {
         if (start < begin || records++ % per_unit)
             continue;
-        if ((nu & (nu - 1)) == 0) {
-            struct source_unit *g = vc_realloc_array(u, nu ? nu * 2 : 1, sizeof *g);
-            if (!g) {
-                rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-                break;
-            }
-            u = g;
+        struct source_unit *g = vc_grow_array(u, &cap, nu + 1, sizeof *g, 16);
+        if (!g) {
+            rc = vc_err_oom(err);
+            break;
         }
+        u = g;
         if (nu)
             u[nu - 1].end = start;
         u[nu] = (struct source_unit){
@@ -186,7 +184,7 @@ enum vc_status lines_split(const char *path, enum lines_format f, uint64_t begin
             .first_line = r->rec_nl + 1,
         };
         if (!u[nu++].file) {
-            rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+            rc = vc_err_oom(err);
             break;
         }
     }
@@ -246,7 +244,7 @@ enum vc_status lines_read_header(const char *path, enum lines_format f, uint64_t
     if (rc == VC_OK) {
         *header = vc_strndup(rec, len);
         if (!*header)
-            rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+            rc = vc_err_oom(err);
     } else if (rc == VC_EOF) {
         rc =
             vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "%s: %s has no header row", where, path);
@@ -265,7 +263,7 @@ enum vc_status lines_cursor_open(const void *src, const struct source_unit *u, e
 {
     struct lines_cursor *c = calloc(1, sizeof *c);
     if (!c)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     c->src = src;
     c->u = u;
     enum vc_status rc = lines_open(u->file, f, u->begin, u->end, max_record, &c->r, err);

@@ -86,7 +86,7 @@ static enum vc_status pairs_create(const cJSON *cfg, const char *where, const st
     VC_TRY(stage_cfg_u64(cfg, where, "records_per_unit", 1000, 1, UINT32_MAX, &per_unit, err));
     struct src_pairs *p = calloc(1, sizeof *p);
     if (!p)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     p->list = src_path_join(ctx->spec_dir, list);
     p->images_dir = src_path_join(ctx->spec_dir, dir);
     p->image_col = ic ? vc_strdup(ic) : NULL;
@@ -97,7 +97,7 @@ static enum vc_status pairs_create(const cJSON *cfg, const char *where, const st
     enum vc_status rc = VC_OK;
     if (!p->list || !p->images_dir || (ic && !p->image_col) || (cc && !p->caption_col) ||
         (kc && !p->key_col))
-        rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        rc = vc_err_oom(err);
     if (rc == VC_OK)
         rc = src_check_spec_paths("list", p->list, p->images_dir, ctx, err);
     if (rc == VC_OK) {
@@ -156,7 +156,7 @@ static enum vc_status record_object(const struct src_pairs *p, char *rec, size_t
     for (size_t i = 0; *out && i < nf; i++)
         if (!cJSON_GetObjectItemCaseSensitive(*out, p->cols[i]))
             cJSON_AddStringToObject(*out, p->cols[i], fields[i]);
-    return *out ? VC_OK : vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+    return *out ? VC_OK : vc_err_oom(err);
 }
 
 /* Detaches the string (or number, as text) under the first matching name. */
@@ -212,7 +212,7 @@ static enum vc_status build(struct lines_cursor *c, struct sample *s, cJSON *obj
     cJSON_AddStringToObject(obj, "image_path", image);
     char *json = cJSON_PrintUnformatted(obj);
     if (!json) {
-        rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        rc = vc_err_oom(err);
         goto out;
     }
     if ((rc = sample_add_field(s, img_format_ext(f), c->buf, n, err)) == VC_OK && caption)

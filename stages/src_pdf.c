@@ -55,11 +55,6 @@ struct pdf_cursor {
     struct vc_buf png;
 };
 
-static enum vc_status oom(struct vc_err *err)
-{
-    return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-}
-
 static void pdf_destroy(void *state)
 {
     struct src_pdf *p = state;
@@ -77,7 +72,7 @@ static enum vc_status pdf_create(const cJSON *cfg, const char *where, const stru
     VC_TRY(stage_cfg_check_keys(cfg, where, keys, err));
     struct src_pdf *p = calloc(1, sizeof *p);
     if (!p)
-        return oom(err);
+        return vc_err_oom(err);
     p->max_pixels = ctx->limits->max_pixels;
     p->max_side = ctx->limits->max_side;
     p->max_entry = ctx->limits->max_entry_bytes;
@@ -92,9 +87,9 @@ static enum vc_status pdf_create(const cJSON *cfg, const char *where, const stru
     if (rc >= 0 && !urls)
         rc = vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "%s: key 'urls' is required", where);
     if (rc >= 0)
-        rc = src_urls_expand(urls, where, ctx, &paths, &n, err);
+        rc = src_urls_expand(urls, where, "urls", ctx, &paths, &n, err);
     if (rc >= 0 && !(p->units = calloc(n + 1, sizeof *p->units)))
-        rc = oom(err);
+        rc = vc_err_oom(err);
     for (size_t i = 0; rc >= 0 && i < n; i++) {
         p->units[i].file = paths[i];
         paths[i] = NULL;
@@ -140,7 +135,7 @@ static enum vc_status pdf_open(void *state, const struct source_unit *u, void **
     const struct src_pdf *p = state;
     struct pdf_cursor *c = calloc(1, sizeof *c);
     if (!c)
-        return oom(err);
+        return vc_err_oom(err);
     c->src = p;
     c->u = u;
     vc_buf_init(&c->png, (size_t)p->max_entry);
@@ -200,7 +195,7 @@ static enum vc_status render(struct pdf_cursor *c, PopplerPage *page, double w_p
     cairo_surface_t *surf = pdf_lib.cairo_image_surface_create(CAIRO_FORMAT_RGB24, (int)w, (int)h);
     if (pdf_lib.cairo_surface_status(surf) != CAIRO_STATUS_SUCCESS) {
         pdf_lib.cairo_surface_destroy(surf);
-        return oom(err);
+        return vc_err_oom(err);
     }
     cairo_t *cr = pdf_lib.cairo_create(surf);
     pdf_lib.cairo_set_source_rgb(cr, 1, 1, 1);
@@ -252,7 +247,7 @@ static enum vc_status pdf_next(void *cursor, struct sample *s, struct vc_err *er
             cJSON_AddNumberToObject(js, "height_pt", h_pt))
             text = cJSON_PrintUnformatted(js);
         cJSON_Delete(js);
-        rc = text ? sample_add_field(s, "json", text, strlen(text), err) : oom(err);
+        rc = text ? sample_add_field(s, "json", text, strlen(text), err) : vc_err_oom(err);
         free(text);
     }
     c->page++;

@@ -51,7 +51,7 @@ struct src_urls {
     struct fetch_cfg fetch;
     struct source_unit *units;
     uint32_t *unit_file; /* file index per unit */
-    size_t n;
+    size_t n, units_cap, unit_file_cap;
 };
 
 static void urls_destroy(void *state)
@@ -105,13 +105,20 @@ static enum vc_status map_columns(struct src_urls *p, struct urls_file *f, char 
 static enum vc_status add_units(struct src_urls *p, struct source_unit *u, size_t nu, uint32_t file,
                                 struct vc_err *err)
 {
-    struct source_unit *g = vc_realloc_array(p->units, p->n + nu ? p->n + nu : 1, sizeof *g);
-    uint32_t *gf = g ? vc_realloc_array(p->unit_file, p->n + nu ? p->n + nu : 1, sizeof *gf) : NULL;
+    if (nu == 0) {
+        free(u);
+        return VC_OK;
+    }
+    /* Doubling, not the exact sum: a urls list of thousands of files would
+     * otherwise copy every unit so far once per file. */
+    struct source_unit *g = vc_grow_array(p->units, &p->units_cap, p->n + nu, sizeof *g, 16);
+    uint32_t *gf =
+        g ? vc_grow_array(p->unit_file, &p->unit_file_cap, p->n + nu, sizeof *gf, 16) : NULL;
     if (g)
         p->units = g;
     if (!g || !gf) {
         src_units_free(u, nu);
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     }
     p->unit_file = gf;
     memcpy(p->units + p->n, u, nu * sizeof *u);
@@ -142,13 +149,13 @@ static enum vc_status parquet_units(struct src_urls *p, struct urls_file *f, uin
     size_t nu = (size_t)((rows + per_unit - 1) / per_unit);
     struct source_unit *u = calloc(nu ? nu : 1, sizeof *u);
     if (!u)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     for (size_t i = 0; i < nu; i++) {
         u[i].begin = u[i].first_record = i * per_unit;
         u[i].end = u[i].begin + per_unit < rows ? u[i].begin + per_unit : rows;
         if (!(u[i].file = vc_strdup(f->path))) {
             src_units_free(u, nu);
-            return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+            return vc_err_oom(err);
         }
     }
     return add_units(p, u, nu, fi, err);
@@ -204,7 +211,7 @@ static enum vc_status urls_setup(struct src_urls *p, const cJSON *cfg, const cha
     p->url_col = vc_strdup(uc);
     p->caption_col = vc_strdup(cc ? cc : "caption");
     if (!p->url_col || !p->caption_col)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     const cJSON *save = cJSON_GetObjectItemCaseSensitive(cfg, "save_cols");
     if (save && !cJSON_IsNull(save)) {
         if (!cJSON_IsArray(save) || cJSON_GetArraySize(save) > URLS_MAX_SAVE)
@@ -216,7 +223,7 @@ static enum vc_status urls_setup(struct src_urls *p, const cJSON *cfg, const cha
                 return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
                                   "%s: 'save_cols' entries must be strings", where);
             if (!(p->save[p->n_save++] = vc_strdup(it->valuestring)))
-                return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+                return vc_err_oom(err);
         }
     }
     VC_TRY(fetch_cfg_parse(cJSON_GetObjectItemCaseSensitive(cfg, "fetch"), where, ctx->spec_dir,
@@ -226,11 +233,11 @@ static enum vc_status urls_setup(struct src_urls *p, const cJSON *cfg, const cha
     const cJSON *files = cJSON_GetObjectItemCaseSensitive(cfg, "files");
     if (!files)
         return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "%s: key 'files' is required", where);
-    VC_TRY(src_urls_expand(files, where, ctx, &paths, &np, err));
+    VC_TRY(src_urls_expand(files, where, "files", ctx, &paths, &np, err));
     p->files = calloc(np ? np : 1, sizeof *p->files);
     if (!p->files) {
         src_paths_free(paths, np);
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     }
     for (size_t i = 0; i < np; i++)
         p->files[i].path = paths[i], paths[i] = NULL;
@@ -254,7 +261,7 @@ static enum vc_status urls_create(const cJSON *cfg, const char *where, const str
     VC_TRY(stage_cfg_check_keys(cfg, where, keys, err));
     struct src_urls *p = calloc(1, sizeof *p);
     if (!p)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     p->ctx = ctx;
     p->max_record = ctx->limits->max_json_bytes;
     p->max_text = ctx->limits->max_text_bytes;
@@ -316,7 +323,7 @@ static struct urls_row *new_row(struct urls_cursor *c, struct vc_err *err)
 {
     struct urls_row *g = vc_grow_array(c->rows, &c->cap, c->n + 1, sizeof *g, 256);
     if (!g) {
-        vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        vc_err_oom(err);
         return NULL;
     }
     c->rows = g;
@@ -324,7 +331,7 @@ static struct urls_row *new_row(struct urls_cursor *c, struct vc_err *err)
     memset(r, 0, sizeof *r);
     r->meta = cJSON_CreateObject();
     if (!r->meta)
-        vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        vc_err_oom(err);
     return r->meta ? r : NULL;
 }
 
@@ -495,7 +502,7 @@ static enum vc_status urls_open(void *state, const struct source_unit *u, void *
     const struct urls_file *f = &p->files[p->unit_file[u - p->units]];
     struct urls_cursor *c = calloc(1, sizeof *c);
     if (!c)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     c->p = p;
     c->u = u;
     c->spool = -1;
@@ -511,7 +518,7 @@ static enum vc_status urls_open(void *state, const struct source_unit *u, void *
         c->res = calloc(c->n ? c->n : 1, sizeof *c->res);
         urls = calloc(c->n ? c->n : 1, sizeof *urls);
         if (!c->res || !urls)
-            rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+            rc = vc_err_oom(err);
     }
     for (size_t i = 0; rc == VC_OK && i < c->n; i++) {
         struct urls_row *r = &c->rows[i];
@@ -568,12 +575,11 @@ static enum vc_status urls_next(void *cursor, struct sample *s, struct vc_err *e
                           res->content_type[0] ? res->content_type : "no content type");
     cJSON *meta = cJSON_Duplicate(r->meta, 1);
     if (!meta || !cJSON_AddStringToObject(meta, "url", r->url))
-        return cJSON_Delete(meta),
-               vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return cJSON_Delete(meta), vc_err_oom(err);
     char *json = cJSON_PrintUnformatted(meta);
     cJSON_Delete(meta);
     if (!json)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     enum vc_status rc = sample_add_field(s, img_format_ext(fmt), c->buf, (size_t)res->len, err);
     if (rc == VC_OK && r->caption)
         rc = sample_add_field(s, "txt", r->caption, strlen(r->caption), err);

@@ -28,10 +28,10 @@ enum vc_status src_strv_push(char ***v, size_t *n, size_t *cap, const char *s, s
 {
     char **g = vc_grow_array(*v, cap, *n + 1, sizeof *g, 16);
     if (!g)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     *v = g;
     if (!((*v)[*n] = vc_strdup(s)))
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     (*n)++;
     return VC_OK;
 }
@@ -47,26 +47,34 @@ enum vc_status src_load_error(enum vc_status rc, const char *where, struct vc_er
 {
     if (rc == VC_ESHARD)
         err->status = VC_EUSAGE, err->reason = VC_REASON_bad_spec;
+    /* The key readers and the column checks name the source already. */
+    size_t n = strlen(where);
+    if (strncmp(err->msg, where, n) == 0 && err->msg[n] == ':')
+        return err->status;
     return vc_err_prefix(err, "%s", where);
 }
 
 static enum vc_status push(char ***paths, size_t *n, char *p, struct vc_err *err)
 {
     if (!p)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     if (*n >= SRC_MAX_EXPANSION) {
         free(p);
         return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
                           "pattern expands to more than %d paths", SRC_MAX_EXPANSION);
     }
-    if ((*n & (*n - 1)) == 0) { /* grow at powers of two */
-        char **g = vc_realloc_array(*paths, *n ? *n * 2 : 1, sizeof *g);
-        if (!g) {
-            free(p);
-            return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-        }
-        *paths = g;
+    /* The list's capacity is not kept (src_brace_expand's callers hand over
+     * only the array and its count): it is the power of two at or above n,
+     * the series vc_grow_array doubles through from 1, so the array is full
+     * exactly when n is 0 or a power of two (otherwise any cap above n
+     * says "not full"). */
+    size_t cap = (*n & (*n - 1)) == 0 ? *n : SIZE_MAX;
+    char **g = vc_grow_array(*paths, &cap, *n + 1, sizeof *g, 1);
+    if (!g) {
+        free(p);
+        return vc_err_oom(err);
     }
+    *paths = g;
     (*paths)[(*n)++] = p;
     return VC_OK;
 }
@@ -78,7 +86,7 @@ static enum vc_status expand_with(const char *prefix, size_t np, const char *alt
     size_t nr = strlen(rest);
     char *s = malloc(np + na + nr + 1);
     if (!s)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     memcpy(s, prefix, np);
     memcpy(s + np, alt, na);
     memcpy(s + np + na, rest, nr + 1);
@@ -162,8 +170,9 @@ char *src_path_join(const char *base_dir, const char *path)
     return s;
 }
 
-enum vc_status src_urls_expand(const cJSON *urls, const char *where, const struct stage_ctx *ctx,
-                               char ***paths, size_t *n, struct vc_err *err)
+enum vc_status src_urls_expand(const cJSON *urls, const char *where, const char *key,
+                               const struct stage_ctx *ctx, char ***paths, size_t *n,
+                               struct vc_err *err)
 {
     char **raw = NULL;
     size_t n_raw = 0;
@@ -199,7 +208,7 @@ enum vc_status src_urls_expand(const cJSON *urls, const char *where, const struc
     if (rc < 0) {
         src_paths_free(*paths, *n);
         *paths = NULL, *n = 0;
-        vc_err_prefix(err, "%s: key 'urls'", where);
+        vc_err_prefix(err, "%s: key '%s'", where, key);
     }
     return rc;
 }
@@ -325,7 +334,7 @@ enum vc_status src_read_file(const char *dir, const char *rel, uint64_t max_byte
                           "image path '%s' is absolute or leaves the images folder", rel);
     char *path = src_path_join(dir, rel);
     if (!path)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     enum vc_status rc = VC_OK;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     struct stat st;
@@ -347,7 +356,7 @@ enum vc_status src_read_file(const char *dir, const char *rel, uint64_t max_byte
         if (want > *cap || !*buf) {
             uint8_t *g = realloc(*buf, want ? want : 1);
             if (!g)
-                rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+                rc = vc_err_oom(err);
             else
                 *buf = g, *cap = want;
         }

@@ -25,11 +25,12 @@ enum { SRC_MAX_EXPANSION = 1000000 };
  * their first bound.  VC_EUSAGE bad_spec on an unbalanced or too large
  * pattern. */
 enum vc_status src_brace_expand(const char *pattern, char ***paths, size_t *n, struct vc_err *err);
-/* "urls" as a string or an array of strings, expanded in order and each
- * resolved against ctx->spec_dir; unless ctx->inputs_checked, every path
- * must exist and not be a folder (src_check_path).  Errors name `where`
- * and the key, and leave nothing in (*paths, *n). */
-enum vc_status src_urls_expand(const struct cJSON *urls, const char *where,
+/* The source's key `key` ("urls", "files") as a string or an array of
+ * strings, expanded in order and each resolved against ctx->spec_dir;
+ * unless ctx->inputs_checked, every path must exist and not be a folder
+ * (src_check_path).  Errors name `where` and the key, and leave nothing in
+ * (*paths, *n). */
+enum vc_status src_urls_expand(const struct cJSON *urls, const char *where, const char *key,
                                const struct stage_ctx *ctx, char ***paths, size_t *n,
                                struct vc_err *err);
 void src_paths_free(char **paths, size_t n);
@@ -88,7 +89,8 @@ void src_units_free(struct source_unit *units, size_t n);
 
 /* For a create that failed with rc (< 0, err filled): at spec load an
  * unreadable input (VC_ESHARD) is a spec problem, so that becomes
- * VC_EUSAGE bad_spec.  Prefixes `where`; returns err->status. */
+ * VC_EUSAGE bad_spec.  Prefixes `where` unless the message starts with it
+ * already; returns err->status. */
 enum vc_status src_load_error(enum vc_status rc, const char *where, struct vc_err *err);
 
 #endif

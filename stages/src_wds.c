@@ -36,14 +36,14 @@ static enum vc_status wds_create(const cJSON *cfg, const char *where, const stru
         return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "%s: key 'urls' is required", where);
     char **paths = NULL;
     size_t n = 0;
-    VC_TRY(src_urls_expand(urls, where, ctx, &paths, &n, err));
+    VC_TRY(src_urls_expand(urls, where, "urls", ctx, &paths, &n, err));
     struct src_wds *w = calloc(1, sizeof *w);
     if (w)
         w->units = calloc(n, sizeof *w->units);
     if (!w || !w->units) {
         free(w);
         src_paths_free(paths, n);
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     }
     for (size_t i = 0; i < n; i++)
         w->units[i].file = paths[i]; /* ownership moves */

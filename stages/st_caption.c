@@ -53,11 +53,6 @@ struct caption_task {
     struct ocr_tess *tess;
 };
 
-static enum vc_status oom(struct vc_err *err)
-{
-    return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-}
-
 static void caption_destroy(void *state)
 {
     struct st_caption *st = state;
@@ -106,14 +101,14 @@ static enum vc_status parse_prompt(struct st_caption *st, const cJSON *cfg, stru
                           "<image> (the image goes first)",
                           st->where);
     st->prompt = vc_strdup(text);
-    return st->prompt ? VC_OK : oom(err);
+    return st->prompt ? VC_OK : vc_err_oom(err);
 }
 
 static enum vc_status build_provenance(struct st_caption *st, struct vc_err *err)
 {
     cJSON *p = st->provenance = cJSON_CreateObject();
     if (!p)
-        return oom(err);
+        return vc_err_oom(err);
     bool ok = true;
     if (st->model) {
         struct idf2_model_info info;
@@ -135,7 +130,7 @@ static enum vc_status build_provenance(struct st_caption *st, struct vc_err *err
         ok =
             cJSON_AddStringToObject(p, "engine", v) && cJSON_AddStringToObject(p, "lang", st->lang);
     }
-    return ok ? VC_OK : oom(err);
+    return ok ? VC_OK : vc_err_oom(err);
 }
 
 /* The engine context: a slot per request of a batch, each as long as the
@@ -177,7 +172,7 @@ static enum vc_status caption_create_kind(const cJSON *cfg, const struct stage_c
     VC_TRY(stage_cfg_check_keys(cfg, where, keys, err));
     struct st_caption *st = calloc(1, sizeof *st);
     if (!st)
-        return oom(err);
+        return vc_err_oom(err);
     st->where = where;
     st->ocr = ocr;
     st->work_dir = ctx ? ctx->work_dir : NULL;
@@ -225,7 +220,7 @@ static enum vc_status caption_create_kind(const cJSON *cfg, const struct stage_c
     if (rc >= 0)
         rc = st_model_tag(ocr ? "ocr" : "caption", cfg, st->tag, err);
     if (rc >= 0 && !(st->lang = vc_strdup(lang)))
-        rc = oom(err);
+        rc = vc_err_oom(err);
     if (rc >= 0 && engine == 0)
         rc = st_model_open(model, &mo, ctx, where, &st->model, err);
     if (rc >= 0 && engine == 1) {
@@ -286,7 +281,7 @@ static enum vc_status caption_task_begin(void *state, struct stage_task_ctx *ctx
     struct st_caption *st = state;
     struct caption_task *t = calloc(1, sizeof *t);
     if (!t)
-        return oom(err);
+        return vc_err_oom(err);
     ctx->task_state = t;
     enum vc_status rc = VC_OK;
     if (st->work_dir)
@@ -357,7 +352,7 @@ static enum vc_status compute_model(struct st_caption *st, struct sample **v, co
     struct idf2_image_bytes *imgs = vc_malloc_array(n, sizeof *imgs);
     struct idf2_request *reqs = vc_malloc_array(n, sizeof *reqs);
     struct idf2_result *res = calloc(n, sizeof *res);
-    enum vc_status rc = imgs && reqs && res ? VC_OK : oom(err);
+    enum vc_status rc = imgs && reqs && res ? VC_OK : vc_err_oom(err);
     for (size_t j = 0; rc >= 0 && j < n; j++) {
         const struct sample_field *im = sample_main_image(v[todo[j]]);
         imgs[j] = (struct idf2_image_bytes){ im->data, im->size, NULL };
@@ -422,7 +417,7 @@ static enum vc_status apply(void *state, struct sample *s, const cJSON *rec,
     cJSON *meta = sample_meta(s);
     cJSON *prov = meta ? cJSON_Duplicate(st->provenance, true) : NULL;
     if (!prov)
-        return oom(err);
+        return vc_err_oom(err);
     static const char *const counts[] = { "prompt_tokens", "generated_tokens", "stopped_on_eos",
                                           "generated_ids", NULL };
     for (int i = 0; counts[i] && (i < 3 || st->record_ids); i++) {
@@ -431,7 +426,7 @@ static enum vc_status apply(void *state, struct sample *s, const cJSON *rec,
         if (c && (!dup || !cJSON_AddItemToObject(prov, counts[i], dup))) {
             cJSON_Delete(dup);
             cJSON_Delete(prov);
-            return oom(err);
+            return vc_err_oom(err);
         }
     }
     if (st->model && st->gen.temperature > 0) {
@@ -441,14 +436,15 @@ static enum vc_status apply(void *state, struct sample *s, const cJSON *rec,
                  (unsigned long long)st_model_sample_seed(st->seed, st_model_sample_key(s)));
         if (!cJSON_AddStringToObject(prov, "sample_seed", seed)) {
             cJSON_Delete(prov);
-            return oom(err);
+            return vc_err_oom(err);
         }
     }
     cJSON_DeleteItemFromObjectCaseSensitive(meta, st->prov_key);
     cJSON_AddItemToObject(meta, st->prov_key, prov);
     if (!st->replace_txt) {
         cJSON_DeleteItemFromObjectCaseSensitive(meta, st->field);
-        return cJSON_AddStringToObject(meta, st->field, text->valuestring) ? VC_OK : oom(err);
+        return cJSON_AddStringToObject(meta, st->field, text->valuestring) ? VC_OK
+                                                                           : vc_err_oom(err);
     }
     const struct sample_field *old = sample_main_text(s);
     if (old) {
@@ -457,7 +453,7 @@ static enum vc_status apply(void *state, struct sample *s, const cJSON *rec,
         bool ok = o && cJSON_AddStringToObject(meta, "original_txt", o);
         free(o);
         if (!ok)
-            return oom(err);
+            return vc_err_oom(err);
     }
     return sample_set_field(s, "txt", text->valuestring, strlen(text->valuestring), err);
 }

@@ -161,7 +161,7 @@ static enum vc_status dedup_create(const cJSON *cfg, const struct stage_ctx *ctx
 {
     struct st_dedup *d = calloc(1, sizeof *d);
     if (!d)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     enum vc_status rc = parse(d, cfg, err);
     if (rc == VC_OK && ctx && ctx->limits) {
         d->limits.max_pixels = ctx->limits->max_pixels;
@@ -181,7 +181,7 @@ static enum vc_status dedup_task_begin(void *state, struct stage_task_ctx *ctx, 
     (void)state;
     ctx->task_state = calloc(1, sizeof(struct dedup_task));
     if (!ctx->task_state)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     return VC_OK;
 }
 
@@ -189,7 +189,7 @@ static enum vc_status push(struct dedup_task *t, struct dedup_sig sig, struct vc
 {
     struct dedup_sig *v = vc_grow_array(t->v, &t->cap, t->n + 1, sizeof *v, 1024);
     if (!v)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     t->v = v;
     t->v[t->n++] = sig;
     return VC_OK;
@@ -238,7 +238,7 @@ static enum vc_status sign_image(const struct st_dedup *d, struct dedup_task *t,
         cJSON *meta = sample_meta(s);
         if (!meta || !cJSON_AddStringToObject(meta, "phash", hex) ||
             !cJSON_AddStringToObject(meta, SAMPLE_META_DECODED_SHA256, sha))
-            return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+            return vc_err_oom(err);
         struct dedup_sig bands[32];
         dedup_sig_phash(ph, d->ro.phash_radius, ctx->unit, idx, weight, bands);
         for (int j = 0; j <= d->ro.phash_radius; j++)
@@ -324,7 +324,7 @@ static unsigned map_judge(void *ctx, unsigned kind, uint64_t key, enum vc_status
         }
     uint64_t *p = vc_grow_array(j->seen, &j->cap_seen, j->n_seen + 1, sizeof *p, 16);
     if (!p) {
-        *rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        *rc = vc_err_oom(err);
         return 0;
     }
     j->seen = p;
@@ -360,7 +360,7 @@ static enum vc_status sign_document(const struct st_dedup *d, struct dedup_task 
     if (j.repeats) { /* for run.json's count */
         cJSON *x = stage_task_extra(ctx);
         if (!x || !cJSON_AddNumberToObject(x, "dedup_repeats", j.repeats))
-            return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+            return vc_err_oom(err);
     }
     const cJSON *url = cJSON_GetObjectItemCaseSensitive(doc->json, "url");
     uint8_t dg[32];
@@ -372,7 +372,7 @@ static enum vc_status sign_document(const struct st_dedup *d, struct dedup_task 
         uint8_t(*h)[32] = vc_malloc_array(s->n_fields ? s->n_fields : 1, 32);
         size_t n = 0;
         if (!h)
-            return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+            return vc_err_oom(err);
         for (size_t i = 0; i < s->n_fields; i++) {
             const char *dot = strchr(s->fields[i].name, '.');
             if (dot && dot != s->fields[i].name && img_format_from_name(dot + 1))
@@ -402,7 +402,7 @@ static enum vc_status sign_document(const struct st_dedup *d, struct dedup_task 
     cJSON_ArrayForEach(it, doc->texts) if (cJSON_IsString(it)) len += strlen(it->valuestring) + 2;
     char *text = malloc(len + 1), *p = text;
     if (!text)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     cJSON_ArrayForEach(it, doc->texts) if (cJSON_IsString(it)) p +=
         sprintf(p, "%s%s", p == text ? "" : "\n\n", it->valuestring);
     rc = sign_text(d, t, s, ctx, text, (size_t)(p - text), 0, err);
@@ -484,13 +484,12 @@ static enum vc_status dedup_reduce(void *state, const struct stage_ctx *ctx, siz
     const struct st_dedup *d = state;
     char **paths = calloc(ctx->n_units + 1, sizeof *paths), out[4096], tmp[4096], edits[4096];
     size_t n = 0;
-    enum vc_status rc =
-        paths ? VC_OK : vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+    enum vc_status rc = paths ? VC_OK : vc_err_oom(err);
     for (size_t u = 0; rc == VC_OK && u < ctx->n_units; u++) {
         char path[4096];
         rc = work_path(ctx, "sig", u, path, sizeof path, err);
         if (rc == VC_OK && vc_fs_exists(path) && !(paths[n++] = vc_strdup(path)))
-            rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+            rc = vc_err_oom(err);
     }
     if (rc == VC_OK)
         rc = work_path(ctx, "edges", part, out, sizeof out, err);
@@ -513,7 +512,7 @@ static enum vc_status dedup_edit_begin(void *state, struct stage_task_ctx *ctx, 
 {
     struct dedup_task *t = calloc(1, sizeof *t);
     if (!t)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     ctx->task_state = t;
     size_t n_parts = dedup_reduce_parts(state, ctx->run);
     uint64_t lo = (uint64_t)ctx->unit << 32, hi = lo | UINT32_MAX;
@@ -862,7 +861,7 @@ static enum vc_status top_add(struct plan *pl, struct vc_err *err)
         return VC_OK;
     char *key = vc_strdup(pl->c_key);
     if (!key)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     if (pl->n_top == TOP_CLUSTERS)
         free(pl->top[TOP_CLUSTERS - 1].key);
     else
@@ -1043,7 +1042,7 @@ static enum vc_status dedup_plan(void *state, struct stage_plan_stream *p, struc
     const struct st_dedup *d = state;
     struct plan *pl = calloc(1, sizeof *pl);
     if (!pl)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     *pl = (struct plan){ .d = d, .p = p, .half = d->ro.mem_bytes / 2 };
     enum vc_status rc = plan_pairs(pl, err);
     if (rc == VC_OK)

@@ -31,7 +31,7 @@ static enum vc_status filter_create(const cJSON *cfg, const struct stage_ctx *ct
     VC_TRY(stage_cfg_bool(cfg, WHERE, "defaults", true, &defaults, err));
     struct st_filter *st = calloc(1, sizeof *st);
     if (!st)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     const cJSON *list = cfg ? cJSON_GetObjectItemCaseSensitive(cfg, "filters") : NULL;
     enum vc_status rc = filter_chain_new(list, defaults, &st->chain, err);
     if (rc < 0) {
@@ -59,7 +59,7 @@ static enum vc_status filter_task_begin(void *state, struct stage_task_ctx *ctx,
     (void)state;
     ctx->task_state = filter_scratch_new();
     if (!ctx->task_state)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     return VC_OK;
 }
 
@@ -82,11 +82,6 @@ static enum vc_status reject(struct stage_task_ctx *ctx, const struct filter_ver
         .threshold = v->threshold,
     };
     return VC_REJECT;
-}
-
-static enum vc_status oom(struct vc_err *err)
-{
-    return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
 }
 
 /* Writes the report into the sample's metadata.  For a document only the
@@ -124,7 +119,7 @@ static enum vc_status record(const struct filter_report *rep, bool document, str
 fail:
     cJSON_Delete(scores);
     cJSON_Delete(removed);
-    return oom(err);
+    return vc_err_oom(err);
 }
 
 static const char *json_string(const cJSON *obj, const char *key)
@@ -188,11 +183,11 @@ static enum vc_status note_dropped(cJSON *doc, const char *field, const struct v
 {
     cJSON *list = cJSON_GetObjectItemCaseSensitive(doc, "dropped_images");
     if (!list && !(list = cJSON_AddArrayToObject(doc, "dropped_images")))
-        return oom(err);
+        return vc_err_oom(err);
     cJSON *o = cJSON_CreateObject();
     if (!o || !cJSON_AddItemToArray(list, o) || !cJSON_AddStringToObject(o, "field", field) ||
         !cJSON_AddStringToObject(o, "reason", vc_reason_name(why->reason)))
-        return oom(err);
+        return vc_err_oom(err);
     return VC_OK;
 }
 
@@ -232,7 +227,7 @@ static enum vc_status filter_nodes(struct st_filter *st, struct filter_scratch *
             if (out_len == 0)
                 drop = true;
             else if (n_removed > 0 && !cJSON_SetValuestring(t, out))
-                return oom(err);
+                return vc_err_oom(err);
             *changed = *changed || n_removed > 0;
         } else {
             drop = true; /* neither text nor image: OBELICS drops the position */
@@ -293,7 +288,7 @@ static enum vc_status filter_document(struct st_filter *st, struct filter_scratc
         if (meta_new)
             cJSON_ReplaceItemInObjectCaseSensitive(doc, "metadata", cJSON_CreateString(meta_new));
         else
-            rc = oom(err);
+            rc = vc_err_oom(err);
     }
     free(meta_new);
     VC_TRY(rc);
@@ -318,7 +313,7 @@ static enum vc_status filter_document(struct st_filter *st, struct filter_scratc
     if (changed) {
         char *json = cJSON_PrintUnformatted(doc);
         if (!json)
-            return oom(err);
+            return vc_err_oom(err);
         rc = sample_set_field(s, "json", json, strlen(json), err);
         free(json);
         VC_TRY(rc);

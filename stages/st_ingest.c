@@ -51,7 +51,7 @@ static enum vc_status ingest_create(const cJSON *cfg, const struct stage_ctx *ct
     VC_TRY(stage_cfg_check_keys(cfg, "stage 'ingest'", keys, err));
     struct ingest *in = calloc(1, sizeof *in);
     if (!in)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     enum vc_status rc = stage_cfg_bool(cfg, "stage 'ingest'", "decode", false, &in->decode, err);
     if (rc < 0) {
         free(in);

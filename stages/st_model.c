@@ -42,11 +42,6 @@ struct st_model {
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct st_model *pool;
 
-static enum vc_status oom(struct vc_err *err)
-{
-    return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-}
-
 static const char *const backends[] = { "auto",   "ref",        "vec",  "avx2",
                                         "avx512", "avx512bf16", "fast", NULL };
 static const char *const quants[] = { "none", "q8_0", "q4_0", NULL };
@@ -96,7 +91,7 @@ static enum vc_status load(const char *path, const struct st_model_opts *opts, c
     char *cfg_path = m ? vc_malloc_array(strlen(path) + 16, 1) : NULL;
     if (!cfg_path) {
         free(m);
-        return oom(err);
+        return vc_err_oom(err);
     }
     sprintf(cfg_path, "%s/config.json", path);
     char *cfg = NULL;
@@ -110,7 +105,7 @@ static enum vc_status load(const char *path, const struct st_model_opts *opts, c
         m->path = vc_strdup(path);
         m->name = vc_strdup(slash && slash[1] ? slash + 1 : path);
         if (!m->path || !m->name)
-            rc = oom(err);
+            rc = vc_err_oom(err);
     }
     if (rc >= 0) {
         struct idf2_load_opts o = { .compute = opts->bf16 ? IDF2_COMPUTE_BF16 : IDF2_COMPUTE_F32,
@@ -296,7 +291,7 @@ enum vc_status st_model_tag(const char *stage, const cJSON *cfg, char tag[32], s
 {
     char *text = cJSON_PrintUnformatted(cfg);
     if (!text)
-        return oom(err);
+        return vc_err_oom(err);
     char hex[65];
     sha256_hex(text, strlen(text), hex);
     free(text);
@@ -331,7 +326,7 @@ static enum vc_status cache_insert(struct st_model_cache *c, uint64_t index, cJS
 {
     struct cache_rec *r = vc_grow_array(c->recs, &c->cap, c->n + 1, sizeof *r, 64);
     if (!r)
-        return oom(err);
+        return vc_err_oom(err);
     c->recs = r;
     size_t at = c->n;
     while (at > 0 && c->recs[at - 1].index > index)
@@ -403,12 +398,12 @@ enum vc_status st_model_cache_open(const char *work_dir, const char *tag, uint32
     *out = NULL;
     struct st_model_cache *c = calloc(1, sizeof *c);
     if (!c)
-        return oom(err);
+        return vc_err_oom(err);
     c->fd = -1;
     c->path = vc_malloc_array(strlen(work_dir) + strlen(tag) + 32, 1);
     if (!c->path) {
         free(c);
-        return oom(err);
+        return vc_err_oom(err);
     }
     sprintf(c->path, "%s/%s-%06u.cache", work_dir, tag, (unsigned)unit);
     enum vc_status rc = vc_fs_mkdirs(work_dir, err);
@@ -468,7 +463,7 @@ enum vc_status st_model_cache_put(struct st_model_cache *c, const uint64_t *inde
     for (size_t i = 0; rc >= 0 && i < n; i++) {
         if (!cJSON_AddNumberToObject(recs[i], "i", (double)index[i]) ||
             !cJSON_AddStringToObject(recs[i], "k", key[i])) {
-            rc = oom(err);
+            rc = vc_err_oom(err);
             break;
         }
         char *line = cJSON_PrintUnformatted(recs[i]);
@@ -481,7 +476,7 @@ enum vc_status st_model_cache_put(struct st_model_cache *c, const uint64_t *inde
         }
         if (!line || len + ll + 1 > cap) {
             free(line);
-            rc = oom(err);
+            rc = vc_err_oom(err);
             break;
         }
         memcpy(buf + len, line, ll);
@@ -551,7 +546,7 @@ void st_model_sink_put(struct st_model_sink *s, size_t j, cJSON *rec, uint64_t t
         s->task->model_progress(s->task, 1, tokens);
     if (!rec) {
         struct vc_err e = { 0 };
-        oom(&e);
+        vc_err_oom(&e);
         st_model_sink_fail(s, &e);
         return;
     }
@@ -577,7 +572,7 @@ enum vc_status st_model_map_batch(const struct st_model_batch_ops *ops, void *st
                                   .task = ctx };
     struct vc_err fatal = { 0 };
     enum vc_status rc =
-        todo && have && index && keys && sink.fresh && sink.put ? VC_OK : oom(&fatal);
+        todo && have && index && keys && sink.fresh && sink.put ? VC_OK : vc_err_oom(&fatal);
     size_t n_todo = 0;
     for (size_t i = 0; rc >= 0 && i < n; i++) {
         st[i] = VC_OK;

@@ -125,7 +125,7 @@ static enum vc_status reshard_create(const cJSON *cfg, const struct stage_ctx *c
     VC_TRY(stage_cfg_check_keys(cfg, w, keys, err));
     struct reshard *r = calloc(1, sizeof *r);
     if (!r)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     enum vc_status rc;
     if ((rc = stage_cfg_u64(cfg, w, "seed", 0, 0, UINT64_MAX >> 11, &r->seed, err)) < 0 ||
         (rc = stage_cfg_enum(cfg, w, "shuffle", shuffles, SHUFFLE_NONE, &r->shuffle, err)) < 0 ||
@@ -184,7 +184,7 @@ static enum vc_status reshard_map(void *state, struct sample *s, struct stage_ta
         return VC_OK;
     cJSON *extra = stage_task_extra(ctx);
     if (!extra || !cJSON_AddNumberToObject(extra, "tokens", (double)sample_tokens(s)))
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     return VC_OK;
 }
 

@@ -42,11 +42,6 @@ struct st_score {
     cJSON *provenance;
 };
 
-static enum vc_status oom(struct vc_err *err)
-{
-    return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
-}
-
 static void score_destroy(void *state)
 {
     struct st_score *st = state;
@@ -153,7 +148,7 @@ static enum vc_status parse_prompts(struct st_score *st, const cJSON *cfg, struc
                           WHERE ": \"relevance_raw_prompt\" needs one <image>");
     size_t a = strlen(rel) + 1, b = raw ? strlen(raw) + 1 : 0, c = strlen(nsfw) + 1;
     if (!(st->prompts = malloc(a + b + c)))
-        return oom(err);
+        return vc_err_oom(err);
     st->relevance_chat = memcpy(st->prompts, rel, a);
     st->relevance_raw = raw ? memcpy(st->prompts + a, raw, b) : NULL;
     st->nsfw_prompt = memcpy(st->prompts + a + b, nsfw, c);
@@ -173,7 +168,7 @@ static enum vc_status build_provenance(struct st_score *st, struct vc_err *err)
                  : cJSON_AddStringToObject(p, "relevance_prompt", st->relevance_chat) != NULL;
     if (ok && st->wanted[SCORE_NSFW])
         ok = cJSON_AddStringToObject(p, "nsfw_prompt", st->nsfw_prompt) != NULL;
-    return ok ? VC_OK : oom(err);
+    return ok ? VC_OK : vc_err_oom(err);
 }
 
 /* The request a score's prompt makes; img is the sample's image. */
@@ -242,7 +237,7 @@ static enum vc_status score_create(const cJSON *cfg, const struct stage_ctx *ctx
     VC_TRY(stage_cfg_check_keys(cfg, WHERE, keys, err));
     struct st_score *st = calloc(1, sizeof *st);
     if (!st)
-        return oom(err);
+        return vc_err_oom(err);
     st->work_dir = ctx ? ctx->work_dir : NULL;
     struct st_model_opts mo;
     uint64_t batch = 16, max_text = 0;
@@ -401,8 +396,9 @@ static enum vc_status score_compute(void *state, void *task, struct sample **v, 
     c.first = vc_malloc_array(n + 1, sizeof *c.first);
     c.left = vc_malloc_array(n + 1, sizeof *c.left);
     enum vc_status rc =
-        imgs && texts && c.items && c.owner && c.slot && c.first && c.left && c.tokens ? VC_OK
-                                                                                       : oom(err);
+        imgs && texts && c.items && c.owner && c.slot && c.first && c.left && c.tokens
+            ? VC_OK
+            : vc_err_oom(err);
     size_t m = 0;
     for (size_t j = 0; rc >= 0 && j < n; j++) {
         const struct sample *s = v[todo[j]];
@@ -410,7 +406,7 @@ static enum vc_status score_compute(void *state, void *task, struct sample **v, 
         imgs[j] = (struct idf2_image_bytes){ im ? im->data : NULL, im ? im->size : 0, NULL };
         texts[j] = main_text(s);
         if (sample_main_text(s) && !texts[j]) {
-            rc = oom(err);
+            rc = vc_err_oom(err);
             break;
         }
         c.first[j] = m;
@@ -464,7 +460,7 @@ static enum vc_status score_apply(void *state, struct sample *s, const cJSON *re
     if (!meta || !scores || !prov) {
         cJSON_Delete(scores);
         cJSON_Delete(prov);
-        return oom(err);
+        return vc_err_oom(err);
     }
     cJSON_DeleteItemFromObjectCaseSensitive(meta, "model_scores");
     cJSON_DeleteItemFromObjectCaseSensitive(meta, "model_scores_provenance");
@@ -475,7 +471,7 @@ static enum vc_status score_apply(void *state, struct sample *s, const cJSON *re
         if (!cJSON_IsNumber(v))
             continue;
         if (!cJSON_AddNumberToObject(scores, score_names[k], v->valuedouble))
-            return oom(err);
+            return vc_err_oom(err);
         const struct score_filter *f = &st->filter[k];
         bool low = f->has_min && v->valuedouble < f->min;
         if (low || (f->has_max && v->valuedouble > f->max)) {
@@ -564,7 +560,7 @@ static enum vc_status cut_quantile(struct st_score *st, struct stage_plan *plan,
     double *vals = vc_malloc_array(plan->n_recs + 1, sizeof *vals);
     double *sorted = vc_malloc_array(plan->n_recs + 1, sizeof *sorted);
     struct score_reader rd = { .st = st };
-    enum vc_status rc = vals && sorted ? VC_OK : oom(err);
+    enum vc_status rc = vals && sorted ? VC_OK : vc_err_oom(err);
     size_t n = 0;
     for (size_t i = 0; rc >= 0 && i < plan->n_recs; i++) {
         vals[i] = NAN;
@@ -600,12 +596,12 @@ static enum vc_status cut_quantile(struct st_score *st, struct stage_plan *plan,
     VC_TRY(rc);
     cJSON *rep = cJSON_GetObjectItemCaseSensitive(plan->report, "score");
     if (!rep && !(rep = cJSON_AddObjectToObject(plan->report, "score")))
-        return oom(err);
+        return vc_err_oom(err);
     cJSON *o = cJSON_AddObjectToObject(rep, score_names[k]);
     if (!o || !cJSON_AddNumberToObject(o, below ? "min_quantile" : "max_quantile", q) ||
         !cJSON_AddNumberToObject(o, "threshold", cut) ||
         !cJSON_AddNumberToObject(o, "rejected", (double)dropped))
-        return oom(err);
+        return vc_err_oom(err);
     return VC_OK;
 }
 

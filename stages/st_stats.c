@@ -41,7 +41,7 @@ static enum vc_status stats_create(const cJSON *cfg, const struct stage_ctx *ctx
     VC_TRY(stage_cfg_str(cfg, WHERE, "title", "vlmcurate run report", &title, err));
     struct st_stats *st = calloc(1, sizeof *st);
     if (!st)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     st->opts.decode = decode;
     snprintf(st->title, sizeof st->title, "%s", title);
     st->out_dir = ctx ? ctx->out_dir : NULL;
@@ -67,7 +67,7 @@ static enum vc_status stats_task_begin(void *state, struct stage_task_ctx *ctx, 
     (void)state;
     ctx->task_state = stats_new();
     if (!ctx->task_state)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     return VC_OK;
 }
 
@@ -111,7 +111,7 @@ static enum vc_status stats_finish(void *state, const struct stage_finish_ctx *c
     struct st_stats *st = state;
     struct stats *merged = stats_new();
     if (!merged)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     enum vc_status rc = VC_OK;
     for (size_t u = 0; u < ctx->n_units && rc == VC_OK; u++) {
         char path[4096];

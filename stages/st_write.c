@@ -44,7 +44,7 @@ static enum vc_status write_create(const cJSON *cfg, const struct stage_ctx *ctx
     VC_TRY(stage_cfg_check_keys(cfg, w, keys, err));
     struct writer_opts *o = calloc(1, sizeof *o);
     if (!o)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     int fmt = 0, ver = 0, layout = 0;
     enum vc_status rc;
     if ((rc = stage_cfg_enum(cfg, w, "resize_mode", modes, 0, &o->resize_mode, err)) < 0 ||
@@ -160,7 +160,7 @@ static enum vc_status describe(const struct stage_limits *lim, struct sample_fie
         !cJSON_AddStringToObject(into, "sha256", hex) ||
         (info.orientation > 1 &&
          !cJSON_AddNumberToObject(into, "exif_orientation", info.orientation)))
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     return VC_OK;
 }
 
@@ -319,7 +319,7 @@ static enum vc_status compose_json(struct sample *s, const struct writer_opts *o
         !vc_utf8_json_add(own, "orig_key", s->orig_key ? s->orig_key : "")) {
         cJSON_Delete(own);
         cJSON_Delete(out);
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     }
     set_item(out, "vlmcurate", own);
     /* What stages computed (filter_scores, synthetic_caption, ...) stays
@@ -342,8 +342,7 @@ static enum vc_status compose_json(struct sample *s, const struct writer_opts *o
         if (!others && !(others = cJSON_CreateObject()))
             break;
         cJSON *facts = cJSON_AddObjectToObject(others, f->name);
-        rc = facts ? describe(lim, f, facts, err)
-                   : vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        rc = facts ? describe(lim, f, facts, err) : vc_err_oom(err);
         if (rc < 0)
             vc_err_prefix(err, "field '%s'", f->name);
     }
@@ -365,7 +364,7 @@ static enum vc_status compose_json(struct sample *s, const struct writer_opts *o
     if (rc < 0)
         return rc;
     if (!text)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+        return vc_err_oom(err);
     rc = sample_set_field(s, "json", text, strlen(text), err);
     free(text);
     return rc;
@@ -432,7 +431,7 @@ static enum vc_status write_keyed(const void *state, struct sample *s, struct vc
         p += len + (nl != NULL);
     }
     enum vc_status rc = b.failed
-                            ? vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory")
+                            ? vc_err_oom(err)
                             : sample_set_field(s, POSITIONS_LIST, b.data ? b.data : "", b.len, err);
     vc_buf_free(&b);
     return rc;

@@ -6,6 +6,7 @@
 #include "st_write.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,7 +121,11 @@ enum vc_status st_writer_save(const struct st_writer *w, const char *path, struc
         return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "%s: path too long", path);
     }
     FILE *f = fopen(tmp, "wb");
-    bool ok = f != NULL;
+    if (!f) {
+        free(json);
+        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", tmp, strerror(errno));
+    }
+    bool ok = true;
     unsigned char len8[8];
     for (int i = 0; i < 8; i++)
         len8[i] = (unsigned char)((uint64_t)padded >> (8 * i));
@@ -129,13 +134,13 @@ enum vc_status st_writer_save(const struct st_writer *w, const char *path, struc
         ok = fputc(' ', f) != EOF;
     for (size_t i = 0; ok && i < w->n; i++)
         ok = fwrite(w->t[i].data, 1, w->t[i].n_bytes, f) == w->t[i].n_bytes;
-    ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    if (f && fclose(f) != 0)
-        ok = false;
+    enum vc_status rc =
+        ok ? VC_OK : vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", tmp, strerror(errno));
     free(json);
-    if (!ok) {
+    rc = vc_fs_sync_close(f, tmp, true, rc, err);
+    if (rc != VC_OK) {
         unlink(tmp);
-        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: cannot write", tmp);
+        return rc;
     }
     return vc_fs_commit_rename(tmp, path, err);
 }

@@ -316,6 +316,42 @@ TEST(limits_and_output_options)
     spec_free(s);
 }
 
+/* A source's load error names the source once, whether a key check, a
+ * column check or a missing file refused it. */
+TEST(source_errors_name_it_once)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/nocol.csv", spec_folder());
+    vc_test_write_file(path, "caption,other\nx,y\n", 19);
+    static const char *const specs[][2] = {
+        { "{\"name\": \"u\", \"type\": \"urls\", \"files\": \"list.jsonl\", "
+          "\"urls_per_unit\": 0}",
+          "source 'u': key 'urls_per_unit': 0 is outside [1, 1000000]" },
+        { "{\"name\": \"u\", \"type\": \"urls\", \"files\": \"nocol.csv\"}", "source 'u': " },
+        { "{\"name\": \"u\", \"type\": \"urls\", \"files\": \"gone.jsonl\"}",
+          "source 'u': key 'files': " },
+        { "{\"name\": \"p\", \"type\": \"pairs\", \"list\": \"nocol.csv\", "
+          "\"images_dir\": \"i\"}",
+          "source 'p': " },
+    };
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+        char text[1024];
+        snprintf(text, sizeof text, "{\"sources\": [%s], \"output\": {\"dir\": \"o\"}}",
+                 specs[i][0]);
+        expect_error(text, specs[i][1], NULL);
+        struct spec *s = NULL;
+        struct vc_err err = { 0 };
+        spec_parse(text, strlen(text), spec_folder(), NULL, &s, &err);
+        const char *first = strstr(err.msg, "source '");
+        if (!first || strstr(first + 1, "source '")) {
+            fprintf(stderr, "message '%s' names the source %s\n", err.msg,
+                    first ? "twice" : "nowhere");
+            vc_test_failures++;
+        }
+        spec_free(s);
+    }
+}
+
 #define TESTS(X)                                                                                   \
     X(defaults_and_implied_stages)                                                                 \
     X(hash_ignores_out_dir_and_threads)                                                            \
@@ -324,5 +360,6 @@ TEST(limits_and_output_options)
     X(strict_json)                                                                                 \
     X(filter_thresholds_in_range)                                                                  \
     X(source_paths_checked_at_load)                                                                \
-    X(input_checks_skipped_for_tasks)
+    X(input_checks_skipped_for_tasks)                                                              \
+    X(source_errors_name_it_once)
 TEST_MAIN(TESTS)
