@@ -6,6 +6,8 @@
 #include "session.h"
 #include "task.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,8 +51,11 @@ int cmd_task_main(int argc, char **argv)
         }
     }
     char *end = NULL;
+    errno = 0;
     unsigned long long index = n_pos == 3 ? strtoull(pos[2], &end, 10) : 0;
-    if (n_pos != 3 || !*pos[2] || *end || ov.threads < 0) {
+    /* strtoull takes "-1" and saturates past 2^64: neither is an index. */
+    if (n_pos != 3 || !isdigit((unsigned char)*pos[2]) || *end || errno == ERANGE ||
+        ov.threads < 0) {
         usage(stderr);
         return 2;
     }
