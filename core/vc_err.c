@@ -2,6 +2,7 @@
  * global state: every message lives in the caller's struct vc_err. */
 #include "vc_err.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -23,6 +24,11 @@ enum vc_status vc_err_set(struct vc_err *err, enum vc_status status, enum vc_rea
 enum vc_status vc_err_oom(struct vc_err *err)
 {
     return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory");
+}
+
+enum vc_status vc_err_io(struct vc_err *err, const char *path)
+{
+    return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", path, strerror(errno));
 }
 
 enum vc_status vc_err_prefix(struct vc_err *err, const char *fmt, ...)

@@ -97,6 +97,9 @@ enum vc_status vc_err_set(struct vc_err *err, enum vc_status status, enum vc_rea
 /* vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "out of memory"):
  * the one failure every module reports the same way. */
 enum vc_status vc_err_oom(struct vc_err *err);
+/* VC_EFATAL io_error "path: strerror(errno)": a file step that failed just
+ * now (errno still set by it). */
+enum vc_status vc_err_io(struct vc_err *err, const char *path);
 
 /* Prepends "context: " to the message already in `err` (e.g. a file name or
  * a sample key) and returns err->status. */

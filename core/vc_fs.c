@@ -202,7 +202,7 @@ bool vc_fs_finish_tmp(int fd, const char *tmp_path, const char *path, bool ok)
 enum vc_status vc_fs_close(FILE *f, const char *path, enum vc_status rc, struct vc_err *err)
 {
     if (f && fclose(f) != 0 && rc == VC_OK)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", path, strerror(errno));
+        return vc_err_io(err, path);
     return rc;
 }
 
@@ -216,7 +216,7 @@ enum vc_status vc_fs_sync_close(FILE *f, const char *path, bool keep, enum vc_st
         return rc;
     }
     if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
-        rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", path, strerror(errno));
+        rc = vc_err_io(err, path);
         fclose(f);
         return rc;
     }

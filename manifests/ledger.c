@@ -218,7 +218,7 @@ enum vc_status ledger_count_file(const char *path, struct ledger_totals *t, stru
 {
     FILE *f = fopen(path, "rb");
     if (!f)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", path, strerror(errno));
+        return vc_err_io(err, path);
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;

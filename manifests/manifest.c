@@ -214,8 +214,7 @@ enum vc_status manifest_drop_write(FILE *f, const char *path, const struct manif
         return vc_err_oom(err);
     bool ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF;
     free(text);
-    return ok ? VC_OK
-              : vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", path, strerror(errno));
+    return ok ? VC_OK : vc_err_io(err, path);
 }
 
 enum vc_status manifest_drop_open(struct manifest_drop_reader *r, const char *path,
@@ -225,7 +224,7 @@ enum vc_status manifest_drop_open(struct manifest_drop_reader *r, const char *pa
     if (!(r->path = vc_strdup(path)))
         return vc_err_oom(err);
     if (!(r->f = fopen(path, "rb"))) {
-        vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", path, strerror(errno));
+        vc_err_io(err, path);
         manifest_drop_close(r);
         return VC_EFATAL;
     }
@@ -237,9 +236,7 @@ int manifest_drop_next(struct manifest_drop_reader *r, cJSON **item, struct vc_e
     errno = 0;
     ssize_t n = getline(&r->line, &r->cap, r->f);
     if (n < 0)
-        return errno ? vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", r->path,
-                                  strerror(errno))
-                     : 0;
+        return errno ? vc_err_io(err, r->path) : 0;
     r->n++;
     *item = cJSON_ParseWithLength(r->line, (size_t)n);
     if (!cJSON_IsObject(*item)) {

@@ -50,9 +50,7 @@ static enum vc_status remove_files(const char *dir, bool (*pick)(const char *), 
 {
     DIR *d = opendir(dir);
     if (!d)
-        return errno == ENOENT
-                   ? VC_OK
-                   : vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", dir, strerror(errno));
+        return errno == ENOENT ? VC_OK : vc_err_io(err, dir);
     enum vc_status rc = VC_OK;
     struct dirent *de;
     while (rc == VC_OK && (de = readdir(d))) {
@@ -61,7 +59,7 @@ static enum vc_status remove_files(const char *dir, bool (*pick)(const char *), 
         char *p = path_join(dir, de->d_name);
         struct stat st;
         if (p && lstat(p, &st) == 0 && S_ISREG(st.st_mode) && unlink(p) != 0)
-            rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", p, strerror(errno));
+            rc = vc_err_io(err, p);
         free(p);
     }
     closedir(d);

@@ -391,7 +391,7 @@ static enum vc_status emit(struct finish *fi, size_t u, const struct fate *f, st
     fi->line.len = 0;
     VC_TRY(ledger_append_line(&fi->line, &e, err));
     if (fwrite(fi->line.data, 1, fi->line.len, fi->f) != fi->line.len)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", fi->tmp, strerror(errno));
+        return vc_err_io(err, fi->tmp);
     ledger_totals_add_entry(&fi->res->totals, &e);
     ledger_totals_add_entry(&fi->per_source[source], &e);
     return VC_OK;
@@ -504,7 +504,7 @@ static enum vc_status write_ledger(struct finish *fi, struct vc_err *err)
         if ((rc = drops_open(fi, k, &fi->drops[k], err)) == VC_OK)
             rc = next_drop(fi, k, err);
     if (rc == VC_OK && !(fi->f = fopen(tmp, "wb")))
-        rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", tmp, strerror(errno));
+        rc = vc_err_io(err, tmp);
     memset(&fi->res->totals, 0, sizeof fi->res->totals);
     for (size_t u = 0; rc == VC_OK && u < ss->n_units; u++)
         rc = ledger_unit(fi, u, err);

@@ -378,8 +378,7 @@ static enum vc_status stream_commit(const struct session *ss, size_t round,
     bool aw_open = false, ow_open = false;
     enum vc_status rc = alive && order && man && (carried || !round) ? VC_OK : vc_err_oom(err);
     if (rc == VC_OK && fflush(drops->w.f) != 0)
-        rc =
-            vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", drops->w.tmp, strerror(errno));
+        rc = vc_err_io(err, drops->w.tmp);
     if (rc == VC_OK)
         rc = manifest_drop_open(&o.rd, drops->w.tmp, err);
     if (rc == VC_OK)

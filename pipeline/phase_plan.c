@@ -331,13 +331,11 @@ static enum vc_status keys_scan(struct keys *k, struct vc_err *err)
         memcpy(rec, p, kl);
         memcpy(rec + LOOKUP_KEY, p + kl + 1, 8);
         if (fwrite(rec, 1, LOOKUP_REC, k->lookup_w) != LOOKUP_REC)
-            rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", k->lookup_path,
-                            strerror(errno));
+            rc = vc_err_io(err, k->lookup_path);
         k->n_lookup++;
     }
     if (rc == VC_OK && fflush(k->lookup_w) != 0)
-        rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", k->lookup_path,
-                        strerror(errno));
+        rc = vc_err_io(err, k->lookup_path);
     if (rc == VC_OK)
         rc = extsort_done(k->repeats, err);
     return rc;
@@ -499,7 +497,7 @@ enum vc_status phase_plan(const struct session *ss, struct vc_err *err)
     if (rc == VC_OK && !(k.renamed = plan_keyset_new()))
         rc = vc_err_oom(err);
     if (rc == VC_OK && !(k.lookup_w = fopen(tmp[4], "w+b")))
-        rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", tmp[4], strerror(errno));
+        rc = vc_err_io(err, tmp[4]);
     if (rc == VC_OK)
         rc = cut_and_key(order, &carry, &k, &starts, &n_shards, err);
     if (rc == VC_OK)

@@ -55,7 +55,7 @@ enum vc_status spill_writer_open(struct spill_writer *w, const char *path, const
     }
     strcat(strcpy(w->tmp, path), ".tmp");
     if (!(w->f = fopen(w->tmp, "wb"))) {
-        vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", w->tmp, strerror(errno));
+        vc_err_io(err, w->tmp);
         free(w->path);
         free(w->tmp);
         free(w->src);
@@ -186,7 +186,7 @@ enum vc_status spill_reader_open(struct spill_reader *r, const char *path, const
     r->src_path = src_path ? vc_strdup(src_path) : NULL;
     r->fd = open(path, O_RDONLY | O_CLOEXEC);
     if (r->fd < 0 || !r->path || (base_path && !r->base_path) || (src_path && !r->src_path)) {
-        vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", path, strerror(errno));
+        vc_err_io(err, path);
         spill_reader_close(r);
         return VC_EFATAL;
     }
@@ -362,7 +362,7 @@ enum vc_status spill_index_open(struct spill_index_writer *w, const char *path, 
     enum vc_status rc = spill_writer_open(&w->w, path, NULL, err);
     /* The header is written last, at close, once the starts are known. */
     if (rc == VC_OK && fseeko(w->w.f, (off_t)index_head(n), SEEK_SET) != 0)
-        rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", w->w.tmp, strerror(errno));
+        rc = vc_err_io(err, w->w.tmp);
     if (rc != VC_OK) {
         if (w->w.f)
             spill_writer_close(&w->w, false, err);
@@ -398,7 +398,7 @@ enum vc_status spill_index_close(struct spill_index_writer *w, bool ok, struct v
         wrote = fwrite(b, 1, 8, w->w.f) == 8;
     }
     if (rc == VC_OK && ok && !wrote)
-        rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", w->w.tmp, strerror(errno));
+        rc = vc_err_io(err, w->w.tmp);
     enum vc_status crc = spill_writer_close(&w->w, ok && rc == VC_OK, err);
     free(w->start);
     memset(w, 0, sizeof *w);
@@ -412,7 +412,7 @@ enum vc_status spill_index_read(const char *path, size_t k, uint8_t **out, size_
     *n = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", path, strerror(errno));
+        return vc_err_io(err, path);
     uint8_t hdr[16];
     enum vc_status rc = pread_all(fd, hdr, 8, 0, path, err);
     size_t n_parts = rc == VC_OK ? (size_t)get_le(hdr, 8) : 0;
@@ -459,7 +459,7 @@ enum vc_status spill_order_add(struct spill_writer *w, const struct spill_id *id
     put_le(rec, id->unit, 4);
     put_le(rec + 4, id->index, 8);
     if (fwrite(rec, 1, sizeof rec, w->f) != sizeof rec)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", w->tmp, strerror(errno));
+        return vc_err_io(err, w->tmp);
     w->off += sizeof rec;
     return VC_OK;
 }

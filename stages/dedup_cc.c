@@ -25,16 +25,11 @@ int dedup_pair_order(const void *x, const void *y)
     return (a->b > b->b) - (a->b < b->b);
 }
 
-static enum vc_status io_fail(const char *path, struct vc_err *err)
-{
-    return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", path, strerror(errno));
-}
-
 enum vc_status dedup_pairs_write(FILE *f, const char *path, const struct dedup_pair *v, size_t n,
                                  struct vc_err *err)
 {
     if (n && fwrite(v, sizeof *v, n, f) != n)
-        return io_fail(path, err);
+        return vc_err_io(err, path);
     return VC_OK;
 }
 
@@ -123,7 +118,7 @@ static enum vc_status pass_pairs(struct chunk *c, FILE *in, const char *in_path,
         }
         VC_TRY(dedup_pairs_write(out, out_path, c->buf, k, err));
     }
-    return ferror(in) ? io_fail(in_path, err) : VC_OK;
+    return ferror(in) ? vc_err_io(err, in_path) : VC_OK;
 }
 
 /* The names so far (`in`, NULL on the first pass) renamed by the chunk,
@@ -138,7 +133,7 @@ static enum vc_status pass_names(struct chunk *c, FILE *in, const char *in_path,
         VC_TRY(dedup_pairs_write(out, out_path, c->buf, got, err));
     }
     if (in && ferror(in))
-        return io_fail(in_path, err);
+        return vc_err_io(err, in_path);
     size_t k = 0;
     for (size_t i = 0; i < c->n_node; i++) {
         if (c->parent[i] == i)
@@ -159,22 +154,22 @@ static enum vc_status pass(struct chunk *c, char *const pairs[2], char *const na
 {
     FILE *in = fopen(pairs[cur], "rb"), *out = NULL, *nin = NULL, *nout = NULL;
     if (!in)
-        return io_fail(pairs[cur], err);
+        return vc_err_io(err, pairs[cur]);
     enum vc_status rc = VC_OK;
     size_t n = fread(c->buf, sizeof *c->buf, c->cap, in);
     *more = n > 0;
     if (ferror(in))
-        rc = io_fail(pairs[cur], err);
+        rc = vc_err_io(err, pairs[cur]);
     if (rc == VC_OK && *more) {
         chunk_join(c, n);
         if (!(out = fopen(pairs[!cur], "wb")))
-            rc = io_fail(pairs[!cur], err);
+            rc = vc_err_io(err, pairs[!cur]);
         if (rc == VC_OK)
             rc = pass_pairs(c, in, pairs[cur], out, pairs[!cur], err);
         if (rc == VC_OK && !first && !(nin = fopen(names[cur], "rb")))
-            rc = io_fail(names[cur], err);
+            rc = vc_err_io(err, names[cur]);
         if (rc == VC_OK && !(nout = fopen(names[!cur], "wb")))
-            rc = io_fail(names[!cur], err);
+            rc = vc_err_io(err, names[!cur]);
         if (rc == VC_OK)
             rc = pass_names(c, nin, names[cur], nout, names[!cur], err);
     }
@@ -196,7 +191,7 @@ static enum vc_status write_labels(const char *names_path, const char *tmp_prefi
     VC_TRY(extsort_open_with(&s, tmp_prefix, mem_bytes, &o, err));
     enum vc_status rc = VC_OK;
     if (names_path && !(in = fopen(names_path, "rb")))
-        rc = io_fail(names_path, err);
+        rc = vc_err_io(err, names_path);
     struct dedup_pair p;
     while (rc == VC_OK && in && fread(&p, sizeof p, 1, in) == 1) {
         struct dedup_pair self = { p.b, p.b };
@@ -205,11 +200,11 @@ static enum vc_status write_labels(const char *names_path, const char *tmp_prefi
             rc = extsort_add(s, &self, sizeof self, err);
     }
     if (rc == VC_OK && in && ferror(in))
-        rc = io_fail(names_path, err);
+        rc = vc_err_io(err, names_path);
     if (rc == VC_OK)
         rc = extsort_done(s, err);
     if (rc == VC_OK && !(out = fopen(labels_path, "wb")))
-        rc = io_fail(labels_path, err);
+        rc = vc_err_io(err, labels_path);
     const uint8_t *rec;
     size_t len;
     int got = 0;

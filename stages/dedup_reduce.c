@@ -137,8 +137,7 @@ static enum vc_status put_edge(struct reducer *r, const struct dedup_sig *a,
         .score = (uint16_t)score,
     };
     if (fwrite(&e, sizeof e, 1, r->out) != 1)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", r->out_path,
-                          strerror(errno));
+        return vc_err_io(err, r->out_path);
     r->st->edges++;
     return VC_OK;
 }
@@ -255,7 +254,7 @@ enum vc_status dedup_reduce_part(char *const *paths, size_t n_paths, uint32_t pa
     for (size_t i = 0; rc == VC_OK && i < n_paths; i++)
         rc = dedup_sig_add_part(merge, paths[i], o->part_bits, part, err);
     if (rc == VC_OK && !(r.out = fopen(tmp, "wb")))
-        rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", tmp, strerror(errno));
+        rc = vc_err_io(err, tmp);
     if (rc == VC_OK)
         rc = dedup_sig_drain(merge, reduce_emit, &r, err);
     extsort_close(merge);
@@ -332,7 +331,7 @@ enum vc_status dedup_edges_each(const char *path, dedup_edge_fn fn, void *ctx, s
 {
     FILE *f = fopen(path, "rb");
     if (!f)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", path, strerror(errno));
+        return vc_err_io(err, path);
     struct dedup_edge buf[1024];
     size_t got;
     enum vc_status rc = VC_OK;

@@ -95,7 +95,7 @@ enum vc_status dedup_sig_run(const char *path, unsigned part_bits, uint32_t part
     memset(out, 0, sizeof *out);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", path, strerror(errno));
+        return vc_err_io(err, path);
     uint8_t head[SIG_HEADER];
     uint64_t off[2];
     enum vc_status rc = read_at(fd, path, head, sizeof head, 0, err);
@@ -178,7 +178,7 @@ enum vc_status dedup_sig_stream_open(struct dedup_sig_stream *w, const char *pat
     memcpy(w->tmp + len, ".tmp", 5);
     static const uint8_t zero[SIG_HEAD0];
     if (!(w->f = fopen(w->tmp, "wb")) || fwrite(zero, sizeof zero, 1, w->f) != 1) {
-        vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", w->tmp, strerror(errno));
+        vc_err_io(err, w->tmp);
         dedup_sig_stream_close(w, false, NULL);
         return VC_EFATAL;
     }
@@ -189,7 +189,7 @@ enum vc_status dedup_sig_stream_add(void *ctx, const struct dedup_sig *s, struct
 {
     struct dedup_sig_stream *w = ctx;
     if (fwrite(s, sizeof *s, 1, w->f) != 1)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", w->tmp, strerror(errno));
+        return vc_err_io(err, w->tmp);
     w->n++;
     return VC_OK;
 }
@@ -208,7 +208,7 @@ enum vc_status dedup_sig_stream_close(struct dedup_sig_stream *w, bool commit, s
         memcpy(head + SIG_HEADER, off, sizeof off);
         if (commit && (fflush(w->f) != 0 ||
                        pwrite(fileno(w->f), head, sizeof head, 0) != (ssize_t)sizeof head))
-            rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", w->tmp, strerror(errno));
+            rc = vc_err_io(err, w->tmp);
         rc = vc_fs_sync_close(w->f, w->tmp, commit, rc, err);
         if (commit && rc == VC_OK)
             rc = vc_fs_rename_pending(w->tmp, w->path, err);
@@ -229,7 +229,7 @@ enum vc_status dedup_sig_range(const char *path, uint64_t lo, uint64_t hi, struc
     free(run.path);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", path, strerror(errno));
+        return vc_err_io(err, path);
     enum vc_status rc = VC_OK;
     uint64_t a = 0, b = run.n; /* the first record with key >= lo */
     while (rc == VC_OK && a < b) {

@@ -791,8 +791,7 @@ static enum vc_status plan_pairs(struct plan *pl, struct vc_err *err)
     VC_TRY(pair_sort(&pl->out, pl, "plan-notes", sizeof(struct plan_note), note_order, err));
     VC_TRY(plan_path(pl, "plan-pairs", pl->f_path, err));
     if (!(pl->f = fopen(pl->f_path, "wb")))
-        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", pl->f_path,
-                          strerror(errno));
+        return vc_err_io(err, pl->f_path);
     enum vc_status rc = each_pair(pl, pair_live, err);
     rc = vc_fs_close(pl->f, pl->f_path, rc, err);
     pl->f = NULL;
@@ -920,7 +919,7 @@ static enum vc_status plan_clusters(struct plan *pl, struct vc_err *err)
     VC_TRY(extsort_open(&pl->out, kprefix, pl->half, err));
     memcpy(pl->f_path, labels, sizeof labels);
     if (!(pl->f = fopen(labels, "rb")))
-        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", labels, strerror(errno));
+        return vc_err_io(err, labels);
     enum vc_status rc = label_next(pl, err);
     if (rc == VC_OK)
         rc = pl->p->each(pl->p, rec_label, pl, err);

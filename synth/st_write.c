@@ -123,7 +123,7 @@ enum vc_status st_writer_save(const struct st_writer *w, const char *path, struc
     FILE *f = fopen(tmp, "wb");
     if (!f) {
         free(json);
-        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", tmp, strerror(errno));
+        return vc_err_io(err, tmp);
     }
     bool ok = true;
     unsigned char len8[8];
@@ -134,8 +134,7 @@ enum vc_status st_writer_save(const struct st_writer *w, const char *path, struc
         ok = fputc(' ', f) != EOF;
     for (size_t i = 0; ok && i < w->n; i++)
         ok = fwrite(w->t[i].data, 1, w->t[i].n_bytes, f) == w->t[i].n_bytes;
-    enum vc_status rc =
-        ok ? VC_OK : vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s", tmp, strerror(errno));
+    enum vc_status rc = ok ? VC_OK : vc_err_io(err, tmp);
     free(json);
     rc = vc_fs_sync_close(f, tmp, true, rc, err);
     if (rc != VC_OK) {
