@@ -209,6 +209,22 @@ static enum vc_status shard_row(struct stats *st, const char *group, const char 
     return rc;
 }
 
+/* What a shard lost that no sample can be named for (all of it when it is
+ * no archive, the rest after damage part-way): one input in error, as a
+ * run's ledger counts it, so the error reasons add up to the funnel's
+ * errors. */
+static void count_unreadable_rest(struct stats *st, const char *group, const char *path,
+                                  bool count_funnel, const struct vc_err *e)
+{
+    if (count_funnel) {
+        stats_count(st, "all", "funnel", "input", 1, NULL);
+        stats_count(st, "all", "funnel", "error", 1, NULL);
+    }
+    stats_count(st, group, "shard", "samples", 1, NULL);
+    stats_count(st, group, "shard", "unreadable", 1, path);
+    stats_count(st, "all", "error", vc_reason_name(e->reason), 1, path);
+}
+
 /* Reads one shard into a fresh stats object.  Returns VC_ESHARD when the
  * shard could not be read to its end (what was read is still recorded).
  * count_funnel (no ledger): the samples read count as "readable", since
@@ -221,7 +237,7 @@ static enum vc_status scan_shard(const char *path, const struct sample_stats_opt
     snprintf(group, sizeof group, "shard:%s", path);
     struct wds_reader *r;
     if (wds_reader_open(path, NULL, &r, err) != VC_OK) {
-        stats_count(st, "all", "error", vc_reason_name(err->reason), 1, path);
+        count_unreadable_rest(st, group, path, count_funnel, err);
         shard_row(st, group, path);
         return VC_ESHARD;
     }
@@ -255,7 +271,7 @@ static enum vc_status scan_shard(const char *path, const struct sample_stats_opt
                         s.orig_key ? s.orig_key : "?", e.msg);
             }
         } else if (got == VC_ESHARD) {
-            stats_count(st, "all", "error", vc_reason_name(e.reason), 1, path);
+            count_unreadable_rest(st, group, path, count_funnel, &e);
             *err = e;
             rc = VC_ESHARD;
         } else {

@@ -169,6 +169,44 @@ r = vctest.run(args, ["stats", os.path.join(shards, "ext-000000.tar"), shards, "
 vctest.expect(r.returncode == 2 and "two shards of one name" in r.stderr,
               "a shard named twice is refused, not counted twice: " + r.stderr.strip())
 
+# Damaged shards count as a run's ledger counts them: a shard cut inside its
+# third sample gives 2 readable samples, that sample in error and one input
+# in error for the unreadable rest; a shard that is no archive is one input
+# in error.  The error reasons add up to the funnel's errors, each shard's
+# row says what it lost, the report is written and the exit status is 1.
+damaged = os.path.join(args.tmp, "damaged")
+os.makedirs(damaged)
+whole = io.BytesIO()
+with tarfile.open(fileobj=whole, mode="w", format=tarfile.GNU_FORMAT) as tf:
+    for i in range(4):
+        for ext, data in (("png", vctest.png_bytes(40, 30, i)), ("txt", b"words %d" % i)):
+            info = tarfile.TarInfo("d%d.%s" % (i, ext))
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+with tarfile.open(fileobj=io.BytesIO(whole.getvalue())) as tf:
+    third = [m for m in tf.getmembers() if m.name == "d2.png"][0]
+with open(os.path.join(damaged, "cut-000000.tar"), "wb") as f:
+    f.write(whole.getvalue()[:third.offset_data + 10])
+with open(os.path.join(damaged, "junk-000001.tar"), "wb") as f:
+    f.write(b"this is not a tar archive at all" * 40)
+outd = os.path.join(args.tmp, "audit-damaged")
+r = vctest.run(args, ["stats", damaged, "--out", outd, "--no-language"], check=False)
+vctest.expect(r.returncode == 1 and "cut-000000.tar" in r.stderr and "junk-000001.tar" in r.stderr,
+              "damaged shards: exit 1 naming both: %d %s" % (r.returncode, r.stderr.strip()))
+dg = json.load(open(os.path.join(outd, "stats.json")))["groups"]
+df = {k: v["count"] for k, v in dg["all"]["counters"]["funnel"].items()}
+de = sum(v["count"] for v in dg["all"]["counters"]["error"].values())
+vctest.expect(df == {"input": 5, "readable": 2, "error": 3} and de == 3,
+              "damaged shards: 5 inputs = 2 readable + 3 errors, 3 error reasons: %s, %d" % (df, de))
+drows = {g.split("/")[-1]: {k: v["count"] for k, v in dg[g]["counters"]["shard"].items()}
+         for g in dg if g.startswith("shard:")}
+vctest.expect(drows["cut-000000.tar"].get("samples") == 4 and
+              drows["cut-000000.tar"].get("unreadable") == 2 and
+              drows["junk-000001.tar"].get("samples") == 1 and
+              drows["junk-000001.tar"].get("unreadable") == 1,
+              "damaged shards: per-shard rows: %s" % drows)
+vctest.expect("5 samples (3 unreadable)" in r.stdout, "damaged shards: stdout: " + r.stdout)
+
 # On a run folder the score charts hold every judged sample: the kept ones
 # (scores in the shards' json) and the rejected ones (scores in the ledger).
 run_widths = [100, 200, 300, 400, 500, 50, 60]
