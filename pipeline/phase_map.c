@@ -388,7 +388,7 @@ static enum vc_status open_input(struct map_task *t, struct vc_err *err)
             return orc == VC_EFATAL ? orc : VC_ESHARD;
         }
         if (orc < 0) /* a unit whose content is no archive is one error line */
-            return ledger_add(t, NULL, 0, LEDGER_ERROR, "read", &e, NULL, err);
+            return ledger_add(t, NULL, t->u->first_record, LEDGER_ERROR, "read", &e, NULL, err);
         return VC_OK;
     }
     size_t prev = t->round - 1;
@@ -507,6 +507,9 @@ enum vc_status phase_map_unit(struct session *ss, size_t round, size_t unit, str
                           .edit = -1,
                           .in = SPILL_READER_CLOSED };
     t.u = spec_unit(sp, unit, &t.source);
+    /* A unit of a list file starts at its own record, not at the file's
+     * first: the unreadable rest of a unit is numbered from there. */
+    t.next_index = t.u->first_record;
     char *bin = session_work_path(ss, "r%zu-map-%06zu.bin", round, unit);
     char *man = session_work_path(ss, "r%zu-map-%06zu.json", round, unit);
     enum vc_status rc = bin && man ? map_task_alloc(&t, sp->n_stages, err) : vc_err_oom(err);
