@@ -1,12 +1,14 @@
 /* Unit tests of core/: error messages, checked arithmetic, the arena cap,
- * sample fields and key sanitising. */
+ * sample fields, key sanitising and the checked close of a written file. */
 #include "vc_test.h"
 
 #include "core/sample.h"
 #include "core/vc_err.h"
+#include "core/vc_fs.h"
 #include "core/vc_mem.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,10 +203,37 @@ TEST(json_key_prefilter_never_misses_a_key)
     }
 }
 
+/* The close of a written file: on /dev/full the data buffered by stdio
+ * fails at the flush (ENOSPC) and the error names the file; an earlier
+ * error is kept; a file about to be deleted closes without a verdict. */
+TEST(sync_close_names_the_file)
+{
+    struct vc_err err = { 0 };
+    FILE *f = fopen("/dev/full", "w");
+    CHECK(f && fputs("bytes that never reach the disk", f) >= 0);
+    CHECK_INT(vc_fs_sync_close(f, "/dev/full", true, VC_OK, &err), VC_EFATAL);
+    CHECK_INT(err.reason, VC_REASON_io_error);
+    CHECK(strncmp(err.msg, "/dev/full: ", 11) == 0 && strstr(err.msg, "space") != NULL);
+    f = fopen("/dev/full", "w");
+    CHECK(f && fputs("x", f) >= 0);
+    vc_err_set(&err, VC_ESAMPLE, VC_REASON_decode_error, "first");
+    CHECK_INT(vc_fs_sync_close(f, "/dev/full", true, VC_ESAMPLE, &err), VC_ESAMPLE);
+    CHECK_STR(err.msg, "first");
+    f = fopen("/dev/full", "w");
+    CHECK(f && fputs("x", f) >= 0);
+    vc_err_clear(&err);
+    CHECK_INT(vc_fs_sync_close(f, "/dev/full", false, VC_OK, &err), VC_OK);
+    CHECK_INT(vc_fs_sync_close(NULL, "none", true, VC_OK, &err), VC_OK);
+    errno = ENOENT;
+    CHECK(vc_err_io(&err, "p") == VC_EFATAL &&
+          strcmp(err.msg, "p: No such file or directory") == 0);
+}
+
 #define TESTS(X)                                                                                   \
     X(err_message_and_prefix)                                                                      \
     X(checked_arithmetic)                                                                          \
     X(grow_array_doubles_and_keeps_the_block_on_failure)                                           \
+    X(sync_close_names_the_file)                                                                   \
     X(arena_cap_and_reset)                                                                         \
     X(sample_fields)                                                                               \
     X(field_digest_cached_until_replaced)                                                          \
