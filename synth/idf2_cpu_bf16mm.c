@@ -340,18 +340,21 @@ KFN void tile_any(int R, int G, bool two, const struct tile_io *io)
 }
 
 /* A thread's column groups [ga, gb): per NG groups and K block, pack
- * (unless wp holds every group packed over all of K: then one K block),
- * then every row tile over every slice.  From wp with at most two row
- * tiles (decode, batched decode) the slices go outermost, each through
+ * (unless wp holds every group packed over all of K), then every row tile
+ * over every slice.  From wp with at most two row tiles (decode, batched
+ * decode) there is one K block and the slices go outermost, each through
  * both tiles while it is in L1/L2, and the tiles prefetch the next slice
- * from memory as they go: the stream overlaps the compute. */
+ * from memory as they go: the stream overlaps the compute.  More row
+ * tiles keep the K blocks, so that a block's panel stays in L2 while
+ * every row tile reads it. */
 KFN void run_groups(float *y, const uint32_t *xp, size_t m, const uint16_t *w, const __m512i *wp,
                     size_t N, size_t K, bool two, const float *bias, char *mine, size_t ga,
                     size_t gb)
 {
-    const size_t C = chunks(K), nkb = wp ? 1 : k_blocks(C), kcb = wp ? C : k_block_chunks(C);
-    const size_t xs = x_tile_dwords(C), xlo = row_tiles(m) * xs, tiles = row_tiles(m);
+    const size_t C = chunks(K), tiles = row_tiles(m);
     const bool leaf_outer = wp && tiles <= 2;
+    const size_t nkb = leaf_outer ? 1 : k_blocks(C), kcb = leaf_outer ? C : k_block_chunks(C);
+    const size_t xs = x_tile_dwords(C), xlo = tiles * xs;
     __m512i *panel = (__m512i *)mine;
     __m512 *fold =
         (__m512 *)(mine + idf2_align64((size_t)NG * NSLICE * k_block_chunks(C) * sizeof(__m512)));
@@ -360,8 +363,10 @@ KFN void run_groups(float *y, const uint32_t *xp, size_t m, const uint16_t *w, c
         const size_t ng = idf2_min_sz(NG, gb - g0);
         for (size_t kb = 0; kb < nkb; kb++) {
             const size_t c0 = kb * kcb, c1 = idf2_min_sz(C, c0 + kcb), kc = c1 - c0;
-            /* The prepacked layout is the panel's with kc = C. */
-            const __m512i *pn = wp ? wp + g0 * NSLICE * C : panel;
+            /* The prepacked layout is the panel's with kc = C, so a K
+             * block of it starts c0 chunks into each slice. */
+            const __m512i *pn = wp ? wp + g0 * NSLICE * C + c0 : panel;
+            const size_t pkc = wp ? C : kc;
             if (!wp)
                 pack_w(panel, w, N, K, g0, ng, c0, c1);
             for (size_t it = 0; it < tiles * NSLICE; it++) {
@@ -371,14 +376,14 @@ KFN void run_groups(float *y, const uint32_t *xp, size_t m, const uint16_t *w, c
                 const int R = (int)(tile_row0(m, i + 1) - r0);
                 const int l = fold_pos(leaf);
                 const __m512i *next = !leaf_outer         ? NULL
-                                      : leaf + 1 < NSLICE ? pn + (size_t)(leaf + 1) * kc
+                                      : leaf + 1 < NSLICE ? pn + (size_t)(leaf + 1) * pkc
                                       : g0 + NG < gb      ? wp + (g0 + NG) * NSLICE * C
                                                           : NULL;
                 const struct tile_io io = {
                     .x = xp + i * xs + ((size_t)leaf * x_chunks(C) + c0) * MR,
                     .xlo = xlo,
-                    .p = pn + (size_t)leaf * kc,
-                    .ps = NSLICE * kc,
+                    .p = pn + (size_t)leaf * pkc,
+                    .ps = NSLICE * pkc,
                     .kc = kc,
                     .carry = carry + (i * NSLICE + (size_t)l) * MR * NG,
                     .first = kb == 0,
