@@ -119,15 +119,21 @@ const struct idf2_ops *idf2_backend_by_name(const char *name)
 
 const char *idf2_wfmt_name(enum idf2_wfmt f)
 {
-    static const char *const names[IDF2_WF_COUNT] = { "f32", "bf16", "q8_0", "q4_0" };
+    static const char *const names[IDF2_WF_COUNT] = { "f32",  "bf16",    "q8_0",
+                                                      "q4_0", "q8_0x16", "q4_0x16" };
     return (unsigned)f < IDF2_WF_COUNT ? names[f] : "?";
+}
+
+enum idf2_wfmt idf2_wfmt_base(enum idf2_wfmt f)
+{
+    return f == IDF2_WF_Q8_0X16 ? IDF2_WF_Q8_0 : f == IDF2_WF_Q4_0X16 ? IDF2_WF_Q4_0 : f;
 }
 
 size_t idf2_wfmt_row_bytes(enum idf2_wfmt f, size_t cols)
 {
     const size_t blocks = cols / IDF2_QBLOCK + (cols % IDF2_QBLOCK != 0);
     size_t out = 0;
-    switch (f) {
+    switch (idf2_wfmt_base(f)) {
     case IDF2_WF_F32:
         return cols > SIZE_MAX / 4 ? 0 : cols * 4;
     case IDF2_WF_BF16:
@@ -138,6 +144,8 @@ size_t idf2_wfmt_row_bytes(enum idf2_wfmt f, size_t cols)
     case IDF2_WF_Q4_0:
         out = blocks * sizeof(struct idf2_block_q4_0);
         return blocks && out / blocks != sizeof(struct idf2_block_q4_0) ? 0 : out;
+    default:
+        break;
     }
     return 0;
 }
@@ -196,6 +204,9 @@ void idf2_quantize_row(enum idf2_wfmt f, const float *src, size_t cols, void *ds
             }
         }
         return;
+    default:
+        idf2_w_quantize_row(f, dst, 1, cols, 0, src);
+        return;
     }
 }
 
@@ -221,7 +232,100 @@ void idf2_dequantize_row(enum idf2_wfmt f, const void *row, size_t cols, float *
             dst[k] = st_f16_to_f32(q->d) * (float)(nib - 8);
             break;
         }
+        default:
+            idf2_w_dequantize_row(f, row, 1, cols, 0, dst);
+            return;
         }
+    }
+}
+
+/* Where row r's block b is in an x16 matrix: *codes (chunk j at
+ * + j * lanes * 4, then + 4 * lane) and *scale; cb: code bytes per row and
+ * block (32 or 16). */
+struct x16_at {
+    size_t lanes, lane;
+    unsigned char *codes, *scale;
+};
+
+static struct x16_at x16_locate(const void *mat, size_t nrows, size_t cols, size_t cb, size_t r,
+                                size_t b)
+{
+    const size_t nb = cols / IDF2_QBLOCK + (cols % IDF2_QBLOCK != 0), g = r / 16;
+    const size_t lanes = idf2_min_sz(16, nrows - g * 16);
+    unsigned char *grp = (unsigned char *)mat + g * 16 * nb * (cb + 2);
+    return (struct x16_at){ lanes, r % 16, grp + b * lanes * cb,
+                            grp + nb * lanes * cb + (b * lanes + r % 16) * 2 };
+}
+
+/* Block b of row r of an x16 matrix from blk, the block in its base
+ * format's bytes. */
+static void x16_put_block(enum idf2_wfmt base, void *mat, size_t nrows, size_t cols, size_t r,
+                          size_t b, const unsigned char *blk)
+{
+    const size_t cb = base == IDF2_WF_Q8_0 ? IDF2_QBLOCK : IDF2_QBLOCK / 2;
+    const struct x16_at at = x16_locate(mat, nrows, cols, cb, r, b);
+    memcpy(at.scale, blk, 2);
+    for (size_t j = 0; j < cb / 4; j++)
+        for (size_t i = 0; i < 4; i++)
+            at.codes[(j * at.lanes + at.lane) * 4 + i] =
+                (unsigned char)(blk[2 + 4 * j + i] ^ (base == IDF2_WF_Q8_0 ? 0x80 : 0));
+}
+
+void idf2_w_quantize_row(enum idf2_wfmt f, void *mat, size_t nrows, size_t cols, size_t r,
+                         const float *src)
+{
+    const enum idf2_wfmt base = idf2_wfmt_base(f);
+    if (base == f) {
+        idf2_quantize_row(f, src, cols, (char *)mat + r * idf2_wfmt_row_bytes(f, cols));
+        return;
+    }
+    const size_t nb = cols / IDF2_QBLOCK + (cols % IDF2_QBLOCK != 0);
+    for (size_t b = 0; b < nb; b++) {
+        /* One block quantized alone is the row's block (blocks are
+         * independent). */
+        unsigned char blk[sizeof(struct idf2_block_q8_0)];
+        idf2_quantize_row(base, src + b * IDF2_QBLOCK,
+                          idf2_min_sz(IDF2_QBLOCK, cols - b * IDF2_QBLOCK), blk);
+        x16_put_block(base, mat, nrows, cols, r, b, blk);
+    }
+}
+
+void idf2_w_store_row(enum idf2_wfmt f, void *mat, size_t nrows, size_t cols, size_t r,
+                      const void *row)
+{
+    const enum idf2_wfmt base = idf2_wfmt_base(f);
+    const size_t rb = idf2_wfmt_row_bytes(base, cols);
+    if (base == f) {
+        memcpy((char *)mat + r * rb, row, rb);
+        return;
+    }
+    const size_t bb = base == IDF2_WF_Q8_0 ? sizeof(struct idf2_block_q8_0)
+                                           : sizeof(struct idf2_block_q4_0);
+    for (size_t b = 0; b < rb / bb; b++)
+        x16_put_block(base, mat, nrows, cols, r, b, (const unsigned char *)row + b * bb);
+}
+
+void idf2_w_dequantize_row(enum idf2_wfmt f, const void *mat, size_t nrows, size_t cols, size_t r,
+                           float *dst)
+{
+    const enum idf2_wfmt base = idf2_wfmt_base(f);
+    if (base == f) {
+        idf2_dequantize_row(f, (const char *)mat + r * idf2_wfmt_row_bytes(f, cols), cols, dst);
+        return;
+    }
+    const size_t nb = cols / IDF2_QBLOCK + (cols % IDF2_QBLOCK != 0);
+    const size_t cb = base == IDF2_WF_Q8_0 ? IDF2_QBLOCK : IDF2_QBLOCK / 2;
+    for (size_t b = 0; b < nb; b++) {
+        unsigned char blk[sizeof(struct idf2_block_q8_0)];
+        const struct x16_at at = x16_locate(mat, nrows, cols, cb, r, b);
+        memcpy(blk, at.scale, 2);
+        for (size_t j = 0; j < cb / 4; j++)
+            for (size_t i = 0; i < 4; i++)
+                blk[2 + 4 * j + i] = (unsigned char)(at.codes[(j * at.lanes + at.lane) * 4 + i] ^
+                                                     (base == IDF2_WF_Q8_0 ? 0x80 : 0));
+        float v[IDF2_QBLOCK];
+        idf2_dequantize_row(base, blk, IDF2_QBLOCK, v);
+        memcpy(dst + b * IDF2_QBLOCK, v, idf2_min_sz(IDF2_QBLOCK, cols - b * IDF2_QBLOCK) * sizeof *v);
     }
 }
 

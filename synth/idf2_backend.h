@@ -28,9 +28,13 @@
  *
  * Weight formats are their own type (not the safetensors dtype): a matrix is
  * `struct idf2_w` in one `enum idf2_wfmt`, row-major [rows, cols], one
- * matmul entry per format.  The block formats pack each row separately:
+ * matmul entry per format.  The block formats cut each row into
  * ceil(cols / 32) blocks, the last one zero-filled past `cols` (SigLIP's
- * K = 4304 is 134.5 blocks), so a row starts at row * idf2_wfmt_row_bytes().
+ * K = 4304 is 134.5 blocks).  Q8_0 / Q4_0 store each row's blocks in turn
+ * (ggml's layout): a row starts at row * idf2_wfmt_row_bytes().  Their x16
+ * twins (the text weights quantized at load) interleave 16 rows, see
+ * below; a matrix of any format takes rows * idf2_wfmt_row_bytes() bytes,
+ * and idf2_w_quantize_row / idf2_w_dequantize_row address a row of any.
  *
  * The contract every row keeps (the oracle test checks each point):
  *  - accuracy: matmul output element (i, j) is within
@@ -65,8 +69,21 @@ enum idf2_wfmt {
     IDF2_WF_BF16, /* the high 16 bits of a float32 */
     IDF2_WF_Q8_0, /* struct idf2_block_q8_0 rows: w = d * q */
     IDF2_WF_Q4_0, /* struct idf2_block_q4_0 rows: w = d * (nibble - 8) */
+    /* The same blocks, values and bytes per matrix, 16 rows interleaved so
+     * that a VNNI instruction meets 16 rows at once (synth/idf2_cpu_q8.c
+     * streams them as stored at any row count; llama.cpp's repacked
+     * Q4_0_8_8 types are the precedent).  Rows 16g .. 16g+w-1 (w = 16, or
+     * what is left in the last group) are group g, at byte 16g * row bytes.
+     * In a group, block b's codes come first, at b * w * 32 (Q8_0) or
+     * b * w * 16 (Q4_0): chunk j (j < 8 for Q8_0, 4 for Q4_0) at j * w * 4,
+     * its dword c being row 16g+c's code bytes 4j..4j+3; Q8_0 codes stored
+     * as unsigned q + 128, Q4_0 as ggml's nibble bytes qs[4j..4j+3].  After
+     * all nb blocks of codes, the half scales: block b's at nb * w * 32 (or
+     * 16) + b * w * 2, row c's at + 2c. */
+    IDF2_WF_Q8_0X16,
+    IDF2_WF_Q4_0X16,
 };
-#define IDF2_WF_COUNT 4
+#define IDF2_WF_COUNT 6
 #define IDF2_QBLOCK   32 /* weights per block of the block formats */
 
 /* Byte-compatible with ggml's block_q8_0 / block_q4_0 (d is IEEE half). */
@@ -92,6 +109,21 @@ size_t idf2_wfmt_row_bytes(enum idf2_wfmt f, size_t cols);
 void idf2_quantize_row(enum idf2_wfmt f, const float *src, size_t cols, void *dst);
 /* dst[cols] = row as float32 (exact for F32/BF16, d * q for blocks). */
 void idf2_dequantize_row(enum idf2_wfmt f, const void *row, size_t cols, float *dst);
+/* The row formats behind a format: Q8_0 for Q8_0X16, Q4_0 for Q4_0X16,
+ * f itself else. */
+enum idf2_wfmt idf2_wfmt_base(enum idf2_wfmt f);
+/* Row r of a [rows, cols] matrix `mat` in format f, any format: stores
+ * src quantized as idf2_quantize_row (the same values), or reads it back
+ * as idf2_dequantize_row.  Writers of different rows touch different
+ * bytes (threads may fill a matrix row by row). */
+void idf2_w_quantize_row(enum idf2_wfmt f, void *mat, size_t rows, size_t cols, size_t r,
+                         const float *src);
+void idf2_w_dequantize_row(enum idf2_wfmt f, const void *mat, size_t rows, size_t cols, size_t r,
+                           float *dst);
+/* Row r of mat from `row`, the same row in the base format's layout (a
+ * byte copy or an interleave: no rounding). */
+void idf2_w_store_row(enum idf2_wfmt f, void *mat, size_t rows, size_t cols, size_t r,
+                      const void *row);
 
 struct idf2_w;
 /* A row's packing of a matrix into its own layout (see idf2_ops.pack). */

@@ -99,6 +99,8 @@ static size_t x_part(size_t m, size_t K)
 
 size_t idf2_avx512_mm_ws(size_t m, size_t K, enum idf2_mm_fmt f, int nt)
 {
+    if (f == IDF2_MM_Q8_0X16 || f == IDF2_MM_Q4_0X16)
+        return idf2_q8x_mm_ws(m, K);
     if (!is_bf16(f))
         return idf2_q8_mm_ws(m, K, nt);
     const size_t mine =
@@ -245,6 +247,10 @@ static void mm_prepare(const float *x, size_t m, size_t x_stride, size_t K, enum
 void idf2_avx512_mm(float *y, const float *x, size_t m, size_t x_stride, const void *w, size_t N,
                     size_t K, enum idf2_mm_fmt f, const float *bias, void *ws, int nt)
 {
+    if (f == IDF2_MM_Q8_0X16 || f == IDF2_MM_Q4_0X16) {
+        idf2_q8x_mm(y, x, m, x_stride, w, N, K, f == IDF2_MM_Q4_0X16, bias, ws, nt);
+        return;
+    }
     if (!is_bf16(f)) {
         idf2_q8_mm(y, x, m, x_stride, w, N, K, f == IDF2_MM_Q4_0, bias, ws, nt);
         return;
@@ -361,6 +367,18 @@ static void row_mm_q4_0(float *y, const float *x, size_t n, const struct idf2_w 
     row_mm(y, x, n, w, bias, ex, IDF2_MM_Q4_0);
 }
 
+static void row_mm_q8_0x16(float *y, const float *x, size_t n, const struct idf2_w *w,
+                           const float *bias, const struct idf2_exec *ex)
+{
+    row_mm(y, x, n, w, bias, ex, IDF2_MM_Q8_0X16);
+}
+
+static void row_mm_q4_0x16(float *y, const float *x, size_t n, const struct idf2_w *w,
+                           const float *bias, const struct idf2_exec *ex)
+{
+    row_mm(y, x, n, w, bias, ex, IDF2_MM_Q4_0X16);
+}
+
 /* f32 weights go to the inherited (vec) matmul: its workspace counts too. */
 static size_t row_mm_ws(size_t n, const struct idf2_w *w, int nt)
 {
@@ -371,6 +389,9 @@ static size_t row_mm_ws(size_t n, const struct idf2_w *w, int nt)
         return idf2_avx512_mm_ws(n, (size_t)w->cols, IDF2_MM_Q8_0, nt);
     case IDF2_WF_Q4_0:
         return idf2_avx512_mm_ws(n, (size_t)w->cols, IDF2_MM_Q4_0, nt);
+    case IDF2_WF_Q8_0X16:
+    case IDF2_WF_Q4_0X16:
+        return idf2_q8x_mm_ws(n, (size_t)w->cols);
     case IDF2_WF_F32:
         break;
     }
@@ -385,11 +406,15 @@ const struct idf2_ops idf2_avx512_ops = {
     .tol = { [IDF2_WF_F32] = 0,
              [IDF2_WF_BF16] = 1e-2,
              [IDF2_WF_Q8_0] = 3e-2,
-             [IDF2_WF_Q4_0] = 3e-2 },
+             [IDF2_WF_Q4_0] = 3e-2,
+             [IDF2_WF_Q8_0X16] = 3e-2,
+             [IDF2_WF_Q4_0X16] = 3e-2 },
     .tol_other = 1e-5,
     .matmul = { [IDF2_WF_BF16] = row_mm_bf16,
                 [IDF2_WF_Q8_0] = row_mm_q8_0,
-                [IDF2_WF_Q4_0] = row_mm_q4_0 },
+                [IDF2_WF_Q4_0] = row_mm_q4_0,
+                [IDF2_WF_Q8_0X16] = row_mm_q8_0x16,
+                [IDF2_WF_Q4_0X16] = row_mm_q4_0x16 },
     .matmul_ws = row_mm_ws,
     .pack_bytes = row_pack_bytes,
     .pack = row_pack,

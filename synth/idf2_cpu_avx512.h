@@ -35,12 +35,16 @@ bool idf2_avx512_usable(void);
 
 /* Weight layouts: bf16 row-major [N, K]; Q8_0 / Q4_0 rows of ceil(K/32)
  * ggml blocks (a half scale, then 32 int8 or 16 bytes of nibbles; the last
- * block zero-filled past K). */
+ * block zero-filled past K); Q8_0X16 / Q4_0X16 as synth/idf2_backend.h
+ * lays them out. */
 enum idf2_mm_fmt {
     IDF2_MM_BF16,
     IDF2_MM_Q8_0,
     IDF2_MM_Q4_0,
     IDF2_MM_BF16X1, /* bf16 weights, activations rounded once to bf16 */
+    /* The same blocks, 16 rows interleaved (IDF2_WF_Q8_0X16 / Q4_0X16). */
+    IDF2_MM_Q8_0X16,
+    IDF2_MM_Q4_0X16,
 };
 
 /* Workspace bytes of idf2_avx512_mm for m rows of K inputs at nt threads;

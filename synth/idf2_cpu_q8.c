@@ -42,6 +42,7 @@
 #include <omp.h>
 #include <stdint.h>
 #include <string.h>
+#include <stdlib.h>
 
 #include "synth/idf2_backend.h"
 #include "synth/idf2_cpu_avx512_inl.h"
@@ -783,6 +784,19 @@ KFN void q_stream_groups(float *y, const struct qx *a, size_t m, const uint8_t *
 
 /* ---- driver -------------------------------------------------------------------------------- */
 
+/* m activation rows quantized into ws, rows xq_bytes(K) apart (struct qx),
+ * for unsigned weight codes offset by 8 (q4) or 128. */
+static void q_acts(void *ws, const float *x, size_t m, size_t x_stride, size_t K, bool q4, int nt)
+{
+    const size_t kp = xq_row(K);
+#pragma omp parallel for schedule(static) num_threads(m >= 8 ? nt : 1)
+    for (long r = 0; r < (long)m; r++) {
+        int8_t *row = (int8_t *)ws + (size_t)r * xq_bytes(K);
+        qact_row(row, (float *)(void *)(row + kp), (int32_t *)(void *)(row + kp + kp / 32 * 4),
+                 x + (size_t)r * x_stride, K, kp, q4 ? 8 : 128);
+    }
+}
+
 void idf2_q8_mm(float *y, const float *x, size_t m, size_t x_stride, const void *w, size_t N,
                 size_t K, bool q4, const float *bias, void *ws, int nt)
 {
@@ -794,12 +808,7 @@ void idf2_q8_mm(float *y, const float *x, size_t m, size_t x_stride, const void 
      * only 3+ rows use (one panel, 18 kp bytes or more, holds two rows of
      * q8_sl_bytes(kp) or q4_sl_bytes(kp)). */
     const struct qx a = { ws, xq_bytes(K), kp, (const int8_t *)panels };
-#pragma omp parallel for schedule(static) num_threads(m >= 8 ? nt : 1)
-    for (long r = 0; r < (long)m; r++) {
-        int8_t *row = (int8_t *)ws + (size_t)r * a.stride;
-        qact_row(row, (float *)(void *)(row + kp), (int32_t *)(void *)(row + kp + kp / 32 * 4),
-                 x + (size_t)r * x_stride, K, kp, q4 ? 8 : 128);
-    }
+    q_acts(ws, x, m, x_stride, K, q4, nt);
     if (m <= 2)
         for (size_t r = 0; r < m; r++) {
             if (q4)
@@ -818,5 +827,204 @@ void idf2_q8_mm(float *y, const float *x, size_t m, size_t x_stride, const void 
         else
             q_gemm_groups(y, &a, m, w, wrb, N, nblocks, q4, bias,
                           (__m512i *)(void *)(panels + t * panel_ws(K)), ga, gb);
+    }
+}
+
+
+/* ---- interleaved weights (Q8_0X16 / Q4_0X16): every row count ------------------------------ */
+
+/* Bytes ahead that a 1-2 row tile prefetches in its stream. */
+#define QX_PF_AHEAD 2048
+
+/* MR activation rows from a's row r0 x one group of `lanes` interleaved
+ * weight rows at grp over nb blocks (layout: synth/idf2_backend.h): per
+ * block the 8 code zmm come straight from the weights (Q4_0: 4 loads, an
+ * AND and a shift), lane c = weight row c, and each activation row costs
+ * 8 vpdpbusd against its code quads broadcast from memory, a convert, a
+ * multiply and an fma: no fold, no gathers, no repack.  With 1-2 rows two
+ * chains per row (quads 0-3, 4-7) cover vpdpbusd's latency; the integer
+ * sum is exact in any order, so the bits are the packed tiles'. */
+KINL void qx_tile(const int MR, const bool q4, const struct qx *a, size_t r0, const uint8_t *grp,
+                  size_t lanes, size_t nb, float *y, size_t ldy, const float *bias,
+                  const struct q_ahead *pf)
+{
+    const size_t cb = q4 ? 16 : 32, cs = lanes * 4;
+    const uint8_t *sc = grp + nb * lanes * cb;
+    const __mmask64 lm = lanes >= 16 ? ~(__mmask64)0 : ((__mmask64)1 << cs) - 1;
+    const __mmask16 cm = tail16(lanes);
+    const __m512i nib = _mm512_set1_epi8(15);
+    __m512 acc[Q_MR];
+    const int8_t *xq[Q_MR];
+    const float *dx[Q_MR];
+    const int32_t *corr[Q_MR];
+    _Pragma("GCC unroll 12") for (int r = 0; r < Q_MR; r++) if (r < MR)
+    {
+        acc[r] = _mm512_setzero_ps();
+        xq[r] = qx_codes(a, r0 + (size_t)r);
+        dx[r] = qx_dx(a, r0 + (size_t)r);
+        corr[r] = qx_corr(a, r0 + (size_t)r);
+    }
+    for (size_t b = 0; b < nb; b++) {
+        for (size_t i = 0; i < pf->per_block; i++)
+            _mm_prefetch(pf->at + (b * pf->per_block + i) * 64, _MM_HINT_T0);
+        const uint8_t *cp = grp + b * lanes * cb;
+        __m512i wv[8];
+        if (q4) {
+            _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++)
+            {
+                const __m512i v = _mm512_maskz_loadu_epi8(lm, cp + (size_t)j * cs);
+                wv[j] = _mm512_and_si512(v, nib);
+                wv[j + 4] = _mm512_and_si512(_mm512_srli_epi32(v, 4), nib);
+            }
+        } else {
+            _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++) wv[j] =
+                _mm512_maskz_loadu_epi8(lm, cp + (size_t)j * cs);
+        }
+        const __m512 dw = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(cm, sc + b * lanes * 2));
+        __m512i dot[Q_MR], dot2[2];
+        _Pragma("GCC unroll 12") for (int r = 0; r < Q_MR; r++) if (r < MR) dot[r] =
+            _mm512_set1_epi32(corr[r][b]);
+        if (MR <= 2) {
+            _Pragma("GCC unroll 2") for (int r = 0; r < 2; r++) if (r < MR) dot2[r] =
+                _mm512_setzero_si512();
+            _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++)
+                _Pragma("GCC unroll 2") for (int r = 0; r < 2; r++) if (r < MR)
+            {
+                dot[r] = _mm512_dpbusd_epi32(dot[r], wv[j],
+                                             _mm512_set1_epi32(ld32(xq[r] + b * 32 + 4 * j)));
+                dot2[r] = _mm512_dpbusd_epi32(
+                    dot2[r], wv[j + 4], _mm512_set1_epi32(ld32(xq[r] + b * 32 + 16 + 4 * j)));
+            }
+            _Pragma("GCC unroll 2") for (int r = 0; r < 2; r++) if (r < MR) dot[r] =
+                _mm512_add_epi32(dot[r], dot2[r]);
+        } else {
+            _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++)
+                _Pragma("GCC unroll 12") for (int r = 0; r < Q_MR; r++) if (r < MR) dot[r] =
+                    _mm512_dpbusd_epi32(dot[r], wv[j],
+                                        _mm512_set1_epi32(ld32(xq[r] + b * 32 + 4 * j)));
+        }
+        _Pragma("GCC unroll 12") for (int r = 0; r < Q_MR; r++) if (r < MR) acc[r] =
+            q_step(acc[r], dot[r], dw, dx[r][b]);
+    }
+    _Pragma("GCC unroll 12") for (int r = 0; r < Q_MR; r++) if (r < MR)
+        q_store(y + (size_t)r * ldy, cm, acc[r], bias);
+}
+
+/* One function per (rows, format): see STREAM_FN. */
+#define QX_FN(R_, Q4_)                                                                             \
+    KFN __attribute__((noinline)) void qx_tile_##R_##_##Q4_(                                       \
+        const struct qx *a, size_t r0, const uint8_t *grp, size_t lanes, size_t nb, float *y,      \
+        size_t ldy, const float *bias, const struct q_ahead *pf)                                   \
+    {                                                                                              \
+        qx_tile(R_, Q4_, a, r0, grp, lanes, nb, y, ldy, bias, pf);                                 \
+    }
+#define QX_FNS(R_) QX_FN(R_, 0) QX_FN(R_, 1)
+QX_FNS(1)
+QX_FNS(2)
+QX_FNS(3)
+QX_FNS(4)
+QX_FNS(5)
+QX_FNS(6)
+QX_FNS(7)
+QX_FNS(8)
+QX_FNS(9)
+QX_FNS(10)
+
+#define QX_CASE(R_)                                                                                \
+    case R_:                                                                                       \
+        (q4 ? qx_tile_##R_##_1 : qx_tile_##R_##_0)(a, r0, grp, lanes, nb, y, ldy, bias, pf);       \
+        break;
+
+KFN void qx_tile_any(int MR, bool q4, const struct qx *a, size_t r0, const uint8_t *grp,
+                     size_t lanes, size_t nb, float *y, size_t ldy, const float *bias,
+                     const struct q_ahead *pf)
+{
+    switch (MR) {
+        QX_CASE(1)
+        QX_CASE(2)
+        QX_CASE(3)
+        QX_CASE(4)
+        QX_CASE(5)
+        QX_CASE(6)
+        QX_CASE(7)
+        QX_CASE(8)
+        QX_CASE(9)
+        QX_CASE(10)
+    default:
+        break;
+    }
+}
+
+/* A thread's groups [ga, gb).  1-2 rows: one pass, each tile prefetching
+ * its own stream QX_PF_AHEAD bytes ahead.  More: per span of groups of
+ * about Q_PANEL bytes (L2), every row tile over every group of it, the
+ * tiles of up to Q_AHEAD_ROWS rows fetching the next span meanwhile, as
+ * q_gemm_groups does with its panels. */
+KFN void qx_groups(float *y, const struct qx *a, size_t m, const uint8_t *w, size_t wrb, size_t N,
+                   size_t nb, bool q4, const float *bias, size_t ga, size_t gb)
+{
+    const size_t gbytes = Q_GROUP * wrb;
+    if (m <= 2) {
+        for (size_t g = ga; g < gb; g++) {
+            const size_t n0 = g * Q_GROUP, lanes = idf2_min_sz(Q_GROUP, N - n0);
+            const uint8_t *grp = w + n0 * wrb;
+            static long pfd = -1;
+            if (pfd < 0) {
+                const char *e = getenv("QX_PF");
+                pfd = e ? atol(e) : QX_PF_AHEAD;
+            }
+            const struct q_ahead pf = { (const char *)grp + pfd, lanes * (q4 ? 16 : 32) / 64 };
+            qx_tile_any((int)m, q4, a, 0, grp, lanes, nb, y + n0, N, bias ? bias + n0 : NULL, &pf);
+        }
+        return;
+    }
+    const size_t pg = Q_PANEL / gbytes ? Q_PANEL / gbytes : 1;
+    const size_t tiles = (m + Q_MR - 1) / Q_MR;
+    for (size_t g0 = ga; g0 < gb; g0 += pg) {
+        const size_t ng = idf2_min_sz(pg, gb - g0);
+        const size_t g1 = g0 + ng,
+                     ng1 = g1 < gb && m <= Q_AHEAD_ROWS ? idf2_min_sz(pg, gb - g1) : 0;
+        const size_t r1 = idf2_min_sz(N, g1 * Q_GROUP);
+        const size_t lines = (idf2_min_sz(N, (g1 + ng1) * Q_GROUP) - r1) * wrb / 64;
+        const size_t per_call = (lines + tiles * ng - 1) / (tiles * ng);
+        const size_t per_block = (per_call + nb - 1) / nb, span = nb * per_block;
+        const char *next = (const char *)w + r1 * wrb;
+        size_t call = 0;
+        for (size_t t = 0; t < tiles; t++) {
+            const size_t r0 = m * t / tiles;
+            const int mr = (int)(m * (t + 1) / tiles - r0);
+            for (size_t g = 0; g < ng; g++, call++) {
+                const size_t n0 = (g0 + g) * Q_GROUP;
+                struct q_ahead pf = { next, 0 };
+                if (lines >= span && call * span < lines) {
+                    pf.at = next + idf2_min_sz(call * span, lines - span) * 64;
+                    pf.per_block = per_block;
+                }
+                qx_tile_any(mr, q4, a, r0, w + n0 * wrb, idf2_min_sz(Q_GROUP, N - n0), nb,
+                            y + r0 * N + n0, N, bias ? bias + n0 : NULL, &pf);
+            }
+        }
+    }
+}
+
+size_t idf2_q8x_mm_ws(size_t m, size_t K)
+{
+    return idf2_align64(m * xq_bytes(K));
+}
+
+void idf2_q8x_mm(float *y, const float *x, size_t m, size_t x_stride, const void *w, size_t N,
+                 size_t K, bool q4, const float *bias, void *ws, int nt)
+{
+    if (m == 0 || N == 0)
+        return;
+    const struct qx a = { ws, xq_bytes(K), xq_row(K), NULL };
+    q_acts(ws, x, m, x_stride, K, q4, nt);
+    const size_t groups = (N + Q_GROUP - 1) / Q_GROUP;
+    const int team = m * N * K < (1u << 18) ? 1 : (nt > 0 ? nt : 1);
+#pragma omp parallel num_threads(team)
+    {
+        const size_t t = (size_t)omp_get_thread_num(), T = (size_t)omp_get_num_threads();
+        qx_groups(y, &a, m, w, w_row_bytes(K, q4), N, (K + 31) / 32, q4, bias, groups * t / T,
+                  groups * (t + 1) / T);
     }
 }

@@ -30,4 +30,12 @@ size_t idf2_q8_mm_ws(size_t m, size_t K, int nt);
 void idf2_q8_mm(float *y, const float *x, size_t m, size_t x_stride, const void *w, size_t N,
                 size_t K, bool q4, const float *bias, void *ws, int nt);
 
+/* The same product for W in the interleaved formats Q8_0X16 / Q4_0X16
+ * (synth/idf2_backend.h), read as stored at every row count: the same
+ * bits as idf2_q8_mm over the same blocks in ggml's layout.  ws: 64-byte
+ * aligned, idf2_q8x_mm_ws bytes (non-decreasing in m and K). */
+size_t idf2_q8x_mm_ws(size_t m, size_t K);
+void idf2_q8x_mm(float *y, const float *x, size_t m, size_t x_stride, const void *w, size_t N,
+                 size_t K, bool q4, const float *bias, void *ws, int nt);
+
 #endif

@@ -91,8 +91,8 @@ enum vc_status idf2_model_load(const char *dir, const struct idf2_load_opts *opt
     rc = idf2_weights_load(dir, &m->cfg.model, &wo, &m->w, err);
     if (rc >= 0 && opts->text_quant != IDF2_TEXT_QUANT_NONE)
         rc = idf2_weights_quantize(m->w, &m->cfg.model,
-                                   opts->text_quant == IDF2_TEXT_QUANT_Q8_0 ? IDF2_WF_Q8_0
-                                                                            : IDF2_WF_Q4_0,
+                                   opts->text_quant == IDF2_TEXT_QUANT_Q8_0 ? IDF2_WF_Q8_0X16
+                                                                            : IDF2_WF_Q4_0X16,
                                    opts->use_cache ? dir : NULL, opts->n_threads, &m->quant, err);
     struct idf2_place_report placed = { 0 };
     if (rc >= 0 && opts->weights != IDF2_WEIGHTS_MAP)

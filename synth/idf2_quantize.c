@@ -1,11 +1,13 @@
 /* idf2_quantize: block quantization of the text decoder at load and its
  * cache file (layout and freshness rule in idf2_quantize.h).
  *
- * Cache file: "VCQUANT1", u32 format (enum idf2_wfmt), u32 matrix count,
+ * Cache file: "VCQUANT2", u32 format (enum idf2_wfmt), u32 matrix count,
  * 64 hex digits of the source key, then per matrix u64 rows, cols, offset,
  * bytes (little endian), then the blocks at 64-byte aligned offsets.  All matrices are
  * quantized into one buffer laid out exactly like the file's data, so the
- * write is the header plus that buffer. */
+ * write is the header plus that buffer.  VCQUANT1 files (Q8_0 / Q4_0 rows
+ * in ggml's layout, before the x16 formats) are rejected by their magic
+ * and format and rewritten, never read as the new layout. */
 #include "idf2_quantize.h"
 
 #include <dirent.h>
@@ -25,7 +27,7 @@
 #include "core/vc_mem.h"
 #include "synth/idf2_place.h"
 
-#define QC_MAGIC      "VCQUANT1"
+#define QC_MAGIC      "VCQUANT2"
 #define QC_ALIGN      64
 #define QC_HEAD_BYTES 1024 * 1024
 #define QC_SAMPLE     (64 * 1024)
@@ -102,7 +104,7 @@ static bool source_key(const char *dir, enum idf2_wfmt fmt, char hex[65])
     qsort(names, n, sizeof *names, cmp_names);
     struct sha256 h;
     sha256_init(&h);
-    sha256_update(&h, "vlmcurate-quant-1", 17);
+    sha256_update(&h, "vlmcurate-quant-2", 17);
     sha256_update(&h, idf2_wfmt_name(fmt), strlen(idf2_wfmt_name(fmt)));
     unsigned char *buf = malloc(QC_HEAD_BYTES);
     bool ok = buf != NULL && n > 0;
@@ -215,9 +217,10 @@ enum vc_status idf2_weights_quantize(struct idf2_weights *w, const struct idf2_m
                                      struct idf2_quant **out, struct vc_err *err)
 {
     *out = NULL;
-    if (fmt != IDF2_WF_Q8_0 && fmt != IDF2_WF_Q4_0)
+    if (idf2_wfmt_base(fmt) != IDF2_WF_Q8_0 && idf2_wfmt_base(fmt) != IDF2_WF_Q4_0)
         return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
-                          "weights: %s is not a block format (q8_0 or q4_0)", idf2_wfmt_name(fmt));
+                          "weights: %s is not a block format (q8_0, q4_0 or their x16 twins)",
+                          idf2_wfmt_name(fmt));
     const size_t n = idf2_weights_text_mats(w, cfg, NULL);
     struct idf2_w **mats = vc_malloc_array(n, sizeof *mats);
     size_t *offs = vc_malloc_array(n, sizeof *offs), *sizes = vc_malloc_array(n, sizeof *sizes);
@@ -239,7 +242,7 @@ enum vc_status idf2_weights_quantize(struct idf2_weights *w, const struct idf2_m
     char key[65] = { 0 }, path[4096] = { 0 };
     bool cache = cache_dir && source_key(cache_dir, fmt, key) &&
                  (size_t)snprintf(path, sizeof path, "%s/.vlmcurate-%s.bin", cache_dir,
-                                  idf2_wfmt_name(fmt)) < sizeof path;
+                                  idf2_wfmt_name(idf2_wfmt_base(fmt))) < sizeof path;
     if (cache && cache_map(path, key, fmt, mats, n, offs, sizes, q)) {
         *out = q;
         q = NULL;
@@ -259,8 +262,7 @@ enum vc_status idf2_weights_quantize(struct idf2_weights *w, const struct idf2_m
     for (size_t i = 0; i < n && ok; i++) {
         struct idf2_w *m = mats[i];
         saved[i] = *m;
-        const size_t K = (size_t)m->cols, src_rb = idf2_wfmt_row_bytes(m->fmt, K);
-        const size_t dst_rb = idf2_wfmt_row_bytes(fmt, K);
+        const size_t K = (size_t)m->cols, R = (size_t)m->rows;
         unsigned char *dst = (unsigned char *)q->owned + offs[i];
 #pragma omp parallel num_threads(nt > 0 ? nt : 1)
         {
@@ -273,8 +275,8 @@ enum vc_status idf2_weights_quantize(struct idf2_weights *w, const struct idf2_m
             for (long r = 0; r < (long)m->rows; r++) {
                 if (!row)
                     continue;
-                idf2_dequantize_row(m->fmt, (const char *)m->data + (size_t)r * src_rb, K, row);
-                idf2_quantize_row(fmt, row, K, dst + (size_t)r * dst_rb);
+                idf2_w_dequantize_row(m->fmt, m->data, R, K, (size_t)r, row);
+                idf2_w_quantize_row(fmt, dst, R, K, (size_t)r, row);
             }
             free(row);
         }

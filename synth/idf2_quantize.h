@@ -7,7 +7,10 @@
  * these.  The vision tower, the connector and the embedding table keep the
  * compute dtype (they are compute-bound or read one row per token).
  *
- * Cache: `<dir>/.vlmcurate-<fmt>.bin`, one file per format: a header, a
+ * The engine quantizes into the x16 formats (Q8_0X16 / Q4_0X16: the same
+ * blocks, 16 rows interleaved for the VNNI kernels at every row count).
+ *
+ * Cache: `<dir>/.vlmcurate-<q8_0|q4_0>.bin`, one file per format: a header, a
  * table of matrices and their blocks (64-byte aligned), memory-mapped on
  * later loads.  It is fresh when its key equals the key of the current
  * source files: SHA-256 over, for config.json, the index and each
@@ -42,7 +45,7 @@ struct idf2_quant {
 };
 
 /* Replaces the text decoder's matrices of `w` (their fmt and data) by
- * `fmt` (IDF2_WF_Q8_0 or IDF2_WF_Q4_0) copies; `cache_dir` is the
+ * `fmt` (IDF2_WF_Q8_0, IDF2_WF_Q4_0 or their x16 twins) copies; `cache_dir` is the
  * checkpoint folder for the cache (NULL: no cache).  The old data stays
  * owned by w.  *out owns the new blocks and must outlive w's use (free it
  * with idf2_quant_free after the model).  Errors: VC_EUSAGE for a format

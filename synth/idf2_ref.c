@@ -37,11 +37,11 @@ static void ref_matmul(float *y, const float *x, size_t n, const struct idf2_w *
                        const float *bias, const struct idf2_exec *ex)
 {
     const size_t K = (size_t)w->cols, O = (size_t)w->rows;
-    const size_t rb = idf2_wfmt_row_bytes(w->fmt, K), stride = (K + 15) / 16 * 16;
+    const size_t stride = (K + 15) / 16 * 16;
 #pragma omp parallel for schedule(static) num_threads(ex->nt)
     for (size_t j = 0; j < O; j++) {
         float *wr = (float *)ex->ws + (size_t)omp_get_thread_num() * stride;
-        idf2_dequantize_row(w->fmt, (const char *)w->data + j * rb, K, wr);
+        idf2_w_dequantize_row(w->fmt, w->data, O, K, j, wr);
         for (size_t i = 0; i < n; i++) {
             double s = bias ? bias[j] : 0.0;
             for (size_t k = 0; k < K; k++)
@@ -194,17 +194,17 @@ static void ref_embed_rows(float *out, const struct idf2_w *table, const int32_t
                            const struct idf2_exec *ex)
 {
     (void)ex;
-    const size_t d = (size_t)table->cols, rb = idf2_wfmt_row_bytes(table->fmt, d);
+    const size_t d = (size_t)table->cols;
     for (size_t i = 0; i < n; i++)
-        idf2_dequantize_row(table->fmt, (const char *)table->data + (size_t)ids[i] * rb, d,
-                            out + i * d);
+        idf2_w_dequantize_row(table->fmt, table->data, (size_t)table->rows, d, (size_t)ids[i],
+                              out + i * d);
 }
 
 const struct idf2_ops idf2_ref_ops = {
     .name = "ref",
     .buf_alloc = ref_alloc,
     .buf_free = free,
-    .matmul = { ref_matmul, ref_matmul, ref_matmul, ref_matmul },
+    .matmul = { ref_matmul, ref_matmul, ref_matmul, ref_matmul, ref_matmul, ref_matmul },
     .matmul_ws = ref_matmul_ws,
     .attention = ref_attention,
     .attention_ws = ref_attention_ws,

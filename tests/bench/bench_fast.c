@@ -1,5 +1,6 @@
 /* Benchmark of the AVX-512 kernels (synth/idf2_cpu_avx512) in the weight
- * formats bf16, q8_0 and q4_0 (ggml blocks), and bf16x1 (bf16 weights,
+ * formats bf16, q8_0 and q4_0 (ggml blocks), q8_0x16 and q4_0x16 (the same
+ * blocks, 16 rows interleaved), and bf16x1 (bf16 weights,
  * activations rounded once to bf16: the avx512bf16 row):
  *
  *   bench_fast shapes [--threads N]
@@ -29,6 +30,13 @@
  *       one matmul of M activation rows by an [N, K] weight matrix in FMT
  *       (the shape a profile looks at: perf record bench_fast gemm ...);
  *       and its share of the bf16 peak measured in the same process;
+ *   bench_fast qgemm q8_0|q4_0 M K N [--threads N] [--decode R]
+ *       the format in ggml's rows (its kernels) against its x16 twin (16
+ *       rows interleaved) over the same values, alternating for R rounds
+ *       (8) in one process, the best call of each: ms, speedup, GOP/s,
+ *       weight GB/s, both as a share of the vpdpbusd peak measured in the
+ *       same process, and whether the outputs are the same bits (exit 1
+ *       if not);
  *   bench_fast attn N [--threads N]
  *       SigLIP self-attention over N patches (16 heads of 72), float32 and
  *       with bf16 dot products: CPU ms per thread and their ratio;
@@ -83,7 +91,18 @@ struct mat {
 
 static enum idf2_wfmt wfmt_of(enum idf2_mm_fmt f)
 {
-    return f == IDF2_MM_Q8_0 ? IDF2_WF_Q8_0 : f == IDF2_MM_Q4_0 ? IDF2_WF_Q4_0 : IDF2_WF_BF16;
+    switch (f) {
+    case IDF2_MM_Q8_0:
+        return IDF2_WF_Q8_0;
+    case IDF2_MM_Q4_0:
+        return IDF2_WF_Q4_0;
+    case IDF2_MM_Q8_0X16:
+        return IDF2_WF_Q8_0X16;
+    case IDF2_MM_Q4_0X16:
+        return IDF2_WF_Q4_0X16;
+    default:
+        return IDF2_WF_BF16;
+    }
 }
 
 static bool is_bf16(enum idf2_mm_fmt f)
@@ -104,7 +123,7 @@ static const char *fmt_name(enum idf2_mm_fmt f)
 
 static bool fmt_parse(const char *s, enum idf2_mm_fmt *f)
 {
-    for (int i = IDF2_MM_BF16; i <= IDF2_MM_BF16X1; i++)
+    for (int i = IDF2_MM_BF16; i <= IDF2_MM_Q4_0X16; i++)
         if (strcmp(s, fmt_name((enum idf2_mm_fmt)i)) == 0) {
             *f = (enum idf2_mm_fmt)i;
             return true;
@@ -135,21 +154,28 @@ static void mat_random(struct mat *m, enum idf2_mm_fmt f, size_t N, size_t K, un
     m->bytes = N * rb;
     m->packed = NULL;
     m->data = huge_alloc(m->bytes);
+    /* Row by row in the base layout, stored through idf2_w_store_row: a
+     * format and its x16 twin from one seed hold the same values. */
+    unsigned char *row = xalloc(rb + 4);
+    const enum idf2_wfmt base = idf2_wfmt_base(wfmt_of(f));
     uint32_t st = seed;
-    for (size_t i = 0; i + 4 <= m->bytes; i += 4) {
-        st = st * 1664525u + 1013904223u;
-        uint32_t v = st;
-        if (is_bf16(f)) /* two bf16 in [-0.03, 0.03]: exponent 2^-6 */
-            v = (v & 0x807f807fu) | 0x3c803c80u;
-        memcpy(m->data + i, &v, 4);
-    }
-    if (!is_bf16(f)) {
-        const size_t bb = f == IDF2_MM_Q8_0 ? 34 : 18;
-        const uint16_t d = 0x1400; /* 2^-10 */
-        for (size_t r = 0; r < N; r++)
+    for (size_t r = 0; r < N; r++) {
+        for (size_t i = 0; i < rb; i += 4) {
+            st = st * 1664525u + 1013904223u;
+            uint32_t v = st;
+            if (is_bf16(f)) /* two bf16 in [-0.03, 0.03]: exponent 2^-6 */
+                v = (v & 0x807f807fu) | 0x3c803c80u;
+            memcpy(row + i, &v, 4);
+        }
+        if (!is_bf16(f)) {
+            const size_t bb = base == IDF2_WF_Q8_0 ? 34 : 18;
+            const uint16_t d = 0x1400; /* 2^-10 */
             for (size_t b = 0; b < rb / bb; b++)
-                memcpy(m->data + r * rb + b * bb, &d, 2);
+                memcpy(row + b * bb, &d, 2);
+        }
+        idf2_w_store_row(wfmt_of(f), m->data, N, K, r, row);
     }
+    free(row);
 }
 
 /* Chains of vdpbf16ps per thread: enough independent accumulators to
@@ -171,6 +197,44 @@ __attribute__((target("avx512f,avx512bf16"))) static float peak_loop(long iters,
     for (int i = 1; i < PEAK_CHAINS; i++)
         s = _mm512_add_ps(s, acc[i]);
     return _mm512_reduce_add_ps(s);
+}
+
+/* The same with vpdpbusd (int8 x uint8, 128 operations per instruction). */
+__attribute__((target("avx512f,avx512vnni"))) static int vnni_peak_loop(long iters, int seed)
+{
+    __m512i acc[PEAK_CHAINS];
+    for (int i = 0; i < PEAK_CHAINS; i++)
+        acc[i] = _mm512_set1_epi32(seed * i);
+    const __m512i a = _mm512_set1_epi8(1), b = _mm512_set1_epi8(0);
+    for (long it = 0; it < iters; it++) {
+#pragma GCC unroll 24
+        for (int i = 0; i < PEAK_CHAINS; i++)
+            acc[i] = _mm512_dpbusd_epi32(acc[i], a, b);
+    }
+    __m512i s = acc[0];
+    for (int i = 1; i < PEAK_CHAINS; i++)
+        s = _mm512_add_epi32(s, acc[i]);
+    return _mm512_reduce_add_epi32(s);
+}
+
+/* GOP/s of nt threads running vnni_peak_loop, the best of passes over
+ * about `seconds` (wall time). */
+static double vnni_peak(int nt, double seconds)
+{
+    const long iters = 1L << 20;
+    double best = 0, t_end = bench_wall_s() + seconds;
+    int sink = 0;
+    do {
+        const double t0 = bench_wall_s();
+        int s = 0;
+#pragma omp parallel num_threads(nt) reduction(+ : s)
+        s += vnni_peak_loop(iters, omp_get_thread_num());
+        const double dt = bench_wall_s() - t0;
+        sink += s;
+        const double ops = (double)nt * iters * PEAK_CHAINS * 128.0;
+        best = ops / dt * 1e-9 > best ? ops / dt * 1e-9 : best;
+    } while (bench_wall_s() < t_end);
+    return sink == 12345 ? best + 1e-9 : best;
 }
 
 /* GFLOP/s of nt threads running peak_loop for about `seconds`, the best
@@ -230,6 +294,65 @@ static void bench_shape(const char *label, enum idf2_mm_fmt f, size_t M, size_t 
     free(y);
     free(x);
     free(w.data);
+}
+
+/* One call's wall seconds: the best of `reps` runs. */
+static double best_call(const struct mat *w, const float *x, float *y, size_t M, void *s, int nt,
+                        int reps)
+{
+    double best = 1e30;
+    for (int i = 0; i < reps; i++) {
+        const double t0 = bench_wall_s();
+        idf2_avx512_mm(y, x, M, w->K, w->data, w->N, w->K, w->f, NULL, s, nt);
+        const double dt = bench_wall_s() - t0;
+        best = dt < best ? dt : best;
+    }
+    return best;
+}
+
+/* The block format f (q8_0 or q4_0) in ggml's rows against its x16 twin
+ * over the same values, alternating in rounds in one process (the best
+ * call of each per round, the rounds' medians... the best round kept),
+ * their outputs compared bit for bit, and both against the VNNI peak
+ * measured in the same process. */
+static int cmd_qgemm(enum idf2_mm_fmt f, size_t M, size_t K, size_t N, int nt, int rounds)
+{
+    const enum idf2_mm_fmt fx = f == IDF2_MM_Q8_0 ? IDF2_MM_Q8_0X16 : IDF2_MM_Q4_0X16;
+    struct mat w0, w1;
+    mat_random(&w0, f, N, K, 7);
+    mat_random(&w1, fx, N, K, 7);
+    float *x = xalloc(M * K * sizeof(float)), *y0 = xalloc(M * N * sizeof(float)),
+          *y1 = xalloc(M * N * sizeof(float));
+    fill(x, M * K, 3, 1.0f);
+    const size_t ws0 = idf2_avx512_mm_ws(M, K, f, nt), ws1 = idf2_avx512_mm_ws(M, K, fx, nt);
+    void *s = xalloc(ws0 > ws1 ? ws0 : ws1);
+    idf2_avx512_mm(y0, x, M, K, w0.data, N, K, f, NULL, s, nt);
+    idf2_avx512_mm(y1, x, M, K, w1.data, N, K, fx, NULL, s, nt);
+    const bool same = memcmp(y0, y1, M * N * sizeof(float)) == 0;
+    /* Enough calls per round for about 0.2 s of the old kernel. */
+    const double one = best_call(&w0, x, y0, M, s, nt, 1);
+    const int reps = one > 0.2 ? 1 : (int)(0.2 / one) + 1;
+    double t0 = 1e30, t1 = 1e30;
+    for (int r = 0; r < rounds; r++) {
+        const double a = best_call(&w0, x, y0, M, s, nt, reps);
+        const double b = best_call(&w1, x, y1, M, s, nt, reps);
+        t0 = a < t0 ? a : t0;
+        t1 = b < t1 ? b : t1;
+    }
+    const double peak = vnni_peak(nt, 0.3), ops = 2.0 * (double)M * (double)K * (double)N;
+    printf("RESULT qgemm %s M=%zu K=%zu N=%zu threads=%d ms ggml %.3f x16 %.3f speedup %.2f "
+           "GOP/s ggml %.0f x16 %.0f GB/s ggml %.1f x16 %.1f vnni_peak GOP/s %.0f pct ggml %.1f "
+           "x16 %.1f same_bits %s\n",
+           fmt_name(f), M, K, N, nt, t0 * 1e3, t1 * 1e3, t0 / t1, ops / t0 * 1e-9,
+           ops / t1 * 1e-9, (double)w0.bytes / t0 * 1e-9, (double)w1.bytes / t1 * 1e-9, peak,
+           100.0 * ops / t0 * 1e-9 / peak, 100.0 * ops / t1 * 1e-9 / peak, same ? "yes" : "NO");
+    free(s);
+    free(y1);
+    free(y0);
+    free(x);
+    free(w1.data);
+    free(w0.data);
+    return same ? 0 : 1;
 }
 
 /* SigLIP self-attention: n patches, 16 heads of 72, float32 or with bf16
@@ -500,9 +623,9 @@ static int cmd_model(enum idf2_mm_fmt f, int nt, int decode, int prefill, int ba
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: bench_fast shapes|model FMT|gemm FMT M K N|attn N|probe|peak "
-                        "[--threads N] [--decode T] [--prefill P] [--batch B] [--probe S] "
-                        "[--layout L] [--seconds S]\n");
+        fprintf(stderr, "usage: bench_fast shapes|model FMT|gemm FMT M K N|qgemm FMT M K N|attn "
+                        "N|probe|peak [--threads N] [--decode T] [--prefill P] [--batch B] "
+                        "[--probe S] [--layout L] [--seconds S]\n");
         return 2;
     }
     int nt = 1, decode = 8, prefill = 0, batch = 0, argi = 2;
@@ -511,11 +634,11 @@ int main(int argc, char **argv)
     int layers = N_LAYERS;
     enum idf2_mm_fmt f = IDF2_MM_BF16;
     size_t gm = 0, gk = 0, gn = 0;
-    if (strcmp(argv[1], "gemm") == 0) {
+    if (strcmp(argv[1], "gemm") == 0 || strcmp(argv[1], "qgemm") == 0) {
         if (argc < 6 || !fmt_parse(argv[2], &f) || (gm = strtoul(argv[3], NULL, 10)) == 0 ||
             (gk = strtoul(argv[4], NULL, 10)) == 0 || (gn = strtoul(argv[5], NULL, 10)) == 0) {
             fprintf(stderr,
-                    "bench_fast: gemm needs a format (bf16, bf16x1, q8_0, q4_0) and M K N\n");
+                    "bench_fast: gemm needs a format (bf16, bf16x1, q8_0, q4_0, q8_0x16, q4_0x16) and M K N\n");
             return 2;
         }
         argi = 6;
@@ -529,7 +652,7 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "model") == 0) {
         if (argc < 3 || !fmt_parse(argv[2], &f)) {
-            fprintf(stderr, "bench_fast: model needs a format: bf16, bf16x1, q8_0 or q4_0\n");
+            fprintf(stderr, "bench_fast: model needs a format: bf16, bf16x1, q8_0, q4_0, q8_0x16 or q4_0x16\n");
             return 2;
         }
         argi = 3;
@@ -573,6 +696,13 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "gemm") == 0) {
         bench_shape("gemm", f, gm, gk, gn, nt);
         return 0;
+    }
+    if (strcmp(argv[1], "qgemm") == 0) {
+        if (f != IDF2_MM_Q8_0 && f != IDF2_MM_Q4_0) {
+            fprintf(stderr, "bench_fast: qgemm takes q8_0 or q4_0\n");
+            return 2;
+        }
+        return cmd_qgemm(f, gm, gk, gn, nt, decode);
     }
     if (strcmp(argv[1], "model") == 0)
         return cmd_model(f, nt, decode, prefill, batch, probe_s, lay,

@@ -198,9 +198,10 @@ static void check_against_f32(const struct idf2_load_opts *lo, const char *name,
     CHECK(t.agree >= min_agree);
     /* The f32 model's text weights are f32; the candidate's are its format. */
     if (m)
-        CHECK_INT(m->w->text.layers[0].q.fmt, lo->text_quant == IDF2_TEXT_QUANT_Q8_0 ? IDF2_WF_Q8_0
+        CHECK_INT(m->w->text.layers[0].q.fmt, lo->text_quant == IDF2_TEXT_QUANT_Q8_0
+                                                  ? IDF2_WF_Q8_0X16
                                               : lo->text_quant == IDF2_TEXT_QUANT_Q4_0
-                                                  ? IDF2_WF_Q4_0
+                                                  ? IDF2_WF_Q4_0X16
                                                   : IDF2_WF_BF16);
     idf2_model_free(ref);
     idf2_model_free(m);
@@ -292,6 +293,27 @@ TEST(cache_written_mapped_and_invalidated)
     struct logits lb = first_logits(b, req);
     CHECK(la.v && lb.v && la.n == lb.n && memcmp(la.v, lb.v, la.n * sizeof(float)) == 0);
     idf2_model_free(b);
+
+    /* A cache of the previous layout (magic VCQUANT1, Q4_0 rows in ggml's
+     * layout, the same key and table): rejected, rebuilt, and the logits
+     * unchanged, never read as the new layout. */
+    size_t csize;
+    unsigned char *cache = vc_test_read_file(path, &csize);
+    CHECK(cache && csize > 80 && memcmp(cache, "VCQUANT2", 8) == 0);
+    if (cache) {
+        memcpy(cache, "VCQUANT1", 8);
+        cache[8] = (unsigned char)IDF2_WF_Q4_0;
+        CHECK(vc_test_write_file(path, cache, csize) == 0);
+        free(cache);
+    }
+    struct idf2_model *old = load(IDF2_TEXT_QUANT_Q4_0, true, dir);
+    if (old) {
+        CHECK(old->quant && !old->quant->from_cache && old->quant->cache_written);
+        struct logits lo = first_logits(old, req);
+        CHECK(lo.v && la.v && lo.n == la.n && memcmp(lo.v, la.v, la.n * sizeof(float)) == 0);
+        free(lo.v);
+    }
+    idf2_model_free(old);
 
     /* Same size, same modification time, one byte different inside the
      * sampled header region: the key changes, the cache is rebuilt. */

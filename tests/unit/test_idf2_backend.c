@@ -38,8 +38,8 @@ static void *make_weight(enum idf2_wfmt f, size_t O, size_t K, float **deq)
     for (size_t j = 0; j < O; j++) {
         for (size_t k = 0; k < K; k++)
             src[k] = frand(0.5f);
-        idf2_quantize_row(f, src, K, w + j * rb);
-        idf2_dequantize_row(f, w + j * rb, K, *deq + j * K);
+        idf2_w_quantize_row(f, w, O, K, j, src);
+        idf2_w_dequantize_row(f, w, O, K, j, *deq + j * K);
     }
     free(src);
     return w;
@@ -517,6 +517,59 @@ TEST(block_formats_by_hand)
     CHECK_INT(q4.qs[0] >> 4, (int)lrintf(s4[16] / (7.5f / 8)) + 8);
 }
 
+/* The x16 layout (synth/idf2_backend.h) at byte offsets worked out by hand:
+ * 18 rows of K = 40 (2 blocks, 68 bytes a Q8_0 row, 36 a Q4_0 one) are a
+ * group of 16 rows and one of 2 (lanes), at 16 * 68 = 1088 (Q8_0).  Row 5,
+ * block 1, chunk 7 (codes 28-31): 1 * 16 * 32 + 7 * 64 + 4 * 5 = 980, its
+ * scale 2 * 16 * 32 + (1 * 16 + 5) * 2 = 1066; row 17 (group 1, lane 1),
+ * block 1, chunk 3: 1088 + 1 * 2 * 32 + 3 * 8 + 4 = 1180, scale 1088 +
+ * 2 * 2 * 32 + (1 * 2 + 1) * 2 = 1222.  Q8_0 codes are stored + 128. */
+TEST(x16_layout_by_hand)
+{
+    enum { R = 18, K = 40 };
+    unsigned char rows[R][68], q4rows[R][36], m8[R * 68], m4[R * 36];
+    for (int r = 0; r < R; r++) {
+        for (int i = 0; i < 68; i++)
+            rows[r][i] = (unsigned char)(r * 7 + i);
+        for (int i = 0; i < 36; i++)
+            q4rows[r][i] = (unsigned char)(r * 5 + i * 3);
+    }
+    CHECK_INT(idf2_wfmt_row_bytes(IDF2_WF_Q8_0X16, K), 68);
+    CHECK_INT(idf2_wfmt_row_bytes(IDF2_WF_Q4_0X16, K), 36);
+    CHECK_INT(idf2_wfmt_base(IDF2_WF_Q4_0X16), IDF2_WF_Q4_0);
+    memset(m8, 0xee, sizeof m8);
+    memset(m4, 0xee, sizeof m4);
+    for (int r = 0; r < R; r++) {
+        idf2_w_store_row(IDF2_WF_Q8_0X16, m8, R, K, (size_t)r, rows[r]);
+        idf2_w_store_row(IDF2_WF_Q4_0X16, m4, R, K, (size_t)r, q4rows[r]);
+    }
+    /* Row 5, block 1 (bytes 34-35 scale, 36.. codes), codes 28-31. */
+    for (int i = 0; i < 4; i++)
+        CHECK_INT(m8[980 + i], rows[5][36 + 28 + i] ^ 0x80);
+    CHECK_INT(m8[1066] | m8[1067] << 8, rows[5][34] | rows[5][35] << 8);
+    /* Row 17, block 1, codes 12-15. */
+    for (int i = 0; i < 4; i++)
+        CHECK_INT(m8[1180 + i], rows[17][36 + 12 + i] ^ 0x80);
+    CHECK_INT(m8[1222] | m8[1223] << 8, rows[17][34] | rows[17][35] << 8);
+    /* Q4_0: 16 bytes of nibbles a block.  Row 17 (group at 16 * 36 = 576),
+     * block 1 (bytes 20-35), chunk 2 (nibble bytes 8-11): 576 + 1 * 2 * 16
+     * + 2 * 8 + 4 = 628; its scale at 576 + 2 * 2 * 16 + 3 * 2 = 646. */
+    for (int i = 0; i < 4; i++)
+        CHECK_INT(m4[628 + i], q4rows[17][20 + 8 + i]);
+    CHECK_INT(m4[646] | m4[647] << 8, q4rows[17][18] | q4rows[17][19] << 8);
+    /* Every row reads back as the base format reads it (rows overlapping
+     * in the layout would not). */
+    for (int r = 0; r < R; r++) {
+        float a[K], b[K];
+        idf2_w_dequantize_row(IDF2_WF_Q8_0X16, m8, R, K, (size_t)r, a);
+        idf2_dequantize_row(IDF2_WF_Q8_0, rows[r], K, b);
+        CHECK(memcmp(a, b, sizeof a) == 0);
+        idf2_w_dequantize_row(IDF2_WF_Q4_0X16, m4, R, K, (size_t)r, a);
+        idf2_dequantize_row(IDF2_WF_Q4_0, q4rows[r], K, b);
+        CHECK(memcmp(a, b, sizeof a) == 0);
+    }
+}
+
 /* Selection: "ref" is always there and first, AUTO is a row this CPU
  * runs, names resolve, every resolved row is complete. */
 TEST(selection_and_inheritance)
@@ -554,5 +607,6 @@ TEST(selection_and_inheritance)
     X(reference_attention_by_hand)                                                                 \
     X(reference_against_naive_double)                                                              \
     X(block_formats_by_hand)                                                                       \
+    X(x16_layout_by_hand)                                                                          \
     X(selection_and_inheritance)
 TEST_MAIN(TESTS)

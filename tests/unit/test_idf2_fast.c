@@ -45,7 +45,9 @@ static void *scratch_for(size_t bytes)
 /* The weight formats as synth/idf2_backend.h defines and packs them. */
 static enum idf2_wfmt wfmt_of(enum idf2_mm_fmt f)
 {
-    return f == IDF2_MM_Q8_0 ? IDF2_WF_Q8_0 : f == IDF2_MM_Q4_0 ? IDF2_WF_Q4_0 : IDF2_WF_BF16;
+    static const enum idf2_wfmt w[] = { IDF2_WF_BF16, IDF2_WF_Q8_0, IDF2_WF_Q4_0, IDF2_WF_BF16,
+                                        IDF2_WF_Q8_0X16, IDF2_WF_Q4_0X16 };
+    return w[f];
 }
 
 /* N rows of K random weights packed in format f; *deq: their values. */
@@ -56,8 +58,8 @@ static unsigned char *pack_rows(enum idf2_mm_fmt f, const float *src, size_t N, 
     unsigned char *w = malloc(N * rb);
     *deq = malloc(N * K * sizeof(float));
     for (size_t n = 0; n < N; n++) {
-        idf2_quantize_row(wfmt_of(f), src + n * K, K, w + n * rb);
-        idf2_dequantize_row(wfmt_of(f), w + n * rb, K, *deq + n * K);
+        idf2_w_quantize_row(wfmt_of(f), w, N, K, n, src + n * K);
+        idf2_w_dequantize_row(wfmt_of(f), w, N, K, n, *deq + n * K);
     }
     return w;
 }
@@ -82,7 +84,7 @@ static double x_seen(enum idf2_mm_fmt f, const float *xr, size_t K, size_t k)
 
 static const char *fmt_name(enum idf2_mm_fmt f)
 {
-    static const char *const names[] = { "bf16", "q8_0", "q4_0", "bf16x1" };
+    static const char *const names[] = { "bf16", "q8_0", "q4_0", "bf16x1", "q8_0x16", "q4_0x16" };
     return names[f];
 }
 
@@ -167,6 +169,60 @@ TEST(matmul_q4_0)
     check_format(IDF2_MM_Q4_0);
 }
 
+TEST(matmul_q8_0x16)
+{
+    check_format(IDF2_MM_Q8_0X16);
+}
+
+TEST(matmul_q4_0x16)
+{
+    check_format(IDF2_MM_Q4_0X16);
+}
+
+/* The x16 formats hold the same blocks as Q8_0 / Q4_0 and must give the
+ * same bits as their kernels at every row count (1-2 row streaming tiles,
+ * 3-16 rows with the next span fetched, more in several row tiles), on
+ * full and partial 16-row groups, K tails and an odd block count. */
+TEST(matmul_x16_same_bits)
+{
+    if (!idf2_avx512_usable())
+        return;
+    static const size_t kn[][2] = { { 4304, 37 }, { 4096, 1000 }, { 40, 13 }, { 96, 16 } };
+    static const size_t ms[] = { 1, 2, 3, 5, 10, 11, 16, 17, 33, 130 };
+    for (int q4 = 0; q4 < 2; q4++)
+        for (size_t s = 0; s < sizeof kn / sizeof kn[0]; s++) {
+            const size_t K = kn[s][0], N = kn[s][1], M = 130;
+            const enum idf2_mm_fmt f = q4 ? IDF2_MM_Q4_0 : IDF2_MM_Q8_0,
+                                   fx = q4 ? IDF2_MM_Q4_0X16 : IDF2_MM_Q8_0X16;
+            float *wf = rand_vec(N * K, 0.05f, 60 + (uint32_t)s), *x = rand_vec(M * K, 1.0f, 61);
+            float *bias = rand_vec(N, 0.1f, 62), *d0, *d1;
+            unsigned char *w0 = pack_rows(f, wf, N, K, &d0), *w1 = pack_rows(fx, wf, N, K, &d1);
+            CHECK(memcmp(d0, d1, N * K * sizeof(float)) == 0);
+            const size_t a = idf2_avx512_mm_ws(M, K, f, 2), b = idf2_avx512_mm_ws(M, K, fx, 2);
+            void *ws = scratch_for(a > b ? a : b);
+            float *y0 = malloc(M * N * sizeof(float)), *y1 = malloc(M * N * sizeof(float));
+            for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
+                idf2_avx512_mm(y0, x, ms[i], K, w0, N, K, f, bias, ws, 2);
+                idf2_avx512_mm(y1, x, ms[i], K, w1, N, K, fx, bias, ws, 2);
+                if (memcmp(y0, y1, ms[i] * N * sizeof(float)) != 0) {
+                    fprintf(stderr, "  %s M=%zu K=%zu N=%zu: x16 bits differ\n", fmt_name(f),
+                            ms[i], K, N);
+                    vc_test_failures++;
+                }
+            }
+            free(y1);
+            free(y0);
+            free(ws);
+            free(d1);
+            free(d0);
+            free(w1);
+            free(w0);
+            free(bias);
+            free(x);
+            free(wf);
+        }
+}
+
 /* Batch sizes 1..14 and 1 or 2 threads give the same bits for row 0. */
 TEST(matmul_batch_invariant)
 {
@@ -174,7 +230,7 @@ TEST(matmul_batch_invariant)
         return;
     const size_t K = 1152, N = 100, M = 14;
     float *wf = rand_vec(N * K, 0.05f, 40), *x = rand_vec(M * K, 1.0f, 41);
-    for (int fi = IDF2_MM_BF16; fi <= IDF2_MM_BF16X1; fi++) {
+    for (int fi = IDF2_MM_BF16; fi <= IDF2_MM_Q4_0X16; fi++) {
         const enum idf2_mm_fmt f = (enum idf2_mm_fmt)fi;
         float *deq;
         unsigned char *w = pack_rows(f, wf, N, K, &deq);
@@ -310,6 +366,9 @@ TEST(attention_tiled_bf16)
     X(matmul_bf16x1)                                                                               \
     X(matmul_q8_0)                                                                                 \
     X(matmul_q4_0)                                                                                 \
+    X(matmul_q8_0x16)                                                                              \
+    X(matmul_q4_0x16)                                                                              \
+    X(matmul_x16_same_bits)                                                                        \
     X(matmul_batch_invariant)                                                                      \
     X(attention_tiled)                                                                             \
     X(attention_tiled_bf16)
