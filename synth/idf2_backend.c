@@ -299,8 +299,8 @@ void idf2_w_store_row(enum idf2_wfmt f, void *mat, size_t nrows, size_t cols, si
         memcpy((char *)mat + r * rb, row, rb);
         return;
     }
-    const size_t bb = base == IDF2_WF_Q8_0 ? sizeof(struct idf2_block_q8_0)
-                                           : sizeof(struct idf2_block_q4_0);
+    const size_t bb =
+        base == IDF2_WF_Q8_0 ? sizeof(struct idf2_block_q8_0) : sizeof(struct idf2_block_q4_0);
     for (size_t b = 0; b < rb / bb; b++)
         x16_put_block(base, mat, nrows, cols, r, b, (const unsigned char *)row + b * bb);
 }
@@ -325,7 +325,8 @@ void idf2_w_dequantize_row(enum idf2_wfmt f, const void *mat, size_t nrows, size
                                                      (base == IDF2_WF_Q8_0 ? 0x80 : 0));
         float v[IDF2_QBLOCK];
         idf2_dequantize_row(base, blk, IDF2_QBLOCK, v);
-        memcpy(dst + b * IDF2_QBLOCK, v, idf2_min_sz(IDF2_QBLOCK, cols - b * IDF2_QBLOCK) * sizeof *v);
+        memcpy(dst + b * IDF2_QBLOCK, v,
+               idf2_min_sz(IDF2_QBLOCK, cols - b * IDF2_QBLOCK) * sizeof *v);
     }
 }
 

@@ -35,14 +35,23 @@
  * nibbles in 128-bit lane l, an AND and a shift split them, two vpdpbusd
  * meet activations laid out once per call in nibble order, and the rows'
  * scales come from the same loads by permutes.  Threads split the groups
- * into contiguous ranges, so each weight comes from memory once per call. */
+ * into contiguous ranges, so each weight comes from memory once per call.
+ *
+ * The x16 formats (Q8_0X16 / Q4_0X16, what the engine quantizes its text
+ * weights into at load) are the packed panel's layout in memory: 16 rows
+ * interleaved per block, codes then half scales per group (layout:
+ * synth/idf2_backend.h).  One tile (qx_tile) reads them as stored at every
+ * row count: 1-2 rows stream each thread's groups once, prefetching a
+ * group ahead; more rows run the packed tiles' row tiles straight over
+ * them, span by span of about Q_PANEL bytes, with the next span fetched
+ * meanwhile.  No fold, gathers or repack; the same bits as the ggml-layout
+ * paths (tests/unit/test_idf2_fast.c, matmul_x16_same_bits). */
 #include "idf2_cpu_q8.h"
 
 #include <immintrin.h>
 #include <omp.h>
 #include <stdint.h>
 #include <string.h>
-#include <stdlib.h>
 
 #include "synth/idf2_backend.h"
 #include "synth/idf2_cpu_avx512_inl.h"
@@ -830,11 +839,7 @@ void idf2_q8_mm(float *y, const float *x, size_t m, size_t x_stride, const void 
     }
 }
 
-
 /* ---- interleaved weights (Q8_0X16 / Q4_0X16): every row count ------------------------------ */
-
-/* Bytes ahead that a 1-2 row tile prefetches in its stream. */
-#define QX_PF_AHEAD 2048
 
 /* MR activation rows from a's row r0 x one group of `lanes` interleaved
  * weight rows at grp over nb blocks (layout: synth/idf2_backend.h): per
@@ -892,16 +897,15 @@ KINL void qx_tile(const int MR, const bool q4, const struct qx *a, size_t r0, co
             {
                 dot[r] = _mm512_dpbusd_epi32(dot[r], wv[j],
                                              _mm512_set1_epi32(ld32(xq[r] + b * 32 + 4 * j)));
-                dot2[r] = _mm512_dpbusd_epi32(
-                    dot2[r], wv[j + 4], _mm512_set1_epi32(ld32(xq[r] + b * 32 + 16 + 4 * j)));
+                dot2[r] = _mm512_dpbusd_epi32(dot2[r], wv[j + 4],
+                                              _mm512_set1_epi32(ld32(xq[r] + b * 32 + 16 + 4 * j)));
             }
             _Pragma("GCC unroll 2") for (int r = 0; r < 2; r++) if (r < MR) dot[r] =
                 _mm512_add_epi32(dot[r], dot2[r]);
         } else {
-            _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++)
-                _Pragma("GCC unroll 12") for (int r = 0; r < Q_MR; r++) if (r < MR) dot[r] =
-                    _mm512_dpbusd_epi32(dot[r], wv[j],
-                                        _mm512_set1_epi32(ld32(xq[r] + b * 32 + 4 * j)));
+            _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++) _Pragma(
+                "GCC unroll 12") for (int r = 0; r < Q_MR; r++) if (r < MR) dot[r] =
+                _mm512_dpbusd_epi32(dot[r], wv[j], _mm512_set1_epi32(ld32(xq[r] + b * 32 + 4 * j)));
         }
         _Pragma("GCC unroll 12") for (int r = 0; r < Q_MR; r++) if (r < MR) acc[r] =
             q_step(acc[r], dot[r], dw, dx[r][b]);
@@ -956,10 +960,11 @@ KFN void qx_tile_any(int MR, bool q4, const struct qx *a, size_t r0, const uint8
 }
 
 /* A thread's groups [ga, gb).  1-2 rows: one pass, each tile prefetching
- * its own stream QX_PF_AHEAD bytes ahead.  More: per span of groups of
- * about Q_PANEL bytes (L2), every row tile over every group of it, the
- * tiles of up to Q_AHEAD_ROWS rows fetching the next span meanwhile, as
- * q_gemm_groups does with its panels. */
+ * the stream one group ahead, as the ggml-layout tiles fetch the next 16
+ * rows (without software prefetch the stream ran at half the rate; 4 KiB
+ * to 256 KiB ahead were within the busy machine's noise of each other).  More: per span of groups
+ * of about Q_PANEL bytes (L2), every row tile over every group of it, the tiles of up to
+ * Q_AHEAD_ROWS rows fetching the next span meanwhile, as q_gemm_groups does with its panels. */
 KFN void qx_groups(float *y, const struct qx *a, size_t m, const uint8_t *w, size_t wrb, size_t N,
                    size_t nb, bool q4, const float *bias, size_t ga, size_t gb)
 {
@@ -968,12 +973,7 @@ KFN void qx_groups(float *y, const struct qx *a, size_t m, const uint8_t *w, siz
         for (size_t g = ga; g < gb; g++) {
             const size_t n0 = g * Q_GROUP, lanes = idf2_min_sz(Q_GROUP, N - n0);
             const uint8_t *grp = w + n0 * wrb;
-            static long pfd = -1;
-            if (pfd < 0) {
-                const char *e = getenv("QX_PF");
-                pfd = e ? atol(e) : QX_PF_AHEAD;
-            }
-            const struct q_ahead pf = { (const char *)grp + pfd, lanes * (q4 ? 16 : 32) / 64 };
+            const struct q_ahead pf = { (const char *)grp + gbytes, lanes * (q4 ? 16 : 32) / 64 };
             qx_tile_any((int)m, q4, a, 0, grp, lanes, nb, y + n0, N, bias ? bias + n0 : NULL, &pf);
         }
         return;

@@ -14,7 +14,9 @@
  * order (one fma per block), so output (m, n) depends only on x's row m
  * and w's row n, not on m, the other rows or the thread count.  Weights
  * are read in ggml's row layout; 3 or more rows repack them per call into
- * per-thread panels (workspace), 1-2 rows stream them as stored. */
+ * per-thread panels (workspace), 1-2 rows stream them as stored.  The x16
+ * formats (16 rows interleaved at load, synth/idf2_backend.h) are read as
+ * stored at every row count: idf2_q8x_mm. */
 #ifndef VC_SYNTH_IDF2_CPU_Q8_H
 #define VC_SYNTH_IDF2_CPU_Q8_H
 

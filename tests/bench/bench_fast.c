@@ -37,6 +37,11 @@
  *       weight GB/s, both as a share of the vpdpbusd peak measured in the
  *       same process, and whether the outputs are the same bits (exit 1
  *       if not);
+ *   bench_fast qmodel q8_0|q4_0 [--threads N] [--decode T] [--batch B] [--layers L]
+ *       the model stack (L of its 32 layers, and the head) in the format
+ *       in ggml's rows and in its x16 twin, decode steps of each
+ *       alternating for T rounds in one process (batch 1, then B rows):
+ *       mean step ms, speedup and weight GB/s of each, same bits checked;
  *   bench_fast attn N [--threads N]
  *       SigLIP self-attention over N patches (16 heads of 72), float32 and
  *       with bf16 dot products: CPU ms per thread and their ratio;
@@ -343,8 +348,8 @@ static int cmd_qgemm(enum idf2_mm_fmt f, size_t M, size_t K, size_t N, int nt, i
     printf("RESULT qgemm %s M=%zu K=%zu N=%zu threads=%d ms ggml %.3f x16 %.3f speedup %.2f "
            "GOP/s ggml %.0f x16 %.0f GB/s ggml %.1f x16 %.1f vnni_peak GOP/s %.0f pct ggml %.1f "
            "x16 %.1f same_bits %s\n",
-           fmt_name(f), M, K, N, nt, t0 * 1e3, t1 * 1e3, t0 / t1, ops / t0 * 1e-9,
-           ops / t1 * 1e-9, (double)w0.bytes / t0 * 1e-9, (double)w1.bytes / t1 * 1e-9, peak,
+           fmt_name(f), M, K, N, nt, t0 * 1e3, t1 * 1e3, t0 / t1, ops / t0 * 1e-9, ops / t1 * 1e-9,
+           (double)w0.bytes / t0 * 1e-9, (double)w1.bytes / t1 * 1e-9, peak,
            100.0 * ops / t0 * 1e-9 / peak, 100.0 * ops / t1 * 1e-9 / peak, same ? "yes" : "NO");
     free(s);
     free(y1);
@@ -620,12 +625,68 @@ static int cmd_model(enum idf2_mm_fmt f, int nt, int decode, int prefill, int ba
     return 0;
 }
 
+/* The Mistral-7B stack (layers of it, the head) in the block format f in
+ * ggml's rows and in its x16 twin, the same values, alternating decode
+ * steps of each (batch 1, then `batch` rows when > 1) for `steps` rounds
+ * in one process: their mean step times and ratio, and the same bits
+ * checked on the last layer's down projection. */
+static int cmd_qmodel(enum idf2_mm_fmt f, int nt, int steps, int batch, int layers)
+{
+    const enum idf2_mm_fmt fx = f == IDF2_MM_Q8_0 ? IDF2_MM_Q8_0X16 : IDF2_MM_Q4_0X16;
+    const int nl = layers > 0 && layers < N_LAYERS ? layers : N_LAYERS;
+    static struct mat st[2][N_LAYERS][L_N], head[2];
+    size_t total = 0;
+    for (int k = 0; k < 2; k++) {
+        for (int l = 0; l < nl; l++)
+            for (int s = 0; s < L_N; s++) {
+                mat_random(&st[k][l][s], k ? fx : f, shape_rows[s], shape_cols[s],
+                           100u * (unsigned)l + (unsigned)s);
+                total += k ? 0 : st[k][l][s].bytes;
+            }
+        mat_random(&head[k], k ? fx : f, VOCAB, 4096, 99);
+    }
+    total += head[0].bytes;
+    const size_t P = batch > 1 ? (size_t)batch : 1;
+    float *x = xalloc(P * 14336 * sizeof(float)), *y = xalloc(P * VOCAB * sizeof(float)),
+          *y2 = xalloc(P * 4096 * sizeof(float));
+    fill(x, P * 14336, 5, 1.0f);
+    const size_t a = idf2_avx512_mm_ws(P, 14336, f, nt), b = idf2_avx512_mm_ws(P, 14336, fx, nt);
+    void *scratch = xalloc(a > b ? a : b);
+    for (int pass = 0; pass < (batch > 1 ? 2 : 1); pass++) {
+        const size_t M = pass ? P : 1;
+        double t[2] = { 0, 0 };
+        for (int it = 0; it <= steps; it++)
+            for (int k = 0; k < 2; k++) {
+                const double ts = bench_wall_s();
+                for (int l = 0; l < nl; l++)
+                    for (int s = 0; s < L_N; s++)
+                        idf2_avx512_mm(y, x, M, shape_cols[s], st[k][l][s].data, shape_rows[s],
+                                       shape_cols[s], k ? fx : f, NULL, scratch, nt);
+                idf2_avx512_mm(y, x, M, 4096, head[k].data, VOCAB, 4096, k ? fx : f, NULL, scratch,
+                               nt);
+                if (it > 0) /* the first round warms up */
+                    t[k] += bench_wall_s() - ts;
+            }
+        const struct mat *d0 = &st[0][nl - 1][L_DOWN], *d1 = &st[1][nl - 1][L_DOWN];
+        idf2_avx512_mm(y, x, M, d0->K, d0->data, d0->N, d0->K, f, NULL, scratch, nt);
+        idf2_avx512_mm(y2, x, M, d1->K, d1->data, d1->N, d1->K, fx, NULL, scratch, nt);
+        const bool same = memcmp(y, y2, M * d0->N * sizeof(float)) == 0;
+        printf("RESULT qmodel %s layers=%d threads=%d rows=%zu step ms ggml %.1f x16 %.1f "
+               "speedup %.3f GB/s ggml %.2f x16 %.2f same_bits %s\n",
+               fmt_name(f), nl, nt, M, t[0] / steps * 1e3, t[1] / steps * 1e3, t[0] / t[1],
+               (double)total / (t[0] / steps) * 1e-9, (double)total / (t[1] / steps) * 1e-9,
+               same ? "yes" : "NO");
+        fflush(stdout);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: bench_fast shapes|model FMT|gemm FMT M K N|qgemm FMT M K N|attn "
+        fprintf(stderr, "usage: bench_fast shapes|model FMT|gemm|qgemm FMT M K N|qmodel FMT|attn "
                         "N|probe|peak [--threads N] [--decode T] [--prefill P] [--batch B] "
-                        "[--probe S] [--layout L] [--seconds S]\n");
+                        "[--probe S] [--layout L] [--layers L] [--seconds S]\n");
         return 2;
     }
     int nt = 1, decode = 8, prefill = 0, batch = 0, argi = 2;
@@ -637,8 +698,8 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "gemm") == 0 || strcmp(argv[1], "qgemm") == 0) {
         if (argc < 6 || !fmt_parse(argv[2], &f) || (gm = strtoul(argv[3], NULL, 10)) == 0 ||
             (gk = strtoul(argv[4], NULL, 10)) == 0 || (gn = strtoul(argv[5], NULL, 10)) == 0) {
-            fprintf(stderr,
-                    "bench_fast: gemm needs a format (bf16, bf16x1, q8_0, q4_0, q8_0x16, q4_0x16) and M K N\n");
+            fprintf(stderr, "bench_fast: gemm needs a format (bf16, bf16x1, q8_0, q4_0, q8_0x16, "
+                            "q4_0x16) and M K N\n");
             return 2;
         }
         argi = 6;
@@ -650,9 +711,11 @@ int main(int argc, char **argv)
         }
         argi = 3;
     }
-    if (strcmp(argv[1], "model") == 0) {
+    if (strcmp(argv[1], "model") == 0 || strcmp(argv[1], "qmodel") == 0) {
         if (argc < 3 || !fmt_parse(argv[2], &f)) {
-            fprintf(stderr, "bench_fast: model needs a format: bf16, bf16x1, q8_0, q4_0, q8_0x16 or q4_0x16\n");
+            fprintf(
+                stderr,
+                "bench_fast: model needs a format: bf16, bf16x1, q8_0, q4_0, q8_0x16 or q4_0x16\n");
             return 2;
         }
         argi = 3;
@@ -670,14 +733,13 @@ int main(int argc, char **argv)
             seconds = atof(argv[i + 1]);
         else if (strcmp(argv[i], "--probe") == 0)
             probe_s = atof(argv[i + 1]);
-        else if (strcmp(argv[i], "--layers") == 0)
-            layers = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--layout") == 0) {
             const char *v = argv[i + 1];
             lay = strcmp(v, "stored") == 0    ? LAYOUT_STORED
                   : strcmp(v, "compare") == 0 ? LAYOUT_COMPARE
                                               : LAYOUT_PACKED;
-        }
+        } else if (strcmp(argv[i], "--layers") == 0)
+            layers = atoi(argv[i + 1]);
     }
     if (strcmp(argv[1], "probe") == 0)
         return cmd_probe(nt, seconds);
@@ -697,12 +759,13 @@ int main(int argc, char **argv)
         bench_shape("gemm", f, gm, gk, gn, nt);
         return 0;
     }
-    if (strcmp(argv[1], "qgemm") == 0) {
+    if (strcmp(argv[1], "qgemm") == 0 || strcmp(argv[1], "qmodel") == 0) {
         if (f != IDF2_MM_Q8_0 && f != IDF2_MM_Q4_0) {
-            fprintf(stderr, "bench_fast: qgemm takes q8_0 or q4_0\n");
+            fprintf(stderr, "bench_fast: qgemm and qmodel take q8_0 or q4_0\n");
             return 2;
         }
-        return cmd_qgemm(f, gm, gk, gn, nt, decode);
+        return argv[1][1] == 'g' ? cmd_qgemm(f, gm, gk, gn, nt, decode)
+                                 : cmd_qmodel(f, nt, decode, batch, layers);
     }
     if (strcmp(argv[1], "model") == 0)
         return cmd_model(f, nt, decode, prefill, batch, probe_s, lay,

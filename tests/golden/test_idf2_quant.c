@@ -198,11 +198,10 @@ static void check_against_f32(const struct idf2_load_opts *lo, const char *name,
     CHECK(t.agree >= min_agree);
     /* The f32 model's text weights are f32; the candidate's are its format. */
     if (m)
-        CHECK_INT(m->w->text.layers[0].q.fmt, lo->text_quant == IDF2_TEXT_QUANT_Q8_0
-                                                  ? IDF2_WF_Q8_0X16
-                                              : lo->text_quant == IDF2_TEXT_QUANT_Q4_0
-                                                  ? IDF2_WF_Q4_0X16
-                                                  : IDF2_WF_BF16);
+        CHECK_INT(m->w->text.layers[0].q.fmt,
+                  lo->text_quant == IDF2_TEXT_QUANT_Q8_0   ? IDF2_WF_Q8_0X16
+                  : lo->text_quant == IDF2_TEXT_QUANT_Q4_0 ? IDF2_WF_Q4_0X16
+                                                           : IDF2_WF_BF16);
     idf2_model_free(ref);
     idf2_model_free(m);
     free_reqs(&q);

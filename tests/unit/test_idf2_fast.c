@@ -45,8 +45,8 @@ static void *scratch_for(size_t bytes)
 /* The weight formats as synth/idf2_backend.h defines and packs them. */
 static enum idf2_wfmt wfmt_of(enum idf2_mm_fmt f)
 {
-    static const enum idf2_wfmt w[] = { IDF2_WF_BF16, IDF2_WF_Q8_0, IDF2_WF_Q4_0, IDF2_WF_BF16,
-                                        IDF2_WF_Q8_0X16, IDF2_WF_Q4_0X16 };
+    static const enum idf2_wfmt w[] = { IDF2_WF_BF16, IDF2_WF_Q8_0,    IDF2_WF_Q4_0,
+                                        IDF2_WF_BF16, IDF2_WF_Q8_0X16, IDF2_WF_Q4_0X16 };
     return w[f];
 }
 
@@ -205,8 +205,8 @@ TEST(matmul_x16_same_bits)
                 idf2_avx512_mm(y0, x, ms[i], K, w0, N, K, f, bias, ws, 2);
                 idf2_avx512_mm(y1, x, ms[i], K, w1, N, K, fx, bias, ws, 2);
                 if (memcmp(y0, y1, ms[i] * N * sizeof(float)) != 0) {
-                    fprintf(stderr, "  %s M=%zu K=%zu N=%zu: x16 bits differ\n", fmt_name(f),
-                            ms[i], K, N);
+                    fprintf(stderr, "  %s M=%zu K=%zu N=%zu: x16 bits differ\n", fmt_name(f), ms[i],
+                            K, N);
                     vc_test_failures++;
                 }
             }
