@@ -330,6 +330,9 @@ static int32_t ld32(const int8_t *p)
 struct q_ahead {
     const char *at;
     size_t per_block;
+    /* x16 1-2 row tiles: the next group's half scales (a line per two
+     * blocks), which the stream `at` never reaches; NULL else. */
+    const char *sc;
 };
 
 /* MR activation rows from a's row r0 x one packed group p over nb blocks;
@@ -433,7 +436,7 @@ KFN void q_gemm_groups(float *y, const struct qx *a, size_t m, const uint8_t *w,
             for (size_t g = 0; g < ng; g++, call++) {
                 const size_t n0 = (g0 + g) * Q_GROUP;
                 /* The last slice ends at the tail rather than past it. */
-                struct q_ahead pf = { next, 0 };
+                struct q_ahead pf = { next, 0, NULL };
                 if (lines >= span && call * span < lines) {
                     pf.at = next + idf2_min_sz(call * span, lines - span) * 64;
                     pf.per_block = per_block;
@@ -872,6 +875,8 @@ KINL void qx_tile(const int MR, const bool q4, const struct qx *a, size_t r0, co
     for (size_t b = 0; b < nb; b++) {
         for (size_t i = 0; i < pf->per_block; i++)
             _mm_prefetch(pf->at + (b * pf->per_block + i) * 64, _MM_HINT_T0);
+        if (pf->sc)
+            _mm_prefetch(pf->sc + b * lanes * 2, _MM_HINT_T0);
         const uint8_t *cp = grp + b * lanes * cb;
         __m512i wv[8];
         if (q4) {
@@ -973,7 +978,9 @@ KFN void qx_groups(float *y, const struct qx *a, size_t m, const uint8_t *w, siz
         for (size_t g = ga; g < gb; g++) {
             const size_t n0 = g * Q_GROUP, lanes = idf2_min_sz(Q_GROUP, N - n0);
             const uint8_t *grp = w + n0 * wrb;
-            const struct q_ahead pf = { (const char *)grp + gbytes, lanes * (q4 ? 16 : 32) / 64 };
+            const size_t cb = q4 ? 16 : 32;
+            const struct q_ahead pf = { (const char *)grp + gbytes, lanes * cb / 64,
+                                        (const char *)grp + gbytes + nb * Q_GROUP * cb };
             qx_tile_any((int)m, q4, a, 0, grp, lanes, nb, y + n0, N, bias ? bias + n0 : NULL, &pf);
         }
         return;
@@ -995,7 +1002,7 @@ KFN void qx_groups(float *y, const struct qx *a, size_t m, const uint8_t *w, siz
             const int mr = (int)(m * (t + 1) / tiles - r0);
             for (size_t g = 0; g < ng; g++, call++) {
                 const size_t n0 = (g0 + g) * Q_GROUP;
-                struct q_ahead pf = { next, 0 };
+                struct q_ahead pf = { next, 0, NULL };
                 if (lines >= span && call * span < lines) {
                     pf.at = next + idf2_min_sz(call * span, lines - span) * 64;
                     pf.per_block = per_block;

@@ -34,7 +34,7 @@ static void bench_matmul(const struct idf2_ops *ops, const char *label, size_t n
     fill(x, n * K, 1);
     for (size_t j = 0; j < O; j++) {
         fill(row, K, 2 + (unsigned)j);
-        idf2_quantize_row(f, row, K, w + j * rb);
+        idf2_w_quantize_row(f, w, O, K, j, row);
     }
     const struct idf2_w W = { .fmt = f, .data = w, .rows = (int64_t)O, .cols = (int64_t)K };
     const size_t ws = ops->matmul_ws(n, &W, nt);

@@ -35,8 +35,9 @@
 # our kernels (32 layers of q, k, v, o, gate, up, down, and the 32000-row
 # head once per token; attention, norms and rotary are not run: under 1 %
 # of the work at these lengths, but llama.cpp's figures include them).
-# Pairs: llama F16 (and BF16) against our bf16; Q8_0 against q8_0; Q4_0
-# against q4_0 (llama-quantize keeps output.weight in Q6_K for Q4_0).
+# Pairs: llama F16 (and BF16) against our bf16; Q8_0 against q8_0x16 (the
+# engine's layout of --quant q8_0: the same blocks, 16 rows interleaved); Q4_0
+# against q4_0x16 (llama-quantize keeps output.weight in Q6_K for Q4_0).
 set -euo pipefail
 if [ $# -lt 3 ]; then
   sed -n '2,30p' "$0" >&2
@@ -72,10 +73,10 @@ if [ ! -s "$f16" ]; then
 fi
 has() { case " $1 " in *" $2 "*) return 0 ;; esac; return 1; }
 types="Q8_0 Q4_0"
-pairs="F16:bf16 Q8_0:q8_0 Q4_0:q4_0"
+pairs="F16:bf16 Q8_0:q8_0x16 Q4_0:q4_0x16"
 if [ "${SIDEBYSIDE_BF16:-0}" = 1 ]; then
   types="BF16 $types"
-  pairs="F16:bf16 BF16:bf16 Q8_0:q8_0 Q4_0:q4_0"
+  pairs="F16:bf16 BF16:bf16 Q8_0:q8_0x16 Q4_0:q4_0x16"
 fi
 if [ -n "${SIDEBYSIDE_TYPES:-}" ]; then
   keep=""
