@@ -335,6 +335,51 @@ struct q_ahead {
     const char *sc;
 };
 
+/* A row tile's MR activation rows from a's row r0: zeroed accumulators
+ * and where each row's codes, scales and offset terms are. */
+KINL void q_tile_rows(const int MR, const struct qx *a, size_t r0, __m512 acc[Q_MR],
+                      const int8_t *xq[Q_MR], const float *dx[Q_MR], const int32_t *corr[Q_MR])
+{
+    _Pragma("GCC unroll 12") for (int r = 0; r < Q_MR; r++) if (r < MR)
+    {
+        acc[r] = _mm512_setzero_ps();
+        xq[r] = qx_codes(a, r0 + (size_t)r);
+        dx[r] = qx_dx(a, r0 + (size_t)r);
+        corr[r] = qx_corr(a, r0 + (size_t)r);
+    }
+}
+
+/* The next span's rows (groups g1.., up to pg of them, contiguous after
+ * this span's; none past Q_AHEAD_ROWS activation rows), to be fetched a
+ * slice per tile call over this span's `calls` tile calls. */
+struct q_next {
+    const char *at;
+    size_t lines, per_block, span;
+};
+
+static struct q_next q_next_span(const uint8_t *w, size_t wrb, size_t N, size_t nb, size_t m,
+                                 size_t g1, size_t gb, size_t pg, size_t calls)
+{
+    const size_t ng1 = g1 < gb && m <= Q_AHEAD_ROWS ? idf2_min_sz(pg, gb - g1) : 0;
+    const size_t r1 = idf2_min_sz(N, g1 * Q_GROUP);
+    struct q_next q = { (const char *)w + r1 * wrb, 0, 0, 0 };
+    q.lines = (idf2_min_sz(N, (g1 + ng1) * Q_GROUP) - r1) * wrb / 64;
+    q.per_block = ((q.lines + calls - 1) / calls + nb - 1) / nb;
+    q.span = nb * q.per_block;
+    return q;
+}
+
+/* Tile call c's slice; the last one ends at the tail rather than past it. */
+static struct q_ahead q_next_slice(const struct q_next *q, size_t c)
+{
+    struct q_ahead pf = { q->at, 0, NULL };
+    if (q->lines >= q->span && c * q->span < q->lines) {
+        pf.at = q->at + idf2_min_sz(c * q->span, q->lines - q->span) * 64;
+        pf.per_block = q->per_block;
+    }
+    return pf;
+}
+
 /* MR activation rows from a's row r0 x one packed group p over nb blocks;
  * y: row r0's column of the group's first row, cm its live columns.  The
  * row loops run to the constant Q_MR, rows past MR skipped: clang
@@ -350,13 +395,7 @@ KINL void q_gemm_tile(const int MR, const struct qx *a, size_t r0, const __m512i
     const int8_t *xq[Q_MR];
     const float *dx[Q_MR];
     const int32_t *corr[Q_MR];
-    _Pragma("GCC unroll 12") for (int r = 0; r < Q_MR; r++) if (r < MR)
-    {
-        acc[r] = _mm512_setzero_ps();
-        xq[r] = qx_codes(a, r0 + (size_t)r);
-        dx[r] = qx_dx(a, r0 + (size_t)r);
-        corr[r] = qx_corr(a, r0 + (size_t)r);
-    }
+    q_tile_rows(MR, a, r0, acc, xq, dx, corr);
     for (size_t b = 0; b < nb; b++) {
         for (size_t i = 0; i < pf->per_block; i++)
             _mm_prefetch(pf->at + (b * pf->per_block + i) * 64, _MM_HINT_T1);
@@ -419,15 +458,7 @@ KFN void q_gemm_groups(float *y, const struct qx *a, size_t m, const uint8_t *w,
     for (size_t g0 = ga; g0 < gb; g0 += pg) {
         const size_t ng = idf2_min_sz(pg, gb - g0);
         q_pack(panel, w, wrb, N, g0, ng, nb, q4);
-        /* The next panel's rows, contiguous after this one's, spread over
-         * this panel's tile calls. */
-        const size_t g1 = g0 + ng,
-                     ng1 = g1 < gb && m <= Q_AHEAD_ROWS ? idf2_min_sz(pg, gb - g1) : 0;
-        const size_t r1 = idf2_min_sz(N, g1 * Q_GROUP);
-        const size_t lines = (idf2_min_sz(N, (g1 + ng1) * Q_GROUP) - r1) * wrb / 64;
-        const size_t per_call = (lines + tiles * ng - 1) / (tiles * ng);
-        const size_t per_block = (per_call + nb - 1) / nb, span = nb * per_block;
-        const char *next = (const char *)w + r1 * wrb;
+        const struct q_next nx = q_next_span(w, wrb, N, nb, m, g0 + ng, gb, pg, tiles * ng);
         size_t call = 0;
         /* Row tiles of balanced heights (16 rows: 8 + 8, not 10 + 6). */
         for (size_t t = 0; t < tiles; t++) {
@@ -435,12 +466,7 @@ KFN void q_gemm_groups(float *y, const struct qx *a, size_t m, const uint8_t *w,
             const int mr = (int)(m * (t + 1) / tiles - r0);
             for (size_t g = 0; g < ng; g++, call++) {
                 const size_t n0 = (g0 + g) * Q_GROUP;
-                /* The last slice ends at the tail rather than past it. */
-                struct q_ahead pf = { next, 0, NULL };
-                if (lines >= span && call * span < lines) {
-                    pf.at = next + idf2_min_sz(call * span, lines - span) * 64;
-                    pf.per_block = per_block;
-                }
+                const struct q_ahead pf = q_next_slice(&nx, call);
                 q_gemm_tile_any(mr, a, r0, panel + g * nb * PK_ZMM, nb, y + r0 * N + n0, N,
                                 tail16(N - n0), bias ? bias + n0 : NULL, &pf);
             }
@@ -865,13 +891,7 @@ KINL void qx_tile(const int MR, const bool q4, const struct qx *a, size_t r0, co
     const int8_t *xq[Q_MR];
     const float *dx[Q_MR];
     const int32_t *corr[Q_MR];
-    _Pragma("GCC unroll 12") for (int r = 0; r < Q_MR; r++) if (r < MR)
-    {
-        acc[r] = _mm512_setzero_ps();
-        xq[r] = qx_codes(a, r0 + (size_t)r);
-        dx[r] = qx_dx(a, r0 + (size_t)r);
-        corr[r] = qx_corr(a, r0 + (size_t)r);
-    }
+    q_tile_rows(MR, a, r0, acc, xq, dx, corr);
     for (size_t b = 0; b < nb; b++) {
         for (size_t i = 0; i < pf->per_block; i++)
             _mm_prefetch(pf->at + (b * pf->per_block + i) * 64, _MM_HINT_T0);
@@ -989,24 +1009,14 @@ KFN void qx_groups(float *y, const struct qx *a, size_t m, const uint8_t *w, siz
     const size_t tiles = (m + Q_MR - 1) / Q_MR;
     for (size_t g0 = ga; g0 < gb; g0 += pg) {
         const size_t ng = idf2_min_sz(pg, gb - g0);
-        const size_t g1 = g0 + ng,
-                     ng1 = g1 < gb && m <= Q_AHEAD_ROWS ? idf2_min_sz(pg, gb - g1) : 0;
-        const size_t r1 = idf2_min_sz(N, g1 * Q_GROUP);
-        const size_t lines = (idf2_min_sz(N, (g1 + ng1) * Q_GROUP) - r1) * wrb / 64;
-        const size_t per_call = (lines + tiles * ng - 1) / (tiles * ng);
-        const size_t per_block = (per_call + nb - 1) / nb, span = nb * per_block;
-        const char *next = (const char *)w + r1 * wrb;
+        const struct q_next nx = q_next_span(w, wrb, N, nb, m, g0 + ng, gb, pg, tiles * ng);
         size_t call = 0;
         for (size_t t = 0; t < tiles; t++) {
             const size_t r0 = m * t / tiles;
             const int mr = (int)(m * (t + 1) / tiles - r0);
             for (size_t g = 0; g < ng; g++, call++) {
                 const size_t n0 = (g0 + g) * Q_GROUP;
-                struct q_ahead pf = { next, 0, NULL };
-                if (lines >= span && call * span < lines) {
-                    pf.at = next + idf2_min_sz(call * span, lines - span) * 64;
-                    pf.per_block = per_block;
-                }
+                const struct q_ahead pf = q_next_slice(&nx, call);
                 qx_tile_any(mr, q4, a, r0, w + n0 * wrb, idf2_min_sz(Q_GROUP, N - n0), nb,
                             y + r0 * N + n0, N, bias ? bias + n0 : NULL, &pf);
             }
