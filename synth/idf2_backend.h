@@ -266,6 +266,31 @@ static inline size_t idf2_min_sz(size_t a, size_t b)
     return a < b ? a : b;
 }
 
+/* Work of a matmul's columns handed out in chunks as the team's threads get
+ * to them, not as fixed shares: the fixed halves of a memory-bound call did
+ * not finish together (one thread waited a fifth of a decode step).  A
+ * column's result does not depend on its chunk or thread.  idf2_take_chunk:
+ * about 8 takes per thread, whole units (a tile's groups).  idf2_take: the
+ * next [*a, *b) of n items, *next shared by the team; false when done. */
+static inline size_t idf2_take_chunk(size_t n, size_t T, size_t unit)
+{
+    const size_t units = (n + unit - 1) / unit;
+    return unit * (units < 16 * T ? 1 : units / (8 * T));
+}
+
+static inline bool idf2_take(size_t *next, size_t n, size_t chunk, size_t *a, size_t *b)
+{
+    size_t s;
+#pragma omp atomic capture
+    {
+        s = *next;
+        *next += chunk;
+    }
+    *a = s;
+    *b = idf2_min_sz(n, s + chunk);
+    return s < n;
+}
+
 /* Rows per call for the width-expanding MLPs of the vision tower and the
  * modality projection over many patches: their results do not depend on
  * how rows are grouped (batch invariance), so a chunk bounds the scratch.

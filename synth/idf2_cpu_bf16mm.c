@@ -416,14 +416,6 @@ void idf2_bf16mm_pack(void *dst, const uint16_t *w, size_t N, size_t K, int nt)
         pack_w((__m512i *)dst + (size_t)g * NSLICE * C, w, N, K, (size_t)g, 1, 0, C);
 }
 
-/* Groups a thread takes at a time: about 8 takes per thread, whole tiles
- * of NG groups, so a take streams megabytes of weights. */
-static size_t work_chunk(size_t groups, size_t T)
-{
-    const size_t tiles = (groups + NG - 1) / NG;
-    return tiles < 16 * T ? NG : NG * (tiles / (8 * T));
-}
-
 void idf2_bf16mm(float *y, const float *x, size_t m, size_t x_stride, const uint16_t *w,
                  const void *wp, size_t N, size_t K, bool two, const float *bias, void *ws, int nt)
 {
@@ -444,22 +436,9 @@ void idf2_bf16mm(float *y, const float *x, size_t m, size_t x_stride, const uint
             pack_x_tile(xp + (size_t)i * xs, two ? xp + (tiles + (size_t)i) * xs : NULL,
                         x + r0 * x_stride, x_stride, tile_row0(m, (size_t)i + 1) - r0, K, C);
         }
-        /* Column chunks are handed out as threads get to them rather than
-         * as fixed halves: the two halves of a memory-bound call did not
-         * finish together (one thread waited a fifth of a decode step).
-         * A column's result does not depend on its chunk or thread. */
         char *mine = threads + (size_t)omp_get_thread_num() * per;
-        const size_t chunk = work_chunk(groups, (size_t)omp_get_num_threads());
-        for (;;) {
-            size_t g0;
-#pragma omp atomic capture
-            {
-                g0 = next;
-                next += chunk;
-            }
-            if (g0 >= groups)
-                break;
-            run_groups(y, xp, m, w, wp, N, K, two, bias, mine, g0, idf2_min_sz(groups, g0 + chunk));
-        }
+        const size_t chunk = idf2_take_chunk(groups, (size_t)omp_get_num_threads(), NG);
+        for (size_t ga, gb; idf2_take(&next, groups, chunk, &ga, &gb);)
+            run_groups(y, xp, m, w, wp, N, K, two, bias, mine, ga, gb);
     }
 }

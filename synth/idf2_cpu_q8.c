@@ -1038,10 +1038,13 @@ void idf2_q8x_mm(float *y, const float *x, size_t m, size_t x_stride, const void
     q_acts(ws, x, m, x_stride, K, q4, nt);
     const size_t groups = (N + Q_GROUP - 1) / Q_GROUP;
     const int team = m * N * K < (1u << 18) ? 1 : (nt > 0 ? nt : 1);
+    const size_t wrb = w_row_bytes(K, q4), pg = Q_PANEL / (Q_GROUP * wrb);
+    size_t next = 0;
 #pragma omp parallel num_threads(team)
     {
-        const size_t t = (size_t)omp_get_thread_num(), T = (size_t)omp_get_num_threads();
-        qx_groups(y, &a, m, w, w_row_bytes(K, q4), N, (K + 31) / 32, q4, bias, groups * t / T,
-                  groups * (t + 1) / T);
+        const size_t chunk =
+            idf2_take_chunk(groups, (size_t)omp_get_num_threads(), m <= 2 || !pg ? 1 : pg);
+        for (size_t ga, gb; idf2_take(&next, groups, chunk, &ga, &gb);)
+            qx_groups(y, &a, m, w, wrb, N, (K + 31) / 32, q4, bias, ga, gb);
     }
 }
