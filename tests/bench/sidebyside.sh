@@ -103,6 +103,10 @@ llama_ts() { # FILE THREADS P N
 }
 probe() { "$fast" probe --threads "$1" --seconds 3 | awk '/RESULT/ {print $7}'; }
 
+# PATTERN WORD: the field after WORD on the lines matching PATTERN (bench_fast's
+# RESULT lines carry key=value fields whose number changes between versions).
+after_word() { awk "$1"' { for (i = 1; i < NF; i++) if ($i == w) print $(i + 1) }' w="$2"; }
+
 declare -A best
 note() { # KEY VALUE: keeps the best of the rounds
   local k=$1 v=$2
@@ -126,9 +130,9 @@ for r in $(seq "$rounds"); do
       fi
       if [ "$lt" != BF16 ] || [ "$ours" != bf16 ]; then
         out=$("$fast" model "$ours" --threads "$t" --decode $((do_tg * 8)) --prefill $((do_pp * pp)))
-        [ $do_tg = 1 ] && note "ours_${ours}_tg_t$t" "$(echo "$out" | awk '/ decode tok/ {print $7}')"
-        [ $do_tg = 1 ] && note "ours_${ours}_gbs_t$t" "$(echo "$out" | awk '/ decode tok/ {print $9}')"
-        [ $do_pp = 1 ] && note "ours_${ours}_pp_t$t" "$(echo "$out" | awk '/prefill/ {print $7}')"
+        [ $do_tg = 1 ] && note "ours_${ours}_tg_t$t" "$(echo "$out" | after_word '/ decode tok/' tok/s)"
+        [ $do_tg = 1 ] && note "ours_${ours}_gbs_t$t" "$(echo "$out" | after_word '/ decode tok/' GB/s)"
+        [ $do_pp = 1 ] && note "ours_${ours}_pp_t$t" "$(echo "$out" | after_word '/prefill/' tok/s)"
       fi
     done
   done
