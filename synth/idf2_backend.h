@@ -280,12 +280,7 @@ static inline size_t idf2_take_chunk(size_t n, size_t T, size_t unit)
 
 static inline bool idf2_take(size_t *next, size_t n, size_t chunk, size_t *a, size_t *b)
 {
-    size_t s;
-#pragma omp atomic capture
-    {
-        s = *next;
-        *next += chunk;
-    }
+    const size_t s = __atomic_fetch_add(next, chunk, __ATOMIC_RELAXED);
     *a = s;
     *b = idf2_min_sz(n, s + chunk);
     return s < n;
