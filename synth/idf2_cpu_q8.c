@@ -984,6 +984,13 @@ KFN void qx_tile_any(int MR, bool q4, const struct qx *a, size_t r0, const uint8
     }
 }
 
+/* Groups of an x16 span: about Q_PANEL bytes, at least one group. */
+static size_t qx_span_groups(size_t wrb)
+{
+    const size_t g = Q_PANEL / (Q_GROUP * wrb);
+    return g ? g : 1;
+}
+
 /* A thread's groups [ga, gb).  1-2 rows: one pass, each tile prefetching
  * the stream one group ahead, as the ggml-layout tiles fetch the next 16
  * rows (without software prefetch the stream ran at half the rate; 4 KiB
@@ -1005,7 +1012,7 @@ KFN void qx_groups(float *y, const struct qx *a, size_t m, const uint8_t *w, siz
         }
         return;
     }
-    const size_t pg = Q_PANEL / gbytes ? Q_PANEL / gbytes : 1;
+    const size_t pg = qx_span_groups(wrb);
     const size_t tiles = (m + Q_MR - 1) / Q_MR;
     for (size_t g0 = ga; g0 < gb; g0 += pg) {
         const size_t ng = idf2_min_sz(pg, gb - g0);
@@ -1038,12 +1045,12 @@ void idf2_q8x_mm(float *y, const float *x, size_t m, size_t x_stride, const void
     q_acts(ws, x, m, x_stride, K, q4, nt);
     const size_t groups = (N + Q_GROUP - 1) / Q_GROUP;
     const int team = m * N * K < (1u << 18) ? 1 : (nt > 0 ? nt : 1);
-    const size_t wrb = w_row_bytes(K, q4), pg = Q_PANEL / (Q_GROUP * wrb);
+    const size_t wrb = w_row_bytes(K, q4);
     size_t next = 0;
 #pragma omp parallel num_threads(team)
     {
-        const size_t chunk =
-            idf2_take_chunk(groups, (size_t)omp_get_num_threads(), m <= 2 || !pg ? 1 : pg);
+        const size_t chunk = idf2_take_chunk(groups, (size_t)omp_get_num_threads(),
+                                             m <= 2 ? 1 : qx_span_groups(wrb));
         for (size_t ga, gb; idf2_take(&next, groups, chunk, &ga, &gb);)
             qx_groups(y, &a, m, w, wrb, N, (K + 31) / 32, q4, bias, ga, gb);
     }
