@@ -25,12 +25,22 @@
  *
  * usage: bench_engine CKPT_DIR [--compute bf16|f32] [--threads N] [--max-new N (16)]
  *                     [--sizes 378,980] [--cache] [--batch 1,16] [--backend NAME] [--split]
- *                     [--quant q8_0|q4_0] [--weights copy|map]
+ *                     [--quant q8_0|q4_0] [--weights copy|map] [--prompt-tokens N,..]
  * --quant and --weights load the model as generate's options of the same
- * name do.  Every row is also printed as one `RESULT engine ...` line, with
- * the page faults of the row (majflt: weight pages read from disk during
- * it, a warm row should have none, or its timings measure the disk;
- * minflt: pages mapped in from memory). */
+ * name do.
+ *
+ * --max-new and --prompt-tokens take a list: the k-th value is the k-th
+ * size's (the last value serves the sizes after it).  --prompt-tokens N: a
+ * text-only size (0) gets a raw prompt of exactly N tokens, BOS included,
+ * instead of the chat turn (0: the chat turn), so `--sizes 0,0,0
+ * --prompt-tokens 512,512,1 --max-new 1,1,33` runs a 512-token prefill
+ * twice (the first a warm-up) and then 32 decode steps right after the BOS:
+ * llama-bench's pp512 and tg32 (tests/bench/sidebyside.sh).
+ *
+ * Every row is also printed as one `RESULT engine ...` line, with the page
+ * faults of the row (majflt: weight pages read from disk during it, a warm
+ * row should have none, or its timings measure the disk; minflt: pages
+ * mapped in from memory). */
 #include "bench_clock.h"
 #include "core/img.h"
 #include "synth/idefics2.h"
@@ -86,6 +96,50 @@ static int make_png(uint32_t s, uint8_t **png, size_t *size)
     return rc < 0 ? -1 : 0;
 }
 
+/* The k-th value of a comma list (the last one past its end). */
+static int list_at(const char *list, int k)
+{
+    int v = 0;
+    for (const char *p = list; k >= 0 && *p; k--) {
+        char *end = NULL;
+        v = (int)strtol(p, &end, 10);
+        p = *end == ',' ? end + 1 : end;
+    }
+    return v;
+}
+
+/* Sets req's raw prompt (owned: *text) to BOS and then words, as many as
+ * make exactly n tokens: the tokenizer may merge or split the first word,
+ * so the count is checked and the word count corrected. */
+static int exact_prompt(const struct idf2_model *m, struct idf2_request *req, size_t n, char **text,
+                        struct vc_err *err)
+{
+    static const char word[] = "the ";
+    size_t words = n > 0 ? n - 1 : 0;
+    for (int tries = 0; tries < 8; tries++) {
+        char *t = realloc(*text, words * (sizeof word - 1) + 1);
+        if (!t)
+            return -1;
+        *text = t;
+        for (size_t i = 0; i < words; i++)
+            memcpy(t + i * (sizeof word - 1), word, sizeof word - 1);
+        t[words ? words * (sizeof word - 1) - 1 : 0] = '\0';
+        req->prompt = t;
+        req->chat = NULL;
+        size_t got = 0;
+        if (idf2_request_tokens(m, req, &got, err) < 0)
+            return -1;
+        if (got == n)
+            return 0;
+        if (got > n && words < got - n)
+            break;
+        words = words + n - got;
+    }
+    snprintf(err->msg, sizeof err->msg, "no prompt of exactly %zu tokens from repeated \"%s\"", n,
+             word);
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || argv[1][0] == '-') {
@@ -94,15 +148,17 @@ int main(int argc, char **argv)
         return 2;
     }
     struct idf2_load_opts opts = { .compute = IDF2_COMPUTE_BF16, .n_threads = 0 };
-    int max_new = 16, split = 0;
-    char sizes[64] = "378,980", batches[64] = "1";
+    int split = 0;
+    char sizes[64] = "378,980", batches[64] = "1", max_new_list[64] = "16", prompt_list[64] = "0";
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--compute") && i + 1 < argc)
             opts.compute = strcmp(argv[++i], "f32") == 0 ? IDF2_COMPUTE_F32 : IDF2_COMPUTE_BF16;
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             opts.n_threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--max-new") && i + 1 < argc)
-            max_new = atoi(argv[++i]);
+            snprintf(max_new_list, sizeof max_new_list, "%s", argv[++i]);
+        else if (!strcmp(argv[i], "--prompt-tokens") && i + 1 < argc)
+            snprintf(prompt_list, sizeof prompt_list, "%s", argv[++i]);
         else if (!strcmp(argv[i], "--sizes") && i + 1 < argc)
             snprintf(sizes, sizeof sizes, "%s", argv[++i]);
         else if (!strcmp(argv[i], "--cache"))
@@ -158,14 +214,29 @@ int main(int argc, char **argv)
            "step ms", "vs first");
     fflush(stdout);
     int status = 0;
+    int nth = 0;
     for (char *save = NULL, *tok = strtok_r(sizes, ",", &save); tok;
-         tok = strtok_r(NULL, ",", &save)) {
+         tok = strtok_r(NULL, ",", &save), nth++) {
         const uint32_t s = (uint32_t)atoi(tok);
+        const int max_new = list_at(max_new_list, nth),
+                  n_prompt = s ? 0 : list_at(prompt_list, nth);
         uint8_t *png = NULL;
         size_t png_size = 0;
         if (s > 0 && make_png(s, &png, &png_size) < 0)
             return 1;
         struct idf2_image_bytes image = { png, png_size, NULL };
+        struct idf2_request proto = {
+            .images = s ? &image : NULL,
+            .n_images = s ? 1 : 0,
+            .chat = "Describe this image in one sentence.",
+            .image_splitting = split,
+            .gen = { .max_new_tokens = max_new },
+        };
+        char *prompt_text = NULL;
+        if (n_prompt > 0 && exact_prompt(m, &proto, (size_t)n_prompt, &prompt_text, &err) < 0) {
+            fprintf(stderr, "--prompt-tokens %d: %s\n", n_prompt, err.msg);
+            return 1;
+        }
         double first_step = 0;
         char blist[64];
         snprintf(blist, sizeof blist, "%s", batches);
@@ -175,13 +246,7 @@ int main(int argc, char **argv)
             struct idf2_request *reqs = calloc(B ? B : 1, sizeof *reqs);
             struct idf2_result *res = calloc(B ? B : 1, sizeof *res);
             for (size_t i = 0; i < B; i++)
-                reqs[i] = (struct idf2_request){
-                    .images = s ? &image : NULL,
-                    .n_images = s ? 1 : 0,
-                    .chat = "Describe this image in one sentence.",
-                    .image_splitting = split,
-                    .gen = { .max_new_tokens = max_new },
-                };
+                reqs[i] = proto;
             /* A context as idf2_generate_batch makes one (B slots, each as
              * long as a request), kept for its time figures. */
             size_t L = 0;
@@ -218,15 +283,15 @@ int main(int argc, char **argv)
                        first_step > 0 ? step / first_step : 0);
                 idf2_ctx_stats(ctx, &cs);
                 printf("RESULT engine kernels=%s quant=%s weights=%s threads=%d px=%u split=%d "
-                       "batch=%zu vision_s=%.3f prefill_tps=%.2f decode_tps=%.3f step_ms=%.1f "
-                       "step_vs_first=%.2f captions_per_hour=%.0f wall_s=%.1f vision_total_s=%.1f "
-                       "vision_passes=%zu prefill_total_s=%.1f decode_total_s=%.1f "
-                       "mixed_total_s=%.1f majflt=%ld minflt=%ld",
-                       info.backend, quant, where, opts.n_threads, s, split, B, r->vision_seconds,
-                       prefill, decode, step * 1e3, first_step > 0 ? step / first_step : 0,
-                       (double)B / wall * 3600.0, wall, cs.vision_seconds, cs.vision_passes,
-                       cs.prefill.seconds, cs.decode.seconds, cs.mixed.seconds,
-                       major_faults() - mf0, minor_faults() - nf0);
+                       "batch=%zu prompt_tokens=%zu vision_s=%.3f prefill_tps=%.2f "
+                       "decode_tps=%.3f step_ms=%.1f step_vs_first=%.2f captions_per_hour=%.0f "
+                       "wall_s=%.1f vision_total_s=%.1f vision_passes=%zu prefill_total_s=%.1f "
+                       "decode_total_s=%.1f mixed_total_s=%.1f majflt=%ld minflt=%ld",
+                       info.backend, quant, where, opts.n_threads, s, split, B, r->n_prompt_tokens,
+                       r->vision_seconds, prefill, decode, step * 1e3,
+                       first_step > 0 ? step / first_step : 0, (double)B / wall * 3600.0, wall,
+                       cs.vision_seconds, cs.vision_passes, cs.prefill.seconds, cs.decode.seconds,
+                       cs.mixed.seconds, major_faults() - mf0, minor_faults() - nf0);
                 /* Each kind of decoder pass: count, token rows, the FLOP rate
                  * of the layers' matmuls. */
                 const struct idf2_pass_stats *kinds[3] = { &cs.prefill, &cs.decode, &cs.mixed };
@@ -247,6 +312,7 @@ int main(int argc, char **argv)
             free(res);
         }
         free(png);
+        free(prompt_text);
     }
     idf2_model_free(m);
     return status;
