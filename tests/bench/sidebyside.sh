@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
-# Side-by-side: llama.cpp against vlmcurate's AVX-512 kernels on the same
-# Mistral-7B shapes, alternating in one window, with a read-bandwidth probe
-# before every pair, at 1 and 2 threads.  Prints tokens/s and ratios.
+# Side-by-side: llama.cpp's whole model against vlmcurate's whole model
+# (the engine's real load path, decode and prefill) and against our matmul
+# stack alone, on the same Mistral-7B shapes, alternating in one window,
+# with a read-bandwidth probe before every pair, at 1 and 2 threads.
+# Prints tokens/s and ratios.
 #
 # usage: tests/bench/sidebyside.sh LLAMA_SRC VLM_BUILD WORK [ROUNDS]
 #   LLAMA_SRC  a llama.cpp source tree (the README's figures: release b4748,
 #              commit c392e509), fetched by you: nothing is downloaded here;
 #   VLM_BUILD  a vlmcurate build tree with the bench target built
-#              (cmake --build VLM_BUILD --target bench_fast);
+#              (cmake --build VLM_BUILD --target bench_fast bench_engine);
 #   WORK       a folder with ~27 GB free (~42 GB with BF16): llama.cpp's
 #              build, the GGUF files (F16 written by mk_mistral_gguf.py with
 #              random weights, then Q8_0, Q4_0 and, with SIDEBYSIDE_BF16=1,
-#              BF16 by llama-quantize); reused when present.
-#   ROUNDS     alternations per test (default 1).
-# Environment (defaults: the full comparison, about 30 minutes on 2 cores):
+#              BF16 by llama-quantize); reused when present; with
+#              SIDEBYSIDE_CKPT, also WORK/engine-cache (below, ~12 GB);
+#   ROUNDS     alternations per test (default 1; the best of them is kept).
+# Environment (defaults: the full comparison, about 40 minutes on 2 cores):
+#   SIDEBYSIDE_CKPT         a real-size idefics2-8b checkpoint folder (e.g.
+#                           bench_mkcheckpoint's, random bf16 weights): our
+#                           whole-model line; unset: that line is skipped;
 #   SIDEBYSIDE_LLAMA_BUILD  an existing llama.cpp build tree with
 #                           bin/llama-bench and bin/llama-quantize (else
 #                           WORK/llama-build, built from LLAMA_SRC);
@@ -23,24 +29,68 @@
 #   SIDEBYSIDE_TG, _PP      decode / prefill tokens (64, 512);
 #   SIDEBYSIDE_REPS         llama-bench repetitions (2);
 #   SIDEBYSIDE_TYPES        only the pairs of these llama types, e.g.
-#                           "Q8_0 Q4_0" (default: all);
+#                           "Q8_0 Q4_0" (default: all; F16 pairs llama's
+#                           F16 with our bf16 on the exact avx512 row);
 #   SIDEBYSIDE_PAIRS        extra LLAMA_TYPE:ours pairs, e.g. "F16:bf16x1"
 #                           (our activations rounded once to bf16, as
-#                           llama.cpp does; the avx512bf16 kernel row).
+#                           llama.cpp does: the avx512bf16 kernel row, for
+#                           the stack and the whole model).
 # Needs /usr/bin/python3 with numpy and sentencepiece (for gguf-py):
-# VC_WITH_BENCH=1 scripts/install-deps.sh.
+# VC_WITH_BENCH=1 scripts/install-deps.sh.  Memory: one model at a time
+# (llama-bench, the stack and the engine run one after another); the engine
+# at bf16 needs ~16 GiB, quantized ~11 GiB.
 #
-# What is compared: llama-bench tg64 (decode, batch 1) and pp512 (prefill)
-# against `bench_fast model FMT`, the matmul stack of the same shapes with
-# our kernels (32 layers of q, k, v, o, gate, up, down, and the 32000-row
-# head once per token; attention, norms and rotary are not run: under 1 %
-# of the work at these lengths, but llama.cpp's figures include them).
+# What is compared, per pair (llama type against our format):
+#  - llama-bench tg TG and pp PP: llama.cpp's whole model;
+#  - our whole model: `bench_engine CKPT --sizes 0,...` on the idefics2-8b
+#    checkpoint, whose text decoder IS the Mistral-7B shape (32 layers,
+#    hidden 4096, 32/8 heads, FFN 14336, untied head; vocabulary 32003
+#    against 32000), loaded as `generate` loads it (weights copied into
+#    huge pages, --quant q8_0|q4_0 for the quantized pairs) and run through
+#    its real decode and prefill: embedding, RMS norms, RoPE, attention over
+#    the KV cache, the head, sampling.  The vision tower is loaded but not
+#    run (text-only prompts).  The quantized text weights are cached in
+#    WORK/engine-cache (links to CKPT's files, so the engine's --cache
+#    writes there and never into CKPT; a cache CKPT already holds is linked
+#    and read; none is written where it would leave under 3 GB free); the
+#    first run of a format pays its quantizing load (about a minute, 2-4 on
+#    a busy machine), later runs map and copy it.  Each side loads as its
+#    users get it by default: llama-bench maps the GGUF (page cache, 4 KiB
+#    pages), the engine copies the weights into huge pages;
+#  - our stack: `bench_fast model FMT`, the matmul stack of the same shapes
+#    (q, k, v, o, gate, up, down of 32 layers and the 32000-row head once
+#    per token; no attention, norms or rotary): the kernel-level figure.
+# Ratios: ours_whole / llama (the headline, whole model against whole
+# model) and ours_stack / llama (kernels against llama's whole model).
 # Pairs: llama F16 (and BF16) against our bf16; Q8_0 against q8_0x16 (the
 # engine's layout of --quant q8_0: the same blocks, 16 rows interleaved); Q4_0
-# against q4_0x16 (llama-quantize keeps output.weight in Q6_K for Q4_0).
+# against q4_0x16 (llama-quantize keeps output.weight in Q6_K for Q4_0, our
+# head is q4_0x16).  The weights are random in both (GGUF: random signs and
+# mantissas at |w| in [2^-6, 2^-5); checkpoint: N(0, 0.02)); no kernel's
+# speed depends on the values.
+#
+# What llama-bench times (examples/llama-bench/llama-bench.cpp at b4748):
+# per test, one warm-up (tg: one token decoded; pp: the whole pp run), then
+# per repetition the KV cache is cleared and the clock runs over: tg N, N
+# single-token llama_decode calls at positions 0..N-1 (BOS first, then
+# random ids; logits of that one token each), avg_ts = N / seconds,
+# averaged over the repetitions; pp N, the N tokens (BOS + random ids) in
+# one llama_decode (n_batch 2048, n_ubatch 512), logits of the last only.
+# Our whole model matches it: one process runs rows of a raw text prompt
+# (`--prompt-tokens`: exactly N tokens, BOS included): the PP-token prompt
+# twice (the first row is the warm-up; the second row's prefill seconds are
+# timed: the embedding and one pass over the PP rows in chunks of at most
+# 512, logits of the last row), then a 1-token prompt (BOS) whose prefill
+# is the decode warm-up, followed by TG decode steps at positions 1..TG,
+# timed (decode_tps = TG / their seconds, each step: one row, the head, a
+# greedy pick).  So the same work and context lengths as llama's, the
+# decode shifted by one position; our KV cache holds f32 (llama's f16): at
+# TG + 1 positions under 0.2 % of a step's bytes.  Without prefill rows a
+# 1-token row with one decode step runs first as the warm-up.  The stack:
+# 8 decode steps and one PP-row pass, each after one untimed step.
 set -euo pipefail
 if [ $# -lt 3 ]; then
-  sed -n '2,30p' "$0" >&2
+  sed -n '2,44p' "$0" >&2
   exit 2
 fi
 src=$(cd "$1" && pwd)
@@ -50,7 +100,23 @@ work=$(cd "$3" && pwd)
 rounds=${4:-1}
 here=$(cd "$(dirname "$0")" && pwd)
 fast=$vlm/tests/bench/bench_fast
+engine=$vlm/tests/bench/bench_engine
 [ -x "$fast" ] || { echo "sidebyside: build bench_fast first: $fast" >&2; exit 2; }
+ckpt=${SIDEBYSIDE_CKPT:-}
+if [ -n "$ckpt" ]; then
+  [ -x "$engine" ] || { echo "sidebyside: build bench_engine first: $engine" >&2; exit 2; }
+  [ -f "$ckpt/config.json" ] || { echo "sidebyside: no checkpoint at $ckpt" >&2; exit 2; }
+  ckpt=$(cd "$ckpt" && pwd)
+  # The engine writes its caches next to the weights: a folder of links
+  # to CKPT's files (and to caches CKPT already has) takes them instead.
+  cache=$work/engine-cache
+  mkdir -p "$cache"
+  for f in "$ckpt"/* "$ckpt"/.vlmcurate-*.bin; do
+    if [ -e "$f" ] && [ ! -e "$cache/${f##*/}" ] && [ ! -L "$cache/${f##*/}" ]; then
+      ln -s "$f" "$cache/${f##*/}"
+    fi
+  done
+fi
 
 lb=${SIDEBYSIDE_LLAMA_BUILD:-$work/llama-build}
 threads=${SIDEBYSIDE_THREADS:-1 2}
@@ -106,15 +172,50 @@ probe() { "$fast" probe --threads "$1" --seconds 3 | awk '/RESULT/ {print $7}'; 
 # PATTERN WORD: the field after WORD on the lines matching PATTERN (bench_fast's
 # RESULT lines carry key=value fields whose number changes between versions).
 after_word() { awk "$1"' { for (i = 1; i < NF; i++) if ($i == w) print $(i + 1) }' w="$2"; }
+# PATTERN KEY: KEY's value (KEY=value) on the last line matching PATTERN.
+key_value() { awk "$1"' { for (i = 1; i <= NF; i++) if (index($i, k) == 1) v = substr($i, length(k) + 1) } END { print v }' k="$2="; }
+
+# Our whole model for our format: the engine's --quant and kernel row (the
+# avx512bf16 row rounds activations to bf16 once, as llama.cpp does, and is
+# the one bench-engine's figures use; bf16 is the exact avx512 row).
+engine_quant() {
+  case $1 in bf16 | bf16x1) echo none ;; q8_0x16) echo q8_0 ;; q4_0x16) echo q4_0 ;; *) echo "" ;; esac
+}
+engine_backend() { if [ "$1" = bf16 ]; then echo avx512; else echo avx512bf16; fi; }
+# QUANT: --cache, unless writing that format's cache would leave under
+# 3 GB free (then the load quantizes every time, about a minute more).
+cache_opt() {
+  local need=0 free
+  case $1 in q8_0) need=8 ;; q4_0) need=5 ;; esac
+  free=$(df -BG --output=avail "$cache" | tail -1 | tr -dc 0-9)
+  if [ "$need" -gt 0 ] && [ ! -e "$cache/.vlmcurate-$1.bin" ] && [ "$free" -lt $((need + 3)) ]; then
+    echo "sidebyside: ${free} GB free in $cache: $1 quantized at load, no cache written" >&2
+    return
+  fi
+  echo --cache
+}
+# THREADS QUANT DO_TG DO_PP BACKEND: bench_engine's output, rows as
+# llama-bench times them (header comment).
+engine_run() {
+  local sizes="" prompts="" news=""
+  if [ "$4" = 1 ]; then sizes="0,0"; prompts="$pp,$pp"; news="1,1"; else sizes="0"; prompts="1"; news="2"; fi
+  if [ "$3" = 1 ]; then sizes="$sizes,0"; prompts="$prompts,1"; news="$news,$((tg + 1))"; fi
+  local quant=() c
+  [ "$2" != none ] && quant=(--quant "$2")
+  c=$(cache_opt "$2")
+  "$engine" "$cache" --compute bf16 --backend "$5" --threads "$1" --weights copy ${c:+"$c"} "${quant[@]}" --batch 1 \
+    --sizes "$sizes" --prompt-tokens "$prompts" --max-new "$news"
+}
 
 declare -A best
 note() { # KEY VALUE: keeps the best of the rounds
-  local k=$1 v=$2
+  local k=$1 v=${2:-0}
+  [ -n "$v" ] || v=0
   if [ -z "${best[$k]:-}" ] || awk "BEGIN{exit !($v > ${best[$k]})}"; then best[$k]=$v; fi
   echo "$k $v" | tee -a "$log"
 }
 
-for r in $(seq "$rounds"); do
+for _ in $(seq "$rounds"); do
   for t in $(echo "$threads $pp_threads" | tr ' ' '\n' | sort -un); do
     do_tg=0; do_pp=0
     has "$threads" "$t" && do_tg=1
@@ -134,32 +235,43 @@ for r in $(seq "$rounds"); do
         [ $do_tg = 1 ] && note "ours_${ours}_gbs_t$t" "$(echo "$out" | after_word '/ decode tok/' GB/s)"
         [ $do_pp = 1 ] && note "ours_${ours}_pp_t$t" "$(echo "$out" | after_word '/prefill/' tok/s)"
       fi
+      q=$(engine_quant "$ours")
+      if [ -n "$ckpt" ] && [ -n "$q" ] && { [ "$lt" != BF16 ] || [ "$ours" != bf16 ]; }; then
+        out=$(engine_run "$t" "$q" $do_tg $do_pp "$(engine_backend "$ours")" 2>&1) || echo "$out" >&2
+        echo "$out" | grep -E '^(sidebyside:|load|text weights|kernels|RESULT)' >>"$log" || true
+        if [ $do_tg = 1 ]; then
+          note "whole_${ours}_tg_t$t" "$(echo "$out" | key_value '/^RESULT engine .* prompt_tokens=1 /' decode_tps)"
+          note "whole_${ours}_steps_t$t" "$(echo "$out" | key_value '/^RESULT engine .* prompt_tokens=1 /' decode_passes)"
+        fi
+        [ $do_pp = 1 ] && note "whole_${ours}_pp_t$t" "$(echo "$out" | key_value "/^RESULT engine .* prompt_tokens=$pp /" prefill_tps)"
+      fi
     done
   done
 done
 
-ratio() { awk "BEGIN{ if ($2 > 0) printf \"%.2f\", $1 / $2; else print \"-\" }"; }
+ratio() { awk "BEGIN{ if ($1 > 0 && $2 > 0) printf \"%.2f\", $1 / $2; else print \"-\" }"; }
 {
   echo
-  echo "| test | threads | llama.cpp | tok/s | vlmcurate | tok/s | ratio | our read GB/s (% of probe) |"
-  echo "|---|---|---|---|---|---|---|---|"
+  echo "| test | threads | llama.cpp | tok/s | vlmcurate | whole model tok/s | whole / llama | stack tok/s | stack / llama | stack read GB/s (% of probe) |"
+  echo "|---|---|---|---|---|---|---|---|---|---|"
   for t in $(echo "$threads $pp_threads" | tr ' ' '\n' | sort -un); do
     for pair in $pairs; do
       has "$threads" "$t" || break
       lt=${pair%%:*}; ours=${pair##*:}
       l=${best[llama_${lt}_tg_t$t]:-0}; o=${best[ours_${ours}_tg_t$t]:-0}; g=${best[ours_${ours}_gbs_t$t]:-0}
+      w=${best[whole_${ours}_tg_t$t]:-0}
       pct=$(awk "BEGIN{printf \"%.0f\", 100 * $g / ${best[probe_t$t]}}")
-      echo "| decode $tg | $t | $lt | $l | $ours | $o | $(ratio "$o" "$l") | $g ($pct %) |"
-      echo "RESULT sidebyside decode threads=$t llama_$lt=$l ours_$ours=$o ratio=$(ratio "$o" "$l") read_gbs=$g probe_pct=$pct" >&2
+      echo "| decode $tg | $t | $lt | $l | $ours | $w | $(ratio "$w" "$l") | $o | $(ratio "$o" "$l") | $g ($pct %) |"
+      echo "RESULT sidebyside decode threads=$t llama_$lt=$l whole_$ours=$w ratio_whole=$(ratio "$w" "$l") stack_$ours=$o ratio_stack=$(ratio "$o" "$l") read_gbs=$g probe_pct=$pct" >&2
     done
     for pair in $pairs; do
       has "$pp_threads" "$t" || break
       lt=${pair%%:*}; ours=${pair##*:}
-      l=${best[llama_${lt}_pp_t$t]:-0}; o=${best[ours_${ours}_pp_t$t]:-0}
-      echo "| prefill $pp | $t | $lt | $l | $ours | $o | $(ratio "$o" "$l") | |"
-      echo "RESULT sidebyside prefill$pp threads=$t llama_$lt=$l ours_$ours=$o ratio=$(ratio "$o" "$l")" >&2
+      l=${best[llama_${lt}_pp_t$t]:-0}; o=${best[ours_${ours}_pp_t$t]:-0}; w=${best[whole_${ours}_pp_t$t]:-0}
+      echo "| prefill $pp | $t | $lt | $l | $ours | $w | $(ratio "$w" "$l") | $o | $(ratio "$o" "$l") | |"
+      echo "RESULT sidebyside prefill$pp threads=$t llama_$lt=$l whole_$ours=$w ratio_whole=$(ratio "$w" "$l") stack_$ours=$o ratio_stack=$(ratio "$o" "$l")" >&2
     done
-    echo "| read probe | $t | | | | | | ${best[probe_t$t]} |"
+    echo "| read probe | $t | | | | | | | | ${best[probe_t$t]} |"
   done
 } | tee -a "$log"
 echo "log: $log" >&2
