@@ -62,9 +62,14 @@ static void read_meminfo(size_t *avail, size_t *total)
     *total = idf2_place_meminfo(buf, "MemTotal:");
 }
 
-/* AnonHugePages of the mapping that holds p (/proc/self/smaps; the
- * kernel may have merged a neighbour into it). */
-static size_t huge_bytes(const void *p)
+bool idf2_place_fits_now(size_t bytes)
+{
+    size_t avail, total;
+    read_meminfo(&avail, &total);
+    return idf2_place_fits(bytes, avail, total);
+}
+
+size_t idf2_place_huge_bytes(const void *p)
 {
     FILE *f = fopen("/proc/self/smaps", "r");
     if (!f)
@@ -149,9 +154,7 @@ size_t idf2_place_drop_source(const void *p, size_t n, bool uncache)
     return uncache ? advise_file(lo, hi, POSIX_FADV_DONTNEED) : 0;
 }
 
-/* Starts reading the file pages behind [p, p + n) (the next matrix to
- * copy) while this one is copied. */
-static void prefetch_source(const void *p, size_t n)
+void idf2_place_prefetch_source(const void *p, size_t n)
 {
     uintptr_t lo, hi;
     page_span(p, n, &lo, &hi);
@@ -162,7 +165,7 @@ size_t idf2_place_collapse(void *p, size_t bytes, char *note, size_t cap)
 {
     if (note && cap)
         note[0] = 0;
-    size_t huge = huge_bytes(p);
+    size_t huge = idf2_place_huge_bytes(p);
     if (huge >= bytes)
         return huge;
     /* The kernel goes on over the range after a page it cannot collapse
@@ -174,7 +177,7 @@ size_t idf2_place_collapse(void *p, size_t bytes, char *note, size_t cap)
                  : e == EAGAIN || e == ENOMEM ? "no free huge page for some of it"
                                               : strerror(e));
     }
-    return huge_bytes(p);
+    return idf2_place_huge_bytes(p);
 }
 
 static bool anonymous(const struct idf2_weights *w, const struct idf2_quant *q, const void *p)
@@ -261,7 +264,7 @@ static size_t placed_bytes(const struct idf2_ops *ops, const struct idf2_w *m, b
  * collapsed into them where the kernel can, then read-only. */
 static void settle(struct idf2_place *p, struct idf2_place_report *rep)
 {
-    rep->bytes_huge_faulted = huge_bytes(p->arena);
+    rep->bytes_huge_faulted = idf2_place_huge_bytes(p->arena);
     rep->bytes_huge =
         idf2_place_collapse(p->arena, p->bytes, rep->huge_note, sizeof rep->huge_note);
     mprotect(p->arena, p->bytes, PROT_READ);
@@ -307,9 +310,7 @@ enum vc_status idf2_place_copy(struct idf2_weights *w, const struct idf2_model_c
      * kernel would otherwise free later, page by page from its LRU, all
      * over the machine, while the arena's faults need it in whole free
      * 2 MiB blocks. */
-    size_t avail, mem_total;
-    read_meminfo(&avail, &mem_total);
-    const bool uncache = !idf2_place_fits(2 * total, avail, mem_total);
+    const bool uncache = !idf2_place_fits_now(2 * total);
     const void *embed = w->text.embed.data;
     for (size_t i = 0, next = 0; i < n; i++) {
         if (offs[i] == SIZE_MAX)
@@ -319,9 +320,10 @@ enum vc_status idf2_place_copy(struct idf2_weights *w, const struct idf2_model_c
         for (next = i + 1; next < n && offs[next] == SIZE_MAX; next++)
             ;
         if (next < n)
-            prefetch_source(mats[next]->data,
-                            (size_t)mats[next]->rows *
-                                idf2_wfmt_row_bytes(mats[next]->fmt, (size_t)mats[next]->cols));
+            idf2_place_prefetch_source(
+                mats[next]->data,
+                (size_t)mats[next]->rows *
+                    idf2_wfmt_row_bytes(mats[next]->fmt, (size_t)mats[next]->cols));
         const char *src = m->data;
         char *dst = arena + offs[i];
         bool packs;

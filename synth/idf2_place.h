@@ -48,6 +48,8 @@ size_t idf2_place_meminfo(const char *meminfo, const char *key);
  * machine of `total` bytes, keeping max(2 GiB, total / 8) free for the
  * contexts' arenas and KV caches and the rest of the process. */
 bool idf2_place_fits(size_t bytes, size_t avail, size_t total);
+/* idf2_place_fits of `bytes` against this machine's /proc/meminfo now. */
+bool idf2_place_fits_now(size_t bytes);
 
 /* Copies the text matrices of w (idf2_weights_text_mats) that are not in
  * anonymous memory (w's owned buffers, q's quantized blocks) into the
@@ -98,6 +100,9 @@ void idf2_place_unmap_huge(void *p, size_t bytes);
  * is "" or why not all of it: no MADV_COLLAPSE in this kernel, no free
  * huge page for some of it, the mapping refuses huge pages. */
 size_t idf2_place_collapse(void *p, size_t bytes, char *note, size_t cap);
+/* AnonHugePages of the mapping that holds p (/proc/self/smaps; the kernel
+ * may have merged a neighbour into it), bytes. */
+size_t idf2_place_huge_bytes(const void *p);
 
 /* Drops the whole pages of the mapped [p, p + n) from this process and,
  * with `uncache`, where they are a file's, from the page cache
@@ -106,5 +111,9 @@ size_t idf2_place_collapse(void *p, size_t bytes, char *note, size_t cap);
  * again, it comes back from the file.  Returns the bytes advised out of
  * the page cache (0: anonymous memory, or !uncache). */
 size_t idf2_place_drop_source(const void *p, size_t n, bool uncache);
+/* Starts reading the file pages behind the mapped [p, p + n) (the next
+ * matrix a load writes) while the current one is written; nothing for
+ * anonymous memory. */
+void idf2_place_prefetch_source(const void *p, size_t n);
 
 #endif

@@ -139,6 +139,19 @@ static bool source_key(const char *dir, enum idf2_wfmt fmt, char hex[65])
     return ok;
 }
 
+/* Bytes of m as stored. */
+static size_t source_bytes(const struct idf2_w *m)
+{
+    return (size_t)m->rows * idf2_wfmt_row_bytes(m->fmt, (size_t)m->cols);
+}
+
+/* The arena's mapping of `bytes` (idf2_place_map_huge): whole 2 MiB pages. */
+static size_t huge_span(size_t bytes)
+{
+    const size_t hp = (size_t)2 << 20;
+    return (bytes + hp - 1) / hp * hp;
+}
+
 /* Header bytes for n matrices. */
 static size_t header_bytes(size_t n)
 {
@@ -255,7 +268,14 @@ enum vc_status idf2_weights_quantize(struct idf2_weights *w, const struct idf2_m
         goto done;
     }
     bool ok = true;
-    size_t done_mats = 0;
+    size_t done_mats = 0, src_total = 0;
+    for (size_t i = 0; i < n; i++)
+        src_total += source_bytes(mats[i]);
+    /* As idf2_place_copy: the checkpoint's pages in the page cache and the
+     * arena, if both do not fit, leave the arena's faults no free 2 MiB
+     * blocks; the source then leaves the page cache behind each matrix. */
+    const bool uncache = !idf2_place_fits_now(total + src_total);
+    const void *embed = w->text.embed.data;
     struct idf2_w *saved = vc_malloc_array(n, sizeof *saved);
     if (!saved)
         ok = false;
@@ -264,6 +284,10 @@ enum vc_status idf2_weights_quantize(struct idf2_weights *w, const struct idf2_m
         saved[i] = *m;
         const size_t K = (size_t)m->cols, R = (size_t)m->rows;
         unsigned char *dst = (unsigned char *)q->owned + offs[i];
+        if (i + 1 < n && !idf2_weights_owns(w, mats[i + 1]->data))
+            idf2_place_prefetch_source(mats[i + 1]->data, source_bytes(mats[i + 1]));
+            /* Rows in contiguous shares: each thread faults in the huge pages
+             * of its own rows (an x16 group's rows are one span). */
 #pragma omp parallel num_threads(nt > 0 ? nt : 1)
         {
             float *row = vc_malloc_array(K ? K : 1, sizeof *row);
@@ -281,6 +305,12 @@ enum vc_status idf2_weights_quantize(struct idf2_weights *w, const struct idf2_m
             free(row);
         }
         memset(dst + sizes[i], 0, align_up(offs[i] + sizes[i]) - offs[i] - sizes[i]);
+        /* Mapped source pages leave this process (the data stays valid: a
+         * restore below or a tied embedding reads them back from the file);
+         * a tied embedding's stay in the page cache. */
+        if (!idf2_weights_owns(w, m->data))
+            q->bytes_uncached +=
+                idf2_place_drop_source(m->data, source_bytes(m), uncache && m->data != embed);
         m->fmt = fmt;
         m->data = dst;
         done_mats = i + 1;
@@ -294,6 +324,9 @@ enum vc_status idf2_weights_quantize(struct idf2_weights *w, const struct idf2_m
         goto done;
     }
     free(saved);
+    q->bytes_huge_faulted = idf2_place_huge_bytes(q->owned);
+    q->bytes_huge =
+        idf2_place_collapse(q->owned, huge_span(total), q->huge_note, sizeof q->huge_note);
     if (cache)
         q->cache_written = cache_write(path, key, fmt, mats, n, offs, sizes, q->owned, total);
     *out = q;

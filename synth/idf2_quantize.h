@@ -22,7 +22,17 @@
  * touches only unsampled bytes would not: delete the file after such an
  * edit).  Writing is best effort (temp file, fsync, rename; a read-only
  * folder only costs the shortcut), and a cache that does not match the
- * model's shapes is ignored. */
+ * model's shapes is ignored.
+ *
+ * Memory: decode streams these blocks once per token, so they are held as
+ * idf2_place holds copied text weights (synth/idf2_place.h): quantized
+ * into one arena advised for transparent huge pages, each thread faulting
+ * in the pages of its own rows, the source's pages dropped behind each
+ * matrix (and from the page cache where the source and the arena do not
+ * both fit in memory, so that the faults find whole free 2 MiB blocks),
+ * the next matrix read ahead, and what the faults got in 4 KiB pages
+ * collapsed into huge pages afterwards.  Mapped from the cache, the blocks
+ * are a file's pages: idf2_place_copy copies them like any mapped weight. */
 #ifndef VC_SYNTH_IDF2_QUANTIZE_H
 #define VC_SYNTH_IDF2_QUANTIZE_H
 
@@ -42,6 +52,12 @@ struct idf2_quant {
     size_t bytes;   /* block bytes of all matrices */
     int from_cache; /* 1 when the cache was used */
     int cache_written;
+    /* Quantized here: of `owned`, bytes in huge pages after the collapse,
+     * and as the faults left it (the rest collapsed); the source bytes
+     * dropped from the page cache behind the quantization; why some of
+     * `owned` stays in 4 KiB pages, or "". */
+    size_t bytes_huge, bytes_huge_faulted, bytes_uncached;
+    char huge_note[96];
 };
 
 /* Replaces the text decoder's matrices of `w` (their fmt and data) by

@@ -11,14 +11,13 @@
  *       the 32-layer Mistral-7B matmul stack (q, k, v, o, gate, up, down
  *       and the 32000-row head; the weights of every layer in their own
  *       memory, advised for transparent huge pages as the engine's copied
- *       text weights) in format FMT (bf16, bf16x1, q8_0, q4_0): decode tokens/s at batch 1
- *       with the weight bytes streamed per token and GB/s, and prefill of P
- *       tokens in tokens/s; with B > 1 also T decode steps of B rows (one
- *       weight pass for the batch, the head on every row) against the
- *       batch-1 step; with --probe S, the read probe below (S seconds)
- *       right before and after the batch-1 decode in the same process, and
- *       the decode's GB/s as a share of the better one's mean (probe_pct).
- *       bf16 weights are held as the engine holds its text weights, packed
+ *       text weights, the block formats collapsed into them afterwards as
+ *       the engine's quantizing load does) in format FMT (bf16, bf16x1, q8_0, q4_0): decode
+ * tokens/s at batch 1 with the weight bytes streamed per token and GB/s, and prefill of P tokens in
+ * tokens/s; with B > 1 also T decode steps of B rows (one weight pass for the batch, the head on
+ * every row) against the batch-1 step; with --probe S, the read probe below (S seconds) right
+ * before and after the batch-1 decode in the same process, and the decode's GB/s as a share of the
+ * better one's mean (probe_pct). bf16 weights are held as the engine holds its text weights, packed
  *       for the outer product (--layout packed, the default); stored: as
  *       in the checkpoint (the streaming tiles); compare: every pass stored,
  *       then packed in the same process (the stored copy freed: both do not
@@ -66,6 +65,7 @@
 #include "synth/idf2_cpu_avx512.h"
 #include "synth/idf2_cpu_bf16mm.h"
 #include "synth/idf2_cpu_ops512.h"
+#include "synth/idf2_place.h"
 
 static void fill(float *x, size_t n, unsigned seed, float scale)
 {
@@ -534,6 +534,16 @@ static int cmd_model(enum idf2_mm_fmt f, int nt, int decode, int prefill, int ba
     all[n_all++] = &head;
     fprintf(stderr, "model %s: %.2f GB of weights made in %.1f s, %.2f GB in huge pages\n",
             fmt_name(f), (double)total * 1e-9, bench_wall_s() - t0, huge_gb());
+    if (!is_bf16(f)) {
+        /* As the engine's load leaves its quantized blocks
+         * (idf2_weights_quantize): what the faults got in 4 KiB pages
+         * collapsed into huge pages. */
+        t0 = bench_wall_s();
+        for (size_t i = 0; i < n_all; i++)
+            idf2_place_collapse(all[i]->data, all[i]->bytes, NULL, 0);
+        fprintf(stderr, "model %s: collapsed in %.1f s, %.2f GB in huge pages\n", fmt_name(f),
+                bench_wall_s() - t0, huge_gb());
+    }
     size_t P = prefill > 1 ? (size_t)prefill : 1;
     P = batch > (int)P ? (size_t)batch : P;
     float *x = xalloc(P * 14336 * sizeof(float)), *y = xalloc(P * VOCAB * sizeof(float));

@@ -7,7 +7,8 @@
  * kernel (a wrong scale, a nibble order, a lost block) fails while the
  * formats' honest rounding passes.  Also: the quantized-weight cache is
  * written, then mapped on the next load with identical logits, and a
- * changed source file makes it stale.  And the text weights copied into
+ * changed source file makes it stale; quantized at load, the blocks are in
+ * huge pages (or the reason is named).  And the text weights copied into
  * anonymous memory (synth/idf2_place, --weights copy) give the same
  * logits as read in place, with the copied bytes the fixture's shapes
  * give by hand. */
@@ -278,6 +279,16 @@ TEST(cache_written_mapped_and_invalidated)
     if (!a)
         return;
     CHECK(a->quant && !a->quant->from_cache && a->quant->cache_written);
+    /* Quantized at load: the arena (whole 2 MiB pages) all in huge pages
+     * after the collapse, or the note says why not. */
+    if (a->quant) {
+        const size_t hp = (size_t)2 << 20, span = (a->quant->bytes + hp - 1) / hp * hp;
+        fprintf(stderr, "quant arena: %zu of %zu bytes in huge pages (%zu faulted) '%s'\n",
+                a->quant->bytes_huge, span, a->quant->bytes_huge_faulted, a->quant->huge_note);
+        CHECK(a->quant->huge_note[0] ? a->quant->bytes_huge < span : a->quant->bytes_huge >= span);
+        CHECK(a->quant->bytes_huge % hp == 0);
+        CHECK(a->quant->bytes_huge_faulted <= a->quant->bytes_huge);
+    }
     char path[4096];
     snprintf(path, sizeof path, "%s/.vlmcurate-q4_0.bin", dir);
     struct stat st;
