@@ -8,6 +8,7 @@
 #include "idf2_text.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,10 +71,19 @@ void idf2_text_scratch_carve(const struct idf2_text_config *cfg, size_t max_rows
     s->pos = idf2_carve(c, max_rows, sizeof(int32_t));
 }
 
+/* Workspace of one thread's single-row attention over up to cap keys. */
+static size_t row_attn_ws(const struct idf2_ops *ops, const struct idf2_text_config *cfg,
+                          size_t cap)
+{
+    return idf2_align64(ops->attention_ws(1, cap, cfg->num_key_value_heads, cfg->head_dim, 1));
+}
+
 size_t idf2_text_ws(const struct idf2_ops *ops, const struct idf2_text_config *cfg,
                     const struct idf2_text_weights *w, size_t max_rows, size_t max_ctx, int nt)
 {
     size_t need = ops->attention_ws(max_rows, max_ctx, cfg->num_key_value_heads, cfg->head_dim, nt);
+    const size_t rows_ws = (size_t)nt * row_attn_ws(ops, cfg, max_ctx);
+    need = rows_ws > need ? rows_ws : need;
     for (int l = 0; l < cfg->num_hidden_layers; l++) {
         const struct idf2_text_layer *L = &w->layers[l];
         idf2_ws_need_mm(&need, ops, max_rows, &L->q, nt);
@@ -114,6 +124,67 @@ static void kv_store(const struct idf2_text_config *cfg, const struct idf2_kv *k
     }
 }
 
+/* Attention of n rows of one segment at layer l over its cache (the rows'
+ * keys and values already stored). */
+static struct idf2_attn seg_attn(const struct idf2_text_config *cfg, const struct idf2_kv *kv,
+                                 int l, const float *q, size_t n)
+{
+    const size_t hd = (size_t)cfg->head_dim;
+    const size_t layer_off = (size_t)l * (size_t)cfg->num_key_value_heads * kv->cap * hd;
+    return (struct idf2_attn){
+        .q = q,
+        .q_stride = (size_t)cfg->num_attention_heads * hd,
+        .k = kv->k + layer_off,
+        .v = kv->v + layer_off,
+        .kv_head_stride = kv->cap * hd,
+        .kv_row_stride = hd,
+        .n_q = n,
+        .n_kv = kv->len + n,
+        .n_heads = cfg->num_attention_heads,
+        .n_kv_heads = cfg->num_key_value_heads,
+        .head_dim = cfg->head_dim,
+        .scale = (float)(1.0 / sqrt((double)hd)), /* HF divides by sqrt(head_dim) */
+        .causal = true,
+        .q_pos0 = kv->len,
+        .window = (size_t)cfg->sliding_window,
+    };
+}
+
+/* The single-row segments of a pass (the decoding sequences of a batch),
+ * several at once: each thread takes whole segments in turn and runs their
+ * attention on one thread over its own slice of the workspace.  One team
+ * for them all instead of one (or none: below the backend's threshold a
+ * call runs on one thread) per segment; a row's result does not depend on
+ * the thread count, so the bits are those of a call per segment. */
+static void attend_rows(const struct idf2_exec *ex, const struct idf2_text_config *cfg,
+                        const struct idf2_text_scratch *s, const struct idf2_text_seg *segs,
+                        size_t n_seg, size_t n_one, int l)
+{
+    const size_t qw = (size_t)cfg->num_attention_heads * (size_t)cfg->head_dim;
+    size_t cap = 0;
+    for (size_t i = 0; i < n_seg; i++)
+        cap = segs[i].kv->cap > cap ? segs[i].kv->cap : cap;
+    const size_t per = row_attn_ws(ex->ops, cfg, cap);
+    size_t next = 0;
+#pragma omp parallel num_threads(ex->nt)
+    {
+        const struct idf2_exec one = {
+            .ops = ex->ops,
+            .nt = 1,
+            .ws = (char *)ex->ws + (size_t)omp_get_thread_num() * per,
+            .ws_bytes = per,
+        };
+        for (size_t ka, kb; idf2_take(&next, n_one, 1, &ka, &kb);) {
+            /* Single-row segment number ka and its row. */
+            size_t i = 0, r0 = 0;
+            for (size_t seen = 0; segs[i].n != 1 || seen++ < ka; r0 += segs[i++].n)
+                ;
+            const struct idf2_attn a = seg_attn(cfg, segs[i].kv, l, s->q + r0 * qw, 1);
+            ex->ops->attention(s->att + r0 * qw, &a, &one);
+        }
+    }
+}
+
 static void text_layer(const struct idf2_exec *ex, const struct idf2_text_config *cfg,
                        const struct idf2_text_layer *L, const struct idf2_rope *rope,
                        struct idf2_text_scratch *s, const struct idf2_text_seg *segs, size_t n_seg,
@@ -133,31 +204,19 @@ static void text_layer(const struct idf2_exec *ex, const struct idf2_text_config
             ex);
     o->rope(s->k, R, kvw, cfg->num_key_value_heads, cfg->head_dim, rope->cos_t, rope->sin_t, s->pos,
             ex);
-    size_t r0 = 0;
-    for (size_t i = 0; i < n_seg; r0 += segs[i++].n) {
-        const struct idf2_kv *kv = segs[i].kv;
-        kv_store(cfg, kv, kv->k, l, s->k + r0 * kvw, segs[i].n);
-        kv_store(cfg, kv, kv->v, l, s->v + r0 * kvw, segs[i].n);
-        const size_t layer_off = (size_t)l * (size_t)cfg->num_key_value_heads * kv->cap * hd;
-        const struct idf2_attn a = {
-            .q = s->q + r0 * qw,
-            .q_stride = qw,
-            .k = kv->k + layer_off,
-            .v = kv->v + layer_off,
-            .kv_head_stride = kv->cap * hd,
-            .kv_row_stride = hd,
-            .n_q = segs[i].n,
-            .n_kv = kv->len + segs[i].n,
-            .n_heads = cfg->num_attention_heads,
-            .n_kv_heads = cfg->num_key_value_heads,
-            .head_dim = cfg->head_dim,
-            .scale = (float)(1.0 / sqrt((double)hd)), /* HF divides by sqrt(head_dim) */
-            .causal = true,
-            .q_pos0 = kv->len,
-            .window = (size_t)cfg->sliding_window,
-        };
-        o->attention(s->att + r0 * qw, &a, ex);
+    size_t n_one = 0;
+    for (size_t i = 0, r0 = 0; i < n_seg; r0 += segs[i++].n) {
+        kv_store(cfg, segs[i].kv, segs[i].kv->k, l, s->k + r0 * kvw, segs[i].n);
+        kv_store(cfg, segs[i].kv, segs[i].kv->v, l, s->v + r0 * kvw, segs[i].n);
+        n_one += segs[i].n == 1;
     }
+    for (size_t i = 0, r0 = 0; i < n_seg; r0 += segs[i++].n)
+        if (segs[i].n > 1 || n_one == 1) {
+            const struct idf2_attn a = seg_attn(cfg, segs[i].kv, l, s->q + r0 * qw, segs[i].n);
+            o->attention(s->att + r0 * qw, &a, ex);
+        }
+    if (n_one > 1)
+        attend_rows(ex, cfg, s, segs, n_seg, n_one, l);
     idf2_mm(ex, s->h, s->att, R, &L->o, NULL);
     o->add(x, s->h, R * D, ex);
 
@@ -203,4 +262,20 @@ enum vc_status idf2_text_forward(const struct idf2_exec *ex, const struct idf2_t
     }
     idf2_mm(ex, logits, s->h, nl, &w->lm_head, NULL);
     return VC_OK;
+}
+
+void idf2_text_matmuls(const struct idf2_exec *ex, const struct idf2_text_weights *w, int n_layers,
+                       struct idf2_text_scratch *s, size_t R, float *logits)
+{
+    for (int l = 0; l < n_layers; l++) {
+        const struct idf2_text_layer *L = &w->layers[l];
+        idf2_mm(ex, s->q, s->h, R, &L->q, NULL);
+        idf2_mm(ex, s->k, s->h, R, &L->k, NULL);
+        idf2_mm(ex, s->v, s->h, R, &L->v, NULL);
+        idf2_mm(ex, s->h, s->att, R, &L->o, NULL);
+        idf2_mm(ex, s->g, s->h, R, &L->gate, NULL);
+        idf2_mm(ex, s->u, s->h, R, &L->up, NULL);
+        idf2_mm(ex, s->h, s->g, R, &L->down, NULL);
+    }
+    idf2_mm(ex, logits, s->h, R, &w->lm_head, NULL);
 }

@@ -80,4 +80,11 @@ enum vc_status idf2_text_forward(const struct idf2_exec *ex, const struct idf2_t
                                  struct idf2_text_scratch *s, const struct idf2_text_seg *segs,
                                  size_t n_seg, float *x, float *logits, struct vc_err *err);
 
+/* Only the weight matmuls of a pass of R rows (each layer's q, k, v, o,
+ * gate, up and down, then lm_head on every row) over the scratch's
+ * buffers, whatever they hold: the floor under a pass's time that
+ * bench_engine compares a decode step with, in the same process. */
+void idf2_text_matmuls(const struct idf2_exec *ex, const struct idf2_text_weights *w, int n_layers,
+                       struct idf2_text_scratch *s, size_t R, float *logits);
+
 #endif

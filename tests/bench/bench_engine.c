@@ -26,6 +26,7 @@
  * usage: bench_engine CKPT_DIR [--compute bf16|f32] [--threads N] [--max-new N (16)]
  *                     [--sizes 378,980] [--cache] [--batch 1,16] [--backend NAME] [--split]
  *                     [--quant q8_0|q4_0] [--weights copy|map] [--prompt-tokens N,..]
+ *                     [--vs-stack N]
  * --quant and --weights load the model as generate's options of the same
  * name do.
  *
@@ -40,10 +41,21 @@
  * Every row is also printed as one `RESULT engine ...` line, with the page
  * faults of the row (majflt: weight pages read from disk during it, a warm
  * row should have none, or its timings measure the disk; minflt: pages
- * mapped in from memory). */
+ * mapped in from memory).
+ *
+ * --vs-stack N: after each text-only row (size 0), N rounds in the same
+ * process, each the same batch generated again and then as many passes of
+ * only the decoder's weight matmuls at B rows (idf2_text_matmuls: the
+ * matmul stack on the model's own weights, the floor of a decode step) as
+ * the generation had decode steps; prints both step times and their ratio
+ * per round and over all rounds (`RESULT engine_vs_stack`): what
+ * attention, norms, RoPE, sampling and the threads' hand-offs add to a
+ * decode step, taken alternately so that a change of the machine's speed
+ * between runs does not show up as a gap. */
 #include "bench_clock.h"
 #include "core/img.h"
 #include "synth/idefics2.h"
+#include "synth/idf2_ctx.h"
 
 #include <stdio.h>
 #include <sys/resource.h>
@@ -140,15 +152,61 @@ static int exact_prompt(const struct idf2_model *m, struct idf2_request *req, si
     return -1;
 }
 
+/* Decode step seconds of the batch's last request (all its steps run with
+ * the whole batch decoding); 0 without steps. */
+static double step_s(const struct idf2_result *last)
+{
+    return last->n_ids > 1 ? last->decode_seconds / (double)(last->n_ids - 1) : 0;
+}
+
+/* --vs-stack: rounds of the batch generated again, then its decode steps'
+ * count of matmul-only passes at B rows. */
+static void vs_stack_rounds(struct idf2_ctx *ctx, const struct idf2_request *reqs,
+                            struct idf2_result *res, size_t B, int rounds)
+{
+    const struct idf2_model *m = ctx->m;
+    double whole = 0, stack = 0;
+    int done = 0;
+    for (int k = 1; k <= rounds; k++) {
+        for (size_t i = 0; i < B; i++)
+            idf2_result_release(&res[i]);
+        struct vc_err err = { 0 };
+        if (idf2_ctx_generate(ctx, reqs, B, res, &err) < 0 || res[0].status < 0 ||
+            res[B - 1].n_ids < 2) {
+            fprintf(stderr, "vs-stack round %d: %s\n", k,
+                    res[0].status < 0 ? res[0].err.msg : err.msg);
+            return;
+        }
+        const double w = step_s(&res[B - 1]);
+        const size_t steps = res[B - 1].n_ids - 1;
+        const double t0 = bench_wall_s();
+        for (size_t t = 0; t < steps; t++)
+            idf2_text_matmuls(&ctx->ex, &m->w->text, m->cfg.model.text.num_hidden_layers, &ctx->ts,
+                              B, ctx->logits);
+        const double st = (bench_wall_s() - t0) / (double)steps;
+        printf("RESULT engine_vs_stack batch=%zu round=%d whole_step_ms=%.1f "
+               "stack_step_ms=%.1f ratio=%.3f\n",
+               B, k, w * 1e3, st * 1e3, w / st);
+        whole += w;
+        stack += st;
+        done++;
+    }
+    if (done)
+        printf("RESULT engine_vs_stack batch=%zu rounds=%d whole_step_ms=%.1f "
+               "stack_step_ms=%.1f ratio=%.3f\n",
+               B, done, whole / done * 1e3, stack / done * 1e3, whole / stack);
+    fflush(stdout);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || argv[1][0] == '-') {
         fprintf(stderr, "usage: bench_engine CKPT_DIR [--compute bf16|f32] [--threads N] "
-                        "[--max-new N (16)] [--sizes 378,980] [--cache]\n");
+                        "[--max-new N (16)] [--sizes 378,980] [--cache] [--vs-stack N]\n");
         return 2;
     }
     struct idf2_load_opts opts = { .compute = IDF2_COMPUTE_BF16, .n_threads = 0 };
-    int split = 0;
+    int split = 0, vs_stack = 0;
     char sizes[64] = "378,980", batches[64] = "1", max_new_list[64] = "16", prompt_list[64] = "0";
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--compute") && i + 1 < argc)
@@ -167,6 +225,8 @@ int main(int argc, char **argv)
             snprintf(batches, sizeof batches, "%s", argv[++i]);
         else if (!strcmp(argv[i], "--backend") && i + 1 < argc)
             opts.backend = argv[++i];
+        else if (!strcmp(argv[i], "--vs-stack") && i + 1 < argc)
+            vs_stack = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--split"))
             split = 1;
         else if (!strcmp(argv[i], "--quant") && i + 1 < argc) {
@@ -272,8 +332,7 @@ int main(int argc, char **argv)
                 const double decode = r->n_ids > 1 && r->decode_seconds > 0
                                           ? (double)(r->n_ids - 1) / r->decode_seconds
                                           : 0;
-                const double step =
-                    last->n_ids > 1 ? last->decode_seconds / (double)(last->n_ids - 1) : 0;
+                const double step = step_s(last);
                 if (first_step == 0)
                     first_step = step;
                 const unsigned side = s / 14; /* whole 14-px patches */
@@ -304,6 +363,8 @@ int main(int argc, char **argv)
                                                  : 0);
                 printf("\n");
                 fflush(stdout);
+                if (s == 0)
+                    vs_stack_rounds(ctx, reqs, res, B, vs_stack);
             }
             idf2_ctx_free(ctx);
             for (size_t i = 0; i < B; i++)
