@@ -227,6 +227,12 @@ static enum vc_status idf2_parse_rope(const struct idf2_json_ctx *c, const cJSON
 static enum vc_status idf2_parse_text(const struct idf2_json_ctx *c, const cJSON *t,
                                       struct idf2_text_config *o)
 {
+    /* Idefics2Config builds a config without text_config (absent or null)
+     * with these two set apart from MistralConfig's own defaults. */
+    if (!t) {
+        o->rms_norm_eps = 1e-5;
+        o->max_position_embeddings = 32768;
+    }
     const cJSON *mt = idf2_get(t, "model_type");
     if (mt && (!cJSON_IsString(mt) || strcmp(mt->valuestring, "mistral") != 0))
         return idf2_bad(c, "text_config.model_type", "is not \"mistral\"");

@@ -151,11 +151,21 @@ TEST(class_defaults)
     CHECK_INT(m.vision.patch_size, 32); /* SPEC pitfall 16: not 14 */
     CHECK_NEAR(m.vision.layer_norm_eps, 1e-6, 0);
     CHECK_INT(m.text.vocab_size, 32000);
+    /* No text_config at all: Idefics2Config's own fallback, MistralConfig
+     * with rms_norm_eps 1e-5 and 4096 * 8 positions (the perceiver follows
+     * the text epsilon, SPEC 1.3)... */
+    CHECK_NEAR(m.text.rms_norm_eps, 1e-5, 0);
+    CHECK_INT(m.text.max_position_embeddings, 32768);
+    CHECK_INT(m.text.head_dim, 128);
+    CHECK_NEAR(m.perceiver.rms_norm_eps, 1e-5, 0);
+    CHECK_INT(m.image_token_id, 32001);
+    CHECK_INT(idf2_config_parse_model("{\"text_config\":null}", "config.json", &m, &err), VC_OK);
+    CHECK_NEAR(m.text.rms_norm_eps, 1e-5, 0);
+    /* ...while a text_config that omits them takes MistralConfig's. */
+    CHECK_INT(idf2_config_parse_model("{\"text_config\":{}}", "config.json", &m, &err), VC_OK);
     CHECK_NEAR(m.text.rms_norm_eps, 1e-6, 0);
     CHECK_INT(m.text.max_position_embeddings, 131072);
-    CHECK_INT(m.text.head_dim, 128);
     CHECK_NEAR(m.perceiver.rms_norm_eps, 1e-6, 0);
-    CHECK_INT(m.image_token_id, 32001);
 
     struct idf2_generation_config g;
     CHECK_INT(idf2_config_parse_generation("{}", "g", &g, &err), VC_OK);
