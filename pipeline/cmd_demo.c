@@ -5,6 +5,7 @@
 #include "cmd_demo.h"
 
 #include "cmd_run.h"
+#include "core/vc_arg.h"
 #include "demo.h"
 #include "manifests/stats.h"
 
@@ -38,9 +39,8 @@ static void usage(FILE *out)
 /* A whole number in [min, max] from an option's argument; -1 when not. */
 static int64_t parse_count(const char *opt, const char *s, int64_t min, int64_t max)
 {
-    char *end;
-    long long v = strtoll(s, &end, 10);
-    if (*s == '\0' || *end || v < min || v > max) {
+    long long v;
+    if (!vc_arg_long(s, min, max, &v)) {
         fprintf(stderr, "vlmcurate demo: %s wants a number from %lld to %lld\n", opt,
                 (long long)min, (long long)max);
         return -1;

@@ -8,11 +8,13 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 
+#include "core/vc_arg.h"
 #include "core/vc_fs.h"
 #include "core/vc_mem.h"
 #include "synth/idefics2.h"
@@ -53,17 +55,6 @@ static const char generate_usage[] =
     "                   the fastest exact one); avx512bf16 or fast: bf16 activations,\n"
     "                   ~2x faster prefill and vision, ~1e-2 relative off float32\n"
     "  --ids            print the generated token ids on a second line\n";
-
-static bool parse_int(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return false;
-    *out = v;
-    return true;
-}
 
 static bool parse_float(const char *s, double lo, double hi, double *out)
 {
@@ -115,7 +106,7 @@ int cmd_generate_main(int argc, char **argv)
     bool stats = false, ids = false, top_p_given = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        long n;
+        long long n;
         double d;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(generate_usage, stdout);
@@ -162,7 +153,7 @@ int cmd_generate_main(int argc, char **argv)
                 return 2;
             }
             image_paths[n_images++] = argv[++i];
-        } else if (!strcmp(a, "--max-new-tokens") && parse_int(v, 1, IDF2_MAX_CONTEXT, &n)) {
+        } else if (!strcmp(a, "--max-new-tokens") && vc_arg_long(v, 1, IDF2_MAX_CONTEXT, &n)) {
             req.gen.max_new_tokens = (int)n;
             i++;
         } else if (!strcmp(a, "--image-splitting") && (!strcmp(v, "on") || !strcmp(v, "off"))) {
@@ -175,10 +166,10 @@ int cmd_generate_main(int argc, char **argv)
             req.gen.top_p = (float)d;
             top_p_given = true;
             i++;
-        } else if (!strcmp(a, "--seed") && parse_int(v, 0, __LONG_MAX__, &n)) {
+        } else if (!strcmp(a, "--seed") && vc_arg_long(v, 0, LLONG_MAX, &n)) {
             req.gen.seed = (uint64_t)n;
             i++;
-        } else if (!strcmp(a, "--threads") && parse_int(v, 1, 4096, &n)) {
+        } else if (!strcmp(a, "--threads") && vc_arg_long(v, 1, 4096, &n)) {
             lo.n_threads = (int)n;
             i++;
         } else {
@@ -440,7 +431,7 @@ int cmd_engine_cases_main(int argc, char **argv)
     const char *dir = NULL, *out = NULL;
     struct idf2_load_opts lo = { .compute = IDF2_COMPUTE_F32 };
     for (int i = 1; i < argc; i++) {
-        long n;
+        long long n;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(cases_usage, stdout);
             return 0;
@@ -449,7 +440,7 @@ int cmd_engine_cases_main(int argc, char **argv)
         } else if (!strcmp(argv[i], "--bf16")) {
             lo.compute = IDF2_COMPUTE_BF16;
         } else if (!strcmp(argv[i], "--threads") && i + 1 < argc &&
-                   parse_int(argv[i + 1], 1, 4096, &n)) {
+                   vc_arg_long(argv[i + 1], 1, 4096, &n)) {
             lo.n_threads = (int)n;
             i++;
         } else if (argv[i][0] != '-' && !dir) {

@@ -1,6 +1,7 @@
 /* cmd_run: argument parsing and the summary; everything else is exec's. */
 #include "cmd_run.h"
 
+#include "core/vc_arg.h"
 #include "core/vc_fs.h"
 #include "core/vc_mem.h"
 #include "executor.h"
@@ -160,9 +161,8 @@ static bool slurm_opt(int argc, char **argv, int *i, cJSON *xo)
         return true;
     }
     if (!strcmp(a, "--cpus-per-task") || !strcmp(a, "--max-running")) {
-        char *end;
-        long n = strtol(v, &end, 10);
-        if (*end || n < 1 || n > 100000) {
+        long long n;
+        if (!vc_arg_long(v, 1, 100000, &n)) {
             fprintf(stderr, "vlmcurate run: %s wants a positive number\n", a);
             *i = -1;
             return true;
@@ -189,9 +189,8 @@ int cmd_run_main(int argc, char **argv)
             cJSON_Delete(xo);
             return 0;
         } else if (!strcmp(a, "--threads") && i + 1 < argc) {
-            char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 1 || v > 4096) {
+            long long v;
+            if (!vc_arg_long(argv[++i], 1, 4096, &v)) {
                 fprintf(stderr, "vlmcurate run: --threads wants a number from 1 to 4096\n");
                 cJSON_Delete(xo);
                 return 2;

@@ -6,6 +6,7 @@
 #include "cmd_stats.h"
 
 #include "core/sample.h"
+#include "core/vc_arg.h"
 #include "core/vc_fs.h"
 #include "core/vc_mem.h"
 #include "manifests/report_html.h"
@@ -446,9 +447,8 @@ int cmd_stats_main(int argc, char **argv)
         } else if (strcmp(argv[i], "--phash") == 0) {
             phash_radius = phash_radius < 0 ? 10 : phash_radius;
         } else if (strcmp(argv[i], "--phash-radius") == 0 && i + 1 < argc) {
-            char *end;
-            long r = strtol(argv[++i], &end, 10);
-            if (*end || r < 0 || r > 31) {
+            long long r;
+            if (!vc_arg_long(argv[++i], 0, 31, &r)) {
                 fprintf(stderr, "vlmcurate stats: --phash-radius takes 0..31\n");
                 return 2;
             }
@@ -460,7 +460,12 @@ int cmd_stats_main(int argc, char **argv)
         } else if (strcmp(argv[i], "--title") == 0 && i + 1 < argc) {
             title = argv[++i];
         } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
-            threads = (int)strtol(argv[++i], NULL, 10);
+            long long n;
+            if (!vc_arg_long(argv[++i], 1, 4096, &n)) {
+                fprintf(stderr, "vlmcurate stats: --threads wants a number from 1 to 4096\n");
+                return 2;
+            }
+            threads = (int)n;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
             return 0;

@@ -2,6 +2,7 @@
  * OUT itself (outdir_load_spec), so a task needs nothing but OUT. */
 #include "cmd_task.h"
 
+#include "core/vc_arg.h"
 #include "outdir.h"
 #include "session.h"
 #include "task.h"
@@ -38,7 +39,12 @@ int cmd_task_main(int argc, char **argv)
             usage(stdout);
             return 0;
         } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
-            ov.threads = atoi(argv[++i]);
+            long long n;
+            if (!vc_arg_long(argv[++i], 1, 4096, &n)) {
+                fprintf(stderr, "vlmcurate task: --threads wants a number from 1 to 4096\n");
+                return 2;
+            }
+            ov.threads = (int)n;
         } else if (!strcmp(argv[i], "--spec") && i + 1 < argc) {
             spec_path = argv[++i];
         } else if (!strcmp(argv[i], "--quiet")) {

@@ -1,0 +1,59 @@
+"""Whole-number options of every subcommand refuse what is not a number in
+their range (letters, trailing characters, an empty string, zero threads, a
+value past 2^63) as a usage error: exit 2 with a message naming the option,
+before any work.  `stats --threads 99999999999` used to reach OpenMP as a
+wrapped count and abort in libgomp's allocator; `stats --threads abc` and
+`task ... --threads abc` were taken silently as "all cores"."""
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
+import pipeline_e2e as pe  # noqa: E402
+import vctest  # noqa: E402
+
+args = vctest.parse_args()
+FIX = os.path.join(args.shared, "fixtures", "idefics2-tiny")
+shard = os.path.join(args.tmp, "in-000000.tar")
+with open(shard, "wb") as f:
+    f.write(pe.tar_bytes([("a.png", vctest.png_bytes(8, 8)), ("a.txt", b"a")]))
+spec = pe.write_spec(os.path.join(args.tmp, "spec.json"),
+                     {"sources": [{"name": "w", "type": "webdataset", "urls": shard}],
+                      "output": {"prefix": "o"}})
+run_out = os.path.join(args.tmp, "run")
+vctest.run(args, ["run", spec, "--out", run_out, "--quiet"])
+
+BAD = ["abc", "", "4x", "0", "-2", "99999999999", "99999999999999999999999"]
+# (command line before the value, option, values that must be refused)
+CASES = [
+    (["stats", shard, "--out", os.path.join(args.tmp, "st")], "--threads", BAD),
+    (["stats", shard, "--out", os.path.join(args.tmp, "st")], "--phash-radius",
+     ["abc", "", "32", "-1", "99999999999999999999"]),
+    (["task", run_out, "finish", "0"], "--threads", BAD),
+    (["run", spec, "--out", os.path.join(args.tmp, "r2")], "--threads", BAD),
+    (["run", spec, "--out", os.path.join(args.tmp, "r2"), "--executor", "slurm", "--dry-run"],
+     "--max-running", BAD),
+    (["demo", "--out", os.path.join(args.tmp, "demo"), "--no-run"], "--threads", BAD),
+    (["demo", "--out", os.path.join(args.tmp, "demo"), "--no-run"], "--seed",
+     ["abc", "-1", "9007199254740992", "99999999999999999999"]),
+    (["generate", "--model", FIX, "--prompt", "a"], "--max-new-tokens", BAD),
+    (["generate", "--model", FIX, "--prompt", "a"], "--threads", BAD),
+    (["generate", "--model", FIX, "--prompt", "a", "--temperature", "1"], "--seed",
+     ["abc", "-1", "99999999999999999999"]),
+    (["engine-cases", FIX, "--out", os.path.join(args.tmp, "e.safetensors")], "--threads", BAD),
+]
+for head, opt, values in CASES:
+    for v in values:
+        cmd = [args.bin] + head + [opt, v]
+        r = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=120)
+        vctest.expect(r.returncode == 2 and opt in r.stderr,
+                      "%s %s %r: exit %d, stderr %r" % (head[0], opt, v, r.returncode,
+                                                        r.stderr[:200]))
+for made in ("st", "r2", "demo", "e.safetensors"):
+    vctest.expect(not os.path.exists(os.path.join(args.tmp, made)),
+                  "a refused command left %s behind" % made)
+# The same options take a good value.
+vctest.run(args, ["stats", shard, "--out", os.path.join(args.tmp, "ok"), "--threads", "2",
+                  "--phash-radius", "31", "--no-language"])
+vctest.run(args, ["task", run_out, "finish", "0", "--threads", "1"])
+print("ok")
