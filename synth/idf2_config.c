@@ -576,8 +576,11 @@ static enum vc_status idf2_read_json(const char *dir, const char *name, size_t c
     return VC_OK;
 }
 
-/* Token ids from the small files must exist in the vocabulary. */
-static enum vc_status idf2_check_ids(const struct idf2_config *cfg, struct vc_err *err)
+/* Token ids from the small files must exist in the vocabulary, and the
+ * image_seq_len a file gives (seq_given), or else the processor's default,
+ * must be the perceiver's latent count. */
+static enum vc_status idf2_check_ids(const struct idf2_config *cfg, bool seq_given,
+                                     struct vc_err *err)
 {
     int v = cfg->model.text.vocab_size;
     const struct idf2_generation_config *g = &cfg->gen;
@@ -592,8 +595,10 @@ static enum vc_status idf2_check_ids(const struct idf2_config *cfg, struct vc_er
                           "generation_config.json: a token id is not below vocab_size %d", v);
     if (cfg->proc.image_seq_len != cfg->model.perceiver.n_latents)
         return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_checkpoint,
-                          "processor_config.json: image_seq_len %d differs from the perceiver's "
-                          "%d latents",
+                          "%s image_seq_len %d differs from the perceiver's %d latents",
+                          seq_given ? "processor_config.json:"
+                                    : "no processor_config.json gives image_seq_len; the "
+                                      "processor's default",
                           cfg->proc.image_seq_len, cfg->model.perceiver.n_latents);
     return VC_OK;
 }
@@ -602,6 +607,9 @@ enum vc_status idf2_config_load_dir(const char *dir, struct idf2_config *cfg, st
 {
     memset(cfg, 0, sizeof *cfg);
     idf2_config_processor_defaults(&cfg->proc);
+    /* 0 until a file gives it, so that a mismatch can say where it came from. */
+    const int default_seq_len = cfg->proc.image_seq_len;
+    cfg->proc.image_seq_len = 0;
     static const char *const files[] = { "config.json", "generation_config.json",
                                          "preprocessor_config.json", "processor_config.json",
                                          "tokenizer_config.json" };
@@ -630,8 +638,11 @@ enum vc_status idf2_config_load_dir(const char *dir, struct idf2_config *cfg, st
         }
         free(json);
     }
+    const bool seq_given = cfg->proc.image_seq_len != 0;
+    if (!seq_given)
+        cfg->proc.image_seq_len = default_seq_len;
     if (rc >= 0)
-        rc = idf2_check_ids(cfg, err);
+        rc = idf2_check_ids(cfg, seq_given, err);
     if (rc < 0) {
         idf2_config_release(cfg);
         return rc;

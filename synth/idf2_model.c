@@ -22,11 +22,6 @@ static double mono_seconds(void)
 
 static enum vc_status check_files(const struct idf2_model *m, struct vc_err *err)
 {
-    if (m->cfg.proc.image_seq_len != m->cfg.model.perceiver.n_latents)
-        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_checkpoint,
-                          "processor_config.json: image_seq_len %d but the perceiver makes %d "
-                          "latents per image",
-                          m->cfg.proc.image_seq_len, m->cfg.model.perceiver.n_latents);
     const int32_t image_id = idf2_tokenizer_find(m->tok, IDF2_IMAGE_TOKEN);
     if (image_id != m->cfg.model.image_token_id)
         return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_checkpoint,

@@ -347,7 +347,15 @@ TEST(folder_cross_checks)
     /* image_seq_len must equal the perceiver's latents. */
     write_text(dir, "processor_config.json", "{\"image_seq_len\":32}");
     CHECK(idf2_config_load_dir(dir, &c, &err) < 0);
-    CHECK(strstr(err.msg, "image_seq_len 32") != NULL);
+    CHECK(strstr(err.msg, "processor_config.json: image_seq_len 32") != NULL);
+    /* No file gives it: the message says the 64 is the default, not a
+     * file's value (a small checkpoint without processor_config.json). */
+    write_text(dir, "processor_config.json", "{}");
+    write_text(dir, "config.json", "{\"perceiver_config\":{\"resampler_n_latents\":8}}");
+    CHECK(idf2_config_load_dir(dir, &c, &err) < 0);
+    CHECK(strstr(err.msg, "no processor_config.json gives image_seq_len; the processor's "
+                          "default image_seq_len 64 differs from the perceiver's 8") != NULL);
+    write_text(dir, "config.json", config_8b);
     write_text(dir, "processor_config.json", "{\"image_seq_len\":64}");
     /* Token ids must exist in the vocabulary (32003). */
     write_text(dir, "generation_config.json", "{\"eos_token_id\":[2,32003]}");
