@@ -64,6 +64,15 @@ struct shard_list {
     size_t n, cap;
 };
 
+/* Exit status 2 for a bad command line, freeing the shards named so far. */
+static int usage_error(struct shard_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->paths[i]);
+    free(l->paths);
+    return 2;
+}
+
 static int list_add(struct shard_list *l, const char *path)
 {
     char **grown = vc_grow_array(l->paths, &l->cap, l->n + 1, sizeof *grown, 16);
@@ -450,7 +459,7 @@ int cmd_stats_main(int argc, char **argv)
             long long r;
             if (!vc_arg_long(argv[++i], 0, 31, &r)) {
                 fprintf(stderr, "vlmcurate stats: --phash-radius takes 0..31\n");
-                return 2;
+                return usage_error(&shards);
             }
             phash_radius = (int)r;
         } else if (strcmp(argv[i], "--no-language") == 0) {
@@ -463,7 +472,7 @@ int cmd_stats_main(int argc, char **argv)
             long long n;
             if (!vc_arg_long(argv[++i], 1, 4096, &n)) {
                 fprintf(stderr, "vlmcurate stats: --threads wants a number from 1 to 4096\n");
-                return 2;
+                return usage_error(&shards);
             }
             threads = (int)n;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -472,7 +481,7 @@ int cmd_stats_main(int argc, char **argv)
         } else if (argv[i][0] == '-') {
             fprintf(stderr, "vlmcurate stats: unknown option '%s'\n", argv[i]);
             usage(stderr);
-            return 2;
+            return usage_error(&shards);
         } else {
             if (collect(argv[i], &shards) != 0)
                 status = 2;
@@ -490,10 +499,7 @@ int cmd_stats_main(int argc, char **argv)
             fprintf(stderr, "vlmcurate stats: --out is required unless the one argument is a "
                             "folder\n");
         usage(stderr);
-        for (size_t i = 0; i < shards.n; i++)
-            free(shards.paths[i]);
-        free(shards.paths);
-        return 2;
+        return usage_error(&shards);
     }
     /* Per-shard files are named by the shard's file name: two shards of one
      * name (the same shard twice, or one name in two folders) would write

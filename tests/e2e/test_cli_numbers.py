@@ -3,7 +3,8 @@ their range (letters, trailing characters, an empty string, zero threads, a
 value past 2^63) as a usage error: exit 2 with a message naming the option,
 before any work.  `stats --threads 99999999999` used to reach OpenMP as a
 wrapped count and abort in libgomp's allocator; `stats --threads abc` and
-`task ... --threads abc` were taken silently as "all cores"."""
+`task ... --threads abc` were taken silently as "all cores"; under ASan,
+stats' refusals after a shard argument leaked its list."""
 import os
 import subprocess
 import sys
@@ -29,6 +30,8 @@ CASES = [
     (["stats", shard, "--out", os.path.join(args.tmp, "st")], "--threads", BAD),
     (["stats", shard, "--out", os.path.join(args.tmp, "st")], "--phash-radius",
      ["abc", "", "32", "-1", "99999999999999999999"]),
+    # A shard named before a bad option is freed on the way out (ASan).
+    (["stats", shard, "--out", os.path.join(args.tmp, "st")], "--bogus", ["1"]),
     (["task", run_out, "finish", "0"], "--threads", BAD),
     (["run", spec, "--out", os.path.join(args.tmp, "r2")], "--threads", BAD),
     (["run", spec, "--out", os.path.join(args.tmp, "r2"), "--executor", "slurm", "--dry-run"],
