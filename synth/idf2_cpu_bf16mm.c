@@ -30,9 +30,11 @@
  * the row tiles go in blocks of at most MB_TILES, each block over all the
  * groups (each weight read once per block): a sweep over one group's
  * panel then reads and writes at most MB_TILES * MR rows, not all of them
- * (at 4,374 rows, q, k, v and o ran 13-18 % faster blocked; a sweep over
- * every row writes one 192-byte piece per output row, each row on its own
- * 4 KB pages, likely past the TLB's reach).  When K has
+ * (in one process at 4,374 rows: q, k, v and o 13-18 % faster in blocks of
+ * 1,664 rows than in none, fc2 over 1,458 rows 10 % faster in blocks of
+ * 1,024 than of 1,664, where a 729-row image's rate per row was reached;
+ * a sweep over every row writes a 192-byte piece of each output row, each
+ * on its own 4 KB page, likely past the TLB's reach).  When K has
  * more than one block, a tile's 16 slice accumulators wait in a per-thread
  * buffer between blocks (a store and reload is exact).  Packed at load,
  * the weights come from memory in one K block; at 1-16 rows (one or two
@@ -53,7 +55,7 @@
 #define NSLICE   16  /* lanes of a chunk's pair layout */
 #define KC_MAX   160 /* chunks (of 32 inputs) per K block: 5120 inputs */
 #define FOLD_LV  5   /* partial results of the fold: 16 leaves, 4 levels */
-#define MB_TILES 208 /* row tiles per block from packed weights: 1,664 rows */
+#define MB_TILES 128 /* row tiles per block from packed weights: 1,024 rows */
 /* Weights ahead (per row) that packing prefetches: 8 chunks (128 to 256
  * measured best at M = 16; 1024 and an L2 prefetch of the next panel
  * during compute were slower). */

@@ -161,7 +161,7 @@ TEST(matmul_every_row_every_format)
          * rows exactly. */
         { 18, 5170, 35 },
         { 16, 4096, 64 },
-        /* Past 1,664 rows the outer product from the packed layout runs
+        /* Past 1,024 rows the outer product from the packed layout runs
          * the row tiles in blocks (two here), each over every group (7
          * groups: chunks of 3, the last short). */
         { 1703, 20, 100 },
