@@ -13,13 +13,27 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define REF_ALIGN 64
+#define REF_HUGE  ((size_t)2 << 20)
 
+/* A buffer of 2 MiB or more (a context's arena: activations, KV cache)
+ * starts on a huge-page boundary and is advised for transparent huge pages:
+ * Debian's THP is "madvise" only, so it would get 4 KiB pages, and every
+ * layer of a pass walks these megabytes again; the TLB misses cost the
+ * 378 px image path about 3 %.  Advice only: where the kernel gives no huge
+ * page, the buffer works the same. */
 static void *ref_alloc(size_t bytes)
 {
-    const size_t rounded = (bytes + REF_ALIGN - 1) / REF_ALIGN * REF_ALIGN;
-    return rounded < bytes ? NULL : aligned_alloc(REF_ALIGN, rounded ? rounded : REF_ALIGN);
+    const size_t align = bytes >= REF_HUGE ? REF_HUGE : REF_ALIGN;
+    const size_t rounded = (bytes + align - 1) / align * align;
+    if (rounded < bytes)
+        return NULL;
+    void *p = aligned_alloc(align, rounded ? rounded : align);
+    if (p && align == REF_HUGE)
+        madvise(p, rounded, MADV_HUGEPAGE);
+    return p;
 }
 
 static size_t per_thread_floats(size_t n, int nt)

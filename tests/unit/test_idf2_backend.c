@@ -7,7 +7,10 @@
  * alone equals the same row of a prefill); the reference itself against
  * hand-computed values and a double-precision naive attention; and the
  * block formats against values worked out by hand. */
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "synth/idf2_backend.h"
 #include "synth/safetensors.h"
@@ -604,6 +607,57 @@ TEST(selection_and_inheritance)
     CHECK(idf2_backend_by_name("fast") == last);
 }
 
+/* THPeligible of the smaps entry holding p: 1 once the range is advised for
+ * huge pages under THP "madvise", what the kernel reports, not our own
+ * bookkeeping; -1 where smaps has no such field or THP is off ("never"). */
+static int thp_eligible(const void *p)
+{
+    char mode[128] = "";
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    if (f) {
+        if (!fgets(mode, sizeof mode, f))
+            mode[0] = 0;
+        fclose(f);
+    }
+    if (!mode[0] || strstr(mode, "[never]") || !(f = fopen("/proc/self/smaps", "r")))
+        return -1;
+    char line[256];
+    int in = 0, v = -1;
+    const uintptr_t a = (uintptr_t)p;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
+            in = a >= lo && a < hi;
+        else if (in && sscanf(line, "THPeligible: %d", &v) == 1)
+            break;
+    }
+    fclose(f);
+    return v;
+}
+
+/* Every CPU row's buffers of 2 MiB and more sit on a 2 MiB boundary in a
+ * range advised for huge pages (the context's arena); small ones do not
+ * need it. */
+TEST(large_buffers_advised_for_huge_pages)
+{
+    const struct idf2_ops *ops;
+    for (size_t r = 0; (ops = idf2_backend_at(r)); r++) {
+        const size_t n = (size_t)6 << 20;
+        char *big = ops->buf_alloc(n + 100);
+        CHECK(big != NULL);
+        if (!big)
+            continue;
+        memset(big, 1, n + 100);
+        CHECK((uintptr_t)big % ((size_t)2 << 20) == 0);
+        const int e = thp_eligible(big + n);
+        CHECK(e == 1 || e == -1);
+        ops->buf_free(big);
+        char *small = ops->buf_alloc(1000);
+        CHECK(small != NULL && (uintptr_t)small % 64 == 0);
+        ops->buf_free(small);
+    }
+}
+
 #define TESTS(X)                                                                                   \
     X(matmul_every_row_every_format)                                                               \
     X(attention_every_row)                                                                         \
@@ -612,5 +666,6 @@ TEST(selection_and_inheritance)
     X(reference_against_naive_double)                                                              \
     X(block_formats_by_hand)                                                                       \
     X(x16_layout_by_hand)                                                                          \
-    X(selection_and_inheritance)
+    X(selection_and_inheritance)                                                                   \
+    X(large_buffers_advised_for_huge_pages)
 TEST_MAIN(TESTS)
