@@ -129,6 +129,11 @@ enum idf2_wfmt idf2_wfmt_base(enum idf2_wfmt f)
     return f == IDF2_WF_Q8_0X16 ? IDF2_WF_Q8_0 : f == IDF2_WF_Q4_0X16 ? IDF2_WF_Q4_0 : f;
 }
 
+size_t idf2_w_bytes(const struct idf2_w *w)
+{
+    return (size_t)w->rows * idf2_wfmt_row_bytes(w->fmt, (size_t)w->cols);
+}
+
 size_t idf2_wfmt_row_bytes(enum idf2_wfmt f, size_t cols)
 {
     const size_t blocks = cols / IDF2_QBLOCK + (cols % IDF2_QBLOCK != 0);

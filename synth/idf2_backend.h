@@ -142,6 +142,8 @@ struct idf2_w {
     const void *packed;
     idf2_pack_fn packed_by;
 };
+/* Bytes of w's data as stored (rows x idf2_wfmt_row_bytes). */
+size_t idf2_w_bytes(const struct idf2_w *w);
 
 /* ---------------------------------------------------------- operations */
 

@@ -188,7 +188,7 @@ static bool anonymous(const struct idf2_weights *w, const struct idf2_quant *q, 
 
 void *idf2_place_map_huge(size_t bytes)
 {
-    bytes = align_up(bytes ? bytes : 1, HUGE_PAGE);
+    bytes = idf2_place_huge_span(bytes);
     const size_t span = bytes + HUGE_PAGE;
     char *raw = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (raw == MAP_FAILED)
@@ -203,10 +203,15 @@ void *idf2_place_map_huge(size_t bytes)
     return a;
 }
 
+size_t idf2_place_huge_span(size_t bytes)
+{
+    return align_up(bytes ? bytes : 1, HUGE_PAGE);
+}
+
 void idf2_place_unmap_huge(void *p, size_t bytes)
 {
     if (p)
-        munmap(p, align_up(bytes ? bytes : 1, HUGE_PAGE));
+        munmap(p, idf2_place_huge_span(bytes));
 }
 
 typedef size_t mats_fn(struct idf2_weights *w, const struct idf2_model_config *cfg,
@@ -257,7 +262,7 @@ static size_t placed_bytes(const struct idf2_ops *ops, const struct idf2_w *m, b
 {
     const size_t pb = ops && ops->pack && ops->pack_bytes ? ops->pack_bytes(m) : 0;
     *packs = pb > 0;
-    return pb ? pb : (size_t)m->rows * idf2_wfmt_row_bytes(m->fmt, (size_t)m->cols);
+    return pb ? pb : idf2_w_bytes(m);
 }
 
 /* The arena written: what its faults got in huge pages, the rest
@@ -316,14 +321,11 @@ enum vc_status idf2_place_copy(struct idf2_weights *w, const struct idf2_model_c
         if (offs[i] == SIZE_MAX)
             continue;
         struct idf2_w *m = mats[i];
-        const size_t bytes = (size_t)m->rows * idf2_wfmt_row_bytes(m->fmt, (size_t)m->cols);
+        const size_t bytes = idf2_w_bytes(m);
         for (next = i + 1; next < n && offs[next] == SIZE_MAX; next++)
             ;
         if (next < n)
-            idf2_place_prefetch_source(
-                mats[next]->data,
-                (size_t)mats[next]->rows *
-                    idf2_wfmt_row_bytes(mats[next]->fmt, (size_t)mats[next]->cols));
+            idf2_place_prefetch_source(mats[next]->data, idf2_w_bytes(mats[next]));
         const char *src = m->data;
         char *dst = arena + offs[i];
         bool packs;
@@ -413,8 +415,7 @@ enum vc_status idf2_place_pack(struct idf2_weights *w, const struct idf2_model_c
          * leave this process (data stays valid for other rows: it reads
          * back from the page cache). */
         if (!idf2_weights_owns(w, m->data))
-            idf2_place_drop_source(
-                m->data, (size_t)m->rows * idf2_wfmt_row_bytes(m->fmt, (size_t)m->cols), false);
+            idf2_place_drop_source(m->data, idf2_w_bytes(m), false);
         rep->bytes_copied += ops->pack_bytes(m);
     }
     if (p)

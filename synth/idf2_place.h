@@ -92,6 +92,8 @@ void idf2_place_free(struct idf2_place *p);
  * it cannot be mapped.  Release with idf2_place_unmap_huge(p, bytes). */
 void *idf2_place_map_huge(size_t bytes);
 void idf2_place_unmap_huge(void *p, size_t bytes);
+/* Bytes of idf2_place_map_huge(bytes)'s mapping: whole 2 MiB pages. */
+size_t idf2_place_huge_span(size_t bytes);
 
 /* Collapses the anonymous [p, p + bytes) (2 MiB aligned, its own mapping)
  * into huge pages in place (MADV_COLLAPSE, Linux >= 6.1, compacting

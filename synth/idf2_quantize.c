@@ -139,19 +139,6 @@ static bool source_key(const char *dir, enum idf2_wfmt fmt, char hex[65])
     return ok;
 }
 
-/* Bytes of m as stored. */
-static size_t source_bytes(const struct idf2_w *m)
-{
-    return (size_t)m->rows * idf2_wfmt_row_bytes(m->fmt, (size_t)m->cols);
-}
-
-/* The arena's mapping of `bytes` (idf2_place_map_huge): whole 2 MiB pages. */
-static size_t huge_span(size_t bytes)
-{
-    const size_t hp = (size_t)2 << 20;
-    return (bytes + hp - 1) / hp * hp;
-}
-
 /* Header bytes for n matrices. */
 static size_t header_bytes(size_t n)
 {
@@ -270,7 +257,7 @@ enum vc_status idf2_weights_quantize(struct idf2_weights *w, const struct idf2_m
     bool ok = true;
     size_t done_mats = 0, src_total = 0;
     for (size_t i = 0; i < n; i++)
-        src_total += source_bytes(mats[i]);
+        src_total += idf2_w_bytes(mats[i]);
     /* As idf2_place_copy: the checkpoint's pages in the page cache and the
      * arena, if both do not fit, leave the arena's faults no free 2 MiB
      * blocks; the source then leaves the page cache behind each matrix. */
@@ -285,9 +272,7 @@ enum vc_status idf2_weights_quantize(struct idf2_weights *w, const struct idf2_m
         const size_t K = (size_t)m->cols, R = (size_t)m->rows;
         unsigned char *dst = (unsigned char *)q->owned + offs[i];
         if (i + 1 < n && !idf2_weights_owns(w, mats[i + 1]->data))
-            idf2_place_prefetch_source(mats[i + 1]->data, source_bytes(mats[i + 1]));
-            /* Rows in contiguous shares: each thread faults in the huge pages
-             * of its own rows (an x16 group's rows are one span). */
+            idf2_place_prefetch_source(mats[i + 1]->data, idf2_w_bytes(mats[i + 1]));
 #pragma omp parallel num_threads(nt > 0 ? nt : 1)
         {
             float *row = vc_malloc_array(K ? K : 1, sizeof *row);
@@ -295,6 +280,8 @@ enum vc_status idf2_weights_quantize(struct idf2_weights *w, const struct idf2_m
 #pragma omp atomic write
                 ok = false;
             }
+            /* Rows in contiguous shares: each thread faults in the huge
+             * pages of its own rows (an x16 group's rows are one span). */
 #pragma omp for schedule(static)
             for (long r = 0; r < (long)m->rows; r++) {
                 if (!row)
@@ -310,7 +297,7 @@ enum vc_status idf2_weights_quantize(struct idf2_weights *w, const struct idf2_m
          * a tied embedding's stay in the page cache. */
         if (!idf2_weights_owns(w, m->data))
             q->bytes_uncached +=
-                idf2_place_drop_source(m->data, source_bytes(m), uncache && m->data != embed);
+                idf2_place_drop_source(m->data, idf2_w_bytes(m), uncache && m->data != embed);
         m->fmt = fmt;
         m->data = dst;
         done_mats = i + 1;
@@ -325,8 +312,8 @@ enum vc_status idf2_weights_quantize(struct idf2_weights *w, const struct idf2_m
     }
     free(saved);
     q->bytes_huge_faulted = idf2_place_huge_bytes(q->owned);
-    q->bytes_huge =
-        idf2_place_collapse(q->owned, huge_span(total), q->huge_note, sizeof q->huge_note);
+    q->bytes_huge = idf2_place_collapse(q->owned, idf2_place_huge_span(total), q->huge_note,
+                                        sizeof q->huge_note);
     if (cache)
         q->cache_written = cache_write(path, key, fmt, mats, n, offs, sizes, q->owned, total);
     *out = q;

@@ -33,7 +33,7 @@ static void report(const char *step, double secs)
  * reads cannot be optimised away. */
 static unsigned touch(const struct idf2_w *w, size_t *bytes)
 {
-    size_t n = (size_t)w->rows * idf2_wfmt_row_bytes(w->fmt, (size_t)w->cols);
+    size_t n = idf2_w_bytes(w);
     const unsigned char *p = w->data;
     unsigned sum = 0;
     for (size_t i = 0; i < n; i += 4096)
