@@ -1,13 +1,25 @@
 /* vc_test: runs the cases of one suite and owns the per-case scratch
- * folder.  Exit status 0 only if every selected case passed. */
+ * folder: removed when its case passes, kept for inspection when it fails
+ * (each run's folders are new, named by process id, so kept ones would
+ * otherwise pile up run after run).  Exit status 0 only if every selected
+ * case passed. */
 #include "vc_test.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 int vc_test_failures;
 static const char *current_case = "all";
+static char scratch[4096]; /* the current case's folder; "" until asked for */
+
+static int remove_tree(const char *path)
+{
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+    return system(cmd);
+}
 
 int vc_test_run(const struct vc_test_case *cases, size_t n, int argc, char **argv)
 {
@@ -17,8 +29,14 @@ int vc_test_run(const struct vc_test_case *cases, size_t n, int argc, char **arg
             continue;
         current_case = cases[i].name;
         int before = vc_test_failures;
+        scratch[0] = '\0';
         cases[i].fn();
-        fprintf(stderr, "%s %s\n", vc_test_failures == before ? "PASS" : "FAIL", cases[i].name);
+        bool passed = vc_test_failures == before;
+        if (passed && scratch[0])
+            remove_tree(scratch);
+        else if (scratch[0])
+            fprintf(stderr, "scratch kept: %s\n", scratch);
+        fprintf(stderr, "%s %s\n", passed ? "PASS" : "FAIL", cases[i].name);
         ran++;
     }
     if (ran == 0) {
@@ -30,17 +48,16 @@ int vc_test_run(const struct vc_test_case *cases, size_t n, int argc, char **arg
 
 const char *vc_test_tmpdir(void)
 {
-    static char path[4096];
     char cwd[3000];
     if (!getcwd(cwd, sizeof cwd))
         return "/tmp";
-    snprintf(path, sizeof path, "%s/tmp-%s-%ld", cwd, current_case, (long)getpid());
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
-    if (system(cmd) != 0)
+    snprintf(scratch, sizeof scratch, "%s/tmp-%s-%ld", cwd, current_case, (long)getpid());
+    if (remove_tree(scratch) != 0) {
+        scratch[0] = '\0';
         return "/tmp";
-    mkdir(path, 0755);
-    return path;
+    }
+    mkdir(scratch, 0755);
+    return scratch;
 }
 
 const char *vc_test_fixture(const char *rel)
