@@ -241,6 +241,13 @@ enum vc_status lines_read_header(const char *path, enum lines_format f, uint64_t
     char *rec;
     size_t len;
     enum vc_status rc = lines_next(r, &rec, &len, err);
+    /* Excel's "CSV UTF-8" and Windows tools start the file with a byte
+     * order mark, which would otherwise become part of the first column's
+     * name. */
+    if (rc == VC_OK && len >= 3 && memcmp(rec, "\xEF\xBB\xBF", 3) == 0) {
+        rec += 3;
+        len -= 3;
+    }
     if (rc == VC_OK) {
         *header = vc_strndup(rec, len);
         if (!*header)

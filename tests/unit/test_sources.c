@@ -197,7 +197,9 @@ TEST(pairs_source_csv_and_jsonl)
 {
     image_dir("img", "a.png");
     write_tmp("img/not.jpg", "hello");
-    write_tmp("p.csv", "url,caption,license\n"
+    /* Saved with a UTF-8 byte order mark, as Excel's "CSV UTF-8" does: the
+     * first column is still named "url" (Python's utf-8-sig reads it so). */
+    write_tmp("p.csv", "\xEF\xBB\xBFurl,caption,license\n"
                        "a.png,\"a cat, sitting\",cc-by\n"
                        "missing.png,x,y\n"
                        "../a.png,x,y\n"
