@@ -66,6 +66,42 @@ static enum vc_status remove_files(const char *dir, bool (*pick)(const char *), 
     return rc;
 }
 
+/* *found = the first input file of the spec that lies directly in `dir`
+ * and that pick accepts (any when pick is NULL), else NULL: --force must
+ * never remove what the run itself reads (a spec reading a folder of
+ * `*-NNNNNN.tar` shards, run with --out at that folder). */
+static enum vc_status input_in(const struct spec *s, const char *dir, bool (*pick)(const char *),
+                               const char **found, struct vc_err *err)
+{
+    *found = NULL;
+    char *real_dir = realpath(dir, NULL);
+    if (!real_dir)
+        return errno == ENOMEM ? vc_err_oom(err) : VC_OK; /* no folder, nothing to remove */
+    enum vc_status rc = VC_OK;
+    const char *prev = NULL;
+    for (size_t j = 0; j < s->n_sources; j++) {
+        for (size_t i = 0; !*found && rc == VC_OK && i < s->sources[j].n_units; i++) {
+            const char *file = s->sources[j].units[i].file;
+            if (prev && !strcmp(prev, file))
+                continue; /* the units of one list file */
+            prev = file;
+            char *real = realpath(file, NULL);
+            if (!real) {
+                if (errno == ENOMEM)
+                    rc = vc_err_oom(err);
+                continue;
+            }
+            char *slash = strrchr(real, '/');
+            *slash = '\0';
+            if (!strcmp(slash == real ? "/" : real, real_dir) && (!pick || pick(slash + 1)))
+                *found = file;
+            free(real);
+        }
+    }
+    free(real_dir);
+    return rc;
+}
+
 static bool dir_has_foreign(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -95,6 +131,17 @@ static enum vc_status claim(const struct spec *s, bool force, struct vc_err *err
                             "replace the run outputs in it, or choose another --out",
                             s->out_dir);
         } else {
+            const char *in;
+            rc = input_in(s, s->work_dir, NULL, &in, err);
+            if (rc == VC_OK && !in)
+                rc = input_in(s, s->out_dir, is_run_output, &in, err);
+            if (rc == VC_OK && in)
+                rc = vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                                "--force would delete '%s', an input of this spec, from %s; "
+                                "choose another --out",
+                                in, s->out_dir);
+        }
+        if (rc == VC_OK && force) {
             rc = remove_files(s->work_dir, NULL, err);
             if (rc == VC_OK)
                 rc = remove_files(s->out_dir, is_run_output, err);

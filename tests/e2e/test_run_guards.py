@@ -14,6 +14,8 @@ and 16).  Inputs are made here with Python's tarfile.
   (the command line overrides the spec) and by default.
 - executors: `--executor nosuch` is refused listing the known ones; the spec
   key "executor": "local" and --executor local give the default run's bytes.
+- --force onto the folder that holds the spec's own input shards is
+  refused (exit 2) naming one, and deletes nothing.
 - a write error in the ledger (the file-size limit stands in for a full
   disk: the same write(2) failure) names the file, leaves no temporary file,
   and a rerun without the limit ends byte-identical to a clean run."""
@@ -143,6 +145,33 @@ for what, path, extra in (("spec executor local", named, []),
     out = os.path.join(args.tmp, "ex-" + what.split()[0].strip("-"))
     vctest.expect(run(path, out, extra).returncode == 0, what)
     pe.compare_trees(clean, out, "default run vs " + what)
+
+# -- --force never deletes the run's own inputs ---------------------------
+# A folder of `*-NNNNNN.tar` shards given as --out with --force: those
+# names are what --force clears, but here they are what the spec reads.
+inbox = os.path.join(args.tmp, "inbox")
+os.makedirs(inbox)
+with open(os.path.join(data, "good.tar"), "rb") as f:
+    good = f.read()
+for n in ("in-000000.tar", "in-000001.tar"):
+    with open(os.path.join(inbox, n), "wb") as f:
+        f.write(good)
+with open(os.path.join(inbox, "other-000000.json"), "w") as f:
+    f.write("{}")  # a run's shard manifest by its name, and no input: --force may take it
+own = pe.write_spec(os.path.join(inbox, "own.json"),
+                    {"sources": [{"name": "in", "type": "webdataset",
+                                  "urls": "in-{000000..000001}.tar"}],
+                     "output": {"dir": "out"}})
+r = run(own, inbox, ["--force"])
+vctest.expect(r.returncode == 2 and "--force would delete" in r.stderr and
+              "in-000000.tar" in r.stderr,
+              "--force onto the folder of the inputs is refused naming one (%d): %s" %
+              (r.returncode, r.stderr[-300:]))
+vctest.expect(sorted(os.listdir(inbox)) ==
+              ["_work", "in-000000.tar", "in-000001.tar", "other-000000.json", "own.json"],
+              "every input is still there: %s" % sorted(os.listdir(inbox)))
+r = run(own, os.path.join(args.tmp, "inbox-out"))
+vctest.expect(r.returncode == 0, "the same spec into another folder runs (%d)" % r.returncode)
 
 # -- a write error in the ledger -----------------------------------------
 full = os.path.join(args.tmp, "full")
