@@ -25,9 +25,11 @@
  *       --layers L: the first L layers only (quicker runs while tuning);
  *       Attention, norms and rotary are not run (at a context under 600
  *       tokens they are under 1 % of the work);
- *   bench_fast gemm FMT M K N [--threads N]
+ *   bench_fast gemm FMT M K N [--threads N] [--layout packed]
  *       one matmul of M activation rows by an [N, K] weight matrix in FMT
- *       (the shape a profile looks at: perf record bench_fast gemm ...);
+ *       (the shape a profile looks at: perf record bench_fast gemm ...),
+ *       bf16 weights as stored, or with --layout packed as the engine's
+ *       --weights copy holds them;
  *       and its share of the bf16 peak measured in the same process;
  *   bench_fast qgemm q8_0|q4_0 M K N [--threads N] [--decode R]
  *       the format in ggml's rows (its kernels) against its x16 twin (16
@@ -242,6 +244,25 @@ static double vnni_peak(int nt, double seconds)
     return sink == 12345 ? best + 1e-9 : best;
 }
 
+/* The engine's layout of bf16 text weights (idf2_place_copy packs them at
+ * load): packed for the outer product, the stored copy freed. */
+static void mat_pack(struct mat *m, int nt)
+{
+    m->packed = huge_alloc(idf2_bf16mm_packed_bytes(m->N, m->K));
+    idf2_bf16mm_pack(m->packed, (const uint16_t *)m->data, m->N, m->K, nt);
+    free(m->data);
+    m->data = NULL;
+}
+
+/* y = x W^T as the engine's row runs it for either layout. */
+static void mat_mm(float *y, const float *x, size_t M, const struct mat *w, void *ws, int nt)
+{
+    if (w->packed)
+        idf2_bf16mm(y, x, M, w->K, NULL, w->packed, w->N, w->K, w->f == IDF2_MM_BF16, NULL, ws, nt);
+    else
+        idf2_avx512_mm(y, x, M, w->K, w->data, w->N, w->K, w->f, NULL, ws, nt);
+}
+
 /* GFLOP/s of nt threads running peak_loop for about `seconds`, the best
  * of a few passes (a busy machine takes cycles from some), by wall time
  * and (*cpu) by CPU time per thread, as bench_shape reports both. */
@@ -265,18 +286,21 @@ static double bf16_peak(int nt, double seconds, double *cpu)
     return sink == 12345.0f ? best + 1e-9 : best;
 }
 
-static void bench_shape(const char *label, enum idf2_mm_fmt f, size_t M, size_t K, size_t N, int nt)
+static void bench_shape(const char *label, enum idf2_mm_fmt f, size_t M, size_t K, size_t N, int nt,
+                        bool packed)
 {
     struct mat w;
     mat_random(&w, f, N, K, 7);
+    if (packed && is_bf16(f))
+        mat_pack(&w, nt);
     float *x = xalloc(M * K * sizeof(float)), *y = xalloc(M * N * sizeof(float));
     fill(x, M * K, 3, 1.0f);
     void *s = xalloc(idf2_avx512_mm_ws(M, K, f, nt));
-    idf2_avx512_mm(y, x, M, K, w.data, N, K, f, NULL, s, nt);
+    mat_mm(y, x, M, &w, s, nt);
     int reps = 0;
     double t0 = bench_wall_s(), c0 = bench_cpu_s(), dt;
     do {
-        idf2_avx512_mm(y, x, M, K, w.data, N, K, f, NULL, s, nt);
+        mat_mm(y, x, M, &w, s, nt);
         reps++;
         dt = bench_wall_s() - t0;
     } while (dt < 0.5);
@@ -299,6 +323,7 @@ static void bench_shape(const char *label, enum idf2_mm_fmt f, size_t M, size_t 
     free(y);
     free(x);
     free(w.data);
+    free(w.packed);
 }
 
 /* One call's wall seconds: the best of `reps` runs. */
@@ -409,16 +434,16 @@ static int cmd_shapes(int nt)
 {
     for (int f = IDF2_MM_BF16; f <= IDF2_MM_BF16X1; f++) {
         enum idf2_mm_fmt q = (enum idf2_mm_fmt)f;
-        bench_shape("decode q/o", q, 1, 4096, 4096, nt);
-        bench_shape("decode gate/up", q, 1, 4096, 14336, nt);
-        bench_shape("decode down", q, 1, 14336, 4096, nt);
-        bench_shape("prefill q/o", q, 512, 4096, 4096, nt);
-        bench_shape("prefill down", q, 512, 14336, 4096, nt);
+        bench_shape("decode q/o", q, 1, 4096, 4096, nt, false);
+        bench_shape("decode gate/up", q, 1, 4096, 14336, nt, false);
+        bench_shape("decode down", q, 1, 14336, 4096, nt, false);
+        bench_shape("prefill q/o", q, 512, 4096, 4096, nt, false);
+        bench_shape("prefill down", q, 512, 14336, 4096, nt, false);
     }
     for (int f = IDF2_MM_BF16; f <= IDF2_MM_BF16X1; f += IDF2_MM_BF16X1 - IDF2_MM_BF16) {
-        bench_shape("vision qkvo 378px", (enum idf2_mm_fmt)f, 729, 1152, 1152, nt);
-        bench_shape("vision fc1 378px", (enum idf2_mm_fmt)f, 729, 1152, 4304, nt);
-        bench_shape("vision fc2 378px", (enum idf2_mm_fmt)f, 729, 4304, 1152, nt);
+        bench_shape("vision qkvo 378px", (enum idf2_mm_fmt)f, 729, 1152, 1152, nt, false);
+        bench_shape("vision fc1 378px", (enum idf2_mm_fmt)f, 729, 1152, 4304, nt, false);
+        bench_shape("vision fc2 378px", (enum idf2_mm_fmt)f, 729, 4304, 1152, nt, false);
     }
     cmd_attn(729, nt);
     cmd_attn(4900, nt);
@@ -492,25 +517,6 @@ static double huge_gb(void)
     if (f)
         fclose(f);
     return (double)kb * 1024e-9;
-}
-
-/* The engine's layout of bf16 text weights (idf2_place_copy packs them at
- * load): packed for the outer product, the stored copy freed. */
-static void mat_pack(struct mat *m, int nt)
-{
-    m->packed = huge_alloc(idf2_bf16mm_packed_bytes(m->N, m->K));
-    idf2_bf16mm_pack(m->packed, (const uint16_t *)m->data, m->N, m->K, nt);
-    free(m->data);
-    m->data = NULL;
-}
-
-/* y = x W^T as the engine's row runs it for either layout. */
-static void mat_mm(float *y, const float *x, size_t M, const struct mat *w, void *ws, int nt)
-{
-    if (w->packed)
-        idf2_bf16mm(y, x, M, w->K, NULL, w->packed, w->N, w->K, w->f == IDF2_MM_BF16, NULL, ws, nt);
-    else
-        idf2_avx512_mm(y, x, M, w->K, w->data, w->N, w->K, w->f, NULL, ws, nt);
 }
 
 enum layout { LAYOUT_PACKED, LAYOUT_STORED, LAYOUT_COMPARE };
@@ -702,6 +708,7 @@ int main(int argc, char **argv)
     int nt = 1, decode = 8, prefill = 0, batch = 0, argi = 2;
     double seconds = 5, probe_s = 0;
     enum layout lay = LAYOUT_PACKED;
+    bool lay_set = false;
     int layers = N_LAYERS;
     enum idf2_mm_fmt f = IDF2_MM_BF16;
     size_t gm = 0, gk = 0, gn = 0;
@@ -745,6 +752,7 @@ int main(int argc, char **argv)
             probe_s = atof(argv[i + 1]);
         else if (strcmp(argv[i], "--layout") == 0) {
             const char *v = argv[i + 1];
+            lay_set = true;
             lay = strcmp(v, "stored") == 0    ? LAYOUT_STORED
                   : strcmp(v, "compare") == 0 ? LAYOUT_COMPARE
                                               : LAYOUT_PACKED;
@@ -766,7 +774,8 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "shapes") == 0)
         return cmd_shapes(nt);
     if (strcmp(argv[1], "gemm") == 0) {
-        bench_shape("gemm", f, gm, gk, gn, nt);
+        const bool packed = lay_set && lay == LAYOUT_PACKED && is_bf16(f);
+        bench_shape(packed ? "gemm packed" : "gemm", f, gm, gk, gn, nt, packed);
         return 0;
     }
     if (strcmp(argv[1], "qgemm") == 0 || strcmp(argv[1], "qmodel") == 0) {
