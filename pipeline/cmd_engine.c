@@ -83,17 +83,20 @@ static void print_load_stats(const struct idf2_model *m)
     idf2_model_info(m, &info);
     fprintf(stderr,
             "load: %.2f s, peak RSS %.1f MiB, weights mapped %.1f MiB, converted %.1f MiB%s%s, "
-            "text weights copied %.1f MiB (%.1f MiB in huge pages), image weights packed "
-            "%.1f MiB, kernels %s\n",
+            "text weights copied %.1f MiB (%.1f MiB in huge pages), quantized at load %.1f MiB "
+            "(%.1f MiB in huge pages), image weights packed %.1f MiB, kernels %s\n",
             r.load_seconds, (double)r.peak_rss_bytes / 1048576.0,
             (double)r.bytes_mapped / 1048576.0, (double)r.bytes_owned / 1048576.0,
             r.from_cache ? ", from cache" : "", r.cache_written ? ", cache written" : "",
             (double)r.bytes_copied / 1048576.0, (double)r.bytes_huge / 1048576.0,
+            (double)r.bytes_quantized / 1048576.0, (double)r.bytes_quantized_huge / 1048576.0,
             (double)r.bytes_packed / 1048576.0, info.backend);
     if (r.weights_note[0])
         fprintf(stderr, "load: %s\n", r.weights_note);
     if (r.pack_note[0])
         fprintf(stderr, "load: %s\n", r.pack_note);
+    if (r.quant_huge_note[0])
+        fprintf(stderr, "load: quantized weights: %s\n", r.quant_huge_note);
 }
 
 int cmd_generate_main(int argc, char **argv)

@@ -97,7 +97,8 @@ struct idf2_load_report {
     size_t bytes_copied;       /* text weight bytes copied into anonymous memory */
     size_t bytes_huge;         /* of them, in transparent huge pages after the copy */
     size_t bytes_huge_faulted; /* of those, what the copy's page faults got (the rest: collapsed) */
-    size_t bytes_uncached;     /* checkpoint bytes dropped from the page cache behind the copy */
+    size_t bytes_uncached;     /* checkpoint bytes dropped from the page cache behind the copy
+                                  and the quantization */
     char weights_note[192];    /* why IDF2_WEIGHTS_COPY copied nothing, or "" */
     char huge_note[96];        /* why some copied weights stay in 4 KiB pages, or "" */
     size_t bytes_packed;       /* vision + connector weights packed into the kernel row's layout */
@@ -108,6 +109,14 @@ struct idf2_load_report {
     /* Of the text weights, bytes written at load in the kernel row's packed
      * layout instead of copied as stored (synth/idf2_place.h). */
     size_t bytes_text_packed;
+
+    /* Text weights quantized at load (--quant without a usable cache) stay
+     * in the quantizer's own arena, which the copy above skips: its bytes,
+     * of them those in transparent huge pages after the collapse and those
+     * the quantizer's faults got; why some stay in 4 KiB pages, or "".
+     * All 0 when the blocks came from the cache (then they are copied). */
+    size_t bytes_quantized, bytes_quantized_huge, bytes_quantized_huge_faulted;
+    char quant_huge_note[96];
 };
 void idf2_model_report(const struct idf2_model *m, struct idf2_load_report *out);
 

@@ -116,11 +116,18 @@ enum vc_status idf2_model_load(const char *dir, const struct idf2_load_opts *opt
         .bytes_copied = placed.bytes_copied,
         .bytes_huge = placed.bytes_huge,
         .bytes_huge_faulted = placed.bytes_huge_faulted,
-        .bytes_uncached = placed.bytes_uncached,
+        .bytes_uncached = placed.bytes_uncached + (m->quant ? m->quant->bytes_uncached : 0),
         .bytes_packed = packed.bytes_copied,
         .bytes_packed_huge = packed.bytes_huge,
     };
     m->report.bytes_text_packed = placed.bytes_packed;
+    if (m->quant && m->quant->owned) {
+        m->report.bytes_quantized = m->quant->bytes;
+        m->report.bytes_quantized_huge = m->quant->bytes_huge;
+        m->report.bytes_quantized_huge_faulted = m->quant->bytes_huge_faulted;
+        snprintf(m->report.quant_huge_note, sizeof m->report.quant_huge_note, "%s",
+                 m->quant->huge_note);
+    }
     snprintf(m->report.huge_note, sizeof m->report.huge_note, "%s", placed.huge_note);
     snprintf(m->report.pack_huge_note, sizeof m->report.pack_huge_note, "%s", packed.huge_note);
     snprintf(m->report.weights_note, sizeof m->report.weights_note, "%s", placed.note);

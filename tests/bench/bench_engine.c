@@ -263,6 +263,11 @@ int main(int argc, char **argv)
            gib(rep.bytes_copied), gib(rep.bytes_text_packed), gib(rep.bytes_huge),
            gib(rep.bytes_huge_faulted), gib(rep.bytes_uncached), rep.weights_note[0] ? ": " : "",
            rep.weights_note, rep.huge_note[0] ? ": " : "", rep.huge_note);
+    printf("text weights quantized at load %.2f GiB (%.2f GiB in huge pages, %.2f of them at the "
+           "quantizer's faults)%s%s\n",
+           gib(rep.bytes_quantized), gib(rep.bytes_quantized_huge),
+           gib(rep.bytes_quantized_huge_faulted), rep.quant_huge_note[0] ? ": " : "",
+           rep.quant_huge_note);
     printf("image weights packed %.2f GiB (%.2f GiB in huge pages)%s%s\n", gib(rep.bytes_packed),
            gib(rep.bytes_packed_huge), rep.pack_huge_note[0] ? ": " : "", rep.pack_huge_note);
     const char *where = opts.weights == IDF2_WEIGHTS_MAP ? "map" : "copy";

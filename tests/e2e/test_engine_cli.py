@@ -137,6 +137,14 @@ vctest.expect("text weights copied 0.3 MiB" in runs["copy"].stderr
               and "text weights copied 0.0 MiB" in runs["map"].stderr,
               "--stats reports the copied text weights: %r / %r" %
               (runs["copy"].stderr, runs["map"].stderr))
+# --quant q8_0 without --cache: the text weights are quantized at load into
+# their own arena (156,928 bytes, hand-counted in tests/golden/test_idf2_quant.c),
+# which --stats names; nothing else is copied.
+r = vctest.run(args, ["generate", "--model", FIX, "--prompt", c["prompt"], "--bf16", "--stats",
+                      "--quant", "q8_0"])
+vctest.expect("quantized at load 0.1 MiB" in r.stderr and "text weights copied 0.0 MiB" in r.stderr
+              and "quantized at load 0.0 MiB" in runs["copy"].stderr,
+              "--stats reports the quantized text weights: %r" % r.stderr)
 vctest.expect(runs["copy"].stdout == runs["map"].stdout,
               "--weights copy and map: the same text: %r" % runs["map"].stdout)
 

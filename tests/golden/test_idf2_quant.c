@@ -379,6 +379,8 @@ static void check_place(const struct idf2_load_opts *base, const char *dir, size
     CHECK_INT((long)ra.bytes_copied, 0);
     CHECK_INT((long)rb.bytes_copied, (long)want_bytes);
     CHECK_INT((long)rb.bytes_text_packed, b->ops->pack ? (long)want_packed : 0);
+    /* Nothing quantized at load: bf16 weights, or q8_0 blocks from the cache. */
+    CHECK_INT((long)ra.bytes_quantized + (long)rb.bytes_quantized, 0);
     CHECK(rb.weights_note[0] == 0);
     CHECK(a->w->text.layers[2].down.data != b->w->text.layers[2].down.data);
     struct logits la = first_logits(a, req), lb = first_logits(b, req);
@@ -407,6 +409,18 @@ TEST(weights_copy_same_logits)
         idf2_model_report(first, &r);
         CHECK_INT((long)r.bytes_copied, 0);
         CHECK(strstr(r.weights_note, "already in anonymous memory") != NULL);
+        /* The load report names the quantizer's arena instead: the 156,876
+         * bytes above, each matrix's start aligned to 64 bytes (only the
+         * head's 39,372 needs padding: 39,424), and its huge pages as the
+         * quantizer counted them (whole 2 MiB pages, faulted <= collapsed). */
+        CHECK_INT((long)r.bytes_quantized, 156928);
+        CHECK_INT((long)r.bytes_quantized_huge, (long)first->quant->bytes_huge);
+        CHECK_INT((long)r.bytes_quantized_huge_faulted, (long)first->quant->bytes_huge_faulted);
+        CHECK(r.bytes_quantized_huge % ((size_t)2 << 20) == 0);
+        CHECK(r.bytes_quantized_huge_faulted <= r.bytes_quantized_huge);
+        CHECK(r.quant_huge_note[0] ? r.bytes_quantized_huge < r.bytes_quantized
+                                   : r.bytes_quantized_huge >= r.bytes_quantized);
+        CHECK_STR(r.quant_huge_note, first->quant->huge_note);
     }
     idf2_model_free(first);
     check_place(&q8, dir, 156876, 0);
