@@ -15,7 +15,8 @@
 #              random weights, then Q8_0, Q4_0 and, with SIDEBYSIDE_BF16=1,
 #              BF16 by llama-quantize); reused when present; with
 #              SIDEBYSIDE_CKPT, also WORK/engine-cache (below, ~12 GB);
-#   ROUNDS     alternations per test (default 1; the best of them is kept).
+#   ROUNDS     alternations per test (default 1; best and median are
+#              printed: give it several, see below).
 # Environment (defaults: the full comparison, about 40 minutes on 2 cores):
 #   SIDEBYSIDE_CKPT         a real-size idefics2-8b checkpoint folder (e.g.
 #                           bench_mkcheckpoint's, random bf16 weights): our
@@ -91,6 +92,40 @@
 # touched by its warm-up.  Without prefill rows a
 # 1-token row with one decode step runs first as the warm-up.  The stack:
 # 8 decode steps and one PP-row pass, each after one untimed step.
+#
+# Why decode figures move on this kind of machine, and what the script does
+# (measured 2026-12-07 on a 2-vCPU Zen 4 VM, llama.cpp b4748, Q8_0 tg32, 2
+# threads, quiet slots):
+#  - The memory bandwidth the VM gets moves, seconds and minutes apart; its
+#    compute does not.  Six llama-bench runs back to back read 2.53-3.83
+#    tokens/s with the GGUF resident, under 0.6 CPU seconds of any other
+#    process per run, no steal, no reclaim or compaction (/proc/vmstat
+#    pgscan_*, compact_*, thp_* unchanged), while a 1 s read probe between
+#    them read 32-62 GB/s (the slowest run right after the slowest probe) and
+#    the bf16 compute peak 869-938 GFLOP/s.  Both sides stream every weight
+#    per token, so both move with it: two runs minutes apart compare two
+#    machines.  So the sides alternate inside each round, every timed run has
+#    a 1 s probe right before and after it (printed beside its figure), and
+#    the summary gives best and median of each side over the rounds with the
+#    ratio of both: run several rounds.
+#  - Other processes' CPU time: both threads own both CPUs, so any other
+#    runnable task stalls a thread team at its next barrier (a loop busy 20
+#    ms in every 100, a fifth of one CPU, cost llama-bench 12-30 % and our
+#    engine 28 %).  Each figure's line carries the CPU seconds everything
+#    else used meanwhile (others_cpu_s) and the hypervisor's steal (steal_s).
+#  - Page-cache residency: the VM runs DAMON (kdamond, physical addresses)
+#    with a pageout scheme: file pages no process maps, idle for a minute,
+#    are dropped (up to 128 MB/s).  A GGUF leaves the page cache a minute or
+#    two after llama-bench exits, and the next run would read it from disk
+#    during its load and warm-up (the warm-up decodes one token, so the timed
+#    tokens find it resident either way).  The script reads each GGUF right
+#    before its llama-bench run and notes its resident share (fincore, %),
+#    and drops it from the page cache after llama's runs of that type (dd
+#    iflag=nocache), as DAMON would a minute later: left resident, its 7.7 GB
+#    cost our engine's copy its huge pages (5.67 of 7.04 GiB).
+#  - Not the cause: llama-bench with --mmap 0, its weights in 4 KiB pages or
+#    in huge pages (GLIBC_TUNABLES=glibc.malloc.hugetlb=1: 7.3 GB faulted in
+#    2 MiB pages), spread as much (2.82-4.63); the script keeps its defaults.
 set -euo pipefail
 if [ $# -lt 3 ]; then
   sed -n '2,44p' "$0" >&2
@@ -170,7 +205,61 @@ llama_ts() { # FILE THREADS P N
   "$lb/bin/llama-bench" -m "$1" -t "$2" -p "$3" -n "$4" -r "$reps" -o csv 2>/dev/null |
     /usr/bin/python3 -c 'import csv,sys; r=list(csv.DictReader(sys.stdin)); print(r[-1]["avg_ts"])'
 }
-probe() { "$fast" probe --threads "$1" --seconds 3 | awk '/RESULT/ {print $7}'; }
+probe() { "$fast" probe --threads "$1" --seconds "${2:-3}" | awk '/RESULT/ {print $7}'; }
+# FILE: reads it through the page cache (header: this VM pages out file
+# pages nobody maps after a minute) and prints its resident share in %.
+resident() {
+  cat "$1" >/dev/null
+  fincore -b -n -o RES "$1" | awk -v size="$(stat -c %s "$1")" '{printf "%.0f", 100 * $1 / size}'
+}
+# The machine while a command runs: cpu_mark before it, cpu_others after it
+# sets `others` to the CPU seconds that everything else used meanwhile (all
+# CPUs' busy time in /proc/stat less this shell's children's, which the
+# command added) and the steal time the hypervisor reported.  Both run in
+# this shell, never in $(...): a subshell would count only its own children.
+cpu_now() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8, $9}' /proc/stat; }
+children_cpu() {
+  times >"$work/.times"
+  awk 'NR == 2 {for (i = 1; i <= 2; i++) {split($i, a, /[ms]/); t += a[1] * 60 + a[2]}; print t}' "$work/.times"
+}
+cpu_mark() {
+  read -r busy0 steal0 < <(cpu_now)
+  children_cpu >"$work/.kids0"
+}
+cpu_others() {
+  local busy1 steal1 hz
+  read -r busy1 steal1 < <(cpu_now)
+  hz=$(getconf CLK_TCK)
+  children_cpu >"$work/.kids1"
+  others=$(awk -v b="$((busy1 - busy0))" -v s="$((steal1 - steal0))" -v k0="$(cat "$work/.kids0")" \
+    -v k1="$(cat "$work/.kids1")" -v hz="$hz" \
+    'BEGIN {o = b / hz - (k1 - k0); printf "others_cpu_s=%.1f steal_s=%.1f", o < 0 ? 0 : o, s / hz}')
+}
+# KEY VALUE CONDITIONS: one measurement (the log keeps its conditions).
+declare -A vals
+note() {
+  local v=${2:-0}
+  [ -n "$v" ] || v=0
+  vals[$1]="${vals[$1]:-} $v"
+  echo "$1 $v${3:+ $3}" | tee -a "$log"
+}
+best_of() { echo "${vals[$1]:-0}" | tr ' ' '\n' | awk 'NF {if ($1 > m) m = $1} END {printf "%.2f", m}'; }
+median_of() {
+  echo "${vals[$1]:-0}" | tr ' ' '\n' | awk 'NF' | sort -g |
+    awk '{v[NR] = $1} END {printf "%.2f", NR == 0 ? 0 : NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}
+# KEY PROBE_T CMD...: runs CMD (printing one figure), with a 1 s read probe
+# before and after it and the CPU the rest of the machine used meanwhile.
+measured() {
+  local key=$1 t=$2 p0 p1 v
+  shift 2
+  p0=$(probe "$t" 1)
+  cpu_mark
+  v=$("$@")
+  cpu_others
+  p1=$(probe "$t" 1)
+  note "$key" "$v" "probe_gbs=$p0/$p1 $others"
+}
 
 # PATTERN WORD: the field after WORD on the lines matching PATTERN (bench_fast's
 # RESULT lines carry key=value fields whose number changes between versions).
@@ -210,27 +299,43 @@ engine_run() {
     --sizes "$sizes" --prompt-tokens "$prompts" --max-new "$news"
 }
 
-declare -A best
-note() { # KEY VALUE: keeps the best of the rounds
-  local k=$1 v=${2:-0}
-  [ -n "$v" ] || v=0
-  if [ -z "${best[$k]:-}" ] || awk "BEGIN{exit !($v > ${best[$k]})}"; then best[$k]=$v; fi
-  echo "$k $v" | tee -a "$log"
+# Our whole model: one engine run gives the decode and the prefill figure,
+# each noted with the run's conditions.
+whole() { # THREADS FORMAT DO_TG DO_PP
+  local p0 p1 out q
+  q=$(engine_quant "$2")
+  p0=$(probe "$1" 1)
+  cpu_mark
+  out=$(engine_run "$1" "$q" "$3" "$4" "$(engine_backend "$2")" 2>&1) || echo "$out" >&2
+  cpu_others
+  p1=$(probe "$1" 1)
+  echo "$out" | grep -E '^(sidebyside:|load|text weights|kernels|RESULT)' >>"$log" || true
+  if [ "$3" = 1 ]; then
+    note "whole_$2_tg_t$1" "$(echo "$out" | key_value '/^RESULT engine .* prompt_tokens=1 /' decode_tps)" "probe_gbs=$p0/$p1 $others"
+    note "whole_$2_steps_t$1" "$(echo "$out" | key_value '/^RESULT engine .* prompt_tokens=1 /' decode_passes)"
+  fi
+  [ "$4" = 1 ] && note "whole_$2_pp_t$1" "$(echo "$out" | key_value "/^RESULT engine .* prompt_tokens=$pp /" prefill_tps)" "probe_gbs=$p0/$p1 $others"
+  return 0
 }
 
+# Rounds alternate the sides: per pair llama.cpp, our stack, our whole model.
 for _ in $(seq "$rounds"); do
   for t in $(echo "$threads $pp_threads" | tr ' ' '\n' | sort -un); do
     do_tg=0; do_pp=0
     has "$threads" "$t" && do_tg=1
     has "$pp_threads" "$t" && do_pp=1
+    declare -A llama_done=()
     for pair in $pairs; do
       lt=${pair%%:*}; ours=${pair##*:}
       note "probe_t$t" "$(probe "$t")"
-      # A llama type paired twice is measured once.
-      if [ -z "${best[llama_${lt}_done_t$t]:-}" ] || [ "$rounds" -gt 1 ]; then
-        [ $do_tg = 1 ] && note "llama_${lt}_tg_t$t" "$(llama_ts "$work/mistral7b-$lt.gguf" "$t" 0 "$tg")"
-        [ $do_pp = 1 ] && note "llama_${lt}_pp_t$t" "$(llama_ts "$work/mistral7b-$lt.gguf" "$t" "$pp" 0)"
-        best[llama_${lt}_done_t$t]=1
+      # A llama type paired twice is measured once a round.
+      if [ -z "${llama_done[$lt]:-}" ]; then
+        gguf=$work/mistral7b-$lt.gguf
+        note "resident_$lt" "$(resident "$gguf")"
+        [ $do_tg = 1 ] && measured "llama_${lt}_tg_t$t" "$t" llama_ts "$gguf" "$t" 0 "$tg"
+        [ $do_pp = 1 ] && measured "llama_${lt}_pp_t$t" "$t" llama_ts "$gguf" "$t" "$pp" 0
+        dd if="$gguf" iflag=nocache count=0 status=none
+        llama_done[$lt]=1
       fi
       if [ "$lt" != BF16 ] || [ "$ours" != bf16 ]; then
         out=$("$fast" model "$ours" --threads "$t" --decode $((do_tg * 8)) --prefill $((do_pp * pp)))
@@ -238,43 +343,49 @@ for _ in $(seq "$rounds"); do
         [ $do_tg = 1 ] && note "ours_${ours}_gbs_t$t" "$(echo "$out" | after_word '/ decode tok/' GB/s)"
         [ $do_pp = 1 ] && note "ours_${ours}_pp_t$t" "$(echo "$out" | after_word '/prefill/' tok/s)"
       fi
-      q=$(engine_quant "$ours")
-      if [ -n "$ckpt" ] && [ -n "$q" ] && { [ "$lt" != BF16 ] || [ "$ours" != bf16 ]; }; then
-        out=$(engine_run "$t" "$q" $do_tg $do_pp "$(engine_backend "$ours")" 2>&1) || echo "$out" >&2
-        echo "$out" | grep -E '^(sidebyside:|load|text weights|kernels|RESULT)' >>"$log" || true
-        if [ $do_tg = 1 ]; then
-          note "whole_${ours}_tg_t$t" "$(echo "$out" | key_value '/^RESULT engine .* prompt_tokens=1 /' decode_tps)"
-          note "whole_${ours}_steps_t$t" "$(echo "$out" | key_value '/^RESULT engine .* prompt_tokens=1 /' decode_passes)"
-        fi
-        [ $do_pp = 1 ] && note "whole_${ours}_pp_t$t" "$(echo "$out" | key_value "/^RESULT engine .* prompt_tokens=$pp /" prefill_tps)"
+      if [ -n "$ckpt" ] && [ -n "$(engine_quant "$ours")" ] && { [ "$lt" != BF16 ] || [ "$ours" != bf16 ]; }; then
+        whole "$t" "$ours" $do_tg $do_pp
       fi
     done
   done
 done
 
 ratio() { awk "BEGIN{ if ($1 > 0 && $2 > 0) printf \"%.2f\", $1 / $2; else print \"-\" }"; }
+# TEST PP_OR_TG THREADS LLAMA_TYPE OURS: a table row and a RESULT line, best
+# and median over the rounds of each side.
+summary() {
+  local kind=$1 t=$3 lt=$4 ours=$5 l lm w wm o g pct extra=""
+  l=$(best_of "llama_${lt}_$2_t$t"); lm=$(median_of "llama_${lt}_$2_t$t")
+  w=$(best_of "whole_${ours}_$2_t$t"); wm=$(median_of "whole_${ours}_$2_t$t")
+  o=$(best_of "ours_${ours}_$2_t$t")
+  local label="$kind"
+  [ "$2" = tg ] && label="decode $tg"
+  local cells="| $label | $t | $lt | $l / $lm | $ours | $w / $wm | $(ratio "$w" "$l") / $(ratio "$wm" "$lm") | $o | $(ratio "$o" "$l") |"
+  if [ "$2" = tg ]; then
+    g=$(best_of "ours_${ours}_gbs_t$t")
+    pct=$(awk "BEGIN{printf \"%.0f\", 100 * $g / $(best_of "probe_t$t")}")
+    cells="$cells $g ($pct %) |"
+    extra=" read_gbs=$g probe_pct=$pct"
+  else
+    cells="$cells |"
+  fi
+  echo "$cells"
+  echo "RESULT sidebyside $kind threads=$t llama_$lt=$l llama_${lt}_median=$lm whole_$ours=$w whole_${ours}_median=$wm ratio_whole=$(ratio "$w" "$l") ratio_whole_median=$(ratio "$wm" "$lm") stack_$ours=$o ratio_stack=$(ratio "$o" "$l")$extra rounds=$rounds" >&2
+}
 {
   echo
-  echo "| test | threads | llama.cpp | tok/s | vlmcurate | whole model tok/s | whole / llama | stack tok/s | stack / llama | stack read GB/s (% of probe) |"
+  echo "| test | threads | llama.cpp | tok/s best / median | vlmcurate | whole model tok/s best / median | whole / llama best / median | stack tok/s | stack / llama | stack read GB/s (% of probe) |"
   echo "|---|---|---|---|---|---|---|---|---|---|"
   for t in $(echo "$threads $pp_threads" | tr ' ' '\n' | sort -un); do
     for pair in $pairs; do
       has "$threads" "$t" || break
-      lt=${pair%%:*}; ours=${pair##*:}
-      l=${best[llama_${lt}_tg_t$t]:-0}; o=${best[ours_${ours}_tg_t$t]:-0}; g=${best[ours_${ours}_gbs_t$t]:-0}
-      w=${best[whole_${ours}_tg_t$t]:-0}
-      pct=$(awk "BEGIN{printf \"%.0f\", 100 * $g / ${best[probe_t$t]}}")
-      echo "| decode $tg | $t | $lt | $l | $ours | $w | $(ratio "$w" "$l") | $o | $(ratio "$o" "$l") | $g ($pct %) |"
-      echo "RESULT sidebyside decode threads=$t llama_$lt=$l whole_$ours=$w ratio_whole=$(ratio "$w" "$l") stack_$ours=$o ratio_stack=$(ratio "$o" "$l") read_gbs=$g probe_pct=$pct" >&2
+      summary "decode" tg "$t" "${pair%%:*}" "${pair##*:}"
     done
     for pair in $pairs; do
       has "$pp_threads" "$t" || break
-      lt=${pair%%:*}; ours=${pair##*:}
-      l=${best[llama_${lt}_pp_t$t]:-0}; o=${best[ours_${ours}_pp_t$t]:-0}; w=${best[whole_${ours}_pp_t$t]:-0}
-      echo "| prefill $pp | $t | $lt | $l | $ours | $w | $(ratio "$w" "$l") | $o | $(ratio "$o" "$l") | |"
-      echo "RESULT sidebyside prefill$pp threads=$t llama_$lt=$l whole_$ours=$w ratio_whole=$(ratio "$w" "$l") stack_$ours=$o ratio_stack=$(ratio "$o" "$l")" >&2
+      summary "prefill$pp" pp "$t" "${pair%%:*}" "${pair##*:}"
     done
-    echo "| read probe | $t | | | | | | | | ${best[probe_t$t]} |"
+    echo "| read probe (3 s before each pair) | $t | | | | | | | | $(best_of "probe_t$t") best, $(median_of "probe_t$t") median |"
   done
 } | tee -a "$log"
 echo "log: $log" >&2
