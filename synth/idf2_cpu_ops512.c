@@ -237,26 +237,36 @@ void idf2_avx512_attention(float *out, const float *q, size_t q_stride, size_t n
 
 /* ---- attention with bf16 dot products (the approximate row) ---------------------------------
  *
- * The same online softmax as above, with q k^T and P V as vdpbf16ps: k, v
- * and the probabilities rounded once to bf16 (8 mantissa bits, as a bf16
- * engine computes attention), q * scale as two bf16 terms (hi + lo, as
- * the exact matmul's activations: two vdpbf16ps per pair of dimensions),
- * products accumulated in float32; the softmax (max, exp, sums, the
- * rescaling of the output rows) stays float32.  q's second term costs a
- * third more work and keeps the scores, which the exponential amplifies,
- * within k's rounding: with q rounded once too, the tiny fixture's
- * chat_single_split_jpeg picked another first token (its top two logits
- * are 0.05 apart).  Keys go in blocks of AB_KB; per kv head and block, K
- * is stored pair-major (for each pair of dimensions, the block's keys' two
- * values side by side: one zmm of 16 keys per vdpbf16ps against a
- * broadcast pair of q) and V key-pair-major (for each pair of keys and 16
- * dimensions, the two keys' values side by side: one zmm against a
- * broadcast pair of probabilities).  A tile of AB_QR query rows walks
- * every key block, AB_QG rows at a time through both products, so each
- * block's K and V come from L1 while the group's rows pass. */
+ * The online softmax of the float32 tile above, with q k^T and P V as
+ * vdpbf16ps: k, v and the probabilities rounded once to bf16 (8 mantissa
+ * bits, as a bf16 engine computes attention), q * scale as two bf16 terms
+ * (hi + lo, as the exact matmul's activations: two vdpbf16ps per pair of
+ * dimensions), products accumulated in float32; the softmax (max, exp,
+ * sums, the rescaling of the output rows) stays float32.  q's second term
+ * costs a third more work and keeps the scores, which the exponential
+ * amplifies, within k's rounding: with q rounded once too, the tiny
+ * fixture's chat_single_split_jpeg picked another first token (its top two
+ * logits are 0.05 apart).
+ *
+ * Keys go in blocks of AB_KB for the packing and q k^T, and in spans of
+ * AB_SB blocks for the softmax: per span a group of AB_QG query rows gets
+ * all its scores (4 x 4 zmm of accumulators per block, K pair-major: for
+ * each pair of dimensions, the block's keys' two values side by side, one
+ * zmm of 16 keys per vdpbf16ps against a broadcast pair of q), one max per
+ * row, the exponentials as bf16 P, then P V over the span's key pairs with
+ * the group's output rows in registers (V key-pair-major: for each pair of
+ * keys and 16 dimensions, the two keys' values side by side).  The online
+ * rescaling thus runs once per span instead of once per block: a span of
+ * 1,024 keys covers a 378 px image (729) and the perceiver (793) at once,
+ * and its K and V (295 KB at 72 dimensions) stay in L2 while a tile's
+ * AB_QR rows pass.  Only a span's live 16-key chunks and key pairs are
+ * computed, and a head dimension of 8 past a multiple of 16 (SigLIP's 72)
+ * takes its last 8 dimensions of P V in a ymm. */
 #define AB_QR 64
 #define AB_QG 4
 #define AB_KB 64
+#define AB_SB 16
+#define AB_SK (AB_SB * AB_KB)
 
 /* Dimension pairs (hd rounded up to even) and 16-dimension chunks. */
 static size_t ab_pairs(int hd)
@@ -291,12 +301,14 @@ static size_t ab_q_ld(int hd)
     return (2 * ab_pairs(hd) + 15) / 16 * 16;
 }
 
-/* Per-thread tile: O [AB_QR][chunks*16] and l [AB_QR][16] floats, then
- * q [AB_QR][hi, lo][ab_q_ld] and P [AB_QG][AB_KB] bf16. */
+/* Per-thread tile: O [AB_QR][chunks*16], l [AB_QR][16] and the scores
+ * S [AB_QG][AB_SK] floats, then q [AB_QR][hi, lo][ab_q_ld] and
+ * P [AB_QG][AB_SK] bf16. */
 static size_t ab_tile_bytes(int hd)
 {
-    return idf2_align64((size_t)AB_QR * (ab_chunks(hd) * 16 + 16) * sizeof(float) +
-                        ((size_t)AB_QR * 2 * ab_q_ld(hd) + AB_QG * AB_KB) * sizeof(uint16_t));
+    return idf2_align64(((size_t)AB_QR * (ab_chunks(hd) * 16 + 16) + AB_QG * AB_SK) *
+                            sizeof(float) +
+                        ((size_t)AB_QR * 2 * ab_q_ld(hd) + AB_QG * AB_SK) * sizeof(uint16_t));
 }
 
 static size_t ab_kv_bytes(size_t n_kv, int n_kv_heads, int hd)
@@ -331,6 +343,16 @@ KINL void ab_q16(uint16_t *hi, size_t lo_off, const float *row, size_t d, int hd
                         (__m256i)_mm512_cvtneps_pbh(_mm512_sub_ps(x, hw)));
 }
 
+/* Rows ahead that the packing and the tile's q rounding prefetch. */
+#define AB_PF 8
+
+KINL void ab_prefetch_row(const float *row, int hd)
+{
+    for (int d = 0; d < hd; d += 16)
+        _mm_prefetch((const char *)(row + d), _MM_HINT_T0);
+    _mm_prefetch((const char *)(row + hd - 1), _MM_HINT_T0);
+}
+
 /* Block b of kv head g: K pair-major (the 32-bit pair of dimensions 2p,
  * 2p + 1 of key j at word p * AB_KB + j), V key-pair-major (dimension d of
  * keys 2i, 2i + 1 as the 32-bit word (i * nc + d / 16) * 16 + d % 16),
@@ -342,6 +364,13 @@ KFN void ab_pack_block(uint32_t *kp, uint32_t *vp, __mmask16 *km, const float *k
     uint32_t row[64]; /* hd <= 128: 64 pairs */
     for (size_t j = 0; j < AB_KB; j++) {
         const size_t jj = j0 + j;
+        /* The rows are far apart (a head's slice of whole q|k|v rows): the
+         * hardware prefetcher does not follow, and waiting for each row
+         * took half of the packing. */
+        if (jj + AB_PF < n_kv)
+            ab_prefetch_row(k + (jj + AB_PF) * row_stride, hd);
+        if (jj < n_kv) /* read by the loop below */
+            ab_prefetch_row(v + jj * row_stride, hd);
         for (size_t d = 0; d < 2 * np; d += 16) {
             const __m256i h =
                 jj < n_kv ? ab_row16(k + jj * row_stride, d, hd) : _mm256_setzero_si256();
@@ -373,150 +402,215 @@ KFN void ab_pack_block(uint32_t *kp, uint32_t *vp, __mmask16 *km, const float *k
         }
 }
 
-KINL __m512bh ab_pair(const uint16_t *p)
+KINL int32_t ab_word(const uint16_t *p)
 {
     int32_t v;
     memcpy(&v, p, sizeof v);
-    return (__m512bh)_mm512_set1_epi32(v);
+    return v;
 }
 
-/* O[r] = O[r] * corr[r] + P[r] V for the group's AB_QG rows over one
- * block: NC zmm of 16 dimensions per row. */
-KINL void ab_pv(const int NC, float *O, size_t ldo, const uint16_t *P, const float *corr,
-                const uint16_t *vp)
-{
-    __m512 o[AB_QG][8];
-    _Pragma("GCC unroll 8") for (int r = 0; r < AB_QG; r++)
-    {
-        const __m512 c = _mm512_set1_ps(corr[r]);
-        _Pragma("GCC unroll 8") for (int t = 0; t < NC; t++) o[r][t] =
-            _mm512_mul_ps(_mm512_loadu_ps(O + (size_t)r * ldo + (size_t)t * 16), c);
-    }
-    for (size_t jp = 0; jp < AB_KB / 2; jp++) {
-        __m512bh vv[8];
-        _Pragma("GCC unroll 8") for (int t = 0; t < NC; t++) vv[t] =
-            (__m512bh)_mm512_loadu_si512(vp + (jp * (size_t)NC + (size_t)t) * 32);
-        _Pragma("GCC unroll 8") for (int r = 0; r < AB_QG; r++)
-        {
-            const __m512bh pb = ab_pair(P + (size_t)r * AB_KB + 2 * jp);
-            _Pragma("GCC unroll 8") for (int t = 0; t < NC; t++) o[r][t] =
-                _mm512_dpbf16_ps(o[r][t], pb, vv[t]);
-        }
-    }
-    _Pragma("GCC unroll 8") for (int r = 0; r < AB_QG; r++)
-        _Pragma("GCC unroll 8") for (int t = 0; t < NC; t++)
-            _mm512_storeu_ps(O + (size_t)r * ldo + (size_t)t * 16, o[r][t]);
-}
-
-/* One group of AB_QG query rows (q: hi then lo terms, qld apart, row
- * stride 2 * qld) over one key block:
- * scores, the online softmax (mx, l, corr), then P V into O. */
-KINL void ab_group(const int NC, float *O, size_t ldo, float *l, float *mx, const uint16_t *q,
-                   size_t qld, size_t np, const uint16_t *kp, const uint16_t *vp,
-                   const __mmask16 *km, uint16_t *P)
+/* Scores of the group's AB_QG rows (q: hi then lo terms, qld apart, row
+ * stride 2 * qld) against the first NK 16-key chunks of one block, masked
+ * keys -inf, into S (rows AB_SK apart), and each row's running max vector
+ * bm. */
+KINL void ab_qk(const int NK, float *S, __m512 *bm, const uint16_t *q, size_t qld, size_t np,
+                const uint16_t *kp, const __mmask16 *km)
 {
     __m512 s[AB_QG][AB_KB / 16];
     _Pragma("GCC unroll 8") for (int r = 0; r < AB_QG; r++)
-        _Pragma("GCC unroll 8") for (int c = 0; c < AB_KB / 16; c++) s[r][c] = _mm512_setzero_ps();
+        _Pragma("GCC unroll 8") for (int c = 0; c < NK; c++) s[r][c] = _mm512_setzero_ps();
     for (size_t d = 0; d < np; d++) {
         __m512bh kv[AB_KB / 16];
-        _Pragma("GCC unroll 8") for (int c = 0; c < AB_KB / 16; c++) kv[c] =
+        _Pragma("GCC unroll 8") for (int c = 0; c < NK; c++) kv[c] =
             (__m512bh)_mm512_loadu_si512(kp + d * AB_KB * 2 + (size_t)c * 32);
         _Pragma("GCC unroll 8") for (int r = 0; r < AB_QG; r++)
         {
-            const __m512bh qb = ab_pair(q + (size_t)r * 2 * qld + 2 * d);
-            const __m512bh ql = ab_pair(q + (size_t)r * 2 * qld + qld + 2 * d);
-            _Pragma("GCC unroll 8") for (int c = 0; c < AB_KB / 16; c++) s[r][c] =
+            const __m512bh qb =
+                (__m512bh)_mm512_set1_epi32(ab_word(q + (size_t)r * 2 * qld + 2 * d));
+            const __m512bh ql =
+                (__m512bh)_mm512_set1_epi32(ab_word(q + (size_t)r * 2 * qld + qld + 2 * d));
+            _Pragma("GCC unroll 8") for (int c = 0; c < NK; c++) s[r][c] =
                 _mm512_dpbf16_ps(_mm512_dpbf16_ps(s[r][c], qb, kv[c]), ql, kv[c]);
         }
     }
-    float corr[AB_QG];
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
     _Pragma("GCC unroll 8") for (int r = 0; r < AB_QG; r++)
+        _Pragma("GCC unroll 8") for (int c = 0; c < NK; c++)
     {
-        __m512 x[AB_KB / 16], bm = ninf;
-        _Pragma("GCC unroll 8") for (int c = 0; c < AB_KB / 16; c++)
-        {
-            x[c] = _mm512_mask_mov_ps(ninf, km[c], s[r][c]);
-            bm = _mm512_max_ps(bm, x[c]);
-        }
-        const float m = _mm512_reduce_max_ps(bm);
-        corr[r] = 1.0f;
-        if (m > mx[r]) {
-            corr[r] = expf(mx[r] - m);
-            mx[r] = m;
-        }
-        __m512 sum = _mm512_setzero_ps();
-        const __m512 mv = _mm512_set1_ps(mx[r]);
-        _Pragma("GCC unroll 8") for (int c = 0; c < AB_KB / 16; c += 2)
-        {
-            /* A row with no live key so far has mx = -inf: its p are 0. */
-            const __m512 p0 =
-                mx[r] == -INFINITY ? _mm512_setzero_ps() : vexp(_mm512_sub_ps(x[c], mv));
-            const __m512 p1 =
-                mx[r] == -INFINITY ? _mm512_setzero_ps() : vexp(_mm512_sub_ps(x[c + 1], mv));
-            sum = _mm512_add_ps(sum, _mm512_add_ps(p0, p1));
-            _mm512_storeu_si512(P + (size_t)r * AB_KB + (size_t)c * 16,
-                                (__m512i)_mm512_cvtne2ps_pbh(p1, p0));
-        }
-        float *lr = l + (size_t)r * 16;
-        _mm512_storeu_ps(
-            lr, _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(lr), _mm512_set1_ps(corr[r])), sum));
+        const __m512 x = _mm512_mask_mov_ps(ninf, km[c], s[r][c]);
+        _mm512_storeu_ps(S + (size_t)r * AB_SK + (size_t)c * 16, x);
+        bm[r] = _mm512_max_ps(bm[r], x);
     }
-    ab_pv(NC, O, ldo, P, corr, vp);
 }
 
-#define AB_CASE(NC_)                                                                               \
-    case NC_:                                                                                      \
-        ab_group(NC_, O, ldo, l, mx, q, qld, np, kp, vp, km, P);                                   \
+#define QK_CASE(NK_)                                                                               \
+    case NK_:                                                                                      \
+        ab_qk(NK_, S, bm, q, qld, np, kp, km);                                                     \
         break;
 
-/* hd <= 128 (checked by the caller). */
-KFN void ab_group_any(int nc, float *O, size_t ldo, float *l, float *mx, const uint16_t *q,
-                      size_t qld, size_t np, const uint16_t *kp, const uint16_t *vp,
-                      const __mmask16 *km, uint16_t *P)
+KFN void ab_qk_any(int nk, float *S, __m512 *bm, const uint16_t *q, size_t qld, size_t np,
+                   const uint16_t *kp, const __mmask16 *km)
 {
-    switch (nc) {
-        AB_CASE(1)
-        AB_CASE(2)
-        AB_CASE(3)
-        AB_CASE(4)
-        AB_CASE(5)
-        AB_CASE(6)
-        AB_CASE(7)
-        AB_CASE(8)
+    switch (nk) {
+        QK_CASE(1)
+        QK_CASE(2)
+        QK_CASE(3)
+        QK_CASE(4)
     default:
         break;
     }
 }
 
+/* O[r] = O[r] * corr[r] + P[r] V over nk2 key pairs for the group's
+ * AB_QG rows: NC zmm of 16 dimensions per row, then (HALF) a ymm of 8. */
+KINL void ab_pv(const int NC, const int HALF, float *O, size_t ldo, const uint16_t *P,
+                const float *corr, const uint16_t *vp, size_t nk2)
+{
+    const size_t vld = (size_t)(NC + HALF) * 32;
+    __m512 o[AB_QG][8];
+    __m256 oh[AB_QG];
+    _Pragma("GCC unroll 8") for (int r = 0; r < AB_QG; r++)
+    {
+        const __m512 c = _mm512_set1_ps(corr[r]);
+        _Pragma("GCC unroll 8") for (int t = 0; t < NC; t++) o[r][t] =
+            _mm512_mul_ps(_mm512_loadu_ps(O + (size_t)r * ldo + (size_t)t * 16), c);
+        if (HALF)
+            oh[r] = _mm256_mul_ps(_mm256_loadu_ps(O + (size_t)r * ldo + (size_t)NC * 16),
+                                  _mm512_castps512_ps256(c));
+    }
+    for (size_t jp = 0; jp < nk2; jp++) {
+        __m512bh vv[8];
+        __m256bh vh = (__m256bh)_mm256_setzero_si256();
+        _Pragma("GCC unroll 8") for (int t = 0; t < NC; t++) vv[t] =
+            (__m512bh)_mm512_loadu_si512(vp + jp * vld + (size_t)t * 32);
+        if (HALF)
+            vh = (__m256bh)_mm256_loadu_si256((const __m256i *)(vp + jp * vld + (size_t)NC * 32));
+        _Pragma("GCC unroll 8") for (int r = 0; r < AB_QG; r++)
+        {
+            const int32_t w = ab_word(P + (size_t)r * AB_SK + 2 * jp);
+            const __m512bh pb = (__m512bh)_mm512_set1_epi32(w);
+            _Pragma("GCC unroll 8") for (int t = 0; t < NC; t++) o[r][t] =
+                _mm512_dpbf16_ps(o[r][t], pb, vv[t]);
+            if (HALF)
+                oh[r] = _mm256_dpbf16_ps(oh[r], (__m256bh)_mm256_set1_epi32(w), vh);
+        }
+    }
+    _Pragma("GCC unroll 8") for (int r = 0; r < AB_QG; r++)
+    {
+        _Pragma("GCC unroll 8") for (int t = 0; t < NC; t++)
+            _mm512_storeu_ps(O + (size_t)r * ldo + (size_t)t * 16, o[r][t]);
+        if (HALF)
+            _mm256_storeu_ps(O + (size_t)r * ldo + (size_t)NC * 16, oh[r]);
+    }
+}
+
+#define PV_CASE2(NC_, HALF_)                                                                       \
+    case 2 * (NC_) + (HALF_):                                                                      \
+        ab_pv(NC_, HALF_, O, ldo, P, corr, vp, nk2);                                               \
+        break;
+
+/* hd <= 128 (checked by the caller): nc chunks, the last one half when
+ * hd % 16 is 1..8. */
+KFN void ab_pv_any(int hd, float *O, size_t ldo, const uint16_t *P, const float *corr,
+                   const uint16_t *vp, size_t nk2)
+{
+    const int half = hd % 16 != 0 && hd % 16 <= 8;
+    switch (2 * ((hd + 15) / 16 - half) + half) {
+        PV_CASE2(0, 1)
+        PV_CASE2(1, 0)
+        PV_CASE2(1, 1)
+        PV_CASE2(2, 0)
+        PV_CASE2(2, 1)
+        PV_CASE2(3, 0)
+        PV_CASE2(3, 1)
+        PV_CASE2(4, 0)
+        PV_CASE2(4, 1)
+        PV_CASE2(5, 0)
+        PV_CASE2(5, 1)
+        PV_CASE2(6, 0)
+        PV_CASE2(6, 1)
+        PV_CASE2(7, 0)
+        PV_CASE2(7, 1)
+        PV_CASE2(8, 0)
+    default:
+        break;
+    }
+}
+
+/* One group of AB_QG query rows over the keys [j0, j0 + nk) (a span,
+ * j0 a multiple of AB_SK): scores, the online softmax (mx, l), then P V
+ * into O. */
+KFN void ab_group_span(int hd, float *O, size_t ldo, float *l, float *mx, const uint16_t *q,
+                       size_t qld, const uint16_t *kp, const uint16_t *vp, const __mmask16 *km,
+                       size_t j0, size_t nk, float *S, uint16_t *P)
+{
+    const size_t np = ab_pairs(hd), nc = ab_chunks(hd), nch = (nk + 15) / 16;
+    __m512 bm[AB_QG];
+    for (int r = 0; r < AB_QG; r++)
+        bm[r] = _mm512_set1_ps(-INFINITY);
+    for (size_t c0 = 0; c0 < nch; c0 += AB_KB / 16) {
+        const size_t b = (j0 + c0 * 16) / AB_KB;
+        const size_t nkc = nch - c0 < AB_KB / 16 ? nch - c0 : AB_KB / 16;
+        ab_qk_any((int)nkc, S + c0 * 16, bm, q, qld, np, kp + b * np * AB_KB * 2,
+                  km + b * (AB_KB / 16));
+    }
+    float corr[AB_QG];
+    for (int r = 0; r < AB_QG; r++) {
+        const float *sr = S + (size_t)r * AB_SK;
+        uint16_t *pr = P + (size_t)r * AB_SK;
+        const float m = _mm512_reduce_max_ps(bm[r]);
+        corr[r] = 1.0f;
+        if (m > mx[r]) {
+            corr[r] = expf(mx[r] - m);
+            mx[r] = m;
+        }
+        if (mx[r] == -INFINITY) { /* no live key so far: p = 0 */
+            memset(pr, 0, nch * 16 * sizeof(uint16_t));
+            continue;
+        }
+        const __m512 mv = _mm512_set1_ps(mx[r]);
+        __m512 sum = _mm512_setzero_ps();
+        for (size_t c = 0; c < nch; c += 2) {
+            const __m512 p0 = vexp(_mm512_sub_ps(_mm512_loadu_ps(sr + c * 16), mv));
+            const __m512 p1 = c + 1 < nch
+                                  ? vexp(_mm512_sub_ps(_mm512_loadu_ps(sr + c * 16 + 16), mv))
+                                  : _mm512_setzero_ps();
+            sum = _mm512_add_ps(sum, _mm512_add_ps(p0, p1));
+            _mm512_storeu_si512(pr + c * 16, (__m512i)_mm512_cvtne2ps_pbh(p1, p0));
+        }
+        float *lr = l + (size_t)r * 16;
+        _mm512_storeu_ps(
+            lr, _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(lr), _mm512_set1_ps(corr[r])), sum));
+    }
+    ab_pv_any(hd, O, ldo, P, corr, vp + (j0 / 2) * nc * 32, (nk + 1) / 2);
+}
+
 /* Query rows [i0, i0 + AB_QR) of one head: q times the scale as bf16 hi +
- * lo, every live key block, then out = O / l. */
+ * lo, every key span, then out = O / l. */
 KFN void ab_tile(float *out, size_t ldout, const float *q, size_t q_stride, size_t n_q, size_t i0,
                  int hd, float scale, const uint16_t *kp, const uint16_t *vp, const __mmask16 *km,
-                 size_t n_blocks, void *tile)
+                 size_t n_kv, void *tile)
 {
-    const size_t np = ab_pairs(hd), nc = ab_chunks(hd), ldo = nc * 16, qld = ab_q_ld(hd);
-    float *O = tile, *l = O + AB_QR * ldo;
-    uint16_t *qb = (uint16_t *)(l + AB_QR * 16), *P = qb + AB_QR * 2 * qld;
+    const size_t np = ab_pairs(hd), ldo = ab_chunks(hd) * 16, qld = ab_q_ld(hd);
+    float *O = tile, *l = O + AB_QR * ldo, *S = l + AB_QR * 16;
+    uint16_t *qb = (uint16_t *)(S + AB_QG * AB_SK), *P = qb + AB_QR * 2 * qld;
     const size_t R = n_q - i0 < AB_QR ? n_q - i0 : AB_QR;
     float mx[AB_QR];
     for (size_t r = 0; r < AB_QR; r++) {
         /* Rows past R repeat the last row (computed, never stored). */
         const float *qr = q + (i0 + (r < R ? r : R - 1)) * q_stride;
+        if (r + AB_PF < R)
+            ab_prefetch_row(q + (i0 + r + AB_PF) * q_stride, hd);
         for (size_t d = 0; d < 2 * np; d += 16)
             ab_q16(qb + r * 2 * qld + d, qld, qr, d, hd, scale);
         mx[r] = -INFINITY;
     }
     memset(O, 0, AB_QR * (ldo + 16) * sizeof(float));
-    for (size_t b = 0; b < n_blocks; b++) {
-        const __mmask16 *kmb = km + b * (AB_KB / 16);
-        if (!(kmb[0] | kmb[1] | kmb[2] | kmb[3]))
-            continue;
-        const uint16_t *kpb = kp + b * np * AB_KB * 2, *vpb = vp + b * (AB_KB / 2) * nc * 32;
+    for (size_t j0 = 0; j0 < n_kv; j0 += AB_SK) {
+        const size_t nk = n_kv - j0 < AB_SK ? n_kv - j0 : AB_SK;
         for (size_t g = 0; g < R; g += AB_QG)
-            ab_group_any((int)nc, O + g * ldo, ldo, l + g * 16, mx + g, qb + g * 2 * qld, qld, np,
-                         kpb, vpb, kmb, P);
+            ab_group_span(hd, O + g * ldo, ldo, l + g * 16, mx + g, qb + g * 2 * qld, qld, kp, vp,
+                          km, j0, nk, S, P);
     }
     for (size_t r = 0; r < R; r++) {
         const float sum = lane_sum(_mm512_loadu_ps(l + r * 16));
@@ -525,7 +619,6 @@ KFN void ab_tile(float *out, size_t ldout, const float *q, size_t q_stride, size
             out[(i0 + r) * ldout + (size_t)t] = O[r * ldo + (size_t)t] * inv;
     }
 }
-
 void idf2_avx512_attention_bf16(float *out, const float *q, size_t q_stride, size_t n_q,
                                 const float *k, const float *v, size_t kv_head_stride,
                                 size_t kv_row_stride, size_t n_kv, int n_heads, int n_kv_heads,
@@ -560,7 +653,7 @@ void idf2_avx512_attention_bf16(float *out, const float *q, size_t q_stride, siz
             const size_t h = (size_t)(it / n_qt), i0 = (size_t)(it % n_qt) * AB_QR;
             const size_t g = h / (size_t)group;
             ab_tile(out + h * (size_t)hd, D, q + h * (size_t)hd, q_stride, n_q, i0, hd, scale,
-                    kp + g * ke, vp + g * ve, km, nb, tile);
+                    kp + g * ke, vp + g * ve, km, n_kv, tile);
         }
     }
 }

@@ -359,6 +359,8 @@ TEST(attention_tiled_bf16)
     check_attention(true, 3e-3, 9, 33, 2, 1, 128, false, 53);
     check_attention(true, 3e-3, 70, 200, 2, 2, 21, true, 54);
     check_attention(true, 3e-3, 5, 64, 4, 4, 96, false, 55);
+    /* Keys over two softmax spans (1,024 keys each). */
+    check_attention(true, 3e-3, 9, 1100, 2, 2, 72, true, 56);
 }
 
 #define TESTS(X)                                                                                   \
