@@ -200,3 +200,79 @@ bool vc_utf8_json_restore(cJSON *obj, const char *name)
     free(raw);
     return ok;
 }
+
+/* The next number literal of t[0..n) from *pos, outside strings: its
+ * start and length; false when none is left. */
+static bool next_number(const char *t, size_t n, size_t *pos, size_t *start, size_t *len)
+{
+    size_t i = *pos;
+    while (i < n) {
+        char c = t[i];
+        if (c == '"') {
+            for (i++; i < n && t[i] != '"'; i++)
+                i += t[i] == '\\';
+            i++;
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            *start = i;
+            while (i < n && t[i] && strchr("+-.eE0123456789", t[i]))
+                i++;
+            *len = i - *start;
+            *pos = i;
+            return true;
+        } else {
+            i++;
+        }
+    }
+    *pos = i;
+    return false;
+}
+
+/* Whether a double holds the literal's value as cJSON prints it back. */
+static bool double_holds(const char *lit, size_t len, double v)
+{
+    if (v != v || v > 1.7976931348623157e308 || v < -1.7976931348623157e308)
+        return false;
+    size_t digits = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (lit[i] == '.' || lit[i] == 'e' || lit[i] == 'E')
+            return true; /* a fraction: printed to 17 digits, the same double */
+        digits += lit[i] != '-';
+    }
+    return digits <= 15;
+}
+
+/* Walks the items in document order (cJSON's parse order) beside the
+ * text's number literals; false when they do not line up or on OOM. */
+static bool keep_literals(cJSON *it, const char *t, size_t n, size_t *pos)
+{
+    for (; it; it = it->next) {
+        if (cJSON_IsNumber(it)) {
+            size_t start, len;
+            if (!next_number(t, n, pos, &start, &len))
+                return false;
+            if (double_holds(t + start, len, it->valuedouble))
+                continue;
+            char *lit = cJSON_malloc(len + 1);
+            if (!lit)
+                return false;
+            memcpy(lit, t + start, len);
+            lit[len] = '\0';
+            it->type = cJSON_Raw;
+            it->valuestring = lit;
+        } else if (it->child && !keep_literals(it->child, t, n, pos)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+cJSON *vc_json_parse_exact(const char *text, size_t n)
+{
+    cJSON *doc = cJSON_ParseWithLength(text, n);
+    size_t pos = 0;
+    if (doc && !keep_literals(doc, text, n, &pos)) {
+        cJSON_Delete(doc);
+        return NULL;
+    }
+    return doc;
+}

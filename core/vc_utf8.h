@@ -1,6 +1,7 @@
 /* vc_utf8: the project's one UTF-8 decoder and validator (RFC 3629: no
- * overlong forms, no surrogates, nothing above U+10FFFF), and the escapes
- * that make arbitrary bytes safe inside the JSON we write.
+ * overlong forms, no surrogates, nothing above U+10FFFF), the escapes
+ * that make arbitrary bytes safe inside the JSON we write, and the parse
+ * that writes input JSON's numbers back as they were.
  *
  * Every JSON file the tool writes must be valid UTF-8, while member names,
  * paths and keys arrive as raw bytes: vc_utf8_json_text gives the readable
@@ -50,5 +51,11 @@ bool vc_utf8_json_restore(struct cJSON *obj, const char *name);
  * file is written, for strings that no field-level escape has seen (a
  * message quoting a file name, a spec string).  Owned (free); NULL on OOM. */
 char *vc_utf8_json_print(const struct cJSON *doc, bool pretty);
+/* cJSON_ParseWithLength of text[0..n), keeping the number literals a
+ * double cannot hold as they were written: an integer of more than 15
+ * digits (a 64-bit id or hash) and a literal out of double range become
+ * raw items that print their literal again, so JSON read from the input
+ * is written back with the same numbers.  NULL when it does not parse. */
+struct cJSON *vc_json_parse_exact(const char *text, size_t n);
 
 #endif

@@ -4,6 +4,8 @@
 #include "dedup_hash.h"
 #include "dedup_reduce.h"
 
+#include "core/vc_utf8.h"
+
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <stdlib.h>
@@ -64,7 +66,7 @@ enum vc_status dedup_doc_open(struct dedup_doc *d, const struct sample *s, bool 
     const struct sample_field *f = sample_field_get(s, "json");
     if (!f || !sample_json_may_have_key(f, "texts"))
         return VC_OK;
-    d->json = cJSON_ParseWithLength((const char *)f->data, f->size);
+    d->json = vc_json_parse_exact((const char *)f->data, f->size);
     d->texts = cJSON_GetObjectItemCaseSensitive(d->json, "texts");
     d->images = cJSON_GetObjectItemCaseSensitive(d->json, "images");
     if (!cJSON_IsArray(d->texts) || !cJSON_IsArray(d->images) ||

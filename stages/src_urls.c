@@ -12,6 +12,7 @@
 
 #include "core/img.h"
 #include "core/vc_mem.h"
+#include "core/vc_utf8.h"
 #include "fetch.h"
 #include "pq.h"
 #include "src_lines.h"
@@ -350,8 +351,16 @@ static cJSON *pq_json(const struct pq_value *v)
     case PQ_BOOLEAN:
         return cJSON_CreateBool(v->v.b);
     case PQ_INT32:
-    case PQ_INT64:
+    case PQ_INT64: {
+        /* Beyond 2^53 a double would change the value (LAION's int64
+         * `hash`): written as its decimal literal. */
+        if (v->v.i > 9007199254740992LL || v->v.i < -9007199254740992LL) {
+            char lit[24];
+            snprintf(lit, sizeof lit, "%lld", (long long)v->v.i);
+            return cJSON_CreateRaw(lit);
+        }
         return cJSON_CreateNumber((double)v->v.i);
+    }
     case PQ_FLOAT:
     case PQ_DOUBLE:
         return cJSON_CreateNumber(v->v.d);
@@ -464,7 +473,7 @@ static enum vc_status read_lines(struct urls_cursor *c, const struct urls_file *
             continue;
         }
         if (f->fmt == LINES_JSONL) {
-            cJSON *o = cJSON_ParseWithLength(rec, len);
+            cJSON *o = vc_json_parse_exact(rec, len);
             if (!cJSON_IsObject(o)) {
                 row_fail(r, VC_REASON_json_invalid, "record is not a JSON object");
             } else {

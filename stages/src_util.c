@@ -6,6 +6,7 @@
 
 #include "core/img.h"
 #include "core/vc_mem.h"
+#include "core/vc_utf8.h"
 #include "source.h"
 
 #include <cjson/cJSON.h>
@@ -285,7 +286,7 @@ enum vc_status src_doc_positions(const cJSON *texts, const cJSON *images, struct
 
 enum vc_status src_json_object(const char *text, size_t n, cJSON **out, struct vc_err *err)
 {
-    *out = cJSON_ParseWithLength(text, n);
+    *out = vc_json_parse_exact(text, n);
     if (cJSON_IsObject(*out))
         return VC_OK;
     bool parsed = *out != NULL, array = cJSON_IsArray(*out);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/vc_buf.h"
+#include "core/vc_utf8.h"
 #include "filters/filter_chain.h"
 #include "filters/filter_registry.h"
 #include "stage_cfg.h"
@@ -327,7 +328,7 @@ static enum vc_status filter_map(void *state, struct sample *s, struct stage_tas
     struct st_filter *st = state;
     struct filter_scratch *scr = ctx->task_state;
     const struct sample_field *jf = sample_field_get(s, "json");
-    cJSON *json = jf ? cJSON_ParseWithLength((const char *)jf->data, jf->size) : NULL;
+    cJSON *json = jf ? vc_json_parse_exact((const char *)jf->data, jf->size) : NULL;
     if (jf && !json)
         return vc_err_set(err, VC_ESAMPLE, VC_REASON_json_invalid, "field 'json' does not parse");
     enum vc_status rc;

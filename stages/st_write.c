@@ -298,7 +298,7 @@ static enum vc_status compose_json(struct sample *s, const struct writer_opts *o
                                    struct vc_err *err)
 {
     struct sample_field *jf = sample_field_get(s, "json");
-    cJSON *out = jf ? cJSON_ParseWithLength((const char *)jf->data, jf->size) : NULL;
+    cJSON *out = jf ? vc_json_parse_exact((const char *)jf->data, jf->size) : NULL;
     if (!jf)
         out = cJSON_CreateObject();
     if (!cJSON_IsObject(out)) {

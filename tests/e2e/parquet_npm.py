@@ -14,7 +14,8 @@ the test is skipped (exit 77) saying why.
 With --bin, the urls source also reads an npm-written parquet URL list
 (snappy, pages v2, row groups of 10 cut by units of 8) and downloads its
 images from a loopback server: nulls become missing_field, every other row
-a sample whose image, caption and saved column match the file."""
+a sample whose image, caption and saved columns match the file (an int64
+beyond 2^53 exactly)."""
 import argparse
 import json
 import os
@@ -113,7 +114,7 @@ n_checks = len(exp["ok"]) * 3 + len(exp["refuse"])
 if srv:
     import pipeline_e2e as pe
     spec = {"sources": [{"name": "pq", "type": "urls", "files": "urls.parquet", "url_col": "URL",
-                         "caption_col": "TEXT", "save_cols": ["similarity"], "urls_per_unit": 8,
+                         "caption_col": "TEXT", "save_cols": ["similarity", "hash"], "urls_per_unit": 8,
                          "fetch": {"concurrency": 8, "timeout_s": 10}}],
             "stages": [{"stage": "write"}], "output": {"dir": "out", "prefix": "pq"}}
     spec_path = pe.write_spec(os.path.join(files, "spec.json"), spec)
@@ -132,7 +133,8 @@ if srv:
     for shard in pe.shards(out, "pq") if r.returncode == 0 else []:
         for _, fields in pe.read_samples(shard):
             meta = pe.sample_json(fields)
-            got[meta["url"]] = (pe.main_image(fields)[1], fields.get("txt"), meta.get("similarity"))
+            got[meta["url"]] = (pe.main_image(fields)[1], fields.get("txt"), meta.get("similarity"),
+                               meta.get("hash"))
     bad = []
     for i, url in enumerate(want["URL"]):
         e = led.get(i, {})
@@ -140,12 +142,13 @@ if srv:
             ok_row = e.get("state") == "error" and e.get("reason") == "missing_field"
         else:
             ok_row = e.get("state") == "written" and got.get(url) == (
-                http_faults.make_image(i, "jpg"), want["TEXT"][i].encode(), want["similarity"][i])
+                http_faults.make_image(i, "jpg"), want["TEXT"][i].encode(), want["similarity"][i],
+                int(want["hash"][i]))
         if not ok_row:
             bad.append(i)
     check(len(led) == 30 and not bad,
           "30 parquet rows: nulls are missing_field, every other row is written with its image, "
-          "caption and saved column (bad rows: %s)" % bad[:5])
+          "caption and saved columns (bad rows: %s)" % bad[:5])
     n_checks += 2
 print("%d passed, %d failed" % (n_checks - failed, failed))
 sys.exit(1 if failed else 0)

@@ -9,7 +9,8 @@ the spec's own folder, and holds members named with a Latin-1 byte (`caf\\xe9`),
 Japanese keys (two that the old sanitiser turned into the same run of
 underscores, and one too long for a member name), a key with a `%`, an
 unkeyable member whose name is not UTF-8, and a json with columns source,
-width, height, format, sha256 and orig_key.  After a run with a stats
+width, height, format, sha256 and orig_key, and 64-bit integers that a
+double would round (they must come back exact).  After a run with a stats
 stage, every .json, every .jsonl line and report.html under OUT (the
 _work folder included) is decoded as strict UTF-8 and parsed, and every
 string in it must encode back to UTF-8 (no lone surrogates)."""
@@ -31,7 +32,9 @@ os.makedirs(sub)
 png = vctest.png_bytes(24, 24)
 long_key = "長い鍵" * 8  # 72 UTF-8 bytes, 216 percent-encoded
 cols = {"source": "their-crawl", "width": 7, "height": 9, "format": "theirs",
-        "sha256": "not-ours", "orig_key": "their-key", "caption_lang": "ja"}
+        "sha256": "not-ours", "orig_key": "their-key", "caption_lang": "ja",
+        # 64-bit ids and hashes (LAION's int64 `hash`) beyond a double's 2^53
+        "SAMPLE_ID": 1234567890123456789, "hash": -5738465283294858241}
 samples = [
     ("caf\udce9", [("png", png), ("txt", b"a latin-1 name")]),
     ("猫の写真", [("png", png), ("txt", "猫".encode())]),
@@ -145,7 +148,8 @@ vctest.expect(k == "caf%E9" and m["vlmcurate"].get("orig_key_hex") == "636166e9"
               "shard json: orig_key_hex keeps the Latin-1 byte, key %s" % k)
 m = by_orig["cols"][1]
 vctest.expect(all(m.get(c) == v for c, v in cols.items()),
-              "input columns named source/width/height/format/sha256/orig_key survive: %s" %
+              "input columns named source/width/height/format/sha256/orig_key and "
+              "64-bit integers survive: %s" %
               {c: m.get(c) for c in cols})
 vctest.expect(m["vlmcurate"]["source"] == "web" and m["vlmcurate"]["width"] == 24 and
               m["vlmcurate"]["format"] == "png",

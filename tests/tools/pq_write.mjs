@@ -3,7 +3,8 @@
 // every supported codec x data page v1/v2 x dictionary on/off, files that
 // use features the reader must refuse, and expected.json with every value.
 // With URL_BASE, also urls.parquet: 30 rows of URL_BASE/img/N.jpg (every
-// 7th null), a caption and a score, in row groups of 10, for the urls source.
+// 7th null), a caption, a score and an int64 beyond 2^53, in row groups of 10,
+// for the urls source.
 // Usage: node pq_write.mjs NODE_MODULES_DIR OUT_DIR [URL_BASE]
 import { createRequire } from 'node:module';
 import { writeFileSync } from 'node:fs';
@@ -76,15 +77,16 @@ write('refuse-lz4.parquet', { codec: C.LZ4_RAW });
 
 if (urlBase) {
   const n = 30;
-  const u = [], t = [], sc = [];
+  const u = [], t = [], sc = [], h = [];
   for (let i = 0; i < n; i++) {
     u.push(i % 7 === 3 ? null : `${urlBase}/img/${i}.jpg`);
     t.push(`caption ${i} — ${'ab'.repeat(i)}`);
     sc.push(i / 8);
+    h.push((i % 2 ? 1n : -1n) * (9223372036854775000n - BigInt(i))); // beyond a double's 2^53
   }
   const us = new arrow.Schema([f('URL', new arrow.Utf8()), f('TEXT', new arrow.Utf8()),
-                               f('similarity', new arrow.Float64())]);
-  const uc = { URL: u, TEXT: t, similarity: sc };
+                               f('similarity', new arrow.Float64()), f('hash', new arrow.Int64())]);
+  const uc = { URL: u, TEXT: t, similarity: sc, hash: h };
   const ub = new arrow.RecordBatch(us, arrow.makeData({
     type: new arrow.Struct(us.fields), length: n, nullCount: 0,
     children: us.fields.map((fld) => arrow.vectorFromArray(uc[fld.name], fld.type).data[0]),
@@ -93,7 +95,8 @@ if (urlBase) {
   const props = new pq.WriterPropertiesBuilder().setCompression(C.SNAPPY)
     .setWriterVersion(pq.WriterVersion.V2).setMaxRowGroupSize(10).build();
   writeFileSync(join(out, 'urls.parquet'), pq.writeParquet(ut, props));
-  writeFileSync(join(out, 'urls.json'), JSON.stringify({ URL: u, TEXT: t, similarity: sc }));
+  writeFileSync(join(out, 'urls.json'),
+                JSON.stringify({ URL: u, TEXT: t, similarity: sc, hash: h.map(String) }));
 }
 
 const rows = [];

@@ -1,11 +1,13 @@
 /* Unit tests of core/: error messages, checked arithmetic, the arena cap,
- * sample fields, key sanitising and the checked close of a written file. */
+ * sample fields, key sanitising, the checked close of a written file and
+ * JSON numbers written back as read. */
 #include "vc_test.h"
 
 #include "core/sample.h"
 #include "core/vc_err.h"
 #include "core/vc_fs.h"
 #include "core/vc_mem.h"
+#include "core/vc_utf8.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -229,6 +231,29 @@ TEST(sync_close_names_the_file)
           strcmp(err.msg, "p: No such file or directory") == 0);
 }
 
+/* Input JSON written back keeps its numbers: 64-bit ids and hashes (beyond
+ * 2^53, where a double rounds them: 1234567890123456789 became
+ * 1.2345678901234568e+18) and a literal out of double range come back as
+ * written, also inside arrays, nested objects and after strings holding
+ * digits and escaped quotes; ordinary numbers stay numbers. */
+TEST(json_numbers_written_back_as_read)
+{
+    const char *in = "{\"s\": \"1 \\\" 2\", \"id\": 1234567890123456789, \"f\": 0.5, "
+                     "\"n\": [-9223372036854775808, 7, {\"h\": 18446744073709551615}], "
+                     "\"e\": 1e400, \"k\": 123456789012345}";
+    cJSON *doc = vc_json_parse_exact(in, strlen(in));
+    CHECK(doc != NULL);
+    char *out = cJSON_PrintUnformatted(doc);
+    CHECK_STR(out, "{\"s\":\"1 \\\" 2\",\"id\":1234567890123456789,\"f\":0.5,"
+                   "\"n\":[-9223372036854775808,7,{\"h\":18446744073709551615}],"
+                   "\"e\":1e400,\"k\":123456789012345}");
+    CHECK(cJSON_IsNumber(cJSON_GetObjectItem(doc, "k")));
+    CHECK(cJSON_IsNumber(cJSON_GetObjectItem(doc, "f")));
+    free(out);
+    cJSON_Delete(doc);
+    CHECK(vc_json_parse_exact("{\"a\": 1", 7) == NULL);
+}
+
 #define TESTS(X)                                                                                   \
     X(err_message_and_prefix)                                                                      \
     X(checked_arithmetic)                                                                          \
@@ -237,5 +262,6 @@ TEST(sync_close_names_the_file)
     X(arena_cap_and_reset)                                                                         \
     X(sample_fields)                                                                               \
     X(field_digest_cached_until_replaced)                                                          \
-    X(image_fields_by_webdataset_rule) X(key_sanitize) X(json_key_prefilter_never_misses_a_key)
+    X(image_fields_by_webdataset_rule)                                                             \
+    X(key_sanitize) X(json_key_prefilter_never_misses_a_key) X(json_numbers_written_back_as_read)
 TEST_MAIN(TESTS)
