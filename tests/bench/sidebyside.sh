@@ -123,6 +123,10 @@
 #    and drops it from the page cache after llama's runs of that type (dd
 #    iflag=nocache), as DAMON would a minute later: left resident, its 7.7 GB
 #    cost our engine's copy its huge pages (5.67 of 7.04 GiB).
+#  - First touch: the VM is a PVM guest with free-page reporting, so the
+#    first pass over freshly mapped weights is slow (about 0.15 s per GiB,
+#    README, "The decode step inside the whole model"): both sides time
+#    after a warm-up pass.
 #  - Not the cause: llama-bench with --mmap 0, its weights in 4 KiB pages or
 #    in huge pages (GLIBC_TUNABLES=glibc.malloc.hugetlb=1: 7.3 GB faulted in
 #    2 MiB pages), spread as much (2.82-4.63); the script keeps its defaults.
