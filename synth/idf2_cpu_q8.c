@@ -40,12 +40,12 @@
  * The x16 formats (Q8_0X16 / Q4_0X16, what the engine quantizes its text
  * weights into at load) are the packed panel's layout in memory: 16 rows
  * interleaved per block, codes then half scales per group (layout:
- * synth/idf2_backend.h).  One tile (qx_tile) reads them as stored at every
- * row count: 1-2 rows stream each thread's groups once, prefetching a
- * group ahead; more rows run the packed tiles' row tiles straight over
- * them, span by span of about Q_PANEL bytes, with the next span fetched
- * meanwhile.  No fold, gathers or repack; the same bits as the ggml-layout
- * paths (tests/unit/test_idf2_fast.c, matmul_x16_same_bits). */
+ * synth/idf2_backend.h), read as stored at every row count: 1-2 rows
+ * stream each thread's groups once (qx_stream, whole groups; qx_tile, a
+ * partial last one), prefetching a group ahead; more rows run the packed
+ * tiles' row tiles (qx_tile) straight over them, span by span of about
+ * Q_PANEL bytes, with the next span fetched meanwhile.  No fold, gathers or repack; the same bits
+ * as the ggml-layout paths (tests/unit/test_idf2_fast.c, matmul_x16_same_bits). */
 #include "idf2_cpu_q8.h"
 
 #include <immintrin.h>
@@ -984,19 +984,28 @@ KFN void qx_tile_any(int MR, bool q4, const struct qx *a, size_t r0, const uint8
     }
 }
 
-/* 1-2 activation rows (decode) x one whole Q8_0X16 group at grp over nb
- * blocks, qx_tile's sums for 16 lanes: plain loads, two chains per row
- * (quads 0-3, 4-7) to cover vpdpbusd's latency, and per block a fixed 8 + 1
- * lines of the next group (pf: its codes' block b, then its scales)
- * prefetched.  Against qx_tile at 1 row (masked loads, a counted prefetch
- * loop, the next group's scales behind a test), 8 layers of the Mistral-7B
- * stack, quiet slots: 47.9 against 35.7 GB/s in one process, same bits;
- * builds alternating, 84-87 % of the read probe against 62-79 %.  Q4_0X16
- * stays on qx_tile: the same change gave 71-73 % against 76 %. */
-KINL void qx_stream(const int MR, const struct qx *a, const uint8_t *grp, size_t nb, float *y,
-                    size_t ldy, const float *bias, const char *pf)
+/* 1-2 activation rows (decode) x one whole group at grp over nb blocks,
+ * qx_tile's sums for 16 lanes: plain loads, two chains per row (to cover
+ * vpdpbusd's latency), and per block a fixed set of lines of the next group
+ * (pf: its codes' block b, then its scales) prefetched.  Q8_0X16: 8 code
+ * zmm per block, chains over quads 0-3 and 4-7.  Q4_0X16: 4 loads, each
+ * feeding its low nibbles (AND 0x0F) to the first chain and its high ones
+ * unshifted (AND 0xF0, 16 x the code) to the second, which is shifted right
+ * by 4 once per block: exact, as that sum is a multiple of 16 far from
+ * overflow (16 x 15 x 127 x 16 per lane), and one op per block instead of
+ * a shift per load.  Against qx_tile at 1 row (masked loads, a counted
+ * prefetch loop, the next group's scales behind a test), 8 layers of the
+ * Mistral-7B stack, quiet slots: Q8_0X16 47.9 against 35.7 GB/s in one
+ * process, same bits; builds alternating, 84-87 % of the read probe
+ * against 62-79 %.  Q4_0X16 (16 layers, alternating in one process, same
+ * bits, quiet slot, 2026-12-07): best 44.9 / 44.8 against 42.1 / 42.2 GB/s,
+ * medians 41.8 / 42.8 against 41.3 / 40.7; at 1 thread from L2 (1024 x
+ * 1024) 48.3 against 43.2 GB/s. */
+KINL void qx_stream(const int MR, const bool q4, const struct qx *a, const uint8_t *grp, size_t nb,
+                    float *y, size_t ldy, const float *bias, const char *pf)
 {
-    const size_t cb = 32, gcodes = nb * Q_GROUP * cb;
+    const size_t cb = q4 ? 16 : 32, bcodes = Q_GROUP * cb, gcodes = nb * bcodes;
+    const __m512i lo4 = _mm512_set1_epi8(0x0F), hi4 = _mm512_set1_epi8((char)0xF0);
     __m512 acc[2];
     const int8_t *xq[2];
     const float *dx[2];
@@ -1009,13 +1018,23 @@ KINL void qx_stream(const int MR, const struct qx *a, const uint8_t *grp, size_t
         corr[r] = qx_corr(a, (size_t)r);
     }
     for (size_t b = 0; b < nb; b++) {
-        const uint8_t *cp = grp + b * Q_GROUP * cb;
-        _Pragma("GCC unroll 8") for (size_t i = 0; i < Q_GROUP * cb / 64; i++)
-            _mm_prefetch(pf + b * Q_GROUP * cb + i * 64, _MM_HINT_T0);
+        const uint8_t *cp = grp + b * bcodes;
+        _Pragma("GCC unroll 8") for (size_t i = 0; i < bcodes / 64; i++)
+            _mm_prefetch(pf + b * bcodes + i * 64, _MM_HINT_T0);
         _mm_prefetch(pf + gcodes + b * Q_GROUP * 2, _MM_HINT_T0);
+        /* wv[j] meets quad j (inputs 4j..), wv[j + 4] quad j + 4. */
         __m512i wv[8];
-        _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++) wv[j] =
-            _mm512_loadu_si512(cp + (size_t)j * 64);
+        if (q4) {
+            _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++)
+            {
+                const __m512i v = _mm512_loadu_si512(cp + (size_t)j * 64);
+                wv[j] = _mm512_and_si512(v, lo4);
+                wv[j + 4] = _mm512_and_si512(v, hi4);
+            }
+        } else {
+            _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++) wv[j] =
+                _mm512_loadu_si512(cp + (size_t)j * 64);
+        }
         const __m512 dw = _mm512_cvtph_ps(
             _mm256_loadu_si256((const __m256i *)(const void *)(grp + gcodes + b * Q_GROUP * 2)));
         _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++)
@@ -1028,6 +1047,8 @@ KINL void qx_stream(const int MR, const struct qx *a, const uint8_t *grp, size_t
                 d1 = _mm512_dpbusd_epi32(d1, wv[j + 4],
                                          _mm512_set1_epi32(ld32(xq[r] + b * 32 + 16 + 4 * j)));
             }
+            if (q4)
+                d1 = _mm512_srai_epi32(d1, 4);
             acc[r] = q_step(acc[r], _mm512_add_epi32(d0, d1), dw, dx[r][b]);
         }
     }
@@ -1035,16 +1056,18 @@ KINL void qx_stream(const int MR, const struct qx *a, const uint8_t *grp, size_t
         q_store(y + (size_t)r * ldy, 0xFFFF, acc[r], bias);
 }
 
-/* One function per row count: see STREAM_FN. */
-#define QS_FN(R_)                                                                                  \
-    KFN __attribute__((noinline)) void qx_stream_##R_(const struct qx *a, const uint8_t *grp,      \
-                                                      size_t nb, float *y, size_t ldy,             \
-                                                      const float *bias, const char *pf)           \
+/* One function per (rows, format): see STREAM_FN. */
+#define QS_FN(R_, Q4_)                                                                             \
+    KFN __attribute__((noinline)) void qx_stream_##R_##_##Q4_(                                     \
+        const struct qx *a, const uint8_t *grp, size_t nb, float *y, size_t ldy,                   \
+        const float *bias, const char *pf)                                                         \
     {                                                                                              \
-        qx_stream(R_, a, grp, nb, y, ldy, bias, pf);                                               \
+        qx_stream(R_, Q4_, a, grp, nb, y, ldy, bias, pf);                                          \
     }
-QS_FN(1)
-QS_FN(2)
+QS_FN(1, 0)
+QS_FN(1, 1)
+QS_FN(2, 0)
+QS_FN(2, 1)
 
 /* Groups of an x16 span: about Q_PANEL bytes, at least one group. */
 static size_t qx_span_groups(size_t wrb)
@@ -1058,8 +1081,8 @@ static size_t qx_span_groups(size_t wrb)
  * slot, 6-8 layers of the Q8_0X16 stack in one process: no software
  * prefetch 30 GB/s against 43-46; 4, 16 or 64 KiB ahead instead of a group
  * the same within 2 %; an L2 hint (T1) 38-40 against 44-48; two or four
- * groups side by side, as two or four streams, 44 against 48); Q8_0X16's
- * whole groups through qx_stream.  More: per span of groups
+ * groups side by side, as two or four streams, 44 against 48); whole
+ * groups through qx_stream.  More: per span of groups
  * of about Q_PANEL bytes (L2), every row tile over every group of it, the tiles of up to
  * Q_AHEAD_ROWS rows fetching the next span meanwhile, as q_gemm_groups does with its panels. */
 KFN void qx_groups(float *y, const struct qx *a, size_t m, const uint8_t *w, size_t wrb, size_t N,
@@ -1072,9 +1095,10 @@ KFN void qx_groups(float *y, const struct qx *a, size_t m, const uint8_t *w, siz
             const uint8_t *grp = w + n0 * wrb;
             float *yg = y + n0;
             const float *bg = bias ? bias + n0 : NULL;
-            if (!q4 && lanes == Q_GROUP) {
-                (m == 1 ? qx_stream_1 : qx_stream_2)(a, grp, nb, yg, N, bg,
-                                                     (const char *)grp + gbytes);
+            if (lanes == Q_GROUP) {
+                (m == 1 ? (q4 ? qx_stream_1_1 : qx_stream_1_0)
+                        : (q4 ? qx_stream_2_1 : qx_stream_2_0))(a, grp, nb, yg, N, bg,
+                                                                (const char *)grp + gbytes);
                 continue;
             }
             const size_t cb = q4 ? 16 : 32;
