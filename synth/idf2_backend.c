@@ -352,13 +352,54 @@ void *idf2_carve(struct idf2_carve *c, size_t n, size_t elem)
 
 /* ---------------------------------------------------------- compositions */
 
-void idf2_swiglu(const struct idf2_exec *ex, float *y, const float *x, size_t n,
-                 const struct idf2_w *gate, const struct idf2_w *up, const struct idf2_w *down,
-                 enum idf2_act act, float *g, float *u)
+bool idf2_w_stack(const struct idf2_ops *ops, const struct idf2_w *const *parts, size_t n,
+                  struct idf2_w *out)
 {
-    idf2_mm(ex, g, x, n, gate, NULL);
-    idf2_mm(ex, u, x, n, up, NULL);
-    ex->ops->act_mul(g, u, n * (size_t)gate->rows, act, ex);
+    const struct idf2_w *a = parts[0];
+    if (!ops->pack || !ops->pack_bytes || n == 0 || !a->packed || a->packed_by != ops->pack)
+        return false;
+    *out = (struct idf2_w){
+        .fmt = a->fmt, .cols = a->cols, .packed = a->packed, .packed_by = a->packed_by
+    };
+    size_t sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct idf2_w *p = parts[i];
+        const size_t b = p->packed_by == ops->pack && p->fmt == a->fmt && p->cols == a->cols
+                             ? ops->pack_bytes(p)
+                             : 0;
+        /* A part before the last must fill its layout's last row group:
+         * then one more row takes more bytes (16-row groups: 27 rows pack
+         * as 32, and a next part would not start at row 27). */
+        struct idf2_w more = *p;
+        more.rows++;
+        if (!b || (const char *)p->packed != (const char *)a->packed + sum ||
+            (i + 1 < n && ops->pack_bytes(&more) == b))
+            return false;
+        sum += b;
+        out->rows += p->rows;
+    }
+    return ops->pack_bytes(out) == sum;
+}
+
+void idf2_swiglu(const struct idf2_exec *ex, float *y, const float *x, size_t n,
+                 const struct idf2_w *gate, const struct idf2_w *up, const struct idf2_w *gate_up,
+                 const struct idf2_w *down, enum idf2_act act, float *g, float *u)
+{
+    const size_t I = (size_t)gate->rows;
+    if (gate_up) {
+        /* Rows of gate|up side by side: each row's product into its gate
+         * half, moved to row i of a [n, I] matrix (row i's place ends
+         * before row i + 1's, which is still to come). */
+        idf2_mm(ex, g, x, n, gate_up, NULL);
+        for (size_t i = 0; i < n; i++) {
+            ex->ops->act_mul(g + 2 * i * I, g + 2 * i * I + I, I, act, ex);
+            memmove(g + i * I, g + 2 * i * I, I * sizeof(float));
+        }
+    } else {
+        idf2_mm(ex, g, x, n, gate, NULL);
+        idf2_mm(ex, u, x, n, up, NULL);
+        ex->ops->act_mul(g, u, n * I, act, ex);
+    }
     idf2_mm(ex, y, g, n, down, NULL);
 }
 

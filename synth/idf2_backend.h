@@ -323,12 +323,26 @@ static inline void idf2_mm(const struct idf2_exec *ex, float *y, const float *x,
     ex->ops->matmul[w->fmt](y, x, n, w, bias, ex);
 }
 
+/* *out = the matrices parts[0..n) (same format and cols) stacked into one
+ * [sum of rows, cols] matrix for the matmul of ops' row, when that row
+ * reads them all from its packing made at load (packed_by == ops->pack)
+ * and the packed copies lie back to back as the stacked matrix's would
+ * (idf2_place packs a layer's matrices in order; in a layout of row
+ * groups, such as the outer product's 16 rows, every part but the last
+ * must end a group).  The view has data NULL: only that row may read it.
+ * Output column j is computed as in its own matrix (batch invariance), so
+ * one matmul gives every part's bits; false: one matmul per part. */
+bool idf2_w_stack(const struct idf2_ops *ops, const struct idf2_w *const *parts, size_t n,
+                  struct idf2_w *out);
+
 /* The gated MLP of every block: y = down(act(gate x) * up x) for n rows.
- * g and u are caller scratch of n * gate->rows floats each; y may be x (x
- * is only read before y is written). */
+ * gate_up: gate and up stacked (idf2_w_stack) for one matmul, or NULL for
+ * two.  g and u are caller scratch of n * gate->rows floats each, g twice
+ * that with gate_up (then u is not used, and may be g + n * gate->rows);
+ * y may be x (x is only read before y is written). */
 void idf2_swiglu(const struct idf2_exec *ex, float *y, const float *x, size_t n,
-                 const struct idf2_w *gate, const struct idf2_w *up, const struct idf2_w *down,
-                 enum idf2_act act, float *g, float *u);
+                 const struct idf2_w *gate, const struct idf2_w *up, const struct idf2_w *gate_up,
+                 const struct idf2_w *down, enum idf2_act act, float *g, float *u);
 
 /* *need = max(*need, what a matmul by w over up to n rows needs). */
 void idf2_ws_need_mm(size_t *need, const struct idf2_ops *ops, size_t n, const struct idf2_w *w,

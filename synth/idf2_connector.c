@@ -61,7 +61,7 @@ void idf2_connector_project(const struct idf2_exec *ex, const struct idf2_model_
     const size_t Dv = (size_t)cfg->vision.hidden_size, Dt = (size_t)cfg->text.hidden_size;
     for (size_t i = 0; i < P; i += IDF2_ROW_CHUNK) {
         const size_t r = P - i < IDF2_ROW_CHUNK ? P - i : IDF2_ROW_CHUNK;
-        idf2_swiglu(ex, proj + i * Dt, vis + i * Dv, r, &w->mp_gate, &w->mp_up, &w->mp_down,
+        idf2_swiglu(ex, proj + i * Dt, vis + i * Dv, r, &w->mp_gate, &w->mp_up, NULL, &w->mp_down,
                     cfg->text.hidden_act, s->g, s->u);
     }
 }
@@ -106,7 +106,8 @@ static void resample_layer(const struct idf2_exec *ex, const struct idf2_perceiv
     o->add(z, s->t, rows * D, ex);
 
     o->rmsnorm(s->t, z, rows, D, L->post_attn_norm, eps, ex);
-    idf2_swiglu(ex, s->t, s->t, rows, &L->gate, &L->up, &L->down, pc->hidden_act, s->pg, s->pu);
+    idf2_swiglu(ex, s->t, s->t, rows, &L->gate, &L->up, NULL, &L->down, pc->hidden_act, s->pg,
+                s->pu);
     o->add(z, s->t, rows * D, ex);
 }
 

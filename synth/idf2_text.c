@@ -66,8 +66,8 @@ void idf2_text_scratch_carve(const struct idf2_text_config *cfg, size_t max_rows
     s->k = idf2_carve(c, max_rows, kvw * sizeof(float));
     s->v = idf2_carve(c, max_rows, kvw * sizeof(float));
     s->att = idf2_carve(c, max_rows, qw * sizeof(float));
-    s->g = idf2_carve(c, max_rows, (size_t)cfg->intermediate_size * sizeof(float));
-    s->u = idf2_carve(c, max_rows, (size_t)cfg->intermediate_size * sizeof(float));
+    const size_t I2 = 2 * (size_t)cfg->intermediate_size;
+    s->gu = idf2_carve(c, max_rows, (I2 > qw + 2 * kvw ? I2 : qw + 2 * kvw) * sizeof(float));
     s->pos = idf2_carve(c, max_rows, sizeof(int32_t));
 }
 
@@ -78,6 +78,55 @@ static size_t row_attn_ws(const struct idf2_ops *ops, const struct idf2_text_con
     return idf2_align64(ops->attention_ws(1, cap, cfg->num_key_value_heads, cfg->head_dim, 1));
 }
 
+static bool stack_qkv(const struct idf2_ops *ops, const struct idf2_text_layer *L,
+                      struct idf2_w *qkv)
+{
+    const struct idf2_w *parts[] = { &L->q, &L->k, &L->v };
+    return idf2_w_stack(ops, parts, 3, qkv);
+}
+
+static bool stack_gate_up(const struct idf2_ops *ops, const struct idf2_text_layer *L,
+                          struct idf2_w *gate_up)
+{
+    const struct idf2_w *parts[] = { &L->gate, &L->up };
+    return idf2_w_stack(ops, parts, 2, gate_up);
+}
+
+/* s->q, s->k, s->v of R rows of s->h: from one matmul where the layer's
+ * weights stack (then split, a few hundred KiB per 16 rows against
+ * reading 100 MiB of weights), else from three.  One call instead of
+ * three: one ramp and tail, and the small k and v no longer split 1,024
+ * columns over the threads on their own. */
+static void qkv_mm(const struct idf2_exec *ex, const struct idf2_text_layer *L,
+                   struct idf2_text_scratch *s, size_t R)
+{
+    struct idf2_w qkv;
+    if (s->apart || !stack_qkv(ex->ops, L, &qkv)) {
+        idf2_mm(ex, s->q, s->h, R, &L->q, NULL);
+        idf2_mm(ex, s->k, s->h, R, &L->k, NULL);
+        idf2_mm(ex, s->v, s->h, R, &L->v, NULL);
+        return;
+    }
+    const size_t qw = (size_t)L->q.rows, kvw = (size_t)L->k.rows, width = (size_t)qkv.rows;
+    idf2_mm(ex, s->gu, s->h, R, &qkv, NULL);
+    for (size_t i = 0; i < R; i++) {
+        const float *row = s->gu + i * width;
+        memcpy(s->q + i * qw, row, qw * sizeof(float));
+        memcpy(s->k + i * kvw, row + qw, kvw * sizeof(float));
+        memcpy(s->v + i * kvw, row + qw + kvw, kvw * sizeof(float));
+    }
+}
+
+/* The layer's MLP over R rows of s->h, in place. */
+static void mlp(const struct idf2_exec *ex, const struct idf2_text_layer *L, enum idf2_act act,
+                struct idf2_text_scratch *s, size_t R)
+{
+    struct idf2_w gate_up;
+    const bool one = !s->apart && stack_gate_up(ex->ops, L, &gate_up);
+    idf2_swiglu(ex, s->h, s->h, R, &L->gate, &L->up, one ? &gate_up : NULL, &L->down, act, s->gu,
+                s->gu + R * (size_t)L->gate.rows);
+}
+
 size_t idf2_text_ws(const struct idf2_ops *ops, const struct idf2_text_config *cfg,
                     const struct idf2_text_weights *w, size_t max_rows, size_t max_ctx, int nt)
 {
@@ -86,6 +135,11 @@ size_t idf2_text_ws(const struct idf2_ops *ops, const struct idf2_text_config *c
     need = rows_ws > need ? rows_ws : need;
     for (int l = 0; l < cfg->num_hidden_layers; l++) {
         const struct idf2_text_layer *L = &w->layers[l];
+        struct idf2_w qkv, gate_up;
+        if (stack_qkv(ops, L, &qkv))
+            idf2_ws_need_mm(&need, ops, max_rows, &qkv, nt);
+        if (stack_gate_up(ops, L, &gate_up))
+            idf2_ws_need_mm(&need, ops, max_rows, &gate_up, nt);
         idf2_ws_need_mm(&need, ops, max_rows, &L->q, nt);
         idf2_ws_need_mm(&need, ops, max_rows, &L->k, nt);
         idf2_ws_need_mm(&need, ops, max_rows, &L->v, nt);
@@ -197,9 +251,7 @@ static void text_layer(const struct idf2_exec *ex, const struct idf2_text_config
     const float eps = (float)cfg->rms_norm_eps;
 
     o->rmsnorm(s->h, x, R, D, L->attn_norm, eps, ex);
-    idf2_mm(ex, s->q, s->h, R, &L->q, NULL);
-    idf2_mm(ex, s->k, s->h, R, &L->k, NULL);
-    idf2_mm(ex, s->v, s->h, R, &L->v, NULL);
+    qkv_mm(ex, L, s, R);
     o->rope(s->q, R, qw, cfg->num_attention_heads, cfg->head_dim, rope->cos_t, rope->sin_t, s->pos,
             ex);
     o->rope(s->k, R, kvw, cfg->num_key_value_heads, cfg->head_dim, rope->cos_t, rope->sin_t, s->pos,
@@ -221,7 +273,7 @@ static void text_layer(const struct idf2_exec *ex, const struct idf2_text_config
     o->add(x, s->h, R * D, ex);
 
     o->rmsnorm(s->h, x, R, D, L->mlp_norm, eps, ex);
-    idf2_swiglu(ex, s->h, s->h, R, &L->gate, &L->up, &L->down, cfg->hidden_act, s->g, s->u);
+    mlp(ex, L, cfg->hidden_act, s, R);
     o->add(x, s->h, R * D, ex);
 }
 
@@ -269,13 +321,9 @@ void idf2_text_matmuls(const struct idf2_exec *ex, const struct idf2_text_weight
 {
     for (int l = 0; l < n_layers; l++) {
         const struct idf2_text_layer *L = &w->layers[l];
-        idf2_mm(ex, s->q, s->h, R, &L->q, NULL);
-        idf2_mm(ex, s->k, s->h, R, &L->k, NULL);
-        idf2_mm(ex, s->v, s->h, R, &L->v, NULL);
+        qkv_mm(ex, L, s, R);
         idf2_mm(ex, s->h, s->att, R, &L->o, NULL);
-        idf2_mm(ex, s->g, s->h, R, &L->gate, NULL);
-        idf2_mm(ex, s->u, s->h, R, &L->up, NULL);
-        idf2_mm(ex, s->h, s->g, R, &L->down, NULL);
+        mlp(ex, L, IDF2_ACT_SILU, s, R);
     }
     idf2_mm(ex, logits, s->h, R, &w->lm_head, NULL);
 }

@@ -47,8 +47,12 @@ void idf2_rope_release(struct idf2_rope *r);
 struct idf2_text_scratch {
     size_t max_rows;
     float *h, *q, *k, *v, *att; /* (max_rows, width) */
-    float *g, *u;               /* (max_rows, It) */
-    int32_t *pos;               /* (max_rows) */
+    /* (max_rows, max(2 It, qw + 2 kvw)): the MLP's gate and up (side by
+     * side per row from one matmul, or one after another), and before it a
+     * pass's q|k|v rows from one matmul, split into q, k and v. */
+    float *gu;
+    bool apart;   /* a matmul per matrix even where stacked ones do (benchmarks compare) */
+    int32_t *pos; /* (max_rows) */
 };
 void idf2_text_scratch_carve(const struct idf2_text_config *cfg, size_t max_rows,
                              struct idf2_carve *c, struct idf2_text_scratch *s);
@@ -81,7 +85,8 @@ enum vc_status idf2_text_forward(const struct idf2_exec *ex, const struct idf2_t
                                  size_t n_seg, float *x, float *logits, struct vc_err *err);
 
 /* Only the weight matmuls of a pass of R rows (each layer's q, k, v, o,
- * gate, up and down, then lm_head on every row) over the scratch's
+ * gate, up and down, stacked as a pass stacks them, with the MLP's
+ * activation, then lm_head on every row) over the scratch's
  * buffers, whatever they hold: the floor under a pass's time that
  * bench_engine compares a decode step with, in the same process. */
 void idf2_text_matmuls(const struct idf2_exec *ex, const struct idf2_text_weights *w, int n_layers,

@@ -119,21 +119,9 @@ size_t idf2_vision_ws(const struct idf2_ops *ops, const struct idf2_vision_confi
 bool idf2_vision_fused_qkv(const struct idf2_ops *ops, const struct idf2_vision_layer *L,
                            struct idf2_w *qkv)
 {
-    const struct idf2_w *q = &L->q, *k = &L->k, *v = &L->v;
-    if (!ops->pack || !ops->pack_bytes || !L->q_b || !L->k_b || !L->v_b || !q->packed ||
-        q->packed_by != ops->pack || k->packed_by != ops->pack || v->packed_by != ops->pack ||
-        k->fmt != q->fmt || v->fmt != q->fmt || k->rows != q->rows || v->rows != q->rows ||
-        k->cols != q->cols || v->cols != q->cols)
-        return false;
-    *qkv = (struct idf2_w){ .fmt = q->fmt,
-                            .rows = 3 * q->rows,
-                            .cols = q->cols,
-                            .packed = q->packed,
-                            .packed_by = q->packed_by };
-    const size_t b = ops->pack_bytes(q);
-    return b && ops->pack_bytes(qkv) == 3 * b &&
-           (const char *)k->packed == (const char *)q->packed + b &&
-           (const char *)v->packed == (const char *)k->packed + b;
+    const struct idf2_w *parts[] = { &L->q, &L->k, &L->v };
+    return L->q_b && L->k_b && L->v_b && L->k.rows == L->q.rows && L->v.rows == L->q.rows &&
+           idf2_w_stack(ops, parts, 3, qkv);
 }
 
 /* One pre-LN encoder layer over x[P, D]: the rows of the images im[0..n),

@@ -46,16 +46,9 @@ struct idf2_vision_scratch {
 };
 void idf2_vision_scratch_carve(const struct idf2_vision_config *cfg, size_t max_patches,
                                struct idf2_carve *c, struct idf2_vision_scratch *s);
-/* A layer's q, k and v as one [3 Dv, Dv] matrix for the matmul of ex's
- * row, when that row reads the three from its packing made at load
- * (packed_by == ops->pack) and the packed copies lie back to back as one
- * matrix's would (idf2_place_pack packs the image matrices in order; the
- * outer product's layout is 16-column groups one after another, so this
- * holds when Dv is a multiple of 16), and the three have biases.  The
- * fused view has data NULL: only
- * that row may read it.  Each output column is computed as in its own
- * matrix, so the fused matmul gives q, k and v bit for bit; false: use
- * three matmuls. */
+/* A layer's q, k and v as one [3 Dv, Dv] matrix (idf2_w_stack) when they
+ * stack for ex's row and have biases: one matmul gives q, k and v bit for
+ * bit; false: use three matmuls. */
 bool idf2_vision_fused_qkv(const struct idf2_ops *ops, const struct idf2_vision_layer *L,
                            struct idf2_w *qkv);
 

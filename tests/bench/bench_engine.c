@@ -26,7 +26,7 @@
  * usage: bench_engine CKPT_DIR [--compute bf16|f32] [--threads N] [--max-new N (16)]
  *                     [--sizes 378,980] [--cache] [--batch 1,16] [--backend NAME] [--split]
  *                     [--quant q8_0|q4_0] [--weights copy|map] [--prompt-tokens N,..]
- *                     [--vs-stack N]
+ *                     [--vs-stack N] [--vs-apart N]
  * --quant and --weights load the model as generate's options of the same
  * name do.
  *
@@ -51,7 +51,14 @@
  * per round and over all rounds (`RESULT engine_vs_stack`): what
  * attention, norms, RoPE, sampling and the threads' hand-offs add to a
  * decode step, taken alternately so that a change of the machine's speed
- * between runs does not show up as a gap. */
+ * between runs does not show up as a gap.
+ *
+ * --vs-apart N: likewise N rounds after each text-only row, each the batch
+ * generated with a matmul per weight matrix (idf2_text_scratch.apart) and
+ * then with q|k|v and gate|up stacked into one matmul each (the default
+ * where the packed weights lie back to back): both decode steps, their
+ * ratio, and whether the generated tokens agreed (`RESULT
+ * engine_vs_apart`). */
 #include "bench_clock.h"
 #include "core/img.h"
 #include "synth/idefics2.h"
@@ -159,6 +166,21 @@ static double step_s(const struct idf2_result *last)
     return last->n_ids > 1 ? last->decode_seconds / (double)(last->n_ids - 1) : 0;
 }
 
+/* The batch generated again: its decode step seconds, or -1 (said). */
+static double regenerate(struct idf2_ctx *ctx, const struct idf2_request *reqs,
+                         struct idf2_result *res, size_t B, const char *what, int k)
+{
+    for (size_t i = 0; i < B; i++)
+        idf2_result_release(&res[i]);
+    struct vc_err err = { 0 };
+    if (idf2_ctx_generate(ctx, reqs, B, res, &err) < 0 || res[0].status < 0 ||
+        res[B - 1].n_ids < 2) {
+        fprintf(stderr, "%s round %d: %s\n", what, k, res[0].status < 0 ? res[0].err.msg : err.msg);
+        return -1;
+    }
+    return step_s(&res[B - 1]);
+}
+
 /* --vs-stack: rounds of the batch generated again, then its decode steps'
  * count of matmul-only passes at B rows. */
 static void vs_stack_rounds(struct idf2_ctx *ctx, const struct idf2_request *reqs,
@@ -168,16 +190,9 @@ static void vs_stack_rounds(struct idf2_ctx *ctx, const struct idf2_request *req
     double whole = 0, stack = 0;
     int done = 0;
     for (int k = 1; k <= rounds; k++) {
-        for (size_t i = 0; i < B; i++)
-            idf2_result_release(&res[i]);
-        struct vc_err err = { 0 };
-        if (idf2_ctx_generate(ctx, reqs, B, res, &err) < 0 || res[0].status < 0 ||
-            res[B - 1].n_ids < 2) {
-            fprintf(stderr, "vs-stack round %d: %s\n", k,
-                    res[0].status < 0 ? res[0].err.msg : err.msg);
+        const double w = regenerate(ctx, reqs, res, B, "vs-stack", k);
+        if (w < 0)
             return;
-        }
-        const double w = step_s(&res[B - 1]);
         const size_t steps = res[B - 1].n_ids - 1;
         const double t0 = bench_wall_s();
         for (size_t t = 0; t < steps; t++)
@@ -198,15 +213,52 @@ static void vs_stack_rounds(struct idf2_ctx *ctx, const struct idf2_request *req
     fflush(stdout);
 }
 
+/* --vs-apart: rounds of the batch generated with a matmul per matrix
+ * (ts.apart), then with the stacked q|k|v and gate|up: both decode steps,
+ * their ratio, and whether every request's tokens agreed. */
+static void vs_apart_rounds(struct idf2_ctx *ctx, const struct idf2_request *reqs,
+                            struct idf2_result *res, struct idf2_result *other, size_t B,
+                            int rounds)
+{
+    double t[2] = { 0, 0 };
+    int done = 0;
+    bool same = true;
+    for (int k = 1; k <= rounds; k++) {
+        ctx->ts.apart = true;
+        const double a = regenerate(ctx, reqs, other, B, "vs-apart", k);
+        ctx->ts.apart = false;
+        const double f = a < 0 ? -1 : regenerate(ctx, reqs, res, B, "vs-apart", k);
+        if (f < 0)
+            break;
+        for (size_t i = 0; i < B; i++)
+            same = same && res[i].n_ids == other[i].n_ids &&
+                   !memcmp(res[i].ids, other[i].ids, res[i].n_ids * sizeof *res[i].ids);
+        printf("RESULT engine_vs_apart batch=%zu round=%d apart_step_ms=%.1f "
+               "stacked_step_ms=%.1f apart_over_stacked=%.3f\n",
+               B, k, a * 1e3, f * 1e3, a / f);
+        t[0] += a;
+        t[1] += f;
+        done++;
+    }
+    ctx->ts.apart = false;
+    if (done)
+        printf("RESULT engine_vs_apart batch=%zu rounds=%d apart_step_ms=%.1f "
+               "stacked_step_ms=%.1f apart_over_stacked=%.3f tokens %s\n",
+               B, done, t[0] / done * 1e3, t[1] / done * 1e3, t[0] / t[1],
+               same ? "same" : "DIFFER");
+    fflush(stdout);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || argv[1][0] == '-') {
         fprintf(stderr, "usage: bench_engine CKPT_DIR [--compute bf16|f32] [--threads N] "
-                        "[--max-new N (16)] [--sizes 378,980] [--cache] [--vs-stack N]\n");
+                        "[--max-new N (16)] [--sizes 378,980] [--cache] [--vs-stack N] "
+                        "[--vs-apart N]\n");
         return 2;
     }
     struct idf2_load_opts opts = { .compute = IDF2_COMPUTE_BF16, .n_threads = 0 };
-    int split = 0, vs_stack = 0;
+    int split = 0, vs_stack = 0, vs_apart = 0;
     char sizes[64] = "378,980", batches[64] = "1", max_new_list[64] = "16", prompt_list[64] = "0";
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--compute") && i + 1 < argc)
@@ -227,6 +279,8 @@ int main(int argc, char **argv)
             opts.backend = argv[++i];
         else if (!strcmp(argv[i], "--vs-stack") && i + 1 < argc)
             vs_stack = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--vs-apart") && i + 1 < argc)
+            vs_apart = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--split"))
             split = 1;
         else if (!strcmp(argv[i], "--quant") && i + 1 < argc) {
@@ -370,6 +424,14 @@ int main(int argc, char **argv)
                 fflush(stdout);
                 if (s == 0)
                     vs_stack_rounds(ctx, reqs, res, B, vs_stack);
+                if (s == 0 && vs_apart > 0) {
+                    struct idf2_result *other = calloc(B, sizeof *other);
+                    if (other)
+                        vs_apart_rounds(ctx, reqs, res, other, B, vs_apart);
+                    for (size_t i = 0; other && i < B; i++)
+                        idf2_result_release(&other[i]);
+                    free(other);
+                }
             }
             idf2_ctx_free(ctx);
             for (size_t i = 0; i < B; i++)

@@ -1153,6 +1153,45 @@ out:
     idf2_model_free(m);
 }
 
+/* idf2_w_stack by hand on the packing row's 16-row groups: matrices of
+ * 32 and 16 rows packed back to back stack; a 27-row first part (padded
+ * to 32 rows) does not, nor parts apart, of other widths, or unpacked. */
+TEST(w_stack_needs_whole_groups)
+{
+    const struct idf2_ops *ops = idf2_backend_get(IDF2_BACKEND_AVX512);
+    if (!ops || !ops->pack)
+        return;
+    static uint16_t data[64 * 64];
+    char *arena = aligned_alloc(64, 1 << 20);
+    struct idf2_w a = { .fmt = IDF2_WF_BF16, .data = data, .rows = 32, .cols = 64 },
+                  b = { .fmt = IDF2_WF_BF16, .data = data, .rows = 16, .cols = 64 };
+    const size_t pa = ops->pack_bytes(&a), pb = ops->pack_bytes(&b);
+    CHECK_INT(pa, 2 * pb); /* 2 groups of 16 rows, 64 = 2 chunks of 32 columns */
+    a.packed = arena;
+    b.packed = arena + pa;
+    a.packed_by = b.packed_by = ops->pack;
+    const struct idf2_w *parts[] = { &a, &b };
+    struct idf2_w s;
+    CHECK(idf2_w_stack(ops, parts, 2, &s));
+    CHECK(s.rows == 48 && s.cols == 64 && s.packed == arena && s.data == NULL);
+    CHECK_INT(ops->pack_bytes(&s), pa + pb);
+    a.rows = 27; /* the same bytes, but b's rows would start at 27, not 32 */
+    CHECK_INT(ops->pack_bytes(&a), pa);
+    CHECK(!idf2_w_stack(ops, parts, 2, &s));
+    a.rows = 32;
+    b.packed = arena + pa + 64;
+    CHECK(!idf2_w_stack(ops, parts, 2, &s));
+    b.packed = arena + pa;
+    b.cols = 32;
+    CHECK(!idf2_w_stack(ops, parts, 2, &s));
+    b.cols = 64;
+    b.packed_by = NULL;
+    CHECK(!idf2_w_stack(ops, parts, 2, &s));
+    b.packed_by = ops->pack;
+    CHECK(idf2_w_stack(ops, parts, 2, &s));
+    free(arena);
+}
+
 /* A row with a packed layout (the avx512 rows) packs every matrix of the
  * image path once at load: the report's bytes are the shapes padded to 16
  * columns and 32 inputs, and the vision tower, projection and perceiver
@@ -1262,5 +1301,6 @@ TEST(image_weights_packed_at_load)
     X(vision_pass_shares_images)                                                                   \
     X(vision_pass_shares_requests)                                                                 \
     X(oversized_image_fails_alone)                                                                 \
+    X(w_stack_needs_whole_groups)                                                                  \
     X(image_weights_packed_at_load)
 TEST_MAIN(TESTS)

@@ -383,6 +383,21 @@ static void check_place(const struct idf2_load_opts *base, const char *dir, size
     CHECK_INT((long)ra.bytes_quantized + (long)rb.bytes_quantized, 0);
     CHECK(rb.weights_note[0] == 0);
     CHECK(a->w->text.layers[2].down.data != b->w->text.layers[2].down.data);
+    /* Packed in order, a layer's q|k|v and gate|up stack into one matmul
+     * each on the packing row: the logits below compare that against a
+     * matmul per matrix on the mapped weights. */
+    for (int l = 0; l < 3; l++) {
+        const struct idf2_text_layer *L = &b->w->text.layers[l];
+        const struct idf2_w *qkv[] = { &L->q, &L->k, &L->v }, *gu[] = { &L->gate, &L->up };
+        struct idf2_w s1, s2;
+        const bool packed = b->ops->pack && want_packed;
+        CHECK(idf2_w_stack(b->ops, qkv, 3, &s1) == packed);
+        CHECK(idf2_w_stack(b->ops, gu, 2, &s2) == packed);
+        CHECK(!packed || (s1.rows == 128 && s1.cols == 64 && s2.rows == 256 && !s2.data));
+        const struct idf2_text_layer *M = &a->w->text.layers[l];
+        const struct idf2_w *mapped[] = { &M->q, &M->k, &M->v };
+        CHECK(!idf2_w_stack(a->ops, mapped, 3, &s1));
+    }
     struct logits la = first_logits(a, req), lb = first_logits(b, req);
     CHECK(la.v && lb.v && la.n == lb.n && memcmp(la.v, lb.v, la.n * sizeof(float)) == 0);
     free(la.v);
