@@ -55,7 +55,8 @@
  *
  * --vs-apart N: likewise N rounds after each text-only row, each the batch
  * generated with a matmul per weight matrix (idf2_text_scratch.apart) and
- * then with q|k|v and gate|up stacked into one matmul each (the default
+ * with q|k|v and gate|up stacked into one matmul each (in turns, either
+ * first; stacking is the default
  * where the packed weights lie back to back): both decode steps, their
  * ratio, and whether the generated tokens agreed (`RESULT
  * engine_vs_apart`). */
@@ -224,11 +225,16 @@ static void vs_apart_rounds(struct idf2_ctx *ctx, const struct idf2_request *req
     int done = 0;
     bool same = true;
     for (int k = 1; k <= rounds; k++) {
-        ctx->ts.apart = true;
-        const double a = regenerate(ctx, reqs, other, B, "vs-apart", k);
-        ctx->ts.apart = false;
-        const double f = a < 0 ? -1 : regenerate(ctx, reqs, res, B, "vs-apart", k);
-        if (f < 0)
+        /* Odd rounds apart first, even rounds stacked first: neither
+         * always gets the machine as the other leaves it. */
+        double st[2] = { 0, 0 }; /* apart, stacked */
+        for (int j = 0; j < 2 && st[0] >= 0 && st[1] >= 0; j++) {
+            const int apart = (j + k + 1) % 2 == 0;
+            ctx->ts.apart = apart;
+            st[!apart] = regenerate(ctx, reqs, apart ? other : res, B, "vs-apart", k);
+        }
+        const double a = st[0], f = st[1];
+        if (a < 0 || f < 0)
             break;
         for (size_t i = 0; i < B; i++)
             same = same && res[i].n_ids == other[i].n_ids &&
