@@ -59,7 +59,8 @@
  * first; stacking is the default
  * where the packed weights lie back to back): both decode steps, their
  * ratio, and whether the generated tokens agreed (`RESULT
- * engine_vs_apart`). */
+ * engine_vs_apart`); then the decoder's weight matmuls alone
+ * (idf2_text_matmuls) both ways, alternating pass by pass. */
 #include "bench_clock.h"
 #include "core/img.h"
 #include "synth/idefics2.h"
@@ -221,7 +222,7 @@ static void vs_apart_rounds(struct idf2_ctx *ctx, const struct idf2_request *req
                             struct idf2_result *res, struct idf2_result *other, size_t B,
                             int rounds)
 {
-    double t[2] = { 0, 0 };
+    double t[4] = { 0, 0, 0, 0 }; /* apart, stacked: whole steps, then matmuls alone */
     int done = 0;
     bool same = true;
     for (int k = 1; k <= rounds; k++) {
@@ -236,6 +237,23 @@ static void vs_apart_rounds(struct idf2_ctx *ctx, const struct idf2_request *req
         const double a = st[0], f = st[1];
         if (a < 0 || f < 0)
             break;
+        /* The weight matmuls alone (idf2_text_matmuls), as many passes of
+         * each as the generation had decode steps, in turns. */
+        double mm[2] = { 0, 0 };
+        const size_t steps = res[B - 1].n_ids - 1;
+        for (size_t p = 0; p < 2 * steps; p++) {
+            const int apart = (int)((p + (size_t)k) % 2);
+            ctx->ts.apart = apart;
+            const double t0 = bench_wall_s();
+            idf2_text_matmuls(&ctx->ex, &ctx->m->w->text, ctx->m->cfg.model.text.num_hidden_layers,
+                              &ctx->ts, B, ctx->logits);
+            mm[!apart] += (bench_wall_s() - t0) / (double)steps;
+        }
+        printf("RESULT engine_vs_apart batch=%zu round=%d matmuls apart_step_ms=%.1f "
+               "stacked_step_ms=%.1f apart_over_stacked=%.3f\n",
+               B, k, mm[0] * 1e3, mm[1] * 1e3, mm[0] / mm[1]);
+        t[2] += mm[0];
+        t[3] += mm[1];
         for (size_t i = 0; i < B; i++)
             same = same && res[i].n_ids == other[i].n_ids &&
                    !memcmp(res[i].ids, other[i].ids, res[i].n_ids * sizeof *res[i].ids);
@@ -252,6 +270,10 @@ static void vs_apart_rounds(struct idf2_ctx *ctx, const struct idf2_request *req
                "stacked_step_ms=%.1f apart_over_stacked=%.3f tokens %s\n",
                B, done, t[0] / done * 1e3, t[1] / done * 1e3, t[0] / t[1],
                same ? "same" : "DIFFER");
+    if (done)
+        printf("RESULT engine_vs_apart batch=%zu rounds=%d matmuls apart_step_ms=%.1f "
+               "stacked_step_ms=%.1f apart_over_stacked=%.3f\n",
+               B, done, t[2] / done * 1e3, t[3] / done * 1e3, t[2] / t[3]);
     fflush(stdout);
 }
 
