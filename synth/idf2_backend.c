@@ -355,8 +355,10 @@ void *idf2_carve(struct idf2_carve *c, size_t n, size_t elem)
 bool idf2_w_stack(const struct idf2_ops *ops, const struct idf2_w *const *parts, size_t n,
                   struct idf2_w *out)
 {
+    if (n == 0 || !ops->pack || !ops->pack_bytes)
+        return false;
     const struct idf2_w *a = parts[0];
-    if (!ops->pack || !ops->pack_bytes || n == 0 || !a->packed || a->packed_by != ops->pack)
+    if (!a->packed || a->packed_by != ops->pack)
         return false;
     *out = (struct idf2_w){
         .fmt = a->fmt, .cols = a->cols, .packed = a->packed, .packed_by = a->packed_by

@@ -619,6 +619,7 @@ KFN void ab_tile(float *out, size_t ldout, const float *q, size_t q_stride, size
             out[(i0 + r) * ldout + (size_t)t] = O[r * ldo + (size_t)t] * inv;
     }
 }
+
 void idf2_avx512_attention_bf16(float *out, const float *q, size_t q_stride, size_t n_q,
                                 const float *k, const float *v, size_t kv_head_stride,
                                 size_t kv_row_stride, size_t n_kv, int n_heads, int n_kv_heads,

@@ -265,15 +265,15 @@ static void vs_apart_rounds(struct idf2_ctx *ctx, const struct idf2_request *req
         done++;
     }
     ctx->ts.apart = false;
-    if (done)
+    if (done) {
         printf("RESULT engine_vs_apart batch=%zu rounds=%d apart_step_ms=%.1f "
                "stacked_step_ms=%.1f apart_over_stacked=%.3f tokens %s\n",
                B, done, t[0] / done * 1e3, t[1] / done * 1e3, t[0] / t[1],
                same ? "same" : "DIFFER");
-    if (done)
         printf("RESULT engine_vs_apart batch=%zu rounds=%d matmuls apart_step_ms=%.1f "
                "stacked_step_ms=%.1f apart_over_stacked=%.3f\n",
                B, done, t[2] / done * 1e3, t[3] / done * 1e3, t[2] / t[3]);
+    }
     fflush(stdout);
 }
 
