@@ -576,23 +576,24 @@ static enum vc_status idf2_read_json(const char *dir, const char *name, size_t c
     return VC_OK;
 }
 
-/* Token ids from the small files must exist in the vocabulary, and the
- * image_seq_len a file gives (seq_given), or else the processor's default,
- * must be the perceiver's latent count. */
+/* The ids every prompt starts with (bos) or is padded with must exist in
+ * the vocabulary, and the image_seq_len a file gives (seq_given), or else
+ * the processor's default, must be the perceiver's latent count.  Stop and
+ * banned ids need not: a base checkpoint's vocabulary may leave out the
+ * chat's <end_of_utterance> that its generation and tokenizer files still
+ * name (idefics2-8b-base: vocab_size 32002, <end_of_utterance> 32002), and
+ * an id the head cannot produce never stops or needs banning (transformers
+ * loads such a folder too). */
 static enum vc_status idf2_check_ids(const struct idf2_config *cfg, bool seq_given,
                                      struct vc_err *err)
 {
     int v = cfg->model.text.vocab_size;
     const struct idf2_generation_config *g = &cfg->gen;
-    bool ok = g->bos_token_id < v && g->pad_token_id < v;
-    for (int i = 0; i < g->n_eos; i++)
-        ok = ok && g->eos_token_ids[i] < v;
-    for (int i = 0; i < g->n_bad_words; i++)
-        for (int k = 0; k < g->bad_word_len[i]; k++)
-            ok = ok && g->bad_words_ids[i][k] < v;
-    if (!ok)
+    if (g->bos_token_id >= v || g->pad_token_id >= v)
         return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_checkpoint,
-                          "generation_config.json: a token id is not below vocab_size %d", v);
+                          "generation_config.json: bos_token_id %d or pad_token_id %d is not "
+                          "below vocab_size %d",
+                          g->bos_token_id, g->pad_token_id, v);
     if (cfg->proc.image_seq_len != cfg->model.perceiver.n_latents)
         return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_checkpoint,
                           "%s image_seq_len %d differs from the perceiver's %d latents",

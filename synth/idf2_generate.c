@@ -192,7 +192,10 @@ static bool request_splits(const struct idf2_model *m, const struct idf2_request
     return req->image_splitting < 0 ? m->cfg.preproc.do_image_splitting : req->image_splitting != 0;
 }
 
-/* The processor's input_ids of a request. */
+/* The processor's input_ids of a request, every one inside the embedding
+ * table: a base model's vocabulary may stop before tokens its tokenizer
+ * knows (idefics2-8b-base lacks the chat's <end_of_utterance>), and a
+ * prompt using one cannot run on it whatever the other requests do. */
 static enum vc_status request_ids(const struct idf2_model *m, const struct idf2_request *req,
                                   int32_t **ids, size_t *n_ids, struct vc_err *err)
 {
@@ -204,6 +207,21 @@ static enum vc_status request_ids(const struct idf2_model *m, const struct idf2_
         rc = idf2_prompt_ids(m->tok, prompt, req->n_images, m->cfg.proc.image_seq_len,
                              request_splits(m, req), ids, n_ids, err);
     free(prompt);
+    const int32_t V = m->cfg.model.text.vocab_size;
+    for (size_t i = 0; rc >= 0 && i < *n_ids; i++)
+        if ((*ids)[i] >= V) {
+            const char *piece = idf2_tokenizer_piece(m->tok, (*ids)[i]);
+            rc = vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                            "the prompt holds %s (id %d), outside this model's vocabulary of %d "
+                            "ids%s",
+                            piece ? piece : "a token", (int)(*ids)[i], (int)V,
+                            req->chat ? " (a base model without the chat tokens: give it a raw "
+                                        "prompt, not a chat)"
+                                      : "");
+            free(*ids);
+            *ids = NULL;
+            *n_ids = 0;
+        }
     return rc;
 }
 

@@ -357,12 +357,16 @@ TEST(folder_cross_checks)
                           "default image_seq_len 64 differs from the perceiver's 8") != NULL);
     write_text(dir, "config.json", config_8b);
     write_text(dir, "processor_config.json", "{\"image_seq_len\":64}");
-    /* Token ids must exist in the vocabulary (32003). */
-    write_text(dir, "generation_config.json", "{\"eos_token_id\":[2,32003]}");
+    /* bos must exist in the vocabulary (32003); a stop or banned id the
+     * head cannot produce is harmless (a base model's files name the
+     * chat's <end_of_utterance> its vocabulary lacks). */
+    write_text(dir, "generation_config.json", "{\"bos_token_id\":32003}");
     CHECK(idf2_config_load_dir(dir, &c, &err) < 0);
     CHECK(strstr(err.msg, "vocab_size 32003") != NULL);
-    write_text(dir, "generation_config.json", "{\"eos_token_id\":[2,32002]}");
+    write_text(dir, "generation_config.json",
+               "{\"eos_token_id\":[2,32003],\"bad_words_ids\":[[32003]]}");
     CHECK_INT(idf2_config_load_dir(dir, &c, &err), VC_OK);
+    CHECK_INT(c.gen.n_eos, 2);
     idf2_config_release(&c);
     /* A broken optional file is an error naming it, not a silent default. */
     write_text(dir, "preprocessor_config.json", "{\"size\":");
