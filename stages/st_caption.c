@@ -34,6 +34,7 @@ struct st_caption {
     struct st_model *model; /* NULL: Tesseract */
     char *lang;             /* Tesseract's language */
     char *prompt;
+    bool raw; /* prompt is a processor prompt with its <image>, not a chat turn */
     int image_splitting;
     struct idf2_gen_params gen;
     uint64_t seed;
@@ -86,9 +87,23 @@ static enum vc_status parse_sampling(struct st_caption *st, const cJSON *cfg, st
     return VC_OK;
 }
 
+/* "prompt" (a chat turn) or "raw_prompt" (the processor's text as is, for
+ * a base model whose vocabulary lacks the chat's <end_of_utterance>). */
 static enum vc_status parse_prompt(struct st_caption *st, const cJSON *cfg, struct vc_err *err)
 {
-    const char *p;
+    const char *p, *raw;
+    VC_TRY(stage_cfg_str(cfg, st->where, "raw_prompt", NULL, &raw, err));
+    if (raw) {
+        const char *first = strstr(raw, "<image>");
+        if (cJSON_GetObjectItemCaseSensitive(cfg, "prompt") || !first ||
+            strstr(first + 1, "<image>"))
+            return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                              "%s: \"raw_prompt\" needs exactly one <image> and no \"prompt\"",
+                              st->where);
+        st->raw = true;
+        st->prompt = vc_strdup(raw);
+        return st->prompt ? VC_OK : vc_err_oom(err);
+    }
     VC_TRY(stage_cfg_str(cfg, st->where, "prompt",
                          prompt_names[st->ocr ? PROMPT_OCR : PROMPT_SHORT], &p, err));
     const char *text = p;
@@ -118,7 +133,7 @@ static enum vc_status build_provenance(struct st_caption *st, struct vc_err *err
              cJSON_AddStringToObject(p, "config_sha256", st_model_config_sha256(st->model)) &&
              cJSON_AddStringToObject(p, "engine", "vlmcurate " VC_VERSION " idefics2") &&
              st_model_provenance(p, st->model) &&
-             cJSON_AddStringToObject(p, "prompt", st->prompt) &&
+             cJSON_AddStringToObject(p, st->raw ? "raw_prompt" : "prompt", st->prompt) &&
              cJSON_AddBoolToObject(p, "image_splitting", st->image_splitting != 0) &&
              cJSON_AddNumberToObject(p, "max_new_tokens", max_new) &&
              cJSON_AddNumberToObject(p, "temperature", st->gen.temperature) &&
@@ -143,9 +158,11 @@ static enum vc_status size_context(struct st_caption *st, struct vc_err *err)
     idf2_model_info(m, &info);
     static const uint8_t none;
     const struct idf2_image_bytes img = { &none, 0, NULL };
-    const struct idf2_request req = {
-        .images = &img, .n_images = 1, .chat = st->prompt, .image_splitting = st->image_splitting
-    };
+    const struct idf2_request req = { .images = &img,
+                                      .n_images = 1,
+                                      .prompt = st->raw ? st->prompt : NULL,
+                                      .chat = st->raw ? NULL : st->prompt,
+                                      .image_splitting = st->image_splitting };
     size_t L;
     if (idf2_request_tokens(m, &req, &L, err) < 0)
         return vc_err_prefix(err, "%s: prompt", st->where);
@@ -163,10 +180,9 @@ static enum vc_status caption_create_kind(const cJSON *cfg, const struct stage_c
                                           void **state, struct vc_err *err)
 {
     static const char *const keys[] = {
-        "stage",          "model",    "compute",    "prompt",      "image_splitting",
-        "max_new_tokens", "sampling", "field",      "replace_txt", "batch",
-        "engine",         "lang",     "record_ids", "backend",     "quant",
-        "weights",        NULL
+        "stage",          "model",      "compute", "prompt",      "raw_prompt", "image_splitting",
+        "max_new_tokens", "sampling",   "field",   "replace_txt", "batch",      "engine",
+        "lang",           "record_ids", "backend", "quant",       "weights",    NULL
     };
     const char *where = ocr ? "stage 'ocr'" : "stage 'caption'";
     VC_TRY(stage_cfg_check_keys(cfg, where, keys, err));
@@ -359,7 +375,8 @@ static enum vc_status compute_model(struct st_caption *st, struct sample **v, co
         reqs[j] = (struct idf2_request){
             .images = &imgs[j],
             .n_images = 1,
-            .chat = st->prompt,
+            .prompt = st->raw ? st->prompt : NULL,
+            .chat = st->raw ? NULL : st->prompt,
             .image_splitting = st->image_splitting,
             .gen = st->gen,
         };

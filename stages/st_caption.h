@@ -4,6 +4,7 @@
  *
  *   {"stage": "caption", "model": "/models/idefics2-8b",
  *    "prompt": "short",             // "short" | "detailed" | any user message
+ *    (or "raw_prompt": "<image>A picture of"   // the processor's text as is: base models)
  *    "max_new_tokens": 64, "sampling": {"temperature": 0, "top_p": 1.0, "seed": 7},
  *    "field": "synthetic_caption", "replace_txt": false, "batch": 16}
  *

@@ -47,6 +47,7 @@ def spec_with(name, **caption):
     st = {"stage": "caption", "model": FIX, "prompt": "short", "max_new_tokens": MAX_NEW,
           "record_ids": True}
     st.update(caption)
+    st = {k: v for k, v in st.items() if v is not None}
     spec = {"sources": [{"name": "w", "type": "webdataset", "urls": "in-000000.tar"}],
             "stages": [st], "output": {"prefix": "cap"}}
     return pe.write_spec(os.path.join(data, name + ".json"), spec)
@@ -112,6 +113,27 @@ vctest.expect(prov["model"] == "idefics2-tiny" and prov["config_sha256"] == cfg_
               and prov["generated_tokens"] == len(prov["generated_ids"])
               and prov["prompt_tokens"] > 0 and prov["engine"].startswith("vlmcurate "),
               "provenance: model, config sha256, prompt, parameters, engine, counts: %s" % prov)
+
+# raw_prompt: the processor's text as is (base models lack the chat's
+# <end_of_utterance>), the same tokens as generate --prompt
+RAW = "<image>A picture of"
+out = os.path.join(args.tmp, "raw")
+pe.run_spec(args, spec_with("raw", raw_prompt=RAW, prompt=None), out)
+js = pe.sample_json(samples(out)["s001"])
+r = vctest.run(args, ["generate", "--model", FIX, "--image",
+                      os.path.join(FIX, "images", image_of["s001"]), "--prompt", RAW,
+                      "--max-new-tokens", str(MAX_NEW), "--ids"])
+text, ids = r.stdout.rstrip("\n").rsplit("\n", 1)
+prov = js["synthetic_caption_provenance"]
+vctest.expect(js["synthetic_caption"] == text and prov["generated_ids"] == [int(x) for x in
+                                                                             ids.split()]
+              and prov["raw_prompt"] == RAW and "prompt" not in prov,
+              "raw_prompt: generate --prompt's text and ids, recorded as raw_prompt: %s" % prov)
+for i, bad_raw in enumerate(("A picture of", "<image><image>")):
+    r = pe.run_spec(args, spec_with("rawbad", raw_prompt=bad_raw, prompt=None),
+                    os.path.join(args.tmp, "rawbad%d" % i), check=False)
+    vctest.expect(r.returncode != 0 and "exactly one <image>" in r.stderr,
+                  "raw_prompt %r: a spec error at start" % bad_raw)
 
 # replace_txt
 out = os.path.join(args.tmp, "replace")
