@@ -526,6 +526,16 @@ static const char *idf2_template_text(const cJSON *it)
     return NULL;
 }
 
+static enum vc_status idf2_take_template(const struct idf2_json_ctx *c, const char *text,
+                                         struct idf2_processor_config *out)
+{
+    if (strlen(text) > IDF2_MAX_CHAT_TEMPLATE_LEN)
+        return idf2_bad(c, "chat_template", "is longer than 1 MB");
+    if (!(out->chat_template = vc_strdup(text)))
+        return vc_err_set(c->err, VC_EFATAL, VC_REASON_out_of_memory, "%s: no memory", c->label);
+    return VC_OK;
+}
+
 enum vc_status idf2_config_parse_processor(const char *json, const char *label,
                                            struct idf2_processor_config *out, struct vc_err *err)
 {
@@ -538,15 +548,16 @@ enum vc_status idf2_config_parse_processor(const char *json, const char *label,
         rc = idf2_bool(&c, root, "add_bos_token", &out->add_bos_token);
     if (rc >= 0)
         rc = idf2_bool(&c, root, "add_eos_token", &out->add_eos_token);
+    if (rc >= 0)
+        rc =
+            idf2_bool(&c, root, "clean_up_tokenization_spaces", &out->clean_up_tokenization_spaces);
     const cJSON *tpl = idf2_get(root, "chat_template");
     if (rc >= 0 && tpl && !out->chat_template) {
         const char *text = idf2_template_text(tpl);
         if (!text)
             rc = idf2_bad(&c, "chat_template", "is neither a string nor a list with \"default\"");
-        else if (strlen(text) > IDF2_MAX_CHAT_TEMPLATE_LEN)
-            rc = idf2_bad(&c, "chat_template", "is longer than 1 MB");
-        else if (!(out->chat_template = vc_strdup(text)))
-            rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "%s: no memory", label);
+        else
+            rc = idf2_take_template(&c, text, out);
     }
     cJSON_Delete(root);
     return rc;
@@ -611,15 +622,22 @@ enum vc_status idf2_config_load_dir(const char *dir, struct idf2_config *cfg, st
     /* 0 until a file gives it, so that a mismatch can say where it came from. */
     const int default_seq_len = cfg->proc.image_seq_len;
     cfg->proc.image_seq_len = 0;
-    static const char *const files[] = { "config.json", "generation_config.json",
-                                         "preprocessor_config.json", "processor_config.json",
-                                         "tokenizer_config.json" };
+    /* The chat template: the first of chat_template.jinja (transformers
+     * 4.5x saves it there as is), chat_template.json (4.43+), then the
+     * processor's and the tokenizer's configs, as transformers' processor
+     * takes it. */
+    static const char *const files[] = {
+        "config.json",          "generation_config.json", "preprocessor_config.json",
+        "chat_template.jinja",  "chat_template.json",     "processor_config.json",
+        "tokenizer_config.json"
+    };
+    const size_t n_files = sizeof files / sizeof files[0];
     enum vc_status rc = VC_OK;
-    for (size_t i = 0; i < 5 && rc >= 0; i++) {
+    for (size_t i = 0; i < n_files && rc >= 0; i++) {
         char *json;
         rc = idf2_read_json(dir, files[i],
-                            i == 4 ? IDF2_MAX_TOK_CONFIG_BYTES : IDF2_MAX_CONFIG_BYTES, i == 0,
-                            &json, err);
+                            i == n_files - 1 ? IDF2_MAX_TOK_CONFIG_BYTES : IDF2_MAX_CONFIG_BYTES,
+                            i == 0, &json, err);
         if (rc < 0)
             break;
         const char *text = json ? json : "{}";
@@ -632,6 +650,12 @@ enum vc_status idf2_config_load_dir(const char *dir, struct idf2_config *cfg, st
             break;
         case 2:
             rc = idf2_config_parse_preproc(text, files[i], &cfg->preproc, err);
+            break;
+        case 3:
+            if (json) {
+                const struct idf2_json_ctx c = { files[i], err };
+                rc = idf2_take_template(&c, json, &cfg->proc);
+            }
             break;
         default:
             rc = idf2_config_parse_processor(text, files[i], &cfg->proc, err);

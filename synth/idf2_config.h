@@ -1,7 +1,8 @@
 /* idf2_config: the hyper-parameters of an Idefics2 checkpoint folder, read
  * from config.json (old "torch_dtype"/"rope_theta" and new
  * "dtype"/"rope_parameters" spellings), generation_config.json,
- * preprocessor_config.json, processor_config.json and tokenizer_config.json.
+ * preprocessor_config.json, processor_config.json and tokenizer_config.json
+ * (and the chat template from chat_template.jinja / chat_template.json).
  *
  * Missing keys take the transformers class defaults of SPEC §1.3 (not the
  * 8B values).  Every value is range-checked before anyone sizes a buffer
@@ -107,12 +108,15 @@ struct idf2_preproc_config {
     double image_mean[3], image_std[3];
 };
 
-/* processor_config.json + tokenizer_config.json. */
+/* processor_config.json + tokenizer_config.json (+ chat_template.jinja /
+ * chat_template.json for the template). */
 struct idf2_processor_config {
-    int image_seq_len;   /* default 64 */
-    bool add_bos_token;  /* default true */
-    bool add_eos_token;  /* default false */
-    char *chat_template; /* owned; processor_config first, then tokenizer_config; NULL if none */
+    int image_seq_len;                 /* default 64 */
+    bool add_bos_token;                /* default true */
+    bool add_eos_token;                /* default false */
+    bool clean_up_tokenization_spaces; /* default false (LlamaTokenizerFast's) */
+    char *chat_template; /* owned; chat_template.jinja, chat_template.json, processor_config,
+                            tokenizer_config: the first that has one; NULL if none */
 };
 
 struct idf2_config {

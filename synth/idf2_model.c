@@ -33,6 +33,7 @@ static enum vc_status check_files(const struct idf2_model *m, struct vc_err *err
         return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_checkpoint, "tokenizer.json: no %s token",
                           IDF2_FAKE_TOKEN);
     const struct idf2_processor_config *pc = &m->cfg.proc;
+    idf2_tokenizer_set_clean_up(m->tok, pc->clean_up_tokenization_spaces);
     if (!pc->add_bos_token || pc->add_eos_token) {
         /* LlamaTokenizerFast rebuilds its post-processor from these flags. */
         const struct idf2_generation_config *g = &m->cfg.gen;

@@ -66,6 +66,7 @@ struct idf2_tokenizer {
 
     int32_t prefix[TOK_MAX_TEMPLATE], suffix[TOK_MAX_TEMPLATE];
     int n_prefix, n_suffix;
+    bool clean_up; /* transformers' clean_up_tokenization after decoding */
 };
 
 /* ---------------------------------------------------------------- hashing */
@@ -628,6 +629,36 @@ enum vc_status idf2_tokenizer_set_specials(struct idf2_tokenizer *tok, int32_t b
     return VC_OK;
 }
 
+void idf2_tokenizer_set_clean_up(struct idf2_tokenizer *tok, bool on)
+{
+    tok->clean_up = on;
+}
+
+/* transformers' clean_up_tokenization on s[0, *len), in place: its ten
+ * str.replace calls in their order, each one non-overlapping pass left to
+ * right (every one drops a space, so the text only shrinks). */
+static void clean_up_spaces(char *s, size_t *len)
+{
+    static const char *const from[] = { " .",   " ?",  " !",  " ,",   " ' ",
+                                        " n't", " 'm", " 's", " 've", " 're" };
+    static const char *const to[] = { ".", "?", "!", ",", "'", "n't", "'m", "'s", "'ve", "'re" };
+    for (size_t r = 0; r < sizeof from / sizeof from[0]; r++) {
+        const size_t nf = strlen(from[r]), nt = strlen(to[r]);
+        size_t w = 0;
+        for (size_t i = 0; i < *len;) {
+            if (i + nf <= *len && memcmp(s + i, from[r], nf) == 0) {
+                memcpy(s + w, to[r], nt);
+                w += nt;
+                i += nf;
+            } else {
+                s[w++] = s[i++];
+            }
+        }
+        *len = w;
+    }
+    s[*len] = '\0';
+}
+
 /* ---------------------------------------------------------------- lookups */
 
 int32_t idf2_tokenizer_n_ids(const struct idf2_tokenizer *tok)
@@ -984,9 +1015,12 @@ enum vc_status idf2_tokenizer_decode(const struct idf2_tokenizer *tok, const int
         return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "decode");
     }
     size_t skip = out.len > 0 && out.data[0] == ' '; /* Strip(" ", start 1) */
-    memmove(out.data, out.data + skip, out.len - skip + 1);
+    size_t len = out.len - skip;
+    memmove(out.data, out.data + skip, len + 1);
+    if (tok->clean_up)
+        clean_up_spaces(out.data, &len);
     *text = out.data;
     if (text_len)
-        *text_len = out.len - skip;
+        *text_len = len;
     return VC_OK;
 }

@@ -53,6 +53,12 @@ void idf2_tokenizer_free(struct idf2_tokenizer *tok);
 enum vc_status idf2_tokenizer_set_specials(struct idf2_tokenizer *tok, int32_t bos_id,
                                            int32_t eos_id, struct vc_err *err);
 
+/* tokenizer_config.json's clean_up_tokenization_spaces (off by default,
+ * LlamaTokenizerFast's default): decode then drops the space before
+ * . ? ! , and English contractions ('s 're n't ...) as transformers'
+ * clean_up_tokenization does.  Not thread-safe against concurrent decodes. */
+void idf2_tokenizer_set_clean_up(struct idf2_tokenizer *tok, bool on);
+
 /* One past the largest id of the vocab and the added tokens. */
 int32_t idf2_tokenizer_n_ids(const struct idf2_tokenizer *tok);
 /* The id of a piece or added token written exactly as in the file

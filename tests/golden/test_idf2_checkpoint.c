@@ -4,12 +4,15 @@
  *  - base_vocab_without_chat_tokens: idefics2-8b-base's vocab_size (32002)
  *    stops before the <end_of_utterance> (32002) that its tokenizer and
  *    generation_config still name: transformers loads it and runs raw
- *    prompts; only a chat prompt cannot run. */
+ *    prompts; only a chat prompt cannot run.
+ *  - clean_up_spaces_from_tokenizer_config: a tokenizer_config.json that
+ *    sets clean_up_tokenization_spaces changes the decoded text. */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 
 #include "synth/idefics2.h"
 #include "synth/idf2_mkmodel.h"
+#include "synth/idf2_model.h"
 #include "synth/safetensors.h"
 #include "synth/st_write.h"
 #include "tests/unit/vc_test.h"
@@ -117,5 +120,38 @@ TEST(base_vocab_without_chat_tokens)
     idf2_model_free(m);
 }
 
-#define TESTS(X) X(base_vocab_without_chat_tokens)
+/* tokenizer_config.json's clean_up_tokenization_spaces reaches the
+ * model's decode (transformers applies it in processor.decode). */
+TEST(clean_up_spaces_from_tokenizer_config)
+{
+    char dir[1024];
+    int vocab = 0;
+    if (!make_tiny("clean", dir, sizeof dir, &vocab))
+        return;
+    for (int on = 0; on < 2; on++) {
+        cJSON *tc = read_json(dir, "tokenizer_config.json");
+        cJSON_DeleteItemFromObject(tc, "clean_up_tokenization_spaces");
+        cJSON_AddBoolToObject(tc, "clean_up_tokenization_spaces", on);
+        write_json(dir, "tokenizer_config.json", tc);
+        cJSON_Delete(tc);
+        struct vc_err err = { 0 };
+        struct idf2_model *m = NULL;
+        CHECK_INT(idf2_model_load(dir, NULL, &m, &err), VC_OK);
+        if (!m)
+            return;
+        int32_t *ids = NULL;
+        size_t n = 0;
+        char *text = NULL;
+        CHECK_INT(idf2_tokenizer_encode(m->tok, "a test .", 8, false, &ids, &n, &err), VC_OK);
+        CHECK_INT(idf2_tokenizer_decode(m->tok, ids, n, true, &text, NULL, &err), VC_OK);
+        CHECK_STR(text, on ? "a test." : "a test .");
+        free(ids);
+        free(text);
+        idf2_model_free(m);
+    }
+}
+
+#define TESTS(X)                                                                                   \
+    X(base_vocab_without_chat_tokens)                                                              \
+    X(clean_up_spaces_from_tokenizer_config)
 TEST_MAIN(TESTS)

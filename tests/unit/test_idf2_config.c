@@ -311,6 +311,11 @@ TEST(generation_preproc_processor_files)
     CHECK_STR(pc.chat_template, "A");
     CHECK(!pc.add_bos_token);
     CHECK_INT(pc.image_seq_len, 16);
+    CHECK(!pc.clean_up_tokenization_spaces);
+    CHECK_INT(
+        idf2_config_parse_processor("{\"clean_up_tokenization_spaces\":true}", "tc", &pc, &err),
+        VC_OK);
+    CHECK(pc.clean_up_tokenization_spaces);
     free(pc.chat_template);
     idf2_config_processor_defaults(&pc);
     CHECK_INT(idf2_config_parse_processor("{\"chat_template\":[{\"name\":\"tool_use\",\"template\":"
@@ -374,6 +379,36 @@ TEST(folder_cross_checks)
     CHECK(strstr(err.msg, "preprocessor_config.json") != NULL);
 }
 
+/* The template is taken from chat_template.jinja, else chat_template.json,
+ * else processor_config.json, else tokenizer_config.json (transformers'
+ * processor order; newer transformers saves only the first two). */
+TEST(chat_template_files)
+{
+    struct idf2_config c;
+    struct vc_err err = { 0 };
+    const char *dir = vc_test_tmpdir();
+    char path[4200];
+    write_text(dir, "config.json", config_8b);
+    write_text(dir, "tokenizer_config.json", "{\"chat_template\":\"T\"}");
+    write_text(dir, "processor_config.json", "{\"chat_template\":\"P\"}");
+    write_text(dir, "chat_template.json", "{\"chat_template\":\"J\"}");
+    write_text(dir, "chat_template.jinja", "{{ 'K' }}");
+    const char *want[] = { "{{ 'K' }}", "J", "P", "T" };
+    const char *drop[] = { "chat_template.jinja", "chat_template.json", "processor_config.json" };
+    for (int k = 0; k < 4; k++) {
+        CHECK_INT(idf2_config_load_dir(dir, &c, &err), VC_OK);
+        CHECK(c.proc.chat_template && strcmp(c.proc.chat_template, want[k]) == 0);
+        idf2_config_release(&c);
+        if (k < 3) {
+            snprintf(path, sizeof path, "%s/%s", dir, drop[k]);
+            CHECK(remove(path) == 0);
+        }
+    }
+    write_text(dir, "chat_template.json", "{\"chat_template\":7}");
+    CHECK(idf2_config_load_dir(dir, &c, &err) < 0);
+    CHECK(strstr(err.msg, "chat_template.json") != NULL);
+}
+
 #define TESTS(X)                                                                                   \
     X(fixture_folder)                                                                              \
     X(published_8b_config)                                                                         \
@@ -381,5 +416,6 @@ TEST(folder_cross_checks)
     X(new_key_spellings)                                                                           \
     X(absurd_and_wrong_values)                                                                     \
     X(generation_preproc_processor_files)                                                          \
-    X(folder_cross_checks)
+    X(folder_cross_checks)                                                                         \
+    X(chat_template_files)
 TEST_MAIN(TESTS)

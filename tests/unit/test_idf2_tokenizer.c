@@ -350,6 +350,28 @@ TEST(decode_byte_runs)
     idf2_tokenizer_free(tok);
 }
 
+/* clean_up_tokenization_spaces: off, decode gives the text back; on, the
+ * ten replacements of transformers' clean_up_tokenization, in order
+ * (expected text worked out by hand from them). */
+TEST(decode_clean_up_spaces)
+{
+    struct idf2_tokenizer *tok = load_fixture();
+    if (!tok)
+        return;
+    const char *text = "Hello , it 's a test . Is it ? n't rock ' n roll !";
+    struct vc_err err = { 0 };
+    int32_t *ids = NULL;
+    size_t n = 0;
+    CHECK_INT(idf2_tokenizer_encode(tok, text, strlen(text), false, &ids, &n, &err), VC_OK);
+    check_decode(tok, ids, n, true, text);
+    idf2_tokenizer_set_clean_up(tok, true);
+    check_decode(tok, ids, n, true, "Hello, it's a test. Is it?n't rock'n roll!");
+    idf2_tokenizer_set_clean_up(tok, false);
+    check_decode(tok, ids, n, true, text);
+    free(ids);
+    idf2_tokenizer_free(tok);
+}
+
 TEST(malformed_files_refused)
 {
     static const struct {
@@ -448,6 +470,7 @@ TEST(generated_vocab_holds_prompt_words)
     X(ignore_merges_takes_whole_words)                                                             \
     X(added_tokens_leftmost_longest)                                                               \
     X(decode_byte_runs)                                                                            \
+    X(decode_clean_up_spaces)                                                                      \
     X(malformed_files_refused)                                                                     \
     X(generated_vocab_holds_prompt_words)
 TEST_MAIN(TESTS)
