@@ -36,10 +36,34 @@ struct tok_merge {
     int32_t rank, id;
 };
 
+/* tokenizers' AddedToken options (its AddedVocabulary::find_matches). */
+enum { TOK_LSTRIP = 1, TOK_RSTRIP = 2, TOK_SINGLE_WORD = 4 };
+
 struct tok_added {
-    const char *s;
+    const char *s; /* what is matched: the content, or its normalized form */
     uint32_t len;
     int32_t id;
+    uint8_t opts; /* TOK_LSTRIP ... */
+};
+
+/* Added tokens sorted by first byte, then longest first; v[first[c] ..
+ * first[c+1]) start with byte c. */
+struct tok_matcher {
+    struct tok_added *v;
+    size_t n;
+    uint32_t first[257];
+};
+
+/* Where the "▁" before a text piece comes from.  The legacy layout's
+ * normalizer prepends it to every piece between added tokens; the Metaspace
+ * pre-tokenizer (newer files, transformers' legacy=False) prepends it only
+ * when the piece does not already start with one, and with prepend_scheme
+ * "first" only to the piece that starts the text. */
+enum tok_prefix {
+    TOK_PREFIX_NEVER,
+    TOK_PREFIX_NORMALIZER, /* legacy: Prepend("▁") normalizer */
+    TOK_PREFIX_ALWAYS,     /* Metaspace prepend_scheme "always" */
+    TOK_PREFIX_FIRST,      /* Metaspace prepend_scheme "first" */
 };
 
 struct idf2_tokenizer {
@@ -56,9 +80,20 @@ struct idf2_tokenizer {
     struct tok_merge *merge_tab;
     size_t merge_mask;
 
-    struct tok_added *added; /* sorted by first byte, then longest first */
-    size_t n_added;
-    uint32_t added_first[257]; /* added[added_first[c] .. added_first[c+1]) start with c */
+    /* Matched on the raw text first, then (normalized: true) on each
+     * normalized piece between those, as tokenizers' two tries are. */
+    struct tok_matcher added, norm_added;
+
+    /* The pre-tokenization: a Metaspace pre-tokenizer (normalizer null)
+     * rather than the legacy normalizer, which "▁" prefix, and whether
+     * Metaspace splits the piece into words before each "▁". */
+    bool metaspace, meta_split;
+    uint8_t prefix_mode; /* enum tok_prefix */
+    /* The decoder: Sequence[Replace, ByteFallback, Fuse, Strip?] (strip:
+     * one leading space of the text), or a lone Metaspace decoder (no byte
+     * fallback; the first token loses its "▁"s unless prepend_scheme is
+     * "never"). */
+    bool dec_metaspace, dec_strip, dec_drop_first;
 
     int32_t byte_id[256]; /* <0xXX> pieces; -1 when absent */
     int32_t unk_id;       /* -1 when the model has none */
@@ -200,30 +235,109 @@ static bool is_replace(const cJSON *n, const char *from, const char *to)
            json_str_is(n, "content", to);
 }
 
-static bool check_normalizer(const cJSON *n)
+/* The legacy normalizer: Sequence[Prepend("▁")?, Replace(" ", "▁")] (the
+ * Prepend is left out when the converter ran with add_prefix_space false). */
+static bool parse_normalizer(struct idf2_tokenizer *t, const cJSON *n)
 {
     const cJSON *seq = cJSON_GetObjectItemCaseSensitive(n, "normalizers");
-    if (!json_str_is(n, "type", "Sequence") || cJSON_GetArraySize(seq) != 2)
+    int len = cJSON_GetArraySize(seq);
+    if (!json_str_is(n, "type", "Sequence") || len < 1 || len > 2)
         return false;
     const cJSON *pre = cJSON_GetArrayItem(seq, 0);
-    return json_str_is(pre, "type", "Prepend") && json_str_is(pre, "prepend", METASPACE) &&
-           is_replace(cJSON_GetArrayItem(seq, 1), " ", METASPACE);
+    if (len == 2 &&
+        !(json_str_is(pre, "type", "Prepend") && json_str_is(pre, "prepend", METASPACE)))
+        return false;
+    t->prefix_mode = len == 2 ? TOK_PREFIX_NORMALIZER : TOK_PREFIX_NEVER;
+    return is_replace(cJSON_GetArrayItem(seq, len - 1), " ", METASPACE);
 }
 
-static bool check_decoder(const cJSON *d)
+/* A Metaspace pre-tokenizer or decoder's prepend scheme: "prepend_scheme"
+ * (tokenizers 0.19+) or the older "add_prefix_space" boolean, which
+ * tokenizers reads as "always" / "never".  -1 when neither is valid. */
+static int metaspace_scheme(const cJSON *m)
 {
-    const cJSON *seq = cJSON_GetObjectItemCaseSensitive(d, "decoders");
-    if (!json_str_is(d, "type", "Sequence") || cJSON_GetArraySize(seq) != 4)
+    if (!json_str_is(m, "type", "Metaspace") || !json_str_is(m, "replacement", METASPACE))
+        return -1;
+    const cJSON *scheme = cJSON_GetObjectItemCaseSensitive(m, "prepend_scheme");
+    const cJSON *aps = cJSON_GetObjectItemCaseSensitive(m, "add_prefix_space");
+    if (!scheme)
+        return cJSON_IsBool(aps) ? (cJSON_IsTrue(aps) ? TOK_PREFIX_ALWAYS : TOK_PREFIX_NEVER) : -1;
+    if (json_str_is(m, "prepend_scheme", "always"))
+        return TOK_PREFIX_ALWAYS;
+    if (json_str_is(m, "prepend_scheme", "first"))
+        return TOK_PREFIX_FIRST;
+    return json_str_is(m, "prepend_scheme", "never") ? TOK_PREFIX_NEVER : -1;
+}
+
+/* Metaspace pre-tokenizer; "split" is absent in files older than 0.19,
+ * which always split. */
+static bool parse_pre_tokenizer(struct idf2_tokenizer *t, const cJSON *p)
+{
+    int scheme = metaspace_scheme(p);
+    const cJSON *split = cJSON_GetObjectItemCaseSensitive(p, "split");
+    if (scheme < 0 || (split && !cJSON_IsBool(split)))
         return false;
-    const cJSON *strip = cJSON_GetArrayItem(seq, 3);
-    const cJSON *start = cJSON_GetObjectItemCaseSensitive(strip, "start");
-    const cJSON *stop = cJSON_GetObjectItemCaseSensitive(strip, "stop");
+    t->metaspace = true;
+    t->prefix_mode = (uint8_t)scheme;
+    t->meta_split = !split || cJSON_IsTrue(split);
+    return true;
+}
+
+static bool parse_decoder(struct idf2_tokenizer *t, const cJSON *d)
+{
+    int scheme = metaspace_scheme(d);
+    if (scheme >= 0) {
+        t->dec_metaspace = true;
+        t->dec_drop_first = scheme != TOK_PREFIX_NEVER;
+        return true;
+    }
+    const cJSON *seq = cJSON_GetObjectItemCaseSensitive(d, "decoders");
+    int len = cJSON_GetArraySize(seq);
+    if (!json_str_is(d, "type", "Sequence") || len < 3 || len > 4)
+        return false;
+    if (len == 4) {
+        const cJSON *strip = cJSON_GetArrayItem(seq, 3);
+        const cJSON *start = cJSON_GetObjectItemCaseSensitive(strip, "start");
+        const cJSON *stop = cJSON_GetObjectItemCaseSensitive(strip, "stop");
+        if (!json_str_is(strip, "type", "Strip") || !json_str_is(strip, "content", " ") ||
+            !cJSON_IsNumber(start) || start->valuedouble != 1 || !cJSON_IsNumber(stop) ||
+            stop->valuedouble != 0)
+            return false;
+        t->dec_strip = true;
+    }
     return is_replace(cJSON_GetArrayItem(seq, 0), METASPACE, " ") &&
            json_str_is(cJSON_GetArrayItem(seq, 1), "type", "ByteFallback") &&
-           json_str_is(cJSON_GetArrayItem(seq, 2), "type", "Fuse") &&
-           json_str_is(strip, "type", "Strip") && json_str_is(strip, "content", " ") &&
-           cJSON_IsNumber(start) && start->valuedouble == 1 && cJSON_IsNumber(stop) &&
-           stop->valuedouble == 0;
+           json_str_is(cJSON_GetArrayItem(seq, 2), "type", "Fuse");
+}
+
+/* text[0, len) with every space as "▁", after a "▁" when prefix; out
+ * holds 3 * len + 3 bytes.  Returns the bytes written. */
+static size_t to_metaspace(const char *text, size_t len, bool prefix, char *out)
+{
+    size_t o = 0;
+    if (prefix) {
+        memcpy(out, METASPACE, METASPACE_LEN);
+        o = METASPACE_LEN;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == ' ') {
+            memcpy(out + o, METASPACE, METASPACE_LEN);
+            o += METASPACE_LEN;
+        } else {
+            out[o++] = text[i];
+        }
+    }
+    return o;
+}
+
+/* The normalizer's output for a non-empty text: the legacy layout's
+ * (Prepend when present, Replace); the Metaspace layout has none. */
+static size_t normalize(const struct idf2_tokenizer *t, const char *text, size_t len, char *out)
+{
+    if (!t->metaspace)
+        return to_metaspace(text, len, t->prefix_mode == TOK_PREFIX_NORMALIZER, out);
+    memcpy(out, text, len);
+    return len;
 }
 
 /* A JSON number that is an integer id in [0, IDF2_TOK_MAX_ID). */
@@ -262,6 +376,23 @@ static int cmp_added(const void *pa, const void *pb)
         return a->len > b->len ? -1 : 1; /* longest first: leftmost-longest */
     int c = memcmp(a->s, b->s, a->len);  /* equal contents end up adjacent */
     return c ? c : (a->id > b->id) - (a->id < b->id);
+}
+
+/* Sorts m and indexes it by first byte.  False when two tokens share the
+ * same pattern: the scan would only ever see one of them, so the file is
+ * ambiguous. */
+static bool matcher_index(struct tok_matcher *m)
+{
+    qsort(m->v, m->n, sizeof *m->v, cmp_added);
+    for (size_t i = 0, c = 0; c <= 256; c++) {
+        while (i < m->n && (unsigned char)m->v[i].s[0] < c)
+            i++;
+        m->first[c] = (uint32_t)i;
+    }
+    for (size_t i = 1; i < m->n; i++)
+        if (m->v[i].len == m->v[i - 1].len && memcmp(m->v[i].s, m->v[i - 1].s, m->v[i].len) == 0)
+            return false;
+    return true;
 }
 
 static enum vc_status parse_template(struct idf2_tokenizer *t, const cJSON *pp, const char *label,
@@ -401,14 +532,9 @@ static enum vc_status build_tables(struct idf2_tokenizer *t, const cJSON *vocab,
         int32_t id = json_id(cJSON_GetObjectItemCaseSensitive(v, "id"));
         if (id < 0 || !cJSON_IsString(content) || content->valuestring[0] == '\0')
             return bad(err, label, "added_tokens: entry without a valid id and content");
-        if (json_flag(v, "normalized") || json_flag(v, "lstrip") || json_flag(v, "rstrip") ||
-            json_flag(v, "single_word"))
-            return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_tokenizer,
-                              "%s: added token \"%s\": normalized/lstrip/rstrip/single_word "
-                              "are not supported",
-                              label, content->valuestring);
         max_id = id > max_id ? id : max_id;
-        pool_bytes += strlen(content->valuestring) + 1;
+        /* The content, and its normalized form (at most 3x + "▁"). */
+        pool_bytes += 4 * strlen(content->valuestring) + 5;
         n_added++;
     }
     if (n_vocab == 0)
@@ -432,9 +558,10 @@ static enum vc_status build_tables(struct idf2_tokenizer *t, const cJSON *vocab,
     t->pool = malloc(pool_bytes);
     size_t vcap = table_size_for(n_vocab);
     t->vocab_tab = vc_malloc_array(vcap, sizeof *t->vocab_tab);
-    t->added = vc_malloc_array(n_added ? n_added : 1, sizeof *t->added);
+    t->added.v = vc_malloc_array(n_added ? n_added : 1, sizeof *t->added.v);
+    t->norm_added.v = vc_malloc_array(n_added ? n_added : 1, sizeof *t->norm_added.v);
     if (!t->model_piece || !t->model_len || !t->piece || !t->piece_len || !t->flags || !t->pool ||
-        !t->vocab_tab || !t->added)
+        !t->vocab_tab || !t->added.v || !t->norm_added.v)
         return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "%s: vocab tables", label);
     memset(t->vocab_tab, 0xff, vcap * sizeof *t->vocab_tab);
     t->vocab_mask = vcap - 1;
@@ -472,20 +599,25 @@ static enum vc_status build_tables(struct idf2_tokenizer *t, const cJSON *vocab,
         t->piece[id] = pool_put(&pc, content, len);
         t->piece_len[id] = (uint32_t)len;
         t->flags[id] |= TOK_PRESENT | TOK_ADDED | (json_flag(v, "special") ? TOK_SPECIAL : 0);
-        t->added[t->n_added++] = (struct tok_added){ t->piece[id], (uint32_t)len, id };
+        struct tok_added a = { t->piece[id], (uint32_t)len, id,
+                               (uint8_t)((json_flag(v, "lstrip") ? TOK_LSTRIP : 0) |
+                                         (json_flag(v, "rstrip") ? TOK_RSTRIP : 0) |
+                                         (json_flag(v, "single_word") ? TOK_SINGLE_WORD : 0)) };
+        if (json_flag(v, "normalized")) {
+            /* tokenizers matches the normalized content in normalized
+             * text: under the legacy normalizer "<x>" is looked for as
+             * "▁<x>". */
+            a.s = pc.at;
+            a.len = (uint32_t)normalize(t, content, len, pc.at);
+            pc.at[a.len] = '\0';
+            pc.at += a.len + 1;
+            t->norm_added.v[t->norm_added.n++] = a;
+        } else {
+            t->added.v[t->added.n++] = a;
+        }
     }
-    qsort(t->added, t->n_added, sizeof *t->added, cmp_added);
-    for (size_t i = 0, c = 0; c <= 256; c++) {
-        while (i < t->n_added && (unsigned char)t->added[i].s[0] < c)
-            i++;
-        t->added_first[c] = (uint32_t)i;
-    }
-    /* Two added tokens with the same content: the scan would only ever see
-     * one of them, so the file is ambiguous. */
-    for (size_t i = 1; i < t->n_added; i++)
-        if (t->added[i].len == t->added[i - 1].len &&
-            memcmp(t->added[i].s, t->added[i - 1].s, t->added[i].len) == 0)
-            return bad(err, label, "two added tokens share the same content");
+    if (!matcher_index(&t->added) || !matcher_index(&t->norm_added))
+        return bad(err, label, "two added tokens share the same content");
     return VC_OK;
 }
 
@@ -554,17 +686,23 @@ enum vc_status idf2_tokenizer_load_json(const char *json, size_t len, const char
         rc = bad(err, label, "not a tokenizer.json (model.vocab / added_tokens)");
         goto done;
     }
-    if (!check_normalizer(norm)) {
-        rc = bad(err, label, "normalizer must be Sequence[Prepend(\"▁\"), Replace(\" \", \"▁\")]");
-        goto done;
-    }
-    if (!json_null_or_absent(root, "pre_tokenizer")) {
-        rc = bad(err, label, "a pre_tokenizer is not supported (legacy Llama layout only)");
-        goto done;
-    }
-    if (!check_decoder(cJSON_GetObjectItemCaseSensitive(root, "decoder"))) {
+    const cJSON *pre = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
+    if (json_null_or_absent(root, "pre_tokenizer") ? !parse_normalizer(t, norm)
+                                                   : !json_null_or_absent(root, "normalizer")) {
         rc = bad(err, label,
-                 "decoder must be Sequence[Replace(\"▁\", \" \"), ByteFallback, Fuse, Strip]");
+                 "normalizer must be Sequence[Prepend(\"▁\")?, Replace(\" \", \"▁\")], or null "
+                 "under a Metaspace pre_tokenizer");
+        goto done;
+    }
+    if (!json_null_or_absent(root, "pre_tokenizer") && !parse_pre_tokenizer(t, pre)) {
+        rc = bad(err, label,
+                 "pre_tokenizer must be null or Metaspace(\"▁\") with a known prepend_scheme");
+        goto done;
+    }
+    if (!parse_decoder(t, cJSON_GetObjectItemCaseSensitive(root, "decoder"))) {
+        rc = bad(err, label,
+                 "decoder must be Sequence[Replace(\"▁\", \" \"), ByteFallback, Fuse, Strip?] or "
+                 "Metaspace(\"▁\")");
         goto done;
     }
     rc = build_tables(t, vocab, added, label, err);
@@ -609,7 +747,8 @@ void idf2_tokenizer_free(struct idf2_tokenizer *tok)
     free(tok->pool);
     free(tok->vocab_tab);
     free(tok->merge_tab);
-    free(tok->added);
+    free(tok->added.v);
+    free(tok->norm_added.v);
     free(tok);
 }
 
@@ -661,6 +800,21 @@ static void clean_up_spaces(char *s, size_t *len)
 
 /* ---------------------------------------------------------------- lookups */
 
+/* The longest token of m that starts at text[0], or NULL. */
+static const struct tok_added *match_added(const struct tok_matcher *m, const char *text,
+                                           size_t len)
+{
+    if (len == 0)
+        return NULL;
+    unsigned char c = (unsigned char)text[0];
+    for (uint32_t i = m->first[c]; i < m->first[c + 1]; i++) {
+        const struct tok_added *a = &m->v[i];
+        if (a->len <= len && memcmp(a->s, text, a->len) == 0)
+            return a; /* sorted longest first */
+    }
+    return NULL;
+}
+
 int32_t idf2_tokenizer_n_ids(const struct idf2_tokenizer *tok)
 {
     return tok->n_ids;
@@ -669,10 +823,15 @@ int32_t idf2_tokenizer_n_ids(const struct idf2_tokenizer *tok)
 int32_t idf2_tokenizer_find(const struct idf2_tokenizer *tok, const char *piece)
 {
     size_t n = strlen(piece);
-    unsigned char c = (unsigned char)piece[0];
-    for (uint32_t i = tok->added_first[c]; i < tok->added_first[c + 1]; i++)
-        if (tok->added[i].len == n && memcmp(tok->added[i].s, piece, n) == 0)
-            return tok->added[i].id;
+    const struct tok_added *a = match_added(&tok->added, piece, n);
+    if (a && a->len == n)
+        return a->id;
+    /* Normalized ones are indexed by their normalized form. */
+    for (size_t i = 0; i < tok->norm_added.n; i++) {
+        int32_t id = tok->norm_added.v[i].id;
+        if (tok->piece_len[id] == n && memcmp(tok->piece[id], piece, n) == 0)
+            return id;
+    }
     return n ? vocab_get(tok, piece, n) : -1;
 }
 
@@ -850,48 +1009,146 @@ done:
     return rc;
 }
 
-/* Normalizes one text piece between added tokens (Prepend "▁" when
- * non-empty, then every U+0020 -> "▁") and runs BPE on it as one word. */
-static enum vc_status encode_segment(const struct idf2_tokenizer *t, const char *text, size_t len,
-                                     struct id_vec *out, struct vc_err *err)
+/* Rust's char::is_whitespace (Unicode White_Space), which lstrip and
+ * rstrip trim. */
+static bool is_space_cp(uint32_t c)
 {
-    if (len == 0)
-        return VC_OK;
-    size_t spaces = 0, n;
-    for (size_t i = 0; i < len; i++)
-        spaces += text[i] == ' ';
-    if (!vc_mul_ok(spaces + 1, METASPACE_LEN - 1, &n) || !vc_add_ok(n, len + 1, &n))
+    return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+           (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
+           c == 0x205F || c == 0x3000;
+}
+
+/* regex's \w, which single_word tests on either side of a match: exact for
+ * ASCII; beyond it every code point that is neither whitespace nor in the
+ * Latin-1 or general / CJK punctuation and symbol blocks counts as a
+ * letter (an approximation of Unicode's word classes). */
+static bool is_word_cp(uint32_t c)
+{
+    if (c < 0x80)
+        return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+               c == '_';
+    return !is_space_cp(c) && !(c >= 0xA1 && c <= 0xBF) && c != 0xD7 && c != 0xF7 &&
+           !(c >= 0x2000 && c <= 0x2BFF) && !(c >= 0x3000 && c <= 0x303F);
+}
+
+/* The code point that ends at text[at) (at > 0; the text is valid UTF-8);
+ * *start gets its first byte. */
+static uint32_t cp_before(const char *text, size_t at, size_t *start)
+{
+    size_t i = at - 1;
+    while (i > 0 && ((unsigned char)text[i] & 0xC0) == 0x80)
+        i--;
+    uint32_t cp;
+    vc_utf8_next((const unsigned char *)text + i, at - i, &cp);
+    *start = i;
+    return cp;
+}
+
+/* The next added token of m in text[*from, len), with tokenizers'
+ * semantics: leftmost-longest, non-overlapping; a single_word match
+ * touching a word character is dropped (the scan goes on after it); lstrip
+ * takes the whitespace before it (not before floor, where the previous
+ * match ended) and rstrip the whitespace after it into the match.  On a
+ * match, [*start, *stop) is what it covers and *from moves past it. */
+static const struct tok_added *next_added(const struct tok_matcher *m, const char *text, size_t len,
+                                          size_t floor, size_t *from, size_t *start, size_t *stop)
+{
+    for (size_t p = *from; m->n && p < len;) {
+        const struct tok_added *a = match_added(m, text + p, len - p);
+        if (!a) {
+            p++;
+            continue;
+        }
+        size_t s = p, e = p + a->len, k;
+        uint32_t cp;
+        if (a->opts & TOK_SINGLE_WORD) {
+            bool word_before = s > 0 && is_word_cp(cp_before(text, s, &k));
+            bool word_after = e < len &&
+                              (vc_utf8_next((const unsigned char *)text + e, len - e, &cp), true) &&
+                              is_word_cp(cp);
+            if (word_before || word_after) {
+                p = e;
+                continue;
+            }
+        }
+        if (a->opts & TOK_LSTRIP)
+            while (s > floor && is_space_cp(cp_before(text, s, &k)))
+                s = k;
+        if (a->opts & TOK_RSTRIP)
+            while (e < len && (k = vc_utf8_next((const unsigned char *)text + e, len - e, &cp)) &&
+                   is_space_cp(cp))
+                e += k;
+        *start = s;
+        *stop = e;
+        *from = e;
+        return a;
+    }
+    return NULL;
+}
+
+/* Runs the Metaspace pre-tokenizer on one piece that starts at byte off of
+ * the text (spaces to "▁", the scheme's prefix unless the piece already
+ * starts with "▁", then words split before every "▁" when meta_split),
+ * or takes the legacy normalizer's output as one word; then BPE. */
+static enum vc_status encode_piece(const struct idf2_tokenizer *t, const char *p, size_t n,
+                                   size_t off, struct id_vec *out, struct vc_err *err)
+{
+    if (!t->metaspace)
+        return bpe_word(t, p, n, out, err);
+    size_t cap;
+    if (!vc_mul_ok(n, METASPACE_LEN, &cap) || !vc_add_ok(cap, METASPACE_LEN, &cap))
         return vc_err_set(err, VC_EUSAGE, VC_REASON_field_too_long, "encode: text too long");
-    char *w = malloc(n);
+    char *w = malloc(cap);
     if (!w)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "encode: %zu bytes", n);
-    size_t o = 0;
-    memcpy(w, METASPACE, METASPACE_LEN);
-    o = METASPACE_LEN;
-    for (size_t i = 0; i < len; i++) {
-        if (text[i] == ' ') {
-            memcpy(w + o, METASPACE, METASPACE_LEN);
-            o += METASPACE_LEN;
-        } else {
-            w[o++] = text[i];
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "encode: %zu bytes", cap);
+    bool prefix =
+        (t->prefix_mode == TOK_PREFIX_ALWAYS || (t->prefix_mode == TOK_PREFIX_FIRST && off == 0)) &&
+        !(n >= METASPACE_LEN && memcmp(p, METASPACE, METASPACE_LEN) == 0) && p[0] != ' ';
+    size_t len = to_metaspace(p, n, prefix, w);
+    enum vc_status rc = VC_OK;
+    for (size_t s = 0, i = 1; rc == VC_OK && s < len; i++) {
+        bool cut = i >= len || (t->meta_split && i + METASPACE_LEN <= len &&
+                                memcmp(w + i, METASPACE, METASPACE_LEN) == 0);
+        if (cut) {
+            rc = bpe_word(t, w + s, i - s, out, err);
+            s = i;
         }
     }
-    enum vc_status rc = bpe_word(t, w, o, out, err);
     free(w);
     return rc;
 }
 
-/* The longest added token that starts at text[0], or NULL. */
-static const struct tok_added *match_added(const struct idf2_tokenizer *t, const char *text,
-                                           size_t len)
+/* One text piece between raw-matched added tokens, at byte off of the
+ * text: normalized, split at the normalized added tokens, each part
+ * encoded. */
+static enum vc_status encode_segment(const struct idf2_tokenizer *t, const char *text, size_t len,
+                                     size_t off, struct id_vec *out, struct vc_err *err)
 {
-    unsigned char c = (unsigned char)text[0];
-    for (uint32_t i = t->added_first[c]; i < t->added_first[c + 1]; i++) {
-        const struct tok_added *a = &t->added[i];
-        if (a->len <= len && memcmp(a->s, text, a->len) == 0)
-            return a; /* sorted longest first */
+    if (len == 0)
+        return VC_OK;
+    size_t cap;
+    if (!vc_mul_ok(len, METASPACE_LEN, &cap) || !vc_add_ok(cap, METASPACE_LEN, &cap))
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_field_too_long, "encode: text too long");
+    char *w = malloc(cap);
+    if (!w)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "encode: %zu bytes", cap);
+    size_t n = normalize(t, text, len, w);
+    /* Offsets into w are offsets into the text only without a normalizer,
+     * which is the one case (Metaspace) that reads them. */
+    enum vc_status rc = VC_OK;
+    size_t seg = 0, from = 0, s, e;
+    const struct tok_added *a;
+    while (rc == VC_OK && (a = next_added(&t->norm_added, w, n, seg, &from, &s, &e))) {
+        if (s > seg)
+            rc = encode_piece(t, w + seg, s - seg, off + seg, out, err);
+        if (rc == VC_OK && !id_vec_push(out, a->id))
+            rc = vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "encode");
+        seg = e;
     }
-    return NULL;
+    if (rc == VC_OK && seg < n)
+        rc = encode_piece(t, w + seg, n - seg, off + seg, out, err);
+    free(w);
+    return rc;
 }
 
 enum vc_status idf2_tokenizer_encode(const struct idf2_tokenizer *tok, const char *text, size_t len,
@@ -908,20 +1165,15 @@ enum vc_status idf2_tokenizer_encode(const struct idf2_tokenizer *tok, const cha
     out.n = 0;
     for (int i = 0; ok && add_special && i < tok->n_prefix; i++)
         ok = id_vec_push(&out, tok->prefix[i]);
-    size_t seg = 0;
-    for (size_t i = 0; ok && rc == VC_OK && i < len;) {
-        const struct tok_added *a = match_added(tok, text + i, len - i);
-        if (!a) {
-            i++;
-            continue;
-        }
-        rc = encode_segment(tok, text + seg, i - seg, &out, err);
+    size_t seg = 0, from = 0, s, e;
+    const struct tok_added *a;
+    while (ok && rc == VC_OK && (a = next_added(&tok->added, text, len, seg, &from, &s, &e))) {
+        rc = encode_segment(tok, text + seg, s - seg, seg, &out, err);
         ok = rc == VC_OK && id_vec_push(&out, a->id);
-        i += a->len;
-        seg = i;
+        seg = e;
     }
     if (ok && rc == VC_OK)
-        rc = encode_segment(tok, text + seg, len - seg, &out, err);
+        rc = encode_segment(tok, text + seg, len - seg, seg, &out, err);
     for (int i = 0; ok && rc == VC_OK && add_special && i < tok->n_suffix; i++)
         ok = id_vec_push(&out, tok->suffix[i]);
     if (rc == VC_OK && !ok)
@@ -976,6 +1228,7 @@ enum vc_status idf2_tokenizer_decode(const struct idf2_tokenizer *tok, const int
     vc_buf_init(&out, SIZE_MAX);
     vc_buf_init(&run, SIZE_MAX);
     bool ok = vc_buf_append(&out, "", 0) == 0;
+    size_t n_tokens = 0; /* tokens the decoder has seen (after skip_special) */
     for (size_t i = 0; ok && i < n_ids; i++) {
         int32_t id = ids[i];
         if (id < 0 || id >= tok->n_ids || !(tok->flags[id] & TOK_PRESENT))
@@ -984,7 +1237,8 @@ enum vc_status idf2_tokenizer_decode(const struct idf2_tokenizer *tok, const int
             continue;
         const char *p = tok->piece[id];
         size_t n = tok->piece_len[id];
-        int b = byte_value(p, n);
+        bool drop_meta = tok->dec_drop_first && n_tokens++ == 0;
+        int b = tok->dec_metaspace ? -1 : byte_value(p, n);
         if (b >= 0) {
             unsigned char c = (unsigned char)b;
             ok = vc_buf_append(&run, &c, 1) == 0;
@@ -996,7 +1250,7 @@ enum vc_status idf2_tokenizer_decode(const struct idf2_tokenizer *tok, const int
         }
         for (size_t j = 0; ok && j < n;) {
             if (j + METASPACE_LEN <= n && memcmp(p + j, METASPACE, METASPACE_LEN) == 0) {
-                ok = vc_buf_append(&out, " ", 1) == 0;
+                ok = drop_meta || vc_buf_append(&out, " ", 1) == 0;
                 j += METASPACE_LEN;
             } else {
                 size_t k = j + 1;
@@ -1014,7 +1268,7 @@ enum vc_status idf2_tokenizer_decode(const struct idf2_tokenizer *tok, const int
         vc_buf_free(&out);
         return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "decode");
     }
-    size_t skip = out.len > 0 && out.data[0] == ' '; /* Strip(" ", start 1) */
+    size_t skip = tok->dec_strip && out.len > 0 && out.data[0] == ' '; /* Strip(" ", 1) */
     size_t len = out.len - skip;
     memmove(out.data, out.data + skip, len + 1);
     if (tok->clean_up)

@@ -170,30 +170,42 @@ TEST(fixture_set_specials)
     idf2_tokenizer_free(tok);
 }
 
-/* A complete tokenizer.json around a given vocab / merges / added list. */
-static char *mini_json(const char *vocab, const char *merges, const char *added,
-                       const char *model_extra)
+/* The legacy Llama layout: Prepend/Replace normalizer, no pre-tokenizer,
+ * the Replace/ByteFallback/Fuse/Strip decoder. */
+#define LEGACY_LAYOUT                                                                              \
+    "\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":["                                      \
+    "{\"type\":\"Prepend\",\"prepend\":\"\\u2581\"},"                                              \
+    "{\"type\":\"Replace\",\"pattern\":{\"String\":\" \"},\"content\":\"\\u2581\"}]},"             \
+    "\"pre_tokenizer\":null,"                                                                      \
+    "\"decoder\":{\"type\":\"Sequence\",\"decoders\":["                                            \
+    "{\"type\":\"Replace\",\"pattern\":{\"String\":\"\\u2581\"},\"content\":\" \"},"               \
+    "{\"type\":\"ByteFallback\"},{\"type\":\"Fuse\"},"                                             \
+    "{\"type\":\"Strip\",\"content\":\" \",\"start\":1,\"stop\":0}]},"
+
+/* A complete tokenizer.json around a given layout (normalizer,
+ * pre_tokenizer, decoder) and vocab / merges / added list. */
+static char *layout_json(const char *layout, const char *vocab, const char *merges,
+                         const char *added, const char *model_extra)
 {
     static const char fmt[] =
-        "{\"version\":\"1.0\",\"added_tokens\":[%s],"
-        "\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":["
-        "{\"type\":\"Prepend\",\"prepend\":\"\\u2581\"},"
-        "{\"type\":\"Replace\",\"pattern\":{\"String\":\" \"},\"content\":\"\\u2581\"}]},"
-        "\"pre_tokenizer\":null,"
+        "{\"version\":\"1.0\",\"added_tokens\":[%s],%s"
         "\"post_processor\":{\"type\":\"TemplateProcessing\",\"single\":["
         "{\"SpecialToken\":{\"id\":\"<s>\",\"type_id\":0}},{\"Sequence\":{\"id\":\"A\","
         "\"type_id\":0}}],\"special_tokens\":{\"<s>\":{\"id\":\"<s>\",\"ids\":[1],"
         "\"tokens\":[\"<s>\"]}}},"
-        "\"decoder\":{\"type\":\"Sequence\",\"decoders\":["
-        "{\"type\":\"Replace\",\"pattern\":{\"String\":\"\\u2581\"},\"content\":\" \"},"
-        "{\"type\":\"ByteFallback\"},{\"type\":\"Fuse\"},"
-        "{\"type\":\"Strip\",\"content\":\" \",\"start\":1,\"stop\":0}]},"
         "\"model\":{\"type\":\"BPE\",\"unk_token\":\"<unk>\","
         "\"fuse_unk\":true,\"byte_fallback\":false%s,\"vocab\":{%s},\"merges\":[%s]}}";
-    size_t n = sizeof fmt + strlen(vocab) + strlen(merges) + strlen(added) + strlen(model_extra);
+    size_t n = sizeof fmt + strlen(layout) + strlen(vocab) + strlen(merges) + strlen(added) +
+               strlen(model_extra);
     char *s = malloc(n);
-    snprintf(s, n, fmt, added, model_extra, vocab, merges);
+    snprintf(s, n, fmt, added, layout, model_extra, vocab, merges);
     return s;
+}
+
+static char *mini_json(const char *vocab, const char *merges, const char *added,
+                       const char *model_extra)
+{
+    return layout_json(LEGACY_LAYOUT, vocab, merges, added, model_extra);
 }
 
 static enum vc_status load_mini(const char *json, struct idf2_tokenizer **tok, struct vc_err *err)
@@ -372,6 +384,136 @@ TEST(decode_clean_up_spaces)
     idf2_tokenizer_free(tok);
 }
 
+/* Encodes text without specials and compares with the ids in want, a
+ * JSON list. */
+static void check_encode(const struct idf2_tokenizer *tok, const char *text, const char *want)
+{
+    struct vc_err err = { 0 };
+    int32_t *ids = NULL;
+    size_t n = 0;
+    cJSON *w = cJSON_Parse(want);
+    CHECK_INT(idf2_tokenizer_encode(tok, text, strlen(text), false, &ids, &n, &err), VC_OK);
+    check_ids("encode", text, ids, n, w);
+    cJSON_Delete(w);
+    free(ids);
+}
+
+/* The layout of newer files (transformers' legacy=False): no normalizer, a
+ * Metaspace pre-tokenizer, and the given decoder. */
+#define META_LAYOUT(scheme, split, decoder)                                                        \
+    "\"normalizer\":null,\"pre_tokenizer\":{\"type\":\"Metaspace\",\"replacement\":\"\\u2581\","   \
+    "\"prepend_scheme\":\"" scheme "\",\"split\":" split "},\"decoder\":" decoder ","
+#define SEQ_DECODER                                                                                \
+    "{\"type\":\"Sequence\",\"decoders\":["                                                        \
+    "{\"type\":\"Replace\",\"pattern\":{\"String\":\"\\u2581\"},\"content\":\" \"},"               \
+    "{\"type\":\"ByteFallback\"},{\"type\":\"Fuse\"},"                                             \
+    "{\"type\":\"Strip\",\"content\":\" \",\"start\":1,\"stop\":0}]}"
+#define META_DECODER                                                                               \
+    "{\"type\":\"Metaspace\",\"replacement\":\"\\u2581\",\"prepend_scheme\":\"first\","            \
+    "\"split\":false}"
+
+/* Ids worked out by hand.  Merges: "b ▁" rank 0, "▁ a" rank 1.  "ab a" is
+ * ▁ a b ▁ a as one word: (b,▁) first -> ▁ a b▁ a, then (▁,a) -> ▁a b▁ a
+ * = 10 11 4; split into words "▁ab" "▁a" (split true) no pair crosses the
+ * "▁": 10 5 10.  " a": the legacy normalizer prepends regardless -> ▁ ▁a
+ * = 3 10; Metaspace sees it starts with "▁" already -> 10.  "<x>a": the
+ * legacy normalizer prefixes every piece -> 12 10; "first" only the piece
+ * at the start of the text -> 12 4; "always" every piece -> 12 10. */
+TEST(metaspace_layout_ids)
+{
+    static const struct {
+        const char *layout, *ab_a, *space_a, *x_a;
+    } cases[] = {
+        { LEGACY_LAYOUT, "[10,11,4]", "[3,10]", "[12,10]" },
+        { META_LAYOUT("first", "false", SEQ_DECODER), "[10,11,4]", "[10]", "[12,4]" },
+        { META_LAYOUT("always", "false", SEQ_DECODER), "[10,11,4]", "[10]", "[12,10]" },
+        { META_LAYOUT("first", "true", SEQ_DECODER), "[10,5,10]", "[10]", "[12,4]" },
+        { META_LAYOUT("never", "false", SEQ_DECODER), "[4,11,4]", "[10]", "[12,4]" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct vc_err err = { 0 };
+        struct idf2_tokenizer *tok = NULL;
+        char *json = layout_json(cases[i].layout, MINI_VOCAB ",\"b\\u2581\":11",
+                                 "\"b \\u2581\",\"\\u2581 a\"",
+                                 "{\"id\":12,\"content\":\"<x>\",\"special\":true}", "");
+        CHECK_INT(load_mini(json, &tok, &err), VC_OK);
+        free(json);
+        if (!tok) {
+            fprintf(stderr, "layout %zu: %s\n", i, err.msg);
+            continue;
+        }
+        check_encode(tok, "ab a", cases[i].ab_a);
+        check_encode(tok, " a", cases[i].space_a);
+        check_encode(tok, "<x>a", cases[i].x_a);
+        idf2_tokenizer_free(tok);
+    }
+}
+
+/* The Metaspace decoder: every "▁" of the first token it sees is dropped,
+ * the others become spaces, and with no ByteFallback a <0x41> piece is
+ * text (a skipped <s> is not seen, so "▁a" after it is first); the legacy
+ * decoder strips one leading space of the whole text and turns <0x41>
+ * into "A". */
+TEST(metaspace_decoder)
+{
+    for (int meta = 0; meta < 2; meta++) {
+        struct vc_err err = { 0 };
+        struct idf2_tokenizer *tok = NULL;
+        char *json = layout_json(meta ? META_LAYOUT("first", "false", META_DECODER) : LEGACY_LAYOUT,
+                                 MINI_VOCAB ",\"<0x41>\":11", "",
+                                 "{\"id\":1,\"content\":\"<s>\",\"special\":true}", "");
+        CHECK_INT(load_mini(json, &tok, &err), VC_OK);
+        free(json);
+        if (!tok)
+            continue;
+        const int32_t a_a[] = { 10, 3, 10 }, s_a[] = { 1, 10 }, byte[] = { 10, 11 };
+        check_decode(tok, a_a, 3, false, "a  a");
+        check_decode(tok, s_a, 2, true, "a");
+        check_decode(tok, s_a, 2, false, "<s> a");
+        check_decode(tok, byte, 2, false, meta ? "a<0x41>" : "aA");
+        idf2_tokenizer_free(tok);
+    }
+}
+
+/* Added-token options, by hand on the legacy layout (merge "▁ a"):
+ * lstrip: "a <l>" -> piece "a" (the space is the token's) -> 10 11, where
+ * a plain token leaves "a " -> ▁a ▁ -> 10 3 11.  rstrip: "<r> a" -> 12,
+ * piece "a" -> 10.  single_word: "a<w>b" touches letters, so the text is
+ * one piece ▁ a <unk>(<w> fused) b -> 10 0 5; "a <w> b" -> "a " 10 3, 13,
+ * " b" 3 3 5 (Metaspace: " b" is "▁b" already, 3 5).  normalized: "<n>" is looked for as "▁<n>" in
+ * the normalized piece: "a<n>" -> ▁a<n> holds none -> 10 0; "a <n>" -> ▁a▁<n> -> 10 14; under the
+ * Metaspace layout it is "<n>" itself: "a<n>" -> 10 14. */
+TEST(added_token_options)
+{
+    const char *added = "{\"id\":11,\"content\":\"<l>\",\"lstrip\":true},"
+                        "{\"id\":12,\"content\":\"<r>\",\"rstrip\":true},"
+                        "{\"id\":13,\"content\":\"<w>\",\"single_word\":true},"
+                        "{\"id\":14,\"content\":\"<n>\",\"normalized\":true},"
+                        "{\"id\":15,\"content\":\"<p>\"}";
+    for (int meta = 0; meta < 2; meta++) {
+        struct vc_err err = { 0 };
+        struct idf2_tokenizer *tok = NULL;
+        char *json = layout_json(meta ? META_LAYOUT("always", "false", SEQ_DECODER) : LEGACY_LAYOUT,
+                                 MINI_VOCAB, "\"\\u2581 a\"", added, "");
+        CHECK_INT(load_mini(json, &tok, &err), VC_OK);
+        free(json);
+        if (!tok) {
+            fprintf(stderr, "%s\n", err.msg);
+            continue;
+        }
+        check_encode(tok, "a <l>", "[10,11]");
+        check_encode(tok, "a <p>", "[10,3,15]");
+        check_encode(tok, "<r> a", "[12,10]");
+        check_encode(tok, "a<w>b", "[10,0,5]");
+        check_encode(tok, "a <w> b", meta ? "[10,3,13,3,5]" : "[10,3,13,3,3,5]");
+        check_encode(tok, "a<n>", meta ? "[10,14]" : "[10,0]");
+        if (!meta)
+            check_encode(tok, "a <n>", "[10,14]");
+        CHECK_INT(idf2_tokenizer_find(tok, "<n>"), 14);
+        idf2_tokenizer_free(tok);
+    }
+}
+
 TEST(malformed_files_refused)
 {
     static const struct {
@@ -386,8 +528,6 @@ TEST(malformed_files_refused)
         { "\"<unk>\":0,\"a\":1e9", "", "", "", "absurd id" },
         { "\"<unk>\":0,\"a\":100000", "", "", "", "sparse ids" },
         { "\"<unk>\":0,\"a\":1.5", "", "", "", "fractional id" },
-        { MINI_VOCAB, "", "{\"id\":11,\"content\":\"<x>\",\"normalized\":true}", "",
-          "normalized added token" },
         { MINI_VOCAB, "", "{\"id\":11,\"content\":\"\"}", "", "empty added token" },
         { MINI_VOCAB, "", "", ",\"dropout\":0.1", "BPE dropout" },
         { MINI_VOCAB, "", "", ",\"continuing_subword_prefix\":\"##\"", "WordPiece prefix" },
@@ -465,6 +605,9 @@ TEST(generated_vocab_holds_prompt_words)
     X(fixture_decode_cases)                                                                        \
     X(fixture_lookups)                                                                             \
     X(fixture_set_specials)                                                                        \
+    X(metaspace_layout_ids)                                                                        \
+    X(metaspace_decoder)                                                                           \
+    X(added_token_options)                                                                         \
     X(bpe_rank_order_and_ties)                                                                     \
     X(bpe_unknown_chars_fuse)                                                                      \
     X(ignore_merges_takes_whole_words)                                                             \
