@@ -551,6 +551,17 @@ enum vc_status idf2_config_parse_processor(const char *json, const char *label,
     if (rc >= 0)
         rc =
             idf2_bool(&c, root, "clean_up_tokenization_spaces", &out->clean_up_tokenization_spaces);
+    /* LlamaTokenizerFast given add_prefix_space (true or false; null is
+     * "not given") rebuilds itself from tokenizer.model through its
+     * sentencepiece converter and drops tokenizer.json; vlmcurate encodes
+     * with tokenizer.json only, so its ids could differ. */
+    const cJSON *aps = idf2_get(root, "add_prefix_space");
+    if (rc >= 0 && cJSON_IsBool(aps))
+        rc = idf2_bad(&c, "add_prefix_space",
+                      "is set: transformers then rebuilds the tokenizer from tokenizer.model "
+                      "(sentencepiece) instead of tokenizer.json, which is the only one vlmcurate "
+                      "reads; remove the key (or set it to null) to tokenize as tokenizer.json "
+                      "does");
     const cJSON *tpl = idf2_get(root, "chat_template");
     if (rc >= 0 && tpl && !out->chat_template) {
         const char *text = idf2_template_text(tpl);

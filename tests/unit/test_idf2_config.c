@@ -326,6 +326,20 @@ TEST(generation_preproc_processor_files)
     free(pc.chat_template);
     idf2_config_processor_defaults(&pc);
     CHECK(idf2_config_parse_processor("{\"image_seq_len\":0}", "pc", &pc, &err) < 0);
+    /* add_prefix_space makes transformers tokenize from tokenizer.model:
+     * refused naming the file and the key, whichever value; null is the
+     * key left out. */
+    for (int v = 0; v < 2; v++) {
+        CHECK_INT(idf2_config_parse_processor(v ? "{\"add_prefix_space\":true}"
+                                                : "{\"add_prefix_space\":false}",
+                                              "tokenizer_config.json", &pc, &err),
+                  VC_EUSAGE);
+        CHECK(strstr(err.msg, "tokenizer_config.json") && strstr(err.msg, "add_prefix_space") &&
+              strstr(err.msg, "tokenizer.model"));
+    }
+    CHECK_INT(idf2_config_parse_processor("{\"add_prefix_space\":null}", "tokenizer_config.json",
+                                          &pc, &err),
+              VC_OK);
 }
 
 static void write_text(const char *dir, const char *name, const char *text)
