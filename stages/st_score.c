@@ -31,8 +31,10 @@ struct st_score {
     struct st_model *model;
     bool wanted[SCORE_N];
     struct score_filter filter[SCORE_N];
-    const char *relevance_chat, *relevance_raw, *nsfw_prompt; /* borrowed from prompts */
-    char *prompts;                                            /* one allocation */
+    /* Each score's chat turn, or its raw processor text (NULL when the
+     * chat form is used); borrowed from prompts, one allocation. */
+    const char *relevance_chat, *relevance_raw, *nsfw_chat, *nsfw_raw;
+    char *prompts;
     int image_splitting;
     size_t batch; /* items decoded together: the engine's slots */
     struct idf2_ctx_params ctx_params;
@@ -136,22 +138,34 @@ static enum vc_status parse_filters(struct st_score *st, const cJSON *cfg, struc
 
 static enum vc_status parse_prompts(struct st_score *st, const cJSON *cfg, struct vc_err *err)
 {
-    const char *rel, *raw, *nsfw;
+    const char *text[4];
     VC_TRY(stage_cfg_str(cfg, WHERE, "relevance_prompt", "Describe this image in one sentence.",
-                         &rel, err));
-    VC_TRY(stage_cfg_str(cfg, WHERE, "relevance_raw_prompt", NULL, &raw, err));
+                         &text[0], err));
+    VC_TRY(stage_cfg_str(cfg, WHERE, "relevance_raw_prompt", NULL, &text[1], err));
     VC_TRY(stage_cfg_str(cfg, WHERE, "nsfw_prompt",
                          "Is this image sexually explicit or not safe for work? Answer yes or no.",
-                         &nsfw, err));
-    if (raw && !strstr(raw, "<image>"))
+                         &text[2], err));
+    VC_TRY(stage_cfg_str(cfg, WHERE, "nsfw_raw_prompt", NULL, &text[3], err));
+    if (text[1] && !strstr(text[1], "<image>"))
         return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
                           WHERE ": \"relevance_raw_prompt\" needs one <image>");
-    size_t a = strlen(rel) + 1, b = raw ? strlen(raw) + 1 : 0, c = strlen(nsfw) + 1;
-    if (!(st->prompts = malloc(a + b + c)))
+    /* As the caption stage's raw_prompt: the one image the score is about,
+     * and not both forms. */
+    const char *first = text[3] ? strstr(text[3], "<image>") : NULL;
+    if (text[3] && (cJSON_GetObjectItemCaseSensitive(cfg, "nsfw_prompt") || !first ||
+                    strstr(first + 1, "<image>")))
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                          WHERE ": \"nsfw_raw_prompt\" needs exactly one <image> and no "
+                                "\"nsfw_prompt\"");
+    size_t len[4], total = 0;
+    for (int i = 0; i < 4; i++)
+        total += len[i] = text[i] ? strlen(text[i]) + 1 : 0;
+    if (!(st->prompts = malloc(total)))
         return vc_err_oom(err);
-    st->relevance_chat = memcpy(st->prompts, rel, a);
-    st->relevance_raw = raw ? memcpy(st->prompts + a, raw, b) : NULL;
-    st->nsfw_prompt = memcpy(st->prompts + a + b, nsfw, c);
+    const char **dst[4] = { &st->relevance_chat, &st->relevance_raw, &st->nsfw_chat,
+                            &st->nsfw_raw };
+    for (size_t i = 0, at = 0; i < 4; at += len[i++])
+        *dst[i] = text[i] ? memcpy(st->prompts + at, text[i], len[i]) : NULL;
     return VC_OK;
 }
 
@@ -167,7 +181,8 @@ static enum vc_status build_provenance(struct st_score *st, struct vc_err *err)
                  ? cJSON_AddStringToObject(p, "relevance_raw_prompt", st->relevance_raw) != NULL
                  : cJSON_AddStringToObject(p, "relevance_prompt", st->relevance_chat) != NULL;
     if (ok && st->wanted[SCORE_NSFW])
-        ok = cJSON_AddStringToObject(p, "nsfw_prompt", st->nsfw_prompt) != NULL;
+        ok = st->nsfw_raw ? cJSON_AddStringToObject(p, "nsfw_raw_prompt", st->nsfw_raw) != NULL
+                          : cJSON_AddStringToObject(p, "nsfw_prompt", st->nsfw_chat) != NULL;
     return ok ? VC_OK : vc_err_oom(err);
 }
 
@@ -182,7 +197,8 @@ static struct idf2_request score_request(const struct st_score *st, int k,
         req.prompt = st->relevance_raw;
         req.chat = st->relevance_raw ? NULL : st->relevance_chat;
     } else if (k == SCORE_NSFW) {
-        req.chat = st->nsfw_prompt;
+        req.prompt = st->nsfw_raw;
+        req.chat = st->nsfw_raw ? NULL : st->nsfw_chat;
     } else {
         /* Perplexity: the text after BOS alone. */
         req = (struct idf2_request){ .prompt = "", .image_splitting = -1 };
@@ -227,6 +243,7 @@ static enum vc_status score_create(const cJSON *cfg, const struct stage_ctx *ctx
                                         "relevance_prompt",
                                         "relevance_raw_prompt",
                                         "nsfw_prompt",
+                                        "nsfw_raw_prompt",
                                         "image_splitting",
                                         "batch",
                                         "max_text_tokens",

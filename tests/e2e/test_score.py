@@ -149,4 +149,45 @@ vctest.expect(set(kept) == set(scores) - low and len(low) == 2,
 rep = pe.run_json(out)["score"]["relevance"]
 vctest.expect(rep == {"min_quantile": q, "threshold": threshold, "rejected": 2},
               "run.json reports the min_quantile threshold: %s" % rep)
+# nsfw_raw_prompt: the processor's text as is (a base model has no chat).
+# The fixture's template renders the chat turn Q with the image before it
+# as RAW below (case chat_single_nosplit), so the two forms must score
+# alike, and the provenance names the form used.
+Q = "What is in the image?"
+RAW = "User:<image>" + Q + "<end_of_utterance>\nAssistant:"
+vctest.expect(cases["chat_single_nosplit"]["rendered_prompt"] == RAW, "the fixture renders " + Q)
+
+
+def run_nsfw(name, **keys):
+    st = {"stage": "score", "model": FIX, "scores": ["nsfw"], "image_splitting": False}
+    st.update(keys)
+    spec = {"sources": [{"name": "w", "type": "webdataset", "urls": "in-000000.tar"}],
+            "stages": [st], "output": {"prefix": "sc"}}
+    out = os.path.join(args.tmp, name)
+    r = pe.run_spec(args, pe.write_spec(os.path.join(data, name + ".json"), spec), out,
+                    check=False)
+    got = {}
+    if r.returncode == 0:
+        for shard in pe.shards(out, "sc"):
+            for key, fields in pe.read_samples(shard):
+                meta = pe.sample_json(fields)
+                got[key] = (meta["model_scores"]["nsfw"], meta["model_scores_provenance"])
+    return r, got
+
+
+_, chat = run_nsfw("nsfw_chat", nsfw_prompt=Q)
+r, raw = run_nsfw("nsfw_raw", nsfw_raw_prompt=RAW)
+vctest.expect(r.returncode == 0 and set(raw) == set(chat) == set(scores),
+              "nsfw_raw_prompt scores every sample: %s" % r.stderr.strip()[-300:])
+vctest.expect(all(abs(raw[k][0] - chat[k][0]) <= 1e-6 * chat[k][0] for k in chat),
+              "nsfw_raw_prompt of the rendered chat = nsfw_prompt: %s vs %s" %
+              ([raw[k][0] for k in sorted(raw)], [chat[k][0] for k in sorted(chat)]))
+prov = raw["a"][1] if "a" in raw else {}
+vctest.expect(prov.get("nsfw_raw_prompt") == RAW and "nsfw_prompt" not in prov,
+              "the provenance records nsfw_raw_prompt: %s" % prov)
+for bad in ({"nsfw_raw_prompt": "no image"}, {"nsfw_raw_prompt": "<image><image>"},
+            {"nsfw_raw_prompt": "<image>", "nsfw_prompt": Q}):
+    r, _ = run_nsfw("nsfw_bad", **bad)
+    vctest.expect(r.returncode == 2 and "nsfw_raw_prompt" in r.stderr,
+                  "%s: a spec error naming nsfw_raw_prompt: %s" % (bad, r.stderr.strip()[-200:]))
 print("PASS")
