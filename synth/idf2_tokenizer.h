@@ -1,15 +1,18 @@
-/* idf2_tokenizer: the Llama/Mistral "legacy" SentencePiece-BPE tokenizer of
- * an Idefics2 checkpoint, read from tokenizer.json (SPEC §2), with the
- * encode and decode semantics of the Rust `tokenizers` library that
- * transformers uses.
+/* idf2_tokenizer: the Llama/Mistral SentencePiece-BPE tokenizer of an
+ * Idefics2 checkpoint, read from tokenizer.json (SPEC §2), with the encode
+ * and decode semantics of the Rust `tokenizers` library that transformers
+ * uses.
  *
- * Supported layout (anything else is refused at load, VC_EUSAGE
- * bad_tokenizer): normalizer Sequence[Prepend("▁"), Replace(" " -> "▁")],
- * pre_tokenizer null, model BPE (byte_fallback, fuse_unk, merges as "a b"
- * strings or ["a", "b"] pairs), post_processor TemplateProcessing with
- * special tokens around $A (or null), decoder Sequence[Replace("▁" -> " "),
- * ByteFallback, Fuse, Strip(" ", 1, 0)], added tokens with
- * normalized/lstrip/rstrip/single_word false.
+ * Supported layouts (anything else is refused at load, VC_EUSAGE
+ * bad_tokenizer): legacy, normalizer Sequence[Prepend("▁")?, Replace(" "
+ * -> "▁")] with pre_tokenizer null; or normalizer null with a Metaspace("▁")
+ * pre_tokenizer (prepend_scheme first/always/never or the older
+ * add_prefix_space, split true/false).  Model BPE (byte_fallback, fuse_unk,
+ * merges as "a b" strings or ["a", "b"] pairs), post_processor
+ * TemplateProcessing with special tokens around $A (or null), decoder
+ * Sequence[Replace("▁" -> " "), ByteFallback, Fuse, Strip(" ", 1, 0)?] or
+ * Metaspace("▁"), added tokens with any of normalized/lstrip/rstrip/
+ * single_word.
  *
  * Limits: tokenizer.json is read with a 64 MiB cap; ids above
  * IDF2_TOK_MAX_ID, or far beyond the number of pieces (sparse numbering),
@@ -72,8 +75,9 @@ bool idf2_tokenizer_is_special(const struct idf2_tokenizer *tok, int32_t id);
 
 /* Encodes `len` bytes of UTF-8 text (embedded NULs allowed; invalid UTF-8
  * is VC_EUSAGE text_not_utf8).  Added tokens written literally in the text
- * are recognised first (leftmost-longest), every text piece between them is
- * normalized and BPE-encoded separately, and with `add_special` the
+ * are recognised first (leftmost-longest; normalized ones in each
+ * normalized piece), every text piece between them is normalized,
+ * pre-tokenized and BPE-encoded separately, and with `add_special` the
  * post-processor's special tokens are added.  *ids is owned (free()); it is
  * non-NULL on success even when *n_ids is 0. */
 enum vc_status idf2_tokenizer_encode(const struct idf2_tokenizer *tok, const char *text, size_t len,

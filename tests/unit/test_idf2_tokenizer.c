@@ -545,7 +545,26 @@ TEST(malformed_files_refused)
         idf2_tokenizer_free(tok);
         free(json);
     }
-    /* Not JSON, JSON but not a tokenizer, and a Metaspace layout. */
+    /* Metaspace layouts tokenizers would read differently: an unknown
+     * scheme, another replacement, a normalizer besides the pre-tokenizer. */
+    const char *layouts[] = {
+        META_LAYOUT("sometimes", "false", SEQ_DECODER),
+        "\"normalizer\":null,\"pre_tokenizer\":{\"type\":\"Metaspace\",\"replacement\":\"_\","
+        "\"prepend_scheme\":\"first\"},\"decoder\":" SEQ_DECODER ",",
+        "\"normalizer\":{\"type\":\"Replace\",\"pattern\":{\"String\":\" \"},\"content\":\"_\"},"
+        "\"pre_tokenizer\":{\"type\":\"Metaspace\",\"replacement\":\"\\u2581\","
+        "\"prepend_scheme\":\"first\"},\"decoder\":" SEQ_DECODER ",",
+    };
+    for (size_t i = 0; i < sizeof layouts / sizeof layouts[0]; i++) {
+        struct vc_err err = { 0 };
+        struct idf2_tokenizer *tok = NULL;
+        char *json = layout_json(layouts[i], MINI_VOCAB, "", "", "");
+        CHECK_INT(load_mini(json, &tok, &err), VC_EUSAGE);
+        CHECK(tok == NULL);
+        free(json);
+    }
+    /* Not JSON, JSON but not a tokenizer, and no normalizer nor
+     * pre-tokenizer. */
     const char *junk[] = { "{", "[]", "{\"model\":{\"type\":\"BPE\",\"vocab\":{}}}" };
     for (size_t i = 0; i < 3; i++) {
         struct vc_err err = { 0 };
