@@ -10,7 +10,7 @@
  * block, kept in L2) and passes every row tile over a chunk's block before
  * the next block.  With up to MR rows (decode) a chunk is the P panels of
  * one tile, so each panel streams from memory front to back with 2 R P
- * independent chains in flight. */
+ * independent chains in flight; up to SMALL_N rows, one panel. */
 #include "idf2_cpu_avx2mm.h"
 
 #include <immintrin.h>
@@ -33,6 +33,10 @@
 #define W_CHUNK (192u << 10)
 /* Below this many multiply-adds one thread does the call. */
 #define PAR_MIN_MACS (1u << 18)
+/* Up to this many rows (batched decode) a chunk is one panel: it streams
+ * from memory front to back, and the rows' activations (at most 1.8 MB at
+ * K = 14336) come from L2/L3 for each. */
+#define SMALL_N 32
 
 static size_t min_sz(size_t a, size_t b)
 {
@@ -169,7 +173,7 @@ static void run_range(float *y, const float *x, size_t n, const struct idf2_w *w
     const size_t N = (size_t)w->rows, K = (size_t)w->cols, es = elem_bytes(w->fmt);
     const bool bf16 = w->fmt == IDF2_WF_BF16;
     const bool packed = w->packed && w->packed_by == idf2_avx2mm_pack;
-    const size_t ncb = n <= MR ? MR / n : W_CHUNK / (KC * NR * es);
+    const size_t ncb = n <= MR ? MR / n : n <= SMALL_N ? 1 : W_CHUNK / (KC * NR * es);
     for (size_t c0 = ga; c0 < gb; c0 += ncb) {
         const size_t c1 = min_sz(gb, c0 + ncb);
         for (size_t k0 = 0; k0 < K; k0 += KC) {

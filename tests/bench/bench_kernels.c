@@ -12,7 +12,7 @@
  *          into 4 accumulators, best of 3, GB/s.
  *
  * usage: bench_kernels [peak | probe] [--threads N] [--reps N] [--backend NAME (fastest)]
- *                      [--formats f32,bf16,q8_0,q4_0 (f32,bf16)]
+ *                      [--formats f32,bf16,q8_0,q4_0 (f32,bf16)] [--attention 0|1 (1)]
  *   peak / probe alone print those limits at 1 .. N threads and exit. */
 #include <stdbool.h>
 #include <stdio.h>
@@ -205,7 +205,7 @@ static void bench_attention(const struct idf2_ops *ops, size_t P, int H, int hd,
 
 int main(int argc, char **argv)
 {
-    int nt = omp_get_max_threads(), reps = 3;
+    int nt = omp_get_max_threads(), reps = 3, attention = 1;
     const char *backend = NULL, *formats = "f32,bf16";
     const bool peak = argc > 1 && !strcmp(argv[1], "peak"),
                probe = argc > 1 && !strcmp(argv[1], "probe");
@@ -218,6 +218,8 @@ int main(int argc, char **argv)
             backend = argv[i + 1];
         else if (!strcmp(argv[i], "--formats"))
             formats = argv[i + 1];
+        else if (!strcmp(argv[i], "--attention"))
+            attention = atoi(argv[i + 1]);
     }
     if (peak || probe) {
         for (int t = 1; t <= nt; t++)
@@ -249,7 +251,9 @@ int main(int argc, char **argv)
         bench_matmul(ops, "text gate (decode x16)", 16, 4096, 14336, wf, nt, reps * 4);
         bench_matmul(ops, "text down (decode)", 1, 14336, 4096, wf, nt, reps * 4);
     }
-    bench_attention(ops, 729, 16, 72, nt, reps);
-    bench_attention(ops, 4900, 16, 72, nt, 1);
+    if (attention) {
+        bench_attention(ops, 729, 16, 72, nt, reps);
+        bench_attention(ops, 4900, 16, 72, nt, 1);
+    }
     return 0;
 }
