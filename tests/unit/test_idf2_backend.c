@@ -177,6 +177,64 @@ TEST(matmul_every_row_every_format)
                              s % 2 == 0);
 }
 
+/* A matrix in ggml's row layout and in its x16 twin, quantized from the
+ * same floats, is the same product for every row at every batch size:
+ * dequantized they are equal, and each row's numerics depend on the
+ * values only (the avx2 and avx512 rows' tiles read the two layouts in
+ * different orders, with exact integer block sums).  Shapes: a partial
+ * last group of 16 (37, 13 rows), one whole group, K with a block tail. */
+TEST(matmul_x16_same_bits_every_row)
+{
+    static const size_t kn[][2] = { { 4304, 37 }, { 40, 13 }, { 96, 16 } };
+    static const size_t ms[] = { 1, 2, 3, 5, 17 };
+    const struct idf2_ops *ops;
+    for (size_t s = 0; s < sizeof kn / sizeof kn[0]; s++)
+        for (int q4 = 0; q4 < 2; q4++) {
+            const size_t K = kn[s][0], N = kn[s][1], M = 17;
+            const enum idf2_wfmt f = q4 ? IDF2_WF_Q4_0 : IDF2_WF_Q8_0,
+                                 fx = q4 ? IDF2_WF_Q4_0X16 : IDF2_WF_Q8_0X16;
+            const size_t rb = idf2_wfmt_row_bytes(f, K);
+            char *w0 = malloc(N * rb), *w1 = malloc(N * rb);
+            float *src = malloc(K * 4), *x = malloc(M * K * 4), *bias = malloc(N * 4);
+            float *y0 = malloc(M * N * 4), *y1 = malloc(M * N * 4);
+            for (size_t j = 0; j < N; j++) {
+                for (size_t k = 0; k < K; k++)
+                    src[k] = frand(0.5f);
+                idf2_w_quantize_row(f, w0, N, K, j, src);
+                idf2_w_quantize_row(fx, w1, N, K, j, src);
+                bias[j] = frand(1.0f);
+            }
+            for (size_t i = 0; i < M * K; i++)
+                x[i] = frand(2.0f);
+            const struct idf2_w
+                a = { .fmt = f, .data = w0, .rows = (int64_t)N, .cols = (int64_t)K },
+                b = { .fmt = fx, .data = w1, .rows = (int64_t)N, .cols = (int64_t)K };
+            for (size_t r = 0; (ops = idf2_backend_at(r)); r++) {
+                size_t ws = 0;
+                idf2_ws_need_mm(&ws, ops, M, &a, 2);
+                idf2_ws_need_mm(&ws, ops, M, &b, 2);
+                struct idf2_exec e = exec_new(ops, 2, ws);
+                for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
+                    ops->matmul[f](y0, x, ms[i], &a, bias, &e);
+                    ops->matmul[fx](y1, x, ms[i], &b, bias, &e);
+                    if (memcmp(y0, y1, ms[i] * N * 4) != 0) {
+                        fprintf(stderr, "  %s %s m=%zu K=%zu N=%zu: x16 bits differ\n", ops->name,
+                                idf2_wfmt_name(f), ms[i], K, N);
+                        vc_test_failures++;
+                    }
+                }
+                free(e.ws);
+            }
+            free(w0);
+            free(w1);
+            free(src);
+            free(x);
+            free(bias);
+            free(y0);
+            free(y1);
+        }
+}
+
 /* Self-attention over n rows of random q (H heads), k and v (G kv heads),
  * packed row-major as the vision tower lays them out; scale 0.3. */
 static struct idf2_attn attn_random(size_t n, int H, int G, int hd, float **q, float **k, float **v)
@@ -660,6 +718,7 @@ TEST(large_buffers_advised_for_huge_pages)
 
 #define TESTS(X)                                                                                   \
     X(matmul_every_row_every_format)                                                               \
+    X(matmul_x16_same_bits_every_row)                                                              \
     X(attention_every_row)                                                                         \
     X(elementwise_ops_every_row)                                                                   \
     X(reference_attention_by_hand)                                                                 \
