@@ -36,6 +36,10 @@
 #                           (our activations rounded once to bf16, as
 #                           llama.cpp does: the avx512bf16 kernel row, for
 #                           the stack and the whole model).
+# On a CPU without AVX-512 BF16/VNNI the engine runs its avx2 row: the
+# whole-model lines use it, the read probe is `bench_kernels probe` (build
+# bench_kernels), and the stack line (bench_fast's AVX-512 kernels) is left
+# out.
 # Needs /usr/bin/python3 with numpy and sentencepiece (for gguf-py):
 # VC_WITH_BENCH=1 scripts/install-deps.sh.  Memory: one model at a time
 # (llama-bench, the stack and the engine run one after another); the engine
@@ -142,8 +146,18 @@ work=$(cd "$3" && pwd)
 rounds=${4:-1}
 here=$(cd "$(dirname "$0")" && pwd)
 fast=$vlm/tests/bench/bench_fast
+kern=$vlm/tests/bench/bench_kernels
 engine=$vlm/tests/bench/bench_engine
-[ -x "$fast" ] || { echo "sidebyside: build bench_fast first: $fast" >&2; exit 2; }
+# Without AVX-512 BF16/VNNI (bench_fast's kernels) the engine runs its avx2
+# row: no stack line, the probe from bench_kernels, the whole model on avx2.
+x512=0
+grep -qw avx512_bf16 /proc/cpuinfo && grep -qw avx512_vnni /proc/cpuinfo && x512=1
+if [ $x512 = 1 ]; then
+  [ -x "$fast" ] || { echo "sidebyside: build bench_fast first: $fast" >&2; exit 2; }
+else
+  [ -x "$kern" ] || { echo "sidebyside: build bench_kernels first: $kern" >&2; exit 2; }
+  echo "sidebyside: no AVX-512 BF16/VNNI here: the avx2 row, no stack line" >&2
+fi
 ckpt=${SIDEBYSIDE_CKPT:-}
 if [ -n "$ckpt" ]; then
   [ -x "$engine" ] || { echo "sidebyside: build bench_engine first: $engine" >&2; exit 2; }
@@ -209,7 +223,13 @@ llama_ts() { # FILE THREADS P N
   "$lb/bin/llama-bench" -m "$1" -t "$2" -p "$3" -n "$4" -r "$reps" -o csv 2>/dev/null |
     /usr/bin/python3 -c 'import csv,sys; r=list(csv.DictReader(sys.stdin)); print(r[-1]["avg_ts"])'
 }
-probe() { "$fast" probe --threads "$1" --seconds "${2:-3}" | awk '/RESULT/ {print $7}'; }
+probe() {
+  if [ $x512 = 1 ]; then
+    "$fast" probe --threads "$1" --seconds "${2:-3}" | awk '/RESULT/ {print $7}'
+  else
+    "$kern" probe --threads "$1" | awk -v t="$1" '$1 == "probe" && $2 == t {print $4}'
+  fi
+}
 # FILE: reads it through the page cache (header: this VM pages out file
 # pages nobody maps after a minute) and prints its resident share in %.
 resident() {
@@ -277,7 +297,9 @@ key_value() { awk "$1"' { for (i = 1; i <= NF; i++) if (index($i, k) == 1) v = s
 engine_quant() {
   case $1 in bf16 | bf16x1) echo none ;; q8_0x16) echo q8_0 ;; q4_0x16) echo q4_0 ;; *) echo "" ;; esac
 }
-engine_backend() { if [ "$1" = bf16 ]; then echo avx512; else echo avx512bf16; fi; }
+engine_backend() {
+  if [ $x512 = 0 ]; then echo avx2; elif [ "$1" = bf16 ]; then echo avx512; else echo avx512bf16; fi
+}
 # QUANT: --cache, unless writing that format's cache would leave under
 # 3 GB free (then the load quantizes every time, about a minute more).
 cache_opt() {
@@ -341,7 +363,7 @@ for _ in $(seq "$rounds"); do
         dd if="$gguf" iflag=nocache count=0 status=none
         llama_done[$lt]=1
       fi
-      if [ "$lt" != BF16 ] || [ "$ours" != bf16 ]; then
+      if [ $x512 = 1 ] && { [ "$lt" != BF16 ] || [ "$ours" != bf16 ]; }; then
         out=$("$fast" model "$ours" --threads "$t" --decode $((do_tg * 8)) --prefill $((do_pp * pp)))
         [ $do_tg = 1 ] && note "ours_${ours}_tg_t$t" "$(echo "$out" | after_word '/ decode tok/' tok/s)"
         [ $do_tg = 1 ] && note "ours_${ours}_gbs_t$t" "$(echo "$out" | after_word '/ decode tok/' GB/s)"
