@@ -352,8 +352,11 @@ const char *img_resize_mode_name(enum img_resize_mode m)
     return (unsigned)m < IMG_N_RESIZE ? img_resize_names[m] : "unknown";
 }
 
-/* One axis of a separable resampler: output o reads n[o] source samples
- * from first[o] on, with weights w[off[o]..] that sum to IMG_W_ONE. */
+/* One axis of a separable resampler over the outputs o0..o0+count-1 of a
+ * scaled axis: output o0 + i reads n[i] source samples from first[i] on,
+ * with weights w[off[i]..] that sum to IMG_W_ONE.  Only the window is
+ * built: center_crop of a 3000x2 strip scales its long axis to 384000
+ * virtual pixels of which 256 are kept. */
 struct img_axis {
     uint32_t *first, *n;
     size_t *off;
@@ -377,7 +380,8 @@ static void img_axis_free(struct img_axis *a)
  * of 1/out pixel, so each overlap is an exact integer and they sum to `in`
  * (OpenCV's INTER_AREA).  Scaled to IMG_W_ONE by flooring, the remainder
  * going to the first largest weight, so a flat colour stays exact. */
-static size_t img_axis_area(struct img_axis *a, uint32_t in, uint32_t out, uint32_t o, size_t k)
+static size_t img_axis_area(struct img_axis *a, uint32_t in, uint32_t out, uint32_t o, uint32_t i,
+                            size_t k)
 {
     uint64_t lo = (uint64_t)o * in, hi = lo + in;
     uint32_t j0 = (uint32_t)(lo / out), j1 = (uint32_t)((hi - 1) / out);
@@ -392,14 +396,15 @@ static size_t img_axis_area(struct img_axis *a, uint32_t in, uint32_t out, uint3
             big = k;
     }
     a->w[big] += IMG_W_ONE - sum;
-    a->first[o] = j0;
-    a->n[o] = j1 - j0 + 1;
+    a->first[i] = j0;
+    a->n[i] = j1 - j0 + 1;
     return k;
 }
 
 /* Bilinear with pixel centres aligned: source x = (o + 0.5) * in / out -
  * 0.5, kept as the exact fraction num / (2 * out), clamped at the edges. */
-static size_t img_axis_linear(struct img_axis *a, uint32_t in, uint32_t out, uint32_t o, size_t k)
+static size_t img_axis_linear(struct img_axis *a, uint32_t in, uint32_t out, uint32_t o, uint32_t i,
+                              size_t k)
 {
     int64_t num = (int64_t)(2 * (uint64_t)o + 1) * in - out;
     uint64_t den2 = 2 * (uint64_t)out;
@@ -416,42 +421,44 @@ static size_t img_axis_linear(struct img_axis *a, uint32_t in, uint32_t out, uin
         j0 = in - 1;
         f = 0;
     }
-    a->first[o] = j0;
-    a->n[o] = f ? 2 : 1;
+    a->first[i] = j0;
+    a->n[i] = f ? 2 : 1;
     a->w[k++] = IMG_W_ONE - f;
     if (f)
         a->w[k++] = f;
     return k;
 }
 
-static enum vc_status img_axis_build(struct img_axis *a, uint32_t in, uint32_t out,
-                                     struct vc_err *err)
+static enum vc_status img_axis_build(struct img_axis *a, uint32_t in, uint32_t out, uint32_t o0,
+                                     uint32_t count, struct vc_err *err)
 {
     memset(a, 0, sizeof *a);
-    size_t max_taps = in > out ? (size_t)in + out : (size_t)2 * out;
-    a->first = vc_malloc_array(out, sizeof *a->first);
-    a->n = vc_malloc_array(out, sizeof *a->n);
-    a->off = vc_malloc_array(out, sizeof *a->off);
+    /* An area output spans at most in / out + 2 sources. */
+    size_t max_taps = in > out ? ((size_t)in / out + 2) * count : (size_t)2 * count;
+    a->first = vc_malloc_array(count, sizeof *a->first);
+    a->n = vc_malloc_array(count, sizeof *a->n);
+    a->off = vc_malloc_array(count, sizeof *a->off);
     a->w = vc_malloc_array(max_taps, sizeof *a->w);
     if (!a->first || !a->n || !a->off || !a->w) {
         img_axis_free(a);
         return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "resize: %u -> %u", in, out);
     }
     size_t k = 0;
-    for (uint32_t o = 0; o < out; o++) {
-        a->off[o] = k;
-        k = in > out ? img_axis_area(a, in, out, o, k) : img_axis_linear(a, in, out, o, k);
+    for (uint32_t i = 0; i < count; i++) {
+        a->off[i] = k;
+        k = in > out ? img_axis_area(a, in, out, o0 + i, i, k)
+                     : img_axis_linear(a, in, out, o0 + i, i, k);
     }
     return VC_OK;
 }
 
-/* Horizontal pass over one source row into 8.8 fixed point, for outputs
- * x0..x0+cw-1.  `ch` is a literal at every call so the channel loop
- * unrolls. */
+/* Horizontal pass over one source row into 8.8 fixed point, for the cw
+ * outputs of the window `ax` was built for.  `ch` is a literal at every
+ * call so the channel loop unrolls. */
 static inline void img_hpass(const struct img_axis *ax, const uint8_t *src, uint16_t *dst,
-                             uint32_t x0, uint32_t cw, const size_t ch)
+                             uint32_t cw, const size_t ch)
 {
-    for (uint32_t x = x0; x < x0 + cw; x++, dst += ch) {
+    for (uint32_t x = 0; x < cw; x++, dst += ch) {
         const uint32_t *w = ax->w + ax->off[x];
         const uint8_t *s = src + (size_t)ax->first[x] * ch;
         uint32_t acc[4] = { 0, 0, 0, 0 };
@@ -478,13 +485,13 @@ static enum vc_status img_resample(const struct img *in, uint32_t sw, uint32_t s
         return VC_OK;
     }
     struct img_axis ax, ay;
-    VC_TRY(img_axis_build(&ax, in->w, sw, err));
-    enum vc_status rc = img_axis_build(&ay, in->h, sh, err);
+    VC_TRY(img_axis_build(&ax, in->w, sw, x0, cw, err));
+    enum vc_status rc = img_axis_build(&ay, in->h, sh, y0, chh, err);
     if (rc < 0) {
         img_axis_free(&ax);
         return rc;
     }
-    uint32_t ylo = ay.first[y0], yhi = ay.first[y0 + chh - 1] + ay.n[y0 + chh - 1];
+    uint32_t ylo = ay.first[0], yhi = ay.first[chh - 1] + ay.n[chh - 1];
     uint16_t *tmp = vc_malloc_array((size_t)(yhi - ylo), row * sizeof *tmp);
     uint32_t *acc = vc_malloc_array(row, sizeof *acc);
     if (!tmp || !acc) {
@@ -496,11 +503,11 @@ static enum vc_status img_resample(const struct img *in, uint32_t sw, uint32_t s
         const uint8_t *src = in->pixels + (size_t)y * in->w * ch;
         uint16_t *t = tmp + (size_t)(y - ylo) * row;
         if (ch == 3)
-            img_hpass(&ax, src, t, x0, cw, 3);
+            img_hpass(&ax, src, t, cw, 3);
         else
-            img_hpass(&ax, src, t, x0, cw, 4);
+            img_hpass(&ax, src, t, cw, 4);
     }
-    for (uint32_t y = y0; y < y0 + chh; y++) {
+    for (uint32_t y = 0; y < chh; y++) {
         const uint32_t *w = ay.w + ay.off[y];
         memset(acc, 0, row * sizeof *acc);
         for (uint32_t k = 0; k < ay.n[y]; k++) {
@@ -508,7 +515,7 @@ static enum vc_status img_resample(const struct img *in, uint32_t sw, uint32_t s
             for (size_t i = 0; i < row; i++)
                 acc[i] += w[k] * s[i];
         }
-        uint8_t *d = dst + (size_t)(y - y0) * dst_stride;
+        uint8_t *d = dst + (size_t)y * dst_stride;
         for (size_t i = 0; i < row; i++)
             d[i] = (uint8_t)((acc[i] + (1u << (IMG_W_BITS + 7))) >> (IMG_W_BITS + 8));
     }
@@ -557,17 +564,21 @@ enum vc_status img_resize(const struct img *in, enum img_resize_mode mode, uint3
         rw = rh = size;
         break;
     }
-    /* A 1x10000 strip scaled to a 512 short side would be 512x5120000:
-     * the output obeys the same bounds as a decoded image. */
-    if (rw > IMG_DEFAULT_MAX_SIDE || rh > IMG_DEFAULT_MAX_SIDE || rw * rh > IMG_DEFAULT_MAX_PIXELS)
-        return vc_err_set(err, VC_ESAMPLE, VC_REASON_image_too_large,
-                          "resize: %ux%u would become %.0fx%.0f", in->w, in->h, rw, rh);
-    uint32_t sw = (uint32_t)rw, sh = (uint32_t)rh;
     /* center_crop and border end as size x size around the centre, with
      * albumentations' center_crop ((dim - size) // 2) and pad
      * (int((size - dim) / 2)) offsets; only the visible window of the
-     * scaled image is computed. */
+     * scaled image is computed, so only what is kept must fit. */
     bool square = mode == IMG_RESIZE_CENTER_CROP || mode == IMG_RESIZE_BORDER;
+    /* A 1x10000 strip scaled to a 512 short side would be 512x5120000:
+     * the output obeys the same bounds as a decoded image.  The scaled
+     * axes of center_crop stay virtual (a 3000x2 strip becomes 384000x256
+     * of which the middle 256x256 is kept); they need only fit uint32. */
+    double ow = square ? size : rw, oh = square ? size : rh;
+    if (ow > IMG_DEFAULT_MAX_SIDE || oh > IMG_DEFAULT_MAX_SIDE ||
+        ow * oh > IMG_DEFAULT_MAX_PIXELS || rw > UINT32_MAX || rh > UINT32_MAX)
+        return vc_err_set(err, VC_ESAMPLE, VC_REASON_image_too_large,
+                          "resize: %ux%u would become %.0fx%.0f", in->w, in->h, ow, oh);
+    uint32_t sw = (uint32_t)rw, sh = (uint32_t)rh;
     uint32_t fw = square ? size : sw, fh = square ? size : sh;
     uint32_t cw = sw < fw ? sw : fw, chh = sh < fh ? sh : fh;
     uint32_t x0 = (sw - cw) / 2, y0 = (sh - chh) / 2, dx = (fw - cw) / 2, dy = (fh - chh) / 2;

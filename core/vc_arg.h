@@ -7,7 +7,8 @@
 
 #include <stdbool.h>
 
-/* Whether s is exactly one decimal integer in [lo, hi]; then *out holds it
+/* Whether s is exactly one decimal integer in [lo, hi] (digits with an
+ * optional leading '-'; no white space, no '+'); then *out holds it
  * (untouched otherwise). */
 bool vc_arg_long(const char *s, long long lo, long long hi, long long *out);
 

@@ -7,8 +7,7 @@
 #include "session.h"
 #include "task.h"
 
-#include <ctype.h>
-#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,13 +55,13 @@ int cmd_task_main(int argc, char **argv)
             pos[n_pos++] = argv[i];
         }
     }
-    char *end = NULL;
-    errno = 0;
-    unsigned long long index = n_pos == 3 ? strtoull(pos[2], &end, 10) : 0;
-    /* strtoull takes "-1" and saturates past 2^64: neither is an index. */
-    if (n_pos != 3 || !isdigit((unsigned char)*pos[2]) || *end || errno == ERANGE ||
-        ov.threads < 0) {
+    if (n_pos != 3) {
         usage(stderr);
+        return 2;
+    }
+    long long index;
+    if (!vc_arg_long(pos[2], 0, LLONG_MAX, &index)) {
+        fprintf(stderr, "vlmcurate task: INDEX wants a number from 0 up, not '%s'\n", pos[2]);
         return 2;
     }
     struct vc_err err = { 0 };
@@ -106,9 +105,9 @@ int cmd_task_main(int argc, char **argv)
     /* `vlmcurate status` reads this line back from a Slurm task's log for
      * the phase's rate and ETA. */
     if (was_done)
-        printf("%s %s %llu: already committed\n", pos[0], pos[1], index);
+        printf("%s %s %lld: already committed\n", pos[0], pos[1], index);
     else
-        printf("%s %s %llu: committed, %llu samples in %.3f s\n", pos[0], pos[1], index, n_samples,
+        printf("%s %s %lld: committed, %llu samples in %.3f s\n", pos[0], pos[1], index, n_samples,
                secs);
     return 0;
 }

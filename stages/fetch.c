@@ -72,6 +72,13 @@ static char *trim(char *s)
     return s;
 }
 
+void fetch_url_trim(char *url)
+{
+    char *s = trim(url);
+    if (s != url)
+        memmove(url, s, strlen(s) + 1);
+}
+
 /* One entry a line: a URL (has "://") or a domain, which also covers its
  * subdomains.  Blank lines and '#' comments are skipped. */
 static enum vc_status load_optout(struct fetch_cfg *cfg, const char *where, const char *path,

@@ -68,6 +68,9 @@ enum vc_status fetch_spool_read(int spool_fd, const struct fetch_result *res, ui
                                 size_t *cap, struct vc_err *err);
 /* True when s starts with http:// or https:// (case-insensitive). */
 bool fetch_is_url(const char *s);
+/* Strips the white space around a URL in place (CSV/TSV lists often pad
+ * their cells; img2dataset-style tools strip it); inner spaces stay. */
+void fetch_url_trim(char *url);
 
 /* The pieces of policy, exposed for tests. */
 enum vc_reason fetch_curl_reason(int curl_code);

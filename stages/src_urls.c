@@ -533,6 +533,8 @@ static enum vc_status urls_open(void *state, const struct source_unit *u, void *
         struct urls_row *r = &c->rows[i];
         if (r->pre != VC_REASON_none)
             continue;
+        if (r->url)
+            fetch_url_trim(r->url);
         if (!r->url || !r->url[0])
             row_fail(r, VC_REASON_missing_field, "record has no URL");
         else if (r->caption && strlen(r->caption) > p->max_text)

@@ -1,7 +1,7 @@
 """Whole-number options of every subcommand refuse what is not a number in
 their range (letters, trailing characters, an empty string, zero threads, a
-value past 2^63) as a usage error: exit 2 with a message naming the option,
-before any work.  `stats --threads 99999999999` used to reach OpenMP as a
+value past 2^63, white space or a '+' around it) as a usage error: exit 2
+with a message naming the option, before any work.  `stats --threads 99999999999` used to reach OpenMP as a
 wrapped count and abort in libgomp's allocator; `stats --threads abc` and
 `task ... --threads abc` were taken silently as "all cores"; under ASan,
 stats' refusals after a shard argument leaked its list."""
@@ -52,6 +52,21 @@ for head, opt, values in CASES:
         vctest.expect(r.returncode == 2 and opt in r.stderr,
                       "%s %s %r: exit %d, stderr %r" % (head[0], opt, v, r.returncode,
                                                         r.stderr[:200]))
+# task's INDEX goes through the same reader: refused with a message naming
+# it (it used to have its own strtoull and answer with the usage alone).
+for v in ["abc", "", "1x", "+0", " 0", "0 ", "1e3", "99999999999999999999"]:
+    r = subprocess.run([args.bin, "task", run_out, "finish", v], capture_output=True, text=True,
+                       errors="replace", timeout=120)
+    vctest.expect(r.returncode == 2 and "INDEX wants a number" in r.stderr,
+                  "task INDEX %r: exit %d, stderr %r" % (v, r.returncode, r.stderr[:200]))
+# "-1" reads as an option: a usage error too.
+r = subprocess.run([args.bin, "task", run_out, "finish", "-1"], capture_output=True, timeout=120)
+vctest.expect(r.returncode == 2, "task INDEX -1: exit %d" % r.returncode)
+# A number past the phase's tasks is refused naming the count.
+r = subprocess.run([args.bin, "task", run_out, "finish", "1"], capture_output=True, text=True,
+                   timeout=120)
+vctest.expect(r.returncode == 2 and "no task 1" in r.stderr,
+              "task finish 1: exit %d, stderr %r" % (r.returncode, r.stderr[:200]))
 for made in ("st", "r2", "demo", "e.safetensors"):
     vctest.expect(not os.path.exists(os.path.join(args.tmp, made)),
                   "a refused command left %s behind" % made)

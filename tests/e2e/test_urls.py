@@ -73,6 +73,10 @@ CASES = [
     ("ftp://ok.test/x.jpg", "error", "bad_url"),
     ("file:///etc/passwd", "error", "bad_url"),
     ("", "error", "missing_field"),
+    # White space around a URL (padded CSV/TSV cells) is stripped, as
+    # img2dataset-style tools do; white space alone is no URL.
+    (" \t%s \r\n" % ok("/img/15.jpg"), "written", None),
+    (" \t ", "error", "missing_field"),
     ("http://127.0.0.1:%d/img/1.jpg" % closed_port, "error", "connect_failed"),
     ("https://img.test:%d/img/11.jpg" % T, "written", None),
     ("https://wrong.test:%d/img/12.jpg" % T, "error", "tls"),
@@ -91,7 +95,7 @@ with open(os.path.join(data, "hold.csv"), "w", newline="") as f:
     w = csv.writer(f)
     w.writerow(["id", "url", "caption"])
     for i, url in enumerate(HOLD):
-        w.writerow([100 + i, url, "hold %d" % i])
+        w.writerow([100 + i, url if i else "  %s  " % url, "hold %d" % i])
 DOC = {"id": "d1", "texts": ["hello", None, None, None, "bye", None],
        "images": [None, ok("/img/13.jpg"), ok("/status/404?doc"),
                   "http://optout.test:%d/img/9.jpg" % P, None, ok("/img/14.png")]}
@@ -186,7 +190,8 @@ served = {ok("/img/1.jpg"): http_faults.make_image(1, "jpg"),
           ok("/gzip"): http_faults.make_image(6, "png"),
           ok("/wrong-type"): http_faults.make_image(5, "jpg"),
           ok("/redirect"): http_faults.make_image(1, "jpg"),
-          "https://img.test:%d/img/11.jpg" % T: http_faults.make_image(11, "jpg")}
+          "https://img.test:%d/img/11.jpg" % T: http_faults.make_image(11, "jpg"),
+          ok("/img/15.jpg"): http_faults.make_image(15, "jpg")}
 found = {}
 for shard in pe.shards(out, "web"):
     for key, fields in pe.read_samples(shard):
@@ -194,6 +199,7 @@ for shard in pe.shards(out, "web"):
         found[meta.get("url")] = (pe.main_image(fields)[1], fields.get("txt"), meta)
 vctest.expect(all(found.get(u, (None,))[0] == b for u, b in served.items()),
               "written images are byte-identical to what the server sent (gzip decoded)")
+vctest.expect(HOLD[0] in found, "a padded CSV URL is written with its json url stripped")
 img1 = found.get(ok("/img/1.jpg"))
 vctest.expect(img1 is not None and img1[1] == b"case 0" and img1[2].get("id") == 0,
               "caption goes to txt and save_cols to json (%r)" % (img1[1:] if img1 else None,))

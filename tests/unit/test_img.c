@@ -814,6 +814,27 @@ TEST(resize_modes_geometry)
     CHECK_INT(out.w, 1); /* round(0.256) = 0, kept at one pixel */
     CHECK_INT(out.h, 512);
     img_release(&out);
+    /* center_crop keeps size x size whatever the strip's ratio: a 3000x2
+     * strip is 384000x256 scaled, of which the middle 256x256 is kept (it
+     * was refused as image_too_large for the virtual width). */
+    struct img wide = make_gradient(3000, 2, 3);
+    CHECK_INT(img_resize(&wide, IMG_RESIZE_CENTER_CROP, 256, &out, &err), VC_OK);
+    CHECK_INT(out.w, 256);
+    CHECK_INT(out.h, 256);
+    img_release(&out);
+    img_release(&wide);
+    /* The window far from the origin equals the middle of the whole
+     * keep_ratio result: 300x2 to 64 is 9600x64, cropped at x = 4768. */
+    struct img mid = make_gradient(300, 2, 3);
+    CHECK_INT(img_resize(&mid, IMG_RESIZE_KEEP_RATIO, 64, &kr, &err), VC_OK);
+    CHECK_INT(kr.w, 9600);
+    CHECK_INT(img_resize(&mid, IMG_RESIZE_CENTER_CROP, 64, &out, &err), VC_OK);
+    CHECK_INT(out.w, 64);
+    for (uint32_t y = 0; y < 64; y++)
+        CHECK(memcmp(px(&out, 0, y), px(&kr, 4768, y), 64 * 3) == 0);
+    img_release(&out);
+    img_release(&kr);
+    img_release(&mid);
     CHECK_INT(img_resize(&strip, IMG_RESIZE_KEEP_RATIO, 0, &out, &err), VC_EUSAGE);
     CHECK_INT(img_resize(&strip, (enum img_resize_mode)7, 32, &out, &err), VC_EUSAGE);
     img_release(&strip);
