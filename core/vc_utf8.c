@@ -266,11 +266,51 @@ static bool keep_literals(cJSON *it, const char *t, size_t n, size_t *pos)
     return true;
 }
 
+struct named_item {
+    cJSON *item;
+    size_t order;
+};
+
+static int cmp_named_items(const void *a, const void *b)
+{
+    const struct named_item *x = a, *y = b;
+    int c = strcmp(x->item->string, y->item->string);
+    return c ? c : (x->order > y->order) - (x->order < y->order);
+}
+
+/* A key given twice in one object: Python's json and JavaScript's
+ * JSON.parse keep the last value, cJSON finds the first.  Only the last
+ * stays, so what a stage reads and replaces is what a reader of the output
+ * sees (an input json with "vlmcurate" twice kept its second copy past our
+ * replacement of the first, and Python read that one).  Sorting keeps an
+ * object with many keys cheap; false on OOM. */
+static bool keep_last_keys(cJSON *node)
+{
+    size_t n = 0;
+    for (cJSON *c = node->child; c; c = c->next, n++)
+        if (c->child && !keep_last_keys(c))
+            return false;
+    if (!cJSON_IsObject(node) || n < 2)
+        return true;
+    struct named_item *v = vc_malloc_array(n, sizeof *v);
+    if (!v)
+        return false;
+    n = 0;
+    for (cJSON *c = node->child; c; c = c->next, n++)
+        v[n] = (struct named_item){ c, n };
+    qsort(v, n, sizeof *v, cmp_named_items);
+    for (size_t i = 0; i + 1 < n; i++)
+        if (strcmp(v[i].item->string, v[i + 1].item->string) == 0)
+            cJSON_Delete(cJSON_DetachItemViaPointer(node, v[i].item));
+    free(v);
+    return true;
+}
+
 cJSON *vc_json_parse_exact(const char *text, size_t n)
 {
     cJSON *doc = cJSON_ParseWithLength(text, n);
     size_t pos = 0;
-    if (doc && !keep_literals(doc, text, n, &pos)) {
+    if (doc && (!keep_literals(doc, text, n, &pos) || !keep_last_keys(doc))) {
         cJSON_Delete(doc);
         return NULL;
     }

@@ -55,7 +55,9 @@ char *vc_utf8_json_print(const struct cJSON *doc, bool pretty);
  * double cannot hold as they were written: an integer of more than 15
  * digits (a 64-bit id or hash) and a literal out of double range become
  * raw items that print their literal again, so JSON read from the input
- * is written back with the same numbers.  NULL when it does not parse. */
+ * is written back with the same numbers; a key given twice in one object
+ * keeps only its last value (as Python's json reads it).  NULL when it
+ * does not parse. */
 struct cJSON *vc_json_parse_exact(const char *text, size_t n);
 
 #endif

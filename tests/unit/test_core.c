@@ -254,6 +254,23 @@ TEST(json_numbers_written_back_as_read)
     CHECK(vc_json_parse_exact("{\"a\": 1", 7) == NULL);
 }
 
+/* A key given twice keeps its last value, as Python's json.loads reads it,
+ * at every depth, with the big-number literals still lined up: cJSON alone
+ * finds the first, so a stage replacing "vlmcurate" left the input's
+ * second copy for Python to read. */
+TEST(json_key_twice_keeps_the_last)
+{
+    const char *in = "{\"vlmcurate\": 1, \"a\": {\"x\": 1, \"y\": 2, \"x\": 3}, "
+                     "\"vlmcurate\": {\"source\": \"forged\"}, \"a\": [{\"z\": 1, \"z\": "
+                     "12345678901234567890}], \"b\": 0, \"vlmcurate\": 3}";
+    cJSON *doc = vc_json_parse_exact(in, strlen(in));
+    CHECK(doc != NULL);
+    char *out = cJSON_PrintUnformatted(doc);
+    CHECK_STR(out, "{\"a\":[{\"z\":12345678901234567890}],\"b\":0,\"vlmcurate\":3}");
+    free(out);
+    cJSON_Delete(doc);
+}
+
 #define TESTS(X)                                                                                   \
     X(err_message_and_prefix)                                                                      \
     X(checked_arithmetic)                                                                          \
@@ -263,5 +280,7 @@ TEST(json_numbers_written_back_as_read)
     X(sample_fields)                                                                               \
     X(field_digest_cached_until_replaced)                                                          \
     X(image_fields_by_webdataset_rule)                                                             \
-    X(key_sanitize) X(json_key_prefilter_never_misses_a_key) X(json_numbers_written_back_as_read)
+    X(key_sanitize)                                                                                \
+    X(json_key_prefilter_never_misses_a_key) X(json_numbers_written_back_as_read)                  \
+        X(json_key_twice_keeps_the_last)
 TEST_MAIN(TESTS)
