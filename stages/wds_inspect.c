@@ -316,7 +316,10 @@ enum vc_status wds_inspect(const char *path, FILE *out, bool verbose, struct vc_
     }
     end_sample(&in);
     if (st == VC_ESHARD) {
-        problem(&in, "archive is damaged: %s", err->msg);
+        /* A file that is gone or unreadable is not a damaged archive. */
+        problem(&in, "%s: %s",
+                err->reason == VC_REASON_io_error ? "file cannot be read" : "archive is damaged",
+                err->msg);
         if (!strstr(err->msg, path))
             vc_err_prefix(err, "%s", path);
     }

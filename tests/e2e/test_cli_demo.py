@@ -44,6 +44,12 @@ for name, problem in ((demo["corrupt_shard"], r"corrupt|truncat|damaged"),
     vctest.expect(r.returncode != 0 and "verdict: invalid" in text and
                   re.search(problem, text, re.I),
                   "inspect fails %s, naming the problem" % name)
+# A shard that is not there is unreadable, not damaged (inspect said
+# "archive is damaged" for it).
+r = subprocess.run([args.bin, "inspect", os.path.join(demo_dir, "gone.tar")],
+                   capture_output=True, text=True)
+vctest.expect(r.returncode == 1 and "problem: file cannot be read" in r.stdout and
+              "damaged" not in r.stdout, "inspect of a missing shard: %r" % r.stdout)
 # Other demo data in the same folder replaces the old run; the same data
 # again resumes it.
 for attempt in ("regenerated", "same again"):
