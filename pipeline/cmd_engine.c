@@ -7,7 +7,6 @@
 #include "cmd_engine.h"
 
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,17 +54,6 @@ static const char generate_usage[] =
     "                   the fastest exact one); avx512bf16 or fast: bf16 activations,\n"
     "                   ~2x faster prefill and vision, ~1e-2 relative off float32\n"
     "  --ids            print the generated token ids on a second line\n";
-
-static bool parse_float(const char *s, double lo, double hi, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v >= lo && v <= hi))
-        return false;
-    *out = v;
-    return true;
-}
 
 /* The whole run's peak, mapped weight pages included (the load report's
  * figure is taken before the weights are first touched). */
@@ -162,10 +150,10 @@ int cmd_generate_main(int argc, char **argv)
         } else if (!strcmp(a, "--image-splitting") && (!strcmp(v, "on") || !strcmp(v, "off"))) {
             req.image_splitting = !strcmp(v, "on");
             i++;
-        } else if (!strcmp(a, "--temperature") && parse_float(v, 0, 100, &d)) {
+        } else if (!strcmp(a, "--temperature") && vc_arg_double(v, 0, 100, &d)) {
             req.gen.temperature = (float)d;
             i++;
-        } else if (!strcmp(a, "--top-p") && parse_float(v, 1e-9, 1, &d)) {
+        } else if (!strcmp(a, "--top-p") && vc_arg_double(v, 1e-9, 1, &d)) {
             req.gen.top_p = (float)d;
             top_p_given = true;
             i++;

@@ -197,9 +197,7 @@ int cmd_run_main(int argc, char **argv)
             }
             o.threads = (int)v;
         } else if (!strcmp(a, "--max-error-rate") && i + 1 < argc) {
-            char *end;
-            max_error_rate = strtod(argv[++i], &end);
-            if (*end || end == argv[i] || !(max_error_rate >= 0 && max_error_rate <= 1)) {
+            if (!vc_arg_double(argv[++i], 0, 1, &max_error_rate)) {
                 fprintf(stderr, "vlmcurate run: --max-error-rate wants a number from 0 to 1\n");
                 cJSON_Delete(xo);
                 return 2;

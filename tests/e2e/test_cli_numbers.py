@@ -39,6 +39,12 @@ CASES = [
     (["demo", "--out", os.path.join(args.tmp, "demo"), "--no-run"], "--threads", BAD),
     (["demo", "--out", os.path.join(args.tmp, "demo"), "--no-run"], "--seed",
      ["abc", "-1", "9007199254740992", "99999999999999999999"]),
+    # Fractions: decimal only (strtod alone took hex, " 0.5", and the
+    # engine's own copy of the check more than run's).
+    (["run", spec, "--out", os.path.join(args.tmp, "r2")], "--max-error-rate",
+     ["abc", "", "0x0.8", " 0.5", "0.5 ", "nan", "inf", "1.5", "-0.1", "+0.5"]),
+    (["generate", "--model", FIX, "--prompt", "a"], "--temperature",
+     ["abc", "0x1", " 1", "nan", "inf", "-1", "101"]),
     (["generate", "--model", FIX, "--prompt", "a"], "--max-new-tokens", BAD),
     (["generate", "--model", FIX, "--prompt", "a"], "--threads", BAD),
     (["generate", "--model", FIX, "--prompt", "a", "--temperature", "1"], "--seed",
@@ -74,4 +80,8 @@ for made in ("st", "r2", "demo", "e.safetensors"):
 vctest.run(args, ["stats", shard, "--out", os.path.join(args.tmp, "ok"), "--threads", "2",
                   "--phash-radius", "31", "--no-language"])
 vctest.run(args, ["task", run_out, "finish", "0", "--threads", "1"])
+vctest.run(args, ["run", spec, "--out", os.path.join(args.tmp, "ok-run"), "--quiet",
+                  "--max-error-rate", "0.25"])
+vctest.run(args, ["run", spec, "--out", os.path.join(args.tmp, "ok-run"), "--quiet",
+                  "--max-error-rate", "1e-1"])
 print("ok")

@@ -69,7 +69,8 @@ r = cli("task", out, "r0-map", "4")
 vctest.expect(r.returncode == 2 and "no task 4" in r.stderr, "index out of range: %s" % r.stderr)
 # An index past 2^64 is a usage error, not a search for task 2^64 - 1.
 r = cli("task", out, "r0-map", "99999999999999999999")
-vctest.expect(r.returncode == 2 and "usage:" in r.stderr and "18446744073709551615" not in r.stderr,
+vctest.expect(r.returncode == 2 and "INDEX wants a number" in r.stderr and
+              "18446744073709551615" not in r.stderr,
               "an index that overflows: %s" % r.stderr)
 r = cli("task", out, "r7-map", "0")
 vctest.expect(r.returncode == 2 and "r1-map" in r.stderr, "unknown phase lists them: %s" %

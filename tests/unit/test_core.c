@@ -281,6 +281,6 @@ TEST(json_key_twice_keeps_the_last)
     X(field_digest_cached_until_replaced)                                                          \
     X(image_fields_by_webdataset_rule)                                                             \
     X(key_sanitize)                                                                                \
-    X(json_key_prefilter_never_misses_a_key) X(json_numbers_written_back_as_read)                  \
-        X(json_key_twice_keeps_the_last)
+    X(json_key_prefilter_never_misses_a_key)                                                       \
+    X(json_numbers_written_back_as_read) X(json_key_twice_keeps_the_last)
 TEST_MAIN(TESTS)
