@@ -4,8 +4,8 @@
  * multiple of the tile), bit-identity of every output across batch sizes
  * and thread counts (the caption stage's contract), and tiled attention
  * with a key mask against a direct double softmax.  On a CPU without
- * AVX-512 BF16/VNNI the cases pass vacuously (the backend never selects
- * these kernels there). */
+ * AVX-512 BF16/VNNI the cases report themselves skipped (the backend never
+ * selects these kernels there). */
 #include "vc_test.h"
 
 #include <float.h>
@@ -16,6 +16,8 @@
 #include "synth/idf2_cpu_avx512.h"
 #include "synth/idf2_cpu_ops512.h"
 #include "synth/safetensors.h"
+
+#define NO_AVX512 "this CPU lacks AVX-512 BF16/VNNI"
 
 static uint32_t rng_state;
 
@@ -142,8 +144,10 @@ static const size_t shapes[][3] = {
 
 static void check_format(enum idf2_mm_fmt f)
 {
-    if (!idf2_avx512_usable())
+    if (!idf2_avx512_usable()) {
+        vc_test_skip(NO_AVX512);
         return;
+    }
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         check_matmul_shape(f, shapes[i][0], shapes[i][1], shapes[i][2],
                            10 * (uint32_t)f + (uint32_t)i);
@@ -185,8 +189,10 @@ TEST(matmul_q4_0x16)
  * full and partial 16-row groups, K tails and an odd block count. */
 TEST(matmul_x16_same_bits)
 {
-    if (!idf2_avx512_usable())
+    if (!idf2_avx512_usable()) {
+        vc_test_skip(NO_AVX512);
         return;
+    }
     static const size_t kn[][2] = { { 4304, 37 }, { 4096, 1000 }, { 40, 13 }, { 96, 16 } };
     static const size_t ms[] = { 1, 2, 3, 5, 10, 11, 16, 17, 33, 130 };
     for (int q4 = 0; q4 < 2; q4++)
@@ -226,8 +232,10 @@ TEST(matmul_x16_same_bits)
 /* Batch sizes 1..14 and 1 or 2 threads give the same bits for row 0. */
 TEST(matmul_batch_invariant)
 {
-    if (!idf2_avx512_usable())
+    if (!idf2_avx512_usable()) {
+        vc_test_skip(NO_AVX512);
         return;
+    }
     const size_t K = 1152, N = 100, M = 14;
     float *wf = rand_vec(N * K, 0.05f, 40), *x = rand_vec(M * K, 1.0f, 41);
     for (int fi = IDF2_MM_BF16; fi <= IDF2_MM_Q4_0X16; fi++) {
@@ -338,8 +346,10 @@ static void check_attention(bool bf16, double tol, size_t n_q, size_t n_kv, int 
 
 TEST(attention_tiled)
 {
-    if (!idf2_avx512_usable())
+    if (!idf2_avx512_usable()) {
+        vc_test_skip(NO_AVX512);
         return;
+    }
     check_attention(false, 2e-5, 150, 150, 3, 3, 72, false, 50);
     check_attention(false, 2e-5, 150, 150, 3, 3, 72, true, 51);
     check_attention(false, 2e-5, 20, 150, 4, 2, 12, true, 52);
@@ -351,8 +361,10 @@ TEST(attention_tiled)
  * probabilities to bf16 costs ~2^-9 relative on each term. */
 TEST(attention_tiled_bf16)
 {
-    if (!idf2_avx512_usable())
+    if (!idf2_avx512_usable()) {
+        vc_test_skip(NO_AVX512);
         return;
+    }
     check_attention(true, 3e-3, 150, 150, 3, 3, 72, false, 50);
     check_attention(true, 3e-3, 150, 150, 3, 3, 72, true, 51);
     check_attention(true, 3e-3, 20, 150, 4, 2, 12, true, 52);

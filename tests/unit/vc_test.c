@@ -2,7 +2,7 @@
  * folder: removed when its case passes, kept for inspection when it fails
  * (each run's folders are new, named by process id, so kept ones would
  * otherwise pile up run after run).  Exit status 0 only if every selected
- * case passed. */
+ * case passed, 77 when every one of them skipped (vc_test_skip). */
 #include "vc_test.h"
 
 #include <stdbool.h>
@@ -12,7 +12,8 @@
 
 int vc_test_failures;
 static const char *current_case = "all";
-static char scratch[4096]; /* the current case's folder; "" until asked for */
+static char scratch[4096];   /* the current case's folder; "" until asked for */
+static const char *skip_why; /* set by vc_test_skip during the current case */
 
 static int remove_tree(const char *path)
 {
@@ -23,27 +24,38 @@ static int remove_tree(const char *path)
 
 int vc_test_run(const struct vc_test_case *cases, size_t n, int argc, char **argv)
 {
-    int ran = 0;
+    int ran = 0, skipped = 0;
     for (size_t i = 0; i < n; i++) {
         if (argc > 1 && strcmp(argv[1], cases[i].name) != 0)
             continue;
         current_case = cases[i].name;
         int before = vc_test_failures;
         scratch[0] = '\0';
+        skip_why = NULL;
         cases[i].fn();
         bool passed = vc_test_failures == before;
         if (passed && scratch[0])
             remove_tree(scratch);
         else if (scratch[0])
             fprintf(stderr, "scratch kept: %s\n", scratch);
-        fprintf(stderr, "%s %s\n", passed ? "PASS" : "FAIL", cases[i].name);
+        if (passed && skip_why) {
+            fprintf(stderr, "SKIP %s: %s\n", cases[i].name, skip_why);
+            skipped++;
+        } else {
+            fprintf(stderr, "%s %s\n", passed ? "PASS" : "FAIL", cases[i].name);
+        }
         ran++;
     }
     if (ran == 0) {
         fprintf(stderr, "no test case named '%s'\n", argc > 1 ? argv[1] : "");
         return 2;
     }
-    return vc_test_failures ? 1 : 0;
+    return vc_test_failures ? 1 : skipped == ran ? 77 : 0;
+}
+
+void vc_test_skip(const char *why)
+{
+    skip_why = why;
 }
 
 const char *vc_test_tmpdir(void)

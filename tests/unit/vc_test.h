@@ -70,6 +70,13 @@ int vc_test_run(const struct vc_test_case *cases, size_t n, int argc, char **arg
         }                                                                                          \
     } while (0)
 
+/* Marks the running case skipped (what it tests cannot run here, e.g. the
+ * CPU lacks the instructions), `why` printed with it; the case should return
+ * right after.  A run whose cases all skipped, none failing, exits 77: the
+ * SKIP_RETURN_CODE tests/CMakeLists.txt gives every case, so ctest reports
+ * it skipped rather than passed. */
+void vc_test_skip(const char *why);
+
 /* A fresh empty folder for this case under the build tree; owned by the
  * harness (valid until exit).  Deleted and recreated on every call. */
 const char *vc_test_tmpdir(void);
