@@ -6,6 +6,7 @@
 #include "idf2_cpu_avx2.h"
 
 #include "synth/idf2_cpu_avx2mm.h"
+#include "synth/idf2_cpu_avx2ops.h"
 #include "synth/idf2_cpu_avx2q.h"
 
 bool idf2_avx2_usable(void)
@@ -42,4 +43,8 @@ const struct idf2_ops idf2_avx2_ops = {
     .matmul_ws = avx2_matmul_ws,
     .pack_bytes = idf2_avx2mm_pack_bytes,
     .pack = idf2_avx2mm_pack,
+    .attention = idf2_avx2ops_attention,
+    .attention_ws = idf2_avx2ops_attention_ws,
+    .act = idf2_avx2ops_act,
+    .act_mul = idf2_avx2ops_act_mul,
 };
