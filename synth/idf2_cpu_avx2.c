@@ -45,6 +45,8 @@ const struct idf2_ops idf2_avx2_ops = {
     .pack = idf2_avx2mm_pack,
     .attention = idf2_avx2ops_attention,
     .attention_ws = idf2_avx2ops_attention_ws,
+    .layernorm = idf2_avx2ops_layernorm,
+    .rmsnorm = idf2_avx2ops_rmsnorm,
     .act = idf2_avx2ops_act,
     .act_mul = idf2_avx2ops_act_mul,
 };

@@ -1,4 +1,4 @@
-/* idf2_cpu_avx2ops: attention and activations of the "avx2" row (see the
+/* idf2_cpu_avx2ops: attention, norms and activations of the "avx2" row (see the
  * header for the numerics).  Owns nothing between calls and uses only the
  * caller's workspace; never reads a key past n_kv.
  *
@@ -397,4 +397,93 @@ void idf2_avx2ops_act_mul(float *g, const float *u, size_t n, enum idf2_act act,
         av_act_par(g, u, n, act, ex->nt);
     else
         idf2_vec_ops.act_mul(g, u, n, act, ex);
+}
+
+/* ---- norms ---------------------------------------------------------------------------------- */
+
+/* Sum of x[0..d) (sq: of (x - mean)^2) in double, 8 inputs at a time in
+ * two 4-lane accumulators, folded in a fixed order, the tail last: the
+ * reference's double sums up to rounding order (float32 inputs widen
+ * exactly), at several inputs per cycle instead of one add's latency. */
+KINL double av_norm_sum(const float *x, size_t d, bool sq, double mean)
+{
+    __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
+    const __m256d mv = _mm256_set1_pd(mean);
+    size_t k = 0;
+    for (; k + 8 <= d; k += 8) {
+        const __m256 v = _mm256_loadu_ps(x + k);
+        __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+        __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+        if (sq) {
+            lo = _mm256_sub_pd(lo, mv);
+            hi = _mm256_sub_pd(hi, mv);
+            lo = _mm256_mul_pd(lo, lo);
+            hi = _mm256_mul_pd(hi, hi);
+        }
+        a0 = _mm256_add_pd(a0, lo);
+        a1 = _mm256_add_pd(a1, hi);
+    }
+    const __m256d a = _mm256_add_pd(a0, a1);
+    const __m128d h = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
+    double sum = _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
+    for (; k < d; k++)
+        sum += sq ? ((double)x[k] - mean) * ((double)x[k] - mean) : (double)x[k];
+    return sum;
+}
+
+/* Rows [0, n) of the reference's LayerNorm (ln) or RMSNorm: the same
+ * float32 operations, in the same order, after the sums. */
+KFN void av_norm_rows(float *y, const float *x, size_t n, size_t d, const float *w, const float *b,
+                      bool ln, float eps)
+{
+    for (size_t i = 0; i < n; i++) {
+        const float *xi = x + i * d;
+        float *yi = y + i * d;
+        float sub = 0, r;
+        if (ln) {
+            const double mean = av_norm_sum(xi, d, false, 0) / (double)d;
+            const double var = av_norm_sum(xi, d, true, mean) / (double)d;
+            r = (float)(1.0 / sqrt(var + (double)eps));
+            sub = (float)mean;
+        } else {
+            r = (float)(1.0 / sqrt(av_norm_sum(xi, d, true, 0) / (double)d + (double)eps));
+        }
+        const __m256 rv = _mm256_set1_ps(r), sv = _mm256_set1_ps(sub);
+        size_t k = 0;
+        for (; k + 8 <= d; k += 8) {
+            const __m256 v = _mm256_loadu_ps(xi + k), wv = _mm256_loadu_ps(w + k);
+            const __m256 o =
+                ln ? _mm256_add_ps(_mm256_mul_ps(_mm256_mul_ps(_mm256_sub_ps(v, sv), rv), wv),
+                                   _mm256_loadu_ps(b + k))
+                   : _mm256_mul_ps(wv, _mm256_mul_ps(v, rv));
+            _mm256_storeu_ps(yi + k, o);
+        }
+        for (; k < d; k++)
+            yi[k] = ln ? (xi[k] - sub) * r * w[k] + b[k] : w[k] * (xi[k] * r);
+    }
+}
+
+/* Threads take contiguous ranges of rows; one thread below 2^16 values. */
+static void av_norm_par(float *y, const float *x, size_t n, size_t d, const float *w,
+                        const float *b, bool ln, float eps, int nt)
+{
+#pragma omp parallel num_threads(n *d >= 65536 && nt > 1 ? nt : 1)
+    {
+        const size_t t = (size_t)omp_get_thread_num(), T = (size_t)omp_get_num_threads();
+        const size_t i0 = n * t / T, i1 = n * (t + 1) / T;
+        if (i1 > i0)
+            av_norm_rows(y + i0 * d, x + i0 * d, i1 - i0, d, w, b, ln, eps);
+    }
+}
+
+void idf2_avx2ops_layernorm(float *y, const float *x, size_t n, size_t d, const float *w,
+                            const float *b, float eps, const struct idf2_exec *ex)
+{
+    av_norm_par(y, x, n, d, w, b, true, eps, ex->nt);
+}
+
+void idf2_avx2ops_rmsnorm(float *y, const float *x, size_t n, size_t d, const float *w, float eps,
+                          const struct idf2_exec *ex)
+{
+    av_norm_par(y, x, n, d, w, NULL, false, eps, ex->nt);
 }

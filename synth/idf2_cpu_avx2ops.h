@@ -5,6 +5,7 @@
  *    windowed or key-masked, in AVX2 + FMA: an online softmax over spans
  *    of keys, so memory is O(n_kv) (K transposed and V copied once per
  *    call, plus a small tile per thread), never an n_q x n_kv score matrix;
+ *  - LayerNorm and RMSNorm: the reference's double sums in 4-lane ymm;
  *  - SiLU and GELU-tanh as x * sigmoid in ymm (other activations are
  *    inherited from "vec").
  *
@@ -28,6 +29,10 @@
  * whenever a row has an unmasked key; a row with none gets zeros). */
 void idf2_avx2ops_attention(float *out, const struct idf2_attn *a, const struct idf2_exec *ex);
 size_t idf2_avx2ops_attention_ws(size_t n_q, size_t n_kv, int n_kv_heads, int head_dim, int nt);
+void idf2_avx2ops_layernorm(float *y, const float *x, size_t n, size_t d, const float *w,
+                            const float *b, float eps, const struct idf2_exec *ex);
+void idf2_avx2ops_rmsnorm(float *y, const float *x, size_t n, size_t d, const float *w, float eps,
+                          const struct idf2_exec *ex);
 void idf2_avx2ops_act(float *x, size_t n, enum idf2_act act, const struct idf2_exec *ex);
 void idf2_avx2ops_act_mul(float *g, const float *u, size_t n, enum idf2_act act,
                           const struct idf2_exec *ex);
