@@ -2,7 +2,10 @@
  * header for the numerics).  Owns nothing between calls and uses only the
  * caller's workspace; never reads a key past n_kv.
  *
- * Attention: per kv head, K is copied transposed ([hd][ldk]) and V with
+ * Attention: per kv head, K is copied transposed in blocks of AV_KB keys
+ * ([ldk / AV_KB][hd][AV_KB]: a block's 2 x hd ymm are contiguous; with
+ * [hd][ldk] every dimension was another page, and the walk over 72 of them
+ * missed the TLB at 4,900 keys) and V with
  * rows padded to whole ymm ([ldk][ldv], zeros past hd and past the last
  * key), then threads take tiles of AV_QR query rows of one head.  A tile
  * walks the keys in spans of AV_SPAN: scores of AV_QG rows x AV_KB keys in
@@ -117,7 +120,7 @@ size_t idf2_avx2ops_attention_ws(size_t n_q, size_t n_kv, int n_kv_heads, int he
 /* What one call's tiles share. */
 struct av_call {
     const struct idf2_attn *a;
-    const float *kt, *vc;    /* per kv head: [hd][ldk], [ldk][ldv] */
+    const float *kt, *vc;    /* per kv head: [ldk / AV_KB][hd][AV_KB], [ldk][ldv] */
     size_t ldk, ldv, n_keys; /* keys copied: [0, n_keys) */
 };
 
@@ -134,16 +137,15 @@ static void av_range(const struct idf2_attn *a, size_t i, size_t *lo, size_t *hi
     }
 }
 
-/* Scores of AV_QG rows (q rows qr) for keys [j0, j0 + AV_KB) into S (row
- * stride AV_SPAN, column j0 - s0): one FMA chain per score over d. */
-KINL void av_scores(float *S, const float *const *qr, const float *kt, size_t ldk, size_t j0,
-                    int hd)
+/* Scores of AV_QG rows (q rows qr) for the AV_KB keys of block kb into S
+ * (row stride AV_SPAN): one FMA chain per score over d. */
+KINL void av_scores(float *S, const float *const *qr, const float *kb, int hd)
 {
     __m256 s[AV_QG][2];
     _Pragma("GCC unroll 8") for (int r = 0; r < AV_QG; r++) s[r][0] = s[r][1] = _mm256_setzero_ps();
     for (int d = 0; d < hd; d++) {
-        const __m256 k0 = _mm256_loadu_ps(kt + (size_t)d * ldk + j0);
-        const __m256 k1 = _mm256_loadu_ps(kt + (size_t)d * ldk + j0 + 8);
+        const __m256 k0 = _mm256_loadu_ps(kb + (size_t)d * AV_KB);
+        const __m256 k1 = _mm256_loadu_ps(kb + (size_t)d * AV_KB + 8);
         _Pragma("GCC unroll 8") for (int r = 0; r < AV_QG; r++)
         {
             const __m256 qb = _mm256_broadcast_ss(qr[r] + d);
@@ -275,7 +277,7 @@ KFN void av_tile(float *out, const struct av_call *c, int h, size_t i0, float *t
         const size_t j0 = s0 > lo ? s0 : lo, j1 = s0 + AV_SPAN < hi ? s0 + AV_SPAN : hi;
         for (size_t b0 = j0 / AV_KB * AV_KB; b0 < j1; b0 += AV_KB)
             for (int g0 = 0; g0 < R; g0 += AV_QG)
-                av_scores(S + (size_t)g0 * AV_SPAN + (b0 - s0), qr + g0, kt, c->ldk, b0, hd);
+                av_scores(S + (size_t)g0 * AV_SPAN + (b0 - s0), qr + g0, kt + b0 * (size_t)hd, hd);
         for (int r = 0; r < R; r++)
             av_softmax(S + (size_t)r * AV_SPAN, c, i0 + (size_t)r, s0, &mx[r], &l[r], &corr[r]);
         for (int r0 = 0; r0 < R; r0 += AV_PR)
@@ -316,10 +318,11 @@ void idf2_avx2ops_attention(float *out, const struct idf2_attn *a, const struct 
             const size_t g = (size_t)gj / ldk, j = (size_t)gj % ldk;
             const float *kr = a->k + g * a->kv_head_stride + j * a->kv_row_stride;
             const float *vr = a->v + g * a->kv_head_stride + j * a->kv_row_stride;
-            float *kd = kt + g * (size_t)hd * ldk + j, *vd = vc + (g * ldk + j) * ldv;
+            float *kd = kt + (g * ldk + j / AV_KB * AV_KB) * (size_t)hd + j % AV_KB;
+            float *vd = vc + (g * ldk + j) * ldv;
             for (size_t d = 0; d < ldv; d++) {
                 if (d < (size_t)hd)
-                    kd[d * ldk] = j < n_keys ? kr[d] : 0.0f;
+                    kd[d * AV_KB] = j < n_keys ? kr[d] : 0.0f;
                 vd[d] = j < n_keys && d < (size_t)hd ? vr[d] : 0.0f;
             }
         }
