@@ -139,48 +139,48 @@ static void av_range(const struct idf2_attn *a, size_t i, size_t *lo, size_t *hi
 
 /* Scores of AV_QG rows (q rows qr) for the AV_KB keys of block kb into S
  * (row stride AV_SPAN): one FMA chain per score over d. */
-KINL void av_scores(float *S, const float *const *qr, const float *kb, int hd)
+KINL void av_scores(const int G, float *S, const float *const *qr, const float *kb, int hd)
 {
     __m256 s[AV_QG][2];
-    _Pragma("GCC unroll 8") for (int r = 0; r < AV_QG; r++) s[r][0] = s[r][1] = _mm256_setzero_ps();
+    _Pragma("GCC unroll 8") for (int r = 0; r < G; r++) s[r][0] = s[r][1] = _mm256_setzero_ps();
     for (int d = 0; d < hd; d++) {
         const __m256 k0 = _mm256_loadu_ps(kb + (size_t)d * AV_KB);
         const __m256 k1 = _mm256_loadu_ps(kb + (size_t)d * AV_KB + 8);
-        _Pragma("GCC unroll 8") for (int r = 0; r < AV_QG; r++)
+        _Pragma("GCC unroll 8") for (int r = 0; r < G; r++)
         {
             const __m256 qb = _mm256_broadcast_ss(qr[r] + d);
             s[r][0] = _mm256_fmadd_ps(qb, k0, s[r][0]);
             s[r][1] = _mm256_fmadd_ps(qb, k1, s[r][1]);
         }
     }
-    _Pragma("GCC unroll 8") for (int r = 0; r < AV_QG; r++)
+    _Pragma("GCC unroll 8") for (int r = 0; r < G; r++)
     {
         _mm256_storeu_ps(S + (size_t)r * AV_SPAN, s[r][0]);
         _mm256_storeu_ps(S + (size_t)r * AV_SPAN + 8, s[r][1]);
     }
 }
 
-/* O[r] = O[r] * corr[r] + sum_j P[r][j] v_j for AV_PR rows from O and
+/* O[r] = O[r] * corr[r] + sum_j P[r][j] v_j for R rows from O and
  * C ymm of dimensions, keys [j0, j1) of the span at s0. */
-KINL void av_pv(const int C, float *O, size_t ldo, const float *P, const float *corr,
+KINL void av_pv(const int R, const int C, float *O, size_t ldo, const float *P, const float *corr,
                 const float *v, size_t ldv, size_t s0, size_t j0, size_t j1)
 {
     __m256 o[AV_PR][AV_PC];
-    _Pragma("GCC unroll 4") for (int r = 0; r < AV_PR; r++)
+    _Pragma("GCC unroll 4") for (int r = 0; r < R; r++)
         _Pragma("GCC unroll 4") for (int c = 0; c < C; c++) o[r][c] = _mm256_mul_ps(
             _mm256_loadu_ps(O + (size_t)r * ldo + (size_t)c * 8), _mm256_set1_ps(corr[r]));
     for (size_t j = j0; j < j1; j++) {
         __m256 vv[AV_PC];
         _Pragma("GCC unroll 4") for (int c = 0; c < C; c++) vv[c] =
             _mm256_loadu_ps(v + j * ldv + (size_t)c * 8);
-        _Pragma("GCC unroll 4") for (int r = 0; r < AV_PR; r++)
+        _Pragma("GCC unroll 4") for (int r = 0; r < R; r++)
         {
             const __m256 pb = _mm256_broadcast_ss(P + (size_t)r * AV_SPAN + (j - s0));
             _Pragma("GCC unroll 4") for (int c = 0; c < C; c++) o[r][c] =
                 _mm256_fmadd_ps(pb, vv[c], o[r][c]);
         }
     }
-    _Pragma("GCC unroll 4") for (int r = 0; r < AV_PR; r++)
+    _Pragma("GCC unroll 4") for (int r = 0; r < R; r++)
         _Pragma("GCC unroll 4") for (int c = 0; c < C; c++)
             _mm256_storeu_ps(O + (size_t)r * ldo + (size_t)c * 8, o[r][c]);
 }
@@ -233,18 +233,41 @@ KINL void av_softmax(float *S, const struct av_call *c, size_t i, size_t s0, flo
     *mx = mn;
 }
 
-#define PV_CASE(C_)                                                                                \
-    case C_:                                                                                       \
-        av_pv(C_, O, ldo, P, corr, v, ldv, s0, j0, j1);                                            \
+#define SC_CASE(G_)                                                                                \
+    case G_:                                                                                       \
+        av_scores(G_, S, qr, kb, hd);                                                              \
         break;
 
-KFN void av_pv_any(int C, float *O, size_t ldo, const float *P, const float *corr, const float *v,
-                   size_t ldv, size_t s0, size_t j0, size_t j1)
+/* The groups' row counts as constants (a decode step's single row does not
+ * pay for six). */
+KFN void av_scores_any(int G, float *S, const float *const *qr, const float *kb, int hd)
 {
-    switch (C) {
-        PV_CASE(1)
-        PV_CASE(2)
-        PV_CASE(3)
+    switch (G) {
+        SC_CASE(1)
+        SC_CASE(2)
+        SC_CASE(3)
+        SC_CASE(4)
+        SC_CASE(5)
+        SC_CASE(6)
+    default:
+        break;
+    }
+}
+
+#define PV_CASE(R_, C_)                                                                            \
+    case (R_)*4 + (C_):                                                                            \
+        av_pv(R_, C_, O, ldo, P, corr, v, ldv, s0, j0, j1);                                        \
+        break;
+#define PV_CASES(R_) PV_CASE(R_, 1) PV_CASE(R_, 2) PV_CASE(R_, 3)
+
+KFN void av_pv_any(int R, int C, float *O, size_t ldo, const float *P, const float *corr,
+                   const float *v, size_t ldv, size_t s0, size_t j0, size_t j1)
+{
+    switch (R * 4 + C) {
+        PV_CASES(1)
+        PV_CASES(2)
+        PV_CASES(3)
+        PV_CASES(4)
     default:
         break;
     }
@@ -266,24 +289,29 @@ KFN void av_tile(float *out, const struct av_call *c, int h, size_t i0, float *t
     hi = hi < c->n_keys ? hi : c->n_keys;
     float mx[AV_QR], l[AV_QR], corr[AV_QR];
     const float *qr[AV_QR];
-    for (int r = 0; r < AV_QR; r++) {
+    for (int r = 0; r < R; r++) {
         mx[r] = -INFINITY;
         l[r] = 0;
         corr[r] = 1.0f;
-        qr[r] = a->q + (i0 + (size_t)(r < R ? r : R - 1)) * a->q_stride + (size_t)h * (size_t)hd;
+        qr[r] = a->q + (i0 + (size_t)r) * a->q_stride + (size_t)h * (size_t)hd;
     }
-    memset(tile, 0, (size_t)AV_QR * (ldo + AV_SPAN) * sizeof(float));
+    /* The rows in use: a block's scores nobody computed are masked by
+     * av_softmax, but not read uninitialised. */
+    memset(O, 0, (size_t)R * ldo * sizeof(float));
+    memset(S, 0, (size_t)R * AV_SPAN * sizeof(float));
     for (size_t s0 = lo / AV_SPAN * AV_SPAN; s0 < hi; s0 += AV_SPAN) {
         const size_t j0 = s0 > lo ? s0 : lo, j1 = s0 + AV_SPAN < hi ? s0 + AV_SPAN : hi;
         for (size_t b0 = j0 / AV_KB * AV_KB; b0 < j1; b0 += AV_KB)
             for (int g0 = 0; g0 < R; g0 += AV_QG)
-                av_scores(S + (size_t)g0 * AV_SPAN + (b0 - s0), qr + g0, kt + b0 * (size_t)hd, hd);
+                av_scores_any(R - g0 < AV_QG ? R - g0 : AV_QG, S + (size_t)g0 * AV_SPAN + (b0 - s0),
+                              qr + g0, kt + b0 * (size_t)hd, hd);
         for (int r = 0; r < R; r++)
             av_softmax(S + (size_t)r * AV_SPAN, c, i0 + (size_t)r, s0, &mx[r], &l[r], &corr[r]);
         for (int r0 = 0; r0 < R; r0 += AV_PR)
             for (size_t c0 = 0; c0 < ldo / 8; c0 += AV_PC)
-                av_pv_any((int)idf2_min_sz(AV_PC, ldo / 8 - c0), O + (size_t)r0 * ldo + c0 * 8, ldo,
-                          S + (size_t)r0 * AV_SPAN, corr + r0, v + c0 * 8, c->ldv, s0, j0, j1);
+                av_pv_any(R - r0 < AV_PR ? R - r0 : AV_PR, (int)idf2_min_sz(AV_PC, ldo / 8 - c0),
+                          O + (size_t)r0 * ldo + c0 * 8, ldo, S + (size_t)r0 * AV_SPAN, corr + r0,
+                          v + c0 * 8, c->ldv, s0, j0, j1);
     }
     const size_t D = (size_t)a->n_heads * (size_t)hd;
     for (int r = 0; r < R; r++) {
