@@ -120,8 +120,11 @@ size_t idf2_avx2ops_attention_ws(size_t n_q, size_t n_kv, int n_kv_heads, int he
 /* What one call's tiles share. */
 struct av_call {
     const struct idf2_attn *a;
-    const float *kt, *vc;    /* per kv head: [ldk / AV_KB][hd][AV_KB], [ldk][ldv] */
+    const float *kt;         /* per kv head: [ldk / AV_KB][hd][AV_KB] */
     size_t ldk, ldv, n_keys; /* keys copied: [0, n_keys) */
+    /* V: the copy (per kv head [ldk][ldv]) or the caller's rows. */
+    const float *v;
+    size_t v_head_stride, v_row_stride;
 };
 
 /* The keys query i may see: [lo, hi). */
@@ -279,7 +282,7 @@ KFN void av_tile(float *out, const struct av_call *c, int h, size_t i0, float *t
     const struct idf2_attn *a = c->a;
     const int hd = a->head_dim;
     const size_t g = (size_t)(h / (a->n_heads / a->n_kv_heads)), ldo = c->ldv;
-    const float *kt = c->kt + g * (size_t)hd * c->ldk, *v = c->vc + g * c->ldk * c->ldv;
+    const float *kt = c->kt + g * (size_t)hd * c->ldk, *v = c->v + g * c->v_head_stride;
     float *O = tile, *S = tile + AV_QR * ldo;
     const int R = (int)(a->n_q - i0 < AV_QR ? a->n_q - i0 : AV_QR);
     /* Keys the tile may see: from its first row's lo to its last's hi. */
@@ -311,7 +314,7 @@ KFN void av_tile(float *out, const struct av_call *c, int h, size_t i0, float *t
             for (size_t c0 = 0; c0 < ldo / 8; c0 += AV_PC)
                 av_pv_any(R - r0 < AV_PR ? R - r0 : AV_PR, (int)idf2_min_sz(AV_PC, ldo / 8 - c0),
                           O + (size_t)r0 * ldo + c0 * 8, ldo, S + (size_t)r0 * AV_SPAN, corr + r0,
-                          v + c0 * 8, c->ldv, s0, j0, j1);
+                          v + c0 * 8, c->v_row_stride, s0, j0, j1);
     }
     const size_t D = (size_t)a->n_heads * (size_t)hd;
     for (int r = 0; r < R; r++) {
@@ -333,13 +336,23 @@ void idf2_avx2ops_attention(float *out, const struct idf2_attn *a, const struct 
     float *kt = ex->ws;
     float *vc = (float *)((char *)ex->ws + av_kv_bytes(a->n_kv, a->n_kv_heads, hd) / 2);
     char *tiles = (char *)ex->ws + av_kv_bytes(a->n_kv, a->n_kv_heads, hd);
-    const struct av_call c = { a, kt, vc, ldk, ldv, n_keys };
+    /* A tile per head (decode steps, short chunks) reads V once: from the
+     * caller's rows when they hold whole ymm, instead of copying it. */
+    const bool v_copy = hd % 8 != 0 || a->n_q >= AV_QR;
+    const struct av_call c = { a,
+                               kt,
+                               ldk,
+                               ldv,
+                               n_keys,
+                               v_copy ? vc : a->v,
+                               v_copy ? ldk * ldv : a->kv_head_stride,
+                               v_copy ? ldv : a->kv_row_stride };
     const long n_qt = (long)((a->n_q + AV_QR - 1) / AV_QR), items = n_qt * a->n_heads;
     const double macs = 2.0 * (double)a->n_q * a->n_heads * (double)n_keys * hd;
     const int team = macs < PAR_MIN_MACS ? 1 : ex->nt;
 #pragma omp parallel num_threads(team > 0 ? team : 1)
     {
-        /* Keys past n_keys are zeros in both copies: a span's tail then
+        /* Keys past n_keys are zeros in the copies: a span's tail then
          * adds nothing and reads nothing undefined. */
 #pragma omp for schedule(static)
         for (long gj = 0; gj < (long)a->n_kv_heads * (long)ldk; gj++) {
@@ -348,11 +361,10 @@ void idf2_avx2ops_attention(float *out, const struct idf2_attn *a, const struct 
             const float *vr = a->v + g * a->kv_head_stride + j * a->kv_row_stride;
             float *kd = kt + (g * ldk + j / AV_KB * AV_KB) * (size_t)hd + j % AV_KB;
             float *vd = vc + (g * ldk + j) * ldv;
-            for (size_t d = 0; d < ldv; d++) {
-                if (d < (size_t)hd)
-                    kd[d * AV_KB] = j < n_keys ? kr[d] : 0.0f;
+            for (size_t d = 0; d < (size_t)hd; d++)
+                kd[d * AV_KB] = j < n_keys ? kr[d] : 0.0f;
+            for (size_t d = 0; v_copy && d < ldv; d++)
                 vd[d] = j < n_keys && d < (size_t)hd ? vr[d] : 0.0f;
-            }
         }
         float *tile = (float *)(tiles + (size_t)omp_get_thread_num() * av_tile_bytes(hd));
         /* Head-major: a thread's consecutive tiles share one head's keys.
