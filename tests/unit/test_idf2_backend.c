@@ -341,10 +341,10 @@ TEST(attention_every_row)
         check_attention(ops, 45, 4, 4, 72, 0, true);
         check_attention(ops, 5, 2, 1, 128, 0, false);
         /* Several tiles of queries and spans of keys (the avx2 row's are
-         * 24 and 64): a window that leaves whole spans behind, GQA, and
+         * 24 and 128): a window that leaves whole spans behind, GQA, and
          * SigLIP's head dimension. */
         check_attention(ops, 150, 4, 2, 72, 0, false);
-        check_attention(ops, 150, 4, 2, 72, 70, false);
+        check_attention(ops, 300, 2, 1, 72, 70, false);
         check_attention(ops, 150, 4, 2, 12, 0, true);
     }
 }
