@@ -10,7 +10,8 @@
  *   "vec"  portable float32 kernels (GCC vector extensions, 8 lanes; what
  *          -march makes of them): idf2_kernels.c.
  *   "avx2" AVX2 + FMA matmul for f32 and bf16 weights in register tiles:
- *          idf2_cpu_avx2.c; chosen when the CPU has AVX2/FMA and no
+ *          idf2_cpu_avx2.c; flash-style attention, norms and SiLU/GELU-tanh:
+ *          idf2_cpu_avx2ops.c; chosen when the CPU has AVX2/FMA and no
  *          AVX-512 BF16.
  *   "avx512" AVX-512 BF16/VNNI matmul for bf16, Q8_0 and Q4_0 weights and tiled
  *          (flash-style) non-causal attention: idf2_cpu_avx512.c; chosen
