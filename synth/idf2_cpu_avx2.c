@@ -1,8 +1,9 @@
 /* idf2_cpu_avx2: the "avx2" row for CPUs with AVX2 + FMA and no AVX-512:
  * its table of operations and the CPU test that chooses it.  The f32 and
  * bf16 matmul and its panel packing live in idf2_cpu_avx2mm.c, the block
- * formats' matmul in idf2_cpu_avx2q.c; everything this row leaves NULL is
- * inherited from "vec". */
+ * formats' matmul in idf2_cpu_avx2q.c, attention, norms and SiLU/GELU-tanh
+ * in idf2_cpu_avx2ops.c; everything this row leaves NULL is inherited from
+ * "vec". */
 #include "idf2_cpu_avx2.h"
 
 #include "synth/idf2_cpu_avx2mm.h"
