@@ -3,7 +3,11 @@ munged, slurmctld, two slurmd on this host; no mock).  One fault per ctest
 entry, picked by VC_SLURM_FAULT:
 
   map_cancel     scancel of r0-map task 2 while it runs
-  write_cancel   scancel of write task 2 while it runs
+  write_cancel   scancel of write task 2 while it runs: its shard's
+                 temporary file out/fl-000002.tar.tmp is a FIFO made right
+                 after the submission, so the task's process blocks in
+                 open(2) creating it, mid-run and for as long as the test
+                 wants, however fast or loaded the machine
   kill9          kill -9 of r0-map task 2's vlmcurate process
   oom            every task under --mem 60M: r0-map task 2 decodes 192 MB
                  images and is killed by Slurm's memory polling
@@ -14,9 +18,10 @@ entry, picked by VC_SLURM_FAULT:
                  before the rerun
 
 Unit 2 (source b) holds three (for oom six) 8000x8000 PNGs made here with zlib, which
-the img_decodes filter decodes into memory (192 MB each) and write resizes
-(output shard 2), so their tasks run for seconds and hold over 100 MB; the
-other units and shards are small.  After the fault:
+ingest and the img_decodes filter decode into memory (192 MB each) and the
+write stage resizes, all in r0-map task 2, so it runs for seconds and holds
+over 100 MB; the other units and every write task are small (write 2 copies
+three resized samples in milliseconds: hence the FIFO).  After the fault:
 nothing of the task is committed, the later phases never ran, `status`
 lists the task as failed or cancelled with its log and why; the same
 command again (with enough memory for oom) resubmits only that task and
@@ -121,10 +126,9 @@ def task_pid(phase, index, limit=60, pause=0.05):
 
 
 def stop_when_started(phase, index):
-    """A thread that SIGSTOPs the task's process the moment it appears: a
-    write task of three small samples can be done before its log line is
-    read, so waiting for the log first loses the race on a fast machine.
-    Its result list gets the pid."""
+    """A thread that SIGSTOPs the task's process the moment it appears
+    (r0-map task 2 decodes for seconds, so the 2 ms polls find it), before
+    it can commit however fast the machine.  Its result list gets the pid."""
     got = []
 
     def watch():
@@ -135,6 +139,23 @@ def stop_when_started(phase, index):
     th = threading.Thread(target=watch, daemon=True)
     th.start()
     return th, got
+
+
+def blocked_on(pid, limit=se.WAIT_S):
+    """Whether the process comes to sleep in openat(2) (its number on
+    x86-64 and aarch64) within `limit` seconds: in a FIFO's open, which
+    waits for a reader."""
+    t0 = time.time()
+    while time.time() - t0 < limit:
+        try:
+            call = open("/proc/%d/syscall" % pid).read().split()
+            state = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return False
+        if state == "S" and call[:1] in (["257"], ["56"]):
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def status():
@@ -155,19 +176,27 @@ try:
     vctest.expect(s.returncode == 0, "submitted: %s" % s.stderr[-2000:])
     if FAULT == "missing_input":
         os.rename(c_tar, c_tar + ".away")
+    # Write 2 runs only after the whole map phase (seconds: r0-map task 2),
+    # and the submission made OUT's spec marker, so the FIFO may be there.
+    fifo = os.path.join(out, "fl-000002.tar.tmp")
+    if FAULT == "write_cancel":
+        os.mkfifo(fifo)
     phase, index = {"write_cancel": ("write", 2), "missing_input": ("r0-map", 3)}.get(
         FAULT, ("r0-map", 2))
-    if FAULT in ("map_cancel", "write_cancel"):
+    if FAULT == "map_cancel":
         stopper = stop_when_started(phase, index)
     job = wait_start(phase, index)
     if FAULT == "missing_input":
         want = r"failed %s %d: \S+ \(job %s, it ran and committed nothing" % (phase, index, job)
     elif FAULT in ("map_cancel", "write_cancel"):
-        # Stopped as its process appeared (stop_when_started), before it can
-        # commit however fast the machine: scancel then kills a task that is
-        # surely mid-run.
-        stopper[0].join(se.WAIT_S)
-        vctest.expect(bool(stopper[1]), "%s %d stopped as it started" % (phase, index))
+        # Stopped as its process appeared (map) or blocked opening the FIFO
+        # (write): scancel then kills a task that is surely mid-run.
+        if FAULT == "map_cancel":
+            stopper[0].join(se.WAIT_S)
+            vctest.expect(bool(stopper[1]), "%s %d stopped as it started" % (phase, index))
+        else:
+            vctest.expect(blocked_on(task_pid(phase, index)),
+                          "%s %d blocks opening %s" % (phase, index, fifo))
         vctest.expect(any(line.split()[:1] == [job] and line.endswith(" R") for line in queue()),
                       "%s %d runs when cancelled: %s" % (phase, index, queue()))
         # Frozen mid-phase behind --max-running 1: status counts the tasks
@@ -198,6 +227,8 @@ try:
     if FAULT == "missing_input":
         vctest.expect("c.tar" in open(log).read(), "the task's log names c.tar")
         os.rename(c_tar + ".away", c_tar)
+    if FAULT == "write_cancel":
+        os.unlink(fifo)
     n = 4 if phase == "r0-map" else 5
     vctest.expect(re.search(r"^slurm %s\s+%d done, 0 running, 0 pending, [01] failed, [01] "
                             r"cancelled, 0 not submitted" % (phase, n - 1), st, re.M),
