@@ -1,5 +1,6 @@
 /* idf2_cpu_avx2ops: the "avx2" row's operations other than matmul
- * (synth/idf2_cpu_avx2.c holds the matmuls and the row's table):
+ * (the matmuls are idf2_cpu_avx2mm.c and idf2_cpu_avx2q.c; synth/idf2_cpu_avx2.c holds the
+ * row's table):
  *
  *  - flash-style attention in float32 with grouped K/V heads, causal,
  *    windowed or key-masked, in AVX2 + FMA: an online softmax over spans
