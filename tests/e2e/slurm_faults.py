@@ -11,13 +11,17 @@ entry, picked by VC_SLURM_FAULT:
   kill9          kill -9 of r0-map task 2's vlmcurate process
   oom            every task under --mem 60M: r0-map task 2 decodes 192 MB
                  images and is killed by Slurm's memory polling
-                 (OverMemoryKill; no cgroups here)
+                 (OverMemoryKill; no cgroups here).  Its process is
+                 SIGSTOPped once its resident size passes twice the limit:
+                 it is over the limit only in bursts of ~0.3 s, which the
+                 once-a-second polls could all miss (seen on a clean-clone
+                 CI); frozen, it stays over until the next poll kills it
   missing_input  c.tar (unit 3) renamed away after the submission: the spec
                  load of `run` checks inputs, a task's does not, so r0-map
                  task 3 alone fails, its log naming c.tar; back in place
                  before the rerun
 
-Unit 2 (source b) holds three (for oom six) 8000x8000 PNGs made here with zlib, which
+Unit 2 (source b) holds three 8000x8000 PNGs made here with zlib, which
 ingest and the img_decodes filter decode into memory (192 MB each) and the
 write stage resizes, all in r0-map task 2, so it runs for seconds and holds
 over 100 MB; the other units and every write task are small (write 2 copies
@@ -61,12 +65,8 @@ def big_png(side):
 
 
 BIG = big_png(8000)
-# Slurm samples a task's memory once a second and the task is over the
-# limit only while an image is decoded (~70 % of its time): for oom all six
-# of b's pictures are big, so that a fast machine's task still spends
-# several seconds over it and cannot slip between the samples.
-N_BIG = 6 if FAULT == "oom" else 3
-se.make_inputs(args.tmp, lambda name, i: BIG if name == "b" and i < N_BIG else None)
+se.make_inputs(args.tmp, lambda name, i: BIG if name == "b" and i < 3 else None)
+MEM_MB = 60
 
 spec = {"sources": [{"name": "a", "type": "webdataset", "urls": "a{0..1}.tar"},
                     {"name": "b", "type": "webdataset", "urls": "b.tar"},
@@ -125,14 +125,31 @@ def task_pid(phase, index, limit=60, pause=0.05):
     raise SystemExit("FAILED: no process for %s %d" % (phase, index))
 
 
-def stop_when_started(phase, index):
-    """A thread that SIGSTOPs the task's process the moment it appears
-    (r0-map task 2 decodes for seconds, so the 2 ms polls find it), before
-    it can commit however fast the machine.  Its result list gets the pid."""
+def rss_kb(pid):
+    """The process's resident size in KiB, 0 once it is gone."""
+    try:
+        for line in open("/proc/%d/status" % pid):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def stop_when(phase, index, ready=lambda pid: True):
+    """A thread that SIGSTOPs the task's process once ready(pid) holds,
+    polling every 2 ms from the moment it appears (r0-map task 2 decodes
+    for seconds, so the polls find it before it can commit however fast
+    the machine).  Its result list gets the pid."""
     got = []
 
     def watch():
         pid = task_pid(phase, index, limit=se.WAIT_S, pause=0.002)
+        t0 = time.time()
+        while not ready(pid):
+            if time.time() - t0 > se.WAIT_S or not os.path.exists("/proc/%d" % pid):
+                return
+            time.sleep(0.002)
         os.kill(pid, signal.SIGSTOP)
         got.append(pid)
 
@@ -171,7 +188,7 @@ try:
     t0 = time.time()
     c_tar = os.path.join(args.tmp, "c.tar")
     # --begin holds the jobs until the file is gone.
-    s = run_slurm("60M" if FAULT == "oom" else "1G",
+    s = run_slurm("%dM" % MEM_MB if FAULT == "oom" else "1G",
                   ["--sbatch-line", "--begin=now+3"] if FAULT == "missing_input" else [])
     vctest.expect(s.returncode == 0, "submitted: %s" % s.stderr[-2000:])
     if FAULT == "missing_input":
@@ -184,7 +201,9 @@ try:
     phase, index = {"write_cancel": ("write", 2), "missing_input": ("r0-map", 3)}.get(
         FAULT, ("r0-map", 2))
     if FAULT == "map_cancel":
-        stopper = stop_when_started(phase, index)
+        stopper = stop_when(phase, index)
+    elif FAULT == "oom":
+        stopper = stop_when(phase, index, lambda pid: rss_kb(pid) > 2 * MEM_MB * 1024)
     job = wait_start(phase, index)
     if FAULT == "missing_input":
         want = r"failed %s %d: \S+ \(job %s, it ran and committed nothing" % (phase, index, job)
@@ -217,6 +236,8 @@ try:
         os.kill(task_pid(phase, index), signal.SIGKILL)
         want = r"failed %s %d: \S+ \(job %s, it ran and committed nothing" % (phase, index, job)
     else:
+        stopper[0].join(se.WAIT_S)
+        vctest.expect(bool(stopper[1]), "%s %d stopped over %d MB" % (phase, index, 2 * MEM_MB))
         want = r"failed %s %d: \S+ \(job %s, out of memory\)" % (phase, index, job)
     vctest.expect(not wait_done(), "the fault stops the chain: no run.json\n" + log_text())
     st = status()
