@@ -2,10 +2,11 @@
  * (synth/idf2_backend.h) at the shapes of idefics2-8b (vision 378 px = 729
  * patches, prompt prefill, one decode step, batch-16 decode, SigLIP
  * attention at 729 and 4900 patches), for each weight format asked, weights packed as the engine
- * packs them at load when the row has a packed layout.  Prints GFLOP/s and GB/s of weights, and
- * the share of this machine's limits measured first in the same process: the fp32 FMA peak for
- * the GEMM shapes (3 rows and more), the read probe for the weight-streaming decode shapes (1-2
- * rows).  Random data; results unused.
+ * packs them at load when the row has a packed layout, and SwiGLU's SiLU(gate) x up over the
+ * stacked gate|up product at prefill 128 and batch 16 (its matmuls stubbed).  Prints GFLOP/s and
+ * GB/s of weights, and the share of this machine's limits measured first in the same process: the
+ * fp32 FMA peak for the GEMM shapes (3 rows and more), the read probe for the weight-streaming
+ * decode shapes (1-2 rows).  Random data; results unused.
  *
  *   peak:  12 independent chains of 8-lane FMAs in registers per thread (no memory), GFLOP/s;
  *   probe: read bandwidth of a 1 GiB array, one contiguous half per thread, plain 32-byte loads
@@ -203,6 +204,42 @@ static void bench_attention(const struct idf2_ops *ops, size_t P, int H, int hd,
     free(o);
 }
 
+/* A matmul that leaves y as it is (bench_swiglu stubs idf2_swiglu's three). */
+static void mm_none(float *y, const float *x, size_t n, const struct idf2_w *w, const float *bias,
+                    const struct idf2_exec *ex)
+{
+    (void)y, (void)x, (void)n, (void)w, (void)bias, (void)ex;
+}
+
+/* What idf2_swiglu does between its matmuls with gate and up stacked:
+ * SiLU(gate) * up of n rows of the [n, 2I] product into an [n, I] matrix,
+ * through ops' act_mul, its matmuls stubbed.  Each repetition starts from
+ * the same values (copied in outside the timing). */
+static void bench_swiglu(const struct idf2_ops *ops, size_t n, size_t I, int nt, int reps)
+{
+    struct idf2_ops mid = *ops;
+    for (int f = 0; f < IDF2_WF_COUNT; f++)
+        mid.matmul[f] = mm_none;
+    float *g0 = malloc(n * 2 * I * 4), *g = malloc(n * 2 * I * 4), xy[1] = { 0 };
+    fill(g0, n * 2 * I, 6);
+    const struct idf2_w gate = { .rows = (int64_t)I, .cols = 1 },
+                        gate_up = { .rows = 2 * (int64_t)I, .cols = 1 },
+                        down = { .rows = 1, .cols = (int64_t)I };
+    const struct idf2_exec ex = { &mid, nt, NULL, 0 };
+    double dt_s = 0;
+    for (int r = 0; r <= reps; r++) {
+        memcpy(g, g0, n * 2 * I * 4);
+        const double t0 = bench_wall_s();
+        idf2_swiglu(&ex, xy, xy, n, &gate, &gate, &gate_up, &down, IDF2_ACT_SILU, g, NULL);
+        dt_s += r ? bench_wall_s() - t0 : 0; /* the first warms up */
+    }
+    dt_s /= reps;
+    printf("swiglu SiLU(gate) x up, stacked %5zu x %5zu       %8.3f ms  %7.2f Gvalues/s\n", n, I,
+           dt_s * 1e3, (double)(n * I) / dt_s * 1e-9);
+    free(g0);
+    free(g);
+}
+
 int main(int argc, char **argv)
 {
     int nt = omp_get_max_threads(), reps = 3, attention = 1;
@@ -251,6 +288,8 @@ int main(int argc, char **argv)
         bench_matmul(ops, "text gate (decode x16)", 16, 4096, 14336, wf, nt, reps * 4);
         bench_matmul(ops, "text down (decode)", 1, 14336, 4096, wf, nt, reps * 4);
     }
+    bench_swiglu(ops, 128, 14336, nt, reps * 4);
+    bench_swiglu(ops, 16, 14336, nt, reps * 16);
     if (attention) {
         bench_attention(ops, 729, 16, 72, nt, reps);
         bench_attention(ops, 4900, 16, 72, nt, 1);
