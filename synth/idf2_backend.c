@@ -8,6 +8,7 @@
 #include "idf2_backend.h"
 
 #include <math.h>
+#include <omp.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -348,6 +349,40 @@ void *idf2_carve(struct idf2_carve *c, size_t n, size_t elem)
     }
     c->off = end;
     return c->base ? c->base + start : NULL;
+}
+
+/* --------------------------------------------------- activations, norms */
+
+void idf2_act_spans(idf2_act_span_fn *span, size_t lanes, float *x, const float *u, size_t n,
+                    enum idf2_act act, const struct idf2_exec *ex)
+{
+    if (act != IDF2_ACT_SILU && act != IDF2_ACT_GELU_TANH) {
+        if (u)
+            idf2_vec_ops.act_mul(x, u, n, act, ex);
+        else
+            idf2_vec_ops.act(x, n, act, ex);
+        return;
+    }
+    const size_t nv = (n + lanes - 1) / lanes;
+#pragma omp parallel num_threads(n >= IDF2_PAR_MIN_ELEMS && ex->nt > 1 ? ex->nt : 1)
+    {
+        const size_t t = (size_t)omp_get_thread_num(), T = (size_t)omp_get_num_threads();
+        const size_t i0 = nv * t / T * lanes, i1 = idf2_min_sz(n, nv * (t + 1) / T * lanes);
+        if (i1 > i0)
+            span(x + i0, u ? u + i0 : NULL, i1 - i0, act);
+    }
+}
+
+void idf2_norm_spans(idf2_norm_rows_fn *norm, float *y, const float *x, size_t n, size_t d,
+                     const float *w, const float *b, bool ln, float eps, const struct idf2_exec *ex)
+{
+#pragma omp parallel num_threads(n *d >= IDF2_PAR_MIN_ELEMS && ex->nt > 1 ? ex->nt : 1)
+    {
+        const size_t t = (size_t)omp_get_thread_num(), T = (size_t)omp_get_num_threads();
+        const size_t i0 = n * t / T, i1 = n * (t + 1) / T;
+        if (i1 > i0)
+            norm(y + i0 * d, x + i0 * d, i1 - i0, d, w, b, ln, eps);
+    }
 }
 
 /* ---------------------------------------------------------- compositions */

@@ -289,6 +289,35 @@ static inline bool idf2_take(size_t *next, size_t n, size_t chunk, size_t *a, si
     return s < n;
 }
 
+/* Below this many values a row- or element-wise operation runs on the
+ * calling thread: waking a team costs more than the work. */
+#define IDF2_PAR_MIN_ELEMS (1u << 16)
+
+/* A row's vector kernel of SiLU and GELU-tanh: x[i] = act(x[i]) for i in
+ * [0, n), times u[i] when u is not NULL.  Each value is computed by the
+ * same lane operations whatever n and wherever the span starts (a tail
+ * through a padded or masked vector), so any split gives the same bits. */
+typedef void idf2_act_span_fn(float *x, const float *u, size_t n, enum idf2_act act);
+
+/* The act (u NULL) and act_mul entries of a row whose `span` computes
+ * `lanes` floats at a time: SiLU and GELU-tanh through span, threads
+ * (ex->nt from IDF2_PAR_MIN_ELEMS values on) taking contiguous ranges of
+ * whole vectors; other activations through the vec row's entries. */
+void idf2_act_spans(idf2_act_span_fn *span, size_t lanes, float *x, const float *u, size_t n,
+                    enum idf2_act act, const struct idf2_exec *ex);
+
+/* A row's LayerNorm (ln; its bias b) or RMSNorm (b unused) of rows [0, n)
+ * of d, each row by the same code whatever the rows around it. */
+typedef void idf2_norm_rows_fn(float *y, const float *x, size_t n, size_t d, const float *w,
+                               const float *b, bool ln, float eps);
+
+/* The layernorm (ln) and rmsnorm entries of a row from its `norm` kernel:
+ * threads (ex->nt from IDF2_PAR_MIN_ELEMS values on) take contiguous
+ * ranges of rows. */
+void idf2_norm_spans(idf2_norm_rows_fn *norm, float *y, const float *x, size_t n, size_t d,
+                     const float *w, const float *b, bool ln, float eps,
+                     const struct idf2_exec *ex);
+
 /* Rows per call for the width-expanding MLPs of the vision tower and the
  * modality projection over many patches: their results do not depend on
  * how rows are grouped (batch invariance), so a chunk bounds the scratch.

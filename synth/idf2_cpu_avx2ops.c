@@ -21,8 +21,6 @@
 #include <omp.h>
 #include <string.h>
 
-#include "synth/idf2_kernels.h"
-
 #define T_AVX2 "avx2,fma"
 #define KFN    static __attribute__((target(T_AVX2)))
 #define KINL   static inline __attribute__((always_inline, target(T_AVX2)))
@@ -390,7 +388,8 @@ void idf2_avx2ops_attention(float *out, const struct idf2_attn *a, const struct 
  * (x + 0.044715 x^3), since 0.5 (1 + tanh(z)) = sigmoid(2z); sigmoid from
  * av_exp(-|a|), so no exp overflows.  Within a few ulp of the reference's
  * expf/tanhf forms.  u != NULL: times u (SwiGLU's middle).  The tail goes
- * through a zero-padded vector. */
+ * through a zero-padded vector.  The row's idf2_act_span_fn: idf2_act_spans
+ * splits a call over the threads. */
 KFN void av_act_span(float *x, const float *u, size_t n, enum idf2_act act)
 {
     const __m256 one = _mm256_set1_ps(1.0f), c1 = _mm256_set1_ps(1.5957691216057308f),
@@ -416,39 +415,15 @@ KFN void av_act_span(float *x, const float *u, size_t n, enum idf2_act act)
     }
 }
 
-static bool av_act_fast(enum idf2_act act)
-{
-    return act == IDF2_ACT_SILU || act == IDF2_ACT_GELU_TANH;
-}
-
-/* Threads take contiguous ranges of whole 8-float vectors. */
-static void av_act_par(float *x, const float *u, size_t n, enum idf2_act act, int nt)
-{
-    const size_t nv = (n + 7) / 8;
-#pragma omp parallel num_threads(n >= 65536 && nt > 1 ? nt : 1)
-    {
-        const size_t t = (size_t)omp_get_thread_num(), T = (size_t)omp_get_num_threads();
-        const size_t i0 = nv * t / T * 8, i1 = idf2_min_sz(n, nv * (t + 1) / T * 8);
-        if (i1 > i0)
-            av_act_span(x + i0, u ? u + i0 : NULL, i1 - i0, act);
-    }
-}
-
 void idf2_avx2ops_act(float *x, size_t n, enum idf2_act act, const struct idf2_exec *ex)
 {
-    if (av_act_fast(act))
-        av_act_par(x, NULL, n, act, ex->nt);
-    else
-        idf2_vec_ops.act(x, n, act, ex);
+    idf2_act_spans(av_act_span, 8, x, NULL, n, act, ex);
 }
 
 void idf2_avx2ops_act_mul(float *g, const float *u, size_t n, enum idf2_act act,
                           const struct idf2_exec *ex)
 {
-    if (av_act_fast(act))
-        av_act_par(g, u, n, act, ex->nt);
-    else
-        idf2_vec_ops.act_mul(g, u, n, act, ex);
+    idf2_act_spans(av_act_span, 8, g, u, n, act, ex);
 }
 
 /* ---- norms ---------------------------------------------------------------------------------- */
@@ -515,27 +490,14 @@ KFN void av_norm_rows(float *y, const float *x, size_t n, size_t d, const float 
     }
 }
 
-/* Threads take contiguous ranges of rows; one thread below 2^16 values. */
-static void av_norm_par(float *y, const float *x, size_t n, size_t d, const float *w,
-                        const float *b, bool ln, float eps, int nt)
-{
-#pragma omp parallel num_threads(n *d >= 65536 && nt > 1 ? nt : 1)
-    {
-        const size_t t = (size_t)omp_get_thread_num(), T = (size_t)omp_get_num_threads();
-        const size_t i0 = n * t / T, i1 = n * (t + 1) / T;
-        if (i1 > i0)
-            av_norm_rows(y + i0 * d, x + i0 * d, i1 - i0, d, w, b, ln, eps);
-    }
-}
-
 void idf2_avx2ops_layernorm(float *y, const float *x, size_t n, size_t d, const float *w,
                             const float *b, float eps, const struct idf2_exec *ex)
 {
-    av_norm_par(y, x, n, d, w, b, true, eps, ex->nt);
+    idf2_norm_spans(av_norm_rows, y, x, n, d, w, b, true, eps, ex);
 }
 
 void idf2_avx2ops_rmsnorm(float *y, const float *x, size_t n, size_t d, const float *w, float eps,
                           const struct idf2_exec *ex)
 {
-    av_norm_par(y, x, n, d, w, NULL, false, eps, ex->nt);
+    idf2_norm_spans(av_norm_rows, y, x, n, d, w, NULL, false, eps, ex);
 }

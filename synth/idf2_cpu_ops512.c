@@ -741,39 +741,15 @@ KFN void act_span(float *x, const float *u, size_t n, enum idf2_act act)
     }
 }
 
-static bool act_fast(enum idf2_act act)
-{
-    return act == IDF2_ACT_SILU || act == IDF2_ACT_GELU_TANH;
-}
-
-/* Threads take contiguous ranges of whole 16-float vectors. */
-static void act_par(float *x, const float *u, size_t n, enum idf2_act act, int nt)
-{
-    const size_t nv = (n + 15) / 16;
-#pragma omp parallel num_threads(n >= 65536 && nt > 1 ? nt : 1)
-    {
-        const size_t t = (size_t)omp_get_thread_num(), T = (size_t)omp_get_num_threads();
-        const size_t i0 = nv * t / T * 16, i1 = idf2_min_sz(n, nv * (t + 1) / T * 16);
-        if (i1 > i0)
-            act_span(x + i0, u ? u + i0 : NULL, i1 - i0, act);
-    }
-}
-
 void idf2_ops512_act(float *x, size_t n, enum idf2_act act, const struct idf2_exec *ex)
 {
-    if (act_fast(act))
-        act_par(x, NULL, n, act, ex->nt);
-    else
-        idf2_vec_ops.act(x, n, act, ex);
+    idf2_act_spans(act_span, 16, x, NULL, n, act, ex);
 }
 
 void idf2_ops512_act_mul(float *g, const float *u, size_t n, enum idf2_act act,
                          const struct idf2_exec *ex)
 {
-    if (act_fast(act))
-        act_par(g, u, n, act, ex->nt);
-    else
-        idf2_vec_ops.act_mul(g, u, n, act, ex);
+    idf2_act_spans(act_span, 16, g, u, n, act, ex);
 }
 
 /* ---- norms --------------------------------------------------------------------------------- */
@@ -831,27 +807,14 @@ KFN void norm_rows(float *y, const float *x, size_t n, size_t d, const float *w,
     }
 }
 
-/* Threads take contiguous ranges of rows; one thread below 2^16 values. */
-static void norm_par(float *y, const float *x, size_t n, size_t d, const float *w, const float *b,
-                     bool ln, float eps, int nt)
-{
-#pragma omp parallel num_threads(n *d >= 65536 && nt > 1 ? nt : 1)
-    {
-        const size_t t = (size_t)omp_get_thread_num(), T = (size_t)omp_get_num_threads();
-        const size_t i0 = n * t / T, i1 = n * (t + 1) / T;
-        if (i1 > i0)
-            norm_rows(y + i0 * d, x + i0 * d, i1 - i0, d, w, b, ln, eps);
-    }
-}
-
 void idf2_ops512_layernorm(float *y, const float *x, size_t n, size_t d, const float *w,
                            const float *b, float eps, const struct idf2_exec *ex)
 {
-    norm_par(y, x, n, d, w, b, true, eps, ex->nt);
+    idf2_norm_spans(norm_rows, y, x, n, d, w, b, true, eps, ex);
 }
 
 void idf2_ops512_rmsnorm(float *y, const float *x, size_t n, size_t d, const float *w, float eps,
                          const struct idf2_exec *ex)
 {
-    norm_par(y, x, n, d, w, NULL, false, eps, ex->nt);
+    idf2_norm_spans(norm_rows, y, x, n, d, w, NULL, false, eps, ex);
 }

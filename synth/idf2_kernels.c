@@ -385,17 +385,13 @@ static void vec_attention(float *out, const struct idf2_attn *a, const struct id
     }
 }
 
-/* Below this many elements a row- or element-wise operation runs on the
- * calling thread. */
-#define PAR_MIN_ELEMS (1u << 16)
-
 /* The reference's row- and element-wise operations over contiguous slices,
  * one per thread: each row or element gets exactly the reference's value,
  * so the split changes nothing but the time.  SLICED(n, elems, call) runs
  * `call` with i0, i1 bounding this thread's slice of [0, n). */
 #define SLICED(n_, elems_, call_)                                                                  \
     do {                                                                                           \
-        const int team_ = (elems_) < PAR_MIN_ELEMS ? 1 : ex->nt;                                   \
+        const int team_ = (elems_) < IDF2_PAR_MIN_ELEMS ? 1 : ex->nt;                              \
         _Pragma("omp parallel num_threads(team_)")                                                 \
         {                                                                                          \
             const size_t t_ = (size_t)omp_get_thread_num(), k_ = (size_t)omp_get_num_threads();    \
