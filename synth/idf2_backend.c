@@ -418,20 +418,40 @@ bool idf2_w_stack(const struct idf2_ops *ops, const struct idf2_w *const *parts,
     return ops->pack_bytes(out) == sum;
 }
 
+/* act(gate) * up of n rows of gate|up side by side (the [n, 2I] matrix at
+ * g) into the [n, I] matrix at g.  A row (14,336 values at 8B) is under
+ * what act_mul splits over threads, a prefill's or a batch's rows are not:
+ * the team takes whole rows, each row's product into its gate half, then
+ * moved to row i.  Row i's new place overlaps the old place of row i / 2
+ * alone, so rows go in waves [0, 1), [1, 2), [2, 4), [4, 8) ...: a wave
+ * moves rows only over rows an earlier wave has finished.  Each value is
+ * act_mul's whoever computes it (act_mul uses no workspace, so the team
+ * shares ex's). */
+static void act_mul_stacked(const struct idf2_exec *ex, float *g, size_t n, size_t I,
+                            enum idf2_act act)
+{
+    const int team = n > 1 && n * I >= IDF2_PAR_MIN_ELEMS ? ex->nt : 1;
+    const struct idf2_exec row_ex = { ex->ops, team > 1 ? 1 : ex->nt, ex->ws, ex->ws_bytes };
+#pragma omp parallel num_threads(team)
+    for (size_t w0 = 0, w1 = 1; w0 < n; w0 = w1, w1 = idf2_min_sz(2 * w1, n)) {
+#pragma omp for schedule(static)
+        for (size_t i = w0; i < w1; i++) {
+            float *row = g + 2 * i * I;
+            ex->ops->act_mul(row, row + I, I, act, &row_ex);
+            if (i > 0)
+                memmove(g + i * I, row, I * sizeof(float));
+        }
+    }
+}
+
 void idf2_swiglu(const struct idf2_exec *ex, float *y, const float *x, size_t n,
                  const struct idf2_w *gate, const struct idf2_w *up, const struct idf2_w *gate_up,
                  const struct idf2_w *down, enum idf2_act act, float *g, float *u)
 {
     const size_t I = (size_t)gate->rows;
     if (gate_up) {
-        /* Rows of gate|up side by side: each row's product into its gate
-         * half, moved to row i of a [n, I] matrix (row i's place ends
-         * before row i + 1's, which is still to come). */
         idf2_mm(ex, g, x, n, gate_up, NULL);
-        for (size_t i = 0; i < n; i++) {
-            ex->ops->act_mul(g + 2 * i * I, g + 2 * i * I + I, I, act, ex);
-            memmove(g + i * I, g + 2 * i * I, I * sizeof(float));
-        }
+        act_mul_stacked(ex, g, n, I, act);
     } else {
         idf2_mm(ex, g, x, n, gate, NULL);
         idf2_mm(ex, u, x, n, up, NULL);

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <omp.h>
+
 #include "synth/idf2_backend.h"
 #include "synth/safetensors.h"
 #include "tests/unit/vc_test.h"
@@ -432,6 +434,73 @@ TEST(elementwise_ops_every_row)
     free(y1);
 }
 
+/* Bit t set: act_mul was called from thread t of the team (spy_act_mul,
+ * which runs spied's act_mul). */
+static unsigned spy_threads;
+static const struct idf2_ops *spied;
+
+static void spy_act_mul(float *g, const float *u, size_t n, enum idf2_act act,
+                        const struct idf2_exec *ex)
+{
+    __atomic_fetch_or(&spy_threads, 1u << omp_get_thread_num(), __ATOMIC_RELAXED);
+    spied->act_mul(g, u, n, act, ex);
+}
+
+/* idf2_swiglu of every row with gate and up stacked (one [2I, K] matmul)
+ * equals the two matmuls' path bit for bit at 1 and 2 threads, and over
+ * 16 rows of I values, each under IDF2_PAR_MIN_ELEMS and together over
+ * it, both threads compute products (one row at a time on the calling
+ * thread before: a prefill's SiLU ran on one core). */
+TEST(swiglu_stacked_rows_over_the_team)
+{
+    if (omp_get_thread_limit() < 2) {
+        vc_test_skip("OpenMP allows one thread");
+        return;
+    }
+    const size_t n = 16, K = 24, I = IDF2_PAR_MIN_ELEMS / 16 + 4;
+    float *x = malloc(n * K * 4), *wg = malloc(2 * I * K * 4), *wd = malloc(K * I * 4);
+    float *g = malloc(n * 2 * I * 4), *u = malloc(n * I * 4), *y0 = malloc(n * K * 4),
+          *y1 = malloc(n * K * 4);
+    for (size_t i = 0; i < n * K; i++)
+        x[i] = frand(1.0f);
+    for (size_t i = 0; i < 2 * I * K; i++)
+        wg[i] = frand(0.5f);
+    for (size_t i = 0; i < K * I; i++)
+        wd[i] = frand(0.1f);
+    const struct idf2_w
+        gate = { .fmt = IDF2_WF_F32, .data = wg, .rows = (int64_t)I, .cols = (int64_t)K },
+        up = { .fmt = IDF2_WF_F32, .data = wg + I * K, .rows = (int64_t)I, .cols = (int64_t)K },
+        gate_up = { .fmt = IDF2_WF_F32, .data = wg, .rows = 2 * (int64_t)I, .cols = (int64_t)K },
+        down = { .fmt = IDF2_WF_F32, .data = wd, .rows = (int64_t)K, .cols = (int64_t)I };
+    const struct idf2_ops *ops;
+    for (size_t r = 0; (ops = idf2_backend_at(r)); r++) {
+        size_t ws = 0;
+        idf2_ws_need_mm(&ws, ops, n, &gate_up, 2);
+        idf2_ws_need_mm(&ws, ops, n, &down, 2);
+        struct idf2_ops spy = *ops;
+        spy.act_mul = spy_act_mul;
+        spied = ops;
+        struct idf2_exec e2 = exec_new(&spy, 2, ws), e1 = exec_new(ops, 1, ws);
+        idf2_swiglu(&e2, y0, x, n, &gate, &up, NULL, &down, IDF2_ACT_SILU, g, u);
+        spy_threads = 0;
+        idf2_swiglu(&e2, y1, x, n, &gate, &up, &gate_up, &down, IDF2_ACT_SILU, g, NULL);
+        if (spy_threads != 3)
+            fprintf(stderr, "%s: act_mul called from threads %#x\n", ops->name, spy_threads);
+        CHECK_INT(spy_threads, 3);
+        CHECK(memcmp(y0, y1, n * K * 4) == 0);
+        idf2_swiglu(&e1, y1, x, n, &gate, &up, &gate_up, &down, IDF2_ACT_SILU, g, NULL);
+        CHECK(memcmp(y0, y1, n * K * 4) == 0);
+        free(e1.ws);
+        free(e2.ws);
+    }
+    free(x);
+    free(wg);
+    free(wd);
+    free(g);
+    free(u);
+    free(y0);
+    free(y1);
+}
 /* Every row's attention on a case small enough to work out by hand: one
  * query over three keys, GQA head mapping h / (H/K), a causal limit, a
  * window and a masked key. */
@@ -741,6 +810,7 @@ TEST(large_buffers_advised_for_huge_pages)
     X(matmul_x16_same_bits_every_row)                                                              \
     X(attention_every_row)                                                                         \
     X(elementwise_ops_every_row)                                                                   \
+    X(swiglu_stacked_rows_over_the_team)                                                           \
     X(reference_attention_by_hand)                                                                 \
     X(reference_against_naive_double)                                                              \
     X(block_formats_by_hand)                                                                       \
