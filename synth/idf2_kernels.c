@@ -7,7 +7,9 @@
  * change a result with the thread count or the batch shape: every dot
  * product goes through tile() below, whose lane layout and combine order
  * are the same for any tile size, so a row computed alone (decode) and
- * inside a batch (prefill) are bitwise equal.  Exactness before speed: no FMA contraction (ISO C
+ * inside a batch (prefill) are bitwise equal; attention's P V starts a
+ * block of queries at a whole vector of keys, so neither depends on how a
+ * prefill is cut into chunks.  Exactness before speed: no FMA contraction (ISO C
  * mode), no reassociation beyond the fixed 8-lane split. */
 #include "idf2_kernels.h"
 
@@ -275,6 +277,8 @@ static void vec_matmul(float *y, const float *x, size_t n, const struct idf2_w *
 /* Queries per attention task: a block's score rows (ATT_QB x n_kv floats,
  * 640 KiB at SigLIP's 4900 patches) stay in L2 between the two products. */
 #define ATT_QB 32
+/* tile()'s lanes: a block's keys start at a multiple of it. */
+#define ATT_KEY_ALIGN (sizeof(v8sf) / sizeof(float))
 
 /* The keys query i may see: [lo, hi). */
 static void att_range(const struct idf2_attn *a, size_t i, size_t *lo, size_t *hi)
@@ -305,6 +309,10 @@ static void att_block(float *out, const struct idf2_attn *a, const float *vt, si
     att_range(a, i1 - 1, &lo, &jhi);
     if (jhi <= jlo)
         return;
+    /* From a whole vector of keys: P V's term for key j then falls in
+     * lane j % 8 whichever block (and so whichever chunk of a prefill)
+     * holds the query, the keys before its first one weighing exactly 0. */
+    jlo = jlo / ATT_KEY_ALIGN * ATT_KEY_ALIGN;
     const struct mm_args qk = { sc,
                                 nkv,
                                 a->q + i0 * a->q_stride + (size_t)h * hd,

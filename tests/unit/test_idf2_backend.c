@@ -268,9 +268,10 @@ static struct idf2_attn attn_random(size_t n, int H, int G, int hd, float **q, f
 }
 
 /* Attention of one row on one shape against the reference (relative to
- * the largest |v|), 1 vs 2 threads bitwise, (without a window) each
- * query computed alone as a decode step bitwise equal to its prefill row,
- * and the last two thirds of the queries as a second chunk. */
+ * the largest |v|), 1 vs 2 threads bitwise, and (causal, with a window or
+ * without) each query computed alone as a decode step bitwise equal to
+ * its prefill row, and the last two thirds of the queries as a second
+ * chunk. */
 static void check_attention(const struct idf2_ops *ops, size_t n, int H, int G, int hd,
                             size_t window, bool masked)
 {
@@ -298,7 +299,7 @@ static void check_attention(const struct idf2_ops *ops, size_t n, int H, int G, 
     CHECK_INT(bad, 0);
     ops->attention(o2, &a, &e1);
     CHECK(memcmp(o, o2, n * qw * 4) == 0);
-    if (!masked && !window)
+    if (!masked)
         for (size_t i = 0; i < n; i += 3) {
             struct idf2_attn d = a;
             d.q = q + i * qw;
@@ -309,12 +310,11 @@ static void check_attention(const struct idf2_ops *ops, size_t n, int H, int G, 
             CHECK(memcmp(o2, o + i * qw, qw * 4) == 0);
         }
     /* The queries from n/3 on as one chunk after a cache of n/3 keys (a
-     * prefill in two calls): the same rows, bit for bit.  Not with a
-     * window: the vec row's P V starts its 8-lane split at its query
-     * block's first visible key, which the chunk's blocks move. */
-    if (!masked && !window) {
+     * prefill in two calls), and from n/3 + 1 on (the chunk's blocks of
+     * queries then start elsewhere against the whole call's): the same
+     * rows, bit for bit. */
+    for (size_t i0 = n / 3; !masked && i0 <= n / 3 + 1; i0++) {
         struct idf2_attn d = a;
-        const size_t i0 = n / 3;
         d.q = q + i0 * qw;
         d.n_q = n - i0;
         d.q_pos0 = i0;
