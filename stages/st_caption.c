@@ -278,9 +278,8 @@ static enum vc_status ocr_create(const cJSON *cfg, const struct stage_ctx *ctx, 
     return caption_create_kind(cfg, ctx, true, state, err);
 }
 
-static enum vc_status caption_task_end(void *state, struct stage_task_ctx *ctx, struct vc_err *err)
+static void caption_task_free(struct stage_task_ctx *ctx)
 {
-    (void)state, (void)err;
     struct caption_task *t = ctx->task_state;
     if (t) {
         st_model_cache_close(t->cache);
@@ -288,7 +287,15 @@ static enum vc_status caption_task_end(void *state, struct stage_task_ctx *ctx, 
         free(t);
     }
     ctx->task_state = NULL;
-    return VC_OK;
+}
+
+static enum vc_status caption_task_end(void *state, struct stage_task_ctx *ctx, struct vc_err *err)
+{
+    (void)state;
+    struct caption_task *t = ctx->task_state;
+    enum vc_status rc = t && t->cache ? st_model_cache_finish(t->cache, err) : VC_OK;
+    caption_task_free(ctx);
+    return rc;
 }
 
 static enum vc_status caption_task_begin(void *state, struct stage_task_ctx *ctx,
@@ -305,7 +312,7 @@ static enum vc_status caption_task_begin(void *state, struct stage_task_ctx *ctx
     if (rc >= 0 && !st->model)
         rc = ocr_tess_new(st->lang, &t->tess, err);
     if (rc < 0)
-        caption_task_end(state, ctx, err);
+        caption_task_free(ctx);
     return rc;
 }
 

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/sha256.h"
+#include "core/vc_buf.h"
 #include "core/vc_fs.h"
 #include "core/vc_mem.h"
 #include "core/sample.h"
@@ -311,12 +312,26 @@ struct st_model_cache {
     char *path;
     struct cache_rec *recs; /* sorted by index */
     size_t n, cap;
+    /* The file's lines so far, and whether they are in strictly increasing
+     * index order: the engine finishes requests in an order that depends
+     * on which requests share its slots, and a resumed unit shares them
+     * differently, so appends alone would not give the same file. */
+    uint64_t lines, last;
+    bool ordered;
 };
 
 static enum vc_status io_fail(struct vc_err *err, const char *what, const char *path)
 {
     return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s '%s': %s", what, path,
                       strerror(errno));
+}
+
+/* A line of record `index` is in the file now. */
+static void cache_note_line(struct st_model_cache *c, uint64_t index)
+{
+    if (c->lines++ && index <= c->last)
+        c->ordered = false;
+    c->last = index;
 }
 
 /* Keeps recs sorted: samples arrive in index order, so this is an append
@@ -370,6 +385,7 @@ static enum vc_status cache_load(struct st_model_cache *c, struct vc_err *err)
         rc = cache_insert(c, (uint64_t)i->valuedouble, rec, err);
         if (rc < 0)
             cJSON_Delete(rec);
+        cache_note_line(c, (uint64_t)i->valuedouble);
         pos = good = (size_t)(nl - data) + 1;
     }
     free(data);
@@ -400,6 +416,7 @@ enum vc_status st_model_cache_open(const char *work_dir, const char *tag, uint32
     if (!c)
         return vc_err_oom(err);
     c->fd = -1;
+    c->ordered = true;
     c->path = vc_malloc_array(strlen(work_dir) + strlen(tag) + 32, 1);
     if (!c->path) {
         free(c);
@@ -439,62 +456,66 @@ const cJSON *st_model_cache_get(const struct st_model_cache *c, uint64_t index, 
     return !key || (cJSON_IsString(k) && strcmp(k->valuestring, key) == 0) ? c->recs[lo].rec : NULL;
 }
 
-static enum vc_status write_all(struct st_model_cache *c, const char *p, size_t n,
-                                struct vc_err *err)
+/* Appends rec's line (compact JSON + '\n') to out. */
+static enum vc_status cache_print(struct vc_buf *out, const cJSON *rec, struct vc_err *err)
 {
-    while (n > 0) {
-        ssize_t w = write(c->fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return io_fail(err, "cannot write", c->path);
-        p += w, n -= (size_t)w;
-    }
-    return VC_OK;
+    char *line = cJSON_PrintUnformatted(rec);
+    bool ok =
+        line && vc_buf_append(out, line, strlen(line)) == 0 && vc_buf_append(out, "\n", 1) == 0;
+    free(line);
+    return ok ? VC_OK : vc_err_oom(err);
 }
 
 enum vc_status st_model_cache_put(struct st_model_cache *c, const uint64_t *index,
                                   const char *const *key, cJSON **recs, size_t n,
                                   struct vc_err *err)
 {
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
+    struct vc_buf buf;
+    vc_buf_init(&buf, ST_MODEL_MAX_CACHE);
     enum vc_status rc = VC_OK;
     for (size_t i = 0; rc >= 0 && i < n; i++) {
         if (!cJSON_AddNumberToObject(recs[i], "i", (double)index[i]) ||
-            !cJSON_AddStringToObject(recs[i], "k", key[i])) {
+            !cJSON_AddStringToObject(recs[i], "k", key[i]))
             rc = vc_err_oom(err);
-            break;
-        }
-        char *line = cJSON_PrintUnformatted(recs[i]);
-        size_t ll = line ? strlen(line) : 0;
-        if (line && len + ll + 1 > cap) {
-            size_t ncap = 2 * (len + ll + 1);
-            char *nb = realloc(buf, ncap);
-            if (nb)
-                buf = nb, cap = ncap;
-        }
-        if (!line || len + ll + 1 > cap) {
-            free(line);
-            rc = vc_err_oom(err);
-            break;
-        }
-        memcpy(buf + len, line, ll);
-        buf[len + ll] = '\n';
-        len += ll + 1;
-        free(line);
+        else
+            rc = cache_print(&buf, recs[i], err);
     }
-    if (rc >= 0 && len)
-        rc = write_all(c, buf, len, err);
-    free(buf);
+    if (rc >= 0 && buf.len && !vc_fs_write_all(c->fd, buf.data, buf.len))
+        rc = io_fail(err, "cannot write", c->path);
+    vc_buf_free(&buf);
     if (rc >= 0 && fsync(c->fd) != 0)
         rc = io_fail(err, "cannot fsync", c->path);
     for (size_t i = 0; rc >= 0 && i < n; i++) {
+        cache_note_line(c, index[i]);
         rc = cache_insert(c, index[i], recs[i], err);
         if (rc >= 0)
             recs[i] = NULL;
     }
     return rc;
+}
+
+enum vc_status st_model_cache_finish(struct st_model_cache *c, struct vc_err *err)
+{
+    if (c->ordered)
+        return VC_OK;
+    struct vc_buf buf;
+    vc_buf_init(&buf, ST_MODEL_MAX_CACHE);
+    enum vc_status rc = VC_OK;
+    for (size_t i = 0; rc >= 0 && i < c->n; i++)
+        rc = cache_print(&buf, c->recs[i].rec, err);
+    /* The unit manifest written after task_end makes the rename durable;
+     * a kill before it leaves either file, and either reloads to the same
+     * records. */
+    if (rc >= 0)
+        rc = vc_fs_write_pending(c->path, buf.data, buf.len, err);
+    vc_buf_free(&buf);
+    if (rc < 0)
+        return rc;
+    /* The descriptor holds the replaced file: nothing may go there now. */
+    close(c->fd);
+    c->fd = -1;
+    c->ordered = true;
+    return VC_OK;
 }
 
 /* ------------------------------------------------------------ batch loop */

@@ -11,7 +11,8 @@
  *     every finished request is appended to OUT/_work/<tag>-<unit>.cache
  *     and fsynced, one JSON line per sample, so a kill -9 loses at most
  *     the requests in flight (a torn last line is cut off when the file is
- *     reopened);
+ *     reopened); at the end of the task the file is rewritten in sample
+ *     order when the engine's finishing order was another;
  *   - the mapping from engine failures to ledger reasons;
  *   - the per-sample seed: sampling draws from a stream seeded by the
  *     spec's seed and the sample's key, never by its batch neighbours. */
@@ -126,6 +127,12 @@ const struct cJSON *st_model_cache_get(const struct st_model_cache *c, uint64_t 
 enum vc_status st_model_cache_put(struct st_model_cache *c, const uint64_t *index,
                                   const char *const *key, struct cJSON **recs, size_t n,
                                   struct vc_err *err);
+/* The end of a task's writing: unless the file already lists its records
+ * once each in index order, replaces it (temp, fsync, rename) with that
+ * list, so a unit's cache is the same bytes whatever order the engine
+ * finished its requests in, and whether or not a kill split the unit
+ * between two runs.  No put after it. */
+enum vc_status st_model_cache_finish(struct st_model_cache *c, struct vc_err *err);
 
 /* ---- the batch loop every model stage runs ---- */
 

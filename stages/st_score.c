@@ -299,10 +299,11 @@ static enum vc_status score_create(const cJSON *cfg, const struct stage_ctx *ctx
 
 static enum vc_status score_task_end(void *state, struct stage_task_ctx *ctx, struct vc_err *err)
 {
-    (void)state, (void)err;
+    (void)state;
+    enum vc_status rc = ctx->task_state ? st_model_cache_finish(ctx->task_state, err) : VC_OK;
     st_model_cache_close(ctx->task_state);
     ctx->task_state = NULL;
-    return VC_OK;
+    return rc;
 }
 
 static enum vc_status score_task_begin(void *state, struct stage_task_ctx *ctx, struct vc_err *err)

@@ -61,7 +61,8 @@ vctest.expect(0 < done.count(b"\n") < N, "%d of %d captions committed before the
               (done.count(b"\n"), N))
 pe.run_spec(args, spec_path, out, threads=1)
 after = cache_lines(out)
-vctest.expect(after.startswith(done), "the committed captions are kept, not recomputed")
+vctest.expect(set(done.splitlines()) <= set(after.splitlines()),
+              "the committed captions are kept, not recomputed")
 keys = [json.loads(line)["k"] for line in after.splitlines()]
 vctest.expect(len(keys) == N and len(set(keys)) == N,
               "%d captions computed in all for %d samples, none twice" % (len(keys), N))
