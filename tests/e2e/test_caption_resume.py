@@ -66,5 +66,6 @@ vctest.expect(set(done.splitlines()) <= set(after.splitlines()),
 keys = [json.loads(line)["k"] for line in after.splitlines()]
 vctest.expect(len(keys) == N and len(set(keys)) == N,
               "%d captions computed in all for %d samples, none twice" % (len(keys), N))
+vctest.expect(after == cache_lines(ref), "the cache is the uninterrupted run's, byte for byte")
 pe.compare_trees(ref, out, "killed while captioning, resumed vs uninterrupted")
 print("PASS")

@@ -11,7 +11,9 @@ another order after a resume.  The states written here:
   caption  a later sample's record committed before an earlier one's,
            then the earlier one's line torn in the middle of the write;
   ocr      records out of order, one of them written twice;
-  score    records in order, then a torn line.
+  score    records in order, then a torn line;
+and beside the caption cache the torn temporary file of a rewrite the
+kill interrupted (a unit's cache is rewritten in sample order at its end).
 With OCR up to 30 tokens the tiny fixture stops some requests early on
 EOS (checked), so even the uninterrupted run appends out of order."""
 import json
@@ -81,6 +83,9 @@ planted = {"caption": cap[N - 1] + cap[0][:len(cap[0]) // 2],
 for stage, body in planted.items():
     with open(os.path.join(out, "_work", os.path.basename(cache_path(ref, stage))), "wb") as f:
         f.write(body)
+with open(os.path.join(out, "_work", os.path.basename(cache_path(ref, "caption")) + ".tmp"),
+          "wb") as f:
+    f.write(b"".join(cap[:3]) + cap[3][:9])
 pe.run_spec(args, spec_path, out, threads=2)
 
 pe.compare_trees(ref, out, "resumed from torn and unordered caches vs uninterrupted")
