@@ -44,6 +44,12 @@
  * decode streams each weight once, and on Zen 1 the hardware prefetcher
  * alone left a thread well short of the read probe. */
 #define X16_PF 1024
+/* The same for the group's scales (32 bytes a block): whole lines, some
+ * blocks ahead of the codes' distance in time. */
+#define X16_PF_SC 256
+/* Blocks of a partial x16 group (a matrix's last, rows % 16) copied at a
+ * time into zero-padded lanes: 8 KiB of stack at most. */
+#define PAD_BLOCKS 16
 /* Activation rows a thread passes over one weight group before the next:
  * about this many bytes of activation codes, so they stay in L2 (512 KiB
  * on Zen 1) beside the group. */
@@ -177,94 +183,117 @@ KINL __m256i q8_pairs(__m256i aw, __m256i w, __m256i x)
 
 /* ---- x16 layout ---------------------------------------------------------------------------- */
 
+/* One block's exact integer sums of MR (1-2) activation rows against
+ * half h of a whole x16 group's block: codes at cp (chunk j of 4 codes
+ * per row at cp + 64 j, rows 8 h .. 8 h + 7 at +32 h), activation block b;
+ * lane c is row 8 h + c's sum, offset term included. */
+KINL void x16_half(const int MR, const bool q4, const struct qx *a, size_t r0, const uint8_t *cp,
+                   size_t b, __m256i dot[2])
+{
+    const __m256i ones = _mm256_set1_epi16(1), nib = _mm256_set1_epi8(15),
+                  flip = _mm256_set1_epi8(-128);
+    const int8_t *xq[2];
+    for (int r = 0; r < MR; r++) {
+        xq[r] = qx_codes(a, r0 + (size_t)r) + b * 32;
+        dot[r] = _mm256_setzero_si256();
+    }
+    if (q4) {
+        _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++)
+        {
+            const __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(cp + 64 * j));
+            const __m256i lo = _mm256_and_si256(v, nib),
+                          hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nib);
+            _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++)
+            {
+                const __m256i xl = _mm256_set1_epi32(ld32(xq[r] + 4 * j)),
+                              xh = _mm256_set1_epi32(ld32(xq[r] + 16 + 4 * j));
+                dot[r] = _mm256_add_epi16(dot[r], _mm256_add_epi16(_mm256_maddubs_epi16(lo, xl),
+                                                                   _mm256_maddubs_epi16(hi, xh)));
+            }
+        }
+        for (int r = 0; r < MR; r++)
+            dot[r] = _mm256_add_epi32(_mm256_madd_epi16(dot[r], ones),
+                                      _mm256_set1_epi32(qx_corr(a, r0 + (size_t)r)[b]));
+        return;
+    }
+    _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++)
+    {
+        /* Stored q + 128: the xor gives q back. */
+        const __m256i v = _mm256_xor_si256(
+            _mm256_loadu_si256((const __m256i *)(const void *)(cp + 64 * j)), flip);
+        const __m256i aw = _mm256_abs_epi8(v);
+        _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++)
+        {
+            const __m256i xb = _mm256_set1_epi32(ld32(xq[r] + 4 * j));
+            dot[r] = _mm256_add_epi32(dot[r], _mm256_madd_epi16(q8_pairs(aw, v, xb), ones));
+        }
+    }
+}
+
+/* Blocks [b0, b1) of MR (1-2) activation rows from r0 against a whole x16
+ * group (16 rows): block b0's codes at cp, its 16 half scales at sp, the
+ * rest in turn; adds each block's step to acc[r][h] (rows 8 h ..).  With
+ * pf, cp and sp are the group's own (cp = pf + b0 * its block's code
+ * bytes) and the loop prefetches both streams ahead, past the group's end
+ * into the next group's codes and scales (a thread's groups lie back to
+ * back), so that a group's first blocks do not wait on memory either.
+ * No calls inside: every ymm stays in a register. */
+KINL void x16_blocks(const int MR, const bool q4, const struct qx *a, size_t r0, const uint8_t *cp,
+                     const uint8_t *sp, size_t b0, size_t b1, const uint8_t *pf, size_t nb,
+                     __m256 acc[2][2])
+{
+    const size_t cbb = X16_GROUP * (q4 ? 16 : 32), codes = nb * cbb, scales = nb * X16_GROUP * 2;
+    for (size_t b = b0; b < b1; b++, cp += cbb, sp += X16_GROUP * 2) {
+        if (pf) {
+            /* Addresses only: a prefetch never faults, past the matrix
+             * either. */
+            const size_t o = b * cbb + X16_PF, so = b * X16_GROUP * 2 + X16_PF_SC;
+            const uintptr_t c = (uintptr_t)pf + o + (o >= codes ? scales : 0),
+                            s = (uintptr_t)pf + codes + so + (so >= scales ? codes : 0);
+            for (size_t l = 0; l < cbb; l += 64)
+                _mm_prefetch((const char *)(c + l), _MM_HINT_T0);
+            _mm_prefetch((const char *)s, _MM_HINT_T0);
+        }
+        _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++)
+        {
+            __m256i dot[2];
+            x16_half(MR, q4, a, r0, cp + 32 * h, b, dot);
+            const __m256 dw =
+                _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(sp + 16 * h)));
+            for (int r = 0; r < MR; r++)
+                acc[r][h] = q_step(acc[r][h], dot[r], dw, qx_dx(a, r0 + (size_t)r)[b]);
+        }
+    }
+}
+
 /* MR (1-2) activation rows from r0 x one group of `lanes` interleaved
  * weight rows at grp over nb blocks (layout: synth/idf2_backend.h).  A
- * partial last group is copied block by block into 16 zero-padded lanes. */
+ * partial last group is copied PAD_BLOCKS blocks at a time into 16
+ * zero-padded lanes. */
 KINL void x16_tile(const int MR, const bool q4, const struct qx *a, size_t r0, const uint8_t *grp,
                    size_t lanes, size_t nb, float *y, size_t ldy, const float *bias)
 {
     const size_t cb = q4 ? 16 : 32, cs = lanes * 4;
     const uint8_t *sc = grp + nb * lanes * cb;
-    const __m256i ones = _mm256_set1_epi16(1), nib = _mm256_set1_epi8(15),
-                  flip = _mm256_set1_epi8(-128);
-    const int8_t *xq[2];
-    const float *dx[2];
-    const int32_t *corr[2];
     __m256 acc[2][2];
-    for (int r = 0; r < MR; r++) {
-        xq[r] = qx_codes(a, r0 + (size_t)r);
-        dx[r] = qx_dx(a, r0 + (size_t)r);
-        corr[r] = qx_corr(a, r0 + (size_t)r);
+    for (int r = 0; r < MR; r++)
         acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-    }
-    _Alignas(32) uint8_t pad[X16_GROUP * 32];
-    _Alignas(16) uint8_t pad_sc[X16_GROUP * 2];
-    for (size_t b = 0; b < nb; b++) {
-        const uint8_t *cp = grp + b * lanes * cb, *sp = sc + b * lanes * 2;
-        size_t st = cs;
-        if (lanes == X16_GROUP)
-            for (size_t o = 0; o < X16_GROUP * cb; o += 64)
-                _mm_prefetch((const char *)(cp + X16_PF + o), _MM_HINT_T0);
-        else {
+    if (lanes == X16_GROUP)
+        x16_blocks(MR, q4, a, r0, grp, sc, 0, nb, grp, nb, acc);
+    else {
+        _Alignas(32) uint8_t pad[PAD_BLOCKS * X16_GROUP * 32];
+        _Alignas(16) uint8_t pad_sc[PAD_BLOCKS * X16_GROUP * 2];
+        for (size_t b0 = 0; b0 < nb; b0 += PAD_BLOCKS) {
+            const size_t b1 = min_sz(nb, b0 + PAD_BLOCKS);
             memset(pad, 0, sizeof pad);
             memset(pad_sc, 0, sizeof pad_sc);
-            for (size_t j = 0; j < cb / 4; j++)
-                memcpy(pad + j * X16_GROUP * 4, cp + j * cs, cs);
-            memcpy(pad_sc, sp, lanes * 2);
-            cp = pad;
-            sp = pad_sc;
-            st = X16_GROUP * 4;
-        }
-        __m256i dot[2][2];
-        if (q4) {
-            __m256i s16[2][2];
-            for (int r = 0; r < MR; r++)
-                s16[r][0] = s16[r][1] = _mm256_setzero_si256();
-            _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++)
-                _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++)
-            {
-                const __m256i v = _mm256_loadu_si256(
-                    (const __m256i *)(const void *)(cp + (size_t)j * st + 32 * h));
-                const __m256i lo = _mm256_and_si256(v, nib),
-                              hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nib);
-                _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++)
-                {
-                    const __m256i xl = _mm256_set1_epi32(ld32(xq[r] + b * 32 + 4 * j)),
-                                  xh = _mm256_set1_epi32(ld32(xq[r] + b * 32 + 16 + 4 * j));
-                    s16[r][h] =
-                        _mm256_add_epi16(s16[r][h], _mm256_add_epi16(_mm256_maddubs_epi16(lo, xl),
-                                                                     _mm256_maddubs_epi16(hi, xh)));
-                }
+            for (size_t b = b0; b < b1; b++) {
+                for (size_t j = 0; j < cb / 4; j++)
+                    memcpy(pad + ((b - b0) * cb / 4 + j) * X16_GROUP * 4,
+                           grp + b * lanes * cb + j * cs, cs);
+                memcpy(pad_sc + (b - b0) * X16_GROUP * 2, sc + b * lanes * 2, lanes * 2);
             }
-            for (int r = 0; r < MR; r++)
-                for (int h = 0; h < 2; h++)
-                    dot[r][h] = _mm256_add_epi32(_mm256_madd_epi16(s16[r][h], ones),
-                                                 _mm256_set1_epi32(corr[r][b]));
-        } else {
-            for (int r = 0; r < MR; r++)
-                dot[r][0] = dot[r][1] = _mm256_setzero_si256();
-            _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++)
-                _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++)
-            {
-                /* Stored q + 128: the xor gives q back. */
-                const __m256i v = _mm256_xor_si256(
-                    _mm256_loadu_si256(
-                        (const __m256i *)(const void *)(cp + (size_t)j * st + 32 * h)),
-                    flip);
-                const __m256i aw = _mm256_abs_epi8(v);
-                _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++)
-                {
-                    const __m256i xb = _mm256_set1_epi32(ld32(xq[r] + b * 32 + 4 * j));
-                    dot[r][h] =
-                        _mm256_add_epi32(dot[r][h], _mm256_madd_epi16(q8_pairs(aw, v, xb), ones));
-                }
-            }
-        }
-        for (int h = 0; h < 2; h++) {
-            const __m256 dw =
-                _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(sp + 16 * h)));
-            for (int r = 0; r < MR; r++)
-                acc[r][h] = q_step(acc[r][h], dot[r][h], dw, dx[r][b]);
+            x16_blocks(MR, q4, a, r0, pad, pad_sc, b0, b1, NULL, nb, acc);
         }
     }
     for (int r = 0; r < MR; r++)

@@ -14,6 +14,9 @@
  *
  * usage: bench_kernels [peak | probe] [--threads N] [--reps N] [--backend NAME (fastest)]
  *                      [--formats f32,bf16,q8_0,q4_0 (f32,bf16)] [--attention 0|1 (1)]
+ *                      [--decode 0|1 (0)]
+ *   --decode 1: only the one-row (weight-streaming) shapes, then the probe again: the quick
+ *   read of a decode kernel against the probe on both sides of it.
  *   peak / probe alone print those limits at 1 .. N threads and exit. */
 #include <stdbool.h>
 #include <stdio.h>
@@ -242,7 +245,7 @@ static void bench_swiglu(const struct idf2_ops *ops, size_t n, size_t I, int nt,
 
 int main(int argc, char **argv)
 {
-    int nt = omp_get_max_threads(), reps = 3, attention = 1;
+    int nt = omp_get_max_threads(), reps = 3, attention = 1, decode = 0;
     const char *backend = NULL, *formats = "f32,bf16";
     const bool peak = argc > 1 && !strcmp(argv[1], "peak"),
                probe = argc > 1 && !strcmp(argv[1], "probe");
@@ -257,6 +260,8 @@ int main(int argc, char **argv)
             formats = argv[i + 1];
         else if (!strcmp(argv[i], "--attention"))
             attention = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--decode"))
+            decode = atoi(argv[i + 1]);
     }
     if (peak || probe) {
         for (int t = 1; t <= nt; t++)
@@ -282,11 +287,18 @@ int main(int argc, char **argv)
         if (!hit || (hit[strlen(name)] != '\0' && hit[strlen(name)] != ','))
             continue;
         const enum idf2_wfmt wf = (enum idf2_wfmt)f;
-        bench_matmul(ops, "vision fc1 (378 px)", 729, 1152, 4304, wf, nt, reps);
-        bench_matmul(ops, "text gate (prefill 128)", 128, 4096, 14336, wf, nt, reps);
+        if (!decode) {
+            bench_matmul(ops, "vision fc1 (378 px)", 729, 1152, 4304, wf, nt, reps);
+            bench_matmul(ops, "text gate (prefill 128)", 128, 4096, 14336, wf, nt, reps);
+        }
         bench_matmul(ops, "text gate (decode)", 1, 4096, 14336, wf, nt, reps * 4);
-        bench_matmul(ops, "text gate (decode x16)", 16, 4096, 14336, wf, nt, reps * 4);
+        if (!decode)
+            bench_matmul(ops, "text gate (decode x16)", 16, 4096, 14336, wf, nt, reps * 4);
         bench_matmul(ops, "text down (decode)", 1, 14336, 4096, wf, nt, reps * 4);
+    }
+    if (decode) {
+        printf("probe again %.1f GB/s\n", probe_gbs(nt));
+        return 0;
     }
     bench_swiglu(ops, 128, 14336, nt, reps * 4);
     bench_swiglu(ops, 16, 14336, nt, reps * 16);
