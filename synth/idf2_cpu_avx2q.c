@@ -183,49 +183,56 @@ KINL __m256i q8_pairs(__m256i aw, __m256i w, __m256i x)
 
 /* ---- x16 layout ---------------------------------------------------------------------------- */
 
-/* One block's exact integer sums of MR (1-2) activation rows against
- * half h of a whole x16 group's block: codes at cp (chunk j of 4 codes
- * per row at cp + 64 j, rows 8 h .. 8 h + 7 at +32 h), activation block b;
- * lane c is row 8 h + c's sum, offset term included. */
-KINL void x16_half(const int MR, const bool q4, const struct qx *a, size_t r0, const uint8_t *cp,
-                   size_t b, __m256i dot[2])
+/* One block's exact integer sums of MR (1-2) activation rows from r0
+ * against a whole x16 group's block at cp (chunk j of 4 codes per row at
+ * cp + 64 j, rows 8 h .. 8 h + 7 at +32 h), activation block b: lane c of
+ * dot[r][h] is row 8 h + c's sum, offset term included.  Both halves in
+ * one pass over the chunks, so that each activation broadcast serves 16
+ * rows. */
+KINL void x16_dots(const int MR, const bool q4, const struct qx *a, size_t r0, const uint8_t *cp,
+                   size_t b, __m256i dot[2][2])
 {
     const __m256i ones = _mm256_set1_epi16(1), nib = _mm256_set1_epi8(15),
                   flip = _mm256_set1_epi8(-128);
     const int8_t *xq[2];
     for (int r = 0; r < MR; r++) {
         xq[r] = qx_codes(a, r0 + (size_t)r) + b * 32;
-        dot[r] = _mm256_setzero_si256();
+        dot[r][0] = dot[r][1] = _mm256_setzero_si256();
     }
     if (q4) {
         _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++)
+            _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++)
         {
-            const __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(cp + 64 * j));
+            const __m256i v =
+                _mm256_loadu_si256((const __m256i *)(const void *)(cp + 64 * j + 32 * h));
             const __m256i lo = _mm256_and_si256(v, nib),
                           hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nib);
             _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++)
             {
                 const __m256i xl = _mm256_set1_epi32(ld32(xq[r] + 4 * j)),
                               xh = _mm256_set1_epi32(ld32(xq[r] + 16 + 4 * j));
-                dot[r] = _mm256_add_epi16(dot[r], _mm256_add_epi16(_mm256_maddubs_epi16(lo, xl),
-                                                                   _mm256_maddubs_epi16(hi, xh)));
+                dot[r][h] =
+                    _mm256_add_epi16(dot[r][h], _mm256_add_epi16(_mm256_maddubs_epi16(lo, xl),
+                                                                 _mm256_maddubs_epi16(hi, xh)));
             }
         }
         for (int r = 0; r < MR; r++)
-            dot[r] = _mm256_add_epi32(_mm256_madd_epi16(dot[r], ones),
-                                      _mm256_set1_epi32(qx_corr(a, r0 + (size_t)r)[b]));
+            for (int h = 0; h < 2; h++)
+                dot[r][h] = _mm256_add_epi32(_mm256_madd_epi16(dot[r][h], ones),
+                                             _mm256_set1_epi32(qx_corr(a, r0 + (size_t)r)[b]));
         return;
     }
     _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++)
+        _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++)
     {
         /* Stored q + 128: the xor gives q back. */
         const __m256i v = _mm256_xor_si256(
-            _mm256_loadu_si256((const __m256i *)(const void *)(cp + 64 * j)), flip);
+            _mm256_loadu_si256((const __m256i *)(const void *)(cp + 64 * j + 32 * h)), flip);
         const __m256i aw = _mm256_abs_epi8(v);
         _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++)
         {
             const __m256i xb = _mm256_set1_epi32(ld32(xq[r] + 4 * j));
-            dot[r] = _mm256_add_epi32(dot[r], _mm256_madd_epi16(q8_pairs(aw, v, xb), ones));
+            dot[r][h] = _mm256_add_epi32(dot[r][h], _mm256_madd_epi16(q8_pairs(aw, v, xb), ones));
         }
     }
 }
@@ -254,14 +261,13 @@ KINL void x16_blocks(const int MR, const bool q4, const struct qx *a, size_t r0,
                 _mm_prefetch((const char *)(c + l), _MM_HINT_T0);
             _mm_prefetch((const char *)s, _MM_HINT_T0);
         }
-        _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++)
-        {
-            __m256i dot[2];
-            x16_half(MR, q4, a, r0, cp + 32 * h, b, dot);
+        __m256i dot[2][2];
+        x16_dots(MR, q4, a, r0, cp, b, dot);
+        for (int h = 0; h < 2; h++) {
             const __m256 dw =
                 _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(sp + 16 * h)));
             for (int r = 0; r < MR; r++)
-                acc[r][h] = q_step(acc[r][h], dot[r], dw, qx_dx(a, r0 + (size_t)r)[b]);
+                acc[r][h] = q_step(acc[r][h], dot[r][h], dw, qx_dx(a, r0 + (size_t)r)[b]);
         }
     }
 }
