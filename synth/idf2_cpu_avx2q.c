@@ -244,7 +244,8 @@ KINL void x16_dots(const int MR, const bool q4, const struct qx *a, size_t r0, c
  * bytes) and the loop prefetches both streams ahead, past the group's end
  * into the next group's codes and scales (a thread's groups lie back to
  * back), so that a group's first blocks do not wait on memory either.
- * No calls inside: every ymm stays in a register. */
+ * No calls inside: a call (the padding's memcpy, before) sent every live
+ * ymm to the stack and back each block. */
 KINL void x16_blocks(const int MR, const bool q4, const struct qx *a, size_t r0, const uint8_t *cp,
                      const uint8_t *sp, size_t b0, size_t b1, const uint8_t *pf, size_t nb,
                      __m256 acc[2][2])
