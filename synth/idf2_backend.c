@@ -2,9 +2,10 @@
  * reference definitions, and the compositions of operations (SwiGLU).
  *
  * Owns the resolved rows: built once (pthread_once) by copying each
- * registered row and filling its NULL entries from the row before it, so a
+ * registered row and filling its NULL entries from its parent row, so a
  * resolved row is complete and immutable.  Rows register in `rows` below,
- * in order of preference (the last one this CPU runs is AUTO's pick). */
+ * in order of preference (the last one this CPU runs is AUTO's pick), each
+ * after its parent. */
 #include "idf2_backend.h"
 
 #include <math.h>
@@ -28,12 +29,17 @@ static const struct {
     enum idf2_backend_id id;
     const struct idf2_ops *ops;
     bool (*runs_here)(void);
+    /* The row whose operations fill this one's NULL entries (its index
+     * here): avx2 and avx512 both build on vec, so on a CPU that runs both
+     * the avx512 row's float32 matmul is vec's, the one its workspace
+     * query counts, never the avx2 row's. */
+    size_t parent;
 } rows[] = {
-    { IDF2_BACKEND_REF, &idf2_ref_ops, always },
-    { IDF2_BACKEND_VEC, &idf2_vec_ops, always },
-    { IDF2_BACKEND_AVX2, &idf2_avx2_ops, idf2_avx2_usable },
-    { IDF2_BACKEND_AVX512, &idf2_avx512_ops, idf2_avx512_usable },
-    { IDF2_BACKEND_AVX512_BF16, &idf2_avx512bf16_ops, idf2_avx512_usable },
+    { IDF2_BACKEND_REF, &idf2_ref_ops, always, 0 },
+    { IDF2_BACKEND_VEC, &idf2_vec_ops, always, 0 },
+    { IDF2_BACKEND_AVX2, &idf2_avx2_ops, idf2_avx2_usable, 1 },
+    { IDF2_BACKEND_AVX512, &idf2_avx512_ops, idf2_avx512_usable, 1 },
+    { IDF2_BACKEND_AVX512_BF16, &idf2_avx512bf16_ops, idf2_avx512_usable, 3 },
 };
 #define N_ROWS (sizeof rows / sizeof rows[0])
 
@@ -56,7 +62,7 @@ static void resolve(void)
         usable[r] = rows[r].runs_here();
         if (r == 0)
             continue;
-        const struct idf2_ops *p = &resolved[r - 1];
+        const struct idf2_ops *p = &resolved[rows[r].parent];
         INHERIT(o, p, buf_alloc);
         INHERIT(o, p, buf_free);
         for (int f = 0; f < IDF2_WF_COUNT; f++)

@@ -23,9 +23,10 @@
  *          (and the name "fast") does.
  *   later rows (CUDA) register in idf2_backend.c's table.
  *
- * A row may leave an operation NULL: it then inherits the entry of the last
- * row before it in the table that has one (ultimately "ref"), so a fast row
- * implements only what it speeds up.
+ * A row may leave an operation NULL: it then inherits its parent row's
+ * entry (the table names each row's parent: avx2 and avx512 build on vec,
+ * avx512bf16 on avx512, and so on up to "ref"), so a fast row implements
+ * only what it speeds up.
  *
  * Weight formats are their own type (not the safetensors dtype): a matrix is
  * `struct idf2_w` in one `enum idf2_wfmt`, row-major [rows, cols], one

@@ -752,6 +752,20 @@ TEST(selection_and_inheritance)
                 CHECK(ops->approx);
     CHECK(idf2_backend_get(IDF2_BACKEND_FAST) == last);
     CHECK(idf2_backend_by_name("fast") == last);
+    /* A row inherits from the row it builds on, not from whichever row
+     * precedes it here: where both avx2 and avx512 run, avx512's float32
+     * matmul is vec's (its tolerance, no workspace beyond vec's), not
+     * avx2's FMA tiles, which pack per call into a workspace the avx512
+     * row's query does not count (ASan saw the overflow). */
+    const struct idf2_ops *vec = idf2_backend_by_name("vec"),
+                          *a512 = idf2_backend_by_name("avx512"),
+                          *bf = idf2_backend_by_name("avx512bf16");
+    if (a512) {
+        CHECK(a512->matmul[IDF2_WF_F32] == vec->matmul[IDF2_WF_F32]);
+        CHECK(a512->tol[IDF2_WF_F32] == vec->tol[IDF2_WF_F32]);
+        CHECK(bf && bf->matmul[IDF2_WF_Q8_0] == a512->matmul[IDF2_WF_Q8_0] &&
+              bf->matmul[IDF2_WF_F32] == a512->matmul[IDF2_WF_F32]);
+    }
 }
 
 /* THPeligible of the smaps entry holding p: 1 once the range is advised for
