@@ -48,12 +48,6 @@ esac
 dir=$(mkdir -p "$2" && cd "$2" && pwd)
 nodes=${3:-2}
 
-# Ports are derived from the folder so that two clusters (two test runs)
-# on one machine do not collide, and stay below Linux's ephemeral range
-# (32768 and up), where any process's outgoing or port-0 socket (the HTTP
-# test servers running beside the Slurm tests) may hold them.
-base=$((20000 + $(printf '%s' "$dir" | cksum | cut -d' ' -f1) % 12000))
-
 stop_pidfile() {
   local f=$1
   [ -f "$f" ] || return 0
@@ -86,6 +80,42 @@ for b in munged mungekey slurmctld slurmd sbatch; do
 done
 
 mkdir -p "$dir"/{run,log,spool/ctld,munge}
+running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# Ports: slurmctld on BASE, node n on BASE+n, below Linux's ephemeral
+# range (32768 and up), where any process's outgoing or port-0 socket (the
+# HTTP test servers running beside the Slurm tests) may hold them.  BASE
+# starts from a hash of the folder and moves up past ports something
+# already listens on: two folders' hashes can fall within NODES of each
+# other (the Slurm tests run in parallel, and other checkouts' beside
+# them).  A machine-wide lock, held until this cluster's daemons listen
+# (the script's end), keeps two clusters starting at once from both taking
+# the same free ports; the daemons are started without its descriptor
+# (9>&-), or they would hold it for their lives.  A cluster already
+# running keeps its ports.
+exec 9>/tmp/vlmcurate-slurm-local.lock
+flock 9
+listening() {
+  local _ local_addr st
+  cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | while read -r _ local_addr _ st _; do
+    if [ "$st" = 0A ]; then echo $((16#${local_addr##*:})); fi
+  done
+}
+ports_free() {
+  local p
+  for p in $(seq "$1" $(($1 + nodes))); do
+    case " $used " in *" $p "*) return 1 ;; esac
+  done
+}
+if running "$dir/run/slurmctld.pid" && [ -f "$dir/slurm.conf" ]; then
+  base=$(sed -n 's/^SlurmctldPort=//p' "$dir/slurm.conf")
+else
+  base=$((20000 + $(printf '%s' "$dir" | cksum | cut -d' ' -f1) % 12000))
+  used=$(listening | tr '\n' ' ')
+  while ! ports_free "$base"; do
+    base=$((20000 + (base - 20000 + nodes + 1) % 12000))
+  done
+fi
 for n in $(seq "$nodes"); do mkdir -p "$dir/spool/n$n"; done
 user=$(id -un)
 cores=$(nproc)
@@ -100,7 +130,7 @@ fi
 chmod 400 "$dir/munge/munge.key"
 sock="$dir/munge/munge.socket"
 if ! { [ -f "$dir/run/munged.pid" ] && kill -0 "$(cat "$dir/run/munged.pid")" 2>/dev/null; }; then
-  munged --force --socket="$sock" --key-file="$dir/munge/munge.key" \
+  munged 9>&- --force --socket="$sock" --key-file="$dir/munge/munge.key" \
     --pid-file="$dir/run/munged.pid" --log-file="$dir/log/munged.log" \
     --seed-file="$dir/munge/munge.seed" ||
     skip "munged would not start (see $dir/log/munged.log)"
@@ -151,13 +181,12 @@ EOF
 } >"$dir/slurm.conf"
 export SLURM_CONF="$dir/slurm.conf"
 
-running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 if ! running "$dir/run/slurmctld.pid"; then
-  slurmctld -c -f "$SLURM_CONF" || skip "slurmctld would not start (see $dir/log/slurmctld.log)"
+  slurmctld -c -f "$SLURM_CONF" 9>&- || skip "slurmctld would not start (see $dir/log/slurmctld.log)"
 fi
 for n in $(seq "$nodes"); do
   if ! running "$dir/run/slurmd-n$n.pid"; then
-    slurmd -N "n$n" -f "$SLURM_CONF" || skip "slurmd n$n would not start (see $dir/log/slurmd-n$n.log)"
+    slurmd -N "n$n" -f "$SLURM_CONF" 9>&- || skip "slurmd n$n would not start (see $dir/log/slurmd-n$n.log)"
   fi
 done
 
