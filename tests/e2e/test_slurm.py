@@ -111,11 +111,15 @@ try:
                   "status: every phase committed\n" + st)
 
     # Fault: the last r0-map task cancelled while queued behind --max-running 1.
+    # Submitted held and released after the scancel: otherwise tasks 0-2
+    # run meanwhile, and a test process stalled for their few seconds
+    # (a loaded machine) would cancel task 3 after it started.
     fault = os.path.join(args.tmp, "fault")
-    s = run_slurm(fault)
+    s = run_slurm(fault, ["--sbatch-line", "--hold"])
     m = re.search(r"submitted r0-map: job (\d+)", s.stderr)
     vctest.expect(s.returncode == 0 and m, "fault run submitted: %s" % s.stderr[-2000:])
     subprocess.run(["scancel", "%s_3" % m.group(1)], env=env, check=True)
+    cluster.release(fault)
     vctest.expect(not wait_done(fault), "the cancelled task stops the chain: no run.json")
     st = status(fault)
     # Cancelled before it ran, and the phases after it cancelled by Slurm

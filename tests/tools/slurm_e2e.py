@@ -88,6 +88,14 @@ class Cluster:
             time.sleep(0.3)
         raise SystemExit("FAILED: jobs still queued after %ds: %s" % (limit, self.queue()))
 
+    def release(self, out):
+        """Releases every job of the run in OUT (submitted with --hold),
+        as listed in its jobs.txt ("PHASE JOBID EPOCH INDICES" lines)."""
+        with open(os.path.join(out, "_work", "slurm", "jobs.txt")) as f:
+            jobs = [line.split()[1] for line in f if line.strip()]
+        subprocess.run(["scontrol", "release", ",".join(jobs)], env=self.env, check=True,
+                       capture_output=True)
+
     def status(self, out):
         return vctest.run(self.args, ["status", out], check=False, env=self.env).stdout
 
