@@ -189,12 +189,14 @@ cluster.start()
 try:
     t0 = time.time()
     c_tar = os.path.join(args.tmp, "c.tar")
-    # --begin holds the jobs until the file is gone.
+    # Held until the file is gone (a state, not a --begin delay that a
+    # stalled test process could outlast).
     s = run_slurm("%dM" % MEM_MB if FAULT == "oom" else "1G",
-                  ["--sbatch-line", "--begin=now+3"] if FAULT == "missing_input" else [])
+                  ["--sbatch-line", "--hold"] if FAULT == "missing_input" else [])
     vctest.expect(s.returncode == 0, "submitted: %s" % s.stderr[-2000:])
     if FAULT == "missing_input":
         os.rename(c_tar, c_tar + ".away")
+        cluster.release(out)
     # Write 2 runs only after the whole map phase (seconds: r0-map task 2),
     # and the submission made OUT's spec marker, so the FIFO may be there.
     fifo = os.path.join(out, "fl-000002.tar.tmp")
