@@ -186,6 +186,43 @@ bool vc_fs_write_all(int fd, const void *data, size_t n)
     return true;
 }
 
+/* The length of fd's text up to and including its last '\n' (0: none). */
+static bool whole_lines_end(int fd, off_t size, off_t *end)
+{
+    char buf[4096];
+    for (off_t to = size; to > 0;) {
+        off_t from = to > (off_t)sizeof buf ? to - (off_t)sizeof buf : 0;
+        ssize_t r = pread(fd, buf, (size_t)(to - from), from);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r != to - from)
+            return false;
+        for (off_t i = r; i > 0; i--)
+            if (buf[i - 1] == '\n') {
+                *end = from + i;
+                return true;
+            }
+        to = from;
+    }
+    *end = 0;
+    return true;
+}
+
+enum vc_status vc_fs_append_lines(const char *path, const void *data, size_t size,
+                                  struct vc_err *err)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    struct stat st;
+    off_t end = 0;
+    bool ok = fd >= 0 && fstat(fd, &st) == 0 && whole_lines_end(fd, st.st_size, &end) &&
+              (end == st.st_size || ftruncate(fd, end) == 0) && lseek(fd, end, SEEK_SET) == end &&
+              vc_fs_write_all(fd, data, size) && fsync(fd) == 0;
+    enum vc_status rc = ok ? VC_OK : vc_err_io(err, path);
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
 bool vc_fs_finish_tmp(int fd, const char *tmp_path, const char *path, bool ok)
 {
     ok = ok && fd >= 0 && fsync(fd) == 0;

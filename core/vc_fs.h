@@ -43,6 +43,13 @@ bool vc_fs_write_all(int fd, const void *data, size_t n);
  * failure) close fd and delete tmp_path.  fd may be -1.  True when path now
  * holds the file. */
 bool vc_fs_finish_tmp(int fd, const char *tmp_path, const char *path, bool ok);
+/* Appends whole lines (data ends in '\n') to a line file, creating it
+ * (0644), and fsyncs it.  A last line without its '\n' (the writer was
+ * killed mid-append) is cut off first, as a model stage's cache is on
+ * resume: appended after it, the new line would be glued onto the torn
+ * one and misread.  VC_EFATAL io_error naming the path. */
+enum vc_status vc_fs_append_lines(const char *path, const void *data, size_t size,
+                                  struct vc_err *err);
 /* 1 if path exists (any type), 0 otherwise. */
 int vc_fs_exists(const char *path);
 

@@ -264,12 +264,8 @@ static enum vc_status jobs_append(const struct session *ss, const struct phase *
     vc_buf_printf(&line, "\n");
     char *path = slurm_path(ss->spec->out_dir, "jobs.txt");
     enum vc_status rc = line.failed || !path ? vc_err_oom(err) : VC_OK;
-    int fd = rc == VC_OK ? open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644) : -1;
-    if (rc == VC_OK && (fd < 0 || !vc_fs_write_all(fd, line.data, line.len) || fsync(fd) != 0))
-        rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %s (job %s was submitted)", path,
-                        strerror(errno), job);
-    if (fd >= 0)
-        close(fd);
+    if (rc == VC_OK && (rc = vc_fs_append_lines(path, line.data, line.len, err)) != VC_OK)
+        vc_err_prefix(err, "job %s was submitted", job);
     free(path);
     vc_buf_free(&line);
     return rc;

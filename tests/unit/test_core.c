@@ -1,6 +1,7 @@
 /* Unit tests of core/: error messages, checked arithmetic, the arena cap,
- * sample fields, key sanitising, the checked close of a written file and
- * JSON numbers written back as read. */
+ * sample fields, key sanitising, the checked close of a written file, the
+ * append to a line file with a torn last line and JSON numbers written back
+ * as read. */
 #include "vc_test.h"
 
 #include "core/sample.h"
@@ -231,6 +232,41 @@ TEST(sync_close_names_the_file)
           strcmp(err.msg, "p: No such file or directory") == 0);
 }
 
+/* Whether the file at path holds exactly `want`. */
+static bool file_is(const char *path, const char *want)
+{
+    size_t size = 0;
+    unsigned char *got = vc_test_read_file(path, &size);
+    bool same = got && size == strlen(want) && memcmp(got, want, size) == 0;
+    free(got);
+    return same;
+}
+
+/* Appending to a line file (jobs.txt) after a kill tore its last line: the
+ * torn bytes go, the new line stands alone; a whole file only grows, and a
+ * missing one is created.  The torn tail is longer than one read block
+ * back from the end, and an all-torn file ends up holding the new lines. */
+TEST(append_lines_cuts_a_torn_last_line)
+{
+    struct vc_err err = { 0 };
+    char path[4096], text[6100];
+    snprintf(path, sizeof path, "%s/jobs.txt", vc_test_tmpdir());
+    CHECK_INT(vc_fs_append_lines(path, "map 11 5 0-3\n", 13, &err), VC_OK);
+    CHECK_INT(vc_fs_append_lines(path, "plan 12 6 0\n", 12, &err), VC_OK);
+    CHECK(file_is(path, "map 11 5 0-3\nplan 12 6 0\n"));
+    int n = snprintf(text, sizeof text, "map 11 5 0-3\nplan 12 6 0\nmap 13 7 ");
+    memset(text + n, '7', sizeof text - (size_t)n);
+    CHECK_INT(vc_test_write_file(path, text, sizeof text), 0);
+    CHECK_INT(vc_fs_append_lines(path, "map 14 8 2\n", 11, &err), VC_OK);
+    CHECK(file_is(path, "map 11 5 0-3\nplan 12 6 0\nmap 14 8 2\n"));
+    CHECK_INT(vc_test_write_file(path, "map 1", 5), 0);
+    CHECK_INT(vc_fs_append_lines(path, "a\nb\n", 4, &err), VC_OK);
+    CHECK(file_is(path, "a\nb\n"));
+    snprintf(path, sizeof path, "%s/no-such-dir/jobs.txt", vc_test_tmpdir());
+    CHECK_INT(vc_fs_append_lines(path, "a\n", 2, &err), VC_EFATAL);
+    CHECK(strncmp(err.msg, path, strlen(path)) == 0);
+}
+
 /* Input JSON written back keeps its numbers: 64-bit ids and hashes (beyond
  * 2^53, where a double rounds them: 1234567890123456789 became
  * 1.2345678901234568e+18) and a literal out of double range come back as
@@ -276,6 +312,7 @@ TEST(json_key_twice_keeps_the_last)
     X(checked_arithmetic)                                                                          \
     X(grow_array_doubles_and_keeps_the_block_on_failure)                                           \
     X(sync_close_names_the_file)                                                                   \
+    X(append_lines_cuts_a_torn_last_line)                                                          \
     X(arena_cap_and_reset)                                                                         \
     X(sample_fields)                                                                               \
     X(field_digest_cached_until_replaced)                                                          \
