@@ -358,9 +358,9 @@ static enum vc_status cache_insert(struct st_model_cache *c, uint64_t index, cJS
     return VC_OK;
 }
 
-/* Reads the committed lines; cuts a torn last line (the kill hit the
- * write) so the next append starts on a line boundary. */
-static enum vc_status cache_load(struct st_model_cache *c, struct vc_err *err)
+/* Reads the committed lines; when writable, cuts a torn last line (the
+ * kill hit the write) so the next append starts on a line boundary. */
+static enum vc_status cache_load(struct st_model_cache *c, bool writable, struct vc_err *err)
 {
     struct stat sb;
     if (fstat(c->fd, &sb) != 0)
@@ -390,7 +390,7 @@ static enum vc_status cache_load(struct st_model_cache *c, struct vc_err *err)
     }
     free(data);
     VC_TRY(rc);
-    if ((off_t)good != sb.st_size && ftruncate(c->fd, (off_t)good) != 0)
+    if (writable && (off_t)good != sb.st_size && ftruncate(c->fd, (off_t)good) != 0)
         return io_fail(err, "cannot truncate", c->path);
     return VC_OK;
 }
@@ -408,8 +408,10 @@ void st_model_cache_close(struct st_model_cache *c)
     free(c);
 }
 
-enum vc_status st_model_cache_open(const char *work_dir, const char *tag, uint32_t unit,
-                                   struct st_model_cache **out, struct vc_err *err)
+/* committed: read-only, the file must exist; otherwise created and open
+ * for appending. */
+static enum vc_status cache_open(const char *work_dir, const char *tag, uint32_t unit,
+                                 bool committed, struct st_model_cache **out, struct vc_err *err)
 {
     *out = NULL;
     struct st_model_cache *c = calloc(1, sizeof *c);
@@ -423,11 +425,16 @@ enum vc_status st_model_cache_open(const char *work_dir, const char *tag, uint32
         return vc_err_oom(err);
     }
     sprintf(c->path, "%s/%s-%06u.cache", work_dir, tag, (unsigned)unit);
-    enum vc_status rc = vc_fs_mkdirs(work_dir, err);
-    if (rc >= 0 && (c->fd = open(c->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0)
+    enum vc_status rc = committed ? VC_OK : vc_fs_mkdirs(work_dir, err);
+    if (rc >= 0 && committed && (c->fd = open(c->path, O_RDONLY | O_CLOEXEC)) < 0)
+        rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error,
+                        "cannot read the result cache '%s' of committed unit %u: %s (its scores "
+                        "are lost: delete '%s' to start the run over)",
+                        c->path, (unsigned)unit, strerror(errno), work_dir);
+    if (rc >= 0 && !committed && (c->fd = open(c->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0)
         rc = io_fail(err, "cannot open", c->path);
     if (rc >= 0)
-        rc = cache_load(c, err);
+        rc = cache_load(c, !committed, err);
     if (rc >= 0 && lseek(c->fd, 0, SEEK_END) < 0)
         rc = io_fail(err, "cannot seek", c->path);
     if (rc < 0) {
@@ -436,6 +443,18 @@ enum vc_status st_model_cache_open(const char *work_dir, const char *tag, uint32
     }
     *out = c;
     return VC_OK;
+}
+
+enum vc_status st_model_cache_open(const char *work_dir, const char *tag, uint32_t unit,
+                                   struct st_model_cache **out, struct vc_err *err)
+{
+    return cache_open(work_dir, tag, unit, false, out, err);
+}
+
+enum vc_status st_model_cache_read(const char *work_dir, const char *tag, uint32_t unit,
+                                   struct st_model_cache **out, struct vc_err *err)
+{
+    return cache_open(work_dir, tag, unit, true, out, err);
 }
 
 const cJSON *st_model_cache_get(const struct st_model_cache *c, uint64_t index, const char *key)

@@ -117,6 +117,11 @@ struct st_model_cache;
  * killed run committed. */
 enum vc_status st_model_cache_open(const char *work_dir, const char *tag, uint32_t unit,
                                    struct st_model_cache **out, struct vc_err *err);
+/* Reads the cache of a committed unit, read-only (PLAN's quantile cut).
+ * Every unit a model stage ran has one, so a missing file is an error
+ * naming it and the unit (VC_EFATAL io_error), not a unit without scores. */
+enum vc_status st_model_cache_read(const char *work_dir, const char *tag, uint32_t unit,
+                                   struct st_model_cache **out, struct vc_err *err);
 void st_model_cache_close(struct st_model_cache *c);
 /* The record of sample (index, key), or NULL; borrowed from the cache.
  * key NULL: any key (PLAN knows records by unit and index). */

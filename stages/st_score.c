@@ -544,7 +544,7 @@ static enum vc_status rec_score(struct score_reader *r, const struct stage_rec *
     if (!r->cache || r->unit != rec->unit) {
         st_model_cache_close(r->cache);
         r->cache = NULL;
-        VC_TRY(st_model_cache_open(r->st->work_dir, r->st->tag, rec->unit, &r->cache, err));
+        VC_TRY(st_model_cache_read(r->st->work_dir, r->st->tag, rec->unit, &r->cache, err));
         r->unit = rec->unit;
     }
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(

@@ -10,11 +10,13 @@ is the text after BOS, so its perplexity is exp(-mean log-likelihood) over
 every token after BOS.  Then the filters: "min" rejects in MAP with the
 score in the ledger and no global round, "max_quantile" ("min_quantile")
 rejects globally exactly the samples above (below) the nearest-rank
-quantile of the scores of the unfiltered run, and the stats stage shows
-the scores as histograms."""
+quantile of the scores of the unfiltered run (a result cache deleted after
+its unit committed stops the cut, naming the file and the unit), and the
+stats stage shows the scores as histograms."""
 import json
 import math
 import os
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
@@ -63,15 +65,19 @@ with open(os.path.join(data, "in-000000.tar"), "wb") as f:
     f.write(pe.tar_bytes(members))
 
 
-def run(name, filters=None):
+def score_spec(name, filters=None):
     st = {"stage": "score", "model": FIX, "relevance_raw_prompt": "<image>",
           "image_splitting": True}
     if filters:
         st["filters"] = filters
     spec = {"sources": [{"name": "w", "type": "webdataset", "urls": "in-000000.tar"}],
             "stages": [st, {"stage": "stats"}], "output": {"prefix": "sc"}}
+    return pe.write_spec(os.path.join(data, name + ".json"), spec)
+
+
+def run(name, filters=None):
     out = os.path.join(args.tmp, name)
-    pe.run_spec(args, pe.write_spec(os.path.join(data, name + ".json"), spec), out)
+    pe.run_spec(args, score_spec(name, filters), out)
     got = {}
     for shard in pe.shards(out, "sc"):
         for key, fields in pe.read_samples(shard):
@@ -124,6 +130,33 @@ vctest.expect(rep == {"max_quantile": q, "threshold": threshold, "rejected": 3},
               "run.json reports the global threshold: %s" % rep)
 vctest.expect(os.path.exists(os.path.join(out, "_work", "r0-plan.json")),
               "a quantile cut ends the round (r0-plan.json)")
+
+# The cut reads the scores from the units' result caches: one deleted after
+# its unit committed stops the plan step with an error naming the file and
+# the unit (a rerun skips a committed unit, so its scores cannot come back),
+# and is not recreated empty (which would cut on no scores at all).
+out = os.path.join(args.tmp, "lost_cache")
+
+
+def task(*a):
+    return subprocess.run([args.bin, "task", out] + list(a), capture_output=True, text=True,
+                          timeout=600)
+
+
+r = task("r0-map", "0", "--spec", score_spec("lost_cache", [{"name": "perplexity",
+                                                             "max_quantile": q}]))
+vctest.expect(r.returncode == 0, "r0-map 0 commits: %s" % r.stderr[-300:])
+cache = [n for n in os.listdir(os.path.join(out, "_work")) if n.endswith("-000000.cache")]
+vctest.expect(len(cache) == 1 and cache[0].startswith("score-"), "unit 0's cache: %s" % cache)
+cache = os.path.join(out, "_work", cache[0])
+os.unlink(cache)
+r = task("r0-plan", "0")
+vctest.expect(r.returncode == 1 and cache in r.stderr and "committed unit 0" in r.stderr,
+              "a deleted cache of a committed unit fails the plan step, naming both: %s"
+              % r.stderr.strip()[-300:])
+vctest.expect(not os.path.exists(cache) and
+              not os.path.exists(os.path.join(out, "_work", "r0-plan.json")),
+              "the cache is not recreated and the plan not committed")
 
 # A misspelt score, or a filter on a score not computed: refused at spec
 # load (exit 2), naming the word.
