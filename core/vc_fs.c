@@ -186,7 +186,8 @@ bool vc_fs_write_all(int fd, const void *data, size_t n)
     return true;
 }
 
-/* The length of fd's text up to and including its last '\n' (0: none). */
+/* *end = the length of fd's first size bytes up to and including their last
+ * '\n' (0: none); false when they cannot be read. */
 static bool whole_lines_end(int fd, off_t size, off_t *end)
 {
     char buf[4096];
