@@ -25,12 +25,6 @@ static const char *str(const cJSON *o, const char *k)
     return cJSON_IsString(v) ? v->valuestring : "";
 }
 
-static const cJSON *first(const cJSON *doc, const char *k)
-{
-    const cJSON *a = cJSON_GetObjectItemCaseSensitive(doc, k);
-    return cJSON_IsArray(a) ? a->child : NULL;
-}
-
 /* A document with its spec_hash, or NULL on OOM. */
 static cJSON *doc_new(const char *hash)
 {
@@ -68,35 +62,26 @@ cJSON *manifest_unit_new(const char *hash, unsigned round, unsigned unit, const 
     cJSON *doc = doc_new(hash);
     static const char *const keys[] = { "round", "unit" };
     const double v[] = { round, unit };
-    if (doc && (!add_nums(doc, keys, v, 2) || !cJSON_AddStringToObject(doc, "file", file) ||
-                !cJSON_AddArrayToObject(doc, "kept") || !cJSON_AddArrayToObject(doc, "ledger"))) {
+    if (doc && (!add_nums(doc, keys, v, 2) || !cJSON_AddStringToObject(doc, "file", file))) {
         cJSON_Delete(doc);
         return NULL;
     }
     return doc;
 }
 
-enum vc_status manifest_unit_add_kept(cJSON *doc, const struct manifest_kept *k, struct vc_err *err)
+enum vc_status manifest_unit_set_counts(cJSON *doc, const struct manifest_unit_counts *c,
+                                        struct vc_err *err)
 {
-    cJSON *rec = cJSON_CreateObject();
-    static const char *const keys[] = { "i", "o", "n", "b" };
-    const double v[] = { (double)k->index, (double)k->off, (double)k->len, (double)k->tar_bytes };
-    if (rec && (!add_nums(rec, keys, v, 4) || !vc_utf8_json_add(rec, "k", k->key) ||
-                (k->extra && !cJSON_AddItemToObject(rec, "x", cJSON_Duplicate(k->extra, 1))))) {
-        cJSON_Delete(rec);
-        rec = NULL;
-    }
-    return append(doc, "kept", rec, err);
+    static const char *const keys[] = { "input", "kept", "lines" };
+    const double v[] = { (double)c->input, (double)c->n_kept, (double)c->n_lines };
+    return add_nums(doc, keys, v, 3) ? VC_OK : vc_err_oom(err);
 }
 
-enum vc_status manifest_unit_add_line(cJSON *doc, const struct ledger_entry *e, struct vc_err *err)
+void manifest_unit_get_counts(const cJSON *doc, struct manifest_unit_counts *out)
 {
-    return append(doc, "ledger", ledger_entry_to_json(e), err);
-}
-
-enum vc_status manifest_unit_set_input(cJSON *doc, uint64_t input, struct vc_err *err)
-{
-    return cJSON_AddNumberToObject(doc, "input", (double)input) ? VC_OK : vc_err_oom(err);
+    out->input = (uint64_t)num(doc, "input");
+    out->n_kept = (uint64_t)num(doc, "kept");
+    out->n_lines = (uint64_t)num(doc, "lines");
 }
 
 enum vc_status manifest_unit_set_links(cJSON *doc, struct vc_err *err)
@@ -109,19 +94,38 @@ bool manifest_unit_links(const cJSON *doc)
     return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(doc, "links"));
 }
 
-const cJSON *manifest_unit_kept(const cJSON *doc)
+/* Writes o (taken: deleted here) to f as one line.  utf8: through the
+ * UTF-8 guard (vc_utf8_json_print), as the unit manifest that held these
+ * lines was; drops keep cJSON's own bytes, raw keys included. */
+static enum vc_status write_line(FILE *f, const char *path, cJSON *o, bool utf8, struct vc_err *err)
 {
-    return first(doc, "kept");
+    char *text = !o ? NULL : utf8 ? vc_utf8_json_print(o, false) : cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!text)
+        return vc_err_oom(err);
+    bool ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+    free(text);
+    return ok ? VC_OK : vc_err_io(err, path);
 }
 
-const cJSON *manifest_unit_lines(const cJSON *doc)
+enum vc_status manifest_kept_write(FILE *f, const char *path, const struct manifest_kept *k,
+                                   struct vc_err *err)
 {
-    return first(doc, "ledger");
+    cJSON *rec = cJSON_CreateObject();
+    static const char *const keys[] = { "i", "o", "n", "b" };
+    const double v[] = { (double)k->index, (double)k->off, (double)k->len, (double)k->tar_bytes };
+    if (rec && (!add_nums(rec, keys, v, 4) || !vc_utf8_json_add(rec, "k", k->key) ||
+                (k->extra && !cJSON_AddItemToObject(rec, "x", cJSON_Duplicate(k->extra, 1))))) {
+        cJSON_Delete(rec);
+        rec = NULL;
+    }
+    return write_line(f, path, rec, true, err);
 }
 
-size_t manifest_unit_n_kept(const cJSON *doc)
+enum vc_status manifest_line_write(FILE *f, const char *path, const struct ledger_entry *e,
+                                   struct vc_err *err)
 {
-    return (size_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(doc, "kept"));
+    return write_line(f, path, ledger_entry_to_json(e), true, err);
 }
 
 /* A key is written as valid UTF-8 plus "k_hex" when its bytes are not
@@ -150,6 +154,62 @@ void manifest_kept_get(const cJSON *item, struct manifest_kept *out)
 uint64_t manifest_line_index(const cJSON *line)
 {
     return (uint64_t)num(line, "index");
+}
+
+/* ---- JSON lines ---- */
+
+enum vc_status manifest_reader_open(struct manifest_reader *r, const char *path, const char *what,
+                                    struct vc_err *err)
+{
+    memset(r, 0, sizeof *r);
+    r->what = what;
+    if (!(r->path = vc_strdup(path)))
+        return vc_err_oom(err);
+    if (!(r->f = fopen(path, "rb"))) {
+        vc_err_io(err, path);
+        manifest_reader_close(r);
+        return VC_EFATAL;
+    }
+    return VC_OK;
+}
+
+int manifest_reader_next(struct manifest_reader *r, cJSON **item, struct vc_err *err)
+{
+    *item = NULL;
+    errno = 0;
+    ssize_t n = getline(&r->line, &r->cap, r->f);
+    if (n < 0)
+        return errno ? vc_err_io(err, r->path) : 0;
+    r->n++;
+    r->off = r->pos;
+    r->pos += (uint64_t)n;
+    *item = cJSON_ParseWithLength(r->line, (size_t)n);
+    if (!cJSON_IsObject(*item)) {
+        cJSON_Delete(*item);
+        *item = NULL;
+        return vc_err_set(err, VC_EFATAL, VC_REASON_json_invalid, "%s: line %llu is not a %s",
+                          r->path, (unsigned long long)r->n, r->what);
+    }
+    return 1;
+}
+
+enum vc_status manifest_reader_seek(struct manifest_reader *r, uint64_t off, struct vc_err *err)
+{
+    if (off == r->pos)
+        return VC_OK;
+    if (off > INT64_MAX || fseeko(r->f, (off_t)off, SEEK_SET) != 0)
+        return vc_err_io(err, r->path);
+    r->pos = off;
+    return VC_OK;
+}
+
+void manifest_reader_close(struct manifest_reader *r)
+{
+    if (r->f)
+        fclose(r->f);
+    free(r->path);
+    free(r->line);
+    memset(r, 0, sizeof *r);
 }
 
 /* ---- part ---- */
@@ -207,54 +267,7 @@ static cJSON *drop_json(const struct manifest_drop *d)
 enum vc_status manifest_drop_write(FILE *f, const char *path, const struct manifest_drop *d,
                                    struct vc_err *err)
 {
-    cJSON *o = drop_json(d);
-    char *text = o ? cJSON_PrintUnformatted(o) : NULL;
-    cJSON_Delete(o);
-    if (!text)
-        return vc_err_oom(err);
-    bool ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF;
-    free(text);
-    return ok ? VC_OK : vc_err_io(err, path);
-}
-
-enum vc_status manifest_drop_open(struct manifest_drop_reader *r, const char *path,
-                                  struct vc_err *err)
-{
-    memset(r, 0, sizeof *r);
-    if (!(r->path = vc_strdup(path)))
-        return vc_err_oom(err);
-    if (!(r->f = fopen(path, "rb"))) {
-        vc_err_io(err, path);
-        manifest_drop_close(r);
-        return VC_EFATAL;
-    }
-    return VC_OK;
-}
-
-int manifest_drop_next(struct manifest_drop_reader *r, cJSON **item, struct vc_err *err)
-{
-    errno = 0;
-    ssize_t n = getline(&r->line, &r->cap, r->f);
-    if (n < 0)
-        return errno ? vc_err_io(err, r->path) : 0;
-    r->n++;
-    *item = cJSON_ParseWithLength(r->line, (size_t)n);
-    if (!cJSON_IsObject(*item)) {
-        cJSON_Delete(*item);
-        *item = NULL;
-        return vc_err_set(err, VC_EFATAL, VC_REASON_json_invalid, "%s: line %llu is not a drop",
-                          r->path, (unsigned long long)r->n);
-    }
-    return 1;
-}
-
-void manifest_drop_close(struct manifest_drop_reader *r)
-{
-    if (r->f)
-        fclose(r->f);
-    free(r->path);
-    free(r->line);
-    memset(r, 0, sizeof *r);
+    return write_line(f, path, drop_json(d), false, err);
 }
 
 static const char *opt_str(const cJSON *o, const char *k)

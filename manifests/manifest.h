@@ -5,10 +5,15 @@
  * committed when its document exists and names the run's spec
  * (commit_valid).  Documents (R = round, in files rR-...):
  *
- *   unit     rR-map-UUUUUU.json: a MAP task's records kept (index, source
- *            key, where it sits in the task's spill, tar bytes, what the
- *            stages attached), its ledger lines (rejects, errors) and
- *            whether its spill links bytes to round R-1's (spill.h);
+ *   unit     rR-map-UUUUUU.json: a MAP task's counts (samples in, records
+ *            kept, ledger lines) and whether its spill links bytes to round
+ *            R-1's (spill.h).  The records themselves are JSON lines beside
+ *            it, written as the task goes and read as streams, so that no
+ *            task holds a unit's records whatever its size:
+ *            rR-map-UUUUUU.kept, the records kept in index order (index,
+ *            source key, where it sits in the task's spill, tar bytes, what
+ *            the stages attached), and rR-map-UUUUUU.ledger, its ledger
+ *            lines (rejects, errors);
  *   part     rR-STAGE-reduce-PPPPPP.json: one reduce part done;
  *   round    rR-plan.json: a global stage's shard sizing, its report and
  *            how many records it dropped; the drops themselves are
@@ -45,23 +50,49 @@ struct manifest_kept {
     uint64_t off, len, tar_bytes;
     const struct cJSON *extra; /* NULL or an object */
 };
+struct manifest_unit_counts {
+    uint64_t input;   /* samples that entered the task: kept + lines */
+    uint64_t n_kept;  /* lines of its .kept file */
+    uint64_t n_lines; /* lines of its .ledger file */
+};
 struct cJSON *manifest_unit_new(const char *hash, unsigned round, unsigned unit, const char *file);
-enum vc_status manifest_unit_add_kept(struct cJSON *doc, const struct manifest_kept *k,
-                                      struct vc_err *err);
-enum vc_status manifest_unit_add_line(struct cJSON *doc, const struct ledger_entry *e,
-                                      struct vc_err *err);
-/* Records how many samples entered the task (kept + ledger lines). */
-enum vc_status manifest_unit_set_input(struct cJSON *doc, uint64_t input, struct vc_err *err);
+enum vc_status manifest_unit_set_counts(struct cJSON *doc, const struct manifest_unit_counts *c,
+                                        struct vc_err *err);
+void manifest_unit_get_counts(const struct cJSON *doc, struct manifest_unit_counts *out);
 /* Records that the task's spill links to the previous round's, which must
  * then be kept as long as it is. */
 enum vc_status manifest_unit_set_links(struct cJSON *doc, struct vc_err *err);
 bool manifest_unit_links(const struct cJSON *doc);
-/* First kept record / first ledger line (walk with ->next); NULL if none. */
-const struct cJSON *manifest_unit_kept(const struct cJSON *doc);
-const struct cJSON *manifest_unit_lines(const struct cJSON *doc);
-size_t manifest_unit_n_kept(const struct cJSON *doc);
+/* Append one kept record / one ledger line to a unit's .kept / .ledger
+ * file.  VC_EFATAL io_error naming path, or out_of_memory. */
+enum vc_status manifest_kept_write(FILE *f, const char *path, const struct manifest_kept *k,
+                                   struct vc_err *err);
+enum vc_status manifest_line_write(FILE *f, const char *path, const struct ledger_entry *e,
+                                   struct vc_err *err);
+/* A kept record read back (borrowing from item, which it may edit in
+ * place: see raw_key); a ledger line's input index. */
 void manifest_kept_get(const struct cJSON *item, struct manifest_kept *out);
 uint64_t manifest_line_index(const struct cJSON *line);
+
+/* ---- JSON lines files (.kept, .ledger, drops) read one line at a time ---- */
+struct manifest_reader {
+    FILE *f;
+    char *path, *line; /* owned */
+    size_t cap;
+    const char *what; /* what a line is, for errors ("drop", "kept record") */
+    uint64_t n;       /* lines read */
+    uint64_t off;     /* where the line last read starts */
+    uint64_t pos;     /* where the next one starts */
+};
+enum vc_status manifest_reader_open(struct manifest_reader *r, const char *path, const char *what,
+                                    struct vc_err *err);
+/* 1 and *item (owned: cJSON_Delete), 0 at the end, VC_EFATAL (< 0) naming
+ * the file and line when it is unreadable or not an object. */
+int manifest_reader_next(struct manifest_reader *r, struct cJSON **item, struct vc_err *err);
+/* Moves to the line starting at off (a reader's .off of an earlier
+ * line); a no-op when it is the next one. */
+enum vc_status manifest_reader_seek(struct manifest_reader *r, uint64_t off, struct vc_err *err);
+void manifest_reader_close(struct manifest_reader *r);
 
 /* ---- part ---- */
 struct cJSON *manifest_part_new(const char *hash, const char *stage, unsigned round, size_t part);
@@ -89,19 +120,6 @@ struct cJSON *manifest_round_new(const char *hash, const char *stage, unsigned r
 /* Appends d to a drop file as one line.  VC_EFATAL io_error naming path. */
 enum vc_status manifest_drop_write(FILE *f, const char *path, const struct manifest_drop *d,
                                    struct vc_err *err);
-/* A drop file read one line at a time. */
-struct manifest_drop_reader {
-    FILE *f;
-    char *path, *line; /* owned */
-    size_t cap;
-    uint64_t n; /* lines read */
-};
-enum vc_status manifest_drop_open(struct manifest_drop_reader *r, const char *path,
-                                  struct vc_err *err);
-/* 1 and *item (owned: cJSON_Delete; manifest_drop_get reads it), 0 at the
- * end, VC_EFATAL (< 0) naming the file and line when it is unreadable. */
-int manifest_drop_next(struct manifest_drop_reader *r, struct cJSON **item, struct vc_err *err);
-void manifest_drop_close(struct manifest_drop_reader *r);
 void manifest_drop_get(const struct cJSON *item, struct manifest_drop *out);
 void manifest_round_sizing(const struct cJSON *doc, struct manifest_sizing *out);
 /* The report object, detached from doc: owned. */

@@ -1,6 +1,8 @@
 /* phase_finish: the ledger is a merge, unit by unit, of what each phase
- * decided about the unit's samples; one unit's manifests are in memory at
- * a time, and the plan's placements (every output position by the record
+ * decided about the unit's samples: the unit's ledger lines, kept records
+ * and drops are read from their files twice, once to sort 24 bytes per
+ * sample by input index (the unit's only table) and once to write the
+ * lines in that order, and the plan's placements (every output position by the record
  * it holds) come from an external sort (extsort.h, the spec's memory_mb)
  * read along with the units, so memory does not grow with the run; only
  * the shard manifests (one per shard) stay in memory.  The global stages'
@@ -39,11 +41,13 @@ static char *out_path(const struct session *ss, const char *name)
     return p;
 }
 
-/* One input sample's fate, from wherever it was decided. */
+/* One input sample's fate, from wherever it was decided: the line at
+ * `off` of a file, src = 3 * round + kind (the order the files are read
+ * in, which breaks ties between equal indexes as the files have them). */
+enum { FATE_LINE, FATE_KEPT, FATE_DROP, FATE_KINDS };
 struct fate {
-    uint64_t index;
-    enum { FATE_LINE, FATE_DROP, FATE_KEPT } kind;
-    const cJSON *j; /* FATE_LINE: a ledger line; FATE_DROP: a dropped entry */
+    uint64_t index, off;
+    uint32_t src;
 };
 
 struct finish {
@@ -69,10 +73,14 @@ struct finish {
     uint64_t *n_dropped; /* per round but the last: what its plan says */
     bool *links;         /* by unit: its last-round spill links to the one before */
     /* Per round but the last, its drop file and next drop (owned). */
-    struct manifest_drop_reader *drops;
+    struct manifest_reader *drops;
     cJSON **next_drop;
-    cJSON **held; /* the current unit's drops (owned) */
-    size_t n_held, cap_held;
+    /* Per round, its drop file again, to read the current unit's drops
+     * back by offset. */
+    struct manifest_reader *drop_at;
+    /* The current unit's ledger lines per round and its last round's kept
+     * records. */
+    struct manifest_reader *lines, kept;
     struct ledger_totals *per_source;
     struct fate *fates;
     size_t n_fates, cap_fates;
@@ -179,11 +187,11 @@ static enum vc_status dup_of(struct finish *fi, uint32_t unit, uint64_t index, c
     return VC_OK;
 }
 
-static enum vc_status drops_open(struct finish *fi, size_t k, struct manifest_drop_reader *rd,
+static enum vc_status drops_open(struct finish *fi, size_t k, struct manifest_reader *rd,
                                  struct vc_err *err)
 {
     char *path = session_work_path(fi->ss, "r%zu-drops.jsonl", k);
-    enum vc_status rc = path ? manifest_drop_open(rd, path, err) : vc_err_oom(err);
+    enum vc_status rc = path ? manifest_reader_open(rd, path, "drop", err) : vc_err_oom(err);
     free(path);
     return rc;
 }
@@ -193,12 +201,12 @@ static enum vc_status drops_open(struct finish *fi, size_t k, struct manifest_dr
 static enum vc_status dup_refs(struct finish *fi, size_t k, struct extsort *refs,
                                struct vc_err *err)
 {
-    struct manifest_drop_reader rd;
+    struct manifest_reader rd;
     VC_TRY(drops_open(fi, k, &rd, err));
     enum vc_status rc = VC_OK;
     cJSON *item = NULL;
     int got;
-    while (rc == VC_OK && (got = manifest_drop_next(&rd, &item, err)) != 0) {
+    while (rc == VC_OK && (got = manifest_reader_next(&rd, &item, err)) != 0) {
         if (got < 0) {
             rc = (enum vc_status)got;
             break;
@@ -216,7 +224,7 @@ static enum vc_status dup_refs(struct finish *fi, size_t k, struct extsort *refs
         rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error,
                         "%s holds %llu drops, its round plan says %llu", rd.path,
                         (unsigned long long)rd.n, (unsigned long long)fi->n_dropped[k]);
-    manifest_drop_close(&rd);
+    manifest_reader_close(&rd);
     return rc;
 }
 
@@ -320,37 +328,63 @@ static enum vc_status write_wids(struct finish *fi, struct vc_err *err)
     return rc;
 }
 
-static enum vc_status fate_add(struct finish *fi, uint64_t index, int kind, const cJSON *j,
-                               struct vc_err *err)
+static enum vc_status fate_add(struct finish *fi, uint64_t index, size_t round, int kind,
+                               uint64_t off, struct vc_err *err)
 {
     struct fate *g = vc_grow_array(fi->fates, &fi->cap_fates, fi->n_fates + 1, sizeof *g, 256);
     if (!g)
         return vc_err_oom(err);
     fi->fates = g;
-    fi->fates[fi->n_fates++] = (struct fate){ index, kind, j };
+    fi->fates[fi->n_fates++] =
+        (struct fate){ index, off, (uint32_t)(round * FATE_KINDS + (size_t)kind) };
     return VC_OK;
 }
 
 static int fate_cmp(const void *a, const void *b)
 {
     const struct fate *x = a, *y = b;
-    return x->index < y->index ? -1 : x->index > y->index;
+    if (x->index != y->index)
+        return x->index < y->index ? -1 : 1;
+    if (x->src != y->src)
+        return x->src < y->src ? -1 : 1;
+    return x->off < y->off ? -1 : x->off > y->off;
 }
 
-static enum vc_status emit(struct finish *fi, size_t u, const struct fate *f, struct vc_err *err)
+/* The line a fate names, read back (owned). */
+static enum vc_status fate_read(struct finish *fi, const struct fate *f, cJSON **item,
+                                struct vc_err *err)
+{
+    size_t k = f->src / FATE_KINDS;
+    int kind = (int)(f->src % FATE_KINDS);
+    struct manifest_reader *rd = kind == FATE_LINE   ? &fi->lines[k]
+                                 : kind == FATE_KEPT ? &fi->kept
+                                                     : &fi->drop_at[k];
+    VC_TRY(manifest_reader_seek(rd, f->off, err));
+    int got = manifest_reader_next(rd, item, err);
+    if (got < 0)
+        return (enum vc_status)got;
+    if (!got)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: ends before offset %llu",
+                          rd->path, (unsigned long long)f->off);
+    return VC_OK;
+}
+
+/* Writes the ledger line of unit u's sample `index`, whose fate is j. */
+static enum vc_status emit_line(struct finish *fi, size_t u, unsigned kind, uint64_t index,
+                                const cJSON *j, struct vc_err *err)
 {
     const struct spec *sp = fi->ss->spec;
     size_t source;
     const struct source_unit *su = spec_unit(sp, u, &source);
     struct ledger_entry e = { .source = sp->source_info[source].name,
                               .file = session_unit_file(fi->ss, su->file),
-                              .index = f->index };
+                              .index = index };
     char shard[512], out_key[PLAN_MAX_KEY + 1]; /* e.shard, e.out_key point here */
-    if (f->kind == FATE_LINE) {
-        VC_TRY(ledger_entry_from_json(f->j, &e, err));
-    } else if (f->kind == FATE_DROP) {
+    if (kind == FATE_LINE) {
+        VC_TRY(ledger_entry_from_json(j, &e, err));
+    } else if (kind == FATE_DROP) {
         struct manifest_drop d;
-        manifest_drop_get(f->j, &d);
+        manifest_drop_get(j, &d);
         e.key = d.key;
         e.state = strcmp(d.state, "duplicate") ? LEDGER_REJECTED : LEDGER_DUPLICATE;
         e.stage = d.stage;
@@ -372,7 +406,7 @@ static enum vc_status emit(struct finish *fi, size_t u, const struct fate *f, st
         }
     } else {
         struct manifest_kept k;
-        manifest_kept_get(f->j, &k);
+        manifest_kept_get(j, &k);
         size_t first = 0;
         uint64_t copies;
         VC_TRY(placed(fi, (uint32_t)u, k.index, &copies, &first, out_key, err));
@@ -397,25 +431,65 @@ static enum vc_status emit(struct finish *fi, size_t u, const struct fate *f, st
     return VC_OK;
 }
 
+static enum vc_status emit(struct finish *fi, size_t u, const struct fate *f, struct vc_err *err)
+{
+    cJSON *j = NULL;
+    VC_TRY(fate_read(fi, f, &j, err));
+    enum vc_status rc = emit_line(fi, u, f->src % FATE_KINDS, f->index, j, err);
+    cJSON_Delete(j);
+    return rc;
+}
+
 static enum vc_status next_drop(struct finish *fi, size_t k, struct vc_err *err)
 {
-    int got = manifest_drop_next(&fi->drops[k], &fi->next_drop[k], err);
+    int got = manifest_reader_next(&fi->drops[k], &fi->next_drop[k], err);
     if (got <= 0)
         fi->next_drop[k] = NULL;
     return got < 0 ? (enum vc_status)got : VC_OK;
 }
 
-/* Keeps a drop of the current unit until its line is written. */
-static enum vc_status hold(struct finish *fi, cJSON *item, struct vc_err *err)
+/* Unit u's round k: its manifest's links, its ledger lines and (last
+ * round) its kept records into the fates, checked against its counts. */
+static enum vc_status unit_round(struct finish *fi, size_t u, size_t k, struct vc_err *err)
 {
-    cJSON **v = vc_grow_array(fi->held, &fi->cap_held, fi->n_held + 1, sizeof *v, 64);
-    if (!v) {
-        cJSON_Delete(item);
-        return vc_err_oom(err);
+    struct session *ss = fi->ss;
+    bool last = k + 1 == ss->n_rounds;
+    cJSON *doc = NULL;
+    VC_TRY(session_unit_manifest(ss, k, u, &doc, err));
+    struct manifest_unit_counts c;
+    manifest_unit_get_counts(doc, &c);
+    if (k > 0 && last)
+        fi->links[u] = manifest_unit_links(doc);
+    cJSON_Delete(doc);
+    char *lines = session_work_path(ss, "r%zu-map-%06zu.ledger", k, u);
+    char *kept = last ? session_work_path(ss, "r%zu-map-%06zu.kept", k, u) : NULL;
+    enum vc_status rc = lines && (kept || !last) ? VC_OK : vc_err_oom(err);
+    struct manifest_reader *rds[2] = { &fi->lines[k], last ? &fi->kept : NULL };
+    const char *paths[2] = { lines, kept }, *what[2] = { "ledger line", "kept record" };
+    const uint64_t want[2] = { c.n_lines, c.n_kept };
+    for (int kind = FATE_LINE; rc == VC_OK && kind <= FATE_KEPT && rds[kind]; kind++) {
+        struct manifest_reader *rd = rds[kind];
+        rc = manifest_reader_open(rd, paths[kind], what[kind], err);
+        cJSON *j = NULL;
+        int got = 0;
+        while (rc == VC_OK && (got = manifest_reader_next(rd, &j, err)) > 0) {
+            struct manifest_kept kr = { 0 };
+            if (kind == FATE_KEPT)
+                manifest_kept_get(j, &kr);
+            uint64_t index = kind == FATE_KEPT ? kr.index : manifest_line_index(j);
+            cJSON_Delete(j);
+            rc = fate_add(fi, index, k, kind, rd->off, err);
+        }
+        if (rc == VC_OK && got < 0)
+            rc = (enum vc_status)got;
+        if (rc == VC_OK && rd->n != want[kind])
+            rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error,
+                            "%s holds %llu lines, its manifest says %llu", rd->path,
+                            (unsigned long long)rd->n, (unsigned long long)want[kind]);
     }
-    fi->held = v;
-    fi->held[fi->n_held++] = item;
-    return VC_OK;
+    free(lines);
+    free(kept);
+    return rc;
 }
 
 /* Unit u's lines: every round's rejects and errors, every global stage's
@@ -424,34 +498,15 @@ static enum vc_status ledger_unit(struct finish *fi, size_t u, struct vc_err *er
 {
     struct session *ss = fi->ss;
     fi->n_fates = 0;
-    cJSON **docs = calloc(ss->n_rounds, sizeof *docs);
-    enum vc_status rc = docs ? VC_OK : vc_err_oom(err);
+    enum vc_status rc = VC_OK;
     for (size_t k = 0; rc == VC_OK && k < ss->n_rounds; k++) {
-        char *man = session_work_path(ss, "r%zu-map-%06zu.json", k, u);
-        if (!man || !commit_valid(man, ss->spec->hash, &docs[k]))
-            rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error,
-                            "unit %zu: its round %zu manifest is missing", u, k);
-        free(man);
-        for (const cJSON *j = docs[k] ? manifest_unit_lines(docs[k]) : NULL; rc == VC_OK && j;
-             j = j->next)
-            rc = fate_add(fi, manifest_line_index(j), FATE_LINE, j, err);
-        if (k > 0 && k + 1 == ss->n_rounds && docs[k])
-            fi->links[u] = manifest_unit_links(docs[k]);
-        for (const cJSON *j = k + 1 == ss->n_rounds && docs[k] ? manifest_unit_kept(docs[k]) : NULL;
-             rc == VC_OK && j; j = j->next) {
-            struct manifest_kept kept;
-            manifest_kept_get(j, &kept);
-            rc = fate_add(fi, kept.index, FATE_KEPT, j, err);
-        }
+        rc = unit_round(fi, u, k, err);
         while (rc == VC_OK && k + 1 < ss->n_rounds && fi->next_drop[k]) {
             struct manifest_drop d;
             manifest_drop_get(fi->next_drop[k], &d);
             if (d.unit != u)
                 break;
-            rc = hold(fi, fi->next_drop[k], err);
-            fi->next_drop[k] = NULL;
-            if (rc == VC_OK)
-                rc = fate_add(fi, d.index, FATE_DROP, fi->held[fi->n_held - 1], err);
+            rc = fate_add(fi, d.index, k, FATE_DROP, fi->drops[k].off, err);
             if (rc == VC_OK)
                 rc = next_drop(fi, k, err);
         }
@@ -460,12 +515,9 @@ static enum vc_status ledger_unit(struct finish *fi, size_t u, struct vc_err *er
         qsort(fi->fates, fi->n_fates, sizeof *fi->fates, fate_cmp);
     for (size_t i = 0; rc == VC_OK && i < fi->n_fates; i++)
         rc = emit(fi, u, &fi->fates[i], err);
-    for (size_t k = 0; docs && k < ss->n_rounds; k++)
-        cJSON_Delete(docs[k]);
-    free(docs);
-    for (size_t i = 0; i < fi->n_held; i++)
-        cJSON_Delete(fi->held[i]);
-    fi->n_held = 0;
+    for (size_t k = 0; k < ss->n_rounds; k++)
+        manifest_reader_close(&fi->lines[k]);
+    manifest_reader_close(&fi->kept);
     return rc;
 }
 
@@ -478,11 +530,13 @@ static enum vc_status write_ledger(struct finish *fi, struct vc_err *err)
     fi->n_dropped = calloc(ss->n_rounds, sizeof *fi->n_dropped);
     fi->drops = calloc(ss->n_rounds, sizeof *fi->drops);
     fi->next_drop = calloc(ss->n_rounds, sizeof *fi->next_drop);
+    fi->drop_at = calloc(ss->n_rounds, sizeof *fi->drop_at);
+    fi->lines = calloc(ss->n_rounds, sizeof *fi->lines);
     fi->links = calloc(ss->n_units + 1, sizeof *fi->links);
     fi->dupkeys_tmp = session_work_path(ss, "finish-dupkeys.tmp");
     fi->duprefs_tmp = session_work_path(ss, "finish-duprefs.tmp");
-    enum vc_status rc = path && tmp && fi->n_dropped && fi->drops && fi->next_drop && fi->links &&
-                                fi->dupkeys_tmp && fi->duprefs_tmp
+    enum vc_status rc = path && tmp && fi->n_dropped && fi->drops && fi->next_drop && fi->drop_at &&
+                                fi->lines && fi->links && fi->dupkeys_tmp && fi->duprefs_tmp
                             ? VC_OK
                             : vc_err_oom(err);
     for (size_t k = 0; rc == VC_OK && k + 1 < ss->n_rounds; k++) {
@@ -501,7 +555,8 @@ static enum vc_status write_ledger(struct finish *fi, struct vc_err *err)
     if (rc == VC_OK)
         rc = resolve_dups(fi, err);
     for (size_t k = 0; rc == VC_OK && k + 1 < ss->n_rounds; k++)
-        if ((rc = drops_open(fi, k, &fi->drops[k], err)) == VC_OK)
+        if ((rc = drops_open(fi, k, &fi->drops[k], err)) == VC_OK &&
+            (rc = drops_open(fi, k, &fi->drop_at[k], err)) == VC_OK)
             rc = next_drop(fi, k, err);
     if (rc == VC_OK && !(fi->f = fopen(tmp, "wb")))
         rc = vc_err_io(err, tmp);
@@ -620,12 +675,13 @@ static void finish_free(struct finish *fi)
     free(fi->duprefs_tmp);
     for (size_t k = 0; fi->drops && k < fi->ss->n_rounds; k++) {
         cJSON_Delete(fi->next_drop ? fi->next_drop[k] : NULL);
-        manifest_drop_close(&fi->drops[k]);
+        manifest_reader_close(&fi->drops[k]);
+        if (fi->drop_at)
+            manifest_reader_close(&fi->drop_at[k]);
     }
-    for (size_t i = 0; i < fi->n_held; i++)
-        cJSON_Delete(fi->held[i]);
-    free(fi->held);
     free(fi->next_drop);
+    free(fi->drop_at);
+    free(fi->lines);
     free(fi->n_dropped);
     free(fi->links);
     free(fi->drops);

@@ -257,16 +257,16 @@ static enum vc_status stream_each(const struct stage_plan_stream *p, stage_rec_f
     const struct stream_src *src = p->impl;
     enum vc_status rc = VC_OK;
     for (size_t u = 0; rc == VC_OK && u < src->ss->n_units; u++) {
-        cJSON *doc = NULL;
-        rc = session_unit_manifest(src->ss, src->round, u, &doc, err);
-        for (const cJSON *it = rc == VC_OK ? manifest_unit_kept(doc) : NULL; rc == VC_OK && it;
-             it = it->next) {
+        struct session_kept c;
+        rc = session_kept_open(&c, src->ss, src->round, u, err);
+        for (; rc == VC_OK && c.item; rc = session_kept_next(&c, err)) {
             struct stage_rec r;
-            struct manifest_kept k;
-            session_rec_get(src->ss, u, it, &r, &k);
+            session_kept_rec(&c, &r);
             rc = fn(ctx, &r, err);
+            if (rc != VC_OK)
+                break;
         }
-        cJSON_Delete(doc);
+        session_kept_close(&c);
     }
     return rc;
 }
@@ -280,8 +280,8 @@ static enum vc_status stream_drop(const struct stage_plan_stream *p, const struc
 
 /* What the streaming commit carries from unit to unit. */
 struct stream_out {
-    struct manifest_drop_reader rd; /* the drops, read back in order */
-    cJSON *next;                    /* the next drop, NULL after the last */
+    struct manifest_reader rd; /* the drops, read back in order */
+    cJSON *next;               /* the next drop, NULL after the last */
     struct spill_id next_id;
     uint8_t *flags; /* the current unit's alive flags */
     size_t n_flags, cap_flags;
@@ -308,7 +308,7 @@ static enum vc_status next_drop(struct stream_out *o, struct vc_err *err)
 {
     cJSON_Delete(o->next);
     o->next = NULL;
-    int got = manifest_drop_next(&o->rd, &o->next, err);
+    int got = manifest_reader_next(&o->rd, &o->next, err);
     if (got < 0)
         return (enum vc_status)got;
     if (got) {
@@ -380,7 +380,7 @@ static enum vc_status stream_commit(const struct session *ss, size_t round,
     if (rc == VC_OK && fflush(drops->w.f) != 0)
         rc = vc_err_io(err, drops->w.tmp);
     if (rc == VC_OK)
-        rc = manifest_drop_open(&o.rd, drops->w.tmp, err);
+        rc = manifest_reader_open(&o.rd, drops->w.tmp, "drop", err);
     if (rc == VC_OK)
         rc = next_drop(&o, err);
     if (rc == VC_OK && (rc = spill_index_open(&aw, alive, ss->n_units, err)) == VC_OK)
@@ -388,17 +388,15 @@ static enum vc_status stream_commit(const struct session *ss, size_t round,
     if (rc == VC_OK && (rc = spill_writer_open(&o.order, order, NULL, err)) == VC_OK)
         ow_open = true;
     for (size_t u = 0; rc == VC_OK && u < ss->n_units; u++) {
-        cJSON *doc = NULL;
-        rc = session_unit_manifest(ss, round, u, &doc, err);
+        struct session_kept c;
+        rc = session_kept_open(&c, ss, round, u, err);
         o.n_flags = 0;
-        for (const cJSON *it = rc == VC_OK ? manifest_unit_kept(doc) : NULL; rc == VC_OK && it;
-             it = it->next) {
-            struct manifest_kept k;
-            manifest_kept_get(it, &k);
-            struct spill_id id = { (uint32_t)u, k.index };
-            rc = stream_rec(&o, &id, err);
+        for (; rc == VC_OK && c.item; rc = session_kept_next(&c, err)) {
+            struct spill_id id = { (uint32_t)u, c.k.index };
+            if ((rc = stream_rec(&o, &id, err)) != VC_OK)
+                break;
         }
-        cJSON_Delete(doc);
+        session_kept_close(&c);
         if (rc == VC_OK)
             rc = spill_index_add(&aw, o.flags, o.n_flags, err);
     }
@@ -418,7 +416,7 @@ static enum vc_status stream_commit(const struct session *ss, size_t round,
     if (rc == VC_OK)
         rc = round_commit(ss, round, man, &sz, p->report, drops, err);
     cJSON_Delete(o.next);
-    manifest_drop_close(&o.rd);
+    manifest_reader_close(&o.rd);
     free(o.flags);
     free(o.live);
     free(alive);

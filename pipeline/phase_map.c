@@ -34,8 +34,12 @@ struct map_task {
     uint32_t unit;
     size_t source;
     const struct source_unit *u;
-    cJSON *doc; /* the manifest being built */
+    cJSON *doc; /* the manifest being built: counts and links */
     struct spill_writer spill;
+    /* The records kept and the ledger lines, one JSON line each, streamed
+     * to the unit's .kept and .ledger files (manifest.h). */
+    struct spill_writer kept, lines;
+    uint64_t n_kept, n_lines;
     /* The last round after a global stage links the bytes it passes on
      * unchanged to the previous round's spill instead of copying them. */
     bool link;
@@ -46,9 +50,10 @@ struct map_task {
     long edit;
     /* round 0 reads the unit from its source ... */
     void *cursor;
-    /* ... later rounds the records round-1 kept and its global stage let live */
+    /* ... later rounds the records round-1 kept and its global stage let
+     * live: its manifest, its .kept file read as a stream and its flags */
     cJSON *prev;
-    const cJSON *prev_rec;
+    struct manifest_reader prev_kept;
     uint8_t *alive;
     size_t n_alive, pos;
     struct spill_reader in;
@@ -97,10 +102,11 @@ static enum vc_status ledger_add(struct map_task *t, const struct sample *s, uin
     if (state == LEDGER_ERROR)
         log_error(t->ss, t->u->file, le.key, stage, e);
     t->n_input++;
-    return manifest_unit_add_line(t->doc, &le, err);
+    t->n_lines++;
+    return manifest_line_write(t->lines.f, t->lines.tmp, &le, err);
 }
 
-/* Appends the sample to the spill and its record to t->kept. */
+/* Appends the sample to the spill and its record to the .kept file. */
 static enum vc_status spill_sample(struct map_task *t, const struct sample *s,
                                    const struct spill_base *base, const cJSON *extra,
                                    struct vc_err *err)
@@ -114,7 +120,8 @@ static enum vc_status spill_sample(struct map_task *t, const struct sample *s,
                                .tar_bytes = sr.tar_bytes,
                                .extra = extra };
     t->n_input++;
-    return manifest_unit_add_kept(t->doc, &k, err);
+    t->n_kept++;
+    return manifest_kept_write(t->kept.f, t->kept.tmp, &k, err);
 }
 
 /* Field names must fit a member name next to any output key. */
@@ -253,28 +260,38 @@ static enum vc_status run_batch(struct map_task *t, size_t n, struct vc_err *err
 static enum vc_status next_survivor(struct map_task *t, struct sample *s, struct spill_base *at,
                                     struct vc_err *err)
 {
-    for (; t->prev_rec; t->prev_rec = t->prev_rec->next, t->pos++) {
-        if (t->pos >= t->n_alive)
+    for (;; t->pos++) {
+        cJSON *item;
+        int got = manifest_reader_next(&t->prev_kept, &item, err);
+        if (got < 0)
+            return (enum vc_status)got;
+        if (got == 0)
+            return VC_EOF;
+        if (t->pos >= t->n_alive) {
+            cJSON_Delete(item);
             return vc_err_set(err, VC_EFATAL, VC_REASON_io_error,
-                              "unit %u: round %u's alive flags do not match its manifest", t->unit,
+                              "unit %u: round %u's alive flags do not match its records", t->unit,
                               (unsigned)t->round - 1);
-        if (!t->alive[t->pos])
+        }
+        if (!t->alive[t->pos]) {
+            cJSON_Delete(item);
             continue;
-        struct manifest_kept k;
-        manifest_kept_get(t->prev_rec, &k);
-        t->prev_rec = t->prev_rec->next;
+        }
         t->pos++;
+        struct manifest_kept k;
+        manifest_kept_get(item, &k);
         /* Percent-encoding makes a key up to 3 times longer. */
         char *key = arena_alloc(s->arena, 3 * strlen(k.key) + 2);
         s->orig_key = arena_strdup(s->arena, k.key);
+        if (key && s->orig_key)
+            sample_key_sanitize(k.key, key, 3 * strlen(k.key) + 2);
+        cJSON_Delete(item);
         if (!key || !s->orig_key)
             return vc_err_set(err, VC_EFATAL, VC_REASON_mem_cap, "unit %u: key", t->unit);
-        sample_key_sanitize(k.key, key, 3 * strlen(k.key) + 2);
         s->key = key;
         s->src_index = k.index;
         return spill_reader_load(&t->in, k.off, k.len, s, at, err);
     }
-    return VC_EOF;
 }
 
 /* The previous round's global stage's edit of a survivor.  *kept false:
@@ -393,9 +410,10 @@ static enum vc_status open_input(struct map_task *t, struct vc_err *err)
     }
     size_t prev = t->round - 1;
     char *man = session_work_path(ss, "r%zu-map-%06u.json", prev, t->unit);
+    char *kept = session_work_path(ss, "r%zu-map-%06u.kept", prev, t->unit);
     char *bin = session_work_path(ss, "r%zu-map-%06u.bin", prev, t->unit);
     char *alive = session_work_path(ss, "r%zu-alive.bin", prev);
-    enum vc_status rc = man && bin && alive ? VC_OK : vc_err_oom(err);
+    enum vc_status rc = man && kept && bin && alive ? VC_OK : vc_err_oom(err);
     if (rc == VC_OK && !commit_valid(man, sp->hash, &t->prev))
         rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s is missing or names another spec",
                         man);
@@ -403,14 +421,16 @@ static enum vc_status open_input(struct map_task *t, struct vc_err *err)
         rc = spill_index_read(alive, t->unit, &t->alive, &t->n_alive, err);
     if (rc == VC_OK)
         rc = spill_reader_open(&t->in, bin, NULL, t->u->file, err);
-    if (rc == VC_OK) {
-        t->prev_rec = manifest_unit_kept(t->prev);
-        if (manifest_unit_n_kept(t->prev) != t->n_alive)
-            rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error,
-                            "%s: %zu alive flags for %zu records", alive, t->n_alive,
-                            manifest_unit_n_kept(t->prev));
-    }
+    if (rc == VC_OK)
+        rc = manifest_reader_open(&t->prev_kept, kept, "kept record", err);
+    struct manifest_unit_counts c = { 0 };
+    if (rc == VC_OK)
+        manifest_unit_get_counts(t->prev, &c);
+    if (rc == VC_OK && c.n_kept != t->n_alive)
+        rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error, "%s: %zu alive flags for %llu records",
+                        alive, t->n_alive, (unsigned long long)c.n_kept);
     free(man);
+    free(kept);
     free(bin);
     free(alive);
     return rc;
@@ -421,6 +441,7 @@ static void close_input(struct map_task *t)
     if (t->cursor)
         t->ss->spec->sources[t->source].ops->close(t->cursor);
     spill_reader_close(&t->in);
+    manifest_reader_close(&t->prev_kept);
     cJSON_Delete(t->prev);
     free(t->alive);
 }
@@ -512,9 +533,16 @@ enum vc_status phase_map_unit(struct session *ss, size_t round, size_t unit, str
     t.next_index = t.u->first_record;
     char *bin = session_work_path(ss, "r%zu-map-%06zu.bin", round, unit);
     char *man = session_work_path(ss, "r%zu-map-%06zu.json", round, unit);
-    enum vc_status rc = bin && man ? map_task_alloc(&t, sp->n_stages, err) : vc_err_oom(err);
+    char *kept = session_work_path(ss, "r%zu-map-%06zu.kept", round, unit);
+    char *lines = session_work_path(ss, "r%zu-map-%06zu.ledger", round, unit);
+    enum vc_status rc =
+        bin && man && kept && lines ? map_task_alloc(&t, sp->n_stages, err) : vc_err_oom(err);
     if (rc == VC_OK)
         rc = spill_writer_open(&t.spill, bin, t.u->file, err);
+    if (rc == VC_OK)
+        rc = spill_writer_open(&t.kept, kept, NULL, err);
+    if (rc == VC_OK)
+        rc = spill_writer_open(&t.lines, lines, NULL, err);
     size_t begun = rd->first;
     for (; rc == VC_OK && begun < rd->end; begun++) {
         t.tcs[begun] = (struct stage_task_ctx){ .run = &ss->ctx[round],
@@ -562,13 +590,16 @@ enum vc_status phase_map_unit(struct session *ss, size_t round, size_t unit, str
     t.link = t.link && t.spill.linked;
     if (rc == VC_OK && t.link)
         rc = manifest_unit_set_links(t.doc, err);
-    if (t.spill.path) {
-        enum vc_status src = spill_writer_close(&t.spill, rc == VC_OK, err);
-        if (rc == VC_OK)
-            rc = src;
-    }
+    struct spill_writer *files[] = { &t.spill, &t.kept, &t.lines };
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++)
+        if (files[i]->path) {
+            enum vc_status src = spill_writer_close(files[i], rc == VC_OK, err);
+            if (rc == VC_OK)
+                rc = src;
+        }
+    struct manifest_unit_counts c = { t.n_input, t.n_kept, t.n_lines };
     if (rc == VC_OK)
-        rc = manifest_unit_set_input(t.doc, t.n_input, err);
+        rc = manifest_unit_set_counts(t.doc, &c, err);
     if (rc == VC_OK)
         rc = commit_write_json(man, t.doc, false, err);
     /* The previous round's spill of this unit has no reader left once this
@@ -579,6 +610,8 @@ enum vc_status phase_map_unit(struct session *ss, size_t round, size_t unit, str
     map_task_free(&t);
     free(bin);
     free(man);
+    free(kept);
+    free(lines);
     return rc;
 }
 

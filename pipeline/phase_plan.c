@@ -133,47 +133,36 @@ static void prec_get(const uint8_t *p, struct prec *r)
 /* Longest source key an order record carries. */
 enum { PREC_MAX_KEY = EXTSORT_MAX_REC - PREC_HEAD - 1 };
 
-/* The kept records of one unit's last-round manifest, walked in index
- * order (one manifest in memory at a time). */
+/* The kept records of one unit's last round, walked in index order (one
+ * record in memory at a time). */
 struct unit_cursor {
     const struct session *ss;
     size_t round, unit, source;
-    cJSON *doc;
-    const cJSON *it;
+    struct session_kept kept;
 };
 
 static enum vc_status cursor_load(struct unit_cursor *c, size_t u, struct vc_err *err)
 {
-    cJSON_Delete(c->doc);
-    c->doc = NULL;
+    session_kept_close(&c->kept);
     c->unit = u;
     spec_unit(c->ss->spec, u, &c->source);
-    char *man = session_work_path(c->ss, "r%zu-map-%06zu.json", c->round, u);
-    bool ok = man && commit_valid(man, c->ss->spec->hash, &c->doc);
-    free(man);
-    if (!ok)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_io_error,
-                          "unit %zu: its round %zu manifest is missing or names another spec", u,
-                          c->round);
-    c->it = manifest_unit_kept(c->doc);
-    return VC_OK;
+    return session_kept_open(&c->kept, c->ss, c->round, u, err);
 }
 
 static enum vc_status cursor_rec(const struct unit_cursor *c, struct prec *r, struct vc_err *err)
 {
-    struct manifest_kept k;
-    manifest_kept_get(c->it, &k);
+    const struct manifest_kept *k = &c->kept.k;
     *r = (struct prec){ .unit = (uint32_t)c->unit,
                         .source = (uint32_t)c->source,
-                        .index = k.index,
-                        .off = k.off,
-                        .len = k.len,
-                        .bytes = k.tar_bytes,
-                        .key = k.key ? k.key : "" };
+                        .index = k->index,
+                        .off = k->off,
+                        .len = k->len,
+                        .bytes = k->tar_bytes,
+                        .key = k->key ? k->key : "" };
     if (strlen(r->key) > PREC_MAX_KEY)
         return vc_err_set(err, VC_EFATAL, VC_REASON_field_too_long,
                           "unit %zu record %llu: a key of more than %d bytes", c->unit,
-                          (unsigned long long)k.index, PREC_MAX_KEY);
+                          (unsigned long long)k->index, PREC_MAX_KEY);
     return VC_OK;
 }
 
@@ -192,11 +181,13 @@ static enum vc_status order_units(struct unit_cursor *c, struct extsort *out, st
     enum vc_status rc = VC_OK;
     for (size_t u = 0; rc == VC_OK && u < c->ss->n_units; u++) {
         rc = cursor_load(c, u, err);
-        for (; rc == VC_OK && c->it; c->it = c->it->next) {
+        while (rc == VC_OK && c->kept.item) {
             struct prec r;
             rc = cursor_rec(c, &r, err);
             if (rc == VC_OK)
                 rc = order_add(out, pos++, &r, err);
+            if (rc == VC_OK)
+                rc = session_kept_next(&c->kept, err);
         }
     }
     return rc;
@@ -242,11 +233,11 @@ static enum vc_status order_carried(struct unit_cursor *c, const char *order_pat
                               order_path, u, c->ss->n_units);
         if (u != c->unit)
             rc = cursor_load(c, u, err);
-        struct manifest_kept k = { 0 };
-        while (rc == VC_OK && c->it && (manifest_kept_get(c->it, &k), k.index < index))
-            c->it = c->it->next;
+        while (rc == VC_OK && c->kept.item && c->kept.k.index < index)
+            rc = session_kept_next(&c->kept, err);
         struct prec r;
-        if (rc == VC_OK && c->it && k.index == index && (rc = cursor_rec(c, &r, err)) == VC_OK)
+        if (rc == VC_OK && c->kept.item && c->kept.k.index == index &&
+            (rc = cursor_rec(c, &r, err)) == VC_OK)
             rc = order_add(out, extsort_get_be(p + 12, 8), &r, err);
     }
     return rc;
@@ -489,7 +480,7 @@ enum vc_status phase_plan(const struct session *ss, struct vc_err *err)
     } else if (rc == VC_OK) {
         rc = order_units(&cur, order, err);
     }
-    cJSON_Delete(cur.doc);
+    session_kept_close(&cur.kept);
     if (rc == VC_OK)
         rc = extsort_open(&k.sorted, tmp[2], budget / 3, err);
     if (rc == VC_OK)

@@ -111,18 +111,51 @@ enum vc_status session_unit_manifest(const struct session *ss, size_t round, siz
     return VC_OK;
 }
 
-void session_rec_get(const struct session *ss, size_t u, const struct cJSON *item,
-                     struct stage_rec *r, struct manifest_kept *k)
+enum vc_status session_kept_open(struct session_kept *c, const struct session *ss, size_t round,
+                                 size_t u, struct vc_err *err)
+{
+    memset(c, 0, sizeof *c);
+    c->ss = ss;
+    c->unit = u;
+    cJSON *doc = NULL;
+    VC_TRY(session_unit_manifest(ss, round, u, &doc, err));
+    cJSON_Delete(doc);
+    char *path = session_work_path(ss, "r%zu-map-%06zu.kept", round, u);
+    enum vc_status rc =
+        path ? manifest_reader_open(&c->rd, path, "kept record", err) : vc_err_oom(err);
+    free(path);
+    return rc == VC_OK ? session_kept_next(c, err) : rc;
+}
+
+enum vc_status session_kept_next(struct session_kept *c, struct vc_err *err)
+{
+    cJSON_Delete(c->item);
+    c->item = NULL;
+    int got = manifest_reader_next(&c->rd, &c->item, err);
+    if (got < 0)
+        return (enum vc_status)got;
+    if (got > 0)
+        manifest_kept_get(c->item, &c->k);
+    return VC_OK;
+}
+
+void session_kept_close(struct session_kept *c)
+{
+    cJSON_Delete(c->item);
+    manifest_reader_close(&c->rd);
+    memset(c, 0, sizeof *c);
+}
+
+void session_kept_rec(const struct session_kept *c, struct stage_rec *r)
 {
     size_t source;
-    spec_unit(ss->spec, u, &source);
-    manifest_kept_get(item, k);
-    *r = (struct stage_rec){ .unit = (uint32_t)u,
+    spec_unit(c->ss->spec, c->unit, &source);
+    *r = (struct stage_rec){ .unit = (uint32_t)c->unit,
                              .source = (uint32_t)source,
-                             .index = k->index,
-                             .bytes = k->tar_bytes,
-                             .key = k->key,
-                             .extra = k->extra };
+                             .index = c->k.index,
+                             .bytes = c->k.tar_bytes,
+                             .key = c->k.key,
+                             .extra = c->k.extra };
 }
 
 void session_recs_free(struct session_recs *rs)
@@ -136,25 +169,31 @@ void session_recs_free(struct session_recs *rs)
 }
 
 /* Unit u's kept records appended, owning their keys and extras. */
-static enum vc_status recs_add_unit(const struct session *ss, size_t u, cJSON *doc,
+static enum vc_status recs_add_unit(const struct session *ss, size_t round, size_t u,
                                     struct session_recs *rs, struct vc_err *err)
 {
-    for (cJSON *it = (cJSON *)(uintptr_t)manifest_unit_kept(doc); it; it = it->next) {
+    struct session_kept c;
+    enum vc_status rc = session_kept_open(&c, ss, round, u, err);
+    for (; rc == VC_OK && c.item; rc = session_kept_next(&c, err)) {
         struct stage_rec *v = vc_grow_array(rs->v, &rs->cap, rs->n + 1, sizeof *v, 4096);
-        if (!v)
-            return vc_err_oom(err);
+        if (!v) {
+            rc = vc_err_oom(err);
+            break;
+        }
         rs->v = v;
         struct stage_rec *r = &rs->v[rs->n];
-        struct manifest_kept k;
-        session_rec_get(ss, u, it, r, &k);
+        session_kept_rec(&c, r);
         r->extra = NULL;
-        if (!(r->key = arena_strdup(rs->keys, k.key)))
-            return vc_err_oom(err);
+        if (!(r->key = arena_strdup(rs->keys, c.k.key))) {
+            rc = vc_err_oom(err);
+            break;
+        }
         rs->n++;
-        if (k.extra)
-            r->extra = cJSON_DetachItemViaPointer(it, (cJSON *)(uintptr_t)k.extra);
+        if (c.k.extra)
+            r->extra = cJSON_DetachItemViaPointer(c.item, (cJSON *)(uintptr_t)c.k.extra);
     }
-    return VC_OK;
+    session_kept_close(&c);
+    return rc;
 }
 
 enum vc_status session_recs_load(const struct session *ss, size_t round, struct session_recs *rs,
@@ -166,13 +205,8 @@ enum vc_status session_recs_load(const struct session *ss, size_t round, struct 
     if (!rs->first || !rs->keys)
         return vc_err_oom(err);
     for (size_t u = 0; u < ss->n_units; u++) {
-        cJSON *doc = NULL;
         rs->first[u] = rs->n;
-        enum vc_status rc = session_unit_manifest(ss, round, u, &doc, err);
-        if (rc == VC_OK)
-            rc = recs_add_unit(ss, u, doc, rs, err);
-        cJSON_Delete(doc);
-        VC_TRY(rc);
+        VC_TRY(recs_add_unit(ss, round, u, rs, err));
     }
     rs->first[ss->n_units] = rs->n;
     if (!rs->v && !(rs->v = calloc(1, sizeof *rs->v)))

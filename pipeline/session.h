@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include "core/vc_err.h"
+#include "manifests/manifest.h"
 #include "progress.h"
 #include "spec.h"
 #include "spill.h"
@@ -57,16 +58,27 @@ const char *session_unit_file(const struct session *ss, const char *file);
  * the unit when it is missing or names another spec. */
 enum vc_status session_unit_manifest(const struct session *ss, size_t round, size_t u,
                                      struct cJSON **doc, struct vc_err *err);
-/* The record of one kept entry of unit u's manifest (borrowing from it),
- * and the entry itself. */
-struct manifest_kept;
-void session_rec_get(const struct session *ss, size_t u, const struct cJSON *item,
-                     struct stage_rec *r, struct manifest_kept *k);
+/* Unit u's kept records of a round, in index order, one in memory at a
+ * time: read from its .kept file once its manifest has vouched for it. */
+struct session_kept {
+    const struct session *ss;
+    size_t unit;
+    struct manifest_reader rd;
+    struct cJSON *item;     /* the current record (owned); NULL at the end */
+    struct manifest_kept k; /* its fields, borrowing from item */
+};
+/* Opens the records and reads the first. */
+enum vc_status session_kept_open(struct session_kept *c, const struct session *ss, size_t round,
+                                 size_t u, struct vc_err *err);
+/* The next record (c->item NULL after the last). */
+enum vc_status session_kept_next(struct session_kept *c, struct vc_err *err);
+void session_kept_close(struct session_kept *c);
+/* The current record as a stage sees it, borrowing from c. */
+void session_kept_rec(const struct session_kept *c, struct stage_rec *r);
 
-/* The records a round's MAP tasks kept, from their manifests, in (unit,
- * index) order.  The manifests are read one at a time and not kept: each
- * record's key is copied into keys and its .extra detached from its
- * manifest (owned), ~150 bytes a record instead of its manifest entry's
+/* The records a round's MAP tasks kept, in (unit, index) order, read one
+ * at a time: each record's key is copied into keys and its .extra
+ * detached from its line (owned), ~150 bytes a record instead of its
  * 1-2.5 KB of cJSON nodes. */
 struct session_recs {
     struct stage_rec *v;
