@@ -440,8 +440,11 @@ static enum vc_status emit(struct finish *fi, size_t u, const struct fate *f, st
     return rc;
 }
 
+/* Round k's next drop, in place of the one before (deleted). */
 static enum vc_status next_drop(struct finish *fi, size_t k, struct vc_err *err)
 {
+    cJSON_Delete(fi->next_drop[k]);
+    fi->next_drop[k] = NULL;
     int got = manifest_reader_next(&fi->drops[k], &fi->next_drop[k], err);
     if (got <= 0)
         fi->next_drop[k] = NULL;
