@@ -230,7 +230,7 @@ static enum vc_status reduce_emit(void *ctx, const struct dedup_sig *s, struct v
 static enum vc_status write_edits(struct reducer *r, const char *path, struct vc_err *err)
 {
     struct dedup_sig_stream w;
-    VC_TRY(dedup_sig_stream_open(&w, path, err));
+    VC_TRY(dedup_sig_stream_open(&w, path, 0, err));
     enum vc_status rc = dedup_sig_drain(r->edits, dedup_sig_stream_add, &w, err);
     enum vc_status crc = dedup_sig_stream_close(&w, rc == VC_OK, err);
     return rc == VC_OK ? crc : rc;

@@ -39,36 +39,14 @@ int dedup_sig_order(const void *a, const void *b)
 enum vc_status dedup_sig_write(const char *path, struct dedup_sig *v, size_t n, unsigned part_bits,
                                struct vc_err *err)
 {
-    if (part_bits > SIG_MAX_PART_BITS)
-        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "%u partition bits", part_bits);
-    /* A unit without images has no records and may have no array. */
-    if (n)
-        qsort(v, n, sizeof *v, dedup_sig_order);
-    size_t n_parts = (size_t)1 << part_bits;
-    size_t table = (n_parts + 1) * sizeof(uint64_t), recs, total;
-    if (!vc_mul_ok(n, sizeof *v, &recs) || !vc_add_ok(SIG_HEADER + table, recs, &total))
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "%s: too many records", path);
-    uint8_t *buf = malloc(total);
-    if (!buf)
-        return vc_err_set(err, VC_EFATAL, VC_REASON_out_of_memory, "%s: %zu bytes", path, total);
-    uint32_t bits = part_bits, size = sizeof *v;
-    uint64_t n64 = n;
-    memcpy(buf, sig_magic, 8);
-    memcpy(buf + 8, &bits, 4);
-    memcpy(buf + 12, &size, 4);
-    memcpy(buf + 16, &n64, 8);
-    size_t i = 0;
-    for (size_t p = 0; p <= n_parts; p++) {
-        while (i < n && dedup_sig_part(v[i].key, part_bits) < p)
-            i++;
-        uint64_t off = i;
-        memcpy(buf + SIG_HEADER + p * sizeof off, &off, sizeof off);
-    }
-    if (n)
-        memcpy(buf + SIG_HEADER + table, v, recs);
-    enum vc_status rc = vc_fs_write_pending(path, buf, total, err);
-    free(buf);
-    return rc;
+    struct dedup_sig_stream w;
+    VC_TRY(dedup_sig_stream_open(&w, path, part_bits, err));
+    dedup_sig_sort(v, n);
+    enum vc_status rc = VC_OK;
+    for (size_t i = 0; rc == VC_OK && i < n; i++)
+        rc = dedup_sig_stream_add(&w, &v[i], err);
+    enum vc_status crc = dedup_sig_stream_close(&w, rc == VC_OK, err);
+    return rc == VC_OK ? crc : rc;
 }
 
 static enum vc_status read_at(int fd, const char *path, void *dst, size_t n, uint64_t off,
@@ -160,24 +138,28 @@ void dedup_sig_sort(struct dedup_sig *v, size_t n)
         qsort(v, n, sizeof *v, dedup_sig_order);
 }
 
-/* Header and the two offsets of partition 0. */
-enum { SIG_HEAD0 = SIG_HEADER + 2 * sizeof(uint64_t) };
-
 enum vc_status dedup_sig_stream_open(struct dedup_sig_stream *w, const char *path,
-                                     struct vc_err *err)
+                                     unsigned part_bits, struct vc_err *err)
 {
-    *w = (struct dedup_sig_stream){ 0 };
-    size_t len = strlen(path);
+    *w = (struct dedup_sig_stream){ .part_bits = part_bits };
+    if (part_bits > SIG_MAX_PART_BITS)
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "%u partition bits", part_bits);
+    size_t len = strlen(path), n_parts = (size_t)1 << part_bits;
     w->path = vc_strdup(path);
     w->tmp = malloc(len + 5);
-    if (!w->path || !w->tmp) {
+    w->start = calloc(n_parts + 1, sizeof *w->start);
+    if (!w->path || !w->tmp || !w->start) {
         dedup_sig_stream_close(w, false, err);
         return vc_err_oom(err);
     }
     memcpy(w->tmp, path, len);
     memcpy(w->tmp + len, ".tmp", 5);
-    static const uint8_t zero[SIG_HEAD0];
-    if (!(w->f = fopen(w->tmp, "wb")) || fwrite(zero, sizeof zero, 1, w->f) != 1) {
+    /* The header and table, zero until the close knows them. */
+    size_t head = SIG_HEADER + (n_parts + 1) * sizeof *w->start;
+    bool ok = (w->f = fopen(w->tmp, "wb")) != NULL;
+    for (size_t i = 0; ok && i < head; i++)
+        ok = fputc(0, w->f) != EOF;
+    if (!ok) {
         vc_err_io(err, w->tmp);
         dedup_sig_stream_close(w, false, NULL);
         return VC_EFATAL;
@@ -188,6 +170,12 @@ enum vc_status dedup_sig_stream_open(struct dedup_sig_stream *w, const char *pat
 enum vc_status dedup_sig_stream_add(void *ctx, const struct dedup_sig *s, struct vc_err *err)
 {
     struct dedup_sig_stream *w = ctx;
+    uint32_t p = dedup_sig_part(s->key, w->part_bits);
+    if (p < w->part)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_none, "%s: a signature out of order (a bug)",
+                          w->tmp);
+    for (; w->part < p; w->part++)
+        w->start[w->part + 1] = w->n;
     if (fwrite(s, sizeof *s, 1, w->f) != 1)
         return vc_err_io(err, w->tmp);
     w->n++;
@@ -198,16 +186,19 @@ enum vc_status dedup_sig_stream_close(struct dedup_sig_stream *w, bool commit, s
 {
     enum vc_status rc = VC_OK;
     if (w->f) {
-        uint8_t head[SIG_HEAD0];
-        uint32_t bits = 0, size = sizeof(struct dedup_sig);
-        uint64_t off[2] = { 0, w->n };
+        size_t n_parts = (size_t)1 << w->part_bits;
+        for (size_t p = w->part + 1; p <= n_parts; p++)
+            w->start[p] = w->n;
+        uint8_t head[SIG_HEADER];
+        uint32_t bits = w->part_bits, size = sizeof(struct dedup_sig);
         memcpy(head, sig_magic, 8);
         memcpy(head + 8, &bits, 4);
         memcpy(head + 12, &size, 4);
         memcpy(head + 16, &w->n, 8);
-        memcpy(head + SIG_HEADER, off, sizeof off);
+        size_t table = (n_parts + 1) * sizeof *w->start;
         if (commit && (fflush(w->f) != 0 ||
-                       pwrite(fileno(w->f), head, sizeof head, 0) != (ssize_t)sizeof head))
+                       pwrite(fileno(w->f), head, sizeof head, 0) != (ssize_t)sizeof head ||
+                       pwrite(fileno(w->f), w->start, table, SIG_HEADER) != (ssize_t)table))
             rc = vc_err_io(err, w->tmp);
         rc = vc_fs_sync_close(w->f, w->tmp, commit, rc, err);
         if (commit && rc == VC_OK)
@@ -217,6 +208,7 @@ enum vc_status dedup_sig_stream_close(struct dedup_sig_stream *w, bool commit, s
     }
     free(w->path);
     free(w->tmp);
+    free(w->start);
     *w = (struct dedup_sig_stream){ 0 };
     return rc;
 }

@@ -40,9 +40,9 @@ static inline uint32_t dedup_sig_part(uint64_t key, unsigned part_bits)
     return part_bits ? (uint32_t)(key >> (64 - part_bits)) : 0;
 }
 
-/* Sorts `v` in place and writes it as a signature file with vc_fs's
- * temp + fsync + rename, the rename made durable by the task's commit
- * marker written next in the same folder (vc_fs_write_pending). */
+/* Sorts `v` in place and writes it as a signature file (through
+ * dedup_sig_stream: temp + fsync + rename, the rename made durable by the
+ * task's commit marker written next in the same folder). */
 enum vc_status dedup_sig_write(const char *path, struct dedup_sig *v, size_t n, unsigned part_bits,
                                struct vc_err *err);
 
@@ -77,17 +77,22 @@ enum vc_status dedup_sig_drain(struct extsort *s, dedup_sig_fn fn, void *ctx, st
 /* Sorts v[0..n) by dedup_sig_cmp. */
 void dedup_sig_sort(struct dedup_sig *v, size_t n);
 
-/* A signature file of part_bits 0 written record by record, in order (a
- * merge's output); the header is filled in and the file fsynced and
+/* A signature file written record by record, in dedup_sig_cmp order (a
+ * sort's or a merge's output), so that no writer holds its records; the
+ * header and partition table are filled in and the file fsynced and
  * renamed into place by dedup_sig_stream_close(commit = true), the rename
- * made durable by the task's marker (vc_fs_rename_pending). */
+ * made durable by the task's marker (vc_fs_rename_pending).  A record out
+ * of partition order is VC_EFATAL. */
 struct dedup_sig_stream {
     FILE *f;
     char *path, *tmp;
     uint64_t n;
+    unsigned part_bits;
+    uint32_t part;   /* the partition of the last record */
+    uint64_t *start; /* 2^part_bits + 1: each partition's first record */
 };
 enum vc_status dedup_sig_stream_open(struct dedup_sig_stream *w, const char *path,
-                                     struct vc_err *err);
+                                     unsigned part_bits, struct vc_err *err);
 enum vc_status dedup_sig_stream_add(void *w, const struct dedup_sig *s, struct vc_err *err);
 /* Always frees; without commit the temp file is removed. */
 enum vc_status dedup_sig_stream_close(struct dedup_sig_stream *w, bool commit, struct vc_err *err);

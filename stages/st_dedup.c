@@ -7,8 +7,10 @@
  * them.  Each reduce part writes WORK/rR-dedup-edges-<part>; PLAN reads
  * them back in partition order.  A duplicate's method and distance are
  * those of the strongest pair that reached it (which may join it to
- * another member of its cluster than the kept one).  Memory of MAP: the unit's signatures (32
- * bytes each, ~20 per sample); of the reduce and of the plan: memory_mb,
+ * another member of its cluster than the kept one).  Memory of MAP:
+ * DEDUP_MAP_SORT_BYTES for the unit's signatures (32 bytes each, ~2 per
+ * sample with the exact methods, ~20 with MinHash), sorted in memory up to
+ * that and as an external sort beyond; of the reduce and of the plan: memory_mb,
  * whatever the number of samples, pairs and duplicates (the plan's steps
  * are external sorts and streams: see "The plan" below). */
 #include "st_dedup.h"
@@ -46,8 +48,16 @@ struct st_dedup {
 
 /* Per task: the unit's signatures (MAP), or the unit's edits sorted by
  * sample (edit hooks of the next round). */
+/* A MAP task sorts its unit's signatures in this much memory: 262,144 of
+ * them, a 10,000-sample unit's with every method on, so a webdataset
+ * shard of the usual size is sorted in memory and writes no run file; a
+ * larger unit spills sorted runs of this size under _work and merges
+ * them (extsort.h), so a task's memory does not follow its unit. */
+#define DEDUP_MAP_SORT_BYTES ((size_t)8 << 20)
+
 struct dedup_task {
-    struct dedup_sig *v;
+    struct extsort *sort; /* MAP: the unit's signatures */
+    struct dedup_sig *v;  /* edits: the unit's, from every part */
     size_t n, cap;
     size_t pos; /* edits: the first one not yet behind the current sample */
 };
@@ -176,23 +186,23 @@ static enum vc_status dedup_create(const cJSON *cfg, const struct stage_ctx *ctx
     return VC_OK;
 }
 
+static enum vc_status work_path(const struct stage_ctx *ctx, const char *what, size_t n, char *out,
+                                size_t cap, struct vc_err *err);
+
 static enum vc_status dedup_task_begin(void *state, struct stage_task_ctx *ctx, struct vc_err *err)
 {
     (void)state;
-    ctx->task_state = calloc(1, sizeof(struct dedup_task));
-    if (!ctx->task_state)
+    struct dedup_task *t = calloc(1, sizeof *t);
+    if (!(ctx->task_state = t))
         return vc_err_oom(err);
-    return VC_OK;
+    char prefix[4096];
+    VC_TRY(work_path(ctx->run, "sigsort", ctx->unit, prefix, sizeof prefix, err));
+    return dedup_sig_sorter(&t->sort, prefix, DEDUP_MAP_SORT_BYTES, 0, err);
 }
 
 static enum vc_status push(struct dedup_task *t, struct dedup_sig sig, struct vc_err *err)
 {
-    struct dedup_sig *v = vc_grow_array(t->v, &t->cap, t->n + 1, sizeof *v, 1024);
-    if (!v)
-        return vc_err_oom(err);
-    t->v = v;
-    t->v[t->n++] = sig;
-    return VC_OK;
+    return extsort_add(t->sort, &sig, sizeof sig, err);
 }
 
 static void digest(const void *p, size_t n, uint8_t out[32])
@@ -459,13 +469,21 @@ static enum vc_status dedup_task_end(void *state, struct stage_task_ctx *ctx, st
 {
     const struct st_dedup *d = state;
     struct dedup_task *t = ctx->task_state;
-    char path[4096];
-    enum vc_status rc = work_path(ctx->run, "sig", ctx->unit, path, sizeof path, err);
-    if (rc == VC_OK)
-        rc = dedup_sig_write(path, t->v, t->n, d->ro.part_bits, err);
-    free(t->v);
-    free(t);
     ctx->task_state = NULL;
+    if (!t || !t->sort) { /* task_begin failed, and said why */
+        free(t);
+        return VC_OK;
+    }
+    char path[4096];
+    struct dedup_sig_stream w;
+    enum vc_status rc = work_path(ctx->run, "sig", ctx->unit, path, sizeof path, err);
+    if (rc == VC_OK && (rc = dedup_sig_stream_open(&w, path, d->ro.part_bits, err)) == VC_OK) {
+        rc = dedup_sig_drain(t->sort, dedup_sig_stream_add, &w, err);
+        enum vc_status crc = dedup_sig_stream_close(&w, rc == VC_OK, err);
+        rc = rc == VC_OK ? crc : rc;
+    }
+    extsort_close(t->sort);
+    free(t);
     return rc;
 }
 
