@@ -82,8 +82,13 @@ struct finish {
      * records. */
     struct manifest_reader *lines, kept;
     struct ledger_totals *per_source;
+    /* The current unit's fates: in memory up to a quarter of memory_mb,
+     * beyond that in an external sort of that size (a unit of millions of
+     * samples). */
     struct fate *fates;
     size_t n_fates, cap_fates;
+    struct extsort *fate_sort;
+    char *fates_tmp;
     FILE *f;
     const char *tmp;
     struct vc_buf line;
@@ -328,18 +333,6 @@ static enum vc_status write_wids(struct finish *fi, struct vc_err *err)
     return rc;
 }
 
-static enum vc_status fate_add(struct finish *fi, uint64_t index, size_t round, int kind,
-                               uint64_t off, struct vc_err *err)
-{
-    struct fate *g = vc_grow_array(fi->fates, &fi->cap_fates, fi->n_fates + 1, sizeof *g, 256);
-    if (!g)
-        return vc_err_oom(err);
-    fi->fates = g;
-    fi->fates[fi->n_fates++] =
-        (struct fate){ index, off, (uint32_t)(round * FATE_KINDS + (size_t)kind) };
-    return VC_OK;
-}
-
 static int fate_cmp(const void *a, const void *b)
 {
     const struct fate *x = a, *y = b;
@@ -348,6 +341,35 @@ static int fate_cmp(const void *a, const void *b)
     if (x->src != y->src)
         return x->src < y->src ? -1 : 1;
     return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* Moves the fates held so far into an external sort. */
+static enum vc_status fates_spill(struct finish *fi, struct vc_err *err)
+{
+    if (!fi->fates_tmp && !(fi->fates_tmp = session_work_path(fi->ss, "finish-fates.tmp")))
+        return vc_err_oom(err);
+    struct extsort_opts o = { sizeof(struct fate), fate_cmp, 0 };
+    VC_TRY(extsort_open_with(&fi->fate_sort, fi->fates_tmp, finish_budget(fi, 4), &o, err));
+    for (size_t i = 0; i < fi->n_fates; i++)
+        VC_TRY(extsort_add(fi->fate_sort, &fi->fates[i], sizeof *fi->fates, err));
+    fi->n_fates = 0;
+    return VC_OK;
+}
+
+static enum vc_status fate_add(struct finish *fi, uint64_t index, size_t round, int kind,
+                               uint64_t off, struct vc_err *err)
+{
+    struct fate f = { index, off, (uint32_t)(round * FATE_KINDS + (size_t)kind) };
+    if (!fi->fate_sort && (fi->n_fates + 1) * sizeof f > finish_budget(fi, 4))
+        VC_TRY(fates_spill(fi, err));
+    if (fi->fate_sort)
+        return extsort_add(fi->fate_sort, &f, sizeof f, err);
+    struct fate *g = vc_grow_array(fi->fates, &fi->cap_fates, fi->n_fates + 1, sizeof *g, 256);
+    if (!g)
+        return vc_err_oom(err);
+    fi->fates = g;
+    fi->fates[fi->n_fates++] = f;
+    return VC_OK;
 }
 
 /* The line a fate names, read back (owned). */
@@ -514,10 +536,25 @@ static enum vc_status ledger_unit(struct finish *fi, size_t u, struct vc_err *er
                 rc = next_drop(fi, k, err);
         }
     }
-    if (rc == VC_OK)
+    if (rc == VC_OK && fi->fate_sort) {
+        rc = extsort_done(fi->fate_sort, err);
+        const uint8_t *rec;
+        size_t n;
+        int got = 0;
+        while (rc == VC_OK && (got = extsort_next(fi->fate_sort, &rec, &n, err)) > 0) {
+            struct fate f;
+            memcpy(&f, rec, sizeof f);
+            rc = emit(fi, u, &f, err);
+        }
+        if (rc == VC_OK && got < 0)
+            rc = (enum vc_status)got;
+    } else if (rc == VC_OK) {
         qsort(fi->fates, fi->n_fates, sizeof *fi->fates, fate_cmp);
-    for (size_t i = 0; rc == VC_OK && i < fi->n_fates; i++)
+    }
+    for (size_t i = 0; rc == VC_OK && !fi->fate_sort && i < fi->n_fates; i++)
         rc = emit(fi, u, &fi->fates[i], err);
+    extsort_close(fi->fate_sort);
+    fi->fate_sort = NULL;
     for (size_t k = 0; k < ss->n_rounds; k++)
         manifest_reader_close(&fi->lines[k]);
     manifest_reader_close(&fi->kept);
@@ -673,6 +710,8 @@ static void finish_free(struct finish *fi)
         cJSON_Delete(fi->shards[k]);
     extsort_close(fi->places);
     free(fi->places_tmp);
+    extsort_close(fi->fate_sort);
+    free(fi->fates_tmp);
     extsort_close(fi->dupkeys);
     free(fi->dupkeys_tmp);
     free(fi->duprefs_tmp);
