@@ -352,7 +352,10 @@ static enum vc_status fates_spill(struct finish *fi, struct vc_err *err)
     VC_TRY(extsort_open_with(&fi->fate_sort, fi->fates_tmp, finish_budget(fi, 4), &o, err));
     for (size_t i = 0; i < fi->n_fates; i++)
         VC_TRY(extsort_add(fi->fate_sort, &fi->fates[i], sizeof *fi->fates, err));
-    fi->n_fates = 0;
+    /* The sort holds them now: the array's budget is its. */
+    free(fi->fates);
+    fi->fates = NULL;
+    fi->n_fates = fi->cap_fates = 0;
     return VC_OK;
 }
 
