@@ -486,13 +486,17 @@ bool phase_map_done(const struct session *ss, size_t round, size_t unit)
 {
     char *man = session_work_path(ss, "r%zu-map-%06zu.json", round, unit);
     char *bin = session_work_path(ss, "r%zu-map-%06zu.bin", round, unit);
+    char *kept = session_work_path(ss, "r%zu-map-%06zu.kept", round, unit);
     /* A spill is needed until the unit's next round is done (the last
-     * round's, by REDUCE, always): without it the unit is redone. */
+     * round's, by REDUCE, always): without it the unit is redone.  So is a
+     * unit without its records file: a manifest of the earlier format,
+     * which held them. */
     bool ok =
-        man && bin && commit_valid(man, ss->spec->hash, NULL) &&
+        man && bin && kept && commit_valid(man, ss->spec->hash, NULL) && vc_fs_exists(kept) &&
         (vc_fs_exists(bin) || (round + 1 < ss->n_rounds && phase_map_done(ss, round + 1, unit)));
     free(man);
     free(bin);
+    free(kept);
     return ok;
 }
 
