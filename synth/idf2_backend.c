@@ -65,10 +65,13 @@ static void resolve(void)
         const struct idf2_ops *p = &resolved[rows[r].parent];
         INHERIT(o, p, buf_alloc);
         INHERIT(o, p, buf_free);
+        const bool same_ep = !o->act && !o->add;
         for (int f = 0; f < IDF2_WF_COUNT; f++)
             if (!o->matmul[f]) {
                 o->matmul[f] = p->matmul[f];
                 o->tol[f] = p->tol[f];
+                if (same_ep && !o->matmul_ep[f])
+                    o->matmul_ep[f] = p->matmul_ep[f];
             }
         if (o->tol_other < p->tol_other)
             o->tol_other = p->tol_other;
@@ -464,6 +467,22 @@ void idf2_swiglu(const struct idf2_exec *ex, float *y, const float *x, size_t n,
         ex->ops->act_mul(g, u, n * I, act, ex);
     }
     idf2_mm(ex, y, g, n, down, NULL);
+}
+
+void idf2_mm_ep(const struct idf2_exec *ex, float *y, const float *x, size_t n,
+                const struct idf2_w *w, const float *bias, enum idf2_ep ep, enum idf2_act act,
+                float *tmp)
+{
+    const struct idf2_ops *o = ex->ops;
+    if (o->matmul_ep[w->fmt] && o->matmul_ep[w->fmt](y, x, n, w, bias, ep, act, ex))
+        return;
+    if (ep == IDF2_EP_ACT) {
+        idf2_mm(ex, y, x, n, w, bias);
+        o->act(y, n * (size_t)w->rows, act, ex);
+    } else {
+        idf2_mm(ex, tmp, x, n, w, bias);
+        o->add(y, tmp, n * (size_t)w->rows, ex);
+    }
 }
 
 void idf2_ws_need_mm(size_t *need, const struct idf2_ops *ops, size_t n, const struct idf2_w *w,

@@ -343,6 +343,42 @@ static void row_mm(float *y, const float *x, size_t n, const struct idf2_w *w, c
                    ex->ws, ex->nt);
 }
 
+/* The outer product (packed weights, or past BF16_STREAM_M rows: where
+ * row_mm's bf16 calls go to it) stores the epilogue itself; SiLU and
+ * GELU-tanh are the activations idf2_ops512_act computes by the same
+ * act_vec. */
+static bool row_mm_ep(float *y, const float *x, size_t n, const struct idf2_w *w, const float *bias,
+                      enum idf2_ep ep, enum idf2_act act, const struct idf2_exec *ex, bool two)
+{
+    const bool packed = w->packed && w->packed_by == row_pack;
+    if (!packed && n <= BF16_STREAM_M)
+        return false;
+    enum idf2_bf16mm_ep bep = IDF2_BF16MM_ADD;
+    if (ep == IDF2_EP_ACT && act == IDF2_ACT_SILU)
+        bep = IDF2_BF16MM_SILU;
+    else if (ep == IDF2_EP_ACT && act == IDF2_ACT_GELU_TANH)
+        bep = IDF2_BF16MM_GELU_TANH;
+    else if (ep == IDF2_EP_ACT)
+        return false;
+    idf2_bf16mm_ep(y, x, n, (size_t)w->cols, packed ? NULL : w->data, packed ? w->packed : NULL,
+                   (size_t)w->rows, (size_t)w->cols, two, bias, bep, ex->ws, ex->nt);
+    return true;
+}
+
+static bool row_mm_ep_bf16(float *y, const float *x, size_t n, const struct idf2_w *w,
+                           const float *bias, enum idf2_ep ep, enum idf2_act act,
+                           const struct idf2_exec *ex)
+{
+    return row_mm_ep(y, x, n, w, bias, ep, act, ex, true);
+}
+
+static bool row_mm_ep_bf16x1(float *y, const float *x, size_t n, const struct idf2_w *w,
+                             const float *bias, enum idf2_ep ep, enum idf2_act act,
+                             const struct idf2_exec *ex)
+{
+    return row_mm_ep(y, x, n, w, bias, ep, act, ex, false);
+}
+
 static void row_mm_bf16(float *y, const float *x, size_t n, const struct idf2_w *w,
                         const float *bias, const struct idf2_exec *ex)
 {
@@ -415,6 +451,7 @@ const struct idf2_ops idf2_avx512_ops = {
                 [IDF2_WF_Q8_0X16] = row_mm_q8_0x16,
                 [IDF2_WF_Q4_0X16] = row_mm_q4_0x16 },
     .matmul_ws = row_mm_ws,
+    .matmul_ep = { [IDF2_WF_BF16] = row_mm_ep_bf16 },
     .pack_bytes = row_pack_bytes,
     .pack = row_pack,
     .attention = idf2_ops512_attention,
@@ -437,6 +474,7 @@ const struct idf2_ops idf2_avx512bf16_ops = {
     .tol = { [IDF2_WF_BF16] = 1e-2 },
     .tol_attn = 3e-3,
     .matmul = { [IDF2_WF_BF16] = row_mm_bf16x1 },
+    .matmul_ep = { [IDF2_WF_BF16] = row_mm_ep_bf16x1 },
     .attention = idf2_ops512_attention_bf16,
     .attention_ws = idf2_ops512_attention_bf16_ws,
 };

@@ -255,10 +255,12 @@ struct tile_io {
     float *y;          /* row r0, column of group 0 */
     size_t ldy, ncols; /* y's row stride; columns left from group 0 */
     const float *bias; /* at group 0's column, or NULL */
+    enum idf2_bf16mm_ep ep;
 };
 
 /* One slice of a tile: the chunk loop, then (last K block) the fold step
- * and, at the fold's last leaf, y = sum + bias. */
+ * and, at the fold's last leaf, y = sum + bias (or its act, or y +
+ * that: io->ep). */
 KINL void tile(const int R, const int G, const bool two, const struct tile_io *io)
 {
     __m512 acc[MR][NG];
@@ -319,8 +321,13 @@ KINL void tile(const int R, const int G, const bool two, const struct tile_io *i
         const __m512 b = io->bias ? _mm512_maskz_loadu_ps(m, io->bias + col) : _mm512_setzero_ps();
         _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)
         {
-            const __m512 v = io->bias ? _mm512_add_ps(acc[r][g], b) : acc[r][g];
-            _mm512_mask_storeu_ps(io->y + (size_t)r * io->ldy + col, m, v);
+            float *y = io->y + (size_t)r * io->ldy + col;
+            __m512 v = io->bias ? _mm512_add_ps(acc[r][g], b) : acc[r][g];
+            if (io->ep == IDF2_BF16MM_ADD)
+                v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, y), v);
+            else if (io->ep != IDF2_BF16MM_STORE)
+                v = act_vec(v, io->ep == IDF2_BF16MM_SILU);
+            _mm512_mask_storeu_ps(y, m, v);
         }
     }
 }
@@ -357,8 +364,8 @@ KFN void tile_any(int R, int G, bool two, const struct tile_io *io)
  * tiles keep the K blocks, so that a block's panel stays in L2 while
  * every row tile reads it.  Row tiles [ta, tb) only. */
 KFN void run_groups(float *y, const uint32_t *xp, size_t m, const uint16_t *w, const __m512i *wp,
-                    size_t N, size_t K, bool two, const float *bias, char *mine, size_t ta,
-                    size_t tb, size_t ga, size_t gb)
+                    size_t N, size_t K, bool two, const float *bias, enum idf2_bf16mm_ep ep,
+                    char *mine, size_t ta, size_t tb, size_t ga, size_t gb)
 {
     const size_t C = chunks(K), tiles = row_tiles(m), nt = tb - ta;
     const bool leaf_outer = wp && tiles <= 2;
@@ -402,6 +409,7 @@ KFN void run_groups(float *y, const uint32_t *xp, size_t m, const uint16_t *w, c
                     .ldy = N,
                     .ncols = N - g0 * 16,
                     .bias = bias ? bias + g0 * 16 : NULL,
+                    .ep = ep,
                     .pf = next,
                     .pf_i = (int)(i - ta),
                     .pf_n = (int)nt,
@@ -428,6 +436,13 @@ void idf2_bf16mm_pack(void *dst, const uint16_t *w, size_t N, size_t K, int nt)
 void idf2_bf16mm(float *y, const float *x, size_t m, size_t x_stride, const uint16_t *w,
                  const void *wp, size_t N, size_t K, bool two, const float *bias, void *ws, int nt)
 {
+    idf2_bf16mm_ep(y, x, m, x_stride, w, wp, N, K, two, bias, IDF2_BF16MM_STORE, ws, nt);
+}
+
+void idf2_bf16mm_ep(float *y, const float *x, size_t m, size_t x_stride, const uint16_t *w,
+                    const void *wp, size_t N, size_t K, bool two, const float *bias,
+                    enum idf2_bf16mm_ep ep, void *ws, int nt)
+{
     if (m == 0 || N == 0)
         return;
     const size_t C = chunks(K), groups = (N + 15) / 16;
@@ -453,7 +468,7 @@ void idf2_bf16mm(float *y, const float *x, size_t m, size_t x_stride, const uint
         const size_t per_block = (groups + chunk - 1) / chunk;
         for (size_t t, t1; idf2_take(&next, nmb * per_block, 1, &t, &t1);) {
             const size_t b = t / per_block, ga = t % per_block * chunk;
-            run_groups(y, xp, m, w, wp, N, K, two, bias, mine, tiles * b / nmb,
+            run_groups(y, xp, m, w, wp, N, K, two, bias, ep, mine, tiles * b / nmb,
                        tiles * (b + 1) / nmb, ga, idf2_min_sz(groups, ga + chunk));
         }
     }

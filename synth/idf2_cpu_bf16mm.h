@@ -34,6 +34,14 @@ size_t idf2_bf16mm_ws(size_t m, size_t K, bool two, int nt);
  * thread packs its share of w per call); the same bits either way. */
 void idf2_bf16mm(float *y, const float *x, size_t m, size_t x_stride, const uint16_t *w,
                  const void *wp, size_t N, size_t K, bool two, const float *bias, void *ws, int nt);
+/* What idf2_bf16mm_ep stores of each output v (bias added): v; SiLU(v) or
+ * GELU-tanh(v), the bits of idf2_ops512_act; y + v, the bits of the add
+ * after the matmul (a residual).  One pass over y instead of two. */
+enum idf2_bf16mm_ep { IDF2_BF16MM_STORE, IDF2_BF16MM_SILU, IDF2_BF16MM_GELU_TANH, IDF2_BF16MM_ADD };
+/* idf2_bf16mm with the store ep (idf2_bf16mm is ep IDF2_BF16MM_STORE). */
+void idf2_bf16mm_ep(float *y, const float *x, size_t m, size_t x_stride, const uint16_t *w,
+                    const void *wp, size_t N, size_t K, bool two, const float *bias,
+                    enum idf2_bf16mm_ep ep, void *ws, int nt);
 
 /* Bytes of W [N, K] in the packed layout: N and K padded to 16 columns and
  * 32 inputs, 2 bytes each. */

@@ -25,27 +25,6 @@
 #define AT_QG 8
 #define AT_KB 32
 
-/* e^x in float32 for x <= 0 (and -inf): 2^n e^r with |r| <= ln2/2, degree-7
- * Taylor polynomial (error below 1e-8 relative); 0 below -87.3. */
-KINL __m512 vexp(__m512 x)
-{
-    const __mmask16 live = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_GE_OQ);
-    x = _mm512_max_ps(x, _mm512_set1_ps(-87.3f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
-    __m512 p = _mm512_set1_ps(1.0f / 5040);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    return _mm512_maskz_scalef_ps(live, p, n);
-}
-
 static size_t kt_cols(size_t n)
 {
     return (n + AT_KB - 1) / AT_KB * AT_KB;
@@ -716,25 +695,14 @@ size_t idf2_ops512_attention_bf16_ws(size_t n_q, size_t n_kv, int n_kv_heads, in
                        n_kv_heads, head_dim, nt);
 }
 
-/* SiLU and GELU (tanh form) as x * sigmoid(a): a = x, or a = 2 sqrt(2/pi)
- * (x + 0.044715 x^3), since 0.5 (1 + tanh(z)) = sigmoid(2z); sigmoid from
- * vexp(-|a|), so no exp overflows.  Within a few ulp of the reference's
- * expf/tanhf forms (the vision MLP spent more time in libm's tanhf than
- * in its matmuls).  u != NULL: times u (SwiGLU's middle). */
+/* SiLU and GELU (tanh form) by act_vec (synth/idf2_cpu_avx512_inl.h, which
+ * the outer product's fused store shares); u != NULL: times u (SwiGLU's
+ * middle). */
 KFN void act_span(float *x, const float *u, size_t n, enum idf2_act act)
 {
-    const __m512 one = _mm512_set1_ps(1.0f), c1 = _mm512_set1_ps(1.5957691216057308f),
-                 c3 = _mm512_set1_ps(1.5957691216057308f * 0.044715f);
     for (size_t i = 0; i < n; i += 16) {
         const __mmask16 m = tail16(n - i);
-        const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
-        const __m512 a = act == IDF2_ACT_SILU
-                             ? v
-                             : _mm512_mul_ps(v, _mm512_fmadd_ps(c3, _mm512_mul_ps(v, v), c1));
-        const __m512 t = vexp(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_abs_ps(a)));
-        const __mmask16 neg = _mm512_cmp_ps_mask(a, _mm512_setzero_ps(), _CMP_LT_OQ);
-        const __m512 sig = _mm512_div_ps(_mm512_mask_blend_ps(neg, one, t), _mm512_add_ps(one, t));
-        __m512 y = _mm512_mul_ps(v, sig);
+        __m512 y = act_vec(_mm512_maskz_loadu_ps(m, x + i), act == IDF2_ACT_SILU);
         if (u)
             y = _mm512_mul_ps(y, _mm512_maskz_loadu_ps(m, u + i));
         _mm512_mask_storeu_ps(x + i, m, y);

@@ -133,7 +133,7 @@ static void vision_layer(const struct idf2_exec *ex, const struct idf2_vision_co
                          const struct idf2_vision_image *im, size_t n, size_t P)
 {
     const struct idf2_ops *o = ex->ops;
-    const size_t D = (size_t)cfg->hidden_size, I = (size_t)cfg->intermediate_size;
+    const size_t D = (size_t)cfg->hidden_size;
     const int H = cfg->num_attention_heads, hd = cfg->hidden_size / H;
     const float eps = (float)cfg->layer_norm_eps;
 
@@ -174,18 +174,19 @@ static void vision_layer(const struct idf2_exec *ex, const struct idf2_vision_co
         };
         o->attention(s->att + r0 * D, &a, ex);
     }
-    idf2_mm(ex, s->h, s->att, P, &L->o, L->o_b);
-    o->add(s->x, s->h, P * D, ex);
+    /* The residual adds and GELU in the matmuls' stores where the row
+     * fuses them (idf2_mm_ep): one pass over their outputs, not two. */
+    idf2_mm_ep(ex, s->x, s->att, P, &L->o, L->o_b, IDF2_EP_ADD, cfg->hidden_act, s->h);
 
     o->layernorm(s->h, s->x, P, D, L->ln2_w, L->ln2_b, eps, ex);
     /* The MLP in row chunks: h rows are read once, then overwritten. */
     for (size_t c = 0, nc = mlp_chunks(P); c < nc; c++) {
         const size_t i = P * c / nc, r = P * (c + 1) / nc - i;
-        idf2_mm(ex, s->mlp, s->h + i * D, r, &L->fc1, L->fc1_b);
-        o->act(s->mlp, r * I, cfg->hidden_act, ex);
-        idf2_mm(ex, s->h + i * D, s->mlp, r, &L->fc2, L->fc2_b);
+        idf2_mm_ep(ex, s->mlp, s->h + i * D, r, &L->fc1, L->fc1_b, IDF2_EP_ACT, cfg->hidden_act,
+                   NULL);
+        idf2_mm_ep(ex, s->x + i * D, s->mlp, r, &L->fc2, L->fc2_b, IDF2_EP_ADD, cfg->hidden_act,
+                   s->h + i * D);
     }
-    o->add(s->x, s->h, P * D, ex);
 }
 
 size_t idf2_vision_pass_images(const struct idf2_vision_image *im, size_t n, size_t max_patches)

@@ -26,6 +26,13 @@ static float frand(float scale)
     return (float)((int)(rng_state >> 8) % 20001 - 10000) / 10000.0f * scale;
 }
 
+/* v[0..n) = frand(scale) each. */
+static void fill(float *v, size_t n, float scale)
+{
+    for (size_t i = 0; i < n; i++)
+        v[i] = frand(scale);
+}
+
 /* An exec over a fresh workspace of `bytes`. */
 static struct idf2_exec exec_new(const struct idf2_ops *ops, int nt, size_t bytes)
 {
@@ -59,10 +66,8 @@ static void check_matmul(const struct idf2_ops *ops, enum idf2_wfmt f, size_t n,
     float *deq, *x = malloc(n * K * 4), *bias = malloc(O * 4);
     void *wd = make_weight(f, O, K, &deq);
     const struct idf2_w w = { .fmt = f, .data = wd, .rows = (int64_t)O, .cols = (int64_t)K };
-    for (size_t i = 0; i < n * K; i++)
-        x[i] = frand(2.0f);
-    for (size_t j = 0; j < O; j++)
-        bias[j] = frand(1.0f);
+    fill(x, n * K, 2.0f);
+    fill(bias, O, 1.0f);
     const float *b = with_bias ? bias : NULL;
     float *y = malloc(n * O * 4), *yr = malloc(n * O * 4), *y1 = malloc(O * 4),
           *y2 = malloc(n * O * 4);
@@ -235,6 +240,71 @@ TEST(matmul_x16_same_bits_every_row)
             free(y0);
             free(y1);
         }
+}
+
+/* The fused epilogue (idf2_mm_ep, the rows' matmul_ep) against the
+ * matmul followed by the row's act or add, bit for bit, for the weights as
+ * stored and packed (the vision tower's fc1 + GELU, o and fc2 + the
+ * residual), at 1 and 2 threads: a fused store that rounds in another
+ * order, skips a tail column or adds to the wrong row fails here. */
+static void check_matmul_ep(const struct idf2_ops *ops, enum idf2_wfmt f, size_t n, size_t K,
+                            size_t O)
+{
+    float *deq, *x = malloc(n * K * 4), *bias = malloc(O * 4), *y0 = malloc(n * O * 4);
+    float *want = malloc(n * O * 4), *got = malloc(n * O * 4), *tmp = malloc(n * O * 4);
+    void *wd = make_weight(f, O, K, &deq);
+    const struct idf2_w w = { .fmt = f, .data = wd, .rows = (int64_t)O, .cols = (int64_t)K };
+    fill(x, n * K, 2.0f);
+    fill(bias, O, 1.0f);
+    fill(y0, n * O, 3.0f);
+    const size_t pb = ops->pack_bytes ? ops->pack_bytes(&w) : 0;
+    void *pk = pb ? aligned_alloc(64, idf2_align64(pb)) : NULL;
+    if (pk)
+        ops->pack(pk, &w, 2);
+    const struct idf2_w wp = {
+        .fmt = f, .rows = (int64_t)O, .cols = (int64_t)K, .packed = pk, .packed_by = ops->pack
+    };
+    static const enum idf2_act acts[] = { IDF2_ACT_GELU_TANH, IDF2_ACT_SILU, IDF2_ACT_GELU };
+    for (int nt = 1; nt <= 2; nt++) {
+        struct idf2_exec e = exec_new(ops, nt, ops->matmul_ws(n, &w, nt));
+        for (int p = 0; p < (pk ? 2 : 1); p++) {
+            const struct idf2_w *wv = p ? &wp : &w;
+            for (size_t a = 0; a < sizeof acts / sizeof acts[0]; a++) {
+                ops->matmul[f](want, x, n, &w, bias, &e);
+                ops->act(want, n * O, acts[a], &e);
+                idf2_mm_ep(&e, got, x, n, wv, bias, IDF2_EP_ACT, acts[a], NULL);
+                CHECK(memcmp(got, want, n * O * 4) == 0);
+            }
+            ops->matmul[f](tmp, x, n, &w, bias, &e);
+            memcpy(want, y0, n * O * 4);
+            ops->add(want, tmp, n * O, &e);
+            memcpy(got, y0, n * O * 4);
+            idf2_mm_ep(&e, got, x, n, wv, bias, IDF2_EP_ADD, IDF2_ACT_GELU_TANH, tmp);
+            CHECK(memcmp(got, want, n * O * 4) == 0);
+        }
+        free(e.ws);
+    }
+    free(pk);
+    free(wd);
+    free(deq);
+    free(x);
+    free(bias);
+    free(y0);
+    free(want);
+    free(got);
+    free(tmp);
+}
+
+TEST(matmul_epilogue_every_row)
+{
+    /* Rows from one to past the streaming tiles' 16, columns with a tail
+     * group, K with a tail chunk. */
+    static const size_t shapes[][3] = { { 1, 64, 16 }, { 5, 100, 33 }, { 40, 301, 50 } };
+    const struct idf2_ops *ops;
+    for (size_t r = 0; (ops = idf2_backend_at(r)); r++)
+        for (int f = 0; f < IDF2_WF_COUNT; f++)
+            for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+                check_matmul_ep(ops, (enum idf2_wfmt)f, shapes[s][0], shapes[s][1], shapes[s][2]);
 }
 
 /* Self-attention over n rows of random q (H heads), k and v (G kv heads),
@@ -822,6 +892,7 @@ TEST(large_buffers_advised_for_huge_pages)
 #define TESTS(X)                                                                                   \
     X(matmul_every_row_every_format)                                                               \
     X(matmul_x16_same_bits_every_row)                                                              \
+    X(matmul_epilogue_every_row)                                                                   \
     X(attention_every_row)                                                                         \
     X(elementwise_ops_every_row)                                                                   \
     X(swiglu_stacked_rows_over_the_team)                                                           \
