@@ -258,6 +258,18 @@ struct tile_io {
     enum idf2_bf16mm_ep ep;
 };
 
+/* y[lanes m] = v by ep other than IDF2_BF16MM_STORE: out of line, so that
+ * the activation is one copy, not one per tile shape and unrolled row (it
+ * runs once per 16 outputs, after K / 2 vdpbf16ps each). */
+__attribute__((noinline)) KFN void store_ep(float *y, __mmask16 m, __m512 v, enum idf2_bf16mm_ep ep)
+{
+    if (ep == IDF2_BF16MM_ADD)
+        v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, y), v);
+    else
+        v = act_vec(v, ep == IDF2_BF16MM_SILU);
+    _mm512_mask_storeu_ps(y, m, v);
+}
+
 /* One slice of a tile: the chunk loop, then (last K block) the fold step
  * and, at the fold's last leaf, y = sum + bias (or its act, or y +
  * that: io->ep). */
@@ -322,12 +334,11 @@ KINL void tile(const int R, const int G, const bool two, const struct tile_io *i
         _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)
         {
             float *y = io->y + (size_t)r * io->ldy + col;
-            __m512 v = io->bias ? _mm512_add_ps(acc[r][g], b) : acc[r][g];
-            if (io->ep == IDF2_BF16MM_ADD)
-                v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, y), v);
-            else if (io->ep != IDF2_BF16MM_STORE)
-                v = act_vec(v, io->ep == IDF2_BF16MM_SILU);
-            _mm512_mask_storeu_ps(y, m, v);
+            const __m512 v = io->bias ? _mm512_add_ps(acc[r][g], b) : acc[r][g];
+            if (io->ep == IDF2_BF16MM_STORE)
+                _mm512_mask_storeu_ps(y, m, v);
+            else
+                store_ep(y, m, v, io->ep);
         }
     }
 }
