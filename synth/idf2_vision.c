@@ -245,8 +245,13 @@ enum vc_status idf2_vision_encode(const struct idf2_exec *ex, const struct idf2_
     for (size_t i = 0; i < P; i++)
         ex->ops->add(s->x + i * D, w->pos + (size_t)s->pos[i] * D, D, ex);
 
+    /* ep_apart: the row without its fused matmuls, so idf2_mm_ep makes
+     * its two calls (the same bits). */
+    struct idf2_ops apart = *ex->ops;
+    memset(apart.matmul_ep, 0, sizeof apart.matmul_ep);
+    const struct idf2_exec ex_apart = { &apart, ex->nt, ex->ws, ex->ws_bytes };
     for (int l = 0; l < cfg->num_hidden_layers; l++)
-        vision_layer(ex, cfg, &w->layers[l], s, im, n, P);
+        vision_layer(s->ep_apart ? &ex_apart : ex, cfg, &w->layers[l], s, im, n, P);
     ex->ops->layernorm(out, s->x, P, D, w->post_ln_w, w->post_ln_b, (float)cfg->layer_norm_eps, ex);
     return VC_OK;
 }

@@ -41,6 +41,8 @@ struct idf2_vision_scratch {
                            another (three matmuls) */
     float *qkv_b;       /* (3 Dv): the fused matmul's bias */
     bool qkv_apart;     /* three matmuls even where one would do (benchmarks compare) */
+    bool ep_apart;      /* GELU and the residual adds as passes of their own even where the
+                           row fuses them into the matmuls (benchmarks compare) */
     float *mlp;         /* (min(max_patches, 1664), Iv): one MLP chunk */
     int32_t *pos;       /* (max_patches) */
 };

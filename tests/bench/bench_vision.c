@@ -28,11 +28,13 @@
  * --qkv both alternates passes with q, k and v from one fused matmul (the
  * default where the weights are packed at load) and from three, and
  * prints `RESULT vision_qkv` with both (same outputs bit for bit,
- * checked).
+ * checked).  --epilogue both does the same with GELU and the residual
+ * adds as passes of their own and fused into the matmuls' stores
+ * (idf2_mm_ep; the default), printing `RESULT vision_epilogue`.
  *
  * usage: bench_vision CKPT_DIR [--backend NAME (fast)] [--grids 27,70,split1]
  *                     [--threads 1,2] [--reps N (2)] [--split]
- *                     [--packing on|off|both] [--qkv both] */
+ *                     [--packing on|off|both] [--qkv both | --epilogue both] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,25 +99,27 @@ static int best_of(struct idf2_ctx *c, const struct idf2_vision_image *im, size_
     return 0;
 }
 
-/* --qkv both: reps pairs of passes, q, k and v from three matmuls
- * (apart) then from one (fused), the best of each; *same: every pair's
- * features (the first nf floats: the pass's images) agreed bit for bit. */
-static int qkv_pairs(struct idf2_ctx *c, const struct idf2_vision_image *im, size_t n, float *feats,
-                     float *other, size_t nf, int reps, struct pass_time *apart,
-                     struct pass_time *fused, bool *same)
+/* --qkv both, --epilogue both: reps pairs of passes with *apart set (q,
+ * k and v from three matmuls; GELU and the residual adds as passes of
+ * their own) then clear (one matmul; fused into the matmuls' stores), the
+ * best of each; *same: every pair's features (the first nf floats: the
+ * pass's images) agreed bit for bit. */
+static int apart_pairs(struct idf2_ctx *c, bool *apart, const struct idf2_vision_image *im,
+                       size_t n, float *feats, float *other, size_t nf, int reps,
+                       struct pass_time *t_apart, struct pass_time *t_fused, bool *same)
 {
     for (int r = 0; r < reps; r++) {
         struct pass_time t[2];
         for (int f = 0; f < 2; f++) {
-            c->vs.qkv_apart = f == 0;
+            *apart = f == 0;
             if (one_pass(c, im, n, f ? feats : other, &t[f]) < 0)
                 return -1;
         }
-        keep_best(apart, &t[0], r == 0);
-        keep_best(fused, &t[1], r == 0);
+        keep_best(t_apart, &t[0], r == 0);
+        keep_best(t_fused, &t[1], r == 0);
         *same = *same && memcmp(feats, other, nf * sizeof(float)) == 0;
     }
-    c->vs.qkv_apart = false;
+    *apart = false;
     return 0;
 }
 
@@ -129,7 +133,7 @@ int main(int argc, char **argv)
     if (argc < 2 || argv[1][0] == '-') {
         fprintf(stderr, "usage: bench_vision CKPT_DIR [--backend NAME] [--grids 27,70] "
                         "[--threads 1,2] [--reps N] [--split] [--packing on|off|both] "
-                        "[--qkv both]\n");
+                        "[--qkv both | --epilogue both]\n");
         return 2;
     }
     /* Mapped: the text weights this never reads are not copied (only the
@@ -140,7 +144,7 @@ int main(int argc, char **argv)
                                    .weights = IDF2_WEIGHTS_MAP };
     char grids[64] = "27,70", threads[32] = "1,2";
     int reps = 2, split = 0;
-    bool qkv_both = false;
+    bool qkv_both = false, ep_both = false;
     const char *packing = "on";
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--backend") && i + 1 < argc)
@@ -157,6 +161,8 @@ int main(int argc, char **argv)
             packing = argv[++i];
         else if (!strcmp(argv[i], "--qkv") && i + 1 < argc)
             qkv_both = !strcmp(argv[++i], "both");
+        else if (!strcmp(argv[i], "--epilogue") && i + 1 < argc)
+            ep_both = !strcmp(argv[++i], "both");
     }
     if (reps < 1)
         reps = 1;
@@ -208,6 +214,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "context: %s\n", err.msg);
             return 1;
         }
+        bool *apart = qkv_both ? &c->vs.qkv_apart : ep_both ? &c->vs.ep_apart : NULL;
         /* A warm-up pass maps the weights in and touches the context. */
         struct pass_time warm;
         const uint32_t ws = N < 27 ? N : 27;
@@ -255,9 +262,9 @@ int main(int argc, char **argv)
                 for (size_t w = 0; w < nm && both; w++)
                     mats[w]->packed = packed[w];
                 struct pass_time a = { 0 };
-                if (status || (qkv_both ? qkv_pairs(c, im + i0, k, feats, other,
-                                                    nf / MAX_IMAGES * k, reps, &a, &t, &same)
-                                        : best_of(c, im + i0, k, feats, reps, &t)) < 0) {
+                if (status || (apart ? apart_pairs(c, apart, im + i0, k, feats, other,
+                                                   nf / MAX_IMAGES * k, reps, &a, &t, &same)
+                                     : best_of(c, im + i0, k, feats, reps, &t)) < 0) {
                     status = 1;
                     break;
                 }
@@ -297,6 +304,12 @@ int main(int argc, char **argv)
                     "cpu_ratio=%.3f same_bits=%s\n",
                     g, tt, apart_wall, w, w > 0 ? apart_wall / w : 0, apart_cpu, total(b.cpu),
                     total(b.cpu) > 0 ? apart_cpu / total(b.cpu) : 0, same ? "yes" : "NO");
+            if (ep_both && !qkv_both)
+                printf("RESULT vision_epilogue grid=%s threads=%s wall_s_apart=%.3f "
+                       "wall_s_fused=%.3f wall_ratio=%.3f cpu_s_apart=%.3f cpu_s_fused=%.3f "
+                       "cpu_ratio=%.3f same_bits=%s\n",
+                       g, tt, apart_wall, w, w > 0 ? apart_wall / w : 0, apart_cpu, total(b.cpu),
+                       total(b.cpu) > 0 ? apart_cpu / total(b.cpu) : 0, same ? "yes" : "NO");
             fflush(stdout);
         }
         idf2_ctx_free(c);

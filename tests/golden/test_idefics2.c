@@ -979,6 +979,15 @@ TEST(vision_pass_shares_images)
             idf2_connector_project(&c->ex, mc, cw, &c->cs, c->vis, ROWS, c->proj);
             idf2_connector_resample(&c->ex, mc, cw, &c->cs, c->proj, rows, NI, feats);
             CHECK(!memcmp(feats, want_f, NI * nf * sizeof(float)));
+            /* GELU and the residual adds as passes of their own give the
+             * bits of the matmuls' fused stores (idf2_mm_ep). */
+            c->vs.ep_apart = true;
+            memset(c->vis, 0, ROWS * D * sizeof(float));
+            CHECK_INT(
+                idf2_vision_encode(&c->ex, vc, &f.model->w->vision, &c->vs, im, NI, c->vis, &err),
+                VC_OK);
+            CHECK(!memcmp(c->vis, want, ROWS * D * sizeof(float)));
+            c->vs.ep_apart = false;
             /* One image more than the scratch holds is refused, by name. */
             const struct idf2_vision_image big[2] = { im[0], { pix, 5, 5, px, px } };
             CHECK_INT(
