@@ -65,7 +65,7 @@ static void resolve(void)
         const struct idf2_ops *p = &resolved[rows[r].parent];
         INHERIT(o, p, buf_alloc);
         INHERIT(o, p, buf_free);
-        const bool same_ep = !o->act && !o->add;
+        const bool same_ep = !o->act && !o->act_mul && !o->add;
         for (int f = 0; f < IDF2_WF_COUNT; f++)
             if (!o->matmul[f]) {
                 o->matmul[f] = p->matmul[f];
@@ -463,8 +463,7 @@ void idf2_swiglu(const struct idf2_exec *ex, float *y, const float *x, size_t n,
         act_mul_stacked(ex, g, n, I, act);
     } else {
         idf2_mm(ex, g, x, n, gate, NULL);
-        idf2_mm(ex, u, x, n, up, NULL);
-        ex->ops->act_mul(g, u, n * I, act, ex);
+        idf2_mm_ep(ex, g, x, n, up, NULL, IDF2_EP_ACT_MUL, act, u);
     }
     idf2_mm(ex, y, g, n, down, NULL);
 }
@@ -476,13 +475,17 @@ void idf2_mm_ep(const struct idf2_exec *ex, float *y, const float *x, size_t n,
     const struct idf2_ops *o = ex->ops;
     if (o->matmul_ep[w->fmt] && o->matmul_ep[w->fmt](y, x, n, w, bias, ep, act, ex))
         return;
+    const size_t ny = n * (size_t)w->rows;
     if (ep == IDF2_EP_ACT) {
         idf2_mm(ex, y, x, n, w, bias);
-        o->act(y, n * (size_t)w->rows, act, ex);
-    } else {
-        idf2_mm(ex, tmp, x, n, w, bias);
-        o->add(y, tmp, n * (size_t)w->rows, ex);
+        o->act(y, ny, act, ex);
+        return;
     }
+    idf2_mm(ex, tmp, x, n, w, bias);
+    if (ep == IDF2_EP_ADD)
+        o->add(y, tmp, ny, ex);
+    else
+        o->act_mul(y, tmp, ny, act, ex);
 }
 
 void idf2_ws_need_mm(size_t *need, const struct idf2_ops *ops, size_t n, const struct idf2_w *w,

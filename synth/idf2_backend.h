@@ -178,8 +178,9 @@ struct idf2_attn {
 };
 
 /* What a fused matmul stores of each sum v = x . w_j + bias_j
- * (idf2_ops.matmul_ep): act(v), or y + v (a residual add). */
-enum idf2_ep { IDF2_EP_ACT, IDF2_EP_ADD };
+ * (idf2_ops.matmul_ep): act(v); y + v (a residual add); act(y) * v
+ * (SwiGLU's middle, y holding the gate's product). */
+enum idf2_ep { IDF2_EP_ACT, IDF2_EP_ADD, IDF2_EP_ACT_MUL };
 
 struct idf2_ops;
 
@@ -215,12 +216,14 @@ struct idf2_ops {
                                   const float *bias, const struct idf2_exec *ex);
     size_t (*matmul_ws)(size_t n, const struct idf2_w *w, int nt);
     /* Optional, per format: the matmul with its epilogue in its store, one
-     * pass over y instead of two: y = act(x W^T + bias) (IDF2_EP_ACT) or
-     * y += x W^T + bias (IDF2_EP_ADD), bit for bit the matmul followed by
-     * this row's act or add, in matmul_ws's workspace.  False, with
+     * pass over y instead of two: y = act(x W^T + bias) (IDF2_EP_ACT),
+     * y += x W^T + bias (IDF2_EP_ADD) or y = act(y) * (x W^T + bias)
+     * (IDF2_EP_ACT_MUL), bit for bit the matmul followed by this row's
+     * act, add or act_mul, in matmul_ws's workspace.  False, with
      * nothing written, where the row does not fuse that call (idf2_mm_ep
-     * then makes the two calls).  Inherited only with matmul[f], act and
-     * add (a row that replaces one of them does not keep its parent's). */
+     * then makes the two calls).  Inherited only with matmul[f], act,
+     * act_mul and add (a row that replaces one of them does not keep its
+     * parent's). */
     bool (*matmul_ep[IDF2_WF_COUNT])(float *y, const float *x, size_t n, const struct idf2_w *w,
                                      const float *bias, enum idf2_ep ep, enum idf2_act act,
                                      const struct idf2_exec *ex);
@@ -368,11 +371,12 @@ static inline void idf2_mm(const struct idf2_exec *ex, float *y, const float *x,
     ex->ops->matmul[w->fmt](y, x, n, w, bias, ex);
 }
 
-/* idf2_mm, then ex->ops->act(y) (ep IDF2_EP_ACT) or y += the product
- * (IDF2_EP_ADD), fused where the row can (idf2_ops.matmul_ep), with the
- * same bits either way.  tmp: n * w->rows floats that the unfused
- * IDF2_EP_ADD stages the product in (may be NULL for IDF2_EP_ACT); y must
- * alias neither x nor tmp. */
+/* idf2_mm, then ex->ops->act(y) (ep IDF2_EP_ACT), y += the product
+ * (IDF2_EP_ADD) or ex->ops->act_mul(y, the product) (IDF2_EP_ACT_MUL),
+ * fused where the row can (idf2_ops.matmul_ep), with the same bits either
+ * way.  tmp: n * w->rows floats that the unfused IDF2_EP_ADD and
+ * IDF2_EP_ACT_MUL stage the product in (may be NULL for IDF2_EP_ACT); y
+ * must alias neither x nor tmp. */
 void idf2_mm_ep(const struct idf2_exec *ex, float *y, const float *x, size_t n,
                 const struct idf2_w *w, const float *bias, enum idf2_ep ep, enum idf2_act act,
                 float *tmp);

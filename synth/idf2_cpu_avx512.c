@@ -345,8 +345,8 @@ static void row_mm(float *y, const float *x, size_t n, const struct idf2_w *w, c
 
 /* The outer product (packed weights, or past BF16_STREAM_M rows: where
  * row_mm's bf16 calls go to it) stores the epilogue itself; SiLU and
- * GELU-tanh are the activations idf2_ops512_act computes by the same
- * act_vec. */
+ * GELU-tanh are the activations idf2_ops512_act and idf2_ops512_act_mul
+ * compute by the same act_vec. */
 static bool row_mm_ep(float *y, const float *x, size_t n, const struct idf2_w *w, const float *bias,
                       enum idf2_ep ep, enum idf2_act act, const struct idf2_exec *ex, bool two)
 {
@@ -354,11 +354,11 @@ static bool row_mm_ep(float *y, const float *x, size_t n, const struct idf2_w *w
     if (!packed && n <= BF16_STREAM_M)
         return false;
     enum idf2_bf16mm_ep bep = IDF2_BF16MM_ADD;
-    if (ep == IDF2_EP_ACT && act == IDF2_ACT_SILU)
-        bep = IDF2_BF16MM_SILU;
-    else if (ep == IDF2_EP_ACT && act == IDF2_ACT_GELU_TANH)
-        bep = IDF2_BF16MM_GELU_TANH;
-    else if (ep == IDF2_EP_ACT)
+    if (ep != IDF2_EP_ADD && act == IDF2_ACT_SILU)
+        bep = ep == IDF2_EP_ACT ? IDF2_BF16MM_SILU : IDF2_BF16MM_SILU_MUL;
+    else if (ep != IDF2_EP_ADD && act == IDF2_ACT_GELU_TANH)
+        bep = ep == IDF2_EP_ACT ? IDF2_BF16MM_GELU_TANH : IDF2_BF16MM_GELU_TANH_MUL;
+    else if (ep != IDF2_EP_ADD)
         return false;
     idf2_bf16mm_ep(y, x, n, (size_t)w->cols, packed ? NULL : w->data, packed ? w->packed : NULL,
                    (size_t)w->rows, (size_t)w->cols, two, bias, bep, ex->ws, ex->nt);

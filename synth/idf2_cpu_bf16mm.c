@@ -263,10 +263,13 @@ struct tile_io {
  * runs once per 16 outputs, after K / 2 vdpbf16ps each). */
 __attribute__((noinline)) KFN void store_ep(float *y, __mmask16 m, __m512 v, enum idf2_bf16mm_ep ep)
 {
+    const bool silu = ep == IDF2_BF16MM_SILU || ep == IDF2_BF16MM_SILU_MUL;
     if (ep == IDF2_BF16MM_ADD)
         v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, y), v);
+    else if (ep == IDF2_BF16MM_SILU_MUL || ep == IDF2_BF16MM_GELU_TANH_MUL)
+        v = _mm512_mul_ps(act_vec(_mm512_maskz_loadu_ps(m, y), silu), v);
     else
-        v = act_vec(v, ep == IDF2_BF16MM_SILU);
+        v = act_vec(v, silu);
     _mm512_mask_storeu_ps(y, m, v);
 }
 

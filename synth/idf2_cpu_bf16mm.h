@@ -36,8 +36,17 @@ void idf2_bf16mm(float *y, const float *x, size_t m, size_t x_stride, const uint
                  const void *wp, size_t N, size_t K, bool two, const float *bias, void *ws, int nt);
 /* What idf2_bf16mm_ep stores of each output v (bias added): v; SiLU(v) or
  * GELU-tanh(v), the bits of idf2_ops512_act; y + v, the bits of the add
- * after the matmul (a residual).  One pass over y instead of two. */
-enum idf2_bf16mm_ep { IDF2_BF16MM_STORE, IDF2_BF16MM_SILU, IDF2_BF16MM_GELU_TANH, IDF2_BF16MM_ADD };
+ * after the matmul (a residual); SiLU(y) * v or GELU-tanh(y) * v, the
+ * bits of idf2_ops512_act_mul (SwiGLU's middle, y the gate's product).
+ * One pass over y instead of two. */
+enum idf2_bf16mm_ep {
+    IDF2_BF16MM_STORE,
+    IDF2_BF16MM_SILU,
+    IDF2_BF16MM_GELU_TANH,
+    IDF2_BF16MM_ADD,
+    IDF2_BF16MM_SILU_MUL,
+    IDF2_BF16MM_GELU_TANH_MUL
+};
 /* idf2_bf16mm with the store ep (idf2_bf16mm is ep IDF2_BF16MM_STORE). */
 void idf2_bf16mm_ep(float *y, const float *x, size_t m, size_t x_stride, const uint16_t *w,
                     const void *wp, size_t N, size_t K, bool two, const float *bias,

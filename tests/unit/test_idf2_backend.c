@@ -243,15 +243,16 @@ TEST(matmul_x16_same_bits_every_row)
 }
 
 /* The fused epilogue (idf2_mm_ep, the rows' matmul_ep) against the
- * matmul followed by the row's act or add, bit for bit, for the weights as
- * stored and packed (the vision tower's fc1 + GELU, o and fc2 + the
- * residual), at 1 and 2 threads: a fused store that rounds in another
+ * matmul followed by the row's act, add or act_mul, bit for bit, for the
+ * weights as stored and packed (the vision tower's fc1 + GELU, o and fc2 +
+ * the residual, SwiGLU's up + its middle), at 1 and 2 threads: a fused store that rounds in another
  * order, skips a tail column or adds to the wrong row fails here. */
 static void check_matmul_ep(const struct idf2_ops *ops, enum idf2_wfmt f, size_t n, size_t K,
                             size_t O)
 {
     float *deq, *x = malloc(n * K * 4), *bias = malloc(O * 4), *y0 = malloc(n * O * 4);
     float *want = malloc(n * O * 4), *got = malloc(n * O * 4), *tmp = malloc(n * O * 4);
+    float *stage = malloc(n * O * 4); /* the unfused calls' product */
     void *wd = make_weight(f, O, K, &deq);
     const struct idf2_w w = { .fmt = f, .data = wd, .rows = (int64_t)O, .cols = (int64_t)K };
     fill(x, n * K, 2.0f);
@@ -269,17 +270,23 @@ static void check_matmul_ep(const struct idf2_ops *ops, enum idf2_wfmt f, size_t
         struct idf2_exec e = exec_new(ops, nt, ops->matmul_ws(n, &w, nt));
         for (int p = 0; p < (pk ? 2 : 1); p++) {
             const struct idf2_w *wv = p ? &wp : &w;
+            ops->matmul[f](tmp, x, n, &w, bias, &e);
             for (size_t a = 0; a < sizeof acts / sizeof acts[0]; a++) {
-                ops->matmul[f](want, x, n, &w, bias, &e);
+                memcpy(want, tmp, n * O * 4);
                 ops->act(want, n * O, acts[a], &e);
                 idf2_mm_ep(&e, got, x, n, wv, bias, IDF2_EP_ACT, acts[a], NULL);
                 CHECK(memcmp(got, want, n * O * 4) == 0);
+                /* SwiGLU's middle: y holds the gate's product. */
+                memcpy(want, y0, n * O * 4);
+                ops->act_mul(want, tmp, n * O, acts[a], &e);
+                memcpy(got, y0, n * O * 4);
+                idf2_mm_ep(&e, got, x, n, wv, bias, IDF2_EP_ACT_MUL, acts[a], stage);
+                CHECK(memcmp(got, want, n * O * 4) == 0);
             }
-            ops->matmul[f](tmp, x, n, &w, bias, &e);
             memcpy(want, y0, n * O * 4);
             ops->add(want, tmp, n * O, &e);
             memcpy(got, y0, n * O * 4);
-            idf2_mm_ep(&e, got, x, n, wv, bias, IDF2_EP_ADD, IDF2_ACT_GELU_TANH, tmp);
+            idf2_mm_ep(&e, got, x, n, wv, bias, IDF2_EP_ADD, IDF2_ACT_GELU_TANH, stage);
             CHECK(memcmp(got, want, n * O * 4) == 0);
         }
         free(e.ws);
@@ -293,6 +300,7 @@ static void check_matmul_ep(const struct idf2_ops *ops, enum idf2_wfmt f, size_t
     free(want);
     free(got);
     free(tmp);
+    free(stage);
 }
 
 TEST(matmul_epilogue_every_row)
