@@ -41,8 +41,9 @@
  * weights into at load) are the packed panel's layout in memory: 16 rows
  * interleaved per block, codes then half scales per group (layout:
  * synth/idf2_backend.h), read as stored at every row count: 1-2 rows
- * stream each thread's groups once (qx_stream, whole groups; qx_tile, a
- * partial last one), prefetching a group ahead; more rows run the packed
+ * stream each thread's groups once (qx_stream, whole groups, prefetching
+ * a few KiB ahead into L2; qx_tile, a partial last one, a group ahead);
+ * more rows run the packed
  * tiles' row tiles (qx_tile) straight over them, span by span of about
  * Q_PANEL bytes, with the next span fetched meanwhile.  No fold, gathers or repack; the same bits
  * as the ggml-layout paths (tests/unit/test_idf2_fast.c, matmul_x16_same_bits). */
@@ -60,6 +61,18 @@
 #define Q_PANEL (384u << 10)
 /* Bytes ahead that a streaming tile prefetches in each row. */
 #define PF_AHEAD 1024
+/* Bytes ahead in a thread's stream of x16 groups that a 1-2 row tile
+ * (qx_stream) prefetches, and the hint: into L2, a short way ahead.  The
+ * Mistral-7B stack (8 layers, decode, 2 threads), alternating in one
+ * process on a busy 2-vCPU Zen 4 (2026-12-07): against the group-ahead L1
+ * prefetch before, median per-round ratio Q8_0X16 1.07-1.12x at 2 KiB
+ * (3 KiB 1.05x, 4 KiB 1.00-1.04x, 8 KiB 0.96x), Q4_0X16 1.08-1.12x at 4-8
+ * KiB (2 KiB 0.83-0.89x); an L1 hint at the same distances 1.00-1.07x, a
+ * prefetch of the thread's next group rather than the next in memory at a
+ * range's end the same within the noise. */
+#define QX_PF_Q8   2048
+#define QX_PF_Q4   6144
+#define QX_PF_HINT _MM_HINT_T1
 /* Activation rows per packed tile: 10 measured best of 4-12 (1 thread,
  * 512 x 4096 x 1024: 486 GOP/s against 395-454 for 4, 6, 8 and 12). */
 #define Q_MR 10
@@ -986,8 +999,9 @@ KFN void qx_tile_any(int MR, bool q4, const struct qx *a, size_t r0, const uint8
 
 /* 1-2 activation rows (decode) x one whole group at grp over nb blocks,
  * qx_tile's sums for 16 lanes: plain loads, two chains per row (to cover
- * vpdpbusd's latency), and per block a fixed set of lines of the next group
- * (pf: its codes' block b, then its scales) prefetched.  Q8_0X16: 8 code
+ * vpdpbusd's latency), and per block prefetched into L2: the lines
+ * QX_PF_Q8 / QX_PF_Q4 bytes on in the thread's stream (past the group's
+ * codes, the next group's, at nx) and a line of the next group's scales.  Q8_0X16: 8 code
  * zmm per block, chains over quads 0-3 and 4-7.  Q4_0X16: 4 loads, each
  * feeding its low nibbles (AND 0x0F) to the first chain and its high ones
  * unshifted (AND 0xF0, 16 x the code) to the second, which is shifted right
@@ -1002,7 +1016,7 @@ KFN void qx_tile_any(int MR, bool q4, const struct qx *a, size_t r0, const uint8
  * medians 41.8 / 42.8 against 41.3 / 40.7; at 1 thread from L2 (1024 x
  * 1024) 48.3 against 43.2 GB/s. */
 KINL void qx_stream(const int MR, const bool q4, const struct qx *a, const uint8_t *grp, size_t nb,
-                    float *y, size_t ldy, const float *bias, const char *pf)
+                    float *y, size_t ldy, const float *bias, const char *nx)
 {
     const size_t cb = q4 ? 16 : 32, bcodes = Q_GROUP * cb, gcodes = nb * bcodes;
     const __m512i lo4 = _mm512_set1_epi8(0x0F), hi4 = _mm512_set1_epi8((char)0xF0);
@@ -1019,9 +1033,13 @@ KINL void qx_stream(const int MR, const bool q4, const struct qx *a, const uint8
     }
     for (size_t b = 0; b < nb; b++) {
         const uint8_t *cp = grp + b * bcodes;
+        /* Addresses only: a prefetch never faults, so one past the matrix
+         * (a tiny group's distance beyond the next group) is harmless. */
+        const size_t o = b * bcodes + (q4 ? QX_PF_Q4 : QX_PF_Q8);
+        const char *pc = o < gcodes ? (const char *)grp + o : nx + (o - gcodes);
         _Pragma("GCC unroll 8") for (size_t i = 0; i < bcodes / 64; i++)
-            _mm_prefetch(pf + b * bcodes + i * 64, _MM_HINT_T0);
-        _mm_prefetch(pf + gcodes + b * Q_GROUP * 2, _MM_HINT_T0);
+            _mm_prefetch(pc + i * 64, QX_PF_HINT);
+        _mm_prefetch(nx + gcodes + b * Q_GROUP * 2, QX_PF_HINT);
         /* wv[j] meets quad j (inputs 4j..), wv[j + 4] quad j + 4. */
         __m512i wv[8];
         if (q4) {
@@ -1060,9 +1078,9 @@ KINL void qx_stream(const int MR, const bool q4, const struct qx *a, const uint8
 #define QS_FN(R_, Q4_)                                                                             \
     KFN __attribute__((noinline)) void qx_stream_##R_##_##Q4_(                                     \
         const struct qx *a, const uint8_t *grp, size_t nb, float *y, size_t ldy,                   \
-        const float *bias, const char *pf)                                                         \
+        const float *bias, const char *nx)                                                         \
     {                                                                                              \
-        qx_stream(R_, Q4_, a, grp, nb, y, ldy, bias, pf);                                          \
+        qx_stream(R_, Q4_, a, grp, nb, y, ldy, bias, nx);                                          \
     }
 QS_FN(1, 0)
 QS_FN(1, 1)
@@ -1076,13 +1094,13 @@ static size_t qx_span_groups(size_t wrb)
     return g ? g : 1;
 }
 
-/* A thread's groups [ga, gb).  1-2 rows: one pass, each group prefetching
- * the next one, as the ggml-layout tiles fetch the next 16 rows (quiet
- * slot, 6-8 layers of the Q8_0X16 stack in one process: no software
- * prefetch 30 GB/s against 43-46; 4, 16 or 64 KiB ahead instead of a group
- * the same within 2 %; an L2 hint (T1) 38-40 against 44-48; two or four
- * groups side by side, as two or four streams, 44 against 48); whole
- * groups through qx_stream.  More: per span of groups
+/* A thread's groups [ga, gb).  1-2 rows: one pass, whole groups through
+ * qx_stream, each prefetching a short way ahead into L2 and on into the
+ * group after it in memory (QX_PF_Q8).  On an earlier machine (quiet slot,
+ * 6-8 layers of the Q8_0X16 stack in one process) no software prefetch
+ * read 30 GB/s against 43-46 for a whole group ahead into L1, an L2 hint a
+ * whole group ahead 38-40 against 44-48, and two or four groups side by
+ * side, as two or four streams, 44 against 48.  More: per span of groups
  * of about Q_PANEL bytes (L2), every row tile over every group of it, the tiles of up to
  * Q_AHEAD_ROWS rows fetching the next span meanwhile, as q_gemm_groups does with its panels. */
 KFN void qx_groups(float *y, const struct qx *a, size_t m, const uint8_t *w, size_t wrb, size_t N,
