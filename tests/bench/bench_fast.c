@@ -23,6 +23,10 @@
  *       then packed in the same process (the stored copy freed: both do not
  *       fit), the steps' ratios and whether the outputs are the same bits.
  *       --layers L: the first L layers only (quicker runs while tuning);
+ *       --calls 1: every call of the batch-1 and batch-B steps timed too,
+ *       per kind (q ... head) its mean call in the stack against the same
+ *       calls back to back, GFLOP/s and share of the peak, and the step's
+ *       time outside any call;
  *       Attention, norms and rotary are not run (at a context under 600
  *       tokens they are under 1 % of the work);
  *   bench_fast gemm FMT M K N [--threads N] [--layout packed]
@@ -521,8 +525,51 @@ static double huge_gb(void)
 
 enum layout { LAYOUT_PACKED, LAYOUT_STORED, LAYOUT_COMPARE };
 
+static const char *const kind_name[L_N + 1] = { "q", "k", "v", "o", "gate", "up", "down", "head" };
+
+/* --calls: where a step's time goes, per kind of matmul: its mean call in
+ * the stack (t_stack, seconds summed over `steps` steps) against the same
+ * calls back to back, each kind over the layers' copies (from memory, as
+ * in the stack: a kind's copy in one layer is not in the cache after the
+ * other layers' matrices), and the step time outside any call.  Where the
+ * stack loses against single calls shows up as a kind's ratio over 1. */
+static void calls_report(struct mat layers[][L_N], const struct mat *head, int n_layers, float *y,
+                         const float *x, size_t M, void *scratch, int nt, int steps,
+                         const double t_stack[L_N + 1], double t_step, const char *tag)
+{
+    double peak_cpu;
+    const double peak = bf16_peak(nt, 1.0, &peak_cpu);
+    double in_calls = 0, flop_all = 0;
+    for (int s = 0; s <= L_N; s++) {
+        const int n = s < L_N ? n_layers : 1;
+        double t = 0;
+        for (int it = 0; it <= steps; it++)
+            for (int l = 0; l < n; l++) {
+                const struct mat *w = s < L_N ? &layers[l][s] : head;
+                const double ts = bench_wall_s();
+                mat_mm(y, x, M, w, scratch, nt);
+                if (it > 0)
+                    t += bench_wall_s() - ts;
+            }
+        const struct mat *w = s < L_N ? &layers[0][s] : head;
+        const double flop = 2.0 * (double)M * (double)w->N * (double)w->K * n;
+        const double stack = t_stack[s] / steps, alone = t / steps;
+        in_calls += stack;
+        flop_all += flop;
+        printf("RESULT calls %s rows=%zu %-4s x%d call ms stack %.3f alone %.3f ratio %.3f "
+               "GFLOP/s stack %.1f alone %.1f peak_pct stack %.1f alone %.1f\n",
+               tag, M, kind_name[s], n, stack / n * 1e3, alone / n * 1e3, stack / alone,
+               flop / stack * 1e-9, flop / alone * 1e-9, 100.0 * flop / stack * 1e-9 / peak,
+               100.0 * flop / alone * 1e-9 / peak);
+    }
+    printf("RESULT calls %s rows=%zu step ms %.2f in calls %.2f outside %.3f GFLOP/s %.1f peak "
+           "GFLOP/s %.1f peak_pct %.1f\n",
+           tag, M, t_step * 1e3, in_calls * 1e3, (t_step - in_calls) * 1e3,
+           flop_all / t_step * 1e-9, peak, 100.0 * flop_all / t_step * 1e-9 / peak);
+}
+
 static int cmd_model(enum idf2_mm_fmt f, int nt, int decode, int prefill, int batch, double probe_s,
-                     enum layout lay, int n_layers)
+                     enum layout lay, int n_layers, bool calls)
 {
     static struct mat layers[N_LAYERS][L_N], head;
     const struct mat *all[N_LAYERS * L_N + 1];
@@ -587,20 +634,30 @@ static int cmd_model(enum idf2_mm_fmt f, int nt, int decode, int prefill, int ba
             long sink = 0;
             if (pass == 0 && probe_s > 0)
                 probe_gbs(nt, probe_s, &pm[0], &pb, &sink);
-            /* One untimed warm-up step, then the timed steps. */
-            double t = 0;
+            /* One untimed warm-up step, then the timed steps (with
+             * --calls, each call timed too: t_kind). */
+            double t = 0, t_kind[L_N + 1] = { 0 };
             for (int it = 0; it <= steps; it++) {
                 double ts = bench_wall_s();
                 for (int l = 0; l < n_layers; l++)
-                    for (int s = 0; s < L_N; s++)
+                    for (int s = 0; s < L_N; s++) {
+                        const double tc = calls ? bench_wall_s() : 0;
                         mat_mm(y, x, M, &layers[l][s], scratch, nt);
+                        if (calls && it > 0)
+                            t_kind[s] += bench_wall_s() - tc;
+                    }
                 /* As in generation, the head runs for every decoded row,
                  * and for the last position only of a prefill. */
+                const double tc = calls ? bench_wall_s() : 0;
                 mat_mm(y, x, Mh, &head, scratch, nt);
-                if (it > 0)
+                if (it > 0) {
                     t += bench_wall_s() - ts;
+                    t_kind[L_N] += calls ? bench_wall_s() - tc : 0;
+                }
             }
             t /= steps;
+            if (calls && pass < 2)
+                calls_report(layers, &head, n_layers, y, x, M, scratch, nt, steps, t_kind, t, tag);
             if (pass < 2 && rounds == 2) {
                 if (round == 0)
                     memcpy(ref[pass], y, M * VOCAB * sizeof(float));
@@ -702,7 +759,7 @@ int main(int argc, char **argv)
     if (argc < 2) {
         fprintf(stderr, "usage: bench_fast shapes|model FMT|gemm|qgemm FMT M K N|qmodel FMT|attn "
                         "N|probe|peak [--threads N] [--decode T] [--prefill P] [--batch B] "
-                        "[--probe S] [--layout L] [--layers L] [--seconds S]\n");
+                        "[--probe S] [--layout L] [--layers L] [--calls 1] [--seconds S]\n");
         return 2;
     }
     int nt = 1, decode = 8, prefill = 0, batch = 0, argi = 2;
@@ -710,6 +767,7 @@ int main(int argc, char **argv)
     enum layout lay = LAYOUT_PACKED;
     bool lay_set = false;
     int layers = N_LAYERS;
+    bool calls = false;
     enum idf2_mm_fmt f = IDF2_MM_BF16;
     size_t gm = 0, gk = 0, gn = 0;
     if (strcmp(argv[1], "gemm") == 0 || strcmp(argv[1], "qgemm") == 0) {
@@ -758,6 +816,8 @@ int main(int argc, char **argv)
                                               : LAYOUT_PACKED;
         } else if (strcmp(argv[i], "--layers") == 0)
             layers = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--calls") == 0)
+            calls = atoi(argv[i + 1]) != 0;
     }
     if (strcmp(argv[1], "probe") == 0)
         return cmd_probe(nt, seconds);
@@ -788,7 +848,7 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "model") == 0)
         return cmd_model(f, nt, decode, prefill, batch, probe_s, lay,
-                         layers > 0 && layers < N_LAYERS ? layers : N_LAYERS);
+                         layers > 0 && layers < N_LAYERS ? layers : N_LAYERS, calls);
     if (strcmp(argv[1], "attn") == 0)
         return cmd_attn(gm, nt);
     fprintf(stderr, "bench_fast: unknown command %s\n", argv[1]);
