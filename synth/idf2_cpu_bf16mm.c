@@ -477,13 +477,14 @@ void idf2_bf16mm_ep(float *y, const float *x, size_t m, size_t x_stride, const u
                         x + r0 * x_stride, x_stride, tile_row0(m, (size_t)i + 1) - r0, K, C);
         }
         char *mine = threads + (size_t)omp_get_thread_num() * per;
-        /* Tasks: per row block, the groups in chunks (a chunk within a block). */
-        const size_t chunk = idf2_take_chunk(groups, (size_t)omp_get_num_threads(), NG);
-        const size_t per_block = (groups + chunk - 1) / chunk;
-        for (size_t t, t1; idf2_take(&next, nmb * per_block, 1, &t, &t1);) {
-            const size_t b = t / per_block, ga = t % per_block * chunk;
+        /* Tasks: ranges of a row block's groups (never across blocks),
+         * shrinking at the end of the call. */
+        const size_t T = (size_t)omp_get_num_threads();
+        const size_t chunk = idf2_take_chunk(groups, T, NG);
+        for (size_t u0, u1; idf2_take_tail(&next, nmb * groups, groups, chunk, NG, T, &u0, &u1);) {
+            const size_t b = u0 / groups;
             run_groups(y, xp, m, w, wp, N, K, two, bias, ep, mine, tiles * b / nmb,
-                       tiles * (b + 1) / nmb, ga, idf2_min_sz(groups, ga + chunk));
+                       tiles * (b + 1) / nmb, u0 % groups, u1 - b * groups);
         }
     }
 }

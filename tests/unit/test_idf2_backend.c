@@ -897,6 +897,47 @@ TEST(large_buffers_advised_for_huge_pages)
     }
 }
 
+/* idf2_take_tail hands out every item once, never across a span
+ * boundary, in takes of at most `chunk` that shrink toward `unit` as the
+ * work runs out (worked out by hand for n 100, span 50, chunk 15, unit 3,
+ * 2 threads: a quarter of what is left per thread, rounded down to units);
+ * and two threads taking at once still take every item once. */
+TEST(take_tail_by_hand)
+{
+    static const size_t want[][2] = { { 0, 12 },  { 12, 21 }, { 21, 30 }, { 30, 36 }, { 36, 42 },
+                                      { 42, 48 }, { 48, 50 }, { 50, 56 }, { 56, 59 }, { 59, 62 },
+                                      { 62, 65 }, { 65, 68 }, { 68, 71 }, { 71, 74 }, { 74, 77 },
+                                      { 77, 80 }, { 80, 83 }, { 83, 86 }, { 86, 89 }, { 89, 92 },
+                                      { 92, 95 }, { 95, 98 }, { 98, 100 } };
+    const size_t n_want = sizeof want / sizeof want[0];
+    size_t next = 0, a, b, k = 0;
+    while (idf2_take_tail(&next, 100, 50, 15, 3, 2, &a, &b)) {
+        CHECK(k < n_want);
+        if (k < n_want) {
+            CHECK_INT((long)a, (long)want[k][0]);
+            CHECK_INT((long)b, (long)want[k][1]);
+        }
+        k++;
+    }
+    CHECK_INT((long)k, (long)n_want);
+    enum { N = 100000 };
+    static unsigned char seen[N];
+    memset(seen, 0, sizeof seen);
+    next = 0;
+    int crossed = 0;
+#pragma omp parallel num_threads(2) reduction(+ : crossed)
+    for (size_t u0, u1; idf2_take_tail(&next, N, 4096, 600, 3, 2, &u0, &u1);) {
+        crossed += u0 / 4096 != (u1 - 1) / 4096 || u1 - u0 > 600;
+        for (size_t u = u0; u < u1; u++)
+            seen[u]++;
+    }
+    CHECK_INT(crossed, 0);
+    size_t once = 0;
+    for (size_t u = 0; u < N; u++)
+        once += seen[u] == 1;
+    CHECK_INT((long)once, (long)N);
+}
+
 #define TESTS(X)                                                                                   \
     X(matmul_every_row_every_format)                                                               \
     X(matmul_x16_same_bits_every_row)                                                              \
@@ -909,5 +950,6 @@ TEST(large_buffers_advised_for_huge_pages)
     X(block_formats_by_hand)                                                                       \
     X(x16_layout_by_hand)                                                                          \
     X(selection_and_inheritance)                                                                   \
-    X(large_buffers_advised_for_huge_pages)
+    X(large_buffers_advised_for_huge_pages)                                                        \
+    X(take_tail_by_hand)
 TEST_MAIN(TESTS)
