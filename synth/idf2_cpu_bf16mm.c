@@ -38,7 +38,7 @@
  * more than one block, a tile's 16 slice accumulators wait in a per-thread
  * buffer between blocks (a store and reload is exact).  Packed at load,
  * the weights come from memory in one K block; at 1-16 rows (one or two
- * row tiles) the slices go outermost and the tiles prefetch the next one
+ * row tiles) the slices go outermost and the tiles prefetch two ahead
  * (run_groups). */
 #include "idf2_cpu_bf16mm.h"
 
@@ -60,9 +60,15 @@
  * measured best at M = 16; 1024 and an L2 prefetch of the next panel
  * during compute were slower). */
 #define PF_W 256
-/* Where a tile reading weights packed at load prefetches the next slice
- * (a slice ahead: 24-86 KB at the text shapes). */
+/* Where a tile reading weights packed at load prefetches the slices ahead
+ * (24-86 KB a slice at the text shapes). */
 #define PF_HINT _MM_HINT_T0
+/* How many slices ahead such a tile prefetches, through the end of its take
+ * into the thread's next take: at 16 rows two ahead, with the next take's
+ * first slices, ran the 4-layer stack 1.03-1.05x faster than one ahead and
+ * nothing past a take (one ahead into the next take, or three, within the
+ * noise of the VM's bandwidth). */
+#define PF_SLICES 2
 
 static size_t chunks(size_t K)
 {
@@ -246,7 +252,7 @@ struct tile_io {
     bool first;        /* first K block: start from zero */
     __m512 *fold;      /* FOLD_LV partial results of MR * NG */
     int leaf;          /* position of this slice in the fold (0..15) */
-    /* Packed at load: the next slice's panel for group 0 (NULL: none),
+    /* Packed at load: the panel PF_SLICES slices ahead for group 0 (NULL: none),
      * groups ps apart, of which this tile prefetches its share: chunks
      * (pf_i * kc + c) / pf_n at every pf_n-th chunk c, so that the row
      * tiles over a slice together fetch all of the next. */
@@ -373,13 +379,14 @@ KFN void tile_any(int R, int G, bool two, const struct tile_io *io)
  * (unless wp holds every group packed over all of K), then every row tile
  * over every slice.  From wp with at most two row tiles (decode, batched
  * decode) there is one K block and the slices go outermost, each through
- * both tiles while it is in L1/L2, and the tiles prefetch the next slice
- * from memory as they go: the stream overlaps the compute.  More row
- * tiles keep the K blocks, so that a block's panel stays in L2 while
- * every row tile reads it.  Row tiles [ta, tb) only. */
+ * both tiles while it is in L1/L2, and the tiles prefetch the slice
+ * PF_SLICES ahead from memory as they go, past gb into `after` (the
+ * thread's next take, group 0 of it; NULL: none): the stream overlaps the
+ * compute.  More row tiles keep the K blocks, so that a block's panel
+ * stays in L2 while every row tile reads it.  Row tiles [ta, tb) only. */
 KFN void run_groups(float *y, const uint32_t *xp, size_t m, const uint16_t *w, const __m512i *wp,
                     size_t N, size_t K, bool two, const float *bias, enum idf2_bf16mm_ep ep,
-                    char *mine, size_t ta, size_t tb, size_t ga, size_t gb)
+                    char *mine, size_t ta, size_t tb, size_t ga, size_t gb, const __m512i *after)
 {
     const size_t C = chunks(K), tiles = row_tiles(m), nt = tb - ta;
     const bool leaf_outer = wp && tiles <= 2;
@@ -405,10 +412,14 @@ KFN void run_groups(float *y, const uint32_t *xp, size_t m, const uint16_t *w, c
                 const size_t r0 = tile_row0(m, i);
                 const int R = (int)(tile_row0(m, i + 1) - r0);
                 const int l = fold_pos(leaf);
-                const __m512i *next = !leaf_outer         ? NULL
-                                      : leaf + 1 < NSLICE ? pn + (size_t)(leaf + 1) * pkc
-                                      : g0 + NG < gb      ? wp + (g0 + NG) * NSLICE * C
-                                                          : NULL;
+                /* PF_SLICES slices ahead in this take, or into the next take's. */
+                const size_t q = (g0 - ga) / NG * NSLICE + (size_t)leaf + PF_SLICES;
+                const size_t gq = ga + q / NSLICE * NG, nq = (gb - ga + NG - 1) / NG * NSLICE;
+                const __m512i *next =
+                    !leaf_outer ? NULL
+                    : gq < gb   ? wp + gq * NSLICE * C + q % NSLICE * C
+                    : after ? after + (q - nq) / NSLICE * NG * NSLICE * C + (q - nq) % NSLICE * C
+                            : NULL;
                 const struct tile_io io = {
                     .x = xp + i * xs + ((size_t)leaf * x_chunks(C) + c0) * MR,
                     .xlo = xlo,
@@ -481,10 +492,19 @@ void idf2_bf16mm_ep(float *y, const float *x, size_t m, size_t x_stride, const u
          * shrinking at the end of the call. */
         const size_t T = (size_t)omp_get_num_threads();
         const size_t chunk = idf2_take_chunk(groups, T, NG);
-        for (size_t u0, u1; idf2_take_tail(&next, nmb * groups, groups, chunk, NG, T, &u0, &u1);) {
+        /* Each take is known one take ahead, so that the end of one
+         * prefetches the start of the next (run_groups' `after`). */
+        size_t u0, u1, v0, v1;
+        bool have = idf2_take_tail(&next, nmb * groups, groups, chunk, NG, T, &u0, &u1);
+        while (have) {
+            const bool more = idf2_take_tail(&next, nmb * groups, groups, chunk, NG, T, &v0, &v1);
             const size_t b = u0 / groups;
             run_groups(y, xp, m, w, wp, N, K, two, bias, ep, mine, tiles * b / nmb,
-                       tiles * (b + 1) / nmb, u0 % groups, u1 - b * groups);
+                       tiles * (b + 1) / nmb, u0 % groups, u1 - b * groups,
+                       more && wp ? (const __m512i *)wp + v0 % groups * NSLICE * C : NULL);
+            have = more;
+            u0 = v0;
+            u1 = v1;
         }
     }
 }
