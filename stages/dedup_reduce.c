@@ -227,15 +227,6 @@ static enum vc_status reduce_emit(void *ctx, const struct dedup_sig *s, struct v
     return put_edge(r, &r->first, s, 0, err);
 }
 
-static enum vc_status write_edits(struct reducer *r, const char *path, struct vc_err *err)
-{
-    struct dedup_sig_stream w;
-    VC_TRY(dedup_sig_stream_open(&w, path, 0, err));
-    enum vc_status rc = dedup_sig_drain(r->edits, dedup_sig_stream_add, &w, err);
-    enum vc_status crc = dedup_sig_stream_close(&w, rc == VC_OK, err);
-    return rc == VC_OK ? crc : rc;
-}
-
 enum vc_status dedup_reduce_part(char *const *paths, size_t n_paths, uint32_t part,
                                  const struct dedup_reduce_opts *o, const char *tmp_prefix,
                                  const char *edges_path, const char *edits_path,
@@ -261,7 +252,7 @@ enum vc_status dedup_reduce_part(char *const *paths, size_t n_paths, uint32_t pa
     if (rc == VC_OK)
         rc = group_end(&r, err);
     if (rc == VC_OK && edits_path)
-        rc = write_edits(&r, edits_path, err);
+        rc = dedup_sig_write_sorted(r.edits, edits_path, 0, err);
     rc = vc_fs_sync_close(r.out, tmp, true, rc, err);
     if (rc == VC_OK)
         rc = vc_fs_rename_pending(tmp, edges_path, err);

@@ -132,6 +132,16 @@ enum vc_status dedup_sig_drain(struct extsort *s, dedup_sig_fn fn, void *ctx, st
     return (enum vc_status)got;
 }
 
+enum vc_status dedup_sig_write_sorted(struct extsort *s, const char *path, unsigned part_bits,
+                                      struct vc_err *err)
+{
+    struct dedup_sig_stream w;
+    VC_TRY(dedup_sig_stream_open(&w, path, part_bits, err));
+    enum vc_status rc = dedup_sig_drain(s, dedup_sig_stream_add, &w, err);
+    enum vc_status crc = dedup_sig_stream_close(&w, rc == VC_OK, err);
+    return rc == VC_OK ? crc : rc;
+}
+
 void dedup_sig_sort(struct dedup_sig *v, size_t n)
 {
     if (n > 1) /* v may be NULL when empty, which qsort does not allow */

@@ -96,6 +96,11 @@ enum vc_status dedup_sig_stream_open(struct dedup_sig_stream *w, const char *pat
 enum vc_status dedup_sig_stream_add(void *w, const struct dedup_sig *s, struct vc_err *err);
 /* Always frees; without commit the temp file is removed. */
 enum vc_status dedup_sig_stream_close(struct dedup_sig_stream *w, bool commit, struct vc_err *err);
+/* Ends the sort s's input and writes its records as the signature file
+ * `path` of part_bits (a dedup_sig_stream, committed when every record is
+ * written); s stays the caller's to close. */
+enum vc_status dedup_sig_write_sorted(struct extsort *s, const char *path, unsigned part_bits,
+                                      struct vc_err *err);
 
 /* The records of a part_bits-0 signature file whose key lies in [lo, hi],
  * found by binary search and read with pread: appended to *v (realloc'd;

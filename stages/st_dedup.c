@@ -475,13 +475,9 @@ static enum vc_status dedup_task_end(void *state, struct stage_task_ctx *ctx, st
         return VC_OK;
     }
     char path[4096];
-    struct dedup_sig_stream w;
     enum vc_status rc = work_path(ctx->run, "sig", ctx->unit, path, sizeof path, err);
-    if (rc == VC_OK && (rc = dedup_sig_stream_open(&w, path, d->ro.part_bits, err)) == VC_OK) {
-        rc = dedup_sig_drain(t->sort, dedup_sig_stream_add, &w, err);
-        enum vc_status crc = dedup_sig_stream_close(&w, rc == VC_OK, err);
-        rc = rc == VC_OK ? crc : rc;
-    }
+    if (rc == VC_OK)
+        rc = dedup_sig_write_sorted(t->sort, path, d->ro.part_bits, err);
     extsort_close(t->sort);
     free(t);
     return rc;
