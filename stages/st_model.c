@@ -426,13 +426,13 @@ static enum vc_status cache_open(const char *work_dir, const char *tag, uint32_t
     }
     sprintf(c->path, "%s/%s-%06u.cache", work_dir, tag, (unsigned)unit);
     enum vc_status rc = committed ? VC_OK : vc_fs_mkdirs(work_dir, err);
-    if (rc >= 0 && committed && (c->fd = open(c->path, O_RDONLY | O_CLOEXEC)) < 0)
-        rc = vc_err_set(err, VC_EFATAL, VC_REASON_io_error,
-                        "cannot read the result cache '%s' of committed unit %u: %s (its scores "
-                        "are lost: delete '%s' to start the run over)",
-                        c->path, (unsigned)unit, strerror(errno), work_dir);
-    if (rc >= 0 && !committed && (c->fd = open(c->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0)
-        rc = io_fail(err, "cannot open", c->path);
+    const int flags = committed ? O_RDONLY | O_CLOEXEC : O_RDWR | O_CREAT | O_CLOEXEC;
+    if (rc >= 0 && (c->fd = open(c->path, flags, 0644)) < 0)
+        rc = !committed ? io_fail(err, "cannot open", c->path)
+                        : vc_err_set(err, VC_EFATAL, VC_REASON_io_error,
+                                     "cannot read the result cache '%s' of committed unit %u: %s "
+                                     "(its scores are lost: delete '%s' to start the run over)",
+                                     c->path, (unsigned)unit, strerror(errno), work_dir);
     if (rc >= 0)
         rc = cache_load(c, !committed, err);
     if (rc >= 0 && lseek(c->fd, 0, SEEK_END) < 0)
