@@ -277,21 +277,31 @@ static void vs_apart_rounds(struct idf2_ctx *ctx, const struct idf2_request *req
     fflush(stdout);
 }
 
+/* A misspelt option must not pass silently: the figures would be of
+ * another configuration than the command line says. */
+static int usage(void)
+{
+    fprintf(stderr, "usage: bench_engine CKPT_DIR [--compute bf16|f32] [--threads N] "
+                    "[--max-new N,..] [--sizes 378,980] [--cache] [--batch 1,16] "
+                    "[--backend NAME] [--split] [--quant q8_0|q4_0] [--weights copy|map] "
+                    "[--prompt-tokens N,..] [--vs-stack N] [--vs-apart N]\n");
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc < 2 || argv[1][0] == '-') {
-        fprintf(stderr, "usage: bench_engine CKPT_DIR [--compute bf16|f32] [--threads N] "
-                        "[--max-new N (16)] [--sizes 378,980] [--cache] [--vs-stack N] "
-                        "[--vs-apart N]\n");
-        return 2;
-    }
+    if (argc < 2 || argv[1][0] == '-')
+        return usage();
     struct idf2_load_opts opts = { .compute = IDF2_COMPUTE_BF16, .n_threads = 0 };
     int split = 0, vs_stack = 0, vs_apart = 0;
     char sizes[64] = "378,980", batches[64] = "1", max_new_list[64] = "16", prompt_list[64] = "0";
     for (int i = 2; i < argc; i++) {
-        if (!strcmp(argv[i], "--compute") && i + 1 < argc)
-            opts.compute = strcmp(argv[++i], "f32") == 0 ? IDF2_COMPUTE_F32 : IDF2_COMPUTE_BF16;
-        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+        if (!strcmp(argv[i], "--compute") && i + 1 < argc) {
+            const char *c = argv[++i];
+            if (strcmp(c, "f32") && strcmp(c, "bf16"))
+                return usage();
+            opts.compute = !strcmp(c, "f32") ? IDF2_COMPUTE_F32 : IDF2_COMPUTE_BF16;
+        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             opts.n_threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--max-new") && i + 1 < argc)
             snprintf(max_new_list, sizeof max_new_list, "%s", argv[++i]);
@@ -313,15 +323,16 @@ int main(int argc, char **argv)
             split = 1;
         else if (!strcmp(argv[i], "--quant") && i + 1 < argc) {
             const char *q = argv[++i];
-            opts.text_quant = !strcmp(q, "q8_0")   ? IDF2_TEXT_QUANT_Q8_0
-                              : !strcmp(q, "q4_0") ? IDF2_TEXT_QUANT_Q4_0
-                                                   : IDF2_TEXT_QUANT_NONE;
+            if (strcmp(q, "q8_0") && strcmp(q, "q4_0"))
+                return usage();
+            opts.text_quant = !strcmp(q, "q8_0") ? IDF2_TEXT_QUANT_Q8_0 : IDF2_TEXT_QUANT_Q4_0;
         } else if (!strcmp(argv[i], "--weights") && i + 1 < argc) {
             if (!idf2_weights_place_parse(argv[++i], &opts.weights)) {
                 fprintf(stderr, "--weights takes copy or map\n");
                 return 2;
             }
-        }
+        } else
+            return usage();
     }
     const char *quant = opts.text_quant == IDF2_TEXT_QUANT_Q8_0   ? "q8_0"
                         : opts.text_quant == IDF2_TEXT_QUANT_Q4_0 ? "q4_0"
