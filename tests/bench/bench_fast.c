@@ -754,14 +754,21 @@ static int cmd_qmodel(enum idf2_mm_fmt f, int nt, int steps, int batch, int laye
     return 0;
 }
 
+/* Also for a misspelt option or value: figures of another configuration
+ * than the command line says must not pass silently. */
+static int usage(void)
+{
+    fprintf(stderr, "usage: bench_fast shapes|model FMT|gemm|qgemm FMT M K N|qmodel FMT|attn "
+                    "N|probe|peak [--threads N] [--decode T] [--prefill P] [--batch B] "
+                    "[--probe S] [--layout packed|stored|compare] [--layers L] [--calls 1] "
+                    "[--seconds S]\n");
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: bench_fast shapes|model FMT|gemm|qgemm FMT M K N|qmodel FMT|attn "
-                        "N|probe|peak [--threads N] [--decode T] [--prefill P] [--batch B] "
-                        "[--probe S] [--layout L] [--layers L] [--calls 1] [--seconds S]\n");
-        return 2;
-    }
+    if (argc < 2)
+        return usage();
     int nt = 1, decode = 8, prefill = 0, batch = 0, argi = 2;
     double seconds = 5, probe_s = 0;
     enum layout lay = LAYOUT_PACKED;
@@ -795,6 +802,8 @@ int main(int argc, char **argv)
         }
         argi = 3;
     }
+    if ((argc - argi) % 2)
+        return usage();
     for (int i = argi; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--threads") == 0)
             nt = atoi(argv[i + 1]);
@@ -811,6 +820,8 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--layout") == 0) {
             const char *v = argv[i + 1];
             lay_set = true;
+            if (strcmp(v, "stored") && strcmp(v, "compare") && strcmp(v, "packed"))
+                return usage();
             lay = strcmp(v, "stored") == 0    ? LAYOUT_STORED
                   : strcmp(v, "compare") == 0 ? LAYOUT_COMPARE
                                               : LAYOUT_PACKED;
@@ -818,6 +829,8 @@ int main(int argc, char **argv)
             layers = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--calls") == 0)
             calls = atoi(argv[i + 1]) != 0;
+        else
+            return usage();
     }
     if (strcmp(argv[1], "probe") == 0)
         return cmd_probe(nt, seconds);
