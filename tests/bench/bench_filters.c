@@ -426,7 +426,12 @@ static void bench_text(void)
 
 int main(int argc, char **argv)
 {
-    uint32_t n = argc > 1 ? (uint32_t)strtoul(argv[1], NULL, 10) : 2000;
+    char *end = NULL;
+    uint32_t n = argc > 1 ? (uint32_t)strtoul(argv[1], &end, 10) : 2000;
+    if (argc > 3 || (end && (end == argv[1] || *end))) {
+        fprintf(stderr, "usage: bench_filters [N_DEMO_SAMPLES (2000)] [WORK_DIR]\n");
+        return 2;
+    }
     char dir[4096];
     if (argc > 2)
         snprintf(dir, sizeof dir, "%s", argv[2]);

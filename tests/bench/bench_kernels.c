@@ -249,7 +249,15 @@ int main(int argc, char **argv)
     const char *backend = NULL, *formats = "f32,bf16";
     const bool peak = argc > 1 && !strcmp(argv[1], "peak"),
                probe = argc > 1 && !strcmp(argv[1], "probe");
-    for (int i = peak || probe ? 2 : 1; i + 1 < argc; i += 2) {
+    const int argi = peak || probe ? 2 : 1;
+    /* A misspelt option must not pass silently: the figures would be of
+     * another configuration than the command line says. */
+    if ((argc - argi) % 2) {
+        fprintf(stderr, "usage: bench_kernels [peak|probe] [--threads N] [--reps R] "
+                        "[--backend NAME] [--formats f32,bf16] [--attention 0|1] [--decode 0|1]\n");
+        return 2;
+    }
+    for (int i = argi; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--threads"))
             nt = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--reps"))
@@ -262,6 +270,10 @@ int main(int argc, char **argv)
             attention = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--decode"))
             decode = atoi(argv[i + 1]);
+        else {
+            fprintf(stderr, "bench_kernels: unknown option %s\n", argv[i]);
+            return 2;
+        }
     }
     if (peak || probe) {
         for (int t = 1; t <= nt; t++)

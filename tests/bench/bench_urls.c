@@ -296,6 +296,10 @@ int main(int argc, char **argv)
 {
     size_t n = 4000, size = 100000;
     const char *work = "/tmp";
+    if (argc % 2 == 0) {
+        fprintf(stderr, "usage: bench_urls [--urls N] [--size BYTES] [--work DIR]\n");
+        return 2;
+    }
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--urls") == 0)
             n = strtoull(argv[i + 1], NULL, 10);
@@ -303,6 +307,10 @@ int main(int argc, char **argv)
             size = strtoull(argv[i + 1], NULL, 10);
         else if (strcmp(argv[i], "--work") == 0)
             work = argv[i + 1];
+        else {
+            fprintf(stderr, "bench_urls: unknown option %s\n", argv[i]);
+            return 2;
+        }
     }
     struct rlimit rl;
     getrlimit(RLIMIT_NOFILE, &rl);
