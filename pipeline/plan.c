@@ -6,6 +6,7 @@
 
 #include "core/sample.h"
 #include "core/vc_mem.h"
+#include "stages/wds_write.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,8 +19,10 @@ uint64_t plan_tar_member_bytes(uint64_t size)
 
 bool plan_cut_next(struct plan_cut *c, uint64_t bytes)
 {
+    /* The target bounds the file a reader downloads, so the tar's end
+     * blocks and record padding count, not only the members. */
     bool full = (c->per_shard && c->count == c->per_shard) ||
-                (c->max_bytes && c->count > 0 && c->cur + bytes > c->max_bytes);
+                (c->max_bytes && c->count > 0 && wds_tar_file_bytes(c->cur + bytes) > c->max_bytes);
     bool opens = !c->started || full;
     if (opens) {
         c->started = true;

@@ -28,8 +28,9 @@ bool plan_cut_next(struct plan_cut *c, uint64_t bytes);
 
 /* Cuts n samples (in output order, each `bytes[i]` long in the tar) into
  * shards: a shard closes when it holds per_shard samples (0 = no limit) or
- * when the next sample would take it past max_bytes (0 = no limit; a
- * single larger sample gets a shard of its own).  *starts (owned) gets
+ * when the next sample would take its file (end blocks and record padding
+ * included, see wds_tar_file_bytes) past max_bytes (0 = no limit; a single
+ * larger sample gets a shard of its own).  *starts (owned) gets
  * n_shards + 1 offsets: shard k holds samples [starts[k], starts[k+1]). */
 enum vc_status plan_shards(const uint64_t *bytes, size_t n, uint64_t per_shard, uint64_t max_bytes,
                            size_t **starts, size_t *n_shards, struct vc_err *err);

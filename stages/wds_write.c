@@ -409,12 +409,17 @@ enum vc_status wds_writer_open(const char *path, enum wds_compression c, struct 
     return VC_OK;
 }
 
+uint64_t wds_tar_file_bytes(uint64_t member_bytes)
+{
+    uint64_t end = member_bytes + 2 * TAR_BLOCK;
+    return end + (TAR_RECORD - end % TAR_RECORD) % TAR_RECORD;
+}
+
 /* The end of the archive, the compressor's trailer, and the data on disk. */
 static enum vc_status finish_file(struct wds_writer *w, struct vc_err *err)
 {
     static const uint8_t zeros[TAR_RECORD];
-    uint64_t end = w->tar_bytes + 2 * TAR_BLOCK;
-    size_t pad = (size_t)((TAR_RECORD - end % TAR_RECORD) % TAR_RECORD);
+    size_t pad = (size_t)(wds_tar_file_bytes(w->tar_bytes) - w->tar_bytes - 2 * TAR_BLOCK);
     VC_TRY(tar_put(w, zeros, 2 * TAR_BLOCK, err));
     VC_TRY(tar_put(w, zeros, pad, err));
     if (w->comp != WDS_COMPRESS_NONE)

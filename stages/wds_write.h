@@ -48,6 +48,11 @@ struct wds_shard_stats {
 
 struct wds_writer;
 
+/* Size of the uncompressed tar whose members take member_bytes (headers and
+ * padded data): plus the two end blocks, padded to the 10240-byte record,
+ * exactly what the writer produces.  The shard cut's byte target uses it. */
+uint64_t wds_tar_file_bytes(uint64_t member_bytes);
+
 /* Owned: finish with wds_writer_commit or wds_writer_abort.  VC_EUSAGE for
  * an unknown compression, VC_EFATAL (io_error) when the temporary file
  * cannot be created. */

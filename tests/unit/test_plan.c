@@ -6,6 +6,7 @@
 #include "core/extsort.h"
 #include "pipeline/plan.h"
 #include "stages/st_reshard.h"
+#include "stages/wds_write.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -26,15 +27,28 @@ TEST(shards_by_count_and_bytes)
     CHECK_INT(st[2], 6);
     CHECK_INT(st[3], 7);
     free(st);
-    /* 250 bytes: two 100-byte samples per shard; a 1000-byte sample alone. */
-    uint64_t c[5] = { 100, 100, 100, 1000, 100 };
-    CHECK_INT(plan_shards(c, 5, 0, 250, &st, &n, &err), VC_OK);
+    /* A 20480-byte target bounds the file, end blocks (1024) and padding to
+     * the 10240-byte record included: two 9728-byte samples fill it
+     * exactly, a third would need a 30720-byte file; a 40960-byte sample is
+     * alone. */
+    uint64_t c[5] = { 9728, 9728, 9728, 40960, 9728 };
+    CHECK_INT(plan_shards(c, 5, 0, 20480, &st, &n, &err), VC_OK);
     CHECK_INT(n, 4);
     CHECK_INT(st[1], 2);
     CHECK_INT(st[2], 3);
     CHECK_INT(st[3], 4);
     CHECK_INT(st[4], 5);
     free(st);
+    /* Two 10240-byte samples are 20480 bytes of members, but their file,
+     * with the end blocks, is 30720: each is a shard of its own. */
+    uint64_t d[2] = { 10240, 10240 };
+    CHECK_INT(plan_shards(d, 2, 0, 20480, &st, &n, &err), VC_OK);
+    CHECK_INT(n, 2);
+    free(st);
+    CHECK_INT(wds_tar_file_bytes(0), 10240);
+    CHECK_INT(wds_tar_file_bytes(9216), 10240);
+    CHECK_INT(wds_tar_file_bytes(9728), 20480);
+    CHECK_INT(wds_tar_file_bytes(19456), 20480);
     CHECK_INT(plan_shards(c, 0, 10, 0, &st, &n, &err), VC_OK);
     CHECK_INT(n, 0);
     free(st);
