@@ -82,6 +82,8 @@ static enum vc_status ledger_add(struct map_task *t, const struct sample *s, uin
                                  const struct stage_verdict *v, struct vc_err *err)
 {
     const struct stage_source_info *si = &t->ss->spec->source_info[t->source];
+    char msg[sizeof e->msg];
+    session_unit_message(t->ss, e->msg, msg, sizeof msg);
     struct ledger_entry le = {
         .source = si->name,
         .file = session_unit_file(t->ss, t->u->file),
@@ -90,7 +92,7 @@ static enum vc_status ledger_add(struct map_task *t, const struct sample *s, uin
         .state = state,
         .stage = stage,
         .reason = e->reason,
-        .message = e->msg[0] ? e->msg : NULL,
+        .message = msg[0] ? msg : NULL,
     };
     if (v && state == LEDGER_REJECTED) {
         le.reason = v->reason ? v->reason : VC_REASON_filtered;

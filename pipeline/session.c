@@ -89,13 +89,42 @@ char *session_work_path(const struct session *ss, const char *fmt, ...)
     return p;
 }
 
-const char *session_unit_file(const struct session *ss, const char *file)
+/* Bytes of `p` that spell the spec's folder and the slash after it (0 when
+ * p does not start with it). */
+static size_t spec_dir_prefix(const struct session *ss, const char *p)
 {
     const char *dir = ss->spec->spec_dir;
     size_t n = strlen(dir);
-    if (n && !strncmp(file, dir, n) && file[n] == '/')
-        return file + n + 1 + (file[n + 1] == '/');
-    return file;
+    if (n && !strncmp(p, dir, n) && p[n] == '/')
+        return n + 1 + (p[n + 1] == '/');
+    return 0;
+}
+
+const char *session_unit_file(const struct session *ss, const char *file)
+{
+    return file + spec_dir_prefix(ss, file);
+}
+
+/* A character that can continue a path: the folder is cut only where a
+ * path starts, not inside a longer name that ends like it. */
+static bool path_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("._-/~+", c));
+}
+
+void session_unit_message(const struct session *ss, const char *msg, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; msg[i] && o + 1 < cap;) {
+        size_t skip = (i == 0 || !path_char(msg[i - 1])) ? spec_dir_prefix(ss, msg + i) : 0;
+        if (skip)
+            i += skip;
+        else
+            out[o++] = msg[i++];
+    }
+    if (cap)
+        out[o] = '\0';
 }
 
 enum vc_status session_unit_manifest(const struct session *ss, size_t round, size_t u,

@@ -53,6 +53,13 @@ char *session_work_path(const struct session *ss, const char *fmt, ...)
 /* A unit's file as the ledger names it: relative to the spec's folder when
  * it lies below it, else as the spec spelled it.  Borrowed from `file`. */
 const char *session_unit_file(const struct session *ss, const char *file);
+/* An error message for the ledger: msg (a source names the files it opens
+ * by the spec's folder as this command spelled it: relative to the current
+ * folder, absolute, or resolved for `task`) with that folder cut from
+ * every path that starts with it, as session_unit_file names a unit, so
+ * the ledger's bytes do not depend on the current folder.  Writes at most
+ * cap bytes, NUL included, into out. */
+void session_unit_message(const struct session *ss, const char *msg, char *out, size_t cap);
 
 /* Unit u's manifest of a round (owned: cJSON_Delete); VC_EFATAL naming
  * the unit when it is missing or names another spec. */
