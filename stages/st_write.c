@@ -98,6 +98,15 @@ static void apply_renames(cJSON *json, const struct renames *rn)
     }
 }
 
+/* The format a field's name promises ("0.jpeg": JPEG), which the bytes
+ * need not keep: web downloads are saved under the URL's extension, so a
+ * "jpg" member may hold a PNG. */
+static enum img_format named_format(const struct sample_field *f)
+{
+    const char *dot = strrchr(f->name, '.');
+    return img_format_from_name(dot ? dot + 1 : f->name);
+}
+
 static enum vc_status reencode(const struct writer_opts *o, const struct stage_limits *lim,
                                struct sample *s, struct sample_field *f, enum img_format src_fmt,
                                struct renames *rn, struct vc_err *err)
@@ -121,8 +130,11 @@ static enum vc_status reencode(const struct writer_opts *o, const struct stage_l
     img_release(&im);
     if (rc < 0)
         return rc;
+    /* The name follows the bytes written, not the bytes read: a PNG stored
+     * as "jpg" re-encoded to JPEG keeps its name, one kept as PNG becomes
+     * "png". */
     const char *name = f->name;
-    if (fmt != src_fmt) {
+    if (named_format(f) != fmt) {
         name = renamed(s->arena, f->name, img_format_ext(fmt));
         if (name && sample_field_get(s, name))
             rc = vc_err_set(err, VC_ESAMPLE, VC_REASON_encode_error,
@@ -397,7 +409,10 @@ static enum vc_status write_map(void *state, struct sample *s, struct stage_task
                        "not a JPEG, PNG or WebP file (%zu bytes)", f->size);
             return vc_err_prefix(err, "field '%s'", name);
         }
-        bool convert = o->format != IMG_FORMAT_UNKNOWN && o->format != src;
+        /* Converting also renames a field whose name promises another
+         * format than the one asked for, whatever its bytes already are. */
+        bool convert =
+            o->format != IMG_FORMAT_UNKNOWN && (o->format != src || named_format(f) != o->format);
         enum vc_status rc;
         if (o->resize_mode != IMG_RESIZE_NO || convert)
             rc = reencode(o, lim, s, f, src, &rn, err); /* a full, strict decode */
