@@ -306,8 +306,32 @@ static bool keep_last_keys(cJSON *node)
     return true;
 }
 
+size_t vc_json_find_nul(const char *text, size_t n, bool *escaped)
+{
+    bool in_string = false;
+    for (size_t i = 0; i < n; i++) {
+        if (text[i] == '\0') {
+            *escaped = false;
+            return i;
+        }
+        if (text[i] == '"') {
+            in_string = !in_string;
+        } else if (in_string && text[i] == '\\' && i + 1 < n) {
+            if (text[i + 1] == 'u' && i + 6 <= n && memcmp(text + i + 2, "0000", 4) == 0) {
+                *escaped = true;
+                return i;
+            }
+            i++; /* the escaped character, which may be a quote */
+        }
+    }
+    return n;
+}
+
 cJSON *vc_json_parse_exact(const char *text, size_t n)
 {
+    bool escaped;
+    if (vc_json_find_nul(text, n, &escaped) < n)
+        return NULL;
     cJSON *doc = cJSON_ParseWithLength(text, n);
     size_t pos = 0;
     if (doc && (!keep_literals(doc, text, n, &pos) || !keep_last_keys(doc))) {

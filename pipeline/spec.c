@@ -6,6 +6,7 @@
 #include "core/sha256.h"
 #include "core/vc_fs.h"
 #include "core/vc_mem.h"
+#include "core/vc_utf8.h"
 #include "stages/src_util.h"
 #include "stages/stage_cfg.h"
 
@@ -57,25 +58,14 @@ static void text_place(const char *text, size_t at, char *buf, size_t cap)
  * written. */
 static enum vc_status check_no_nul(const char *text, size_t n, struct vc_err *err)
 {
-    bool in_string = false;
-    for (size_t i = 0; i < n; i++) {
-        char place[64];
-        if (text[i] == '\0') {
-            text_place(text, i, place, sizeof place);
-            return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "%s: a NUL byte", place);
-        }
-        if (text[i] == '"') {
-            in_string = !in_string;
-        } else if (in_string && text[i] == '\\' && i + 1 < n) {
-            if (text[i + 1] == 'u' && i + 6 <= n && memcmp(text + i + 2, "0000", 4) == 0) {
-                text_place(text, i, place, sizeof place);
-                return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
-                                  "%s: a NUL character (\\u0000) inside a string", place);
-            }
-            i++; /* the escaped character, which may be a quote */
-        }
-    }
-    return VC_OK;
+    bool escaped;
+    size_t at = vc_json_find_nul(text, n, &escaped);
+    if (at == n)
+        return VC_OK;
+    char place[64];
+    text_place(text, at, place, sizeof place);
+    return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "%s: %s", place,
+                      escaped ? "a NUL character (\\u0000) inside a string" : "a NUL byte");
 }
 
 static int cmp_names(const void *a, const void *b)

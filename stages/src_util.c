@@ -295,6 +295,12 @@ enum vc_status src_json_object(const char *text, size_t n, cJSON **out, struct v
     if (parsed)
         return vc_err_set(err, VC_ESAMPLE, VC_REASON_json_invalid, "a JSON %s, not an object",
                           array ? "array" : "scalar");
+    bool escaped;
+    size_t at = vc_json_find_nul(text, n, &escaped);
+    if (at < n)
+        return vc_err_set(err, VC_ESAMPLE, VC_REASON_json_invalid,
+                          "%s at byte %zu: it would cut its string short",
+                          escaped ? "a NUL character (\\u0000)" : "a NUL byte", at);
     if (json_depth(text, n) > CJSON_NESTING_LIMIT)
         return vc_err_set(err, VC_ESAMPLE, VC_REASON_json_invalid,
                           "JSON nested deeper than %d levels", CJSON_NESTING_LIMIT);

@@ -307,6 +307,32 @@ TEST(json_key_twice_keeps_the_last)
     cJSON_Delete(doc);
 }
 
+/* cJSON cuts a string at \u0000 ("a\u0000b" read back as "a"), so JSON
+ * holding a NUL does not parse: a NUL escape in a string or a NUL byte
+ * anywhere is found, also after an escaped quote; an escaped backslash
+ * before "u0000" (plain text) and a \u0000 cut off by the length are not. */
+TEST(json_nul_refused)
+{
+    bool escaped = false;
+    const char *esc = "{\"a\": \"x\\u0000y\"}";
+    CHECK(vc_json_find_nul(esc, strlen(esc), &escaped) == 8 && escaped);
+    CHECK(vc_json_parse_exact(esc, strlen(esc)) == NULL);
+    const char raw[] = "{\"a\": \"x\0y\"}";
+    CHECK(vc_json_find_nul(raw, sizeof raw - 1, &escaped) == 8 && !escaped);
+    CHECK(vc_json_parse_exact(raw, sizeof raw - 1) == NULL);
+    const char *text = "{\"a\": \"x\\\\u0000y\", \"b\": \"\\\"\\u0000\"}";
+    CHECK(vc_json_find_nul(text, strlen(text), &escaped) == 27 && escaped);
+    CHECK(vc_json_find_nul(text, 30, &escaped) == 30);
+    cJSON *doc = vc_json_parse_exact(text, 30);
+    CHECK(doc == NULL); /* cut inside a string: not JSON, but not for a NUL */
+    const char *ok = "{\"a\": \"x\\\\u0000y\"}";
+    CHECK(vc_json_find_nul(ok, strlen(ok), &escaped) == strlen(ok));
+    doc = vc_json_parse_exact(ok, strlen(ok));
+    CHECK(doc != NULL);
+    CHECK_STR(cJSON_GetObjectItem(doc, "a")->valuestring, "x\\u0000y");
+    cJSON_Delete(doc);
+}
+
 #define TESTS(X)                                                                                   \
     X(err_message_and_prefix)                                                                      \
     X(checked_arithmetic)                                                                          \
@@ -319,5 +345,5 @@ TEST(json_key_twice_keeps_the_last)
     X(image_fields_by_webdataset_rule)                                                             \
     X(key_sanitize)                                                                                \
     X(json_key_prefilter_never_misses_a_key)                                                       \
-    X(json_numbers_written_back_as_read) X(json_key_twice_keeps_the_last)
+    X(json_numbers_written_back_as_read) X(json_key_twice_keeps_the_last) X(json_nul_refused)
 TEST_MAIN(TESTS)

@@ -1,0 +1,66 @@
+"""A NUL inside an input JSON string is an error naming it, never a string
+silently cut short.
+
+cJSON ends a string at \\u0000, so `{"caption": "a\\u0000b"}` was written
+back as `{"caption": "a"}` (json member of a webdataset sample) and a
+document text "before\\u0000after" became "before", with no word in the
+ledger.  Inputs (Python's json and tarfile): a webdataset shard whose json
+members hold \\u0000 (nested) and, as a control, the six characters
+`\\\\u0000` (an escaped backslash: plain text that must survive); a pairs
+JSONL whose record has \\u0000 in its caption; an OBELICS documents JSONL
+with \\u0000 in a text node.  Expected: each sample with a NUL is one
+ledger error `json_invalid` whose message names the NUL (a list record
+by its line), the control
+sample is written with its text intact, and the totals add up."""
+import json
+import os
+import sys
+import tarfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
+import pipeline_e2e as pe  # noqa: E402
+import vctest  # noqa: E402
+
+args = vctest.parse_args()
+data = os.path.join(args.tmp, "data")
+os.makedirs(os.path.join(data, "images"))
+png = vctest.png_bytes(40, 40)
+with open(os.path.join(data, "images", "a.png"), "wb") as f:
+    f.write(png)
+
+nul_json = json.dumps({"meta": {"caption": "a\u0000b"}, "n": 1}).encode()
+control = json.dumps({"caption": "a\\u0000b"}).encode()  # backslash, then "u0000"
+vctest.expect(b"\\u0000" in nul_json and b"\\\\u0000" in control, "fixtures hold what they say")
+with open(os.path.join(data, "in.tar"), "wb") as f:
+    f.write(pe.tar_bytes([("nul.png", png), ("nul.json", nul_json),
+                          ("control.png", png), ("control.json", control)], tarfile.GNU_FORMAT))
+with open(os.path.join(data, "pairs.jsonl"), "w") as f:
+    f.write(json.dumps({"image": "a.png", "caption": "cap\u0000tion", "key": "pnul"}) + "\n")
+    f.write(json.dumps({"image": "a.png", "caption": "caption", "key": "pok"}) + "\n")
+with open(os.path.join(data, "docs.jsonl"), "w") as f:
+    f.write(json.dumps({"id": "dnul", "texts": ["before\u0000after", None],
+                        "images": [None, "a.png"]}) + "\n")
+    f.write(json.dumps({"id": "dok", "texts": ["text", None], "images": [None, "a.png"]}) + "\n")
+
+spec = {"sources": [
+    {"name": "web", "type": "webdataset", "urls": "in.tar"},
+    {"name": "pairs", "type": "pairs", "list": "pairs.jsonl", "images_dir": "images"},
+    {"name": "docs", "type": "documents", "path": "docs.jsonl", "images_dir": "images"}],
+    "output": {"prefix": "t"}}
+out = os.path.join(args.tmp, "out")
+pe.run_spec(args, pe.write_spec(os.path.join(data, "spec.json"), spec), out, threads=2)
+led = {(e["source"], e["index"]): e for e in pe.ledger(out)}
+tot = pe.run_json(out)["totals"]
+vctest.expect(tot["input"] == 6 and pe.totals_add_up(tot), "6 inputs, all accounted (%s)" % tot)
+# A list record that does not parse has no key: its line names it.
+for key, source in (("nul", "web"), ("pnul", "pairs"), ("dnul", "docs")):
+    e = led.get((source, 0), {})
+    vctest.expect(e.get("state") == "error" and e.get("reason") == "json_invalid" and
+                  "\\u0000" in e.get("message", ""),
+                  "%s: an error json_invalid naming the NUL (got %s)" % (key, e))
+written = {k: s for sh in pe.shards(out, "t") for k, s in pe.read_samples(sh)}
+vctest.expect(set(written) == {"control", "pok", "dok"},
+              "the samples without a NUL are written (got %s)" % sorted(written))
+vctest.expect(pe.sample_json(written["control"]).get("caption") == "a\\u0000b",
+              "an escaped backslash before u0000 is text, kept as written")
+print("all checks passed")
