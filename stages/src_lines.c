@@ -127,6 +127,14 @@ enum vc_status lines_next(struct lines_reader *r, char **rec, size_t *len, struc
                           (unsigned long long)start, (unsigned long long)r->max);
     if (!r->buf.data && vc_buf_append(&r->buf, "", 0) != 0)
         return vc_err_oom(err);
+    /* A CSV cell becomes a C string (a json member, the caption, the URL),
+     * which a NUL would end there in silence.  JSONL is JSON's to judge
+     * (vc_json_find_nul). */
+    const char *nul = r->fmt == LINES_JSONL ? NULL : memchr(r->buf.data, '\0', r->buf.len);
+    if (nul)
+        return vc_err_set(err, VC_ESAMPLE, VC_REASON_text_not_utf8,
+                          "a NUL byte at byte %zu of the record: it would cut its text short",
+                          (size_t)(nul - r->buf.data));
     *rec = r->buf.data;
     *len = r->buf.len;
     return VC_OK;
