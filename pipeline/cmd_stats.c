@@ -47,18 +47,6 @@ static void usage(FILE *out)
             "--phash also counts near-duplicate clusters (pHash within R bits, default 10).\n");
 }
 
-static bool is_shard_name(const char *name)
-{
-    static const char *const suffixes[] = { ".tar", ".tar.gz", ".tgz", ".tar.zst" };
-    size_t n = strlen(name);
-    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
-        size_t k = strlen(suffixes[i]);
-        if (n > k && strcmp(name + n - k, suffixes[i]) == 0)
-            return true;
-    }
-    return false;
-}
-
 struct shard_list {
     char **paths;
     size_t n, cap;
@@ -106,7 +94,7 @@ static int collect_path(const char *arg, struct shard_list *l)
     size_t first = l->n;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.' || !is_shard_name(e->d_name))
+        if (e->d_name[0] == '.' || !src_shard_name(e->d_name))
             continue;
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", arg, e->d_name);

@@ -10,8 +10,10 @@
 #include "source.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,6 +173,102 @@ char *src_path_join(const char *base_dir, const char *path)
     return s;
 }
 
+bool src_shard_name(const char *name)
+{
+    static const char *const suffixes[] = { ".tar", ".tar.gz", ".tgz", ".tar.zst" };
+    size_t n = strlen(name);
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        size_t k = strlen(suffixes[i]);
+        if (n > k && strcmp(name + n - k, suffixes[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* A shard name cut around its last run of digits: "part-00042.tar" is
+ * "part-", 42 (5 digits), ".tar". */
+struct numbered {
+    size_t pre_len, width;
+    const char *post;
+    unsigned long long number;
+};
+
+static bool numbered_split(const char *name, struct numbered *out)
+{
+    const char *end = NULL, *p;
+    for (p = name; *p; p++)
+        if (*p >= '0' && *p <= '9' && !(p[1] >= '0' && p[1] <= '9'))
+            end = p + 1;
+    if (!end)
+        return false;
+    const char *start = end;
+    while (start > name && start[-1] >= '0' && start[-1] <= '9')
+        start--;
+    out->width = (size_t)(end - start);
+    if (out->width > 18)
+        return false;
+    out->pre_len = (size_t)(start - name);
+    out->post = end;
+    out->number = strtoull(start, NULL, 10);
+    return true;
+}
+
+static bool same_series(const char *a, const struct numbered *na, const char *b,
+                        const struct numbered *nb)
+{
+    return na->pre_len == nb->pre_len && na->width == nb->width &&
+           strncmp(a, b, na->pre_len) == 0 && strcmp(na->post, nb->post) == 0;
+}
+
+/* What to write instead of a folder in "urls": an img2dataset output
+ * folder holds 00000.tar, 00001.tar, ... beside their parquet and stats
+ * files, which a brace pattern names exactly.  Nothing is globbed at run
+ * time (a folder's listing may change between a run's tasks), so the hint
+ * spells the pattern out, when the folder's shards are one series
+ * numbered without gaps; otherwise it says to list them. */
+static void folder_hint(const char *dir, const char *shown, struct vc_err *err)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    char first[256] = "";
+    struct numbered f = { 0 }, n;
+    unsigned long long lo = ULLONG_MAX, hi = 0, count = 0;
+    bool series = true;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (e->d_name[0] == '.' || !src_shard_name(e->d_name))
+            continue;
+        if (count++ == 0) {
+            series = strlen(e->d_name) < sizeof first;
+            snprintf(first, sizeof first, "%s", e->d_name);
+            series = series && numbered_split(first, &f);
+            n = f;
+        } else {
+            series =
+                series && numbered_split(e->d_name, &n) && same_series(first, &f, e->d_name, &n);
+        }
+        if (series) {
+            lo = n.number < lo ? n.number : lo;
+            hi = n.number > hi ? n.number : hi;
+        }
+    }
+    closedir(d);
+    size_t len = strlen(err->msg), sl = strlen(shown);
+    while (sl > 1 && shown[sl - 1] == '/')
+        sl--;
+    /* Names of one series are distinct numbers: a full range has no gap. */
+    if (count == 0)
+        snprintf(err->msg + len, sizeof err->msg - len,
+                 " (it holds no .tar, .tar.gz, .tgz or .tar.zst file)");
+    else if (series && hi - lo + 1 == count)
+        snprintf(err->msg + len, sizeof err->msg - len,
+                 "; for its %llu shards write \"%.*s/%.*s{%0*llu..%0*llu}%s\"", count, (int)sl,
+                 shown, (int)f.pre_len, first, (int)f.width, lo, (int)f.width, hi, f.post);
+    else
+        snprintf(err->msg + len, sizeof err->msg - len,
+                 "; list its %llu shards in the key (a path or a brace pattern each)", count);
+}
+
 enum vc_status src_urls_expand(const cJSON *urls, const char *where, const char *key,
                                const struct stage_ctx *ctx, char ***paths, size_t *n,
                                struct vc_err *err)
@@ -202,8 +300,12 @@ enum vc_status src_urls_expand(const cJSON *urls, const char *where, const char 
      * submission checked, and its own unit's file is opened anyway. */
     for (size_t i = 0; rc == VC_OK && i < n_raw; i++) {
         rc = push(paths, n, src_path_join(ctx->spec_dir, raw[i]), err);
-        if (rc == VC_OK && !ctx->inputs_checked)
+        if (rc == VC_OK && !ctx->inputs_checked) {
+            struct stat st;
             rc = src_check_path((*paths)[*n - 1], false, err);
+            if (rc < 0 && stat((*paths)[*n - 1], &st) == 0 && S_ISDIR(st.st_mode))
+                folder_hint((*paths)[*n - 1], raw[i], err);
+        }
     }
     src_paths_free(raw, n_raw);
     if (rc < 0) {

@@ -28,7 +28,8 @@ enum vc_status src_brace_expand(const char *pattern, char ***paths, size_t *n, s
 /* The source's key `key` ("urls", "files") as a string or an array of
  * strings, expanded in order and each resolved against ctx->spec_dir;
  * unless ctx->inputs_checked, every path must exist and not be a folder
- * (src_check_path).  Errors name `where` and the key, and leave nothing in
+ * (src_check_path; a folder's message says how to name its shards).  Errors name `where` and the
+ * key, and leave nothing in
  * (*paths, *n). */
 enum vc_status src_urls_expand(const struct cJSON *urls, const char *where, const char *key,
                                const struct stage_ctx *ctx, char ***paths, size_t *n,
@@ -37,6 +38,11 @@ void src_paths_free(char **paths, size_t n);
 /* Appends a copy of s to the string vector (*v, *n) of capacity *cap
  * (grown by doubling; free with src_paths_free).  VC_EFATAL on OOM. */
 enum vc_status src_strv_push(char ***v, size_t *n, size_t *cap, const char *s, struct vc_err *err);
+
+/* Whether a file name is a webdataset shard's by its suffix: .tar,
+ * .tar.gz, .tgz or .tar.zst (how a folder's shards are told from its other
+ * files; a shard's content is still judged by its bytes). */
+bool src_shard_name(const char *name);
 
 /* A path a spec names, checked at load: it exists and is a folder
  * (want_dir) or not a folder.  VC_EUSAGE bad_spec naming the path and the

@@ -276,6 +276,38 @@ TEST(source_paths_checked_at_load)
             (double)(clock() - t0) / CLOCKS_PER_SEC);
 }
 
+/* A folder in "urls" (an img2dataset output folder: NNNNN.tar beside
+ * NNNNN.parquet and NNNNN_stats.json) is refused, as nothing is globbed,
+ * with the brace pattern that names its shards when they are one series
+ * without gaps; otherwise the message says to list them, or that it holds
+ * no shard. */
+TEST(folder_in_urls_gets_its_pattern)
+{
+    static const char *const files[] = { "i2d/00000.tar",        "i2d/00001.tar",
+                                         "i2d/00002.tar",        "i2d/00000.parquet",
+                                         "i2d/00000_stats.json", "gaps/p-7.tar.gz",
+                                         "gaps/p-9.tar.gz",      "none/a.parquet" };
+    char path[4200];
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/%.*s", spec_folder(),
+                 (int)(strchr(files[i], '/') - files[i]), files[i]);
+        mkdir(path, 0755);
+        snprintf(path, sizeof path, "%s/%s", spec_folder(), files[i]);
+        vc_test_write_file(path, "", 0);
+    }
+    expect_error("{\"sources\": [{\"name\": \"a\", \"type\": \"webdataset\", \"urls\": "
+                 "\"i2d/\"}], " OUT_O "}",
+                 "/i2d/': a folder, not a file",
+                 "; for its 3 shards write \"i2d/{00000..00002}.tar\"");
+    expect_error("{\"sources\": [{\"name\": \"a\", \"type\": \"webdataset\", \"urls\": "
+                 "[\"x.tar\", \"gaps\"]}], " OUT_O "}",
+                 "/gaps': a folder, not a file", "; list its 2 shards in the key");
+    expect_error("{\"sources\": [{\"name\": \"a\", \"type\": \"webdataset\", \"urls\": "
+                 "\"none\"}], " OUT_O "}",
+                 "/none': a folder, not a file",
+                 "(it holds no .tar, .tar.gz, .tgz or .tar.zst file)");
+}
+
 /* The spec as a task re-reads it from OUT (inputs_checked): the missing
  * shard and images folder are left to the one task that opens them, so
  * the other units' tasks still run. */
@@ -360,6 +392,6 @@ TEST(source_errors_name_it_once)
     X(strict_json)                                                                                 \
     X(filter_thresholds_in_range)                                                                  \
     X(source_paths_checked_at_load)                                                                \
-    X(input_checks_skipped_for_tasks)                                                              \
-    X(source_errors_name_it_once)
+    X(folder_in_urls_gets_its_pattern)                                                             \
+    X(input_checks_skipped_for_tasks) X(source_errors_name_it_once)
 TEST_MAIN(TESTS)
