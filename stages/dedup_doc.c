@@ -78,7 +78,7 @@ enum vc_status dedup_doc_open(struct dedup_doc *d, const struct sample *s, bool 
     *is_doc = true;
     int n = cJSON_GetArraySize(d->texts);
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(d->json, "metadata");
-    d->meta = cJSON_IsString(m)  ? cJSON_Parse(m->valuestring)
+    d->meta = cJSON_IsString(m)  ? vc_json_parse_exact(m->valuestring, strlen(m->valuestring))
               : cJSON_IsArray(m) ? cJSON_Duplicate(m, 1)
                                  : NULL;
     if (!d->meta && cJSON_IsArray(m))

@@ -9,6 +9,7 @@
 
 #include "core/img.h"
 #include "core/vc_mem.h"
+#include "core/vc_utf8.h"
 #include "fetch.h"
 #include "src_lines.h"
 #include "src_util.h"
@@ -310,7 +311,7 @@ static enum vc_status load_images_aligned(struct docs_cursor *dc, struct sample 
 static cJSON *aligned_metadata(const cJSON *doc, int n)
 {
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(doc, "metadata");
-    cJSON *list = cJSON_IsString(m)  ? cJSON_Parse(m->valuestring)
+    cJSON *list = cJSON_IsString(m)  ? vc_json_parse_exact(m->valuestring, strlen(m->valuestring))
                   : cJSON_IsArray(m) ? cJSON_Duplicate(m, 1)
                                      : NULL;
     if (list && (!cJSON_IsArray(list) || cJSON_GetArraySize(list) != n)) {

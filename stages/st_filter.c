@@ -271,7 +271,7 @@ static enum vc_status filter_document(struct st_filter *st, struct filter_scratc
     /* OBELICS's per-position metadata (image "src" URLs), a JSON string;
      * used only while it still lines up with the lists. */
     const char *meta_s = json_string(doc, "metadata");
-    cJSON *meta = meta_s ? cJSON_Parse(meta_s) : NULL;
+    cJSON *meta = meta_s ? vc_json_parse_exact(meta_s, strlen(meta_s)) : NULL;
     if (meta && (!cJSON_IsArray(meta) || cJSON_GetArraySize(meta) != cJSON_GetArraySize(texts))) {
         cJSON_Delete(meta);
         meta = NULL;
