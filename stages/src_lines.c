@@ -66,11 +66,38 @@ enum vc_status lines_open(const char *path, enum lines_format fmt, uint64_t begi
     return VC_OK;
 }
 
+/* Where a CSV/TSV scanner stands within a field.  As in RFC 4180 and
+ * Python's csv module, a quote opens a quoted field only as the field's
+ * first character: one inside an unquoted field (`a 5" screen`) is text,
+ * and must not make the next newline part of the record. */
+enum csv_state { CSV_FIELD_START, CSV_UNQUOTED, CSV_QUOTED, CSV_QUOTE_IN_QUOTED };
+
+static enum csv_state csv_step(enum csv_state st, int c, char sep)
+{
+    switch (st) {
+    case CSV_QUOTED:
+        return c == '"' ? CSV_QUOTE_IN_QUOTED : CSV_QUOTED;
+    case CSV_QUOTE_IN_QUOTED: /* a closing quote, or the first of a doubled one */
+        if (c == '"')
+            return CSV_QUOTED;
+        return c == sep ? CSV_FIELD_START : CSV_UNQUOTED;
+    case CSV_FIELD_START:
+        if (c == '"')
+            return CSV_QUOTED;
+        return c == sep ? CSV_FIELD_START : CSV_UNQUOTED;
+    case CSV_UNQUOTED:
+        break;
+    }
+    return c == sep ? CSV_FIELD_START : CSV_UNQUOTED;
+}
+
 /* Scans one record; keeps its bytes when `keep`.  *start gets its offset.
  * Returns 1 for a record, 0 at end of file, -1 on a read error. */
 static int scan(struct lines_reader *r, bool keep, uint64_t *start, bool *too_long)
 {
-    bool quoted = false, any = false;
+    bool any = false;
+    enum csv_state st = CSV_FIELD_START;
+    char sep = r->fmt == LINES_TSV ? '\t' : ',';
     int c;
     r->buf.len = 0;
     r->buf.failed = 0;
@@ -90,10 +117,10 @@ static int scan(struct lines_reader *r, bool keep, uint64_t *start, bool *too_lo
         } else {
             r->nl += c == '\n';
         }
-        if (c == '"' && r->fmt != LINES_JSONL)
-            quoted = !quoted;
-        else if (c == '\n' && !quoted)
+        if (c == '\n' && (r->fmt == LINES_JSONL || st != CSV_QUOTED))
             break;
+        if (r->fmt != LINES_JSONL)
+            st = csv_step(st, c, sep);
         if (!keep || *too_long)
             continue;
         char ch = (char)c;

@@ -116,6 +116,60 @@ TEST(lines_split_and_read)
     lines_close(r);
 }
 
+/* A quote inside an unquoted field is text (RFC 4180, Python's csv): the
+ * inch mark in `a 5" screen` made the scanner take the rest of the file as
+ * one quoted record (5 records read as 1).  Quoted fields, doubled quotes
+ * and text after a closing quote still read as Python's csv reads them. */
+TEST(quote_inside_a_field_is_text)
+{
+    tdir = vc_test_tmpdir();
+    const char *csv = "image,caption\na.jpg,a 5\" screen\nb.jpg,\"q\"\"x\" tail\n"
+                      "c.jpg,\"two\nlines\"\nd.jpg,x\n";
+    const char *tsv = "image\tcaption\na.jpg\tsaid \"hi\nb.jpg\t\"a\tb\"\nc.jpg\tok\n";
+    const struct {
+        const char *name, *text;
+        enum lines_format fmt;
+        char sep;
+        const char *recs[4], *second[4];
+    } cases[] = {
+        { "q.csv",
+          csv,
+          LINES_CSV,
+          ',',
+          { "a.jpg,a 5\" screen", "b.jpg,\"q\"\"x\" tail", "c.jpg,\"two\nlines\"", "d.jpg,x" },
+          { "a 5\" screen", "q\"x tail", "two\nlines", "x" } },
+        { "q.tsv",
+          tsv,
+          LINES_TSV,
+          '\t',
+          { "a.jpg\tsaid \"hi", "b.jpg\t\"a\tb\"", "c.jpg\tok", NULL },
+          { "said \"hi", "a\tb", "ok", NULL } },
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        char *path = write_tmp(cases[c].name, cases[c].text);
+        struct source_unit *u;
+        size_t n, want = cases[c].recs[3] ? 4 : 3;
+        struct vc_err err = { 0 };
+        CHECK_INT(lines_split(path, cases[c].fmt, 14, 1, &u, &n, &err), VC_OK);
+        CHECK_INT(n, want);
+        struct lines_reader *r;
+        CHECK_INT(lines_open(path, cases[c].fmt, u[0].begin, UINT64_MAX, 100, &r, &err), VC_OK);
+        char *rec, *f[4];
+        size_t len, k = 0;
+        while (k < want && lines_next(r, &rec, &len, &err) == VC_OK) {
+            CHECK_STR(rec, cases[c].recs[k]);
+            CHECK_INT(lines_split_fields(rec, len, cases[c].sep, f, 4), 2);
+            CHECK_STR(f[1], cases[c].second[k++]);
+        }
+        CHECK_INT(k, want);
+        CHECK_INT(lines_next(r, &rec, &len, &err), VC_EOF);
+        lines_close(r);
+        for (size_t i = 0; i < n; i++)
+            free(u[i].file);
+        free(u);
+    }
+}
+
 /* A 1x1 PNG (from the PNG spec's minimal example, checked with file(1)). */
 static const unsigned char tiny_png[] = {
     0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48,
@@ -325,6 +379,7 @@ TEST(list_errors_name_line_and_reason)
     X(brace_expansion)                                                                             \
     X(relpath_safety)                                                                              \
     X(lines_split_and_read)                                                                        \
+    X(quote_inside_a_field_is_text)                                                                \
     X(pairs_source_csv_and_jsonl)                                                                  \
     X(documents_source_drops_missing_images)                                                       \
     X(list_errors_name_line_and_reason)
