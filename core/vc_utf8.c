@@ -327,14 +327,36 @@ size_t vc_json_find_nul(const char *text, size_t n, bool *escaped)
     return n;
 }
 
+/* The first JSON value of text[0..n) (owned), and in *extra the offset of
+ * the first byte after it that is not JSON white space (n when none):
+ * cJSON stops after one value and ignores what follows. */
+static cJSON *parse_first(const char *text, size_t n, size_t *extra)
+{
+    const char *end = NULL;
+    cJSON *doc = cJSON_ParseWithLengthOpts(text, n, &end, 0);
+    size_t at = doc && end ? (size_t)(end - text) : n;
+    while (at < n && (text[at] == ' ' || text[at] == '\t' || text[at] == '\n' || text[at] == '\r'))
+        at++;
+    *extra = at;
+    return doc;
+}
+
+size_t vc_json_extra_at(const char *text, size_t n)
+{
+    size_t extra;
+    cJSON_Delete(parse_first(text, n, &extra));
+    return extra;
+}
+
 cJSON *vc_json_parse_exact(const char *text, size_t n)
 {
     bool escaped;
     if (vc_json_find_nul(text, n, &escaped) < n)
         return NULL;
-    cJSON *doc = cJSON_ParseWithLength(text, n);
+    size_t extra;
+    cJSON *doc = parse_first(text, n, &extra);
     size_t pos = 0;
-    if (doc && (!keep_literals(doc, text, n, &pos) || !keep_last_keys(doc))) {
+    if (doc && (extra < n || !keep_literals(doc, text, n, &pos) || !keep_last_keys(doc))) {
         cJSON_Delete(doc);
         return NULL;
     }

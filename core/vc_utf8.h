@@ -57,9 +57,15 @@ char *vc_utf8_json_print(const struct cJSON *doc, bool pretty);
  * raw items that print their literal again, so JSON read from the input
  * is written back with the same numbers; a key given twice in one object
  * keeps only its last value (as Python's json reads it).  NULL when it
- * does not parse, and when it holds a NUL (vc_json_find_nul), which cJSON
- * would silently cut its string at ("a\u0000b" read back as "a"). */
+ * does not parse, when it holds a NUL (vc_json_find_nul), which cJSON
+ * would silently cut its string at ("a\u0000b" read back as "a"), and when
+ * anything but white space follows the value (vc_json_extra_at), which
+ * cJSON would silently ignore (two JSONL records on one line). */
 struct cJSON *vc_json_parse_exact(const char *text, size_t n);
+/* The offset of the first byte that is not white space after the first
+ * JSON value of text[0..n), as Python's json reports "Extra data"; n when
+ * the value ends the text or the text does not parse. */
+size_t vc_json_extra_at(const char *text, size_t n);
 /* The offset of the first NUL cJSON cannot hold in JSON text[0..n): a NUL
  * byte, or a \u0000 escape inside a string (*escaped set); n when there
  * is none. */

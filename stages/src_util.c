@@ -397,6 +397,11 @@ enum vc_status src_json_object(const char *text, size_t n, cJSON **out, struct v
     if (parsed)
         return vc_err_set(err, VC_ESAMPLE, VC_REASON_json_invalid, "a JSON %s, not an object",
                           array ? "array" : "scalar");
+    size_t extra = vc_json_extra_at(text, n);
+    if (extra < n)
+        return vc_err_set(err, VC_ESAMPLE, VC_REASON_json_invalid,
+                          "more after the JSON value, at byte %zu (two records on one line?)",
+                          extra);
     bool escaped;
     size_t at = vc_json_find_nul(text, n, &escaped);
     if (at < n)

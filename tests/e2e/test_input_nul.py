@@ -23,11 +23,7 @@ import pipeline_e2e as pe  # noqa: E402
 import vctest  # noqa: E402
 
 args = vctest.parse_args()
-data = os.path.join(args.tmp, "data")
-os.makedirs(os.path.join(data, "images"))
-png = vctest.png_bytes(40, 40)
-with open(os.path.join(data, "images", "a.png"), "wb") as f:
-    f.write(png)
+data, png = pe.images_folder(args.tmp)
 
 nul_json = json.dumps({"meta": {"caption": "a\u0000b"}, "n": 1}).encode()
 control = json.dumps({"caption": "a\\u0000b"}).encode()  # backslash, then "u0000"

@@ -284,3 +284,14 @@ def tar_bytes(members, fmt=tarfile.USTAR_FORMAT):
             info.size = len(data)
             t.addfile(info, io.BytesIO(data))
     return buf.getvalue()
+
+
+def images_folder(tmp, name="a.png", side=40):
+    """TMP/data with images/NAME, a SIDExSIDE PNG, for list sources (pairs,
+    documents) to name; returns (the data folder, the PNG's bytes)."""
+    data = os.path.join(tmp, "data")
+    os.makedirs(os.path.join(data, "images"))
+    png = vctest.png_bytes(side, side)
+    with open(os.path.join(data, "images", name), "wb") as f:
+        f.write(png)
+    return data, png

@@ -333,6 +333,29 @@ TEST(json_nul_refused)
     cJSON_Delete(doc);
 }
 
+/* cJSON reads one value and ignores what follows it, so two JSONL records
+ * joined on one line (a file concatenated to one without a final newline)
+ * read as the first alone: JSON with more than white space after its
+ * value does not parse, as Python's json says "Extra data". */
+TEST(json_extra_after_value_refused)
+{
+    const char *two = "{\"a\": 1}{\"b\": 2}";
+    CHECK(vc_json_parse_exact(two, strlen(two)) == NULL);
+    CHECK_INT(vc_json_extra_at(two, strlen(two)), 8);
+    const char *tail = "[1, 2] x";
+    CHECK(vc_json_parse_exact(tail, strlen(tail)) == NULL);
+    CHECK_INT(vc_json_extra_at(tail, strlen(tail)), 7);
+    const char *blank = " {\"a\": \"} {\"} \r\n\t ";
+    CHECK_INT(vc_json_extra_at(blank, strlen(blank)), strlen(blank));
+    cJSON *doc = vc_json_parse_exact(blank, strlen(blank));
+    CHECK(doc != NULL);
+    CHECK_STR(cJSON_GetObjectItem(doc, "a")->valuestring, "} {");
+    cJSON_Delete(doc);
+    /* Cut by the length: what lies beyond n is not looked at. */
+    CHECK_INT(vc_json_extra_at(two, 8), 8);
+    CHECK_INT(vc_json_extra_at("{", 1), 1);
+}
+
 #define TESTS(X)                                                                                   \
     X(err_message_and_prefix)                                                                      \
     X(checked_arithmetic)                                                                          \
@@ -345,5 +368,6 @@ TEST(json_nul_refused)
     X(image_fields_by_webdataset_rule)                                                             \
     X(key_sanitize)                                                                                \
     X(json_key_prefilter_never_misses_a_key)                                                       \
-    X(json_numbers_written_back_as_read) X(json_key_twice_keeps_the_last) X(json_nul_refused)
+    X(json_numbers_written_back_as_read)                                                           \
+    X(json_key_twice_keeps_the_last) X(json_nul_refused) X(json_extra_after_value_refused)
 TEST_MAIN(TESTS)
