@@ -31,6 +31,16 @@ enum vc_status lines_sniff(const char *path, enum lines_format *out, struct vc_e
     while ((c = getc(f)) == ' ' || c == '\n' || c == '\r' || c == '\t' || c == 0xEF || c == 0xBB ||
            c == 0xBF)
         ;
+    if (c == '[') {
+        /* One JSON document holding a list (LLaVA-style annotation files),
+         * which a line reader would take for a CSV header or for one
+         * record per line of the list. */
+        fclose(f);
+        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                          "%s: a JSON array, not JSON Lines (one object per line): convert it, "
+                          "e.g. jq -c '.[]' FILE > FILE.jsonl",
+                          path);
+    }
     if (c == '{') {
         *out = LINES_JSONL;
     } else {

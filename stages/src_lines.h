@@ -15,7 +15,8 @@
 enum lines_format { LINES_JSONL = 0, LINES_CSV, LINES_TSV };
 
 /* The format from the content: '{' first means JSONL, otherwise a tab in
- * the first line means TSV, else CSV.  VC_ESHARD io_error if unreadable. */
+ * the first line means TSV, else CSV.  VC_ESHARD io_error if unreadable;
+ * VC_EUSAGE bad_spec when the file is a JSON array ('[' first). */
 enum vc_status lines_sniff(const char *path, enum lines_format *out, struct vc_err *err);
 
 struct lines_reader;

@@ -308,6 +308,30 @@ TEST(folder_in_urls_gets_its_pattern)
                  "(it holds no .tar, .tar.gz, .tgz or .tar.zst file)");
 }
 
+/* A list file holding one JSON array (LLaVA-style annotations) is not
+ * JSON Lines: the pairs source took it for a CSV and asked for an
+ * 'image_column' it already had; the documents source read each line of
+ * it as a record.  Every list source refuses it at load, saying what to
+ * do. */
+TEST(json_array_list_refused)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/arr.json", spec_folder());
+    const char *arr = "\n  [\n  {\"image\": \"a.jpg\", \"caption\": \"x\", \"texts\": []}\n]\n";
+    vc_test_write_file(path, arr, strlen(arr));
+    const char *const sources[] = {
+        "{\"name\": \"s\", \"type\": \"pairs\", \"list\": \"arr.json\", \"images_dir\": \"i\"}",
+        "{\"name\": \"s\", \"type\": \"documents\", \"path\": \"arr.json\", \"images_dir\": "
+        "\"i\"}",
+        "{\"name\": \"s\", \"type\": \"urls\", \"files\": \"arr.json\"}",
+    };
+    for (size_t i = 0; i < sizeof sources / sizeof sources[0]; i++) {
+        char text[512];
+        snprintf(text, sizeof text, "{\"sources\": [%s], " OUT_O "}", sources[i]);
+        expect_error(text, "source 's'", "arr.json: a JSON array, not JSON Lines");
+    }
+}
+
 /* The spec as a task re-reads it from OUT (inputs_checked): the missing
  * shard and images folder are left to the one task that opens them, so
  * the other units' tasks still run. */
@@ -393,5 +417,6 @@ TEST(source_errors_name_it_once)
     X(filter_thresholds_in_range)                                                                  \
     X(source_paths_checked_at_load)                                                                \
     X(folder_in_urls_gets_its_pattern)                                                             \
+    X(json_array_list_refused)                                                                     \
     X(input_checks_skipped_for_tasks) X(source_errors_name_it_once)
 TEST_MAIN(TESTS)
