@@ -216,8 +216,10 @@ static enum vc_status check_lists(const struct src_docs *d, cJSON *texts, cJSON 
             return vc_err_set(err, VC_ESAMPLE, VC_REASON_field_too_long,
                               "a text of %zu bytes, the limit is %llu", strlen(t->valuestring),
                               (unsigned long long)d->max_text);
-        if (cJSON_IsString(im) && !(d->fetch_on && fetch_is_url(im->valuestring)) &&
-            !src_relpath_safe(im->valuestring))
+        /* An empty path names no file, inside the folder or out: it is
+         * dropped as a missing image, not the document's error. */
+        if (cJSON_IsString(im) && im->valuestring[0] &&
+            !(d->fetch_on && fetch_is_url(im->valuestring)) && !src_relpath_safe(im->valuestring))
             return vc_err_set(err, VC_ESAMPLE, VC_REASON_unsafe_path,
                               "image path '%s' is absolute or leaves the images folder",
                               im->valuestring);

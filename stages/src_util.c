@@ -443,6 +443,8 @@ int src_relpath_safe(const char *path)
 enum vc_status src_read_file(const char *dir, const char *rel, uint64_t max_bytes, uint8_t **buf,
                              size_t *cap, size_t *size, struct vc_err *err)
 {
+    if (!rel[0])
+        return vc_err_set(err, VC_ESAMPLE, VC_REASON_missing_image, "empty image path");
     if (!src_relpath_safe(rel))
         return vc_err_set(err, VC_ESAMPLE, VC_REASON_unsafe_path,
                           "image path '%s' is absolute or leaves the images folder", rel);

@@ -290,14 +290,16 @@ TEST(documents_source_drops_missing_images)
 {
     image_dir("dimg", "x.png");
     write_tmp("d.jsonl",
-              "{\"id\": \"d1\", \"texts\": [\"t0\", null, null, \"t3\"], \"images\": [null, "
-              "\"x.png\", \"gone.jpg\", null], \"url\": \"u\"}\n"
+              "{\"id\": \"d1\", \"texts\": [\"t0\", null, null, \"t3\", null], \"images\": [null, "
+              "\"x.png\", \"gone.jpg\", null, \"\"], \"url\": \"u\"}\n"
               "{\"id\": \"d2\", \"texts\": [null], \"images\": [\"../x.png\"]}\n"
               "{\"id\": \"d3\", \"texts\": [\"a\"], \"images\": []}\n");
     int reasons[4];
     size_t n_err;
     char *json = NULL;
-    /* d1 ok (gone.jpg dropped), d2 unsafe, d3 mismatched lists */
+    /* d1 ok (gone.jpg and the empty path dropped: an empty path names no
+     * file, so it is missing, not unsafe as it was), d2 unsafe, d3
+     * mismatched lists */
     size_t ok = drain(&src_docs_ops,
                       "{\"type\": \"documents\", \"path\": \"d.jsonl\", \"images_dir\": \"dimg\"}",
                       reasons, 4, &n_err, &json);
@@ -308,7 +310,8 @@ TEST(documents_source_drops_missing_images)
     CHECK_STR(json,
               "{\"id\":\"d1\",\"texts\":[\"t0\",null,\"t3\"],\"images\":[null,\"0.png\",null],"
               "\"url\":\"u\",\"dropped_images\":[{\"index\":2,\"path\":\"gone.jpg\","
-              "\"reason\":\"missing_image\"}]}");
+              "\"reason\":\"missing_image\"},{\"index\":4,\"path\":\"\",\"reason\":"
+              "\"missing_image\"}]}");
     free(json);
 }
 
