@@ -321,8 +321,7 @@ TEST(json_array_list_refused)
     vc_test_write_file(path, arr, strlen(arr));
     const char *const sources[] = {
         "{\"name\": \"s\", \"type\": \"pairs\", \"list\": \"arr.json\", \"images_dir\": \"i\"}",
-        "{\"name\": \"s\", \"type\": \"documents\", \"path\": \"arr.json\", \"images_dir\": "
-        "\"i\"}",
+        "{\"name\": \"s\", \"type\": \"documents\", \"path\": \"arr.json\", \"images_dir\": \".\"}",
         "{\"name\": \"s\", \"type\": \"urls\", \"files\": \"arr.json\"}",
     };
     for (size_t i = 0; i < sizeof sources / sizeof sources[0]; i++) {
