@@ -1,5 +1,6 @@
-/* cmd_status: reads commit markers only; never writes and takes no lock,
- * so it can watch a run in progress. */
+/* cmd_status: reads commit markers, and the kernel's lock table for who
+ * holds the folder; never writes and takes no lock, so it can watch a run
+ * in progress. */
 #include "cmd_status.h"
 
 #include "exec_slurm.h"
@@ -15,7 +16,8 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: vlmcurate status OUT\n"
                  "Lists the phases of the run in OUT with their tasks committed, and the\n"
-                 "next phase to run (`vlmcurate task` runs one task).  A run submitted\n"
+                 "next phase to run (`vlmcurate task` runs one task), and whether a\n"
+                 "vlmcurate run or tasks hold the folder now.  A run submitted\n"
                  "to Slurm also gets, per phase, its tasks done, running, pending, failed,\n"
                  "cancelled (with their logs and why) and not submitted, samples/s and ETA.\n"
                  "Exit status: 0 the run is complete, 1 it is not, 2 usage error.\n");
@@ -67,6 +69,14 @@ int cmd_status_main(int argc, char **argv)
         }
     }
     exec_slurm_status(&ss, stdout);
+    /* Without it a run in progress and one that was killed look the same. */
+    long pid;
+    size_t n_tasks;
+    outdir_holders(argv[1], &pid, &n_tasks);
+    if (pid)
+        printf("running: vlmcurate run, pid %ld\n", pid);
+    else if (n_tasks)
+        printf("running: %zu vlmcurate task%s\n", n_tasks, n_tasks == 1 ? "" : "s");
     printf(next ? "next: %s\n" : "complete\n", next);
     free(v);
     session_fini(&ss);

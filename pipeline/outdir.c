@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 static char *path_join(const char *dir, const char *name)
@@ -263,6 +264,39 @@ void outdir_release(struct outdir *od)
         close(od->lock_fd);
     }
     od->lock_fd = -1;
+}
+
+void outdir_holders(const char *out_dir, long *run_pid, size_t *n_tasks)
+{
+    *run_pid = 0;
+    *n_tasks = 0;
+    char *work = path_join(out_dir, "_work");
+    char *path = work ? path_join(work, ".lock") : NULL;
+    struct stat st;
+    bool have = path && stat(path, &st) == 0;
+    free(path);
+    free(work);
+    FILE *f = have ? fopen("/proc/locks", "r") : NULL;
+    if (!f)
+        return;
+    /* "1: FLOCK  ADVISORY  WRITE 12286 fe:00:10979523 0 EOF"; a waiter's
+     * line has "->" after the number and holds nothing. */
+    char line[256], kind[16], mode[16];
+    long pid;
+    unsigned maj, min;
+    unsigned long long ino;
+    while (fgets(line, sizeof line, f)) {
+        int got =
+            sscanf(line, "%*d: %15s %*s %15s %ld %x:%x:%llu", kind, mode, &pid, &maj, &min, &ino);
+        if (got != 6 || strcmp(kind, "FLOCK") != 0 || maj != major(st.st_dev) ||
+            min != minor(st.st_dev) || ino != (unsigned long long)st.st_ino)
+            continue;
+        if (!strcmp(mode, "WRITE"))
+            *run_pid = pid;
+        else
+            ++*n_tasks;
+    }
+    fclose(f);
 }
 
 enum vc_status outdir_load_spec(const char *out_dir, const struct spec_overrides *ov,

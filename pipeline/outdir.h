@@ -50,6 +50,12 @@ void outdir_share(struct outdir *od);
 enum vc_status outdir_attach(const struct spec *s, struct outdir *od, struct vc_err *err);
 void outdir_release(struct outdir *od);
 
+/* Who holds OUT's lock now, from the kernel's table of locks (/proc/locks)
+ * without taking it, so a look never delays a run: *run_pid the pid of an
+ * exclusive holder (0: none), *n_tasks the shared holders.  Both 0 when
+ * the table cannot be read.  Local to this machine, as the lock is. */
+void outdir_holders(const char *out_dir, long *run_pid, size_t *n_tasks);
+
 /* Rebuilds the spec a run of OUT was started with (OUT/_work/spec.json
  * keeps it and the canonical folder its relative paths resolve against),
  * with `ov` applied and OUT as its output folder; the input files are not

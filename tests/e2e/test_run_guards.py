@@ -4,6 +4,8 @@ and 16).  Inputs are made here with Python's tarfile.
 - lock: while another process holds the output folder's lock (flock on
   OUT/_work/.lock, taken here with fcntl) a run is refused with exit 2 and
   a message naming the holder's pid; once released the run goes through.
+- status: says whether a run (its pid) or tasks hold the folder now, so a
+  run in progress and one that was killed no longer look the same.
 - ledger paths: the ledger names input files relative to the spec's
   folder, whatever the current folder and however the spec path is
   spelled, also when a resume from another folder mixes both runs' tasks.
@@ -87,6 +89,23 @@ with open(os.path.join(out, "_work", ".lock"), "w") as holder:
 r = run(many, out)
 vctest.expect(r.returncode == 0, "once the lock is released the run goes through (%d) %s" %
               (r.returncode, r.stderr[-300:]))
+
+
+def status_running():
+    r = subprocess.run([args.bin, "status", out], capture_output=True, text=True)
+    return [line for line in r.stdout.splitlines() if line.startswith("running:")]
+
+
+# status tells a folder held now (a run, tasks) from one nobody works on
+vctest.expect(status_running() == [], "status of a finished run: nothing running")
+with open(os.path.join(out, "_work", ".lock")) as holder:
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    vctest.expect(status_running() == ["running: vlmcurate run, pid %d" % os.getpid()],
+                  "status names the pid of the run holding the folder: %s" % status_running())
+    fcntl.flock(holder, fcntl.LOCK_SH)
+    vctest.expect(status_running() == ["running: 1 vlmcurate task"],
+                  "status counts the tasks holding the folder: %s" % status_running())
+vctest.expect(status_running() == [], "once released: nothing running")
 
 # -- ledger paths --------------------------------------------------------
 clean = os.path.join(args.tmp, "clean")
