@@ -12,6 +12,67 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+/* An input unit's place: its file (by device and inode, however the spec
+ * spelled the path) and byte range (0, 0: the whole file). */
+struct unit_place {
+    dev_t dev;
+    ino_t ino;
+    uint64_t begin, end;
+    size_t global;
+};
+
+static int place_cmp(const void *a, const void *b)
+{
+    const struct unit_place *x = a, *y = b;
+    if (x->dev != y->dev)
+        return x->dev < y->dev ? -1 : 1;
+    if (x->ino != y->ino)
+        return x->ino < y->ino ? -1 : 1;
+    if (x->begin != y->begin)
+        return x->begin < y->begin ? -1 : 1;
+    return x->global < y->global ? -1 : x->global > y->global;
+}
+
+/* An input listed twice (a path repeated, overlapping brace ranges, two
+ * sources on one file) is read twice and each of its samples written twice
+ * under two keys; the run is what the spec says, so it goes on, but the
+ * user hears of it before the hours it may take. */
+static void warn_repeated_inputs(const struct spec *spec)
+{
+    size_t n = spec_n_units(spec), k = 0, repeated = 0, first_a = 0, first_b = 0;
+    struct unit_place *v = vc_malloc_array(n ? n : 1, sizeof *v);
+    for (size_t g = 0; v && g < n; g++) {
+        size_t src;
+        const struct source_unit *u = spec_unit(spec, g, &src);
+        struct stat st;
+        if (stat(u->file, &st) == 0)
+            v[k++] = (struct unit_place){ st.st_dev, st.st_ino, u->begin, u->end, g };
+    }
+    if (v)
+        qsort(v, k, sizeof *v, place_cmp);
+    for (size_t i = 1; v && i < k; i++) {
+        const struct unit_place *a = &v[i - 1], *b = &v[i];
+        bool whole = (!a->begin && !a->end) || (!b->begin && !b->end);
+        if (a->dev == b->dev && a->ino == b->ino && (whole || b->begin < a->end) && !repeated++) {
+            first_a = a->global < b->global ? a->global : b->global;
+            first_b = a->global < b->global ? b->global : a->global;
+        }
+    }
+    free(v);
+    if (!repeated)
+        return;
+    size_t sa, sb;
+    const struct source_unit *ua = spec_unit(spec, first_a, &sa);
+    spec_unit(spec, first_b, &sb);
+    fprintf(stderr,
+            "vlmcurate run: warning: %zu input unit%s read what another unit reads too "
+            "(first: '%s', in source '%s' and source '%s'): their samples are read and "
+            "written twice; list each input once (a source's epochs repeat it on purpose)\n",
+            repeated, repeated == 1 ? "" : "s", ua->file, spec->source_info[sa].name,
+            spec->source_info[sb].name);
+}
 
 enum vc_status run_spec(const char *spec_path, const struct run_opts *opts, struct exec_result *res,
                         char **out_dir_used, struct vc_err *err)
@@ -23,6 +84,7 @@ enum vc_status run_spec(const char *spec_path, const struct run_opts *opts, stru
     struct spec *spec;
     struct exec_result local;
     VC_TRY(spec_load(spec_path, &ov, &spec, err));
+    warn_repeated_inputs(spec);
     struct exec_opts eo = { .force = opts->force,
                             .log = opts->log,
                             .executor_opts = opts->executor_opts };

@@ -6,6 +6,8 @@ and 16).  Inputs are made here with Python's tarfile.
   a message naming the holder's pid; once released the run goes through.
 - status: says whether a run (its pid) or tasks hold the folder now, so a
   run in progress and one that was killed no longer look the same.
+- an input read by two units (here two sources) warns, naming it, and
+  still runs as the spec says.
 - ledger paths: the ledger names input files relative to the spec's
   folder, whatever the current folder and however the spec path is
   spelled, also when a resume from another folder mixes both runs' tasks.
@@ -124,6 +126,19 @@ r = run("./data//many.json", mixed, cwd=args.tmp)
 vctest.expect(r.returncode == 0, "resumed from another folder with another spelling: %s" %
               r.stderr[-300:])
 pe.compare_trees(clean, mixed, "clean run vs a resume from another folder")
+
+# -- an input listed twice -------------------------------------------------
+vctest.expect("warning" not in run(many, os.path.join(args.tmp, "once")).stderr,
+              "inputs listed once: no warning")
+twice = spec("twice.json", [{"name": "a", "type": "webdataset", "urls": ["good.tar", "d-00.tar"]},
+                            {"name": "b", "type": "webdataset", "urls": "./good.tar"}])
+r = run(twice, os.path.join(args.tmp, "twice"))
+vctest.expect(r.returncode == 0 and "warning: 1 input unit read what another unit reads too" in
+              r.stderr and "good.tar', in source 'a' and source 'b'" in r.stderr,
+              "a file read by two sources runs, with a warning naming it (%d): %s" %
+              (r.returncode, r.stderr[-300:]))
+vctest.expect(pe.run_json(os.path.join(args.tmp, "twice"))["totals"]["written"] == 16,
+              "its samples are written twice, as the spec says")
 
 # -- a source that yields nothing ----------------------------------------
 empty = spec("empty.json", [{"name": "good", "type": "webdataset", "urls": "good.tar"},
