@@ -4,7 +4,9 @@ before the kill are not redone (their commit markers are untouched), and
 no temporary file is left behind.  Killed three times: while round 0's
 MAP tasks are committing, while round 1's are (the stages after the
 reshard stage, which ends round 0), and while output shards are being
-written."""
+written.  Each rerun's run.json (and stdout) says how many input units
+and shards it found done, also when a round's plan, committed, spared it
+from looking at that round's units."""
 import json
 import os
 import sys
@@ -55,7 +57,10 @@ for what, ready, valid in POINTS:
                   "run killed with SIGKILL while %s" % what)
     before = markers(out)
     vctest.expect(before, "%d task commit markers survive the kill" % len(before))
+    skipped = {"units_skipped": len(pe.task_markers(out, 0)), "shards_skipped": shards_written(out)}
     pe.run_spec(args, spec_path, out, threads=2)
+    vctest.expect(pe.run_json(out)["resumed"] == skipped,
+                  "run.json says what the resume skipped: %s" % pe.run_json(out)["resumed"])
     after = markers(out)
     vctest.expect(all(after.get(n) == t for n, t in before.items()),
                   "rerun keeps the %d tasks committed before the kill (not redone)" %
@@ -66,4 +71,10 @@ for what, ready, valid in POINTS:
     pe.compare_trees(ref, out, "killed while %s, rerun vs uninterrupted" % what)
     vctest.expect(pe.run_json(out)["totals"] == pe.run_json(ref)["totals"],
                   "same totals as the uninterrupted run")
+# the finished run again: nothing left to do, and it says so
+r = pe.run_spec(args, spec_path, ref, threads=2)
+line = "resumed: %d input units and %d shards were already done" % (maps0, n_shards)
+vctest.expect(line in r.stdout and pe.run_json(ref)["resumed"] ==
+              {"units_skipped": maps0, "shards_skipped": n_shards},
+              "a rerun of a finished run: '%s' (%s)" % (line, pe.run_json(ref)["resumed"]))
 print("PASS")
