@@ -149,14 +149,18 @@ static enum vc_status record_object(const struct src_pairs *p, char *rec, size_t
     char *fields[PAIRS_MAX_COLUMNS];
     size_t nf =
         lines_split_fields(rec, len, p->fmt == LINES_TSV ? '\t' : ',', fields, PAIRS_MAX_COLUMNS);
+    /* A record of the wrong width still gets the columns it has, so that
+     * its error can name its key. */
+    *out = cJSON_CreateObject();
+    for (size_t i = 0; *out && i < nf && i < p->n_cols; i++)
+        if (!cJSON_GetObjectItemCaseSensitive(*out, p->cols[i]))
+            cJSON_AddStringToObject(*out, p->cols[i], fields[i]);
+    if (!*out)
+        return vc_err_oom(err);
     if (nf != p->n_cols)
         return vc_err_set(err, VC_ESAMPLE, VC_REASON_missing_field,
                           "record has %zu columns, the header %zu", nf, p->n_cols);
-    *out = cJSON_CreateObject();
-    for (size_t i = 0; *out && i < nf; i++)
-        if (!cJSON_GetObjectItemCaseSensitive(*out, p->cols[i]))
-            cJSON_AddStringToObject(*out, p->cols[i], fields[i]);
-    return *out ? VC_OK : vc_err_oom(err);
+    return VC_OK;
 }
 
 /* Detaches the string (or number, as text) under the first matching name. */
@@ -182,26 +186,35 @@ static char *take(cJSON *obj, const char *configured, const char *const *default
     return NULL;
 }
 
+/* Sets the sample's key: the record's own, else the image's file name
+ * stem (none without either); takes both out of `obj`, the image path
+ * into *image (owned). */
+static void record_key(const struct src_pairs *p, struct sample *s, cJSON *obj, char **image)
+{
+    *image = take(obj, p->image_col, image_defaults);
+    char *key = take(obj, p->key_col, key_defaults);
+    if (!key && *image && (*image)[0]) {
+        const char *base = strrchr(*image, '/');
+        base = base ? base + 1 : *image;
+        const char *dot = strrchr(base, '.');
+        key = vc_strndup(base, dot && dot != base ? (size_t)(dot - base) : strlen(base));
+    }
+    s->orig_key = key ? arena_strdup(s->arena, key) : NULL;
+    free(key);
+}
+
 static enum vc_status build(struct lines_cursor *c, struct sample *s, cJSON *obj,
                             struct vc_err *err)
 {
     const struct src_pairs *p = c->src;
-    char *image = take(obj, p->image_col, image_defaults);
+    char *image;
+    record_key(p, s, obj, &image);
     char *caption = take(obj, p->caption_col, caption_defaults);
-    char *key = take(obj, p->key_col, key_defaults);
     enum vc_status rc = VC_OK;
     if (!image || !image[0]) {
         rc = vc_err_set(err, VC_ESAMPLE, VC_REASON_missing_field, "record has no image path");
         goto out;
     }
-    /* The key: the record's own, else the image's file name stem. */
-    if (!key) {
-        const char *base = strrchr(image, '/');
-        base = base ? base + 1 : image;
-        const char *dot = strrchr(base, '.');
-        key = vc_strndup(base, dot && dot != base ? (size_t)(dot - base) : strlen(base));
-    }
-    s->orig_key = key ? arena_strdup(s->arena, key) : NULL;
     size_t n = 0;
     rc = src_read_file(p->images_dir, image, p->max_entry, &c->buf, &c->cap, &n, err);
     if (rc < 0)
@@ -223,7 +236,6 @@ static enum vc_status build(struct lines_cursor *c, struct sample *s, cJSON *obj
 out:
     free(image);
     free(caption);
-    free(key);
     return rc;
 }
 
@@ -237,8 +249,13 @@ static enum vc_status pairs_next(void *cursor, struct sample *s, struct vc_err *
         return rc;
     cJSON *obj = NULL;
     rc = record_object(c->src, rec, len, &obj, err);
-    if (rc == VC_OK)
+    if (rc == VC_OK) {
         rc = build(c, s, obj, err);
+    } else if (obj) {
+        char *image;
+        record_key(c->src, s, obj, &image);
+        free(image);
+    }
     cJSON_Delete(obj);
     return rc == VC_ESAMPLE ? lines_cursor_error(c, err) : rc;
 }

@@ -190,8 +190,9 @@ static void image_dir(const char *folder, const char *png_name)
     vc_test_write_file(p, tiny_png, sizeof tiny_png);
 }
 
-/* The messages of the errors drain saw, in order. */
+/* The messages and source keys of the errors drain saw, in order. */
 static char messages[8][512];
+static char err_keys[8][64];
 
 /* Drains every unit of a source; returns OK count, fills errs with reasons. */
 static size_t drain(const struct source_ops *ops, const char *cfg_text, int *reasons, size_t cap,
@@ -235,6 +236,7 @@ static size_t drain(const struct source_ops *ops, const char *cfg_text, int *rea
                 }
             } else if (*n_err < cap) {
                 snprintf(messages[*n_err], sizeof messages[0], "%s", err.msg);
+                snprintf(err_keys[*n_err], sizeof err_keys[0], "%s", s.orig_key ? s.orig_key : "");
                 reasons[(*n_err)++] = err.reason;
             }
             sample_fini(&s);
@@ -272,16 +274,23 @@ TEST(pairs_source_csv_and_jsonl)
     CHECK_INT(reasons[1], VC_REASON_unsafe_path);
     CHECK_INT(reasons[2], VC_REASON_unsupported_format);
     CHECK_INT(reasons[3], VC_REASON_missing_field);
+    /* Every error names its record's key, the row of the wrong width too
+     * (its key was "" before). */
+    CHECK_STR(err_keys[0], "missing");
+    CHECK_STR(err_keys[3], "a");
     CHECK_STR(json, "{\"license\":\"cc-by\",\"image_path\":\"a.png\"}");
     free(json);
     json = NULL;
-    write_tmp("p.jsonl", "{\"image\": \"a.png\", \"text\": \"hi\", \"n\": 3}\nnot json\n");
+    write_tmp("p.jsonl", "{\"image\": \"a.png\", \"text\": \"hi\", \"n\": 3}\nnot json\n"
+                         "{\"caption\": \"no image\", \"key\": \"k9\"}\n");
     ok = drain(&src_pairs_ops,
                "{\"type\": \"pairs\", \"list\": \"p.jsonl\", \"images_dir\": \"img\"}", reasons, 8,
                &n_err, &json);
     CHECK_INT(ok, 1);
-    CHECK_INT(n_err, 1);
+    CHECK_INT(n_err, 2);
     CHECK_INT(reasons[0], VC_REASON_json_invalid);
+    CHECK_INT(reasons[1], VC_REASON_missing_field);
+    CHECK_STR(err_keys[1], "k9");
     CHECK_STR(json, "{\"n\":3,\"image_path\":\"a.png\"}");
     free(json);
 }
