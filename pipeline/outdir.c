@@ -124,9 +124,23 @@ static enum vc_status claim(const struct spec *s, bool force, struct vc_err *err
     if (!marker)
         return vc_err_oom(err);
     enum vc_status rc = VC_OK;
+    cJSON *held = NULL;
     bool same = commit_valid(marker, s->hash, NULL);
     if (!same && (vc_fs_exists(marker) || dir_has_foreign(s->out_dir))) {
-        if (!force) {
+        /* A run of an edited spec: saying what changed lets the user undo
+         * an edit instead of reaching for --force, which throws the work
+         * away. */
+        char at[256];
+        bool known =
+            commit_read_json(marker, &held, err) == VC_OK &&
+            spec_first_difference(s, cJSON_GetObjectItemCaseSensitive(held, "spec"), at, sizeof at);
+        if (!force && known) {
+            rc = vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                            "%s holds a run of another spec (the first difference: '%s'); undo "
+                            "the change to resume it, pass --force to delete its outputs and "
+                            "start over, or choose another --out",
+                            s->out_dir, at);
+        } else if (!force) {
             rc = vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
                             "%s is not empty and holds no run of this spec; pass --force to "
                             "replace the run outputs in it, or choose another --out",
@@ -166,6 +180,7 @@ static enum vc_status claim(const struct spec *s, bool force, struct vc_err *err
     }
     free(dir);
     free(marker);
+    cJSON_Delete(held);
     return rc;
 }
 

@@ -401,13 +401,14 @@ static enum vc_status parse_stages(struct spec *s, const cJSON *arr, struct vc_e
     return rc;
 }
 
-/* The hash names what determines the output bytes: everything but where
- * the output goes and how many threads (and how much memory) make it. */
-static enum vc_status compute_hash(struct spec *s, struct vc_err *err)
+/* What the hash covers, a copy (owned; NULL on OOM): everything that
+ * determines the output bytes, so not where the output goes nor how many
+ * threads (and how much memory) make it. */
+static cJSON *hashed_view(const cJSON *json)
 {
-    cJSON *copy = cJSON_Duplicate(s->json, 1);
+    cJSON *copy = cJSON_Duplicate(json, 1);
     if (!copy)
-        return vc_err_oom(err);
+        return NULL;
     cJSON_DeleteItemFromObjectCaseSensitive(copy, "threads");
     cJSON_DeleteItemFromObjectCaseSensitive(copy, "log_interval_s");
     cJSON_DeleteItemFromObjectCaseSensitive(copy, "memory_mb");
@@ -415,13 +416,63 @@ static enum vc_status compute_hash(struct spec *s, struct vc_err *err)
     cJSON_DeleteItemFromObjectCaseSensitive(copy, "executor");
     cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(copy, "output"),
                                             "dir");
-    char *text = cJSON_PrintUnformatted(copy);
+    return copy;
+}
+
+static enum vc_status compute_hash(struct spec *s, struct vc_err *err)
+{
+    cJSON *copy = hashed_view(s->json);
+    char *text = copy ? cJSON_PrintUnformatted(copy) : NULL;
     cJSON_Delete(copy);
     if (!text)
         return vc_err_oom(err);
     sha256_hex(text, strlen(text), s->hash);
     free(text);
     return VC_OK;
+}
+
+/* Appends ".key" or "[i]" to path[0..len) within cap; the new length. */
+static size_t path_push(char *path, size_t len, size_t cap, const cJSON *item, size_t i)
+{
+    int n = item->string ? snprintf(path + len, cap - len, "%s%s", len ? "." : "", item->string)
+                         : snprintf(path + len, cap - len, "[%zu]", i);
+    return n < 0 || (size_t)n >= cap - len ? cap - 1 : len + (size_t)n;
+}
+
+/* The first place, in a's order, where a and b differ (a key or an
+ * element one of them lacks, or another value): its path is written from
+ * path[len] on.  False when they are equal. */
+static bool first_difference(const cJSON *a, const cJSON *b, char *path, size_t len, size_t cap)
+{
+    bool obj = cJSON_IsObject(a) && cJSON_IsObject(b);
+    if (!obj && !(cJSON_IsArray(a) && cJSON_IsArray(b)))
+        return !cJSON_Compare(a, b, true); /* the caller's path names this place */
+    size_t i = 0;
+    const cJSON *y = b->child;
+    for (const cJSON *x = a->child; x; x = x->next, y = y ? y->next : NULL, i++) {
+        const cJSON *other = obj ? cJSON_GetObjectItemCaseSensitive(b, x->string) : y;
+        size_t at = path_push(path, len, cap, x, i);
+        if (!other || first_difference(x, other, path, at, cap))
+            return true;
+    }
+    size_t n_a = i;
+    i = 0;
+    for (const cJSON *x = b->child; x; x = x->next, i++)
+        if (obj ? !cJSON_GetObjectItemCaseSensitive(a, x->string) : i >= n_a) {
+            path_push(path, len, cap, x, i);
+            return true;
+        }
+    return false;
+}
+
+bool spec_first_difference(const struct spec *s, const cJSON *other, char *path, size_t cap)
+{
+    cJSON *a = hashed_view(s->json), *b = hashed_view(other);
+    path[0] = '\0';
+    bool found = a && b && first_difference(a, b, path, 0, cap);
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    return found && path[0];
 }
 
 enum vc_status spec_parse(const char *text, size_t n, const char *spec_dir,

@@ -83,6 +83,12 @@ enum vc_status spec_load(const char *path, const struct spec_overrides *ov, stru
                          struct vc_err *err);
 void spec_free(struct spec *s);
 
+/* Where this spec and `other` (another spec's JSON, as a run's
+ * _work/spec.json keeps it) first differ in what the spec hash covers,
+ * as a path such as "stages[2].seed" or "output.samples_per_shard", into
+ * path (cap bytes); false when they do not differ there. */
+bool spec_first_difference(const struct spec *s, const struct cJSON *other, char *path, size_t cap);
+
 /* Total units over all sources; unit numbers run over sources in spec
  * order.  spec_unit maps a global unit number to (source, unit). */
 size_t spec_n_units(const struct spec *s);

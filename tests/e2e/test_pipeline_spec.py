@@ -108,6 +108,9 @@ del spec["output"]["shard_bytes"]
 json.dump(spec, open(spec_path, "w"))
 p = run("--out", out, expect=2)
 vctest.expect("--force" in p.stderr, p.stderr)
+# ... naming what changed, so that an unintended edit can be undone
+vctest.expect("holds a run of another spec (the first difference: 'output.samples_per_shard')"
+              in p.stderr, p.stderr)
 run("--out", out, "--force")
 vctest.expect(sorted(f for f in os.listdir(out) if f.endswith(".tar")) ==
               ["t-000000.tar", "t-000001.tar", "t-000002.tar"], str(os.listdir(out)))
