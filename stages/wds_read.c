@@ -332,6 +332,12 @@ static enum vc_status open_error(struct archive *a, const char *name, struct vc_
     const char *why = archive_error_string(a);
     int no = archive_errno(a);
     enum vc_reason reason = no > 0 && no != EILSEQ ? VC_REASON_io_error : VC_REASON_corrupt_archive;
+    /* A 0-byte shard (a writer killed before its first flush) is no
+     * "Unrecognized archive format": say what it is. */
+    struct stat st;
+    if (reason == VC_REASON_corrupt_archive && stat(name, &st) == 0 && S_ISREG(st.st_mode) &&
+        st.st_size == 0)
+        why = "an empty file (0 bytes)";
     return vc_err_set(err, VC_ESHARD, reason, "cannot open shard '%s': %s", name,
                       why ? why : "unknown error");
 }
