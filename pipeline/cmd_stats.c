@@ -478,9 +478,16 @@ int cmd_stats_main(int argc, char **argv)
         }
     }
     struct stat st;
-    if (!out_dir && n_args == 1 && stat(only_arg, &st) == 0 && S_ISDIR(st.st_mode))
+    bool one_dir = n_args == 1 && stat(only_arg, &st) == 0 && S_ISDIR(st.st_mode);
+    if (!out_dir && one_dir)
         out_dir = only_arg;
-    if (status || n_args == 0 || !out_dir || shards.n == 0) {
+    char ledger[4200] = "";
+    if (one_dir)
+        snprintf(ledger, sizeof ledger, "%s/ledger.jsonl", only_arg);
+    /* A run whose every sample was rejected wrote no shard, and its ledger
+     * is what the audit is for: why. */
+    bool have_ledger = ledger[0] && vc_fs_exists(ledger);
+    if (status || n_args == 0 || !out_dir || (shards.n == 0 && !have_ledger)) {
         if (n_args && shards.n == 0 && status == 0)
             fprintf(stderr, "vlmcurate stats: no shards found\n");
         if (n_args && shards.n && !out_dir)
@@ -509,12 +516,8 @@ int cmd_stats_main(int argc, char **argv)
         fprintf(stderr, "vlmcurate stats: %s (use --no-language)\n", err.msg);
         return 1;
     }
-    char ledger[4200] = "";
-    if (n_args == 1 && stat(only_arg, &st) == 0 && S_ISDIR(st.st_mode))
-        snprintf(ledger, sizeof ledger, "%s/ledger.jsonl", only_arg);
-    bool have_ledger = ledger[0] && vc_fs_exists(ledger);
-    struct stats **per = calloc(shards.n, sizeof *per);
-    struct audit_sigs *sigs = calloc(shards.n, sizeof *sigs);
+    struct stats **per = calloc(shards.n + 1, sizeof *per);
+    struct audit_sigs *sigs = calloc(shards.n + 1, sizeof *sigs);
     if (!per || !sigs) {
         fprintf(stderr, "vlmcurate stats: out of memory\n");
         free(per);

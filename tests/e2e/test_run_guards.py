@@ -6,6 +6,8 @@ and 16).  Inputs are made here with Python's tarfile.
   a message naming the holder's pid; once released the run goes through.
 - status: says whether a run (its pid) or tasks hold the folder now, so a
   run in progress and one that was killed no longer look the same.
+- a run that rejects every sample writes no shard, and `vlmcurate stats`
+  on its folder still reports the funnel from the ledger.
 - an input read by two units (here two sources) warns, naming it, and
   still runs as the spec says.
 - ledger paths: the ledger names input files relative to the spec's
@@ -24,6 +26,7 @@ and 16).  Inputs are made here with Python's tarfile.
   disk: the same write(2) failure) names the file, leaves no temporary file,
   and a rerun without the limit ends byte-identical to a clean run."""
 import fcntl
+import json
 import os
 import resource
 import signal
@@ -139,6 +142,26 @@ vctest.expect(r.returncode == 0 and "warning: 1 input unit read what another uni
               (r.returncode, r.stderr[-300:]))
 vctest.expect(pe.run_json(os.path.join(args.tmp, "twice"))["totals"]["written"] == 16,
               "its samples are written twice, as the spec says")
+
+# -- every sample rejected: no shard, and the audit says why -------------
+spec_none = spec("none.json", [{"name": "good", "type": "webdataset", "urls": "good.tar"}])
+with open(spec_none) as f:
+    doc = json.load(f)
+doc["stages"].append({"stage": "filter", "filters": [{"name": "img_width", "min": 100}]})
+pe.write_spec(spec_none, doc)
+none = os.path.join(args.tmp, "none")
+r = run(spec_none, none)
+vctest.expect(r.returncode == 0 and pe.run_json(none)["totals"]["rejected"] == 3 and
+              not pe.shards(none, "g"), "a run that rejects all 3 samples writes no shard (%d)"
+              % r.returncode)
+r = subprocess.run([args.bin, "stats", none, "--no-language"], capture_output=True, text=True)
+vctest.expect(r.returncode == 0, "vlmcurate stats on its folder runs (%d): %s" %
+              (r.returncode, r.stderr[-200:]))
+with open(os.path.join(none, "stats.json")) as f:
+    counters = json.load(f)["groups"]["all"]["counters"]
+vctest.expect(counters["funnel"]["rejected"]["count"] == 3 and
+              counters["reject"]["img_width"]["count"] == 3,
+              "... and reports the funnel from the ledger: %s" % counters.get("reject"))
 
 # -- a source that yields nothing ----------------------------------------
 empty = spec("empty.json", [{"name": "good", "type": "webdataset", "urls": "good.tar"},
