@@ -72,6 +72,7 @@ enum vc_status {
     X(too_long, 44)                                                                                \
     X(bad_member_name, 45)                                                                         \
     X(not_regular_file, 46)                                                                        \
+    X(not_fetched, 47)                                                                             \
     X(empty, 60)                                                                                   \
     X(repeated_field, 61)
 

@@ -16,6 +16,7 @@
 #include "stage_cfg.h"
 
 #include <cjson/cJSON.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,6 +260,21 @@ static enum vc_status read_image(struct docs_cursor *dc, const char *name, size_
     return VC_OK;
 }
 
+/* OBELICS rows name their images by URL: without "fetch" every one is
+ * dropped and the documents are written text only, a run that looks
+ * fine.  One line per process says so the first time (the ledger cannot:
+ * the document itself is kept). */
+static void warn_not_fetched(const struct docs_cursor *dc, const struct vc_err *e)
+{
+    static atomic_flag warned = ATOMIC_FLAG_INIT;
+    if (e->reason != VC_REASON_not_fetched || atomic_flag_test_and_set(&warned))
+        return;
+    fprintf(stderr,
+            "vlmcurate: warning: %s: %s; every such image is dropped (dropped_images reason "
+            "not_fetched) and the documents keep their text only\n",
+            dc->lc->u->file, e->msg);
+}
+
 /* Reads every image, names the fields, drops what cannot be read: its
  * position leaves texts, images and `meta` (an aligned metadata list, may
  * be NULL) alike. */
@@ -287,6 +303,7 @@ static enum vc_status load_images_aligned(struct docs_cursor *dc, struct sample 
         if (rc == VC_OK)
             rc = src_image_format(c->buf, n, im->valuestring, &f, &e);
         if (rc < 0) {
+            warn_not_fetched(dc, &e);
             if (!dropped && !(dropped = cJSON_AddArrayToObject(doc, "dropped_images")))
                 return vc_err_oom(err);
             cJSON *o = cJSON_CreateObject();

@@ -7,6 +7,7 @@
 #include "core/img.h"
 #include "core/vc_mem.h"
 #include "core/vc_utf8.h"
+#include "fetch.h"
 #include "source.h"
 
 #include <cjson/cJSON.h>
@@ -445,6 +446,14 @@ enum vc_status src_read_file(const char *dir, const char *rel, uint64_t max_byte
 {
     if (!rel[0])
         return vc_err_set(err, VC_ESAMPLE, VC_REASON_missing_image, "empty image path");
+    /* Looked up under the folder, a URL is merely "no such file", which
+     * hides that the source was asked to download nothing. */
+    if (fetch_is_url(rel))
+        return vc_err_set(err, VC_ESAMPLE, VC_REASON_not_fetched,
+                          "image '%s' is an http(s) URL and this source downloads nothing "
+                          "(documents: give the source \"fetch\"; a list of URLs: a \"urls\" "
+                          "source)",
+                          rel);
     if (!src_relpath_safe(rel))
         return vc_err_set(err, VC_ESAMPLE, VC_REASON_unsafe_path,
                           "image path '%s' is absolute or leaves the images folder", rel);

@@ -84,8 +84,8 @@ int src_relpath_safe(const char *path);
 
 /* Reads dir/rel (rel checked with src_relpath_safe) into *buf (grown as
  * needed, owned by the caller, free()), at most max_bytes.  VC_ESAMPLE
- * with unsafe_path, missing_image, not_a_file, entry_too_large or
- * io_error. */
+ * with not_fetched (rel is an http(s) URL), unsafe_path, missing_image,
+ * not_a_file, entry_too_large or io_error. */
 enum vc_status src_read_file(const char *dir, const char *rel, uint64_t max_bytes, uint8_t **buf,
                              size_t *cap, size_t *size, struct vc_err *err);
 

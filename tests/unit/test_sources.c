@@ -332,6 +332,38 @@ static void check_msg(size_t i, const char *needle)
     }
 }
 
+/* A URL where a file is expected is `not_fetched`, not a file missing
+ * from the images folder: the fix is a "fetch" or a urls source. */
+TEST(urls_without_fetch_are_not_fetched)
+{
+    image_dir("uimg", "x.png");
+    write_tmp("u.jsonl", "{\"id\": \"d1\", \"texts\": [\"t0\", null, null], \"images\": [null, "
+                         "\"https://cdn.example.org/a.jpg\", \"x.png\"]}\n");
+    int reasons[2];
+    size_t n_err;
+    char *json = NULL;
+    size_t ok = drain(&src_docs_ops,
+                      "{\"type\": \"documents\", \"path\": \"u.jsonl\", \"images_dir\": \"uimg\"}",
+                      reasons, 2, &n_err, &json);
+    CHECK_INT(ok, 1);
+    CHECK_INT(n_err, 0);
+    CHECK_STR(json, "{\"id\":\"d1\",\"texts\":[\"t0\",null],\"images\":[null,\"0.png\"],"
+                    "\"dropped_images\":[{\"index\":1,\"path\":\"https://cdn.example.org/"
+                    "a.jpg\",\"reason\":\"not_fetched\"}]}");
+    free(json);
+    json = NULL;
+    write_tmp("up.jsonl", "{\"image\": \"HTTP://example.org/b.png\", \"text\": \"a cat\"}\n"
+                          "{\"image\": \"x.png\", \"text\": \"a dog\"}\n");
+    ok = drain(&src_pairs_ops,
+               "{\"type\": \"pairs\", \"list\": \"up.jsonl\", \"images_dir\": \"uimg\"}", reasons,
+               2, &n_err, &json);
+    CHECK_INT(ok, 1);
+    CHECK_INT(n_err, 1);
+    CHECK_INT(reasons[0], VC_REASON_not_fetched);
+    check_msg(0, "'HTTP://example.org/b.png' is an http(s) URL");
+    free(json);
+}
+
 /* A bad record names its line in the list file (blank lines, the header
  * and quoted newlines counted, across unit boundaries) and says what is
  * wrong: a deep array is "nested", a 0-byte image is `empty`. */
@@ -394,5 +426,6 @@ TEST(list_errors_name_line_and_reason)
     X(quote_inside_a_field_is_text)                                                                \
     X(pairs_source_csv_and_jsonl)                                                                  \
     X(documents_source_drops_missing_images)                                                       \
+    X(urls_without_fetch_are_not_fetched)                                                          \
     X(list_errors_name_line_and_reason)
 TEST_MAIN(TESTS)
