@@ -381,6 +381,8 @@ enum vc_status report_html_write(const struct stats *s, const char *title, const
         section_categories(&b, s, all, "language",
                            "Language (und: text too short or TextCat unsure)");
         section_categories(&b, s, all, "source", "Samples per source");
+        section_categories(&b, s, all, "dropped_image",
+                           "Images dropped from kept documents, by reason");
         vc_buf_printf(&b, "</div>");
         section_histograms(&b, s, all);
         section_sources(&b, s);

@@ -120,6 +120,16 @@ static bool observe_document(struct stats *st, const struct groups *g, const str
         if (!longest || strlen(it->valuestring) > strlen(longest->valuestring))
             longest = it;
     }
+    /* A kept document may have lost images (a missing file, a failed
+     * download, a filter): the audit counts them by reason, or an OBELICS
+     * run that lost most of its images would read like a healthy one. */
+    const cJSON *dropped = cJSON_GetObjectItemCaseSensitive(doc, "dropped_images");
+    cJSON_ArrayForEach(it, dropped)
+    {
+        const cJSON *why = cJSON_GetObjectItemCaseSensitive(it, "reason");
+        if (cJSON_IsString(why))
+            count(st, g, "dropped_image", why->valuestring, s->key);
+    }
     observe(st, g, "doc_images", n_img);
     observe(st, g, "doc_texts", n_txt);
     observe(st, g, "text_words", (double)words);

@@ -1,11 +1,12 @@
 """Interleaved documents stay aligned when images are dropped, malformed
-positions are refused with a reason, and image members are numbered
-without gaps.
+positions are refused with a reason, image members are numbered
+without gaps, and the audit counts the images kept documents lost, by
+reason.
 
 Documents in the OBELICS layout (texts, images, and "metadata" as a JSON
 string of one entry per position), with pictures drawn by Pillow: one whose
-second image is missing from disk and whose fourth is an SVG (both dropped
-at read), one whose image a filter drops (an 8x8 icon), one position
+second image is missing from disk, whose fourth is an SVG and whose fifth
+an https URL read without "fetch" (all three dropped at read), one whose image a filter drops (an 8x8 icon), one position
 holding both a text and an image, and one holding neither.  The written
 json must keep texts, images and metadata the same length, each metadata
 entry with its own image, and the image members must be 0.png, 1.png, ...
@@ -13,6 +14,7 @@ in document order."""
 import io
 import json
 import os
+import subprocess
 import sys
 
 from PIL import Image
@@ -46,10 +48,12 @@ def meta(src):
 
 docs = [
     {"id": "gaps",
-     "texts": ["intro", None, "middle", None, None, None, "outro"],
-     "images": [None, "p0.png", None, "missing.png", "vector.svg", "p1.png", None],
+     "texts": ["intro", None, "middle", None, None, None, None, "outro"],
+     "images": [None, "p0.png", None, "missing.png", "vector.svg",
+                "https://cdn.example.org/p9.jpg", "p1.png", None],
      "metadata": json.dumps([None, meta("http://a/p0"), None, meta("http://a/missing"),
-                             meta("http://a/vector"), meta("http://a/p1"), None])},
+                             meta("http://a/vector"), meta("http://a/p9"), meta("http://a/p1"),
+                             None])},
     {"id": "filtered",
      "texts": ["text one", None, None, "text two"],
      "images": [None, "icon.png", "p2.png", None],
@@ -65,10 +69,29 @@ with open(os.path.join(data, "docs.jsonl"), "w") as f:
 spec = {"sources": [{"name": "d", "type": "documents", "path": "docs.jsonl",
                      "images_dir": "img"}],
         "stages": [{"stage": "filter", "defaults": False,
-                    "filters": [{"name": "img_width", "min": 100}]}],
+                    "filters": [{"name": "img_width", "min": 100}]},
+                   {"stage": "stats", "language": False}],
         "output": {"prefix": "doc"}}
 out = os.path.join(args.tmp, "out")
 pe.run_spec(args, pe.write_spec(os.path.join(data, "spec.json"), spec), out)
+
+# Three images of "gaps" were dropped at read, one per reason; the audit of
+# the run and `vlmcurate stats` of its shards both count them.
+want_dropped = {"missing_image": 1, "unsupported_format": 1, "not_fetched": 1}
+with open(os.path.join(out, "stats.json")) as f:
+    counters = json.load(f)["groups"]["all"]["counters"]
+got = {k: v["count"] for k, v in counters.get("dropped_image", {}).items()}
+vctest.expect(got == want_dropped, "run audit: images dropped by reason %s" % got)
+audit = os.path.join(args.tmp, "audit")
+subprocess.run([args.bin, "stats", out, "--out", audit, "--no-language"], check=True,
+               stdout=subprocess.DEVNULL)
+with open(os.path.join(audit, "stats.json")) as f:
+    counters = json.load(f)["groups"]["all"]["counters"]
+got = {k: v["count"] for k, v in counters.get("dropped_image", {}).items()}
+vctest.expect(got == want_dropped, "vlmcurate stats: images dropped by reason %s" % got)
+with open(os.path.join(audit, "report.html")) as f:
+    vctest.expect("Images dropped from kept documents" in f.read(),
+                  "the report charts the dropped images")
 
 led = {e["key"]: e for e in pe.ledger(out)}
 for key, what in (("both", "both a text and an image"), ("neither", "neither a text nor")):
