@@ -104,7 +104,8 @@ static int collect_path(const char *arg, struct shard_list *l)
         }
     }
     closedir(d);
-    qsort(l->paths + first, l->n - first, sizeof *l->paths, cmp_str);
+    if (l->n > first) /* a folder without shards: paths may still be NULL */
+        qsort(l->paths + first, l->n - first, sizeof *l->paths, cmp_str);
     return 0;
 }
 
@@ -395,6 +396,8 @@ static int cmp_base(const void *a, const void *b)
 
 static bool same_names(const struct shard_list *l)
 {
+    if (l->n < 2) /* also a run's folder without shards: no list to copy */
+        return false;
     char **v = calloc(l->n, sizeof *v);
     if (!v)
         return true;
