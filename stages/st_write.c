@@ -209,12 +209,21 @@ static enum vc_status renumber_images(struct sample *s, cJSON *json, struct vc_e
     return VC_OK;
 }
 
+/* Sets obj[key] = item, in the old key's place if there is one. cJSON's
+ * replace by name frees the replacement's name before copying key, so when
+ * key is that very name (a stage's item moved here from the sample's meta,
+ * e.g. a synthetic_caption the input json already had) it read freed
+ * memory and the new value was dropped: an item already named key is
+ * swapped in by pointer instead. */
 static void set_item(cJSON *obj, const char *key, cJSON *item)
 {
-    if (cJSON_GetObjectItemCaseSensitive(obj, key))
-        cJSON_ReplaceItemInObjectCaseSensitive(obj, key, item);
-    else
+    cJSON *old = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!old)
         cJSON_AddItemToObject(obj, key, item);
+    else if (item->string == key)
+        cJSON_ReplaceItemViaPointer(obj, old, item);
+    else
+        cJSON_ReplaceItemInObjectCaseSensitive(obj, key, item);
 }
 
 /* The member list of the "positions" layout, before REDUCE knows the key:
