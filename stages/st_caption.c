@@ -220,6 +220,11 @@ static enum vc_status caption_create_kind(const cJSON *cfg, const struct stage_c
     if (rc >= 0 && (!field[0] || strlen(field) >= CAPTION_MAX_FIELD))
         rc = vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "%s: \"field\" must be 1 to %d bytes",
                         where, CAPTION_MAX_FIELD - 1);
+    /* The writer keeps its own facts (source, key, image sizes) under that
+     * key: a caption there would replace them mid-write. */
+    if (rc >= 0 && strcmp(field, "vlmcurate") == 0)
+        rc = vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                        "%s: \"field\": \"vlmcurate\" is the writer's own json key", where);
     if (rc >= 0)
         rc = stage_cfg_bool(cfg, where, "replace_txt", false, &st->replace_txt, err);
     if (rc >= 0)

@@ -71,3 +71,17 @@ for key in sorted(fresh):
     vctest.expect(order == list(OLD),
                   "%s: the input's keys keep their order, got %s" % (key, order))
 print("ok: caption and score over json that already holds their keys")
+
+# The writer's own key is no caption field: before, the caption replaced the
+# writer's object while it was being filled and the run died at the first
+# sample with "stage 'write': out of memory".
+spec = {"sources": [{"name": "w", "type": "webdataset", "urls": "plain.tar"}],
+        "stages": [{"stage": "caption", "model": FIX, "max_new_tokens": 4, "field": "vlmcurate"}],
+        "output": {"prefix": "cap"}}
+out = os.path.join(args.tmp, "own-key")
+r = pe.run_spec(args, pe.write_spec(os.path.join(data, "own-key.json"), spec), out, check=False)
+vctest.expect(r.returncode == 2 and "bad_spec" in r.stderr and "vlmcurate" in r.stderr
+              and not (os.path.isdir(out) and pe.shards(out, "cap")),
+              "\"field\": \"vlmcurate\" is a spec error before any sample (rc %d: %s)"
+              % (r.returncode, r.stderr.strip()[-300:]))
+print("ok: a caption field named vlmcurate is refused")
