@@ -367,85 +367,100 @@ static bool parse_schema_el(struct tr *t, struct pq_schema_el *e)
     return true;
 }
 
+/* The schema is a depth-first list of elements.  Every leaf is a column
+ * chunk in each row group, so every leaf becomes a column; one inside a
+ * group, or a repeated one, takes its top-level field's name and is marked
+ * `nested`, to be refused when read.  DataComp ships a list<list<float>>
+ * `face_bboxes` next to its flat url and text: the file must stay usable
+ * for the flat columns. */
 static enum vc_status parse_schema(struct tr *t, struct pq_file *f, struct vc_err *err)
 {
     int et;
     uint64_t n;
     if (!tr_list(t, &et, &n) || et != TT_STRUCT || n == 0)
         return pq_bad(err, f, "schema is not a list of elements");
-    struct pq_schema_el root;
-    if (!parse_schema_el(t, &root))
-        return pq_bad(err, f, "unreadable schema root");
-    if (root.num_children < 0 || (uint64_t)root.num_children != n - 1)
-        return pq_refuse(err, f->label, "nested schema", " (the root does not hold every field)");
     if (n - 1 > PQ_MAX_COLUMNS)
         return pq_refuse(err, f->label, "more than 4096 columns", "");
-    f->n_cols = (size_t)(n - 1);
-    f->cols = calloc(f->n_cols ? f->n_cols : 1, sizeof *f->cols);
+    f->cols = calloc(n, sizeof *f->cols);
     /* Names live in the footer, so their total is below its size. */
-    f->names = malloc((size_t)(t->end - t->p) + f->n_cols + 1);
+    f->names = malloc((size_t)(t->end - t->p) + (size_t)n + 1);
     if (!f->cols || !f->names)
         return vc_err_oom(err);
-    size_t used = 0;
-    for (size_t i = 0; i < f->n_cols; i++) {
+    /* left[d]: children still to come of the open group at depth d. */
+    int32_t left[PQ_MAX_DEPTH + 1];
+    size_t depth = 0, used = 0;
+    const char *top = NULL;
+    for (uint64_t i = 0; i < n; i++) {
         struct pq_schema_el e;
-        if (!parse_schema_el(t, &e) || !e.has_name)
-            return pq_bad(err, f, "unreadable schema element");
+        if (!parse_schema_el(t, &e) || (i > 0 && !e.has_name))
+            return pq_bad(err, f, i ? "unreadable schema element" : "unreadable schema root");
+        if (i > 0 && depth == 0)
+            return pq_bad(err, f, "schema elements beyond the root's children");
+        if (i > 0)
+            left[depth]--;
+        if (e.num_children < 0 || (i == 0 && e.num_children == 0 && n > 1))
+            return pq_bad(err, f, "schema element with a bad child count");
         if (memchr(e.name, 0, e.name_len))
             return pq_bad(err, f, "bad column name");
         char *name = f->names + used;
         memcpy(name, e.name, e.name_len);
         name[e.name_len] = '\0';
         used += e.name_len + 1;
-        if (e.num_children > 0 || !e.has_type) {
-            vc_err_set(err, VC_ESHARD, VC_REASON_unsupported_format,
-                       "%s: parquet feature not supported: nested schema (group field '%.100s')",
-                       f->label, name);
-            return err->status;
+        if (depth == 1)
+            top = name;
+        if (i == 0 || e.num_children > 0 || !e.has_type) {
+            if (e.num_children > 0) {
+                if (depth == PQ_MAX_DEPTH)
+                    return pq_refuse(err, f->label, "schema nested more than 16 levels", "");
+                left[++depth] = e.num_children;
+            }
+        } else {
+            if (e.type < 0 || e.type > PQ_FIXED_LEN_BYTE_ARRAY || e.repetition < 0 ||
+                e.repetition > 2)
+                return pq_bad(err, f, "unknown column type or repetition");
+            if (e.type == PQ_FIXED_LEN_BYTE_ARRAY &&
+                (e.type_length <= 0 || e.type_length > (int32_t)PQ_MAX_PAGE_BYTES))
+                return pq_bad(err, f, "fixed-length column without a valid length");
+            struct pq_column *c = &f->cols[f->n_cols++];
+            c->name = top;
+            c->nested = depth > 1 || e.repetition == 2;
+            c->type = (enum pq_type)e.type;
+            c->type_length = e.type_length;
+            c->optional = e.repetition == 1;
+            /* Converted types UTF8 (0), ENUM (4), JSON (19) annotate text. */
+            c->utf8 = c->type == PQ_BYTE_ARRAY && (e.logical_string || e.converted == 0 ||
+                                                   e.converted == 4 || e.converted == 19);
         }
-        if (e.repetition == 2) {
-            vc_err_set(err, VC_ESHARD, VC_REASON_unsupported_format,
-                       "%s: parquet feature not supported: repeated field '%.100s'", f->label,
-                       name);
-            return err->status;
-        }
-        if (e.type < 0 || e.type > PQ_FIXED_LEN_BYTE_ARRAY || e.repetition < 0 || e.repetition > 1)
-            return pq_bad(err, f, "unknown column type or repetition");
-        if (e.type == PQ_FIXED_LEN_BYTE_ARRAY &&
-            (e.type_length <= 0 || e.type_length > (int32_t)PQ_MAX_PAGE_BYTES))
-            return pq_bad(err, f, "fixed-length column without a valid length");
-        struct pq_column *c = &f->cols[i];
-        c->name = name;
-        c->type = (enum pq_type)e.type;
-        c->type_length = e.type_length;
-        c->optional = e.repetition == 1;
-        /* Converted types UTF8 (0), ENUM (4), JSON (19) annotate text. */
-        c->utf8 = c->type == PQ_BYTE_ARRAY &&
-                  (e.logical_string || e.converted == 0 || e.converted == 4 || e.converted == 19);
+        while (depth > 0 && left[depth] == 0)
+            depth--;
     }
+    if (depth > 0)
+        return pq_bad(err, f, "schema ends inside a group");
     return VC_OK;
 }
 
-static bool parse_path(struct tr *t, const char *name, bool *match)
+/* A chunk's path_in_schema: its first element names the top-level field;
+ * a flat column's path is that name alone, a nested one's goes deeper. */
+static bool parse_path(struct tr *t, const struct pq_column *col, bool *match)
 {
     int et;
     uint64_t n;
     if (!tr_list(t, &et, &n) || et != TT_BINARY)
         return false;
-    *match = n == 1;
+    *match = col->nested ? n >= 1 : n == 1;
     for (uint64_t i = 0; i < n; i++) {
         const uint8_t *p;
         size_t len;
         if (!tr_binary(t, &p, &len))
             return false;
-        if (len != strlen(name) || memcmp(p, name, len) != 0)
+        if (i == 0 && (len != strlen(col->name) || memcmp(p, col->name, len) != 0))
             *match = false;
     }
     return true;
 }
 
 struct path_ctx {
-    const char *name;
+    const struct pq_column *col;
     bool has, match;
 };
 
@@ -455,7 +470,7 @@ static int path_field(struct tr *t, int16_t id, int type, void *ctx)
     if (id != 3 || type != TT_LIST)
         return 0;
     pc->has = true;
-    return parse_path(t, pc->name, &pc->match) ? 1 : -1;
+    return parse_path(t, pc->col, &pc->match) ? 1 : -1;
 }
 
 /* ColumnMetaData: checked against the schema and the data area. */
@@ -463,7 +478,7 @@ static enum vc_status parse_column_meta(struct tr *t, struct pq_file *f, size_t 
                                         uint64_t rg_rows, struct pq_chunk *ch, struct vc_err *err)
 {
     struct tr_ints in;
-    struct path_ctx pc = { .name = f->cols[col].name };
+    struct path_ctx pc = { .col = &f->cols[col] };
     if (!tr_struct(t, &in, path_field, &pc))
         return pq_bad(err, f, "unreadable column metadata");
     int64_t num_values = tr_get64(&in, 5, -1), compressed = tr_get64(&in, 7, -1);
@@ -473,7 +488,8 @@ static enum vc_status parse_column_meta(struct tr *t, struct pq_file *f, size_t 
         return pq_bad(err, f, "column chunk path does not match the schema");
     if (tr_get32(&in, 1, -1) != (int32_t)f->cols[col].type)
         return pq_bad(err, f, "column chunk type differs from the schema");
-    if (num_values < 0 || (uint64_t)num_values != rg_rows)
+    /* A nested column holds one value per list element, not per row. */
+    if (num_values < 0 || (!f->cols[col].nested && (uint64_t)num_values != rg_rows))
         return pq_bad(err, f, "column chunk value count differs from the row group's rows");
     if (codec < 0 || codec > 7)
         return pq_bad(err, f, "unknown compression codec");
@@ -1174,8 +1190,9 @@ enum vc_status pq_cursor_open(struct pq_file *f, size_t column, uint64_t first,
     c->f = f;
     c->col = column;
     c->cd = &f->cols[column];
-    if (c->cd->type == PQ_INT96) {
-        enum vc_status rc = cur_refuse(c, err, "type", "INT96");
+    if (c->cd->nested || c->cd->type == PQ_INT96) {
+        enum vc_status rc = c->cd->nested ? cur_refuse(c, err, "nested or repeated", "field")
+                                          : cur_refuse(c, err, "type", "INT96");
         free(c);
         return rc;
     }

@@ -1,8 +1,8 @@
 /* pq: a reader for the parquet files that URL-list datasets ship (LAION,
- * DataComp, COYO metadata): flat schemas, PLAIN and dictionary encodings
+ * DataComp, COYO metadata): flat columns, PLAIN and dictionary encodings
  * (RLE/bit-packed hybrid indices), data pages v1 and v2, definition levels
  * of optional columns, and the codecs uncompressed, snappy, gzip and zstd.
- * Anything else (nested schemas, delta or byte-stream-split encodings,
+ * Anything else (nested or repeated columns, delta or byte-stream-split encodings,
  * brotli/lz4/lzo, encryption, INT96) is refused with a message naming the
  * feature.
  *
@@ -27,6 +27,7 @@
 #define PQ_MAX_PAGE_BYTES   (64u << 20)
 #define PQ_MAX_COLUMNS      4096
 #define PQ_MAX_ROW_GROUPS   (1u << 20)
+#define PQ_MAX_DEPTH        16 /* schema group levels (DataComp's lists take 4) */
 
 enum pq_type {
     PQ_BOOLEAN = 0,
@@ -44,7 +45,9 @@ struct pq_column {
     enum pq_type type;
     int32_t type_length; /* FIXED_LEN_BYTE_ARRAY */
     bool optional;
-    bool utf8; /* BYTE_ARRAY annotated as a string (UTF8 / STRING / JSON / ENUM) */
+    bool nested; /* a leaf of a group or a repeated field: named by its top-level field,
+                  * refused by pq_cursor_open */
+    bool utf8;   /* BYTE_ARRAY annotated as a string (UTF8 / STRING / JSON / ENUM) */
 };
 
 /* One value; bytes borrowed from the cursor until its next call. */

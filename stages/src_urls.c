@@ -140,7 +140,20 @@ static enum vc_status parquet_units(struct src_urls *p, struct urls_file *f, uin
     for (size_t i = 0; i < n; i++)
         cols[i] = (char *)pq_column_at(pf, i)->name;
     enum vc_status rc = map_columns(p, f, cols, n, where, err);
-    if (rc == VC_OK && pq_column_at(pf, (size_t)f->url_i)->type != PQ_BYTE_ARRAY)
+    /* A list or struct column (DataComp's face_bboxes) is refused here,
+     * named, rather than failing every unit when it is read. */
+    const char *nested = NULL;
+    for (size_t s = 0; rc == VC_OK && !nested && s < 2 + p->n_save; s++) {
+        int i = s == 0 ? f->url_i : s == 1 ? f->caption_i : f->save_i[s - 2];
+        if (i >= 0 && pq_column_at(pf, (size_t)i)->nested)
+            nested = pq_column_at(pf, (size_t)i)->name;
+    }
+    if (nested)
+        rc = vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                        "%s: %s: column '%s' is a nested or repeated field (a list or struct), "
+                        "which the parquet reader does not support",
+                        where, f->path, nested);
+    else if (rc == VC_OK && pq_column_at(pf, (size_t)f->url_i)->type != PQ_BYTE_ARRAY)
         rc = vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "%s: %s: column '%s' is %s, not text",
                         where, f->path, p->url_col,
                         pq_type_name(pq_column_at(pf, (size_t)f->url_i)->type));

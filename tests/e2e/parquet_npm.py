@@ -12,10 +12,12 @@ reach).  Without node/npm, or when neither cache nor registry has them,
 the test is skipped (exit 77) saying why.
 
 With --bin, the urls source also reads an npm-written parquet URL list
-(snappy, pages v2, row groups of 10 cut by units of 8) and downloads its
-images from a loopback server: nulls become missing_field, every other row
-a sample whose image, caption and saved columns match the file (an int64
-beyond 2^53 exactly)."""
+(snappy, pages v2, row groups of 10 cut by units of 8, a DataComp-style
+list<list<float64>> column among the flat ones) and downloads its images
+from a loopback server: nulls become missing_field, every other row a
+sample whose image, caption and saved columns match the file (an int64
+beyond 2^53 exactly); naming the list column in save_cols is a spec error
+that names it."""
 import argparse
 import json
 import os
@@ -123,6 +125,10 @@ if srv:
     try:
         r = subprocess.run([a.bin, "run", spec_path, "--threads", "2", "--out", out],
                            capture_output=True, text=True, timeout=300)
+        spec["sources"][0]["save_cols"] = ["face_bboxes"]
+        nested_spec = pe.write_spec(os.path.join(files, "spec-nested.json"), spec)
+        rn = subprocess.run([a.bin, "run", nested_spec, "--out", out + "-nested"],
+                            capture_output=True, text=True, timeout=60)
     finally:
         srv.close()
     want = json.load(open(os.path.join(files, "urls.json")))
@@ -149,6 +155,8 @@ if srv:
     check(len(led) == 30 and not bad,
           "30 parquet rows: nulls are missing_field, every other row is written with its image, "
           "caption and saved columns (bad rows: %s)" % bad[:5])
-    n_checks += 2
+    check(rn.returncode == 2 and "column 'face_bboxes' is a nested or repeated field" in rn.stderr,
+          "a list column in save_cols is a spec error naming it (%s)" % rn.stderr.strip()[-200:])
+    n_checks += 3
 print("%d passed, %d failed" % (n_checks - failed, failed))
 sys.exit(1 if failed else 0)

@@ -3,8 +3,9 @@
 // every supported codec x data page v1/v2 x dictionary on/off, files that
 // use features the reader must refuse, and expected.json with every value.
 // With URL_BASE, also urls.parquet: 30 rows of URL_BASE/img/N.jpg (every
-// 7th null), a caption, a score and an int64 beyond 2^53, in row groups of 10,
-// for the urls source.
+// 7th null), a caption, DataComp's list<list<float64>> face_bboxes (which
+// the reader must step over), a score and an int64 beyond 2^53, in row
+// groups of 10, for the urls source.
 // Usage: node pq_write.mjs NODE_MODULES_DIR OUT_DIR [URL_BASE]
 import { createRequire } from 'node:module';
 import { writeFileSync } from 'node:fs';
@@ -77,16 +78,19 @@ write('refuse-lz4.parquet', { codec: C.LZ4_RAW });
 
 if (urlBase) {
   const n = 30;
-  const u = [], t = [], sc = [], h = [];
+  const u = [], t = [], sc = [], h = [], fb = [];
   for (let i = 0; i < n; i++) {
     u.push(i % 7 === 3 ? null : `${urlBase}/img/${i}.jpg`);
     t.push(`caption ${i} — ${'ab'.repeat(i)}`);
     sc.push(i / 8);
+    fb.push(i % 3 ? [] : [[0.1, 0.2, 0.3, i / 10], [0.5, 0.5, 0.9, 0.9]]);
     h.push((i % 2 ? 1n : -1n) * (9223372036854775000n - BigInt(i))); // beyond a double's 2^53
   }
+  const bboxes = new arrow.List(f('item', new arrow.List(f('item', new arrow.Float64()))));
   const us = new arrow.Schema([f('URL', new arrow.Utf8()), f('TEXT', new arrow.Utf8()),
-                               f('similarity', new arrow.Float64()), f('hash', new arrow.Int64())]);
-  const uc = { URL: u, TEXT: t, similarity: sc, hash: h };
+                               f('face_bboxes', bboxes), f('similarity', new arrow.Float64()),
+                               f('hash', new arrow.Int64())]);
+  const uc = { URL: u, TEXT: t, face_bboxes: fb, similarity: sc, hash: h };
   const ub = new arrow.RecordBatch(us, arrow.makeData({
     type: new arrow.Struct(us.fields), length: n, nullCount: 0,
     children: us.fields.map((fld) => arrow.vectorFromArray(uc[fld.name], fld.type).data[0]),
