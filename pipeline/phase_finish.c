@@ -635,14 +635,28 @@ static enum vc_status write_ledger(struct finish *fi, struct vc_err *err)
 static enum vc_status check_totals(const struct finish *fi, struct vc_err *err)
 {
     const struct spec *sp = fi->ss->spec;
-    for (size_t i = 0; i < sp->n_sources; i++)
-        if (fi->per_source[i].input == 0)
-            return vc_err_set(err, VC_EFATAL, VC_REASON_bad_spec,
-                              "source '%s' yielded no sample from its %zu input unit%s (first: "
-                              "%s): check its paths",
-                              sp->source_info[i].name, sp->sources[i].n_units,
-                              sp->sources[i].n_units == 1 ? "" : "s",
-                              sp->sources[i].n_units ? sp->sources[i].units[0].file : "none");
+    size_t first = sp->n_sources, more = 0;
+    /* Every empty source is named, so one rerun can fix all the paths. */
+    char others[200] = "";
+    for (size_t i = 0; i < sp->n_sources; i++) {
+        if (fi->per_source[i].input != 0)
+            continue;
+        if (first == sp->n_sources) {
+            first = i;
+            continue;
+        }
+        size_t at = strlen(others);
+        snprintf(others + at, sizeof others - at, "%s'%s'", more++ ? ", " : "; so did ",
+                 sp->source_info[i].name);
+    }
+    if (first < sp->n_sources)
+        return vc_err_set(err, VC_EFATAL, VC_REASON_bad_spec,
+                          "source '%s' yielded no sample from its %zu input unit%s (first: "
+                          "%s)%s: check %s paths",
+                          sp->source_info[first].name, sp->sources[first].n_units,
+                          sp->sources[first].n_units == 1 ? "" : "s",
+                          sp->sources[first].n_units ? sp->sources[first].units[0].file : "none",
+                          others, others[0] ? "their" : "its");
     const struct ledger_totals *t = &fi->res->totals;
     double rate = t->input ? (double)t->error / (double)t->input : 0;
     if (rate > sp->max_error_rate)

@@ -230,6 +230,10 @@ static enum vc_status parse_output(struct spec *s, const cJSON *o, const struct 
     s->compression = (enum wds_compression)comp;
     if (!s->out_dir || !s->prefix)
         return vc_err_oom(err);
+    /* "--out o/" names the folder "o": every path made from it (the
+     * summary's "o/ledger.jsonl", messages) reads as the user would write it. */
+    for (size_t k = strlen(s->out_dir); k > 1 && s->out_dir[k - 1] == '/'; k--)
+        s->out_dir[k - 1] = '\0';
     size_t n = strlen(s->out_dir) + 7;
     s->work_dir = malloc(n);
     if (!s->work_dir)

@@ -167,8 +167,30 @@ vctest.expect(counters["funnel"]["rejected"]["count"] == 3 and
 empty = spec("empty.json", [{"name": "good", "type": "webdataset", "urls": "good.tar"},
                             {"name": "hollow", "type": "webdataset", "urls": "empty.tar"}])
 r = run(empty, os.path.join(args.tmp, "empty"))
-vctest.expect(r.returncode == 1 and "source 'hollow' yielded no sample" in r.stderr,
+vctest.expect(r.returncode == 1 and "source 'hollow' yielded no sample" in r.stderr and
+              "check its paths" in r.stderr,
               "a source with no sample fails the run (%d): %s" % (r.returncode, r.stderr[-300:]))
+# "--out DIR/" is the folder DIR: the summary names its files as the user
+# would write them, and a rerun without the slash resumes the same run.
+good = spec("good.json", [{"name": "good", "type": "webdataset", "urls": "good.tar"}])
+slash = os.path.join(args.tmp, "slash")
+r = run(good, slash + "//")
+vctest.expect(r.returncode == 0 and "ledger: %s/ledger.jsonl;" % slash in r.stdout and
+              "//" not in r.stdout, "--out with trailing slashes (%d): %s" %
+              (r.returncode, r.stdout[-300:]))
+r = run(good, slash)
+vctest.expect(r.returncode == 0 and "already done" in r.stdout,
+              "the same folder without the slash resumes (%d): %s" %
+              (r.returncode, r.stdout[-300:]))
+# Every empty source is named, so that one rerun can fix them all.
+empty3 = spec("empty3.json", [{"name": "hollow", "type": "webdataset", "urls": "empty.tar"},
+                              {"name": "good", "type": "webdataset", "urls": "good.tar"},
+                              {"name": "void", "type": "webdataset", "urls": "empty.tar"},
+                              {"name": "nil", "type": "webdataset", "urls": "empty.tar"}])
+r = run(empty3, os.path.join(args.tmp, "empty3"))
+vctest.expect(r.returncode == 1 and "source 'hollow' yielded no sample" in r.stderr and
+              "so did 'void', 'nil': check their paths" in r.stderr,
+              "three empty sources are all named (%d): %s" % (r.returncode, r.stderr[-300:]))
 
 # -- max_error_rate ------------------------------------------------------
 srcs = [{"name": "good", "type": "webdataset", "urls": "good.tar"},
