@@ -90,6 +90,13 @@ static enum vc_status parse_scores(struct st_score *st, const cJSON *cfg, struct
     return VC_OK;
 }
 
+/* A bound given in filter f: null is absent, as everywhere in a spec. */
+static bool filter_gives(const cJSON *f, const char *key)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(f, key);
+    return it && !cJSON_IsNull(it);
+}
+
 static enum vc_status parse_filters(struct st_score *st, const cJSON *cfg, struct vc_err *err)
 {
     const cJSON *list = cJSON_GetObjectItemCaseSensitive(cfg, "filters");
@@ -117,10 +124,10 @@ static enum vc_status parse_filters(struct st_score *st, const cJSON *cfg, struc
                               WHERE ": two filters on '%s': give min, max and one quantile in "
                                     "one filter",
                               name);
-        sf->has_min = cJSON_GetObjectItemCaseSensitive(f, "min") != NULL;
-        sf->has_max = cJSON_GetObjectItemCaseSensitive(f, "max") != NULL;
-        const bool maxq = cJSON_GetObjectItemCaseSensitive(f, "max_quantile") != NULL;
-        sf->quantile_min = cJSON_GetObjectItemCaseSensitive(f, "min_quantile") != NULL;
+        sf->has_min = filter_gives(f, "min");
+        sf->has_max = filter_gives(f, "max");
+        const bool maxq = filter_gives(f, "max_quantile");
+        sf->quantile_min = filter_gives(f, "min_quantile");
         /* Two cuts would each need the other's survivors: ambiguous. */
         if (maxq && sf->quantile_min)
             return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
@@ -132,6 +139,11 @@ static enum vc_status parse_filters(struct st_score *st, const cJSON *cfg, struc
         VC_TRY(stage_cfg_double(f, WHERE " filter",
                                 sf->quantile_min ? "min_quantile" : "max_quantile", 1, 0, 1,
                                 &sf->quantile, err));
+        /* min above max rejects every sample: a typo, not a filter. */
+        if (sf->has_min && sf->has_max && sf->min > sf->max)
+            return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                              WHERE ": filter on '%s': min %g is above max %g", name, sf->min,
+                              sf->max);
     }
     return VC_OK;
 }

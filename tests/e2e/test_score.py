@@ -116,6 +116,12 @@ vctest.expect(set(lines) == below and all(r["filter"] == "relevance" and r["thre
                                           for k, r in lines.items()),
               "ledger: filter relevance, the score and the threshold")
 
+# "min": null is no bound, as null is absent everywhere in a spec (before:
+# a min of 0, which rejected every sample, relevance being below 0).
+out, kept = run("min-null", [{"name": "relevance", "min": None, "max": 0}])
+vctest.expect(set(kept) == set(scores), "\"min\": null rejects nothing (kept %d of %d)" %
+              (len(kept), len(scores)))
+
 ppl = sorted(s["perplexity"] for s in scores.values())
 q = 0.5
 threshold = ppl[math.ceil(q * len(ppl)) - 1]
@@ -163,7 +169,9 @@ vctest.expect(not os.path.exists(cache) and
 for what, st, word in (("an unknown score", {"scores": ["relevance", "nsfww"]}, "'nsfww'"),
                        ("a filter on a score not listed",
                         {"scores": ["relevance"], "filters": [{"name": "relevanc", "min": 1}]},
-                        "'relevanc'")):
+                        "'relevanc'"),
+                       ("a min above the max (it would reject everything)",
+                        {"filters": [{"name": "nsfw", "min": 0.9, "max": 0.1}]}, "min 0.9")):
     st.update({"stage": "score", "model": FIX})
     bad = pe.write_spec(os.path.join(data, "bad.json"), {
         "sources": [{"name": "w", "type": "webdataset", "urls": "in-000000.tar"}],
