@@ -653,6 +653,8 @@ enum vc_status pq_open_mem(const uint8_t *data, size_t size, const char *label,
     enum vc_status rc = VC_OK;
     if (size >= 4 && memcmp(data, "PARE", 4) == 0)
         rc = pq_refuse(err, label, "encrypted footer", "");
+    else if (size >= 24 && memcmp(data, "version https://git-lfs", 23) == 0)
+        rc = pq_bad(err, f, "a Git LFS pointer, not the file: run 'git lfs pull'");
     else if (size < 12 || memcmp(data, "PAR1", 4) != 0 || memcmp(data + size - 4, "PAR1", 4) != 0)
         rc = pq_bad(err, f, "no PAR1 magic at both ends");
     if (rc == VC_OK) {

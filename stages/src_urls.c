@@ -25,10 +25,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 enum { URLS_MAX_COLUMNS = 1024, URLS_MAX_SAVE = 64 };
-enum urls_format { URLS_PARQUET = -1 }; /* else an enum lines_format */
+enum urls_format { URLS_AUTO = -2, URLS_PARQUET = -1 }; /* else an enum lines_format */
 
 struct urls_file {
     char *path;
@@ -179,7 +180,13 @@ static enum vc_status file_units(struct src_urls *p, uint32_t fi, int fmt, uint6
                                  const char *where, struct vc_err *err)
 {
     struct urls_file *f = &p->files[fi];
-    if (fmt < 0) {
+    /* A file named .parquet is parquet whatever its first bytes: a Git LFS
+     * pointer or a cut download under that name must be refused as not
+     * parquet, not read as a one-column CSV ("has no column 'url'"). */
+    size_t len = strlen(f->path);
+    if (fmt == URLS_AUTO && len >= 8 && strcasecmp(f->path + len - 8, ".parquet") == 0)
+        fmt = URLS_PARQUET;
+    if (fmt == URLS_AUTO) {
         uint8_t magic[4] = { 0 };
         FILE *fp = fopen(f->path, "rb");
         if (!fp)
@@ -259,7 +266,7 @@ static enum vc_status urls_setup(struct src_urls *p, const cJSON *cfg, const cha
     src_paths_free(paths, np);
     for (size_t i = 0; i < p->n_files; i++)
         VC_TRY(file_units(p, (uint32_t)i,
-                          fmt == 4   ? -1
+                          fmt == 4   ? URLS_AUTO
                           : fmt == 3 ? URLS_PARQUET
                                      : fmt,
                           per_unit, where, err));

@@ -238,4 +238,21 @@ audit = {k: v["count"] for k, v in
          stats["groups"]["source:web"]["counters"].get("error", {}).items()}
 vctest.expect(audit == dict(want_err), "the audit's stats.json has the same error breakdown: %s"
               % audit)
+# A list that is not parquet although named so or declared so (a Git LFS
+# pointer left by a clone without git-lfs, a CSV under "format": "parquet")
+# is refused as not parquet: it used to be read as a one-column CSV and
+# refused for lacking a 'url' column, which points the user the wrong way.
+with open(os.path.join(data, "lfs.parquet"), "w") as f:
+    f.write("version https://git-lfs.github.com/spec/v1\noid sha256:%s\nsize 123456\n" % ("0" * 64))
+for files, fmt, want in [("lfs.parquet", None, "a Git LFS pointer, not the file"),
+                         ("hold.csv", "parquet", "not a valid parquet file (no PAR1 magic")]:
+    bad = {"sources": [{"name": "web", "type": "urls", "files": files}],
+           "stages": [{"stage": "write"}], "output": {"dir": "out-bad"}}
+    if fmt:
+        bad["sources"][0]["format"] = fmt
+    r = pe.run_spec(args, pe.write_spec(os.path.join(data, "bad.json"), bad),
+                    os.path.join(args.tmp, "out-bad"), check=False)
+    vctest.expect(r.returncode == 2 and want in r.stderr and "has no column" not in r.stderr,
+                  "%s (format %s) is refused as not parquet: %s" % (files, fmt or "auto",
+                                                                    r.stderr.strip()[-160:]))
 print("all checks passed")
