@@ -84,6 +84,36 @@ static int find_col(char *const *cols, size_t n, const char *name)
     return -1;
 }
 
+/* A column the spec names and the file lacks: the error lists the file's
+ * columns and points at one differing only in case, so that LAION's `URL`
+ * against the default `url`, or a headerless CC3M TSV (its first caption
+ * and URL read as the header), is plain from the message alone. */
+static enum vc_status missing_col(const char *where, const char *path, const char *name,
+                                  const char *key, char *const *cols, size_t n, struct vc_err *err)
+{
+    char have[200] = "";
+    size_t len = 0;
+    const char *near = NULL;
+    bool url_named = false;
+    for (size_t i = 0; i < n; i++) {
+        if (!near && strcasecmp(cols[i], name) == 0)
+            near = cols[i];
+        url_named = url_named || strstr(cols[i], "://");
+        if (len < sizeof have)
+            len += (size_t)snprintf(have + len, sizeof have - len, "%s'%.60s'", i ? ", " : "",
+                                    cols[i]);
+    }
+    if (len >= sizeof have)
+        memcpy(have + sizeof have - 4, "...", 4);
+    return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                      "%s: %s has no column '%s' (%s%s%s%s)%s; its columns: %s", where, path, name,
+                      key, near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "",
+                      url_named ? ": a URL is a column name, so the file has no header row, "
+                                  "which CSV and TSV lists need (e.g. 'caption<TAB>url' for CC3M)"
+                                : "",
+                      have);
+}
+
 /* Column indices of a file with a header (CSV/TSV names, parquet schema). */
 static enum vc_status map_columns(struct src_urls *p, struct urls_file *f, char *const *cols,
                                   size_t n, const char *where, struct vc_err *err)
@@ -91,16 +121,12 @@ static enum vc_status map_columns(struct src_urls *p, struct urls_file *f, char 
     f->url_i = find_col(cols, n, p->url_col);
     f->caption_i = find_col(cols, n, p->caption_col);
     if (f->url_i < 0)
-        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec, "%s: %s has no column '%s' (url_col)",
-                          where, f->path, p->url_col);
+        return missing_col(where, f->path, p->url_col, "url_col", cols, n, err);
     if (f->caption_i < 0 && p->caption_required)
-        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
-                          "%s: %s has no column '%s' (caption_col)", where, f->path,
-                          p->caption_col);
+        return missing_col(where, f->path, p->caption_col, "caption_col", cols, n, err);
     for (size_t s = 0; s < p->n_save; s++)
         if ((f->save_i[s] = find_col(cols, n, p->save[s])) < 0)
-            return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
-                              "%s: %s has no column '%s' (save_cols)", where, f->path, p->save[s]);
+            return missing_col(where, f->path, p->save[s], "save_cols", cols, n, err);
     return VC_OK;
 }
 

@@ -255,4 +255,25 @@ for files, fmt, want in [("lfs.parquet", None, "a Git LFS pointer, not the file"
     vctest.expect(r.returncode == 2 and want in r.stderr and "has no column" not in r.stderr,
                   "%s (format %s) is refused as not parquet: %s" % (files, fmt or "auto",
                                                                     r.stderr.strip()[-160:]))
+# A column the file lacks: the error lists the file's columns, points at
+# one differing only in case (LAION's upper-case URL/TEXT against the
+# default url) and says when the "header" is a data row (CC3M's TSV ships
+# without one).
+with open(os.path.join(data, "laion.csv"), "w") as f:
+    f.write("URL,TEXT,WIDTH\n%s,a cat,640\n" % ok("/img/1.jpg"))
+with open(os.path.join(data, "cc3m.tsv"), "w") as f:
+    f.write("a cat on a mat\t%s\n" % ok("/img/1.jpg"))
+for files, cols, want in [
+        ("laion.csv", {}, "no column 'url' (url_col; did you mean 'URL'?); "
+                          "its columns: 'URL', 'TEXT', 'WIDTH'"),
+        ("laion.csv", {"url_col": "URL", "save_cols": ["width"]},
+         "no column 'width' (save_cols; did you mean 'WIDTH'?)"),
+        ("cc3m.tsv", {}, "a URL is a column name, so the file has no header row")]:
+    bad = {"sources": [dict({"name": "web", "type": "urls", "files": files}, **cols)],
+           "stages": [{"stage": "write"}], "output": {"dir": "out-bad"}}
+    r = pe.run_spec(args, pe.write_spec(os.path.join(data, "bad.json"), bad),
+                    os.path.join(args.tmp, "out-bad"), check=False)
+    vctest.expect(r.returncode == 2 and want in r.stderr,
+                  "%s %s: the error says what the file has: %s" % (files, cols,
+                                                                   r.stderr.strip()[-200:]))
 print("all checks passed")
