@@ -5,6 +5,7 @@
 
 #include "core/vc_fs.h"
 #include "core/vc_mem.h"
+#include "core/vc_utf8.h"
 #include "plan.h"
 
 #include <cjson/cJSON.h>
@@ -325,7 +326,9 @@ enum vc_status spill_reader_load(struct spill_reader *r, uint64_t off, uint64_t 
         return bad(r, off, err);
     if (ml) {
         cJSON_Delete(s->meta);
-        s->meta = cJSON_ParseWithLength((const char *)buf + pos, ml);
+        /* Exact: numbers a double cannot hold (a seed near 2^53, an id
+         * column) come back with the digits the stages wrote. */
+        s->meta = vc_json_parse_exact((const char *)buf + pos, ml);
         if (!cJSON_IsObject(s->meta))
             return bad(r, off, err);
     }

@@ -119,6 +119,16 @@ static enum vc_status parse_prompt(struct st_caption *st, const cJSON *cfg, stru
     return st->prompt ? VC_OK : vc_err_oom(err);
 }
 
+/* The seed as its exact digits: cJSON prints a number with 15 significant
+ * digits when they read back within its tolerance, so 2^53 - 1 came out as
+ * 9.00719925474099e+15. */
+static bool add_seed(cJSON *p, uint64_t seed)
+{
+    char digits[24];
+    snprintf(digits, sizeof digits, "%llu", (unsigned long long)seed);
+    return cJSON_AddRawToObject(p, "seed", digits) != NULL;
+}
+
 static enum vc_status build_provenance(struct st_caption *st, struct vc_err *err)
 {
     cJSON *p = st->provenance = cJSON_CreateObject();
@@ -137,8 +147,7 @@ static enum vc_status build_provenance(struct st_caption *st, struct vc_err *err
              cJSON_AddBoolToObject(p, "image_splitting", st->image_splitting != 0) &&
              cJSON_AddNumberToObject(p, "max_new_tokens", max_new) &&
              cJSON_AddNumberToObject(p, "temperature", st->gen.temperature) &&
-             cJSON_AddNumberToObject(p, "top_p", st->gen.top_p) &&
-             cJSON_AddNumberToObject(p, "seed", (double)st->seed);
+             cJSON_AddNumberToObject(p, "top_p", st->gen.top_p) && add_seed(p, st->seed);
     } else {
         char v[64];
         ocr_tess_version(v, sizeof v);

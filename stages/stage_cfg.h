@@ -15,7 +15,8 @@ struct cJSON;
 /* cfg must be an object whose keys are all in `allowed` (NULL-terminated). */
 enum vc_status stage_cfg_check_keys(const struct cJSON *cfg, const char *where,
                                     const char *const *allowed, struct vc_err *err);
-/* An integer in [min, max]; `dflt` when the key is absent or null. */
+/* An integer in [min, max] and below 2^53 (where JSON numbers stop being
+ * exact); `dflt` when the key is absent or null. */
 enum vc_status stage_cfg_u64(const struct cJSON *cfg, const char *where, const char *key,
                              uint64_t dflt, uint64_t min, uint64_t max, uint64_t *out,
                              struct vc_err *err);

@@ -14,8 +14,10 @@ the provenance (generate with that seed gives the same ids; two samples
 with the same image get different seeds); a prompt longer than the
 engine's context is reason too_long for every sample, not a crash."""
 import glob
+import hashlib
 import json
 import os
+import struct
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
@@ -145,15 +147,26 @@ for key, fields in samples(out).items():
                   and "synthetic_caption" not in js,
                   "replace_txt: %s txt is the caption, the old one in json" % key)
 
-# sampling: the per-sample seed
+# sampling: the per-sample seed. A 16-digit seed: the provenance printed
+# it with cJSON's 15 significant digits (9.00719925474099e+15) before, and
+# a global stage after the caption (reshard: the samples go through a spill)
+# lost the digits again when it read the spill back.
+SEED = 2**53 - 1  # the largest seed a JSON number holds exactly
 out = os.path.join(args.tmp, "sampled")
-pe.run_spec(args, spec_with("sampled", sampling={"temperature": 1.5, "top_p": 0.9, "seed": 7},
-                            max_new_tokens=12), out)
+spec = json.load(open(spec_with("sampled", sampling={"temperature": 1.5, "top_p": 0.9,
+                                                     "seed": SEED}, max_new_tokens=12)))
+spec["stages"].append({"stage": "reshard", "shuffle": "buffer", "buffer_size": 100, "seed": 1})
+pe.run_spec(args, pe.write_spec(os.path.join(data, "sampled.json"), spec), out)
 sampled = samples(out)
 seeds = {}
 for key in ("s000", "s006", "s002"):  # s000 and s006 share an image
     prov = pe.sample_json(sampled[key])["synthetic_caption_provenance"]
     seeds[key] = prov["sample_seed"]
+    digest = hashlib.sha256(("%d:%s" % (SEED, key)).encode()).digest()
+    want = struct.unpack("<Q", digest[:8])[0] & (2**63 - 1)
+    vctest.expect(prov["seed"] == SEED and seeds[key] == str(want),
+                  "sampled %s: provenance seed %r (spec %d), sample_seed %s (sha256: %d)" %
+                  (key, prov["seed"], SEED, seeds[key], want))
     r = vctest.run(args, ["generate", "--model", FIX, "--image",
                           os.path.join(FIX, "images", image_of[key]), "--chat", PROMPT,
                           "--max-new-tokens", "12", "--temperature", "1.5", "--top-p", "0.9",
@@ -162,6 +175,12 @@ for key in ("s000", "s006", "s002"):  # s000 and s006 share an image
     vctest.expect(ids == prov["generated_ids"],
                   "sampled %s: generate --seed %s gives the same ids" % (key, seeds[key]))
 vctest.expect(seeds["s000"] != seeds["s006"], "same image, other key: another seed")
+# 2^53 + 1 reads as 2^53 (a JSON number is a double): refused, not run with
+# the neighbouring seed as before.
+r = pe.run_spec(args, spec_with("seed53", sampling={"temperature": 1.0, "seed": 2**53 + 1}),
+                os.path.join(args.tmp, "seed53"), check=False)
+vctest.expect(r.returncode == 2 and "'seed'" in r.stderr and "2^53" in r.stderr,
+              "a seed from 2^53 on is a spec error: %s" % r.stderr.strip()[-200:])
 
 # a prompt over the context
 out = os.path.join(args.tmp, "long")
