@@ -419,6 +419,26 @@ static cJSON *pq_json(const struct pq_value *v)
     }
 }
 
+/* A save_cols value into meta.  Bytes that are not UTF-8 without NULs (a
+ * BINARY column, a 32-byte FIXED_LEN_BYTE_ARRAY hash) would make the
+ * sample's json invalid and the whole sample a text_not_utf8 error after
+ * its download: as for keys and file names (vc_utf8_json_add), the value is
+ * written with U+FFFD for the bad bytes and `name`_hex holds them exactly. */
+static bool save_value(cJSON *meta, const char *name, const struct pq_value *v)
+{
+    bool bytes = !v->null && (v->type == PQ_BYTE_ARRAY || v->type == PQ_FIXED_LEN_BYTE_ARRAY);
+    if (!bytes || (vc_utf8_valid(v->v.s.p, v->v.s.n, NULL) && !memchr(v->v.s.p, 0, v->v.s.n)))
+        return cJSON_AddItemToObject(meta, name, pq_json(v));
+    char *text = vc_utf8_json_text(v->v.s.p, v->v.s.n), *hex = vc_utf8_hex(v->v.s.p, v->v.s.n);
+    char hex_name[256];
+    snprintf(hex_name, sizeof hex_name, "%.251s_hex", name);
+    bool ok = text && hex && cJSON_AddStringToObject(meta, name, text) &&
+              cJSON_AddStringToObject(meta, hex_name, hex);
+    free(text);
+    free(hex);
+    return ok;
+}
+
 static char *pq_text(const struct pq_value *v)
 {
     if (v->null || (v->type != PQ_BYTE_ARRAY && v->type != PQ_FIXED_LEN_BYTE_ARRAY))
@@ -464,8 +484,8 @@ static enum vc_status read_parquet(struct urls_cursor *c, const struct urls_file
                 r->url = pq_text(&v);
             else if (k == 1)
                 r->caption = pq_text(&v);
-            else
-                cJSON_AddItemToObject(r->meta, p->save[k - 2], pq_json(&v));
+            else if (!save_value(r->meta, p->save[k - 2], &v))
+                rc = vc_err_oom(err);
         }
     }
     for (size_t k = 0; k < nc; k++)

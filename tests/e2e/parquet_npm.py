@@ -16,8 +16,9 @@ With --bin, the urls source also reads an npm-written parquet URL list
 list<list<float64>> column among the flat ones) and downloads its images
 from a loopback server: nulls become missing_field, every other row a
 sample whose image, caption and saved columns match the file (an int64
-beyond 2^53 exactly); naming the list column in save_cols is a spec error
-that names it."""
+beyond 2^53 exactly, a BINARY column's bytes that are not UTF-8 in
+`raw_hex`); naming the list column in save_cols is a spec error that names
+it."""
 import argparse
 import json
 import os
@@ -116,7 +117,8 @@ n_checks = len(exp["ok"]) * 3 + len(exp["refuse"])
 if srv:
     import pipeline_e2e as pe
     spec = {"sources": [{"name": "pq", "type": "urls", "files": "urls.parquet", "url_col": "URL",
-                         "caption_col": "TEXT", "save_cols": ["similarity", "hash"], "urls_per_unit": 8,
+                         "caption_col": "TEXT", "save_cols": ["similarity", "hash", "raw"],
+                         "urls_per_unit": 8,
                          "fetch": {"concurrency": 8, "timeout_s": 10}}],
             "stages": [{"stage": "write"}], "output": {"dir": "out", "prefix": "pq"}}
     spec_path = pe.write_spec(os.path.join(files, "spec.json"), spec)
@@ -139,8 +141,10 @@ if srv:
     for shard in pe.shards(out, "pq") if r.returncode == 0 else []:
         for _, fields in pe.read_samples(shard):
             meta = pe.sample_json(fields)
+            # Bytes that are not UTF-8 come back exactly from raw_hex.
+            raw = meta.get("raw_hex") or meta.get("raw", "").encode().hex()
             got[meta["url"]] = (pe.main_image(fields)[1], fields.get("txt"), meta.get("similarity"),
-                               meta.get("hash"))
+                               meta.get("hash"), raw)
     bad = []
     for i, url in enumerate(want["URL"]):
         e = led.get(i, {})
@@ -149,7 +153,7 @@ if srv:
         else:
             ok_row = e.get("state") == "written" and got.get(url) == (
                 http_faults.make_image(i, "jpg"), want["TEXT"][i].encode(), want["similarity"][i],
-                int(want["hash"][i]))
+                int(want["hash"][i]), want["raw"][i])
         if not ok_row:
             bad.append(i)
     check(len(led) == 30 and not bad,

@@ -4,8 +4,9 @@
 // use features the reader must refuse, and expected.json with every value.
 // With URL_BASE, also urls.parquet: 30 rows of URL_BASE/img/N.jpg (every
 // 7th null), a caption, DataComp's list<list<float64>> face_bboxes (which
-// the reader must step over), a score and an int64 beyond 2^53, in row
-// groups of 10, for the urls source.
+// the reader must step over), a score, an int64 beyond 2^53 and a BINARY
+// column of bytes that are not UTF-8, in row groups of 10, for the urls
+// source.
 // Usage: node pq_write.mjs NODE_MODULES_DIR OUT_DIR [URL_BASE]
 import { createRequire } from 'node:module';
 import { writeFileSync } from 'node:fs';
@@ -78,19 +79,20 @@ write('refuse-lz4.parquet', { codec: C.LZ4_RAW });
 
 if (urlBase) {
   const n = 30;
-  const u = [], t = [], sc = [], h = [], fb = [];
+  const u = [], t = [], sc = [], h = [], fb = [], raw = [];
   for (let i = 0; i < n; i++) {
     u.push(i % 7 === 3 ? null : `${urlBase}/img/${i}.jpg`);
     t.push(`caption ${i} — ${'ab'.repeat(i)}`);
     sc.push(i / 8);
     fb.push(i % 3 ? [] : [[0.1, 0.2, 0.3, i / 10], [0.5, 0.5, 0.9, 0.9]]);
+    raw.push(i % 2 ? new Uint8Array([0xff, 0, i]) : new TextEncoder().encode(`ok ${i}`));
     h.push((i % 2 ? 1n : -1n) * (9223372036854775000n - BigInt(i))); // beyond a double's 2^53
   }
   const bboxes = new arrow.List(f('item', new arrow.List(f('item', new arrow.Float64()))));
   const us = new arrow.Schema([f('URL', new arrow.Utf8()), f('TEXT', new arrow.Utf8()),
                                f('face_bboxes', bboxes), f('similarity', new arrow.Float64()),
-                               f('hash', new arrow.Int64())]);
-  const uc = { URL: u, TEXT: t, face_bboxes: fb, similarity: sc, hash: h };
+                               f('hash', new arrow.Int64()), f('raw', new arrow.Binary())]);
+  const uc = { URL: u, TEXT: t, face_bboxes: fb, similarity: sc, hash: h, raw };
   const ub = new arrow.RecordBatch(us, arrow.makeData({
     type: new arrow.Struct(us.fields), length: n, nullCount: 0,
     children: us.fields.map((fld) => arrow.vectorFromArray(uc[fld.name], fld.type).data[0]),
@@ -100,7 +102,8 @@ if (urlBase) {
     .setWriterVersion(pq.WriterVersion.V2).setMaxRowGroupSize(10).build();
   writeFileSync(join(out, 'urls.parquet'), pq.writeParquet(ut, props));
   writeFileSync(join(out, 'urls.json'),
-                JSON.stringify({ URL: u, TEXT: t, similarity: sc, hash: h.map(String) }));
+                JSON.stringify({ URL: u, TEXT: t, similarity: sc, hash: h.map(String),
+                                 raw: raw.map((b) => Buffer.from(b).toString('hex')) }));
 }
 
 const rows = [];
