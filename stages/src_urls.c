@@ -605,6 +605,10 @@ static enum vc_status urls_open(void *state, const struct source_unit *u, void *
             row_fail(r, VC_REASON_missing_field, "record has no URL");
         else if (r->caption && strlen(r->caption) > p->max_text)
             row_fail(r, VC_REASON_field_too_long, "caption longer than limits.max_text_bytes");
+        /* ingest refuses such a txt: checked here, the image is not fetched
+         * only to be thrown away (a Latin-1 CSV would cost every download). */
+        else if (r->caption && !vc_utf8_valid(r->caption, strlen(r->caption), NULL))
+            row_fail(r, VC_REASON_text_not_utf8, "caption is not valid UTF-8");
         else if (fetch_opted_out(&p->fetch, r->url))
             row_fail(r, VC_REASON_opted_out, "URL or domain is on the opt-out list");
         else

@@ -276,4 +276,18 @@ for files, cols, want in [
     vctest.expect(r.returncode == 2 and want in r.stderr,
                   "%s %s: the error says what the file has: %s" % (files, cols,
                                                                    r.stderr.strip()[-200:]))
+# A caption that is not UTF-8 (a Latin-1 CSV) is refused before its image
+# is fetched, as ingest would refuse it after: nothing is downloaded only to
+# be thrown away.  (The server is closed by now: a fetch would fail as
+# connect_failed instead.)
+with open(os.path.join(data, "latin1.csv"), "wb") as f:
+    f.write(b"url,caption\n%s,caf\xe9 au lait\n" % ok("/img/1.jpg").encode())
+lat = {"sources": [{"name": "web", "type": "urls", "files": "latin1.csv",
+                    "fetch": {"resolve": resolve, "connect_timeout_s": 2, "retries": 0}}],
+       "stages": [{"stage": "write"}], "output": {"dir": "out-latin1"}}
+out_lat = os.path.join(args.tmp, "out-latin1")
+pe.run_spec(args, pe.write_spec(os.path.join(data, "latin1.json"), lat), out_lat)
+got = [(e["state"], e.get("reason")) for e in pe.ledger(out_lat)]
+vctest.expect(got == [("error", "text_not_utf8")],
+              "a non-UTF-8 caption is text_not_utf8 without a request: %s" % got)
 print("all checks passed")
