@@ -56,8 +56,12 @@ enum vc_status stage_cfg_u64(const cJSON *cfg, const char *where, const char *ke
      * integers read the same (9007199254740993 arrives as ...992), so a
      * seed there would silently be another seed. */
     double d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
-    if (!(d >= 0) || d != floor(d) || d >= 9007199254740992.0)
-        return bad(err, where, key, "expected a non-negative integer below 2^53");
+    if (!(d >= 0) || d != floor(d))
+        return bad(err, where, key, "expected a non-negative integer");
+    if (d >= 9007199254740992.0)
+        return bad(err, where, key,
+                   "must be below 2^53 (9007199254740992), where JSON numbers "
+                   "stop being exact integers");
     if ((uint64_t)d < min || (uint64_t)d > max) {
         char msg[128];
         snprintf(msg, sizeof msg, "%.0f is outside [%llu, %llu]", d, (unsigned long long)min,
