@@ -430,6 +430,10 @@ static enum vc_status parse_schema(struct tr *t, struct pq_file *f, struct vc_er
             /* Converted types UTF8 (0), ENUM (4), JSON (19) annotate text. */
             c->utf8 = c->type == PQ_BYTE_ARRAY && (e.logical_string || e.converted == 0 ||
                                                    e.converted == 4 || e.converted == 19);
+            /* UINT_8 .. UINT_64 (11..14): arrow's uint32/uint64 columns,
+             * stored in the signed physical type. */
+            c->is_unsigned = (c->type == PQ_INT32 || c->type == PQ_INT64) && e.converted >= 11 &&
+                             e.converted <= 14;
         }
         while (depth > 0 && left[depth] == 0)
             depth--;
@@ -1278,6 +1282,9 @@ enum vc_status pq_cursor_next(struct pq_cursor *c, struct pq_value *v, struct vc
             break;
         c->skip--;
     }
+    if (rc == VC_OK && !v->null && c->cd->is_unsigned)
+        v->v.u = c->cd->type == PQ_INT32 ? (uint32_t)v->v.i : (uint64_t)v->v.i;
+    v->is_unsigned = c->cd->is_unsigned;
     if (rc < 0)
         c->err = *err;
     return rc;

@@ -45,19 +45,22 @@ struct pq_column {
     enum pq_type type;
     int32_t type_length; /* FIXED_LEN_BYTE_ARRAY */
     bool optional;
-    bool nested; /* a leaf of a group or a repeated field: named by its top-level field,
-                  * refused by pq_cursor_open */
-    bool utf8;   /* BYTE_ARRAY annotated as a string (UTF8 / STRING / JSON / ENUM) */
+    bool nested;      /* a leaf of a group or a repeated field: named by its top-level field,
+                       * refused by pq_cursor_open */
+    bool utf8;        /* BYTE_ARRAY annotated as a string (UTF8 / STRING / JSON / ENUM) */
+    bool is_unsigned; /* INT32/INT64 annotated UINT_8..UINT_64: the value is v.u */
 };
 
 /* One value; bytes borrowed from the cursor until its next call. */
 struct pq_value {
     bool null;
+    bool is_unsigned; /* v.u, not v.i */
     enum pq_type type;
     union {
         bool b;
-        int64_t i; /* INT32 and INT64 */
-        double d;  /* FLOAT and DOUBLE */
+        int64_t i;  /* INT32 and INT64 */
+        uint64_t u; /* the same annotated unsigned (arrow's uint32, uint64) */
+        double d;   /* FLOAT and DOUBLE */
         struct {
             const uint8_t *p;
             uint32_t n;

@@ -400,6 +400,13 @@ static cJSON *pq_json(const struct pq_value *v)
     case PQ_INT64: {
         /* Beyond 2^53 a double would change the value (LAION's int64
          * `hash`): written as its decimal literal. */
+        if (v->is_unsigned && v->v.u > 9007199254740992ULL) {
+            char lit[24];
+            snprintf(lit, sizeof lit, "%llu", (unsigned long long)v->v.u);
+            return cJSON_CreateRaw(lit);
+        }
+        if (v->is_unsigned)
+            return cJSON_CreateNumber((double)v->v.u);
         if (v->v.i > 9007199254740992LL || v->v.i < -9007199254740992LL) {
             char lit[24];
             snprintf(lit, sizeof lit, "%lld", (long long)v->v.i);

@@ -17,7 +17,8 @@ list<list<float64>> column among the flat ones) and downloads its images
 from a loopback server: nulls become missing_field, every other row a
 sample whose image, caption and saved columns match the file (an int64
 beyond 2^53 exactly, a BINARY column's bytes that are not UTF-8 in
-`raw_hex`); naming the list column in save_cols is a spec error that names
+`raw_hex`, uint64 and uint32 values above the signed ranges unchanged);
+naming the list column in save_cols is a spec error that names
 it."""
 import argparse
 import json
@@ -117,7 +118,8 @@ n_checks = len(exp["ok"]) * 3 + len(exp["refuse"])
 if srv:
     import pipeline_e2e as pe
     spec = {"sources": [{"name": "pq", "type": "urls", "files": "urls.parquet", "url_col": "URL",
-                         "caption_col": "TEXT", "save_cols": ["similarity", "hash", "raw"],
+                         "caption_col": "TEXT",
+                         "save_cols": ["similarity", "hash", "raw", "u64", "u32"],
                          "urls_per_unit": 8,
                          "fetch": {"concurrency": 8, "timeout_s": 10}}],
             "stages": [{"stage": "write"}], "output": {"dir": "out", "prefix": "pq"}}
@@ -144,7 +146,7 @@ if srv:
             # Bytes that are not UTF-8 come back exactly from raw_hex.
             raw = meta.get("raw_hex") or meta.get("raw", "").encode().hex()
             got[meta["url"]] = (pe.main_image(fields)[1], fields.get("txt"), meta.get("similarity"),
-                               meta.get("hash"), raw)
+                               meta.get("hash"), raw, meta.get("u64"), meta.get("u32"))
     bad = []
     for i, url in enumerate(want["URL"]):
         e = led.get(i, {})
@@ -153,7 +155,7 @@ if srv:
         else:
             ok_row = e.get("state") == "written" and got.get(url) == (
                 http_faults.make_image(i, "jpg"), want["TEXT"][i].encode(), want["similarity"][i],
-                int(want["hash"][i]), want["raw"][i])
+                int(want["hash"][i]), want["raw"][i], int(want["u64"][i]), want["u32"][i])
         if not ok_row:
             bad.append(i)
     check(len(led) == 30 and not bad,

@@ -25,7 +25,10 @@ static void print_value(const struct pq_value *v)
         break;
     case PQ_INT32:
     case PQ_INT64:
-        printf("%" PRId64, v->v.i);
+        if (v->is_unsigned)
+            printf("%" PRIu64, v->v.u);
+        else
+            printf("%" PRId64, v->v.i);
         break;
     case PQ_FLOAT:
     case PQ_DOUBLE:

@@ -4,9 +4,9 @@
 // use features the reader must refuse, and expected.json with every value.
 // With URL_BASE, also urls.parquet: 30 rows of URL_BASE/img/N.jpg (every
 // 7th null), a caption, DataComp's list<list<float64>> face_bboxes (which
-// the reader must step over), a score, an int64 beyond 2^53 and a BINARY
-// column of bytes that are not UTF-8, in row groups of 10, for the urls
-// source.
+// the reader must step over), a score, an int64 beyond 2^53, a BINARY
+// column of bytes that are not UTF-8 and uint64/uint32 columns above the
+// signed ranges, in row groups of 10, for the urls source.
 // Usage: node pq_write.mjs NODE_MODULES_DIR OUT_DIR [URL_BASE]
 import { createRequire } from 'node:module';
 import { writeFileSync } from 'node:fs';
@@ -79,20 +79,23 @@ write('refuse-lz4.parquet', { codec: C.LZ4_RAW });
 
 if (urlBase) {
   const n = 30;
-  const u = [], t = [], sc = [], h = [], fb = [], raw = [];
+  const u = [], t = [], sc = [], h = [], fb = [], raw = [], u64 = [], u32 = [];
   for (let i = 0; i < n; i++) {
     u.push(i % 7 === 3 ? null : `${urlBase}/img/${i}.jpg`);
     t.push(`caption ${i} — ${'ab'.repeat(i)}`);
     sc.push(i / 8);
     fb.push(i % 3 ? [] : [[0.1, 0.2, 0.3, i / 10], [0.5, 0.5, 0.9, 0.9]]);
     raw.push(i % 2 ? new Uint8Array([0xff, 0, i]) : new TextEncoder().encode(`ok ${i}`));
+    u64.push(18446744073709551615n - BigInt(i % 6) * 3000000000000000000n);
+    u32.push(4294967295 - i);
     h.push((i % 2 ? 1n : -1n) * (9223372036854775000n - BigInt(i))); // beyond a double's 2^53
   }
   const bboxes = new arrow.List(f('item', new arrow.List(f('item', new arrow.Float64()))));
   const us = new arrow.Schema([f('URL', new arrow.Utf8()), f('TEXT', new arrow.Utf8()),
                                f('face_bboxes', bboxes), f('similarity', new arrow.Float64()),
-                               f('hash', new arrow.Int64()), f('raw', new arrow.Binary())]);
-  const uc = { URL: u, TEXT: t, face_bboxes: fb, similarity: sc, hash: h, raw };
+                               f('hash', new arrow.Int64()), f('raw', new arrow.Binary()),
+                               f('u64', new arrow.Uint64()), f('u32', new arrow.Uint32())]);
+  const uc = { URL: u, TEXT: t, face_bboxes: fb, similarity: sc, hash: h, raw, u64, u32 };
   const ub = new arrow.RecordBatch(us, arrow.makeData({
     type: new arrow.Struct(us.fields), length: n, nullCount: 0,
     children: us.fields.map((fld) => arrow.vectorFromArray(uc[fld.name], fld.type).data[0]),
@@ -103,7 +106,8 @@ if (urlBase) {
   writeFileSync(join(out, 'urls.parquet'), pq.writeParquet(ut, props));
   writeFileSync(join(out, 'urls.json'),
                 JSON.stringify({ URL: u, TEXT: t, similarity: sc, hash: h.map(String),
-                                 raw: raw.map((b) => Buffer.from(b).toString('hex')) }));
+                                 raw: raw.map((b) => Buffer.from(b).toString('hex')),
+                                 u64: u64.map(String), u32 }));
 }
 
 const rows = [];
