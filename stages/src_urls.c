@@ -546,9 +546,12 @@ static enum vc_status read_lines(struct urls_cursor *c, const struct urls_file *
             continue;
         }
         if (f->fmt == LINES_JSONL) {
-            cJSON *o = vc_json_parse_exact(rec, len);
-            if (!cJSON_IsObject(o)) {
-                row_fail(r, VC_REASON_json_invalid, "record is not a JSON object");
+            /* Says why (a \u0000 that would cut the caption short, an
+             * array, two records on one line), as the pairs source does. */
+            cJSON *o;
+            struct vc_err je = { 0 };
+            if (src_json_object(rec, len, &o, &je) != VC_OK) {
+                row_fail(r, je.reason, je.msg);
             } else {
                 r->url = json_text(o, p->url_col);
                 r->caption = json_text(o, p->caption_col);

@@ -8,7 +8,8 @@ ledger.  Inputs (Python's json and tarfile): a webdataset shard whose json
 members hold \\u0000 (nested) and, as a control, the six characters
 `\\\\u0000` (an escaped backslash: plain text that must survive); a pairs
 JSONL whose record has \\u0000 in its caption; an OBELICS documents JSONL
-with \\u0000 in a text node; a pairs CSV whose caption and extra column
+with \\u0000 in a text node; a urls JSONL record with \\u0000 in its
+caption (its URL never fetched); a pairs CSV whose caption and extra column
 hold a NUL byte (they were written as "cap" and "ex").  Expected: each sample with a NUL is one
 ledger error `json_invalid` whose message names the NUL (a list record
 by its line), the control
@@ -38,6 +39,8 @@ with open(os.path.join(data, "docs.jsonl"), "w") as f:
     f.write(json.dumps({"id": "dnul", "texts": ["before\u0000after", None],
                         "images": [None, "a.png"]}) + "\n")
     f.write(json.dumps({"id": "dok", "texts": ["text", None], "images": [None, "a.png"]}) + "\n")
+with open(os.path.join(data, "urls.jsonl"), "w") as f:
+    f.write(json.dumps({"url": "http://127.0.0.1:9/x.jpg", "caption": "cap\u0000tion"}) + "\n")
 with open(os.path.join(data, "pairs.csv"), "wb") as f:
     f.write(b"image,caption,extra,key\na.png,cap\x00tion,ex\x00tra,cnul\na.png,caption,extra,cok\n")
 
@@ -45,15 +48,16 @@ spec = {"sources": [
     {"name": "web", "type": "webdataset", "urls": "in.tar"},
     {"name": "pairs", "type": "pairs", "list": "pairs.jsonl", "images_dir": "images"},
     {"name": "docs", "type": "documents", "path": "docs.jsonl", "images_dir": "images"},
-    {"name": "csv", "type": "pairs", "list": "pairs.csv", "images_dir": "images"}],
+    {"name": "csv", "type": "pairs", "list": "pairs.csv", "images_dir": "images"},
+    {"name": "urls", "type": "urls", "files": "urls.jsonl"}],
     "output": {"prefix": "t"}}
 out = os.path.join(args.tmp, "out")
 pe.run_spec(args, pe.write_spec(os.path.join(data, "spec.json"), spec), out, threads=2)
 led = {(e["source"], e["index"]): e for e in pe.ledger(out)}
 tot = pe.run_json(out)["totals"]
-vctest.expect(tot["input"] == 8 and pe.totals_add_up(tot), "8 inputs, all accounted (%s)" % tot)
+vctest.expect(tot["input"] == 9 and pe.totals_add_up(tot), "9 inputs, all accounted (%s)" % tot)
 # A list record that does not parse has no key: its line names it.
-for key, source in (("nul", "web"), ("pnul", "pairs"), ("dnul", "docs")):
+for key, source in (("nul", "web"), ("pnul", "pairs"), ("dnul", "docs"), ("unul", "urls")):
     e = led.get((source, 0), {})
     vctest.expect(e.get("state") == "error" and e.get("reason") == "json_invalid" and
                   "\\u0000" in e.get("message", ""),
