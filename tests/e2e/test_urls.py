@@ -255,6 +255,19 @@ for files, fmt, want in [("lfs.parquet", None, "a Git LFS pointer, not the file"
     vctest.expect(r.returncode == 2 and want in r.stderr and "has no column" not in r.stderr,
                   "%s (format %s) is refused as not parquet: %s" % (files, fmt or "auto",
                                                                     r.stderr.strip()[-160:]))
+# A compressed list (img2dataset reads cc12m.tsv.gz) is refused by name:
+# it was read as text and refused for "a NUL byte at byte 3".
+import gzip  # noqa: E402
+with open(os.path.join(data, "cc12m.tsv.gz"), "wb") as f:
+    f.write(gzip.compress(("url\tcaption\n%s\ta cat\n" % ok("/img/1.jpg")).encode()))
+gz = {"sources": [{"name": "web", "type": "urls", "files": "cc12m.tsv.gz"}],
+      "stages": [{"stage": "write"}], "output": {"dir": "out-bad"}}
+r = pe.run_spec(args, pe.write_spec(os.path.join(data, "bad.json"), gz),
+                os.path.join(args.tmp, "out-bad"), check=False)
+vctest.expect(r.returncode == 2 and "cc12m.tsv.gz is gzip-compressed" in r.stderr and
+              "decompress it first" in r.stderr,
+              "a gzip list is refused naming the compression: %s" % r.stderr.strip()[-160:])
+
 # A column the file lacks: the error lists the file's columns, points at
 # one differing only in case (LAION's upper-case URL/TEXT against the
 # default url) and says when the "header" is a data row (CC3M's TSV ships
