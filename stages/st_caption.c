@@ -492,6 +492,10 @@ static enum vc_status apply(void *state, struct sample *s, const cJSON *rec,
         free(o);
         if (!ok)
             return vc_err_oom(err);
+        /* A main text in .caption or .text would stay beside the new .txt,
+         * and a loader reading that member would get the replaced text. */
+        if (strcmp(old->name, "txt") != 0)
+            sample_remove_field(s, old->name);
     }
     return sample_set_field(s, "txt", text->valuestring, strlen(text->valuestring), err);
 }

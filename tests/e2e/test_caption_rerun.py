@@ -85,3 +85,33 @@ vctest.expect(r.returncode == 2 and "bad_spec" in r.stderr and "vlmcurate" in r.
               "\"field\": \"vlmcurate\" is a spec error before any sample (rc %d: %s)"
               % (r.returncode, r.stderr.strip()[-300:]))
 print("ok: a caption field named vlmcurate is refused")
+
+# replace_txt over a sample whose main text is a .caption member: the new
+# caption becomes .txt, the old text moves to json original_txt, and the
+# .caption member is gone (before, it stayed beside .txt with the old text).
+members = []
+for i, image in enumerate(pe.TINY_IMAGES[:2]):
+    key = "s%d" % i
+    members.append((key + "." + image.rsplit(".", 1)[1],
+                    open(os.path.join(FIX, "images", image), "rb").read()))
+    members.append((key + ".caption", ("alt text %d" % i).encode()))
+with open(os.path.join(data, "alt.tar"), "wb") as f:
+    f.write(pe.tar_bytes(members))
+spec = {"sources": [{"name": "w", "type": "webdataset", "urls": "alt.tar"}],
+        "stages": [{"stage": "caption", "model": FIX, "max_new_tokens": 4, "batch": 2,
+                    "replace_txt": True}],
+        "output": {"prefix": "cap"}}
+out = os.path.join(args.tmp, "alt")
+pe.run_spec(args, pe.write_spec(os.path.join(data, "alt.json"), spec), out)
+got = {key: fields for shard in pe.shards(out, "cap") for key, fields in pe.read_samples(shard)}
+vctest.expect(sorted(got) == ["s0", "s1"], "replace_txt run writes s0, s1: %s" % sorted(got))
+for i, key in enumerate(sorted(got)):
+    fields, meta = got[key], pe.sample_json(got[key])
+    vctest.expect("caption" not in fields and fields.get("txt", b"").decode() ==
+                  fresh[key]["synthetic_caption"],
+                  "%s: .txt holds the new caption, no stale .caption member: %s" %
+                  (key, sorted(fields)))
+    vctest.expect(meta.get("original_txt") == "alt text %d" % i,
+                  "%s: the old .caption text is in json original_txt: %r" %
+                  (key, meta.get("original_txt")))
+print("ok: replace_txt over a .caption member")
