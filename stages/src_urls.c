@@ -47,6 +47,7 @@ struct src_urls {
     size_t n_files;
     char *url_col, *caption_col;
     bool caption_required;
+    bool warned_caption; /* the default caption column was missing, said once */
     char *save[URLS_MAX_SAVE];
     size_t n_save;
     uint64_t max_record, max_text;
@@ -124,6 +125,17 @@ static enum vc_status map_columns(struct src_urls *p, struct urls_file *f, char 
         return missing_col(where, f->path, p->url_col, "url_col", cols, n, err);
     if (f->caption_i < 0 && p->caption_required)
         return missing_col(where, f->path, p->caption_col, "caption_col", cols, n, err);
+    /* LAION's TEXT, DataComp's and COYO's text: without caption_col every
+     * sample would lose its caption, and nothing else would say so. */
+    for (size_t i = 0; f->caption_i < 0 && !p->warned_caption && i < n; i++)
+        if (strcasecmp(cols[i], "caption") == 0 || strcasecmp(cols[i], "text") == 0) {
+            p->warned_caption = true;
+            fprintf(stderr,
+                    "vlmcurate: warning: %s: %s has no column '%s' (caption_col's default) but "
+                    "has '%.60s': its samples get no txt; set \"caption_col\": \"%.60s\" to "
+                    "keep the captions\n",
+                    where, f->path, p->caption_col, cols[i], cols[i]);
+        }
     for (size_t s = 0; s < p->n_save; s++)
         if ((f->save_i[s] = find_col(cols, n, p->save[s])) < 0)
             return missing_col(where, f->path, p->save[s], "save_cols", cols, n, err);

@@ -303,4 +303,14 @@ pe.run_spec(args, pe.write_spec(os.path.join(data, "latin1.json"), lat), out_lat
 got = [(e["state"], e.get("reason")) for e in pe.ledger(out_lat)]
 vctest.expect(got == [("error", "text_not_utf8")],
               "a non-UTF-8 caption is text_not_utf8 without a request: %s" % got)
+# LAION's caption column is TEXT: with url_col set and caption_col left at
+# its default, every sample would lose its caption without a word.
+quiet = {"sources": [{"name": "web", "type": "urls", "files": "laion.csv", "url_col": "URL",
+                      "fetch": {"connect_timeout_s": 1, "retries": 0}}],
+         "stages": [{"stage": "write"}], "output": {"dir": "out-bad"}}
+r = pe.run_spec(args, pe.write_spec(os.path.join(data, "bad.json"), quiet),
+                os.path.join(args.tmp, "out-bad"), check=False)
+vctest.expect("has no column 'caption' (caption_col's default) but has 'TEXT'" in r.stderr and
+              r.stderr.count("caption_col's default") == 1,
+              "a list whose captions are under TEXT warns once: %s" % r.stderr.strip()[-200:])
 print("all checks passed")
