@@ -142,12 +142,21 @@ char *vc_utf8_hex(const void *s, size_t n)
 
 bool vc_utf8_json_add(cJSON *obj, const char *name, const char *s)
 {
-    size_t n = strlen(s);
-    if (vc_utf8_valid(s, n, NULL))
-        return cJSON_AddStringToObject(obj, name, s) != NULL;
-    char *text = vc_utf8_json_text(s, n), *hex = vc_utf8_hex(s, n);
-    char hex_name[128];
-    snprintf(hex_name, sizeof hex_name, "%s_hex", name);
+    return vc_utf8_json_add_bytes(obj, name, s, strlen(s));
+}
+
+bool vc_utf8_json_add_bytes(cJSON *obj, const char *name, const void *s, size_t n)
+{
+    char *text = vc_utf8_json_text(s, n);
+    /* A NUL would end the JSON string early: such bytes need the hex too. */
+    if (text && vc_utf8_valid(s, n, NULL) && !memchr(s, 0, n)) {
+        bool ok = cJSON_AddStringToObject(obj, name, text) != NULL;
+        free(text);
+        return ok;
+    }
+    char *hex = vc_utf8_hex(s, n);
+    char hex_name[256];
+    snprintf(hex_name, sizeof hex_name, "%.251s_hex", name);
     bool ok = text && hex && cJSON_AddStringToObject(obj, name, text) &&
               cJSON_AddStringToObject(obj, hex_name, hex);
     free(text);

@@ -38,6 +38,9 @@ struct cJSON;
  * when s is not valid UTF-8, `name`_hex: its exact bytes (vc_utf8_hex), so
  * the original can be rebuilt.  false on OOM. */
 bool vc_utf8_json_add(struct cJSON *obj, const char *name, const char *s);
+/* The same for n bytes that may hold NULs (a parquet BINARY value): a NUL
+ * also makes `name`_hex appear, as the JSON string ends there. */
+bool vc_utf8_json_add_bytes(struct cJSON *obj, const char *name, const void *s, size_t n);
 /* Decodes lower-case hex (vc_utf8_hex's output) into out[0..cap), NUL
  * terminated; returns the byte count, or (size_t)-1 when the hex is
  * malformed, decodes to a NUL byte or does not fit. */

@@ -416,7 +416,7 @@ static void row_fail(struct urls_row *r, enum vc_reason why, const char *msg)
     snprintf(r->pre_msg, sizeof r->pre_msg, "%.95s", msg);
 }
 
-/* A parquet value as JSON (save_cols) or text (url, caption). */
+/* A parquet null, boolean or number as JSON (save_cols). */
 static cJSON *pq_json(const struct pq_value *v)
 {
     if (v->null)
@@ -445,12 +445,8 @@ static cJSON *pq_json(const struct pq_value *v)
     case PQ_FLOAT:
     case PQ_DOUBLE:
         return cJSON_CreateNumber(v->v.d);
-    default: {
-        char *s = vc_strndup((const char *)v->v.s.p, v->v.s.n);
-        cJSON *j = s ? cJSON_CreateString(s) : NULL;
-        free(s);
-        return j;
-    }
+    default: /* bytes go to vc_utf8_json_add_bytes; INT96 is refused when read */
+        return NULL;
     }
 }
 
@@ -462,16 +458,8 @@ static cJSON *pq_json(const struct pq_value *v)
 static bool save_value(cJSON *meta, const char *name, const struct pq_value *v)
 {
     bool bytes = !v->null && (v->type == PQ_BYTE_ARRAY || v->type == PQ_FIXED_LEN_BYTE_ARRAY);
-    if (!bytes || (vc_utf8_valid(v->v.s.p, v->v.s.n, NULL) && !memchr(v->v.s.p, 0, v->v.s.n)))
-        return cJSON_AddItemToObject(meta, name, pq_json(v));
-    char *text = vc_utf8_json_text(v->v.s.p, v->v.s.n), *hex = vc_utf8_hex(v->v.s.p, v->v.s.n);
-    char hex_name[256];
-    snprintf(hex_name, sizeof hex_name, "%.251s_hex", name);
-    bool ok = text && hex && cJSON_AddStringToObject(meta, name, text) &&
-              cJSON_AddStringToObject(meta, hex_name, hex);
-    free(text);
-    free(hex);
-    return ok;
+    return bytes ? vc_utf8_json_add_bytes(meta, name, v->v.s.p, v->v.s.n)
+                 : cJSON_AddItemToObject(meta, name, pq_json(v));
 }
 
 static char *pq_text(const struct pq_value *v)
