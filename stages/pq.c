@@ -400,10 +400,12 @@ static enum vc_status parse_schema(struct tr *t, struct pq_file *f, struct vc_er
             left[depth]--;
         if (e.num_children < 0 || (i == 0 && e.num_children == 0 && n > 1))
             return pq_bad(err, f, "schema element with a bad child count");
-        if (memchr(e.name, 0, e.name_len))
+        /* A root may come without a name: e.name is NULL then. */
+        if (e.name_len && memchr(e.name, 0, e.name_len))
             return pq_bad(err, f, "bad column name");
         char *name = f->names + used;
-        memcpy(name, e.name, e.name_len);
+        if (e.name_len)
+            memcpy(name, e.name, e.name_len);
         name[e.name_len] = '\0';
         used += e.name_len + 1;
         if (depth == 1)
