@@ -77,10 +77,15 @@ static const char *renamed(struct arena *a, const char *name, const char *ext)
     return out;
 }
 
-/* Field renames made by re-encoding ("0.png" -> "0.webp"). */
+/* What re-encoding changed: field renames ("0.png" -> "0.webp"), and the
+ * size each resized image had before (img2dataset's original_width and
+ * original_height: the filters saw that size, the shard holds another). */
 struct renames {
     const char *from[SAMPLE_MAX_FIELDS], *to[SAMPLE_MAX_FIELDS];
     size_t n;
+    const struct sample_field *resized[SAMPLE_MAX_FIELDS];
+    uint32_t orig_w[SAMPLE_MAX_FIELDS], orig_h[SAMPLE_MAX_FIELDS];
+    size_t n_resized;
 };
 
 /* A document's json names its image fields in "images": follow renames. */
@@ -118,11 +123,17 @@ static enum vc_status reencode(const struct writer_opts *o, const struct stage_l
     enum img_format fmt = o->format ? o->format : src_fmt;
     enum vc_status rc = img_decode(f->data, f->size, &il, 0, &im, err);
     if (rc == VC_OK && o->resize_mode != IMG_RESIZE_NO) {
+        const uint32_t w0 = im.w, h0 = im.h;
         rc = img_resize(&im, (enum img_resize_mode)o->resize_mode, (uint32_t)o->image_size, &small,
                         err);
         if (rc == VC_OK) {
             img_release(&im);
             im = small;
+            if ((im.w != w0 || im.h != h0) && rn->n_resized < SAMPLE_MAX_FIELDS) {
+                rn->resized[rn->n_resized] = f;
+                rn->orig_w[rn->n_resized] = w0;
+                rn->orig_h[rn->n_resized++] = h0;
+            }
         }
     }
     if (rc == VC_OK)
@@ -157,9 +168,10 @@ static enum vc_status reencode(const struct writer_opts *o, const struct stage_l
     return VC_OK;
 }
 
-/* width/height/format/sha256 of one image field, from its final bytes. */
-static enum vc_status describe(const struct stage_limits *lim, struct sample_field *f, cJSON *into,
-                               struct vc_err *err)
+/* width/height/format/sha256 of one image field, from its final bytes,
+ * and its size before a resize. */
+static enum vc_status describe(const struct stage_limits *lim, const struct renames *rn,
+                               struct sample_field *f, cJSON *into, struct vc_err *err)
 {
     struct img_limits il = { .max_pixels = lim->max_pixels, .max_side = lim->max_side };
     struct img_info info;
@@ -173,6 +185,11 @@ static enum vc_status describe(const struct stage_limits *lim, struct sample_fie
         (info.orientation > 1 &&
          !cJSON_AddNumberToObject(into, "exif_orientation", info.orientation)))
         return vc_err_oom(err);
+    for (size_t i = 0; i < rn->n_resized; i++)
+        if (rn->resized[i] == f &&
+            (!cJSON_AddNumberToObject(into, "original_width", rn->orig_w[i]) ||
+             !cJSON_AddNumberToObject(into, "original_height", rn->orig_h[i])))
+            return vc_err_oom(err);
     return VC_OK;
 }
 
@@ -357,13 +374,13 @@ static enum vc_status compose_json(struct sample *s, const struct writer_opts *o
         if (!sample_field_is_image(f, NULL))
             continue;
         if (f == main_img) {
-            rc = describe(lim, f, own, err);
+            rc = describe(lim, rn, f, own, err);
             continue;
         }
         if (!others && !(others = cJSON_CreateObject()))
             break;
         cJSON *facts = cJSON_AddObjectToObject(others, f->name);
-        rc = facts ? describe(lim, f, facts, err) : vc_err_oom(err);
+        rc = facts ? describe(lim, rn, f, facts, err) : vc_err_oom(err);
         if (rc < 0)
             vc_err_prefix(err, "field '%s'", f->name);
     }
@@ -398,6 +415,7 @@ static enum vc_status write_map(void *state, struct sample *s, struct stage_task
     const struct stage_limits *lim = ctx->run->limits;
     struct renames rn;
     rn.n = 0;
+    rn.n_resized = 0;
     struct img_limits il = { .max_pixels = lim->max_pixels, .max_side = lim->max_side };
     const cJSON *dec =
         s->meta ? cJSON_GetObjectItemCaseSensitive(s->meta, SAMPLE_META_DECODED_SHA256) : NULL;

@@ -14,7 +14,10 @@ encodes the pictures, Python's tarfile packs the shard.  Expectations:
   - "encode_format": "keep" with resizing: the PNG in `.jpg` stays a PNG and
     its field says so (`png`);
   - in every case the ledger has one line per input sample, all written,
-    and the json's `vlmcurate.format` agrees with the field and the bytes."""
+    and the json's `vlmcurate.format` agrees with the field and the bytes;
+  - a resized image's json keeps the size it had (`original_width`,
+    `original_height`, as img2dataset writes them) beside the size written;
+    an image only converted has none."""
 import io
 import os
 import sys
@@ -65,7 +68,7 @@ def run(name, write):
     vctest.expect(len(led) == len(samples) and all(e["state"] == "written" for e in led),
                   "%s: every sample written, one ledger line each (got %s)" %
                   (name, [(e["key"], e["state"], e.get("message")) for e in led]))
-    fields = {}
+    fields, sizes = {}, {}
     for shard in pe.shards(out, "t"):
         for key, sample in pe.read_samples(shard):
             ext, payload = pe.main_image(sample)
@@ -75,7 +78,13 @@ def run(name, write):
                           "%s: %s: json format %s matches the bytes (%s)" %
                           (name, key, meta.get("format"), fmt))
             fields[key] = (ext, fmt)
+            sizes[key] = tuple(meta.get(k) for k in
+                               ("width", "height", "original_width", "original_height"))
+    sizes_seen[name] = sizes
     return fields
+
+
+sizes_seen = {}
 
 
 got = run("to_jpg", {"resize_mode": "keep_ratio", "image_size": 64, "encode_format": "jpg"})
@@ -92,4 +101,11 @@ got = run("keep", {"resize_mode": "keep_ratio", "image_size": 64})
 vctest.expect(got["png_as_jpg"] == ("png", "png") and got["jpg_as_png"] == ("jpg", "jpg") and
               got["jpg_as_jpeg"] == ("jpeg", "jpg") and got["plain_jpg"] == ("jpg", "jpg"),
               "encode_format keep: formats kept, fields named by their bytes (got %s)" % got)
+# The pictures are 120x80: keep_ratio 64 writes 96x64 and records 120x80.
+for name in ("to_jpg", "keep"):
+    vctest.expect(all(v == (96, 64, 120, 80) for v in sizes_seen[name].values()),
+                  "%s: resized to 96x64, original 120x80 in the json (got %s)" %
+                  (name, sizes_seen[name]))
+vctest.expect(all(v == (120, 80, None, None) for v in sizes_seen["to_png"].values()),
+              "to_png: not resized, no original size (got %s)" % sizes_seen["to_png"])
 print("all checks passed")
