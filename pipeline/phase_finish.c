@@ -551,7 +551,9 @@ static enum vc_status ledger_unit(struct finish *fi, size_t u, struct vc_err *er
         }
         if (rc == VC_OK && got < 0)
             rc = (enum vc_status)got;
-    } else if (rc == VC_OK) {
+    } else if (rc == VC_OK && fi->n_fates) {
+        /* A unit that yielded nothing may come before any fate was
+         * allocated: qsort must not get the NULL array. */
         qsort(fi->fates, fi->n_fates, sizeof *fi->fates, fate_cmp);
     }
     for (size_t i = 0; rc == VC_OK && !fi->fate_sort && i < fi->n_fates; i++)
