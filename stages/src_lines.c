@@ -53,6 +53,26 @@ enum vc_status lines_sniff(const char *path, enum lines_format *out, struct vc_e
     return VC_OK;
 }
 
+enum vc_status lines_refuse_packed(const char *where, const char *path, struct vc_err *err)
+{
+    uint8_t m[4] = { 0 };
+    FILE *f = fopen(path, "rb");
+    size_t got = f ? fread(m, 1, sizeof m, f) : 0;
+    if (f)
+        fclose(f);
+    const char *packed = got >= 2 && m[0] == 0x1f && m[1] == 0x8b            ? "gzip"
+                         : got == 4 && memcmp(m, "\x28\xb5\x2f\xfd", 4) == 0 ? "zstd"
+                         : got == 4 && memcmp(m, "BZh", 3) == 0 && m[3] >= '1' && m[3] <= '9'
+                             ? "bzip2"
+                             : NULL;
+    if (!packed)
+        return VC_OK;
+    return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
+                      "%s: %s is %s-compressed; list files are read as plain CSV/TSV/JSONL "
+                      "(units are byte ranges): decompress it first",
+                      where, path, packed);
+}
+
 enum vc_status lines_open(const char *path, enum lines_format fmt, uint64_t begin, uint64_t end,
                           uint64_t max_record, struct lines_reader **out, struct vc_err *err)
 {

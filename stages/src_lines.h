@@ -19,6 +19,13 @@ enum lines_format { LINES_JSONL = 0, LINES_CSV, LINES_TSV };
  * VC_EUSAGE bad_spec when the file is a JSON array ('[' first). */
 enum vc_status lines_sniff(const char *path, enum lines_format *out, struct vc_err *err);
 
+/* VC_EUSAGE bad_spec naming the compression when the file starts with a
+ * gzip, zstd or bzip2 magic (img2dataset reads cc12m.tsv.gz): units are
+ * byte ranges of the plain text, so a packed list would be read as binary
+ * noise ("a NUL byte at byte 3").  VC_OK otherwise, also when the file
+ * cannot be opened (its reader says why). */
+enum vc_status lines_refuse_packed(const char *where, const char *path, struct vc_err *err);
+
 struct lines_reader;
 
 /* Owned: free with lines_close.  max_record bounds one record's bytes. */

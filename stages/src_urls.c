@@ -234,19 +234,8 @@ static enum vc_status file_units(struct src_urls *p, uint32_t fi, int fmt, uint6
         got = fread(magic, 1, 4, fp);
         fclose(fp);
     }
-    /* img2dataset reads cc12m.tsv.gz; here units are byte ranges of the
-     * plain file, so a compressed list is refused by name rather than read
-     * as text ("a NUL byte at byte 3"). */
-    const char *packed =
-        got >= 2 && magic[0] == 0x1f && magic[1] == 0x8b                                 ? "gzip"
-        : got == 4 && memcmp(magic, "\x28\xb5\x2f\xfd", 4) == 0                          ? "zstd"
-        : got == 4 && memcmp(magic, "BZh", 3) == 0 && magic[3] >= '1' && magic[3] <= '9' ? "bzip2"
-                                                                                         : NULL;
-    if (packed)
-        return vc_err_set(err, VC_EUSAGE, VC_REASON_bad_spec,
-                          "%s: %s is %s-compressed; the urls source reads plain CSV/TSV/JSONL "
-                          "lists (units are byte ranges): decompress it first",
-                          where, f->path, packed);
+    if (fmt != URLS_PARQUET)
+        VC_TRY(lines_refuse_packed(where, f->path, err));
     if (fmt == URLS_AUTO) {
         if (got == 4 && memcmp(magic, "PAR1", 4) == 0) {
             fmt = URLS_PARQUET;
