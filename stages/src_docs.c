@@ -94,7 +94,7 @@ static enum vc_status docs_create(const cJSON *cfg, const char *where, const str
     if (rc == VC_OK)
         rc = src_check_spec_paths("path", d->path, d->images_dir, ctx, err);
     if (rc == VC_OK)
-        rc = lines_refuse_packed(where, d->path, err);
+        rc = lines_refuse_packed(where, d->path, NULL, NULL, err);
     enum lines_format is_jsonl; /* always read as JSONL: only a JSON array is refused */
     if (rc == VC_OK)
         rc = lines_sniff(d->path, &is_jsonl, err);

@@ -53,13 +53,19 @@ enum vc_status lines_sniff(const char *path, enum lines_format *out, struct vc_e
     return VC_OK;
 }
 
-enum vc_status lines_refuse_packed(const char *where, const char *path, struct vc_err *err)
+enum vc_status lines_refuse_packed(const char *where, const char *path, uint8_t head[4],
+                                   size_t *n_head, struct vc_err *err)
 {
     uint8_t m[4] = { 0 };
     FILE *f = fopen(path, "rb");
-    size_t got = f ? fread(m, 1, sizeof m, f) : 0;
-    if (f)
-        fclose(f);
+    if (!f)
+        return vc_err_set(err, VC_ESHARD, VC_REASON_io_error, "%s: %s", path, strerror(errno));
+    const size_t got = fread(m, 1, sizeof m, f);
+    fclose(f);
+    if (head) {
+        memcpy(head, m, sizeof m);
+        *n_head = got;
+    }
     const char *packed = got >= 2 && m[0] == 0x1f && m[1] == 0x8b            ? "gzip"
                          : got == 4 && memcmp(m, "\x28\xb5\x2f\xfd", 4) == 0 ? "zstd"
                          : got == 4 && memcmp(m, "BZh", 3) == 0 && m[3] >= '1' && m[3] <= '9'

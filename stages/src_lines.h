@@ -22,9 +22,11 @@ enum vc_status lines_sniff(const char *path, enum lines_format *out, struct vc_e
 /* VC_EUSAGE bad_spec naming the compression when the file starts with a
  * gzip, zstd or bzip2 magic (img2dataset reads cc12m.tsv.gz): units are
  * byte ranges of the plain text, so a packed list would be read as binary
- * noise ("a NUL byte at byte 3").  VC_OK otherwise, also when the file
- * cannot be opened (its reader says why). */
-enum vc_status lines_refuse_packed(const char *where, const char *path, struct vc_err *err);
+ * noise ("a NUL byte at byte 3").  VC_ESHARD io_error when it cannot be
+ * opened.  The first bytes read go to head[0..*n_head) unless head is NULL
+ * (the urls source looks there for parquet's "PAR1"). */
+enum vc_status lines_refuse_packed(const char *where, const char *path, uint8_t head[4],
+                                   size_t *n_head, struct vc_err *err);
 
 struct lines_reader;
 

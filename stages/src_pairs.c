@@ -101,7 +101,7 @@ static enum vc_status pairs_create(const cJSON *cfg, const char *where, const st
     if (rc == VC_OK)
         rc = src_check_spec_paths("list", p->list, p->images_dir, ctx, err);
     if (rc == VC_OK)
-        rc = lines_refuse_packed(where, p->list, err);
+        rc = lines_refuse_packed(where, p->list, NULL, NULL, err);
     if (rc == VC_OK) {
         if (fmt == 3)
             rc = lines_sniff(p->list, &p->fmt, err);

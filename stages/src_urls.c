@@ -226,16 +226,8 @@ static enum vc_status file_units(struct src_urls *p, uint32_t fi, int fmt, uint6
         fmt = URLS_PARQUET;
     uint8_t magic[4] = { 0 };
     size_t got = 0;
-    if (fmt != URLS_PARQUET) {
-        FILE *fp = fopen(f->path, "rb");
-        if (!fp)
-            return vc_err_set(err, VC_ESHARD, VC_REASON_io_error, "%s: %s", f->path,
-                              strerror(errno));
-        got = fread(magic, 1, 4, fp);
-        fclose(fp);
-    }
     if (fmt != URLS_PARQUET)
-        VC_TRY(lines_refuse_packed(where, f->path, err));
+        VC_TRY(lines_refuse_packed(where, f->path, magic, &got, err));
     if (fmt == URLS_AUTO) {
         if (got == 4 && memcmp(magic, "PAR1", 4) == 0) {
             fmt = URLS_PARQUET;

@@ -419,47 +419,6 @@ TEST(list_errors_name_line_and_reason)
     check_msg(0, "line 2: ");
 }
 
-/* A gzip, zstd or bzip2 packed list is refused when the spec loads, naming
- * the compression, by every list source (before, pairs and documents read
- * it as text and failed its first record on "a NUL byte"). */
-TEST(packed_lists_are_refused)
-{
-    image_dir("zimg", "x.png");
-    /* The first bytes are what counts: gzip 1f 8b, zstd 28 b5 2f fd, BZh9. */
-    static const struct {
-        const char *file, *bytes, *name;
-    } packs[] = { { "l.gz", "\x1f\x8b\x08\x00rest", "gzip" },
-                  { "l.zst", "\x28\xb5\x2f\xfdrest", "zstd" },
-                  { "l.bz2", "BZh91AY&SY", "bzip2" } };
-    char cfg[512], want[64];
-    for (size_t i = 0; i < sizeof packs / sizeof packs[0]; i++) {
-        write_tmp(packs[i].file, packs[i].bytes);
-        snprintf(want, sizeof want, "is %s-compressed", packs[i].name);
-        for (int docs = 0; docs < 2; docs++) {
-            snprintf(cfg, sizeof cfg,
-                     docs ? "{\"type\": \"documents\", \"path\": \"%s\", \"images_dir\": \"zimg\"}"
-                          : "{\"type\": \"pairs\", \"list\": \"%s\", \"images_dir\": \"zimg\"}",
-                     packs[i].file);
-            struct stage_limits lim;
-            stage_limits_default(&lim);
-            struct stage_ctx ctx = { .limits = &lim, .spec_dir = tdir };
-            cJSON *c = cJSON_Parse(cfg);
-            void *st = NULL;
-            struct vc_err err = { 0 };
-            const struct source_ops *ops = docs ? &src_docs_ops : &src_pairs_ops;
-            CHECK_INT(ops->create(c, "source 't'", &ctx, &st, &err), VC_EUSAGE);
-            if (!strstr(err.msg, want)) {
-                fprintf(stderr, "%s (%s): '%s' lacks '%s'\n", packs[i].file,
-                        docs ? "documents" : "pairs", err.msg, want);
-                vc_test_failures++;
-            }
-            if (st)
-                ops->destroy(st);
-            cJSON_Delete(c);
-        }
-    }
-}
-
 #define TESTS(X)                                                                                   \
     X(brace_expansion)                                                                             \
     X(relpath_safety)                                                                              \
@@ -468,6 +427,5 @@ TEST(packed_lists_are_refused)
     X(pairs_source_csv_and_jsonl)                                                                  \
     X(documents_source_drops_missing_images)                                                       \
     X(urls_without_fetch_are_not_fetched)                                                          \
-    X(packed_lists_are_refused)                                                                    \
     X(list_errors_name_line_and_reason)
 TEST_MAIN(TESTS)

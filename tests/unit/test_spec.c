@@ -331,6 +331,36 @@ TEST(json_array_list_refused)
     }
 }
 
+/* A gzip, zstd or bzip2 packed list is refused when the spec loads,
+ * naming the compression, by every list source (before, pairs and
+ * documents read it as text and failed on "a NUL byte"). */
+TEST(packed_lists_refused)
+{
+    /* The first bytes are what counts: gzip 1f 8b, zstd 28 b5 2f fd, BZh9. */
+    static const struct {
+        const char *file, *bytes, *name;
+    } packs[] = { { "l.gz", "\x1f\x8b\x08\x00rest", "gzip" },
+                  { "l.zst", "\x28\xb5\x2f\xfdrest", "zstd" },
+                  { "l.bz2", "BZh91AY&SY", "bzip2" } };
+    /* Each source object around the list's name. */
+    static const char *const sources[][2] = {
+        { "{\"name\": \"s\", \"type\": \"pairs\", \"list\": \"", "\", \"images_dir\": \"i\"}" },
+        { "{\"name\": \"s\", \"type\": \"documents\", \"path\": \"", "\", \"images_dir\": \".\"}" },
+        { "{\"name\": \"s\", \"type\": \"urls\", \"files\": \"", "\"}" },
+    };
+    for (size_t i = 0; i < sizeof packs / sizeof packs[0]; i++) {
+        char path[4200], src[256], text[512], want[64];
+        snprintf(path, sizeof path, "%s/%s", spec_folder(), packs[i].file);
+        vc_test_write_file(path, packs[i].bytes, strlen(packs[i].bytes));
+        snprintf(want, sizeof want, "%s is %s-compressed", packs[i].file, packs[i].name);
+        for (size_t k = 0; k < sizeof sources / sizeof sources[0]; k++) {
+            snprintf(src, sizeof src, "%s%s%s", sources[k][0], packs[i].file, sources[k][1]);
+            snprintf(text, sizeof text, "{\"sources\": [%s], " OUT_O "}", src);
+            expect_error(text, "source 's'", want);
+        }
+    }
+}
+
 /* The spec as a task re-reads it from OUT (inputs_checked): the missing
  * shard and images folder are left to the one task that opens them, so
  * the other units' tasks still run. */
@@ -417,5 +447,6 @@ TEST(source_errors_name_it_once)
     X(source_paths_checked_at_load)                                                                \
     X(folder_in_urls_gets_its_pattern)                                                             \
     X(json_array_list_refused)                                                                     \
+    X(packed_lists_refused)                                                                        \
     X(input_checks_skipped_for_tasks) X(source_errors_name_it_once)
 TEST_MAIN(TESTS)
